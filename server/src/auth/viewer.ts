@@ -1,0 +1,52 @@
+import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import type { Config } from '../config.js';
+import { unauthenticated } from '../errors.js';
+
+export interface Viewer {
+  id: string;
+  isAdmin: boolean;
+}
+
+export const DEMO_VIEWER: Viewer = { id: 'demo', isAdmin: true };
+
+export type Authenticate = (authorization: string | null | undefined) => Promise<Viewer>;
+
+/** Viewer ids become part of object keys and Redis keys: keep them printable and bounded. */
+const VIEWER_ID = /^[A-Za-z0-9._@:|-]{1,128}$/;
+
+/**
+ * Bearer JWT -> viewer. The algorithms are pinned per key kind (HS256 for a shared secret, the
+ * asymmetric ones for JWKS), so `alg: none` and HS/RS confusion are refused by construction.
+ */
+export function createAuthenticator(auth: Config['auth']): Authenticate {
+  if (auth.disabled) return async () => DEMO_VIEWER;
+  let key: Uint8Array | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (auth.jwtSecret) {
+    key = new TextEncoder().encode(auth.jwtSecret);
+    algorithms = ['HS256'];
+  } else {
+    key = createRemoteJWKSet(new URL(auth.jwksUrl!), { timeoutDuration: 3000, cooldownDuration: 30_000 });
+    algorithms = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+  }
+  return async (authorization) => {
+    const m = authorization ? /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(authorization) : null;
+    if (!m) throw unauthenticated('A bearer token is required (Authorization: Bearer <jwt>)');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(m[1]!, key as Uint8Array, {
+        algorithms,
+        ...(auth.issuer ? { issuer: auth.issuer } : {}),
+        ...(auth.audience ? { audience: auth.audience } : {}),
+        requiredClaims: ['sub', 'exp'],
+      }));
+    } catch {
+      // One message for every reason: a client learns nothing about which check failed.
+      throw unauthenticated('The bearer token is invalid or expired');
+    }
+    const sub = payload.sub;
+    if (typeof sub !== 'string' || !VIEWER_ID.test(sub))
+      throw unauthenticated('The token subject is not a valid user id');
+    return { id: sub, isAdmin: payload['role'] === 'admin' };
+  };
+}

@@ -1,0 +1,240 @@
+import path from 'node:path';
+
+/** The one typed configuration, parsed once at start from the environment (DESIGN §4). */
+export interface Config {
+  nodeEnv: string;
+  port: number;
+  host: string;
+  /** Base URL the browser uses to reach this gateway (local bucket URLs and proxy links). */
+  publicUrl: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  redisClusterNodes: { host: string; port: number }[];
+  redisPrefix: string;
+  /** Per-command timeout: a dead or slow Redis costs at most this much on the hot path. */
+  redisCommandTimeoutMs: number;
+  storageDriver: 'local' | 'cos';
+  cos: {
+    secretId: string;
+    secretKey: string;
+    securityToken: string | undefined;
+    bucket: string;
+    region: string;
+    domain: string | undefined;
+    protocol: 'http:' | 'https:';
+  };
+  /** Secret for the local driver's URL signatures. */
+  localSigningSecret: string;
+  urlTtlSeconds: number;
+  refreshAheadSeconds: number;
+  /** Default minTtl: 300 s, or a quarter of the TTL when that is shorter. */
+  defaultMinTtlSeconds: number;
+  /** An image not looked at within this window drops out of the refresh schedule. */
+  liveWindowSeconds: number;
+  auth: {
+    jwtSecret: string | undefined;
+    jwksUrl: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    /** True when neither a secret nor a JWKS URL is set: every request is the admin `demo`. */
+    disabled: boolean;
+  };
+  proxyTokenSecrets: { kid: string; secret: string }[];
+  proxyTokenTtlSeconds: number;
+  role: 'all' | 'api' | 'worker';
+  uploadMaxBytes: number;
+  logLevel: string;
+  seedDemo: boolean;
+  /** Bound of the in-process URL cache (embedded mode). */
+  memoryCacheMaxEntries: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = str(env, name) ?? fallback;
+  if (!values.includes(raw as T)) {
+    throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function required(env: Env, name: string, why: string): string {
+  const v = str(env, name);
+  if (v === undefined) throw new ConfigError(name, `is required ${why}`);
+  return v;
+}
+
+function parseUrl(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a valid URL: "${raw}"`);
+  }
+  if (!protocols.includes(u.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${u.protocol}`);
+  }
+  return raw;
+}
+
+function parseClusterNodes(env: Env): { host: string; port: number }[] {
+  const raw = str(env, 'REDIS_CLUSTER_NODES');
+  if (raw === undefined) return [];
+  return raw.split(',').map((part) => {
+    const m = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(part);
+    if (!m) throw new ConfigError('REDIS_CLUSTER_NODES', `expected host:port[,host:port…], got "${part}"`);
+    return { host: m[1]!, port: Number(m[2]) };
+  });
+}
+
+/** `PROXY_TOKEN_SECRET` is `secret` or `kid1:secret1,kid0:secret0` (first signs, all verify). */
+function parseProxySecrets(env: Env, fallback: string): { kid: string; secret: string }[] {
+  const raw = str(env, 'PROXY_TOKEN_SECRET');
+  if (raw === undefined) return [{ kid: 'k0', secret: fallback }];
+  const parts = raw.split(',').map((p) => p.trim());
+  return parts.map((p) => {
+    const i = p.indexOf(':');
+    const kid = i > 0 ? p.slice(0, i) : 'k0';
+    const secret = i > 0 ? p.slice(i + 1) : p;
+    if (!/^[A-Za-z0-9_-]{1,16}$/.test(kid)) {
+      throw new ConfigError('PROXY_TOKEN_SECRET', `key id "${kid}" must be 1-16 of [A-Za-z0-9_-]`);
+    }
+    if (secret.length < 16)
+      throw new ConfigError('PROXY_TOKEN_SECRET', 'each secret needs at least 16 characters');
+    return { kid, secret };
+  });
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
+  const production = nodeEnv === 'production';
+  const port = int(env, 'PORT', 4000, 0, 65535);
+  const dataDir = path.resolve(str(env, 'DATA_DIR') ?? './data');
+
+  const urlTtlSeconds = int(env, 'URL_TTL_SECONDS', 3600, 5, 604800);
+  const refreshAheadSeconds = int(
+    env,
+    'REFRESH_AHEAD_SECONDS',
+    Math.min(900, Math.floor(urlTtlSeconds / 4)),
+    1,
+    604799,
+  );
+  if (refreshAheadSeconds >= urlTtlSeconds) {
+    throw new ConfigError('REFRESH_AHEAD_SECONDS', `must be below URL_TTL_SECONDS (${urlTtlSeconds})`);
+  }
+
+  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'cos'] as const, 'local');
+  const cosRequired = (name: string) =>
+    storageDriver === 'cos' ? required(env, name, 'when STORAGE_DRIVER=cos') : (str(env, name) ?? '');
+  const cosProtocolRaw = str(env, 'COS_PROTOCOL') ?? 'https';
+  const cosProtocol = cosProtocolRaw.replace(/:$/, '');
+  if (cosProtocol !== 'http' && cosProtocol !== 'https') {
+    throw new ConfigError('COS_PROTOCOL', `must be http or https, got "${cosProtocolRaw}"`);
+  }
+  const cosDomain = str(env, 'COS_DOMAIN');
+  if (cosDomain !== undefined && /[/\s?#]/.test(cosDomain)) {
+    throw new ConfigError(
+      'COS_DOMAIN',
+      `must be a host[:port] (may use {Bucket} and {Region}), got "${cosDomain}"`,
+    );
+  }
+
+  const jwtSecret = str(env, 'AUTH_JWT_SECRET');
+  const jwksUrl = parseUrl(env, 'AUTH_JWKS_URL', ['https:', 'http:']);
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 32 characters (HS256 needs a 256-bit key)');
+  }
+  const authDisabled = jwtSecret === undefined && jwksUrl === undefined;
+  if (authDisabled && production) {
+    throw new ConfigError('AUTH_JWT_SECRET', 'or AUTH_JWKS_URL is required when NODE_ENV=production');
+  }
+
+  const devSecret = 'signet-dev-only-secret-do-not-use-in-production';
+  const proxyRaw = str(env, 'PROXY_TOKEN_SECRET');
+  if (proxyRaw === undefined && production) {
+    throw new ConfigError('PROXY_TOKEN_SECRET', 'is required when NODE_ENV=production');
+  }
+  const localSecret = str(env, 'LOCAL_SIGNING_SECRET') ?? proxyRaw ?? devSecret;
+
+  const publicUrl = (parseUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(
+    /\/+$/,
+    '',
+  );
+
+  const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
+
+  return {
+    nodeEnv,
+    port,
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    publicUrl,
+    dataDir,
+    databaseUrl: parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl,
+    redisClusterNodes: parseClusterNodes(env),
+    redisPrefix: str(env, 'REDIS_PREFIX') ?? 'signet:',
+    redisCommandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 150, 10, 10000),
+    storageDriver,
+    cos: {
+      secretId: cosRequired('COS_SECRET_ID'),
+      secretKey: cosRequired('COS_SECRET_KEY'),
+      securityToken: str(env, 'COS_SECURITY_TOKEN'),
+      bucket: cosRequired('COS_BUCKET'),
+      region: cosRequired('COS_REGION'),
+      domain: cosDomain,
+      protocol: `${cosProtocol}:`,
+    },
+    localSigningSecret: localSecret,
+    urlTtlSeconds,
+    refreshAheadSeconds,
+    defaultMinTtlSeconds: Math.min(300, Math.floor(urlTtlSeconds / 4)),
+    liveWindowSeconds: int(env, 'LIVE_WINDOW_SECONDS', Math.max(2 * urlTtlSeconds, 60), 1, 30 * 86400),
+    auth: {
+      jwtSecret,
+      jwksUrl,
+      issuer: str(env, 'AUTH_ISSUER'),
+      audience: str(env, 'AUTH_AUDIENCE'),
+      disabled: authDisabled,
+    },
+    proxyTokenSecrets: parseProxySecrets(env, devSecret),
+    proxyTokenTtlSeconds: int(env, 'PROXY_TOKEN_TTL_SECONDS', 30 * 86400, 0, 10 * 365 * 86400),
+    role: oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all'),
+    uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
+    logLevel: oneOf(
+      env,
+      'LOG_LEVEL',
+      ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const,
+      'info',
+    ),
+    seedDemo: (str(env, 'SEED_DEMO') ?? (env.DATABASE_URL ? 'false' : 'true')) === 'true',
+    memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
+  };
+}

@@ -1,0 +1,83 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { migrateToLatest } from './migrations.js';
+import { PGliteDialect } from './pglite-dialect.js';
+import type { Database } from './types.js';
+
+export interface Db {
+  readonly kind: 'postgres' | 'pglite';
+  readonly kysely: Kysely<Database>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  /** Unset: embedded PGlite under `${dataDir}/pglite`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Called for every statement (tests count them; the logger times slow ones). */
+  onQuery?: (event: LogEvent) => void;
+  poolSize?: number;
+}
+
+/** Opens the database and runs the migrations, so a returned Db is ready to serve. */
+export async function openDatabase(opts: DbOptions): Promise<Db> {
+  const log = opts.onQuery;
+  let kysely: Kysely<Database>;
+  let kind: Db['kind'];
+  let closeExtra = async () => {};
+  if (opts.databaseUrl) {
+    kind = 'postgres';
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: opts.poolSize ?? 10,
+      // A stopped database must fail a request quickly (503), not hang it.
+      connectionTimeoutMillis: 2000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: 10_000,
+    });
+    // An idle client losing its server emits 'error' on the pool; without a listener it would crash.
+    pool.on('error', () => {});
+    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
+  } else {
+    kind = 'pglite';
+    const dir = path.join(opts.dataDir, 'pglite');
+    await mkdir(dir, { recursive: true });
+    const { PGlite } = await import('@electric-sql/pglite');
+    const pglite = new PGlite(dir);
+    kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite), ...(log ? { log } : {}) });
+    closeExtra = async () => {
+      if (!pglite.closed) await pglite.close();
+    };
+  }
+  try {
+    await migrateToLatest(kysely);
+  } catch (err) {
+    await kysely.destroy().catch(() => {});
+    throw err;
+  }
+  return {
+    kind,
+    kysely,
+    async ping() {
+      await sql`select 1`.execute(kysely);
+    },
+    async close() {
+      await kysely.destroy();
+      await closeExtra();
+    },
+  };
+}
+
+/** True for errors that mean "the database is not there", as opposed to a bad statement. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  if (!e) return false;
+  if (e.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|57P0[1-3]|08\w\w|53300)$/.test(e.code))
+    return true;
+  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|the database system is (starting|shutting) up|Client has encountered a connection error/i.test(
+    e.message ?? '',
+  );
+}

@@ -1,0 +1,176 @@
+import { sql } from 'kysely';
+import type { Db } from './connect.js';
+import type { ImageRow, ImageRowRaw } from './types.js';
+
+export interface Cursor {
+  createdAt: Date;
+  id: string;
+}
+
+export interface PageResult {
+  rows: ImageRow[];
+  hasNextPage: boolean;
+  totalCount: number | undefined;
+}
+
+export interface NewImage {
+  id: string;
+  ownerId: string;
+  objectKey: string;
+  contentType: string;
+  byteSize: number;
+  width: number | null;
+  height: number | null;
+  etag: string | null;
+  createdAt: Date;
+}
+
+export function toImageRow(r: ImageRowRaw): ImageRow {
+  return {
+    id: r.id,
+    ownerId: r.owner_id,
+    objectKey: r.object_key,
+    contentType: r.content_type,
+    byteSize: Number(r.byte_size),
+    width: r.width,
+    height: r.height,
+    etag: r.etag,
+    createdAt: r.created_at,
+  };
+}
+
+const columns = [
+  'id',
+  'owner_id',
+  'object_key',
+  'content_type',
+  'byte_size',
+  'width',
+  'height',
+  'etag',
+  'created_at',
+  'deleted_at',
+] as const;
+
+export interface ImagesRepo {
+  /** One statement: a page of the owner's live images, newest first (keyset on created_at, id). */
+  listPage(
+    ownerId: string,
+    first: number,
+    after: Cursor | undefined,
+    withTotal: boolean,
+  ): Promise<PageResult>;
+  /** One statement: the owner's live images among ids (any order). */
+  findVisible(ownerId: string, ids: readonly string[]): Promise<ImageRow[]>;
+  /** Live images by id whatever the owner (proxy and background work). */
+  findLive(ids: readonly string[]): Promise<ImageRow[]>;
+  insert(img: NewImage): Promise<ImageRow>;
+  /** Marks the image deleted; returns the row it deleted, or null when there was none. */
+  softDelete(ownerId: string, id: string, at: Date): Promise<ImageRow | null>;
+  /** Removes a row outright (undoing an insert whose object could not be kept). */
+  hardDelete(id: string): Promise<void>;
+  countLive(ownerId: string): Promise<number>;
+}
+
+export function createImagesRepo(db: Db): ImagesRepo {
+  const k = db.kysely;
+  return {
+    async listPage(ownerId, first, after, withTotal) {
+      let q = k
+        .selectFrom('images')
+        .select(columns)
+        .where('owner_id', '=', ownerId)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(first + 1);
+      if (after) {
+        q = q.where(sql<boolean>`(created_at, id) < (${after.createdAt}, ${after.id}::uuid)`);
+      }
+      // The total rides in the same statement, and only when the query asked for it.
+      const rows = withTotal
+        ? await q
+            .select(
+              sql<string>`(select count(*) from images c where c.owner_id = ${ownerId} and c.deleted_at is null)`.as(
+                'total_count',
+              ),
+            )
+            .execute()
+        : await q.execute();
+      const hasNextPage = rows.length > first;
+      const page = hasNextPage ? rows.slice(0, first) : rows;
+      const total = withTotal
+        ? Number((rows[0] as { total_count?: string } | undefined)?.total_count ?? 0)
+        : undefined;
+      return { rows: page.map(toImageRow), hasNextPage, totalCount: total };
+    },
+
+    async findVisible(ownerId, ids) {
+      if (ids.length === 0) return [];
+      const rows = await k
+        .selectFrom('images')
+        .select(columns)
+        .where('id', 'in', ids as string[])
+        .where('owner_id', '=', ownerId)
+        .where('deleted_at', 'is', null)
+        .execute();
+      return rows.map(toImageRow);
+    },
+
+    async findLive(ids) {
+      if (ids.length === 0) return [];
+      const rows = await k
+        .selectFrom('images')
+        .select(columns)
+        .where('id', 'in', ids as string[])
+        .where('deleted_at', 'is', null)
+        .execute();
+      return rows.map(toImageRow);
+    },
+
+    async insert(img) {
+      const row = await k
+        .insertInto('images')
+        .values({
+          id: img.id,
+          owner_id: img.ownerId,
+          object_key: img.objectKey,
+          content_type: img.contentType,
+          byte_size: img.byteSize,
+          width: img.width,
+          height: img.height,
+          etag: img.etag,
+          created_at: img.createdAt,
+        })
+        .returning(columns)
+        .executeTakeFirstOrThrow();
+      return toImageRow(row);
+    },
+
+    async softDelete(ownerId, id, at) {
+      const row = await k
+        .updateTable('images')
+        .set({ deleted_at: at })
+        .where('id', '=', id)
+        .where('owner_id', '=', ownerId)
+        .where('deleted_at', 'is', null)
+        .returning(columns)
+        .executeTakeFirst();
+      return row ? toImageRow(row) : null;
+    },
+
+    async hardDelete(id) {
+      await k.deleteFrom('images').where('id', '=', id).execute();
+    },
+
+    async countLive(ownerId) {
+      const r = await k
+        .selectFrom('images')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('owner_id', '=', ownerId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      return Number(r?.n ?? 0);
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { Database } from './types.js';
+
+// Migrations live in code (not files on disk), so the built server and the tests run the same
+// ones without a path to resolve.
+const migrations: Record<string, Migration> = {
+  '001_images': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('images')
+        .ifNotExists()
+        .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`gen_random_uuid()`))
+        .addColumn('owner_id', 'text', (c) => c.notNull())
+        .addColumn('object_key', 'text', (c) => c.notNull().unique())
+        .addColumn('content_type', 'text', (c) => c.notNull())
+        .addColumn('byte_size', 'bigint', (c) => c.notNull().check(sql`byte_size >= 0`))
+        .addColumn('width', 'integer')
+        .addColumn('height', 'integer')
+        .addColumn('etag', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('deleted_at', 'timestamptz')
+        .execute();
+      // The page query's keyset: newest first within one owner, live rows only.
+      await sql`create index if not exists images_owner_created_id
+        on images (owner_id, created_at desc, id desc) where deleted_at is null`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('images').execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: 'signet_migrations',
+    migrationLockTableName: 'signet_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}`, {
+      cause: error,
+    });
+  }
+}

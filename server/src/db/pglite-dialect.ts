@@ -1,0 +1,92 @@
+import type { PGlite } from '@electric-sql/pglite';
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
+
+/**
+ * Kysely over embedded PGlite. PGlite has one connection, so connections are handed out one at a
+ * time: a transaction holds it until it commits, and other queries wait their turn.
+ */
+export class PGliteDialect implements Dialect {
+  constructor(private readonly pglite: PGlite) {}
+  createAdapter() {
+    return new PostgresAdapter();
+  }
+  createDriver(): Driver {
+    return new PGliteDriver(this.pglite);
+  }
+  createIntrospector(db: Kysely<unknown>) {
+    return new PostgresIntrospector(db);
+  }
+  createQueryCompiler() {
+    return new PostgresQueryCompiler();
+  }
+}
+
+class PGliteDriver implements Driver {
+  private queue: Promise<void> = Promise.resolve();
+  constructor(private readonly pglite: PGlite) {}
+
+  async init(): Promise<void> {
+    await this.pglite.waitReady;
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    let release!: () => void;
+    const prev = this.queue;
+    this.queue = new Promise<void>((r) => {
+      release = r;
+    });
+    await prev;
+    return new PGliteConnection(this.pglite, release);
+  }
+
+  async beginTransaction(conn: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
+    await (conn as PGliteConnection).raw('begin');
+  }
+  async commitTransaction(conn: DatabaseConnection): Promise<void> {
+    await (conn as PGliteConnection).raw('commit');
+  }
+  async rollbackTransaction(conn: DatabaseConnection): Promise<void> {
+    await (conn as PGliteConnection).raw('rollback');
+  }
+  async releaseConnection(conn: DatabaseConnection): Promise<void> {
+    (conn as PGliteConnection).release();
+  }
+  async destroy(): Promise<void> {
+    await this.pglite.close();
+  }
+}
+
+class PGliteConnection implements DatabaseConnection {
+  constructor(
+    private readonly pglite: PGlite,
+    readonly release: () => void,
+  ) {}
+
+  async raw(sqlText: string): Promise<void> {
+    await this.pglite.exec(sqlText);
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const res = await this.pglite.query<R>(compiled.sql, compiled.parameters as unknown[]);
+    return {
+      rows: res.rows,
+      ...(res.affectedRows !== undefined ? { numAffectedRows: BigInt(res.affectedRows) } : {}),
+    };
+  }
+
+  // biome-ignore lint/correctness/useYield: PGlite has no cursors; Kysely only calls this for .stream().
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not supported on PGlite');
+  }
+}

@@ -1,0 +1,34 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+
+export interface ImagesTable {
+  id: Generated<string>;
+  owner_id: string;
+  object_key: string;
+  content_type: string;
+  // pg returns bigint as a string; the repository turns it into a number.
+  byte_size: ColumnType<string | number, number, number>;
+  width: number | null;
+  height: number | null;
+  etag: string | null;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  deleted_at: ColumnType<Date | null, never, Date | null>;
+}
+
+export interface Database {
+  images: ImagesTable;
+}
+
+export type ImageRowRaw = Selectable<ImagesTable>;
+
+/** An image as the rest of the server sees it. */
+export interface ImageRow {
+  id: string;
+  ownerId: string;
+  objectKey: string;
+  contentType: string;
+  byteSize: number;
+  width: number | null;
+  height: number | null;
+  etag: string | null;
+  createdAt: Date;
+}

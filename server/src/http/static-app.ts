@@ -1,0 +1,50 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { sendText } from './send.js';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+/** Serves the built Vue app; unknown paths get index.html so client-side routes work. */
+export function createStaticRoute(root: string) {
+  const base = path.resolve(root);
+  return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    let rel: string;
+    try {
+      rel = decodeURIComponent(url.pathname);
+    } catch {
+      rel = '/';
+    }
+    let file = path.resolve(base, `.${rel}`);
+    if (!file.startsWith(base)) file = path.join(base, 'index.html');
+    let st = await stat(file).catch(() => null);
+    if (!st?.isFile()) {
+      file = path.join(base, 'index.html');
+      st = await stat(file).catch(() => null);
+    }
+    if (!st?.isFile()) {
+      sendText(res, 404, 'The web app is not built. Run `npm run build` (npm start does it for you).');
+      return;
+    }
+    const immutable = file.includes(`${path.sep}assets${path.sep}`);
+    res.writeHead(200, {
+      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      'content-length': st.size,
+      'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+      'x-content-type-options': 'nosniff',
+    });
+    if (req.method === 'HEAD') res.end();
+    else createReadStream(file).pipe(res);
+  };
+}

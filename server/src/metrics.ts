@@ -1,0 +1,78 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Every Prometheus series of the gateway, on a registry of its own (no global default). */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'signet_process_' });
+  const r = [registry];
+  return {
+    registry,
+    resolveSeconds: new Histogram({
+      name: 'signet_url_resolve_seconds',
+      help: 'Time to resolve one batch of signed URLs',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1],
+      registers: r,
+    }),
+    cacheHits: new Counter({
+      name: 'signet_url_cache_hits_total',
+      help: 'URLs served from the cache',
+      registers: r,
+    }),
+    cacheMisses: new Counter({
+      name: 'signet_url_cache_misses_total',
+      help: 'URLs that had to be signed (absent, or too close to expiry)',
+      registers: r,
+    }),
+    redisFallbacks: new Counter({
+      name: 'signet_redis_fallbacks_total',
+      help: 'Batches signed directly because Redis failed',
+      registers: r,
+    }),
+    signatures: new Counter({
+      name: 'signet_signatures_total',
+      help: 'URL signatures made',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    servedRemainingSeconds: new Histogram({
+      name: 'signet_url_remaining_life_seconds',
+      help: 'Remaining life of URLs at the moment they are served',
+      buckets: [30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
+      registers: r,
+    }),
+    refreshLagSeconds: new Gauge({
+      name: 'signet_refresh_lag_seconds',
+      help: 'How late the oldest due refresh is',
+      registers: r,
+    }),
+    refreshBacklog: new Gauge({
+      name: 'signet_refresh_backlog',
+      help: 'Refreshes due and not yet done',
+      registers: r,
+    }),
+    refreshes: new Counter({
+      name: 'signet_refreshes_total',
+      help: 'URLs re-signed ahead of expiry',
+      registers: r,
+    }),
+    proxyResponses: new Counter({
+      name: 'signet_proxy_responses_total',
+      help: 'Responses of /proxy/:id',
+      labelNames: ['mode', 'status'] as const,
+      registers: r,
+    }),
+    sseSubscribers: new Gauge({
+      name: 'signet_sse_subscribers',
+      help: 'Open signedUrlRefreshed subscriptions on this node',
+      registers: r,
+    }),
+    requestErrors: new Counter({
+      name: 'signet_graphql_errors_total',
+      help: 'GraphQL errors by code',
+      labelNames: ['code'] as const,
+      registers: r,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

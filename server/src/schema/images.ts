@@ -1,0 +1,96 @@
+import type { ImageRow } from '../db/types.js';
+import { builder } from './builder.js';
+import { selectsField } from './selection.js';
+import { decodeCursor, encodeCursor, parseFirst, parseImageId, parseImageIds } from './validate.js';
+
+export const ImageRef = builder.loadableObjectRef<ImageRow, string>('Image', {
+  // One SQL statement for every image(id)/imagesByIds lookup of a request. Ownership is part
+  // of the query, so another owner's image is simply absent (no existence oracle).
+  load: async (ids, ctx) => {
+    ctx.counters.imageBatches++;
+    const rows = await ctx.services.images.findVisible(ctx.viewer.id, ids);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.map((id) => byId.get(id) ?? null) as ImageRow[];
+  },
+  sort: (row) => row.id,
+});
+
+ImageRef.implement({
+  description: 'An image kept in object storage.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    key: t.exposeString('objectKey', { description: 'Object key in the bucket' }),
+    contentType: t.exposeString('contentType'),
+    byteSize: t.exposeInt('byteSize'),
+    width: t.exposeInt('width', { nullable: true }),
+    height: t.exposeInt('height', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.objectType('PageInfo', {
+  fields: (t) => ({
+    hasNextPage: t.exposeBoolean('hasNextPage'),
+    endCursor: t.exposeString('endCursor', { nullable: true }),
+  }),
+});
+
+builder.objectType('ImageEdge', {
+  fields: (t) => ({
+    cursor: t.exposeString('cursor'),
+    node: t.field({ type: ImageRef, resolve: (e) => e.node }),
+  }),
+});
+
+builder.objectType('ImageConnection', {
+  fields: (t) => ({
+    edges: t.field({ type: ['ImageEdge'], resolve: (c) => c.edges }),
+    pageInfo: t.field({
+      type: 'PageInfo',
+      resolve: (c) => ({ hasNextPage: c.hasNextPage, endCursor: c.endCursor }),
+    }),
+    totalCount: t.int({ resolve: (c) => c.totalCount ?? 0 }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  images: t.field({
+    type: 'ImageConnection',
+    description: "The viewer's images, newest first (keyset pagination; one SQL statement a page).",
+    args: {
+      first: t.arg.int({ defaultValue: 24, required: false, description: '1 to 100' }),
+      after: t.arg.string({ required: false }),
+    },
+    resolve: async (_root, args, ctx, info) => {
+      const first = parseFirst(args.first);
+      const after = decodeCursor(args.after);
+      const page = await ctx.services.images.listPage(
+        ctx.viewer.id,
+        first,
+        after,
+        selectsField(info, 'totalCount'),
+      );
+      const edges = page.rows.map((node) => ({ cursor: encodeCursor(node), node }));
+      return {
+        edges,
+        hasNextPage: page.hasNextPage,
+        endCursor: edges.at(-1)?.cursor ?? null,
+        totalCount: page.totalCount,
+      };
+    },
+  }),
+  image: t.field({
+    type: ImageRef,
+    nullable: true,
+    description: "Null when missing or not the viewer's.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args) => parseImageId(String(args.id)),
+  }),
+  imagesByIds: t.field({
+    type: [ImageRef],
+    nullable: { list: false, items: true },
+    description: 'Same order as ids, null where not visible; at most 500 ids.',
+    args: { ids: t.arg.idList({ required: true }) },
+    resolve: (_root, args) => parseImageIds(args.ids.map(String)),
+  }),
+}));

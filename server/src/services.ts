@@ -1,0 +1,26 @@
+import type { Authenticate } from './auth/viewer.js';
+import type { Clock } from './clock.js';
+import type { Config } from './config.js';
+import type { Db } from './db/connect.js';
+import type { ImagesRepo } from './db/images-repo.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { Storage } from './storage/storage.js';
+import type { AccessTracker } from './urls/access-tracker.js';
+import type { UrlStore } from './urls/store.js';
+import type { UrlService } from './urls/url-service.js';
+
+/** Everything a request handler may use, built once by createApp from its explicit deps. */
+export interface Services {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  db: Db;
+  images: ImagesRepo;
+  storage: Storage;
+  store: UrlStore;
+  access: AccessTracker;
+  urls: UrlService;
+  authenticate: Authenticate;
+}

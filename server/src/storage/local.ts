@@ -1,0 +1,130 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  encodeKeyPath,
+  type GetOptions,
+  type ObjectInfo,
+  type ObjectStream,
+  type SignWindow,
+  type Storage,
+  StorageError,
+  type UrlSignature,
+} from './storage.js';
+
+export interface LocalStorageOptions {
+  /** The object with key K is the file `${root}/K`. */
+  root: string;
+  /** Absolute base URL of the gateway that serves `/local-bucket/*`. */
+  publicUrl: string;
+  secret: string;
+}
+
+/** Content types are kept beside the objects, so HEAD and GET can answer like a bucket. */
+const META_SUFFIX = '.signet-meta.json';
+
+/** Rejects keys that could escape the bucket folder or collide with metadata files. */
+export function safeLocalPath(root: string, key: string): string {
+  if (key === '' || key.includes('\0') || key.endsWith(META_SUFFIX)) {
+    throw new StorageError('rejected', 'invalid object key');
+  }
+  const parts = key.split('/');
+  if (parts.some((p) => p === '' || p === '.' || p === '..'))
+    throw new StorageError('rejected', 'invalid object key');
+  const full = path.resolve(root, ...parts);
+  if (!full.startsWith(path.resolve(root) + path.sep))
+    throw new StorageError('rejected', 'invalid object key');
+  return full;
+}
+
+/** The string both sides sign: the key and the window, so neither can be swapped. */
+export function localSignature(secret: string, key: string, window: SignWindow): string {
+  return createHmac('sha256', secret).update(`${window.start}\n${window.end}\n${key}`).digest('base64url');
+}
+
+export function verifyLocalSignature(secret: string, key: string, window: SignWindow, sig: string): boolean {
+  const expected = Buffer.from(localSignature(secret, key, window));
+  const given = Buffer.from(sig);
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+export function createLocalStorage(opts: LocalStorageOptions): Storage {
+  const root = path.resolve(opts.root);
+  const base = `${opts.publicUrl.replace(/\/+$/, '')}/local-bucket/`;
+
+  async function info(key: string): Promise<ObjectInfo | null> {
+    const file = safeLocalPath(root, key);
+    try {
+      const st = await stat(file);
+      if (!st.isFile()) return null;
+      const meta = JSON.parse(await readFile(file + META_SUFFIX, 'utf8').catch(() => '{}')) as {
+        contentType?: string;
+        etag?: string;
+      };
+      return {
+        size: st.size,
+        etag: meta.etag ?? `"${st.size.toString(16)}-${st.mtimeMs.toString(16)}"`,
+        contentType: meta.contentType,
+        lastModified: st.mtime,
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new StorageError('unavailable', 'local bucket unreadable', { cause: err });
+    }
+  }
+
+  return {
+    driver: 'local',
+
+    async put(key, body, contentType) {
+      const file = safeLocalPath(root, key);
+      await mkdir(path.dirname(file), { recursive: true });
+      const etag = `"${createHash('md5').update(body).digest('hex')}"`;
+      // Write to a temporary name first, so a reader never sees half an object.
+      const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+      await writeFile(tmp, body);
+      await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag }));
+      await rename(tmp, file);
+      return { etag };
+    },
+
+    head: info,
+
+    async get(key, options: GetOptions = {}): Promise<ObjectStream> {
+      const meta = await info(key);
+      if (!meta) throw new StorageError('not_found', 'no such object');
+      let range = options.range;
+      if (range) {
+        if (range.start >= meta.size || range.start > range.end) {
+          throw new StorageError('rejected', 'range not satisfiable');
+        }
+        range = { start: range.start, end: Math.min(range.end, meta.size - 1) };
+      }
+      const body = createReadStream(safeLocalPath(root, key), {
+        start: range?.start,
+        end: range?.end,
+        signal: options.signal,
+      });
+      return { ...meta, body, range };
+    },
+
+    async delete(key) {
+      const file = safeLocalPath(root, key);
+      await rm(file, { force: true });
+      await rm(file + META_SUFFIX, { force: true });
+    },
+
+    signMany(keys, window) {
+      return keys.map((key) => localSignature(opts.secret, key, window));
+    },
+
+    urlFor(key, s: UrlSignature) {
+      return `${base}${encodeKeyPath(key)}?s=${s.start}&e=${s.end}&sig=${s.sig}`;
+    },
+
+    async ping() {
+      await mkdir(root, { recursive: true });
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import type { Logger } from '../logger.js';
+import type { AccessDelta, UrlStore } from './store.js';
+
+/** Counters gathered in process between two flushes (URL stats are built from these). */
+export interface UsageCounters {
+  requests: number;
+  cacheHits: number;
+  cacheMisses: number;
+  errors: number;
+  resolveMsTotal: number;
+  resolveBatches: number;
+  refreshes: number;
+  imageIds: Set<string>;
+}
+
+const emptyCounters = (): UsageCounters => ({
+  requests: 0,
+  cacheHits: 0,
+  cacheMisses: 0,
+  errors: 0,
+  resolveMsTotal: 0,
+  resolveBatches: 0,
+  refreshes: 0,
+  imageIds: new Set(),
+});
+
+export type UsageSink = (counters: UsageCounters) => Promise<void>;
+
+/**
+ * Access tracking off the hot path: the resolve path only bumps in-memory counters; a timer
+ * flushes them (per-image access counts and last-access times, and the usage counters) in one
+ * pipeline a second, so a request never costs a Redis write of its own.
+ */
+export class AccessTracker {
+  private pending = new Map<string, AccessDelta>();
+  private usage = emptyCounters();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private readonly sinks: UsageSink[] = [];
+
+  constructor(
+    private readonly store: UrlStore,
+    private readonly logger: Logger,
+  ) {}
+
+  addUsageSink(sink: UsageSink): void {
+    this.sinks.push(sink);
+  }
+
+  record(ids: readonly string[], at: number, hits: number, misses: number): void {
+    for (const id of ids) {
+      const d = this.pending.get(id);
+      if (d) {
+        d.count++;
+        d.lastAt = at;
+      } else {
+        this.pending.set(id, { count: 1, lastAt: at });
+      }
+      this.usage.imageIds.add(id);
+    }
+    this.usage.requests += ids.length;
+    this.usage.cacheHits += hits;
+    this.usage.cacheMisses += misses;
+  }
+
+  recordResolve(ms: number): void {
+    this.usage.resolveMsTotal += ms;
+    this.usage.resolveBatches++;
+  }
+
+  recordFallback(): void {
+    this.usage.errors++;
+  }
+
+  recordRefreshes(n: number): void {
+    this.usage.refreshes += n;
+  }
+
+  start(intervalMs = 1000): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.flush(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Writes what has gathered; a failed write keeps the access counts for the next try. */
+  async flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = this.doFlush().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async doFlush(): Promise<void> {
+    const deltas = this.pending;
+    const usage = this.usage;
+    this.pending = new Map();
+    this.usage = emptyCounters();
+    if (deltas.size > 0) {
+      try {
+        await this.store.recordAccess(deltas);
+      } catch (err) {
+        for (const [id, d] of deltas) {
+          const cur = this.pending.get(id);
+          if (cur) {
+            cur.count += d.count;
+            cur.lastAt = Math.max(cur.lastAt, d.lastAt);
+          } else this.pending.set(id, d);
+        }
+        this.logger.debug({ err: (err as Error).message }, 'access flush failed; kept for later');
+      }
+    }
+    for (const sink of this.sinks) {
+      await sink(usage).catch((err: Error) => this.logger.debug({ err: err.message }, 'usage flush failed'));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+}

@@ -1,0 +1,110 @@
+import type { Clock } from '../clock.js';
+import type { UrlSignature } from '../storage/storage.js';
+import type { AccessDelta, StoreEntry, UrlStatusRecord, UrlStore } from './store.js';
+
+interface Slot {
+  sig: UrlSignature;
+  expiresAtMs: number;
+}
+
+interface Counters {
+  accessCount: number;
+  refreshCount: number;
+  lastAccessAt: number | null;
+}
+
+/** The embedded mode's URL cache: a bounded map (oldest entries go first) with per-entry TTL. */
+export class MemoryUrlStore implements UrlStore {
+  readonly kind = 'memory' as const;
+  private readonly slots = new Map<string, Slot>();
+  private readonly counters = new Map<string, Counters>();
+  private trips = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly maxEntries: number,
+  ) {}
+
+  async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
+    this.trips++;
+    const now = this.clock.now();
+    return ids.map((id) => {
+      const slot = this.slots.get(id);
+      if (!slot) return null;
+      if (slot.expiresAtMs <= now) {
+        this.slots.delete(id);
+        return null;
+      }
+      return slot.sig;
+    });
+  }
+
+  async write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void> {
+    this.trips++;
+    const now = this.clock.now();
+    for (const e of entries) {
+      this.slots.delete(e.id);
+      this.slots.set(e.id, { sig: e.sig, expiresAtMs: now + e.ttlMs });
+      if (reason === 'refresh') this.counter(e.id).refreshCount++;
+    }
+    // Map iteration is insertion order, so the first keys are the least recently written.
+    while (this.slots.size > this.maxEntries) {
+      const oldest = this.slots.keys().next().value as string;
+      this.slots.delete(oldest);
+      this.counters.delete(oldest);
+    }
+  }
+
+  async purge(ids: readonly string[]): Promise<void> {
+    this.trips++;
+    for (const id of ids) {
+      this.slots.delete(id);
+      this.counters.delete(id);
+    }
+  }
+
+  async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
+    this.trips++;
+    for (const [id, d] of deltas) {
+      const c = this.counter(id);
+      c.accessCount += d.count;
+      c.lastAccessAt = Math.max(c.lastAccessAt ?? 0, d.lastAt);
+    }
+  }
+
+  async status(ids: readonly string[]): Promise<UrlStatusRecord[]> {
+    this.trips++;
+    const now = this.clock.now();
+    return ids.map((id) => {
+      const slot = this.slots.get(id);
+      const live = slot && slot.expiresAtMs > now ? slot : undefined;
+      const c = this.counters.get(id);
+      return {
+        sig: live?.sig ?? null,
+        ttlMs: live ? live.expiresAtMs - now : null,
+        accessCount: c?.accessCount ?? 0,
+        refreshCount: c?.refreshCount ?? 0,
+        lastAccessAt: c?.lastAccessAt ?? null,
+      };
+    });
+  }
+
+  async ping(): Promise<void> {}
+
+  roundTrips(): number {
+    return this.trips;
+  }
+
+  async close(): Promise<void> {
+    this.slots.clear();
+  }
+
+  private counter(id: string): Counters {
+    let c = this.counters.get(id);
+    if (!c) {
+      c = { accessCount: 0, refreshCount: 0, lastAccessAt: null };
+      this.counters.set(id, c);
+    }
+    return c;
+  }
+}

@@ -1,0 +1,64 @@
+import type { UrlSignature } from '../storage/storage.js';
+
+/** A signed URL to keep, with the moment its refresh falls due. */
+export interface StoreEntry {
+  id: string;
+  sig: UrlSignature;
+  /** How long the cache may hand it out (ms); ends before the URL does. */
+  ttlMs: number;
+  /** When the refresh schedule should re-sign it (epoch ms). */
+  refreshAt: number;
+}
+
+/** What the cache knows about one image's URL, for `Image.urlStatus`. */
+export interface UrlStatusRecord {
+  sig: UrlSignature | null;
+  /** Remaining cache lifetime, ms (null when not cached). */
+  ttlMs: number | null;
+  accessCount: number;
+  refreshCount: number;
+  lastAccessAt: number | null;
+}
+
+export interface AccessDelta {
+  count: number;
+  lastAt: number;
+}
+
+/**
+ * Where signed URLs are kept between requests: Redis in production, a bounded map in the
+ * embedded mode. Each method is at most one round trip.
+ */
+export interface UrlStore {
+  readonly kind: 'redis' | 'memory';
+  /** Cached signatures in the order of ids (null for a miss). One round trip. */
+  read(ids: readonly string[]): Promise<(UrlSignature | null)[]>;
+  /** Keeps the entries and schedules their refresh. One round trip. */
+  write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void>;
+  /** Forgets ids entirely (deleted images, forced re-signs). */
+  purge(ids: readonly string[]): Promise<void>;
+  /** Adds access counts gathered in process (flushed periodically, never per request). */
+  recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void>;
+  status(ids: readonly string[]): Promise<UrlStatusRecord[]>;
+  ping(): Promise<void>;
+  /** Round trips made so far (tests and benchmarks assert the hot path's cost). */
+  roundTrips(): number;
+  close(): Promise<void>;
+}
+
+/** Compact cache value: base-36 window and the signature, e.g. `t5x1c0.t5x4k0.<sig>`. */
+export function encodeSignature(s: UrlSignature): string {
+  return `${s.start.toString(36)}.${s.end.toString(36)}.${s.sig}`;
+}
+
+export function decodeSignature(v: string | null | undefined): UrlSignature | null {
+  if (!v) return null;
+  const a = v.indexOf('.');
+  const b = v.indexOf('.', a + 1);
+  if (a <= 0 || b <= a) return null;
+  const start = Number.parseInt(v.slice(0, a), 36);
+  const end = Number.parseInt(v.slice(a + 1, b), 36);
+  const sig = v.slice(b + 1);
+  if (!Number.isFinite(start) || !Number.isFinite(end) || sig === '') return null;
+  return { start, end, sig };
+}

@@ -1,0 +1,240 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { SignWindow, Storage, UrlSignature } from '../storage/storage.js';
+import type { AccessTracker } from './access-tracker.js';
+import type { StoreEntry, UrlStore } from './store.js';
+
+export interface UrlRequest {
+  id: string;
+  key: string;
+  /** Seconds the URL must still be valid for when it is handed out. */
+  minTtl: number;
+}
+
+export interface ResolvedUrl {
+  url: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  refreshAt: number;
+  cached: boolean;
+}
+
+export interface UrlTiming {
+  urlTtlSeconds: number;
+  refreshAheadSeconds: number;
+  defaultMinTtlSeconds: number;
+}
+
+/** Something that wants to hear about every re-signed URL (the event bus). */
+export type SignedListener = (events: { id: string; url: ResolvedUrl }[], reason: 'miss' | 'refresh') => void;
+
+export interface UrlServiceDeps {
+  storage: Storage;
+  store: UrlStore;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+  timing: UrlTiming;
+  access: AccessTracker;
+}
+
+/** Signatures start a little in the past so a storage clock running behind still accepts them. */
+const CLOCK_SKEW_SECONDS = 60;
+
+/** FNV-1a: a cheap, stable hash so every node picks the same jitter for an image. */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * The hot path (DESIGN §5 "The URL path"): resolve many ids in one cache round trip, sign the
+ * misses in bulk with one window, write them back in one more, never fail because Redis did.
+ */
+export class UrlService {
+  private readonly inflight = new Map<string, Promise<UrlSignature>>();
+  private readonly listeners: SignedListener[] = [];
+  private storeHealthy = true;
+
+  constructor(private readonly d: UrlServiceDeps) {}
+
+  onSigned(listener: SignedListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** True while the last cache call succeeded (readiness reports "degraded" otherwise). */
+  cacheHealthy(): boolean {
+    return this.storeHealthy;
+  }
+
+  async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
+    const started = performance.now();
+    const { clock, store, metrics } = this.d;
+    const ids = uniqueIds(reqs);
+    let cached: (UrlSignature | null)[];
+    try {
+      cached = await store.read(ids);
+      this.storeHealthy = true;
+    } catch (err) {
+      this.cacheFailed(err);
+      cached = ids.map(() => null);
+    }
+    const now = clock.now();
+    const byId = new Map<string, UrlSignature | null>();
+    ids.forEach((id, i) => {
+      byId.set(id, cached[i] ?? null);
+    });
+
+    // A hit is good only if it lives long enough for every request of that id.
+    const needs = new Map<string, UrlRequest>();
+    for (const r of reqs) {
+      const sig = byId.get(r.id);
+      if (!sig || sig.end * 1000 - now < r.minTtl * 1000) needs.set(r.id, r);
+    }
+    const fresh =
+      needs.size > 0 ? await this.signMissing([...needs.values()]) : new Map<string, UrlSignature>();
+
+    const out = reqs.map((r) => {
+      const f = fresh.get(r.id);
+      const sig = f ?? byId.get(r.id)!;
+      return this.toResolved(r.id, r.key, sig, !f);
+    });
+    const hits = ids.length - needs.size;
+    metrics.cacheHits.inc(hits);
+    metrics.cacheMisses.inc(needs.size);
+    this.d.access.record(ids, now, hits, needs.size);
+    const elapsed = performance.now() - started;
+    metrics.resolveSeconds.observe(elapsed / 1000);
+    this.d.access.recordResolve(elapsed);
+    for (const o of out) metrics.servedRemainingSeconds.observe(Math.max(0, (o.expiresAt - now) / 1000));
+    return out;
+  }
+
+  /** Re-signs the given images now, whatever the cache holds (refresh sweeps, forced refreshes). */
+  async refreshMany(items: readonly { id: string; key: string }[]): Promise<Map<string, ResolvedUrl>> {
+    const sigs = await this.signAndStore(items, 'refresh');
+    const out = new Map<string, ResolvedUrl>();
+    for (const it of items) out.set(it.id, this.toResolved(it.id, it.key, sigs.get(it.id)!, false));
+    return out;
+  }
+
+  /** Drops the cached URLs of ids (a deleted image must not keep a working URL in the cache). */
+  async purge(ids: readonly string[]): Promise<void> {
+    await this.d.store.purge(ids);
+  }
+
+  toResolved(id: string, key: string, sig: UrlSignature, cached: boolean): ResolvedUrl {
+    const expiresAt = sig.end * 1000;
+    return {
+      url: this.d.storage.urlFor(key, sig),
+      expiresAt,
+      refreshAt: this.refreshAtFor(id, expiresAt),
+      cached,
+    };
+  }
+
+  /** When the schedule re-signs a URL: REFRESH_AHEAD before expiry, plus jitter scaled to the TTL. */
+  refreshAtFor(id: string, expiresAt: number): number {
+    const { refreshAheadSeconds } = this.d.timing;
+    const jitterMs = Math.min(60_000, refreshAheadSeconds * 100); // at most 10% of the lead time
+    return expiresAt - refreshAheadSeconds * 1000 + (hash32(id) % 1000) * (jitterMs / 1000);
+  }
+
+  /** Signs what is missing, sharing in-flight signings of the same id (single-flight). */
+  private async signMissing(reqs: UrlRequest[]): Promise<Map<string, UrlSignature>> {
+    const out = new Map<string, UrlSignature>();
+    const waits: Promise<void>[] = [];
+    const mine: UrlRequest[] = [];
+    const now = this.d.clock.now();
+    for (const r of reqs) {
+      const pending = this.inflight.get(r.id);
+      if (pending) {
+        waits.push(
+          pending.then((sig) => {
+            // A signing that started long ago may not satisfy this request's minTtl.
+            if (sig.end * 1000 - now >= r.minTtl * 1000) out.set(r.id, sig);
+            else mine.push(r);
+          }),
+        );
+      } else {
+        mine.push(r);
+      }
+    }
+    await Promise.all(waits);
+    if (mine.length > 0) {
+      const signed = await this.signAndStore(mine, 'miss');
+      for (const [id, sig] of signed) out.set(id, sig);
+    }
+    return out;
+  }
+
+  private async signAndStore(
+    items: readonly { id: string; key: string }[],
+    reason: 'miss' | 'refresh',
+  ): Promise<Map<string, UrlSignature>> {
+    const { storage, store, clock, metrics, timing } = this.d;
+    const nowMs = clock.now();
+    const nowS = Math.floor(nowMs / 1000);
+    const window: SignWindow = { start: nowS - CLOCK_SKEW_SECONDS, end: nowS + timing.urlTtlSeconds };
+    const keys = items.map((i) => i.key);
+    const sigs = storage.signMany(keys, window);
+    metrics.signatures.inc({ reason }, items.length);
+    const result = new Map<string, UrlSignature>();
+    const entries: StoreEntry[] = items.map((it, i) => {
+      const sig: UrlSignature = { ...window, sig: sigs[i]! };
+      result.set(it.id, sig);
+      const expiresAt = window.end * 1000;
+      return {
+        id: it.id,
+        sig,
+        // The cache lets go before the URL gets shorter than the default minTtl.
+        ttlMs: expiresAt - nowMs - timing.defaultMinTtlSeconds * 1000,
+        refreshAt: this.refreshAtFor(it.id, expiresAt),
+      };
+    });
+
+    let resolveAll!: () => void;
+    const written = new Promise<void>((r) => {
+      resolveAll = r;
+    });
+    for (const it of items) {
+      const p = written.then(() => result.get(it.id)!);
+      this.inflight.set(it.id, p);
+    }
+    try {
+      await store.write(entries, reason);
+      this.storeHealthy = true;
+    } catch (err) {
+      this.cacheFailed(err);
+    } finally {
+      resolveAll();
+      for (const it of items) this.inflight.delete(it.id);
+    }
+    if (this.listeners.length > 0) {
+      const events = items.map((it) => ({
+        id: it.id,
+        url: this.toResolved(it.id, it.key, result.get(it.id)!, false),
+      }));
+      for (const l of this.listeners) l(events, reason);
+    }
+    return result;
+  }
+
+  private cacheFailed(err: unknown): void {
+    if (this.storeHealthy)
+      this.d.logger.warn({ err: (err as Error).message }, 'URL cache unavailable; signing directly');
+    this.storeHealthy = false;
+    this.d.metrics.redisFallbacks.inc();
+    this.d.access.recordFallback();
+  }
+}
+
+function uniqueIds(reqs: readonly UrlRequest[]): string[] {
+  if (reqs.length === 1) return [reqs[0]!.id];
+  return [...new Set(reqs.map((r) => r.id))];
+}
