@@ -4,9 +4,13 @@ import { defineConfig } from 'vitest/config';
 // Redis, PostgreSQL, COS fixture server and child processes (run one file at a time: they own
 // ports and server-side state such as Redis INFO counters).
 export default defineConfig({
+  // graphql ships both .mjs and .js; vitest would load one for our code and the other for
+  // CJS dependencies (Pothos), and graphql-js refuses two realms. Pin one entry.
+  resolve: { alias: { graphql: 'graphql/index.js' } },
   test: {
     projects: [
       {
+        extends: true,
         test: {
           name: 'unit',
           include: ['server/src/**/*.test.ts'],
@@ -14,6 +18,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: 'integration',
           include: ['server/test/**/*.test.ts'],

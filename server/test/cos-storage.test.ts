@@ -1,0 +1,348 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createCosStorage } from '../src/storage/cos.js';
+import { createCosSigner } from '../src/storage/cos-signer.js';
+import { type SignWindow, type Storage, StorageError } from '../src/storage/storage.js';
+import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
+
+const secretId = 'AKIDsignetFixture000000000000000';
+const secretKey = 'signetFixtureSecretKey0000000000';
+const bucket = 'signet-1250000000';
+const region = 'ap-guangzhou';
+
+let fixture: CosFixture;
+let storage: Storage;
+/** Added to the fixture's clock, to move "now" past a URL's window. */
+let skewMs = 0;
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const validWindow = (): SignWindow => ({ start: nowSeconds() - 1, end: nowSeconds() + 600 });
+
+function driver(extra: Partial<Parameters<typeof createCosStorage>[0]> = {}): Storage {
+  return createCosStorage({
+    secretId,
+    secretKey,
+    bucket,
+    region,
+    domain: fixture.host,
+    protocol: 'http:',
+    timeoutMs: 3_000,
+    ...extra,
+  });
+}
+
+function signedUrl(s: Storage, key: string, window = validWindow()): string {
+  const [sig] = s.signMany([key], window);
+  return s.urlFor(key, { ...window, sig: sig! });
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function storageError(promise: Promise<unknown>): Promise<StorageError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected a StorageError');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StorageError);
+  return err as StorageError;
+}
+
+async function until(check: () => boolean, ms = 2_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+beforeAll(async () => {
+  fixture = await startCosFixture({ secretId, secretKey, now: () => Date.now() + skewMs });
+  storage = driver();
+});
+
+beforeEach(() => {
+  fixture.reset();
+  skewMs = 0;
+});
+
+afterAll(async () => {
+  await fixture?.close();
+});
+
+describe('cos fixture', () => {
+  it('answers 403 to a request without a signature', async () => {
+    fixture.objects.set('a.txt', {
+      body: Buffer.from('secret'),
+      contentType: 'text/plain',
+      etag: '"x"',
+      lastModified: new Date(),
+    });
+    const res = await fetch(`${fixture.url}/a.txt`);
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain('<Code>AccessDenied</Code>');
+    const garbage = await fetch(`${fixture.url}/a.txt`, {
+      headers: { authorization: 'q-sign-algorithm=sha1' },
+    });
+    expect(garbage.status).toBe(403);
+    expect(fixture.requests.log.map((r) => r.status)).toEqual([403, 403]);
+  });
+
+  it('checks signatures made independently of the driver, and serves ranges and 304s', async () => {
+    const body = Buffer.from('0123456789');
+    fixture.objects.set('dir/x y.bin', {
+      body,
+      contentType: 'application/x-test',
+      etag: '"e1"',
+      lastModified: new Date(),
+    });
+    const signer = createCosSigner({ secretId, secretKey, host: fixture.host });
+    const w = validWindow();
+    const [sig] = signer.signMany(['dir/x y.bin'], w);
+    const url = `${fixture.url}/dir/x%20y.bin?${signer.query('dir/x y.bin', { ...w, sig: sig! })}`;
+
+    const full = await fetch(url);
+    expect(full.status).toBe(200);
+    expect(full.headers.get('accept-ranges')).toBe('bytes');
+    expect(full.headers.get('etag')).toBe('"e1"');
+    expect(await full.text()).toBe('0123456789');
+
+    const cases: [string, number, string, string | null][] = [
+      ['bytes=2-4', 206, '234', 'bytes 2-4/10'],
+      ['bytes=7-', 206, '789', 'bytes 7-9/10'],
+      ['bytes=-2', 206, '89', 'bytes 8-9/10'],
+      ['bytes=8-100', 206, '89', 'bytes 8-9/10'],
+    ];
+    for (const [range, status, text, contentRange] of cases) {
+      const res = await fetch(url, { headers: { range } });
+      expect(res.status).toBe(status);
+      expect(res.headers.get('content-range')).toBe(contentRange);
+      expect(await res.text()).toBe(text);
+    }
+    const unsatisfiable = await fetch(url, { headers: { range: 'bytes=10-' } });
+    expect(unsatisfiable.status).toBe(416);
+    expect(unsatisfiable.headers.get('content-range')).toBe('bytes */10');
+    await unsatisfiable.arrayBuffer();
+
+    const notModified = await fetch(url, { headers: { 'if-none-match': '"e1"' } });
+    expect(notModified.status).toBe(304);
+    expect(fixture.signatureChecks).toBe(7);
+    expect(fixture.signatureFailures).toBe(0);
+  });
+});
+
+describe('cos storage driver against the fixture', () => {
+  it('puts, heads, gets (full and ranged) and deletes', async () => {
+    const key = 'users/u1/2026/photo (1) é+ü.jpg';
+    const body = randomBytes(200_000);
+    const { etag } = await storage.put(key, body, 'image/jpeg');
+    expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+    // Path-style: the fixture sees the raw key as the path.
+    expect(fixture.objects.get(key)?.body.equals(body)).toBe(true);
+    expect(fixture.objects.get(key)?.contentType).toBe('image/jpeg');
+    expect(fixture.requests.log.at(-1)).toEqual({ method: 'PUT', key, status: 200 });
+
+    const info = await storage.head(key);
+    expect(info).toMatchObject({ size: body.length, etag, contentType: 'image/jpeg' });
+    expect(info?.lastModified).toBeInstanceOf(Date);
+
+    const full = await storage.get(key);
+    expect(full).toMatchObject({ size: body.length, etag, contentType: 'image/jpeg', range: undefined });
+    expect((await readAll(full.body)).equals(body)).toBe(true);
+
+    const part = await storage.get(key, { range: { start: 1000, end: 70_999 } });
+    expect(part.range).toEqual({ start: 1000, end: 70_999 });
+    expect(part.size).toBe(body.length);
+    expect((await readAll(part.body)).equals(body.subarray(1000, 71_000))).toBe(true);
+
+    const tail = await storage.get(key, { range: { start: 199_990, end: 1_000_000 } });
+    expect(tail.range).toEqual({ start: 199_990, end: 199_999 });
+    expect((await readAll(tail.body)).equals(body.subarray(199_990))).toBe(true);
+
+    await storage.delete(key);
+    expect(await storage.head(key)).toBeNull();
+    await storage.delete(key); // idempotent
+    await storage.ping();
+    expect(fixture.signatureFailures).toBe(0);
+    expect(fixture.signatureChecks).toBe(fixture.requests.total);
+  });
+
+  it('reports a missing object as null / not_found and a bad range as rejected', async () => {
+    expect(await storage.head('nope.jpg')).toBeNull();
+    expect((await storageError(storage.get('nope.jpg'))).kind).toBe('not_found');
+    await storage.put('small.txt', Buffer.from('hello'), 'text/plain');
+    const err = await storageError(storage.get('small.txt', { range: { start: 5, end: 9 } }));
+    expect(err.kind).toBe('rejected');
+    expect(err.message).toMatch(/range not satisfiable/);
+  });
+
+  it('signs URLs that fetch returns byte for byte', async () => {
+    const objects = new Map([
+      ['a.jpg', randomBytes(1234)],
+      ['with space/and+plus (2).png', randomBytes(50_000)],
+      ['unicode/相册/фото €.webp', randomBytes(99)],
+    ]);
+    for (const [key, body] of objects) await storage.put(key, body, 'image/webp');
+    const keys = [...objects.keys()];
+    const w = validWindow();
+    const sigs = storage.signMany(keys, w);
+    for (const [i, key] of keys.entries()) {
+      const url = storage.urlFor(key, { ...w, sig: sigs[i]! });
+      expect(url.startsWith(`http://${fixture.host}/`)).toBe(true);
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('image/webp');
+      expect(Buffer.from(await res.arrayBuffer()).equals(objects.get(key)!)).toBe(true);
+    }
+  });
+
+  it('rejects expired, tampered and wrongly keyed URLs with 403', async () => {
+    await storage.put('p.jpg', Buffer.from('pixels'), 'image/jpeg');
+    await storage.put('other.jpg', Buffer.from('other'), 'image/jpeg');
+
+    // A window that has already passed.
+    const past = { start: nowSeconds() - 7200, end: nowSeconds() - 3600 };
+    const expired = await fetch(signedUrl(storage, 'p.jpg', past));
+    expect(expired.status).toBe(403);
+    expect(await expired.text()).toContain('Request has expired');
+
+    // A valid URL stops working once the (fixture's) clock passes its end.
+    const url = signedUrl(storage, 'p.jpg', { start: nowSeconds() - 1, end: nowSeconds() + 60 });
+    expect((await fetch(url)).status).toBe(200);
+    skewMs = 61_000;
+    expect((await fetch(url)).status).toBe(403);
+    skewMs = 0;
+
+    const tampered = url.replace(/q-signature=([0-9a-f]+)/, (_, sig: string) => {
+      const last = sig.at(-1) === '0' ? '1' : '0';
+      return `q-signature=${sig.slice(0, -1)}${last}`;
+    });
+    const bad = await fetch(tampered);
+    expect(bad.status).toBe(403);
+    expect(await bad.text()).toContain('SignatureDoesNotMatch');
+
+    // A signature is bound to its key.
+    const swapped = url.replace('/p.jpg?', '/other.jpg?');
+    expect((await fetch(swapped)).status).toBe(403);
+
+    // A wrong secret signs URLs (and requests) the origin refuses.
+    const wrong = driver({ secretKey: 'not-the-secret' });
+    expect((await fetch(signedUrl(wrong, 'p.jpg'))).status).toBe(403);
+    expect((await storageError(wrong.head('p.jpg'))).kind).toBe('unavailable');
+    expect((await storageError(wrong.ping())).kind).toBe('unavailable');
+  });
+
+  it('maps origin failures to unavailable', async () => {
+    await storage.put('f.jpg', Buffer.from('x'), 'image/jpeg');
+    fixture.failNext(1);
+    expect((await storageError(storage.get('f.jpg'))).kind).toBe('unavailable');
+    expect((await readAll((await storage.get('f.jpg')).body)).toString()).toBe('x');
+
+    // Non-streaming calls are retried by the SDK (up to 4 attempts), so one failure is absorbed...
+    fixture.failNext(1, 503);
+    expect(await storage.head('f.jpg')).not.toBeNull();
+    // ...and a persistent one is not.
+    fixture.failNext(10, 503);
+    expect((await storageError(storage.head('f.jpg'))).kind).toBe('unavailable');
+  });
+
+  it('fails in bounded time when the origin hangs', async () => {
+    await storage.put('h.jpg', Buffer.from('x'), 'image/jpeg');
+    const quick = driver({ timeoutMs: 300 });
+    fixture.hang(true);
+    for (const op of [() => quick.get('h.jpg'), () => quick.head('h.jpg'), () => quick.ping()]) {
+      const started = Date.now();
+      const err = await storageError(op());
+      expect(err.kind).toBe('timeout');
+      expect(Date.now() - started).toBeLessThan(2_000);
+    }
+    fixture.hang(false);
+  });
+
+  it('stops the download when the AbortSignal fires', async () => {
+    const body = randomBytes(8 * 1024 * 1024);
+    await storage.put('big.bin', body, 'application/octet-stream');
+    const controller = new AbortController();
+    const obj = await storage.get('big.bin', { signal: controller.signal });
+    expect(obj.size).toBe(body.length);
+    const received: Buffer[] = [];
+    const failure = (async () => {
+      for await (const chunk of obj.body) {
+        received.push(chunk as Buffer);
+        if (received.length === 1) controller.abort();
+      }
+    })().then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    const err = await failure;
+    expect(err?.name).toBe('AbortError');
+    expect(Buffer.concat(received).length).toBeLessThan(body.length);
+    await until(() => fixture.requests.aborted === 1);
+
+    // Aborting before the response arrives rejects the call itself.
+    fixture.setLatency(500);
+    const early = new AbortController();
+    const pending = storage.get('big.bin', { signal: early.signal });
+    setTimeout(() => early.abort(), 50);
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    fixture.setLatency(0);
+
+    // A consumer that destroys the body also ends the transfer.
+    const again = await storage.get('big.bin');
+    again.body.once('data', () => again.body.destroy());
+    await new Promise((r) => again.body.once('close', r));
+    await until(() => fixture.requests.aborted === 2);
+  });
+});
+
+describe('cos storage driver with a security token', () => {
+  let tokenFixture: CosFixture;
+
+  beforeAll(async () => {
+    tokenFixture = await startCosFixture({ secretId, secretKey, securityToken: 'tmp-token/+=' });
+  });
+
+  afterAll(async () => {
+    await tokenFixture?.close();
+  });
+
+  it('sends the token with requests and URLs', async () => {
+    const withToken = createCosStorage({
+      secretId,
+      secretKey,
+      securityToken: 'tmp-token/+=',
+      bucket,
+      region,
+      domain: tokenFixture.host,
+      protocol: 'http:',
+    });
+    await withToken.put('t.jpg', Buffer.from('token'), 'image/jpeg');
+    expect((await readAll((await withToken.get('t.jpg')).body)).toString()).toBe('token');
+
+    const url = signedUrl(withToken, 't.jpg');
+    expect(url).toContain('&x-cos-security-token=tmp-token%2F%2B%3D');
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('token');
+
+    const stripped = url.replace(/&x-cos-security-token=[^&]*/, '');
+    expect((await fetch(stripped)).status).toBe(403);
+
+    const withoutToken = createCosStorage({
+      secretId,
+      secretKey,
+      bucket,
+      region,
+      domain: tokenFixture.host,
+      protocol: 'http:',
+    });
+    expect((await storageError(withoutToken.head('t.jpg'))).kind).toBe('unavailable');
+  });
+});
