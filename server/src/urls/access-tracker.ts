@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { AccessDelta, UrlStore } from './store.js';
 
@@ -37,14 +38,21 @@ export class AccessTracker {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private readonly sinks: UsageSink[] = [];
+  private readonly liveSources: (() => string[])[] = [];
 
   constructor(
     private readonly store: UrlStore,
     private readonly logger: Logger,
+    private readonly clock: Clock,
   ) {}
 
   addUsageSink(sink: UsageSink): void {
     this.sinks.push(sink);
+  }
+
+  /** Ids that count as looked at on every flush (images someone is subscribed to). */
+  addLiveSource(source: () => string[]): void {
+    this.liveSources.push(source);
   }
 
   record(ids: readonly string[], at: number, hits: number, misses: number): void {
@@ -92,6 +100,10 @@ export class AccessTracker {
   }
 
   private async doFlush(): Promise<void> {
+    const now = this.clock.now();
+    for (const source of this.liveSources) {
+      for (const id of source()) if (!this.pending.has(id)) this.pending.set(id, { count: 0, lastAt: now });
+    }
     const deltas = this.pending;
     const usage = this.usage;
     this.pending = new Map();

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { UrlSignature } from '../storage/storage.js';
-import type { AccessDelta, StoreEntry, UrlStatusRecord, UrlStore } from './store.js';
+import type { AccessDelta, ClaimResult, StoreEntry, UrlStatusRecord, UrlStore } from './store.js';
 
 interface Slot {
   sig: UrlSignature;
@@ -18,6 +18,8 @@ export class MemoryUrlStore implements UrlStore {
   readonly kind = 'memory' as const;
   private readonly slots = new Map<string, Slot>();
   private readonly counters = new Map<string, Counters>();
+  /** id -> when its refresh is due (epoch ms). */
+  private readonly schedule = new Map<string, number>();
   private trips = 0;
 
   constructor(
@@ -45,6 +47,7 @@ export class MemoryUrlStore implements UrlStore {
     for (const e of entries) {
       this.slots.delete(e.id);
       this.slots.set(e.id, { sig: e.sig, expiresAtMs: now + e.ttlMs });
+      this.schedule.set(e.id, e.refreshAt);
       if (reason === 'refresh') this.counter(e.id).refreshCount++;
     }
     // Map iteration is insertion order, so the first keys are the least recently written.
@@ -52,6 +55,7 @@ export class MemoryUrlStore implements UrlStore {
       const oldest = this.slots.keys().next().value as string;
       this.slots.delete(oldest);
       this.counters.delete(oldest);
+      this.schedule.delete(oldest);
     }
   }
 
@@ -60,7 +64,45 @@ export class MemoryUrlStore implements UrlStore {
     for (const id of ids) {
       this.slots.delete(id);
       this.counters.delete(id);
+      this.schedule.delete(id);
     }
+  }
+
+  async claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult> {
+    this.trips++;
+    const due: { id: string; hot: number }[] = [];
+    let dropped = 0;
+    for (const [id, at] of this.schedule) {
+      if (at > now) continue;
+      const c = this.counters.get(id);
+      if (!c?.lastAccessAt || c.lastAccessAt < liveSince) {
+        this.schedule.delete(id);
+        dropped++;
+        continue;
+      }
+      due.push({ id, hot: c.refreshCount === 0 ? Number.MAX_SAFE_INTEGER : c.accessCount });
+    }
+    due.sort((a, b) => b.hot - a.hot);
+    const claimed = due.slice(0, limit).map((d) => d.id);
+    for (const id of claimed) this.schedule.set(id, now + leaseMs);
+    return { claimed, dropped };
+  }
+
+  async unschedule(ids: readonly string[]): Promise<void> {
+    this.trips++;
+    for (const id of ids) this.schedule.delete(id);
+  }
+
+  async scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }> {
+    this.trips++;
+    let backlog = 0;
+    let oldest: number | null = null;
+    for (const at of this.schedule.values()) {
+      if (at > now) continue;
+      backlog++;
+      if (oldest === null || at < oldest) oldest = at;
+    }
+    return { backlog, oldestDueAt: oldest };
   }
 
   async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {

@@ -1,7 +1,10 @@
+import { Cluster } from 'ioredis';
+import { CommandBatch } from '../redis/command-batch.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { UrlSignature } from '../storage/storage.js';
 import {
   type AccessDelta,
+  type ClaimResult,
   decodeSignature,
   encodeSignature,
   type StoreEntry,
@@ -12,11 +15,83 @@ import {
 /** Key layout under one prefix (DESIGN §5 "Data"). */
 export function urlKeys(prefix: string) {
   return {
-    url: (id: string) => `${prefix}url:${id}`,
-    meta: (id: string) => `${prefix}meta:${id}`,
-    schedule: `${prefix}refresh:due`,
-    live: `${prefix}refresh:live`,
+    // Per-image keys carry a shard hash tag: on a cluster a page's keys fall into at most
+    // SHARDS slots, so reads are a few MGETs per node instead of one GET per key.
+    shard: (id: string) => `${prefix}{u${shardOf(id)}}`,
+    url: (id: string) => `${prefix}{u${shardOf(id)}}url:${id}`,
+    meta: (id: string) => `${prefix}{u${shardOf(id)}}meta:${id}`,
+    // One hash tag for the schedule's keys, so the claim script runs in one slot on a cluster.
+    schedule: `${prefix}{refresh}:due`,
+    live: `${prefix}{refresh}:live`,
+    hot: `${prefix}{refresh}:hot`,
   };
+}
+
+const CLAIM_COMMAND = 'signetClaimDue';
+
+/**
+ * Atomic bulk claim (KEYS: due, live, hot; ARGV: now, limit, leaseMs, liveSince). Looks at up to
+ * 4x limit due ids, drops the idle ones, takes the hottest `limit` and leases them.
+ */
+const CLAIM_SCRIPT = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]) * 4)
+local limit = tonumber(ARGV[2])
+local liveSince = tonumber(ARGV[4])
+local leaseUntil = tonumber(ARGV[1]) + tonumber(ARGV[3])
+local keep = {}
+local dropped = 0
+for _, id in ipairs(due) do
+  local last = redis.call('ZSCORE', KEYS[2], id)
+  if (not last) or tonumber(last) < liveSince then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    dropped = dropped + 1
+  else
+    keep[#keep + 1] = { id, tonumber(redis.call('ZSCORE', KEYS[3], id) or '0') }
+  end
+end
+if #keep > limit then
+  table.sort(keep, function(a, b) return a[2] > b[2] end)
+end
+local claimed = {}
+for i = 1, math.min(#keep, limit) do
+  claimed[i] = keep[i][1]
+  redis.call('ZADD', KEYS[1], leaseUntil, keep[i][1])
+end
+return { dropped, claimed }
+`;
+
+const SHARDS = 64;
+
+function shardOf(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % SHARDS;
+}
+
+/** Groups ids by their shard tag (one multi-key command per group never crosses slots). */
+function byShard(ids: readonly string[], k: ReturnType<typeof urlKeys>): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const id of ids) {
+    const tag = k.shard(id);
+    const g = groups.get(tag);
+    if (g) g.push(id);
+    else groups.set(tag, [id]);
+  }
+  return groups;
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis call exceeded its ${ms} ms deadline`)), ms);
+  });
+  p.catch(() => {}); // it may still fail after the deadline: nobody is listening then
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** Throws unless every reply of a pipeline succeeded; returns the values. */
@@ -32,70 +107,104 @@ export class RedisUrlStore implements UrlStore {
   readonly kind = 'redis' as const;
   private trips = 0;
   private readonly k: ReturnType<typeof urlKeys>;
+  private readonly cluster: boolean;
 
+  /**
+   * @param deadlineMs bound on a whole call. ioredis applies its command timeout per command and
+   * retries cluster redirections on its own, so a call during a failover could otherwise take
+   * seconds; past the deadline the caller signs directly instead.
+   */
   constructor(
     private readonly redis: RedisClient,
     prefix: string,
+    private readonly deadlineMs = 500,
   ) {
     this.k = urlKeys(prefix);
+    this.cluster = redis instanceof Cluster;
+    // defineCommand sends EVALSHA and loads the script only when Redis does not know it yet.
+    if (!(CLAIM_COMMAND in redis)) redis.defineCommand(CLAIM_COMMAND, { numberOfKeys: 3, lua: CLAIM_SCRIPT });
   }
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
     if (ids.length === 0) return [];
     this.trips++;
-    const values = await this.redis.mget(ids.map(this.k.url));
-    return values.map(decodeSignature);
+    if (!this.cluster) return (await this.redis.mget(ids.map(this.k.url))).map(decodeSignature);
+    return withDeadline(this.readCluster(ids), this.deadlineMs);
+  }
+
+  private async readCluster(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
+    // Cluster: one MGET per shard, one pipeline per node, all nodes in parallel.
+    const batch = new CommandBatch(this.redis);
+    const groups = [...byShard(ids, this.k)];
+    for (const [tag, group] of groups) batch.add(tag, (p) => p.mget(group.map(this.k.url)));
+    const results = (await batch.exec()) as (string | null)[][];
+    const found = new Map<string, UrlSignature | null>();
+    groups.forEach(([, group], i) => {
+      group.forEach((id, j) => {
+        found.set(id, decodeSignature(results[i]![j]));
+      });
+    });
+    return ids.map((id) => found.get(id) ?? null);
   }
 
   async write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void> {
     if (entries.length === 0) return;
     this.trips++;
-    const p = this.redis.pipeline();
+    const batch = new CommandBatch(this.redis);
     const schedule: (string | number)[] = [];
     for (const e of entries) {
-      p.set(this.k.url(e.id), encodeSignature(e.sig), 'PX', Math.max(1, Math.floor(e.ttlMs)));
-      if (reason === 'refresh') p.hincrby(this.k.meta(e.id), 'r', 1);
+      const key = this.k.url(e.id);
+      batch.add(key, (p) => p.set(key, encodeSignature(e.sig), 'PX', Math.max(1, Math.floor(e.ttlMs))));
+      if (reason === 'refresh') batch.add(key, (p) => p.hincrby(this.k.meta(e.id), 'r', 1));
       schedule.push(e.refreshAt, e.id);
     }
-    p.zadd(this.k.schedule, ...schedule);
-    pipelineValues(await p.exec());
+    batch.add(this.k.schedule, (p) => p.zadd(this.k.schedule, ...schedule));
+    await withDeadline(batch.exec(), this.deadlineMs);
   }
 
   async purge(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     this.trips++;
-    const p = this.redis.pipeline();
-    for (const id of ids) p.del(this.k.url(id), this.k.meta(id));
-    p.zrem(this.k.schedule, ...ids);
-    p.zrem(this.k.live, ...ids);
-    pipelineValues(await p.exec());
+    const batch = new CommandBatch(this.redis);
+    for (const [tag, group] of byShard(ids, this.k)) {
+      batch.add(tag, (p) => p.del(...group.map(this.k.url), ...group.map(this.k.meta)));
+    }
+    batch.add(this.k.schedule, (p) => p.zrem(this.k.schedule, ...ids));
+    batch.add(this.k.schedule, (p) => p.zrem(this.k.live, ...ids));
+    batch.add(this.k.schedule, (p) => p.zrem(this.k.hot, ...ids));
+    await batch.exec();
   }
 
   async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
     if (deltas.size === 0) return;
     this.trips++;
-    const p = this.redis.pipeline();
+    const batch = new CommandBatch(this.redis);
     const live: (string | number)[] = [];
     for (const [id, d] of deltas) {
-      p.hincrby(this.k.meta(id), 'a', d.count);
-      p.hset(this.k.meta(id), 'l', d.lastAt);
+      const meta = this.k.meta(id);
+      if (d.count > 0) {
+        batch.add(meta, (p) => p.hincrby(meta, 'a', d.count));
+        batch.add(this.k.hot, (p) => p.zincrby(this.k.hot, d.count, id));
+      }
+      batch.add(meta, (p) => p.hset(meta, 'l', d.lastAt));
       live.push(d.lastAt, id);
     }
     // GT: a node flushing late never moves an image's last access backwards.
-    p.zadd(this.k.live, 'GT', ...live);
-    pipelineValues(await p.exec());
+    batch.add(this.k.live, (p) => p.zadd(this.k.live, 'GT', ...live));
+    await batch.exec();
   }
 
   async status(ids: readonly string[]): Promise<UrlStatusRecord[]> {
     if (ids.length === 0) return [];
     this.trips++;
-    const p = this.redis.pipeline();
+    const batch = new CommandBatch(this.redis);
     for (const id of ids) {
-      p.get(this.k.url(id));
-      p.pttl(this.k.url(id));
-      p.hmget(this.k.meta(id), 'a', 'r', 'l');
+      const url = this.k.url(id);
+      batch.add(url, (p) => p.get(url));
+      batch.add(url, (p) => p.pttl(url));
+      batch.add(url, (p) => p.hmget(this.k.meta(id), 'a', 'r', 'l'));
     }
-    const v = pipelineValues(await p.exec());
+    const v = await withDeadline(batch.exec(), this.deadlineMs);
     return ids.map((_, i) => {
       const sig = decodeSignature(v[i * 3] as string | null);
       const pttl = v[i * 3 + 1] as number;
@@ -108,6 +217,39 @@ export class RedisUrlStore implements UrlStore {
         lastAccessAt: l ? Number(l) : null,
       };
     });
+  }
+
+  async claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult> {
+    this.trips++;
+    const claim = (
+      this.redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>
+    )[CLAIM_COMMAND]!.bind(this.redis);
+    const [dropped, claimed] = (await claim(
+      this.k.schedule,
+      this.k.live,
+      this.k.hot,
+      now,
+      limit,
+      leaseMs,
+      liveSince,
+    )) as [number, string[]];
+    return { claimed, dropped };
+  }
+
+  async unschedule(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    this.trips++;
+    await this.redis.zrem(this.k.schedule, ...ids);
+  }
+
+  async scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }> {
+    this.trips++;
+    const batch = new CommandBatch(this.redis);
+    batch.add(this.k.schedule, (p) => p.zcount(this.k.schedule, '-inf', now));
+    batch.add(this.k.schedule, (p) => p.zrange(this.k.schedule, 0, 0, 'WITHSCORES'));
+    const [count, oldest] = (await batch.exec()) as [number, string[]];
+    const at = oldest[1] !== undefined ? Number(oldest[1]) : null;
+    return { backlog: count, oldestDueAt: at !== null && at <= now ? at : null };
   }
 
   async ping(): Promise<void> {

@@ -40,10 +40,27 @@ export interface UrlStore {
   /** Adds access counts gathered in process (flushed periodically, never per request). */
   recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void>;
   status(ids: readonly string[]): Promise<UrlStatusRecord[]>;
+  /**
+   * Claims up to `limit` due refreshes (score <= now) atomically: each claimed id is pushed
+   * `leaseMs` into the future, so it comes due again if the claimer dies before re-signing it
+   * (a successful refresh reschedules it properly). Ids not accessed since `liveSince` drop out
+   * of the schedule instead. Hot ids (most accessed, or never refreshed yet) go first.
+   */
+  claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult>;
+  /** Takes ids out of the refresh schedule (deleted images). */
+  unschedule(ids: readonly string[]): Promise<void>;
+  /** Refreshes due at `now` and how late the oldest one is. */
+  scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }>;
   ping(): Promise<void>;
   /** Round trips made so far (tests and benchmarks assert the hot path's cost). */
   roundTrips(): number;
   close(): Promise<void>;
+}
+
+export interface ClaimResult {
+  claimed: string[];
+  /** Ids that fell out of the schedule because nobody looked at them recently. */
+  dropped: number;
 }
 
 /** Compact cache value: base-36 window and the signature, e.g. `t5x1c0.t5x4k0.<sig>`. */

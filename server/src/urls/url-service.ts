@@ -115,9 +115,15 @@ export class UrlService {
     return out;
   }
 
-  /** Re-signs the given images now, whatever the cache holds (refresh sweeps, forced refreshes). */
-  async refreshMany(items: readonly { id: string; key: string }[]): Promise<Map<string, ResolvedUrl>> {
-    const sigs = await this.signAndStore(items, 'refresh');
+  /**
+   * Re-signs the given images now, whatever the cache holds (refresh sweeps, forced refreshes).
+   * With `strict`, a failed cache write throws, so a sweep leaves the work to its lease.
+   */
+  async refreshMany(
+    items: readonly { id: string; key: string }[],
+    options: { strict?: boolean } = {},
+  ): Promise<Map<string, ResolvedUrl>> {
+    const sigs = await this.signAndStore(items, 'refresh', options.strict ?? false);
     const out = new Map<string, ResolvedUrl>();
     for (const it of items) out.set(it.id, this.toResolved(it.id, it.key, sigs.get(it.id)!, false));
     return out;
@@ -150,6 +156,7 @@ export class UrlService {
     const out = new Map<string, UrlSignature>();
     const waits: Promise<void>[] = [];
     const mine: UrlRequest[] = [];
+    const again: UrlRequest[] = [];
     const now = this.d.clock.now();
     for (const r of reqs) {
       const pending = this.inflight.get(r.id);
@@ -158,17 +165,20 @@ export class UrlService {
           pending.then((sig) => {
             // A signing that started long ago may not satisfy this request's minTtl.
             if (sig.end * 1000 - now >= r.minTtl * 1000) out.set(r.id, sig);
-            else mine.push(r);
+            else again.push(r);
           }),
         );
       } else {
         mine.push(r);
       }
     }
-    await Promise.all(waits);
-    if (mine.length > 0) {
-      const signed = await this.signAndStore(mine, 'miss');
-      for (const [id, sig] of signed) out.set(id, sig);
+    // Start our own signing before the first await: that registers it in flight, so a concurrent
+    // batch that read the same misses waits for it instead of signing them again.
+    const own = mine.length > 0 ? this.signAndStore(mine, 'miss') : undefined;
+    const [signed] = await Promise.all([own, Promise.all(waits)]);
+    for (const [id, sig] of signed ?? []) out.set(id, sig);
+    if (again.length > 0) {
+      for (const [id, sig] of await this.signAndStore(again, 'miss')) out.set(id, sig);
     }
     return out;
   }
@@ -176,6 +186,7 @@ export class UrlService {
   private async signAndStore(
     items: readonly { id: string; key: string }[],
     reason: 'miss' | 'refresh',
+    strict = false,
   ): Promise<Map<string, UrlSignature>> {
     const { storage, store, clock, metrics, timing } = this.d;
     const nowMs = clock.now();
@@ -184,6 +195,10 @@ export class UrlService {
     const keys = items.map((i) => i.key);
     const sigs = storage.signMany(keys, window);
     metrics.signatures.inc({ reason }, items.length);
+    if (reason === 'refresh') {
+      metrics.refreshes.inc(items.length);
+      this.d.access.recordRefreshes(items.length);
+    }
     const result = new Map<string, UrlSignature>();
     const entries: StoreEntry[] = items.map((it, i) => {
       const sig: UrlSignature = { ...window, sig: sigs[i]! };
@@ -211,6 +226,7 @@ export class UrlService {
       this.storeHealthy = true;
     } catch (err) {
       this.cacheFailed(err);
+      if (strict) throw err;
     } finally {
       resolveAll();
       for (const it of items) this.inflight.delete(it.id);

@@ -1,0 +1,89 @@
+/** A re-signed URL, as pushed to `signedUrlRefreshed` subscribers. */
+export interface UrlEvent {
+  imageId: string;
+  url: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  refreshAt: number;
+}
+
+export type UrlEventListener = (event: UrlEvent) => void;
+
+/**
+ * Refresh events across nodes. Each node holds ONE subscription to the shared channel and fans
+ * events out to its own listeners by image id. Delivery is at-most-once (Redis pub/sub): a
+ * client that reconnects must refetch its URLs.
+ */
+export interface EventBus {
+  readonly kind: 'redis' | 'memory';
+  publish(events: readonly UrlEvent[]): Promise<void>;
+  /** Listens to events of these ids on this node; returns the unsubscribe function. */
+  subscribe(ids: readonly string[], listener: UrlEventListener): () => void;
+  /** Ids someone on this node listens to (they count as looked at: refresh keeps them fresh). */
+  subscribedIds(): string[];
+  listenerCount(): number;
+  close(): Promise<void>;
+}
+
+/** The per-node fan-out by image id, shared by both bus kinds. */
+export class LocalFanout {
+  private readonly byId = new Map<string, Set<UrlEventListener>>();
+  private listeners = 0;
+
+  add(ids: readonly string[], listener: UrlEventListener): () => void {
+    const unique = [...new Set(ids)];
+    for (const id of unique) {
+      let set = this.byId.get(id);
+      if (!set) {
+        set = new Set();
+        this.byId.set(id, set);
+      }
+      set.add(listener);
+    }
+    this.listeners++;
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      this.listeners--;
+      for (const id of unique) {
+        const set = this.byId.get(id);
+        set?.delete(listener);
+        if (set?.size === 0) this.byId.delete(id);
+      }
+    };
+  }
+
+  deliver(events: readonly UrlEvent[]): void {
+    for (const e of events) {
+      const set = this.byId.get(e.imageId);
+      if (!set) continue;
+      for (const l of set) l(e);
+    }
+  }
+
+  ids(): string[] {
+    return [...this.byId.keys()];
+  }
+
+  count(): number {
+    return this.listeners;
+  }
+}
+
+/** Compact wire form: one message per batch, `[[id, url, expiresAt, refreshAt], …]`. */
+export function encodeEvents(events: readonly UrlEvent[]): string {
+  return JSON.stringify(events.map((e) => [e.imageId, e.url, e.expiresAt, e.refreshAt]));
+}
+
+export function decodeEvents(message: string): UrlEvent[] {
+  const raw = JSON.parse(message) as unknown;
+  if (!Array.isArray(raw)) return [];
+  const out: UrlEvent[] = [];
+  for (const r of raw) {
+    if (Array.isArray(r) && typeof r[0] === 'string' && typeof r[1] === 'string') {
+      out.push({ imageId: r[0], url: r[1], expiresAt: Number(r[2]), refreshAt: Number(r[3]) });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+import type { Logger } from '../logger.js';
+import type { RedisClient } from '../redis/connect.js';
+import {
+  decodeEvents,
+  type EventBus,
+  encodeEvents,
+  LocalFanout,
+  type UrlEvent,
+  type UrlEventListener,
+} from './event-bus.js';
+
+/**
+ * Cross-node events on one Redis channel. `publisher` is the shared command connection;
+ * `subscriber` is a dedicated connection in subscribe mode (one per node, whatever the number
+ * of SSE clients).
+ */
+export class RedisEventBus implements EventBus {
+  readonly kind = 'redis' as const;
+  private readonly fanout = new LocalFanout();
+  private readonly ready: Promise<unknown>;
+
+  constructor(
+    private readonly publisher: RedisClient,
+    private readonly subscriber: RedisClient,
+    private readonly channel: string,
+    private readonly logger: Logger,
+  ) {
+    this.subscriber.on('message', (ch: string, message: string) => {
+      if (ch !== this.channel) return;
+      try {
+        this.fanout.deliver(decodeEvents(message));
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'dropped a malformed event message');
+      }
+    });
+    // ioredis re-subscribes by itself after a reconnect.
+    this.ready = this.subscriber.subscribe(this.channel).catch((err: Error) => {
+      this.logger.warn({ err: err.message }, 'event subscription failed; retrying on reconnect');
+    });
+  }
+
+  /** Resolves once this node's subscription is in place. */
+  async whenReady(): Promise<void> {
+    await this.ready;
+  }
+
+  async publish(events: readonly UrlEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.publisher.publish(this.channel, encodeEvents(events));
+  }
+
+  subscribe(ids: readonly string[], listener: UrlEventListener): () => void {
+    return this.fanout.add(ids, listener);
+  }
+
+  subscribedIds(): string[] {
+    return this.fanout.ids();
+  }
+
+  listenerCount(): number {
+    return this.fanout.count();
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+  }
+}

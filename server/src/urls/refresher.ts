@@ -1,0 +1,106 @@
+import type { Clock } from '../clock.js';
+import type { ImagesRepo } from '../db/images-repo.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { AccessTracker } from './access-tracker.js';
+import type { UrlStore } from './store.js';
+import type { UrlService } from './url-service.js';
+
+export interface RefresherOptions {
+  refreshAheadSeconds: number;
+  liveWindowSeconds: number;
+  /** Ids claimed per Redis round trip. */
+  batchSize?: number;
+}
+
+export interface SweepResult {
+  refreshed: number;
+  dropped: number;
+  batches: number;
+  failedBatches: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Refresh-ahead: claims due URLs in bulk under a lease and re-signs them. Any number of nodes may
+ * sweep at once: the claim is atomic, and a node that dies mid-batch only delays its batch by
+ * the lease (it comes due again and another node takes it).
+ */
+export class Refresher {
+  readonly leaseMs: number;
+  readonly batchSize: number;
+
+  constructor(
+    private readonly d: {
+      store: UrlStore;
+      images: ImagesRepo;
+      urls: UrlService;
+      clock: Clock;
+      logger: Logger;
+      metrics: Metrics;
+      access: AccessTracker;
+    },
+    private readonly o: RefresherOptions,
+  ) {
+    // The lease must run out well before the URL does, even with TTLs of seconds.
+    this.leaseMs = Math.max(1000, Math.min(30_000, Math.floor((o.refreshAheadSeconds * 1000) / 3)));
+    this.batchSize = o.batchSize ?? 500;
+  }
+
+  /** Claims and refreshes batches until nothing is due or `budgetMs` has passed. */
+  async sweep(budgetMs = 10_000): Promise<SweepResult> {
+    const started = Date.now();
+    const result: SweepResult = { refreshed: 0, dropped: 0, batches: 0, failedBatches: 0 };
+    for (;;) {
+      const now = this.d.clock.now();
+      const { claimed, dropped } = await this.d.store.claimDue(
+        now,
+        this.batchSize,
+        this.leaseMs,
+        now - this.o.liveWindowSeconds * 1000,
+      );
+      result.dropped += dropped;
+      if (claimed.length === 0) break;
+      result.batches++;
+      const ok = await this.refreshBatch(claimed);
+      if (ok >= 0) result.refreshed += ok;
+      else result.failedBatches++;
+      if (claimed.length < this.batchSize || Date.now() - started > budgetMs) break;
+    }
+    return result;
+  }
+
+  /** Re-signs one claimed batch, retrying with backoff; -1 when it gave up (the lease will retry). */
+  private async refreshBatch(ids: string[]): Promise<number> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const rows = await this.d.images.findLive(ids);
+        if (rows.length < ids.length) {
+          const live = new Set(rows.map((r) => r.id));
+          await this.d.store.unschedule(ids.filter((id) => !live.has(id)));
+        }
+        if (rows.length === 0) return 0;
+        await this.d.urls.refreshMany(
+          rows.map((r) => ({ id: r.id, key: r.objectKey })),
+          { strict: true },
+        );
+        return rows.length;
+      } catch (err) {
+        this.d.logger.warn({ err: (err as Error).message, attempt, ids: ids.length }, 'refresh batch failed');
+        await sleep(100 * 2 ** attempt);
+      }
+    }
+    return -1;
+  }
+
+  /** Feeds the backlog and lag gauges; returns them for stats. */
+  async observe(): Promise<{ backlog: number; lagSeconds: number }> {
+    const now = this.d.clock.now();
+    const info = await this.d.store.scheduleInfo(now);
+    const lagSeconds = info.oldestDueAt === null ? 0 : Math.max(0, (now - info.oldestDueAt) / 1000);
+    this.d.metrics.refreshBacklog.set(info.backlog);
+    this.d.metrics.refreshLagSeconds.set(lagSeconds);
+    return { backlog: info.backlog, lagSeconds };
+  }
+}

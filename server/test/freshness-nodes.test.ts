@@ -1,0 +1,212 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/clock.js';
+import { type Db, openDatabase } from '../src/db/connect.js';
+import { createImagesRepo } from '../src/db/images-repo.js';
+import { seedImages } from '../src/seed.js';
+import { createCosStorage } from '../src/storage/cos.js';
+import { RedisUrlStore, urlKeys } from '../src/urls/redis-store.js';
+import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
+import { createTestDatabase } from './helpers/database.js';
+import { GatewayProcess } from './helpers/gateway-process.js';
+import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from './helpers/harness.js';
+import { OwnedRedis } from './helpers/redis-server.js';
+import { type SseSubscription, subscribeSse } from './helpers/sse.js';
+
+const TTL = 20;
+const AHEAD = 10;
+const RUN_MS = 45_000;
+
+interface EventData {
+  data?: { signedUrlRefreshed: { imageId: string; signedUrl: { url: string; expiresAt: string } } };
+}
+
+async function gql<T>(url: string, token: string, query: string, variables: Record<string, unknown> = {}) {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await res.json()) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+}
+
+async function refreshesOn(node: GatewayProcess): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const m = /^signet_refreshes_total (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+// Three real gateway processes on one Redis and one PostgreSQL, the COS fixture as origin.
+describe('refresh across three nodes', () => {
+  let redis: OwnedRedis;
+  let fixture: CosFixture;
+  let pg: { url: string; drop: () => Promise<void> };
+  let db: Db;
+  let dataDir: string;
+  let nodes: GatewayProcess[] = [];
+  let ids: string[] = [];
+  let alice: string;
+  let bob: string;
+  let sse: SseSubscription<EventData> | undefined;
+
+  beforeAll(async () => {
+    redis = await OwnedRedis.start();
+    fixture = await startCosFixture({ secretId: COS_SECRET_ID, secretKey: COS_SECRET_KEY });
+    pg = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-nodes-'));
+    db = await openDatabase({ databaseUrl: pg.url, dataDir });
+    const storage = createCosStorage({
+      secretId: COS_SECRET_ID,
+      secretKey: COS_SECRET_KEY,
+      bucket: 'test-1250000000',
+      region: 'ap-test',
+      domain: fixture.host,
+      protocol: 'http:',
+    });
+    ids = await seedImages({
+      storage,
+      images: createImagesRepo(db),
+      clock: systemClock,
+      ownerId: 'alice',
+      count: 30,
+      width: 8,
+      height: 8,
+    });
+    await seedImages({
+      storage,
+      images: createImagesRepo(db),
+      clock: systemClock,
+      ownerId: 'bob',
+      count: 2,
+      width: 8,
+      height: 8,
+    });
+    const key = new TextEncoder().encode(TEST_JWT_SECRET);
+    const sign = (sub: string) =>
+      new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(key);
+    alice = await sign('alice');
+    bob = await sign('bob');
+    const env = {
+      DATA_DIR: dataDir,
+      DATABASE_URL: pg.url,
+      REDIS_URL: redis.url,
+      STORAGE_DRIVER: 'cos',
+      COS_SECRET_ID,
+      COS_SECRET_KEY,
+      COS_BUCKET: 'test-1250000000',
+      COS_REGION: 'ap-test',
+      COS_DOMAIN: fixture.host,
+      COS_PROTOCOL: 'http',
+      AUTH_JWT_SECRET: TEST_JWT_SECRET,
+      URL_TTL_SECONDS: String(TTL),
+      REFRESH_AHEAD_SECONDS: String(AHEAD),
+      SEED_DEMO: 'false',
+      LOG_LEVEL: 'warn',
+    };
+    nodes = await Promise.all([
+      GatewayProcess.start(env),
+      GatewayProcess.start(env),
+      GatewayProcess.start(env),
+    ]);
+  }, 90_000);
+
+  afterAll(async () => {
+    sse?.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+    await db?.close();
+    await pg?.drop();
+    await fixture?.close();
+    await redis?.kill();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('pushes refreshes made anywhere to SSE clients on another node, once per window, surviving a SIGKILL', async () => {
+    const [a, b, c] = nodes as [GatewayProcess, GatewayProcess, GatewayProcess];
+    // Bob listens to alice's ids on node C: he must get nothing.
+    const bobSse = subscribeSse<EventData>(c.url, SUB, { ids }, bob);
+    sse = subscribeSse<EventData>(c.url, SUB, { ids }, alice);
+    await Promise.all([sse.opened, bobSse.opened]);
+
+    const first = await gql<{ images: { edges: { node: { id: string } }[] } }>(a.url, alice, PAGE, {});
+    expect(first.errors).toBeUndefined();
+    expect(first.data!.images.edges).toHaveLength(30);
+
+    const started = Date.now();
+    const store = new RedisUrlStore(redis.client(), 'signet:');
+    let abandoned: string[] = [];
+    let killed = false;
+    let served = 0;
+    while (Date.now() - started < RUN_MS) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const node = killed ? a : [a, b][served % 2]!;
+      const page = await gql<{
+        images: { edges: { node: { id: string; signedUrl: { url: string; expiresAt: string } } }[] };
+      }>(node.url, alice, PAGE, {});
+      expect(page.errors).toBeUndefined();
+      served++;
+      for (const e of page.data!.images.edges) {
+        // Never a URL close to death (default minTtl is a quarter of the TTL: 5 s).
+        expect(Date.parse(e.node.signedUrl.expiresAt) - Date.now()).toBeGreaterThan(4000);
+      }
+      const sample = page.data!.images.edges[served % 30]!.node.signedUrl.url;
+      expect((await fetch(sample)).status).toBe(200);
+
+      const elapsed = Date.now() - started;
+      if (abandoned.length === 0 && elapsed > 10_500) {
+        // A claimer that took a due batch and died: the lease runs out, another node takes it.
+        const claim = await store.claimDue(Date.now(), 10, 3000, 0);
+        abandoned = claim.claimed;
+      }
+      if (!killed && elapsed > 15_000) {
+        await b.kill('SIGKILL');
+        killed = true;
+      }
+    }
+    expect(abandoned.length).toBeGreaterThan(0);
+
+    // Every image was refreshed, and each refresh reached the subscriber on node C.
+    const byImage = new Map<string, number[]>();
+    for (const e of sse.events) {
+      const ev = e.data.data?.signedUrlRefreshed;
+      if (!ev) continue;
+      const list = byImage.get(ev.imageId) ?? [];
+      list.push(Date.parse(ev.signedUrl.expiresAt));
+      byImage.set(ev.imageId, list);
+    }
+    expect(new Set(byImage.keys())).toEqual(new Set(ids));
+    const admin = redis.client();
+    for (const id of ids) {
+      const expiries = byImage.get(id)!;
+      // ~45 s / ~10 s per window.
+      expect(expiries.length).toBeGreaterThanOrEqual(3);
+      // Once per window: no two signings of one image closer than the window allows, and the
+      // next one always before the previous URL expired (the abandoned batch included).
+      for (let i = 1; i < expiries.length; i++) {
+        const gap = expiries[i]! - expiries[i - 1]!;
+        expect(gap).toBeGreaterThanOrEqual((TTL - AHEAD - 2) * 1000);
+        expect(gap).toBeLessThan(TTL * 1000);
+      }
+      // Every signing published one event (the first, on-demand one included), so the refresh
+      // counter that all nodes bump in Redis can be at most one below the events seen.
+      const r = Number(await admin.hget(urlKeys('signet:').meta(id), 'r'));
+      expect(r).toBeGreaterThanOrEqual(expiries.length - 2);
+      expect(r).toBeLessThanOrEqual(expiries.length - 1);
+    }
+    admin.disconnect();
+    expect(await refreshesOn(a)).toBeGreaterThan(0);
+    expect(bobSse.events.filter((e) => e.data.data?.signedUrlRefreshed)).toEqual([]);
+    bobSse.close();
+  }, 120_000);
+});
+
+const SUB = /* GraphQL */ `
+  subscription ($ids: [ID!]!) {
+    signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt } }
+  }
+`;
+const PAGE = /* GraphQL */ `
+  query { images(first: 100) { edges { node { id signedUrl { url expiresAt } } } } }
+`;
