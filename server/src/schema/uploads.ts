@@ -1,0 +1,46 @@
+import { badInput } from '../errors.js';
+import { deleteImage, uploadImage } from '../uploads/upload-service.js';
+import { builder } from './builder.js';
+import { ImageRef } from './images.js';
+import { parseImageId } from './validate.js';
+
+const isFile = (v: unknown): v is File =>
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as Blob).stream === 'function' &&
+  typeof (v as Blob).size === 'number';
+
+builder.scalarType('File', {
+  description: 'A file sent as a part of a GraphQL multipart request (input only).',
+  serialize: () => {
+    throw new Error('File is an input-only scalar');
+  },
+  parseValue: (value) => {
+    if (!isFile(value)) throw badInput('A File must be sent as a part of a multipart request');
+    return value;
+  },
+  parseLiteral: () => {
+    throw badInput('A File must be sent as a part of a multipart request, not written in the query');
+  },
+});
+
+builder.mutationFields((t) => ({
+  uploadImage: t.field({
+    type: ImageRef,
+    description:
+      'Stores an image for the viewer. The type is judged by the content (JPEG, PNG, GIF, WebP, AVIF), ' +
+      'never by the file name; width and height come from its header. Errors: PAYLOAD_TOO_LARGE ' +
+      '(UPLOAD_MAX_BYTES), UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT (unreadable header, too many pixels). ' +
+      'One file per request.',
+    args: { file: t.arg({ type: 'File', required: true }) },
+    resolve: (_root, args, ctx) => uploadImage(ctx.services, ctx.viewer.id, args.file),
+  }),
+  deleteImage: t.boolean({
+    description:
+      "Deletes one of the viewer's images: the object, the row (its proxy links stop working) and " +
+      'the cached URL. False when there is no such image, it was already deleted, or it is not the ' +
+      "viewer's: the three are indistinguishable.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => deleteImage(ctx.services, ctx.viewer.id, parseImageId(String(args.id))),
+  }),
+}));
