@@ -1,0 +1,228 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+type Env = Record<string, string>;
+
+const SECRET = 'x'.repeat(32);
+const COS: Env = {
+  STORAGE_DRIVER: 'cos',
+  COS_SECRET_ID: 'AKIDexample',
+  COS_SECRET_KEY: 'example-key',
+  COS_BUCKET: 'photos-1250000000',
+  COS_REGION: 'ap-guangzhou',
+};
+
+/** The ConfigError loadConfig throws for env (failing the test when it does not throw). */
+function configError(env: Env): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+function expectRejected(env: Env, variable: string) {
+  const err = configError(env);
+  expect(err.variable).toBe(variable);
+  // The message a user sees at start-up names the variable.
+  expect(err.message.startsWith(`${variable}: `)).toBe(true);
+}
+
+describe('loadConfig', () => {
+  it('has the embedded defaults of DESIGN §4 with an empty environment', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      nodeEnv: 'development',
+      port: 4000,
+      host: '0.0.0.0',
+      publicUrl: 'http://localhost:4000',
+      dataDir: path.resolve('data'),
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      redisClusterNodes: [],
+      redisPrefix: 'signet:',
+      storageDriver: 'local',
+      urlTtlSeconds: 3600,
+      refreshAheadSeconds: 900,
+      defaultMinTtlSeconds: 300,
+      proxyTokenTtlSeconds: 30 * 86400,
+      role: 'all',
+      logLevel: 'info',
+      seedDemo: true,
+    });
+    // No secret outside production: auth is off (every request is the demo admin).
+    expect(c.auth.disabled).toBe(true);
+    expect(c.proxyTokenSecrets).toHaveLength(1);
+  });
+
+  it('reads what is set, trimming blanks and treating empty values as unset', () => {
+    const c = loadConfig({
+      PORT: ' 8080 ',
+      DATA_DIR: '/var/lib/signet',
+      DATABASE_URL: 'postgres://u@db:5432/signet',
+      REDIS_URL: 'redis://cache:6379/0',
+      URL_TTL_SECONDS: '600',
+      REFRESH_AHEAD_SECONDS: '',
+      AUTH_JWT_SECRET: SECRET,
+      AUTH_ISSUER: 'https://id.example/',
+      AUTH_AUDIENCE: 'signet',
+      SIGNET_ROLE: 'worker',
+      LOG_LEVEL: 'warn',
+    });
+    expect(c).toMatchObject({
+      port: 8080,
+      dataDir: '/var/lib/signet',
+      databaseUrl: 'postgres://u@db:5432/signet',
+      redisUrl: 'redis://cache:6379/0',
+      urlTtlSeconds: 600,
+      refreshAheadSeconds: 150, // a quarter of a short TTL
+      defaultMinTtlSeconds: 150,
+      role: 'worker',
+      logLevel: 'warn',
+      seedDemo: false, // an external database is not seeded unless asked
+    });
+    expect(c.auth).toMatchObject({
+      disabled: false,
+      jwtSecret: SECRET,
+      issuer: 'https://id.example/',
+      audience: 'signet',
+    });
+  });
+
+  it('works at both ends of the TTL range', () => {
+    const short = loadConfig({ URL_TTL_SECONDS: '5' });
+    expect(short.refreshAheadSeconds).toBeLessThan(5);
+    expect(short.refreshAheadSeconds).toBeGreaterThanOrEqual(1);
+    expect(short.defaultMinTtlSeconds).toBeLessThan(5);
+    const long = loadConfig({ URL_TTL_SECONDS: '604800', REFRESH_AHEAD_SECONDS: '604799' });
+    expect(long.urlTtlSeconds).toBe(604800);
+    expect(long.refreshAheadSeconds).toBe(604799);
+    expect(long.defaultMinTtlSeconds).toBe(300);
+  });
+
+  it.each(['abc', '-1', '65536', '80.5', '1e3', '0x50'])('PORT=%s stops start-up', (v) => {
+    expectRejected({ PORT: v }, 'PORT');
+  });
+
+  it.each(['abc', '4', '0', '-3600', '604801', '3600s', '1.5'])('URL_TTL_SECONDS=%s stops start-up', (v) => {
+    const err = configError({ URL_TTL_SECONDS: v });
+    expect(err.variable).toBe('URL_TTL_SECONDS');
+    if (/^-?\d+$/.test(v)) expect(err.message).toMatch(/5 and 604800/);
+  });
+
+  it('REFRESH_AHEAD_SECONDS must be below URL_TTL_SECONDS', () => {
+    expectRejected({ URL_TTL_SECONDS: '60', REFRESH_AHEAD_SECONDS: '60' }, 'REFRESH_AHEAD_SECONDS');
+    expectRejected({ URL_TTL_SECONDS: '60', REFRESH_AHEAD_SECONDS: '61' }, 'REFRESH_AHEAD_SECONDS');
+    expectRejected({ REFRESH_AHEAD_SECONDS: '3600' }, 'REFRESH_AHEAD_SECONDS');
+    expectRejected({ REFRESH_AHEAD_SECONDS: '0' }, 'REFRESH_AHEAD_SECONDS');
+    expect(loadConfig({ URL_TTL_SECONDS: '60', REFRESH_AHEAD_SECONDS: '59' }).refreshAheadSeconds).toBe(59);
+  });
+
+  it('STORAGE_DRIVER=cos names the first missing COS_* variable', () => {
+    expect(loadConfig(COS).cos).toMatchObject({ bucket: 'photos-1250000000', protocol: 'https:' });
+    for (const name of ['COS_SECRET_ID', 'COS_SECRET_KEY', 'COS_BUCKET', 'COS_REGION']) {
+      const { [name]: _missing, ...rest } = COS;
+      expectRejected(rest, name);
+      expectRejected({ ...rest, [name]: '   ' }, name);
+    }
+    expectRejected({ STORAGE_DRIVER: 's3' }, 'STORAGE_DRIVER');
+    expectRejected({ ...COS, COS_PROTOCOL: 'ftp' }, 'COS_PROTOCOL');
+    expectRejected({ ...COS, COS_DOMAIN: 'http://cos.example/path' }, 'COS_DOMAIN');
+    expect(loadConfig({ ...COS, COS_PROTOCOL: 'http:', COS_DOMAIN: '127.0.0.1:9000' }).cos).toMatchObject({
+      protocol: 'http:',
+      domain: '127.0.0.1:9000',
+    });
+  });
+
+  it('NODE_ENV=production needs an auth secret and a proxy token secret', () => {
+    const err = configError({ NODE_ENV: 'production', PROXY_TOKEN_SECRET: 'p'.repeat(16) });
+    expect(err.variable).toBe('AUTH_JWT_SECRET');
+    expect(err.message).toMatch(/AUTH_JWKS_URL/);
+    expectRejected({ NODE_ENV: 'production', AUTH_JWT_SECRET: SECRET }, 'PROXY_TOKEN_SECRET');
+    const ok = loadConfig({
+      NODE_ENV: 'production',
+      AUTH_JWT_SECRET: SECRET,
+      PROXY_TOKEN_SECRET: 'p'.repeat(16),
+    });
+    expect(ok.auth.disabled).toBe(false);
+    const jwks = loadConfig({
+      NODE_ENV: 'production',
+      AUTH_JWKS_URL: 'https://id.example/.well-known/jwks.json',
+      PROXY_TOKEN_SECRET: 'p'.repeat(16),
+    });
+    expect(jwks.auth).toMatchObject({ disabled: false, jwksUrl: 'https://id.example/.well-known/jwks.json' });
+  });
+
+  it('AUTH_JWT_SECRET must be long enough for HS256; AUTH_JWKS_URL must be a URL', () => {
+    const err = configError({ AUTH_JWT_SECRET: 'short' });
+    expect(err.variable).toBe('AUTH_JWT_SECRET');
+    expect(err.message).toMatch(/32/);
+    expectRejected({ AUTH_JWT_SECRET: 'x'.repeat(31) }, 'AUTH_JWT_SECRET');
+    expectRejected({ AUTH_JWKS_URL: 'not a url' }, 'AUTH_JWKS_URL');
+    expectRejected({ AUTH_JWKS_URL: 'ftp://id.example/jwks' }, 'AUTH_JWKS_URL');
+  });
+
+  it.each(['localhost:6379', 'http://cache:6379', 'not a url', 'cache'])(
+    'REDIS_URL=%s stops start-up',
+    (v) => {
+      expectRejected({ REDIS_URL: v }, 'REDIS_URL');
+    },
+  );
+
+  it('accepts redis:// and rediss://', () => {
+    expect(loadConfig({ REDIS_URL: 'rediss://:pw@cache.example:6380' }).redisUrl).toBe(
+      'rediss://:pw@cache.example:6380',
+    );
+  });
+
+  it('REDIS_CLUSTER_NODES is a host:port list', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'r1:7000, r2:7001 ,10.0.0.3:7002' }).redisClusterNodes).toEqual([
+      { host: 'r1', port: 7000 },
+      { host: 'r2', port: 7001 },
+      { host: '10.0.0.3', port: 7002 },
+    ]);
+    for (const v of [
+      'r1',
+      'r1:7000,r2',
+      'r1:port',
+      'r1:7000,',
+      'r1:123456',
+      'r1:70000',
+      'r1:0',
+      'redis://r1:7000',
+    ]) {
+      expectRejected({ REDIS_CLUSTER_NODES: v }, 'REDIS_CLUSTER_NODES');
+    }
+  });
+
+  it('PROXY_TOKEN_SECRET: one secret, or kid:secret pairs (first signs, all verify)', () => {
+    expect(loadConfig({ PROXY_TOKEN_SECRET: 's'.repeat(16) }).proxyTokenSecrets).toEqual([
+      { kid: 'k0', secret: 's'.repeat(16) },
+    ]);
+    expect(
+      loadConfig({ PROXY_TOKEN_SECRET: 'k2:new-secret-new-secret, k1:old-secret-old-secret' })
+        .proxyTokenSecrets,
+    ).toEqual([
+      { kid: 'k2', secret: 'new-secret-new-secret' },
+      { kid: 'k1', secret: 'old-secret-old-secret' },
+    ]);
+    expectRejected({ PROXY_TOKEN_SECRET: 'short' }, 'PROXY_TOKEN_SECRET');
+    expectRejected({ PROXY_TOKEN_SECRET: 'k1:new-secret-new-secret,k0:short' }, 'PROXY_TOKEN_SECRET');
+    expectRejected({ PROXY_TOKEN_SECRET: 'bad kid!:new-secret-new-secret' }, 'PROXY_TOKEN_SECRET');
+    expectRejected({ PROXY_TOKEN_SECRET: `${'k'.repeat(17)}:new-secret-new-secret` }, 'PROXY_TOKEN_SECRET');
+  });
+
+  it('other enumerations and URLs name their variable', () => {
+    expectRejected({ DATABASE_URL: 'mysql://db/signet' }, 'DATABASE_URL');
+    expectRejected({ DATABASE_URL: 'db:5432' }, 'DATABASE_URL');
+    expectRejected({ SIGNET_ROLE: 'both' }, 'SIGNET_ROLE');
+    expectRejected({ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL');
+    expectRejected({ PUBLIC_URL: 'gateway.example' }, 'PUBLIC_URL');
+    expectRejected({ PROXY_TOKEN_TTL_SECONDS: '-1' }, 'PROXY_TOKEN_TTL_SECONDS');
+    expectRejected({ UPLOAD_MAX_BYTES: '0' }, 'UPLOAD_MAX_BYTES');
+    expect(loadConfig({ PROXY_TOKEN_TTL_SECONDS: '0' }).proxyTokenTtlSeconds).toBe(0);
+  });
+});
