@@ -35,6 +35,11 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
       enableOfflineQueue: !!o.blocking,
       clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
       slotsRefreshTimeout: 1000,
+      // Few, quick redirection retries: the caller has a deadline and a fallback.
+      maxRedirections: 4,
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+      retryDelayOnTryAgain: 50,
       scaleReads: 'master',
     });
   }
