@@ -30,7 +30,10 @@ export interface Config {
   refreshAheadSeconds: number;
   /** Default minTtl: 300 s, or a quarter of the TTL when that is shorter. */
   defaultMinTtlSeconds: number;
-  /** An image not looked at within this window drops out of the refresh schedule. */
+  /**
+   * An image neither requested nor subscribed to within this window drops out of the refresh
+   * schedule (it is signed on demand next time).
+   */
   liveWindowSeconds: number;
   auth: {
     jwtSecret: string | undefined;
@@ -43,9 +46,17 @@ export interface Config {
   proxyTokenSecrets: { kid: string; secret: string }[];
   proxyTokenTtlSeconds: number;
   role: 'all' | 'api' | 'worker';
+  /** refreshSignedUrls calls a viewer may make per minute. */
+  refreshRateLimitPerMinute: number;
   uploadMaxBytes: number;
+  /** SVG can carry scripts; refused unless UPLOAD_ALLOW_SVG=true. */
+  uploadAllowSvg: boolean;
+  /** Bound on width × height declared by an uploaded image's header. */
+  uploadMaxPixels: number;
   logLevel: string;
   seedDemo: boolean;
+  /** How many demo images a first start seeds (SEED_DEMO_COUNT; the e2e gallery test asks for 100). */
+  seedDemoCount: number;
   /** Bound of the in-process URL cache (embedded mode). */
   memoryCacheMaxEntries: number;
 }
@@ -110,7 +121,9 @@ function parseClusterNodes(env: Env): { host: string; port: number }[] {
   if (raw === undefined) return [];
   return raw.split(',').map((part) => {
     const m = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(part);
-    if (!m) throw new ConfigError('REDIS_CLUSTER_NODES', `expected host:port[,host:port…], got "${part}"`);
+    // Five digits still allow ports past 65535 (or 0): refuse them here, not at the first connect.
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+      throw new ConfigError('REDIS_CLUSTER_NODES', `expected host:port[,host:port…], got "${part}"`);
     return { host: m[1]!, port: Number(m[2]) };
   });
 }
@@ -216,7 +229,7 @@ export function loadConfig(env: Env = process.env): Config {
     urlTtlSeconds,
     refreshAheadSeconds,
     defaultMinTtlSeconds: Math.min(300, Math.floor(urlTtlSeconds / 4)),
-    liveWindowSeconds: int(env, 'LIVE_WINDOW_SECONDS', Math.max(2 * urlTtlSeconds, 60), 1, 30 * 86400),
+    liveWindowSeconds: int(env, 'LIVE_WINDOW_SECONDS', Math.max(urlTtlSeconds, 60), 1, 30 * 86400),
     auth: {
       jwtSecret,
       jwksUrl,
@@ -227,7 +240,10 @@ export function loadConfig(env: Env = process.env): Config {
     proxyTokenSecrets: parseProxySecrets(env, devSecret),
     proxyTokenTtlSeconds: int(env, 'PROXY_TOKEN_TTL_SECONDS', 30 * 86400, 0, 10 * 365 * 86400),
     role: oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all'),
+    refreshRateLimitPerMinute: int(env, 'REFRESH_RATE_LIMIT_PER_MINUTE', 60, 1, 100_000),
     uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
+    uploadAllowSvg: oneOf(env, 'UPLOAD_ALLOW_SVG', ['true', 'false'] as const, 'false') === 'true',
+    uploadMaxPixels: int(env, 'UPLOAD_MAX_PIXELS', 100_000_000, 1, Number.MAX_SAFE_INTEGER),
     logLevel: oneOf(
       env,
       'LOG_LEVEL',
@@ -235,6 +251,7 @@ export function loadConfig(env: Env = process.env): Config {
       'info',
     ),
     seedDemo: (str(env, 'SEED_DEMO') ?? (env.DATABASE_URL ? 'false' : 'true')) === 'true',
+    seedDemoCount: int(env, 'SEED_DEMO_COUNT', 8, 1, 1000),
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
   };
 }

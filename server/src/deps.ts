@@ -2,8 +2,17 @@ import path from 'node:path';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { type Db, type DbOptions, openDatabase } from './db/connect.js';
+import type { EventBus } from './events/event-bus.js';
+import { MemoryEventBus } from './events/memory-bus.js';
+import { RedisEventBus } from './events/redis-bus.js';
+import { BullmqJobEngine } from './jobs/bullmq-engine.js';
+import { type JobEngine, type Processors, tickInterval } from './jobs/job-engine.js';
 import type { Logger } from './logger.js';
+import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './rate-limit.js';
 import { createRedisClient, quietErrors, type RedisClient } from './redis/connect.js';
+import { MemoryStatsStore } from './stats/memory-stats.js';
+import { RedisStatsStore } from './stats/redis-stats.js';
+import type { StatsStore } from './stats/stats-store.js';
 import { createCosStorage } from './storage/cos.js';
 import { createLocalStorage } from './storage/local.js';
 import type { Storage } from './storage/storage.js';
@@ -16,6 +25,10 @@ export interface Dependencies {
   store: UrlStore;
   storage: Storage;
   redis: RedisClient | undefined;
+  events: EventBus;
+  stats: StatsStore;
+  refreshLimiter: RateLimiter;
+  jobEngine: ((processors: Processors) => JobEngine) | undefined;
   close(): Promise<void>;
 }
 
@@ -62,7 +75,7 @@ export function createStore(
       }
     },
   );
-  return { store: new RedisUrlStore(redis, config.redisPrefix), redis };
+  return { store: new RedisUrlStore(redis, config.redisPrefix, config.redisCommandTimeoutMs * 2), redis };
 }
 
 /** Opens what the config names: PostgreSQL or PGlite, Redis or the in-process cache, a storage driver. */
@@ -79,14 +92,53 @@ export async function createDependencies(
   });
   const { store, redis } = createStore(config, logger, clock);
   const storage = createStorage(config);
+  const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
+  if (!redis) {
+    return {
+      db,
+      store,
+      storage,
+      redis,
+      events: new MemoryEventBus(),
+      stats: new MemoryStatsStore(),
+      refreshLimiter: createMemoryRateLimiter(clock, limit),
+      jobEngine: undefined,
+      async close() {
+        await store.close();
+        await db.close();
+      },
+    };
+  }
+  const blocking = () =>
+    quietErrors(
+      createRedisClient({
+        url: config.redisUrl,
+        clusterNodes: config.redisClusterNodes,
+        commandTimeoutMs: config.redisCommandTimeoutMs,
+        blocking: true,
+      }),
+    );
+  const events = new RedisEventBus(redis, blocking(), `${config.redisPrefix}events`, logger);
   return {
     db,
     store,
     storage,
     redis,
+    events,
+    stats: new RedisStatsStore(redis, config.redisPrefix),
+    refreshLimiter: createRedisRateLimiter(redis, config.redisPrefix, clock, limit),
+    jobEngine: (processors) =>
+      new BullmqJobEngine(processors, {
+        connect: blocking,
+        prefix: config.redisPrefix,
+        tickMs: tickInterval(config.refreshAheadSeconds),
+        batchSize: 500,
+        logger,
+      }),
     async close() {
+      await events.close();
       await store.close();
-      if (redis) redis.disconnect();
+      redis.disconnect();
       await db.close();
     },
   };

@@ -3,7 +3,9 @@ import { createApp } from './app.js';
 import { systemClock } from './clock.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createDependencies } from './deps.js';
+import { gracefulShutdown } from './http/graceful-shutdown.js';
 import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
 import { seedImages } from './seed.js';
 
 // config -> dependencies -> app -> listen; graceful shutdown on SIGTERM/SIGINT.
@@ -26,7 +28,19 @@ async function main(): Promise<void> {
   }
   const clock = systemClock;
   const deps = await createDependencies(config, logger, clock);
-  const app = createApp({ config, ...deps, clock, logger });
+  const app = createApp({
+    config,
+    db: deps.db,
+    store: deps.store,
+    storage: deps.storage,
+    events: deps.events,
+    stats: deps.stats,
+    refreshLimiter: deps.refreshLimiter,
+    ...(deps.jobEngine ? { jobEngine: deps.jobEngine } : {}),
+    clock,
+    logger,
+    metrics: createMetrics({ defaultMetrics: true }),
+  });
 
   if (config.seedDemo) {
     const owner = 'demo';
@@ -36,7 +50,7 @@ async function main(): Promise<void> {
         images: app.services.images,
         clock,
         ownerId: owner,
-        count: 8,
+        count: config.seedDemoCount,
       });
       logger.info({ count: ids.length }, 'seeded demo images');
     }
@@ -44,7 +58,7 @@ async function main(): Promise<void> {
 
   const server = createServer(app.handle);
   server.keepAliveTimeout = 65_000;
-  app.start();
+  await app.start();
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -58,16 +72,22 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // The bound: orchestrators SIGKILL after 10 s (Docker, Kubernetes' default is 30 s).
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
     }, 10_000);
     force.unref();
-    server.close();
-    server.closeIdleConnections();
-    await app.stop();
-    await deps.close();
+    const drained = await gracefulShutdown({
+      server,
+      drain: () => app.drain(),
+      stopApp: () => app.stop(),
+      closeDeps: () => deps.close(),
+      logger,
+      graceMs: 7_000,
+    });
     clearTimeout(force);
+    logger.info({ drained }, 'stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -3,7 +3,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 /** Every Prometheus series of the gateway, on a registry of its own (no global default). */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'signet_process_' });
+  // The standard names (process_*, nodejs_*), so stock Node.js dashboards work unchanged.
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
   const r = [registry];
   return {
     registry,
@@ -64,6 +65,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     sseSubscribers: new Gauge({
       name: 'signet_sse_subscribers',
       help: 'Open signedUrlRefreshed subscriptions on this node',
+      registers: r,
+    }),
+    httpRequests: new Counter({
+      name: 'signet_http_requests_total',
+      help: 'HTTP responses by route and status (status "aborted": the client left first)',
+      labelNames: ['route', 'status'] as const,
+      registers: r,
+    }),
+    dependencyUp: new Gauge({
+      name: 'signet_dependency_up',
+      help: 'Last probe of a dependency (database, cache, storage): 1 reachable, 0 not',
+      labelNames: ['dependency'] as const,
       registers: r,
     }),
     requestErrors: new Counter({

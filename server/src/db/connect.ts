@@ -40,6 +40,9 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     });
     // An idle client losing its server emits 'error' on the pool; without a listener it would crash.
     pool.on('error', () => {});
+    // A checked-out client has no pool listener: losing the server mid-query would emit an
+    // unhandled 'error' and crash the process. The query itself still fails (-> 503).
+    pool.on('connect', (client) => client.on('error', () => {}));
     kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
   } else {
     kind = 'pglite';

@@ -1,12 +1,15 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { GraphQLError } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
-import { findAppError } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/connect.js';
+import { findAppError, unavailable } from '../errors.js';
 import type { Context } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
 import type { Services } from '../services.js';
+import { useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
 import { requestIdOf, useRequestId } from './plugins/use-request-id.js';
+import { MULTIPART_OVERHEAD_BYTES, useUploadLimits } from './plugins/use-upload-limits.js';
 import { currentRequestId } from './request-context.js';
 
 export type Yoga = YogaServerInstance<Record<string, never>, Context>;
@@ -15,7 +18,8 @@ export type Yoga = YogaServerInstance<Record<string, never>, Context>;
 const CLIENT_ERROR =
   /^(Variable "\$|Int cannot represent|Expected value of type|Argument "|ID cannot represent|String cannot represent)/;
 
-export function createGraphql(services: Services): Yoga {
+/** `shutdown` aborts when the process drains: open subscriptions then complete cleanly. */
+export function createGraphql(services: Services, options: { shutdown?: AbortSignal } = {}): Yoga {
   const { logger } = services;
   return createYoga<Record<string, never>, Context>({
     schema: buildSchema(),
@@ -31,10 +35,18 @@ export function createGraphql(services: Services): Yoga {
     plugins: [
       useRequestId(),
       useCSRFPrevention({
-        requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'content-type'],
+        // Not 'content-type': every simple cross-site form post carries one.
+        requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight'],
       }),
       useErrorMetrics(services.metrics),
+      useEndOnShutdown(options.shutdown),
+      useUploadLimits({
+        maxFileBytes: services.config.uploadMaxBytes,
+        authenticate: services.authenticate,
+      }),
     ],
+    // Yoga's whole-body cap (25 MB by default) must leave room for the largest allowed upload.
+    maxRequestBodySize: Math.max(25_000_000, services.config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
     context: async ({ request }) => {
       const viewer = await services.authenticate(request.headers.get('authorization'));
       return {
@@ -49,7 +61,9 @@ export function createGraphql(services: Services): Yoga {
         const app = findAppError(error);
         if (app) return app;
         const original = (error as GraphQLError).originalError;
-        if (error instanceof GraphQLError && !original) {
+        // Variable coercion wraps the scalar's own GraphQLError and has no path (no resolver ran).
+        const coercion = original instanceof GraphQLError && !(error as GraphQLError).path;
+        if (error instanceof GraphQLError && (!original || coercion)) {
           // Parse, validation and coercion errors from graphql-js: the client's input.
           if (!error.extensions?.['code'] && CLIENT_ERROR.test(error.message)) {
             return new GraphQLError(error.message, {
@@ -59,6 +73,10 @@ export function createGraphql(services: Services): Yoga {
             });
           }
           return error;
+        }
+        if (isDatabaseUnavailable(original ?? error)) {
+          // The database is down: a retryable condition the client should hear about as such.
+          return unavailable('The database is unavailable; retry shortly');
         }
         const requestId = currentRequestId();
         logger.error({ err: original ?? error, requestId }, 'unexpected error');

@@ -2,7 +2,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Services } from '../services.js';
 import { sendJson } from './send.js';
 
-type State = 'ok' | 'degraded' | 'down';
+export type State = 'ok' | 'degraded' | 'down';
+
+export interface Readiness {
+  /** ok: all good; degraded: serving with a handicap; down: cannot serve; draining: shutting down. */
+  status: 'ok' | 'degraded' | 'down' | 'draining';
+  ready: boolean;
+  checks: {
+    database: State;
+    cache: { state: State; kind: string };
+    storage: { state: State; driver: string };
+  };
+}
 
 async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -21,40 +32,66 @@ async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolea
   }
 }
 
-/** `/healthz`: the process serves. */
+/**
+ * Probes database, cache and storage. Only a database that does not answer makes the node
+ * unable to serve (every request needs rows). Redis down is `degraded`: the hot path signs
+ * directly. Storage down is `down` for that check but the node stays ready: signing is CPU-only
+ * and another node could not reach the bucket either, so taking nodes out of the load balancer
+ * would only turn a partial outage into a full one.
+ */
+export function createProbes(s: Services, isDraining: () => boolean = () => false) {
+  // Concurrent callers (a readiness probe during a scrape) share one round of probes.
+  let inflight: Promise<Readiness> | undefined;
+
+  async function run(): Promise<Readiness> {
+    const [dbOk, cacheOk, storageOk] = await Promise.all([
+      probe(() => s.db.ping(), 1500),
+      probe(() => s.store.ping(), Math.max(250, s.config.redisCommandTimeoutMs * 2)),
+      probe(() => s.storage.ping(), 2000),
+    ]);
+    s.metrics.dependencyUp.set({ dependency: 'database' }, dbOk ? 1 : 0);
+    s.metrics.dependencyUp.set({ dependency: 'cache' }, cacheOk ? 1 : 0);
+    s.metrics.dependencyUp.set({ dependency: 'storage' }, storageOk ? 1 : 0);
+    const checks: Readiness['checks'] = {
+      database: dbOk ? 'ok' : 'down',
+      cache: { state: cacheOk ? 'ok' : 'degraded', kind: s.store.kind },
+      storage: { state: storageOk ? 'ok' : 'down', driver: s.storage.driver },
+    };
+    const draining = isDraining();
+    const ready = dbOk && !draining;
+    const status = draining ? 'draining' : !dbOk ? 'down' : cacheOk && storageOk ? 'ok' : 'degraded';
+    return { status, ready, checks };
+  }
+
+  return {
+    check(): Promise<Readiness> {
+      inflight ??= run().finally(() => {
+        inflight = undefined;
+      });
+      return inflight;
+    },
+  };
+}
+
+export type Probes = ReturnType<typeof createProbes>;
+
+/** `/healthz`: liveness, 200 while the process serves (no dependency is checked). */
 export function healthz(_req: IncomingMessage, res: ServerResponse): void {
   sendJson(res, 200, { status: 'ok' });
 }
 
-/**
- * `/readyz`: each dependency ok/degraded/down. A cache outage only degrades (the hot path signs
- * directly); the database or the storage being down means we cannot serve: 503.
- */
-export function createReadyz(s: Services) {
+/** `/readyz`: each dependency ok/degraded/down; 503 only when this node cannot serve. */
+export function createReadyz(probes: Probes) {
   return async (_req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const [dbOk, cacheOk, storageOk] = await Promise.all([
-      probe(() => s.db.ping(), 1500),
-      probe(() => s.store.ping(), 500),
-      probe(() => s.storage.ping(), 2000),
-    ]);
-    const database: State = dbOk ? 'ok' : 'down';
-    const cache: State = cacheOk ? 'ok' : 'degraded';
-    const storage: State = storageOk ? 'ok' : 'down';
-    const ready = dbOk && storageOk;
-    const status = !ready ? 'down' : cacheOk ? 'ok' : 'degraded';
-    sendJson(res, ready ? 200 : 503, {
-      status,
-      checks: {
-        database,
-        cache: { state: cache, kind: s.store.kind },
-        storage: { state: storage, driver: s.storage.driver },
-      },
-    });
+    const { ready, status, checks } = await probes.check();
+    sendJson(res, ready ? 200 : 503, { status, checks });
   };
 }
 
-export function createMetricsRoute(s: Services) {
+/** `/metrics`: Prometheus text; dependency gauges are refreshed by the scrape itself. */
+export function createMetricsRoute(s: Services, probes: Probes) {
   return async (_req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    await probes.check();
     const body = await s.metrics.registry.metrics();
     res.writeHead(200, { 'content-type': s.metrics.registry.contentType, 'cache-control': 'no-store' });
     res.end(body);

@@ -16,19 +16,27 @@ export function parseRange(header: string | null | undefined, size: number): Ran
   if (!m) return { kind: 'full' };
   const [, a, b] = m;
   if (a === '' && b === '') return { kind: 'full' };
-  if (a!.length > 15 || b!.length > 15) return { kind: 'full' };
   if (a === '') {
     // Suffix range: the last n bytes.
-    const n = Number(b);
+    const n = position(b!);
     if (n === 0) return { kind: 'unsatisfiable' };
     if (size === 0) return { kind: 'unsatisfiable' };
     return { kind: 'partial', range: { start: Math.max(0, size - n), end: size - 1 } };
   }
-  const start = Number(a);
-  const end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-  if (b !== '' && Number(b) < start) return { kind: 'full' };
+  const start = position(a!);
+  const last = b === '' ? Number.POSITIVE_INFINITY : position(b!);
+  if (last < start) return { kind: 'full' };
   if (start >= size) return { kind: 'unsatisfiable' };
-  return { kind: 'partial', range: { start, end } };
+  return { kind: 'partial', range: { start, end: Math.min(last, size - 1) } };
+}
+
+/**
+ * A byte position from its digits. Past 15 significant digits it lies beyond any object we hold
+ * (and beyond exact doubles): Infinity, so it is cut to the end or unsatisfiable, never rounded.
+ */
+function position(digits: string): number {
+  const d = digits.replace(/^0+(?=\d)/, '');
+  return d.length > 15 ? Number.POSITIVE_INFINITY : Number(d);
 }
 
 /** `If-None-Match` matches an ETag (weak comparison, `*` matches anything). */

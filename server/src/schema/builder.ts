@@ -2,6 +2,7 @@ import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import type { Viewer } from '../auth/viewer.js';
 import type { ImageRow } from '../db/types.js';
+import type { DailyStats, WorkerBeat } from '../stats/stats-store.js';
 import type { ResolvedUrl } from '../urls/url-service.js';
 import type { Context } from './context.js';
 
@@ -12,6 +13,21 @@ export interface UrlStatusShape {
   accessCount: number;
   refreshCount: number;
   lastAccessAt: Date | null;
+}
+
+export interface UrlStatsShape {
+  requests: number;
+  cacheHits: number;
+  cacheMisses: number;
+  hitRate: number;
+  refreshes: number;
+  errors: number;
+  avgResolveMs: number;
+  uniqueImages: number;
+  refreshBacklog: number;
+  refreshLagSeconds: number;
+  workers: (WorkerBeat & { alive: boolean })[];
+  days: (DailyStats & { hitRate: number })[];
 }
 
 export interface ImageConnectionShape {
@@ -27,6 +43,7 @@ export const builder = new SchemaBuilder<{
   Scalars: {
     DateTime: { Input: Date; Output: Date | string };
     ID: { Input: string; Output: string };
+    File: { Input: File; Output: never };
   };
   Objects: {
     Viewer: Viewer;
@@ -36,6 +53,10 @@ export const builder = new SchemaBuilder<{
     ImageConnection: ImageConnectionShape;
     ImageEdge: { cursor: string; node: ImageRow };
     PageInfo: { hasNextPage: boolean; endCursor: string | null };
+    SignedUrlEvent: { imageId: string; signedUrl: ResolvedUrl };
+    UrlStats: UrlStatsShape;
+    DailyUrlStats: DailyStats & { hitRate: number };
+    WorkerStatus: WorkerBeat & { alive: boolean };
   };
 }>({
   plugins: [DataloaderPlugin],
@@ -43,3 +64,5 @@ export const builder = new SchemaBuilder<{
 });
 
 builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});

@@ -4,6 +4,10 @@ import './scalars.js';
 import './viewer.js';
 import './images.js';
 import './urls.js';
+import './freshness.js';
+import './stats.js';
+import './proxy.js';
+import './uploads.js';
 
 export function buildSchema() {
   return builder.toSchema();

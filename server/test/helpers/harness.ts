@@ -30,6 +30,8 @@ export interface HarnessOptions {
   database?: 'postgres' | 'pglite';
   clock?: Clock;
   env?: Record<string, string>;
+  /** Starts the app's background work (access flushing, heartbeats, refresh jobs). */
+  start?: boolean;
   /** Collects SQL statements (counting the hot path's cost). */
   onQuery?: (sql: string) => void;
 }
@@ -116,7 +118,19 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   });
   const { db, store, storage, redis } = deps;
   if (redis) await waitReady(redis);
-  const app = createApp({ config: cfg, db, store, storage, logger, ...(clock ? { clock } : {}) });
+  const app = createApp({
+    config: cfg,
+    db,
+    store,
+    storage,
+    events: deps.events,
+    stats: deps.stats,
+    refreshLimiter: deps.refreshLimiter,
+    ...(deps.jobEngine ? { jobEngine: deps.jobEngine } : {}),
+    logger,
+    ...(clock ? { clock } : {}),
+  });
+  if (opts.start) await app.start();
   server.on('request', app.handle);
   const url = `http://127.0.0.1:${port}`;
 

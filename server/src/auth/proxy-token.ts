@@ -1,0 +1,115 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Clock } from '../clock.js';
+
+/**
+ * Capability tokens for `/proxy/<id>?t=<token>` (the link `Image.proxyUrl` hands out):
+ * `<kid>.<exp>.<mac>`, where `exp` is the expiry in unix seconds (base 36, `0` = none) and `mac`
+ * is a truncated HMAC-SHA256 over the image id, the owner id and `exp`, keyed by the secret
+ * named `kid`. Nothing is stored: deleting the image revokes its links (the route only serves
+ * live rows), removing a key id from the configuration revokes every link it signed.
+ */
+export interface ProxyTokens {
+  sign(imageId: string, ownerId: string): string;
+  /**
+   * The checks that need no database row: shape, a configured key id, not expired. Running
+   * them first means a bad token costs no SQL.
+   */
+  precheck(token: string): TokenCheck;
+  /** The full check against the row the token is used on. */
+  verify(token: string, imageId: string, ownerId: string): TokenCheck;
+  /** Epoch ms when the token stops working (null: never; undefined: not a token). */
+  expiresAt(token: string): number | null | undefined;
+}
+
+export type TokenCheck =
+  | { ok: true }
+  | { ok: false; reason: 'malformed' | 'unknown_key' | 'expired' | 'mismatch' };
+
+export interface ProxyTokenOptions {
+  /** The first key signs; every key verifies (rotation: prepend the new key, drop the old later). */
+  secrets: readonly { kid: string; secret: string }[];
+  /** 0: tokens never expire. */
+  ttlSeconds: number;
+  clock: Clock;
+}
+
+/** 128 bits of MAC: unforgeable, and keeps a token near 40 characters. */
+const MAC_BYTES = 16;
+const TOKEN = /^([A-Za-z0-9_-]{1,16})\.([0-9a-z]{1,11})\.([A-Za-z0-9_-]{22})$/;
+
+interface Parsed {
+  kid: string;
+  exp: number;
+  mac: Buffer;
+}
+
+function parse(token: string): Parsed | null {
+  const m = TOKEN.exec(token);
+  if (!m) return null;
+  const exp = Number.parseInt(m[2]!, 36);
+  const mac = Buffer.from(m[3]!, 'base64url');
+  // Canonical forms only: the last base64 character has spare bits, and a token must have
+  // exactly one spelling (a changed character is a different, invalid token).
+  if (!Number.isSafeInteger(exp) || mac.length !== MAC_BYTES || mac.toString('base64url') !== m[3])
+    return null;
+  if (exp.toString(36) !== m[2]) return null;
+  return { kid: m[1]!, exp, mac };
+}
+
+/**
+ * Expiries are rounded down to a step (1/24 of the TTL, at most a day), so every proxyUrl of an
+ * image within a step is the same string and browsers and CDNs can cache the `<img>` by URL. A
+ * token therefore lives between TTL - step and TTL, never longer than configured.
+ */
+export function expiryFor(nowMs: number, ttlSeconds: number): number {
+  if (ttlSeconds <= 0) return 0;
+  const step = Math.min(86_400, Math.max(1, Math.floor(ttlSeconds / 24)));
+  const exp = Math.floor((nowMs / 1000 + ttlSeconds) / step) * step;
+  // Never hand out a token that is already dead (tiny TTLs).
+  return Math.max(exp, Math.floor(nowMs / 1000) + 1);
+}
+
+export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
+  if (opts.secrets.length === 0) throw new Error('proxy tokens need at least one secret');
+  const keys = new Map(opts.secrets.map((s) => [s.kid, s.secret] as const));
+  const signer = opts.secrets[0]!;
+
+  const mac = (secret: string, imageId: string, ownerId: string, exp: number): Buffer =>
+    createHmac('sha256', secret)
+      // Domain-separated, length-safe: ids cannot contain a newline.
+      .update(`signet-proxy-v1\n${imageId.toLowerCase()}\n${ownerId}\n${exp}`)
+      .digest()
+      .subarray(0, MAC_BYTES);
+
+  const precheck = (token: string): TokenCheck & { parsed?: Parsed } => {
+    const parsed = parse(token);
+    if (!parsed) return { ok: false, reason: 'malformed' };
+    if (!keys.has(parsed.kid)) return { ok: false, reason: 'unknown_key' };
+    if (parsed.exp !== 0 && opts.clock.now() >= parsed.exp * 1000) return { ok: false, reason: 'expired' };
+    return { ok: true, parsed };
+  };
+
+  return {
+    sign(imageId, ownerId) {
+      const exp = expiryFor(opts.clock.now(), opts.ttlSeconds);
+      const tag = mac(signer.secret, imageId, ownerId, exp).toString('base64url');
+      return `${signer.kid}.${exp.toString(36)}.${tag}`;
+    },
+    precheck(token) {
+      const r = precheck(token);
+      return r.ok ? { ok: true } : r;
+    },
+    verify(token, imageId, ownerId) {
+      const r = precheck(token);
+      if (!r.ok) return r;
+      const { kid, exp, mac: given } = r.parsed!;
+      const expected = mac(keys.get(kid)!, imageId, ownerId, exp);
+      return timingSafeEqual(given, expected) ? { ok: true } : { ok: false, reason: 'mismatch' };
+    },
+    expiresAt(token) {
+      const parsed = parse(token);
+      if (!parsed) return undefined;
+      return parsed.exp === 0 ? null : parsed.exp * 1000;
+    },
+  };
+}

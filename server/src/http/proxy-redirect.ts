@@ -1,0 +1,35 @@
+import type { ServerResponse } from 'node:http';
+import type { Services } from '../services.js';
+import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
+
+/**
+ * How long before a URL dies a cached redirect must be dropped: time for the browser to follow
+ * the cached redirect and for an origin clock running ahead. A tenth of the TTL for tiny TTLs.
+ */
+export function redirectMarginSeconds(urlTtlSeconds: number): number {
+  return Math.min(60, Math.max(1, Math.floor(urlTtlSeconds / 10)));
+}
+
+/**
+ * Redirect mode: a 302 to the URL the URL service holds for the image (the cache path, so
+ * repeated hits sign nothing). A cached redirect must never outlive its signature, so max-age is
+ * the URL's remaining life minus a margin (and no longer than the link itself lives).
+ */
+export async function redirectToSignedUrl(s: Services, res: ServerResponse, g: ProxyGrant): Promise<void> {
+  const { config, clock } = s;
+  const [resolved] = await s.urls.resolveMany([
+    { id: g.row.id, key: g.row.objectKey, minTtl: config.defaultMinTtlSeconds },
+  ]);
+  const now = clock.now();
+  let maxAge = secondsUntil(resolved!.expiresAt - redirectMarginSeconds(config.urlTtlSeconds) * 1000, now);
+  if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, now));
+  res.writeHead(302, {
+    location: resolved!.url,
+    'cache-control': `private, max-age=${maxAge}`,
+    'content-length': 0,
+    // The signed URL must not leak to the next site through Referer.
+    'referrer-policy': 'no-referrer',
+    ...(g.byBearer ? { vary: 'Authorization' } : {}),
+  });
+  res.end();
+}

@@ -1,0 +1,134 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Services } from '../services.js';
+import { type ByteRange, type ObjectInfo, StorageError } from '../storage/storage.js';
+import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
+import { etagMatches, parseRange } from './range.js';
+import { pipeBody, sendError } from './send.js';
+
+/** Object keys are immutable (a new upload is a new key): a year is safe. */
+const IMMUTABLE_MAX_AGE = 31_536_000;
+/** User uploads served from our origin must never run as a page (an SVG with a script). */
+const CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
+
+type Headers = Record<string, string | number>;
+
+function isAbort(err: unknown): boolean {
+  return (err as { name?: string } | undefined)?.name === 'AbortError';
+}
+
+/** `If-Range` holds our ETag (strong match) or our date; anything else drops the range. */
+function ifRangeHolds(header: string | string[] | undefined, etag: string, lastModified: string): boolean {
+  if (header === undefined) return true;
+  if (typeof header !== 'string') return false;
+  const h = header.trim();
+  if (h.startsWith('"') || h.startsWith('W/')) return !h.startsWith('W/') && h === etag;
+  return h === lastModified;
+}
+
+function notModifiedSince(req: IncomingMessage, lastModified: Date): boolean {
+  // If-None-Match wins when both are sent (RFC 9110 §13.2.2).
+  const ims = req.headers['if-modified-since'];
+  if (!ims || req.headers['if-none-match']) return false;
+  const t = Date.parse(ims);
+  return Number.isFinite(t) && Math.floor(lastModified.getTime() / 1000) * 1000 <= t;
+}
+
+/**
+ * Stream mode: the bytes flow from storage to the client without buffering (pipeline keeps
+ * backpressure); a client that leaves aborts the origin request. Validators come from the row, so
+ * a revalidation (304) and an unsatisfiable range (416) cost no origin request.
+ */
+export async function streamObject(
+  s: Services,
+  req: IncomingMessage,
+  res: ServerResponse,
+  g: ProxyGrant,
+): Promise<void> {
+  const { row } = g;
+  const key = row.objectKey;
+  try {
+    let info: ObjectInfo | null = null;
+    let etag = row.etag;
+    let size = row.byteSize;
+    if (!etag) {
+      // Rows from before ETags were kept: ask the origin once for this request.
+      info = await s.storage.head(key);
+      if (!info) return sendError(res, 'NOT_FOUND', 'No such object');
+      etag = info.etag;
+      size = info.size;
+    }
+    const lastModified = row.createdAt.toUTCString();
+    let maxAge = IMMUTABLE_MAX_AGE;
+    if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, s.clock.now()));
+    const base: Headers = {
+      etag,
+      'last-modified': lastModified,
+      'cache-control': `private, max-age=${maxAge}, immutable`,
+      'accept-ranges': 'bytes',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': CSP,
+      ...(g.byBearer ? { vary: 'Authorization' } : {}),
+    };
+    if (etagMatches(req.headers['if-none-match'], etag) || notModifiedSince(req, row.createdAt)) {
+      res.writeHead(304, base).end();
+      return;
+    }
+
+    let parsed = parseRange(req.headers.range, size);
+    if (parsed.kind === 'partial' && !ifRangeHolds(req.headers['if-range'], etag, lastModified)) {
+      parsed = { kind: 'full' };
+    }
+    if (parsed.kind === 'unsatisfiable') {
+      return sendError(
+        res,
+        'BAD_USER_INPUT',
+        'Range not satisfiable',
+        { 'content-range': `bytes */${size}` },
+        416,
+      );
+    }
+    const range = parsed.kind === 'partial' ? parsed.range : undefined;
+
+    if (req.method === 'HEAD') {
+      // Same answer as GET, so the origin is asked whether the object is there.
+      info ??= await s.storage.head(key);
+      if (!info) return sendError(res, 'NOT_FOUND', 'No such object');
+      const r = range && clampRange(range, info.size);
+      res.writeHead(r ? 206 : 200, { ...base, ...bodyHeaders(row.contentType, info.size, r) }).end();
+      return;
+    }
+
+    const upstream = new AbortController();
+    const onClose = () => upstream.abort();
+    res.once('close', onClose);
+    const obj = await s.storage.get(key, { ...(range ? { range } : {}), signal: upstream.signal });
+    // The origin's answer describes the bytes that will flow: its length and range win.
+    res.writeHead(obj.range ? 206 : 200, { ...base, ...bodyHeaders(row.contentType, obj.size, obj.range) });
+    await pipeBody(obj.body, res);
+    res.off('close', onClose);
+  } catch (err) {
+    if (isAbort(err) || res.destroyed) return;
+    if (!(err instanceof StorageError)) throw err;
+    if (err.kind === 'not_found') return sendError(res, 'NOT_FOUND', 'No such object');
+    if (err.kind === 'rejected' && req.headers.range) {
+      return sendError(res, 'BAD_USER_INPUT', 'Range not satisfiable', {}, 416);
+    }
+    // Only the message: driver errors can carry request details (and signatures) in their causes.
+    s.logger.warn({ kind: err.kind, err: err.message, imageId: row.id }, 'proxy: origin failed');
+    sendError(res, 'BAD_GATEWAY', 'The object store did not answer', {}, 502);
+  }
+}
+
+function clampRange(r: ByteRange, size: number): ByteRange | undefined {
+  if (r.start >= size) return undefined;
+  return { start: r.start, end: Math.min(r.end, size - 1) };
+}
+
+function bodyHeaders(contentType: string, size: number, range: ByteRange | undefined): Headers {
+  const h: Headers = {
+    'content-type': contentType,
+    'content-length': range ? range.end - range.start + 1 : size,
+  };
+  if (range) h['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
+  return h;
+}

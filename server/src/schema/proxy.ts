@@ -1,0 +1,26 @@
+import { builder } from './builder.js';
+import { ImageRef } from './images.js';
+
+export const ProxyMode = builder.enumType('ProxyMode', {
+  description: 'How `/proxy/:id` answers: a 302 to a fresh signed URL, or the bytes themselves.',
+  values: {
+    REDIRECT: { value: 'redirect', description: '302 to a signed URL (cached no longer than it lives)' },
+    STREAM: { value: 'stream', description: 'The object streamed through the gateway (Range, ETag)' },
+  } as const,
+});
+
+builder.objectFields(ImageRef, (t) => ({
+  proxyUrl: t.string({
+    description:
+      'A stable capability link for `<img src>` and other places that cannot run JavaScript or send ' +
+      'headers. It keeps working while the image exists (up to PROXY_TOKEN_TTL_SECONDS).',
+    args: { mode: t.arg({ type: ProxyMode, required: false, defaultValue: 'redirect' }) },
+    // CPU only (one HMAC): no loader needed.
+    resolve: (image, args, ctx) => {
+      const { config, proxyTokens } = ctx.services;
+      const token = proxyTokens.sign(image.id, image.ownerId);
+      const mode = args.mode === 'stream' ? '&mode=stream' : '';
+      return `${config.publicUrl}/proxy/${image.id}?t=${token}${mode}`;
+    },
+  }),
+}));

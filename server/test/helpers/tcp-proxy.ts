@@ -1,0 +1,59 @@
+import net from 'node:net';
+
+/**
+ * A TCP proxy the test controls: `cut()` drops every connection and refuses new ones (the
+ * database "stops"), `restore()` lets traffic through again.
+ */
+export class TcpProxy {
+  private readonly sockets = new Set<net.Socket>();
+  private refusing = false;
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetHost: string, targetPort: number): Promise<TcpProxy> {
+    let self: TcpProxy | undefined;
+    const server = net.createServer((client) => self!.accept(client, targetHost, targetPort));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    self = new TcpProxy(server, (server.address() as net.AddressInfo).port);
+    return self;
+  }
+
+  private accept(client: net.Socket, host: string, port: number): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(port, host);
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        this.sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  cut(): void {
+    this.refusing = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  restore(): void {
+    this.refusing = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

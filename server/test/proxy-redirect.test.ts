@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../src/clock.js';
+import { testRedisUrl } from './helpers/env.js';
+import { type Harness, startHarness } from './helpers/harness.js';
+import { counterValue, proxyLinks, waitFor } from './helpers/proxy.js';
+import { seed } from './helpers/seed.js';
+
+function maxAgeOf(res: Response): number {
+  const m = /^private, max-age=(\d+)$/.exec(res.headers.get('cache-control') ?? '');
+  if (!m) throw new Error(`unexpected cache-control: ${res.headers.get('cache-control')}`);
+  return Number(m[1]);
+}
+
+// Redirect mode against the real things: PostgreSQL, Redis, the COS SDK and the fixture, with a
+// fake clock shared by the gateway and the fixture so "an hour later" takes no time.
+describe('/proxy/:id redirect mode', () => {
+  const clock = new FakeClock(Date.now());
+  let h: Harness;
+  let ids: string[];
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: testRedisUrl(), clock });
+    ids = await seed(h, 'alice', 3);
+    await seed(h, 'bob', 1);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const signatures = () => counterValue(h.app.services.metrics.signatures);
+
+  it('Image.proxyUrl is a stable capability link on PUBLIC_URL', async () => {
+    const a = await proxyLinks(h, ids[0]!);
+    expect(a.redirect).toMatch(new RegExp(`^${h.url}/proxy/${ids[0]}\\?t=[A-Za-z0-9_.-]+$`));
+    expect(a.stream).toBe(`${a.redirect}&mode=stream`);
+    const b = await proxyLinks(h, ids[0]!);
+    expect(b.redirect).toBe(a.redirect);
+  });
+
+  it('answers 302 to a URL that fetches the object, cached no longer than the URL lives', async () => {
+    const { redirect } = await proxyLinks(h, ids[0]!);
+    const res = await fetch(redirect, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    const location = res.headers.get('location')!;
+    const expires = Number(new URL(location).searchParams.get('q-sign-time')!.split(';')[1]) * 1000;
+    const maxAge = maxAgeOf(res);
+    const remaining = (expires - clock.now()) / 1000;
+    expect(maxAge).toBeGreaterThan(0);
+    expect(maxAge).toBeLessThanOrEqual(remaining - 60);
+
+    const obj = await fetch(location);
+    expect(obj.status).toBe(200);
+    const body = Buffer.from(await obj.arrayBuffer());
+    const key = new URL(location).pathname.slice(1);
+    expect(body.equals(h.fixture!.objects.get(decodeURIComponent(key))!.body)).toBe(true);
+  });
+
+  it('repeated hits take the cache path and sign nothing', async () => {
+    const { redirect } = await proxyLinks(h, ids[1]!);
+    const first = await fetch(redirect, { redirect: 'manual' });
+    expect(first.status).toBe(302);
+    const signed = await signatures();
+    const locations = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(redirect, { redirect: 'manual' });
+      expect(r.status).toBe(302);
+      locations.add(r.headers.get('location')!);
+    }
+    expect(await signatures()).toBe(signed);
+    expect(locations).toEqual(new Set([first.headers.get('location')]));
+  });
+
+  it('near expiry the max-age shrinks with the URL, then a fresh URL is signed', async () => {
+    const { redirect } = await proxyLinks(h, ids[2]!);
+    const first = await fetch(redirect, { redirect: 'manual' });
+    const fullAge = maxAgeOf(first);
+    expect(fullAge).toBeGreaterThan(3000);
+    const signed = await signatures();
+
+    // 10 minutes of life left: still served from the cache, with a max-age inside those minutes.
+    clock.advance((h.config.urlTtlSeconds - 600) * 1000);
+    const near = await fetch(redirect, { redirect: 'manual' });
+    expect(near.headers.get('location')).toBe(first.headers.get('location'));
+    expect(maxAgeOf(near)).toBeLessThanOrEqual(600 - 60);
+    expect(maxAgeOf(near)).toBeLessThan(fullAge);
+    expect(await signatures()).toBe(signed);
+    // The cached redirect dies before the URL does: following it at the end of max-age works.
+    clock.advance(maxAgeOf(near) * 1000);
+    expect((await fetch(near.headers.get('location')!)).status).toBe(200);
+
+    // Under the minimum TTL: re-signed, and a long max-age again.
+    clock.advance(5 * 60 * 1000);
+    const renewed = await fetch(redirect, { redirect: 'manual' });
+    expect(renewed.headers.get('location')).not.toBe(first.headers.get('location'));
+    expect(maxAgeOf(renewed)).toBeGreaterThan(3000);
+    expect(await signatures()).toBe(signed + 1);
+    expect((await fetch(renewed.headers.get('location')!)).status).toBe(200);
+  });
+
+  it('HEAD answers like GET, without a body', async () => {
+    const { redirect } = await proxyLinks(h, ids[0]!);
+    const get = await fetch(redirect, { redirect: 'manual' });
+    const head = await fetch(redirect, { method: 'HEAD', redirect: 'manual' });
+    expect(head.status).toBe(302);
+    expect(head.headers.get('location')).toBe(get.headers.get('location'));
+    expect(head.headers.get('cache-control')).toBe(get.headers.get('cache-control'));
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+  });
+
+  it('accepts the owner’s bearer token instead of a link; another user sees a missing image', async () => {
+    const path = `${h.url}/proxy/${ids[0]}`;
+    const own = await fetch(path, {
+      redirect: 'manual',
+      headers: { authorization: `Bearer ${await h.token('alice')}` },
+    });
+    expect(own.status).toBe(302);
+    expect(own.headers.get('vary')).toBe('Authorization');
+    const other = await fetch(path, {
+      redirect: 'manual',
+      headers: { authorization: `Bearer ${await h.token('bob')}` },
+    });
+    expect(other.status).toBe(404);
+    const bad = await fetch(path, { redirect: 'manual', headers: { authorization: 'Bearer not.a.jwt' } });
+    expect(bad.status).toBe(401);
+  });
+
+  it('counts responses by mode and status', async () => {
+    await waitFor(async () => {
+      const m = await h.app.services.metrics.proxyResponses.get();
+      const v = m.values.find((x) => x.labels.mode === 'redirect' && x.labels.status === '302');
+      return (v?.value ?? 0) >= 10;
+    });
+  });
+});

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProxyTokens } from '../src/auth/proxy-token.js';
+import { FakeClock, systemClock } from '../src/clock.js';
+import { type Harness, startHarness } from './helpers/harness.js';
+import { proxyLinks } from './helpers/proxy.js';
+import { seed } from './helpers/seed.js';
+
+const OLD = { kid: 'k0', secret: 'the-old-proxy-secret-0123' };
+const NEW = { kid: 'k1', secret: 'the-new-proxy-secret-4567' };
+const env = (secrets: { kid: string; secret: string }[]) => ({
+  PROXY_TOKEN_SECRET: secrets.map((s) => `${s.kid}:${s.secret}`).join(','),
+});
+
+const status = async (url: string, init: RequestInit = {}) => {
+  const res = await fetch(url, { redirect: 'manual', ...init });
+  await res.arrayBuffer();
+  return res.status;
+};
+
+describe('/proxy/:id credentials', () => {
+  let h: Harness;
+  let ids: string[];
+  const signer = (secrets = [OLD], clock = systemClock, ttlSeconds = 3600) =>
+    createProxyTokens({ secrets, ttlSeconds, clock });
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory', env: env([OLD]) });
+    ids = await seed(h, 'alice', 3);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a valid link redirects in both HEAD and GET', async () => {
+    const { redirect, stream } = await proxyLinks(h, ids[0]!);
+    expect(await status(redirect)).toBe(302);
+    expect(await status(redirect, { method: 'HEAD' })).toBe(302);
+    expect(await status(stream)).toBe(200);
+  });
+
+  it('no credential is 401', async () => {
+    const res = await fetch(`${h.url}/proxy/${ids[0]}`, { redirect: 'manual' });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAUTHENTICATED');
+    expect(await status(`${h.url}/proxy/${ids[0]}?t=&mode=stream`)).toBe(401);
+  });
+
+  it('a tampered token is 403', async () => {
+    const { redirect } = await proxyLinks(h, ids[0]!);
+    const t = new URL(redirect).searchParams.get('t')!;
+    const mac = t.slice(t.lastIndexOf('.') + 1);
+    const flip = (c: string) => (c === 'A' ? 'B' : 'A');
+    const variants = [
+      `${t.slice(0, -1)}${flip(t.at(-1)!)}`,
+      t.replace(mac, `${flip(mac[0]!)}${mac.slice(1)}`),
+      t.replace(/^k0\./, 'k9.'),
+      `${t}x`,
+      t.slice(0, 10),
+      'garbage',
+    ];
+    for (const v of variants) {
+      expect(await status(`${h.url}/proxy/${ids[0]}?t=${encodeURIComponent(v)}`), v).toBe(403);
+    }
+  });
+
+  it('an expired token is 403', async () => {
+    const past = new FakeClock(Date.now() - 2 * 3600_000);
+    const t = signer([OLD], past, 3600).sign(ids[0]!, 'alice');
+    expect(await status(`${h.url}/proxy/${ids[0]}?t=${t}`)).toBe(403);
+    const live = signer([OLD], systemClock, 3600).sign(ids[0]!, 'alice');
+    expect(await status(`${h.url}/proxy/${ids[0]}?t=${live}`)).toBe(302);
+  });
+
+  it("another image's token is 403, and so is a token bound to another owner", async () => {
+    const { redirect } = await proxyLinks(h, ids[1]!);
+    const t = new URL(redirect).searchParams.get('t')!;
+    expect(await status(`${h.url}/proxy/${ids[0]}?t=${t}`)).toBe(403);
+    expect(await status(`${h.url}/proxy/${ids[0]}?t=${t}&mode=stream`)).toBe(403);
+    const forged = signer().sign(ids[0]!, 'mallory');
+    expect(await status(`${h.url}/proxy/${ids[0]}?t=${forged}`)).toBe(403);
+  });
+
+  it('deleting the image revokes its links: 404', async () => {
+    const { redirect, stream } = await proxyLinks(h, ids[2]!);
+    expect(await status(redirect)).toBe(302);
+    expect(await h.app.services.images.softDelete('alice', ids[2]!, new Date())).not.toBeNull();
+    expect(await status(redirect)).toBe(404);
+    expect(await status(stream)).toBe(404);
+    expect(await status(redirect, { method: 'HEAD' })).toBe(404);
+  });
+
+  it('an unknown image is 404', async () => {
+    const id = '00000000-0000-4000-8000-000000000000';
+    expect(await status(`${h.url}/proxy/${id}?t=${signer().sign(id, 'alice')}`)).toBe(404);
+  });
+
+  it('malformed ids and modes are 400, other methods 405, and nothing a client sends is a 500', async () => {
+    const t = signer().sign(ids[0]!, 'alice');
+    for (const path of [
+      '/proxy/',
+      '/proxy/123',
+      `/proxy/${ids[0]}/x`,
+      '/proxy/%E0%A4%A',
+      '/proxy/..%2F..%2Fetc',
+    ]) {
+      expect(await status(`${h.url}${path}?t=${t}`), path).toBe(400);
+    }
+    expect(await status(`${h.url}/proxy/${ids[0]}?t=${t}&mode=zip`)).toBe(400);
+    for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']) {
+      expect(await status(`${h.url}/proxy/${ids[0]}?t=${t}`, { method }), method).toBe(405);
+    }
+    const weird: [string, RequestInit][] = [
+      [`/proxy/${ids[0]}?t=${'a'.repeat(10_000)}`, {}],
+      [`/proxy/${ids[0]}?t=%F0%9F%92%A9`, {}],
+      [`/proxy/${ids[0]}?t=${t}&t=other`, {}],
+      [`/proxy/${ids[0]}?t=${t}&mode=stream`, { headers: { range: 'bytes=-0' } }],
+      [`/proxy/${ids[0]}?t=${t}&mode=stream`, { headers: { range: 'bytes=99999999999999999999-' } }],
+      [`/proxy/${ids[0]}?t=${t}&mode=stream`, { headers: { 'if-none-match': '\u00ff"' } }],
+      [`/proxy/${ids[0]}?t=${t}&mode=stream`, { headers: { 'if-modified-since': 'yesterday' } }],
+      [`/proxy/${ids[0]}`, { headers: { authorization: 'Bearer' } }],
+      [`/proxy/${ids[0]}`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } }],
+      [`/proxy/${ids[0]}`, { headers: { authorization: `Bearer ${'x'.repeat(5000)}` } }],
+    ];
+    for (const [path, init] of weird) {
+      const s = await status(`${h.url}${path}`, init);
+      expect(s, path).toBeLessThan(500);
+    }
+  });
+});
+
+describe('/proxy/:id key rotation', () => {
+  let during: Harness;
+  let after: Harness;
+
+  beforeAll(async () => {
+    during = await startHarness({ driver: 'cos', redis: 'memory', env: env([NEW, OLD]) });
+    after = await startHarness({ driver: 'cos', redis: 'memory', env: env([NEW]) });
+  });
+  afterAll(async () => {
+    await during?.close();
+    await after?.close();
+  });
+
+  it('the previous key id still verifies while configured, and not once removed', async () => {
+    const before = createProxyTokens({ secrets: [OLD], ttlSeconds: 3600, clock: systemClock });
+    for (const h of [during, after]) {
+      const [id] = await seed(h, 'alice', 1);
+      const oldToken = before.sign(id!, 'alice');
+      const { redirect } = await proxyLinks(h, id!);
+      // The new key signs what proxyUrl hands out now.
+      expect(new URL(redirect).searchParams.get('t')!.startsWith('k1.')).toBe(true);
+      expect(await status(redirect)).toBe(302);
+      expect(await status(`${h.url}/proxy/${id}?t=${oldToken}`)).toBe(h === during ? 302 : 403);
+    }
+  });
+});
