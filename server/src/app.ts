@@ -150,9 +150,14 @@ export function createApp(deps: AppDeps): App {
 
   const route = (req: IncomingMessage, res: ServerResponse, url: URL): unknown => {
     const path = url.pathname;
-    if (path === '/graphql' || path.startsWith('/graphql/')) return yoga(req, res);
     const r = exact[path];
     if (r) return r(req, res, url);
+    if (config.role === 'worker') {
+      // A worker does background work only; it answers probes and metrics, nothing else.
+      sendError(res, 'NOT_FOUND', 'This node runs SIGNET_ROLE=worker: only /healthz, /readyz and /metrics');
+      return undefined;
+    }
+    if (path === '/graphql' || path.startsWith('/graphql/')) return yoga(req, res);
     if (path.startsWith(PROXY_PREFIX)) return proxy(req, res, url);
     if (localBucket && path.startsWith('/local-bucket/')) return localBucket(req, res, url);
     if (req.method === 'GET' || req.method === 'HEAD') return staticApp(req, res, url);
