@@ -24,14 +24,17 @@ export function urlKeys(prefix: string) {
     schedule: `${prefix}{refresh}:due`,
     live: `${prefix}{refresh}:live`,
     hot: `${prefix}{refresh}:hot`,
+    /** Signed on demand and not refreshed since: recent uploads and newly viewed images. */
+    fresh: `${prefix}{refresh}:new`,
   };
 }
 
 const CLAIM_COMMAND = 'signetClaimDue';
 
 /**
- * Atomic bulk claim (KEYS: due, live, hot; ARGV: now, limit, leaseMs, liveSince). Looks at up to
- * 4x limit due ids, drops the idle ones, takes the hottest `limit` and leases them.
+ * Atomic bulk claim (KEYS: due, live, hot, new; ARGV: now, limit, leaseMs, liveSince). Looks at
+ * up to 4x limit due ids, drops the idle ones, takes `limit` of them — never-refreshed ones
+ * (recent uploads) first, then the most accessed — and leases them.
  */
 const CLAIM_SCRIPT = `
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]) * 4)
@@ -46,9 +49,12 @@ for _, id in ipairs(due) do
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
+    redis.call('SREM', KEYS[4], id)
     dropped = dropped + 1
   else
-    keep[#keep + 1] = { id, tonumber(redis.call('ZSCORE', KEYS[3], id) or '0') }
+    local score = tonumber(redis.call('ZSCORE', KEYS[3], id) or '0')
+    if redis.call('SISMEMBER', KEYS[4], id) == 1 then score = score + 1e12 end
+    keep[#keep + 1] = { id, score }
   end
 end
 if #keep > limit then
@@ -58,6 +64,7 @@ local claimed = {}
 for i = 1, math.min(#keep, limit) do
   claimed[i] = keep[i][1]
   redis.call('ZADD', KEYS[1], leaseUntil, keep[i][1])
+  redis.call('SREM', KEYS[4], keep[i][1])
 end
 return { dropped, claimed }
 `;
@@ -122,7 +129,7 @@ export class RedisUrlStore implements UrlStore {
     this.k = urlKeys(prefix);
     this.cluster = redis instanceof Cluster;
     // defineCommand sends EVALSHA and loads the script only when Redis does not know it yet.
-    if (!(CLAIM_COMMAND in redis)) redis.defineCommand(CLAIM_COMMAND, { numberOfKeys: 3, lua: CLAIM_SCRIPT });
+    if (!(CLAIM_COMMAND in redis)) redis.defineCommand(CLAIM_COMMAND, { numberOfKeys: 4, lua: CLAIM_SCRIPT });
   }
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
@@ -159,6 +166,9 @@ export class RedisUrlStore implements UrlStore {
       schedule.push(e.refreshAt, e.id);
     }
     batch.add(this.k.schedule, (p) => p.zadd(this.k.schedule, ...schedule));
+    if (reason === 'miss') {
+      batch.add(this.k.fresh, (p) => p.sadd(this.k.fresh, ...entries.map((e) => e.id)));
+    }
     await withDeadline(batch.exec(), this.deadlineMs);
   }
 
@@ -172,6 +182,7 @@ export class RedisUrlStore implements UrlStore {
     batch.add(this.k.schedule, (p) => p.zrem(this.k.schedule, ...ids));
     batch.add(this.k.schedule, (p) => p.zrem(this.k.live, ...ids));
     batch.add(this.k.schedule, (p) => p.zrem(this.k.hot, ...ids));
+    batch.add(this.k.schedule, (p) => p.srem(this.k.fresh, ...ids));
     await batch.exec();
   }
 
@@ -228,6 +239,7 @@ export class RedisUrlStore implements UrlStore {
       this.k.schedule,
       this.k.live,
       this.k.hot,
+      this.k.fresh,
       now,
       limit,
       leaseMs,
