@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# Signet: one image for the gateway (SIGNET_ROLE=api), the worker (SIGNET_ROLE=worker) or both (all).
+#   docker build -t signet .
+#   docker run -p 4000:4000 -e AUTH_JWT_SECRET=… -e PROXY_TOKEN_SECRET=… -e DATABASE_URL=… signet
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# 1. Build the Vue app and the server with every dependency (vite, tsc).
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY server/package.json server/
+COPY web/package.json web/
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.base.json schema.graphql codegen.ts ./
+COPY server server
+COPY web web
+RUN npm run build
+
+# 2. Production dependencies of the server workspace only (no vite, vue or test tooling).
+FROM ${NODE_IMAGE} AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY server/package.json server/
+COPY web/package.json web/
+RUN npm ci --omit=dev --workspace server --no-audit --no-fund && npm cache clean --force
+
+# 3. Runtime: compiled server, built app, production node_modules; runs as the unprivileged `node` user.
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    PORT=4000 \
+    HOST=0.0.0.0 \
+    DATA_DIR=/app/data
+WORKDIR /app
+COPY --from=prod-deps /app ./
+COPY --from=build /app/server/dist server/dist
+COPY --from=build /app/web/dist web/dist
+# Only the embedded mode (no DATABASE_URL) writes here: PGlite and the local bucket.
+RUN mkdir -p /app/data && chown node:node /app/data
+USER node
+EXPOSE 4000
+# Liveness only; orchestrators that route traffic should also probe /readyz.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# SIGTERM drains: in-flight requests finish, subscriptions complete, exit within 10 s.
+STOPSIGNAL SIGTERM
+CMD ["node", "server/dist/main.js"]
