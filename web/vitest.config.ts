@@ -9,6 +9,5 @@ export default defineProject({
     root: new URL('.', import.meta.url).pathname,
     include: ['src/**/*.test.ts'],
     environment: 'happy-dom',
-    passWithNoTests: true,
   },
 });

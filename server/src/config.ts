@@ -59,6 +59,16 @@ export interface Config {
   seedDemoCount: number;
   /** Bound of the in-process URL cache (embedded mode). */
   memoryCacheMaxEntries: number;
+  /** GraphQL introspection (GRAPHQL_INTROSPECTION): on by default outside production only. */
+  graphqlIntrospection: boolean;
+  /** Largest GraphQL request body that is not a multipart upload. */
+  graphqlMaxBodyBytes: number;
+  /** JSON map sha256 → document: operations clients may send by hash (the web app's). */
+  persistedOperationsFile: string | undefined;
+  /** Refuse every document that is not in the persisted operations file. */
+  persistedOperationsOnly: boolean;
+  /** Browser origins allowed to call /graphql cross-origin (empty: same origin only). */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -146,6 +156,26 @@ function parseProxySecrets(env: Env, fallback: string): { kid: string; secret: s
   });
 }
 
+/** `CORS_ORIGINS`: a comma list of exact origins (`scheme://host[:port]`, no path, no `*`). */
+function parseCorsOrigins(env: Env): string[] {
+  const raw = str(env, 'CORS_ORIGINS');
+  if (raw === undefined) return [];
+  return raw.split(',').map((part) => {
+    const o = part.trim().replace(/\/$/, '');
+    let origin: string | undefined;
+    try {
+      const u = new URL(o);
+      if (u.protocol === 'http:' || u.protocol === 'https:') origin = u.origin;
+    } catch {
+      // reported below
+    }
+    if (!origin || origin !== o.toLowerCase()) {
+      throw new ConfigError('CORS_ORIGINS', `expected origins like https://app.example[:port], got "${part}"`);
+    }
+    return origin;
+  });
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
   const production = nodeEnv === 'production';
@@ -204,6 +234,13 @@ export function loadConfig(env: Env = process.env): Config {
 
   const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
 
+  const persistedFile = str(env, 'PERSISTED_OPERATIONS_FILE');
+  const persistedOperationsOnly =
+    oneOf(env, 'PERSISTED_OPERATIONS_ONLY', ['true', 'false'] as const, 'false') === 'true';
+  if (persistedOperationsOnly && persistedFile === undefined) {
+    throw new ConfigError('PERSISTED_OPERATIONS_ONLY', 'needs PERSISTED_OPERATIONS_FILE (the allow-list)');
+  }
+
   return {
     nodeEnv,
     port,
@@ -253,5 +290,11 @@ export function loadConfig(env: Env = process.env): Config {
     seedDemo: (str(env, 'SEED_DEMO') ?? (env.DATABASE_URL ? 'false' : 'true')) === 'true',
     seedDemoCount: int(env, 'SEED_DEMO_COUNT', 8, 1, 1000),
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
+    graphqlIntrospection:
+      oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, production ? 'false' : 'true') === 'true',
+    graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
+    persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),
+    persistedOperationsOnly,
+    corsOrigins: parseCorsOrigins(env),
   };
 }

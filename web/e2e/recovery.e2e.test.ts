@@ -1,0 +1,180 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  imageStates,
+  launchChromium,
+  recordGraphql,
+  screenshot,
+  scrollThrough,
+  waitForVisibleLoaded,
+} from './helpers/browser';
+import { Gateway } from './helpers/gateway';
+
+const SECRET_A = 'e2e-signing-secret-one-0123456789';
+const SECRET_B = 'e2e-signing-secret-two-0123456789';
+
+async function imageIds(gateway: Gateway): Promise<string[]> {
+  const data = await gateway.graphql<{ images: { edges: { node: { id: string } }[] } }>(
+    '{ images(first: 100) { edges { node { id } } } }',
+  );
+  return data.images.edges.map((e) => e.node.id);
+}
+
+async function countErrors(page: Page) {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __loadErrors: number };
+    w.__loadErrors = 0;
+    document.addEventListener(
+      'error',
+      (e) => {
+        if (e.target instanceof HTMLImageElement) w.__loadErrors++;
+      },
+      true,
+    );
+  });
+  return () => page.evaluate(() => (window as unknown as { __loadErrors: number }).__loadErrors);
+}
+
+describe('recovery without a reload', () => {
+  let gateway: Gateway;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    gateway = await Gateway.start({
+      SEED_DEMO: 'true',
+      SEED_DEMO_COUNT: '40',
+      LOCAL_SIGNING_SECRET: SECRET_A,
+    });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.close();
+  });
+
+  it('URLs made invalid behind its back (gateway restarted with a new key, cache gone) recover through refreshSignedUrls', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = await countErrors(page);
+    const graphql = recordGraphql(page);
+    await page.goto(`${gateway.url}/?first=40#/gallery`);
+    await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 40);
+    await waitForVisibleLoaded(page);
+    await page.evaluate(() => {
+      (window as unknown as { __sameDocument: boolean }).__sameDocument = true;
+    });
+    const before = await imageStates(page);
+    const unseen = before.filter((i) => i.src === null);
+    expect(unseen.length).toBeGreaterThan(20);
+    const pageUrls = new Map<string, string>();
+    const answer = (await graphql.find((c) => c.operationName === 'GalleryPage')!.response) as {
+      data: { images: { edges: { node: { id: string; signedUrl: { url: string } } }[] } };
+    };
+    for (const e of answer.data.images.edges) pageUrls.set(e.node.id, e.node.signedUrl.url);
+
+    // Behind the app's back: a new signing key, and the restart empties the URL cache. Every
+    // URL the page holds is now refused by the bucket, though none has reached its expiry.
+    await gateway.restart({ LOCAL_SIGNING_SECRET: SECRET_B });
+    const stale = pageUrls.get(unseen[0]!.id)!;
+    const refused = await page.evaluate(async (u) => (await fetch(u, { method: 'HEAD' })).status, stale);
+    expect(refused).toBe(403);
+    const callsBefore = graphql.length;
+
+    // The dropped subscription comes back and refetches the URLs of the images on screen.
+    await page.waitForSelector('.link-state[data-state=live]', { timeout: 60_000 });
+    await expect
+      .poll(() => graphql.slice(callsBefore).some((c) => c.operationName === 'ImageUrls'), {
+        timeout: 30_000,
+      })
+      .toBe(true);
+    // ...and swaps them in: the images on screen now show URLs signed with the new key.
+    await expect
+      .poll(
+        async () =>
+          (await imageStates(page))
+            .filter((i) => i.src !== null)
+            .every((i) => i.src !== pageUrls.get(i.id) && i.state === 'loaded'),
+        { timeout: 30_000 },
+      )
+      .toBe(true);
+
+    // The rest were never shown: scrolling to them meets the refused URLs, which recover.
+    await scrollThrough(page);
+    const after = await imageStates(page);
+    expect(after).toHaveLength(40);
+    for (const image of after) {
+      expect(image.state, image.id).toBe('loaded');
+      expect(image.naturalWidth, image.id).toBeGreaterThan(0);
+      expect(image.source, image.id).toBe('signed'); // recovered by refresh, not the proxy
+      expect(image.src, image.id).not.toBe(pageUrls.get(image.id));
+    }
+    const refreshes = graphql.filter((c) => c.operationName === 'RefreshSignedUrls');
+    expect(refreshes.length).toBeGreaterThan(0);
+    // Failures close in time share one mutation.
+    const refreshedIds = refreshes.flatMap(
+      (c) => (c.request.postDataJSON() as { variables: { ids: string[] } }).variables.ids,
+    );
+    expect(refreshes.length).toBeLessThan(refreshedIds.length);
+    expect(await errors()).toBeGreaterThan(0);
+    expect(
+      await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument),
+    ).toBe(true);
+    await page.close();
+  });
+
+  it('falls back to the proxy link when the bucket cannot be reached for an image', async () => {
+    const [target] = await imageIds(gateway);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const graphql = recordGraphql(page);
+    // This image's bucket URLs never connect, whatever is signed for them.
+    await page.route(
+      (url) => url.pathname.startsWith('/local-bucket/') && url.pathname.includes(target!),
+      (route) => route.abort('connectionrefused'),
+    );
+    await page.goto(`${gateway.url}/#/gallery`);
+    const el = page.locator(`.smart-image[data-image-id="${target}"]`);
+    await el.and(page.locator('[data-state=loaded]')).waitFor({ timeout: 30_000 });
+    expect(await el.getAttribute('data-source')).toBe('proxy');
+    const src = await el.locator('img').getAttribute('src');
+    expect(new URL(src!).pathname).toBe(`/proxy/${target}`);
+    expect(await el.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(480);
+    // Three refreshes were tried before the fallback, with backoff between them.
+    const tries = graphql.filter(
+      (c) =>
+        c.operationName === 'RefreshSignedUrls' &&
+        (c.request.postDataJSON() as { variables: { ids: string[] } }).variables.ids.includes(target!),
+    );
+    expect(tries).toHaveLength(3);
+    await page.close();
+  });
+
+  it('ends in an error state whose Retry button, used from the keyboard, recovers once the network is back', async () => {
+    const [target] = await imageIds(gateway);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const blocked = (url: URL) =>
+      (url.pathname.startsWith('/local-bucket/') && url.pathname.includes(target!)) ||
+      url.pathname === `/proxy/${target}`;
+    await page.route(blocked, (route) => route.abort('connectionrefused'));
+    await page.goto(`${gateway.url}/#/gallery`);
+    const el = page.locator(`.smart-image[data-image-id="${target}"]`);
+    await el.and(page.locator('[data-state=error]')).waitFor({ timeout: 30_000 });
+    await waitForVisibleLoaded(page, 30_000, target); // the others settle (this one cannot)
+    await screenshot(page, 'gallery-error-state');
+
+    await page.unroute(blocked);
+    // Reach the button with Tab from the image before it, as a keyboard user would.
+    const retry = el.getByRole('button', { name: /^Retry loading/ });
+    await page.locator('.tabs__link').last().focus();
+    for (let i = 0; i < 20; i++) {
+      if (await retry.evaluate((b) => b === document.activeElement)) break;
+      await page.keyboard.press('Tab');
+    }
+    expect(await retry.evaluate((b) => b === document.activeElement)).toBe(true);
+    await page.keyboard.press('Enter');
+    await el.and(page.locator('[data-state=loaded]')).waitFor({ timeout: 30_000 });
+    expect(await el.getAttribute('data-source')).toBe('signed');
+    // Focus stays on the image, not thrown back to the top of the page.
+    expect(await el.evaluate((e) => e === document.activeElement)).toBe(true);
+    await page.close();
+  });
+});

@@ -1,0 +1,139 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imageStates, launchChromium, screenshot, waitForVisibleLoaded } from './helpers/browser';
+import { Gateway } from './helpers/gateway';
+import { noisyPng } from './helpers/png';
+
+describe('upload', () => {
+  let gateway: Gateway;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    gateway = await Gateway.start({ SEED_DEMO: 'true', SEED_DEMO_COUNT: '3' });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.close();
+  });
+
+  it('uploads a picked PNG with a moving progress bar, and the gallery shows it first', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${gateway.url}/#/gallery`);
+    await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 3);
+    await page.getByRole('link', { name: 'Upload images' }).click();
+    await page.waitForSelector('[data-testid=dropzone]');
+
+    // Every value the progress bar shows, from outside the app.
+    await page.evaluate(() => {
+      const w = window as unknown as { __progress: number[] };
+      w.__progress = [];
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const el = r.target instanceof Element ? r.target : null;
+          const bar = el?.matches('[role=progressbar]') ? el : el?.querySelector('[role=progressbar]');
+          const v = bar?.getAttribute('aria-valuenow');
+          if (v !== null && v !== undefined) w.__progress.push(Number(v));
+        }
+      }).observe(document.body, {
+        subtree: true,
+        childList: true,
+        attributes: true,
+        attributeFilter: ['aria-valuenow'],
+      });
+    });
+    // A slow uplink (4 MB/s), so a 5 MB file takes long enough to watch.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 4 * 1024 * 1024,
+    });
+
+    const png = noisyPng(1600, 1200);
+    await page.setInputFiles('[data-testid=file-input]', {
+      name: 'noisy-sunset.png',
+      mimeType: 'image/png',
+      buffer: png,
+    });
+    await page.waitForSelector('.upload[data-status=uploading]');
+    await page.waitForTimeout(300);
+    await screenshot(page, 'upload-progress');
+    await page.waitForSelector('.upload[data-status=done]', { timeout: 60_000 });
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
+
+    const progress = await page.evaluate(() => (window as unknown as { __progress: number[] }).__progress);
+    expect(
+      progress.some((v) => v > 0 && v < 100),
+      `progress seen: ${progress.join(',')}`,
+    ).toBe(true);
+    expect(progress.at(-1)).toBe(100);
+    expect(await page.locator('.upload[data-status=done] .upload__status').textContent()).toContain(
+      'Uploaded',
+    );
+    await page.waitForSelector('.upload__thumb .smart-image[data-state=loaded]');
+    await screenshot(page, 'upload-done');
+
+    await page.getByRole('link', { name: 'View gallery' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 4);
+    await waitForVisibleLoaded(page);
+    const [first] = await imageStates(page);
+    const alt = await page.locator('.card img').first().getAttribute('alt');
+    expect(alt).toMatch(/^PNG image, 1600 × 1200, added /);
+    expect(first!.naturalWidth).toBe(1600);
+    expect(await page.locator('#gallery-title + .view__subtitle').textContent()).toContain('4 images');
+
+    // And it can be deleted again from its card (after a confirmation).
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.locator('.card').first().hover();
+    await page.getByRole('button', { name: /^Delete PNG image, 1600 × 1200/ }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 3);
+    expect(await page.locator('#gallery-title + .view__subtitle').textContent()).toContain('3 images');
+    const left = await gateway.graphql<{ images: { totalCount: number } }>('{ images { totalCount } }');
+    expect(left.images.totalCount).toBe(3);
+    await page.close();
+  });
+
+  it('takes files dropped on the drop zone and says which one was refused and why', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${gateway.url}/#/upload`);
+    const dropzone = page.locator('[data-testid=dropzone]');
+    const good = noisyPng(64, 48).toString('base64');
+    const transfer = await page.evaluateHandle((b64) => {
+      const dt = new DataTransfer();
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], 'tiny.png', { type: 'image/png' }));
+      // A text file named like an image: the gateway judges by content, not by name.
+      dt.items.add(new File(['just some notes'], 'notes.png', { type: 'image/png' }));
+      return dt;
+    }, good);
+    await dropzone.dispatchEvent('dragenter', { dataTransfer: transfer });
+    expect(await dropzone.getAttribute('class')).toContain('is-dragging');
+    await dropzone.dispatchEvent('dragover', { dataTransfer: transfer });
+    await dropzone.dispatchEvent('drop', { dataTransfer: transfer });
+
+    await page.waitForSelector('.upload[data-status=done]');
+    await page.waitForSelector('.upload[data-status=failed]');
+    const failed = page.locator('.upload[data-status=failed]');
+    expect(await failed.locator('.upload__name').textContent()).toBe('notes.png');
+    expect(await failed.locator('.upload__error').textContent()).toMatch(
+      /not a JPEG, PNG, GIF, WebP or AVIF/,
+    );
+    expect(await page.locator('.upload[data-status=done] .upload__name').textContent()).toBe('tiny.png');
+    expect(await dropzone.getAttribute('class')).not.toContain('is-dragging');
+
+    // The file input is reachable by keyboard (the drop zone shows its focus ring).
+    await page.locator('[data-testid=file-input]').focus();
+    const ring = await dropzone.evaluate((el) => getComputedStyle(el).outlineStyle);
+    expect(ring).toBe('solid');
+    await page.close();
+  });
+});

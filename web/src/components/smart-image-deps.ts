@@ -1,0 +1,20 @@
+import type { InjectionKey } from 'vue';
+import type { UrlRefresh } from '../composables/useUrlRefresh';
+import type { Observe } from '../lib/visibility';
+
+/** What SmartImage needs from the outside world; App provides the real ones, tests fakes. */
+export interface SmartImageDeps {
+  urls: Pick<UrlRefresh, 'track' | 'refresh'>;
+  observe: Observe;
+  /** Resolves once the URL is fetched and decoded; rejects when it cannot be. */
+  preload(url: string): Promise<void>;
+  now(): number;
+  /** Wait before refresh attempt n (1-based): exponential backoff. */
+  backoffMs(attempt: number): number;
+}
+
+export const SMART_IMAGE_DEPS: InjectionKey<SmartImageDeps> = Symbol('SmartImageDeps');
+
+export const MAX_REFRESH_ATTEMPTS = 3;
+
+export const defaultBackoffMs = (attempt: number) => 400 * 2 ** (attempt - 1);

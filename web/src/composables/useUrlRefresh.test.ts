@@ -1,0 +1,149 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  createUrlRefresh,
+  type FreshUrl,
+  type StreamHandlers,
+  type UrlRefreshTransport,
+} from './useUrlRefresh';
+
+const fresh = (name: string, expiresAt = '2030-01-01T00:00:00.000Z'): FreshUrl => ({
+  url: `https://bucket.test/${name}`,
+  expiresAt,
+});
+
+/** The network edge, recorded: each open stream can be fed events or dropped by the test. */
+function fakeTransport() {
+  const streams: { ids: string[]; handlers: StreamHandlers; closed: boolean }[] = [];
+  const transport: UrlRefreshTransport = {
+    subscribe: vi.fn((ids, handlers) => {
+      const stream = { ids, handlers, closed: false };
+      streams.push(stream);
+      return () => {
+        stream.closed = true;
+      };
+    }),
+    fetchUrls: vi.fn(async (ids: string[]) => ids.map((id) => ({ id, signedUrl: fresh(`refetched-${id}`) }))),
+    refreshUrls: vi.fn(async (ids: string[]) => ids.map((id) => fresh(`refreshed-${id}`))),
+  };
+  const open = () => streams.filter((s) => !s.closed);
+  return { transport, streams, open };
+}
+
+describe('createUrlRefresh', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('holds one subscription for every tracked image and routes events by id', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    const seen: Record<string, string[]> = { a: [], b: [], c: [] };
+    for (const id of ['a', 'b', 'c']) urls.track(id, (u) => seen[id]!.push(u.url));
+    expect(t.transport.subscribe).not.toHaveBeenCalled(); // waits for the set to settle
+    await vi.advanceTimersByTimeAsync(400);
+    expect(t.transport.subscribe).toHaveBeenCalledTimes(1);
+    expect(t.open()[0]!.ids).toEqual(['a', 'b', 'c']);
+    expect(urls.state.value).toBe('live');
+
+    t.open()[0]!.handlers.next({ imageId: 'b', signedUrl: fresh('b2') });
+    expect(seen).toEqual({ a: [], b: ['https://bucket.test/b2'], c: [] });
+    expect(t.transport.fetchUrls).not.toHaveBeenCalled();
+  });
+
+  it('resubscribes when the visible set changes, opening the new stream before closing the old', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    const stopA = urls.track('a', () => {});
+    urls.track('b', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    const first = t.streams[0]!;
+
+    vi.mocked(t.transport.subscribe).mockImplementationOnce((ids, handlers) => {
+      expect(first.closed).toBe(false); // make before break: no event can fall in a gap
+      t.streams.push({ ids, handlers, closed: false });
+      const s = t.streams.at(-1)!;
+      return () => {
+        s.closed = true;
+      };
+    });
+    stopA();
+    urls.track('c', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    expect(first.closed).toBe(true);
+    expect(t.open().map((s) => s.ids)).toEqual([['b', 'c']]);
+
+    // The old stream ending now is expected, not a drop.
+    first.handlers.complete();
+    expect(urls.state.value).toBe('live');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.transport.subscribe).toHaveBeenCalledTimes(2);
+  });
+
+  it('closes the subscription when nothing is visible', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    const stop = urls.track('a', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    stop();
+    await vi.advanceTimersByTimeAsync(400);
+    expect(t.open()).toEqual([]);
+    expect(urls.state.value).toBe('idle');
+  });
+
+  it('after a dropped stream resubscribes with growing backoff and refetches the visible URLs', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    const got: string[] = [];
+    urls.track('a', (u) => got.push(u.url));
+    urls.track('b', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+
+    t.streams[0]!.handlers.error(new Error('connection reset'));
+    expect(urls.state.value).toBe('reconnecting');
+    await vi.advanceTimersByTimeAsync(999);
+    expect(t.transport.subscribe).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.transport.subscribe).toHaveBeenCalledTimes(2);
+    expect(urls.state.value).toBe('live');
+    expect(t.transport.fetchUrls).toHaveBeenCalledWith(['a', 'b']);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(got).toEqual(['https://bucket.test/refetched-a']);
+
+    // Dropped again at once: the next wait doubles.
+    t.streams[1]!.handlers.complete();
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(t.transport.subscribe).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.transport.subscribe).toHaveBeenCalledTimes(3);
+
+    // An event proves the stream healthy: the backoff starts over.
+    t.streams[2]!.handlers.next({ imageId: 'a', signedUrl: fresh('a3') });
+    t.streams[2]!.handlers.error(new Error('again'));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.transport.subscribe).toHaveBeenCalledTimes(4);
+    urls.dispose();
+    expect(t.open()).toEqual([]);
+  });
+
+  it('batches refreshes that arrive together into one refreshSignedUrls call', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    const results = Promise.all([urls.refresh('a'), urls.refresh('b'), urls.refresh('a')]);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(t.transport.refreshUrls).toHaveBeenCalledTimes(1);
+    expect(t.transport.refreshUrls).toHaveBeenCalledWith(['a', 'b']);
+    expect((await results).map((u) => u?.url)).toEqual([
+      'https://bucket.test/refreshed-a',
+      'https://bucket.test/refreshed-b',
+      'https://bucket.test/refreshed-a',
+    ]);
+
+    vi.mocked(t.transport.refreshUrls).mockRejectedValueOnce(new Error('gateway down'));
+    const failed = urls.refresh('c');
+    await vi.advanceTimersByTimeAsync(20);
+    expect(await failed).toBeNull();
+  });
+});

@@ -1,0 +1,109 @@
+import { type ApolloLink, execute, type FetchResult, gql } from '@apollo/client/core';
+import { describe, expect, it, vi } from 'vitest';
+import { SseLink } from './sse-link';
+
+const SUBSCRIPTION = gql`
+  subscription S($ids: [ID!]!) {
+    signedUrlRefreshed(ids: $ids) {
+      imageId
+    }
+  }
+`;
+
+/** A text/event-stream response delivered in the given chunks (split anywhere, like TCP). */
+function streamResponse(chunks: string[], signal?: { aborted: boolean }) {
+  const encoder = new TextEncoder();
+  let i = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (signal?.aborted) return controller.error(new DOMException('aborted', 'AbortError'));
+      if (i < chunks.length) controller.enqueue(encoder.encode(chunks[i++]));
+      else controller.close();
+    },
+  });
+  return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+}
+
+function run(link: ApolloLink) {
+  const results: FetchResult[] = [];
+  let completed = false;
+  let failed: unknown;
+  const sub = execute(link, { query: SUBSCRIPTION, variables: { ids: ['a'] } }).subscribe({
+    next: (r) => results.push(r),
+    complete: () => {
+      completed = true;
+    },
+    error: (e) => {
+      failed = e;
+    },
+  });
+  return { results, sub, done: () => completed, error: () => failed };
+}
+
+describe('SseLink', () => {
+  it('POSTs the operation asking for an event stream and parses events split across chunks', async () => {
+    const fetch = vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) =>
+      streamResponse([
+        ':\n\n',
+        'event: next\ndata: {"data":{"signedUrlRefreshed":{"imageId":"a"}}}\n',
+        '\nevent: next\r\ndata: {"data":{"signedUrlRe',
+        'freshed":{"imageId":"b"}}}\r\n\r\nevent: complete\ndata:\n\n',
+      ]),
+    );
+    const link = new SseLink({ uri: '/graphql', fetch, headers: () => ({ authorization: 'Bearer x' }) });
+    const r = run(link);
+    await vi.waitFor(() => expect(r.done()).toBe(true));
+    expect(
+      r.results.map(
+        (x) => (x.data as { signedUrlRefreshed: { imageId: string } }).signedUrlRefreshed.imageId,
+      ),
+    ).toEqual(['a', 'b']);
+
+    const [url, init] = fetch.mock.calls[0]!;
+    expect(url).toBe('/graphql');
+    const headers = init?.headers as Record<string, string>;
+    expect(headers['accept']).toBe('text/event-stream');
+    expect(headers['authorization']).toBe('Bearer x');
+    const body = JSON.parse(String(init?.body));
+    expect(body.variables).toEqual({ ids: ['a'] });
+    expect(body.operationName).toBe('S');
+    expect(body.query).toContain('signedUrlRefreshed(ids: $ids)');
+  });
+
+  it('reports a stream that ends without `complete` as completed, and a failed request as an error', async () => {
+    const ended = run(
+      new SseLink({ uri: '/graphql', fetch: async () => streamResponse(['data: {"data":null}\n\n']) }),
+    );
+    await vi.waitFor(() => expect(ended.done()).toBe(true));
+
+    const refused = run(
+      new SseLink({ uri: '/graphql', fetch: async () => new Response('bad gateway', { status: 502 }) }),
+    );
+    await vi.waitFor(() => expect(refused.error()).toBeInstanceOf(Error));
+  });
+
+  it('passes a JSON answer (the server refused before streaming) through and completes', async () => {
+    const json = { errors: [{ message: 'nope', extensions: { code: 'UNAUTHENTICATED' } }] };
+    const r = run(new SseLink({ uri: '/graphql', fetch: async () => Response.json(json, { status: 200 }) }));
+    await vi.waitFor(() => expect(r.done()).toBe(true));
+    expect(r.results).toEqual([json]);
+  });
+
+  it('aborts the request on unsubscribe and reports nothing after', async () => {
+    let signal: AbortSignal | undefined;
+    const fetch = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
+      signal = init?.signal ?? undefined;
+      return streamResponse(['data: {"data":{"signedUrlRefreshed":{"imageId":"a"}}}\n\n'], {
+        get aborted() {
+          return signal?.aborted ?? false;
+        },
+      });
+    });
+    const r = run(new SseLink({ uri: '/graphql', fetch }));
+    await vi.waitFor(() => expect(r.results).toHaveLength(1));
+    r.sub.unsubscribe();
+    expect(signal?.aborted).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(r.error()).toBeUndefined();
+  });
+});
