@@ -1,3 +1,4 @@
+import { crc32 } from '../crc32.js';
 import { avifSize } from './avif.js';
 import { type Dimensions, ImageHeaderError } from './header-error.js';
 import type { ImageFormat } from './sniff.js';
@@ -22,22 +23,6 @@ const READERS: Record<ImageFormat, (b: Buffer) => Dimensions | null> = {
   avif: avifSize,
   svg: svgSize,
 };
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(b: Buffer): number {
-  let c = 0xffffffff;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** Signature, then IHDR (length 13) with a CRC that must match, as every decoder checks. */
 function pngSize(b: Buffer): Dimensions {
