@@ -14,7 +14,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json schema.graphql codegen.ts ./
 COPY server server
 COPY web web
-RUN npm run build
+RUN npm run build && npm run persisted -- /app/persisted-operations.json
 
 # 2. Production dependencies of the server workspace only (no vite, vue or test tooling).
 FROM ${NODE_IMAGE} AS prod-deps
@@ -34,6 +34,9 @@ WORKDIR /app
 COPY --from=prod-deps /app ./
 COPY --from=build /app/server/dist server/dist
 COPY --from=build /app/web/dist web/dist
+# The web app's operations: set PERSISTED_OPERATIONS_ONLY=true to refuse any other document.
+COPY --from=build /app/persisted-operations.json ./
+ENV PERSISTED_OPERATIONS_FILE=/app/persisted-operations.json
 # Only the embedded mode (no DATABASE_URL) writes here: PGlite and the local bucket.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

@@ -170,7 +170,10 @@ function parseCorsOrigins(env: Env): string[] {
       // reported below
     }
     if (!origin || origin !== o.toLowerCase()) {
-      throw new ConfigError('CORS_ORIGINS', `expected origins like https://app.example[:port], got "${part}"`);
+      throw new ConfigError(
+        'CORS_ORIGINS',
+        `expected origins like https://app.example[:port], got "${part}"`,
+      );
     }
     return origin;
   });
@@ -234,6 +237,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
 
+  const introspection = production ? 'false' : 'true';
   const persistedFile = str(env, 'PERSISTED_OPERATIONS_FILE');
   const persistedOperationsOnly =
     oneOf(env, 'PERSISTED_OPERATIONS_ONLY', ['true', 'false'] as const, 'false') === 'true';
@@ -291,7 +295,7 @@ export function loadConfig(env: Env = process.env): Config {
     seedDemoCount: int(env, 'SEED_DEMO_COUNT', 8, 1, 1000),
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
     graphqlIntrospection:
-      oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, production ? 'false' : 'true') === 'true',
+      oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, introspection) === 'true',
     graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),
     persistedOperationsOnly,

@@ -47,7 +47,9 @@ export function createProbes(s: Services, isDraining: () => boolean = () => fals
     const [dbOk, cacheOk, storageOk] = await Promise.all([
       probe(() => s.db.ping(), 1500),
       probe(() => s.store.ping(), Math.max(250, s.config.redisCommandTimeoutMs * 2)),
-      probe(() => s.storage.ping(), 2000),
+      // Storage never decides readiness, so a hanging origin must not make /readyz slower than
+      // an orchestrator's probe timeout (Kubernetes: 1 s), which would unready every node.
+      probe(() => s.storage.ping(), 750),
     ]);
     s.metrics.dependencyUp.set({ dependency: 'database' }, dbOk ? 1 : 0);
     s.metrics.dependencyUp.set({ dependency: 'cache' }, cacheOk ? 1 : 0);

@@ -6,6 +6,14 @@ import { etagMatches, parseRange } from './range.js';
 import { pipeBody, sendError } from './send.js';
 
 /**
+ * A window bound exactly as it was signed: plain decimal seconds. `Number()` alone would also take
+ * '', ' 12', '12.0', '1e3' and '0x10', so one signature would open many spellings of a URL.
+ */
+function seconds(v: string | null): number {
+  return v !== null && /^(0|[1-9]\d{0,11})$/.test(v) ? Number(v) : Number.NaN;
+}
+
+/**
  * `GET/HEAD /local-bucket/<key>?s=&e=&sig=`: the `local` driver's bucket. It checks the signature
  * and the window the way COS does, so expiry is real in development and end-to-end tests.
  */
@@ -22,8 +30,8 @@ export function createLocalBucketRoute(deps: { storage: Storage; secret: string;
       sendError(res, 'BAD_USER_INPUT', 'Malformed object key');
       return;
     }
-    const start = Number(url.searchParams.get('s'));
-    const end = Number(url.searchParams.get('e'));
+    const start = seconds(url.searchParams.get('s'));
+    const end = seconds(url.searchParams.get('e'));
     const sig = url.searchParams.get('sig') ?? '';
     const now = deps.clock.now() / 1000;
     if (!Number.isInteger(start) || !Number.isInteger(end) || !sig) {

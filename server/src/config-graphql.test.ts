@@ -1,0 +1,69 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+const PROD = {
+  NODE_ENV: 'production',
+  AUTH_JWT_SECRET: 'a-production-secret-of-32-characters-or-more',
+  PROXY_TOKEN_SECRET: 'a-proxy-secret-0123456789',
+};
+
+function failure(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('GraphQL hardening settings', () => {
+  it('introspection: on outside production, off in production unless GRAPHQL_INTROSPECTION=true', () => {
+    expect(loadConfig({}).graphqlIntrospection).toBe(true);
+    expect(loadConfig(PROD).graphqlIntrospection).toBe(false);
+    expect(loadConfig({ ...PROD, GRAPHQL_INTROSPECTION: 'true' }).graphqlIntrospection).toBe(true);
+    expect(loadConfig({ GRAPHQL_INTROSPECTION: 'false' }).graphqlIntrospection).toBe(false);
+    expect(failure({ GRAPHQL_INTROSPECTION: 'yes' }).variable).toBe('GRAPHQL_INTROSPECTION');
+  });
+
+  it('JSON bodies: 1 MiB by default, bounded', () => {
+    expect(loadConfig({}).graphqlMaxBodyBytes).toBe(1024 * 1024);
+    expect(loadConfig({ GRAPHQL_MAX_BODY_BYTES: '65536' }).graphqlMaxBodyBytes).toBe(65536);
+    expect(failure({ GRAPHQL_MAX_BODY_BYTES: '10' }).variable).toBe('GRAPHQL_MAX_BODY_BYTES');
+  });
+
+  it('persisted operations: off by default; ONLY needs a FILE', () => {
+    const c = loadConfig({});
+    expect(c.persistedOperationsFile).toBeUndefined();
+    expect(c.persistedOperationsOnly).toBe(false);
+    expect(
+      loadConfig({ PERSISTED_OPERATIONS_FILE: 'ops.json', PERSISTED_OPERATIONS_ONLY: 'true' }),
+    ).toMatchObject({
+      persistedOperationsFile: path.resolve('ops.json'),
+      persistedOperationsOnly: true,
+    });
+    expect(failure({ PERSISTED_OPERATIONS_ONLY: 'true' }).variable).toBe('PERSISTED_OPERATIONS_ONLY');
+    expect(failure({ PERSISTED_OPERATIONS_FILE: 'x', PERSISTED_OPERATIONS_ONLY: '1' }).variable).toBe(
+      'PERSISTED_OPERATIONS_ONLY',
+    );
+  });
+
+  it('CORS_ORIGINS: exact origins only; none means same origin only', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: 'https://app.example, http://localhost:5173/' }).corsOrigins).toEqual([
+      'https://app.example',
+      'http://localhost:5173',
+    ]);
+    for (const bad of [
+      '*',
+      'app.example',
+      'https://app.example/path',
+      'ftp://x.example',
+      'https://a.example,',
+      'https://a.example:443',
+    ]) {
+      expect(failure({ CORS_ORIGINS: bad }).variable, bad).toBe('CORS_ORIGINS');
+    }
+  });
+});

@@ -1,0 +1,48 @@
+import { parse } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { buildSchema } from '../../schema/index.js';
+import { operationCost } from './use-cost-limit.js';
+
+const schema = buildSchema();
+const cost = (query: string, variables: Record<string, unknown> = {}, name?: string) =>
+  operationCost(schema, parse(query), name, variables);
+
+describe('operationCost', () => {
+  it('counts each field once, and a list field’s selection once per item asked for', () => {
+    expect(cost('{ viewer { id isAdmin } }')).toBe(3);
+    // images: 1 + first × (edges 1 + node 1 + id 1)
+    expect(cost('{ images(first: 10) { edges { node { id } } } }')).toBe(1 + 10 * 3);
+    // the schema default (24) when first is left out
+    expect(cost('{ images { edges { node { id } } } }')).toBe(1 + 24 * 3);
+  });
+
+  it('reads page sizes and id lists from variables, which a validation rule cannot see', () => {
+    const q =
+      'query($n: Int, $ids: [ID!]!) { images(first: $n) { totalCount } imagesByIds(ids: $ids) { id } }';
+    expect(cost(q, { n: 100, ids: ['a', 'b', 'c'] })).toBe(1 + 100 * 1 + 1 + 3 * 1);
+    // A wrong-typed value is refused by coercion later; here it costs like one item.
+    expect(cost(q, { n: 'lots', ids: 'x' })).toBe(1 + 1 + 1 + 1);
+    expect(cost('{ imagesByIds(ids: ["a", "b"]) { id key } }')).toBe(1 + 2 * 2);
+  });
+
+  it('follows fragments and inline fragments, and ignores introspection and __typename', () => {
+    const q = `query { images(first: 2) { edges { node { ...F ... on Image { key } __typename } } } __schema { types { name } } }
+      fragment F on Image { id signedUrl { url } }`;
+    expect(cost(q)).toBe(1 + 2 * (1 + 1 + 1 + 2 + 1));
+  });
+
+  it('picks the named operation, and is 0 for an unknown one', () => {
+    const doc = 'query A { viewer { id } } query B { images(first: 3) { totalCount } }';
+    expect(cost(doc, {}, 'A')).toBe(2);
+    expect(cost(doc, {}, 'B')).toBe(4);
+    expect(cost(doc, {}, 'C')).toBe(0);
+  });
+
+  it('multiplies nested lists (subscriptions and mutations too)', () => {
+    const ids = Array.from({ length: 500 }, (_, i) => String(i));
+    expect(cost('subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }', { ids })).toBe(
+      501,
+    );
+    expect(cost('mutation($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url } }', { ids })).toBe(501);
+  });
+});

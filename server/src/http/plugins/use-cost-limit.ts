@@ -1,0 +1,130 @@
+import {
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLField,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  getNamedType,
+  getOperationAST,
+  isObjectType,
+  Kind,
+  type SelectionSetNode,
+  valueFromAST,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { badInput } from '../../errors.js';
+
+/**
+ * Upper bound on the fields one operation may resolve. The web app's gallery page of 100 costs
+ * 1,801, its 500-id URL refetch 2,001, a page of 100 with every Image field 2,701; ten aliased
+ * pages do not fit.
+ */
+export const MAX_COST = 10_000;
+
+type Variables = Readonly<Record<string, unknown>> | null | undefined;
+
+/** How many times a field's selection runs: its page size (`first`/`last`) or its id list's length. */
+function multiplier(def: GraphQLField<unknown, unknown>, node: FieldNode, variables: Variables): number {
+  for (const arg of def.args) {
+    const page = arg.name === 'first' || arg.name === 'last';
+    const ids = arg.name === 'ids';
+    if (!page && !ids) continue;
+    const given = node.arguments?.find((a) => a.name.value === arg.name)?.value;
+    const value =
+      given === undefined
+        ? arg.defaultValue
+        : given.kind === Kind.VARIABLE
+          ? variables?.[given.name.value]
+          : valueFromAST(given, arg.type, variables ?? undefined);
+    // A wrong-typed value fails coercion later; it costs like one item here.
+    if (page && typeof value === 'number' && Number.isFinite(value)) return Math.max(1, value);
+    if (ids && Array.isArray(value)) return Math.max(1, value.length);
+  }
+  return 1;
+}
+
+/**
+ * The fields an operation resolves, counting list fields by the size the client asked for (taken
+ * from variables too, which a validation rule cannot see). Introspection fields cost nothing here:
+ * GRAPHQL_INTROSPECTION and the token limit govern them.
+ */
+export function operationCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  variables: Variables,
+): number {
+  const op = getOperationAST(document, operationName);
+  if (!op) return 0;
+  const root =
+    op.operation === 'query'
+      ? schema.getQueryType()
+      : op.operation === 'mutation'
+        ? schema.getMutationType()
+        : schema.getSubscriptionType();
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const d of document.definitions)
+    if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+  const inside = new Set<string>();
+
+  const costOf = (set: SelectionSetNode, type: GraphQLNamedType | null | undefined): number => {
+    if (!isObjectType(type)) return 0;
+    let cost = 0;
+    for (const sel of set.selections) {
+      if (sel.kind === Kind.FIELD) {
+        if (sel.name.value.startsWith('__')) continue;
+        const def = type.getFields()[sel.name.value];
+        if (!def) continue;
+        cost += 1;
+        if (sel.selectionSet)
+          cost += multiplier(def, sel, variables) * costOf(sel.selectionSet, getNamedType(def.type));
+      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+        const t = sel.typeCondition ? schema.getType(sel.typeCondition.name.value) : type;
+        cost += costOf(sel.selectionSet, t);
+      } else {
+        const frag = fragments.get(sel.name.value);
+        // Validation refuses fragment cycles; the guard only keeps this function total.
+        if (!frag || inside.has(frag.name.value)) continue;
+        inside.add(frag.name.value);
+        cost += costOf(frag.selectionSet, schema.getType(frag.typeCondition.name.value));
+        inside.delete(frag.name.value);
+      }
+      if (cost > Number.MAX_SAFE_INTEGER) return cost;
+    }
+    return cost;
+  };
+  return costOf(op.selectionSet, root);
+}
+
+function check(args: {
+  schema: GraphQLSchema;
+  document: DocumentNode;
+  operationName?: string | null | undefined;
+  variableValues?: Variables;
+}) {
+  const cost = operationCost(args.schema, args.document, args.operationName, args.variableValues);
+  if (cost <= MAX_COST) return undefined;
+  return {
+    errors: [
+      badInput(`The operation is too costly: about ${Math.round(cost)} fields, at most ${MAX_COST} allowed`, {
+        cost: Math.round(cost),
+        maxCost: MAX_COST,
+      }),
+    ],
+  };
+}
+
+/** Refuses (BAD_USER_INPUT) an operation whose cost exceeds MAX_COST before any resolver runs. */
+export function useCostLimit(): Plugin {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const refused = check(args);
+      if (refused) setResultAndStopExecution(refused);
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const refused = check(args);
+      if (refused) setResultAndStopExecution(refused);
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import type { Plugin } from 'graphql-yoga';
+import { AppError } from '../../errors.js';
+
+function refuse(message: string): AppError {
+  return new AppError('BAD_USER_INPUT', `Malformed multipart request: ${message}`, { http: { status: 400 } });
+}
+
+/** JSON that parses, or undefined (yoga answers a field that is not JSON with its own 400). */
+function json(raw: unknown): unknown {
+  if (typeof raw !== 'string') return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `operations` must be one request object: yoga writes the files into it (`0` is a TypeError). */
+export function checkUploadOperations(raw: unknown): void {
+  const ops = json(raw);
+  if (ops !== undefined && (typeof ops !== 'object' || ops === null || Array.isArray(ops))) {
+    throw refuse('"operations" must be a JSON object (one GraphQL request)');
+  }
+}
+
+/**
+ * The `map` field of a GraphQL multipart request must be an object from file field names (parts
+ * that were sent) to arrays of paths. yoga walks it without checking (`{"0": [42]}` is a
+ * TypeError, an unexpected error), so it is checked first. Nothing else is read here: a map that
+ * is missing or not JSON gets yoga's own 400.
+ */
+export function checkUploadMap(raw: unknown, partIsFile: (name: string) => boolean): void {
+  const map = json(raw);
+  if (map === undefined) return;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+    throw refuse('"map" must be an object of file field → array of paths');
+  }
+  for (const [field, paths] of Object.entries(map)) {
+    if (!Array.isArray(paths) || paths.length === 0 || !paths.every((p) => typeof p === 'string')) {
+      throw refuse(`"map" entry "${field.slice(0, 40)}" must be a non-empty array of paths`);
+    }
+    if (!partIsFile(field))
+      throw refuse(`"map" names the file field "${field.slice(0, 40)}", which was not sent`);
+  }
+}
+
+/**
+ * Checks `operations` and `map` before yoga reads them. Must come before useUploadLimits in the plugin list: that plugin wraps this parser, so the form
+ * data here is the copy it already read under its limits (whatwg-node caches it).
+ */
+export function useMultipartMapCheck(): Plugin {
+  return {
+    onRequestParse({ request, requestParser, setRequestParser }) {
+      if (request.method !== 'POST' || !requestParser) return;
+      if (!/^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '')) return;
+      const parse = requestParser;
+      setRequestParser(async (req) => {
+        const form = await req.formData();
+        checkUploadOperations(form.get('operations'));
+        checkUploadMap(form.get('map'), (name) => {
+          const part = form.get(name);
+          return part !== null && typeof part !== 'string';
+        });
+        return parse(req);
+      });
+    },
+  };
+}
