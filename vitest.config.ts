@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // Two projects: fast unit tests beside the code, and integration tests that talk to the real
 // Redis, PostgreSQL, COS fixture server and child processes (run one file at a time: they own
@@ -22,6 +22,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['server/test/**/*.test.ts'],
+          // Faults under load run on their own: `npm run test:faults` (vitest.faults.config.ts).
+          exclude: [...configDefaults.exclude, 'server/test/faults/**'],
           environment: 'node',
           testTimeout: 60_000,
           hookTimeout: 60_000,

@@ -6,6 +6,8 @@ import type { JobEngine, Processors } from './job-engine.js';
 const QUEUE = 'signet-jobs';
 /** Drain jobs that may wait or run at once: with N worker nodes, up to this many sweep in parallel. */
 const MAX_DRAINS = 4;
+/** How many ticks a drain job id stands for its slot (see the refresh-tick job). */
+const DRAIN_SLOT_TICKS = 3;
 
 export interface BullmqEngineOptions {
   /** Makes a new blocking connection (BullMQ wants its own, without command timeouts). */
@@ -78,12 +80,16 @@ export class BullmqJobEngine implements JobEngine {
         const { backlog } = await this.processors.observe();
         if (backlog === 0) return { backlog };
         const drains = Math.min(MAX_DRAINS, Math.ceil(backlog / this.o.batchSize));
-        // Fixed job ids: a drain still queued or running is not queued twice.
+        // Job ids per slot and per few ticks: a drain still queued or running is not queued
+        // twice, yet a drain left active by a worker SIGKILLed mid-drain (locked until BullMQ's
+        // stalled check, tens of seconds later) blocks its slot for a few ticks only. An extra
+        // drain costs one claim round trip, never a double signing (claims are leased).
+        const epoch = Math.floor(Date.now() / (this.o.tickMs * DRAIN_SLOT_TICKS));
         await this.queue.addBulk(
           Array.from({ length: drains }, (_, i) => ({
             name: 'refresh-drain',
             data: {},
-            opts: { jobId: `drain-${i}`, removeOnComplete: true, removeOnFail: true, attempts: 1 },
+            opts: { jobId: `drain-${i}-${epoch}`, removeOnComplete: true, removeOnFail: true, attempts: 1 },
           })),
         );
         return { backlog, drains };

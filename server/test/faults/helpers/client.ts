@@ -1,0 +1,202 @@
+import type { Outcome } from './load.js';
+import type { Stack } from './stack.js';
+
+export const PAGE = /* GraphQL */ `
+  query Page($first: Int!, $after: String) {
+    images(first: $first, after: $after) {
+      edges { node { id key signedUrl { url expiresAt cached } proxyUrl(mode: STREAM) } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+`;
+
+interface PageData {
+  images: {
+    edges: {
+      node: {
+        id: string;
+        key: string;
+        signedUrl: { url: string; expiresAt: string; cached: boolean };
+        proxyUrl: string;
+      };
+    }[];
+    pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  };
+}
+
+interface GqlBody {
+  data?: PageData | null;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+/** No request of the load may hang the test: past this it counts as a failure. */
+const REQUEST_TIMEOUT_MS = 20_000;
+
+/**
+ * The requests a browser makes, each judged strictly: a page is ok only when every image on it
+ * has a URL of the fixture's that lives long enough. Page requests walk the pages in turn.
+ */
+export class Client {
+  /** `after` of each page, found by `discover()`. */
+  private afters: (string | null)[] = [null];
+  private pageCount = 0;
+  private next = 0;
+  private resigned = 0;
+  /** The latest URL handed out, for checks that the origin accepts what was signed. */
+  lastUrl: string | undefined;
+  /** Stream-mode proxy links (path and query) and object keys by image id, from the first walk. */
+  readonly proxyPaths = new Map<string, { path: string; key: string }>();
+
+  /**
+   * @param minLifeMs the least life a handed-out URL may have left (the default minTtl is 300 s,
+   * or a quarter of URL_TTL_SECONDS when that is shorter; a little is allowed for the trip).
+   */
+  constructor(
+    private readonly stack: Stack,
+    readonly first = 24,
+    private readonly minLifeMs = 290_000,
+  ) {}
+
+  /** Walks every page once (warming the cache) and keeps the cursors. */
+  async discover(): Promise<void> {
+    this.afters = [];
+    let after: string | null = null;
+    for (;;) {
+      this.afters.push(after);
+      const body = await this.post(after);
+      if (body.errors || !body.data) throw new Error(`discovery failed: ${JSON.stringify(body.errors)}`);
+      for (const e of body.data.images.edges) {
+        const u = new URL(e.node.proxyUrl);
+        this.proxyPaths.set(e.node.id, { path: `${u.pathname}${u.search}`, key: e.node.key });
+      }
+      if (!body.data.images.pageInfo.hasNextPage) break;
+      after = body.data.images.pageInfo.endCursor;
+    }
+    this.pageCount = this.afters.length;
+  }
+
+  /** One page query of the rotation. */
+  page = async (): Promise<Outcome> => {
+    const i = this.next++ % Math.max(1, this.pageCount);
+    const expected = Math.min(this.first, this.stack.ids.length - i * this.first);
+    const res = await fetch(`${this.stack.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.stack.token}` },
+      body: JSON.stringify({ query: PAGE, variables: { first: this.first, after: this.afters[i] ?? null } }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const body = (await res.json()) as GqlBody;
+    if (body.errors?.length) {
+      const codes = [...new Set(body.errors.map((e) => e.extensions?.code ?? e.message))];
+      return { ok: false, status: res.status, detail: codes.join(',') };
+    }
+    const edges = body.data?.images.edges ?? [];
+    if (res.status !== 200 || edges.length !== expected)
+      return { ok: false, status: res.status, detail: `${edges.length} of ${expected} images` };
+    const now = Date.now();
+    for (const e of edges) {
+      const s = e.node.signedUrl;
+      if (!s.url.startsWith(`${this.stack.fixture.url}/`))
+        return { ok: false, status: res.status, detail: 'foreign url' };
+      // Never a URL about to die.
+      if (Date.parse(s.expiresAt) - now < this.minLifeMs)
+        return { ok: false, status: res.status, detail: 'short url' };
+    }
+    this.lastUrl = edges[edges.length - 1]!.node.signedUrl.url;
+    return { ok: true, status: res.status, cached: edges.every((e) => e.node.signedUrl.cached) };
+  };
+
+  /** `refreshSignedUrls` for a few images in turn: a forced re-signing, never from the cache. */
+  resign = async (): Promise<Outcome> => {
+    const at = (this.resigned++ * 4) % (this.stack.ids.length - 4);
+    const ids = this.stack.ids.slice(at, at + 4);
+    const res = await fetch(`${this.stack.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.stack.token}` },
+      body: JSON.stringify({
+        query: 'mutation ($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url cached } }',
+        variables: { ids },
+      }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const body = (await res.json()) as {
+      data?: { refreshSignedUrls: ({ url: string; cached: boolean } | null)[] };
+      errors?: { extensions?: { code?: string }; message: string }[];
+    };
+    if (body.errors?.length)
+      return {
+        ok: false,
+        status: res.status,
+        detail: body.errors[0]!.extensions?.code ?? body.errors[0]!.message,
+      };
+    const urls = body.data?.refreshSignedUrls ?? [];
+    const good = urls.filter((u) => u && !u.cached && u.url.startsWith(`${this.stack.fixture.url}/`));
+    if (good.length !== ids.length)
+      return { ok: false, status: res.status, detail: `${good.length} of ${ids.length}` };
+    return { ok: true, status: res.status };
+  };
+
+  /** Fetches the latest signed URL from the origin: what was signed must be accepted. */
+  signedUrl = async (): Promise<Outcome> => {
+    if (!this.lastUrl) return { ok: true, status: 0, detail: 'nothing yet' };
+    const res = await fetch(this.lastUrl, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    await res.arrayBuffer();
+    return res.status === 200
+      ? { ok: true, status: 200 }
+      : { ok: false, status: res.status, detail: 'refused' };
+  };
+
+  /** `/proxy/:id` in stream mode (bytes through the gateway) or redirect mode (302). */
+  proxy(mode: 'stream' | 'redirect') {
+    let n = 0;
+    return async (): Promise<Outcome> => {
+      const all = [...this.proxyPaths.values()];
+      const { path: p, key } = all[n++ % all.length]!;
+      const path = mode === 'stream' ? p : p.replace('&mode=stream', '');
+      const res = await fetch(`${this.stack.url}${path}`, {
+        redirect: 'manual',
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      const retryAfter = res.headers.get('retry-after');
+      if (mode === 'redirect') {
+        const loc = res.headers.get('location') ?? '';
+        if (res.status === 302 && loc.startsWith(`${this.stack.fixture.url}/`))
+          return { ok: true, status: 302 };
+      } else if (res.status === 200) {
+        const want = this.stack.fixture.objects.get(key);
+        if (want?.body.equals(body)) return { ok: true, status: 200 };
+        return { ok: false, status: 200, detail: 'wrong bytes' };
+      }
+      return {
+        ok: false,
+        status: res.status,
+        detail: `${res.status}${retryAfter ? ` retry-after=${retryAfter}` : ''}`,
+      };
+    };
+  }
+
+  /** `/readyz`: status code plus what it says about each dependency. */
+  readyz = async (): Promise<Outcome> => {
+    const res = await fetch(`${this.stack.url}/readyz`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const body = (await res.json()) as {
+      status: string;
+      checks: { database: string; cache: { state: string }; storage: { state: string } };
+    };
+    const c = body.checks;
+    return {
+      ok: res.status === 200,
+      status: res.status,
+      detail: `${body.status} db=${c.database} cache=${c.cache.state} storage=${c.storage.state}`,
+    };
+  };
+
+  private async post(after: string | null): Promise<GqlBody> {
+    const res = await fetch(`${this.stack.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.stack.token}` },
+      body: JSON.stringify({ query: PAGE, variables: { first: this.first, after } }),
+    });
+    return (await res.json()) as GqlBody;
+  }
+}

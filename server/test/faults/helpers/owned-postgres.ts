@@ -1,0 +1,104 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from '../../helpers/redis-server.js';
+
+const run = promisify(execFile);
+
+/** The newest PostgreSQL server binaries on the machine (Debian layout), or PG_BIN. */
+function binDir(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(path.join(root, v, 'bin', 'pg_ctl')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (versions.length === 0)
+    throw new Error(
+      `no PostgreSQL server binaries under ${root} (apt-get install postgresql, or set PG_BIN)`,
+    );
+  return path.join(root, versions[0]!, 'bin');
+}
+
+/**
+ * A private PostgreSQL server the test owns (initdb in a temp folder, a free port on 127.0.0.1),
+ * so it can be stopped and started under load without touching anyone else's database.
+ * PostgreSQL refuses to run as root: as root, its tools run as the `postgres` user.
+ */
+export class OwnedPostgres {
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly bin: string,
+  ) {}
+
+  /** postgres://postgres@127.0.0.1:<port>/postgres */
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  static async start(): Promise<OwnedPostgres> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-pg-'));
+    const pg = new OwnedPostgres(await freePort(), dir, binDir());
+    try {
+      if (process.getuid?.() === 0) {
+        const { stdout } = await run('id', ['-u', 'postgres']);
+        await chown(dir, Number(stdout.trim()), -1);
+      }
+      await pg.tool('initdb', ['-D', pg.data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
+      await pg.start();
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return pg;
+  }
+
+  private get data(): string {
+    return path.join(this.dir, 'data');
+  }
+
+  async start(): Promise<void> {
+    const opts = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
+    try {
+      await this.tool('pg_ctl', [
+        '-D',
+        this.data,
+        '-l',
+        path.join(this.dir, 'log'),
+        '-w',
+        '-t',
+        '30',
+        '-o',
+        opts,
+        'start',
+      ]);
+    } catch (err) {
+      const log = await readFile(path.join(this.dir, 'log'), 'utf8').catch(() => '');
+      throw new Error(`PostgreSQL did not start: ${(err as Error).message}\n${log}`);
+    }
+  }
+
+  /** `fast`: sessions are terminated and the server shuts down cleanly; `immediate`: like a crash. */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.tool('pg_ctl', ['-D', this.data, '-m', mode, '-w', '-t', '30', 'stop']);
+  }
+
+  /** Stops the server (if running) and removes its folder. */
+  async destroy(): Promise<void> {
+    await this.stop('immediate').catch(() => {});
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async tool(name: string, args: string[]): Promise<void> {
+    const exe = path.join(this.bin, name);
+    // cwd: the postgres user may not be allowed into the test runner's folder.
+    if (process.getuid?.() === 0)
+      await run('runuser', ['-u', 'postgres', '--', exe, ...args], { cwd: this.dir });
+    else await run(exe, args, { cwd: this.dir });
+  }
+}

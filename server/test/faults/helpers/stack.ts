@@ -1,0 +1,130 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SignJWT } from 'jose';
+import { systemClock } from '../../../src/clock.js';
+import { openDatabase } from '../../../src/db/connect.js';
+import { createImagesRepo } from '../../../src/db/images-repo.js';
+import { seedImages } from '../../../src/seed.js';
+import { createCosStorage } from '../../../src/storage/cos.js';
+import { type CosFixture, startCosFixture } from '../../fixtures/cos-fixture.js';
+import { createTestDatabase } from '../../helpers/database.js';
+import { GatewayProcess } from '../../helpers/gateway-process.js';
+import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from '../../helpers/harness.js';
+
+export interface StackOptions {
+  /** A database the test owns (a private server); default: a fresh database on the test server. */
+  databaseUrl?: string;
+  redisUrl?: string;
+  images?: number;
+  env?: Record<string, string>;
+}
+
+/**
+ * A production-shaped gateway as a child process (its own event loop, so the load measures it and
+ * not the test runner; a crash shows as an exit) on PostgreSQL, Redis and the COS fixture, with
+ * `images` PNGs seeded for alice.
+ */
+export class Stack {
+  private readonly others: GatewayProcess[] = [];
+
+  private constructor(
+    readonly gateway: GatewayProcess,
+    readonly fixture: CosFixture,
+    readonly ids: string[],
+    readonly token: string,
+    readonly databaseUrl: string,
+    private readonly env: Record<string, string>,
+    private readonly cleanup: () => Promise<void>,
+  ) {}
+
+  /** Another node on the same database, Redis and origin (e.g. a worker), stopped by close(). */
+  async spawn(env: Record<string, string>): Promise<GatewayProcess> {
+    const node = await GatewayProcess.start({ ...this.env, ...env });
+    this.others.push(node);
+    return node;
+  }
+
+  get url(): string {
+    return this.gateway.url;
+  }
+
+  static async start(o: StackOptions = {}): Promise<Stack> {
+    const fixture = await startCosFixture({ secretId: COS_SECRET_ID, secretKey: COS_SECRET_KEY });
+    const own = o.databaseUrl ? undefined : await createTestDatabase();
+    const databaseUrl = o.databaseUrl ?? own!.url;
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-faults-'));
+    const cos = {
+      COS_SECRET_ID,
+      COS_SECRET_KEY,
+      COS_BUCKET: 'test-1250000000',
+      COS_REGION: 'ap-test',
+      COS_DOMAIN: fixture.host,
+      COS_PROTOCOL: 'http',
+    };
+    const db = await openDatabase({ databaseUrl, dataDir });
+    let ids: string[];
+    try {
+      ids = await seedImages({
+        storage: createCosStorage({
+          secretId: COS_SECRET_ID,
+          secretKey: COS_SECRET_KEY,
+          bucket: cos.COS_BUCKET,
+          region: cos.COS_REGION,
+          domain: fixture.host,
+          protocol: 'http:',
+        }),
+        images: createImagesRepo(db),
+        clock: systemClock,
+        ownerId: 'alice',
+        count: o.images ?? 96,
+        width: 16,
+        height: 16,
+      });
+    } finally {
+      await db.close();
+    }
+    const env: Record<string, string> = {
+      DATA_DIR: dataDir,
+      DATABASE_URL: databaseUrl,
+      ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
+      STORAGE_DRIVER: 'cos',
+      ...cos,
+      AUTH_JWT_SECRET: TEST_JWT_SECRET,
+      PROXY_TOKEN_SECRET: 'k0:faults-proxy-secret-0123456789',
+      SEED_DEMO: 'false',
+      LOG_LEVEL: 'warn',
+      ...o.env,
+    };
+    const gateway = await GatewayProcess.start(env);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('alice')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    const stack: Stack = new Stack(gateway, fixture, ids, token, databaseUrl, env, async () => {
+      await Promise.all([gateway, ...stack.others].map((g) => g.stop()));
+      await fixture.close();
+      await own?.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    return stack;
+  }
+
+  /** True while the gateway process that started is still running (no crash, no restart). */
+  alive(): boolean {
+    return this.gateway.child.exitCode === null && this.gateway.child.signalCode === null;
+  }
+
+  /** Log lines of the gateway at error level or that report a masked 500. */
+  errorLogs(): string[] {
+    return this.gateway.output
+      .join('')
+      .split('\n')
+      .filter((l) => /"level":(50|60)|unexpected error|unhandled/.test(l));
+  }
+
+  close(): Promise<void> {
+    return this.cleanup();
+  }
+}

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalRedisCluster } from '../helpers/redis-cluster.js';
+import { Client } from './helpers/client.js';
+import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import { Stack } from './helpers/stack.js';
+
+const RATE = 20;
+
+// The cluster test (server/test/redis-cluster.test.ts) restarts a master during a sequential loop;
+// here the same fault meets a steady open-loop load, so its latency shows: one master of three
+// SIGKILLed (a third of the slots gone, no replica to fail over to) and restarted.
+describe('fault: a Redis Cluster master killed and restarted under load', () => {
+  let cluster: LocalRedisCluster;
+  let stack: Stack;
+  let client: Client;
+
+  beforeAll(async () => {
+    cluster = await LocalRedisCluster.start(3);
+    stack = await Stack.start({ env: { REDIS_CLUSTER_NODES: cluster.nodes } });
+    client = new Client(stack);
+    await client.discover();
+  }, 90_000);
+  afterAll(async () => {
+    await stack?.close();
+    await cluster?.stop();
+  });
+
+  it('answers every query while a third of the slots are gone, then uses the cache again', async () => {
+    const victim = cluster.ports[1]!;
+    const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    load.start('before');
+    await sleep(3000);
+
+    await cluster.kill(victim);
+    load.phase('outage');
+    await sleep(6000);
+
+    load.phase('restarting');
+    await cluster.restart(victim);
+    const restartedAt = Date.now();
+    load.phase('recovery');
+    await until(
+      'pages served from the cache again',
+      () => {
+        const recent = load.select({ kind: 'page', phase: 'recovery' }).slice(-8);
+        return recent.length === 8 && recent.every((s) => s.ok && s.cached);
+      },
+      20_000,
+    );
+    const recoveredMs = Date.now() - restartedAt;
+    load.phase('after');
+    await sleep(3000);
+    await load.stop();
+
+    report(
+      `Redis Cluster master SIGKILL + restart (cache back ${recoveredMs} ms after the cluster was healthy)`,
+      load,
+      ['page', 'url'],
+      ['before', 'outage', 'restarting', 'recovery', 'after'],
+    );
+    expect(load.failures()).toEqual([]);
+    expect(load.select({ kind: 'page', phase: 'outage' }).length).toBeGreaterThan(RATE * 4);
+    // The store's deadline (2x the command timeout) bounds a call however the cluster redirects.
+    expect(load.summary({ kind: 'page', phase: ['outage', 'restarting'] }).max).toBeLessThan(2000);
+    expect(load.select({ kind: 'page', phase: 'after' }).every((s) => s.cached)).toBe(true);
+    expect(stack.alive()).toBe(true);
+    expect(stack.errorLogs()).toEqual([]);
+  });
+});

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandStats, OwnedRedis } from '../helpers/redis-server.js';
+import { Client } from './helpers/client.js';
+import { LatencyProxy } from './helpers/latency-proxy.js';
+import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import { Stack } from './helpers/stack.js';
+
+const RATE = 20;
+const ADDED_MS = 500; // each way, per chunk: a command costs at least 1 s round trip
+
+// Redis behind a proxy that adds latency: a slow cache must not make slow requests. The command
+// timeout (REDIS_COMMAND_TIMEOUT_MS, 150 ms) and the store's deadline (2x that) bound every
+// request, which then signs directly; once the latency is gone the cache path comes back.
+describe('fault: a slow Redis under load', () => {
+  let redis: OwnedRedis;
+  let proxy: LatencyProxy;
+  let stack: Stack;
+  let client: Client;
+
+  beforeAll(async () => {
+    redis = await OwnedRedis.start();
+    proxy = await LatencyProxy.start(redis.port);
+    stack = await Stack.start({ redisUrl: proxy.url });
+    client = new Client(stack);
+    await client.discover();
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await proxy?.close();
+    await redis?.kill();
+  });
+
+  it(`stays bounded by the Redis timeouts while Redis adds ${ADDED_MS} ms, then uses the cache again`, async () => {
+    const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    load.start('before');
+    await sleep(3000);
+
+    proxy.latencyMs = ADDED_MS;
+    load.phase('slow');
+    await sleep(8000);
+
+    proxy.latencyMs = 0;
+    const restoredAt = Date.now();
+    load.phase('recovery');
+    await until(
+      'pages served from the cache again',
+      () => {
+        const recent = load.select({ kind: 'page', phase: 'recovery' }).slice(-8);
+        return recent.length === 8 && recent.every((s) => s.ok && s.cached);
+      },
+      20_000,
+    );
+    const recoveredMs = Date.now() - restoredAt;
+    const admin = redis.client();
+    const mgetBefore = (await commandStats(admin))['mget'] ?? 0;
+    load.phase('after');
+    await sleep(3000);
+    await load.stop();
+    const mgetAfter = (await commandStats(admin))['mget'] ?? 0;
+    admin.disconnect();
+
+    report(
+      `Redis +${ADDED_MS} ms each way (cache back ${recoveredMs} ms after the latency went)`,
+      load,
+      ['page', 'url'],
+      ['before', 'slow', 'recovery', 'after'],
+    );
+    expect(load.failures()).toEqual([]);
+    const slow = load.select({ kind: 'page', phase: 'slow' });
+    expect(slow.length).toBeGreaterThan(RATE * 6);
+    // A Redis round trip now takes over a second; the requests may not.
+    expect(load.summary({ kind: 'page', phase: 'slow' }).max).toBeLessThan(2000);
+    expect(slow.filter((s) => !s.cached).length).toBeGreaterThan(RATE * 5);
+    // The cache path resumed: hits only, read from Redis again.
+    expect(load.select({ kind: 'page', phase: 'after' }).every((s) => s.cached)).toBe(true);
+    expect(mgetAfter - mgetBefore).toBeGreaterThan(RATE * 2);
+    expect(stack.alive()).toBe(true);
+    expect(stack.errorLogs()).toEqual([]);
+  });
+});
