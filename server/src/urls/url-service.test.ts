@@ -193,7 +193,8 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
         expectWorks(u, reqs[j]!.key, clock.now());
       });
     }
-    expect(store.calls).toBeGreaterThanOrEqual(3);
+    // The breaker spares a failing cache: one call failed, the next requests skipped it.
+    expect(store.calls).toBe(1);
     expect(await counter(metrics.redisFallbacks)).toBeGreaterThanOrEqual(3);
     expect(urls.cacheHealthy()).toBe(false);
     expect(logs.filter((l) => l.includes('URL cache unavailable'))).toHaveLength(1);
@@ -201,7 +202,7 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     const refreshed = await urls.refreshMany([{ id: 'id-1', key: req(1).key }]);
     expectWorks(refreshed.get('id-1')!, req(1).key, clock.now());
     await expect(urls.refreshMany([{ id: 'id-1', key: req(1).key }], { strict: true })).rejects.toThrow(
-      /timed out/,
+      /timed out|cooling down/,
     );
   });
 

@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { SignWindow, Storage, UrlSignature } from '../storage/storage.js';
 import type { AccessTracker } from './access-tracker.js';
+import { CacheBreaker } from './cache-breaker.js';
 import type { StoreEntry, UrlStore } from './store.js';
 
 export interface UrlRequest {
@@ -59,7 +60,7 @@ function hash32(s: string): number {
 export class UrlService {
   private readonly inflight = new Map<string, Promise<UrlSignature>>();
   private readonly listeners: SignedListener[] = [];
-  private storeHealthy = true;
+  private readonly breaker = new CacheBreaker();
 
   constructor(private readonly d: UrlServiceDeps) {}
 
@@ -67,22 +68,25 @@ export class UrlService {
     this.listeners.push(listener);
   }
 
-  /** True while the last cache call succeeded (readiness reports "degraded" otherwise). */
+  /** False while the cache is failing and skipped (readiness reports "degraded"). */
   cacheHealthy(): boolean {
-    return this.storeHealthy;
+    return !this.breaker.open;
   }
 
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
     const started = performance.now();
     const { clock, store, metrics } = this.d;
     const ids = uniqueIds(reqs);
-    let cached: (UrlSignature | null)[];
-    try {
-      cached = await store.read(ids);
-      this.storeHealthy = true;
-    } catch (err) {
-      this.cacheFailed(err);
-      cached = ids.map(() => null);
+    let cached: (UrlSignature | null)[] = [];
+    if (this.breaker.allow()) {
+      try {
+        cached = await store.read(ids);
+        this.breaker.succeeded();
+      } catch (err) {
+        this.cacheFailed(err);
+      }
+    } else {
+      this.countFallback();
     }
     const now = clock.now();
     const byId = new Map<string, UrlSignature | null>();
@@ -222,11 +226,18 @@ export class UrlService {
       this.inflight.set(it.id, p);
     }
     try {
-      await store.write(entries, reason);
-      this.storeHealthy = true;
-    } catch (err) {
-      this.cacheFailed(err);
-      if (strict) throw err;
+      if (this.breaker.allow()) {
+        try {
+          await store.write(entries, reason);
+          this.breaker.succeeded();
+        } catch (err) {
+          this.cacheFailed(err);
+          if (strict) throw err;
+        }
+      } else if (strict) {
+        // Cooling down after a failure: a sweep leaves the batch to its lease.
+        throw new Error('URL cache unavailable (cooling down after a failure)');
+      }
     } finally {
       resolveAll();
       for (const it of items) this.inflight.delete(it.id);
@@ -242,9 +253,14 @@ export class UrlService {
   }
 
   private cacheFailed(err: unknown): void {
-    if (this.storeHealthy)
+    if (!this.breaker.open) {
       this.d.logger.warn({ err: (err as Error).message }, 'URL cache unavailable; signing directly');
-    this.storeHealthy = false;
+    }
+    this.breaker.failed();
+    this.countFallback();
+  }
+
+  private countFallback(): void {
     this.d.metrics.redisFallbacks.inc();
     this.d.access.recordFallback();
   }
