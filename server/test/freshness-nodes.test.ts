@@ -12,7 +12,7 @@ import { RedisUrlStore, urlKeys } from '../src/urls/redis-store.js';
 import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
 import { createTestDatabase } from './helpers/database.js';
 import { GatewayProcess } from './helpers/gateway-process.js';
-import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from './helpers/harness.js';
+import { COS_SECRET_ID, COS_SECRET_KEY, cosEnv, TEST_JWT_SECRET } from './helpers/harness.js';
 import { OwnedRedis } from './helpers/redis-server.js';
 import { type SseSubscription, subscribeSse } from './helpers/sse.js';
 
@@ -90,20 +90,13 @@ describe('refresh across three nodes', () => {
     alice = await sign('alice');
     bob = await sign('bob');
     const env = {
+      ...cosEnv(fixture),
       DATA_DIR: dataDir,
       DATABASE_URL: pg.url,
       REDIS_URL: redis.url,
-      STORAGE_DRIVER: 'cos',
-      COS_SECRET_ID,
-      COS_SECRET_KEY,
-      COS_BUCKET: 'test-1250000000',
-      COS_REGION: 'ap-test',
-      COS_DOMAIN: fixture.host,
-      COS_PROTOCOL: 'http',
       AUTH_JWT_SECRET: TEST_JWT_SECRET,
       URL_TTL_SECONDS: String(TTL),
       REFRESH_AHEAD_SECONDS: String(AHEAD),
-      SEED_DEMO: 'false',
       LOG_LEVEL: 'warn',
     };
     nodes = await Promise.all([

@@ -62,6 +62,19 @@ export interface GqlResult<T> {
   headers: Headers;
 }
 
+/** The environment that points the `cos` driver at a fixture server. */
+export function cosEnv(fixture: CosFixture): Record<string, string> {
+  return {
+    STORAGE_DRIVER: 'cos',
+    COS_SECRET_ID,
+    COS_SECRET_KEY,
+    COS_BUCKET: 'test-1250000000',
+    COS_REGION: 'ap-test',
+    COS_DOMAIN: fixture.host,
+    COS_PROTOCOL: 'http',
+  };
+}
+
 /** The real app on a real port, against real services, with everything it opened closed by close(). */
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const clock = opts.clock;
@@ -81,16 +94,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: 'info',
     STORAGE_DRIVER: opts.driver ?? 'cos',
-    ...(fixture
-      ? {
-          COS_SECRET_ID,
-          COS_SECRET_KEY,
-          COS_BUCKET: 'test-1250000000',
-          COS_REGION: 'ap-test',
-          COS_DOMAIN: fixture.host,
-          COS_PROTOCOL: 'http',
-        }
-      : {}),
+    ...(fixture ? cosEnv(fixture) : {}),
     ...(pgdb ? { DATABASE_URL: pgdb.url } : {}),
     ...(opts.redis && opts.redis !== 'memory' ? { REDIS_URL: opts.redis } : {}),
     ...opts.env,
