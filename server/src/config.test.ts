@@ -113,6 +113,13 @@ describe('loadConfig', () => {
     if (/^-?\d+$/.test(v)) expect(err.message).toMatch(/5 and 604800/);
   });
 
+  it('workers wait longer on Redis than the API does, unless told otherwise', () => {
+    expect(loadConfig({}).redisCommandTimeoutMs).toBe(150);
+    expect(loadConfig({ SIGNET_ROLE: 'api' }).redisCommandTimeoutMs).toBe(150);
+    expect(loadConfig({ SIGNET_ROLE: 'worker' }).redisCommandTimeoutMs).toBe(2000);
+    expect(loadConfig({ SIGNET_ROLE: 'worker', REDIS_COMMAND_TIMEOUT_MS: '300' }).redisCommandTimeoutMs).toBe(300);
+  });
+
   it('REFRESH_AHEAD_SECONDS must be below URL_TTL_SECONDS', () => {
     expectRejected({ URL_TTL_SECONDS: '60', REFRESH_AHEAD_SECONDS: '60' }, 'REFRESH_AHEAD_SECONDS');
     expectRejected({ URL_TTL_SECONDS: '60', REFRESH_AHEAD_SECONDS: '61' }, 'REFRESH_AHEAD_SECONDS');

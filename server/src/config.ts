@@ -12,7 +12,10 @@ export interface Config {
   redisUrl: string | undefined;
   redisClusterNodes: { host: string; port: number }[];
   redisPrefix: string;
-  /** Per-command timeout: a dead or slow Redis costs at most this much on the hot path. */
+  /**
+   * Per-command timeout: a dead or slow Redis costs at most this much on the hot path. Workers,
+   * which have no hot path and send refresh batches of thousands of commands, wait longer.
+   */
   redisCommandTimeoutMs: number;
   storageDriver: 'local' | 'cos';
   cos: {
@@ -236,6 +239,7 @@ export function loadConfig(env: Env = process.env): Config {
   );
 
   const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const role = oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all');
 
   const introspection = production ? 'false' : 'true';
   const persistedFile = str(env, 'PERSISTED_OPERATIONS_FILE');
@@ -255,7 +259,9 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl,
     redisClusterNodes: parseClusterNodes(env),
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'signet:',
-    redisCommandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 150, 10, 10000),
+    // 150 ms spuriously failed refresh batches on a busy worker (a reply that came in while the
+    // event loop was busy still times out), and a timed-out claim strands its batch for a lease.
+    redisCommandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', role === 'worker' ? 2000 : 150, 10, 10000),
     storageDriver,
     cos: {
       secretId: cosRequired('COS_SECRET_ID'),
@@ -280,7 +286,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     proxyTokenSecrets: parseProxySecrets(env, devSecret),
     proxyTokenTtlSeconds: int(env, 'PROXY_TOKEN_TTL_SECONDS', 30 * 86400, 0, 10 * 365 * 86400),
-    role: oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all'),
+    role,
     refreshRateLimitPerMinute: int(env, 'REFRESH_RATE_LIMIT_PER_MINUTE', 60, 1, 100_000),
     uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
     uploadAllowSvg: oneOf(env, 'UPLOAD_ALLOW_SVG', ['true', 'false'] as const, 'false') === 'true',
