@@ -1,5 +1,6 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { endOnAbort } from './use-end-on-shutdown.js';
+import { abortWaiters, endOnAbort } from './use-end-on-shutdown.js';
 
 describe('endOnAbort', () => {
   it('passes values through, then ends a pending next() as soon as the signal aborts', async () => {
@@ -45,5 +46,21 @@ describe('endOnAbort', () => {
     await it.next();
     await it.return!();
     expect(stopped).toBe(true);
+  });
+
+  it('many subscriptions share one abort listener, and ones that end leave nothing behind', async () => {
+    const ac = new AbortController();
+    const waiters = abortWaiters(ac.signal);
+    const forever = (): AsyncIterable<number> => ({
+      [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<number>>(() => {}) }),
+    });
+    const its = Array.from({ length: 1000 }, () => endOnAbort(forever(), ac.signal, waiters));
+    const pending = its.map((it) => it.next());
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(1);
+    // Half end on their own (the client left): aborting later only wakes the other half.
+    await Promise.all(its.slice(0, 500).map((it) => it.return!()));
+    ac.abort();
+    const results = await Promise.all(pending.slice(500));
+    expect(results.every((r) => r.done)).toBe(true);
   });
 });
