@@ -168,6 +168,19 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     for (const u of both) expect(u.expiresAt - clock.now()).toBeGreaterThanOrEqual(1200_000);
   });
 
+  it('URLs built once per signature: the same string while cached, the new one after a re-sign', async () => {
+    const { urls, clock } = setup();
+    const [first] = await urls.resolveMany([req(1)]);
+    const [again] = await urls.resolveMany([req(1)]);
+    expect(again!.url).toBe(first!.url);
+    clock.advance(5_000);
+    const fresh = (await urls.refreshMany([{ id: 'id-1', key: req(1).key }])).get('id-1')!;
+    expect(fresh.url).not.toBe(first!.url);
+    const [after] = await urls.resolveMany([req(1)]);
+    expect(after!.url).toBe(fresh.url);
+    expectWorks(after!, req(1).key, clock.now());
+  });
+
   it('never hands out an expired or too-short URL as time passes', async () => {
     const { urls, clock } = setup();
     const reqs = [1, 2, 3].map((n) => req(n));

@@ -40,6 +40,9 @@ export interface UrlServiceDeps {
   access: AccessTracker;
 }
 
+/** URLs kept built in process: a few MB, enough for every image a node serves often. */
+const URL_MEMO_ENTRIES = 20_000;
+
 /** Signatures start a little in the past so a storage clock running behind still accepts them. */
 const CLOCK_SKEW_SECONDS = 60;
 
@@ -59,6 +62,8 @@ function hash32(s: string): number {
  */
 export class UrlService {
   private readonly inflight = new Map<string, Promise<UrlSignature>>();
+  /** Built URLs by image id (bounded; oldest first out). */
+  private readonly urls = new Map<string, { sig: string; key: string; url: string }>();
   private readonly listeners: SignedListener[] = [];
   private readonly breaker = new CacheBreaker();
 
@@ -140,12 +145,22 @@ export class UrlService {
 
   toResolved(id: string, key: string, sig: UrlSignature, cached: boolean): ResolvedUrl {
     const expiresAt = sig.end * 1000;
-    return {
-      url: this.d.storage.urlFor(key, sig),
-      expiresAt,
-      refreshAt: this.refreshAtFor(id, expiresAt),
-      cached,
-    };
+    return { url: this.urlOf(id, key, sig), expiresAt, refreshAt: this.refreshAtFor(id, expiresAt), cached };
+  }
+
+  /**
+   * The URL of a signature, built once per signature: a warm page hands out the same URLs request
+   * after request, and rebuilding a page's worth of long strings each time is CPU and garbage
+   * (collected while requests wait on Redis) for nothing.
+   */
+  private urlOf(id: string, key: string, sig: UrlSignature): string {
+    const memo = this.urls.get(id);
+    // The signature covers the key and the window: the same signature is the same URL.
+    if (memo && memo.sig === sig.sig && memo.key === key) return memo.url;
+    const url = this.d.storage.urlFor(key, sig);
+    if (!memo && this.urls.size >= URL_MEMO_ENTRIES) this.urls.delete(this.urls.keys().next().value!);
+    this.urls.set(id, { sig: sig.sig, key, url });
+    return url;
   }
 
   /** When the schedule re-signs a URL: REFRESH_AHEAD before expiry, plus jitter scaled to the TTL. */
@@ -225,10 +240,19 @@ export class UrlService {
       const p = written.then(() => result.get(it.id)!);
       this.inflight.set(it.id, p);
     }
+    let notified = false;
     try {
       if (this.breaker.allow()) {
+        const writing = store.write(entries, reason);
+        if (!strict) {
+          // Told in the same tick, the event publish leaves on the same connection right behind
+          // the write-back pipeline: one round trip for both, not one more per cold page. A sweep
+          // (strict) still publishes only what it managed to store.
+          notified = true;
+          this.notify(items, result, reason);
+        }
         try {
-          await store.write(entries, reason);
+          await writing;
           this.breaker.succeeded();
         } catch (err) {
           this.cacheFailed(err);
@@ -242,14 +266,28 @@ export class UrlService {
       resolveAll();
       for (const it of items) this.inflight.delete(it.id);
     }
-    if (this.listeners.length > 0) {
-      const events = items.map((it) => ({
-        id: it.id,
-        url: this.toResolved(it.id, it.key, result.get(it.id)!, false),
-      }));
-      for (const l of this.listeners) l(events, reason);
-    }
+    if (!notified) this.notify(items, result, reason);
     return result;
+  }
+
+  /** Listeners observe; one that throws must not fail the signing (nor leave a write unawaited). */
+  private notify(
+    items: readonly { id: string; key: string }[],
+    result: Map<string, UrlSignature>,
+    reason: 'miss' | 'refresh',
+  ): void {
+    if (this.listeners.length === 0) return;
+    const events = items.map((it) => ({
+      id: it.id,
+      url: this.toResolved(it.id, it.key, result.get(it.id)!, false),
+    }));
+    for (const l of this.listeners) {
+      try {
+        l(events, reason);
+      } catch (err) {
+        this.d.logger.error({ err }, 'signed-URL listener failed');
+      }
+    }
   }
 
   private cacheFailed(err: unknown): void {
