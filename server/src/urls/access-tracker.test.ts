@@ -1,0 +1,48 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../clock.js';
+import { createLogger } from '../logger.js';
+import { AccessTracker } from './access-tracker.js';
+import { MemoryUrlStore } from './memory-store.js';
+import type { AccessDelta } from './store.js';
+
+/** The real memory store, recording each recordAccess call's size and failing when told to. */
+class RecordingStore extends MemoryUrlStore {
+  readonly sizes: number[] = [];
+  failCall: number | undefined;
+
+  override async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
+    this.sizes.push(deltas.size);
+    if (this.sizes.length === this.failCall) throw new Error('Command timed out');
+    return super.recordAccess(deltas);
+  }
+}
+
+const quiet = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `id-${i}`);
+
+describe('AccessTracker flush', () => {
+  it('writes a burst of never-seen ids in bounded round trips, not one huge pipeline', async () => {
+    const clock = new FakeClock();
+    const store = new RecordingStore(clock, 10_000);
+    const tracker = new AccessTracker(store, quiet, clock);
+    tracker.record(ids(2500), clock.now(), 2500, 0);
+    await tracker.flush();
+    expect(store.sizes).toEqual([1000, 1000, 500]);
+    expect((await store.status(['id-0', 'id-2499'])).map((s) => s.accessCount)).toEqual([1, 1]);
+  });
+
+  it('a failed chunk keeps its counts and the rest for the next flush; nothing is counted twice', async () => {
+    const clock = new FakeClock();
+    const store = new RecordingStore(clock, 10_000);
+    const tracker = new AccessTracker(store, quiet, clock);
+    tracker.record(ids(2500), clock.now(), 2500, 0);
+    store.failCall = 2;
+    await tracker.flush();
+    expect(store.sizes).toEqual([1000, 1000]);
+    await tracker.flush();
+    expect(store.sizes).toEqual([1000, 1000, 1000, 500]);
+    const counts = (await store.status(ids(2500))).map((s) => s.accessCount);
+    expect(counts.every((c) => c === 1)).toBe(true);
+  });
+});
