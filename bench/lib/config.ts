@@ -1,0 +1,61 @@
+import { SignJWT } from 'jose';
+
+/** Fixed, benchmark-only credentials: nothing here protects anything real. */
+export const COS = {
+  secretId: 'AKIDbenchmarkbenchmarkbenchmark00',
+  secretKey: 'benchmark-secret-key-benchmark-key',
+  bucket: 'bench-1250000000',
+  region: 'ap-guangzhou',
+};
+export const JWT_SECRET = 'signet-benchmark-jwt-secret-0123456789abcdef';
+export const PROXY_SECRET = 'signet-benchmark-proxy-secret';
+
+/** Owners and how many images each has: the 10k set most scenarios use, and the scaling curve. */
+export const OWNERS = {
+  main: { id: 'bench', count: 10_000 },
+  small: { id: 'bench-1k', count: 1_000 },
+  large: { id: 'bench-100k', count: 100_000 },
+  /** A few 1 MiB objects for the streaming scenario. */
+  stream: { id: 'bench-stream', count: 16 },
+} as const;
+
+export const STREAM_OBJECT_BYTES = 1024 * 1024;
+
+export interface Endpoints {
+  databaseUrl: string;
+  redisUrl: string;
+  cosHost: string;
+}
+
+/** The environment of a production-like gateway (or worker) process against the bench's services. */
+export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: e.databaseUrl,
+    REDIS_URL: e.redisUrl,
+    STORAGE_DRIVER: 'cos',
+    COS_SECRET_ID: COS.secretId,
+    COS_SECRET_KEY: COS.secretKey,
+    COS_BUCKET: COS.bucket,
+    COS_REGION: COS.region,
+    COS_DOMAIN: e.cosHost,
+    COS_PROTOCOL: 'http',
+    AUTH_JWT_SECRET: JWT_SECRET,
+    PROXY_TOKEN_SECRET: PROXY_SECRET,
+    SIGNET_ROLE: 'api',
+    // The per-request access log would put a JSON line per request on a pipe this harness drains:
+    // it costs the gateway and the harness CPU alike, so both servers run with it off.
+    LOG_LEVEL: 'warn',
+    SEED_DEMO: 'false',
+    ...extra,
+  };
+}
+
+export async function tokenFor(owner: string): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(owner)
+    .setIssuedAt()
+    .setExpirationTime('6h')
+    .sign(new TextEncoder().encode(JWT_SECRET));
+}

@@ -1,0 +1,165 @@
+import net from 'node:net';
+
+/**
+ * A TCP proxy that reads the client's side of a Redis or PostgreSQL connection, so scenario 2
+ * counts what actually crossed the wire rather than what the code meant to send.
+ *
+ * Redis: a round trip ("turn") is a run of client bytes between two server replies; each turn
+ * lists the commands in it (a pipeline of 100 SETs is one turn). PostgreSQL: statements are the
+ * Query and Execute messages of the frontend protocol, with the text of each.
+ */
+export interface Turn {
+  commands: Record<string, number>;
+}
+
+interface Conn {
+  buf: Buffer;
+  /** The server spoke since the client last did: the next client bytes start a new turn. */
+  newTurn: boolean;
+  turn: Turn | undefined;
+  startup: boolean;
+}
+
+export class CountingProxy {
+  readonly turns: Turn[] = [];
+  /** PostgreSQL: statement text (first 80 characters) -> executions. */
+  readonly statements = new Map<string, number>();
+  executed = 0;
+  private readonly sockets = new Set<net.Socket>();
+  /** Unnamed prepared statement text per connection (node-postgres parses unnamed statements). */
+  private readonly lastParsed = new WeakMap<Conn, string>();
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(protocol: 'redis' | 'postgres', host: string, port: number): Promise<CountingProxy> {
+    let self: CountingProxy | undefined;
+    const server = net.createServer((client) => self!.accept(client, protocol, host, port));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    self = new CountingProxy(server, (server.address() as net.AddressInfo).port);
+    return self;
+  }
+
+  reset(): void {
+    this.turns.length = 0;
+    this.statements.clear();
+    this.executed = 0;
+  }
+
+  private accept(client: net.Socket, protocol: 'redis' | 'postgres', host: string, port: number): void {
+    const upstream = net.connect(port, host);
+    const conn: Conn = { buf: Buffer.alloc(0), newTurn: true, turn: undefined, startup: true };
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        this.sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (conn.newTurn) {
+        conn.turn = { commands: {} };
+        this.turns.push(conn.turn);
+        conn.newTurn = false;
+      }
+      conn.buf = conn.buf.length === 0 ? chunk : Buffer.concat([conn.buf, chunk]);
+      if (protocol === 'redis') this.readRedis(conn);
+      else this.readPostgres(conn);
+    });
+    upstream.on('data', () => {
+      conn.newTurn = true;
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  private readRedis(conn: Conn): void {
+    const buf = conn.buf;
+    let at = 0;
+    const count = (name: string) => {
+      const c = conn.turn!.commands;
+      c[name] = (c[name] ?? 0) + 1;
+    };
+    for (;;) {
+      if (at >= buf.length) break;
+      const nl = buf.indexOf('\r\n', at);
+      if (nl < 0) break;
+      if (buf[at] !== 0x2a) {
+        // Inline command (PING\r\n).
+        count(buf.toString('latin1', at, nl).split(' ')[0]!.toLowerCase());
+        at = nl + 2;
+        continue;
+      }
+      const n = Number(buf.toString('latin1', at + 1, nl));
+      let pos = nl + 2;
+      let name = '';
+      let complete = true;
+      for (let i = 0; i < n; i++) {
+        const nl2 = buf.indexOf('\r\n', pos);
+        if (nl2 < 0) {
+          complete = false;
+          break;
+        }
+        const len = Number(buf.toString('latin1', pos + 1, nl2));
+        const start = nl2 + 2;
+        if (start + len + 2 > buf.length) {
+          complete = false;
+          break;
+        }
+        if (i === 0) name = buf.toString('latin1', start, start + len).toLowerCase();
+        pos = start + len + 2;
+      }
+      if (!complete) break;
+      count(name);
+      at = pos;
+    }
+    conn.buf = buf.subarray(at);
+  }
+
+  private readPostgres(conn: Conn): void {
+    const buf = conn.buf;
+    let at = 0;
+    for (;;) {
+      if (conn.startup) {
+        // Untyped: StartupMessage, or an SSL/GSS request that precedes it.
+        if (buf.length - at < 8) break;
+        const len = buf.readInt32BE(at);
+        if (buf.length - at < len) break;
+        const code = buf.readInt32BE(at + 4);
+        if (code !== 80877103 && code !== 80877104) conn.startup = false;
+        at += len;
+        continue;
+      }
+      if (buf.length - at < 5) break;
+      const type = String.fromCharCode(buf[at]!);
+      const len = buf.readInt32BE(at + 1);
+      if (buf.length - at < len + 1) break;
+      const body = buf.subarray(at + 5, at + 1 + len);
+      if (type === 'Q') this.executedOne(body.toString('utf8', 0, body.indexOf(0)));
+      else if (type === 'P') {
+        const nameEnd = body.indexOf(0);
+        this.lastParsed.set(conn, body.toString('utf8', nameEnd + 1, body.indexOf(0, nameEnd + 1)));
+      } else if (type === 'E') this.executedOne(this.lastParsed.get(conn) ?? '(prepared)');
+      at += len + 1;
+    }
+    conn.buf = buf.subarray(at);
+  }
+
+  private executedOne(sql: string): void {
+    this.executed++;
+    const key = sql.replace(/\s+/g, ' ').trim().slice(0, 80);
+    this.statements.set(key, (this.statements.get(key) ?? 0) + 1);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

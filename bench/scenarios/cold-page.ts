@@ -1,0 +1,120 @@
+import type { HttpResult } from '../children/loadgen.js';
+import {
+  authHeaders,
+  type Bench,
+  fetchPage,
+  fmt,
+  http,
+  metricSum,
+  pageBody,
+  type Section,
+} from '../lib/bench.js';
+import { sleep } from '../lib/processes.js';
+import { median } from '../lib/stats.js';
+import { CONCURRENCY, checkStatus } from './warm-page.js';
+
+/**
+ * Scenario 4: every request a page never seen. FLUSHDB empties the cache before each cold round,
+ * which then walks distinct pages of the 100k set, each requested exactly once; the warm rounds
+ * (the first page of the 10k set, cached) alternate with them. Measured at scenario 1's
+ * concurrency (32) and, for the latency of a single client, at concurrency 1.
+ */
+export async function coldPage(b: Bench): Promise<Section> {
+  const large = b.rows.large;
+  // Every page after the first: cursors at rows 99, 199, …
+  const coldBodies: string[] = [];
+  for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
+  const flush = async () => {
+    // Requests of the previous run still in flight finish first (a load run stops sending, it does
+    // not wait for its last answers).
+    let seen = -1;
+    for (;;) {
+      await sleep(250);
+      const n = await metricSum(b.gateway.url, 'signet_http_requests_total', 'route="graphql"');
+      if (n === seen) break;
+      seen = n;
+    }
+    await b.redisClient.flushdb();
+    await sleep(200);
+  };
+  const warmRun = async (connections: number, seconds: number) => {
+    await fetchPage(b.gateway.url, b.tokens.main, 100);
+    return http(b, {
+      url: `${b.gateway.url}/graphql`,
+      method: 'POST',
+      headers: authHeaders(b.tokens.main),
+      bodies: [pageBody(100)],
+      connections,
+      durationS: seconds,
+    });
+  };
+  const coldRun = (connections: number, amount: number) =>
+    http(b, {
+      url: `${b.gateway.url}/graphql`,
+      method: 'POST',
+      headers: authHeaders(b.tokens.large),
+      bodies: coldBodies.slice(0, amount),
+      connections,
+      amount,
+    });
+
+  const measure = async (connections: number, amount: number, seconds: number) => {
+    const warm: HttpResult[] = [];
+    const cold: HttpResult[] = [];
+    for (let round = 0; round < b.rounds; round++) {
+      await flush();
+      warm.push(await warmRun(connections, seconds));
+      await flush();
+      const signedBefore = await metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"');
+      cold.push(await coldRun(connections, amount));
+      const signed =
+        (await metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"')) - signedBefore;
+      // Every URL of every cold page was signed for that request: nothing came from the cache.
+      if (signed !== amount * 100)
+        throw new Error(`cold round signed ${signed} URLs, expected ${amount * 100}`);
+    }
+    checkStatus([...warm, ...cold], 200, 'cold page');
+    return {
+      warmP50: median(warm.map((r) => r.p50)),
+      coldP50: median(cold.map((r) => r.p50)),
+      warmRps: median(warm.map((r) => r.rps)),
+      coldRps: median(cold.map((r) => r.rps)),
+      warmP99: median(warm.map((r) => r.p99)),
+      coldP99: median(cold.map((r) => r.p99)),
+      ratio: median(cold.map((r, i) => r.p50 / warm[i]!.p50)),
+      pagesPerRound: amount,
+    };
+  };
+
+  const loaded = await measure(
+    CONCURRENCY,
+    Math.min(coldBodies.length, b.quick ? 200 : 990),
+    b.quick ? 1.5 : 4,
+  );
+  const single = await measure(1, b.quick ? 100 : 300, b.quick ? 1 : 2);
+  const figure = (m: typeof loaded) =>
+    `cold p50 ${fmt.ms(m.coldP50)} vs warm p50 ${fmt.ms(m.warmP50)} = ${m.ratio.toFixed(2)}× (cold ${fmt.rps(m.coldRps)}, warm ${fmt.rps(m.warmRps)})`;
+  b.log(`  c=32: ${figure(loaded)}`);
+  b.log(`  c=1: ${figure(single)}`);
+  return {
+    id: '4',
+    title: 'Cold page',
+    rows: [
+      {
+        id: '4',
+        what: 'Cold page p50 vs warm p50, concurrency 32',
+        figure: figure(loaded),
+        target: '≤ 2× warm p50',
+        pass: loaded.ratio <= 2,
+      },
+      {
+        id: '4',
+        what: 'Cold page p50 vs warm p50, one client (concurrency 1)',
+        figure: figure(single),
+        target: '≤ 2× warm p50',
+        pass: single.ratio <= 2,
+      },
+    ],
+    details: { concurrency32: loaded, concurrency1: single },
+  };
+}

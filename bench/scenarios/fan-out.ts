@@ -1,0 +1,110 @@
+import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
+import { inProcessWorker } from '../lib/in-process.js';
+import { memoryOf, sleep } from '../lib/processes.js';
+import { RpcChild } from '../lib/rpc.js';
+import { median, percentile } from '../lib/stats.js';
+
+const now = () => performance.timeOrigin + performance.now();
+
+async function waitForGauge(base: string, want: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await metricSum(base, 'signet_sse_subscribers');
+    if (n === want || Date.now() > deadline) return n;
+    await sleep(200);
+  }
+}
+
+/**
+ * Scenario 9: 10,000 SSE subscribers on the gateway (one image each, held by a separate
+ * process), then every one of those images refreshed by a worker (the product's URL service and
+ * Redis event bus, in batches of 500 as the refresher claims them). Delivery = from the start of
+ * the refresh batch to the event arriving at its subscriber.
+ */
+export async function fanOut(b: Bench): Promise<Section> {
+  // A quick run opens a quarter of them (opening 10,000 takes most of the scenario's time).
+  const n = b.quick ? 2_500 : 10_000;
+  const ids = b.rows.main.ids.slice(0, n);
+  const keys = b.rows.main.keys.slice(0, n);
+  const sse = RpcChild.start('sse-clients.ts');
+  const worker = inProcessWorker(b.endpoints);
+  try {
+    await worker.ready();
+    await worker.events.whenReady();
+    const opened = await sse.call<{ opened: number; failed: number; firstError: string; ms: number }>(
+      'open',
+      {
+        url: `${b.gateway.url}/graphql`,
+        token: b.tokens.main,
+        ids,
+        concurrency: 100,
+      },
+    );
+    if (opened.failed > 0) throw new Error(`${opened.failed} subscriptions failed: ${opened.firstError}`);
+    const live = await waitForGauge(b.gateway.url, ids.length, 60_000);
+    if (live !== ids.length) throw new Error(`gateway holds ${live} subscriptions, expected ${ids.length}`);
+    const held = await memoryOf(b.gateway.pid);
+    b.log(
+      `  ${fmt.int(live)} subscribers open in ${(opened.ms / 1000).toFixed(1)} s; gateway RSS ${held.rssMiB.toFixed(0)} MiB`,
+    );
+    await sleep(1000);
+
+    const startedAt = new Map<string, number>();
+    const t0 = now();
+    for (let i = 0; i < ids.length; i += 500) {
+      const batch = ids.slice(i, i + 500).map((id, j) => ({ id, key: keys[i + j]! }));
+      const t = now();
+      for (const it of batch) startedAt.set(it.id, t);
+      await worker.urls.refreshMany(batch, { strict: true });
+    }
+    const refreshMs = now() - t0;
+    const got = await sse.call<{ received: number; unexpected: number; arrivals: [string, number][] }>(
+      'waitFor',
+      {
+        count: ids.length,
+        timeoutMs: 30_000,
+      },
+    );
+    const latencies = got.arrivals.map(([id, at]) => at - startedAt.get(id)!);
+    const lastArrival = Math.max(...got.arrivals.map(([, at]) => at)) - t0;
+    const p50 = median(latencies);
+    const p99 = percentile(latencies, 99);
+    const max = Math.max(...latencies);
+    const all = got.received === ids.length && got.unexpected === 0;
+    b.log(`  ${fmt.int(got.received)} events: p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)}, max ${fmt.ms(max)}`);
+    return {
+      id: '9',
+      title: 'Fan-out',
+      rows: [
+        {
+          id: '9',
+          what: `${fmt.int(ids.length)} SSE subscribers on one node, one refresh event each`,
+          figure: `${fmt.int(got.received)}/${fmt.int(ids.length)} delivered; p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)}, max ${fmt.ms(max)}; all ${fmt.int(ids.length)} re-signed and delivered within ${fmt.ms(lastArrival)}`,
+          target: 'p99 < 1 s, every event delivered',
+          pass: all && p99 < 1000,
+        },
+      ],
+      details: {
+        subscribers: ids.length,
+        openSeconds: opened.ms / 1000,
+        gatewayRssWithSubscribersMiB: held.rssMiB,
+        refreshMs,
+        lastArrivalMs: lastArrival,
+        received: got.received,
+        unexpected: got.unexpected,
+        p50,
+        p90: percentile(latencies, 90),
+        p99,
+        max,
+      },
+      notes: [
+        `Gateway RSS holding ${fmt.int(ids.length)} open subscriptions: ${held.rssMiB.toFixed(0)} MiB. Opening them took ${(opened.ms / 1000).toFixed(1)} s (100 at a time; each subscription checks visibility with one SQL statement).`,
+      ],
+    };
+  } finally {
+    await sse.call('close').catch(() => {});
+    await sse.stop();
+    await worker.close();
+    await waitForGauge(b.gateway.url, 0, 15_000);
+  }
+}

@@ -1,0 +1,131 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { urlKeys } from '../../server/src/urls/redis-store.js';
+import { type Bench, fetchPage, PAGE_QUERY, type Section } from '../lib/bench.js';
+import { memoryOf, NodeProcess, sleep } from '../lib/processes.js';
+import { infoNumber } from '../lib/redis.js';
+import { mean } from '../lib/stats.js';
+
+const PREFIX = 'signet:';
+
+/**
+ * Scenario 10a/b: Redis bytes per cached URL (MEMORY USAGE of the URL keys, and everything the
+ * cache keeps per image divided by the images) and the gateway's RSS under scenario 1.
+ */
+export async function memory(b: Bench): Promise<Section> {
+  const r = b.redisClient;
+  await r.flushdb();
+  await sleep(1200);
+  const before = await infoNumber(r, 'memory', 'used_memory');
+  // Every page of the 10k set once: 10,000 URLs signed and cached.
+  const main = b.rows.main;
+  for (let i = 0; i < main.ids.length; i += 100) {
+    await fetchPage(b.gateway.url, b.tokens.main, 100, i === 0 ? undefined : main.cursors[i - 1]);
+  }
+  await sleep(1500); // the access flush (meta hashes, live/hot sets) lands once a second
+  const after = await infoNumber(r, 'memory', 'used_memory');
+  const k = urlKeys(PREFIX);
+  const sample = main.ids.filter((_, i) => i % 20 === 0);
+  const usage = async (keys: string[]) => {
+    const p = r.pipeline();
+    for (const key of keys) p.memory('USAGE', key, 'SAMPLES', '0');
+    const out = (await p.exec()) ?? [];
+    return out.map(([err, v]) => (err ? Number.NaN : Number(v)));
+  };
+  const urlBytes = mean(await usage(sample.map((id) => k.url(id))));
+  const metaBytes = mean(await usage(sample.map((id) => k.meta(id))));
+  const zsets = (await usage([k.schedule, k.live, k.hot])).reduce((a, x) => a + x, 0);
+  const perImageTotal = (after - before) / main.ids.length;
+  const value = await r.get(k.url(main.ids[0]!));
+
+  const rssMax = Math.max(...b.rssSamples);
+  const heapMax = Math.max(0, ...b.heapSamples.map((h) => h.totalMiB));
+  const { peakMiB } = await memoryOf(b.gateway.pid);
+  b.log(
+    `  ${urlBytes.toFixed(0)} B/URL key, ${perImageTotal.toFixed(0)} B/image in all; gateway RSS ${rssMax.toFixed(0)} MiB`,
+  );
+  return {
+    id: '10',
+    title: 'Memory',
+    rows: [
+      {
+        id: '10a',
+        what: 'Redis bytes per cached URL (MEMORY USAGE, 500 keys)',
+        figure: `${urlBytes.toFixed(0)} B (key + value + expiry); all per-image state (URL, access hash, schedule/live/hot sets): ${perImageTotal.toFixed(0)} B`,
+        target: '≤ 200 B',
+        pass: urlBytes <= 200,
+      },
+      b.rssSamples.length > 0
+        ? {
+            id: '10b',
+            what: 'Gateway RSS under scenario 1',
+            figure: `${rssMax.toFixed(0)} MiB max (${b.rssSamples.length} samples; V8 heap up to ${heapMax.toFixed(0)} MiB of it); peak over the whole run so far ${peakMiB.toFixed(0)} MiB`,
+            target: '≤ 250 MB',
+            pass: rssMax * 1.048576 <= 250,
+          }
+        : {
+            id: '10b',
+            what: 'Gateway RSS under scenario 1',
+            figure: 'not measured (scenario 1 did not run)',
+            target: '≤ 250 MB',
+            pass: null,
+          },
+    ],
+    details: {
+      urlKeyBytes: urlBytes,
+      metaHashBytes: metaBytes,
+      sortedSetsBytesPerImage: zsets / main.ids.length,
+      usedMemoryDeltaPerImage: perImageTotal,
+      sampleValue: value,
+      sampleValueBytes: value?.length,
+      gatewayRssMiB: {
+        max: rssMax,
+        samples: b.rssSamples.length,
+        peakSoFar: peakMiB,
+        heapAfterRuns: b.heapSamples,
+      },
+    },
+  };
+}
+
+/** Scenario 10c: `npm start`'s embedded mode (PGlite, in-process cache, local driver) from cold. */
+export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Section> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-bench-embedded-'));
+  try {
+    const t = Date.now();
+    const gw = await NodeProcess.start('embedded', ['server/dist/main.js'], {
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+    });
+    const readyMs = Date.now() - t;
+    const atReady = await memoryOf(gw.pid);
+    // One page of the demo images (auth is off in this mode: the demo admin).
+    const res = await fetch(`${gw.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: PAGE_QUERY, variables: { first: 8 } }),
+    });
+    if (!res.ok) throw new Error(`embedded page query answered ${res.status}`);
+    await res.text();
+    const afterPage = await memoryOf(gw.pid);
+    await gw.stop();
+    settings.log(`  embedded: ready in ${readyMs} ms, peak RSS ${afterPage.peakMiB.toFixed(0)} MiB`);
+    return {
+      id: '10c',
+      title: 'Embedded start',
+      rows: [
+        {
+          id: '10c',
+          what: 'Embedded start (PGlite, first start: migrations + demo seed) peak RSS',
+          figure: `${afterPage.peakMiB.toFixed(0)} MiB peak (ready in ${(readyMs / 1000).toFixed(1)} s; RSS ${atReady.rssMiB.toFixed(0)} MiB at ready)`,
+          target: 'reported',
+          pass: null,
+        },
+      ],
+      details: { readyMs, atReady, afterPage },
+    };
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,71 @@
+import { type Bench, fmt, graphql, http, interleave, type Section } from '../lib/bench.js';
+import { median } from '../lib/stats.js';
+import { CONCURRENCY, checkStatus, summarize } from './warm-page.js';
+
+const PROXY_URLS = 'query { images(first: 100) { edges { node { id proxyUrl } } } }';
+
+/**
+ * Scenario 6: `/proxy/:id?t=…` in redirect mode over the 100 images of a warm page, against a
+ * bare node:http server answering a constant 302 — and, to show where the time goes, bare
+ * servers that do only the proxy's I/O: one Redis GET, or one SQL lookup plus one Redis GET.
+ * Same load, interleaved.
+ */
+export async function proxyRedirect(b: Bench): Promise<Section> {
+  const data = await graphql<{ images: { edges: { node: { id: string; proxyUrl: string } }[] } }>(
+    b.gateway.url,
+    b.tokens.main,
+    PROXY_URLS,
+  );
+  const paths = data.images.edges.map((e) => {
+    const u = new URL(e.node.proxyUrl);
+    return `${u.pathname}${u.search}`;
+  });
+  const ids = data.images.edges.map((e) => e.node.id);
+  const check = await fetch(`${b.gateway.url}${paths[0]}`, { redirect: 'manual' });
+  if (check.status !== 302) throw new Error(`proxy answered ${check.status}, expected 302`);
+  const contenders: [string, string, string[]][] = [
+    ['gateway /proxy/:id', b.gateway.url, paths],
+    ['bare 302', b.bare.url, ['/r']],
+    ['bare: Redis GET + 302', b.bare.url, ids.map((id) => `/redis/${id}`)],
+    ['bare: SQL + Redis GET + 302', b.bare.url, ids.map((id) => `/sql-redis/${id}`)],
+  ];
+  const job = (url: string, list: string[], seconds: number) =>
+    http(b, { url, method: 'GET', paths: list, connections: CONCURRENCY, durationS: seconds });
+  for (const [, url, list] of contenders) await job(url, list, b.quick ? 0.5 : 1);
+  const runs = await interleave(
+    b.rounds,
+    contenders.map(
+      ([, url, list]) =>
+        () =>
+          job(url, list, b.seconds),
+    ),
+  );
+  for (const [i, [name]] of contenders.entries()) checkStatus(runs[i]!, 302, name);
+  const [gw, bare] = runs as [(typeof runs)[0], (typeof runs)[0]];
+  const g = summarize(gw!);
+  const ratio = median(gw!.map((x, i) => x.rps / bare![i]!.rps));
+  const refs = contenders.map(([name], i) => ({
+    name,
+    ...summarize(runs[i]!),
+    ofBare: median(runs[i]!.map((x, j) => x.rps / bare![j]!.rps)),
+  }));
+  const refFigure = refs
+    .slice(2)
+    .map((r) => `${r.name}: ${fmt.rps(r.rps)} (${fmt.pct(r.ofBare)})`)
+    .join('; ');
+  b.log(`  proxy ${fmt.rps(g.rps)} = ${fmt.pct(ratio)} of bare ${fmt.rps(refs[1]!.rps)}; ${refFigure}`);
+  return {
+    id: '6',
+    title: 'Proxy redirect',
+    rows: [
+      {
+        id: '6',
+        what: '/proxy/:id redirect (warm) vs bare node:http 302',
+        figure: `${fmt.rps(g.rps)} (p50 ${fmt.ms(g.p50)}) = ${fmt.pct(ratio)} of ${fmt.rps(refs[1]!.rps)}. References, same run: ${refFigure}`,
+        target: '≥ 50%',
+        pass: ratio >= 0.5,
+      },
+    ],
+    details: { concurrency: CONCURRENCY, ratio, contenders: refs },
+  };
+}

@@ -1,0 +1,122 @@
+import { type Bench, fetchPage, type Section } from '../lib/bench.js';
+import { gatewayEnv } from '../lib/config.js';
+import { CountingProxy, type Turn } from '../lib/counting-proxy.js';
+import { NodeProcess, sleep } from '../lib/processes.js';
+
+/**
+ * Turns that carry a page's own work (the read, the write-back, the refresh event of newly signed
+ * URLs); anything else is the once-a-second background flush of access counts and stats.
+ */
+function classify(turns: Turn[]) {
+  let reads = 0;
+  let writes = 0;
+  let publishes = 0;
+  let background = 0;
+  const commands: Record<string, number> = {};
+  for (const t of turns) {
+    for (const [c, n] of Object.entries(t.commands)) commands[c] = (commands[c] ?? 0) + n;
+    if (t.commands['mget']) reads++;
+    else if (t.commands['set']) writes++;
+    else if (t.commands['publish']) publishes++;
+    else background++;
+  }
+  // What a page waits for: the read and the write-back. The refresh event's PUBLISH is sent right
+  // behind the write-back and not awaited; it is counted on its own when it left separately.
+  return { reads, writes, publishes, background, commands, pageTurns: reads + writes };
+}
+
+/**
+ * Scenario 2: a second gateway whose Redis and PostgreSQL connections run through counting
+ * proxies (so the main gateway's numbers carry no proxy cost). One client, sequential requests:
+ * Redis round trips and SQL statements per page, read off the wire.
+ */
+export async function roundTrips(b: Bench): Promise<Section> {
+  const redisUrl = new URL(b.endpoints.redisUrl);
+  const dbUrl = new URL(b.endpoints.databaseUrl);
+  const redisProxy = await CountingProxy.start('redis', redisUrl.hostname, Number(redisUrl.port));
+  const pgProxy = await CountingProxy.start('postgres', dbUrl.hostname, Number(dbUrl.port || 5432));
+  const proxiedDb = new URL(dbUrl);
+  proxiedDb.host = `127.0.0.1:${pgProxy.port}`;
+  const gateway = await NodeProcess.start(
+    'counting-gateway',
+    ['server/dist/main.js'],
+    gatewayEnv({
+      ...b.endpoints,
+      redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
+      databaseUrl: proxiedDb.toString(),
+    }),
+  );
+  try {
+    const n = b.quick ? 50 : 200;
+    // Warm: the first page of the 10k set, cached by one request beforehand.
+    await fetchPage(gateway.url, b.tokens.main, 100);
+    await sleep(1200); // let the access flush of that request pass
+    redisProxy.reset();
+    pgProxy.reset();
+    const t0 = Date.now();
+    for (let i = 0; i < n; i++) await fetchPage(gateway.url, b.tokens.main, 100);
+    const warmSeconds = (Date.now() - t0) / 1000;
+    const warm = classify(redisProxy.turns);
+    const warmSql = pgProxy.executed;
+    const warmStatements = Object.fromEntries(pgProxy.statements);
+
+    // Cold: the cache emptied, then n distinct pages of the 100k set.
+    await b.redisClient.flushdb();
+    await sleep(1200);
+    redisProxy.reset();
+    pgProxy.reset();
+    const t1 = Date.now();
+    for (let i = 0; i < n; i++)
+      await fetchPage(gateway.url, b.tokens.large, 100, b.rows.large.cursors[i * 100 + 99]);
+    const coldSeconds = (Date.now() - t1) / 1000;
+    const cold = classify(redisProxy.turns);
+    const coldSql = pgProxy.executed;
+    const coldStatements = Object.fromEntries(pgProxy.statements);
+
+    const warmTrips = warm.pageTurns / n;
+    const coldTrips = cold.pageTurns / n;
+    const sqlPerPage = Math.max(warmSql, coldSql) / n;
+    b.log(`  warm ${warmTrips} trips/page, cold ${coldTrips} trips/page, ${sqlPerPage} SQL/page`);
+    const bg = (c: ReturnType<typeof classify>, s: number) =>
+      `${c.background} background turns in ${s.toFixed(1)} s (access/stats flush, once a second, not per page)`;
+    return {
+      id: '2',
+      title: 'Round trips per page',
+      rows: [
+        {
+          id: '2',
+          what: 'Redis round trips per warm page',
+          figure: `${warmTrips.toFixed(2)} (${n} pages; commands: ${JSON.stringify(warm.commands)})`,
+          target: '= 1',
+          pass: warmTrips === 1,
+        },
+        {
+          id: '2',
+          what: 'Redis round trips per cold page (awaited)',
+          figure: `${coldTrips.toFixed(2)} (${cold.reads} MGETs and ${cold.writes} write-back pipelines for ${n} pages; the pages' ${cold.commands['publish'] ?? 0} refresh-event PUBLISHes, not awaited, went out in the write-back's flight except ${cold.publishes}; commands: ${JSON.stringify(cold.commands)})`,
+          target: '≤ 2',
+          pass: coldTrips <= 2,
+        },
+        {
+          id: '2',
+          what: 'SQL statements per page',
+          figure: `warm ${(warmSql / n).toFixed(2)}, cold ${(coldSql / n).toFixed(2)}`,
+          target: '= 1',
+          pass: warmSql === n && coldSql === n,
+        },
+      ],
+      details: {
+        pages: n,
+        warm: { ...warm, sql: warmSql, statements: warmStatements, seconds: warmSeconds },
+        cold: { ...cold, sql: coldSql, statements: coldStatements, seconds: coldSeconds },
+      },
+      notes: [
+        `Counted on the wire by TCP proxies in front of Redis and PostgreSQL (a Redis round trip is a run of client bytes between two server replies; SQL statements are Query/Execute messages). Warm: ${bg(warm, warmSeconds)}; cold: ${bg(cold, coldSeconds)}.`,
+      ],
+    };
+  } finally {
+    await gateway.stop();
+    await redisProxy.close();
+    await pgProxy.close();
+  }
+}
