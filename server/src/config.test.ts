@@ -117,7 +117,9 @@ describe('loadConfig', () => {
     expect(loadConfig({}).redisCommandTimeoutMs).toBe(150);
     expect(loadConfig({ SIGNET_ROLE: 'api' }).redisCommandTimeoutMs).toBe(150);
     expect(loadConfig({ SIGNET_ROLE: 'worker' }).redisCommandTimeoutMs).toBe(2000);
-    expect(loadConfig({ SIGNET_ROLE: 'worker', REDIS_COMMAND_TIMEOUT_MS: '300' }).redisCommandTimeoutMs).toBe(300);
+    expect(loadConfig({ SIGNET_ROLE: 'worker', REDIS_COMMAND_TIMEOUT_MS: '300' }).redisCommandTimeoutMs).toBe(
+      300,
+    );
   });
 
   it('REFRESH_AHEAD_SECONDS must be below URL_TTL_SECONDS', () => {
