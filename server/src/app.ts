@@ -8,6 +8,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
 import type { Db } from './db/connect.js';
 import { createImagesRepo } from './db/images-repo.js';
+import { RecentRows } from './db/recent-rows.js';
 import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { createHeartbeat, createProcessors, wireFreshness } from './freshness.js';
@@ -111,6 +112,7 @@ export function createApp(deps: AppDeps): App {
     metrics,
     db,
     images,
+    recentRows: new RecentRows(images, clock),
     storage,
     store,
     access,

@@ -4,6 +4,7 @@ import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import type { Db } from './db/connect.js';
 import type { ImagesRepo } from './db/images-repo.js';
+import type { RecentRows } from './db/recent-rows.js';
 import type { EventBus } from './events/event-bus.js';
 import type { JobEngine } from './jobs/job-engine.js';
 import type { Logger } from './logger.js';
@@ -24,6 +25,8 @@ export interface Services {
   metrics: Metrics;
   db: Db;
   images: ImagesRepo;
+  /** Live rows remembered for seconds, for `/proxy/:id` (deleteImage forgets its row). */
+  recentRows: RecentRows;
   storage: Storage;
   store: UrlStore;
   access: AccessTracker;

@@ -2,6 +2,9 @@ import type { ServerResponse } from 'node:http';
 import type { Services } from '../services.js';
 import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
 
+/** How long this node hands out a URL it read or signed without asking the cache again. */
+const RECENT_URL_MS = 5000;
+
 /**
  * How long before a URL dies a cached redirect must be dropped: time for the browser to follow
  * the cached redirect and for an origin clock running ahead. A tenth of the TTL for tiny TTLs.
@@ -17,14 +20,15 @@ export function redirectMarginSeconds(urlTtlSeconds: number): number {
  */
 export async function redirectToSignedUrl(s: Services, res: ServerResponse, g: ProxyGrant): Promise<void> {
   const { config, clock } = s;
-  const [resolved] = await s.urls.resolveMany([
+  const resolved = await s.urls.resolveRecent(
     { id: g.row.id, key: g.row.objectKey, minTtl: config.defaultMinTtlSeconds },
-  ]);
+    RECENT_URL_MS,
+  );
   const now = clock.now();
-  let maxAge = secondsUntil(resolved!.expiresAt - redirectMarginSeconds(config.urlTtlSeconds) * 1000, now);
+  let maxAge = secondsUntil(resolved.expiresAt - redirectMarginSeconds(config.urlTtlSeconds) * 1000, now);
   if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, now));
   res.writeHead(302, {
-    location: resolved!.url,
+    location: resolved.url,
     'cache-control': `private, max-age=${maxAge}`,
     'content-length': 0,
     // The signed URL must not leak to the next site through Referer.

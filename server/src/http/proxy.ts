@@ -90,7 +90,7 @@ export function createProxyRoute(s: Services) {
 
     let row: ImageRow | undefined;
     try {
-      [row] = await s.images.findLive([id]);
+      row = await s.recentRows.find(id);
     } catch (err) {
       if (!isDatabaseUnavailable(err)) throw err;
       s.logger.warn({ err: (err as Error).message }, 'proxy: database unavailable');

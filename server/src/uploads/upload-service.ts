@@ -7,7 +7,10 @@ import { StorageError } from '../storage/storage.js';
 import { ImageHeaderError, readDimensions } from './dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat } from './sniff.js';
 
-export type UploadDeps = Pick<Services, 'config' | 'storage' | 'images' | 'urls' | 'clock' | 'logger'>;
+export type UploadDeps = Pick<
+  Services,
+  'config' | 'storage' | 'images' | 'recentRows' | 'urls' | 'clock' | 'logger'
+>;
 
 export function payloadTooLarge(maxBytes: number, http = false): AppError {
   return new AppError(
@@ -160,7 +163,7 @@ export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob)
  * missing object succeeds). Missing, already deleted and another owner's images all answer false.
  */
 export async function deleteImage(deps: UploadDeps, ownerId: string, id: string): Promise<boolean> {
-  const { storage, images, urls, clock, logger } = deps;
+  const { storage, images, recentRows, urls, clock, logger } = deps;
   const [row] = await images.findVisible(ownerId, [id]);
   if (!row) return false;
   try {
@@ -169,6 +172,7 @@ export async function deleteImage(deps: UploadDeps, ownerId: string, id: string)
     throw storageUnavailable(err, 'the image was not deleted') ?? err;
   }
   const deleted = await images.softDelete(ownerId, id, new Date(clock.now()));
+  recentRows.forget(id);
   try {
     await urls.purge([id]);
   } catch (err) {

@@ -181,6 +181,42 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     expectWorks(after!, req(1).key, clock.now());
   });
 
+  it('resolveRecent reuses what this node saw for a few seconds, then asks the cache again', async () => {
+    const { urls, store, clock } = setup();
+    let reads = 0;
+    const read = store.read.bind(store);
+    store.read = (ids) => {
+      reads++;
+      return read(ids);
+    };
+    const first = await urls.resolveRecent(req(1), 5000);
+    expect(reads).toBe(1);
+    clock.advance(4_000);
+    const again = await urls.resolveRecent(req(1), 5000);
+    expect(again.url).toBe(first.url);
+    expect(reads).toBe(1);
+    // Another node re-signs (same shared cache): seen here once the window has passed.
+    const other = setup({ store });
+    other.clock.set(clock.now() + 1_000);
+    const elsewhere = (await other.urls.refreshMany([{ id: 'id-1', key: req(1).key }])).get('id-1')!;
+    expect((await urls.resolveRecent(req(1), 5000)).url).toBe(first.url);
+    clock.advance(5_001);
+    const seen = await urls.resolveRecent(req(1), 5000);
+    expect(seen.url).toBe(elsewhere.url);
+    expect(reads).toBe(2);
+    // Not long enough to live: never served from memory.
+    clock.advance(1_000);
+    await urls.resolveRecent(req(1, TTL), 5000);
+    expect(reads).toBe(3);
+    // A purge (the image was deleted) forgets it at once.
+    await urls.resolveRecent(req(1), 5000);
+    expect(reads).toBe(3);
+    await urls.purge(['id-1']);
+    await urls.resolveRecent(req(1), 5000);
+    expect(reads).toBe(4);
+    expectWorks(seen, req(1).key, clock.now());
+  });
+
   it('never hands out an expired or too-short URL as time passes', async () => {
     const { urls, clock } = setup();
     const reqs = [1, 2, 3].map((n) => req(n));

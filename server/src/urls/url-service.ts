@@ -62,8 +62,11 @@ function hash32(s: string): number {
  */
 export class UrlService {
   private readonly inflight = new Map<string, Promise<UrlSignature>>();
-  /** Built URLs by image id (bounded; oldest first out). */
-  private readonly urls = new Map<string, { sig: string; key: string; url: string }>();
+  /** Built URLs by image id, with when this node last had them confirmed (bounded; oldest out). */
+  private readonly urls = new Map<
+    string,
+    { start: number; end: number; key: string; url: string; seenAt: number }
+  >();
   private readonly listeners: SignedListener[] = [];
   private readonly breaker = new CacheBreaker();
 
@@ -78,9 +81,34 @@ export class UrlService {
     return !this.breaker.open;
   }
 
+  /**
+   * One image's URL for a single-image request (the proxy's redirect): the URL this node read or
+   * signed for it within `withinMs`, if it still has `minTtl` to live, else `resolveMany`. A Redis
+   * round trip is most of what a redirect costs; reusing a URL for seconds is well inside what
+   * the redirect's own `max-age` already lets every browser do. A re-sign elsewhere is seen here
+   * at most `withinMs` late; until then the old URL, still valid, is served.
+   */
+  async resolveRecent(req: UrlRequest, withinMs: number): Promise<ResolvedUrl> {
+    const started = performance.now();
+    const now = this.d.clock.now();
+    const memo = this.urls.get(req.id);
+    if (
+      !memo ||
+      memo.key !== req.key ||
+      now - memo.seenAt > withinMs ||
+      memo.end * 1000 - now < req.minTtl * 1000
+    ) {
+      return (await this.resolveMany([req]))[0]!;
+    }
+    const expiresAt = memo.end * 1000;
+    const out = { url: memo.url, expiresAt, refreshAt: this.refreshAtFor(req.id, expiresAt), cached: true };
+    this.account([req.id], now, 0, started, [out]);
+    return out;
+  }
+
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
     const started = performance.now();
-    const { clock, store, metrics } = this.d;
+    const { clock, store } = this.d;
     const ids = uniqueIds(reqs);
     let cached: (UrlSignature | null)[] = [];
     if (this.breaker.allow()) {
@@ -113,15 +141,26 @@ export class UrlService {
       const sig = f ?? byId.get(r.id)!;
       return this.toResolved(r.id, r.key, sig, !f);
     });
-    const hits = ids.length - needs.size;
-    metrics.cacheHits.inc(hits);
-    metrics.cacheMisses.inc(needs.size);
-    this.d.access.record(ids, now, hits, needs.size);
+    this.account(ids, now, needs.size, started, out);
+    return out;
+  }
+
+  /** Metrics, access tracking and usage counters of one resolve (all in process, no I/O). */
+  private account(
+    ids: readonly string[],
+    now: number,
+    misses: number,
+    started: number,
+    out: readonly ResolvedUrl[],
+  ): void {
+    const { metrics, access } = this.d;
+    metrics.cacheHits.inc(ids.length - misses);
+    metrics.cacheMisses.inc(misses);
+    access.record(ids, now, ids.length - misses, misses);
     const elapsed = performance.now() - started;
     metrics.resolveSeconds.observe(elapsed / 1000);
-    this.d.access.recordResolve(elapsed);
+    access.recordResolve(elapsed);
     for (const o of out) metrics.servedRemainingSeconds.observe(Math.max(0, (o.expiresAt - now) / 1000));
-    return out;
   }
 
   /**
@@ -140,6 +179,7 @@ export class UrlService {
 
   /** Drops the cached URLs of ids (a deleted image must not keep a working URL in the cache). */
   async purge(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.urls.delete(id);
     await this.d.store.purge(ids);
   }
 
@@ -155,11 +195,16 @@ export class UrlService {
    */
   private urlOf(id: string, key: string, sig: UrlSignature): string {
     const memo = this.urls.get(id);
-    // The signature covers the key and the window: the same signature is the same URL.
-    if (memo && memo.sig === sig.sig && memo.key === key) return memo.url;
+    const now = this.d.clock.now();
+    // Signing is deterministic: one key and one window give one signature, so one URL. (A URL
+    // another node signed with other credentials for the same second is as valid as this one.)
+    if (memo && memo.start === sig.start && memo.end === sig.end && memo.key === key) {
+      memo.seenAt = now;
+      return memo.url;
+    }
     const url = this.d.storage.urlFor(key, sig);
     if (!memo && this.urls.size >= URL_MEMO_ENTRIES) this.urls.delete(this.urls.keys().next().value!);
-    this.urls.set(id, { sig: sig.sig, key, url });
+    this.urls.set(id, { start: sig.start, end: sig.end, key, url, seenAt: now });
     return url;
   }
 

@@ -1,0 +1,43 @@
+import type { Clock } from '../clock.js';
+import type { ImagesRepo } from './images-repo.js';
+import type { ImageRow } from './types.js';
+
+/** How long a looked-up row answers for itself: the longest a delete elsewhere goes unseen here. */
+export const RECENT_ROW_MS = 5000;
+const MAX_ROWS = 10_000;
+
+/**
+ * Live image rows remembered for a few seconds, for `/proxy/:id`: a hot link (one image on many
+ * pages, a mail opened by thousands) costs one SQL lookup per few seconds, not one per hit. A row
+ * never changes but for its deletion; a delete on this node forgets it at once, one on another
+ * node goes unseen here for at most RECENT_ROW_MS — by then the object is already gone from
+ * storage (deleteImage removes it before marking the row), so a stale redirect ends in a 404.
+ * Unknown ids are not remembered: a new upload is reachable at once.
+ */
+export class RecentRows {
+  private readonly rows = new Map<string, { row: ImageRow; at: number }>();
+
+  constructor(
+    private readonly images: Pick<ImagesRepo, 'findLive'>,
+    private readonly clock: Clock,
+    private readonly ttlMs = RECENT_ROW_MS,
+  ) {}
+
+  async find(id: string): Promise<ImageRow | undefined> {
+    const now = this.clock.now();
+    const known = this.rows.get(id);
+    if (known && now - known.at < this.ttlMs) return known.row;
+    const [row] = await this.images.findLive([id]);
+    if (!row) {
+      this.rows.delete(id);
+      return undefined;
+    }
+    if (!known && this.rows.size >= MAX_ROWS) this.rows.delete(this.rows.keys().next().value!);
+    this.rows.set(id, { row, at: now });
+    return row;
+  }
+
+  forget(id: string): void {
+    this.rows.delete(id);
+  }
+}
