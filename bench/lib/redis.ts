@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Redis, type RedisOptions } from 'ioredis';
-import { freePort, sleep } from './processes.js';
+import { freePort } from '../../server/test/helpers/redis-server.js';
+import { sleep } from './processes.js';
 
 /**
  * A private redis-server for the run: INFO commandstats and MEMORY USAGE then describe only
@@ -74,17 +75,6 @@ export class BenchRedis {
     this.child.kill('SIGTERM');
     await exited;
   }
-}
-
-/** Calls per command since the last CONFIG RESETSTAT, from INFO commandstats. */
-export async function commandStats(client: Redis): Promise<Record<string, number>> {
-  const info = await client.info('commandstats');
-  const out: Record<string, number> = {};
-  for (const line of info.split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
-    if (m) out[m[1]!] = Number(m[2]);
-  }
-  return out;
 }
 
 /** One numeric field of INFO (e.g. used_memory). */
