@@ -24,9 +24,9 @@ export async function coldPage(b: Bench): Promise<Section> {
   // Every page after the first: cursors at rows 99, 199, …
   const coldBodies: string[] = [];
   for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
-  const flush = async () => {
-    // Requests of the previous run still in flight finish first (a load run stops sending, it does
-    // not wait for its last answers).
+  // Requests of the previous run still in flight finish first (a load run stops sending, it does
+  // not wait for its last answers; one the load generator gave up on may still be signing).
+  const settle = async () => {
     let seen = -1;
     for (;;) {
       await sleep(250);
@@ -34,6 +34,9 @@ export async function coldPage(b: Bench): Promise<Section> {
       if (n === seen) break;
       seen = n;
     }
+  };
+  const flush = async () => {
+    await settle();
     await b.redisClient.flushdb();
     await sleep(200);
   };
@@ -67,6 +70,7 @@ export async function coldPage(b: Bench): Promise<Section> {
       await flush();
       const signedBefore = await metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"');
       cold.push(await coldRun(connections, amount));
+      await settle();
       const signed =
         (await metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"')) - signedBefore;
       // Every URL of every cold page was signed for that request: nothing came from the cache.

@@ -6,9 +6,10 @@ const PROXY_URLS = 'query { images(first: 100) { edges { node { id proxyUrl } } 
 
 /**
  * Scenario 6: `/proxy/:id?t=…` in redirect mode over the 100 images of a warm page, against a
- * bare node:http server answering a constant 302 — and, to show where the time goes, bare
- * servers that do only the proxy's I/O: one Redis GET, or one SQL lookup plus one Redis GET.
- * Same load, interleaved.
+ * bare node:http server answering a constant 302 — and, for scale, bare servers that do what the
+ * proxy did per hit before it remembered recent hits: one Redis GET, or one SQL lookup plus one
+ * Redis GET. Same load, interleaved. Each image is hit every few milliseconds, so the gateway
+ * answers from its 5 s memory of recent rows and URLs: this is the hot-link case.
  */
 export async function proxyRedirect(b: Bench): Promise<Section> {
   const data = await graphql<{ images: { edges: { node: { id: string; proxyUrl: string } }[] } }>(
