@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { connectUpstream } from '../../server/test/helpers/tcp-proxy.js';
 
 /**
  * A TCP proxy that reads the client's side of a Redis or PostgreSQL connection, so scenario 2
@@ -52,17 +53,8 @@ export class CountingProxy {
   }
 
   private accept(client: net.Socket, protocol: 'redis' | 'postgres', host: string, port: number): void {
-    const upstream = net.connect(port, host);
+    const upstream = connectUpstream(client, host, port, this.sockets);
     const conn: Conn = { buf: Buffer.alloc(0), newTurn: true, turn: undefined, startup: true };
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        this.sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
     client.on('data', (chunk: Buffer) => {
       if (conn.newTurn) {
         conn.turn = { commands: {} };

@@ -1,9 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import { RECENT_ROW_MS } from '../db/recent-rows.js';
 import type { Services } from '../services.js';
 import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
-
-/** How long this node hands out a URL it read or signed without asking the cache again. */
-const RECENT_URL_MS = 5000;
 
 /**
  * How long before a URL dies a cached redirect must be dropped: time for the browser to follow
@@ -22,7 +20,8 @@ export async function redirectToSignedUrl(s: Services, res: ServerResponse, g: P
   const { config, clock } = s;
   const resolved = await s.urls.resolveRecent(
     { id: g.row.id, key: g.row.objectKey, minTtl: config.defaultMinTtlSeconds },
-    RECENT_URL_MS,
+    // The same bound as the rows': what a node remembers for the proxy is at most 5 s behind.
+    RECENT_ROW_MS,
   );
   const now = clock.now();
   let maxAge = secondsUntil(resolved.expiresAt - redirectMarginSeconds(config.urlTtlSeconds) * 1000, now);

@@ -285,17 +285,13 @@ export class UrlService {
       const p = written.then(() => result.get(it.id)!);
       this.inflight.set(it.id, p);
     }
-    let notified = false;
     try {
-      if (this.breaker.allow()) {
-        const writing = store.write(entries, reason);
-        if (!strict) {
-          // Told in the same tick, the event publish leaves on the same connection right behind
-          // the write-back pipeline: one round trip for both, not one more per cold page. A sweep
-          // (strict) still publishes only what it managed to store.
-          notified = true;
-          this.notify(items, result, reason);
-        }
+      const writing = this.breaker.allow() ? store.write(entries, reason) : undefined;
+      // Told in the same tick, the event publish leaves on the same connection right behind the
+      // write-back pipeline: one round trip for both, not one more per cold page. A sweep
+      // (strict) publishes only what it managed to store, below.
+      if (!strict) this.notify(items, result, reason);
+      if (writing) {
         try {
           await writing;
           this.breaker.succeeded();
@@ -311,7 +307,7 @@ export class UrlService {
       resolveAll();
       for (const it of items) this.inflight.delete(it.id);
     }
-    if (!notified) this.notify(items, result, reason);
+    if (strict) this.notify(items, result, reason);
     return result;
   }
 

@@ -1,6 +1,31 @@
 import net from 'node:net';
 
 /**
+ * Connects a proxied client to host:port. Both sockets are tracked in `sockets` (so a proxy can
+ * cut them all) and die together; `onClose` runs when either closes.
+ */
+export function connectUpstream(
+  client: net.Socket,
+  host: string,
+  port: number,
+  sockets: Set<net.Socket>,
+  onClose: () => void = () => {},
+): net.Socket {
+  const upstream = net.connect(port, host);
+  for (const s of [client, upstream]) {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => {
+      sockets.delete(s);
+      onClose();
+      client.destroy();
+      upstream.destroy();
+    });
+  }
+  return upstream;
+}
+
+/**
  * A TCP proxy the test controls: `cut()` drops every connection and refuses new ones (the
  * database "stops"), `restore()` lets traffic through again.
  */
@@ -29,16 +54,7 @@ export class TcpProxy {
       client.destroy();
       return;
     }
-    const upstream = net.connect(port, host);
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        this.sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
+    const upstream = connectUpstream(client, host, port, this.sockets);
     client.pipe(upstream);
     upstream.pipe(client);
   }

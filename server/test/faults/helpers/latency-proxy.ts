@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { connectUpstream } from '../../helpers/tcp-proxy.js';
 
 /** Delays chunks by the latency in force when they arrived, keeping their order. */
 class DelayedPipe {
@@ -73,23 +74,15 @@ export class LatencyProxy {
   }
 
   private accept(client: net.Socket, host: string, port: number): void {
-    const upstream = net.connect(port, host);
+    const upstream = connectUpstream(client, host, port, this.sockets, () => {
+      up.stop();
+      down.stop();
+    });
     const latency = () => this.latencyMs;
     const up = new DelayedPipe(upstream, latency, (c) => this.onForward?.('up', c));
     const down = new DelayedPipe(client, latency, (c) => this.onForward?.('down', c));
     client.on('data', (c: Buffer) => up.push(c));
     upstream.on('data', (c: Buffer) => down.push(c));
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        this.sockets.delete(s);
-        up.stop();
-        down.stop();
-        client.destroy();
-        upstream.destroy();
-      });
-    }
   }
 
   async close(): Promise<void> {
