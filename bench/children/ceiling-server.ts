@@ -7,34 +7,30 @@
 //   static (default) | sql (the real images repository on PostgreSQL) | urls (the real URL
 //   service on Redis: one MGET per page)
 import { createServer } from 'node:http';
-import type { Kysely } from 'kysely';
-import type * as AppModule from '../../server/src/app.js';
 import type * as ConfigModule from '../../server/src/config.js';
-import type * as ConnectModule from '../../server/src/db/connect.js';
-import type { Db } from '../../server/src/db/connect.js';
-import type * as ReposModule from '../../server/src/db/images-repo.js';
+import type * as ContainerModule from '../../server/src/container.js';
 import type { ImagesRepo } from '../../server/src/db/images-repo.js';
-import type { Database, ImageRow } from '../../server/src/db/types.js';
-import type * as DepsModule from '../../server/src/deps.js';
-import type * as LoggerModule from '../../server/src/logger.js';
-import type * as MemoryStoreModule from '../../server/src/urls/memory-store.js';
-import type { ResolvedUrl, UrlRequest, UrlService } from '../../server/src/urls/url-service.js';
+import type { ImageRow } from '../../server/src/db/types.js';
+import type * as HttpAppModule from '../../server/src/http/app.js';
+import type { ImageService } from '../../server/src/images/image-service.js';
+import type { SchemaServices } from '../../server/src/schema/context.js';
+import type { ResolvedUrl, UrlRequest } from '../../server/src/urls/url-service.js';
 import { loadBuilt } from '../lib/product.js';
 
-const { createApp } = await loadBuilt<typeof AppModule>('app');
 const { loadConfig } = await loadBuilt<typeof ConfigModule>('config');
-const { createStorage, createStore } = await loadBuilt<typeof DepsModule>('deps');
-const { openDatabase } = await loadBuilt<typeof ConnectModule>('db/connect');
-const { createImagesRepo } = await loadBuilt<typeof ReposModule>('db/images-repo');
-const { MemoryUrlStore } = await loadBuilt<typeof MemoryStoreModule>('urls/memory-store');
-const { createLogger } = await loadBuilt<typeof LoggerModule>('logger');
+const { createContainer } = await loadBuilt<typeof ContainerModule>('container');
+const { createHttpApp } = await loadBuilt<typeof HttpAppModule>('http/app');
 
 const mode = process.env.CEILING_MODE ?? 'static';
 const owner = process.env.CEILING_OWNER ?? 'bench';
-const config = loadConfig();
-const storage = createStorage(config);
-const realDb = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: '/tmp' });
-const realImages = createImagesRepo(realDb);
+// Without REDIS_URL unless the mode measures the URL service: the embedded in-process parts.
+const config = loadConfig(
+  mode === 'urls' ? process.env : { ...process.env, REDIS_URL: undefined, REDIS_CLUSTER_NODES: undefined },
+);
+// The one composition root, as the gateway builds itself; the schema's domain is then swapped.
+const c = await createContainer(config);
+const { storage } = c;
+const realImages = c.imagesRepo;
 
 // Every row of the owner, newest first (the page query's order), read once.
 const rows: ImageRow[] = [];
@@ -93,20 +89,16 @@ const staticUrls = {
   },
 };
 
-const noDb: Db = {
-  kind: 'postgres',
-  kysely: undefined as unknown as Kysely<Database>,
-  ping: async () => {},
-  close: async () => {},
-};
-const store =
-  mode === 'urls'
-    ? createStore(config, createLogger(config.logLevel), { now: Date.now }).store
-    : new MemoryUrlStore({ now: Date.now }, 1000);
-const app = createApp({ config, db: mode === 'sql' ? realDb : noDb, store, storage });
-// Resolvers read ctx.services at call time: swapping these makes the answers static.
-if (mode !== 'sql') app.services.images = staticImages;
-if (mode !== 'urls') app.services.urls = staticUrls as unknown as UrlService;
+// Resolvers call only the schema's domain: swapping its parts makes the answers static.
+const schema: SchemaServices = { ...c.schema };
+if (mode !== 'sql') {
+  schema.images = {
+    page: (viewer, first, after, withTotal) => staticImages.listPage(viewer.id, first, after, withTotal),
+    visible: (viewer, ids) => staticImages.findVisible(viewer.id, ids),
+  } as Pick<ImageService, 'page' | 'visible'> as ImageService;
+}
+if (mode !== 'urls') schema.urls = staticUrls;
+const app = createHttpApp({ ...c, schema });
 
 const server = createServer(app.handle);
 server.keepAliveTimeout = 65_000;

@@ -27,7 +27,7 @@ export async function fanOut(b: Bench): Promise<Section> {
   const ids = b.rows.main.ids.slice(0, n);
   const keys = b.rows.main.keys.slice(0, n);
   const sse = RpcChild.start('sse-clients.ts');
-  const worker = inProcessWorker(b.endpoints);
+  const worker = await inProcessWorker(b.endpoints);
   try {
     await worker.ready();
     await worker.events.whenReady();

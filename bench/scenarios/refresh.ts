@@ -27,7 +27,7 @@ interface RoundResult {
 export async function refresh(b: Bench): Promise<Section> {
   const ids = b.rows.large.ids;
   const keys = b.rows.large.keys;
-  const worker = inProcessWorker(b.endpoints);
+  const worker = await inProcessWorker(b.endpoints);
   await worker.ready();
   const r = b.redisClient;
 

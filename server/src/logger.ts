@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { currentRequestId } from './http/request-context.js';
+import { currentRequestId } from './lib/request-scope.js';
 
 export type { Logger };
 

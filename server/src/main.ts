@@ -1,18 +1,13 @@
 import { createServer } from 'node:http';
-import { createApp } from './app.js';
-import { systemClock } from './clock.js';
-import { ConfigError, loadConfig } from './config.js';
-import { createDependencies } from './deps.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { createContainer } from './container.js';
+import { createHttpApp } from './http/app.js';
 import { gracefulShutdown } from './http/graceful-shutdown.js';
-import { createLogger } from './logger.js';
-import { createMetrics } from './metrics.js';
 import { seedImages } from './seed.js';
 
-// config -> dependencies -> app -> listen; graceful shutdown on SIGTERM/SIGINT.
-async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
+function configOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`signet: invalid configuration: ${err.message}`);
@@ -20,50 +15,38 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+}
+
+// config -> container -> http server -> listen; graceful shutdown on SIGTERM/SIGINT.
+async function main(): Promise<void> {
+  const config = configOrExit();
+  const c = await createContainer(config);
+  const { logger } = c;
   if (config.auth.disabled) {
     logger.warn(
       'AUTH IS OFF: no AUTH_JWT_SECRET or AUTH_JWKS_URL, every request acts as the admin user "demo"',
     );
   }
-  const clock = systemClock;
-  const deps = await createDependencies(config, logger, clock);
-  const app = createApp({
-    config,
-    db: deps.db,
-    store: deps.store,
-    storage: deps.storage,
-    events: deps.events,
-    stats: deps.stats,
-    refreshLimiter: deps.refreshLimiter,
-    ...(deps.jobEngine ? { jobEngine: deps.jobEngine } : {}),
-    clock,
-    logger,
-    metrics: createMetrics({ defaultMetrics: true }),
-  });
-
-  if (config.seedDemo) {
-    const owner = 'demo';
-    if ((await app.services.images.countLive(owner)) === 0) {
-      const ids = await seedImages({
-        storage: deps.storage,
-        images: app.services.images,
-        clock,
-        ownerId: owner,
-        count: config.seedDemoCount,
-      });
-      logger.info({ count: ids.length }, 'seeded demo images');
-    }
+  if (config.seedDemo && (await c.imagesRepo.countLive('demo')) === 0) {
+    const ids = await seedImages({
+      storage: c.storage,
+      images: c.imagesRepo,
+      clock: c.clock,
+      ownerId: 'demo',
+      count: config.seedDemoCount,
+    });
+    logger.info({ count: ids.length }, 'seeded demo images');
   }
 
+  const app = createHttpApp(c);
   const server = createServer(app.handle);
   server.keepAliveTimeout = 65_000;
-  await app.start();
+  await c.start();
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   logger.info(
-    { port, database: deps.db.kind, cache: deps.store.kind, storage: deps.storage.driver, role: config.role },
+    { port, database: c.db.kind, cache: c.store.kind, storage: c.storage.driver, role: config.role },
     `signet listening on http://localhost:${port}`,
   );
 
@@ -81,8 +64,7 @@ async function main(): Promise<void> {
     const drained = await gracefulShutdown({
       server,
       drain: () => app.drain(),
-      stopApp: () => app.stop(),
-      closeDeps: () => deps.close(),
+      close: () => c.close(),
       logger,
       graceMs: 7_000,
     });

@@ -55,7 +55,7 @@ describe('gateway core: embedded defaults (PGlite + in-process cache + local dri
 
   it('cold page: one SQL statement, one loader batch, every URL signed and pointing at the gateway', async () => {
     sql.length = 0;
-    const spy = vi.spyOn(h.app.services.urls, 'resolveMany');
+    const spy = vi.spyOn(h.container.urls, 'resolveMany');
     const res = await h.gql<PageData>(PAGE_QUERY, { first: 30 });
     const batches = spy.mock.calls.length;
     spy.mockRestore();

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../src/clock.js';
 import { testRedisUrl } from './helpers/env.js';
 import { type Harness, startHarness } from './helpers/harness.js';
@@ -16,7 +16,7 @@ describe.each([
   const clock = new FakeClock(Date.now());
   let h: Harness;
   let ids: string[];
-  const signings = new Map<string, { at: number; reason: string; expiresAt: number }[]>();
+  const signings = new Map<string, { at: number; reason: string }[]>();
 
   beforeAll(async () => {
     h = await startHarness({
@@ -26,12 +26,15 @@ describe.each([
       env: { URL_TTL_SECONDS: String(TTL), REFRESH_AHEAD_SECONDS: String(AHEAD) },
     });
     ids = await seed(h, 'alice', 12);
-    h.app.services.urls.onSigned((events, reason) => {
-      for (const e of events) {
-        const list = signings.get(e.id) ?? [];
-        list.push({ at: clock.now(), reason, expiresAt: e.url.expiresAt });
-        signings.set(e.id, list);
+    // Every signing is told to the URL path's one observer, with its reason.
+    const signed = h.container.telemetry.signed.bind(h.container.telemetry);
+    vi.spyOn(h.container.telemetry, 'signed').mockImplementation((reason, signedIds) => {
+      for (const id of signedIds) {
+        const list = signings.get(id) ?? [];
+        list.push({ at: clock.now(), reason });
+        signings.set(id, list);
       }
+      signed(reason, signedIds);
     });
   });
   afterAll(async () => {
@@ -52,8 +55,8 @@ describe.each([
         expect(left).toBeGreaterThanOrEqual(MIN_TTL);
       }
       if (minute <= 30) lastIdleView = clock.now();
-      await h.app.services.access.flush();
-      await h.app.services.refresher.sweep();
+      await h.container.access.flush();
+      await h.container.refresher.sweep();
     }
 
     for (const id of ids) {
@@ -79,7 +82,7 @@ describe.each([
       }
     }
     // No refresh is left overdue.
-    const { backlog } = await h.app.services.refresher.observe();
+    const { backlog } = await h.container.refresher.observe();
     expect(backlog).toBe(0);
   });
 });

@@ -299,7 +299,7 @@ describe('GraphQL inputs: ownership, bad input, authentication, masking', () => 
     it('is masked as INTERNAL_SERVER_ERROR with a request id, leaks nothing, and is logged', async () => {
       // Not a connection error (those are SERVICE_UNAVAILABLE): a bug-shaped failure with secrets in it.
       const detail = 'invariant broken in secret_table at db-internal.corp:5432 password=hunter2';
-      const spy = vi.spyOn(h.app.services.images, 'listPage').mockRejectedValueOnce(new Error(detail));
+      const spy = vi.spyOn(h.container.imagesRepo, 'listPage').mockRejectedValueOnce(new Error(detail));
       const logsBefore = h.logs.length;
       const res = await raw(h, PAGE, { first: 5 }, `Bearer ${await h.token('alice')}`);
       spy.mockRestore();

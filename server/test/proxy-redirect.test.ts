@@ -27,7 +27,7 @@ describe('/proxy/:id redirect mode', () => {
     await h?.close();
   });
 
-  const signatures = () => counterValue(h.app.services.metrics.signatures);
+  const signatures = () => counterValue(h.container.metrics.signatures);
 
   it('Image.proxyUrl is a stable capability link on PUBLIC_URL', async () => {
     const a = await proxyLinks(h, ids[0]!);
@@ -127,7 +127,7 @@ describe('/proxy/:id redirect mode', () => {
 
   it('counts responses by mode and status', async () => {
     await waitFor(async () => {
-      const m = await h.app.services.metrics.proxyResponses.get();
+      const m = await h.container.metrics.proxyResponses.get();
       const v = m.values.find((x) => x.labels.mode === 'redirect' && x.labels.status === '302');
       return (v?.value ?? 0) >= 10;
     });

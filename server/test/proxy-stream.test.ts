@@ -18,7 +18,7 @@ describe('/proxy/:id stream mode', () => {
     h = await startHarness({ driver: 'cos', redis: testRedisUrl() });
     const key = 'u/alice/stream-test.bin';
     etag = putInFixture(h.fixture!, key, body, 'image/webp');
-    id = await addImageRow(h.app.services.images, 'alice', key, body, 'image/webp', etag);
+    id = await addImageRow(h.container.imagesRepo, 'alice', key, body, 'image/webp', etag);
     link = (await proxyLinks(h, id)).stream;
   });
   afterAll(async () => {
@@ -133,7 +133,7 @@ describe('/proxy/:id stream mode', () => {
     const key = 'u/alice/abort-test.bin';
     const tag = putInFixture(h.fixture!, key, big, 'application/octet-stream');
     const bigId = await addImageRow(
-      h.app.services.images,
+      h.container.imagesRepo,
       'alice',
       key,
       big,
@@ -155,14 +155,14 @@ describe('/proxy/:id stream mode', () => {
     const log = h.fixture!.requests.log.filter((l) => l.key === key);
     expect(log).toHaveLength(1);
     await waitFor(async () => {
-      const m = await h.app.services.metrics.proxyResponses.get();
+      const m = await h.container.metrics.proxyResponses.get();
       return m.values.some((v) => v.labels.mode === 'stream' && v.labels.status === 'aborted');
     });
   });
 
   it('an object missing from the bucket is 404', async () => {
     const key = 'u/alice/gone.bin';
-    const gone = await addImageRow(h.app.services.images, 'alice', key, body, 'image/png', '"x"');
+    const gone = await addImageRow(h.container.imagesRepo, 'alice', key, body, 'image/png', '"x"');
     const { stream } = await proxyLinks(h, gone);
     expect((await fetch(stream)).status).toBe(404);
     expect((await fetch(stream, { method: 'HEAD' })).status).toBe(404);
@@ -202,7 +202,7 @@ describe('/proxy/:id with the local driver', () => {
     h = await startHarness({ driver: 'local', redis: 'memory', database: 'pglite' });
     const key = 'u/alice/local.bin';
     const { etag } = await h.storage.put(key, body, 'image/avif');
-    id = await addImageRow(h.app.services.images, 'alice', key, body, 'image/avif', etag);
+    id = await addImageRow(h.container.imagesRepo, 'alice', key, body, 'image/avif', etag);
   });
   afterAll(async () => {
     await h?.close();

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxyTokens } from '../src/auth/proxy-token.js';
 import { FakeClock, systemClock } from '../src/clock.js';
 import { RECENT_ROW_MS, RecentRows } from '../src/db/recent-rows.js';
-import { deleteImage } from '../src/uploads/upload-service.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 import { proxyLinks } from './helpers/proxy.js';
 import { seed } from './helpers/seed.js';
@@ -86,7 +85,7 @@ describe('/proxy/:id credentials', () => {
   it('deleting the image revokes its links: 404', async () => {
     const { redirect, stream } = await proxyLinks(h, ids[2]!);
     expect(await status(redirect)).toBe(302);
-    expect(await deleteImage(h.app.services, 'alice', ids[2]!)).toBe(true);
+    expect(await h.container.images.delete({ id: 'alice', isAdmin: false }, ids[2]!)).toBe(true);
     expect(await status(redirect)).toBe(404);
     expect(await status(stream)).toBe(404);
     expect(await status(redirect, { method: 'HEAD' })).toBe(404);
@@ -94,11 +93,11 @@ describe('/proxy/:id credentials', () => {
 
   it('a delete made by another node is seen here within RECENT_ROW_MS', async () => {
     const clock = new FakeClock();
-    const rows = new RecentRows(h.app.services.images, clock);
+    const rows = new RecentRows(h.container.imagesRepo, clock);
     const [id] = await seed(h, 'alice', 1);
     expect((await rows.find(id!))?.id).toBe(id);
     // Another node deletes: this one still knows the row for a few seconds, then asks again.
-    expect(await h.app.services.images.softDelete('alice', id!, new Date())).not.toBeNull();
+    expect(await h.container.imagesRepo.softDelete('alice', id!, new Date())).not.toBeNull();
     clock.advance(RECENT_ROW_MS - 1);
     expect((await rows.find(id!))?.id).toBe(id);
     clock.advance(1);

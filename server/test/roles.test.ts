@@ -28,10 +28,10 @@ describe('SIGNET_ROLE', () => {
     expect(gql.status).toBe(404);
     // Its background work runs: a URL signed through the service comes due and is refreshed.
     const [id] = await seed(h, 'alice', 1);
-    const rows = await h.app.services.images.findLive([id!]);
-    await h.app.services.urls.resolveMany([{ id: id!, key: rows[0]!.objectKey, minTtl: 0 }]);
-    await h.app.services.access.flush();
-    const refreshed = async () => (await h!.app.services.metrics.refreshes.get()).values[0]?.value ?? 0;
+    const rows = await h.container.imagesRepo.findLive([id!]);
+    await h.container.urls.resolveMany([{ id: id!, key: rows[0]!.objectKey, minTtl: 0 }]);
+    await h.container.access.flush();
+    const refreshed = async () => (await h!.container.metrics.refreshes.get()).values[0]?.value ?? 0;
     const deadline = Date.now() + 15_000;
     while ((await refreshed()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await refreshed()).toBeGreaterThan(0);
@@ -50,7 +50,7 @@ describe('SIGNET_ROLE', () => {
     );
     expect(res.data!.images.edges).toHaveLength(2);
     await new Promise((r) => setTimeout(r, 5000));
-    expect((await h.app.services.metrics.refreshes.get()).values[0]?.value ?? 0).toBe(0);
-    expect((await h.app.services.refresher.observe()).backlog).toBeGreaterThan(0);
+    expect((await h.container.metrics.refreshes.get()).values[0]?.value ?? 0).toBe(0);
+    expect((await h.container.refresher.observe()).backlog).toBeGreaterThan(0);
   });
 });

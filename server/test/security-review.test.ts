@@ -161,7 +161,7 @@ async function workload(h: Harness, driver: 'cos' | 'local') {
 
   // An unexpected error (masked), and the origin failing under the proxy (502).
   const spy = vi
-    .spyOn(h.app.services.images, 'listPage')
+    .spyOn(h.container.imagesRepo, 'listPage')
     .mockRejectedValueOnce(new Error('boom: something broke'));
   await keep(await gqlRaw(h, { query: '{ images { totalCount } }' }, { token: alice }));
   spy.mockRestore();

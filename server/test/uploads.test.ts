@@ -254,7 +254,7 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     });
 
     it('the database going away at the insert: SERVICE_UNAVAILABLE and the object is deleted', async () => {
-      const images = h.app.services.images;
+      const images = h.container.imagesRepo;
       const insert = images.insert;
       images.insert = async () => {
         throw Object.assign(new Error('terminating connection due to administrator command'), {
@@ -270,7 +270,7 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     });
 
     it('when deleting the orphan fails too, the key is logged loudly for an operator', async () => {
-      const images = h.app.services.images;
+      const images = h.container.imagesRepo;
       const insert = images.insert;
       let key = '';
       images.insert = async (img: NewImage) => {

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type { Config } from '../config.js';
-import { unauthenticated } from '../errors.js';
+import { unauthenticated } from '../errors/index.js';
 
 export interface Viewer {
   id: string;

@@ -1,13 +1,15 @@
-/** A re-signed URL, as pushed to `signedUrlRefreshed` subscribers. */
-export interface UrlEvent {
+import type { ResolvedUrl } from '../urls/resolved-url.js';
+
+/**
+ * A re-signed URL: the one shape from the signer through the bus to the `signedUrlRefreshed`
+ * subscription (it is the schema's `SignedUrlEvent`).
+ */
+export interface SignedUrlEvent {
   imageId: string;
-  url: string;
-  /** Epoch ms. */
-  expiresAt: number;
-  refreshAt: number;
+  signedUrl: ResolvedUrl;
 }
 
-export type UrlEventListener = (event: UrlEvent) => void;
+export type SignedUrlListener = (event: SignedUrlEvent) => void;
 
 /**
  * Refresh events across nodes. Each node holds ONE subscription to the shared channel and fans
@@ -16,9 +18,9 @@ export type UrlEventListener = (event: UrlEvent) => void;
  */
 export interface EventBus {
   readonly kind: 'redis' | 'memory';
-  publish(events: readonly UrlEvent[]): Promise<void>;
+  publish(events: readonly SignedUrlEvent[]): Promise<void>;
   /** Listens to events of these ids on this node; returns the unsubscribe function. */
-  subscribe(ids: readonly string[], listener: UrlEventListener): () => void;
+  subscribe(ids: readonly string[], listener: SignedUrlListener): () => void;
   /** Ids someone on this node listens to (they count as looked at: refresh keeps them fresh). */
   subscribedIds(): string[];
   listenerCount(): number;
@@ -27,10 +29,10 @@ export interface EventBus {
 
 /** The per-node fan-out by image id, shared by both bus kinds. */
 export class LocalFanout {
-  private readonly byId = new Map<string, Set<UrlEventListener>>();
+  private readonly byId = new Map<string, Set<SignedUrlListener>>();
   private listeners = 0;
 
-  add(ids: readonly string[], listener: UrlEventListener): () => void {
+  add(ids: readonly string[], listener: SignedUrlListener): () => void {
     const unique = [...new Set(ids)];
     for (const id of unique) {
       let set = this.byId.get(id);
@@ -54,11 +56,18 @@ export class LocalFanout {
     };
   }
 
-  deliver(events: readonly UrlEvent[]): void {
+  /** Each listener is isolated: one that throws does not cost the others their events. */
+  deliver(events: readonly SignedUrlEvent[], onListenerError: (err: unknown) => void = () => {}): void {
     for (const e of events) {
       const set = this.byId.get(e.imageId);
       if (!set) continue;
-      for (const l of set) l(e);
+      for (const l of set) {
+        try {
+          l(e);
+        } catch (err) {
+          onListenerError(err);
+        }
+      }
     }
   }
 
@@ -72,17 +81,22 @@ export class LocalFanout {
 }
 
 /** Compact wire form: one message per batch, `[[id, url, expiresAt, refreshAt], …]`. */
-export function encodeEvents(events: readonly UrlEvent[]): string {
-  return JSON.stringify(events.map((e) => [e.imageId, e.url, e.expiresAt, e.refreshAt]));
+export function encodeEvents(events: readonly SignedUrlEvent[]): string {
+  return JSON.stringify(
+    events.map((e) => [e.imageId, e.signedUrl.url, e.signedUrl.expiresAt, e.signedUrl.refreshAt]),
+  );
 }
 
-export function decodeEvents(message: string): UrlEvent[] {
+export function decodeEvents(message: string): SignedUrlEvent[] {
   const raw = JSON.parse(message) as unknown;
   if (!Array.isArray(raw)) return [];
-  const out: UrlEvent[] = [];
+  const out: SignedUrlEvent[] = [];
   for (const r of raw) {
     if (Array.isArray(r) && typeof r[0] === 'string' && typeof r[1] === 'string') {
-      out.push({ imageId: r[0], url: r[1], expiresAt: Number(r[2]), refreshAt: Number(r[3]) });
+      out.push({
+        imageId: r[0],
+        signedUrl: { url: r[1], expiresAt: Number(r[2]), refreshAt: Number(r[3]), cached: false },
+      });
     }
   }
   return out;

@@ -1,14 +1,16 @@
-import { type EventBus, LocalFanout, type UrlEvent, type UrlEventListener } from './event-bus.js';
+import { type EventBus, LocalFanout, type SignedUrlEvent, type SignedUrlListener } from './event-bus.js';
 
 /** Embedded mode: one process, so publishing is delivering. */
 export class MemoryEventBus implements EventBus {
   readonly kind = 'memory' as const;
   private readonly fanout = new LocalFanout();
 
-  async publish(events: readonly UrlEvent[]): Promise<void> {
-    this.fanout.deliver(events);
+  constructor(private readonly onListenerError: (err: unknown) => void = () => {}) {}
+
+  async publish(events: readonly SignedUrlEvent[]): Promise<void> {
+    this.fanout.deliver(events, this.onListenerError);
   }
-  subscribe(ids: readonly string[], listener: UrlEventListener): () => void {
+  subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {
     return this.fanout.add(ids, listener);
   }
   subscribedIds(): string[] {

@@ -5,8 +5,8 @@ import {
   type EventBus,
   encodeEvents,
   LocalFanout,
-  type UrlEvent,
-  type UrlEventListener,
+  type SignedUrlEvent,
+  type SignedUrlListener,
 } from './event-bus.js';
 
 /**
@@ -28,7 +28,9 @@ export class RedisEventBus implements EventBus {
     this.subscriber.on('message', (ch: string, message: string) => {
       if (ch !== this.channel) return;
       try {
-        this.fanout.deliver(decodeEvents(message));
+        this.fanout.deliver(decodeEvents(message), (err) =>
+          this.logger.error({ err }, 'a refresh-event listener failed'),
+        );
       } catch (err) {
         this.logger.warn({ err: (err as Error).message }, 'dropped a malformed event message');
       }
@@ -44,12 +46,12 @@ export class RedisEventBus implements EventBus {
     await this.ready;
   }
 
-  async publish(events: readonly UrlEvent[]): Promise<void> {
+  async publish(events: readonly SignedUrlEvent[]): Promise<void> {
     if (events.length === 0) return;
     await this.publisher.publish(this.channel, encodeEvents(events));
   }
 
-  subscribe(ids: readonly string[], listener: UrlEventListener): () => void {
+  subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {
     return this.fanout.add(ids, listener);
   }
 

@@ -5,10 +5,11 @@ export interface ShutdownDeps {
   server: Server;
   /** Ends long-lived streams (subscriptions) and flips readiness. */
   drain(): void;
-  /** Stops background work (jobs, leases, flushes) once requests are done. */
-  stopApp(): Promise<void>;
-  /** Closes database, cache and storage connections. */
-  closeDeps(): Promise<void>;
+  /**
+   * Once requests are done: stops background work (jobs, leases, the access-count flush), then
+   * closes database, cache and storage connections (the container's close).
+   */
+  close(): Promise<void>;
   logger: Logger;
   /** How long in-flight requests get before their connections are cut. */
   graceMs: number;
@@ -38,7 +39,6 @@ export async function gracefulShutdown(d: ShutdownDeps): Promise<boolean> {
     server.closeAllConnections();
     await closed;
   }
-  await d.stopApp();
-  await d.closeDeps();
+  await d.close();
   return outcome === 'drained';
 }

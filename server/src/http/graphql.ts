@@ -1,12 +1,15 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { GraphQLError } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
-import { isDatabaseUnavailable } from '../db/connect.js';
-import { findAppError, unavailable } from '../errors.js';
-import type { Context } from '../schema/context.js';
+import type { Authenticate } from '../auth/viewer.js';
+import type { Config } from '../config.js';
+import { classify } from '../errors/index.js';
+import { currentRequestId } from '../lib/request-scope.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Context, SchemaServices } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
-import type { Services } from '../services.js';
-import { corsFor } from './plugins/cors.js';
+import { corsFor } from './cors.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useCostLimit } from './plugins/use-cost-limit.js';
 import { useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
@@ -18,18 +21,30 @@ import { useQueryLimits } from './plugins/use-query-limits.js';
 import { requestIdOf, useRequestId } from './plugins/use-request-id.js';
 import { useRequestParseErrors } from './plugins/use-request-parse-errors.js';
 import { MULTIPART_OVERHEAD_BYTES, useUploadLimits } from './plugins/use-upload-limits.js';
-import { withTableCode } from './plugins/yoga-error-codes.js';
-import { currentRequestId } from './request-context.js';
+import { withTableCode } from './yoga-error-codes.js';
 
 export type Yoga = YogaServerInstance<Record<string, never>, Context>;
 
-/** Client mistakes that graphql-js reports without a code of its own. */
-const CLIENT_ERROR =
-  /^(Variable "\$|Int cannot represent|Expected value of type|Argument "|ID cannot represent|String cannot represent)/;
+export interface GraphqlDeps {
+  config: Pick<
+    Config,
+    | 'persistedOperationsFile'
+    | 'persistedOperationsOnly'
+    | 'graphqlIntrospection'
+    | 'corsOrigins'
+    | 'uploadMaxBytes'
+    | 'graphqlMaxBodyBytes'
+  >;
+  logger: Logger;
+  metrics: Metrics;
+  authenticate: Authenticate;
+  /** The domain, handed to resolvers on every request's context. */
+  schema: SchemaServices;
+}
 
 /** `shutdown` aborts when the process drains: open subscriptions then complete cleanly. */
-export function createGraphql(services: Services, options: { shutdown?: AbortSignal } = {}): Yoga {
-  const { logger, config } = services;
+export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal } = {}): Yoga {
+  const { logger, config } = d;
   const persisted = config.persistedOperationsFile
     ? usePersistedDocuments(loadPersistedOperations(config.persistedOperationsFile), {
         only: config.persistedOperationsOnly,
@@ -60,13 +75,13 @@ export function createGraphql(services: Services, options: { shutdown?: AbortSig
         // Not 'content-type': every simple cross-site form post carries one.
         requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight'],
       }),
-      useErrorMetrics(services.metrics),
+      useErrorMetrics(d.metrics),
       useEndOnShutdown(options.shutdown),
       // before useUploadLimits, which wraps it (the form data is read once, under its limits)
       useMultipartMapCheck(),
       useUploadLimits({
-        maxFileBytes: services.config.uploadMaxBytes,
-        authenticate: services.authenticate,
+        maxFileBytes: config.uploadMaxBytes,
+        authenticate: d.authenticate,
       }),
       useRequestParseErrors(),
       useBodyLimit(config.graphqlMaxBodyBytes),
@@ -76,46 +91,34 @@ export function createGraphql(services: Services, options: { shutdown?: AbortSig
       useCostLimit(),
     ],
     // Yoga's whole-body cap (25 MB by default) must leave room for the largest allowed upload.
-    maxRequestBodySize: Math.max(25_000_000, services.config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
-    context: async ({ request }) => {
-      const viewer = await services.authenticate(request.headers.get('authorization'));
-      return {
-        viewer,
-        requestId: requestIdOf(request),
-        services,
-        counters: { urlBatches: 0, imageBatches: 0 },
-      };
-    },
-    maskedErrors: {
-      maskError(error, message) {
-        const app = findAppError(error);
-        if (app) return app;
-        const original = (error as GraphQLError).originalError;
-        // Variable coercion wraps the scalar's own GraphQLError and has no path (no resolver ran).
-        const coercion = original instanceof GraphQLError && !(error as GraphQLError).path;
-        if (error instanceof GraphQLError && (!original || coercion)) {
-          // Parse, validation and coercion errors from graphql-js: the client's input.
-          if (!error.extensions?.['code'] && CLIENT_ERROR.test(error.message)) {
-            return new GraphQLError(error.message, {
-              nodes: error.nodes,
-              path: error.path,
-              extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
-            });
-          }
-          return withTableCode(error);
-        }
-        if (isDatabaseUnavailable(original ?? error)) {
-          // The database is down: a retryable condition the client should hear about as such.
-          return unavailable('The database is unavailable; retry shortly');
-        }
-        const requestId = currentRequestId();
-        logger.error({ err: original ?? error, requestId }, 'unexpected error');
-        return new GraphQLError(message, {
-          nodes: (error as GraphQLError).nodes,
-          path: (error as GraphQLError).path,
-          extensions: { code: 'INTERNAL_SERVER_ERROR', ...(requestId ? { requestId } : {}) },
-        });
-      },
-    },
+    maxRequestBodySize: Math.max(25_000_000, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
+    context: async ({ request }): Promise<Context> => ({
+      ...d.schema,
+      viewer: await d.authenticate(request.headers.get('authorization')),
+      requestId: requestIdOf(request),
+    }),
+    maskedErrors: { maskError: (error, message) => maskError(error, message, logger) },
+  });
+}
+
+/**
+ * GraphQL's side of the one error pipeline: an error of the table (or a dependency failure the
+ * classifiers know) is shown as it is; graphql-js' own parse, validation and coercion errors are
+ * the client's input; yoga's request errors get the table's code; anything else is logged with
+ * the request id and masked.
+ */
+function maskError(error: unknown, message: string, logger: Logger): Error {
+  const known = classify(error);
+  if (known) return known;
+  const original = (error as GraphQLError).originalError;
+  // Variable coercion wraps the scalar's own GraphQLError and has no path (no resolver ran).
+  const coercion = original instanceof GraphQLError && !(error as GraphQLError).path;
+  if (error instanceof GraphQLError && (!original || coercion)) return withTableCode(error);
+  const requestId = currentRequestId();
+  logger.error({ err: original ?? error, requestId }, 'unexpected error');
+  return new GraphQLError(message, {
+    nodes: (error as GraphQLError).nodes,
+    path: (error as GraphQLError).path,
+    extensions: { code: 'INTERNAL_SERVER_ERROR', ...(requestId ? { requestId } : {}) },
   });
 }

@@ -1,5 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Services } from '../services.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import type { Metrics } from '../metrics.js';
+import type { Storage } from '../storage/storage.js';
+import type { UrlCache } from '../urls/store.js';
 import { sendJson } from './send.js';
 
 export type State = 'ok' | 'degraded' | 'down';
@@ -39,7 +43,15 @@ async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolea
  * and another node could not reach the bucket either, so taking nodes out of the load balancer
  * would only turn a partial outage into a full one.
  */
-export function createProbes(s: Services, isDraining: () => boolean = () => false) {
+export interface ProbeDeps {
+  config: Pick<Config, 'redisCommandTimeoutMs'>;
+  db: Pick<Db, 'ping'>;
+  store: Pick<UrlCache, 'ping' | 'kind'>;
+  storage: Pick<Storage, 'ping' | 'driver'>;
+  metrics: Pick<Metrics, 'dependencyUp'>;
+}
+
+export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => false) {
   // Concurrent callers (a readiness probe during a scrape) share one round of probes.
   let inflight: Promise<Readiness> | undefined;
 
@@ -91,7 +103,7 @@ export function createReadyz(probes: Probes) {
 }
 
 /** `/metrics`: Prometheus text; dependency gauges are refreshed by the scrape itself. */
-export function createMetricsRoute(s: Services, probes: Probes) {
+export function createMetricsRoute(s: { metrics: Pick<Metrics, 'registry'> }, probes: Probes) {
   return async (_req: IncomingMessage, res: ServerResponse): Promise<void> => {
     await probes.check();
     const body = await s.metrics.registry.metrics();

@@ -1,9 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.js';
+import {
+  badInput,
+  forbidden,
+  fromStorage,
+  methodNotAllowed,
+  notFound,
+  rangeNotSatisfiable,
+} from '../errors/index.js';
 import { verifyLocalSignature } from '../storage/local.js';
-import { type Storage, StorageError } from '../storage/storage.js';
+import type { Storage } from '../storage/storage.js';
 import { etagMatches, parseRange } from './range.js';
-import { pipeBody, sendError } from './send.js';
+import { pipeBody } from './send.js';
 
 /**
  * A window bound exactly as it was signed: plain decimal seconds. `Number()` alone would also take
@@ -19,39 +27,24 @@ function seconds(v: string | null): number {
  */
 export function createLocalBucketRoute(deps: { storage: Storage; secret: string; clock: Clock }) {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendError(res, 'BAD_USER_INPUT', 'Only GET and HEAD', { allow: 'GET, HEAD' }, 405);
-      return;
-    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
     let key: string;
     try {
       key = url.pathname.slice('/local-bucket/'.length).split('/').map(decodeURIComponent).join('/');
     } catch {
-      sendError(res, 'BAD_USER_INPUT', 'Malformed object key');
-      return;
+      throw badInput('Malformed object key');
     }
     const start = seconds(url.searchParams.get('s'));
     const end = seconds(url.searchParams.get('e'));
     const sig = url.searchParams.get('sig') ?? '';
     const now = deps.clock.now() / 1000;
-    if (!Number.isInteger(start) || !Number.isInteger(end) || !sig) {
-      sendError(res, 'FORBIDDEN', 'Missing signature');
-      return;
-    }
-    if (!verifyLocalSignature(deps.secret, key, { start, end }, sig)) {
-      sendError(res, 'FORBIDDEN', 'Signature does not match');
-      return;
-    }
-    if (now < start || now > end) {
-      sendError(res, 'FORBIDDEN', 'Request has expired');
-      return;
-    }
+    if (!Number.isInteger(start) || !Number.isInteger(end) || !sig) throw forbidden('Missing signature');
+    if (!verifyLocalSignature(deps.secret, key, { start, end }, sig))
+      throw forbidden('Signature does not match');
+    if (now < start || now > end) throw forbidden('Request has expired');
     try {
       const head = await deps.storage.head(key);
-      if (!head) {
-        sendError(res, 'NOT_FOUND', 'No such object');
-        return;
-      }
+      if (!head) throw notFound('No such object');
       const headers: Record<string, string | number> = {
         'content-type': head.contentType ?? 'application/octet-stream',
         etag: head.etag,
@@ -65,16 +58,7 @@ export function createLocalBucketRoute(deps: { storage: Storage; secret: string;
         return;
       }
       const r = parseRange(req.headers.range, head.size);
-      if (r.kind === 'unsatisfiable') {
-        sendError(
-          res,
-          'BAD_USER_INPUT',
-          'Range not satisfiable',
-          { 'content-range': `bytes */${head.size}` },
-          416,
-        );
-        return;
-      }
+      if (r.kind === 'unsatisfiable') throw rangeNotSatisfiable(head.size);
       const range = r.kind === 'partial' ? r.range : undefined;
       headers['content-length'] = range ? range.end - range.start + 1 : head.size;
       if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${head.size}`;
@@ -88,11 +72,7 @@ export function createLocalBucketRoute(deps: { storage: Storage; secret: string;
       res.writeHead(range ? 206 : 200, headers);
       await pipeBody(obj.body, res);
     } catch (err) {
-      if (err instanceof StorageError && err.kind === 'not_found')
-        sendError(res, 'NOT_FOUND', 'No such object');
-      else if (err instanceof StorageError && err.kind === 'rejected')
-        sendError(res, 'BAD_USER_INPUT', 'Invalid key');
-      else sendError(res, 'BAD_GATEWAY', 'Storage failed', {}, 502);
+      throw fromStorage(err, 'Storage failed') ?? err;
     }
   };
 }

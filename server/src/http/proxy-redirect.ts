@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
 import { RECENT_ROW_MS } from '../db/recent-rows.js';
-import type { Services } from '../services.js';
+import type { UrlService } from '../urls/url-service.js';
 import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
 
 /**
@@ -11,12 +13,22 @@ export function redirectMarginSeconds(urlTtlSeconds: number): number {
   return Math.min(60, Math.max(1, Math.floor(urlTtlSeconds / 10)));
 }
 
+export interface RedirectDeps {
+  config: Pick<Config, 'defaultMinTtlSeconds' | 'urlTtlSeconds'>;
+  urls: Pick<UrlService, 'resolveRecent'>;
+  clock: Clock;
+}
+
 /**
  * Redirect mode: a 302 to the URL the URL service holds for the image (the cache path, so
  * repeated hits sign nothing). A cached redirect must never outlive its signature, so max-age is
  * the URL's remaining life minus a margin (and no longer than the link itself lives).
  */
-export async function redirectToSignedUrl(s: Services, res: ServerResponse, g: ProxyGrant): Promise<void> {
+export async function redirectToSignedUrl(
+  s: RedirectDeps,
+  res: ServerResponse,
+  g: ProxyGrant,
+): Promise<void> {
   const { config, clock } = s;
   const resolved = await s.urls.resolveRecent(
     { id: g.row.id, key: g.row.objectKey, minTtl: config.defaultMinTtlSeconds },

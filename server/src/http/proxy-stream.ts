@@ -1,9 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Services } from '../services.js';
-import { type ByteRange, type ObjectInfo, StorageError } from '../storage/storage.js';
+import type { Clock } from '../clock.js';
+import { badGateway, fromStorage, notFound, rangeNotSatisfiable } from '../errors/index.js';
+import type { Logger } from '../logger.js';
+import { type ByteRange, type ObjectInfo, type Storage, StorageError } from '../storage/storage.js';
 import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
 import { etagMatches, parseRange } from './range.js';
-import { pipeBody, sendError } from './send.js';
+import { pipeBody } from './send.js';
+
+export interface StreamDeps {
+  storage: Pick<Storage, 'head' | 'get'>;
+  clock: Clock;
+  logger: Logger;
+}
 
 /** Object keys are immutable (a new upload is a new key): a year is safe. */
 const IMMUTABLE_MAX_AGE = 31_536_000;
@@ -39,7 +47,7 @@ function notModifiedSince(req: IncomingMessage, lastModified: Date): boolean {
  * a revalidation (304) and an unsatisfiable range (416) cost no origin request.
  */
 export async function streamObject(
-  s: Services,
+  s: StreamDeps,
   req: IncomingMessage,
   res: ServerResponse,
   g: ProxyGrant,
@@ -53,7 +61,7 @@ export async function streamObject(
     if (!etag) {
       // Rows from before ETags were kept: ask the origin once for this request.
       info = await s.storage.head(key);
-      if (!info) return sendError(res, 'NOT_FOUND', 'No such object');
+      if (!info) throw notFound('No such object');
       etag = info.etag;
       size = info.size;
     }
@@ -79,20 +87,14 @@ export async function streamObject(
       parsed = { kind: 'full' };
     }
     if (parsed.kind === 'unsatisfiable') {
-      return sendError(
-        res,
-        'BAD_USER_INPUT',
-        'Range not satisfiable',
-        { 'content-range': `bytes */${size}` },
-        416,
-      );
+      throw rangeNotSatisfiable(size);
     }
     const range = parsed.kind === 'partial' ? parsed.range : undefined;
 
     if (req.method === 'HEAD') {
       // Same answer as GET, so the origin is asked whether the object is there.
       info ??= await s.storage.head(key);
-      if (!info) return sendError(res, 'NOT_FOUND', 'No such object');
+      if (!info) throw notFound('No such object');
       const r = range && clampRange(range, info.size);
       res.writeHead(r ? 206 : 200, { ...base, ...bodyHeaders(row.contentType, info.size, r) }).end();
       return;
@@ -109,13 +111,14 @@ export async function streamObject(
   } catch (err) {
     if (isAbort(err) || res.destroyed) return;
     if (!(err instanceof StorageError)) throw err;
-    if (err.kind === 'not_found') return sendError(res, 'NOT_FOUND', 'No such object');
-    if (err.kind === 'rejected' && req.headers.range) {
-      return sendError(res, 'BAD_USER_INPUT', 'Range not satisfiable', {}, 416);
+    // The origin refusing a range the row said it could serve: the object changed size.
+    if (err.kind === 'rejected' && req.headers.range) throw rangeNotSatisfiable(undefined);
+    if (err.kind !== 'not_found') {
+      // Only the message: driver errors can carry request details (and signatures) in their causes.
+      s.logger.warn({ kind: err.kind, err: err.message, imageId: row.id }, 'proxy: origin failed');
     }
-    // Only the message: driver errors can carry request details (and signatures) in their causes.
-    s.logger.warn({ kind: err.kind, err: err.message, imageId: row.id }, 'proxy: origin failed');
-    sendError(res, 'BAD_GATEWAY', 'The object store did not answer', {}, 502);
+    // A refusal of a request we built is the origin's failure, not the client's input.
+    throw err.kind === 'rejected' ? badGateway() : fromStorage(err);
   }
 }
 

@@ -1,29 +1,5 @@
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
-import { currentRequestId } from './request-context.js';
-
-/** A JSON error body with the code from the one error table. */
-export function sendError(
-  res: ServerResponse,
-  code: ErrorCode,
-  message: string,
-  headers: Record<string, string> = {},
-  status: number = ERROR_CODES[code],
-): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: { code, message, requestId: currentRequestId() } });
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
-}
 
 export function sendText(
   res: ServerResponse,

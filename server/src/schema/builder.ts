@@ -2,33 +2,12 @@ import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import type { Viewer } from '../auth/viewer.js';
 import type { ImageRow } from '../db/types.js';
+import type { SignedUrlEvent } from '../events/event-bus.js';
+import type { UrlStatusView } from '../images/url-status.js';
 import type { DailyStats, WorkerBeat } from '../stats/stats-store.js';
-import type { ResolvedUrl } from '../urls/url-service.js';
+import type { UrlStatsView } from '../stats/url-stats-report.js';
+import type { ResolvedUrl } from '../urls/resolved-url.js';
 import type { Context } from './context.js';
-
-export interface UrlStatusShape {
-  cached: boolean;
-  expiresAt: Date | null;
-  ttlSeconds: number | null;
-  accessCount: number;
-  refreshCount: number;
-  lastAccessAt: Date | null;
-}
-
-export interface UrlStatsShape {
-  requests: number;
-  cacheHits: number;
-  cacheMisses: number;
-  hitRate: number;
-  refreshes: number;
-  errors: number;
-  avgResolveMs: number;
-  uniqueImages: number;
-  refreshBacklog: number;
-  refreshLagSeconds: number;
-  workers: (WorkerBeat & { alive: boolean })[];
-  days: (DailyStats & { hitRate: number })[];
-}
 
 export interface ImageConnectionShape {
   edges: { cursor: string; node: ImageRow }[];
@@ -49,12 +28,12 @@ export const builder = new SchemaBuilder<{
     Viewer: Viewer;
     Image: ImageRow;
     SignedUrl: ResolvedUrl;
-    UrlStatus: UrlStatusShape;
+    UrlStatus: UrlStatusView;
     ImageConnection: ImageConnectionShape;
     ImageEdge: { cursor: string; node: ImageRow };
     PageInfo: { hasNextPage: boolean; endCursor: string | null };
-    SignedUrlEvent: { imageId: string; signedUrl: ResolvedUrl };
-    UrlStats: UrlStatsShape;
+    SignedUrlEvent: SignedUrlEvent;
+    UrlStats: UrlStatsView;
     DailyUrlStats: DailyStats & { hitRate: number };
     WorkerStatus: WorkerBeat & { alive: boolean };
   };

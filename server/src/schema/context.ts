@@ -1,17 +1,23 @@
+import type { ProxyLinks } from '../auth/proxy-links.js';
 import type { Viewer } from '../auth/viewer.js';
-import type { Services } from '../services.js';
+import type { Config } from '../config.js';
+import type { ImageService } from '../images/image-service.js';
+import type { UrlStatsView } from '../stats/url-stats-report.js';
+import type { LiveUrls } from '../urls/live-urls.js';
+import type { UrlService } from '../urls/url-service.js';
 
-/** Per-request counters, so a test (or a log line) can see how a query batched. */
-export interface RequestCounters {
-  /** Calls of the signedUrl loader's batch function. */
-  urlBatches: number;
-  /** Calls of the image-row loader's batch function. */
-  imageBatches: number;
+/** What resolvers may call: the domain, nothing else (built once by the container). */
+export interface SchemaServices {
+  images: ImageService;
+  urls: Pick<UrlService, 'resolveMany'>;
+  live: LiveUrls;
+  links: ProxyLinks;
+  urlStats(viewer: Viewer, days: number): Promise<UrlStatsView>;
+  /** The URL life limits `minTtl` is checked against. */
+  limits: Pick<Config, 'urlTtlSeconds' | 'defaultMinTtlSeconds'>;
 }
 
-export interface Context {
+export interface Context extends SchemaServices {
   viewer: Viewer;
   requestId: string;
-  services: Services;
-  counters: RequestCounters;
 }

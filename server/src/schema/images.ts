@@ -1,17 +1,13 @@
 import type { ImageRow } from '../db/types.js';
+import { parseImageId, parseImageIds } from '../images/image-id.js';
 import { builder } from './builder.js';
 import { selectsField } from './selection.js';
-import { decodeCursor, encodeCursor, parseFirst, parseImageId, parseImageIds } from './validate.js';
+import { decodeCursor, encodeCursor, parseFirst } from './validate.js';
 
 export const ImageRef = builder.loadableObjectRef<ImageRow, string>('Image', {
-  // One SQL statement for every image(id)/imagesByIds lookup of a request. Ownership is part
-  // of the query, so another owner's image is simply absent (no existence oracle).
-  load: async (ids, ctx) => {
-    ctx.counters.imageBatches++;
-    const rows = await ctx.services.images.findVisible(ctx.viewer.id, ids);
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    return ids.map((id) => byId.get(id) ?? null) as ImageRow[];
-  },
+  // One SQL statement for every image(id)/imagesByIds lookup of a request; the library orders
+  // the rows by id and null-fills what the viewer may not see (no existence oracle).
+  load: (ids, ctx) => ctx.images.visible(ctx.viewer, ids),
   sort: (row) => row.id,
 });
 
@@ -62,12 +58,10 @@ builder.queryFields((t) => ({
       after: t.arg.string({ required: false }),
     },
     resolve: async (_root, args, ctx, info) => {
-      const first = parseFirst(args.first);
-      const after = decodeCursor(args.after);
-      const page = await ctx.services.images.listPage(
-        ctx.viewer.id,
-        first,
-        after,
+      const page = await ctx.images.page(
+        ctx.viewer,
+        parseFirst(args.first),
+        decodeCursor(args.after),
         selectsField(info, 'totalCount'),
       );
       const edges = page.rows.map((node) => ({ cursor: encodeCursor(node), node }));

@@ -4,7 +4,7 @@ import './scalars.js';
 import './viewer.js';
 import './images.js';
 import './urls.js';
-import './freshness.js';
+import './url-refresh.js';
 import './stats.js';
 import './proxy.js';
 import './uploads.js';

@@ -16,11 +16,6 @@ builder.objectFields(ImageRef, (t) => ({
       'headers. It keeps working while the image exists (up to PROXY_TOKEN_TTL_SECONDS).',
     args: { mode: t.arg({ type: ProxyMode, required: false, defaultValue: 'redirect' }) },
     // CPU only (one HMAC): no loader needed.
-    resolve: (image, args, ctx) => {
-      const { config, proxyTokens } = ctx.services;
-      const token = proxyTokens.sign(image.id, image.ownerId);
-      const mode = args.mode === 'stream' ? '&mode=stream' : '';
-      return `${config.publicUrl}/proxy/${image.id}?t=${token}${mode}`;
-    },
+    resolve: (image, args, ctx) => ctx.links.linkFor(image, args.mode ?? 'redirect'),
   }),
 }));

@@ -1,8 +1,7 @@
-import { badInput } from '../errors.js';
-import { deleteImage, uploadImage } from '../uploads/upload-service.js';
+import { badInput } from '../errors/index.js';
+import { parseImageId } from '../images/image-id.js';
 import { builder } from './builder.js';
 import { ImageRef } from './images.js';
-import { parseImageId } from './validate.js';
 
 const isFile = (v: unknown): v is File =>
   typeof v === 'object' &&
@@ -33,7 +32,7 @@ builder.mutationFields((t) => ({
       '(UPLOAD_MAX_BYTES), UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT (unreadable header, too many pixels). ' +
       'One file per request.',
     args: { file: t.arg({ type: 'File', required: true }) },
-    resolve: (_root, args, ctx) => uploadImage(ctx.services, ctx.viewer.id, args.file),
+    resolve: (_root, args, ctx) => ctx.images.upload(ctx.viewer, args.file),
   }),
   deleteImage: t.boolean({
     description:
@@ -41,6 +40,6 @@ builder.mutationFields((t) => ({
       'the cached URL. False when there is no such image, it was already deleted, or it is not the ' +
       "viewer's: the three are indistinguishable.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => deleteImage(ctx.services, ctx.viewer.id, parseImageId(String(args.id))),
+    resolve: (_root, args, ctx) => ctx.images.delete(ctx.viewer, parseImageId(String(args.id))),
   }),
 }));

@@ -1,5 +1,5 @@
-import type { UrlRequest } from '../urls/url-service.js';
-import { builder, type UrlStatusShape } from './builder.js';
+import type { UrlRequest } from '../urls/resolved-url.js';
+import { builder } from './builder.js';
 import { ImageRef } from './images.js';
 import { parseMinTtl } from './validate.js';
 
@@ -41,31 +41,17 @@ builder.objectFields(ImageRef, (t) => ({
         description: 'Seconds the URL must stay valid at least (default 300, or a quarter of the TTL)',
       }),
     },
-    load: (reqs: UrlRequest[], ctx) => {
-      ctx.counters.urlBatches++;
-      return ctx.services.urls.resolveMany(reqs);
-    },
+    load: (reqs: UrlRequest[], ctx) => ctx.urls.resolveMany(reqs),
     loaderOptions: { cacheKeyFn: (r: UrlRequest) => `${r.id}:${r.minTtl}` },
     resolve: (image, args, ctx): UrlRequest => ({
       id: image.id,
       key: image.objectKey,
-      minTtl: parseMinTtl(args.minTtl, ctx.services.config),
+      minTtl: parseMinTtl(args.minTtl, ctx.limits),
     }),
   }),
   urlStatus: t.loadable({
     type: 'UrlStatus',
-    load: async (ids: string[], ctx): Promise<UrlStatusShape[]> => {
-      const now = ctx.services.clock.now();
-      const records = await ctx.services.store.status(ids);
-      return records.map((r) => ({
-        cached: r.sig !== null,
-        expiresAt: r.sig ? new Date(r.sig.end * 1000) : null,
-        ttlSeconds: r.sig ? Math.max(0, Math.floor(r.sig.end - now / 1000)) : null,
-        accessCount: r.accessCount,
-        refreshCount: r.refreshCount,
-        lastAccessAt: r.lastAccessAt ? new Date(r.lastAccessAt) : null,
-      }));
-    },
+    load: (ids: string[], ctx) => ctx.images.urlStatus(ids),
     resolve: (image) => image.id,
   }),
 }));

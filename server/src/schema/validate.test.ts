@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
-import { AppError } from '../errors.js';
-import {
-  decodeCursor,
-  encodeCursor,
-  MAX_IDS,
-  parseFirst,
-  parseImageId,
-  parseImageIds,
-  parseMinTtl,
-} from './validate.js';
+import { AppError } from '../errors/index.js';
+import { MAX_IDS, parseImageId, parseImageIds } from '../images/image-id.js';
+import { decodeCursor, encodeCursor, parseFirst, parseMinTtl } from './validate.js';
 
 const ID = '6f1c1b1e-8a0e-4c4a-9a57-0d7a1f6a2b3c';
 

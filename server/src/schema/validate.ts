@@ -1,31 +1,9 @@
 import type { Config } from '../config.js';
 import type { Cursor } from '../db/images-repo.js';
-import { badInput } from '../errors.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { badInput } from '../errors/index.js';
+import { isImageId } from '../images/image-id.js';
 
 export const MAX_PAGE_SIZE = 100;
-export const MAX_IDS = 500;
-
-export function isImageId(id: string): boolean {
-  return UUID.test(id);
-}
-
-/** Image ids are UUIDs; anything else is the client's mistake, not a missing image. */
-export function parseImageId(id: string, arg = 'id'): string {
-  if (typeof id !== 'string' || !UUID.test(id)) {
-    throw badInput(`${arg} must be an image id (a UUID), got ${JSON.stringify(String(id).slice(0, 64))}`, {
-      argument: arg,
-    });
-  }
-  return id.toLowerCase();
-}
-
-export function parseImageIds(ids: readonly string[], arg = 'ids'): string[] {
-  if (ids.length > MAX_IDS)
-    throw badInput(`${arg} takes at most ${MAX_IDS} ids, got ${ids.length}`, { argument: arg });
-  return ids.map((id) => parseImageId(id, arg));
-}
 
 export function parseFirst(first: number | null | undefined): number {
   const n = first ?? 24;
@@ -36,7 +14,10 @@ export function parseFirst(first: number | null | undefined): number {
 }
 
 /** minTtl defaults to 300 s (or a quarter of the TTL) and must leave room in a URL's life. */
-export function parseMinTtl(minTtl: number | null | undefined, config: Config): number {
+export function parseMinTtl(
+  minTtl: number | null | undefined,
+  config: Pick<Config, 'urlTtlSeconds' | 'defaultMinTtlSeconds'>,
+): number {
   if (minTtl === null || minTtl === undefined) return config.defaultMinTtlSeconds;
   const max = config.urlTtlSeconds - 1;
   if (!Number.isInteger(minTtl) || minTtl < 0 || minTtl > max) {
@@ -56,7 +37,7 @@ export function decodeCursor(after: string | null | undefined): Cursor | undefin
   if (after === null || after === undefined) return undefined;
   const raw = after.length <= 128 ? Buffer.from(after, 'base64url').toString('utf8') : '';
   const m = /^(\d{1,15}):([0-9a-f-]{36})$/i.exec(raw);
-  if (!m || !UUID.test(m[2]!))
+  if (!m || !isImageId(m[2]!))
     throw badInput('after is not a cursor returned by this API', { argument: 'after' });
   return { createdAt: new Date(Number(m[1])), id: m[2]!.toLowerCase() };
 }

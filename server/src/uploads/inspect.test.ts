@@ -11,10 +11,10 @@ import {
   WEBP_LOSSY_5x3,
   withExifOrientation,
 } from '../../test/fixtures/images.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../errors/index.js';
+import { inspectImage, objectKeyFor, readBounded } from '../images/upload.js';
 import { ImageHeaderError, readDimensions } from './dimensions.js';
 import { detectFormat } from './sniff.js';
-import { inspectImage, objectKeyFor, readBounded } from './upload-service.js';
 
 const png = makePng(4, 3, [0, 0, 0], [255, 255, 255]);
 const limits = { uploadAllowSvg: false, uploadMaxPixels: 100_000_000 };

@@ -25,7 +25,7 @@ describe('AccessTracker flush', () => {
   it('writes a burst of never-seen ids in bounded round trips, not one huge pipeline', async () => {
     const clock = new FakeClock();
     const store = new RecordingStore(clock, 10_000);
-    const tracker = new AccessTracker(store, quiet, clock);
+    const tracker = new AccessTracker({ counters: store, logger: quiet, clock });
     tracker.record(ids(2500), clock.now(), 2500, 0);
     await tracker.flush();
     expect(store.sizes).toEqual([1000, 1000, 500]);
@@ -35,7 +35,7 @@ describe('AccessTracker flush', () => {
   it('a failed chunk keeps its counts and the rest for the next flush; nothing is counted twice', async () => {
     const clock = new FakeClock();
     const store = new RecordingStore(clock, 10_000);
-    const tracker = new AccessTracker(store, quiet, clock);
+    const tracker = new AccessTracker({ counters: store, logger: quiet, clock });
     tracker.record(ids(2500), clock.now(), 2500, 0);
     store.failCall = 2;
     await tracker.flush();

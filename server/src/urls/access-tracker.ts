@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import type { AccessDelta, UrlStore } from './store.js';
+import type { AccessCounters, AccessDelta } from './store.js';
 
 /** Counters gathered in process between two flushes (URL stats are built from these). */
 export interface UsageCounters {
@@ -27,6 +27,16 @@ const emptyCounters = (): UsageCounters => ({
 
 export type UsageSink = (counters: UsageCounters) => Promise<void>;
 
+export interface AccessTrackerDeps {
+  counters: Pick<AccessCounters, 'recordAccess'>;
+  logger: Logger;
+  clock: Clock;
+  /** Where each flush's usage counters go (the daily stats). */
+  usage?: UsageSink;
+  /** Ids that count as looked at on every flush (images someone is subscribed to). */
+  liveIds?: () => Iterable<string>;
+}
+
 /** Ids per access-flush round trip (about three commands each): well inside a command timeout. */
 const FLUSH_CHUNK_IDS = 1000;
 
@@ -40,23 +50,8 @@ export class AccessTracker {
   private usage = emptyCounters();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
-  private readonly sinks: UsageSink[] = [];
-  private readonly liveSources: (() => string[])[] = [];
 
-  constructor(
-    private readonly store: UrlStore,
-    private readonly logger: Logger,
-    private readonly clock: Clock,
-  ) {}
-
-  addUsageSink(sink: UsageSink): void {
-    this.sinks.push(sink);
-  }
-
-  /** Ids that count as looked at on every flush (images someone is subscribed to). */
-  addLiveSource(source: () => string[]): void {
-    this.liveSources.push(source);
-  }
+  constructor(private readonly d: AccessTrackerDeps) {}
 
   record(ids: readonly string[], at: number, hits: number, misses: number): void {
     for (const id of ids) {
@@ -103,9 +98,9 @@ export class AccessTracker {
   }
 
   private async doFlush(): Promise<void> {
-    const now = this.clock.now();
-    for (const source of this.liveSources) {
-      for (const id of source()) if (!this.pending.has(id)) this.pending.set(id, { count: 0, lastAt: now });
+    const now = this.d.clock.now();
+    for (const id of this.d.liveIds?.() ?? []) {
+      if (!this.pending.has(id)) this.pending.set(id, { count: 0, lastAt: now });
     }
     const deltas = this.pending;
     const usage = this.usage;
@@ -117,7 +112,7 @@ export class AccessTracker {
     const entries = [...deltas];
     for (let i = 0; i < entries.length; i += FLUSH_CHUNK_IDS) {
       try {
-        await this.store.recordAccess(new Map(entries.slice(i, i + FLUSH_CHUNK_IDS)));
+        await this.d.counters.recordAccess(new Map(entries.slice(i, i + FLUSH_CHUNK_IDS)));
       } catch (err) {
         for (const [id, d] of entries.slice(i)) {
           const cur = this.pending.get(id);
@@ -126,13 +121,13 @@ export class AccessTracker {
             cur.lastAt = Math.max(cur.lastAt, d.lastAt);
           } else this.pending.set(id, d);
         }
-        this.logger.debug({ err: (err as Error).message }, 'access flush failed; kept for later');
+        this.d.logger.debug({ err: (err as Error).message }, 'access flush failed; kept for later');
         break;
       }
     }
-    for (const sink of this.sinks) {
-      await sink(usage).catch((err: Error) => this.logger.debug({ err: err.message }, 'usage flush failed'));
-    }
+    await this.d
+      .usage?.(usage)
+      .catch((err: Error) => this.d.logger.debug({ err: err.message }, 'usage flush failed'));
   }
 
   async stop(): Promise<void> {

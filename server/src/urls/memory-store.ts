@@ -20,7 +20,6 @@ export class MemoryUrlStore implements UrlStore {
   private readonly counters = new Map<string, Counters>();
   /** id -> when its refresh is due (epoch ms). */
   private readonly schedule = new Map<string, number>();
-  private trips = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -28,7 +27,6 @@ export class MemoryUrlStore implements UrlStore {
   ) {}
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
-    this.trips++;
     const now = this.clock.now();
     return ids.map((id) => {
       const slot = this.slots.get(id);
@@ -42,7 +40,6 @@ export class MemoryUrlStore implements UrlStore {
   }
 
   async write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void> {
-    this.trips++;
     const now = this.clock.now();
     for (const e of entries) {
       this.slots.delete(e.id);
@@ -60,7 +57,6 @@ export class MemoryUrlStore implements UrlStore {
   }
 
   async purge(ids: readonly string[]): Promise<void> {
-    this.trips++;
     for (const id of ids) {
       this.slots.delete(id);
       this.counters.delete(id);
@@ -69,7 +65,6 @@ export class MemoryUrlStore implements UrlStore {
   }
 
   async claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult> {
-    this.trips++;
     const due: { id: string; hot: number }[] = [];
     let dropped = 0;
     for (const [id, at] of this.schedule) {
@@ -89,12 +84,10 @@ export class MemoryUrlStore implements UrlStore {
   }
 
   async unschedule(ids: readonly string[]): Promise<void> {
-    this.trips++;
     for (const id of ids) this.schedule.delete(id);
   }
 
   async scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }> {
-    this.trips++;
     let backlog = 0;
     let oldest: number | null = null;
     for (const at of this.schedule.values()) {
@@ -106,7 +99,6 @@ export class MemoryUrlStore implements UrlStore {
   }
 
   async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
-    this.trips++;
     for (const [id, d] of deltas) {
       const c = this.counter(id);
       c.accessCount += d.count;
@@ -115,7 +107,6 @@ export class MemoryUrlStore implements UrlStore {
   }
 
   async status(ids: readonly string[]): Promise<UrlStatusRecord[]> {
-    this.trips++;
     const now = this.clock.now();
     return ids.map((id) => {
       const slot = this.slots.get(id);
@@ -132,10 +123,6 @@ export class MemoryUrlStore implements UrlStore {
   }
 
   async ping(): Promise<void> {}
-
-  roundTrips(): number {
-    return this.trips;
-  }
 
   async close(): Promise<void> {
     this.slots.clear();

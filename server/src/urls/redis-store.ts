@@ -1,4 +1,5 @@
 import { Cluster } from 'ioredis';
+import { fnv1a32 } from '../lib/hash.js';
 import { CommandBatch } from '../redis/command-batch.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { UrlSignature } from '../storage/storage.js';
@@ -72,12 +73,7 @@ return { dropped, claimed }
 const SHARDS = 64;
 
 function shardOf(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    h ^= id.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % SHARDS;
+  return fnv1a32(id) % SHARDS;
 }
 
 /** Groups ids by their shard tag (one multi-key command per group never crosses slots). */
@@ -112,7 +108,6 @@ export function pipelineValues(results: [Error | null, unknown][] | null): unkno
 
 export class RedisUrlStore implements UrlStore {
   readonly kind = 'redis' as const;
-  private trips = 0;
   private readonly k: ReturnType<typeof urlKeys>;
   private readonly cluster: boolean;
 
@@ -134,7 +129,6 @@ export class RedisUrlStore implements UrlStore {
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
     if (ids.length === 0) return [];
-    this.trips++;
     if (!this.cluster) return (await this.redis.mget(ids.map(this.k.url))).map(decodeSignature);
     return withDeadline(this.readCluster(ids), this.deadlineMs);
   }
@@ -156,7 +150,6 @@ export class RedisUrlStore implements UrlStore {
 
   async write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void> {
     if (entries.length === 0) return;
-    this.trips++;
     const batch = new CommandBatch(this.redis);
     const schedule: (string | number)[] = [];
     for (const e of entries) {
@@ -174,7 +167,6 @@ export class RedisUrlStore implements UrlStore {
 
   async purge(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    this.trips++;
     const batch = new CommandBatch(this.redis);
     for (const [tag, group] of byShard(ids, this.k)) {
       batch.add(tag, (p) => p.del(...group.map(this.k.url), ...group.map(this.k.meta)));
@@ -188,7 +180,6 @@ export class RedisUrlStore implements UrlStore {
 
   async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
     if (deltas.size === 0) return;
-    this.trips++;
     const batch = new CommandBatch(this.redis);
     const live: (string | number)[] = [];
     for (const [id, d] of deltas) {
@@ -207,7 +198,6 @@ export class RedisUrlStore implements UrlStore {
 
   async status(ids: readonly string[]): Promise<UrlStatusRecord[]> {
     if (ids.length === 0) return [];
-    this.trips++;
     const batch = new CommandBatch(this.redis);
     for (const id of ids) {
       const url = this.k.url(id);
@@ -231,7 +221,6 @@ export class RedisUrlStore implements UrlStore {
   }
 
   async claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult> {
-    this.trips++;
     const claim = (
       this.redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>
     )[CLAIM_COMMAND]!.bind(this.redis);
@@ -250,12 +239,10 @@ export class RedisUrlStore implements UrlStore {
 
   async unschedule(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    this.trips++;
     await this.redis.zrem(this.k.schedule, ...ids);
   }
 
   async scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }> {
-    this.trips++;
     const batch = new CommandBatch(this.redis);
     batch.add(this.k.schedule, (p) => p.zcount(this.k.schedule, '-inf', now));
     batch.add(this.k.schedule, (p) => p.zrange(this.k.schedule, 0, 0, 'WITHSCORES'));
@@ -265,12 +252,7 @@ export class RedisUrlStore implements UrlStore {
   }
 
   async ping(): Promise<void> {
-    this.trips++;
     await this.redis.ping();
-  }
-
-  roundTrips(): number {
-    return this.trips;
   }
 
   async close(): Promise<void> {}

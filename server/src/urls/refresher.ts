@@ -2,8 +2,7 @@ import type { Clock } from '../clock.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { AccessTracker } from './access-tracker.js';
-import type { UrlStore } from './store.js';
+import type { RefreshSchedule } from './store.js';
 import type { UrlService } from './url-service.js';
 
 export interface RefresherOptions {
@@ -33,13 +32,12 @@ export class Refresher {
 
   constructor(
     private readonly d: {
-      store: UrlStore;
-      images: ImagesRepo;
-      urls: UrlService;
+      schedule: RefreshSchedule;
+      images: Pick<ImagesRepo, 'findLive'>;
+      urls: Pick<UrlService, 'refreshMany'>;
       clock: Clock;
       logger: Logger;
       metrics: Metrics;
-      access: AccessTracker;
     },
     private readonly o: RefresherOptions,
   ) {
@@ -54,7 +52,7 @@ export class Refresher {
     const result: SweepResult = { refreshed: 0, dropped: 0, batches: 0, failedBatches: 0 };
     for (;;) {
       const now = this.d.clock.now();
-      const { claimed, dropped } = await this.d.store.claimDue(
+      const { claimed, dropped } = await this.d.schedule.claimDue(
         now,
         this.batchSize,
         this.leaseMs,
@@ -78,7 +76,7 @@ export class Refresher {
         const rows = await this.d.images.findLive(ids);
         if (rows.length < ids.length) {
           const live = new Set(rows.map((r) => r.id));
-          await this.d.store.unschedule(ids.filter((id) => !live.has(id)));
+          await this.d.schedule.unschedule(ids.filter((id) => !live.has(id)));
         }
         if (rows.length === 0) return 0;
         await this.d.urls.refreshMany(
@@ -97,7 +95,7 @@ export class Refresher {
   /** Feeds the backlog and lag gauges; returns them for stats. */
   async observe(): Promise<{ backlog: number; lagSeconds: number }> {
     const now = this.d.clock.now();
-    const info = await this.d.store.scheduleInfo(now);
+    const info = await this.d.schedule.scheduleInfo(now);
     const lagSeconds = info.oldestDueAt === null ? 0 : Math.max(0, (now - info.oldestDueAt) / 1000);
     this.d.metrics.refreshBacklog.set(info.backlog);
     this.d.metrics.refreshLagSeconds.set(lagSeconds);

@@ -26,20 +26,24 @@ export interface AccessDelta {
 }
 
 /**
- * Where signed URLs are kept between requests: Redis in production, a bounded map in the
- * embedded mode. Each method is at most one round trip.
+ * The URL cache of the hot path: signed URLs kept between requests. Each method is at most one
+ * round trip. `write` also schedules each entry's refresh (same pipeline: a cold page costs one
+ * write-back, not two).
  */
-export interface UrlStore {
+export interface UrlCache {
   readonly kind: 'redis' | 'memory';
   /** Cached signatures in the order of ids (null for a miss). One round trip. */
   read(ids: readonly string[]): Promise<(UrlSignature | null)[]>;
   /** Keeps the entries and schedules their refresh. One round trip. */
   write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void>;
-  /** Forgets ids entirely (deleted images, forced re-signs). */
+  /** Forgets ids entirely: cache, schedule and counters (deleted images). */
   purge(ids: readonly string[]): Promise<void>;
-  /** Adds access counts gathered in process (flushed periodically, never per request). */
-  recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void>;
-  status(ids: readonly string[]): Promise<UrlStatusRecord[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The refresh-ahead schedule: which images fall due when, claimed in bulk under a lease. */
+export interface RefreshSchedule {
   /**
    * Claims up to `limit` due refreshes (score <= now) atomically: each claimed id is pushed
    * `leaseMs` into the future, so it comes due again if the claimer dies before re-signing it
@@ -51,11 +55,17 @@ export interface UrlStore {
   unschedule(ids: readonly string[]): Promise<void>;
   /** Refreshes due at `now` and how late the oldest one is. */
   scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }>;
-  ping(): Promise<void>;
-  /** Round trips made so far (tests and benchmarks assert the hot path's cost). */
-  roundTrips(): number;
-  close(): Promise<void>;
 }
+
+/** Per-image access counters, written in bulk off the hot path, read for `Image.urlStatus`. */
+export interface AccessCounters {
+  /** Adds access counts gathered in process (flushed periodically, never per request). */
+  recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void>;
+  status(ids: readonly string[]): Promise<UrlStatusRecord[]>;
+}
+
+/** Redis in production, a bounded map in the embedded mode: one implementation of all three. */
+export type UrlStore = UrlCache & RefreshSchedule & AccessCounters;
 
 export interface ClaimResult {
   claimed: string[];

@@ -4,14 +4,15 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../clock.js';
+import { MemoryEventBus } from '../events/memory-bus.js';
 import { createLogger } from '../logger.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { createLocalStorage, verifyLocalSignature } from '../storage/local.js';
 import type { SignWindow, Storage } from '../storage/storage.js';
-import { AccessTracker } from './access-tracker.js';
 import { MemoryUrlStore } from './memory-store.js';
+import type { ResolvedUrl, UrlRequest } from './resolved-url.js';
 import type { UrlStore } from './store.js';
-import { type ResolvedUrl, type UrlRequest, UrlService } from './url-service.js';
+import { createUrlPath } from './url-path.js';
 
 const SECRET = 'unit-test-secret-unit-test-secret';
 const TTL = 3600;
@@ -48,7 +49,6 @@ class FailingStore implements UrlStore {
   unschedule = this.fail;
   scheduleInfo = this.fail;
   ping = this.fail;
-  roundTrips = () => this.calls;
   close = async () => {};
 }
 
@@ -81,13 +81,13 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     );
     const store = opts.store ?? new MemoryUrlStore(clock, opts.maxEntries ?? 1000);
     const metrics: Metrics = createMetrics();
-    const urls = new UrlService({
+    const { urls } = createUrlPath({
       storage,
       store,
+      events: new MemoryEventBus(),
       clock,
       metrics,
       logger,
-      access: new AccessTracker(store, logger, clock),
       timing: { urlTtlSeconds: TTL, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
     });
     return { clock, logs, storage, store, metrics, urls };
@@ -245,7 +245,6 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     // The breaker spares a failing cache: one call failed, the next requests skipped it.
     expect(store.calls).toBe(1);
     expect(await counter(metrics.redisFallbacks)).toBeGreaterThanOrEqual(3);
-    expect(urls.cacheHealthy()).toBe(false);
     expect(logs.filter((l) => l.includes('URL cache unavailable'))).toHaveLength(1);
     // Forced refreshes work too (not strict), and a strict one reports the failure.
     const refreshed = await urls.refreshMany([{ id: 'id-1', key: req(1).key }]);

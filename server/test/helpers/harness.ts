@@ -5,11 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
-import { type App, createApp } from '../../src/app.js';
-import { type Clock, systemClock } from '../../src/clock.js';
+import type { Clock } from '../../src/clock.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { type Container, createContainer } from '../../src/container.js';
 import type { Db } from '../../src/db/connect.js';
-import { createDependencies } from '../../src/deps.js';
+import { createHttpApp, type HttpApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
 import type { RedisClient } from '../../src/redis/connect.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -38,7 +38,9 @@ export interface HarnessOptions {
 
 export interface Harness {
   url: string;
-  app: App;
+  /** Every service of the node, from the one composition root. */
+  container: Container;
+  app: HttpApp;
   config: Config;
   db: Db;
   store: UrlStore;
@@ -117,24 +119,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 
   // Each harness gets its own Redis prefix, so tests sharing a Redis never see each other's keys.
   const cfg = { ...config, redisPrefix: `signet-test:${port}:` };
-  const deps = await createDependencies(cfg, logger, clock ?? systemClock, {
-    ...(opts.onQuery ? { onQuery: (e) => e.level === 'query' && opts.onQuery!(e.query.sql) } : {}),
-  });
-  const { db, store, storage, redis } = deps;
-  if (redis) await waitReady(redis);
-  const app = createApp({
-    config: cfg,
-    db,
-    store,
-    storage,
-    events: deps.events,
-    stats: deps.stats,
-    refreshLimiter: deps.refreshLimiter,
-    ...(deps.jobEngine ? { jobEngine: deps.jobEngine } : {}),
+  const container = await createContainer(cfg, {
     logger,
     ...(clock ? { clock } : {}),
+    ...(opts.onQuery ? { onQuery: (e) => e.level === 'query' && opts.onQuery!(e.query.sql) } : {}),
   });
-  if (opts.start) await app.start();
+  const { db, store, storage, redis } = container;
+  if (redis) await waitReady(redis);
+  const app = createHttpApp(container);
+  if (opts.start) await container.start();
   server.on('request', app.handle);
   const url = `http://127.0.0.1:${port}`;
 
@@ -149,6 +142,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 
   return {
     url,
+    container,
     app,
     config: cfg,
     db,
@@ -169,10 +163,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       return { status: res.status, data: body.data ?? null, errors: body.errors, headers: res.headers };
     },
     async close() {
-      await app.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      await deps.close();
+      await container.close();
       await pgdb?.drop();
       await fixture?.close();
       await rm(dataDir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-import { ERROR_CODES } from '../../src/errors.js';
+import { GRAPHQL_CODES } from '../../src/errors/index.js';
 import type { Harness } from './harness.js';
 
 export interface RawGqlError {
@@ -17,7 +17,7 @@ export interface RawGql {
 
 /** Codes a client may see: the error table's, and graphql-js's parse and validation failures. */
 export const CLIENT_CODES = new Set<string>([
-  ...Object.keys(ERROR_CODES).filter((c) => c !== 'INTERNAL_SERVER_ERROR'),
+  ...GRAPHQL_CODES.filter((c) => c !== 'INTERNAL_SERVER_ERROR'),
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
 ]);

@@ -6,8 +6,8 @@ import type { Harness } from './harness.js';
 export async function seed(h: Harness, owner: string, count: number): Promise<string[]> {
   return seedImages({
     storage: h.storage,
-    images: h.app.services.images,
-    clock: h.app.services.clock instanceof FakeClock ? h.app.services.clock : { now: () => Date.now() },
+    images: h.container.imagesRepo,
+    clock: h.container.clock instanceof FakeClock ? h.container.clock : { now: () => Date.now() },
     ownerId: owner,
     count,
     width: 24,

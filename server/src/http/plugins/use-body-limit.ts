@@ -1,14 +1,14 @@
 import type { Plugin } from 'graphql-yoga';
-import { AppError } from '../../errors.js';
+import { type AppError, payloadTooLarge } from '../../errors/index.js';
 
 /**
  * The rest of a refused body is never read: the connection closes with the answer, so node does not
  * drain what is left (a declared gigabyte) and the client does not reuse a half-read socket.
  */
 export function bodyTooLarge(maxBytes: number): AppError {
-  return new AppError('PAYLOAD_TOO_LARGE', `The request body is larger than ${maxBytes} bytes`, {
-    maxBytes,
-    http: { status: 413, headers: { connection: 'close' } },
+  return payloadTooLarge(maxBytes, `The request body is larger than ${maxBytes} bytes`, {
+    requestLevel: true,
+    headers: { connection: 'close' },
   });
 }
 

@@ -13,7 +13,7 @@ import {
   valueFromAST,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { badInput } from '../../errors.js';
+import { badInput } from '../../errors/index.js';
 
 /**
  * Upper bound on the fields one operation may resolve. The web app's gallery page of 100 costs

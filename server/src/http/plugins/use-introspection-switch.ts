@@ -1,6 +1,6 @@
 import type { ValidationRule } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { forbidden } from '../../errors.js';
+import { forbidden } from '../../errors/index.js';
 
 /** `__schema` and `__type` are refused; `__typename` stays (clients such as Apollo need it). */
 export const noIntrospection: ValidationRule = (context) => ({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../errors/index.js';
 import { checkUploadMap, checkUploadOperations } from './use-multipart-map-check.js';
 
 const sent = (name: string) => name === '0';

@@ -1,8 +1,8 @@
 import type { Plugin } from 'graphql-yoga';
-import { AppError } from '../../errors.js';
+import { type AppError, badInput } from '../../errors/index.js';
 
 function refuse(message: string): AppError {
-  return new AppError('BAD_USER_INPUT', `Malformed multipart request: ${message}`, { http: { status: 400 } });
+  return badInput(`Malformed multipart request: ${message}`, undefined, { requestLevel: true });
 }
 
 /** JSON that parses, or undefined (yoga answers a field that is not JSON with its own 400). */

@@ -1,7 +1,7 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLError, ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { badInput } from '../../errors.js';
+import { badInput } from '../../errors/index.js';
 
 /**
  * Shape limits of a document, checked before anything runs. The web app's largest document

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Plugin } from 'graphql-yoga';
-import { currentRequestId } from '../request-context.js';
+import { currentRequestId } from '../../lib/request-scope.js';
 
 const ids = new WeakMap<Request, string>();
 

@@ -1,5 +1,5 @@
 import type { Plugin } from 'graphql-yoga';
-import { AppError } from '../../errors.js';
+import { badInput } from '../../errors/index.js';
 
 /**
  * yoga JSON-parses the `variables` and `extensions` of a GET query string (and of a form body)
@@ -16,8 +16,8 @@ export function useRequestParseErrors(): Plugin {
           return await parse(req);
         } catch (err) {
           if (!(err instanceof SyntaxError)) throw err;
-          throw new AppError('BAD_USER_INPUT', `Request parameters are not valid JSON: ${err.message}`, {
-            http: { status: 400 },
+          throw badInput(`Request parameters are not valid JSON: ${err.message}`, undefined, {
+            requestLevel: true,
           });
         }
       });

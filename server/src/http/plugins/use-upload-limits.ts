@@ -1,7 +1,6 @@
 import type { Plugin } from 'graphql-yoga';
 import type { Authenticate } from '../../auth/viewer.js';
-import { AppError } from '../../errors.js';
-import { payloadTooLarge } from '../../uploads/upload-service.js';
+import { badInput, payloadTooLarge } from '../../errors/index.js';
 
 /** Room for the `operations` and `map` fields and the part headers around the file. */
 export const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
@@ -28,7 +27,8 @@ export function useUploadLimits(opts: { maxFileBytes: number; authenticate: Auth
       if (request.method !== 'POST' || !requestParser) return;
       if (!/^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '')) return;
       const declared = Number(request.headers.get('content-length') ?? Number.NaN);
-      if (declared > maxFileBytes + MULTIPART_OVERHEAD_BYTES) throw payloadTooLarge(maxFileBytes, true);
+      if (declared > maxFileBytes + MULTIPART_OVERHEAD_BYTES)
+        throw payloadTooLarge(maxFileBytes, undefined, { requestLevel: true });
       const parse = requestParser;
       setRequestParser(async (req) => {
         await authenticate(req.headers.get('authorization'));
@@ -48,9 +48,9 @@ function multipartError(err: unknown, maxFileBytes: number): unknown {
   const e = err as { name?: string; message?: string; extensions?: { code?: unknown } };
   if (e?.name === 'AbortError') return err;
   if (e?.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE' || /^File size limit/.test(e?.message ?? '')) {
-    return payloadTooLarge(maxFileBytes, true);
+    return payloadTooLarge(maxFileBytes, undefined, { requestLevel: true });
   }
-  return new AppError('BAD_USER_INPUT', `Malformed multipart request: ${e?.message ?? 'unreadable body'}`, {
-    http: { status: 400 },
+  return badInput(`Malformed multipart request: ${e?.message ?? 'unreadable body'}`, undefined, {
+    requestLevel: true,
   });
 }

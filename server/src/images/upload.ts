@@ -1,23 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { isDatabaseUnavailable } from '../db/connect.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
-import { AppError, badInput, unavailable } from '../errors.js';
-import type { Services } from '../services.js';
-import { StorageError } from '../storage/storage.js';
-import { ImageHeaderError, readDimensions } from './dimensions.js';
-import { detectFormat, FORMATS, type ImageFormat } from './sniff.js';
+import { AppError, badInput, fromDatabase, fromStorage, payloadTooLarge } from '../errors/index.js';
+import type { Logger } from '../logger.js';
+import type { Storage } from '../storage/storage.js';
+import { ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
+import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
 
-export type UploadDeps = Pick<
-  Services,
-  'config' | 'storage' | 'images' | 'recentRows' | 'urls' | 'clock' | 'logger'
->;
-
-export function payloadTooLarge(maxBytes: number, http = false): AppError {
-  return new AppError(
-    'PAYLOAD_TOO_LARGE',
-    `The file is larger than the upload limit of ${maxBytes} bytes`,
-    http ? { maxBytes, http: { status: 413 } } : { maxBytes },
-  );
+export interface UploadDeps {
+  config: Pick<Config, 'uploadMaxBytes' | 'uploadAllowSvg' | 'uploadMaxPixels'>;
+  storage: Pick<Storage, 'put' | 'delete'>;
+  images: Pick<ImagesRepo, 'insert'>;
+  clock: Clock;
+  logger: Logger;
 }
 
 const ACCEPTED = 'JPEG, PNG, GIF, WebP or AVIF';
@@ -59,7 +56,7 @@ export interface InspectedImage {
 /** Type by magic bytes, size from the header, both checked against the configured limits. */
 export function inspectImage(
   bytes: Buffer,
-  config: Pick<UploadDeps['config'], 'uploadAllowSvg' | 'uploadMaxPixels'>,
+  config: Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels'>,
 ): InspectedImage {
   if (bytes.length === 0) throw badInput('The file is empty');
   const format = detectFormat(bytes);
@@ -97,14 +94,6 @@ export function objectKeyFor(ownerId: string, id: string, ext: string): string {
   return `u/${owner}/${id}.${ext}`;
 }
 
-/** A storage failure the client may retry, or undefined for one that is our bug. */
-function storageUnavailable(err: unknown, what: string): AppError | undefined {
-  if (err instanceof StorageError && (err.kind === 'unavailable' || err.kind === 'timeout')) {
-    return unavailable(`Object storage is unavailable; ${what}. Try again shortly.`);
-  }
-  return undefined;
-}
-
 /**
  * Stores an upload with no partial state: the object first, then the row. A failed put leaves
  * no row; a failed insert deletes the object it just wrote (and says loudly when it cannot).
@@ -124,7 +113,9 @@ export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob)
     await storage.delete(key).catch((e: unknown) => {
       logger.warn({ key, err: (e as Error).message }, 'could not clean up after a failed upload put');
     });
-    throw storageUnavailable(err, 'the image was not stored') ?? err;
+    throw (
+      fromStorage(err, 'Object storage is unavailable; the image was not stored. Try again shortly.') ?? err
+    );
   }
 
   try {
@@ -150,38 +141,6 @@ export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob)
         `ORPHANED OBJECT: the image row could not be written and deleting object "${key}" failed; delete it by hand`,
       );
     }
-    if (isDatabaseUnavailable(err))
-      throw unavailable('The database is unavailable; the image was not stored.');
-    throw err;
+    throw fromDatabase(err) ?? err;
   }
-}
-
-/**
- * Deletes one of the owner's images: the object first (a failure changes nothing and can be
- * retried), then the row is soft-deleted, so the proxy stops honouring its tokens, then the cached
- * URL is purged. If the row update fails after the object went, a retry converges (deleting a
- * missing object succeeds). Missing, already deleted and another owner's images all answer false.
- */
-export async function deleteImage(deps: UploadDeps, ownerId: string, id: string): Promise<boolean> {
-  const { storage, images, recentRows, urls, clock, logger } = deps;
-  const [row] = await images.findVisible(ownerId, [id]);
-  if (!row) return false;
-  try {
-    await storage.delete(row.objectKey);
-  } catch (err) {
-    throw storageUnavailable(err, 'the image was not deleted') ?? err;
-  }
-  const deleted = await images.softDelete(ownerId, id, new Date(clock.now()));
-  recentRows.forget(id);
-  try {
-    await urls.purge([id]);
-  } catch (err) {
-    // Harmless: a deleted image's row is never read again, and its URL now answers 404.
-    logger.warn(
-      { imageId: id, err: (err as Error).message },
-      'could not purge the cached URL of a deleted image',
-    );
-  }
-  if (deleted) logger.info({ imageId: id, key: row.objectKey }, 'image deleted');
-  return deleted !== null;
 }

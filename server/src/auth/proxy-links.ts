@@ -1,0 +1,21 @@
+import type { ImageRow } from '../db/types.js';
+import type { ProxyTokens } from './proxy-token.js';
+
+export type ProxyMode = 'redirect' | 'stream';
+
+/** The path prefix of `/proxy/:id`, shared by the links and the route. */
+export const PROXY_PREFIX = '/proxy/';
+
+/** Stable capability links for `<img src>`: CPU only (one HMAC), no I/O. */
+export interface ProxyLinks {
+  linkFor(image: Pick<ImageRow, 'id' | 'ownerId'>, mode: ProxyMode): string;
+}
+
+export function createProxyLinks(d: { publicUrl: string; tokens: Pick<ProxyTokens, 'sign'> }): ProxyLinks {
+  return {
+    linkFor(image, mode) {
+      const token = d.tokens.sign(image.id, image.ownerId);
+      return `${d.publicUrl}${PROXY_PREFIX}${image.id}?t=${token}${mode === 'stream' ? '&mode=stream' : ''}`;
+    },
+  };
+}

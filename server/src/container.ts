@@ -1,0 +1,275 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { createProxyLinks, type ProxyLinks } from './auth/proxy-links.js';
+import { createProxyTokens, type ProxyTokens } from './auth/proxy-token.js';
+import { type Authenticate, createAuthenticator } from './auth/viewer.js';
+import { type Clock, systemClock } from './clock.js';
+import type { Config } from './config.js';
+import { type Db, type DbOptions, openDatabase } from './db/connect.js';
+import { createImagesRepo, type ImagesRepo } from './db/images-repo.js';
+import { RecentRows } from './db/recent-rows.js';
+import type { EventBus } from './events/event-bus.js';
+import { MemoryEventBus } from './events/memory-bus.js';
+import { RedisEventBus } from './events/redis-bus.js';
+import { ImageService } from './images/image-service.js';
+import { BullmqJobEngine } from './jobs/bullmq-engine.js';
+import { type JobEngine, tickInterval } from './jobs/job-engine.js';
+import { createProcessors } from './jobs/processors.js';
+import { TimerJobEngine } from './jobs/timer-engine.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './rate-limit.js';
+import { createRedisClient, quietErrors, type RedisClient } from './redis/connect.js';
+import type { SchemaServices } from './schema/context.js';
+import { createHeartbeat, type Heartbeat } from './stats/heartbeat.js';
+import { MemoryStatsStore } from './stats/memory-stats.js';
+import { RedisStatsStore } from './stats/redis-stats.js';
+import { dayOf, type StatsStore } from './stats/stats-store.js';
+import { urlStatsReport } from './stats/url-stats-report.js';
+import { createCosStorage } from './storage/cos.js';
+import { createLocalStorage } from './storage/local.js';
+import type { Storage } from './storage/storage.js';
+import type { AccessTracker } from './urls/access-tracker.js';
+import { LiveUrls } from './urls/live-urls.js';
+import { MemoryUrlStore } from './urls/memory-store.js';
+import { RedisUrlStore } from './urls/redis-store.js';
+import { Refresher } from './urls/refresher.js';
+import type { UrlStore } from './urls/store.js';
+import type { UrlTelemetry } from './urls/telemetry.js';
+import { createUrlPath } from './urls/url-path.js';
+import type { UrlService } from './urls/url-service.js';
+
+/** What a caller may replace: time, logs, metrics, statement counting (tests and the bench). */
+export interface ContainerOverrides {
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: Metrics;
+  /** Called for every SQL statement (tests count the hot path's statements). */
+  onQuery?: DbOptions['onQuery'];
+}
+
+/**
+ * Every service of a node, built once in dependency order by `createContainer` — the one
+ * composition root, used by main, the tests and the bench. See docs/architecture.md.
+ */
+export interface Container {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  db: Db;
+  /** The shared command connection, when Redis is configured. */
+  redis: RedisClient | undefined;
+  store: UrlStore;
+  storage: Storage;
+  events: EventBus;
+  stats: StatsStore;
+  access: AccessTracker;
+  /** The one observer of the URL path (metrics and access counters). */
+  telemetry: UrlTelemetry;
+  urls: UrlService;
+  refresher: Refresher;
+  jobs: JobEngine;
+  imagesRepo: ImagesRepo;
+  images: ImageService;
+  /** Live rows remembered for seconds, for `/proxy/:id` (deleting forgets its row at once). */
+  recentRows: RecentRows;
+  authenticate: Authenticate;
+  proxyTokens: ProxyTokens;
+  links: ProxyLinks;
+  /** What GraphQL resolvers may call. */
+  schema: SchemaServices;
+  heartbeat: Heartbeat;
+  /** This process, as it appears in urlStats.workers. */
+  nodeId: string;
+  /** Starts the background work this node's role asks for (flushing, heartbeats, refresh jobs). */
+  start(): Promise<void>;
+  /** Stops timers and flushes what they hold (the access counts, leases), then closes everything. */
+  close(): Promise<void>;
+}
+
+export function createStorage(config: Config): Storage {
+  if (config.storageDriver === 'cos') {
+    return createCosStorage({
+      secretId: config.cos.secretId,
+      secretKey: config.cos.secretKey,
+      securityToken: config.cos.securityToken,
+      bucket: config.cos.bucket,
+      region: config.cos.region,
+      domain: config.cos.domain,
+      protocol: config.cos.protocol,
+    });
+  }
+  return createLocalStorage({
+    root: path.join(config.dataDir, 'bucket'),
+    publicUrl: config.publicUrl,
+    secret: config.localSigningSecret,
+  });
+}
+
+/** The Redis connections a node needs, or none (the embedded mode: everything in process). */
+function openRedis(config: Config, logger: Logger) {
+  if (!config.redisUrl && config.redisClusterNodes.length === 0) return undefined;
+  let lastLogged = 0;
+  const connect = (blocking: boolean) =>
+    createRedisClient({
+      url: config.redisUrl,
+      clusterNodes: config.redisClusterNodes,
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      ...(blocking ? { blocking: true } : {}),
+    });
+  const command = quietErrors(connect(false), (err) => {
+    // Reconnect attempts fail many times a second while Redis is down: log one a minute.
+    if (Date.now() - lastLogged > 60_000) {
+      lastLogged = Date.now();
+      logger.warn({ err: err.message }, 'redis connection error (requests fall back to direct signing)');
+    }
+  });
+  return { command, blocking: () => quietErrors(connect(true)) };
+}
+
+/** Builds every service once, in dependency order. Closing it releases them in reverse. */
+export async function createContainer(
+  config: Config,
+  overrides: ContainerOverrides = {},
+): Promise<Container> {
+  const clock = overrides.clock ?? systemClock;
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const metrics = overrides.metrics ?? createMetrics({ defaultMetrics: true });
+  const nodeId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    ...(overrides.onQuery ? { onQuery: overrides.onQuery } : {}),
+  });
+  const redis = openRedis(config, logger);
+  const storage = createStorage(config);
+  const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
+
+  const store: UrlStore = redis
+    ? new RedisUrlStore(redis.command, config.redisPrefix, config.redisCommandTimeoutMs * 2)
+    : new MemoryUrlStore(clock, config.memoryCacheMaxEntries);
+  const events: EventBus = redis
+    ? new RedisEventBus(redis.command, redis.blocking(), `${config.redisPrefix}events`, logger)
+    : new MemoryEventBus((err) => logger.error({ err }, 'a refresh-event listener failed'));
+  const stats: StatsStore = redis
+    ? new RedisStatsStore(redis.command, config.redisPrefix)
+    : new MemoryStatsStore();
+  const refreshLimiter: RateLimiter = redis
+    ? createRedisRateLimiter(redis.command, config.redisPrefix, clock, limit)
+    : createMemoryRateLimiter(clock, limit);
+
+  const { access, telemetry, urls } = createUrlPath({
+    storage,
+    store,
+    events,
+    metrics,
+    clock,
+    logger,
+    timing: {
+      urlTtlSeconds: config.urlTtlSeconds,
+      refreshAheadSeconds: config.refreshAheadSeconds,
+      defaultMinTtlSeconds: config.defaultMinTtlSeconds,
+    },
+    usage: (usage) => stats.add(dayOf(clock.now()), usage),
+    liveIds: () => events.subscribedIds(),
+  });
+
+  const imagesRepo = createImagesRepo(db);
+  const refresher = new Refresher(
+    { schedule: store, images: imagesRepo, urls, clock, logger, metrics },
+    { refreshAheadSeconds: config.refreshAheadSeconds, liveWindowSeconds: config.liveWindowSeconds },
+  );
+  const processors = createProcessors({
+    refresher,
+    preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
+    stats,
+    clock,
+  });
+  const jobs: JobEngine = redis
+    ? new BullmqJobEngine(processors, {
+        connect: redis.blocking,
+        prefix: config.redisPrefix,
+        tickMs: tickInterval(config.refreshAheadSeconds),
+        batchSize: 500,
+        logger,
+      })
+    : new TimerJobEngine(processors, tickInterval(config.refreshAheadSeconds), logger);
+
+  const recentRows = new RecentRows(imagesRepo, clock);
+  const images = new ImageService({
+    config,
+    images: imagesRepo,
+    storage,
+    urls,
+    counters: store,
+    recentRows,
+    refreshLimiter,
+    jobs,
+    clock,
+    logger,
+  });
+  const proxyTokens = createProxyTokens({
+    secrets: config.proxyTokenSecrets,
+    ttlSeconds: config.proxyTokenTtlSeconds,
+    clock,
+  });
+  const links = createProxyLinks({ publicUrl: config.publicUrl, tokens: proxyTokens });
+  const heartbeat = createHeartbeat({ nodeId, role: config.role, stats, metrics, clock, logger });
+  const schema: SchemaServices = {
+    images,
+    urls,
+    live: new LiveUrls({ images, events, metrics }),
+    links,
+    urlStats: (viewer, days) => urlStatsReport({ stats, access, refresher, clock }, viewer, days),
+    limits: config,
+  };
+
+  let started = false;
+  return {
+    config,
+    clock,
+    logger,
+    metrics,
+    db,
+    redis: redis?.command,
+    store,
+    storage,
+    events,
+    stats,
+    access,
+    telemetry,
+    urls,
+    refresher,
+    jobs,
+    imagesRepo,
+    images,
+    recentRows,
+    authenticate: createAuthenticator(config.auth),
+    proxyTokens,
+    links,
+    schema,
+    heartbeat,
+    nodeId,
+    async start() {
+      if (started) return;
+      started = true;
+      access.start();
+      if (config.role !== 'api') {
+        heartbeat.start();
+        await jobs.startWorkers();
+      }
+    },
+    async close() {
+      heartbeat.stop();
+      await jobs.stop();
+      await access.stop();
+      await events.close();
+      await store.close();
+      redis?.command.disconnect();
+      await db.close();
+    },
+  };
+}

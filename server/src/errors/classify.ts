@@ -1,0 +1,35 @@
+import { isDatabaseUnavailable } from '../db/connect.js';
+import { StorageError } from '../storage/storage.js';
+import { type AppError, badGateway, badInput, findAppError, notFound, unavailable } from './app-error.js';
+
+/**
+ * Classifiers: a failure of a dependency, turned into the table's entry for it. Each returns
+ * undefined for an error it does not know, which then stays unexpected (logged, masked as
+ * INTERNAL_SERVER_ERROR). See docs/architecture.md, "Errors".
+ */
+
+/** The database is not there (as opposed to a bad statement): 503, retry shortly. */
+export function fromDatabase(err: unknown): AppError | undefined {
+  return isDatabaseUnavailable(err) ? unavailable('The database is unavailable; retry shortly') : undefined;
+}
+
+/**
+ * A storage driver's failure. `missing` words the 404 (an object gone under a live row);
+ * unavailable or timed out is a bad gateway (502 on REST, SERVICE_UNAVAILABLE in GraphQL).
+ */
+export function fromStorage(err: unknown, action = 'The object store did not answer'): AppError | undefined {
+  if (!(err instanceof StorageError)) return undefined;
+  switch (err.kind) {
+    case 'not_found':
+      return notFound('No such object');
+    case 'rejected':
+      return badInput('The object store refused the request');
+    default:
+      return badGateway(action);
+  }
+}
+
+/** Any error as the table's entry: an AppError as it is, a known dependency failure classified. */
+export function classify(err: unknown): AppError | undefined {
+  return findAppError(err) ?? fromDatabase(err) ?? fromStorage(err);
+}

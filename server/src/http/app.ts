@@ -1,0 +1,93 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { PROXY_PREFIX } from '../auth/proxy-links.js';
+import type { Container } from '../container.js';
+import { badInput, notFound } from '../errors/index.js';
+import { requestIdFor, requestScope } from '../lib/request-scope.js';
+import { observeRequest } from './access-log.js';
+import { createGraphql, type Yoga } from './graphql.js';
+import { createMetricsRoute, createProbes, createReadyz, healthz } from './health.js';
+import { createLocalBucketRoute } from './local-bucket.js';
+import { createProxyRoute } from './proxy.js';
+import { renderError } from './render-error.js';
+import { createStaticRoute } from './static-app.js';
+
+export interface HttpApp {
+  yoga: Yoga;
+  /** The node:http request listener for every route. */
+  handle: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * Graceful shutdown, step one: /readyz turns 503, open subscriptions complete, responses ask
+   * for `Connection: close`. In-flight requests carry on.
+   */
+  drain(): void;
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
+
+/**
+ * The HTTP side of a node: one route table over the container's services, a request scope (the
+ * request id reaches logs and errors), and one error renderer for everything a route throws.
+ */
+export function createHttpApp(c: Container, options: { webRoot?: string } = {}): HttpApp {
+  const { config, logger, metrics } = c;
+  const shutdown = new AbortController();
+  const yoga = createGraphql(c, { shutdown: shutdown.signal });
+  const probes = createProbes(c, () => shutdown.signal.aborted);
+  const webRoot = options.webRoot ?? fileURLToPath(new URL('../../../web/dist', import.meta.url));
+
+  const exact: Record<string, Route> = {
+    '/healthz': healthz,
+    '/readyz': createReadyz(probes),
+    '/metrics': createMetricsRoute(c, probes),
+  };
+  const prefixed: [string, Route][] = [
+    ['/graphql/', (req, res) => yoga(req, res)],
+    [PROXY_PREFIX, createProxyRoute(c)],
+  ];
+  if (c.storage.driver === 'local') {
+    prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secret: config.localSigningSecret })]);
+  }
+  const staticApp = createStaticRoute(webRoot);
+
+  const route: Route = (req, res, url) => {
+    const path = url.pathname;
+    const r = exact[path];
+    if (r) return r(req, res, url);
+    // A worker does background work only; it answers probes and metrics, nothing else.
+    if (config.role === 'worker')
+      throw notFound('This node runs SIGNET_ROLE=worker: only /healthz, /readyz and /metrics');
+    if (path === '/graphql') return yoga(req, res);
+    for (const [prefix, handler] of prefixed) if (path.startsWith(prefix)) return handler(req, res, url);
+    if (req.method === 'GET' || req.method === 'HEAD') return staticApp(req, res, url);
+    throw notFound('No such route');
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = requestIdFor(req);
+    res.setHeader('x-request-id', requestId);
+    // While draining, keep-alive connections end with the response they carry.
+    if (shutdown.signal.aborted) res.setHeader('connection', 'close');
+    requestScope.run({ requestId }, () => {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://gateway.invalid');
+      } catch {
+        renderError(res, badInput('Malformed request target'), logger);
+        return;
+      }
+      observeRequest({ logger, metrics }, req, res, requestId, url.pathname);
+      Promise.resolve()
+        .then(() => route(req, res, url))
+        .catch((err: unknown) => renderError(res, err, logger));
+    });
+  };
+
+  return {
+    yoga,
+    handle,
+    drain() {
+      shutdown.abort();
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { GraphQLError } from 'graphql';
+import { ERROR_TABLE, type Failure, failureOfCode } from '../errors/index.js';
+
+/** Codes yoga gives its own request errors, and the failure of the error table each one is. */
+const RENAMED: Record<string, Failure> = {
+  REQUEST_ENTITY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  BAD_REQUEST: 'BAD_USER_INPUT',
+  // operationName names no operation of the document
+  OPERATION_RESOLUTION_FAILURE: 'BAD_USER_INPUT',
+};
+
+/** yoga's codeless request errors (CSRF, method, multipart fields) by their HTTP status. */
+const BY_STATUS: Record<number, Failure> = {
+  401: 'UNAUTHENTICATED',
+  403: 'FORBIDDEN',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+/**
+ * graphql-js' and yoga's own errors with a code of the error table. graphql-js reports parse,
+ * validation and variable-coercion errors with no code at all: every one of them describes the
+ * client's document or variables, so they are BAD_USER_INPUT (and keep the status yoga chose).
+ * yoga's request errors (body too large, invalid JSON or multipart, CSRF header missing, wrong
+ * method) carry a code of their own or only an HTTP status; they are renamed to the table's.
+ */
+export function withTableCode(error: GraphQLError): GraphQLError {
+  const code = error.extensions?.['code'];
+  const http = error.extensions?.['http'] as { status?: number } | undefined;
+  let failure: Failure | undefined;
+  if (typeof code === 'string') {
+    if (failureOfCode(code)) return error;
+    failure = RENAMED[code] ?? 'BAD_USER_INPUT';
+  } else if (http?.status) {
+    failure = BY_STATUS[http.status] ?? 'BAD_USER_INPUT';
+  } else {
+    return new GraphQLError(error.message, {
+      nodes: error.nodes,
+      path: error.path,
+      extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+    });
+  }
+  const spec = ERROR_TABLE[failure];
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    path: error.path,
+    extensions: { http: { status: spec.status }, ...error.extensions, code: spec.graphqlCode ?? spec.code },
+  });
+}

@@ -1,0 +1,48 @@
+import type { Clock } from '../clock.js';
+import type { ImagesRepo } from '../db/images-repo.js';
+import { fromStorage } from '../errors/index.js';
+import type { Logger } from '../logger.js';
+import type { Storage } from '../storage/storage.js';
+import type { UrlService } from '../urls/url-service.js';
+
+export interface DeleteDeps {
+  storage: Pick<Storage, 'delete'>;
+  images: Pick<ImagesRepo, 'findVisible' | 'softDelete'>;
+  /** This node's memory of recent rows (the proxy's), forgotten at once. */
+  recentRows: { forget(id: string): void };
+  urls: Pick<UrlService, 'purge'>;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * Deletes one of the owner's images: the object first (a failure changes nothing and can be
+ * retried), then the row is soft-deleted, so the proxy stops honouring its tokens, then the cached
+ * URL is purged. If the row update fails after the object went, a retry converges (deleting a
+ * missing object succeeds). Missing, already deleted and another owner's images all answer false.
+ */
+export async function deleteImage(deps: DeleteDeps, ownerId: string, id: string): Promise<boolean> {
+  const { storage, images, recentRows, urls, clock, logger } = deps;
+  const [row] = await images.findVisible(ownerId, [id]);
+  if (!row) return false;
+  try {
+    await storage.delete(row.objectKey);
+  } catch (err) {
+    throw (
+      fromStorage(err, 'Object storage is unavailable; the image was not deleted. Try again shortly.') ?? err
+    );
+  }
+  const deleted = await images.softDelete(ownerId, id, new Date(clock.now()));
+  recentRows.forget(id);
+  try {
+    await urls.purge([id]);
+  } catch (err) {
+    // Harmless: a deleted image's row is never read again, and its URL now answers 404.
+    logger.warn(
+      { imageId: id, err: (err as Error).message },
+      'could not purge the cached URL of a deleted image',
+    );
+  }
+  if (deleted) logger.info({ imageId: id, key: row.objectKey }, 'image deleted');
+  return deleted !== null;
+}

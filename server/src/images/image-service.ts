@@ -1,0 +1,94 @@
+import type { Viewer } from '../auth/viewer.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { Cursor, ImagesRepo, PageResult } from '../db/images-repo.js';
+import type { ImageRow } from '../db/types.js';
+import { rateLimited } from '../errors/index.js';
+import type { JobEngine } from '../jobs/job-engine.js';
+import type { Logger } from '../logger.js';
+import type { RateLimiter } from '../rate-limit.js';
+import type { Storage } from '../storage/storage.js';
+import type { AccessCounters } from '../urls/store.js';
+import type { ResolvedUrl, UrlService } from '../urls/url-service.js';
+import { deleteImage } from './delete.js';
+import { MAX_IDS } from './image-id.js';
+import { preloadRows } from './preload.js';
+import { uploadImage } from './upload.js';
+import { type UrlStatusView, urlStatuses } from './url-status.js';
+
+export interface ImageServiceDeps {
+  config: Pick<Config, 'uploadMaxBytes' | 'uploadAllowSvg' | 'uploadMaxPixels' | 'defaultMinTtlSeconds'>;
+  images: ImagesRepo;
+  storage: Pick<Storage, 'put' | 'delete'>;
+  urls: Pick<UrlService, 'resolveMany' | 'refreshMany' | 'purge'>;
+  counters: Pick<AccessCounters, 'status'>;
+  recentRows: { forget(id: string): void };
+  /** refreshSignedUrls calls per viewer. */
+  refreshLimiter: RateLimiter;
+  jobs: Pick<JobEngine, 'preload'>;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Most ids one preloadSignedUrls call may name (larger lists run as a background job). */
+export const MAX_PRELOAD_IDS = 10_000;
+
+/**
+ * The images domain: what a viewer may do with images, whoever asks (GraphQL resolvers and REST
+ * routes are thin adapters over this). Ids arrive parsed; visibility is decided here.
+ */
+export class ImageService {
+  constructor(private readonly d: ImageServiceDeps) {}
+
+  /** A page of the viewer's own images, newest first (one SQL statement). */
+  page(viewer: Viewer, first: number, after: Cursor | undefined, withTotal: boolean): Promise<PageResult> {
+    return this.d.images.listPage(viewer.id, first, after, withTotal);
+  }
+
+  /** The rows of ids the viewer may see, in any order; the others are simply absent. */
+  visible(viewer: Viewer, ids: readonly string[]): Promise<ImageRow[]> {
+    return this.d.images.findVisible(viewer.id, ids);
+  }
+
+  upload(viewer: Viewer, file: Blob): Promise<ImageRow> {
+    return uploadImage(this.d, viewer.id, file);
+  }
+
+  /** False when missing, already deleted or not the viewer's: the three are indistinguishable. */
+  delete(viewer: Viewer, id: string): Promise<boolean> {
+    return deleteImage(this.d, viewer.id, id);
+  }
+
+  /**
+   * A URL that works now for each id (the client saw a load error), null where not visible.
+   * Rate-limited per viewer: every call signs.
+   */
+  async refresh(viewer: Viewer, ids: readonly string[]): Promise<(ResolvedUrl | null)[]> {
+    const limit = await this.d.refreshLimiter.hit(viewer.id);
+    if (!limit.allowed) {
+      throw rateLimited(`Too many refreshSignedUrls calls; retry in ${limit.retryAfter} s`, limit.retryAfter);
+    }
+    const rows = await this.visible(viewer, ids);
+    const fresh =
+      rows.length > 0
+        ? await this.d.urls.refreshMany(rows.map((r) => ({ id: r.id, key: r.objectKey })))
+        : new Map<string, ResolvedUrl>();
+    return ids.map((id) => fresh.get(id) ?? null);
+  }
+
+  /**
+   * Warms the cache for the images of ids the viewer may see; returns how many were signed.
+   * Lists longer than one batch run as a background job (BullMQ with Redis).
+   */
+  async preload(viewer: Viewer, ids: readonly string[]): Promise<number> {
+    const rows: ImageRow[] = [];
+    for (let i = 0; i < ids.length; i += MAX_IDS)
+      rows.push(...(await this.visible(viewer, ids.slice(i, i + MAX_IDS))));
+    if (rows.length > MAX_IDS) return this.d.jobs.preload(rows.map((r) => r.id));
+    return preloadRows({ ...this.d, minTtlSeconds: this.d.config.defaultMinTtlSeconds }, rows);
+  }
+
+  urlStatus(ids: readonly string[]): Promise<UrlStatusView[]> {
+    return urlStatuses(this.d, ids);
+  }
+}

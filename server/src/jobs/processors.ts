@@ -1,0 +1,21 @@
+import type { Clock } from '../clock.js';
+import { type PreloadDeps, preloadIds } from '../images/preload.js';
+import { dayOf, type StatsStore } from '../stats/stats-store.js';
+import { WORKER_STALE_MS } from '../stats/url-stats-report.js';
+import type { Refresher } from '../urls/refresher.js';
+import type { Processors } from './job-engine.js';
+
+/** The background work itself, whichever engine (BullMQ or in-process timers) runs it. */
+export function createProcessors(d: {
+  refresher: Refresher;
+  preload: PreloadDeps;
+  stats: Pick<StatsStore, 'rollup'>;
+  clock: Clock;
+}): Processors {
+  return {
+    refreshSweep: () => d.refresher.sweep(),
+    observe: () => d.refresher.observe(),
+    statsRollup: () => d.stats.rollup(dayOf(d.clock.now()), d.clock.now() - WORKER_STALE_MS * 4),
+    preload: (ids) => preloadIds(d.preload, ids),
+  };
+}

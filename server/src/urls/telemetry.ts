@@ -1,0 +1,49 @@
+import type { Metrics } from '../metrics.js';
+import type { AccessTracker } from './access-tracker.js';
+import type { ResolvedUrl } from './resolved-url.js';
+
+/**
+ * The one observer of the URL path: every resolve, signing and cache fallback is told here once,
+ * and it feeds both the Prometheus metrics and the access tracker (per-image access counts and
+ * the daily usage stats). In process only: no I/O on the hot path.
+ */
+export class UrlTelemetry {
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly access: AccessTracker,
+  ) {}
+
+  /** A resolve of `ids` (unique) at `now`, `misses` of them signed, `started` by performance.now(). */
+  resolved(
+    ids: readonly string[],
+    now: number,
+    misses: number,
+    started: number,
+    out: readonly ResolvedUrl[],
+  ): void {
+    const { metrics, access } = this;
+    metrics.cacheHits.inc(ids.length - misses);
+    metrics.cacheMisses.inc(misses);
+    access.record(ids, now, ids.length - misses, misses);
+    const elapsed = performance.now() - started;
+    metrics.resolveSeconds.observe(elapsed / 1000);
+    access.recordResolve(elapsed);
+    for (const o of out) metrics.servedRemainingSeconds.observe(Math.max(0, (o.expiresAt - now) / 1000));
+  }
+
+  /** Images signed for `reason` (a miss of a resolve, or a refresh). */
+  signed(reason: 'miss' | 'refresh', ids: readonly string[]): void {
+    const count = ids.length;
+    this.metrics.signatures.inc({ reason }, count);
+    if (reason === 'refresh') {
+      this.metrics.refreshes.inc(count);
+      this.access.recordRefreshes(count);
+    }
+  }
+
+  /** The cache failed or was skipped: the request was answered by signing directly. */
+  fallback(): void {
+    this.metrics.redisFallbacks.inc();
+    this.access.recordFallback();
+  }
+}

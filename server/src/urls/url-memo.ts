@@ -1,0 +1,78 @@
+import type { Clock } from '../clock.js';
+import { BoundedMap } from '../lib/bounded-map.js';
+import type { Storage, UrlSignature } from '../storage/storage.js';
+import { type ResolvedUrl, refreshAtFor } from './resolved-url.js';
+
+/** URLs kept built in process: a few MB, enough for every image a node serves often. */
+const URL_MEMO_ENTRIES = 20_000;
+
+interface Built {
+  start: number;
+  end: number;
+  key: string;
+  url: string;
+  /** When this node last read or signed this signature (epoch ms). */
+  seenAt: number;
+}
+
+/**
+ * The URL of each signature, built once: a warm page hands out the same URLs request after
+ * request, and rebuilding a page's worth of long strings each time is CPU and garbage (collected
+ * while requests wait on Redis) for nothing. Signing is deterministic — one key and one window
+ * give one signature — so a memo keyed by image and window is always right.
+ */
+export class UrlMemo {
+  private readonly built = new BoundedMap<string, Built>(URL_MEMO_ENTRIES);
+
+  constructor(
+    private readonly storage: Pick<Storage, 'urlFor'>,
+    private readonly clock: Clock,
+    private readonly refreshAheadSeconds: number,
+  ) {}
+
+  /** A signature as handed out. */
+  present(id: string, key: string, sig: UrlSignature, cached: boolean): ResolvedUrl {
+    const expiresAt = sig.end * 1000;
+    return {
+      url: this.urlOf(id, key, sig),
+      expiresAt,
+      refreshAt: refreshAtFor(id, expiresAt, this.refreshAheadSeconds),
+      cached,
+    };
+  }
+
+  /**
+   * The URL this node read or signed for `id` within `withinMs`, if it still has `minTtl`
+   * seconds to live — else undefined.
+   */
+  recent(id: string, key: string, withinMs: number, minTtl: number): ResolvedUrl | undefined {
+    const now = this.clock.now();
+    const b = this.built.get(id);
+    if (!b || b.key !== key || now - b.seenAt > withinMs || b.end * 1000 - now < minTtl * 1000) {
+      return undefined;
+    }
+    const expiresAt = b.end * 1000;
+    return {
+      url: b.url,
+      expiresAt,
+      refreshAt: refreshAtFor(id, expiresAt, this.refreshAheadSeconds),
+      cached: true,
+    };
+  }
+
+  forget(id: string): void {
+    this.built.delete(id);
+  }
+
+  private urlOf(id: string, key: string, sig: UrlSignature): string {
+    const b = this.built.get(id);
+    const now = this.clock.now();
+    if (b && b.start === sig.start && b.end === sig.end && b.key === key) {
+      b.seenAt = now;
+      return b.url;
+    }
+    const url = this.storage.urlFor(key, sig);
+    this.built.set(id, { start: sig.start, end: sig.end, key, url, seenAt: now });
+    return url;
+  }
+}

@@ -1,0 +1,53 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Storage } from '../storage/storage.js';
+import { AccessTracker, type UsageSink } from './access-tracker.js';
+import { GuardedCache } from './guarded-cache.js';
+import type { UrlTiming } from './resolved-url.js';
+import { type SignedUrlPublisher, UrlSigner } from './signer.js';
+import type { UrlStore } from './store.js';
+import { UrlTelemetry } from './telemetry.js';
+import { UrlMemo } from './url-memo.js';
+import { UrlService } from './url-service.js';
+
+export interface UrlPathDeps {
+  storage: Pick<Storage, 'signMany' | 'urlFor'>;
+  store: UrlStore;
+  events: SignedUrlPublisher;
+  metrics: Metrics;
+  clock: Clock;
+  logger: Logger;
+  timing: UrlTiming;
+  /** Where the access tracker's usage counters go (the daily stats). */
+  usage?: UsageSink;
+  /** Ids that count as looked at on every access flush (subscribed images). */
+  liveIds?: () => Iterable<string>;
+}
+
+export interface UrlPath {
+  access: AccessTracker;
+  telemetry: UrlTelemetry;
+  urls: UrlService;
+}
+
+/**
+ * The parts of the hot path, wired once: telemetry observes, the guarded cache reads and writes
+ * behind its breaker, the memo builds URLs, the signer signs and publishes, the service resolves.
+ * The container builds a node with it; unit tests and the bench build just this path with it.
+ */
+export function createUrlPath(d: UrlPathDeps): UrlPath {
+  const access = new AccessTracker({
+    counters: d.store,
+    logger: d.logger,
+    clock: d.clock,
+    ...(d.usage ? { usage: d.usage } : {}),
+    ...(d.liveIds ? { liveIds: d.liveIds } : {}),
+  });
+  const telemetry = new UrlTelemetry(d.metrics, access);
+  const cache = new GuardedCache(d.store, telemetry, d.logger);
+  const memo = new UrlMemo(d.storage, d.clock, d.timing.refreshAheadSeconds);
+  const signer = new UrlSigner({ ...d, cache, memo, telemetry });
+  const urls = new UrlService({ cache, store: d.store, signer, memo, telemetry, clock: d.clock });
+  return { access, telemetry, urls };
+}
