@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCosStorage } from '../src/storage/cos.js';
-import { createCosSigner } from '../src/storage/cos-signer.js';
 import { type SignWindow, type Storage, StorageError } from '../src/storage/storage.js';
 import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
+import { asQuery, encodeKeyForUrl, referenceSign } from './fixtures/cos-reference-signer.js';
 
 const secretId = 'AKIDsignetFixture000000000000000';
 const secretKey = 'signetFixtureSecretKey0000000000';
@@ -102,10 +102,18 @@ describe('cos fixture', () => {
       etag: '"e1"',
       lastModified: new Date(),
     });
-    const signer = createCosSigner({ secretId, secretKey, host: fixture.host });
+    // Signed by the test's own implementation of the COS document, not the driver's signer.
     const w = validWindow();
-    const [sig] = signer.signMany(['dir/x y.bin'], w);
-    const url = `${fixture.url}/dir/x%20y.bin?${signer.query('dir/x y.bin', { ...w, sig: sig! })}`;
+    const signed = referenceSign({
+      secretId,
+      secretKey,
+      method: 'GET',
+      path: '/dir/x y.bin',
+      headers: { host: fixture.host },
+      keyTime: `${w.start};${w.end}`,
+    });
+    const url = `${fixture.url}${encodeKeyForUrl('dir/x y.bin')}?${asQuery(signed)}`;
+    expect(url).toContain('/dir/x%20y.bin?q-sign-algorithm=sha1&');
 
     const full = await fetch(url);
     expect(full.status).toBe(200);
@@ -134,6 +142,20 @@ describe('cos fixture', () => {
     expect(notModified.status).toBe(304);
     expect(fixture.signatureChecks).toBe(7);
     expect(fixture.signatureFailures).toBe(0);
+
+    // The same signature on another object, and with one hex digit changed, is refused.
+    const otherKey = url.replace('/dir/x%20y.bin?', '/dir/x%20z.bin?');
+    const otherSig = url.replace(
+      /q-signature=([0-9a-f])/,
+      (_m, c: string) => `q-signature=${c === 'a' ? 'b' : 'a'}`,
+    );
+    for (const tampered of [otherKey, otherSig]) {
+      expect(tampered).not.toBe(url);
+      const res = await fetch(tampered);
+      expect(res.status).toBe(403);
+      expect(await res.text()).toContain('<Code>SignatureDoesNotMatch</Code>');
+    }
+    expect(fixture.signatureFailures).toBe(2);
   });
 });
 
