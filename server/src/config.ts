@@ -1,6 +1,6 @@
 import path from 'node:path';
 
-/** The one typed configuration, parsed once at start from the environment (DESIGN §4). */
+/** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
 export interface Config {
   nodeEnv: string;
   port: number;

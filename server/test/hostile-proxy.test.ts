@@ -10,7 +10,7 @@ import { uploadFile } from './helpers/upload.js';
 
 // Property-based fuzzing of the REST sidecars: /proxy/<anything> with any token, and the Range /
 // If-None-Match / If-Range handling of /proxy/:id?mode=stream and /local-bucket/*, against the real
-// app (PostgreSQL, Redis, local driver). Properties: never a 5xx, only the statuses DESIGN §3
+// app (PostgreSQL, Redis, local driver). Properties: never a 5xx, only the statuses of the error table (docs/architecture.md, "Errors")
 // allows, and every 200/206 carries exactly the bytes its headers describe.
 const tally = new Tally();
 afterAll(() => tally.print('hostile-proxy'));
@@ -168,7 +168,7 @@ describe('hostile proxy and local-bucket input (fast-check)', () => {
     return `${url.pathname}${url.search}`;
   };
 
-  it('/proxy/<anything>: paths, encodings, methods: only the statuses DESIGN §3 allows', async () => {
+  it('/proxy/<anything>: paths, encodings, methods: only the statuses of the error table (docs/architecture.md, "Errors") allows', async () => {
     const token = new URL(links.redirect).searchParams.get('t')!;
     const segment = fc.oneof(
       fc.string({ unit: 'grapheme', maxLength: 60 }),

@@ -20,7 +20,7 @@ import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from './helpers/harnes
 import { addImageRow, putInFixture, sha256 } from './helpers/proxy.js';
 
 const MB = 1024 * 1024;
-/** DESIGN: exit within a bound; main.ts forces an exit at 10 s. */
+/** Shutdown exits within a bound: main.ts forces an exit at 10 s. */
 const BOUND_MS = 10_000;
 
 async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>, into: Buffer[]): Promise<void> {

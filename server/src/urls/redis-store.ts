@@ -13,7 +13,7 @@ import {
   type UrlStore,
 } from './store.js';
 
-/** Key layout under one prefix (DESIGN §5 "Data"). */
+/** Key layout under one prefix (docs/architecture.md, "Data"). */
 export function urlKeys(prefix: string) {
   return {
     // Per-image keys carry a shard hash tag: on a cluster a page's keys fall into at most
