@@ -32,7 +32,7 @@ function expectRejected(env: Env, variable: string) {
 }
 
 describe('loadConfig', () => {
-  it("has the embedded defaults (README, Configuration) with an empty environment", () => {
+  it('has the embedded defaults (README, Configuration) with an empty environment', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       nodeEnv: 'development',

@@ -23,6 +23,18 @@ const spec = <const T extends FailureSpec>(s: T) => s;
 
 export const ERROR_TABLE = {
   BAD_USER_INPUT: spec({ code: 'BAD_USER_INPUT', status: 400, graphqlCode: 'BAD_USER_INPUT' }),
+  /** graphql-js could not parse the document (yoga's own code for it). */
+  GRAPHQL_PARSE_FAILED: spec({
+    code: 'GRAPHQL_PARSE_FAILED',
+    status: 400,
+    graphqlCode: 'GRAPHQL_PARSE_FAILED',
+  }),
+  /** The document does not validate against the schema (yoga's own code for it). */
+  GRAPHQL_VALIDATION_FAILED: spec({
+    code: 'GRAPHQL_VALIDATION_FAILED',
+    status: 400,
+    graphqlCode: 'GRAPHQL_VALIDATION_FAILED',
+  }),
   UNAUTHENTICATED: spec({
     code: 'UNAUTHENTICATED',
     status: 401,

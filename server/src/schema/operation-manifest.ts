@@ -1,47 +1,13 @@
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  type DefinitionNode,
-  type DocumentNode,
-  type FragmentDefinitionNode,
-  Kind,
-  type OperationDefinitionNode,
-  parse,
-  print,
-  visit,
-} from 'graphql';
+import { type FragmentDefinitionNode, Kind, type OperationDefinitionNode, parse, print } from 'graphql';
+
+import { canonicalDocument, ordered, sha256Hex, spreads } from '../lib/canonical-document.js';
+
+export { canonicalDocument, sha256Hex };
 
 /** sha256 (hex) of a document's text → the text: the persisted operations allow-list. */
 export type OperationManifest = Record<string, string>;
-
-export const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-function spreads(def: DefinitionNode): string[] {
-  const names: string[] = [];
-  visit(def, { FragmentSpread: (node) => void names.push(node.name.value) });
-  return names;
-}
-
-/** Operations first (in their order), then fragments by name: one order for every spelling. */
-function ordered(defs: readonly DefinitionNode[]): DefinitionNode[] {
-  const ops = defs.filter((d) => d.kind !== Kind.FRAGMENT_DEFINITION);
-  const frags = (defs.filter((d) => d.kind === Kind.FRAGMENT_DEFINITION) as FragmentDefinitionNode[]).sort(
-    (a, b) => a.name.value.localeCompare(b.name.value),
-  );
-  return [...ops, ...frags];
-}
-
-/**
- * The form every spelling of one operation shares: `__typename` fields removed (Apollo Client
- * adds them to what it sends), definitions in one order, printed by graphql-js.
- */
-export function canonicalDocument(doc: DocumentNode): string {
-  const stripped = visit(doc, {
-    Field: (node) => (node.name.value === '__typename' ? null : undefined),
-  });
-  return print({ ...stripped, definitions: ordered(stripped.definitions) });
-}
 
 /**
  * One standalone document per named operation of the sources (the operation plus every fragment

@@ -132,6 +132,8 @@ describe('the error table', () => {
       expect(new Set(GRAPHQL_CODES)).toEqual(
         new Set([
           'BAD_USER_INPUT',
+          'GRAPHQL_PARSE_FAILED',
+          'GRAPHQL_VALIDATION_FAILED',
           'UNAUTHENTICATED',
           'FORBIDDEN',
           'NOT_FOUND',

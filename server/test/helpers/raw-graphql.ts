@@ -15,12 +15,8 @@ export interface RawGql {
   codes: (string | undefined)[];
 }
 
-/** Codes a client may see: the error table's, and graphql-js's parse and validation failures. */
-export const CLIENT_CODES = new Set<string>([
-  ...GRAPHQL_CODES.filter((c) => c !== 'INTERNAL_SERVER_ERROR'),
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-]);
+/** Codes a client may see for its own mistakes: every GraphQL code of the error table but 500. */
+export const CLIENT_CODES = new Set<string>(GRAPHQL_CODES.filter((c) => c !== 'INTERNAL_SERVER_ERROR'));
 
 /** Any POST to /graphql, answered as text (a hostile body must not break the test's parsing). */
 export async function postGraphql(

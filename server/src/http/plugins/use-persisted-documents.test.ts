@@ -1,7 +1,7 @@
 import { parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../config.js';
-import { canonicalDocument, sha256Hex } from '../../schema/operation-manifest.js';
+import { canonicalDocument, sha256Hex } from '../../lib/canonical-document.js';
 import { loadPersistedOperations, persistedOperationsFrom } from './use-persisted-documents.js';
 
 const DOC = 'query Viewer {\n  viewer {\n    id\n  }\n}';

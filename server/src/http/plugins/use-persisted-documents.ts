@@ -3,7 +3,7 @@ import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operation
 import { parse } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { ConfigError } from '../../config.js';
-import { canonicalDocument, sha256Hex } from '../../schema/operation-manifest.js';
+import { canonicalDocument, sha256Hex } from '../../lib/canonical-document.js';
 import { QUERY_LIMITS } from './use-query-limits.js';
 
 export interface PersistedOperations {
