@@ -13,6 +13,7 @@ import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { ImageService } from './images/image-service.js';
+import { ProxyAccess } from './images/proxy-access.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
 import { type JobEngine, tickInterval } from './jobs/job-engine.js';
 import { createProcessors } from './jobs/processors.js';
@@ -77,6 +78,8 @@ export interface Container {
   recentRows: RecentRows;
   authenticate: Authenticate;
   proxyTokens: ProxyTokens;
+  /** Who may fetch an image through `/proxy/:id`. */
+  proxyAccess: ProxyAccess;
   links: ProxyLinks;
   /** What GraphQL resolvers may call. */
   schema: SchemaServices;
@@ -249,6 +252,7 @@ export async function createContainer(
     recentRows,
     authenticate: createAuthenticator(config.auth),
     proxyTokens,
+    proxyAccess: new ProxyAccess({ tokens: proxyTokens, rows: recentRows }),
     links,
     schema,
     heartbeat,

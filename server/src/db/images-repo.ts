@@ -13,17 +13,8 @@ export interface PageResult {
   totalCount: number | undefined;
 }
 
-export interface NewImage {
-  id: string;
-  ownerId: string;
-  objectKey: string;
-  contentType: string;
-  byteSize: number;
-  width: number | null;
-  height: number | null;
-  etag: string | null;
-  createdAt: Date;
-}
+/** A row to insert: every column of a row, chosen by the server. */
+export type NewImage = ImageRow;
 
 export function toImageRow(r: ImageRowRaw): ImageRow {
   return {

@@ -101,3 +101,27 @@ export function decodeEvents(message: string): SignedUrlEvent[] {
   }
   return out;
 }
+
+/**
+ * What both buses share: listeners on this node, fanned out by image id. A bus adds how events
+ * travel between nodes (or not, in one process).
+ */
+export abstract class FanoutBus implements EventBus {
+  abstract readonly kind: EventBus['kind'];
+  protected readonly fanout = new LocalFanout();
+
+  abstract publish(events: readonly SignedUrlEvent[]): Promise<void>;
+  abstract close(): Promise<void>;
+
+  subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {
+    return this.fanout.add(ids, listener);
+  }
+
+  subscribedIds(): string[] {
+    return this.fanout.ids();
+  }
+
+  listenerCount(): number {
+    return this.fanout.count();
+  }
+}

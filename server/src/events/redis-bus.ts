@@ -1,22 +1,14 @@
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
-import {
-  decodeEvents,
-  type EventBus,
-  encodeEvents,
-  LocalFanout,
-  type SignedUrlEvent,
-  type SignedUrlListener,
-} from './event-bus.js';
+import { decodeEvents, encodeEvents, FanoutBus, type SignedUrlEvent } from './event-bus.js';
 
 /**
  * Cross-node events on one Redis channel. `publisher` is the shared command connection;
  * `subscriber` is a dedicated connection in subscribe mode (one per node, whatever the number
  * of SSE clients).
  */
-export class RedisEventBus implements EventBus {
+export class RedisEventBus extends FanoutBus {
   readonly kind = 'redis' as const;
-  private readonly fanout = new LocalFanout();
   private readonly ready: Promise<unknown>;
 
   constructor(
@@ -25,6 +17,7 @@ export class RedisEventBus implements EventBus {
     private readonly channel: string,
     private readonly logger: Logger,
   ) {
+    super();
     this.subscriber.on('message', (ch: string, message: string) => {
       if (ch !== this.channel) return;
       try {
@@ -49,18 +42,6 @@ export class RedisEventBus implements EventBus {
   async publish(events: readonly SignedUrlEvent[]): Promise<void> {
     if (events.length === 0) return;
     await this.publisher.publish(this.channel, encodeEvents(events));
-  }
-
-  subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {
-    return this.fanout.add(ids, listener);
-  }
-
-  subscribedIds(): string[] {
-    return this.fanout.ids();
-  }
-
-  listenerCount(): number {
-    return this.fanout.count();
   }
 
   async close(): Promise<void> {

@@ -2,8 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { RECENT_ROW_MS } from '../db/recent-rows.js';
+import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import type { UrlService } from '../urls/url-service.js';
-import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
 
 /**
  * How long before a URL dies a cached redirect must be dropped: time for the browser to follow

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.js';
 import { badGateway, fromStorage, notFound, rangeNotSatisfiable } from '../errors/index.js';
+import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import type { Logger } from '../logger.js';
 import { type ByteRange, type ObjectInfo, type Storage, StorageError } from '../storage/storage.js';
-import { type ProxyGrant, secondsUntil } from './proxy-grant.js';
 import { etagMatches, parseRange } from './range.js';
 import { pipeBody } from './send.js';
 

@@ -1,21 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROXY_PREFIX, type ProxyMode } from '../auth/proxy-links.js';
-import type { ProxyTokens } from '../auth/proxy-token.js';
-import type { Authenticate, Viewer } from '../auth/viewer.js';
+import type { Authenticate } from '../auth/viewer.js';
 import type { Config } from '../config.js';
-import type { RecentRows } from '../db/recent-rows.js';
-import { badInput, forbidden, methodNotAllowed, notFound, unauthenticated } from '../errors/index.js';
+import { badInput, methodNotAllowed, unauthenticated } from '../errors/index.js';
 import { isImageId } from '../images/image-id.js';
+import type { ProxyAccess, ProxyCredential } from '../images/proxy-access.js';
 import type { Metrics } from '../metrics.js';
-import type { ProxyGrant } from './proxy-grant.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
 import { type StreamDeps, streamObject } from './proxy-stream.js';
 
 export interface ProxyDeps extends RedirectDeps, StreamDeps {
   config: RedirectDeps['config'] & Pick<Config, 'auth'>;
   authenticate: Authenticate;
-  proxyTokens: ProxyTokens;
-  recentRows: Pick<RecentRows, 'find'>;
+  proxyAccess: ProxyAccess;
   metrics: Pick<Metrics, 'proxyResponses'>;
 }
 
@@ -25,22 +22,16 @@ function modeOf(url: URL): ProxyMode | undefined {
   return m === 'stream' ? 'stream' : undefined;
 }
 
-type Credential = { kind: 'token'; token: string } | { kind: 'viewer'; viewer: Viewer };
-
 /**
  * `GET/HEAD /proxy/<id>?t=<token>[&mode=stream]`: plain `<img>` tags get a 302 to a signed URL
- * from the URL service, or the bytes. Every answer a client can provoke is a 4xx; only the origin
+ * from the URL service, or the bytes. This route only reads the request; who may fetch what is
+ * decided by images/proxy-access.ts. Every answer a client can provoke is a 4xx; only the origin
  * (502) or the database (503) failing is a 5xx. Failures are thrown and rendered in one place.
  */
 export function createProxyRoute(d: ProxyDeps) {
-  async function credentialOf(req: IncomingMessage, url: URL): Promise<Credential> {
+  async function credentialOf(req: IncomingMessage, url: URL): Promise<ProxyCredential> {
     const token = url.searchParams.get('t');
-    if (token) {
-      // Shape, key id and expiry need no row: a bad token costs no SQL.
-      const pre = d.proxyTokens.precheck(token);
-      if (!pre.ok) throw forbidden(pre.reason === 'expired' ? 'The link has expired' : 'Invalid link');
-      return { kind: 'token', token };
-    }
+    if (token) return { kind: 'token', token };
     const authorization = req.headers.authorization;
     // With auth off (development) every request is the demo admin, header or not.
     if (!authorization && !d.config.auth.disabled) {
@@ -61,21 +52,8 @@ export function createProxyRoute(d: ProxyDeps) {
     const rawId = url.pathname.slice(PROXY_PREFIX.length);
     if (!isImageId(rawId)) throw badInput('The path must be /proxy/<image id (a UUID)>');
     if (!mode) throw badInput('mode must be redirect or stream');
-    const id = rawId.toLowerCase();
 
-    const cred = await credentialOf(req, url);
-    const row = await d.recentRows.find(id);
-    // Another owner's image answers exactly like a missing one for bearer requests.
-    if (!row || (cred.kind === 'viewer' && row.ownerId !== cred.viewer.id)) throw notFound('No such image');
-    if (cred.kind === 'token' && !d.proxyTokens.verify(cred.token, row.id, row.ownerId).ok) {
-      throw forbidden('Invalid link');
-    }
-
-    const grant: ProxyGrant = {
-      row,
-      tokenExpiresAt: cred.kind === 'token' ? (d.proxyTokens.expiresAt(cred.token) ?? null) : null,
-      byBearer: cred.kind === 'viewer',
-    };
+    const grant = await d.proxyAccess.grant(rawId.toLowerCase(), await credentialOf(req, url));
     if (mode === 'stream') await streamObject(d, req, res, grant);
     else await redirectToSignedUrl(d, res, grant);
   };
