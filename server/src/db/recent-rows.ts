@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { BoundedMap } from '../lib/bounded-map.js';
 import type { ImagesRepo } from './images-repo.js';
 import type { ImageRow } from './types.js';
 
@@ -15,7 +16,7 @@ const MAX_ROWS = 10_000;
  * Unknown ids are not remembered: a new upload is reachable at once.
  */
 export class RecentRows {
-  private readonly rows = new Map<string, { row: ImageRow; at: number }>();
+  private readonly rows = new BoundedMap<string, { row: ImageRow; at: number }>(MAX_ROWS);
 
   constructor(
     private readonly images: Pick<ImagesRepo, 'findLive'>,
@@ -32,7 +33,6 @@ export class RecentRows {
       this.rows.delete(id);
       return undefined;
     }
-    if (!known && this.rows.size >= MAX_ROWS) this.rows.delete(this.rows.keys().next().value!);
     this.rows.set(id, { row, at: now });
     return row;
   }

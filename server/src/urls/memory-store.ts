@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { BoundedMap } from '../lib/bounded-map.js';
 import type { UrlSignature } from '../storage/storage.js';
 import type { AccessDelta, ClaimResult, StoreEntry, UrlStatusRecord, UrlStore } from './store.js';
 
@@ -16,15 +17,21 @@ interface Counters {
 /** The embedded mode's URL cache: a bounded map (oldest entries go first) with per-entry TTL. */
 export class MemoryUrlStore implements UrlStore {
   readonly kind = 'memory' as const;
-  private readonly slots = new Map<string, Slot>();
+  /** Insertion order is write order (a write deletes first): the least recently written go first. */
+  private readonly slots: BoundedMap<string, Slot>;
   private readonly counters = new Map<string, Counters>();
   /** id -> when its refresh is due (epoch ms). */
   private readonly schedule = new Map<string, number>();
 
   constructor(
     private readonly clock: Clock,
-    private readonly maxEntries: number,
-  ) {}
+    maxEntries: number,
+  ) {
+    this.slots = new BoundedMap(maxEntries, (id) => {
+      this.counters.delete(id);
+      this.schedule.delete(id);
+    });
+  }
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
     const now = this.clock.now();
@@ -46,13 +53,6 @@ export class MemoryUrlStore implements UrlStore {
       this.slots.set(e.id, { sig: e.sig, expiresAtMs: now + e.ttlMs });
       this.schedule.set(e.id, e.refreshAt);
       if (reason === 'refresh') this.counter(e.id).refreshCount++;
-    }
-    // Map iteration is insertion order, so the first keys are the least recently written.
-    while (this.slots.size > this.maxEntries) {
-      const oldest = this.slots.keys().next().value as string;
-      this.slots.delete(oldest);
-      this.counters.delete(oldest);
-      this.schedule.delete(oldest);
     }
   }
 
