@@ -47,6 +47,8 @@ export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Re
     // it costs the gateway and the harness CPU alike, so both servers run with it off.
     LOG_LEVEL: 'warn',
     SEED_DEMO: 'false',
+    // Scenario 9 holds 10,000 subscriptions as one viewer (the per-viewer cap guards real apps).
+    SUBSCRIPTIONS_PER_VIEWER: '20000',
     ...extra,
   };
 }

@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import path from 'node:path';
 
 /** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
@@ -47,6 +48,10 @@ export interface Config {
     disabled: boolean;
   };
   proxyTokenSecrets: { kid: string; secret: string }[];
+  /** SUBSCRIPTIONS_PER_VIEWER: open `signedUrlRefreshed` streams one viewer may hold per node. */
+  subscriptionsPerViewer: number;
+  /** METRICS_TOKEN: the bearer token `/metrics` asks for (unset: open, for a private network). */
+  metricsToken: string | undefined;
   proxyTokenTtlSeconds: number;
   role: 'all' | 'api' | 'worker';
   /** refreshSignedUrls calls a viewer may make per minute. */
@@ -159,6 +164,23 @@ function parseProxySecrets(env: Env, fallback: string): { kid: string; secret: s
   });
 }
 
+/** The key signing proxy links and local URLs while auth is off. Public: development only. */
+const DEV_SECRET = 'signet-dev-only-secret-do-not-use-in-production';
+
+/** A key of its own for another use of a secret (HKDF-SHA256 with a label), never the secret itself. */
+function deriveKey(secret: string, label: string): string {
+  return Buffer.from(hkdfSync('sha256', secret, 'signet', label, 32)).toString('base64url');
+}
+
+/** `METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token. */
+function parseMetricsToken(env: Env): string | undefined {
+  const token = str(env, 'METRICS_TOKEN');
+  if (token !== undefined && token.length < 16) {
+    throw new ConfigError('METRICS_TOKEN', 'needs at least 16 characters');
+  }
+  return token;
+}
+
 /** `CORS_ORIGINS`: a comma list of exact origins (`scheme://host[:port]`, no path, no `*`). */
 function parseCorsOrigins(env: Env): string[] {
   const raw = str(env, 'CORS_ORIGINS');
@@ -217,7 +239,8 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const jwtSecret = str(env, 'AUTH_JWT_SECRET');
-  const jwksUrl = parseUrl(env, 'AUTH_JWKS_URL', ['https:', 'http:']);
+  // A JWKS fetched over plain http could be swapped on the way: https only in production.
+  const jwksUrl = parseUrl(env, 'AUTH_JWKS_URL', production ? ['https:'] : ['https:', 'http:']);
   if (jwtSecret !== undefined && jwtSecret.length < 32) {
     throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 32 characters (HS256 needs a 256-bit key)');
   }
@@ -225,13 +248,30 @@ export function loadConfig(env: Env = process.env): Config {
   if (authDisabled && production) {
     throw new ConfigError('AUTH_JWT_SECRET', 'or AUTH_JWKS_URL is required when NODE_ENV=production');
   }
-
-  const devSecret = 'signet-dev-only-secret-do-not-use-in-production';
-  const proxyRaw = str(env, 'PROXY_TOKEN_SECRET');
-  if (proxyRaw === undefined && production) {
-    throw new ConfigError('PROXY_TOKEN_SECRET', 'is required when NODE_ENV=production');
+  const issuer = str(env, 'AUTH_ISSUER');
+  const audience = str(env, 'AUTH_AUDIENCE');
+  if (jwksUrl !== undefined && production) {
+    // A JWKS (an identity provider's keys) signs tokens for many applications: without both
+    // checks, a token that provider issued for anyone else would be accepted here.
+    if (issuer === undefined)
+      throw new ConfigError('AUTH_ISSUER', 'is required with AUTH_JWKS_URL in production');
+    if (audience === undefined) {
+      throw new ConfigError('AUTH_AUDIENCE', 'is required with AUTH_JWKS_URL in production');
+    }
   }
-  const localSecret = str(env, 'LOCAL_SIGNING_SECRET') ?? proxyRaw ?? devSecret;
+
+  // The development key is public (it is in this file): it may sign only while auth is off,
+  // i.e. on a developer's machine where every request is the demo admin anyway.
+  const proxyRaw = str(env, 'PROXY_TOKEN_SECRET');
+  if (proxyRaw === undefined && !authDisabled) {
+    throw new ConfigError(
+      'PROXY_TOKEN_SECRET',
+      'is required when auth is on (AUTH_JWT_SECRET or AUTH_JWKS_URL): the built-in development key is public',
+    );
+  }
+  const proxyTokenSecrets = parseProxySecrets(env, DEV_SECRET);
+  const localSecret =
+    str(env, 'LOCAL_SIGNING_SECRET') ?? deriveKey(proxyTokenSecrets[0]!.secret, 'signet local-bucket v1');
 
   const publicUrl = (parseUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(
     /\/+$/,
@@ -252,7 +292,8 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     nodeEnv,
     port,
-    host: str(env, 'HOST') ?? '0.0.0.0',
+    // Auth off makes every caller the admin: then only this machine may call, unless HOST says.
+    host: str(env, 'HOST') ?? (authDisabled ? '127.0.0.1' : '0.0.0.0'),
     publicUrl,
     dataDir,
     databaseUrl: parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
@@ -280,11 +321,11 @@ export function loadConfig(env: Env = process.env): Config {
     auth: {
       jwtSecret,
       jwksUrl,
-      issuer: str(env, 'AUTH_ISSUER'),
-      audience: str(env, 'AUTH_AUDIENCE'),
+      issuer,
+      audience,
       disabled: authDisabled,
     },
-    proxyTokenSecrets: parseProxySecrets(env, devSecret),
+    proxyTokenSecrets,
     proxyTokenTtlSeconds: int(env, 'PROXY_TOKEN_TTL_SECONDS', 30 * 86400, 0, 10 * 365 * 86400),
     role,
     refreshRateLimitPerMinute: int(env, 'REFRESH_RATE_LIMIT_PER_MINUTE', 60, 1, 100_000),
@@ -306,5 +347,7 @@ export function loadConfig(env: Env = process.env): Config {
     persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),
     persistedOperationsOnly,
     corsOrigins: parseCorsOrigins(env),
+    metricsToken: parseMetricsToken(env),
+    subscriptionsPerViewer: int(env, 'SUBSCRIPTIONS_PER_VIEWER', 64, 1, 1_000_000),
   };
 }

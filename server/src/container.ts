@@ -224,7 +224,12 @@ export async function createContainer(
   const schema: SchemaServices = {
     images,
     urls,
-    live: new LiveUrls({ images, events, metrics }),
+    live: new LiveUrls({
+      images,
+      events,
+      metrics,
+      limits: { perViewer: config.subscriptionsPerViewer, stalledMs: 30_000 },
+    }),
     links,
     urlStats: (viewer, days) => urlStatsReport({ stats, access, refresher, clock }, viewer, days),
     limits: config,

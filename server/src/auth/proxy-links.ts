@@ -8,13 +8,13 @@ export const PROXY_PREFIX = '/proxy/';
 
 /** Stable capability links for `<img src>`: CPU only (one HMAC), no I/O. */
 export interface ProxyLinks {
-  linkFor(image: Pick<ImageRow, 'id' | 'ownerId'>, mode: ProxyMode): string;
+  linkFor(image: Pick<ImageRow, 'id'>, mode: ProxyMode): string;
 }
 
 export function createProxyLinks(d: { publicUrl: string; tokens: Pick<ProxyTokens, 'sign'> }): ProxyLinks {
   return {
     linkFor(image, mode) {
-      const token = d.tokens.sign(image.id, image.ownerId);
+      const token = d.tokens.sign(image.id, mode);
       return `${d.publicUrl}${PROXY_PREFIX}${image.id}?t=${token}${mode === 'stream' ? '&mode=stream' : ''}`;
     },
   };

@@ -1,22 +1,21 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock.js';
+import type { ProxyMode } from './proxy-links.js';
 
 /**
  * Capability tokens for `/proxy/<id>?t=<token>` (the link `Image.proxyUrl` hands out):
- * `<kid>.<exp>.<mac>`, where `exp` is the expiry in unix seconds (base 36, `0` = none) and `mac`
- * is a truncated HMAC-SHA256 over the image id, the owner id and `exp`, keyed by the secret
- * named `kid`. Nothing is stored: deleting the image revokes its links (the route only serves
- * live rows), removing a key id from the configuration revokes every link it signed.
+ * `<kid>.<exp>.<mac>`, where `exp` is the expiry in unix seconds (base 36, `0` = none, only when
+ * links are configured never to expire) and `mac` is a truncated HMAC-SHA256, keyed by the secret
+ * named `kid`, over everything the link grants: the image id, the expiry, the key id and the mode
+ * (a redirect link does not open the bytes, nor the other way round). So a token is checked
+ * completely before any I/O: a forged one costs no SQL. Nothing is stored: deleting the image
+ * revokes its links (the route only serves live rows), removing a key id from the configuration
+ * revokes every link it signed.
  */
 export interface ProxyTokens {
-  sign(imageId: string, ownerId: string): string;
-  /**
-   * The checks that need no database row: shape, a configured key id, not expired. Running
-   * them first means a bad token costs no SQL.
-   */
-  precheck(token: string): TokenCheck;
-  /** The full check against the row the token is used on. */
-  verify(token: string, imageId: string, ownerId: string): TokenCheck;
+  sign(imageId: string, mode: ProxyMode): string;
+  /** The whole check: shape, a configured key id, not expired, and the MAC over what is asked. */
+  verify(token: string, imageId: string, mode: ProxyMode): TokenCheck;
   /** Epoch ms when the token stops working (null: never; undefined: not a token). */
   expiresAt(token: string): number | null | undefined;
 }
@@ -74,37 +73,30 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
   const keys = new Map(opts.secrets.map((s) => [s.kid, s.secret] as const));
   const signer = opts.secrets[0]!;
 
-  const mac = (secret: string, imageId: string, ownerId: string, exp: number): Buffer =>
+  const mac = (secret: string, kid: string, imageId: string, exp: number, mode: ProxyMode): Buffer =>
     createHmac('sha256', secret)
-      // Domain-separated, length-safe: ids cannot contain a newline.
-      .update(`signet-proxy-v1\n${imageId.toLowerCase()}\n${ownerId}\n${exp}`)
+      // Domain-separated, length-safe: none of the parts can contain a newline.
+      .update(`signet-proxy-v2\n${kid}\n${imageId.toLowerCase()}\n${exp}\n${mode}`)
       .digest()
       .subarray(0, MAC_BYTES);
 
-  const precheck = (token: string): TokenCheck & { parsed?: Parsed } => {
-    const parsed = parse(token);
-    if (!parsed) return { ok: false, reason: 'malformed' };
-    if (!keys.has(parsed.kid)) return { ok: false, reason: 'unknown_key' };
-    if (parsed.exp !== 0 && opts.clock.now() >= parsed.exp * 1000) return { ok: false, reason: 'expired' };
-    return { ok: true, parsed };
-  };
-
   return {
-    sign(imageId, ownerId) {
+    sign(imageId, mode) {
       const exp = expiryFor(opts.clock.now(), opts.ttlSeconds);
-      const tag = mac(signer.secret, imageId, ownerId, exp).toString('base64url');
+      const tag = mac(signer.secret, signer.kid, imageId, exp, mode).toString('base64url');
       return `${signer.kid}.${exp.toString(36)}.${tag}`;
     },
-    precheck(token) {
-      const r = precheck(token);
-      return r.ok ? { ok: true } : r;
-    },
-    verify(token, imageId, ownerId) {
-      const r = precheck(token);
-      if (!r.ok) return r;
-      const { kid, exp, mac: given } = r.parsed!;
-      const expected = mac(keys.get(kid)!, imageId, ownerId, exp);
-      return timingSafeEqual(given, expected) ? { ok: true } : { ok: false, reason: 'mismatch' };
+    verify(token, imageId, mode) {
+      const parsed = parse(token);
+      if (!parsed) return { ok: false, reason: 'malformed' };
+      const secret = keys.get(parsed.kid);
+      if (secret === undefined) return { ok: false, reason: 'unknown_key' };
+      // A never-expiring token is honoured only while links are configured never to expire.
+      if (parsed.exp === 0 ? opts.ttlSeconds !== 0 : opts.clock.now() >= parsed.exp * 1000) {
+        return { ok: false, reason: 'expired' };
+      }
+      const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode);
+      return timingSafeEqual(parsed.mac, expected) ? { ok: true } : { ok: false, reason: 'mismatch' };
     },
     expiresAt(token) {
       const parsed = parse(token);

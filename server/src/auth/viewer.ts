@@ -5,6 +5,8 @@ import { unauthenticated } from '../errors/index.js';
 export interface Viewer {
   id: string;
   isAdmin: boolean;
+  /** When the credential stops being valid (epoch ms); long-lived streams end then. */
+  expiresAt?: number;
 }
 
 export const DEMO_VIEWER: Viewer = { id: 'demo', isAdmin: true };
@@ -47,6 +49,6 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     const sub = payload.sub;
     if (typeof sub !== 'string' || !VIEWER_ID.test(sub))
       throw unauthenticated('The token subject is not a valid user id');
-    return { id: sub, isAdmin: payload['role'] === 'admin' };
+    return { id: sub, isAdmin: payload['role'] === 'admin', expiresAt: (payload.exp as number) * 1000 };
   };
 }

@@ -1,6 +1,8 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
+import { unauthenticated } from '../errors/index.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage/storage.js';
 import type { UrlCache } from '../urls/store.js';
@@ -44,16 +46,21 @@ async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolea
  * would only turn a partial outage into a full one.
  */
 export interface ProbeDeps {
-  config: Pick<Config, 'redisCommandTimeoutMs'>;
+  config: Pick<Config, 'redisCommandTimeoutMs' | 'metricsToken'>;
   db: Pick<Db, 'ping'>;
   store: Pick<UrlCache, 'ping' | 'kind'>;
   storage: Pick<Storage, 'ping' | 'driver'>;
   metrics: Pick<Metrics, 'dependencyUp'>;
 }
 
+/** How long one round of probes answers for every caller (probes and scrapes are unauthenticated). */
+const PROBE_CACHE_MS = 1000;
+
 export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => false) {
-  // Concurrent callers (a readiness probe during a scrape) share one round of probes.
+  // Concurrent callers (a readiness probe during a scrape) share one round of probes, and a
+  // round answers for a second: a flood of /readyz or /metrics costs the dependencies nothing.
   let inflight: Promise<Readiness> | undefined;
+  let last: { at: number; result: Readiness } | undefined;
 
   async function run(): Promise<Readiness> {
     const [dbOk, cacheOk, storageOk] = await Promise.all([
@@ -79,9 +86,17 @@ export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => fal
 
   return {
     check(): Promise<Readiness> {
-      inflight ??= run().finally(() => {
-        inflight = undefined;
-      });
+      const draining = isDraining();
+      if (last && !draining && performance.now() - last.at < PROBE_CACHE_MS)
+        return Promise.resolve(last.result);
+      inflight ??= run()
+        .then((result) => {
+          last = { at: performance.now(), result };
+          return result;
+        })
+        .finally(() => {
+          inflight = undefined;
+        });
       return inflight;
     },
   };
@@ -103,11 +118,26 @@ export function createReadyz(probes: Probes) {
 }
 
 /** `/metrics`: Prometheus text; dependency gauges are refreshed by the scrape itself. */
-export function createMetricsRoute(s: { metrics: Pick<Metrics, 'registry'> }, probes: Probes) {
-  return async (_req: IncomingMessage, res: ServerResponse): Promise<void> => {
+export function createMetricsRoute(
+  s: { metrics: Pick<Metrics, 'registry'>; config: Pick<Config, 'metricsToken'> },
+  probes: Probes,
+) {
+  const expected =
+    s.config.metricsToken === undefined ? undefined : Buffer.from(`Bearer ${s.config.metricsToken}`);
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (expected && !sameBytes(req.headers.authorization, expected)) {
+      throw unauthenticated('/metrics wants the METRICS_TOKEN as a bearer token');
+    }
     await probes.check();
     const body = await s.metrics.registry.metrics();
     res.writeHead(200, { 'content-type': s.metrics.registry.contentType, 'cache-control': 'no-store' });
     res.end(body);
   };
+}
+
+/** Constant-time comparison of a header with the expected bytes. */
+function sameBytes(header: string | undefined, expected: Buffer): boolean {
+  if (header === undefined) return false;
+  const given = Buffer.from(header);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }

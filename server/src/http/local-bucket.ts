@@ -10,6 +10,7 @@ import {
 } from '../errors/index.js';
 import { verifyLocalSignature } from '../storage/local.js';
 import type { Storage } from '../storage/storage.js';
+import { untrustedObjectHeaders } from './object-headers.js';
 import { etagMatches, parseRange } from './range.js';
 import { pipeBody } from './send.js';
 
@@ -50,7 +51,7 @@ export function createLocalBucketRoute(deps: { storage: Storage; secret: string;
         etag: head.etag,
         'accept-ranges': 'bytes',
         'cache-control': 'private, max-age=0',
-        'x-content-type-options': 'nosniff',
+        ...untrustedObjectHeaders(head.contentType),
       };
       if (head.lastModified) headers['last-modified'] = head.lastModified.toUTCString();
       if (etagMatches(req.headers['if-none-match'], head.etag)) {

@@ -4,6 +4,7 @@ import { badGateway, fromStorage, notFound, rangeNotSatisfiable } from '../error
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import type { Logger } from '../logger.js';
 import { type ByteRange, type ObjectInfo, type Storage, StorageError } from '../storage/storage.js';
+import { untrustedObjectHeaders } from './object-headers.js';
 import { etagMatches, parseRange } from './range.js';
 import { pipeBody } from './send.js';
 
@@ -15,8 +16,6 @@ export interface StreamDeps {
 
 /** Object keys are immutable (a new upload is a new key): a year is safe. */
 const IMMUTABLE_MAX_AGE = 31_536_000;
-/** User uploads served from our origin must never run as a page (an SVG with a script). */
-const CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
 
 type Headers = Record<string, string | number>;
 
@@ -73,8 +72,7 @@ export async function streamObject(
       'last-modified': lastModified,
       'cache-control': `private, max-age=${maxAge}, immutable`,
       'accept-ranges': 'bytes',
-      'x-content-type-options': 'nosniff',
-      'content-security-policy': CSP,
+      ...untrustedObjectHeaders(row.contentType),
       ...(g.byBearer ? { vary: 'Authorization' } : {}),
     };
     if (etagMatches(req.headers['if-none-match'], etag) || notModifiedSince(req, row.createdAt)) {

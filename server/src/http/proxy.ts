@@ -53,7 +53,7 @@ export function createProxyRoute(d: ProxyDeps) {
     if (!isImageId(rawId)) throw badInput('The path must be /proxy/<image id (a UUID)>');
     if (!mode) throw badInput('mode must be redirect or stream');
 
-    const grant = await d.proxyAccess.grant(rawId.toLowerCase(), await credentialOf(req, url));
+    const grant = await d.proxyAccess.grant(rawId.toLowerCase(), mode, await credentialOf(req, url));
     if (mode === 'stream') await streamObject(d, req, res, grant);
     else await redirectToSignedUrl(d, res, grant);
   };

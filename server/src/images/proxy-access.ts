@@ -1,3 +1,4 @@
+import type { ProxyMode } from '../auth/proxy-links.js';
 import type { ProxyTokens } from '../auth/proxy-token.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { RecentRows } from '../db/recent-rows.js';
@@ -15,26 +16,20 @@ export type ProxyCredential = { kind: 'token'; token: string } | { kind: 'viewer
 export class ProxyAccess {
   constructor(
     private readonly d: {
-      tokens: Pick<ProxyTokens, 'precheck' | 'verify' | 'expiresAt'>;
+      tokens: Pick<ProxyTokens, 'verify' | 'expiresAt'>;
       rows: Pick<RecentRows, 'find'>;
     },
   ) {}
 
-  /** The checks that need no row (shape, key id, expiry): run first, so a bad token costs no SQL. */
-  precheck(cred: ProxyCredential): void {
-    if (cred.kind !== 'token') return;
-    const pre = this.d.tokens.precheck(cred.token);
-    if (!pre.ok) throw forbidden(pre.reason === 'expired' ? 'The link has expired' : 'Invalid link');
-  }
-
-  async grant(id: string, cred: ProxyCredential): Promise<ProxyGrant> {
-    this.precheck(cred);
-    const row = await this.d.rows.find(id);
-    // Another owner's image answers exactly like a missing one for bearer requests.
-    if (!row || (cred.kind === 'viewer' && row.ownerId !== cred.viewer.id)) throw notFound('No such image');
-    if (cred.kind === 'token' && !this.d.tokens.verify(cred.token, row.id, row.ownerId).ok) {
-      throw forbidden('Invalid link');
+  async grant(id: string, mode: ProxyMode, cred: ProxyCredential): Promise<ProxyGrant> {
+    if (cred.kind === 'token') {
+      // The whole token is checked before any I/O: a forged or edited link costs no SQL.
+      const check = this.d.tokens.verify(cred.token, id, mode);
+      if (!check.ok) throw forbidden(check.reason === 'expired' ? 'The link has expired' : 'Invalid link');
     }
+    const row = await this.d.rows.find(id);
+    // Missing, deleted and (for a bearer) another owner's image all answer the same.
+    if (!row || (cred.kind === 'viewer' && row.ownerId !== cred.viewer.id)) throw notFound('No such image');
     return {
       row,
       tokenExpiresAt: cred.kind === 'token' ? (this.d.tokens.expiresAt(cred.token) ?? null) : null,

@@ -1,5 +1,3 @@
-import { Repeater } from 'graphql-yoga';
-import type { SignedUrlEvent } from '../events/event-bus.js';
 import { parseImageIds } from '../images/image-id.js';
 import { MAX_PRELOAD_IDS } from '../images/image-service.js';
 import { builder } from './builder.js';
@@ -35,14 +33,7 @@ builder.subscriptionField('signedUrlRefreshed', (t) =>
     description:
       'Every re-signed URL of these images (ids the viewer cannot see deliver nothing). At-most-once: after a reconnect, refetch your URLs.',
     args: { ids: t.arg.idList({ required: true }) },
-    subscribe: (_root, args, ctx) => {
-      const ids = parseImageIds(args.ids.map(String));
-      return new Repeater<SignedUrlEvent>(async (push, stop) => {
-        const close = await ctx.live.listen(ctx.viewer, ids, (e) => void push(e));
-        await stop;
-        close();
-      });
-    },
+    subscribe: (_root, args, ctx) => ctx.live.listen(ctx.viewer, parseImageIds(args.ids.map(String))),
     resolve: (e) => e,
   }),
 );
