@@ -12,7 +12,13 @@ import { RedisUrlStore, urlKeys } from '../src/urls/redis-store.js';
 import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
 import { createTestDatabase } from './helpers/database.js';
 import { GatewayProcess } from './helpers/gateway-process.js';
-import { COS_SECRET_ID, COS_SECRET_KEY, cosEnv, TEST_JWT_SECRET } from './helpers/harness.js';
+import {
+  COS_SECRET_ID,
+  COS_SECRET_KEY,
+  cosEnv,
+  TEST_JWT_SECRET,
+  TEST_PROXY_SECRET,
+} from './helpers/harness.js';
 import { OwnedRedis } from './helpers/redis-server.js';
 import { type SseSubscription, subscribeSse } from './helpers/sse.js';
 
@@ -95,6 +101,7 @@ describe('refresh across three nodes', () => {
       DATABASE_URL: pg.url,
       REDIS_URL: redis.url,
       AUTH_JWT_SECRET: TEST_JWT_SECRET,
+      PROXY_TOKEN_SECRET: TEST_PROXY_SECRET,
       URL_TTL_SECONDS: String(TTL),
       REFRESH_AHEAD_SECONDS: String(AHEAD),
       LOG_LEVEL: 'warn',

@@ -54,7 +54,7 @@ describe('stream mode memory: a 50 MB object through a child gateway', () => {
     const key = `u/alice/${randomBytes(8).toString('hex')}.bin`;
     const etag = putInFixture(fixture, key, body, 'application/octet-stream');
     const id = await addImageRow(createImagesRepo(db), 'alice', key, body, 'application/octet-stream', etag);
-    return { link: `${gw.url}/proxy/${id}?t=${tokens.sign(id, 'alice')}&mode=stream`, body };
+    return { link: `${gw.url}/proxy/${id}?t=${tokens.sign(id, 'stream')}&mode=stream`, body };
   }
 
   it('streams the exact bytes with the gateway growing by less than 30 MB', async () => {

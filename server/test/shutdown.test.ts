@@ -70,7 +70,7 @@ describe('graceful shutdown of the real entry point', () => {
     return {
       id,
       body,
-      link: (base: string) => `${base}/proxy/${id}?t=${tokens.sign(id, 'alice')}&mode=stream`,
+      link: (base: string) => `${base}/proxy/${id}?t=${tokens.sign(id, 'stream')}&mode=stream`,
     };
   }
 

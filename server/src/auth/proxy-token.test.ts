@@ -11,72 +11,83 @@ describe('proxy capability tokens', () => {
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const tokens = createProxyTokens({ secrets: [OLD], ttlSeconds: 3600, clock });
 
-  it('is compact, URL-safe and verifies for its image and owner only', () => {
-    const t = tokens.sign(IMG, 'alice');
+  it('is compact, URL-safe and verifies for its image and mode only', () => {
+    const t = tokens.sign(IMG, 'redirect');
     expect(t.length).toBeLessThanOrEqual(40);
     expect(encodeURIComponent(t)).toBe(t);
-    expect(tokens.verify(t, IMG, 'alice')).toEqual({ ok: true });
-    expect(tokens.verify(t, IMG.toUpperCase(), 'alice')).toEqual({ ok: true });
-    expect(tokens.verify(t, OTHER, 'alice')).toEqual({ ok: false, reason: 'mismatch' });
-    expect(tokens.verify(t, IMG, 'bob')).toEqual({ ok: false, reason: 'mismatch' });
+    expect(tokens.verify(t, IMG, 'redirect')).toEqual({ ok: true });
+    expect(tokens.verify(t, IMG.toUpperCase(), 'redirect')).toEqual({ ok: true });
+    expect(tokens.verify(t, OTHER, 'redirect')).toEqual({ ok: false, reason: 'mismatch' });
+    // A redirect link does not open the bytes (dropping or adding mode=stream is a forgery).
+    expect(tokens.verify(t, IMG, 'stream')).toEqual({ ok: false, reason: 'mismatch' });
+    expect(tokens.verify(tokens.sign(IMG, 'stream'), IMG, 'redirect')).toEqual({
+      ok: false,
+      reason: 'mismatch',
+    });
   });
 
   it('refuses tampered and malformed tokens', () => {
-    const t = tokens.sign(IMG, 'alice');
+    const t = tokens.sign(IMG, 'redirect');
     const [kid, exp, mac] = t.split('.') as [string, string, string];
     const flipped = `${kid}.${exp}.${mac[0] === 'A' ? 'B' : 'A'}${mac.slice(1)}`;
-    expect(tokens.verify(flipped, IMG, 'alice')).toEqual({ ok: false, reason: 'mismatch' });
+    expect(tokens.verify(flipped, IMG, 'redirect')).toEqual({ ok: false, reason: 'mismatch' });
     // A later expiry with the old MAC is a forgery, not an extension.
     const later = `${kid}.${(Number.parseInt(exp, 36) + 86400).toString(36)}.${mac}`;
-    expect(tokens.verify(later, IMG, 'alice')).toEqual({ ok: false, reason: 'mismatch' });
+    expect(tokens.verify(later, IMG, 'redirect')).toEqual({ ok: false, reason: 'mismatch' });
     for (const bad of ['', 'x', `${t}.`, `${kid}.${exp}`, `${kid}..${mac}`, `${t}=`, 'k0.zz.%%%']) {
-      expect(tokens.verify(bad, IMG, 'alice')).toEqual({ ok: false, reason: 'malformed' });
+      expect(tokens.verify(bad, IMG, 'redirect')).toEqual({ ok: false, reason: 'malformed' });
     }
-    expect(tokens.verify(`zz.${exp}.${mac}`, IMG, 'alice')).toEqual({ ok: false, reason: 'unknown_key' });
+    expect(tokens.verify(`zz.${exp}.${mac}`, IMG, 'redirect')).toEqual({ ok: false, reason: 'unknown_key' });
   });
 
   it('expires after the TTL (never later) and not before TTL - step', () => {
     const c = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 17));
     const tk = createProxyTokens({ secrets: [OLD], ttlSeconds: 3600, clock: c });
-    const t = tk.sign(IMG, 'alice');
+    const t = tk.sign(IMG, 'redirect');
     const exp = tk.expiresAt(t)!;
     expect(exp).toBeLessThanOrEqual(c.now() + 3600_000);
     expect(exp).toBeGreaterThan(c.now() + 3600_000 - 150_000 - 1);
     c.set(exp - 1);
-    expect(tk.precheck(t)).toEqual({ ok: true });
+    expect(tk.verify(t, IMG, 'redirect')).toEqual({ ok: true });
     c.set(exp);
-    expect(tk.precheck(t)).toEqual({ ok: false, reason: 'expired' });
-    expect(tk.verify(t, IMG, 'alice')).toEqual({ ok: false, reason: 'expired' });
+    expect(tk.verify(t, IMG, 'redirect')).toEqual({ ok: false, reason: 'expired' });
   });
 
   it('is the same string within a step, so <img src> stays cacheable', () => {
     const c = new FakeClock(Date.UTC(2026, 0, 1));
     const tk = createProxyTokens({ secrets: [OLD], ttlSeconds: 30 * 86400, clock: c });
-    const a = tk.sign(IMG, 'alice');
+    const a = tk.sign(IMG, 'redirect');
     c.advance(3600_000);
-    expect(tk.sign(IMG, 'alice')).toBe(a);
+    expect(tk.sign(IMG, 'redirect')).toBe(a);
   });
 
   it('TTL 0 means no expiry', () => {
     const c = new FakeClock();
     const tk = createProxyTokens({ secrets: [OLD], ttlSeconds: 0, clock: c });
-    const t = tk.sign(IMG, 'alice');
+    const t = tk.sign(IMG, 'redirect');
     expect(tk.expiresAt(t)).toBeNull();
     c.advance(10 * 365 * 86400_000);
-    expect(tk.verify(t, IMG, 'alice')).toEqual({ ok: true });
+    expect(tk.verify(t, IMG, 'redirect')).toEqual({ ok: true });
+  });
+
+  it('a never-expiring token is refused once links are configured to expire', () => {
+    const c = new FakeClock();
+    const forever = createProxyTokens({ secrets: [OLD], ttlSeconds: 0, clock: c }).sign(IMG, 'redirect');
+    const expiring = createProxyTokens({ secrets: [OLD], ttlSeconds: 3600, clock: c });
+    expect(expiring.verify(forever, IMG, 'redirect')).toEqual({ ok: false, reason: 'expired' });
   });
 
   it('rotation: the new key signs, the previous key id verifies while configured', () => {
     const before = createProxyTokens({ secrets: [OLD], ttlSeconds: 3600, clock });
     const during = createProxyTokens({ secrets: [NEW, OLD], ttlSeconds: 3600, clock });
     const after = createProxyTokens({ secrets: [NEW], ttlSeconds: 3600, clock });
-    const old = before.sign(IMG, 'alice');
-    const fresh = during.sign(IMG, 'alice');
+    const old = before.sign(IMG, 'redirect');
+    const fresh = during.sign(IMG, 'redirect');
     expect(fresh.startsWith('k1.')).toBe(true);
-    expect(during.verify(old, IMG, 'alice')).toEqual({ ok: true });
-    expect(during.verify(fresh, IMG, 'alice')).toEqual({ ok: true });
-    expect(after.verify(fresh, IMG, 'alice')).toEqual({ ok: true });
-    expect(after.verify(old, IMG, 'alice')).toEqual({ ok: false, reason: 'unknown_key' });
+    expect(during.verify(old, IMG, 'redirect')).toEqual({ ok: true });
+    expect(during.verify(fresh, IMG, 'redirect')).toEqual({ ok: true });
+    expect(after.verify(fresh, IMG, 'redirect')).toEqual({ ok: true });
+    expect(after.verify(old, IMG, 'redirect')).toEqual({ ok: false, reason: 'unknown_key' });
   });
 
   it('rounds expiries down to the step but never into the past', () => {
@@ -94,13 +105,13 @@ describe('proxy token spelling', () => {
     // Try many ids, so some MACs end in a character whose spare bits can be flipped.
     for (let i = 0; i < 64; i++) {
       const id = `6f1c1b1e-8a0e-4c4a-9a57-${i.toString(16).padStart(12, '0')}`;
-      const t = tk.sign(id, 'alice');
+      const t = tk.sign(id, 'redirect');
       const last = t.at(-1)!;
       const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
       const sibling = alphabet[alphabet.indexOf(last) ^ 1]!;
-      expect(tk.verify(`${t.slice(0, -1)}${sibling}`, id, 'alice').ok).toBe(false);
+      expect(tk.verify(`${t.slice(0, -1)}${sibling}`, id, 'redirect').ok).toBe(false);
       const [kid, exp, mac] = t.split('.');
-      expect(tk.verify(`${kid}.0${exp}.${mac}`, id, 'alice').ok).toBe(false);
+      expect(tk.verify(`${kid}.0${exp}.${mac}`, id, 'redirect').ok).toBe(false);
     }
   });
 });

@@ -18,6 +18,8 @@ import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from './database.js';
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
+/** With auth on, proxy links need a secret of their own (the development key is refused). */
+export const TEST_PROXY_SECRET = 'test-proxy-secret-0123456789';
 export const COS_SECRET_ID = 'AKIDtestTESTtestTESTtestTESTtestTEST1';
 export const COS_SECRET_KEY = 'testSecretKeyForTheFixture0123456';
 
@@ -94,6 +96,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    PROXY_TOKEN_SECRET: TEST_PROXY_SECRET,
     LOG_LEVEL: 'info',
     STORAGE_DRIVER: opts.driver ?? 'cos',
     ...(fixture ? cosEnv(fixture) : {}),
