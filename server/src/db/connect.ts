@@ -74,13 +74,4 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
   };
 }
 
-/** True for errors that mean "the database is not there", as opposed to a bad statement. */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | undefined;
-  if (!e) return false;
-  if (e.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|57P0[1-3]|08\w\w|53300)$/.test(e.code))
-    return true;
-  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|the database system is (starting|shutting) up|Client has encountered a connection error/i.test(
-    e.message ?? '',
-  );
-}
+export { isDatabaseUnavailable } from './unavailable.js';

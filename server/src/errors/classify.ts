@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from '../db/connect.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { StorageError } from '../storage/storage.js';
 import { type AppError, badGateway, badInput, findAppError, notFound, unavailable } from './app-error.js';
 

@@ -7,7 +7,7 @@ export interface ShutdownDeps {
   drain(): void;
   /**
    * Once requests are done: stops background work (jobs, leases, the access-count flush), then
-   * closes database, cache and storage connections (the container's close).
+   * closes the event bus, cache and database connections (the container's close).
    */
   close(): Promise<void>;
   logger: Logger;

@@ -71,7 +71,11 @@ export class CommandBatch {
 async function runPipeline(redis: RedisClient, items: Queued[]): Promise<unknown[]> {
   const p = redis.pipeline();
   for (const q of items) q.add(p);
-  const results = await p.exec();
+  return pipelineValues(await p.exec());
+}
+
+/** Throws unless every reply of a pipeline succeeded; returns the values. */
+export function pipelineValues(results: [Error | null, unknown][] | null): unknown[] {
   if (!results) throw new Error('redis pipeline returned nothing');
   return results.map(([err, v]) => {
     if (err) throw err;

@@ -1,10 +1,11 @@
-import { GraphQLError, Kind } from 'graphql';
+import { Kind } from 'graphql';
+import { badInput } from '../errors/index.js';
 import { builder } from './builder.js';
 
 const parseDate = (value: unknown): Date => {
   const d = typeof value === 'string' ? new Date(value) : undefined;
   if (!d || Number.isNaN(d.getTime())) {
-    throw new GraphQLError('DateTime must be an ISO-8601 string', { extensions: { code: 'BAD_USER_INPUT' } });
+    throw badInput('DateTime must be an ISO-8601 string');
   }
   return d;
 };

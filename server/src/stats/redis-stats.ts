@@ -1,6 +1,6 @@
+import { pipelineValues } from '../redis/command-batch.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { UsageCounters } from '../urls/access-tracker.js';
-import { pipelineValues } from '../urls/redis-store.js';
 import {
   type DailyStats,
   emptyDay,

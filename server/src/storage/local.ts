@@ -79,13 +79,19 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
 
     async put(key, body, contentType) {
       const file = safeLocalPath(root, key);
-      await mkdir(path.dirname(file), { recursive: true });
       const etag = `"${createHash('md5').update(body).digest('hex')}"`;
       // Write to a temporary name first, so a reader never sees half an object.
       const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-      await writeFile(tmp, body);
-      await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag }));
-      await rename(tmp, file);
+      try {
+        await mkdir(path.dirname(file), { recursive: true });
+        await writeFile(tmp, body);
+        await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag }));
+        await rename(tmp, file);
+      } catch (err) {
+        await rm(tmp, { force: true }).catch(() => {});
+        // A full or read-only disk is this store being unavailable, like an origin that fails.
+        throw new StorageError('unavailable', 'local bucket write failed', { cause: err });
+      }
       return { etag };
     },
 
@@ -111,8 +117,12 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
 
     async delete(key) {
       const file = safeLocalPath(root, key);
-      await rm(file, { force: true });
-      await rm(file + META_SUFFIX, { force: true });
+      try {
+        await rm(file, { force: true });
+        await rm(file + META_SUFFIX, { force: true });
+      } catch (err) {
+        throw new StorageError('unavailable', 'local bucket delete failed', { cause: err });
+      }
     },
 
     signMany(keys, window) {

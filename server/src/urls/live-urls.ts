@@ -1,7 +1,6 @@
 import type { Viewer } from '../auth/viewer.js';
 import { rateLimited } from '../errors/index.js';
 import type { EventBus, SignedUrlEvent } from '../events/event-bus.js';
-import type { ImageService } from '../images/image-service.js';
 import type { Metrics } from '../metrics.js';
 
 export interface LiveUrlLimits {
@@ -24,7 +23,8 @@ export class LiveUrls {
 
   constructor(
     private readonly d: {
-      images: Pick<ImageService, 'visible'>;
+      /** The images of ids the viewer may see (the images domain decides). */
+      images: { visible(viewer: Viewer, ids: readonly string[]): Promise<{ id: string }[]> };
       events: Pick<EventBus, 'subscribe'>;
       metrics: Pick<Metrics, 'sseSubscribers'>;
       limits: LiveUrlLimits;

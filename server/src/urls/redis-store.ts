@@ -97,15 +97,6 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
-/** Throws unless every reply of a pipeline succeeded; returns the values. */
-export function pipelineValues(results: [Error | null, unknown][] | null): unknown[] {
-  if (!results) throw new Error('redis pipeline returned nothing');
-  return results.map(([err, v]) => {
-    if (err) throw err;
-    return v;
-  });
-}
-
 export class RedisUrlStore implements UrlStore {
   readonly kind = 'redis' as const;
   private readonly k: ReturnType<typeof urlKeys>;

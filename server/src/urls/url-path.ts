@@ -34,7 +34,7 @@ export interface UrlPath {
 /**
  * The parts of the hot path, wired once: telemetry observes, the guarded cache reads and writes
  * behind its breaker, the memo builds URLs, the signer signs and publishes, the service resolves.
- * The container builds a node with it; unit tests and the bench build just this path with it.
+ * The container builds a node with it; unit tests build just this path with it.
  */
 export function createUrlPath(d: UrlPathDeps): UrlPath {
   const access = new AccessTracker({

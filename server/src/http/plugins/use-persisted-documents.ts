@@ -3,6 +3,7 @@ import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operation
 import { parse } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { ConfigError } from '../../config.js';
+import { ERROR_TABLE, type Failure } from '../../errors/index.js';
 import { canonicalDocument, sha256Hex } from '../../lib/canonical-document.js';
 import { QUERY_LIMITS } from './use-query-limits.js';
 
@@ -68,6 +69,12 @@ function isListed(ops: PersistedOperations, query: string): boolean {
  * `only`, nothing else runs, except the listed documents sent in full: the web app sends its
  * documents as text with `__typename` added, and those match the list without a client change.
  */
+/** The plugin takes plain error shapes: these come from the error table all the same. */
+function tableExtensions(failure: Failure) {
+  const spec = ERROR_TABLE[failure];
+  return { code: spec.graphqlCode ?? spec.code, http: { status: spec.status } };
+}
+
 export function usePersistedDocuments(ops: PersistedOperations, opts: { only: boolean }): Plugin[] {
   const admitted = new WeakSet<Request>();
   const listedInFull: Plugin = {
@@ -79,17 +86,11 @@ export function usePersistedDocuments(ops: PersistedOperations, opts: { only: bo
     getPersistedOperation: (hash) => ops.byHash.get(hash) ?? null,
     allowArbitraryOperations: opts.only ? (request) => admitted.has(request) : true,
     customErrors: {
-      notFound: {
-        message: 'PersistedQueryNotFound',
-        extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } },
-      },
-      keyNotFound: {
-        message: 'PersistedQueryKeyNotFound',
-        extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } },
-      },
+      notFound: { message: 'PersistedQueryNotFound', extensions: tableExtensions('BAD_USER_INPUT') },
+      keyNotFound: { message: 'PersistedQueryKeyNotFound', extensions: tableExtensions('BAD_USER_INPUT') },
       persistedQueryOnly: {
         message: 'Only persisted operations are accepted here (extensions.persistedQuery.sha256Hash)',
-        extensions: { code: 'FORBIDDEN', http: { status: 403 } },
+        extensions: tableExtensions('FORBIDDEN'),
       },
     },
   }) as Plugin;
