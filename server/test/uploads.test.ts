@@ -176,7 +176,8 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     it('SVG is refused by default (UNSUPPORTED_MEDIA_TYPE)', async () => {
       const res = await leavesNothing(() => uploadFile(h, SVG, { name: 'logo.svg', type: 'image/svg+xml' }));
       expect(codeOf(res)).toBe('UNSUPPORTED_MEDIA_TYPE');
-      expect(res.errors![0]!.message).toMatch(/SVG/);
+      // SVG detection does not run unless SVG is allowed: the answer is the generic one.
+      expect(res.errors![0]!.message).toMatch(/not a JPEG, PNG, GIF, WebP or AVIF image/);
     });
 
     it('a truncated header is BAD_USER_INPUT', async () => {

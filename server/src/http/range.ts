@@ -6,28 +6,70 @@ export type RangeResult =
   | { kind: 'unsatisfiable' };
 
 /**
+ * Range headers longer than this are ignored (the whole object). A single range of two 15-digit
+ * positions with generous whitespace fits in a few dozen characters.
+ */
+export const MAX_RANGE_HEADER_LENGTH = 1024;
+
+/**
  * One `Range: bytes=…` header against an object of `size` bytes (RFC 9110 §14). Anything we do
- * not understand — other units, several ranges, garbage — is ignored (200 with the whole object),
- * as the RFC allows; a well-formed range that misses the object is 416.
+ * not understand — other units, several ranges, garbage, a header over MAX_RANGE_HEADER_LENGTH —
+ * is ignored (200 with the whole object), as the RFC allows; a well-formed range that misses the
+ * object is 416.
+ *
+ * Parsed by hand in one left-to-right pass: the header is the client's, and the regular
+ * expression this replaced backtracked on runs of spaces (minutes of CPU for 15 KB).
  */
 export function parseRange(header: string | null | undefined, size: number): RangeResult {
-  if (!header) return { kind: 'full' };
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (!m) return { kind: 'full' };
-  const [, a, b] = m;
+  if (!header || header.length > MAX_RANGE_HEADER_LENGTH) return { kind: 'full' };
+  const spec = singleByteRange(header);
+  if (!spec) return { kind: 'full' };
+  const { first: a, last: b } = spec;
   if (a === '' && b === '') return { kind: 'full' };
   if (a === '') {
     // Suffix range: the last n bytes.
-    const n = position(b!);
+    const n = position(b);
     if (n === 0) return { kind: 'unsatisfiable' };
     if (size === 0) return { kind: 'unsatisfiable' };
     return { kind: 'partial', range: { start: Math.max(0, size - n), end: size - 1 } };
   }
-  const start = position(a!);
-  const last = b === '' ? Number.POSITIVE_INFINITY : position(b!);
+  const start = position(a);
+  const last = b === '' ? Number.POSITIVE_INFINITY : position(b);
   if (last < start) return { kind: 'full' };
   if (start >= size) return { kind: 'unsatisfiable' };
   return { kind: 'partial', range: { start, end: Math.min(last, size - 1) } };
+}
+
+const isSpace = (c: number) => c === 0x20 || c === 0x09; // HTTP's optional whitespace: SP, HTAB
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/**
+ * `bytes = first - last` with optional whitespace around each token, either number possibly
+ * empty (the caller decides what an empty one means); null for anything else.
+ */
+function singleByteRange(h: string): { first: string; last: string } | null {
+  let at = 0;
+  const skipSpace = () => {
+    while (at < h.length && isSpace(h.charCodeAt(at))) at++;
+  };
+  const digits = () => {
+    const start = at;
+    while (at < h.length && isDigit(h.charCodeAt(at))) at++;
+    return h.slice(start, at);
+  };
+  skipSpace();
+  if (h.slice(at, at + 5).toLowerCase() !== 'bytes') return null;
+  at += 5;
+  skipSpace();
+  if (h[at++] !== '=') return null;
+  skipSpace();
+  const first = digits();
+  skipSpace();
+  if (h[at++] !== '-') return null;
+  skipSpace();
+  const last = digits();
+  skipSpace();
+  return at === h.length ? { first, last } : null;
 }
 
 /**
@@ -35,8 +77,9 @@ export function parseRange(header: string | null | undefined, size: number): Ran
  * (and beyond exact doubles): Infinity, so it is cut to the end or unsatisfiable, never rounded.
  */
 function position(digits: string): number {
-  const d = digits.replace(/^0+(?=\d)/, '');
-  return d.length > 15 ? Number.POSITIVE_INFINITY : Number(d);
+  let lead = 0;
+  while (lead < digits.length - 1 && digits[lead] === '0') lead++;
+  return digits.length - lead > 15 ? Number.POSITIVE_INFINITY : Number(digits.slice(lead));
 }
 
 /** `If-None-Match` matches an ETag (weak comparison, `*` matches anything). */

@@ -16,6 +16,15 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json',
 };
 
+/**
+ * Whether `file` (absolute, resolved) is `base` itself or below it. A bare prefix test is not
+ * enough: `/srv/dist-evil/x` starts with `/srv/dist` but is a sibling folder.
+ */
+export function isInside(base: string, file: string): boolean {
+  const rel = path.relative(base, file);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}
+
 /** Serves the built Vue app; unknown paths get index.html so client-side routes work. */
 export function createStaticRoute(root: string) {
   const base = path.resolve(root);
@@ -27,7 +36,7 @@ export function createStaticRoute(root: string) {
       rel = '/';
     }
     let file = path.resolve(base, `.${rel}`);
-    if (!file.startsWith(base)) file = path.join(base, 'index.html');
+    if (!isInside(base, file)) file = path.join(base, 'index.html');
     let st = await stat(file).catch(() => null);
     if (!st?.isFile()) {
       file = path.join(base, 'index.html');

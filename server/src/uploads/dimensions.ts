@@ -1,7 +1,7 @@
 import { crc32 } from '../crc32.js';
 import { avifSize } from './avif.js';
 import { type Dimensions, ImageHeaderError } from './header-error.js';
-import type { ImageFormat } from './sniff.js';
+import { type ImageFormat, isXmlSpace, skipXmlSpace, svgPrefix, svgRootAt } from './sniff.js';
 
 export { type Dimensions, ImageHeaderError };
 
@@ -48,15 +48,35 @@ function gifSize(b: Buffer): Dimensions {
 const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
 
 /**
+ * Segments walked, and fill bytes skipped, before the frame header at most. Real files have a
+ * few dozen segments (a large ICC profile or XMP packet is split into some more); without a
+ * bound, 20 MB of two-byte markers is millions of steps per upload.
+ */
+const JPEG_MAX_SEGMENTS = 4096;
+const JPEG_MAX_FILL_BYTES = 64 * 1024;
+
+/**
  * Walks the marker segments up to the first frame header. An EXIF orientation of 5 to 8 turns
  * the image a quarter, so browsers show it with width and height swapped.
  */
 function jpegSize(b: Buffer): Dimensions {
   let at = 2;
   let orientation = 1;
+  let segments = 0;
+  let fill = 0;
   while (at < b.length) {
     if (b[at] !== 0xff) throw new ImageHeaderError('jpeg', 'malformed (marker expected)');
-    while (at < b.length && b[at] === 0xff) at++; // fill bytes
+    if (++segments > JPEG_MAX_SEGMENTS) {
+      throw new ImageHeaderError('jpeg', `malformed (no frame header in ${JPEG_MAX_SEGMENTS} segments)`);
+    }
+    // Fill bytes: every 0xff after the first, bounded in total so a run of them is not walked to the end.
+    const run = at + 1;
+    const fillLimit = Math.min(b.length, run + JPEG_MAX_FILL_BYTES - fill);
+    at = run;
+    while (at < fillLimit && b[at] === 0xff) at++;
+    fill += at - run;
+    if (at < b.length && b[at] === 0xff)
+      throw new ImageHeaderError('jpeg', 'malformed (too many fill bytes)');
     if (at >= b.length) break;
     const marker = b[at++]!;
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) continue; // no length
@@ -126,23 +146,94 @@ function webpSize(b: Buffer): Dimensions {
   throw new ImageHeaderError('webp', 'malformed (unknown first chunk)');
 }
 
-const SVG_LENGTH = /^\s*(\d+(?:\.\d+)?)\s*(px)?\s*$/;
+/** How much of an SVG is read for its root element: the prolog and the `<svg …>` start tag. */
+const SVG_HEAD_BYTES = 64 * 1024;
 
-/** width/height attributes of the root element in px, else the viewBox; null when neither says. */
+/**
+ * width/height attributes of the root element in px, else the viewBox; null when neither says.
+ * One left-to-right pass over at most SVG_HEAD_BYTES (no regular expressions: the text is the
+ * client's, and the patterns this replaced went quadratic on it).
+ */
 function svgSize(b: Buffer): Dimensions | null {
-  const text = b.toString('utf8', 0, Math.min(b.length, 64 * 1024));
-  const tag = /<svg\b([^>]*)>/i.exec(text)?.[1];
-  if (tag === undefined) throw new ImageHeaderError('svg', 'truncated (no complete <svg> tag)');
-  const attr = (name: string) => new RegExp(`\\s${name}\\s*=\\s*(["'])(.*?)\\1`, 'i').exec(tag)?.[2];
-  const w = SVG_LENGTH.exec(attr('width') ?? '')?.[1];
-  const h = SVG_LENGTH.exec(attr('height') ?? '')?.[1];
-  if (w && h) return { width: Math.round(Number(w)), height: Math.round(Number(h)) };
-  const box = attr('viewBox')
-    ?.trim()
-    .split(/[\s,]+/)
-    .map(Number);
+  const text = svgPrefix(b, SVG_HEAD_BYTES);
+  const root = svgRootAt(text);
+  if (root < 0) throw new ImageHeaderError('svg', 'malformed (no <svg> root element)');
+  const attrs = startTagAttributes(text, root + 4);
+  if (!attrs) throw new ImageHeaderError('svg', 'truncated (no complete <svg> tag)');
+  const w = svgLength(attrs.get('width'));
+  const h = svgLength(attrs.get('height'));
+  if (w !== undefined && h !== undefined) return { width: Math.round(w), height: Math.round(h) };
+  const box = viewBoxNumbers(attrs.get('viewbox'));
   if (box?.length === 4 && box.every(Number.isFinite) && box[2]! > 0 && box[3]! > 0) {
     return { width: Math.round(box[2]!), height: Math.round(box[3]!) };
   }
   return null;
+}
+
+/**
+ * The quoted attributes of a start tag from `at` (just after its name) to its `>`, names in lower
+ * case, the first of a repeated name kept. Null when the tag does not end within `s`. Unquoted
+ * values are not XML and are skipped. Every step consumes at least one character.
+ */
+function startTagAttributes(s: string, at: number): Map<string, string> | null {
+  const attrs = new Map<string, string>();
+  for (;;) {
+    at = skipXmlSpace(s, at);
+    if (at >= s.length) return null;
+    const c = s[at];
+    if (c === '>') return attrs;
+    if (c === '/') {
+      at++;
+      continue;
+    }
+    const nameStart = at;
+    while (at < s.length && !isXmlSpace(s.charCodeAt(at)) && !'=>/'.includes(s[at]!)) at++;
+    const name = s.slice(nameStart, at).toLowerCase();
+    at = skipXmlSpace(s, at);
+    if (s[at] !== '=') continue;
+    at = skipXmlSpace(s, at + 1);
+    const quote = s[at];
+    if (quote === '"' || quote === "'") {
+      const close = s.indexOf(quote, at + 1);
+      if (close < 0) return null;
+      if (name && !attrs.has(name)) attrs.set(name, s.slice(at + 1, close));
+      at = close + 1;
+    } else {
+      while (at < s.length && !isXmlSpace(s.charCodeAt(at)) && s[at] !== '>') at++;
+    }
+  }
+}
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/** A length in user units: digits with an optional fraction, optionally `px`; else undefined. */
+function svgLength(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  let v = value.trim();
+  if (v.endsWith('px')) v = v.slice(0, -2).trimEnd();
+  let i = 0;
+  while (i < v.length && isDigit(v.charCodeAt(i))) i++;
+  if (i === 0) return undefined;
+  if (v[i] === '.') {
+    const fraction = ++i;
+    while (i < v.length && isDigit(v.charCodeAt(i))) i++;
+    if (i === fraction) return undefined;
+  }
+  return i === v.length ? Number(v) : undefined;
+}
+
+/** The numbers of a viewBox (separated by whitespace and/or commas); more than 4 is not one. */
+function viewBoxNumbers(value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const out: number[] = [];
+  let at = 0;
+  const sep = (i: number) => isXmlSpace(value.charCodeAt(i)) || value[i] === ',';
+  for (;;) {
+    while (at < value.length && sep(at)) at++;
+    if (at >= value.length) return out;
+    if (out.length === 4) return undefined;
+    const start = at;
+    while (at < value.length && !sep(at)) at++;
+    out.push(Number(value.slice(start, at)));
+  }
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   JPEG_5x3,
@@ -14,10 +15,48 @@ import {
 import { AppError } from '../errors/index.js';
 import { inspectImage, objectKeyFor, readBounded } from '../images/upload.js';
 import { ImageHeaderError, readDimensions } from './dimensions.js';
-import { detectFormat } from './sniff.js';
+import { detectFormat, SNIFF_BYTES } from './sniff.js';
 
 const png = makePng(4, 3, [0, 0, 0], [255, 255, 255]);
 const limits = { uploadAllowSvg: false, uploadMaxPixels: 100_000_000 };
+
+/**
+ * The result (or error) of fn and its fastest time of three, in ms: the first call may include
+ * compiling the reader and any call may meet a garbage-collection pause, while a backtracking or
+ * unbounded walk is slow every time.
+ */
+function timed<T>(fn: () => T): { value?: T; error?: unknown; ms: number } {
+  let best = Number.POSITIVE_INFINITY;
+  let out: { value?: T; error?: unknown } = {};
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now();
+    try {
+      out = { value: fn() };
+    } catch (error) {
+      out = { error };
+    }
+    best = Math.min(best, performance.now() - start);
+  }
+  return { ...out, ms: best };
+}
+
+/**
+ * The bound for one hostile input against the header readers. The attacks these tests reproduce
+ * cost from 0.7 s to hours with the old code; the linear scans take well under 1 ms, so 100 ms
+ * leaves room for a slow, loaded machine without letting the old behaviour pass.
+ */
+const ATTACK_MS = 100;
+
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+const isoBox = (type: string, ...parts: Buffer[]) => {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([u32(body.length + 8), Buffer.from(type, 'latin1'), body]);
+};
+const AVIF_FTYP = isoBox('ftyp', Buffer.from('avif', 'latin1'), u32(0), Buffer.from('avifmif1', 'latin1'));
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -134,6 +173,207 @@ describe('readDimensions: from the header', () => {
     const at = avif.indexOf('pitm');
     avif.writeUInt16BE(7, at + 8); // primary item 7 has no properties
     expect(() => readDimensions('avif', avif)).toThrow(/primary item/);
+  });
+});
+
+describe('hostile text uploads: the SVG sniff and svgSize scan linearly over a bounded prefix', () => {
+  // "<!---->" k times plus a byte made the old prolog pattern try 2^k ways (k = 40: about an hour).
+  const comments = (k: number) => '<!---->'.repeat(k);
+
+  it('60 empty comments and a byte is not SVG, decided in well under 100 ms', () => {
+    const hostile = Buffer.from(`${comments(60)}x`);
+    for (const allowSvg of [true, false]) {
+      const r = timed(() => detectFormat(hostile, { allowSvg }));
+      console.info(`detectFormat(60 × "<!---->" + byte, allowSvg=${allowSvg}): ${r.ms.toFixed(3)} ms`);
+      expect(r.value).toBeNull();
+      expect(r.ms).toBeLessThan(ATTACK_MS);
+    }
+    for (const uploadAllowSvg of [true, false]) {
+      const r = timed(() => codeOf(() => inspectImage(hostile, { ...limits, uploadAllowSvg })));
+      expect(r.value).toBe('UNSUPPORTED_MEDIA_TYPE');
+      expect(r.ms).toBeLessThan(ATTACK_MS);
+    }
+  });
+
+  it('the same comments before a real root are still SVG, and only when SVG is looked for', () => {
+    const svg = Buffer.from(
+      `${comments(60)}\n<svg xmlns="http://www.w3.org/2000/svg" width="3" height="2"/>`,
+    );
+    expect(detectFormat(svg)).toBe('svg');
+    expect(detectFormat(svg, { allowSvg: false })).toBeNull();
+    expect(detectFormat(SVG, { allowSvg: false })).toBeNull();
+    expect(readDimensions('svg', svg)).toEqual({ width: 3, height: 2 });
+  });
+
+  it('the prolog may hold comments, processing instructions and a doctype with "]" in its subset', () => {
+    const prolog =
+      '<?xml version="1.0"?>\n<!-- a > b -->\t<?pi x?>\r\n' +
+      '<!DOCTYPE svg [ <!ENTITY a "]"> <!ENTITY b "c"> ]  >\n<SVG width="4" height="5"></SVG>';
+    expect(detectFormat(Buffer.from(prolog))).toBe('svg');
+    for (const s of [
+      '<!-- never closed <svg/>',
+      '<?pi <svg/>',
+      '<!DOCTYPE svg [ <svg/>',
+      '<svgx/>',
+      '<svg',
+    ]) {
+      expect(detectFormat(Buffer.from(s)), s).toBeNull();
+    }
+  });
+
+  it('a root element that starts past the first 4 KB is not sniffed as SVG', () => {
+    const late = Buffer.from(`<!--${'-'.repeat(SNIFF_BYTES)}--><svg/>`);
+    expect(detectFormat(late)).toBeNull();
+  });
+
+  it('svgSize reads the root element, not an <svg> tag inside a comment', () => {
+    const svg = Buffer.from('<!-- <svg width="9" height="9"> --><svg viewBox="0,0 , 12 7" width="50%"/>');
+    expect(readDimensions('svg', svg)).toEqual({ width: 12, height: 7 });
+    // ">" is allowed inside a quoted attribute value.
+    expect(readDimensions('svg', Buffer.from('<svg data-x="a>b" width="6px" height=" 8 "/>'))).toEqual({
+      width: 6,
+      height: 8,
+    });
+  });
+
+  it.each([
+    // 16K unclosed "<svg": the old tag pattern rescanned the rest of the text from each one (~0.9 s).
+    ['"<svg" × 16,384', () => '<svg'.repeat(16 * 1024)],
+    // A width of 60,000 spaces then a letter: the old length pattern was quadratic (~2 s).
+    ['width="1" + 60,000 spaces + "x"', () => `<svg width="1${' '.repeat(60_000)}x" height="1">`],
+    ['64 KB of spaces inside the tag', () => `<svg${' '.repeat(64 * 1024)}>`],
+    ['64 KB of "=" inside the tag', () => `<svg a${'='.repeat(64 * 1024)}>`],
+  ])('svgSize of %s is answered in well under 100 ms', (_label, make) => {
+    const bytes = Buffer.from(make());
+    const r = timed(() => readDimensions('svg', bytes));
+    console.info(`svgSize(${_label}): ${r.ms.toFixed(3)} ms`);
+    expect(r.ms).toBeLessThan(ATTACK_MS);
+    if (r.error !== undefined) expect(r.error).toBeInstanceOf(ImageHeaderError);
+    else expect(r.value).toBeNull();
+  });
+});
+
+describe('hostile binary uploads: malformed headers are ImageHeaderError, never a RangeError, and bounded', () => {
+  /** An AVIF whose meta box ends with a version-1 pitm of `payload` bytes, at the end of the file. */
+  function avifEndingInPitm(payload: number): Buffer {
+    const iprp = isoBox('iprp', isoBox('ipco'), isoBox('ipma', Buffer.alloc(8)));
+    const pitm = isoBox('pitm', Buffer.from([1, 0, 0, 0]), Buffer.alloc(payload - 4, 1));
+    return Buffer.concat([AVIF_FTYP, isoBox('meta', Buffer.alloc(4), iprp, pitm)]);
+  }
+
+  it.each([6, 7])(
+    'an AVIF pitm box of %i bytes at the end of the file is a header error (was a RangeError → 500)',
+    (n) => {
+      const avif = avifEndingInPitm(n);
+      expect(detectFormat(avif)).toBe('avif');
+      expect(() => readDimensions('avif', avif)).toThrow(ImageHeaderError);
+      expect(() => readDimensions('avif', avif)).toThrow(/pitm/);
+      expect(codeOf(() => inspectImage(avif, limits))).toBe('BAD_USER_INPUT');
+    },
+  );
+
+  it('AVIF meta, ipma and ispe boxes too short for their fields are header errors', () => {
+    const short = [
+      Buffer.concat([AVIF_FTYP, isoBox('meta', Buffer.alloc(2))]),
+      Buffer.concat([
+        AVIF_FTYP,
+        isoBox(
+          'meta',
+          Buffer.alloc(4),
+          isoBox('pitm', Buffer.alloc(6)),
+          isoBox('iprp', isoBox('ipco'), isoBox('ipma')),
+        ),
+      ]),
+      Buffer.concat([
+        AVIF_FTYP,
+        isoBox(
+          'meta',
+          Buffer.alloc(4),
+          isoBox('pitm', Buffer.alloc(6)),
+          isoBox(
+            'iprp',
+            isoBox('ipco', isoBox('ispe', Buffer.alloc(8))),
+            isoBox('ipma', Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1])),
+          ),
+        ),
+      ]),
+    ];
+    for (const avif of short) expect(() => readDimensions('avif', avif)).toThrow(ImageHeaderError);
+  });
+
+  // 20 MB is the default upload limit.
+  const TWENTY_MB = 20 * 1024 * 1024;
+
+  it('20 MB of empty ISO boxes is refused in well under 100 ms', () => {
+    const boxes = Buffer.alloc(TWENTY_MB);
+    AVIF_FTYP.copy(boxes);
+    for (let at = AVIF_FTYP.length; at + 8 <= boxes.length; at += 8) {
+      boxes.writeUInt32BE(8, at);
+      boxes.write('free', at + 4, 'latin1');
+    }
+    const walk = timed(() => readDimensions('avif', boxes));
+    console.info(`avifSize(20 MB of 8-byte boxes): ${walk.ms.toFixed(3)} ms`);
+    expect(walk.error).toBeInstanceOf(ImageHeaderError);
+    expect(walk.ms).toBeLessThan(ATTACK_MS);
+  });
+
+  it('an ftyp box declaring 20 MB of brands is sniffed in well under 100 ms', () => {
+    const ftyp = Buffer.alloc(TWENTY_MB, 0x61);
+    ftyp.writeUInt32BE(TWENTY_MB, 0);
+    ftyp.write('ftypheic', 4, 'latin1');
+    const sniff = timed(() => detectFormat(ftyp));
+    console.info(`detectFormat(ftyp of 20 MB of brands): ${sniff.ms.toFixed(3)} ms`);
+    expect(sniff.value).toBeNull();
+    expect(sniff.ms).toBeLessThan(ATTACK_MS);
+  });
+
+  it('20 MB of JPEG markers without a frame header, or of fill bytes, is refused in well under 100 ms', () => {
+    const markers = Buffer.alloc(TWENTY_MB, 0xd0);
+    for (let i = 0; i < markers.length; i += 2) markers[i] = 0xff;
+    markers[1] = 0xd8;
+    const fill = Buffer.alloc(TWENTY_MB, 0xff);
+    fill[1] = 0xd8;
+    // The walk stops at its bound (the message says which) instead of running to the end.
+    for (const [label, bytes, bound] of [
+      ['markers', markers, /segments/],
+      ['fill bytes', fill, /fill bytes/],
+    ] as const) {
+      const r = timed(() => readDimensions('jpeg', bytes));
+      console.info(`jpegSize(20 MB of ${label}): ${r.ms.toFixed(3)} ms`);
+      expect(r.error).toBeInstanceOf(ImageHeaderError);
+      expect((r.error as Error).message).toMatch(bound);
+      expect(r.ms).toBeLessThan(ATTACK_MS);
+    }
+  });
+
+  it('property: a cut or corrupted header of any format is read or refused with ImageHeaderError', () => {
+    const valid = [
+      ['jpeg', withExifOrientation(JPEG_5x3, 6)],
+      ['png', png],
+      ['gif', makeGif(2, 2)],
+      ['webp', WEBP_LOSSY_5x3],
+      ['webp', WEBP_LOSSLESS_5x3],
+      ['webp', makeWebpExtended()],
+      ['avif', makeAvif({ rotate: true })],
+      ['svg', SVG],
+    ] as const;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...valid),
+        fc.nat(),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+        ([format, original], cut, edits) => {
+          const bytes = Buffer.from(original.subarray(0, cut % (original.length + 1)));
+          for (const [at, value] of edits) if (bytes.length > 0) bytes[at % bytes.length] = value;
+          try {
+            readDimensions(format, bytes);
+          } catch (err) {
+            if (!(err instanceof ImageHeaderError)) throw err;
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });
 

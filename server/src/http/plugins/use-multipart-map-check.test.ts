@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../errors/index.js';
-import { checkUploadMap, checkUploadOperations } from './use-multipart-map-check.js';
+import {
+  checkUploadFileName,
+  checkUploadMap,
+  checkUploadOperations,
+  MAX_FILE_NAME_LENGTH,
+} from './use-multipart-map-check.js';
 
 const sent = (name: string) => name === '0';
 
@@ -38,6 +43,35 @@ describe('checkUploadOperations', () => {
     expect(() => checkUploadOperations('not json')).not.toThrow();
     for (const ops of ['0', '"x"', 'null', 'true', '[{"query":"{ viewer { id } }"}]']) {
       expect(() => checkUploadOperations(ops), ops).toThrow(AppError);
+    }
+  });
+});
+
+describe('checkUploadFileName', () => {
+  const codeOf = (name: string) => {
+    try {
+      checkUploadFileName('0', name);
+    } catch (e) {
+      return e instanceof AppError ? e.code : String(e);
+    }
+    return undefined;
+  };
+
+  it('accepts ordinary names, non-ASCII ones, and names up to the limit', () => {
+    for (const name of ['photo.png', 'Ünïcødé 照片.jpg', '', 'a'.repeat(MAX_FILE_NAME_LENGTH)]) {
+      expect(codeOf(name), name).toBeUndefined();
+    }
+  });
+
+  it('refuses what only a malformed part header yields: 8 KB (an unterminated quote), control characters', () => {
+    for (const name of [
+      'a'.repeat(8192),
+      'a'.repeat(MAX_FILE_NAME_LENGTH + 1),
+      'a\r\nContent-Type: x',
+      'a\0b',
+      'a\x7f',
+    ]) {
+      expect(codeOf(name), JSON.stringify(name.slice(0, 20))).toBe('BAD_USER_INPUT');
     }
   });
 });

@@ -45,7 +45,30 @@ export function checkUploadMap(raw: unknown, partIsFile: (name: string) => boole
 }
 
 /**
- * Checks `operations` and `map` before yoga reads them. Must come before useUploadLimits in the plugin list: that plugin wraps this parser, so the form
+ * The longest file name a part may claim: what file systems allow for one name (255 bytes on
+ * ext4 and APFS, 255 UTF-16 units on NTFS), so no browser sends longer.
+ */
+export const MAX_FILE_NAME_LENGTH = 255;
+
+/**
+ * The file name a file part claims. Signet never uses it (the content decides the type, the
+ * server the key), but the parser is lenient — an unterminated quoted `filename="…` runs to the
+ * end of the header line — so a name longer than any real one, or with control characters,
+ * marks a malformed part, refused rather than accepted as an upload.
+ */
+export function checkUploadFileName(field: string, fileName: string): void {
+  const label = `the file part "${field.slice(0, 40)}"`;
+  if (fileName.length > MAX_FILE_NAME_LENGTH) {
+    throw refuse(`${label} has a file name of more than ${MAX_FILE_NAME_LENGTH} characters`);
+  }
+  for (let i = 0; i < fileName.length; i++) {
+    const c = fileName.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) throw refuse(`${label} has a control character in its file name`);
+  }
+}
+
+/**
+ * Checks `operations`, `map` and the file parts' names before yoga reads them. Must come before useUploadLimits in the plugin list: that plugin wraps this parser, so the form
  * data here is the copy it already read under its limits (whatwg-node caches it).
  */
 export function useMultipartMapCheck(): Plugin {
@@ -56,6 +79,9 @@ export function useMultipartMapCheck(): Plugin {
       const parse = requestParser;
       setRequestParser(async (req) => {
         const form = await req.formData();
+        for (const [field, value] of form.entries()) {
+          if (typeof value !== 'string') checkUploadFileName(field, value.name);
+        }
         checkUploadOperations(form.get('operations'));
         checkUploadMap(form.get('map'), (name) => {
           const part = form.get(name);
