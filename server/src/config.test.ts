@@ -37,7 +37,8 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({
       nodeEnv: 'development',
       port: 4000,
-      host: '0.0.0.0',
+      // Auth is off: only this machine may call (every caller would be the admin).
+      host: '127.0.0.1',
       publicUrl: 'http://localhost:4000',
       dataDir: path.resolve('data'),
       databaseUrl: undefined,
@@ -67,6 +68,7 @@ describe('loadConfig', () => {
       URL_TTL_SECONDS: '600',
       REFRESH_AHEAD_SECONDS: '',
       AUTH_JWT_SECRET: SECRET,
+      PROXY_TOKEN_SECRET: 'p'.repeat(16),
       AUTH_ISSUER: 'https://id.example/',
       AUTH_AUDIENCE: 'signet',
       SIGNET_ROLE: 'worker',
@@ -160,9 +162,66 @@ describe('loadConfig', () => {
     const jwks = loadConfig({
       NODE_ENV: 'production',
       AUTH_JWKS_URL: 'https://id.example/.well-known/jwks.json',
+      AUTH_ISSUER: 'https://id.example/',
+      AUTH_AUDIENCE: 'signet',
       PROXY_TOKEN_SECRET: 'p'.repeat(16),
     });
     expect(jwks.auth).toMatchObject({ disabled: false, jwksUrl: 'https://id.example/.well-known/jwks.json' });
+  });
+
+  it('auth on never uses the public development key, whatever NODE_ENV says', () => {
+    for (const nodeEnv of ['development', 'staging', 'test', 'Production']) {
+      expectRejected({ NODE_ENV: nodeEnv, AUTH_JWT_SECRET: SECRET }, 'PROXY_TOKEN_SECRET');
+      expectRejected(
+        { NODE_ENV: nodeEnv, AUTH_JWKS_URL: 'https://id.example/jwks.json' },
+        'PROXY_TOKEN_SECRET',
+      );
+    }
+    // Auth off (a developer's machine): the development key signs, and nobody else can call.
+    const dev = loadConfig({ NODE_ENV: 'staging' });
+    expect(dev.auth.disabled).toBe(true);
+    expect(dev.host).toBe('127.0.0.1');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    // Auth on listens everywhere by default.
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'p'.repeat(16) }).host).toBe('0.0.0.0');
+  });
+
+  it('the local bucket signs with a key derived from the proxy secret, never the proxy secret itself', () => {
+    const c = loadConfig({ AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'p'.repeat(16) });
+    expect(c.localSigningSecret).not.toBe('p'.repeat(16));
+    expect(c.localSigningSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // Stable across starts (URLs signed before a restart still verify), distinct per secret.
+    expect(
+      loadConfig({ AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'p'.repeat(16) }).localSigningSecret,
+    ).toBe(c.localSigningSecret);
+    expect(
+      loadConfig({ AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'q'.repeat(16) }).localSigningSecret,
+    ).not.toBe(c.localSigningSecret);
+    expect(loadConfig({ LOCAL_SIGNING_SECRET: 'own-local-secret-0123' }).localSigningSecret).toBe(
+      'own-local-secret-0123',
+    );
+  });
+
+  it('JWKS in production needs an issuer, an audience and https', () => {
+    const base = { NODE_ENV: 'production', PROXY_TOKEN_SECRET: 'p'.repeat(16) };
+    const url = 'https://id.example/jwks.json';
+    expectRejected({ ...base, AUTH_JWKS_URL: url, AUTH_AUDIENCE: 'signet' }, 'AUTH_ISSUER');
+    expectRejected({ ...base, AUTH_JWKS_URL: url, AUTH_ISSUER: 'https://id.example/' }, 'AUTH_AUDIENCE');
+    expectRejected(
+      { ...base, AUTH_JWKS_URL: 'http://id.example/jwks.json', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' },
+      'AUTH_JWKS_URL',
+    );
+    // Outside production, a local identity provider over http is fine.
+    const dev = loadConfig({
+      AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json',
+      PROXY_TOKEN_SECRET: 'p'.repeat(16),
+    });
+    expect(dev.auth.jwksUrl).toBe('http://127.0.0.1:9/jwks.json');
+  });
+
+  it('METRICS_TOKEN needs 16 characters', () => {
+    expectRejected({ METRICS_TOKEN: 'short' }, 'METRICS_TOKEN');
+    expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(16) }).metricsToken).toBe('m'.repeat(16));
   });
 
   it('AUTH_JWT_SECRET must be long enough for HS256; AUTH_JWKS_URL must be a URL', () => {
