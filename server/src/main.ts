@@ -64,7 +64,10 @@ async function main(): Promise<void> {
     const drained = await gracefulShutdown({
       server,
       drain: () => app.drain(),
-      close: () => c.close(),
+      close: async () => {
+        app.close();
+        await c.close();
+      },
       logger,
       graceMs: 7_000,
     });

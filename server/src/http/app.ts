@@ -10,6 +10,7 @@ import { createMetricsRoute, createProbes, createReadyz, healthz } from './healt
 import { createLocalBucketRoute } from './local-bucket.js';
 import { createProxyRoute } from './proxy.js';
 import { renderError } from './render-error.js';
+import { createStallGuard } from './stall-guard.js';
 import { createStaticRoute } from './static-app.js';
 
 export interface HttpApp {
@@ -21,6 +22,8 @@ export interface HttpApp {
    * for `Connection: close`. In-flight requests carry on.
    */
   drain(): void;
+  /** Stops the app's own timers (after the server closed). */
+  close(): void;
 }
 
 type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
@@ -32,6 +35,7 @@ type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
 export function createHttpApp(c: Container, options: { webRoot?: string } = {}): HttpApp {
   const { config, logger, metrics } = c;
   const shutdown = new AbortController();
+  const stalls = createStallGuard(config.subscriptionStallSeconds * 1000);
   const yoga = createGraphql(c, { shutdown: shutdown.signal });
   const probes = createProbes(c, () => shutdown.signal.aborted);
   const webRoot = options.webRoot ?? fileURLToPath(new URL('../../../web/dist', import.meta.url));
@@ -77,6 +81,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
         return;
       }
       observeRequest({ logger, metrics }, req, res, requestId, url.pathname);
+      stalls.track(res);
       Promise.resolve()
         .then(() => route(req, res, url))
         .catch((err: unknown) => renderError(res, err, logger));
@@ -88,6 +93,9 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     handle,
     drain() {
       shutdown.abort();
+    },
+    close() {
+      stalls.stop();
     },
   };
 }

@@ -139,7 +139,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(sub)
       .setIssuedAt()
-      .setExpirationTime('1h')
+      .setExpirationTime(typeof claims.exp === 'number' ? claims.exp : '1h')
       .sign(new TextEncoder().encode(TEST_JWT_SECRET));
   const defaultToken = await token('alice');
 
@@ -168,6 +168,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async close() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      app.close();
       await container.close();
       await pgdb?.drop();
       await fixture?.close();

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import type { Viewer } from '../auth/viewer.js';
+import { AppError } from '../errors/index.js';
+import type { SignedUrlEvent } from '../events/event-bus.js';
+import { MemoryEventBus } from '../events/memory-bus.js';
+import { createMetrics } from '../metrics.js';
+import { LiveUrls } from './live-urls.js';
+
+const alice: Viewer = { id: 'alice', isAdmin: false };
+const bob: Viewer = { id: 'bob', isAdmin: false };
+const event = (imageId: string, expiresAt: number): SignedUrlEvent => ({
+  imageId,
+  signedUrl: {
+    url: `https://b.test/${imageId}?e=${expiresAt}`,
+    expiresAt,
+    refreshAt: expiresAt - 1,
+    cached: false,
+  },
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function setup(limits = { perViewer: 4, stalledMs: 200 }) {
+  const events = new MemoryEventBus();
+  const metrics = createMetrics();
+  // Every id is visible: these tests are about the stream, not about who sees what.
+  const images = { visible: async (_v: Viewer, ids: readonly string[]) => ids.map((id) => ({ id })) };
+  const live = new LiveUrls({ images, events, metrics, limits });
+  const open = async () => (await metrics.sseSubscribers.get()).values[0]?.value ?? 0;
+  return { events, live, open };
+}
+
+describe('LiveUrls subscriptions', () => {
+  it('a client that does not read holds one event per image (the newest), and others still get theirs', async () => {
+    const { events, live } = setup();
+    const stalled = await live.listen(alice, ['a1', 'a2', 'shared']);
+    const reader = await live.listen(bob, ['shared']);
+    const got: SignedUrlEvent[] = [];
+    const reading = (async () => {
+      for await (const e of reader) {
+        got.push(e);
+        if (got.length === 5000) break;
+      }
+    })();
+    // 5,000 batches, each with the stalled viewer's images first: the old unbuffered push threw
+    // after 1,024 pending events and the rest of every batch was lost for everyone else.
+    for (let i = 1; i <= 5000; i++) {
+      await events.publish([event('a1', i), event('a2', i), event('shared', i)]);
+    }
+    await reading;
+    expect(got.map((e) => e.signedUrl.expiresAt)).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1));
+    // The stalled one: exactly the newest of each image, nothing older.
+    const held: SignedUrlEvent[] = [];
+    for (let i = 0; i < 3; i++) held.push((await stalled.next()).value as SignedUrlEvent);
+    expect(held.map((e) => [e.imageId, e.signedUrl.expiresAt])).toEqual([
+      ['a1', 5000],
+      ['a2', 5000],
+      ['shared', 5000],
+    ]);
+    await stalled.return?.();
+  });
+
+  it('an older URL never replaces a newer one in the buffer', async () => {
+    const { events, live } = setup();
+    const s = await live.listen(alice, ['a1']);
+    await events.publish([event('a1', 20)]);
+    await events.publish([event('a1', 10)]);
+    expect(((await s.next()).value as SignedUrlEvent).signedUrl.expiresAt).toBe(20);
+    await s.return?.();
+  });
+
+  it('ends a subscription whose client stops taking events, and frees its slot', async () => {
+    const { events, live, open } = setup({ perViewer: 4, stalledMs: 100 });
+    const s = await live.listen(alice, ['a1']);
+    expect(await open()).toBe(1);
+    await events.publish([event('a1', 1)]);
+    await sleep(250);
+    expect(await open()).toBe(0);
+    // What was waiting is still handed over, then the stream is done.
+    expect((await s.next()).done).toBe(false);
+    expect((await s.next()).done).toBe(true);
+  });
+
+  it('a reading client is never ended for being idle', async () => {
+    const { events, live, open } = setup({ perViewer: 4, stalledMs: 100 });
+    const s = await live.listen(alice, ['a1']);
+    const next = s.next(); // waiting for an event, as an SSE response does
+    await sleep(250);
+    expect(await open()).toBe(1);
+    await events.publish([event('a1', 7)]);
+    expect(((await next).value as SignedUrlEvent).signedUrl.expiresAt).toBe(7);
+    await s.return?.();
+    expect(await open()).toBe(0);
+  });
+
+  it('caps the open subscriptions of one viewer (RATE_LIMITED), not of others', async () => {
+    const { live } = setup({ perViewer: 2, stalledMs: 1000 });
+    const a = await live.listen(alice, ['a1']);
+    const b = await live.listen(alice, ['a1']);
+    const err = await live.listen(alice, ['a1']).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).code).toBe('RATE_LIMITED');
+    const c = await live.listen(bob, ['b1']);
+    await a.return?.();
+    const d = await live.listen(alice, ['a1']);
+    for (const s of [b, c, d]) await s.return?.();
+  });
+
+  it("ends when the viewer's token does", async () => {
+    const { live, open } = setup();
+    const s = await live.listen({ ...alice, expiresAt: Date.now() + 100 }, ['a1']);
+    const next = s.next();
+    expect(await open()).toBe(1);
+    expect((await next).done).toBe(true);
+    expect(await open()).toBe(0);
+    // An already expired token gets a stream that is over at once.
+    const gone = await live.listen({ ...alice, expiresAt: Date.now() - 1 }, ['a1']);
+    expect((await gone.next()).done).toBe(true);
+  });
+});
