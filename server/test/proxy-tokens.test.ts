@@ -24,8 +24,15 @@ describe('/proxy/:id credentials', () => {
   const signer = (secrets = [OLD], clock = systemClock, ttlSeconds = 3600) =>
     createProxyTokens({ secrets, ttlSeconds, clock });
 
+  const statements: string[] = [];
+
   beforeAll(async () => {
-    h = await startHarness({ driver: 'cos', redis: 'memory', env: env([OLD]) });
+    h = await startHarness({
+      driver: 'cos',
+      redis: 'memory',
+      env: env([OLD]),
+      onQuery: (sql) => statements.push(sql),
+    });
     ids = await seed(h, 'alice', 3);
   });
   afterAll(async () => {
@@ -63,6 +70,24 @@ describe('/proxy/:id credentials', () => {
     for (const v of variants) {
       expect(await status(`${h.url}/proxy/${ids[0]}?t=${encodeURIComponent(v)}`), v).toBe(403);
     }
+  });
+
+  it('a forged token is refused before any I/O: 403 and not one SQL statement', async () => {
+    // An id that was never looked at (so no row is remembered), with a MAC of the right shape
+    // made with a key the gateway does not have: the old check looked the row up first.
+    const [fresh] = await seed(h, 'alice', 1);
+    const forged = signer([{ kid: 'k0', secret: 'not-the-gateways-secret-0' }]).sign(fresh!, 'redirect');
+    const unknown = '00000000-0000-4000-8000-00000000beef';
+    const forgedUnknown = signer([{ kid: 'k0', secret: 'not-the-gateways-secret-0' }]).sign(
+      unknown,
+      'redirect',
+    );
+    statements.length = 0;
+    // An existing and a missing image answer the same: no existence oracle.
+    expect(await status(`${h.url}/proxy/${fresh}?t=${forged}`)).toBe(403);
+    expect(await status(`${h.url}/proxy/${unknown}?t=${forgedUnknown}`)).toBe(403);
+    expect(await status(`${h.url}/proxy/${fresh}?t=${forged}&mode=stream`)).toBe(403);
+    expect(statements).toEqual([]);
   });
 
   it('an expired token is 403', async () => {
