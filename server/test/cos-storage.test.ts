@@ -322,6 +322,22 @@ describe('cos storage driver against the fixture', () => {
     await new Promise((r) => again.body.once('close', r));
     await until(() => fixture.requests.aborted === 2);
   });
+
+  it('downloads held by slow readers never block puts, heads or the probe (separate socket pools)', async () => {
+    const s = driver({ streamSockets: 2 });
+    const big = randomBytes(8 * 1024 * 1024);
+    await s.put('pool/big.bin', big, 'application/octet-stream');
+    // Two downloads whose readers never read: both download sockets stay busy.
+    const held = [await s.get('pool/big.bin'), await s.get('pool/big.bin')];
+    const started = performance.now();
+    await s.put('pool/small.bin', Buffer.from('x'), 'text/plain');
+    expect(await s.head('pool/small.bin')).toMatchObject({ size: 1 });
+    await s.ping();
+    await s.delete('pool/small.bin');
+    // With one shared pool of two sockets these would wait for the downloads (here: forever).
+    expect(performance.now() - started).toBeLessThan(2_000);
+    for (const o of held) o.body.destroy();
+  });
 });
 
 describe('cos storage driver with a security token', () => {

@@ -27,9 +27,24 @@ export interface CosStorageOptions {
   protocol: 'http:' | 'https:';
   /** Budget for one operation (for get: until the response headers; then per idle gap in the body). */
   timeoutMs?: number;
+  /** Sockets for object downloads (default 256); every other call has a pool of its own. */
+  streamSockets?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** Sockets for object downloads (stream mode) and for every other call. */
+const STREAM_SOCKETS = 256;
+const CONTROL_SOCKETS = 64;
+
+/** A GET of an object (a path below the bucket root), as opposed to a bucket-level GET. */
+export function isObjectDownload(req: { method?: string; url?: string }): boolean {
+  if ((req.method ?? 'GET').toUpperCase() !== 'GET' || !req.url) return false;
+  try {
+    return new URL(req.url).pathname.length > 1;
+  } catch {
+    return false;
+  }
+}
 /** Idle keep-alive sockets are dropped after this (or earlier if the server announces less). */
 const IDLE_SOCKET_MS = 30_000;
 
@@ -127,12 +142,16 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
     // Never hop to the backup tencentcos.cn domain: the endpoint is what the config says.
     AutoSwitchHost: false,
   });
-  // One agent per driver instead of the request library's process-wide pool; its idle timeout
-  // lets Node retire sockets before the server closes them (fewer ECONNRESETs on reuse).
+  // Agents of this driver instead of the request library's process-wide pool; their idle timeout
+  // lets Node retire sockets before the server closes them (fewer ECONNRESETs on reuse). Two
+  // pools: object downloads (stream mode, held as long as a client reads) and everything else
+  // (puts, heads, deletes, listings, probes), so slow readers holding every download socket
+  // never stop uploads, deletes or readiness.
   const Agent = opts.protocol === 'https:' ? https.Agent : http.Agent;
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, timeout: IDLE_SOCKET_MS });
-  cos.on('before-send', (req: { agent?: http.Agent }) => {
-    req.agent = agent;
+  const streams = new Agent({ keepAlive: true, maxSockets: opts.streamSockets ?? STREAM_SOCKETS, timeout: IDLE_SOCKET_MS });
+  const control = new Agent({ keepAlive: true, maxSockets: CONTROL_SOCKETS, timeout: IDLE_SOCKET_MS });
+  cos.on('before-send', (req: { agent?: http.Agent; method?: string; url?: string }) => {
+    req.agent = isObjectDownload(req) ? streams : control;
   });
 
   /** Runs one SDK call with a deadline, so a hanging endpoint costs at most timeoutMs. */
