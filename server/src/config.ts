@@ -51,10 +51,10 @@ export interface Config {
   /** SUBSCRIPTIONS_PER_VIEWER: open `signedUrlRefreshed` streams one viewer may hold per node. */
   subscriptionsPerViewer: number;
   /**
-   * SUBSCRIPTION_STALL_SECONDS: a response (event stream, download) whose client reads nothing
+   * STALLED_CLIENT_SECONDS: a response (event stream, download) whose client reads nothing
    * while output waits for this long is ended.
    */
-  subscriptionStallSeconds: number;
+  stalledClientSeconds: number;
   /** METRICS_TOKEN: the bearer token `/metrics` asks for (unset: open, for a private network). */
   metricsToken: string | undefined;
   proxyTokenTtlSeconds: number;
@@ -354,6 +354,6 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: parseCorsOrigins(env),
     metricsToken: parseMetricsToken(env),
     subscriptionsPerViewer: int(env, 'SUBSCRIPTIONS_PER_VIEWER', 64, 1, 1_000_000),
-    subscriptionStallSeconds: int(env, 'SUBSCRIPTION_STALL_SECONDS', 30, 1, 3600),
+    stalledClientSeconds: int(env, 'STALLED_CLIENT_SECONDS', 30, 1, 3600),
   };
 }

@@ -228,7 +228,7 @@ export async function createContainer(
       images,
       events,
       metrics,
-      limits: { perViewer: config.subscriptionsPerViewer, stalledMs: config.subscriptionStallSeconds * 1000 },
+      limits: { perViewer: config.subscriptionsPerViewer, stalledMs: config.stalledClientSeconds * 1000 },
     }),
     links,
     urlStats: (viewer, days) => urlStatsReport({ stats, access, refresher, clock }, viewer, days),

@@ -15,7 +15,7 @@ describe('/proxy/:id stream mode', () => {
   let etag: string;
 
   beforeAll(async () => {
-    h = await startHarness({ driver: 'cos', redis: testRedisUrl() });
+    h = await startHarness({ driver: 'cos', redis: testRedisUrl(), env: { STALLED_CLIENT_SECONDS: '2' } });
     const key = 'u/alice/stream-test.bin';
     etag = putInFixture(h.fixture!, key, body, 'image/webp');
     id = await addImageRow(h.container.imagesRepo, 'alice', key, body, 'image/webp', etag);
@@ -126,6 +126,31 @@ describe('/proxy/:id stream mode', () => {
       }
       expect((await hd.arrayBuffer()).byteLength).toBe(0);
     }
+  });
+
+  it('a client that stops reading is cut after STALLED_CLIENT_SECONDS, and so is the origin request', async () => {
+    const big = randomBytes(48 * MB);
+    const key = 'u/alice/stall-test.bin';
+    const tag = putInFixture(h.fixture!, key, big, 'application/octet-stream');
+    const bigId = await addImageRow(
+      h.container.imagesRepo,
+      'alice',
+      key,
+      big,
+      'application/octet-stream',
+      tag,
+    );
+    const { stream } = await proxyLinks(h, bigId);
+    const aborted = h.fixture!.requests.aborted;
+    const res = await fetch(stream);
+    expect(res.status).toBe(200);
+    // Read a little, then never again: the sockets fill up and the gateway's output waits.
+    const reader = res.body!.getReader();
+    await reader.read();
+    const started = Date.now();
+    await waitFor(() => h.fixture!.requests.aborted > aborted, 15_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+    await reader.cancel().catch(() => {});
   });
 
   it('a client that disconnects mid-stream aborts the upstream request', async () => {

@@ -39,7 +39,7 @@ describe('signedUrlRefreshed: one subscriber cannot starve another', () => {
       redis: testRedisUrl(),
       env: {
         SUBSCRIPTIONS_PER_VIEWER: '2',
-        SUBSCRIPTION_STALL_SECONDS: '2',
+        STALLED_CLIENT_SECONDS: '2',
         REDIS_COMMAND_TIMEOUT_MS: '5000',
       },
     });

@@ -35,7 +35,7 @@ type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
 export function createHttpApp(c: Container, options: { webRoot?: string } = {}): HttpApp {
   const { config, logger, metrics } = c;
   const shutdown = new AbortController();
-  const stalls = createStallGuard(config.subscriptionStallSeconds * 1000);
+  const stalls = createStallGuard(config.stalledClientSeconds * 1000);
   const yoga = createGraphql(c, { shutdown: shutdown.signal });
   const probes = createProbes(c, () => shutdown.signal.aborted);
   const webRoot = options.webRoot ?? fileURLToPath(new URL('../../../web/dist', import.meta.url));
