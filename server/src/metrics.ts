@@ -35,6 +35,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'] as const,
       registers: r,
     }),
+    offGridSignatures: new Counter({
+      name: 'signet_url_offgrid_signatures_total',
+      help: 'URLs signed off the window grid (a request wanted more life than its step URL had left)',
+      registers: r,
+    }),
     servedRemainingSeconds: new Histogram({
       name: 'signet_url_remaining_life_seconds',
       help: 'Remaining life of URLs at the moment they are served',

@@ -148,7 +148,11 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
   // (puts, heads, deletes, listings, probes), so slow readers holding every download socket
   // never stop uploads, deletes or readiness.
   const Agent = opts.protocol === 'https:' ? https.Agent : http.Agent;
-  const streams = new Agent({ keepAlive: true, maxSockets: opts.streamSockets ?? STREAM_SOCKETS, timeout: IDLE_SOCKET_MS });
+  const streams = new Agent({
+    keepAlive: true,
+    maxSockets: opts.streamSockets ?? STREAM_SOCKETS,
+    timeout: IDLE_SOCKET_MS,
+  });
   const control = new Agent({ keepAlive: true, maxSockets: CONTROL_SOCKETS, timeout: IDLE_SOCKET_MS });
   cos.on('before-send', (req: { agent?: http.Agent; method?: string; url?: string }) => {
     req.agent = isObjectDownload(req) ? streams : control;

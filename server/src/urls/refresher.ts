@@ -81,7 +81,7 @@ export class Refresher {
         if (rows.length === 0) return 0;
         await this.d.urls.refreshMany(
           rows.map((r) => ({ id: r.id, key: r.objectKey })),
-          { strict: true },
+          { strict: true, onlyStale: true },
         );
         return rows.length;
       } catch (err) {

@@ -1,5 +1,3 @@
-import { fnv1a32 } from '../lib/hash.js';
-
 /** One image's URL asked for by a request. */
 export interface UrlRequest {
   id: string;
@@ -23,11 +21,7 @@ export interface UrlTiming {
   defaultMinTtlSeconds: number;
 }
 
-/**
- * When the schedule re-signs a URL: REFRESH_AHEAD before expiry, plus a jitter scaled to the
- * lead time (at most 10% of it, at most a minute), the same on every node for an image.
- */
-export function refreshAtFor(id: string, expiresAt: number, refreshAheadSeconds: number): number {
-  const jitterMs = Math.min(60_000, refreshAheadSeconds * 100);
-  return expiresAt - refreshAheadSeconds * 1000 + (fnv1a32(id) % 1000) * (jitterMs / 1000);
+/** Where the next step begins: REFRESH_AHEAD before the URL expires (epoch ms). */
+export function refreshAtOf(expiresAt: number, refreshAheadSeconds: number): number {
+  return expiresAt - refreshAheadSeconds * 1000;
 }

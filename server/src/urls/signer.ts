@@ -7,9 +7,7 @@ import type { UrlRequest, UrlTiming } from './resolved-url.js';
 import type { StoreEntry } from './store.js';
 import type { UrlTelemetry } from './telemetry.js';
 import type { UrlMemo } from './url-memo.js';
-
-/** Signatures start a little in the past so a storage clock running behind still accepts them. */
-const CLOCK_SKEW_SECONDS = 60;
+import type { WindowGrid } from './window-grid.js';
 
 /** Where every signing is announced (the event bus: subscriptions on every node). */
 export interface SignedUrlPublisher {
@@ -25,6 +23,7 @@ export interface UrlSignerDeps {
   clock: Clock;
   logger: Logger;
   timing: UrlTiming;
+  grid: WindowGrid;
 }
 
 /**
@@ -37,20 +36,30 @@ export class UrlSigner {
 
   constructor(private readonly d: UrlSignerDeps) {}
 
-  /** Signs what a resolve missed, sharing in-flight signings of the same id. */
+  /**
+   * Signs what a resolve missed, on the grid, sharing in-flight signings of the same id. A request
+   * that wants more life than its step's URL has left gets a URL of its own (off the grid: not
+   * cached, not published, counted).
+   */
   async signMissing(reqs: readonly UrlRequest[]): Promise<Map<string, UrlSignature>> {
     const out = new Map<string, UrlSignature>();
     const waits: Promise<void>[] = [];
     const mine: UrlRequest[] = [];
     const again: UrlRequest[] = [];
+    const offGrid: UrlRequest[] = [];
     const now = this.d.clock.now();
     for (const r of reqs) {
+      const w = this.d.grid.windowAt(r.id, now);
+      if (w.end * 1000 - now < r.minTtl * 1000) {
+        offGrid.push(r);
+        continue;
+      }
       const pending = this.inflight.get(r.id);
       if (pending) {
         waits.push(
           pending.then((sig) => {
-            // A signing that started long ago may not satisfy this request's minTtl.
-            if (sig.end * 1000 - now >= r.minTtl * 1000) out.set(r.id, sig);
+            // Shared only if it is this step's signing (one in flight across a boundary is not).
+            if (sig.start === w.start && sig.end === w.end) out.set(r.id, sig);
             else again.push(r);
           }),
         );
@@ -60,50 +69,42 @@ export class UrlSigner {
     }
     // Start our own signing before the first await: that registers it in flight, so a concurrent
     // batch that read the same misses waits for it instead of signing them again.
-    const own = mine.length > 0 ? this.sign(mine, 'miss') : undefined;
-    const [signed] = await Promise.all([own, Promise.all(waits)]);
+    const first = mine.length > 0 ? this.sign(mine, 'miss') : undefined;
+    const ownOffGrid = offGrid.length > 0 ? this.signOffGrid(offGrid) : undefined;
+    const [signed] = await Promise.all([first, Promise.all(waits)]);
     for (const [id, sig] of signed ?? []) out.set(id, sig);
+    // Waiters whose shared signing was for another step sign their own (rare: a boundary).
     if (again.length > 0) {
       for (const [id, sig] of await this.sign(again, 'miss')) out.set(id, sig);
     }
+    for (const [id, sig] of ownOffGrid ?? []) out.set(id, sig);
     return out;
   }
 
   /**
-   * Signs items now, whatever the cache holds. With `strict` (refresh sweeps), a cache write that
-   * fails throws, and only what was stored is published, so the sweep leaves the batch to its lease.
+   * Signs items on the grid now, whatever the cache holds. With `strict` (refresh sweeps), a
+   * cache write that fails throws, and only what was stored is published, so the sweep leaves
+   * the batch to its lease.
    */
   async sign(
     items: readonly { id: string; key: string }[],
     reason: 'miss' | 'refresh',
     strict = false,
   ): Promise<Map<string, UrlSignature>> {
-    const { storage, cache, clock, timing } = this.d;
+    const { cache, clock, grid } = this.d;
     const nowMs = clock.now();
-    const nowS = Math.floor(nowMs / 1000);
-    const window: SignWindow = { start: nowS - CLOCK_SKEW_SECONDS, end: nowS + timing.urlTtlSeconds };
-    const sigs = storage.signMany(
-      items.map((i) => i.key),
-      window,
-    );
-    this.d.telemetry.signed(
+    const result = this.signWindows(
+      items.map((it) => ({ ...it, window: grid.windowAt(it.id, nowMs) })),
       reason,
-      items.map((i) => i.id),
     );
-    const result = new Map<string, UrlSignature>();
     const events: SignedUrlEvent[] = [];
-    const entries: StoreEntry[] = items.map((it, i) => {
-      const sig: UrlSignature = { ...window, sig: sigs[i]! };
-      result.set(it.id, sig);
+    const entries: StoreEntry[] = items.map((it) => {
+      const sig = result.get(it.id)!;
       const signedUrl = this.d.memo.present(it.id, it.key, sig, false);
       events.push({ imageId: it.id, signedUrl });
-      return {
-        id: it.id,
-        sig,
-        // The cache lets go before the URL gets shorter than the default minTtl.
-        ttlMs: signedUrl.expiresAt - nowMs - timing.defaultMinTtlSeconds * 1000,
-        refreshAt: signedUrl.refreshAt,
-      };
+      const refreshAt = grid.refreshAtOf(sig);
+      // The cache holds a step's URL until the step ends: then the next step's URL takes over.
+      return { id: it.id, sig, ttlMs: refreshAt - nowMs, refreshAt };
     });
 
     let release!: () => void;
@@ -129,6 +130,45 @@ export class UrlSigner {
       for (const it of items) this.inflight.delete(it.id);
     }
     if (strict) this.publish(events);
+    return result;
+  }
+
+  /** URLs of their own for requests the step's URL cannot serve: signed, not cached, not published. */
+  private signOffGrid(reqs: readonly UrlRequest[]): Map<string, UrlSignature> {
+    const window = this.d.grid.offGridAt(this.d.clock.now());
+    this.d.telemetry.offGrid(reqs.length);
+    return this.signWindows(
+      reqs.map((r) => ({ id: r.id, key: r.key, window })),
+      'miss',
+    );
+  }
+
+  /** One signMany per distinct window (the grid has few per step: one signing key each). */
+  private signWindows(
+    items: readonly { id: string; key: string; window: SignWindow }[],
+    reason: 'miss' | 'refresh',
+  ): Map<string, UrlSignature> {
+    const groups = new Map<string, { window: SignWindow; items: { id: string; key: string }[] }>();
+    for (const it of items) {
+      const k = `${it.window.start}:${it.window.end}`;
+      const g = groups.get(k);
+      if (g) g.items.push(it);
+      else groups.set(k, { window: it.window, items: [it] });
+    }
+    const result = new Map<string, UrlSignature>();
+    for (const { window, items: group } of groups.values()) {
+      const sigs = this.d.storage.signMany(
+        group.map((i) => i.key),
+        window,
+      );
+      group.forEach((it, i) => {
+        result.set(it.id, { ...window, sig: sigs[i]! });
+      });
+    }
+    this.d.telemetry.signed(
+      reason,
+      items.map((i) => i.id),
+    );
     return result;
   }
 

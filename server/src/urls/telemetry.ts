@@ -41,6 +41,11 @@ export class UrlTelemetry {
     }
   }
 
+  /** Requests that wanted more life than their step's URL had: signed off the grid. */
+  offGrid(count: number): void {
+    this.metrics.offGridSignatures.inc(count);
+  }
+
   /** The cache failed or was skipped: the request was answered by signing directly. */
   fallback(): void {
     this.metrics.redisFallbacks.inc();

@@ -1,7 +1,8 @@
 import type { Clock } from '../clock.js';
 import { BoundedMap } from '../lib/bounded-map.js';
 import type { Storage, UrlSignature } from '../storage/storage.js';
-import { type ResolvedUrl, refreshAtFor } from './resolved-url.js';
+import { type ResolvedUrl, refreshAtOf } from './resolved-url.js';
+import type { WindowGrid } from './window-grid.js';
 
 /** URLs kept built in process: a few MB, enough for every image a node serves often. */
 const URL_MEMO_ENTRIES = 20_000;
@@ -28,6 +29,7 @@ export class UrlMemo {
     private readonly storage: Pick<Storage, 'urlFor'>,
     private readonly clock: Clock,
     private readonly refreshAheadSeconds: number,
+    private readonly grid: Pick<WindowGrid, 'isCurrent'>,
   ) {}
 
   /** A signature as handed out. */
@@ -36,26 +38,32 @@ export class UrlMemo {
     return {
       url: this.urlOf(id, key, sig),
       expiresAt,
-      refreshAt: refreshAtFor(id, expiresAt, this.refreshAheadSeconds),
+      refreshAt: refreshAtOf(expiresAt, this.refreshAheadSeconds),
       cached,
     };
   }
 
   /**
-   * The URL this node read or signed for `id` within `withinMs`, if it still has `minTtl`
-   * seconds to live — else undefined.
+   * The URL this node read or signed for `id` within `withinMs`, if it is still the grid's URL
+   * for this step and has `minTtl` seconds to live — else undefined.
    */
   recent(id: string, key: string, withinMs: number, minTtl: number): ResolvedUrl | undefined {
     const now = this.clock.now();
     const b = this.built.get(id);
-    if (!b || b.key !== key || now - b.seenAt > withinMs || b.end * 1000 - now < minTtl * 1000) {
+    if (
+      !b ||
+      b.key !== key ||
+      now - b.seenAt > withinMs ||
+      b.end * 1000 - now < minTtl * 1000 ||
+      !this.grid.isCurrent(id, b, now)
+    ) {
       return undefined;
     }
     const expiresAt = b.end * 1000;
     return {
       url: b.url,
       expiresAt,
-      refreshAt: refreshAtFor(id, expiresAt, this.refreshAheadSeconds),
+      refreshAt: refreshAtOf(expiresAt, this.refreshAheadSeconds),
       cached: true,
     };
   }

@@ -10,6 +10,7 @@ import type { UrlStore } from './store.js';
 import { UrlTelemetry } from './telemetry.js';
 import { UrlMemo } from './url-memo.js';
 import { UrlService } from './url-service.js';
+import { WindowGrid } from './window-grid.js';
 
 export interface UrlPathDeps {
   storage: Pick<Storage, 'signMany' | 'urlFor'>;
@@ -46,8 +47,9 @@ export function createUrlPath(d: UrlPathDeps): UrlPath {
   });
   const telemetry = new UrlTelemetry(d.metrics, access);
   const cache = new GuardedCache(d.store, telemetry, d.logger);
-  const memo = new UrlMemo(d.storage, d.clock, d.timing.refreshAheadSeconds);
-  const signer = new UrlSigner({ ...d, cache, memo, telemetry });
-  const urls = new UrlService({ cache, store: d.store, signer, memo, telemetry, clock: d.clock });
+  const grid = new WindowGrid(d.timing);
+  const memo = new UrlMemo(d.storage, d.clock, d.timing.refreshAheadSeconds, grid);
+  const signer = new UrlSigner({ ...d, cache, memo, telemetry, grid });
+  const urls = new UrlService({ cache, store: d.store, signer, memo, telemetry, grid, clock: d.clock });
   return { access, telemetry, urls };
 }

@@ -6,6 +6,7 @@ import type { UrlSigner } from './signer.js';
 import type { UrlCache } from './store.js';
 import type { UrlTelemetry } from './telemetry.js';
 import type { UrlMemo } from './url-memo.js';
+import type { WindowGrid } from './window-grid.js';
 
 export type { ResolvedUrl, UrlRequest, UrlTiming } from './resolved-url.js';
 
@@ -16,12 +17,15 @@ export interface UrlServiceDeps {
   signer: UrlSigner;
   memo: UrlMemo;
   telemetry: UrlTelemetry;
+  grid: WindowGrid;
   clock: Clock;
 }
 
 /**
  * The hot path: resolve many (image, minTtl) requests with one cache round trip, sign the misses
- * in bulk, never fail because the cache did. See docs/architecture.md, "The hot path".
+ * in bulk on the window grid, never fail because the cache did. A cache entry is a memo of the
+ * grid: it is used only while it is the image's current step (never an older or a newer step).
+ * See docs/architecture.md, "The hot path" and "The window grid".
  */
 export class UrlService {
   constructor(private readonly d: UrlServiceDeps) {}
@@ -36,11 +40,14 @@ export class UrlService {
       byId.set(id, cached[i] ?? null);
     });
 
-    // A hit is good only if it lives long enough for every request of that id.
+    // A hit is good only if it is this step's URL and lives long enough for every request of it.
     const needs = new Map<string, UrlRequest>();
     for (const r of reqs) {
       const sig = byId.get(r.id);
-      if (!sig || sig.end * 1000 - now < r.minTtl * 1000) needs.set(r.id, r);
+      if (!sig || !this.d.grid.isCurrent(r.id, sig, now) || sig.end * 1000 - now < r.minTtl * 1000) {
+        const prev = needs.get(r.id);
+        if (!prev || prev.minTtl < r.minTtl) needs.set(r.id, r);
+      }
     }
     const fresh =
       needs.size > 0 ? await this.d.signer.signMissing([...needs.values()]) : new Map<string, UrlSignature>();
@@ -68,16 +75,28 @@ export class UrlService {
   }
 
   /**
-   * Re-signs the given images now, whatever the cache holds (refresh sweeps, forced refreshes).
-   * With `strict`, a failed cache write throws, so a sweep leaves the work to its lease.
+   * Signs the current step's URL of the given images now (refresh sweeps, forced refreshes) and
+   * stores it. With `strict`, a failed cache write throws, so a sweep leaves the work to its
+   * lease. With `onlyStale` (sweeps), images whose cached URL is already this step's — a request
+   * signed it since the boundary — are left alone: each URL is signed once per step.
    */
   async refreshMany(
     items: readonly { id: string; key: string }[],
-    options: { strict?: boolean } = {},
+    options: { strict?: boolean; onlyStale?: boolean } = {},
   ): Promise<Map<string, ResolvedUrl>> {
-    const sigs = await this.d.signer.sign(items, 'refresh', options.strict ?? false);
+    let todo = items;
+    if (options.onlyStale && items.length > 0) {
+      const cached = await this.d.cache.read(items.map((i) => i.id));
+      const now = this.d.clock.now();
+      todo = items.filter((it, i) => {
+        const sig = cached[i];
+        return !sig || !this.d.grid.isCurrent(it.id, sig, now);
+      });
+    }
+    const sigs =
+      todo.length > 0 ? await this.d.signer.sign(todo, 'refresh', options.strict ?? false) : new Map();
     const out = new Map<string, ResolvedUrl>();
-    for (const it of items) out.set(it.id, this.d.memo.present(it.id, it.key, sigs.get(it.id)!, false));
+    for (const it of todo) out.set(it.id, this.d.memo.present(it.id, it.key, sigs.get(it.id)!, false));
     return out;
   }
 

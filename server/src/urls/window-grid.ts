@@ -1,0 +1,75 @@
+import { fnv1a32 } from '../lib/hash.js';
+import type { SignWindow } from '../storage/storage.js';
+
+/**
+ * Signatures are back-dated by this much, so a storage clock running behind still accepts them.
+ * The same for every node: it is part of the window, and the window is part of the URL.
+ */
+export const CLOCK_SKEW_SECONDS = 60;
+
+/** Offsets per step: images fall due at this many moments a step (refresh work spreads out). */
+const OFFSETS_PER_STEP = 64;
+
+export interface GridTiming {
+  urlTtlSeconds: number;
+  refreshAheadSeconds: number;
+}
+
+/**
+ * The window grid: one URL per image per step. The step is `S = TTL - REFRESH_AHEAD`; an image's
+ * steps are offset by a stable hash of its id, so within a step every signing of that image —
+ * on any node, on a hit or a miss, with the cache up or down — uses the same window, and a
+ * deterministic signer gives the byte-identical URL. The step's URL expires TTL after the step
+ * starts, so while it is handed out it has more than REFRESH_AHEAD left; the next step starts at
+ * its `refreshAt`. Integer seconds everywhere, so every node computes the same step from the same
+ * second. See docs/architecture.md, "The window grid".
+ */
+export class WindowGrid {
+  /** Seconds from one step to the next. */
+  readonly stepSeconds: number;
+  private readonly ttl: number;
+  private readonly offsets: number;
+  private readonly spacing: number;
+
+  constructor(t: GridTiming) {
+    this.ttl = t.urlTtlSeconds;
+    this.stepSeconds = Math.max(1, t.urlTtlSeconds - t.refreshAheadSeconds);
+    // Few distinct offsets keep one signing key per offset and step (the signer caches them).
+    this.offsets = Math.min(OFFSETS_PER_STEP, this.stepSeconds);
+    this.spacing = Math.floor(this.stepSeconds / this.offsets);
+  }
+
+  /** Where this image's steps start, in seconds within a step. */
+  offsetOf(id: string): number {
+    return (fnv1a32(id) % this.offsets) * this.spacing;
+  }
+
+  /** The start (unix seconds) of the image's step that contains `atSeconds`. */
+  stepStart(id: string, atSeconds: number): number {
+    const offset = this.offsetOf(id);
+    return offset + Math.floor((atSeconds - offset) / this.stepSeconds) * this.stepSeconds;
+  }
+
+  /** The signing window of the image's step at `atMs`. */
+  windowAt(id: string, atMs: number): SignWindow {
+    const start = this.stepStart(id, Math.floor(atMs / 1000));
+    return { start: start - CLOCK_SKEW_SECONDS, end: start + this.ttl };
+  }
+
+  /** When the step of a grid window ends and the next one's URL takes over (epoch ms). */
+  refreshAtOf(window: SignWindow): number {
+    return (window.start + CLOCK_SKEW_SECONDS + this.stepSeconds) * 1000;
+  }
+
+  /** A window of its own, for a request that wants more life than the step's URL has left. */
+  offGridAt(atMs: number): SignWindow {
+    const now = Math.floor(atMs / 1000);
+    return { start: now - CLOCK_SKEW_SECONDS, end: now + this.ttl };
+  }
+
+  /** Is this window the grid's for this image at `atMs`? */
+  isCurrent(id: string, window: SignWindow, atMs: number): boolean {
+    const w = this.windowAt(id, atMs);
+    return w.start === window.start && w.end === window.end;
+  }
+}
