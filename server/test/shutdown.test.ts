@@ -24,7 +24,7 @@ import { addImageRow, putInFixture, sha256 } from './helpers/proxy.js';
 import { OwnedRedis } from './helpers/redis-server.js';
 
 const MB = 1024 * 1024;
-/** DESIGN: exit within a bound; main.ts forces an exit at 10 s. */
+/** docs/operations.md: the process exits within 10 s (main.ts forces an exit then). */
 const BOUND_MS = 10_000;
 
 async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>, into: Buffer[]): Promise<void> {
