@@ -1,6 +1,6 @@
+import { CountingProxy, type Turn } from '../../server/test/helpers/counting-proxy.js';
 import { type Bench, fetchPage, type Section } from '../lib/bench.js';
 import { gatewayEnv } from '../lib/config.js';
-import { CountingProxy, type Turn } from '../lib/counting-proxy.js';
 import { NodeProcess, sleep } from '../lib/processes.js';
 
 /**

@@ -6,6 +6,10 @@ import { type Harness, startHarness, TEST_JWT_SECRET } from './helpers/harness.j
 import { errorLogsSince, expectClientAnswer, expectHealthy, Tally } from './helpers/hostile.js';
 import { answer, gqlRaw, postGraphql } from './helpers/raw-graphql.js';
 import { seed } from './helpers/seed.js';
+import { readSse } from './helpers/sse.js';
+
+/** An image id as the API defines it. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 // Property-based fuzzing of every GraphQL argument, of documents, of request bodies and of
 // credentials, against the real app (PostgreSQL, Redis, local driver). Properties: never a 5xx,
@@ -445,11 +449,30 @@ describe('hostile GraphQL input (fast-check)', () => {
 
   it('subscriptions: any ids, refused or started, never a 5xx', async () => {
     const token = await h.token('alice');
+    /** Open subscriptions on this node, as its own /metrics says. */
+    const subscribers = async () => {
+      const text = await (await fetch(`${h.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('signet_sse_subscribers '));
+      return Number(line?.slice('signet_sse_subscribers '.length) ?? Number.NaN);
+    };
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const deadline = Date.now() + 5000; // catches a hang, not slowness
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`not within 5 s: ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    let started = 0;
+    let refused = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(fc.array(idLike([...own, ...theirs]), { maxLength: 30 }), jsonValue),
         async (ids) => {
-          const ac = new AbortController();
+          // What the API promises: `[ID!]!` takes a list (one value counts as a list of one) of
+          // image ids, i.e. UUIDs, at most 500. Anything else is the client's mistake.
+          const list = Array.isArray(ids) ? ids : [ids];
+          const valid = list.length <= 500 && list.every((id) => typeof id === 'string' && UUID.test(id));
+          const label = JSON.stringify(ids)?.slice(0, 120) ?? String(ids);
           const res = await fetch(`${h.url}/graphql`, {
             method: 'POST',
             headers: {
@@ -461,20 +484,55 @@ describe('hostile GraphQL input (fast-check)', () => {
               query: 'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
               variables: { ids },
             }),
-            signal: ac.signal,
           });
           tally.add('subscription ids');
-          expect(res.status).toBeLessThan(500);
-          const reader = res.body!.getReader();
-          const first = new TextDecoder().decode((await reader.read()).value ?? new Uint8Array());
-          ac.abort();
-          await reader.cancel().catch(() => {});
-          expect(first).not.toContain('INTERNAL_SERVER_ERROR');
+          expect(res.status, label).toBeLessThan(500);
+          expect(res.headers.get('content-type'), label).toMatch(/^text\/event-stream/);
+          const sse = readSse(res, 5000);
+          if (valid) {
+            // Started: the node holds the subscription, the stream stays open with nothing in
+            // it but pings (nothing was re-signed), and it is released when the client leaves.
+            expect(res.status, label).toBe(200);
+            await until(`subscription registered for ${label}`, async () => {
+              // An event instead (an error, `complete`) fails at once, saying what it was.
+              expect(sse.events, label).toEqual([]);
+              return (await subscribers()) === 1;
+            });
+            expect(sse.events, label).toEqual([]);
+            sse.cancel();
+            expect((await sse.done).ended, label).toBe(false);
+            await until(`subscription released for ${label}`, async () => (await subscribers()) === 0);
+            started++;
+          } else {
+            // Refused: one error event with the client's code, then `complete`, then the end.
+            const read = await sse.done;
+            expect(read.ended, `${label}: the stream did not end within 5 s`).toBe(true);
+            expect(
+              read.events.map((e) => e.event),
+              label,
+            ).toEqual(['next', 'complete']);
+            const payload = JSON.parse(read.events[0]!.data) as {
+              data?: unknown;
+              errors?: { message: string; extensions?: { code?: string } }[];
+            };
+            expect(payload.data ?? null, label).toBeNull();
+            // (graphql-js reports each bad list item of a variable: one error or more, all the same code.)
+            const codes = payload.errors?.map((e) => e.extensions?.code) ?? [];
+            expect(codes.length, label).toBeGreaterThan(0);
+            expect(new Set(codes), `${label}: ${read.events[0]!.data.slice(0, 300)}`).toEqual(
+              new Set(['BAD_USER_INPUT']),
+            );
+            refused++;
+          }
           return true;
         },
       ),
       { numRuns: 150 },
     );
+    console.log(`[hostile] subscriptions: ${started} started, ${refused} refused`);
+    // Both branches were exercised.
+    expect(started).toBeGreaterThan(10);
+    expect(refused).toBeGreaterThan(10);
   });
 
   it('afterwards: healthy, no error-level log line, and nothing of bob’s deleted', async () => {

@@ -126,10 +126,38 @@ describe('/proxy/:id redirect mode', () => {
   });
 
   it('counts responses by mode and status', async () => {
-    await waitFor(async () => {
-      const m = await h.container.metrics.proxyResponses.get();
-      const v = m.values.find((x) => x.labels.mode === 'redirect' && x.labels.status === '302');
-      return (v?.value ?? 0) >= 10;
+    // This test's own requests, counted from whatever the counters held before. (Redirect mode
+    // only: another test here moves the shared fake clock, and the COS SDK signs its origin
+    // requests for stream mode with the real one.)
+    const expected = [
+      ['redirect', '302', 3],
+      ['redirect', '404', 1],
+      ['redirect', '401', 1],
+      ['invalid', '400', 1],
+    ] as const;
+    const counts = async () => {
+      const text = await (await fetch(`${h.url}/metrics`)).text();
+      return expected.map(([mode, status]) => {
+        const name = `signet_proxy_responses_total{mode="${mode}",status="${status}"} `;
+        const line = text.split('\n').find((l) => l.startsWith(name));
+        return line === undefined ? 0 : Number(line.slice(name.length));
+      });
+    };
+    const before = await counts();
+    const { redirect } = await proxyLinks(h, ids[0]!);
+    for (let i = 0; i < 3; i++) expect((await fetch(redirect, { redirect: 'manual' })).status).toBe(302);
+    const path = `${h.url}/proxy/${ids[0]}`;
+    const bobs = await fetch(path, {
+      redirect: 'manual',
+      headers: { authorization: `Bearer ${await h.token('bob')}` },
     });
+    expect(bobs.status).toBe(404);
+    expect((await fetch(path, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${redirect}&mode=zip`, { redirect: 'manual' })).status).toBe(400);
+    const want = expected.map(([, , n]) => n);
+    const delta = async () => (await counts()).map((n, i) => n - before[i]!);
+    // Counted as each response closes: wait for them, then exactly these, nothing more.
+    await waitFor(async () => (await delta()).every((d, i) => d >= want[i]!));
+    expect(await delta()).toEqual(want);
   });
 });

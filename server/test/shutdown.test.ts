@@ -8,6 +8,8 @@ import { createProxyTokens } from '../src/auth/proxy-token.js';
 import { systemClock } from '../src/clock.js';
 import { type Db, openDatabase } from '../src/db/connect.js';
 import { createImagesRepo } from '../src/db/images-repo.js';
+import { urlKeys } from '../src/urls/redis-store.js';
+import { LatencyProxy } from './faults/helpers/latency-proxy.js';
 import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
 import {
   CHILD_PROXY_SECRET,
@@ -17,10 +19,12 @@ import {
 } from './helpers/child-gateway.js';
 import { createTestDatabase } from './helpers/database.js';
 import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from './helpers/harness.js';
+import { HttpConnection } from './helpers/http-connection.js';
 import { addImageRow, putInFixture, sha256 } from './helpers/proxy.js';
+import { OwnedRedis } from './helpers/redis-server.js';
 
 const MB = 1024 * 1024;
-/** Shutdown exits within a bound: main.ts forces an exit at 10 s. */
+/** docs/operations.md: the process exits within 10 s (main.ts forces an exit then). */
 const BOUND_MS = 10_000;
 
 async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>, into: Buffer[]): Promise<void> {
@@ -31,13 +35,38 @@ async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>, into: Bu
   }
 }
 
-// SIGTERM against the real entry point: in-flight downloads finish, subscriptions complete, the
-// process exits 0 within the bound.
+const jwt = (sub: string) =>
+  new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+
+/** One page of the owner's images with their signed URLs (each one an access of that image). */
+async function viewPage(base: string, token: string): Promise<string[]> {
+  const res = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: '{ images(first: 100) { edges { node { id signedUrl { url } } } } }' }),
+  });
+  const body = (await res.json()) as {
+    data?: { images: { edges: { node: { id: string } }[] } };
+    errors?: unknown[];
+  };
+  expect(body.errors).toBeUndefined();
+  return body.data!.images.edges.map((e) => e.node.id);
+}
+
+// SIGTERM against the real entry point: in-flight downloads finish, subscriptions complete,
+// /readyz says draining, responses close their connections, background work finishes and hands
+// back what it held (access counts, refresh leases, job locks), the process exits 0 within the
+// bound.
 describe('graceful shutdown of the real entry point', () => {
   let fixture: CosFixture;
   let pgdb: { url: string; drop: () => Promise<void> };
   let db: Db;
   let dataDir: string;
+  let redis: OwnedRedis;
   let gw: ChildGateway | undefined;
   const tokens = createProxyTokens({
     secrets: [{ kid: 'k0', secret: CHILD_PROXY_SECRET }],
@@ -47,6 +76,7 @@ describe('graceful shutdown of the real entry point', () => {
 
   beforeAll(async () => {
     fixture = await startCosFixture({ secretId: COS_SECRET_ID, secretKey: COS_SECRET_KEY });
+    redis = await OwnedRedis.start();
     pgdb = await createTestDatabase();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-shutdown-'));
     db = await openDatabase({ databaseUrl: pgdb.url, dataDir });
@@ -59,33 +89,30 @@ describe('graceful shutdown of the real entry point', () => {
     await db?.close();
     await pgdb?.drop();
     await fixture?.close();
+    await redis?.kill();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  async function bigImage(size: number) {
+  async function bigImage(size: number, owner = 'alice') {
     const body = randomBytes(size);
-    const key = `u/alice/${randomBytes(6).toString('hex')}.bin`;
+    const key = `u/${owner}/${randomBytes(6).toString('hex')}.bin`;
     const etag = putInFixture(fixture, key, body, 'application/octet-stream');
-    const id = await addImageRow(createImagesRepo(db), 'alice', key, body, 'application/octet-stream', etag);
+    const id = await addImageRow(createImagesRepo(db), owner, key, body, 'application/octet-stream', etag);
     return {
       id,
       body,
+      path: `/proxy/${id}?t=${tokens.sign(id, 'stream')}&mode=stream`,
       link: (base: string) => `${base}/proxy/${id}?t=${tokens.sign(id, 'stream')}&mode=stream`,
     };
   }
 
   async function openSubscription(base: string, id: string) {
-    const jwt = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('alice')
-      .setExpirationTime('1h')
-      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
     const res = await fetch(`${base}/graphql`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         accept: 'text/event-stream',
-        authorization: `Bearer ${jwt}`,
+        authorization: `Bearer ${await jwt('alice')}`,
       },
       body: JSON.stringify({
         query: 'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
@@ -104,12 +131,14 @@ describe('graceful shutdown of the real entry point', () => {
     gw = await startChildGateway({ ...childEnv(fixture, pgdb.url), SIGNET_ROLE: 'all' });
     const img = await bigImage(40 * MB);
     const sse = await openSubscription(gw.url, img.id);
-    const download = await fetch(img.link(gw.url));
-    expect(download.status).toBe(200);
-    const reader = download.body!.getReader();
-    const chunks: Buffer[] = [];
-    const first = await reader.read();
-    chunks.push(Buffer.from(first.value!));
+    // The download on a keep-alive connection the test drives by hand: it reads a first part,
+    // then stops, so the response is still in flight when SIGTERM comes.
+    const conn = await HttpConnection.open(gw.url);
+    conn.send(img.path);
+    const head = await conn.head();
+    expect(head.status).toBe(200);
+    expect(Number(head.headers['content-length'])).toBe(img.body.length);
+    const chunks: Buffer[] = [await conn.some(img.body.length, 64 * 1024)];
 
     const sent = Date.now();
     gw.child.kill('SIGTERM');
@@ -117,11 +146,21 @@ describe('graceful shutdown of the real entry point', () => {
     const events: Buffer[] = [];
     await readAll(sse, events);
     expect(Buffer.concat(events).toString()).toContain('event: complete');
+    // The node is draining now. A request that reaches it on a connection it still serves (here
+    // pipelined behind the unfinished download) hears so: /readyz 503 "draining", and the
+    // response closes its keep-alive connection.
+    conn.send('/readyz');
     // The download that was in flight finishes with every byte.
-    await readAll(reader, chunks);
+    chunks.push(await conn.body(head, chunks[0]!.length));
     const got = Buffer.concat(chunks);
     expect(got.length).toBe(img.body.length);
     expect(sha256(got)).toBe(sha256(img.body));
+    const ready = await conn.head();
+    const readyBody = JSON.parse((await conn.body(ready)).toString()) as { status: string };
+    expect(ready.status).toBe(503);
+    expect(readyBody.status).toBe('draining');
+    expect(ready.headers.connection).toBe('close');
+    expect(await conn.closedByServer()).toBe(true);
 
     const exit = await gw.exited;
     const took = Date.now() - sent;
@@ -151,5 +190,110 @@ describe('graceful shutdown of the real entry point', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((l) => l.msg === 'stopped');
     expect(stopped?.drained).toBe(false);
+  });
+
+  it('SIGTERM flushes the access counts it still holds to Redis', async () => {
+    const prefix = 'flush:';
+    gw = await startChildGateway({
+      ...childEnv(fixture, pgdb.url),
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: prefix,
+    });
+    const mine = await Promise.all([1, 2, 3].map(() => bigImage(1024, 'carol')));
+    const token = await jwt('carol');
+    // Three views of the page, the last just before SIGTERM: whatever the once-a-second flush did
+    // not take yet is in the node's memory when the signal comes.
+    for (let i = 0; i < 2; i++) await viewPage(gw.url, token);
+    const lastViewAt = Date.now();
+    expect((await viewPage(gw.url, token)).sort()).toEqual(mine.map((m) => m.id).sort());
+    gw.child.kill('SIGTERM');
+    expect(await gw.exited).toEqual({ code: 0, signal: null });
+
+    // The process is gone; Redis has every view of every image.
+    const admin = redis.client();
+    const k = urlKeys(prefix);
+    for (const m of mine) {
+      const [count, lastAt] = await admin.hmget(k.meta(m.id), 'a', 'l');
+      expect(Number(count), m.id).toBe(3);
+      expect(Number(lastAt), m.id).toBeGreaterThanOrEqual(lastViewAt);
+    }
+    admin.disconnect();
+  });
+
+  it('SIGTERM in the middle of a refresh drain: the claimed batch is refreshed and no lease or job lock is left', async () => {
+    const prefix = 'lease:';
+    const k = urlKeys(prefix);
+    // The worker's Redis is 150 ms away each way once the URLs fall due, so SIGTERM can be sent
+    // the moment its claim reaches Redis: the batch is then claimed, and the answer not yet back.
+    const far = await LatencyProxy.start(redis.port);
+    const admin = redis.client();
+    try {
+      gw = await startChildGateway({
+        ...childEnv(fixture, pgdb.url),
+        SIGNET_ROLE: 'all',
+        REDIS_URL: far.url,
+        REDIS_PREFIX: prefix,
+        REDIS_COMMAND_TIMEOUT_MS: '2000',
+        // Signed URLs live 20 s and fall due 15 s ahead: ~5 s after signing. Lease: 5 s.
+        URL_TTL_SECONDS: '20',
+        REFRESH_AHEAD_SECONDS: '15',
+      });
+      const mine = await Promise.all(Array.from({ length: 20 }, () => bigImage(256, 'dave')));
+      const ids = mine.map((m) => m.id);
+      expect((await viewPage(gw.url, await jwt('dave'))).sort()).toEqual([...ids].sort());
+      // Where each URL's refresh was scheduled by that signing.
+      const scheduled = new Map<string, number>();
+      for (const id of ids) scheduled.set(id, Number(await admin.zscore(k.schedule, id)));
+      expect([...scheduled.values()].every((at) => at > Date.now())).toBe(true);
+
+      let sigtermAt = 0;
+      let refreshWrittenAt = 0;
+      far.onForward = (direction, chunk) => {
+        if (direction !== 'up') return;
+        const text = chunk.toString('latin1').toLowerCase();
+        if (
+          !sigtermAt &&
+          chunk.includes(k.schedule) &&
+          (text.includes('evalsha') || text.includes('\r\neval\r\n'))
+        ) {
+          sigtermAt = Date.now();
+          gw!.child.kill('SIGTERM');
+        } else if (sigtermAt && !refreshWrittenAt && text.includes('hincrby')) {
+          refreshWrittenAt = Date.now();
+        }
+      };
+      far.latencyMs = 150;
+      const exit = await gw.exited;
+      expect(sigtermAt, 'the worker never claimed').toBeGreaterThan(0);
+      expect(exit).toEqual({ code: 0, signal: null });
+      // The claimed batch was refreshed after the signal, before the process left.
+      expect(refreshWrittenAt).toBeGreaterThan(sigtermAt);
+
+      // Every image is either refreshed (its counter moved) or untouched where the first signing
+      // scheduled it. A claimed image that was neither would sit leased until its lease ran out.
+      let refreshed = 0;
+      for (const id of ids) {
+        const r = Number((await admin.hget(k.meta(id), 'r')) ?? 0);
+        const at = await admin.zscore(k.schedule, id);
+        expect(at, `${id} left the schedule`).not.toBeNull();
+        if (r > 0) refreshed++;
+        else expect(Number(at), `${id}: claimed, never refreshed`).toBe(scheduled.get(id));
+      }
+      expect(refreshed).toBeGreaterThan(0);
+      // BullMQ: no job left active, no job lock held (another worker would wait for it to expire).
+      const bull = `{${prefix.replace(/[{}:]+$/, '')}-bull}:signet-jobs`;
+      expect(await admin.llen(`${bull}:active`)).toBe(0);
+      const locks: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, found] = await admin.scan(cursor, 'MATCH', `${bull}:*:lock`, 'COUNT', 1000);
+        cursor = next;
+        locks.push(...found);
+      } while (cursor !== '0');
+      expect(locks).toEqual([]);
+    } finally {
+      admin.disconnect();
+      await far.close();
+    }
   });
 });

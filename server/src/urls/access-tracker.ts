@@ -133,6 +133,9 @@ export class AccessTracker {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    // A periodic flush in flight took only what was gathered when it began: wait for it, then
+    // write what came after (the last counts of a shutting-down node).
+    await this.flushing;
     await this.flush();
   }
 }

@@ -32,6 +32,19 @@ function counting(storage: Storage): Storage & { calls: string[][] } {
   });
 }
 
+/** The real MemoryUrlStore, noting which of its cache methods a resolve called (not a mock). */
+class RecordingStore extends MemoryUrlStore {
+  readonly calls: string[] = [];
+  override read(ids: readonly string[]) {
+    this.calls.push('read');
+    return super.read(ids);
+  }
+  override write(entries: Parameters<MemoryUrlStore['write']>[0], reason: 'miss' | 'refresh') {
+    this.calls.push('write');
+    return super.write(entries, reason);
+  }
+}
+
 /** A cache that is down: every call fails, as a dead Redis does after its command timeout. */
 class FailingStore implements UrlStore {
   readonly kind = 'redis' as const;
@@ -64,7 +77,7 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function setup(opts: { store?: UrlStore; maxEntries?: number } = {}) {
+  function setup(opts: { store?: UrlStore | ((clock: FakeClock) => UrlStore); maxEntries?: number } = {}) {
     const clock = new FakeClock(T0);
     const logs: string[] = [];
     const logger = createLogger(
@@ -79,7 +92,10 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     const storage = counting(
       createLocalStorage({ root: path.join(dir, 'bucket'), publicUrl: 'http://gw.test', secret: SECRET }),
     );
-    const store = opts.store ?? new MemoryUrlStore(clock, opts.maxEntries ?? 1000);
+    const store =
+      typeof opts.store === 'function'
+        ? opts.store(clock)
+        : (opts.store ?? new MemoryUrlStore(clock, opts.maxEntries ?? 1000));
     const metrics: Metrics = createMetrics();
     const { urls } = createUrlPath({
       storage,
@@ -105,17 +121,21 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
   }
 
   it('signs misses in one batch and serves them from the cache next time', async () => {
-    const { urls, storage, store, clock } = setup();
+    const { urls, storage, store, clock } = setup({ store: (c) => new RecordingStore(c, 1000) });
     const reqs = [1, 2, 3].map((n) => req(n));
     const first = await urls.resolveMany(reqs);
     expect(storage.calls).toEqual([reqs.map((r) => r.key)]);
+    // The misses: one read of the cache for all three, one write-back of all three.
+    const calls = (store as RecordingStore).calls;
+    expect(calls).toEqual(['read', 'write']);
     first.forEach((u, i) => {
       expect(u.cached).toBe(false);
       expectWorks(u, reqs[i]!.key, clock.now());
     });
-    const trips = store.roundTrips();
+    calls.length = 0;
     const second = await urls.resolveMany(reqs);
-    expect(store.roundTrips() - trips).toBe(1);
+    // The hits: one read of the cache for all three, nothing written, nothing signed.
+    expect(calls).toEqual(['read']);
     expect(storage.calls).toHaveLength(1);
     expect(second.map((u) => u.url)).toEqual(first.map((u) => u.url));
     expect(second.every((u) => u.cached)).toBe(true);
@@ -245,6 +265,9 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     // The breaker spares a failing cache: one call failed, the next requests skipped it.
     expect(store.calls).toBe(1);
     expect(await counter(metrics.redisFallbacks)).toBeGreaterThanOrEqual(3);
+    // Still skipped: the breaker stays open, so one more resolve does not touch the cache either.
+    await urls.resolveMany(reqs);
+    expect(store.calls).toBe(1);
     expect(logs.filter((l) => l.includes('URL cache unavailable'))).toHaveLength(1);
     // Forced refreshes work too (not strict), and a strict one reports the failure.
     const refreshed = await urls.refreshMany([{ id: 'id-1', key: req(1).key }]);

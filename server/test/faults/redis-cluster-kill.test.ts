@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalRedisCluster } from '../helpers/redis-cluster.js';
-import { Client } from './helpers/client.js';
+import { Client, reportUncached } from './helpers/client.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';
 import { Stack } from './helpers/stack.js';
 
@@ -28,6 +28,7 @@ describe('fault: a Redis Cluster master killed and restarted under load', () => 
   it('answers every query while a third of the slots are gone, then uses the cache again', async () => {
     const victim = cluster.ports[1]!;
     const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    client.phase = () => load.current;
     load.start('before');
     await sleep(3000);
 
@@ -51,6 +52,9 @@ describe('fault: a Redis Cluster master killed and restarted under load', () => 
     load.phase('after');
     await sleep(3000);
     await load.stop();
+    // Every URL signed without the cache, not only the latest one: each distinct one opened at
+    // the origin now (they live for the whole TTL), bytes compared with the object's.
+    const uncached = await client.openUncached();
 
     report(
       `Redis Cluster master SIGKILL + restart (cache back ${recoveredMs} ms after the cluster was healthy)`,
@@ -58,7 +62,11 @@ describe('fault: a Redis Cluster master killed and restarted under load', () => 
       ['page', 'url'],
       ['before', 'outage', 'restarting', 'recovery', 'after'],
     );
+    reportUncached(uncached, ['before', 'outage', 'restarting', 'recovery', 'after']);
     expect(load.failures()).toEqual([]);
+    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
+    expect(uncached['outage']?.distinct ?? 0).toBeGreaterThan(0);
+    expect(uncached['outage']!.opened).toBe(uncached['outage']!.distinct);
     expect(load.select({ kind: 'page', phase: 'outage' }).length).toBeGreaterThan(RATE * 4);
     // The store's deadline (2x the command timeout) bounds a call however the cluster redirects.
     expect(load.summary({ kind: 'page', phase: ['outage', 'restarting'] }).max).toBeLessThan(2000);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandStats, OwnedRedis } from '../helpers/redis-server.js';
-import { Client } from './helpers/client.js';
+import { Client, reportUncached } from './helpers/client.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';
 import { Stack } from './helpers/stack.js';
 
@@ -27,6 +27,7 @@ describe('fault: Redis killed and restarted under load', () => {
 
   it('answers every query through the outage and resumes the cache path by itself', async () => {
     const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    client.phase = () => load.current;
     load.start('before');
     await sleep(3000);
 
@@ -50,6 +51,9 @@ describe('fault: Redis killed and restarted under load', () => {
     load.phase('after');
     await sleep(3000);
     await load.stop();
+    // Every URL signed without the cache, not only the latest one: each distinct one opened at
+    // the origin now (they live for the whole TTL), bytes compared with the object's.
+    const uncached = await client.openUncached();
 
     report(
       `Redis SIGKILL + restart (cache back ${recoveredMs} ms after restart)`,
@@ -57,8 +61,12 @@ describe('fault: Redis killed and restarted under load', () => {
       ['page', 'url'],
       ['before', 'outage', 'recovery', 'after'],
     );
+    reportUncached(uncached, ['before', 'outage', 'recovery', 'after']);
     // Zero failed queries, and every URL signed without the cache opens at the origin.
     expect(load.failures()).toEqual([]);
+    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
+    expect(uncached['outage']?.distinct ?? 0).toBeGreaterThan(0);
+    expect(uncached['outage']!.opened).toBe(uncached['outage']!.distinct);
     const outage = load.select({ kind: 'page', phase: 'outage' });
     expect(outage.length).toBeGreaterThan(RATE * 4);
     expect(outage.filter((s) => !s.cached).length).toBeGreaterThan(RATE * 4);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandStats, OwnedRedis } from '../helpers/redis-server.js';
-import { Client } from './helpers/client.js';
+import { Client, reportUncached } from './helpers/client.js';
 import { LatencyProxy } from './helpers/latency-proxy.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';
 import { Stack } from './helpers/stack.js';
@@ -32,6 +32,7 @@ describe('fault: a slow Redis under load', () => {
 
   it(`stays bounded by the Redis timeouts while Redis adds ${ADDED_MS} ms, then uses the cache again`, async () => {
     const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    client.phase = () => load.current;
     load.start('before');
     await sleep(3000);
 
@@ -56,6 +57,9 @@ describe('fault: a slow Redis under load', () => {
     load.phase('after');
     await sleep(3000);
     await load.stop();
+    // Every URL signed without the cache, not only the latest one: each distinct one opened at
+    // the origin now (they live for the whole TTL), bytes compared with the object's.
+    const uncached = await client.openUncached();
     const mgetAfter = (await commandStats(admin))['mget'] ?? 0;
     admin.disconnect();
 
@@ -65,7 +69,11 @@ describe('fault: a slow Redis under load', () => {
       ['page', 'url'],
       ['before', 'slow', 'recovery', 'after'],
     );
+    reportUncached(uncached, ['before', 'slow', 'recovery', 'after']);
     expect(load.failures()).toEqual([]);
+    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
+    expect(uncached['slow']?.distinct ?? 0).toBeGreaterThan(0);
+    expect(uncached['slow']!.opened).toBe(uncached['slow']!.distinct);
     const slow = load.select({ kind: 'page', phase: 'slow' });
     expect(slow.length).toBeGreaterThan(RATE * 6);
     // A Redis round trip now takes over a second; the requests may not.

@@ -4,29 +4,42 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { CountingProxy } from './counting-proxy.js';
 import { freePort } from './redis-server.js';
 
 const run = promisify(execFile);
 
-/** A local Redis Cluster of `masters` nodes (no replicas) that the test starts and stops. */
+/**
+ * A local Redis Cluster of `masters` nodes (no replicas) that the test starts and stops.
+ *
+ * With `countOnTheWire`, a counting TCP proxy stands in front of each node and the node announces
+ * the proxy's port (`cluster-announce-port`) as its own: CLUSTER SLOTS and MOVED name the proxies,
+ * so a client seeded with `nodes` sends every command through them, and a test counts round trips
+ * per node on the wire. (The cluster bus keeps the real port + 10000, so the nodes still gossip
+ * directly.) `ports` are always the real ones: kill, restart and INFO use them.
+ */
 export class LocalRedisCluster {
   private readonly procs = new Map<number, ChildProcess>();
+  /** Real port -> the counting proxy in front of it (with `countOnTheWire`). */
+  readonly proxies = new Map<number, CountingProxy>();
 
   private constructor(
     readonly ports: number[],
     private readonly dir: string,
   ) {}
 
+  /** The addresses clients should be given: the proxies' when counting, else the nodes'. */
   get nodes(): string {
-    return this.ports.map((p) => `127.0.0.1:${p}`).join(',');
+    return this.ports.map((p) => `127.0.0.1:${this.proxies.get(p)?.port ?? p}`).join(',');
   }
 
-  static async start(masters = 3): Promise<LocalRedisCluster> {
+  static async start(masters = 3, opts: { countOnTheWire?: boolean } = {}): Promise<LocalRedisCluster> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-cluster-'));
     const ports: number[] = [];
     for (let i = 0; i < masters; i++) ports.push(await freePort());
     const c = new LocalRedisCluster(ports, dir);
     for (const p of ports) await c.startNode(p);
+    // Created on the real ports (redis-cli derives the bus port from the address it is given).
     await run('redis-cli', [
       '--cluster',
       'create',
@@ -36,7 +49,42 @@ export class LocalRedisCluster {
       '--cluster-yes',
     ]);
     await c.waitHealthy();
+    if (opts.countOnTheWire) {
+      for (const p of ports) c.proxies.set(p, await CountingProxy.start('redis', '127.0.0.1', p));
+      for (const p of ports) {
+        const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
+        r.on('error', () => {});
+        await r.config('SET', 'cluster-announce-port', String(c.proxies.get(p)!.port));
+        r.disconnect();
+      }
+      await c.waitAnnounced();
+    }
     return c;
+  }
+
+  /** Waits until every node's CLUSTER SLOTS names only the proxies (the change travels by gossip). */
+  private async waitAnnounced(timeoutMs = 20_000): Promise<void> {
+    const want = new Set([...this.proxies.values()].map((x) => x.port));
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let ok = true;
+      for (const p of this.ports) {
+        const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0, lazyConnect: true });
+        r.on('error', () => {});
+        try {
+          await r.connect();
+          const slots = await r.cluster('SLOTS');
+          if (!slots.every(([, , master]) => master !== undefined && want.has(Number(master[1])))) ok = false;
+        } catch {
+          ok = false;
+        } finally {
+          r.disconnect();
+        }
+      }
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error('cluster nodes did not announce the proxies in time');
+      await new Promise((res) => setTimeout(res, 100));
+    }
   }
 
   async startNode(port: number): Promise<void> {
@@ -59,6 +107,8 @@ export class LocalRedisCluster {
         'no',
         '--dir',
         this.dir,
+        // A restarted node announces its proxy again (CONFIG SET does not survive a restart).
+        ...(this.proxies.has(port) ? ['--cluster-announce-port', String(this.proxies.get(port)!.port)] : []),
       ],
       { stdio: 'ignore' },
     );
@@ -154,6 +204,7 @@ export class LocalRedisCluster {
   }
 
   async stop(): Promise<void> {
+    for (const x of this.proxies.values()) await x.close();
     for (const p of this.ports) await this.kill(p);
     await rm(this.dir, { recursive: true, force: true });
   }

@@ -32,6 +32,17 @@ interface GqlBody {
 /** No request of the load may hang the test: past this it counts as a failure. */
 const REQUEST_TIMEOUT_MS = 20_000;
 
+/** Per phase: URLs handed out with `cached: false`, and what the origin said when each was opened. */
+export interface UncachedCheck {
+  /** Handed out (one per image per page; the same URL may be handed out more than once). */
+  handedOut: number;
+  /** Different URLs among them (one key and one signing second give one URL). */
+  distinct: number;
+  /** Opened at the origin: 200 with the object's bytes. */
+  opened: number;
+  refused: { url: string; status: number; detail: string }[];
+}
+
 /**
  * The requests a browser makes, each judged strictly: a page is ok only when every image on it
  * has a URL of the fixture's that lives long enough. Page requests walk the pages in turn.
@@ -44,6 +55,15 @@ export class Client {
   private resigned = 0;
   /** The latest URL handed out, for checks that the origin accepts what was signed. */
   lastUrl: string | undefined;
+  /**
+   * Every URL a page handed out with `cached: false` (signed for that request, not read from the
+   * cache), with its object key and the phase it was first handed out in; `openUncached()` opens
+   * each one at the origin.
+   */
+  private readonly uncached = new Map<string, { key: string; phase: string }>();
+  private readonly uncachedHandedOut = new Map<string, number>();
+  /** The phase the load is in (a test running a SteadyLoad sets `() => load.current`). */
+  phase: () => string = () => 'all';
   /** Stream-mode proxy links (path and query) and object keys by image id, from the first walk. */
   readonly proxyPaths = new Map<string, { path: string; key: string }>();
 
@@ -103,6 +123,13 @@ export class Client {
         return { ok: false, status: res.status, detail: 'short url' };
     }
     this.lastUrl = edges[edges.length - 1]!.node.signedUrl.url;
+    const phase = this.phase();
+    for (const e of edges) {
+      if (e.node.signedUrl.cached) continue;
+      this.uncachedHandedOut.set(phase, (this.uncachedHandedOut.get(phase) ?? 0) + 1);
+      if (!this.uncached.has(e.node.signedUrl.url))
+        this.uncached.set(e.node.signedUrl.url, { key: e.node.key, phase });
+    }
     return { ok: true, status: res.status, cached: edges.every((e) => e.node.signedUrl.cached) };
   };
 
@@ -145,6 +172,44 @@ export class Client {
       ? { ok: true, status: 200 }
       : { ok: false, status: res.status, detail: 'refused' };
   };
+
+  /**
+   * Opens every distinct URL handed out with `cached: false` so far at the origin (after the load,
+   * so the check adds nothing to it; the URLs live for the whole TTL) and checks the bytes are the
+   * object's. By phase of first hand-out.
+   */
+  async openUncached(concurrency = 8): Promise<Record<string, UncachedCheck>> {
+    const out: Record<string, UncachedCheck> = {};
+    const of = (phase: string) => {
+      out[phase] ??= {
+        handedOut: this.uncachedHandedOut.get(phase) ?? 0,
+        distinct: 0,
+        opened: 0,
+        refused: [],
+      };
+      return out[phase];
+    };
+    const queue = [...this.uncached];
+    for (const [, { phase }] of queue) of(phase).distinct++;
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const [url, { key, phase }] = next;
+        const r = of(phase);
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+          const body = Buffer.from(await res.arrayBuffer());
+          if (res.status !== 200) r.refused.push({ url, status: res.status, detail: 'refused' });
+          else if (!this.stack.fixture.objects.get(key)?.body.equals(body))
+            r.refused.push({ url, status: 200, detail: 'wrong bytes' });
+          else r.opened++;
+        } catch (err) {
+          r.refused.push({ url, status: 0, detail: (err as Error).message });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return out;
+  }
 
   /** `/proxy/:id` in stream mode (bytes through the gateway) or redirect mode (302). */
   proxy(mode: 'stream' | 'redirect') {
@@ -199,4 +264,29 @@ export class Client {
     });
     return (await res.json()) as GqlBody;
   }
+}
+
+/** One line per phase for the test output (docs/reliability.md takes its numbers from these). */
+export function reportUncached(checks: Record<string, UncachedCheck>, phases: string[]): void {
+  const lines = [
+    '[faults]   URLs handed out with cached: false, each distinct one opened at the origin after the load',
+  ];
+  let all: UncachedCheck = { handedOut: 0, distinct: 0, opened: 0, refused: [] };
+  for (const phase of phases) {
+    const c = checks[phase];
+    if (!c) continue;
+    lines.push(
+      `  uncached   ${phase.padEnd(10)} handed out=${c.handedOut} distinct=${c.distinct} opened 200 with the right bytes=${c.opened} refused=${c.refused.length}`,
+    );
+    all = {
+      handedOut: all.handedOut + c.handedOut,
+      distinct: all.distinct + c.distinct,
+      opened: all.opened + c.opened,
+      refused: [...all.refused, ...c.refused],
+    };
+  }
+  lines.push(
+    `  uncached   ${'all'.padEnd(10)} handed out=${all.handedOut} distinct=${all.distinct} opened 200 with the right bytes=${all.opened} refused=${all.refused.length}`,
+  );
+  console.log(lines.join('\n'));
 }

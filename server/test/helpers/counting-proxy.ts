@@ -1,16 +1,20 @@
 import net from 'node:net';
-import { connectUpstream } from '../../server/test/helpers/tcp-proxy.js';
+import { connectUpstream } from './tcp-proxy.js';
 
 /**
- * A TCP proxy that reads the client's side of a Redis or PostgreSQL connection, so scenario 2
- * counts what actually crossed the wire rather than what the code meant to send.
+ * A TCP proxy that reads the client's side of a Redis or PostgreSQL connection, so the tests and
+ * the benchmark's scenario 2 count what actually crossed the wire rather than what the code meant
+ * to send (or what it says it sent).
  *
- * Redis: a round trip ("turn") is a run of client bytes between two server replies; each turn
- * lists the commands in it (a pipeline of 100 SETs is one turn). PostgreSQL: statements are the
- * Query and Execute messages of the frontend protocol, with the text of each.
+ * Redis: a round trip ("turn") is a run of client bytes on one connection between two server
+ * replies; each turn lists the commands in it (a pipeline of 100 SETs is one turn; 64 MGETs each
+ * awaited before the next are 64). PostgreSQL: statements are the Query and Execute messages of
+ * the frontend protocol, with the text of each.
  */
 export interface Turn {
   commands: Record<string, number>;
+  /** Which client connection of this proxy it was sent on (0 for the first accepted). */
+  connection: number;
 }
 
 interface Conn {
@@ -27,6 +31,7 @@ export class CountingProxy {
   readonly statements = new Map<string, number>();
   executed = 0;
   private readonly sockets = new Set<net.Socket>();
+  private connections = 0;
   /** Unnamed prepared statement text per connection (node-postgres parses unnamed statements). */
   private readonly lastParsed = new WeakMap<Conn, string>();
 
@@ -55,9 +60,10 @@ export class CountingProxy {
   private accept(client: net.Socket, protocol: 'redis' | 'postgres', host: string, port: number): void {
     const upstream = connectUpstream(client, host, port, this.sockets);
     const conn: Conn = { buf: Buffer.alloc(0), newTurn: true, turn: undefined, startup: true };
+    const connection = this.connections++;
     client.on('data', (chunk: Buffer) => {
       if (conn.newTurn) {
-        conn.turn = { commands: {} };
+        conn.turn = { commands: {}, connection };
         this.turns.push(conn.turn);
         conn.newTurn = false;
       }
