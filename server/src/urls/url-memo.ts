@@ -80,7 +80,10 @@ export class UrlMemo {
       return b.url;
     }
     const url = this.storage.urlFor(key, sig);
-    this.built.set(id, { start: sig.start, end: sig.end, key, url, seenAt: now });
+    // Only the grid's URLs are kept: one made for one request (off the grid) must not push out
+    // the step's URL every other request of this image wants.
+    if (this.grid.isCurrent(id, sig, now))
+      this.built.set(id, { start: sig.start, end: sig.end, key, url, seenAt: now });
     return url;
   }
 }

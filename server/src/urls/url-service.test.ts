@@ -124,7 +124,9 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     const { urls, storage, store, clock } = setup({ store: (c) => new RecordingStore(c, 1000) });
     const reqs = [1, 2, 3].map((n) => req(n));
     const first = await urls.resolveMany(reqs);
-    expect(storage.calls).toEqual([reqs.map((r) => r.key)]);
+    // One signing each, in one batch (grouped by grid window: one signing key per window).
+    expect(storage.calls.flat().sort()).toEqual(reqs.map((r) => r.key).sort());
+    const signCalls = storage.calls.length;
     // The misses: one read of the cache for all three, one write-back of all three.
     const calls = (store as RecordingStore).calls;
     expect(calls).toEqual(['read', 'write']);
@@ -136,7 +138,7 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     const second = await urls.resolveMany(reqs);
     // The hits: one read of the cache for all three, nothing written, nothing signed.
     expect(calls).toEqual(['read']);
-    expect(storage.calls).toHaveLength(1);
+    expect(storage.calls).toHaveLength(signCalls);
     expect(second.map((u) => u.url)).toEqual(first.map((u) => u.url));
     expect(second.every((u) => u.cached)).toBe(true);
   });
@@ -165,40 +167,76 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     for (const p of pages) expect(p.map((u) => u.url)).toEqual(pages[0]!.map((u) => u.url));
   });
 
-  it('re-signs a hit that has less than minTtl left, and serves one that has enough', async () => {
-    const { urls, storage, clock } = setup();
+  it('one URL per step: a hit is served while its step lasts, a request wanting more life gets one of its own', async () => {
+    const { urls, storage, clock, metrics } = setup();
     const [signed] = await urls.resolveMany([req(1)]);
-    clock.advance((TTL - 600) * 1000); // 600 s left: still cached (the cache lets go at 300 s)
-
-    const [enough] = await urls.resolveMany([req(1, 600)]);
-    expect(enough!.cached).toBe(true);
-    expect(enough!.url).toBe(signed!.url);
-
-    const [short] = await urls.resolveMany([req(1, 601)]);
-    expect(short!.cached).toBe(false);
-    expect(short!.expiresAt - clock.now()).toBeGreaterThanOrEqual(601_000);
-    expectWorks(short!, req(1).key, clock.now());
-    expect(storage.calls).toHaveLength(2);
-
-    // Two requests for one id in one batch: the stricter one decides, both get the fresh URL.
-    clock.advance((TTL - 500) * 1000);
+    const step = TTL - 900;
+    expect(signed!.expiresAt - signed!.refreshAt).toBe(900_000);
+    // Still this step, the URL has more than REFRESH_AHEAD left: the same URL, from the cache.
+    clock.set(signed!.refreshAt - 1000);
+    const [same] = await urls.resolveMany([req(1, 900)]);
+    expect(same).toMatchObject({ cached: true, url: signed!.url });
+    // More than the step's URL has left: a URL of its own, not cached, counted.
+    const [own] = await urls.resolveMany([req(1, 1200)]);
+    expect(own!.cached).toBe(false);
+    expect(own!.url).not.toBe(signed!.url);
+    expect(own!.expiresAt - clock.now()).toBeGreaterThanOrEqual(1200_000);
+    expectWorks(own!, req(1).key, clock.now());
+    expect(await counter(metrics.offGridSignatures)).toBe(1);
+    const [stillGrid] = await urls.resolveMany([req(1)]);
+    expect(stillGrid!.url).toBe(signed!.url);
+    // Two requests for one id in one batch: the stricter one decides, both get its URL.
     const both = await urls.resolveMany([req(1, 0), req(1, 1200)]);
-    expect(storage.calls).toHaveLength(3);
     expect(both[0]!.url).toBe(both[1]!.url);
     for (const u of both) expect(u.expiresAt - clock.now()).toBeGreaterThanOrEqual(1200_000);
+    // The step ends: the next step's URL, once, for everyone.
+    const calls = storage.calls.length;
+    clock.advance(1_000);
+    const [next] = await urls.resolveMany([req(1)]);
+    expect(next!.url).not.toBe(signed!.url);
+    expect(next!.expiresAt).toBe(signed!.expiresAt + step * 1000);
+    const [nextAgain] = await urls.resolveMany([req(1)]);
+    expect(nextAgain).toMatchObject({ cached: true, url: next!.url });
+    expect(storage.calls.length).toBe(calls + 1);
   });
 
-  it('URLs built once per signature: the same string while cached, the new one after a re-sign', async () => {
+  it('a re-sign within the step is the byte-identical URL; after the boundary a new one', async () => {
     const { urls, clock } = setup();
     const [first] = await urls.resolveMany([req(1)]);
     const [again] = await urls.resolveMany([req(1)]);
     expect(again!.url).toBe(first!.url);
     clock.advance(5_000);
     const fresh = (await urls.refreshMany([{ id: 'id-1', key: req(1).key }])).get('id-1')!;
-    expect(fresh.url).not.toBe(first!.url);
+    expect(fresh.url).toBe(first!.url);
+    clock.set(first!.refreshAt);
+    const next = (await urls.refreshMany([{ id: 'id-1', key: req(1).key }])).get('id-1')!;
+    expect(next.url).not.toBe(first!.url);
     const [after] = await urls.resolveMany([req(1)]);
-    expect(after!.url).toBe(fresh.url);
+    expect(after!.url).toBe(next.url);
     expectWorks(after!, req(1).key, clock.now());
+  });
+
+  it('nodes with other caches (or none) and clocks seconds apart hand out the same URL within a step', async () => {
+    const a = setup();
+    const b = setup();
+    const reqs = Array.from({ length: 100 }, (_, n) => req(n));
+    // b's clock runs 3 s ahead; no step starts in between (a's step boundaries are known).
+    const first = await a.urls.resolveMany(reqs);
+    const nextBoundary = Math.min(...first.map((u) => u.refreshAt));
+    const lastStart = Math.max(...first.map((u) => u.refreshAt - (TTL - 900) * 1000));
+    const at = Math.max(a.clock.now(), lastStart) + 1_000;
+    if (at + 3_000 < nextBoundary) {
+      a.clock.set(at);
+      b.clock.set(at + 3_000);
+    }
+    const [fromA, fromB] = [await a.urls.resolveMany(reqs), await b.urls.resolveMany(reqs)];
+    const aligned = fromA.filter(
+      (u, i) => u.refreshAt > b.clock.now() && fromB[i]!.refreshAt === u.refreshAt,
+    );
+    expect(aligned.length).toBeGreaterThan(90);
+    fromA.forEach((u, i) => {
+      if (fromB[i]!.refreshAt === u.refreshAt) expect(fromB[i]!.url).toBe(u.url);
+    });
   });
 
   it('resolveRecent reuses what this node saw for a few seconds, then asks the cache again', async () => {
@@ -215,25 +253,34 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     const again = await urls.resolveRecent(req(1), 5000);
     expect(again.url).toBe(first.url);
     expect(reads).toBe(1);
-    // Another node re-signs (same shared cache): seen here once the window has passed.
+    // Another node re-signs in the same step (same shared cache): the same URL, nothing to see.
     const other = setup({ store });
     other.clock.set(clock.now() + 1_000);
     const elsewhere = (await other.urls.refreshMany([{ id: 'id-1', key: req(1).key }])).get('id-1')!;
+    expect(elsewhere.url).toBe(first.url);
     expect((await urls.resolveRecent(req(1), 5000)).url).toBe(first.url);
     clock.advance(5_001);
     const seen = await urls.resolveRecent(req(1), 5000);
     expect(seen.url).toBe(elsewhere.url);
     expect(reads).toBe(2);
+    // Past the step's end, memory is not a reason to hand out the old step's URL.
+    clock.set(first.refreshAt);
+    const stepped = await urls.resolveRecent(req(1), 5000);
+    expect(stepped.url).not.toBe(first.url);
+    expect(reads).toBe(3);
+    clock.advance(1);
+    await urls.resolveRecent(req(1), 5000);
+    expect(reads).toBe(3);
     // Not long enough to live: never served from memory.
     clock.advance(1_000);
-    await urls.resolveRecent(req(1, TTL), 5000);
-    expect(reads).toBe(3);
+    await urls.resolveRecent(req(1, TTL - 1), 5000);
+    expect(reads).toBe(4);
     // A purge (the image was deleted) forgets it at once.
     await urls.resolveRecent(req(1), 5000);
-    expect(reads).toBe(3);
+    expect(reads).toBe(4);
     await urls.purge(['id-1']);
     await urls.resolveRecent(req(1), 5000);
-    expect(reads).toBe(4);
+    expect(reads).toBe(5);
     expectWorks(seen, req(1).key, clock.now());
   });
 
