@@ -25,6 +25,8 @@ export interface ImageServiceDeps {
   recentRows: { forget(id: string): void };
   /** refreshSignedUrls calls per viewer. */
   refreshLimiter: RateLimiter;
+  /** preloadSignedUrls calls per viewer. */
+  preloadLimiter: RateLimiter;
   jobs: Pick<JobEngine, 'preload'>;
   clock: Clock;
   logger: Logger;
@@ -78,9 +80,15 @@ export class ImageService {
 
   /**
    * Warms the cache for the images of ids the viewer may see; returns how many were signed.
-   * Lists longer than one batch run as a background job (BullMQ with Redis).
+   * Lists longer than one batch run as a background job (BullMQ with Redis). Rate-limited per
+   * viewer.
    */
   async preload(viewer: Viewer, ids: readonly string[]): Promise<number> {
+    // Checked before any SQL: a viewer calling in a loop costs one Redis round trip per call.
+    const limit = await this.d.preloadLimiter.hit(viewer.id);
+    if (!limit.allowed) {
+      throw rateLimited(`Too many preloadSignedUrls calls; retry in ${limit.retryAfter} s`, limit.retryAfter);
+    }
     const rows: ImageRow[] = [];
     for (let i = 0; i < ids.length; i += MAX_IDS)
       rows.push(...(await this.visible(viewer, ids.slice(i, i + MAX_IDS))));
