@@ -201,9 +201,15 @@ export async function createContainer(
         prefix: config.redisPrefix,
         tickMs: tickInterval(config.refreshAheadSeconds),
         batchSize: 500,
+        maxWaitingPreloads: config.preloadQueueMaxJobs,
         logger,
       })
-    : new TimerJobEngine(processors, tickInterval(config.refreshAheadSeconds), logger);
+    : new TimerJobEngine(
+        processors,
+        tickInterval(config.refreshAheadSeconds),
+        logger,
+        config.preloadQueueMaxJobs,
+      );
 
   const recentRows = new RecentRows(imagesRepo, clock);
   const images = new ImageService({
