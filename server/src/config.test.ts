@@ -283,6 +283,19 @@ describe('loadConfig', () => {
     expectRejected({ PROXY_TOKEN_SECRET: `${'k'.repeat(17)}:new-secret-new-secret` }, 'PROXY_TOKEN_SECRET');
   });
 
+  it('PRELOAD_RATE_LIMIT_PER_MINUTE and PRELOAD_QUEUE_MAX_JOBS: defaults, values and bounds', () => {
+    expect(loadConfig({})).toMatchObject({ preloadRateLimitPerMinute: 30, preloadQueueMaxJobs: 200 });
+    expect(loadConfig({ PRELOAD_RATE_LIMIT_PER_MINUTE: ' 5 ', PRELOAD_QUEUE_MAX_JOBS: '20' })).toMatchObject({
+      preloadRateLimitPerMinute: 5,
+      preloadQueueMaxJobs: 20,
+    });
+    for (const v of ['0', '-1', '1.5', 'lots', '100001'])
+      expectRejected({ PRELOAD_RATE_LIMIT_PER_MINUTE: v }, 'PRELOAD_RATE_LIMIT_PER_MINUTE');
+    // Below 20 the largest preload a call may ask for (20 jobs of 500 ids) could never fit.
+    for (const v of ['19', '0', 'x', '100001'])
+      expectRejected({ PRELOAD_QUEUE_MAX_JOBS: v }, 'PRELOAD_QUEUE_MAX_JOBS');
+  });
+
   it('other enumerations and URLs name their variable', () => {
     expectRejected({ DATABASE_URL: 'mysql://db/signet' }, 'DATABASE_URL');
     expectRejected({ DATABASE_URL: 'db:5432' }, 'DATABASE_URL');

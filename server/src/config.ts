@@ -61,6 +61,13 @@ export interface Config {
   role: 'all' | 'api' | 'worker';
   /** refreshSignedUrls calls a viewer may make per minute. */
   refreshRateLimitPerMinute: number;
+  /** preloadSignedUrls calls a viewer may make per minute. */
+  preloadRateLimitPerMinute: number;
+  /**
+   * Preload jobs (of at most 500 ids each) that may wait in the queue, all viewers together; a
+   * preload that does not fit is refused with RATE_LIMITED and queues nothing.
+   */
+  preloadQueueMaxJobs: number;
   uploadMaxBytes: number;
   /** SVG can carry scripts; refused unless UPLOAD_ALLOW_SVG=true. */
   uploadAllowSvg: boolean;
@@ -334,6 +341,10 @@ export function loadConfig(env: Env = process.env): Config {
     proxyTokenTtlSeconds: int(env, 'PROXY_TOKEN_TTL_SECONDS', 30 * 86400, 0, 10 * 365 * 86400),
     role,
     refreshRateLimitPerMinute: int(env, 'REFRESH_RATE_LIMIT_PER_MINUTE', 60, 1, 100_000),
+    preloadRateLimitPerMinute: int(env, 'PRELOAD_RATE_LIMIT_PER_MINUTE', 30, 1, 100_000),
+    // At least 20: the jobs of one preload of the most ids a call may name (10,000 in jobs of
+    // 500), so the largest allowed call can fit in an empty queue.
+    preloadQueueMaxJobs: int(env, 'PRELOAD_QUEUE_MAX_JOBS', 200, 20, 100_000),
     uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
     uploadAllowSvg: oneOf(env, 'UPLOAD_ALLOW_SVG', ['true', 'false'] as const, 'false') === 'true',
     uploadMaxPixels: int(env, 'UPLOAD_MAX_PIXELS', 100_000_000, 1, Number.MAX_SAFE_INTEGER),

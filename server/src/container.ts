@@ -150,6 +150,7 @@ export async function createContainer(
   const redis = openRedis(config, logger);
   const storage = createStorage(config);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
+  const preloadLimit = { limit: config.preloadRateLimitPerMinute, windowMs: 60_000, name: 'rl-preload' };
 
   const store: UrlStore = redis
     ? new RedisUrlStore(redis.command, config.redisPrefix, config.redisCommandTimeoutMs * 2)
@@ -163,6 +164,9 @@ export async function createContainer(
   const refreshLimiter: RateLimiter = redis
     ? createRedisRateLimiter(redis.command, config.redisPrefix, clock, limit)
     : createMemoryRateLimiter(clock, limit);
+  const preloadLimiter: RateLimiter = redis
+    ? createRedisRateLimiter(redis.command, config.redisPrefix, clock, preloadLimit)
+    : createMemoryRateLimiter(clock, preloadLimit);
 
   const { access, telemetry, urls } = createUrlPath({
     storage,
@@ -197,9 +201,15 @@ export async function createContainer(
         prefix: config.redisPrefix,
         tickMs: tickInterval(config.refreshAheadSeconds),
         batchSize: 500,
+        maxWaitingPreloads: config.preloadQueueMaxJobs,
         logger,
       })
-    : new TimerJobEngine(processors, tickInterval(config.refreshAheadSeconds), logger);
+    : new TimerJobEngine(
+        processors,
+        tickInterval(config.refreshAheadSeconds),
+        logger,
+        config.preloadQueueMaxJobs,
+      );
 
   const recentRows = new RecentRows(imagesRepo, clock);
   const images = new ImageService({
@@ -210,6 +220,7 @@ export async function createContainer(
     counters: store,
     recentRows,
     refreshLimiter,
+    preloadLimiter,
     jobs,
     clock,
     logger,

@@ -15,6 +15,12 @@ export interface RateLimiter {
 export interface RateLimitOptions {
   limit: number;
   windowMs: number;
+  /**
+   * Names the limiter's Redis keys (`<prefix><name>:<subject>`, default `rl`), so two limiters
+   * over the same viewers count apart (no name may start with another name and a `:`, or their
+   * keys could meet).
+   */
+  name?: string;
 }
 
 export function createMemoryRateLimiter(clock: Clock, o: RateLimitOptions): RateLimiter {
@@ -49,7 +55,7 @@ export function createRedisRateLimiter(
   const fallback = createMemoryRateLimiter(clock, o);
   return {
     async hit(subject) {
-      const key = `${prefix}rl:${subject}`;
+      const key = `${prefix}${o.name ?? 'rl'}:${subject}`;
       try {
         const res = await redis.multi().incr(key).pexpire(key, o.windowMs, 'NX').pttl(key).exec();
         const count = Number(res?.[0]?.[1] ?? 0);

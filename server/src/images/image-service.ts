@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Cursor, ImagesRepo, PageResult } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import { rateLimited } from '../errors/index.js';
-import type { JobEngine } from '../jobs/job-engine.js';
+import { type JobEngine, PRELOAD_QUEUE_RETRY_SECONDS, PreloadQueueFull } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { Storage } from '../storage/storage.js';
@@ -25,6 +25,8 @@ export interface ImageServiceDeps {
   recentRows: { forget(id: string): void };
   /** refreshSignedUrls calls per viewer. */
   refreshLimiter: RateLimiter;
+  /** preloadSignedUrls calls per viewer. */
+  preloadLimiter: RateLimiter;
   jobs: Pick<JobEngine, 'preload'>;
   clock: Clock;
   logger: Logger;
@@ -78,13 +80,30 @@ export class ImageService {
 
   /**
    * Warms the cache for the images of ids the viewer may see; returns how many were signed.
-   * Lists longer than one batch run as a background job (BullMQ with Redis).
+   * Lists longer than one batch run as background jobs of at most 500 ids (BullMQ with Redis).
+   * Rate-limited per viewer; refused with RATE_LIMITED, queuing nothing, when the jobs' wait
+   * list is full.
    */
   async preload(viewer: Viewer, ids: readonly string[]): Promise<number> {
+    // Checked before any SQL: a viewer calling in a loop costs one Redis round trip per call.
+    const limit = await this.d.preloadLimiter.hit(viewer.id);
+    if (!limit.allowed) {
+      throw rateLimited(`Too many preloadSignedUrls calls; retry in ${limit.retryAfter} s`, limit.retryAfter);
+    }
     const rows: ImageRow[] = [];
     for (let i = 0; i < ids.length; i += MAX_IDS)
       rows.push(...(await this.visible(viewer, ids.slice(i, i + MAX_IDS))));
-    if (rows.length > MAX_IDS) return this.d.jobs.preload(rows.map((r) => r.id));
+    if (rows.length > MAX_IDS) {
+      try {
+        return await this.d.jobs.preload(rows.map((r) => r.id));
+      } catch (err) {
+        if (!(err instanceof PreloadQueueFull)) throw err;
+        throw rateLimited(
+          `Too many preloads are waiting; retry in ${PRELOAD_QUEUE_RETRY_SECONDS} s`,
+          PRELOAD_QUEUE_RETRY_SECONDS,
+        );
+      }
+    }
     return preloadRows({ ...this.d, minTtlSeconds: this.d.config.defaultMinTtlSeconds }, rows);
   }
 

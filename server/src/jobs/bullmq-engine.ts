@@ -1,11 +1,21 @@
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
-import type { JobEngine, Processors } from './job-engine.js';
+import { type JobEngine, PreloadQueueFull, type Processors, preloadJobs } from './job-engine.js';
 
-const QUEUE = 'signet-jobs';
+/** Refresh ticks and drains, and the stats roll-up: the work that keeps URLs fresh. */
+export const QUEUE = 'signet-jobs';
+/**
+ * Preloads, in a queue and a worker of their own: however many wait, a refresh tick or drain
+ * never queues behind them, and they never take its worker's slots.
+ */
+export const PRELOAD_QUEUE = 'signet-preload';
 /** Drain jobs that may wait or run at once: with N worker nodes, up to this many sweep in parallel. */
 const MAX_DRAINS = 4;
+/** Preload jobs one node runs at once: a flood of preloads takes one slot of its CPU, no more. */
+const PRELOAD_CONCURRENCY = 1;
+/** How long a preload call waits for its jobs. */
+const PRELOAD_WAIT_MS = 60_000;
 /** How many ticks a drain job id stands for its slot (see the refresh-tick job). */
 const DRAIN_SLOT_TICKS = 3;
 
@@ -16,7 +26,14 @@ export interface BullmqEngineOptions {
   prefix: string;
   tickMs: number;
   batchSize: number;
+  /** Preload jobs that may wait (all nodes together); a preload that does not fit is refused. */
+  maxWaitingPreloads: number;
   logger: Logger;
+}
+
+/** The hash-tagged BullMQ prefix of a Redis key prefix: a queue's keys share one cluster slot. */
+export function bullPrefix(redisPrefix: string): string {
+  return `{${redisPrefix.replace(/[{}:]+$/, '')}-bull}`;
 }
 
 /**
@@ -27,18 +44,30 @@ export interface BullmqEngineOptions {
 export class BullmqJobEngine implements JobEngine {
   readonly kind = 'bullmq' as const;
   private readonly queue: Queue;
+  private readonly preloads: Queue;
   private worker: Worker | undefined;
+  private preloadWorker: Worker | undefined;
   private events: QueueEvents | undefined;
+  private eventsReady: Promise<QueueEvents> | undefined;
   private readonly prefix: string;
   private readonly connections: RedisClient[] = [];
+  /** This node's preload admissions, one at a time (count, then add). */
+  private admitting: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly processors: Processors,
     private readonly o: BullmqEngineOptions,
   ) {
-    this.prefix = `{${o.prefix.replace(/[{}:]+$/, '')}-bull}`;
-    this.queue = new Queue(QUEUE, { connection: this.conn(), prefix: this.prefix });
-    this.queue.on('error', (err) => o.logger.warn({ err: err.message }, 'job queue error'));
+    this.prefix = bullPrefix(o.prefix);
+    // Queues send ordinary commands only, so the two share a connection.
+    const connection = this.conn();
+    this.queue = new Queue(QUEUE, { connection, prefix: this.prefix });
+    this.preloads = new Queue(PRELOAD_QUEUE, { connection, prefix: this.prefix });
+    for (const q of [this.queue, this.preloads])
+      q.on('error', (err) => o.logger.warn({ err: err.message, queue: q.name }, 'job queue error'));
+    // A caller waiting for a preload job listens for the queue's closing: one listener per job
+    // this node waits for, as many as the wait list holds.
+    this.preloads.setMaxListeners(0);
   }
 
   private conn(): RedisClient {
@@ -68,10 +97,21 @@ export class BullmqJobEngine implements JobEngine {
       lockDuration: 30_000,
       stalledInterval: 15_000,
     });
-    this.worker.on('error', (err) => this.o.logger.warn({ err: err.message }, 'job worker error'));
-    this.worker.on('failed', (job, err) =>
-      this.o.logger.warn({ job: job?.name, err: err.message }, 'job failed'),
+    this.preloadWorker = new Worker(
+      PRELOAD_QUEUE,
+      (job) => this.processors.preload((job.data as { ids: string[] }).ids),
+      {
+        connection: this.conn(),
+        prefix: this.prefix,
+        concurrency: PRELOAD_CONCURRENCY,
+        lockDuration: 30_000,
+        stalledInterval: 15_000,
+      },
     );
+    for (const w of [this.worker, this.preloadWorker]) {
+      w.on('error', (err) => this.o.logger.warn({ err: err.message, queue: w.name }, 'job worker error'));
+      w.on('failed', (job, err) => this.o.logger.warn({ job: job?.name, err: err.message }, 'job failed'));
+    }
   }
 
   private async process(job: Job): Promise<unknown> {
@@ -99,6 +139,7 @@ export class BullmqJobEngine implements JobEngine {
       case 'stats-rollup':
         return this.processors.statsRollup();
       case 'preload':
+        // Queued here by a node of an earlier version, during a rolling upgrade.
         return this.processors.preload((job.data as { ids: string[] }).ids);
       default:
         throw new Error(`unknown job ${job.name}`);
@@ -106,22 +147,62 @@ export class BullmqJobEngine implements JobEngine {
   }
 
   async preload(ids: readonly string[]): Promise<number> {
-    if (!this.events) {
-      this.events = new QueueEvents(QUEUE, { connection: this.conn(), prefix: this.prefix });
-      await this.events.waitUntilReady();
-    }
-    const job = await this.queue.add(
-      'preload',
-      { ids },
-      { attempts: 3, backoff: { type: 'exponential', delay: 200 }, removeOnComplete: 100, removeOnFail: 100 },
-    );
-    return (await job.waitUntilFinished(this.events, 60_000)) as number;
+    const chunks = preloadJobs(ids);
+    if (chunks.length === 0) return 0;
+    // Listening before the jobs exist, so no completion goes by unheard.
+    const events = await this.preloadEvents();
+    const jobs = await this.admit(chunks);
+    const signed = await Promise.all(jobs.map((job) => job.waitUntilFinished(events, PRELOAD_WAIT_MS)));
+    return signed.reduce((sum: number, n) => sum + Number(n), 0);
+  }
+
+  /** The preload queue's events, opened once (concurrent first callers share the opening). */
+  private preloadEvents(): Promise<QueueEvents> {
+    this.eventsReady ??= (async () => {
+      const events = new QueueEvents(PRELOAD_QUEUE, { connection: this.conn(), prefix: this.prefix });
+      this.events = events;
+      await events.waitUntilReady();
+      return events;
+    })();
+    return this.eventsReady;
+  }
+
+  /**
+   * Queues all of these jobs, or none when they do not fit in the wait list. The count and the
+   * add are one at a time on this node; nodes admitting at the same instant can overshoot the
+   * bound by what they add together (each call at most 20 jobs, each caller rate-limited).
+   */
+  private admit(chunks: string[][]): Promise<Job[]> {
+    const run = this.admitting.then(async () => {
+      // Waiting, delayed (a retry's backoff), prioritized or paused: everything not yet running.
+      const waiting = await this.preloads.count();
+      if (waiting + chunks.length > this.o.maxWaitingPreloads)
+        throw new PreloadQueueFull(waiting, this.o.maxWaitingPreloads);
+      return this.preloads.addBulk(
+        chunks.map((ids) => ({
+          name: 'preload',
+          data: { ids },
+          opts: {
+            attempts: 3,
+            backoff: { type: 'exponential', delay: 200 },
+            // A finished job is kept a little while, so a waiting caller can still read its
+            // result if the event went by before it listened; at most 100, ~2 MB.
+            removeOnComplete: { age: 60, count: 100 },
+            removeOnFail: 100,
+          },
+        })),
+      );
+    });
+    this.admitting = run.catch(() => {});
+    return run;
   }
 
   async stop(): Promise<void> {
     await this.worker?.close();
+    await this.preloadWorker?.close();
     await this.events?.close();
     await this.queue.close();
+    await this.preloads.close();
     for (const c of this.connections) c.disconnect();
   }
 }

@@ -16,9 +16,42 @@ export interface JobEngine {
   readonly kind: 'bullmq' | 'timer';
   /** Starts running the scheduled jobs on this node (workers only). */
   startWorkers(): Promise<void>;
-  /** Runs a preload of a large id list as a job and waits for its result. */
+  /**
+   * Runs a preload of a long id list as jobs of at most PRELOAD_JOB_IDS ids each and waits for
+   * their results. Throws `PreloadQueueFull`, having queued nothing, when those jobs do not fit
+   * in the preload wait list. Preloads never hold up refresh sweeps.
+   */
   preload(ids: readonly string[]): Promise<number>;
   stop(): Promise<void>;
+}
+
+/**
+ * Most ids one preload job carries: about 20 KB of JSON however long the call's list, and one
+ * SQL statement and one cache round trip when it runs.
+ */
+export const PRELOAD_JOB_IDS = 500;
+
+/** How long a client refused by a full preload wait list is asked to wait before retrying. */
+export const PRELOAD_QUEUE_RETRY_SECONDS = 10;
+
+/** A preload refused because its jobs do not fit in the wait list; none of them was queued. */
+export class PreloadQueueFull extends Error {
+  constructor(
+    /** Preload jobs waiting when the preload was refused. */
+    readonly waiting: number,
+    /** The bound (PRELOAD_QUEUE_MAX_JOBS). */
+    readonly max: number,
+  ) {
+    super(`preload wait list full: ${waiting} of ${max} jobs waiting`);
+    this.name = 'PreloadQueueFull';
+  }
+}
+
+/** The jobs a preload of these ids becomes. */
+export function preloadJobs(ids: readonly string[]): string[][] {
+  const jobs: string[][] = [];
+  for (let i = 0; i < ids.length; i += PRELOAD_JOB_IDS) jobs.push(ids.slice(i, i + PRELOAD_JOB_IDS));
+  return jobs;
 }
 
 /** Sweeps run at least once a second, more often when URLs live only seconds. */

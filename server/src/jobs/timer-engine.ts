@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { JobEngine, Processors } from './job-engine.js';
+import { type JobEngine, PreloadQueueFull, type Processors, preloadJobs } from './job-engine.js';
 
 const HOUR = 3_600_000;
 
@@ -8,11 +8,17 @@ export class TimerJobEngine implements JobEngine {
   readonly kind = 'timer' as const;
   private timers: NodeJS.Timeout[] = [];
   private sweeping: Promise<unknown> | undefined;
+  /** Preload jobs accepted and not finished (waiting or running). */
+  private pendingPreloads = 0;
+  /** The last preload job in line: they run one at a time, like the BullMQ preload worker. */
+  private preloadTail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly processors: Processors,
     private readonly tickMs: number,
     private readonly logger: Logger,
+    /** Preload jobs that may be pending at once; a preload that does not fit is refused. */
+    private readonly maxPendingPreloads: number,
   ) {}
 
   async startWorkers(): Promise<void> {
@@ -36,13 +42,32 @@ export class TimerJobEngine implements JobEngine {
     this.timers = [tick, rollup];
   }
 
+  /**
+   * The same jobs as with BullMQ, in process: one at a time, so however many are pending, a
+   * sweep's timer finds the event loop between two of them, never behind all of them.
+   */
   async preload(ids: readonly string[]): Promise<number> {
-    return this.processors.preload(ids);
+    const jobs = preloadJobs(ids);
+    if (this.pendingPreloads + jobs.length > this.maxPendingPreloads)
+      throw new PreloadQueueFull(this.pendingPreloads, this.maxPendingPreloads);
+    this.pendingPreloads += jobs.length;
+    const runs = jobs.map((chunk) => {
+      const run = this.preloadTail
+        .then(() => this.processors.preload(chunk))
+        .finally(() => {
+          this.pendingPreloads--;
+        });
+      this.preloadTail = run.catch(() => {});
+      return run;
+    });
+    const signed = await Promise.all(runs);
+    return signed.reduce((sum, n) => sum + n, 0);
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.sweeping;
+    await this.preloadTail;
   }
 }

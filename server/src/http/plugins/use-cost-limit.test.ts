@@ -19,10 +19,29 @@ describe('operationCost', () => {
   it('reads page sizes and id lists from variables, which a validation rule cannot see', () => {
     const q =
       'query($n: Int, $ids: [ID!]!) { images(first: $n) { totalCount } imagesByIds(ids: $ids) { id } }';
-    expect(cost(q, { n: 100, ids: ['a', 'b', 'c'] })).toBe(1 + 100 * 1 + 1 + 3 * 1);
+    // imagesByIds: one per id (its lookup) plus one per id per selected field.
+    expect(cost(q, { n: 100, ids: ['a', 'b', 'c'] })).toBe(1 + 100 * 1 + 3 + 3 * 1);
     // A wrong-typed value is refused by coercion later; here it costs like one item.
     expect(cost(q, { n: 'lots', ids: 'x' })).toBe(1 + 1 + 1 + 1);
-    expect(cost('{ imagesByIds(ids: ["a", "b"]) { id key } }')).toBe(1 + 2 * 2);
+    expect(cost('{ imagesByIds(ids: ["a", "b"]) { id key } }')).toBe(2 + 2 * 2);
+  });
+
+  it('costs an id list by its length even when nothing (or only __typename) is selected', () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => String(i));
+    const preload = 'mutation($ids: [ID!]!) { preloadSignedUrls(ids: $ids) }';
+    expect(cost(preload, { ids: ids(1) })).toBe(1);
+    expect(cost(preload, { ids: ids(10_000) })).toBe(10_000);
+    expect(cost(preload, { ids: ids(10_001) })).toBe(10_001);
+    expect(cost(preload, { ids: [] })).toBe(1);
+    // Inlined lists count the same, and aliases add up.
+    const inline = `mutation { a: preloadSignedUrls(ids: ${JSON.stringify(ids(300))}) b: preloadSignedUrls(ids: ${JSON.stringify(ids(200))}) }`;
+    expect(cost(inline)).toBe(300 + 200);
+    expect(
+      cost('mutation($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { __typename } }', { ids: ids(400) }),
+    ).toBe(400);
+    expect(cost('query($ids: [ID!]!) { imagesByIds(ids: $ids) { __typename } }', { ids: ids(400) })).toBe(
+      400,
+    );
   });
 
   it('follows fragments and inline fragments, and ignores introspection and __typename', () => {
@@ -41,8 +60,8 @@ describe('operationCost', () => {
   it('multiplies nested lists (subscriptions and mutations too)', () => {
     const ids = Array.from({ length: 500 }, (_, i) => String(i));
     expect(cost('subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }', { ids })).toBe(
-      501,
+      500 + 500,
     );
-    expect(cost('mutation($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url } }', { ids })).toBe(501);
+    expect(cost('mutation($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url } }', { ids })).toBe(500 + 500);
   });
 });

@@ -17,15 +17,24 @@ import { badInput } from '../../errors/index.js';
 
 /**
  * Upper bound on the fields one operation may resolve. The web app's gallery page of 100 costs
- * 1,801, its 500-id URL refetch 2,001, a page of 100 with every Image field 2,701; ten aliased
- * pages do not fit.
+ * 1,801, its 500-id URL refetch 2,500, a page of 100 with every Image field 2,701; ten aliased
+ * pages do not fit. A preloadSignedUrls of the most ids it takes (10,000) costs exactly this.
  */
 export const MAX_COST = 10_000;
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined;
 
-/** How many times a field's selection runs: its page size (`first`/`last`) or its id list's length. */
-function multiplier(def: GraphQLField<unknown, unknown>, node: FieldNode, variables: Variables): number {
+/**
+ * How many times a field's selection runs (its page size, `first`/`last`, or its id list's
+ * length) and whether the field itself works per id. A field taking `ids` looks up, signs or
+ * queues each of them whatever is selected (preloadSignedUrls selects nothing at all), so the
+ * list costs one per id on top of its selection; a page's own cost is its one statement.
+ */
+function listSize(
+  def: GraphQLField<unknown, unknown>,
+  node: FieldNode,
+  variables: Variables,
+): { items: number; perId: boolean } {
   for (const arg of def.args) {
     const page = arg.name === 'first' || arg.name === 'last';
     const ids = arg.name === 'ids';
@@ -38,15 +47,16 @@ function multiplier(def: GraphQLField<unknown, unknown>, node: FieldNode, variab
           ? variables?.[given.name.value]
           : valueFromAST(given, arg.type, variables ?? undefined);
     // A wrong-typed value fails coercion later; it costs like one item here.
-    if (page && typeof value === 'number' && Number.isFinite(value)) return Math.max(1, value);
-    if (ids && Array.isArray(value)) return Math.max(1, value.length);
+    if (page && typeof value === 'number' && Number.isFinite(value))
+      return { items: Math.max(1, value), perId: false };
+    if (ids && Array.isArray(value)) return { items: Math.max(1, value.length), perId: true };
   }
-  return 1;
+  return { items: 1, perId: false };
 }
 
 /**
  * The fields an operation resolves, counting list fields by the size the client asked for (taken
- * from variables too, which a validation rule cannot see). Introspection fields cost nothing here:
+ * from variables too, which a validation rule cannot see), and each id of an id list once more. Introspection fields cost nothing here:
  * GRAPHQL_INTROSPECTION and the token limit govern them.
  */
 export function operationCost(
@@ -76,9 +86,9 @@ export function operationCost(
         if (sel.name.value.startsWith('__')) continue;
         const def = type.getFields()[sel.name.value];
         if (!def) continue;
-        cost += 1;
-        if (sel.selectionSet)
-          cost += multiplier(def, sel, variables) * costOf(sel.selectionSet, getNamedType(def.type));
+        const { items, perId } = listSize(def, sel, variables);
+        cost += perId ? items : 1;
+        if (sel.selectionSet) cost += items * costOf(sel.selectionSet, getNamedType(def.type));
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
         const t = sel.typeCondition ? schema.getType(sel.typeCondition.name.value) : type;
         cost += costOf(sel.selectionSet, t);
