@@ -41,10 +41,12 @@ describe.each([
     await h?.close();
   });
 
-  it('never serves a URL with less than minTtl left, re-signs once per window, lets idle images go', async () => {
+  it('never serves a URL with less than minTtl left, one URL per image per step, lets idle images go', async () => {
     const start = clock.now();
     const idle = new Set(ids.slice(0, 2)); // the two oldest: on the second page, viewed for 30 min only
     let lastIdleView = start;
+    /** Every distinct URL each image was handed, with when it was first handed out. */
+    const handed = new Map<string, Map<string, number>>();
     for (let minute = 1; minute <= 180; minute++) {
       clock.advance(60_000);
       const first = minute <= 30 ? 12 : 10;
@@ -53,30 +55,50 @@ describe.each([
       for (const e of res.data!.images.edges) {
         const left = (Date.parse(e.node.signedUrl.expiresAt) - clock.now()) / 1000;
         expect(left).toBeGreaterThanOrEqual(MIN_TTL);
+        // On the grid, a URL always has more than REFRESH_AHEAD left while it is handed out.
+        expect(left).toBeGreaterThan(AHEAD);
+        const urls = handed.get(e.node.id) ?? new Map<string, number>();
+        if (!urls.has(e.node.signedUrl.url)) urls.set(e.node.signedUrl.url, clock.now());
+        handed.set(e.node.id, urls);
       }
       if (minute <= 30) lastIdleView = clock.now();
       await h.container.access.flush();
       await h.container.refresher.sweep();
     }
 
+    const step = (TTL - AHEAD) * 1000;
     for (const id of ids) {
       const list = signings.get(id) ?? [];
-      // First signing on demand, every later one by the refresh schedule.
+      // First signing on demand.
       expect(list[0]?.reason).toBe('miss');
-      // Once per window: consecutive signings at least TTL - AHEAD - jitter apart, never two
-      // in one window (the jitter is at most 10% of AHEAD).
+      // Once per step: the first refresh comes at the end of the step the image was first asked
+      // in (at most one step later), every later one exactly a step after the one before (the
+      // sweeps here run once a simulated minute).
+      if (list.length > 1) expect(list[1]!.at - list[0]!.at).toBeLessThanOrEqual(step + 60_000);
       for (let i = 1; i < list.length; i++) {
-        expect(list[i]!.reason).toBe('refresh');
-        expect(list[i]!.at - list[i - 1]!.at).toBeGreaterThanOrEqual((TTL - AHEAD - AHEAD * 0.1) * 1000);
-        expect(list[i]!.at - list[i - 1]!.at).toBeLessThanOrEqual((TTL - AHEAD + 120) * 1000);
+        // Whoever comes first after a step's boundary signs it: the sweep, or a request that
+        // came before the sweep (which then leaves that image alone). Never both.
+        if (i > 1) {
+          expect(list[i]!.at - list[i - 1]!.at).toBeGreaterThanOrEqual(step - 60_000);
+          expect(list[i]!.at - list[i - 1]!.at).toBeLessThanOrEqual(step + 60_000);
+        }
+      }
+      if (!idle.has(id)) {
+        // One URL per step: 180 minutes viewed once a minute, a step of 45 minutes (a step
+        // already under way at the start, so 4 or 5), each URL signed exactly once.
+        const urls = handed.get(id)!;
+        expect(urls.size).toBeGreaterThanOrEqual(4);
+        expect(urls.size).toBeLessThanOrEqual(5);
+        expect(list.length).toBe(urls.size);
       }
       if (idle.has(id)) {
         // Idle: out of the schedule once it has not been looked at for the live window (= TTL).
         const after = list.filter((s) => s.at > lastIdleView + TTL * 1000);
         expect(after).toEqual([]);
-        expect(list.length).toBeLessThanOrEqual(2);
+        // Viewed for 30 minutes, kept fresh for the live window (60 minutes) after: at most the
+        // first signing plus the two step boundaries those 90 minutes can hold.
+        expect(list.length).toBeLessThanOrEqual(3);
       } else {
-        // 3 hours / 45 minutes per window: 1 signing + 3 refreshes (the 4th comes due at 3h).
         expect(list.length).toBeGreaterThanOrEqual(4);
         expect(list.length).toBeLessThanOrEqual(5);
       }

@@ -32,7 +32,9 @@ describe('/proxy/:id redirect mode', () => {
   it('Image.proxyUrl is a stable capability link on PUBLIC_URL', async () => {
     const a = await proxyLinks(h, ids[0]!);
     expect(a.redirect).toMatch(new RegExp(`^${h.url}/proxy/${ids[0]}\\?t=[A-Za-z0-9_.-]+$`));
-    expect(a.stream).toBe(`${a.redirect}&mode=stream`);
+    // The stream link carries a token of its own: the mode is part of what a token grants.
+    expect(a.stream).toMatch(new RegExp(`^${h.url}/proxy/${ids[0]}\\?t=[A-Za-z0-9_.-]+&mode=stream$`));
+    expect(new URL(a.stream).searchParams.get('t')).not.toBe(new URL(a.redirect).searchParams.get('t'));
     const b = await proxyLinks(h, ids[0]!);
     expect(b.redirect).toBe(a.redirect);
   });
@@ -71,29 +73,35 @@ describe('/proxy/:id redirect mode', () => {
     expect(locations).toEqual(new Set([first.headers.get('location')]));
   });
 
-  it('near expiry the max-age shrinks with the URL, then a fresh URL is signed', async () => {
+  it("points at the step's URL until the step ends, max-age inside its life; then at the next step's", async () => {
     const { redirect } = await proxyLinks(h, ids[2]!);
     const first = await fetch(redirect, { redirect: 'manual' });
     const fullAge = maxAgeOf(first);
-    expect(fullAge).toBeGreaterThan(3000);
+    expect(fullAge).toBeGreaterThan(h.config.refreshAheadSeconds);
     const signed = await signatures();
+    const expiresOf = (res: Response) =>
+      Number(new URL(res.headers.get('location')!).searchParams.get('q-sign-time')!.split(';')[1]) * 1000;
+    // The step ends REFRESH_AHEAD before its URL expires.
+    const stepEnd = expiresOf(first) - h.config.refreshAheadSeconds * 1000;
 
-    // 10 minutes of life left: still served from the cache, with a max-age inside those minutes.
-    clock.advance((h.config.urlTtlSeconds - 600) * 1000);
+    // A second before the step ends: the same URL, with a max-age inside what it has left.
+    clock.set(stepEnd - 1000);
     const near = await fetch(redirect, { redirect: 'manual' });
     expect(near.headers.get('location')).toBe(first.headers.get('location'));
-    expect(maxAgeOf(near)).toBeLessThanOrEqual(600 - 60);
+    expect(maxAgeOf(near)).toBeLessThanOrEqual(h.config.refreshAheadSeconds + 1 - 60);
     expect(maxAgeOf(near)).toBeLessThan(fullAge);
     expect(await signatures()).toBe(signed);
     // The cached redirect dies before the URL does: following it at the end of max-age works.
     clock.advance(maxAgeOf(near) * 1000);
     expect((await fetch(near.headers.get('location')!)).status).toBe(200);
 
-    // Under the minimum TTL: re-signed, and a long max-age again.
-    clock.advance(5 * 60 * 1000);
+    // The next step: its URL, signed once, with a max-age longer than a step's lead again.
     const renewed = await fetch(redirect, { redirect: 'manual' });
     expect(renewed.headers.get('location')).not.toBe(first.headers.get('location'));
-    expect(maxAgeOf(renewed)).toBeGreaterThan(3000);
+    expect(expiresOf(renewed)).toBe(
+      expiresOf(first) + (h.config.urlTtlSeconds - h.config.refreshAheadSeconds) * 1000,
+    );
+    expect(maxAgeOf(renewed)).toBeGreaterThan(h.config.refreshAheadSeconds);
     expect(await signatures()).toBe(signed + 1);
     expect((await fetch(renewed.headers.get('location')!)).status).toBe(200);
   });
