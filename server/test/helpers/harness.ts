@@ -36,6 +36,11 @@ export interface HarnessOptions {
   start?: boolean;
   /** Collects SQL statements (counting the hot path's cost). */
   onQuery?: (sql: string) => void;
+  /**
+   * Another node of the same deployment as this one: the same bucket (fixture or DATA_DIR),
+   * database, Redis prefix and PUBLIC_URL. The first node owns them (and removes them).
+   */
+  nodeOf?: Harness;
 }
 
 export interface Harness {
@@ -82,17 +87,19 @@ export function cosEnv(fixture: CosFixture): Record<string, string> {
 /** The real app on a real port, against real services, with everything it opened closed by close(). */
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const clock = opts.clock;
-  const fixture =
-    (opts.driver ?? 'cos') === 'cos'
+  const peer = opts.nodeOf;
+  const fixture = peer
+    ? peer.fixture
+    : (opts.driver ?? 'cos') === 'cos'
       ? await startCosFixture({
           secretId: COS_SECRET_ID,
           secretKey: COS_SECRET_KEY,
           ...(clock ? { now: () => clock.now() } : {}),
         })
       : undefined;
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-test-'));
+  const dataDir = peer ? peer.config.dataDir : await mkdtemp(path.join(os.tmpdir(), 'signet-test-'));
   const database = opts.database ?? 'postgres';
-  const pgdb = database === 'postgres' ? await createTestDatabase() : undefined;
+  const pgdb = !peer && database === 'postgres' ? await createTestDatabase() : undefined;
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
@@ -101,6 +108,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     STORAGE_DRIVER: opts.driver ?? 'cos',
     ...(fixture ? cosEnv(fixture) : {}),
     ...(pgdb ? { DATABASE_URL: pgdb.url } : {}),
+    ...(peer?.config.databaseUrl ? { DATABASE_URL: peer.config.databaseUrl } : {}),
     ...(opts.redis && opts.redis !== 'memory' ? { REDIS_URL: opts.redis } : {}),
     ...opts.env,
   };
@@ -118,10 +126,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const server: Server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const config = loadConfig({ ...env, PUBLIC_URL: `http://127.0.0.1:${port}` });
+  const config = loadConfig({ ...env, PUBLIC_URL: peer?.config.publicUrl ?? `http://127.0.0.1:${port}` });
 
   // Each harness gets its own Redis prefix, so tests sharing a Redis never see each other's keys.
-  const cfg = { ...config, redisPrefix: `signet-test:${port}:` };
+  const cfg = { ...config, redisPrefix: peer?.config.redisPrefix ?? `signet-test:${port}:` };
   const container = await createContainer(cfg, {
     logger,
     ...(clock ? { clock } : {}),
@@ -170,6 +178,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await new Promise<void>((r) => server.close(() => r()));
       app.close();
       await container.close();
+      if (peer) return;
       await pgdb?.drop();
       await fixture?.close();
       await rm(dataDir, { recursive: true, force: true });
