@@ -8,6 +8,7 @@ import { bulkSigning } from './scenarios/bulk-signing.js';
 import { coldPage } from './scenarios/cold-page.js';
 import { fanOut } from './scenarios/fan-out.js';
 import { embeddedStart, memory } from './scenarios/memory.js';
+import { oneUrlPerStep } from './scenarios/one-url-per-step.js';
 import { perImageVsBatch } from './scenarios/per-image.js';
 import { proxyRedirect } from './scenarios/proxy-redirect.js';
 import { proxyStream } from './scenarios/proxy-stream.js';
@@ -35,6 +36,7 @@ const withServices: [string, (b: Bench) => Promise<Section>][] = [
   ['11', scaling],
   ['4', coldPage],
   ['2', roundTrips],
+  ['12', oneUrlPerStep],
   ['3', perImageVsBatch],
   ['6', proxyRedirect],
   ['7', proxyStream],
