@@ -341,6 +341,55 @@ describe('cos fixture signature checks', () => {
     });
   });
 
+  it('answers a signed response-cache-control as Cache-Control, and refuses it edited or dropped', async () => {
+    fixture.objects.set('c.txt', {
+      body: Buffer.from('cached'),
+      contentType: 'text/plain',
+      etag: '"c"',
+      lastModified: new Date(),
+      cacheControl: 'no-cache',
+    });
+    // A URL signed over the param (the reference signer, not the gateway's), carrying it.
+    const signedOnly = presigned('c.txt', { params: { 'response-cache-control': 'max-age=600' } });
+    expect(new URL(signedOnly).searchParams.get('q-url-param-list')).toBe('response-cache-control');
+    const url = `${signedOnly}&response-cache-control=max-age%3D600`;
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('max-age=600');
+    expect(await res.text()).toBe('cached');
+    const revalidated = await fetch(url, { headers: { 'if-none-match': '"c"' } });
+    expect([revalidated.status, revalidated.headers.get('cache-control')]).toEqual([304, 'max-age=600']);
+
+    // Without the param, the object's own metadata answers.
+    const plain = await fetch(presigned('c.txt'));
+    expect([plain.status, plain.headers.get('cache-control')]).toEqual([200, 'no-cache']);
+    await plain.arrayBuffer();
+
+    // The value edited, or appended again with another value (the last one counts, as for the
+    // header it would set): the HttpString changes.
+    for (const edited of [
+      url.replace('max-age%3D600', 'max-age%3D601'),
+      `${url}&response-cache-control=no-store`,
+    ]) {
+      expect(await outcome(await fetch(edited))).toMatchObject({
+        status: 403,
+        code: 'SignatureDoesNotMatch',
+      });
+    }
+    // Dropped while q-url-param-list still names it.
+    expect(await outcome(await fetch(signedOnly))).toEqual({
+      status: 403,
+      code: 'AccessDenied',
+      message: 'signed url param response-cache-control is missing',
+    });
+    // Dropped from the list too: the signature was over it.
+    expect(await outcome(await fetch(withField(signedOnly, 'q-url-param-list', '')))).toMatchObject({
+      status: 403,
+      code: 'SignatureDoesNotMatch',
+    });
+    expect([fixture.signatureChecks, fixture.signatureFailures]).toEqual([7, 4]);
+  });
+
   it('refuses a wrong q-ak, which the signature itself does not cover', async () => {
     put('a.txt', 'ak');
     const url = presigned('a.txt');

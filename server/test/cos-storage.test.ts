@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCosStorage } from '../src/storage/cos.js';
-import { type SignWindow, type Storage, StorageError } from '../src/storage/storage.js';
+import { OBJECT_CACHE_CONTROL, type SignWindow, type Storage, StorageError } from '../src/storage/storage.js';
 import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
 import { asQuery, encodeKeyForUrl, referenceSign } from './fixtures/cos-reference-signer.js';
 
@@ -222,6 +222,74 @@ describe('cos storage driver against the fixture', () => {
       expect(res.headers.get('content-type')).toBe('image/webp');
       expect(Buffer.from(await res.arrayBuffer()).equals(objects.get(key)!)).toBe(true);
     }
+  });
+
+  it('signed URLs answer with a year-long private immutable Cache-Control that cannot be edited', async () => {
+    const yearLong = 'private, max-age=31536000, immutable';
+    expect(OBJECT_CACHE_CONTROL).toBe(yearLong);
+    // Uploaded by the gateway: the object's metadata carries the header too.
+    const { etag } = await storage.put('mine.jpg', Buffer.from('mine'), 'image/jpeg');
+    expect(fixture.objects.get('mine.jpg')?.cacheControl).toBe(yearLong);
+    // Put there by someone else, with no metadata: the signed param alone gives it the header.
+    fixture.objects.set('theirs.jpg', {
+      body: Buffer.from('theirs'),
+      contentType: 'image/jpeg',
+      etag: '"t"',
+      lastModified: new Date(),
+    });
+    for (const [key, text] of [
+      ['mine.jpg', 'mine'],
+      ['theirs.jpg', 'theirs'],
+    ] as const) {
+      const res = await fetch(signedUrl(storage, key));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe(yearLong);
+      expect(await res.text()).toBe(text);
+    }
+    const url = signedUrl(storage, 'theirs.jpg');
+    const revalidated = await fetch(url, { headers: { 'if-none-match': '"t"' } });
+    expect([revalidated.status, revalidated.headers.get('cache-control')]).toEqual([304, yearLong]);
+
+    // A URL signed without the param (as other tools may) still gets the stored metadata.
+    const w = validWindow();
+    const plain = referenceSign({
+      secretId,
+      secretKey,
+      method: 'GET',
+      path: '/mine.jpg',
+      headers: { host: fixture.host },
+      keyTime: `${w.start};${w.end}`,
+    });
+    const direct = await fetch(`${fixture.url}/mine.jpg?${asQuery(plain)}`);
+    expect([direct.status, direct.headers.get('cache-control'), direct.headers.get('etag')]).toEqual([
+      200,
+      yearLong,
+      etag,
+    ]);
+    await direct.arrayBuffer();
+
+    // The param is signed: changed, duplicated with another value, or removed, the URL is refused.
+    const param = /&response-cache-control=[^&]*/;
+    expect(url).toMatch(param);
+    const tampered = [
+      url.replace(param, '&response-cache-control=no-store'),
+      url.replace(
+        param,
+        `&response-cache-control=${encodeURIComponent('private, max-age=31536001, immutable')}`,
+      ),
+      `${url}&response-cache-control=no-store`,
+      url.replace(param, ''),
+      url.replace(param, '').replace('q-url-param-list=response-cache-control', 'q-url-param-list='),
+    ];
+    const failuresBefore = fixture.signatureFailures;
+    for (const edited of tampered) {
+      expect(edited).not.toBe(url);
+      const res = await fetch(edited);
+      expect(res.status, edited).toBe(403);
+      expect(res.headers.get('cache-control')).toBeNull();
+      await res.arrayBuffer();
+    }
+    expect(fixture.signatureFailures - failuresBefore).toBe(tampered.length);
   });
 
   it('rejects expired, tampered and wrongly keyed URLs with 403', async () => {

@@ -9,9 +9,9 @@ import {
   rangeNotSatisfiable,
 } from '../errors/index.js';
 import { verifyLocalSignature } from '../storage/local.js';
-import type { Storage } from '../storage/storage.js';
+import { OBJECT_CACHE_CONTROL, type Storage } from '../storage/storage.js';
 import { untrustedObjectHeaders } from './object-headers.js';
-import { etagMatches, parseRange } from './range.js';
+import { notModified, parseRange } from './range.js';
 import { pipeBody } from './send.js';
 
 /**
@@ -50,11 +50,11 @@ export function createLocalBucketRoute(deps: { storage: Storage; secret: string;
         'content-type': head.contentType ?? 'application/octet-stream',
         etag: head.etag,
         'accept-ranges': 'bytes',
-        'cache-control': 'private, max-age=0',
+        'cache-control': OBJECT_CACHE_CONTROL,
         ...untrustedObjectHeaders(head.contentType),
       };
       if (head.lastModified) headers['last-modified'] = head.lastModified.toUTCString();
-      if (etagMatches(req.headers['if-none-match'], head.etag)) {
+      if (notModified(req.headers, head.etag, head.lastModified)) {
         res.writeHead(304, headers).end();
         return;
       }

@@ -3,9 +3,15 @@ import type { Clock } from '../clock.js';
 import { badGateway, fromStorage, notFound, rangeNotSatisfiable } from '../errors/index.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import type { Logger } from '../logger.js';
-import { type ByteRange, type ObjectInfo, type Storage, StorageError } from '../storage/storage.js';
+import {
+  type ByteRange,
+  OBJECT_MAX_AGE_SECONDS,
+  type ObjectInfo,
+  type Storage,
+  StorageError,
+} from '../storage/storage.js';
 import { untrustedObjectHeaders } from './object-headers.js';
-import { etagMatches, parseRange } from './range.js';
+import { notModified, parseRange } from './range.js';
 import { pipeBody } from './send.js';
 
 export interface StreamDeps {
@@ -13,9 +19,6 @@ export interface StreamDeps {
   clock: Clock;
   logger: Logger;
 }
-
-/** Object keys are immutable (a new upload is a new key): a year is safe. */
-const IMMUTABLE_MAX_AGE = 31_536_000;
 
 type Headers = Record<string, string | number>;
 
@@ -30,14 +33,6 @@ function ifRangeHolds(header: string | string[] | undefined, etag: string, lastM
   const h = header.trim();
   if (h.startsWith('"') || h.startsWith('W/')) return !h.startsWith('W/') && h === etag;
   return h === lastModified;
-}
-
-function notModifiedSince(req: IncomingMessage, lastModified: Date): boolean {
-  // If-None-Match wins when both are sent (RFC 9110 §13.2.2).
-  const ims = req.headers['if-modified-since'];
-  if (!ims || req.headers['if-none-match']) return false;
-  const t = Date.parse(ims);
-  return Number.isFinite(t) && Math.floor(lastModified.getTime() / 1000) * 1000 <= t;
 }
 
 /**
@@ -65,7 +60,7 @@ export async function streamObject(
       size = info.size;
     }
     const lastModified = row.createdAt.toUTCString();
-    let maxAge = IMMUTABLE_MAX_AGE;
+    let maxAge = OBJECT_MAX_AGE_SECONDS;
     if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, s.clock.now()));
     const base: Headers = {
       etag,
@@ -75,7 +70,7 @@ export async function streamObject(
       ...untrustedObjectHeaders(row.contentType),
       ...(g.byBearer ? { vary: 'Authorization' } : {}),
     };
-    if (etagMatches(req.headers['if-none-match'], etag) || notModifiedSince(req, row.createdAt)) {
+    if (notModified(req.headers, etag, row.createdAt)) {
       res.writeHead(304, base).end();
       return;
     }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { etagMatches, MAX_RANGE_HEADER_LENGTH, parseRange } from './range.js';
+import { etagMatches, MAX_RANGE_HEADER_LENGTH, notModified, parseRange } from './range.js';
 
 const SIZE = 1000;
 const partial = (start: number, end: number) => ({ kind: 'partial', range: { start, end } });
@@ -261,5 +261,39 @@ describe('etagMatches', () => {
     expect(etagMatches(null, etag)).toBe(false);
     expect(etagMatches('', etag)).toBe(false);
     expect(etagMatches(etag, undefined)).toBe(false);
+  });
+});
+
+describe('notModified', () => {
+  const etag = '"5d41402abc4b2a76b9719d911017c592"';
+  // Milliseconds that an HTTP date cannot carry: the comparison is by whole seconds.
+  const modified = new Date('2026-01-15T10:20:30.750Z');
+  const httpDate = modified.toUTCString(); // Thu, 15 Jan 2026 10:20:30 GMT
+  const earlier = new Date(modified.getTime() - 1_000).toUTCString();
+  const later = new Date(modified.getTime() + 86_400_000).toUTCString();
+
+  it('If-None-Match decides alone when sent', () => {
+    expect(notModified({ 'if-none-match': etag }, etag, modified)).toBe(true);
+    expect(notModified({ 'if-none-match': '"other"' }, etag, modified)).toBe(false);
+    // A date that would match does not rescue a tag that does not (RFC 9110 §13.2.2)...
+    expect(notModified({ 'if-none-match': '"other"', 'if-modified-since': later }, etag, modified)).toBe(
+      false,
+    );
+    // ...and a date that would not match does not spoil a tag that does.
+    expect(notModified({ 'if-none-match': etag, 'if-modified-since': earlier }, etag, modified)).toBe(true);
+  });
+
+  it('If-Modified-Since: not modified at or after the last modification, to the second', () => {
+    expect(notModified({ 'if-modified-since': httpDate }, etag, modified)).toBe(true);
+    expect(notModified({ 'if-modified-since': later }, etag, modified)).toBe(true);
+    expect(notModified({ 'if-modified-since': earlier }, etag, modified)).toBe(false);
+  });
+
+  it('ignores a date it cannot use, and one when the object has no date', () => {
+    expect(notModified({ 'if-modified-since': 'yesterday' }, etag, modified)).toBe(false);
+    expect(notModified({ 'if-modified-since': '' }, etag, modified)).toBe(false);
+    expect(notModified({ 'if-modified-since': `${later}${' '.repeat(100)}` }, etag, modified)).toBe(false);
+    expect(notModified({ 'if-modified-since': later }, etag, undefined)).toBe(false);
+    expect(notModified({}, etag, modified)).toBe(false);
   });
 });

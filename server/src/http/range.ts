@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ByteRange } from '../storage/storage.js';
 
 export type RangeResult =
@@ -88,4 +89,25 @@ export function etagMatches(header: string | null | undefined, etag: string | un
   const bare = (t: string) => t.trim().replace(/^W\//, '');
   const want = bare(etag);
   return header.split(',').some((t) => t.trim() === '*' || bare(t) === want);
+}
+
+/** An HTTP date is 29 characters; anything much longer is not one and is not parsed. */
+const MAX_DATE_HEADER_LENGTH = 64;
+
+/**
+ * Whether a GET or HEAD may be answered 304 (RFC 9110 §13.1.1, §13.1.3): `If-None-Match` against
+ * the ETag; `If-Modified-Since` only when no `If-None-Match` was sent (§13.2.2) and the object has
+ * a date, compared at the one-second precision of an HTTP date. An unparseable date is ignored.
+ */
+export function notModified(
+  headers: IncomingHttpHeaders,
+  etag: string | undefined,
+  lastModified: Date | undefined,
+): boolean {
+  const inm = headers['if-none-match'];
+  if (inm) return etagMatches(inm, etag);
+  const ims = headers['if-modified-since'];
+  if (!ims || !lastModified || ims.length > MAX_DATE_HEADER_LENGTH) return false;
+  const since = Date.parse(ims);
+  return Number.isFinite(since) && Math.floor(lastModified.getTime() / 1000) * 1000 <= since;
 }

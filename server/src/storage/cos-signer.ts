@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { SignWindow, UrlSignature } from './storage.js';
+import { OBJECT_CACHE_CONTROL, type SignWindow, type UrlSignature } from './storage.js';
 
 export interface CosSignerOptions {
   secretId: string;
@@ -24,14 +24,26 @@ export function camSafeUrlEncode(value: string): string {
 }
 
 /**
+ * The one request parameter every URL carries and signs (HttpParameters and the URL hold the same
+ * bytes: a lower-case name and the encoded value). COS answers a signed GET with it as the
+ * response's Cache-Control, for every object, also ones Signet did not upload; because it is
+ * signed, a URL with it changed or removed is refused with 403.
+ */
+const CACHE_PARAM_NAME = 'response-cache-control';
+const CACHE_PARAM = `${CACHE_PARAM_NAME}=${camSafeUrlEncode(OBJECT_CACHE_CONTROL)}`;
+
+/**
  * COS "request signature" (q-sign-algorithm=sha1) for presigned GETs, computed like
- * COS.getAuthorization({ Method: 'get', Key, KeyTime, Headers: { host } }) but with the SignKey
- * derived once per batch: per key only one SHA-1 and one HMAC remain.
+ * COS.getAuthorization({ Method: 'get', Key, KeyTime, Headers: { host },
+ * Query: { 'response-cache-control': OBJECT_CACHE_CONTROL } }) but with the SignKey derived once
+ * per batch: per key only one SHA-1 and one HMAC remain.
  */
 export function createCosSigner(opts: CosSignerOptions): CosSigner {
-  // No url params are signed, and the only signed header is host: both parts are fixed.
-  const tail = `\n\nhost=${camSafeUrlEncode(opts.host)}\n`;
-  const ak = encodeURIComponent(opts.secretId);
+  // The signed param and the one signed header (host) are the same for every key, so everything
+  // after the path in the HttpString, and the query's fixed pieces, are built once.
+  const tail = `\n${CACHE_PARAM}\nhost=${camSafeUrlEncode(opts.host)}\n`;
+  const queryHead = `q-sign-algorithm=sha1&q-ak=${encodeURIComponent(opts.secretId)}&q-sign-time=`;
+  const queryTail = `&q-header-list=host&q-url-param-list=${CACHE_PARAM_NAME}&q-signature=`;
 
   return {
     signMany(keys, window) {
@@ -46,10 +58,8 @@ export function createCosSigner(opts: CosSignerOptions): CosSigner {
 
     query(_key, s) {
       const time = `${s.start};${s.end}`;
-      return (
-        `q-sign-algorithm=sha1&q-ak=${ak}&q-sign-time=${time}&q-key-time=${time}` +
-        `&q-header-list=host&q-url-param-list=&q-signature=${s.sig}`
-      );
+      // The param goes after the signature fields, where the SDK's getObjectUrl puts its Query.
+      return `${queryHead}${time}&q-key-time=${time}${queryTail}${s.sig}&${CACHE_PARAM}`;
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   type ByteRange,
   encodeKeyPath,
   type GetOptions,
+  OBJECT_CACHE_CONTROL,
   type ObjectInfo,
   type ObjectStream,
   type Storage,
@@ -264,6 +265,9 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
         Body: body,
         ContentType: contentType,
         ContentLength: body.length,
+        // Kept as the object's metadata, so fetches by other means (a URL signed by other tools, a
+        // CDN in front of the bucket) get the same header as the gateway's signed URLs.
+        CacheControl: OBJECT_CACHE_CONTROL,
         // Straight to the request, not through the SDK's upload queue (3 files at a time).
         SkipTask: true,
       };

@@ -70,6 +70,19 @@ export interface Storage {
   ping(): Promise<void>;
 }
 
+/**
+ * How long a client may keep an object fetched through a signed URL. Object keys never change (a
+ * new upload is a new key), so the bytes behind a key never do either: a year is safe.
+ */
+export const OBJECT_MAX_AGE_SECONDS = 31_536_000;
+
+/**
+ * The Cache-Control of every object served through a signed URL (COS: signed into the URL as
+ * `response-cache-control` and stored on upload; local: set by the bucket route). `private`: the
+ * URL is a capability, so shared caches must not hand the bytes to someone without it.
+ */
+export const OBJECT_CACHE_CONTROL = `private, max-age=${OBJECT_MAX_AGE_SECONDS}, immutable`;
+
 /** Encodes an object key for a URL path, keeping the slashes. */
 export function encodeKeyPath(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/');
