@@ -92,7 +92,7 @@ export interface Container {
   close(): Promise<void>;
 }
 
-export function createStorage(config: Config): Storage {
+export function createStorage(config: Config, logger?: Logger): Storage {
   if (config.storageDriver === 'cos') {
     return createCosStorage({
       secretId: config.cos.secretId,
@@ -102,6 +102,9 @@ export function createStorage(config: Config): Storage {
       region: config.cos.region,
       domain: config.cos.domain,
       protocol: config.cos.protocol,
+      timeoutMs: config.cos.timeoutMs,
+      putMinBytesPerSecond: config.cos.putMinBytesPerSecond,
+      ...(logger ? { logger } : {}),
     });
   }
   return createLocalStorage({
@@ -148,7 +151,7 @@ export async function createContainer(
     ...(overrides.onQuery ? { onQuery: overrides.onQuery } : {}),
   });
   const redis = openRedis(config, logger);
-  const storage = createStorage(config);
+  const storage = createStorage(config, logger);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
 
   const store: UrlStore = redis
