@@ -82,6 +82,7 @@ const staticImages: ImagesRepo = {
   softDelete: () => Promise.reject(new Error('static')),
   hardDelete: () => Promise.reject(new Error('static')),
   countLive: async () => rows.length,
+  usage: () => Promise.reject(new Error('static')),
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
