@@ -14,6 +14,7 @@ import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { ImageService } from './images/image-service.js';
 import { ProxyAccess } from './images/proxy-access.js';
+import { UploadSlots } from './images/upload-slots.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
 import { type JobEngine, tickInterval } from './jobs/job-engine.js';
 import { createProcessors } from './jobs/processors.js';
@@ -74,6 +75,8 @@ export interface Container {
   jobs: JobEngine;
   imagesRepo: ImagesRepo;
   images: ImageService;
+  /** Uploads in flight on this node, per viewer and in all. */
+  uploadSlots: UploadSlots;
   /** Live rows remembered for seconds, for `/proxy/:id` (deleting forgets its row at once). */
   recentRows: RecentRows;
   authenticate: Authenticate;
@@ -217,6 +220,10 @@ export async function createContainer(
     clock,
     logger,
   });
+  const uploadSlots = new UploadSlots(
+    { perViewer: config.uploadConcurrencyPerViewer, perNode: config.uploadConcurrency },
+    (n) => metrics.uploadsInFlight.set(n),
+  );
   const proxyTokens = createProxyTokens({
     secrets: config.proxyTokenSecrets,
     ttlSeconds: config.proxyTokenTtlSeconds,
@@ -257,6 +264,7 @@ export async function createContainer(
     jobs,
     imagesRepo,
     images,
+    uploadSlots,
     recentRows,
     authenticate: createAuthenticator(config.auth),
     proxyTokens,

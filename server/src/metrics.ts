@@ -79,6 +79,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['dependency'] as const,
       registers: r,
     }),
+    uploadsInFlight: new Gauge({
+      name: 'signet_uploads_in_flight',
+      help: 'Uploads on this node between reading their body and storing them (UPLOAD_CONCURRENCY bounds it)',
+      registers: r,
+    }),
     requestErrors: new Counter({
       name: 'signet_graphql_errors_total',
       help: 'GraphQL errors by code',

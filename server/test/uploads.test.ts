@@ -407,6 +407,85 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   }
 }
 
+// Finding: parallel uploads were unbounded, each holding its whole file in memory.
+describe('upload concurrency: per viewer and per node, taken before the body is read', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'cos',
+      redis: 'memory',
+      env: { UPLOAD_CONCURRENCY_PER_VIEWER: '2', UPLOAD_CONCURRENCY: '3' },
+    });
+  });
+  afterAll(async () => {
+    h?.fixture?.holdPutResponses(false);
+    await h?.close();
+  });
+
+  const codeOf = (res: MultipartResult) => res.errors?.[0]?.extensions?.code;
+  const stored = () => h.fixture!.objects.size;
+
+  it('a third upload of one viewer and a fourth on the node are RATE_LIMITED (429, retryAfter)', async () => {
+    const bob = await h.token('bob');
+    h.fixture!.holdPutResponses(true);
+    const first = [uploadFile(h, PNG), uploadFile(h, PNG)];
+    await until(() => stored() === 2, 'two puts to reach the store');
+    expect(h.container.uploadSlots.inFlight).toBe(2);
+
+    const third = await uploadFile(h, PNG);
+    expect(third.status).toBe(429);
+    expect(codeOf(third)).toBe('RATE_LIMITED');
+    expect(third.errors![0]!.extensions!['retryAfter']).toBe(2);
+    expect(third.errors![0]!.message).toMatch(/at most 2 at a time/);
+
+    // Another viewer still gets a slot, until the node's three are taken.
+    const bobs = uploadFile(h, PNG, { token: bob });
+    await until(() => stored() === 3, "bob's put to reach the store");
+    const fourth = await uploadFile(h, PNG, { token: await h.token('carol') });
+    expect(fourth.status).toBe(429);
+    expect(fourth.errors![0]!.message).toMatch(/busy with other uploads/);
+    expect(stored()).toBe(3);
+
+    h.fixture!.holdPutResponses(false);
+    for (const res of await Promise.all([...first, bobs])) expect(res.errors).toBeUndefined();
+    await until(() => h.container.uploadSlots.inFlight === 0, 'every slot to be released');
+    expect((await uploadFile(h, PNG)).errors).toBeUndefined();
+  });
+
+  it('a client that hangs up does not free its slot while its put is still running', async () => {
+    h.fixture!.holdPutResponses(true);
+    const before = stored();
+    const kept = uploadFile(h, PNG);
+    const controller = new AbortController();
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: UPLOAD_MUTATION, variables: { file: null } }));
+    form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+    form.append('0', new Blob([new Uint8Array(PNG)]), 'gone.png');
+    const gone = fetch(`${h.url}/graphql`, {
+      method: 'POST',
+      headers: { 'x-graphql-yoga-csrf': '1', authorization: `Bearer ${await h.token('alice')}` },
+      body: form,
+      signal: controller.signal,
+    }).catch((err: Error) => err);
+    await until(() => stored() === before + 2, 'both puts to reach the store');
+    controller.abort();
+    expect(await gone).toBeInstanceOf(Error);
+    // The gateway saw the client go (its access line says so)...
+    await until(
+      () => h.logs.some((l) => l.includes('"status":"aborted"') && l.includes('/graphql')),
+      'the aborted exchange to be logged',
+    );
+    // ...yet the upload still holds its bytes and its slot: alice's two are taken.
+    expect(h.container.uploadSlots.inFlight).toBe(2);
+    expect(codeOf(await uploadFile(h, PNG))).toBe('RATE_LIMITED');
+
+    h.fixture!.holdPutResponses(false);
+    expect((await kept).errors).toBeUndefined();
+    await until(() => h.container.uploadSlots.inFlight === 0, 'the hung-up upload to finish');
+  });
+});
+
 // Finding: a put past its deadline was not stopped and its clean-up delete raced it, so the
 // object could land after the delete, with no row.
 describe('an upload whose put passes its deadline', () => {
