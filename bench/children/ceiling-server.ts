@@ -83,6 +83,7 @@ const staticImages: ImagesRepo = {
   hardDelete: () => Promise.reject(new Error('static')),
   countLive: async () => rows.length,
   usage: () => Promise.reject(new Error('static')),
+  keysWithRows: () => Promise.reject(new Error('static')),
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {

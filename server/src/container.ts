@@ -13,6 +13,7 @@ import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { ImageService } from './images/image-service.js';
+import { OrphanSweeper } from './images/orphan-sweep.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
@@ -191,21 +192,28 @@ export async function createContainer(
     { schedule: store, images: imagesRepo, urls, clock, logger, metrics },
     { refreshAheadSeconds: config.refreshAheadSeconds, liveWindowSeconds: config.liveWindowSeconds },
   );
+  const orphans = new OrphanSweeper(
+    { storage, images: imagesRepo, metrics, clock, logger },
+    { graceSeconds: config.orphanSweepGraceSeconds },
+  );
   const processors = createProcessors({
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
+    orphans,
     clock,
   });
+  const orphanSweepMs = config.orphanSweepIntervalSeconds * 1000;
   const jobs: JobEngine = redis
     ? new BullmqJobEngine(processors, {
         connect: redis.blocking,
         prefix: config.redisPrefix,
         tickMs: tickInterval(config.refreshAheadSeconds),
         batchSize: 500,
+        orphanSweepMs,
         logger,
       })
-    : new TimerJobEngine(processors, tickInterval(config.refreshAheadSeconds), logger);
+    : new TimerJobEngine(processors, tickInterval(config.refreshAheadSeconds), logger, orphanSweepMs);
 
   const recentRows = new RecentRows(imagesRepo, clock);
   const images = new ImageService({

@@ -63,6 +63,11 @@ export interface ImagesRepo {
   countLive(ownerId: string): Promise<number>;
   /** One statement: how many live images the owner has and their bytes (for the upload quota). */
   usage(ownerId: string): Promise<{ files: number; bytes: number }>;
+  /**
+   * One statement: which of these object keys have a row, live or deleted (the orphan sweep
+   * deletes only objects no row names; a deleted row's object was deleted before its row was).
+   */
+  keysWithRows(keys: readonly string[]): Promise<Set<string>>;
 }
 
 export function createImagesRepo(db: Db): ImagesRepo {
@@ -178,6 +183,17 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('deleted_at', 'is', null)
         .executeTakeFirst();
       return { files: Number(r?.files ?? 0), bytes: Number(r?.bytes ?? 0) };
+    },
+
+    async keysWithRows(keys) {
+      if (keys.length === 0) return new Set();
+      // object_key is unique, so each key is one index probe.
+      const rows = await k
+        .selectFrom('images')
+        .select('object_key')
+        .where('object_key', 'in', keys as string[])
+        .execute();
+      return new Set(rows.map((r) => r.object_key));
     },
   };
 }

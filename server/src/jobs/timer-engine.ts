@@ -8,11 +8,14 @@ export class TimerJobEngine implements JobEngine {
   readonly kind = 'timer' as const;
   private timers: NodeJS.Timeout[] = [];
   private sweeping: Promise<unknown> | undefined;
+  private orphanSweeping: Promise<unknown> | undefined;
 
   constructor(
     private readonly processors: Processors,
     private readonly tickMs: number,
     private readonly logger: Logger,
+    /** Interval of the orphan sweep; 0 never runs it. */
+    private readonly orphanSweepMs = 0,
   ) {}
 
   async startWorkers(): Promise<void> {
@@ -32,8 +35,21 @@ export class TimerJobEngine implements JobEngine {
         .statsRollup()
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'stats roll-up failed'));
     }, HOUR);
-    for (const t of [tick, rollup]) t.unref();
     this.timers = [tick, rollup];
+    if (this.orphanSweepMs > 0) {
+      this.timers.push(
+        setInterval(() => {
+          if (this.orphanSweeping) return;
+          this.orphanSweeping = this.processors
+            .orphanSweep()
+            .catch((err: Error) => this.logger.warn({ err: err.message }, 'orphan sweep failed'))
+            .finally(() => {
+              this.orphanSweeping = undefined;
+            });
+        }, this.orphanSweepMs),
+      );
+    }
+    for (const t of this.timers) t.unref();
   }
 
   async preload(ids: readonly string[]): Promise<number> {
@@ -44,5 +60,6 @@ export class TimerJobEngine implements JobEngine {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.sweeping;
+    await this.orphanSweeping;
   }
 }
