@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,14 @@ describe('orphan sweep: a gateway killed between the put and the insert', () => 
     await gw?.kill();
     await pgdb?.drop();
     await fixture?.close();
+    // The worker's BullMQ queue and job scheduler live under its own prefix: leave none behind.
+    const redis = new Redis(testRedisUrl());
+    const bull = `{${redisPrefix.replace(/:$/, '')}-bull}`;
+    for (const pattern of [`${redisPrefix}*`, `${bull}*`]) {
+      const keys = await redis.keys(pattern);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+    redis.disconnect();
   });
 
   function upload(bytes: Buffer): Promise<Response> {
