@@ -82,6 +82,8 @@ const staticImages: ImagesRepo = {
   softDelete: () => Promise.reject(new Error('static')),
   hardDelete: () => Promise.reject(new Error('static')),
   countLive: async () => rows.length,
+  usage: () => Promise.reject(new Error('static')),
+  keysWithRows: () => Promise.reject(new Error('static')),
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {

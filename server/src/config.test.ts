@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, putDeadlineMs } from './config.js';
 
 type Env = Record<string, string>;
 
@@ -294,6 +294,72 @@ describe('loadConfig', () => {
     // Below 20 the largest preload a call may ask for (20 jobs of 500 ids) could never fit.
     for (const v of ['19', '0', 'x', '100001'])
       expectRejected({ PRELOAD_QUEUE_MAX_JOBS: v }, 'PRELOAD_QUEUE_MAX_JOBS');
+  });
+
+  it('upload concurrency and quota: defaults, unset quota is no quota, bad values name the variable', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      uploadConcurrencyPerViewer: 4,
+      uploadConcurrency: 32,
+      uploadQuotaBytes: undefined,
+      uploadQuotaFiles: undefined,
+    });
+    expect(
+      loadConfig({
+        UPLOAD_CONCURRENCY_PER_VIEWER: '2',
+        UPLOAD_CONCURRENCY: '64',
+        UPLOAD_QUOTA_BYTES: '1073741824',
+        UPLOAD_QUOTA_FILES: ' 500 ',
+      }),
+    ).toMatchObject({
+      uploadConcurrencyPerViewer: 2,
+      uploadConcurrency: 64,
+      uploadQuotaBytes: 1073741824,
+      uploadQuotaFiles: 500,
+    });
+    expect(loadConfig({ UPLOAD_QUOTA_BYTES: '' }).uploadQuotaBytes).toBeUndefined();
+    for (const v of ['0', '-1', 'four', '2.5', '10001']) {
+      expectRejected({ UPLOAD_CONCURRENCY_PER_VIEWER: v }, 'UPLOAD_CONCURRENCY_PER_VIEWER');
+    }
+    for (const v of ['0', 'lots', '100001']) expectRejected({ UPLOAD_CONCURRENCY: v }, 'UPLOAD_CONCURRENCY');
+    for (const v of ['0', '-5', '1GB', '1e9'])
+      expectRejected({ UPLOAD_QUOTA_BYTES: v }, 'UPLOAD_QUOTA_BYTES');
+    for (const v of ['0', 'ten', '1000000001'])
+      expectRejected({ UPLOAD_QUOTA_FILES: v }, 'UPLOAD_QUOTA_FILES');
+  });
+
+  it('COS put deadline grows with the size; COS_TIMEOUT_MS and the minimum rate are checked', () => {
+    const c = loadConfig(COS);
+    expect(c.cos).toMatchObject({ timeoutMs: 10_000, putMinBytesPerSecond: 256 * 1024 });
+    // 20 MB at 256 KB/s: 80 s on top of the 10 s of any call.
+    expect(putDeadlineMs(c.cos, 20 * 1024 * 1024)).toBe(90_000);
+    expect(putDeadlineMs(c.cos, 0)).toBe(10_000);
+    expect(loadConfig({ ...COS, COS_TIMEOUT_MS: '2500' }).cos.timeoutMs).toBe(2500);
+    for (const v of ['0', '99', '600001', 'soon'])
+      expectRejected({ ...COS, COS_TIMEOUT_MS: v }, 'COS_TIMEOUT_MS');
+    for (const v of ['0', '1023', 'fast']) {
+      expectRejected({ ...COS, COS_PUT_MIN_BYTES_PER_SECOND: v }, 'COS_PUT_MIN_BYTES_PER_SECOND');
+    }
+  });
+
+  it('orphan sweep: every 10 minutes, with a grace that outlasts the longest upload put', () => {
+    expect(loadConfig({})).toMatchObject({ orphanSweepIntervalSeconds: 600, orphanSweepGraceSeconds: 3600 });
+    expect(loadConfig({ ORPHAN_SWEEP_INTERVAL_SECONDS: '0' }).orphanSweepIntervalSeconds).toBe(0);
+    // A 5 GB upload limit at 256 KB/s: a put may take 20,490 s, so the default grace doubles that.
+    const huge = loadConfig({ ...COS, UPLOAD_MAX_BYTES: String(5 * 1024 ** 3) });
+    expect(huge.orphanSweepGraceSeconds).toBe(2 * 20_490);
+    // A grace the longest put could outlast stops start-up (it could delete a live upload).
+    const err = configError({ ...COS, ORPHAN_SWEEP_GRACE_SECONDS: '90' });
+    expect(err.variable).toBe('ORPHAN_SWEEP_GRACE_SECONDS');
+    expect(err.message).toMatch(/above 90 s/);
+    expect(loadConfig({ ...COS, ORPHAN_SWEEP_GRACE_SECONDS: '91' }).orphanSweepGraceSeconds).toBe(91);
+    // The local driver stores at once: any grace of a second or more will do.
+    expect(loadConfig({ ORPHAN_SWEEP_GRACE_SECONDS: '1' }).orphanSweepGraceSeconds).toBe(1);
+    for (const v of ['0', '-1', 'hour'])
+      expectRejected({ ORPHAN_SWEEP_GRACE_SECONDS: v }, 'ORPHAN_SWEEP_GRACE_SECONDS');
+    for (const v of ['-1', '604801', 'often']) {
+      expectRejected({ ORPHAN_SWEEP_INTERVAL_SECONDS: v }, 'ORPHAN_SWEEP_INTERVAL_SECONDS');
+    }
   });
 
   it('other enumerations and URLs name their variable', () => {

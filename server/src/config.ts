@@ -27,6 +27,10 @@ export interface Config {
     region: string;
     domain: string | undefined;
     protocol: 'http:' | 'https:';
+    /** COS_TIMEOUT_MS: deadline of one COS call (a put gets more: see putDeadlineMs). */
+    timeoutMs: number;
+    /** COS_PUT_MIN_BYTES_PER_SECOND: the slowest upload rate a put's deadline allows for. */
+    putMinBytesPerSecond: number;
   };
   /** Secret for the local driver's URL signatures. */
   localSigningSecret: string;
@@ -73,6 +77,21 @@ export interface Config {
   uploadAllowSvg: boolean;
   /** Bound on width × height declared by an uploaded image's header. */
   uploadMaxPixels: number;
+  /** UPLOAD_CONCURRENCY_PER_VIEWER: uploads one viewer may have in flight on this node. */
+  uploadConcurrencyPerViewer: number;
+  /** UPLOAD_CONCURRENCY: uploads in flight on this node, all viewers together. */
+  uploadConcurrency: number;
+  /** UPLOAD_QUOTA_BYTES: bytes of live images a viewer may keep; undefined = no quota. */
+  uploadQuotaBytes: number | undefined;
+  /** UPLOAD_QUOTA_FILES: live images a viewer may keep; undefined = no quota. */
+  uploadQuotaFiles: number | undefined;
+  /** ORPHAN_SWEEP_INTERVAL_SECONDS: how often workers look for objects without a row (0 = never). */
+  orphanSweepIntervalSeconds: number;
+  /**
+   * ORPHAN_SWEEP_GRACE_SECONDS: an object without a row is an orphan only once it is this old, so an
+   * upload still between its put and its insert is never touched.
+   */
+  orphanSweepGraceSeconds: number;
   logLevel: string;
   seedDemo: boolean;
   /** How many demo images a first start seeds (SEED_DEMO_COUNT; the e2e gallery test asks for 100). */
@@ -89,6 +108,18 @@ export interface Config {
   persistedOperationsOnly: boolean;
   /** Browser origins allowed to call /graphql cross-origin (empty: same origin only). */
   corsOrigins: string[];
+}
+
+/**
+ * How long a put of `bytes` may take before the driver gives up on it: the per-call deadline plus
+ * the time the bytes need at the slowest rate allowed. A fixed deadline would fail every large
+ * upload on a slow link, and a put left running past it may land after its clean-up.
+ */
+export function putDeadlineMs(
+  cos: Pick<Config['cos'], 'timeoutMs' | 'putMinBytesPerSecond'>,
+  bytes: number,
+): number {
+  return cos.timeoutMs + Math.ceil((bytes * 1000) / cos.putMinBytesPerSecond);
 }
 
 export class ConfigError extends Error {
@@ -115,6 +146,11 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+/** A whole number when set, undefined when not (an unset limit is no limit). */
+function optionalInt(env: Env, name: string, min: number, max: number): number | undefined {
+  return str(env, name) === undefined ? undefined : int(env, name, 0, min, max);
 }
 
 function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
@@ -293,6 +329,29 @@ export function loadConfig(env: Env = process.env): Config {
   const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
   const role = oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all');
 
+  const cosTimeouts = {
+    timeoutMs: int(env, 'COS_TIMEOUT_MS', 10_000, 100, 600_000),
+    putMinBytesPerSecond: int(env, 'COS_PUT_MIN_BYTES_PER_SECOND', 256 * 1024, 1024, 1024 * 1024 * 1024),
+  };
+  const uploadMaxBytes = int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024);
+  // An object lands when its put completes and gets its row right after. A put may run until its
+  // deadline, so the grace must outlast the longest one, or the sweep could take a live upload.
+  const longestPutSeconds =
+    storageDriver === 'cos' ? Math.ceil(putDeadlineMs(cosTimeouts, uploadMaxBytes) / 1000) : 0;
+  const orphanSweepGraceSeconds = int(
+    env,
+    'ORPHAN_SWEEP_GRACE_SECONDS',
+    Math.max(3600, 2 * longestPutSeconds),
+    1,
+    30 * 86400,
+  );
+  if (orphanSweepGraceSeconds <= longestPutSeconds) {
+    throw new ConfigError(
+      'ORPHAN_SWEEP_GRACE_SECONDS',
+      `must be above ${longestPutSeconds} s, the deadline of the largest upload's put (COS_TIMEOUT_MS plus UPLOAD_MAX_BYTES at COS_PUT_MIN_BYTES_PER_SECOND)`,
+    );
+  }
+
   const introspection = production ? 'false' : 'true';
   const persistedFile = str(env, 'PERSISTED_OPERATIONS_FILE');
   const persistedOperationsOnly =
@@ -324,6 +383,7 @@ export function loadConfig(env: Env = process.env): Config {
       region: cosRequired('COS_REGION'),
       domain: cosDomain,
       protocol: `${cosProtocol}:`,
+      ...cosTimeouts,
     },
     localSigningSecret: localSecret,
     urlTtlSeconds,
@@ -345,9 +405,15 @@ export function loadConfig(env: Env = process.env): Config {
     // At least 20: the jobs of one preload of the most ids a call may name (10,000 in jobs of
     // 500), so the largest allowed call can fit in an empty queue.
     preloadQueueMaxJobs: int(env, 'PRELOAD_QUEUE_MAX_JOBS', 200, 20, 100_000),
-    uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
+    uploadMaxBytes,
     uploadAllowSvg: oneOf(env, 'UPLOAD_ALLOW_SVG', ['true', 'false'] as const, 'false') === 'true',
     uploadMaxPixels: int(env, 'UPLOAD_MAX_PIXELS', 100_000_000, 1, Number.MAX_SAFE_INTEGER),
+    uploadConcurrencyPerViewer: int(env, 'UPLOAD_CONCURRENCY_PER_VIEWER', 4, 1, 10_000),
+    uploadConcurrency: int(env, 'UPLOAD_CONCURRENCY', 32, 1, 100_000),
+    uploadQuotaBytes: optionalInt(env, 'UPLOAD_QUOTA_BYTES', 1, Number.MAX_SAFE_INTEGER),
+    uploadQuotaFiles: optionalInt(env, 'UPLOAD_QUOTA_FILES', 1, 1_000_000_000),
+    orphanSweepIntervalSeconds: int(env, 'ORPHAN_SWEEP_INTERVAL_SECONDS', 600, 0, 7 * 86400),
+    orphanSweepGraceSeconds,
     logLevel: oneOf(
       env,
       'LOG_LEVEL',

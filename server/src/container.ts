@@ -13,7 +13,9 @@ import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { ImageService } from './images/image-service.js';
+import { OrphanSweeper } from './images/orphan-sweep.js';
 import { ProxyAccess } from './images/proxy-access.js';
+import { UploadSlots } from './images/upload-slots.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
 import { type JobEngine, tickInterval } from './jobs/job-engine.js';
 import { createProcessors } from './jobs/processors.js';
@@ -74,6 +76,8 @@ export interface Container {
   jobs: JobEngine;
   imagesRepo: ImagesRepo;
   images: ImageService;
+  /** Uploads in flight on this node, per viewer and in all. */
+  uploadSlots: UploadSlots;
   /** Live rows remembered for seconds, for `/proxy/:id` (deleting forgets its row at once). */
   recentRows: RecentRows;
   authenticate: Authenticate;
@@ -92,7 +96,7 @@ export interface Container {
   close(): Promise<void>;
 }
 
-export function createStorage(config: Config): Storage {
+export function createStorage(config: Config, logger?: Logger): Storage {
   if (config.storageDriver === 'cos') {
     return createCosStorage({
       secretId: config.cos.secretId,
@@ -102,6 +106,9 @@ export function createStorage(config: Config): Storage {
       region: config.cos.region,
       domain: config.cos.domain,
       protocol: config.cos.protocol,
+      timeoutMs: config.cos.timeoutMs,
+      putMinBytesPerSecond: config.cos.putMinBytesPerSecond,
+      ...(logger ? { logger } : {}),
     });
   }
   return createLocalStorage({
@@ -148,7 +155,7 @@ export async function createContainer(
     ...(overrides.onQuery ? { onQuery: overrides.onQuery } : {}),
   });
   const redis = openRedis(config, logger);
-  const storage = createStorage(config);
+  const storage = createStorage(config, logger);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
   const preloadLimit = { limit: config.preloadRateLimitPerMinute, windowMs: 60_000, name: 'rl-preload' };
 
@@ -189,12 +196,18 @@ export async function createContainer(
     { schedule: store, images: imagesRepo, urls, clock, logger, metrics },
     { refreshAheadSeconds: config.refreshAheadSeconds, liveWindowSeconds: config.liveWindowSeconds },
   );
+  const orphans = new OrphanSweeper(
+    { storage, images: imagesRepo, metrics, clock, logger },
+    { graceSeconds: config.orphanSweepGraceSeconds },
+  );
   const processors = createProcessors({
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
+    orphans,
     clock,
   });
+  const orphanSweepMs = config.orphanSweepIntervalSeconds * 1000;
   const jobs: JobEngine = redis
     ? new BullmqJobEngine(processors, {
         connect: redis.blocking,
@@ -202,6 +215,7 @@ export async function createContainer(
         tickMs: tickInterval(config.refreshAheadSeconds),
         batchSize: 500,
         maxWaitingPreloads: config.preloadQueueMaxJobs,
+        orphanSweepMs,
         logger,
       })
     : new TimerJobEngine(
@@ -209,6 +223,7 @@ export async function createContainer(
         tickInterval(config.refreshAheadSeconds),
         logger,
         config.preloadQueueMaxJobs,
+        orphanSweepMs,
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
@@ -225,6 +240,10 @@ export async function createContainer(
     clock,
     logger,
   });
+  const uploadSlots = new UploadSlots(
+    { perViewer: config.uploadConcurrencyPerViewer, perNode: config.uploadConcurrency },
+    (n) => metrics.uploadsInFlight.set(n),
+  );
   const proxyTokens = createProxyTokens({
     secrets: config.proxyTokenSecrets,
     ttlSeconds: config.proxyTokenTtlSeconds,
@@ -265,6 +284,7 @@ export async function createContainer(
     jobs,
     imagesRepo,
     images,
+    uploadSlots,
     recentRows,
     authenticate: createAuthenticator(config.auth),
     proxyTokens,

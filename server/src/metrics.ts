@@ -84,6 +84,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['dependency'] as const,
       registers: r,
     }),
+    uploadsInFlight: new Gauge({
+      name: 'signet_uploads_in_flight',
+      help: 'Uploads on this node between reading their body and storing them (UPLOAD_CONCURRENCY bounds it)',
+      registers: r,
+    }),
+    orphansDeleted: new Counter({
+      name: 'signet_orphan_objects_deleted_total',
+      help: 'Uploaded objects the orphan sweep deleted because no image row names them',
+      registers: r,
+    }),
     requestErrors: new Counter({
       name: 'signet_graphql_errors_total',
       help: 'GraphQL errors by code',

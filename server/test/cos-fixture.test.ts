@@ -400,3 +400,93 @@ describe('cos fixture signature checks', () => {
     expect(await outcome(await fetch(missing))).toMatchObject({ status: 403, code: 'InvalidAccessKeyId' });
   });
 });
+
+describe('COS fixture: GET Bucket (List Objects)', () => {
+  /** A GET Bucket request, its parameters signed into the Authorization header. */
+  async function listBucket(params: Record<string, string>, tamper?: Record<string, string>) {
+    const signed = referenceSign({
+      secretId,
+      secretKey,
+      method: 'GET',
+      path: '/',
+      params,
+      headers: { host: fixture.host },
+      keyTime: currentKeyTime(),
+    });
+    const query = new URLSearchParams({ ...params, ...tamper }).toString().replace(/\+/g, '%20');
+    return fetch(`${fixture.url}/?${query}`, { headers: { authorization: asAuthorization(signed) } });
+  }
+
+  const tags = (xml: string, name: string) =>
+    [...xml.matchAll(new RegExp(`<${name}>([^<]*)</${name}>`, 'g'))].map((m) => m[1]);
+
+  it('lists keys under a prefix in byte order, a page at a time, with NextMarker when cut short', async () => {
+    for (const key of ['u/b/2.png', 'u/a/1.png', 'x/other.png', 'u/a/0.png', 'u/c/3.png']) put(key, key);
+    const first = await listBucket({ prefix: 'u/', 'max-keys': '2' });
+    expect(first.status).toBe(200);
+    expect(first.headers.get('content-type')).toBe('application/xml');
+    const xml = await first.text();
+    expect(xml).toMatch(/^<\?xml version='1.0' encoding='utf-8' \?>\n<ListBucketResult>/);
+    expect(tags(xml, 'Prefix')).toEqual(['u/']);
+    expect(tags(xml, 'MaxKeys')).toEqual(['2']);
+    expect(tags(xml, 'IsTruncated')).toEqual(['true']);
+    expect(tags(xml, 'Key')).toEqual(['u/a/0.png', 'u/a/1.png']);
+    expect(tags(xml, 'NextMarker')).toEqual(['u/a/1.png']);
+    expect(tags(xml, 'Size')).toEqual(['9', '9']);
+    expect(tags(xml, 'ETag')).toEqual(['&quot;e&quot;', '&quot;e&quot;']);
+    expect(tags(xml, 'StorageClass')).toEqual(['STANDARD', 'STANDARD']);
+    expect(Number.isNaN(Date.parse(tags(xml, 'LastModified')[0]!))).toBe(false);
+    expect(xml).toContain('<Owner><ID>');
+
+    const rest = await (await listBucket({ prefix: 'u/', marker: 'u/a/1.png', 'max-keys': '2' })).text();
+    expect(tags(rest, 'Key')).toEqual(['u/b/2.png', 'u/c/3.png']);
+    expect(tags(rest, 'IsTruncated')).toEqual(['false']);
+    expect(tags(rest, 'NextMarker')).toEqual([]);
+  });
+
+  it('URL-encodes keys with encoding-type=url, so any key survives the XML', async () => {
+    put('u/o w&ner/<1>.png', 'odd');
+    put('u/腾讯云.png', 'cjk');
+    const xml = await (await listBucket({ prefix: 'u/', 'encoding-type': 'url' })).text();
+    expect(tags(xml, 'EncodingType')).toEqual(['url']);
+    expect(tags(xml, 'Key').map((k) => decodeURIComponent(k!))).toEqual([
+      'u/o w&ner/<1>.png',
+      'u/腾讯云.png',
+    ]);
+    expect(tags(xml, 'Key')[0]).toBe('u/o%20w%26ner/%3C1%3E.png');
+    const plain = await (await listBucket({ prefix: 'u/o' })).text();
+    expect(tags(plain, 'Key')).toEqual(['u/o w&amp;ner/&lt;1&gt;.png']);
+  });
+
+  it('checks the signature over the listing parameters like any other request', async () => {
+    put('u/a.png', 'a');
+    // A marker changed after signing.
+    const moved = await listBucket({ prefix: 'u/', marker: '' }, { marker: 'u/zzz' });
+    expect(await outcome(moved)).toMatchObject({ status: 403, code: 'SignatureDoesNotMatch' });
+    const unsigned = await fetch(`${fixture.url}/?prefix=u%2F`);
+    expect(await outcome(unsigned)).toMatchObject({ status: 403, code: 'AccessDenied' });
+    const badMax = await listBucket({ 'max-keys': '1001' });
+    expect(await outcome(badMax)).toMatchObject({ status: 400, code: 'InvalidArgument' });
+    expect(fixture.signatureFailures).toBe(1);
+  });
+
+  it('answers the real SDK (cos.getBucket) with what its parser reads', async () => {
+    for (const key of ['u/a.png', 'u/b.png', 'u/c.png']) put(key, key);
+    const cos = new COS({
+      SecretId: secretId,
+      SecretKey: secretKey,
+      Domain: fixture.host,
+      Protocol: 'http:',
+    });
+    const page = await cos.getBucket({
+      Bucket: 'signet-1250000000',
+      Region: 'ap-guangzhou',
+      Prefix: 'u/',
+      MaxKeys: 2,
+    });
+    expect(page.Contents.map((c) => c.Key)).toEqual(['u/a.png', 'u/b.png']);
+    expect(page.Contents[0]).toMatchObject({ Size: '7', ETag: '"e"', StorageClass: 'STANDARD' });
+    expect(page).toMatchObject({ IsTruncated: 'true', NextMarker: 'u/b.png', Prefix: 'u/' });
+    expect(fixture.signatureFailures).toBe(0);
+  });
+});

@@ -452,3 +452,92 @@ describe('cos storage driver with a security token', () => {
     expect((await storageError(withoutToken.head('t.jpg'))).kind).toBe('unavailable');
   });
 });
+
+describe('cos driver: list', () => {
+  it('pages through the keys under a prefix, in order, through the real SDK', async () => {
+    const keys = ['u/a/1.png', 'u/a/2.png', 'u/b/%2E%2E/3.png', 'u/o w&ner/4.png', 'u/z/5.png'];
+    for (const key of keys) await storage.put(key, Buffer.from(key), 'image/png');
+    await storage.put('x/not-an-upload.png', Buffer.from('x'), 'image/png');
+
+    const seen: string[] = [];
+    let marker: string | undefined;
+    let pages = 0;
+    do {
+      const page = await storage.list('u/', { maxKeys: 2, ...(marker ? { marker } : {}) });
+      pages++;
+      for (const o of page.objects) {
+        seen.push(o.key);
+        expect(o.size).toBe(Buffer.byteLength(o.key));
+        expect(Math.abs(o.lastModified.getTime() - Date.now())).toBeLessThan(60_000);
+      }
+      marker = page.nextMarker;
+    } while (marker !== undefined);
+    expect(seen).toEqual(keys);
+    expect(pages).toBe(3);
+    expect((await storage.list('u/none/')).objects).toEqual([]);
+    expect(fixture.signatureFailures).toBe(0);
+  });
+});
+
+describe('cos driver: put', () => {
+  const MB = 1024 * 1024;
+
+  it('streams a body of its declared size, and refuses one that is shorter or longer', async () => {
+    const body = randomBytes(3 * MB);
+    const { Readable } = await import('node:stream');
+    const chunks = (b: Buffer) => Readable.from([b.subarray(0, MB), b.subarray(MB)]);
+    const { etag } = await storage.put('s.bin', chunks(body), 'application/octet-stream', body.length);
+    expect(fixture.objects.get('s.bin')?.body.equals(body)).toBe(true);
+    expect(etag).toBe(fixture.objects.get('s.bin')!.etag);
+
+    const short = await storageError(storage.put('short.bin', chunks(body), 'image/png', body.length + 1));
+    expect(short.kind).toBe('rejected');
+    const long = await storageError(storage.put('long.bin', chunks(body), 'image/png', body.length - 1));
+    expect(long.kind).toBe('rejected');
+    expect(fixture.objects.has('short.bin') || fixture.objects.has('long.bin')).toBe(false);
+    await expect(storage.put('nosize.bin', chunks(body), 'image/png')).rejects.toMatchObject({
+      kind: 'rejected',
+    });
+  });
+
+  it('gives a put time in proportion to its size (a fixed 10 s failed every slow large upload)', async () => {
+    // 2 MB read at 2 MB/s by the store: a second, past a fixed 300 ms deadline but within
+    // 300 ms + 2 MB at the slowest rate allowed (1 MB/s).
+    const quick = driver({ timeoutMs: 300, putMinBytesPerSecond: MB });
+    fixture.setPutBodyRate(2 * MB);
+    const body = randomBytes(2 * MB);
+    await quick.put('scaled.bin', body, 'application/octet-stream');
+    expect(fixture.objects.get('scaled.bin')?.body.equals(body)).toBe(true);
+  });
+
+  it('cuts off a put still sending at its deadline: nothing lands, even after the store catches up', async () => {
+    const quick = driver({ timeoutMs: 2_000, putMinBytesPerSecond: 16 * MB });
+    // The store reads 256 KB/s; the deadline (2 s + 1 s for 16 MB) passes with most of it unsent.
+    fixture.setPutBodyRate(256 * 1024);
+    const err = await storageError(quick.put('slow.bin', randomBytes(16 * MB), 'application/octet-stream'));
+    expect(err.kind).toBe('timeout');
+    // The store now reads whatever reached it as fast as it can: an unaborted request would
+    // complete here and store the object after its clean-up.
+    fixture.setPutBodyRate(0);
+    await until(() => fixture.requests.putsCut === 1, 10_000);
+    expect(fixture.objects.has('slow.bin')).toBe(false);
+    // The clean-up delete went out once the request had settled.
+    await until(() => fixture.requests.log.some((r) => r.method === 'DELETE' && r.key === 'slow.bin'));
+    expect(fixture.objects.has('slow.bin')).toBe(false);
+  });
+
+  it('waits for a put whose body was all sent to settle, then deletes what it stored', async () => {
+    const quick = driver({ timeoutMs: 300 });
+    fixture.holdPutResponses(true); // stored, but the answer never comes
+    const started = Date.now();
+    const err = await storageError(quick.put('held.bin', randomBytes(1024), 'application/octet-stream'));
+    expect(err.kind).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // The object landed before the deadline; it is removed once the request gave up (the SDK's
+    // own idle timeout ends it), never by a delete racing a request in flight.
+    await until(() => !fixture.objects.has('held.bin'), 5_000);
+    const log = fixture.requests.log.filter((r) => r.key === 'held.bin').map((r) => r.method);
+    expect(log).toEqual(['PUT', 'DELETE']);
+    expect(fixture.requests.putsCut).toBe(0);
+  });
+});

@@ -400,6 +400,171 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
   });
 });
 
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+// Finding: parallel uploads were unbounded, each holding its whole file in memory.
+describe('upload concurrency: per viewer and per node, taken before the body is read', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'cos',
+      redis: 'memory',
+      env: { UPLOAD_CONCURRENCY_PER_VIEWER: '2', UPLOAD_CONCURRENCY: '3' },
+    });
+  });
+  afterAll(async () => {
+    h?.fixture?.holdPutResponses(false);
+    await h?.close();
+  });
+
+  const codeOf = (res: MultipartResult) => res.errors?.[0]?.extensions?.code;
+  const stored = () => h.fixture!.objects.size;
+
+  it('a third upload of one viewer and a fourth on the node are RATE_LIMITED (429, retryAfter)', async () => {
+    const bob = await h.token('bob');
+    h.fixture!.holdPutResponses(true);
+    const first = [uploadFile(h, PNG), uploadFile(h, PNG)];
+    await until(() => stored() === 2, 'two puts to reach the store');
+    expect(h.container.uploadSlots.inFlight).toBe(2);
+
+    const third = await uploadFile(h, PNG);
+    expect(third.status).toBe(429);
+    expect(codeOf(third)).toBe('RATE_LIMITED');
+    expect(third.errors![0]!.extensions!['retryAfter']).toBe(2);
+    expect(third.errors![0]!.message).toMatch(/at most 2 at a time/);
+
+    // Another viewer still gets a slot, until the node's three are taken.
+    const bobs = uploadFile(h, PNG, { token: bob });
+    await until(() => stored() === 3, "bob's put to reach the store");
+    const fourth = await uploadFile(h, PNG, { token: await h.token('carol') });
+    expect(fourth.status).toBe(429);
+    expect(fourth.errors![0]!.message).toMatch(/busy with other uploads/);
+    expect(stored()).toBe(3);
+
+    h.fixture!.holdPutResponses(false);
+    for (const res of await Promise.all([...first, bobs])) expect(res.errors).toBeUndefined();
+    await until(() => h.container.uploadSlots.inFlight === 0, 'every slot to be released');
+    expect((await uploadFile(h, PNG)).errors).toBeUndefined();
+  });
+
+  it('a client that hangs up does not free its slot while its put is still running', async () => {
+    h.fixture!.holdPutResponses(true);
+    const before = stored();
+    const kept = uploadFile(h, PNG);
+    const controller = new AbortController();
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: UPLOAD_MUTATION, variables: { file: null } }));
+    form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+    form.append('0', new Blob([new Uint8Array(PNG)]), 'gone.png');
+    const gone = fetch(`${h.url}/graphql`, {
+      method: 'POST',
+      headers: { 'x-graphql-yoga-csrf': '1', authorization: `Bearer ${await h.token('alice')}` },
+      body: form,
+      signal: controller.signal,
+    }).catch((err: Error) => err);
+    await until(() => stored() === before + 2, 'both puts to reach the store');
+    controller.abort();
+    expect(await gone).toBeInstanceOf(Error);
+    // The gateway saw the client go (its access line says so)...
+    await until(
+      () => h.logs.some((l) => l.includes('"status":"aborted"') && l.includes('/graphql')),
+      'the aborted exchange to be logged',
+    );
+    // ...yet the upload still holds its bytes and its slot: alice's two are taken.
+    expect(h.container.uploadSlots.inFlight).toBe(2);
+    expect(codeOf(await uploadFile(h, PNG))).toBe('RATE_LIMITED');
+
+    h.fixture!.holdPutResponses(false);
+    expect((await kept).errors).toBeUndefined();
+    await until(() => h.container.uploadSlots.inFlight === 0, 'the hung-up upload to finish');
+  });
+});
+
+// Finding: a put past its deadline was not stopped and its clean-up delete raced it, so the
+// object could land after the delete, with no row.
+describe('an upload whose put passes its deadline', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory', env: { COS_TIMEOUT_MS: '300' } });
+  });
+  afterAll(async () => {
+    h?.fixture?.holdPutResponses(false);
+    await h?.close();
+  });
+
+  it('is answered SERVICE_UNAVAILABLE, and what the store kept is removed once the put settled', async () => {
+    h.fixture!.holdPutResponses(true); // the store keeps the object and never answers
+    const res = await uploadFile(h, PNG);
+    expect(res.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+    const key = h.fixture!.requests.log.find((r) => r.method === 'PUT')!.key;
+    await until(() => !h.fixture!.objects.has(key), 'the object to be removed');
+    const log = h.fixture!.requests.log.filter((r) => r.key === key).map((r) => r.method);
+    expect(log).toEqual(['PUT', 'DELETE']);
+    const rows = await h.db.kysely.selectFrom('images').select('id').execute();
+    expect(rows).toEqual([]);
+    expect(h.logs.some((l) => l.includes('removed what a failed put may have stored'))).toBe(true);
+  });
+});
+
+// Finding: no per-viewer quota. Optional; live images only.
+describe('upload quota: UPLOAD_QUOTA_FILES and UPLOAD_QUOTA_BYTES', () => {
+  let h: Harness;
+  const QUOTA_BYTES = PNG.length * 2 + 10;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'cos',
+      redis: 'memory',
+      env: { UPLOAD_QUOTA_FILES: '2', UPLOAD_QUOTA_BYTES: String(QUOTA_BYTES) },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const codeOf = (res: MultipartResult) => res.errors?.[0]?.extensions?.code;
+
+  it('the files quota is FORBIDDEN, the bytes quota PAYLOAD_TOO_LARGE with what is left; deleting frees', async () => {
+    const a = await uploadFile(h, PNG);
+    const b = await uploadFile(h, PNG);
+    expect(a.errors ?? b.errors).toBeUndefined();
+    const objects = h.fixture!.objects.size;
+
+    const third = await uploadFile(h, PNG);
+    expect(codeOf(third)).toBe('FORBIDDEN');
+    expect(third.errors![0]!.extensions!['quotaFiles']).toBe(2);
+    expect(third.errors![0]!.message).toMatch(/quota of 2 images/);
+    expect(h.fixture!.objects.size).toBe(objects);
+
+    // Another viewer has a quota of its own.
+    expect((await uploadFile(h, PNG, { token: await h.token('bob') })).errors).toBeUndefined();
+
+    // A deleted image frees its share: one file and PNG.length bytes are in use again.
+    const del = await h.gql<{ deleteImage: boolean }>('mutation($id: ID!) { deleteImage(id: $id) }', {
+      id: a.data!.uploadImage.id,
+    });
+    expect(del.data!.deleteImage).toBe(true);
+    const left = QUOTA_BYTES - PNG.length;
+    const tooBig = Buffer.concat([PNG, Buffer.alloc(left + 1 - PNG.length)]);
+    const over = await uploadFile(h, tooBig);
+    expect(codeOf(over)).toBe('PAYLOAD_TOO_LARGE');
+    expect(over.errors![0]!.extensions!['maxBytes']).toBe(left);
+    expect(h.fixture!.objects.size).toBe(objects); // bob's in, a's out
+
+    const fits = await uploadFile(h, Buffer.concat([PNG, Buffer.alloc(left - PNG.length)]));
+    expect(fits.errors).toBeUndefined();
+    expect(fits.data!.uploadImage.byteSize).toBe(left);
+  });
+});
+
 // The embedded mode: local driver, PGlite, in-process cache; SVG explicitly enabled.
 describe('uploadImage with the local driver and UPLOAD_ALLOW_SVG=true', () => {
   let h: Harness;

@@ -61,6 +61,13 @@ export interface ImagesRepo {
   /** Removes a row outright (undoing an insert whose object could not be kept). */
   hardDelete(id: string): Promise<void>;
   countLive(ownerId: string): Promise<number>;
+  /** One statement: how many live images the owner has and their bytes (for the upload quota). */
+  usage(ownerId: string): Promise<{ files: number; bytes: number }>;
+  /**
+   * One statement: which of these object keys have a row, live or deleted (the orphan sweep
+   * deletes only objects no row names; a deleted row's object was deleted before its row was).
+   */
+  keysWithRows(keys: readonly string[]): Promise<Set<string>>;
 }
 
 export function createImagesRepo(db: Db): ImagesRepo {
@@ -162,6 +169,31 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('deleted_at', 'is', null)
         .executeTakeFirst();
       return Number(r?.n ?? 0);
+    },
+
+    async usage(ownerId) {
+      // Rides on the partial index of live rows per owner.
+      const r = await k
+        .selectFrom('images')
+        .select((eb) => [
+          eb.fn.countAll<string>().as('files'),
+          sql<string>`coalesce(sum(byte_size), 0)`.as('bytes'),
+        ])
+        .where('owner_id', '=', ownerId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      return { files: Number(r?.files ?? 0), bytes: Number(r?.bytes ?? 0) };
+    },
+
+    async keysWithRows(keys) {
+      if (keys.length === 0) return new Set();
+      // object_key is unique, so each key is one index probe.
+      const rows = await k
+        .selectFrom('images')
+        .select('object_key')
+        .where('object_key', 'in', keys as string[])
+        .execute();
+      return new Set(rows.map((r) => r.object_key));
     },
   };
 }

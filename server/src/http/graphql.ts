@@ -4,6 +4,7 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticate } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { classify } from '../errors/index.js';
+import type { UploadSlots } from '../images/upload-slots.js';
 import { currentRequestId } from '../lib/request-scope.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -38,6 +39,8 @@ export interface GraphqlDeps {
   logger: Logger;
   metrics: Metrics;
   authenticate: Authenticate;
+  /** Uploads in flight per viewer and per node, taken before a multipart body is read. */
+  uploadSlots: Pick<UploadSlots, 'acquire'>;
   /** The domain, handed to resolvers on every request's context. */
   schema: SchemaServices;
 }
@@ -82,6 +85,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       useUploadLimits({
         maxFileBytes: config.uploadMaxBytes,
         authenticate: d.authenticate,
+        slots: d.uploadSlots,
       }),
       useRequestParseErrors(),
       useBodyLimit(config.graphqlMaxBodyBytes),

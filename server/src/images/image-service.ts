@@ -17,7 +17,15 @@ import { uploadImage } from './upload.js';
 import { type UrlStatusView, urlStatuses } from './url-status.js';
 
 export interface ImageServiceDeps {
-  config: Pick<Config, 'uploadMaxBytes' | 'uploadAllowSvg' | 'uploadMaxPixels' | 'defaultMinTtlSeconds'>;
+  config: Pick<
+    Config,
+    | 'uploadMaxBytes'
+    | 'uploadAllowSvg'
+    | 'uploadMaxPixels'
+    | 'uploadQuotaBytes'
+    | 'uploadQuotaFiles'
+    | 'defaultMinTtlSeconds'
+  >;
   images: ImagesRepo;
   storage: Pick<Storage, 'put' | 'delete'>;
   urls: Pick<UrlService, 'resolveMany' | 'refreshMany' | 'purge'>;

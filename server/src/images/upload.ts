@@ -1,48 +1,148 @@
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
-import { AppError, badInput, fromDatabase, fromStorage, payloadTooLarge } from '../errors/index.js';
+import {
+  AppError,
+  badInput,
+  forbidden,
+  fromDatabase,
+  fromStorage,
+  payloadTooLarge,
+} from '../errors/index.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
-import { ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
+import { type Dimensions, ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
 
 export interface UploadDeps {
-  config: Pick<Config, 'uploadMaxBytes' | 'uploadAllowSvg' | 'uploadMaxPixels'>;
+  config: Pick<
+    Config,
+    'uploadMaxBytes' | 'uploadAllowSvg' | 'uploadMaxPixels' | 'uploadQuotaBytes' | 'uploadQuotaFiles'
+  >;
   storage: Pick<Storage, 'put' | 'delete'>;
-  images: Pick<ImagesRepo, 'insert'>;
+  images: Pick<ImagesRepo, 'insert' | 'usage'>;
   clock: Clock;
   logger: Logger;
 }
 
-const ACCEPTED = 'JPEG, PNG, GIF, WebP or AVIF';
+/** Every uploaded object's key starts with this (the orphan sweep lists exactly these). */
+export const UPLOAD_KEY_PREFIX = 'u/';
 
 /**
- * Reads a file into memory, never holding more than maxBytes: the declared size is checked
- * first, and the bytes are counted as they come (a declared size can lie).
+ * The first read of an upload for sniffing. Enough for every header reader but JPEG's and AVIF's:
+ * PNG needs 33 bytes, GIF 13, WebP 30, the type sniff 4 KB and the SVG size reader its first 64 KB.
  */
-export async function readBounded(file: Blob, maxBytes: number): Promise<Buffer> {
-  if (file.size > maxBytes) throw payloadTooLarge(maxBytes);
-  const reader = file.stream().getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel();
-        throw payloadTooLarge(maxBytes);
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
+export const SNIFF_FIRST_BYTES = 64 * 1024;
+/**
+ * How far into a file the header is looked for. JPEG's frame header comes after every APPn
+ * segment (EXIF with its thumbnail, ICC profiles, XMP; phone cameras put depth maps there), and
+ * AVIF's `meta` box may follow other boxes, so these two are read on, doubling, up to this bound.
+ * At most this much is copied per upload, beside the file the multipart parser already holds.
+ */
+export const SNIFF_MAX_BYTES = 1024 * 1024;
+
+const ACCEPTED = 'JPEG, PNG, GIF, WebP or AVIF';
+const STREAM_SLICE_BYTES = 64 * 1024;
+
+/**
+ * An upload read once, front to back: a bounded head for sniffing, then every byte (the head
+ * included) as one stream for the store. The file is already in memory (the multipart parser
+ * holds it in chunks); nothing here copies more than the head, so an upload is never held twice.
+ * The declared size is checked against the count as the bytes go by (a declared size can lie).
+ */
+export class UploadBody {
+  readonly size: number;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** Chunks read for the head and not handed to the stream yet. */
+  private readonly pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private ended = false;
+  private streaming = false;
+  private count = 0;
+  /** The file's own fault that failed the stream (a store sees only its consequence). */
+  failure: AppError | undefined;
+
+  constructor(
+    file: Blob,
+    private readonly maxBytes: number,
+  ) {
+    this.size = file.size;
+    this.reader = file.stream().getReader();
   }
-  return Buffer.concat(chunks, total);
+
+  /** Bytes taken from the file so far. */
+  get bytesRead(): number {
+    return this.count;
+  }
+
+  /** The first n bytes (all of them when the file is shorter), copied into one buffer. */
+  async head(n: number): Promise<Buffer> {
+    while (this.pendingBytes < n && !this.ended) await this.pull();
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    return all.subarray(0, n);
+  }
+
+  /** Every byte of the file, the head included, read on demand; fails on a size that lied. */
+  stream(): Readable {
+    if (this.streaming) throw new Error('an upload body streams once');
+    this.streaming = true;
+    const self = this;
+    async function* bytes(): AsyncGenerator<Buffer> {
+      try {
+        for (;;) {
+          if (self.pending.length === 0) {
+            if (self.ended) break;
+            await self.pull();
+            continue;
+          }
+          const chunk = self.pending.shift()!;
+          self.pendingBytes -= chunk.length;
+          // In slices (views), so the store's backpressure holds however large a part is.
+          for (let at = 0; at < chunk.length; at += STREAM_SLICE_BYTES) {
+            yield chunk.subarray(at, at + STREAM_SLICE_BYTES);
+          }
+        }
+        if (self.count !== self.size) {
+          throw self.fail(badInput(`The file ended after ${self.count} of its ${self.size} bytes`));
+        }
+      } finally {
+        await self.close();
+      }
+    }
+    return Readable.from(bytes(), { objectMode: false });
+  }
+
+  /** Lets go of the file (a refused upload is never read to the end). */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.pending.length = 0;
+    await this.reader.cancel().catch(() => {});
+  }
+
+  private async pull(): Promise<void> {
+    const { done, value } = await this.reader.read();
+    if (done) {
+      this.ended = true;
+      return;
+    }
+    const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    this.count += chunk.length;
+    if (this.count > this.maxBytes) throw this.fail(payloadTooLarge(this.maxBytes));
+    if (this.count > this.size) {
+      throw this.fail(badInput(`The file is longer than its declared ${this.size} bytes`));
+    }
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+  }
+
+  private fail(err: AppError): AppError {
+    this.failure = err;
+    return err;
+  }
 }
 
 export interface InspectedImage {
@@ -53,11 +153,10 @@ export interface InspectedImage {
   height: number | null;
 }
 
-/** Type by magic bytes, size from the header, both checked against the configured limits. */
-export function inspectImage(
-  bytes: Buffer,
-  config: Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels'>,
-): InspectedImage {
+type InspectConfig = Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels'>;
+
+/** The format by magic bytes, refusing what is not accepted. */
+function identify(bytes: Buffer, config: InspectConfig): ImageFormat {
   if (bytes.length === 0) throw badInput('The file is empty');
   // SVG is not even looked for unless it is allowed: the cheapest parser is the one never run.
   const format = detectFormat(bytes, { allowSvg: config.uploadAllowSvg });
@@ -67,13 +166,15 @@ export function inspectImage(
       `The file is not a ${ACCEPTED} image (judged by its content, not its name)`,
     );
   }
-  let dims: { width: number; height: number } | null;
-  try {
-    dims = readDimensions(format, bytes);
-  } catch (err) {
-    if (err instanceof ImageHeaderError) throw badInput(err.message);
-    throw err;
-  }
+  return format;
+}
+
+/** Dimensions from the header; ImageHeaderError passes through (the caller may read on). */
+function measure(format: ImageFormat, header: Buffer): Dimensions | null {
+  return readDimensions(format, header);
+}
+
+function described(format: ImageFormat, dims: Dimensions | null, config: InspectConfig): InspectedImage {
   if (dims && dims.width * dims.height > config.uploadMaxPixels) {
     throw badInput(
       `The image is ${dims.width}×${dims.height} pixels; at most ${config.uploadMaxPixels} pixels are accepted`,
@@ -83,34 +184,174 @@ export function inspectImage(
   return { format, contentType, ext, width: dims?.width ?? null, height: dims?.height ?? null };
 }
 
+function headerError(err: unknown): unknown {
+  return err instanceof ImageHeaderError ? badInput(err.message) : err;
+}
+
+/** Type by magic bytes, size from the header, both checked against the configured limits. */
+export function inspectImage(bytes: Buffer, config: InspectConfig): InspectedImage {
+  const format = identify(bytes, config);
+  try {
+    return described(format, measure(format, bytes), config);
+  } catch (err) {
+    throw headerError(err);
+  }
+}
+
+/**
+ * Where AVIF's top-level `meta` box ends (all its header reader needs), or how many bytes must be
+ * read to know; null when the boxes make no sense (the reader then says what is wrong).
+ */
+function avifMetaEnd(b: Buffer, fileSize: number): { end: number } | { need: number } | null {
+  let at = 0;
+  for (;;) {
+    if (at >= fileSize) return null; // no meta box at all
+    if (at + 16 > b.length) return { need: Math.min(at + 16, fileSize) };
+    let size = b.readUInt32BE(at);
+    if (size === 1) {
+      const big = b.readBigUInt64BE(at + 8);
+      if (big > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+      size = Number(big);
+    } else if (size === 0) {
+      size = fileSize - at; // to the end of the file
+    }
+    if (size < 8) return null;
+    if (b.toString('latin1', at + 4, at + 8) === 'meta') {
+      return at + size <= b.length ? { end: at + size } : { need: at + size };
+    }
+    at += size;
+  }
+}
+
+/**
+ * Type and size from a bounded head of the upload. A file that fits in the first read is judged
+ * exactly as a whole; for a larger one, each header reader gets what it needs, which ends where
+ * the file does not: the WebP reader checks the RIFF size against its buffer (so it is checked
+ * against the file's size here, and the reader gets a copy of the head whose RIFF size is the
+ * head's), and the AVIF reader walks the top-level boxes to the end of its buffer (so it gets the
+ * head cut after the `meta` box).
+ */
+export async function inspectUpload(body: UploadBody, config: InspectConfig): Promise<InspectedImage> {
+  const size = body.size;
+  const max = Math.min(size, SNIFF_MAX_BYTES);
+  let head = await body.head(Math.min(size, SNIFF_FIRST_BYTES));
+  if (head.length >= size) return inspectImage(head, config);
+  const format = identify(head, config);
+  const notWithin = (err?: ImageHeaderError) =>
+    badInput(
+      err
+        ? `${err.message} in the first ${head.length} bytes (a header is not looked for further in)`
+        : `The ${FORMATS[format].label} header is not within the first ${SNIFF_MAX_BYTES} bytes`,
+    );
+
+  try {
+    switch (format) {
+      case 'webp': {
+        const view = Buffer.from(head.subarray(0, Math.min(head.length, 4096)));
+        // RIFF size covers the whole file: a cut-off upload still shows, against the real size.
+        if (view.length >= 8 && view.readUInt32LE(4) + 8 <= size) view.writeUInt32LE(view.length - 8, 4);
+        return described(format, measure(format, view), config);
+      }
+      case 'avif': {
+        for (;;) {
+          const at = avifMetaEnd(head, size);
+          if (!at) return described(format, measure(format, head), config);
+          if ('end' in at) return described(format, measure(format, head.subarray(0, at.end)), config);
+          if (at.need > size) throw new ImageHeaderError('avif', 'truncated');
+          if (at.need > max) throw notWithin();
+          head = await body.head(Math.max(at.need, Math.min(max, head.length * 2)));
+        }
+      }
+      case 'jpeg': {
+        for (;;) {
+          try {
+            return described(format, measure(format, head), config);
+          } catch (err) {
+            // The frame header may simply lie beyond this head: read on, up to the bound.
+            if (!(err instanceof ImageHeaderError)) throw err;
+            if (head.length >= max) throw head.length < size ? notWithin(err) : err;
+            head = await body.head(Math.min(max, head.length * 2));
+          }
+        }
+      }
+      default:
+        return described(format, measure(format, head), config);
+    }
+  } catch (err) {
+    throw headerError(err);
+  }
+}
+
 /**
  * `u/<owner>/<id>.<ext>`: immutable (a new upload is a new id) and built only from values the
  * server chose. The owner is escaped so no viewer id can form a path segment like `..`.
  */
 export function objectKeyFor(ownerId: string, id: string, ext: string): string {
   const owner = encodeURIComponent(ownerId).replace(/^\.+$/, (dots) => '%2E'.repeat(dots.length));
-  return `u/${owner}/${id}.${ext}`;
+  return `${UPLOAD_KEY_PREFIX}${owner}/${id}.${ext}`;
+}
+
+/**
+ * The optional per-viewer quota over live images (deleted ones free their share). Checked before
+ * the put, not atomically with the insert: uploads of one viewer running at the same time may
+ * each pass, so the quota can be overshot by at most the per-viewer concurrency minus one.
+ */
+async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Promise<void> {
+  const { uploadQuotaBytes: quotaBytes, uploadQuotaFiles: quotaFiles } = deps.config;
+  if (quotaBytes === undefined && quotaFiles === undefined) return;
+  let used: { files: number; bytes: number };
+  try {
+    used = await deps.images.usage(ownerId);
+  } catch (err) {
+    throw fromDatabase(err) ?? err;
+  }
+  if (quotaFiles !== undefined && used.files >= quotaFiles) {
+    // FORBIDDEN rather than RATE_LIMITED: waiting frees nothing (only deleting an image does),
+    // and a client honouring Retry-After would retry for ever.
+    throw forbidden(
+      `The upload quota of ${quotaFiles} images is used up; delete an image to upload another`,
+      { details: { quotaFiles } },
+    );
+  }
+  if (quotaBytes !== undefined && used.bytes + bytes > quotaBytes) {
+    // PAYLOAD_TOO_LARGE: this file is too large for what is left, and a smaller one may still
+    // fit. maxBytes says how much is left, in the shape the per-file limit already uses.
+    const left = Math.max(0, quotaBytes - used.bytes);
+    throw payloadTooLarge(
+      left,
+      `The file (${bytes} bytes) does not fit in what is left of the upload quota (${left} of ${quotaBytes} bytes)`,
+    );
+  }
 }
 
 /**
  * Stores an upload with no partial state: the object first, then the row. A failed put leaves
- * no row; a failed insert deletes the object it just wrote (and says loudly when it cannot).
+ * no row (and the driver removes whatever the put may still have stored); a failed insert
+ * deletes the object it just wrote (and says loudly when it cannot).
  */
 export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob): Promise<ImageRow> {
   const { config, storage, images, clock, logger } = deps;
-  const bytes = await readBounded(file, config.uploadMaxBytes);
-  const image = inspectImage(bytes, config);
+  if (file.size > config.uploadMaxBytes) throw payloadTooLarge(config.uploadMaxBytes);
+  if (file.size === 0) throw badInput('The file is empty');
+  const body = new UploadBody(file, config.uploadMaxBytes);
+  let image: InspectedImage;
+  try {
+    image = await inspectUpload(body, config);
+    await checkQuota(deps, ownerId, body.size);
+  } catch (err) {
+    await body.close();
+    throw err;
+  }
   const id = randomUUID();
   const key = objectKeyFor(ownerId, id, image.ext);
 
   let etag: string;
   try {
-    ({ etag } = await storage.put(key, bytes, image.contentType));
+    ({ etag } = await storage.put(key, body.stream(), image.contentType, body.size));
   } catch (err) {
-    // A put that timed out may still land; deleting is idempotent, so make sure.
-    await storage.delete(key).catch((e: unknown) => {
-      logger.warn({ key, err: (e as Error).message }, 'could not clean up after a failed upload put');
-    });
+    // No clean-up here: a delete sent now could overtake a put still in flight. The driver
+    // deletes once its request has settled.
+    if (body.failure) throw body.failure;
     throw (
       fromStorage(err, 'Object storage is unavailable; the image was not stored. Try again shortly.') ?? err
     );
@@ -122,13 +363,13 @@ export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob)
       ownerId,
       objectKey: key,
       contentType: image.contentType,
-      byteSize: bytes.length,
+      byteSize: body.size,
       width: image.width,
       height: image.height,
       etag,
       createdAt: new Date(clock.now()),
     });
-    logger.info({ imageId: id, key, bytes: bytes.length, contentType: image.contentType }, 'image uploaded');
+    logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');
     return row;
   } catch (err) {
     try {
@@ -136,7 +377,7 @@ export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob)
     } catch (cleanupErr) {
       logger.error(
         { key, imageId: id, err: (err as Error).message, cleanupErr: (cleanupErr as Error).message },
-        `ORPHANED OBJECT: the image row could not be written and deleting object "${key}" failed; delete it by hand`,
+        `ORPHANED OBJECT: the image row could not be written and deleting object "${key}" failed; the orphan sweep removes it once it is older than ORPHAN_SWEEP_GRACE_SECONDS`,
       );
     }
     throw fromDatabase(err) ?? err;

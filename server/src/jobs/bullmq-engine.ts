@@ -28,6 +28,8 @@ export interface BullmqEngineOptions {
   batchSize: number;
   /** Preload jobs that may wait (all nodes together); a preload that does not fit is refused. */
   maxWaitingPreloads: number;
+  /** Interval of the orphan sweep; 0 never runs it. */
+  orphanSweepMs: number;
   logger: Logger;
 }
 
@@ -90,6 +92,16 @@ export class BullmqJobEngine implements JobEngine {
       { every: 3_600_000 },
       { name: 'stats-rollup', opts: jobOpts },
     );
+    // One scheduler for the whole queue: one sweep per interval, on whichever worker takes it.
+    if (this.o.orphanSweepMs > 0) {
+      await this.queue.upsertJobScheduler(
+        'orphan-sweep',
+        { every: this.o.orphanSweepMs },
+        { name: 'orphan-sweep', opts: jobOpts },
+      );
+    } else {
+      await this.queue.removeJobScheduler('orphan-sweep');
+    }
     this.worker = new Worker(QUEUE, (job) => this.process(job), {
       connection: this.conn(),
       prefix: this.prefix,
@@ -138,6 +150,8 @@ export class BullmqJobEngine implements JobEngine {
         return this.processors.refreshSweep();
       case 'stats-rollup':
         return this.processors.statsRollup();
+      case 'orphan-sweep':
+        return this.processors.orphanSweep();
       case 'preload':
         // Queued here by a node of an earlier version, during a rolling upgrade.
         return this.processors.preload((job.data as { ids: string[] }).ids);

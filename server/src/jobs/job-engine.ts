@@ -1,5 +1,13 @@
 import type { SweepResult } from '../urls/refresher.js';
 
+/** What one orphan sweep did. */
+export interface OrphanSweepResult {
+  listed: number;
+  deleted: number;
+  /** True when the run reached the end of the upload keys (the next one starts over). */
+  complete: boolean;
+}
+
 /** The background work itself; engines only decide when and where it runs. */
 export interface Processors {
   /** Claims and re-signs due URLs until none are due (or a time budget passes). */
@@ -10,6 +18,8 @@ export interface Processors {
   statsRollup(): Promise<void>;
   /** Signs the URLs of these images that the cache does not hold; returns how many it signed. */
   preload(ids: readonly string[]): Promise<number>;
+  /** Deletes uploaded objects no image row names (older than the grace period). */
+  orphanSweep(): Promise<OrphanSweepResult>;
 }
 
 export interface JobEngine {

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { OrphanSweeper } from '../images/orphan-sweep.js';
 import { type PreloadDeps, preloadIds } from '../images/preload.js';
 import { dayOf, type StatsStore } from '../stats/stats-store.js';
 import { WORKER_STALE_MS } from '../stats/url-stats-report.js';
@@ -10,6 +11,7 @@ export function createProcessors(d: {
   refresher: Refresher;
   preload: PreloadDeps;
   stats: Pick<StatsStore, 'rollup'>;
+  orphans: Pick<OrphanSweeper, 'sweep'>;
   clock: Clock;
 }): Processors {
   return {
@@ -17,5 +19,6 @@ export function createProcessors(d: {
     observe: () => d.refresher.observe(),
     statsRollup: () => d.stats.rollup(dayOf(d.clock.now()), d.clock.now() - WORKER_STALE_MS * 4),
     preload: (ids) => preloadIds(d.preload, ids),
+    orphanSweep: () => d.orphans.sweep(),
   };
 }

@@ -26,6 +26,9 @@ function gatedProcessors() {
       return { backlog: 0, lagSeconds: 0 };
     },
     async statsRollup() {},
+    async orphanSweep() {
+      return { listed: 0, deleted: 0, complete: true };
+    },
     async preload(chunk) {
       started.push([...chunk]);
       running++;

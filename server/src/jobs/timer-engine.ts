@@ -12,6 +12,7 @@ export class TimerJobEngine implements JobEngine {
   private pendingPreloads = 0;
   /** The last preload job in line: they run one at a time, like the BullMQ preload worker. */
   private preloadTail: Promise<unknown> = Promise.resolve();
+  private orphanSweeping: Promise<unknown> | undefined;
 
   constructor(
     private readonly processors: Processors,
@@ -19,6 +20,8 @@ export class TimerJobEngine implements JobEngine {
     private readonly logger: Logger,
     /** Preload jobs that may be pending at once; a preload that does not fit is refused. */
     private readonly maxPendingPreloads: number,
+    /** Interval of the orphan sweep; 0 never runs it. */
+    private readonly orphanSweepMs = 0,
   ) {}
 
   async startWorkers(): Promise<void> {
@@ -38,8 +41,21 @@ export class TimerJobEngine implements JobEngine {
         .statsRollup()
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'stats roll-up failed'));
     }, HOUR);
-    for (const t of [tick, rollup]) t.unref();
     this.timers = [tick, rollup];
+    if (this.orphanSweepMs > 0) {
+      this.timers.push(
+        setInterval(() => {
+          if (this.orphanSweeping) return;
+          this.orphanSweeping = this.processors
+            .orphanSweep()
+            .catch((err: Error) => this.logger.warn({ err: err.message }, 'orphan sweep failed'))
+            .finally(() => {
+              this.orphanSweeping = undefined;
+            });
+        }, this.orphanSweepMs),
+      );
+    }
+    for (const t of this.timers) t.unref();
   }
 
   /**
@@ -69,5 +85,6 @@ export class TimerJobEngine implements JobEngine {
     this.timers = [];
     await this.sweeping;
     await this.preloadTail;
+    await this.orphanSweeping;
   }
 }

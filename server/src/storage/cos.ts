@@ -1,16 +1,21 @@
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { PassThrough } from 'node:stream';
 import COS from 'cos-nodejs-sdk-v5';
+import { putDeadlineMs } from '../config.js';
+import type { Logger } from '../logger.js';
 import { createCosSigner } from './cos-signer.js';
+import { tapBody } from './put-body.js';
 import {
   type ByteRange,
   encodeKeyPath,
   type GetOptions,
+  type ListPage,
+  MAX_LIST_KEYS,
   OBJECT_CACHE_CONTROL,
   type ObjectInfo,
   type ObjectStream,
+  type PutBody,
   type Storage,
   StorageError,
 } from './storage.js';
@@ -30,9 +35,14 @@ export interface CosStorageOptions {
   timeoutMs?: number;
   /** Sockets for object downloads (default 256); every other call has a pool of its own. */
   streamSockets?: number;
+  /** A put may take timeoutMs plus its size at this rate (default 256 KiB/s). */
+  putMinBytesPerSecond?: number;
+  /** Where the background clean-up after a failed put reports (silent without). */
+  logger?: Logger;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_PUT_MIN_BYTES_PER_SECOND = 256 * 1024;
 /** Sockets for object downloads (stream mode) and for every other call. */
 const STREAM_SOCKETS = 256;
 const CONTROL_SOCKETS = 64;
@@ -125,6 +135,10 @@ class ResponseSink extends PassThrough {
 
 export function createCosStorage(opts: CosStorageOptions): Storage {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const putTiming = {
+    timeoutMs,
+    putMinBytesPerSecond: opts.putMinBytesPerSecond ?? DEFAULT_PUT_MIN_BYTES_PER_SECOND,
+  };
   const host = resolveCosHost(opts);
   const signer = createCosSigner({ secretId: opts.secretId, secretKey: opts.secretKey, host });
   const token = opts.securityToken ? `&x-cos-security-token=${encodeURIComponent(opts.securityToken)}` : '';
@@ -155,8 +169,14 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
     timeout: IDLE_SOCKET_MS,
   });
   const control = new Agent({ keepAlive: true, maxSockets: CONTROL_SOCKETS, timeout: IDLE_SOCKET_MS });
-  cos.on('before-send', (req: { agent?: http.Agent; method?: string; url?: string }) => {
+  /** Idle timeouts of the puts in flight, by key (see put). */
+  const putIdleMs = new Map<string, number>();
+  cos.on('before-send', (req: { agent?: http.Agent; method?: string; url?: string; timeout?: number }) => {
     req.agent = isObjectDownload(req) ? streams : control;
+    if (req.method === 'PUT' && req.url) {
+      const idle = putIdleMs.get(decodeURIComponent(new URL(req.url).pathname.slice(1)));
+      if (idle !== undefined) req.timeout = idle;
+    }
   });
 
   /** Runs one SDK call with a deadline, so a hanging endpoint costs at most timeoutMs. */
@@ -253,28 +273,111 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
     });
   }
 
-  return {
-    driver: 'cos',
-
-    async put(key, body, contentType) {
-      checkKey(key);
+  /**
+   * One PUT with a deadline that grows with the size. When the deadline passes, the caller is
+   * answered at once; what happens to the request depends on how far it got:
+   * - body not fully handed over: the body stream is destroyed, which makes the SDK abort the
+   *   request (its socket is destroyed). COS stores a simple upload only once all Content-Length
+   *   bytes arrived, so nothing can land;
+   * - body fully handed over (COS may be storing it right now): aborting would not help, so the
+   *   request is left to settle, with the object store's answer or the SDK's own idle timeout.
+   * Either way the object is deleted only after the request settled, in the background: a DELETE
+   * sent while the PUT is still in flight could be overtaken by it and leave an object without
+   * a row. The same clean-up follows any failed put. Streams are never retried by the SDK (it
+   * retries buffers), so no second attempt can land after the clean-up either; buffers are
+   * therefore sent as streams too.
+   */
+  async function put(
+    key: string,
+    body: PutBody,
+    contentType: string,
+    size: number | undefined,
+  ): Promise<{ etag: string }> {
+    checkKey(key);
+    const tap = tapBody(body, size);
+    const what = `put ${key}`;
+    const deadline = putDeadlineMs(putTiming, tap.size);
+    // The SDK's idle timeout (timeoutMs) also runs while the request waits for its answer after
+    // the last byte went into the socket: the store may still be reading the buffered rest at the
+    // slowest allowed rate for longer than that. The put's own deadline is its bound instead.
+    putIdleMs.set(key, deadline);
+    return new Promise((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(new StorageError('timeout', `${what}: not stored within ${deadline} ms`));
+        if (!tap.readableEnded) tap.destroy(new StorageError('timeout', `${what}: cut off at its deadline`));
+      }, deadline);
       const params = {
         Bucket,
         Region,
         Key: key,
-        Body: body,
+        Body: tap,
         ContentType: contentType,
-        ContentLength: body.length,
+        ContentLength: tap.size,
         // Kept as the object's metadata, so fetches by other means (a URL signed by other tools, a
         // CDN in front of the bucket) get the same header as the gateway's signed URLs.
         CacheControl: OBJECT_CACHE_CONTROL,
         // Straight to the request, not through the SDK's upload queue (3 files at a time).
         SkipTask: true,
       };
-      const data = await call<COS.PutObjectResult>(`put ${key}`, (cb) => cos.putObject(params, cb));
-      const etag = data.ETag || data.headers?.etag;
-      return { etag: etag || `"${createHash('md5').update(body).digest('hex')}"` };
-    },
+      cos.putObject(params, (err, data) => {
+        clearTimeout(timer);
+        putIdleMs.delete(key);
+        if (!timedOut) {
+          if (err) reject(toStorageError(tap.errored ?? err, what));
+          else resolve({ etag: data.ETag || data.headers?.etag || tap.etag || '' });
+        }
+        // Settled: a success after the deadline is as unwanted as a failure that may have stored.
+        if (err || timedOut) removeAfterFailedPut(key);
+      });
+    });
+  }
+
+  function removeAfterFailedPut(key: string): void {
+    call(`delete ${key}`, (cb) => cos.deleteObject({ Bucket, Region, Key: key }, cb)).then(
+      () => opts.logger?.info({ key }, 'removed what a failed put may have stored'),
+      (e: unknown) =>
+        opts.logger?.warn(
+          { key, err: (e as Error).message },
+          'could not clean up after a failed put; the orphan sweep will remove the object',
+        ),
+    );
+  }
+
+  /** GET Bucket: one page of keys, URL-encoded on the wire (any key survives the XML). */
+  async function list(prefix: string, options: { marker?: string; maxKeys?: number }): Promise<ListPage> {
+    const maxKeys = Math.min(MAX_LIST_KEYS, Math.max(1, options.maxKeys ?? MAX_LIST_KEYS));
+    const data = await call<COS.GetBucketResult>(`list ${prefix}`, (cb) =>
+      cos.getBucket(
+        {
+          Bucket,
+          Region,
+          Prefix: prefix,
+          MaxKeys: maxKeys,
+          EncodingType: 'url',
+          ...(options.marker !== undefined ? { Marker: options.marker } : {}),
+        },
+        cb,
+      ),
+    );
+    const decode = (v: string) => (data.EncodingType === 'url' ? decodeURIComponent(v) : v);
+    const objects = (data.Contents ?? []).map((c) => ({
+      key: decode(c.Key),
+      size: Number(c.Size),
+      lastModified: new Date(c.LastModified),
+    }));
+    const truncated = String(data.IsTruncated) === 'true';
+    const last = objects.at(-1)?.key;
+    // COS names the next marker when a page is cut short; the last key serves when it does not.
+    const nextMarker = truncated ? (data.NextMarker ? decode(data.NextMarker) : last) : undefined;
+    return { objects, nextMarker };
+  }
+
+  return {
+    driver: 'cos',
+
+    put: (key, body, contentType, size) => put(key, body, contentType, size),
 
     async head(key) {
       checkKey(key);
@@ -291,6 +394,8 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
     },
 
     get: (key, options = {}) => get(key, options),
+
+    list: (prefix, options = {}) => list(prefix, options),
 
     async delete(key) {
       checkKey(key);

@@ -1,10 +1,15 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { tapBody } from './put-body.js';
 import {
   encodeKeyPath,
   type GetOptions,
+  type ListedObject,
+  type ListPage,
+  MAX_LIST_KEYS,
   type ObjectInfo,
   type ObjectStream,
   type SignWindow,
@@ -23,6 +28,9 @@ export interface LocalStorageOptions {
 
 /** Content types are kept beside the objects, so HEAD and GET can answer like a bucket. */
 const META_SUFFIX = '.signet-meta.json';
+
+/** A put writes here first and renames when complete; a listing never shows these. */
+const TMP_SUFFIX = '.tmp';
 
 /** Rejects keys that could escape the bucket folder or collide with metadata files. */
 export function safeLocalPath(root: string, key: string): string {
@@ -77,22 +85,24 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
   return {
     driver: 'local',
 
-    async put(key, body, contentType) {
+    async put(key, body, contentType, size) {
       const file = safeLocalPath(root, key);
-      const etag = `"${createHash('md5').update(body).digest('hex')}"`;
+      const tap = tapBody(body, size);
       // Write to a temporary name first, so a reader never sees half an object.
-      const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+      const tmp = `${file}.${process.pid}.${Date.now()}${TMP_SUFFIX}`;
       try {
         await mkdir(path.dirname(file), { recursive: true });
-        await writeFile(tmp, body);
-        await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag }));
+        await pipeline(tap, createWriteStream(tmp));
+        await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag: tap.etag }));
         await rename(tmp, file);
       } catch (err) {
+        tap.destroy();
         await rm(tmp, { force: true }).catch(() => {});
+        if (err instanceof StorageError) throw err; // the body was not what it claimed to be
         // A full or read-only disk is this store being unavailable, like an origin that fails.
         throw new StorageError('unavailable', 'local bucket write failed', { cause: err });
       }
-      return { etag };
+      return { etag: tap.etag! };
     },
 
     head: info,
@@ -113,6 +123,15 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
         signal: options.signal,
       });
       return { ...meta, body, range };
+    },
+
+    async list(prefix, options = {}) {
+      const maxKeys = Math.min(MAX_LIST_KEYS, Math.max(1, options.maxKeys ?? MAX_LIST_KEYS));
+      try {
+        return await listLocal(root, prefix, options.marker, maxKeys);
+      } catch (err) {
+        throw new StorageError('unavailable', 'local bucket unreadable', { cause: err });
+      }
     },
 
     async delete(key) {
@@ -137,4 +156,57 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       await mkdir(root, { recursive: true });
     },
   };
+}
+
+/**
+ * Keys under `root` that start with prefix and sort after marker, in key order, at most maxKeys
+ * and the marker to go on from. Directories are walked in key order (a directory `d` holds the
+ * keys `d/…`, so it sorts as `d/`), and a directory whose keys all sort before the marker is not
+ * read at all, so a page costs the directories along its way, not the whole bucket.
+ */
+async function listLocal(
+  root: string,
+  prefix: string,
+  marker: string | undefined,
+  maxKeys: number,
+): Promise<ListPage> {
+  const objects: ListedObject[] = [];
+  let more = false;
+  const after = (key: string) => marker === undefined || key > marker;
+  /** Whether some key under `dir/` could still come after the marker. */
+  const worthReading = (dirKey: string) =>
+    marker === undefined || marker.startsWith(dirKey) || dirKey > marker;
+  const relevant = (key: string) => key.startsWith(prefix) || prefix.startsWith(key);
+
+  async function walk(dir: string, base: string): Promise<void> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const sorted = entries
+      .map((e) => ({ e, sortKey: base + e.name + (e.isDirectory() ? '/' : '') }))
+      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    for (const { e, sortKey } of sorted) {
+      if (more) return;
+      if (e.isDirectory()) {
+        if (relevant(sortKey) && worthReading(sortKey)) await walk(path.join(dir, e.name), sortKey);
+        continue;
+      }
+      const key = sortKey;
+      if (!e.isFile() || key.endsWith(META_SUFFIX) || key.endsWith(TMP_SUFFIX)) continue;
+      if (!key.startsWith(prefix) || !after(key)) continue;
+      if (objects.length === maxKeys) {
+        more = true;
+        return;
+      }
+      const st = await stat(path.join(dir, e.name)).catch(() => null);
+      if (st) objects.push({ key, size: st.size, lastModified: st.mtime });
+    }
+  }
+
+  await walk(root, '');
+  return { objects, nextMarker: more ? objects.at(-1)?.key : undefined };
 }

@@ -39,6 +39,32 @@ export interface ObjectStream extends ObjectInfo {
   range: ByteRange | undefined;
 }
 
+/** One object of a listing. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface ListOptions {
+  /** Start after this key (exclusive), as a previous page's `nextMarker` says. */
+  marker?: string;
+  /** Most keys in one page (default and upper bound 1000, like COS). */
+  maxKeys?: number;
+}
+
+/** One page of keys in UTF-8 byte order; `nextMarker` is undefined on the last page. */
+export interface ListPage {
+  objects: ListedObject[];
+  nextMarker: string | undefined;
+}
+
+/**
+ * What a put stores: bytes in memory, or a stream of exactly `size` bytes (read once, never held
+ * whole by the driver).
+ */
+export type PutBody = Buffer | Readable;
+
 export type StorageErrorKind = 'not_found' | 'unavailable' | 'timeout' | 'rejected';
 
 /** Every driver failure is one of these kinds, so routes can map it to a status. */
@@ -55,11 +81,18 @@ export class StorageError extends Error {
 
 export interface Storage {
   readonly driver: 'local' | 'cos';
-  put(key: string, body: Buffer, contentType: string): Promise<{ etag: string }>;
+  /**
+   * Stores an object (`size` is required for a stream). A put that fails leaves nothing behind:
+   * the driver cuts off a body it has not finished sending, or waits for the request to settle,
+   * and then deletes what may have landed, in the background (the caller is answered at once).
+   */
+  put(key: string, body: PutBody, contentType: string, size?: number): Promise<{ etag: string }>;
   /** null when the object does not exist. */
   head(key: string): Promise<ObjectInfo | null>;
   /** Streams the object (or one range of it); throws StorageError('not_found') when missing. */
   get(key: string, options?: GetOptions): Promise<ObjectStream>;
+  /** One page of the keys that start with prefix (the orphan sweep walks them). */
+  list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Idempotent: deleting a missing object succeeds. */
   delete(key: string): Promise<void>;
   /** Signs many GET URLs with one shared window; CPU only, no I/O. Same order as keys. */
@@ -82,6 +115,8 @@ export const OBJECT_MAX_AGE_SECONDS = 31_536_000;
  * URL is a capability, so shared caches must not hand the bytes to someone without it.
  */
 export const OBJECT_CACHE_CONTROL = `private, max-age=${OBJECT_MAX_AGE_SECONDS}, immutable`;
+/** Most keys one list call returns (COS's own bound). */
+export const MAX_LIST_KEYS = 1000;
 
 /** Encodes an object key for a URL path, keeping the slashes. */
 export function encodeKeyPath(key: string): string {

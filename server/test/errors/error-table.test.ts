@@ -13,6 +13,7 @@ import {
 } from '../../src/errors/index.js';
 import { createGraphql } from '../../src/http/graphql.js';
 import { renderError } from '../../src/http/render-error.js';
+import { UploadSlots } from '../../src/images/upload-slots.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import type { SchemaServices } from '../../src/schema/context.js';
@@ -86,6 +87,7 @@ describe('the error table', () => {
       logger,
       metrics: createMetrics(),
       authenticate: createAuthenticator(loadConfig({}).auth),
+      uploadSlots: new UploadSlots({ perViewer: 4, perNode: 32 }),
       // Only urlStats is asked for below: it throws the failure under test.
       schema: {
         urlStats: async () => {

@@ -1,0 +1,90 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalStorage } from './local.js';
+import type { Storage } from './storage.js';
+
+let dir: string;
+let storage: Storage;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'signet-local-'));
+  storage = createLocalStorage({ root: dir, publicUrl: 'http://gw.test', secret: 's'.repeat(32) });
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function allKeys(prefix: string, maxKeys: number): Promise<{ keys: string[]; pages: number }> {
+  const keys: string[] = [];
+  let marker: string | undefined;
+  let pages = 0;
+  do {
+    const page = await storage.list(prefix, { maxKeys, ...(marker !== undefined ? { marker } : {}) });
+    pages++;
+    keys.push(...page.objects.map((o) => o.key));
+    marker = page.nextMarker;
+  } while (marker !== undefined);
+  return { keys, pages };
+}
+
+describe('local driver: put', () => {
+  it('streams a body of its declared size into place, and leaves nothing of a wrong one', async () => {
+    const body = Buffer.alloc(200 * 1024, 7);
+    const { etag } = await storage.put(
+      's/a.bin',
+      Readable.from([body.subarray(0, 1000), body.subarray(1000)]),
+      'x/y',
+      body.length,
+    );
+    expect(await storage.head('s/a.bin')).toMatchObject({ size: body.length, contentType: 'x/y', etag });
+    await expect(storage.put('s/b.bin', Readable.from([body]), 'x/y', body.length + 1)).rejects.toMatchObject(
+      {
+        kind: 'rejected',
+      },
+    );
+    await expect(storage.put('s/c.bin', Readable.from([body]), 'x/y', body.length - 1)).rejects.toMatchObject(
+      {
+        kind: 'rejected',
+      },
+    );
+    expect(await storage.head('s/b.bin')).toBeNull();
+    expect(await storage.head('s/c.bin')).toBeNull();
+    // No temporary file is left behind either.
+    expect((await readdir(path.join(dir, 's'))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+describe('local driver: list', () => {
+  it('walks the keys under a prefix in key order, a page at a time, without metadata or temporary files', async () => {
+    const keys = ['u/a/1.png', 'u/a/2.png', 'u/a.b/3.png', 'u/a0/4.png', 'u/b/5.png', 'u/%2E%2E/6.png'];
+    for (const key of keys) await storage.put(key, Buffer.from(key), 'image/png');
+    await storage.put('v/7.png', Buffer.from('v'), 'image/png');
+    // A put cut short by a dying process leaves its temporary file: not an object.
+    await writeFile(path.join(dir, 'u', 'a', '9.png.123.456.tmp'), 'partial');
+
+    const expected = [...keys].sort();
+    // '%' < '.' < '/' < '0' < 'b': u/%2E%2E/…, u/a.b/…, u/a/…, u/a0/…, u/b/…
+    expect(expected).toEqual([
+      'u/%2E%2E/6.png',
+      'u/a.b/3.png',
+      'u/a/1.png',
+      'u/a/2.png',
+      'u/a0/4.png',
+      'u/b/5.png',
+    ]);
+    for (const size of [1, 2, 4, 1000]) {
+      const { keys: seen, pages } = await allKeys('u/', size);
+      expect(seen).toEqual(expected);
+      expect(pages).toBe(Math.max(1, Math.ceil(expected.length / size)));
+    }
+    const page = await storage.list('u/a/');
+    expect(page.objects.map((o) => o.key)).toEqual(['u/a/1.png', 'u/a/2.png']);
+    expect(page.objects[0]).toMatchObject({ size: 'u/a/1.png'.length });
+    expect(page.objects[0]!.lastModified).toBeInstanceOf(Date);
+    expect(page.nextMarker).toBeUndefined();
+    expect((await storage.list('none/')).objects).toEqual([]);
+  });
+});
