@@ -4,7 +4,7 @@ import App from './App.vue';
 import { defaultBackoffMs, SMART_IMAGE_DEPS } from './components/smart-image-deps';
 import { createUrlRefresh, URL_REFRESH } from './composables/useUrlRefresh';
 import { createApolloClient, urlTransport } from './lib/apollo';
-import { createVisibility, preloadImage } from './lib/visibility';
+import { createVisibility } from './lib/visibility';
 import './styles.css';
 
 // Composition root: every dependency is built here once and provided to the components.
@@ -17,7 +17,6 @@ createApp(App)
   .provide(SMART_IMAGE_DEPS, {
     urls,
     observe: createVisibility(),
-    preload: preloadImage,
     now: () => Date.now(),
     backoffMs: defaultBackoffMs,
   })

@@ -12,13 +12,14 @@ const url = (name: string, secondsFromNow = 3600): FreshUrl => ({
 });
 
 /**
- * The component's outside world, recorded: visibility is switched by the test, URL refreshes
- * answer from a queue, preloads resolve (or fail) on demand. Only this edge is faked.
+ * The component's outside world, recorded: visibility is switched by the test, URL refreshes and
+ * current-URL reads answer from queues. Only this edge is faked.
  */
 function fakeDeps() {
   let setVisible: (visible: boolean) => void = () => {};
   const listeners = new Map<string, (u: FreshUrl) => void>();
   const refreshAnswers: Array<FreshUrl | null> = [];
+  const currentAnswers: Array<FreshUrl | null> = [];
   const deps: SmartImageDeps = {
     observe: vi.fn((_el, onChange) => {
       setVisible = onChange;
@@ -30,14 +31,15 @@ function fakeDeps() {
         return () => listeners.delete(id);
       }),
       refresh: vi.fn(async () => refreshAnswers.shift() ?? null),
+      current: vi.fn(async () => currentAnswers.shift() ?? null),
     },
-    preload: vi.fn(async () => {}),
     now: () => NOW,
     backoffMs: defaultBackoffMs,
   };
   return {
     deps,
     refreshAnswers,
+    currentAnswers,
     visible: (v: boolean) => setVisible(v),
     push: (id: string, u: FreshUrl) => listeners.get(id)?.(u),
     tracked: () => [...listeners.keys()],
@@ -104,67 +106,121 @@ describe('SmartImage', () => {
     expect(t.tracked()).toEqual([]); // off screen: no longer in the subscription
   });
 
-  it('replaces a URL about to expire before using it', async () => {
+  it('replaces a URL that ran out before it was shown with the current one, without a re-sign', async () => {
     const t = setup(image({ signedUrl: url('old', 1) }));
-    t.refreshAnswers.push(url('renewed'));
+    t.currentAnswers.push(url('current'));
     t.visible(true);
     await flushPromises();
-    expect(t.deps.urls.refresh).toHaveBeenCalledWith('img-1');
-    expect(t.img().attributes('src')).toBe('https://bucket.test/renewed.png');
+    expect(t.deps.urls.current).toHaveBeenCalledWith('img-1');
+    expect(t.deps.urls.refresh).not.toHaveBeenCalled(); // refreshSignedUrls is for load errors
+    expect(t.img().attributes('src')).toBe('https://bucket.test/current.png');
   });
 
-  it('swaps in a pushed URL only after it is preloaded, and ignores URLs that are not newer', async () => {
+  it('keeps showing the picture it has when a newer URL is pushed: the same element, the same src', async () => {
     const t = setup();
     t.visible(true);
     await flushPromises();
     await t.img().trigger('load');
     const element = t.img().element;
 
-    let release: () => void = () => {};
-    vi.mocked(t.deps.preload).mockImplementationOnce(
-      () =>
-        new Promise<void>((resolve) => {
-          release = resolve;
-        }),
-    );
     t.push('img-1', url('pushed', 7200));
     await flushPromises();
-    expect(t.deps.preload).toHaveBeenCalledWith('https://bucket.test/pushed.png');
-    // Until the new picture is decoded the old one stays: no flash.
+    await vi.advanceTimersByTimeAsync(60_000);
+    // A new URL is a new cache key: showing it would download the same bytes again.
     expect(t.img().attributes('src')).toBe('https://bucket.test/first.png');
-    release();
-    await flushPromises();
-    expect(t.img().attributes('src')).toBe('https://bucket.test/pushed.png');
-    expect(t.img().element).toBe(element); // same element: swapped, not re-created
+    expect(t.img().element).toBe(element);
     expect(t.state()).toBe('loaded');
-
-    t.push('img-1', url('stale', 100)); // expires earlier than what it shows: a no-op
-    t.push('img-1', url('same', 7200)); // not later either
-    await flushPromises();
-    expect(t.deps.preload).toHaveBeenCalledTimes(1);
-    expect(t.img().attributes('src')).toBe('https://bucket.test/pushed.png');
+    expect(t.deps.urls.refresh).not.toHaveBeenCalled();
+    expect(t.deps.urls.current).not.toHaveBeenCalled();
   });
 
-  it('keeps the shown picture when a pushed URL fails to preload', async () => {
+  it('a load in flight keeps its URL when a newer one arrives, and finishes with it', async () => {
+    const t = setup();
+    t.visible(true);
+    await flushPromises();
+    expect(t.state()).toBe('loading');
+    t.push('img-1', url('pushed', 7200));
+    await t.wrapper.setProps({ image: image({ signedUrl: url('refetched', 7300) }) });
+    await flushPromises();
+    expect(t.img().attributes('src')).toBe('https://bucket.test/first.png');
+    await t.img().trigger('load');
+    expect(t.state()).toBe('loaded');
+    expect(t.img().attributes('src')).toBe('https://bucket.test/first.png');
+  });
+
+  it('the next load after a push uses the pushed URL at once: no backoff, no refreshSignedUrls', async () => {
     const t = setup();
     t.visible(true);
     await flushPromises();
     await t.img().trigger('load');
-    vi.mocked(t.deps.preload).mockRejectedValueOnce(new Error('decode failed'));
-    t.push('img-1', url('broken', 7200));
+    t.push('img-1', url('pushed', 7200));
     await flushPromises();
-    expect(t.img().attributes('src')).toBe('https://bucket.test/first.png');
+
+    // The picture has to be fetched again (here: the old URL fails).
+    await t.img().trigger('error');
+    await flushPromises();
+    expect(t.img().attributes('src')).toBe('https://bucket.test/pushed.png');
+    expect(t.state()).toBe('loading');
+    expect(t.deps.urls.refresh).not.toHaveBeenCalled();
+    await t.img().trigger('load');
     expect(t.state()).toBe('loaded');
   });
 
-  it('takes a newer URL from its props (a refetched page) the same way', async () => {
+  it('ignores offered URLs that expire no later than the one it holds', async () => {
     const t = setup();
+    t.refreshAnswers.push(url('refreshed', 7200));
     t.visible(true);
     await flushPromises();
     await t.img().trigger('load');
-    await t.wrapper.setProps({ image: image({ signedUrl: url('refetched', 7200) }) });
+    t.push('img-1', url('stale', 100)); // expires before the one it holds
+    t.push('img-1', url('same', 3600)); // not later either
+    await t.wrapper.setProps({ image: image({ signedUrl: url('older', 50) }) });
     await flushPromises();
-    expect(t.img().attributes('src')).toBe('https://bucket.test/refetched.png');
+
+    // So a failure goes through the backoff and a re-sign, not to one of those URLs.
+    await t.img().trigger('error');
+    await flushPromises();
+    expect(t.img().attributes('src')).toBe('https://bucket.test/first.png');
+    await vi.advanceTimersByTimeAsync(400);
+    await flushPromises();
+    expect(t.deps.urls.refresh).toHaveBeenCalledTimes(1);
+    expect(t.img().attributes('src')).toBe('https://bucket.test/refreshed.png');
+  });
+
+  it('takes a newer URL from its props (the Apollo cache) before its first load', async () => {
+    const t = setup(image({ signedUrl: url('page', 1) })); // would be stale by the time it shows
+    await t.wrapper.setProps({ image: image({ signedUrl: url('from-cache', 7200) }) });
+    t.visible(true);
+    await flushPromises();
+    expect(t.img().attributes('src')).toBe('https://bucket.test/from-cache.png');
+    expect(t.deps.urls.current).not.toHaveBeenCalled();
+    expect(t.deps.urls.refresh).not.toHaveBeenCalled();
+  });
+
+  it('a mount starts from the URL its props carry (what the Apollo cache holds now)', async () => {
+    const first = setup(image({ signedUrl: url('first', 3600) }));
+    first.visible(true);
+    await flushPromises();
+    await first.img().trigger('load');
+    first.wrapper.unmount();
+
+    const again = setup(image({ signedUrl: url('newest', 7200) }));
+    again.visible(true);
+    await flushPromises();
+    expect(again.img().attributes('src')).toBe('https://bucket.test/newest.png');
+  });
+
+  it('a URL pushed during the backoff serves the retry instead of a re-sign', async () => {
+    const t = setup();
+    t.visible(true);
+    await flushPromises();
+    await t.img().trigger('error');
+    await vi.advanceTimersByTimeAsync(100);
+    t.push('img-1', url('pushed', 7200));
+    await vi.advanceTimersByTimeAsync(300);
+    await flushPromises();
+    expect(t.img().attributes('src')).toBe('https://bucket.test/pushed.png');
+    expect(t.deps.urls.refresh).not.toHaveBeenCalled();
   });
 
   it('on load errors retries with exponential backoff through refreshSignedUrls, then the proxy, then an error state', async () => {

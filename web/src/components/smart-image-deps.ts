@@ -4,10 +4,8 @@ import type { Observe } from '../lib/visibility';
 
 /** What SmartImage needs from the outside world; App provides the real ones, tests fakes. */
 export interface SmartImageDeps {
-  urls: Pick<UrlRefresh, 'track' | 'refresh'>;
+  urls: Pick<UrlRefresh, 'track' | 'refresh' | 'current'>;
   observe: Observe;
-  /** Resolves once the URL is fetched and decoded; rejects when it cannot be. */
-  preload(url: string): Promise<void>;
   now(): number;
   /** Wait before refresh attempt n (1-based): exponential backoff. */
   backoffMs(attempt: number): number;

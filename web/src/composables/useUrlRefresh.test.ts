@@ -146,4 +146,27 @@ describe('createUrlRefresh', () => {
     await vi.advanceTimersByTimeAsync(20);
     expect(await failed).toBeNull();
   });
+
+  it('batches current-URL reads into one imagesByIds call, separate from re-signs', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    vi.mocked(t.transport.fetchUrls).mockImplementationOnce(async (ids) =>
+      ids.map((id) => (id === 'gone' ? null : { id, signedUrl: fresh(`current-${id}`) })),
+    );
+    const results = Promise.all([urls.current('a'), urls.current('gone'), urls.current('b')]);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(t.transport.fetchUrls).toHaveBeenCalledTimes(1);
+    expect(t.transport.fetchUrls).toHaveBeenCalledWith(['a', 'gone', 'b']);
+    expect(t.transport.refreshUrls).not.toHaveBeenCalled();
+    expect((await results).map((u) => u?.url ?? null)).toEqual([
+      'https://bucket.test/current-a',
+      null, // not visible (deleted, or not the viewer's)
+      'https://bucket.test/current-b',
+    ]);
+
+    vi.mocked(t.transport.fetchUrls).mockRejectedValueOnce(new Error('gateway down'));
+    const failed = urls.current('c');
+    await vi.advanceTimersByTimeAsync(20);
+    expect(await failed).toBeNull();
+  });
 });

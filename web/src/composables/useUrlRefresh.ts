@@ -21,7 +21,7 @@ export interface StreamHandlers {
 export interface UrlRefreshTransport {
   /** Opens one `signedUrlRefreshed(ids)` subscription; the returned function closes it. */
   subscribe(ids: string[], handlers: StreamHandlers): () => void;
-  /** Current URLs of these images (used after a dropped subscription). */
+  /** Current URLs of these images (after a dropped subscription; for URLs that ran out unseen). */
   fetchUrls(ids: string[]): Promise<Array<{ id: string; signedUrl: FreshUrl } | null>>;
   /** `refreshSignedUrls(ids)`: forces a re-sign; results in the order of ids. */
   refreshUrls(ids: string[]): Promise<Array<FreshUrl | null>>;
@@ -30,7 +30,7 @@ export interface UrlRefreshTransport {
 export interface UrlRefreshOptions {
   /** Set changes are collected this long before resubscribing (scrolling moves many at once). */
   settleMs?: number;
-  /** Refresh requests are collected this long into one mutation. */
+  /** Refresh (and current-URL) requests are collected this long into one call. */
   batchMs?: number;
   /** Delay before reconnect attempt n (1-based). */
   reconnectDelayMs?: (attempt: number) => number;
@@ -44,6 +44,11 @@ export interface UrlRefresh {
   track(id: string, listener: (url: FreshUrl) => void): () => void;
   /** A new URL for an image that failed to load (batched with other failures nearby in time). */
   refresh(id: string): Promise<FreshUrl | null>;
+  /**
+   * The image's current URL, for one whose URL ran out before it was ever shown (batched like
+   * refresh). A read, not a forced re-sign: the gateway answers the URL of the image's current step.
+   */
+  current(id: string): Promise<FreshUrl | null>;
   readonly state: Ref<LinkState>;
   /** Ids the subscription currently covers (for tests and diagnostics). */
   subscribedIds(): string[];
@@ -144,26 +149,11 @@ export function createUrlRefresh(
     }, settleMs);
   };
 
-  let pending = new Map<string, Array<(url: FreshUrl | null) => void>>();
-  let batchTimer: ReturnType<typeof setTimeout> | null = null;
-  const flushRefresh = async () => {
-    batchTimer = null;
-    const batch = pending;
-    pending = new Map();
-    const ids = [...batch.keys()];
-    for (let i = 0; i < ids.length; i += MAX_IDS) {
-      const chunk = ids.slice(i, i + MAX_IDS);
-      let results: Array<FreshUrl | null> = [];
-      try {
-        results = await transport.refreshUrls(chunk);
-      } catch {
-        // every waiter gets null: SmartImage counts it as a failed try and backs off
-      }
-      chunk.forEach((id, j) => {
-        for (const resolve of batch.get(id) ?? []) resolve(results[j] ?? null);
-      });
-    }
-  };
+  const refreshBatch = batcher(batchMs, (ids) => transport.refreshUrls(ids));
+  const currentBatch = batcher(batchMs, async (ids) => {
+    const rows = await transport.fetchUrls(ids);
+    return rows.map((row) => row?.signedUrl ?? null);
+  });
 
   return {
     state,
@@ -182,21 +172,59 @@ export function createUrlRefresh(
         scheduleResubscribe();
       };
     },
-    refresh(id) {
+    refresh: refreshBatch.ask,
+    current: currentBatch.ask,
+    subscribedIds: () => current?.ids ?? [],
+    dispose() {
+      disposed = true;
+      for (const t of [settleTimer, reconnectTimer]) if (t) clearTimeout(t);
+      refreshBatch.dispose();
+      currentBatch.dispose();
+      current?.close();
+      current = null;
+      state.value = 'idle';
+    },
+  };
+}
+
+/**
+ * Requests for single ids collected for `ms` into calls of at most MAX_IDS ids; results come back
+ * in the order of ids. A failed call answers null to each of its waiters (SmartImage counts that
+ * as a spent try and backs off).
+ */
+function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | null>>) {
+  let pending = new Map<string, Array<(url: FreshUrl | null) => void>>();
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const flush = async () => {
+    timer = null;
+    const batch = pending;
+    pending = new Map();
+    const ids = [...batch.keys()];
+    for (let i = 0; i < ids.length; i += MAX_IDS) {
+      const chunk = ids.slice(i, i + MAX_IDS);
+      let results: Array<FreshUrl | null> = [];
+      try {
+        results = await call(chunk);
+      } catch {
+        // every waiter of this chunk gets null
+      }
+      chunk.forEach((id, j) => {
+        for (const resolve of batch.get(id) ?? []) resolve(results[j] ?? null);
+      });
+    }
+  };
+  return {
+    ask(id: string): Promise<FreshUrl | null> {
       return new Promise((resolve) => {
         const waiters = pending.get(id) ?? [];
         waiters.push(resolve);
         pending.set(id, waiters);
-        batchTimer ??= setTimeout(() => void flushRefresh(), batchMs);
+        timer ??= setTimeout(() => void flush(), ms);
       });
     },
-    subscribedIds: () => current?.ids ?? [],
     dispose() {
-      disposed = true;
-      for (const t of [settleTimer, reconnectTimer, batchTimer]) if (t) clearTimeout(t);
-      current?.close();
-      current = null;
-      state.value = 'idle';
+      if (timer) clearTimeout(timer);
+      timer = null;
     },
   };
 }

@@ -22,11 +22,3 @@ export function createVisibility(options: IntersectionObserverInit = { rootMargi
     };
   };
 }
-
-/** Fetches and decodes an image off-DOM, so swapping it into a visible <img> shows no flash. */
-export function preloadImage(url: string): Promise<void> {
-  const img = new Image();
-  img.decoding = 'async';
-  img.src = url;
-  return img.decode();
-}
