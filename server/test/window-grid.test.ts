@@ -115,7 +115,7 @@ describe('a simulated day on three nodes', () => {
   beforeAll(async () => {
     const first = await startHarness({
       driver: 'cos',
-      redis: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      redis: testRedisUrl(),
       clock,
     });
     nodes = [first];
