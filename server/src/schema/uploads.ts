@@ -29,7 +29,8 @@ builder.mutationFields((t) => ({
     description:
       'Stores an image for the viewer. The type is judged by the content (JPEG, PNG, GIF, WebP, AVIF), ' +
       'never by the file name; width and height come from its header. Errors: PAYLOAD_TOO_LARGE ' +
-      '(UPLOAD_MAX_BYTES), UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT (unreadable header, too many pixels). ' +
+      '(UPLOAD_MAX_BYTES, or UPLOAD_QUOTA_BYTES), UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT (unreadable ' +
+      'header, too many pixels), RATE_LIMITED (too many uploads in flight), FORBIDDEN (UPLOAD_QUOTA_FILES). ' +
       'One file per request.',
     args: { file: t.arg({ type: 'File', required: true }) },
     resolve: (_root, args, ctx) => ctx.images.upload(ctx.viewer, args.file),

@@ -20,7 +20,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => ctx.images.refresh(ctx.viewer, parseImageIds(args.ids.map(String))),
   }),
   preloadSignedUrls: t.int({
-    description: `Warms the cache for these images; returns how many were signed (up to ${MAX_PRELOAD_IDS} ids; large lists run as a background job).`,
+    description: `Warms the cache for these images; returns how many were signed (up to ${MAX_PRELOAD_IDS} ids; large lists run as background jobs). Rate-limited per viewer; RATE_LIMITED when the job queue is full.`,
     args: { ids: t.arg.idList({ required: true }) },
     resolve: (_root, args, ctx) =>
       ctx.images.preload(ctx.viewer, parseImageIds(args.ids.map(String), 'ids', MAX_PRELOAD_IDS)),
