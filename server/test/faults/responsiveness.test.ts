@@ -2,6 +2,7 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxyTokens } from '../../src/auth/proxy-token.js';
 import { localSignature } from '../../src/storage/local.js';
@@ -1467,6 +1468,8 @@ describe('responsiveness guard: 30 s of hostile input while /healthz is probed',
   let gateway: GatewayProcess;
   let drop: (() => Promise<void>) | undefined;
   let targets: Targets;
+  /** This run's REDIS_PREFIX without its colon (BullMQ's keys use it in a hash tag). */
+  const redisBase = `signet-guard-${randomBytes(4).toString('hex')}`;
 
   /** The request id each case is sent with: the gateway's log lines for it can then be found. */
   const requestId = (id: string) => `guard-${id.replace(/\//g, '.')}`;
@@ -1545,7 +1548,7 @@ describe('responsiveness guard: 30 s of hostile input while /healthz is probed',
       STORAGE_DRIVER: 'local',
       DATABASE_URL: db.url,
       REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: `signet-guard-${randomBytes(4).toString('hex')}:`,
+      REDIS_PREFIX: `${redisBase}:`,
       AUTH_JWT_SECRET: TEST_JWT_SECRET,
       PROXY_TOKEN_SECRET: `k0:${PROXY_SECRET}`,
       LOCAL_SIGNING_SECRET: LOCAL_SECRET,
@@ -1569,6 +1572,17 @@ describe('responsiveness guard: 30 s of hostile input while /healthz is probed',
   afterAll(async () => {
     await gateway?.stop();
     await drop?.();
+    // A run leaves some ten thousand keys (URLs, counters, jobs) in the shared Redis: its own only.
+    const redis = new Redis(testRedisUrl());
+    for (const pattern of [`${redisBase}:*`, `{${redisBase}-bull}*`]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        if (keys.length > 0) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    }
+    await redis.quit();
   });
 
   it('no input stalls the gateway: /healthz and event-loop delay p99 < 50 ms, max < 250 ms; no 5xx; every answer well-formed', async () => {
