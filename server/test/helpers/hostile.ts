@@ -32,7 +32,14 @@ export interface RawResponse {
  */
 export function rawRequest(
   base: string,
-  opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
+  opts: {
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    body?: Buffer | string;
+    /** Gives up on the request (it rejects with an AbortError): a hung server must not hang the test. */
+    signal?: AbortSignal;
+  },
 ): Promise<RawResponse> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
@@ -44,6 +51,7 @@ export function rawRequest(
         path: opts.path,
         headers: opts.headers,
         agent: false,
+        signal: opts.signal,
       },
       (res) => {
         const chunks: Buffer[] = [];
