@@ -20,7 +20,8 @@ async function urlsOf(h: Harness): Promise<Map<string, { url: string; cached: bo
 // Two gateways of one deployment (the same Redis, PostgreSQL, bucket and credentials) on one
 // fake clock: the URL of an image is a function of the image and the step, nothing else.
 describe('one URL per image per step, across nodes, with the cache up or down', () => {
-  const clock = new FakeClock(Date.UTC(2026, 10, 30, 12, 0, 0));
+  // Starts at the real now: the SDK signs its uploads with the real clock, the fixture checks them.
+  const clock = new FakeClock(Date.now());
   const grid = new WindowGrid({ urlTtlSeconds: TTL, refreshAheadSeconds: AHEAD });
   let redis: OwnedRedis;
   let a: Harness;
