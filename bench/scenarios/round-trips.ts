@@ -1,4 +1,4 @@
-import { CountingProxy, type Turn } from '../../server/test/helpers/counting-proxy.js';
+import { CountingProxy, type Turn } from '../../server/test/support/counting-proxy.js';
 import { type Bench, fetchPage, type Section } from '../lib/bench.js';
 import { gatewayEnv } from '../lib/config.js';
 import { NodeProcess, sleep } from '../lib/processes.js';

@@ -10,17 +10,17 @@ import { seedImages } from '../src/seed.js';
 import { createCosStorage } from '../src/storage/cos.js';
 import { RedisUrlStore, urlKeys } from '../src/urls/redis-store.js';
 import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
-import { createTestDatabase } from './helpers/database.js';
-import { GatewayProcess } from './helpers/gateway-process.js';
+import { createTestDatabase } from './support/database.js';
+import { GatewayProcess } from './support/gateway-process.js';
 import {
   COS_SECRET_ID,
   COS_SECRET_KEY,
   cosEnv,
   TEST_JWT_SECRET,
   TEST_PROXY_SECRET,
-} from './helpers/harness.js';
-import { OwnedRedis } from './helpers/redis-server.js';
-import { type SseSubscription, subscribeSse } from './helpers/sse.js';
+} from './support/harness.js';
+import { OwnedRedis } from './support/redis-server.js';
+import { type SseSubscription, subscribeSse } from './support/sse.js';
 
 const TTL = 20;
 const AHEAD = 10;

@@ -9,9 +9,9 @@ import { MAX_COST } from '../src/http/plugins/use-cost-limit.js';
 import { QUERY_LIMITS } from '../src/http/plugins/use-query-limits.js';
 import { buildManifest, readWebDocuments } from '../src/schema/operation-manifest.js';
 import { makePng } from './fixtures/images.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { answer, gqlRaw, postGraphql, type RawGql } from './helpers/raw-graphql.js';
-import { seed } from './helpers/seed.js';
+import { type Harness, startHarness } from './support/harness.js';
+import { answer, gqlRaw, postGraphql, type RawGql } from './support/raw-graphql.js';
+import { seed } from './support/seed.js';
 
 const WEB_SRC = fileURLToPath(new URL('../../web/src', import.meta.url));
 const manifest = buildManifest(readWebDocuments(WEB_SRC));

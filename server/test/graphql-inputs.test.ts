@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { testRedisUrl } from './helpers/env.js';
-import { type Harness, startHarness, TEST_JWT_SECRET } from './helpers/harness.js';
-import { seed } from './helpers/seed.js';
+import { testRedisUrl } from './support/env.js';
+import { type Harness, startHarness, TEST_JWT_SECRET } from './support/harness.js';
+import { seed } from './support/seed.js';
 
 interface GqlError {
   message: string;

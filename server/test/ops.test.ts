@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase } from './helpers/database.js';
-import { COS_SECRET_KEY, type Harness, startHarness, TEST_JWT_SECRET } from './helpers/harness.js';
-import { proxyLinks, waitFor } from './helpers/proxy.js';
-import { OwnedRedis } from './helpers/redis-server.js';
-import { PAGE_QUERY, type PageData, seed } from './helpers/seed.js';
-import { TcpProxy } from './helpers/tcp-proxy.js';
-import { parseYamlSubset, type YamlValue } from './helpers/yaml-subset.js';
+import { createTestDatabase } from './support/database.js';
+import { COS_SECRET_KEY, type Harness, startHarness, TEST_JWT_SECRET } from './support/harness.js';
+import { proxyLinks, waitFor } from './support/proxy.js';
+import { OwnedRedis } from './support/redis-server.js';
+import { PAGE_QUERY, type PageData, seed } from './support/seed.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+import { parseYamlSubset, type YamlValue } from './support/yaml-subset.js';
 
 const ALERTS = fileURLToPath(new URL('../../deploy/prometheus/alerts.yml', import.meta.url));
 

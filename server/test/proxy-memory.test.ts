@@ -13,10 +13,10 @@ import {
   type ChildGateway,
   childEnv,
   startChildGateway,
-} from './helpers/child-gateway.js';
-import { createTestDatabase } from './helpers/database.js';
-import { COS_SECRET_ID, COS_SECRET_KEY } from './helpers/harness.js';
-import { addImageRow, drain, putInFixture, sha256 } from './helpers/proxy.js';
+} from './support/child-gateway.js';
+import { createTestDatabase } from './support/database.js';
+import { COS_SECRET_ID, COS_SECRET_KEY } from './support/harness.js';
+import { addImageRow, drain, putInFixture, sha256 } from './support/proxy.js';
 
 const MB = 1024 * 1024;
 

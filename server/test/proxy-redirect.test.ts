@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/clock.js';
-import { testRedisUrl } from './helpers/env.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { counterValue, proxyLinks, waitFor } from './helpers/proxy.js';
-import { seed } from './helpers/seed.js';
+import { testRedisUrl } from './support/env.js';
+import { type Harness, startHarness } from './support/harness.js';
+import { counterValue, proxyLinks, waitFor } from './support/proxy.js';
+import { seed } from './support/seed.js';
 
 function maxAgeOf(res: Response): number {
   const m = /^private, max-age=(\d+)$/.exec(res.headers.get('cache-control') ?? '');

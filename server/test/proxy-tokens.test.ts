@@ -7,11 +7,11 @@ import {
   type ChildGateway,
   childEnv,
   startChildGateway,
-} from './helpers/child-gateway.js';
-import { testRedisUrl } from './helpers/env.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { proxyLinks } from './helpers/proxy.js';
-import { seed } from './helpers/seed.js';
+} from './support/child-gateway.js';
+import { testRedisUrl } from './support/env.js';
+import { type Harness, startHarness } from './support/harness.js';
+import { proxyLinks } from './support/proxy.js';
+import { seed } from './support/seed.js';
 
 const OLD = { kid: 'k0', secret: 'the-old-proxy-secret-0123' };
 const NEW = { kid: 'k1', secret: 'the-new-proxy-secret-4567' };

@@ -1,11 +1,11 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePng } from './fixtures/images.js';
-import { testRedisUrl } from './helpers/env.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { proxyLinks } from './helpers/proxy.js';
-import { postGraphql } from './helpers/raw-graphql.js';
-import { UPLOAD_MUTATION, uploadFile } from './helpers/upload.js';
+import { testRedisUrl } from './support/env.js';
+import { type Harness, startHarness } from './support/harness.js';
+import { proxyLinks } from './support/proxy.js';
+import { postGraphql } from './support/raw-graphql.js';
+import { UPLOAD_MUTATION, uploadFile } from './support/upload.js';
 
 // The parsers that read client bytes, attacked through the running gateway: the SVG sniff and
 // svgSize (uploads), the Range header (stream mode) and multipart part headers. Each attack once

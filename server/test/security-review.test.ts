@@ -3,18 +3,18 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makePng } from './fixtures/images.js';
-import { testRedisUrl } from './helpers/env.js';
+import { testRedisUrl } from './support/env.js';
 import {
   COS_SECRET_ID,
   COS_SECRET_KEY,
   type Harness,
   startHarness,
   TEST_JWT_SECRET,
-} from './helpers/harness.js';
-import { rawRequest } from './helpers/hostile.js';
-import { answer, gqlRaw, type RawGql } from './helpers/raw-graphql.js';
-import { seed } from './helpers/seed.js';
-import { uploadFile } from './helpers/upload.js';
+} from './support/harness.js';
+import { rawRequest } from './support/hostile.js';
+import { answer, gqlRaw, type RawGql } from './support/raw-graphql.js';
+import { seed } from './support/seed.js';
+import { uploadFile } from './support/upload.js';
 
 const PROXY_SECRET = 'proxy-secret-under-review-0123456789';
 const LOCAL_SECRET = 'local-signing-secret-under-review-0123';

@@ -16,12 +16,12 @@ import {
   type ChildGateway,
   childEnv,
   startChildGateway,
-} from './helpers/child-gateway.js';
-import { createTestDatabase } from './helpers/database.js';
-import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from './helpers/harness.js';
-import { HttpConnection } from './helpers/http-connection.js';
-import { addImageRow, putInFixture, sha256 } from './helpers/proxy.js';
-import { OwnedRedis } from './helpers/redis-server.js';
+} from './support/child-gateway.js';
+import { createTestDatabase } from './support/database.js';
+import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from './support/harness.js';
+import { HttpConnection } from './support/http-connection.js';
+import { addImageRow, putInFixture, sha256 } from './support/proxy.js';
+import { OwnedRedis } from './support/redis-server.js';
 
 const MB = 1024 * 1024;
 /** docs/operations.md: the process exits within 10 s (main.ts forces an exit then). */

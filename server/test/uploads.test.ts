@@ -14,9 +14,9 @@ import {
   WEBP_LOSSLESS_5x3,
   WEBP_LOSSY_5x3,
 } from './fixtures/images.js';
-import { testRedisUrl } from './helpers/env.js';
-import { type Harness, startHarness } from './helpers/harness.js';
-import { type MultipartResult, UPLOAD_MUTATION, uploadFile } from './helpers/upload.js';
+import { testRedisUrl } from './support/env.js';
+import { type Harness, startHarness } from './support/harness.js';
+import { type MultipartResult, UPLOAD_MUTATION, uploadFile } from './support/upload.js';
 
 const MAX_BYTES = 4096;
 const PNG = makePng(6, 4, [255, 94, 58], [0, 122, 255]);

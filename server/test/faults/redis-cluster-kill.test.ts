@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalRedisCluster } from '../helpers/redis-cluster.js';
+import { LocalRedisCluster } from '../support/redis-cluster.js';
 import { Client, reportUncached } from './helpers/client.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';
 import { Stack } from './helpers/stack.js';

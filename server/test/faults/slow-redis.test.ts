@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandStats, OwnedRedis } from '../helpers/redis-server.js';
+import { commandStats, OwnedRedis } from '../support/redis-server.js';
 import { Client, reportUncached } from './helpers/client.js';
 import { LatencyProxy } from './helpers/latency-proxy.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';

@@ -8,9 +8,9 @@ import { createImagesRepo } from '../../../src/db/images-repo.js';
 import { seedImages } from '../../../src/seed.js';
 import { createCosStorage } from '../../../src/storage/cos.js';
 import { type CosFixture, startCosFixture } from '../../fixtures/cos-fixture.js';
-import { createTestDatabase } from '../../helpers/database.js';
-import { GatewayProcess } from '../../helpers/gateway-process.js';
-import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from '../../helpers/harness.js';
+import { createTestDatabase } from '../../support/database.js';
+import { GatewayProcess } from '../../support/gateway-process.js';
+import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from '../../support/harness.js';
 
 export interface StackOptions {
   /** A database the test owns (a private server); default: a fresh database on the test server. */
