@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { seed } from './support/seed.js';
-import { subscribeSse } from './support/sse.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { seed } from '../support/seed.js';
+import { subscribeSse } from '../support/sse.js';
 
 const SUB = /* GraphQL */ `
   subscription ($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt cached } } }

@@ -1,15 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase } from './support/database.js';
-import { COS_SECRET_KEY, type Harness, startHarness, TEST_JWT_SECRET } from './support/harness.js';
-import { proxyLinks, waitFor } from './support/proxy.js';
-import { OwnedRedis } from './support/redis-server.js';
-import { PAGE_QUERY, type PageData, seed } from './support/seed.js';
-import { TcpProxy } from './support/tcp-proxy.js';
-import { parseYamlSubset, type YamlValue } from './support/yaml-subset.js';
+import { createTestDatabase } from '../support/database.js';
+import { COS_SECRET_KEY, type Harness, startHarness, TEST_JWT_SECRET } from '../support/harness.js';
+import { proxyLinks, waitFor } from '../support/proxy.js';
+import { OwnedRedis } from '../support/redis-server.js';
+import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+import { parseYamlSubset, type YamlValue } from '../support/yaml-subset.js';
 
-const ALERTS = fileURLToPath(new URL('../../deploy/prometheus/alerts.yml', import.meta.url));
+const ALERTS = fileURLToPath(new URL('../../../deploy/prometheus/alerts.yml', import.meta.url));
 
 /** Every series the issue lists, by the name /metrics must expose. */
 const REQUIRED_SERIES = [

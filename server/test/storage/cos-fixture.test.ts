@@ -1,15 +1,15 @@
 import { request } from 'node:http';
 import COS from 'cos-nodejs-sdk-v5';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createCosStorage } from '../src/storage/cos.js';
-import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
+import { createCosStorage } from '../../src/storage/cos.js';
+import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import {
   asAuthorization,
   asQuery,
   encodeKeyForUrl,
   type ReferenceSignInput,
   referenceSign,
-} from './fixtures/cos-reference-signer.js';
+} from '../fixtures/cos-reference-signer.js';
 
 const secretId = 'AKIDsignetFixture000000000000000';
 const secretKey = 'signetFixtureSecretKey0000000000';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SignedUrlEvent } from '../src/events/event-bus.js';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { seed } from './support/seed.js';
-import { subscribeSse } from './support/sse.js';
+import type { SignedUrlEvent } from '../../src/events/event-bus.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { seed } from '../support/seed.js';
+import { subscribeSse } from '../support/sse.js';
 
 const SUB =
   'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt } } }';

@@ -4,24 +4,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createProxyTokens } from '../src/auth/proxy-token.js';
-import { systemClock } from '../src/clock.js';
-import { type Db, openDatabase } from '../src/db/connect.js';
-import { createImagesRepo } from '../src/db/images-repo.js';
-import { urlKeys } from '../src/urls/redis-store.js';
-import { LatencyProxy } from './faults/helpers/latency-proxy.js';
-import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
+import { createProxyTokens } from '../../src/auth/proxy-token.js';
+import { systemClock } from '../../src/clock.js';
+import { type Db, openDatabase } from '../../src/db/connect.js';
+import { createImagesRepo } from '../../src/db/images-repo.js';
+import { urlKeys } from '../../src/urls/redis-store.js';
+import { LatencyProxy } from '../faults/helpers/latency-proxy.js';
+import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import {
   CHILD_PROXY_SECRET,
   type ChildGateway,
   childEnv,
   startChildGateway,
-} from './support/child-gateway.js';
-import { createTestDatabase } from './support/database.js';
-import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from './support/harness.js';
-import { HttpConnection } from './support/http-connection.js';
-import { addImageRow, putInFixture, sha256 } from './support/proxy.js';
-import { OwnedRedis } from './support/redis-server.js';
+} from '../support/child-gateway.js';
+import { createTestDatabase } from '../support/database.js';
+import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from '../support/harness.js';
+import { HttpConnection } from '../support/http-connection.js';
+import { addImageRow, putInFixture, sha256 } from '../support/proxy.js';
+import { OwnedRedis } from '../support/redis-server.js';
 
 const MB = 1024 * 1024;
 /** docs/operations.md: the process exits within 10 s (main.ts forces an exit then). */

@@ -3,24 +3,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../src/clock.js';
-import { type Db, openDatabase } from '../src/db/connect.js';
-import { createImagesRepo } from '../src/db/images-repo.js';
-import { seedImages } from '../src/seed.js';
-import { createCosStorage } from '../src/storage/cos.js';
-import { RedisUrlStore, urlKeys } from '../src/urls/redis-store.js';
-import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
-import { createTestDatabase } from './support/database.js';
-import { GatewayProcess } from './support/gateway-process.js';
+import { systemClock } from '../../src/clock.js';
+import { type Db, openDatabase } from '../../src/db/connect.js';
+import { createImagesRepo } from '../../src/db/images-repo.js';
+import { seedImages } from '../../src/seed.js';
+import { createCosStorage } from '../../src/storage/cos.js';
+import { RedisUrlStore, urlKeys } from '../../src/urls/redis-store.js';
+import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
+import { createTestDatabase } from '../support/database.js';
+import { GatewayProcess } from '../support/gateway-process.js';
 import {
   COS_SECRET_ID,
   COS_SECRET_KEY,
   cosEnv,
   TEST_JWT_SECRET,
   TEST_PROXY_SECRET,
-} from './support/harness.js';
-import { OwnedRedis } from './support/redis-server.js';
-import { type SseSubscription, subscribeSse } from './support/sse.js';
+} from '../support/harness.js';
+import { OwnedRedis } from '../support/redis-server.js';
+import { type SseSubscription, subscribeSse } from '../support/sse.js';
 
 const TTL = 20;
 const AHEAD = 10;

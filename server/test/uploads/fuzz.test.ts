@@ -10,12 +10,12 @@ import {
   SVG,
   WEBP_LOSSLESS_5x3,
   WEBP_LOSSY_5x3,
-} from './fixtures/images.js';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { errorLogsSince, expectClientAnswer, expectHealthy, rawRequest, Tally } from './support/hostile.js';
-import { postGraphql, type RawGql } from './support/raw-graphql.js';
-import { UPLOAD_MUTATION } from './support/upload.js';
+} from '../fixtures/images.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { errorLogsSince, expectClientAnswer, expectHealthy, rawRequest, Tally } from '../support/hostile.js';
+import { postGraphql, type RawGql } from '../support/raw-graphql.js';
+import { UPLOAD_MUTATION } from '../support/upload.js';
 
 // Property-based fuzzing of uploads against the real app (PostgreSQL, Redis, the COS SDK against
 // the fixture): file bytes (random, truncated, wrong magic bytes, enormous declared dimensions,

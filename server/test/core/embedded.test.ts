@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FakeClock } from '../src/clock.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { PAGE_QUERY, type PageData, seed } from './support/seed.js';
+import { FakeClock } from '../../src/clock.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
 
 const BY_IDS = /* GraphQL */ `
   query ByIds($ids: [ID!]!) {

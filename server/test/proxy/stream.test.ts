@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { addImageRow, drain, proxyLinks, putInFixture, sha256, waitFor } from './support/proxy.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { addImageRow, drain, proxyLinks, putInFixture, sha256, waitFor } from '../support/proxy.js';
 
 const MB = 1024 * 1024;
 

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makePng } from './fixtures/images.js';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { errorLogsSince, expectHealthy, type RawResponse, rawRequest, Tally } from './support/hostile.js';
-import { proxyLinks } from './support/proxy.js';
-import { seed } from './support/seed.js';
-import { uploadFile } from './support/upload.js';
+import { makePng } from '../fixtures/images.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { errorLogsSince, expectHealthy, type RawResponse, rawRequest, Tally } from '../support/hostile.js';
+import { proxyLinks } from '../support/proxy.js';
+import { seed } from '../support/seed.js';
+import { uploadFile } from '../support/upload.js';
 
 // Property-based fuzzing of the REST sidecars: /proxy/<anything> with any token, and the Range /
 // If-None-Match / If-Range handling of /proxy/:id?mode=stream and /local-bucket/*, against the real

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FakeClock } from '../src/clock.js';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { PAGE_QUERY, type PageData, seed } from './support/seed.js';
+import { FakeClock } from '../../src/clock.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
 
 const TTL = 3600;
 const AHEAD = 900;

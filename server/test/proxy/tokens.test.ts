@@ -1,17 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProxyTokens } from '../src/auth/proxy-token.js';
-import { FakeClock, systemClock } from '../src/clock.js';
-import { RECENT_ROW_MS, RecentRows } from '../src/db/recent-rows.js';
+import { createProxyTokens } from '../../src/auth/proxy-token.js';
+import { FakeClock, systemClock } from '../../src/clock.js';
+import { RECENT_ROW_MS, RecentRows } from '../../src/db/recent-rows.js';
 import {
   CHILD_PROXY_SECRET,
   type ChildGateway,
   childEnv,
   startChildGateway,
-} from './support/child-gateway.js';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { proxyLinks } from './support/proxy.js';
-import { seed } from './support/seed.js';
+} from '../support/child-gateway.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { proxyLinks } from '../support/proxy.js';
+import { seed } from '../support/seed.js';
 
 const OLD = { kid: 'k0', secret: 'the-old-proxy-secret-0123' };
 const NEW = { kid: 'k1', secret: 'the-new-proxy-secret-4567' };

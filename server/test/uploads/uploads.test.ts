@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { NewImage } from '../src/db/images-repo.js';
-import { urlKeys } from '../src/urls/redis-store.js';
+import type { NewImage } from '../../src/db/images-repo.js';
+import { urlKeys } from '../../src/urls/redis-store.js';
 import {
   JPEG_5x3,
   makeAvif,
@@ -13,10 +13,10 @@ import {
   SVG,
   WEBP_LOSSLESS_5x3,
   WEBP_LOSSY_5x3,
-} from './fixtures/images.js';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { type MultipartResult, UPLOAD_MUTATION, uploadFile } from './support/upload.js';
+} from '../fixtures/images.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { type MultipartResult, UPLOAD_MUTATION, uploadFile } from '../support/upload.js';
 
 const MAX_BYTES = 4096;
 const PNG = makePng(6, 4, [255, 94, 58], [0, 122, 255]);

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createCosStorage } from '../src/storage/cos.js';
-import { type SignWindow, type Storage, StorageError } from '../src/storage/storage.js';
-import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
-import { asQuery, encodeKeyForUrl, referenceSign } from './fixtures/cos-reference-signer.js';
+import { createCosStorage } from '../../src/storage/cos.js';
+import { type SignWindow, type Storage, StorageError } from '../../src/storage/storage.js';
+import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
+import { asQuery, encodeKeyForUrl, referenceSign } from '../fixtures/cos-reference-signer.js';
 
 const secretId = 'AKIDsignetFixture000000000000000';
 const secretKey = 'signetFixtureSecretKey0000000000';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FakeClock } from '../src/clock.js';
-import { CountingProxy, type Turn } from './support/counting-proxy.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { commandStats, OwnedRedis } from './support/redis-server.js';
-import { PAGE_QUERY, type PageData, seed } from './support/seed.js';
+import { FakeClock } from '../../src/clock.js';
+import { CountingProxy, type Turn } from '../support/counting-proxy.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { commandStats, OwnedRedis } from '../support/redis-server.js';
+import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
 
 /** The page's write-back: the SETs, the schedule and the new-URL set (one pipeline). */
 const WRITE_BACK = new Set(['set', 'zadd', 'sadd']);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makePng, SVG } from './fixtures/images.js';
+import { makePng, SVG } from '../fixtures/images.js';
 
 const PNG = makePng(4, 3, [0, 0, 0], [255, 255, 255]);
 
-import { type Harness, startHarness } from './support/harness.js';
-import { proxyLinks } from './support/proxy.js';
-import { uploadFile } from './support/upload.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { proxyLinks } from '../support/proxy.js';
+import { uploadFile } from '../support/upload.js';
 
 // User-supplied bytes served from the gateway's own origin (the local bucket, stream mode) must
 // never run as a page of that origin: the web app keeps its token there.

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { seed } from './support/seed.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { seed } from '../support/seed.js';
 
 // SIGNET_ROLE splits a deployment: api nodes serve HTTP only, workers do background work only.
 describe('SIGNET_ROLE', () => {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeClock } from '../src/clock.js';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { counterValue, proxyLinks, waitFor } from './support/proxy.js';
-import { seed } from './support/seed.js';
+import { FakeClock } from '../../src/clock.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { counterValue, proxyLinks, waitFor } from '../support/proxy.js';
+import { seed } from '../support/seed.js';
 
 function maxAgeOf(res: Response): number {
   const m = /^private, max-age=(\d+)$/.exec(res.headers.get('cache-control') ?? '');

@@ -3,20 +3,20 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProxyTokens } from '../src/auth/proxy-token.js';
-import { systemClock } from '../src/clock.js';
-import { type Db, openDatabase } from '../src/db/connect.js';
-import { createImagesRepo } from '../src/db/images-repo.js';
-import { type CosFixture, startCosFixture } from './fixtures/cos-fixture.js';
+import { createProxyTokens } from '../../src/auth/proxy-token.js';
+import { systemClock } from '../../src/clock.js';
+import { type Db, openDatabase } from '../../src/db/connect.js';
+import { createImagesRepo } from '../../src/db/images-repo.js';
+import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import {
   CHILD_PROXY_SECRET,
   type ChildGateway,
   childEnv,
   startChildGateway,
-} from './support/child-gateway.js';
-import { createTestDatabase } from './support/database.js';
-import { COS_SECRET_ID, COS_SECRET_KEY } from './support/harness.js';
-import { addImageRow, drain, putInFixture, sha256 } from './support/proxy.js';
+} from '../support/child-gateway.js';
+import { createTestDatabase } from '../support/database.js';
+import { COS_SECRET_ID, COS_SECRET_KEY } from '../support/harness.js';
+import { addImageRow, drain, putInFixture, sha256 } from '../support/proxy.js';
 
 const MB = 1024 * 1024;
 

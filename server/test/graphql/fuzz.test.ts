@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testRedisUrl } from './support/env.js';
-import { type Harness, startHarness, TEST_JWT_SECRET } from './support/harness.js';
-import { errorLogsSince, expectClientAnswer, expectHealthy, Tally } from './support/hostile.js';
-import { answer, gqlRaw, postGraphql } from './support/raw-graphql.js';
-import { seed } from './support/seed.js';
-import { readSse } from './support/sse.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness, TEST_JWT_SECRET } from '../support/harness.js';
+import { errorLogsSince, expectClientAnswer, expectHealthy, Tally } from '../support/hostile.js';
+import { answer, gqlRaw, postGraphql } from '../support/raw-graphql.js';
+import { seed } from '../support/seed.js';
+import { readSse } from '../support/sse.js';
 
 /** An image id as the API defines it. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

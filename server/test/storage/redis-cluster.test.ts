@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { urlKeys } from '../src/urls/redis-store.js';
-import type { Turn } from './support/counting-proxy.js';
-import { type Harness, startHarness } from './support/harness.js';
-import { LocalRedisCluster } from './support/redis-cluster.js';
-import { PAGE_QUERY, type PageData, seed } from './support/seed.js';
-import { subscribeSse } from './support/sse.js';
+import { urlKeys } from '../../src/urls/redis-store.js';
+import type { Turn } from '../support/counting-proxy.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { LocalRedisCluster } from '../support/redis-cluster.js';
+import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
+import { subscribeSse } from '../support/sse.js';
 
 /**
  * Turns that carry the gateway's own commands. ioredis refreshes its slot map (CLUSTER SLOTS)

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisUrlStore } from '../src/urls/redis-store.js';
-import type { StoreEntry } from '../src/urls/store.js';
-import { testRedisUrl } from './support/env.js';
+import { RedisUrlStore } from '../../src/urls/redis-store.js';
+import type { StoreEntry } from '../../src/urls/store.js';
+import { testRedisUrl } from '../support/env.js';
 
 const entry = (id: string, refreshAt: number): StoreEntry => ({
   id,
