@@ -62,3 +62,13 @@ export async function gqlRaw(
     ...opts.headers,
   });
 }
+
+/** A JSON GraphQL request with exactly the given Authorization header (any scheme), or none. */
+export function gqlAuthorized(
+  h: Harness,
+  query: string,
+  variables: Record<string, unknown> = {},
+  authorization?: string,
+): Promise<RawGql> {
+  return postGraphql(h, JSON.stringify({ query, variables }), authorization ? { authorization } : {});
+}
