@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePng } from '../fixtures/images.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { addImageRow, drain, proxyLinks, putInFixture, sha256, waitFor } from '../support/proxy.js';
+import { expectResponsive, underProbe } from '../support/responsiveness.js';
+import { uploadFile } from '../support/upload.js';
 
 const MB = 1024 * 1024;
 
@@ -251,5 +254,58 @@ describe('/proxy/:id with the local driver', () => {
     expect(Buffer.from(await part.arrayBuffer()).equals(body.subarray(-10))).toBe(true);
     const head = await fetch(links.stream, { method: 'HEAD' });
     expect(head.headers.get('content-length')).toBe(String(body.length));
+  });
+});
+
+// The Range parser, attacked through the running gateway: each attack must be answered at once
+// while /healthz keeps answering and the event loop keeps turning.
+describe('/proxy/:id?mode=stream: the Range header', () => {
+  let h: Harness;
+  const png = makePng(40, 30, [255, 94, 58], [0, 122, 255]);
+  let link: string;
+
+  beforeAll(async () => {
+    h = await startHarness({ redis: testRedisUrl() });
+    const up = await uploadFile(h, png);
+    if (!up.data) throw new Error(`upload failed: ${JSON.stringify(up.errors)}`);
+    link = (await proxyLinks(h, up.data.uploadImage.id)).stream;
+    await (await fetch(link)).arrayBuffer();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  // Node strips whitespace at either end of a header value, so each of these ends in a byte that
+  // keeps the spaces inside, where the old pattern backtracked over them.
+  it.each([
+    // Hung a node for minutes with the old pattern (adjacent optional-whitespace groups).
+    ['"bytes=" + 7,500 spaces + "-" + 7,500 spaces + "x"', `bytes=${' '.repeat(7500)}-${' '.repeat(7500)}x`],
+    // ~0.2 s of CPU each with the old pattern, so a burst of ten held the node for seconds.
+    // (16 KB would not get here: Node answers 431 to request headers over 16 KB in all.)
+    ['"bytes=" + 15,000 spaces + "x"', `bytes=${' '.repeat(15_000)}x`],
+    ['"bytes=" + 15,000 spaces + "-x"', `bytes=${' '.repeat(15_000)}-x`],
+  ])(
+    'a burst of ten with Range %s: each 200 with the whole image, at once; /healthz keeps answering',
+    async (label, range) => {
+      const r = await underProbe(h, () =>
+        Promise.all(
+          Array.from({ length: 10 }, async () => {
+            const res = await fetch(link, { headers: { range } });
+            return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+          }),
+        ),
+      );
+      expectResponsive(`ten streams with Range ${label}`, r);
+      for (const answer of r.result) {
+        expect(answer.status).toBe(200);
+        expect(answer.body.equals(png)).toBe(true);
+      }
+    },
+  );
+
+  it('a well-formed range is still served as 206', async () => {
+    const res = await fetch(link, { headers: { range: 'bytes = 0 - 9' } });
+    expect(res.status).toBe(206);
+    expect(Buffer.from(await res.arrayBuffer()).equals(png.subarray(0, 10))).toBe(true);
   });
 });

@@ -1,4 +1,5 @@
 import type { Harness } from './harness.js';
+import { postGraphql, type RawGql } from './raw-graphql.js';
 
 export const UPLOAD_MUTATION = /* GraphQL */ `
   mutation Upload($file: File!) {
@@ -80,4 +81,16 @@ export async function uploadFile(
     throw new Error(`non-JSON answer ${res.status}: ${text.slice(0, 200)}`);
   }
   return { status: res.status, data: body.data ?? null, errors: body.errors };
+}
+
+/** A multipart upload of `query` as given (the web app's own document, or another), sent as the web app sends it. */
+export async function uploadWithQuery(h: Harness, query: string, bytes: Buffer): Promise<RawGql> {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({ query, variables: { file: null } }));
+  form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+  form.append('0', new Blob([new Uint8Array(bytes)], { type: 'image/png' }), 'a.png');
+  return postGraphql(h, form, {
+    'apollo-require-preflight': 'true',
+    authorization: `Bearer ${await h.token('alice')}`,
+  });
 }
