@@ -1,14 +1,8 @@
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { describe, expect, it, vi } from 'vitest';
 import { makePng } from '../fixtures/images.js';
-import { testRedisUrl } from '../support/env.js';
-import {
-  COS_SECRET_ID,
-  COS_SECRET_KEY,
-  type Harness,
-  startHarness,
-  TEST_JWT_SECRET,
-} from '../support/harness.js';
+import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET, testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
 import { answer, gqlRaw, type RawGql } from '../support/raw-graphql.js';
 import { seed } from '../support/seed.js';
 import { uploadFile } from '../support/upload.js';

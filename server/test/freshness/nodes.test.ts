@@ -11,14 +11,8 @@ import { createCosStorage } from '../../src/storage/cos.js';
 import { RedisUrlStore, urlKeys } from '../../src/urls/redis-store.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from '../support/database.js';
+import { COS_CREDENTIALS, cosStorageOptions, gatewayEnv, TEST_JWT_SECRET } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
-import {
-  COS_SECRET_ID,
-  COS_SECRET_KEY,
-  cosEnv,
-  TEST_JWT_SECRET,
-  TEST_PROXY_SECRET,
-} from '../support/harness.js';
 import { OwnedRedis } from '../support/redis-server.js';
 import { type SseSubscription, subscribeSse } from '../support/sse.js';
 
@@ -60,18 +54,11 @@ describe('refresh across three nodes', () => {
 
   beforeAll(async () => {
     redis = await OwnedRedis.start();
-    fixture = await startCosFixture({ secretId: COS_SECRET_ID, secretKey: COS_SECRET_KEY });
+    fixture = await startCosFixture(COS_CREDENTIALS);
     pg = await createTestDatabase();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-nodes-'));
     db = await openDatabase({ databaseUrl: pg.url, dataDir });
-    const storage = createCosStorage({
-      secretId: COS_SECRET_ID,
-      secretKey: COS_SECRET_KEY,
-      bucket: 'test-1250000000',
-      region: 'ap-test',
-      domain: fixture.host,
-      protocol: 'http:',
-    });
+    const storage = createCosStorage(cosStorageOptions(fixture));
     ids = await seedImages({
       storage,
       images: createImagesRepo(db),
@@ -96,12 +83,9 @@ describe('refresh across three nodes', () => {
     alice = await sign('alice');
     bob = await sign('bob');
     const env = {
-      ...cosEnv(fixture),
+      ...gatewayEnv(fixture, pg.url),
       DATA_DIR: dataDir,
-      DATABASE_URL: pg.url,
       REDIS_URL: redis.url,
-      AUTH_JWT_SECRET: TEST_JWT_SECRET,
-      PROXY_TOKEN_SECRET: TEST_PROXY_SECRET,
       URL_TTL_SECONDS: String(TTL),
       REFRESH_AHEAD_SECONDS: String(AHEAD),
       LOG_LEVEL: 'warn',

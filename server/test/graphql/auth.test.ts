@@ -1,8 +1,8 @@
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countingServer } from '../support/counting-server.js';
-import { testRedisUrl } from '../support/env.js';
-import { type Harness, startHarness, TEST_JWT_SECRET } from '../support/harness.js';
+import { TEST_JWT_SECRET, testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
 import { gqlAuthorized, gqlRaw } from '../support/raw-graphql.js';
 
 const secret = new TextEncoder().encode(TEST_JWT_SECRET);

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testRedisUrl } from '../support/env.js';
-import { type Harness, startHarness, TEST_JWT_SECRET } from '../support/harness.js';
+import { TEST_JWT_SECRET, testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
 import { errorLogsSince, expectClientAnswer, expectHealthy, Tally } from '../support/hostile.js';
 import { answer, gqlRaw, postGraphql } from '../support/raw-graphql.js';
 import { seed } from '../support/seed.js';

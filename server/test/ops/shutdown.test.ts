@@ -11,14 +11,9 @@ import { createImagesRepo } from '../../src/db/images-repo.js';
 import { urlKeys } from '../../src/urls/redis-store.js';
 import { LatencyProxy } from '../faults/helpers/latency-proxy.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
-import {
-  CHILD_PROXY_SECRET,
-  type ChildGateway,
-  childEnv,
-  startChildGateway,
-} from '../support/child-gateway.js';
 import { createTestDatabase } from '../support/database.js';
-import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from '../support/harness.js';
+import { apiNodeEnv, COS_CREDENTIALS, TEST_JWT_SECRET, TEST_PROXY_SECRET } from '../support/env.js';
+import { GatewayProcess } from '../support/gateway-process.js';
 import { HttpConnection } from '../support/http-connection.js';
 import { addImageRow, putInFixture, sha256 } from '../support/proxy.js';
 import { OwnedRedis } from '../support/redis-server.js';
@@ -67,15 +62,15 @@ describe('graceful shutdown of the real entry point', () => {
   let db: Db;
   let dataDir: string;
   let redis: OwnedRedis;
-  let gw: ChildGateway | undefined;
+  let gw: GatewayProcess | undefined;
   const tokens = createProxyTokens({
-    secrets: [{ kid: 'k0', secret: CHILD_PROXY_SECRET }],
+    secrets: [{ kid: 'k0', secret: TEST_PROXY_SECRET }],
     ttlSeconds: 3600,
     clock: systemClock,
   });
 
   beforeAll(async () => {
-    fixture = await startCosFixture({ secretId: COS_SECRET_ID, secretKey: COS_SECRET_KEY });
+    fixture = await startCosFixture(COS_CREDENTIALS);
     redis = await OwnedRedis.start();
     pgdb = await createTestDatabase();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-shutdown-'));
@@ -128,7 +123,7 @@ describe('graceful shutdown of the real entry point', () => {
   }
 
   it('SIGTERM during a download and an open subscription: both end cleanly, exit 0 in the bound', async () => {
-    gw = await startChildGateway({ ...childEnv(fixture, pgdb.url), SIGNET_ROLE: 'all' });
+    gw = await GatewayProcess.start({ ...apiNodeEnv(fixture, pgdb.url), SIGNET_ROLE: 'all' });
     const img = await bigImage(40 * MB);
     const sse = await openSubscription(gw.url, img.id);
     // The download on a keep-alive connection the test drives by hand: it reads a first part,
@@ -175,7 +170,7 @@ describe('graceful shutdown of the real entry point', () => {
   });
 
   it('a client that stops reading cannot hold the process past the bound', async () => {
-    gw = await startChildGateway(childEnv(fixture, pgdb.url));
+    gw = await GatewayProcess.start(apiNodeEnv(fixture, pgdb.url));
     const img = await bigImage(40 * MB);
     const download = await fetch(img.link(gw.url));
     expect(download.status).toBe(200);
@@ -194,8 +189,8 @@ describe('graceful shutdown of the real entry point', () => {
 
   it('SIGTERM flushes the access counts it still holds to Redis', async () => {
     const prefix = 'flush:';
-    gw = await startChildGateway({
-      ...childEnv(fixture, pgdb.url),
+    gw = await GatewayProcess.start({
+      ...apiNodeEnv(fixture, pgdb.url),
       REDIS_URL: redis.url,
       REDIS_PREFIX: prefix,
     });
@@ -228,8 +223,8 @@ describe('graceful shutdown of the real entry point', () => {
     const far = await LatencyProxy.start(redis.port);
     const admin = redis.client();
     try {
-      gw = await startChildGateway({
-        ...childEnv(fixture, pgdb.url),
+      gw = await GatewayProcess.start({
+        ...apiNodeEnv(fixture, pgdb.url),
         SIGNET_ROLE: 'all',
         REDIS_URL: far.url,
         REDIS_PREFIX: prefix,

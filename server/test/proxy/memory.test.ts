@@ -8,14 +8,9 @@ import { systemClock } from '../../src/clock.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
-import {
-  CHILD_PROXY_SECRET,
-  type ChildGateway,
-  childEnv,
-  startChildGateway,
-} from '../support/child-gateway.js';
 import { createTestDatabase } from '../support/database.js';
-import { COS_SECRET_ID, COS_SECRET_KEY } from '../support/harness.js';
+import { apiNodeEnv, COS_CREDENTIALS, TEST_PROXY_SECRET } from '../support/env.js';
+import { GatewayProcess } from '../support/gateway-process.js';
 import { addImageRow, drain, putInFixture, sha256 } from '../support/proxy.js';
 
 const MB = 1024 * 1024;
@@ -25,19 +20,19 @@ const MB = 1024 * 1024;
 describe('stream mode memory: a 50 MB object through a child gateway', () => {
   let fixture: CosFixture;
   let pgdb: { url: string; drop: () => Promise<void> };
-  let gw: ChildGateway;
+  let gw: GatewayProcess;
   let db: Db;
   let dataDir: string;
   const tokens = createProxyTokens({
-    secrets: [{ kid: 'k0', secret: CHILD_PROXY_SECRET }],
+    secrets: [{ kid: 'k0', secret: TEST_PROXY_SECRET }],
     ttlSeconds: 3600,
     clock: systemClock,
   });
 
   beforeAll(async () => {
-    fixture = await startCosFixture({ secretId: COS_SECRET_ID, secretKey: COS_SECRET_KEY });
+    fixture = await startCosFixture(COS_CREDENTIALS);
     pgdb = await createTestDatabase();
-    gw = await startChildGateway(childEnv(fixture, pgdb.url));
+    gw = await GatewayProcess.start(apiNodeEnv(fixture, pgdb.url));
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-mem-'));
     db = await openDatabase({ databaseUrl: pgdb.url, dataDir });
   });

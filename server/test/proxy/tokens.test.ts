@@ -2,13 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxyTokens } from '../../src/auth/proxy-token.js';
 import { FakeClock, systemClock } from '../../src/clock.js';
 import { RECENT_ROW_MS, RecentRows } from '../../src/db/recent-rows.js';
-import {
-  CHILD_PROXY_SECRET,
-  type ChildGateway,
-  childEnv,
-  startChildGateway,
-} from '../support/child-gateway.js';
-import { testRedisUrl } from '../support/env.js';
+import { apiNodeEnv, testRedisUrl } from '../support/env.js';
+import { GatewayProcess } from '../support/gateway-process.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { proxyLinks } from '../support/proxy.js';
 import { seed } from '../support/seed.js';
@@ -213,16 +208,13 @@ const DOCUMENTED_BOUND_MS = 5000;
 // documented bound: it remembers a row for a few seconds after looking it up, never longer.
 describe('/proxy/:id: a delete made by another node', () => {
   let a: Harness;
-  let b: ChildGateway;
+  let b: GatewayProcess;
 
   beforeAll(async () => {
-    a = await startHarness({
-      driver: 'cos',
-      redis: testRedisUrl(),
-      env: { PROXY_TOKEN_SECRET: `k0:${CHILD_PROXY_SECRET}` },
-    });
-    b = await startChildGateway({
-      ...childEnv(a.fixture!, a.config.databaseUrl!),
+    // Both nodes get the same test secrets (support/env.ts authEnv), so each honours the other's links.
+    a = await startHarness({ driver: 'cos', redis: testRedisUrl() });
+    b = await GatewayProcess.start({
+      ...apiNodeEnv(a.fixture!, a.config.databaseUrl!),
       REDIS_URL: testRedisUrl(),
       REDIS_PREFIX: a.config.redisPrefix,
     });

@@ -16,12 +16,7 @@ import type { Storage } from '../../src/storage/storage.js';
 import type { UrlStore } from '../../src/urls/store.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from './database.js';
-
-export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
-/** With auth on, proxy links need a secret of their own (the development key is refused). */
-export const TEST_PROXY_SECRET = 'test-proxy-secret-0123456789';
-export const COS_SECRET_ID = 'AKIDtestTESTtestTESTtestTESTtestTEST1';
-export const COS_SECRET_KEY = 'testSecretKeyForTheFixture0123456';
+import { authEnv, COS_CREDENTIALS, cosEnv, TEST_JWT_SECRET } from './env.js';
 
 export interface HarnessOptions {
   /** 'cos' (default: the real SDK against the fixture) or 'local'. */
@@ -66,37 +61,19 @@ export interface GqlResult<T> {
   headers: Headers;
 }
 
-/** The environment that points the `cos` driver at a fixture server. */
-export function cosEnv(fixture: CosFixture): Record<string, string> {
-  return {
-    STORAGE_DRIVER: 'cos',
-    COS_SECRET_ID,
-    COS_SECRET_KEY,
-    COS_BUCKET: 'test-1250000000',
-    COS_REGION: 'ap-test',
-    COS_DOMAIN: fixture.host,
-    COS_PROTOCOL: 'http',
-  };
-}
-
 /** The real app on a real port, against real services, with everything it opened closed by close(). */
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const clock = opts.clock;
   const fixture =
     (opts.driver ?? 'cos') === 'cos'
-      ? await startCosFixture({
-          secretId: COS_SECRET_ID,
-          secretKey: COS_SECRET_KEY,
-          ...(clock ? { now: () => clock.now() } : {}),
-        })
+      ? await startCosFixture({ ...COS_CREDENTIALS, ...(clock ? { now: () => clock.now() } : {}) })
       : undefined;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-test-'));
   const database = opts.database ?? 'postgres';
   const pgdb = database === 'postgres' ? await createTestDatabase() : undefined;
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
-    AUTH_JWT_SECRET: TEST_JWT_SECRET,
-    PROXY_TOKEN_SECRET: TEST_PROXY_SECRET,
+    ...authEnv(),
     LOG_LEVEL: 'info',
     STORAGE_DRIVER: opts.driver ?? 'cos',
     ...(fixture ? cosEnv(fixture) : {}),
