@@ -1,5 +1,5 @@
-import { SignJWT } from 'jose';
 import { type CosAccount, cosEnv } from '../../server/test/support/env.js';
+import { signToken } from '../../server/test/support/jwt.js';
 
 /** Fixed, benchmark-only credentials: nothing here protects anything real. */
 export const COS: CosAccount = {
@@ -48,11 +48,7 @@ export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Re
   };
 }
 
-export async function tokenFor(owner: string): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(owner)
-    .setIssuedAt()
-    .setExpirationTime('6h')
-    .sign(new TextEncoder().encode(JWT_SECRET));
+/** A bearer token for an owner, valid for the whole run. */
+export function tokenFor(owner: string): Promise<string> {
+  return signToken(owner, { exp: '6h' }, JWT_SECRET);
 }

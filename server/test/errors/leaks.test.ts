@@ -1,8 +1,9 @@
-import { SignJWT, UnsecuredJWT } from 'jose';
+import { UnsecuredJWT } from 'jose';
 import { describe, expect, it, vi } from 'vitest';
 import { makePng } from '../fixtures/images.js';
 import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET, testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { signToken } from '../support/jwt.js';
 import { answer, gqlRaw, type RawGql } from '../support/raw-graphql.js';
 import { seed } from '../support/seed.js';
 import { uploadFile } from '../support/upload.js';
@@ -120,11 +121,7 @@ async function workload(h: Harness, driver: 'cos' | 'local') {
   );
 
   // Bad credentials on GraphQL.
-  const forged = await new SignJWT({ role: 'admin' })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject('alice')
-    .setExpirationTime('1h')
-    .sign(new TextEncoder().encode('not-the-secret-not-the-secret-0123456789'));
+  const forged = await signToken('alice', { role: 'admin' }, 'not-the-secret-not-the-secret-0123456789');
   const none = new UnsecuredJWT({}).setSubject('alice').setExpirationTime('1h').encode();
   const expired = await h.token('alice', { exp: Math.floor(Date.now() / 1000) - 60 });
   jwts.push(forged, none, expired);

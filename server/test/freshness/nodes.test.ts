@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
@@ -11,8 +10,9 @@ import { createCosStorage } from '../../src/storage/cos.js';
 import { RedisUrlStore, urlKeys } from '../../src/urls/redis-store.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from '../support/database.js';
-import { COS_CREDENTIALS, cosStorageOptions, gatewayEnv, TEST_JWT_SECRET } from '../support/env.js';
+import { COS_CREDENTIALS, cosStorageOptions, gatewayEnv } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
+import { signToken } from '../support/jwt.js';
 import { OwnedRedis } from '../support/redis-server.js';
 import { type SseSubscription, subscribeSse } from '../support/sse.js';
 
@@ -77,11 +77,8 @@ describe('refresh across three nodes', () => {
       width: 8,
       height: 8,
     });
-    const key = new TextEncoder().encode(TEST_JWT_SECRET);
-    const sign = (sub: string) =>
-      new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(key);
-    alice = await sign('alice');
-    bob = await sign('bob');
+    alice = await signToken('alice');
+    bob = await signToken('bob');
     const env = {
       ...gatewayEnv(fixture, pg.url),
       DATA_DIR: dataDir,

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_JWT_SECRET, testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { errorLogsSince, expectClientAnswer, expectHealthy, Tally } from '../support/hostile.js';
+import { signToken } from '../support/jwt.js';
 import { answer, gqlRaw, postGraphql } from '../support/raw-graphql.js';
 import { seed } from '../support/seed.js';
 import { readSse } from '../support/sse.js';
@@ -377,12 +378,7 @@ describe('hostile GraphQL input (fast-check)', () => {
 
   it('credentials: garbage, truncated, re-signed and forged bearer tokens are UNAUTHENTICATED', async () => {
     const good = await h.token('alice');
-    const other = new TextEncoder().encode('another-secret-another-secret-0123456789');
-    const forged = await new SignJWT({ role: 'admin' })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('alice')
-      .setExpirationTime('1h')
-      .sign(other);
+    const forged = await signToken('alice', { role: 'admin' }, 'another-secret-another-secret-0123456789');
     const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const printable = (s: string) => s.replace(/[^\x20-\x7e]/g, 'x');
     const header = fc.oneof(

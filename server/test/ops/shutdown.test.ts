@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createProxyTokens } from '../../src/auth/proxy-token.js';
 import { systemClock } from '../../src/clock.js';
@@ -12,9 +11,10 @@ import { urlKeys } from '../../src/urls/redis-store.js';
 import { LatencyProxy } from '../faults/helpers/latency-proxy.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from '../support/database.js';
-import { apiNodeEnv, COS_CREDENTIALS, TEST_JWT_SECRET, TEST_PROXY_SECRET } from '../support/env.js';
+import { apiNodeEnv, COS_CREDENTIALS, TEST_PROXY_SECRET } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { HttpConnection } from '../support/http-connection.js';
+import { signToken } from '../support/jwt.js';
 import { addImageRow, putInFixture, sha256 } from '../support/proxy.js';
 import { OwnedRedis } from '../support/redis-server.js';
 
@@ -29,13 +29,6 @@ async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>, into: Bu
     into.push(Buffer.from(value));
   }
 }
-
-const jwt = (sub: string) =>
-  new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setExpirationTime('1h')
-    .sign(new TextEncoder().encode(TEST_JWT_SECRET));
 
 /** One page of the owner's images with their signed URLs (each one an access of that image). */
 async function viewPage(base: string, token: string): Promise<string[]> {
@@ -107,7 +100,7 @@ describe('graceful shutdown of the real entry point', () => {
       headers: {
         'content-type': 'application/json',
         accept: 'text/event-stream',
-        authorization: `Bearer ${await jwt('alice')}`,
+        authorization: `Bearer ${await signToken('alice')}`,
       },
       body: JSON.stringify({
         query: 'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
@@ -195,7 +188,7 @@ describe('graceful shutdown of the real entry point', () => {
       REDIS_PREFIX: prefix,
     });
     const mine = await Promise.all([1, 2, 3].map(() => bigImage(1024, 'carol')));
-    const token = await jwt('carol');
+    const token = await signToken('carol');
     // Three views of the page, the last just before SIGTERM: whatever the once-a-second flush did
     // not take yet is in the node's memory when the signal comes.
     for (let i = 0; i < 2; i++) await viewPage(gw.url, token);
@@ -235,7 +228,7 @@ describe('graceful shutdown of the real entry point', () => {
       });
       const mine = await Promise.all(Array.from({ length: 20 }, () => bigImage(256, 'dave')));
       const ids = mine.map((m) => m.id);
-      expect((await viewPage(gw.url, await jwt('dave'))).sort()).toEqual([...ids].sort());
+      expect((await viewPage(gw.url, await signToken('dave'))).sort()).toEqual([...ids].sort());
       // Where each URL's refresh was scheduled by that signing.
       const scheduled = new Map<string, number>();
       for (const id of ids) scheduled.set(id, Number(await admin.zscore(k.schedule, id)));

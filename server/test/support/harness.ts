@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { SignJWT } from 'jose';
 import type { Clock } from '../../src/clock.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Container, createContainer } from '../../src/container.js';
@@ -16,7 +15,8 @@ import type { Storage } from '../../src/storage/storage.js';
 import type { UrlStore } from '../../src/urls/store.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from './database.js';
-import { authEnv, COS_CREDENTIALS, cosEnv, TEST_JWT_SECRET } from './env.js';
+import { authEnv, COS_CREDENTIALS, cosEnv } from './env.js';
+import { signToken } from './jwt.js';
 
 export interface HarnessOptions {
   /** 'cos' (default: the real SDK against the fixture) or 'local'. */
@@ -111,13 +111,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   server.on('request', app.handle);
   const url = `http://127.0.0.1:${port}`;
 
-  const token = async (sub: string, claims: Record<string, unknown> = {}) =>
-    new SignJWT({ ...claims })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject(sub)
-      .setIssuedAt()
-      .setExpirationTime(typeof claims.exp === 'number' ? claims.exp : '1h')
-      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+  const token = (sub: string, claims: Record<string, unknown> = {}) => signToken(sub, claims);
   const defaultToken = await token('alice');
 
   return {

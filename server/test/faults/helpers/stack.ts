@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SignJWT } from 'jose';
 import { systemClock } from '../../../src/clock.js';
 import { openDatabase } from '../../../src/db/connect.js';
 import { createImagesRepo } from '../../../src/db/images-repo.js';
@@ -9,8 +8,9 @@ import { seedImages } from '../../../src/seed.js';
 import { createCosStorage } from '../../../src/storage/cos.js';
 import { type CosFixture, startCosFixture } from '../../fixtures/cos-fixture.js';
 import { createTestDatabase } from '../../support/database.js';
-import { COS_CREDENTIALS, cosStorageOptions, gatewayEnv, TEST_JWT_SECRET } from '../../support/env.js';
+import { COS_CREDENTIALS, cosStorageOptions, gatewayEnv } from '../../support/env.js';
 import { GatewayProcess } from '../../support/gateway-process.js';
+import { signToken } from '../../support/jwt.js';
 
 export interface StackOptions {
   /** A database the test owns (a private server); default: a fresh database on the test server. */
@@ -78,11 +78,7 @@ export class Stack {
       ...o.env,
     };
     const gateway = await GatewayProcess.start(env);
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('alice')
-      .setExpirationTime('1h')
-      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    const token = await signToken('alice');
     const stack: Stack = new Stack(gateway, fixture, ids, token, databaseUrl, env, async () => {
       await Promise.all([gateway, ...stack.others].map((g) => g.stop()));
       await fixture.close();
