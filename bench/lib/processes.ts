@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../server/test/support/redis-server.js';
+import { freePort } from '../../server/test/support/ports.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { CountingProxy } from './counting-proxy.js';
-import { freePort } from './redis-server.js';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 
