@@ -3,7 +3,7 @@ import type { SignedUrlEvent } from '../../src/events/event-bus.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
-import { subscribeSse } from '../support/sse.js';
+import { postSubscription, subscribeSse } from '../support/sse.js';
 
 const SUB =
   'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt } } }';
@@ -55,15 +55,7 @@ describe('signedUrlRefreshed: one subscriber cannot starve another', () => {
     const aliceToken = await h.token('alice');
     const bobToken = await h.token('bob');
     // Alice's client opens the stream and never reads it again.
-    const stalled = await fetch(`${h.url}/graphql`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'text/event-stream',
-        authorization: `Bearer ${aliceToken}`,
-      },
-      body: JSON.stringify({ query: SUB, variables: { ids: alicesImages } }),
-    });
+    const stalled = await postSubscription(h.url, SUB, { ids: alicesImages }, aliceToken);
     expect(stalled.status).toBe(200);
     const bob = subscribeSse<Data>(h.url, SUB, { ids: [bobsImage] }, bobToken);
     await bob.opened;

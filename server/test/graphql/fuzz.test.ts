@@ -7,7 +7,7 @@ import { errorLogsSince, expectClientAnswer, expectHealthy, Tally } from '../sup
 import { signToken } from '../support/jwt.js';
 import { answer, gqlRaw, postGraphql } from '../support/raw-graphql.js';
 import { seed } from '../support/seed.js';
-import { readSse } from '../support/sse.js';
+import { postSubscription, readSse } from '../support/sse.js';
 
 /** An image id as the API defines it. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -469,18 +469,12 @@ describe('hostile GraphQL input (fast-check)', () => {
           const list = Array.isArray(ids) ? ids : [ids];
           const valid = list.length <= 500 && list.every((id) => typeof id === 'string' && UUID.test(id));
           const label = JSON.stringify(ids)?.slice(0, 120) ?? String(ids);
-          const res = await fetch(`${h.url}/graphql`, {
-            method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              accept: 'text/event-stream',
-              authorization: `Bearer ${token}`,
-            },
-            body: JSON.stringify({
-              query: 'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
-              variables: { ids },
-            }),
-          });
+          const res = await postSubscription(
+            h.url,
+            'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
+            { ids },
+            token,
+          );
           tally.add('subscription ids');
           expect(res.status, label).toBeLessThan(500);
           expect(res.headers.get('content-type'), label).toMatch(/^text\/event-stream/);

@@ -7,6 +7,7 @@ import { type Harness, startHarness } from '../support/harness.js';
 import { proxyLinks, waitFor } from '../support/proxy.js';
 import { OwnedRedis } from '../support/redis-server.js';
 import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
+import { postSubscription } from '../support/sse.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { parseYamlSubset, type YamlValue } from '../support/yaml-subset.js';
 
@@ -100,18 +101,12 @@ describe('operations: health, readiness, metrics, alert rules, logs', () => {
     expect((await get(stream)).status).toBe(200);
 
     // An open subscription shows in the SSE gauge.
-    const sse = await fetch(`${h.url}/graphql`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'text/event-stream',
-        authorization: `Bearer ${token}`,
-      },
-      body: JSON.stringify({
-        query: 'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
-        variables: { ids: [ids[0]] },
-      }),
-    });
+    const sse = await postSubscription(
+      h.url,
+      'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
+      { ids: [ids[0]] },
+      token,
+    );
     const reader = sse.body!.getReader();
     await reader.read();
     let text = '';

@@ -3,20 +3,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createProxyTokens } from '../../src/auth/proxy-token.js';
-import { systemClock } from '../../src/clock.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
 import { urlKeys } from '../../src/urls/redis-store.js';
 import { LatencyProxy } from '../faults/helpers/latency-proxy.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from '../support/database.js';
-import { apiNodeEnv, COS_CREDENTIALS, TEST_PROXY_SECRET } from '../support/env.js';
+import { apiNodeEnv, COS_CREDENTIALS } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { HttpConnection } from '../support/http-connection.js';
 import { signToken } from '../support/jwt.js';
-import { addImageRow, putInFixture, sha256 } from '../support/proxy.js';
+import { addImageRow, putInFixture, sha256, testProxyTokens } from '../support/proxy.js';
 import { OwnedRedis } from '../support/redis-server.js';
+import { postSubscription } from '../support/sse.js';
 
 const MB = 1024 * 1024;
 /** docs/operations.md: the process exits within 10 s (main.ts forces an exit then). */
@@ -56,11 +55,7 @@ describe('graceful shutdown of the real entry point', () => {
   let dataDir: string;
   let redis: OwnedRedis;
   let gw: GatewayProcess | undefined;
-  const tokens = createProxyTokens({
-    secrets: [{ kid: 'k0', secret: TEST_PROXY_SECRET }],
-    ttlSeconds: 3600,
-    clock: systemClock,
-  });
+  const tokens = testProxyTokens();
 
   beforeAll(async () => {
     fixture = await startCosFixture(COS_CREDENTIALS);
@@ -95,18 +90,12 @@ describe('graceful shutdown of the real entry point', () => {
   }
 
   async function openSubscription(base: string, id: string) {
-    const res = await fetch(`${base}/graphql`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'text/event-stream',
-        authorization: `Bearer ${await signToken('alice')}`,
-      },
-      body: JSON.stringify({
-        query: 'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
-        variables: { ids: [id] },
-      }),
-    });
+    const res = await postSubscription(
+      base,
+      'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
+      { ids: [id] },
+      await signToken('alice'),
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = res.body!.getReader();

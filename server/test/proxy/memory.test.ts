@@ -3,15 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProxyTokens } from '../../src/auth/proxy-token.js';
-import { systemClock } from '../../src/clock.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from '../support/database.js';
-import { apiNodeEnv, COS_CREDENTIALS, TEST_PROXY_SECRET } from '../support/env.js';
+import { apiNodeEnv, COS_CREDENTIALS } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
-import { addImageRow, drain, putInFixture, sha256 } from '../support/proxy.js';
+import { addImageRow, drain, putInFixture, sha256, testProxyTokens } from '../support/proxy.js';
 
 const MB = 1024 * 1024;
 
@@ -23,11 +21,7 @@ describe('stream mode memory: a 50 MB object through a child gateway', () => {
   let gw: GatewayProcess;
   let db: Db;
   let dataDir: string;
-  const tokens = createProxyTokens({
-    secrets: [{ kid: 'k0', secret: TEST_PROXY_SECRET }],
-    ttlSeconds: 3600,
-    clock: systemClock,
-  });
+  const tokens = testProxyTokens();
 
   beforeAll(async () => {
     fixture = await startCosFixture(COS_CREDENTIALS);

@@ -30,6 +30,21 @@ describe('/proxy/:id stream mode', () => {
 
   const get = (headers: Record<string, string> = {}, method = 'GET') => fetch(link, { method, headers });
 
+  /** The stream link of `size` random bytes stored under `key` (in the fixture, with their row). */
+  async function storedObjectLink(key: string, size: number): Promise<string> {
+    const big = randomBytes(size);
+    const tag = putInFixture(h.fixture!, key, big, 'application/octet-stream');
+    const bigId = await addImageRow(
+      h.container.imagesRepo,
+      'alice',
+      key,
+      big,
+      'application/octet-stream',
+      tag,
+    );
+    return (await proxyLinks(h, bigId)).stream;
+  }
+
   it('streams the exact bytes with the headers of an immutable object', async () => {
     const res = await get();
     expect(res.status).toBe(200);
@@ -132,18 +147,7 @@ describe('/proxy/:id stream mode', () => {
   });
 
   it('a client that stops reading is cut after STALLED_CLIENT_SECONDS, and so is the origin request', async () => {
-    const big = randomBytes(48 * MB);
-    const key = 'u/alice/stall-test.bin';
-    const tag = putInFixture(h.fixture!, key, big, 'application/octet-stream');
-    const bigId = await addImageRow(
-      h.container.imagesRepo,
-      'alice',
-      key,
-      big,
-      'application/octet-stream',
-      tag,
-    );
-    const { stream } = await proxyLinks(h, bigId);
+    const stream = await storedObjectLink('u/alice/stall-test.bin', 48 * MB);
     const aborted = h.fixture!.requests.aborted;
     const res = await fetch(stream);
     expect(res.status).toBe(200);
@@ -158,18 +162,8 @@ describe('/proxy/:id stream mode', () => {
   });
 
   it('a client that disconnects mid-stream aborts the upstream request', async () => {
-    const big = randomBytes(24 * MB);
     const key = 'u/alice/abort-test.bin';
-    const tag = putInFixture(h.fixture!, key, big, 'application/octet-stream');
-    const bigId = await addImageRow(
-      h.container.imagesRepo,
-      'alice',
-      key,
-      big,
-      'application/octet-stream',
-      tag,
-    );
-    const { stream } = await proxyLinks(h, bigId);
+    const stream = await storedObjectLink(key, 24 * MB);
     const aborted = h.fixture!.requests.aborted;
     const ac = new AbortController();
     const res = await fetch(stream, { signal: ac.signal });

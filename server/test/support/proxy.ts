@@ -1,7 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Counter } from 'prom-client';
+import { createProxyTokens, type ProxyTokens } from '../../src/auth/proxy-token.js';
+import { systemClock } from '../../src/clock.js';
 import type { ImagesRepo } from '../../src/db/images-repo.js';
 import type { CosFixture } from '../fixtures/cos-fixture.js';
+import { TEST_PROXY_SECRET } from './env.js';
 import type { Harness } from './harness.js';
 
 /** Both proxy links of an image, as the owner's GraphQL query returns them. */
@@ -17,6 +20,15 @@ export async function proxyLinks(
   );
   if (res.errors || !res.data?.image) throw new Error(`proxyUrl query failed: ${JSON.stringify(res)}`);
   return res.data.image;
+}
+
+/** Signs proxy links the way a node with the tests' PROXY_TOKEN_SECRET does (support/env.ts authEnv). */
+export function testProxyTokens(): ProxyTokens {
+  return createProxyTokens({
+    secrets: [{ kid: 'k0', secret: TEST_PROXY_SECRET }],
+    ttlSeconds: 3600,
+    clock: systemClock,
+  });
 }
 
 /** The sum of a counter over all its labels. */

@@ -93,6 +93,26 @@ export interface SseSubscription<T> {
   ended: Promise<void>;
 }
 
+/** A GraphQL subscription over SSE, as a browser opens it; the caller reads the stream (or does not). */
+export function postSubscription(
+  url: string,
+  query: string,
+  variables: Record<string, unknown>,
+  token?: string,
+  signal?: AbortSignal,
+): Promise<Response> {
+  return fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'text/event-stream',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ query, variables }),
+    ...(signal ? { signal } : {}),
+  });
+}
+
 export function subscribeSse<T>(
   url: string,
   query: string,
@@ -109,16 +129,7 @@ export function subscribeSse<T>(
   });
   const ended = (async () => {
     try {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'text/event-stream',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: JSON.stringify({ query, variables }),
-        signal: ac.signal,
-      });
+      const res = await postSubscription(url, query, variables, token, ac.signal);
       if (!res.ok || !res.body) throw new Error(`subscription failed: HTTP ${res.status}`);
       opened();
       const parser = new SseParser();
