@@ -200,7 +200,7 @@ describe('hostile GraphQL input (fast-check)', () => {
     logMark = h.logs.length;
   });
   afterAll(async () => {
-    tally.print('hostile-graphql');
+    tally.print('graphql/fuzz');
     await h?.close();
   });
 

@@ -13,7 +13,7 @@ import { uploadFile } from '../support/upload.js';
 // app (PostgreSQL, Redis, local driver). Properties: never a 5xx, only the statuses of the error table (docs/architecture.md, "Errors")
 // allows, and every 200/206 carries exactly the bytes its headers describe.
 const tally = new Tally();
-afterAll(() => tally.print('hostile-proxy'));
+afterAll(() => tally.print('proxy/fuzz'));
 
 /** Characters node's HTTP client refuses in a path are percent-encoded; everything else is sent raw. */
 const rawPath = (s: string) => s.replace(/[^\u0021-\u007e]/gu, (c) => encodeURIComponent(c));

@@ -264,7 +264,7 @@ describe('hostile uploads (fast-check)', () => {
     logMark = h.logs.length;
   });
   afterAll(async () => {
-    tally.print('hostile-uploads');
+    tally.print('uploads/fuzz');
     await h?.close();
   });
 
