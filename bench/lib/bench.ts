@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
+import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { HttpJob, HttpResult, PatternJob } from '../children/loadgen.js';
 import type { Endpoints, OWNERS } from './config.js';
 import type { OwnerRows } from './database.js';
-import type { NodeProcess } from './processes.js';
 import type { BenchRedis } from './redis.js';
 import type { RpcChild } from './rpc.js';
 
@@ -38,11 +38,11 @@ export interface Bench {
   /** A client of the private Redis for FLUSHDB, INFO and checks. */
   redisClient: Redis;
   databaseUrl: string;
-  gateway: NodeProcess;
-  ceiling: NodeProcess;
+  gateway: GatewayProcess;
+  ceiling: GatewayProcess;
   /** The ceiling with one real part back: the images repository (sql) or the URL service (urls). */
-  ceilingParts: { sql: NodeProcess; urls: NodeProcess };
-  bare: NodeProcess;
+  ceilingParts: { sql: GatewayProcess; urls: GatewayProcess };
+  bare: GatewayProcess;
   fixture: RpcChild;
   loadgen: RpcChild;
   tokens: Record<OwnerKey, string>;

@@ -1,7 +1,8 @@
-import { SignJWT } from 'jose';
+import { type CosAccount, cosEnv } from '../../server/test/support/env.js';
+import { signToken } from '../../server/test/support/jwt.js';
 
 /** Fixed, benchmark-only credentials: nothing here protects anything real. */
-export const COS = {
+export const COS: CosAccount = {
   secretId: 'AKIDbenchmarkbenchmarkbenchmark00',
   secretKey: 'benchmark-secret-key-benchmark-key',
   bucket: 'bench-1250000000',
@@ -33,13 +34,7 @@ export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Re
     NODE_ENV: 'production',
     DATABASE_URL: e.databaseUrl,
     REDIS_URL: e.redisUrl,
-    STORAGE_DRIVER: 'cos',
-    COS_SECRET_ID: COS.secretId,
-    COS_SECRET_KEY: COS.secretKey,
-    COS_BUCKET: COS.bucket,
-    COS_REGION: COS.region,
-    COS_DOMAIN: e.cosHost,
-    COS_PROTOCOL: 'http',
+    ...cosEnv({ host: e.cosHost }, COS),
     AUTH_JWT_SECRET: JWT_SECRET,
     PROXY_TOKEN_SECRET: PROXY_SECRET,
     SIGNET_ROLE: 'api',
@@ -53,11 +48,7 @@ export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Re
   };
 }
 
-export async function tokenFor(owner: string): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(owner)
-    .setIssuedAt()
-    .setExpirationTime('6h')
-    .sign(new TextEncoder().encode(JWT_SECRET));
+/** A bearer token for an owner, valid for the whole run. */
+export function tokenFor(owner: string): Promise<string> {
+  return signToken(owner, { exp: '6h' }, JWT_SECRET);
 }

@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../server/test/helpers/redis-server.js';
+import { GatewayProcess } from '../../server/test/support/gateway-process.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -23,82 +23,29 @@ export async function cpuSecondsOf(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
-/** A Node.js process under test (gateway, worker, bare server), its output kept for errors. */
-export class NodeProcess {
-  private readonly output: string[] = [];
-  readonly exited: Promise<number | null>;
-
-  private constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-    readonly port: number,
-  ) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    for (const s of [child.stdout, child.stderr]) {
-      s?.on('data', (d: Buffer) => {
-        this.output.push(d.toString());
-        if (this.output.length > 200) this.output.shift();
-      });
-    }
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  logs(): string {
-    return this.output.join('');
-  }
-
-  /** Starts `node <args>` on a free port (PORT in its env) and waits for `readyPath` to answer 2xx. */
-  static async start(
-    name: string,
-    args: string[],
-    env: Record<string, string>,
-    options: { readyPath?: string; timeoutMs?: number; port?: number } = {},
-  ): Promise<NodeProcess> {
-    const port = options.port ?? (await freePort());
-    const child = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '/tmp',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const p = new NodeProcess(name, child, port);
-    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-    const readyPath = options.readyPath ?? '/healthz';
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${p.logs()}`);
-      try {
-        const r = await fetch(`${p.url}${readyPath}`, { redirect: 'manual' });
-        if (r.status < 500) return p;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`${name} did not start:\n${p.logs()}`);
-      }
-      await sleep(50);
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 12_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
+/**
+ * Starts `node <args>` (a gateway, a worker, a bare server) on a free port (PORT in its env) and
+ * waits for `readyPath` to answer below 500, through the tests' child-process helper: up to a
+ * minute to start, the last 200 lines of output kept for errors, 12 s from SIGTERM to SIGKILL.
+ */
+export function startNode(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  options: { readyPath?: string; timeoutMs?: number; port?: number } = {},
+): Promise<GatewayProcess> {
+  return GatewayProcess.launch({
+    name,
+    args,
+    env,
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    readyPath: options.readyPath ?? '/healthz',
+    isReady: (status) => status < 500,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    pollMs: 50,
+    keepLines: 200,
+    stopGraceMs: 12_000,
+  });
 }
 
 /** Runs a command to completion; resolves with its stdout (rejects with its output on failure). */

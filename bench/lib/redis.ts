@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Redis, type RedisOptions } from 'ioredis';
-import { freePort } from '../../server/test/helpers/redis-server.js';
+import { freePort } from '../../server/test/support/ports.js';
 import { sleep } from './processes.js';
 
 /**

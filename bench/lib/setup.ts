@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makePng } from '../../server/src/seed.js';
+import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { Bench, OwnerKey } from './bench.js';
 import { COS, type Endpoints, gatewayEnv, OWNERS, STREAM_OBJECT_BYTES, tokenFor } from './config.js';
 import {
@@ -11,7 +12,7 @@ import {
   seedRows,
   serverVersion,
 } from './database.js';
-import { NodeProcess, ROOT, run } from './processes.js';
+import { ROOT, run, startNode } from './processes.js';
 import { BenchRedis } from './redis.js';
 import { RpcChild } from './rpc.js';
 
@@ -116,17 +117,17 @@ export async function startServices(
       : {};
     // The servers under test start side by side; whichever started is stopped if one fails.
     const ceilingOf = (mode: 'static' | 'sql' | 'urls') =>
-      NodeProcess.start(
+      startNode(
         `ceiling-${mode}`,
         [...prof, '--import', 'tsx', 'bench/children/ceiling-server.ts'],
         gatewayEnv(endpoints, { CEILING_MODE: mode, CEILING_OWNER: OWNERS.main.id }),
       );
     const settled = await Promise.allSettled([
-      NodeProcess.start('gateway', [...prof, 'server/dist/main.js'], gatewayEnv(endpoints, tuning)),
+      startNode('gateway', [...prof, 'server/dist/main.js'], gatewayEnv(endpoints, tuning)),
       ceilingOf('static'),
       ceilingOf('sql'),
       ceilingOf('urls'),
-      NodeProcess.start('bare-servers', ['--import', 'tsx', 'bench/children/bare-servers.ts'], {
+      startNode('bare-servers', ['--import', 'tsx', 'bench/children/bare-servers.ts'], {
         REDIRECT_LOCATION: `http://${cosHost}/b/bench/1.png?q-sign-algorithm=sha1&q-signature=0123456789abcdef0123456789abcdef01234567`,
         RELAY_ORIGIN: `http://${cosHost}`,
         REDIS_URL: redis.url,
@@ -137,8 +138,8 @@ export async function startServices(
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     const [gateway, ceiling, ceilingSql, ceilingUrls, bare] = settled.map(
-      (s) => (s as PromiseFulfilledResult<NodeProcess>).value,
-    ) as [NodeProcess, NodeProcess, NodeProcess, NodeProcess, NodeProcess];
+      (s) => (s as PromiseFulfilledResult<GatewayProcess>).value,
+    ) as [GatewayProcess, GatewayProcess, GatewayProcess, GatewayProcess, GatewayProcess];
     const loadgen = RpcChild.start('loadgen.ts');
     undo.push(() => loadgen.stop());
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { urlKeys } from '../../server/src/urls/redis-store.js';
 import { type Bench, fetchPage, PAGE_QUERY, type Section } from '../lib/bench.js';
-import { memoryOf, NodeProcess, sleep } from '../lib/processes.js';
+import { memoryOf, sleep, startNode } from '../lib/processes.js';
 import { infoNumber } from '../lib/redis.js';
 import { mean } from '../lib/stats.js';
 
@@ -94,7 +94,7 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-bench-embedded-'));
   try {
     const t = Date.now();
-    const gw = await NodeProcess.start('embedded', ['server/dist/main.js'], {
+    const gw = await startNode('embedded', ['server/dist/main.js'], {
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
     });

@@ -1,6 +1,6 @@
 import { type Bench, graphql, type Section } from '../lib/bench.js';
 import { gatewayEnv } from '../lib/config.js';
-import { NodeProcess, sleep } from '../lib/processes.js';
+import { sleep, startNode } from '../lib/processes.js';
 
 const QUERY =
   'query Page($first: Int!) { images(first: $first) { edges { node { id signedUrl { url expiresAt } } } } }';
@@ -23,9 +23,9 @@ export async function oneUrlPerStep(b: Bench): Promise<Section> {
     // Its own cache keys: the main gateway's hour-long URLs must not be read as this grid's.
     REDIS_PREFIX: 'grid:',
   });
-  const nodes = [await NodeProcess.start('grid-a', ['server/dist/main.js'], env)];
+  const nodes = [await startNode('grid-a', ['server/dist/main.js'], env)];
   try {
-    nodes.push(await NodeProcess.start('grid-b', ['server/dist/main.js'], env));
+    nodes.push(await startNode('grid-b', ['server/dist/main.js'], env));
     const steps = b.quick ? 4 : 10;
     const stepMs = 3000;
     /** image -> step (expiresAt) -> distinct URLs */

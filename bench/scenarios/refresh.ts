@@ -1,9 +1,10 @@
 import { urlKeys } from '../../server/src/urls/redis-store.js';
 import type { StoreEntry } from '../../server/src/urls/store.js';
+import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
 import { gatewayEnv } from '../lib/config.js';
 import { inProcessWorker } from '../lib/in-process.js';
-import { NodeProcess, sleep } from '../lib/processes.js';
+import { sleep, startNode } from '../lib/processes.js';
 import { median } from '../lib/stats.js';
 
 const k = urlKeys('signet:');
@@ -56,14 +57,10 @@ export async function refresh(b: Bench): Promise<Section> {
     const [seeded, ...started] = await Promise.allSettled([
       seed(),
       ...Array.from({ length: workers }, (_, i) =>
-        NodeProcess.start(
-          `worker-${i}`,
-          ['server/dist/main.js'],
-          gatewayEnv(b.endpoints, { SIGNET_ROLE: 'worker' }),
-        ),
+        startNode(`worker-${i}`, ['server/dist/main.js'], gatewayEnv(b.endpoints, { SIGNET_ROLE: 'worker' })),
       ),
     ]);
-    const procs = started.flatMap((p) => (p.status === 'fulfilled' ? [p.value as NodeProcess] : []));
+    const procs = started.flatMap((p) => (p.status === 'fulfilled' ? [p.value as GatewayProcess] : []));
     try {
       const failed = [seeded, ...started].find((p) => p.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;

@@ -1,7 +1,7 @@
-import { CountingProxy, type Turn } from '../../server/test/helpers/counting-proxy.js';
+import { CountingProxy, type Turn } from '../../server/test/support/counting-proxy.js';
 import { type Bench, fetchPage, type Section } from '../lib/bench.js';
 import { gatewayEnv } from '../lib/config.js';
-import { NodeProcess, sleep } from '../lib/processes.js';
+import { sleep, startNode } from '../lib/processes.js';
 
 /**
  * Turns that carry a page's own work (the read, the write-back, the refresh event of newly signed
@@ -37,7 +37,7 @@ export async function roundTrips(b: Bench): Promise<Section> {
   const pgProxy = await CountingProxy.start('postgres', dbUrl.hostname, Number(dbUrl.port || 5432));
   const proxiedDb = new URL(dbUrl);
   proxiedDb.host = `127.0.0.1:${pgProxy.port}`;
-  const gateway = await NodeProcess.start(
+  const gateway = await startNode(
     'counting-gateway',
     ['server/dist/main.js'],
     gatewayEnv({

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import pg from 'pg';
-import { testDatabaseUrl, testRedisUrl } from './helpers/env.js';
+import { testDatabaseUrl, testRedisUrl } from './support/env.js';
 
 async function redisAnswers(url: string): Promise<string | null> {
   const u = new URL(url);

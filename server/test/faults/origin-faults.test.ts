@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OwnedRedis } from '../helpers/redis-server.js';
+import { OwnedRedis } from '../support/redis-server.js';
 import { Client } from './helpers/client.js';
 import { report, SteadyLoad, sleep } from './helpers/load.js';
 import { Stack } from './helpers/stack.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OwnedRedis } from '../helpers/redis-server.js';
+import { OwnedRedis } from '../support/redis-server.js';
 import { Client } from './helpers/client.js';
 import { report, type Sample, SteadyLoad, sleep, until } from './helpers/load.js';
 import { OwnedPostgres } from './helpers/owned-postgres.js';

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalRedisCluster } from '../helpers/redis-cluster.js';
-import { Client, reportUncached } from './helpers/client.js';
-import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import { LocalRedisCluster } from '../support/redis-cluster.js';
+import { Client } from './helpers/client.js';
+import { SteadyLoad, sleep } from './helpers/load.js';
+import { expectRecovery } from './helpers/recovery.js';
 import { Stack } from './helpers/stack.js';
 
 const RATE = 20;
 
-// The cluster test (server/test/redis-cluster.test.ts) restarts a master during a sequential loop;
+// The cluster test (server/test/storage/redis-cluster.test.ts) restarts a master during a sequential loop;
 // here the same fault meets a steady open-loop load, so its latency shows: one master of three
 // SIGKILLed (a third of the slots gone, no replica to fail over to) and restarted.
 describe('fault: a Redis Cluster master killed and restarted under load', () => {
@@ -38,35 +39,12 @@ describe('fault: a Redis Cluster master killed and restarted under load', () => 
 
     load.phase('restarting');
     await cluster.restart(victim);
-    const restartedAt = Date.now();
-    load.phase('recovery');
-    await until(
-      'pages served from the cache again',
-      () => {
-        const recent = load.select({ kind: 'page', phase: 'recovery' }).slice(-8);
-        return recent.length === 8 && recent.every((s) => s.ok && s.cached);
-      },
-      20_000,
-    );
-    const recoveredMs = Date.now() - restartedAt;
-    load.phase('after');
-    await sleep(3000);
-    await load.stop();
-    // Every URL signed without the cache, not only the latest one: each distinct one opened at
-    // the origin now (they live for the whole TTL), bytes compared with the object's.
-    const uncached = await client.openUncached();
-
-    report(
-      `Redis Cluster master SIGKILL + restart (cache back ${recoveredMs} ms after the cluster was healthy)`,
-      load,
-      ['page', 'url'],
-      ['before', 'outage', 'restarting', 'recovery', 'after'],
-    );
-    reportUncached(uncached, ['before', 'outage', 'restarting', 'recovery', 'after']);
-    expect(load.failures()).toEqual([]);
-    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
-    expect(uncached['outage']?.distinct ?? 0).toBeGreaterThan(0);
-    expect(uncached['outage']!.opened).toBe(uncached['outage']!.distinct);
+    await expectRecovery(load, client, {
+      faultPhase: 'outage',
+      phases: ['before', 'outage', 'restarting', 'recovery', 'after'],
+      title: (ms) =>
+        `Redis Cluster master SIGKILL + restart (cache back ${ms} ms after the cluster was healthy)`,
+    });
     expect(load.select({ kind: 'page', phase: 'outage' }).length).toBeGreaterThan(RATE * 4);
     // The store's deadline (2x the command timeout) bounds a call however the cluster redirects.
     expect(load.summary({ kind: 'page', phase: ['outage', 'restarting'] }).max).toBeLessThan(2000);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandStats, OwnedRedis } from '../helpers/redis-server.js';
-import { Client, reportUncached } from './helpers/client.js';
-import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import { commandStats, OwnedRedis } from '../support/redis-server.js';
+import { Client } from './helpers/client.js';
+import { SteadyLoad, sleep } from './helpers/load.js';
+import { expectRecovery } from './helpers/recovery.js';
 import { Stack } from './helpers/stack.js';
 
 const RATE = 20; // page queries (and as many origin fetches of a URL just handed out) per second
@@ -36,37 +37,12 @@ describe('fault: Redis killed and restarted under load', () => {
     await sleep(6000);
 
     await redis.start();
-    const restartedAt = Date.now();
-    load.phase('recovery');
-    // Back on the cache: a full rotation of pages, all from Redis.
-    await until(
-      'pages served from the cache again',
-      () => {
-        const recent = load.select({ kind: 'page', phase: 'recovery' }).slice(-8);
-        return recent.length === 8 && recent.every((s) => s.ok && s.cached);
-      },
-      20_000,
-    );
-    const recoveredMs = Date.now() - restartedAt;
-    load.phase('after');
-    await sleep(3000);
-    await load.stop();
-    // Every URL signed without the cache, not only the latest one: each distinct one opened at
-    // the origin now (they live for the whole TTL), bytes compared with the object's.
-    const uncached = await client.openUncached();
-
-    report(
-      `Redis SIGKILL + restart (cache back ${recoveredMs} ms after restart)`,
-      load,
-      ['page', 'url'],
-      ['before', 'outage', 'recovery', 'after'],
-    );
-    reportUncached(uncached, ['before', 'outage', 'recovery', 'after']);
-    // Zero failed queries, and every URL signed without the cache opens at the origin.
-    expect(load.failures()).toEqual([]);
-    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
-    expect(uncached['outage']?.distinct ?? 0).toBeGreaterThan(0);
-    expect(uncached['outage']!.opened).toBe(uncached['outage']!.distinct);
+    // Zero failed queries, every URL signed without the cache opens at the origin, the cache is back.
+    const { recoveredMs } = await expectRecovery(load, client, {
+      faultPhase: 'outage',
+      phases: ['before', 'outage', 'recovery', 'after'],
+      title: (ms) => `Redis SIGKILL + restart (cache back ${ms} ms after restart)`,
+    });
     const outage = load.select({ kind: 'page', phase: 'outage' });
     expect(outage.length).toBeGreaterThan(RATE * 4);
     expect(outage.filter((s) => !s.cached).length).toBeGreaterThan(RATE * 4);

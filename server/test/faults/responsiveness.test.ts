@@ -17,13 +17,12 @@ import {
   WEBP_LOSSLESS_5x3,
   WEBP_LOSSY_5x3,
 } from '../fixtures/images.js';
-import { createTestDatabase } from '../helpers/database.js';
-import { testRedisUrl } from '../helpers/env.js';
-import { GatewayProcess } from '../helpers/gateway-process.js';
-import { TEST_JWT_SECRET } from '../helpers/harness.js';
-import { type RawResponse, rawRequest } from '../helpers/hostile.js';
-import { CLIENT_CODES } from '../helpers/raw-graphql.js';
-import { UPLOAD_MUTATION } from '../helpers/upload.js';
+import { createTestDatabase } from '../support/database.js';
+import { TEST_JWT_SECRET, testRedisUrl } from '../support/env.js';
+import { GatewayProcess } from '../support/gateway-process.js';
+import { type RawResponse, rawRequest } from '../support/hostile.js';
+import { CLIENT_CODES } from '../support/raw-graphql.js';
+import { UPLOAD_MUTATION } from '../support/upload.js';
 
 // The responsiveness guard: for 30 s a few concurrent senders feed the real gateway (a child
 // process running the real entry point, on PostgreSQL, Redis and the local driver with SVG

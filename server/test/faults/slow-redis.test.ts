@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandStats, OwnedRedis } from '../helpers/redis-server.js';
-import { Client, reportUncached } from './helpers/client.js';
+import { commandStats, OwnedRedis } from '../support/redis-server.js';
+import { Client } from './helpers/client.js';
 import { LatencyProxy } from './helpers/latency-proxy.js';
-import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import { SteadyLoad, sleep } from './helpers/load.js';
+import { expectRecovery } from './helpers/recovery.js';
 import { Stack } from './helpers/stack.js';
 
 const RATE = 20;
@@ -41,39 +42,18 @@ describe('fault: a slow Redis under load', () => {
     await sleep(8000);
 
     proxy.latencyMs = 0;
-    const restoredAt = Date.now();
-    load.phase('recovery');
-    await until(
-      'pages served from the cache again',
-      () => {
-        const recent = load.select({ kind: 'page', phase: 'recovery' }).slice(-8);
-        return recent.length === 8 && recent.every((s) => s.ok && s.cached);
-      },
-      20_000,
-    );
-    const recoveredMs = Date.now() - restoredAt;
     const admin = redis.client();
-    const mgetBefore = (await commandStats(admin))['mget'] ?? 0;
-    load.phase('after');
-    await sleep(3000);
-    await load.stop();
-    // Every URL signed without the cache, not only the latest one: each distinct one opened at
-    // the origin now (they live for the whole TTL), bytes compared with the object's.
-    const uncached = await client.openUncached();
+    let mgetBefore = 0;
+    await expectRecovery(load, client, {
+      faultPhase: 'slow',
+      phases: ['before', 'slow', 'recovery', 'after'],
+      title: (ms) => `Redis +${ADDED_MS} ms each way (cache back ${ms} ms after the latency went)`,
+      onRecovered: async () => {
+        mgetBefore = (await commandStats(admin))['mget'] ?? 0;
+      },
+    });
     const mgetAfter = (await commandStats(admin))['mget'] ?? 0;
     admin.disconnect();
-
-    report(
-      `Redis +${ADDED_MS} ms each way (cache back ${recoveredMs} ms after the latency went)`,
-      load,
-      ['page', 'url'],
-      ['before', 'slow', 'recovery', 'after'],
-    );
-    reportUncached(uncached, ['before', 'slow', 'recovery', 'after']);
-    expect(load.failures()).toEqual([]);
-    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
-    expect(uncached['slow']?.distinct ?? 0).toBeGreaterThan(0);
-    expect(uncached['slow']!.opened).toBe(uncached['slow']!.distinct);
     const slow = load.select({ kind: 'page', phase: 'slow' });
     expect(slow.length).toBeGreaterThan(RATE * 6);
     // A Redis round trip now takes over a second; the requests may not.

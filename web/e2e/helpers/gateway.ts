@@ -1,24 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const MAIN = path.join(ROOT, 'server/dist/main.js');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { GatewayProcess } from '../../../server/test/support/gateway-process.js';
+import { freePort } from '../../../server/test/support/ports.js';
 
 /**
  * The built gateway (`node server/dist/main.js`) with embedded defaults: PGlite and the local
@@ -26,8 +10,9 @@ export async function freePort(): Promise<number> {
  * data, with other settings (e.g. a new signing secret) — behind the back of an open page.
  */
 export class Gateway {
-  readonly output: string[] = [];
-  private child: ChildProcess | null = null;
+  /** The output of the runs before the current one (a restart starts a new process). */
+  private readonly earlier: string[] = [];
+  private process: GatewayProcess | null = null;
 
   private constructor(
     readonly port: number,
@@ -46,55 +31,33 @@ export class Gateway {
     return gw;
   }
 
-  private async launch(timeoutMs = 60_000): Promise<void> {
-    const child = spawn(process.execPath, [MAIN], {
-      cwd: ROOT,
+  private async launch(): Promise<void> {
+    this.process = await GatewayProcess.launch({
+      args: ['server/dist/main.js'],
+      port: this.port,
       env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '/tmp',
         NODE_ENV: 'development',
-        PORT: String(this.port),
-        HOST: '127.0.0.1',
         PUBLIC_URL: this.url,
         DATA_DIR: this.dataDir,
         LOG_LEVEL: 'warn',
         ...this.env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      timeoutMs: 60_000,
     });
-    this.child = child;
-    for (const s of [child.stdout, child.stderr])
-      s?.on('data', (d: Buffer) => this.output.push(d.toString()));
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`gateway exited (${child.exitCode}):\n${this.log()}`);
-      try {
-        if ((await fetch(`${this.url}/healthz`)).ok) return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`gateway did not start within ${timeoutMs} ms:\n${this.log()}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 
+  /** The last 4,000 characters of the gateway's output, over all its runs. */
   log(): string {
-    return this.output.join('').slice(-4000);
+    return [...this.earlier, ...(this.process?.output ?? [])].join('').slice(-4000);
   }
 
   /** Stops the process (SIGTERM, SIGKILL after 10 s); the data directory stays. */
   async stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(force);
+    const running = this.process;
+    this.process = null;
+    if (!running) return;
+    await running.stop();
+    this.earlier.push(...running.output);
   }
 
   /** Same port and data, changed settings. */

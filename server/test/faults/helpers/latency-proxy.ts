@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { connectUpstream } from '../../helpers/tcp-proxy.js';
+import { connectUpstream } from '../../support/tcp-proxy.js';
 
 /** Delays chunks by the latency in force when they arrived, keeping their order. */
 class DelayedPipe {

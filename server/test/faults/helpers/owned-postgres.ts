@@ -4,7 +4,7 @@ import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../helpers/redis-server.js';
+import { freePort } from '../../support/ports.js';
 
 const run = promisify(execFile);
 

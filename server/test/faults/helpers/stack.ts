@@ -1,16 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SignJWT } from 'jose';
 import { systemClock } from '../../../src/clock.js';
 import { openDatabase } from '../../../src/db/connect.js';
 import { createImagesRepo } from '../../../src/db/images-repo.js';
 import { seedImages } from '../../../src/seed.js';
 import { createCosStorage } from '../../../src/storage/cos.js';
 import { type CosFixture, startCosFixture } from '../../fixtures/cos-fixture.js';
-import { createTestDatabase } from '../../helpers/database.js';
-import { GatewayProcess } from '../../helpers/gateway-process.js';
-import { COS_SECRET_ID, COS_SECRET_KEY, TEST_JWT_SECRET } from '../../helpers/harness.js';
+import { createTestDatabase } from '../../support/database.js';
+import { COS_CREDENTIALS, cosStorageOptions, gatewayEnv } from '../../support/env.js';
+import { GatewayProcess } from '../../support/gateway-process.js';
+import { signToken } from '../../support/jwt.js';
 
 export interface StackOptions {
   /** A database the test owns (a private server); default: a fresh database on the test server. */
@@ -50,30 +50,15 @@ export class Stack {
   }
 
   static async start(o: StackOptions = {}): Promise<Stack> {
-    const fixture = await startCosFixture({ secretId: COS_SECRET_ID, secretKey: COS_SECRET_KEY });
+    const fixture = await startCosFixture(COS_CREDENTIALS);
     const own = o.databaseUrl ? undefined : await createTestDatabase();
     const databaseUrl = o.databaseUrl ?? own!.url;
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-faults-'));
-    const cos = {
-      COS_SECRET_ID,
-      COS_SECRET_KEY,
-      COS_BUCKET: 'test-1250000000',
-      COS_REGION: 'ap-test',
-      COS_DOMAIN: fixture.host,
-      COS_PROTOCOL: 'http',
-    };
     const db = await openDatabase({ databaseUrl, dataDir });
     let ids: string[];
     try {
       ids = await seedImages({
-        storage: createCosStorage({
-          secretId: COS_SECRET_ID,
-          secretKey: COS_SECRET_KEY,
-          bucket: cos.COS_BUCKET,
-          region: cos.COS_REGION,
-          domain: fixture.host,
-          protocol: 'http:',
-        }),
+        storage: createCosStorage(cosStorageOptions(fixture)),
         images: createImagesRepo(db),
         clock: systemClock,
         ownerId: 'alice',
@@ -86,22 +71,14 @@ export class Stack {
     }
     const env: Record<string, string> = {
       DATA_DIR: dataDir,
-      DATABASE_URL: databaseUrl,
+      ...gatewayEnv(fixture, databaseUrl),
       ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
-      STORAGE_DRIVER: 'cos',
-      ...cos,
-      AUTH_JWT_SECRET: TEST_JWT_SECRET,
-      PROXY_TOKEN_SECRET: 'k0:faults-proxy-secret-0123456789',
       SEED_DEMO: 'false',
       LOG_LEVEL: 'warn',
       ...o.env,
     };
     const gateway = await GatewayProcess.start(env);
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('alice')
-      .setExpirationTime('1h')
-      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    const token = await signToken('alice');
     const stack: Stack = new Stack(gateway, fixture, ids, token, databaseUrl, env, async () => {
       await Promise.all([gateway, ...stack.others].map((g) => g.stop()));
       await fixture.close();

@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SignedUrlEvent } from '../../src/events/event-bus.js';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { seed } from '../support/seed.js';
+import { postSubscription, subscribeSse } from '../support/sse.js';
+
+const SUB =
+  'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt } } }';
+type Data = {
+  data?: { signedUrlRefreshed: { imageId: string; signedUrl: { expiresAt: string } } };
+  errors?: unknown[];
+};
+
+const BASE = Date.UTC(2030, 0, 1);
+/** The n-th URL of an image: a later n expires later (as every re-signed URL does). */
+const event = (imageId: string, n: number): SignedUrlEvent => ({
+  imageId,
+  signedUrl: {
+    url: `https://bucket.test/${imageId}?n=${n}&pad=${'x'.repeat(2000)}`,
+    expiresAt: BASE + n * 1000,
+    refreshAt: BASE + n * 1000 - 900_000,
+    cached: false,
+  },
+});
+const nOf = (e: { data: Data }) =>
+  (Date.parse(e.data.data!.signedUrlRefreshed.signedUrl.expiresAt) - BASE) / 1000;
+
+describe('signedUrlRefreshed: one subscriber cannot starve another', () => {
+  let h: Harness;
+  let alicesImage: string;
+  let alicesImages: string[];
+  let bobsImage: string;
+  const open = async () => (await h.container.metrics.sseSubscribers.get()).values[0]?.value ?? 0;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'local',
+      redis: testRedisUrl(),
+      env: {
+        SUBSCRIPTIONS_PER_VIEWER: '2',
+        STALLED_CLIENT_SECONDS: '2',
+        REDIS_COMMAND_TIMEOUT_MS: '5000',
+      },
+    });
+    alicesImages = await seed(h, 'alice', 100);
+    alicesImage = alicesImages[0]!;
+    bobsImage = (await seed(h, 'bob', 1))[0]!;
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a client that stops reading neither delays nor loses another viewer’s events, and is ended', async () => {
+    const aliceToken = await h.token('alice');
+    const bobToken = await h.token('bob');
+    // Alice's client opens the stream and never reads it again.
+    const stalled = await postSubscription(h.url, SUB, { ids: alicesImages }, aliceToken);
+    expect(stalled.status).toBe(200);
+    const bob = subscribeSse<Data>(h.url, SUB, { ids: [bobsImage] }, bobToken);
+    await bob.opened;
+    await waitUntil(async () => (await open()) === 2);
+
+    // 400 rounds through the real Redis bus, each re-signing alice's 100 images before bob's one:
+    // ~80 MB for a reader who never reads, far more than the sockets between can absorb.
+    const last = 400;
+    for (let n = 1; n <= last; n++) {
+      await h.container.events.publish([...alicesImages.map((id) => event(id, n)), event(bobsImage, n)]);
+    }
+    // Bob gets his newest URL (older ones may be coalesced: each is useless once a newer exists).
+    await bob.waitFor((es) => es.length > 0 && nOf(es.at(-1)!) === last, 10_000);
+    expect(bob.events.every((e) => e.data.data!.signedUrlRefreshed.imageId === bobsImage)).toBe(true);
+    // The stalled stream is ended within its bound; bob's carries on.
+    await waitUntil(async () => {
+      return (await open()) === 1;
+    }, 10_000);
+    await h.container.events.publish([event(bobsImage!, last + 1)]);
+    await bob.waitFor((es) => nOf(es.at(-1)!) === last + 1, 5000);
+    bob.close();
+    await stalled.body?.cancel().catch(() => {});
+  });
+
+  it('caps the open subscriptions of one viewer: the third is RATE_LIMITED', async () => {
+    const token = await h.token('alice');
+    const a = subscribeSse<Data>(h.url, SUB, { ids: [alicesImage] }, token);
+    const b = subscribeSse<Data>(h.url, SUB, { ids: [alicesImage] }, token);
+    await Promise.all([a.opened, b.opened]);
+    await waitUntil(async () => (await open()) === 2);
+    const c = subscribeSse<Data>(h.url, SUB, { ids: [alicesImage] }, token);
+    await c.ended;
+    expect(JSON.stringify(c.events.map((e) => e.data))).toContain('RATE_LIMITED');
+    a.close();
+    b.close();
+    await waitUntil(async () => (await open()) === 0);
+  });
+
+  it("ends the stream when the viewer's token expires", async () => {
+    const token = await h.token('alice', { exp: Math.floor(Date.now() / 1000) + 2 });
+    const s = subscribeSse<Data>(h.url, SUB, { ids: [alicesImage] }, token);
+    await s.opened;
+    const started = Date.now();
+    await s.ended;
+    expect(Date.now() - started).toBeLessThan(5000);
+    await waitUntil(async () => (await open()) === 0);
+  });
+});
+
+async function waitUntil(cond: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_COST } from '../../src/http/plugins/use-cost-limit.js';
+import { QUERY_LIMITS } from '../../src/http/plugins/use-query-limits.js';
+import { makePng } from '../fixtures/images.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { gqlRaw, postGraphql } from '../support/raw-graphql.js';
+import { seed } from '../support/seed.js';
+import { uploadWithQuery } from '../support/upload.js';
+import { webOperations } from '../support/web-operations.js';
+
+const PNG = makePng(6, 4, [255, 94, 58], [0, 122, 255]);
+const IMAGE_FIELDS =
+  'id key contentType byteSize width height createdAt signedUrl { url expiresAt } proxyUrl';
+
+describe('GraphQL limits (the development defaults)', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'local', redis: 'memory' });
+    await seed(h, 'alice', 100);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('too deep: nested fragments past the depth limit are BAD_USER_INPUT', async () => {
+    const nest = (n: number) => `{ viewer { ${'... on Viewer { '.repeat(n)} id ${'} '.repeat(n)} } }`;
+    expect((await gqlRaw(h, { query: nest(QUERY_LIMITS.depth - 2) })).body?.errors).toBeUndefined();
+    const deep = await gqlRaw(h, { query: nest(QUERY_LIMITS.depth + 5) });
+    expect(deep.codes).toEqual(['BAD_USER_INPUT']);
+    expect(deep.body!.errors![0]!.message).toMatch(/depth limit of 10/i);
+    expect(deep.body!.data ?? null).toBeNull();
+  });
+
+  it('too many aliases, directives or tokens are BAD_USER_INPUT', async () => {
+    const aliases = (n: number) =>
+      `{ ${Array.from({ length: n }, (_, i) => `a${i}: viewer { id }`).join(' ')} }`;
+    expect((await gqlRaw(h, { query: aliases(QUERY_LIMITS.aliases) })).body?.errors).toBeUndefined();
+    expect((await gqlRaw(h, { query: aliases(QUERY_LIMITS.aliases + 1) })).codes).toEqual(['BAD_USER_INPUT']);
+
+    const directives = (n: number) => `{ viewer { ${'id @include(if: true) '.repeat(n)} } }`;
+    expect((await gqlRaw(h, { query: directives(QUERY_LIMITS.directives) })).body?.errors).toBeUndefined();
+    expect((await gqlRaw(h, { query: directives(QUERY_LIMITS.directives + 1) })).codes).toEqual([
+      'BAD_USER_INPUT',
+    ]);
+
+    const tokens = await gqlRaw(h, { query: `{ viewer { ${'id '.repeat(QUERY_LIMITS.tokens)} } }` });
+    expect(tokens.codes).toEqual(['BAD_USER_INPUT']);
+    expect(tokens.body!.errors![0]!.message).toMatch(/token limit/i);
+  });
+
+  it('cost counts page sizes, also from variables: two gallery pages pass, ten do not', async () => {
+    const pages = (n: number, first: string) =>
+      `query${first === '$n' ? '($n: Int)' : ''} { ${Array.from({ length: n }, (_, i) => `p${i}: images(first: ${first}) { edges { node { ${IMAGE_FIELDS} } } }`).join(' ')} }`;
+    const two = await gqlRaw(h, { query: pages(2, '$n'), variables: { n: 100 } });
+    expect(two.body?.errors, two.text.slice(0, 300)).toBeUndefined();
+    for (const [query, n] of [
+      [pages(10, '$n'), 100],
+      [pages(10, '100'), null],
+    ] as const) {
+      const r = await gqlRaw(h, { query, variables: { n } });
+      expect(r.codes).toEqual(['BAD_USER_INPUT']);
+      expect(r.body!.errors![0]!.message).toContain(String(MAX_COST));
+      expect(r.body!.errors![0]!.extensions!.cost).toBeGreaterThan(MAX_COST);
+    }
+    // The same ten aliases with small pages are cheap enough.
+    const small = await gqlRaw(h, { query: pages(10, '$n'), variables: { n: 5 } });
+    expect(small.body?.errors).toBeUndefined();
+    // 500 ids with every field of an Image is over the bound; the web app's ImageUrls is not.
+    const many = Array.from({ length: 500 }, () => randomUUID());
+    const wide = await gqlRaw(h, {
+      query: `query($ids: [ID!]!) { imagesByIds(ids: $ids) { ${IMAGE_FIELDS} urlStatus { cached expiresAt ttlSeconds accessCount refreshCount lastAccessAt } fresh: signedUrl(minTtl: 60) { url expiresAt refreshAt cached } } }`,
+      variables: { ids: many },
+    });
+    expect(wide.codes).toEqual(['BAD_USER_INPUT']);
+    const urls = await gqlRaw(h, { query: webOperations.get('ImageUrls')!.doc, variables: { ids: many } });
+    expect(urls.body?.errors).toBeUndefined();
+  });
+
+  it('a subscription over its cost is refused before it starts', async () => {
+    const many = Array.from({ length: 500 }, () => randomUUID());
+    const urls = Array.from({ length: 10 }, (_, i) => `u${i}: signedUrl { url expiresAt refreshAt cached }`);
+    const query = `subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId ${urls.join(' ')} } }`;
+    const r = await gqlRaw(h, { query, variables: { ids: many } });
+    expect(r.codes).toEqual(['BAD_USER_INPUT']);
+    expect(r.body!.errors![0]!.message).toContain(String(MAX_COST));
+  });
+
+  it('JSON bodies stop at 1 MiB, declared or streamed, as PAYLOAD_TOO_LARGE (413)', async () => {
+    const token = await h.token('alice');
+    const auth = { authorization: `Bearer ${token}` };
+    const body = (pad: number) =>
+      JSON.stringify({ query: '{ viewer { id } }', variables: { pad: 'x'.repeat(pad) } });
+    const near = await postGraphql(h, body(1024 * 1024 - 200), auth);
+    expect(near.body?.errors, near.text.slice(0, 200)).toBeUndefined();
+    const over = await postGraphql(h, body(1024 * 1024 + 1), auth);
+    expect(over.status).toBe(413);
+    expect(over.codes).toEqual(['PAYLOAD_TOO_LARGE']);
+    // The unread rest is not drained: the connection ends with the answer.
+    expect(over.headers.get('connection')).toBe('close');
+    expect(over.text).not.toContain('"http"');
+
+    // Chunked (no Content-Length): counted as it arrives.
+    const chunk = new TextEncoder().encode('x'.repeat(64 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"query":"{ viewer { id } }","variables":{"pad":"'));
+      },
+      pull(c) {
+        sent += chunk.length;
+        if (sent > 4 * 1024 * 1024) c.close();
+        else c.enqueue(chunk);
+      },
+    });
+    const chunked = await postGraphql(h, stream, { 'content-type': 'application/json', ...auth });
+    expect(chunked.status).toBe(413);
+    expect(chunked.codes).toEqual(['PAYLOAD_TOO_LARGE']);
+  });
+
+  it('multipart uploads keep their own, larger limit', async () => {
+    const big = Buffer.concat([PNG, Buffer.alloc(3 * 1024 * 1024)]);
+    const up = await uploadWithQuery(
+      h,
+      `mutation($file: File!) { uploadImage(file: $file) { id byteSize } }`,
+      big,
+    );
+    expect(up.body?.errors, up.text.slice(0, 300)).toBeUndefined();
+    expect((up.body!.data!.uploadImage as { byteSize: number }).byteSize).toBe(big.length);
+  });
+});

@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Harness, startHarness } from '../support/harness.js';
+import { answer, postGraphql } from '../support/raw-graphql.js';
+
+describe('GraphQL over HTTP: request errors, CSRF, CORS (the development defaults)', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'local', redis: 'memory' });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('yoga’s own request errors carry codes of the error table', async () => {
+    const invalid = await postGraphql(h, '{"query": ', {});
+    expect(invalid.status).toBe(400);
+    expect(invalid.codes).toEqual(['BAD_USER_INPUT']);
+    const form = await postGraphql(h, 'query=%7Bviewer%7Bid%7D%7D', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    // CSRF prevention: a simple cross-site form post without the header is refused.
+    expect(form.status).toBe(403);
+    expect(form.codes).toEqual(['FORBIDDEN']);
+    const put = await answer(
+      await fetch(`${h.url}/graphql`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      }),
+    );
+    expect(put.status).toBe(405);
+    expect(put.codes).toEqual(['BAD_USER_INPUT']);
+  });
+
+  it('no CORS allow-list: a cross-origin caller gets no CORS headers (same origin only)', async () => {
+    const res = await fetch(`${h.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+    const pre = await fetch(`${h.url}/graphql`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://evil.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
+    });
+    expect(pre.headers.get('access-control-allow-origin')).toBeNull();
+    expect(pre.headers.get('access-control-allow-headers')).toBeNull();
+  });
+});

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRedisUrl } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+
+const METRICS_TOKEN = 'metrics-token-0123456789';
+
+describe('/metrics and /readyz cost the dependencies little and /metrics can be closed', () => {
+  let h: Harness;
+  const statements: string[] = [];
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'local',
+      redis: testRedisUrl(),
+      env: { METRICS_TOKEN },
+      onQuery: (sql) => statements.push(sql),
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('/metrics wants the METRICS_TOKEN as a bearer token', async () => {
+    const none = await fetch(`${h.url}/metrics`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Bearer');
+    expect(((await none.json()) as { error: { code: string } }).error.code).toBe('UNAUTHENTICATED');
+    const wrong = await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}x` } });
+    expect(wrong.status).toBe(401);
+    await wrong.arrayBuffer();
+    const ok = await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('signet_dependency_up');
+  });
+
+  it('a flood of /readyz probes the database about once a second, not once a call', async () => {
+    await fetch(`${h.url}/readyz`).then((r) => r.arrayBuffer());
+    statements.length = 0;
+    const started = performance.now();
+    const answers = await Promise.all(Array.from({ length: 50 }, () => fetch(`${h.url}/readyz`)));
+    for (let i = 0; i < 50; i++) answers.push(await fetch(`${h.url}/readyz`));
+    const elapsed = performance.now() - started;
+    for (const r of answers) {
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    // 100 answers: one round of probes per second at most (plus the one in flight at the start).
+    expect(statements.length).toBeLessThanOrEqual(Math.ceil(elapsed / 1000) + 1);
+  });
+});

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Db, openDatabase } from '../../src/db/connect.js';
+import { createImagesRepo } from '../../src/db/images-repo.js';
+import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
+import { createTestDatabase } from '../support/database.js';
+import { apiNodeEnv, COS_CREDENTIALS } from '../support/env.js';
+import { GatewayProcess } from '../support/gateway-process.js';
+import { addImageRow, drain, putInFixture, sha256, testProxyTokens } from '../support/proxy.js';
+
+const MB = 1024 * 1024;
+
+// The gateway runs as a child process, so its RSS measures the proxy alone (the fixture holding
+// the object and the client reading it live in this process).
+describe('stream mode memory: a 50 MB object through a child gateway', () => {
+  let fixture: CosFixture;
+  let pgdb: { url: string; drop: () => Promise<void> };
+  let gw: GatewayProcess;
+  let db: Db;
+  let dataDir: string;
+  const tokens = testProxyTokens();
+
+  beforeAll(async () => {
+    fixture = await startCosFixture(COS_CREDENTIALS);
+    pgdb = await createTestDatabase();
+    gw = await GatewayProcess.start(apiNodeEnv(fixture, pgdb.url));
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-mem-'));
+    db = await openDatabase({ databaseUrl: pgdb.url, dataDir });
+  });
+  afterAll(async () => {
+    await gw?.kill();
+    await db?.close();
+    await pgdb?.drop();
+    await fixture?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  async function streamLink(size: number): Promise<{ link: string; body: Buffer }> {
+    const body = randomBytes(size);
+    const key = `u/alice/${randomBytes(8).toString('hex')}.bin`;
+    const etag = putInFixture(fixture, key, body, 'application/octet-stream');
+    const id = await addImageRow(createImagesRepo(db), 'alice', key, body, 'application/octet-stream', etag);
+    return { link: `${gw.url}/proxy/${id}?t=${tokens.sign(id, 'stream')}&mode=stream`, body };
+  }
+
+  it('streams the exact bytes with the gateway growing by less than 30 MB', async () => {
+    // Warm up: load the code paths and the SDK's sockets before measuring.
+    const warm = await streamLink(4 * MB);
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(warm.link);
+      expect((await drain(r)).sha256).toBe(sha256(warm.body));
+    }
+    const big = await streamLink(50 * MB);
+    const before = await gw.memory();
+    await gw.resetPeak();
+
+    const res = await fetch(big.link);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe(String(50 * MB));
+    const got = await drain(res);
+    const after = await gw.memory();
+
+    expect(got.bytes).toBe(50 * MB);
+    expect(got.sha256).toBe(sha256(big.body));
+    const growth = after.peak - before.rss;
+    console.log(
+      `stream 50 MB: child RSS before ${(before.rss / MB).toFixed(1)} MB, peak during ${(after.peak / MB).toFixed(1)} MB, growth ${(growth / MB).toFixed(1)} MB`,
+    );
+    expect(growth).toBeLessThan(30 * MB);
+  });
+
+  it('the entry point exposes default process metrics beside the gateway series', async () => {
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^# TYPE signet_proxy_responses_total counter$/m);
+    expect(text).toMatch(/^signet_proxy_responses_total\{mode="stream",status="200"\} 4$/m);
+  });
+});
