@@ -101,7 +101,8 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       viewer: await d.authenticate(request.headers.get('authorization')),
       requestId: requestIdOf(request),
     }),
-    maskedErrors: { maskError: (error, message) => maskError(error, message, logger) },
+    // isDev off: yoga would otherwise add the parser's originalError (quoting the body) to errors.
+    maskedErrors: { maskError: (error, message) => maskError(error, message, logger), isDev: false },
   });
 }
 

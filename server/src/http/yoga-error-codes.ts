@@ -41,9 +41,17 @@ export function withTableCode(error: GraphQLError): GraphQLError {
     });
   }
   const spec = ERROR_TABLE[failure];
+  // yoga puts the parser's error in `originalError`, whose message quotes the body it choked on
+  // (up to the whole megabyte): a refusal never echoes more than a short excerpt of the request.
+  // (The field stays: yoga reads the HTTP status of a request error with it present.)
+  const extensions = { ...error.extensions };
+  const original = extensions['originalError'] as { name?: unknown; message?: unknown } | undefined;
+  if (original && typeof original === 'object' && typeof original.message === 'string') {
+    extensions['originalError'] = { name: original.name, message: `${original.message.slice(0, 120)}…` };
+  }
   return new GraphQLError(error.message, {
     nodes: error.nodes,
     path: error.path,
-    extensions: { http: { status: spec.status }, ...error.extensions, code: spec.graphqlCode ?? spec.code },
+    extensions: { http: { status: spec.status }, ...extensions, code: spec.graphqlCode ?? spec.code },
   });
 }

@@ -119,6 +119,33 @@ describe('GraphQL limits (the development defaults)', () => {
     expect(chunked.codes).toEqual(['PAYLOAD_TOO_LARGE']);
   });
 
+  it('JSON nested past 64 levels is refused before it is parsed (BAD_USER_INPUT, 400), fast', async () => {
+    const query = 'query($v: [ID!]) { viewer { id } }';
+    // A megabyte of brackets: JSON.parse alone held the event loop for ~0.4 s.
+    const deep = `{"query":${JSON.stringify(query)},"variables":{"v":${'['.repeat(1_040_000)}`;
+    const started = performance.now();
+    const r = await postGraphql(h, deep, { 'x-graphql-yoga-csrf': '1' });
+    expect(r.status).toBe(400);
+    expect(r.codes).toEqual(['BAD_USER_INPUT']);
+    expect(r.text).toMatch(/nested deeper than 64/);
+    expect(performance.now() - started).toBeLessThan(1000);
+    // Brackets inside strings do not count; real variables nest a few levels and pass.
+    const fine = JSON.stringify({
+      query: 'query($after: String) { images(first: 1, after: $after) { totalCount } }',
+      variables: { after: null, pad: `${'['.repeat(5000)}`, nested: [[[[[{ a: [1] }]]]]] },
+    });
+    const ok = await postGraphql(h, fine, { 'x-graphql-yoga-csrf': '1' });
+    expect(ok.status).toBe(200);
+    // Form bodies carry their JSON percent-encoded: openers are counted there, encoded or not.
+    const form = `query=${encodeURIComponent(query)}&variables=${'%5B'.repeat(300_000)}`;
+    const f = await postGraphql(h, form, {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-graphql-yoga-csrf': '1',
+    });
+    expect(f.status).toBe(400);
+    expect(f.codes).toEqual(['BAD_USER_INPUT']);
+  });
+
   it('multipart uploads keep their own, larger limit', async () => {
     const big = Buffer.concat([PNG, Buffer.alloc(3 * 1024 * 1024)]);
     const up = await uploadWithQuery(

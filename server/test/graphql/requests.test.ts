@@ -33,6 +33,15 @@ describe('GraphQL over HTTP: request errors, CSRF, CORS (the development default
     expect(put.codes).toEqual(['BAD_USER_INPUT']);
   });
 
+  it('a refused body is never echoed back (a short excerpt at most)', async () => {
+    const secretish = `{"query": "{ viewer { id } }", "variables": {"x": "${'s'.repeat(200_000)}"`;
+    const r = await postGraphql(h, secretish, {});
+    expect(r.status).toBe(400);
+    expect(r.codes).toEqual(['BAD_USER_INPUT']);
+    expect(r.text.length).toBeLessThan(2000);
+    expect(r.text).not.toContain('s'.repeat(200));
+  });
+
   it('no CORS allow-list: a cross-origin caller gets no CORS headers (same origin only)', async () => {
     const res = await fetch(`${h.url}/graphql`, {
       method: 'POST',

@@ -1,5 +1,5 @@
 import type { Plugin } from 'graphql-yoga';
-import { type AppError, payloadTooLarge } from '../../errors/index.js';
+import { type AppError, badInput, payloadTooLarge } from '../../errors/index.js';
 
 /**
  * The rest of a refused body is never read: the connection closes with the answer, so node does not
@@ -12,17 +12,85 @@ export function bodyTooLarge(maxBytes: number): AppError {
   });
 }
 
-/** The body as it arrives, failing with PAYLOAD_TOO_LARGE at the first byte past maxBytes. */
+/**
+ * How deep JSON in a body may nest. Variables and extensions of real operations nest a few
+ * levels; JSON.parse of a megabyte of `[[[[…` holds the event loop for half a second.
+ */
+export const MAX_JSON_DEPTH = 64;
+/** Bracket openers a non-JSON body (a form, whose JSON fields are percent-encoded) may hold. */
+const MAX_FORM_OPENERS = 1000;
+
+function tooDeep(): AppError {
+  return badInput(`JSON in the request is nested deeper than ${MAX_JSON_DEPTH} levels`, undefined, {
+    requestLevel: true,
+  });
+}
+
+/**
+ * A one-pass scanner, chunk by chunk, of how deep JSON nests (strings and escapes skipped), so a
+ * body that would make JSON.parse stall is refused before it is parsed. For other bodies (forms,
+ * where brackets arrive percent-encoded) it counts every opener, plain or encoded.
+ */
+function nestingGuard(json: boolean) {
+  let depth = 0;
+  let openers = 0;
+  let inString = false;
+  let escaped = false;
+  let percent = 0; // 1 after '%', 2 after '%5' or '%7'
+  return (chunk: Uint8Array): AppError | undefined => {
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (json) {
+        if (inString) {
+          if (escaped) escaped = false;
+          else if (c === 0x5c) escaped = true;
+          else if (c === 0x22) inString = false;
+        } else if (c === 0x22) inString = true;
+        else if (c === 0x5b || c === 0x7b) {
+          if (++depth > MAX_JSON_DEPTH) return tooDeep();
+        } else if (c === 0x5d || c === 0x7d) depth--;
+        continue;
+      }
+      if (c === 0x5b || c === 0x7b) openers++;
+      else if (c === 0x25) {
+        percent = 1;
+        continue;
+      } else if (percent === 1 && (c === 0x35 || c === 0x37)) {
+        percent = 2;
+        continue;
+      } else if (percent === 2 && (c === 0x42 || c === 0x62)) openers++;
+      percent = 0;
+      if (openers > MAX_FORM_OPENERS) return tooDeep();
+    }
+    return undefined;
+  };
+}
+
+/**
+ * The body as it arrives, failing with PAYLOAD_TOO_LARGE at the first byte past maxBytes, and
+ * with BAD_USER_INPUT at the first bracket past the nesting bound.
+ */
 function bounded(request: Request, maxBytes: number, fetchAPI: { Request: typeof Request }): Request {
   const body = request.body;
   if (!body) return request;
   let seen = 0;
+  const guard = nestingGuard(/\bjson\b/i.test(request.headers.get('content-type') ?? ''));
+  let refused: AppError | undefined;
   const limited = body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         seen += chunk.byteLength;
-        if (seen > maxBytes) controller.error(bodyTooLarge(maxBytes));
-        else controller.enqueue(chunk);
+        if (seen > maxBytes) {
+          controller.error(bodyTooLarge(maxBytes));
+          return;
+        }
+        // Once refused, the rest (at most maxBytes) is read and dropped unscanned, so the
+        // client, still sending, gets the answer instead of a reset connection.
+        refused ??= guard(chunk);
+        if (!refused) controller.enqueue(chunk);
+      },
+      flush(controller) {
+        if (refused) controller.error(refused);
       },
     }),
   );

@@ -16,7 +16,7 @@ export function useRequestParseErrors(): Plugin {
           return await parse(req);
         } catch (err) {
           if (!(err instanceof SyntaxError)) throw err;
-          throw badInput(`Request parameters are not valid JSON: ${err.message}`, undefined, {
+          throw badInput(`Request parameters are not valid JSON: ${err.message.slice(0, 200)}`, undefined, {
             requestLevel: true,
           });
         }
