@@ -1,11 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureLogger } from '../../test/support/logs.js';
 import { FakeClock } from '../clock.js';
 import { MemoryEventBus } from '../events/memory-bus.js';
-import { createLogger } from '../logger.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { createLocalStorage, verifyLocalSignature } from '../storage/local.js';
 import type { SignWindow, Storage } from '../storage/storage.js';
@@ -79,16 +78,7 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
 
   function setup(opts: { store?: UrlStore | ((clock: FakeClock) => UrlStore); maxEntries?: number } = {}) {
     const clock = new FakeClock(T0);
-    const logs: string[] = [];
-    const logger = createLogger(
-      'info',
-      new Writable({
-        write(chunk, _enc, cb) {
-          logs.push(chunk.toString());
-          cb();
-        },
-      }),
-    );
+    const { logger, logs } = captureLogger('info');
     const storage = counting(
       createLocalStorage({ root: path.join(dir, 'bucket'), publicUrl: 'http://gw.test', secret: SECRET }),
     );

@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../src/auth/viewer.js';
 import { loadConfig } from '../../src/config.js';
@@ -14,23 +13,14 @@ import {
 import { createGraphql } from '../../src/http/graphql.js';
 import { renderError } from '../../src/http/render-error.js';
 import { UploadSlots } from '../../src/images/upload-slots.js';
-import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import type { SchemaServices } from '../../src/schema/context.js';
+import { captureLogger } from '../support/logs.js';
 
 // Walks the one error table: every failure renders with its declared status, code and headers
 // on REST, and with its declared GraphQL code through the real yoga pipeline (masking included).
 const failures = Object.keys(ERROR_TABLE) as Failure[];
-const logs: string[] = [];
-const logger = createLogger(
-  'info',
-  new Writable({
-    write(chunk, _enc, cb) {
-      logs.push(chunk.toString());
-      cb();
-    },
-  }),
-);
+const { logger, logs } = captureLogger('info');
 
 describe('the error table', () => {
   let server: Server;

@@ -3,13 +3,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { Clock } from '../../src/clock.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Container, createContainer } from '../../src/container.js';
 import type { Db } from '../../src/db/connect.js';
 import { createHttpApp, type HttpApp } from '../../src/http/app.js';
-import { createLogger } from '../../src/logger.js';
 import type { RedisClient } from '../../src/redis/connect.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { UrlStore } from '../../src/urls/store.js';
@@ -17,6 +15,7 @@ import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { createTestDatabase } from './database.js';
 import { authEnv, COS_CREDENTIALS, cosEnv } from './env.js';
 import { signToken } from './jwt.js';
+import { captureLogger } from './logs.js';
 
 export interface HarnessOptions {
   /** 'cos' (default: the real SDK against the fixture) or 'local'. */
@@ -89,16 +88,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     ...(opts.redis && opts.redis !== 'memory' ? { REDIS_URL: opts.redis } : {}),
     ...opts.env,
   };
-  const logs: string[] = [];
-  const logger = createLogger(
-    env.LOG_LEVEL ?? 'info',
-    new Writable({
-      write(chunk, _enc, cb) {
-        logs.push(chunk.toString());
-        cb();
-      },
-    }),
-  );
+  const { logger, logs } = captureLogger(env.LOG_LEVEL ?? 'info');
   // The port is only known after listen; PUBLIC_URL (used by local URLs) is fixed up below.
   const server: Server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

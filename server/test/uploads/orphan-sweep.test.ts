@@ -1,12 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
 import { OrphanSweeper } from '../../src/images/orphan-sweep.js';
-import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { makePng } from '../fixtures/images.js';
@@ -14,6 +12,7 @@ import { createTestDatabase } from '../support/database.js';
 import { apiNodeEnv, COS_CREDENTIALS, TEST_JWT_SECRET, testRedisUrl } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { captureLogger } from '../support/logs.js';
 import { counterValue, waitFor } from '../support/proxy.js';
 import { UPLOAD_MUTATION, uploadFile } from '../support/upload.js';
 
@@ -129,16 +128,7 @@ describe('orphan sweep: a gateway killed between the put and the insert', () => 
 describe('OrphanSweeper', () => {
   let h: Harness;
   const statements: string[] = [];
-  const logs: string[] = [];
-  const logger = createLogger(
-    'info',
-    new Writable({
-      write(chunk, _enc, cb) {
-        logs.push(chunk.toString());
-        cb();
-      },
-    }),
-  );
+  const { logger, logs } = captureLogger('info');
 
   beforeAll(async () => {
     h = await startHarness({ driver: 'cos', redis: 'memory', onQuery: (sql) => statements.push(sql) });
