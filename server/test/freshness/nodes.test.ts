@@ -165,12 +165,14 @@ describe('refresh across three nodes', () => {
       const expiries = byImage.get(id)!;
       // ~45 s / ~10 s per window.
       expect(expiries.length).toBeGreaterThanOrEqual(3);
-      // Once per step: one URL (one event) per step, each step exactly one step after the one
-      // before, and the next one always before the previous URL expired (the abandoned batch
-      // included).
-      expect(new Set(expiries).size).toBe(expiries.length);
-      for (let i = 1; i < expiries.length; i++) {
-        const gap = expiries[i]! - expiries[i - 1]!;
+      // One URL per step, each step exactly one step after the one before, and the next one
+      // always before the previous URL expired (the abandoned batch included). A page and a
+      // sweep racing at the same boundary may both sign it: the very same URL (the grid), its
+      // event twice (clients ignore an event not later than theirs). At most once per image here.
+      const steps = [...new Set(expiries)].sort((x, y) => x - y);
+      expect(expiries.length - steps.length).toBeLessThanOrEqual(1);
+      for (let i = 1; i < steps.length; i++) {
+        const gap = steps[i]! - steps[i - 1]!;
         expect(gap).toBeGreaterThanOrEqual((TTL - AHEAD - 2) * 1000);
         expect(gap).toBeLessThan(TTL * 1000);
       }

@@ -48,6 +48,11 @@ describe('checkUploadOperations', () => {
 });
 
 describe('checkUploadFileName', () => {
+  it('refuses a part the parser found no name for (a broken Content-Disposition)', () => {
+    expect(() => checkUploadFileName('0', undefined)).toThrow(AppError);
+    expect(() => checkUploadFileName(undefined, 'a.png')).toThrow(AppError);
+  });
+
   const codeOf = (name: string) => {
     try {
       checkUploadFileName('0', name);

@@ -56,8 +56,12 @@ export const MAX_FILE_NAME_LENGTH = 255;
  * end of the header line — so a name longer than any real one, or with control characters,
  * marks a malformed part, refused rather than accepted as an upload.
  */
-export function checkUploadFileName(field: string, fileName: string): void {
-  const label = `the file part "${field.slice(0, 40)}"`;
+export function checkUploadFileName(field: string | undefined, fileName: string | undefined): void {
+  // A broken Content-Disposition can leave the parser with neither a field name nor a file name.
+  const label = `the file part "${String(field ?? '').slice(0, 40)}"`;
+  if (typeof field !== 'string' || typeof fileName !== 'string') {
+    throw refuse(`${label} has no readable name`);
+  }
   if (fileName.length > MAX_FILE_NAME_LENGTH) {
     throw refuse(`${label} has a file name of more than ${MAX_FILE_NAME_LENGTH} characters`);
   }
