@@ -29,7 +29,21 @@ export function fromStorage(err: unknown, action = 'The object store did not ans
   }
 }
 
-/** Any error as the table's entry: an AppError as it is, a known dependency failure classified. */
+/**
+ * Any error as the table's entry: an AppError as it is, a known dependency failure classified —
+ * looking through the wrappers (graphql-js puts a resolver's error in `originalError`, and the
+ * driver's code, e.g. PostgreSQL's 57P01, is only on the original).
+ */
 export function classify(err: unknown): AppError | undefined {
-  return findAppError(err) ?? fromDatabase(err) ?? fromStorage(err);
+  const app = findAppError(err);
+  if (app) return app;
+  let cur: unknown = err;
+  for (let i = 0; i < 5 && cur; i++) {
+    const known = fromDatabase(cur) ?? fromStorage(cur);
+    if (known) return known;
+    cur =
+      (cur as { originalError?: unknown; cause?: unknown }).originalError ??
+      (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

@@ -4,7 +4,7 @@ import type { Stack } from './stack.js';
 export const PAGE = /* GraphQL */ `
   query Page($first: Int!, $after: String) {
     images(first: $first, after: $after) {
-      edges { node { id key signedUrl { url expiresAt cached } proxyUrl(mode: STREAM) } }
+      edges { node { id key signedUrl { url expiresAt cached } stream: proxyUrl(mode: STREAM) redirect: proxyUrl } }
       pageInfo { hasNextPage endCursor }
     }
   }
@@ -17,7 +17,9 @@ interface PageData {
         id: string;
         key: string;
         signedUrl: { url: string; expiresAt: string; cached: boolean };
-        proxyUrl: string;
+        /** A link's token grants one mode: each mode has its own link. */
+        stream: string;
+        redirect: string;
       };
     }[];
     pageInfo: { hasNextPage: boolean; endCursor: string | null };
@@ -65,7 +67,7 @@ export class Client {
   /** The phase the load is in (a test running a SteadyLoad sets `() => load.current`). */
   phase: () => string = () => 'all';
   /** Stream-mode proxy links (path and query) and object keys by image id, from the first walk. */
-  readonly proxyPaths = new Map<string, { path: string; key: string }>();
+  readonly proxyPaths = new Map<string, { stream: string; redirect: string; key: string }>();
 
   /**
    * @param minLifeMs the least life a handed-out URL may have left (the default minTtl is 300 s,
@@ -86,8 +88,13 @@ export class Client {
       const body = await this.post(after);
       if (body.errors || !body.data) throw new Error(`discovery failed: ${JSON.stringify(body.errors)}`);
       for (const e of body.data.images.edges) {
-        const u = new URL(e.node.proxyUrl);
-        this.proxyPaths.set(e.node.id, { path: `${u.pathname}${u.search}`, key: e.node.key });
+        const stream = new URL(e.node.stream);
+        const redirect = new URL(e.node.redirect);
+        this.proxyPaths.set(e.node.id, {
+          stream: `${stream.pathname}${stream.search}`,
+          redirect: `${redirect.pathname}${redirect.search}`,
+          key: e.node.key,
+        });
       }
       if (!body.data.images.pageInfo.hasNextPage) break;
       after = body.data.images.pageInfo.endCursor;
@@ -216,8 +223,8 @@ export class Client {
     let n = 0;
     return async (): Promise<Outcome> => {
       const all = [...this.proxyPaths.values()];
-      const { path: p, key } = all[n++ % all.length]!;
-      const path = mode === 'stream' ? p : p.replace('&mode=stream', '');
+      const { key, ...links } = all[n++ % all.length]!;
+      const path = links[mode];
       const res = await fetch(`${this.stack.url}${path}`, {
         redirect: 'manual',
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
