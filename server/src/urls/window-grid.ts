@@ -7,8 +7,11 @@ import type { SignWindow } from '../storage/storage.js';
  */
 export const CLOCK_SKEW_SECONDS = 60;
 
-/** Offsets per step: images fall due at this many moments a step (refresh work spreads out). */
-const OFFSETS_PER_STEP = 64;
+/**
+ * Offsets per step: images fall due at this many moments a step, so refresh work spreads out
+ * (a step of 45 minutes: every ~3 minutes) while a page of images still signs with few windows.
+ */
+const OFFSETS_PER_STEP = 16;
 
 export interface GridTiming {
   urlTtlSeconds: number;
