@@ -169,11 +169,6 @@ function identify(bytes: Buffer, config: InspectConfig): ImageFormat {
   return format;
 }
 
-/** Dimensions from the header; ImageHeaderError passes through (the caller may read on). */
-function measure(format: ImageFormat, header: Buffer): Dimensions | null {
-  return readDimensions(format, header);
-}
-
 function described(format: ImageFormat, dims: Dimensions | null, config: InspectConfig): InspectedImage {
   if (dims && dims.width * dims.height > config.uploadMaxPixels) {
     throw badInput(
@@ -192,7 +187,7 @@ function headerError(err: unknown): unknown {
 export function inspectImage(bytes: Buffer, config: InspectConfig): InspectedImage {
   const format = identify(bytes, config);
   try {
-    return described(format, measure(format, bytes), config);
+    return described(format, readDimensions(format, bytes), config);
   } catch (err) {
     throw headerError(err);
   }
@@ -250,13 +245,13 @@ export async function inspectUpload(body: UploadBody, config: InspectConfig): Pr
         const view = Buffer.from(head.subarray(0, Math.min(head.length, 4096)));
         // RIFF size covers the whole file: a cut-off upload still shows, against the real size.
         if (view.length >= 8 && view.readUInt32LE(4) + 8 <= size) view.writeUInt32LE(view.length - 8, 4);
-        return described(format, measure(format, view), config);
+        return described(format, readDimensions(format, view), config);
       }
       case 'avif': {
         for (;;) {
           const at = avifMetaEnd(head, size);
-          if (!at) return described(format, measure(format, head), config);
-          if ('end' in at) return described(format, measure(format, head.subarray(0, at.end)), config);
+          if (!at) return described(format, readDimensions(format, head), config);
+          if ('end' in at) return described(format, readDimensions(format, head.subarray(0, at.end)), config);
           if (at.need > size) throw new ImageHeaderError('avif', 'truncated');
           if (at.need > max) throw notWithin();
           head = await body.head(Math.max(at.need, Math.min(max, head.length * 2)));
@@ -265,7 +260,7 @@ export async function inspectUpload(body: UploadBody, config: InspectConfig): Pr
       case 'jpeg': {
         for (;;) {
           try {
-            return described(format, measure(format, head), config);
+            return described(format, readDimensions(format, head), config);
           } catch (err) {
             // The frame header may simply lie beyond this head: read on, up to the bound.
             if (!(err instanceof ImageHeaderError)) throw err;
@@ -275,7 +270,7 @@ export async function inspectUpload(body: UploadBody, config: InspectConfig): Pr
         }
       }
       default:
-        return described(format, measure(format, head), config);
+        return described(format, readDimensions(format, head), config);
     }
   } catch (err) {
     throw headerError(err);

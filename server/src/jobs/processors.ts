@@ -1,8 +1,8 @@
 import type { Clock } from '../clock.js';
 import type { OrphanSweeper } from '../images/orphan-sweep.js';
 import { type PreloadDeps, preloadIds } from '../images/preload.js';
+import { WORKER_STALE_MS } from '../stats/heartbeat.js';
 import { dayOf, type StatsStore } from '../stats/stats-store.js';
-import { WORKER_STALE_MS } from '../stats/url-stats-report.js';
 import type { Refresher } from '../urls/refresher.js';
 import type { Processors } from './job-engine.js';
 

@@ -2,7 +2,10 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { StatsStore } from './stats-store.js';
-import { HEARTBEAT_MS } from './url-stats-report.js';
+
+export const HEARTBEAT_MS = 5000;
+/** A worker whose heartbeat is older than this is gone (urlStats shows live ones only). */
+export const WORKER_STALE_MS = 3 * HEARTBEAT_MS;
 
 /** Each worker-capable node says it is alive every few seconds (urlStats.workers). */
 export function createHeartbeat(d: {

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { badInput, forbidden } from '../errors/index.js';
 import type { AccessTracker } from '../urls/access-tracker.js';
 import type { Refresher } from '../urls/refresher.js';
+import { WORKER_STALE_MS } from './heartbeat.js';
 import {
   type DailyStats,
   lastDays,
@@ -10,11 +11,6 @@ import {
   type StatsStore,
   type WorkerBeat,
 } from './stats-store.js';
-
-const HEARTBEAT_MS = 5000;
-/** A worker whose heartbeat is older than this is gone (urlStats shows live ones only). */
-export const WORKER_STALE_MS = 3 * HEARTBEAT_MS;
-export { HEARTBEAT_MS };
 
 export interface UrlStatsView {
   requests: number;
