@@ -17,6 +17,7 @@ import {
   StorageError,
   type UrlSignature,
 } from './storage.js';
+import type { Variant } from './variant.js';
 
 export interface LocalStorageOptions {
   /** The object with key K is the file `${root}/K`. */
@@ -46,13 +47,25 @@ export function safeLocalPath(root: string, key: string): string {
   return full;
 }
 
-/** The string both sides sign: the key and the window, so neither can be swapped. */
-export function localSignature(secret: string, key: string, window: SignWindow): string {
-  return createHmac('sha256', secret).update(`${window.start}\n${window.end}\n${key}`).digest('base64url');
+/**
+ * The string both sides sign: the window, the key and the variant's key (when a variant is asked
+ * for), so none of them can be swapped or edited.
+ */
+export function localSignature(secret: string, key: string, window: SignWindow, variantKey?: string): string {
+  const variantPart = variantKey === undefined ? '' : `\n${variantKey}`;
+  return createHmac('sha256', secret)
+    .update(`${window.start}\n${window.end}\n${key}${variantPart}`)
+    .digest('base64url');
 }
 
-export function verifyLocalSignature(secret: string, key: string, window: SignWindow, sig: string): boolean {
-  const expected = Buffer.from(localSignature(secret, key, window));
+export function verifyLocalSignature(
+  secret: string,
+  key: string,
+  window: SignWindow,
+  sig: string,
+  variantKey?: string,
+): boolean {
+  const expected = Buffer.from(localSignature(secret, key, window, variantKey));
   const given = Buffer.from(sig);
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
@@ -144,12 +157,13 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       }
     },
 
-    signMany(keys, window) {
-      return keys.map((key) => localSignature(opts.secret, key, window));
+    signMany(keys, window, variants) {
+      return keys.map((key, i) => localSignature(opts.secret, key, window, variants?.[i]?.key));
     },
 
-    urlFor(key, s: UrlSignature) {
-      return `${base}${encodeKeyPath(key)}?s=${s.start}&e=${s.end}&sig=${s.sig}`;
+    urlFor(key, s: UrlSignature, variant?: Variant) {
+      const v = variant ? `&v=${variant.key}` : '';
+      return `${base}${encodeKeyPath(key)}?s=${s.start}&e=${s.end}${v}&sig=${s.sig}`;
     },
 
     async ping() {

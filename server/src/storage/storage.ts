@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Variant } from './variant.js';
 
 /** A signature window shared by a whole batch (unix seconds). */
 export interface SignWindow {
@@ -95,10 +96,18 @@ export interface Storage {
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Idempotent: deleting a missing object succeeds. */
   delete(key: string): Promise<void>;
-  /** Signs many GET URLs with one shared window; CPU only, no I/O. Same order as keys. */
-  signMany(keys: readonly string[], window: SignWindow): string[];
-  /** Rebuilds the URL of a signed key. */
-  urlFor(key: string, signature: UrlSignature): string;
+  /**
+   * Signs many GET URLs with one shared window; CPU only, no I/O. Same order as keys.
+   * `variants[i]`, when present, is the variant of `keys[i]` to sign (undefined: the original);
+   * a variant's signature covers the variant, so a URL whose variant part was changed is refused.
+   */
+  signMany(
+    keys: readonly string[],
+    window: SignWindow,
+    variants?: readonly (Variant | undefined)[],
+  ): string[];
+  /** Rebuilds the URL of a signed key (of its variant, when given: the one it was signed for). */
+  urlFor(key: string, signature: UrlSignature, variant?: Variant): string;
   /** Cheap reachability check for /readyz. */
   ping(): Promise<void>;
 }
