@@ -1,5 +1,6 @@
 import { hkdfSync } from 'node:crypto';
 import path from 'node:path';
+import { type ImageConfig, parseImageConfig } from './config-images.js';
 
 /** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
 export interface Config {
@@ -32,6 +33,8 @@ export interface Config {
     /** COS_PUT_MIN_BYTES_PER_SECOND: the slowest upload rate a put's deadline allows for. */
     putMinBytesPerSecond: number;
   };
+  /** IMAGE_PRESETS, IMAGE_TRANSFORMS, IMAGE_MAX_DIMENSION (see config-images.ts). */
+  images: ImageConfig;
   /** Secret for the local driver's URL signatures. */
   localSigningSecret: string;
   urlTtlSeconds: number;
@@ -385,6 +388,7 @@ export function loadConfig(env: Env = process.env): Config {
       protocol: `${cosProtocol}:`,
       ...cosTimeouts,
     },
+    images: parseImageConfig(env, (variable, message) => new ConfigError(variable, message)),
     localSigningSecret: localSecret,
     urlTtlSeconds,
     refreshAheadSeconds,

@@ -16,6 +16,7 @@ import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { UploadSlots } from './images/upload-slots.js';
+import { VariantCatalog } from './images/variants.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
 import { type JobEngine, tickInterval } from './jobs/job-engine.js';
 import { createProcessors } from './jobs/processors.js';
@@ -85,6 +86,7 @@ export interface Container {
   /** Who may fetch an image through `/proxy/:id`. */
   proxyAccess: ProxyAccess;
   links: ProxyLinks;
+  variants: VariantCatalog;
   /** What GraphQL resolvers may call. */
   schema: SchemaServices;
   heartbeat: Heartbeat;
@@ -227,7 +229,9 @@ export async function createContainer(
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
+  const variants = new VariantCatalog(config.images);
   const images = new ImageService({
+    variants,
     config,
     images: imagesRepo,
     storage,
@@ -261,6 +265,7 @@ export async function createContainer(
       limits: { perViewer: config.subscriptionsPerViewer, stalledMs: config.stalledClientSeconds * 1000 },
     }),
     links,
+    variants,
     urlStats: (viewer, days) => urlStatsReport({ stats, access, refresher, clock }, viewer, days),
     limits: config,
   };
@@ -289,6 +294,7 @@ export async function createContainer(
     authenticate: createAuthenticator(config.auth),
     proxyTokens,
     proxyAccess: new ProxyAccess({ tokens: proxyTokens, rows: recentRows }),
+    variants,
     links,
     schema,
     heartbeat,

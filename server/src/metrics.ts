@@ -40,6 +40,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'URLs signed off the window grid (a request wanted more life than its step URL had left)',
       registers: r,
     }),
+    variantSignatures: new Counter({
+      name: 'signet_variant_signatures_total',
+      help: "Variant URLs signed for a request, by preset (transform: a client's own)",
+      labelNames: ['preset'] as const,
+      registers: r,
+    }),
+    variantCacheHits: new Counter({
+      name: 'signet_variant_cache_hits_total',
+      help: "Variant URLs served from the cache, by preset (transform: a client's own)",
+      labelNames: ['preset'] as const,
+      registers: r,
+    }),
     servedRemainingSeconds: new Histogram({
       name: 'signet_url_remaining_life_seconds',
       help: 'Remaining life of URLs at the moment they are served',

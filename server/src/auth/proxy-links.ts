@@ -8,14 +8,17 @@ export const PROXY_PREFIX = '/proxy/';
 
 /** Stable capability links for `<img src>`: CPU only (one HMAC), no I/O. */
 export interface ProxyLinks {
-  linkFor(image: Pick<ImageRow, 'id'>, mode: ProxyMode): string;
+  /** `preset`: a link to that variant (the token binds it). */
+  linkFor(image: Pick<ImageRow, 'id'>, mode: ProxyMode, preset?: string): string;
 }
 
 export function createProxyLinks(d: { publicUrl: string; tokens: Pick<ProxyTokens, 'sign'> }): ProxyLinks {
   return {
-    linkFor(image, mode) {
-      const token = d.tokens.sign(image.id, mode);
-      return `${d.publicUrl}${PROXY_PREFIX}${image.id}?t=${token}${mode === 'stream' ? '&mode=stream' : ''}`;
+    linkFor(image, mode, preset) {
+      const token = d.tokens.sign(image.id, mode, preset);
+      const modePart = mode === 'stream' ? '&mode=stream' : '';
+      const presetPart = preset === undefined ? '' : `&preset=${preset}`;
+      return `${d.publicUrl}${PROXY_PREFIX}${image.id}?t=${token}${modePart}${presetPart}`;
     },
   };
 }

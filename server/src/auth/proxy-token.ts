@@ -13,9 +13,10 @@ import type { ProxyMode } from './proxy-links.js';
  * revokes every link it signed.
  */
 export interface ProxyTokens {
-  sign(imageId: string, mode: ProxyMode): string;
+  /** `preset`: the link opens that variant only. */
+  sign(imageId: string, mode: ProxyMode, preset?: string): string;
   /** The whole check: shape, a configured key id, not expired, and the MAC over what is asked. */
-  verify(token: string, imageId: string, mode: ProxyMode): TokenCheck;
+  verify(token: string, imageId: string, mode: ProxyMode, preset?: string): TokenCheck;
   /** Epoch ms when the token stops working (null: never; undefined: not a token). */
   expiresAt(token: string): number | null | undefined;
 }
@@ -73,20 +74,31 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
   const keys = new Map(opts.secrets.map((s) => [s.kid, s.secret] as const));
   const signer = opts.secrets[0]!;
 
-  const mac = (secret: string, kid: string, imageId: string, exp: number, mode: ProxyMode): Buffer =>
+  const mac = (
+    secret: string,
+    kid: string,
+    imageId: string,
+    exp: number,
+    mode: ProxyMode,
+    preset: string | undefined,
+  ): Buffer =>
     createHmac('sha256', secret)
-      // Domain-separated, length-safe: none of the parts can contain a newline.
-      .update(`signet-proxy-v2\n${kid}\n${imageId.toLowerCase()}\n${exp}\n${mode}`)
+      // Domain-separated, length-safe: none of the parts can contain a newline (preset names are
+      // checked against the configured presets before a token is verified). A link without a
+      // preset signs exactly what it did before presets existed.
+      .update(
+        `signet-proxy-v2\n${kid}\n${imageId.toLowerCase()}\n${exp}\n${mode}${preset === undefined ? '' : `\npreset=${preset}`}`,
+      )
       .digest()
       .subarray(0, MAC_BYTES);
 
   return {
-    sign(imageId, mode) {
+    sign(imageId, mode, preset) {
       const exp = expiryFor(opts.clock.now(), opts.ttlSeconds);
-      const tag = mac(signer.secret, signer.kid, imageId, exp, mode).toString('base64url');
+      const tag = mac(signer.secret, signer.kid, imageId, exp, mode, preset).toString('base64url');
       return `${signer.kid}.${exp.toString(36)}.${tag}`;
     },
-    verify(token, imageId, mode) {
+    verify(token, imageId, mode, preset) {
       const parsed = parse(token);
       if (!parsed) return { ok: false, reason: 'malformed' };
       const secret = keys.get(parsed.kid);
@@ -95,7 +107,7 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
       if (parsed.exp === 0 ? opts.ttlSeconds !== 0 : opts.clock.now() >= parsed.exp * 1000) {
         return { ok: false, reason: 'expired' };
       }
-      const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode);
+      const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode, preset);
       return timingSafeEqual(parsed.mac, expected) ? { ok: true } : { ok: false, reason: 'mismatch' };
     },
     expiresAt(token) {

@@ -1,8 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
+import type { ImagePreset } from '../config-images.js';
 import { RECENT_ROW_MS } from '../db/recent-rows.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
+import type { VariantCatalog } from '../images/variants.js';
+import { urlIdOf } from '../storage/variant.js';
 import type { UrlService } from '../urls/url-service.js';
 
 /**
@@ -16,6 +19,7 @@ export function redirectMarginSeconds(urlTtlSeconds: number): number {
 export interface RedirectDeps {
   config: Pick<Config, 'defaultMinTtlSeconds' | 'urlTtlSeconds'>;
   urls: Pick<UrlService, 'resolveRecent'>;
+  variants: Pick<VariantCatalog, 'forImage'>;
   clock: Clock;
 }
 
@@ -28,10 +32,18 @@ export async function redirectToSignedUrl(
   s: RedirectDeps,
   res: ServerResponse,
   g: ProxyGrant,
+  preset?: ImagePreset,
 ): Promise<void> {
   const { config, clock } = s;
+  const variant = preset && s.variants.forImage(preset, g.row);
   const resolved = await s.urls.resolveRecent(
-    { id: g.row.id, key: g.row.objectKey, minTtl: config.defaultMinTtlSeconds },
+    {
+      id: urlIdOf(g.row.id, variant),
+      key: g.row.objectKey,
+      minTtl: config.defaultMinTtlSeconds,
+      variant,
+      preset: variant ? preset.name : undefined,
+    },
     // The same bound as the rows': what a node remembers for the proxy is at most 5 s behind.
     RECENT_ROW_MS,
   );

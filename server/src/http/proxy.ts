@@ -5,14 +5,17 @@ import type { Config } from '../config.js';
 import { badInput, methodNotAllowed, unauthenticated } from '../errors/index.js';
 import { isImageId } from '../images/image-id.js';
 import type { ProxyAccess, ProxyCredential } from '../images/proxy-access.js';
+import type { VariantCatalog } from '../images/variants.js';
 import type { Metrics } from '../metrics.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
 import { type StreamDeps, streamObject } from './proxy-stream.js';
+import { streamVariant } from './proxy-stream-variant.js';
 
 export interface ProxyDeps extends RedirectDeps, StreamDeps {
   config: RedirectDeps['config'] & Pick<Config, 'auth'>;
   authenticate: Authenticate;
   proxyAccess: ProxyAccess;
+  variants: Pick<VariantCatalog, 'preset' | 'forImage'>;
   metrics: Pick<Metrics, 'proxyResponses'>;
 }
 
@@ -52,9 +55,19 @@ export function createProxyRoute(d: ProxyDeps) {
     const rawId = url.pathname.slice(PROXY_PREFIX.length);
     if (!isImageId(rawId)) throw badInput('The path must be /proxy/<image id (a UUID)>');
     if (!mode) throw badInput('mode must be redirect or stream');
+    // Checked against the configured presets before the token: a preset name is part of what
+    // the token signs, and only a known one can be (400 for an unknown one, like GraphQL).
+    const presetName = url.searchParams.get('preset');
+    const preset = presetName ? d.variants.preset(presetName) : undefined;
 
-    const grant = await d.proxyAccess.grant(rawId.toLowerCase(), mode, await credentialOf(req, url));
-    if (mode === 'stream') await streamObject(d, req, res, grant);
-    else await redirectToSignedUrl(d, res, grant);
+    const grant = await d.proxyAccess.grant(
+      rawId.toLowerCase(),
+      mode,
+      await credentialOf(req, url),
+      preset?.name,
+    );
+    if (mode === 'stream' && preset) await streamVariant(d, req, res, grant, preset);
+    else if (mode === 'stream') await streamObject(d, req, res, grant);
+    else await redirectToSignedUrl(d, res, grant, preset);
   };
 }

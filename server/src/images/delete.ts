@@ -4,6 +4,7 @@ import { fromStorage } from '../errors/index.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
 import type { UrlService } from '../urls/url-service.js';
+import type { VariantCatalog } from './variants.js';
 
 export interface DeleteDeps {
   storage: Pick<Storage, 'delete'>;
@@ -11,6 +12,8 @@ export interface DeleteDeps {
   /** This node's memory of recent rows (the proxy's), forgotten at once. */
   recentRows: { forget(id: string): void };
   urls: Pick<UrlService, 'purge'>;
+  /** The url ids of an image's preset variants (purged with the original's). */
+  variants: Pick<VariantCatalog, 'presetUrlIds'>;
   clock: Clock;
   logger: Logger;
 }
@@ -22,7 +25,7 @@ export interface DeleteDeps {
  * missing object succeeds). Missing, already deleted and another owner's images all answer false.
  */
 export async function deleteImage(deps: DeleteDeps, ownerId: string, id: string): Promise<boolean> {
-  const { storage, images, recentRows, urls, clock, logger } = deps;
+  const { storage, images, recentRows, urls, variants, clock, logger } = deps;
   const [row] = await images.findVisible(ownerId, [id]);
   if (!row) return false;
   try {
@@ -35,7 +38,9 @@ export async function deleteImage(deps: DeleteDeps, ownerId: string, id: string)
   const deleted = await images.softDelete(ownerId, id, new Date(clock.now()));
   recentRows.forget(id);
   try {
-    await urls.purge([id]);
+    // A client's own transforms are not tracked: their URLs answer 404 from now on and leave
+    // the cache by their step's end.
+    await urls.purge([id, ...variants.presetUrlIds(row)]);
   } catch (err) {
     // Harmless: a deleted image's row is never read again, and its URL now answers 404.
     logger.warn(

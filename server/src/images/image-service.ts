@@ -15,6 +15,7 @@ import { MAX_IDS } from './image-id.js';
 import { preloadRows } from './preload.js';
 import { uploadImage } from './upload.js';
 import { type UrlStatusView, urlStatuses } from './url-status.js';
+import type { VariantCatalog } from './variants.js';
 
 export interface ImageServiceDeps {
   config: Pick<
@@ -36,6 +37,8 @@ export interface ImageServiceDeps {
   /** preloadSignedUrls calls per viewer. */
   preloadLimiter: RateLimiter;
   jobs: Pick<JobEngine, 'preload'>;
+  /** Presets and transforms: which variant an argument asks for (purged with the image). */
+  variants: VariantCatalog;
   clock: Clock;
   logger: Logger;
 }

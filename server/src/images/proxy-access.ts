@@ -21,10 +21,11 @@ export class ProxyAccess {
     },
   ) {}
 
-  async grant(id: string, mode: ProxyMode, cred: ProxyCredential): Promise<ProxyGrant> {
+  /** `preset`: a configured preset's name (checked by the caller), bound into the token. */
+  async grant(id: string, mode: ProxyMode, cred: ProxyCredential, preset?: string): Promise<ProxyGrant> {
     if (cred.kind === 'token') {
       // The whole token is checked before any I/O: a forged or edited link costs no SQL.
-      const check = this.d.tokens.verify(cred.token, id, mode);
+      const check = this.d.tokens.verify(cred.token, id, mode, preset);
       if (!check.ok) throw forbidden(check.reason === 'expired' ? 'The link has expired' : 'Invalid link');
     }
     const row = await this.d.rows.find(id);

@@ -2,10 +2,10 @@ import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import type { Viewer } from '../auth/viewer.js';
 import type { ImageRow } from '../db/types.js';
-import type { SignedUrlEvent } from '../events/event-bus.js';
 import type { UrlStatusView } from '../images/url-status.js';
 import type { DailyStats, WorkerBeat } from '../stats/stats-store.js';
 import type { UrlStatsView } from '../stats/url-stats-report.js';
+import type { LiveUrlEvent } from '../urls/live-urls.js';
 import type { ResolvedUrl } from '../urls/resolved-url.js';
 import type { Context } from './context.js';
 
@@ -32,7 +32,7 @@ export const builder = new SchemaBuilder<{
     ImageConnection: ImageConnectionShape;
     ImageEdge: { cursor: string; node: ImageRow };
     PageInfo: { hasNextPage: boolean; endCursor: string | null };
-    SignedUrlEvent: SignedUrlEvent;
+    SignedUrlEvent: LiveUrlEvent<ImageRow>;
     UrlStats: UrlStatsView;
     DailyUrlStats: DailyStats & { hitRate: number };
     WorkerStatus: WorkerBeat & { alive: boolean };

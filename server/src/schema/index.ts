@@ -3,6 +3,7 @@ import { builder } from './builder.js';
 import './scalars.js';
 import './viewer.js';
 import './images.js';
+import './variants.js';
 import './urls.js';
 import './url-refresh.js';
 import './stats.js';

@@ -14,8 +14,19 @@ builder.objectFields(ImageRef, (t) => ({
     description:
       'A stable capability link for `<img src>` and other places that cannot run JavaScript or send ' +
       'headers. It keeps working while the image exists (up to PROXY_TOKEN_TTL_SECONDS).',
-    args: { mode: t.arg({ type: ProxyMode, required: false, defaultValue: 'redirect' }) },
+    args: {
+      mode: t.arg({ type: ProxyMode, required: false, defaultValue: 'redirect' }),
+      preset: t.arg.string({
+        required: false,
+        description: 'A variant (one of imagePresets); the link opens only it',
+      }),
+    },
     // CPU only (one HMAC): no loader needed.
-    resolve: (image, args, ctx) => ctx.links.linkFor(image, args.mode ?? 'redirect'),
+    resolve: (image, args, ctx) =>
+      ctx.links.linkFor(
+        image,
+        args.mode ?? 'redirect',
+        args.preset == null ? undefined : ctx.variants.preset(args.preset).name,
+      ),
   }),
 }));

@@ -7,6 +7,23 @@ builder.objectType('SignedUrlEvent', {
   fields: (t) => ({
     imageId: t.exposeID('imageId'),
     signedUrl: t.field({ type: 'SignedUrl', resolve: (e) => e.signedUrl }),
+    srcset: t.string({
+      nullable: true,
+      description: "With a preset: the variant's srcset, its 1x entry being this event's URL",
+      resolve: async (e, _args, ctx) => {
+        if (!e.variantOf) return null;
+        const plan = ctx.variants.srcsetPlan(
+          e.variantOf.row,
+          e.variantOf.preset,
+          ctx.limits.defaultMinTtlSeconds,
+        );
+        // Every variant of an image steps with the image: the 2x entry was re-signed with this one
+        // (or is signed now, to the same URL). Not through the request's loader: a subscription's
+        // context lives for hours.
+        const rest = await ctx.urls.resolveMany(plan.requests.slice(1));
+        return plan.join([e.signedUrl.url, ...rest.map((u) => u.url)]);
+      },
+    }),
   }),
 });
 
@@ -32,8 +49,22 @@ builder.subscriptionField('signedUrlRefreshed', (t) =>
     type: 'SignedUrlEvent',
     description:
       'Every re-signed URL of these images (ids the viewer cannot see deliver nothing). At-most-once: after a reconnect, refetch your URLs.',
-    args: { ids: t.arg.idList({ required: true }) },
-    subscribe: (_root, args, ctx) => ctx.live.listen(ctx.viewer, parseImageIds(args.ids.map(String))),
+    args: {
+      ids: t.arg.idList({ required: true }),
+      preset: t.arg.string({
+        required: false,
+        description: "That variant's URLs (and srcset) instead of the originals'",
+      }),
+    },
+    subscribe: (_root, args, ctx) => {
+      const ids = parseImageIds(args.ids.map(String));
+      if (args.preset == null) return ctx.live.listen(ctx.viewer, ids);
+      const preset = ctx.variants.preset(args.preset).name;
+      return ctx.live.listen(ctx.viewer, ids, {
+        preset,
+        urlIdOf: (row) => ctx.variants.srcsetPlan(row, preset, 0).requests[0]!.id,
+      });
+    },
     resolve: (e) => e,
   }),
 );

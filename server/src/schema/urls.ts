@@ -1,7 +1,8 @@
-import type { UrlRequest } from '../urls/resolved-url.js';
 import { builder } from './builder.js';
 import { ImageRef } from './images.js';
+import { loadAll, urlLoader } from './url-loader.js';
 import { parseMinTtl } from './validate.js';
+import { ImageTransformInput } from './variants.js';
 
 builder.objectType('SignedUrl', {
   description: 'A presigned GET URL and its life.',
@@ -32,22 +33,34 @@ builder.objectType('UrlStatus', {
 });
 
 builder.objectFields(ImageRef, (t) => ({
-  // Every signedUrl of a response lands in one batch: one cache round trip, bulk signing.
-  signedUrl: t.loadable({
+  // Every signedUrl and srcset of a response lands in one batch (url-loader.ts): one cache
+  // round trip, bulk signing of the misses, variants included.
+  signedUrl: t.field({
     type: 'SignedUrl',
+    description:
+      'A presigned URL of the original, of a preset (`preset`) or of your own transform (`transform`, when the gateway allows it). One URL per image and variant per window.',
     args: {
       minTtl: t.arg.int({
         required: false,
         description: 'Seconds the URL must stay valid at least (default 300, or a quarter of the TTL)',
       }),
+      preset: t.arg.string({ required: false, description: 'One of imagePresets' }),
+      transform: t.arg({ type: ImageTransformInput, required: false }),
     },
-    load: (reqs: UrlRequest[], ctx) => ctx.urls.resolveMany(reqs),
-    loaderOptions: { cacheKeyFn: (r: UrlRequest) => `${r.id}:${r.minTtl}` },
-    resolve: (image, args, ctx): UrlRequest => ({
-      id: image.id,
-      key: image.objectKey,
-      minTtl: parseMinTtl(args.minTtl, ctx.limits),
-    }),
+    resolve: (image, args, ctx) =>
+      urlLoader(ctx).load(
+        ctx.variants.urlRequest(image, parseMinTtl(args.minTtl, ctx.limits), args.preset, args.transform),
+      ),
+  }),
+  srcset: t.string({
+    description:
+      'The preset at 1x and 2x ("URL 320w, URL 640w"), never wider than the original: for <img srcset> with sizes.',
+    args: { preset: t.arg.string({ required: true, description: 'One of imagePresets' }) },
+    resolve: async (image, args, ctx) => {
+      const plan = ctx.variants.srcsetPlan(image, args.preset, ctx.limits.defaultMinTtlSeconds);
+      const urls = await loadAll(ctx, plan.requests);
+      return plan.join(urls.map((u) => u.url));
+    },
   }),
   urlStatus: t.loadable({
     type: 'UrlStatus',

@@ -3,6 +3,20 @@ import { rateLimited } from '../errors/index.js';
 import type { EventBus, SignedUrlEvent } from '../events/event-bus.js';
 import type { Metrics } from '../metrics.js';
 
+/**
+ * A subscription to one variant of each image (`signedUrlRefreshed(ids, preset)`): which url id
+ * carries an image's events (its preset variant's), and the preset, for the event's srcset.
+ */
+export interface LiveVariant<Row> {
+  preset: string;
+  urlIdOf(row: Row): string;
+}
+
+/** An event as a subscription delivers it: for a variant, keyed by the image and with its row. */
+export interface LiveUrlEvent<Row = unknown> extends SignedUrlEvent {
+  variantOf?: { row: Row; preset: string };
+}
+
 export interface LiveUrlLimits {
   /** Open subscriptions one viewer may hold on this node. */
   perViewer: number;
@@ -18,13 +32,13 @@ export interface LiveUrlLimits {
  * the fan-out to anyone else, and is ended after `stalledMs`. A subscription also ends when the
  * viewer's token does.
  */
-export class LiveUrls {
+export class LiveUrls<Row extends { id: string } = { id: string }> {
   private readonly open = new Map<string, number>();
 
   constructor(
     private readonly d: {
       /** The images of ids the viewer may see (the images domain decides). */
-      images: { visible(viewer: Viewer, ids: readonly string[]): Promise<{ id: string }[]> };
+      images: { visible(viewer: Viewer, ids: readonly string[]): Promise<Row[]> };
       events: Pick<EventBus, 'subscribe'>;
       metrics: Pick<Metrics, 'sseSubscribers'>;
       limits: LiveUrlLimits;
@@ -32,22 +46,37 @@ export class LiveUrls {
     },
   ) {}
 
-  async listen(viewer: Viewer, ids: readonly string[]): Promise<AsyncIterableIterator<SignedUrlEvent>> {
+  async listen(
+    viewer: Viewer,
+    ids: readonly string[],
+    variant?: LiveVariant<Row>,
+  ): Promise<AsyncIterableIterator<LiveUrlEvent<Row>>> {
     const held = this.open.get(viewer.id) ?? 0;
     if (held >= this.d.limits.perViewer) {
       throw rateLimited(`At most ${this.d.limits.perViewer} open subscriptions per viewer`, 5);
     }
     this.open.set(viewer.id, held + 1);
-    let stream: LatestPerImage;
+    let stream: LatestPerImage<LiveUrlEvent<Row>>;
     try {
       const rows = await this.d.images.visible(viewer, ids);
       stream = new LatestPerImage(this.d.limits.stalledMs, () => this.closed(viewer.id));
-      stream.attach(
-        this.d.events.subscribe(
-          rows.map((r) => r.id),
-          (e) => stream.offer(e),
-        ),
-      );
+      if (variant) {
+        // The bus carries url ids; the client hears of the image, with its variant's URL.
+        const byUrlId = new Map(rows.map((r) => [variant.urlIdOf(r), r]));
+        stream.attach(
+          this.d.events.subscribe([...byUrlId.keys()], (e) => {
+            const row = byUrlId.get(e.imageId);
+            if (row) stream.offer({ ...e, imageId: row.id, variantOf: { row, preset: variant.preset } });
+          }),
+        );
+      } else {
+        stream.attach(
+          this.d.events.subscribe(
+            rows.map((r) => r.id),
+            (e) => stream.offer(e),
+          ),
+        );
+      }
     } catch (err) {
       this.closed(viewer.id);
       throw err;
@@ -66,9 +95,9 @@ export class LiveUrls {
 }
 
 /** The newest event per image, in arrival order of images; ends on return(), a stall or a deadline. */
-class LatestPerImage implements AsyncIterableIterator<SignedUrlEvent> {
-  private readonly pending = new Map<string, SignedUrlEvent>();
-  private waiting: ((r: IteratorResult<SignedUrlEvent>) => void) | undefined;
+class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<E> {
+  private readonly pending = new Map<string, E>();
+  private waiting: ((r: IteratorResult<E>) => void) | undefined;
   private unsubscribe: (() => void) | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private endTimer: NodeJS.Timeout | undefined;
@@ -92,7 +121,7 @@ class LatestPerImage implements AsyncIterableIterator<SignedUrlEvent> {
     this.endTimer.unref();
   }
 
-  offer(e: SignedUrlEvent): void {
+  offer(e: E): void {
     if (this.done) return;
     if (this.waiting) {
       const w = this.waiting;
@@ -111,7 +140,7 @@ class LatestPerImage implements AsyncIterableIterator<SignedUrlEvent> {
     this.stallTimer.unref();
   }
 
-  next(): Promise<IteratorResult<SignedUrlEvent>> {
+  next(): Promise<IteratorResult<E>> {
     if (this.stallTimer) {
       clearTimeout(this.stallTimer);
       this.stallTimer = undefined;
@@ -127,7 +156,7 @@ class LatestPerImage implements AsyncIterableIterator<SignedUrlEvent> {
     });
   }
 
-  return(): Promise<IteratorResult<SignedUrlEvent>> {
+  return(): Promise<IteratorResult<E>> {
     this.end();
     this.pending.clear();
     return Promise.resolve({ value: undefined, done: true });

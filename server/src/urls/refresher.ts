@@ -2,6 +2,8 @@ import type { Clock } from '../clock.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import { splitUrlId } from '../storage/variant.js';
+import type { SignTarget } from './resolved-url.js';
 import type { RefreshSchedule } from './store.js';
 import type { UrlService } from './url-service.js';
 
@@ -69,21 +71,29 @@ export class Refresher {
     return result;
   }
 
-  /** Re-signs one claimed batch, retrying with backoff; -1 when it gave up (the lease will retry). */
+  /**
+   * Re-signs one claimed batch, retrying with backoff; -1 when it gave up (the lease will retry).
+   * The schedule holds url ids: an image's original and each of its variants (`<id>~<variant>`)
+   * are refreshed alike, from one row lookup.
+   */
   private async refreshBatch(ids: string[]): Promise<number> {
+    const targets = ids.map((id) => ({ id, parts: splitUrlId(id) }));
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const rows = await this.d.images.findLive(ids);
-        if (rows.length < ids.length) {
-          const live = new Set(rows.map((r) => r.id));
-          await this.d.schedule.unschedule(ids.filter((id) => !live.has(id)));
+        const imageIds = [...new Set(targets.flatMap((t) => (t.parts ? [t.parts.imageId] : [])))];
+        const rows = imageIds.length > 0 ? await this.d.images.findLive(imageIds) : [];
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        const items: SignTarget[] = [];
+        const gone: string[] = [];
+        for (const t of targets) {
+          const row = t.parts && byId.get(t.parts.imageId);
+          if (row) items.push({ id: t.id, key: row.objectKey, variant: t.parts!.variant });
+          else gone.push(t.id);
         }
-        if (rows.length === 0) return 0;
-        await this.d.urls.refreshMany(
-          rows.map((r) => ({ id: r.id, key: r.objectKey })),
-          { strict: true, onlyStale: true },
-        );
-        return rows.length;
+        if (gone.length > 0) await this.d.schedule.unschedule(gone);
+        if (items.length === 0) return 0;
+        await this.d.urls.refreshMany(items, { strict: true, onlyStale: true });
+        return items.length;
       } catch (err) {
         this.d.logger.warn({ err: (err as Error).message, attempt, ids: ids.length }, 'refresh batch failed');
         await sleep(100 * 2 ** attempt);

@@ -1,9 +1,19 @@
-/** One image's URL asked for by a request. */
-export interface UrlRequest {
+import type { Variant } from '../storage/variant.js';
+
+/** An object to sign: the URL's cache id, the object key and the variant (undefined: the original). */
+export interface SignTarget {
+  /** The image id for an original; `<image id>~<variant key>` for a variant (`urlIdOf`). */
   id: string;
   key: string;
+  variant?: Variant | undefined;
+}
+
+/** One image's (or one variant's) URL asked for by a request. */
+export interface UrlRequest extends SignTarget {
   /** Seconds the URL must still be valid for when it is handed out. */
   minTtl: number;
+  /** The preset a variant was asked by (`transform` for a client's own): the metrics' label. */
+  preset?: string | undefined;
 }
 
 /** A URL as handed out (`SignedUrl` in the schema). */

@@ -3,7 +3,7 @@ import type { SignedUrlEvent } from '../events/event-bus.js';
 import type { Logger } from '../logger.js';
 import type { SignWindow, Storage, UrlSignature } from '../storage/storage.js';
 import type { GuardedCache } from './guarded-cache.js';
-import type { UrlRequest, UrlTiming } from './resolved-url.js';
+import type { SignTarget, UrlRequest, UrlTiming } from './resolved-url.js';
 import type { StoreEntry } from './store.js';
 import type { UrlTelemetry } from './telemetry.js';
 import type { UrlMemo } from './url-memo.js';
@@ -87,7 +87,7 @@ export class UrlSigner {
    * the batch to its lease.
    */
   async sign(
-    items: readonly { id: string; key: string }[],
+    items: readonly SignTarget[],
     reason: 'miss' | 'refresh',
     strict = false,
   ): Promise<Map<string, UrlSignature>> {
@@ -100,7 +100,7 @@ export class UrlSigner {
     const events: SignedUrlEvent[] = [];
     const entries: StoreEntry[] = items.map((it) => {
       const sig = result.get(it.id)!;
-      const signedUrl = this.d.memo.present(it.id, it.key, sig, false);
+      const signedUrl = this.d.memo.present(it.id, it.key, sig, false, it.variant);
       events.push({ imageId: it.id, signedUrl });
       const refreshAt = grid.refreshAtOf(sig);
       // The cache holds a step's URL until the step ends: then the next step's URL takes over.
@@ -138,17 +138,17 @@ export class UrlSigner {
     const window = this.d.grid.offGridAt(this.d.clock.now());
     this.d.telemetry.offGrid(reqs.length);
     return this.signWindows(
-      reqs.map((r) => ({ id: r.id, key: r.key, window })),
+      reqs.map((r) => ({ id: r.id, key: r.key, variant: r.variant, window })),
       'miss',
     );
   }
 
   /** One signMany per distinct window (the grid has few per step: one signing key each). */
   private signWindows(
-    items: readonly { id: string; key: string; window: SignWindow }[],
+    items: readonly (SignTarget & { window: SignWindow })[],
     reason: 'miss' | 'refresh',
   ): Map<string, UrlSignature> {
-    const groups = new Map<string, { window: SignWindow; items: { id: string; key: string }[] }>();
+    const groups = new Map<string, { window: SignWindow; items: SignTarget[] }>();
     for (const it of items) {
       const k = `${it.window.start}:${it.window.end}`;
       const g = groups.get(k);
@@ -157,9 +157,11 @@ export class UrlSigner {
     }
     const result = new Map<string, UrlSignature>();
     for (const { window, items: group } of groups.values()) {
+      const variants = group.some((i) => i.variant) ? group.map((i) => i.variant) : undefined;
       const sigs = this.d.storage.signMany(
         group.map((i) => i.key),
         window,
+        variants,
       );
       group.forEach((it, i) => {
         result.set(it.id, { ...window, sig: sigs[i]! });

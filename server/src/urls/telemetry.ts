@@ -1,6 +1,6 @@
 import type { Metrics } from '../metrics.js';
 import type { AccessTracker } from './access-tracker.js';
-import type { ResolvedUrl } from './resolved-url.js';
+import type { ResolvedUrl, UrlRequest } from './resolved-url.js';
 
 /**
  * The one observer of the URL path: every resolve, signing and cache fallback is told here once,
@@ -29,6 +29,19 @@ export class UrlTelemetry {
     metrics.resolveSeconds.observe(elapsed / 1000);
     access.recordResolve(elapsed);
     for (const o of out) metrics.servedRemainingSeconds.observe(Math.max(0, (o.expiresAt - now) / 1000));
+  }
+
+  /**
+   * Variants of a resolve, by preset: served from the cache, or signed for it (`fresh` holds what
+   * was signed). Originals cost nothing here.
+   */
+  variants(reqs: readonly UrlRequest[], fresh: ReadonlyMap<string, unknown>): void {
+    for (const r of reqs) {
+      if (!r.variant) continue;
+      const preset = r.preset ?? 'transform';
+      if (fresh.has(r.id)) this.metrics.variantSignatures.inc({ preset });
+      else this.metrics.variantCacheHits.inc({ preset });
+    }
   }
 
   /** Images signed for `reason` (a miss of a resolve, or a refresh). */

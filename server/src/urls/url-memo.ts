@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import { BoundedMap } from '../lib/bounded-map.js';
 import type { Storage, UrlSignature } from '../storage/storage.js';
+import type { Variant } from '../storage/variant.js';
 import { type ResolvedUrl, refreshAtOf } from './resolved-url.js';
 import type { WindowGrid } from './window-grid.js';
 
@@ -33,10 +34,10 @@ export class UrlMemo {
   ) {}
 
   /** A signature as handed out. */
-  present(id: string, key: string, sig: UrlSignature, cached: boolean): ResolvedUrl {
+  present(id: string, key: string, sig: UrlSignature, cached: boolean, variant?: Variant): ResolvedUrl {
     const expiresAt = sig.end * 1000;
     return {
-      url: this.urlOf(id, key, sig),
+      url: this.urlOf(id, key, sig, variant),
       expiresAt,
       refreshAt: refreshAtOf(expiresAt, this.refreshAheadSeconds),
       cached,
@@ -72,14 +73,15 @@ export class UrlMemo {
     this.built.delete(id);
   }
 
-  private urlOf(id: string, key: string, sig: UrlSignature): string {
+  /** `id` names the variant too (a url id), so a memo hit is always the same variant's URL. */
+  private urlOf(id: string, key: string, sig: UrlSignature, variant: Variant | undefined): string {
     const b = this.built.get(id);
     const now = this.clock.now();
     if (b && b.start === sig.start && b.end === sig.end && b.key === key) {
       b.seenAt = now;
       return b.url;
     }
-    const url = this.storage.urlFor(key, sig);
+    const url = this.storage.urlFor(key, sig, variant);
     // Only the grid's URLs are kept: one made for one request (off the grid) must not push out
     // the step's URL every other request of this image wants.
     if (this.grid.isCurrent(id, sig, now))

@@ -1,14 +1,14 @@
 import type { Clock } from '../clock.js';
 import type { UrlSignature } from '../storage/storage.js';
 import type { GuardedCache } from './guarded-cache.js';
-import type { ResolvedUrl, UrlRequest } from './resolved-url.js';
+import type { ResolvedUrl, SignTarget, UrlRequest } from './resolved-url.js';
 import type { UrlSigner } from './signer.js';
 import type { UrlCache } from './store.js';
 import type { UrlTelemetry } from './telemetry.js';
 import type { UrlMemo } from './url-memo.js';
 import type { WindowGrid } from './window-grid.js';
 
-export type { ResolvedUrl, UrlRequest, UrlTiming } from './resolved-url.js';
+export type { ResolvedUrl, SignTarget, UrlRequest, UrlTiming } from './resolved-url.js';
 
 export interface UrlServiceDeps {
   cache: GuardedCache;
@@ -54,9 +54,10 @@ export class UrlService {
 
     const out = reqs.map((r) => {
       const f = fresh.get(r.id);
-      return this.d.memo.present(r.id, r.key, f ?? byId.get(r.id)!, !f);
+      return this.d.memo.present(r.id, r.key, f ?? byId.get(r.id)!, !f, r.variant);
     });
     this.d.telemetry.resolved(ids, now, needs.size, started, out);
+    this.d.telemetry.variants(reqs, fresh);
     return out;
   }
 
@@ -81,7 +82,7 @@ export class UrlService {
    * signed it since the boundary — are left alone: each URL is signed once per step.
    */
   async refreshMany(
-    items: readonly { id: string; key: string }[],
+    items: readonly SignTarget[],
     options: { strict?: boolean; onlyStale?: boolean } = {},
   ): Promise<Map<string, ResolvedUrl>> {
     let todo = items;
@@ -96,7 +97,8 @@ export class UrlService {
     const sigs =
       todo.length > 0 ? await this.d.signer.sign(todo, 'refresh', options.strict ?? false) : new Map();
     const out = new Map<string, ResolvedUrl>();
-    for (const it of todo) out.set(it.id, this.d.memo.present(it.id, it.key, sigs.get(it.id)!, false));
+    for (const it of todo)
+      out.set(it.id, this.d.memo.present(it.id, it.key, sigs.get(it.id)!, false, it.variant));
     return out;
   }
 

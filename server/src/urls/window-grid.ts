@@ -43,8 +43,13 @@ export class WindowGrid {
   }
 
   /** Where this image's steps start, in seconds within a step. */
+  /**
+   * `id` is a url id: every variant of an image (`<image id>~<variant>`) steps with the image
+   * itself, so a srcset's entries and a subscription's preset change URLs together.
+   */
   offsetOf(id: string): number {
-    return (fnv1a32(id) % this.offsets) * this.spacing;
+    const t = id.indexOf('~');
+    return (fnv1a32(t < 0 ? id : id.slice(0, t)) % this.offsets) * this.spacing;
   }
 
   /** The start (unix seconds) of the image's step that contains `atSeconds`. */

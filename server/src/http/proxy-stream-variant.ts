@@ -1,0 +1,87 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ImagePreset } from '../config-images.js';
+import { badGateway, notFound, rangeNotSatisfiable } from '../errors/index.js';
+import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
+import { OBJECT_MAX_AGE_SECONDS } from '../storage/storage.js';
+import { urlIdOf } from '../storage/variant.js';
+import { untrustedObjectHeaders } from './object-headers.js';
+import type { RedirectDeps } from './proxy-redirect.js';
+import type { StreamDeps } from './proxy-stream.js';
+import { pipeBody } from './send.js';
+
+/** Headers of the store's answer that describe the bytes (and may pass to the client). */
+const PASSED = ['content-type', 'content-length', 'content-range', 'etag', 'last-modified'] as const;
+
+/**
+ * Stream mode for a variant: the gateway fetches the variant through its own signed URL (the
+ * same URL a redirect would hand out, so every driver — processing at COS, derived objects, the
+ * local bucket, a CDN — is served alike) and streams the answer, passing Range and
+ * If-None-Match through. See docs/architecture.md, "Variants".
+ */
+export async function streamVariant(
+  s: RedirectDeps & Pick<StreamDeps, 'clock' | 'logger'>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  g: ProxyGrant,
+  preset: ImagePreset,
+): Promise<void> {
+  const variant = s.variants.forImage(preset, g.row);
+  const resolved = await s.urls.resolveRecent(
+    {
+      id: urlIdOf(g.row.id, variant),
+      key: g.row.objectKey,
+      minTtl: s.config.defaultMinTtlSeconds,
+      variant,
+      preset: variant ? preset.name : undefined,
+    },
+    5000,
+  );
+  const upstream = new AbortController();
+  const onClose = () => upstream.abort();
+  res.once('close', onClose);
+  const headers: Record<string, string> = {};
+  if (typeof req.headers.range === 'string') headers.range = req.headers.range;
+  if (typeof req.headers['if-none-match'] === 'string')
+    headers['if-none-match'] = req.headers['if-none-match'];
+  let answer: Response;
+  try {
+    answer = await fetch(resolved.url, {
+      method: req.method,
+      headers,
+      signal: upstream.signal,
+      redirect: 'error',
+    });
+  } catch (err) {
+    if (res.destroyed) return;
+    s.logger.warn({ err: (err as Error).message, imageId: g.row.id }, 'proxy: variant fetch failed');
+    throw badGateway();
+  }
+  if (answer.status === 404) throw notFound('No such object');
+  if (answer.status === 416) throw rangeNotSatisfiable(undefined);
+  if (answer.status !== 200 && answer.status !== 206 && answer.status !== 304) {
+    await answer.body?.cancel();
+    s.logger.warn({ status: answer.status, imageId: g.row.id }, 'proxy: the store refused a variant');
+    throw badGateway();
+  }
+  let maxAge = OBJECT_MAX_AGE_SECONDS;
+  if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, s.clock.now()));
+  const out: Record<string, string> = {
+    'cache-control': `private, max-age=${maxAge}, immutable`,
+    'accept-ranges': 'bytes',
+    ...(g.byBearer ? { vary: 'Authorization' } : {}),
+  };
+  for (const h of PASSED) {
+    const v = answer.headers.get(h);
+    if (v !== null) out[h] = v;
+  }
+  Object.assign(out, untrustedObjectHeaders(out['content-type']));
+  res.writeHead(answer.status, out);
+  if (!answer.body || req.method === 'HEAD' || answer.status === 304) {
+    await answer.body?.cancel();
+    res.end();
+    return;
+  }
+  await pipeBody(Readable.fromWeb(answer.body as import('node:stream/web').ReadableStream), res);
+  res.off('close', onClose);
+}

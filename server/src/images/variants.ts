@@ -1,0 +1,217 @@
+import type { ImageConfig, ImagePreset } from '../config-images.js';
+import { badInput } from '../errors/index.js';
+import {
+  type ImageFit,
+  type ImageFormat,
+  urlIdOf,
+  type Variant,
+  type VariantSpec,
+  variantOf,
+  variantOutputSize,
+} from '../storage/variant.js';
+import type { UrlRequest } from '../urls/resolved-url.js';
+
+/** `ImageTransform` as the schema hands it over (enum values already lower-case). */
+export interface TransformInput {
+  width?: number | null;
+  height?: number | null;
+  fit?: ImageFit | null;
+  format?: ImageFormat | null;
+  quality?: number | null;
+}
+
+/** What an image row tells about the original a variant is made of. */
+export interface VariantSource {
+  contentType: string;
+  width: number | null;
+  height: number | null;
+}
+
+/** One entry of a srcset: the variant and the width its bytes will have. */
+export interface SrcsetEntry {
+  variant: Variant | undefined;
+  width: number | undefined;
+}
+
+/** An image row as far as its URLs are concerned. */
+export type UrlSource = VariantSource & { id: string; objectKey: string };
+
+/** A srcset's URL requests (one per entry) and how to join their URLs into the attribute. */
+export interface SrcsetPlan {
+  requests: UrlRequest[];
+  join(urls: readonly string[]): string;
+}
+
+/**
+ * Originals a variant can be made of. SVG (scripts, external references) and GIF (animation)
+ * are handed out as they are: a variant of them is the original's URL.
+ */
+const RASTER_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/avif']);
+
+/**
+ * The variants domain: which variant a `preset` or a `transform` argument asks for (checked,
+ * with BAD_USER_INPUT naming the argument), and the concrete `Variant` of one image — its box
+ * capped to the original's size, so a variant is never larger than the original and one variant
+ * of one image has one name (and one URL per step). See docs/architecture.md, "Variants".
+ */
+export class VariantCatalog {
+  private readonly byName = new Map<string, ImagePreset>();
+
+  constructor(private readonly config: ImageConfig) {
+    for (const p of config.presets) this.byName.set(p.name, p);
+  }
+
+  presets(): readonly ImagePreset[] {
+    return this.config.presets;
+  }
+
+  /** The spec a field's arguments ask for; undefined for the original. */
+  specFor(
+    preset: string | null | undefined,
+    transform: TransformInput | null | undefined,
+  ): VariantSpec | undefined {
+    if (preset != null && transform != null) {
+      throw badInput('Give either preset or transform, not both', { argument: 'preset' });
+    }
+    if (preset != null) return this.preset(preset);
+    if (transform != null) return this.transform(transform);
+    return undefined;
+  }
+
+  /** A named preset, or BAD_USER_INPUT naming `argument`. */
+  preset(name: string, argument = 'preset'): ImagePreset {
+    const p = this.byName.get(name);
+    if (p) return p;
+    if (this.config.transforms === 'off') {
+      throw badInput('Variants are off on this gateway (IMAGE_TRANSFORMS=off)', { argument });
+    }
+    const known = this.config.presets.map((x) => x.name).join(', ');
+    throw badInput(`Unknown preset "${name.slice(0, 64)}" (known: ${known})`, { argument });
+  }
+
+  private transform(t: TransformInput): VariantSpec {
+    if (this.config.transforms !== 'any') {
+      throw badInput(
+        'transform is not allowed on this gateway (IMAGE_TRANSFORMS is not "any"): use a preset',
+        { argument: 'transform' },
+      );
+    }
+    const max = this.config.maxDimension;
+    const dim = (v: number | null | undefined, name: string) => {
+      if (v == null) return undefined;
+      if (!Number.isInteger(v) || v < 1 || v > max) {
+        throw badInput(`transform.${name} must be from 1 to ${max}`, { argument: `transform.${name}` });
+      }
+      return v;
+    };
+    const width = dim(t.width, 'width');
+    const height = dim(t.height, 'height');
+    const fit = t.fit ?? 'inside';
+    if (width === undefined && height === undefined) {
+      throw badInput('transform needs a width, a height or both', { argument: 'transform.width' });
+    }
+    if (fit !== 'inside' && (width === undefined || height === undefined)) {
+      throw badInput(`transform.fit ${fit.toUpperCase()} needs both width and height`, {
+        argument: 'transform.fit',
+      });
+    }
+    if (t.quality != null && (!Number.isInteger(t.quality) || t.quality < 1 || t.quality > 100)) {
+      throw badInput('transform.quality must be from 1 to 100', { argument: 'transform.quality' });
+    }
+    return { width, height, fit, format: t.format ?? undefined, quality: t.quality ?? undefined };
+  }
+
+  /**
+   * The concrete variant of `spec` for one image, or undefined when the image is handed out as
+   * its original (not a raster image). The box is capped to the original (as displayed): a
+   * `cover`/`contain` box larger than the original shrinks, keeping its aspect ratio; an `inside`
+   * box never exceeds the original's sides. Unknown original sizes leave the box as asked (the
+   * renderer never enlarges).
+   */
+  forImage(spec: VariantSpec, image: VariantSource, scale = 1): Variant | undefined {
+    if (!RASTER_TYPES.has(image.contentType)) return undefined;
+    let width = spec.width === undefined ? undefined : spec.width * scale;
+    let height = spec.height === undefined ? undefined : spec.height * scale;
+    const ow = image.width;
+    const oh = image.height;
+    if (ow !== null && oh !== null && ow > 0 && oh > 0) {
+      if (spec.fit === 'inside') {
+        if (width !== undefined) width = Math.min(width, ow);
+        if (height !== undefined) height = Math.min(height, oh);
+      } else if (width !== undefined && height !== undefined && (width > ow || height > oh)) {
+        const s = Math.min(ow / width, oh / height);
+        width = Math.max(1, Math.floor(width * s));
+        height = Math.max(1, Math.floor(height * s));
+      }
+    }
+    return variantOf({ ...spec, width, height });
+  }
+
+  /**
+   * The URL request of one image for a field's arguments: the original, a preset's variant or a
+   * client's transform (checked here: BAD_USER_INPUT names the argument).
+   */
+  urlRequest(
+    image: UrlSource,
+    minTtl: number,
+    preset: string | null | undefined,
+    transform: TransformInput | null | undefined,
+  ): UrlRequest {
+    const spec = this.specFor(preset, transform);
+    const variant = spec && this.forImage(spec, image);
+    return {
+      id: urlIdOf(image.id, variant),
+      key: image.objectKey,
+      minTtl,
+      variant,
+      preset: variant ? (preset ?? 'transform') : undefined,
+    };
+  }
+
+  /**
+   * `srcset(preset)` of one image: the requests of its entries and the join of their URLs into
+   * `URL 320w, URL 640w` (`1x`/`2x` descriptors when a width cannot be known).
+   */
+  srcsetPlan(image: UrlSource, presetName: string, minTtl: number): SrcsetPlan {
+    const preset = this.preset(presetName);
+    const entries = this.srcset(preset, image);
+    const requests = entries.map((e) => ({
+      id: urlIdOf(image.id, e.variant),
+      key: image.objectKey,
+      minTtl,
+      variant: e.variant,
+      preset: e.variant ? presetName : undefined,
+    }));
+    const byWidth = entries.every((e) => e.width !== undefined);
+    return {
+      requests,
+      join: (urls) =>
+        urls.map((u, i) => `${u} ${byWidth ? `${entries[i]!.width}w` : `${i + 1}x`}`).join(', '),
+    };
+  }
+
+  /** The url ids of every preset's variants of one image (1× and 2×): what a delete purges. */
+  presetUrlIds(image: VariantSource & { id: string }): string[] {
+    const ids = new Set<string>();
+    for (const p of this.config.presets) {
+      for (const e of this.srcset(p, image)) if (e.variant) ids.add(urlIdOf(image.id, e.variant));
+    }
+    return [...ids];
+  }
+
+  /**
+   * `srcset(preset)`: the preset at 1× and 2×, each capped to the original; the 2× entry is left
+   * out when capping made it the same as (or no wider than) the 1× one.
+   */
+  srcset(spec: VariantSpec, image: VariantSource): SrcsetEntry[] {
+    const entries: SrcsetEntry[] = [];
+    for (const scale of [1, 2]) {
+      const variant = this.forImage(spec, image, scale);
+      const width = variant ? variantOutputSize(variant, image).width : (image.width ?? undefined);
+      const last = entries.at(-1);
+      if (last && (last.variant?.key === variant?.key || (width ?? 0) <= (last.width ?? 0))) continue;
+      entries.push({ variant, width });
+    }
+    return entries;
+  }
+}

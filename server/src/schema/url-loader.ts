@@ -1,0 +1,30 @@
+import DataLoader from 'dataloader';
+import type { ResolvedUrl, UrlRequest } from '../urls/resolved-url.js';
+import type { Context } from './context.js';
+
+const loaders = new WeakMap<Context, DataLoader<UrlRequest, ResolvedUrl, string>>();
+
+/**
+ * The one URL batch of a request: `signedUrl` (original, preset or transform) and `srcset` of
+ * every image of a response load through this loader, so a page asking for originals,
+ * thumbnails and srcsets is one `resolveMany` — one cache round trip, one bulk signing. Per
+ * request (the context), like the Pothos dataloader fields; subscriptions do not use it (their
+ * context lives for hours and the URLs it remembered would go stale).
+ */
+export function urlLoader(ctx: Context): DataLoader<UrlRequest, ResolvedUrl, string> {
+  let loader = loaders.get(ctx);
+  if (!loader) {
+    loader = new DataLoader((reqs: readonly UrlRequest[]) => ctx.urls.resolveMany(reqs), {
+      cacheKeyFn: (r) => `${r.id}:${r.minTtl}`,
+    });
+    loaders.set(ctx, loader);
+  }
+  return loader;
+}
+
+/** Loads many and throws the first failure (a srcset is whole or an error). */
+export async function loadAll(ctx: Context, reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
+  const out = await urlLoader(ctx).loadMany(reqs);
+  for (const o of out) if (o instanceof Error) throw o;
+  return out as ResolvedUrl[];
+}
