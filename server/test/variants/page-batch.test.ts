@@ -46,7 +46,11 @@ describe('variants in the page batch (cos driver, PostgreSQL, Redis on the wire)
   beforeAll(async () => {
     redis = await OwnedRedis.start();
     wire = await CountingProxy.start('redis', '127.0.0.1', redis.port);
-    h = await startHarness({ driver: 'cos', redis: `redis://127.0.0.1:${wire.port}`, onQuery: (s) => sql.push(s) });
+    h = await startHarness({
+      driver: 'cos',
+      redis: `redis://127.0.0.1:${wire.port}`,
+      onQuery: (s) => sql.push(s),
+    });
     await seedImages({
       storage: h.storage,
       images: h.container.imagesRepo,
@@ -117,7 +121,9 @@ describe('variants in the page batch (cos driver, PostgreSQL, Redis on the wire)
       expect(e.node.signedUrl.cached).toBe(true);
       expect(e.node.thumb.cached).toBe(true);
       // Same step, same URL: the warm page hands out byte-identical URLs.
-      expect(e.node.srcset).toBe(warming.data!.images.edges.find((w) => w.node.id === e.node.id)!.node.srcset);
+      expect(e.node.srcset).toBe(
+        warming.data!.images.edges.find((w) => w.node.id === e.node.id)!.node.srcset,
+      );
     }
   });
 
