@@ -13,10 +13,15 @@ import type { CdnAuthType, CdnSigner } from '../../src/storage/cdn/cdn-signer.js
 import { createCloudFrontSigner } from '../../src/storage/cdn/cloudfront.js';
 import { createTencentCdnSigner, type TencentAuthType } from '../../src/storage/cdn/tencent-cdn.js';
 import { withCdn } from '../../src/storage/cdn/with-cdn.js';
+import { createCosStorage } from '../../src/storage/cos.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import type { SignWindow, Storage } from '../../src/storage/storage.js';
 import { parseVariantKey, variantOf } from '../../src/storage/variant.js';
 import { type CdnEdge, type CdnEdgeOptions, startCdnEdge } from '../fixtures/cdn-edge.js';
+import { makePng } from '../fixtures/images.js';
+import { cosStorageOptions } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { uploadFile } from '../support/upload.js';
 
 const SECRET = 'local-origin-secret-for-cdn-tests';
 const PRIMARY = 'primaryKey0123456789';
@@ -311,6 +316,71 @@ describe('cloudfront signer', () => {
       createCloudFrontSigner({ domain: e.url, keyPairId: 'K1PRIMARY', privateKey: rsa.pem }),
     );
     for (const key of KEYS) expect(signedUrl(other, key, w)).toBe(signedUrl(cdn, key, w));
+  });
+});
+
+describe('the gateway with CDN_DOMAIN (cos driver, COS fixture as the origin)', () => {
+  const PNG = makePng(7, 4, [1, 2, 3], [250, 200, 150]);
+  let h: Harness;
+  let e: CdnEdge;
+  /** Requests the edge sent to the bucket. */
+  const pulls: string[] = [];
+
+  beforeAll(async () => {
+    // The edge exists first (its URL is CDN_DOMAIN); its origin is the harness's COS fixture,
+    // pulled with COS signatures as Tencent's origin-pull authentication does for a private bucket.
+    let bucket: Storage | undefined;
+    e = await startCdnEdge({
+      type: 'tencent-c',
+      keys: [PRIMARY, BACKUP],
+      validitySeconds: VALIDITY,
+      origin: (p) => {
+        pulls.push(p);
+        const key = p.slice(1).split('/').map(decodeURIComponent).join('/');
+        const w = windowAt(nowS());
+        const [sig] = bucket!.signMany([key], w);
+        return bucket!.urlFor(key, { ...w, sig: sig! });
+      },
+    });
+    edges.push(e);
+    h = await startHarness({
+      driver: 'cos',
+      redis: 'memory',
+      env: {
+        CDN_DOMAIN: e.url,
+        CDN_AUTH_TYPE: 'tencent-c',
+        CDN_AUTH_KEY: PRIMARY,
+        URL_TTL_SECONDS: String(TTL),
+      },
+    });
+    bucket = createCosStorage(cosStorageOptions(h.fixture!));
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('hands out CDN URLs the edge accepts, the same URL on every read of the step', async () => {
+    const up = await uploadFile(h, PNG, { name: 'c.png', type: 'image/png' });
+    expect(up.errors).toBeUndefined();
+    const { id, key, signedUrl } = up.data!.uploadImage;
+    expect(signedUrl.url.startsWith(`${e.url}/`)).toBe(true);
+    expect(signedUrl.url).not.toContain('q-signature');
+
+    const res = await fetch(signedUrl.url);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(PNG)).toBe(true);
+    expect(pulls).toEqual([`/${key.split('/').map(encodeURIComponent).join('/')}`]);
+
+    const again = await h.gql<{ image: { signedUrl: { url: string; cached: boolean } } }>(
+      'query ($id: ID!) { image(id: $id) { signedUrl { url cached } } }',
+      { id },
+    );
+    expect(again.data?.image.signedUrl).toEqual({ url: signedUrl.url, cached: true });
+    // The object goes through the driver as before: the bucket has it, and readiness asks the bucket.
+    expect(await h.storage.head(key)).toMatchObject({ size: PNG.length });
+    const ready = await fetch(`${h.url}/readyz`);
+    expect(ready.status).toBe(200);
   });
 });
 
