@@ -1,6 +1,7 @@
-import { hkdfSync } from 'node:crypto';
+import { createPrivateKey, hkdfSync } from 'node:crypto';
 import path from 'node:path';
 import { type ImageConfig, parseImageConfig } from './config-images.js';
+import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
 
 /** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
 export interface Config {
@@ -37,6 +38,8 @@ export interface Config {
   images: ImageConfig;
   /** Secret for the local driver's URL signatures. */
   localSigningSecret: string;
+  /** A CDN in front of the bucket whose URLs Signet signs instead of the bucket's (CDN_*). */
+  cdn: CdnConfig | undefined;
   urlTtlSeconds: number;
   refreshAheadSeconds: number;
   /** Default minTtl: 300 s, or a quarter of the TTL when that is shorter. */
@@ -111,6 +114,26 @@ export interface Config {
   persistedOperationsOnly: boolean;
   /** Browser origins allowed to call /graphql cross-origin (empty: same origin only). */
   corsOrigins: string[];
+}
+
+/** `CDN_*` and `CLOUDFRONT_*` (README, "A CDN in front of the bucket"). */
+export interface CdnConfig {
+  /** CDN_DOMAIN as `scheme://host[:port]` (https when no scheme is given). */
+  domain: string;
+  authType: CdnAuthType;
+  /** CDN_AUTH_KEY: Tencent types only; Signet signs with it. */
+  authKey: string;
+  /**
+   * CDN_AUTH_BACKUP_KEY: the key the CDN also accepts during a rotation. Signet never signs with
+   * it; it is checked here so a rotation's configuration is validated in one place.
+   */
+  backupKey: string | undefined;
+  /** CDN_AUTH_PARAM (types A and D): the signature parameter, default `sign`. */
+  authParam: string;
+  /** CDN_AUTH_TIME_PARAM (type D): the timestamp parameter, default `t`. */
+  timeParam: string;
+  /** CLOUDFRONT_KEY_PAIR_ID and CLOUDFRONT_PRIVATE_KEY (PEM), for `cloudfront`. */
+  cloudfront: { keyPairId: string; privateKey: string } | undefined;
 }
 
 /**
@@ -255,6 +278,114 @@ function parseCorsOrigins(env: Env): string[] {
   });
 }
 
+/** Tencent's rule for authentication keys: 6–40 letters and digits. */
+function tencentKey(env: Env, name: string): string | undefined {
+  const key = str(env, name);
+  if (key !== undefined && !/^[A-Za-z0-9]{6,40}$/.test(key)) {
+    throw new ConfigError(name, 'must be 6-40 letters and digits (Tencent CDN authentication key)');
+  }
+  return key;
+}
+
+/** Tencent's rule for parameter names: 1–100 of letters, digits and `_`, not starting with a digit. */
+function paramName(env: Env, name: string, fallback: string): string {
+  const v = str(env, name) ?? fallback;
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,99}$/.test(v)) {
+    throw new ConfigError(name, `must be 1-100 letters, digits or _, not starting with a digit, got "${v}"`);
+  }
+  return v;
+}
+
+/** `CDN_DOMAIN`: a host (https) or an http(s) URL with nothing after the host. */
+function cdnDomain(raw: string): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `https://${raw}`);
+  } catch {
+    // reported below
+  }
+  if (
+    !u ||
+    (u.protocol !== 'https:' && u.protocol !== 'http:') ||
+    u.pathname !== '/' ||
+    u.search ||
+    u.hash ||
+    u.username ||
+    u.password
+  ) {
+    throw new ConfigError(
+      'CDN_DOMAIN',
+      `must be a host or an http(s)://host[:port] URL without a path, got "${raw}"`,
+    );
+  }
+  return u.origin;
+}
+
+/** PEM text; `\n` escapes (one-line environment files) become newlines. */
+function rsaPrivateKey(env: Env, name: string): string {
+  const pem = required(env, name, 'when CDN_AUTH_TYPE=cloudfront').replace(/\\n/g, '\n');
+  let type: string | undefined;
+  try {
+    type = pem.startsWith('-----BEGIN') ? createPrivateKey(pem).asymmetricKeyType : undefined;
+  } catch {
+    // reported below
+  }
+  if (type !== 'rsa') throw new ConfigError(name, 'is not a PEM RSA private key');
+  return pem;
+}
+
+function parseCdn(env: Env, storageDriver: string): CdnConfig | undefined {
+  const rawDomain = str(env, 'CDN_DOMAIN');
+  const rawType = str(env, 'CDN_AUTH_TYPE');
+  if (rawDomain === undefined) {
+    if (rawType !== undefined) throw new ConfigError('CDN_DOMAIN', 'is required with CDN_AUTH_TYPE');
+    return undefined;
+  }
+  if (rawType === undefined) {
+    throw new ConfigError(
+      'CDN_AUTH_TYPE',
+      `is required with CDN_DOMAIN (one of ${CDN_AUTH_TYPES.join(', ')})`,
+    );
+  }
+  const authType = oneOf(env, 'CDN_AUTH_TYPE', CDN_AUTH_TYPES, 'tencent-a');
+  const domain = cdnDomain(rawDomain);
+  if (storageDriver === 'local') {
+    // The local bucket route wants its own signature on every request, which no CDN can add.
+    throw new ConfigError(
+      'CDN_DOMAIN',
+      'needs STORAGE_DRIVER=cos or s3 (the local bucket cannot be a CDN origin)',
+    );
+  }
+  const authParam = paramName(env, 'CDN_AUTH_PARAM', 'sign');
+  const timeParam = paramName(env, 'CDN_AUTH_TIME_PARAM', 't');
+  if (timeParam === authParam)
+    throw new ConfigError('CDN_AUTH_TIME_PARAM', 'must differ from CDN_AUTH_PARAM');
+  if (authType === 'cloudfront') {
+    const keyPairId = required(env, 'CLOUDFRONT_KEY_PAIR_ID', 'when CDN_AUTH_TYPE=cloudfront');
+    if (!/^[A-Za-z0-9]{1,128}$/.test(keyPairId)) {
+      throw new ConfigError(
+        'CLOUDFRONT_KEY_PAIR_ID',
+        `must be letters and digits (a CloudFront public key ID), got "${keyPairId}"`,
+      );
+    }
+    const privateKey = rsaPrivateKey(env, 'CLOUDFRONT_PRIVATE_KEY');
+    return {
+      domain,
+      authType,
+      authKey: '',
+      backupKey: undefined,
+      authParam,
+      timeParam,
+      cloudfront: { keyPairId, privateKey },
+    };
+  }
+  const authKey = tencentKey(env, 'CDN_AUTH_KEY');
+  if (authKey === undefined)
+    throw new ConfigError('CDN_AUTH_KEY', `is required when CDN_AUTH_TYPE=${authType}`);
+  const backupKey = tencentKey(env, 'CDN_AUTH_BACKUP_KEY');
+  return { domain, authType, authKey, backupKey, authParam, timeParam, cloudfront: undefined };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
   const production = nodeEnv === 'production';
@@ -281,6 +412,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (cosProtocol !== 'http' && cosProtocol !== 'https') {
     throw new ConfigError('COS_PROTOCOL', `must be http or https, got "${cosProtocolRaw}"`);
   }
+  const cdn = parseCdn(env, storageDriver);
   const cosDomain = str(env, 'COS_DOMAIN');
   if (cosDomain !== undefined && /[/\s?#]/.test(cosDomain)) {
     throw new ConfigError(
@@ -390,6 +522,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     images: parseImageConfig(env, (variable, message) => new ConfigError(variable, message)),
     localSigningSecret: localSecret,
+    cdn,
     urlTtlSeconds,
     refreshAheadSeconds,
     defaultMinTtlSeconds: Math.min(300, Math.floor(urlTtlSeconds / 4)),

@@ -31,6 +31,8 @@ import { MemoryStatsStore } from './stats/memory-stats.js';
 import { RedisStatsStore } from './stats/redis-stats.js';
 import { dayOf, type StatsStore } from './stats/stats-store.js';
 import { urlStatsReport } from './stats/url-stats-report.js';
+import { createCdnSigner } from './storage/cdn/create-cdn-signer.js';
+import { withCdn } from './storage/cdn/with-cdn.js';
 import { createCosStorage } from './storage/cos.js';
 import { createLocalStorage } from './storage/local.js';
 import type { Storage } from './storage/storage.js';
@@ -98,7 +100,13 @@ export interface Container {
   close(): Promise<void>;
 }
 
+/** The configured driver, its URLs signed for the CDN when `CDN_DOMAIN` is set. */
 export function createStorage(config: Config, logger?: Logger): Storage {
+  const driver = createDriver(config, logger);
+  return config.cdn ? withCdn(driver, createCdnSigner(config.cdn)) : driver;
+}
+
+function createDriver(config: Config, logger?: Logger): Storage {
   if (config.storageDriver === 'cos') {
     return createCosStorage({
       secretId: config.cos.secretId,

@@ -166,6 +166,12 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       return `${base}${encodeKeyPath(key)}?s=${s.start}&e=${s.end}${v}&sig=${s.sig}`;
     },
 
+    // Below `${publicUrl}/local-bucket`, the variant named as the route wants it. The route checks
+    // its own signature, so only an origin that signs (the tests' CDN edge) can fetch through it.
+    originOf(key, variant?: Variant) {
+      return { path: `/${encodeKeyPath(key)}`, query: variant ? `v=${variant.key}` : '' };
+    },
+
     async ping() {
       await mkdir(root, { recursive: true });
     },

@@ -16,6 +16,15 @@ export interface UrlSignature extends SignWindow {
   sig: string;
 }
 
+/**
+ * An object as a CDN's origin serves it: `path` below the store's root (URL-encoded, starting
+ * with `/`) and `query`, the request parameters that ask for a variant (without `?`; '' for none).
+ */
+export interface OriginTarget {
+  path: string;
+  query: string;
+}
+
 export interface ObjectInfo {
   size: number;
   etag: string;
@@ -108,6 +117,12 @@ export interface Storage {
   ): string[];
   /** Rebuilds the URL of a signed key (of its variant, when given: the one it was signed for). */
   urlFor(key: string, signature: UrlSignature, variant?: Variant): string;
+  /**
+   * Where a CDN in front of this store fetches an object or one of its variants (see
+   * docs/architecture.md, "CDN signers"). Optional: without it a CDN fetches the object's own path
+   * for the original and for every variant.
+   */
+  originOf?(key: string, variant?: Variant): OriginTarget;
   /** Cheap reachability check for /readyz. */
   ping(): Promise<void>;
 }

@@ -18,7 +18,7 @@ describe.each([
 
   beforeAll(async () => {
     h = await startHarness({ driver: 'local', redis: 'memory', env });
-    [id] = await seedImages({
+    const ids = await seedImages({
       storage: h.storage,
       images: h.container.imagesRepo,
       clock: { now: () => Date.now() },
@@ -27,6 +27,7 @@ describe.each([
       width: 1000,
       height: 500,
     });
+    id = ids[0]!;
   });
   afterAll(async () => {
     await h?.close();
@@ -42,7 +43,8 @@ describe.each([
     );
     expect(res.errors, selection).toBeDefined();
     const e = res.errors![0]!;
-    return { code: e.extensions?.code, argument: e.extensions?.argument, message: e.message };
+    const ext = (e.extensions ?? {}) as Record<string, unknown>;
+    return { code: ext.code, argument: ext.argument, message: e.message };
   }
 
   it('lists the configured presets', async () => {

@@ -1,0 +1,20 @@
+import type { CdnConfig } from '../../config.js';
+import type { CdnSigner } from './cdn-signer.js';
+import { createCloudFrontSigner } from './cloudfront.js';
+import { createTencentCdnSigner } from './tencent-cdn.js';
+
+/** The signer `CDN_AUTH_TYPE` names, from the parsed config. */
+export function createCdnSigner(cdn: CdnConfig): CdnSigner {
+  if (cdn.authType === 'cloudfront') {
+    // The config only yields `cloudfront` with its key pair parsed.
+    const cf = cdn.cloudfront!;
+    return createCloudFrontSigner({ domain: cdn.domain, keyPairId: cf.keyPairId, privateKey: cf.privateKey });
+  }
+  return createTencentCdnSigner({
+    type: cdn.authType,
+    domain: cdn.domain,
+    key: cdn.authKey,
+    signParam: cdn.authParam,
+    timeParam: cdn.timeParam,
+  });
+}
