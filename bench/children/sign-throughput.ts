@@ -6,6 +6,7 @@ import type * as TencentModule from '../../server/src/storage/cdn/tencent-cdn.js
 import type * as WithCdnModule from '../../server/src/storage/cdn/with-cdn.js';
 import type * as CosModule from '../../server/src/storage/cos.js';
 import type { Storage } from '../../server/src/storage/storage.js';
+import type * as VariantModule from '../../server/src/storage/variant.js';
 import { loadBuilt } from '../lib/product.js';
 import { serve } from '../lib/rpc.js';
 
@@ -25,6 +26,11 @@ function rate(storage: Storage, keys: string[], ms: number): number {
   }
   return n / ((performance.now() - t) / 1000);
 }
+const { variantOf } = await loadBuilt<typeof VariantModule>('storage/variant');
+
+// The default presets (DESIGN.md §4): every variant adds the processing parameter to the signature.
+const thumb = variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp', quality: 75 });
+const medium = variantOf({ width: 1280, height: 1280, fit: 'inside', format: 'webp', quality: 80 });
 
 serve({
   /**
@@ -90,10 +96,22 @@ serve({
     const keys = Array.from({ length: p.batch }, (_, i) => `b/bench/${i + 1}.png`);
     const nowS = Math.floor(Date.now() / 1000);
     const window = { start: nowS - 60, end: nowS + 3600 };
+    // Variants: a page of thumbnails (every key a variant), and a page asking for the original,
+    // `thumb` and `medium` of each image (one third originals), as one bulk call each.
+    const thumbs = keys.map(() => thumb);
+    const mixedKeys = keys.flatMap((k) => [k, k, k]);
+    const mixed = keys.flatMap(() => [undefined, thumb, medium]);
     // Warm up the JIT before measuring.
-    for (let i = 0; i < 200; i++) storage.signMany(keys, window);
+    for (let i = 0; i < 200; i++) {
+      storage.signMany(keys, window);
+      storage.signMany(keys, window, thumbs);
+      storage.signMany(mixedKeys, window, mixed);
+    }
     const rates: number[] = [];
     const urlRates: number[] = [];
+    const variantRates: number[] = [];
+    const mixedRates: number[] = [];
+    const variantUrlRates: number[] = [];
     for (let r = 0; r < p.rounds; r++) {
       let n = 0;
       const t = performance.now();
@@ -112,7 +130,33 @@ serve({
         m += keys.length;
       }
       urlRates.push(m / ((performance.now() - t2) / 1000));
+
+      let v = 0;
+      const t3 = performance.now();
+      while (performance.now() - t3 < p.ms) {
+        storage.signMany(keys, { start: window.start, end: window.end + v }, thumbs);
+        v += keys.length;
+      }
+      variantRates.push(v / ((performance.now() - t3) / 1000));
+
+      let x = 0;
+      const t4 = performance.now();
+      while (performance.now() - t4 < p.ms) {
+        storage.signMany(mixedKeys, { start: window.start, end: window.end + x }, mixed);
+        x += mixedKeys.length;
+      }
+      mixedRates.push(x / ((performance.now() - t4) / 1000));
+
+      let u = 0;
+      const t5 = performance.now();
+      while (performance.now() - t5 < p.ms / 2) {
+        const w = { start: window.start, end: window.end + u };
+        const sigs = storage.signMany(keys, w, thumbs);
+        for (let i = 0; i < keys.length; i++) storage.urlFor(keys[i]!, { ...w, sig: sigs[i]! }, thumb);
+        u += keys.length;
+      }
+      variantUrlRates.push(u / ((performance.now() - t5) / 1000));
     }
-    return { rates, urlRates };
+    return { rates, urlRates, variantRates, mixedRates, variantUrlRates };
   },
 });

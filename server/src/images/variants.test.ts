@@ -73,7 +73,13 @@ describe('variant keys', () => {
     const v = variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp', quality: 75 });
     expect(v.key).toBe('320x320-cover-webp-75');
     expect(parseVariantKey(v.key)).toEqual(v);
-    const open = variantOf({ width: 1280, height: undefined, fit: 'inside', format: undefined, quality: undefined });
+    const open = variantOf({
+      width: 1280,
+      height: undefined,
+      fit: 'inside',
+      format: undefined,
+      quality: undefined,
+    });
     expect(open.key).toBe('1280x_-inside-_-_');
     expect(parseVariantKey(open.key)).toEqual(open);
     for (const bad of [
@@ -127,7 +133,10 @@ describe('VariantCatalog', () => {
     expect(plan.join(['U1', 'U2'])).toBe('U1 320w, U2 640w');
     const small = { ...photo, width: 800, height: 600 };
     const p2 = c.srcsetPlan(small, 'thumb', 300);
-    expect(p2.requests.map((r) => r.variant?.key)).toEqual(['320x320-cover-webp-75', '600x600-cover-webp-75']);
+    expect(p2.requests.map((r) => r.variant?.key)).toEqual([
+      '320x320-cover-webp-75',
+      '600x600-cover-webp-75',
+    ]);
     expect(p2.join(['U1', 'U2'])).toBe('U1 320w, U2 600w');
     const tiny = { ...photo, width: 100, height: 80 };
     expect(c.srcsetPlan(tiny, 'thumb', 300).requests).toHaveLength(1);

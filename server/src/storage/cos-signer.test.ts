@@ -1,20 +1,30 @@
 import COS from 'cos-nodejs-sdk-v5';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { cosProcessing } from './cos-processing.js';
 import { camSafeUrlEncode, createCosSigner } from './cos-signer.js';
 import { OBJECT_CACHE_CONTROL } from './storage.js';
+import { type Variant, variantOf } from './variant.js';
 
 const secretId = 'AKIDsignetTestSecretId0000000000';
 const secretKey = 'signetTestSecretKey0000000000000';
 const window = { start: 1_767_225_600, end: 1_767_229_200 };
 
-function sdkAuthorization(key: string, host: string, w = window): string {
+/** The SDK's Query for a URL: the cache param, and a variant's processing with an empty value. */
+function sdkQuery(variant?: Variant): Record<string, string> {
+  return {
+    ...(variant ? { [cosProcessing(variant)]: '' } : {}),
+    'response-cache-control': OBJECT_CACHE_CONTROL,
+  };
+}
+
+function sdkAuthorization(key: string, host: string, w = window, variant?: Variant): string {
   return COS.getAuthorization({
     SecretId: secretId,
     SecretKey: secretKey,
     Method: 'get',
     Key: key,
     KeyTime: `${w.start};${w.end}`,
-    Query: { 'response-cache-control': OBJECT_CACHE_CONTROL },
+    Query: sdkQuery(variant),
     Headers: { host },
   });
 }
@@ -25,14 +35,14 @@ function sdkAuthorization(key: string, host: string, w = window): string {
  * clock is set to `w.start + 1`. Both of its answers (returned, and passed to the callback, which
  * re-encodes q-url-param-list) must agree.
  */
-async function sdkObjectUrlQuery(key: string, host: string, w = window): Promise<string> {
+async function sdkObjectUrlQuery(key: string, host: string, w = window, variant?: Variant): Promise<string> {
   vi.useFakeTimers({ toFake: ['Date'], now: (w.start + 1) * 1000 });
   const cos = new COS({ SecretId: secretId, SecretKey: secretKey, Domain: host, Protocol: 'https:' });
   const params = {
     Bucket: 'examplebucket-1250000000',
     Region: 'ap-guangzhou',
     Key: key,
-    Query: { 'response-cache-control': OBJECT_CACHE_CONTROL },
+    Query: sdkQuery(variant),
     Sign: true,
     Expires: w.end - w.start,
   };
@@ -41,11 +51,28 @@ async function sdkObjectUrlQuery(key: string, host: string, w = window): Promise
     returned = cos.getObjectUrl(params, (err, data) => (err ? reject(err) : resolve(data.Url)));
   });
   vi.useRealTimers();
-  expect(called).toBe(returned);
   const prefix = `https://${host}/`;
-  expect(returned.startsWith(prefix)).toBe(true);
-  return returned.slice(returned.indexOf('?') + 1);
+  expect(called.startsWith(prefix)).toBe(true);
+  if (!variant) {
+    expect(called).toBe(returned);
+  } else {
+    // With the processing in the Query, the callback's URL (which the SDK notes is the form for
+    // Cloud Infinite URLs) has q-url-param-list encoded once more than the returned one; both
+    // name the same params.
+    const list = (url: string) => new URL(url).searchParams.get('q-url-param-list')!;
+    expect(decodeURIComponent(list(called))).toBe(list(returned));
+    expect(called.replace(/q-url-param-list=[^&]*/, '')).toBe(returned.replace(/q-url-param-list=[^&]*/, ''));
+  }
+  return called.slice(called.indexOf('?') + 1);
 }
+
+const variants = [
+  variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp', quality: 75 }),
+  variantOf({ width: 1280, height: 1280, fit: 'inside', format: 'webp', quality: 80 }),
+  variantOf({ width: 640, height: undefined, fit: 'inside', format: undefined, quality: undefined }),
+  variantOf({ width: 400, height: 300, fit: 'contain', format: 'avif', quality: 50 }),
+  variantOf({ width: 100, height: 100, fit: 'cover', format: 'png', quality: undefined }),
+];
 
 afterEach(() => {
   vi.useRealTimers();
@@ -114,6 +141,59 @@ describe('createCosSigner', () => {
     expect(sig).toBe(over({ 'response-cache-control': OBJECT_CACHE_CONTROL }));
     expect(sig).not.toBe(over({}));
     expect(sig).not.toBe(over({ 'response-cache-control': 'private, max-age=0' }));
+  });
+
+  it('signs variants like COS.getAuthorization with the processing in the Query, byte for byte', () => {
+    const host = 'examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com';
+    const signer = createCosSigner({ secretId, secretKey, host });
+    // Originals and variants mixed in one batch, in the order the hot path hands them over.
+    const batchKeys = keys.flatMap((k) => [k, ...variants.map(() => k)]);
+    const batchVariants = keys.flatMap(() => [undefined, ...variants]);
+    const sigs = signer.signMany(batchKeys, window, batchVariants);
+    batchKeys.forEach((key, i) => {
+      const v = batchVariants[i];
+      const auth = sdkAuthorization(key, host, window, v);
+      expect(sigs[i]).toBe(auth.replace(/^.*q-signature=/, ''));
+      if (v) {
+        // The same params as the SDK signs: the processing (lower-cased, encoded) and the cache.
+        expect(auth).toContain(
+          `q-url-param-list=${camSafeUrlEncode(cosProcessing(v)).toLowerCase()};response-cache-control&`,
+        );
+      }
+    });
+    // An original in a batch with variants signs as in a batch of originals.
+    expect(sigs[0]).toBe(signer.signMany([keys[0]!], window)[0]);
+  });
+
+  it("builds a variant's URL query exactly like the SDK's getObjectUrl with that Query", async () => {
+    for (const host of ['examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com', '127.0.0.1:9000']) {
+      const signer = createCosSigner({ secretId, secretKey, host });
+      for (const v of variants) {
+        for (const key of ['a.jpg', 'unicode/相册/фото €.webp']) {
+          const [sig] = signer.signMany([key], window, [v]);
+          expect(signer.query(key, { ...window, sig: sig! }, v)).toBe(
+            await sdkObjectUrlQuery(key, host, window, v),
+          );
+        }
+      }
+    }
+  });
+
+  it('signs the processing: another variant, or none, is another signature', () => {
+    const signer = createCosSigner({ secretId, secretKey, host: 'h.example' });
+    const all = signer.signMany(
+      variants.map(() => 'k.jpg'),
+      window,
+      variants,
+    );
+    const [original] = signer.signMany(['k.jpg'], window);
+    expect(new Set([...all, original]).size).toBe(variants.length + 1);
+    // A quality changed by one, or the crop dropped, is a different HttpString.
+    const q76 = variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp', quality: 76 });
+    expect(signer.signMany(['k.jpg'], window, [q76])[0]).not.toBe(all[0]);
+    const params = new URLSearchParams(signer.query('k.jpg', { ...window, sig: all[0]! }, variants[0]));
+    expect(params.get(cosProcessing(variants[0]!))).toBe('');
+    expect(params.get('response-cache-control')).toBe(OBJECT_CACHE_CONTROL);
   });
 
   it('changes with the window, the key and the host', () => {

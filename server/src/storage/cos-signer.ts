@@ -1,5 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
+import { cosProcessing } from './cos-processing.js';
 import { OBJECT_CACHE_CONTROL, type SignWindow, type UrlSignature } from './storage.js';
+import type { Variant } from './variant.js';
 
 export interface CosSignerOptions {
   secretId: string;
@@ -9,10 +11,17 @@ export interface CosSignerOptions {
 }
 
 export interface CosSigner {
-  /** One signature (hex) per key, all for the same window. */
-  signMany(keys: readonly string[], window: SignWindow): string[];
-  /** The query string of a presigned GET URL (without the leading `?`). */
-  query(key: string, signature: UrlSignature): string;
+  /**
+   * One signature (hex) per key, all for the same window; `variants[i]`, when present, is the
+   * variant of `keys[i]`, whose processing parameter the signature then covers too.
+   */
+  signMany(
+    keys: readonly string[],
+    window: SignWindow,
+    variants?: readonly (Variant | undefined)[],
+  ): string[];
+  /** The query string of a presigned GET URL (without the leading `?`), of the variant if given. */
+  query(key: string, signature: UrlSignature, variant?: Variant): string;
 }
 
 /** The COS SDK's URL encoding (util.js camSafeUrlEncode): encodeURIComponent plus !'()*. */
@@ -32,34 +41,85 @@ export function camSafeUrlEncode(value: string): string {
 const CACHE_PARAM_NAME = 'response-cache-control';
 const CACHE_PARAM = `${CACHE_PARAM_NAME}=${camSafeUrlEncode(OBJECT_CACHE_CONTROL)}`;
 
+/** The pieces of one variant's URL and HttpString, built once per variant key. */
+interface VariantParts {
+  /** HttpParameters: `<encoded, lower-cased processing>=&response-cache-control=…`. */
+  params: string;
+  /** q-url-param-list's value as the URL carries it (encoded once more, like the SDK's URLs). */
+  paramList: string;
+  /** The processing parameter in the URL: its encoded name and an empty value. */
+  urlParam: string;
+}
+
+/** Distinct variants are a handful of presets (or a client's transforms): a small memo. */
+const MAX_MEMO = 1024;
+
 /**
  * COS "request signature" (q-sign-algorithm=sha1) for presigned GETs, computed like
  * COS.getAuthorization({ Method: 'get', Key, KeyTime, Headers: { host },
- * Query: { 'response-cache-control': OBJECT_CACHE_CONTROL } }) but with the SignKey derived once
- * per batch: per key only one SHA-1 and one HMAC remain.
+ * Query: { 'response-cache-control': OBJECT_CACHE_CONTROL } }) — with, for a variant, its
+ * Cloud Infinite processing (`cos-processing.ts`) as one more Query entry with an empty value —
+ * but with the SignKey derived once per batch: per key only one SHA-1 and one HMAC remain.
+ *
+ * How the processing takes part (Tencent's request-signature document, and the SDK's getAuth):
+ * every signed parameter name is lower-cased and URL-encoded (its slashes become `%2f`), the
+ * value (empty) encoded, the pairs sorted by name; `imagemogr2…` sorts before `response-…`. The
+ * URL carries the same name encoded but not lower-cased, with `=` and no value, as the SDK's
+ * getObjectUrl writes it. A URL whose processing was edited, added to or dropped no longer
+ * matches its signature: COS answers 403.
  */
 export function createCosSigner(opts: CosSignerOptions): CosSigner {
   // The signed param and the one signed header (host) are the same for every key, so everything
   // after the path in the HttpString, and the query's fixed pieces, are built once.
-  const tail = `\n${CACHE_PARAM}\nhost=${camSafeUrlEncode(opts.host)}\n`;
+  const hostLine = `\nhost=${camSafeUrlEncode(opts.host)}\n`;
+  const tail = `\n${CACHE_PARAM}${hostLine}`;
   const queryHead = `q-sign-algorithm=sha1&q-ak=${encodeURIComponent(opts.secretId)}&q-sign-time=`;
   const queryTail = `&q-header-list=host&q-url-param-list=${CACHE_PARAM_NAME}&q-signature=`;
+  const memo = new Map<string, VariantParts & { tail: string }>();
+
+  function partsOf(v: Variant): VariantParts & { tail: string } {
+    let parts = memo.get(v.key);
+    if (parts) return parts;
+    const processing = cosProcessing(v);
+    const signedName = camSafeUrlEncode(processing).toLowerCase();
+    const params = `${signedName}=&${CACHE_PARAM}`;
+    parts = {
+      params,
+      tail: `\n${params}${hostLine}`,
+      // The SDK's getObjectUrl encodes the list once more ("for Cloud Infinite URLs"): in a query
+      // every q-* value is URL-encoded, and the list's entries are the encoded names.
+      paramList: encodeURIComponent(`${signedName};${CACHE_PARAM_NAME}`).toLowerCase(),
+      urlParam: `${camSafeUrlEncode(processing)}=`,
+    };
+    if (memo.size >= MAX_MEMO) memo.clear();
+    memo.set(v.key, parts);
+    return parts;
+  }
 
   return {
-    signMany(keys, window) {
+    signMany(keys, window, variants) {
       const keyTime = `${window.start};${window.end}`;
       const signKey = createHmac('sha1', opts.secretKey).update(keyTime).digest('hex');
       const head = `sha1\n${keyTime}\n`;
-      return keys.map((key) => {
-        const digest = createHash('sha1').update(`get\n/${key}${tail}`).digest('hex');
+      return keys.map((key, i) => {
+        const v = variants?.[i];
+        const digest = createHash('sha1')
+          .update(`get\n/${key}${v ? partsOf(v).tail : tail}`)
+          .digest('hex');
         return createHmac('sha1', signKey).update(`${head}${digest}\n`).digest('hex');
       });
     },
 
-    query(_key, s) {
+    query(_key, s, variant) {
       const time = `${s.start};${s.end}`;
-      // The param goes after the signature fields, where the SDK's getObjectUrl puts its Query.
-      return `${queryHead}${time}&q-key-time=${time}${queryTail}${s.sig}&${CACHE_PARAM}`;
+      // The params go after the signature fields, where the SDK's getObjectUrl puts its Query
+      // (sorted: the processing first).
+      if (!variant) return `${queryHead}${time}&q-key-time=${time}${queryTail}${s.sig}&${CACHE_PARAM}`;
+      const p = partsOf(variant);
+      return (
+        `${queryHead}${time}&q-key-time=${time}&q-header-list=host&q-url-param-list=${p.paramList}` +
+        `&q-signature=${s.sig}&${p.urlParam}&${CACHE_PARAM}`
+      );
     },
   };
 }

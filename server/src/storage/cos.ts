@@ -402,10 +402,11 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
       await call(`delete ${key}`, (cb) => cos.deleteObject({ Bucket, Region, Key: key }, cb));
     },
 
-    signMany: (keys, window) => signer.signMany(keys, window),
+    signMany: (keys, window, variants) => signer.signMany(keys, window, variants),
 
-    urlFor(key, s) {
-      return `${opts.protocol}//${host}/${encodeKeyPath(key)}?${signer.query(key, s)}${token}`;
+    // A variant's URL carries its Cloud Infinite processing, signed (cos-signer.ts).
+    urlFor(key, s, variant) {
+      return `${opts.protocol}//${host}/${encodeKeyPath(key)}?${signer.query(key, s, variant)}${token}`;
     },
 
     async ping() {
