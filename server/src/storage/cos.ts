@@ -4,7 +4,8 @@ import { PassThrough } from 'node:stream';
 import COS from 'cos-nodejs-sdk-v5';
 import { putDeadlineMs } from '../config.js';
 import type { Logger } from '../logger.js';
-import { createCosSigner } from './cos-signer.js';
+import { cosProcessing } from './cos-processing.js';
+import { camSafeUrlEncode, createCosSigner } from './cos-signer.js';
 import { tapBody } from './put-body.js';
 import {
   type ByteRange,
@@ -407,6 +408,15 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
     // A variant's URL carries its Cloud Infinite processing, signed (cos-signer.ts).
     urlFor(key, s, variant) {
       return `${opts.protocol}//${host}/${encodeKeyPath(key)}?${signer.query(key, s, variant)}${token}`;
+    },
+
+    // Behind a CDN (storage/cdn/with-cdn.ts) the edge asks COS for the variant with its
+    // processing in the query; the CDN's own origin-pull authentication signs that request.
+    originOf(key, variant) {
+      return {
+        path: `/${encodeKeyPath(key)}`,
+        query: variant ? camSafeUrlEncode(cosProcessing(variant)) : '',
+      };
     },
 
     async ping() {
