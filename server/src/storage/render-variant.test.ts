@@ -3,12 +3,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeGif, pngDeclaring, SVG } from '../../test/fixtures/images.js';
 import { makePhoto } from '../../test/fixtures/photos.js';
-import {
-  createVariantRenderer,
-  defaultVariantConcurrency,
-  VariantRenderError,
-  type VariantRendererOptions,
-} from './render-variant.js';
+import { createVariantRenderer, VariantRenderError, type VariantRendererOptions } from './render-variant.js';
 import { type VariantSpec, variantOf } from './variant.js';
 
 const LIMITS: VariantRendererOptions = {
@@ -183,11 +178,5 @@ describe('renderVariant (real sharp)', () => {
     expect(done.map((d) => d.width)).toEqual([100, 101, 102]);
     expect(runningAtOpen).toEqual([1, 1, 1]);
     expect(pool.load).toEqual({ running: 0, waiting: 0 });
-  });
-
-  it('defaults to one render per core, leaving a libuv thread free', () => {
-    const n = defaultVariantConcurrency();
-    expect(n).toBeGreaterThanOrEqual(1);
-    expect(n).toBeLessThanOrEqual(3);
   });
 });

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import type { Readable } from 'node:stream';
 import sharp, { type Metadata, type SharpOptions } from 'sharp';
 import type { ImageFormat, VariantSpec } from './variant.js';
@@ -61,16 +60,6 @@ export interface VariantRenderer {
   render(open: OpenOriginal, spec: VariantSpec): Promise<RenderedVariant>;
   /** Renders running and waiting now (for tests and the bench). */
   readonly load: { running: number; waiting: number };
-}
-
-/**
- * The default of VARIANT_CONCURRENCY: one render per core, but at most the libuv thread pool less
- * one, since sharp runs its work on that pool — a slot must stay free for file reads and DNS, or
- * serving originals would queue behind renders.
- */
-export function defaultVariantConcurrency(): number {
-  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-  return Math.max(1, Math.min(os.availableParallelism(), pool - 1));
 }
 
 const CONTENT_TYPES: Record<ImageFormat, string> = {
