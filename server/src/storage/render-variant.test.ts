@@ -124,8 +124,10 @@ describe('renderVariant (real sharp)', () => {
     expect(await failure(renderer.render(async () => photo.subarray(0, photo.length >> 1), THUMB))).toBe(
       'unreadable',
     );
+    // The tables garbled (garbage in the entropy-coded data itself may still decode: libjpeg
+    // cannot always tell it from a picture).
     const garbled = Buffer.from(photo);
-    garbled.fill(0x55, 2000, 200_000);
+    garbled.fill(0x55, 20, 600);
     expect(await failure(renderer.render(async () => garbled, THUMB))).toBe('unreadable');
     expect(Date.now() - started).toBeLessThan(5_000);
   });

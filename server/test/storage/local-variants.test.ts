@@ -47,7 +47,6 @@ describe('/local-bucket variants', () => {
     h = await startHarness({
       driver: 'local',
       redis: 'memory',
-      database: 'pglite',
       env: { VARIANT_CONCURRENCY: '2', VARIANT_TIMEOUT_SECONDS: '20' },
     });
     photo = await makePhoto(2400, 1600);
@@ -304,7 +303,6 @@ describe('/local-bucket variants under a full queue', () => {
     h = await startHarness({
       driver: 'local',
       redis: 'memory',
-      database: 'pglite',
       env: { VARIANT_CONCURRENCY: '1', VARIANT_QUEUE_MAX: '1' },
     });
     await h.storage.put(KEY, await makePhoto(2400, 1600), 'image/jpeg');
