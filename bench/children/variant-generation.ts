@@ -38,6 +38,7 @@ serve({
           renderer: createVariantRenderer({
             maxInputPixels: 100_000_000,
             maxInputBytes: 20 * 1024 * 1024,
+            maxOutputDimension: 4096,
             timeoutSeconds: 20,
             concurrency: 1,
             maxQueue: 64,

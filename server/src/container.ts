@@ -128,6 +128,9 @@ function localVariantsRoot(config: Config): string {
   return path.join(config.dataDir, 'variants');
 }
 
+/** IMAGE_MAX_DIMENSION's default (docs/architecture.md, "Variants on local"). */
+const VARIANT_MAX_OUTPUT_DIMENSION = 4096;
+
 /**
  * The local driver's variant maker: bounded like an upload (no original over UPLOAD_MAX_PIXELS or
  * UPLOAD_MAX_BYTES is decoded) and by the VARIANT_* knobs.
@@ -137,6 +140,7 @@ function createLocalVariants(config: Config, storage: Storage, metrics: Metrics,
   const renderer = createVariantRenderer({
     maxInputPixels: config.uploadMaxPixels,
     maxInputBytes: config.uploadMaxBytes,
+    maxOutputDimension: VARIANT_MAX_OUTPUT_DIMENSION,
     timeoutSeconds: config.variantTimeoutSeconds,
     concurrency: config.variantConcurrency,
     maxQueue: config.variantQueueMax,

@@ -9,6 +9,7 @@ import { type VariantSpec, variantOf } from './variant.js';
 const LIMITS: VariantRendererOptions = {
   maxInputPixels: 100_000_000,
   maxInputBytes: 20 * 1024 * 1024,
+  maxOutputDimension: 4096,
   timeoutSeconds: 10,
   concurrency: 2,
   maxQueue: 8,
@@ -140,6 +141,18 @@ describe('renderVariant (real sharp)', () => {
     expect(Date.now() - started).toBeLessThan(1_000);
     // Under the limit, a file of the same kind is merely broken.
     expect(await failure(renderer.render(async () => pngDeclaring(100, 100), THUMB))).toBe('unreadable');
+  });
+
+  it('refuses a box over the output limit before reading the original', async () => {
+    let opened = false;
+    const open = async () => {
+      opened = true;
+      return photo;
+    };
+    expect(await failure(renderer.render(open, spec({ width: 4097, height: 10, fit: 'contain' })))).toBe(
+      'too_large',
+    );
+    expect(opened).toBe(false);
   });
 
   it('refuses SVG: variants are made of raster images only', async () => {

@@ -43,6 +43,12 @@ export interface VariantRendererOptions {
    * larger object is not one Signet stored — a decompression bomb is refused, never decoded.
    */
   maxInputPixels: number;
+  /**
+   * Largest width or height of a variant (IMAGE_MAX_DIMENSION). The domain never signs a larger
+   * one; checked again here because `contain` pads to its whole box, so the box alone decides
+   * the pixels allocated.
+   */
+  maxOutputDimension: number;
   /** Largest original read into memory (UPLOAD_MAX_BYTES, for the same reason). */
   maxInputBytes: number;
   /** Wall-clock bound of one render, reading the original included (VARIANT_TIMEOUT_SECONDS). */
@@ -219,6 +225,12 @@ export function createVariantRenderer(o: VariantRendererOptions): VariantRendere
   }
 
   async function renderInSlot(open: OpenOriginal, spec: VariantSpec): Promise<RenderedVariant> {
+    if ((spec.width ?? 0) > o.maxOutputDimension || (spec.height ?? 0) > o.maxOutputDimension) {
+      throw new VariantRenderError(
+        'too_large',
+        `A variant may be at most ${o.maxOutputDimension} pixels wide and high`,
+      );
+    }
     // The deadline covers reading the original too: a stalled read must not hold a slot forever.
     // sharp's own timeout bounds the pixel work, which cannot be interrupted from here.
     const deadline = AbortSignal.timeout(o.timeoutSeconds * 1000);
