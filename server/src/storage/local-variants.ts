@@ -36,12 +36,13 @@ interface VariantMeta {
 const MAX_NAME = 200;
 
 /**
- * The folder of an object's variants: the key percent-encoded into one path segment (so `/` and
- * `..` cannot walk anywhere), or its hash when too long. `%s` never starts an encoded key (`%` is
+ * The folder of an object's variants: the key percent-encoded into one path segment, dots
+ * included (so neither `/` nor `..` can walk anywhere), or its hash when too long. `%s` never starts an encoded key (`%` is
  * always followed by two hex digits there), so the two forms cannot meet.
  */
 export function variantDirOf(root: string, key: string): string {
-  const encoded = encodeURIComponent(key);
+  // encodeURIComponent leaves dots alone, and `..` would then be a folder up.
+  const encoded = encodeURIComponent(key).replaceAll('.', '%2E');
   const name =
     encoded.length <= MAX_NAME ? encoded : `%sha256-${createHash('sha256').update(key).digest('hex')}`;
   return path.join(root, name);
