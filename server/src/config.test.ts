@@ -372,4 +372,20 @@ describe('loadConfig', () => {
     expectRejected({ UPLOAD_MAX_BYTES: '0' }, 'UPLOAD_MAX_BYTES');
     expect(loadConfig({ PROXY_TOKEN_TTL_SECONDS: '0' }).proxyTokenTtlSeconds).toBe(0);
   });
+
+  it('reads the local variant bounds (VARIANT_*), naming the variable when one is bad', () => {
+    const c = loadConfig({});
+    // One render per core, leaving a libuv thread (4 by default) for file reads.
+    expect(c.variantConcurrency).toBeGreaterThanOrEqual(1);
+    expect(c.variantConcurrency).toBeLessThanOrEqual(3);
+    expect([c.variantQueueMax, c.variantTimeoutSeconds]).toEqual([64, 20]);
+    expect(loadConfig({ UV_THREADPOOL_SIZE: '2' }).variantConcurrency).toBe(1);
+    expect(
+      loadConfig({ VARIANT_CONCURRENCY: '6', VARIANT_QUEUE_MAX: '0', VARIANT_TIMEOUT_SECONDS: '5' }),
+    ).toMatchObject({ variantConcurrency: 6, variantQueueMax: 0, variantTimeoutSeconds: 5 });
+    for (const v of ['0', 'two', '257']) expectRejected({ VARIANT_CONCURRENCY: v }, 'VARIANT_CONCURRENCY');
+    for (const v of ['-1', 'many']) expectRejected({ VARIANT_QUEUE_MAX: v }, 'VARIANT_QUEUE_MAX');
+    for (const v of ['0', '601', '1.5'])
+      expectRejected({ VARIANT_TIMEOUT_SECONDS: v }, 'VARIANT_TIMEOUT_SECONDS');
+  });
 });

@@ -1,4 +1,5 @@
 import { createPrivateKey, hkdfSync } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { type ImageConfig, parseImageConfig } from './config-images.js';
 import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
@@ -91,6 +92,16 @@ export interface Config {
   uploadQuotaBytes: number | undefined;
   /** UPLOAD_QUOTA_FILES: live images a viewer may keep; undefined = no quota. */
   uploadQuotaFiles: number | undefined;
+  /**
+   * VARIANT_CONCURRENCY: variants the local driver renders at once on this node. Default: one per
+   * core, at most the libuv thread pool less one (sharp works on that pool; file reads must not
+   * queue behind renders).
+   */
+  variantConcurrency: number;
+  /** VARIANT_QUEUE_MAX: renders that may wait for a slot; more are refused with 503. */
+  variantQueueMax: number;
+  /** VARIANT_TIMEOUT_SECONDS: the longest one render may take, reading its original included. */
+  variantTimeoutSeconds: number;
   /** ORPHAN_SWEEP_INTERVAL_SECONDS: how often workers look for objects without a row (0 = never). */
   orphanSweepIntervalSeconds: number;
   /**
@@ -163,6 +174,12 @@ type Env = Record<string, string | undefined>;
 function str(env: Env, name: string): string | undefined {
   const v = env[name];
   return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+/** See `Config.variantConcurrency`. */
+function defaultVariantConcurrency(env: Env): number {
+  const pool = Number(env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.min(os.availableParallelism(), pool - 1));
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -549,6 +566,9 @@ export function loadConfig(env: Env = process.env): Config {
     uploadConcurrency: int(env, 'UPLOAD_CONCURRENCY', 32, 1, 100_000),
     uploadQuotaBytes: optionalInt(env, 'UPLOAD_QUOTA_BYTES', 1, Number.MAX_SAFE_INTEGER),
     uploadQuotaFiles: optionalInt(env, 'UPLOAD_QUOTA_FILES', 1, 1_000_000_000),
+    variantConcurrency: int(env, 'VARIANT_CONCURRENCY', defaultVariantConcurrency(env), 1, 256),
+    variantQueueMax: int(env, 'VARIANT_QUEUE_MAX', 64, 0, 100_000),
+    variantTimeoutSeconds: int(env, 'VARIANT_TIMEOUT_SECONDS', 20, 1, 600),
     orphanSweepIntervalSeconds: int(env, 'ORPHAN_SWEEP_INTERVAL_SECONDS', 600, 0, 7 * 86400),
     orphanSweepGraceSeconds,
     logLevel: oneOf(

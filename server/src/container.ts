@@ -35,6 +35,8 @@ import { createCdnSigner } from './storage/cdn/create-cdn-signer.js';
 import { withCdn } from './storage/cdn/with-cdn.js';
 import { createCosStorage } from './storage/cos.js';
 import { createLocalStorage } from './storage/local.js';
+import { LocalVariants } from './storage/local-variants.js';
+import { createVariantRenderer } from './storage/render-variant.js';
 import type { Storage } from './storage/storage.js';
 import type { AccessTracker } from './urls/access-tracker.js';
 import { LiveUrls } from './urls/live-urls.js';
@@ -69,6 +71,8 @@ export interface Container {
   redis: RedisClient | undefined;
   store: UrlStore;
   storage: Storage;
+  /** The local driver's variants, made on first request (undefined with another driver). */
+  localVariants: LocalVariants | undefined;
   events: EventBus;
   stats: StatsStore;
   access: AccessTracker;
@@ -125,7 +129,30 @@ function createDriver(config: Config, logger?: Logger): Storage {
     root: path.join(config.dataDir, 'bucket'),
     publicUrl: config.publicUrl,
     secret: config.localSigningSecret,
+    variantsRoot: localVariantsRoot(config),
   });
+}
+
+/** Beside the bucket folder, not in it: see storage/local-variants.ts. */
+function localVariantsRoot(config: Config): string {
+  return path.join(config.dataDir, 'variants');
+}
+
+/**
+ * The local driver's variant maker: bounded like an upload (no original over UPLOAD_MAX_PIXELS or
+ * UPLOAD_MAX_BYTES is decoded) and by the VARIANT_* knobs.
+ */
+function createLocalVariants(config: Config, storage: Storage, metrics: Metrics, logger: Logger) {
+  if (storage.driver !== 'local') return undefined;
+  const renderer = createVariantRenderer({
+    maxInputPixels: config.uploadMaxPixels,
+    maxInputBytes: config.uploadMaxBytes,
+    maxOutputDimension: config.images.maxDimension,
+    timeoutSeconds: config.variantTimeoutSeconds,
+    concurrency: config.variantConcurrency,
+    maxQueue: config.variantQueueMax,
+  });
+  return new LocalVariants({ storage, renderer, metrics, logger }, localVariantsRoot(config));
 }
 
 /** The Redis connections a node needs, or none (the embedded mode: everything in process). */
@@ -166,6 +193,7 @@ export async function createContainer(
   });
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);
+  const localVariants = createLocalVariants(config, storage, metrics, logger);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
   const preloadLimit = { limit: config.preloadRateLimitPerMinute, windowMs: 60_000, name: 'rl-preload' };
 
@@ -288,6 +316,7 @@ export async function createContainer(
     redis: redis?.command,
     store,
     storage,
+    localVariants,
     events,
     stats,
     access,

@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { variantDirOf } from './local-variants.js';
 import { tapBody } from './put-body.js';
 import {
   encodeKeyPath,
@@ -25,6 +26,11 @@ export interface LocalStorageOptions {
   /** Absolute base URL of the gateway that serves `/local-bucket/*`. */
   publicUrl: string;
   secret: string;
+  /**
+   * Where the object's variants are kept (`DATA_DIR/variants`, see local-variants.ts): a put or a
+   * delete of an object removes its variants, so none outlives or misrepresents its original.
+   */
+  variantsRoot?: string;
 }
 
 /** Content types are kept beside the objects, so HEAD and GET can answer like a bucket. */
@@ -73,6 +79,10 @@ export function verifyLocalSignature(
 export function createLocalStorage(opts: LocalStorageOptions): Storage {
   const root = path.resolve(opts.root);
   const base = `${opts.publicUrl.replace(/\/+$/, '')}/local-bucket/`;
+  const variantsRoot = opts.variantsRoot === undefined ? undefined : path.resolve(opts.variantsRoot);
+  const removeVariants = async (key: string) => {
+    if (variantsRoot) await rm(variantDirOf(variantsRoot, key), { recursive: true, force: true });
+  };
 
   async function info(key: string): Promise<ObjectInfo | null> {
     const file = safeLocalPath(root, key);
@@ -108,6 +118,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
         await pipeline(tap, createWriteStream(tmp));
         await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag: tap.etag }));
         await rename(tmp, file);
+        await removeVariants(key);
       } catch (err) {
         tap.destroy();
         await rm(tmp, { force: true }).catch(() => {});
@@ -152,6 +163,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       try {
         await rm(file, { force: true });
         await rm(file + META_SUFFIX, { force: true });
+        await removeVariants(key);
       } catch (err) {
         throw new StorageError('unavailable', 'local bucket delete failed', { cause: err });
       }
