@@ -227,6 +227,10 @@ export async function createContainer(
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
+  // A visibility change or delete on any node: this node's proxy forgets the row at once.
+  events.onAccessChange((changes) => {
+    for (const c of changes) recentRows.forget(c.imageId);
+  });
   const images = new ImageService({
     config,
     images: imagesRepo,
@@ -234,6 +238,7 @@ export async function createContainer(
     urls,
     counters: store,
     recentRows,
+    events,
     refreshLimiter,
     preloadLimiter,
     jobs,

@@ -1,5 +1,5 @@
 import type { ImageRow } from '../db/types.js';
-import type { ProxyTokens } from './proxy-token.js';
+import type { ProxyTokens, TokenScope } from './proxy-token.js';
 
 export type ProxyMode = 'redirect' | 'stream';
 
@@ -8,13 +8,14 @@ export const PROXY_PREFIX = '/proxy/';
 
 /** Stable capability links for `<img src>`: CPU only (one HMAC), no I/O. */
 export interface ProxyLinks {
-  linkFor(image: Pick<ImageRow, 'id'>, mode: ProxyMode): string;
+  /** `scope`: `public` for a viewer who reads the image only because it is public. */
+  linkFor(image: Pick<ImageRow, 'id'>, mode: ProxyMode, scope?: TokenScope): string;
 }
 
 export function createProxyLinks(d: { publicUrl: string; tokens: Pick<ProxyTokens, 'sign'> }): ProxyLinks {
   return {
-    linkFor(image, mode) {
-      const token = d.tokens.sign(image.id, mode);
+    linkFor(image, mode, scope = 'any') {
+      const token = d.tokens.sign(image.id, mode, scope);
       return `${d.publicUrl}${PROXY_PREFIX}${image.id}?t=${token}${mode === 'stream' ? '&mode=stream' : ''}`;
     },
   };

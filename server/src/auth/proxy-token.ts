@@ -11,9 +11,17 @@ import type { ProxyMode } from './proxy-links.js';
  * completely before any I/O: a forged one costs no SQL. Nothing is stored: deleting the image
  * revokes its links (the route only serves live rows), removing a key id from the configuration
  * revokes every link it signed.
+ *
+ * A link minted for a viewer who reads the image only because it is public has the `public`
+ * scope (a MAC of another domain, same length and shape): the route honours it only while the
+ * image is still public, so turning an image private revokes the links others were handed.
+ * Links of its owner, admins and services have the `any` scope (docs/architecture.md, "Who sees
+ * what").
  */
+export type TokenScope = 'any' | 'public';
+
 export interface ProxyTokens {
-  sign(imageId: string, mode: ProxyMode): string;
+  sign(imageId: string, mode: ProxyMode, scope?: TokenScope): string;
   /** The whole check: shape, a configured key id, not expired, and the MAC over what is asked. */
   verify(token: string, imageId: string, mode: ProxyMode): TokenCheck;
   /** Epoch ms when the token stops working (null: never; undefined: not a token). */
@@ -21,7 +29,7 @@ export interface ProxyTokens {
 }
 
 export type TokenCheck =
-  | { ok: true }
+  | { ok: true; scope: TokenScope }
   | { ok: false; reason: 'malformed' | 'unknown_key' | 'expired' | 'mismatch' };
 
 export interface ProxyTokenOptions {
@@ -73,17 +81,27 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
   const keys = new Map(opts.secrets.map((s) => [s.kid, s.secret] as const));
   const signer = opts.secrets[0]!;
 
-  const mac = (secret: string, kid: string, imageId: string, exp: number, mode: ProxyMode): Buffer =>
+  const mac = (
+    secret: string,
+    kid: string,
+    imageId: string,
+    exp: number,
+    mode: ProxyMode,
+    scope: TokenScope,
+  ): Buffer =>
     createHmac('sha256', secret)
-      // Domain-separated, length-safe: none of the parts can contain a newline.
-      .update(`signet-proxy-v2\n${kid}\n${imageId.toLowerCase()}\n${exp}\n${mode}`)
+      // Domain-separated, length-safe: none of the parts can contain a newline. The `any` scope
+      // keeps the domain links had before scopes existed, so those stay valid.
+      .update(
+        `${scope === 'any' ? 'signet-proxy-v2' : 'signet-proxy-v2-public'}\n${kid}\n${imageId.toLowerCase()}\n${exp}\n${mode}`,
+      )
       .digest()
       .subarray(0, MAC_BYTES);
 
   return {
-    sign(imageId, mode) {
+    sign(imageId, mode, scope = 'any') {
       const exp = expiryFor(opts.clock.now(), opts.ttlSeconds);
-      const tag = mac(signer.secret, signer.kid, imageId, exp, mode).toString('base64url');
+      const tag = mac(signer.secret, signer.kid, imageId, exp, mode, scope).toString('base64url');
       return `${signer.kid}.${exp.toString(36)}.${tag}`;
     },
     verify(token, imageId, mode) {
@@ -95,8 +113,11 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
       if (parsed.exp === 0 ? opts.ttlSeconds !== 0 : opts.clock.now() >= parsed.exp * 1000) {
         return { ok: false, reason: 'expired' };
       }
-      const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode);
-      return timingSafeEqual(parsed.mac, expected) ? { ok: true } : { ok: false, reason: 'mismatch' };
+      for (const scope of ['any', 'public'] as const) {
+        const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode, scope);
+        if (timingSafeEqual(parsed.mac, expected)) return { ok: true, scope };
+      }
+      return { ok: false, reason: 'mismatch' };
     },
     expiresAt(token) {
       const parsed = parse(token);
