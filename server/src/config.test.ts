@@ -94,6 +94,13 @@ describe('loadConfig', () => {
     });
   });
 
+  it('PUBLIC_READ_ANONYMOUS is off unless set to true, and nothing else is accepted', () => {
+    expect(loadConfig({}).auth.publicReadAnonymous).toBe(false);
+    expect(loadConfig({ PUBLIC_READ_ANONYMOUS: 'true' }).auth.publicReadAnonymous).toBe(true);
+    expect(loadConfig({ PUBLIC_READ_ANONYMOUS: 'false' }).auth.publicReadAnonymous).toBe(false);
+    expectRejected({ PUBLIC_READ_ANONYMOUS: 'yes' }, 'PUBLIC_READ_ANONYMOUS');
+  });
+
   it('works at both ends of the TTL range', () => {
     const short = loadConfig({ URL_TTL_SECONDS: '5' });
     expect(short.refreshAheadSeconds).toBeLessThan(5);

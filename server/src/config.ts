@@ -57,6 +57,11 @@ export interface Config {
     audience: string | undefined;
     /** True when neither a secret nor a JWKS URL is set: every request is the admin `demo`. */
     disabled: boolean;
+    /**
+     * PUBLIC_READ_ANONYMOUS: a request with no credential at all may read PUBLIC images by id
+     * (GraphQL `image`, `imagesByIds` and their URLs; `/proxy/:id`). Off: it is UNAUTHENTICATED.
+     */
+    publicReadAnonymous: boolean;
   };
   proxyTokenSecrets: { kid: string; secret: string }[];
   /** SUBSCRIPTIONS_PER_VIEWER: open `signedUrlRefreshed` streams one viewer may hold per node. */
@@ -550,6 +555,8 @@ export function loadConfig(env: Env = process.env): Config {
       issuer,
       audience,
       disabled: authDisabled,
+      publicReadAnonymous:
+        oneOf(env, 'PUBLIC_READ_ANONYMOUS', ['true', 'false'] as const, 'false') === 'true',
     },
     proxyTokenSecrets,
     proxyTokenTtlSeconds: int(env, 'PROXY_TOKEN_TTL_SECONDS', 30 * 86400, 0, 10 * 365 * 86400),

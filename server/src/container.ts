@@ -266,6 +266,10 @@ export async function createContainer(
 
   const recentRows = new RecentRows(imagesRepo, clock);
   const variants = new VariantCatalog(config.images);
+  // A visibility change or delete on any node: this node's proxy forgets the row at once.
+  events.onAccessChange((changes) => {
+    for (const c of changes) recentRows.forget(c.imageId);
+  });
   const images = new ImageService({
     variants,
     config,
@@ -274,6 +278,7 @@ export async function createContainer(
     urls,
     counters: store,
     recentRows,
+    events,
     refreshLimiter,
     preloadLimiter,
     jobs,

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from './connect.js';
-import type { ImageRow, ImageRowRaw } from './types.js';
+import type { ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
 
 export interface Cursor {
   createdAt: Date;
@@ -13,8 +13,15 @@ export interface PageResult {
   totalCount: number | undefined;
 }
 
-/** A row to insert: every column of a row, chosen by the server. */
-export type NewImage = ImageRow;
+/** A row to insert: every column of a row, chosen by the server (private unless said). */
+export type NewImage = Omit<ImageRow, 'visibility'> & { visibility?: ImageVisibility };
+
+/**
+ * Which rows a lookup by id may return, decided by the images domain (images/visibility.ts):
+ * every live row (admins, services), or the owner's and/or the public ones. It becomes part of
+ * the one statement of the lookup, never a second query or a filter after it.
+ */
+export type ReadScope = { all: true } | { all: false; ownerId: string | null; publicToo: boolean };
 
 export function toImageRow(r: ImageRowRaw): ImageRow {
   return {
@@ -26,6 +33,7 @@ export function toImageRow(r: ImageRowRaw): ImageRow {
     width: r.width,
     height: r.height,
     etag: r.etag,
+    visibility: r.visibility,
     createdAt: r.created_at,
   };
 }
@@ -39,6 +47,7 @@ const columns = [
   'width',
   'height',
   'etag',
+  'visibility',
   'created_at',
   'deleted_at',
 ] as const;
@@ -51,8 +60,10 @@ export interface ImagesRepo {
     after: Cursor | undefined,
     withTotal: boolean,
   ): Promise<PageResult>;
-  /** One statement: the owner's live images among ids (any order). */
-  findVisible(ownerId: string, ids: readonly string[]): Promise<ImageRow[]>;
+  /** One statement: the live images among ids that the scope lets through (any order). */
+  findReadable(scope: ReadScope, ids: readonly string[]): Promise<ImageRow[]>;
+  /** One statement: sets a live image's visibility; returns the row, or null when there was none. */
+  setVisibility(id: string, visibility: ImageVisibility): Promise<ImageRow | null>;
   /** Live images by id whatever the owner (proxy and background work). */
   findLive(ids: readonly string[]): Promise<ImageRow[]>;
   insert(img: NewImage): Promise<ImageRow>;
@@ -103,16 +114,35 @@ export function createImagesRepo(db: Db): ImagesRepo {
       return { rows: page.map(toImageRow), hasNextPage, totalCount: total };
     },
 
-    async findVisible(ownerId, ids) {
+    async findReadable(scope, ids) {
       if (ids.length === 0) return [];
-      const rows = await k
+      if (!scope.all && scope.ownerId === null && !scope.publicToo) return [];
+      let q = k
         .selectFrom('images')
         .select(columns)
         .where('id', 'in', ids as string[])
-        .where('owner_id', '=', ownerId)
+        .where('deleted_at', 'is', null);
+      if (!scope.all) {
+        const { ownerId, publicToo } = scope;
+        q = q.where((eb) => {
+          const parts = [];
+          if (ownerId !== null) parts.push(eb('owner_id', '=', ownerId));
+          if (publicToo) parts.push(eb('visibility', '=', 'public'));
+          return eb.or(parts);
+        });
+      }
+      return (await q.execute()).map(toImageRow);
+    },
+
+    async setVisibility(id, visibility) {
+      const row = await k
+        .updateTable('images')
+        .set({ visibility })
+        .where('id', '=', id)
         .where('deleted_at', 'is', null)
-        .execute();
-      return rows.map(toImageRow);
+        .returning(columns)
+        .executeTakeFirst();
+      return row ? toImageRow(row) : null;
     },
 
     async findLive(ids) {
@@ -138,6 +168,7 @@ export function createImagesRepo(db: Db): ImagesRepo {
           width: img.width,
           height: img.height,
           etag: img.etag,
+          visibility: img.visibility ?? 'private',
           created_at: img.createdAt,
         })
         .returning(columns)

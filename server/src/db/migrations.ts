@@ -28,6 +28,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('images').execute();
     },
   },
+  // Who sees what (docs/architecture.md, "Who sees what"): existing rows stay private, as they
+  // were. A text with a check rather than an enum type: adding a value later is one statement.
+  '002_visibility': {
+    async up(db: Kysely<unknown>) {
+      await sql`alter table images add column if not exists visibility text not null default 'private'
+        constraint images_visibility_check check (visibility in ('private', 'public'))`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('images').dropColumn('visibility').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

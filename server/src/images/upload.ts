@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { ImagesRepo } from '../db/images-repo.js';
-import type { ImageRow } from '../db/types.js';
+import type { ImageRow, ImageVisibility } from '../db/types.js';
 import {
   AppError,
   badInput,
@@ -324,7 +324,12 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
  * no row (and the driver removes whatever the put may still have stored); a failed insert
  * deletes the object it just wrote (and says loudly when it cannot).
  */
-export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob): Promise<ImageRow> {
+export async function uploadImage(
+  deps: UploadDeps,
+  ownerId: string,
+  file: Blob,
+  visibility: ImageVisibility = 'private',
+): Promise<ImageRow> {
   const { config, storage, images, clock, logger } = deps;
   if (file.size > config.uploadMaxBytes) throw payloadTooLarge(config.uploadMaxBytes);
   if (file.size === 0) throw badInput('The file is empty');
@@ -362,6 +367,7 @@ export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob)
       width: image.width,
       height: image.height,
       etag,
+      visibility,
       createdAt: new Date(clock.now()),
     });
     logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');

@@ -25,6 +25,7 @@ async function runWebOperations(
   out.ImageUrls = await send('ImageUrls', { ids }, alice);
   out.RefreshSignedUrls = await send('RefreshSignedUrls', { ids: ids.slice(0, 1) }, alice);
   out.DeleteImage = await send('DeleteImage', { id: randomUUID() }, alice);
+  out.SetImageVisibility = await send('SetImageVisibility', { id: ids[1], visibility: 'PUBLIC' }, alice);
   out.Viewer = await send('Viewer', {}, alice);
   out.UrlStats = await send('UrlStats', { days: 7 }, admin);
   return out;
@@ -79,12 +80,13 @@ describe('persisted operations: the web app’s documents (development)', () => 
     await h?.close();
   });
 
-  it('the web app has its 8 operations, and each one passes every limit and runs', async () => {
+  it('the web app has its 9 operations, and each one passes every limit and runs', async () => {
     expect([...webOperations.keys()].sort()).toEqual([
       'DeleteImage',
       'GalleryPage',
       'ImageUrls',
       'RefreshSignedUrls',
+      'SetImageVisibility',
       'SignedUrlRefreshed',
       'UploadImage',
       'UrlStats',
