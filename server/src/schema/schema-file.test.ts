@@ -1,8 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
-import { printSdl } from './index.js';
+import { printSdl, printSubgraphSdl } from './index.js';
+
+const checkedIn = (file: string) => readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8');
 
 it('schema.graphql is what the code-first schema prints (run `npm run schema` when this fails)', () => {
-  const checkedIn = readFileSync(new URL('../../../schema.graphql', import.meta.url), 'utf8');
-  expect(checkedIn).toBe(printSdl());
+  expect(checkedIn('schema.graphql')).toBe(printSdl());
+});
+
+it('subgraph.graphql is the federation SDL the schema prints (run `npm run schema` when this fails)', () => {
+  expect(checkedIn('subgraph.graphql')).toBe(printSubgraphSdl());
 });
