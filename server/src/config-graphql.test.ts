@@ -32,6 +32,14 @@ describe('GraphQL hardening settings', () => {
     expect(loadConfig({ FEDERATION: 'true' }).federation).toBe(true);
     expect(loadConfig({ ...PROD, FEDERATION: 'true' }).federation).toBe(true);
     expect(failure({ FEDERATION: 'yes' }).variable).toBe('FEDERATION');
+    // The gateway's planned documents are in no allow-list.
+    const both = failure({
+      FEDERATION: 'true',
+      PERSISTED_OPERATIONS_FILE: 'ops.json',
+      PERSISTED_OPERATIONS_ONLY: 'true',
+    });
+    expect(both.variable).toBe('FEDERATION');
+    expect(both.message).toContain('PERSISTED_OPERATIONS_ONLY');
   });
 
   it('JSON bodies: 1 MiB by default, bounded', () => {

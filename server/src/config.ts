@@ -499,6 +499,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (persistedOperationsOnly && persistedFile === undefined) {
     throw new ConfigError('PERSISTED_OPERATIONS_ONLY', 'needs PERSISTED_OPERATIONS_FILE (the allow-list)');
   }
+  const federation = oneOf(env, 'FEDERATION', ['true', 'false'] as const, 'false') === 'true';
+  // A federation gateway sends the documents its query planner writes (`_entities` with the
+  // fields a client asked for): no allow-list can hold them (docs/federation.md).
+  if (federation && persistedOperationsOnly) {
+    throw new ConfigError(
+      'FEDERATION',
+      'cannot be combined with PERSISTED_OPERATIONS_ONLY=true (a gateway sends documents its query planner writes); enforce persisted operations on the gateway instead',
+    );
+  }
 
   return {
     nodeEnv,
@@ -567,7 +576,7 @@ export function loadConfig(env: Env = process.env): Config {
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
     graphqlIntrospection:
       oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, introspection) === 'true',
-    federation: oneOf(env, 'FEDERATION', ['true', 'false'] as const, 'false') === 'true',
+    federation,
     graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),
     persistedOperationsOnly,
