@@ -122,6 +122,11 @@ export interface Config {
   memoryCacheMaxEntries: number;
   /** GraphQL introspection (GRAPHQL_INTROSPECTION): on by default outside production only. */
   graphqlIntrospection: boolean;
+  /**
+   * FEDERATION=true: the schema is also an Apollo Federation v2 subgraph (`Image @key(fields:
+   * "id")`, `_entities`, `_service { sdl }`); docs/federation.md.
+   */
+  federation: boolean;
   /** Largest GraphQL request body that is not a multipart upload. */
   graphqlMaxBodyBytes: number;
   /** JSON map sha256 → document: operations clients may send by hash (the web app's). */
@@ -516,6 +521,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (persistedOperationsOnly && persistedFile === undefined) {
     throw new ConfigError('PERSISTED_OPERATIONS_ONLY', 'needs PERSISTED_OPERATIONS_FILE (the allow-list)');
   }
+  const federation = oneOf(env, 'FEDERATION', ['true', 'false'] as const, 'false') === 'true';
+  // A federation gateway sends the documents its query planner writes (`_entities` with the
+  // fields a client asked for): no allow-list can hold them (docs/federation.md).
+  if (federation && persistedOperationsOnly) {
+    throw new ConfigError(
+      'FEDERATION',
+      'cannot be combined with PERSISTED_OPERATIONS_ONLY=true (a gateway sends documents its query planner writes); enforce persisted operations on the gateway instead',
+    );
+  }
 
   return {
     nodeEnv,
@@ -589,6 +603,7 @@ export function loadConfig(env: Env = process.env): Config {
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
     graphqlIntrospection:
       oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, introspection) === 'true',
+    federation,
     graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),
     persistedOperationsOnly,

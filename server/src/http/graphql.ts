@@ -35,6 +35,7 @@ export interface GraphqlDeps {
     | 'corsOrigins'
     | 'uploadMaxBytes'
     | 'graphqlMaxBodyBytes'
+    | 'federation'
   >;
   logger: Logger;
   metrics: Metrics;
@@ -54,7 +55,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       })
     : [];
   return createYoga<Record<string, never>, Context>({
-    schema: buildSchema(),
+    schema: buildSchema({ federation: config.federation }),
     graphqlEndpoint: '/graphql',
     landingPage: false,
     // GraphiQL is of no use without introspection (and loads its scripts from a CDN).
