@@ -56,17 +56,19 @@ const httpTransport: Transport = {
 };
 
 /** Which images of the products a viewer kind is shown: the table the assertions read. */
-type ImageKind = "the user's own" | "another owner's private";
+type ImageKind = "the user's own" | "another owner's private" | "another owner's public";
 type Via = 'the user token, forwarded' | 'a service token';
 
 /** One row per (how the gateway calls Signet × kind of image): resolved, or null. */
 const SEEN: { via: Via; images: ImageKind; resolves: boolean }[] = [
   { via: 'the user token, forwarded', images: "the user's own", resolves: true },
   { via: 'the user token, forwarded', images: "another owner's private", resolves: false },
+  { via: 'the user token, forwarded', images: "another owner's public", resolves: true },
   // role "service": a trusted backend that did its own authorization reads every image by id
   // (the role comes with the visibility rules: auth/viewer.ts, docs/federation.md).
   { via: 'a service token', images: "the user's own", resolves: true },
   { via: 'a service token', images: "another owner's private", resolves: true },
+  { via: 'a service token', images: "another owner's public", resolves: true },
 ];
 
 describe('Signet as a federation subgraph behind Hive Gateway', () => {
@@ -94,7 +96,10 @@ describe('Signet as a federation subgraph behind Hive Gateway', () => {
       onQuery: (s) => sql.push(s),
     });
     kinds["the user's own"] = await seed(h, 'alice', 60);
-    kinds["another owner's private"] = await seed(h, 'bob', 40);
+    kinds["another owner's private"] = await seed(h, 'bob', 20);
+    kinds["another owner's public"] = await seed(h, 'carol', 20);
+    for (const id of kinds["another owner's public"])
+      await h.container.imagesRepo.setVisibility(id, 'public');
     userToken = await h.token('alice');
     serviceToken = await h.token('catalog-gateway', { role: 'service' });
 
