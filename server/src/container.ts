@@ -32,6 +32,7 @@ import { dayOf, type StatsStore } from './stats/stats-store.js';
 import { urlStatsReport } from './stats/url-stats-report.js';
 import { createCosStorage } from './storage/cos.js';
 import { createLocalStorage } from './storage/local.js';
+import { createS3Storage } from './storage/s3.js';
 import type { Storage } from './storage/storage.js';
 import type { AccessTracker } from './urls/access-tracker.js';
 import { LiveUrls } from './urls/live-urls.js';
@@ -110,6 +111,9 @@ export function createStorage(config: Config, logger?: Logger): Storage {
       putMinBytesPerSecond: config.cos.putMinBytesPerSecond,
       ...(logger ? { logger } : {}),
     });
+  }
+  if (config.storageDriver === 's3' && config.s3) {
+    return createS3Storage({ ...config.s3, ...(logger ? { logger } : {}) });
   }
   return createLocalStorage({
     root: path.join(config.dataDir, 'bucket'),
