@@ -111,6 +111,8 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
     forcePathStyle: opts.forcePathStyle,
   });
 
+  const note = (...args: unknown[]) => opts.logger?.debug({ sdk: args.map(String).join(' ') }, 's3 sdk');
+  const sdkLogger = { trace: note, debug: note, info: note, warn: note, error: note };
   const https_ = opts.endpoint.startsWith('https:');
   /**
    * One client per socket pool: object downloads (held as long as a client reads, in stream mode)
@@ -143,6 +145,9 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
       },
       // Streamed puts are never retried by the SDK (their body is read once); the rest may be.
       maxAttempts: 3,
+      // The SDK's own notes (e.g. "a non-retryable streaming request" failed) go to the log at
+      // debug level, not to the console; every failure also reaches the caller as a StorageError.
+      logger: sdkLogger,
     });
   }
   const streams = client(opts.streamSockets ?? STREAM_SOCKETS);
@@ -243,6 +248,9 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
     const what = `put ${key}`;
     const deadline = putDeadlineMs(putTiming, tap.size);
     const ac = new AbortController();
+    // A body that is not its declared size fails the tap: the request must end now, not when the
+    // socket has been idle for timeoutMs (the SDK does not watch its body for errors).
+    tap.once('error', (err) => ac.abort(err));
     return new Promise((resolve, reject) => {
       let timedOut = false;
       const timer = setTimeout(() => {
