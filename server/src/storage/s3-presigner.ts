@@ -154,8 +154,19 @@ export function createS3Presigner(opts: S3PresignerOptions): S3Presigner {
     return k;
   }
 
-  /** The query before X-Amz-Signature (also the start of the canonical query string). */
+  /**
+   * The query before X-Amz-Signature (also the start of the canonical query string). Pages and
+   * refresh batches share a window, so the last one is kept: urlFor rebuilds it for every URL.
+   */
+  let last: { start: number; end: number; value: { head: string; time: string; scope: string } } | undefined;
   function queryHead(window: SignWindow): { head: string; time: string; scope: string } {
+    if (last !== undefined && last.start === window.start && last.end === window.end) return last.value;
+    const value = buildQueryHead(window);
+    last = { start: window.start, end: window.end, value };
+    return value;
+  }
+
+  function buildQueryHead(window: SignWindow): { head: string; time: string; scope: string } {
     const expires = window.end - window.start;
     if (!Number.isSafeInteger(expires) || expires < 1 || expires > MAX_PRESIGN_SECONDS) {
       throw new RangeError(`an S3 URL is valid for 1 s to 7 days, not ${expires} s`);
