@@ -119,7 +119,7 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
    * and everything else (puts, heads, deletes, listings, probes), so slow readers holding every
    * download socket never stop uploads, deletes or readiness. Both keep sockets alive.
    */
-  function client(maxSockets: number): S3Client {
+  function client(maxSockets: number, socketTimeout: number | undefined): S3Client {
     const Agent = https_ ? https.Agent : http.Agent;
     const agent = new Agent({ keepAlive: true, maxSockets, timeout: IDLE_SOCKET_MS });
     return new S3Client({
@@ -136,12 +136,13 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
       // already counted and hashed by its tap (put-body.ts).
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      // A NodeHttpHandler built by the client from these options: connect and idle bounds per
-      // socket; each call below has its own deadline on top.
+      // A NodeHttpHandler built by the client from these options (@smithy/node-http-handler is
+      // not a dependency of ours to construct by hand): a connect bound, and for downloads an
+      // idle bound between body chunks; every call below has its own deadline on top.
       requestHandler: {
         ...(https_ ? { httpsAgent: agent } : { httpAgent: agent }),
         connectionTimeout: timeoutMs,
-        socketTimeout: timeoutMs,
+        ...(socketTimeout !== undefined ? { socketTimeout } : {}),
       },
       // Streamed puts are never retried by the SDK (their body is read once); the rest may be.
       maxAttempts: 3,
@@ -150,8 +151,10 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
       logger: sdkLogger,
     });
   }
-  const streams = client(opts.streamSockets ?? STREAM_SOCKETS);
-  const control = client(CONTROL_SOCKETS);
+  const streams = client(opts.streamSockets ?? STREAM_SOCKETS, timeoutMs);
+  // No idle bound here: a put's body may sit in socket buffers while the store reads it at the
+  // slowest allowed rate for longer than timeoutMs; puts and the rest have deadlines of their own.
+  const control = client(CONTROL_SOCKETS, undefined);
 
   /** Runs one call with a deadline (an abort with a Deadline reason), so a hanging store costs at most ms. */
   async function call<T>(what: string, run: (signal: AbortSignal) => Promise<T>, ms = timeoutMs): Promise<T> {
@@ -259,6 +262,10 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
         if (!tap.readableEnded) {
           tap.destroy(new StorageError('timeout', `${what}: cut off at its deadline`));
           ac.abort(new Deadline('cut off at its deadline'));
+        } else {
+          // All sent: the store may be storing it now. Wait as long again for its answer, then
+          // give up on the request; the clean-up below follows either way.
+          setTimeout(() => ac.abort(new Deadline('no answer after the body was sent')), deadline).unref();
         }
       }, deadline);
       control

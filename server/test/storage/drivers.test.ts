@@ -361,4 +361,53 @@ describeStorageDrivers('storage driver', ({ backend, skew }) => {
       kind: 'rejected',
     });
   });
+
+  it('gives a put time in proportion to its size (a fixed deadline fails every slow large upload)', async () => {
+    const b = backend();
+    // 2 MB read at 2 MB/s by the store: a second, past a fixed 300 ms deadline but within
+    // 300 ms + 2 MB at the slowest rate allowed (1 MB/s).
+    const quick = b.storage({ timeoutMs: 300, putMinBytesPerSecond: MB });
+    b.setPutBodyRate(2 * MB);
+    const body = randomBytes(2 * MB);
+    await quick.put('scaled.bin', body, 'application/octet-stream');
+    expect((await b.stored('scaled.bin'))?.equals(body)).toBe(true);
+  });
+
+  it('cuts off a put still sending at its deadline: nothing lands, even after the store catches up', async () => {
+    const b = backend();
+    const quick = b.storage({ timeoutMs: 2_000, putMinBytesPerSecond: 16 * MB });
+    // The store reads 256 KB/s; the deadline (2 s + 1 s for 16 MB) passes with most of it unsent.
+    b.setPutBodyRate(256 * 1024);
+    const err = await storageError(quick.put('slow.bin', randomBytes(16 * MB), 'application/octet-stream'));
+    expect(err.kind).toBe('timeout');
+    // The store now reads whatever reached it as fast as it can: an unaborted request would
+    // complete here and store the object after its clean-up.
+    b.setPutBodyRate(0);
+    await until(() => b.requests.putsCut === 1, 10_000);
+    expect(await b.stored('slow.bin')).toBeUndefined();
+    // The clean-up delete went out once the request had settled.
+    await until(() => b.requests.log.some((r) => r.method === 'DELETE' && r.key === 'slow.bin'));
+    expect(await b.stored('slow.bin')).toBeUndefined();
+  });
+
+  it('waits for a put whose body was all sent to settle, then deletes what it stored', async () => {
+    const b = backend();
+    const quick = b.storage({ timeoutMs: 300 });
+    b.holdPutResponses(true); // stored, but the answer never comes
+    const started = Date.now();
+    const err = await storageError(quick.put('held.bin', randomBytes(1024), 'application/octet-stream'));
+    expect(err.kind).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // The object landed before the deadline; it is removed once the request gave up, never by a
+    // delete racing a request in flight.
+    await until(
+      () => b.requests.log.some((r) => r.method === 'DELETE' && r.key === 'held.bin' && r.status !== 0),
+      5_000,
+    );
+    expect(await b.stored('held.bin')).toBeUndefined();
+    const log = b.requests.log.filter((r) => r.key === 'held.bin').map((r) => r.method);
+    expect(log).toEqual(['PUT', 'DELETE']);
+    expect(b.requests.putsCut).toBe(0);
+    b.holdPutResponses(false);
+  });
 });

@@ -16,6 +16,7 @@ export type StorageDriverName = (typeof STORAGE_DRIVERS)[number];
 export interface DriverOptions {
   timeoutMs?: number;
   streamSockets?: number;
+  putMinBytesPerSecond?: number;
   /** Sign with this secret instead of the fixture's (its URLs and requests must be refused). */
   secret?: string;
 }
@@ -32,6 +33,8 @@ export interface StorageBackend {
   readonly requests: {
     total: number;
     aborted: number;
+    /** PUTs whose client stopped sending before Content-Length bytes (nothing was stored). */
+    putsCut: number;
     log: { method: string; key: string; status: number }[];
   };
   readonly signatureChecks: number;
@@ -39,6 +42,10 @@ export interface StorageBackend {
   failNext(n: number, status?: number): void;
   setLatency(ms: number): void;
   hang(on: boolean): void;
+  /** Read PUT bodies at most this fast (bytes per second; 0: as fast as they come). */
+  setPutBodyRate(bytesPerSecond: number): void;
+  /** Store each PUT's object, then hold its answer; turning this off answers the held ones. */
+  holdPutResponses(on: boolean): void;
 }
 
 interface Started extends StorageBackend {
@@ -62,6 +69,7 @@ async function startCos(now: () => number): Promise<Started> {
         ...cosStorageOptions(fixture),
         timeoutMs: o.timeoutMs ?? 3_000,
         ...(o.streamSockets ? { streamSockets: o.streamSockets } : {}),
+        ...(o.putMinBytesPerSecond ? { putMinBytesPerSecond: o.putMinBytesPerSecond } : {}),
         ...(o.secret ? { secretKey: o.secret } : {}),
       }),
     stored: async (key) => fixture.objects.get(key)?.body,
@@ -78,6 +86,8 @@ async function startCos(now: () => number): Promise<Started> {
     failNext: (n, status) => fixture.failNext(n, status),
     setLatency: (ms) => fixture.setLatency(ms),
     hang: (on) => fixture.hang(on),
+    setPutBodyRate: (rate) => fixture.setPutBodyRate(rate),
+    holdPutResponses: (on) => fixture.holdPutResponses(on),
     reset: async () => fixture.reset(),
     close: () => fixture.close(),
   };
@@ -94,6 +104,7 @@ async function startS3(now: () => number): Promise<Started> {
         forcePathStyle: true,
         timeoutMs: o.timeoutMs ?? 3_000,
         ...(o.streamSockets ? { streamSockets: o.streamSockets } : {}),
+        ...(o.putMinBytesPerSecond ? { putMinBytesPerSecond: o.putMinBytesPerSecond } : {}),
         ...(o.secret ? { secretAccessKey: o.secret } : {}),
       }),
     stored: (key) => fixture.stored(key),
@@ -110,6 +121,8 @@ async function startS3(now: () => number): Promise<Started> {
     failNext: (n, status) => fixture.failNext(n, status),
     setLatency: (ms) => fixture.setLatency(ms),
     hang: (on) => fixture.hang(on),
+    setPutBodyRate: (rate) => fixture.setPutBodyRate(rate),
+    holdPutResponses: (on) => fixture.holdPutResponses(on),
     reset: () => fixture.reset(),
     close: () => fixture.close(),
   };
