@@ -2,6 +2,7 @@ import { createPrivateKey, hkdfSync } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { type ImageConfig, parseImageConfig } from './config-images.js';
+import { parseS3Config, type S3Config } from './config-s3.js';
 import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
 
 /** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
@@ -21,7 +22,7 @@ export interface Config {
    * which have no hot path and send refresh batches of thousands of commands, wait longer.
    */
   redisCommandTimeoutMs: number;
-  storageDriver: 'local' | 'cos';
+  storageDriver: 'local' | 'cos' | 's3';
   cos: {
     secretId: string;
     secretKey: string;
@@ -37,6 +38,8 @@ export interface Config {
   };
   /** IMAGE_PRESETS, IMAGE_TRANSFORMS, IMAGE_MAX_DIMENSION (see config-images.ts). */
   images: ImageConfig;
+  /** The `s3` driver's settings (config-s3.ts); undefined with another driver. */
+  s3: S3Config | undefined;
   /** Secret for the local driver's URL signatures. */
   localSigningSecret: string;
   /** A CDN in front of the bucket whose URLs Signet signs instead of the bucket's (CDN_*). */
@@ -431,7 +434,12 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('REFRESH_AHEAD_SECONDS', `must be below URL_TTL_SECONDS (${urlTtlSeconds})`);
   }
 
-  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'cos'] as const, 'local');
+  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'cos', 's3'] as const, 'local');
+  const s3 = parseS3Config(
+    env,
+    storageDriver === 's3',
+    (variable, message) => new ConfigError(variable, message),
+  );
   const cosRequired = (name: string) =>
     storageDriver === 'cos' ? required(env, name, 'when STORAGE_DRIVER=cos') : (str(env, name) ?? '');
   const cosProtocolRaw = str(env, 'COS_PROTOCOL') ?? 'https';
@@ -498,8 +506,8 @@ export function loadConfig(env: Env = process.env): Config {
   const uploadMaxBytes = int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024);
   // An object lands when its put completes and gets its row right after. A put may run until its
   // deadline, so the grace must outlast the longest one, or the sweep could take a live upload.
-  const longestPutSeconds =
-    storageDriver === 'cos' ? Math.ceil(putDeadlineMs(cosTimeouts, uploadMaxBytes) / 1000) : 0;
+  const putTimeouts = storageDriver === 'cos' ? cosTimeouts : s3;
+  const longestPutSeconds = putTimeouts ? Math.ceil(putDeadlineMs(putTimeouts, uploadMaxBytes) / 1000) : 0;
   const orphanSweepGraceSeconds = int(
     env,
     'ORPHAN_SWEEP_GRACE_SECONDS',
@@ -557,6 +565,7 @@ export function loadConfig(env: Env = process.env): Config {
       ...cosTimeouts,
     },
     images: parseImageConfig(env, (variable, message) => new ConfigError(variable, message)),
+    s3,
     localSigningSecret: localSecret,
     cdn,
     urlTtlSeconds,

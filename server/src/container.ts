@@ -37,6 +37,7 @@ import { createCosStorage } from './storage/cos.js';
 import { createLocalStorage } from './storage/local.js';
 import { LocalVariants } from './storage/local-variants.js';
 import { createVariantRenderer } from './storage/render-variant.js';
+import { createS3Storage } from './storage/s3.js';
 import type { Storage } from './storage/storage.js';
 import type { AccessTracker } from './urls/access-tracker.js';
 import { LiveUrls } from './urls/live-urls.js';
@@ -124,6 +125,9 @@ function createDriver(config: Config, logger?: Logger): Storage {
       putMinBytesPerSecond: config.cos.putMinBytesPerSecond,
       ...(logger ? { logger } : {}),
     });
+  }
+  if (config.storageDriver === 's3' && config.s3) {
+    return createS3Storage({ ...config.s3, ...(logger ? { logger } : {}) });
   }
   return createLocalStorage({
     root: path.join(config.dataDir, 'bucket'),
