@@ -14,6 +14,7 @@ import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
+import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
@@ -76,6 +77,8 @@ export interface Container {
   jobs: JobEngine;
   imagesRepo: ImagesRepo;
   images: ImageService;
+  /** ThumbHash placeholders: after each upload, and the backfill job. */
+  placeholders: Placeholders;
   /** Uploads in flight on this node, per viewer and in all. */
   uploadSlots: UploadSlots;
   /** Live rows remembered for seconds, for `/proxy/:id` (deleting forgets its row at once). */
@@ -200,14 +203,25 @@ export async function createContainer(
     { storage, images: imagesRepo, metrics, clock, logger },
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
+  const placeholders = new Placeholders(
+    { storage, images: imagesRepo, metrics, logger },
+    {
+      concurrency: config.placeholderConcurrency,
+      maxBytes: config.uploadMaxBytes,
+      maxPixels: config.uploadMaxPixels,
+      timeoutSeconds: config.placeholderTimeoutSeconds,
+    },
+  );
   const processors = createProcessors({
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
     orphans,
+    placeholders,
     clock,
   });
   const orphanSweepMs = config.orphanSweepIntervalSeconds * 1000;
+  const placeholderBackfillMs = config.placeholderBackfillIntervalSeconds * 1000;
   const jobs: JobEngine = redis
     ? new BullmqJobEngine(processors, {
         connect: redis.blocking,
@@ -216,6 +230,7 @@ export async function createContainer(
         batchSize: 500,
         maxWaitingPreloads: config.preloadQueueMaxJobs,
         orphanSweepMs,
+        placeholderBackfillMs,
         logger,
       })
     : new TimerJobEngine(
@@ -224,6 +239,7 @@ export async function createContainer(
         logger,
         config.preloadQueueMaxJobs,
         orphanSweepMs,
+        placeholderBackfillMs,
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
@@ -231,6 +247,7 @@ export async function createContainer(
     config,
     images: imagesRepo,
     storage,
+    placeholders,
     urls,
     counters: store,
     recentRows,
@@ -284,6 +301,7 @@ export async function createContainer(
     jobs,
     imagesRepo,
     images,
+    placeholders,
     uploadSlots,
     recentRows,
     authenticate: createAuthenticator(config.auth),
@@ -305,6 +323,8 @@ export async function createContainer(
     async close() {
       heartbeat.stop();
       await jobs.stop();
+      // After-upload placeholders still decoding finish (each bounded by its timeouts).
+      await placeholders.idle();
       await access.stop();
       await events.close();
       await store.close();

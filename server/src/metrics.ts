@@ -94,6 +94,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Uploaded objects the orphan sweep deleted because no image row names them',
       registers: r,
     }),
+    placeholdersComputed: new Counter({
+      name: 'signet_placeholders_computed_total',
+      help: 'ThumbHash placeholders by result: computed, undecodable (marked, never retried), failed (retried later)',
+      labelNames: ['result'] as const,
+      registers: r,
+    }),
     requestErrors: new Counter({
       name: 'signet_graphql_errors_total',
       help: 'GraphQL errors by code',

@@ -13,8 +13,8 @@ export interface PageResult {
   totalCount: number | undefined;
 }
 
-/** A row to insert: every column of a row, chosen by the server. */
-export type NewImage = ImageRow;
+/** A row to insert: every column of a row, chosen by the server (the placeholder may come later). */
+export type NewImage = Omit<ImageRow, 'placeholder'> & { placeholder?: string | null };
 
 export function toImageRow(r: ImageRowRaw): ImageRow {
   return {
@@ -26,6 +26,7 @@ export function toImageRow(r: ImageRowRaw): ImageRow {
     width: r.width,
     height: r.height,
     etag: r.etag,
+    placeholder: r.placeholder,
     createdAt: r.created_at,
   };
 }
@@ -39,6 +40,7 @@ const columns = [
   'width',
   'height',
   'etag',
+  'placeholder',
   'created_at',
   'deleted_at',
 ] as const;
@@ -68,6 +70,13 @@ export interface ImagesRepo {
    * deletes only objects no row names; a deleted row's object was deleted before its row was).
    */
   keysWithRows(keys: readonly string[]): Promise<Set<string>>;
+  /**
+   * One statement: up to `limit` live rows without a placeholder, oldest first, after `after`
+   * (keyset on created_at, id, so one backfill run visits each row once).
+   */
+  missingPlaceholders(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
+  /** Sets the placeholder of a row that has none; false when it had one or is gone. */
+  setPlaceholder(id: string, placeholder: string): Promise<boolean>;
 }
 
 export function createImagesRepo(db: Db): ImagesRepo {
@@ -138,6 +147,7 @@ export function createImagesRepo(db: Db): ImagesRepo {
           width: img.width,
           height: img.height,
           etag: img.etag,
+          placeholder: img.placeholder ?? null,
           created_at: img.createdAt,
         })
         .returning(columns)
@@ -194,6 +204,32 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('object_key', 'in', keys as string[])
         .execute();
       return new Set(rows.map((r) => r.object_key));
+    },
+
+    async missingPlaceholders(after, limit) {
+      // Rides on the partial index images_placeholder_missing.
+      let q = k
+        .selectFrom('images')
+        .select(columns)
+        .where('placeholder', 'is', null)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit);
+      if (after) {
+        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
+      }
+      return (await q.execute()).map(toImageRow);
+    },
+
+    async setPlaceholder(id, placeholder) {
+      const r = await k
+        .updateTable('images')
+        .set({ placeholder })
+        .where('id', '=', id)
+        .where('placeholder', 'is', null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
     },
   };
 }

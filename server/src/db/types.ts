@@ -10,6 +10,8 @@ export interface ImagesTable {
   width: number | null;
   height: number | null;
   etag: string | null;
+  /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
+  placeholder: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: ColumnType<Date, Date | undefined, never>;
   deleted_at: ColumnType<Date | null, never, Date | null>;
 }
@@ -30,5 +32,7 @@ export interface ImageRow {
   width: number | null;
   height: number | null;
   etag: string | null;
+  /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
+  placeholder: string | null;
   createdAt: Date;
 }

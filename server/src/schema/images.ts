@@ -21,6 +21,13 @@ ImageRef.implement({
     width: t.exposeInt('width', { nullable: true }),
     height: t.exposeInt('height', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    placeholder: t.string({
+      nullable: true,
+      description:
+        'ThumbHash of the image (base64; decode with thumbHashToDataURL), to paint while it loads. Null until computed, and for an image that could not be decoded.',
+      // '' marks an undecodable object in the database (never retried); clients see null.
+      resolve: (row) => row.placeholder || null,
+    }),
   }),
 });
 
