@@ -100,29 +100,40 @@ function sceneSvg(spec: DemoPhotoSpec, w: number, h: number): string {
   );
 }
 
-/** Film grain added to the raw scene in place: triangular noise of ±25 per channel. */
-function addGrain(spec: DemoPhotoSpec, rgb: Buffer): void {
+/** Side of the grain tile: repeated over the photo (JPEG codes each 8×8 block on its own, so a repeat saves no bytes). */
+const GRAIN_TILE = 256;
+
+/** Film grain: one channel, triangular around mid-grey, which soft-light leaves unchanged. */
+function grainTile(spec: DemoPhotoSpec): Buffer {
   const next = random(spec.seed + 1000);
-  for (let i = 0; i < rgb.length; i++) {
+  const out = Buffer.allocUnsafe(GRAIN_TILE * GRAIN_TILE);
+  for (let i = 0; i < out.length; i++) {
     const x = next();
-    const v = rgb[i]! + ((((x & 0xff) + ((x >>> 8) & 0xff) - 255) * 25) >> 8);
-    rgb[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    out[i] = 128 + ((((x & 0xff) + ((x >>> 8) & 0xff) - 255) * 50) >> 8);
   }
+  return out;
 }
 
 /**
  * One demo photo as a JPEG. The scene is drawn at a quarter of the size and scaled up (smooth
- * shapes lose nothing, and rasterising megapixels of SVG is the slow part), then grained.
+ * shapes lose nothing, and rasterising megapixels of SVG is the slow part), then grained; every
+ * step after the tiny SVG runs in libvips, off the main thread.
  */
 export async function makeDemoPhoto(spec: DemoPhotoSpec): Promise<Buffer> {
   const { width: w, height: h } = spec;
   const scene = await sharp(Buffer.from(sceneSvg(spec, w / 4, h / 4)))
     .resize(w, h, { kernel: 'cubic' })
     .removeAlpha()
-    .raw()
     .toBuffer();
-  addGrain(spec, scene);
-  return sharp(scene, { raw: { width: w, height: h, channels: 3 } })
+  return sharp(scene)
+    .composite([
+      {
+        input: grainTile(spec),
+        raw: { width: GRAIN_TILE, height: GRAIN_TILE, channels: 1 },
+        tile: true,
+        blend: 'soft-light',
+      },
+    ])
     .jpeg({ quality: 82 })
     .toBuffer();
 }
@@ -161,11 +172,13 @@ export async function seedDemoPhotos(opts: {
 }): Promise<string[]> {
   const { storage, images, clock, ownerId, count } = opts;
   const started = Date.now();
-  const photos: { spec: DemoPhotoSpec; bytes: Buffer; placeholder: string }[] = [];
-  for (const spec of DEMO_PHOTOS.slice(0, Math.min(count, DEMO_PHOTOS.length))) {
-    const bytes = await cachedDemoPhoto(opts.cacheDir, spec);
-    photos.push({ spec, bytes, placeholder: await thumbHashOf(bytes, opts.limits) });
-  }
+  // All at once: libvips spreads them over its threads, and the main thread only waits.
+  const photos = await Promise.all(
+    DEMO_PHOTOS.slice(0, Math.min(count, DEMO_PHOTOS.length)).map(async (spec) => {
+      const bytes = await cachedDemoPhoto(opts.cacheDir, spec);
+      return { spec, bytes, placeholder: await thumbHashOf(bytes, opts.limits) };
+    }),
+  );
   const ids: string[] = [];
   const base = clock.now() - count;
   for (let i = 0; i < count; i++) {

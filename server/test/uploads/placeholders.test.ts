@@ -9,6 +9,7 @@ import type { ImageRow } from '../../src/db/types.js';
 import { seedDemoPhotos } from '../../src/demo-photos.js';
 import { UNDECODABLE_PLACEHOLDER } from '../../src/images/placeholders.js';
 import { thumbHashOf, UndecodableImage } from '../../src/images/thumbhash.js';
+import { inspectUpload, UploadBody } from '../../src/images/upload.js';
 import { pngDeclaring } from '../fixtures/images.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
@@ -121,6 +122,51 @@ async function oldRow(h: Harness, owner: string, bytes: Buffer | null, ext = 'jp
     createdAt: new Date(),
   });
 }
+
+// The header reader decides width and height at upload; sharp decodes for placeholders and
+// variants. The two must agree on every format and every orientation, or a variant's box and the
+// row's size would differ.
+describe('the upload header reader agrees with sharp on the displayed size', () => {
+  const limits = { uploadAllowSvg: false, uploadMaxPixels: 100_000_000 };
+  const read = async (bytes: Buffer) => {
+    const body = new UploadBody(new Blob([new Uint8Array(bytes)]), bytes.length);
+    try {
+      const r = await inspectUpload(body, limits);
+      return { width: r.width, height: r.height };
+    } finally {
+      await body.close();
+    }
+  };
+  const scene = () =>
+    sharp({ create: { width: 300, height: 200, channels: 3, background: '#ff5e3a' } }).composite([
+      {
+        input: { create: { width: 100, height: 50, channels: 3, background: '#007aff' } },
+        left: 10,
+        top: 20,
+      },
+    ]);
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('JPEG with EXIF orientation %i', async (orientation) => {
+    const bytes = await scene().jpeg().withMetadata({ orientation }).toBuffer();
+    const meta = await sharp(bytes).metadata();
+    expect(meta.orientation).toBe(orientation);
+    expect(await read(bytes)).toEqual(meta.autoOrient);
+    expect(await read(bytes)).toEqual(
+      orientation >= 5 ? { width: 200, height: 300 } : { width: 300, height: 200 },
+    );
+  });
+
+  it.each([
+    ['PNG', () => scene().png()],
+    ['WebP (lossy)', () => scene().webp()],
+    ['WebP (lossless)', () => scene().webp({ lossless: true })],
+    ['GIF', () => scene().gif()],
+    ['AVIF', () => scene().avif()],
+  ] as const)('%s', async (_name, make) => {
+    const bytes = await make().toBuffer();
+    expect(await read(bytes)).toEqual((await sharp(bytes).metadata()).autoOrient);
+  });
+});
 
 // Uploads and placeholders against the real things: PostgreSQL, the COS SDK talking to the
 // fixture, and sharp. The background jobs are not started: each test runs the work it checks.
