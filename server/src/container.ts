@@ -322,9 +322,12 @@ export async function createContainer(
     },
     async close() {
       heartbeat.stop();
+      // First, so a backfill run stops after its batch and jobs.stop() does not wait out its
+      // budget. Placeholders being decoded finish (each bounded by its timeouts); waiting ones
+      // are left to the next backfill.
+      const placeholdersClosed = placeholders.close();
       await jobs.stop();
-      // After-upload placeholders still decoding finish (each bounded by its timeouts).
-      await placeholders.idle();
+      await placeholdersClosed;
       await access.stop();
       await events.close();
       await store.close();

@@ -59,6 +59,7 @@ export class Placeholders {
   private readonly waiting: (() => void)[] = [];
   private readonly queued = new Set<string>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private closed = false;
 
   constructor(
     private readonly d: PlaceholderDeps,
@@ -76,16 +77,27 @@ export class Placeholders {
       return;
     }
     this.queued.add(row.id);
-    const run = this.limited(() => this.compute(row)).finally(() => {
+    // Once closing, what has not started is left to the next backfill (on any node).
+    const run = this.limited(async () => (this.closed ? undefined : this.compute(row))).finally(() => {
       this.queued.delete(row.id);
       this.inFlight.delete(run);
     });
     this.inFlight.add(run);
   }
 
-  /** Resolves when every after-upload computation started so far has ended (shutdown, tests). */
+  /** Resolves when every after-upload computation queued so far has ended (tests). */
   async idle(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /**
+   * Shutdown: the images being decoded finish (each bounded by the timeouts), the ones waiting
+   * are dropped (their rows keep no placeholder, so a backfill picks them up), and a backfill
+   * run stops after its current batch.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.idle();
   }
 
   /** Computes and stores one image's placeholder. */
@@ -143,7 +155,11 @@ export class Placeholders {
       const last = rows.at(-1)!;
       after = { createdAt: last.createdAt, id: last.id };
       const results = await Promise.all(
-        rows.map((row) => (this.queued.has(row.id) ? undefined : this.limited(() => this.compute(row)))),
+        rows.map((row) =>
+          this.queued.has(row.id)
+            ? undefined
+            : this.limited(async () => (this.closed ? undefined : this.compute(row))),
+        ),
       );
       for (const r of results) {
         if (!r) continue;
@@ -155,7 +171,7 @@ export class Placeholders {
         total.complete = true;
         break;
       }
-      if (results.every((r) => r === 'failed') || Date.now() > deadline) break;
+      if (results.every((r) => r === 'failed') || Date.now() > deadline || this.closed) break;
     }
     if (total.visited > 0) logger.info({ ...total }, 'placeholder backfill run ended');
     return total;
@@ -179,6 +195,9 @@ export class Placeholders {
     }
     const out = Buffer.allocUnsafe(obj.size);
     let at = 0;
+    // The deadline covers the body too: a body that stalls after its headers is cut off.
+    const stalled = () => obj.body.destroy(new Error(`no object within ${this.o.timeoutSeconds} s`));
+    signal.addEventListener('abort', stalled, { once: true });
     try {
       for await (const chunk of obj.body as AsyncIterable<Buffer>) {
         if (at + chunk.length > out.length) throw new UndecodableImage('the object is longer than its size');
@@ -186,6 +205,7 @@ export class Placeholders {
         at += chunk.length;
       }
     } finally {
+      signal.removeEventListener('abort', stalled);
       obj.body.destroy();
     }
     if (at !== out.length) throw new Error(`the object ended after ${at} of ${out.length} bytes`);

@@ -376,6 +376,31 @@ describe('upload pipeline: displayed size and ThumbHash placeholders (PostgreSQL
   });
 });
 
+// A bucket that never answers costs each image at most PLACEHOLDER_TIMEOUT_SECONDS.
+describe('placeholders with a hanging bucket', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory', env: { PLACEHOLDER_TIMEOUT_SECONDS: '1' } });
+  });
+  afterAll(async () => {
+    h?.fixture!.hang(false);
+    await h?.close();
+  });
+
+  it('gives up on each image after the timeout, leaves the rows for a later run, and that run fills them', async () => {
+    const ids = await seed(h, 'frank', 3);
+    h.fixture!.hang(true);
+    const started = performance.now();
+    const run = await h.container.placeholders.backfill().finally(() => h.fixture!.hang(false));
+    // Two at a time, one second each: two rounds, not a hang.
+    expect(performance.now() - started).toBeLessThan(6_000);
+    expect(run).toMatchObject({ visited: 3, failed: 3, computed: 0 });
+    for (const id of ids) expect((await rowOf(h, id)).placeholder).toBeNull();
+    expect(await h.container.placeholders.backfill()).toMatchObject({ computed: 3, failed: 0 });
+  });
+});
+
 // The backfill as scheduled: a BullMQ job scheduler when Redis is configured, timers otherwise.
 describe.each(['BullMQ', 'timers'])('placeholder backfill scheduled on %s', (engine) => {
   let h: Harness;
