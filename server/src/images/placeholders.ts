@@ -7,7 +7,7 @@ import { thumbHashOf, UndecodableImage } from './thumbhash.js';
 
 /**
  * What became of one image: `computed` (placeholder stored), `undecodable` (the object is corrupt,
- * missing or over the limits: marked with '' and never tried again) or `failed` (storage or the
+ * missing, over the limits, or SVG: marked with '' and never tried again) or `failed` (storage or the
  * database failed: the row stays without a placeholder and the next backfill tries again).
  */
 export type PlaceholderResult = 'computed' | 'undecodable' | 'failed';
@@ -106,6 +106,9 @@ export class Placeholders {
     let result: PlaceholderResult;
     let value: string;
     try {
+      // Client SVG is not rasterised on the server: librsvg would parse markup an attacker wrote,
+      // for a vector image that loads fast anyway.
+      if (row.contentType === 'image/svg+xml') throw new UndecodableImage('SVG gets no placeholder');
       value = await thumbHashOf(await this.read(row), {
         maxPixels: this.o.maxPixels,
         timeoutSeconds: this.o.timeoutSeconds,

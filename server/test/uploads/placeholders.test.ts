@@ -10,7 +10,7 @@ import { seedDemoPhotos } from '../../src/demo-photos.js';
 import { UNDECODABLE_PLACEHOLDER } from '../../src/images/placeholders.js';
 import { thumbHashOf, UndecodableImage } from '../../src/images/thumbhash.js';
 import { inspectUpload, UploadBody } from '../../src/images/upload.js';
-import { pngDeclaring } from '../fixtures/images.js';
+import { pngDeclaring, SVG } from '../fixtures/images.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
@@ -106,15 +106,21 @@ async function rowOf(h: Harness, id: string) {
 }
 
 /** Puts bytes in the bucket and a row naming them, as a row from before placeholders existed. */
-async function oldRow(h: Harness, owner: string, bytes: Buffer | null, ext = 'jpg'): Promise<ImageRow> {
+async function oldRow(
+  h: Harness,
+  owner: string,
+  bytes: Buffer | null,
+  ext = 'jpg',
+  contentType = 'image/jpeg',
+): Promise<ImageRow> {
   const id = randomUUID();
   const key = `u/${owner}/${id}.${ext}`;
-  const etag = bytes ? (await h.storage.put(key, bytes, 'image/jpeg')).etag : null;
+  const etag = bytes ? (await h.storage.put(key, bytes, contentType)).etag : null;
   return h.container.imagesRepo.insert({
     id,
     ownerId: owner,
     objectKey: key,
-    contentType: 'image/jpeg',
+    contentType,
     byteSize: bytes?.length ?? 0,
     width: 10,
     height: 10,
@@ -282,22 +288,24 @@ describe('upload pipeline: displayed size and ThumbHash placeholders (PostgreSQL
     const truncated = await oldRow(h, 'bob', (await noisyJpeg(600, 400)).subarray(0, 3000));
     const missing = await oldRow(h, 'bob', null);
     const bomb = await oldRow(h, 'bob', await jpegDeclaring(50_000, 50_000));
+    const svg = await oldRow(h, 'bob', SVG, 'svg', 'image/svg+xml');
     const before = await counter(h);
 
     const first = await h.container.placeholders.backfill();
-    expect(first).toMatchObject({ visited: 8, computed: 5, undecodable: 3, failed: 0, complete: true });
+    expect(first).toMatchObject({ visited: 9, computed: 5, undecodable: 4, failed: 0, complete: true });
     for (const id of ids) {
       const p = (await rowOf(h, id)).placeholder!;
       // The seeded PNGs are 24×16: a landscape hash.
       const thumb = decode(p);
       expect(thumb.w).toBeGreaterThan(thumb.h);
     }
-    for (const row of [truncated, missing, bomb]) {
+    // SVG is never rasterised on the server: marked like an undecodable object.
+    for (const row of [truncated, missing, bomb, svg]) {
       expect((await rowOf(h, row.id)).placeholder).toBe(UNDECODABLE_PLACEHOLDER);
     }
     const after = await counter(h);
     expect((after.computed ?? 0) - (before.computed ?? 0)).toBe(5);
-    expect((after.undecodable ?? 0) - (before.undecodable ?? 0)).toBe(3);
+    expect((after.undecodable ?? 0) - (before.undecodable ?? 0)).toBe(4);
     expect(h.logs.join('')).toMatch(/placeholder backfill progress/);
 
     // The marked rows are not visited again.
