@@ -392,7 +392,7 @@ describe('placeholders with a hanging bucket', () => {
     h = await startHarness({ driver: 'cos', redis: 'memory', env: { PLACEHOLDER_TIMEOUT_SECONDS: '1' } });
   });
   afterAll(async () => {
-    h?.fixture!.hang(false);
+    h?.fixture?.hang(false);
     await h?.close();
   });
 
