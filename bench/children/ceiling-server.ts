@@ -85,6 +85,8 @@ const staticImages: ImagesRepo = {
   countLive: async () => rows.length,
   usage: () => Promise.reject(new Error('static')),
   keysWithRows: () => Promise.reject(new Error('static')),
+  missingPlaceholders: async () => [],
+  setPlaceholder: () => Promise.reject(new Error('static')),
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {

@@ -117,6 +117,15 @@ export interface Config {
    * upload still between its put and its insert is never touched.
    */
   orphanSweepGraceSeconds: number;
+  /**
+   * PLACEHOLDER_BACKFILL_INTERVAL_SECONDS: how often workers compute the ThumbHash of images that
+   * have none (0 = never; uploads still get theirs right after they are stored).
+   */
+  placeholderBackfillIntervalSeconds: number;
+  /** PLACEHOLDER_CONCURRENCY: images one node decodes at once for placeholders. */
+  placeholderConcurrency: number;
+  /** PLACEHOLDER_TIMEOUT_SECONDS: bound of reading one object, and of decoding it. */
+  placeholderTimeoutSeconds: number;
   logLevel: string;
   seedDemo: boolean;
   /** How many demo images a first start seeds (SEED_DEMO_COUNT; the e2e gallery test asks for 100). */
@@ -601,6 +610,9 @@ export function loadConfig(env: Env = process.env): Config {
     variantTimeoutSeconds: int(env, 'VARIANT_TIMEOUT_SECONDS', 20, 1, 600),
     orphanSweepIntervalSeconds: int(env, 'ORPHAN_SWEEP_INTERVAL_SECONDS', 600, 0, 7 * 86400),
     orphanSweepGraceSeconds,
+    placeholderBackfillIntervalSeconds: int(env, 'PLACEHOLDER_BACKFILL_INTERVAL_SECONDS', 300, 0, 7 * 86400),
+    placeholderConcurrency: int(env, 'PLACEHOLDER_CONCURRENCY', 2, 1, 64),
+    placeholderTimeoutSeconds: int(env, 'PLACEHOLDER_TIMEOUT_SECONDS', 10, 1, 600),
     logLevel: oneOf(
       env,
       'LOG_LEVEL',

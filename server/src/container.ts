@@ -14,6 +14,7 @@ import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
+import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { VariantCatalog } from './images/variants.js';
@@ -84,6 +85,8 @@ export interface Container {
   jobs: JobEngine;
   imagesRepo: ImagesRepo;
   images: ImageService;
+  /** ThumbHash placeholders: after each upload, and the backfill job. */
+  placeholders: Placeholders;
   /** Uploads in flight on this node, per viewer and in all. */
   uploadSlots: UploadSlots;
   /** Live rows remembered for seconds, for `/proxy/:id` (deleting forgets its row at once). */
@@ -242,14 +245,25 @@ export async function createContainer(
     { storage, images: imagesRepo, metrics, clock, logger },
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
+  const placeholders = new Placeholders(
+    { storage, images: imagesRepo, metrics, logger },
+    {
+      concurrency: config.placeholderConcurrency,
+      maxBytes: config.uploadMaxBytes,
+      maxPixels: config.uploadMaxPixels,
+      timeoutSeconds: config.placeholderTimeoutSeconds,
+    },
+  );
   const processors = createProcessors({
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
     orphans,
+    placeholders,
     clock,
   });
   const orphanSweepMs = config.orphanSweepIntervalSeconds * 1000;
+  const placeholderBackfillMs = config.placeholderBackfillIntervalSeconds * 1000;
   const jobs: JobEngine = redis
     ? new BullmqJobEngine(processors, {
         connect: redis.blocking,
@@ -258,6 +272,7 @@ export async function createContainer(
         batchSize: 500,
         maxWaitingPreloads: config.preloadQueueMaxJobs,
         orphanSweepMs,
+        placeholderBackfillMs,
         logger,
       })
     : new TimerJobEngine(
@@ -266,6 +281,7 @@ export async function createContainer(
         logger,
         config.preloadQueueMaxJobs,
         orphanSweepMs,
+        placeholderBackfillMs,
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
@@ -279,6 +295,7 @@ export async function createContainer(
     config,
     images: imagesRepo,
     storage,
+    placeholders,
     urls,
     counters: store,
     recentRows,
@@ -335,6 +352,7 @@ export async function createContainer(
     jobs,
     imagesRepo,
     images,
+    placeholders,
     uploadSlots,
     recentRows,
     authenticate: createAuthenticator(config.auth),
@@ -356,7 +374,12 @@ export async function createContainer(
     },
     async close() {
       heartbeat.stop();
+      // First, so a backfill run stops after its batch and jobs.stop() does not wait out its
+      // budget. Placeholders being decoded finish (each bounded by its timeouts); waiting ones
+      // are left to the next backfill.
+      const placeholdersClosed = placeholders.close();
       await jobs.stop();
+      await placeholdersClosed;
       await access.stop();
       await events.close();
       await store.close();

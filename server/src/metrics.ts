@@ -118,6 +118,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: r,
     }),
+    placeholdersComputed: new Counter({
+      name: 'signet_placeholders_computed_total',
+      help: 'ThumbHash placeholders by result: computed, undecodable (marked, never retried), failed (retried later)',
+      labelNames: ['result'] as const,
+      registers: r,
+    }),
     requestErrors: new Counter({
       name: 'signet_graphql_errors_total',
       help: 'GraphQL errors by code',

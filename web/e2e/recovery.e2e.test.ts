@@ -152,7 +152,11 @@ describe('recovery without a reload', () => {
     expect(await el.getAttribute('data-source')).toBe('proxy');
     const src = await el.locator('img').getAttribute('src');
     expect(new URL(src!).pathname).toBe(`/proxy/${target}`);
-    expect(await el.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(480);
+    const { image } = await gateway.graphql<{ image: { width: number } }>(
+      'query($id: ID!) { image(id: $id) { width } }',
+      { id: target },
+    );
+    expect(await el.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(image.width);
     // Three refreshes were tried before the fallback, with backoff between them.
     const tries = graphql.filter(
       (c) =>

@@ -14,7 +14,11 @@ export interface PageResult {
 }
 
 /** A row to insert: every column of a row, chosen by the server (private unless said). */
-export type NewImage = Omit<ImageRow, 'visibility'> & { visibility?: ImageVisibility };
+export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder'> & {
+  visibility?: ImageVisibility;
+  /** The placeholder may come later (computed after upload). */
+  placeholder?: string | null;
+};
 
 /**
  * Which rows a lookup by id may return, decided by the images domain (images/visibility.ts):
@@ -34,6 +38,7 @@ export function toImageRow(r: ImageRowRaw): ImageRow {
     height: r.height,
     etag: r.etag,
     visibility: r.visibility,
+    placeholder: r.placeholder,
     createdAt: r.created_at,
   };
 }
@@ -48,6 +53,7 @@ const columns = [
   'height',
   'etag',
   'visibility',
+  'placeholder',
   'created_at',
   'deleted_at',
 ] as const;
@@ -79,6 +85,13 @@ export interface ImagesRepo {
    * deletes only objects no row names; a deleted row's object was deleted before its row was).
    */
   keysWithRows(keys: readonly string[]): Promise<Set<string>>;
+  /**
+   * One statement: up to `limit` live rows without a placeholder, oldest first, after `after`
+   * (keyset on created_at, id, so one backfill run visits each row once).
+   */
+  missingPlaceholders(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
+  /** Sets the placeholder of a row that has none; false when it had one or is gone. */
+  setPlaceholder(id: string, placeholder: string): Promise<boolean>;
 }
 
 export function createImagesRepo(db: Db): ImagesRepo {
@@ -169,6 +182,7 @@ export function createImagesRepo(db: Db): ImagesRepo {
           height: img.height,
           etag: img.etag,
           visibility: img.visibility ?? 'private',
+          placeholder: img.placeholder ?? null,
           created_at: img.createdAt,
         })
         .returning(columns)
@@ -225,6 +239,32 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('object_key', 'in', keys as string[])
         .execute();
       return new Set(rows.map((r) => r.object_key));
+    },
+
+    async missingPlaceholders(after, limit) {
+      // Rides on the partial index images_placeholder_missing.
+      let q = k
+        .selectFrom('images')
+        .select(columns)
+        .where('placeholder', 'is', null)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit);
+      if (after) {
+        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
+      }
+      return (await q.execute()).map(toImageRow);
+    },
+
+    async setPlaceholder(id, placeholder) {
+      const r = await k
+        .updateTable('images')
+        .set({ placeholder })
+        .where('id', '=', id)
+        .where('placeholder', 'is', null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
     },
   };
 }

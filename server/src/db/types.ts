@@ -14,6 +14,8 @@ export interface ImagesTable {
   height: number | null;
   etag: string | null;
   visibility: ColumnType<ImageVisibility, ImageVisibility | undefined, ImageVisibility>;
+  /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
+  placeholder: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: ColumnType<Date, Date | undefined, never>;
   deleted_at: ColumnType<Date | null, never, Date | null>;
 }
@@ -35,5 +37,7 @@ export interface ImageRow {
   height: number | null;
   etag: string | null;
   visibility: ImageVisibility;
+  /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
+  placeholder: string | null;
   createdAt: Date;
 }

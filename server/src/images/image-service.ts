@@ -13,6 +13,7 @@ import type { AccessCounters } from '../urls/store.js';
 import type { ResolvedUrl, UrlService } from '../urls/url-service.js';
 import { deleteImage } from './delete.js';
 import { MAX_IDS } from './image-id.js';
+import type { Placeholders } from './placeholders.js';
 import { preloadRows } from './preload.js';
 import { uploadImage } from './upload.js';
 import { type UrlStatusView, urlStatuses } from './url-status.js';
@@ -31,6 +32,7 @@ export interface ImageServiceDeps {
   >;
   images: ImagesRepo;
   storage: Pick<Storage, 'put' | 'delete'>;
+  placeholders: Pick<Placeholders, 'enqueue'>;
   urls: Pick<UrlService, 'resolveMany' | 'refreshMany' | 'purge'>;
   counters: Pick<AccessCounters, 'status'>;
   recentRows: { forget(id: string): void };

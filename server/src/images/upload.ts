@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
 import { type Dimensions, ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
+import type { Placeholders } from './placeholders.js';
 
 export interface UploadDeps {
   config: Pick<
@@ -24,6 +25,8 @@ export interface UploadDeps {
   >;
   storage: Pick<Storage, 'put' | 'delete'>;
   images: Pick<ImagesRepo, 'insert' | 'usage'>;
+  /** Computes the ThumbHash from the stored object after the upload has answered. */
+  placeholders: Pick<Placeholders, 'enqueue'>;
   clock: Clock;
   logger: Logger;
 }
@@ -371,6 +374,9 @@ export async function uploadImage(
       createdAt: new Date(clock.now()),
     });
     logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');
+    // Not awaited: decoding never holds up (or fails) the upload, and it reads the stored object
+    // once this request has let go of the multipart body. docs/architecture.md, "Upload pipeline".
+    deps.placeholders.enqueue(row);
     return row;
   } catch (err) {
     try {

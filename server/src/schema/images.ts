@@ -33,6 +33,13 @@ ImageRef.implement({
     height: t.exposeInt('height', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     visibility: t.expose('visibility', { type: ImageVisibility }),
+    placeholder: t.string({
+      nullable: true,
+      description:
+        'ThumbHash of the image (base64; decode with thumbHashToDataURL), to paint while it loads. Null until computed, and for an image that could not be decoded.',
+      // '' marks an undecodable object in the database (never retried); clients see null.
+      resolve: (row) => row.placeholder || null,
+    }),
   }),
 });
 
