@@ -79,6 +79,7 @@ const staticImages: ImagesRepo = {
   findVisible: async (_owner, ids) => visible(ids),
   findLive: async (ids) => visible(ids),
   insert: () => Promise.reject(new Error('static')),
+  insertImported: () => Promise.reject(new Error('static')),
   softDelete: () => Promise.reject(new Error('static')),
   hardDelete: () => Promise.reject(new Error('static')),
   countLive: async () => rows.length,

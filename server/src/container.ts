@@ -96,6 +96,11 @@ export interface Container {
   close(): Promise<void>;
 }
 
+/** The folder of the `local` driver's bucket. */
+export function localBucketRoot(config: Pick<Config, 'dataDir'>): string {
+  return path.join(config.dataDir, 'bucket');
+}
+
 export function createStorage(config: Config, logger?: Logger): Storage {
   if (config.storageDriver === 'cos') {
     return createCosStorage({
@@ -112,7 +117,7 @@ export function createStorage(config: Config, logger?: Logger): Storage {
     });
   }
   return createLocalStorage({
-    root: path.join(config.dataDir, 'bucket'),
+    root: localBucketRoot(config),
     publicUrl: config.publicUrl,
     secret: config.localSigningSecret,
   });
