@@ -12,6 +12,7 @@ export interface ImportCommandOptions {
   ownerId: string;
   prefix: string;
   dryRun: boolean;
+  batchSize?: number;
   out: ProgressOut;
 }
 
@@ -68,6 +69,7 @@ export async function runImport(config: Config, o: ImportCommandOptions): Promis
         ownerId: o.ownerId,
         prefix: o.prefix,
         dryRun: o.dryRun,
+        ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
         onProgress: progressReporter(o.out, total !== undefined ? { total } : {}),
       },
     ).catch((err: unknown) => {

@@ -10,7 +10,7 @@ const USAGE = `usage: signet <command> [options]   (configuration: the gateway's
   token  --sub <id> [--admin | --service] [--ttl <seconds>]
          print an HS256 JWT signed with AUTH_JWT_SECRET (for trying things with auth on)
   check  validate the configuration and reach the database, Redis and the bucket
-  import --owner <id> [--prefix <p>] [--dry-run]
+  import --owner <id> [--prefix <p>] [--dry-run] [--batch <rows per insert, default 100>]
          add a row for every image already in the bucket (idempotent; a killed run resumes)
 `;
 
@@ -74,12 +74,18 @@ async function main(argv: string[]): Promise<number> {
           owner: { type: 'string' },
           prefix: { type: 'string', default: '' },
           'dry-run': { type: 'boolean', default: false },
+          batch: { type: 'string' },
         },
       });
       if (!values.owner)
         throw new CliError('signet import needs --owner <user id> (who the images belong to)', 2);
+      const batch = values.batch === undefined ? undefined : Number(values.batch);
+      if (batch !== undefined && !(Number.isInteger(batch) && batch >= 1 && batch <= 1000)) {
+        throw new CliError(`--batch must be a whole number from 1 to 1000, got "${values.batch}"`, 2);
+      }
       await runImport(loadConfig(), {
         ownerId: values.owner,
+        ...(batch !== undefined ? { batchSize: batch } : {}),
         prefix: values.prefix,
         dryRun: values['dry-run'],
         out: process.stderr.isTTY ? process.stderr : process.stdout,

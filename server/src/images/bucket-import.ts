@@ -26,6 +26,8 @@ export interface BucketImportOptions {
   dryRun?: boolean;
   /** Objects read at the same time (default 8). */
   concurrency?: number;
+  /** Rows per insert statement (default 100). */
+  batchSize?: number;
   /** Keys per listing page (default and bound: 1000). */
   pageSize?: number;
   /** After each page: what has been done so far. */
@@ -77,6 +79,8 @@ export async function importBucket(
   const concurrency = Math.max(1, opts.concurrency ?? 8);
   const pageSize = Math.min(MAX_LIST_KEYS, Math.max(1, opts.pageSize ?? MAX_LIST_KEYS));
   const progress: ImportProgress = { seen: 0, imported: 0, skipped: {}, bytesSeen: 0, done: false };
+  const batchSize = Math.max(1, opts.batchSize ?? 100);
+  const report = () => opts.onProgress?.({ ...progress, skipped: { ...progress.skipped } });
   const skip = (reason: SkipReason, n = 1) => {
     progress.skipped[reason] = (progress.skipped[reason] ?? 0) + n;
   };
@@ -108,27 +112,31 @@ export async function importBucket(
     const fresh = candidates.filter((o) => !known.has(o.key));
     skip('already-imported', candidates.length - fresh.length);
 
-    const rows: ImportedImage[] = [];
-    await eachLimited(fresh, concurrency, async (o) => {
-      const judged = await judge(deps, o, opts.ownerId);
-      if ('reason' in judged) skip(judged.reason);
-      else rows.push(judged.row);
-    });
-    if (opts.dryRun) {
-      progress.imported += rows.length;
-    } else if (rows.length > 0) {
-      const inserted = await images.insertImported(rows);
-      progress.imported += inserted.length;
-      // Another run importing the same keys at the same time got there first.
-      skip('already-imported', rows.length - inserted.length);
+    // In batches: what a killed run had inserted stays, and the progress line moves.
+    for (let at = 0; at < fresh.length; at += batchSize) {
+      const rows: ImportedImage[] = [];
+      await eachLimited(fresh.slice(at, at + batchSize), concurrency, async (o) => {
+        const judged = await judge(deps, o, opts.ownerId);
+        if ('reason' in judged) skip(judged.reason);
+        else rows.push(judged.row);
+      });
+      if (opts.dryRun) {
+        progress.imported += rows.length;
+      } else if (rows.length > 0) {
+        const inserted = await images.insertImported(rows);
+        progress.imported += inserted.length;
+        // Another run importing the same keys at the same time got there first.
+        skip('already-imported', rows.length - inserted.length);
+      }
+      if (at + batchSize < fresh.length) report();
     }
     marker = page.nextMarker;
     if (marker === undefined) {
       progress.done = true;
-      opts.onProgress?.({ ...progress, skipped: { ...progress.skipped } });
+      report();
       return progress;
     }
-    opts.onProgress?.({ ...progress, skipped: { ...progress.skipped } });
+    report();
   }
 }
 
