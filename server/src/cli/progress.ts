@@ -5,10 +5,11 @@ export interface ProgressOut {
   write(s: string): unknown;
 }
 
-/** Skip counts as `reason n, reason n`. */
+/** Skip counts as `reason n, reason n`, by reason in alphabetical order (stable for scripts). */
 export function skippedText(p: Pick<ImportProgress, 'skipped'>): string {
   const parts = Object.entries(p.skipped)
     .filter(([, n]) => (n ?? 0) > 0)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([reason, n]) => `${reason} ${n}`);
   return parts.length ? parts.join(', ') : 'none';
 }
