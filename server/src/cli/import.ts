@@ -5,8 +5,8 @@ import { openDatabase } from '../db/connect.js';
 import { createImagesRepo } from '../db/images-repo.js';
 import { BucketUnreachableError, type ImportProgress, importBucket } from '../images/bucket-import.js';
 import { MAX_LIST_KEYS, type Storage } from '../storage/storage.js';
+import { CliError } from './cli-error.js';
 import { type ProgressOut, progressReporter, skippedText } from './progress.js';
-import { CliError } from './token.js';
 
 export interface ImportCommandOptions {
   ownerId: string;

@@ -2,8 +2,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
 import { checkDependencies, formatTable } from './check.js';
+import { CliError } from './cli-error.js';
 import { runImport } from './import.js';
-import { CliError, issueToken } from './token.js';
+import { issueToken } from './token.js';
 
 const USAGE = `usage: signet <command> [options]   (configuration: the gateway's environment variables)
 

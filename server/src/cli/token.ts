@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import type { Config } from '../config.js';
+import { CliError } from './cli-error.js';
 
 export interface TokenOptions {
   sub: string;
@@ -7,17 +8,6 @@ export interface TokenOptions {
   service?: boolean;
   /** Seconds until it expires (default one hour). */
   ttlSeconds?: number;
-}
-
-export class CliError extends Error {
-  constructor(
-    message: string,
-    /** The process exit code (2: bad usage, 78: configuration, 1: a dependency failed). */
-    readonly exitCode = 1,
-  ) {
-    super(message);
-    this.name = 'CliError';
-  }
 }
 
 /** The same subject rule the gateway applies (auth/viewer.ts): refused here rather than at use. */
