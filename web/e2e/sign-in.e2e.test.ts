@@ -15,12 +15,12 @@ describe('sign-in (auth on)', () => {
 
   beforeAll(async () => {
     const auth = { AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'e2e-sign-in-proxy-secret-0123' };
-    gateway = await Gateway.start({ ...auth, SEED_DEMO: 'true', SEED_DEMO_COUNT: '6' });
+    gateway = await Gateway.start({ ...auth, SEED_DEMO: 'true', SEED_DEMO_COUNT: '6' }, 150_000);
     browser = await launchChromium();
     const run = await runCli(['token', '--sub', 'demo'], auth);
     expect(run.code, run.stderr).toBe(0);
     token = run.stdout.trim();
-  });
+  }, 240_000);
 
   afterAll(async () => {
     await browser?.close();

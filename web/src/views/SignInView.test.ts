@@ -60,6 +60,9 @@ describe('SignInView', () => {
     expect(authHeaders()).toEqual({ authorization: `Bearer ${GOOD}` });
     expect(w.emitted('signedIn')).toEqual([[{ __typename: 'Viewer', id: 'alice', isAdmin: false }]]);
     expect(w.find('[role=alert]').exists()).toBe(false);
+    // The answer stays out of the cache: the app's own viewer query must not see it before the
+    // token is stored (its pages would then query without it).
+    expect(JSON.stringify(gw.client.cache.extract())).not.toContain('alice');
   });
 
   it('refuses a token the gateway refuses, with its message, and keeps the one it had', async () => {
