@@ -80,6 +80,7 @@ const staticImages: ImagesRepo = {
   setVisibility: () => Promise.reject(new Error('static')),
   findLive: async (ids) => visible(ids),
   insert: () => Promise.reject(new Error('static')),
+  insertImported: () => Promise.reject(new Error('static')),
   softDelete: () => Promise.reject(new Error('static')),
   hardDelete: () => Promise.reject(new Error('static')),
   countLive: async () => rows.length,

@@ -108,6 +108,11 @@ export interface Container {
   close(): Promise<void>;
 }
 
+/** The folder of the `local` driver's bucket. */
+export function localBucketRoot(config: Pick<Config, 'dataDir'>): string {
+  return path.join(config.dataDir, 'bucket');
+}
+
 /** The configured driver, its URLs signed for the CDN when `CDN_DOMAIN` is set. */
 export function createStorage(config: Config, logger?: Logger): Storage {
   const driver = createDriver(config, logger);
@@ -133,7 +138,7 @@ function createDriver(config: Config, logger?: Logger): Storage {
     return createS3Storage({ ...config.s3, ...(logger ? { logger } : {}) });
   }
   return createLocalStorage({
-    root: path.join(config.dataDir, 'bucket'),
+    root: localBucketRoot(config),
     publicUrl: config.publicUrl,
     secret: config.localSigningSecret,
     variantsRoot: localVariantsRoot(config),

@@ -27,6 +27,12 @@ export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder'> & {
  */
 export type ReadScope = { all: true } | { all: false; ownerId: string | null; publicToo: boolean };
 
+/** What an import knows of an object it adopts (images/bucket-import.ts). */
+export type ImportedImage = Pick<
+  ImageRow,
+  'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
+>;
+
 export function toImageRow(r: ImageRowRaw): ImageRow {
   return {
     id: r.id,
@@ -73,6 +79,12 @@ export interface ImagesRepo {
   /** Live images by id whatever the owner (proxy and background work). */
   findLive(ids: readonly string[]): Promise<ImageRow[]>;
   insert(img: NewImage): Promise<ImageRow>;
+  /**
+   * One statement: rows for objects already in the bucket (`signet import`). A key that has a row
+   * already (live or deleted) is left as it is, so a second or resumed run adds nothing. Returns
+   * the keys it inserted. Columns not given keep their defaults.
+   */
+  insertImported(rows: readonly ImportedImage[]): Promise<string[]>;
   /** Marks the image deleted; returns the row it deleted, or null when there was none. */
   softDelete(ownerId: string, id: string, at: Date): Promise<ImageRow | null>;
   /** Removes a row outright (undoing an insert whose object could not be kept). */
@@ -188,6 +200,29 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .returning(columns)
         .executeTakeFirstOrThrow();
       return toImageRow(row);
+    },
+
+    async insertImported(rows) {
+      if (rows.length === 0) return [];
+      const inserted = await k
+        .insertInto('images')
+        .values(
+          rows.map((img) => ({
+            id: img.id,
+            owner_id: img.ownerId,
+            object_key: img.objectKey,
+            content_type: img.contentType,
+            byte_size: img.byteSize,
+            width: img.width,
+            height: img.height,
+            etag: img.etag,
+            created_at: img.createdAt,
+          })),
+        )
+        .onConflict((oc) => oc.column('object_key').doNothing())
+        .returning('object_key')
+        .execute();
+      return inserted.map((r) => r.object_key);
     },
 
     async softDelete(ownerId, id, at) {

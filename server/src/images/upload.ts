@@ -148,6 +148,12 @@ export class UploadBody {
   }
 }
 
+/**
+ * What the inspector reads: a size and the first n bytes on demand. An upload body is one; an
+ * object already in the bucket is another (ranged GETs of its head, images/bucket-import.ts).
+ */
+export type HeadSource = Pick<UploadBody, 'size' | 'head'>;
+
 export interface InspectedImage {
   format: ImageFormat;
   contentType: string;
@@ -229,7 +235,7 @@ function avifMetaEnd(b: Buffer, fileSize: number): { end: number } | { need: num
  * head's), and the AVIF reader walks the top-level boxes to the end of its buffer (so it gets the
  * head cut after the `meta` box).
  */
-export async function inspectUpload(body: UploadBody, config: InspectConfig): Promise<InspectedImage> {
+export async function inspectUpload(body: HeadSource, config: InspectConfig): Promise<InspectedImage> {
   const size = body.size;
   const max = Math.min(size, SNIFF_MAX_BYTES);
   let head = await body.head(Math.min(size, SNIFF_FIRST_BYTES));

@@ -1,8 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { detectFormat, FORMATS, SNIFF_BYTES } from '../uploads/sniff.js';
 import { variantDirOf } from './local-variants.js';
 import { tapBody } from './put-body.js';
 import {
@@ -54,6 +55,27 @@ export function safeLocalPath(root: string, key: string): string {
 }
 
 /**
+ * The type of an object that Signet did not write (no side file: copied into the folder, then
+ * imported with `signet import`), judged by its first bytes as an upload is. A bucket keeps the
+ * type the uploader set; a file has none, and without this it would be served as
+ * application/octet-stream. Reading 4 KB per HEAD or GET of such an object costs less than
+ * writing side files from the importer, which then would need write access to the bucket and
+ * would leave the objects copied in later without one. Not an image: undefined (the route's
+ * default, a download).
+ */
+async function sniffContentType(file: string): Promise<string | undefined> {
+  const fd = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await fd.read(buf, 0, SNIFF_BYTES, 0);
+    const format = detectFormat(buf.subarray(0, bytesRead));
+    return format ? FORMATS[format].contentType : undefined;
+  } finally {
+    await fd.close();
+  }
+}
+
+/**
  * The string both sides sign: the window, the key and the variant's key (when a variant is asked
  * for), so none of them can be swapped or edited.
  */
@@ -96,7 +118,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       return {
         size: st.size,
         etag: meta.etag ?? `"${st.size.toString(16)}-${st.mtimeMs.toString(16)}"`,
-        contentType: meta.contentType,
+        contentType: meta.contentType ?? (await sniffContentType(file)),
         lastModified: st.mtime,
       };
     } catch (err) {
