@@ -120,12 +120,15 @@ export function createStorage(config: Config, logger?: Logger): Storage {
 
 /** The Redis connections a node needs, or none (the embedded mode: everything in process). */
 function openRedis(config: Config, logger: Logger) {
-  if (!config.redisUrl && config.redisClusterNodes.length === 0) return undefined;
+  if (!config.redisUrl && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0)
+    return undefined;
   let lastLogged = 0;
   const connect = (blocking: boolean) =>
     createRedisClient({
       url: config.redisUrl,
       clusterNodes: config.redisClusterNodes,
+      sentinels: config.redisSentinels,
+      sentinelName: config.redisSentinelName,
       commandTimeoutMs: config.redisCommandTimeoutMs,
       ...(blocking ? { blocking: true } : {}),
     });

@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisSentinelGroup } from '../support/redis-sentinel.js';
+import { commandStats } from '../support/redis-server.js';
+import { type SseSubscription, subscribeSse } from '../support/sse.js';
+import { Client, reportUncached } from './helpers/client.js';
+import { report, type Sample, SteadyLoad, sleep, until } from './helpers/load.js';
+import { Stack } from './helpers/stack.js';
+
+const RATE = 20; // page queries (and as many origin fetches of a URL just handed out) per second
+// Short URLs so refresh sweeps run during the test: due 10 s (+ jitter) after signing.
+const TTL = 40;
+const AHEAD = 30;
+
+type RefreshEvent = { data?: { signedUrlRefreshed: { imageId: string } } };
+
+/** Of all URLs on these pages, the share read from the cache. */
+function hitRatio(pages: readonly Sample[]): number {
+  const urls = pages.reduce((n, p) => n + (p.urls ?? 0), 0);
+  return urls === 0 ? 0 : pages.reduce((n, p) => n + (p.hits ?? 0), 0) / urls;
+}
+
+async function refreshesTotal(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^signet_refreshes_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+// Redis as a primary with a replica behind three sentinels (quorum 2); the gateway knows only the
+// sentinels (REDIS_SENTINELS). The primary is SIGKILLed under a steady page load and never comes
+// back: the sentinels promote the replica and every connection of the gateway (cache, schedule,
+// events, BullMQ) must find it by itself. Not one query may fail meanwhile.
+describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () => {
+  let group: RedisSentinelGroup;
+  let stack: Stack;
+  let client: Client;
+  let sse: SseSubscription<RefreshEvent> | undefined;
+
+  beforeAll(async () => {
+    group = await RedisSentinelGroup.start({ downAfterMs: 1000, failoverTimeoutMs: 5000 });
+    stack = await Stack.start({
+      env: {
+        REDIS_SENTINELS: group.sentinels,
+        REDIS_SENTINEL_NAME: group.name,
+        URL_TTL_SECONDS: String(TTL),
+        REFRESH_AHEAD_SECONDS: String(AHEAD),
+      },
+    });
+    client = new Client(stack, 24, 9_000); // the default minTtl is a quarter of the TTL: 10 s
+    await client.discover();
+  }, 90_000);
+  afterAll(async () => {
+    sse?.close();
+    await stack?.close();
+    await group?.stop();
+  });
+
+  it('promotes the replica; no query fails, the cache, sweeps and events carry on', async () => {
+    // Every image on the first page is live: the sweep re-signs it every step and publishes.
+    const watched = stack.ids.slice(0, 24);
+    sse = subscribeSse<RefreshEvent>(
+      stack.url,
+      'subscription ($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
+      { ids: watched },
+      stack.token,
+    );
+    await sse.opened;
+
+    const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    client.phase = () => load.current;
+    load.start('before');
+    await sleep(3000);
+
+    const killedAt = Date.now();
+    await group.primary.kill();
+    load.phase('failover');
+    const promotedAt = await group.waitPromoted(group.replica.port);
+    const failoverMs = promotedAt - killedAt;
+    const refreshesAtPromotion = await refreshesTotal(stack.url);
+
+    // The cache serves again: eight pages in a row with most of their URLs read from it. (With
+    // 10-second steps a page of 24 nearly always holds an image whose step has just turned and
+    // whose refresh is up to a tick away, so "every URL cached" is not the measure here.)
+    load.phase('recovery');
+    await until(
+      'pages served from the cache again',
+      () => {
+        const recent = load.select({ kind: 'page', phase: 'recovery' }).slice(-8);
+        return recent.length === 8 && recent.every((x) => x.ok && hitRatio([x]) >= 0.5);
+      },
+      20_000,
+    );
+    const recoveredMs = Date.now() - promotedAt;
+    load.phase('after');
+    await sleep(3000);
+    await load.stop();
+    const uncached = await client.openUncached();
+
+    const phases = ['before', 'failover', 'recovery', 'after'];
+    report(
+      `Redis primary SIGKILL behind Sentinel (promoted ${failoverMs} ms after the kill, cache back ${recoveredMs} ms after the promotion)`,
+      load,
+      ['page', 'url'],
+      phases,
+    );
+    reportUncached(uncached, phases);
+    const during = load.summary({ kind: 'page', phase: 'failover' });
+    console.log(
+      `[faults] sentinel failover: ${failoverMs} ms, ${during.count} page queries during it (${during.failures} failed), p99 ${during.p99} ms, max ${during.max} ms; cache back ${recoveredMs} ms after the promotion; URL hit ratio before ${hitRatio(load.select({ kind: 'page', phase: 'before' })).toFixed(2)}, during ${hitRatio(load.select({ kind: 'page', phase: 'failover' })).toFixed(2)}, after ${hitRatio(load.select({ kind: 'page', phase: 'after' })).toFixed(2)}`,
+    );
+    // Not one request failed; every URL signed without the cache opens at the origin.
+    expect(load.failures()).toEqual([]);
+    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
+    expect(uncached.failover?.distinct ?? 0).toBeGreaterThan(0);
+    expect(uncached.failover!.opened).toBe(uncached.failover!.distinct);
+    expect(recoveredMs).toBeLessThan(5000);
+    expect(during.count).toBeGreaterThan(RATE); // the failover took more than a second under load
+    expect(during.max).toBeLessThan(2000);
+    expect(hitRatio(load.select({ kind: 'page', phase: 'before' }))).toBeGreaterThan(0.8);
+    expect(hitRatio(load.select({ kind: 'page', phase: 'after' }))).toBeGreaterThan(0.8);
+
+    // The cache now lives on the promoted replica: it answered the reads of the recovery.
+    const promoted = group.replica.client();
+    const stats = await commandStats(promoted);
+    expect(await promoted.info('replication')).toContain('role:master');
+    promoted.disconnect();
+    expect(stats['mget'] ?? 0).toBeGreaterThan(RATE);
+
+    // A refresh sweep ran on the new primary (BullMQ's workers reconnected), and its events
+    // reached the SSE subscriber (the event bus re-subscribed on the new primary).
+    await until(
+      'a refresh sweep after the promotion',
+      async () => (await refreshesTotal(stack.url)) > refreshesAtPromotion,
+      20_000,
+    );
+    await sse.waitFor((ev) => ev.some((e) => e.at > promotedAt && e.data.data?.signedUrlRefreshed), 20_000);
+    const after = sse.events.filter((e) => e.at > promotedAt);
+    expect(after.every((e) => watched.includes(e.data.data!.signedUrlRefreshed.imageId))).toBe(true);
+
+    expect(stack.alive()).toBe(true);
+    expect(stack.errorLogs()).toEqual([]);
+  });
+});
