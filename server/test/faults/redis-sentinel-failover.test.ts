@@ -32,6 +32,8 @@ describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () =>
   let group: RedisSentinelGroup;
   let stack: Stack;
   let client: Client;
+  /** Stopped in afterAll too: a failed assertion must not leave requests running into the teardown. */
+  let running: SteadyLoad | undefined;
   let sse: SseSubscription<RefreshEvent> | undefined;
 
   beforeAll(async () => {
@@ -48,6 +50,7 @@ describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () =>
     await client.discover();
   }, 90_000);
   afterAll(async () => {
+    await running?.stop();
     sse?.close();
     await stack?.close();
     await group?.stop();
@@ -65,6 +68,7 @@ describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () =>
     await sse.opened;
 
     const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    running = load;
     client.phase = () => load.current;
     load.start('before');
     await sleep(3000);
