@@ -268,6 +268,29 @@ describe('loadConfig', () => {
     }
   });
 
+  it('DATABASE_READ_URL is a postgres URL that needs DATABASE_URL; DATABASE_READ_MAX_LAG_MS bounds its lag', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://u@primary:5432/signet',
+      DATABASE_READ_URL: 'postgres://u@replica:5432/signet',
+    });
+    expect(c.databaseReadUrl).toBe('postgres://u@replica:5432/signet');
+    expect(c.databaseReadMaxLagMs).toBe(5000);
+    expect(loadConfig({}).databaseReadUrl).toBeUndefined();
+    expectRejected({ DATABASE_READ_URL: 'postgres://u@replica/signet' }, 'DATABASE_READ_URL');
+    expectRejected(
+      { DATABASE_URL: 'postgres://u@p/s', DATABASE_READ_URL: 'mysql://u@replica/signet' },
+      'DATABASE_READ_URL',
+    );
+    expectRejected(
+      {
+        DATABASE_URL: 'postgres://u@p/s',
+        DATABASE_READ_URL: 'postgres://u@r/s',
+        DATABASE_READ_MAX_LAG_MS: '10',
+      },
+      'DATABASE_READ_MAX_LAG_MS',
+    );
+  });
+
   it('REDIS_SENTINELS is a host:port list with a master name (default mymaster)', () => {
     const c = loadConfig({ REDIS_SENTINELS: 's1:26379,s2:26380, 10.0.0.3:26381' });
     expect(c.redisSentinels).toEqual([

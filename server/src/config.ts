@@ -10,6 +10,13 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /**
+   * DATABASE_READ_URL: a streaming replica of DATABASE_URL for page queries and visibility
+   * lookups; writes and a writer's own next reads go to the primary (docs/operations.md).
+   */
+  databaseReadUrl: string | undefined;
+  /** DATABASE_READ_MAX_LAG_MS: a replica further behind than this is skipped (reads go to the primary). */
+  databaseReadMaxLagMs: number;
   redisUrl: string | undefined;
   redisClusterNodes: { host: string; port: number }[];
   /**
@@ -362,6 +369,14 @@ export function loadConfig(env: Env = process.env): Config {
   );
 
   const redis = parseRedisTopology(env);
+  const databaseUrl = parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const databaseReadUrl = parseUrl(env, 'DATABASE_READ_URL', ['postgres:', 'postgresql:']);
+  if (databaseReadUrl !== undefined && databaseUrl === undefined) {
+    throw new ConfigError(
+      'DATABASE_READ_URL',
+      'needs DATABASE_URL (the primary it replicates; embedded PGlite has no replicas)',
+    );
+  }
   const role = oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all');
 
   const cosTimeouts = {
@@ -402,7 +417,9 @@ export function loadConfig(env: Env = process.env): Config {
     host: str(env, 'HOST') ?? (authDisabled ? '127.0.0.1' : '0.0.0.0'),
     publicUrl,
     dataDir,
-    databaseUrl: parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl,
+    databaseReadUrl,
+    databaseReadMaxLagMs: int(env, 'DATABASE_READ_MAX_LAG_MS', 5000, 100, 600_000),
     ...redis,
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'signet:',
     // 150 ms spuriously failed refresh batches on a busy worker (a reply that came in while the

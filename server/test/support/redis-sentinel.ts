@@ -41,7 +41,8 @@ export class RedisSentinelGroup {
     const ports = [await freePort(), await freePort(), await freePort()];
     const g = new RedisSentinelGroup(primary, replica, ports, o.name ?? 'mymaster', dir);
     try {
-      await replica.start(['--replicaof', '127.0.0.1', String(primary.port)]);
+      // Its own folder: a replica writes the RDB of its first sync to its working directory.
+      await replica.start(['--replicaof', '127.0.0.1', String(primary.port), '--dir', dir]);
       await g.waitReplicaLinked();
       for (const port of ports) await g.startSentinel(port, o);
       await g.waitMonitoring();
