@@ -80,12 +80,12 @@ describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () =>
     load.phase('failover');
     const promotedAt = await group.waitPromoted(group.replica.port);
     const failoverMs = promotedAt - killedAt;
+    load.phase('recovery');
     const refreshesAtPromotion = await refreshesTotal(stack.url);
 
     // The cache serves again: eight pages in a row with most of their URLs read from it. (With
     // 20-second steps a page of 24 often holds an image whose step has just turned and whose
     // refresh is up to a tick away, so "every URL cached" is not the measure here.)
-    load.phase('recovery');
     // Measured, not awaited with a throw: the functional checks below run (and report) either way;
     // the time bound is asserted last.
     const back = await timeUntil(() => {
