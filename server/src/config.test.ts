@@ -44,6 +44,8 @@ describe('loadConfig', () => {
       databaseUrl: undefined,
       redisUrl: undefined,
       redisClusterNodes: [],
+      redisSentinels: [],
+      redisSentinelName: 'mymaster',
       redisPrefix: 'signet:',
       storageDriver: 'local',
       urlTtlSeconds: 3600,
@@ -273,6 +275,57 @@ describe('loadConfig', () => {
     ]) {
       expectRejected({ REDIS_CLUSTER_NODES: v }, 'REDIS_CLUSTER_NODES');
     }
+  });
+
+  it('DATABASE_READ_URL is a postgres URL that needs DATABASE_URL; DATABASE_READ_MAX_LAG_MS bounds its lag', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://u@primary:5432/signet',
+      DATABASE_READ_URL: 'postgres://u@replica:5432/signet',
+    });
+    expect(c.databaseReadUrl).toBe('postgres://u@replica:5432/signet');
+    expect(c.databaseReadMaxLagMs).toBe(5000);
+    expect(loadConfig({}).databaseReadUrl).toBeUndefined();
+    expectRejected({ DATABASE_READ_URL: 'postgres://u@replica/signet' }, 'DATABASE_READ_URL');
+    expectRejected(
+      { DATABASE_URL: 'postgres://u@p/s', DATABASE_READ_URL: 'mysql://u@replica/signet' },
+      'DATABASE_READ_URL',
+    );
+    expectRejected(
+      {
+        DATABASE_URL: 'postgres://u@p/s',
+        DATABASE_READ_URL: 'postgres://u@r/s',
+        DATABASE_READ_MAX_LAG_MS: '10',
+      },
+      'DATABASE_READ_MAX_LAG_MS',
+    );
+  });
+
+  it('REDIS_SENTINELS is a host:port list with a master name (default mymaster)', () => {
+    const c = loadConfig({ REDIS_SENTINELS: 's1:26379,s2:26380, 10.0.0.3:26381' });
+    expect(c.redisSentinels).toEqual([
+      { host: 's1', port: 26379 },
+      { host: 's2', port: 26380 },
+      { host: '10.0.0.3', port: 26381 },
+    ]);
+    expect(c.redisSentinelName).toBe('mymaster');
+    expect(c.redisUrl).toBeUndefined();
+    expect(
+      loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'signet-cache' }).redisSentinelName,
+    ).toBe('signet-cache');
+    expect(loadConfig({}).redisSentinels).toEqual([]);
+    for (const v of ['s1', 's1:26379,', 's1:0', 'redis://s1:26379']) {
+      expectRejected({ REDIS_SENTINELS: v }, 'REDIS_SENTINELS');
+    }
+    expectRejected({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'a b' }, 'REDIS_SENTINEL_NAME');
+  });
+
+  it('REDIS_SENTINELS excludes REDIS_CLUSTER_NODES and REDIS_URL, naming both', () => {
+    const both = configError({ REDIS_SENTINELS: 's1:26379', REDIS_CLUSTER_NODES: 'r1:7000' });
+    expect(both.variable).toBe('REDIS_SENTINELS');
+    expect(both.message).toContain('REDIS_CLUSTER_NODES');
+    const withUrl = configError({ REDIS_SENTINELS: 's1:26379', REDIS_URL: 'redis://cache:6379' });
+    expect(withUrl.variable).toBe('REDIS_SENTINELS');
+    expect(withUrl.message).toContain('REDIS_URL');
   });
 
   it('PROXY_TOKEN_SECRET: one secret, or kid:secret pairs (first signs, all verify)', () => {

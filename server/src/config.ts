@@ -14,8 +14,22 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /**
+   * DATABASE_READ_URL: a streaming replica of DATABASE_URL for page queries and visibility
+   * lookups; writes and a writer's own next reads go to the primary (docs/operations.md).
+   */
+  databaseReadUrl: string | undefined;
+  /** DATABASE_READ_MAX_LAG_MS: a replica further behind than this is skipped (reads go to the primary). */
+  databaseReadMaxLagMs: number;
   redisUrl: string | undefined;
   redisClusterNodes: { host: string; port: number }[];
+  /**
+   * REDIS_SENTINELS: Sentinel addresses; when set, every Redis connection asks them for the
+   * current primary of `redisSentinelName` and follows a failover (docs/operations.md).
+   */
+  redisSentinels: { host: string; port: number }[];
+  /** REDIS_SENTINEL_NAME: the master name the sentinels monitor (default `mymaster`). */
+  redisSentinelName: string;
   redisPrefix: string;
   /**
    * Per-command timeout: a dead or slow Redis costs at most this much on the hot path. Workers,
@@ -247,16 +261,44 @@ function parseUrl(env: Env, name: string, protocols: string[]): string | undefin
   return raw;
 }
 
-function parseClusterNodes(env: Env): { host: string; port: number }[] {
-  const raw = str(env, 'REDIS_CLUSTER_NODES');
+/** A `host:port,…` list (REDIS_CLUSTER_NODES, REDIS_SENTINELS). */
+function parseHostPorts(env: Env, name: string): { host: string; port: number }[] {
+  const raw = str(env, name);
   if (raw === undefined) return [];
   return raw.split(',').map((part) => {
     const m = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(part);
     // Five digits still allow ports past 65535 (or 0): refuse them here, not at the first connect.
     if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
-      throw new ConfigError('REDIS_CLUSTER_NODES', `expected host:port[,host:port…], got "${part}"`);
+      throw new ConfigError(name, `expected host:port[,host:port…], got "${part}"`);
     return { host: m[1]!, port: Number(m[2]) };
   });
+}
+
+/**
+ * One Redis topology: a single server (REDIS_URL), a Cluster (REDIS_CLUSTER_NODES) or a primary
+ * behind Sentinel (REDIS_SENTINELS). Two at once would leave it to chance which one is used.
+ */
+function parseRedisTopology(env: Env) {
+  const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redisClusterNodes = parseHostPorts(env, 'REDIS_CLUSTER_NODES');
+  const redisSentinels = parseHostPorts(env, 'REDIS_SENTINELS');
+  if (redisSentinels.length > 0 && redisClusterNodes.length > 0) {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      'and REDIS_CLUSTER_NODES are mutually exclusive (a Cluster fails over by itself): set one',
+    );
+  }
+  if (redisSentinels.length > 0 && redisUrl !== undefined) {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      'and REDIS_URL are mutually exclusive (the sentinels name the primary): set one',
+    );
+  }
+  const name = str(env, 'REDIS_SENTINEL_NAME') ?? 'mymaster';
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+    throw new ConfigError('REDIS_SENTINEL_NAME', `expected 1-64 of [A-Za-z0-9._-], got "${name}"`);
+  }
+  return { redisUrl, redisClusterNodes, redisSentinels, redisSentinelName: name };
 }
 
 /** `PROXY_TOKEN_SECRET` is `secret` or `kid1:secret1,kid0:secret0` (first signs, all verify). */
@@ -505,7 +547,15 @@ export function loadConfig(env: Env = process.env): Config {
     '',
   );
 
-  const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redis = parseRedisTopology(env);
+  const databaseUrl = parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const databaseReadUrl = parseUrl(env, 'DATABASE_READ_URL', ['postgres:', 'postgresql:']);
+  if (databaseReadUrl !== undefined && databaseUrl === undefined) {
+    throw new ConfigError(
+      'DATABASE_READ_URL',
+      'needs DATABASE_URL (the primary it replicates; embedded PGlite has no replicas)',
+    );
+  }
   const role = oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all');
 
   const cosTimeouts = {
@@ -555,9 +605,10 @@ export function loadConfig(env: Env = process.env): Config {
     host: str(env, 'HOST') ?? (authDisabled ? '127.0.0.1' : '0.0.0.0'),
     publicUrl,
     dataDir,
-    databaseUrl: parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
-    redisUrl,
-    redisClusterNodes: parseClusterNodes(env),
+    databaseUrl,
+    databaseReadUrl,
+    databaseReadMaxLagMs: int(env, 'DATABASE_READ_MAX_LAG_MS', 5000, 100, 600_000),
+    ...redis,
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'signet:',
     // 150 ms spuriously failed refresh batches on a busy worker (a reply that came in while the
     // event loop was busy still times out), and a timed-out claim strands its batch for a lease.

@@ -8,7 +8,10 @@ import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
 import { type Db, type DbOptions, openDatabase } from './db/connect.js';
 import { createImagesRepo, type ImagesRepo } from './db/images-repo.js';
+import { ReadReplica } from './db/read-replica.js';
+import { primaryReads, type ReadRouting, replicaReads } from './db/read-routing.js';
 import { RecentRows } from './db/recent-rows.js';
+import { WritePins } from './db/write-pins.js';
 import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
@@ -69,6 +72,8 @@ export interface Container {
   logger: Logger;
   metrics: Metrics;
   db: Db;
+  /** DATABASE_READ_URL's replica and its lag poller, when configured. */
+  readReplica: ReadReplica | undefined;
   /** The shared command connection, when Redis is configured. */
   redis: RedisClient | undefined;
   store: UrlStore;
@@ -169,12 +174,15 @@ function createLocalVariants(config: Config, storage: Storage, metrics: Metrics,
 
 /** The Redis connections a node needs, or none (the embedded mode: everything in process). */
 function openRedis(config: Config, logger: Logger) {
-  if (!config.redisUrl && config.redisClusterNodes.length === 0) return undefined;
+  if (!config.redisUrl && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0)
+    return undefined;
   let lastLogged = 0;
   const connect = (blocking: boolean) =>
     createRedisClient({
       url: config.redisUrl,
       clusterNodes: config.redisClusterNodes,
+      sentinels: config.redisSentinels,
+      sentinelName: config.redisSentinelName,
       commandTimeoutMs: config.redisCommandTimeoutMs,
       ...(blocking ? { blocking: true } : {}),
     });
@@ -186,6 +194,37 @@ function openRedis(config: Config, logger: Logger) {
     }
   });
   return { command, blocking: () => quietErrors(connect(true)) };
+}
+
+/**
+ * Where page queries and visibility lookups run: the read replica when DATABASE_READ_URL is set
+ * (with write pins for read-your-own-writes, shared through Redis when there is one), else the
+ * primary. See docs/operations.md, "PostgreSQL read replica".
+ */
+async function openReads(
+  config: Config,
+  db: Db,
+  redis: RedisClient | undefined,
+  logger: Logger,
+): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting }> {
+  if (!config.databaseReadUrl) return { readReplica: undefined, reads: primaryReads(db.kysely) };
+  const readReplica = new ReadReplica({
+    url: config.databaseReadUrl,
+    primary: db.kysely,
+    maxLagMs: config.databaseReadMaxLagMs,
+    logger,
+  });
+  await readReplica.start();
+  const pins = new WritePins({
+    // By then any replica still in use has replayed the write: it is at most the bound behind,
+    // measured at most a poll ago.
+    pinMs: config.databaseReadMaxLagMs + 2 * readReplica.pollMs,
+    ...(redis
+      ? { redis: { client: redis, prefix: config.redisPrefix, timeoutMs: config.redisCommandTimeoutMs * 2 } }
+      : {}),
+    logger,
+  });
+  return { readReplica, reads: replicaReads({ primary: db.kysely, replica: readReplica, pins }) };
 }
 
 /** Builds every service once, in dependency order. Closing it releases them in reverse. */
@@ -241,7 +280,8 @@ export async function createContainer(
     liveIds: () => events.subscribedIds(),
   });
 
-  const imagesRepo = createImagesRepo(db);
+  const { readReplica, reads } = await openReads(config, db, redis?.command, logger);
+  const imagesRepo = createImagesRepo(db, reads);
   const refresher = new Refresher(
     { schedule: store, images: imagesRepo, urls, clock, logger, metrics },
     { refreshAheadSeconds: config.refreshAheadSeconds, liveWindowSeconds: config.liveWindowSeconds },
@@ -344,6 +384,7 @@ export async function createContainer(
     logger,
     metrics,
     db,
+    readReplica,
     redis: redis?.command,
     store,
     storage,
@@ -389,6 +430,7 @@ export async function createContainer(
       await events.close();
       await store.close();
       redis?.command.disconnect();
+      await readReplica?.close();
       await db.close();
     },
   };

@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Db } from './connect.js';
-import type { ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
+import { primaryReads, type ReadRouting } from './read-routing.js';
+import type { Database, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
 
 export interface Cursor {
   createdAt: Date;
@@ -106,57 +107,76 @@ export interface ImagesRepo {
   setPlaceholder(id: string, placeholder: string): Promise<boolean>;
 }
 
-export function createImagesRepo(db: Db): ImagesRepo {
+/** One statement: a page of the owner's live images (keyset on created_at, id), on `k`. */
+async function listPage(
+  k: Kysely<Database>,
+  ownerId: string,
+  first: number,
+  after: Cursor | undefined,
+  withTotal: boolean,
+): Promise<PageResult> {
+  let q = k
+    .selectFrom('images')
+    .select(columns)
+    .where('owner_id', '=', ownerId)
+    .where('deleted_at', 'is', null)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(first + 1);
+  if (after) {
+    q = q.where(sql<boolean>`(created_at, id) < (${after.createdAt}, ${after.id}::uuid)`);
+  }
+  // The total rides in the same statement, and only when the query asked for it.
+  const rows = withTotal
+    ? await q
+        .select(
+          sql<string>`(select count(*) from images c where c.owner_id = ${ownerId} and c.deleted_at is null)`.as(
+            'total_count',
+          ),
+        )
+        .execute()
+    : await q.execute();
+  const hasNextPage = rows.length > first;
+  const page = hasNextPage ? rows.slice(0, first) : rows;
+  const total = withTotal
+    ? Number((rows[0] as { total_count?: string } | undefined)?.total_count ?? 0)
+    : undefined;
+  return { rows: page.map(toImageRow), hasNextPage, totalCount: total };
+}
+
+/**
+ * @param reads where page queries and visibility lookups run (a read replica when configured);
+ * writes, and the reads that must be exact (quota, the orphan sweep's keys), use the primary.
+ */
+export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.kysely)): ImagesRepo {
   const k = db.kysely;
   return {
-    async listPage(ownerId, first, after, withTotal) {
-      let q = k
-        .selectFrom('images')
-        .select(columns)
-        .where('owner_id', '=', ownerId)
-        .where('deleted_at', 'is', null)
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(first + 1);
-      if (after) {
-        q = q.where(sql<boolean>`(created_at, id) < (${after.createdAt}, ${after.id}::uuid)`);
-      }
-      // The total rides in the same statement, and only when the query asked for it.
-      const rows = withTotal
-        ? await q
-            .select(
-              sql<string>`(select count(*) from images c where c.owner_id = ${ownerId} and c.deleted_at is null)`.as(
-                'total_count',
-              ),
-            )
-            .execute()
-        : await q.execute();
-      const hasNextPage = rows.length > first;
-      const page = hasNextPage ? rows.slice(0, first) : rows;
-      const total = withTotal
-        ? Number((rows[0] as { total_count?: string } | undefined)?.total_count ?? 0)
-        : undefined;
-      return { rows: page.map(toImageRow), hasNextPage, totalCount: total };
+    listPage(ownerId, first, after, withTotal) {
+      return reads.read(ownerId, (r) => listPage(r, ownerId, first, after, withTotal));
     },
 
     async findReadable(scope, ids) {
       if (ids.length === 0) return [];
       if (!scope.all && scope.ownerId === null && !scope.publicToo) return [];
-      let q = k
-        .selectFrom('images')
-        .select(columns)
-        .where('id', 'in', ids as string[])
-        .where('deleted_at', 'is', null);
-      if (!scope.all) {
-        const { ownerId, publicToo } = scope;
-        q = q.where((eb) => {
-          const parts = [];
-          if (ownerId !== null) parts.push(eb('owner_id', '=', ownerId));
-          if (publicToo) parts.push(eb('visibility', '=', 'public'));
-          return eb.or(parts);
-        });
-      }
-      return (await q.execute()).map(toImageRow);
+      // The viewer's own writes pin its reads to the primary for a while (read-routing.ts).
+      const rows = await reads.read(scope.all ? undefined : (scope.ownerId ?? undefined), (r) => {
+        let q = r
+          .selectFrom('images')
+          .select(columns)
+          .where('id', 'in', ids as string[])
+          .where('deleted_at', 'is', null);
+        if (!scope.all) {
+          const { ownerId, publicToo } = scope;
+          q = q.where((eb) => {
+            const parts = [];
+            if (ownerId !== null) parts.push(eb('owner_id', '=', ownerId));
+            if (publicToo) parts.push(eb('visibility', '=', 'public'));
+            return eb.or(parts);
+          });
+        }
+        return q.execute();
+      });
+      return rows.map(toImageRow);
     },
 
     async setVisibility(id, visibility) {
@@ -167,17 +187,23 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('deleted_at', 'is', null)
         .returning(columns)
         .executeTakeFirst();
+      // The owner reads its own change at once, whoever made it.
+      if (row) await reads.wrote(row.owner_id);
       return row ? toImageRow(row) : null;
     },
 
     async findLive(ids) {
       if (ids.length === 0) return [];
-      const rows = await k
-        .selectFrom('images')
-        .select(columns)
-        .where('id', 'in', ids as string[])
-        .where('deleted_at', 'is', null)
-        .execute();
+      // No viewer's own writes to see: the proxy's row check and background work take rows up to
+      // the replica's lag bound old (RecentRows already keeps rows for seconds).
+      const rows = await reads.read(undefined, (r) =>
+        r
+          .selectFrom('images')
+          .select(columns)
+          .where('id', 'in', ids as string[])
+          .where('deleted_at', 'is', null)
+          .execute(),
+      );
       return rows.map(toImageRow);
     },
 
@@ -199,6 +225,8 @@ export function createImagesRepo(db: Db): ImagesRepo {
         })
         .returning(columns)
         .executeTakeFirstOrThrow();
+      // Before the answer leaves: the uploader's next page must list it.
+      await reads.wrote(img.ownerId);
       return toImageRow(row);
     },
 
@@ -234,6 +262,7 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('deleted_at', 'is', null)
         .returning(columns)
         .executeTakeFirst();
+      if (row) await reads.wrote(ownerId);
       return row ? toImageRow(row) : null;
     },
 
