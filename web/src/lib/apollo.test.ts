@@ -17,6 +17,7 @@ const node = (id: string, url: string, expiresAt: string) => ({
   createdAt: T(0),
   signedUrl: signed(url, expiresAt),
   proxyUrl: `http://gw.test/proxy/${id}`,
+  visibility: 'PRIVATE',
 });
 
 const page = {
