@@ -152,6 +152,8 @@ describe('OrphanSweeper', () => {
     const orphans = [0, 1, 2].map(() => `u/alice/${randomUUID()}.png`);
     for (const key of orphans) await h.storage.put(key, PNG, 'image/png');
     await h.storage.put('x/not-an-upload.png', PNG, 'image/png');
+    // The uploads' placeholders are written after they answered: let them land before counting.
+    await h.container.placeholders.idle();
 
     const metrics = createMetrics();
     const clock = new FakeClock(Date.now());

@@ -116,9 +116,9 @@ describe.each(['cos', 'local'] as const)('an uploaded photo and its variants (%s
     expect(r.body.length).toBeLessThan(original.body.length);
   });
 
-  it('srcset of medium: 960w and the 2x capped at the original (3000w)', () => {
+  it('srcset of medium: 960w and 1920w (2x of the 1280 box, inside the original)', () => {
     const entries = data.srcset.split(', ').map((e) => e.split(' ')[1]);
-    expect(entries).toEqual(['960w', '3000w']);
+    expect(entries).toEqual(['960w', '1920w']);
   });
 
   it('a proxy stream link of a preset streams that variant', async () => {
