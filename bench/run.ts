@@ -15,6 +15,7 @@ import { proxyStream } from './scenarios/proxy-stream.js';
 import { refresh } from './scenarios/refresh.js';
 import { roundTrips } from './scenarios/round-trips.js';
 import { scaling } from './scenarios/scaling.js';
+import { variantPage } from './scenarios/variant-page.js';
 import { warmPage } from './scenarios/warm-page.js';
 
 const args = process.argv.slice(2);
@@ -33,6 +34,7 @@ const log = (m: string) =>
 /** Scenarios that need the running services, in the order they run (destructive ones last). */
 const withServices: [string, (b: Bench) => Promise<Section>][] = [
   ['1', warmPage],
+  ['13', variantPage],
   ['11', scaling],
   ['4', coldPage],
   ['2', roundTrips],
