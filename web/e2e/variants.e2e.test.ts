@@ -67,7 +67,7 @@ describe('variants in the gallery: thumbnails, placeholders, the detail view', (
       if (Date.now() > deadline) throw new Error('placeholders were not computed within 60 s');
       await new Promise((r) => setTimeout(r, 500));
     }
-  });
+  }, 300_000); // 24 photos made and uploaded: minutes on a loaded 2-core machine
 
   afterAll(async () => {
     await browser?.close();
