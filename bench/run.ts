@@ -15,6 +15,7 @@ import { proxyStream } from './scenarios/proxy-stream.js';
 import { refresh } from './scenarios/refresh.js';
 import { roundTrips } from './scenarios/round-trips.js';
 import { scaling } from './scenarios/scaling.js';
+import { variantGeneration } from './scenarios/variant-generation.js';
 import { variantPage } from './scenarios/variant-page.js';
 import { warmPage } from './scenarios/warm-page.js';
 
@@ -34,7 +35,7 @@ const log = (m: string) =>
 /** Scenarios that need the running services, in the order they run (destructive ones last). */
 const withServices: [string, (b: Bench) => Promise<Section>][] = [
   ['1', warmPage],
-  ['13', variantPage],
+  ['14', variantPage],
   ['11', scaling],
   ['4', coldPage],
   ['2', roundTrips],
@@ -62,6 +63,24 @@ async function main(): Promise<void> {
   if (wanted('10')) {
     log('scenario 10c: embedded start');
     sections.push(await embeddedStart(settings));
+  }
+  if (wanted('13')) {
+    log('scenario 13: local variant generation');
+    sections.push(await variantGeneration(settings));
+  }
+  // Scenarios that need no services (`--only 5,13`) stop here.
+  if (!withServices.some(([id]) => wanted(id))) {
+    const summary = await writeResults({
+      command,
+      quick,
+      seconds: (Date.now() - started) / 1000,
+      machine: machineInfo(),
+      versions: { node: process.version, redis: 'not started', postgres: 'not started' },
+      sections,
+      partial: true,
+    });
+    process.stdout.write(`\n${summary}\n`);
+    return;
   }
 
   const { bench, teardown } = await startServices({ ...settings, profile });

@@ -76,14 +76,18 @@ const staticImages: ImagesRepo = {
       totalCount: withTotal ? rows.length : undefined,
     };
   },
-  findVisible: async (_owner, ids) => visible(ids),
+  findReadable: async (_scope, ids) => visible(ids),
+  setVisibility: () => Promise.reject(new Error('static')),
   findLive: async (ids) => visible(ids),
   insert: () => Promise.reject(new Error('static')),
+  insertImported: () => Promise.reject(new Error('static')),
   softDelete: () => Promise.reject(new Error('static')),
   hardDelete: () => Promise.reject(new Error('static')),
   countLive: async () => rows.length,
   usage: () => Promise.reject(new Error('static')),
   keysWithRows: () => Promise.reject(new Error('static')),
+  missingPlaceholders: async () => [],
+  setPlaceholder: () => Promise.reject(new Error('static')),
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
@@ -96,7 +100,7 @@ const schema: SchemaServices = { ...c.schema };
 if (mode !== 'sql') {
   schema.images = {
     page: (viewer, first, after, withTotal) => staticImages.listPage(viewer.id, first, after, withTotal),
-    visible: (viewer, ids) => staticImages.findVisible(viewer.id, ids),
+    visible: (_viewer, ids) => staticImages.findReadable({ all: true }, ids),
   } as Pick<ImageService, 'page' | 'visible'> as ImageService;
 }
 if (mode !== 'urls') schema.urls = staticUrls;

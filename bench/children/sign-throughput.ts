@@ -5,12 +5,14 @@ import type * as CloudFrontModule from '../../server/src/storage/cdn/cloudfront.
 import type * as TencentModule from '../../server/src/storage/cdn/tencent-cdn.js';
 import type * as WithCdnModule from '../../server/src/storage/cdn/with-cdn.js';
 import type * as CosModule from '../../server/src/storage/cos.js';
+import type * as S3Module from '../../server/src/storage/s3.js';
 import type { Storage } from '../../server/src/storage/storage.js';
 import type * as VariantModule from '../../server/src/storage/variant.js';
 import { loadBuilt } from '../lib/product.js';
 import { serve } from '../lib/rpc.js';
 
 const { createCosStorage } = await loadBuilt<typeof CosModule>('storage/cos');
+const { createS3Storage } = await loadBuilt<typeof S3Module>('storage/s3');
 const { createTencentCdnSigner } = await loadBuilt<typeof TencentModule>('storage/cdn/tencent-cdn');
 const { createCloudFrontSigner } = await loadBuilt<typeof CloudFrontModule>('storage/cdn/cloudfront');
 const { withCdn } = await loadBuilt<typeof WithCdnModule>('storage/cdn/with-cdn');
@@ -33,6 +35,40 @@ const thumb = variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp',
 const medium = variantOf({ width: 1280, height: 1280, fit: 'inside', format: 'webp', quality: 80 });
 
 serve({
+  /** The s3 driver's bulk SigV4 presigner: signatures per second, and with the URL strings built. */
+  s3(p: {
+    accessKeyId: string;
+    secretAccessKey: string;
+    bucket: string;
+    region: string;
+    endpoint: string;
+    batch: number;
+    ms: number;
+    rounds: number;
+  }) {
+    const storage = createS3Storage({ ...p, forcePathStyle: false });
+    const keys = Array.from({ length: p.batch }, (_, i) => `b/bench/${i + 1}.png`);
+    const nowS = Math.floor(Date.now() / 1000);
+    const window = { start: nowS - 60, end: nowS + 3600 };
+    for (let i = 0; i < 200; i++) storage.signMany(keys, window); // JIT warm-up
+    const rates: number[] = [];
+    const urlRates: number[] = [];
+    // Each batch gets a window of its own (an end within a day: SigV4 URLs live at most 7 days).
+    for (let r = 0; r < p.rounds; r++) {
+      rates.push(rate(storage, keys, p.ms));
+      let m = 0;
+      const t = performance.now();
+      while (performance.now() - t < p.ms / 2) {
+        const w = { start: window.start, end: window.end + (m % 86_400) };
+        const sigs = storage.signMany(keys, w);
+        for (let i = 0; i < keys.length; i++) storage.urlFor(keys[i]!, { ...w, sig: sigs[i]! });
+        m += keys.length;
+      }
+      urlRates.push(m / ((performance.now() - t) / 1000));
+    }
+    return { rates, urlRates };
+  },
+
   /**
    * The CDN signers, each wrapping the cos driver as `CDN_DOMAIN` does: signatures per second on
    * this core for each type (CloudFront: RSA-SHA1 with a 2048-bit key, as AWS asks for).

@@ -8,6 +8,14 @@ export const COS: CosAccount = {
   bucket: 'bench-1250000000',
   region: 'ap-guangzhou',
 };
+/** The s3 driver's benchmark account (only signing is measured: no store is contacted). */
+export const S3 = {
+  accessKeyId: 'AKIABENCHMARK0000001',
+  secretAccessKey: 'benchmark/s3/secret+access+key000000000',
+  bucket: 'bench-images',
+  region: 'eu-central-1',
+  endpoint: 'https://s3.eu-central-1.amazonaws.com',
+} as const;
 export const JWT_SECRET = 'signet-benchmark-jwt-secret-0123456789abcdef';
 export const PROXY_SECRET = 'signet-benchmark-proxy-secret';
 

@@ -17,7 +17,7 @@ const VARIANT_QUERY =
   'query Page($first: Int!) { images(first: $first) { edges { node { id signedUrl { url expiresAt } thumb: signedUrl(preset: "thumb") { url expiresAt } srcset(preset: "thumb") } } } }';
 
 /**
- * Scenario 13: the warm page of 100 asking for the original only, against the same page asking
+ * Scenario 14: the warm page of 100 asking for the original only, against the same page asking
  * also for the `thumb` preset and its srcset, alternating. Variants ride in the same batch (one
  * MGET) and their URLs are memoised like the originals', so the page should cost little more.
  */
@@ -46,11 +46,11 @@ export async function variantPage(b: Bench): Promise<Section> {
   const a = summarize(p);
   const c = summarize(v);
   return {
-    id: '13',
+    id: '14',
     title: 'Variants in the warm page',
     rows: [
       {
-        id: '13',
+        id: '14',
         what: 'warm page of 100 with thumb + srcset (300 URLs) vs originals only (100 URLs), req/s',
         figure: `${ratio.toFixed(2)}× (${fmt.rps(c.rps)} vs ${fmt.rps(a.rps)}; p50 ${fmt.ms(c.p50)} vs ${fmt.ms(a.p50)})`,
         target: '≥ 0.9×',

@@ -27,6 +27,21 @@ describe('GraphQL hardening settings', () => {
     expect(failure({ GRAPHQL_INTROSPECTION: 'yes' }).variable).toBe('GRAPHQL_INTROSPECTION');
   });
 
+  it('federation subgraph: off by default, FEDERATION=true turns it on, anything else stops start-up', () => {
+    expect(loadConfig({}).federation).toBe(false);
+    expect(loadConfig({ FEDERATION: 'true' }).federation).toBe(true);
+    expect(loadConfig({ ...PROD, FEDERATION: 'true' }).federation).toBe(true);
+    expect(failure({ FEDERATION: 'yes' }).variable).toBe('FEDERATION');
+    // The gateway's planned documents are in no allow-list.
+    const both = failure({
+      FEDERATION: 'true',
+      PERSISTED_OPERATIONS_FILE: 'ops.json',
+      PERSISTED_OPERATIONS_ONLY: 'true',
+    });
+    expect(both.variable).toBe('FEDERATION');
+    expect(both.message).toContain('PERSISTED_OPERATIONS_ONLY');
+  });
+
   it('JSON bodies: 1 MiB by default, bounded', () => {
     expect(loadConfig({}).graphqlMaxBodyBytes).toBe(1024 * 1024);
     expect(loadConfig({ GRAPHQL_MAX_BODY_BYTES: '65536' }).graphqlMaxBodyBytes).toBe(65536);

@@ -44,6 +44,8 @@ describe('loadConfig', () => {
       databaseUrl: undefined,
       redisUrl: undefined,
       redisClusterNodes: [],
+      redisSentinels: [],
+      redisSentinelName: 'mymaster',
       redisPrefix: 'signet:',
       storageDriver: 'local',
       urlTtlSeconds: 3600,
@@ -94,6 +96,13 @@ describe('loadConfig', () => {
     });
   });
 
+  it('PUBLIC_READ_ANONYMOUS is off unless set to true, and nothing else is accepted', () => {
+    expect(loadConfig({}).auth.publicReadAnonymous).toBe(false);
+    expect(loadConfig({ PUBLIC_READ_ANONYMOUS: 'true' }).auth.publicReadAnonymous).toBe(true);
+    expect(loadConfig({ PUBLIC_READ_ANONYMOUS: 'false' }).auth.publicReadAnonymous).toBe(false);
+    expectRejected({ PUBLIC_READ_ANONYMOUS: 'yes' }, 'PUBLIC_READ_ANONYMOUS');
+  });
+
   it('works at both ends of the TTL range', () => {
     const short = loadConfig({ URL_TTL_SECONDS: '5' });
     expect(short.refreshAheadSeconds).toBeLessThan(5);
@@ -139,7 +148,9 @@ describe('loadConfig', () => {
       expectRejected(rest, name);
       expectRejected({ ...rest, [name]: '   ' }, name);
     }
-    expectRejected({ STORAGE_DRIVER: 's3' }, 'STORAGE_DRIVER');
+    expectRejected({ STORAGE_DRIVER: 'gcs' }, 'STORAGE_DRIVER');
+    // s3 is a driver now (config-s3.test.ts): it names its first missing variable.
+    expectRejected({ STORAGE_DRIVER: 's3' }, 'S3_BUCKET');
     expectRejected({ ...COS, COS_PROTOCOL: 'ftp' }, 'COS_PROTOCOL');
     expectRejected({ ...COS, COS_DOMAIN: 'http://cos.example/path' }, 'COS_DOMAIN');
     expect(loadConfig({ ...COS, COS_PROTOCOL: 'http:', COS_DOMAIN: '127.0.0.1:9000' }).cos).toMatchObject({
@@ -266,6 +277,57 @@ describe('loadConfig', () => {
     }
   });
 
+  it('DATABASE_READ_URL is a postgres URL that needs DATABASE_URL; DATABASE_READ_MAX_LAG_MS bounds its lag', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://u@primary:5432/signet',
+      DATABASE_READ_URL: 'postgres://u@replica:5432/signet',
+    });
+    expect(c.databaseReadUrl).toBe('postgres://u@replica:5432/signet');
+    expect(c.databaseReadMaxLagMs).toBe(5000);
+    expect(loadConfig({}).databaseReadUrl).toBeUndefined();
+    expectRejected({ DATABASE_READ_URL: 'postgres://u@replica/signet' }, 'DATABASE_READ_URL');
+    expectRejected(
+      { DATABASE_URL: 'postgres://u@p/s', DATABASE_READ_URL: 'mysql://u@replica/signet' },
+      'DATABASE_READ_URL',
+    );
+    expectRejected(
+      {
+        DATABASE_URL: 'postgres://u@p/s',
+        DATABASE_READ_URL: 'postgres://u@r/s',
+        DATABASE_READ_MAX_LAG_MS: '10',
+      },
+      'DATABASE_READ_MAX_LAG_MS',
+    );
+  });
+
+  it('REDIS_SENTINELS is a host:port list with a master name (default mymaster)', () => {
+    const c = loadConfig({ REDIS_SENTINELS: 's1:26379,s2:26380, 10.0.0.3:26381' });
+    expect(c.redisSentinels).toEqual([
+      { host: 's1', port: 26379 },
+      { host: 's2', port: 26380 },
+      { host: '10.0.0.3', port: 26381 },
+    ]);
+    expect(c.redisSentinelName).toBe('mymaster');
+    expect(c.redisUrl).toBeUndefined();
+    expect(
+      loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'signet-cache' }).redisSentinelName,
+    ).toBe('signet-cache');
+    expect(loadConfig({}).redisSentinels).toEqual([]);
+    for (const v of ['s1', 's1:26379,', 's1:0', 'redis://s1:26379']) {
+      expectRejected({ REDIS_SENTINELS: v }, 'REDIS_SENTINELS');
+    }
+    expectRejected({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'a b' }, 'REDIS_SENTINEL_NAME');
+  });
+
+  it('REDIS_SENTINELS excludes REDIS_CLUSTER_NODES and REDIS_URL, naming both', () => {
+    const both = configError({ REDIS_SENTINELS: 's1:26379', REDIS_CLUSTER_NODES: 'r1:7000' });
+    expect(both.variable).toBe('REDIS_SENTINELS');
+    expect(both.message).toContain('REDIS_CLUSTER_NODES');
+    const withUrl = configError({ REDIS_SENTINELS: 's1:26379', REDIS_URL: 'redis://cache:6379' });
+    expect(withUrl.variable).toBe('REDIS_SENTINELS');
+    expect(withUrl.message).toContain('REDIS_URL');
+  });
+
   it('PROXY_TOKEN_SECRET: one secret, or kid:secret pairs (first signs, all verify)', () => {
     expect(loadConfig({ PROXY_TOKEN_SECRET: 's'.repeat(16) }).proxyTokenSecrets).toEqual([
       { kid: 'k0', secret: 's'.repeat(16) },
@@ -371,5 +433,21 @@ describe('loadConfig', () => {
     expectRejected({ PROXY_TOKEN_TTL_SECONDS: '-1' }, 'PROXY_TOKEN_TTL_SECONDS');
     expectRejected({ UPLOAD_MAX_BYTES: '0' }, 'UPLOAD_MAX_BYTES');
     expect(loadConfig({ PROXY_TOKEN_TTL_SECONDS: '0' }).proxyTokenTtlSeconds).toBe(0);
+  });
+
+  it('reads the local variant bounds (VARIANT_*), naming the variable when one is bad', () => {
+    const c = loadConfig({});
+    // One render per core, leaving a libuv thread (4 by default) for file reads.
+    expect(c.variantConcurrency).toBeGreaterThanOrEqual(1);
+    expect(c.variantConcurrency).toBeLessThanOrEqual(3);
+    expect([c.variantQueueMax, c.variantTimeoutSeconds]).toEqual([64, 20]);
+    expect(loadConfig({ UV_THREADPOOL_SIZE: '2' }).variantConcurrency).toBe(1);
+    expect(
+      loadConfig({ VARIANT_CONCURRENCY: '6', VARIANT_QUEUE_MAX: '0', VARIANT_TIMEOUT_SECONDS: '5' }),
+    ).toMatchObject({ variantConcurrency: 6, variantQueueMax: 0, variantTimeoutSeconds: 5 });
+    for (const v of ['0', 'two', '257']) expectRejected({ VARIANT_CONCURRENCY: v }, 'VARIANT_CONCURRENCY');
+    for (const v of ['-1', 'many']) expectRejected({ VARIANT_QUEUE_MAX: v }, 'VARIANT_QUEUE_MAX');
+    for (const v of ['0', '601', '1.5'])
+      expectRejected({ VARIANT_TIMEOUT_SECONDS: v }, 'VARIANT_TIMEOUT_SECONDS');
   });
 });

@@ -1,6 +1,8 @@
 import { createPrivateKey, hkdfSync } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { type ImageConfig, parseImageConfig } from './config-images.js';
+import { parseS3Config, type S3Config } from './config-s3.js';
 import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
 
 /** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
@@ -12,15 +14,29 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /**
+   * DATABASE_READ_URL: a streaming replica of DATABASE_URL for page queries and visibility
+   * lookups; writes and a writer's own next reads go to the primary (docs/operations.md).
+   */
+  databaseReadUrl: string | undefined;
+  /** DATABASE_READ_MAX_LAG_MS: a replica further behind than this is skipped (reads go to the primary). */
+  databaseReadMaxLagMs: number;
   redisUrl: string | undefined;
   redisClusterNodes: { host: string; port: number }[];
+  /**
+   * REDIS_SENTINELS: Sentinel addresses; when set, every Redis connection asks them for the
+   * current primary of `redisSentinelName` and follows a failover (docs/operations.md).
+   */
+  redisSentinels: { host: string; port: number }[];
+  /** REDIS_SENTINEL_NAME: the master name the sentinels monitor (default `mymaster`). */
+  redisSentinelName: string;
   redisPrefix: string;
   /**
    * Per-command timeout: a dead or slow Redis costs at most this much on the hot path. Workers,
    * which have no hot path and send refresh batches of thousands of commands, wait longer.
    */
   redisCommandTimeoutMs: number;
-  storageDriver: 'local' | 'cos';
+  storageDriver: 'local' | 'cos' | 's3';
   cos: {
     secretId: string;
     secretKey: string;
@@ -36,6 +52,8 @@ export interface Config {
   };
   /** IMAGE_PRESETS, IMAGE_TRANSFORMS, IMAGE_MAX_DIMENSION (see config-images.ts). */
   images: ImageConfig;
+  /** The `s3` driver's settings (config-s3.ts); undefined with another driver. */
+  s3: S3Config | undefined;
   /** Secret for the local driver's URL signatures. */
   localSigningSecret: string;
   /** A CDN in front of the bucket whose URLs Signet signs instead of the bucket's (CDN_*). */
@@ -56,6 +74,11 @@ export interface Config {
     audience: string | undefined;
     /** True when neither a secret nor a JWKS URL is set: every request is the admin `demo`. */
     disabled: boolean;
+    /**
+     * PUBLIC_READ_ANONYMOUS: a request with no credential at all may read PUBLIC images by id
+     * (GraphQL `image`, `imagesByIds` and their URLs; `/proxy/:id`). Off: it is UNAUTHENTICATED.
+     */
+    publicReadAnonymous: boolean;
   };
   proxyTokenSecrets: { kid: string; secret: string }[];
   /** SUBSCRIPTIONS_PER_VIEWER: open `signedUrlRefreshed` streams one viewer may hold per node. */
@@ -91,6 +114,16 @@ export interface Config {
   uploadQuotaBytes: number | undefined;
   /** UPLOAD_QUOTA_FILES: live images a viewer may keep; undefined = no quota. */
   uploadQuotaFiles: number | undefined;
+  /**
+   * VARIANT_CONCURRENCY: variants the local driver renders at once on this node. Default: one per
+   * core, at most the libuv thread pool less one (sharp works on that pool; file reads must not
+   * queue behind renders).
+   */
+  variantConcurrency: number;
+  /** VARIANT_QUEUE_MAX: renders that may wait for a slot; more are refused with 503. */
+  variantQueueMax: number;
+  /** VARIANT_TIMEOUT_SECONDS: the longest one render may take, reading its original included. */
+  variantTimeoutSeconds: number;
   /** ORPHAN_SWEEP_INTERVAL_SECONDS: how often workers look for objects without a row (0 = never). */
   orphanSweepIntervalSeconds: number;
   /**
@@ -98,6 +131,15 @@ export interface Config {
    * upload still between its put and its insert is never touched.
    */
   orphanSweepGraceSeconds: number;
+  /**
+   * PLACEHOLDER_BACKFILL_INTERVAL_SECONDS: how often workers compute the ThumbHash of images that
+   * have none (0 = never; uploads still get theirs right after they are stored).
+   */
+  placeholderBackfillIntervalSeconds: number;
+  /** PLACEHOLDER_CONCURRENCY: images one node decodes at once for placeholders. */
+  placeholderConcurrency: number;
+  /** PLACEHOLDER_TIMEOUT_SECONDS: bound of reading one object, and of decoding it. */
+  placeholderTimeoutSeconds: number;
   logLevel: string;
   seedDemo: boolean;
   /** How many demo images a first start seeds (SEED_DEMO_COUNT; the e2e gallery test asks for 100). */
@@ -106,6 +148,11 @@ export interface Config {
   memoryCacheMaxEntries: number;
   /** GraphQL introspection (GRAPHQL_INTROSPECTION): on by default outside production only. */
   graphqlIntrospection: boolean;
+  /**
+   * FEDERATION=true: the schema is also an Apollo Federation v2 subgraph (`Image @key(fields:
+   * "id")`, `_entities`, `_service { sdl }`); docs/federation.md.
+   */
+  federation: boolean;
   /** Largest GraphQL request body that is not a multipart upload. */
   graphqlMaxBodyBytes: number;
   /** JSON map sha256 → document: operations clients may send by hash (the web app's). */
@@ -165,6 +212,12 @@ function str(env: Env, name: string): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
+/** See `Config.variantConcurrency`. */
+function defaultVariantConcurrency(env: Env): number {
+  const pool = Number(env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.min(os.availableParallelism(), pool - 1));
+}
+
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = str(env, name);
   if (raw === undefined) return fallback;
@@ -208,16 +261,44 @@ function parseUrl(env: Env, name: string, protocols: string[]): string | undefin
   return raw;
 }
 
-function parseClusterNodes(env: Env): { host: string; port: number }[] {
-  const raw = str(env, 'REDIS_CLUSTER_NODES');
+/** A `host:port,…` list (REDIS_CLUSTER_NODES, REDIS_SENTINELS). */
+function parseHostPorts(env: Env, name: string): { host: string; port: number }[] {
+  const raw = str(env, name);
   if (raw === undefined) return [];
   return raw.split(',').map((part) => {
     const m = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(part);
     // Five digits still allow ports past 65535 (or 0): refuse them here, not at the first connect.
     if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
-      throw new ConfigError('REDIS_CLUSTER_NODES', `expected host:port[,host:port…], got "${part}"`);
+      throw new ConfigError(name, `expected host:port[,host:port…], got "${part}"`);
     return { host: m[1]!, port: Number(m[2]) };
   });
+}
+
+/**
+ * One Redis topology: a single server (REDIS_URL), a Cluster (REDIS_CLUSTER_NODES) or a primary
+ * behind Sentinel (REDIS_SENTINELS). Two at once would leave it to chance which one is used.
+ */
+function parseRedisTopology(env: Env) {
+  const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redisClusterNodes = parseHostPorts(env, 'REDIS_CLUSTER_NODES');
+  const redisSentinels = parseHostPorts(env, 'REDIS_SENTINELS');
+  if (redisSentinels.length > 0 && redisClusterNodes.length > 0) {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      'and REDIS_CLUSTER_NODES are mutually exclusive (a Cluster fails over by itself): set one',
+    );
+  }
+  if (redisSentinels.length > 0 && redisUrl !== undefined) {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      'and REDIS_URL are mutually exclusive (the sentinels name the primary): set one',
+    );
+  }
+  const name = str(env, 'REDIS_SENTINEL_NAME') ?? 'mymaster';
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+    throw new ConfigError('REDIS_SENTINEL_NAME', `expected 1-64 of [A-Za-z0-9._-], got "${name}"`);
+  }
+  return { redisUrl, redisClusterNodes, redisSentinels, redisSentinelName: name };
 }
 
 /** `PROXY_TOKEN_SECRET` is `secret` or `kid1:secret1,kid0:secret0` (first signs, all verify). */
@@ -404,7 +485,12 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('REFRESH_AHEAD_SECONDS', `must be below URL_TTL_SECONDS (${urlTtlSeconds})`);
   }
 
-  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'cos'] as const, 'local');
+  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'cos', 's3'] as const, 'local');
+  const s3 = parseS3Config(
+    env,
+    storageDriver === 's3',
+    (variable, message) => new ConfigError(variable, message),
+  );
   const cosRequired = (name: string) =>
     storageDriver === 'cos' ? required(env, name, 'when STORAGE_DRIVER=cos') : (str(env, name) ?? '');
   const cosProtocolRaw = str(env, 'COS_PROTOCOL') ?? 'https';
@@ -461,7 +547,15 @@ export function loadConfig(env: Env = process.env): Config {
     '',
   );
 
-  const redisUrl = parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redis = parseRedisTopology(env);
+  const databaseUrl = parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const databaseReadUrl = parseUrl(env, 'DATABASE_READ_URL', ['postgres:', 'postgresql:']);
+  if (databaseReadUrl !== undefined && databaseUrl === undefined) {
+    throw new ConfigError(
+      'DATABASE_READ_URL',
+      'needs DATABASE_URL (the primary it replicates; embedded PGlite has no replicas)',
+    );
+  }
   const role = oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all');
 
   const cosTimeouts = {
@@ -471,8 +565,8 @@ export function loadConfig(env: Env = process.env): Config {
   const uploadMaxBytes = int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024);
   // An object lands when its put completes and gets its row right after. A put may run until its
   // deadline, so the grace must outlast the longest one, or the sweep could take a live upload.
-  const longestPutSeconds =
-    storageDriver === 'cos' ? Math.ceil(putDeadlineMs(cosTimeouts, uploadMaxBytes) / 1000) : 0;
+  const putTimeouts = storageDriver === 'cos' ? cosTimeouts : s3;
+  const longestPutSeconds = putTimeouts ? Math.ceil(putDeadlineMs(putTimeouts, uploadMaxBytes) / 1000) : 0;
   const orphanSweepGraceSeconds = int(
     env,
     'ORPHAN_SWEEP_GRACE_SECONDS',
@@ -494,6 +588,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (persistedOperationsOnly && persistedFile === undefined) {
     throw new ConfigError('PERSISTED_OPERATIONS_ONLY', 'needs PERSISTED_OPERATIONS_FILE (the allow-list)');
   }
+  const federation = oneOf(env, 'FEDERATION', ['true', 'false'] as const, 'false') === 'true';
+  // A federation gateway sends the documents its query planner writes (`_entities` with the
+  // fields a client asked for): no allow-list can hold them (docs/federation.md).
+  if (federation && persistedOperationsOnly) {
+    throw new ConfigError(
+      'FEDERATION',
+      'cannot be combined with PERSISTED_OPERATIONS_ONLY=true (a gateway sends documents its query planner writes); enforce persisted operations on the gateway instead',
+    );
+  }
 
   return {
     nodeEnv,
@@ -502,9 +605,10 @@ export function loadConfig(env: Env = process.env): Config {
     host: str(env, 'HOST') ?? (authDisabled ? '127.0.0.1' : '0.0.0.0'),
     publicUrl,
     dataDir,
-    databaseUrl: parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
-    redisUrl,
-    redisClusterNodes: parseClusterNodes(env),
+    databaseUrl,
+    databaseReadUrl,
+    databaseReadMaxLagMs: int(env, 'DATABASE_READ_MAX_LAG_MS', 5000, 100, 600_000),
+    ...redis,
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'signet:',
     // 150 ms spuriously failed refresh batches on a busy worker (a reply that came in while the
     // event loop was busy still times out), and a timed-out claim strands its batch for a lease.
@@ -521,6 +625,7 @@ export function loadConfig(env: Env = process.env): Config {
       ...cosTimeouts,
     },
     images: parseImageConfig(env, (variable, message) => new ConfigError(variable, message)),
+    s3,
     localSigningSecret: localSecret,
     cdn,
     urlTtlSeconds,
@@ -533,6 +638,8 @@ export function loadConfig(env: Env = process.env): Config {
       issuer,
       audience,
       disabled: authDisabled,
+      publicReadAnonymous:
+        oneOf(env, 'PUBLIC_READ_ANONYMOUS', ['true', 'false'] as const, 'false') === 'true',
     },
     proxyTokenSecrets,
     proxyTokenTtlSeconds: int(env, 'PROXY_TOKEN_TTL_SECONDS', 30 * 86400, 0, 10 * 365 * 86400),
@@ -549,8 +656,14 @@ export function loadConfig(env: Env = process.env): Config {
     uploadConcurrency: int(env, 'UPLOAD_CONCURRENCY', 32, 1, 100_000),
     uploadQuotaBytes: optionalInt(env, 'UPLOAD_QUOTA_BYTES', 1, Number.MAX_SAFE_INTEGER),
     uploadQuotaFiles: optionalInt(env, 'UPLOAD_QUOTA_FILES', 1, 1_000_000_000),
+    variantConcurrency: int(env, 'VARIANT_CONCURRENCY', defaultVariantConcurrency(env), 1, 256),
+    variantQueueMax: int(env, 'VARIANT_QUEUE_MAX', 64, 0, 100_000),
+    variantTimeoutSeconds: int(env, 'VARIANT_TIMEOUT_SECONDS', 20, 1, 600),
     orphanSweepIntervalSeconds: int(env, 'ORPHAN_SWEEP_INTERVAL_SECONDS', 600, 0, 7 * 86400),
     orphanSweepGraceSeconds,
+    placeholderBackfillIntervalSeconds: int(env, 'PLACEHOLDER_BACKFILL_INTERVAL_SECONDS', 300, 0, 7 * 86400),
+    placeholderConcurrency: int(env, 'PLACEHOLDER_CONCURRENCY', 2, 1, 64),
+    placeholderTimeoutSeconds: int(env, 'PLACEHOLDER_TIMEOUT_SECONDS', 10, 1, 600),
     logLevel: oneOf(
       env,
       'LOG_LEVEL',
@@ -562,6 +675,7 @@ export function loadConfig(env: Env = process.env): Config {
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
     graphqlIntrospection:
       oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, introspection) === 'true',
+    federation,
     graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),
     persistedOperationsOnly,

@@ -8,12 +8,16 @@ import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
 import { type Db, type DbOptions, openDatabase } from './db/connect.js';
 import { createImagesRepo, type ImagesRepo } from './db/images-repo.js';
+import { ReadReplica } from './db/read-replica.js';
+import { primaryReads, type ReadRouting, replicaReads } from './db/read-routing.js';
 import { RecentRows } from './db/recent-rows.js';
+import { WritePins } from './db/write-pins.js';
 import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
 import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
+import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { VariantCatalog } from './images/variants.js';
@@ -35,6 +39,9 @@ import { createCdnSigner } from './storage/cdn/create-cdn-signer.js';
 import { withCdn } from './storage/cdn/with-cdn.js';
 import { createCosStorage } from './storage/cos.js';
 import { createLocalStorage } from './storage/local.js';
+import { LocalVariants } from './storage/local-variants.js';
+import { createVariantRenderer } from './storage/render-variant.js';
+import { createS3Storage } from './storage/s3.js';
 import type { Storage } from './storage/storage.js';
 import type { AccessTracker } from './urls/access-tracker.js';
 import { LiveUrls } from './urls/live-urls.js';
@@ -65,10 +72,14 @@ export interface Container {
   logger: Logger;
   metrics: Metrics;
   db: Db;
+  /** DATABASE_READ_URL's replica and its lag poller, when configured. */
+  readReplica: ReadReplica | undefined;
   /** The shared command connection, when Redis is configured. */
   redis: RedisClient | undefined;
   store: UrlStore;
   storage: Storage;
+  /** The local driver's variants, made on first request (undefined with another driver). */
+  localVariants: LocalVariants | undefined;
   events: EventBus;
   stats: StatsStore;
   access: AccessTracker;
@@ -79,6 +90,8 @@ export interface Container {
   jobs: JobEngine;
   imagesRepo: ImagesRepo;
   images: ImageService;
+  /** ThumbHash placeholders: after each upload, and the backfill job. */
+  placeholders: Placeholders;
   /** Uploads in flight on this node, per viewer and in all. */
   uploadSlots: UploadSlots;
   /** Live rows remembered for seconds, for `/proxy/:id` (deleting forgets its row at once). */
@@ -98,6 +111,11 @@ export interface Container {
   start(): Promise<void>;
   /** Stops timers and flushes what they hold (the access counts, leases), then closes everything. */
   close(): Promise<void>;
+}
+
+/** The folder of the `local` driver's bucket. */
+export function localBucketRoot(config: Pick<Config, 'dataDir'>): string {
+  return path.join(config.dataDir, 'bucket');
 }
 
 /** The configured driver, its URLs signed for the CDN when `CDN_DOMAIN` is set. */
@@ -121,21 +139,50 @@ function createDriver(config: Config, logger?: Logger): Storage {
       ...(logger ? { logger } : {}),
     });
   }
+  if (config.storageDriver === 's3' && config.s3) {
+    return createS3Storage({ ...config.s3, ...(logger ? { logger } : {}) });
+  }
   return createLocalStorage({
-    root: path.join(config.dataDir, 'bucket'),
+    root: localBucketRoot(config),
     publicUrl: config.publicUrl,
     secret: config.localSigningSecret,
+    variantsRoot: localVariantsRoot(config),
   });
+}
+
+/** Beside the bucket folder, not in it: see storage/local-variants.ts. */
+function localVariantsRoot(config: Config): string {
+  return path.join(config.dataDir, 'variants');
+}
+
+/**
+ * The local driver's variant maker: bounded like an upload (no original over UPLOAD_MAX_PIXELS or
+ * UPLOAD_MAX_BYTES is decoded) and by the VARIANT_* knobs.
+ */
+function createLocalVariants(config: Config, storage: Storage, metrics: Metrics, logger: Logger) {
+  if (storage.driver !== 'local') return undefined;
+  const renderer = createVariantRenderer({
+    maxInputPixels: config.uploadMaxPixels,
+    maxInputBytes: config.uploadMaxBytes,
+    maxOutputDimension: config.images.maxDimension,
+    timeoutSeconds: config.variantTimeoutSeconds,
+    concurrency: config.variantConcurrency,
+    maxQueue: config.variantQueueMax,
+  });
+  return new LocalVariants({ storage, renderer, metrics, logger }, localVariantsRoot(config));
 }
 
 /** The Redis connections a node needs, or none (the embedded mode: everything in process). */
 function openRedis(config: Config, logger: Logger) {
-  if (!config.redisUrl && config.redisClusterNodes.length === 0) return undefined;
+  if (!config.redisUrl && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0)
+    return undefined;
   let lastLogged = 0;
   const connect = (blocking: boolean) =>
     createRedisClient({
       url: config.redisUrl,
       clusterNodes: config.redisClusterNodes,
+      sentinels: config.redisSentinels,
+      sentinelName: config.redisSentinelName,
       commandTimeoutMs: config.redisCommandTimeoutMs,
       ...(blocking ? { blocking: true } : {}),
     });
@@ -147,6 +194,37 @@ function openRedis(config: Config, logger: Logger) {
     }
   });
   return { command, blocking: () => quietErrors(connect(true)) };
+}
+
+/**
+ * Where page queries and visibility lookups run: the read replica when DATABASE_READ_URL is set
+ * (with write pins for read-your-own-writes, shared through Redis when there is one), else the
+ * primary. See docs/operations.md, "PostgreSQL read replica".
+ */
+async function openReads(
+  config: Config,
+  db: Db,
+  redis: RedisClient | undefined,
+  logger: Logger,
+): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting }> {
+  if (!config.databaseReadUrl) return { readReplica: undefined, reads: primaryReads(db.kysely) };
+  const readReplica = new ReadReplica({
+    url: config.databaseReadUrl,
+    primary: db.kysely,
+    maxLagMs: config.databaseReadMaxLagMs,
+    logger,
+  });
+  await readReplica.start();
+  const pins = new WritePins({
+    // By then any replica still in use has replayed the write: it is at most the bound behind,
+    // measured at most a poll ago.
+    pinMs: config.databaseReadMaxLagMs + 2 * readReplica.pollMs,
+    ...(redis
+      ? { redis: { client: redis, prefix: config.redisPrefix, timeoutMs: config.redisCommandTimeoutMs * 2 } }
+      : {}),
+    logger,
+  });
+  return { readReplica, reads: replicaReads({ primary: db.kysely, replica: readReplica, pins }) };
 }
 
 /** Builds every service once, in dependency order. Closing it releases them in reverse. */
@@ -166,6 +244,7 @@ export async function createContainer(
   });
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);
+  const localVariants = createLocalVariants(config, storage, metrics, logger);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
   const preloadLimit = { limit: config.preloadRateLimitPerMinute, windowMs: 60_000, name: 'rl-preload' };
 
@@ -201,7 +280,8 @@ export async function createContainer(
     liveIds: () => events.subscribedIds(),
   });
 
-  const imagesRepo = createImagesRepo(db);
+  const { readReplica, reads } = await openReads(config, db, redis?.command, logger);
+  const imagesRepo = createImagesRepo(db, reads);
   const refresher = new Refresher(
     { schedule: store, images: imagesRepo, urls, clock, logger, metrics },
     { refreshAheadSeconds: config.refreshAheadSeconds, liveWindowSeconds: config.liveWindowSeconds },
@@ -210,14 +290,25 @@ export async function createContainer(
     { storage, images: imagesRepo, metrics, clock, logger },
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
+  const placeholders = new Placeholders(
+    { storage, images: imagesRepo, metrics, logger },
+    {
+      concurrency: config.placeholderConcurrency,
+      maxBytes: config.uploadMaxBytes,
+      maxPixels: config.uploadMaxPixels,
+      timeoutSeconds: config.placeholderTimeoutSeconds,
+    },
+  );
   const processors = createProcessors({
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
     orphans,
+    placeholders,
     clock,
   });
   const orphanSweepMs = config.orphanSweepIntervalSeconds * 1000;
+  const placeholderBackfillMs = config.placeholderBackfillIntervalSeconds * 1000;
   const jobs: JobEngine = redis
     ? new BullmqJobEngine(processors, {
         connect: redis.blocking,
@@ -226,6 +317,7 @@ export async function createContainer(
         batchSize: 500,
         maxWaitingPreloads: config.preloadQueueMaxJobs,
         orphanSweepMs,
+        placeholderBackfillMs,
         logger,
       })
     : new TimerJobEngine(
@@ -234,18 +326,25 @@ export async function createContainer(
         logger,
         config.preloadQueueMaxJobs,
         orphanSweepMs,
+        placeholderBackfillMs,
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
   const variants = new VariantCatalog(config.images);
+  // A visibility change or delete on any node: this node's proxy forgets the row at once.
+  events.onAccessChange((changes) => {
+    for (const c of changes) recentRows.forget(c.imageId);
+  });
   const images = new ImageService({
     variants,
     config,
     images: imagesRepo,
     storage,
+    placeholders,
     urls,
     counters: store,
     recentRows,
+    events,
     refreshLimiter,
     preloadLimiter,
     jobs,
@@ -285,9 +384,11 @@ export async function createContainer(
     logger,
     metrics,
     db,
+    readReplica,
     redis: redis?.command,
     store,
     storage,
+    localVariants,
     events,
     stats,
     access,
@@ -297,6 +398,7 @@ export async function createContainer(
     jobs,
     imagesRepo,
     images,
+    placeholders,
     uploadSlots,
     recentRows,
     authenticate: createAuthenticator(config.auth),
@@ -318,11 +420,17 @@ export async function createContainer(
     },
     async close() {
       heartbeat.stop();
+      // First, so a backfill run stops after its batch and jobs.stop() does not wait out its
+      // budget. Placeholders being decoded finish (each bounded by its timeouts); waiting ones
+      // are left to the next backfill.
+      const placeholdersClosed = placeholders.close();
       await jobs.stop();
+      await placeholdersClosed;
       await access.stop();
       await events.close();
       await store.close();
       redis?.command.disconnect();
+      await readReplica?.close();
       await db.close();
     },
   };

@@ -1,9 +1,10 @@
 import { createServer } from 'node:http';
+import path from 'node:path';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { createContainer } from './container.js';
+import { seedDemoPhotos } from './demo-photos.js';
 import { createHttpApp } from './http/app.js';
 import { gracefulShutdown } from './http/graceful-shutdown.js';
-import { seedImages } from './seed.js';
 
 function configOrExit(): Config {
   try {
@@ -27,15 +28,18 @@ async function main(): Promise<void> {
       'AUTH IS OFF: no AUTH_JWT_SECRET or AUTH_JWKS_URL, every request acts as the admin user "demo"',
     );
   }
+  // Only while the demo user has no image: a restart seeds nothing (docs/architecture.md, "Demo data").
   if (config.seedDemo && (await c.imagesRepo.countLive('demo')) === 0) {
-    const ids = await seedImages({
+    await seedDemoPhotos({
       storage: c.storage,
       images: c.imagesRepo,
       clock: c.clock,
+      logger,
       ownerId: 'demo',
       count: config.seedDemoCount,
+      cacheDir: path.join(config.dataDir, 'demo-photos'),
+      limits: { maxPixels: config.uploadMaxPixels, timeoutSeconds: config.placeholderTimeoutSeconds },
     });
-    logger.info({ count: ids.length }, 'seeded demo images');
   }
 
   const app = createHttpApp(c);

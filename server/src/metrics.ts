@@ -106,6 +106,24 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Uploaded objects the orphan sweep deleted because no image row names them',
       registers: r,
     }),
+    localVariantsMade: new Counter({
+      name: 'signet_local_variants_made_total',
+      help: 'Variants the local driver tried to make on a first request, by result (ok, or why not: unreadable, unsupported, too_large, timeout, busy, error)',
+      labelNames: ['result'] as const,
+      registers: r,
+    }),
+    localVariantSeconds: new Histogram({
+      name: 'signet_local_variant_seconds',
+      help: 'Time to make one local variant on its first request (waiting for a render slot, reading, rendering, writing)',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    }),
+    placeholdersComputed: new Counter({
+      name: 'signet_placeholders_computed_total',
+      help: 'ThumbHash placeholders by result: computed, undecodable (marked, never retried), failed (retried later)',
+      labelNames: ['result'] as const,
+      registers: r,
+    }),
     requestErrors: new Counter({
       name: 'signet_graphql_errors_total',
       help: 'GraphQL errors by code',

@@ -79,6 +79,40 @@ describe('gallery', () => {
     await page.close();
   });
 
+  it('shows each card’s visibility and toggles it through setImageVisibility', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const graphql = recordGraphql(page);
+    await page.goto(`${gateway.url}/#/gallery`);
+    await page.waitForSelector('.smart-image');
+    const badges = page.locator('[data-testid="visibility-badge"]');
+    expect(await badges.count()).toBeGreaterThan(0);
+    // Seeded images are private, like every upload that does not say otherwise.
+    expect(new Set((await badges.allTextContents()).map((t) => t.trim()))).toEqual(new Set(['Private']));
+    const toggle = page.locator('[data-testid="visibility-toggle"]').first();
+    expect((await toggle.textContent())?.trim()).toBe('Make public');
+    await toggle.click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="visibility-badge"]')?.textContent?.trim() === 'Public',
+    );
+    expect((await toggle.textContent())?.trim()).toBe('Make private');
+    const call = graphql.find((c) => c.operationName === 'SetImageVisibility');
+    const answer = (await call!.response) as {
+      data: { setImageVisibility: { id: string; visibility: string } };
+    };
+    expect(answer.data.setImageVisibility.visibility).toBe('PUBLIC');
+    await screenshot(page, 'gallery-visibility');
+
+    // The server kept it: a fresh load shows the same badge, and toggling back works.
+    await page.reload();
+    await page.waitForSelector('.smart-image');
+    expect((await badges.first().textContent())?.trim()).toBe('Public');
+    await toggle.click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="visibility-badge"]')?.textContent?.trim() === 'Private',
+    );
+    await page.close();
+  });
+
   it('keeps a usable layout on a narrow screen, with no layout shift while images load', async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
     await page.addInitScript(() => {

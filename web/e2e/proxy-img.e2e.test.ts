@@ -19,9 +19,13 @@ describe('plain <img src=proxyUrl>', () => {
 
   it('renders in a page that runs no script, in redirect and in stream mode', async () => {
     const data = await gateway.graphql<{
-      images: { edges: { node: { id: string; redirect: string; stream: string } }[] };
-    }>('{ images(first: 1) { edges { node { id redirect: proxyUrl stream: proxyUrl(mode: STREAM) } } } }');
-    const { redirect, stream } = data.images.edges[0]!.node;
+      images: {
+        edges: { node: { id: string; width: number; height: number; redirect: string; stream: string } }[];
+      };
+    }>(
+      '{ images(first: 1) { edges { node { id width height redirect: proxyUrl stream: proxyUrl(mode: STREAM) } } } }',
+    );
+    const { redirect, stream, width, height } = data.images.edges[0]!.node;
 
     // A static page elsewhere (another origin, scripts off): all it has is the capability link.
     const context = await browser.newContext({ javaScriptEnabled: false });
@@ -39,7 +43,7 @@ describe('plain <img src=proxyUrl>', () => {
         const i = img as HTMLImageElement;
         return { complete: i.complete, width: i.naturalWidth, height: i.naturalHeight };
       });
-      expect(size, id).toEqual({ complete: true, width: 480, height: 320 });
+      expect(size, id).toEqual({ complete: true, width, height });
     }
     // Redirect mode answered 302 to a signed bucket URL; stream mode sent the bytes itself.
     expect(answers.find((a) => a.url === redirect)?.status).toBe(302);

@@ -1,5 +1,5 @@
 import type { ImageRow } from '../db/types.js';
-import type { ProxyTokens } from './proxy-token.js';
+import type { ProxyTokens, TokenScope } from './proxy-token.js';
 
 export type ProxyMode = 'redirect' | 'stream';
 
@@ -8,14 +8,17 @@ export const PROXY_PREFIX = '/proxy/';
 
 /** Stable capability links for `<img src>`: CPU only (one HMAC), no I/O. */
 export interface ProxyLinks {
-  /** `preset`: a link to that variant (the token binds it). */
-  linkFor(image: Pick<ImageRow, 'id'>, mode: ProxyMode, preset?: string): string;
+  /**
+   * `scope`: `public` for a viewer who reads the image only because it is public; `preset`: a
+   * link to that variant (the token binds it).
+   */
+  linkFor(image: Pick<ImageRow, 'id'>, mode: ProxyMode, scope?: TokenScope, preset?: string): string;
 }
 
 export function createProxyLinks(d: { publicUrl: string; tokens: Pick<ProxyTokens, 'sign'> }): ProxyLinks {
   return {
-    linkFor(image, mode, preset) {
-      const token = d.tokens.sign(image.id, mode, preset);
+    linkFor(image, mode, scope = 'any', preset) {
+      const token = d.tokens.sign(image.id, mode, scope, preset);
       const modePart = mode === 'stream' ? '&mode=stream' : '';
       const presetPart = preset === undefined ? '' : `&preset=${preset}`;
       return `${d.publicUrl}${PROXY_PREFIX}${image.id}?t=${token}${modePart}${presetPart}`;

@@ -11,10 +11,18 @@ import type { ProxyMode } from './proxy-links.js';
  * completely before any I/O: a forged one costs no SQL. Nothing is stored: deleting the image
  * revokes its links (the route only serves live rows), removing a key id from the configuration
  * revokes every link it signed.
+ *
+ * A link minted for a viewer who reads the image only because it is public has the `public`
+ * scope (a MAC of another domain, same length and shape): the route honours it only while the
+ * image is still public, so turning an image private revokes the links others were handed.
+ * Links of its owner, admins and services have the `any` scope (docs/architecture.md, "Who sees
+ * what").
  */
+export type TokenScope = 'any' | 'public';
+
 export interface ProxyTokens {
-  /** `preset`: the link opens that variant only. */
-  sign(imageId: string, mode: ProxyMode, preset?: string): string;
+  /** `scope`: see TokenScope; `preset`: the link opens that variant only. */
+  sign(imageId: string, mode: ProxyMode, scope?: TokenScope, preset?: string): string;
   /** The whole check: shape, a configured key id, not expired, and the MAC over what is asked. */
   verify(token: string, imageId: string, mode: ProxyMode, preset?: string): TokenCheck;
   /** Epoch ms when the token stops working (null: never; undefined: not a token). */
@@ -22,7 +30,7 @@ export interface ProxyTokens {
 }
 
 export type TokenCheck =
-  | { ok: true }
+  | { ok: true; scope: TokenScope }
   | { ok: false; reason: 'malformed' | 'unknown_key' | 'expired' | 'mismatch' };
 
 export interface ProxyTokenOptions {
@@ -80,22 +88,24 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
     imageId: string,
     exp: number,
     mode: ProxyMode,
+    scope: TokenScope,
     preset: string | undefined,
   ): Buffer =>
     createHmac('sha256', secret)
       // Domain-separated, length-safe: none of the parts can contain a newline (preset names are
-      // checked against the configured presets before a token is verified). A link without a
-      // preset signs exactly what it did before presets existed.
+      // checked against the configured presets before a token is verified). The `any` scope
+      // without a preset keeps the domain links had before scopes and presets existed, so those
+      // stay valid.
       .update(
-        `signet-proxy-v2\n${kid}\n${imageId.toLowerCase()}\n${exp}\n${mode}${preset === undefined ? '' : `\npreset=${preset}`}`,
+        `${scope === 'any' ? 'signet-proxy-v2' : 'signet-proxy-v2-public'}\n${kid}\n${imageId.toLowerCase()}\n${exp}\n${mode}${preset === undefined ? '' : `\npreset=${preset}`}`,
       )
       .digest()
       .subarray(0, MAC_BYTES);
 
   return {
-    sign(imageId, mode, preset) {
+    sign(imageId, mode, scope = 'any', preset) {
       const exp = expiryFor(opts.clock.now(), opts.ttlSeconds);
-      const tag = mac(signer.secret, signer.kid, imageId, exp, mode, preset).toString('base64url');
+      const tag = mac(signer.secret, signer.kid, imageId, exp, mode, scope, preset).toString('base64url');
       return `${signer.kid}.${exp.toString(36)}.${tag}`;
     },
     verify(token, imageId, mode, preset) {
@@ -107,8 +117,11 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
       if (parsed.exp === 0 ? opts.ttlSeconds !== 0 : opts.clock.now() >= parsed.exp * 1000) {
         return { ok: false, reason: 'expired' };
       }
-      const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode, preset);
-      return timingSafeEqual(parsed.mac, expected) ? { ok: true } : { ok: false, reason: 'mismatch' };
+      for (const scope of ['any', 'public'] as const) {
+        const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode, scope, preset);
+        if (timingSafeEqual(parsed.mac, expected)) return { ok: true, scope };
+      }
+      return { ok: false, reason: 'mismatch' };
     },
     expiresAt(token) {
       const parsed = parse(token);

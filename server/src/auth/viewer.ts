@@ -5,11 +5,32 @@ import { unauthenticated } from '../errors/index.js';
 export interface Viewer {
   id: string;
   isAdmin: boolean;
+  /**
+   * Absent for a user (an admin when `isAdmin`). `service`: a JWT with `role: "service"`, a trusted
+   * backend or federation gateway that did its own checks (reads every image by id, owns only
+   * what it uploads). `anonymous`: no credential at all, only with PUBLIC_READ_ANONYMOUS=true
+   * (reads public images by id, nothing else). What each may do: docs/architecture.md, "Who sees
+   * what".
+   */
+  role?: 'service' | 'anonymous';
   /** When the credential stops being valid (epoch ms); long-lived streams end then. */
   expiresAt?: number;
 }
 
 export const DEMO_VIEWER: Viewer = { id: 'demo', isAdmin: true };
+
+/** A request without any credential, when PUBLIC_READ_ANONYMOUS=true. Its id owns nothing. */
+export const ANONYMOUS_VIEWER: Viewer = { id: '', isAdmin: false, role: 'anonymous' };
+
+const BEARER_REQUIRED = 'A bearer token is required (Authorization: Bearer <jwt>)';
+
+/**
+ * Everything but reading public images by id needs a signed-in viewer: the anonymous one is
+ * refused as if it had sent no token (which it did not).
+ */
+export function requireSignedIn(viewer: Viewer, opts: { requestLevel?: boolean } = {}): void {
+  if (viewer.role === 'anonymous') throw unauthenticated(BEARER_REQUIRED, opts);
+}
 
 export type Authenticate = (authorization: string | null | undefined) => Promise<Viewer>;
 
@@ -22,6 +43,7 @@ const VIEWER_ID = /^[A-Za-z0-9._@:|-]{1,128}$/;
  */
 export function createAuthenticator(auth: Config['auth']): Authenticate {
   if (auth.disabled) return async () => DEMO_VIEWER;
+  const anonymous = auth.publicReadAnonymous;
   let key: Uint8Array | JWTVerifyGetKey;
   let algorithms: string[];
   if (auth.jwtSecret) {
@@ -32,8 +54,11 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     algorithms = ['RS256', 'PS256', 'ES256', 'EdDSA'];
   }
   return async (authorization) => {
+    // Only a request with no Authorization header at all is anonymous: a bad token is refused,
+    // never quietly downgraded to anonymous reads.
+    if (anonymous && (authorization === null || authorization === undefined)) return ANONYMOUS_VIEWER;
     const m = authorization ? /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(authorization) : null;
-    if (!m) throw unauthenticated('A bearer token is required (Authorization: Bearer <jwt>)');
+    if (!m) throw unauthenticated(BEARER_REQUIRED);
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(m[1]!, key as Uint8Array, {
@@ -49,6 +74,12 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     const sub = payload.sub;
     if (typeof sub !== 'string' || !VIEWER_ID.test(sub))
       throw unauthenticated('The token subject is not a valid user id');
-    return { id: sub, isAdmin: payload['role'] === 'admin', expiresAt: (payload.exp as number) * 1000 };
+    const role = payload['role'];
+    return {
+      id: sub,
+      isAdmin: role === 'admin',
+      ...(role === 'service' ? { role: 'service' as const } : {}),
+      expiresAt: (payload.exp as number) * 1000,
+    };
   };
 }

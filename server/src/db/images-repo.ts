@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Db } from './connect.js';
-import type { ImageRow, ImageRowRaw } from './types.js';
+import { primaryReads, type ReadRouting } from './read-routing.js';
+import type { Database, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
 
 export interface Cursor {
   createdAt: Date;
@@ -13,8 +14,25 @@ export interface PageResult {
   totalCount: number | undefined;
 }
 
-/** A row to insert: every column of a row, chosen by the server. */
-export type NewImage = ImageRow;
+/** A row to insert: every column of a row, chosen by the server (private unless said). */
+export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder'> & {
+  visibility?: ImageVisibility;
+  /** The placeholder may come later (computed after upload). */
+  placeholder?: string | null;
+};
+
+/**
+ * Which rows a lookup by id may return, decided by the images domain (images/visibility.ts):
+ * every live row (admins, services), or the owner's and/or the public ones. It becomes part of
+ * the one statement of the lookup, never a second query or a filter after it.
+ */
+export type ReadScope = { all: true } | { all: false; ownerId: string | null; publicToo: boolean };
+
+/** What an import knows of an object it adopts (images/bucket-import.ts). */
+export type ImportedImage = Pick<
+  ImageRow,
+  'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
+>;
 
 export function toImageRow(r: ImageRowRaw): ImageRow {
   return {
@@ -26,6 +44,8 @@ export function toImageRow(r: ImageRowRaw): ImageRow {
     width: r.width,
     height: r.height,
     etag: r.etag,
+    visibility: r.visibility,
+    placeholder: r.placeholder,
     createdAt: r.created_at,
   };
 }
@@ -39,6 +59,8 @@ const columns = [
   'width',
   'height',
   'etag',
+  'visibility',
+  'placeholder',
   'created_at',
   'deleted_at',
 ] as const;
@@ -51,11 +73,19 @@ export interface ImagesRepo {
     after: Cursor | undefined,
     withTotal: boolean,
   ): Promise<PageResult>;
-  /** One statement: the owner's live images among ids (any order). */
-  findVisible(ownerId: string, ids: readonly string[]): Promise<ImageRow[]>;
+  /** One statement: the live images among ids that the scope lets through (any order). */
+  findReadable(scope: ReadScope, ids: readonly string[]): Promise<ImageRow[]>;
+  /** One statement: sets a live image's visibility; returns the row, or null when there was none. */
+  setVisibility(id: string, visibility: ImageVisibility): Promise<ImageRow | null>;
   /** Live images by id whatever the owner (proxy and background work). */
   findLive(ids: readonly string[]): Promise<ImageRow[]>;
   insert(img: NewImage): Promise<ImageRow>;
+  /**
+   * One statement: rows for objects already in the bucket (`signet import`). A key that has a row
+   * already (live or deleted) is left as it is, so a second or resumed run adds nothing. Returns
+   * the keys it inserted. Columns not given keep their defaults.
+   */
+  insertImported(rows: readonly ImportedImage[]): Promise<string[]>;
   /** Marks the image deleted; returns the row it deleted, or null when there was none. */
   softDelete(ownerId: string, id: string, at: Date): Promise<ImageRow | null>;
   /** Removes a row outright (undoing an insert whose object could not be kept). */
@@ -68,61 +98,112 @@ export interface ImagesRepo {
    * deletes only objects no row names; a deleted row's object was deleted before its row was).
    */
   keysWithRows(keys: readonly string[]): Promise<Set<string>>;
+  /**
+   * One statement: up to `limit` live rows without a placeholder, oldest first, after `after`
+   * (keyset on created_at, id, so one backfill run visits each row once).
+   */
+  missingPlaceholders(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
+  /** Sets the placeholder of a row that has none; false when it had one or is gone. */
+  setPlaceholder(id: string, placeholder: string): Promise<boolean>;
 }
 
-export function createImagesRepo(db: Db): ImagesRepo {
+/** One statement: a page of the owner's live images (keyset on created_at, id), on `k`. */
+async function listPage(
+  k: Kysely<Database>,
+  ownerId: string,
+  first: number,
+  after: Cursor | undefined,
+  withTotal: boolean,
+): Promise<PageResult> {
+  let q = k
+    .selectFrom('images')
+    .select(columns)
+    .where('owner_id', '=', ownerId)
+    .where('deleted_at', 'is', null)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(first + 1);
+  if (after) {
+    q = q.where(sql<boolean>`(created_at, id) < (${after.createdAt}, ${after.id}::uuid)`);
+  }
+  // The total rides in the same statement, and only when the query asked for it.
+  const rows = withTotal
+    ? await q
+        .select(
+          sql<string>`(select count(*) from images c where c.owner_id = ${ownerId} and c.deleted_at is null)`.as(
+            'total_count',
+          ),
+        )
+        .execute()
+    : await q.execute();
+  const hasNextPage = rows.length > first;
+  const page = hasNextPage ? rows.slice(0, first) : rows;
+  const total = withTotal
+    ? Number((rows[0] as { total_count?: string } | undefined)?.total_count ?? 0)
+    : undefined;
+  return { rows: page.map(toImageRow), hasNextPage, totalCount: total };
+}
+
+/**
+ * @param reads where page queries and visibility lookups run (a read replica when configured);
+ * writes, and the reads that must be exact (quota, the orphan sweep's keys), use the primary.
+ */
+export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.kysely)): ImagesRepo {
   const k = db.kysely;
   return {
-    async listPage(ownerId, first, after, withTotal) {
-      let q = k
-        .selectFrom('images')
-        .select(columns)
-        .where('owner_id', '=', ownerId)
-        .where('deleted_at', 'is', null)
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(first + 1);
-      if (after) {
-        q = q.where(sql<boolean>`(created_at, id) < (${after.createdAt}, ${after.id}::uuid)`);
-      }
-      // The total rides in the same statement, and only when the query asked for it.
-      const rows = withTotal
-        ? await q
-            .select(
-              sql<string>`(select count(*) from images c where c.owner_id = ${ownerId} and c.deleted_at is null)`.as(
-                'total_count',
-              ),
-            )
-            .execute()
-        : await q.execute();
-      const hasNextPage = rows.length > first;
-      const page = hasNextPage ? rows.slice(0, first) : rows;
-      const total = withTotal
-        ? Number((rows[0] as { total_count?: string } | undefined)?.total_count ?? 0)
-        : undefined;
-      return { rows: page.map(toImageRow), hasNextPage, totalCount: total };
+    listPage(ownerId, first, after, withTotal) {
+      return reads.read(ownerId, (r) => listPage(r, ownerId, first, after, withTotal));
     },
 
-    async findVisible(ownerId, ids) {
+    async findReadable(scope, ids) {
       if (ids.length === 0) return [];
-      const rows = await k
-        .selectFrom('images')
-        .select(columns)
-        .where('id', 'in', ids as string[])
-        .where('owner_id', '=', ownerId)
-        .where('deleted_at', 'is', null)
-        .execute();
+      if (!scope.all && scope.ownerId === null && !scope.publicToo) return [];
+      // The viewer's own writes pin its reads to the primary for a while (read-routing.ts).
+      const rows = await reads.read(scope.all ? undefined : (scope.ownerId ?? undefined), (r) => {
+        let q = r
+          .selectFrom('images')
+          .select(columns)
+          .where('id', 'in', ids as string[])
+          .where('deleted_at', 'is', null);
+        if (!scope.all) {
+          const { ownerId, publicToo } = scope;
+          q = q.where((eb) => {
+            const parts = [];
+            if (ownerId !== null) parts.push(eb('owner_id', '=', ownerId));
+            if (publicToo) parts.push(eb('visibility', '=', 'public'));
+            return eb.or(parts);
+          });
+        }
+        return q.execute();
+      });
       return rows.map(toImageRow);
+    },
+
+    async setVisibility(id, visibility) {
+      const row = await k
+        .updateTable('images')
+        .set({ visibility })
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .returning(columns)
+        .executeTakeFirst();
+      // The owner reads its own change at once, whoever made it.
+      if (row) await reads.wrote(row.owner_id);
+      return row ? toImageRow(row) : null;
     },
 
     async findLive(ids) {
       if (ids.length === 0) return [];
-      const rows = await k
-        .selectFrom('images')
-        .select(columns)
-        .where('id', 'in', ids as string[])
-        .where('deleted_at', 'is', null)
-        .execute();
+      // No viewer's own writes to see: the proxy's row check and background work take rows up to
+      // the replica's lag bound old (RecentRows already keeps rows for seconds).
+      const rows = await reads.read(undefined, (r) =>
+        r
+          .selectFrom('images')
+          .select(columns)
+          .where('id', 'in', ids as string[])
+          .where('deleted_at', 'is', null)
+          .execute(),
+      );
       return rows.map(toImageRow);
     },
 
@@ -138,11 +219,38 @@ export function createImagesRepo(db: Db): ImagesRepo {
           width: img.width,
           height: img.height,
           etag: img.etag,
+          visibility: img.visibility ?? 'private',
+          placeholder: img.placeholder ?? null,
           created_at: img.createdAt,
         })
         .returning(columns)
         .executeTakeFirstOrThrow();
+      // Before the answer leaves: the uploader's next page must list it.
+      await reads.wrote(img.ownerId);
       return toImageRow(row);
+    },
+
+    async insertImported(rows) {
+      if (rows.length === 0) return [];
+      const inserted = await k
+        .insertInto('images')
+        .values(
+          rows.map((img) => ({
+            id: img.id,
+            owner_id: img.ownerId,
+            object_key: img.objectKey,
+            content_type: img.contentType,
+            byte_size: img.byteSize,
+            width: img.width,
+            height: img.height,
+            etag: img.etag,
+            created_at: img.createdAt,
+          })),
+        )
+        .onConflict((oc) => oc.column('object_key').doNothing())
+        .returning('object_key')
+        .execute();
+      return inserted.map((r) => r.object_key);
     },
 
     async softDelete(ownerId, id, at) {
@@ -154,6 +262,7 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('deleted_at', 'is', null)
         .returning(columns)
         .executeTakeFirst();
+      if (row) await reads.wrote(ownerId);
       return row ? toImageRow(row) : null;
     },
 
@@ -194,6 +303,32 @@ export function createImagesRepo(db: Db): ImagesRepo {
         .where('object_key', 'in', keys as string[])
         .execute();
       return new Set(rows.map((r) => r.object_key));
+    },
+
+    async missingPlaceholders(after, limit) {
+      // Rides on the partial index images_placeholder_missing.
+      let q = k
+        .selectFrom('images')
+        .select(columns)
+        .where('placeholder', 'is', null)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit);
+      if (after) {
+        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
+      }
+      return (await q.execute()).map(toImageRow);
+    },
+
+    async setPlaceholder(id, placeholder) {
+      const r = await k
+        .updateTable('images')
+        .set({ placeholder })
+        .where('id', '=', id)
+        .where('placeholder', 'is', null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
     },
   };
 }

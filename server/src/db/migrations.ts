@@ -28,6 +28,31 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('images').execute();
     },
   },
+  // Who sees what (docs/architecture.md, "Who sees what"): existing rows stay private, as they
+  // were. A text with a check rather than an enum type: adding a value later is one statement.
+  '002_visibility': {
+    async up(db: Kysely<unknown>) {
+      await sql`alter table images add column if not exists visibility text not null default 'private'
+        constraint images_visibility_check check (visibility in ('private', 'public'))`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('images').dropColumn('visibility').execute();
+    },
+  },
+  // The ThumbHash of the image (base64), computed after upload from the stored object; null until
+  // then, '' when the object could not be decoded (never retried). See docs/architecture.md.
+  '003_images_placeholder': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('images').addColumn('placeholder', 'text').execute();
+      // The backfill walks live rows without a placeholder, oldest first.
+      await sql`create index if not exists images_placeholder_missing
+        on images (created_at, id) where placeholder is null and deleted_at is null`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`drop index if exists images_placeholder_missing`.execute(db);
+      await db.schema.alterTable('images').dropColumn('placeholder').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -10,9 +10,11 @@ const MAX_ROWS = 10_000;
 /**
  * Live image rows remembered for a few seconds, for `/proxy/:id`: a hot link (one image on many
  * pages, a mail opened by thousands) costs one SQL lookup per few seconds, not one per hit. A row
- * never changes but for its deletion; a delete on this node forgets it at once, one on another
- * node goes unseen here for at most RECENT_ROW_MS — by then the object is already gone from
- * storage (deleteImage removes it before marking the row), so a stale redirect ends in a 404.
+ * changes only by its deletion or a visibility change; the node making either forgets it at once,
+ * and every other node forgets it when the change reaches it on the event bus (container.ts). If
+ * that message is lost (Redis pub/sub is at most once), the change goes unseen here for at most
+ * RECENT_ROW_MS; a deleted object is already gone from storage by then (deleteImage removes it
+ * before marking the row), so a stale redirect ends in a 404.
  * Unknown ids are not remembered: a new upload is reachable at once.
  */
 export class RecentRows {

@@ -1,5 +1,8 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 
+/** Who may read an image by id: its owner and admins (private), or every viewer (public). */
+export type ImageVisibility = 'private' | 'public';
+
 export interface ImagesTable {
   id: Generated<string>;
   owner_id: string;
@@ -10,6 +13,9 @@ export interface ImagesTable {
   width: number | null;
   height: number | null;
   etag: string | null;
+  visibility: ColumnType<ImageVisibility, ImageVisibility | undefined, ImageVisibility>;
+  /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
+  placeholder: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: ColumnType<Date, Date | undefined, never>;
   deleted_at: ColumnType<Date | null, never, Date | null>;
 }
@@ -30,5 +36,8 @@ export interface ImageRow {
   width: number | null;
   height: number | null;
   etag: string | null;
+  visibility: ImageVisibility;
+  /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
+  placeholder: string | null;
   createdAt: Date;
 }

@@ -81,6 +81,7 @@ export const methodNotAllowed = factory('METHOD_NOT_ALLOWED', 'Only GET and HEAD
 export const unsupportedMediaType = factory('UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type');
 export const rateLimited = (message: string, retryAfterSeconds: number) =>
   new AppError('RATE_LIMITED', message, { retryAfterSeconds });
+export const variantFailed = factory('VARIANT_FAILED', 'A variant cannot be made of this object');
 export const badGateway = factory('BAD_GATEWAY', 'The object store did not answer');
 export const unavailable = factory('SERVICE_UNAVAILABLE', 'A dependency is unavailable; retry shortly');
 export const internal = factory('INTERNAL_SERVER_ERROR', 'Unexpected error');

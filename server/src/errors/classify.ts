@@ -1,6 +1,15 @@
 import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { VariantRenderError } from '../storage/render-variant.js';
 import { StorageError } from '../storage/storage.js';
-import { type AppError, badGateway, badInput, findAppError, notFound, unavailable } from './app-error.js';
+import {
+  type AppError,
+  badGateway,
+  badInput,
+  findAppError,
+  notFound,
+  unavailable,
+  variantFailed,
+} from './app-error.js';
 
 /**
  * Classifiers: a failure of a dependency, turned into the table's entry for it. Each returns
@@ -30,6 +39,21 @@ export function fromStorage(err: unknown, action = 'The object store did not ans
 }
 
 /**
+ * A variant that could not be rendered: the object's fault (corrupt, unsupported, too many
+ * pixels) is VARIANT_FAILED, for good; the node's load (time limit, full queue) is 503, retry.
+ */
+export function fromVariantRender(err: unknown): AppError | undefined {
+  if (!(err instanceof VariantRenderError)) return undefined;
+  switch (err.reason) {
+    case 'timeout':
+    case 'busy':
+      return unavailable(err.message);
+    default:
+      return variantFailed(err.message);
+  }
+}
+
+/**
  * Any error as the table's entry: an AppError as it is, a known dependency failure classified —
  * looking through the wrappers (graphql-js puts a resolver's error in `originalError`, and the
  * driver's code, e.g. PostgreSQL's 57P01, is only on the original).
@@ -39,7 +63,7 @@ export function classify(err: unknown): AppError | undefined {
   if (app) return app;
   let cur: unknown = err;
   for (let i = 0; i < 5 && cur; i++) {
-    const known = fromDatabase(cur) ?? fromStorage(cur);
+    const known = fromDatabase(cur) ?? fromStorage(cur) ?? fromVariantRender(cur);
     if (known) return known;
     cur =
       (cur as { originalError?: unknown; cause?: unknown }).originalError ??

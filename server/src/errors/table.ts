@@ -56,6 +56,12 @@ export const ERROR_TABLE = {
     status: 415,
     graphqlCode: 'UNSUPPORTED_MEDIA_TYPE',
   }),
+  /**
+   * A variant cannot be made of the stored object (corrupt, truncated, not a raster image, or more
+   * pixels than any upload may have). The request was fine and a retry will not help; the
+   * original itself is still served. REST only (`/local-bucket`, the s3 driver's variants).
+   */
+  VARIANT_FAILED: spec({ code: 'VARIANT_FAILED', status: 422, graphqlCode: null }),
   /** A Range that cannot be served (the error carries its `content-range: bytes *\/size`). */
   RANGE_NOT_SATISFIABLE: spec({ code: 'BAD_USER_INPUT', status: 416, graphqlCode: null }),
   RATE_LIMITED: spec({

@@ -12,6 +12,19 @@ export interface SignedUrlEvent {
 export type SignedUrlListener = (event: SignedUrlEvent) => void;
 
 /**
+ * An image's visibility changed (or it was deleted: `visibility: null`). Every node hears it: its
+ * subscriptions drop the image for viewers who may no longer see it, and its proxy forgets the
+ * remembered row. See docs/architecture.md, "Who sees what".
+ */
+export interface AccessChange {
+  imageId: string;
+  ownerId: string;
+  visibility: 'private' | 'public' | null;
+}
+
+export type AccessChangeListener = (changes: readonly AccessChange[]) => void;
+
+/**
  * Refresh events across nodes. Each node holds ONE subscription to the shared channel and fans
  * events out to its own listeners by image id. Delivery is at-most-once (Redis pub/sub): a
  * client that reconnects must refetch its URLs.
@@ -21,6 +34,10 @@ export interface EventBus {
   publish(events: readonly SignedUrlEvent[]): Promise<void>;
   /** Listens to events of these ids on this node; returns the unsubscribe function. */
   subscribe(ids: readonly string[], listener: SignedUrlListener): () => void;
+  /** Tells every node (this one included) that images' visibility changed. */
+  publishAccessChanges(changes: readonly AccessChange[]): Promise<void>;
+  /** Listens to visibility changes on this node; returns the unsubscribe function. */
+  onAccessChange(listener: AccessChangeListener): () => void;
   /** Ids someone on this node listens to (they count as looked at: refresh keeps them fresh). */
   subscribedIds(): string[];
   listenerCount(): number;
@@ -87,6 +104,24 @@ export function encodeEvents(events: readonly SignedUrlEvent[]): string {
   );
 }
 
+/** Wire form of visibility changes: `[[id, ownerId, 'private' | 'public' | null], …]`. */
+export function encodeAccessChanges(changes: readonly AccessChange[]): string {
+  return JSON.stringify(changes.map((c) => [c.imageId, c.ownerId, c.visibility]));
+}
+
+export function decodeAccessChanges(message: string): AccessChange[] {
+  const raw = JSON.parse(message) as unknown;
+  if (!Array.isArray(raw)) return [];
+  const out: AccessChange[] = [];
+  for (const r of raw) {
+    if (!Array.isArray(r) || typeof r[0] !== 'string' || typeof r[1] !== 'string') continue;
+    const v = r[2];
+    if (v !== 'private' && v !== 'public' && v !== null) continue;
+    out.push({ imageId: r[0], ownerId: r[1], visibility: v });
+  }
+  return out;
+}
+
 export function decodeEvents(message: string): SignedUrlEvent[] {
   const raw = JSON.parse(message) as unknown;
   if (!Array.isArray(raw)) return [];
@@ -109,9 +144,28 @@ export function decodeEvents(message: string): SignedUrlEvent[] {
 export abstract class FanoutBus implements EventBus {
   abstract readonly kind: EventBus['kind'];
   protected readonly fanout = new LocalFanout();
+  private readonly accessListeners = new Set<AccessChangeListener>();
 
   abstract publish(events: readonly SignedUrlEvent[]): Promise<void>;
+  abstract publishAccessChanges(changes: readonly AccessChange[]): Promise<void>;
   abstract close(): Promise<void>;
+
+  onAccessChange(listener: AccessChangeListener): () => void {
+    this.accessListeners.add(listener);
+    return () => this.accessListeners.delete(listener);
+  }
+
+  /** Each listener is isolated, as with URL events. */
+  protected deliverAccess(changes: readonly AccessChange[], onError: (err: unknown) => void): void {
+    if (changes.length === 0) return;
+    for (const l of this.accessListeners) {
+      try {
+        l(changes);
+      } catch (err) {
+        onError(err);
+      }
+    }
+  }
 
   subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {
     return this.fanout.add(ids, listener);

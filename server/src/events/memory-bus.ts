@@ -1,4 +1,4 @@
-import { FanoutBus, type SignedUrlEvent } from './event-bus.js';
+import { type AccessChange, FanoutBus, type SignedUrlEvent } from './event-bus.js';
 
 /** Embedded mode: one process, so publishing is delivering. */
 export class MemoryEventBus extends FanoutBus {
@@ -10,6 +10,10 @@ export class MemoryEventBus extends FanoutBus {
 
   async publish(events: readonly SignedUrlEvent[]): Promise<void> {
     this.fanout.deliver(events, this.onListenerError);
+  }
+
+  async publishAccessChanges(changes: readonly AccessChange[]): Promise<void> {
+    this.deliverAccess(changes, this.onListenerError);
   }
 
   async close(): Promise<void> {}

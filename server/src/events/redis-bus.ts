@@ -1,15 +1,25 @@
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
-import { decodeEvents, encodeEvents, FanoutBus, type SignedUrlEvent } from './event-bus.js';
+import {
+  type AccessChange,
+  decodeAccessChanges,
+  decodeEvents,
+  encodeAccessChanges,
+  encodeEvents,
+  FanoutBus,
+  type SignedUrlEvent,
+} from './event-bus.js';
 
 /**
- * Cross-node events on one Redis channel. `publisher` is the shared command connection;
+ * Cross-node events on one Redis channel, and visibility changes on a second one (`<channel>:access`,
+ * rare, on the same subscribed connection). `publisher` is the shared command connection;
  * `subscriber` is a dedicated connection in subscribe mode (one per node, whatever the number
  * of SSE clients).
  */
 export class RedisEventBus extends FanoutBus {
   readonly kind = 'redis' as const;
   private readonly ready: Promise<unknown>;
+  private readonly accessChannel: string;
 
   constructor(
     private readonly publisher: RedisClient,
@@ -18,7 +28,18 @@ export class RedisEventBus extends FanoutBus {
     private readonly logger: Logger,
   ) {
     super();
+    this.accessChannel = `${channel}:access`;
     this.subscriber.on('message', (ch: string, message: string) => {
+      if (ch === this.accessChannel) {
+        try {
+          this.deliverAccess(decodeAccessChanges(message), (err) =>
+            this.logger.error({ err }, 'a visibility-change listener failed'),
+          );
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, 'dropped a malformed visibility message');
+        }
+        return;
+      }
       if (ch !== this.channel) return;
       try {
         this.fanout.deliver(decodeEvents(message), (err) =>
@@ -29,7 +50,7 @@ export class RedisEventBus extends FanoutBus {
       }
     });
     // ioredis re-subscribes by itself after a reconnect.
-    this.ready = this.subscriber.subscribe(this.channel).catch((err: Error) => {
+    this.ready = this.subscriber.subscribe(this.channel, this.accessChannel).catch((err: Error) => {
       this.logger.warn({ err: err.message }, 'event subscription failed; retrying on reconnect');
     });
   }
@@ -42,6 +63,11 @@ export class RedisEventBus extends FanoutBus {
   async publish(events: readonly SignedUrlEvent[]): Promise<void> {
     if (events.length === 0) return;
     await this.publisher.publish(this.channel, encodeEvents(events));
+  }
+
+  async publishAccessChanges(changes: readonly AccessChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    await this.publisher.publish(this.accessChannel, encodeAccessChanges(changes));
   }
 
   async close(): Promise<void> {

@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.js';
 import type { Context, SchemaServices } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
 import { corsFor } from './cors.js';
+import { bundledGraphiql, useGraphiqlHeaders } from './graphiql.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useCostLimit } from './plugins/use-cost-limit.js';
 import { useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
@@ -35,6 +36,7 @@ export interface GraphqlDeps {
     | 'corsOrigins'
     | 'uploadMaxBytes'
     | 'graphqlMaxBodyBytes'
+    | 'federation'
   >;
   logger: Logger;
   metrics: Metrics;
@@ -54,11 +56,13 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       })
     : [];
   return createYoga<Record<string, never>, Context>({
-    schema: buildSchema(),
+    schema: buildSchema({ federation: config.federation }),
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    // GraphiQL is of no use without introspection (and loads its scripts from a CDN).
+    // GraphiQL is of no use without introspection, so GRAPHQL_INTROSPECTION switches both (off
+    // in production unless set). The page is the bundled one: it loads nothing from the internet.
     graphiql: config.graphqlIntrospection ? { title: 'Signet' } : false,
+    renderGraphiQL: bundledGraphiql(),
     cors: corsFor(config.corsOrigins),
     logging: {
       debug: (...a: unknown[]) => logger.debug(a.map(String).join(' ')),
@@ -74,6 +78,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     },
     plugins: [
       useRequestId(),
+      useGraphiqlHeaders(),
       useCSRFPrevention({
         // Not 'content-type': every simple cross-site form post carries one.
         requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight'],

@@ -48,6 +48,8 @@ async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolea
 export interface ProbeDeps {
   config: Pick<Config, 'redisCommandTimeoutMs' | 'metricsToken'>;
   db: Pick<Db, 'ping'>;
+  /** DATABASE_READ_URL's replica: skipped (down or too far behind) makes the database `degraded`. */
+  readReplica?: { state: { usable: boolean } } | undefined;
   store: Pick<UrlCache, 'ping' | 'kind'>;
   storage: Pick<Storage, 'ping' | 'driver'>;
   metrics: Pick<Metrics, 'dependencyUp'>;
@@ -74,13 +76,20 @@ export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => fal
     s.metrics.dependencyUp.set({ dependency: 'cache' }, cacheOk ? 1 : 0);
     s.metrics.dependencyUp.set({ dependency: 'storage' }, storageOk ? 1 : 0);
     const checks: Readiness['checks'] = {
-      database: dbOk ? 'ok' : 'down',
+      // A skipped replica costs the primary its reads, not this node its service.
+      database: !dbOk ? 'down' : s.readReplica && !s.readReplica.state.usable ? 'degraded' : 'ok',
       cache: { state: cacheOk ? 'ok' : 'degraded', kind: s.store.kind },
       storage: { state: storageOk ? 'ok' : 'down', driver: s.storage.driver },
     };
     const draining = isDraining();
     const ready = dbOk && !draining;
-    const status = draining ? 'draining' : !dbOk ? 'down' : cacheOk && storageOk ? 'ok' : 'degraded';
+    const status = draining
+      ? 'draining'
+      : !dbOk
+        ? 'down'
+        : cacheOk && storageOk && checks.database === 'ok'
+          ? 'ok'
+          : 'degraded';
     return { status, ready, checks };
   }
 

@@ -1,15 +1,19 @@
+import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Clock } from '../clock.js';
 import {
   badInput,
+  classify,
   forbidden,
-  fromStorage,
   methodNotAllowed,
   notFound,
   rangeNotSatisfiable,
 } from '../errors/index.js';
 import { verifyLocalSignature } from '../storage/local.js';
-import { OBJECT_CACHE_CONTROL, type Storage } from '../storage/storage.js';
+import type { LocalVariants } from '../storage/local-variants.js';
+import { type ByteRange, OBJECT_CACHE_CONTROL, type Storage } from '../storage/storage.js';
+import { parseVariantKey } from '../storage/variant.js';
 import { untrustedObjectHeaders } from './object-headers.js';
 import { notModified, parseRange } from './range.js';
 import { pipeBody } from './send.js';
@@ -22,11 +26,27 @@ function seconds(v: string | null): number {
   return v !== null && /^(0|[1-9]\d{0,11})$/.test(v) ? Number(v) : Number.NaN;
 }
 
+/** What serving a stored thing (an object or a kept variant) needs: its validators and its bytes. */
+interface Servable {
+  size: number;
+  etag: string;
+  contentType: string | undefined;
+  lastModified: Date | undefined;
+  open(range: ByteRange | undefined, signal: AbortSignal): Promise<Readable> | Readable;
+}
+
 /**
- * `GET/HEAD /local-bucket/<key>?s=&e=&sig=`: the `local` driver's bucket. It checks the signature
- * and the window the way COS does, so expiry is real in development and end-to-end tests.
+ * `GET/HEAD /local-bucket/<key>?s=&e=[&v=]&sig=`: the `local` driver's bucket. It checks the
+ * signature and the window the way COS does, so expiry is real in development and end-to-end
+ * tests. With `v=` (a variant key, covered by the signature) it serves that variant of the
+ * object, made on its first request (storage/local-variants.ts).
  */
-export function createLocalBucketRoute(deps: { storage: Storage; secret: string; clock: Clock }) {
+export function createLocalBucketRoute(deps: {
+  storage: Storage;
+  secret: string;
+  clock: Clock;
+  localVariants: Pick<LocalVariants, 'get'> | undefined;
+}) {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
     let key: string;
@@ -38,42 +58,65 @@ export function createLocalBucketRoute(deps: { storage: Storage; secret: string;
     const start = seconds(url.searchParams.get('s'));
     const end = seconds(url.searchParams.get('e'));
     const sig = url.searchParams.get('sig') ?? '';
+    // Present (even empty) means a variant was signed: dropping it changes what was signed.
+    const variantKey = url.searchParams.get('v') ?? undefined;
     const now = deps.clock.now() / 1000;
     if (!Number.isInteger(start) || !Number.isInteger(end) || !sig) throw forbidden('Missing signature');
-    if (!verifyLocalSignature(deps.secret, key, { start, end }, sig))
+    if (!verifyLocalSignature(deps.secret, key, { start, end }, sig, variantKey))
       throw forbidden('Signature does not match');
     if (now < start || now > end) throw forbidden('Request has expired');
     try {
-      const head = await deps.storage.head(key);
-      if (!head) throw notFound('No such object');
-      const headers: Record<string, string | number> = {
-        'content-type': head.contentType ?? 'application/octet-stream',
-        etag: head.etag,
-        'accept-ranges': 'bytes',
-        'cache-control': OBJECT_CACHE_CONTROL,
-        ...untrustedObjectHeaders(head.contentType),
-      };
-      if (head.lastModified) headers['last-modified'] = head.lastModified.toUTCString();
-      if (notModified(req.headers, head.etag, head.lastModified)) {
-        res.writeHead(304, headers).end();
+      if (variantKey === undefined) {
+        const head = await deps.storage.head(key);
+        if (!head) throw notFound('No such object');
+        await serve(req, res, {
+          ...head,
+          open: async (range, signal) =>
+            (await deps.storage.get(key, { ...(range ? { range } : {}), signal })).body,
+        });
         return;
       }
-      const r = parseRange(req.headers.range, head.size);
-      if (r.kind === 'unsatisfiable') throw rangeNotSatisfiable(head.size);
-      const range = r.kind === 'partial' ? r.range : undefined;
-      headers['content-length'] = range ? range.end - range.start + 1 : head.size;
-      if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${head.size}`;
-      if (req.method === 'HEAD') {
-        res.writeHead(range ? 206 : 200, headers).end();
-        return;
-      }
-      const ac = new AbortController();
-      res.on('close', () => ac.abort());
-      const obj = await deps.storage.get(key, { ...(range ? { range } : {}), signal: ac.signal });
-      res.writeHead(range ? 206 : 200, headers);
-      await pipeBody(obj.body, res);
+      // Only a key this gateway signed gets here; one it cannot read is still not a request.
+      const variant = parseVariantKey(variantKey);
+      if (!variant || !deps.localVariants) throw forbidden('Not a variant this bucket serves');
+      const kept = await deps.localVariants.get(key, variant);
+      await serve(req, res, {
+        ...kept,
+        open: (range, signal) =>
+          createReadStream(kept.file, { start: range?.start, end: range?.end, signal }),
+      });
     } catch (err) {
-      throw fromStorage(err, 'Storage failed') ?? err;
+      throw classify(err) ?? err;
     }
   };
+}
+
+/** Answers like a bucket: validators, 304, Range, the untrusted-object headers, then the bytes. */
+async function serve(req: IncomingMessage, res: ServerResponse, obj: Servable): Promise<void> {
+  const headers: Record<string, string | number> = {
+    'content-type': obj.contentType ?? 'application/octet-stream',
+    etag: obj.etag,
+    'accept-ranges': 'bytes',
+    'cache-control': OBJECT_CACHE_CONTROL,
+    ...untrustedObjectHeaders(obj.contentType),
+  };
+  if (obj.lastModified) headers['last-modified'] = obj.lastModified.toUTCString();
+  if (notModified(req.headers, obj.etag, obj.lastModified)) {
+    res.writeHead(304, headers).end();
+    return;
+  }
+  const r = parseRange(req.headers.range, obj.size);
+  if (r.kind === 'unsatisfiable') throw rangeNotSatisfiable(obj.size);
+  const range = r.kind === 'partial' ? r.range : undefined;
+  headers['content-length'] = range ? range.end - range.start + 1 : obj.size;
+  if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${obj.size}`;
+  if (req.method === 'HEAD') {
+    res.writeHead(range ? 206 : 200, headers).end();
+    return;
+  }
+  const ac = new AbortController();
+  res.on('close', () => ac.abort());
+  const body = await obj.open(range, ac.signal);
+  res.writeHead(range ? 206 : 200, headers);
+  await pipeBody(body, res);
 }

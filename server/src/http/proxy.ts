@@ -36,8 +36,10 @@ export function createProxyRoute(d: ProxyDeps) {
     const token = url.searchParams.get('t');
     if (token) return { kind: 'token', token };
     const authorization = req.headers.authorization;
-    // With auth off (development) every request is the demo admin, header or not.
-    if (!authorization && !d.config.auth.disabled) {
+    // With auth off (development) every request is the demo admin, header or not; with
+    // PUBLIC_READ_ANONYMOUS=true a request without any credential is the anonymous viewer
+    // (public images only). Otherwise no credential is 401.
+    if (!authorization && !d.config.auth.disabled && !d.config.auth.publicReadAnonymous) {
       throw unauthenticated('A proxy token (?t=) or a bearer token is required');
     }
     return { kind: 'viewer', viewer: await d.authenticate(authorization) };

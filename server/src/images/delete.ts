@@ -1,6 +1,8 @@
 import type { Clock } from '../clock.js';
 import type { ImagesRepo } from '../db/images-repo.js';
+import type { ImageRow } from '../db/types.js';
 import { fromStorage } from '../errors/index.js';
+import type { EventBus } from '../events/event-bus.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
 import type { UrlService } from '../urls/url-service.js';
@@ -8,9 +10,11 @@ import type { VariantCatalog } from './variants.js';
 
 export interface DeleteDeps {
   storage: Pick<Storage, 'delete'>;
-  images: Pick<ImagesRepo, 'findVisible' | 'softDelete'>;
+  images: Pick<ImagesRepo, 'softDelete'>;
   /** This node's memory of recent rows (the proxy's), forgotten at once. */
   recentRows: { forget(id: string): void };
+  /** Other nodes forget the row too (their proxy's memory, their subscriptions). */
+  events: Pick<EventBus, 'publishAccessChanges'>;
   urls: Pick<UrlService, 'purge'>;
   /** The url ids of an image's preset variants (purged with the original's). */
   variants: Pick<VariantCatalog, 'presetUrlIds'>;
@@ -19,15 +23,15 @@ export interface DeleteDeps {
 }
 
 /**
- * Deletes one of the owner's images: the object first (a failure changes nothing and can be
- * retried), then the row is soft-deleted, so the proxy stops honouring its tokens, then the cached
- * URL is purged. If the row update fails after the object went, a retry converges (deleting a
- * missing object succeeds). Missing, already deleted and another owner's images all answer false.
+ * Deletes an image whose row the caller has read and may manage (images/visibility.ts decides):
+ * the object first (a failure changes nothing and can be retried), then the row is soft-deleted,
+ * so the proxy stops honouring its tokens, then the cached URL is purged. If the row update fails
+ * after the object went, a retry converges (deleting a missing object succeeds). False when the
+ * row was deleted meanwhile.
  */
-export async function deleteImage(deps: DeleteDeps, ownerId: string, id: string): Promise<boolean> {
-  const { storage, images, recentRows, urls, variants, clock, logger } = deps;
-  const [row] = await images.findVisible(ownerId, [id]);
-  if (!row) return false;
+export async function deleteImage(deps: DeleteDeps, row: ImageRow): Promise<boolean> {
+  const { storage, images, recentRows, events, urls, variants, clock, logger } = deps;
+  const id = row.id;
   try {
     await storage.delete(row.objectKey);
   } catch (err) {
@@ -35,7 +39,7 @@ export async function deleteImage(deps: DeleteDeps, ownerId: string, id: string)
       fromStorage(err, 'Object storage is unavailable; the image was not deleted. Try again shortly.') ?? err
     );
   }
-  const deleted = await images.softDelete(ownerId, id, new Date(clock.now()));
+  const deleted = await images.softDelete(row.ownerId, id, new Date(clock.now()));
   recentRows.forget(id);
   try {
     // A client's own transforms are not tracked: their URLs answer 404 from now on and leave
@@ -48,6 +52,10 @@ export async function deleteImage(deps: DeleteDeps, ownerId: string, id: string)
       'could not purge the cached URL of a deleted image',
     );
   }
+  // Best effort: another node's proxy forgets the row within seconds anyway (db/recent-rows.ts).
+  await events
+    .publishAccessChanges([{ imageId: id, ownerId: row.ownerId, visibility: null }])
+    .catch((err: Error) => logger.warn({ imageId: id, err: err.message }, 'could not announce a delete'));
   if (deleted) logger.info({ imageId: id, key: row.objectKey }, 'image deleted');
   return deleted !== null;
 }

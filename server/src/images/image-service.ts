@@ -1,9 +1,10 @@
-import type { Viewer } from '../auth/viewer.js';
+import { requireSignedIn, type Viewer } from '../auth/viewer.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { Cursor, ImagesRepo, PageResult } from '../db/images-repo.js';
-import type { ImageRow } from '../db/types.js';
-import { rateLimited } from '../errors/index.js';
+import type { ImageRow, ImageVisibility } from '../db/types.js';
+import { forbidden, rateLimited } from '../errors/index.js';
+import type { EventBus } from '../events/event-bus.js';
 import { type JobEngine, PRELOAD_QUEUE_RETRY_SECONDS, PreloadQueueFull } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { RateLimiter } from '../rate-limit.js';
@@ -12,10 +13,12 @@ import type { AccessCounters } from '../urls/store.js';
 import type { ResolvedUrl, UrlService } from '../urls/url-service.js';
 import { deleteImage } from './delete.js';
 import { MAX_IDS } from './image-id.js';
+import type { Placeholders } from './placeholders.js';
 import { preloadRows } from './preload.js';
 import { uploadImage } from './upload.js';
 import { type UrlStatusView, urlStatuses } from './url-status.js';
 import type { VariantCatalog } from './variants.js';
+import { canManage, readScope } from './visibility.js';
 
 export interface ImageServiceDeps {
   config: Pick<
@@ -29,9 +32,12 @@ export interface ImageServiceDeps {
   >;
   images: ImagesRepo;
   storage: Pick<Storage, 'put' | 'delete'>;
+  placeholders: Pick<Placeholders, 'enqueue'>;
   urls: Pick<UrlService, 'resolveMany' | 'refreshMany' | 'purge'>;
   counters: Pick<AccessCounters, 'status'>;
   recentRows: { forget(id: string): void };
+  /** Visibility changes and deletes reach every node's subscriptions and proxy memory. */
+  events: Pick<EventBus, 'publishAccessChanges'>;
   /** refreshSignedUrls calls per viewer. */
   refreshLimiter: RateLimiter;
   /** preloadSignedUrls calls per viewer. */
@@ -53,23 +59,67 @@ export const MAX_PRELOAD_IDS = 10_000;
 export class ImageService {
   constructor(private readonly d: ImageServiceDeps) {}
 
-  /** A page of the viewer's own images, newest first (one SQL statement). */
-  page(viewer: Viewer, first: number, after: Cursor | undefined, withTotal: boolean): Promise<PageResult> {
+  /** A page of the viewer's own images, newest first (one SQL statement), whoever else it may read. */
+  async page(
+    viewer: Viewer,
+    first: number,
+    after: Cursor | undefined,
+    withTotal: boolean,
+  ): Promise<PageResult> {
+    requireSignedIn(viewer);
     return this.d.images.listPage(viewer.id, first, after, withTotal);
   }
 
-  /** The rows of ids the viewer may see, in any order; the others are simply absent. */
+  /**
+   * The rows of ids the viewer may read (images/visibility.ts), in any order; the others are
+   * simply absent, exactly like missing ones. One SQL statement: visibility is part of it.
+   */
   visible(viewer: Viewer, ids: readonly string[]): Promise<ImageRow[]> {
-    return this.d.images.findVisible(viewer.id, ids);
+    return this.d.images.findReadable(readScope(viewer), ids);
   }
 
-  upload(viewer: Viewer, file: Blob): Promise<ImageRow> {
-    return uploadImage(this.d, viewer.id, file);
+  async upload(viewer: Viewer, file: Blob, visibility: ImageVisibility = 'private'): Promise<ImageRow> {
+    requireSignedIn(viewer);
+    return uploadImage(this.d, viewer.id, file, visibility);
   }
 
-  /** False when missing, already deleted or not the viewer's: the three are indistinguishable. */
-  delete(viewer: Viewer, id: string): Promise<boolean> {
-    return deleteImage(this.d, viewer.id, id);
+  /**
+   * Owner or admin. False when missing, already deleted or not readable by the viewer: the three
+   * are indistinguishable. FORBIDDEN when the viewer reads it (a public image of someone else)
+   * but may not manage it: that tells nothing the viewer could not already see.
+   */
+  async delete(viewer: Viewer, id: string): Promise<boolean> {
+    const row = await this.managed(viewer, id, 'delete');
+    return row ? deleteImage(this.d, row) : false;
+  }
+
+  /**
+   * Owner or admin; the image as it is now, or null when not readable by the viewer (as
+   * `delete`, FORBIDDEN when readable but not the viewer's to change). Every node hears the
+   * change: subscriptions of viewers who lost access drop the image, proxies forget the row.
+   */
+  async setVisibility(viewer: Viewer, id: string, visibility: ImageVisibility): Promise<ImageRow | null> {
+    const row = await this.managed(viewer, id, 'change the visibility of');
+    if (!row) return null;
+    const updated = row.visibility === visibility ? row : await this.d.images.setVisibility(id, visibility);
+    if (!updated) return null;
+    this.d.recentRows.forget(id);
+    // Not best effort: a viewer who lost access must stop receiving URLs, so a change that could
+    // not be announced is an error. Announced even when nothing changed, so that calling again
+    // after such an error converges.
+    await this.d.events.publishAccessChanges([{ imageId: id, ownerId: updated.ownerId, visibility }]);
+    if (updated !== row) {
+      this.d.logger.info({ imageId: id, visibility, by: viewer.id }, 'image visibility changed');
+    }
+    return updated;
+  }
+
+  private async managed(viewer: Viewer, id: string, what: string): Promise<ImageRow | null> {
+    requireSignedIn(viewer);
+    const [row] = await this.visible(viewer, [id]);
+    if (!row) return null;
+    if (!canManage(viewer, row)) throw forbidden(`Only the owner or an admin may ${what} this image`);
+    return row;
   }
 
   /**
@@ -77,6 +127,7 @@ export class ImageService {
    * Rate-limited per viewer: every call signs.
    */
   async refresh(viewer: Viewer, ids: readonly string[]): Promise<(ResolvedUrl | null)[]> {
+    requireSignedIn(viewer);
     const limit = await this.d.refreshLimiter.hit(viewer.id);
     if (!limit.allowed) {
       throw rateLimited(`Too many refreshSignedUrls calls; retry in ${limit.retryAfter} s`, limit.retryAfter);
@@ -96,6 +147,7 @@ export class ImageService {
    * list is full.
    */
   async preload(viewer: Viewer, ids: readonly string[]): Promise<number> {
+    requireSignedIn(viewer);
     // Checked before any SQL: a viewer calling in a loop costs one Redis round trip per call.
     const limit = await this.d.preloadLimiter.hit(viewer.id);
     if (!limit.allowed) {

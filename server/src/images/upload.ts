@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { ImagesRepo } from '../db/images-repo.js';
-import type { ImageRow } from '../db/types.js';
+import type { ImageRow, ImageVisibility } from '../db/types.js';
 import {
   AppError,
   badInput,
@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
 import { type Dimensions, ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
+import type { Placeholders } from './placeholders.js';
 
 export interface UploadDeps {
   config: Pick<
@@ -24,6 +25,8 @@ export interface UploadDeps {
   >;
   storage: Pick<Storage, 'put' | 'delete'>;
   images: Pick<ImagesRepo, 'insert' | 'usage'>;
+  /** Computes the ThumbHash from the stored object after the upload has answered. */
+  placeholders: Pick<Placeholders, 'enqueue'>;
   clock: Clock;
   logger: Logger;
 }
@@ -145,6 +148,12 @@ export class UploadBody {
   }
 }
 
+/**
+ * What the inspector reads: a size and the first n bytes on demand. An upload body is one; an
+ * object already in the bucket is another (ranged GETs of its head, images/bucket-import.ts).
+ */
+export type HeadSource = Pick<UploadBody, 'size' | 'head'>;
+
 export interface InspectedImage {
   format: ImageFormat;
   contentType: string;
@@ -226,7 +235,7 @@ function avifMetaEnd(b: Buffer, fileSize: number): { end: number } | { need: num
  * head's), and the AVIF reader walks the top-level boxes to the end of its buffer (so it gets the
  * head cut after the `meta` box).
  */
-export async function inspectUpload(body: UploadBody, config: InspectConfig): Promise<InspectedImage> {
+export async function inspectUpload(body: HeadSource, config: InspectConfig): Promise<InspectedImage> {
   const size = body.size;
   const max = Math.min(size, SNIFF_MAX_BYTES);
   let head = await body.head(Math.min(size, SNIFF_FIRST_BYTES));
@@ -324,7 +333,12 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
  * no row (and the driver removes whatever the put may still have stored); a failed insert
  * deletes the object it just wrote (and says loudly when it cannot).
  */
-export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob): Promise<ImageRow> {
+export async function uploadImage(
+  deps: UploadDeps,
+  ownerId: string,
+  file: Blob,
+  visibility: ImageVisibility = 'private',
+): Promise<ImageRow> {
   const { config, storage, images, clock, logger } = deps;
   if (file.size > config.uploadMaxBytes) throw payloadTooLarge(config.uploadMaxBytes);
   if (file.size === 0) throw badInput('The file is empty');
@@ -362,9 +376,13 @@ export async function uploadImage(deps: UploadDeps, ownerId: string, file: Blob)
       width: image.width,
       height: image.height,
       etag,
+      visibility,
       createdAt: new Date(clock.now()),
     });
     logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');
+    // Not awaited: decoding never holds up (or fails) the upload, and it reads the stored object
+    // once this request has let go of the multipart body. docs/architecture.md, "Upload pipeline".
+    deps.placeholders.enqueue(row);
     return row;
   } catch (err) {
     try {

@@ -132,6 +132,12 @@ export class VariantCatalog {
     if (!RASTER_TYPES.has(image.contentType)) return undefined;
     let width = spec.width === undefined ? undefined : spec.width * scale;
     let height = spec.height === undefined ? undefined : spec.height * scale;
+    // A 2x entry stays within IMAGE_MAX_DIMENSION too (keeping the box's aspect ratio).
+    const over = Math.max(width ?? 0, height ?? 0) / this.config.maxDimension;
+    if (over > 1) {
+      if (width !== undefined) width = Math.max(1, Math.floor(width / over));
+      if (height !== undefined) height = Math.max(1, Math.floor(height / over));
+    }
     const ow = image.width;
     const oh = image.height;
     if (ow !== null && oh !== null && ow > 0 && oh > 0) {

@@ -30,6 +30,8 @@ export interface BullmqEngineOptions {
   maxWaitingPreloads: number;
   /** Interval of the orphan sweep; 0 never runs it. */
   orphanSweepMs: number;
+  /** Interval of the placeholder backfill; 0 never runs it. */
+  placeholderBackfillMs: number;
   logger: Logger;
 }
 
@@ -102,10 +104,22 @@ export class BullmqJobEngine implements JobEngine {
     } else {
       await this.queue.removeJobScheduler('orphan-sweep');
     }
+    // Likewise one backfill per interval across all workers; a scheduler's first job runs at once.
+    if (this.o.placeholderBackfillMs > 0) {
+      await this.queue.upsertJobScheduler(
+        'placeholder-backfill',
+        { every: this.o.placeholderBackfillMs },
+        { name: 'placeholder-backfill', opts: jobOpts },
+      );
+    } else {
+      await this.queue.removeJobScheduler('placeholder-backfill');
+    }
     this.worker = new Worker(QUEUE, (job) => this.process(job), {
       connection: this.conn(),
       prefix: this.prefix,
-      concurrency: MAX_DRAINS + 1,
+      // The drains, plus one slot each for the tick, the orphan sweep and the placeholder backfill,
+      // so a long periodic job never keeps a drain waiting.
+      concurrency: MAX_DRAINS + 3,
       lockDuration: 30_000,
       stalledInterval: 15_000,
     });
@@ -152,6 +166,8 @@ export class BullmqJobEngine implements JobEngine {
         return this.processors.statsRollup();
       case 'orphan-sweep':
         return this.processors.orphanSweep();
+      case 'placeholder-backfill':
+        return this.processors.placeholderBackfill();
       case 'preload':
         // Queued here by a node of an earlier version, during a rolling upgrade.
         return this.processors.preload((job.data as { ids: string[] }).ids);

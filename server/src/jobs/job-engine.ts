@@ -1,3 +1,4 @@
+import type { BackfillResult } from '../images/placeholders.js';
 import type { SweepResult } from '../urls/refresher.js';
 
 /** What one orphan sweep did. */
@@ -20,6 +21,8 @@ export interface Processors {
   preload(ids: readonly string[]): Promise<number>;
   /** Deletes uploaded objects no image row names (older than the grace period). */
   orphanSweep(): Promise<OrphanSweepResult>;
+  /** Computes the placeholders of live rows that have none (bounded run; the next goes on). */
+  placeholderBackfill(): Promise<BackfillResult>;
 }
 
 export interface JobEngine {

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { OrphanSweeper } from '../images/orphan-sweep.js';
+import type { Placeholders } from '../images/placeholders.js';
 import { type PreloadDeps, preloadIds } from '../images/preload.js';
 import { WORKER_STALE_MS } from '../stats/heartbeat.js';
 import { dayOf, type StatsStore } from '../stats/stats-store.js';
@@ -12,6 +13,7 @@ export function createProcessors(d: {
   preload: PreloadDeps;
   stats: Pick<StatsStore, 'rollup'>;
   orphans: Pick<OrphanSweeper, 'sweep'>;
+  placeholders: Pick<Placeholders, 'backfill'>;
   clock: Clock;
 }): Processors {
   return {
@@ -20,5 +22,6 @@ export function createProcessors(d: {
     statsRollup: () => d.stats.rollup(dayOf(d.clock.now()), d.clock.now() - WORKER_STALE_MS * 4),
     preload: (ids) => preloadIds(d.preload, ids),
     orphanSweep: () => d.orphans.sweep(),
+    placeholderBackfill: () => d.placeholders.backfill(),
   };
 }

@@ -29,6 +29,9 @@ function gatedProcessors() {
     async orphanSweep() {
       return { listed: 0, deleted: 0, complete: true };
     },
+    async placeholderBackfill() {
+      return { visited: 0, computed: 0, undecodable: 0, failed: 0, complete: true };
+    },
     async preload(chunk) {
       started.push([...chunk]);
       running++;

@@ -12,7 +12,8 @@ export class TimerJobEngine implements JobEngine {
   private pendingPreloads = 0;
   /** The last preload job in line: they run one at a time, like the BullMQ preload worker. */
   private preloadTail: Promise<unknown> = Promise.resolve();
-  private orphanSweeping: Promise<unknown> | undefined;
+  /** Runs of the periodic jobs in progress (orphan sweep, placeholder backfill), by name. */
+  private readonly periodic = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly processors: Processors,
@@ -22,6 +23,8 @@ export class TimerJobEngine implements JobEngine {
     private readonly maxPendingPreloads: number,
     /** Interval of the orphan sweep; 0 never runs it. */
     private readonly orphanSweepMs = 0,
+    /** Interval of the placeholder backfill (its first run starts at once); 0 never runs it. */
+    private readonly placeholderBackfillMs = 0,
   ) {}
 
   async startWorkers(): Promise<void> {
@@ -42,20 +45,31 @@ export class TimerJobEngine implements JobEngine {
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'stats roll-up failed'));
     }, HOUR);
     this.timers = [tick, rollup];
-    if (this.orphanSweepMs > 0) {
-      this.timers.push(
-        setInterval(() => {
-          if (this.orphanSweeping) return;
-          this.orphanSweeping = this.processors
-            .orphanSweep()
-            .catch((err: Error) => this.logger.warn({ err: err.message }, 'orphan sweep failed'))
-            .finally(() => {
-              this.orphanSweeping = undefined;
-            });
-        }, this.orphanSweepMs),
-      );
-    }
+    this.every('orphan sweep', this.orphanSweepMs, () => this.processors.orphanSweep());
+    // At once too: rows seeded or uploaded before placeholders existed get theirs soon after start.
+    this.every(
+      'placeholder backfill',
+      this.placeholderBackfillMs,
+      () => this.processors.placeholderBackfill(),
+      true,
+    );
     for (const t of this.timers) t.unref();
+  }
+
+  /** A job every `ms` (0: never), a run never overlapping the previous one. */
+  private every(name: string, ms: number, run: () => Promise<unknown>, now = false): void {
+    if (ms <= 0) return;
+    const tick = () => {
+      if (this.periodic.has(name)) return;
+      this.periodic.set(
+        name,
+        run()
+          .catch((err: Error) => this.logger.warn({ err: err.message }, `${name} failed`))
+          .finally(() => this.periodic.delete(name)),
+      );
+    };
+    this.timers.push(setInterval(tick, ms));
+    if (now) this.timers.push(setTimeout(tick, 0));
   }
 
   /**
@@ -81,10 +95,10 @@ export class TimerJobEngine implements JobEngine {
   }
 
   async stop(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     await this.sweeping;
     await this.preloadTail;
-    await this.orphanSweeping;
+    await Promise.all(this.periodic.values());
   }
 }

@@ -5,6 +5,9 @@ export type RedisClient = Redis | Cluster;
 export interface RedisConnectOptions {
   url: string | undefined;
   clusterNodes: { host: string; port: number }[];
+  /** Sentinels to ask for the primary of `sentinelName` (empty: not in Sentinel mode). */
+  sentinels?: { host: string; port: number }[];
+  sentinelName?: string;
   commandTimeoutMs: number;
   /** For blocking users such as BullMQ workers and subscribers (no command timeout). */
   blocking?: boolean;
@@ -27,7 +30,31 @@ function baseOptions(o: RedisConnectOptions): RedisOptions {
       };
 }
 
+/**
+ * Sentinel mode: each (re)connect asks the sentinels, in turn, for the current primary and checks
+ * its role, so after a failover the reconnect loop lands on the promoted replica by itself. The
+ * failover detector also drops a connection when a sentinel announces +switch-master, for a
+ * primary that is demoted while still up (a manual failover) rather than killed. See
+ * docs/operations.md, "Redis behind Sentinel".
+ */
+function sentinelOptions(o: RedisConnectOptions): RedisOptions {
+  return {
+    ...baseOptions(o),
+    sentinels: o.sentinels,
+    name: o.sentinelName ?? 'mymaster',
+    role: 'master',
+    failoverDetector: true,
+    // Sentinels answer from memory: a slow one is skipped for the next, not waited on.
+    sentinelCommandTimeout: Math.max(250, o.commandTimeoutMs * 2),
+    sentinelRetryStrategy: (n) => Math.min(100 * n, 1000),
+    // A demoted primary refuses writes with READONLY before its connection drops: reconnect
+    // (through the sentinels) rather than keep failing.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+  };
+}
+
 export function createRedisClient(o: RedisConnectOptions): RedisClient {
+  if (o.sentinels && o.sentinels.length > 0) return new Redis(sentinelOptions(o));
   if (o.clusterNodes.length > 0) {
     const redisOptions = baseOptions(o);
     return new Cluster(o.clusterNodes, {
@@ -43,7 +70,7 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
       scaleReads: 'master',
     });
   }
-  if (!o.url) throw new Error('createRedisClient needs a url or cluster nodes');
+  if (!o.url) throw new Error('createRedisClient needs a url, cluster nodes or sentinels');
   const client = new Redis(o.url, baseOptions(o));
   return client;
 }

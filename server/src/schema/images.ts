@@ -4,6 +4,17 @@ import { builder } from './builder.js';
 import { selectsField } from './selection.js';
 import { decodeCursor, encodeCursor, parseFirst } from './validate.js';
 
+export const ImageVisibility = builder.enumType('ImageVisibility', {
+  description: 'Who may read an image by id (its list, `images`, is always the owner’s own).',
+  values: {
+    PRIVATE: { value: 'private', description: 'Its owner and admins (and services)' },
+    PUBLIC: {
+      value: 'public',
+      description: 'Every viewer; also requests without a token when PUBLIC_READ_ANONYMOUS=true',
+    },
+  } as const,
+});
+
 export const ImageRef = builder.loadableObjectRef<ImageRow, string>('Image', {
   // One SQL statement for every image(id)/imagesByIds lookup of a request; the library orders
   // the rows by id and null-fills what the viewer may not see (no existence oracle).
@@ -21,6 +32,14 @@ ImageRef.implement({
     width: t.exposeInt('width', { nullable: true }),
     height: t.exposeInt('height', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    visibility: t.expose('visibility', { type: ImageVisibility }),
+    placeholder: t.string({
+      nullable: true,
+      description:
+        'ThumbHash of the image (base64; decode with thumbHashToDataURL), to paint while it loads. Null until computed, and for an image that could not be decoded.',
+      // '' marks an undecodable object in the database (never retried); clients see null.
+      resolve: (row) => row.placeholder || null,
+    }),
   }),
 });
 
@@ -76,7 +95,8 @@ builder.queryFields((t) => ({
   image: t.field({
     type: ImageRef,
     nullable: true,
-    description: "Null when missing or not the viewer's.",
+    description:
+      'Null when missing or not visible to the viewer (its own, public, or any for admins and services).',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args) => parseImageId(String(args.id)),
   }),

@@ -1,8 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { printSdl } from './index.js';
+import { printSdl, printSubgraphSdl } from './index.js';
 
-// `npm run schema`: regenerates the checked-in schema.graphql from the code-first schema.
-const target = fileURLToPath(new URL('../../../schema.graphql', import.meta.url));
-writeFileSync(target, printSdl());
-console.log(`wrote ${target}`);
+// `npm run schema`: regenerates the checked-in schema.graphql from the code-first schema, and
+// subgraph.graphql, the federation SDL (`_service { sdl }`, docs/federation.md).
+for (const [file, sdl] of [
+  ['schema.graphql', printSdl()],
+  ['subgraph.graphql', printSubgraphSdl()],
+] as const) {
+  const target = fileURLToPath(new URL(`../../../${file}`, import.meta.url));
+  writeFileSync(target, sdl);
+  console.log(`wrote ${target}`);
+}

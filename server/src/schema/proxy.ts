@@ -1,3 +1,4 @@
+import { proxyLinkScope } from '../images/visibility.js';
 import { builder } from './builder.js';
 import { ImageRef } from './images.js';
 
@@ -13,7 +14,8 @@ builder.objectFields(ImageRef, (t) => ({
   proxyUrl: t.string({
     description:
       'A stable capability link for `<img src>` and other places that cannot run JavaScript or send ' +
-      'headers. It keeps working while the image exists (up to PROXY_TOKEN_TTL_SECONDS).',
+      'headers. It keeps working while the image exists (up to PROXY_TOKEN_TTL_SECONDS); a link ' +
+      'handed to a viewer who sees the image only because it is PUBLIC stops when it turns PRIVATE.',
     args: {
       mode: t.arg({ type: ProxyMode, required: false, defaultValue: 'redirect' }),
       preset: t.arg.string({
@@ -26,6 +28,7 @@ builder.objectFields(ImageRef, (t) => ({
       ctx.links.linkFor(
         image,
         args.mode ?? 'redirect',
+        proxyLinkScope(ctx.viewer, image),
         args.preset == null ? undefined : ctx.variants.preset(args.preset).name,
       ),
   }),

@@ -1,7 +1,7 @@
 import { badInput } from '../errors/index.js';
 import { parseImageId } from '../images/image-id.js';
 import { builder } from './builder.js';
-import { ImageRef } from './images.js';
+import { ImageRef, ImageVisibility } from './images.js';
 
 const isFile = (v: unknown): v is File =>
   typeof v === 'object' &&
@@ -31,15 +31,33 @@ builder.mutationFields((t) => ({
       'never by the file name; width and height come from its header. Errors: PAYLOAD_TOO_LARGE ' +
       '(UPLOAD_MAX_BYTES, or UPLOAD_QUOTA_BYTES), UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT (unreadable ' +
       'header, too many pixels), RATE_LIMITED (too many uploads in flight), FORBIDDEN (UPLOAD_QUOTA_FILES). ' +
-      'One file per request.',
-    args: { file: t.arg({ type: 'File', required: true }) },
-    resolve: (_root, args, ctx) => ctx.images.upload(ctx.viewer, args.file),
+      'One file per request. PRIVATE unless `visibility` says otherwise.',
+    args: {
+      file: t.arg({ type: 'File', required: true }),
+      visibility: t.arg({ type: ImageVisibility, required: false, defaultValue: 'private' }),
+    },
+    resolve: (_root, args, ctx) => ctx.images.upload(ctx.viewer, args.file, args.visibility ?? 'private'),
+  }),
+  setImageVisibility: t.field({
+    type: ImageRef,
+    nullable: true,
+    description:
+      'Owner or admin. Returns the image, or null when it is missing or not visible to the viewer ' +
+      '(indistinguishable). FORBIDDEN when the viewer sees the image (it is PUBLIC) but it is not ' +
+      "theirs. Turning an image PRIVATE stops other viewers' subscriptions and public-scoped proxy links.",
+    args: {
+      id: t.arg.id({ required: true }),
+      visibility: t.arg({ type: ImageVisibility, required: true }),
+    },
+    resolve: (_root, args, ctx) =>
+      ctx.images.setVisibility(ctx.viewer, parseImageId(String(args.id)), args.visibility),
   }),
   deleteImage: t.boolean({
     description:
-      "Deletes one of the viewer's images: the object, the row (its proxy links stop working) and " +
-      'the cached URL. False when there is no such image, it was already deleted, or it is not the ' +
-      "viewer's: the three are indistinguishable.",
+      'Deletes an image (owner or admin): the object, the row (its proxy links stop working) and ' +
+      'the cached URL. False when there is no such image, it was already deleted, or the viewer ' +
+      'cannot see it: the three are indistinguishable. FORBIDDEN when the viewer sees it (PUBLIC) ' +
+      'but it is not theirs.',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => ctx.images.delete(ctx.viewer, parseImageId(String(args.id))),
   }),

@@ -1,3 +1,4 @@
+import { requireSignedIn } from '../auth/viewer.js';
 import { builder } from './builder.js';
 
 builder.objectType('Viewer', {
@@ -8,4 +9,13 @@ builder.objectType('Viewer', {
   }),
 });
 
-builder.queryField('viewer', (t) => t.field({ type: 'Viewer', resolve: (_root, _args, ctx) => ctx.viewer }));
+builder.queryField('viewer', (t) =>
+  t.field({
+    type: 'Viewer',
+    description: 'UNAUTHENTICATED without a token, even where anonymous reads of public images are on.',
+    resolve: (_root, _args, ctx) => {
+      requireSignedIn(ctx.viewer);
+      return ctx.viewer;
+    },
+  }),
+);

@@ -1,4 +1,4 @@
-import type { Viewer } from '../auth/viewer.js';
+import { requireSignedIn, type Viewer } from '../auth/viewer.js';
 import type { Clock } from '../clock.js';
 import { badInput, forbidden } from '../errors/index.js';
 import type { AccessTracker } from '../urls/access-tracker.js';
@@ -49,6 +49,7 @@ export async function urlStatsReport(
   viewer: Viewer,
   days: number,
 ): Promise<UrlStatsView> {
+  requireSignedIn(viewer);
   if (!viewer.isAdmin) throw forbidden('urlStats is for admins');
   if (!Number.isInteger(days) || days < 1 || days > STATS_RETENTION_DAYS) {
     throw badInput(`days must be between 1 and ${STATS_RETENTION_DAYS}, got ${days}`, { argument: 'days' });

@@ -1,8 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { detectFormat, FORMATS, SNIFF_BYTES } from '../uploads/sniff.js';
+import { variantDirOf } from './local-variants.js';
 import { tapBody } from './put-body.js';
 import {
   encodeKeyPath,
@@ -25,6 +27,11 @@ export interface LocalStorageOptions {
   /** Absolute base URL of the gateway that serves `/local-bucket/*`. */
   publicUrl: string;
   secret: string;
+  /**
+   * Where the object's variants are kept (`DATA_DIR/variants`, see local-variants.ts): a put or a
+   * delete of an object removes its variants, so none outlives or misrepresents its original.
+   */
+  variantsRoot?: string;
 }
 
 /** Content types are kept beside the objects, so HEAD and GET can answer like a bucket. */
@@ -45,6 +52,27 @@ export function safeLocalPath(root: string, key: string): string {
   if (!full.startsWith(path.resolve(root) + path.sep))
     throw new StorageError('rejected', 'invalid object key');
   return full;
+}
+
+/**
+ * The type of an object that Signet did not write (no side file: copied into the folder, then
+ * imported with `signet import`), judged by its first bytes as an upload is. A bucket keeps the
+ * type the uploader set; a file has none, and without this it would be served as
+ * application/octet-stream. Reading 4 KB per HEAD or GET of such an object costs less than
+ * writing side files from the importer, which then would need write access to the bucket and
+ * would leave the objects copied in later without one. Not an image: undefined (the route's
+ * default, a download).
+ */
+async function sniffContentType(file: string): Promise<string | undefined> {
+  const fd = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await fd.read(buf, 0, SNIFF_BYTES, 0);
+    const format = detectFormat(buf.subarray(0, bytesRead));
+    return format ? FORMATS[format].contentType : undefined;
+  } finally {
+    await fd.close();
+  }
 }
 
 /**
@@ -73,6 +101,10 @@ export function verifyLocalSignature(
 export function createLocalStorage(opts: LocalStorageOptions): Storage {
   const root = path.resolve(opts.root);
   const base = `${opts.publicUrl.replace(/\/+$/, '')}/local-bucket/`;
+  const variantsRoot = opts.variantsRoot === undefined ? undefined : path.resolve(opts.variantsRoot);
+  const removeVariants = async (key: string) => {
+    if (variantsRoot) await rm(variantDirOf(variantsRoot, key), { recursive: true, force: true });
+  };
 
   async function info(key: string): Promise<ObjectInfo | null> {
     const file = safeLocalPath(root, key);
@@ -86,7 +118,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       return {
         size: st.size,
         etag: meta.etag ?? `"${st.size.toString(16)}-${st.mtimeMs.toString(16)}"`,
-        contentType: meta.contentType,
+        contentType: meta.contentType ?? (await sniffContentType(file)),
         lastModified: st.mtime,
       };
     } catch (err) {
@@ -108,6 +140,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
         await pipeline(tap, createWriteStream(tmp));
         await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag: tap.etag }));
         await rename(tmp, file);
+        await removeVariants(key);
       } catch (err) {
         tap.destroy();
         await rm(tmp, { force: true }).catch(() => {});
@@ -152,6 +185,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       try {
         await rm(file, { force: true });
         await rm(file + META_SUFFIX, { force: true });
+        await removeVariants(key);
       } catch (err) {
         throw new StorageError('unavailable', 'local bucket delete failed', { cause: err });
       }

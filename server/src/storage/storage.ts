@@ -90,7 +90,7 @@ export class StorageError extends Error {
 }
 
 export interface Storage {
-  readonly driver: 'local' | 'cos';
+  readonly driver: 'local' | 'cos' | 's3';
   /**
    * Stores an object (`size` is required for a stream). A put that fails leaves nothing behind:
    * the driver cuts off a body it has not finished sending, or waits for the request to settle,

@@ -117,3 +117,57 @@ describe('LiveUrls subscriptions', () => {
     expect((await gone.next()).done).toBe(true);
   });
 });
+
+describe('LiveUrls and visibility changes', () => {
+  it('a change that lands while the subscribe-time check runs is not lost', async () => {
+    const events = new MemoryEventBus();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    // The check read the row while it was still public; the change arrives before it returns.
+    const images = {
+      visible: async (_v: Viewer, ids: readonly string[]) => {
+        await gate;
+        return ids.map((id) => ({ id }));
+      },
+    };
+    const live = new LiveUrls({
+      images,
+      events,
+      metrics: createMetrics(),
+      limits: { perViewer: 4, stalledMs: 1000 },
+    });
+    const opening = live.listen(bob, ['pub', 'other']);
+    await sleep(5);
+    await events.publishAccessChanges([{ imageId: 'pub', ownerId: 'alice', visibility: 'private' }]);
+    release();
+    const stream = await opening;
+    await events.publish([event('pub', 1), event('other', 1)]);
+    expect(((await stream.next()).value as SignedUrlEvent).imageId).toBe('other');
+    expect(events.subscribedIds()).toEqual(['other']);
+    await stream.return?.();
+  });
+
+  it('drops what is waiting in the buffer, keeps the owner, and keeps admins and services on everything', async () => {
+    const { events, live } = setup();
+    const owner = await live.listen(alice, ['x']);
+    const other = await live.listen(bob, ['x', 'y']);
+    const admin = await live.listen({ id: 'root', isAdmin: true }, ['x']);
+    const service = await live.listen({ id: 'gw', isAdmin: false, role: 'service' }, ['x']);
+    await events.publish([event('x', 1)]);
+    await events.publishAccessChanges([{ imageId: 'x', ownerId: 'alice', visibility: 'private' }]);
+    await events.publish([event('x', 2), event('y', 2)]);
+    // bob's buffered x@1 went with his access; y still arrives.
+    expect(((await other.next()).value as SignedUrlEvent).imageId).toBe('y');
+    for (const s of [owner, admin, service]) {
+      expect(((await s.next()).value as SignedUrlEvent).signedUrl.expiresAt).toBe(2);
+    }
+    // A delete revokes everyone, the owner included.
+    await events.publishAccessChanges([{ imageId: 'x', ownerId: 'alice', visibility: null }]);
+    await events.publish([event('x', 3), event('y', 3)]);
+    expect(((await other.next()).value as SignedUrlEvent).signedUrl.expiresAt).toBe(3);
+    expect(events.subscribedIds()).toEqual(['y']);
+    for (const s of [owner, other, admin, service]) await s.return?.();
+  });
+});

@@ -1,6 +1,7 @@
-import type { Viewer } from '../auth/viewer.js';
+import { requireSignedIn, type Viewer } from '../auth/viewer.js';
 import { rateLimited } from '../errors/index.js';
-import type { EventBus, SignedUrlEvent } from '../events/event-bus.js';
+import type { AccessChange, EventBus, SignedUrlEvent } from '../events/event-bus.js';
+import { canRead } from '../images/visibility.js';
 import type { Metrics } from '../metrics.js';
 
 /**
@@ -34,51 +35,71 @@ export interface LiveUrlLimits {
  */
 export class LiveUrls<Row extends { id: string } = { id: string }> {
   private readonly open = new Map<string, number>();
+  /** Every open (or opening) subscription of this node, to apply visibility changes to. */
+  private readonly streams = new Set<LatestPerImage<SignedUrlEvent>>();
 
   constructor(
     private readonly d: {
       /** The images of ids the viewer may see (the images domain decides). */
       images: { visible(viewer: Viewer, ids: readonly string[]): Promise<Row[]> };
-      events: Pick<EventBus, 'subscribe'>;
+      events: Pick<EventBus, 'subscribe' | 'onAccessChange'>;
       metrics: Pick<Metrics, 'sseSubscribers'>;
       limits: LiveUrlLimits;
       now?: () => number;
     },
-  ) {}
+  ) {
+    // One listener per node: a visibility change reaches every subscription here, whose viewer
+    // keeps the image only if the rule still lets it read it (no SQL: the change carries the owner).
+    this.d.events.onAccessChange((changes) => {
+      for (const stream of this.streams) stream.revoke(changes);
+    });
+  }
 
   async listen(
     viewer: Viewer,
     ids: readonly string[],
     variant?: LiveVariant<Row>,
   ): Promise<AsyncIterableIterator<LiveUrlEvent<Row>>> {
+    requireSignedIn(viewer);
     const held = this.open.get(viewer.id) ?? 0;
     if (held >= this.d.limits.perViewer) {
       throw rateLimited(`At most ${this.d.limits.perViewer} open subscriptions per viewer`, 5);
     }
     this.open.set(viewer.id, held + 1);
-    let stream: LatestPerImage<LiveUrlEvent<Row>>;
+    const stream: LatestPerImage<LiveUrlEvent<Row>> = new LatestPerImage(
+      viewer,
+      this.d.limits.stalledMs,
+      () => this.closed(stream, viewer.id),
+    );
+    // Registered before the check reads the rows: a change that lands while it runs is not lost.
+    this.streams.add(stream);
     try {
+      // One SQL statement for every id of the subscription, visibility included.
       const rows = await this.d.images.visible(viewer, ids);
-      stream = new LatestPerImage(this.d.limits.stalledMs, () => this.closed(viewer.id));
       if (variant) {
-        // The bus carries url ids; the client hears of the image, with its variant's URL.
-        const byUrlId = new Map(rows.map((r) => [variant.urlIdOf(r), r]));
-        stream.attach(
-          this.d.events.subscribe([...byUrlId.keys()], (e) => {
-            const row = byUrlId.get(e.imageId);
-            if (row) stream.offer({ ...e, imageId: row.id, variantOf: { row, preset: variant.preset } });
-          }),
+        // The bus carries url ids: the preset variant's of each image. The client hears of the
+        // image, with its variant's URL (and the row, for the event's srcset).
+        const urlIdOf = new Map(rows.map((r) => [r.id, variant.urlIdOf(r)]));
+        const rowOf = new Map(rows.map((r) => [urlIdOf.get(r.id)!, r]));
+        stream.start(
+          rows.map((r) => r.id),
+          (allowed) =>
+            this.d.events.subscribe(
+              allowed.map((id) => urlIdOf.get(id)!),
+              (e) => {
+                const row = rowOf.get(e.imageId);
+                if (row) stream.offer({ ...e, imageId: row.id, variantOf: { row, preset: variant.preset } });
+              },
+            ),
         );
       } else {
-        stream.attach(
-          this.d.events.subscribe(
-            rows.map((r) => r.id),
-            (e) => stream.offer(e),
-          ),
+        stream.start(
+          rows.map((r) => r.id),
+          (allowed) => this.d.events.subscribe(allowed, (e) => stream.offer(e)),
         );
       }
     } catch (err) {
-      this.closed(viewer.id);
+      this.closed(stream, viewer.id);
       throw err;
     }
     this.d.metrics.sseSubscribers.inc();
@@ -86,8 +107,9 @@ export class LiveUrls<Row extends { id: string } = { id: string }> {
     return stream;
   }
 
-  private closed(viewerId: string): void {
-    this.d.metrics.sseSubscribers.dec();
+  private closed(stream: LatestPerImage<SignedUrlEvent>, viewerId: string): void {
+    if (!this.streams.delete(stream)) return;
+    if (stream.counted) this.d.metrics.sseSubscribers.dec();
     const n = (this.open.get(viewerId) ?? 1) - 1;
     if (n <= 0) this.open.delete(viewerId);
     else this.open.set(viewerId, n);
@@ -99,17 +121,53 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
   private readonly pending = new Map<string, E>();
   private waiting: ((r: IteratorResult<E>) => void) | undefined;
   private unsubscribe: (() => void) | undefined;
+  private subscribe: ((ids: readonly string[]) => () => void) | undefined;
+  /** The ids this viewer may see and listens to; a visibility change can only shrink it. */
+  private allowed = new Set<string>();
+  /** Ids whose access was revoked before the subscribe-time check returned. */
+  private readonly revokedEarly = new Set<string>();
   private stallTimer: NodeJS.Timeout | undefined;
   private endTimer: NodeJS.Timeout | undefined;
   private done = false;
+  /** Counted in signet_sse_subscribers (once started). */
+  counted = false;
 
   constructor(
+    private readonly viewer: Viewer,
     private readonly stalledMs: number,
     private readonly onClose: () => void,
   ) {}
 
-  attach(unsubscribe: () => void): void {
-    this.unsubscribe = unsubscribe;
+  start(ids: readonly string[], subscribe: (ids: readonly string[]) => () => void): void {
+    this.subscribe = subscribe;
+    this.allowed = new Set(ids.filter((id) => !this.revokedEarly.has(id)));
+    this.revokedEarly.clear();
+    this.unsubscribe = subscribe([...this.allowed]);
+    this.counted = true;
+  }
+
+  /**
+   * Drops the images this viewer may no longer read: no event of theirs is delivered from now on,
+   * and none still waiting in the buffer either. The stream itself carries on for its other ids.
+   */
+  revoke(changes: readonly AccessChange[]): void {
+    if (this.done) return;
+    let dropped = false;
+    for (const c of changes) {
+      const still =
+        c.visibility !== null && canRead(this.viewer, { ownerId: c.ownerId, visibility: c.visibility });
+      if (still) continue;
+      if (!this.subscribe) {
+        this.revokedEarly.add(c.imageId);
+        continue;
+      }
+      if (this.allowed.delete(c.imageId)) dropped = true;
+      this.pending.delete(c.imageId);
+    }
+    if (!dropped) return;
+    // Re-subscribe with what is left, so the node stops counting the image as looked at by us.
+    this.unsubscribe?.();
+    this.unsubscribe = this.subscribe!([...this.allowed]);
   }
 
   endAt(inMs: number): void {
@@ -122,7 +180,7 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
   }
 
   offer(e: E): void {
-    if (this.done) return;
+    if (this.done || !this.allowed.has(e.imageId)) return;
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;

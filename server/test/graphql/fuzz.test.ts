@@ -114,6 +114,8 @@ interface Op {
   args: (pool: { own: string[]; theirs: string[] }) => fc.Arbitrary<Record<string, unknown>>;
   kind?: 'mutation';
   admin?: boolean;
+  /** Always as alice without the admin role (an admin may delete and change anyone's images). */
+  user?: boolean;
 }
 
 const OPS: Op[] = [
@@ -184,6 +186,20 @@ const OPS: Op[] = [
     field: (a) => `deleteImage(id: ${a.id})`,
     args: ({ theirs }) => fc.record({ id: idLike(theirs) }),
     kind: 'mutation',
+    user: true,
+  },
+  {
+    // Only the other owner's ids and strangers: none of it may change.
+    name: 'setImageVisibility',
+    vars: '$id: ID!, $v: ImageVisibility!',
+    field: (a) => `setImageVisibility(id: ${a.id}, visibility: ${a.v}) { id visibility }`,
+    args: ({ theirs }) =>
+      fc.record({
+        id: idLike(theirs),
+        v: fc.oneof(fc.constantFrom('PUBLIC', 'PRIVATE', 'public'), enumLike),
+      }),
+    kind: 'mutation',
+    user: true,
   },
 ];
 
@@ -220,7 +236,7 @@ describe('hostile GraphQL input (fast-check)', () => {
         const r = await gqlRaw(
           h,
           { query, variables: inline ? {} : args },
-          { token: asAdmin || op.admin ? admin : alice },
+          { token: op.user ? alice : asAdmin || op.admin ? admin : alice },
         );
         tally.add(`argument ${op.name} (${inline ? 'inline' : 'variables'})`);
         expectClientAnswer(r, `${op.name} ${JSON.stringify(args).slice(0, 200)}`);
@@ -529,8 +545,14 @@ describe('hostile GraphQL input (fast-check)', () => {
     await expectHealthy(h);
     expect(errorLogsSince(h, logMark)).toEqual([]);
     const bob = await h.token('bob');
-    const r = await gqlRaw(h, { query: '{ images(first: 100) { totalCount } }' }, { token: bob });
-    expect(r.body?.data).toEqual({ images: { totalCount: theirs.length } });
+    const r = await gqlRaw(
+      h,
+      { query: '{ images(first: 100) { totalCount edges { node { visibility } } } }' },
+      { token: bob },
+    );
+    expect(r.body?.data).toEqual({
+      images: { totalCount: theirs.length, edges: theirs.map(() => ({ node: { visibility: 'PRIVATE' } })) },
+    });
     // and alice still has all of hers
     const mine = await gqlRaw(h, { query: '{ images(first: 100) { totalCount } }' });
     expect(mine.body?.data).toEqual({ images: { totalCount: own.length } });

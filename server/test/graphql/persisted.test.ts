@@ -27,6 +27,7 @@ async function runWebOperations(
   out.ImageDetail = await send('ImageDetail', { id: ids[0] }, alice);
   out.RefreshSignedUrls = await send('RefreshSignedUrls', { ids: ids.slice(0, 1) }, alice);
   out.DeleteImage = await send('DeleteImage', { id: randomUUID() }, alice);
+  out.SetImageVisibility = await send('SetImageVisibility', { id: ids[1], visibility: 'PUBLIC' }, alice);
   out.Viewer = await send('Viewer', {}, alice);
   out.UrlStats = await send('UrlStats', { days: 7 }, admin);
   return out;
@@ -81,7 +82,7 @@ describe('persisted operations: the web app’s documents (development)', () => 
     await h?.close();
   });
 
-  it('the web app has its 10 operations, and each one passes every limit and runs', async () => {
+  it('the web app has its 11 operations, and each one passes every limit and runs', async () => {
     expect([...webOperations.keys()].sort()).toEqual([
       'DeleteImage',
       'GalleryPage',
@@ -89,6 +90,7 @@ describe('persisted operations: the web app’s documents (development)', () => 
       'ImageUrls',
       'ImageVariantUrls',
       'RefreshSignedUrls',
+      'SetImageVisibility',
       'SignedUrlRefreshed',
       'UploadImage',
       'UrlStats',

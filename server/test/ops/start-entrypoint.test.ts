@@ -102,13 +102,25 @@ async function gql<T>(url: string, query: string): Promise<{ data?: T; errors?: 
 }
 
 const QUERY = /* GraphQL */ `
-  { viewer { id isAdmin } images { totalCount edges { node { id byteSize signedUrl { url } } } } }
+  {
+    viewer { id isAdmin }
+    images { totalCount edges { node { id byteSize width height placeholder signedUrl { url } } } }
+  }
 `;
 interface Data {
   viewer: { id: string; isAdmin: boolean };
   images: {
     totalCount: number;
-    edges: { node: { id: string; byteSize: number; signedUrl: { url: string } } }[];
+    edges: {
+      node: {
+        id: string;
+        byteSize: number;
+        width: number;
+        height: number;
+        placeholder: string | null;
+        signedUrl: { url: string };
+      };
+    }[];
   };
 }
 
@@ -153,7 +165,12 @@ describe('the npm start entry point (node server/dist/main.js)', () => {
   it('starts with embedded defaults, serves the seeded demo images, and exits cleanly on SIGTERM', async () => {
     const dataDir = await newDataDir();
     const s = await start(dataDir);
-    await waitListening(s);
+    const launched = Date.now();
+    // More time than a plain start: this one also generates the demo photos (a few seconds
+    // idle; much longer on a machine busy with other tests).
+    await waitListening(s, 120_000);
+    // The first start generates the demo photos (once: later starts read them from DATA_DIR).
+    console.log(`first start, demo photos generated: listening after ${Date.now() - launched} ms`);
     const res = await gql<Data>(s.url, QUERY);
     expect(res.errors).toBeUndefined();
     // Auth is off: every request is the demo admin, and said so loudly at start.
@@ -173,23 +190,32 @@ describe('the npm start entry point (node server/dist/main.js)', () => {
     expect(node.signedUrl.url).toMatch(new RegExp(`^http://localhost:${new URL(s.url).port}/local-bucket/`));
     const img = await fetch(node.signedUrl.url.replace('//localhost:', '//127.0.0.1:'));
     expect(img.status).toBe(200);
-    expect(img.headers.get('content-type')).toBe('image/png');
+    expect(img.headers.get('content-type')).toBe('image/jpeg');
     const body = Buffer.from(await img.arrayBuffer());
     expect(body.length).toBe(node.byteSize);
-    expect(body.subarray(1, 4).toString('latin1')).toBe('PNG');
+    expect([...body.subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
+    // Real-looking photos, each with its placeholder from the start.
+    for (const { node: n } of res.data!.images.edges) {
+      expect(n.byteSize).toBeGreaterThan(400 * 1024);
+      expect([2400, 1600]).toContain(n.width);
+      expect(n.placeholder).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    }
+    expect(res.data!.images.edges.some((e) => e.node.height > e.node.width)).toBe(true);
 
     await stop(s);
 
     // Started again on the same DATA_DIR: PGlite kept the rows, and the demo is not seeded twice.
     const again = await start(dataDir);
+    const relaunched = Date.now();
     await waitListening(again);
+    console.log(`second start: listening after ${Date.now() - relaunched} ms`);
     const res2 = await gql<Data>(again.url, QUERY);
     expect(res2.errors).toBeUndefined();
     expect(res2.data!.images.edges.map((e) => e.node.id)).toEqual(
       res.data!.images.edges.map((e) => e.node.id),
     );
     await stop(again);
-  });
+  }, 240_000);
 
   it('refuses a bad configuration with a message naming the variable', async () => {
     const s = await start(await newDataDir(), { URL_TTL_SECONDS: 'abc' });

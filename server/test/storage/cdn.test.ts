@@ -94,7 +94,12 @@ beforeAll(async () => {
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
   local = createLocalStorage({ root: dir, publicUrl: originUrl, secret: SECRET });
-  const route = createLocalBucketRoute({ storage: local, secret: SECRET, clock: { now: () => Date.now() } });
+  const route = createLocalBucketRoute({
+    storage: local,
+    secret: SECRET,
+    clock: { now: () => Date.now() },
+    localVariants: undefined,
+  });
   origin.on('request', (req, res) => {
     route(req, res, new URL(req.url ?? '/', originUrl)).catch((err: { status?: number }) => {
       if (!res.headersSent) res.writeHead(err.status ?? 500).end();

@@ -48,6 +48,27 @@ export function cosStorageOptions(
   return { ...account, domain: fixture.host, protocol: 'http:' };
 }
 
+/** The bucket and credentials of the S3 fixture (s3rver behind a SigV4-verifying front). */
+export const TEST_S3 = {
+  accessKeyId: 'AKIASIGNETTEST000001',
+  secretAccessKey: 'signetTestS3SecretKey/0123456789+abcdef',
+  bucket: 'signet-test',
+  region: 'us-east-1',
+} as const;
+
+/** The environment that points the `s3` driver at the fixture's front (path-style, plain http). */
+export function s3Env(fixture: { url: string }): Record<string, string> {
+  return {
+    STORAGE_DRIVER: 's3',
+    S3_BUCKET: TEST_S3.bucket,
+    S3_REGION: TEST_S3.region,
+    S3_ENDPOINT: fixture.url,
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_ACCESS_KEY_ID: TEST_S3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: TEST_S3.secretAccessKey,
+  };
+}
+
 /** Auth on: bearer JWTs signed with TEST_JWT_SECRET, and the proxy-link secret auth on requires. */
 export function authEnv(): Record<string, string> {
   return { AUTH_JWT_SECRET: TEST_JWT_SECRET, PROXY_TOKEN_SECRET: TEST_PROXY_SECRET };

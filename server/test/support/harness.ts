@@ -12,14 +12,18 @@ import type { RedisClient } from '../../src/redis/connect.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { UrlStore } from '../../src/urls/store.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
+import { type S3Fixture, startS3Fixture } from '../fixtures/s3-fixture.js';
 import { createTestDatabase } from './database.js';
-import { authEnv, COS_CREDENTIALS, cosEnv } from './env.js';
+import { authEnv, COS_CREDENTIALS, cosEnv, s3Env, TEST_S3 } from './env.js';
 import { signToken } from './jwt.js';
 import { captureLogger } from './logs.js';
 
 export interface HarnessOptions {
-  /** 'cos' (default: the real SDK against the fixture) or 'local'. */
-  driver?: 'cos' | 'local';
+  /**
+   * 'cos' (default: the real SDK against the fixture), 's3' (client-s3 against s3rver behind the
+   * SigV4-verifying front) or 'local'.
+   */
+  driver?: 'cos' | 's3' | 'local';
   /** Redis URL, or 'memory' for the in-process cache. */
   redis?: string | 'memory';
   /** 'postgres' (a fresh database) or 'pglite'. */
@@ -48,6 +52,8 @@ export interface Harness {
   storage: Storage;
   redis: RedisClient | undefined;
   fixture: CosFixture | undefined;
+  /** The S3 fixture (driver 's3'). */
+  s3Fixture: S3Fixture | undefined;
   logs: string[];
   token(sub: string, claims?: Record<string, unknown>): Promise<string>;
   gql<T = unknown>(
@@ -74,6 +80,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     : (opts.driver ?? 'cos') === 'cos'
       ? await startCosFixture({ ...COS_CREDENTIALS, ...(clock ? { now: () => clock.now() } : {}) })
       : undefined;
+  const s3Fixture = peer
+    ? peer.s3Fixture
+    : opts.driver === 's3'
+      ? await startS3Fixture({ ...TEST_S3, ...(clock ? { now: () => clock.now() } : {}) })
+      : undefined;
   const dataDir = peer ? peer.config.dataDir : await mkdtemp(path.join(os.tmpdir(), 'signet-test-'));
   const database = opts.database ?? 'postgres';
   const pgdb = !peer && database === 'postgres' ? await createTestDatabase() : undefined;
@@ -83,6 +94,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     LOG_LEVEL: 'info',
     STORAGE_DRIVER: opts.driver ?? 'cos',
     ...(fixture ? cosEnv(fixture) : {}),
+    ...(s3Fixture ? s3Env(s3Fixture) : {}),
     ...(pgdb ? { DATABASE_URL: pgdb.url } : {}),
     ...(peer?.config.databaseUrl ? { DATABASE_URL: peer.config.databaseUrl } : {}),
     ...(opts.redis && opts.redis !== 'memory' ? { REDIS_URL: opts.redis } : {}),
@@ -122,6 +134,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     storage,
     redis,
     fixture,
+    s3Fixture,
     logs,
     token,
     async gql<T>(query: string, variables?: Record<string, unknown>, o: { token?: string | null } = {}) {
@@ -142,6 +155,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       if (peer) return;
       await pgdb?.drop();
       await fixture?.close();
+      await s3Fixture?.close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

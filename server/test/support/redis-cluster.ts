@@ -10,7 +10,8 @@ import { freePort } from './ports.js';
 const run = promisify(execFile);
 
 /**
- * A local Redis Cluster of `masters` nodes (no replicas) that the test starts and stops.
+ * A local Redis Cluster of `masters` nodes, each with `replicas` replicas (default none), that the
+ * test starts and stops.
  *
  * With `countOnTheWire`, a counting TCP proxy stands in front of each node and the node announces
  * the proxy's port (`cluster-announce-port`) as its own: CLUSTER SLOTS and MOVED name the proxies,
@@ -20,12 +21,15 @@ const run = promisify(execFile);
  */
 export class LocalRedisCluster {
   private readonly procs = new Map<number, ChildProcess>();
+  /** Nodes SIGKILLed and not started again: health checks ask the others. */
+  private readonly down = new Set<number>();
   /** Real port -> the counting proxy in front of it (with `countOnTheWire`). */
   readonly proxies = new Map<number, CountingProxy>();
 
   private constructor(
     readonly ports: number[],
     private readonly dir: string,
+    private readonly nodeTimeoutMs: number,
   ) {}
 
   /** The addresses clients should be given: the proxies' when counting, else the nodes'. */
@@ -33,11 +37,21 @@ export class LocalRedisCluster {
     return this.ports.map((p) => `127.0.0.1:${this.proxies.get(p)?.port ?? p}`).join(',');
   }
 
-  static async start(masters = 3, opts: { countOnTheWire?: boolean } = {}): Promise<LocalRedisCluster> {
+  static async start(
+    masters = 3,
+    opts: {
+      countOnTheWire?: boolean;
+      /** Replicas per master (`--cluster-replicas`): a master that dies is replaced by one. */
+      replicas?: number;
+      /** cluster-node-timeout: how long a node may not answer before it is failing (default 2 s). */
+      nodeTimeoutMs?: number;
+    } = {},
+  ): Promise<LocalRedisCluster> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-cluster-'));
+    const replicas = opts.replicas ?? 0;
     const ports: number[] = [];
-    for (let i = 0; i < masters; i++) ports.push(await freePort());
-    const c = new LocalRedisCluster(ports, dir);
+    for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
+    const c = new LocalRedisCluster(ports, dir, opts.nodeTimeoutMs ?? 2000);
     for (const p of ports) await c.startNode(p);
     // Created on the real ports (redis-cli derives the bus port from the address it is given).
     await run('redis-cli', [
@@ -45,10 +59,11 @@ export class LocalRedisCluster {
       'create',
       ...ports.map((p) => `127.0.0.1:${p}`),
       '--cluster-replicas',
-      '0',
+      String(replicas),
       '--cluster-yes',
     ]);
     await c.waitHealthy();
+    if (replicas > 0) await c.waitReplicasSynced(masters * replicas);
     if (opts.countOnTheWire) {
       for (const p of ports) c.proxies.set(p, await CountingProxy.start('redis', '127.0.0.1', p));
       for (const p of ports) {
@@ -100,11 +115,14 @@ export class LocalRedisCluster {
         '--cluster-config-file',
         `nodes-${port}.conf`,
         '--cluster-node-timeout',
-        '2000',
+        String(this.nodeTimeoutMs),
         '--save',
         '',
         '--appendonly',
         'no',
+        // A replica's first sync starts at once (the default waits 5 s for more replicas).
+        '--repl-diskless-sync-delay',
+        '0',
         '--dir',
         this.dir,
         // A restarted node announces its proxy again (CONFIG SET does not survive a restart).
@@ -113,6 +131,7 @@ export class LocalRedisCluster {
       { stdio: 'ignore' },
     );
     this.procs.set(port, child);
+    this.down.delete(port);
     const deadline = Date.now() + 5000;
     for (;;) {
       const r = new Redis(port, '127.0.0.1', {
@@ -134,12 +153,43 @@ export class LocalRedisCluster {
     }
   }
 
-  /** Waits until every node reports cluster_state:ok. */
+  /**
+   * Waits until `count` replicas have synced with their masters. A replica that never synced
+   * would not stand for election (its data is too old), so a failover test must wait for this.
+   */
+  private async waitReplicasSynced(count: number, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let synced = 0;
+      for (const p of this.ports) {
+        const r = new Redis(p, '127.0.0.1', {
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+          lazyConnect: true,
+        });
+        r.on('error', () => {});
+        try {
+          await r.connect();
+          const info = await r.info('replication');
+          if (info.includes('role:slave') && info.includes('master_link_status:up')) synced++;
+        } catch {
+          // counted as not synced
+        } finally {
+          r.disconnect();
+        }
+      }
+      if (synced >= count) return;
+      if (Date.now() > deadline) throw new Error(`only ${synced} of ${count} cluster replicas synced`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+
+  /** Waits until every running node reports cluster_state:ok. */
   async waitHealthy(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       let ok = true;
-      for (const p of this.ports) {
+      for (const p of this.ports.filter((x) => !this.down.has(x))) {
         const r = new Redis(p, '127.0.0.1', {
           maxRetriesPerRequest: 0,
           retryStrategy: () => null,
@@ -162,14 +212,58 @@ export class LocalRedisCluster {
     }
   }
 
-  /** SIGKILLs one master (its slots become unreachable until it returns). */
+  /** SIGKILLs one node (a master's slots are unreachable until it returns or a replica takes over). */
   async kill(port: number): Promise<void> {
     const child = this.procs.get(port);
-    if (!child || child.exitCode !== null) return;
+    this.down.add(port);
+    // A SIGKILLed child has a signalCode and no exitCode: either means it is gone already.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill('SIGKILL');
     });
+  }
+
+  /** Each running node's role as a live node sees it: masters, and the master each replica follows. */
+  async topology(): Promise<{ masters: number[]; replicaOf: Map<number, number> }> {
+    for (const p of this.ports.filter((x) => !this.down.has(x))) {
+      const r = new Redis(p, '127.0.0.1', {
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        lazyConnect: true,
+      });
+      r.on('error', () => {});
+      try {
+        await r.connect();
+        const text = String(await r.cluster('NODES'));
+        // <id> <ip:port@bus> <flags> <master id or -> ...
+        const rows = text
+          .trim()
+          .split('\n')
+          .map((line) => line.split(' '))
+          .map(([id, addr, flags, master]) => ({
+            id: id!,
+            port: Number(addr!.split('@')[0]!.split(':')[1]),
+            flags: flags!.split(','),
+            master: master!,
+          }));
+        const portOf = new Map(rows.map((x) => [x.id, x.port] as const));
+        const live = rows.filter((x) => !x.flags.includes('fail') && !x.flags.includes('fail?'));
+        return {
+          masters: live.filter((x) => x.flags.includes('master')).map((x) => x.port),
+          replicaOf: new Map(
+            live
+              .filter((x) => x.flags.includes('slave'))
+              .map((x) => [x.port, portOf.get(x.master)!] as const),
+          ),
+        };
+      } catch {
+        // ask the next node
+      } finally {
+        r.disconnect();
+      }
+    }
+    throw new Error('no cluster node answered CLUSTER NODES');
   }
 
   /** Restarts a killed master with its saved cluster config: it takes its slots back. */
@@ -181,7 +275,7 @@ export class LocalRedisCluster {
   /** Calls per command on every node, summed (INFO commandstats). */
   async commandStats(): Promise<Record<string, number>> {
     const total: Record<string, number> = {};
-    for (const p of this.ports) {
+    for (const p of this.ports.filter((x) => !this.down.has(x))) {
       const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
       r.on('error', () => {});
       const info = await r.info('commandstats');

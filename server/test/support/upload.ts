@@ -40,6 +40,8 @@ export interface UploadOptions {
   noCsrf?: boolean;
   /** More file parts mapped to the same variable (spec-conformant, but more than one file). */
   extraFiles?: number;
+  /** Another mutation document taking `$file` (default UPLOAD_MUTATION). */
+  query?: string;
 }
 
 /**
@@ -52,7 +54,10 @@ export async function uploadFile(
   opts: UploadOptions = {},
 ): Promise<MultipartResult> {
   const form = new FormData();
-  form.append('operations', JSON.stringify({ query: UPLOAD_MUTATION, variables: { file: null } }));
+  form.append(
+    'operations',
+    JSON.stringify({ query: opts.query ?? UPLOAD_MUTATION, variables: { file: null } }),
+  );
   const extra = opts.extraFiles ?? 0;
   const map: Record<string, string[]> = { 0: ['variables.file'] };
   for (let i = 1; i <= extra; i++) map[String(i)] = ['variables.file'];

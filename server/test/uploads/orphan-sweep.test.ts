@@ -111,6 +111,8 @@ describe('orphan sweep: a gateway killed between the put and the insert', () => 
     expect(fixture.objects.has(liveKey)).toBe(true);
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).toMatch(/^signet_orphan_objects_deleted_total 1$/m);
+    // The line comes through the child's stdout pipe, which may be read after the metrics answer.
+    await waitFor(() => gw!.logs.some((l) => l.includes('orphan sweep deleted')), 5_000);
     const line = gw.logs.find((l) => l.includes('orphan sweep deleted'));
     expect(JSON.parse(line!)).toMatchObject({ key: orphan, level: 40 });
     // Later sweeps find nothing more to do.

@@ -18,15 +18,17 @@ export class Gateway {
     readonly port: number,
     readonly dataDir: string,
     private env: Record<string, string>,
+    private readonly startTimeoutMs = 60_000,
   ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  static async start(env: Record<string, string> = {}): Promise<Gateway> {
+  /** `startTimeoutMs`: how long a start may take (default 60 s; PGlite's first start is slow on a busy machine). */
+  static async start(env: Record<string, string> = {}, startTimeoutMs = 60_000): Promise<Gateway> {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'signet-e2e-'));
-    const gw = new Gateway(await freePort(), dataDir, env);
+    const gw = new Gateway(await freePort(), dataDir, env, startTimeoutMs);
     await gw.launch();
     return gw;
   }
@@ -42,7 +44,7 @@ export class Gateway {
         LOG_LEVEL: 'warn',
         ...this.env,
       },
-      timeoutMs: 60_000,
+      timeoutMs: this.startTimeoutMs,
     });
   }
 

@@ -16,6 +16,7 @@ const node = (id: string, url: string, expiresAt: string) => ({
   height: 3,
   createdAt: T(0),
   placeholder: null,
+  visibility: 'PRIVATE',
   signedUrl: signed(url, expiresAt),
   thumb: signed(`${url}-thumb`, expiresAt),
   thumbSrcset: `${url}-thumb 320w, ${url}-thumb2x 640w`,

@@ -16,8 +16,9 @@ type Connection = GalleryPageQuery['images'];
 /** `fetchImpl` replaces the network for tests; the app uses the browser's fetch. */
 export function createApolloClient(uri = '/graphql', fetchImpl?: typeof fetch) {
   const auth = new ApolloLink((operation, forward) => {
+    // An operation's own authorization (the sign-in view trying a token) wins over the stored one.
     operation.setContext(({ headers = {} }: { headers?: Record<string, string> }) => ({
-      headers: { ...headers, ...authHeaders() },
+      headers: { ...authHeaders(), ...headers },
     }));
     return forward(operation);
   });

@@ -1,15 +1,63 @@
 /**
- * The bearer token, if the gateway has auth on. The app has no login screen of its own: a host
- * page (or a developer) stores a token under this key. Without one, a dev gateway acts as `demo`.
+ * The bearer token, if the gateway has auth on. The sign-in view (views/SignInView.vue) stores
+ * it here after the gateway accepted it; a host page may store one under the same key. Without
+ * one, a dev gateway acts as `demo`.
  */
 const TOKEN_KEY = 'signet.token';
 
-export function authHeaders(): Record<string, string> {
-  let token: string | null = null;
+export function getToken(): string | null {
   try {
-    token = globalThis.localStorage?.getItem(TOKEN_KEY) ?? null;
+    return globalThis.localStorage?.getItem(TOKEN_KEY) ?? null;
   } catch {
-    // storage disabled (privacy mode): no token
+    return null; // storage disabled (privacy mode): no token
   }
+}
+
+export function setToken(token: string): void {
+  globalThis.localStorage?.setItem(TOKEN_KEY, token);
+}
+
+export function clearToken(): void {
+  try {
+    globalThis.localStorage?.removeItem(TOKEN_KEY);
+  } catch {
+    // nothing stored, nothing to clear
+  }
+}
+
+export function authHeaders(): Record<string, string> {
+  const token = getToken();
   return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+interface ErrorLike {
+  graphQLErrors?: readonly { extensions?: Record<string, unknown> }[];
+  networkError?: { statusCode?: number; result?: unknown } | null;
+}
+
+/**
+ * Whether an Apollo error means "no valid credential": the gateway's UNAUTHENTICATED, as a
+ * GraphQL error or as a 401 answer (yoga refuses the whole request before any resolver runs).
+ */
+export function isUnauthenticated(error: unknown): boolean {
+  if (!error || typeof error !== 'object') return false;
+  const e = error as ErrorLike;
+  if (e.graphQLErrors?.some((g) => g.extensions?.['code'] === 'UNAUTHENTICATED')) return true;
+  const net = e.networkError;
+  if (net?.statusCode === 401) return true;
+  const result = net?.result as { errors?: { extensions?: { code?: string } }[] } | undefined;
+  return result?.errors?.some((g) => g.extensions?.code === 'UNAUTHENTICATED') ?? false;
+}
+
+/** The message the gateway gave for an error, for showing to the person signing in. */
+export function gatewayMessage(error: unknown): string {
+  const e = error as ErrorLike & { message?: string };
+  const fromResult = (e.networkError?.result as { errors?: { message?: string }[] } | undefined)?.errors?.[0]
+    ?.message;
+  return (
+    fromResult ??
+    (e.graphQLErrors?.[0] as { message?: string } | undefined)?.message ??
+    e.message ??
+    'Unknown error'
+  );
 }

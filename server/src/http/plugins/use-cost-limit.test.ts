@@ -64,4 +64,14 @@ describe('operationCost', () => {
     );
     expect(cost('mutation($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url } }', { ids })).toBe(500 + 500);
   });
+
+  it("costs federation's _entities like an id list, through the union's inline fragments", () => {
+    const subgraph = buildSchema({ federation: true });
+    const reps = Array.from({ length: 100 }, (_, i) => ({ __typename: 'Image', id: String(i) }));
+    const q =
+      'query($r: [_Any!]!) { _entities(representations: $r) { __typename ... on Image { id signedUrl { url } } } }';
+    // one lookup per representation, plus per representation: id 1 + signedUrl 1 + url 1
+    expect(operationCost(subgraph, parse(q), undefined, { r: reps })).toBe(100 + 100 * 3);
+    expect(operationCost(subgraph, parse('{ _service { sdl } }'), undefined, {})).toBe(2);
+  });
 });

@@ -7,7 +7,9 @@ import {
   type GraphQLSchema,
   getNamedType,
   getOperationAST,
+  isInterfaceType,
   isObjectType,
+  isUnionType,
   Kind,
   type SelectionSetNode,
   valueFromAST,
@@ -37,7 +39,8 @@ function listSize(
 ): { items: number; perId: boolean } {
   for (const arg of def.args) {
     const page = arg.name === 'first' || arg.name === 'last';
-    const ids = arg.name === 'ids';
+    // `representations`: federation's `_entities` (docs/federation.md), one image lookup each.
+    const ids = arg.name === 'ids' || arg.name === 'representations';
     if (!page && !ids) continue;
     const given = node.arguments?.find((a) => a.name.value === arg.name)?.value;
     const value =
@@ -79,11 +82,12 @@ export function operationCost(
   const inside = new Set<string>();
 
   const costOf = (set: SelectionSetNode, type: GraphQLNamedType | null | undefined): number => {
-    if (!isObjectType(type)) return 0;
+    // A union (federation's `_Entity`) has no fields of its own: its inline fragments are costed.
+    if (!isObjectType(type) && !isInterfaceType(type) && !isUnionType(type)) return 0;
     let cost = 0;
     for (const sel of set.selections) {
       if (sel.kind === Kind.FIELD) {
-        if (sel.name.value.startsWith('__')) continue;
+        if (sel.name.value.startsWith('__') || isUnionType(type)) continue;
         const def = type.getFields()[sel.name.value];
         if (!def) continue;
         const { items, perId } = listSize(def, sel, variables);

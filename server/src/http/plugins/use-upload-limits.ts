@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Plugin } from 'graphql-yoga';
-import type { Authenticate } from '../../auth/viewer.js';
+import { type Authenticate, requireSignedIn } from '../../auth/viewer.js';
 import { badInput, payloadTooLarge } from '../../errors/index.js';
 import type { UploadLease, UploadSlots } from '../../images/upload-slots.js';
 
@@ -45,6 +45,7 @@ export function useUploadLimits(opts: {
       const res = (serverContext as { res?: ServerResponse }).res;
       setRequestParser(async (req) => {
         const viewer = await authenticate(req.headers.get('authorization'));
+        requireSignedIn(viewer, { requestLevel: true });
         const lease = slots.acquire(viewer.id, { requestLevel: true });
         let ended = false;
         const endExchange = () => {

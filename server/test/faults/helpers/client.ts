@@ -137,7 +137,8 @@ export class Client {
       if (!this.uncached.has(e.node.signedUrl.url))
         this.uncached.set(e.node.signedUrl.url, { key: e.node.key, phase });
     }
-    return { ok: true, status: res.status, cached: edges.every((e) => e.node.signedUrl.cached) };
+    const hits = edges.filter((e) => e.node.signedUrl.cached).length;
+    return { ok: true, status: res.status, cached: hits === edges.length, hits, urls: edges.length };
   };
 
   /** `refreshSignedUrls` for a few images in turn: a forced re-signing, never from the cache. */

@@ -7,6 +7,9 @@ export interface Outcome {
   detail?: string;
   /** GraphQL pages: every URL on the page came from the cache. */
   cached?: boolean;
+  /** GraphQL pages: how many of the page's URLs came from the cache, of `urls`. */
+  hits?: number;
+  urls?: number;
 }
 
 export interface Sample extends Outcome {

@@ -34,6 +34,8 @@ export class OwnedPostgres {
     readonly port: number,
     private readonly dir: string,
     private readonly bin: string,
+    /** More server settings (`-c name=value` each), e.g. log_statement=all. */
+    private readonly settings: string[] = [],
   ) {}
 
   /** postgres://postgres@127.0.0.1:<port>/postgres */
@@ -41,14 +43,11 @@ export class OwnedPostgres {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
   }
 
-  static async start(): Promise<OwnedPostgres> {
+  static async start(settings: string[] = []): Promise<OwnedPostgres> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-pg-'));
-    const pg = new OwnedPostgres(await freePort(), dir, binDir());
+    const pg = new OwnedPostgres(await freePort(), dir, binDir(), settings);
     try {
-      if (process.getuid?.() === 0) {
-        const { stdout } = await run('id', ['-u', 'postgres']);
-        await chown(dir, Number(stdout.trim()), -1);
-      }
+      await ownDir(dir);
       await pg.tool('initdb', ['-D', pg.data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
       await pg.start();
     } catch (err) {
@@ -58,12 +57,54 @@ export class OwnedPostgres {
     return pg;
   }
 
+  /**
+   * A streaming replica of this server (`pg_basebackup -R`: it starts in recovery and follows
+   * this one over a replication connection; initdb's `trust` covers replication from 127.0.0.1),
+   * on a port of its own. Writes here reach it within milliseconds.
+   */
+  async replica(settings: string[] = []): Promise<OwnedPostgres> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-pg-replica-'));
+    const r = new OwnedPostgres(await freePort(), dir, this.bin, settings);
+    try {
+      await ownDir(dir);
+      await r.tool('pg_basebackup', [
+        '-D',
+        r.data,
+        '-R',
+        '-X',
+        'stream',
+        '-c',
+        'fast',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(this.port),
+        '-U',
+        'postgres',
+        '--no-sync',
+      ]);
+      await r.start();
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return r;
+  }
+
+  /** The server's log (with log_statement=all, every statement it ran). */
+  log(): Promise<string> {
+    return readFile(path.join(this.dir, 'log'), 'utf8');
+  }
+
   private get data(): string {
     return path.join(this.dir, 'data');
   }
 
   async start(): Promise<void> {
-    const opts = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
+    const opts = [
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`,
+      ...this.settings.map((x) => `-c ${x}`),
+    ].join(' ');
     try {
       await this.tool('pg_ctl', [
         '-D',
@@ -101,4 +142,11 @@ export class OwnedPostgres {
       await run('runuser', ['-u', 'postgres', '--', exe, ...args], { cwd: this.dir });
     else await run(exe, args, { cwd: this.dir });
   }
+}
+
+/** As root, PostgreSQL's tools run as `postgres`: the folder must be theirs. */
+async function ownDir(dir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const { stdout } = await run('id', ['-u', 'postgres']);
+  await chown(dir, Number(stdout.trim()), -1);
 }

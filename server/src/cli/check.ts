@@ -1,0 +1,145 @@
+import type { Config } from '../config.js';
+import { createStorage } from '../container.js';
+import { openDatabase } from '../db/connect.js';
+import { createRedisClient } from '../redis/connect.js';
+
+export interface CheckRow {
+  name: string;
+  status: 'ok' | 'down' | 'skipped';
+  latencyMs: number | undefined;
+  detail: string;
+}
+
+/** How long one dependency may take to answer before it counts as down. */
+export const CHECK_TIMEOUT_MS = 5000;
+
+async function timed(
+  name: string,
+  timeoutMs: number,
+  fn: (signal: AbortSignal) => Promise<string>,
+): Promise<CheckRow> {
+  const started = performance.now();
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const detail = await Promise.race([
+      fn(abort.signal),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return { name, status: 'ok', latencyMs: performance.now() - started, detail };
+  } catch (err) {
+    return { name, status: 'down', latencyMs: performance.now() - started, detail: oneLine(err) };
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+}
+
+function oneLine(err: unknown): string {
+  const e = err as Error & { cause?: unknown; code?: string };
+  const own = e?.message || e?.code || String(err);
+  const cause = e?.cause as (Error & { code?: string }) | undefined;
+  const why = cause ? cause.message || cause.code : undefined;
+  return (why && !own.includes(why) ? `${own}: ${why}` : own).replace(/\s+/g, ' ').slice(0, 200);
+}
+
+/**
+ * `signet check`: the dependencies a node of this configuration needs, each reached once with a
+ * bounded wait, through the same constructors the gateway uses (container.ts, db/connect.ts,
+ * redis/connect.ts). The database is opened as the gateway opens it, migrations included.
+ */
+export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOUT_MS): Promise<CheckRow[]> {
+  // Embedded PGlite is no network hop: starting it (a WebAssembly Postgres) takes seconds on a
+  // busy machine, and a first start creates its files. It gets longer than a server would.
+  const databaseTimeout = config.databaseUrl ? timeoutMs : Math.max(timeoutMs, 60_000);
+  const database = timed('database', databaseTimeout, async () => {
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
+    try {
+      await db.ping();
+      return db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : redactUrl(config.databaseUrl!);
+    } finally {
+      await db.close();
+    }
+  });
+
+  const redisConfigured = config.redisUrl !== undefined || config.redisClusterNodes.length > 0;
+  const redis: Promise<CheckRow> = redisConfigured
+    ? timed('redis', timeoutMs, async (signal) => {
+        const client = createRedisClient({
+          url: config.redisUrl,
+          clusterNodes: config.redisClusterNodes,
+          commandTimeoutMs: timeoutMs,
+        });
+        let lastError: Error | undefined;
+        client.on('error', (err: Error) => {
+          lastError = err;
+        });
+        try {
+          await new Promise<void>((resolve, reject) => {
+            client.once('ready', () => resolve());
+            signal.addEventListener('abort', () => reject(lastError ?? new Error('not ready')));
+            // Reconnection keeps failing: report the first reason rather than the timeout.
+            client.once('error', (err: Error) => setTimeout(() => reject(err), 250));
+          });
+          await client.ping();
+          return config.redisUrl
+            ? redactUrl(config.redisUrl)
+            : `cluster ${config.redisClusterNodes.length} nodes`;
+        } finally {
+          client.disconnect();
+        }
+      })
+    : Promise.resolve<CheckRow>({
+        name: 'redis',
+        status: 'skipped',
+        latencyMs: undefined,
+        detail: 'REDIS_URL not set: in-process cache',
+      });
+
+  const storage = timed('storage', timeoutMs, async () => {
+    const s = createStorage(config);
+    await s.ping();
+    if (config.storageDriver === 'cos') return `cos ${config.cos.bucket} (${config.cos.region})`;
+    if (config.storageDriver === 's3' && config.s3) {
+      return `s3 ${config.s3.bucket} (${config.s3.region}, ${config.s3.endpoint})`;
+    }
+    return `local ${config.dataDir}/bucket`;
+  });
+
+  return Promise.all([database, redis, storage]);
+}
+
+/** A connection URL without its password. */
+function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/** Rows as an aligned text table. */
+export function formatTable(rows: CheckRow[]): string {
+  const cells = [
+    ['NAME', 'STATUS', 'LATENCY', 'DETAIL'],
+    ...rows.map((r) => [
+      r.name,
+      r.status,
+      r.latencyMs === undefined ? '-' : `${Math.round(r.latencyMs)} ms`,
+      r.detail,
+    ]),
+  ];
+  const widths = [0, 1, 2].map((i) => Math.max(...cells.map((c) => c[i]!.length)));
+  return cells
+    .map((c) =>
+      c
+        .map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

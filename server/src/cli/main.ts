@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.js';
+import { checkDependencies, formatTable } from './check.js';
+import { CliError } from './cli-error.js';
+import { runImport } from './import.js';
+import { issueToken } from './token.js';
+
+const USAGE = `usage: signet <command> [options]   (configuration: the gateway's environment variables)
+
+  token  --sub <id> [--admin | --service] [--ttl <seconds>]
+         print an HS256 JWT signed with AUTH_JWT_SECRET (for trying things with auth on)
+  check  validate the configuration and reach the database, Redis and the bucket
+  import --owner <id> [--prefix <p>] [--dry-run] [--batch <rows per insert, default 100>]
+         add a row for every image already in the bucket (idempotent; a killed run resumes)
+`;
+
+/** The CLI's one entry: `npx signet …` after `npm run build`, `npm run signet -- …` from source. */
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  switch (command) {
+    case 'token': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          sub: { type: 'string' },
+          admin: { type: 'boolean', default: false },
+          service: { type: 'boolean', default: false },
+          ttl: { type: 'string' },
+        },
+      });
+      if (!values.sub) throw new CliError('signet token needs --sub <user id>', 2);
+      const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+      const token = await issueToken(loadConfig().auth, {
+        sub: values.sub,
+        admin: values.admin,
+        service: values.service,
+        ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
+      });
+      process.stdout.write(`${token}\n`);
+      return 0;
+    }
+    case 'check': {
+      parseArgs({ args: rest, options: {} });
+      let config: ReturnType<typeof loadConfig>;
+      const started = performance.now();
+      try {
+        config = loadConfig();
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        const latencyMs = performance.now() - started;
+        process.stdout.write(
+          `${formatTable([{ name: 'config', status: 'down', latencyMs, detail: err.message }])}\n`,
+        );
+        return 78;
+      }
+      const configRow = {
+        name: 'config',
+        status: 'ok' as const,
+        latencyMs: performance.now() - started,
+        detail: `${config.nodeEnv}, storage ${config.storageDriver}, auth ${config.auth.disabled ? 'off' : 'on'}`,
+      };
+      const rows = [configRow, ...(await checkDependencies(config))];
+      process.stdout.write(`${formatTable(rows)}\n`);
+      return rows.some((r) => r.status === 'down') ? 1 : 0;
+    }
+    case 'import': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          owner: { type: 'string' },
+          prefix: { type: 'string', default: '' },
+          'dry-run': { type: 'boolean', default: false },
+          batch: { type: 'string' },
+        },
+      });
+      if (!values.owner)
+        throw new CliError('signet import needs --owner <user id> (who the images belong to)', 2);
+      const batch = values.batch === undefined ? undefined : Number(values.batch);
+      if (batch !== undefined && !(Number.isInteger(batch) && batch >= 1 && batch <= 1000)) {
+        throw new CliError(`--batch must be a whole number from 1 to 1000, got "${values.batch}"`, 2);
+      }
+      await runImport(loadConfig(), {
+        ownerId: values.owner,
+        ...(batch !== undefined ? { batchSize: batch } : {}),
+        prefix: values.prefix,
+        dryRun: values['dry-run'],
+        out: process.stderr.isTTY ? process.stderr : process.stdout,
+      });
+      return 0;
+    }
+    default:
+      throw new CliError(`unknown command "${command}"\n${USAGE}`, 2);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`signet: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else if (err instanceof ConfigError) {
+      process.stderr.write(`signet: invalid configuration: ${err.message}\n`);
+      process.exitCode = 78;
+    } else if ((err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`signet: ${(err as Error).message}\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`signet: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,153 @@
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+import type { Database } from './types.js';
+
+export interface ReadReplicaOptions {
+  /** DATABASE_READ_URL. */
+  url: string;
+  /** The primary, asked for its WAL position at every poll. */
+  primary: Kysely<Database>;
+  /** DATABASE_READ_MAX_LAG_MS: a replica further behind than this is skipped. */
+  maxLagMs: number;
+  logger: Pick<Logger, 'warn' | 'info'>;
+  poolSize?: number;
+}
+
+/** The replica as the poller last saw it. */
+export interface ReplicaState {
+  /** Reachable, replaying, and no further behind than the bound: reads may go to it. */
+  usable: boolean;
+  /** How far behind the primary it was at the last poll (ms, at most one poll interval too high). */
+  lagMs: number | undefined;
+  /** Why it is not usable. */
+  reason: string | undefined;
+}
+
+/**
+ * A PostgreSQL streaming replica for reads, watched by a poller (docs/operations.md, "PostgreSQL
+ * read replica"). Every poll notes the primary's WAL position (`pg_current_wal_lsn()`) with the
+ * time, then asks the replica how far it has replayed (`pg_last_wal_replay_lsn()`): its lag is the
+ * age of the newest primary position it has replayed. An idle primary writes nothing, so a
+ * replica that has replayed everything is 0 behind however old its last transaction is (which
+ * `now() - pg_last_xact_replay_timestamp()` would count as lag).
+ */
+export class ReadReplica {
+  readonly kysely: Kysely<Database>;
+  readonly pollMs: number;
+  private readonly samples: { at: number; lsn: bigint }[] = [];
+  private current: ReplicaState = { usable: false, lagMs: undefined, reason: 'not polled yet' };
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly o: ReadReplicaOptions) {
+    const pool = new pg.Pool({
+      connectionString: o.url,
+      max: o.poolSize ?? 10,
+      // A replica that is away costs one short wait, then reads go to the primary.
+      connectionTimeoutMillis: 1000,
+      // A replica that hangs mid-read fails the read, which is then run on the primary.
+      query_timeout: 2000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: 10_000,
+    });
+    pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
+    this.kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    // Often enough that a lag over the bound is seen within a quarter of it.
+    this.pollMs = Math.max(50, Math.min(1000, Math.floor(o.maxLagMs / 4)));
+  }
+
+  /** Polls once now (reads go to the primary until a poll finds the replica usable), then on a timer. */
+  async start(): Promise<void> {
+    await this.poll();
+    const tick = () => {
+      this.timer = setTimeout(async () => {
+        await this.poll();
+        if (!this.closed) tick();
+      }, this.pollMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  get state(): ReplicaState {
+    return this.current;
+  }
+
+  /** A read on the replica failed for want of a server: skip it until a poll finds it again. */
+  markDown(err: Error): void {
+    this.set({ usable: false, lagMs: undefined, reason: `read failed: ${err.message}` });
+  }
+
+  poll(): Promise<void> {
+    this.polling ??= this.pollOnce().finally(() => {
+      this.polling = undefined;
+    });
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<void> {
+    const now = Date.now();
+    try {
+      const p = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(this.o.primary);
+      this.samples.push({ at: now, lsn: parseLsn(p.rows[0]!.lsn) });
+    } catch {
+      // Without the primary's position the lag is measured against the last one known.
+    }
+    // Enough history to tell "behind by the bound" from "behind by more".
+    while (this.samples.length > 2 && this.samples[0]!.at < now - 2 * this.o.maxLagMs - this.pollMs)
+      this.samples.shift();
+    let replayed: bigint;
+    try {
+      const r = await sql<{
+        lsn: string | null;
+      }>`select pg_last_wal_replay_lsn()::text as lsn`.execute(this.kysely);
+      const lsn = r.rows[0]?.lsn;
+      if (!lsn) {
+        this.set({ usable: false, lagMs: undefined, reason: 'not a streaming replica (not in recovery)' });
+        return;
+      }
+      replayed = parseLsn(lsn);
+    } catch (err) {
+      this.set({ usable: false, lagMs: undefined, reason: `unreachable: ${(err as Error).message}` });
+      return;
+    }
+    // The newest primary position it has replayed was the primary's this long ago (none: longer
+    // than all the history kept).
+    let newestReplayed: number | undefined;
+    for (const s of this.samples) if (s.lsn <= replayed) newestReplayed = s.at;
+    const lagMs =
+      newestReplayed !== undefined
+        ? now - newestReplayed
+        : Math.max(this.pollMs, now - (this.samples[0]?.at ?? now));
+    this.set(
+      lagMs <= this.o.maxLagMs
+        ? { usable: true, lagMs, reason: undefined }
+        : { usable: false, lagMs, reason: `${lagMs} ms behind (bound ${this.o.maxLagMs} ms)` },
+    );
+  }
+
+  private set(next: ReplicaState): void {
+    if (next.usable !== this.current.usable) {
+      if (next.usable) this.o.logger.info({ lagMs: next.lagMs }, 'read replica in use');
+      else this.o.logger.warn({ reason: next.reason }, 'read replica skipped: reads go to the primary');
+    }
+    this.current = next;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.polling;
+    await this.kysely.destroy();
+  }
+}
+
+/** A pg_lsn (`16/B374D848`: two hex halves of a 64-bit WAL position) as a number. */
+export function parseLsn(text: string): bigint {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
+  if (!m) throw new Error(`not a pg_lsn: ${text}`);
+  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}

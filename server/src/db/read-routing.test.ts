@@ -1,0 +1,68 @@
+import type { Kysely } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import type { ReplicaState } from './read-replica.js';
+import { replicaReads } from './read-routing.js';
+import type { Database } from './types.js';
+import { WritePins } from './write-pins.js';
+
+// Stand-ins for the two databases: the routing only passes one or the other to the read.
+const primary = { name: 'primary' } as unknown as Kysely<Database>;
+const replicaDb = { name: 'replica' } as unknown as Kysely<Database>;
+const where = (k: Kysely<Database>) => Promise.resolve((k as unknown as { name: string }).name);
+
+function setup(state: Partial<ReplicaState> = {}) {
+  const replica = {
+    kysely: replicaDb,
+    state: { usable: true, lagMs: 0, reason: undefined, ...state } as ReplicaState,
+    downs: [] as string[],
+    markDown(err: Error) {
+      this.downs.push(err.message);
+      this.state = { usable: false, lagMs: undefined, reason: err.message };
+    },
+  };
+  const pins = new WritePins({ pinMs: 200, logger: { warn: () => {} } });
+  return { replica, pins, reads: replicaReads({ primary, replica, pins }) };
+}
+
+describe('replicaReads', () => {
+  it('reads on the replica while it is usable, on the primary when it is not', async () => {
+    const { reads, replica } = setup();
+    expect(await reads.read('alice', where)).toBe('replica');
+    expect(await reads.read(undefined, where)).toBe('replica');
+    replica.state = { usable: false, lagMs: 9000, reason: 'behind' };
+    expect(await reads.read('alice', where)).toBe('primary');
+  });
+
+  it("sends a writer's reads to the primary for the pin's time, and no one else's", async () => {
+    const { reads } = setup();
+    await reads.wrote('alice');
+    expect(await reads.read('alice', where)).toBe('primary');
+    expect(await reads.read('bob', where)).toBe('replica');
+    expect(await reads.read(undefined, where)).toBe('replica');
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await reads.read('alice', where)).toBe('replica');
+  });
+
+  it('runs a read again on the primary when the replica has gone away, and skips it from then on', async () => {
+    const { reads, replica } = setup();
+    const gone = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5433'), { code: 'ECONNREFUSED' });
+    const ran: string[] = [];
+    const result = await reads.read('alice', async (k) => {
+      const name = await where(k);
+      ran.push(name);
+      if (name === 'replica') throw gone;
+      return name;
+    });
+    expect(result).toBe('primary');
+    expect(ran).toEqual(['replica', 'primary']);
+    expect(replica.downs).toHaveLength(1);
+    expect(await reads.read('bob', where)).toBe('primary');
+  });
+
+  it('fails a bad statement as the primary would, without skipping the replica', async () => {
+    const { reads, replica } = setup();
+    const bad = Object.assign(new Error('column "nope" does not exist'), { code: '42703' });
+    await expect(reads.read('alice', () => Promise.reject(bad))).rejects.toBe(bad);
+    expect(replica.state.usable).toBe(true);
+  });
+});

@@ -1,0 +1,48 @@
+import type { Kysely } from 'kysely';
+import type { ReadReplica } from './read-replica.js';
+import type { Database } from './types.js';
+import { isDatabaseUnavailable } from './unavailable.js';
+import type { WritePins } from './write-pins.js';
+
+/**
+ * Where a read runs. Page queries and visibility lookups go to the read replica when there is one
+ * that is usable and the viewer has not just written; everything else, and every write, to the
+ * primary. See docs/operations.md, "PostgreSQL read replica".
+ */
+export interface ReadRouting {
+  /** Runs `run` on the replica or the primary; `viewer` is whose own writes it must see. */
+  read<T>(viewer: string | undefined, run: (k: Kysely<Database>) => Promise<T>): Promise<T>;
+  /** The viewer has just written: their reads go to the primary for a while. */
+  wrote(viewer: string): Promise<void>;
+}
+
+/** No replica: every read on the primary. */
+export function primaryReads(primary: Kysely<Database>): ReadRouting {
+  return {
+    read: (_viewer, run) => run(primary),
+    wrote: async () => {},
+  };
+}
+
+export function replicaReads(d: {
+  primary: Kysely<Database>;
+  replica: Pick<ReadReplica, 'kysely' | 'state' | 'markDown'>;
+  pins: Pick<WritePins, 'pin' | 'pinned'>;
+}): ReadRouting {
+  return {
+    async read(viewer, run) {
+      if (d.replica.state.usable && !(viewer !== undefined && (await d.pins.pinned(viewer)))) {
+        try {
+          return await run(d.replica.kysely);
+        } catch (err) {
+          // A replica that went away between two polls: this read, and the next ones until a
+          // poll finds it again, run on the primary. A bad statement fails as it would there.
+          if (!isDatabaseUnavailable(err) && !/Query read timeout/i.test((err as Error).message)) throw err;
+          d.replica.markDown(err as Error);
+        }
+      }
+      return run(d.primary);
+    },
+    wrote: (viewer) => d.pins.pin(viewer),
+  };
+}

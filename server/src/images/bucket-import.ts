@@ -1,0 +1,225 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config.js';
+import type { ImagesRepo, ImportedImage } from '../db/images-repo.js';
+import { AppError } from '../errors/index.js';
+import { type ListedObject, MAX_LIST_KEYS, type Storage, StorageError } from '../storage/storage.js';
+import { inspectUpload, UPLOAD_KEY_PREFIX } from './upload.js';
+
+/**
+ * `signet import`: rows for the images already in a bucket, written before Signet existed
+ * (README, "Import an existing bucket"). Each object is judged as an upload is — by
+ * its first bytes, read with ranged GETs, never by its name or stored type — and gets a row of
+ * the given owner. Rows are inserted per listing page with ON CONFLICT DO NOTHING on the unique
+ * object key, so a second run adds nothing and a killed run picks up where it stopped.
+ * Placeholders are not made here: the backfill job makes them for rows that have none.
+ */
+export interface BucketImportDeps {
+  config: Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels' | 'uploadMaxBytes'>;
+  storage: Pick<Storage, 'list' | 'get'>;
+  images: Pick<ImagesRepo, 'keysWithRows' | 'insertImported'>;
+}
+
+export interface BucketImportOptions {
+  ownerId: string;
+  prefix?: string;
+  /** Read and judge every object, insert nothing. */
+  dryRun?: boolean;
+  /** Objects read at the same time (default 8). */
+  concurrency?: number;
+  /** Rows per insert statement (default 100). */
+  batchSize?: number;
+  /** Keys per listing page (default and bound: 1000). */
+  pageSize?: number;
+  /** After each page: what has been done so far. */
+  onProgress?: (p: ImportProgress) => void;
+}
+
+/** Why an object did not get a row. */
+export type SkipReason =
+  | 'already-imported'
+  | 'signet-object'
+  | 'empty'
+  | 'too-large'
+  | 'not-an-image'
+  | 'bad-header'
+  | 'too-many-pixels'
+  | 'gone';
+
+export interface ImportProgress {
+  /** Objects listed so far. */
+  seen: number;
+  /** Rows inserted (in a dry run: rows that would be). */
+  imported: number;
+  skipped: Partial<Record<SkipReason, number>>;
+  /** Bytes of the objects listed so far. */
+  bytesSeen: number;
+  done: boolean;
+}
+
+/** Keys Signet writes itself: uploads already have their rows (or are the orphan sweep's). */
+const SIGNET_PREFIXES = [UPLOAD_KEY_PREFIX];
+
+export function isSignetObject(key: string): boolean {
+  return SIGNET_PREFIXES.some((p) => key.startsWith(p));
+}
+
+export class BucketUnreachableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BucketUnreachableError';
+  }
+}
+
+export async function importBucket(
+  deps: BucketImportDeps,
+  opts: BucketImportOptions,
+): Promise<ImportProgress> {
+  const { storage, images, config } = deps;
+  const prefix = opts.prefix ?? '';
+  const concurrency = Math.max(1, opts.concurrency ?? 8);
+  const pageSize = Math.min(MAX_LIST_KEYS, Math.max(1, opts.pageSize ?? MAX_LIST_KEYS));
+  const progress: ImportProgress = { seen: 0, imported: 0, skipped: {}, bytesSeen: 0, done: false };
+  const batchSize = Math.max(1, opts.batchSize ?? 100);
+  const report = () => opts.onProgress?.({ ...progress, skipped: { ...progress.skipped } });
+  const skip = (reason: SkipReason, n = 1) => {
+    progress.skipped[reason] = (progress.skipped[reason] ?? 0) + n;
+  };
+
+  let marker: string | undefined;
+  let first = true;
+  for (;;) {
+    let page: Awaited<ReturnType<Storage['list']>>;
+    try {
+      page = await storage.list(prefix, { ...(marker !== undefined ? { marker } : {}), maxKeys: pageSize });
+    } catch (err) {
+      // The first listing failing means the bucket is out of reach (or misnamed): say so at once.
+      if (first) throw new BucketUnreachableError((err as Error).message, { cause: err });
+      throw err;
+    }
+    first = false;
+    progress.seen += page.objects.length;
+    for (const o of page.objects) progress.bytesSeen += o.size;
+
+    const candidates: ListedObject[] = [];
+    for (const o of page.objects) {
+      if (isSignetObject(o.key)) skip('signet-object');
+      else if (o.size === 0) skip('empty');
+      else if (o.size > config.uploadMaxBytes) skip('too-large');
+      else candidates.push(o);
+    }
+    // A resumed run does not read again what an earlier one imported.
+    const known = await images.keysWithRows(candidates.map((o) => o.key));
+    const fresh = candidates.filter((o) => !known.has(o.key));
+    skip('already-imported', candidates.length - fresh.length);
+
+    // In batches: what a killed run had inserted stays, and the progress line moves.
+    for (let at = 0; at < fresh.length; at += batchSize) {
+      const rows: ImportedImage[] = [];
+      await eachLimited(fresh.slice(at, at + batchSize), concurrency, async (o) => {
+        const judged = await judge(deps, o, opts.ownerId);
+        if ('reason' in judged) skip(judged.reason);
+        else rows.push(judged.row);
+      });
+      if (opts.dryRun) {
+        progress.imported += rows.length;
+      } else if (rows.length > 0) {
+        const inserted = await images.insertImported(rows);
+        progress.imported += inserted.length;
+        // Another run importing the same keys at the same time got there first.
+        skip('already-imported', rows.length - inserted.length);
+      }
+      if (at + batchSize < fresh.length) report();
+    }
+    marker = page.nextMarker;
+    if (marker === undefined) {
+      progress.done = true;
+      report();
+      return progress;
+    }
+    report();
+  }
+}
+
+/** Type and size of one object from its head, or why it gets no row. */
+async function judge(
+  deps: BucketImportDeps,
+  o: ListedObject,
+  ownerId: string,
+): Promise<{ row: ImportedImage } | { reason: SkipReason }> {
+  const head = new RangedHead(deps.storage, o.key, o.size);
+  try {
+    // Pixels are checked here rather than by the inspector, to tell that reason apart.
+    const image = await inspectUpload(head, {
+      uploadAllowSvg: deps.config.uploadAllowSvg,
+      uploadMaxPixels: Number.MAX_SAFE_INTEGER,
+    });
+    if (image.width !== null && image.height !== null) {
+      if (image.width * image.height > deps.config.uploadMaxPixels) return { reason: 'too-many-pixels' };
+    }
+    return {
+      row: {
+        id: randomUUID(),
+        ownerId,
+        objectKey: o.key,
+        contentType: image.contentType,
+        byteSize: o.size,
+        width: image.width,
+        height: image.height,
+        etag: head.etag ?? null,
+        // The gallery lists newest first: an imported image takes its place by when it was stored.
+        createdAt: o.lastModified,
+      },
+    };
+  } catch (err) {
+    if (err instanceof AppError) {
+      return { reason: err.failure === 'UNSUPPORTED_MEDIA_TYPE' ? 'not-an-image' : 'bad-header' };
+    }
+    if (err instanceof StorageError && err.kind === 'not_found') return { reason: 'gone' };
+    throw err;
+  }
+}
+
+/**
+ * The head of an object as the upload inspector reads it: the first n bytes, fetched with a
+ * ranged GET when first asked for and extended by another one when a reader needs more (JPEG's
+ * frame header may sit behind a large EXIF block). The object is never read whole.
+ */
+export class RangedHead {
+  private bytes = Buffer.alloc(0);
+  etag: string | undefined;
+
+  constructor(
+    private readonly storage: Pick<Storage, 'get'>,
+    private readonly key: string,
+    readonly size: number,
+  ) {}
+
+  async head(n: number): Promise<Buffer> {
+    const want = Math.min(n, this.size);
+    if (want > this.bytes.length) {
+      const got = await this.storage.get(this.key, { range: { start: this.bytes.length, end: want - 1 } });
+      this.etag ??= got.etag;
+      // A store that ignored the range sends the whole object, from its first byte.
+      const kept = got.range ? this.bytes : Buffer.alloc(0);
+      const chunks: Buffer[] = [kept];
+      let total = kept.length;
+      for await (const chunk of got.body) {
+        chunks.push(chunk as Buffer);
+        total += (chunk as Buffer).length;
+        if (total >= want) break;
+      }
+      got.body.destroy();
+      this.bytes = Buffer.concat(chunks).subarray(0, want);
+    }
+    return this.bytes.subarray(0, want);
+  }
+}
+
+/** Runs fn over items, at most `limit` at a time. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

@@ -1,0 +1,270 @@
+import type { Readable } from 'node:stream';
+import sharp, { type Metadata, type SharpOptions } from 'sharp';
+import type { ImageFormat, VariantSpec } from './variant.js';
+
+/**
+ * Renders a variant from an original's bytes by the rules of `VariantSpec` (storage/variant.ts),
+ * for the drivers that make variants themselves (local, s3). One sharp pipeline per render,
+ * bounded in pixels, bytes, time and concurrency, so a flood of first requests or a hostile
+ * object can neither block the event loop nor exhaust memory. See docs/architecture.md,
+ * "Variants on local".
+ */
+
+export interface RenderedVariant {
+  data: Buffer;
+  format: ImageFormat;
+  contentType: string;
+  width: number;
+  height: number;
+}
+
+/**
+ * Why a variant could not be made. `unreadable` (corrupt, truncated), `unsupported` (not a raster
+ * format a variant is made of) and `too_large` (more pixels or bytes than any accepted upload) are
+ * the object's fault and will not change on a retry; `timeout` and `busy` are the node's load.
+ */
+export type VariantRenderFailure = 'unreadable' | 'unsupported' | 'too_large' | 'timeout' | 'busy';
+
+export class VariantRenderError extends Error {
+  constructor(
+    readonly reason: VariantRenderFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'VariantRenderError';
+  }
+}
+
+export interface VariantRendererOptions {
+  /**
+   * Largest width × height an original may declare; checked from the header before any pixel is
+   * decoded (sharp's `limitInputPixels`). UPLOAD_MAX_PIXELS: no accepted upload is larger, so a
+   * larger object is not one Signet stored — a decompression bomb is refused, never decoded.
+   */
+  maxInputPixels: number;
+  /**
+   * Largest width or height of a variant (IMAGE_MAX_DIMENSION). The domain never signs a larger
+   * one; checked again here because `contain` pads to its whole box, so the box alone decides
+   * the pixels allocated.
+   */
+  maxOutputDimension: number;
+  /** Largest original read into memory (UPLOAD_MAX_BYTES, for the same reason). */
+  maxInputBytes: number;
+  /** Wall-clock bound of one render, reading the original included (VARIANT_TIMEOUT_SECONDS). */
+  timeoutSeconds: number;
+  /** Renders at once (VARIANT_CONCURRENCY). */
+  concurrency: number;
+  /** Renders that may wait for a slot; one more is refused as `busy` (VARIANT_QUEUE_MAX). */
+  maxQueue: number;
+}
+
+/** Where a render's original comes from; called once a slot is free, so waiting costs no bytes. */
+export type OpenOriginal = () => Promise<Buffer | Readable>;
+
+export interface VariantRenderer {
+  render(open: OpenOriginal, spec: VariantSpec): Promise<RenderedVariant>;
+  /** Renders running and waiting now (for tests and the bench). */
+  readonly load: { running: number; waiting: number };
+}
+
+const CONTENT_TYPES: Record<ImageFormat, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  avif: 'image/avif',
+};
+
+/** Input formats a variant is made of: the raster images uploads accept (never SVG or PDF). */
+const RASTER_INPUTS = new Set(['jpeg', 'png', 'webp', 'gif', 'heif', 'avif', 'tiff']);
+
+/**
+ * The output format when the spec names none: the original's own when it is one of ours; a GIF or
+ * TIFF becomes PNG (lossless, keeps transparency; an animation keeps its first frame).
+ */
+function outputFormat(spec: VariantSpec, meta: Metadata): ImageFormat {
+  if (spec.format) return spec.format;
+  switch (meta.format) {
+    case 'jpeg':
+    case 'png':
+    case 'webp':
+      return meta.format;
+    case 'heif':
+      return meta.compression === 'av1' ? 'avif' : 'jpeg';
+    default:
+      return 'png';
+  }
+}
+
+const TRANSPARENT = { r: 0, g: 0, b: 0, alpha: 0 };
+const WHITE = { r: 255, g: 255, b: 255, alpha: 1 };
+
+/** One sharp pipeline for one spec, in the order `VariantSpec` gives. */
+async function renderBuffer(
+  input: Buffer,
+  spec: VariantSpec,
+  o: VariantRendererOptions,
+): Promise<RenderedVariant> {
+  // failOn 'warning' (sharp's default, said here because it matters): a truncated or corrupt
+  // original is an error, not a half-grey image. The pixel limit is checked from the header.
+  const inputOptions: SharpOptions = {
+    limitInputPixels: o.maxInputPixels,
+    sequentialRead: true,
+    failOn: 'warning',
+  };
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, inputOptions).metadata();
+  } catch (err) {
+    throw classifyFailure(err, o);
+  }
+  if (!meta.format || !RASTER_INPUTS.has(meta.format)) {
+    throw new VariantRenderError('unsupported', `A variant cannot be made of ${meta.format ?? 'this'} data`);
+  }
+  if (!meta.width || !meta.height || meta.width * meta.height > o.maxInputPixels) {
+    throw new VariantRenderError(
+      'too_large',
+      `The original declares ${meta.width}×${meta.height} pixels; at most ${o.maxInputPixels} are decoded`,
+    );
+  }
+
+  const format = outputFormat(spec, meta);
+  const opaque = format === 'jpeg';
+  // rotate() without an angle applies the EXIF orientation; sharp writes no metadata (EXIF, XMP,
+  // ICC: converted to sRGB) unless asked to keep it, so no GPS tag leaves in a variant.
+  let pipeline = sharp(input, inputOptions).rotate();
+  if (spec.width !== undefined || spec.height !== undefined) {
+    pipeline = pipeline.resize({
+      width: spec.width,
+      height: spec.height,
+      fit: spec.fit,
+      position: 'centre',
+      withoutEnlargement: true,
+      background: opaque ? WHITE : TRANSPARENT,
+    });
+  }
+  // A JPEG has no alpha: a transparent original lies on white, like the padding.
+  if (opaque) pipeline = pipeline.flatten({ background: WHITE });
+  const quality = spec.quality !== undefined ? { quality: spec.quality } : {};
+  pipeline = pipeline.toFormat(format, quality).timeout({ seconds: o.timeoutSeconds });
+  try {
+    const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
+    return { data, format, contentType: CONTENT_TYPES[format], width: info.width, height: info.height };
+  } catch (err) {
+    throw classifyFailure(err, o);
+  }
+}
+
+/** sharp reports every failure as a plain Error; its message tells them apart. */
+function classifyFailure(err: unknown, o: VariantRendererOptions): VariantRenderError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (message.includes('timeout')) {
+    return new VariantRenderError('timeout', `The variant took longer than ${o.timeoutSeconds} s`, {
+      cause: err,
+    });
+  }
+  if (message.includes('pixel limit')) {
+    return new VariantRenderError('too_large', `The original declares more than ${o.maxInputPixels} pixels`, {
+      cause: err,
+    });
+  }
+  return new VariantRenderError('unreadable', 'The original is not a readable image', { cause: err });
+}
+
+/** Reads a stream into one buffer, refusing more than `max` bytes or a stream that ends late. */
+function collect(body: Readable, max: number, signal: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (err: Error) => {
+      body.destroy();
+      reject(err);
+    };
+    const onAbort = () => fail(signal.reason as Error);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        signal.removeEventListener('abort', onAbort);
+        fail(new VariantRenderError('too_large', `The original is larger than ${max} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+    body.once('end', () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(Buffer.concat(chunks, size));
+    });
+  });
+}
+
+export function createVariantRenderer(o: VariantRendererOptions): VariantRenderer {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+
+  /** A slot of the pool: at most `concurrency` renders hold one; the rest wait in order. */
+  async function acquire(): Promise<void> {
+    if (running < o.concurrency) {
+      running++;
+      return;
+    }
+    if (waiting.length >= o.maxQueue) {
+      throw new VariantRenderError('busy', 'Too many variants are being made; retry shortly');
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  }
+  function release(): void {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+
+  async function renderInSlot(open: OpenOriginal, spec: VariantSpec): Promise<RenderedVariant> {
+    if ((spec.width ?? 0) > o.maxOutputDimension || (spec.height ?? 0) > o.maxOutputDimension) {
+      throw new VariantRenderError(
+        'too_large',
+        `A variant may be at most ${o.maxOutputDimension} pixels wide and high`,
+      );
+    }
+    // The deadline covers reading the original too: a stalled read must not hold a slot forever.
+    // sharp's own timeout bounds the pixel work, which cannot be interrupted from here.
+    const deadline = AbortSignal.timeout(o.timeoutSeconds * 1000);
+    const timedOut = () =>
+      new VariantRenderError('timeout', `The original was not read within ${o.timeoutSeconds} s`);
+    const source = await open();
+    let input: Buffer;
+    if (Buffer.isBuffer(source)) {
+      if (source.length > o.maxInputBytes) {
+        throw new VariantRenderError('too_large', `The original is larger than ${o.maxInputBytes} bytes`);
+      }
+      input = source;
+    } else {
+      try {
+        input = await collect(source, o.maxInputBytes, deadline);
+      } catch (err) {
+        if (deadline.aborted) throw timedOut();
+        throw err;
+      }
+    }
+    return renderBuffer(input, spec, o);
+  }
+
+  return {
+    async render(open, spec) {
+      await acquire();
+      try {
+        return await renderInSlot(open, spec);
+      } finally {
+        release();
+      }
+    },
+    get load() {
+      return { running, waiting: waiting.length };
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
+import { createTestDatabase } from '../support/database.js';
+import { testRedisUrl } from '../support/env.js';
+import { freePort } from '../support/ports.js';
+
+/** The table's rows by name: [status, latency, detail]. */
+function table(stdout: string): Map<string, { status: string; line: string }> {
+  const rows = new Map<string, { status: string; line: string }>();
+  const lines = stdout.trim().split('\n');
+  expect(lines[0]).toMatch(/^NAME\s+STATUS\s+LATENCY\s+DETAIL$/);
+  for (const line of lines.slice(1)) {
+    const [name, status] = line.split(/\s+/);
+    rows.set(name!, { status: status!, line });
+  }
+  return rows;
+}
+
+describe('signet check', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let dataDir: string;
+  let base: Record<string, string>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-check-'));
+    base = { DATA_DIR: dataDir, DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), STORAGE_DRIVER: 'local' };
+  });
+  afterAll(async () => {
+    await db?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('reports every dependency ok (exit 0)', async () => {
+    const run = await runCli(['check'], base);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const rows = table(run.stdout);
+    expect([...rows.keys()]).toEqual(['config', 'database', 'redis', 'storage']);
+    for (const [name, row] of rows) expect(row.status, name).toBe('ok');
+    expect(rows.get('database')!.line).toMatch(/\d+ ms/);
+    expect(rows.get('storage')!.line).toContain(`local ${dataDir}/bucket`);
+  });
+
+  it('reports a down Redis and a down database, each within its bound (exit 1)', async () => {
+    // Ports nothing listens on: connections are refused at once.
+    const deadRedis = await freePort();
+    const deadDb = await freePort();
+    const started = Date.now();
+    const run = await runCli(['check'], {
+      ...base,
+      REDIS_URL: `redis://127.0.0.1:${deadRedis}`,
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${deadDb}/test`,
+    });
+    expect(run.code).toBe(1);
+    const rows = table(run.stdout);
+    expect(rows.get('config')!.status).toBe('ok');
+    expect(rows.get('storage')!.status).toBe('ok');
+    expect(rows.get('redis')!.status).toBe('down');
+    expect(rows.get('redis')!.line).toMatch(/ECONNREFUSED|no answer/);
+    expect(rows.get('database')!.status).toBe('down');
+    expect(rows.get('database')!.line).toMatch(/ECONNREFUSED|no answer/);
+    // Each check waits 5 s at most; the process start (tsx) is most of the rest.
+    expect(Date.now() - started).toBeLessThan(45_000);
+  });
+
+  it('without REDIS_URL, Redis is skipped (the in-process cache), not down', async () => {
+    const { REDIS_URL: _, ...noRedis } = base;
+    const run = await runCli(['check'], noRedis);
+    expect(run.code).toBe(0);
+    expect(table(run.stdout).get('redis')!.status).toBe('skipped');
+  });
+
+  it('a bad configuration is one row naming the variable (exit 78)', async () => {
+    const run = await runCli(['check'], { ...base, URL_TTL_SECONDS: 'an hour' });
+    expect(run.code).toBe(78);
+    const rows = table(run.stdout);
+    expect([...rows.keys()]).toEqual(['config']);
+    expect(rows.get('config')!.status).toBe('down');
+    expect(rows.get('config')!.line).toContain('URL_TTL_SECONDS');
+  });
+});

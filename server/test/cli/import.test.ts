@@ -1,0 +1,249 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePng } from '../../src/seed.js';
+import { collect, runCli, spawnCli } from '../support/cli.js';
+import { cosEnv } from '../support/env.js';
+import { type Harness, startHarness } from '../support/harness.js';
+import { freePort } from '../support/ports.js';
+
+const LIST = /* GraphQL */ `
+  query {
+    images(first: 100) {
+      totalCount
+      edges { node { key contentType width height byteSize signedUrl { url } } }
+    }
+  }
+`;
+
+interface Listed {
+  images: {
+    totalCount: number;
+    edges: {
+      node: {
+        key: string;
+        contentType: string;
+        width: number | null;
+        height: number | null;
+        byteSize: number;
+        signedUrl: { url: string };
+      };
+    }[];
+  };
+}
+
+/**
+ * A baseline JPEG whose frame header sits behind two large APP segments (as EXIF and an ICC
+ * profile put it): beyond the first 64 KB, so the importer must read its head further.
+ */
+function jpegWithLargeHeader(width: number, height: number): Buffer {
+  const app = (marker: number, bytes: number) => {
+    const seg = Buffer.alloc(4 + bytes - 2);
+    seg[0] = 0xff;
+    seg[1] = marker;
+    seg.writeUInt16BE(bytes, 2);
+    return seg;
+  };
+  const sof = Buffer.from([
+    0xff, 0xc0, 0x00, 0x11, 0x08, 0, 0, 0, 0, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1,
+  ]);
+  sof.writeUInt16BE(height, 5);
+  sof.writeUInt16BE(width, 7);
+  return Buffer.concat([
+    Buffer.from([0xff, 0xd8]),
+    app(0xe1, 65_000),
+    app(0xe2, 65_000),
+    sof,
+    Buffer.from([0xff, 0xd9]),
+  ]);
+}
+
+/** `imported N of M objects …; skipped: …` from the command's last line. */
+function summary(stdout: string): { imported: number; seen: number; skipped: string } {
+  const m = /imported (\d+) of (\d+) objects for owner "[^"]+"; skipped: (.*)$/m.exec(stdout);
+  if (!m) throw new Error(`no summary line in: ${stdout}`);
+  return { imported: Number(m[1]), seen: Number(m[2]), skipped: m[3]! };
+}
+
+async function rowCount(h: Harness, owner: string): Promise<number> {
+  const r = await sql<{ n: string }>`select count(*) as n from images where owner_id = ${owner}`.execute(
+    h.db.kysely,
+  );
+  return Number(r.rows[0]!.n);
+}
+
+describe('signet import: a COS bucket (the fixture)', () => {
+  let h: Harness;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory' });
+    env = { ...cosEnv(h.fixture!), DATABASE_URL: h.config.databaseUrl!, DATA_DIR: h.config.dataDir };
+    // Stored by some other tool, with a type that says nothing: the content decides.
+    for (let i = 0; i < 5; i++) {
+      await h.storage.put(
+        `legacy/p${i}.png`,
+        makePng(10 + i, 20, [0, 0, 0], [255, 255, 255]),
+        'binary/octet-stream',
+      );
+    }
+    await h.storage.put('legacy/big-exif.jpg', jpegWithLargeHeader(640, 480), 'binary/octet-stream');
+    await h.storage.put('legacy/notes.txt', Buffer.from('not an image'), 'text/plain');
+    await h.storage.put('legacy/empty.png', Buffer.alloc(0), 'image/png');
+    await h.storage.put('other/q.png', makePng(7, 7, [0, 0, 0], [9, 9, 9]), 'image/png');
+    // Signet's own upload key: not adopted by an import, whoever it belongs to.
+    await h.storage.put(
+      'u/bob/11111111-1111-4111-8111-111111111111.png',
+      makePng(3, 3, [0, 0, 0], [1, 1, 1]),
+      'image/png',
+    );
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('imports the images under a prefix, skips the rest by reason, and a second run adds nothing', async () => {
+    const first = await runCli(['import', '--owner', 'shop', '--prefix', 'legacy/'], env);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(summary(first.stdout)).toEqual({ imported: 6, seen: 8, skipped: 'empty 1, not-an-image 1' });
+
+    const token = await h.token('shop');
+    const listed = await h.gql<Listed>(LIST, {}, { token });
+    expect(listed.errors).toBeUndefined();
+    const byKey = new Map(listed.data!.images.edges.map((e) => [e.node.key, e.node]));
+    expect([...byKey.keys()].sort()).toEqual([
+      'legacy/big-exif.jpg',
+      'legacy/p0.png',
+      'legacy/p1.png',
+      'legacy/p2.png',
+      'legacy/p3.png',
+      'legacy/p4.png',
+    ]);
+    expect(byKey.get('legacy/p3.png')).toMatchObject({ contentType: 'image/png', width: 13, height: 20 });
+    expect(byKey.get('legacy/big-exif.jpg')).toMatchObject({
+      contentType: 'image/jpeg',
+      width: 640,
+      height: 480,
+    });
+    // The signed URL of an imported image works against the bucket.
+    const got = await fetch(byKey.get('legacy/p0.png')!.signedUrl.url);
+    expect(got.status).toBe(200);
+    expect(
+      Buffer.from(await got.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG');
+
+    const again = await runCli(['import', '--owner', 'shop', '--prefix', 'legacy/'], env);
+    expect(again.code).toBe(0);
+    expect(summary(again.stdout)).toEqual({
+      imported: 0,
+      seen: 8,
+      skipped: 'already-imported 6, empty 1, not-an-image 1',
+    });
+    expect(await rowCount(h, 'shop')).toBe(6);
+  });
+
+  it("the whole bucket: only what is new; Signet's own upload keys are left alone", async () => {
+    const dry = await runCli(['import', '--owner', 'shop', '--dry-run'], env);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('dry run: would import 1 of 10 objects');
+    expect(await rowCount(h, 'shop')).toBe(6);
+
+    const run = await runCli(['import', '--owner', 'shop'], env);
+    expect(run.code).toBe(0);
+    const s = summary(run.stdout);
+    expect(s.imported).toBe(1);
+    expect(s.skipped).toContain('signet-object 1');
+    expect(await rowCount(h, 'shop')).toBe(7);
+    expect(await rowCount(h, 'bob')).toBe(0);
+  });
+
+  it('an unreachable bucket fails fast, naming the variables', async () => {
+    const started = Date.now();
+    const run = await runCli(['import', '--owner', 'shop'], {
+      ...env,
+      COS_DOMAIN: `127.0.0.1:${await freePort()}`,
+      COS_TIMEOUT_MS: '2000',
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('cannot list the bucket');
+    expect(run.stderr).toContain('COS_BUCKET=');
+    expect(run.stderr).toContain('COS_DOMAIN=');
+    expect(Date.now() - started).toBeLessThan(40_000);
+  });
+});
+
+describe('signet import: a local folder of 1,000 objects', () => {
+  let h: Harness;
+  let env: Record<string, string>;
+  const IMAGES = 900;
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'local', redis: 'memory' });
+    env = { DATABASE_URL: h.config.databaseUrl!, DATA_DIR: h.config.dataDir, STORAGE_DRIVER: 'local' };
+    // Copied into the bucket folder by hand: no side files, so no stored content type.
+    const dir = path.join(h.config.dataDir, 'bucket', 'catalog');
+    await mkdir(dir, { recursive: true });
+    for (let i = 0; i < 1000; i++) {
+      const name = String(i).padStart(4, '0');
+      if (i % 10 === 9) await writeFile(path.join(dir, `${name}.csv`), `sku,price\n${i},9.99\n`);
+      else
+        await writeFile(
+          path.join(dir, `${name}.png`),
+          makePng(1 + (i % 40), 2, [i % 256, 0, 0], [0, 0, 255]),
+        );
+    }
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a run killed mid-way resumes to the full count; a further run creates nothing', async () => {
+    const child = spawnCli(['import', '--owner', 'catalog', '--batch', '20'], env);
+    const done = collect(child, 120_000);
+    // Kill it as soon as it has inserted some rows (and not all of them).
+    let atKill = 0;
+    for (;;) {
+      atKill = await rowCount(h, 'catalog');
+      if (atKill > 0 || child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    const killed = await done;
+    expect(killed.signal).toBe('SIGKILL');
+    const afterKill = await rowCount(h, 'catalog');
+    expect(afterKill).toBeGreaterThan(0);
+    expect(afterKill).toBeLessThan(IMAGES);
+
+    const resumed = await runCli(['import', '--owner', 'catalog'], env);
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    const s = summary(resumed.stdout);
+    expect(s.seen).toBe(1000);
+    expect(s.imported).toBe(IMAGES - afterKill);
+    expect(s.skipped).toBe(`already-imported ${afterKill}, not-an-image 100`);
+    expect(await rowCount(h, 'catalog')).toBe(IMAGES);
+    // Not a TTY: plain progress lines, no carriage returns.
+    expect(resumed.stdout).not.toContain('\r');
+
+    const again = await runCli(['import', '--owner', 'catalog'], env);
+    expect(summary(again.stdout)).toMatchObject({ imported: 0, seen: 1000 });
+    expect(await rowCount(h, 'catalog')).toBe(IMAGES);
+  }, 240_000); // three runs of the command, each starting through tsx
+
+  it('an imported object is served with its real type, though Signet did not write it', async () => {
+    const token = await h.token('catalog');
+    const listed = await h.gql<Listed>(LIST, {}, { token });
+    expect(listed.errors).toBeUndefined();
+    expect(listed.data!.images.totalCount).toBe(IMAGES);
+    const node = listed.data!.images.edges[0]!.node;
+    expect(node.contentType).toBe('image/png');
+    const got = await fetch(node.signedUrl.url);
+    expect(got.status).toBe(200);
+    expect(got.headers.get('content-type')).toBe('image/png');
+    expect(Number(got.headers.get('content-length'))).toBe(node.byteSize);
+  });
+});

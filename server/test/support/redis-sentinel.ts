@@ -1,0 +1,182 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from './ports.js';
+import { OwnedRedis } from './redis-server.js';
+
+export interface SentinelGroupOptions {
+  /** The master name the sentinels monitor (REDIS_SENTINEL_NAME). */
+  name?: string;
+  /** How long a primary may not answer before a sentinel thinks it down (sentinel default: 30 s). */
+  downAfterMs?: number;
+  failoverTimeoutMs?: number;
+}
+
+/**
+ * A Redis primary, one replica and three `redis-sentinel` processes (quorum 2) on free ports, all
+ * owned by the test and stopped by PID. `REDIS_SENTINELS` for a gateway is `sentinels`.
+ */
+export class RedisSentinelGroup {
+  private readonly sentinelProcs: ChildProcess[] = [];
+
+  private constructor(
+    readonly primary: OwnedRedis,
+    readonly replica: OwnedRedis,
+    readonly sentinelPorts: number[],
+    readonly name: string,
+    private readonly dir: string,
+  ) {}
+
+  /** `host:port,…` of the sentinels: the value of REDIS_SENTINELS. */
+  get sentinels(): string {
+    return this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',');
+  }
+
+  static async start(o: SentinelGroupOptions = {}): Promise<RedisSentinelGroup> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-sentinel-'));
+    const primary = await OwnedRedis.start();
+    const replica = new OwnedRedis(await freePort());
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const g = new RedisSentinelGroup(primary, replica, ports, o.name ?? 'mymaster', dir);
+    try {
+      // Its own folder: a replica writes the RDB of its first sync to its working directory.
+      await replica.start(['--replicaof', '127.0.0.1', String(primary.port), '--dir', dir]);
+      await g.waitReplicaLinked();
+      for (const port of ports) await g.startSentinel(port, o);
+      await g.waitMonitoring();
+    } catch (err) {
+      await g.stop();
+      throw err;
+    }
+    return g;
+  }
+
+  private async startSentinel(port: number, o: SentinelGroupOptions): Promise<void> {
+    // Sentinel rewrites its config file (what it learns), so each has its own, writable.
+    const file = path.join(this.dir, `sentinel-${port}.conf`);
+    await writeFile(
+      file,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `dir ${this.dir}`,
+        `sentinel monitor ${this.name} 127.0.0.1 ${this.primary.port} 2`,
+        `sentinel down-after-milliseconds ${this.name} ${o.downAfterMs ?? 1000}`,
+        `sentinel failover-timeout ${this.name} ${o.failoverTimeoutMs ?? 5000}`,
+        `sentinel parallel-syncs ${this.name} 1`,
+        '',
+      ].join('\n'),
+    );
+    const child = spawn('redis-sentinel', [file], { stdio: 'ignore' });
+    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+    this.sentinelProcs.push(child);
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const failed = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(r, 50))]);
+      if (failed) throw new Error(`could not start redis-sentinel (is it installed?): ${failed.message}`);
+      const c = sentinelClient(port);
+      try {
+        await c.connect();
+        await c.ping();
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`redis-sentinel on port ${port} did not start`);
+      } finally {
+        c.disconnect();
+      }
+    }
+  }
+
+  private async waitReplicaLinked(timeoutMs = 10_000): Promise<void> {
+    const c = this.replica.client();
+    try {
+      await waitFor('the replica to sync', timeoutMs, async () =>
+        (await c.info('replication')).includes('master_link_status:up'),
+      );
+    } finally {
+      c.disconnect();
+    }
+  }
+
+  /** Every sentinel knows the replica and the two other sentinels: a failover can be agreed on. */
+  private async waitMonitoring(timeoutMs = 20_000): Promise<void> {
+    await waitFor('the sentinels to find the replica and each other', timeoutMs, async () => {
+      for (const port of this.sentinelPorts) {
+        const c = sentinelClient(port);
+        try {
+          await c.connect();
+          const replicas = (await c.call('SENTINEL', 'REPLICAS', this.name)) as unknown[];
+          const others = (await c.call('SENTINEL', 'SENTINELS', this.name)) as unknown[];
+          if (replicas.length < 1 || others.length < 2) return false;
+        } finally {
+          c.disconnect();
+        }
+      }
+      return true;
+    });
+  }
+
+  /** The port the sentinels name as primary now (asks the first one that answers). */
+  async primaryPort(): Promise<number | undefined> {
+    for (const port of this.sentinelPorts) {
+      const c = sentinelClient(port);
+      try {
+        await c.connect();
+        const addr = (await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.name)) as string[] | null;
+        if (addr) return Number(addr[1]);
+      } catch {
+        // the next one
+      } finally {
+        c.disconnect();
+      }
+    }
+    return undefined;
+  }
+
+  /** Polls the sentinels until they name `port` as primary; resolves with the moment they did. */
+  async waitPromoted(port: number, timeoutMs = 30_000): Promise<number> {
+    await waitFor(
+      `the sentinels to promote ${port}`,
+      timeoutMs,
+      async () => (await this.primaryPort()) === port,
+      25,
+    );
+    return Date.now();
+  }
+
+  /** Stops every process by PID (sentinels first, so none fails over while the rest stops). */
+  async stop(): Promise<void> {
+    for (const child of this.sentinelProcs) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      });
+    }
+    await this.replica.kill();
+    await this.primary.kill();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function sentinelClient(port: number): Redis {
+  const c = new Redis(port, '127.0.0.1', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableReadyCheck: false,
+  });
+  c.on('error', () => {});
+  return c;
+}
+
+async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, pollMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

@@ -1,0 +1,62 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../server/test/support/cli.js';
+import { launchChromium, screenshot, waitForVisibleLoaded } from './helpers/browser';
+import { Gateway } from './helpers/gateway';
+
+const SECRET = 'e2e-sign-in-secret-e2e-sign-in-secret-0123';
+
+// The demo app with auth on: a sign-in view instead of a gallery of errors; a token from
+// `signet token` signs in, and sign-out forgets it.
+describe('sign-in (auth on)', () => {
+  let gateway: Gateway;
+  let browser: Browser;
+  let token: string;
+
+  beforeAll(async () => {
+    const auth = { AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'e2e-sign-in-proxy-secret-0123' };
+    gateway = await Gateway.start({ ...auth, SEED_DEMO: 'true', SEED_DEMO_COUNT: '6' }, 150_000);
+    browser = await launchChromium();
+    const run = await runCli(['token', '--sub', 'demo'], auth);
+    expect(run.code, run.stderr).toBe(0);
+    token = run.stdout.trim();
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.close();
+  });
+
+  it('signs in with a token, stays signed in across a reload, and signs out', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${gateway.url}/#/gallery`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    expect(await page.locator('.smart-image').count()).toBe(0);
+    expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
+    await screenshot(page, 'sign-in');
+
+    await page.getByLabel('Token').fill('eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bad');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect
+      .poll(() => page.getByRole('alert').textContent())
+      .toContain('The gateway refused this token');
+
+    await page.getByLabel('Token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForSelector('.smart-image');
+    await waitForVisibleLoaded(page);
+    expect(await page.locator('.smart-image').count()).toBe(6);
+    expect(await page.getByTestId('session').textContent()).toContain('demo');
+    expect(await page.evaluate(() => localStorage.getItem('signet.token'))).toBe(token);
+
+    await page.reload();
+    await page.waitForSelector('.smart-image');
+    expect(await page.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    expect(await page.evaluate(() => localStorage.getItem('signet.token'))).toBeNull();
+    expect(await page.locator('.smart-image').count()).toBe(0);
+    await page.close();
+  });
+});
