@@ -12,7 +12,7 @@ import {
 import { Gateway } from './helpers/gateway';
 
 interface PageAnswer {
-  data: { images: { totalCount: number; edges: { node: { id: string; signedUrl: { url: string } } }[] } };
+  data: { images: { totalCount: number; edges: { node: { id: string; thumb: { url: string } } }[] } };
 }
 
 describe('gallery', () => {
@@ -61,11 +61,12 @@ describe('gallery', () => {
     expect(pages).toHaveLength(1);
     const answer = (await pages[0]!.response) as PageAnswer;
     expect(answer.data.images.totalCount).toBe(100);
-    const urls = new Map(answer.data.images.edges.map((e) => [e.node.id, e.node.signedUrl.url]));
+    // A tile shows the thumb preset: its src is the thumb's URL from the page.
+    const urls = new Map(answer.data.images.edges.map((e) => [e.node.id, e.node.thumb.url]));
     expect(urls.size).toBe(100);
     for (const image of all) expect(image.src).toBe(urls.get(image.id));
     const urlCarrying = graphql.filter((c) =>
-      ['GalleryPage', 'ImageUrls', 'RefreshSignedUrls'].includes(c.operationName ?? ''),
+      ['GalleryPage', 'ImageUrls', 'ImageVariantUrls', 'RefreshSignedUrls'].includes(c.operationName ?? ''),
     );
     expect(urlCarrying).toHaveLength(1);
     expect(fetched).toHaveLength(100);

@@ -68,9 +68,10 @@ describe('recovery without a reload', () => {
     expect(unseen.length).toBeGreaterThan(20);
     const pageUrls = new Map<string, string>();
     const answer = (await graphql.find((c) => c.operationName === 'GalleryPage')!.response) as {
-      data: { images: { edges: { node: { id: string; signedUrl: { url: string } } }[] } };
+      data: { images: { edges: { node: { id: string; thumb: { url: string } } }[] } };
     };
-    for (const e of answer.data.images.edges) pageUrls.set(e.node.id, e.node.signedUrl.url);
+    // Tiles show the thumb preset: its URLs are the ones the page holds and refetches.
+    for (const e of answer.data.images.edges) pageUrls.set(e.node.id, e.node.thumb.url);
 
     // Behind the app's back: a new signing key, and the restart empties the URL cache. Every
     // URL the page holds is now refused by the bucket, though none has reached its expiry.
@@ -83,14 +84,14 @@ describe('recovery without a reload', () => {
     // The dropped subscription comes back and refetches the URLs of the images on screen.
     await page.waitForSelector('.link-state[data-state=live]', { timeout: 60_000 });
     await expect
-      .poll(() => graphql.slice(callsBefore).some((c) => c.operationName === 'ImageUrls'), {
+      .poll(() => graphql.slice(callsBefore).some((c) => c.operationName === 'ImageVariantUrls'), {
         timeout: 30_000,
       })
       .toBe(true);
     // ...which are signed with the new key and kept for the next load of each image. The
     // pictures already on screen are not downloaded again: they keep their (now refused) src
     // and stay whole, since nothing needs fetching.
-    const refetch = graphql.slice(callsBefore).find((c) => c.operationName === 'ImageUrls')!;
+    const refetch = graphql.slice(callsBefore).find((c) => c.operationName === 'ImageVariantUrls')!;
     const refetched = (await refetch.response) as {
       data: { imagesByIds: ({ id: string; signedUrl: { url: string } } | null)[] };
     };
@@ -152,11 +153,9 @@ describe('recovery without a reload', () => {
     expect(await el.getAttribute('data-source')).toBe('proxy');
     const src = await el.locator('img').getAttribute('src');
     expect(new URL(src!).pathname).toBe(`/proxy/${target}`);
-    const { image } = await gateway.graphql<{ image: { width: number } }>(
-      'query($id: ID!) { image(id: $id) { width } }',
-      { id: target },
-    );
-    expect(await el.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(image.width);
+    // The proxy link of the tile's preset: the thumbnail (320×320 cover), not the original.
+    expect(new URL(src!).searchParams.toString()).toContain('thumb');
+    expect(await el.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(320);
     // Three refreshes were tried before the fallback, with backoff between them.
     const tries = graphql.filter(
       (c) =>

@@ -80,6 +80,13 @@ describe('upload', () => {
       'Uploaded',
     );
     await page.waitForSelector('.upload__thumb .smart-image[data-state=loaded]');
+    // The new image's thumbnail as it lands: the thumb preset through its srcset, not the original.
+    const landed = await page.$eval('.upload__thumb img', (img) => ({
+      srcset: img.getAttribute('srcset'),
+      currentSrc: (img as HTMLImageElement).currentSrc,
+    }));
+    expect(landed.srcset).toMatch(/ 320w/);
+    expect(landed.currentSrc).toMatch(/[?&]v=320x320-cover-webp-75(&|$)/);
     await screenshot(page, 'upload-done');
 
     await page.getByRole('link', { name: 'View gallery' }).click();
@@ -88,7 +95,7 @@ describe('upload', () => {
     const [first] = await imageStates(page);
     const alt = await page.locator('.card img').first().getAttribute('alt');
     expect(alt).toMatch(/^PNG image, 1600 × 1200, added /);
-    expect(first!.naturalWidth).toBe(1600);
+    expect(first!.naturalWidth).toBe(320); // the tile's thumbnail (320×320 cover at 1x)
     expect(await page.locator('#gallery-title + .view__subtitle').textContent()).toContain('4 images');
 
     // And it can be deleted again from its card (after a confirmation).

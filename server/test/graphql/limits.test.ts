@@ -76,6 +76,12 @@ describe('GraphQL limits (the development defaults)', () => {
     expect(wide.codes).toEqual(['BAD_USER_INPUT']);
     const urls = await gqlRaw(h, { query: webOperations.get('ImageUrls')!.doc, variables: { ids: many } });
     expect(urls.body?.errors).toBeUndefined();
+    // Nor its ImageVariantUrls (a preset's URL and srcset for the tiles of a whole subscription).
+    const variants = await gqlRaw(h, {
+      query: webOperations.get('ImageVariantUrls')!.doc,
+      variables: { ids: many, preset: 'thumb' },
+    });
+    expect(variants.body?.errors).toBeUndefined();
   });
 
   it('a subscription over its cost is refused before it starts', async () => {

@@ -23,6 +23,8 @@ async function runWebOperations(
   const out: Record<string, RawGql> = {};
   out.GalleryPage = await send('GalleryPage', { first: 100 }, alice);
   out.ImageUrls = await send('ImageUrls', { ids }, alice);
+  out.ImageVariantUrls = await send('ImageVariantUrls', { ids, preset: 'thumb' }, alice);
+  out.ImageDetail = await send('ImageDetail', { id: ids[0] }, alice);
   out.RefreshSignedUrls = await send('RefreshSignedUrls', { ids: ids.slice(0, 1) }, alice);
   out.DeleteImage = await send('DeleteImage', { id: randomUUID() }, alice);
   out.SetImageVisibility = await send('SetImageVisibility', { id: ids[1], visibility: 'PUBLIC' }, alice);
@@ -80,11 +82,13 @@ describe('persisted operations: the web app’s documents (development)', () => 
     await h?.close();
   });
 
-  it('the web app has its 9 operations, and each one passes every limit and runs', async () => {
+  it('the web app has its 11 operations, and each one passes every limit and runs', async () => {
     expect([...webOperations.keys()].sort()).toEqual([
       'DeleteImage',
       'GalleryPage',
+      'ImageDetail',
       'ImageUrls',
+      'ImageVariantUrls',
       'RefreshSignedUrls',
       'SetImageVisibility',
       'SignedUrlRefreshed',

@@ -1,4 +1,5 @@
 import { flushPromises, mount } from '@vue/test-utils';
+import { rgbaToThumbHash } from 'thumbhash';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FreshUrl } from '../composables/useUrlRefresh';
 import SmartImage, { type SmartImageSource } from './SmartImage.vue';
@@ -20,19 +21,22 @@ function fakeDeps() {
   const listeners = new Map<string, (u: FreshUrl) => void>();
   const refreshAnswers: Array<FreshUrl | null> = [];
   const currentAnswers: Array<FreshUrl | null> = [];
+  const urls: SmartImageDeps['urls'] = {
+    track: vi.fn((id: string, listener: (u: FreshUrl) => void) => {
+      listeners.set(id, listener);
+      return () => listeners.delete(id);
+    }),
+    refresh: vi.fn(async () => refreshAnswers.shift() ?? null),
+    current: vi.fn(async () => currentAnswers.shift() ?? null),
+  };
   const deps: SmartImageDeps = {
     observe: vi.fn((_el, onChange) => {
       setVisible = onChange;
       return () => {};
     }),
-    urls: {
-      track: vi.fn((id: string, listener: (u: FreshUrl) => void) => {
-        listeners.set(id, listener);
-        return () => listeners.delete(id);
-      }),
-      refresh: vi.fn(async () => refreshAnswers.shift() ?? null),
-      current: vi.fn(async () => currentAnswers.shift() ?? null),
-    },
+    urls,
+    // One set of fakes for every preset: the tests check which preset was asked for.
+    variantUrls: vi.fn(() => urls),
     now: () => NOW,
     backoffMs: defaultBackoffMs,
   };
@@ -55,10 +59,10 @@ const image = (over: Partial<SmartImageSource> = {}): SmartImageSource => ({
   ...over,
 });
 
-function setup(source = image()) {
+function setup(source = image(), extra: { preset?: string; sizes?: string } = {}) {
   const fake = fakeDeps();
   const wrapper = mount(SmartImage, {
-    props: { image: source, alt: 'PNG image, 480 × 320' },
+    props: { image: source, alt: 'PNG image, 480 × 320', ...extra },
     global: { provide: { [SMART_IMAGE_DEPS as symbol]: fake.deps } },
   });
   const root = () => wrapper.get('.smart-image');
@@ -316,5 +320,114 @@ describe('SmartImage', () => {
     await vi.advanceTimersByTimeAsync(5000);
     expect(t.deps.urls.refresh).not.toHaveBeenCalled();
     expect(t.tracked()).toEqual([]);
+  });
+
+  describe('with a preset, its srcset and a placeholder', () => {
+    const thumb = (name: string, secondsFromNow = 3600): FreshUrl => ({
+      url: `https://bucket.test/${name}-320.webp`,
+      expiresAt: at(secondsFromNow),
+      srcset: `https://bucket.test/${name}-320.webp 320w, https://bucket.test/${name}-640.webp 640w`,
+    });
+    /** A real ThumbHash: a 32×24 gradient from red to blue. */
+    const hash = (() => {
+      const w = 32;
+      const h = 24;
+      const rgba = new Uint8Array(w * h * 4);
+      for (let i = 0; i < w * h; i++) {
+        const x = i % w;
+        rgba.set([255 - x * 8, 40, x * 8, 255], i * 4);
+      }
+      return btoa(String.fromCharCode(...rgbaToThumbHash(w, h, rgba)));
+    })();
+    const SIZES = '(max-width: 640px) 50vw, 320px';
+    const variant = (over: Partial<SmartImageSource> = {}) =>
+      image({
+        signedUrl: thumb('first'),
+        placeholder: hash,
+        proxyUrl: 'http://gateway.test/proxy/img-1?t=tok&p=thumb',
+        ...over,
+      });
+
+    it('loads through the srcset with sizes, and follows the preset’s URLs, not the originals’', async () => {
+      const t = setup(variant(), { preset: 'thumb', sizes: SIZES });
+      expect(t.deps.variantUrls).toHaveBeenCalledWith('thumb');
+      t.visible(true);
+      await flushPromises();
+      expect(t.img().attributes('src')).toBe('https://bucket.test/first-320.webp');
+      expect(t.img().attributes('srcset')).toBe(
+        'https://bucket.test/first-320.webp 320w, https://bucket.test/first-640.webp 640w',
+      );
+      expect(t.img().attributes('sizes')).toBe(SIZES);
+      expect(t.img().attributes('width')).toBe('480'); // the box is reserved: no layout shift
+      expect(t.img().attributes('height')).toBe('320');
+      expect(t.tracked()).toEqual(['img-1']);
+    });
+
+    it('without a preset, asks for no variant and has no srcset', async () => {
+      const t = setup(image(), { sizes: SIZES });
+      expect(t.deps.variantUrls).not.toHaveBeenCalled();
+      t.visible(true);
+      await flushPromises();
+      expect(t.img().attributes('srcset')).toBeUndefined();
+      expect(t.img().attributes('sizes')).toBeUndefined();
+    });
+
+    it('paints the ThumbHash from the start, and keeps it when the picture cannot load', async () => {
+      const t = setup(variant(), { preset: 'thumb', sizes: SIZES });
+      const painted = () => t.root().attributes('style') ?? '';
+      expect(t.state()).toBe('placeholder');
+      expect(t.root().attributes('data-placeholder')).toBe('thumbhash');
+      expect(painted()).toMatch(/background-image: url\("?data:image\/png;base64,[A-Za-z0-9+/=]+"?\)/);
+      const first = painted();
+
+      t.visible(true);
+      await flushPromises();
+      // Everything fails: refreshes answer nothing, the proxy fails too.
+      await t.img().trigger('error');
+      await vi.advanceTimersByTimeAsync(400 + 800 + 1600);
+      await flushPromises();
+      expect(t.root().attributes('data-source')).toBe('proxy');
+      expect(t.img().attributes('srcset')).toBeUndefined(); // the proxy link is one picture
+      await t.img().trigger('error');
+      expect(t.state()).toBe('error');
+      expect(painted()).toBe(first);
+    });
+
+    it('a retry after a failure uses the refreshed URL together with its own srcset', async () => {
+      const t = setup(variant(), { preset: 'thumb', sizes: SIZES });
+      t.refreshAnswers.push(thumb('resigned', 7200));
+      t.visible(true);
+      await flushPromises();
+      await t.img().trigger('error');
+      await vi.advanceTimersByTimeAsync(400);
+      await flushPromises();
+      expect(t.img().attributes('src')).toBe('https://bucket.test/resigned-320.webp');
+      expect(t.img().attributes('srcset')).toBe(
+        'https://bucket.test/resigned-320.webp 320w, https://bucket.test/resigned-640.webp 640w',
+      );
+    });
+
+    it('a pushed URL keeps what is on screen, and the next load takes it with its srcset', async () => {
+      const t = setup(variant(), { preset: 'thumb', sizes: SIZES });
+      t.visible(true);
+      await flushPromises();
+      await t.img().trigger('load');
+      t.push('img-1', thumb('pushed', 7200));
+      await flushPromises();
+      expect(t.img().attributes('srcset')).toContain('first-640.webp');
+      await t.img().trigger('error');
+      await flushPromises();
+      expect(t.img().attributes('srcset')).toBe(
+        'https://bucket.test/pushed-320.webp 320w, https://bucket.test/pushed-640.webp 640w',
+      );
+      expect(t.deps.urls.refresh).not.toHaveBeenCalled();
+    });
+
+    it('a broken placeholder paints nothing rather than breaking the tile', () => {
+      const t = setup(variant({ placeholder: '%%%not-base64' }), { preset: 'thumb' });
+      expect(t.root().attributes('data-placeholder')).toBeUndefined();
+      expect(t.root().attributes('style') ?? '').not.toContain('background-image');
+      expect(t.state()).toBe('placeholder');
+    });
   });
 });

@@ -3,8 +3,13 @@ import type { UrlRefresh } from '../composables/useUrlRefresh';
 import type { Observe } from '../lib/visibility';
 
 /** What SmartImage needs from the outside world; App provides the real ones, tests fakes. */
+export type ImageUrls = Pick<UrlRefresh, 'track' | 'refresh' | 'current'>;
+
 export interface SmartImageDeps {
-  urls: Pick<UrlRefresh, 'track' | 'refresh' | 'current'>;
+  /** The originals' URLs. */
+  urls: ImageUrls;
+  /** A preset's URLs (with their srcset): one shared subscription per preset. */
+  variantUrls(preset: string): ImageUrls;
   observe: Observe;
   now(): number;
   /** Wait before refresh attempt n (1-based): exponential backoff. */

@@ -1,9 +1,13 @@
 import { type InjectionKey, inject, type Ref, ref } from 'vue';
 
-/** The part of a SignedUrl the app uses: where it is and how long it lives. */
+/**
+ * The part of a SignedUrl the app uses: where it is and how long it lives. A preset's URL comes
+ * with the preset's srcset (its 1x entry is `url`), so the two travel and age together.
+ */
 export interface FreshUrl {
   url: string;
   expiresAt: string;
+  srcset?: string | null;
 }
 
 export interface UrlEvent {
@@ -19,7 +23,10 @@ export interface StreamHandlers {
 
 /** The network edge, so the logic below is tested without a server. */
 export interface UrlRefreshTransport {
-  /** Opens one `signedUrlRefreshed(ids)` subscription; the returned function closes it. */
+  /**
+   * Opens one `signedUrlRefreshed(ids)` subscription (with the transport's preset, if any); the
+   * returned function closes it.
+   */
   subscribe(ids: string[], handlers: StreamHandlers): () => void;
   /** Current URLs of these images (after a dropped subscription; for URLs that ran out unseen). */
   fetchUrls(ids: string[]): Promise<Array<{ id: string; signedUrl: FreshUrl } | null>>;

@@ -15,9 +15,12 @@ const node = (id: string, url: string, expiresAt: string) => ({
   width: 4,
   height: 3,
   createdAt: T(0),
-  signedUrl: signed(url, expiresAt),
-  proxyUrl: `http://gw.test/proxy/${id}`,
+  placeholder: null,
   visibility: 'PRIVATE',
+  signedUrl: signed(url, expiresAt),
+  thumb: signed(`${url}-thumb`, expiresAt),
+  thumbSrcset: `${url}-thumb 320w, ${url}-thumb2x 640w`,
+  thumbProxyUrl: `http://gw.test/proxy/${id}?preset=thumb`,
 });
 
 const page = {
@@ -35,7 +38,7 @@ const page = {
 };
 
 /** A text/event-stream carrying these events, then the end of the stream. */
-function sse(events: UrlEvent[]): Response {
+function sse(events: (UrlEvent & { srcset?: string | null })[]): Response {
   const text = events
     .map((e) => `event: next\ndata: ${JSON.stringify({ data: { signedUrlRefreshed: e } })}\n\n`)
     .join('');
@@ -44,25 +47,38 @@ function sse(events: UrlEvent[]): Response {
   });
 }
 
-const event = (imageId: string, url: string, expiresAt: string): UrlEvent => ({
+/** As the gateway sends it: `srcset` is null without a preset. */
+const event = (imageId: string, url: string, expiresAt: string): UrlEvent & { srcset: string | null } => ({
   imageId,
   signedUrl: signed(url, expiresAt),
+  srcset: null,
 });
 
 /**
  * The gateway, answered from fixed JSON through the real Apollo links: the page, one stream of
  * events, and a refreshSignedUrls answer. Every request is recorded.
  */
-function gateway(events: UrlEvent[], refreshed: unknown[]) {
+function gateway(
+  events: (UrlEvent & { srcset?: string | null })[],
+  refreshed: unknown[],
+  variantRows: unknown[] = [],
+) {
   const ops: string[] = [];
+  const variables: unknown[] = [];
   const fetch = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
-    const body = JSON.parse(String(init?.body)) as { operationName: string };
+    const body = JSON.parse(String(init?.body)) as { operationName: string; variables: unknown };
     ops.push(body.operationName);
+    variables.push(body.variables);
     if (body.operationName === 'SignedUrlRefreshed') return sse(events);
-    const answer = body.operationName === 'GalleryPage' ? page : { data: { refreshSignedUrls: refreshed } };
+    const answer =
+      body.operationName === 'GalleryPage'
+        ? page
+        : body.operationName === 'ImageVariantUrls'
+          ? { data: { imagesByIds: variantRows } }
+          : { data: { refreshSignedUrls: refreshed } };
     return new Response(JSON.stringify(answer), { headers: { 'content-type': 'application/json' } });
   });
-  return { fetch: fetch as unknown as typeof globalThis.fetch, ops };
+  return { fetch: fetch as unknown as typeof globalThis.fetch, ops, variables };
 }
 
 function cachedUrls(client: ReturnType<typeof createApolloClient>) {
@@ -118,5 +134,87 @@ describe('urlTransport and the Apollo cache', () => {
       a: ['https://bucket.test/a-1', T(20)],
       b: ['https://bucket.test/b-resigned', T(15)],
     });
+  });
+
+  function cachedThumbs(client: ReturnType<typeof createApolloClient>) {
+    const data = client.readQuery({ query: GalleryPageDocument, variables: { first: 24 } });
+    return Object.fromEntries(
+      (data?.images.edges ?? []).map((e) => [
+        e.node.id,
+        [e.node.thumb.url, e.node.thumbSrcset, e.node.signedUrl.url],
+      ]),
+    );
+  }
+
+  it('with a preset, subscribes for that variant and writes its URL and srcset, not the original', async () => {
+    const g = gateway(
+      [
+        {
+          ...event('a', 'https://bucket.test/a-thumb-2', T(30)),
+          srcset: 'https://bucket.test/a-thumb-2 320w, https://bucket.test/a-thumb2x-2 640w',
+        },
+        // Late: expires before what the cache holds, so neither its URL nor its srcset is kept.
+        { ...event('b', 'https://bucket.test/b-thumb-late', T(10)), srcset: 'https://bucket.test/late 320w' },
+      ],
+      [],
+    );
+    const client = createApolloClient('http://gw.test/graphql', g.fetch);
+    await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
+    const seen = vi.fn();
+    await new Promise<void>((resolve) => {
+      urlTransport(client, 'thumb').subscribe(['a', 'b'], { next: seen, error: resolve, complete: resolve });
+    });
+    expect(g.variables[1]).toEqual({ ids: ['a', 'b'], preset: 'thumb' });
+    expect(seen.mock.calls[0]?.[0]).toEqual({
+      imageId: 'a',
+      signedUrl: {
+        __typename: 'SignedUrl',
+        url: 'https://bucket.test/a-thumb-2',
+        expiresAt: T(30),
+        srcset: 'https://bucket.test/a-thumb-2 320w, https://bucket.test/a-thumb2x-2 640w',
+      },
+    });
+    expect(cachedThumbs(client)).toEqual({
+      a: [
+        'https://bucket.test/a-thumb-2',
+        'https://bucket.test/a-thumb-2 320w, https://bucket.test/a-thumb2x-2 640w',
+        'https://bucket.test/a-1', // the original's URL is another field, left alone
+      ],
+      b: [
+        'https://bucket.test/b-1-thumb',
+        'https://bucket.test/b-1-thumb 320w, https://bucket.test/b-1-thumb2x 640w',
+        'https://bucket.test/b-1',
+      ],
+    });
+  });
+
+  it('with a preset, a forced re-sign answers the variant’s URLs (with srcset) and caches them', async () => {
+    const row = (id: string, url: string) => ({
+      __typename: 'Image',
+      id,
+      signedUrl: signed(url, T(15)),
+      srcset: `${url} 320w, ${url}-2x 640w`,
+    });
+    const g = gateway(
+      [],
+      [signed('https://bucket.test/a-original-resigned', T(15)), null],
+      [row('a', 'https://bucket.test/a-thumb-resigned'), row('b', 'https://bucket.test/b-thumb-same')],
+    );
+    const client = createApolloClient('http://gw.test/graphql', g.fetch);
+    await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
+    const answer = await urlTransport(client, 'thumb').refreshUrls(['a', 'b']);
+    expect(g.ops).toEqual(['GalleryPage', 'RefreshSignedUrls', 'ImageVariantUrls']);
+    expect(g.variables[2]).toEqual({ ids: ['a', 'b'], preset: 'thumb' });
+    expect(answer.map((u) => [u?.url, u?.srcset])).toEqual([
+      [
+        'https://bucket.test/a-thumb-resigned',
+        'https://bucket.test/a-thumb-resigned 320w, https://bucket.test/a-thumb-resigned-2x 640w',
+      ],
+      [undefined, undefined], // not re-signed (not visible to the viewer): no URL
+    ]);
+    expect(cachedThumbs(client)['a']?.slice(0, 2)).toEqual([
+      'https://bucket.test/a-thumb-resigned',
+      'https://bucket.test/a-thumb-resigned 320w, https://bucket.test/a-thumb-resigned-2x 640w',
+    ]);
   });
 });
