@@ -30,7 +30,7 @@ function rate(storage: Storage, keys: string[], ms: number): number {
 }
 const { variantOf } = await loadBuilt<typeof VariantModule>('storage/variant');
 
-// The default presets (DESIGN.md §4): every variant adds the processing parameter to the signature.
+// The default presets (IMAGE_PRESETS, docs/architecture.md "Variants"): every variant adds the processing parameter to the signature.
 const thumb = variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp', quality: 75 });
 const medium = variantOf({ width: 1280, height: 1280, fit: 'inside', format: 'webp', quality: 80 });
 

@@ -3,7 +3,6 @@ import https from 'node:https';
 import { PassThrough } from 'node:stream';
 import COS from 'cos-nodejs-sdk-v5';
 import { putDeadlineMs } from '../config.js';
-import type { Logger } from '../logger.js';
 import { cosProcessing } from './cos-processing.js';
 import { camSafeUrlEncode, createCosSigner } from './cos-signer.js';
 import { tapBody } from './put-body.js';
@@ -20,8 +19,16 @@ import {
   type Storage,
   StorageError,
 } from './storage.js';
+import {
+  CONTROL_SOCKETS,
+  DEFAULT_PUT_MIN_BYTES_PER_SECOND,
+  DEFAULT_TIMEOUT_MS,
+  IDLE_SOCKET_MS,
+  STREAM_SOCKETS,
+  type TransportOptions,
+} from './transport.js';
 
-export interface CosStorageOptions {
+export interface CosStorageOptions extends TransportOptions {
   secretId: string;
   secretKey: string;
   /** For temporary credentials; sent with every request and appended to every signed URL. */
@@ -32,21 +39,7 @@ export interface CosStorageOptions {
   /** Endpoint host; may contain {Bucket} and {Region}. Default `{Bucket}.cos.{Region}.myqcloud.com`. */
   domain?: string;
   protocol: 'http:' | 'https:';
-  /** Budget for one operation (for get: until the response headers; then per idle gap in the body). */
-  timeoutMs?: number;
-  /** Sockets for object downloads (default 256); every other call has a pool of its own. */
-  streamSockets?: number;
-  /** A put may take timeoutMs plus its size at this rate (default 256 KiB/s). */
-  putMinBytesPerSecond?: number;
-  /** Where the background clean-up after a failed put reports (silent without). */
-  logger?: Logger;
 }
-
-const DEFAULT_TIMEOUT_MS = 10_000;
-const DEFAULT_PUT_MIN_BYTES_PER_SECOND = 256 * 1024;
-/** Sockets for object downloads (stream mode) and for every other call. */
-const STREAM_SOCKETS = 256;
-const CONTROL_SOCKETS = 64;
 
 /** A GET of an object (a path below the bucket root), as opposed to a bucket-level GET. */
 export function isObjectDownload(req: { method?: string; url?: string }): boolean {
@@ -57,8 +50,6 @@ export function isObjectDownload(req: { method?: string; url?: string }): boolea
     return false;
   }
 }
-/** Idle keep-alive sockets are dropped after this (or earlier if the server announces less). */
-const IDLE_SOCKET_MS = 30_000;
 
 /** The endpoint host, resolved the way the SDK resolves its Domain template. */
 export function resolveCosHost(opts: Pick<CosStorageOptions, 'bucket' | 'region' | 'domain'>): string {

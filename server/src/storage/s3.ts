@@ -13,7 +13,6 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { putDeadlineMs } from '../config.js';
-import type { Logger } from '../logger.js';
 import { tapBody } from './put-body.js';
 import { createS3Presigner } from './s3-presigner.js';
 import {
@@ -27,8 +26,16 @@ import {
   type Storage,
   StorageError,
 } from './storage.js';
+import {
+  CONTROL_SOCKETS,
+  DEFAULT_PUT_MIN_BYTES_PER_SECOND,
+  DEFAULT_TIMEOUT_MS,
+  IDLE_SOCKET_MS,
+  STREAM_SOCKETS,
+  type TransportOptions,
+} from './transport.js';
 
-export interface S3StorageOptions {
+export interface S3StorageOptions extends TransportOptions {
   accessKeyId: string;
   secretAccessKey: string;
   /** Temporary credentials: sent with every request and signed into every URL. */
@@ -40,22 +47,7 @@ export interface S3StorageOptions {
   /** The origin URLs are signed for (browsers reach it); default `endpoint`. */
   publicEndpoint?: string | undefined;
   forcePathStyle: boolean;
-  /** Budget for one operation (for get: until the response headers; then per idle gap in the body). */
-  timeoutMs?: number;
-  /** Sockets for object downloads (default 256); every other call has a pool of its own. */
-  streamSockets?: number;
-  /** A put may take timeoutMs plus its size at this rate (default 256 KiB/s). */
-  putMinBytesPerSecond?: number;
-  /** Where the background clean-up after a failed put reports (silent without). */
-  logger?: Logger;
 }
-
-const DEFAULT_TIMEOUT_MS = 10_000;
-const DEFAULT_PUT_MIN_BYTES_PER_SECOND = 256 * 1024;
-const STREAM_SOCKETS = 256;
-const CONTROL_SOCKETS = 64;
-/** Idle keep-alive sockets are dropped after this (before the server closes them: fewer resets). */
-const IDLE_SOCKET_MS = 30_000;
 
 function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), {
