@@ -15,7 +15,7 @@ const USAGE = `usage: signet <command> [options]   (configuration: the gateway's
          add a row for every image already in the bucket (idempotent; a killed run resumes)
 `;
 
-/** The CLI's one entry: `npx signet …` after `npm run build`, `npm run signet -- …` from source. */
+/** The CLI's one entry: `npm run signet -- …` in the repository (from source), `npx signet …` where the package is installed. */
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
