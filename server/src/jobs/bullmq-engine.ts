@@ -41,9 +41,16 @@ export function bullPrefix(redisPrefix: string): string {
 }
 
 /**
- * Background jobs on BullMQ: a scheduler job ticks every second and, when URLs are due, queues
- * drain jobs that any worker node picks up (claims are atomic, so drains never double-sign).
+ * Background jobs on BullMQ: every worker node ticks every second on its own timer and, when URLs
+ * are due, queues drain jobs (one id per slot and few ticks, so the nodes' ticks add each drain
+ * once) that any worker node picks up (claims are atomic, so drains never double-sign).
  * Operators get retries, stalled-job recovery and a queue they can inspect.
+ *
+ * Why the tick is not a BullMQ job scheduler: a scheduler's next run is added by the worker that
+ * took the current one, in a round trip after taking it. A worker killed between the two leaves
+ * no next run; the scheduler stops until BullMQ's stalled check hands the dead worker's job to
+ * another (its 30 s lock, then a check every 15 s): every due URL waits that long. A local timer
+ * per node has no such gap (docs/architecture.md, "Freshness").
  */
 export class BullmqJobEngine implements JobEngine {
   readonly kind = 'bullmq' as const;
@@ -55,6 +62,9 @@ export class BullmqJobEngine implements JobEngine {
   private eventsReady: Promise<QueueEvents> | undefined;
   private readonly prefix: string;
   private readonly connections: RedisClient[] = [];
+  private ticker: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private tickFailing = false;
   /** This node's preload admissions, one at a time (count, then add). */
   private admitting: Promise<unknown> = Promise.resolve();
 
@@ -84,11 +94,9 @@ export class BullmqJobEngine implements JobEngine {
   async startWorkers(): Promise<void> {
     if (this.worker) return;
     const jobOpts = { removeOnComplete: true, removeOnFail: 100 };
-    await this.queue.upsertJobScheduler(
-      'refresh-tick',
-      { every: this.o.tickMs },
-      { name: 'refresh-tick', opts: jobOpts },
-    );
+    // Ticks run on each node's timer (see the class comment); a scheduler left by an earlier
+    // version would only add ticks that do what the timers do.
+    await this.queue.removeJobScheduler('refresh-tick');
     await this.queue.upsertJobScheduler(
       'stats-rollup',
       { every: 3_600_000 },
@@ -117,8 +125,8 @@ export class BullmqJobEngine implements JobEngine {
     this.worker = new Worker(QUEUE, (job) => this.process(job), {
       connection: this.conn(),
       prefix: this.prefix,
-      // The drains, plus one slot each for the tick, the orphan sweep and the placeholder backfill,
-      // so a long periodic job never keeps a drain waiting.
+      // The drains, plus one slot each for a tick queued by an earlier version, the orphan sweep
+      // and the placeholder backfill, so a long periodic job never keeps a drain waiting.
       concurrency: MAX_DRAINS + 3,
       lockDuration: 30_000,
       stalledInterval: 15_000,
@@ -138,28 +146,51 @@ export class BullmqJobEngine implements JobEngine {
       w.on('error', (err) => this.o.logger.warn({ err: err.message, queue: w.name }, 'job worker error'));
       w.on('failed', (job, err) => this.o.logger.warn({ job: job?.name, err: err.message }, 'job failed'));
     }
+    this.ticker = setInterval(() => void this.runTick(), this.o.tickMs);
+  }
+
+  /** One tick of this node's timer; a tick still running (Redis slow or away) is not doubled. */
+  private async runTick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.tick();
+      this.tickFailing = false;
+    } catch (err) {
+      // Once per outage, not once a second: the next tick retries anyway.
+      if (!this.tickFailing) this.o.logger.warn({ err: (err as Error).message }, 'refresh tick failed');
+      this.tickFailing = true;
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Observes the schedule and, when URLs are due, queues the drains that sweep them. */
+  private async tick(): Promise<{ backlog: number; drains?: number }> {
+    const { backlog } = await this.processors.observe();
+    if (backlog === 0) return { backlog };
+    const drains = Math.min(MAX_DRAINS, Math.ceil(backlog / this.o.batchSize));
+    // Job ids per slot and per few ticks: a drain still queued or running is not queued twice
+    // (by this node or another one's tick), yet a drain left active by a worker SIGKILLed
+    // mid-drain (locked until BullMQ's stalled check, tens of seconds later) blocks its slot for a
+    // few ticks only. An extra drain costs one claim round trip, never a double signing (claims
+    // are leased).
+    const epoch = Math.floor(Date.now() / (this.o.tickMs * DRAIN_SLOT_TICKS));
+    await this.queue.addBulk(
+      Array.from({ length: drains }, (_, i) => ({
+        name: 'refresh-drain',
+        data: {},
+        opts: { jobId: `drain-${i}-${epoch}`, removeOnComplete: true, removeOnFail: true, attempts: 1 },
+      })),
+    );
+    return { backlog, drains };
   }
 
   private async process(job: Job): Promise<unknown> {
     switch (job.name) {
-      case 'refresh-tick': {
-        const { backlog } = await this.processors.observe();
-        if (backlog === 0) return { backlog };
-        const drains = Math.min(MAX_DRAINS, Math.ceil(backlog / this.o.batchSize));
-        // Job ids per slot and per few ticks: a drain still queued or running is not queued
-        // twice, yet a drain left active by a worker SIGKILLed mid-drain (locked until BullMQ's
-        // stalled check, tens of seconds later) blocks its slot for a few ticks only. An extra
-        // drain costs one claim round trip, never a double signing (claims are leased).
-        const epoch = Math.floor(Date.now() / (this.o.tickMs * DRAIN_SLOT_TICKS));
-        await this.queue.addBulk(
-          Array.from({ length: drains }, (_, i) => ({
-            name: 'refresh-drain',
-            data: {},
-            opts: { jobId: `drain-${i}-${epoch}`, removeOnComplete: true, removeOnFail: true, attempts: 1 },
-          })),
-        );
-        return { backlog, drains };
-      }
+      case 'refresh-tick':
+        // Queued by an earlier version's scheduler, during a rolling upgrade.
+        return this.tick();
       case 'refresh-drain':
         return this.processors.refreshSweep();
       case 'stats-rollup':
@@ -228,6 +259,7 @@ export class BullmqJobEngine implements JobEngine {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.ticker);
     await this.worker?.close();
     await this.preloadWorker?.close();
     await this.events?.close();
