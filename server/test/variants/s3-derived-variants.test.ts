@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/clock.js';
 import { objectKeyFor } from '../../src/images/upload.js';
 import { DERIVED_VARIANT_PREFIX } from '../../src/storage/derived-variants.js';
 import { testRedisUrl } from '../support/env.js';
@@ -288,10 +289,13 @@ describe('s3 derived variants of images that have none (backfill)', () => {
     const [row] = await h.container.imagesRepo.findLive([id]);
     const fixture = h.s3Fixture!;
     // The job's first put is stored, its answer held: the image is deleted in between.
+    const seen = fixture.requests.log.length;
     fixture.holdPutResponses(true);
     const making = h.container.derivedVariants!.make(row!);
     await until('a derived object stored', async () =>
-      fixture.requests.log.some((r) => r.method === 'PUT' && r.key.startsWith(DERIVED_VARIANT_PREFIX))
+      fixture.requests.log
+        .slice(seen)
+        .some((r) => r.method === 'PUT' && r.key.startsWith(`${DERIVED_VARIANT_PREFIX}${key}/`))
         ? true
         : undefined,
     );
@@ -299,6 +303,77 @@ describe('s3 derived variants of images that have none (backfill)', () => {
     fixture.holdPutResponses(false);
     expect(await making).toBe('gone');
     expect(await keysUnder(h, `${DERIVED_VARIANT_PREFIX}${key}`)).toEqual([]);
+    expect(await keysUnder(h, '')).toEqual([]);
+  }, 60_000);
+});
+
+describe('s3 derived variants and the refresh sweep (fake clock)', () => {
+  const clock = new FakeClock(Date.now());
+  let h: Harness;
+  let bucket: string;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 's3',
+      redis: 'memory',
+      clock,
+      env: { URL_TTL_SECONDS: '3600', REFRESH_AHEAD_SECONDS: '900' },
+    });
+    bucket = h.s3Fixture!.bucket;
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("a cached fallback left by a race is replaced at the step's boundary by the derived object's URL", async () => {
+    const id = randomUUID();
+    const key = objectKeyFor('alice', id, 'jpg');
+    const bytes = await photo();
+    const { etag } = await h.storage.put(key, bytes, 'image/jpeg');
+    await h.container.imagesRepo.insert({
+      id,
+      ownerId: 'alice',
+      objectKey: key,
+      contentType: 'image/jpeg',
+      byteSize: bytes.length,
+      width: 1200,
+      height: 900,
+      etag,
+      createdAt: new Date(clock.now()),
+    });
+    const before = await urlsOf(h, id);
+    expect(keyOf(before.thumb.url, bucket)).toBe(key);
+
+    // The object made and the row updated, but the cached fallback not purged (as when a request
+    // that read the row before the update wrote its signature after the purge).
+    const thumbKey = `${DERIVED_VARIANT_PREFIX}${key}/320x320-cover-webp-75`;
+    const thumb = await sharp(bytes).resize(320, 320, { fit: 'cover' }).webp({ quality: 75 }).toBuffer();
+    await h.storage.put(thumbKey, thumb, 'image/webp');
+    expect(await h.container.imagesRepo.addVariantReady(id, '320x320-cover-webp-75')).toBe(true);
+    const stale = await urlsOf(h, id);
+    // The row says the object exists, the cache holds a signature of the original: the URL is the
+    // original's, and it works (never a 403).
+    expect(stale.thumb.url).toBe(before.thumb.url);
+    expect((await fetched(stale.thumb.url)).status).toBe(200);
+
+    // Past the step's boundary the sweep re-signs it from the row: the derived object.
+    clock.advance(46 * 60_000);
+    await h.container.access.flush();
+    const swept = await h.container.refresher.sweep();
+    expect(swept.refreshed).toBeGreaterThan(0);
+    const after = await urlsOf(h, id);
+    expect(keyOf(after.thumb.url, bucket)).toBe(thumbKey);
+    expect(await sizeOf(after.thumb.url)).toEqual({
+      type: 'image/webp',
+      format: 'webp',
+      width: 320,
+      height: 320,
+    });
+
+    // The SDK signs object operations with the real time, which the fixture checks against this
+    // clock: back to now for the delete.
+    clock.set(Date.now());
+    await deleteImage(h, id);
     expect(await keysUnder(h, '')).toEqual([]);
   }, 60_000);
 });
