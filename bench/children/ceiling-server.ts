@@ -88,6 +88,10 @@ const staticImages: ImagesRepo = {
   keysWithRows: () => Promise.reject(new Error('static')),
   missingPlaceholders: async () => [],
   setPlaceholder: () => Promise.reject(new Error('static')),
+  missingVariants: async () => [],
+  addVariantReady: () => Promise.reject(new Error('static')),
+  setVariantsOf: () => Promise.reject(new Error('static')),
+  resetVariantsOf: async () => 0,
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {

@@ -115,7 +115,8 @@ export interface Config {
   /** UPLOAD_QUOTA_FILES: live images a viewer may keep; undefined = no quota. */
   uploadQuotaFiles: number | undefined;
   /**
-   * VARIANT_CONCURRENCY: variants the local driver renders at once on this node. Default: one per
+   * VARIANT_CONCURRENCY: variants the local driver renders at once on this node (on s3: images
+   * whose derived variants one worker node makes at once). Default: one per
    * core, at most the libuv thread pool less one (sharp works on that pool; file reads must not
    * queue behind renders).
    */
@@ -124,6 +125,11 @@ export interface Config {
   variantQueueMax: number;
   /** VARIANT_TIMEOUT_SECONDS: the longest one render may take, reading its original included. */
   variantTimeoutSeconds: number;
+  /**
+   * VARIANT_BACKFILL_INTERVAL_SECONDS: how often workers make the derived variants of images that
+   * have none (s3 only; 0 = never; uploads still get theirs from a job right after they are stored).
+   */
+  variantBackfillIntervalSeconds: number;
   /** ORPHAN_SWEEP_INTERVAL_SECONDS: how often workers look for objects without a row (0 = never). */
   orphanSweepIntervalSeconds: number;
   /**
@@ -659,6 +665,7 @@ export function loadConfig(env: Env = process.env): Config {
     variantConcurrency: int(env, 'VARIANT_CONCURRENCY', defaultVariantConcurrency(env), 1, 256),
     variantQueueMax: int(env, 'VARIANT_QUEUE_MAX', 64, 0, 100_000),
     variantTimeoutSeconds: int(env, 'VARIANT_TIMEOUT_SECONDS', 20, 1, 600),
+    variantBackfillIntervalSeconds: int(env, 'VARIANT_BACKFILL_INTERVAL_SECONDS', 300, 0, 7 * 86400),
     orphanSweepIntervalSeconds: int(env, 'ORPHAN_SWEEP_INTERVAL_SECONDS', 600, 0, 7 * 86400),
     orphanSweepGraceSeconds,
     placeholderBackfillIntervalSeconds: int(env, 'PLACEHOLDER_BACKFILL_INTERVAL_SECONDS', 300, 0, 7 * 86400),

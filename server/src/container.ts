@@ -15,6 +15,7 @@ import { WritePins } from './db/write-pins.js';
 import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
+import { DerivedVariants } from './images/derived-variants.js';
 import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
 import { Placeholders } from './images/placeholders.js';
@@ -38,6 +39,7 @@ import { urlStatsReport } from './stats/url-stats-report.js';
 import { createCdnSigner } from './storage/cdn/create-cdn-signer.js';
 import { withCdn } from './storage/cdn/with-cdn.js';
 import { createCosStorage } from './storage/cos.js';
+import { withDerivedVariants } from './storage/derived-variants.js';
 import { createLocalStorage } from './storage/local.js';
 import { LocalVariants } from './storage/local-variants.js';
 import { createVariantRenderer } from './storage/render-variant.js';
@@ -92,6 +94,8 @@ export interface Container {
   images: ImageService;
   /** ThumbHash placeholders: after each upload, and the backfill job. */
   placeholders: Placeholders;
+  /** Derived variant objects (s3 only): the after-upload job and the backfill. */
+  derivedVariants: DerivedVariants | undefined;
   /** Uploads in flight on this node, per viewer and in all. */
   uploadSlots: UploadSlots;
   /** Live rows remembered for seconds, for `/proxy/:id` (deleting forgets its row at once). */
@@ -121,7 +125,9 @@ export function localBucketRoot(config: Pick<Config, 'dataDir'>): string {
 /** The configured driver, its URLs signed for the CDN when `CDN_DOMAIN` is set. */
 export function createStorage(config: Config, logger?: Logger): Storage {
   const driver = createDriver(config, logger);
-  return config.cdn ? withCdn(driver, createCdnSigner(config.cdn)) : driver;
+  const signed = config.cdn ? withCdn(driver, createCdnSigner(config.cdn)) : driver;
+  // On s3 a variant is a derived object in the same bucket (docs/architecture.md, "Variants on s3").
+  return driver.driver === 's3' ? withDerivedVariants(signed) : signed;
 }
 
 function createDriver(config: Config, logger?: Logger): Storage {
@@ -161,7 +167,15 @@ function localVariantsRoot(config: Config): string {
  */
 function createLocalVariants(config: Config, storage: Storage, metrics: Metrics, logger: Logger) {
   if (storage.driver !== 'local') return undefined;
-  const renderer = createVariantRenderer({
+  return new LocalVariants(
+    { storage, renderer: createRenderer(config), metrics, logger },
+    localVariantsRoot(config),
+  );
+}
+
+/** The bounded variant renderer of the drivers whose variants Signet makes (local, s3). */
+function createRenderer(config: Config) {
+  return createVariantRenderer({
     maxInputPixels: config.uploadMaxPixels,
     maxInputBytes: config.uploadMaxBytes,
     maxOutputDimension: config.images.maxDimension,
@@ -169,7 +183,6 @@ function createLocalVariants(config: Config, storage: Storage, metrics: Metrics,
     concurrency: config.variantConcurrency,
     maxQueue: config.variantQueueMax,
   });
-  return new LocalVariants({ storage, renderer, metrics, logger }, localVariantsRoot(config));
 }
 
 /** The Redis connections a node needs, or none (the embedded mode: everything in process). */
@@ -282,8 +295,20 @@ export async function createContainer(
 
   const { readReplica, reads } = await openReads(config, db, redis?.command, logger);
   const imagesRepo = createImagesRepo(db, reads);
+  const variants = new VariantCatalog(config.images, {
+    derivedObjects: storage.driver === 's3',
+    onFallback: (preset) => metrics.variantFallbacks.inc({ preset }),
+  });
   const refresher = new Refresher(
-    { schedule: store, images: imagesRepo, urls, clock, logger, metrics },
+    {
+      schedule: store,
+      images: imagesRepo,
+      urls,
+      clock,
+      logger,
+      metrics,
+      objectKeyFor: (row, variant) => variants.objectKeyFor(row, variant),
+    },
     { refreshAheadSeconds: config.refreshAheadSeconds, liveWindowSeconds: config.liveWindowSeconds },
   );
   const orphans = new OrphanSweeper(
@@ -299,16 +324,36 @@ export async function createContainer(
       timeoutSeconds: config.placeholderTimeoutSeconds,
     },
   );
+  const derivedVariants = variants.derivedObjects
+    ? new DerivedVariants(
+        {
+          storage,
+          images: imagesRepo,
+          catalog: variants,
+          renderer: createRenderer(config),
+          urls,
+          metrics,
+          logger,
+        },
+        {
+          concurrency: config.variantConcurrency,
+          maxBytes: config.uploadMaxBytes,
+          timeoutSeconds: config.variantTimeoutSeconds,
+        },
+      )
+    : undefined;
   const processors = createProcessors({
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
     orphans,
     placeholders,
+    derivedVariants,
     clock,
   });
   const orphanSweepMs = config.orphanSweepIntervalSeconds * 1000;
   const placeholderBackfillMs = config.placeholderBackfillIntervalSeconds * 1000;
+  const variantsBackfillMs = derivedVariants ? config.variantBackfillIntervalSeconds * 1000 : 0;
   const jobs: JobEngine = redis
     ? new BullmqJobEngine(processors, {
         connect: redis.blocking,
@@ -318,6 +363,8 @@ export async function createContainer(
         maxWaitingPreloads: config.preloadQueueMaxJobs,
         orphanSweepMs,
         placeholderBackfillMs,
+        variantsBackfillMs,
+        variantConcurrency: derivedVariants ? config.variantConcurrency : 0,
         logger,
       })
     : new TimerJobEngine(
@@ -327,10 +374,10 @@ export async function createContainer(
         config.preloadQueueMaxJobs,
         orphanSweepMs,
         placeholderBackfillMs,
+        variantsBackfillMs,
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
-  const variants = new VariantCatalog(config.images);
   // A visibility change or delete on any node: this node's proxy forgets the row at once.
   events.onAccessChange((changes) => {
     for (const c of changes) recentRows.forget(c.imageId);
@@ -399,6 +446,7 @@ export async function createContainer(
     imagesRepo,
     images,
     placeholders,
+    derivedVariants,
     uploadSlots,
     recentRows,
     authenticate: createAuthenticator(config.auth),
@@ -424,8 +472,10 @@ export async function createContainer(
       // budget. Placeholders being decoded finish (each bounded by its timeouts); waiting ones
       // are left to the next backfill.
       const placeholdersClosed = placeholders.close();
+      const variantsClosed = derivedVariants?.close();
       await jobs.stop();
       await placeholdersClosed;
+      await variantsClosed;
       await access.stop();
       await events.close();
       await store.close();

@@ -124,6 +124,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['result'] as const,
       registers: r,
     }),
+    derivedVariantsMade: new Counter({
+      name: 'signet_derived_variants_made_total',
+      help: 'Images whose preset variants were made as derived objects (s3), by result: made, unrenderable (never retried), failed (retried later), gone (deleted meanwhile)',
+      labelNames: ['result'] as const,
+      registers: r,
+    }),
+    variantFallbacks: new Counter({
+      name: 'signet_variant_fallbacks_total',
+      help: "Preset URLs handed out as the original's because the preset's derived object was not made yet (s3)",
+      labelNames: ['preset'] as const,
+      registers: r,
+    }),
     requestErrors: new Counter({
       name: 'signet_graphql_errors_total',
       help: 'GraphQL errors by code',

@@ -15,7 +15,7 @@ export interface PageResult {
 }
 
 /** A row to insert: every column of a row, chosen by the server (private unless said). */
-export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder'> & {
+export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder' | 'variantsReady'> & {
   visibility?: ImageVisibility;
   /** The placeholder may come later (computed after upload). */
   placeholder?: string | null;
@@ -34,7 +34,7 @@ export type ImportedImage = Pick<
   'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
 >;
 
-export function toImageRow(r: ImageRowRaw): ImageRow {
+export function toImageRow(r: Omit<ImageRowRaw, 'variants_of'>): ImageRow {
   return {
     id: r.id,
     ownerId: r.owner_id,
@@ -46,6 +46,7 @@ export function toImageRow(r: ImageRowRaw): ImageRow {
     etag: r.etag,
     visibility: r.visibility,
     placeholder: r.placeholder,
+    variantsReady: r.variants_ready ?? [],
     createdAt: r.created_at,
   };
 }
@@ -61,6 +62,7 @@ const columns = [
   'etag',
   'visibility',
   'placeholder',
+  'variants_ready',
   'created_at',
   'deleted_at',
 ] as const;
@@ -105,6 +107,17 @@ export interface ImagesRepo {
   missingPlaceholders(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
   /** Sets the placeholder of a row that has none; false when it had one or is gone. */
   setPlaceholder(id: string, placeholder: string): Promise<boolean>;
+  /**
+   * One statement: up to `limit` live rows whose derived variants were never made, oldest first,
+   * after `after` (the variants backfill; docs/architecture.md, "Variants on s3").
+   */
+  missingVariants(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
+  /** Adds a made variant's key to a live row; false when the row is gone (deleted meanwhile). */
+  addVariantReady(id: string, variantKey: string): Promise<boolean>;
+  /** Notes that a live row's variants were made for the preset set `tag`. */
+  setVariantsOf(id: string, tag: string): Promise<void>;
+  /** Rows whose variants were made for another preset set are made again; returns how many. */
+  resetVariantsOf(tag: string): Promise<number>;
 }
 
 /** One statement: a page of the owner's live images (keyset on created_at, id), on `k`. */
@@ -329,6 +342,55 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
         .where('placeholder', 'is', null)
         .executeTakeFirst();
       return Number(r.numUpdatedRows) > 0;
+    },
+
+    async missingVariants(after, limit) {
+      // Rides on the partial index images_variants_missing.
+      let q = k
+        .selectFrom('images')
+        .select(columns)
+        .where('variants_of', 'is', null)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit);
+      if (after) {
+        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
+      }
+      return (await q.execute()).map(toImageRow);
+    },
+
+    async addVariantReady(id, variantKey) {
+      const r = await k
+        .updateTable('images')
+        .set({
+          variants_ready: sql<string[]>`case when ${variantKey} = any(variants_ready) then variants_ready
+            else array_append(variants_ready, ${variantKey}::text) end`,
+        })
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
+    },
+
+    async setVariantsOf(id, tag) {
+      await k
+        .updateTable('images')
+        .set({ variants_of: tag })
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .execute();
+    },
+
+    async resetVariantsOf(tag) {
+      const r = await k
+        .updateTable('images')
+        .set({ variants_of: null })
+        .where('variants_of', 'is not', null)
+        .where('variants_of', '<>', tag)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows);
     },
   };
 }

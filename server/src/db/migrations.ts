@@ -53,6 +53,26 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('images').dropColumn('placeholder').execute();
     },
   },
+  // Variants as derived objects (the s3 driver; docs/architecture.md, "Variants on s3"): which
+  // variant keys of the image exist as objects (the page row carries them, so signing needs no
+  // I/O), and for which preset set they were last made (the backfill's work list). Numbered 005:
+  // 004 is taken by another change.
+  '005_images_variants': {
+    async up(db: Kysely<unknown>) {
+      await sql`alter table images add column if not exists variants_ready text[] not null default '{}'`.execute(
+        db,
+      );
+      await sql`alter table images add column if not exists variants_of text`.execute(db);
+      // The backfill walks live rows whose variants were never made, oldest first.
+      await sql`create index if not exists images_variants_missing
+        on images (created_at, id) where variants_of is null and deleted_at is null`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`drop index if exists images_variants_missing`.execute(db);
+      await db.schema.alterTable('images').dropColumn('variants_of').execute();
+      await db.schema.alterTable('images').dropColumn('variants_ready').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

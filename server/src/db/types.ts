@@ -16,6 +16,10 @@ export interface ImagesTable {
   visibility: ColumnType<ImageVisibility, ImageVisibility | undefined, ImageVisibility>;
   /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
   placeholder: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Variant keys whose derived objects exist (`s3`; docs/architecture.md, "Variants on s3"). */
+  variants_ready: ColumnType<string[], string[] | undefined, string[]>;
+  /** The preset set the derived objects were made for (`presetsTag`); null: not yet. */
+  variants_of: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: ColumnType<Date, Date | undefined, never>;
   deleted_at: ColumnType<Date | null, never, Date | null>;
 }
@@ -39,5 +43,7 @@ export interface ImageRow {
   visibility: ImageVisibility;
   /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
   placeholder: string | null;
+  /** Variant keys whose derived objects exist (only on `s3`; empty elsewhere). */
+  variantsReady: string[];
   createdAt: Date;
 }

@@ -19,7 +19,7 @@ export function redirectMarginSeconds(urlTtlSeconds: number): number {
 export interface RedirectDeps {
   config: Pick<Config, 'defaultMinTtlSeconds' | 'urlTtlSeconds'>;
   urls: Pick<UrlService, 'resolveRecent'>;
-  variants: Pick<VariantCatalog, 'forImage'>;
+  variants: Pick<VariantCatalog, 'forImage' | 'objectKeyFor'>;
   clock: Clock;
 }
 
@@ -39,7 +39,7 @@ export async function redirectToSignedUrl(
   const resolved = await s.urls.resolveRecent(
     {
       id: urlIdOf(g.row.id, variant),
-      key: g.row.objectKey,
+      key: s.variants.objectKeyFor(g.row, variant, preset?.name),
       minTtl: config.defaultMinTtlSeconds,
       variant,
       preset: variant ? preset.name : undefined,

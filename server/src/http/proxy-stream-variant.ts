@@ -30,7 +30,7 @@ export async function streamVariant(
   const resolved = await s.urls.resolveRecent(
     {
       id: urlIdOf(g.row.id, variant),
-      key: g.row.objectKey,
+      key: s.variants.objectKeyFor(g.row, variant, preset.name),
       minTtl: s.config.defaultMinTtlSeconds,
       variant,
       preset: variant ? preset.name : undefined,

@@ -15,7 +15,7 @@ export interface ProxyDeps extends RedirectDeps, StreamDeps {
   config: RedirectDeps['config'] & Pick<Config, 'auth'>;
   authenticate: Authenticate;
   proxyAccess: ProxyAccess;
-  variants: Pick<VariantCatalog, 'preset' | 'forImage'>;
+  variants: Pick<VariantCatalog, 'preset' | 'forImage' | 'objectKeyFor'>;
   metrics: Pick<Metrics, 'proxyResponses'>;
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { ImagesRepo, ImportedImage } from '../db/images-repo.js';
 import { AppError } from '../errors/index.js';
+import { DERIVED_VARIANT_PREFIX } from '../storage/derived-variants.js';
 import { type ListedObject, MAX_LIST_KEYS, type Storage, StorageError } from '../storage/storage.js';
 import { inspectUpload, UPLOAD_KEY_PREFIX } from './upload.js';
 
@@ -56,8 +57,11 @@ export interface ImportProgress {
   done: boolean;
 }
 
-/** Keys Signet writes itself: uploads already have their rows (or are the orphan sweep's). */
-const SIGNET_PREFIXES = [UPLOAD_KEY_PREFIX];
+/**
+ * Keys Signet writes itself: uploads already have their rows (or are the orphan sweep's), and
+ * derived variants (s3) belong to their original's row.
+ */
+const SIGNET_PREFIXES = [UPLOAD_KEY_PREFIX, DERIVED_VARIANT_PREFIX];
 
 export function isSignetObject(key: string): boolean {
   return SIGNET_PREFIXES.some((p) => key.startsWith(p));

@@ -42,7 +42,7 @@ export interface ImageServiceDeps {
   refreshLimiter: RateLimiter;
   /** preloadSignedUrls calls per viewer. */
   preloadLimiter: RateLimiter;
-  jobs: Pick<JobEngine, 'preload'>;
+  jobs: Pick<JobEngine, 'preload' | 'enqueueVariants'>;
   /** Presets and transforms: which variant an argument asks for (purged with the image). */
   variants: VariantCatalog;
   clock: Clock;

@@ -12,11 +12,13 @@ import {
   fromStorage,
   payloadTooLarge,
 } from '../errors/index.js';
+import type { JobEngine } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
 import { type Dimensions, ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
 import type { Placeholders } from './placeholders.js';
+import type { VariantCatalog } from './variants.js';
 
 export interface UploadDeps {
   config: Pick<
@@ -27,6 +29,9 @@ export interface UploadDeps {
   images: Pick<ImagesRepo, 'insert' | 'usage'>;
   /** Computes the ThumbHash from the stored object after the upload has answered. */
   placeholders: Pick<Placeholders, 'enqueue'>;
+  /** Queues the derived variants' job where variants are derived objects (s3). */
+  jobs: Pick<JobEngine, 'enqueueVariants'>;
+  variants: Pick<VariantCatalog, 'derivedObjects'>;
   clock: Clock;
   logger: Logger;
 }
@@ -383,6 +388,9 @@ export async function uploadImage(
     // Not awaited: decoding never holds up (or fails) the upload, and it reads the stored object
     // once this request has let go of the multipart body. docs/architecture.md, "Upload pipeline".
     deps.placeholders.enqueue(row);
+    // Likewise not awaited (it never throws): the job renders every preset on a worker; until it
+    // has, a preset's URL is the original's. docs/architecture.md, "Variants on s3".
+    if (deps.variants.derivedObjects) void deps.jobs.enqueueVariants(row.id);
     return row;
   } catch (err) {
     try {

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { ImageConfig, ImagePreset } from '../config-images.js';
 import { badInput } from '../errors/index.js';
+import { derivedKeyOf } from '../storage/derived-variants.js';
 import {
   type ImageFit,
   type ImageFormat,
@@ -33,8 +35,22 @@ export interface SrcsetEntry {
   width: number | undefined;
 }
 
-/** An image row as far as its URLs are concerned. */
-export type UrlSource = VariantSource & { id: string; objectKey: string };
+/**
+ * An image row as far as its URLs are concerned. `variantsReady`: the variant keys whose derived
+ * objects exist (only where variants are derived objects, the `s3` driver).
+ */
+export type UrlSource = VariantSource & { id: string; objectKey: string; variantsReady?: readonly string[] };
+
+export interface VariantCatalogOptions {
+  /**
+   * Variants are derived objects Signet makes after upload (`s3`): a variant's URL signs its
+   * derived object once the row says it exists, else the original's (docs/architecture.md,
+   * "Variants on s3").
+   */
+  derivedObjects?: boolean;
+  /** A preset's URL handed out as the original's, its object not made yet (a metric). */
+  onFallback?: (preset: string) => void;
+}
 
 /** A srcset's URL requests (one per entry) and how to join their URLs into the attribute. */
 export interface SrcsetPlan {
@@ -57,8 +73,50 @@ const RASTER_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/av
 export class VariantCatalog {
   private readonly byName = new Map<string, ImagePreset>();
 
-  constructor(private readonly config: ImageConfig) {
+  constructor(
+    private readonly config: ImageConfig,
+    private readonly options: VariantCatalogOptions = {},
+  ) {
     for (const p of config.presets) this.byName.set(p.name, p);
+  }
+
+  /**
+   * A short name of what the presets ask of every image (the presets and IMAGE_MAX_DIMENSION,
+   * which caps 2× entries): derived objects made for another tag are made again.
+   */
+  presetsTag(): string {
+    const what = JSON.stringify([this.config.presets, this.config.maxDimension]);
+    return createHash('sha256').update(what).digest('base64url').slice(0, 16);
+  }
+
+  /** Whether variants are derived objects made by Signet (the `s3` driver). */
+  get derivedObjects(): boolean {
+    return this.options.derivedObjects === true;
+  }
+
+  /**
+   * The object a URL of `variant` of this image signs: the original for the original, and for a
+   * variant the original too unless variants are derived objects and this one is made (the row
+   * carries which: no I/O). A variant asked for by `preset` and handed out as the original is
+   * counted.
+   */
+  objectKeyFor(image: UrlSource, variant: Variant | undefined, preset?: string): string {
+    if (!variant || !this.options.derivedObjects) return image.objectKey;
+    if (image.variantsReady?.includes(variant.key)) return derivedKeyOf(image.objectKey, variant);
+    if (preset !== undefined) this.options.onFallback?.(preset);
+    return image.objectKey;
+  }
+
+  /**
+   * Every variant the presets ask of one image (each preset at 1× and 2×, capped, deduplicated):
+   * what is made after upload where variants are derived objects. None for a non-raster image.
+   */
+  presetVariants(image: VariantSource): Variant[] {
+    const out = new Map<string, Variant>();
+    for (const p of this.config.presets) {
+      for (const e of this.srcset(p, image)) if (e.variant) out.set(e.variant.key, e.variant);
+    }
+    return [...out.values()];
   }
 
   presets(): readonly ImagePreset[] {
@@ -165,12 +223,13 @@ export class VariantCatalog {
   ): UrlRequest {
     const spec = this.specFor(preset, transform);
     const variant = spec && this.forImage(spec, image);
+    const name = variant ? (preset ?? 'transform') : undefined;
     return {
       id: urlIdOf(image.id, variant),
-      key: image.objectKey,
+      key: this.objectKeyFor(image, variant, name),
       minTtl,
       variant,
-      preset: variant ? (preset ?? 'transform') : undefined,
+      preset: name,
     };
   }
 
@@ -183,7 +242,7 @@ export class VariantCatalog {
     const entries = this.srcset(preset, image);
     const requests = entries.map((e) => ({
       id: urlIdOf(image.id, e.variant),
-      key: image.objectKey,
+      key: this.objectKeyFor(image, e.variant, presetName),
       minTtl,
       variant: e.variant,
       preset: e.variant ? presetName : undefined,
@@ -198,11 +257,7 @@ export class VariantCatalog {
 
   /** The url ids of every preset's variants of one image (1× and 2×): what a delete purges. */
   presetUrlIds(image: VariantSource & { id: string }): string[] {
-    const ids = new Set<string>();
-    for (const p of this.config.presets) {
-      for (const e of this.srcset(p, image)) if (e.variant) ids.add(urlIdOf(image.id, e.variant));
-    }
-    return [...ids];
+    return this.presetVariants(image).map((v) => urlIdOf(image.id, v));
   }
 
   /**

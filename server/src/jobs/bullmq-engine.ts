@@ -10,13 +10,18 @@ export const QUEUE = 'signet-jobs';
  * never queues behind them, and they never take its worker's slots.
  */
 export const PRELOAD_QUEUE = 'signet-preload';
+/**
+ * After-upload variant jobs (s3: derived objects), in a queue and a worker of their own: renders
+ * take seconds and must never hold a refresh drain's slot, nor wait behind one.
+ */
+export const VARIANTS_QUEUE = 'signet-variants';
 /** Drain jobs that may wait or run at once: with N worker nodes, up to this many sweep in parallel. */
 const MAX_DRAINS = 4;
 /** Preload jobs one node runs at once: a flood of preloads takes one slot of its CPU, no more. */
 const PRELOAD_CONCURRENCY = 1;
 /** How long a preload call waits for its jobs. */
 const PRELOAD_WAIT_MS = 60_000;
-/** How many ticks a drain job id stands for its slot (see the refresh-tick job). */
+/** How many ticks a drain job id stands for its slot (see `tick`). */
 const DRAIN_SLOT_TICKS = 3;
 
 export interface BullmqEngineOptions {
@@ -32,6 +37,10 @@ export interface BullmqEngineOptions {
   orphanSweepMs: number;
   /** Interval of the placeholder backfill; 0 never runs it. */
   placeholderBackfillMs: number;
+  /** Interval of the derived variants' backfill (s3); 0 never runs it. */
+  variantsBackfillMs?: number;
+  /** Variant jobs one worker node runs at once (0: this deployment makes no derived variants). */
+  variantConcurrency?: number;
   logger: Logger;
 }
 
@@ -56,6 +65,8 @@ export class BullmqJobEngine implements JobEngine {
   readonly kind = 'bullmq' as const;
   private readonly queue: Queue;
   private readonly preloads: Queue;
+  private readonly variants: Queue;
+  private variantsWorker: Worker | undefined;
   private worker: Worker | undefined;
   private preloadWorker: Worker | undefined;
   private events: QueueEvents | undefined;
@@ -77,7 +88,8 @@ export class BullmqJobEngine implements JobEngine {
     const connection = this.conn();
     this.queue = new Queue(QUEUE, { connection, prefix: this.prefix });
     this.preloads = new Queue(PRELOAD_QUEUE, { connection, prefix: this.prefix });
-    for (const q of [this.queue, this.preloads])
+    this.variants = new Queue(VARIANTS_QUEUE, { connection, prefix: this.prefix });
+    for (const q of [this.queue, this.preloads, this.variants])
       q.on('error', (err) => o.logger.warn({ err: err.message, queue: q.name }, 'job queue error'));
     // A caller waiting for a preload job listens for the queue's closing: one listener per job
     // this node waits for, as many as the wait list holds.
@@ -122,12 +134,21 @@ export class BullmqJobEngine implements JobEngine {
     } else {
       await this.queue.removeJobScheduler('placeholder-backfill');
     }
+    if ((this.o.variantsBackfillMs ?? 0) > 0) {
+      await this.queue.upsertJobScheduler(
+        'variants-backfill',
+        { every: this.o.variantsBackfillMs! },
+        { name: 'variants-backfill', opts: jobOpts },
+      );
+    } else {
+      await this.queue.removeJobScheduler('variants-backfill');
+    }
     this.worker = new Worker(QUEUE, (job) => this.process(job), {
       connection: this.conn(),
       prefix: this.prefix,
       // The drains, plus one slot each for a tick queued by an earlier version, the orphan sweep
-      // and the placeholder backfill, so a long periodic job never keeps a drain waiting.
-      concurrency: MAX_DRAINS + 3,
+      // and the two backfills, so a long periodic job never keeps a drain waiting.
+      concurrency: MAX_DRAINS + 4,
       lockDuration: 30_000,
       stalledInterval: 15_000,
     });
@@ -142,7 +163,23 @@ export class BullmqJobEngine implements JobEngine {
         stalledInterval: 15_000,
       },
     );
-    for (const w of [this.worker, this.preloadWorker]) {
+    const workers = [this.worker, this.preloadWorker];
+    if ((this.o.variantConcurrency ?? 0) > 0) {
+      this.variantsWorker = new Worker(
+        VARIANTS_QUEUE,
+        (job) => this.processors.makeVariants((job.data as { id: string }).id),
+        {
+          connection: this.conn(),
+          prefix: this.prefix,
+          concurrency: this.o.variantConcurrency!,
+          // A render is bounded by VARIANT_TIMEOUT_SECONDS per variant; a job makes a few.
+          lockDuration: 120_000,
+          stalledInterval: 30_000,
+        },
+      );
+      workers.push(this.variantsWorker);
+    }
+    for (const w of workers) {
       w.on('error', (err) => this.o.logger.warn({ err: err.message, queue: w.name }, 'job worker error'));
       w.on('failed', (job, err) => this.o.logger.warn({ job: job?.name, err: err.message }, 'job failed'));
     }
@@ -199,6 +236,8 @@ export class BullmqJobEngine implements JobEngine {
         return this.processors.orphanSweep();
       case 'placeholder-backfill':
         return this.processors.placeholderBackfill();
+      case 'variants-backfill':
+        return this.processors.variantsBackfill();
       case 'preload':
         // Queued here by a node of an earlier version, during a rolling upgrade.
         return this.processors.preload((job.data as { ids: string[] }).ids);
@@ -258,13 +297,37 @@ export class BullmqJobEngine implements JobEngine {
     return run;
   }
 
+  async enqueueVariants(imageId: string): Promise<void> {
+    try {
+      // One job per image (its id): a second upload event of the same image adds nothing.
+      await this.variants.add(
+        'variants',
+        { id: imageId },
+        {
+          jobId: `variants-${imageId}`,
+          attempts: 3,
+          backoff: { type: 'exponential', delay: 1000 },
+          removeOnComplete: true,
+          removeOnFail: 100,
+        },
+      );
+    } catch (err) {
+      this.o.logger.warn(
+        { imageId, err: (err as Error).message },
+        'variants job not queued; the backfill makes them',
+      );
+    }
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.ticker);
     await this.worker?.close();
     await this.preloadWorker?.close();
+    await this.variantsWorker?.close();
     await this.events?.close();
     await this.queue.close();
     await this.preloads.close();
+    await this.variants.close();
     for (const c of this.connections) c.disconnect();
   }
 }

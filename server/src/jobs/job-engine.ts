@@ -1,3 +1,4 @@
+import type { DerivedVariantsResult, VariantsBackfillResult } from '../images/derived-variants.js';
 import type { BackfillResult } from '../images/placeholders.js';
 import type { SweepResult } from '../urls/refresher.js';
 
@@ -23,6 +24,13 @@ export interface Processors {
   orphanSweep(): Promise<OrphanSweepResult>;
   /** Computes the placeholders of live rows that have none (bounded run; the next goes on). */
   placeholderBackfill(): Promise<BackfillResult>;
+  /**
+   * Makes the derived variants of one image (s3; docs/architecture.md, "Variants on s3"):
+   * 'none' when the image is gone or variants are not derived objects.
+   */
+  makeVariants(imageId: string): Promise<DerivedVariantsResult | 'none'>;
+  /** Makes the derived variants of live rows that have none (bounded run; the next goes on). */
+  variantsBackfill(): Promise<VariantsBackfillResult | undefined>;
 }
 
 export interface JobEngine {
@@ -35,6 +43,11 @@ export interface JobEngine {
    * in the preload wait list. Preloads never hold up refresh sweeps.
    */
   preload(ids: readonly string[]): Promise<number>;
+  /**
+   * Queues the making of a freshly uploaded image's derived variants (s3), on any worker, and
+   * returns once queued. Never throws: what could not be queued is left to the backfill.
+   */
+  enqueueVariants(imageId: string): Promise<void>;
   stop(): Promise<void>;
 }
 

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { DerivedVariants } from '../images/derived-variants.js';
 import type { OrphanSweeper } from '../images/orphan-sweep.js';
 import type { Placeholders } from '../images/placeholders.js';
 import { type PreloadDeps, preloadIds } from '../images/preload.js';
@@ -14,6 +15,8 @@ export function createProcessors(d: {
   stats: Pick<StatsStore, 'rollup'>;
   orphans: Pick<OrphanSweeper, 'sweep'>;
   placeholders: Pick<Placeholders, 'backfill'>;
+  /** Only where variants are derived objects (the s3 driver). */
+  derivedVariants: Pick<DerivedVariants, 'makeById' | 'backfill'> | undefined;
   clock: Clock;
 }): Processors {
   return {
@@ -23,5 +26,7 @@ export function createProcessors(d: {
     preload: (ids) => preloadIds(d.preload, ids),
     orphanSweep: () => d.orphans.sweep(),
     placeholderBackfill: () => d.placeholders.backfill(),
+    makeVariants: async (id) => (d.derivedVariants ? d.derivedVariants.makeById(id) : 'none'),
+    variantsBackfill: async () => d.derivedVariants?.backfill(),
   };
 }

@@ -32,6 +32,12 @@ function gatedProcessors() {
     async placeholderBackfill() {
       return { visited: 0, computed: 0, undecodable: 0, failed: 0, complete: true };
     },
+    async makeVariants() {
+      return 'none' as const;
+    },
+    async variantsBackfill() {
+      return undefined;
+    },
     async preload(chunk) {
       started.push([...chunk]);
       running++;

@@ -25,7 +25,12 @@ export class TimerJobEngine implements JobEngine {
     private readonly orphanSweepMs = 0,
     /** Interval of the placeholder backfill (its first run starts at once); 0 never runs it. */
     private readonly placeholderBackfillMs = 0,
+    /** Interval of the derived variants' backfill (s3; first run at once); 0 never runs it. */
+    private readonly variantsBackfillMs = 0,
   ) {}
+
+  /** After-upload variant jobs running in process (each bounded by DerivedVariants' own limit). */
+  private readonly variantJobs = new Set<Promise<unknown>>();
 
   async startWorkers(): Promise<void> {
     if (this.timers.length > 0) return;
@@ -53,6 +58,7 @@ export class TimerJobEngine implements JobEngine {
       () => this.processors.placeholderBackfill(),
       true,
     );
+    this.every('variants backfill', this.variantsBackfillMs, () => this.processors.variantsBackfill(), true);
     for (const t of this.timers) t.unref();
   }
 
@@ -94,8 +100,18 @@ export class TimerJobEngine implements JobEngine {
     return signed.reduce((sum, n) => sum + n, 0);
   }
 
+  /** In process, not awaited: the upload is answered at once (a lost job is the backfill's). */
+  async enqueueVariants(imageId: string): Promise<void> {
+    const run = this.processors
+      .makeVariants(imageId)
+      .catch((err: Error) => this.logger.warn({ imageId, err: err.message }, 'variants job failed'))
+      .finally(() => this.variantJobs.delete(run));
+    this.variantJobs.add(run);
+  }
+
   async stop(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
+    await Promise.all(this.variantJobs);
     this.timers = [];
     await this.sweeping;
     await this.preloadTail;

@@ -1,8 +1,9 @@
 import type { Clock } from '../clock.js';
 import type { ImagesRepo } from '../db/images-repo.js';
+import type { ImageRow } from '../db/types.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { splitUrlId } from '../storage/variant.js';
+import { splitUrlId, type Variant } from '../storage/variant.js';
 import type { SignTarget } from './resolved-url.js';
 import type { RefreshSchedule } from './store.js';
 import type { UrlService } from './url-service.js';
@@ -40,6 +41,11 @@ export class Refresher {
       clock: Clock;
       logger: Logger;
       metrics: Metrics;
+      /**
+       * The object a variant's URL signs (images/variants.ts `objectKeyFor`: its derived object
+       * once made, on `s3`); default the original's.
+       */
+      objectKeyFor?: (row: ImageRow, variant: Variant | undefined) => string;
     },
     private readonly o: RefresherOptions,
   ) {
@@ -87,8 +93,11 @@ export class Refresher {
         const gone: string[] = [];
         for (const t of targets) {
           const row = t.parts && byId.get(t.parts.imageId);
-          if (row) items.push({ id: t.id, key: row.objectKey, variant: t.parts!.variant });
-          else gone.push(t.id);
+          if (row) {
+            const variant = t.parts!.variant;
+            const key = this.d.objectKeyFor ? this.d.objectKeyFor(row, variant) : row.objectKey;
+            items.push({ id: t.id, key, variant });
+          } else gone.push(t.id);
         }
         if (gone.length > 0) await this.d.schedule.unschedule(gone);
         if (items.length === 0) return 0;

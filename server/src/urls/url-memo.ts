@@ -12,6 +12,8 @@ interface Built {
   start: number;
   end: number;
   key: string;
+  /** The signature too: on `s3` one key and window may have two (derived-variants.ts). */
+  sig: string;
   url: string;
   /** When this node last read or signed this signature (epoch ms). */
   seenAt: number;
@@ -77,7 +79,7 @@ export class UrlMemo {
   private urlOf(id: string, key: string, sig: UrlSignature, variant: Variant | undefined): string {
     const b = this.built.get(id);
     const now = this.clock.now();
-    if (b && b.start === sig.start && b.end === sig.end && b.key === key) {
+    if (b && b.start === sig.start && b.end === sig.end && b.key === key && b.sig === sig.sig) {
       b.seenAt = now;
       return b.url;
     }
@@ -85,7 +87,7 @@ export class UrlMemo {
     // Only the grid's URLs are kept: one made for one request (off the grid) must not push out
     // the step's URL every other request of this image wants.
     if (this.grid.isCurrent(id, sig, now))
-      this.built.set(id, { start: sig.start, end: sig.end, key, url, seenAt: now });
+      this.built.set(id, { start: sig.start, end: sig.end, key, sig: sig.sig, url, seenAt: now });
     return url;
   }
 }

@@ -1,0 +1,104 @@
+import type { Storage, UrlSignature } from './storage.js';
+import type { Variant } from './variant.js';
+
+/**
+ * Variants as derived objects (the `s3` driver; docs/architecture.md, "Variants on s3"): Signet
+ * renders a preset's variant once, after upload, and keeps it in the bucket next to nothing a
+ * user can name:
+ *
+ *   `_signet/variants/<object key>/<variant key>`
+ *
+ * Upload keys are chosen by the server (`u/…`, images/upload.ts), so none is ever under this
+ * prefix; the orphan sweep lists only upload keys, and `signet import` skips the prefix.
+ */
+export const DERIVED_VARIANT_PREFIX = '_signet/variants/';
+
+/** The key of the derived object of `variant` of the object `objectKey`. */
+export function derivedKeyOf(objectKey: string, variant: Variant): string {
+  return `${DERIVED_VARIANT_PREFIX}${objectKey}/${variant.key}`;
+}
+
+/** Every derived object of `objectKey` is under this prefix (and nothing else is). */
+export function derivedPrefixOf(objectKey: string): string {
+  return `${DERIVED_VARIANT_PREFIX}${objectKey}/`;
+}
+
+export function isDerivedKey(key: string): boolean {
+  return key.startsWith(DERIVED_VARIANT_PREFIX);
+}
+
+/** The original's key of a derived object's key (a variant key never holds a `/`). */
+export function originalKeyOf(derivedKey: string): string {
+  return derivedKey.slice(DERIVED_VARIANT_PREFIX.length, derivedKey.lastIndexOf('/'));
+}
+
+/**
+ * A variant's signature says which object it was made for: `d:` the derived object, `o:` the
+ * original (the preset's object did not exist yet). The cache keeps only the signature and the
+ * URL is rebuilt from the row's key, so without the mark a signature made for the original, read
+ * back after the row says the derived object exists (or the other way round, from a lagging
+ * replica or a node's recent rows), would be built into a URL for the other object: a 403 until
+ * its step ends. With it, a stale entry still builds a working URL, of the object it signed.
+ * Neither SigV4 (hex) nor a CDN signer (hex, base64url) writes a `:`.
+ */
+const DERIVED = 'd:';
+const ORIGINAL = 'o:';
+
+/**
+ * The storage of a driver whose variants are derived objects. The domain names the object a
+ * variant's URL is for (images/variants.ts `objectKeyFor`: the derived key once its preset is
+ * made, else the original's); this signs that object and marks the signature, builds the URL of
+ * the object a signature was made for, and deletes an object's derived objects with it.
+ */
+export function withDerivedVariants(inner: Storage): Storage {
+  /** The object a variant's signature was made for, from its mark. */
+  function signedObject(key: string, sig: string, variant: Variant): { key: string; sig: string } {
+    if (sig.startsWith(DERIVED)) {
+      return { key: isDerivedKey(key) ? key : derivedKeyOf(key, variant), sig: sig.slice(DERIVED.length) };
+    }
+    const original = isDerivedKey(key) ? originalKeyOf(key) : key;
+    // Unmarked: signed by a version before derived objects, always for the original.
+    return { key: original, sig: sig.startsWith(ORIGINAL) ? sig.slice(ORIGINAL.length) : sig };
+  }
+
+  return {
+    driver: inner.driver,
+    put: (key, body, contentType, size) => inner.put(key, body, contentType, size),
+    head: (key) => inner.head(key),
+    get: (key, options) => inner.get(key, options),
+    list: (prefix, options) => inner.list(prefix, options),
+    ping: () => inner.ping(),
+
+    /**
+     * The object first (a failure changes nothing), then its derived objects: a retry after a
+     * failure in between converges, since deleting a missing object succeeds.
+     */
+    async delete(key) {
+      await inner.delete(key);
+      if (isDerivedKey(key)) return;
+      const prefix = derivedPrefixOf(key);
+      let marker: string | undefined;
+      do {
+        const page = await inner.list(prefix, marker !== undefined ? { marker } : {});
+        for (const o of page.objects) await inner.delete(o.key);
+        marker = page.nextMarker;
+      } while (marker !== undefined);
+    },
+
+    // The object to sign is the key itself (the domain chose it); only the mark is added here.
+    signMany(keys, window, variants) {
+      const sigs = inner.signMany(keys, window);
+      if (!variants) return sigs;
+      return sigs.map((sig, i) => {
+        if (!variants[i]) return sig;
+        return (isDerivedKey(keys[i]!) ? DERIVED : ORIGINAL) + sig;
+      });
+    },
+
+    urlFor(key, signature: UrlSignature, variant) {
+      if (!variant) return inner.urlFor(key, signature);
+      const o = signedObject(key, signature.sig, variant);
+      return inner.urlFor(o.key, { ...signature, sig: o.sig });
+    },
+  };
+}
