@@ -1,6 +1,7 @@
 // @signet/vue: images behind Signet's expiring signed URLs in a Vue 3 + Apollo Client app.
 // Every export is side-effect free; SmartImage's stylesheet is `@signet/vue/style.css`.
 
+export { signetImageFragment } from './fragment';
 export {
   type ImageUrlsQuery,
   type RefreshSignedUrlsMutation,
