@@ -4,14 +4,18 @@
 #   docker run -p 4000:4000 -e AUTH_JWT_SECRET=… -e PROXY_TOKEN_SECRET=… -e DATABASE_URL=… signet
 ARG NODE_IMAGE=node:20-bookworm-slim
 
-# 1. Build the Vue app and the server with every dependency (vite, tsc).
+# 1. Build @signet/vue, the Vue app (and the example app), and the server with every dependency (vite, tsc).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY server/package.json server/
 COPY web/package.json web/
+COPY packages/vue/package.json packages/vue/
+COPY examples/vue-apollo/package.json examples/vue-apollo/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json schema.graphql codegen.ts ./
+COPY packages packages
+COPY examples examples
 COPY server server
 COPY web web
 RUN npm run build && npm run persisted -- /app/persisted-operations.json
@@ -22,6 +26,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY server/package.json server/
 COPY web/package.json web/
+COPY packages/vue/package.json packages/vue/
+COPY examples/vue-apollo/package.json examples/vue-apollo/
 RUN npm ci --omit=dev --workspace server --no-audit --no-fund && npm cache clean --force
 
 # 3. Runtime: compiled server, built app, production node_modules; runs as the unprivileged `node` user.

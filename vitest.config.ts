@@ -31,6 +31,7 @@ export default defineConfig({
           globalSetup: ['server/test/global-setup.ts'],
         },
       },
+      'packages/vue/vitest.config.ts',
       'web/vitest.config.ts',
     ],
   },

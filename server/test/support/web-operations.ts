@@ -3,9 +3,11 @@ import { Kind, parse, print, visit } from 'graphql';
 import { buildManifest, readWebDocuments } from '../../src/schema/operation-manifest.js';
 
 const WEB_SRC = fileURLToPath(new URL('../../../web/src', import.meta.url));
+/** The live-URL operations the web app sends through @signet/vue. */
+const PACKAGE_SRC = fileURLToPath(new URL('../../../packages/vue/src', import.meta.url));
 
 /** The web app's operations by hash: the allow-list `npm run persisted` writes for PERSISTED_OPERATIONS_FILE. */
-export const webManifest = buildManifest(readWebDocuments(WEB_SRC));
+export const webManifest = buildManifest([...readWebDocuments(WEB_SRC), ...readWebDocuments(PACKAGE_SRC)]);
 
 /** The web app's operations by name, each with its hash and document. */
 export const webOperations = new Map(

@@ -1,4 +1,4 @@
-import type { SmartImageSource } from '../components/SmartImage.vue';
+import type { SmartImageSource } from '@signet/vue';
 import type { GalleryImageFragment } from '../gql/graphql';
 
 /**

@@ -1,9 +1,14 @@
 import { flushPromises, mount } from '@vue/test-utils';
 import { rgbaToThumbHash } from 'thumbhash';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { FreshUrl } from '../composables/useUrlRefresh';
-import SmartImage, { type SmartImageSource } from './SmartImage.vue';
-import { defaultBackoffMs, SMART_IMAGE_DEPS, type SmartImageDeps } from './smart-image-deps';
+import SmartImage from './SmartImage.vue';
+import {
+  defaultBackoffMs,
+  SMART_IMAGE_DEPS,
+  type SmartImageDeps,
+  type SmartImageSource,
+} from './smart-image-deps';
+import type { FreshUrl } from './useUrlRefresh';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 const at = (secondsFromNow: number) => new Date(NOW + secondsFromNow * 1000).toISOString();

@@ -1,7 +1,53 @@
+import { ApolloClient, gql, HttpLink, InMemoryCache, type TypedDocumentNode } from '@apollo/client/core';
 import { describe, expect, it, vi } from 'vitest';
-import type { UrlEvent } from '../composables/useUrlRefresh';
-import { GalleryPageDocument } from '../gql/graphql';
-import { createApolloClient, urlTransport } from './apollo';
+import { createSignet } from './signet';
+import { SseLink } from './sse-link';
+import { urlTransport } from './transport';
+import type { FreshUrl, UrlEvent } from './useUrlRefresh';
+
+interface PageNode {
+  id: string;
+  signedUrl: FreshUrl;
+  thumb: FreshUrl;
+  thumbSrcset: string;
+}
+
+/** A host app's own page query: the originals' URL and the thumb preset's, under its own aliases. */
+const GalleryPageDocument: TypedDocumentNode<{ images: { edges: { node: PageNode }[] } }, { first: number }> =
+  gql`
+  query GalleryPage($first: Int!) {
+    images(first: $first) {
+      edges {
+        node {
+          id
+          signedUrl {
+            url
+            expiresAt
+          }
+          thumb: signedUrl(preset: "thumb") {
+            url
+            expiresAt
+          }
+          thumbSrcset: srcset(preset: "thumb")
+        }
+      }
+    }
+  }
+`;
+
+const URI = 'http://gw.test/graphql';
+
+/**
+ * A host app's plain HTTP client with Signet wired in (which teaches its cache how a SignedUrl
+ * replaces another), and the transport of the originals or of a preset over the SSE link.
+ */
+function hostClient(fetch: typeof globalThis.fetch) {
+  const client = new ApolloClient({ link: new HttpLink({ uri: URI, fetch }), cache: new InMemoryCache() });
+  createSignet({ client, uri: URI, fetch });
+  const stream = new SseLink({ uri: URI, fetch });
+  return { client, transport: (preset?: string) => urlTransport(client, stream, preset) };
+}
+type Client = ReturnType<typeof hostClient>['client'];
 
 const T = (minutes: number) => new Date(Date.UTC(2030, 0, 1, 12, minutes)).toISOString();
 const signed = (url: string, expiresAt: string) => ({ __typename: 'SignedUrl', url, expiresAt });
@@ -81,14 +127,14 @@ function gateway(
   return { fetch: fetch as unknown as typeof globalThis.fetch, ops, variables };
 }
 
-function cachedUrls(client: ReturnType<typeof createApolloClient>) {
+function cachedUrls(client: Client) {
   const data = client.readQuery({ query: GalleryPageDocument, variables: { first: 24 } });
   return Object.fromEntries(
     (data?.images.edges ?? []).map((e) => [e.node.id, [e.node.signedUrl.url, e.node.signedUrl.expiresAt]]),
   );
 }
 
-describe('urlTransport and the Apollo cache', () => {
+describe("urlTransport and the host app's Apollo cache", () => {
   it('writes pushed URLs into the cached images, so the next render starts from the newest', async () => {
     const g = gateway(
       [
@@ -98,7 +144,7 @@ describe('urlTransport and the Apollo cache', () => {
       ],
       [],
     );
-    const client = createApolloClient('http://gw.test/graphql', g.fetch);
+    const { client, transport } = hostClient(g.fetch);
     await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
     const seen = vi.fn();
     const updates: Record<string, string[]>[] = [];
@@ -107,7 +153,7 @@ describe('urlTransport and the Apollo cache', () => {
     });
 
     const done = new Promise<void>((resolve) => {
-      urlTransport(client).subscribe(['a', 'ghost'], { next: seen, error: resolve, complete: resolve });
+      transport().subscribe(['a', 'ghost'], { next: seen, error: resolve, complete: resolve });
     });
     await done;
     expect(seen).toHaveBeenCalledTimes(3); // every event still reaches useUrlRefresh
@@ -124,10 +170,10 @@ describe('urlTransport and the Apollo cache', () => {
 
   it('writes a re-signed URL (after a load error) into the cache whatever its expiry', async () => {
     const g = gateway([], [signed('https://bucket.test/b-resigned', T(15)), null]);
-    const client = createApolloClient('http://gw.test/graphql', g.fetch);
+    const { client, transport } = hostClient(g.fetch);
     await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
 
-    const answer = await urlTransport(client).refreshUrls(['b', 'a']);
+    const answer = await transport().refreshUrls(['b', 'a']);
     expect(answer.map((u) => u?.url ?? null)).toEqual(['https://bucket.test/b-resigned', null]);
     // The old URL expired later but failed to load; the re-signed one is the one that works.
     expect(cachedUrls(client)).toEqual({
@@ -136,7 +182,7 @@ describe('urlTransport and the Apollo cache', () => {
     });
   });
 
-  function cachedThumbs(client: ReturnType<typeof createApolloClient>) {
+  function cachedThumbs(client: Client) {
     const data = client.readQuery({ query: GalleryPageDocument, variables: { first: 24 } });
     return Object.fromEntries(
       (data?.images.edges ?? []).map((e) => [
@@ -158,11 +204,11 @@ describe('urlTransport and the Apollo cache', () => {
       ],
       [],
     );
-    const client = createApolloClient('http://gw.test/graphql', g.fetch);
+    const { client, transport } = hostClient(g.fetch);
     await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
     const seen = vi.fn();
     await new Promise<void>((resolve) => {
-      urlTransport(client, 'thumb').subscribe(['a', 'b'], { next: seen, error: resolve, complete: resolve });
+      transport('thumb').subscribe(['a', 'b'], { next: seen, error: resolve, complete: resolve });
     });
     expect(g.variables[1]).toEqual({ ids: ['a', 'b'], preset: 'thumb' });
     expect(seen.mock.calls[0]?.[0]).toEqual({
@@ -200,9 +246,9 @@ describe('urlTransport and the Apollo cache', () => {
       [signed('https://bucket.test/a-original-resigned', T(15)), null],
       [row('a', 'https://bucket.test/a-thumb-resigned'), row('b', 'https://bucket.test/b-thumb-same')],
     );
-    const client = createApolloClient('http://gw.test/graphql', g.fetch);
+    const { client, transport } = hostClient(g.fetch);
     await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
-    const answer = await urlTransport(client, 'thumb').refreshUrls(['a', 'b']);
+    const answer = await transport('thumb').refreshUrls(['a', 'b']);
     expect(g.ops).toEqual(['GalleryPage', 'RefreshSignedUrls', 'ImageVariantUrls']);
     expect(g.variables[2]).toEqual({ ids: ['a', 'b'], preset: 'thumb' });
     expect(answer.map((u) => [u?.url, u?.srcset])).toEqual([

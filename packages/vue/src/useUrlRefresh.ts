@@ -240,6 +240,9 @@ export const URL_REFRESH: InjectionKey<UrlRefresh> = Symbol('UrlRefresh');
 
 export function useUrlRefresh(): UrlRefresh {
   const urls = inject(URL_REFRESH);
-  if (!urls) throw new Error('useUrlRefresh: no UrlRefresh provided (App provides one)');
+  if (!urls)
+    throw new Error(
+      'useUrlRefresh: no UrlRefresh provided (app.use(createSignet(...)) or provideSignet(...) provides one)',
+    );
   return urls;
 }
