@@ -43,6 +43,10 @@ export interface Bench {
   /** The ceiling with one real part back: the images repository (sql) or the URL service (urls). */
   ceilingParts: { sql: GatewayProcess; urls: GatewayProcess };
   bare: GatewayProcess;
+  /** Scenario 1's hand-written reference: a bare node:http page endpoint doing the page's I/O. */
+  reference: GatewayProcess;
+  /** The same gateway build with GRAPHQL_JIT=false (graphql-js' interpreter), for scenario 1. */
+  interpreted: GatewayProcess;
   fixture: RpcChild;
   loadgen: RpcChild;
   tokens: Record<OwnerKey, string>;

@@ -133,13 +133,31 @@ export async function startServices(
         REDIS_URL: redis.url,
         DATABASE_URL: db.url,
       }),
+      startNode(
+        'gateway-interpreted',
+        [...prof, 'server/dist/main.js'],
+        gatewayEnv(endpoints, { ...tuning, GRAPHQL_JIT: 'false' }),
+      ),
+      startNode(
+        'reference',
+        [...prof, '--import', 'tsx', 'bench/children/reference-server.ts'],
+        gatewayEnv(endpoints),
+      ),
     ]);
     for (const s of settled) if (s.status === 'fulfilled') undo.push(() => s.value.stop());
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
-    const [gateway, ceiling, ceilingSql, ceilingUrls, bare] = settled.map(
+    const [gateway, ceiling, ceilingSql, ceilingUrls, bare, interpreted, reference] = settled.map(
       (s) => (s as PromiseFulfilledResult<GatewayProcess>).value,
-    ) as [GatewayProcess, GatewayProcess, GatewayProcess, GatewayProcess, GatewayProcess];
+    ) as GatewayProcess[] as [
+      GatewayProcess,
+      GatewayProcess,
+      GatewayProcess,
+      GatewayProcess,
+      GatewayProcess,
+      GatewayProcess,
+      GatewayProcess,
+    ];
     const loadgen = RpcChild.start('loadgen.ts');
     undo.push(() => loadgen.stop());
 
@@ -154,6 +172,8 @@ export async function startServices(
       ceiling,
       ceilingParts: { sql: ceilingSql, urls: ceilingUrls },
       bare,
+      reference,
+      interpreted,
       fixture,
       loadgen,
       tokens,

@@ -155,6 +155,11 @@ export interface Config {
   /** GraphQL introspection (GRAPHQL_INTROSPECTION): on by default outside production only. */
   graphqlIntrospection: boolean;
   /**
+   * GRAPHQL_JIT: execute operations compiled by graphql-jit (default true) instead of
+   * graphql-js' interpreter; `false` switches back. docs/benchmarks.md measures both.
+   */
+  graphqlJit: boolean;
+  /**
    * FEDERATION=true: the schema is also an Apollo Federation v2 subgraph (`Image @key(fields:
    * "id")`, `_entities`, `_service { sdl }`); docs/federation.md.
    */
@@ -682,6 +687,7 @@ export function loadConfig(env: Env = process.env): Config {
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
     graphqlIntrospection:
       oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, introspection) === 'true',
+    graphqlJit: oneOf(env, 'GRAPHQL_JIT', ['true', 'false'] as const, 'true') === 'true',
     federation,
     graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),

@@ -63,6 +63,16 @@ describe('proxy capability tokens', () => {
     expect(tk.verify(t, IMG, 'redirect')).toEqual({ ok: false, reason: 'expired' });
   });
 
+  it('a token verified once (and remembered) still grants nothing else: other image, mode or preset', () => {
+    const t = tokens.sign(IMG, 'redirect');
+    expect(tokens.verify(t, IMG, 'redirect')).toEqual({ ok: true, scope: 'any' });
+    expect(tokens.verify(t, IMG.toUpperCase(), 'redirect')).toEqual({ ok: true, scope: 'any' });
+    expect(tokens.verify(t, IMG, 'stream')).toEqual({ ok: false, reason: 'mismatch' });
+    expect(tokens.verify(t, IMG, 'redirect', 'thumb')).toEqual({ ok: false, reason: 'mismatch' });
+    const other = IMG.replace(/^./, IMG[0] === 'a' ? 'b' : 'a');
+    expect(tokens.verify(t, other, 'redirect')).toEqual({ ok: false, reason: 'mismatch' });
+  });
+
   it('is the same string within a step, so <img src> stays cacheable', () => {
     const c = new FakeClock(Date.UTC(2026, 0, 1));
     const tk = createProxyTokens({ secrets: [OLD], ttlSeconds: 30 * 86400, clock: c });

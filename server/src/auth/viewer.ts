@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type { Config } from '../config.js';
 import { unauthenticated } from '../errors/index.js';
+import { BoundedMap } from '../lib/bounded-map.js';
 
 export interface Viewer {
   id: string;
@@ -37,6 +38,14 @@ export type Authenticate = (authorization: string | null | undefined) => Promise
 /** Viewer ids become part of object keys and Redis keys: keep them printable and bounded. */
 const VIEWER_ID = /^[A-Za-z0-9._@:|-]{1,128}$/;
 
+/** Verified tokens remembered per node: enough for every client a node serves at once. */
+const VERIFIED_TOKENS = 10_000;
+/**
+ * How long a verified token is taken without checking it again (never past its `exp`). Bounds
+ * how long a key withdrawn from the JWKS still lets its tokens in on a node that saw them.
+ */
+const VERIFIED_FOR_MS = 60_000;
+
 /**
  * Bearer JWT -> viewer. The algorithms are pinned per key kind (HS256 for a shared secret, the
  * asymmetric ones for JWKS), so `alg: none` and HS/RS confusion are refused by construction.
@@ -53,15 +62,32 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     key = createRemoteJWKSet(new URL(auth.jwksUrl!), { timeoutDuration: 3000, cooldownDuration: 30_000 });
     algorithms = ['RS256', 'PS256', 'ES256', 'EdDSA'];
   }
+  // A client sends the same token with every request until it expires. Verifying it (an HMAC or
+  // an RSA check, base64 and JSON) was ~8% of a warm page's CPU; the token's string includes its
+  // signature, so the same string verified once is the same answer until `exp` (nbf, iss and aud
+  // were checked then and do not change). Only verified tokens are kept, bounded in number.
+  const verified = new BoundedMap<string, { viewer: Viewer; until: number }>(VERIFIED_TOKENS);
   return async (authorization) => {
     // Only a request with no Authorization header at all is anonymous: a bad token is refused,
     // never quietly downgraded to anonymous reads.
     if (anonymous && (authorization === null || authorization === undefined)) return ANONYMOUS_VIEWER;
     const m = authorization ? /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(authorization) : null;
     if (!m) throw unauthenticated(BEARER_REQUIRED);
+    const token = m[1]!;
+    const known = verified.get(token);
+    if (known) {
+      if (Date.now() < known.until) return known.viewer;
+      verified.delete(token);
+    }
+    const viewer = await verify(token);
+    verified.set(token, { viewer, until: Math.min(viewer.expiresAt!, Date.now() + VERIFIED_FOR_MS) });
+    return viewer;
+  };
+
+  async function verify(token: string): Promise<Viewer> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(m[1]!, key as Uint8Array, {
+      ({ payload } = await jwtVerify(token, key as Uint8Array, {
         algorithms,
         ...(auth.issuer ? { issuer: auth.issuer } : {}),
         ...(auth.audience ? { audience: auth.audience } : {}),
@@ -81,5 +107,5 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
       ...(role === 'service' ? { role: 'service' as const } : {}),
       expiresAt: (payload.exp as number) * 1000,
     };
-  };
+  }
 }

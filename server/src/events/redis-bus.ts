@@ -40,7 +40,9 @@ export class RedisEventBus extends FanoutBus {
         }
         return;
       }
-      if (ch !== this.channel) return;
+      // A node without a single subscription (most API nodes between page loads, every worker)
+      // has nobody to hand a batch to: decoding its JSON (a cold page's is ~25 KB) is waste.
+      if (ch !== this.channel || this.fanout.count() === 0) return;
       try {
         this.fanout.deliver(decodeEvents(message), (err) =>
           this.logger.error({ err }, 'a refresh-event listener failed'),

@@ -13,6 +13,7 @@ import { buildSchema } from '../schema/index.js';
 import { corsFor } from './cors.js';
 import { bundledGraphiql, useGraphiqlHeaders } from './graphiql.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
+import { useCompiledExecution } from './plugins/use-compiled-execution.js';
 import { useCostLimit } from './plugins/use-cost-limit.js';
 import { useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
@@ -33,6 +34,7 @@ export interface GraphqlDeps {
     | 'persistedOperationsFile'
     | 'persistedOperationsOnly'
     | 'graphqlIntrospection'
+    | 'graphqlJit'
     | 'corsOrigins'
     | 'uploadMaxBytes'
     | 'graphqlMaxBodyBytes'
@@ -98,6 +100,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       useQueryLimits({ hideSuggestions: !config.graphqlIntrospection }),
       useIntrospectionSwitch(config.graphqlIntrospection),
       useCostLimit(),
+      ...(config.graphqlJit ? [useCompiledExecution(logger)] : []),
     ],
     // Yoga's whole-body cap (25 MB by default) must leave room for the largest allowed upload.
     maxRequestBodySize: Math.max(25_000_000, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),

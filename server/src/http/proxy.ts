@@ -7,6 +7,7 @@ import { isImageId } from '../images/image-id.js';
 import type { ProxyAccess, ProxyCredential } from '../images/proxy-access.js';
 import type { VariantCatalog } from '../images/variants.js';
 import type { Metrics } from '../metrics.js';
+import { labelled } from './access-log.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
 import { type StreamDeps, streamObject } from './proxy-stream.js';
 import { streamVariant } from './proxy-stream-variant.js';
@@ -32,6 +33,7 @@ function modeOf(url: URL): ProxyMode | undefined {
  * (502) or the database (503) failing is a 5xx. Failures are thrown and rendered in one place.
  */
 export function createProxyRoute(d: ProxyDeps) {
+  const responses = labelled(d.metrics.proxyResponses);
   async function credentialOf(req: IncomingMessage, url: URL): Promise<ProxyCredential> {
     const token = url.searchParams.get('t');
     if (token) return { kind: 'token', token };
@@ -48,10 +50,7 @@ export function createProxyRoute(d: ProxyDeps) {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const mode = modeOf(url);
     res.once('close', () => {
-      d.metrics.proxyResponses.inc({
-        mode: mode ?? 'invalid',
-        status: res.writableFinished ? String(res.statusCode) : 'aborted',
-      });
+      responses(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
     });
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
     const rawId = url.pathname.slice(PROXY_PREFIX.length);

@@ -10,7 +10,8 @@ import type { ResolvedUrl } from '../urls/resolved-url.js';
 import type { Context } from './context.js';
 
 export interface ImageConnectionShape {
-  edges: { cursor: string; node: ImageRow }[];
+  /** An edge is its row: the cursor is encoded only when a query asks for it. */
+  edges: ImageRow[];
   hasNextPage: boolean;
   endCursor: string | null;
   totalCount: number | undefined;
@@ -30,7 +31,7 @@ export const builder = new SchemaBuilder<{
     SignedUrl: ResolvedUrl;
     UrlStatus: UrlStatusView;
     ImageConnection: ImageConnectionShape;
-    ImageEdge: { cursor: string; node: ImageRow };
+    ImageEdge: ImageRow;
     PageInfo: { hasNextPage: boolean; endCursor: string | null };
     SignedUrlEvent: LiveUrlEvent<ImageRow>;
     UrlStats: UrlStatsView;

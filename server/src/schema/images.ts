@@ -52,8 +52,8 @@ builder.objectType('PageInfo', {
 
 builder.objectType('ImageEdge', {
   fields: (t) => ({
-    cursor: t.exposeString('cursor'),
-    node: t.field({ type: ImageRef, resolve: (e) => e.node }),
+    cursor: t.string({ resolve: (row) => encodeCursor(row) }),
+    node: t.field({ type: ImageRef, resolve: (row) => row }),
   }),
 });
 
@@ -83,11 +83,11 @@ builder.queryFields((t) => ({
         decodeCursor(args.after),
         selectsField(info, 'totalCount'),
       );
-      const edges = page.rows.map((node) => ({ cursor: encodeCursor(node), node }));
+      const last = page.rows.at(-1);
       return {
-        edges,
+        edges: page.rows,
         hasNextPage: page.hasNextPage,
-        endCursor: edges.at(-1)?.cursor ?? null,
+        endCursor: last ? encodeCursor(last) : null,
         totalCount: page.totalCount,
       };
     },

@@ -104,10 +104,34 @@ function bounded(request: Request, maxBytes: number, fetchAPI: { Request: typeof
 }
 
 /**
+ * A body of declared length (at most maxBytes, checked by the caller), read whole and scanned
+ * before the parser sees it. For the few hundred bytes of a typical operation this costs a
+ * fraction of piping it through a TransformStream (measured: the stream's machinery was ~3% of a
+ * warm page's CPU).
+ */
+async function whole(
+  request: Request,
+  maxBytes: number,
+  fetchAPI: { Request: typeof Request },
+): Promise<Request> {
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  // A client may send more than it declared; node stops at the declared length, but be sure.
+  if (bytes.byteLength > maxBytes) throw bodyTooLarge(maxBytes);
+  const refused = nestingGuard(/\bjson\b/i.test(request.headers.get('content-type') ?? ''))(bytes);
+  if (refused) throw refused;
+  return new fetchAPI.Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    signal: request.signal,
+    body: bytes,
+  });
+}
+
+/**
  * Bounds every GraphQL body that is not a multipart upload (JSON, application/graphql, forms):
  * yoga's own limit must admit the largest upload, far more than any document or variables need.
- * A declared Content-Length over the bound is refused before a byte is read; a chunked body is
- * counted as it streams in.
+ * A declared Content-Length over the bound is refused before a byte is read, one within it is
+ * read whole and scanned; a chunked body is counted as it streams in.
  */
 export function useBodyLimit(maxBytes: number): Plugin {
   return {
@@ -117,7 +141,8 @@ export function useBodyLimit(maxBytes: number): Plugin {
       const declared = Number(request.headers.get('content-length') ?? Number.NaN);
       if (declared > maxBytes) throw bodyTooLarge(maxBytes);
       const parse = requestParser;
-      setRequestParser((req) => parse(bounded(req, maxBytes, fetchAPI)));
+      if (Number.isFinite(declared)) setRequestParser((req) => whole(req, maxBytes, fetchAPI).then(parse));
+      else setRequestParser((req) => parse(bounded(req, maxBytes, fetchAPI)));
     },
   };
 }
