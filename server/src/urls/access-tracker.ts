@@ -62,7 +62,6 @@ export class AccessTracker {
       } else {
         this.pending.set(id, { count: 1, lastAt: at });
       }
-      this.usage.imageIds.add(id);
     }
     this.usage.requests += ids.length;
     this.usage.cacheHits += hits;
@@ -99,6 +98,9 @@ export class AccessTracker {
 
   private async doFlush(): Promise<void> {
     const now = this.d.clock.now();
+    // The distinct images asked for since the last flush are the pending ones (before the
+    // subscribed ones join them below): taken here once, not kept in a set per URL served.
+    this.usage.imageIds = new Set(this.pending.keys());
     for (const id of this.d.liveIds?.() ?? []) {
       if (!this.pending.has(id)) this.pending.set(id, { count: 0, lastAt: now });
     }
