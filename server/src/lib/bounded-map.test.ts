@@ -25,6 +25,35 @@ describe('BoundedMap', () => {
     expect(m.size).toBe(2);
   });
 
+  it('keeps evicting oldest-first through deletes, re-insertions and a clear, like a fresh scan would', () => {
+    const m = new BoundedMap<number, number>(100);
+    const model: number[] = []; // insertion order, oldest first
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const k = rnd(400);
+      const op = rnd(10);
+      if (op === 0) {
+        m.delete(k);
+        const at = model.indexOf(k);
+        if (at >= 0) model.splice(at, 1);
+      } else if (op === 1 && i % 1000 === 0) {
+        m.clear();
+        model.length = 0;
+      } else {
+        if (!model.includes(k)) {
+          if (model.length >= 100) model.shift();
+          model.push(k);
+        }
+        m.set(k, i);
+      }
+    }
+    expect([...m.keys()]).toEqual(model);
+  });
+
   it('refuses a bound below one', () => {
     expect(() => new BoundedMap(0)).toThrow(RangeError);
   });
