@@ -227,11 +227,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
       const publicToo = asked.some((l) => !l.scope.all && l.scope.publicToo);
       // On the primary when any of the owners asking has just written (read-routing.ts).
       const rows = await reads.readFor(owners, (r) => {
-        let q = r
-          .selectFrom('images')
-          .select(columns)
-          .where('id', 'in', ids)
-          .where('deleted_at', 'is', null);
+        let q = r.selectFrom('images').select(columns).where('id', 'in', ids).where('deleted_at', 'is', null);
         if (!anyAll) {
           q = q.where((eb) => {
             const parts = [];

@@ -32,7 +32,10 @@ export function replicaReads(d: {
   replica: Pick<ReadReplica, 'kysely' | 'state' | 'markDown'>;
   pins: Pick<WritePins, 'pin' | 'pinned'>;
 }): ReadRouting {
-  async function readOn<T>(pinned: () => Promise<boolean>, run: (k: Kysely<Database>) => Promise<T>): Promise<T> {
+  async function readOn<T>(
+    pinned: () => Promise<boolean>,
+    run: (k: Kysely<Database>) => Promise<T>,
+  ): Promise<T> {
     if (d.replica.state.usable && !(await pinned())) {
       try {
         return await run(d.replica.kysely);

@@ -26,9 +26,11 @@ interface Waiting {
 
 /**
  * `visible(viewer, ids)` for subscriptions, which clients open in bursts (a page with a stream
- * per tile, thousands of clients reconnecting to one node): the lookups that arrive within
- * `windowMs` of each other share one SQL statement instead of one each. Every viewer still gets
- * exactly the rows its own scope lets through (images/visibility.ts, `findReadableMany`), so
+ * per tile, thousands of clients reconnecting to one node): lookups share SQL statements instead
+ * of running one each. A lookup waits `windowMs` for others to join it; while a statement is
+ * running, the lookups that arrive meanwhile wait for it and then go together in the next one, so
+ * the busier the node, the larger the batches, and an idle node adds only the window. Every
+ * viewer still gets exactly the rows its own scope lets through (`findReadableMany`), so
  * batching changes how many statements run, never who sees what (docs/architecture.md, "Who sees
  * what"). A failed statement fails every lookup of its batch, as each would have failed alone.
  */
@@ -36,6 +38,7 @@ export class VisibilityBatch {
   private queue: Waiting[] = [];
   private queuedIds = 0;
   private timer: NodeJS.Timeout | undefined;
+  private running = 0;
 
   constructor(
     private readonly images: Pick<ImagesRepo, 'findReadableMany'>,
@@ -50,7 +53,7 @@ export class VisibilityBatch {
       this.queue.push({ lookup: { scope: readScope(viewer), ids }, resolve, reject });
       this.queuedIds += ids.length;
       if (this.queuedIds >= this.o.maxIds) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.o.windowMs);
+      else if (this.running === 0) this.timer ??= setTimeout(() => this.flush(), this.o.windowMs);
     });
   }
 
@@ -61,13 +64,21 @@ export class VisibilityBatch {
     this.queue = [];
     this.queuedIds = 0;
     if (batch.length === 0) return;
-    this.images.findReadableMany(batch.map((w) => w.lookup)).then(
-      (rows) => {
-        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(rows[i]!);
-      },
-      (err) => {
-        for (const w of batch) w.reject(err);
-      },
-    );
+    this.running++;
+    this.images
+      .findReadableMany(batch.map((w) => w.lookup))
+      .then(
+        (rows) => {
+          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(rows[i]!);
+        },
+        (err) => {
+          for (const w of batch) w.reject(err);
+        },
+      )
+      .finally(() => {
+        this.running--;
+        // What arrived while the statement ran goes now, together.
+        if (this.running === 0 && this.queue.length > 0) this.flush();
+      });
   }
 }
