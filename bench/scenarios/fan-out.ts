@@ -1,6 +1,6 @@
 import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
 import { inProcessWorker } from '../lib/in-process.js';
-import { memoryOf, sleep } from '../lib/processes.js';
+import { cpuSecondsOf, memoryOf, sleep } from '../lib/processes.js';
 import { RpcChild } from '../lib/rpc.js';
 import { median, percentile } from '../lib/stats.js';
 
@@ -33,6 +33,7 @@ export async function fanOut(b: Bench): Promise<Section> {
     await worker.events.whenReady();
     // The gateway before the subscriptions: what holding them adds is the difference.
     const before = await memoryOf(b.gateway.pid);
+    const cpuBefore = await cpuSecondsOf(b.gateway.pid);
     const opened = await sse.call<{ opened: number; failed: number; firstError: string; ms: number }>(
       'open',
       {
@@ -46,9 +47,11 @@ export async function fanOut(b: Bench): Promise<Section> {
     const live = await waitForGauge(b.gateway.url, ids.length, 60_000);
     if (live !== ids.length) throw new Error(`gateway holds ${live} subscriptions, expected ${ids.length}`);
     const held = await memoryOf(b.gateway.pid);
+    // The gateway's CPU per subscription opened (the clients' process and others share the cores).
+    const openCpuMs = ((await cpuSecondsOf(b.gateway.pid)) - cpuBefore) * 1000;
     const perSubKiB = ((held.rssMiB - before.rssMiB) * 1024) / live;
     b.log(
-      `  ${fmt.int(live)} subscribers open in ${(opened.ms / 1000).toFixed(1)} s; gateway RSS ${held.rssMiB.toFixed(0)} MiB (${before.rssMiB.toFixed(0)} MiB before: ${perSubKiB.toFixed(1)} KiB per subscription)`,
+      `  ${fmt.int(live)} subscribers open in ${(opened.ms / 1000).toFixed(1)} s; gateway RSS ${held.rssMiB.toFixed(0)} MiB (${before.rssMiB.toFixed(0)} MiB before: ${perSubKiB.toFixed(1)} KiB per subscription); gateway CPU ${(openCpuMs / live).toFixed(2)} ms per subscription`,
     );
     await sleep(1000);
 
@@ -101,6 +104,7 @@ export async function fanOut(b: Bench): Promise<Section> {
         gatewayRssBeforeMiB: before.rssMiB,
         gatewayRssWithSubscribersMiB: held.rssMiB,
         rssPerSubscriptionKiB: perSubKiB,
+        gatewayCpuMsPerOpen: openCpuMs / live,
         refreshMs,
         lastArrivalMs: lastArrival,
         received: got.received,
