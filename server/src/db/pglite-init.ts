@@ -41,7 +41,9 @@ export async function initPgliteCluster(dir: string): Promise<number | undefined
   const out = await new Promise<string>((resolve, reject) => {
     execFile(
       process.execPath,
-      ['-e', script, entry, dir, JSON.stringify(extra)],
+      // Baseline-compiled WebAssembly only: the optimising tier's code for three modules run
+      // once costs ~100 MB of the child's peak and, measured, more time than it saves.
+      ['--liftoff-only', '--no-wasm-tier-up', '-e', script, entry, dir, JSON.stringify(extra)],
       { maxBuffer: 1 << 20 },
       (err, stdout, stderr) => {
         if (err)
