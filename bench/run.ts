@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     log('scenario 5: bulk signing');
     sections.push(await bulkSigning(settings));
   }
-  if (wanted('10')) {
+  if (wanted('10') || wanted('10c')) {
     log('scenario 10c: embedded start');
     sections.push(await embeddedStart(settings));
   }

@@ -77,6 +77,7 @@ const staticImages: ImagesRepo = {
     };
   },
   findReadable: async (_scope, ids) => visible(ids),
+  findReadableMany: async (lookups) => Promise.all(lookups.map((l) => visible(l.ids))),
   setVisibility: () => Promise.reject(new Error('static')),
   findLive: async (ids) => visible(ids),
   insert: () => Promise.reject(new Error('static')),

@@ -22,6 +22,7 @@ import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { VariantCatalog } from './images/variants.js';
+import { VisibilityBatch } from './images/visibility-batch.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
 import { type JobEngine, tickInterval } from './jobs/job-engine.js';
 import { createProcessors } from './jobs/processors.js';
@@ -413,7 +414,8 @@ export async function createContainer(
     images,
     urls,
     live: new LiveUrls({
-      images,
+      // Subscriptions opened together check visibility in one statement (images/visibility-batch.ts).
+      images: new VisibilityBatch(imagesRepo),
       events,
       metrics,
       limits: { perViewer: config.subscriptionsPerViewer, stalledMs: config.stalledClientSeconds * 1000 },

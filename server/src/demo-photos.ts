@@ -172,13 +172,13 @@ export async function seedDemoPhotos(opts: {
 }): Promise<string[]> {
   const { storage, images, clock, ownerId, count } = opts;
   const started = Date.now();
-  // All at once: libvips spreads them over its threads, and the main thread only waits.
-  const photos = await Promise.all(
-    DEMO_PHOTOS.slice(0, Math.min(count, DEMO_PHOTOS.length)).map(async (spec) => {
-      const bytes = await cachedDemoPhoto(opts.cacheDir, spec);
-      return { spec, bytes, placeholder: await thumbHashOf(bytes, opts.limits) };
-    }),
-  );
+  // One at a time: libvips still spreads each over its threads, and a first start holds the
+  // pixels of one photo rather than eight (docs/benchmarks.md, scenario 10c: the start's peak RSS).
+  const photos: { spec: DemoPhotoSpec; bytes: Buffer; placeholder: string }[] = [];
+  for (const spec of DEMO_PHOTOS.slice(0, Math.min(count, DEMO_PHOTOS.length))) {
+    const bytes = await cachedDemoPhoto(opts.cacheDir, spec);
+    photos.push({ spec, bytes, placeholder: await thumbHashOf(bytes, opts.limits) });
+  }
   const ids: string[] = [];
   const base = clock.now() - count;
   for (let i = 0; i < count; i++) {

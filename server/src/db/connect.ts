@@ -4,6 +4,7 @@ import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
 import { PGliteDialect } from './pglite-dialect.js';
+import { initPgliteCluster, pgliteStartParams } from './pglite-init.js';
 import type { Database } from './types.js';
 
 export interface Db {
@@ -48,8 +49,10 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     kind = 'pglite';
     const dir = path.join(opts.dataDir, 'pglite');
     await mkdir(dir, { recursive: true });
+    // A first start writes the cluster in a child process (pglite-init.ts).
+    await initPgliteCluster(dir);
     const { PGlite } = await import('@electric-sql/pglite');
-    const pglite = new PGlite(dir);
+    const pglite = new PGlite(dir, { startParams: pgliteStartParams(PGlite.defaultStartParams) });
     kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite), ...(log ? { log } : {}) });
     closeExtra = async () => {
       if (!pglite.closed) await pglite.close();

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { Db } from './connect.js';
 import { primaryReads, type ReadRouting } from './read-routing.js';
 import type { Database, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
@@ -27,6 +27,32 @@ export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder' | 'variantsRe
  * the one statement of the lookup, never a second query or a filter after it.
  */
 export type ReadScope = { all: true } | { all: false; ownerId: string | null; publicToo: boolean };
+
+/** One lookup of `findReadableMany`: the ids one viewer asks for, with its scope. */
+export interface ReadLookup {
+  scope: ReadScope;
+  ids: readonly string[];
+}
+
+/** A scope that lets nothing through. */
+const readsNothing = (scope: ReadScope) => !scope.all && scope.ownerId === null && !scope.publicToo;
+
+/** The scope as a SQL filter of the lookup's statement. */
+function scopeFilter(eb: ExpressionBuilder<Database, 'images'>, scope: ReadScope & { all: false }) {
+  const parts = [];
+  if (scope.ownerId !== null) parts.push(eb('owner_id', '=', scope.ownerId));
+  if (scope.publicToo) parts.push(eb('visibility', '=', 'public'));
+  return eb.or(parts);
+}
+
+/** The same filter on a row already read: how `findReadableMany` splits one statement's rows. */
+function inScope(scope: ReadScope, row: ImageRow): boolean {
+  if (scope.all) return true;
+  return (
+    (scope.ownerId !== null && row.ownerId === scope.ownerId) ||
+    (scope.publicToo && row.visibility === 'public')
+  );
+}
 
 /** What an import knows of an object it adopts (images/bucket-import.ts). */
 export type ImportedImage = Pick<
@@ -77,6 +103,11 @@ export interface ImagesRepo {
   ): Promise<PageResult>;
   /** One statement: the live images among ids that the scope lets through (any order). */
   findReadable(scope: ReadScope, ids: readonly string[]): Promise<ImageRow[]>;
+  /**
+   * One statement for many lookups at once (subscriptions opened together,
+   * images/visibility-batch.ts): each lookup gets exactly what `findReadable` would give it.
+   */
+  findReadableMany(lookups: readonly ReadLookup[]): Promise<ImageRow[][]>;
   /** One statement: sets a live image's visibility; returns the row, or null when there was none. */
   setVisibility(id: string, visibility: ImageVisibility): Promise<ImageRow | null>;
   /** Live images by id whatever the owner (proxy and background work). */
@@ -169,8 +200,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
     },
 
     async findReadable(scope, ids) {
-      if (ids.length === 0) return [];
-      if (!scope.all && scope.ownerId === null && !scope.publicToo) return [];
+      if (ids.length === 0 || readsNothing(scope)) return [];
       // The viewer's own writes pin its reads to the primary for a while (read-routing.ts).
       const rows = await reads.read(scope.all ? undefined : (scope.ownerId ?? undefined), (r) => {
         let q = r
@@ -178,18 +208,46 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
           .select(columns)
           .where('id', 'in', ids as string[])
           .where('deleted_at', 'is', null);
-        if (!scope.all) {
-          const { ownerId, publicToo } = scope;
+        if (!scope.all) q = q.where((eb) => scopeFilter(eb, scope));
+        return q.execute();
+      });
+      return rows.map(toImageRow);
+    },
+
+    async findReadableMany(lookups) {
+      const asked = lookups.filter((l) => l.ids.length > 0 && !readsNothing(l.scope));
+      if (asked.length === 0) return lookups.map(() => []);
+      const ids = [...new Set(asked.flatMap((l) => l.ids))];
+      // The union of the lookups' filters (each distinct one once), then every lookup keeps the
+      // rows its own filter lets through: the same rows `findReadable` would have returned it.
+      const anyAll = asked.some((l) => l.scope.all);
+      const owners = [
+        ...new Set(asked.flatMap((l) => (!l.scope.all && l.scope.ownerId !== null ? [l.scope.ownerId] : []))),
+      ];
+      const publicToo = asked.some((l) => !l.scope.all && l.scope.publicToo);
+      // On the primary when any of the owners asking has just written (read-routing.ts).
+      const rows = await reads.readFor(owners, (r) => {
+        let q = r.selectFrom('images').select(columns).where('id', 'in', ids).where('deleted_at', 'is', null);
+        if (!anyAll) {
           q = q.where((eb) => {
             const parts = [];
-            if (ownerId !== null) parts.push(eb('owner_id', '=', ownerId));
+            if (owners.length > 0) parts.push(eb('owner_id', 'in', owners));
             if (publicToo) parts.push(eb('visibility', '=', 'public'));
             return eb.or(parts);
           });
         }
         return q.execute();
       });
-      return rows.map(toImageRow);
+      const byId = new Map(rows.map((r) => [r.id, toImageRow(r)]));
+      return lookups.map((l) => {
+        if (readsNothing(l.scope)) return [];
+        const out: ImageRow[] = [];
+        for (const id of new Set(l.ids)) {
+          const row = byId.get(id);
+          if (row && inScope(l.scope, row)) out.push(row);
+        }
+        return out;
+      });
     },
 
     async setVisibility(id, visibility) {

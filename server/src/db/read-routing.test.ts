@@ -43,6 +43,15 @@ describe('replicaReads', () => {
     expect(await reads.read('alice', where)).toBe('replica');
   });
 
+  it('reads for several viewers at once on the primary when any of them has just written', async () => {
+    const { reads } = setup();
+    expect(await reads.readFor(['alice', 'bob'], where)).toBe('replica');
+    expect(await reads.readFor([], where)).toBe('replica');
+    await reads.wrote('bob');
+    expect(await reads.readFor(['alice', 'bob'], where)).toBe('primary');
+    expect(await reads.readFor(['alice', 'carol'], where)).toBe('replica');
+  });
+
   it('runs a read again on the primary when the replica has gone away, and skips it from then on', async () => {
     const { reads, replica } = setup();
     const gone = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5433'), { code: 'ECONNREFUSED' });

@@ -12,6 +12,8 @@ import type { WritePins } from './write-pins.js';
 export interface ReadRouting {
   /** Runs `run` on the replica or the primary; `viewer` is whose own writes it must see. */
   read<T>(viewer: string | undefined, run: (k: Kysely<Database>) => Promise<T>): Promise<T>;
+  /** One read for several viewers at once: on the primary when any of them has just written. */
+  readFor<T>(viewers: readonly string[], run: (k: Kysely<Database>) => Promise<T>): Promise<T>;
   /** The viewer has just written: their reads go to the primary for a while. */
   wrote(viewer: string): Promise<void>;
 }
@@ -20,6 +22,7 @@ export interface ReadRouting {
 export function primaryReads(primary: Kysely<Database>): ReadRouting {
   return {
     read: (_viewer, run) => run(primary),
+    readFor: (_viewers, run) => run(primary),
     wrote: async () => {},
   };
 }
@@ -29,20 +32,26 @@ export function replicaReads(d: {
   replica: Pick<ReadReplica, 'kysely' | 'state' | 'markDown'>;
   pins: Pick<WritePins, 'pin' | 'pinned'>;
 }): ReadRouting {
-  return {
-    async read(viewer, run) {
-      if (d.replica.state.usable && !(viewer !== undefined && (await d.pins.pinned(viewer)))) {
-        try {
-          return await run(d.replica.kysely);
-        } catch (err) {
-          // A replica that went away between two polls: this read, and the next ones until a
-          // poll finds it again, run on the primary. A bad statement fails as it would there.
-          if (!isDatabaseUnavailable(err) && !/Query read timeout/i.test((err as Error).message)) throw err;
-          d.replica.markDown(err as Error);
-        }
+  async function readOn<T>(
+    pinned: () => Promise<boolean>,
+    run: (k: Kysely<Database>) => Promise<T>,
+  ): Promise<T> {
+    if (d.replica.state.usable && !(await pinned())) {
+      try {
+        return await run(d.replica.kysely);
+      } catch (err) {
+        // A replica that went away between two polls: this read, and the next ones until a
+        // poll finds it again, run on the primary. A bad statement fails as it would there.
+        if (!isDatabaseUnavailable(err) && !/Query read timeout/i.test((err as Error).message)) throw err;
+        d.replica.markDown(err as Error);
       }
-      return run(d.primary);
-    },
+    }
+    return run(d.primary);
+  }
+  return {
+    read: (viewer, run) => readOn(async () => viewer !== undefined && (await d.pins.pinned(viewer)), run),
+    readFor: (viewers, run) =>
+      readOn(async () => (await Promise.all(viewers.map((v) => d.pins.pinned(v)))).some(Boolean), run),
     wrote: (viewer) => d.pins.pin(viewer),
   };
 }
