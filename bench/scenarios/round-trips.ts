@@ -16,7 +16,8 @@ function classify(turns: Turn[]) {
   for (const t of turns) {
     for (const [c, n] of Object.entries(t.commands)) commands[c] = (commands[c] ?? 0) + n;
     if (t.commands['mget']) reads++;
-    else if (t.commands['set']) writes++;
+    // The write-back: the URLs in one script call, the schedule, and the new-URL set (SADD).
+    else if (t.commands['sadd'] || t.commands['set']) writes++;
     else if (t.commands['publish']) publishes++;
     else background++;
   }

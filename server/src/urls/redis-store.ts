@@ -31,6 +31,48 @@ export function urlKeys(prefix: string) {
 }
 
 const CLAIM_COMMAND = 'signetClaimDue';
+const WRITE_COMMAND = 'signetWriteUrls';
+
+/**
+ * The write-back of many signatures as one command (KEYS: url1, meta1, url2, meta2, …; ARGV:
+ * counted (1: bump each meta's refresh count), value1, ttlMs1, value2, ttlMs2, …): a SET … PX per
+ * URL and, for refreshes, an HINCRBY. As a hundred commands in a pipeline, each was a command
+ * object, a command timer and its own reply for the client to make and parse: most of a cold
+ * page's CPU after signing. The keys of one call share a slot on a cluster (one shard tag).
+ */
+const WRITE_SCRIPT = `
+local counted = ARGV[1] == '1'
+for i = 1, #KEYS, 2 do
+  local a = i + 1
+  redis.call('SET', KEYS[i], ARGV[a], 'PX', ARGV[a + 1])
+  if counted then redis.call('HINCRBY', KEYS[i + 1], 'r', 1) end
+end
+return #KEYS / 2
+`;
+
+const ACCESS_META_COMMAND = 'signetAccessMeta';
+/**
+ * Access counts of many images (KEYS: their meta hashes, one shard tag; ARGV: count1, lastAt1,
+ * count2, lastAt2, …): `a` += count when above zero, `l` = lastAt. One command per shard instead
+ * of two per image (the flush writes every image a node served in the last second).
+ */
+const ACCESS_META_SCRIPT = `
+for i = 1, #KEYS do
+  local count = tonumber(ARGV[i * 2 - 1])
+  if count > 0 then redis.call('HINCRBY', KEYS[i], 'a', count) end
+  redis.call('HSET', KEYS[i], 'l', ARGV[i * 2])
+end
+return #KEYS
+`;
+
+const ACCESS_HOT_COMMAND = 'signetAccessHot';
+/** ZINCRBY of many members (KEYS: the hot set; ARGV: count1, id1, …): one command, not one each. */
+const ACCESS_HOT_SCRIPT = `
+for i = 1, #ARGV, 2 do
+  redis.call('ZINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 2
+`;
 
 /**
  * Atomic bulk claim (KEYS: due, live, hot, new; ARGV: now, limit, leaseMs, liveSince). Looks at
@@ -116,6 +158,12 @@ export class RedisUrlStore implements UrlStore {
     this.cluster = redis instanceof Cluster;
     // defineCommand sends EVALSHA and loads the script only when Redis does not know it yet.
     if (!(CLAIM_COMMAND in redis)) redis.defineCommand(CLAIM_COMMAND, { numberOfKeys: 4, lua: CLAIM_SCRIPT });
+    // The number of keys varies per call: given as the first argument.
+    if (!(WRITE_COMMAND in redis)) redis.defineCommand(WRITE_COMMAND, { lua: WRITE_SCRIPT });
+    if (!(ACCESS_META_COMMAND in redis))
+      redis.defineCommand(ACCESS_META_COMMAND, { lua: ACCESS_META_SCRIPT });
+    if (!(ACCESS_HOT_COMMAND in redis))
+      redis.defineCommand(ACCESS_HOT_COMMAND, { numberOfKeys: 1, lua: ACCESS_HOT_SCRIPT });
   }
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
@@ -143,11 +191,28 @@ export class RedisUrlStore implements UrlStore {
     if (entries.length === 0) return;
     const batch = new CommandBatch(this.redis);
     const schedule: (string | number)[] = [];
+    // One script call per shard tag (a cluster slot), or one for all on a single Redis.
+    const groups = new Map<string, { keys: string[]; args: (string | number)[] }>();
+    const counted = reason === 'refresh' ? 1 : 0;
     for (const e of entries) {
-      const key = this.k.url(e.id);
-      batch.add(key, (p) => p.set(key, encodeSignature(e.sig), 'PX', Math.max(1, Math.floor(e.ttlMs))));
-      if (reason === 'refresh') batch.add(key, (p) => p.hincrby(this.k.meta(e.id), 'r', 1));
+      const tag = this.cluster ? this.k.shard(e.id) : '';
+      let g = groups.get(tag);
+      if (!g) {
+        g = { keys: [], args: [counted] };
+        groups.set(tag, g);
+      }
+      g.keys.push(this.k.url(e.id), this.k.meta(e.id));
+      g.args.push(encodeSignature(e.sig), Math.max(1, Math.floor(e.ttlMs)));
       schedule.push(e.refreshAt, e.id);
+    }
+    for (const { keys, args } of groups.values()) {
+      batch.add(keys[0]!, (p) =>
+        (p as unknown as Record<string, (...a: (string | number)[]) => unknown>)[WRITE_COMMAND]!(
+          keys.length,
+          ...keys,
+          ...args,
+        ),
+      );
     }
     batch.add(this.k.schedule, (p) => p.zadd(this.k.schedule, ...schedule));
     if (reason === 'miss') {
@@ -173,15 +238,26 @@ export class RedisUrlStore implements UrlStore {
     if (deltas.size === 0) return;
     const batch = new CommandBatch(this.redis);
     const live: (string | number)[] = [];
+    const hot: (string | number)[] = [];
+    const metas = new Map<string, { keys: string[]; args: number[] }>();
     for (const [id, d] of deltas) {
-      const meta = this.k.meta(id);
-      if (d.count > 0) {
-        batch.add(meta, (p) => p.hincrby(meta, 'a', d.count));
-        batch.add(this.k.hot, (p) => p.zincrby(this.k.hot, d.count, id));
+      const tag = this.cluster ? this.k.shard(id) : '';
+      let g = metas.get(tag);
+      if (!g) {
+        g = { keys: [], args: [] };
+        metas.set(tag, g);
       }
-      batch.add(meta, (p) => p.hset(meta, 'l', d.lastAt));
+      g.keys.push(this.k.meta(id));
+      g.args.push(d.count, d.lastAt);
+      if (d.count > 0) hot.push(d.count, id);
       live.push(d.lastAt, id);
     }
+    const call = (p: unknown, cmd: string, ...a: (string | number)[]) =>
+      (p as Record<string, (...x: (string | number)[]) => unknown>)[cmd]!(...a);
+    for (const { keys, args } of metas.values()) {
+      batch.add(keys[0]!, (p) => call(p, ACCESS_META_COMMAND, keys.length, ...keys, ...args));
+    }
+    if (hot.length > 0) batch.add(this.k.hot, (p) => call(p, ACCESS_HOT_COMMAND, this.k.hot, ...hot));
     // GT: a node flushing late never moves an image's last access backwards.
     batch.add(this.k.live, (p) => p.zadd(this.k.live, 'GT', ...live));
     await batch.exec();

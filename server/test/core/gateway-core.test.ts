@@ -5,8 +5,11 @@ import { type Harness, startHarness } from '../support/harness.js';
 import { commandStats, OwnedRedis } from '../support/redis-server.js';
 import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
 
-/** The page's write-back: the SETs, the schedule and the new-URL set (one pipeline). */
-const WRITE_BACK = new Set(['set', 'zadd', 'sadd']);
+/**
+ * The page's write-back (one pipeline): the URLs (one script call: `signetWriteUrls` in
+ * urls/redis-store.ts, EVAL the first time, EVALSHA after), the schedule and the new-URL set.
+ */
+const WRITE_BACK = new Set(['evalsha', 'eval', 'zadd', 'sadd']);
 
 /** Turns as one short line for failure messages: `mget | set×100+zadd+sadd+publish`. */
 const show = (turns: readonly Turn[]) =>
@@ -91,9 +94,13 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
     );
     expect(pageTurns.length, show(turns)).toBeLessThanOrEqual(2);
     expect(turns[0]?.commands, show(turns)).toEqual({ mget: 1 });
-    const writeBack = turns.filter((t) => t.commands['set']);
+    const writeBack = turns.filter((t) => t.commands['sadd']);
     expect(writeBack, show(turns)).toHaveLength(1);
-    expect(writeBack[0]!.commands['set']).toBe(100);
+    expect((writeBack[0]!.commands['evalsha'] ?? 0) + (writeBack[0]!.commands['eval'] ?? 0)).toBe(1);
+    // The one script call stored all 100 URLs.
+    const admin = redis.client();
+    expect(await admin.keys('*url:*')).toHaveLength(100);
+    admin.disconnect();
     const others = turns.filter((t) => !pageTurns.includes(t));
     for (const t of others) expect(Object.keys(t.commands), show(turns)).toEqual(['publish']);
   });

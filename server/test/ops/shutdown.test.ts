@@ -235,7 +235,8 @@ describe('graceful shutdown of the real entry point', () => {
         ) {
           sigtermAt = Date.now();
           gw!.child.kill('SIGTERM');
-        } else if (sigtermAt && !refreshWrittenAt && text.includes('hincrby')) {
+        } else if (sigtermAt && !refreshWrittenAt && text.includes('zadd') && chunk.includes(k.schedule)) {
+          // The refresh's write-back: the URLs (one script call) and the schedule's ZADD.
           refreshWrittenAt = Date.now();
         }
       };
