@@ -88,6 +88,8 @@ const staticImages: ImagesRepo = {
   keysWithRows: () => Promise.reject(new Error('static')),
   missingPlaceholders: async () => [],
   setPlaceholder: () => Promise.reject(new Error('static')),
+  pendingReplicas: async () => [],
+  markReplicated: () => Promise.reject(new Error('static')),
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {

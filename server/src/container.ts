@@ -19,6 +19,7 @@ import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
 import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
+import { REPLICATION_CHECK_INTERVAL_MS, ReplicationCheck } from './images/replication-check.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { VariantCatalog } from './images/variants.js';
 import { BullmqJobEngine } from './jobs/bullmq-engine.js';
@@ -48,6 +49,8 @@ import { LiveUrls } from './urls/live-urls.js';
 import { MemoryUrlStore } from './urls/memory-store.js';
 import { RedisUrlStore } from './urls/redis-store.js';
 import { Refresher } from './urls/refresher.js';
+import { RegionChoice } from './urls/region-choice.js';
+import type { ObjectPlacement } from './urls/resolved-url.js';
 import type { UrlStore } from './urls/store.js';
 import type { UrlTelemetry } from './urls/telemetry.js';
 import { createUrlPath } from './urls/url-path.js';
@@ -77,7 +80,15 @@ export interface Container {
   /** The shared command connection, when Redis is configured. */
   redis: RedisClient | undefined;
   store: UrlStore;
+  /** This node's region's bucket (the only one with one region). */
   storage: Storage;
+  /**
+   * Several regions: every region's bucket by name (this node's is `storage`); empty with one
+   * region. See docs/operations.md, "Several regions".
+   */
+  regionStorages: ReadonlyMap<string, Storage>;
+  /** The bucket known to hold a row's object: this region's, or its home region's until then. */
+  storageFor(row: ObjectPlacement): Storage;
   /** The local driver's variants, made on first request (undefined with another driver). */
   localVariants: LocalVariants | undefined;
   events: EventBus;
@@ -122,6 +133,49 @@ export function localBucketRoot(config: Pick<Config, 'dataDir'>): string {
 export function createStorage(config: Config, logger?: Logger): Storage {
   const driver = createDriver(config, logger);
   return config.cdn ? withCdn(driver, createCdnSigner(config.cdn)) : driver;
+}
+
+/**
+ * Every region's bucket by name (several regions; empty with one): this node's is `own`; another
+ * region's is the same driver with that region's bucket and, with `@host`, its endpoint host —
+ * without one, the region's name is its cloud region. No CDN in front of another region's bucket.
+ */
+export function createRegionStorages(config: Config, own: Storage, logger?: Logger): Map<string, Storage> {
+  const out = new Map<string, Storage>();
+  if (!config.regions) return out;
+  for (const b of config.regions.buckets) {
+    if (b.name === config.regions.self) {
+      out.set(b.name, own);
+      continue;
+    }
+    const cos = {
+      ...config.cos,
+      bucket: b.bucket,
+      ...(b.host !== undefined ? { domain: b.host } : { region: b.name }),
+    };
+    const s3 = config.s3 && {
+      ...config.s3,
+      bucket: b.bucket,
+      ...(b.host !== undefined
+        ? {
+            endpoint: withHost(config.s3.endpoint, b.host),
+            publicEndpoint: withHost(config.s3.publicEndpoint, b.host),
+          }
+        : {
+            region: b.name,
+            endpoint: `https://s3.${b.name}.amazonaws.com`,
+            publicEndpoint: `https://s3.${b.name}.amazonaws.com`,
+          }),
+    };
+    out.set(b.name, createDriver({ ...config, cos, s3 }, logger));
+  }
+  return out;
+}
+
+function withHost(origin: string, host: string): string {
+  const u = new URL(origin);
+  u.host = host;
+  return u.origin;
 }
 
 function createDriver(config: Config, logger?: Logger): Storage {
@@ -244,6 +298,23 @@ export async function createContainer(
   });
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);
+  const regionStorages = createRegionStorages(config, storage, logger);
+  const regionChoice = config.regions ? new RegionChoice(config.regions) : undefined;
+  const storageFor = (row: ObjectPlacement): Storage => {
+    const region = regionChoice?.regionOf(row, clock.now());
+    return region === undefined ? storage : (regionStorages.get(region) ?? storage);
+  };
+  // A delete removes the object from every region's bucket: cross-region replication may or may
+  // not carry deletes (docs/operations.md, "Several regions"); deleting a missing one succeeds.
+  const deleteStorage: Pick<Storage, 'put' | 'delete'> =
+    regionStorages.size > 1
+      ? {
+          put: (...args) => storage.put(...args),
+          delete: async (key) => {
+            await Promise.all([...regionStorages.values()].map((s) => s.delete(key)));
+          },
+        }
+      : storage;
   const localVariants = createLocalVariants(config, storage, metrics, logger);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
   const preloadLimit = { limit: config.preloadRateLimitPerMinute, windowMs: 60_000, name: 'rl-preload' };
@@ -266,6 +337,7 @@ export async function createContainer(
 
   const { access, telemetry, urls } = createUrlPath({
     storage,
+    ...(regionChoice ? { regions: { storages: regionStorages, choice: regionChoice } } : {}),
     store,
     events,
     metrics,
@@ -299,7 +371,14 @@ export async function createContainer(
       timeoutSeconds: config.placeholderTimeoutSeconds,
     },
   );
+  // Several regions without REPLICATION_DELAY_SECONDS: this region's bucket is asked (HEAD).
+  const replication =
+    config.regions && config.regions.replicationDelaySeconds === undefined && regionStorages.size > 1
+      ? new ReplicationCheck({ storage, images: imagesRepo, region: config.regions.self, clock, logger })
+      : undefined;
+  const replicationCheckMs = replication ? REPLICATION_CHECK_INTERVAL_MS : 0;
   const processors = createProcessors({
+    replication,
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
@@ -318,6 +397,7 @@ export async function createContainer(
         maxWaitingPreloads: config.preloadQueueMaxJobs,
         orphanSweepMs,
         placeholderBackfillMs,
+        replicationCheckMs,
         logger,
       })
     : new TimerJobEngine(
@@ -327,6 +407,7 @@ export async function createContainer(
         config.preloadQueueMaxJobs,
         orphanSweepMs,
         placeholderBackfillMs,
+        replicationCheckMs,
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
@@ -339,7 +420,7 @@ export async function createContainer(
     variants,
     config,
     images: imagesRepo,
-    storage,
+    storage: deleteStorage,
     placeholders,
     urls,
     counters: store,
@@ -388,6 +469,8 @@ export async function createContainer(
     redis: redis?.command,
     store,
     storage,
+    regionStorages,
+    storageFor,
     localVariants,
     events,
     stats,

@@ -15,7 +15,9 @@ export interface PageResult {
 }
 
 /** A row to insert: every column of a row, chosen by the server (private unless said). */
-export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder'> & {
+export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder' | 'homeRegion' | 'replicatedRegions'> & {
+  /** SIGNET_REGION of the node that stored the object (undefined: one region). */
+  homeRegion?: string | null;
   visibility?: ImageVisibility;
   /** The placeholder may come later (computed after upload). */
   placeholder?: string | null;
@@ -32,7 +34,7 @@ export type ReadScope = { all: true } | { all: false; ownerId: string | null; pu
 export type ImportedImage = Pick<
   ImageRow,
   'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
->;
+> & { homeRegion?: string | null };
 
 export function toImageRow(r: ImageRowRaw): ImageRow {
   return {
@@ -46,6 +48,8 @@ export function toImageRow(r: ImageRowRaw): ImageRow {
     etag: r.etag,
     visibility: r.visibility,
     placeholder: r.placeholder,
+    homeRegion: r.home_region,
+    replicatedRegions: r.replicated_regions,
     createdAt: r.created_at,
   };
 }
@@ -61,6 +65,8 @@ const columns = [
   'etag',
   'visibility',
   'placeholder',
+  'home_region',
+  'replicated_regions',
   'created_at',
   'deleted_at',
 ] as const;
@@ -105,6 +111,13 @@ export interface ImagesRepo {
   missingPlaceholders(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
   /** Sets the placeholder of a row that has none; false when it had one or is gone. */
   setPlaceholder(id: string, placeholder: string): Promise<boolean>;
+  /**
+   * One statement: up to `limit` live rows created after `since` whose home is another region and
+   * that `region`'s bucket is not known to hold yet, oldest first (the replication check).
+   */
+  pendingReplicas(region: string, since: Date, limit: number): Promise<ImageRow[]>;
+  /** One statement: records that `region`'s bucket holds these images' objects. */
+  markReplicated(region: string, ids: readonly string[]): Promise<number>;
 }
 
 /** One statement: a page of the owner's live images (keyset on created_at, id), on `k`. */
@@ -221,6 +234,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
           etag: img.etag,
           visibility: img.visibility ?? 'private',
           placeholder: img.placeholder ?? null,
+          home_region: img.homeRegion ?? null,
           created_at: img.createdAt,
         })
         .returning(columns)
@@ -244,6 +258,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
             width: img.width,
             height: img.height,
             etag: img.etag,
+            home_region: img.homeRegion ?? null,
             created_at: img.createdAt,
           })),
         )
@@ -329,6 +344,34 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
         .where('placeholder', 'is', null)
         .executeTakeFirst();
       return Number(r.numUpdatedRows) > 0;
+    },
+
+    async pendingReplicas(region, since, limit) {
+      // Rides on the partial index images_home_region_created (recent rows with a home region).
+      const rows = await k
+        .selectFrom('images')
+        .select(columns)
+        .where('home_region', 'is not', null)
+        .where('deleted_at', 'is', null)
+        .where('created_at', '>', since)
+        .where('home_region', '<>', region)
+        .where(sql<boolean>`not (${region} = any(replicated_regions))`)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit)
+        .execute();
+      return rows.map(toImageRow);
+    },
+
+    async markReplicated(region, ids) {
+      if (ids.length === 0) return 0;
+      const r = await k
+        .updateTable('images')
+        .set({ replicated_regions: sql`array_append(replicated_regions, ${region})` })
+        .where('id', 'in', ids as string[])
+        .where(sql<boolean>`not (${region} = any(replicated_regions))`)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows);
     },
   };
 }

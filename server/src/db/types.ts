@@ -16,6 +16,10 @@ export interface ImagesTable {
   visibility: ColumnType<ImageVisibility, ImageVisibility | undefined, ImageVisibility>;
   /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
   placeholder: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The region whose bucket the upload went to; null with one region. */
+  home_region: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Regions whose bucket the replication check has seen the object in. */
+  replicated_regions: ColumnType<string[], string[] | undefined, string[]>;
   created_at: ColumnType<Date, Date | undefined, never>;
   deleted_at: ColumnType<Date | null, never, Date | null>;
 }
@@ -39,5 +43,9 @@ export interface ImageRow {
   visibility: ImageVisibility;
   /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
   placeholder: string | null;
+  /** The region whose bucket the upload went to; null with one region (docs/operations.md). */
+  homeRegion: string | null;
+  /** Regions whose bucket the replication check has seen the object in. */
+  replicatedRegions: string[];
   createdAt: Date;
 }

@@ -31,6 +31,7 @@ export async function streamVariant(
     {
       id: urlIdOf(g.row.id, variant),
       key: g.row.objectKey,
+      placement: g.row,
       minTtl: s.config.defaultMinTtlSeconds,
       variant,
       preset: variant ? preset.name : undefined,

@@ -21,7 +21,12 @@ import type { Placeholders } from './placeholders.js';
 export interface UploadDeps {
   config: Pick<
     Config,
-    'uploadMaxBytes' | 'uploadAllowSvg' | 'uploadMaxPixels' | 'uploadQuotaBytes' | 'uploadQuotaFiles'
+    | 'uploadMaxBytes'
+    | 'uploadAllowSvg'
+    | 'uploadMaxPixels'
+    | 'uploadQuotaBytes'
+    | 'uploadQuotaFiles'
+    | 'regions'
   >;
   storage: Pick<Storage, 'put' | 'delete'>;
   images: Pick<ImagesRepo, 'insert' | 'usage'>;
@@ -377,6 +382,8 @@ export async function uploadImage(
       height: image.height,
       etag,
       visibility,
+      // The bucket the object went to; other regions sign this one's URLs until theirs has it.
+      homeRegion: config.regions?.self ?? null,
       createdAt: new Date(clock.now()),
     });
     logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');

@@ -9,7 +9,7 @@ import {
   variantOf,
   variantOutputSize,
 } from '../storage/variant.js';
-import type { UrlRequest } from '../urls/resolved-url.js';
+import type { ObjectPlacement, UrlRequest } from '../urls/resolved-url.js';
 
 /** `ImageTransform` as the schema hands it over (enum values already lower-case). */
 export interface TransformInput {
@@ -33,8 +33,8 @@ export interface SrcsetEntry {
   width: number | undefined;
 }
 
-/** An image row as far as its URLs are concerned. */
-export type UrlSource = VariantSource & { id: string; objectKey: string };
+/** An image row as far as its URLs are concerned (where its object is, too: several regions). */
+export type UrlSource = VariantSource & ObjectPlacement & { id: string; objectKey: string };
 
 /** A srcset's URL requests (one per entry) and how to join their URLs into the attribute. */
 export interface SrcsetPlan {
@@ -168,6 +168,7 @@ export class VariantCatalog {
     return {
       id: urlIdOf(image.id, variant),
       key: image.objectKey,
+      placement: image,
       minTtl,
       variant,
       preset: variant ? (preset ?? 'transform') : undefined,
@@ -184,6 +185,7 @@ export class VariantCatalog {
     const requests = entries.map((e) => ({
       id: urlIdOf(image.id, e.variant),
       key: image.objectKey,
+      placement: image,
       minTtl,
       variant: e.variant,
       preset: e.variant ? presetName : undefined,

@@ -32,6 +32,8 @@ export interface BullmqEngineOptions {
   orphanSweepMs: number;
   /** Interval of the placeholder backfill; 0 never runs it. */
   placeholderBackfillMs: number;
+  /** Interval of the replication check (several regions); 0 (or absent) never runs it. */
+  replicationCheckMs?: number;
   logger: Logger;
 }
 
@@ -114,12 +116,22 @@ export class BullmqJobEngine implements JobEngine {
     } else {
       await this.queue.removeJobScheduler('placeholder-backfill');
     }
+    // One check per interval for the region (its Redis, so its queue, is the region's own).
+    if ((this.o.replicationCheckMs ?? 0) > 0) {
+      await this.queue.upsertJobScheduler(
+        'replication-check',
+        { every: this.o.replicationCheckMs! },
+        { name: 'replication-check', opts: jobOpts },
+      );
+    } else {
+      await this.queue.removeJobScheduler('replication-check');
+    }
     this.worker = new Worker(QUEUE, (job) => this.process(job), {
       connection: this.conn(),
       prefix: this.prefix,
-      // The drains, plus one slot each for the tick, the orphan sweep and the placeholder backfill,
-      // so a long periodic job never keeps a drain waiting.
-      concurrency: MAX_DRAINS + 3,
+      // The drains, plus one slot each for the tick, the orphan sweep, the placeholder backfill
+      // and the replication check, so a long periodic job never keeps a drain waiting.
+      concurrency: MAX_DRAINS + 4,
       lockDuration: 30_000,
       stalledInterval: 15_000,
     });
@@ -168,6 +180,8 @@ export class BullmqJobEngine implements JobEngine {
         return this.processors.orphanSweep();
       case 'placeholder-backfill':
         return this.processors.placeholderBackfill();
+      case 'replication-check':
+        return this.processors.replicationCheck();
       case 'preload':
         // Queued here by a node of an earlier version, during a rolling upgrade.
         return this.processors.preload((job.data as { ids: string[] }).ids);

@@ -1,4 +1,5 @@
 import type { BackfillResult } from '../images/placeholders.js';
+import type { ReplicationCheckResult } from '../images/replication-check.js';
 import type { SweepResult } from '../urls/refresher.js';
 
 /** What one orphan sweep did. */
@@ -23,6 +24,11 @@ export interface Processors {
   orphanSweep(): Promise<OrphanSweepResult>;
   /** Computes the placeholders of live rows that have none (bounded run; the next goes on). */
   placeholderBackfill(): Promise<BackfillResult>;
+  /**
+   * Several regions: records which recent uploads of other regions this region's bucket holds
+   * now (images/replication-check.ts). Scheduled only when there is something to check.
+   */
+  replicationCheck(): Promise<ReplicationCheckResult>;
 }
 
 export interface JobEngine {

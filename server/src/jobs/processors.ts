@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { OrphanSweeper } from '../images/orphan-sweep.js';
 import type { Placeholders } from '../images/placeholders.js';
 import { type PreloadDeps, preloadIds } from '../images/preload.js';
+import type { ReplicationCheck } from '../images/replication-check.js';
 import { WORKER_STALE_MS } from '../stats/heartbeat.js';
 import { dayOf, type StatsStore } from '../stats/stats-store.js';
 import type { Refresher } from '../urls/refresher.js';
@@ -14,6 +15,8 @@ export function createProcessors(d: {
   stats: Pick<StatsStore, 'rollup'>;
   orphans: Pick<OrphanSweeper, 'sweep'>;
   placeholders: Pick<Placeholders, 'backfill'>;
+  /** Several regions without REPLICATION_DELAY_SECONDS; undefined otherwise. */
+  replication?: Pick<ReplicationCheck, 'run'> | undefined;
   clock: Clock;
 }): Processors {
   return {
@@ -23,5 +26,7 @@ export function createProcessors(d: {
     preload: (ids) => preloadIds(d.preload, ids),
     orphanSweep: () => d.orphans.sweep(),
     placeholderBackfill: () => d.placeholders.backfill(),
+    replicationCheck: () =>
+      d.replication ? d.replication.run() : Promise.resolve({ checked: 0, replicated: 0 }),
   };
 }

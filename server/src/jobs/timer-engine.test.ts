@@ -32,6 +32,9 @@ function gatedProcessors() {
     async placeholderBackfill() {
       return { visited: 0, computed: 0, undecodable: 0, failed: 0, complete: true };
     },
+    async replicationCheck() {
+      return { checked: 0, replicated: 0 };
+    },
     async preload(chunk) {
       started.push([...chunk]);
       running++;

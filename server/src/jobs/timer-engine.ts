@@ -25,6 +25,8 @@ export class TimerJobEngine implements JobEngine {
     private readonly orphanSweepMs = 0,
     /** Interval of the placeholder backfill (its first run starts at once); 0 never runs it. */
     private readonly placeholderBackfillMs = 0,
+    /** Interval of the replication check (several regions); 0 never runs it. */
+    private readonly replicationCheckMs = 0,
   ) {}
 
   async startWorkers(): Promise<void> {
@@ -53,6 +55,7 @@ export class TimerJobEngine implements JobEngine {
       () => this.processors.placeholderBackfill(),
       true,
     );
+    this.every('replication check', this.replicationCheckMs, () => this.processors.replicationCheck());
     for (const t of this.timers) t.unref();
   }
 

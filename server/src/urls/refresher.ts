@@ -87,7 +87,7 @@ export class Refresher {
         const gone: string[] = [];
         for (const t of targets) {
           const row = t.parts && byId.get(t.parts.imageId);
-          if (row) items.push({ id: t.id, key: row.objectKey, variant: t.parts!.variant });
+          if (row) items.push({ id: t.id, key: row.objectKey, variant: t.parts!.variant, placement: row });
           else gone.push(t.id);
         }
         if (gone.length > 0) await this.d.schedule.unschedule(gone);
