@@ -260,6 +260,7 @@ async function openReads(
   db: Db,
   redis: RedisClient | undefined,
   logger: Logger,
+  metrics: Metrics,
 ): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting }> {
   if (!config.databaseReadUrl) return { readReplica: undefined, reads: primaryReads(db.kysely) };
   const readReplica = new ReadReplica({
@@ -267,6 +268,10 @@ async function openReads(
     primary: db.kysely,
     maxLagMs: config.databaseReadMaxLagMs,
     logger,
+    onState: (s) => {
+      metrics.dbReplicaLagSeconds.set(s.lagMs === undefined ? Number.NaN : s.lagMs / 1000);
+      metrics.dbReplicaInUse.set(s.usable ? 1 : 0);
+    },
   });
   await readReplica.start();
   const pins = new WritePins({
@@ -352,7 +357,7 @@ export async function createContainer(
     liveIds: () => events.subscribedIds(),
   });
 
-  const { readReplica, reads } = await openReads(config, db, redis?.command, logger);
+  const { readReplica, reads } = await openReads(config, db, redis?.command, logger, metrics);
   const imagesRepo = createImagesRepo(db, reads);
   const refresher = new Refresher(
     { schedule: store, images: imagesRepo, urls, clock, logger, metrics },
