@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.js';
+import { createRegionStorages, createStorage } from './container.js';
+import type { Storage } from './storage/storage.js';
 
 type Env = Record<string, string>;
 
@@ -102,5 +104,57 @@ describe('regions config (SIGNET_REGION, STORAGE_REGIONS, REPLICATION_DELAY_SECO
     expect(rejected({ SIGNET_REGION: 'a', STORAGE_REGIONS: 'a=one,b=two' }, 'STORAGE_REGIONS')).toContain(
       'STORAGE_DRIVER',
     );
+  });
+});
+
+describe("each region's bucket (createRegionStorages)", () => {
+  const window = { start: 1_800_000_000, end: 1_800_003_600 };
+  const hostOf = (s: Storage | undefined) =>
+    new URL(s!.urlFor('u/a/1.png', { ...window, sig: s!.signMany(['u/a/1.png'], window)[0]! })).host;
+
+  it('cos: the region name is the cloud region without @host; @host is the endpoint', () => {
+    const config = loadConfig({
+      ...REGIONS,
+      STORAGE_REGIONS:
+        'ap-guangzhou=photos-gz-1250000000,ap-singapore=photos-sg-1250000000,eu=photos-eu-1250000000@cos.eu.example:9000',
+    });
+    const own = createStorage(config);
+    const all = createRegionStorages(config, own);
+    expect(all.get('ap-guangzhou')).toBe(own);
+    expect(hostOf(own)).toBe('photos-gz-1250000000.cos.ap-guangzhou.myqcloud.com');
+    expect(hostOf(all.get('ap-singapore'))).toBe('photos-sg-1250000000.cos.ap-singapore.myqcloud.com');
+    expect(hostOf(all.get('eu'))).toBe('cos.eu.example:9000');
+  });
+
+  it('s3: the regional endpoint on AWS, a custom endpoint kept for every bucket', () => {
+    const s3 = {
+      STORAGE_DRIVER: 's3',
+      S3_BUCKET: 'photos-eu',
+      S3_REGION: 'eu-west-1',
+      S3_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+      S3_SECRET_ACCESS_KEY: 'secret',
+      SIGNET_REGION: 'eu-west-1',
+      STORAGE_REGIONS: 'eu-west-1=photos-eu,us-east-2=photos-us',
+    };
+    const aws = loadConfig(s3);
+    const onAws = createRegionStorages(aws, createStorage(aws));
+    expect(hostOf(onAws.get('eu-west-1'))).toBe('photos-eu.s3.eu-west-1.amazonaws.com');
+    expect(hostOf(onAws.get('us-east-2'))).toBe('photos-us.s3.us-east-2.amazonaws.com');
+    const minio = loadConfig({
+      ...s3,
+      S3_ENDPOINT: 'http://minio.example:9000',
+      S3_FORCE_PATH_STYLE: 'true',
+    });
+    const onMinio = createRegionStorages(minio, createStorage(minio));
+    const url = onMinio
+      .get('us-east-2')!
+      .urlFor('k', { ...window, sig: onMinio.get('us-east-2')!.signMany(['k'], window)[0]! });
+    expect(new URL(url).host).toBe('minio.example:9000');
+    expect(new URL(url).pathname).toBe('/photos-us/k');
+  });
+
+  it('one region: none', () => {
+    const config = loadConfig(COS);
+    expect(createRegionStorages(config, createStorage(config)).size).toBe(0);
   });
 });

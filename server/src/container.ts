@@ -137,8 +137,9 @@ export function createStorage(config: Config, logger?: Logger): Storage {
 
 /**
  * Every region's bucket by name (several regions; empty with one): this node's is `own`; another
- * region's is the same driver with that region's bucket and, with `@host`, its endpoint host —
- * without one, the region's name is its cloud region. No CDN in front of another region's bucket.
+ * region's is the same driver with that region's bucket and, with `@host`, its endpoint host.
+ * Without one, the region's name is its cloud region (COS's `{Region}`; on AWS S3 the regional
+ * endpoint; a custom S3_ENDPOINT serves every bucket). No CDN in front of another region's bucket.
  */
 export function createRegionStorages(config: Config, own: Storage, logger?: Logger): Map<string, Storage> {
   const out = new Map<string, Storage>();
@@ -161,16 +162,16 @@ export function createRegionStorages(config: Config, own: Storage, logger?: Logg
             endpoint: withHost(config.s3.endpoint, b.host),
             publicEndpoint: withHost(config.s3.publicEndpoint, b.host),
           }
-        : {
-            region: b.name,
-            endpoint: `https://s3.${b.name}.amazonaws.com`,
-            publicEndpoint: `https://s3.${b.name}.amazonaws.com`,
-          }),
+        : awsEndpoint(config.s3.region) === config.s3.endpoint
+          ? { region: b.name, endpoint: awsEndpoint(b.name), publicEndpoint: awsEndpoint(b.name) }
+          : {}), // one S3-compatible endpoint for every bucket
     };
     out.set(b.name, createDriver({ ...config, cos, s3 }, logger));
   }
   return out;
 }
+
+const awsEndpoint = (region: string) => `https://s3.${region}.amazonaws.com`;
 
 function withHost(origin: string, host: string): string {
   const u = new URL(origin);
