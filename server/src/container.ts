@@ -369,7 +369,7 @@ export async function createContainer(
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
   const placeholders = new Placeholders(
-    { storage, images: imagesRepo, metrics, logger },
+    { storage, ...(regionChoice ? { storageFor } : {}), images: imagesRepo, metrics, logger },
     {
       concurrency: config.placeholderConcurrency,
       maxBytes: config.uploadMaxBytes,

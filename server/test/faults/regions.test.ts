@@ -12,7 +12,7 @@ import { createTestDatabase } from '../support/database.js';
 import { authEnv, COS_CREDENTIALS, type CosAccount, cosEnv, cosStorageOptions } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { signToken } from '../support/jwt.js';
-import { OwnedRedis } from '../support/redis-server.js';
+import { commandStats, OwnedRedis } from '../support/redis-server.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';
 
 // Two regions for real: two COS fixtures as the two buckets (the test plays the storage's
@@ -20,6 +20,8 @@ import { report, SteadyLoad, sleep, until } from './helpers/load.js';
 // private redis-server, one PostgreSQL database. See docs/operations.md, "Several regions".
 
 const SEEDED = 20;
+const BOB_ID = '00000000-0000-4000-8000-00000000b0b1';
+const BOB_KEY = 'u/bob/00000000-0000-4000-8000-00000000b0b1.png';
 const RATE = 10; // B's page queries per second during the Redis kill
 const BUCKET_A: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-a-1250000000', region: 'ap-test' };
 const BUCKET_B: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-b-1250000000', region: 'ap-test' };
@@ -79,6 +81,8 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
       DATA_DIR: path.join(dataDir, self),
       SEED_DEMO: 'false',
       LOG_LEVEL: 'warn',
+      // Only b backfills placeholders (see Bob's image).
+      PLACEHOLDER_BACKFILL_INTERVAL_SECONDS: self === 'a' ? '0' : '300',
     };
   }
 
@@ -102,10 +106,29 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
         width: 16,
         height: 16,
       });
+      // Bob's upload in a, not replicated yet and without its placeholder: only b's backfill
+      // (a's is off) can compute it, and only from a's bucket.
+      for (const [k, v] of fixtureA.objects) fixtureB.objects.set(k, { ...v });
+      await createCosStorage(cosStorageOptions(fixtureA, BUCKET_A)).put(
+        BOB_KEY,
+        makePng(32, 32, [10, 120, 10], [200, 200, 20]),
+        'image/png',
+      );
+      await createImagesRepo(db).insert({
+        id: BOB_ID,
+        ownerId: 'bob',
+        objectKey: BOB_KEY,
+        contentType: 'image/png',
+        byteSize: fixtureA.objects.get(BOB_KEY)!.body.length,
+        width: 32,
+        height: 32,
+        etag: null,
+        homeRegion: 'a',
+        createdAt: new Date(),
+      });
     } finally {
       await db.close();
     }
-    for (const [k, v] of fixtureA.objects) fixtureB.objects.set(k, { ...v });
     token = await signToken('alice');
     [gatewayA, gatewayB] = await Promise.all([
       GatewayProcess.start(regionEnv('a')),
@@ -128,6 +151,19 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
     expect(b.map((n) => n.id)).toEqual(a.map((n) => n.id));
     for (const n of a) await opensAt(n.signedUrl.url, fixtureA);
     for (const n of b) await opensAt(n.signedUrl.url, fixtureB);
+    // The hot path is unchanged by regions: a warm page is one MGET on the region's own Redis.
+    const admin = redisB.client();
+    try {
+      await admin.config('RESETSTAT');
+      for (let i = 0; i < 3; i++) {
+        const warm = await page(gatewayB);
+        expect(warm.every((n) => n.signedUrl.cached)).toBe(true);
+        expect(warm.map((n) => n.signedUrl.url)).toEqual(b.map((n) => n.signedUrl.url));
+      }
+      expect((await commandStats(admin))['mget']).toBe(3);
+    } finally {
+      admin.disconnect();
+    }
   });
 
   it("serves a fresh upload of A from A's bucket in B until it is replicated, then from B's", async () => {
@@ -191,6 +227,27 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
     expect(fixtureB.objects.has(uploaded.key)).toBe(false);
     expect((await page(gatewayB)).some((n) => n.id === uploaded.id)).toBe(false);
   }, 60_000);
+
+  it("b's placeholder backfill reads a not-yet-replicated upload from a's bucket", async () => {
+    const db = await openDatabase({ databaseUrl: database.url, dataDir });
+    try {
+      const repo = createImagesRepo(db);
+      let placeholder: string | null = null;
+      await until(
+        "b's backfill to compute Bob's placeholder",
+        async () => {
+          placeholder = (await repo.findLive([BOB_ID]))[0]?.placeholder ?? null;
+          return placeholder !== null;
+        },
+        30_000,
+      );
+      // A ThumbHash, not '' (which would mean "missing", never retried).
+      expect(placeholder).toMatch(/^[A-Za-z0-9+/]{10,}={0,2}$/);
+      expect(fixtureB.objects.has(BOB_KEY)).toBe(false);
+    } finally {
+      await db.close();
+    }
+  }, 40_000);
 
   it("keeps B's answers when A's Redis is SIGKILLed", async () => {
     const baseline = await page(gatewayB);
