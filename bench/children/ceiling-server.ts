@@ -93,6 +93,8 @@ const staticImages: ImagesRepo = {
   addVariantReady: () => Promise.reject(new Error('static')),
   setVariantsOf: () => Promise.reject(new Error('static')),
   resetVariantsOf: async () => 0,
+  pendingReplicas: async () => [],
+  markReplicated: () => Promise.reject(new Error('static')),
 };
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {

@@ -2,6 +2,7 @@ import { createPrivateKey, hkdfSync } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { type ImageConfig, parseImageConfig } from './config-images.js';
+import { checkOwnRegion, parseRegionsConfig, type RegionsConfig } from './config-regions.js';
 import { parseS3Config, type S3Config } from './config-s3.js';
 import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
 
@@ -58,6 +59,11 @@ export interface Config {
   localSigningSecret: string;
   /** A CDN in front of the bucket whose URLs Signet signs instead of the bucket's (CDN_*). */
   cdn: CdnConfig | undefined;
+  /**
+   * SIGNET_REGION, STORAGE_REGIONS and REPLICATION_DELAY_SECONDS (config-regions.ts); undefined
+   * for one region (docs/operations.md, "Several regions").
+   */
+  regions: RegionsConfig | undefined;
   urlTtlSeconds: number;
   refreshAheadSeconds: number;
   /** Default minTtl: 300 s, or a quarter of the TTL when that is shorter. */
@@ -518,6 +524,17 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
+  const regions = parseRegionsConfig(env, (variable, message) => new ConfigError(variable, message));
+  if (regions) {
+    checkOwnRegion(
+      regions,
+      storageDriver === 's3'
+        ? { kind: 's3', bucket: s3!.bucket, host: new URL(s3!.endpoint).host }
+        : { kind: storageDriver, bucket: str(env, 'COS_BUCKET') ?? '', host: cosDomain },
+      (variable, message) => new ConfigError(variable, message),
+    );
+  }
+
   const jwtSecret = str(env, 'AUTH_JWT_SECRET');
   // A JWKS fetched over plain http could be swapped on the way: https only in production.
   const jwksUrl = parseUrl(env, 'AUTH_JWKS_URL', production ? ['https:'] : ['https:', 'http:']);
@@ -639,6 +656,7 @@ export function loadConfig(env: Env = process.env): Config {
     s3,
     localSigningSecret: localSecret,
     cdn,
+    regions,
     urlTtlSeconds,
     refreshAheadSeconds,
     defaultMinTtlSeconds: Math.min(300, Math.floor(urlTtlSeconds / 4)),

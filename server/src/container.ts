@@ -20,6 +20,7 @@ import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
 import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
+import { REPLICATION_CHECK_INTERVAL_MS, ReplicationCheck } from './images/replication-check.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { VariantCatalog } from './images/variants.js';
 import { VisibilityBatch } from './images/visibility-batch.js';
@@ -51,6 +52,8 @@ import { LiveUrls } from './urls/live-urls.js';
 import { MemoryUrlStore } from './urls/memory-store.js';
 import { RedisUrlStore } from './urls/redis-store.js';
 import { Refresher } from './urls/refresher.js';
+import { RegionChoice } from './urls/region-choice.js';
+import type { ObjectPlacement } from './urls/resolved-url.js';
 import type { UrlStore } from './urls/store.js';
 import type { UrlTelemetry } from './urls/telemetry.js';
 import { createUrlPath } from './urls/url-path.js';
@@ -80,7 +83,15 @@ export interface Container {
   /** The shared command connection, when Redis is configured. */
   redis: RedisClient | undefined;
   store: UrlStore;
+  /** This node's region's bucket (the only one with one region). */
   storage: Storage;
+  /**
+   * Several regions: every region's bucket by name (this node's is `storage`); empty with one
+   * region. See docs/operations.md, "Several regions".
+   */
+  regionStorages: ReadonlyMap<string, Storage>;
+  /** The bucket known to hold a row's object: this region's, or its home region's until then. */
+  storageFor(row: ObjectPlacement): Storage;
   /** The local driver's variants, made on first request (undefined with another driver). */
   localVariants: LocalVariants | undefined;
   events: EventBus;
@@ -129,6 +140,53 @@ export function createStorage(config: Config, logger?: Logger): Storage {
   const signed = config.cdn ? withCdn(driver, createCdnSigner(config.cdn)) : driver;
   // On s3 a variant is a derived object in the same bucket (docs/architecture.md, "Variants on s3").
   return driver.driver === 's3' ? withDerivedVariants(signed) : signed;
+}
+
+/**
+ * Every region's bucket by name (several regions; empty with one): this node's is `own`; another
+ * region's is the same driver with that region's bucket and, with `@host`, its endpoint host.
+ * Without one, the region's name is its cloud region (COS's `{Region}`; on AWS S3 the regional
+ * endpoint; a custom S3_ENDPOINT serves every bucket). No CDN in front of another region's bucket.
+ */
+export function createRegionStorages(config: Config, own: Storage, logger?: Logger): Map<string, Storage> {
+  const out = new Map<string, Storage>();
+  if (!config.regions) return out;
+  for (const b of config.regions.buckets) {
+    if (b.name === config.regions.self) {
+      out.set(b.name, own);
+      continue;
+    }
+    const cos = {
+      ...config.cos,
+      bucket: b.bucket,
+      ...(b.host !== undefined ? { domain: b.host } : { region: b.name }),
+    };
+    const s3 = config.s3 && {
+      ...config.s3,
+      bucket: b.bucket,
+      ...(b.host !== undefined
+        ? {
+            endpoint: withHost(config.s3.endpoint, b.host),
+            publicEndpoint: withHost(config.s3.publicEndpoint, b.host),
+          }
+        : awsEndpoint(config.s3.region) === config.s3.endpoint
+          ? { region: b.name, endpoint: awsEndpoint(b.name), publicEndpoint: awsEndpoint(b.name) }
+          : {}), // one S3-compatible endpoint for every bucket
+    };
+    const driver = createDriver({ ...config, cos, s3 }, logger);
+    // Its variants are derived objects too: their marked signatures build its URLs, and a delete
+    // there removes them (docs/architecture.md, "Several regions and derived variants").
+    out.set(b.name, driver.driver === 's3' ? withDerivedVariants(driver) : driver);
+  }
+  return out;
+}
+
+const awsEndpoint = (region: string) => `https://s3.${region}.amazonaws.com`;
+
+function withHost(origin: string, host: string): string {
+  const u = new URL(origin);
+  u.host = host;
+  return u.origin;
 }
 
 function createDriver(config: Config, logger?: Logger): Storage {
@@ -220,6 +278,7 @@ async function openReads(
   db: Db,
   redis: RedisClient | undefined,
   logger: Logger,
+  metrics: Metrics,
 ): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting }> {
   if (!config.databaseReadUrl) return { readReplica: undefined, reads: primaryReads(db.kysely) };
   const readReplica = new ReadReplica({
@@ -227,6 +286,10 @@ async function openReads(
     primary: db.kysely,
     maxLagMs: config.databaseReadMaxLagMs,
     logger,
+    onState: (s) => {
+      metrics.dbReplicaLagSeconds.set(s.lagMs === undefined ? Number.NaN : s.lagMs / 1000);
+      metrics.dbReplicaInUse.set(s.usable ? 1 : 0);
+    },
   });
   await readReplica.start();
   const pins = new WritePins({
@@ -258,6 +321,23 @@ export async function createContainer(
   });
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);
+  const regionStorages = createRegionStorages(config, storage, logger);
+  const regionChoice = config.regions ? new RegionChoice(config.regions) : undefined;
+  const storageFor = (row: ObjectPlacement): Storage => {
+    const region = regionChoice?.regionOf(row, clock.now());
+    return region === undefined ? storage : (regionStorages.get(region) ?? storage);
+  };
+  // A delete removes the object from every region's bucket: cross-region replication may or may
+  // not carry deletes (docs/operations.md, "Several regions"); deleting a missing one succeeds.
+  const deleteStorage: Pick<Storage, 'put' | 'delete'> =
+    regionStorages.size > 1
+      ? {
+          put: (...args) => storage.put(...args),
+          delete: async (key) => {
+            await Promise.all([...regionStorages.values()].map((s) => s.delete(key)));
+          },
+        }
+      : storage;
   const localVariants = createLocalVariants(config, storage, metrics, logger);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
   const preloadLimit = { limit: config.preloadRateLimitPerMinute, windowMs: 60_000, name: 'rl-preload' };
@@ -280,6 +360,7 @@ export async function createContainer(
 
   const { access, telemetry, urls } = createUrlPath({
     storage,
+    ...(regionChoice ? { regions: { storages: regionStorages, choice: regionChoice } } : {}),
     store,
     events,
     metrics,
@@ -294,7 +375,7 @@ export async function createContainer(
     liveIds: () => events.subscribedIds(),
   });
 
-  const { readReplica, reads } = await openReads(config, db, redis?.command, logger);
+  const { readReplica, reads } = await openReads(config, db, redis?.command, logger, metrics);
   const imagesRepo = createImagesRepo(db, reads);
   const variants = new VariantCatalog(config.images, {
     derivedObjects: storage.driver === 's3',
@@ -317,7 +398,7 @@ export async function createContainer(
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
   const placeholders = new Placeholders(
-    { storage, images: imagesRepo, metrics, logger },
+    { storage, ...(regionChoice ? { storageFor } : {}), images: imagesRepo, metrics, logger },
     {
       concurrency: config.placeholderConcurrency,
       maxBytes: config.uploadMaxBytes,
@@ -340,10 +421,18 @@ export async function createContainer(
           concurrency: config.variantConcurrency,
           maxBytes: config.uploadMaxBytes,
           timeoutSeconds: config.variantTimeoutSeconds,
+          homeRegion: config.regions?.self,
         },
       )
     : undefined;
+  // Several regions without REPLICATION_DELAY_SECONDS: this region's bucket is asked (HEAD).
+  const replication =
+    config.regions && config.regions.replicationDelaySeconds === undefined && regionStorages.size > 1
+      ? new ReplicationCheck({ storage, images: imagesRepo, region: config.regions.self, clock, logger })
+      : undefined;
+  const replicationCheckMs = replication ? REPLICATION_CHECK_INTERVAL_MS : 0;
   const processors = createProcessors({
+    replication,
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
@@ -366,6 +455,7 @@ export async function createContainer(
         placeholderBackfillMs,
         variantsBackfillMs,
         variantConcurrency: derivedVariants ? config.variantConcurrency : 0,
+        replicationCheckMs,
         logger,
       })
     : new TimerJobEngine(
@@ -376,6 +466,7 @@ export async function createContainer(
         orphanSweepMs,
         placeholderBackfillMs,
         variantsBackfillMs,
+        replicationCheckMs,
       );
 
   const recentRows = new RecentRows(imagesRepo, clock);
@@ -387,7 +478,7 @@ export async function createContainer(
     variants,
     config,
     images: imagesRepo,
-    storage,
+    storage: deleteStorage,
     placeholders,
     urls,
     counters: store,
@@ -437,6 +528,8 @@ export async function createContainer(
     redis: redis?.command,
     store,
     storage,
+    regionStorages,
+    storageFor,
     localVariants,
     events,
     stats,

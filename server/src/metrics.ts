@@ -65,6 +65,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'How late the oldest due refresh is',
       registers: r,
     }),
+    dbReplicaLagSeconds: new Gauge({
+      name: 'signet_db_replica_lag_seconds',
+      help: 'How far the read replica (DATABASE_READ_URL) was behind the primary at its last poll; NaN when it could not be measured',
+      registers: r,
+    }),
+    dbReplicaInUse: new Gauge({
+      name: 'signet_db_replica_in_use',
+      help: 'Whether reads go to the read replica (1) or to the primary (0: unreachable, not replaying, or behind the bound)',
+      registers: r,
+    }),
     refreshBacklog: new Gauge({
       name: 'signet_refresh_backlog',
       help: 'Refreshes due and not yet done',

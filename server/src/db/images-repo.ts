@@ -15,7 +15,12 @@ export interface PageResult {
 }
 
 /** A row to insert: every column of a row, chosen by the server (private unless said). */
-export type NewImage = Omit<ImageRow, 'visibility' | 'placeholder' | 'variantsReady'> & {
+export type NewImage = Omit<
+  ImageRow,
+  'visibility' | 'placeholder' | 'variantsReady' | 'homeRegion' | 'replicatedRegions'
+> & {
+  /** SIGNET_REGION of the node that stored the object (undefined: one region). */
+  homeRegion?: string | null;
   visibility?: ImageVisibility;
   /** The placeholder may come later (computed after upload). */
   placeholder?: string | null;
@@ -58,7 +63,7 @@ function inScope(scope: ReadScope, row: ImageRow): boolean {
 export type ImportedImage = Pick<
   ImageRow,
   'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
->;
+> & { homeRegion?: string | null };
 
 export function toImageRow(r: Omit<ImageRowRaw, 'variants_of'>): ImageRow {
   return {
@@ -72,6 +77,8 @@ export function toImageRow(r: Omit<ImageRowRaw, 'variants_of'>): ImageRow {
     etag: r.etag,
     visibility: r.visibility,
     placeholder: r.placeholder,
+    homeRegion: r.home_region,
+    replicatedRegions: r.replicated_regions,
     variantsReady: r.variants_ready ?? [],
     createdAt: r.created_at,
   };
@@ -88,6 +95,8 @@ const columns = [
   'etag',
   'visibility',
   'placeholder',
+  'home_region',
+  'replicated_regions',
   'variants_ready',
   'created_at',
   'deleted_at',
@@ -139,10 +148,18 @@ export interface ImagesRepo {
   /** Sets the placeholder of a row that has none; false when it had one or is gone. */
   setPlaceholder(id: string, placeholder: string): Promise<boolean>;
   /**
-   * One statement: up to `limit` live rows whose derived variants were never made, oldest first,
-   * after `after` (the variants backfill; docs/architecture.md, "Variants on s3").
+   * One statement: up to `limit` live rows created after `since` whose home is another region and
+   * that `region`'s bucket is not known to hold yet, oldest first (the replication check).
    */
-  missingVariants(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
+  pendingReplicas(region: string, since: Date, limit: number): Promise<ImageRow[]>;
+  /** One statement: records that `region`'s bucket holds these images' objects. */
+  markReplicated(region: string, ids: readonly string[]): Promise<number>;
+  /**
+   * One statement: up to `limit` live rows whose derived variants were never made, oldest first,
+   * after `after` (the variants backfill; docs/architecture.md, "Variants on s3"); with
+   * `homeRegion` (several regions) only rows homed in that region.
+   */
+  missingVariants(after: Cursor | undefined, limit: number, homeRegion?: string): Promise<ImageRow[]>;
   /** Adds a made variant's key to a live row; false when the row is gone (deleted meanwhile). */
   addVariantReady(id: string, variantKey: string): Promise<boolean>;
   /** Notes that a live row's variants were made for the preset set `tag`. */
@@ -292,6 +309,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
           etag: img.etag,
           visibility: img.visibility ?? 'private',
           placeholder: img.placeholder ?? null,
+          home_region: img.homeRegion ?? null,
           created_at: img.createdAt,
         })
         .returning(columns)
@@ -315,6 +333,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
             width: img.width,
             height: img.height,
             etag: img.etag,
+            home_region: img.homeRegion ?? null,
             created_at: img.createdAt,
           })),
         )
@@ -402,7 +421,35 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
       return Number(r.numUpdatedRows) > 0;
     },
 
-    async missingVariants(after, limit) {
+    async pendingReplicas(region, since, limit) {
+      // Rides on the partial index images_home_region_created (recent rows with a home region).
+      const rows = await k
+        .selectFrom('images')
+        .select(columns)
+        .where('home_region', 'is not', null)
+        .where('deleted_at', 'is', null)
+        .where('created_at', '>', since)
+        .where('home_region', '<>', region)
+        .where(sql<boolean>`not (${region} = any(replicated_regions))`)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit)
+        .execute();
+      return rows.map(toImageRow);
+    },
+
+    async markReplicated(region, ids) {
+      if (ids.length === 0) return 0;
+      const r = await k
+        .updateTable('images')
+        .set({ replicated_regions: sql`array_append(replicated_regions, ${region})` })
+        .where('id', 'in', ids as string[])
+        .where(sql<boolean>`not (${region} = any(replicated_regions))`)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows);
+    },
+
+    async missingVariants(after, limit, homeRegion) {
       // Rides on the partial index images_variants_missing.
       let q = k
         .selectFrom('images')
@@ -412,6 +459,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
         .orderBy('created_at', 'asc')
         .orderBy('id', 'asc')
         .limit(limit);
+      if (homeRegion !== undefined) q = q.where('home_region', '=', homeRegion);
       if (after) {
         q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
       }

@@ -53,10 +53,30 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('images').dropColumn('placeholder').execute();
     },
   },
+  // Several regions (docs/operations.md, "Several regions"): the region whose bucket an upload
+  // went to (null: one region, or before regions were configured — every bucket has it), and
+  // the regions whose bucket the replication check has seen it in. The page query reads both
+  // with the row, so choosing a region's bucket costs no statement of its own.
+  '004_images_region': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('images').addColumn('home_region', 'text').execute();
+      await sql`alter table images add column if not exists replicated_regions text[] not null default '{}'`.execute(
+        db,
+      );
+      // The replication check walks recent live rows that have a home region, oldest first.
+      await sql`create index if not exists images_home_region_created
+        on images (created_at, id) where home_region is not null and deleted_at is null`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`drop index if exists images_home_region_created`.execute(db);
+      await db.schema.alterTable('images').dropColumn('replicated_regions').execute();
+      await db.schema.alterTable('images').dropColumn('home_region').execute();
+    },
+  },
   // Variants as derived objects (the s3 driver; docs/architecture.md, "Variants on s3"): which
   // variant keys of the image exist as objects (the page row carries them, so signing needs no
-  // I/O), and for which preset set they were last made (the backfill's work list). Numbered 005:
-  // 004 is taken by another change.
+  // I/O), and for which preset set they were last made (the backfill's work list). Numbered 005,
+  // after 004_images_region.
   '005_images_variants': {
     async up(db: Kysely<unknown>) {
       await sql`alter table images add column if not exists variants_ready text[] not null default '{}'`.execute(

@@ -12,6 +12,8 @@ export interface ReadReplicaOptions {
   maxLagMs: number;
   logger: Pick<Logger, 'warn' | 'info'>;
   poolSize?: number;
+  /** Told every state the poller sets (the container feeds the replica gauges with it). */
+  onState?: (state: ReplicaState) => void;
 }
 
 /** The replica as the poller last saw it. */
@@ -135,6 +137,7 @@ export class ReadReplica {
       else this.o.logger.warn({ reason: next.reason }, 'read replica skipped: reads go to the primary');
     }
     this.current = next;
+    this.o.onState?.(next);
   }
 
   async close(): Promise<void> {

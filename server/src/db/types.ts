@@ -16,6 +16,10 @@ export interface ImagesTable {
   visibility: ColumnType<ImageVisibility, ImageVisibility | undefined, ImageVisibility>;
   /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
   placeholder: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The region whose bucket the upload went to; null with one region. */
+  home_region: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Regions whose bucket the replication check has seen the object in. */
+  replicated_regions: ColumnType<string[], string[] | undefined, string[]>;
   /** Variant keys whose derived objects exist (`s3`; docs/architecture.md, "Variants on s3"). */
   variants_ready: ColumnType<string[], string[] | undefined, string[]>;
   /** The preset set the derived objects were made for (`presetsTag`); null: not yet. */
@@ -43,6 +47,10 @@ export interface ImageRow {
   visibility: ImageVisibility;
   /** ThumbHash (base64); null until computed, '' when the object could not be decoded. */
   placeholder: string | null;
+  /** The region whose bucket the upload went to; null with one region (docs/operations.md). */
+  homeRegion: string | null;
+  /** Regions whose bucket the replication check has seen the object in. */
+  replicatedRegions: string[];
   /** Variant keys whose derived objects exist (only on `s3`; empty elsewhere). */
   variantsReady: string[];
   createdAt: Date;

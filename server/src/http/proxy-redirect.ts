@@ -40,6 +40,7 @@ export async function redirectToSignedUrl(
     {
       id: urlIdOf(g.row.id, variant),
       key: s.variants.objectKeyFor(g.row, variant, preset?.name),
+      placement: g.row,
       minTtl: config.defaultMinTtlSeconds,
       variant,
       preset: variant ? preset.name : undefined,

@@ -31,6 +31,7 @@ export async function streamVariant(
     {
       id: urlIdOf(g.row.id, variant),
       key: s.variants.objectKeyFor(g.row, variant, preset.name),
+      placement: g.row,
       minTtl: s.config.defaultMinTtlSeconds,
       variant,
       preset: variant ? preset.name : undefined,

@@ -10,12 +10,18 @@ import {
   type Storage,
   StorageError,
 } from '../storage/storage.js';
+import type { ObjectPlacement } from '../urls/resolved-url.js';
 import { untrustedObjectHeaders } from './object-headers.js';
 import { notModified, parseRange } from './range.js';
 import { pipeBody } from './send.js';
 
 export interface StreamDeps {
   storage: Pick<Storage, 'head' | 'get'>;
+  /**
+   * Several regions: the bucket known to hold a row's object (its home region's until this
+   * region's has it: urls/region-choice.ts). Absent: `storage`.
+   */
+  storageFor?: (row: ObjectPlacement) => Pick<Storage, 'head' | 'get'>;
   clock: Clock;
   logger: Logger;
 }
@@ -48,13 +54,14 @@ export async function streamObject(
 ): Promise<void> {
   const { row } = g;
   const key = row.objectKey;
+  const storage = s.storageFor ? s.storageFor(row) : s.storage;
   try {
     let info: ObjectInfo | null = null;
     let etag = row.etag;
     let size = row.byteSize;
     if (!etag) {
       // Rows from before ETags were kept: ask the origin once for this request.
-      info = await s.storage.head(key);
+      info = await storage.head(key);
       if (!info) throw notFound('No such object');
       etag = info.etag;
       size = info.size;
@@ -86,7 +93,7 @@ export async function streamObject(
 
     if (req.method === 'HEAD') {
       // Same answer as GET, so the origin is asked whether the object is there.
-      info ??= await s.storage.head(key);
+      info ??= await storage.head(key);
       if (!info) throw notFound('No such object');
       const r = range && clampRange(range, info.size);
       res.writeHead(r ? 206 : 200, { ...base, ...bodyHeaders(row.contentType, info.size, r) }).end();
@@ -96,7 +103,7 @@ export async function streamObject(
     const upstream = new AbortController();
     const onClose = () => upstream.abort();
     res.once('close', onClose);
-    const obj = await s.storage.get(key, { ...(range ? { range } : {}), signal: upstream.signal });
+    const obj = await storage.get(key, { ...(range ? { range } : {}), signal: upstream.signal });
     // The origin's answer describes the bytes that will flow: its length and range win.
     res.writeHead(obj.range ? 206 : 200, { ...base, ...bodyHeaders(row.contentType, obj.size, obj.range) });
     await pipeBody(obj.body, res);

@@ -15,7 +15,7 @@ import { inspectUpload, UPLOAD_KEY_PREFIX } from './upload.js';
  * Placeholders are not made here: the backfill job makes them for rows that have none.
  */
 export interface BucketImportDeps {
-  config: Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels' | 'uploadMaxBytes'>;
+  config: Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels' | 'uploadMaxBytes' | 'regions'>;
   storage: Pick<Storage, 'list' | 'get'>;
   images: Pick<ImagesRepo, 'keysWithRows' | 'insertImported'>;
 }
@@ -172,6 +172,9 @@ async function judge(
         etag: head.etag ?? null,
         // The gallery lists newest first: an imported image takes its place by when it was stored.
         createdAt: o.lastModified,
+        // Several regions: only this region's bucket is known to hold it (replication rules
+        // often copy new objects only); other regions sign this bucket's URL until told.
+        homeRegion: deps.config.regions?.self ?? null,
       },
     };
   } catch (err) {

@@ -43,6 +43,13 @@ export interface DerivedVariantsOptions {
   batchSize?: number;
   /** A backfill run stops after this long and the next one goes on (default 60 s). */
   runBudgetMs?: number;
+  /**
+   * Several regions: SIGNET_REGION. Only rows homed here are made, into this region's bucket
+   * (the home bucket, the one other regions sign derived objects for: urls/region-choice.ts);
+   * rows of another home or none are left alone (docs/architecture.md, "Several regions and
+   * derived variants").
+   */
+  homeRegion?: string | undefined;
 }
 
 export interface VariantsBackfillResult {
@@ -92,7 +99,7 @@ export class DerivedVariants {
   async makeById(imageId: string): Promise<DerivedVariantsResult | 'none'> {
     if (this.closed || this.busy.has(imageId)) return 'none';
     const [row] = await this.d.images.findLive([imageId]);
-    if (!row) return 'none';
+    if (!row || !this.homedHere(row)) return 'none';
     return (await this.tracked(row)) ?? 'none';
   }
 
@@ -211,7 +218,7 @@ export class DerivedVariants {
     const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     let after: Cursor | undefined;
     for (;;) {
-      const rows = await images.missingVariants(after, batchSize);
+      const rows = await images.missingVariants(after, batchSize, this.o.homeRegion);
       if (rows.length === 0) {
         total.complete = true;
         break;
@@ -235,6 +242,11 @@ export class DerivedVariants {
     }
     if (total.visited > 0) logger.info({ ...total }, 'variants backfill run ended');
     return total;
+  }
+
+  /** With several regions, whether this region is the row's home (else: always). */
+  private homedHere(row: ImageRow): boolean {
+    return this.o.homeRegion === undefined || row.homeRegion === this.o.homeRegion;
   }
 
   /** The original's bytes (bounded by maxBytes and the timeout, the body included). */

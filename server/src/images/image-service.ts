@@ -29,6 +29,7 @@ export interface ImageServiceDeps {
     | 'uploadQuotaBytes'
     | 'uploadQuotaFiles'
     | 'defaultMinTtlSeconds'
+    | 'regions'
   >;
   images: ImagesRepo;
   storage: Pick<Storage, 'put' | 'delete'>;
@@ -135,7 +136,7 @@ export class ImageService {
     const rows = await this.visible(viewer, ids);
     const fresh =
       rows.length > 0
-        ? await this.d.urls.refreshMany(rows.map((r) => ({ id: r.id, key: r.objectKey })))
+        ? await this.d.urls.refreshMany(rows.map((r) => ({ id: r.id, key: r.objectKey, placement: r })))
         : new Map<string, ResolvedUrl>();
     return ids.map((id) => fresh.get(id) ?? null);
   }

@@ -17,6 +17,12 @@ export const UNDECODABLE_PLACEHOLDER = '';
 
 export interface PlaceholderDeps {
   storage: Pick<Storage, 'get'>;
+  /**
+   * Several regions: the bucket known to hold a row's object (its home region's until this
+   * region's has it), so another region's backfill never marks a not-yet-replicated upload as
+   * missing. Absent: `storage`.
+   */
+  storageFor?: (row: ImageRow) => Pick<Storage, 'get'>;
   images: Pick<ImagesRepo, 'missingPlaceholders' | 'setPlaceholder'>;
   metrics: Pick<Metrics, 'placeholdersComputed'>;
   logger: Logger;
@@ -185,7 +191,8 @@ export class Placeholders {
     const signal = AbortSignal.timeout(this.o.timeoutSeconds * 1000);
     let obj: Awaited<ReturnType<Storage['get']>>;
     try {
-      obj = await this.d.storage.get(row.objectKey, { signal });
+      const storage = this.d.storageFor ? this.d.storageFor(row) : this.d.storage;
+      obj = await storage.get(row.objectKey, { signal });
     } catch (err) {
       if (err instanceof StorageError && err.kind === 'not_found') {
         throw new UndecodableImage('the object is missing', { cause: err });

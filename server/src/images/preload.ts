@@ -22,7 +22,7 @@ export async function preloadRows(deps: PreloadDeps, rows: readonly ImageRow[]):
   for (let i = 0; i < rows.length; i += PRELOAD_CHUNK) {
     const chunk = rows.slice(i, i + PRELOAD_CHUNK);
     const urls = await deps.urls.resolveMany(
-      chunk.map((r) => ({ id: r.id, key: r.objectKey, minTtl: deps.minTtlSeconds })),
+      chunk.map((r) => ({ id: r.id, key: r.objectKey, placement: r, minTtl: deps.minTtlSeconds })),
     );
     signed += urls.filter((u) => !u.cached).length;
   }

@@ -23,7 +23,12 @@ import type { VariantCatalog } from './variants.js';
 export interface UploadDeps {
   config: Pick<
     Config,
-    'uploadMaxBytes' | 'uploadAllowSvg' | 'uploadMaxPixels' | 'uploadQuotaBytes' | 'uploadQuotaFiles'
+    | 'uploadMaxBytes'
+    | 'uploadAllowSvg'
+    | 'uploadMaxPixels'
+    | 'uploadQuotaBytes'
+    | 'uploadQuotaFiles'
+    | 'regions'
   >;
   storage: Pick<Storage, 'put' | 'delete'>;
   images: Pick<ImagesRepo, 'insert' | 'usage'>;
@@ -382,6 +387,8 @@ export async function uploadImage(
       height: image.height,
       etag,
       visibility,
+      // The bucket the object went to; other regions sign this one's URLs until theirs has it.
+      homeRegion: config.regions?.self ?? null,
       createdAt: new Date(clock.now()),
     });
     logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');

@@ -6,7 +6,16 @@ import { VariantCatalog } from './variants.js';
 
 const fail = (variable: string, message: string) => new Error(`${variable}: ${message}`);
 const catalog = (env: Record<string, string> = {}) => new VariantCatalog(parseImageConfig(env, fail));
-const photo = { id: 'a1', objectKey: 'k/a1.jpg', contentType: 'image/jpeg', width: 2400, height: 1600 };
+const photo = {
+  id: 'a1',
+  objectKey: 'k/a1.jpg',
+  contentType: 'image/jpeg',
+  width: 2400,
+  height: 1600,
+  homeRegion: null,
+  replicatedRegions: [],
+  createdAt: new Date(0),
+};
 
 function argumentOf(fn: () => unknown): string {
   try {

@@ -11,7 +11,7 @@ import {
   variantOf,
   variantOutputSize,
 } from '../storage/variant.js';
-import type { UrlRequest } from '../urls/resolved-url.js';
+import type { ObjectPlacement, UrlRequest } from '../urls/resolved-url.js';
 
 /** `ImageTransform` as the schema hands it over (enum values already lower-case). */
 export interface TransformInput {
@@ -36,10 +36,12 @@ export interface SrcsetEntry {
 }
 
 /**
- * An image row as far as its URLs are concerned. `variantsReady`: the variant keys whose derived
- * objects exist (only where variants are derived objects, the `s3` driver).
+ * An image row as far as its URLs are concerned: where its object is (several regions) and
+ * `variantsReady`, the variant keys whose derived objects exist (only where variants are derived
+ * objects, the `s3` driver).
  */
-export type UrlSource = VariantSource & { id: string; objectKey: string; variantsReady?: readonly string[] };
+export type UrlSource = VariantSource &
+  ObjectPlacement & { id: string; objectKey: string; variantsReady?: readonly string[] };
 
 export interface VariantCatalogOptions {
   /**
@@ -227,6 +229,7 @@ export class VariantCatalog {
     return {
       id: urlIdOf(image.id, variant),
       key: this.objectKeyFor(image, variant, name),
+      placement: image,
       minTtl,
       variant,
       preset: name,
@@ -243,6 +246,7 @@ export class VariantCatalog {
     const requests = entries.map((e) => ({
       id: urlIdOf(image.id, e.variant),
       key: this.objectKeyFor(image, e.variant, presetName),
+      placement: image,
       minTtl,
       variant: e.variant,
       preset: e.variant ? presetName : undefined,

@@ -41,6 +41,8 @@ export interface BullmqEngineOptions {
   variantsBackfillMs?: number;
   /** Variant jobs one worker node runs at once (0: this deployment makes no derived variants). */
   variantConcurrency?: number;
+  /** Interval of the replication check (several regions); 0 (or absent) never runs it. */
+  replicationCheckMs?: number;
   logger: Logger;
 }
 
@@ -143,12 +145,23 @@ export class BullmqJobEngine implements JobEngine {
     } else {
       await this.queue.removeJobScheduler('variants-backfill');
     }
+    // One check per interval for the region (its Redis, so its queue, is the region's own).
+    if ((this.o.replicationCheckMs ?? 0) > 0) {
+      await this.queue.upsertJobScheduler(
+        'replication-check',
+        { every: this.o.replicationCheckMs! },
+        { name: 'replication-check', opts: jobOpts },
+      );
+    } else {
+      await this.queue.removeJobScheduler('replication-check');
+    }
     this.worker = new Worker(QUEUE, (job) => this.process(job), {
       connection: this.conn(),
       prefix: this.prefix,
-      // The drains, plus one slot each for a tick queued by an earlier version, the orphan sweep
-      // and the two backfills, so a long periodic job never keeps a drain waiting.
-      concurrency: MAX_DRAINS + 4,
+      // The drains, plus one slot each for a tick queued by an earlier version, the orphan sweep,
+      // the two backfills and the replication check, so a long periodic job never keeps a drain
+      // waiting.
+      concurrency: MAX_DRAINS + 5,
       lockDuration: 30_000,
       stalledInterval: 15_000,
     });
@@ -238,6 +251,8 @@ export class BullmqJobEngine implements JobEngine {
         return this.processors.placeholderBackfill();
       case 'variants-backfill':
         return this.processors.variantsBackfill();
+      case 'replication-check':
+        return this.processors.replicationCheck();
       case 'preload':
         // Queued here by a node of an earlier version, during a rolling upgrade.
         return this.processors.preload((job.data as { ids: string[] }).ids);

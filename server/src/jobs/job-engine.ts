@@ -1,5 +1,6 @@
 import type { DerivedVariantsResult, VariantsBackfillResult } from '../images/derived-variants.js';
 import type { BackfillResult } from '../images/placeholders.js';
+import type { ReplicationCheckResult } from '../images/replication-check.js';
 import type { SweepResult } from '../urls/refresher.js';
 
 /** What one orphan sweep did. */
@@ -31,6 +32,11 @@ export interface Processors {
   makeVariants(imageId: string): Promise<DerivedVariantsResult | 'none'>;
   /** Makes the derived variants of live rows that have none (bounded run; the next goes on). */
   variantsBackfill(): Promise<VariantsBackfillResult | undefined>;
+  /**
+   * Several regions: records which recent uploads of other regions this region's bucket holds
+   * now (images/replication-check.ts). Scheduled only when there is something to check.
+   */
+  replicationCheck(): Promise<ReplicationCheckResult>;
 }
 
 export interface JobEngine {

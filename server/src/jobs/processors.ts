@@ -3,6 +3,7 @@ import type { DerivedVariants } from '../images/derived-variants.js';
 import type { OrphanSweeper } from '../images/orphan-sweep.js';
 import type { Placeholders } from '../images/placeholders.js';
 import { type PreloadDeps, preloadIds } from '../images/preload.js';
+import type { ReplicationCheck } from '../images/replication-check.js';
 import { WORKER_STALE_MS } from '../stats/heartbeat.js';
 import { dayOf, type StatsStore } from '../stats/stats-store.js';
 import type { Refresher } from '../urls/refresher.js';
@@ -17,6 +18,8 @@ export function createProcessors(d: {
   placeholders: Pick<Placeholders, 'backfill'>;
   /** Only where variants are derived objects (the s3 driver). */
   derivedVariants: Pick<DerivedVariants, 'makeById' | 'backfill'> | undefined;
+  /** Several regions without REPLICATION_DELAY_SECONDS; undefined otherwise. */
+  replication?: Pick<ReplicationCheck, 'run'> | undefined;
   clock: Clock;
 }): Processors {
   return {
@@ -28,5 +31,7 @@ export function createProcessors(d: {
     placeholderBackfill: () => d.placeholders.backfill(),
     makeVariants: async (id) => (d.derivedVariants ? d.derivedVariants.makeById(id) : 'none'),
     variantsBackfill: async () => d.derivedVariants?.backfill(),
+    replicationCheck: () =>
+      d.replication ? d.replication.run() : Promise.resolve({ checked: 0, replicated: 0 }),
   };
 }

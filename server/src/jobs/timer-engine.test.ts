@@ -17,6 +17,7 @@ function gatedProcessors() {
   let running = 0;
   let maxRunning = 0;
   let sweeps = 0;
+  let replicationChecks = 0;
   const processors: Processors = {
     async refreshSweep() {
       sweeps++;
@@ -38,6 +39,10 @@ function gatedProcessors() {
     async variantsBackfill() {
       return undefined;
     },
+    async replicationCheck() {
+      replicationChecks++;
+      return { checked: 0, replicated: 0 };
+    },
     async preload(chunk) {
       started.push([...chunk]);
       running++;
@@ -51,6 +56,7 @@ function gatedProcessors() {
     processors,
     started,
     sweeps: () => sweeps,
+    replicationChecks: () => replicationChecks,
     maxRunning: () => maxRunning,
     /** Lets the oldest running job finish. */
     async release() {
@@ -117,5 +123,23 @@ describe('TimerJobEngine preloads', () => {
     expect(p.started).toHaveLength(1); // the first job is still running, the rest wait
     for (let i = 0; i < 20; i++) await p.release();
     expect(await pending).toBe(20 * PRELOAD_JOB_IDS);
+  });
+});
+
+describe('TimerJobEngine replication check (several regions)', () => {
+  it('runs on its interval when given one, and never with 0', async () => {
+    const on = gatedProcessors();
+    engine = new TimerJobEngine(on.processors, 1000, logger, 20, 0, 0, 0, 50);
+    await engine.startWorkers();
+    const deadline = Date.now() + 5_000;
+    while (on.replicationChecks() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(on.replicationChecks()).toBeGreaterThanOrEqual(3);
+    await engine.stop();
+
+    const off = gatedProcessors();
+    engine = new TimerJobEngine(off.processors, 1000, logger, 20, 0, 0, 0, 0);
+    await engine.startWorkers();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(off.replicationChecks()).toBe(0);
   });
 });

@@ -27,6 +27,8 @@ export class TimerJobEngine implements JobEngine {
     private readonly placeholderBackfillMs = 0,
     /** Interval of the derived variants' backfill (s3; first run at once); 0 never runs it. */
     private readonly variantsBackfillMs = 0,
+    /** Interval of the replication check (several regions); 0 never runs it. */
+    private readonly replicationCheckMs = 0,
   ) {}
 
   /** After-upload variant jobs running in process (each bounded by DerivedVariants' own limit). */
@@ -59,6 +61,7 @@ export class TimerJobEngine implements JobEngine {
       true,
     );
     this.every('variants backfill', this.variantsBackfillMs, () => this.processors.variantsBackfill(), true);
+    this.every('replication check', this.replicationCheckMs, () => this.processors.replicationCheck());
     for (const t of this.timers) t.unref();
   }
 

@@ -14,6 +14,11 @@ export interface SignWindow {
  */
 export interface UrlSignature extends SignWindow {
   sig: string;
+  /**
+   * The region whose bucket it was signed for, when not this node's own (several regions: see
+   * docs/operations.md). A cached signature for another bucket than the one now chosen is a miss.
+   */
+  region?: string | undefined;
 }
 
 /**

@@ -96,7 +96,7 @@ export class Refresher {
           if (row) {
             const variant = t.parts!.variant;
             const key = this.d.objectKeyFor ? this.d.objectKeyFor(row, variant) : row.objectKey;
-            items.push({ id: t.id, key, variant });
+            items.push({ id: t.id, key, variant, placement: row });
           } else gone.push(t.id);
         }
         if (gone.length > 0) await this.d.schedule.unschedule(gone);

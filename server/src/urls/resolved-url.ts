@@ -1,4 +1,18 @@
+import type { Storage } from '../storage/storage.js';
 import type { Variant } from '../storage/variant.js';
+
+/** The storage that signs for a region's bucket (undefined: this node's own). */
+export type StorageOf = (region: string | undefined) => Pick<Storage, 'signMany' | 'urlFor'>;
+
+/**
+ * Which regions' buckets hold an object (the image row's columns; see urls/region-choice.ts).
+ * An image row is one.
+ */
+export interface ObjectPlacement {
+  homeRegion: string | null;
+  replicatedRegions: readonly string[];
+  createdAt: Date;
+}
 
 /** An object to sign: the URL's cache id, the object key and the variant (undefined: the original). */
 export interface SignTarget {
@@ -6,6 +20,13 @@ export interface SignTarget {
   id: string;
   key: string;
   variant?: Variant | undefined;
+  /** Where the object is (several regions); undefined: this node's bucket has it. */
+  placement?: ObjectPlacement | undefined;
+  /**
+   * The region whose bucket to sign for, as the URL service decided from `placement` (undefined:
+   * this node's own). Set by the service, not by callers.
+   */
+  region?: string | undefined;
 }
 
 /** One image's (or one variant's) URL asked for by a request. */

@@ -1,9 +1,9 @@
 import type { Clock } from '../clock.js';
 import type { SignedUrlEvent } from '../events/event-bus.js';
 import type { Logger } from '../logger.js';
-import type { SignWindow, Storage, UrlSignature } from '../storage/storage.js';
+import type { SignWindow, UrlSignature } from '../storage/storage.js';
 import type { GuardedCache } from './guarded-cache.js';
-import type { SignTarget, UrlRequest, UrlTiming } from './resolved-url.js';
+import type { SignTarget, StorageOf, UrlRequest, UrlTiming } from './resolved-url.js';
 import type { StoreEntry } from './store.js';
 import type { UrlTelemetry } from './telemetry.js';
 import type { UrlMemo } from './url-memo.js';
@@ -15,7 +15,8 @@ export interface SignedUrlPublisher {
 }
 
 export interface UrlSignerDeps {
-  storage: Pick<Storage, 'signMany'>;
+  /** Each region's signer (several regions); this node's own for undefined. */
+  storageOf: StorageOf;
   cache: GuardedCache;
   memo: UrlMemo;
   events: SignedUrlPublisher;
@@ -58,8 +59,9 @@ export class UrlSigner {
       if (pending) {
         waits.push(
           pending.then((sig) => {
-            // Shared only if it is this step's signing (one in flight across a boundary is not).
-            if (sig.start === w.start && sig.end === w.end) out.set(r.id, sig);
+            // Shared only if it is this step's signing (one in flight across a boundary is not)
+            // for the same bucket (the row may have been seen replicated since).
+            if (sig.start === w.start && sig.end === w.end && sig.region === r.region) out.set(r.id, sig);
             else again.push(r);
           }),
         );
@@ -138,33 +140,42 @@ export class UrlSigner {
     const window = this.d.grid.offGridAt(this.d.clock.now());
     this.d.telemetry.offGrid(reqs.length);
     return this.signWindows(
-      reqs.map((r) => ({ id: r.id, key: r.key, variant: r.variant, window })),
+      reqs.map((r) => ({ id: r.id, key: r.key, variant: r.variant, region: r.region, window })),
       'miss',
     );
   }
 
-  /** One signMany per distinct window (the grid has few per step: one signing key each). */
+  /**
+   * One signMany per distinct window and bucket (the grid has few windows per step: one signing
+   * key each; a region's bucket has its own signer).
+   */
   private signWindows(
     items: readonly (SignTarget & { window: SignWindow })[],
     reason: 'miss' | 'refresh',
   ): Map<string, UrlSignature> {
-    const groups = new Map<string, { window: SignWindow; items: SignTarget[] }>();
+    const groups = new Map<string, { window: SignWindow; region: string | undefined; items: SignTarget[] }>();
     for (const it of items) {
-      const k = `${it.window.start}:${it.window.end}`;
+      const k =
+        it.region === undefined
+          ? `${it.window.start}:${it.window.end}`
+          : `${it.window.start}:${it.window.end}:${it.region}`;
       const g = groups.get(k);
       if (g) g.items.push(it);
-      else groups.set(k, { window: it.window, items: [it] });
+      else groups.set(k, { window: it.window, region: it.region, items: [it] });
     }
     const result = new Map<string, UrlSignature>();
-    for (const { window, items: group } of groups.values()) {
+    for (const { window, region, items: group } of groups.values()) {
       const variants = group.some((i) => i.variant) ? group.map((i) => i.variant) : undefined;
-      const sigs = this.d.storage.signMany(
+      const sigs = this.d.storageOf(region).signMany(
         group.map((i) => i.key),
         window,
         variants,
       );
       group.forEach((it, i) => {
-        result.set(it.id, { ...window, sig: sigs[i]! });
+        result.set(
+          it.id,
+          region === undefined ? { ...window, sig: sigs[i]! } : { ...window, sig: sigs[i]!, region },
+        );
       });
     }
     this.d.telemetry.signed(

@@ -74,18 +74,31 @@ export interface ClaimResult {
 }
 
 /** Compact cache value: base-36 window and the signature, e.g. `t5x1c0.t5x4k0.<sig>`. */
+/**
+ * `start.end.sig` in base 36; a signature for another region's bucket is prefixed `~region.`
+ * (region names are `[a-z0-9-]`, and a base-36 start never begins with `~`).
+ */
 export function encodeSignature(s: UrlSignature): string {
-  return `${s.start.toString(36)}.${s.end.toString(36)}.${s.sig}`;
+  const body = `${s.start.toString(36)}.${s.end.toString(36)}.${s.sig}`;
+  return s.region === undefined ? body : `~${s.region}.${body}`;
 }
 
 export function decodeSignature(v: string | null | undefined): UrlSignature | null {
   if (!v) return null;
-  const a = v.indexOf('.');
+  let region: string | undefined;
+  let from = 0;
+  if (v[0] === '~') {
+    const r = v.indexOf('.');
+    if (r <= 1) return null;
+    region = v.slice(1, r);
+    from = r + 1;
+  }
+  const a = v.indexOf('.', from);
   const b = v.indexOf('.', a + 1);
-  if (a <= 0 || b <= a) return null;
-  const start = Number.parseInt(v.slice(0, a), 36);
+  if (a <= from || b <= a) return null;
+  const start = Number.parseInt(v.slice(from, a), 36);
   const end = Number.parseInt(v.slice(a + 1, b), 36);
   const sig = v.slice(b + 1);
   if (!Number.isFinite(start) || !Number.isFinite(end) || sig === '') return null;
-  return { start, end, sig };
+  return region === undefined ? { start, end, sig } : { start, end, sig, region };
 }

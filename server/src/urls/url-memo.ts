@@ -1,8 +1,8 @@
 import type { Clock } from '../clock.js';
 import { BoundedMap } from '../lib/bounded-map.js';
-import type { Storage, UrlSignature } from '../storage/storage.js';
+import type { UrlSignature } from '../storage/storage.js';
 import type { Variant } from '../storage/variant.js';
-import { type ResolvedUrl, refreshAtOf } from './resolved-url.js';
+import { type ResolvedUrl, refreshAtOf, type StorageOf } from './resolved-url.js';
 import type { WindowGrid } from './window-grid.js';
 
 /** URLs kept built in process: a few MB, enough for every image a node serves often. */
@@ -12,8 +12,10 @@ interface Built {
   start: number;
   end: number;
   key: string;
-  /** The signature too: on `s3` one key and window may have two (derived-variants.ts). */
+  /** The signature too: on `s3` one key, window and bucket may have two (derived-variants.ts). */
   sig: string;
+  /** The region whose bucket the URL points at (undefined: this node's own). */
+  region: string | undefined;
   url: string;
   /** When this node last read or signed this signature (epoch ms). */
   seenAt: number;
@@ -29,7 +31,7 @@ export class UrlMemo {
   private readonly built = new BoundedMap<string, Built>(URL_MEMO_ENTRIES);
 
   constructor(
-    private readonly storage: Pick<Storage, 'urlFor'>,
+    private readonly storageOf: StorageOf,
     private readonly clock: Clock,
     private readonly refreshAheadSeconds: number,
     private readonly grid: Pick<WindowGrid, 'isCurrent'>,
@@ -50,12 +52,19 @@ export class UrlMemo {
    * The URL this node read or signed for `id` within `withinMs`, if it is still the grid's URL
    * for this step and has `minTtl` seconds to live — else undefined.
    */
-  recent(id: string, key: string, withinMs: number, minTtl: number): ResolvedUrl | undefined {
+  recent(
+    id: string,
+    key: string,
+    withinMs: number,
+    minTtl: number,
+    region?: string,
+  ): ResolvedUrl | undefined {
     const now = this.clock.now();
     const b = this.built.get(id);
     if (
       !b ||
       b.key !== key ||
+      b.region !== region ||
       now - b.seenAt > withinMs ||
       b.end * 1000 - now < minTtl * 1000 ||
       !this.grid.isCurrent(id, b, now)
@@ -79,15 +88,30 @@ export class UrlMemo {
   private urlOf(id: string, key: string, sig: UrlSignature, variant: Variant | undefined): string {
     const b = this.built.get(id);
     const now = this.clock.now();
-    if (b && b.start === sig.start && b.end === sig.end && b.key === key && b.sig === sig.sig) {
+    if (
+      b &&
+      b.start === sig.start &&
+      b.end === sig.end &&
+      b.key === key &&
+      b.region === sig.region &&
+      b.sig === sig.sig
+    ) {
       b.seenAt = now;
       return b.url;
     }
-    const url = this.storage.urlFor(key, sig, variant);
+    const url = this.storageOf(sig.region).urlFor(key, sig, variant);
     // Only the grid's URLs are kept: one made for one request (off the grid) must not push out
     // the step's URL every other request of this image wants.
     if (this.grid.isCurrent(id, sig, now))
-      this.built.set(id, { start: sig.start, end: sig.end, key, sig: sig.sig, url, seenAt: now });
+      this.built.set(id, {
+        start: sig.start,
+        end: sig.end,
+        key,
+        region: sig.region,
+        sig: sig.sig,
+        url,
+        seenAt: now,
+      });
     return url;
   }
 }

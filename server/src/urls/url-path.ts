@@ -4,7 +4,8 @@ import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage/storage.js';
 import { AccessTracker, type UsageSink } from './access-tracker.js';
 import { GuardedCache } from './guarded-cache.js';
-import type { UrlTiming } from './resolved-url.js';
+import type { RegionChoice } from './region-choice.js';
+import type { StorageOf, UrlTiming } from './resolved-url.js';
 import { type SignedUrlPublisher, UrlSigner } from './signer.js';
 import type { UrlStore } from './store.js';
 import { UrlTelemetry } from './telemetry.js';
@@ -14,6 +15,8 @@ import { WindowGrid } from './window-grid.js';
 
 export interface UrlPathDeps {
   storage: Pick<Storage, 'signMany' | 'urlFor'>;
+  /** Several regions: every region's bucket (by name) and whose bucket each URL is signed for. */
+  regions?: { storages: ReadonlyMap<string, Pick<Storage, 'signMany' | 'urlFor'>>; choice: RegionChoice };
   store: UrlStore;
   events: SignedUrlPublisher;
   metrics: Metrics;
@@ -48,8 +51,21 @@ export function createUrlPath(d: UrlPathDeps): UrlPath {
   const telemetry = new UrlTelemetry(d.metrics, access);
   const cache = new GuardedCache(d.store, telemetry, d.logger);
   const grid = new WindowGrid(d.timing);
-  const memo = new UrlMemo(d.storage, d.clock, d.timing.refreshAheadSeconds, grid);
-  const signer = new UrlSigner({ ...d, cache, memo, telemetry, grid });
-  const urls = new UrlService({ cache, store: d.store, signer, memo, telemetry, grid, clock: d.clock });
+  const regions = d.regions;
+  const storageOf: StorageOf = regions
+    ? (region) => (region === undefined ? d.storage : (regions.storages.get(region) ?? d.storage))
+    : () => d.storage;
+  const memo = new UrlMemo(storageOf, d.clock, d.timing.refreshAheadSeconds, grid);
+  const signer = new UrlSigner({ ...d, storageOf, cache, memo, telemetry, grid });
+  const urls = new UrlService({
+    cache,
+    store: d.store,
+    signer,
+    memo,
+    telemetry,
+    grid,
+    clock: d.clock,
+    regions: regions?.choice,
+  });
   return { access, telemetry, urls };
 }

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { UrlSignature } from '../storage/storage.js';
 import type { GuardedCache } from './guarded-cache.js';
+import type { RegionChoice } from './region-choice.js';
 import type { ResolvedUrl, SignTarget, UrlRequest } from './resolved-url.js';
 import type { UrlSigner } from './signer.js';
 import type { UrlCache } from './store.js';
@@ -19,6 +20,8 @@ export interface UrlServiceDeps {
   telemetry: UrlTelemetry;
   grid: WindowGrid;
   clock: Clock;
+  /** Several regions: whose bucket each URL is signed for (undefined: one region). */
+  regions?: RegionChoice | undefined;
 }
 
 /**
@@ -30,8 +33,9 @@ export interface UrlServiceDeps {
 export class UrlService {
   constructor(private readonly d: UrlServiceDeps) {}
 
-  async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
+  async resolveMany(requests: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
     const started = performance.now();
+    const reqs = this.placed(requests);
     const ids = uniqueIds(reqs);
     const cached = await this.d.cache.read(ids);
     const now = this.d.clock.now();
@@ -40,11 +44,17 @@ export class UrlService {
       byId.set(id, cached[i] ?? null);
     });
 
-    // A hit is good only if it is this step's URL and lives long enough for every request of it.
+    // A hit is good only if it is this step's URL for the bucket chosen now, and lives long
+    // enough for every request of it.
     const needs = new Map<string, UrlRequest>();
     for (const r of reqs) {
       const sig = byId.get(r.id);
-      if (!sig || !this.d.grid.isCurrent(r.id, sig, now) || sig.end * 1000 - now < r.minTtl * 1000) {
+      if (
+        !sig ||
+        sig.region !== r.region ||
+        !this.d.grid.isCurrent(r.id, sig, now) ||
+        sig.end * 1000 - now < r.minTtl * 1000
+      ) {
         const prev = needs.get(r.id);
         if (!prev || prev.minTtl < r.minTtl) needs.set(r.id, r);
       }
@@ -67,9 +77,10 @@ export class UrlService {
    * round trip is most of what a redirect costs; reusing a URL for seconds is well inside what
    * the redirect's own `max-age` already lets every browser do.
    */
-  async resolveRecent(req: UrlRequest, withinMs: number): Promise<ResolvedUrl> {
+  async resolveRecent(request: UrlRequest, withinMs: number): Promise<ResolvedUrl> {
     const started = performance.now();
-    const hit = this.d.memo.recent(req.id, req.key, withinMs, req.minTtl);
+    const req = this.placed([request])[0]!;
+    const hit = this.d.memo.recent(req.id, req.key, withinMs, req.minTtl, req.region);
     if (!hit) return (await this.resolveMany([req]))[0]!;
     this.d.telemetry.resolved([req.id], this.d.clock.now(), 0, started, [hit]);
     return hit;
@@ -85,13 +96,15 @@ export class UrlService {
     items: readonly SignTarget[],
     options: { strict?: boolean; onlyStale?: boolean } = {},
   ): Promise<Map<string, ResolvedUrl>> {
-    let todo = items;
-    if (options.onlyStale && items.length > 0) {
-      const cached = await this.d.cache.read(items.map((i) => i.id));
+    const placed = this.placed(items);
+    let todo = placed;
+    if (options.onlyStale && placed.length > 0) {
+      const cached = await this.d.cache.read(placed.map((i) => i.id));
       const now = this.d.clock.now();
-      todo = items.filter((it, i) => {
+      // The placed items: each compared with (and signed for) the bucket chosen now.
+      todo = placed.filter((it, i) => {
         const sig = cached[i];
-        return !sig || !this.d.grid.isCurrent(it.id, sig, now);
+        return !sig || sig.region !== it.region || !this.d.grid.isCurrent(it.id, sig, now);
       });
     }
     const sigs =
@@ -100,6 +113,20 @@ export class UrlService {
     for (const it of todo)
       out.set(it.id, this.d.memo.present(it.id, it.key, sigs.get(it.id)!, false, it.variant));
     return out;
+  }
+
+  /**
+   * The requests with the region whose bucket each is signed for (several regions; the same
+   * array with one region). See urls/region-choice.ts.
+   */
+  private placed<T extends SignTarget>(reqs: readonly T[]): readonly T[] {
+    const regions = this.d.regions;
+    if (!regions) return reqs;
+    const now = this.d.clock.now();
+    return reqs.map((r) => {
+      const region = regions.regionOf(r.placement, now, r.key);
+      return region === r.region ? r : { ...r, region };
+    });
   }
 
   /** Drops the cached URLs of ids (a deleted image must not keep a working URL in the cache). */

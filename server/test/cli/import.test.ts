@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePng } from '../../src/seed.js';
 import { collect, runCli, spawnCli } from '../support/cli.js';
-import { cosEnv, s3Env } from '../support/env.js';
+import { cosEnv, s3Env, TEST_COS } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
 
@@ -173,6 +173,20 @@ describe('signet import: a COS bucket (the fixture)', () => {
     expect(run.stderr).toContain('COS_BUCKET=');
     expect(run.stderr).toContain('COS_DOMAIN=');
     expect(Date.now() - started).toBeLessThan(40_000);
+  });
+
+  it('with several regions, imported rows are homed in the importing region (only its bucket is known to hold them)', async () => {
+    await h.storage.put('regional/r.png', makePng(4, 4, [0, 0, 0], [5, 5, 5]), 'image/png');
+    const run = await runCli(['import', '--owner', 'regional', '--prefix', 'regional/'], {
+      ...env,
+      SIGNET_REGION: 'here',
+      STORAGE_REGIONS: `here=${TEST_COS.bucket},there=elsewhere-1250000000`,
+    });
+    expect(run.code).toBe(0);
+    expect(summary(run.stdout).imported).toBe(1);
+    const rows = await sql<{ home_region: string | null; replicated_regions: string[] }>`
+      select home_region, replicated_regions from images where owner_id = 'regional'`.execute(h.db.kysely);
+    expect(rows.rows).toEqual([{ home_region: 'here', replicated_regions: [] }]);
   });
 });
 

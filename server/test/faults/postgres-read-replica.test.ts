@@ -31,6 +31,13 @@ async function readyz(url: string): Promise<{ status: number; database: string; 
   return { status: res.status, database: body.checks.database, overall: body.status };
 }
 
+/** The read replica's gauges as /metrics shows them. */
+async function replicaGauges(url: string): Promise<{ lagSeconds: number; inUse: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  return { lagSeconds: value('signet_db_replica_lag_seconds'), inUse: value('signet_db_replica_in_use') };
+}
+
 // A private PostgreSQL primary and a streaming replica made with pg_basebackup -R, both logging
 // every statement; the gateway has DATABASE_URL (the primary) and DATABASE_READ_URL (the replica).
 describe('fault: PostgreSQL read replica (DATABASE_READ_URL)', () => {
@@ -99,6 +106,7 @@ describe('fault: PostgreSQL read replica (DATABASE_READ_URL)', () => {
   it('skips a replica that falls behind by more than the bound, and uses it again once caught up', async () => {
     await sqlOn(replica.url, 'select pg_wal_replay_pause()');
     let behindAt = 0;
+    let behindLag = 0;
     try {
       // Writes on the primary that the paused replica does not replay.
       await sqlOn(primary.url, 'create table if not exists lag_probe (at timestamptz)');
@@ -112,6 +120,11 @@ describe('fault: PostgreSQL read replica (DATABASE_READ_URL)', () => {
         MAX_LAG_MS * 3,
       );
       behindAt = Date.now() - started;
+      // The gauges say so too: the lag measured past the bound, reads on the primary.
+      const behind = await replicaGauges(stack.url);
+      expect(behind.lagSeconds).toBeGreaterThan(MAX_LAG_MS / 1000);
+      expect(behind.inUse).toBe(0);
+      behindLag = behind.lagSeconds;
       const onReplica = count(await replica.log());
       for (let i = 0; i < 5; i++) expect((await client.page()).ok).toBe(true);
       expect(count(await replica.log())).toBe(onReplica);
@@ -119,7 +132,12 @@ describe('fault: PostgreSQL read replica (DATABASE_READ_URL)', () => {
       await sqlOn(replica.url, 'select pg_wal_replay_resume()');
     }
     await until('the replica in use again', async () => (await readyz(stack.url)).database === 'ok', 10_000);
-    console.log(`[faults] replica paused: skipped ${behindAt} ms later (bound ${MAX_LAG_MS} ms)`);
+    const caughtUp = await replicaGauges(stack.url);
+    expect(caughtUp.inUse).toBe(1);
+    expect(caughtUp.lagSeconds).toBeLessThanOrEqual(MAX_LAG_MS / 1000);
+    console.log(
+      `[faults] replica paused: skipped ${behindAt} ms later (bound ${MAX_LAG_MS} ms); signet_db_replica_lag_seconds ${behindLag} then ${caughtUp.lagSeconds} once caught up`,
+    );
     expect(behindAt).toBeGreaterThanOrEqual(MAX_LAG_MS - 1000);
   });
 

@@ -1,0 +1,302 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { openDatabase } from '../../src/db/connect.js';
+import { createImagesRepo } from '../../src/db/images-repo.js';
+import { makePng, seedImages } from '../../src/seed.js';
+import { createCosStorage } from '../../src/storage/cos.js';
+import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
+import { createTestDatabase } from '../support/database.js';
+import { authEnv, COS_CREDENTIALS, type CosAccount, cosEnv, cosStorageOptions } from '../support/env.js';
+import { GatewayProcess } from '../support/gateway-process.js';
+import { signToken } from '../support/jwt.js';
+import { commandStats, OwnedRedis } from '../support/redis-server.js';
+import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+
+// Two regions for real: two COS fixtures as the two buckets (the test plays the storage's
+// cross-region replication by copying objects after a delay), two gateways each with its own
+// private redis-server, one PostgreSQL database. See docs/operations.md, "Several regions".
+
+const SEEDED = 20;
+const BOB_ID = '00000000-0000-4000-8000-00000000b0b1';
+const BOB_KEY = 'u/bob/00000000-0000-4000-8000-00000000b0b1.png';
+const RATE = 10; // B's page queries per second during the Redis kill
+const BUCKET_A: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-a-1250000000', region: 'ap-test' };
+const BUCKET_B: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-b-1250000000', region: 'ap-test' };
+
+const PAGE = /* GraphQL */ `
+  query { images(first: 50) { edges { node { id key signedUrl { url expiresAt cached } } } } }
+`;
+
+interface Node {
+  id: string;
+  key: string;
+  signedUrl: { url: string; expiresAt: string; cached: boolean };
+}
+
+describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL', () => {
+  let fixtureA: CosFixture;
+  let fixtureB: CosFixture;
+  let redisA: OwnedRedis;
+  let redisB: OwnedRedis;
+  let database: { url: string; drop: () => Promise<void> };
+  let gatewayA: GatewayProcess;
+  let gatewayB: GatewayProcess;
+  let dataDir: string;
+  let token: string;
+
+  async function page(g: GatewayProcess): Promise<Node[]> {
+    const res = await fetch(`${g.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: PAGE }),
+    });
+    const body = (await res.json()) as { data?: { images: { edges: { node: Node }[] } }; errors?: unknown };
+    if (res.status !== 200 || !body.data)
+      throw new Error(`page: ${res.status} ${JSON.stringify(body.errors)}`);
+    return body.data.images.edges.map((e) => e.node);
+  }
+
+  /** The URL opens at the fixture it names: 200 with the object's bytes. */
+  async function opensAt(url: string, fixture: CosFixture): Promise<void> {
+    expect(new URL(url).host).toBe(fixture.host);
+    const res = await fetch(url);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect(res.status, `${url}: ${bytes.toString().slice(0, 200)}`).toBe(200);
+    const key = decodeURIComponent(new URL(url).pathname.slice(1));
+    expect(bytes.equals(fixture.objects.get(key)!.body)).toBe(true);
+  }
+
+  function regionEnv(self: 'a' | 'b'): Record<string, string> {
+    const own = self === 'a' ? fixtureA : fixtureB;
+    return {
+      ...cosEnv(own, self === 'a' ? BUCKET_A : BUCKET_B),
+      ...authEnv(),
+      DATABASE_URL: database.url,
+      REDIS_URL: (self === 'a' ? redisA : redisB).url,
+      SIGNET_REGION: self,
+      STORAGE_REGIONS: `a=${BUCKET_A.bucket}@${fixtureA.host},b=${BUCKET_B.bucket}@${fixtureB.host}`,
+      DATA_DIR: path.join(dataDir, self),
+      SEED_DEMO: 'false',
+      LOG_LEVEL: 'warn',
+      // Only b backfills placeholders (see Bob's image).
+      PLACEHOLDER_BACKFILL_INTERVAL_SECONDS: self === 'a' ? '0' : '300',
+    };
+  }
+
+  beforeAll(async () => {
+    [fixtureA, fixtureB] = await Promise.all([
+      startCosFixture(COS_CREDENTIALS),
+      startCosFixture(COS_CREDENTIALS),
+    ]);
+    [redisA, redisB] = await Promise.all([OwnedRedis.start(), OwnedRedis.start()]);
+    database = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-regions-'));
+    // Images from before the regions (no home region): every bucket has them.
+    const db = await openDatabase({ databaseUrl: database.url, dataDir });
+    try {
+      await seedImages({
+        storage: createCosStorage(cosStorageOptions(fixtureA, BUCKET_A)),
+        images: createImagesRepo(db),
+        clock: systemClock,
+        ownerId: 'alice',
+        count: SEEDED,
+        width: 16,
+        height: 16,
+      });
+      // Bob's upload in a, not replicated yet and without its placeholder: only b's backfill
+      // (a's is off) can compute it, and only from a's bucket.
+      for (const [k, v] of fixtureA.objects) fixtureB.objects.set(k, { ...v });
+      await createCosStorage(cosStorageOptions(fixtureA, BUCKET_A)).put(
+        BOB_KEY,
+        makePng(32, 32, [10, 120, 10], [200, 200, 20]),
+        'image/png',
+      );
+      await createImagesRepo(db).insert({
+        id: BOB_ID,
+        ownerId: 'bob',
+        objectKey: BOB_KEY,
+        contentType: 'image/png',
+        byteSize: fixtureA.objects.get(BOB_KEY)!.body.length,
+        width: 32,
+        height: 32,
+        etag: null,
+        homeRegion: 'a',
+        createdAt: new Date(),
+      });
+    } finally {
+      await db.close();
+    }
+    token = await signToken('alice');
+    [gatewayA, gatewayB] = await Promise.all([
+      GatewayProcess.start(regionEnv('a')),
+      GatewayProcess.start(regionEnv('b')),
+    ]);
+  }, 90_000);
+
+  afterAll(async () => {
+    // Everything by the PID this test started it with.
+    await Promise.all([gatewayA?.stop(), gatewayB?.stop()]);
+    await Promise.all([redisA?.kill(), redisB?.kill()]);
+    await Promise.all([fixtureA?.close(), fixtureB?.close()]);
+    await database?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('each region hands out URLs of its own bucket', async () => {
+    const [a, b] = await Promise.all([page(gatewayA), page(gatewayB)]);
+    expect(a).toHaveLength(SEEDED);
+    expect(b.map((n) => n.id)).toEqual(a.map((n) => n.id));
+    for (const n of a) await opensAt(n.signedUrl.url, fixtureA);
+    for (const n of b) await opensAt(n.signedUrl.url, fixtureB);
+    // The hot path is unchanged by regions: a warm page is one MGET on the region's own Redis.
+    const admin = redisB.client();
+    try {
+      await admin.config('RESETSTAT');
+      for (let i = 0; i < 3; i++) {
+        const warm = await page(gatewayB);
+        expect(warm.every((n) => n.signedUrl.cached)).toBe(true);
+        expect(warm.map((n) => n.signedUrl.url)).toEqual(b.map((n) => n.signedUrl.url));
+      }
+      expect((await commandStats(admin))['mget']).toBe(3);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it("serves a fresh upload of A from A's bucket in B until it is replicated, then from B's", async () => {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
+    form.append('map', JSON.stringify({ 0: ['variables.file'] }));
+    form.append(
+      '0',
+      new Blob([new Uint8Array(makePng(24, 24, [200, 40, 40], [40, 40, 200]))], { type: 'image/png' }),
+      'a.png',
+    );
+    const res = await fetch(`${gatewayA.url}/graphql`, {
+      method: 'POST',
+      headers: { 'x-graphql-yoga-csrf': '1', authorization: `Bearer ${token}` },
+      body: form,
+    });
+    const uploaded = ((await res.json()) as { data: { uploadImage: { id: string; key: string } } }).data
+      .uploadImage;
+    expect(fixtureA.objects.has(uploaded.key)).toBe(true);
+    expect(fixtureB.objects.has(uploaded.key)).toBe(false);
+
+    const inB = async () => (await page(gatewayB)).find((n) => n.id === uploaded.id)!;
+    const inA = (await page(gatewayA)).find((n) => n.id === uploaded.id)!;
+    await opensAt(inA.signedUrl.url, fixtureA);
+    // Not in B's bucket yet: B signs A's. Twice: the second answer comes from B's cache.
+    const early = await inB();
+    await opensAt(early.signedUrl.url, fixtureA);
+    await sleep(300);
+    const again = await inB();
+    expect(again.signedUrl.url).toBe(early.signedUrl.url);
+    expect(again.signedUrl.cached).toBe(true);
+
+    // The storage's replication, played by the test: the object lands in B's bucket later.
+    await sleep(1500);
+    const copy = fixtureA.objects.get(uploaded.key)!;
+    fixtureB.objects.set(uploaded.key, { ...copy });
+    const landed = performance.now();
+    let moved: Node | undefined;
+    await until(
+      "B's URL to move to B's bucket",
+      async () => {
+        moved = await inB();
+        return new URL(moved.signedUrl.url).host === fixtureB.host;
+      },
+      30_000,
+    );
+    const switchMs = Math.round(performance.now() - landed);
+    console.log(`[faults] regions: B moved to its own bucket ${switchMs} ms after the copy landed`);
+    await opensAt(moved!.signedUrl.url, fixtureB);
+    // A still serves its own bucket.
+    await opensAt((await page(gatewayA)).find((n) => n.id === uploaded.id)!.signedUrl.url, fixtureA);
+
+    // A delete (here through B) removes the object from every region's bucket: no orphans.
+    const del = await fetch(`${gatewayB.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: `mutation { deleteImage(id: "${uploaded.id}") }` }),
+    });
+    expect(((await del.json()) as { data: { deleteImage: boolean } }).data.deleteImage).toBe(true);
+    expect(fixtureA.objects.has(uploaded.key)).toBe(false);
+    expect(fixtureB.objects.has(uploaded.key)).toBe(false);
+    expect((await page(gatewayB)).some((n) => n.id === uploaded.id)).toBe(false);
+  }, 60_000);
+
+  it("b's placeholder backfill reads a not-yet-replicated upload from a's bucket", async () => {
+    const db = await openDatabase({ databaseUrl: database.url, dataDir });
+    try {
+      const repo = createImagesRepo(db);
+      let placeholder: string | null = null;
+      await until(
+        "b's backfill to compute Bob's placeholder",
+        async () => {
+          placeholder = (await repo.findLive([BOB_ID]))[0]?.placeholder ?? null;
+          return placeholder !== null;
+        },
+        30_000,
+      );
+      // A ThumbHash, not '' (which would mean "missing", never retried).
+      expect(placeholder).toMatch(/^[A-Za-z0-9+/]{10,}={0,2}$/);
+      expect(fixtureB.objects.has(BOB_KEY)).toBe(false);
+    } finally {
+      await db.close();
+    }
+  }, 40_000);
+
+  it("keeps B's answers when A's Redis is SIGKILLed", async () => {
+    const baseline = await page(gatewayB);
+    const mismatches: string[] = [];
+    const load = new SteadyLoad(RATE, {
+      page: async () => {
+        try {
+          const nodes = await page(gatewayB);
+          const same =
+            nodes.length === baseline.length &&
+            nodes.every((n, i) => {
+              const was = baseline[i]!;
+              // Identical, unless the image's step turned meanwhile (a new window, same bucket).
+              return (
+                n.id === was.id &&
+                new URL(n.signedUrl.url).host === fixtureB.host &&
+                (n.signedUrl.url === was.signedUrl.url || n.signedUrl.expiresAt !== was.signedUrl.expiresAt)
+              );
+            });
+          if (!same) mismatches.push(JSON.stringify(nodes.slice(0, 2)));
+          return { ok: same, status: 200, cached: nodes.every((n) => n.signedUrl.cached) };
+        } catch (err) {
+          return { ok: false, status: 0, detail: (err as Error).message };
+        }
+      },
+    });
+    load.start('before');
+    await sleep(4000);
+    await redisA.kill();
+    load.phase('a-redis-killed');
+    await sleep(6000);
+    await load.stop();
+    report("regions: B's page while A's Redis is SIGKILLed", load, ['page'], ['before', 'a-redis-killed']);
+
+    expect(mismatches).toEqual([]);
+    const before = load.select({ kind: 'page', phase: 'before' });
+    const after = load.select({ kind: 'page', phase: 'a-redis-killed' });
+    expect(before.length).toBeGreaterThan(RATE * 3);
+    expect(after.length).toBeGreaterThan(RATE * 5);
+    expect([...before, ...after].filter((s) => !s.ok)).toEqual([]);
+    // B's pages stayed on B's cache: A's Redis was never on B's path.
+    expect(after.every((s) => s.cached)).toBe(true);
+    for (const n of await page(gatewayB)) await opensAt(n.signedUrl.url, fixtureB);
+    // A is degraded (no cache) but still answers, from its own bucket.
+    for (const n of await page(gatewayA)) await opensAt(n.signedUrl.url, fixtureA);
+    expect(gatewayB.child.exitCode).toBeNull();
+  }, 60_000);
+});
+
+const UPLOAD = /* GraphQL */ `
+  mutation Upload($file: File!) { uploadImage(file: $file) { id key } }
+`;
