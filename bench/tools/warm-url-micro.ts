@@ -1,5 +1,6 @@
 // Micro-measure: CPU per warm URL of UrlService.resolveMany (one MGET of 100 cached URLs), in
-// process against the local Redis. `npx tsx bench/tools/warm-url-micro.ts [iterations]`.
+// process against the local Redis (and PostgreSQL: BENCH_DATABASE_URL, default the test database).
+// `npx tsx bench/tools/warm-url-micro.ts [iterations]`.
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../server/src/config.js';
 import { createContainer } from '../../server/src/container.js';
@@ -10,7 +11,7 @@ import { COS } from '../lib/config.js';
 const iterations = Number(process.argv[2] ?? 3000);
 const config = loadConfig({
   NODE_ENV: 'production',
-  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+  DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
   REDIS_URL: 'redis://127.0.0.1:6379',
   REDIS_PREFIX: `micro${Date.now()}:`,
   ...cosEnv({ host: '127.0.0.1:9' }, COS),

@@ -19,6 +19,11 @@ interface Built {
   url: string;
   /** When this node last read or signed this signature (epoch ms). */
   seenAt: number;
+  /** The step this grid window is current for: [from, until) in epoch ms. */
+  from: number;
+  until: number;
+  /** The URL as a cache hit hands it out, made once (treated as immutable by every reader). */
+  asHit?: ResolvedUrl;
 }
 
 /**
@@ -34,8 +39,39 @@ export class UrlMemo {
     private readonly storageOf: StorageOf,
     private readonly clock: Clock,
     private readonly refreshAheadSeconds: number,
-    private readonly grid: Pick<WindowGrid, 'isCurrent'>,
+    private readonly grid: Pick<WindowGrid, 'isCurrent' | 'refreshAtOf' | 'stepSeconds'>,
   ) {}
+
+  /**
+   * A cached signature this node has built the URL of, still its image's step and with `minTtl`
+   * left: the URL as handed out, the same object every time. The common case of a warm page, in
+   * a few comparisons: no grid hash, no date arithmetic, no allocation. Undefined otherwise (the
+   * caller then checks the signature against the grid itself).
+   */
+  hit(id: string, key: string, sig: UrlSignature, now: number, minTtl: number): ResolvedUrl | undefined {
+    const b = this.built.get(id);
+    if (
+      !b ||
+      now >= b.until ||
+      now < b.from ||
+      b.end * 1000 - now < minTtl * 1000 ||
+      b.start !== sig.start ||
+      b.end !== sig.end ||
+      b.sig !== sig.sig ||
+      b.key !== key ||
+      b.region !== sig.region
+    ) {
+      return undefined;
+    }
+    b.seenAt = now;
+    b.asHit ??= {
+      url: b.url,
+      expiresAt: b.end * 1000,
+      refreshAt: refreshAtOf(b.end * 1000, this.refreshAheadSeconds),
+      cached: true,
+    };
+    return b.asHit;
+  }
 
   /** A signature as handed out. */
   present(id: string, key: string, sig: UrlSignature, cached: boolean, variant?: Variant): ResolvedUrl {
@@ -71,13 +107,13 @@ export class UrlMemo {
     ) {
       return undefined;
     }
-    const expiresAt = b.end * 1000;
-    return {
+    b.asHit ??= {
       url: b.url,
-      expiresAt,
-      refreshAt: refreshAtOf(expiresAt, this.refreshAheadSeconds),
+      expiresAt: b.end * 1000,
+      refreshAt: refreshAtOf(b.end * 1000, this.refreshAheadSeconds),
       cached: true,
     };
+    return b.asHit;
   }
 
   forget(id: string): void {
@@ -102,7 +138,8 @@ export class UrlMemo {
     const url = this.storageOf(sig.region).urlFor(key, sig, variant);
     // Only the grid's URLs are kept: one made for one request (off the grid) must not push out
     // the step's URL every other request of this image wants.
-    if (this.grid.isCurrent(id, sig, now))
+    if (this.grid.isCurrent(id, sig, now)) {
+      const until = this.grid.refreshAtOf(sig);
       this.built.set(id, {
         start: sig.start,
         end: sig.end,
@@ -111,7 +148,10 @@ export class UrlMemo {
         sig: sig.sig,
         url,
         seenAt: now,
+        from: until - this.grid.stepSeconds * 1000,
+        until,
       });
+    }
     return url;
   }
 }

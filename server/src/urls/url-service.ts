@@ -36,37 +36,47 @@ export class UrlService {
   async resolveMany(requests: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
     const started = performance.now();
     const reqs = this.placed(requests);
-    const ids = uniqueIds(reqs);
+    const { ids, slots } = uniqueIds(reqs);
     const cached = await this.d.cache.read(ids);
     const now = this.d.clock.now();
-    const byId = new Map<string, UrlSignature | null>();
-    ids.forEach((id, i) => {
-      byId.set(id, cached[i] ?? null);
-    });
+    const { memo, grid } = this.d;
 
     // A hit is good only if it is this step's URL for the bucket chosen now, and lives long
-    // enough for every request of it.
-    const needs = new Map<string, UrlRequest>();
-    for (const r of reqs) {
-      const sig = byId.get(r.id);
-      if (
-        !sig ||
-        sig.region !== r.region ||
-        !this.d.grid.isCurrent(r.id, sig, now) ||
-        sig.end * 1000 - now < r.minTtl * 1000
-      ) {
-        const prev = needs.get(r.id);
-        if (!prev || prev.minTtl < r.minTtl) needs.set(r.id, r);
+    // enough for every request of it. Most hits are URLs this node built before: the memo
+    // answers those in a few comparisons (the same object each time); the rest are checked
+    // against the grid here.
+    const out = new Array<ResolvedUrl>(reqs.length);
+    let needs: Map<string, UrlRequest> | undefined;
+    for (let i = 0; i < reqs.length; i++) {
+      const r = reqs[i]!;
+      const sig = cached[slots ? slots[i]! : i] ?? null;
+      if (sig && sig.region === r.region) {
+        const hit = memo.hit(r.id, r.key, sig, now, r.minTtl);
+        if (hit) {
+          out[i] = hit;
+          continue;
+        }
+        if (grid.isCurrent(r.id, sig, now) && sig.end * 1000 - now >= r.minTtl * 1000) {
+          out[i] = memo.present(r.id, r.key, sig, true, r.variant);
+          continue;
+        }
+      }
+      needs ??= new Map();
+      const prev = needs.get(r.id);
+      if (!prev || prev.minTtl < r.minTtl) needs.set(r.id, r);
+    }
+
+    let fresh: Map<string, UrlSignature> = NOTHING_SIGNED;
+    if (needs) {
+      fresh = await this.d.signer.signMissing([...needs.values()]);
+      // Every request of a signed id takes the new URL (one URL per image in a response).
+      for (let i = 0; i < reqs.length; i++) {
+        const r = reqs[i]!;
+        const f = fresh.get(r.id);
+        if (f) out[i] = memo.present(r.id, r.key, f, false, r.variant);
       }
     }
-    const fresh =
-      needs.size > 0 ? await this.d.signer.signMissing([...needs.values()]) : new Map<string, UrlSignature>();
-
-    const out = reqs.map((r) => {
-      const f = fresh.get(r.id);
-      return this.d.memo.present(r.id, r.key, f ?? byId.get(r.id)!, !f, r.variant);
-    });
-    this.d.telemetry.resolved(ids, now, needs.size, started, out);
+    this.d.telemetry.resolved(ids, now, needs?.size ?? 0, started, out);
     this.d.telemetry.variants(reqs, fresh);
     return out;
   }
@@ -136,7 +146,29 @@ export class UrlService {
   }
 }
 
-function uniqueIds(reqs: readonly UrlRequest[]): string[] {
-  if (reqs.length === 1) return [reqs[0]!.id];
-  return [...new Set(reqs.map((r) => r.id))];
+const NOTHING_SIGNED: Map<string, UrlSignature> = new Map();
+
+/**
+ * The distinct ids of a batch, and where each request's id is among them (`slots`, undefined
+ * when every request has its own id: then request i is id i, the common case).
+ */
+function uniqueIds(reqs: readonly UrlRequest[]): { ids: string[]; slots: number[] | undefined } {
+  if (reqs.length === 1) return { ids: [reqs[0]!.id], slots: undefined };
+  const at = new Map<string, number>();
+  const ids: string[] = [];
+  let slots: number[] | undefined;
+  for (let i = 0; i < reqs.length; i++) {
+    const id = reqs[i]!.id;
+    const seen = at.get(id);
+    if (seen === undefined) {
+      at.set(id, ids.length);
+      ids.push(id);
+      if (slots) slots.push(ids.length - 1);
+    } else {
+      // The first repeat: from here on requests and ids no longer line up.
+      slots ??= Array.from({ length: i }, (_, j) => j);
+      slots.push(seen);
+    }
+  }
+  return { ids, slots };
 }
