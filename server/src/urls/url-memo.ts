@@ -64,13 +64,7 @@ export class UrlMemo {
       return undefined;
     }
     b.seenAt = now;
-    b.asHit ??= {
-      url: b.url,
-      expiresAt: b.end * 1000,
-      refreshAt: refreshAtOf(b.end * 1000, this.refreshAheadSeconds),
-      cached: true,
-    };
-    return b.asHit;
+    return this.asHit(b);
   }
 
   /** A signature as handed out. */
@@ -107,6 +101,11 @@ export class UrlMemo {
     ) {
       return undefined;
     }
+    return this.asHit(b);
+  }
+
+  /** The built URL as a cache hit hands it out: made once per signature. */
+  private asHit(b: Built): ResolvedUrl {
     b.asHit ??= {
       url: b.url,
       expiresAt: b.end * 1000,
