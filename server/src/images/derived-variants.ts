@@ -1,5 +1,6 @@
 import type { Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
+import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { derivedKeyOf } from '../storage/derived-variants.js';
@@ -75,8 +76,7 @@ const PERMANENT = new Set(['unreadable', 'unsupported', 'too_large']);
  * failure is a result and a log line.
  */
 export class DerivedVariants {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly slots: Slots;
   /** Images being made on this node (an after-upload job and the backfill never both make one). */
   private readonly busy = new Set<string>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -90,6 +90,7 @@ export class DerivedVariants {
     private readonly o: DerivedVariantsOptions,
   ) {
     this.tag = d.catalog.presetsTag();
+    this.slots = new Slots(o.concurrency);
   }
 
   /**
@@ -273,23 +274,13 @@ export class DerivedVariants {
   /** One image made within the bound, counted in flight (close waits for it). */
   private tracked(row: ImageRow): Promise<DerivedVariantsResult | undefined> {
     this.busy.add(row.id);
-    const run = this.limited(async () => (this.closed ? undefined : this.make(row))).finally(() => {
-      this.busy.delete(row.id);
-      this.inFlight.delete(run);
-    });
+    const run = this.slots
+      .run(async () => (this.closed ? undefined : this.make(row)))
+      .finally(() => {
+        this.busy.delete(row.id);
+        this.inFlight.delete(run);
+      });
     this.inFlight.add(run);
     return run;
-  }
-
-  private async limited<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.o.concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
   }
 }

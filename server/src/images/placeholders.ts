@@ -1,5 +1,6 @@
 import type { Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
+import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type Storage, StorageError } from '../storage/storage.js';
@@ -61,8 +62,7 @@ export interface BackfillResult {
  * bound of concurrent decodes. Nothing here throws: every failure is a result and a log line.
  */
 export class Placeholders {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly slots: Slots;
   private readonly queued = new Set<string>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
@@ -70,7 +70,9 @@ export class Placeholders {
   constructor(
     private readonly d: PlaceholderDeps,
     private readonly o: PlaceholderOptions,
-  ) {}
+  ) {
+    this.slots = new Slots(o.concurrency);
+  }
 
   /**
    * Computes the placeholder of a freshly stored image soon, without holding up its upload. When
@@ -84,10 +86,12 @@ export class Placeholders {
     }
     this.queued.add(row.id);
     // Once closing, what has not started is left to the next backfill (on any node).
-    const run = this.limited(async () => (this.closed ? undefined : this.compute(row))).finally(() => {
-      this.queued.delete(row.id);
-      this.inFlight.delete(run);
-    });
+    const run = this.slots
+      .run(async () => (this.closed ? undefined : this.compute(row)))
+      .finally(() => {
+        this.queued.delete(row.id);
+        this.inFlight.delete(run);
+      });
     this.inFlight.add(run);
   }
 
@@ -167,7 +171,7 @@ export class Placeholders {
         rows.map((row) =>
           this.queued.has(row.id)
             ? undefined
-            : this.limited(async () => (this.closed ? undefined : this.compute(row))),
+            : this.slots.run(async () => (this.closed ? undefined : this.compute(row))),
         ),
       );
       for (const r of results) {
@@ -220,17 +224,5 @@ export class Placeholders {
     }
     if (at !== out.length) throw new Error(`the object ended after ${at} of ${out.length} bytes`);
     return out;
-  }
-
-  private async limited<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.o.concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
   }
 }

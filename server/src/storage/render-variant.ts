@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import sharp, { type Metadata, type SharpOptions } from 'sharp';
+import { Slots } from '../lib/slots.js';
 import type { ImageFormat, VariantSpec } from './variant.js';
 
 /**
@@ -204,24 +205,14 @@ function collect(body: Readable, max: number, signal: AbortSignal): Promise<Buff
 }
 
 export function createVariantRenderer(o: VariantRendererOptions): VariantRenderer {
-  let running = 0;
-  const waiting: (() => void)[] = [];
+  const slots = new Slots(o.concurrency);
 
-  /** A slot of the pool: at most `concurrency` renders hold one; the rest wait in order. */
+  /** A slot of the pool: at most `concurrency` renders hold one; up to `maxQueue` wait in order. */
   async function acquire(): Promise<void> {
-    if (running < o.concurrency) {
-      running++;
-      return;
-    }
-    if (waiting.length >= o.maxQueue) {
+    if (slots.full && slots.queued >= o.maxQueue) {
       throw new VariantRenderError('busy', 'Too many variants are being made; retry shortly');
     }
-    await new Promise<void>((resolve) => waiting.push(resolve));
-  }
-  function release(): void {
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
+    await slots.acquire();
   }
 
   async function renderInSlot(open: OpenOriginal, spec: VariantSpec): Promise<RenderedVariant> {
@@ -260,11 +251,11 @@ export function createVariantRenderer(o: VariantRendererOptions): VariantRendere
       try {
         return await renderInSlot(open, spec);
       } finally {
-        release();
+        slots.release();
       }
     },
     get load() {
-      return { running, waiting: waiting.length };
+      return { running: slots.held, waiting: slots.queued };
     },
   };
 }
