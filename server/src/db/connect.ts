@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
+import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { initPgliteCluster, pgliteStartParams } from './pglite-init.js';
 import type { Database } from './types.js';
@@ -38,6 +39,7 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
       connectionTimeoutMillis: 2000,
       idleTimeoutMillis: 30_000,
       statement_timeout: 10_000,
+      types: pgTypes,
     });
     // An idle client losing its server emits 'error' on the pool; without a listener it would crash.
     pool.on('error', () => {});

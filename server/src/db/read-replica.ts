@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
+import { pgTypes } from './pg-types.js';
 import type { Database } from './types.js';
 
 export interface ReadReplicaOptions {
@@ -53,6 +54,7 @@ export class ReadReplica {
       query_timeout: 2000,
       idleTimeoutMillis: 30_000,
       statement_timeout: 10_000,
+      types: pgTypes,
     });
     pool.on('error', () => {});
     pool.on('connect', (client) => client.on('error', () => {}));
