@@ -95,15 +95,16 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
         slots: d.uploadSlots,
       }),
       useRequestParseErrors(),
-      useBodyLimit(config.graphqlMaxBodyBytes),
+      // after useUploadLimits: a chunked upload is counted as it streams, before busboy parses it
+      useBodyLimit(config.graphqlMaxBodyBytes, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
       ...persisted,
       useQueryLimits({ hideSuggestions: !config.graphqlIntrospection }),
       useIntrospectionSwitch(config.graphqlIntrospection),
       useCostLimit(),
       ...(config.graphqlJit ? [useCompiledExecution(logger)] : []),
     ],
-    // Yoga's whole-body cap (25 MB by default) must leave room for the largest allowed upload.
-    maxRequestBodySize: Math.max(25_000_000, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
+    // Every body is bounded by useBodyLimit; yoga's cap would pipe each one through a stream.
+    maxRequestBodySize: false,
     context: async ({ request }): Promise<Context> => ({
       ...d.schema,
       viewer: await d.authenticate(request.headers.get('authorization')),

@@ -166,6 +166,46 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
       expect((await allRows()).length).toBe(rows);
     });
 
+    it('without a Content-Length, a body past the upload bound is refused even when no part is too large', async () => {
+      // Junk before the first boundary: busboy skips it, so only the body's own bound stops it.
+      const boundary = 'signet-test-boundary';
+      const ops = JSON.stringify({ query: UPLOAD_MUTATION, variables: { file: null } });
+      const body = Buffer.concat([
+        Buffer.alloc(MAX_BYTES + 128 * 1024, 0x61),
+        Buffer.from(
+          `\r\n--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${ops}\r\n` +
+            `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n` +
+            `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="x.png"\r\n` +
+            'Content-Type: image/png\r\n\r\n',
+        ),
+        PNG,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+      const objects = h.fixture!.objects.size;
+      const rows = (await allRows()).length;
+      const res = await fetch(`${h.url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          'x-graphql-yoga-csrf': '1',
+          authorization: `Bearer ${await h.token('alice')}`,
+        },
+        body: new ReadableStream({
+          start(controller) {
+            for (let i = 0; i < body.length; i += 64 * 1024)
+              controller.enqueue(new Uint8Array(body.subarray(i, i + 64 * 1024)));
+            controller.close();
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit);
+      const answer = (await res.json()) as { errors?: { extensions?: { code?: string } }[] };
+      expect(res.status).toBe(413);
+      expect(answer.errors?.[0]?.extensions?.code).toBe('PAYLOAD_TOO_LARGE');
+      expect(h.fixture!.objects.size).toBe(objects);
+      expect((await allRows()).length).toBe(rows);
+    });
+
     it('bytes that are no image are UNSUPPORTED_MEDIA_TYPE, whatever name and type they claim', async () => {
       const bytes = Buffer.from('%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n');
       const res = await leavesNothing(() => uploadFile(h, bytes, { name: 'photo.png', type: 'image/png' }));

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Plugin } from 'graphql-yoga';
 import { type Authenticate, requireSignedIn } from '../../auth/viewer.js';
-import { badInput, payloadTooLarge } from '../../errors/index.js';
+import { badInput, findAppError, payloadTooLarge } from '../../errors/index.js';
 import type { UploadLease, UploadSlots } from '../../images/upload-slots.js';
 
 /** Room for the `operations` and `map` fields and the part headers around the file. */
@@ -84,6 +84,9 @@ export function useUploadLimits(opts: {
 function multipartError(err: unknown, maxFileBytes: number): unknown {
   const e = err as { name?: string; message?: string; extensions?: { code?: unknown } };
   if (e?.name === 'AbortError') return err;
+  // Already one of ours: the body bound of a chunked upload (use-body-limit.ts).
+  const known = findAppError(err);
+  if (known) return known;
   if (e?.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE' || /^File size limit/.test(e?.message ?? '')) {
     return payloadTooLarge(maxFileBytes, undefined, { requestLevel: true });
   }
