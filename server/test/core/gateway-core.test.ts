@@ -157,6 +157,32 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
     expect(seen).toEqual([...ids].reverse());
   });
 
+  it('gives the total on every page, the one past the last included, in the page statement', async () => {
+    const TOTAL_QUERY =
+      'query T($first: Int!, $after: String) { images(first: $first, after: $after) { totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }';
+    type TotalData = {
+      images: {
+        totalCount: number;
+        edges: { node: { id: string } }[];
+        pageInfo: { endCursor: string | null };
+      };
+    };
+    const first = await h.gql<TotalData>(TOTAL_QUERY, { first: 60 });
+    expect(first.data!.images.totalCount).toBe(100);
+    const last = await h.gql<TotalData>(TOTAL_QUERY, {
+      first: 40,
+      after: first.data!.images.pageInfo.endCursor,
+    });
+    expect(last.data!.images.edges).toHaveLength(40);
+    expect(last.data!.images.totalCount).toBe(100);
+    const past = await h.gql<TotalData>(TOTAL_QUERY, {
+      first: 10,
+      after: last.data!.images.pageInfo.endCursor,
+    });
+    expect(past.data!.images.edges).toHaveLength(0);
+    expect(past.data!.images.totalCount).toBe(100);
+  });
+
   it('keeps serving working URLs while Redis is dead, then uses the cache again', async () => {
     const fallbacks = async () => (await h.container.metrics.redisFallbacks.get()).values[0]?.value ?? 0;
     const before = await fallbacks();
