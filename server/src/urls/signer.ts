@@ -33,7 +33,8 @@ export interface UrlSignerDeps {
  * (single-flight). See docs/architecture.md, "The hot path".
  */
 export class UrlSigner {
-  private readonly inflight = new Map<string, Promise<UrlSignature>>();
+  /** Ids being signed or written back, with the batch result that holds their signature. */
+  private readonly inflight = new Map<string, Promise<Map<string, UrlSignature>>>();
 
   constructor(private readonly d: UrlSignerDeps) {}
 
@@ -58,7 +59,8 @@ export class UrlSigner {
       const pending = this.inflight.get(r.id);
       if (pending) {
         waits.push(
-          pending.then((sig) => {
+          pending.then((batch) => {
+            const sig = batch.get(r.id)!;
             // Shared only if it is this step's signing (one in flight across a boundary is not)
             // for the same bucket (the row may have been seen replicated since).
             if (sig.start === w.start && sig.end === w.end && sig.region === r.region) out.set(r.id, sig);
@@ -109,29 +111,40 @@ export class UrlSigner {
       return { id: it.id, sig, ttlMs: refreshAt - nowMs, refreshAt };
     });
 
+    if (!strict) {
+      // The answer does not wait for the write-back: the URL is the step's whatever the cache
+      // holds (the grid makes it deterministic), and a lost write only costs a signing later.
+      // Until it lands, a concurrent resolve that missed the same ids takes this batch's result
+      // instead of signing them again. Published in the same tick, the event leaves on the same
+      // connection right behind the write-back. See docs/architecture.md, "The hot path".
+      const writing = cache.write(entries, reason);
+      this.publish(events);
+      if (writing) {
+        const shared = Promise.resolve(result);
+        for (const it of items) this.inflight.set(it.id, shared);
+        void writing.then(() => {
+          for (const it of items) if (this.inflight.get(it.id) === shared) this.inflight.delete(it.id);
+        });
+      }
+      return result;
+    }
+    // A sweep's refresh is stored before it is published, and a failed write fails the batch.
     let release!: () => void;
-    const written = new Promise<void>((r) => {
-      release = r;
+    const written = new Promise<Map<string, UrlSignature>>((r) => {
+      release = () => r(result);
     });
-    for (const it of items)
-      this.inflight.set(
-        it.id,
-        written.then(() => result.get(it.id)!),
-      );
+    for (const it of items) this.inflight.set(it.id, written);
     try {
       const writing = cache.write(entries, reason);
-      // Published in the same tick, the event leaves on the same connection right behind the
-      // write-back pipeline: one round trip for both, not one more per cold page.
-      if (!strict) this.publish(events);
       const failure = writing
         ? await writing
         : new Error('URL cache unavailable (cooling down after a failure)');
-      if (strict && failure) throw failure;
+      if (failure) throw failure;
     } finally {
       release();
-      for (const it of items) this.inflight.delete(it.id);
+      for (const it of items) if (this.inflight.get(it.id) === written) this.inflight.delete(it.id);
     }
-    if (strict) this.publish(events);
+    this.publish(events);
     return result;
   }
 
