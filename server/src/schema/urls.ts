@@ -8,11 +8,13 @@ builder.objectType('SignedUrl', {
   description: 'A presigned GET URL and its life.',
   fields: (t) => ({
     url: t.exposeString('url'),
-    expiresAt: t.field({ type: 'DateTime', resolve: (u) => new Date(u.expiresAt) }),
+    // Epoch ms, not a Date: DateTime formats a known instant from its memo (schema/scalars.ts),
+    // where a Date cost an object and a toISOString per URL (300 a page with variants).
+    expiresAt: t.field({ type: 'DateTime', resolve: (u) => u.expiresAt }),
     refreshAt: t.field({
       type: 'DateTime',
       description: 'When the gateway re-signs it (and pushes the new URL to subscribers)',
-      resolve: (u) => new Date(u.refreshAt),
+      resolve: (u) => u.refreshAt,
     }),
     cached: t.exposeBoolean('cached', {
       description: 'Served from the cache rather than signed for this request',
