@@ -58,10 +58,9 @@ builder.objectFields(ImageRef, (t) => ({
     description:
       'The preset at 1x and 2x ("URL 320w, URL 640w"), never wider than the original: for <img srcset> with sizes.',
     args: { preset: t.arg.string({ required: true, description: 'One of imagePresets' }) },
-    resolve: async (image, args, ctx) => {
+    resolve: (image, args, ctx) => {
       const plan = ctx.variants.srcsetPlan(image, args.preset, ctx.limits.defaultMinTtlSeconds);
-      const urls = await loadAll(ctx, plan.requests);
-      return plan.join(urls.map((u) => u.url));
+      return loadAll(ctx, plan.requests).then((urls) => plan.join(urls.map((u) => u.url)));
     },
   }),
   urlStatus: t.loadable({
