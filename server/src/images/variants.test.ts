@@ -151,6 +151,32 @@ describe('VariantCatalog', () => {
     expect(c.srcsetPlan(tiny, 'thumb', 300).requests).toHaveLength(1);
   });
 
+  it('works out a preset of an image once, and again when its row changes', () => {
+    const c = catalog();
+    const first = c.srcsetPlan(photo, 'thumb', 300);
+    const again = c.srcsetPlan({ ...photo }, 'thumb', 60);
+    // The same variants and ids; the requests are this call's (its row, its minTtl).
+    expect(again.requests[0]!.variant).toBe(first.requests[0]!.variant);
+    expect(again.requests[0]!.minTtl).toBe(60);
+    // signedUrl(preset) is the srcset's 1x entry.
+    const one = c.urlRequest(photo, 300, 'thumb', undefined);
+    expect(one.id).toBe('a1~320x320-cover-webp-75');
+    expect(one.variant).toBe(first.requests[0]!.variant);
+    // The same URLs give the same srcset string; other URLs (a new step) a new one.
+    const joined = first.join(['U1', 'U2']);
+    expect(again.join(['U1', 'U2'])).toBe(joined);
+    expect(again.join(['V1', 'V2'])).toBe('V1 320w, V2 640w');
+    // Another size or type of the same id is planned anew.
+    const resized = c.srcsetPlan({ ...photo, width: 500, height: 400 }, 'thumb', 300);
+    expect(resized.requests.map((r) => r.variant?.key)).toEqual([
+      '320x320-cover-webp-75',
+      '400x400-cover-webp-75',
+    ]);
+    expect(c.srcsetPlan({ ...photo, contentType: 'image/gif' }, 'thumb', 300).requests).toEqual([
+      expect.objectContaining({ id: 'a1', variant: undefined }),
+    ]);
+  });
+
   it('checks arguments, naming the one at fault', () => {
     const presetsOnly = catalog();
     expect(argumentOf(() => presetsOnly.specFor('nope', undefined))).toBe('preset');

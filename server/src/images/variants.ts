@@ -12,6 +12,9 @@ import {
   variantOutputSize,
 } from '../storage/variant.js';
 import type { ObjectPlacement, UrlRequest } from '../urls/resolved-url.js';
+import { joinSrcset, type PresetPlan, PresetPlans, type SrcsetEntry } from './preset-plans.js';
+
+export type { SrcsetEntry } from './preset-plans.js';
 
 /** `ImageTransform` as the schema hands it over (enum values already lower-case). */
 export interface TransformInput {
@@ -27,12 +30,6 @@ export interface VariantSource {
   contentType: string;
   width: number | null;
   height: number | null;
-}
-
-/** One entry of a srcset: the variant and the width its bytes will have. */
-export interface SrcsetEntry {
-  variant: Variant | undefined;
-  width: number | undefined;
 }
 
 /**
@@ -74,6 +71,8 @@ const RASTER_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/av
  */
 export class VariantCatalog {
   private readonly byName = new Map<string, ImagePreset>();
+  /** Each recent image's presets worked out once (a warm page asks for the same ones). */
+  private readonly plans = new PresetPlans();
 
   constructor(
     private readonly config: ImageConfig,
@@ -223,11 +222,21 @@ export class VariantCatalog {
     preset: string | null | undefined,
     transform: TransformInput | null | undefined,
   ): UrlRequest {
-    const spec = this.specFor(preset, transform);
-    const variant = spec && this.forImage(spec, image);
+    let id: string;
+    let variant: Variant | undefined;
+    if (preset != null && transform == null) {
+      // A preset's URL is its srcset's 1x entry.
+      const plan = this.planOf(image, this.preset(preset));
+      id = plan.ids[0]!;
+      variant = plan.entries[0]!.variant;
+    } else {
+      const spec = this.specFor(preset, transform);
+      variant = spec && this.forImage(spec, image);
+      id = urlIdOf(image.id, variant);
+    }
     const name = variant ? (preset ?? 'transform') : undefined;
     return {
-      id: urlIdOf(image.id, variant),
+      id,
       key: this.objectKeyFor(image, variant, name),
       placement: image,
       minTtl,
@@ -241,22 +250,29 @@ export class VariantCatalog {
    * `URL 320w, URL 640w` (`1x`/`2x` descriptors when a width cannot be known).
    */
   srcsetPlan(image: UrlSource, presetName: string, minTtl: number): SrcsetPlan {
-    const preset = this.preset(presetName);
-    const entries = this.srcset(preset, image);
-    const requests = entries.map((e) => ({
-      id: urlIdOf(image.id, e.variant),
+    const plan = this.planOf(image, this.preset(presetName));
+    const requests = plan.entries.map((e, i) => ({
+      id: plan.ids[i]!,
       key: this.objectKeyFor(image, e.variant, presetName),
       placement: image,
       minTtl,
       variant: e.variant,
       preset: e.variant ? presetName : undefined,
     }));
-    const byWidth = entries.every((e) => e.width !== undefined);
-    return {
-      requests,
-      join: (urls) =>
-        urls.map((u, i) => `${u} ${byWidth ? `${entries[i]!.width}w` : `${i + 1}x`}`).join(', '),
-    };
+    return { requests, join: (urls) => joinSrcset(plan, urls) };
+  }
+
+  /** A preset of one image worked out (its srcset entries, their url ids and descriptors). */
+  private planOf(image: UrlSource, preset: ImagePreset): PresetPlan {
+    return this.plans.get(image, preset.name, () => {
+      const entries = this.srcset(preset, image);
+      const byWidth = entries.every((e) => e.width !== undefined);
+      return {
+        entries,
+        ids: entries.map((e) => urlIdOf(image.id, e.variant)),
+        descriptors: entries.map((e, i) => (byWidth ? ` ${e.width}w` : ` ${i + 1}x`)),
+      };
+    });
   }
 
   /** The url ids of every preset's variants of one image (1× and 2×): what a delete purges. */

@@ -21,7 +21,8 @@ export const builder = new SchemaBuilder<{
   Context: Context;
   DefaultFieldNullability: false;
   Scalars: {
-    DateTime: { Input: Date; Output: Date | string };
+    // Epoch ms too: scalars.ts formats each distinct instant once (a page's URLs share a few).
+    DateTime: { Input: Date; Output: Date | string | number };
     ID: { Input: string; Output: string };
     File: { Input: File; Output: never };
   };

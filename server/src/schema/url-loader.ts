@@ -22,9 +22,13 @@ export function urlLoader(ctx: Context): DataLoader<UrlRequest, ResolvedUrl, str
   return loader;
 }
 
-/** Loads many and throws the first failure (a srcset is whole or an error). */
-export async function loadAll(ctx: Context, reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
-  const out = await urlLoader(ctx).loadMany(reqs);
-  for (const o of out) if (o instanceof Error) throw o;
-  return out as ResolvedUrl[];
+/**
+ * The URLs of many requests, or the first failure (a srcset is whole or an error). `load` each,
+ * not `loadMany`: that one catches every load into one more promise, and a page's srcsets are a
+ * hundred of these calls (one or two URLs each).
+ */
+export function loadAll(ctx: Context, reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
+  const loader = urlLoader(ctx);
+  if (reqs.length === 1) return loader.load(reqs[0]!).then((u) => [u]);
+  return Promise.all(reqs.map((r) => loader.load(r)));
 }

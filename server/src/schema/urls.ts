@@ -8,11 +8,13 @@ builder.objectType('SignedUrl', {
   description: 'A presigned GET URL and its life.',
   fields: (t) => ({
     url: t.exposeString('url'),
-    expiresAt: t.field({ type: 'DateTime', resolve: (u) => new Date(u.expiresAt) }),
+    // Epoch ms, not a Date: DateTime formats a known instant from its memo (schema/scalars.ts),
+    // where a Date cost an object and a toISOString per URL (300 a page with variants).
+    expiresAt: t.field({ type: 'DateTime', resolve: (u) => u.expiresAt }),
     refreshAt: t.field({
       type: 'DateTime',
       description: 'When the gateway re-signs it (and pushes the new URL to subscribers)',
-      resolve: (u) => new Date(u.refreshAt),
+      resolve: (u) => u.refreshAt,
     }),
     cached: t.exposeBoolean('cached', {
       description: 'Served from the cache rather than signed for this request',
@@ -56,10 +58,9 @@ builder.objectFields(ImageRef, (t) => ({
     description:
       'The preset at 1x and 2x ("URL 320w, URL 640w"), never wider than the original: for <img srcset> with sizes.',
     args: { preset: t.arg.string({ required: true, description: 'One of imagePresets' }) },
-    resolve: async (image, args, ctx) => {
+    resolve: (image, args, ctx) => {
       const plan = ctx.variants.srcsetPlan(image, args.preset, ctx.limits.defaultMinTtlSeconds);
-      const urls = await loadAll(ctx, plan.requests);
-      return plan.join(urls.map((u) => u.url));
+      return loadAll(ctx, plan.requests).then((urls) => plan.join(urls.map((u) => u.url)));
     },
   }),
   urlStatus: t.loadable({

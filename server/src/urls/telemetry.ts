@@ -36,12 +36,30 @@ export class UrlTelemetry {
    * was signed). Originals cost nothing here.
    */
   variants(reqs: readonly UrlRequest[], fresh: ReadonlyMap<string, unknown>): void {
+    // Counted per run of one preset, not per request: a labelled inc hashes its labels each
+    // time, and a page of thumbs and srcsets is 200 of them in one preset.
+    let preset: string | undefined;
+    let hits = 0;
+    let signed = 0;
     for (const r of reqs) {
       if (!r.variant) continue;
-      const preset = r.preset ?? 'transform';
-      if (fresh.has(r.id)) this.metrics.variantSignatures.inc({ preset });
-      else this.metrics.variantCacheHits.inc({ preset });
+      const p = r.preset ?? 'transform';
+      if (p !== preset) {
+        this.countVariants(preset, hits, signed);
+        preset = p;
+        hits = 0;
+        signed = 0;
+      }
+      if (fresh.has(r.id)) signed++;
+      else hits++;
     }
+    this.countVariants(preset, hits, signed);
+  }
+
+  private countVariants(preset: string | undefined, hits: number, signed: number): void {
+    if (preset === undefined) return;
+    if (signed > 0) this.metrics.variantSignatures.inc({ preset }, signed);
+    if (hits > 0) this.metrics.variantCacheHits.inc({ preset }, hits);
   }
 
   /** Images signed for `reason` (a miss of a resolve, or a refresh). */
