@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   log(`${command} (${quick ? 'quick' : 'full'} run)`);
   await ensureBuild(log);
   const sections: Section[] = [];
-  const settings = { quick, rounds: quick ? 2 : 3, seconds: quick ? 1.5 : 8, log };
+  const settings = { quick, rounds: quick ? 2 : 3, seconds: quick ? 1.2 : 8, log };
 
   // Alone on the machine first: one-core signing and the embedded start.
   if (wanted('5')) {

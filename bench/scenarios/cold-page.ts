@@ -92,10 +92,10 @@ export async function coldPage(b: Bench): Promise<Section> {
 
   const loaded = await measure(
     CONCURRENCY,
-    Math.min(coldBodies.length, b.quick ? 200 : 990),
-    b.quick ? 1.5 : 4,
+    Math.min(coldBodies.length, b.quick ? 150 : 990),
+    b.quick ? 1 : 4,
   );
-  const single = await measure(1, b.quick ? 100 : 300, b.quick ? 1 : 2);
+  const single = await measure(1, b.quick ? 60 : 300, b.quick ? 1 : 2);
   const figure = (m: typeof loaded) =>
     `cold p50 ${fmt.ms(m.coldP50)} vs warm p50 ${fmt.ms(m.warmP50)} = ${m.ratio.toFixed(2)}× (cold ${fmt.rps(m.coldRps)}, warm ${fmt.rps(m.warmRps)})`;
   b.log(`  c=32: ${figure(loaded)}`);

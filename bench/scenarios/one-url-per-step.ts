@@ -26,7 +26,7 @@ export async function oneUrlPerStep(b: Bench): Promise<Section> {
   const nodes = [await startNode('grid-a', ['server/dist/main.js'], env)];
   try {
     nodes.push(await startNode('grid-b', ['server/dist/main.js'], env));
-    const steps = b.quick ? 4 : 10;
+    const steps = b.quick ? 3 : 10;
     const stepMs = 3000;
     /** image -> step (expiresAt) -> distinct URLs */
     const seen = new Map<string, Map<string, Set<string>>>();
