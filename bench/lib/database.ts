@@ -62,20 +62,22 @@ export async function serverVersion(url: string): Promise<string> {
 /**
  * Inserts `count` rows for `owner` in one statement. Keys are `b/<owner>/<n>.png`, so the object
  * store can be filled without a list of ids; created_at is whole milliseconds apart (newest = n).
+ * Rows carry their placeholder, as in a deployment whose backfill has run: otherwise every worker
+ * a scenario starts spends its first minutes computing 111,000 ThumbHashes beside what is measured.
  */
 export async function seedRows(
   url: string,
   owner: string,
   count: number,
-  object: { byteSize: number; etag: string; contentType: string; suffix: string },
+  object: { byteSize: number; etag: string; contentType: string; suffix: string; placeholder: string },
 ): Promise<void> {
   await withClient(url, async (c) => {
     await c.query(
-      `insert into images (owner_id, object_key, content_type, byte_size, width, height, etag, created_at)
-       select $1::text, 'b/' || $1::text || '/' || g || $6::text, $2, $3, 24, 16, $4,
+      `insert into images (owner_id, object_key, content_type, byte_size, width, height, etag, placeholder, created_at)
+       select $1::text, 'b/' || $1::text || '/' || g || $6::text, $2, $3, 24, 16, $4, $7,
               date_trunc('second', now()) - interval '1 day' + g * interval '1 millisecond'
        from generate_series(1, $5::int) g`,
-      [owner, object.contentType, object.byteSize, object.etag, count, object.suffix],
+      [owner, object.contentType, object.byteSize, object.etag, count, object.suffix, object.placeholder],
     );
   });
 }

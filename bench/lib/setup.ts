@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { thumbHashOf } from '../../server/src/images/thumbhash.js';
 import { makePng } from '../../server/src/seed.js';
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { Bench, OwnerKey } from './bench.js';
@@ -66,7 +67,9 @@ export async function startServices(
 
     // Rows in bulk with SQL; objects straight into the fixture's memory.
     const png = makePng(24, 16, [255, 94, 58], [0, 122, 255]);
-    const small = { byteSize: png.length, contentType: 'image/png', suffix: '.png' };
+    // The ThumbHash the product computes for it ('' for the stream objects: not an image).
+    const placeholder = await thumbHashOf(png, { maxPixels: 1_000_000, timeoutSeconds: 10 });
+    const small = { byteSize: png.length, contentType: 'image/png', suffix: '.png', placeholder };
     let smallEtag = '';
     for (const key of ['main', 'small', 'large'] as const) {
       const o = OWNERS[key];
@@ -95,6 +98,7 @@ export async function startServices(
       etag: largeEtag,
       contentType: 'application/octet-stream',
       suffix: '.bin',
+      placeholder: '',
     });
     await analyze(db.url);
 
