@@ -63,6 +63,7 @@ export async function fanOut(b: Bench): Promise<Section> {
 
     const startedAt = new Map<string, number>();
     const cpuBeforeFanout = await cpuSecondsOf(b.gateway.pid);
+    const clientCpuBeforeFanout = await cpuSecondsOf(sse.pid);
     const t0 = now();
     for (let i = 0; i < ids.length; i += 500) {
       const batch = ids.slice(i, i + 500).map((id, j) => ({ id, key: keys[i + j]! }));
@@ -80,6 +81,7 @@ export async function fanOut(b: Bench): Promise<Section> {
     );
     // What delivering costs the gateway per event (the signing is the coordinator's).
     const fanoutCpuMs = ((await cpuSecondsOf(b.gateway.pid)) - cpuBeforeFanout) * 1000;
+    const clientFanoutCpuMs = ((await cpuSecondsOf(sse.pid)) - clientCpuBeforeFanout) * 1000;
     const latencies = got.arrivals.map(([id, at]) => at - startedAt.get(id)!);
     const lastArrival = Math.max(...got.arrivals.map(([, at]) => at)) - t0;
     const p50 = median(latencies);
@@ -87,7 +89,7 @@ export async function fanOut(b: Bench): Promise<Section> {
     const max = Math.max(...latencies);
     const all = got.received === ids.length && got.unexpected === 0;
     b.log(
-      `  ${fmt.int(got.received)} events: p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)}, max ${fmt.ms(max)}; gateway CPU ${(fanoutCpuMs / Math.max(1, got.received)).toFixed(2)} ms per event`,
+      `  ${fmt.int(got.received)} events: p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)}, max ${fmt.ms(max)}; CPU per event: gateway ${(fanoutCpuMs / Math.max(1, got.received)).toFixed(3)} ms, clients ${(clientFanoutCpuMs / Math.max(1, got.received)).toFixed(3)} ms`,
     );
     return {
       id: '9',
@@ -120,6 +122,7 @@ export async function fanOut(b: Bench): Promise<Section> {
         loadAverage: load,
         refreshMs,
         gatewayCpuMsPerEvent: fanoutCpuMs / Math.max(1, got.received),
+        clientCpuMsPerEvent: clientFanoutCpuMs / Math.max(1, got.received),
         lastArrivalMs: lastArrival,
         received: got.received,
         unexpected: got.unexpected,
