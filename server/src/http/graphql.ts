@@ -57,8 +57,6 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
         only: config.persistedOperationsOnly,
       })
     : [];
-  // A whole multipart body: the largest allowed upload and its other parts, with room to spare.
-  const multipartMaxBytes = Math.max(25_000_000, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES);
   return createYoga<Record<string, never>, Context>({
     schema: buildSchema({ federation: config.federation }),
     graphqlEndpoint: '/graphql',
@@ -97,15 +95,15 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
         slots: d.uploadSlots,
       }),
       useRequestParseErrors(),
-      useBodyLimit(config.graphqlMaxBodyBytes, multipartMaxBytes),
+      useBodyLimit(config.graphqlMaxBodyBytes),
       ...persisted,
       useQueryLimits({ hideSuggestions: !config.graphqlIntrospection }),
       useIntrospectionSwitch(config.graphqlIntrospection),
       useCostLimit(),
       ...(config.graphqlJit ? [useCompiledExecution(logger)] : []),
     ],
-    // Off: useBodyLimit bounds every body (yoga's cap streamed each one through a pipeline).
-    maxRequestBodySize: false,
+    // Yoga's whole-body cap (25 MB by default) must leave room for the largest allowed upload.
+    maxRequestBodySize: Math.max(25_000_000, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
     context: async ({ request }): Promise<Context> => ({
       ...d.schema,
       viewer: await d.authenticate(request.headers.get('authorization')),

@@ -70,19 +70,11 @@ function nestingGuard(json: boolean) {
  * The body as it arrives, failing with PAYLOAD_TOO_LARGE at the first byte past maxBytes, and
  * with BAD_USER_INPUT at the first bracket past the nesting bound.
  */
-function bounded(
-  request: Request,
-  maxBytes: number,
-  fetchAPI: { Request: typeof Request },
-  scan = true,
-): Request {
+function bounded(request: Request, maxBytes: number, fetchAPI: { Request: typeof Request }): Request {
   const body = request.body;
   if (!body) return request;
   let seen = 0;
-  // A multipart body (a file's bytes) is only counted: brackets in it mean nothing.
-  const guard = scan
-    ? nestingGuard(/\bjson\b/i.test(request.headers.get('content-type') ?? ''))
-    : () => undefined;
+  const guard = nestingGuard(/\bjson\b/i.test(request.headers.get('content-type') ?? ''));
   let refused: AppError | undefined;
   const limited = body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
@@ -136,30 +128,19 @@ async function whole(
 }
 
 /**
- * Bounds every GraphQL body. JSON, application/graphql and forms stop at `maxBytes`: a declared
- * Content-Length over it is refused before a byte is read, one within it is read whole and
- * scanned, a chunked body is counted as it streams in. A multipart upload (whose parts
- * useUploadLimits bounds) stops at `multipartMaxBytes` as a whole: refused when declared over it,
- * counted when chunked; one of declared length needs no counting, as node reads no more than
- * declared.
- *
- * This is the only whole-body bound (yoga's own is off, see http/graphql.ts): yoga's piped every
- * body through a TransformStream and a stream pipeline, declared length or not, and that
- * machinery was a tenth of the gateway's CPU per opened subscription (docs/benchmarks.md).
+ * Bounds every GraphQL body that is not a multipart upload (JSON, application/graphql, forms):
+ * yoga's own limit must admit the largest upload, far more than any document or variables need.
+ * A declared Content-Length over the bound is refused before a byte is read, one within it is
+ * read whole and scanned; a chunked body is counted as it streams in.
  */
-export function useBodyLimit(maxBytes: number, multipartMaxBytes: number): Plugin {
+export function useBodyLimit(maxBytes: number): Plugin {
   return {
     onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
       if (request.method !== 'POST' || !requestParser) return;
+      if (/^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '')) return;
       const declared = Number(request.headers.get('content-length') ?? Number.NaN);
-      const parse = requestParser;
-      if (/^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '')) {
-        if (declared > multipartMaxBytes) throw bodyTooLarge(multipartMaxBytes);
-        if (!Number.isFinite(declared))
-          setRequestParser((req) => parse(bounded(req, multipartMaxBytes, fetchAPI, false)));
-        return;
-      }
       if (declared > maxBytes) throw bodyTooLarge(maxBytes);
+      const parse = requestParser;
       if (Number.isFinite(declared)) setRequestParser((req) => whole(req, maxBytes, fetchAPI).then(parse));
       else setRequestParser((req) => parse(bounded(req, maxBytes, fetchAPI)));
     },

@@ -84,13 +84,7 @@ export function useUploadLimits(opts: {
 function multipartError(err: unknown, maxFileBytes: number): unknown {
   const e = err as { name?: string; message?: string; extensions?: { code?: unknown } };
   if (e?.name === 'AbortError') return err;
-  // PAYLOAD_TOO_LARGE: a chunked body past the whole-body bound (useBodyLimit).
-  const code = e?.extensions?.code;
-  if (
-    code === 'PAYLOAD_TOO_LARGE' ||
-    code === 'REQUEST_ENTITY_TOO_LARGE' ||
-    /^File size limit/.test(e?.message ?? '')
-  ) {
+  if (e?.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE' || /^File size limit/.test(e?.message ?? '')) {
     return payloadTooLarge(maxFileBytes, undefined, { requestLevel: true });
   }
   return badInput(`Malformed multipart request: ${e?.message ?? 'unreadable body'}`, undefined, {
