@@ -34,13 +34,17 @@ function open(url: URL, token: string, id: string): Promise<void> {
           return;
         }
         resolve();
-        const needle = `"imageId":"${id}"`;
-        let tail = '';
-        res.on('data', (chunk: Buffer) => {
-          if (arrivals.has(id)) return;
-          tail = (tail + chunk.toString()).slice(-4096);
-          if (tail.includes(needle)) arrivals.set(id, now());
-          else if (tail.includes('"errors"')) unexpected++;
+        // The stream as an EventSource reads it: events end at a blank line, `:` lines are
+        // pings, `data:` lines are joined; each `next` event's payload is parsed.
+        res.setEncoding('utf8');
+        let buffered = '';
+        res.on('data', (chunk: string) => {
+          buffered += chunk;
+          for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
+            const block = buffered.slice(0, end);
+            buffered = buffered.slice(end + 2);
+            onEvent(id, block);
+          }
         });
         res.on('error', () => {});
       },
@@ -49,6 +53,23 @@ function open(url: URL, token: string, id: string): Promise<void> {
     req.end(body);
     requests.push(req);
   });
+}
+
+function onEvent(id: string, block: string): void {
+  let event = 'message';
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event:')) event = line.slice(6).trim();
+    else if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(line[5] === ' ' ? 6 : 5);
+  }
+  if (event !== 'next' || data === '') return;
+  const payload = JSON.parse(data) as {
+    data?: { signedUrlRefreshed?: { imageId?: string; signedUrl?: { url?: string } } };
+    errors?: unknown;
+  };
+  const e = payload.data?.signedUrlRefreshed;
+  if (payload.errors || e?.imageId !== id || !e.signedUrl?.url) unexpected++;
+  else if (!arrivals.has(id)) arrivals.set(id, now());
 }
 
 serve({

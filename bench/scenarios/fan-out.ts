@@ -1,3 +1,4 @@
+import { cpus, loadavg } from 'node:os';
 import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
 import { inProcessWorker } from '../lib/in-process.js';
 import { cpuSecondsOf, memoryOf, sleep } from '../lib/processes.js';
@@ -34,6 +35,7 @@ export async function fanOut(b: Bench): Promise<Section> {
     // The gateway before the subscriptions: what holding them adds is the difference.
     const before = await memoryOf(b.gateway.pid);
     const cpuBefore = await cpuSecondsOf(b.gateway.pid);
+    const clientCpuBefore = await cpuSecondsOf(sse.pid);
     const opened = await sse.call<{ opened: number; failed: number; firstError: string; ms: number }>(
       'open',
       {
@@ -49,13 +51,19 @@ export async function fanOut(b: Bench): Promise<Section> {
     const held = await memoryOf(b.gateway.pid);
     // The gateway's CPU per subscription opened (the clients' process and others share the cores).
     const openCpuMs = ((await cpuSecondsOf(b.gateway.pid)) - cpuBefore) * 1000;
+    // The clients' CPU too: with the gateway's, what opening needs of the two shared cores. When
+    // the open takes much longer than both, other processes had the cores (see the load average).
+    const clientCpuMs = ((await cpuSecondsOf(sse.pid)) - clientCpuBefore) * 1000;
+    const load = loadavg()[0]!;
     const perSubKiB = ((held.rssMiB - before.rssMiB) * 1024) / live;
     b.log(
-      `  ${fmt.int(live)} subscribers open in ${(opened.ms / 1000).toFixed(1)} s; gateway RSS ${held.rssMiB.toFixed(0)} MiB (${before.rssMiB.toFixed(0)} MiB before: ${perSubKiB.toFixed(1)} KiB per subscription); gateway CPU ${(openCpuMs / live).toFixed(2)} ms per subscription`,
+      `  ${fmt.int(live)} subscribers open in ${(opened.ms / 1000).toFixed(1)} s; gateway RSS ${held.rssMiB.toFixed(0)} MiB (${before.rssMiB.toFixed(0)} MiB before: ${perSubKiB.toFixed(1)} KiB per subscription); CPU per subscription: gateway ${(openCpuMs / live).toFixed(2)} ms, clients ${(clientCpuMs / live).toFixed(2)} ms; load average ${load.toFixed(1)}`,
     );
     await sleep(1000);
 
     const startedAt = new Map<string, number>();
+    const cpuBeforeFanout = await cpuSecondsOf(b.gateway.pid);
+    const clientCpuBeforeFanout = await cpuSecondsOf(sse.pid);
     const t0 = now();
     for (let i = 0; i < ids.length; i += 500) {
       const batch = ids.slice(i, i + 500).map((id, j) => ({ id, key: keys[i + j]! }));
@@ -71,13 +79,18 @@ export async function fanOut(b: Bench): Promise<Section> {
         timeoutMs: 30_000,
       },
     );
+    // What delivering costs the gateway per event (the signing is the coordinator's).
+    const fanoutCpuMs = ((await cpuSecondsOf(b.gateway.pid)) - cpuBeforeFanout) * 1000;
+    const clientFanoutCpuMs = ((await cpuSecondsOf(sse.pid)) - clientCpuBeforeFanout) * 1000;
     const latencies = got.arrivals.map(([id, at]) => at - startedAt.get(id)!);
     const lastArrival = Math.max(...got.arrivals.map(([, at]) => at)) - t0;
     const p50 = median(latencies);
     const p99 = percentile(latencies, 99);
     const max = Math.max(...latencies);
     const all = got.received === ids.length && got.unexpected === 0;
-    b.log(`  ${fmt.int(got.received)} events: p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)}, max ${fmt.ms(max)}`);
+    b.log(
+      `  ${fmt.int(got.received)} events: p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)}, max ${fmt.ms(max)}; CPU per event: gateway ${(fanoutCpuMs / Math.max(1, got.received)).toFixed(3)} ms, clients ${(clientFanoutCpuMs / Math.max(1, got.received)).toFixed(3)} ms`,
+    );
     return {
       id: '9',
       title: 'Fan-out',
@@ -105,7 +118,11 @@ export async function fanOut(b: Bench): Promise<Section> {
         gatewayRssWithSubscribersMiB: held.rssMiB,
         rssPerSubscriptionKiB: perSubKiB,
         gatewayCpuMsPerOpen: openCpuMs / live,
+        clientCpuMsPerOpen: clientCpuMs / live,
+        loadAverage: load,
         refreshMs,
+        gatewayCpuMsPerEvent: fanoutCpuMs / Math.max(1, got.received),
+        clientCpuMsPerEvent: clientFanoutCpuMs / Math.max(1, got.received),
         lastArrivalMs: lastArrival,
         received: got.received,
         unexpected: got.unexpected,
@@ -115,7 +132,7 @@ export async function fanOut(b: Bench): Promise<Section> {
         max,
       },
       notes: [
-        `Gateway RSS holding ${fmt.int(ids.length)} open subscriptions: ${held.rssMiB.toFixed(0)} MiB (${before.rssMiB.toFixed(0)} MiB before them: ${perSubKiB.toFixed(1)} KiB each). Opening them took ${(opened.ms / 1000).toFixed(1)} s (100 at a time; subscriptions opened together check visibility in shared SQL statements).`,
+        `Gateway RSS holding ${fmt.int(ids.length)} open subscriptions: ${held.rssMiB.toFixed(0)} MiB (${before.rssMiB.toFixed(0)} MiB before them: ${perSubKiB.toFixed(1)} KiB each). Opening them took ${(opened.ms / 1000).toFixed(1)} s (100 at a time; subscriptions opened together check visibility in shared SQL statements): CPU per subscription ${(openCpuMs / live).toFixed(2)} ms in the gateway and ${(clientCpuMs / live).toFixed(2)} ms in the clients' process, load average ${load.toFixed(1)} on ${cpus().length} cores.`,
       ],
     };
   } finally {

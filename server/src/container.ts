@@ -373,6 +373,8 @@ export async function createContainer(
     },
     usage: (usage) => stats.add(dayOf(clock.now()), usage),
     liveIds: () => events.subscribedIds(),
+    // A quarter of the live window (at most 15 s): a subscribed image never leaves it.
+    liveMarkMs: Math.min(15_000, config.liveWindowSeconds * 250),
   });
 
   const { readReplica, reads } = await openReads(config, db, redis?.command, logger, metrics);

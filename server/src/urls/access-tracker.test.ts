@@ -46,3 +46,34 @@ describe('AccessTracker flush', () => {
     expect(counts.every((c) => c === 1)).toBe(true);
   });
 });
+
+describe('AccessTracker subscribed ids', () => {
+  it('marks a subscribed id as looked at once a period, a newly subscribed one on the next flush', async () => {
+    const clock = new FakeClock();
+    const store = new RecordingStore(clock, 10_000);
+    const live = new Set(ids(3));
+    const tracker = new AccessTracker({
+      counters: store,
+      logger: quiet,
+      clock,
+      liveIds: () => live,
+      liveMarkMs: 15_000,
+    });
+    await tracker.flush();
+    expect(store.sizes).toEqual([3]);
+    clock.advance(1000);
+    live.add('new');
+    await tracker.flush();
+    expect(store.sizes).toEqual([3, 1]);
+    clock.advance(1000);
+    await tracker.flush();
+    // Nothing to write: no round trip.
+    expect(store.sizes).toEqual([3, 1]);
+    clock.advance(13_000);
+    await tracker.flush();
+    expect(store.sizes).toEqual([3, 1, 4]);
+    // Marked with the flush's time: inside any live window longer than the period.
+    const at = (await store.status(['id-0', 'new'])).map((s) => s.lastAccessAt);
+    expect(at).toEqual([clock.now(), clock.now()]);
+  });
+});

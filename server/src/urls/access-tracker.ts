@@ -33,9 +33,17 @@ export interface AccessTrackerDeps {
   clock: Clock;
   /** Where each flush's usage counters go (the daily stats). */
   usage?: UsageSink;
-  /** Ids that count as looked at on every flush (images someone is subscribed to). */
+  /** Ids that count as looked at (images someone is subscribed to). */
   liveIds?: () => Iterable<string>;
+  /**
+   * How often a subscribed id is marked as looked at again; an id newly subscribed is marked on
+   * the next flush. Well inside the live window, so a subscribed image never leaves it.
+   */
+  liveMarkMs?: number;
 }
+
+/** A quarter of the default live window's floor (60 s). */
+const LIVE_MARK_MS = 15_000;
 
 /** Ids per access-flush round trip (about three commands each): well inside a command timeout. */
 const FLUSH_CHUNK_IDS = 1000;
@@ -50,6 +58,9 @@ export class AccessTracker {
   private usage = emptyCounters();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** Subscribed ids marked since `liveMarkedAt`: each is written once a period, not every second. */
+  private liveMarked = new Set<string>();
+  private liveMarkedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly d: AccessTrackerDeps) {}
 
@@ -101,7 +112,16 @@ export class AccessTracker {
     // The distinct images asked for since the last flush are the pending ones (before the
     // subscribed ones join them below): taken here once, not kept in a set per URL served.
     this.usage.imageIds = new Set(this.pending.keys());
+    // Every subscribed id every second was 10,000 meta writes and ZADD members a second for 10,000
+    // subscriptions (Redis and this node share the cores with the fan-out): once a period is
+    // enough to stay inside the live window. A failed write is kept in `pending` below.
+    if (now - this.liveMarkedAt >= (this.d.liveMarkMs ?? LIVE_MARK_MS)) {
+      this.liveMarked = new Set();
+      this.liveMarkedAt = now;
+    }
     for (const id of this.d.liveIds?.() ?? []) {
+      if (this.liveMarked.has(id)) continue;
+      this.liveMarked.add(id);
       if (!this.pending.has(id)) this.pending.set(id, { count: 0, lastAt: now });
     }
     const deltas = this.pending;

@@ -25,8 +25,9 @@ export interface UrlPathDeps {
   timing: UrlTiming;
   /** Where the access tracker's usage counters go (the daily stats). */
   usage?: UsageSink;
-  /** Ids that count as looked at on every access flush (subscribed images). */
+  /** Ids that count as looked at (subscribed images), and how often they are marked again. */
   liveIds?: () => Iterable<string>;
+  liveMarkMs?: number;
 }
 
 export interface UrlPath {
@@ -47,6 +48,7 @@ export function createUrlPath(d: UrlPathDeps): UrlPath {
     clock: d.clock,
     ...(d.usage ? { usage: d.usage } : {}),
     ...(d.liveIds ? { liveIds: d.liveIds } : {}),
+    ...(d.liveMarkMs !== undefined ? { liveMarkMs: d.liveMarkMs } : {}),
   });
   const telemetry = new UrlTelemetry(d.metrics, access);
   const cache = new GuardedCache(d.store, telemetry, d.logger);

@@ -48,6 +48,27 @@ describe('endOnAbort', () => {
     expect(stopped).toBe(true);
   });
 
+  it('return() settles a next() in flight as done, and the source is stopped when the signal had aborted', async () => {
+    let stops = 0;
+    const waiting = (): AsyncIterable<number> => ({
+      [Symbol.asyncIterator]: () => ({
+        next: () => new Promise<IteratorResult<number>>(() => {}),
+        return: async () => {
+          stops++;
+          return { done: true, value: undefined };
+        },
+      }),
+    });
+    const it = endOnAbort(waiting(), new AbortController().signal);
+    const pending = it.next();
+    await it.return!();
+    expect(await pending).toEqual({ done: true, value: undefined });
+    const ac = new AbortController();
+    ac.abort();
+    endOnAbort(waiting(), ac.signal);
+    expect(stops).toBe(2);
+  });
+
   it('many subscriptions share one abort listener, and ones that end leave nothing behind', async () => {
     const ac = new AbortController();
     const waiters = abortWaiters(ac.signal);

@@ -32,6 +32,10 @@ export function abortWaiters(signal: AbortSignal): AbortWaiters {
  * Ends a subscription's stream when `signal` aborts: the pending `next()` settles as done, so
  * yoga sends the SSE `complete` event and closes the response cleanly. The source is told to
  * stop without waiting for it (an async generator would only return after its next event).
+ *
+ * The pending `next()` is woken directly, not raced against a promise of the abort: a
+ * `Promise.race` with that long-lived promise left one reaction on it per event, kept until the
+ * process shut down, and added a race's promises to every event of every subscriber.
  */
 export function endOnAbort<T>(
   source: AsyncIterable<T>,
@@ -41,26 +45,44 @@ export function endOnAbort<T>(
   const it = source[Symbol.asyncIterator]();
   let finished = false;
   let forget = () => {};
+  /** Settles the `next()` in flight (at most one: yoga asks for the next event once it has sent one). */
+  let wake: ((r: IteratorResult<T>) => void) | undefined;
   const done = (): IteratorResult<T> => ({ done: true, value: undefined });
-  const stopped = new Promise<IteratorResult<T>>((resolve) => {
-    if (signal.aborted) resolve(done());
-    else forget = waiters.add(() => resolve(done()));
-  });
   const finish = () => {
     if (finished) return;
     finished = true;
     forget();
+    const w = wake;
+    wake = undefined;
+    w?.(done());
     void Promise.resolve(it.return?.()).catch(() => {});
   };
+  // Already aborted: the source is stopped at once (a subscription holds a place on the bus).
+  if (signal.aborted) finish();
+  else forget = waiters.add(finish);
   return {
     [Symbol.asyncIterator]() {
       return this;
     },
-    async next() {
-      if (finished) return done();
-      const r = await Promise.race([it.next(), stopped]);
-      if (r.done) finish();
-      return r;
+    next() {
+      if (finished) return Promise.resolve(done());
+      return new Promise<IteratorResult<T>>((resolve, reject) => {
+        wake = resolve;
+        it.next().then(
+          (r) => {
+            // Already settled as done by an abort or return().
+            if (wake !== resolve) return;
+            wake = undefined;
+            if (r.done) finish();
+            resolve(r);
+          },
+          (err: unknown) => {
+            if (wake !== resolve) return;
+            wake = undefined;
+            reject(err);
+          },
+        );
+      });
     },
     async return() {
       finish();
