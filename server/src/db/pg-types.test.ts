@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testDatabaseUrl } from '../../test/support/env.js';
-import { parseTimestamptz, pgTypes } from './pg-types.js';
+import { parseTextArray, parseTimestamptz, pgTypes } from './pg-types.js';
 
 // pg's own parser, which the fast one must agree with on every input.
 const slow = pg.types.getTypeParser(1184) as (s: string) => Date;
@@ -73,8 +73,11 @@ describe('pgTypes on a real connection', () => {
         expect(Object.is(+r.t, +slow(r.s)), `${zone} ${r.s}`).toBe(true);
       }
     }
-    // Other types keep pg's parsers.
-    const { rows } = await pool.query<{ n: number; a: string[] }>(`select 1::int4 as n, array['a','b'] as a`);
-    expect(rows[0]).toEqual({ n: 1, a: ['a', 'b'] });
+    // text[] as pg reads it, the empty one included; other types keep pg's parsers.
+    const { rows } = await pool.query<{ n: number; a: string[]; e: string[]; q: string[] }>(
+      `select 1::int4 as n, array['a','b'] as a, '{}'::text[] as e, array['x y', '"q"', null, ''] as q`,
+    );
+    expect(rows[0]).toEqual({ n: 1, a: ['a', 'b'], e: [], q: ['x y', '"q"', null, ''] });
+    expect(rows[0]!.e).not.toBe(parseTextArray('{}'));
   });
 });

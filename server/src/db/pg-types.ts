@@ -66,10 +66,26 @@ export function parseTimestamptz(s: string): Date {
   return new Date(sign === 43 ? utc - offsetMs : utc + offsetMs);
 }
 
-/** node-postgres type parsers for Signet's pools: pg's own, but the fast `timestamptz`. */
+/** PostgreSQL's type oid of `text[]`. */
+const TEXT_ARRAY = 1009;
+const slowTextArray = pg.types.getTypeParser(TEXT_ARRAY as number) as (text: string) => string[];
+
+/**
+ * A `text[]`; the empty one without pg's array parser. Every page row has two (`replicated_regions`,
+ * `variants_ready`), nearly always empty, and the parser's machinery per value was ~8% of a warm
+ * page's allocations (docs/benchmarks.md).
+ */
+export function parseTextArray(s: string): string[] {
+  return s === '{}' ? [] : slowTextArray(s);
+}
+
+/** node-postgres type parsers for Signet's pools: pg's own, but faster `timestamptz` and `text[]`. */
 export const pgTypes = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === TIMESTAMPTZ && format !== 'binary') return parseTimestamptz;
+    if (format !== 'binary') {
+      if (oid === TIMESTAMPTZ) return parseTimestamptz;
+      if (oid === TEXT_ARRAY) return parseTextArray;
+    }
     return pg.types.getTypeParser(oid, format);
   },
 };
