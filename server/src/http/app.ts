@@ -82,10 +82,19 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
         return;
       }
       observeRequest(observed, req, res, requestId, url.pathname);
-      stalls.track(res);
-      Promise.resolve()
-        .then(() => route(req, res, url))
-        .catch((err: unknown) => renderError(res, err, logger));
+      // Called at once, not from a microtask: a route that answers from memory (a hot proxy
+      // redirect) then costs no promise at all. Thrown or rejected, a failure is rendered alike.
+      try {
+        const answer = route(req, res, url) as PromiseLike<unknown> | undefined;
+        // Any thenable (yoga's adapter may hand back one of its own), as a microtask did before.
+        if (typeof answer?.then === 'function') {
+          answer.then(undefined, (err: unknown) => renderError(res, err, logger));
+        }
+      } catch (err) {
+        renderError(res, err, logger);
+      }
+      // An ended response has nothing left to stall on (see stall-guard.ts).
+      if (!res.writableEnded) stalls.track(res);
     });
   };
 

@@ -6,6 +6,7 @@ import { badInput, methodNotAllowed, unauthenticated } from '../errors/index.js'
 import { isImageId } from '../images/image-id.js';
 import type { ProxyAccess, ProxyCredential } from '../images/proxy-access.js';
 import type { VariantCatalog } from '../images/variants.js';
+import { andThen, type MaybePromise } from '../lib/maybe-promise.js';
 import type { Metrics } from '../metrics.js';
 import { labelled } from './access-log.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
@@ -34,7 +35,8 @@ function modeOf(url: URL): ProxyMode | undefined {
  */
 export function createProxyRoute(d: ProxyDeps) {
   const responses = labelled(d.metrics.proxyResponses);
-  async function credentialOf(req: IncomingMessage, url: URL): Promise<ProxyCredential> {
+  // A token is at hand; a bearer token is verified asynchronously (it may need the JWKS).
+  function credentialOf(req: IncomingMessage, url: URL): MaybePromise<ProxyCredential> {
     const token = url.searchParams.get('t');
     if (token) return { kind: 'token', token };
     const authorization = req.headers.authorization;
@@ -44,10 +46,12 @@ export function createProxyRoute(d: ProxyDeps) {
     if (!authorization && !d.config.auth.disabled && !d.config.auth.publicReadAnonymous) {
       throw unauthenticated('A proxy token (?t=) or a bearer token is required');
     }
-    return { kind: 'viewer', viewer: await d.authenticate(authorization) };
+    return d.authenticate(authorization).then((viewer) => ({ kind: 'viewer', viewer }));
   }
 
-  return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  // Not async: a hot link's redirect is answered before this returns (no promise is made), and a
+  // failure is thrown at once; otherwise the promise of the answer.
+  return (req: IncomingMessage, res: ServerResponse, url: URL): MaybePromise<void> => {
     const mode = modeOf(url);
     res.once('close', () => {
       responses(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
@@ -61,14 +65,13 @@ export function createProxyRoute(d: ProxyDeps) {
     const presetName = url.searchParams.get('preset');
     const preset = presetName ? d.variants.preset(presetName) : undefined;
 
-    const grant = await d.proxyAccess.grant(
-      rawId.toLowerCase(),
-      mode,
-      await credentialOf(req, url),
-      preset?.name,
+    const id = rawId.toLowerCase();
+    const grant = andThen(credentialOf(req, url), (cred) =>
+      d.proxyAccess.grant(id, mode, cred, preset?.name),
     );
-    if (mode === 'stream' && preset) await streamVariant(d, req, res, grant, preset);
-    else if (mode === 'stream') await streamObject(d, req, res, grant);
-    else await redirectToSignedUrl(d, res, grant, preset);
+    return andThen(grant, (g) => {
+      if (mode === 'redirect') return redirectToSignedUrl(d, res, g, preset);
+      return preset ? streamVariant(d, req, res, g, preset) : streamObject(d, req, res, g);
+    });
   };
 }
