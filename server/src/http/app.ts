@@ -4,7 +4,7 @@ import { PROXY_PREFIX } from '../auth/proxy-links.js';
 import type { Container } from '../container.js';
 import { badInput, notFound } from '../errors/index.js';
 import { requestIdFor, requestScope } from '../lib/request-scope.js';
-import { labelled, observeRequest } from './access-log.js';
+import { observeRequest } from './access-log.js';
 import { createGraphql, type Yoga } from './graphql.js';
 import { createMetricsRoute, createProbes, createReadyz, healthz } from './health.js';
 import { createLocalBucketRoute } from './local-bucket.js';
@@ -36,7 +36,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   const { config, logger, metrics } = c;
   const shutdown = new AbortController();
   const stalls = createStallGuard(config.stalledClientSeconds * 1000);
-  const observed = { logger, requests: labelled(metrics.httpRequests) };
+  const observed = { logger, requests: metrics.httpRequests };
   const yoga = createGraphql(c, { shutdown: shutdown.signal });
   const probes = createProbes(c, () => shutdown.signal.aborted);
   const webRoot = options.webRoot ?? fileURLToPath(new URL('../../../web/dist', import.meta.url));

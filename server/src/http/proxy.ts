@@ -8,7 +8,6 @@ import type { ProxyAccess, ProxyCredential } from '../images/proxy-access.js';
 import type { VariantCatalog } from '../images/variants.js';
 import { andThen, type MaybePromise } from '../lib/maybe-promise.js';
 import type { Metrics } from '../metrics.js';
-import { labelled } from './access-log.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
 import { type StreamDeps, streamObject } from './proxy-stream.js';
 import { streamVariant } from './proxy-stream-variant.js';
@@ -34,7 +33,7 @@ function modeOf(url: URL): ProxyMode | undefined {
  * (502) or the database (503) failing is a 5xx. Failures are thrown and rendered in one place.
  */
 export function createProxyRoute(d: ProxyDeps) {
-  const responses = labelled(d.metrics.proxyResponses);
+  const responses = d.metrics.proxyResponses;
   // A token is at hand; a bearer token is verified asynchronously (it may need the JWKS).
   function credentialOf(req: IncomingMessage, url: URL): MaybePromise<ProxyCredential> {
     const token = url.searchParams.get('t');
@@ -54,7 +53,7 @@ export function createProxyRoute(d: ProxyDeps) {
   return (req: IncomingMessage, res: ServerResponse, url: URL): MaybePromise<void> => {
     const mode = modeOf(url);
     res.once('close', () => {
-      responses(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
+      responses.labels(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
     });
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
     const rawId = url.pathname.slice(PROXY_PREFIX.length);
