@@ -10,6 +10,7 @@ import { createMetricsRoute, createProbes, createReadyz, healthz } from './healt
 import { createLocalBucketRoute } from './local-bucket.js';
 import { createProxyRoute } from './proxy.js';
 import { renderError } from './render-error.js';
+import { parseTarget, type RequestTarget } from './request-target.js';
 import { createStallGuard } from './stall-guard.js';
 import { createStaticRoute } from './static-app.js';
 
@@ -26,7 +27,7 @@ export interface HttpApp {
   close(): void;
 }
 
-type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
+type Route = (req: IncomingMessage, res: ServerResponse, url: RequestTarget) => unknown;
 
 /**
  * The HTTP side of a node: one route table over the container's services, a request scope (the
@@ -41,11 +42,11 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   const probes = createProbes(c, () => shutdown.signal.aborted);
   const webRoot = options.webRoot ?? fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
-  const exact: Record<string, Route> = {
-    '/healthz': healthz,
-    '/readyz': createReadyz(probes),
-    '/metrics': createMetricsRoute(c, probes),
-  };
+  const exact = new Map<string, Route>([
+    ['/healthz', healthz],
+    ['/readyz', createReadyz(probes)],
+    ['/metrics', createMetricsRoute(c, probes)],
+  ]);
   const prefixed: [string, Route][] = [
     ['/graphql/', (req, res) => yoga(req, res)],
     [PROXY_PREFIX, createProxyRoute(c)],
@@ -57,7 +58,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
 
   const route: Route = (req, res, url) => {
     const path = url.pathname;
-    const r = exact[path];
+    const r = exact.get(path);
     if (r) return r(req, res, url);
     // A worker does background work only; it answers probes and metrics, nothing else.
     if (config.role === 'worker')
@@ -74,10 +75,8 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     // While draining, keep-alive connections end with the response they carry.
     if (shutdown.signal.aborted) res.setHeader('connection', 'close');
     requestScope.run({ requestId }, () => {
-      let url: URL;
-      try {
-        url = new URL(req.url ?? '/', 'http://gateway.invalid');
-      } catch {
+      const url = parseTarget(req.url ?? '/');
+      if (!url) {
         renderError(res, badInput('Malformed request target'), logger);
         return;
       }

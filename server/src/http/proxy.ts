@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
 import { type StreamDeps, streamObject } from './proxy-stream.js';
 import { streamVariant } from './proxy-stream-variant.js';
+import type { RequestTarget } from './request-target.js';
 
 export interface ProxyDeps extends RedirectDeps, StreamDeps {
   config: RedirectDeps['config'] & Pick<Config, 'auth'>;
@@ -20,7 +21,7 @@ export interface ProxyDeps extends RedirectDeps, StreamDeps {
   metrics: Pick<Metrics, 'proxyResponses'>;
 }
 
-function modeOf(url: URL): ProxyMode | undefined {
+function modeOf(url: RequestTarget): ProxyMode | undefined {
   const m = url.searchParams.get('mode');
   if (m === null || m === '' || m === 'redirect') return 'redirect';
   return m === 'stream' ? 'stream' : undefined;
@@ -35,7 +36,7 @@ function modeOf(url: URL): ProxyMode | undefined {
 export function createProxyRoute(d: ProxyDeps) {
   const responses = d.metrics.proxyResponses;
   // A token is at hand; a bearer token is verified asynchronously (it may need the JWKS).
-  function credentialOf(req: IncomingMessage, url: URL): MaybePromise<ProxyCredential> {
+  function credentialOf(req: IncomingMessage, url: RequestTarget): MaybePromise<ProxyCredential> {
     const token = url.searchParams.get('t');
     if (token) return { kind: 'token', token };
     const authorization = req.headers.authorization;
@@ -50,7 +51,7 @@ export function createProxyRoute(d: ProxyDeps) {
 
   // Not async: a hot link's redirect is answered before this returns (no promise is made), and a
   // failure is thrown at once; otherwise the promise of the answer.
-  return (req: IncomingMessage, res: ServerResponse, url: URL): MaybePromise<void> => {
+  return (req: IncomingMessage, res: ServerResponse, url: RequestTarget): MaybePromise<void> => {
     const mode = modeOf(url);
     res.once('close', () => {
       responses.labels(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
