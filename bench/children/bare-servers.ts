@@ -1,5 +1,6 @@
 // References for scenarios 6 and 7: bare node:http servers doing the least the product must do.
-//   /r                a constant 302 (the target's reference)
+//   /r, or any path   a constant 302 (the target's reference; scenario 6 sends it the proxy's
+//                     own requests, so the load generator's work is the same)
 //   /redis/<id>       one Redis GET, then a 302 (the least any cached redirect costs)
 //   /sql-redis/<id>   one indexed SQL lookup and one Redis GET, then a 302 (the proxy's own I/O)
 //   /relay/<path>     the object fetched from the fixture and piped through (the least a

@@ -10,6 +10,12 @@ const PROXY_URLS = 'query { images(first: 100) { edges { node { id proxyUrl } } 
  * proxy did per hit before it remembered recent hits: one Redis GET, or one SQL lookup plus one
  * Redis GET. Same load, interleaved. Each image is hit every few milliseconds, so the gateway
  * answers from its 5 s memory of recent rows and URLs: this is the hot-link case.
+ *
+ * The bare 302 is sent the very requests the gateway is (its 100 proxy paths, in turn): the
+ * load generator must then do the same work for both. With a single path autocannon sends one
+ * prebuilt request; with a list it builds each request anew, which on this two-core machine cost
+ * the contender with the list 30–40% of its rate (the bare 302 measured 25–32k req/s on one path,
+ * 15–20k on the proxy's paths, same minute). The one-path figure is still reported.
  */
 export async function proxyRedirect(b: Bench): Promise<Section> {
   const data = await graphql<{ images: { edges: { node: { id: string; proxyUrl: string } }[] } }>(
@@ -26,7 +32,8 @@ export async function proxyRedirect(b: Bench): Promise<Section> {
   if (check.status !== 302) throw new Error(`proxy answered ${check.status}, expected 302`);
   const contenders: [string, string, string[]][] = [
     ['gateway /proxy/:id', b.gateway.url, paths],
-    ['bare 302', b.bare.url, ['/r']],
+    ['bare 302', b.bare.url, paths],
+    ['bare 302, one path', b.bare.url, ['/r']],
     ['bare: Redis GET + 302', b.bare.url, ids.map((id) => `/redis/${id}`)],
     ['bare: SQL + Redis GET + 302', b.bare.url, ids.map((id) => `/sql-redis/${id}`)],
   ];
@@ -61,10 +68,10 @@ export async function proxyRedirect(b: Bench): Promise<Section> {
     rows: [
       {
         id: '6',
-        what: '/proxy/:id redirect (warm) vs bare node:http 302',
+        what: '/proxy/:id redirect (warm) vs bare node:http 302 (same requests)',
         figure: `${fmt.rps(g.rps)} (p50 ${fmt.ms(g.p50)}) = ${fmt.pct(ratio)} of ${fmt.rps(refs[1]!.rps)}. References, same run: ${refFigure}`,
-        target: '≥ 50%',
-        pass: ratio >= 0.5,
+        target: '≥ 60%',
+        pass: ratio >= 0.6,
       },
     ],
     details: { concurrency: CONCURRENCY, ratio, contenders: refs },

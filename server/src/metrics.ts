@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { PlainCounter } from './lib/plain-counter.js';
 import { PlainHistogram } from './lib/plain-histogram.js';
 
 /** Every Prometheus series of the gateway, on a registry of its own (no global default). */
@@ -9,7 +10,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const r = [registry];
   return {
     registry,
-    resolveSeconds: new Histogram({
+    // Observed once per resolve, and a proxy redirect is one: the cheap histogram too.
+    resolveSeconds: new PlainHistogram({
       name: 'signet_url_resolve_seconds',
       help: 'Time to resolve one batch of signed URLs',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1],
@@ -85,7 +87,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'URLs re-signed ahead of expiry',
       registers: r,
     }),
-    proxyResponses: new Counter({
+    // Counted once per response: the cheap counter (lib/plain-counter.ts), as is httpRequests.
+    proxyResponses: new PlainCounter({
       name: 'signet_proxy_responses_total',
       help: 'Responses of /proxy/:id',
       labelNames: ['mode', 'status'] as const,
@@ -96,7 +99,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Open signedUrlRefreshed subscriptions on this node',
       registers: r,
     }),
-    httpRequests: new Counter({
+    httpRequests: new PlainCounter({
       name: 'signet_http_requests_total',
       help: 'HTTP responses by route and status (status "aborted": the client left first)',
       labelNames: ['route', 'status'] as const,

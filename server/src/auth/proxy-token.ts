@@ -31,7 +31,8 @@ export interface ProxyTokens {
 }
 
 export type TokenCheck =
-  | { ok: true; scope: TokenScope }
+  /** `expiresAt`: epoch ms the token stops working (null: never). */
+  | { ok: true; scope: TokenScope; expiresAt: number | null }
   | { ok: false; reason: 'malformed' | 'unknown_key' | 'expired' | 'mismatch' };
 
 export interface ProxyTokenOptions {
@@ -45,7 +46,7 @@ export interface ProxyTokenOptions {
 /**
  * Tokens this node verified, with what they grant: a page's `<img>` tags and their reloads send
  * the same links again and again, and a hot redirect is little more than this check. Only good
- * answers are kept, keyed by everything the MAC covers, and each is taken only until its expiry.
+ * answers are kept, each with everything its MAC covers, and each is taken only until its expiry.
  */
 const VERIFIED_TOKENS = 20_000;
 
@@ -89,7 +90,13 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
   if (opts.secrets.length === 0) throw new Error('proxy tokens need at least one secret');
   const keys = new Map(opts.secrets.map((s) => [s.kid, s.secret] as const));
   const signer = opts.secrets[0]!;
-  const verified = new BoundedMap<string, { scope: TokenScope; expiresAt: number | null }>(VERIFIED_TOKENS);
+  // By the token alone, with what it was verified for: a token's MAC binds one image, mode and
+  // preset, so it can be good for nothing else, and the lookup hashes ~40 characters rather than
+  // a key built for the request. A hit hands out the same (frozen) answer, allocating nothing.
+  const verified = new BoundedMap<
+    string,
+    { imageId: string; mode: ProxyMode; preset: string | undefined; check: TokenCheck & { ok: true } }
+  >(VERIFIED_TOKENS);
 
   const mac = (
     secret: string,
@@ -118,10 +125,16 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
       return `${signer.kid}.${exp.toString(36)}.${tag}`;
     },
     verify(token, imageId, mode, preset) {
-      const memo = `${token}\n${imageId.toLowerCase()}\n${mode}\n${preset ?? ''}`;
-      const known = verified.get(memo);
-      if (known && (known.expiresAt === null || opts.clock.now() < known.expiresAt)) {
-        return { ok: true, scope: known.scope };
+      const id = imageId.toLowerCase();
+      const known = verified.get(token);
+      if (
+        known !== undefined &&
+        known.imageId === id &&
+        known.mode === mode &&
+        known.preset === preset &&
+        (known.check.expiresAt === null || opts.clock.now() < known.check.expiresAt)
+      ) {
+        return known.check;
       }
       const parsed = parse(token);
       if (!parsed) return { ok: false, reason: 'malformed' };
@@ -134,8 +147,13 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
       for (const scope of ['any', 'public'] as const) {
         const expected = mac(secret, parsed.kid, imageId, parsed.exp, mode, scope, preset);
         if (timingSafeEqual(parsed.mac, expected)) {
-          verified.set(memo, { scope, expiresAt: parsed.exp === 0 ? null : parsed.exp * 1000 });
-          return { ok: true, scope };
+          const check = Object.freeze({
+            ok: true as const,
+            scope,
+            expiresAt: parsed.exp === 0 ? null : parsed.exp * 1000,
+          });
+          verified.set(token, { imageId: id, mode, preset, check });
+          return check;
         }
       }
       return { ok: false, reason: 'mismatch' };

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import { BoundedMap } from '../lib/bounded-map.js';
+import type { MaybePromise } from '../lib/maybe-promise.js';
 import type { ImagesRepo } from './images-repo.js';
 import type { ImageRow } from './types.js';
 
@@ -26,10 +27,19 @@ export class RecentRows {
     private readonly ttlMs = RECENT_ROW_MS,
   ) {}
 
-  async find(id: string): Promise<ImageRow | undefined> {
-    const now = this.clock.now();
+  /** The row as looked up within the last few seconds, without I/O; undefined: `find` must ask. */
+  recent(id: string): ImageRow | undefined {
     const known = this.rows.get(id);
-    if (known && now - known.at < this.ttlMs) return known.row;
+    return known && this.clock.now() - known.at < this.ttlMs ? known.row : undefined;
+  }
+
+  /** The live row: remembered, or looked up (and remembered). */
+  find(id: string): MaybePromise<ImageRow | undefined> {
+    return this.recent(id) ?? this.lookUp(id);
+  }
+
+  private async lookUp(id: string): Promise<ImageRow | undefined> {
+    const now = this.clock.now();
     const [row] = await this.images.findLive([id]);
     if (!row) {
       this.rows.delete(id);

@@ -14,31 +14,13 @@ export function routeLabel(path: string): string {
 type Counted = { inc(): void };
 
 /**
- * The counter of each (route, status), bound once: `inc({ route, status })` hashes its labels on
- * every call, and a hot redirect is little more than that. Routes and statuses are few (the
- * labels are bounded by `routeLabel` and HTTP), so the map is too.
- */
-export function labelled(counter: { labels(...values: string[]): Counted }) {
-  const bound = new Map<string, Counted>();
-  return (a: string, b: string): Counted => {
-    const key = `${a} ${b}`;
-    let c = bound.get(key);
-    if (!c) {
-      c = counter.labels(a, b);
-      bound.set(key, c);
-    }
-    return c;
-  };
-}
-
-/**
  * One access-log line and one `signet_http_requests_total` count per response, when it closes.
  * Only the path is logged: query strings carry capability tokens and signatures. The line is
  * built only when its level is on (production runs at warn: a hot redirect built one for
  * nothing).
  */
 export function observeRequest(
-  d: { logger: Logger; requests: (route: string, status: string) => Counted },
+  d: { logger: Logger; requests: { labels(route: string, status: string): Counted } },
   req: IncomingMessage,
   res: ServerResponse,
   requestId: string,
@@ -48,7 +30,7 @@ export function observeRequest(
   res.once('close', () => {
     const route = routeLabel(path);
     const status = res.writableFinished ? String(res.statusCode) : 'aborted';
-    d.requests(route, status).inc();
+    d.requests.labels(route, status).inc();
     // Probes and scrapes every few seconds would drown the rest.
     const level = route === 'health' || route === 'metrics' ? 'debug' : 'info';
     if (!d.logger.isLevelEnabled(level)) return;

@@ -4,12 +4,13 @@ import { PROXY_PREFIX } from '../auth/proxy-links.js';
 import type { Container } from '../container.js';
 import { badInput, notFound } from '../errors/index.js';
 import { requestIdFor, requestScope } from '../lib/request-scope.js';
-import { labelled, observeRequest } from './access-log.js';
+import { observeRequest } from './access-log.js';
 import { createGraphql, type Yoga } from './graphql.js';
 import { createMetricsRoute, createProbes, createReadyz, healthz } from './health.js';
 import { createLocalBucketRoute } from './local-bucket.js';
 import { createProxyRoute } from './proxy.js';
 import { renderError } from './render-error.js';
+import { parseTarget, type RequestTarget } from './request-target.js';
 import { createStallGuard } from './stall-guard.js';
 import { createStaticRoute } from './static-app.js';
 
@@ -26,7 +27,7 @@ export interface HttpApp {
   close(): void;
 }
 
-type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
+type Route = (req: IncomingMessage, res: ServerResponse, url: RequestTarget) => unknown;
 
 /**
  * The HTTP side of a node: one route table over the container's services, a request scope (the
@@ -36,16 +37,16 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   const { config, logger, metrics } = c;
   const shutdown = new AbortController();
   const stalls = createStallGuard(config.stalledClientSeconds * 1000);
-  const observed = { logger, requests: labelled(metrics.httpRequests) };
+  const observed = { logger, requests: metrics.httpRequests };
   const yoga = createGraphql(c, { shutdown: shutdown.signal });
   const probes = createProbes(c, () => shutdown.signal.aborted);
   const webRoot = options.webRoot ?? fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
-  const exact: Record<string, Route> = {
-    '/healthz': healthz,
-    '/readyz': createReadyz(probes),
-    '/metrics': createMetricsRoute(c, probes),
-  };
+  const exact = new Map<string, Route>([
+    ['/healthz', healthz],
+    ['/readyz', createReadyz(probes)],
+    ['/metrics', createMetricsRoute(c, probes)],
+  ]);
   const prefixed: [string, Route][] = [
     ['/graphql/', (req, res) => yoga(req, res)],
     [PROXY_PREFIX, createProxyRoute(c)],
@@ -57,7 +58,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
 
   const route: Route = (req, res, url) => {
     const path = url.pathname;
-    const r = exact[path];
+    const r = exact.get(path);
     if (r) return r(req, res, url);
     // A worker does background work only; it answers probes and metrics, nothing else.
     if (config.role === 'worker')
@@ -74,18 +75,25 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     // While draining, keep-alive connections end with the response they carry.
     if (shutdown.signal.aborted) res.setHeader('connection', 'close');
     requestScope.run({ requestId }, () => {
-      let url: URL;
-      try {
-        url = new URL(req.url ?? '/', 'http://gateway.invalid');
-      } catch {
+      const url = parseTarget(req.url ?? '/');
+      if (!url) {
         renderError(res, badInput('Malformed request target'), logger);
         return;
       }
       observeRequest(observed, req, res, requestId, url.pathname);
-      stalls.track(res);
-      Promise.resolve()
-        .then(() => route(req, res, url))
-        .catch((err: unknown) => renderError(res, err, logger));
+      // Called at once, not from a microtask: a route that answers from memory (a hot proxy
+      // redirect) then costs no promise at all. Thrown or rejected, a failure is rendered alike.
+      try {
+        const answer = route(req, res, url) as PromiseLike<unknown> | undefined;
+        // Any thenable (yoga's adapter may hand back one of its own), as a microtask did before.
+        if (typeof answer?.then === 'function') {
+          answer.then(undefined, (err: unknown) => renderError(res, err, logger));
+        }
+      } catch (err) {
+        renderError(res, err, logger);
+      }
+      // An ended response has nothing left to stall on (see stall-guard.ts).
+      if (!res.writableEnded) stalls.track(res);
     });
   };
 

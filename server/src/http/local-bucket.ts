@@ -16,6 +16,7 @@ import { type ByteRange, OBJECT_CACHE_CONTROL, type Storage } from '../storage/s
 import { parseVariantKey } from '../storage/variant.js';
 import { untrustedObjectHeaders } from './object-headers.js';
 import { notModified, parseRange } from './range.js';
+import type { RequestTarget } from './request-target.js';
 import { pipeBody } from './send.js';
 
 /**
@@ -47,7 +48,7 @@ export function createLocalBucketRoute(deps: {
   clock: Clock;
   localVariants: Pick<LocalVariants, 'get'> | undefined;
 }) {
-  return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  return async (req: IncomingMessage, res: ServerResponse, url: RequestTarget): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
     let key: string;
     try {

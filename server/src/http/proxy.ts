@@ -6,11 +6,12 @@ import { badInput, methodNotAllowed, unauthenticated } from '../errors/index.js'
 import { isImageId } from '../images/image-id.js';
 import type { ProxyAccess, ProxyCredential } from '../images/proxy-access.js';
 import type { VariantCatalog } from '../images/variants.js';
+import { andThen, type MaybePromise } from '../lib/maybe-promise.js';
 import type { Metrics } from '../metrics.js';
-import { labelled } from './access-log.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
 import { type StreamDeps, streamObject } from './proxy-stream.js';
 import { streamVariant } from './proxy-stream-variant.js';
+import type { RequestTarget } from './request-target.js';
 
 export interface ProxyDeps extends RedirectDeps, StreamDeps {
   config: RedirectDeps['config'] & Pick<Config, 'auth'>;
@@ -20,7 +21,7 @@ export interface ProxyDeps extends RedirectDeps, StreamDeps {
   metrics: Pick<Metrics, 'proxyResponses'>;
 }
 
-function modeOf(url: URL): ProxyMode | undefined {
+function modeOf(url: RequestTarget): ProxyMode | undefined {
   const m = url.searchParams.get('mode');
   if (m === null || m === '' || m === 'redirect') return 'redirect';
   return m === 'stream' ? 'stream' : undefined;
@@ -33,8 +34,9 @@ function modeOf(url: URL): ProxyMode | undefined {
  * (502) or the database (503) failing is a 5xx. Failures are thrown and rendered in one place.
  */
 export function createProxyRoute(d: ProxyDeps) {
-  const responses = labelled(d.metrics.proxyResponses);
-  async function credentialOf(req: IncomingMessage, url: URL): Promise<ProxyCredential> {
+  const responses = d.metrics.proxyResponses;
+  // A token is at hand; a bearer token is verified asynchronously (it may need the JWKS).
+  function credentialOf(req: IncomingMessage, url: RequestTarget): MaybePromise<ProxyCredential> {
     const token = url.searchParams.get('t');
     if (token) return { kind: 'token', token };
     const authorization = req.headers.authorization;
@@ -44,13 +46,15 @@ export function createProxyRoute(d: ProxyDeps) {
     if (!authorization && !d.config.auth.disabled && !d.config.auth.publicReadAnonymous) {
       throw unauthenticated('A proxy token (?t=) or a bearer token is required');
     }
-    return { kind: 'viewer', viewer: await d.authenticate(authorization) };
+    return d.authenticate(authorization).then((viewer) => ({ kind: 'viewer', viewer }));
   }
 
-  return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  // Not async: a hot link's redirect is answered before this returns (no promise is made), and a
+  // failure is thrown at once; otherwise the promise of the answer.
+  return (req: IncomingMessage, res: ServerResponse, url: RequestTarget): MaybePromise<void> => {
     const mode = modeOf(url);
     res.once('close', () => {
-      responses(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
+      responses.labels(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
     });
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
     const rawId = url.pathname.slice(PROXY_PREFIX.length);
@@ -61,14 +65,13 @@ export function createProxyRoute(d: ProxyDeps) {
     const presetName = url.searchParams.get('preset');
     const preset = presetName ? d.variants.preset(presetName) : undefined;
 
-    const grant = await d.proxyAccess.grant(
-      rawId.toLowerCase(),
-      mode,
-      await credentialOf(req, url),
-      preset?.name,
+    const id = rawId.toLowerCase();
+    const grant = andThen(credentialOf(req, url), (cred) =>
+      d.proxyAccess.grant(id, mode, cred, preset?.name),
     );
-    if (mode === 'stream' && preset) await streamVariant(d, req, res, grant, preset);
-    else if (mode === 'stream') await streamObject(d, req, res, grant);
-    else await redirectToSignedUrl(d, res, grant, preset);
+    return andThen(grant, (g) => {
+      if (mode === 'redirect') return redirectToSignedUrl(d, res, g, preset);
+      return preset ? streamVariant(d, req, res, g, preset) : streamObject(d, req, res, g);
+    });
   };
 }

@@ -5,7 +5,8 @@ import type { ServerResponse } from 'node:http';
  * socket (`writableNeedDrain`) for longer than `stallMs` is destroyed. A subscriber that never
  * reads its event stream, or a download held open at zero bytes a second, would otherwise keep
  * its socket, its buffers and (for stream mode) an origin connection forever. One timer for all
- * responses; tracking a response is a Set insertion.
+ * responses; tracking a response is a Set insertion. A response that has ended needs no
+ * tracking: Node reports `writableNeedDrain` false once it has (its last bytes are the socket's).
  */
 export function createStallGuard(stallMs: number) {
   const open = new Map<ServerResponse, number>();

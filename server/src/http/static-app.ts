@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import type { RequestTarget } from './request-target.js';
 import { sendText } from './send.js';
 
 const TYPES: Record<string, string> = {
@@ -28,7 +29,7 @@ export function isInside(base: string, file: string): boolean {
 /** Serves the built Vue app; unknown paths get index.html so client-side routes work. */
 export function createStaticRoute(root: string) {
   const base = path.resolve(root);
-  return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  return async (req: IncomingMessage, res: ServerResponse, url: RequestTarget): Promise<void> => {
     let rel: string;
     try {
       rel = decodeURIComponent(url.pathname);

@@ -3,6 +3,7 @@ import type { ProxyTokens } from '../auth/proxy-token.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { RecentRows } from '../db/recent-rows.js';
 import { forbidden, notFound } from '../errors/index.js';
+import { andThen, type MaybePromise } from '../lib/maybe-promise.js';
 import type { ProxyGrant } from './proxy-grant.js';
 import { canRead } from './visibility.js';
 
@@ -22,30 +23,32 @@ export type ProxyCredential = { kind: 'token'; token: string } | { kind: 'viewer
 export class ProxyAccess {
   constructor(
     private readonly d: {
-      tokens: Pick<ProxyTokens, 'verify' | 'expiresAt'>;
+      tokens: Pick<ProxyTokens, 'verify'>;
       rows: Pick<RecentRows, 'find'>;
     },
   ) {}
 
-  /** `preset`: a configured preset's name (checked by the caller), bound into the token. */
-  async grant(id: string, mode: ProxyMode, cred: ProxyCredential, preset?: string): Promise<ProxyGrant> {
+  /**
+   * `preset`: a configured preset's name (checked by the caller), bound into the token. At hand
+   * (no promise) when the row was looked up in the last few seconds: a hot link's case.
+   */
+  grant(id: string, mode: ProxyMode, cred: ProxyCredential, preset?: string): MaybePromise<ProxyGrant> {
     let publicOnly = false;
+    let tokenExpiresAt: number | null = null;
     if (cred.kind === 'token') {
       // The whole token is checked before any I/O: a forged or edited link costs no SQL.
       const check = this.d.tokens.verify(cred.token, id, mode, preset);
       if (!check.ok) throw forbidden(check.reason === 'expired' ? 'The link has expired' : 'Invalid link');
       publicOnly = check.scope === 'public';
+      tokenExpiresAt = check.expiresAt;
     }
-    const row = await this.d.rows.find(id);
-    // Missing, deleted, and an image this credential may not read all answer the same.
-    const readable =
-      row !== undefined &&
-      (cred.kind === 'token' ? !publicOnly || row.visibility === 'public' : canRead(cred.viewer, row));
-    if (!readable) throw notFound('No such image');
-    return {
-      row,
-      tokenExpiresAt: cred.kind === 'token' ? (this.d.tokens.expiresAt(cred.token) ?? null) : null,
-      byBearer: cred.kind === 'viewer',
-    };
+    return andThen(this.d.rows.find(id), (row) => {
+      // Missing, deleted, and an image this credential may not read all answer the same.
+      const readable =
+        row !== undefined &&
+        (cred.kind === 'token' ? !publicOnly || row.visibility === 'public' : canRead(cred.viewer, row));
+      if (!readable) throw notFound('No such image');
+      return { row, tokenExpiresAt, byBearer: cred.kind === 'viewer' };
+    });
   }
 }

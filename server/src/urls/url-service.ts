@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { MaybePromise } from '../lib/maybe-promise.js';
 import type { UrlSignature } from '../storage/storage.js';
 import type { GuardedCache } from './guarded-cache.js';
 import type { RegionChoice } from './region-choice.js';
@@ -85,13 +86,13 @@ export class UrlService {
    * One image's URL for a single-image request (the proxy's redirect): the URL this node read or
    * signed for it within `withinMs`, if it still has `minTtl` to live, else `resolveMany`. A Redis
    * round trip is most of what a redirect costs; reusing a URL for seconds is well inside what
-   * the redirect's own `max-age` already lets every browser do.
+   * the redirect's own `max-age` already lets every browser do. A hit is at hand (no promise).
    */
-  async resolveRecent(request: UrlRequest, withinMs: number): Promise<ResolvedUrl> {
+  resolveRecent(request: UrlRequest, withinMs: number): MaybePromise<ResolvedUrl> {
     const started = performance.now();
     const req = this.placed([request])[0]!;
     const hit = this.d.memo.recent(req.id, req.key, withinMs, req.minTtl, req.region);
-    if (!hit) return (await this.resolveMany([req]))[0]!;
+    if (!hit) return this.resolveMany([req]).then((out) => out[0]!);
     this.d.telemetry.resolved([req.id], this.d.clock.now(), 0, started, [hit]);
     return hit;
   }
