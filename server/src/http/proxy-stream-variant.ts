@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { ImagePreset } from '../config-images.js';
+import { RECENT_ROW_MS } from '../db/recent-rows.js';
 import { badGateway, notFound, rangeNotSatisfiable } from '../errors/index.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import { OBJECT_MAX_AGE_SECONDS } from '../storage/storage.js';
@@ -36,7 +37,7 @@ export async function streamVariant(
       variant,
       preset: variant ? preset.name : undefined,
     },
-    5000,
+    RECENT_ROW_MS,
   );
   const upstream = new AbortController();
   const onClose = () => upstream.abort();
