@@ -60,3 +60,10 @@ export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Re
 export function tokenFor(owner: string): Promise<string> {
   return signToken(owner, { exp: '6h' }, JWT_SECRET);
 }
+
+/**
+ * The Node.js flags the server runs with (the Dockerfile's CMD; a test keeps the two equal): every
+ * contender built from the app gets them (gateway, ceilings, workers), but the embedded start,
+ * which is `npm start` (docs/operations.md, "Memory and V8 flags").
+ */
+export const PRODUCT_NODE_FLAGS = ['--max-semi-space-size=32'];

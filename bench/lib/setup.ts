@@ -4,7 +4,15 @@ import { thumbHashOf } from '../../server/src/images/thumbhash.js';
 import { makePng } from '../../server/src/seed.js';
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { Bench, OwnerKey } from './bench.js';
-import { COS, type Endpoints, gatewayEnv, OWNERS, STREAM_OBJECT_BYTES, tokenFor } from './config.js';
+import {
+  COS,
+  type Endpoints,
+  gatewayEnv,
+  OWNERS,
+  PRODUCT_NODE_FLAGS,
+  STREAM_OBJECT_BYTES,
+  tokenFor,
+} from './config.js';
 import {
   analyze,
   createBenchDatabase,
@@ -123,11 +131,15 @@ export async function startServices(
     const ceilingOf = (mode: 'static' | 'sql' | 'urls') =>
       startNode(
         `ceiling-${mode}`,
-        [...prof, '--import', 'tsx', 'bench/children/ceiling-server.ts'],
+        [...prof, ...PRODUCT_NODE_FLAGS, '--import', 'tsx', 'bench/children/ceiling-server.ts'],
         gatewayEnv(endpoints, { CEILING_MODE: mode, CEILING_OWNER: OWNERS.main.id }),
       );
     const settled = await Promise.allSettled([
-      startNode('gateway', [...prof, 'server/dist/main.js'], gatewayEnv(endpoints, tuning)),
+      startNode(
+        'gateway',
+        [...prof, ...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
+        gatewayEnv(endpoints, tuning),
+      ),
       ceilingOf('static'),
       ceilingOf('sql'),
       ceilingOf('urls'),
@@ -139,7 +151,7 @@ export async function startServices(
       }),
       startNode(
         'gateway-interpreted',
-        [...prof, 'server/dist/main.js'],
+        [...prof, ...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
         gatewayEnv(endpoints, { ...tuning, GRAPHQL_JIT: 'false' }),
       ),
       startNode(

@@ -1,5 +1,5 @@
 import { type Bench, graphql, type Section } from '../lib/bench.js';
-import { gatewayEnv } from '../lib/config.js';
+import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { sleep, startNode } from '../lib/processes.js';
 
 const QUERY =
@@ -23,9 +23,9 @@ export async function oneUrlPerStep(b: Bench): Promise<Section> {
     // Its own cache keys: the main gateway's hour-long URLs must not be read as this grid's.
     REDIS_PREFIX: 'grid:',
   });
-  const nodes = [await startNode('grid-a', ['server/dist/main.js'], env)];
+  const nodes = [await startNode('grid-a', [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'], env)];
   try {
-    nodes.push(await startNode('grid-b', ['server/dist/main.js'], env));
+    nodes.push(await startNode('grid-b', [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'], env));
     const steps = b.quick ? 3 : 10;
     const stepMs = 3000;
     /** image -> step (expiresAt) -> distinct URLs */

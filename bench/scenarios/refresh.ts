@@ -3,7 +3,7 @@ import type { StoreEntry } from '../../server/src/urls/store.js';
 import { WindowGrid } from '../../server/src/urls/window-grid.js';
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
-import { gatewayEnv } from '../lib/config.js';
+import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { inProcessWorker } from '../lib/in-process.js';
 import { sleep, startNode } from '../lib/processes.js';
 import { median } from '../lib/stats.js';
@@ -64,7 +64,11 @@ export async function refresh(b: Bench): Promise<Section> {
     const [seeded, ...started] = await Promise.allSettled([
       seed(),
       ...Array.from({ length: workers }, (_, i) =>
-        startNode(`worker-${i}`, ['server/dist/main.js'], gatewayEnv(b.endpoints, { SIGNET_ROLE: 'worker' })),
+        startNode(
+          `worker-${i}`,
+          [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
+          gatewayEnv(b.endpoints, { SIGNET_ROLE: 'worker' }),
+        ),
       ),
     ]);
     const procs = started.flatMap((p) => (p.status === 'fulfilled' ? [p.value as GatewayProcess] : []));

@@ -1,6 +1,6 @@
 import { CountingProxy, type Turn } from '../../server/test/support/counting-proxy.js';
 import { type Bench, fetchPage, type Section } from '../lib/bench.js';
-import { gatewayEnv } from '../lib/config.js';
+import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { sleep, startNode } from '../lib/processes.js';
 
 /**
@@ -40,7 +40,7 @@ export async function roundTrips(b: Bench): Promise<Section> {
   proxiedDb.host = `127.0.0.1:${pgProxy.port}`;
   const gateway = await startNode(
     'counting-gateway',
-    ['server/dist/main.js'],
+    [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
     gatewayEnv({
       ...b.endpoints,
       redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
