@@ -177,7 +177,7 @@ const PAGE_SQL = (() => {
   const total =
     ', (select count(*) from "images" "c" where "c"."owner_id" = $1 and "c"."deleted_at" is null) as "total_count"';
   const from = ' from "images" where "owner_id" = $1 and "deleted_at" is null';
-  const after = ' and ("created_at", "id") < ($3, $4::uuid)';
+  const after = ' and (created_at, id) < ($3, $4::uuid)';
   const order = ' order by "created_at" desc, "id" desc limit $2';
   return {
     first: select + from + order,
