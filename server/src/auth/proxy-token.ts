@@ -26,8 +26,6 @@ export interface ProxyTokens {
   sign(imageId: string, mode: ProxyMode, scope?: TokenScope, preset?: string): string;
   /** The whole check: shape, a configured key id, not expired, and the MAC over what is asked. */
   verify(token: string, imageId: string, mode: ProxyMode, preset?: string): TokenCheck;
-  /** Epoch ms when the token stops working (null: never; undefined: not a token). */
-  expiresAt(token: string): number | null | undefined;
 }
 
 export type TokenCheck =
@@ -157,11 +155,6 @@ export function createProxyTokens(opts: ProxyTokenOptions): ProxyTokens {
         }
       }
       return { ok: false, reason: 'mismatch' };
-    },
-    expiresAt(token) {
-      const parsed = parse(token);
-      if (!parsed) return undefined;
-      return parsed.exp === 0 ? null : parsed.exp * 1000;
     },
   };
 }

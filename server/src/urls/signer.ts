@@ -111,39 +111,29 @@ export class UrlSigner {
       return { id: it.id, sig, ttlMs: refreshAt - nowMs, refreshAt };
     });
 
+    // Until the write-back lands, a concurrent resolve that missed the same ids takes this
+    // batch's signatures instead of signing them again.
+    const writing = cache.write(entries, reason);
+    if (writing) {
+      const shared = Promise.resolve(result);
+      for (const it of items) this.inflight.set(it.id, shared);
+      void writing.then(() => {
+        for (const it of items) if (this.inflight.get(it.id) === shared) this.inflight.delete(it.id);
+      });
+    }
     if (!strict) {
       // The answer does not wait for the write-back: the URL is the step's whatever the cache
       // holds (the grid makes it deterministic), and a lost write only costs a signing later.
-      // Until it lands, a concurrent resolve that missed the same ids takes this batch's result
-      // instead of signing them again. Published in the same tick, the event leaves on the same
-      // connection right behind the write-back. See docs/architecture.md, "The hot path".
-      const writing = cache.write(entries, reason);
+      // Published in the same tick, the event leaves on the same connection right behind the
+      // write-back. See docs/architecture.md, "The hot path".
       this.publish(events);
-      if (writing) {
-        const shared = Promise.resolve(result);
-        for (const it of items) this.inflight.set(it.id, shared);
-        void writing.then(() => {
-          for (const it of items) if (this.inflight.get(it.id) === shared) this.inflight.delete(it.id);
-        });
-      }
       return result;
     }
     // A sweep's refresh is stored before it is published, and a failed write fails the batch.
-    let release!: () => void;
-    const written = new Promise<Map<string, UrlSignature>>((r) => {
-      release = () => r(result);
-    });
-    for (const it of items) this.inflight.set(it.id, written);
-    try {
-      const writing = cache.write(entries, reason);
-      const failure = writing
-        ? await writing
-        : new Error('URL cache unavailable (cooling down after a failure)');
-      if (failure) throw failure;
-    } finally {
-      release();
-      for (const it of items) if (this.inflight.get(it.id) === written) this.inflight.delete(it.id);
-    }
+    const failure = writing
+      ? await writing
+      : new Error('URL cache unavailable (cooling down after a failure)');
+    if (failure) throw failure;
     this.publish(events);
     return result;
   }
