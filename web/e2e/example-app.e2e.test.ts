@@ -183,9 +183,13 @@ describe('examples/vue-apollo with the built @signet/vue', () => {
   it('falls back to the proxy link when the bucket cannot be reached for an image', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const graphql = recordGraphql(page);
+    let refused = 0;
     await page.route(
       (url) => url.pathname.startsWith('/local-bucket/') && url.pathname.includes(target),
-      (route) => route.abort('connectionrefused'),
+      (route) => {
+        refused++;
+        return route.abort('connectionrefused');
+      },
     );
     await open(page);
     const el = page.locator(`.smart-image[data-image-id="${target}"]`);
@@ -195,13 +199,18 @@ describe('examples/vue-apollo with the built @signet/vue', () => {
     expect(new URL(src!).origin).toBe(gateway.url);
     expect(new URL(src!).pathname).toBe(`/proxy/${target}`);
     expect(await el.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
-    // Three re-signs were tried first, with backoff between them.
+    // Three retries with newer URLs came first, with backoff between them: the first load and
+    // three retries all failed at the bucket. A retry takes a URL pushed or refetched during its
+    // backoff when one came (the page's live updates), else asks refreshSignedUrls for one, so
+    // how many of the three were asked for depends on timing — never more than three.
+    expect(refused).toBeGreaterThanOrEqual(4);
     const tries = graphql.filter(
       (c) =>
         c.operationName === 'RefreshSignedUrls' &&
         (c.request.postDataJSON() as { variables: { ids: string[] } }).variables.ids.includes(target),
     );
-    expect(tries).toHaveLength(3);
+    expect(tries.length).toBeGreaterThanOrEqual(1);
+    expect(tries.length).toBeLessThanOrEqual(3);
     await page.close();
   });
 
