@@ -33,45 +33,90 @@ export function urlKeys(prefix: string) {
 const CLAIM_COMMAND = 'signetClaimDue';
 const WRITE_COMMAND = 'signetWriteUrls';
 
+/*
+ * The bulk scripts below take their entries as ONE JSON argument (decoded by Redis' bundled
+ * cjson) and build the per-image key names themselves, from the prefix and the shard tag. As
+ * hundreds of separate arguments (two key names per image, each a RESP bulk string), the
+ * client's command building, its string concatenation and the socket write of ~30 KB were most of
+ * a cold page's CPU after signing (found by the benchmark, scenario 4). The keys a call touches
+ * share the slot of the key it declares (one shard tag per call on a cluster), so a cluster
+ * routes it right. See docs/architecture.md, "Data".
+ */
+
 /**
- * The write-back of many signatures as one command (KEYS: url1, meta1, url2, meta2, …; ARGV:
- * counted (1: bump each meta's refresh count), value1, ttlMs1, value2, ttlMs2, …): a SET … PX per
- * URL and, for refreshes, an HINCRBY. As a hundred commands in a pipeline, each was a command
- * object, a command timer and its own reply for the client to make and parse: most of a cold
- * page's CPU after signing. The keys of one call share a slot on a cluster (one shard tag).
+ * The write-back of many signatures (KEYS[1]: a key of the call's shard slot, for routing; ARGV:
+ * counted ('1': bump each meta's refresh count), the key prefix, JSON `[shard, id, value, ttlMs,
+ * …]`): a SET … PX per URL and, for refreshes, an HINCRBY.
  */
 const WRITE_SCRIPT = `
 local counted = ARGV[1] == '1'
-for i = 1, #KEYS, 2 do
-  local a = i + 1
-  redis.call('SET', KEYS[i], ARGV[a], 'PX', ARGV[a + 1])
-  if counted then redis.call('HINCRBY', KEYS[i + 1], 'r', 1) end
+local prefix = ARGV[2]
+local e = cjson.decode(ARGV[3])
+for i = 1, #e, 4 do
+  local tag = prefix .. '{u' .. e[i] .. '}'
+  redis.call('SET', tag .. 'url:' .. e[i + 1], e[i + 2], 'PX', e[i + 3])
+  if counted then redis.call('HINCRBY', tag .. 'meta:' .. e[i + 1], 'r', 1) end
 end
-return #KEYS / 2
+return #e / 4
+`;
+
+const SCHEDULE_COMMAND = 'signetScheduleUrls';
+/**
+ * Schedules refreshes (KEYS: the schedule, the never-refreshed set; ARGV: '1' to add the ids to
+ * the never-refreshed set, JSON `[refreshAt, id, …]`). ZADD/SADD in chunks of 500 members: Lua's
+ * unpack has a bounded stack.
+ */
+const SCHEDULE_SCRIPT = `
+local e = cjson.decode(ARGV[2])
+for i = 1, #e, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(e, i, math.min(i + 999, #e)))
+end
+if ARGV[1] == '1' then
+  local ids = {}
+  for i = 2, #e, 2 do ids[#ids + 1] = e[i] end
+  for i = 1, #ids, 500 do
+    redis.call('SADD', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
+  end
+end
+return #e / 2
 `;
 
 const ACCESS_META_COMMAND = 'signetAccessMeta';
 /**
- * Access counts of many images (KEYS: their meta hashes, one shard tag; ARGV: count1, lastAt1,
- * count2, lastAt2, …): `a` += count when above zero, `l` = lastAt. One command per shard instead
- * of two per image (the flush writes every image a node served in the last second).
+ * Access counts of many images (KEYS[1]: a key of the call's shard slot, for routing; ARGV: the
+ * key prefix, JSON `[shard, id, count, lastAt, …]`): `a` += count when above zero, `l` = lastAt.
+ * One command per shard slot instead of two per image (the flush writes every image a node served
+ * in the last second).
  */
 const ACCESS_META_SCRIPT = `
-for i = 1, #KEYS do
-  local count = tonumber(ARGV[i * 2 - 1])
-  if count > 0 then redis.call('HINCRBY', KEYS[i], 'a', count) end
-  redis.call('HSET', KEYS[i], 'l', ARGV[i * 2])
+local prefix = ARGV[1]
+local e = cjson.decode(ARGV[2])
+for i = 1, #e, 4 do
+  local meta = prefix .. '{u' .. e[i] .. '}meta:' .. e[i + 1]
+  if e[i + 2] > 0 then redis.call('HINCRBY', meta, 'a', e[i + 2]) end
+  redis.call('HSET', meta, 'l', e[i + 3])
 end
-return #KEYS
+return #e / 4
 `;
 
-const ACCESS_HOT_COMMAND = 'signetAccessHot';
-/** ZINCRBY of many members (KEYS: the hot set; ARGV: count1, id1, …): one command, not one each. */
-const ACCESS_HOT_SCRIPT = `
-for i = 1, #ARGV, 2 do
-  redis.call('ZINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+const ACCESS_SETS_COMMAND = 'signetAccessSets';
+/**
+ * The hot and live sets of many images (KEYS: hot, live; ARGV: JSON `[count, id, lastAt, …]`):
+ * ZINCRBY hot by count when above zero, ZADD live GT lastAt (a node flushing late never moves an
+ * image's last access backwards).
+ */
+const ACCESS_SETS_SCRIPT = `
+local e = cjson.decode(ARGV[1])
+local live = {}
+for i = 1, #e, 3 do
+  if e[i] > 0 then redis.call('ZINCRBY', KEYS[1], e[i], e[i + 1]) end
+  live[#live + 1] = e[i + 2]
+  live[#live + 1] = e[i + 1]
 end
-return #ARGV / 2
+for i = 1, #live, 1000 do
+  redis.call('ZADD', KEYS[2], 'GT', unpack(live, i, math.min(i + 999, #live)))
+end
+return #e / 3
 `;
 
 /**
@@ -130,6 +175,11 @@ function byShard(ids: readonly string[], k: ReturnType<typeof urlKeys>): Map<str
   return groups;
 }
 
+/** Calls a command defined with defineCommand (ioredis types do not know it) on a client or pipeline. */
+function call(on: unknown, command: string, ...args: (string | number)[]): unknown {
+  return (on as Record<string, (...a: (string | number)[]) => unknown>)[command]!(...args);
+}
+
 function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -151,19 +201,20 @@ export class RedisUrlStore implements UrlStore {
    */
   constructor(
     private readonly redis: RedisClient,
-    prefix: string,
+    private readonly prefix: string,
     private readonly deadlineMs = 500,
   ) {
     this.k = urlKeys(prefix);
     this.cluster = redis instanceof Cluster;
     // defineCommand sends EVALSHA and loads the script only when Redis does not know it yet.
-    if (!(CLAIM_COMMAND in redis)) redis.defineCommand(CLAIM_COMMAND, { numberOfKeys: 4, lua: CLAIM_SCRIPT });
-    // The number of keys varies per call: given as the first argument.
-    if (!(WRITE_COMMAND in redis)) redis.defineCommand(WRITE_COMMAND, { lua: WRITE_SCRIPT });
-    if (!(ACCESS_META_COMMAND in redis))
-      redis.defineCommand(ACCESS_META_COMMAND, { lua: ACCESS_META_SCRIPT });
-    if (!(ACCESS_HOT_COMMAND in redis))
-      redis.defineCommand(ACCESS_HOT_COMMAND, { numberOfKeys: 1, lua: ACCESS_HOT_SCRIPT });
+    const define = (name: string, numberOfKeys: number, lua: string) => {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
+    };
+    define(CLAIM_COMMAND, 4, CLAIM_SCRIPT);
+    define(WRITE_COMMAND, 1, WRITE_SCRIPT);
+    define(SCHEDULE_COMMAND, 2, SCHEDULE_SCRIPT);
+    define(ACCESS_META_COMMAND, 1, ACCESS_META_SCRIPT);
+    define(ACCESS_SETS_COMMAND, 2, ACCESS_SETS_SCRIPT);
   }
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
@@ -191,33 +242,28 @@ export class RedisUrlStore implements UrlStore {
     if (entries.length === 0) return;
     const batch = new CommandBatch(this.redis);
     const schedule: (string | number)[] = [];
-    // One script call per shard tag (a cluster slot), or one for all on a single Redis.
-    const groups = new Map<string, { keys: string[]; args: (string | number)[] }>();
-    const counted = reason === 'refresh' ? 1 : 0;
+    // One script call per shard slot on a cluster, or one for all on a single Redis.
+    const groups = new Map<number, { key: string; entries: (string | number)[] }>();
     for (const e of entries) {
-      const tag = this.cluster ? this.k.shard(e.id) : '';
-      let g = groups.get(tag);
+      const shard = shardOf(e.id);
+      const at = this.cluster ? shard : -1;
+      let g = groups.get(at);
       if (!g) {
-        g = { keys: [], args: [counted] };
-        groups.set(tag, g);
+        g = { key: this.k.url(e.id), entries: [] };
+        groups.set(at, g);
       }
-      g.keys.push(this.k.url(e.id), this.k.meta(e.id));
-      g.args.push(encodeSignature(e.sig), Math.max(1, Math.floor(e.ttlMs)));
+      g.entries.push(shard, e.id, encodeSignature(e.sig), Math.max(1, Math.floor(e.ttlMs)));
       schedule.push(e.refreshAt, e.id);
     }
-    for (const { keys, args } of groups.values()) {
-      batch.add(keys[0]!, (p) =>
-        (p as unknown as Record<string, (...a: (string | number)[]) => unknown>)[WRITE_COMMAND]!(
-          keys.length,
-          ...keys,
-          ...args,
-        ),
-      );
+    const counted = reason === 'refresh' ? '1' : '0';
+    for (const g of groups.values()) {
+      batch.add(g.key, (p) => call(p, WRITE_COMMAND, g.key, counted, this.prefix, JSON.stringify(g.entries)));
     }
-    batch.add(this.k.schedule, (p) => p.zadd(this.k.schedule, ...schedule));
-    if (reason === 'miss') {
-      batch.add(this.k.fresh, (p) => p.sadd(this.k.fresh, ...entries.map((e) => e.id)));
-    }
+    // Misses are new to the schedule: they also join the never-refreshed set (claimed first).
+    const fresh = reason === 'miss' ? '1' : '0';
+    batch.add(this.k.schedule, (p) =>
+      call(p, SCHEDULE_COMMAND, this.k.schedule, this.k.fresh, fresh, JSON.stringify(schedule)),
+    );
     await withDeadline(batch.exec(), this.deadlineMs);
   }
 
@@ -237,29 +283,25 @@ export class RedisUrlStore implements UrlStore {
   async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
     if (deltas.size === 0) return;
     const batch = new CommandBatch(this.redis);
-    const live: (string | number)[] = [];
-    const hot: (string | number)[] = [];
-    const metas = new Map<string, { keys: string[]; args: number[] }>();
+    const sets: (string | number)[] = [];
+    const metas = new Map<number, { key: string; entries: (string | number)[] }>();
     for (const [id, d] of deltas) {
-      const tag = this.cluster ? this.k.shard(id) : '';
-      let g = metas.get(tag);
+      const shard = shardOf(id);
+      const at = this.cluster ? shard : -1;
+      let g = metas.get(at);
       if (!g) {
-        g = { keys: [], args: [] };
-        metas.set(tag, g);
+        g = { key: this.k.meta(id), entries: [] };
+        metas.set(at, g);
       }
-      g.keys.push(this.k.meta(id));
-      g.args.push(d.count, d.lastAt);
-      if (d.count > 0) hot.push(d.count, id);
-      live.push(d.lastAt, id);
+      g.entries.push(shard, id, d.count, d.lastAt);
+      sets.push(d.count, id, d.lastAt);
     }
-    const call = (p: unknown, cmd: string, ...a: (string | number)[]) =>
-      (p as Record<string, (...x: (string | number)[]) => unknown>)[cmd]!(...a);
-    for (const { keys, args } of metas.values()) {
-      batch.add(keys[0]!, (p) => call(p, ACCESS_META_COMMAND, keys.length, ...keys, ...args));
+    for (const g of metas.values()) {
+      batch.add(g.key, (p) => call(p, ACCESS_META_COMMAND, g.key, this.prefix, JSON.stringify(g.entries)));
     }
-    if (hot.length > 0) batch.add(this.k.hot, (p) => call(p, ACCESS_HOT_COMMAND, this.k.hot, ...hot));
-    // GT: a node flushing late never moves an image's last access backwards.
-    batch.add(this.k.live, (p) => p.zadd(this.k.live, 'GT', ...live));
+    batch.add(this.k.live, (p) =>
+      call(p, ACCESS_SETS_COMMAND, this.k.hot, this.k.live, JSON.stringify(sets)),
+    );
     await batch.exec();
   }
 
@@ -288,10 +330,9 @@ export class RedisUrlStore implements UrlStore {
   }
 
   async claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult> {
-    const claim = (
-      this.redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>
-    )[CLAIM_COMMAND]!.bind(this.redis);
-    const [dropped, claimed] = (await claim(
+    const [dropped, claimed] = (await call(
+      this.redis,
+      CLAIM_COMMAND,
       this.k.schedule,
       this.k.live,
       this.k.hot,

@@ -84,4 +84,46 @@ describe('RedisUrlStore refresh schedule', () => {
     expect(all.length).toBe(300);
     expect(new Set(all).size).toBe(300);
   });
+
+  it('writes a batch back across every shard tag: values, TTLs, schedule, never-refreshed set, counts', async () => {
+    const now = 3_000_000;
+    // 300 ids fall into all 64 shard tags; odd characters survive the JSON argument.
+    const ids = Array.from({ length: 300 }, (_, i) => `w${i}${i % 7 === 0 ? '"\\é' : ''}`);
+    const entries = ids.map((id, i) => ({
+      id,
+      sig: { start: 10 + i, end: 20 + i, sig: `s${i}`, ...(i % 5 === 0 ? { region: 'eu-west' } : {}) },
+      ttlMs: 50_000 + i + 0.7,
+      refreshAt: now + i,
+    }));
+    await store.write(entries, 'miss');
+    expect(await store.read(ids)).toEqual(entries.map((e) => e.sig));
+    const keys = await redis.keys(`${prefix}{u*}url:w*`);
+    expect(keys.length).toBe(300);
+    const ttls = await Promise.all(keys.map((k) => redis.pttl(k)));
+    expect(Math.min(...ttls)).toBeGreaterThan(40_000);
+    expect(Math.max(...ttls)).toBeLessThanOrEqual(50_300);
+    const scores = await redis.zmscore(`${prefix}{refresh}:due`, ...ids);
+    expect(scores.map(Number)).toEqual(entries.map((e) => e.refreshAt));
+    expect(await redis.smismember(`${prefix}{refresh}:new`, ...ids)).toEqual(ids.map(() => 1));
+    // A miss counts no refresh; a refresh counts one each and joins no never-refreshed set.
+    expect((await store.status(ids.slice(0, 3))).map((r) => r.refreshCount)).toEqual([0, 0, 0]);
+    await redis.del(`${prefix}{refresh}:new`);
+    await store.write(entries.slice(0, 3), 'refresh');
+    expect((await store.status(ids.slice(0, 4))).map((r) => r.refreshCount)).toEqual([1, 1, 1, 0]);
+    expect(await redis.scard(`${prefix}{refresh}:new`)).toBe(0);
+  });
+
+  it('flushes access counts: meta counts and last access, the hot set, the live set never backwards', async () => {
+    const ids = Array.from({ length: 200 }, (_, i) => `a${i}`);
+    await store.recordAccess(new Map(ids.map((id, i) => [id, { count: i % 3, lastAt: 5_000_000 + i }])));
+    await store.recordAccess(new Map(ids.map((id) => [id, { count: 2, lastAt: 4_000_000 }])));
+    const status = await store.status(ids);
+    expect(status.map((r) => r.accessCount)).toEqual(ids.map((_, i) => (i % 3) + 2));
+    // The meta's last access is the last flush's; the live set keeps the latest (GT).
+    expect(status.map((r) => r.lastAccessAt)).toEqual(ids.map(() => 4_000_000));
+    const live = await redis.zmscore(`${prefix}{refresh}:live`, ...ids);
+    expect(live.map(Number)).toEqual(ids.map((_, i) => 5_000_000 + i));
+    const hot = await redis.zmscore(`${prefix}{refresh}:hot`, ...ids);
+    expect(hot.map(Number)).toEqual(ids.map((_, i) => (i % 3) + 2));
+  });
 });
