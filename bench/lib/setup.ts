@@ -127,6 +127,12 @@ export async function startServices(
     const tuning: Record<string, string> = process.env.BENCH_GATEWAY_NODE_OPTIONS
       ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS }
       : {};
+    // BENCH_GATEWAY_NODE_FLAGS: the gateway's command-line flags instead of the image's (V8 flags
+    // that NODE_OPTIONS refuses, such as --heap-growing-percent); space-separated.
+    const gatewayFlags =
+      process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined
+        ? process.env.BENCH_GATEWAY_NODE_FLAGS.split(' ').filter(Boolean)
+        : PRODUCT_NODE_FLAGS;
     // The servers under test start side by side; whichever started is stopped if one fails.
     const ceilingOf = (mode: 'static' | 'sql' | 'urls') =>
       startNode(
@@ -137,7 +143,7 @@ export async function startServices(
     const settled = await Promise.allSettled([
       startNode(
         'gateway',
-        [...prof, ...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
+        [...prof, ...gatewayFlags, 'server/dist/main.js'],
         gatewayEnv(endpoints, tuning),
       ),
       ceilingOf('static'),
@@ -151,7 +157,7 @@ export async function startServices(
       }),
       startNode(
         'gateway-interpreted',
-        [...prof, ...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
+        [...prof, ...gatewayFlags, 'server/dist/main.js'],
         gatewayEnv(endpoints, { ...tuning, GRAPHQL_JIT: 'false' }),
       ),
       startNode(
