@@ -141,11 +141,7 @@ export async function startServices(
         gatewayEnv(endpoints, { CEILING_MODE: mode, CEILING_OWNER: OWNERS.main.id }),
       );
     const settled = await Promise.allSettled([
-      startNode(
-        'gateway',
-        [...prof, ...gatewayFlags, 'server/dist/main.js'],
-        gatewayEnv(endpoints, tuning),
-      ),
+      startNode('gateway', [...prof, ...gatewayFlags, 'server/dist/main.js'], gatewayEnv(endpoints, tuning)),
       ceilingOf('static'),
       ceilingOf('sql'),
       ceilingOf('urls'),
