@@ -1,4 +1,4 @@
-import { CountingProxy, type Turn } from '../../server/test/support/counting-proxy.js';
+import { CountingProxy, isWriteBack, type Turn } from '../../server/test/support/counting-proxy.js';
 import { type Bench, fetchPage, type Section } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { sleep, startNode } from '../lib/processes.js';
@@ -16,8 +16,8 @@ function classify(turns: Turn[]) {
   for (const t of turns) {
     for (const [c, n] of Object.entries(t.commands)) commands[c] = (commands[c] ?? 0) + n;
     if (t.commands['mget']) reads++;
-    // The write-back: the URLs in one script call, the schedule, and the new-URL set (SADD).
-    else if (t.commands['sadd'] || t.commands['set']) writes++;
+    // The write-back: two script calls, the URLs and the schedule with the new-URL set.
+    else if (isWriteBack(t)) writes++;
     else if (t.commands['publish']) publishes++;
     else background++;
   }
@@ -70,6 +70,7 @@ export async function roundTrips(b: Bench): Promise<Section> {
     for (let i = 0; i < n; i++)
       await fetchPage(gateway.url, b.tokens.large, 100, b.rows.large.cursors[i * 100 + 99]);
     const coldSeconds = (Date.now() - t1) / 1000;
+    await redisProxy.settled(); // the last page's write-back leaves after its answer
     const cold = classify(redisProxy.turns);
     const coldSql = pgProxy.executed;
     const coldStatements = Object.fromEntries(pgProxy.statements);

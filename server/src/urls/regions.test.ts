@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answered } from '../../test/support/answered.js';
 import { captureLogger } from '../../test/support/logs.js';
 import { FakeClock } from '../clock.js';
 import { MemoryEventBus } from '../events/memory-bus.js';
@@ -43,22 +44,24 @@ describe('several regions on the URL path', () => {
       ],
       replicationDelaySeconds: delaySeconds,
     });
-    const { urls } = createUrlPath({
-      storage: b,
-      regions: {
-        storages: new Map([
-          ['a', a],
-          ['b', b],
-        ]),
-        choice,
-      },
-      store: new MemoryUrlStore(clock, 1000),
-      events: new MemoryEventBus(),
-      clock,
-      metrics: createMetrics(),
-      logger: captureLogger('info').logger,
-      timing: { urlTtlSeconds: 3600, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
-    });
+    const urls = answered(
+      createUrlPath({
+        storage: b,
+        regions: {
+          storages: new Map([
+            ['a', a],
+            ['b', b],
+          ]),
+          choice,
+        },
+        store: new MemoryUrlStore(clock, 1000),
+        events: new MemoryEventBus(),
+        clock,
+        metrics: createMetrics(),
+        logger: captureLogger('info').logger,
+        timing: { urlTtlSeconds: 3600, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
+      }).urls,
+    );
     return { clock, urls };
   }
 
@@ -150,29 +153,31 @@ describe('several regions with variants as derived objects (s3)', () => {
     const a = bucket('a');
     const b = bucket('b');
     const store = new MemoryUrlStore(clock, 1000);
-    const { urls } = createUrlPath({
-      storage: b,
-      regions: {
-        storages: new Map([
-          ['a', a],
-          ['b', b],
-        ]),
-        choice: new RegionChoice({
-          self: 'b',
-          buckets: [
-            { name: 'a', bucket: 'photos-a', host: undefined },
-            { name: 'b', bucket: 'photos-b', host: undefined },
-          ],
-          replicationDelaySeconds: undefined,
-        }),
-      },
-      store,
-      events: new MemoryEventBus(),
-      clock,
-      metrics: createMetrics(),
-      logger: captureLogger('info').logger,
-      timing: { urlTtlSeconds: 3600, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
-    });
+    const urls = answered(
+      createUrlPath({
+        storage: b,
+        regions: {
+          storages: new Map([
+            ['a', a],
+            ['b', b],
+          ]),
+          choice: new RegionChoice({
+            self: 'b',
+            buckets: [
+              { name: 'a', bucket: 'photos-a', host: undefined },
+              { name: 'b', bucket: 'photos-b', host: undefined },
+            ],
+            replicationDelaySeconds: undefined,
+          }),
+        },
+        store,
+        events: new MemoryEventBus(),
+        clock,
+        metrics: createMetrics(),
+        logger: captureLogger('info').logger,
+        timing: { urlTtlSeconds: 3600, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
+      }).urls,
+    );
     return { urls, store };
   }
 

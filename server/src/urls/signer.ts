@@ -111,24 +111,26 @@ export class UrlSigner {
       return { id: it.id, sig, ttlMs: refreshAt - nowMs, refreshAt };
     });
 
-    // Until the write-back lands, a concurrent resolve that missed the same ids takes this
-    // batch's signatures instead of signing them again.
-    const writing = cache.write(entries, reason);
-    if (writing) {
-      const shared = Promise.resolve(result);
-      for (const it of items) this.inflight.set(it.id, shared);
-      void writing.then(() => {
-        for (const it of items) if (this.inflight.get(it.id) === shared) this.inflight.delete(it.id);
-      });
-    }
     if (!strict) {
       // The answer does not wait for the write-back: the URL is the step's whatever the cache
       // holds (the grid makes it deterministic), and a lost write only costs a signing later.
-      // Published in the same tick, the event leaves on the same connection right behind the
-      // write-back. See docs/architecture.md, "The hot path".
-      this.publish(events);
+      // The write-back and the event are sent once this tick's answers are written (a cold
+      // page's response leaves before the ~16 KB write-back is built and sent); the event
+      // follows the write-back on the same connection. Until the write lands, a concurrent
+      // resolve that missed the same ids takes this batch's signatures instead of signing them
+      // again. See docs/architecture.md, "The hot path".
+      const release = this.holdInFlight(items, result);
+      setImmediate(() => {
+        const writing = cache.write(entries, reason);
+        if (writing) void writing.then(release);
+        else release();
+        this.publish(events);
+      });
       return result;
     }
+    // In flight from now until the write lands, as above.
+    const writing = cache.write(entries, reason);
+    if (writing) void writing.then(this.holdInFlight(items, result));
     // A sweep's refresh is stored before it is published, and a failed write fails the batch.
     const failure = writing
       ? await writing
@@ -136,6 +138,18 @@ export class UrlSigner {
     if (failure) throw failure;
     this.publish(events);
     return result;
+  }
+
+  /**
+   * Registers a batch's signatures in flight for its ids; the returned function clears the ids
+   * that still point at this batch (call it when the write-back lands, or fails).
+   */
+  private holdInFlight(items: readonly SignTarget[], result: Map<string, UrlSignature>): () => void {
+    const shared = Promise.resolve(result);
+    for (const it of items) this.inflight.set(it.id, shared);
+    return () => {
+      for (const it of items) if (this.inflight.get(it.id) === shared) this.inflight.delete(it.id);
+    };
   }
 
   /** URLs of their own for requests the step's URL cannot serve: signed, not cached, not published. */

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answered } from '../../test/support/answered.js';
 import { captureLogger } from '../../test/support/logs.js';
 import { FakeClock } from '../clock.js';
 import { MemoryEventBus } from '../events/memory-bus.js';
@@ -87,15 +88,17 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
         ? opts.store(clock)
         : (opts.store ?? new MemoryUrlStore(clock, opts.maxEntries ?? 1000));
     const metrics: Metrics = createMetrics();
-    const { urls } = createUrlPath({
-      storage,
-      store,
-      events: new MemoryEventBus(),
-      clock,
-      metrics,
-      logger,
-      timing: { urlTtlSeconds: TTL, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
-    });
+    const urls = answered(
+      createUrlPath({
+        storage,
+        store,
+        events: new MemoryEventBus(),
+        clock,
+        metrics,
+        logger,
+        timing: { urlTtlSeconds: TTL, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
+      }).urls,
+    );
     return { clock, logs, storage, store, metrics, urls };
   }
 

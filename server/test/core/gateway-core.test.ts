@@ -1,15 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
-import { CountingProxy, type Turn } from '../support/counting-proxy.js';
+import { CountingProxy, isWriteBack, type Turn } from '../support/counting-proxy.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { commandStats, OwnedRedis } from '../support/redis-server.js';
 import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
-
-/**
- * The page's write-back (one pipeline): the URLs (one script call: `signetWriteUrls` in
- * urls/redis-store.ts, EVAL the first time, EVALSHA after), the schedule and the new-URL set.
- */
-const WRITE_BACK = new Set(['evalsha', 'eval', 'zadd', 'sadd']);
 
 /** Turns as one short line for failure messages: `mget | set×100+zadd+sadd+publish`. */
 const show = (turns: readonly Turn[]) =>
@@ -52,6 +46,7 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
   /** One page of 100, with what it cost: SQL, loader batches, Redis turns on the wire, Redis calls. */
   async function measuredPage() {
     const admin = redis.client();
+    await wire.settled(); // the write-back of a page before this one leaves after its answer
     await admin.config('RESETSTAT');
     sql.length = 0;
     wire.reset();
@@ -59,6 +54,7 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
     const res = await h.gql<PageData>(PAGE_QUERY, { first: 100 });
     const calls = spy.mock.calls.length;
     spy.mockRestore();
+    await wire.settled(); // a cold page's write-back leaves after its answer
     const turns: Turn[] = [...wire.turns];
     const stats = await commandStats(admin);
     admin.disconnect();
@@ -89,14 +85,15 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
     // On the wire: the read (one MGET alone), then the write-back (one pipeline). The refresh
     // event's PUBLISH is not awaited by the page: it rides in the write-back's flight or leaves
     // right behind it; nothing else is sent.
-    const pageTurns = turns.filter(
-      (t) => t.commands['mget'] || Object.keys(t.commands).some((c) => WRITE_BACK.has(c)),
-    );
+    // The write-back is one pipeline of two script calls (urls/redis-store.ts): the URLs
+    // (`signetWriteUrls`), the schedule and the new-URL set (`signetScheduleUrls`); EVAL the first
+    // time, EVALSHA after.
+    const pageTurns = turns.filter((t) => t.commands['mget'] || isWriteBack(t));
     expect(pageTurns.length, show(turns)).toBeLessThanOrEqual(2);
     expect(turns[0]?.commands, show(turns)).toEqual({ mget: 1 });
-    const writeBack = turns.filter((t) => t.commands['sadd']);
+    const writeBack = turns.filter(isWriteBack);
     expect(writeBack, show(turns)).toHaveLength(1);
-    expect((writeBack[0]!.commands['evalsha'] ?? 0) + (writeBack[0]!.commands['eval'] ?? 0)).toBe(1);
+    expect((writeBack[0]!.commands['evalsha'] ?? 0) + (writeBack[0]!.commands['eval'] ?? 0)).toBe(2);
     // The one script call stored all 100 URLs.
     const admin = redis.client();
     expect(await admin.keys('*url:*')).toHaveLength(100);

@@ -82,7 +82,9 @@ describe('fault: a worker SIGKILLed mid-drain with many URLs due', () => {
     let killedAt = 0;
     let workerA: GatewayProcess | undefined;
     proxy.onForward = (direction, chunk) => {
-      if (direction !== 'up' || killedAt || !chunk.includes(keys.schedule)) return;
+      // The claim script names the schedule and the hot set (a write-back's names no hot set).
+      if (direction !== 'up' || killedAt || !chunk.includes(keys.schedule) || !chunk.includes(keys.hot))
+        return;
       const text = chunk.toString('latin1').toLowerCase();
       if (!text.includes('evalsha') && !text.includes('\r\neval\r\n')) return;
       // The claim script has just reached Redis; its answer is 150 ms away from the worker.

@@ -341,6 +341,7 @@ describe('who sees what: role × visibility × entry point', () => {
     const ask = () => gql<{ imagesByIds: ({ id: string } | null)[] }>('other', PAGE, { ids });
     const warm = await ask();
     expect(warm.errors).toBeUndefined();
+    await wire.settled(); // the cold page's write-back leaves after its answer
     sqlA.length = 0;
     wire.reset();
     const r = await ask();

@@ -218,6 +218,12 @@ describe('graceful shutdown of the real entry point', () => {
       const mine = await Promise.all(Array.from({ length: 20 }, () => bigImage(256, 'dave')));
       const ids = mine.map((m) => m.id);
       expect((await viewPage(gw.url, await signToken('dave'))).sort()).toEqual([...ids].sort());
+      // The page's write-back leaves after its answer: wait for it to land.
+      await expect
+        .poll(async () => (await admin.zmscore(k.schedule, ...ids)).every((at) => at !== null), {
+          timeout: 5000,
+        })
+        .toBe(true);
       // Where each URL's refresh was scheduled by that signing.
       const scheduled = new Map<string, number>();
       for (const id of ids) scheduled.set(id, Number(await admin.zscore(k.schedule, id)));
@@ -228,15 +234,15 @@ describe('graceful shutdown of the real entry point', () => {
       far.onForward = (direction, chunk) => {
         if (direction !== 'up') return;
         const text = chunk.toString('latin1').toLowerCase();
-        if (
-          !sigtermAt &&
-          chunk.includes(k.schedule) &&
-          (text.includes('evalsha') || text.includes('\r\neval\r\n'))
-        ) {
+        const script = text.includes('evalsha') || text.includes('\r\neval\r\n');
+        if (!script || !chunk.includes(k.schedule)) return;
+        // The claim script is the one that also names the hot set; the write-back's schedule
+        // script names only the schedule and the never-refreshed set.
+        if (!sigtermAt && chunk.includes(k.hot)) {
           sigtermAt = Date.now();
           gw!.child.kill('SIGTERM');
-        } else if (sigtermAt && !refreshWrittenAt && text.includes('zadd') && chunk.includes(k.schedule)) {
-          // The refresh's write-back: the URLs (one script call) and the schedule's ZADD.
+        } else if (sigtermAt && !refreshWrittenAt && !chunk.includes(k.hot)) {
+          // The refresh's write-back: the URLs and the schedule (two script calls).
           refreshWrittenAt = Date.now();
         }
       };

@@ -13,6 +13,8 @@ import { connectUpstream } from './tcp-proxy.js';
  */
 export interface Turn {
   commands: Record<string, number>;
+  /** The first key of each EVAL/EVALSHA in the turn: which script it was (its KEYS[1]). */
+  scriptKeys: string[];
   /** Which client connection of this proxy it was sent on (0 for the first accepted). */
   connection: number;
 }
@@ -51,6 +53,22 @@ export class CountingProxy {
     return self;
   }
 
+  /** When a client last sent bytes (performance.now()). */
+  private lastSentAt = 0;
+
+  /**
+   * Resolves once no client has sent anything for `quietMs`: a cold page's write-back leaves after
+   * its answer (docs/architecture.md, "The hot path"), so a test counting a page's turns waits
+   * for it.
+   */
+  async settled(quietMs = 100): Promise<void> {
+    for (;;) {
+      const idle = performance.now() - this.lastSentAt;
+      if (idle >= quietMs) return;
+      await new Promise((resolve) => setTimeout(resolve, quietMs - idle + 1));
+    }
+  }
+
   reset(): void {
     this.turns.length = 0;
     this.statements.clear();
@@ -62,8 +80,9 @@ export class CountingProxy {
     const conn: Conn = { buf: Buffer.alloc(0), newTurn: true, turn: undefined, startup: true };
     const connection = this.connections++;
     client.on('data', (chunk: Buffer) => {
+      this.lastSentAt = performance.now();
       if (conn.newTurn) {
-        conn.turn = { commands: {}, connection };
+        conn.turn = { commands: {}, scriptKeys: [], connection };
         this.turns.push(conn.turn);
         conn.newTurn = false;
       }
@@ -98,6 +117,7 @@ export class CountingProxy {
       const n = Number(buf.toString('latin1', at + 1, nl));
       let pos = nl + 2;
       let name = '';
+      let firstKey = '';
       let complete = true;
       for (let i = 0; i < n; i++) {
         const nl2 = buf.indexOf('\r\n', pos);
@@ -112,10 +132,13 @@ export class CountingProxy {
           break;
         }
         if (i === 0) name = buf.toString('latin1', start, start + len).toLowerCase();
+        // EVALSHA sha numkeys key1 …
+        if (i === 3) firstKey = buf.toString('latin1', start, start + len);
         pos = start + len + 2;
       }
       if (!complete) break;
       count(name);
+      if ((name === 'evalsha' || name === 'eval') && n > 3) conn.turn!.scriptKeys.push(firstKey);
       at = pos;
     }
     conn.buf = buf.subarray(at);
@@ -160,4 +183,12 @@ export class CountingProxy {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * A cold batch's write-back: its URL script call (KEYS[1] a `…url:<id>` key). The access flush's
+ * scripts start with a `meta:` or the hot set's key; the claim's with the schedule's.
+ */
+export function isWriteBack(t: Turn): boolean {
+  return t.scriptKeys.some((k) => k.includes('url:'));
 }

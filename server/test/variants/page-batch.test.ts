@@ -69,6 +69,7 @@ describe('variants in the page batch (cos driver, PostgreSQL, Redis on the wire)
 
   async function measuredPage() {
     const admin = redis.client();
+    await wire.settled(); // a cold page's write-back leaves after its answer: not this page's
     await admin.config('RESETSTAT');
     sql.length = 0;
     wire.reset();
@@ -78,6 +79,7 @@ describe('variants in the page batch (cos driver, PostgreSQL, Redis on the wire)
     // first entry; the service reads and signs it once).
     const batches = spy.mock.calls.map((c) => new Set(c[0].map((r) => `${r.id}:${r.minTtl}`)).size);
     spy.mockRestore();
+    await wire.settled();
     const turns: Turn[] = [...wire.turns];
     const stats = await commandStats(admin);
     admin.disconnect();
@@ -132,6 +134,7 @@ describe('variants in the page batch (cos driver, PostgreSQL, Redis on the wire)
   it('a variant has its own URL and cache entry, apart from the original', async () => {
     const res = await h.gql<VariantPageData>(VARIANT_PAGE, { first: 5 });
     for (const e of res.data!.images.edges) expect(e.node.thumb.url).not.toBe(e.node.signedUrl.url);
+    await wire.settled();
     const admin = redis.client();
     const id = res.data!.images.edges[0]!.node.id;
     const keys = await admin.keys(`*${id}*`);
