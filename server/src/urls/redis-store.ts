@@ -252,8 +252,10 @@ export class RedisUrlStore implements UrlStore {
         g = { key: this.k.url(e.id), entries: [] };
         groups.set(at, g);
       }
-      g.entries.push(shard, e.id, encodeSignature(e.sig), Math.max(1, Math.floor(e.ttlMs)));
-      schedule.push(e.refreshAt, e.id);
+      // Epoch milliseconds and TTLs as strings: Lua would hand numbers on as it formats them
+      // (Redis 7.2.0-7.2.4 wrote some whole numbers in exponent notation, which PX refuses).
+      g.entries.push(shard, e.id, encodeSignature(e.sig), String(Math.max(1, Math.floor(e.ttlMs))));
+      schedule.push(String(e.refreshAt), e.id);
     }
     const counted = reason === 'refresh' ? '1' : '0';
     for (const g of groups.values()) {
@@ -293,8 +295,8 @@ export class RedisUrlStore implements UrlStore {
         g = { key: this.k.meta(id), entries: [] };
         metas.set(at, g);
       }
-      g.entries.push(shard, id, d.count, d.lastAt);
-      sets.push(d.count, id, d.lastAt);
+      g.entries.push(shard, id, d.count, String(d.lastAt));
+      sets.push(d.count, id, String(d.lastAt));
     }
     for (const g of metas.values()) {
       batch.add(g.key, (p) => call(p, ACCESS_META_COMMAND, g.key, this.prefix, JSON.stringify(g.entries)));

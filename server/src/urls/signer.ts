@@ -35,6 +35,8 @@ export interface UrlSignerDeps {
 export class UrlSigner {
   /** Ids being signed or written back, with the batch result that holds their signature. */
   private readonly inflight = new Map<string, Promise<Map<string, UrlSignature>>>();
+  /** Ids whose write-back is pending, with a promise that settles when it lands or fails. */
+  private readonly landing = new Map<string, Promise<void>>();
 
   constructor(private readonly d: UrlSignerDeps) {}
 
@@ -121,9 +123,14 @@ export class UrlSigner {
       // again. See docs/architecture.md, "The hot path".
       const release = this.holdInFlight(items, result);
       setImmediate(() => {
-        const writing = cache.write(entries, reason);
-        if (writing) void writing.then(release);
-        else release();
+        let writing: Promise<unknown> | undefined;
+        try {
+          writing = cache.write(entries, reason);
+        } finally {
+          // A write that threw (or was skipped by the breaker) holds nothing in flight.
+          if (writing) void writing.then(release);
+          else release();
+        }
         this.publish(events);
       });
       return result;
@@ -146,10 +153,34 @@ export class UrlSigner {
    */
   private holdInFlight(items: readonly SignTarget[], result: Map<string, UrlSignature>): () => void {
     const shared = Promise.resolve(result);
-    for (const it of items) this.inflight.set(it.id, shared);
+    let landed!: () => void;
+    const landing = new Promise<void>((resolve) => {
+      landed = resolve;
+    });
+    for (const it of items) {
+      this.inflight.set(it.id, shared);
+      this.landing.set(it.id, landing);
+    }
     return () => {
-      for (const it of items) if (this.inflight.get(it.id) === shared) this.inflight.delete(it.id);
+      for (const it of items) {
+        if (this.inflight.get(it.id) === shared) this.inflight.delete(it.id);
+        if (this.landing.get(it.id) === landing) this.landing.delete(it.id);
+      }
+      landed();
     };
+  }
+
+  /**
+   * Resolves once every write-back in flight for these ids has landed (or failed): a purge sent
+   * before a write-back that was signed earlier would otherwise be undone by it.
+   */
+  async writesLanded(ids: readonly string[]): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const id of ids) {
+      const p = this.landing.get(id);
+      if (p) pending.push(p);
+    }
+    if (pending.length > 0) await Promise.all(pending);
   }
 
   /** URLs of their own for requests the step's URL cannot serve: signed, not cached, not published. */

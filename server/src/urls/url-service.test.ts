@@ -317,6 +317,32 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     );
   });
 
+  it('a purge right behind a cold answer is not undone by its write-back, sent after the answer', async () => {
+    const clock = new FakeClock(T0);
+    const store = new MemoryUrlStore(clock, 100);
+    const { urls } = createUrlPath({
+      storage: createLocalStorage({
+        root: path.join(dir, 'bucket'),
+        publicUrl: 'http://gw.test',
+        secret: SECRET,
+      }),
+      store,
+      events: new MemoryEventBus(),
+      clock,
+      metrics: createMetrics(),
+      logger: captureLogger('info').logger,
+      timing: { urlTtlSeconds: TTL, refreshAheadSeconds: 900, defaultMinTtlSeconds: 300 },
+    });
+    const [signed] = await urls.resolveMany([req(1), req(2)]);
+    expect(signed!.cached).toBe(false);
+    // Same tick as the answer: the write-back has not been sent yet.
+    await urls.purge(['id-1']);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const [gone, kept] = await store.status(['id-1', 'id-2']);
+    expect(gone!.sig).toBeNull();
+    expect(kept!.sig).not.toBeNull();
+  });
+
   it('the memory store is bounded: the oldest written entries go first', async () => {
     const { urls, store, storage } = setup({ maxEntries: 3 });
     await urls.resolveMany([1, 2, 3].map((n) => req(n)));

@@ -143,6 +143,8 @@ export class UrlService {
   /** Drops the cached URLs of ids (a deleted image must not keep a working URL in the cache). */
   async purge(ids: readonly string[]): Promise<void> {
     for (const id of ids) this.d.memo.forget(id);
+    // A write-back of these ids still on its way would put the URL back after the purge.
+    await this.d.signer.writesLanded(ids);
     await this.d.store.purge(ids);
   }
 }

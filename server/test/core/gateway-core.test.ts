@@ -5,7 +5,7 @@ import { type Harness, startHarness } from '../support/harness.js';
 import { commandStats, OwnedRedis } from '../support/redis-server.js';
 import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
 
-/** Turns as one short line for failure messages: `mget | set×100+zadd+sadd+publish`. */
+/** Turns as one short line for failure messages: `mget | evalsha×2+publish`. */
 const show = (turns: readonly Turn[]) =>
   turns
     .map((t) =>

@@ -62,8 +62,10 @@ export class CountingProxy {
    * for it.
    */
   async settled(quietMs = 100): Promise<void> {
+    // Quiet counted from the call too: a write-back not sent yet has its turn still to come.
+    const calledAt = performance.now();
     for (;;) {
-      const idle = performance.now() - this.lastSentAt;
+      const idle = performance.now() - Math.max(this.lastSentAt, calledAt);
       if (idle >= quietMs) return;
       await new Promise((resolve) => setTimeout(resolve, quietMs - idle + 1));
     }
@@ -190,5 +192,5 @@ export class CountingProxy {
  * scripts start with a `meta:` or the hot set's key; the claim's with the schedule's.
  */
 export function isWriteBack(t: Turn): boolean {
-  return t.scriptKeys.some((k) => k.includes('url:'));
+  return t.scriptKeys.some((k) => /\}url:/.test(k));
 }
