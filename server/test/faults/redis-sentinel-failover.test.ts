@@ -125,10 +125,12 @@ describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () =>
 
     // A refresh sweep ran on the new primary (BullMQ's workers reconnected), and its events
     // reached the SSE subscriber (the event bus re-subscribed on the new primary).
+    // URLs fall due at their step's end: the first after the promotion may be a whole step
+    // (TTL - AHEAD = 20 s) away, then a tick and a drain. 20 s failed a CI run once (21:47 UTC).
     await until(
       'a refresh sweep after the promotion',
       async () => (await refreshesTotal(stack.url)) > refreshesAtPromotion,
-      20_000,
+      (TTL - AHEAD) * 1000 + 10_000,
     );
     await sse.waitFor((ev) => ev.some((e) => e.at > promotedAt && e.data.data?.signedUrlRefreshed), 20_000);
     const after = sse.events.filter((e) => e.at > promotedAt);
