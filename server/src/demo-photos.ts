@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import sharp from 'sharp';
 import type { Clock } from './clock.js';
 import type { ImagesRepo } from './db/images-repo.js';
 import { type ThumbHashLimits, thumbHashOf } from './images/thumbhash.js';
+import { loadSharp } from './lib/load-sharp.js';
 import type { Logger } from './logger.js';
 import type { Storage } from './storage/storage.js';
 
@@ -121,6 +121,7 @@ function grainTile(spec: DemoPhotoSpec): Buffer {
  */
 export async function makeDemoPhoto(spec: DemoPhotoSpec): Promise<Buffer> {
   const { width: w, height: h } = spec;
+  const sharp = await loadSharp();
   const scene = await sharp(Buffer.from(sceneSvg(spec, w / 4, h / 4)))
     .resize(w, h, { kernel: 'cubic' })
     .removeAlpha()

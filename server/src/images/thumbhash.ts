@@ -1,5 +1,6 @@
-import sharp, { type OutputInfo } from 'sharp';
+import type { OutputInfo } from 'sharp';
 import { rgbaToThumbHash } from 'thumbhash';
+import { loadSharp } from '../lib/load-sharp.js';
 
 /** ThumbHash encodes images of at most 100×100 pixels. */
 export const THUMBHASH_MAX_SIDE = 100;
@@ -29,6 +30,7 @@ export class UndecodableImage extends Error {
  */
 export async function thumbHashOf(input: Buffer, limits: ThumbHashLimits): Promise<string> {
   let out: { data: Buffer; info: OutputInfo };
+  const sharp = await loadSharp();
   try {
     out = await sharp(input, { limitInputPixels: limits.maxPixels, failOn: 'warning', autoOrient: true })
       .resize(THUMBHASH_MAX_SIDE, THUMBHASH_MAX_SIDE, { fit: 'inside' })

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import sharp, { type Metadata, type SharpOptions } from 'sharp';
+import type { Metadata, SharpOptions } from 'sharp';
+import { loadSharp } from '../lib/load-sharp.js';
 import { Slots } from '../lib/slots.js';
 import type { ImageFormat, VariantSpec } from './variant.js';
 
@@ -113,6 +114,7 @@ async function renderBuffer(
     sequentialRead: true,
     failOn: 'warning',
   };
+  const sharp = await loadSharp();
   let meta: Metadata;
   try {
     meta = await sharp(input, inputOptions).metadata();
