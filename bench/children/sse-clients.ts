@@ -98,9 +98,12 @@ serve({
     return { received: arrivals.size, unexpected, arrivals: [...arrivals] };
   },
 
+  /** Ends every subscription and forgets what arrived (the warm-up's events do not count). */
   close() {
     for (const r of requests) r.destroy();
     requests.length = 0;
+    arrivals.clear();
+    unexpected = 0;
     return true;
   },
 });
