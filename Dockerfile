@@ -52,6 +52,6 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # SIGTERM drains: in-flight requests finish, subscriptions complete, exit within 10 s.
 STOPSIGNAL SIGTERM
-# A 32 MB young generation (V8's default is 16) and an old generation that grows by 40% past
+# A 16 MB young generation (V8's default, said out loud) and an old generation that grows to twice
 # what the last full collection kept: see docs/operations.md, "Memory and V8 flags".
-CMD ["node", "--max-semi-space-size=32", "--heap-growing-percent=40", "server/dist/main.js"]
+CMD ["node", "--max-semi-space-size=16", "--heap-growing-percent=100", "server/dist/main.js"]

@@ -66,4 +66,4 @@ export function tokenFor(owner: string): Promise<string> {
  * contender built from the app gets them (gateway, ceilings, workers), but the embedded start,
  * which is `npm start` (docs/operations.md, "Memory and V8 flags").
  */
-export const PRODUCT_NODE_FLAGS = ['--max-semi-space-size=32', '--heap-growing-percent=40'];
+export const PRODUCT_NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=100'];
