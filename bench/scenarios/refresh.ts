@@ -58,6 +58,41 @@ export async function refresh(b: Bench): Promise<Section> {
     }
   };
 
+  /**
+   * A round that left URLs unrefreshed (once in 12 rounds on 2026-12-01: 6,122 of 100,000 for
+   * 114 s): says which failure it was. Still in the schedule and due means the sweeps stopped;
+   * gone from it means a claim dropped them (not live, not hot); the workers' last lines say why.
+   */
+  const explainMissing = async (procs: GatewayProcess[]) => {
+    const nowMs = Date.now();
+    let due = 0;
+    let later = 0;
+    let absent = 0;
+    let live = 0;
+    const sample: string[] = [];
+    for (let i = 0; i < ids.length; i += 10_000) {
+      const chunk = ids.slice(i, i + 10_000);
+      const p = r.pipeline();
+      for (const id of chunk) p.hget(k.meta(id), 'r').zscore(k.schedule, id).sismember(k.live, id);
+      const replies = (await p.exec()) ?? [];
+      chunk.forEach((id, j) => {
+        if (Number(replies[3 * j]?.[1] ?? 0) > 0) return;
+        const score = replies[3 * j + 1]?.[1] as string | null;
+        if (score === null) absent++;
+        else if (Number(score) <= nowMs) due++;
+        else later++;
+        if (Number(replies[3 * j + 2]?.[1]) === 1) live++;
+        if (sample.length < 3) sample.push(`${id} score=${score ?? 'none'}`);
+      });
+    }
+    b.log(
+      `    unrefreshed: ${due} still due in the schedule, ${later} scheduled later, ${absent} gone from it; ${live} in the live set; e.g. ${sample.join(', ')}`,
+    );
+    for (const [i, proc] of procs.entries()) {
+      b.log(`    worker-${i}'s last lines:\n${proc.output.join('').split('\n').slice(-40).join('\n')}`);
+    }
+  };
+
   const round = async (workers: number): Promise<RoundResult> => {
     await r.flushdb();
     // Workers start while the schedule fills (nothing in it is due yet).
@@ -132,6 +167,7 @@ export async function refresh(b: Bench): Promise<Section> {
       const seconds = ((doneAt || Date.now()) - t0) / 1000;
       await sleep(1500); // anything signed twice would show up now
       const c = await counters();
+      if (c.missing > 0) await explainMissing(procs);
       const signatures = await signaturesNow();
       return {
         workers,
