@@ -89,7 +89,7 @@ export async function refresh(b: Bench): Promise<Section> {
       `    unrefreshed: ${due} still due in the schedule, ${later} scheduled later, ${absent} gone from it; ${live} in the live set; e.g. ${sample.join(', ')}`,
     );
     for (const [i, proc] of procs.entries()) {
-      b.log(`    worker-${i}'s last lines:\n${proc.output.join('').split('\n').slice(-40).join('\n')}`);
+      b.log(`    worker-${i}'s last lines:\n${proc.output.slice(-40).join('')}`);
     }
   };
 
