@@ -34,6 +34,12 @@ interface GqlBody {
 /** No request of the load may hang the test: past this it counts as a failure. */
 const REQUEST_TIMEOUT_MS = 20_000;
 
+/**
+ * How long after an image's step begins a page may still sign its new URL on a healthy cache:
+ * the first page asking writes it back and the sweep runs every second, so this is generous.
+ */
+const STEP_TURN_GRACE_MS = 10_000;
+
 /** Per phase: URLs handed out with `cached: false`, and what the origin said when each was opened. */
 export interface UncachedCheck {
   /** Handed out (one per image per page; the same URL may be handed out more than once). */
@@ -138,8 +144,35 @@ export class Client {
         this.uncached.set(e.node.signedUrl.url, { key: e.node.key, phase });
     }
     const hits = edges.filter((e) => e.node.signedUrl.cached).length;
-    return { ok: true, status: res.status, cached: hits === edges.length, hits, urls: edges.length };
+    const stepTurns = edges.filter(
+      (e) => !e.node.signedUrl.cached && this.stepJustTurned(e.node.signedUrl, now),
+    ).length;
+    return {
+      ok: true,
+      status: res.status,
+      cached: hits + stepTurns === edges.length,
+      hits,
+      stepTurns,
+      urls: edges.length,
+    };
   };
+
+  /**
+   * Was this URL signed because its image's step had just begun? Each image's URL changes at its
+   * own moment of the window grid (one image in sixteen every ~3 minutes with the default TTL);
+   * until the first request or the refresh sweep re-signs it, the cache holds the previous step's
+   * URL, so a page then gets `cached: false` on a healthy cache. A grid URL expires TTL after its
+   * step began (these pages never ask for more life than a step's URL has, so none is off the
+   * grid). Anything else uncached is a miss the fault caused.
+   */
+  private stepJustTurned(s: { expiresAt: string }, now: number): boolean {
+    const stepStartedAt = Date.parse(s.expiresAt) - this.urlTtlMs;
+    return now - stepStartedAt >= 0 && now - stepStartedAt < STEP_TURN_GRACE_MS;
+  }
+
+  private get urlTtlMs(): number {
+    return Number(this.stack.env.URL_TTL_SECONDS ?? 3600) * 1000;
+  }
 
   /** `refreshSignedUrls` for a few images in turn: a forced re-signing, never from the cache. */
   resign = async (): Promise<Outcome> => {

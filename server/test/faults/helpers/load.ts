@@ -5,10 +5,16 @@ export interface Outcome {
   status: number;
   /** Why it is not ok, or a label the test counts (e.g. 'SERVICE_UNAVAILABLE'). */
   detail?: string;
-  /** GraphQL pages: every URL on the page came from the cache. */
+  /**
+   * GraphQL pages: every URL on the page came from the cache, or was its image's first signing
+   * of a step that had just begun (`stepTurns`): the cache held the previous step's URL then, by
+   * design, whatever the fault did.
+   */
   cached?: boolean;
   /** GraphQL pages: how many of the page's URLs came from the cache, of `urls`. */
   hits?: number;
+  /** GraphQL pages: URLs signed because their image's step had begun moments before. */
+  stepTurns?: number;
   urls?: number;
 }
 

@@ -34,7 +34,7 @@ export class Stack {
     readonly ids: string[],
     readonly token: string,
     readonly databaseUrl: string,
-    private readonly env: Record<string, string>,
+    readonly env: Record<string, string>,
     private readonly cleanup: () => Promise<void>,
   ) {}
 
