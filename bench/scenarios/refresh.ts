@@ -42,7 +42,13 @@ export async function refresh(b: Bench): Promise<Section> {
   const seed = async () => {
     const now = Date.now();
     const nowS = Math.floor(now / 1000);
-    const window = { start: nowS - 60, end: nowS + 3600 };
+    // Never a grid window (a grid window is TTL + 60 s long; this one a second shorter). The
+    // seed's URLs must all be stale when the round makes them due: a window of the grid's length
+    // starting at the seed's second IS the current URL of the images whose step starts in that
+    // second (one image in sixteen, every ~168 s), and a sweep rightly leaves a current URL alone
+    // (it is signed once per step) — those ~6,250 then stayed "unrefreshed" for the whole round
+    // (run C of 2026-12-01: 6,122 left for 114 s).
+    const window = { start: nowS - 60, end: nowS + 3599 };
     for (let i = 0; i < ids.length; i += 5000) {
       const chunk = ids.slice(i, i + 5000);
       const sigs = worker.storage.signMany(keys.slice(i, i + 5000), window);
@@ -59,9 +65,9 @@ export async function refresh(b: Bench): Promise<Section> {
   };
 
   /**
-   * A round that left URLs unrefreshed (once in 12 rounds on 2026-12-01: 6,122 of 100,000 for
-   * 114 s): says which failure it was. Still in the schedule and due means the sweeps stopped;
-   * gone from it means a claim dropped them (not live, not hot); the workers' last lines say why.
+   * A round that left URLs unrefreshed, or whose signatures and refresh counters disagree, says
+   * which failure it was. Still in the schedule and due means the sweeps stopped; gone from it
+   * means a claim dropped them (not live, not hot); the workers' last lines say why.
    */
   const explainMissing = async (procs: GatewayProcess[]) => {
     const nowMs = Date.now();
@@ -167,8 +173,9 @@ export async function refresh(b: Bench): Promise<Section> {
       const seconds = ((doneAt || Date.now()) - t0) / 1000;
       await sleep(1500); // anything signed twice would show up now
       const c = await counters();
-      if (c.missing > 0) await explainMissing(procs);
       const signatures = await signaturesNow();
+      // Signings the counters did not see were made and not stored (a failed write-back).
+      if (c.missing > 0 || signatures !== c.total) await explainMissing(procs);
       return {
         workers,
         seconds,
