@@ -87,6 +87,10 @@ export class MemoryUrlStore implements UrlStore {
     for (const id of ids) this.schedule.delete(id);
   }
 
+  async reschedule(entries: readonly { id: string; refreshAt: number }[]): Promise<void> {
+    for (const e of entries) if (this.schedule.has(e.id)) this.schedule.set(e.id, e.refreshAt);
+  }
+
   async scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }> {
     let backlog = 0;
     let oldest: number | null = null;

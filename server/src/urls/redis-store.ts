@@ -352,6 +352,12 @@ export class RedisUrlStore implements UrlStore {
     await this.redis.zrem(this.k.schedule, ...ids);
   }
 
+  async reschedule(entries: readonly { id: string; refreshAt: number }[]): Promise<void> {
+    if (entries.length === 0) return;
+    // XX: only ids still in the schedule (a purge meanwhile must not put one back).
+    await this.redis.zadd(this.k.schedule, 'XX', ...entries.flatMap((e) => [String(e.refreshAt), e.id]));
+  }
+
   async scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }> {
     const batch = new CommandBatch(this.redis);
     batch.add(this.k.schedule, (p) => p.zcount(this.k.schedule, '-inf', now));

@@ -101,7 +101,17 @@ export class Refresher {
         }
         if (gone.length > 0) await this.d.schedule.unschedule(gone);
         if (items.length === 0) return 0;
-        await this.d.urls.refreshMany(items, { strict: true, onlyStale: true });
+        const current: { id: string; refreshAt: number }[] = [];
+        await this.d.urls.refreshMany(items, {
+          strict: true,
+          onlyStale: true,
+          onCurrent: (id, refreshAt) => current.push({ id, refreshAt }),
+        });
+        // Already this step's URL, with a schedule entry that did not follow (a write-back whose
+        // URL landed and whose schedule part failed: another node of a cluster, or a timed-out
+        // reply to an earlier attempt of this batch): due again when its step ends. Left to the
+        // lease, it would be claimed, read and left alone every lease until then.
+        if (current.length > 0) await this.d.schedule.reschedule(current);
         return items.length;
       } catch (err) {
         this.d.logger.warn({ err: (err as Error).message, attempt, ids: ids.length }, 'refresh batch failed');

@@ -53,6 +53,12 @@ export interface RefreshSchedule {
   claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult>;
   /** Takes ids out of the refresh schedule (deleted images). */
   unschedule(ids: readonly string[]): Promise<void>;
+  /**
+   * Moves ids still in the schedule to new due times (a claimed id whose cached URL turned out
+   * to be this step's already: due when that URL's step ends, not when its lease does). An id
+   * no longer in the schedule (purged meanwhile) stays out.
+   */
+  reschedule(entries: readonly { id: string; refreshAt: number }[]): Promise<void>;
   /** Refreshes due at `now` and how late the oldest one is. */
   scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }>;
 }

@@ -60,6 +60,7 @@ class FailingStore implements UrlStore {
   status = this.fail;
   claimDue = this.fail;
   unschedule = this.fail;
+  reschedule = this.fail;
   scheduleInfo = this.fail;
   ping = this.fail;
   close = async () => {};

@@ -101,11 +101,16 @@ export class UrlService {
    * Signs the current step's URL of the given images now (refresh sweeps, forced refreshes) and
    * stores it. With `strict`, a failed cache write throws, so a sweep leaves the work to its
    * lease. With `onlyStale` (sweeps), images whose cached URL is already this step's — a request
-   * signed it since the boundary — are left alone: each URL is signed once per step.
+   * signed it since the boundary — are left alone: each URL is signed once per step; `onCurrent`
+   * hears each of them with the moment its URL's step ends (when it is due again).
    */
   async refreshMany(
     items: readonly SignTarget[],
-    options: { strict?: boolean; onlyStale?: boolean } = {},
+    options: {
+      strict?: boolean;
+      onlyStale?: boolean;
+      onCurrent?: (id: string, refreshAt: number) => void;
+    } = {},
   ): Promise<Map<string, ResolvedUrl>> {
     const placed = this.placed(items);
     let todo = placed;
@@ -115,7 +120,9 @@ export class UrlService {
       // The placed items: each compared with (and signed for) the bucket chosen now.
       todo = placed.filter((it, i) => {
         const sig = cached[i];
-        return !sig || sig.region !== it.region || !this.d.grid.isCurrent(it.id, sig, now);
+        const stale = !sig || sig.region !== it.region || !this.d.grid.isCurrent(it.id, sig, now);
+        if (!stale) options.onCurrent?.(it.id, this.d.grid.refreshAtOf(sig!));
+        return stale;
       });
     }
     const sigs =

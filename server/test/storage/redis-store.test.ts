@@ -85,6 +85,24 @@ describe('RedisUrlStore refresh schedule', () => {
     expect(new Set(all).size).toBe(300);
   });
 
+  it('reschedules ids still in the schedule and never puts a purged one back', async () => {
+    const now = 2_500_000;
+    await store.write([entry('r1', now - 1), entry('r2', now - 1), entry('gone', now - 1)], 'refresh');
+    await store.recordAccess(new Map(['r1', 'r2', 'gone'].map((id) => [id, { count: 1, lastAt: now }])));
+    await store.purge(['gone']);
+    await store.reschedule([
+      { id: 'r1', refreshAt: now + 2_700_000 },
+      { id: 'gone', refreshAt: now + 2_700_000 },
+    ]);
+    expect(await redis.zscore(`${prefix}{refresh}:due`, 'r1')).toBe(String(now + 2_700_000));
+    expect(await redis.zscore(`${prefix}{refresh}:due`, 'r2')).toBe(String(now - 1));
+    expect(await redis.zscore(`${prefix}{refresh}:due`, 'gone')).toBeNull();
+    // Room past what earlier tests left due (looked at, then dropped as idle).
+    const claimed = (await store.claimDue(now, 1000, 30_000, now - 1000)).claimed;
+    expect(claimed).toContain('r2');
+    expect(claimed).not.toContain('r1');
+  });
+
   it('writes a batch back across every shard tag: values, TTLs, schedule, never-refreshed set, counts', async () => {
     const now = 3_000_000;
     // 300 ids fall into all 64 shard tags; odd characters survive the JSON argument.
