@@ -65,7 +65,7 @@ export class Client {
   lastUrl: string | undefined;
   /**
    * Every URL a page handed out with `cached: false` (signed for that request, not read from the
-   * cache), with its object key and the phase it was first handed out in; `openUncached()` opens
+   * cache), with its object key and every phase it was handed out in; `openUncached()` opens
    * each one at the origin.
    */
   private readonly uncached = new Map<string, { key: string; phases: Set<string> }>();
@@ -155,7 +155,6 @@ export class Client {
       status: res.status,
       cached: hits + stepTurns === edges.length,
       hits,
-      stepTurns,
       urls: edges.length,
     };
   };

@@ -7,14 +7,12 @@ export interface Outcome {
   detail?: string;
   /**
    * GraphQL pages: every URL on the page came from the cache, or was its image's first signing
-   * of a step that had just begun (`stepTurns`): the cache held the previous step's URL then, by
-   * design, whatever the fault did.
+   * of a step that had just begun: the cache held the previous step's URL then, by design,
+   * whatever the fault did.
    */
   cached?: boolean;
   /** GraphQL pages: how many of the page's URLs came from the cache, of `urls`. */
   hits?: number;
-  /** GraphQL pages: URLs signed because their image's step had begun moments before. */
-  stepTurns?: number;
   urls?: number;
 }
 
