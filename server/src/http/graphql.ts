@@ -101,7 +101,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       useQueryLimits({ hideSuggestions: !config.graphqlIntrospection }),
       useIntrospectionSwitch(config.graphqlIntrospection),
       useCostLimit(),
-      ...(config.graphqlJit ? [useCompiledExecution(logger)] : []),
+      ...(config.graphqlJit ? useCompiledExecution(logger) : []),
     ],
     // Every body is bounded by useBodyLimit; yoga's cap would pipe each one through a stream.
     maxRequestBodySize: false,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedUrlEvent } from '../../src/events/event-bus.js';
+import { seedImages } from '../../src/seed.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
@@ -7,6 +8,8 @@ import { postSubscription, subscribeSse } from '../support/sse.js';
 
 const SUB =
   'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt } } }';
+const SUB_PRESET =
+  'subscription($ids: [ID!]!, $preset: String) { signedUrlRefreshed(ids: $ids, preset: $preset) { imageId signedUrl { url } srcset } }';
 type Data = {
   data?: { signedUrlRefreshed: { imageId: string; signedUrl: { expiresAt: string } } };
   errors?: unknown[];
@@ -91,6 +94,48 @@ describe('signedUrlRefreshed: one subscriber cannot starve another', () => {
     expect(JSON.stringify(c.events.map((e) => e.data))).toContain('RATE_LIMITED');
     a.close();
     b.close();
+    await waitUntil(async () => (await open()) === 0);
+  });
+
+  it("with a preset, an event carries the variant's URL and its srcset, as a query asks them", async () => {
+    const [id] = await seedImages({
+      storage: h.storage,
+      images: h.container.imagesRepo,
+      clock: { now: () => Date.now() },
+      ownerId: 'carol',
+      count: 1,
+      width: 800,
+      height: 600,
+    });
+    const token = await h.token('carol');
+    type PresetData = {
+      data?: { signedUrlRefreshed: { imageId: string; signedUrl: { url: string }; srcset: string | null } };
+      errors?: unknown[];
+    };
+    const s = subscribeSse<PresetData>(h.url, SUB_PRESET, { ids: [id], preset: 'thumb' }, token);
+    await s.opened;
+    await waitUntil(async () => (await open()) === 1);
+    // The bus carries the 1x variant's url id; re-signing it is what a sweep does at a step's end.
+    const [row] = await h.container.imagesRepo.findLive([id!]);
+    const plan = h.container.variants.srcsetPlan(row!, 'thumb', 0);
+    expect(plan.requests).toHaveLength(2);
+    await h.container.urls.refreshMany([plan.requests[0]!]);
+    await s.waitFor((es) => es.length > 0, 5000);
+    const e = s.events[0]!.data;
+    expect(e.errors).toBeUndefined();
+    const asked = await h.gql<{ imagesByIds: { signedUrl: { url: string }; srcset: string }[] }>(
+      'query($ids: [ID!]!) { imagesByIds(ids: $ids) { signedUrl(preset: "thumb") { url } srcset(preset: "thumb") } }',
+      { ids: [id] },
+      { token },
+    );
+    const got = e.data!.signedUrlRefreshed;
+    expect(got.imageId).toBe(id);
+    expect(got.signedUrl.url).toBe(asked.data!.imagesByIds[0]!.signedUrl.url);
+    // Both entries (the 2x one resolved for the event) and the 1x one being the event's URL.
+    expect(got.srcset).toBe(asked.data!.imagesByIds[0]!.srcset);
+    expect(got.srcset!.split(', ')).toHaveLength(2);
+    expect(got.srcset!.startsWith(`${got.signedUrl.url} `)).toBe(true);
+    s.close();
     await waitUntil(async () => (await open()) === 0);
   });
 

@@ -1,6 +1,13 @@
-import type { Plugin } from '@envelop/core';
+import { mapAsyncIterator, type Plugin } from '@envelop/core';
 import { useGraphQlJit } from '@envelop/graphql-jit';
-import { getOperationAST } from 'graphql';
+import {
+  createSourceEventStream,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+  getOperationAST,
+} from 'graphql';
+import { type CompiledQuery, compileQuery, isCompiledQuery } from 'graphql-jit';
 import type { Logger } from '../../logger.js';
 
 /**
@@ -8,21 +15,58 @@ import type { Logger } from '../../logger.js';
  * keeps them, so compiled ones are bounded by it) becomes one function that resolves a page's
  * hundreds of fields without graphql-js' per-field interpretation, and serialises the result
  * with a generated stringifier. Resolvers, the Pothos dataloader fields, error masking, cost
- * limits and persisted documents are unchanged: they act before or inside execution. Subscriptions
- * stay on graphql-js: they execute once per event, never a page of fields at once. A document the
- * compiler refuses runs interpreted, logged once. GRAPHQL_JIT=false turns it off
+ * limits and persisted documents are unchanged: they act before or inside execution.
+ *
+ * Subscriptions are opened by graphql-js (its `createSourceEventStream` opened 10,000 of them
+ * with ~0.2 ms less CPU each than graphql-jit's subscribe) and each of their events is executed
+ * and serialised compiled: a node delivering a refresh round does that thousands of times a
+ * second, and compiled it costs half the CPU (docs/benchmarks.md, scenario 9). A document the
+ * compiler refuses runs interpreted, logged once. GRAPHQL_JIT=false turns all of it off
  * (docs/benchmarks.md, scenario 1, measures both).
  */
-export function useCompiledExecution(logger: Logger): Plugin {
-  return useGraphQlJit(
-    {},
-    {
-      enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation !== 'subscription',
-      onError: (r) =>
-        logger.warn(
-          { errors: r.errors?.map((e) => e.message) },
-          'graphql-jit could not compile an operation',
-        ),
+export function useCompiledExecution(logger: Logger): Plugin[] {
+  const onError = (r: ExecutionResult) =>
+    logger.warn({ errors: r.errors?.map((e) => e.message) }, 'graphql-jit could not compile an operation');
+  return [
+    useGraphQlJit(
+      {},
+      {
+        enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation !== 'subscription',
+        onError,
+      },
+    ),
+    useCompiledSubscriptionEvents(onError),
+  ];
+}
+
+/** Compiled per-event execution for subscriptions (see above); a refused document stays interpreted. */
+function useCompiledSubscriptionEvents(onError: (r: ExecutionResult) => void): Plugin {
+  // By parsed document, as graphql-jit's own plugin: yoga's parse cache bounds them.
+  const compiled = new WeakMap<DocumentNode, CompiledQuery | null>();
+  const compiledFor = (schema: GraphQLSchema, document: DocumentNode, operationName?: string | null) => {
+    let c = compiled.get(document);
+    if (c === undefined) {
+      const r = compileQuery(schema, document, operationName ?? undefined);
+      c = isCompiledQuery(r) ? r : null;
+      if (!c) onError(r as ExecutionResult);
+      compiled.set(document, c);
+    }
+    return c;
+  };
+  return {
+    onSubscribe({ args, setSubscribeFn }) {
+      const query = compiledFor(args.schema, args.document, args.operationName);
+      if (!query) return;
+      setSubscribeFn(async (a) => {
+        const source = await createSourceEventStream(a);
+        if (!(Symbol.asyncIterator in source)) return source;
+        return mapAsyncIterator(source, (payload) => {
+          const result = query.query(payload, a.contextValue, a.variableValues ?? undefined);
+          // yoga serialises an event with the result's own stringifier when it has one.
+          const withStringify = (r: ExecutionResult) => Object.assign(r, { stringify: query.stringify });
+          return result instanceof Promise ? result.then(withStringify) : withStringify(result);
+        });
+      });
     },
-  );
+  };
 }
