@@ -13,14 +13,14 @@ import type { Logger } from '../../logger.js';
 /**
  * Queries and mutations run compiled by graphql-jit: each parsed document (yoga's parse cache
  * keeps them, so compiled ones are bounded by it) becomes one function that resolves a page's
- * hundreds of fields without graphql-js' per-field interpretation, and serialises the result
- * with a generated stringifier. Resolvers, the Pothos dataloader fields, error masking, cost
+ * hundreds of fields without graphql-js' per-field interpretation (results are still serialised
+ * by JSON.stringify: graphql-jit's generated serialiser is off by default). Resolvers, the Pothos dataloader fields, error masking, cost
  * limits and persisted documents are unchanged: they act before or inside execution.
  *
  * Subscriptions are opened by graphql-js (its `createSourceEventStream` opened 10,000 of them
- * with ~0.2 ms less CPU each than graphql-jit's subscribe) and each of their events is executed
- * and serialised compiled: a node delivering a refresh round does that thousands of times a
- * second, and compiled it costs half the CPU (docs/benchmarks.md, scenario 9). A document the
+ * with ~0.2 ms less CPU each than graphql-jit's subscribe, in one A/B) and each of their events is
+ * executed compiled: a node delivering a refresh round does that thousands of times a second, and
+ * compiled it costs half the CPU (docs/benchmarks.md, scenario 9). A document the
  * compiler refuses runs interpreted, logged once. GRAPHQL_JIT=false turns all of it off
  * (docs/benchmarks.md, scenario 1, measures both).
  */
@@ -41,15 +41,20 @@ export function useCompiledExecution(logger: Logger): Plugin[] {
 
 /** Compiled per-event execution for subscriptions (see above); a refused document stays interpreted. */
 function useCompiledSubscriptionEvents(onError: (r: ExecutionResult) => void): Plugin {
-  // By parsed document, as graphql-jit's own plugin: yoga's parse cache bounds them.
-  const compiled = new WeakMap<DocumentNode, CompiledQuery | null>();
+  // By parsed document (yoga's parse cache bounds them) and operation name.
+  const compiled = new WeakMap<DocumentNode, Map<string, CompiledQuery | null>>();
   const compiledFor = (schema: GraphQLSchema, document: DocumentNode, operationName?: string | null) => {
-    let c = compiled.get(document);
+    let byName = compiled.get(document);
+    if (!byName) {
+      byName = new Map();
+      compiled.set(document, byName);
+    }
+    let c = byName.get(operationName ?? '');
     if (c === undefined) {
       const r = compileQuery(schema, document, operationName ?? undefined);
       c = isCompiledQuery(r) ? r : null;
       if (!c) onError(r as ExecutionResult);
-      compiled.set(document, c);
+      byName.set(operationName ?? '', c);
     }
     return c;
   };
@@ -60,12 +65,9 @@ function useCompiledSubscriptionEvents(onError: (r: ExecutionResult) => void): P
       setSubscribeFn(async (a) => {
         const source = await createSourceEventStream(a);
         if (!(Symbol.asyncIterator in source)) return source;
-        return mapAsyncIterator(source, (payload) => {
-          const result = query.query(payload, a.contextValue, a.variableValues ?? undefined);
-          // yoga serialises an event with the result's own stringifier when it has one.
-          const withStringify = (r: ExecutionResult) => Object.assign(r, { stringify: query.stringify });
-          return result instanceof Promise ? result.then(withStringify) : withStringify(result);
-        });
+        return mapAsyncIterator(source, (payload) =>
+          query.query(payload, a.contextValue, a.variableValues ?? undefined),
+        );
       });
     },
   };
