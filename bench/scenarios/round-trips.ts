@@ -1,7 +1,11 @@
+import { WindowGrid } from '../../server/src/urls/window-grid.js';
 import { CountingProxy, isWriteBack, type Turn } from '../../server/test/support/counting-proxy.js';
 import { type Bench, fetchPage, type Section } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { sleep, startNode } from '../lib/processes.js';
+
+/** The gateway's grid (the default URL_TTL_SECONDS and REFRESH_AHEAD_SECONDS). */
+const grid = new WindowGrid({ urlTtlSeconds: 3600, refreshAheadSeconds: 900 });
 
 /**
  * Turns that carry a page's own work (the read, the write-back, the refresh event of newly signed
@@ -62,6 +66,14 @@ export async function roundTrips(b: Bench): Promise<Section> {
     const t0 = Date.now();
     for (let i = 0; i < n; i++) await fetchPage(gateway.url, b.tokens.main, 100);
     const warmSeconds = (Date.now() - t0) / 1000;
+    // Each image's URL changes once per grid step, at its own moment: a page asked while one of
+    // its images' steps turns signs that image's next URL (one write-back). Those are the page's
+    // rightful extra round trips, not misses of the cache.
+    const t0S = Math.floor(t0 / 1000);
+    const endS = Math.floor(Date.now() / 1000);
+    const stepTurns = b.rows.main.ids
+      .slice(0, 100)
+      .filter((id) => grid.stepStart(id, endS) !== grid.stepStart(id, t0S)).length;
     const warm = classify(redisProxy.turns);
     const warmSql = pgProxy.executed;
     const warmStatements = Object.fromEntries(pgProxy.statements);
@@ -81,6 +93,8 @@ export async function roundTrips(b: Bench): Promise<Section> {
     const coldStatements = Object.fromEntries(pgProxy.statements);
 
     const warmTrips = warm.pageTurns / n;
+    // One MGET per page, and a write-back only for a step that turned (at most one per image).
+    const warmPass = warm.reads === n && warm.writes <= stepTurns && warm.pageTurns <= n + warm.writes;
     const coldTrips = cold.pageTurns / n;
     const sqlPerPage = Math.max(warmSql, coldSql) / n;
     b.log(`  warm ${warmTrips} trips/page, cold ${coldTrips} trips/page, ${sqlPerPage} SQL/page`);
@@ -93,9 +107,9 @@ export async function roundTrips(b: Bench): Promise<Section> {
         {
           id: '2',
           what: 'Redis round trips per warm page',
-          figure: `${warmTrips.toFixed(2)} (${n} pages; commands: ${JSON.stringify(warm.commands)})`,
-          target: '= 1',
-          pass: warmTrips === 1,
+          figure: `${warmTrips.toFixed(3)} (${n} pages, ${warm.reads} MGETs; ${warm.writes} write-back(s) for the ${stepTurns} image(s) of the page whose grid step turned during the run; commands: ${JSON.stringify(warm.commands)})`,
+          target: '= 1 (+ a write-back per step turn)',
+          pass: warmPass,
         },
         {
           id: '2',
