@@ -14,13 +14,14 @@ import type { Logger } from '../../logger.js';
  * Queries and mutations run compiled by graphql-jit: each parsed document (yoga's parse cache
  * keeps them, so compiled ones are bounded by it) becomes one function that resolves a page's
  * hundreds of fields without graphql-js' per-field interpretation (results are still serialised
- * by JSON.stringify: graphql-jit's generated serialiser is off by default). Resolvers, the Pothos dataloader fields, error masking, cost
- * limits and persisted documents are unchanged: they act before or inside execution.
+ * by JSON.stringify: graphql-jit's generated serialiser is off by default). Resolvers, the Pothos
+ * dataloader fields, error masking, cost limits and persisted documents are unchanged: they act
+ * before or inside execution.
  *
  * Subscriptions are opened by graphql-js (its `createSourceEventStream` opened 10,000 of them
  * with ~0.2 ms less CPU each than graphql-jit's subscribe, in one A/B) and each of their events is
  * executed compiled: a node delivering a refresh round does that thousands of times a second, and
- * compiled it costs half the CPU (docs/benchmarks.md, scenario 9). A document the
+ * compiled it costs half the CPU (docs/benchmarks.md, scenario 9, finding 16). A document the
  * compiler refuses runs interpreted, logged once. GRAPHQL_JIT=false turns all of it off
  * (docs/benchmarks.md, scenario 1, measures both).
  */
