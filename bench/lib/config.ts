@@ -1,3 +1,4 @@
+import { WindowGrid } from '../../server/src/urls/window-grid.js';
 import { type CosAccount, cosEnv } from '../../server/test/support/env.js';
 import { signToken } from '../../server/test/support/jwt.js';
 
@@ -55,6 +56,12 @@ export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Re
     ...extra,
   };
 }
+
+/**
+ * The window grid of every gateway and worker the bench starts: `gatewayEnv` leaves
+ * URL_TTL_SECONDS and REFRESH_AHEAD_SECONDS at the product's defaults.
+ */
+export const GATEWAY_GRID = new WindowGrid({ urlTtlSeconds: 3600, refreshAheadSeconds: 900 });
 
 /** A bearer token for an owner, valid for the whole run. */
 export function tokenFor(owner: string): Promise<string> {

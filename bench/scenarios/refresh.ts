@@ -1,16 +1,13 @@
 import { urlKeys } from '../../server/src/urls/redis-store.js';
 import type { StoreEntry } from '../../server/src/urls/store.js';
-import { WindowGrid } from '../../server/src/urls/window-grid.js';
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
-import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
+import { gatewayEnv, GATEWAY_GRID as grid, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { inProcessWorker } from '../lib/in-process.js';
 import { sleep, startNode } from '../lib/processes.js';
 import { median } from '../lib/stats.js';
 
 const k = urlKeys('signet:');
-/** The workers' grid (the default URL_TTL_SECONDS and REFRESH_AHEAD_SECONDS). */
-const grid = new WindowGrid({ urlTtlSeconds: 3600, refreshAheadSeconds: 900 });
 
 interface RoundResult {
   workers: number;
