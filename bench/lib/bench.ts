@@ -56,6 +56,8 @@ export interface Bench {
   rssSamples: number[];
   /** The gateway's V8 heap right after each scenario 1 run. */
   heapSamples: { totalMiB: number; usedMiB: number }[];
+  /** `--profile`: the V8 flags that write a CPU profile, for processes a scenario starts itself. */
+  profileFlags: string[];
   log(message: string): void;
 }
 

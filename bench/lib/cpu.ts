@@ -20,14 +20,21 @@ async function postgresPids(b: Bench): Promise<number[]> {
 
 const cpu = (pid: number) => cpuSecondsOf(pid).catch(() => 0);
 
+/**
+ * CPU seconds used so far by the PostgreSQL backends serving the run's database. A backend that
+ * exits between two readings (a pool closing an idle connection) takes its seconds with it.
+ */
+export async function postgresCpuSeconds(b: Bench): Promise<number> {
+  const pgs = await postgresPids(b);
+  return (await Promise.all(pgs.map(cpu))).reduce((a, x) => a + x, 0);
+}
+
 /** CPU seconds used so far by each process the page path involves. */
 export async function cpuSnapshot(b: Bench, serverPid: number): Promise<CpuSnapshot> {
-  const pgs = await postgresPids(b);
-  const pg = (await Promise.all(pgs.map(cpu))).reduce((a, x) => a + x, 0);
   return {
     server: await cpu(serverPid),
     redis: await cpu(b.redis.pid),
-    postgres: pg,
+    postgres: await postgresCpuSeconds(b),
     loadgen: await cpu(b.loadgen.pid),
   };
 }

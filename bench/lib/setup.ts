@@ -51,7 +51,8 @@ export async function startServices(
   settings: Pick<Bench, 'quick' | 'rounds' | 'seconds' | 'log'> & { profile: boolean },
 ): Promise<{ bench: Bench; teardown: () => Promise<void> }> {
   const { log, profile: _, ...rest } = settings;
-  // --profile: V8 CPU profiles of the gateway and the ceiling, written when they exit.
+  // --profile: V8 CPU profiles of the gateway, the ceilings, the reference and scenario 8's
+  // workers, written when they exit.
   const prof = settings.profile ? ['--cpu-prof', '--cpu-prof-dir', 'bench/results/profiles'] : [];
   const undo: (() => Promise<unknown>)[] = [];
   const teardown = async () => {
@@ -182,6 +183,7 @@ export async function startServices(
     const bench: Bench = {
       ...rest,
       log,
+      profileFlags: prof,
       endpoints,
       redis,
       redisClient,
