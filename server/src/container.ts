@@ -346,7 +346,13 @@ export async function createContainer(
     ? new RedisUrlStore(redis.command, config.redisPrefix, config.redisCommandTimeoutMs * 2)
     : new MemoryUrlStore(clock, config.memoryCacheMaxEntries);
   const events: EventBus = redis
-    ? new RedisEventBus(redis.command, redis.blocking(), `${config.redisPrefix}events`, logger)
+    ? new RedisEventBus(
+        redis.command,
+        redis.blocking(),
+        `${config.redisPrefix}events`,
+        logger,
+        config.role !== 'worker',
+      )
     : new MemoryEventBus((err) => logger.error({ err }, 'a refresh-event listener failed'));
   const stats: StatsStore = redis
     ? new RedisStatsStore(redis.command, config.redisPrefix)

@@ -8,6 +8,7 @@ import {
   encodeEvents,
   FanoutBus,
   type SignedUrlEvent,
+  type SignedUrlListener,
 } from './event-bus.js';
 
 /**
@@ -15,6 +16,12 @@ import {
  * rare, on the same subscribed connection). `publisher` is the shared command connection;
  * `subscriber` is a dedicated connection in subscribe mode (one per node, whatever the number
  * of SSE clients).
+ *
+ * `receivesUrlEvents: false` (a `SIGNET_ROLE=worker` node, which serves no subscription) publishes
+ * URL events without subscribing to them: Redis would otherwise send every batch the node
+ * publishes back to it, and the node would read and drop it (scenario 8 of docs/benchmarks.md:
+ * ~10% of a refreshing worker's CPU, and one more copy of every batch per worker for Redis to
+ * send).
  */
 export class RedisEventBus extends FanoutBus {
   readonly kind = 'redis' as const;
@@ -26,6 +33,7 @@ export class RedisEventBus extends FanoutBus {
     private readonly subscriber: RedisClient,
     private readonly channel: string,
     private readonly logger: Logger,
+    private readonly receivesUrlEvents = true,
   ) {
     super();
     this.accessChannel = `${channel}:access`;
@@ -52,7 +60,8 @@ export class RedisEventBus extends FanoutBus {
       }
     });
     // ioredis re-subscribes by itself after a reconnect.
-    this.ready = this.subscriber.subscribe(this.channel, this.accessChannel).catch((err: Error) => {
+    const channels = receivesUrlEvents ? [this.channel, this.accessChannel] : [this.accessChannel];
+    this.ready = this.subscriber.subscribe(...channels).catch((err: Error) => {
       this.logger.warn({ err: err.message }, 'event subscription failed; retrying on reconnect');
     });
   }
@@ -60,6 +69,12 @@ export class RedisEventBus extends FanoutBus {
   /** Resolves once this node's subscription is in place. */
   async whenReady(): Promise<void> {
     await this.ready;
+  }
+
+  override subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {
+    if (!this.receivesUrlEvents)
+      throw new Error('this node does not receive URL events (SIGNET_ROLE=worker)');
+    return super.subscribe(ids, listener);
   }
 
   async publish(events: readonly SignedUrlEvent[]): Promise<void> {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { RedisEventBus } from '../../src/events/redis-bus.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
@@ -26,6 +27,14 @@ describe('SIGNET_ROLE', () => {
       body: JSON.stringify({ query: '{ viewer { id } }' }),
     });
     expect(gql.status).toBe(404);
+    // It publishes URL events but never subscribes to them (it holds no subscription): Redis
+    // sends it visibility changes only.
+    const numsub = async (channel: string) =>
+      Number(((await h!.container.redis!.pubsub('NUMSUB', channel)) as [string, number])[1]);
+    await (h.container.events as RedisEventBus).whenReady();
+    expect(await numsub(`${h.config.redisPrefix}events`)).toBe(0);
+    expect(await numsub(`${h.config.redisPrefix}events:access`)).toBe(1);
+    expect(() => h!.container.events.subscribe(['x'], () => {})).toThrow(/does not receive URL events/);
     // Its background work runs: a URL signed through the service comes due and is refreshed.
     const [id] = await seed(h, 'alice', 1);
     const rows = await h.container.imagesRepo.findLive([id!]);
