@@ -51,8 +51,8 @@ describe('RedisUrlStore refresh schedule', () => {
     const liveSince = now - 50_000;
     const first = await store.claimDue(now, 3, 30_000, liveSince);
     expect(first.dropped).toBe(1); // 'idle' left the schedule
-    expect(new Set(first.claimed.slice(0, 2))).toEqual(new Set(['a', 'b']));
-    expect(first.claimed[2]).toBe('d');
+    // Which ids, not their order: a batch is signed as one.
+    expect(new Set(first.claimed)).toEqual(new Set(['a', 'b', 'd']));
 
     const second = await store.claimDue(now, 10, 30_000, liveSince);
     expect(new Set(second.claimed)).toEqual(new Set(['c', 'e']));
@@ -83,6 +83,66 @@ describe('RedisUrlStore refresh schedule', () => {
     const all = claims.flatMap((c) => c.claimed).filter((id) => id.startsWith('x'));
     expect(all.length).toBe(300);
     expect(new Set(all).size).toBe(300);
+  });
+
+  it('claims the best of the due ids it looks at: new, then hottest, then longest due', async () => {
+    // Its own prefix: a schedule holding exactly this test's ids.
+    const own = `${prefix}best:`;
+    const s = new RedisUrlStore(redis, own);
+    const now = 5_000_000;
+    const limit = 300;
+    // 1,300 due, one ms apart: the claim looks at the 1,200 longest due (4 × limit), across
+    // chunk boundaries. Few distinct access counts, so many ties at the threshold.
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    const items = Array.from({ length: 1300 }, (_, i) => ({
+      id: `best${i}`,
+      dueAt: now - 10_000 + i,
+      count: rand(4),
+      isNew: rand(10) === 0,
+      idle: rand(10) === 0,
+    }));
+    try {
+      await s.write(
+        items.filter((x) => x.isNew).map((x) => entry(x.id, x.dueAt)),
+        'miss',
+      );
+      await s.write(
+        items.filter((x) => !x.isNew).map((x) => entry(x.id, x.dueAt)),
+        'refresh',
+      );
+      await s.recordAccess(
+        new Map(items.map((x) => [x.id, { count: x.count, lastAt: x.idle ? now - 100_000 : now - 5 }])),
+      );
+      const looked = items.slice(0, limit * 4);
+      const score = (x: (typeof items)[number]) => (x.isNew ? 1e12 : 0) + x.count;
+      const expected = looked
+        .filter((x) => !x.idle)
+        .sort((a, b) => score(b) - score(a) || a.dueAt - b.dueAt)
+        .slice(0, limit)
+        .map((x) => x.id);
+
+      const got = await s.claimDue(now, limit, 30_000, now - 50_000);
+      expect(got.dropped).toBe(looked.filter((x) => x.idle).length);
+      expect(got.claimed).toHaveLength(limit);
+      expect(new Set(got.claimed)).toEqual(new Set(expected));
+      // Leased until now + lease; the idle ones looked at left every set; new ones claimed left `new`.
+      const due = `${own}{refresh}:due`;
+      expect(new Set(await redis.zmscore(due, ...got.claimed))).toEqual(new Set([String(now + 30_000)]));
+      const idle = looked.filter((x) => x.idle).map((x) => x.id);
+      expect(await redis.zmscore(due, ...idle)).toEqual(idle.map(() => null));
+      expect(await redis.zmscore(`${own}{refresh}:live`, ...idle)).toEqual(idle.map(() => null));
+      expect(await redis.smismember(`${own}{refresh}:new`, ...got.claimed)).toEqual(got.claimed.map(() => 0));
+      // The idle ones not looked at yet are still scheduled: a later claim drops them.
+      const later = items.slice(limit * 4).filter((x) => x.idle);
+      expect((await redis.zmscore(due, ...later.map((x) => x.id))).every((v) => v !== null)).toBe(true);
+    } finally {
+      const keys = await redis.keys(`${own}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
   });
 
   it('reschedules ids still in the schedule and never puts a purged one back', async () => {
