@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import type { Bench } from './bench.js';
 import { withClient } from './database.js';
-import { cpuSecondsOf } from './processes.js';
+import { cpuSecondsOf, statFields } from './processes.js';
 
 /** `server`: the process under load in that run (the gateway, or one of the ceilings). */
 export type CpuSnapshot = Record<'server' | 'redis' | 'postgres' | 'loadgen', number>;
@@ -31,12 +30,6 @@ async function postgresPids(b: Bench): Promise<number[]> {
 }
 
 const cpu = (pid: number) => cpuSecondsOf(pid).catch(() => 0);
-
-/** Fields of /proc/<pid>/stat after the command name (which may contain spaces). */
-async function statFields(pid: number): Promise<string[]> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
 
 /**
  * CPU seconds used so far by the PostgreSQL backends serving the run's database, plus what the

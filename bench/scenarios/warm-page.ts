@@ -114,6 +114,11 @@ export async function warmPage(b: Bench): Promise<Section> {
     urls: [],
   };
   const measured = async (which: Contender) => {
+    // Each contender sits idle while the others run (~40 s): after that long a process answers
+    // its first seconds well below its pace (a ceiling at 1,995 req/s did 1,077 in the first 4 s
+    // after 45 s idle, a gateway 631 then 373; 2026-12-01, serve.ts, not bytecode flushing:
+    // --no-flush-bytecode changed nothing). Two unmeasured seconds put it back to pace.
+    await job(urlOf[which], b.quick ? 0.3 : 2);
     const stop = which === 'gateway' ? sampleRss(b.gateway.pid, b.rssSamples) : () => {};
     try {
       const before = await cpuSnapshot(b, pidOf[which]);
