@@ -1,3 +1,4 @@
+import { readdir, readFile } from 'node:fs/promises';
 import type { Bench } from './bench.js';
 import { withClient } from './database.js';
 import { cpuSecondsOf, statFields } from './processes.js';
@@ -5,49 +6,76 @@ import { cpuSecondsOf, statFields } from './processes.js';
 /** `server`: the process under load in that run (the gateway, or one of the ceilings). */
 export type CpuSnapshot = Record<'server' | 'redis' | 'postgres' | 'loadgen', number>;
 
-/**
- * The postmaster's pid (the parent of every backend), once per run; 0 when its /proc entry is not
- * on this machine (a database elsewhere).
- */
+const cpu = (pid: number) => cpuSecondsOf(pid).catch(() => 0);
+
+/** The postmaster's pid, once per run; 0 when the database server does not run on this machine. */
 let postmasterPid: number | undefined;
 
-/** PostgreSQL backends serving the run's database (the servers' pools). */
-async function postgresPids(b: Bench): Promise<number[]> {
-  const name = new URL(b.databaseUrl).pathname.slice(1);
+async function comm(pid: number): Promise<string> {
+  return (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+}
+
+/**
+ * The postmaster: the parent of this query's own backend, both named `postgres` (a server on
+ * another machine or in a container gives a pid that is not its backend here, or none).
+ */
+async function findPostmaster(b: Bench): Promise<number> {
   return withClient(b.databaseUrl, async (c) => {
-    const rows = (
-      await c.query<{ pid: number; own: boolean }>(
-        'select pid, pid = pg_backend_pid() as own from pg_stat_activity where datname = $1',
-        [name],
-      )
-    ).rows;
-    // This query's own backend is alive while its connection is open: its parent is the postmaster.
-    postmasterPid ??= await statFields(rows.find((r) => r.own)!.pid)
-      .then((f) => Number(f[1]))
-      .catch(() => 0);
-    return rows.filter((r) => !r.own).map((r) => r.pid);
+    const own = (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+    try {
+      const parent = Number((await statFields(own))[1]);
+      return (await comm(own)) === 'postgres' && (await comm(parent)) === 'postgres' ? parent : 0;
+    } catch {
+      return 0;
+    }
   });
 }
 
-const cpu = (pid: number) => cpuSecondsOf(pid).catch(() => 0);
+/** CPU seconds of the postmaster's live children (backends and background processes). */
+async function liveChildrenCpu(postmaster: number): Promise<number> {
+  let total = 0;
+  for (const name of await readdir('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const f = await statFields(pid);
+      if (Number(f[1]) === postmaster) total += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // Exited meanwhile: counted by the postmaster's reaped children once reaped.
+    }
+  }
+  return total;
+}
+
+/** CPU seconds of the postmaster's reaped children (utime, stime of the waited-for: cutime, cstime). */
+async function reapedChildrenCpu(postmaster: number): Promise<number> {
+  const f = await statFields(postmaster);
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
 
 /**
- * CPU seconds used so far by the PostgreSQL backends serving the run's database, plus what the
- * backends that already exited used. A pool closes connections idle for 30 s (the gateway's, the
- * ceilings', the reference's), so between two rounds of one contender its backends come and go:
- * summing the live ones only, a backend that exited inside a measurement took its seconds with it
- * and made the difference negative (scenario 1 reported PostgreSQL at −0.59 ms per page). The
- * postmaster reaps every backend, and the kernel adds a reaped child's CPU to its parent's
- * cutime/cstime: that sum counts them all. The backends of other databases and this query's own
- * connection are counted too: nothing else runs on the server during a run, and a connection's
- * start costs a few milliseconds against seconds of load.
+ * CPU seconds used so far by the PostgreSQL server: its processes alive now plus those that
+ * exited. The pools close connections idle for 30 s (the gateway's, the ceilings', the
+ * reference's), so between two rounds of one contender its backends come and go: summing the live
+ * backends only, one that exited inside a measurement took its seconds with it and made the
+ * difference negative (scenario 1 reported PostgreSQL at −0.59 ms per page). The kernel adds a
+ * reaped child's CPU to its parent's cutime/cstime, so the postmaster's live and reaped children
+ * together count every backend once, whatever its database: nothing else may use the server
+ * during a run. The reaped sum is read before and after the live ones, and again until it held
+ * still, so a backend reaped in between is not counted twice. 0 when the server is not local.
  */
 export async function postgresCpuSeconds(b: Bench): Promise<number> {
-  const pids = await postgresPids(b);
-  const live = (await Promise.all(pids.map(cpu))).reduce((a, x) => a + x, 0);
-  if (!postmasterPid) return live;
-  const f = await statFields(postmasterPid);
-  return live + (Number(f[13]) + Number(f[14])) / 100; // cutime, cstime in clock ticks (USER_HZ 100)
+  postmasterPid ??= await findPostmaster(b);
+  if (postmasterPid === 0) return 0;
+  let total = 0;
+  for (let tries = 0; tries < 5; tries++) {
+    const before = await reapedChildrenCpu(postmasterPid);
+    const live = await liveChildrenCpu(postmasterPid);
+    const after = await reapedChildrenCpu(postmasterPid);
+    total = live + after;
+    if (before === after) break;
+  }
+  return total;
 }
 
 /** CPU seconds used so far by each process the page path involves. */

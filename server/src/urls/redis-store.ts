@@ -127,12 +127,13 @@ return #e / 3
  *
  * Built for a backlog of 100,000 (scenario 8 of docs/benchmarks.md), where it was most of Redis'
  * time: every lookup and change is one command per chunk of ids (ZMSCORE, SMISMEMBER, variadic
- * ZREM, ZADD, SREM; Redis 6.2, as ZADD GT below) instead of three per id looked at, and the
+ * ZREM, ZADD, SREM; Redis 6.2, as the access scripts' ZADD GT) instead of three per id looked at, and the
  * `limit` best are found by sorting the bare scores (compared in C) for the threshold, not by
  * sorting entries with a Lua comparator. Chunks of 500 ids: Lua's unpack has a bounded stack.
  */
 const CLAIM_SCRIPT = `
 local limit = tonumber(ARGV[2])
+if limit <= 0 then return { 0, {} } end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit * 4)
 local liveSince = tonumber(ARGV[4])
 local leaseUntil = tonumber(ARGV[1]) + tonumber(ARGV[3])

@@ -139,6 +139,9 @@ describe('RedisUrlStore refresh schedule', () => {
       // The idle ones not looked at yet are still scheduled: a later claim drops them.
       const later = items.slice(limit * 4).filter((x) => x.idle);
       expect((await redis.zmscore(due, ...later.map((x) => x.id))).every((v) => v !== null)).toBe(true);
+      // A claim of nothing looks at nothing and drops nothing.
+      expect(await s.claimDue(now, 0, 30_000, now - 50_000)).toEqual({ claimed: [], dropped: 0 });
+      expect((await redis.zmscore(due, ...later.map((x) => x.id))).every((v) => v !== null)).toBe(true);
     } finally {
       const keys = await redis.keys(`${own}*`);
       if (keys.length > 0) await redis.del(...keys);
