@@ -1,12 +1,10 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { Bench } from './bench.js';
 import { withClient } from './database.js';
-import { cpuSecondsOf, statFields } from './processes.js';
+import { cpuSecondsOrZero as cpu, cpuSecondsIn, statFields } from './processes.js';
 
 /** `server`: the process under load in that run (the gateway, or one of the ceilings). */
 export type CpuSnapshot = Record<'server' | 'redis' | 'postgres' | 'loadgen', number>;
-
-const cpu = (pid: number) => cpuSecondsOf(pid).catch(() => 0);
 
 /** The postmaster's pid, once per run; 0 when the database server does not run on this machine. */
 let postmasterPid: number | undefined;
@@ -39,7 +37,7 @@ async function liveChildrenCpu(postmaster: number): Promise<number> {
     if (!Number.isInteger(pid)) continue;
     try {
       const f = await statFields(pid);
-      if (Number(f[1]) === postmaster) total += (Number(f[11]) + Number(f[12])) / 100;
+      if (Number(f[1]) === postmaster) total += cpuSecondsIn(f);
     } catch {
       // Exited meanwhile: counted by the postmaster's reaped children once reaped.
     }

@@ -17,8 +17,17 @@ export async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: 
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export async function cpuSecondsOf(pid: number): Promise<number> {
-  const fields = await statFields(pid);
+  return cpuSecondsIn(await statFields(pid));
+}
+
+/** CPU seconds (user + system) from a process's /proc/<pid>/stat fields (`statFields`). */
+export function cpuSecondsIn(fields: readonly string[]): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/** A process's CPU seconds so far, or 0 once it has exited. */
+export function cpuSecondsOrZero(pid: number): Promise<number> {
+  return cpuSecondsOf(pid).catch(() => 0);
 }
 
 /** The fields of /proc/<pid>/stat after the command name (which may contain spaces): state first. */

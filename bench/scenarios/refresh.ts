@@ -5,7 +5,7 @@ import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
 import { gatewayEnv, GATEWAY_GRID as grid, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { postgresCpuSeconds } from '../lib/cpu.js';
 import { inProcessWorker } from '../lib/in-process.js';
-import { cpuSecondsOf, sleep, startNode } from '../lib/processes.js';
+import { cpuSecondsOrZero, sleep, startNode } from '../lib/processes.js';
 import { median } from '../lib/stats.js';
 
 const k = urlKeys('signet:');
@@ -35,12 +35,11 @@ interface RoundCpu {
 }
 
 async function roundCpu(b: Bench, workerPids: number[]): Promise<RoundCpu> {
-  const of = (pid: number) => cpuSecondsOf(pid).catch(() => 0);
-  const workers = (await Promise.all(workerPids.map(of))).reduce((a, x) => a + x, 0);
+  const workers = (await Promise.all(workerPids.map(cpuSecondsOrZero))).reduce((a, x) => a + x, 0);
   const { user, system } = process.cpuUsage();
   return {
     workers,
-    redis: await of(b.redis.pid),
+    redis: await cpuSecondsOrZero(b.redis.pid),
     postgres: await postgresCpuSeconds(b),
     bench: (user + system) / 1e6,
   };
@@ -163,10 +162,8 @@ export async function refresh(b: Bench): Promise<Section> {
       if (failed) throw (failed as PromiseRejectedResult).reason;
       await sleep(1000); // BullMQ workers and their tick scheduler settle
       await r.config('RESETSTAT');
-      const cpuAtStart = await roundCpu(
-        b,
-        procs.map((p) => p.pid),
-      );
+      const workerPids = procs.map((p) => p.pid);
+      const cpuAtStart = await roundCpu(b, workerPids);
       const t0 = Date.now();
       // Every score to 0: all 100,000 due at this instant, atomically.
       await r.zunionstore(k.schedule, 1, k.schedule, 'WEIGHTS', 0);
@@ -222,13 +219,7 @@ export async function refresh(b: Bench): Promise<Section> {
       b.log(`    progress (s, signed): ${progress.map(([t, n]) => `${t.toFixed(0)}:${n}`).join(' ')}`);
       const seconds = ((doneAt || Date.now()) - t0) / 1000;
       b.log(`    Redis time by command: ${await redisTimeByCommand(r)}`);
-      const cpu = cpuBetween(
-        cpuAtStart,
-        await roundCpu(
-          b,
-          procs.map((p) => p.pid),
-        ),
-      );
+      const cpu = cpuBetween(cpuAtStart, await roundCpu(b, workerPids));
       await sleep(1500); // anything signed twice would show up now
       // Read the counters between two equal readings of the signature count: a step that turns
       // for one offset group (~6,250 of these images, every ~168 s) while they are read has its

@@ -127,9 +127,10 @@ return #e / 3
  *
  * Built for a backlog of 100,000 (scenario 8 of docs/benchmarks.md), where it was most of Redis'
  * time: every lookup and change is one command per chunk of ids (ZMSCORE, SMISMEMBER, variadic
- * ZREM, ZADD, SREM; Redis 6.2, as the access scripts' ZADD GT) instead of three per id looked at, and the
- * `limit` best are found by sorting the bare scores (compared in C) for the threshold, not by
- * sorting entries with a Lua comparator. Chunks of 500 ids: Lua's unpack has a bounded stack.
+ * ZREM, ZADD, SREM; Redis 6.2, as the access scripts' ZADD GT) instead of three per id looked
+ * at, and the `limit` best are found by sorting the bare scores (compared in C) for the
+ * threshold, not by sorting entries with a Lua comparator. Chunks of 500 ids: Lua's unpack has a
+ * bounded stack.
  */
 const CLAIM_SCRIPT = `
 local limit = tonumber(ARGV[2])
