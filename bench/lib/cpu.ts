@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Bench } from './bench.js';
 import { withClient } from './database.js';
 import { cpuSecondsOrZero as cpu, cpuSecondsIn, statFields } from './processes.js';
+import { median } from './stats.js';
 
 /** `server`: the process under load in that run (the gateway, or one of the ceilings). */
 export type CpuSnapshot = Record<'server' | 'redis' | 'postgres' | 'loadgen', number>;
@@ -90,5 +91,12 @@ export async function cpuSnapshot(b: Bench, serverPid: number): Promise<CpuSnaps
 export function cpuPerRequest(a: CpuSnapshot, z: CpuSnapshot, requests: number): CpuSnapshot {
   const out = {} as CpuSnapshot;
   for (const k of Object.keys(a) as (keyof CpuSnapshot)[]) out[k] = ((z[k] - a[k]) * 1000) / requests;
+  return out;
+}
+
+/** The median of each process's figure over several runs (rounds of one contender). */
+export function cpuMedian(list: readonly CpuSnapshot[]): CpuSnapshot {
+  const out = {} as CpuSnapshot;
+  for (const k of Object.keys(list[0]!) as (keyof CpuSnapshot)[]) out[k] = median(list.map((x) => x[k]));
   return out;
 }

@@ -9,6 +9,7 @@ import {
   pageBody,
   type Section,
 } from '../lib/bench.js';
+import { type CpuSnapshot, cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { sleep } from '../lib/processes.js';
 import { median } from '../lib/stats.js';
 import { CONCURRENCY, checkStatus } from './warm-page.js';
@@ -64,13 +65,23 @@ export async function coldPage(b: Bench): Promise<Section> {
   const measure = async (connections: number, amount: number, seconds: number) => {
     const warm: HttpResult[] = [];
     const cold: HttpResult[] = [];
+    const warmCpu: CpuSnapshot[] = [];
+    const coldCpu: CpuSnapshot[] = [];
     for (let round = 0; round < b.rounds; round++) {
       await flush();
-      warm.push(await warmRun(connections, seconds));
+      let before = await cpuSnapshot(b, b.gateway.pid);
+      const w = await warmRun(connections, seconds);
+      await settle();
+      warm.push(w);
+      warmCpu.push(cpuPerRequest(before, await cpuSnapshot(b, b.gateway.pid), w.requests));
       await flush();
       const signedBefore = await metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"');
-      cold.push(await coldRun(connections, amount));
+      before = await cpuSnapshot(b, b.gateway.pid);
+      const c = await coldRun(connections, amount);
+      // Settled: the write-backs and events sent after the answers are in the cold page's CPU.
       await settle();
+      cold.push(c);
+      coldCpu.push(cpuPerRequest(before, await cpuSnapshot(b, b.gateway.pid), c.requests));
       const signed =
         (await metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"')) - signedBefore;
       // Every URL of every cold page was signed for that request: nothing came from the cache.
@@ -87,6 +98,7 @@ export async function coldPage(b: Bench): Promise<Section> {
       coldP99: median(cold.map((r) => r.p99)),
       ratio: median(cold.map((r, i) => r.p50 / warm[i]!.p50)),
       pagesPerRound: amount,
+      cpuMsPerPage: { warm: cpuMedian(warmCpu), cold: cpuMedian(coldCpu) },
     };
   };
 
@@ -98,8 +110,13 @@ export async function coldPage(b: Bench): Promise<Section> {
   const single = await measure(1, b.quick ? 60 : 300, b.quick ? 1 : 2);
   const figure = (m: typeof loaded) =>
     `cold p50 ${fmt.ms(m.coldP50)} vs warm p50 ${fmt.ms(m.warmP50)} = ${m.ratio.toFixed(2)}× (cold ${fmt.rps(m.coldRps)}, warm ${fmt.rps(m.warmRps)})`;
-  b.log(`  c=32: ${figure(loaded)}`);
-  b.log(`  c=1: ${figure(single)}`);
+  const cpuNote = (m: typeof loaded) => {
+    const f = (c: CpuSnapshot) =>
+      `gateway ${c.server.toFixed(2)}, Redis ${c.redis.toFixed(2)}, PostgreSQL ${c.postgres.toFixed(2)}, load generator ${c.loadgen.toFixed(2)}`;
+    return `CPU per page (ms): warm ${f(m.cpuMsPerPage.warm)}; cold ${f(m.cpuMsPerPage.cold)}`;
+  };
+  b.log(`  c=32: ${figure(loaded)}; ${cpuNote(loaded)}`);
+  b.log(`  c=1: ${figure(single)}; ${cpuNote(single)}`);
   return {
     id: '4',
     title: 'Cold page',
@@ -119,6 +136,7 @@ export async function coldPage(b: Bench): Promise<Section> {
         pass: single.ratio <= 2,
       },
     ],
+    notes: [`c=32: ${cpuNote(loaded)}.`, `c=1: ${cpuNote(single)}.`],
     details: { concurrency32: loaded, concurrency1: single },
   };
 }

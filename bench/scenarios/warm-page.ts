@@ -10,7 +10,7 @@ import {
   pageBody,
   type Section,
 } from '../lib/bench.js';
-import { type CpuSnapshot, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
+import { type CpuSnapshot, cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { memoryOf } from '../lib/processes.js';
 import { median } from '../lib/stats.js';
 
@@ -151,10 +151,6 @@ export async function warmPage(b: Bench): Promise<Section> {
   const ofCeiling = (list: HttpResult[]) => median(list.map((x, i) => x.rps / ceil[i]!.rps));
   const ratio = ofCeiling(gw);
   const ofReference = median(gw.map((x, i) => x.rps / ref[i]!.rps));
-  const cpuMedian = (list: CpuSnapshot[]) =>
-    Object.fromEntries(
-      (Object.keys(list[0]!) as (keyof CpuSnapshot)[]).map((k) => [k, median(list.map((x) => x[k]))]),
-    ) as CpuSnapshot;
   const gwCpu = cpuMedian(cpu.gateway);
   const ceilCpu = cpuMedian(cpu.ceiling);
   const refCpu = cpuMedian(cpu.reference);
