@@ -16,6 +16,8 @@ declare module 'autocannon' {
     duration?: number;
     amount?: number;
     timeout?: number;
+    /** Milliseconds between samples; a run ends (duration, amount) only on such a tick. */
+    sampleInt?: number;
     pipelining?: number;
     method?: string;
     headers?: Record<string, string>;
