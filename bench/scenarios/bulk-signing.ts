@@ -29,7 +29,7 @@ export async function bulkSigning(settings: Pick<Bench, 'quick' | 'log'>): Promi
       results[batch] = await child.call('run', {
         ...COS,
         batch,
-        ms: settings.quick ? 250 : 2000,
+        ms: settings.quick ? 120 : 2000,
         rounds: settings.quick ? 3 : 5,
       });
     }
@@ -37,7 +37,7 @@ export async function bulkSigning(settings: Pick<Bench, 'quick' | 'log'>): Promi
     const cdn: Record<string, number[]> = await child.call('cdn', {
       ...COS,
       batch: 100,
-      ms: settings.quick ? 150 : 1000,
+      ms: settings.quick ? 80 : 1000,
       rounds: settings.quick ? 3 : 5,
     });
     // The s3 driver's bulk SigV4 presigner, batches of 100 and 500.
@@ -46,7 +46,7 @@ export async function bulkSigning(settings: Pick<Bench, 'quick' | 'log'>): Promi
       s3[batch] = await child.call('s3', {
         ...S3,
         batch,
-        ms: settings.quick ? 250 : 2000,
+        ms: settings.quick ? 120 : 2000,
         rounds: settings.quick ? 3 : 5,
       });
     }

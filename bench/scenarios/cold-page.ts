@@ -27,10 +27,11 @@ export async function coldPage(b: Bench): Promise<Section> {
   for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
   // Requests of the previous run still in flight finish first (a load run stops sending, it does
   // not wait for its last answers; one the load generator gave up on may still be signing).
+  // Settled: the answered count held still for 100 ms (a page's write-back takes milliseconds).
   const settle = async () => {
     let seen = -1;
     for (;;) {
-      await sleep(250);
+      await sleep(100);
       const n = await metricSum(b.gateway.url, 'signet_http_requests_total', 'route="graphql"');
       if (n === seen) break;
       seen = n;
