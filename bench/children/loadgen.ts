@@ -57,8 +57,9 @@ function runHttp(job: HttpJob): Promise<HttpResult> {
         ...(job.amount ? { amount: job.amount } : { duration: job.durationS ?? 5 }),
         timeout: 30,
         // autocannon notices the end of a run (its duration, or the last of `amount` answered)
-        // only on its sample tick, every second by default: a 1.2 s run lasted 2 s and a run of
-        // 300 pages that took 2.1 s was reported as 3 s. Ticks of 50 ms end runs on time.
+        // only on its sample tick, every second by default: a 1.2 s run lasted 2 s, and a run of
+        // a fixed number of requests was timed in whole seconds. Ticks of 50 ms end runs on time
+        // (docs/benchmarks.md, finding 21).
         sampleInt: 50,
         requests: [request],
         skipAggregateResult: true,
