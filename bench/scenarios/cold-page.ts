@@ -27,14 +27,18 @@ export async function coldPage(b: Bench): Promise<Section> {
   for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
   // Requests of the previous run still in flight finish first (a load run stops sending, it does
   // not wait for its last answers; one the load generator gave up on may still be signing).
-  // Settled: the answered count held still for 100 ms (a page's write-back takes milliseconds).
+  // Closed requests alone cannot tell: a request the load generator dropped is counted (aborted)
+  // when its connection closes, while the gateway may still be working on it. Resolves finished
+  // can: settled when neither count moved for 100 ms (a page's write-back takes milliseconds).
   const settle = async () => {
-    let seen = -1;
+    let seen = '';
     for (;;) {
       await sleep(100);
-      const n = await metricSum(b.gateway.url, 'signet_http_requests_total', 'route="graphql"');
-      if (n === seen) break;
-      seen = n;
+      const closed = await metricSum(b.gateway.url, 'signet_http_requests_total', 'route="graphql"');
+      const resolved = await metricSum(b.gateway.url, 'signet_url_resolve_seconds_count');
+      const now = `${closed}/${resolved}`;
+      if (now === seen) break;
+      seen = now;
     }
   };
   const flush = async () => {
@@ -42,9 +46,10 @@ export async function coldPage(b: Bench): Promise<Section> {
     await b.redisClient.flushdb();
     await sleep(200);
   };
-  const warmRun = async (connections: number, seconds: number) => {
-    await fetchPage(b.gateway.url, b.tokens.main, 100);
-    return http(b, {
+  // The warm page is cached first (after a flush that request is a cold page: not measured).
+  const warmUp = () => fetchPage(b.gateway.url, b.tokens.main, 100);
+  const warmRun = (connections: number, seconds: number) =>
+    http(b, {
       url: `${b.gateway.url}/graphql`,
       method: 'POST',
       headers: authHeaders(b.tokens.main),
@@ -52,7 +57,6 @@ export async function coldPage(b: Bench): Promise<Section> {
       connections,
       durationS: seconds,
     });
-  };
   const coldRun = (connections: number, amount: number) =>
     http(b, {
       url: `${b.gateway.url}/graphql`,
@@ -70,6 +74,7 @@ export async function coldPage(b: Bench): Promise<Section> {
     const coldCpu: CpuSnapshot[] = [];
     for (let round = 0; round < b.rounds; round++) {
       await flush();
+      await warmUp();
       let before = await cpuSnapshot(b, b.gateway.pid);
       const w = await warmRun(connections, seconds);
       await settle();
