@@ -8,6 +8,7 @@ import { type GqlResult, type Harness, startHarness } from '../support/harness.j
 import { waitFor } from '../support/proxy.js';
 import { seed } from '../support/seed.js';
 import { type SseSubscription, subscribeSse } from '../support/sse.js';
+import { clearOfStepTurns } from '../support/step-turns.js';
 import { uploadFile } from '../support/upload.js';
 
 // Who sees what (docs/architecture.md, "Who sees what"), every role × visibility × entry point.
@@ -339,6 +340,8 @@ describe('who sees what: role × visibility × entry point', () => {
     }
     const PAGE = 'query($ids: [ID!]!) { imagesByIds(ids: $ids) { id signedUrl { url } } }';
     const ask = () => gql<{ imagesByIds: ({ id: string } | null)[] }>('other', PAGE, { ids });
+    // Not across a step turn: the measured page would then rightly sign the turned images' next URLs.
+    await clearOfStepTurns(a.container.config, ids);
     const warm = await ask();
     expect(warm.errors).toBeUndefined();
     await wire.settled(); // the cold page's write-back leaves after its answer
