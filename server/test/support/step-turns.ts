@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../../src/config.js';
 import { WindowGrid } from '../../src/urls/window-grid.js';
 
@@ -19,6 +20,6 @@ export async function clearOfStepTurns(
     const from = Math.floor(now / 1000);
     const to = Math.floor((now + withinMs) / 1000);
     if (ids.every((id) => grid.stepStart(id, from) === grid.stepStart(id, to))) return;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
