@@ -4,13 +4,17 @@
 // columns, order and limit), one MGET of the page's cached URLs, the same signing for misses (the
 // product's built cos driver on the product's window grid, written back with one pipeline), and
 // the same JSON shape as the GraphQL answer. No framework, no schema, no metrics, no memo.
-// Benchmark-only.
+// `POST /variants` answers scenario 14's page instead: each image's original, its `thumb` and the
+// thumb's srcset, worked out by the product's built VariantCatalog (which URL, which variant),
+// read, signed and written back the same way. Benchmark-only.
 import { createServer, type IncomingMessage } from 'node:http';
 import { Redis } from 'ioredis';
 import { jwtVerify } from 'jose';
 import pg from 'pg';
 import type * as ConfigModule from '../../server/src/config.js';
 import type * as ContainerModule from '../../server/src/container.js';
+import type * as VariantsModule from '../../server/src/images/variants.js';
+import type { Variant } from '../../server/src/storage/variant.js';
 import type * as RedisStoreModule from '../../server/src/urls/redis-store.js';
 import type * as StoreModule from '../../server/src/urls/store.js';
 import type * as GridModule from '../../server/src/urls/window-grid.js';
@@ -21,6 +25,7 @@ const { createStorage } = await loadBuilt<typeof ContainerModule>('container');
 const { urlKeys } = await loadBuilt<typeof RedisStoreModule>('urls/redis-store');
 const { decodeSignature, encodeSignature } = await loadBuilt<typeof StoreModule>('urls/store');
 const { WindowGrid } = await loadBuilt<typeof GridModule>('urls/window-grid');
+const { VariantCatalog } = await loadBuilt<typeof VariantsModule>('images/variants');
 
 const config = loadConfig(process.env);
 const storage = createStorage(config);
@@ -30,6 +35,8 @@ const secret = new TextEncoder().encode(process.env.AUTH_JWT_SECRET);
 const redis = new Redis(process.env.REDIS_URL!);
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
 const minTtlMs = config.defaultMinTtlSeconds * 1000;
+const catalog = new VariantCatalog(config.images, { derivedObjects: storage.driver === 's3' });
+const PRESET = 'thumb';
 
 const PAGE_SQL =
   'select id, owner_id, object_key, content_type, byte_size, width, height, etag, visibility, ' +
@@ -51,9 +58,14 @@ function body(req: IncomingMessage): Promise<string> {
 interface Row {
   id: string;
   object_key: string;
+  content_type: string;
+  width: number | null;
+  height: number | null;
+  created_at: Date;
 }
 
-async function page(req: IncomingMessage): Promise<string> {
+/** The JWT check, the one SQL statement: the page's rows. */
+async function rowsOf(req: IncomingMessage): Promise<Row[]> {
   const auth = req.headers.authorization ?? '';
   if (!auth.startsWith('Bearer ')) throw new Error('unauthenticated');
   const { payload } = await jwtVerify(auth.slice(7), secret, { algorithms: ['HS256'] });
@@ -61,43 +73,119 @@ async function page(req: IncomingMessage): Promise<string> {
     (JSON.parse(await body(req)) as { variables?: { first?: number } }).variables?.first ?? 20,
   );
   const { rows } = await pool.query<Row>(PAGE_SQL, [payload.sub, first + 1]);
-  const shown = rows.slice(0, first);
-  const cached = shown.length > 0 ? await redis.mget(shown.map((r) => keys.url(r.id))) : [];
+  return rows.slice(0, first);
+}
+
+/** What to sign for one URL: the url id (the cache key's), the object key and the variant. */
+interface Want {
+  id: string;
+  key: string;
+  variant?: Variant;
+}
+
+interface Signed {
+  url: string;
+  expiresAt: number;
+}
+
+/** One MGET of every wanted URL; the misses signed on the grid and written back in one pipeline. */
+async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
+  const cached = wants.length > 0 ? await redis.mget(wants.map((w) => keys.url(w.id))) : [];
   const now = Date.now();
-  const out: { id: string; url: string; expiresAt: number }[] = [];
-  const misses: { i: number; row: Row; start: number; end: number }[] = [];
-  shown.forEach((row, i) => {
+  const out: Signed[] = new Array(wants.length);
+  const misses: { i: number; start: number; end: number }[] = [];
+  wants.forEach((w, i) => {
     const sig = decodeSignature(cached[i]);
-    if (sig && sig.end * 1000 - now >= minTtlMs && grid.isCurrent(row.id, sig, now)) {
-      out[i] = { id: row.id, url: storage.urlFor(row.object_key, sig), expiresAt: sig.end * 1000 };
+    if (sig && sig.end * 1000 - now >= minTtlMs && grid.isCurrent(w.id, sig, now)) {
+      out[i] = { url: storage.urlFor(w.key, sig, w.variant), expiresAt: sig.end * 1000 };
     } else {
-      const w = grid.windowAt(row.id, now);
-      misses.push({ i, row, start: w.start, end: w.end });
+      const win = grid.windowAt(w.id, now);
+      misses.push({ i, start: win.start, end: win.end });
     }
   });
   if (misses.length > 0) {
     const write = redis.pipeline();
     for (const m of misses) {
-      const [sig] = storage.signMany([m.row.object_key], { start: m.start, end: m.end });
+      const w = wants[m.i]!;
+      const [sig] = storage.signMany([w.key], { start: m.start, end: m.end }, [w.variant]);
       const s = { start: m.start, end: m.end, sig: sig! };
-      out[m.i] = { id: m.row.id, url: storage.urlFor(m.row.object_key, s), expiresAt: m.end * 1000 };
-      write.set(keys.url(m.row.id), encodeSignature(s), 'PX', Math.max(1, m.end * 1000 - now));
+      out[m.i] = { url: storage.urlFor(w.key, s, w.variant), expiresAt: m.end * 1000 };
+      write.set(keys.url(w.id), encodeSignature(s), 'PX', Math.max(1, m.end * 1000 - now));
     }
     await write.exec();
   }
+  return out;
+}
+
+const urlJson = (s: Signed) => ({ url: s.url, expiresAt: new Date(s.expiresAt).toISOString() });
+
+async function page(req: IncomingMessage): Promise<string> {
+  const rows = await rowsOf(req);
+  const urls = await urlsOf(rows.map((r) => ({ id: r.id, key: r.object_key })));
+  return JSON.stringify({
+    data: {
+      images: { edges: rows.map((r, i) => ({ node: { id: r.id, signedUrl: urlJson(urls[i]!) } })) },
+    },
+  });
+}
+
+/** Scenario 14's page: original, thumb (the srcset's 1x entry) and the srcset, per image. */
+async function variantPage(req: IncomingMessage): Promise<string> {
+  const rows = await rowsOf(req);
+  const plans = rows.map((r) =>
+    catalog.srcsetPlan(
+      {
+        id: r.id,
+        objectKey: r.object_key,
+        contentType: r.content_type,
+        width: r.width,
+        height: r.height,
+        // One region: where the object lives does not enter its URL.
+        homeRegion: null,
+        replicatedRegions: [],
+        createdAt: r.created_at,
+      },
+      PRESET,
+      config.defaultMinTtlSeconds,
+    ),
+  );
+  // Each distinct URL once: the original, then the srcset's entries (its first is the thumb).
+  const wants: Want[] = [];
+  const at = new Map<string, number>();
+  const want = (w: Want) => {
+    let i = at.get(w.id);
+    if (i === undefined) {
+      i = wants.push(w) - 1;
+      at.set(w.id, i);
+    }
+    return i;
+  };
+  const slots = rows.map((r, n) => ({
+    original: want({ id: r.id, key: r.object_key }),
+    entries: plans[n]!.requests.map((q) => want({ id: q.id, key: q.key, variant: q.variant })),
+  }));
+  const urls = await urlsOf(wants);
   return JSON.stringify({
     data: {
       images: {
-        edges: out.map((o) => ({
-          node: { id: o.id, signedUrl: { url: o.url, expiresAt: new Date(o.expiresAt).toISOString() } },
-        })),
+        edges: rows.map((r, n) => {
+          const s = slots[n]!;
+          return {
+            node: {
+              id: r.id,
+              signedUrl: urlJson(urls[s.original]!),
+              thumb: urlJson(urls[s.entries[0]!]!),
+              srcset: plans[n]!.join(s.entries.map((i) => urls[i]!.url)),
+            },
+          };
+        }),
       },
     },
   });
 }
 
 const server = createServer((req, res) => {
-  page(req).then(
+  (req.url === '/variants' ? variantPage(req) : page(req)).then(
     (json) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
       res.end(json);
