@@ -99,6 +99,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Open signedUrlRefreshed subscriptions on this node',
       registers: r,
     }),
+    sseOpened: new Counter({
+      name: 'signet_sse_opened_total',
+      help: 'Subscriptions opened over SSE, by path: fast (http/sse-subscriptions.ts) or yoga',
+      labelNames: ['path'] as const,
+      registers: r,
+    }),
     httpRequests: new PlainCounter({
       name: 'signet_http_requests_total',
       help: 'HTTP responses by route and status (status "aborted": the client left first)',

@@ -38,7 +38,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   const shutdown = new AbortController();
   const stalls = createStallGuard(config.stalledClientSeconds * 1000);
   const observed = { logger, requests: metrics.httpRequests };
-  const yoga = createGraphql(c, { shutdown: shutdown.signal });
+  const { yoga, sse } = createGraphql(c, { shutdown: shutdown.signal });
   const probes = createProbes(c, () => shutdown.signal.aborted);
   const webRoot = options.webRoot ?? fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
@@ -63,7 +63,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     // A worker does background work only; it answers probes and metrics, nothing else.
     if (config.role === 'worker')
       throw notFound('This node runs SIGNET_ROLE=worker: only /healthz, /readyz and /metrics');
-    if (path === '/graphql') return yoga(req, res);
+    if (path === '/graphql') return sse.eligible(req) ? sse.handle(req, res) : yoga(req, res);
     for (const [prefix, handler] of prefixed) if (path.startsWith(prefix)) return handler(req, res, url);
     if (req.method === 'GET' || req.method === 'HEAD') return staticApp(req, res, url);
     throw notFound('No such route');
@@ -105,6 +105,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     },
     close() {
       stalls.stop();
+      sse.close();
     },
   };
 }

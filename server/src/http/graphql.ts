@@ -13,9 +13,9 @@ import { buildSchema } from '../schema/index.js';
 import { corsFor } from './cors.js';
 import { bundledGraphiql, useGraphiqlHeaders } from './graphiql.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
-import { useCompiledExecution } from './plugins/use-compiled-execution.js';
+import { compiledEvents, useCompiledExecution } from './plugins/use-compiled-execution.js';
 import { useCostLimit } from './plugins/use-cost-limit.js';
-import { useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
+import { abortWaiters, useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
 import { useIntrospectionSwitch } from './plugins/use-introspection-switch.js';
 import { useMultipartMapCheck } from './plugins/use-multipart-map-check.js';
@@ -24,9 +24,16 @@ import { useQueryLimits } from './plugins/use-query-limits.js';
 import { requestIdOf, useRequestId } from './plugins/use-request-id.js';
 import { useRequestParseErrors } from './plugins/use-request-parse-errors.js';
 import { MULTIPART_OVERHEAD_BYTES, useUploadLimits } from './plugins/use-upload-limits.js';
+import { createSseSubscriptions, type SseSubscriptions } from './sse-subscriptions.js';
 import { withTableCode } from './yoga-error-codes.js';
 
 export type Yoga = YogaServerInstance<Record<string, never>, Context>;
+
+/** `/graphql`: yoga, and the fast path for the SSE subscriptions yoga has accepted (sse-subscriptions.ts). */
+export interface GraphqlHttp {
+  yoga: Yoga;
+  sse: SseSubscriptions;
+}
 
 export interface GraphqlDeps {
   config: Pick<
@@ -50,15 +57,40 @@ export interface GraphqlDeps {
 }
 
 /** `shutdown` aborts when the process drains: open subscriptions then complete cleanly. */
-export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal } = {}): Yoga {
+export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal } = {}): GraphqlHttp {
   const { logger, config } = d;
   const persisted = config.persistedOperationsFile
     ? usePersistedDocuments(loadPersistedOperations(config.persistedOperationsFile), {
         only: config.persistedOperationsOnly,
       })
     : [];
-  return createYoga<Record<string, never>, Context>({
-    schema: buildSchema({ federation: config.federation }),
+  const schema = buildSchema({ federation: config.federation });
+  const events = config.graphqlJit ? compiledEvents(logger) : undefined;
+  const shutdown = options.shutdown && { signal: options.shutdown, waiters: abortWaiters(options.shutdown) };
+  // yoga is made below with the fast path's recorder among its plugins; the fast path hands
+  // requests to yoga. Each needs the other, so the fast path reaches yoga through this binding.
+  let yoga: Yoga | undefined;
+  const sse = createSseSubscriptions({
+    schema,
+    services: d.schema,
+    authenticate: d.authenticate,
+    logger,
+    metrics: d.metrics,
+    yoga: {
+      get fetchAPI() {
+        return yoga!.fetchAPI;
+      },
+      // The node objects, as yoga's own node adapter hands them to its plugins.
+      fetch: (request, serverContext) => yoga!.fetch(request, serverContext as never),
+    },
+    maxBodyBytes: config.graphqlMaxBodyBytes,
+    cors: config.corsOrigins.length > 0,
+    compiled: events,
+    maskError: (error, message) => maskError(error, message, logger),
+    shutdown,
+  });
+  yoga = createYoga<Record<string, never>, Context>({
+    schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     // GraphiQL is of no use without introspection, so GRAPHQL_INTROSPECTION switches both (off
@@ -86,7 +118,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
         requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight'],
       }),
       useErrorMetrics(d.metrics),
-      useEndOnShutdown(options.shutdown),
+      useEndOnShutdown(shutdown?.signal, shutdown?.waiters),
       // before useUploadLimits, which wraps it (the form data is read once, under its limits)
       useMultipartMapCheck(),
       useUploadLimits({
@@ -101,7 +133,9 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       useQueryLimits({ hideSuggestions: !config.graphqlIntrospection }),
       useIntrospectionSwitch(config.graphqlIntrospection),
       useCostLimit(),
-      ...(config.graphqlJit ? useCompiledExecution(logger) : []),
+      ...(events ? useCompiledExecution(logger, events) : []),
+      // Last: it records an opened subscription once every plugin before it let it through.
+      sse.plugin,
     ],
     // Every body is bounded by useBodyLimit; yoga's cap would pipe each one through a stream.
     maxRequestBodySize: false,
@@ -113,6 +147,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     // isDev off: yoga would otherwise add the parser's originalError (quoting the body) to errors.
     maskedErrors: { maskError: (error, message) => maskError(error, message, logger), isDev: false },
   });
+  return { yoga, sse };
 }
 
 /**

@@ -72,7 +72,7 @@ describe('the error table', () => {
 
   describe('GraphQL', () => {
     let failWith: AppError;
-    const yoga = createGraphql({
+    const { yoga } = createGraphql({
       config: loadConfig({ AUTH_JWT_SECRET: undefined }),
       logger,
       metrics: createMetrics(),

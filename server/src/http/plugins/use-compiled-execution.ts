@@ -25,26 +25,41 @@ import type { Logger } from '../../logger.js';
  * compiler refuses runs interpreted, logged once. GRAPHQL_JIT=false turns all of it off
  * (docs/benchmarks.md, scenario 1, measures both).
  */
-export function useCompiledExecution(logger: Logger): Plugin[] {
-  const onError = (r: ExecutionResult) =>
-    logger.warn({ errors: r.errors?.map((e) => e.message) }, 'graphql-jit could not compile an operation');
+export function useCompiledExecution(
+  logger: Logger,
+  events: CompiledEvents = compiledEvents(logger),
+): Plugin[] {
   return [
     useGraphQlJit(
       {},
       {
         enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation !== 'subscription',
-        onError,
+        onError: refused(logger),
       },
     ),
-    useCompiledSubscriptionEvents(onError),
+    useCompiledSubscriptionEvents(events),
   ];
 }
 
-/** Compiled per-event execution for subscriptions (see above); a refused document stays interpreted. */
-function useCompiledSubscriptionEvents(onError: (r: ExecutionResult) => void): Plugin {
-  // By parsed document (yoga's parse cache bounds them) and operation name.
+const refused = (logger: Logger) => (r: ExecutionResult) =>
+  logger.warn({ errors: r.errors?.map((e) => e.message) }, 'graphql-jit could not compile an operation');
+
+/** The compiled query that runs each event of a subscription document; null: it runs interpreted. */
+export type CompiledEvents = (
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName?: string | null,
+) => CompiledQuery | null;
+
+/**
+ * One compile per parsed document (yoga's parse cache keeps them, so this is bounded by it) and
+ * operation name, shared by yoga's pipeline and the SSE fast path (sse-subscriptions.ts). A
+ * document the compiler refuses runs interpreted, logged once.
+ */
+export function compiledEvents(logger: Logger): CompiledEvents {
+  const onError = refused(logger);
   const compiled = new WeakMap<DocumentNode, Map<string, CompiledQuery | null>>();
-  const compiledFor = (schema: GraphQLSchema, document: DocumentNode, operationName?: string | null) => {
+  return (schema, document, operationName) => {
     let byName = compiled.get(document);
     if (!byName) {
       byName = new Map();
@@ -59,6 +74,10 @@ function useCompiledSubscriptionEvents(onError: (r: ExecutionResult) => void): P
     }
     return c;
   };
+}
+
+/** Compiled per-event execution for subscriptions (see above); a refused document stays interpreted. */
+function useCompiledSubscriptionEvents(compiledFor: CompiledEvents): Plugin {
   return {
     onSubscribe({ args, setSubscribeFn }) {
       const query = compiledFor(args.schema, args.document, args.operationName);

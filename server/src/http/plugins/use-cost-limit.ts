@@ -111,7 +111,8 @@ export function operationCost(
   return costOf(op.selectionSet, root);
 }
 
-function check(args: {
+/** The refusal of an operation over MAX_COST with these variables, or undefined (also sse-subscriptions.ts). */
+export function costRefusal(args: {
   schema: GraphQLSchema;
   document: DocumentNode;
   operationName?: string | null | undefined;
@@ -133,11 +134,11 @@ function check(args: {
 export function useCostLimit(): Plugin {
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const refused = check(args);
+      const refused = costRefusal(args);
       if (refused) setResultAndStopExecution(refused);
     },
     onSubscribe({ args, setResultAndStopExecution }) {
-      const refused = check(args);
+      const refused = costRefusal(args);
       if (refused) setResultAndStopExecution(refused);
     },
   };

@@ -96,9 +96,11 @@ export function endOnAbort<T>(
 }
 
 /** Ends every open subscription when the process shuts down (graceful SIGTERM). */
-export function useEndOnShutdown(signal: AbortSignal | undefined): Plugin {
-  if (!signal) return {};
-  const waiters = abortWaiters(signal);
+export function useEndOnShutdown(
+  signal: AbortSignal | undefined,
+  waiters: AbortWaiters | undefined = signal && abortWaiters(signal),
+): Plugin {
+  if (!signal || !waiters) return {};
   return {
     onSubscribe: () => ({
       onSubscribeResult({ result, setResult }) {

@@ -1,0 +1,286 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendNodeResponse } from '@whatwg-node/server';
+import {
+  createSourceEventStream,
+  type DocumentNode,
+  type ExecutionResult,
+  execute,
+  type GraphQLError,
+  type GraphQLSchema,
+} from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import type { Authenticate } from '../auth/viewer.js';
+import { currentRequestId } from '../lib/request-scope.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Context, SchemaServices } from '../schema/context.js';
+import type { CompiledEvents } from './plugins/use-compiled-execution.js';
+import { costRefusal } from './plugins/use-cost-limit.js';
+import { type AbortWaiters, endOnAbort } from './plugins/use-end-on-shutdown.js';
+
+/**
+ * Subscriptions over SSE without yoga's per-request machinery, for the requests yoga has already
+ * accepted once (docs/architecture.md, "Subscriptions"). Opening one through yoga cost ~1 ms of
+ * CPU and ~26 KiB held per subscription (a web Request and Response, a ReadableStream, envelop's
+ * wrappers; docs/benchmarks.md, scenario 9); a client reconnect storm is thousands of them.
+ *
+ * The rule that keeps it honest: this path decides nothing. A request body it has not seen yoga
+ * accept as an open subscription (the same document text, operation name, extensions and
+ * everything else but the variables) is handed to yoga whole, and so is any request whose
+ * viewer, variables, cost or subscription resolver fails here: yoga runs it again and answers
+ * with its own error. What depends only on the body (parsing, validation, the query limits,
+ * introspection, persisted documents) was yoga's decision for that body; what depends on the
+ * request is redone here the same way: the viewer (`authenticate`), the cost with these
+ * variables (`costRefusal`), the subscription's resolver (visibility, per-viewer limits), events
+ * executed as yoga's pipeline executes them (`CompiledEvents`), errors masked by the same
+ * function, the shutdown ending every stream (`endOnAbort`). Headers only (no body read) decide
+ * whether a request may come here: a POST of JSON asking for text/event-stream, within the body
+ * limit, and no `Origin` when CORS is configured (yoga's CORS headers stay yoga's).
+ */
+export interface SseSubscriptions {
+  /** From the headers alone: may this request take the fast path? */
+  eligible(req: IncomingMessage): boolean;
+  /** Serves an eligible request (here, or by handing it to yoga). */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Recorder of what yoga accepted: the last of yoga's plugins. */
+  plugin: Plugin;
+  /** Stops the keep-alive timer. */
+  close(): void;
+}
+
+export interface SseSubscriptionDeps {
+  schema: GraphQLSchema;
+  services: SchemaServices;
+  authenticate: Authenticate;
+  logger: Logger;
+  metrics: Pick<Metrics, 'sseOpened'>;
+  /** yoga, to hand requests to (its fetch API and server adapter). */
+  yoga: {
+    fetchAPI: { Request: typeof Request };
+    fetch(
+      request: Request,
+      serverContext: { req: IncomingMessage; res: ServerResponse },
+    ): Promise<Response> | Response;
+  };
+  maxBodyBytes: number;
+  /** CORS is configured: a request with an Origin goes to yoga (which writes the CORS headers). */
+  cors: boolean;
+  /** Events compiled as yoga's pipeline compiles them (GRAPHQL_JIT), or interpreted. */
+  compiled: CompiledEvents | undefined;
+  /** The errors of an event, as yoga's mask shows them. */
+  maskError(error: GraphQLError, message: string): Error;
+  shutdown: { signal: AbortSignal; waiters: AbortWaiters } | undefined;
+}
+
+/** What yoga accepted for a request body: the parsed document and operation. */
+interface Accepted {
+  document: DocumentNode;
+  operationName: string | undefined;
+}
+
+/** Distinct subscription documents are a handful (an app's operations): a small bound. */
+const MAX_ACCEPTED = 256;
+
+/**
+ * yoga's SSE pings (`:` comment lines): at once, so a browser sees the headers, and every 12 s
+ * (300 ms when NODE_ENV=test, as yoga does, so tests of both paths see the same stream).
+ */
+const PING_MS = process.env.NODE_ENV === 'test' ? 300 : 12_000;
+
+/** yoga's SSE headers (graphql-yoga's result-processor/sse.js). */
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  connection: 'keep-alive',
+  'cache-control': 'no-cache',
+  'content-encoding': 'none',
+};
+
+export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions {
+  const accepted = new Map<string, Accepted>();
+  const opened = { yoga: d.metrics.sseOpened.labels('yoga'), fast: d.metrics.sseOpened.labels('fast') };
+  /** Requests handed to yoga, with the key of their body: recorded if yoga opens them. */
+  const handedOver = new WeakMap<Request, string>();
+  const streams = new Set<ServerResponse>();
+  const ping = setInterval(() => {
+    // As yoga: no ping into a stream whose client is not reading (its backlog is the stall guard's).
+    for (const res of streams) if (!res.writableNeedDrain) res.write(':\n\n');
+  }, PING_MS);
+  ping.unref();
+
+  const plugin: Plugin = {
+    onSubscribe: ({ args }) => ({
+      onSubscribeResult({ result }) {
+        if (!isAsyncIterable(result)) return;
+        opened.yoga.inc();
+        const key = handedOver.get((args.contextValue as { request: Request }).request);
+        if (key === undefined) return;
+        if (accepted.size >= MAX_ACCEPTED) accepted.clear();
+        accepted.set(key, { document: args.document, operationName: args.operationName ?? undefined });
+      },
+    }),
+  };
+
+  /** yoga serves the request from its body (read here already); an opened subscription is recorded. */
+  async function handOver(req: IncomingMessage, res: ServerResponse, body: string, key?: string) {
+    const headers = new Headers();
+    for (let i = 0; i < req.rawHeaders.length; i += 2)
+      headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+    // The client going away ends yoga's stream, as it does for a request yoga reads itself.
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    const request = new d.yoga.fetchAPI.Request(`http://${req.headers.host ?? 'localhost'}${req.url}`, {
+      method: 'POST',
+      headers,
+      body,
+      signal: gone.signal,
+    });
+    if (key !== undefined) handedOver.set(request, key);
+    const response = await d.yoga.fetch(request, { req, res });
+    // As yoga's own node adapter sends its responses (one writeHead).
+    await sendNodeResponse(response, res, req, true);
+  }
+
+  /** One event as yoga writes it: errors masked, yoga's internal extensions left out. */
+  function frame(result: ExecutionResult): string {
+    if (!result.errors?.length) return JSON.stringify(result);
+    const errors = result.errors.map((e) => {
+      const masked = d.maskError(e, 'Unexpected error.') as GraphQLError;
+      const { extensions, ...json } =
+        typeof masked.toJSON === 'function'
+          ? masked.toJSON()
+          : { message: masked.message, extensions: undefined };
+      if (!extensions) return json;
+      const { http: _h, unexpected: _u, ...rest } = extensions as Record<string, unknown>;
+      return Object.keys(rest).length > 0 ? { ...json, extensions: rest } : json;
+    });
+    return JSON.stringify({ ...result, errors });
+  }
+
+  async function stream(
+    res: ServerResponse,
+    source: AsyncIterable<unknown>,
+    run: (payload: unknown) => ExecutionResult | Promise<ExecutionResult>,
+  ) {
+    const events = d.shutdown ? endOnAbort(source, d.shutdown.signal, d.shutdown.waiters) : source;
+    const it = events[Symbol.asyncIterator]();
+    res.writeHead(200, SSE_HEADERS);
+    res.write(':\n\n');
+    streams.add(res);
+    opened.fast.inc();
+    let waitDrain: (() => void) | undefined;
+    res.once('close', () => {
+      streams.delete(res);
+      waitDrain?.();
+      void Promise.resolve(it.return?.()).catch(() => {});
+    });
+    try {
+      for (let r = await it.next(); !r.done; r = await it.next()) {
+        const result = await run(r.value);
+        if (res.destroyed) break;
+        // The next event is taken only once the client took this one: what a slow client has
+        // not read waits in the subscription's own bounded buffer (urls/live-urls.ts).
+        if (!res.write(`event: next\ndata: ${frame(result)}\n\n`)) {
+          await new Promise<void>((resolve) => {
+            waitDrain = resolve;
+            res.once('drain', resolve);
+          });
+          waitDrain = undefined;
+        }
+      }
+      if (!res.destroyed) res.end('event: complete\ndata:\n\n');
+    } catch (err) {
+      d.logger.error({ err, requestId: currentRequestId() }, 'subscription stream failed');
+      res.destroy();
+    } finally {
+      streams.delete(res);
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, d.maxBodyBytes);
+    let params: unknown;
+    try {
+      params = JSON.parse(body);
+    } catch {
+      return handOver(req, res, body);
+    }
+    if (typeof params !== 'object' || params === null || Array.isArray(params))
+      return handOver(req, res, body);
+    const { variables, ...rest } = params as Record<string, unknown>;
+    if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
+      return handOver(req, res, body);
+    }
+    const key = JSON.stringify(rest);
+    const known = accepted.get(key);
+    if (!known) return handOver(req, res, body, key);
+
+    let viewer: Context['viewer'];
+    try {
+      viewer = await d.authenticate(req.headers.authorization);
+    } catch {
+      return handOver(req, res, body, key);
+    }
+    const { document, operationName } = known;
+    const variableValues = (variables ?? undefined) as Record<string, unknown> | undefined;
+    if (costRefusal({ schema: d.schema, document, operationName, variableValues })) {
+      return handOver(req, res, body, key);
+    }
+    const contextValue: Context = { ...d.services, viewer, requestId: currentRequestId() ?? 'unknown' };
+    const source = await createSourceEventStream({
+      schema: d.schema,
+      document,
+      contextValue,
+      variableValues,
+      operationName,
+    });
+    if (!isAsyncIterable(source)) return handOver(req, res, body, key);
+    const compiled = d.compiled?.(d.schema, document, operationName);
+    const run = compiled
+      ? (payload: unknown) =>
+          compiled.query(payload, contextValue, variableValues) as ExecutionResult | Promise<ExecutionResult>
+      : (payload: unknown) =>
+          execute({
+            schema: d.schema,
+            document,
+            rootValue: payload,
+            contextValue,
+            variableValues,
+            operationName,
+          });
+    await stream(res, source, run);
+  }
+
+  return {
+    eligible(req) {
+      if (req.method !== 'POST' || req.url !== '/graphql') return false;
+      const h = req.headers;
+      if (h.accept !== 'text/event-stream') return false;
+      const type = h['content-type'];
+      if (type !== 'application/json' && type !== 'application/json; charset=utf-8') return false;
+      if (h['transfer-encoding'] !== undefined || (d.cors && h.origin !== undefined)) return false;
+      const length = Number(h['content-length']);
+      return length > 0 && length <= d.maxBodyBytes;
+    },
+    handle,
+    plugin,
+    close() {
+      clearInterval(ping);
+    },
+  };
+}
+
+/** The body, whose Content-Length (within the limit) the eligibility check read. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      // Node stops at Content-Length; the bound only keeps this function total.
+      if (size > limit) req.destroy(new Error('request body over its limit'));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
