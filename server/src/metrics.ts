@@ -101,7 +101,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     sseOpened: new Counter({
       name: 'signet_sse_opened_total',
-      help: 'Subscriptions opened over SSE, by path: fast (http/sse-subscriptions.ts) or yoga',
+      help: 'Subscriptions opened, by path: fast (SSE, http/sse-subscriptions.ts) or yoga (any transport)',
       labelNames: ['path'] as const,
       registers: r,
     }),

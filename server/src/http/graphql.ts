@@ -81,7 +81,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
         return yoga!.fetchAPI;
       },
       // The node objects, as yoga's own node adapter hands them to its plugins.
-      fetch: (request, serverContext) => yoga!.fetch(request, serverContext as never),
+      handleRequest: (request, serverContext) => yoga!.handleRequest(request, serverContext as never),
     },
     maxBodyBytes: config.graphqlMaxBodyBytes,
     cors: config.corsOrigins.length > 0,

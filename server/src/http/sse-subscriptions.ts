@@ -14,6 +14,7 @@ import { currentRequestId } from '../lib/request-scope.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Context, SchemaServices } from '../schema/context.js';
+import { nestingGuard } from './plugins/use-body-limit.js';
 import type { CompiledEvents } from './plugins/use-compiled-execution.js';
 import { costRefusal } from './plugins/use-cost-limit.js';
 import { type AbortWaiters, endOnAbort } from './plugins/use-end-on-shutdown.js';
@@ -57,7 +58,7 @@ export interface SseSubscriptionDeps {
   /** yoga, to hand requests to (its fetch API and server adapter). */
   yoga: {
     fetchAPI: { Request: typeof Request };
-    fetch(
+    handleRequest(
       request: Request,
       serverContext: { req: IncomingMessage; res: ServerResponse },
     ): Promise<Response> | Response;
@@ -78,8 +79,12 @@ interface Accepted {
   operationName: string | undefined;
 }
 
-/** Distinct subscription documents are a handful (an app's operations): a small bound. */
+/**
+ * Distinct subscription documents are a handful (an app's operations): a small bound, and a body
+ * larger than an operation ever is (any extensions are part of it) is not remembered at all.
+ */
 const MAX_ACCEPTED = 256;
+const MAX_KEY_CHARS = 16 * 1024;
 
 /**
  * yoga's SSE pings (`:` comment lines): at once, so a browser sees the headers, and every 12 s
@@ -114,6 +119,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
         opened.yoga.inc();
         const key = handedOver.get((args.contextValue as { request: Request }).request);
         if (key === undefined) return;
+        if (key.length > MAX_KEY_CHARS || accepted.has(key)) return;
         if (accepted.size >= MAX_ACCEPTED) accepted.clear();
         accepted.set(key, { document: args.document, operationName: args.operationName ?? undefined });
       },
@@ -122,9 +128,13 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
 
   /** yoga serves the request from its body (read here already); an opened subscription is recorded. */
   async function handOver(req: IncomingMessage, res: ServerResponse, body: string, key?: string) {
+    // The headers as yoga's node adapter takes them (node's parsed headers: a repeated
+    // Authorization is the first one, not a joined list).
     const headers = new Headers();
-    for (let i = 0; i < req.rawHeaders.length; i += 2)
-      headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+      else if (value !== undefined) headers.set(name, value);
+    }
     // The client going away ends yoga's stream, as it does for a request yoga reads itself.
     const gone = new AbortController();
     res.once('close', () => gone.abort());
@@ -135,7 +145,14 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
       signal: gone.signal,
     });
     if (key !== undefined) handedOver.set(request, key);
-    const response = await d.yoga.fetch(request, { req, res });
+    // handleRequest, not fetch: fetch rejects as soon as the signal aborts and drops the answer
+    // still on its way, whose subscription nobody would then end.
+    const response = await d.yoga.handleRequest(request, { req, res });
+    if (res.destroyed) {
+      // The client left before the answer: a stream yoga opened for it is cancelled (ended).
+      await response.body?.cancel().catch(() => {});
+      return;
+    }
     // As yoga's own node adapter sends its responses (one writeHead).
     await sendNodeResponse(response, res, req, true);
   }
@@ -163,28 +180,33 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
   ) {
     const events = d.shutdown ? endOnAbort(source, d.shutdown.signal, d.shutdown.waiters) : source;
     const it = events[Symbol.asyncIterator]();
+    const end = () => void Promise.resolve(it.return?.()).catch(() => {});
+    // The client left while the subscription was being opened: it ends before any byte.
+    if (res.destroyed) return end();
     res.writeHead(200, SSE_HEADERS);
     res.write(':\n\n');
     streams.add(res);
     opened.fast.inc();
-    let waitDrain: (() => void) | undefined;
-    res.once('close', () => {
+    let drained: (() => void) | undefined;
+    const onClose = () => {
       streams.delete(res);
-      waitDrain?.();
-      void Promise.resolve(it.return?.()).catch(() => {});
-    });
+      drained?.();
+      end();
+    };
+    res.once('close', onClose);
     try {
-      for (let r = await it.next(); !r.done; r = await it.next()) {
+      for (let r = await it.next(); !r.done && !res.destroyed; r = await it.next()) {
         const result = await run(r.value);
         if (res.destroyed) break;
         // The next event is taken only once the client took this one: what a slow client has
         // not read waits in the subscription's own bounded buffer (urls/live-urls.ts).
         if (!res.write(`event: next\ndata: ${frame(result)}\n\n`)) {
           await new Promise<void>((resolve) => {
-            waitDrain = resolve;
+            drained = resolve;
             res.once('drain', resolve);
           });
-          waitDrain = undefined;
+          res.removeListener('drain', drained!);
+          drained = undefined;
         }
       }
       if (!res.destroyed) res.end('event: complete\ndata:\n\n');
@@ -193,11 +215,15 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
       res.destroy();
     } finally {
       streams.delete(res);
+      res.removeListener('close', onClose);
+      end();
     }
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req, d.maxBodyBytes);
+    const { body, tooDeep } = await readBody(req, d.maxBodyBytes);
+    // JSON nested too deep would hold the event loop in JSON.parse: yoga refuses it unparsed.
+    if (tooDeep) return handOver(req, res, body);
     let params: unknown;
     try {
       params = JSON.parse(body);
@@ -226,13 +252,18 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
       return handOver(req, res, body, key);
     }
     const contextValue: Context = { ...d.services, viewer, requestId: currentRequestId() ?? 'unknown' };
-    const source = await createSourceEventStream({
-      schema: d.schema,
-      document,
-      contextValue,
-      variableValues,
-      operationName,
-    });
+    let source: Awaited<ReturnType<typeof createSourceEventStream>>;
+    try {
+      source = await createSourceEventStream({
+        schema: d.schema,
+        document,
+        contextValue,
+        variableValues,
+        operationName,
+      });
+    } catch {
+      return handOver(req, res, body, key);
+    }
     if (!isAsyncIterable(source)) return handOver(req, res, body, key);
     const compiled = d.compiled?.(d.schema, document, operationName);
     const run = compiled
@@ -269,18 +300,24 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
   };
 }
 
-/** The body, whose Content-Length (within the limit) the eligibility check read. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/**
+ * The body, whose Content-Length (within the limit) the eligibility check read, scanned for JSON
+ * nesting as it arrives (the body limit's own guard: http/plugins/use-body-limit.ts).
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<{ body: string; tooDeep: boolean }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    const guard = nestingGuard(true);
+    let tooDeep = false;
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
       // Node stops at Content-Length; the bound only keeps this function total.
       if (size > limit) req.destroy(new Error('request body over its limit'));
       else chunks.push(c);
+      tooDeep ||= guard(c) !== undefined;
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve({ body: Buffer.concat(chunks).toString('utf8'), tooDeep }));
     req.on('error', reject);
   });
 }

@@ -31,7 +31,7 @@ function tooDeep(): AppError {
  * body that would make JSON.parse stall is refused before it is parsed. For other bodies (forms,
  * where brackets arrive percent-encoded) it counts every opener, plain or encoded.
  */
-function nestingGuard(json: boolean) {
+export function nestingGuard(json: boolean) {
   let depth = 0;
   let openers = 0;
   let inString = false;
