@@ -32,9 +32,16 @@ function baseOptions(o: RedisConnectOptions): RedisOptions {
 
 /**
  * Sentinel mode: each (re)connect asks the sentinels, in turn, for the current primary and checks
- * its role, so after a failover the reconnect loop lands on the promoted replica by itself. The
- * failover detector also drops a connection when a sentinel announces +switch-master, for a
- * primary that is demoted while still up (a manual failover) rather than killed. See
+ * its role, so after a failover the reconnect loop lands on the promoted replica by itself. A
+ * primary demoted while still up (a manual failover) answers writes with READONLY, which
+ * reconnects through the sentinels; reads and the event subscription carry on on it meanwhile
+ * (it replicates from the new primary, published messages included).
+ *
+ * ioredis' failover detector is off: it drops a connection when a sentinel announces
+ * +switch-master, and when that lands while the connection is already reconnecting (the primary
+ * was killed: every client is reconnecting when the promotion is announced) ioredis ends the client
+ * for good ("Connection is closed."). A BullMQ queue client lost that way stopped every refresh
+ * tick of the node after a failover (the Sentinel fault test failed on it). See
  * docs/operations.md, "Redis behind Sentinel".
  */
 function sentinelOptions(o: RedisConnectOptions): RedisOptions {
@@ -43,7 +50,7 @@ function sentinelOptions(o: RedisConnectOptions): RedisOptions {
     sentinels: o.sentinels,
     name: o.sentinelName ?? 'mymaster',
     role: 'master',
-    failoverDetector: true,
+    failoverDetector: false,
     // Sentinels answer from memory: a slow one is skipped for the next, not waited on.
     sentinelCommandTimeout: Math.max(250, o.commandTimeoutMs * 2),
     sentinelRetryStrategy: (n) => Math.min(100 * n, 1000),
