@@ -3,7 +3,7 @@ import type { SignedUrlEvent } from '../../src/events/event-bus.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
-import { postSubscription, readSse } from '../support/sse.js';
+import { postSseBody, postSubscription, readSse } from '../support/sse.js';
 
 // The SSE fast path (server/src/http/sse-subscriptions.ts): a subscription body yoga has opened
 // once is opened again without yoga. These tests hold it to yoga's answers, byte for byte.
@@ -53,30 +53,11 @@ const SSE_HEADERS = ['content-type', 'cache-control', 'connection', 'content-enc
  * (no space) is JSON to yoga but not a header the fast path takes, so the same body is answered
  * without it.
  */
-function viaYoga(url: string, body: unknown, token?: string): Promise<Response> {
-  return fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json;charset=utf-8',
-      accept: 'text/event-stream',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify(body),
-  });
-}
+const viaYoga = (url: string, body: unknown, token?: string) =>
+  postSseBody(url, body, { token, contentType: 'application/json;charset=utf-8' });
 
 /** The same request as the fast path takes it. */
-function viaFastPath(url: string, body: unknown, token?: string): Promise<Response> {
-  return fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'text/event-stream',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify(body),
-  });
-}
+const viaFastPath = (url: string, body: unknown, token?: string) => postSseBody(url, body, { token });
 
 /** Reads a stream until `enough` holds over its text, or `ms` passed. */
 async function readUntil(res: Response, enough: (text: string) => boolean, ms: number): Promise<string> {

@@ -101,15 +101,24 @@ export function postSubscription(
   token?: string,
   signal?: AbortSignal,
 ): Promise<Response> {
+  return postSseBody(url, { query, variables }, { token, signal });
+}
+
+/** Any JSON body posted for text/event-stream (`contentType`: as the client spells it). */
+export function postSseBody(
+  url: string,
+  body: unknown,
+  o: { token?: string | undefined; signal?: AbortSignal | undefined; contentType?: string } = {},
+): Promise<Response> {
   return fetch(`${url}/graphql`, {
     method: 'POST',
     headers: {
-      'content-type': 'application/json',
+      'content-type': o.contentType ?? 'application/json',
       accept: 'text/event-stream',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
     },
-    body: JSON.stringify({ query, variables }),
-    ...(signal ? { signal } : {}),
+    body: JSON.stringify(body),
+    ...(o.signal ? { signal: o.signal } : {}),
   });
 }
 
