@@ -224,13 +224,14 @@ describe('graceful shutdown of the real entry point', () => {
           timeout: 5000,
         })
         .toBe(true);
-      // Where each URL's refresh was scheduled by that signing.
-      // One ZMSCORE, not a ZSCORE per id: a shorter gap in which an image's 5 s step can end
-      // between the page's signing and this check (it did once in CI). It narrows the race; with
-      // steps turning every second for one offset or another, it cannot rule it out.
+      // Where each URL's refresh is scheduled now. Not all of it need lie ahead: with 5 s steps
+      // and an offset turning every second, some image may already be due, and a drain may even
+      // have refreshed it before the hook below is in place (this check failed CI twice when it
+      // asked for every time to be ahead). That changes nothing below: an image is refreshed (its
+      // counter moved) or still where this read found it, and the batch the SIGTERM interrupts is
+      // claimed after this read: a claimed image left unrefreshed fails, the bug this test is for.
       const at = await admin.zmscore(k.schedule, ...ids);
       const scheduled = new Map<string, number>(ids.map((id, i) => [id, Number(at[i])]));
-      expect([...scheduled.values()].every((at) => at > Date.now())).toBe(true);
 
       let sigtermAt = 0;
       let refreshWrittenAt = 0;
