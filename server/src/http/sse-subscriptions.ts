@@ -189,6 +189,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
     opened.fast.inc();
     let drained: (() => void) | undefined;
     const onClose = () => {
+      // No ping into a closed response, even while the source has yet to settle its next().
       streams.delete(res);
       drained?.();
       end();
@@ -221,7 +222,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { body, tooDeep } = await readBody(req, d.maxBodyBytes);
+    const { body, tooDeep } = await readBody(req);
     // JSON nested too deep would hold the event loop in JSON.parse: yoga refuses it unparsed.
     if (tooDeep) return handOver(req, res, body);
     let params: unknown;
@@ -301,20 +302,18 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
 }
 
 /**
- * The body, whose Content-Length (within the limit) the eligibility check read, scanned for JSON
- * nesting as it arrives (the body limit's own guard: http/plugins/use-body-limit.ts).
+ * The body, scanned for JSON nesting as it arrives (the body limit's own guard:
+ * http/plugins/use-body-limit.ts). Its size is bounded already: the eligibility check read a
+ * Content-Length within the limit, refused Transfer-Encoding, and node's parser delivers no byte
+ * past the Content-Length.
  */
-function readBody(req: IncomingMessage, limit: number): Promise<{ body: string; tooDeep: boolean }> {
+function readBody(req: IncomingMessage): Promise<{ body: string; tooDeep: boolean }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const guard = nestingGuard(true);
     let tooDeep = false;
-    let size = 0;
     req.on('data', (c: Buffer) => {
-      size += c.length;
-      // Node stops at Content-Length; the bound only keeps this function total.
-      if (size > limit) req.destroy(new Error('request body over its limit'));
-      else chunks.push(c);
+      chunks.push(c);
       tooDeep ||= guard(c) !== undefined;
     });
     req.on('end', () => resolve({ body: Buffer.concat(chunks).toString('utf8'), tooDeep }));
