@@ -316,6 +316,35 @@ describe('SmartImage', () => {
     expect(t.img().attributes('src')).toBe('https://bucket.test/again.png');
   });
 
+  it('the retry button shows nothing while it asks for a URL: the failed link does not come back', async () => {
+    const t = setup();
+    t.visible(true);
+    await flushPromises();
+    await t.img().trigger('error');
+    await vi.advanceTimersByTimeAsync(400 + 800 + 1600);
+    await flushPromises();
+    await t.img().trigger('error'); // the proxy fails too
+    await flushPromises();
+    expect(t.state()).toBe('error');
+
+    let answer!: (u: FreshUrl) => void;
+    vi.mocked(t.deps.urls.refresh).mockImplementationOnce(
+      () => new Promise<FreshUrl>((resolve) => (answer = resolve)),
+    );
+    await t.wrapper.get('button').trigger('click');
+    await flushPromises();
+    expect(t.state()).toBe('loading');
+    expect(t.img().exists()).toBe(false);
+    expect(t.root().attributes('aria-label')).toBe('PNG image, 480 × 320');
+
+    answer(url('after-retry'));
+    await flushPromises();
+    expect(t.img().attributes('src')).toBe('https://bucket.test/after-retry.png');
+    expect(t.state()).toBe('loading');
+    await t.img().trigger('load');
+    expect(t.state()).toBe('loaded');
+  });
+
   it('stops its timers and subscription when unmounted mid-retry', async () => {
     const t = setup();
     t.visible(true);
