@@ -89,8 +89,7 @@ export class UrlSigner {
 
   /**
    * Signs items on the grid now, whatever the cache holds. With `strict` (refresh sweeps), a
-   * cache write that fails throws, and only what was stored is published, so the sweep leaves
-   * the batch to its lease.
+   * cache write that fails throws, so the sweep leaves the batch to its lease.
    */
   async sign(
     items: readonly SignTarget[],
@@ -137,13 +136,16 @@ export class UrlSigner {
     }
     // In flight from now until the write lands, as above.
     const writing = cache.write(entries, reason);
-    if (writing) void writing.then(this.holdInFlight(items, result));
-    // A sweep's refresh is stored before it is published, and a failed write fails the batch.
-    const failure = writing
-      ? await writing
-      : new Error('URL cache unavailable (cooling down after a failure)');
-    if (failure) throw failure;
+    if (!writing) throw new Error('URL cache unavailable (cooling down after a failure)');
+    void writing.then(this.holdInFlight(items, result));
+    // The event goes out in the write-back's tick, right behind it on the same connection, not
+    // once its reply is back: a node killed between the two would leave a step stored, its
+    // schedule moved to the step's end, and announced by nobody (every other node reads it as
+    // current). A write that fails fails the batch; its retry announces the same URL again (the
+    // grid), which clients take as a no-op.
     this.publish(events);
+    const failure = await writing;
+    if (failure) throw failure;
     return result;
   }
 

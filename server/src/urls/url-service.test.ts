@@ -78,7 +78,13 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function setup(opts: { store?: UrlStore | ((clock: FakeClock) => UrlStore); maxEntries?: number } = {}) {
+  function setup(
+    opts: {
+      store?: UrlStore | ((clock: FakeClock) => UrlStore);
+      maxEntries?: number;
+      events?: MemoryEventBus;
+    } = {},
+  ) {
     const clock = new FakeClock(T0);
     const { logger, logs } = captureLogger('info');
     const storage = counting(
@@ -93,7 +99,7 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
       createUrlPath({
         storage,
         store,
-        events: new MemoryEventBus(),
+        events: opts.events ?? new MemoryEventBus(),
         clock,
         metrics,
         logger,
@@ -316,6 +322,35 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     await expect(urls.refreshMany([{ id: 'id-1', key: req(1).key }], { strict: true })).rejects.toThrow(
       /timed out|cooling down/,
     );
+  });
+
+  it('a sweep announces its URLs with the write-back, not after its reply: a node that dies in between leaves no step unannounced', async () => {
+    // The write lands in the store and its reply never comes back: the node was killed as Redis took it.
+    class UnansweredStore extends MemoryUrlStore {
+      override write(entries: Parameters<MemoryUrlStore['write']>[0], reason: 'miss' | 'refresh') {
+        void super.write(entries, reason);
+        return new Promise<void>(() => {});
+      }
+    }
+    const events = new MemoryEventBus();
+    const heard: string[] = [];
+    events.subscribe(['id-1', 'id-2'], (e) => heard.push(e.imageId));
+    const { urls, store } = setup({ store: (c) => new UnansweredStore(c, 1000), events });
+    let settled = false;
+    void urls
+      .refreshMany(
+        [1, 2].map((n) => ({ id: `id-${n}`, key: req(n).key })),
+        { strict: true },
+      )
+      .finally(() => {
+        settled = true;
+      });
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    // Stored (what every other node would read as this step's URL) and announced.
+    const stored = await store.read(['id-1', 'id-2']);
+    expect(stored.every((s) => s !== null)).toBe(true);
+    expect(heard.sort()).toEqual(['id-1', 'id-2']);
   });
 
   it('a purge right behind a cold answer is not undone by its write-back, sent after the answer', async () => {
