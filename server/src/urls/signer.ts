@@ -138,11 +138,11 @@ export class UrlSigner {
     const writing = cache.write(entries, reason);
     if (!writing) throw new Error('URL cache unavailable (cooling down after a failure)');
     void writing.then(this.holdInFlight(items, result));
-    // The event goes out in the write-back's tick, right behind it on the same connection, not
-    // once its reply is back: a node killed between the two would leave a step stored, its
-    // schedule moved to the step's end, and announced by nobody (every other node reads it as
-    // current). A write that fails fails the batch; its retry announces the same URL again (the
-    // grid), which clients take as a no-op.
+    // The event goes out in the write-back's tick (on a single Redis right behind it on the same
+    // connection), not once its reply is back: a node killed between the two would leave a step
+    // stored, its schedule moved to the step's end, and announced by nobody (every other node
+    // reads it as current). A write that fails fails the batch; its retry announces the same URL
+    // again (the grid), which clients take as a no-op. See docs/architecture.md, "Freshness".
     this.publish(events);
     const failure = await writing;
     if (failure) throw failure;
