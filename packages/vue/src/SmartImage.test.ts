@@ -76,6 +76,21 @@ function setup(source = image(), extra: { preset?: string; sizes?: string } = {}
   return { ...fake, wrapper, root, img, state };
 }
 
+/** Shows the tile and fails every try (refreshes answer nothing, the proxy fails too): its error state. */
+async function failForGood<T extends ReturnType<typeof setup>>(t: T): Promise<T> {
+  t.visible(true);
+  await flushPromises();
+  await t.img().trigger('error');
+  await vi.advanceTimersByTimeAsync(400 + 800 + 1600);
+  await flushPromises();
+  expect(t.root().attributes('data-source')).toBe('proxy');
+  expect(t.img().attributes('srcset')).toBeUndefined(); // the proxy link is one picture
+  await t.img().trigger('error');
+  await flushPromises();
+  expect(t.state()).toBe('error');
+  return t;
+}
+
 describe('SmartImage', () => {
   beforeEach(() => {
     vi.useFakeTimers();
@@ -287,16 +302,7 @@ describe('SmartImage', () => {
   });
 
   it('the retry button starts over with a fresh URL and can succeed', async () => {
-    const t = setup();
-    t.visible(true);
-    await flushPromises();
-    await t.img().trigger('error');
-    await vi.advanceTimersByTimeAsync(400 + 800 + 1600);
-    await flushPromises();
-    expect(t.root().attributes('data-source')).toBe('proxy');
-    await t.img().trigger('error'); // the proxy fails too
-    await flushPromises();
-    expect(t.state()).toBe('error');
+    const t = await failForGood(setup());
 
     t.refreshAnswers.push(url('after-retry'));
     await t.wrapper.get('button').trigger('click');
@@ -317,15 +323,7 @@ describe('SmartImage', () => {
   });
 
   it('the retry button shows nothing while it asks for a URL: the failed link does not come back', async () => {
-    const t = setup();
-    t.visible(true);
-    await flushPromises();
-    await t.img().trigger('error');
-    await vi.advanceTimersByTimeAsync(400 + 800 + 1600);
-    await flushPromises();
-    await t.img().trigger('error'); // the proxy fails too
-    await flushPromises();
-    expect(t.state()).toBe('error');
+    const t = await failForGood(setup());
 
     let answer!: (u: FreshUrl) => void;
     vi.mocked(t.deps.urls.refresh).mockImplementationOnce(
@@ -414,16 +412,7 @@ describe('SmartImage', () => {
       expect(painted()).toMatch(/background-image: url\("?data:image\/png;base64,[A-Za-z0-9+/=]+"?\)/);
       const first = painted();
 
-      t.visible(true);
-      await flushPromises();
-      // Everything fails: refreshes answer nothing, the proxy fails too.
-      await t.img().trigger('error');
-      await vi.advanceTimersByTimeAsync(400 + 800 + 1600);
-      await flushPromises();
-      expect(t.root().attributes('data-source')).toBe('proxy');
-      expect(t.img().attributes('srcset')).toBeUndefined(); // the proxy link is one picture
-      await t.img().trigger('error');
-      expect(t.state()).toBe('error');
+      await failForGood(t);
       expect(painted()).toBe(first);
     });
 
