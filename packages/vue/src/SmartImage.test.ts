@@ -77,7 +77,7 @@ function setup(source = image(), extra: { preset?: string; sizes?: string } = {}
 }
 
 /** Shows the tile and fails every try (refreshes answer nothing, the proxy fails too): its error state. */
-async function failForGood<T extends ReturnType<typeof setup>>(t: T): Promise<T> {
+async function failForGood(t = setup()) {
   t.visible(true);
   await flushPromises();
   await t.img().trigger('error');
@@ -302,7 +302,7 @@ describe('SmartImage', () => {
   });
 
   it('the retry button starts over with a fresh URL and can succeed', async () => {
-    const t = await failForGood(setup());
+    const t = await failForGood();
 
     t.refreshAnswers.push(url('after-retry'));
     await t.wrapper.get('button').trigger('click');
@@ -323,7 +323,7 @@ describe('SmartImage', () => {
   });
 
   it('the retry button shows nothing while it asks for a URL: the failed link does not come back', async () => {
-    const t = await failForGood(setup());
+    const t = await failForGood();
 
     let answer!: (u: FreshUrl) => void;
     vi.mocked(t.deps.urls.refresh).mockImplementationOnce(

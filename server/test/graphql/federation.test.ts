@@ -218,7 +218,8 @@ describe('Signet as a federation subgraph behind Hive Gateway', () => {
 
     beforeAll(async () => {
       const g = gateway(via);
-      // Warm: the first query signs what is missing; the measured one below finds it all cached.
+      // The first query signs what is missing; the tests below read its answer (the count warms
+      // again right before it counts).
       const first = await run(g);
       expect(first.status).toBe(200);
       expect(first.data, JSON.stringify(first.errors)).not.toBeNull();
