@@ -1,5 +1,4 @@
 import pino, { type Logger } from 'pino';
-import { currentRequestId } from './lib/request-scope.js';
 
 export type { Logger };
 
@@ -18,19 +17,15 @@ const SECRET_FIELDS = [
 ];
 
 /**
- * Structured logs. Every line written while a request is being handled carries its request id
- * (read from the request's async scope), and anything that looks like a secret or a signature is
- * redacted.
+ * Structured logs. Lines about one request (its access line, an unexpected error, an origin that
+ * failed it) name its `requestId` themselves (docs/architecture.md, "Request ids and logging"),
+ * and anything that looks like a secret or a signature is redacted.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: 'signet' },
-      mixin() {
-        const requestId = currentRequestId();
-        return requestId ? { requestId } : {};
-      },
       redact: {
         paths: [
           ...SECRET_FIELDS,

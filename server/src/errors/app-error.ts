@@ -18,7 +18,7 @@ export interface AppErrorOptions {
 /**
  * An error meant for the client: its message is shown as it is, its code, status and headers
  * come from the error table. Thrown by the domain, REST routes and GraphQL resolvers alike;
- * rendered once per transport (http/render-error.ts; maskError in http/graphql.ts).
+ * rendered once per transport (http/render-error.ts; the GraphQL mask in http/error-mask.ts).
  */
 export class AppError extends GraphQLError {
   readonly failure: Failure;

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { PROXY_PREFIX } from '../auth/proxy-links.js';
 import type { Container } from '../container.js';
 import { badInput, notFound } from '../errors/index.js';
-import { requestIdFor, requestScope } from '../lib/request-scope.js';
+import { assignRequestId } from '../lib/request-id.js';
 import { observeRequest } from './access-log.js';
 import { createGraphql, type Yoga } from './graphql.js';
 import { createMetricsRoute, createProbes, createReadyz, healthz } from './health.js';
@@ -30,8 +30,9 @@ export interface HttpApp {
 type Route = (req: IncomingMessage, res: ServerResponse, url: RequestTarget) => unknown;
 
 /**
- * The HTTP side of a node: one route table over the container's services, a request scope (the
- * request id reaches logs and errors), and one error renderer for everything a route throws.
+ * The HTTP side of a node: one route table over the container's services, a request id for each
+ * request (its access line, errors and logs carry it), and one error renderer for everything a
+ * route throws.
  */
 export function createHttpApp(c: Container, options: { webRoot?: string } = {}): HttpApp {
   const { config, logger, metrics } = c;
@@ -70,31 +71,30 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = requestIdFor(req);
+    // The id reaches what logs or answers for this request by hand (lib/request-id.ts says why).
+    const requestId = assignRequestId(req);
     res.setHeader('x-request-id', requestId);
     // While draining, keep-alive connections end with the response they carry.
     if (shutdown.signal.aborted) res.setHeader('connection', 'close');
-    requestScope.run({ requestId }, () => {
-      const url = parseTarget(req.url ?? '/');
-      if (!url) {
-        renderError(res, badInput('Malformed request target'), logger);
-        return;
+    const url = parseTarget(req.url ?? '/');
+    if (!url) {
+      renderError(res, badInput('Malformed request target'), logger);
+      return;
+    }
+    observeRequest(observed, req, res, requestId, url.pathname);
+    // Called at once, not from a microtask: a route that answers from memory (a hot proxy
+    // redirect) then costs no promise at all. Thrown or rejected, a failure is rendered alike.
+    try {
+      const answer = route(req, res, url) as PromiseLike<unknown> | undefined;
+      // Any thenable (yoga's adapter may hand back one of its own), as a microtask did before.
+      if (typeof answer?.then === 'function') {
+        answer.then(undefined, (err: unknown) => renderError(res, err, logger));
       }
-      observeRequest(observed, req, res, requestId, url.pathname);
-      // Called at once, not from a microtask: a route that answers from memory (a hot proxy
-      // redirect) then costs no promise at all. Thrown or rejected, a failure is rendered alike.
-      try {
-        const answer = route(req, res, url) as PromiseLike<unknown> | undefined;
-        // Any thenable (yoga's adapter may hand back one of its own), as a microtask did before.
-        if (typeof answer?.then === 'function') {
-          answer.then(undefined, (err: unknown) => renderError(res, err, logger));
-        }
-      } catch (err) {
-        renderError(res, err, logger);
-      }
-      // An ended response has nothing left to stall on (see stall-guard.ts).
-      if (!res.writableEnded) stalls.track(res);
-    });
+    } catch (err) {
+      renderError(res, err, logger);
+    }
+    // An ended response has nothing left to stall on (see stall-guard.ts).
+    if (!res.writableEnded) stalls.track(res);
   };
 
   return {

@@ -1,16 +1,14 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { GraphQLError } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticate } from '../auth/viewer.js';
 import type { Config } from '../config.js';
-import { classify } from '../errors/index.js';
 import type { UploadSlots } from '../images/upload-slots.js';
-import { currentRequestId } from '../lib/request-scope.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Context, SchemaServices } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
 import { corsFor } from './cors.js';
+import { createErrorMask } from './error-mask.js';
 import { bundledGraphiql, useGraphiqlHeaders } from './graphiql.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { compiledEvents, useCompiledExecution } from './plugins/use-compiled-execution.js';
@@ -25,7 +23,6 @@ import { requestIdOf, useRequestId } from './plugins/use-request-id.js';
 import { useRequestParseErrors } from './plugins/use-request-parse-errors.js';
 import { MULTIPART_OVERHEAD_BYTES, useUploadLimits } from './plugins/use-upload-limits.js';
 import { createSseSubscriptions, type SseSubscriptions } from './sse-subscriptions.js';
-import { withTableCode } from './yoga-error-codes.js';
 
 export type Yoga = YogaServerInstance<Record<string, never>, Context>;
 
@@ -66,6 +63,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     : [];
   const schema = buildSchema({ federation: config.federation });
   const events = config.graphqlJit ? compiledEvents(logger) : undefined;
+  const errors = createErrorMask(logger);
   const shutdown = options.shutdown && { signal: options.shutdown, waiters: abortWaiters(options.shutdown) };
   // yoga is made below with the fast path's recorder among its plugins; the fast path hands
   // requests to yoga. Each needs the other, so the fast path reaches yoga through this binding.
@@ -86,7 +84,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     maxBodyBytes: config.graphqlMaxBodyBytes,
     cors: config.corsOrigins.length > 0,
     compiled: events,
-    maskError: (error, message) => maskError(error, message, logger),
+    errors,
     shutdown,
   });
   yoga = createYoga<Record<string, never>, Context>({
@@ -102,7 +100,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       debug: (...a: unknown[]) => logger.debug(a.map(String).join(' ')),
       info: (...a: unknown[]) => logger.info(a.map(String).join(' ')),
       warn: (...a: unknown[]) => logger.warn(a.map(String).join(' ')),
-      // Yoga echoes every error its mask replaced. maskError below already logs the unexpected
+      // Yoga echoes every error its mask replaced. The mask's report already logs the unexpected
       // ones (with the request id); the rest are client mistakes or a database outage, which
       // would otherwise cost an error line with the query text per request.
       error: (...a: unknown[]) => {
@@ -111,7 +109,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       },
     },
     plugins: [
-      useRequestId(),
+      useRequestId(errors),
       useGraphiqlHeaders(),
       useCSRFPrevention({
         // Not 'content-type': every simple cross-site form post carries one.
@@ -145,29 +143,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       requestId: requestIdOf(request),
     }),
     // isDev off: yoga would otherwise add the parser's originalError (quoting the body) to errors.
-    maskedErrors: { maskError: (error, message) => maskError(error, message, logger), isDev: false },
+    maskedErrors: { maskError: (error, message) => errors.mask(error, message), isDev: false },
   });
   return { yoga, sse };
-}
-
-/**
- * GraphQL's side of the one error pipeline: an error of the table (or a dependency failure the
- * classifiers know) is shown as it is; graphql-js' own parse, validation and coercion errors are
- * the client's input; yoga's request errors get the table's code; anything else is logged with
- * the request id and masked.
- */
-function maskError(error: unknown, message: string, logger: Logger): Error {
-  const known = classify(error);
-  if (known) return known;
-  const original = (error as GraphQLError).originalError;
-  // Variable coercion wraps the scalar's own GraphQLError and has no path (no resolver ran).
-  const coercion = original instanceof GraphQLError && !(error as GraphQLError).path;
-  if (error instanceof GraphQLError && (!original || coercion)) return withTableCode(error);
-  const requestId = currentRequestId();
-  logger.error({ err: original ?? error, requestId }, 'unexpected error');
-  return new GraphQLError(message, {
-    nodes: (error as GraphQLError).nodes,
-    path: (error as GraphQLError).path,
-    extensions: { code: 'INTERNAL_SERVER_ERROR', ...(requestId ? { requestId } : {}) },
-  });
 }

@@ -4,6 +4,7 @@ import type { ImagePreset } from '../config-images.js';
 import { RECENT_ROW_MS } from '../db/recent-rows.js';
 import { badGateway, notFound, rangeNotSatisfiable } from '../errors/index.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
+import { requestIdOf } from '../lib/request-id.js';
 import { OBJECT_MAX_AGE_SECONDS } from '../storage/storage.js';
 import { urlIdOf } from '../storage/variant.js';
 import { untrustedObjectHeaders } from './object-headers.js';
@@ -56,14 +57,20 @@ export async function streamVariant(
     });
   } catch (err) {
     if (res.destroyed) return;
-    s.logger.warn({ err: (err as Error).message, imageId: g.row.id }, 'proxy: variant fetch failed');
+    s.logger.warn(
+      { err: (err as Error).message, imageId: g.row.id, requestId: requestIdOf(req) },
+      'proxy: variant fetch failed',
+    );
     throw badGateway();
   }
   if (answer.status === 404) throw notFound('No such object');
   if (answer.status === 416) throw rangeNotSatisfiable(undefined);
   if (answer.status !== 200 && answer.status !== 206 && answer.status !== 304) {
     await answer.body?.cancel();
-    s.logger.warn({ status: answer.status, imageId: g.row.id }, 'proxy: the store refused a variant');
+    s.logger.warn(
+      { status: answer.status, imageId: g.row.id, requestId: requestIdOf(req) },
+      'proxy: the store refused a variant',
+    );
     throw badGateway();
   }
   let maxAge = OBJECT_MAX_AGE_SECONDS;

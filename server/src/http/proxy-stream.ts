@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.js';
 import { badGateway, fromStorage, notFound, rangeNotSatisfiable } from '../errors/index.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
+import { requestIdOf } from '../lib/request-id.js';
 import type { Logger } from '../logger.js';
 import {
   type ByteRange,
@@ -115,7 +116,10 @@ export async function streamObject(
     if (err.kind === 'rejected' && req.headers.range) throw rangeNotSatisfiable(undefined);
     if (err.kind !== 'not_found') {
       // Only the message: driver errors can carry request details (and signatures) in their causes.
-      s.logger.warn({ kind: err.kind, err: err.message, imageId: row.id }, 'proxy: origin failed');
+      s.logger.warn(
+        { kind: err.kind, err: err.message, imageId: row.id, requestId: requestIdOf(req) },
+        'proxy: origin failed',
+      );
     }
     // A refusal of a request we built is the origin's failure, not the client's input.
     throw err.kind === 'rejected' ? badGateway() : fromStorage(err);

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { type AppError, classify, internal } from '../errors/index.js';
-import { currentRequestId } from '../lib/request-scope.js';
+import { requestIdOf } from '../lib/request-id.js';
 import type { Logger } from '../logger.js';
 
 /**
@@ -9,9 +9,10 @@ import type { Logger } from '../logger.js';
  * themselves. Anything the table does not know is logged and answered as a masked 500.
  */
 export function renderError(res: ServerResponse, err: unknown, logger: Logger): void {
+  const requestId = requestIdOf(res.req);
   let app: AppError | undefined = classify(err);
   if (!app) {
-    logger.error({ err, requestId: currentRequestId() }, 'unexpected error');
+    logger.error({ err, requestId }, 'unexpected error');
     app = internal();
   }
   if (res.headersSent) {
@@ -20,7 +21,7 @@ export function renderError(res: ServerResponse, err: unknown, logger: Logger): 
     return;
   }
   const body = JSON.stringify({
-    error: { code: app.code, message: app.message, requestId: currentRequestId() },
+    error: { code: app.code, message: app.message, requestId },
   });
   res.writeHead(app.status, {
     'content-type': 'application/json; charset=utf-8',

@@ -10,10 +10,11 @@ import {
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Authenticate } from '../auth/viewer.js';
-import { currentRequestId } from '../lib/request-scope.js';
+import { requestIdOf } from '../lib/request-id.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Context, SchemaServices } from '../schema/context.js';
+import type { ErrorMask } from './error-mask.js';
 import { nestingGuard } from './plugins/use-body-limit.js';
 import type { CompiledEvents } from './plugins/use-compiled-execution.js';
 import { costRefusal } from './plugins/use-cost-limit.js';
@@ -68,8 +69,8 @@ export interface SseSubscriptionDeps {
   cors: boolean;
   /** Events compiled as yoga's pipeline compiles them (GRAPHQL_JIT), or interpreted. */
   compiled: CompiledEvents | undefined;
-  /** The errors of an event, as yoga's mask shows them. */
-  maskError(error: GraphQLError, message: string): Error;
+  /** The errors of an event, as yoga's mask shows them (and reports them: error-mask.ts). */
+  errors: ErrorMask;
   shutdown: { signal: AbortSignal; waiters: AbortWaiters } | undefined;
 }
 
@@ -158,14 +159,13 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
   }
 
   /** One event as yoga writes it: errors masked, yoga's internal extensions left out. */
-  function frame(result: ExecutionResult): string {
+  function frame(result: ExecutionResult, requestId: string): string {
     if (!result.errors?.length) return JSON.stringify(result);
-    const errors = result.errors.map((e) => {
-      const masked = d.maskError(e, 'Unexpected error.') as GraphQLError;
+    const masked = result.errors.map((e) => d.errors.mask(e, 'Unexpected error.') as GraphQLError);
+    d.errors.report({ errors: masked }, requestId);
+    const errors = masked.map((e) => {
       const { extensions, ...json } =
-        typeof masked.toJSON === 'function'
-          ? masked.toJSON()
-          : { message: masked.message, extensions: undefined };
+        typeof e.toJSON === 'function' ? e.toJSON() : { message: e.message, extensions: undefined };
       if (!extensions) return json;
       const { http: _h, unexpected: _u, ...rest } = extensions as Record<string, unknown>;
       return Object.keys(rest).length > 0 ? { ...json, extensions: rest } : json;
@@ -177,6 +177,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
     res: ServerResponse,
     source: AsyncIterable<unknown>,
     run: (payload: unknown) => ExecutionResult | Promise<ExecutionResult>,
+    requestId: string,
   ) {
     const events = d.shutdown ? endOnAbort(source, d.shutdown.signal, d.shutdown.waiters) : source;
     const it = events[Symbol.asyncIterator]();
@@ -201,7 +202,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
         if (res.destroyed) break;
         // The next event is taken only once the client took this one: what a slow client has
         // not read waits in the subscription's own bounded buffer (urls/live-urls.ts).
-        if (!res.write(`event: next\ndata: ${frame(result)}\n\n`)) {
+        if (!res.write(`event: next\ndata: ${frame(result, requestId)}\n\n`)) {
           await new Promise<void>((resolve) => {
             drained = resolve;
             res.once('drain', resolve);
@@ -212,7 +213,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
       }
       if (!res.destroyed) res.end('event: complete\ndata:\n\n');
     } catch (err) {
-      d.logger.error({ err, requestId: currentRequestId() }, 'subscription stream failed');
+      d.logger.error({ err, requestId }, 'subscription stream failed');
       res.destroy();
     } finally {
       streams.delete(res);
@@ -252,7 +253,8 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
     if (costRefusal({ schema: d.schema, document, operationName, variableValues })) {
       return handOver(req, res, body, key);
     }
-    const contextValue: Context = { ...d.services, viewer, requestId: currentRequestId() ?? 'unknown' };
+    const requestId = requestIdOf(req) ?? 'unknown';
+    const contextValue: Context = { ...d.services, viewer, requestId };
     let source: Awaited<ReturnType<typeof createSourceEventStream>>;
     try {
       source = await createSourceEventStream({
@@ -279,7 +281,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
             variableValues,
             operationName,
           });
-    await stream(res, source, run);
+    await stream(res, source, run, requestId);
   }
 
   return {

@@ -1,8 +1,8 @@
 /**
  * A value that is at hand or on its way. The proxy's hot redirect is answered from memory (the
  * recent row, the verified token, the recent URL); passing those values along as promises cost
- * it a dozen promises and microtasks per request, each also paying the request scope's
- * async-hooks bookkeeping, more than the rest of the work (docs/benchmarks.md, scenario 6).
+ * it a dozen promises and microtasks per request, more than the rest of the work
+ * (docs/benchmarks.md, scenario 6).
  */
 export type MaybePromise<T> = T | Promise<T>;
 

@@ -3,6 +3,10 @@ import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { gqlAuthorized } from '../support/raw-graphql.js';
 import { seed } from '../support/seed.js';
+import { postSseBody, readSse } from '../support/sse.js';
+
+const SUB_PRESET =
+  'subscription($ids: [ID!]!, $preset: String) { signedUrlRefreshed(ids: $ids, preset: $preset) { imageId srcset } }';
 
 const PAGE =
   'query($first: Int, $after: String) { images(first: $first, after: $after) { totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }';
@@ -51,4 +55,73 @@ describe('GraphQL masking', () => {
       expect(ok.errors).toBeUndefined();
     });
   });
+  describe('an unexpected error in a subscription event', () => {
+    it('carries its stream’s request id on yoga’s path and on the fast path, and is logged under it', async () => {
+      const [id] = await seed(h, 'carol', 1);
+      const token = await h.token('carol');
+      const body = { query: SUB_PRESET, variables: { ids: [id], preset: 'thumb' } };
+      // The first open of a body is yoga's, which lets the fast path take the next ones.
+      await postSseBody(h.url, body, { token }).then((r) => r.body?.cancel());
+      const viaYoga = await postSseBody(h.url, body, {
+        token,
+        contentType: 'application/json;charset=utf-8',
+      });
+      const viaFast = await postSseBody(h.url, body, { token });
+      const streams = [viaYoga, viaFast].map((res) => ({
+        id: res.headers.get('x-request-id'),
+        read: readSse(res, 5000),
+      }));
+      await waitUntil(
+        async () => ((await h.container.metrics.sseSubscribers.get()).values[0]?.value ?? 0) === 2,
+      );
+
+      // The srcset of a preset's event is resolved per event: a bug-shaped failure there.
+      const detail = 'invariant broken in secret_table password=hunter2';
+      const spy = vi.spyOn(h.container.urls, 'resolveMany').mockRejectedValue(new Error(detail));
+      const logsBefore = h.logs.length;
+      const [row] = await h.container.imagesRepo.findLive([id!]);
+      const urlId = h.container.variants.srcsetPlan(row!, 'thumb', 0).requests[0]!.id;
+      await h.container.events.publish([
+        {
+          imageId: urlId,
+          signedUrl: {
+            url: 'https://bucket.test/x',
+            expiresAt: Date.now() + 3_600_000,
+            refreshAt: Date.now(),
+            cached: false,
+          },
+        },
+      ]);
+      try {
+        await waitUntil(async () => streams.every((s) => s.read.events.length > 0));
+      } finally {
+        spy.mockRestore();
+      }
+      const logs = h.logs
+        .slice(logsBefore)
+        .map((l) => JSON.parse(l) as { level: number; requestId?: string; err?: { message?: string } });
+      for (const s of streams) {
+        expect(s.id).toMatch(/^[\w.-]{8,64}$/);
+        const event = JSON.parse(s.read.events[0]!.data) as {
+          errors?: { extensions?: Record<string, unknown> }[];
+        };
+        expect(event.errors, s.read.events[0]!.data).toHaveLength(1);
+        expect(event.errors![0]!.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR', requestId: s.id });
+        expect(s.read.events[0]!.data).not.toContain('hunter2');
+        // Logged once, under the stream's own id, with the cause.
+        const lines = logs.filter((l) => l.requestId === s.id && l.level >= 50);
+        expect(lines, JSON.stringify(logs)).toHaveLength(1);
+        expect(lines[0]!.err?.message).toContain('secret_table');
+        s.read.cancel();
+      }
+    });
+  });
 });
+
+async function waitUntil(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

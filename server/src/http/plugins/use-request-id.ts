@@ -1,19 +1,41 @@
 import { randomUUID } from 'node:crypto';
-import type { Plugin } from 'graphql-yoga';
-import { currentRequestId } from '../../lib/request-scope.js';
+import type { IncomingMessage } from 'node:http';
+import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import { requestIdOf as idOfNodeRequest } from '../../lib/request-id.js';
+import type { ErrorMask } from '../error-mask.js';
 
 const ids = new WeakMap<Request, string>();
 
 /** The request id of a yoga request (set by useRequestId). */
 export function requestIdOf(request: Request): string {
-  return ids.get(request) ?? currentRequestId() ?? 'unknown';
+  return ids.get(request) ?? 'unknown';
 }
 
-/** Ties each yoga request to the id the HTTP layer gave it (or a new one for in-process calls). */
-export function useRequestId(): Plugin {
+/**
+ * Ties each yoga request to the id the HTTP layer gave it (a new one for in-process calls, which
+ * have no node request), echoes it in the response header, and has the unexpected errors of
+ * every result (each event of a stream) reported under it (error-mask.ts).
+ */
+export function useRequestId(errors: Pick<ErrorMask, 'report'>): Plugin {
   return {
-    onRequest({ request }) {
-      ids.set(request, currentRequestId() ?? randomUUID());
+    onRequest({ request, serverContext }) {
+      const req = (serverContext as { req?: IncomingMessage } | undefined)?.req;
+      ids.set(request, idOfNodeRequest(req) ?? randomUUID());
+    },
+    onResultProcess({ request, result, setResult }) {
+      const id = requestIdOf(request);
+      if (isAsyncIterable(result)) {
+        setResult(
+          mapAsyncIterator(result, (r) => {
+            errors.report(r, id);
+            return r;
+          }),
+        );
+      } else if (Array.isArray(result)) {
+        for (const r of result) errors.report(r, id);
+      } else {
+        errors.report(result, id);
+      }
     },
     onResponse({ request, response }) {
       response.headers.set('x-request-id', requestIdOf(request));
