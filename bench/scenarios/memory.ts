@@ -24,7 +24,7 @@ export async function memory(b: Bench): Promise<Section> {
   for (let i = 0; i < main.ids.length; i += 100) {
     await fetchPage(b.gateway.url, b.tokens.main, 100, i === 0 ? undefined : main.cursors[i - 1]);
   }
-  await sleep(1500); // the access flush (meta hashes, live/hot sets) lands once a second
+  await sleep(1500); // the access flush (live/hot sets) lands once a second
   const after = await infoNumber(r, 'memory', 'used_memory');
   const k = urlKeys(PREFIX);
   const sample = main.ids.filter((_, i) => i % 20 === 0);
@@ -53,7 +53,7 @@ export async function memory(b: Bench): Promise<Section> {
       {
         id: '10a',
         what: 'Redis bytes per cached URL (MEMORY USAGE, 500 keys)',
-        figure: `${urlBytes.toFixed(0)} B (key + value + expiry); all per-image state (URL, access hash, schedule/live/hot sets): ${perImageTotal.toFixed(0)} B`,
+        figure: `${urlBytes.toFixed(0)} B (key + value + expiry); all per-image state (URL, schedule/live/hot/new sets): ${perImageTotal.toFixed(0)} B`,
         target: '≤ 200 B',
         pass: urlBytes <= 200,
       },

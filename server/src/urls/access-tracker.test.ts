@@ -26,23 +26,23 @@ describe('AccessTracker flush', () => {
     const clock = new FakeClock();
     const store = new RecordingStore(clock, 10_000);
     const tracker = new AccessTracker({ counters: store, logger: quiet, clock });
-    tracker.record(ids(2500), clock.now(), 2500, 0);
+    tracker.record(ids(625), clock.now(), 625, 0);
     await tracker.flush();
-    expect(store.sizes).toEqual([1000, 1000, 500]);
-    expect((await store.status(['id-0', 'id-2499'])).map((s) => s.accessCount)).toEqual([1, 1]);
+    expect(store.sizes).toEqual([250, 250, 125]);
+    expect((await store.status(['id-0', 'id-624'])).map((s) => s.accessCount)).toEqual([1, 1]);
   });
 
   it('a failed chunk keeps its counts and the rest for the next flush; nothing is counted twice', async () => {
     const clock = new FakeClock();
     const store = new RecordingStore(clock, 10_000);
     const tracker = new AccessTracker({ counters: store, logger: quiet, clock });
-    tracker.record(ids(2500), clock.now(), 2500, 0);
+    tracker.record(ids(625), clock.now(), 625, 0);
     store.failCall = 2;
     await tracker.flush();
-    expect(store.sizes).toEqual([1000, 1000]);
+    expect(store.sizes).toEqual([250, 250]);
     await tracker.flush();
-    expect(store.sizes).toEqual([1000, 1000, 1000, 500]);
-    const counts = (await store.status(ids(2500))).map((s) => s.accessCount);
+    expect(store.sizes).toEqual([250, 250, 250, 125]);
+    const counts = (await store.status(ids(625))).map((s) => s.accessCount);
     expect(counts.every((c) => c === 1)).toBe(true);
   });
 });

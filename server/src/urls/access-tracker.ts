@@ -45,8 +45,12 @@ export interface AccessTrackerDeps {
 /** A quarter of the default live window's floor (60 s). */
 const LIVE_MARK_MS = 15_000;
 
-/** Ids per access-flush round trip (about three commands each): well inside a command timeout. */
-const FLUSH_CHUNK_IDS = 1000;
+/**
+ * Ids per access-flush round trip (one script call, two commands an id). Each call holds Redis
+ * for its whole length, and a page's read that arrives meanwhile waits behind it: 250 ids are
+ * ~1.5 ms of Redis, where 1,000 were ~6 ms (docs/benchmarks.md, finding 26).
+ */
+const FLUSH_CHUNK_IDS = 250;
 
 /**
  * Access tracking off the hot path: the resolve path only bumps in-memory counters; a timer

@@ -72,6 +72,11 @@ export class MemoryUrlStore implements UrlStore {
       const c = this.counters.get(id);
       if (!c?.lastAccessAt || c.lastAccessAt < liveSince) {
         this.schedule.delete(id);
+        // As the Redis store, whose access counts are the hot and live sets it drops the id from.
+        if (c) {
+          c.accessCount = 0;
+          c.lastAccessAt = null;
+        }
         dropped++;
         continue;
       }

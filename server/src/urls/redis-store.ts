@@ -81,29 +81,14 @@ end
 return #e / 2
 `;
 
-const ACCESS_META_COMMAND = 'signetAccessMeta';
-/**
- * Access counts of many images (KEYS[1]: a key of the call's shard slot, for routing; ARGV: the
- * key prefix, JSON `[shard, id, count, lastAt, …]`): `a` += count when above zero, `l` = lastAt.
- * One command per shard slot instead of two per image (the flush writes every image a node served
- * in the last second).
- */
-const ACCESS_META_SCRIPT = `
-local prefix = ARGV[1]
-local e = cjson.decode(ARGV[2])
-for i = 1, #e, 4 do
-  local meta = prefix .. '{u' .. e[i] .. '}meta:' .. e[i + 1]
-  if e[i + 2] > 0 then redis.call('HINCRBY', meta, 'a', e[i + 2]) end
-  redis.call('HSET', meta, 'l', e[i + 3])
-end
-return #e / 4
-`;
-
 const ACCESS_SETS_COMMAND = 'signetAccessSets';
 /**
- * The hot and live sets of many images (KEYS: hot, live; ARGV: JSON `[count, id, lastAt, …]`):
- * ZINCRBY hot by count when above zero, ZADD live GT lastAt (a node flushing late never moves an
- * image's last access backwards).
+ * Access counts of many images (KEYS: hot, live; ARGV: JSON `[count, id, lastAt, …]`): ZINCRBY
+ * hot by count when above zero, ZADD live GT lastAt (a node flushing late never moves an image's
+ * last access backwards). The two sets are all there is of an image's accesses: its access count
+ * is its hot score and its last access its live score (`status`). A per-image hash repeating
+ * both cost Redis two more writes and a key for every image a page showed for the first time,
+ * ~40% of the flush (docs/benchmarks.md, finding 26).
  */
 const ACCESS_SETS_SCRIPT = `
 local e = cjson.decode(ARGV[1])
@@ -254,7 +239,6 @@ export class RedisUrlStore implements UrlStore {
     define(CLAIM_COMMAND, 4, CLAIM_SCRIPT);
     define(WRITE_COMMAND, 1, WRITE_SCRIPT);
     define(SCHEDULE_COMMAND, 2, SCHEDULE_SCRIPT);
-    define(ACCESS_META_COMMAND, 1, ACCESS_META_SCRIPT);
     define(ACCESS_SETS_COMMAND, 2, ACCESS_SETS_SCRIPT);
   }
 
@@ -325,27 +309,9 @@ export class RedisUrlStore implements UrlStore {
 
   async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
     if (deltas.size === 0) return;
-    const batch = new CommandBatch(this.redis);
     const sets: (string | number)[] = [];
-    const metas = new Map<number, { key: string; entries: (string | number)[] }>();
-    for (const [id, d] of deltas) {
-      const shard = shardOf(id);
-      const at = this.cluster ? shard : -1;
-      let g = metas.get(at);
-      if (!g) {
-        g = { key: this.k.meta(id), entries: [] };
-        metas.set(at, g);
-      }
-      g.entries.push(shard, id, d.count, String(d.lastAt));
-      sets.push(d.count, id, String(d.lastAt));
-    }
-    for (const g of metas.values()) {
-      batch.add(g.key, (p) => call(p, ACCESS_META_COMMAND, g.key, this.prefix, JSON.stringify(g.entries)));
-    }
-    batch.add(this.k.live, (p) =>
-      call(p, ACCESS_SETS_COMMAND, this.k.hot, this.k.live, JSON.stringify(sets)),
-    );
-    await batch.exec();
+    for (const [id, d] of deltas) sets.push(d.count, id, String(d.lastAt));
+    await call(this.redis, ACCESS_SETS_COMMAND, this.k.hot, this.k.live, JSON.stringify(sets));
   }
 
   async status(ids: readonly string[]): Promise<UrlStatusRecord[]> {
@@ -355,19 +321,22 @@ export class RedisUrlStore implements UrlStore {
       const url = this.k.url(id);
       batch.add(url, (p) => p.get(url));
       batch.add(url, (p) => p.pttl(url));
-      batch.add(url, (p) => p.hmget(this.k.meta(id), 'a', 'r', 'l'));
+      batch.add(url, (p) => p.hget(this.k.meta(id), 'r'));
     }
+    batch.add(this.k.hot, (p) => p.zmscore(this.k.hot, ...ids));
+    batch.add(this.k.live, (p) => p.zmscore(this.k.live, ...ids));
     const v = await withDeadline(batch.exec(), this.deadlineMs);
+    const hot = v[ids.length * 3] as (string | null)[];
+    const live = v[ids.length * 3 + 1] as (string | null)[];
     return ids.map((_, i) => {
       const sig = decodeSignature(v[i * 3] as string | null);
       const pttl = v[i * 3 + 1] as number;
-      const [a, r, l] = v[i * 3 + 2] as (string | null)[];
       return {
         sig,
         ttlMs: sig && pttl > 0 ? pttl : null,
-        accessCount: Number(a ?? 0),
-        refreshCount: Number(r ?? 0),
-        lastAccessAt: l ? Number(l) : null,
+        accessCount: Number(hot[i] ?? 0),
+        refreshCount: Number((v[i * 3 + 2] as string | null) ?? 0),
+        lastAccessAt: live[i] ? Number(live[i]) : null,
       };
     });
   }

@@ -190,7 +190,7 @@ describe('graceful shutdown of the real entry point', () => {
     const admin = redis.client();
     const k = urlKeys(prefix);
     for (const m of mine) {
-      const [count, lastAt] = await admin.hmget(k.meta(m.id), 'a', 'l');
+      const [count, lastAt] = [await admin.zscore(k.hot, m.id), await admin.zscore(k.live, m.id)];
       expect(Number(count), m.id).toBe(3);
       expect(Number(lastAt), m.id).toBeGreaterThanOrEqual(lastViewAt);
     }

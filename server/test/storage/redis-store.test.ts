@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisUrlStore } from '../../src/urls/redis-store.js';
+import { RedisUrlStore, urlKeys } from '../../src/urls/redis-store.js';
 import type { StoreEntry } from '../../src/urls/store.js';
 import { testRedisUrl } from '../support/env.js';
 
@@ -194,14 +194,16 @@ describe('RedisUrlStore refresh schedule', () => {
     expect(await redis.scard(`${prefix}{refresh}:new`)).toBe(0);
   });
 
-  it('flushes access counts: meta counts and last access, the hot set, the live set never backwards', async () => {
+  it('flushes access counts into the hot set and the live set (never backwards), which status reads', async () => {
     const ids = Array.from({ length: 200 }, (_, i) => `a${i}`);
     await store.recordAccess(new Map(ids.map((id, i) => [id, { count: i % 3, lastAt: 5_000_000 + i }])));
     await store.recordAccess(new Map(ids.map((id) => [id, { count: 2, lastAt: 4_000_000 }])));
     const status = await store.status(ids);
     expect(status.map((r) => r.accessCount)).toEqual(ids.map((_, i) => (i % 3) + 2));
-    // The meta's last access is the last flush's; the live set keeps the latest (GT).
-    expect(status.map((r) => r.lastAccessAt)).toEqual(ids.map(() => 4_000_000));
+    // A node flushing late (4,000,000) does not move the last access back.
+    expect(status.map((r) => r.lastAccessAt)).toEqual(ids.map((_, i) => 5_000_000 + i));
+    // No per-image hash for accesses: only a refresh makes one (its count).
+    expect(await redis.exists(...ids.map((id) => urlKeys(prefix).meta(id)))).toBe(0);
     const live = await redis.zmscore(`${prefix}{refresh}:live`, ...ids);
     expect(live.map(Number)).toEqual(ids.map((_, i) => 5_000_000 + i));
     const hot = await redis.zmscore(`${prefix}{refresh}:hot`, ...ids);
