@@ -125,3 +125,41 @@ async function waitUntil(check: () => Promise<boolean>, ms = 5000): Promise<void
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+// yoga answers a CORS preflight and the GraphiQL page before any plugin's onRequest runs: the
+// response still carries the id the HTTP layer gave the request.
+describe('request ids of the answers yoga gives before its plugins run', () => {
+  const APP = 'https://app.example';
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'local',
+      redis: 'memory',
+      env: { CORS_ORIGINS: APP, GRAPHQL_INTROSPECTION: 'true' },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a CORS preflight and the GraphiQL page echo the caller’s x-request-id', async () => {
+    const preflight = await fetch(`${h.url}/graphql`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: APP,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+        'x-request-id': 'preflight-0001',
+      },
+    });
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(APP);
+    expect(preflight.headers.get('x-request-id')).toBe('preflight-0001');
+    const page = await fetch(`${h.url}/graphql`, {
+      headers: { accept: 'text/html', 'x-request-id': 'graphiql-0001' },
+    });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(page.headers.get('x-request-id')).toBe('graphiql-0001');
+  });
+});

@@ -37,8 +37,12 @@ export function useRequestId(errors: Pick<ErrorMask, 'report'>): Plugin {
         errors.report(result, id);
       }
     },
-    onResponse({ request, response }) {
-      response.headers.set('x-request-id', requestIdOf(request));
+    onResponse({ request, response, serverContext }) {
+      // A request yoga answered before the plugins' onRequest (a CORS preflight, the GraphiQL
+      // page) has no id here yet: the HTTP layer's is the one (its header would lose to 'unknown').
+      const id =
+        ids.get(request) ?? idOfNodeRequest((serverContext as { req?: IncomingMessage } | undefined)?.req);
+      if (id) response.headers.set('x-request-id', id);
     },
   };
 }
