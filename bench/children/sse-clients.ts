@@ -30,7 +30,7 @@ function request(url: URL, token: string, body: string): string {
 /** Resolves once the gateway answered 200 with a chunked event stream (the subscription is held). */
 function open(url: URL, token: string, id: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: url.hostname, port: Number(url.port) });
+    const socket = net.connect({ host: url.hostname, port: Number(url.port) || 80 });
     sockets.push(socket);
     // latin1: one char per byte, so chunk sizes (bytes) are string lengths; events are decoded
     // as UTF-8 once whole.
@@ -69,7 +69,7 @@ function open(url: URL, token: string, id: string): Promise<void> {
           if (nl === -1) break;
           chunkLeft = Number.parseInt(raw.slice(0, nl), 16);
           raw = raw.slice(nl + 2);
-          if (chunkLeft === 0) return; // the stream ended
+          if (chunkLeft === 0) break; // the stream ended: what came before it is read below
         }
         if (raw.length < chunkLeft + 2) break;
         text += raw.slice(0, chunkLeft);

@@ -54,8 +54,8 @@ const FLUSH_CHUNK_IDS = 250;
 
 /**
  * Access tracking off the hot path: the resolve path only bumps in-memory counters; a timer
- * flushes them (per-image access counts and last-access times, and the usage counters) in one
- * pipeline a second, so a request never costs a Redis write of its own.
+ * flushes them (per-image access counts and last-access times in chunks, and the usage counters)
+ * once a second, so a request never costs a Redis write of its own.
  */
 export class AccessTracker {
   private pending = new Map<string, AccessDelta>();
