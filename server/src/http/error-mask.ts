@@ -20,11 +20,6 @@ export interface ErrorMask {
   report(result: unknown, requestId: string): void;
 }
 
-interface ResultErrors {
-  errors?: readonly unknown[];
-  incremental?: readonly { errors?: readonly unknown[] }[];
-}
-
 export function createErrorMask(logger: Logger): ErrorMask {
   /** Masked errors not yet reported, with what they replaced. */
   const unexpected = new WeakMap<object, unknown>();
@@ -58,9 +53,7 @@ export function createErrorMask(logger: Logger): ErrorMask {
     },
     report(result, requestId) {
       if (typeof result !== 'object' || result === null) return;
-      const r = result as ResultErrors;
-      reportAll(r.errors, requestId);
-      if (Array.isArray(r.incremental)) for (const part of r.incremental) reportAll(part.errors, requestId);
+      reportAll((result as { errors?: readonly unknown[] }).errors, requestId);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { waitFor } from '../support/proxy.js';
 import { gqlAuthorized } from '../support/raw-graphql.js';
 import { seed } from '../support/seed.js';
 import { postSseBody, readSse } from '../support/sse.js';
@@ -71,7 +72,7 @@ describe('GraphQL masking', () => {
         id: res.headers.get('x-request-id'),
         read: readSse(res, 5000),
       }));
-      await waitUntil(
+      await waitFor(
         async () => ((await h.container.metrics.sseSubscribers.get()).values[0]?.value ?? 0) === 2,
       );
 
@@ -93,7 +94,7 @@ describe('GraphQL masking', () => {
         },
       ]);
       try {
-        await waitUntil(async () => streams.every((s) => s.read.events.length > 0));
+        await waitFor(async () => streams.every((s) => s.read.events.length > 0));
       } finally {
         spy.mockRestore();
       }
@@ -117,14 +118,6 @@ describe('GraphQL masking', () => {
     });
   });
 });
-
-async function waitUntil(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 // yoga answers a CORS preflight and the GraphiQL page before any plugin's onRequest runs: the
 // response still carries the id the HTTP layer gave the request.

@@ -6,6 +6,10 @@ import type { ErrorMask } from '../error-mask.js';
 
 const ids = new WeakMap<Request, string>();
 
+/** The node request under a yoga request (yoga's node adapter and the SSE hand-over pass it). */
+const nodeRequestOf = (serverContext: unknown) =>
+  (serverContext as { req?: IncomingMessage } | undefined)?.req;
+
 /** The request id of a yoga request (set by useRequestId). */
 export function requestIdOf(request: Request): string {
   return ids.get(request) ?? 'unknown';
@@ -19,8 +23,7 @@ export function requestIdOf(request: Request): string {
 export function useRequestId(errors: Pick<ErrorMask, 'report'>): Plugin {
   return {
     onRequest({ request, serverContext }) {
-      const req = (serverContext as { req?: IncomingMessage } | undefined)?.req;
-      ids.set(request, idOfNodeRequest(req) ?? randomUUID());
+      ids.set(request, idOfNodeRequest(nodeRequestOf(serverContext)) ?? randomUUID());
     },
     onResultProcess({ request, result, setResult }) {
       const id = requestIdOf(request);
@@ -40,8 +43,7 @@ export function useRequestId(errors: Pick<ErrorMask, 'report'>): Plugin {
     onResponse({ request, response, serverContext }) {
       // A request yoga answered before the plugins' onRequest (a CORS preflight, the GraphiQL
       // page) has no id here yet: the HTTP layer's is the one (its header would lose to 'unknown').
-      const id =
-        ids.get(request) ?? idOfNodeRequest((serverContext as { req?: IncomingMessage } | undefined)?.req);
+      const id = ids.get(request) ?? idOfNodeRequest(nodeRequestOf(serverContext));
       if (id) response.headers.set('x-request-id', id);
     },
   };
