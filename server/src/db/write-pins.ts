@@ -1,5 +1,8 @@
+import { withDeadline } from '../lib/late-timer.js';
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
+
+const NO_ANSWER = 'no answer from Redis in time';
 
 export interface WritePinsOptions {
   /** How long a viewer's reads stay on the primary after a write. */
@@ -34,7 +37,7 @@ export class WritePins {
     const r = this.o.redis;
     if (!r) return;
     try {
-      await deadline(r.client.set(this.key(viewer), '1', 'PX', this.o.pinMs), r.timeoutMs);
+      await withDeadline(r.client.set(this.key(viewer), '1', 'PX', this.o.pinMs), r.timeoutMs, NO_ANSWER);
     } catch (err) {
       // This node still pins; another node may read the replica for up to its lag bound.
       this.o.logger.warn({ err: (err as Error).message }, 'could not share a write pin');
@@ -50,7 +53,7 @@ export class WritePins {
     const r = this.o.redis;
     if (!r) return false;
     try {
-      return (await deadline(r.client.exists(this.key(viewer)), r.timeoutMs)) === 1;
+      return (await withDeadline(r.client.exists(this.key(viewer)), r.timeoutMs, NO_ANSWER)) === 1;
     } catch {
       return true;
     }
@@ -59,14 +62,4 @@ export class WritePins {
   private key(viewer: string): string {
     return `${this.o.redis!.prefix}pin:${viewer}`;
   }
-}
-
-function deadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { unauthenticated } from '../errors/index.js';
+import { withDeadline } from '../lib/late-timer.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage/storage.js';
 import type { UrlCache } from '../urls/store.js';
@@ -22,19 +23,12 @@ export interface Readiness {
 }
 
 async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
-      }),
-    ]);
+    // A node busy serving must not read its own lag as a dependency down (lib/late-timer.ts).
+    await withDeadline(fn(), timeoutMs, 'timeout');
     return true;
   } catch {
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -1,4 +1,5 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type Command, Redis, type RedisOptions } from 'ioredis';
+import { armCommandTimeout } from './command-timeout.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -15,7 +16,8 @@ export interface RedisConnectOptions {
 
 /**
  * Options that make a dead Redis cost milliseconds: no offline queue (commands fail at once while
- * disconnected), a per-command timeout, and a quick, capped reconnect loop in the background.
+ * disconnected), a quick, capped reconnect loop in the background, and (not here: the clients
+ * below) a per-command timeout.
  */
 function baseOptions(o: RedisConnectOptions): RedisOptions {
   return o.blocking
@@ -23,7 +25,8 @@ function baseOptions(o: RedisConnectOptions): RedisOptions {
     : {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
-        commandTimeout: o.commandTimeoutMs,
+        // ioredis' own commandTimeout is left unset: it blames this process's busy turns on Redis
+        // (command-timeout.ts). The clients below time each command out themselves.
         connectTimeout: Math.max(500, o.commandTimeoutMs * 4),
         retryStrategy: (n) => Math.min(50 * 2 ** Math.min(n, 5), 1000),
         enableReadyCheck: true,
@@ -60,11 +63,37 @@ function sentinelOptions(o: RedisConnectOptions): RedisOptions {
   };
 }
 
+/** A client whose commands time out after `ms` of Redis' lateness (command-timeout.ts). */
+function timedRedis(ms: number): typeof Redis {
+  return class TimedRedis extends Redis {
+    override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
+      armCommandTimeout(command, ms);
+      return super.sendCommand(command, stream);
+    }
+  };
+}
+
+/** The same for a cluster: armed once where a command enters, before it is routed to a node. */
+function timedCluster(ms: number): typeof Cluster {
+  return class TimedCluster extends Cluster {
+    override sendCommand(
+      command: Command,
+      stream?: Parameters<Cluster['sendCommand']>[1],
+      node?: Parameters<Cluster['sendCommand']>[2],
+    ): unknown {
+      armCommandTimeout(command, ms);
+      return super.sendCommand(command, stream, node);
+    }
+  };
+}
+
 export function createRedisClient(o: RedisConnectOptions): RedisClient {
-  if (o.sentinels && o.sentinels.length > 0) return new Redis(sentinelOptions(o));
+  const RedisClass = o.blocking ? Redis : timedRedis(o.commandTimeoutMs);
+  if (o.sentinels && o.sentinels.length > 0) return new RedisClass(sentinelOptions(o));
   if (o.clusterNodes.length > 0) {
+    const ClusterClass = o.blocking ? Cluster : timedCluster(o.commandTimeoutMs);
     const redisOptions = baseOptions(o);
-    return new Cluster(o.clusterNodes, {
+    return new ClusterClass(o.clusterNodes, {
       redisOptions,
       enableOfflineQueue: !!o.blocking,
       clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
@@ -78,7 +107,7 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
     });
   }
   if (!o.url) throw new Error('createRedisClient needs a url, cluster nodes or sentinels');
-  const client = new Redis(o.url, baseOptions(o));
+  const client = new RedisClass(o.url, baseOptions(o));
   return client;
 }
 

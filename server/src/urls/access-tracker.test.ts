@@ -4,17 +4,22 @@ import { FakeClock } from '../clock.js';
 import { createLogger } from '../logger.js';
 import { AccessTracker } from './access-tracker.js';
 import { MemoryUrlStore } from './memory-store.js';
-import type { AccessDelta } from './store.js';
+import { type AccessDelta, UnknownOutcomeError } from './store.js';
 
-/** The real memory store, recording each recordAccess call's size and failing when told to. */
+/**
+ * The real memory store, recording each recordAccess call's size and failing when told to: as a
+ * Redis that is away fails (nothing written), or as one that answered too late (written).
+ */
 class RecordingStore extends MemoryUrlStore {
   readonly sizes: number[] = [];
   failCall: number | undefined;
+  lateCall: number | undefined;
 
   override async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {
     this.sizes.push(deltas.size);
-    if (this.sizes.length === this.failCall) throw new Error('Command timed out');
-    return super.recordAccess(deltas);
+    if (this.sizes.length === this.failCall) throw new Error('Connection is closed.');
+    await super.recordAccess(deltas);
+    if (this.sizes.length === this.lateCall) throw new UnknownOutcomeError(new Error('Command timed out'));
   }
 }
 
@@ -42,6 +47,21 @@ describe('AccessTracker flush', () => {
     expect(store.sizes).toEqual([250, 250]);
     await tracker.flush();
     expect(store.sizes).toEqual([250, 250, 250, 125]);
+    const counts = (await store.status(ids(625))).map((s) => s.accessCount);
+    expect(counts.every((c) => c === 1)).toBe(true);
+  });
+
+  it('a chunk that may have been written is not sent again; the rest wait for the next flush', async () => {
+    const clock = new FakeClock();
+    const store = new RecordingStore(clock, 10_000);
+    const tracker = new AccessTracker({ counters: store, logger: quiet, clock });
+    tracker.record(ids(625), clock.now(), 625, 0);
+    store.lateCall = 2;
+    await tracker.flush();
+    expect(store.sizes).toEqual([250, 250]);
+    await tracker.flush();
+    expect(store.sizes).toEqual([250, 250, 125]);
+    // Each access counted once: the late chunk was written, and only once.
     const counts = (await store.status(ids(625))).map((s) => s.accessCount);
     expect(counts.every((c) => c === 1)).toBe(true);
   });

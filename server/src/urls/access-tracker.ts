@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import type { AccessCounters, AccessDelta } from './store.js';
+import { type AccessCounters, type AccessDelta, UnknownOutcomeError } from './store.js';
 
 /** Counters gathered in process between two flushes (URL stats are built from these). */
 export interface UsageCounters {
@@ -140,7 +140,11 @@ export class AccessTracker {
       try {
         await this.d.counters.recordAccess(new Map(entries.slice(i, i + FLUSH_CHUNK_IDS)));
       } catch (err) {
-        for (const [id, d] of entries.slice(i)) {
+        // Redis away: nothing was added, this chunk and the rest wait for the next flush. No
+        // reply in time: the chunk may have been added (a Redis busy under load), and sending it
+        // again would count its accesses twice; it is let go, the rest wait.
+        const kept = err instanceof UnknownOutcomeError ? i + FLUSH_CHUNK_IDS : i;
+        for (const [id, d] of entries.slice(kept)) {
           const cur = this.pending.get(id);
           if (cur) {
             cur.count += d.count;

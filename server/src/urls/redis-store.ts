@@ -1,6 +1,8 @@
 import { Cluster } from 'ioredis';
 import { fnv1a32 } from '../lib/hash.js';
+import { withDeadline } from '../lib/late-timer.js';
 import { CommandBatch } from '../redis/command-batch.js';
+import { CommandTimeoutError } from '../redis/command-timeout.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { UrlSignature } from '../storage/storage.js';
 import {
@@ -9,6 +11,7 @@ import {
   decodeSignature,
   encodeSignature,
   type StoreEntry,
+  UnknownOutcomeError,
   type UrlStatusRecord,
   type UrlStore,
 } from './store.js';
@@ -206,19 +209,12 @@ function call(on: unknown, command: string, ...args: (string | number)[]): unkno
   return (on as Record<string, (...a: (string | number)[]) => unknown>)[command]!(...args);
 }
 
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`redis call exceeded its ${ms} ms deadline`)), ms);
-  });
-  p.catch(() => {}); // it may still fail after the deadline: nobody is listening then
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
-}
-
 export class RedisUrlStore implements UrlStore {
   readonly kind = 'redis' as const;
   private readonly k: ReturnType<typeof urlKeys>;
   private readonly cluster: boolean;
+  /** The error message of a call past its deadline. */
+  private readonly late: string;
 
   /**
    * @param deadlineMs bound on a whole call. ioredis applies its command timeout per command and
@@ -230,6 +226,7 @@ export class RedisUrlStore implements UrlStore {
     private readonly prefix: string,
     private readonly deadlineMs = 500,
   ) {
+    this.late = `redis call exceeded its ${deadlineMs} ms deadline`;
     this.k = urlKeys(prefix);
     this.cluster = redis instanceof Cluster;
     // defineCommand sends EVALSHA and loads the script only when Redis does not know it yet.
@@ -245,7 +242,7 @@ export class RedisUrlStore implements UrlStore {
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
     if (ids.length === 0) return [];
     if (!this.cluster) return (await this.redis.mget(ids.map(this.k.url))).map(decodeSignature);
-    return withDeadline(this.readCluster(ids), this.deadlineMs);
+    return withDeadline(this.readCluster(ids), this.deadlineMs, this.late);
   }
 
   private async readCluster(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
@@ -291,7 +288,7 @@ export class RedisUrlStore implements UrlStore {
     batch.add(this.k.schedule, (p) =>
       call(p, SCHEDULE_COMMAND, this.k.schedule, this.k.fresh, fresh, JSON.stringify(schedule)),
     );
-    await withDeadline(batch.exec(), this.deadlineMs);
+    await withDeadline(batch.exec(), this.deadlineMs, this.late);
   }
 
   async purge(ids: readonly string[]): Promise<void> {
@@ -311,7 +308,12 @@ export class RedisUrlStore implements UrlStore {
     if (deltas.size === 0) return;
     const sets: (string | number)[] = [];
     for (const [id, d] of deltas) sets.push(d.count, id, String(d.lastAt));
-    await call(this.redis, ACCESS_SETS_COMMAND, this.k.hot, this.k.live, JSON.stringify(sets));
+    try {
+      await call(this.redis, ACCESS_SETS_COMMAND, this.k.hot, this.k.live, JSON.stringify(sets));
+    } catch (err) {
+      // Sent, then no reply in time: Redis may have added the counts (a busy Redis, not a gone one).
+      throw err instanceof CommandTimeoutError ? new UnknownOutcomeError(err) : err;
+    }
   }
 
   async status(ids: readonly string[]): Promise<UrlStatusRecord[]> {
@@ -325,7 +327,7 @@ export class RedisUrlStore implements UrlStore {
     }
     batch.add(this.k.hot, (p) => p.zmscore(this.k.hot, ...ids));
     batch.add(this.k.live, (p) => p.zmscore(this.k.live, ...ids));
-    const v = await withDeadline(batch.exec(), this.deadlineMs);
+    const v = await withDeadline(batch.exec(), this.deadlineMs, this.late);
     const hot = v[ids.length * 3] as (string | null)[];
     const live = v[ids.length * 3 + 1] as (string | null)[];
     return ids.map((_, i) => {

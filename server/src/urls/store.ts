@@ -63,9 +63,23 @@ export interface RefreshSchedule {
   scheduleInfo(now: number): Promise<{ backlog: number; oldestDueAt: number | null }>;
 }
 
+/**
+ * A write that was sent and not answered in time: it may have been applied. Retrying it could
+ * apply it twice, so writes that add (access counts) are not retried after it.
+ */
+export class UnknownOutcomeError extends Error {
+  constructor(cause: Error) {
+    super(`${cause.message} (the write may have been applied)`, { cause });
+    this.name = 'UnknownOutcomeError';
+  }
+}
+
 /** Per-image access counters, written in bulk off the hot path, read for `Image.urlStatus`. */
 export interface AccessCounters {
-  /** Adds access counts gathered in process (flushed periodically, never per request). */
+  /**
+   * Adds access counts gathered in process (flushed periodically, never per request). Rejects
+   * with `UnknownOutcomeError` when the counts may have been added all the same.
+   */
   recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void>;
   status(ids: readonly string[]): Promise<UrlStatusRecord[]>;
 }

@@ -60,8 +60,9 @@ describe('fault: a slow Redis under load', () => {
     expect(load.summary({ kind: 'page', phase: 'slow' }).max).toBeLessThan(2000);
     expect(slow.filter((s) => !s.cached).length).toBeGreaterThan(RATE * 5);
     // The cache path resumed: hits, read from Redis again. Not every page: on a loaded two-core
-    // machine a reply can still come in after the 150 ms command timeout (the event loop was busy),
-    // and the breaker then rightly signs directly for a second.
+    // machine Redis itself can answer after the 150 ms command timeout (it shares the cores), and
+    // the breaker then rightly signs directly for a second. (This node's own busy turns no longer
+    // count against Redis: redis/command-timeout.ts.)
     const after = load.select({ kind: 'page', phase: 'after' });
     expect(after.filter((s) => s.cached).length).toBeGreaterThanOrEqual(Math.ceil(after.length * 0.9));
     expect(mgetAfter - mgetBefore).toBeGreaterThan(RATE * 2);
