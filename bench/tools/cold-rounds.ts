@@ -1,0 +1,70 @@
+// `npx tsx bench/tools/cold-rounds.ts [cold|warm] [connections] [rounds] [--profile]`: scenario 4's
+// cold pages (or scenario 1's warm page) in rounds on the bench's services, one contender only, to
+// look at what a round does to the gateway and Redis: per round the p50, the CPU per page of each
+// process, Redis' slowest commands (SLOWLOG over 5 ms) and the gateway's Redis warnings.
+import { authHeaders, http, pageBody } from '../lib/bench.js';
+import { cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
+import { sleep } from '../lib/processes.js';
+import { ensureBuild, startServices } from '../lib/setup.js';
+
+const [mode = 'cold', connArg = '32', roundsArg = '6'] = process.argv
+  .slice(2)
+  .filter((a) => !a.startsWith('--'));
+const connections = Number(connArg);
+const rounds = Number(roundsArg);
+if (mode !== 'cold' && mode !== 'warm')
+  throw new Error('usage: cold-rounds.ts [cold|warm] [connections] [rounds]');
+
+await ensureBuild((m) => process.stdout.write(`${m}\n`));
+const { bench: b, teardown } = await startServices({
+  quick: true,
+  rounds: 1,
+  seconds: 1,
+  log: (m) => process.stdout.write(`${m}\n`),
+  profile: process.argv.includes('--profile'),
+});
+const seen = (text: string) => b.gateway.logs.filter((l) => l.includes(text)).length;
+try {
+  const large = b.rows.large;
+  const coldBodies: string[] = [];
+  for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
+  const amount = Math.min(coldBodies.length, connections === 1 ? 300 : 990);
+  await b.redisClient.call('config', 'set', 'slowlog-log-slower-than', '5000');
+  for (let round = 0; round < rounds; round++) {
+    await b.redisClient.flushdb();
+    await b.redisClient.call('slowlog', 'reset');
+    await sleep(300);
+    const unavailable = seen('URL cache unavailable');
+    const before = await cpuSnapshot(b, b.gateway.pid);
+    const r =
+      mode === 'cold'
+        ? await http(b, {
+            url: `${b.gateway.url}/graphql`,
+            method: 'POST',
+            headers: authHeaders(b.tokens.large),
+            bodies: coldBodies.slice(0, amount),
+            connections,
+            amount,
+          })
+        : await http(b, {
+            url: `${b.gateway.url}/graphql`,
+            method: 'POST',
+            headers: authHeaders(b.tokens.main),
+            bodies: [pageBody(100)],
+            connections,
+            durationS: 4,
+          });
+    // The write-backs and the access flush after the last answer belong to the round.
+    await sleep(1500);
+    const cpu = cpuPerRequest(before, await cpuSnapshot(b, b.gateway.pid), r.requests);
+    const slow = (await b.redisClient.call('slowlog', 'get', '5')) as [number, number, number, string[]][];
+    process.stdout.write(
+      `round ${round} ${mode} c=${connections}: p50 ${r.p50.toFixed(2)} ms, ${r.rps.toFixed(0)} req/s; ` +
+        `CPU per page (ms) gateway ${cpu.server.toFixed(2)}, Redis ${cpu.redis.toFixed(2)}, ` +
+        `PostgreSQL ${cpu.postgres.toFixed(2)}; "URL cache unavailable" ${seen('URL cache unavailable') - unavailable}; ` +
+        `Redis slowest: ${slow.map((e) => `${(e[2] / 1000).toFixed(1)} ms ${e[3][0]}`).join(', ') || 'none over 5 ms'}\n`,
+    );
+  }
+} finally {
+  await teardown();
+}
