@@ -15,16 +15,44 @@ import { median } from '../lib/stats.js';
 import { CONCURRENCY, checkStatus } from './warm-page.js';
 
 /**
+ * The two loads of scenario 4 (also run alone by bench/tools/cold-rounds.ts): the warm page (the
+ * first page of the 10k set) for `seconds`, and `amount` distinct pages of the 100k set, each
+ * asked once (cold after a FLUSHDB).
+ */
+export function pageRuns(b: Bench) {
+  const large = b.rows.large;
+  // Every page after the first: cursors at rows 99, 199, …
+  const coldBodies: string[] = [];
+  for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
+  const warmRun = (connections: number, seconds: number) =>
+    http(b, {
+      url: `${b.gateway.url}/graphql`,
+      method: 'POST',
+      headers: authHeaders(b.tokens.main),
+      bodies: [pageBody(100)],
+      connections,
+      durationS: seconds,
+    });
+  const coldRun = (connections: number, amount: number) =>
+    http(b, {
+      url: `${b.gateway.url}/graphql`,
+      method: 'POST',
+      headers: authHeaders(b.tokens.large),
+      bodies: coldBodies.slice(0, amount),
+      connections,
+      amount,
+    });
+  return { coldBodies, warmRun, coldRun };
+}
+
+/**
  * Scenario 4: every request a page never seen. FLUSHDB empties the cache before each cold round,
  * which then walks distinct pages of the 100k set, each requested exactly once; the warm rounds
  * (the first page of the 10k set, cached) alternate with them. Measured at scenario 1's
  * concurrency (32) and, for the latency of a single client, at concurrency 1.
  */
 export async function coldPage(b: Bench): Promise<Section> {
-  const large = b.rows.large;
-  // Every page after the first: cursors at rows 99, 199, …
-  const coldBodies: string[] = [];
-  for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
+  const { coldBodies, warmRun, coldRun } = pageRuns(b);
   // Requests of the previous run still in flight finish first (a load run stops sending, it does
   // not wait for its last answers; one the load generator gave up on may still be signing).
   // Closed requests alone cannot tell: a request the load generator dropped is counted (aborted)
@@ -48,24 +76,6 @@ export async function coldPage(b: Bench): Promise<Section> {
   };
   // The warm page is cached first (after a flush that request is a cold page: not measured).
   const warmUp = () => fetchPage(b.gateway.url, b.tokens.main, 100);
-  const warmRun = (connections: number, seconds: number) =>
-    http(b, {
-      url: `${b.gateway.url}/graphql`,
-      method: 'POST',
-      headers: authHeaders(b.tokens.main),
-      bodies: [pageBody(100)],
-      connections,
-      durationS: seconds,
-    });
-  const coldRun = (connections: number, amount: number) =>
-    http(b, {
-      url: `${b.gateway.url}/graphql`,
-      method: 'POST',
-      headers: authHeaders(b.tokens.large),
-      bodies: coldBodies.slice(0, amount),
-      connections,
-      amount,
-    });
 
   const measure = async (connections: number, amount: number, seconds: number) => {
     const warm: HttpResult[] = [];

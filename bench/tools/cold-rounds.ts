@@ -2,10 +2,10 @@
 // cold pages (or scenario 1's warm page) in rounds on the bench's services, one contender only, to
 // look at what a round does to the gateway and Redis: per round the p50, the CPU per page of each
 // process, Redis' slowest commands (SLOWLOG over 5 ms) and the gateway's Redis warnings.
-import { authHeaders, http, pageBody } from '../lib/bench.js';
 import { cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { sleep } from '../lib/processes.js';
 import { ensureBuild, startServices } from '../lib/setup.js';
+import { pageRuns } from '../scenarios/cold-page.js';
 
 const [mode = 'cold', connArg = '32', roundsArg = '6'] = process.argv
   .slice(2)
@@ -25,9 +25,7 @@ const { bench: b, teardown } = await startServices({
 });
 const seen = (text: string) => b.gateway.logs.filter((l) => l.includes(text)).length;
 try {
-  const large = b.rows.large;
-  const coldBodies: string[] = [];
-  for (let i = 99; i + 100 < large.ids.length; i += 100) coldBodies.push(pageBody(100, large.cursors[i]));
+  const { coldBodies, warmRun, coldRun } = pageRuns(b);
   const amount = Math.min(coldBodies.length, connections === 1 ? 300 : 990);
   await b.redisClient.call('config', 'set', 'slowlog-log-slower-than', '5000');
   for (let round = 0; round < rounds; round++) {
@@ -36,24 +34,7 @@ try {
     await sleep(300);
     const unavailable = seen('URL cache unavailable');
     const before = await cpuSnapshot(b, b.gateway.pid);
-    const r =
-      mode === 'cold'
-        ? await http(b, {
-            url: `${b.gateway.url}/graphql`,
-            method: 'POST',
-            headers: authHeaders(b.tokens.large),
-            bodies: coldBodies.slice(0, amount),
-            connections,
-            amount,
-          })
-        : await http(b, {
-            url: `${b.gateway.url}/graphql`,
-            method: 'POST',
-            headers: authHeaders(b.tokens.main),
-            bodies: [pageBody(100)],
-            connections,
-            durationS: 4,
-          });
+    const r = mode === 'cold' ? await coldRun(connections, amount) : await warmRun(connections, 4);
     // The write-backs and the access flush after the last answer belong to the round.
     await sleep(1500);
     const cpu = cpuPerRequest(before, await cpuSnapshot(b, b.gateway.pid), r.requests);
