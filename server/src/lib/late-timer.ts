@@ -14,26 +14,17 @@ export function afterPendingIo(fn: () => void): void {
  * arrived while this process was busy as on time, see `afterPendingIo`).
  */
 export function withDeadline<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let settled = false;
+  // A promise settles once: a rejection after `p` has settled (it was read in the poll phase
+  // before the check) is a no-op, so no flag is needed to tell which came first.
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      afterPendingIo(() => {
-        if (settled) return;
-        settled = true;
-        reject(new Error(message));
-      });
-    }, ms);
+    const timer = setTimeout(() => afterPendingIo(() => reject(new Error(message))), ms);
     p.then(
       (v) => {
         clearTimeout(timer);
-        if (settled) return;
-        settled = true;
         resolve(v);
       },
       (err: unknown) => {
         clearTimeout(timer);
-        if (settled) return;
-        settled = true;
         reject(err);
       },
     );

@@ -33,8 +33,9 @@ export function armCommandTimeout(command: Command, ms: number): void {
   const marked = command as Command & { [ARMED]?: true };
   if (marked[ARMED]) return;
   marked[ARMED] = true;
+  // (A command that settled cleared this timer: when it fires, only replies still unread can
+  // have settled it meanwhile.)
   const timer = setTimeout(() => {
-    if (command.isResolved) return;
     afterPendingIo(() => {
       if (!command.isResolved) command.reject(new CommandTimeoutError());
     });
