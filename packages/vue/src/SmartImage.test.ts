@@ -276,6 +276,8 @@ describe('SmartImage', () => {
     await t.img().trigger('error');
     expect(t.state()).toBe('error');
     expect(t.img().exists()).toBe(false);
+    // A named group, not an image: the Retry button inside stays reachable by screen readers.
+    expect(t.root().attributes('role')).toBe('group');
     expect(t.root().attributes('aria-label')).toBe('PNG image, 480 × 320');
     const button = t.wrapper.get('button');
     expect(button.text()).toBe('Retry');
