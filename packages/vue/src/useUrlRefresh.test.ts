@@ -147,6 +147,18 @@ describe('createUrlRefresh', () => {
     expect(await failed).toBeNull();
   });
 
+  it('answers null to refreshes still waiting for their batch when disposed, and to any asked after', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    const waiting = Promise.all([urls.refresh('a'), urls.current('b')]);
+    urls.dispose();
+    expect(await waiting).toEqual([null, null]);
+    expect(await urls.refresh('c')).toBeNull();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(t.transport.refreshUrls).not.toHaveBeenCalled();
+    expect(t.transport.fetchUrls).not.toHaveBeenCalled();
+  });
+
   it('batches current-URL reads into one imagesByIds call, separate from re-signs', async () => {
     const t = fakeTransport();
     const urls = createUrlRefresh(t.transport);

@@ -202,6 +202,7 @@ export function createUrlRefresh(
 function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | null>>) {
   let pending = new Map<string, Array<(url: FreshUrl | null) => void>>();
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let disposed = false;
   const flush = async () => {
     timer = null;
     const batch = pending;
@@ -222,6 +223,8 @@ function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | n
   };
   return {
     ask(id: string): Promise<FreshUrl | null> {
+      // Nothing will ever send it: answered at once, as a failed call would be.
+      if (disposed) return Promise.resolve(null);
       return new Promise((resolve) => {
         const waiters = pending.get(id) ?? [];
         waiters.push(resolve);
@@ -229,9 +232,17 @@ function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | n
         timer ??= setTimeout(() => void flush(), ms);
       });
     },
+    /**
+     * Drops the batch not sent yet; its waiters get null (an image awaiting a re-sign must not
+     * hang on a batch that will never go out). Calls already sent answer when they return.
+     */
     dispose() {
+      disposed = true;
       if (timer) clearTimeout(timer);
       timer = null;
+      const dropped = pending;
+      pending = new Map();
+      for (const waiters of dropped.values()) for (const resolve of waiters) resolve(null);
     },
   };
 }
