@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { createProxyLinks, type ProxyLinks } from './auth/proxy-links.js';
 import { createProxyTokens, type ProxyTokens } from './auth/proxy-token.js';
 import { type Authenticate, createAuthenticator } from './auth/viewer.js';
@@ -32,6 +33,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './rate-limit.js';
 import { createRedisClient, quietErrors, type RedisClient } from './redis/connect.js';
+import { SentinelSwitchWatch } from './redis/sentinel-switch.js';
 import type { SchemaServices } from './schema/context.js';
 import { createHeartbeat, type Heartbeat } from './stats/heartbeat.js';
 import { MemoryStatsStore } from './stats/memory-stats.js';
@@ -258,14 +260,33 @@ function openRedis(config: Config, logger: Logger) {
       commandTimeoutMs: config.redisCommandTimeoutMs,
       ...(blocking ? { blocking: true } : {}),
     });
-  const command = quietErrors(connect(false), (err) => {
+  // Sentinel mode: every connection follows a promotion as soon as it is announced
+  // (redis/sentinel-switch.ts), not when the old primary is demoted.
+  const watch =
+    config.redisSentinels.length > 0
+      ? new SentinelSwitchWatch({ sentinels: config.redisSentinels, name: config.redisSentinelName, logger })
+      : undefined;
+  watch?.start();
+  const open = (blocking: boolean) => {
+    const client = connect(blocking);
+    if (watch && client instanceof Redis) watch.track(client);
+    return client;
+  };
+  const command = quietErrors(open(false), (err) => {
     // Reconnect attempts fail many times a second while Redis is down: log one a minute.
     if (Date.now() - lastLogged > 60_000) {
       lastLogged = Date.now();
       logger.warn({ err: err.message }, 'redis connection error (requests fall back to direct signing)');
     }
   });
-  return { command, blocking: () => quietErrors(connect(true)) };
+  return {
+    command,
+    blocking: () => quietErrors(open(true)),
+    async close() {
+      await watch?.close();
+      command.disconnect();
+    },
+  };
 }
 
 /**
@@ -582,7 +603,7 @@ export async function createContainer(
       await access.stop();
       await events.close();
       await store.close();
-      redis?.command.disconnect();
+      await redis?.close();
       await readReplica?.close();
       await db.close();
     },

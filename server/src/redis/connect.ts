@@ -36,9 +36,10 @@ function baseOptions(o: RedisConnectOptions): RedisOptions {
 /**
  * Sentinel mode: each (re)connect asks the sentinels, in turn, for the current primary and checks
  * its role, so after a failover the reconnect loop lands on the promoted replica by itself. A
- * primary demoted while still up (a manual failover) answers writes with READONLY, which
- * reconnects through the sentinels; reads and the event subscription carry on on it meanwhile
- * (it replicates from the new primary, published messages included).
+ * planned switchover leaves the old primary up and taking writes for ~10 s after the promotion:
+ * the node's SentinelSwitchWatch (sentinel-switch.ts) reconnects its connections when the
+ * promotion is announced. Once demoted, the old primary answers writes with READONLY, which
+ * reconnects too (a connection the watch missed).
  *
  * ioredis' failover detector is off: it drops a connection when a sentinel announces
  * +switch-master, and when that lands while the connection is already reconnecting (the primary

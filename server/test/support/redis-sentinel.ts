@@ -36,12 +36,14 @@ export class RedisSentinelGroup {
 
   static async start(o: SentinelGroupOptions = {}): Promise<RedisSentinelGroup> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-sentinel-'));
-    const primary = await OwnedRedis.start();
+    // Each in the group's folder: a replica writes the RDB of its sync to its working directory,
+    // and a primary demoted by a switchover becomes one.
+    const primary = new OwnedRedis(await freePort());
+    await primary.start(['--dir', dir]);
     const replica = new OwnedRedis(await freePort());
     const ports = [await freePort(), await freePort(), await freePort()];
     const g = new RedisSentinelGroup(primary, replica, ports, o.name ?? 'mymaster', dir);
     try {
-      // Its own folder: a replica writes the RDB of its first sync to its working directory.
       await replica.start(['--replicaof', '127.0.0.1', String(primary.port), '--dir', dir]);
       await g.waitReplicaLinked();
       for (const port of ports) await g.startSentinel(port, o);
@@ -144,6 +146,62 @@ export class RedisSentinelGroup {
       25,
     );
     return Date.now();
+  }
+
+  /**
+   * A planned switchover (`SENTINEL FAILOVER`): the sentinels promote the replica while the
+   * primary is still up, then make the old primary a replica of it. Retried while the sentinels
+   * have not yet judged the replica fit (`NOGOODSLAVE` in the first seconds after it linked).
+   */
+  async switchover(timeoutMs = 15_000, via = 0): Promise<void> {
+    const c = sentinelClient(this.sentinelPorts[via]!);
+    try {
+      await c.connect();
+      let refused = '';
+      const accepted = async () => {
+        try {
+          await c.call('SENTINEL', 'FAILOVER', this.name);
+          return true;
+        } catch (err) {
+          refused = (err as Error).message;
+          return false;
+        }
+      };
+      await waitFor('a sentinel to accept SENTINEL FAILOVER', timeoutMs, accepted, 200).catch(
+        (err: Error) => {
+          throw new Error(`${err.message} (last refusal: ${refused})`);
+        },
+      );
+    } finally {
+      c.disconnect();
+    }
+  }
+
+  /** SIGKILLs the i-th sentinel (in the order of `sentinels`). */
+  async killSentinel(i: number): Promise<void> {
+    const child = this.sentinelProcs[i];
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  /** Polls `instance` until it is a replica of the Redis on `primaryPort`, in sync with it. */
+  async waitReplicaOf(instance: OwnedRedis, primaryPort: number, timeoutMs = 20_000): Promise<void> {
+    const c = instance.client();
+    try {
+      await waitFor(`${instance.port} to replicate ${primaryPort}`, timeoutMs, async () => {
+        const info = await c.info('replication');
+        return (
+          info.includes('role:slave') &&
+          info.includes(`master_port:${primaryPort}`) &&
+          info.includes('master_link_status:up')
+        );
+      });
+    } finally {
+      c.disconnect();
+    }
   }
 
   /** Stops every process by PID (sentinels first, so none fails over while the rest stops). */

@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisSentinelGroup } from '../support/redis-sentinel.js';
+import { commandStats } from '../support/redis-server.js';
+import { type SseSubscription, subscribeSse } from '../support/sse.js';
+import { Client, reportUncached } from './helpers/client.js';
+import { report, type Sample, SteadyLoad, sleep, until } from './helpers/load.js';
+import { Stack } from './helpers/stack.js';
+
+const RATE = 20; // page queries (and as many origin fetches of a URL just handed out) per second
+// As the SIGKILL test: steps of 20 s, so a refresh sweep runs soon after the switchover.
+const TTL = 120;
+const AHEAD = 100;
+
+type RefreshEvent = { data?: { signedUrlRefreshed: { imageId: string } } };
+
+function hitRatio(pages: readonly Sample[]): number {
+  const urls = pages.reduce((n, p) => n + (p.urls ?? 0), 0);
+  return urls === 0 ? 0 : pages.reduce((n, p) => n + (p.hits ?? 0), 0) / urls;
+}
+
+async function refreshesTotal(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^signet_refreshes_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+// The planned switchover an operator runs for maintenance (`SENTINEL FAILOVER`), under a steady
+// page load. Unlike a crash, the old primary stays up: the sentinels promote the replica, then
+// turn the old primary into its replica and close its clients' connections. A connection that
+// wrote to the old primary meanwhile is answered READONLY (connect.ts reconnects through the
+// sentinels on it); nothing may fail, and every connection (cache, schedule, events, BullMQ) must
+// end up on the new primary. docs/operations.md, "Redis behind Sentinel".
+describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sentinel down, under load', () => {
+  let group: RedisSentinelGroup;
+  let stack: Stack;
+  let client: Client;
+  let running: SteadyLoad | undefined;
+  let sse: SseSubscription<RefreshEvent> | undefined;
+
+  beforeAll(async () => {
+    group = await RedisSentinelGroup.start({ downAfterMs: 1000, failoverTimeoutMs: 5000 });
+    stack = await Stack.start({
+      env: {
+        REDIS_SENTINELS: group.sentinels,
+        REDIS_SENTINEL_NAME: group.name,
+        URL_TTL_SECONDS: String(TTL),
+        REFRESH_AHEAD_SECONDS: String(AHEAD),
+      },
+    });
+    client = new Client(stack, 24, 29_000);
+    await client.discover();
+  }, 90_000);
+  afterAll(async () => {
+    await running?.stop();
+    sse?.close();
+    await stack?.close();
+    await group?.stop();
+  });
+
+  it('moves every connection to the promoted replica; no query fails, the old primary follows it', async () => {
+    const watched = stack.ids.slice(0, 24);
+    sse = subscribeSse<RefreshEvent>(
+      stack.url,
+      'subscription ($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
+      { ids: watched },
+      stack.token,
+    );
+    await sse.opened;
+
+    const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
+    running = load;
+    client.phase = () => load.current;
+    load.start('before');
+    await sleep(3000);
+
+    // The gateway's reads (MGET) and writes (EVALSHA: write-backs, access flushes, BullMQ) that
+    // reach the old primary, watched until well after its demotion: as a replica it applies
+    // replicated effects, never these, so any growth is a client of the gateway still on it.
+    const old = group.primary.client();
+    let lastOnOld = { at: Date.now(), count: -1 };
+    let watching = true;
+    const oldWatch = (async () => {
+      while (watching) {
+        const stats = await commandStats(old);
+        const count = (stats['mget'] ?? 0) + (stats['evalsha'] ?? 0);
+        if (count !== lastOnOld.count) lastOnOld = { at: Date.now(), count };
+        await sleep(250);
+      }
+    })();
+
+    // The sentinel a node listens to first (the first of REDIS_SENTINELS) is gone: the node must
+    // hear the announcement from another one.
+    await group.killSentinel(0);
+    await sleep(1500);
+
+    const askedAt = Date.now();
+    await group.switchover(15_000, 1);
+    load.phase('switchover');
+    const promotedAt = await group.waitPromoted(group.replica.port);
+    // The old primary, still running, now replicates the new one (the sentinels reconfigured it).
+    await group.waitReplicaOf(group.primary, group.replica.port);
+    const demotedAt = Date.now();
+    load.phase('recovery');
+    const refreshesAtSwitch = await refreshesTotal(stack.url);
+
+    const back = await timeUntil(() => {
+      const recent = load.select({ kind: 'page', phase: 'recovery' }).slice(-8);
+      return recent.length === 8 && recent.every((x) => x.ok && hitRatio([x]) >= 0.5);
+    }, 20_000);
+    const recoveredMs = back === undefined ? Number.POSITIVE_INFINITY : Date.now() - demotedAt;
+    load.phase('after');
+    await sleep(3000);
+    await load.stop();
+    watching = false;
+    await oldWatch;
+    old.disconnect();
+    const lastOnOldMs = lastOnOld.at - promotedAt;
+    const uncached = await client.openUncached();
+
+    const phases = ['before', 'switchover', 'recovery', 'after'];
+    report(
+      `Redis switchover behind Sentinel (promoted ${promotedAt - askedAt} ms after SENTINEL FAILOVER, the gateway's last command on the old primary ${lastOnOldMs} ms after the promotion, the old primary a replica ${demotedAt - promotedAt} ms after it, cache back ${recoveredMs} ms after that)`,
+      load,
+      ['page', 'url'],
+      phases,
+    );
+    reportUncached(uncached, phases);
+    const during = load.summary({ kind: 'page', phase: ['switchover', 'recovery'] });
+    console.log(
+      `[faults] sentinel switchover: ${during.count} page queries during it (${during.failures} failed), p99 ${during.p99} ms, max ${during.max} ms; URL hit ratio before ${hitRatio(load.select({ kind: 'page', phase: 'before' })).toFixed(2)}, after ${hitRatio(load.select({ kind: 'page', phase: 'after' })).toFixed(2)}`,
+    );
+    expect(load.failures()).toEqual([]);
+    for (const c of Object.values(uncached)) expect(c.refused).toEqual([]);
+
+    // Reads and writes reach the new primary: page reads (MGET), and write-backs and access
+    // flushes (EVALSHA: a replica applies a script's effects, never EVALSHA itself, so every call
+    // counted here came from a client after the switch).
+    const promoted = group.replica.client();
+    const stats = await commandStats(promoted);
+    expect(await promoted.info('replication')).toContain('role:master');
+    promoted.disconnect();
+    expect(stats['mget'] ?? 0).toBeGreaterThan(RATE);
+    expect(stats['evalsha'] ?? 0).toBeGreaterThan(0);
+
+    // A refresh sweep ran on the new primary (BullMQ followed), and its events reached the SSE
+    // subscriber (the event bus re-subscribed after the sentinels closed its connection).
+    await until(
+      'a refresh sweep after the switchover',
+      async () => (await refreshesTotal(stack.url)) > refreshesAtSwitch,
+      (TTL - AHEAD) * 1000 + 10_000,
+    );
+    await sse.waitFor((ev) => ev.some((e) => e.at > demotedAt && e.data.data?.signedUrlRefreshed), 20_000);
+
+    expect(stack.alive()).toBe(true);
+    expect(stack.errorLogs()).toEqual([]);
+    // Every connection left the old primary within seconds of the promotion, well before the
+    // sentinels demoted it (~10 s: what the gateway wrote there meanwhile would have been lost).
+    expect(lastOnOldMs).toBeLessThan(3000);
+    expect(recoveredMs).toBeLessThan(5000);
+    expect(during.max).toBeLessThan(2000);
+    expect(hitRatio(load.select({ kind: 'page', phase: 'after' }))).toBeGreaterThan(0.6);
+  });
+});
+
+/** Polls `check` until it holds; how long that took, or undefined after `timeoutMs`. */
+async function timeUntil(check: () => boolean, timeoutMs: number): Promise<number | undefined> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) return undefined;
+    await sleep(100);
+  }
+  return Date.now() - started;
+}
