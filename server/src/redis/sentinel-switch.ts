@@ -46,10 +46,19 @@ export class SentinelSwitchWatch {
     this.listen();
   }
 
-  /** A connection to keep on the primary; forgotten once it ends. */
+  /**
+   * A connection to keep on the primary, and every copy made of it with `duplicate()` (a BullMQ
+   * worker blocks on a copy of the connection it is given); each is forgotten once it ends.
+   */
   track(client: Redis): void {
     this.clients.add(client);
     client.once('end', () => this.clients.delete(client));
+    const duplicate = client.duplicate.bind(client);
+    client.duplicate = (...args: Parameters<Redis['duplicate']>) => {
+      const copy = duplicate(...args);
+      this.track(copy);
+      return copy;
+    };
   }
 
   async close(): Promise<void> {

@@ -75,14 +75,18 @@ describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sent
     // The gateway's reads (MGET) and writes (EVALSHA: write-backs, access flushes, BullMQ) that
     // reach the old primary, watched until well after its demotion: as a replica it applies
     // replicated effects, never these, so any growth is a client of the gateway still on it.
+    // BullMQ's worker blocks on a connection of its own (BZPOPMIN): seen in CLIENT LIST.
     const old = group.primary.client();
     let lastOnOld = { at: Date.now(), count: -1 };
+    let lastBlockedOnOld = Date.now();
     let watching = true;
     const oldWatch = (async () => {
       while (watching) {
         const stats = await commandStats(old);
         const count = (stats['mget'] ?? 0) + (stats['evalsha'] ?? 0);
         if (count !== lastOnOld.count) lastOnOld = { at: Date.now(), count };
+        const clients = (await old.call('CLIENT', 'LIST')) as string;
+        if (clients.includes('cmd=bzpopmin')) lastBlockedOnOld = Date.now();
         await sleep(250);
       }
     })();
@@ -114,11 +118,12 @@ describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sent
     await oldWatch;
     old.disconnect();
     const lastOnOldMs = lastOnOld.at - promotedAt;
+    const lastBlockedOnOldMs = lastBlockedOnOld - promotedAt;
     const uncached = await client.openUncached();
 
     const phases = ['before', 'switchover', 'recovery', 'after'];
     report(
-      `Redis switchover behind Sentinel (promoted ${promotedAt - askedAt} ms after SENTINEL FAILOVER, the gateway's last command on the old primary ${lastOnOldMs} ms after the promotion, the old primary a replica ${demotedAt - promotedAt} ms after it, cache back ${recoveredMs} ms after that)`,
+      `Redis switchover behind Sentinel (promoted ${promotedAt - askedAt} ms after SENTINEL FAILOVER, the gateway's last command on the old primary ${lastOnOldMs} ms after the promotion, its last blocking read there ${lastBlockedOnOldMs} ms after it, the old primary a replica ${demotedAt - promotedAt} ms after it, cache back ${recoveredMs} ms after that)`,
       load,
       ['page', 'url'],
       phases,
@@ -155,6 +160,7 @@ describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sent
     // Every connection left the old primary within seconds of the promotion, well before the
     // sentinels demoted it (~10 s: what the gateway wrote there meanwhile would have been lost).
     expect(lastOnOldMs).toBeLessThan(3000);
+    expect(lastBlockedOnOldMs).toBeLessThan(3000);
     expect(recoveredMs).toBeLessThan(5000);
     expect(during.max).toBeLessThan(2000);
     expect(hitRatio(load.select({ kind: 'page', phase: 'after' }))).toBeGreaterThan(0.6);
