@@ -8,6 +8,16 @@ import type { WindowGrid } from './window-grid.js';
 /** URLs kept built in process: a few MB, enough for every image a node serves often. */
 const URL_MEMO_ENTRIES = 20_000;
 
+/**
+ * The URL built for a signature that the memo did not keep, carried on that signature object
+ * (with the object key it was built for): a fresh signing is presented twice, for its event and
+ * then for the response or the refresh result, and the second takes the string the first built
+ * and lets go of it (the in-process store keeps signature objects: it must not keep URLs too).
+ */
+const BUILT_URL = Symbol('builtUrl');
+const BUILT_KEY = Symbol('builtKey');
+type CarryingSignature = UrlSignature & { [BUILT_URL]?: string | undefined; [BUILT_KEY]?: string };
+
 interface Built {
   start: number;
   end: number;
@@ -67,11 +77,22 @@ export class UrlMemo {
     return this.asHit(b);
   }
 
-  /** A signature as handed out. */
-  present(id: string, key: string, sig: UrlSignature, cached: boolean, variant?: Variant): ResolvedUrl {
+  /**
+   * A signature as handed out. Its URL is kept for the requests that follow when it was read
+   * from the cache (a second sighting: the image is looked at again), when it replaces a URL kept
+   * for the image already (a refresh of an image this node serves), or with `remember`.
+   */
+  present(
+    id: string,
+    key: string,
+    sig: UrlSignature,
+    cached: boolean,
+    variant?: Variant,
+    remember = cached,
+  ): ResolvedUrl {
     const expiresAt = sig.end * 1000;
     return {
-      url: this.urlOf(id, key, sig, variant),
+      url: this.urlOf(id, key, sig, variant, remember),
       expiresAt,
       refreshAt: refreshAtOf(expiresAt, this.refreshAheadSeconds),
       cached,
@@ -119,8 +140,22 @@ export class UrlMemo {
     this.built.delete(id);
   }
 
-  /** `id` names the variant too (a url id), so a memo hit is always the same variant's URL. */
-  private urlOf(id: string, key: string, sig: UrlSignature, variant: Variant | undefined): string {
+  /**
+   * `id` names the variant too (a url id), so a memo hit is always the same variant's URL.
+   *
+   * Why a URL signed on a miss is not kept by default: a page nobody asks for again (a crawler,
+   * a scroll through an archive) would fill the memo with URLs never used again, push out the
+   * ones pages keep asking for, and leave the collector a stream of long-lived objects to
+   * promote and sweep (cold pages cost the gateway 6-9% less CPU without it: docs/benchmarks.md,
+   * finding 28). The next request of such an image reads it from the cache and keeps it then.
+   */
+  private urlOf(
+    id: string,
+    key: string,
+    sig: UrlSignature,
+    variant: Variant | undefined,
+    remember: boolean,
+  ): string {
     const b = this.built.get(id);
     const now = this.clock.now();
     if (
@@ -134,10 +169,21 @@ export class UrlMemo {
       b.seenAt = now;
       return b.url;
     }
-    const url = this.storageOf(sig.region).urlFor(key, sig, variant);
+    const carrying = sig as CarryingSignature;
+    let url = carrying[BUILT_URL];
+    if (url !== undefined && carrying[BUILT_KEY] === key) {
+      carrying[BUILT_URL] = undefined;
+    } else {
+      url = this.storageOf(sig.region).urlFor(key, sig, variant);
+      if (!remember && b === undefined) {
+        carrying[BUILT_URL] = url;
+        carrying[BUILT_KEY] = key;
+        return url;
+      }
+    }
     // Only the grid's URLs are kept: one made for one request (off the grid) must not push out
     // the step's URL every other request of this image wants.
-    if (this.grid.isCurrent(id, sig, now)) {
+    if ((remember || b !== undefined) && this.grid.isCurrent(id, sig, now)) {
       const until = this.grid.refreshAtOf(sig);
       this.built.set(id, {
         start: sig.start,

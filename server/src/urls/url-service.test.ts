@@ -19,16 +19,21 @@ const TTL = 3600;
 const T0 = Date.UTC(2026, 0, 1);
 const req = (n: number, minTtl = 300): UrlRequest => ({ id: `id-${n}`, key: `u/alice/${n}.png`, minTtl });
 
-/** The real local driver, counting its signMany calls (a thin decorator, not a mock). */
-function counting(storage: Storage): Storage & { calls: string[][] } {
+/** The real local driver, counting its signMany calls and the URLs it builds (a thin decorator, not a mock). */
+function counting(storage: Storage): Storage & { calls: string[][]; built: string[] } {
   const calls: string[][] = [];
+  const built: string[] = [];
   return Object.assign(Object.create(storage) as Storage, {
     calls,
+    built,
     signMany(keys: readonly string[], window: SignWindow) {
       calls.push([...keys]);
       return storage.signMany(keys, window);
     },
-    urlFor: storage.urlFor.bind(storage),
+    urlFor(...args: Parameters<Storage['urlFor']>) {
+      built.push(args[0]);
+      return storage.urlFor(...args);
+    },
   });
 }
 
@@ -42,6 +47,15 @@ class RecordingStore extends MemoryUrlStore {
   override write(entries: Parameters<MemoryUrlStore['write']>[0], reason: 'miss' | 'refresh') {
     this.calls.push('write');
     return super.write(entries, reason);
+  }
+}
+
+/** The real MemoryUrlStore handing out copies of its signatures, as a cache over the network does. */
+class CopyingStore extends MemoryUrlStore {
+  override async read(ids: readonly string[]) {
+    return (await super.read(ids)).map((s) =>
+      s ? { start: s.start, end: s.end, sig: s.sig, ...(s.region ? { region: s.region } : {}) } : null,
+    );
   }
 }
 
@@ -141,6 +155,38 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     expect(storage.calls).toHaveLength(signCalls);
     expect(second.map((u) => u.url)).toEqual(first.map((u) => u.url));
     expect(second.every((u) => u.cached)).toBe(true);
+  });
+
+  it('keeps a URL built once it is read back, not when a miss signs it: pages seen once do not crowd the memo', async () => {
+    const { urls, storage, clock } = setup({ store: (c) => new CopyingStore(c, 1000) });
+    const reqs = [1, 2, 3].map((n) => req(n));
+    // A miss builds each URL once, for its event and its answer together.
+    const first = await urls.resolveMany(reqs);
+    expect(storage.built).toEqual(reqs.map((r) => r.key));
+    // Read back from the cache (the image is looked at again): built once more, and kept from
+    // then on: the next pages are answered from the memo (its hits are one object per URL).
+    const second = await urls.resolveMany(reqs);
+    expect(second.map((u) => u.url)).toEqual(first.map((u) => u.url));
+    expect(storage.built).toHaveLength(6);
+    const third = await urls.resolveMany(reqs);
+    const fourth = await urls.resolveMany(reqs);
+    expect(storage.built).toHaveLength(6);
+    expect(third[0]).not.toBe(second[0]);
+    expect(fourth[0]).toBe(third[0]);
+    // A refresh of a kept image replaces its entry: the next page builds nothing.
+    clock.set(first[0]!.refreshAt);
+    const refreshed = await urls.refreshMany([{ id: 'id-1', key: req(1).key }]);
+    expect(storage.built).toHaveLength(7);
+    const after = await urls.resolveMany([req(1)]);
+    expect(after[0]!.url).toBe(refreshed.get('id-1')!.url);
+    expect(after[0]!.url).not.toBe(first[0]!.url);
+    expect(storage.built).toHaveLength(7);
+    // The proxy's single images are kept at once (resolveRecent reuses them for a few seconds).
+    await urls.resolveRecent(req(4), 5000);
+    expect(storage.built).toHaveLength(8);
+    await urls.resolveRecent(req(4), 5000);
+    await urls.resolveMany([req(4)]);
+    expect(storage.built).toHaveLength(8);
   });
 
   it('single-flight: concurrent batches missing the same ids sign each id once', async () => {

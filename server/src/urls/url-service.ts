@@ -34,7 +34,12 @@ export interface UrlServiceDeps {
 export class UrlService {
   constructor(private readonly d: UrlServiceDeps) {}
 
-  async resolveMany(requests: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
+  /**
+   * @param remember keep the URLs it signs built in this node's memo at once (the proxy's single
+   * images, reused for a few seconds by `resolveRecent`); else a signed URL is kept once it is
+   * read back from the cache (url-memo.ts).
+   */
+  async resolveMany(requests: readonly UrlRequest[], remember = false): Promise<ResolvedUrl[]> {
     const started = performance.now();
     const reqs = this.placed(requests);
     const { ids, slots } = uniqueIds(reqs);
@@ -74,7 +79,7 @@ export class UrlService {
       for (let i = 0; i < reqs.length; i++) {
         const r = reqs[i]!;
         const f = fresh.get(r.id);
-        if (f) out[i] = memo.present(r.id, r.key, f, false, r.variant);
+        if (f) out[i] = memo.present(r.id, r.key, f, false, r.variant, remember);
       }
     }
     this.d.telemetry.resolved(ids, now, needs?.size ?? 0, started, out);
@@ -92,7 +97,7 @@ export class UrlService {
     const started = performance.now();
     const req = this.placed([request])[0]!;
     const hit = this.d.memo.recent(req.id, req.key, withinMs, req.minTtl, req.region);
-    if (!hit) return this.resolveMany([req]).then((out) => out[0]!);
+    if (!hit) return this.resolveMany([req], true).then((out) => out[0]!);
     this.d.telemetry.resolved([req.id], this.d.clock.now(), 0, started, [hit]);
     return hit;
   }

@@ -8,8 +8,8 @@ import type { UrlService } from '../../src/urls/url-service.js';
  */
 export function answered(urls: UrlService): UrlService {
   const resolveMany = urls.resolveMany.bind(urls);
-  urls.resolveMany = async (requests) => {
-    const out = await resolveMany(requests);
+  urls.resolveMany = async (requests, remember) => {
+    const out = await resolveMany(requests, remember);
     await new Promise<void>((resolve) => setImmediate(resolve));
     return out;
   };
