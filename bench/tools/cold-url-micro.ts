@@ -5,32 +5,12 @@
 // replaces those parts with no-ops, to see what each costs (an experiment: it reaches into the
 // service's private dependencies). Its keys are removed at the end.
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { loadConfig } from '../../server/src/config.js';
-import { createContainer } from '../../server/src/container.js';
-import { createLogger } from '../../server/src/logger.js';
-import { cosEnv } from '../../server/test/support/env.js';
-import { COS } from '../lib/config.js';
+import { openMicroContainer } from '../lib/micro-container.js';
 
 const pages = Number(process.argv[2] ?? 1000);
 const mode = process.argv[3] ?? 'cold';
 if (mode !== 'cold' && mode !== 'warm') throw new Error('usage: cold-url-micro.ts [pages] [cold|warm]');
-const prefix = `micro${Date.now()}:`;
-const config = loadConfig({
-  NODE_ENV: 'production',
-  DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  REDIS_PREFIX: prefix,
-  ...cosEnv({ host: '127.0.0.1:9' }, COS),
-  AUTH_JWT_SECRET: 'x'.repeat(40),
-  PROXY_TOKEN_SECRET: 'y'.repeat(40),
-  SIGNET_ROLE: 'api',
-  LOG_LEVEL: 'warn',
-  SEED_DEMO: 'false',
-});
-const c = await createContainer(config, { logger: createLogger('warn') });
-const redis = c.redis!;
-if (redis.status !== 'ready') await new Promise<void>((r) => redis.once('ready', () => r()));
+const { c, close } = await openMicroContainer();
 
 // The parts OFF names, replaced with no-ops (private fields: this is an experiment, not an API).
 const off = new Set((process.env.OFF ?? '').split(',').filter(Boolean));
@@ -72,13 +52,5 @@ const n = pages - 1;
 console.log(
   `${mode}${off.size ? ` (off: ${[...off].join(',')})` : ''}: ${((cpu.user + cpu.system) / n / 1000).toFixed(3)} ms CPU per page of 100 (with its write-back and access flush), ${(wall / n).toFixed(3)} ms wall`,
 );
-await c.close();
-const r = new Redis('redis://127.0.0.1:6379');
-let cursor = '0';
-do {
-  const [at, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-  cursor = at;
-  if (keys.length > 0) await r.unlink(...keys);
-} while (cursor !== '0');
-await r.quit();
+await close();
 process.exit(0);

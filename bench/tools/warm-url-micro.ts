@@ -2,28 +2,10 @@
 // process against the local Redis (and PostgreSQL: BENCH_DATABASE_URL, default the test database).
 // `npx tsx bench/tools/warm-url-micro.ts [iterations]`.
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../../server/src/config.js';
-import { createContainer } from '../../server/src/container.js';
-import { createLogger } from '../../server/src/logger.js';
-import { cosEnv } from '../../server/test/support/env.js';
-import { COS } from '../lib/config.js';
+import { openMicroContainer } from '../lib/micro-container.js';
 
 const iterations = Number(process.argv[2] ?? 3000);
-const config = loadConfig({
-  NODE_ENV: 'production',
-  DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  REDIS_PREFIX: `micro${Date.now()}:`,
-  ...cosEnv({ host: '127.0.0.1:9' }, COS),
-  AUTH_JWT_SECRET: 'x'.repeat(40),
-  PROXY_TOKEN_SECRET: 'y'.repeat(40),
-  SIGNET_ROLE: 'api',
-  LOG_LEVEL: 'warn',
-  SEED_DEMO: 'false',
-});
-const c = await createContainer(config, { logger: createLogger('warn') });
-const redis = c.redis!;
-if (redis.status !== 'ready') await new Promise<void>((r) => redis.once('ready', () => r()));
+const { c, close } = await openMicroContainer();
 const reqs = Array.from({ length: 100 }, () => {
   const id = randomUUID();
   return { id, key: `u/bench/${id}.jpg`, minTtl: 60 };
@@ -44,5 +26,5 @@ const cpuUs = (cpu.user + cpu.system) / iterations;
 console.log(
   `${iterations} warm pages of 100: ${(cpuUs / 100).toFixed(2)} µs CPU per URL, ${(wall / iterations).toFixed(3)} ms wall per page, ${cached}/${iterations} cached`,
 );
-await c.close();
+await close();
 process.exit(0);

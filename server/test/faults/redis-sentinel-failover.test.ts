@@ -1,30 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisSentinelGroup } from '../support/redis-sentinel.js';
+import type { RedisSentinelGroup } from '../support/redis-sentinel.js';
 import { commandStats } from '../support/redis-server.js';
 import { type SseSubscription, subscribeSse } from '../support/sse.js';
-import { Client, reportUncached } from './helpers/client.js';
-import { report, type Sample, SteadyLoad, sleep, until } from './helpers/load.js';
-import { Stack } from './helpers/stack.js';
-
-const RATE = 20; // page queries (and as many origin fetches of a URL just handed out) per second
-// Short URLs so refresh sweeps run during the test (due 20 s after signing, the 16 grid offsets
-// spreading them over the step), yet long enough that every URL handed out during the failover
-// still lives when the test opens it at the origin after the load.
-const TTL = 120;
-const AHEAD = 100;
-
-type RefreshEvent = { data?: { signedUrlRefreshed: { imageId: string } } };
-
-/** Of all URLs on these pages, the share read from the cache. */
-function hitRatio(pages: readonly Sample[]): number {
-  const urls = pages.reduce((n, p) => n + (p.urls ?? 0), 0);
-  return urls === 0 ? 0 : pages.reduce((n, p) => n + (p.hits ?? 0), 0) / urls;
-}
-
-async function refreshesTotal(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^signet_refreshes_total (\d+)/m.exec(text)?.[1] ?? 0);
-}
+import { type Client, reportUncached } from './helpers/client.js';
+import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import {
+  AHEAD,
+  hitRatio,
+  RATE,
+  type RefreshEvent,
+  refreshesTotal,
+  startSentinelStack,
+  TTL,
+  timeUntil,
+} from './helpers/sentinel-stack.js';
+import type { Stack } from './helpers/stack.js';
 
 // Redis as a primary with a replica behind three sentinels (quorum 2); the gateway knows only the
 // sentinels (REDIS_SENTINELS). The primary is SIGKILLed under a steady page load and never comes
@@ -39,17 +29,7 @@ describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () =>
   let sse: SseSubscription<RefreshEvent> | undefined;
 
   beforeAll(async () => {
-    group = await RedisSentinelGroup.start({ downAfterMs: 1000, failoverTimeoutMs: 5000 });
-    stack = await Stack.start({
-      env: {
-        REDIS_SENTINELS: group.sentinels,
-        REDIS_SENTINEL_NAME: group.name,
-        URL_TTL_SECONDS: String(TTL),
-        REFRESH_AHEAD_SECONDS: String(AHEAD),
-      },
-    });
-    client = new Client(stack, 24, 29_000); // the default minTtl is a quarter of the TTL: 30 s
-    await client.discover();
+    ({ group, stack, client } = await startSentinelStack());
   }, 90_000);
   afterAll(async () => {
     await running?.stop();
@@ -147,13 +127,3 @@ describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () =>
     expect(hitRatio(load.select({ kind: 'page', phase: 'after' }))).toBeGreaterThan(0.6);
   });
 });
-
-/** Polls `check` until it holds; how long that took, or undefined after `timeoutMs`. */
-async function timeUntil(check: () => boolean, timeoutMs: number): Promise<number | undefined> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) return undefined;
-    await sleep(100);
-  }
-  return Date.now() - started;
-}

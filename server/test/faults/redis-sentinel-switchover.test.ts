@@ -1,34 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisSentinelGroup } from '../support/redis-sentinel.js';
+import type { RedisSentinelGroup } from '../support/redis-sentinel.js';
 import { commandStats } from '../support/redis-server.js';
 import { type SseSubscription, subscribeSse } from '../support/sse.js';
-import { Client, reportUncached } from './helpers/client.js';
-import { report, type Sample, SteadyLoad, sleep, until } from './helpers/load.js';
-import { Stack } from './helpers/stack.js';
-
-const RATE = 20; // page queries (and as many origin fetches of a URL just handed out) per second
-// As the SIGKILL test: steps of 20 s, so a refresh sweep runs soon after the switchover.
-const TTL = 120;
-const AHEAD = 100;
-
-type RefreshEvent = { data?: { signedUrlRefreshed: { imageId: string } } };
-
-function hitRatio(pages: readonly Sample[]): number {
-  const urls = pages.reduce((n, p) => n + (p.urls ?? 0), 0);
-  return urls === 0 ? 0 : pages.reduce((n, p) => n + (p.hits ?? 0), 0) / urls;
-}
-
-async function refreshesTotal(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^signet_refreshes_total (\d+)/m.exec(text)?.[1] ?? 0);
-}
+import { type Client, reportUncached } from './helpers/client.js';
+import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import {
+  AHEAD,
+  hitRatio,
+  RATE,
+  type RefreshEvent,
+  refreshesTotal,
+  startSentinelStack,
+  TTL,
+  timeUntil,
+} from './helpers/sentinel-stack.js';
+import type { Stack } from './helpers/stack.js';
 
 // The planned switchover an operator runs for maintenance (`SENTINEL FAILOVER`), under a steady
-// page load. Unlike a crash, the old primary stays up: the sentinels promote the replica, then
-// turn the old primary into its replica and close its clients' connections. A connection that
-// wrote to the old primary meanwhile is answered READONLY (connect.ts reconnects through the
-// sentinels on it); nothing may fail, and every connection (cache, schedule, events, BullMQ) must
-// end up on the new primary. docs/operations.md, "Redis behind Sentinel".
+// page load. Unlike a crash, the old primary stays up: the sentinels promote the replica at once,
+// but turn the old primary into its replica (closing its clients) only ~10 s later, and what is
+// written to it meanwhile is lost. Every connection of the gateway (cache, schedule, events,
+// BullMQ) must leave it when the promotion is announced (redis/sentinel-switch.ts), and nothing
+// may fail. docs/operations.md, "Redis behind Sentinel".
 describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sentinel down, under load', () => {
   let group: RedisSentinelGroup;
   let stack: Stack;
@@ -37,17 +30,7 @@ describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sent
   let sse: SseSubscription<RefreshEvent> | undefined;
 
   beforeAll(async () => {
-    group = await RedisSentinelGroup.start({ downAfterMs: 1000, failoverTimeoutMs: 5000 });
-    stack = await Stack.start({
-      env: {
-        REDIS_SENTINELS: group.sentinels,
-        REDIS_SENTINEL_NAME: group.name,
-        URL_TTL_SECONDS: String(TTL),
-        REFRESH_AHEAD_SECONDS: String(AHEAD),
-      },
-    });
-    client = new Client(stack, 24, 29_000);
-    await client.discover();
+    ({ group, stack, client } = await startSentinelStack());
   }, 90_000);
   afterAll(async () => {
     await running?.stop();
@@ -166,13 +149,3 @@ describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sent
     expect(hitRatio(load.select({ kind: 'page', phase: 'after' }))).toBeGreaterThan(0.6);
   });
 });
-
-/** Polls `check` until it holds; how long that took, or undefined after `timeoutMs`. */
-async function timeUntil(check: () => boolean, timeoutMs: number): Promise<number | undefined> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) return undefined;
-    await sleep(100);
-  }
-  return Date.now() - started;
-}

@@ -1,0 +1,46 @@
+import { Redis } from 'ioredis';
+import { loadConfig } from '../../server/src/config.js';
+import { type Container, createContainer } from '../../server/src/container.js';
+import { createLogger } from '../../server/src/logger.js';
+import { cosEnv } from '../../server/test/support/env.js';
+import { COS } from './config.js';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+
+/**
+ * The gateway's container for an in-process micro-measure (bench/tools/*-micro.ts): the cos driver
+ * (nothing is fetched), the local Redis under a prefix of its own, PostgreSQL at
+ * BENCH_DATABASE_URL (default the test database). `close` removes every key it wrote.
+ */
+export async function openMicroContainer(): Promise<{ c: Container; close: () => Promise<void> }> {
+  const prefix = `micro${Date.now()}:`;
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    REDIS_URL,
+    REDIS_PREFIX: prefix,
+    ...cosEnv({ host: '127.0.0.1:9' }, COS),
+    AUTH_JWT_SECRET: 'x'.repeat(40),
+    PROXY_TOKEN_SECRET: 'y'.repeat(40),
+    SIGNET_ROLE: 'api',
+    LOG_LEVEL: 'warn',
+    SEED_DEMO: 'false',
+  });
+  const c = await createContainer(config, { logger: createLogger('warn') });
+  const redis = c.redis!;
+  if (redis.status !== 'ready') await new Promise<void>((r) => redis.once('ready', () => r()));
+  return {
+    c,
+    async close() {
+      await c.close();
+      const r = new Redis(REDIS_URL);
+      let cursor = '0';
+      do {
+        const [at, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        cursor = at;
+        if (keys.length > 0) await r.unlink(...keys);
+      } while (cursor !== '0');
+      await r.quit();
+    },
+  };
+}
