@@ -1,59 +1,28 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisSentinelGroup } from '../support/redis-sentinel.js';
+import { describe, expect, it } from 'vitest';
 import { commandStats } from '../support/redis-server.js';
-import { type SseSubscription, subscribeSse } from '../support/sse.js';
-import { type Client, reportUncached } from './helpers/client.js';
-import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import { reportUncached } from './helpers/client.js';
+import { report, sleep, until } from './helpers/load.js';
 import {
   AHEAD,
   hitRatio,
   RATE,
-  type RefreshEvent,
   refreshesTotal,
-  startSentinelStack,
   TTL,
   timeUntil,
+  useSentinelStack,
+  watchAndLoad,
 } from './helpers/sentinel-stack.js';
-import type { Stack } from './helpers/stack.js';
 
 // Redis as a primary with a replica behind three sentinels (quorum 2); the gateway knows only the
 // sentinels (REDIS_SENTINELS). The primary is SIGKILLed under a steady page load and never comes
 // back: the sentinels promote the replica and every connection of the gateway (cache, schedule,
 // events, BullMQ) must find it by itself. Not one query may fail meanwhile.
 describe('fault: the Redis primary SIGKILLed behind Sentinel, under load', () => {
-  let group: RedisSentinelGroup;
-  let stack: Stack;
-  let client: Client;
-  /** Stopped in afterAll too: a failed assertion must not leave requests running into the teardown. */
-  let running: SteadyLoad | undefined;
-  let sse: SseSubscription<RefreshEvent> | undefined;
-
-  beforeAll(async () => {
-    ({ group, stack, client } = await startSentinelStack());
-  }, 90_000);
-  afterAll(async () => {
-    await running?.stop();
-    sse?.close();
-    await stack?.close();
-    await group?.stop();
-  });
+  const t = useSentinelStack();
 
   it('promotes the replica; no query fails, the cache, sweeps and events carry on', async () => {
-    // Every image on the first page is live: the sweep re-signs it every step and publishes.
-    const watched = stack.ids.slice(0, 24);
-    sse = subscribeSse<RefreshEvent>(
-      stack.url,
-      'subscription ($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
-      { ids: watched },
-      stack.token,
-    );
-    await sse.opened;
-
-    const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
-    running = load;
-    client.phase = () => load.current;
-    load.start('before');
-    await sleep(3000);
+    const { group, stack, client } = t;
+    const { watched, sse, load } = await watchAndLoad(t);
 
     const killedAt = Date.now();
     await group.primary.kill();

@@ -1,20 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisSentinelGroup } from '../support/redis-sentinel.js';
+import { describe, expect, it } from 'vitest';
 import { commandStats } from '../support/redis-server.js';
-import { type SseSubscription, subscribeSse } from '../support/sse.js';
-import { type Client, reportUncached } from './helpers/client.js';
-import { report, SteadyLoad, sleep, until } from './helpers/load.js';
+import { reportUncached } from './helpers/client.js';
+import { report, sleep, until } from './helpers/load.js';
 import {
   AHEAD,
   hitRatio,
   RATE,
-  type RefreshEvent,
   refreshesTotal,
-  startSentinelStack,
   TTL,
   timeUntil,
+  useSentinelStack,
+  watchAndLoad,
 } from './helpers/sentinel-stack.js';
-import type { Stack } from './helpers/stack.js';
 
 // The planned switchover an operator runs for maintenance (`SENTINEL FAILOVER`), under a steady
 // page load. Unlike a crash, the old primary stays up: the sentinels promote the replica at once,
@@ -23,37 +20,11 @@ import type { Stack } from './helpers/stack.js';
 // BullMQ) must leave it when the promotion is announced (redis/sentinel-switch.ts), and nothing
 // may fail. docs/operations.md, "Redis behind Sentinel".
 describe('fault: a planned Sentinel switchover (SENTINEL FAILOVER) with one sentinel down, under load', () => {
-  let group: RedisSentinelGroup;
-  let stack: Stack;
-  let client: Client;
-  let running: SteadyLoad | undefined;
-  let sse: SseSubscription<RefreshEvent> | undefined;
-
-  beforeAll(async () => {
-    ({ group, stack, client } = await startSentinelStack());
-  }, 90_000);
-  afterAll(async () => {
-    await running?.stop();
-    sse?.close();
-    await stack?.close();
-    await group?.stop();
-  });
+  const t = useSentinelStack();
 
   it('moves every connection to the promoted replica; no query fails, the old primary follows it', async () => {
-    const watched = stack.ids.slice(0, 24);
-    sse = subscribeSse<RefreshEvent>(
-      stack.url,
-      'subscription ($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
-      { ids: watched },
-      stack.token,
-    );
-    await sse.opened;
-
-    const load = new SteadyLoad(RATE, { page: client.page, url: client.signedUrl });
-    running = load;
-    client.phase = () => load.current;
-    load.start('before');
-    await sleep(3000);
+    const { group, stack, client } = t;
+    const { sse, load } = await watchAndLoad(t);
 
     // The gateway's reads (MGET) and writes (EVALSHA: write-backs, access flushes, BullMQ) that
     // reach the old primary, watched until well after its demotion: as a replica it applies

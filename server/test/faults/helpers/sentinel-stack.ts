@@ -1,6 +1,8 @@
+import { afterAll, beforeAll } from 'vitest';
 import { RedisSentinelGroup } from '../../support/redis-sentinel.js';
+import { type SseSubscription, subscribeSse } from '../../support/sse.js';
 import { Client } from './client.js';
-import { type Sample, sleep } from './load.js';
+import { type Sample, SteadyLoad, sleep } from './load.js';
 import { Stack } from './stack.js';
 
 export const RATE = 20; // page queries (and as many origin fetches of a URL just handed out) per second
@@ -40,6 +42,54 @@ export async function startSentinelStack(): Promise<{
     await group.stop();
     throw err;
   }
+}
+
+export interface SentinelScenario {
+  group: RedisSentinelGroup;
+  stack: Stack;
+  client: Client;
+  /** Set by `watchAndLoad`; stopped and closed after the tests (a failed assertion leaves them running). */
+  load?: SteadyLoad;
+  sse?: SseSubscription<RefreshEvent>;
+}
+
+/** Starts the stack before the tests of the enclosing describe and stops all of it after them. */
+export function useSentinelStack(): SentinelScenario {
+  const t = {} as SentinelScenario;
+  beforeAll(async () => {
+    Object.assign(t, await startSentinelStack());
+  }, 90_000);
+  afterAll(async () => {
+    await t.load?.stop();
+    t.sse?.close();
+    await t.stack?.close();
+    await t.group?.stop();
+  });
+  return t;
+}
+
+/**
+ * Subscribes to refresh events of the first page's images (all live: the sweep re-signs them every
+ * step and publishes) and runs the steady load, phase 'before', for 3 s.
+ */
+export async function watchAndLoad(
+  t: SentinelScenario,
+): Promise<{ watched: string[]; sse: SseSubscription<RefreshEvent>; load: SteadyLoad }> {
+  const watched = t.stack.ids.slice(0, 24);
+  const sse = subscribeSse<RefreshEvent>(
+    t.stack.url,
+    'subscription ($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId } }',
+    { ids: watched },
+    t.stack.token,
+  );
+  t.sse = sse;
+  await sse.opened;
+  const load = new SteadyLoad(RATE, { page: t.client.page, url: t.client.signedUrl });
+  t.load = load;
+  t.client.phase = () => load.current;
+  load.start('before');
+  await sleep(3000);
+  return { watched, sse, load };
 }
 
 /** Of all URLs on these pages, the share read from the cache. */
