@@ -159,6 +159,28 @@ describe('createUrlRefresh', () => {
     expect(t.transport.fetchUrls).not.toHaveBeenCalled();
   });
 
+  it('sends no further chunk of a batch once disposed: the rest of its waiters get null', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    let answer!: () => void;
+    vi.mocked(t.transport.refreshUrls).mockImplementationOnce(
+      (ids) =>
+        new Promise((resolve) => {
+          answer = () => resolve(ids.map((id) => fresh(`refreshed-${id}`)));
+        }),
+    );
+    const ids = Array.from({ length: 600 }, (_, i) => `id-${i}`);
+    const results = Promise.all(ids.map((id) => urls.refresh(id)));
+    await vi.advanceTimersByTimeAsync(20);
+    expect(t.transport.refreshUrls).toHaveBeenCalledTimes(1); // the first 500
+    urls.dispose();
+    answer();
+    const got = await results;
+    expect(got.slice(0, 500).every((u) => u !== null)).toBe(true);
+    expect(got.slice(500).every((u) => u === null)).toBe(true);
+    expect(t.transport.refreshUrls).toHaveBeenCalledTimes(1);
+  });
+
   it('batches current-URL reads into one imagesByIds call, separate from re-signs', async () => {
     const t = fakeTransport();
     const urls = createUrlRefresh(t.transport);

@@ -209,6 +209,11 @@ function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | n
     pending = new Map();
     const ids = [...batch.keys()];
     for (let i = 0; i < ids.length; i += MAX_IDS) {
+      if (disposed) {
+        // Disposed between two chunks: the rest is not sent; its waiters get null.
+        for (const id of ids.slice(i)) for (const resolve of batch.get(id) ?? []) resolve(null);
+        return;
+      }
       const chunk = ids.slice(i, i + MAX_IDS);
       let results: Array<FreshUrl | null> = [];
       try {

@@ -1,3 +1,4 @@
+import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
@@ -28,6 +29,9 @@ export class SentinelSwitchWatch {
   private next = 0;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The rechecks of the latest switch: a newer switch cancels those of the one before. */
+  private rechecks: NodeJS.Timeout[] = [];
+  private generation = 0;
 
   constructor(
     private readonly o: {
@@ -52,7 +56,12 @@ export class SentinelSwitchWatch {
    */
   track(client: Redis): void {
     this.clients.add(client);
-    client.once('end', () => this.clients.delete(client));
+    // An ended client may be connected again (BullMQ reconnects its worker's blocking client
+    // after a watchdog timeout): forgotten while ended, followed again once ready.
+    client.on('end', () => this.clients.delete(client));
+    client.on('ready', () => {
+      if (!this.closed) this.clients.add(client);
+    });
     const duplicate = client.duplicate.bind(client);
     client.duplicate = (...args: Parameters<Redis['duplicate']>) => {
       const copy = duplicate(...args);
@@ -78,6 +87,9 @@ export class SentinelSwitchWatch {
       maxRetriesPerRequest: 0,
       enableReadyCheck: false,
       connectTimeout: 2000,
+      // A sentinel gone without closing the connection (its host lost) is noticed in seconds,
+      // not after the system's two-hour keepalive: the next one is asked.
+      keepAlive: 10_000,
     });
     this.sentinel = s;
     s.on('error', () => {});
@@ -100,41 +112,69 @@ export class SentinelSwitchWatch {
       { primary: `${host}:${port}` },
       'Redis primary switched (Sentinel); moving connections',
     );
-    for (const ms of [0, ...(this.o.recheckMs ?? [1000, 2000, 4000, 8000])]) {
-      this.later(ms, () => this.moveTo(host, port));
-    }
+    // Only the latest switch is followed: the checks of an earlier one would move connections
+    // back off the primary that replaced it.
+    for (const t of this.rechecks) this.cancel(t);
+    this.rechecks = [];
+    const generation = ++this.generation;
+    void addressesOf(host).then((addresses) => {
+      if (this.closed || generation !== this.generation) return;
+      for (const ms of [0, ...(this.o.recheckMs ?? [1000, 2000, 4000, 8000])]) {
+        this.rechecks.push(this.later(ms, () => this.moveTo(addresses, port)));
+      }
+    });
   }
 
-  private moveTo(host: string, port: number): void {
+  private moveTo(addresses: readonly string[], port: number): void {
     let moved = 0;
     for (const c of this.clients) {
       if (c.status !== 'ready') continue;
       const stream = (c as unknown as { stream?: Socket }).stream;
-      if (!stream || onAddress(stream, host, port)) continue;
+      if (!stream || onAddress(stream, addresses, port)) continue;
       c.disconnect(true);
       moved++;
     }
-    if (moved > 0)
-      this.o.logger.info({ moved, primary: `${host}:${port}` }, 'reconnected to the new Redis primary');
+    if (moved > 0) {
+      this.o.logger.info(
+        { moved, primary: `${addresses[0]}:${port}` },
+        'reconnected to the new Redis primary',
+      );
+    }
   }
 
-  private later(ms: number, run: () => void): void {
+  private later(ms: number, run: () => void): NodeJS.Timeout {
     const t = setTimeout(() => {
       this.timers.delete(t);
       run();
     }, ms);
     t.unref();
     this.timers.add(t);
+    return t;
+  }
+
+  private cancel(t: NodeJS.Timeout): void {
+    clearTimeout(t);
+    this.timers.delete(t);
   }
 }
 
 /**
- * Is this socket connected to host:port (an IPv4 address may show as IPv4-mapped IPv6)? Sentinels
- * announce addresses; one announced by name (`resolve-hostnames`) is compared by port alone.
+ * The addresses of an announced primary: itself when it is an address; a name (sentinels with
+ * `resolve-hostnames`) is looked up once per switch. A name that does not resolve leaves nothing
+ * to compare with: every ready connection reconnects, and asks the sentinels.
  */
-function onAddress(stream: Socket, host: string, port: number): boolean {
+async function addressesOf(host: string): Promise<string[]> {
+  if (isIP(host) !== 0) return [host];
+  try {
+    return (await lookup(host, { all: true })).map((a) => a.address);
+  } catch {
+    return [];
+  }
+}
+
+/** Is this socket connected to one of these addresses on `port` (IPv4 may show IPv4-mapped)? */
+function onAddress(stream: Socket, addresses: readonly string[], port: number): boolean {
   if (stream.remotePort !== port) return false;
-  if (isIP(host) === 0) return true;
   const remote = stream.remoteAddress ?? '';
-  return remote === host || remote === `::ffff:${host}`;
+  return addresses.some((a) => remote === a || remote === `::ffff:${a}`);
 }

@@ -105,7 +105,7 @@ export class UrlSigner {
     const events: SignedUrlEvent[] = [];
     const entries: StoreEntry[] = items.map((it) => {
       const sig = result.get(it.id)!;
-      const signedUrl = this.d.memo.present(it.id, it.key, sig, false, it.variant);
+      const signedUrl = this.d.memo.presentSigned(it.id, it.key, sig, it.variant);
       events.push({ imageId: it.id, signedUrl });
       const refreshAt = grid.refreshAtOf(sig);
       // The cache holds a step's URL until the step ends: then the next step's URL takes over.

@@ -90,13 +90,21 @@ export class UrlMemo {
     variant?: Variant,
     remember = cached,
   ): ResolvedUrl {
+    return this.resolved(this.urlOf(id, key, sig, variant, remember, false), sig, cached);
+  }
+
+  /**
+   * A fresh signing as its event hands it out (the signer): when the memo does not keep its URL,
+   * the string is carried on the signature to the `present` of the response or the refresh
+   * result that follows, which takes it (see BUILT_URL).
+   */
+  presentSigned(id: string, key: string, sig: UrlSignature, variant?: Variant): ResolvedUrl {
+    return this.resolved(this.urlOf(id, key, sig, variant, false, true), sig, false);
+  }
+
+  private resolved(url: string, sig: UrlSignature, cached: boolean): ResolvedUrl {
     const expiresAt = sig.end * 1000;
-    return {
-      url: this.urlOf(id, key, sig, variant, remember),
-      expiresAt,
-      refreshAt: refreshAtOf(expiresAt, this.refreshAheadSeconds),
-      cached,
-    };
+    return { url, expiresAt, refreshAt: refreshAtOf(expiresAt, this.refreshAheadSeconds), cached };
   }
 
   /**
@@ -155,6 +163,7 @@ export class UrlMemo {
     sig: UrlSignature,
     variant: Variant | undefined,
     remember: boolean,
+    carry: boolean,
   ): string {
     const b = this.built.get(id);
     const now = this.clock.now();
@@ -175,7 +184,7 @@ export class UrlMemo {
       carrying[BUILT_URL] = undefined;
     } else {
       url = this.storageOf(sig.region).urlFor(key, sig, variant);
-      if (!remember && b === undefined) {
+      if (carry && !remember && b === undefined) {
         carrying[BUILT_URL] = url;
         carrying[BUILT_KEY] = key;
         return url;
