@@ -29,9 +29,8 @@ export class SentinelSwitchWatch {
   private next = 0;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** The rechecks of the latest switch: a newer switch cancels those of the one before. */
-  private rechecks: NodeJS.Timeout[] = [];
-  private generation = 0;
+  /** Counts switches: the checks of an earlier one stand down once a newer one is announced. */
+  private switches = 0;
 
   constructor(
     private readonly o: {
@@ -52,7 +51,7 @@ export class SentinelSwitchWatch {
 
   /**
    * A connection to keep on the primary, and every copy made of it with `duplicate()` (a BullMQ
-   * worker blocks on a copy of the connection it is given); each is forgotten once it ends.
+   * worker blocks on a copy of the connection it is given).
    */
   track(client: Redis): void {
     this.clients.add(client);
@@ -114,13 +113,13 @@ export class SentinelSwitchWatch {
     );
     // Only the latest switch is followed: the checks of an earlier one would move connections
     // back off the primary that replaced it.
-    for (const t of this.rechecks) this.cancel(t);
-    this.rechecks = [];
-    const generation = ++this.generation;
+    const switchNo = ++this.switches;
+    const latest = () => !this.closed && switchNo === this.switches;
     void addressesOf(host).then((addresses) => {
-      if (this.closed || generation !== this.generation) return;
       for (const ms of [0, ...(this.o.recheckMs ?? [1000, 2000, 4000, 8000])]) {
-        this.rechecks.push(this.later(ms, () => this.moveTo(addresses, port)));
+        this.later(ms, () => {
+          if (latest()) this.moveTo(addresses, port);
+        });
       }
     });
   }
@@ -142,19 +141,13 @@ export class SentinelSwitchWatch {
     }
   }
 
-  private later(ms: number, run: () => void): NodeJS.Timeout {
+  private later(ms: number, run: () => void): void {
     const t = setTimeout(() => {
       this.timers.delete(t);
       run();
     }, ms);
     t.unref();
     this.timers.add(t);
-    return t;
-  }
-
-  private cancel(t: NodeJS.Timeout): void {
-    clearTimeout(t);
-    this.timers.delete(t);
   }
 }
 

@@ -154,8 +154,8 @@ export class UrlMemo {
    * Why a URL signed on a miss is not kept by default: a page nobody asks for again (a crawler,
    * a scroll through an archive) would fill the memo with URLs never used again, push out the
    * ones pages keep asking for, and leave the collector a stream of long-lived objects to
-   * promote and sweep (cold pages cost the gateway 6-9% less CPU without it: docs/benchmarks.md,
-   * finding 28). The next request of such an image reads it from the cache and keeps it then.
+   * promote and sweep (without it a cold page costs the gateway ~5% less CPU at 32 in flight:
+   * docs/benchmarks.md, finding 28). The next request of such an image reads it from the cache and keeps it then.
    */
   private urlOf(
     id: string,
@@ -184,7 +184,7 @@ export class UrlMemo {
       carrying[BUILT_URL] = undefined;
     } else {
       url = this.storageOf(sig.region).urlFor(key, sig, variant);
-      if (carry && !remember && b === undefined) {
+      if (carry && b === undefined) {
         carrying[BUILT_URL] = url;
         carrying[BUILT_KEY] = key;
         return url;
