@@ -21,6 +21,11 @@ import type { Logger } from '../logger.js';
  * the old primary again: the check is repeated a few times over the following seconds.
  * Connections that are not ready are left alone: their reconnect already asks the sentinels, and
  * ioredis' own detector, which disconnects those too, could end a client for good (connect.ts).
+ *
+ * An announcement made while the watch is between two sentinels (its sentinel went away) reaches
+ * nobody: after each subscription the watch asks that sentinel for the primary and its config
+ * epoch, and follows a primary it had not heard of. Only a newer epoch counts, so a sentinel that
+ * has not yet learned of a promotion never moves connections back to the old primary.
  * See docs/operations.md, "Redis behind Sentinel".
  */
 export class SentinelSwitchWatch {
@@ -31,6 +36,8 @@ export class SentinelSwitchWatch {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Counts switches: the checks of an earlier one stand down once a newer one is announced. */
   private switches = 0;
+  /** The primary as a sentinel last described it (SENTINEL MASTER), with its config epoch. */
+  private known: Primary | undefined;
 
   constructor(
     private readonly o: {
@@ -93,22 +100,48 @@ export class SentinelSwitchWatch {
     this.sentinel = s;
     s.on('error', () => {});
     s.on('message', (channel: string, message: string) => {
-      if (channel === '+switch-master') this.switched(message);
+      if (channel !== '+switch-master') return;
+      // `<name> <old ip> <old port> <new ip> <new port>`
+      const [name, , , host, port] = message.split(' ');
+      if (name !== this.o.name || host === undefined || port === undefined) return;
+      this.follow(host, Number(port), 'announced');
+      // Its epoch, so that asking a sentinel later tells a newer switch from this one.
+      void primaryOf(at, this.o.name).then((p) => p && this.learn(p));
     });
     s.once('end', () => {
       if (this.sentinel !== s || this.closed) return;
       this.later(this.o.retryMs ?? 1000, () => this.listen());
     });
-    s.subscribe('+switch-master').catch(() => s.disconnect());
+    s.subscribe('+switch-master').then(
+      async () => {
+        // Subscribed first, then asked: a switch is either announced from here on or in the answer.
+        const switches = this.switches;
+        const p = await primaryOf(at, this.o.name);
+        // An announcement heard meanwhile is as new as the answer, or newer.
+        if (!p || this.closed || this.sentinel !== s || switches !== this.switches) return;
+        const before = this.known;
+        if (!this.learn(p)) return;
+        if (before && (before.host !== p.host || before.port !== p.port))
+          this.follow(p.host, p.port, 'asked after resubscribing');
+        // The first answer (at start, or after every earlier ask failed): a connection that is
+        // not on the primary it names moves, once and quietly (normally none).
+        else if (!before) void addressesOf(p.host).then((a) => !this.closed && this.moveTo(a, p.port));
+      },
+      () => s.disconnect(),
+    );
   }
 
-  /** `<name> <old ip> <old port> <new ip> <new port>` */
-  private switched(message: string): void {
-    const [name, , , host, portText] = message.split(' ');
-    if (name !== this.o.name || host === undefined || portText === undefined) return;
-    const port = Number(portText);
+  /** Takes a sentinel's description of the primary if its epoch is newer than the one known. */
+  private learn(p: Primary): boolean {
+    if (this.known && p.epoch <= this.known.epoch) return false;
+    this.known = p;
+    return true;
+  }
+
+  /** Moves the node's connections to the primary at host:port (now, and in the next seconds). */
+  private follow(host: string, port: number, how: 'announced' | 'asked after resubscribing'): void {
     this.o.logger.info(
-      { primary: `${host}:${port}` },
+      { primary: `${host}:${port}`, how },
       'Redis primary switched (Sentinel); moving connections',
     );
     // Only the latest switch is followed: the checks of an earlier one would move connections
@@ -148,6 +181,42 @@ export class SentinelSwitchWatch {
     }, ms);
     t.unref();
     this.timers.add(t);
+  }
+}
+
+interface Primary {
+  host: string;
+  port: number;
+  /** The configuration epoch of the promotion that made it primary (grows with each failover). */
+  epoch: number;
+}
+
+/**
+ * A sentinel's answer to SENTINEL MASTER (on a short connection of its own: the watch's is
+ * subscribed), or undefined when it does not answer or does not know the name.
+ */
+async function primaryOf(at: { host: string; port: number }, name: string): Promise<Primary | undefined> {
+  const q = new Redis(at.port, at.host, {
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableReadyCheck: false,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+  });
+  q.on('error', () => {});
+  try {
+    const reply = (await q.call('SENTINEL', 'MASTER', name)) as string[];
+    const fields = new Map<string, string>();
+    for (let i = 0; i + 1 < reply.length; i += 2) fields.set(reply[i]!, reply[i + 1]!);
+    const host = fields.get('ip');
+    const port = Number(fields.get('port'));
+    const epoch = Number(fields.get('config-epoch'));
+    if (!host || !Number.isInteger(port) || !Number.isInteger(epoch)) return undefined;
+    return { host, port, epoch };
+  } catch {
+    return undefined;
+  } finally {
+    q.disconnect();
   }
 }
 

@@ -177,6 +177,11 @@ export class RedisSentinelGroup {
     }
   }
 
+  /** A client of the i-th sentinel (connects on its first command; disconnect it when done). */
+  sentinelClient(i: number): Redis {
+    return sentinelClient(this.sentinelPorts[i]!);
+  }
+
   /** SIGKILLs the i-th sentinel (in the order of `sentinels`). */
   async killSentinel(i: number): Promise<void> {
     const child = this.sentinelProcs[i];
