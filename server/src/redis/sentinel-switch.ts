@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
 
 /**
@@ -87,18 +87,10 @@ export class SentinelSwitchWatch {
     if (this.closed || this.o.sentinels.length === 0) return;
     const at = this.o.sentinels[this.next % this.o.sentinels.length]!;
     this.next++;
-    // No reconnect loop of its own: when this sentinel goes away the next one is asked.
-    const s = new Redis(at.port, at.host, {
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      enableReadyCheck: false,
-      connectTimeout: 2000,
-      // A sentinel gone without closing the connection (its host lost) is noticed in seconds,
-      // not after the system's two-hour keepalive: the next one is asked.
-      keepAlive: 10_000,
-    });
+    // A sentinel gone without closing the connection (its host lost) is noticed in seconds,
+    // not after the system's two-hour keepalive: the next one is asked.
+    const s = sentinelConnection(at, { keepAlive: 10_000 });
     this.sentinel = s;
-    s.on('error', () => {});
     s.on('message', (channel: string, message: string) => {
       if (channel !== '+switch-master') return;
       // `<name> <old ip> <old port> <new ip> <new port>`
@@ -192,18 +184,27 @@ interface Primary {
 }
 
 /**
- * A sentinel's answer to SENTINEL MASTER (on a short connection of its own: the watch's is
- * subscribed), or undefined when it does not answer or does not know the name.
+ * A connection to one sentinel, without a reconnect loop of its own: when a sentinel goes away
+ * the watch asks the next one. Errors are the watch's to handle (by the connection's end).
  */
-async function primaryOf(at: { host: string; port: number }, name: string): Promise<Primary | undefined> {
-  const q = new Redis(at.port, at.host, {
+function sentinelConnection(at: { host: string; port: number }, extra: RedisOptions): Redis {
+  const c = new Redis(at.port, at.host, {
     retryStrategy: () => null,
     maxRetriesPerRequest: 0,
     enableReadyCheck: false,
     connectTimeout: 2000,
-    commandTimeout: 2000,
+    ...extra,
   });
-  q.on('error', () => {});
+  c.on('error', () => {});
+  return c;
+}
+
+/**
+ * A sentinel's answer to SENTINEL MASTER (on a short connection of its own: the watch's is
+ * subscribed), or undefined when it does not answer or does not know the name.
+ */
+async function primaryOf(at: { host: string; port: number }, name: string): Promise<Primary | undefined> {
+  const q = sentinelConnection(at, { commandTimeout: 2000 });
   try {
     const reply = (await q.call('SENTINEL', 'MASTER', name)) as string[];
     const fields = new Map<string, string>();
