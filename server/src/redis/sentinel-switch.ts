@@ -36,8 +36,13 @@ export class SentinelSwitchWatch {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Counts switches: the checks of an earlier one stand down once a newer one is announced. */
   private switches = 0;
-  /** The primary as a sentinel last described it (SENTINEL MASTER), with its config epoch. */
+  /**
+   * The primary as a sentinel last described it (SENTINEL MASTER), with its config epoch; after
+   * an announcement, the announced one at the next epoch at least, until a sentinel tells.
+   */
   private known: Primary | undefined;
+  /** The short connections of questions in flight (closed with the watch). */
+  private readonly asking = new Set<Redis>();
 
   constructor(
     private readonly o: {
@@ -81,6 +86,7 @@ export class SentinelSwitchWatch {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.sentinel?.disconnect();
+    for (const q of this.asking) q.disconnect();
   }
 
   private listen(): void {
@@ -96,9 +102,13 @@ export class SentinelSwitchWatch {
       // `<name> <old ip> <old port> <new ip> <new port>`
       const [name, , , host, port] = message.split(' ');
       if (name !== this.o.name || host === undefined || port === undefined) return;
+      const before = this.known;
       this.follow(host, Number(port), 'announced');
-      // Its epoch, so that asking a sentinel later tells a newer switch from this one.
-      void primaryOf(at, this.o.name).then((p) => p && this.learn(p));
+      // Its epoch, so that asking a sentinel later tells a newer switch from this one: the next
+      // one at least until the announcing sentinel tells (a sentinel that has not yet learned of
+      // this switch answers the older epoch, and is not followed back).
+      if (before) this.known = { host, port: Number(port), epoch: before.epoch + 1 };
+      void this.primaryOf(at).then((p) => p && this.learn(p));
     });
     s.once('end', () => {
       if (this.sentinel !== s || this.closed) return;
@@ -108,16 +118,24 @@ export class SentinelSwitchWatch {
       async () => {
         // Subscribed first, then asked: a switch is either announced from here on or in the answer.
         const switches = this.switches;
-        const p = await primaryOf(at, this.o.name);
+        const p = await this.primaryOf(at);
         // An announcement heard meanwhile is as new as the answer, or newer.
         if (!p || this.closed || this.sentinel !== s || switches !== this.switches) return;
         const before = this.known;
         if (!this.learn(p)) return;
-        if (before && (before.host !== p.host || before.port !== p.port))
-          this.follow(p.host, p.port, 'asked after resubscribing');
-        // The first answer (at start, or after every earlier ask failed): a connection that is
-        // not on the primary it names moves, once and quietly (normally none).
-        else if (!before) void addressesOf(p.host).then((a) => !this.closed && this.moveTo(a, p.port));
+        if (before) {
+          // A newer epoch elsewhere: a switch this watch did not hear.
+          if (before.host !== p.host || before.port !== p.port)
+            this.follow(p.host, p.port, 'asked after resubscribing');
+        } else if (this.switches === 0) {
+          // The first answer, before any switch: a connection not on the primary it names moves,
+          // once and quietly (normally none). After a switch whose epoch never came (its
+          // question failed), an answer could be a sentinel that has not learned of it: it is
+          // only taken as the known primary.
+          void addressesOf(p.host).then((a) => {
+            if (!this.closed && this.switches === 0) this.moveTo(a, p.port);
+          });
+        }
       },
       () => s.disconnect(),
     );
@@ -166,7 +184,33 @@ export class SentinelSwitchWatch {
     }
   }
 
+  /**
+   * A sentinel's answer to SENTINEL MASTER (on a short connection of its own: the watch's is
+   * subscribed), or undefined when it does not answer or does not know the name.
+   */
+  private async primaryOf(at: { host: string; port: number }): Promise<Primary | undefined> {
+    if (this.closed) return undefined;
+    const q = sentinelConnection(at, { commandTimeout: 2000 });
+    this.asking.add(q);
+    try {
+      const reply = (await q.call('SENTINEL', 'MASTER', this.o.name)) as string[];
+      const fields = new Map<string, string>();
+      for (let i = 0; i + 1 < reply.length; i += 2) fields.set(reply[i]!, reply[i + 1]!);
+      const host = fields.get('ip');
+      const port = Number(fields.get('port'));
+      const epoch = Number(fields.get('config-epoch'));
+      if (!host || !Number.isInteger(port) || !Number.isInteger(epoch)) return undefined;
+      return { host, port, epoch };
+    } catch {
+      return undefined;
+    } finally {
+      this.asking.delete(q);
+      q.disconnect();
+    }
+  }
+
   private later(ms: number, run: () => void): void {
+    if (this.closed) return;
     const t = setTimeout(() => {
       this.timers.delete(t);
       run();
@@ -197,28 +241,6 @@ function sentinelConnection(at: { host: string; port: number }, extra: RedisOpti
   });
   c.on('error', () => {});
   return c;
-}
-
-/**
- * A sentinel's answer to SENTINEL MASTER (on a short connection of its own: the watch's is
- * subscribed), or undefined when it does not answer or does not know the name.
- */
-async function primaryOf(at: { host: string; port: number }, name: string): Promise<Primary | undefined> {
-  const q = sentinelConnection(at, { commandTimeout: 2000 });
-  try {
-    const reply = (await q.call('SENTINEL', 'MASTER', name)) as string[];
-    const fields = new Map<string, string>();
-    for (let i = 0; i + 1 < reply.length; i += 2) fields.set(reply[i]!, reply[i + 1]!);
-    const host = fields.get('ip');
-    const port = Number(fields.get('port'));
-    const epoch = Number(fields.get('config-epoch'));
-    if (!host || !Number.isInteger(port) || !Number.isInteger(epoch)) return undefined;
-    return { host, port, epoch };
-  } catch {
-    return undefined;
-  } finally {
-    q.disconnect();
-  }
 }
 
 /**
