@@ -155,7 +155,8 @@ export class UrlMemo {
    * a scroll through an archive) would fill the memo with URLs never used again, push out the
    * ones pages keep asking for, and leave the collector a stream of long-lived objects to
    * promote and sweep (without it a cold page costs the gateway ~5% less CPU at 32 in flight:
-   * docs/benchmarks.md, finding 28). The next request of such an image reads it from the cache and keeps it then.
+   * docs/benchmarks.md, finding 28). The next request of such an image reads it from the cache
+   * and keeps it then.
    */
   private urlOf(
     id: string,
