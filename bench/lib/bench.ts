@@ -40,13 +40,19 @@ export interface Bench {
   databaseUrl: string;
   gateway: GatewayProcess;
   ceiling: GatewayProcess;
-  /** The ceiling with one real part back: the images repository (sql) or the URL service (urls). */
-  ceilingParts: { sql: GatewayProcess; urls: GatewayProcess };
+  /**
+   * The ceiling with one real part back: the images repository (sql) or the URL service (urls).
+   * Full runs only (scenario 1's decomposition): a quick run does not start them.
+   */
+  ceilingParts: { sql: GatewayProcess; urls: GatewayProcess } | undefined;
   bare: GatewayProcess;
   /** Scenario 1's hand-written reference: a bare node:http page endpoint doing the page's I/O. */
   reference: GatewayProcess;
-  /** The same gateway build with GRAPHQL_JIT=false (graphql-js' interpreter), for scenario 1. */
-  interpreted: GatewayProcess;
+  /**
+   * The same gateway build with GRAPHQL_JIT=false (graphql-js' interpreter), for scenario 1. Full
+   * runs only, as `ceilingParts`.
+   */
+  interpreted: GatewayProcess | undefined;
   fixture: RpcChild;
   loadgen: RpcChild;
   tokens: Record<OwnerKey, string>;

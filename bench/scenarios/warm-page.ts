@@ -1,3 +1,4 @@
+import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { HttpResult } from '../children/loadgen.js';
 import {
   authHeaders,
@@ -65,22 +66,21 @@ type Contender = 'gateway' | 'ceiling' | 'reference' | 'interpreted' | 'sql' | '
 export async function warmPage(b: Bench): Promise<Section> {
   const token = b.tokens.main;
   const body = pageBody(100);
-  const urlOf: Record<Contender, string> = {
-    gateway: b.gateway.url,
-    ceiling: b.ceiling.url,
-    reference: b.reference.url,
-    interpreted: b.interpreted.url,
-    sql: b.ceilingParts.sql.url,
-    urls: b.ceilingParts.urls.url,
+  const processOf: Record<Contender, GatewayProcess | undefined> = {
+    gateway: b.gateway,
+    ceiling: b.ceiling,
+    reference: b.reference,
+    interpreted: b.interpreted,
+    sql: b.ceilingParts?.sql,
+    urls: b.ceilingParts?.urls,
   };
-  const pidOf: Record<Contender, number> = {
-    gateway: b.gateway.pid,
-    ceiling: b.ceiling.pid,
-    reference: b.reference.pid,
-    interpreted: b.interpreted.pid,
-    sql: b.ceilingParts.sql.pid,
-    urls: b.ceilingParts.urls.pid,
+  const started = (c: Contender): GatewayProcess => {
+    const p = processOf[c];
+    if (!p) throw new Error(`scenario 1: the ${c} contender was not started (full runs only)`);
+    return p;
   };
+  const urlOf = (c: Contender) => started(c).url;
+  const pidOf = (c: Contender) => started(c).pid;
   // The decomposition (ceiling + one real part) only in full runs: a quick run has no time for it.
   // The interpreted gateway (GRAPHQL_JIT=false) shows what compiled execution is worth.
   const order: Contender[] = b.quick
@@ -96,12 +96,12 @@ export async function warmPage(b: Bench): Promise<Section> {
       durationS: seconds,
     });
   for (const c of order) {
-    await fetchPage(urlOf[c], token, 100);
+    await fetchPage(urlOf(c), token, 100);
     // Warm-up, not measured. V8 takes a while to reach steady state under this load on 2 cores
     // (the optimizing compiler shares them with the load): 5 s slices of a fresh gateway went
     // 325, 448, 526, 563, 590 req/s, and of the ceiling 797, 1,302, 1,577, 1,497, 1,762 req/s
     // (2026-12-01, serve.ts). After 2 s, as before, the first rounds measured the warm-up.
-    await job(urlOf[c], b.quick ? 0.5 : 12);
+    await job(urlOf(c), b.quick ? 0.5 : 12);
   }
 
   const errorsBefore = await metricSum(b.gateway.url, 'signet_graphql_errors_total');
@@ -118,12 +118,12 @@ export async function warmPage(b: Bench): Promise<Section> {
     // its first seconds well below its pace (a ceiling at 1,995 req/s did 1,077 in the first 4 s
     // after 45 s idle, a gateway 631 then 373; 2026-12-01, serve.ts, not bytecode flushing:
     // --no-flush-bytecode changed nothing). Two unmeasured seconds put it back to pace.
-    await job(urlOf[which], b.quick ? 0.3 : 2);
+    await job(urlOf(which), b.quick ? 0.3 : 2);
     const stop = which === 'gateway' ? sampleRss(b.gateway.pid, b.rssSamples) : () => {};
     try {
-      const before = await cpuSnapshot(b, pidOf[which]);
-      const r = await job(urlOf[which], b.seconds);
-      cpu[which].push(cpuPerRequest(before, await cpuSnapshot(b, pidOf[which]), r.requests));
+      const before = await cpuSnapshot(b, pidOf(which));
+      const r = await job(urlOf(which), b.seconds);
+      cpu[which].push(cpuPerRequest(before, await cpuSnapshot(b, pidOf(which)), r.requests));
       if (which === 'gateway') b.heapSamples.push(await heapOf(b.gateway.url));
       return r;
     } finally {

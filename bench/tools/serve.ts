@@ -8,7 +8,7 @@ import { ensureBuild, startServices } from '../lib/setup.js';
 await ensureBuild((m) => process.stdout.write(`${m}\n`));
 
 const { bench, teardown } = await startServices({
-  quick: true,
+  quick: false, // every contender started, as a full run starts them
   rounds: 1,
   seconds: 1,
   log: (m) => process.stdout.write(`${m}\n`),
@@ -19,10 +19,10 @@ const info = {
   gatewayPid: bench.gateway.pid,
   ceiling: bench.ceiling.url,
   ceilingPid: bench.ceiling.pid,
-  urls: bench.ceilingParts.urls.url,
-  urlsPid: bench.ceilingParts.urls.pid,
-  sql: bench.ceilingParts.sql.url,
-  sqlPid: bench.ceilingParts.sql.pid,
+  urls: bench.ceilingParts?.urls.url,
+  urlsPid: bench.ceilingParts?.urls.pid,
+  sql: bench.ceilingParts?.sql.url,
+  sqlPid: bench.ceilingParts?.sql.pid,
   bare: bench.bare.url,
   reference: bench.reference.url,
   referencePid: bench.reference.pid,
