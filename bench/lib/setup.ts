@@ -142,7 +142,7 @@ export async function startServices(
         gatewayEnv(endpoints, { CEILING_MODE: mode, CEILING_OWNER: OWNERS.main.id }),
       );
     // The interpreted gateway and the ceiling's parts serve scenario 1's decomposition, which a
-    // quick run leaves out: starting them cost a quick run ~10 s of its 3 minutes on 2 cores.
+    // quick run leaves out: starting them took ~9 s of a quick run's 3 minutes on 2 cores.
     const full = !settings.quick;
     const settled = await Promise.allSettled([
       startNode('gateway', [...prof, ...gatewayFlags, 'server/dist/main.js'], gatewayEnv(endpoints, tuning)),
