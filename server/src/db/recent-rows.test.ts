@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../clock.js';
-import { RECENT_ROW_MS, RecentRows } from './recent-rows.js';
+import { LOOKUP_BATCH, RECENT_ROW_MS, RecentRows } from './recent-rows.js';
 import type { ImageRow } from './types.js';
 
 const row = (id: string): ImageRow =>
@@ -10,13 +10,31 @@ const row = (id: string): ImageRow =>
 function table() {
   const live = new Map<string, ImageRow>();
   const lookups: string[] = [];
+  /** The ids of each statement, in order. */
+  const statements: string[][] = [];
+  let failing: Error | undefined;
   const images = {
     findLive: async (ids: readonly string[]) => {
+      statements.push([...ids]);
       lookups.push(...ids);
-      return ids.flatMap((id) => (live.has(id) ? [live.get(id)!] : []));
+      // Read now, answered a turn later, as a database does: hits meanwhile find the lookup
+      // pending, and a change meanwhile is not in the answer.
+      const found = ids.flatMap((id) => (live.has(id) ? [live.get(id)!] : []));
+      const failure = failing;
+      await new Promise((r) => setImmediate(r));
+      if (failure) throw failure;
+      return found;
     },
   };
-  return { live, lookups, images };
+  return {
+    live,
+    lookups,
+    statements,
+    images,
+    fail: (err: Error | undefined) => {
+      failing = err;
+    },
+  };
 }
 
 describe('RecentRows', () => {
@@ -48,5 +66,62 @@ describe('RecentRows', () => {
     t.live.delete('c');
     rows.forget('c');
     expect(await rows.find('c')).toBeUndefined();
+  });
+
+  it('hits on an id being looked up share its lookup', async () => {
+    const t = table();
+    t.live.set('a', row('a'));
+    const rows = new RecentRows(t.images, new FakeClock());
+    const first = rows.find('a');
+    // Later hits, in later turns, while the statement is out.
+    await new Promise((r) => setImmediate(r));
+    const later = [rows.find('a'), rows.find('a')];
+    const found = await Promise.all([first, ...later]);
+    expect(found.map((r) => r?.id)).toEqual(['a', 'a', 'a']);
+    expect(t.statements).toEqual([['a']]);
+  });
+
+  it('the misses of one turn go out as one statement, in statements of at most LOOKUP_BATCH ids', async () => {
+    const t = table();
+    const ids = Array.from({ length: LOOKUP_BATCH + 3 }, (_, i) => `id${i}`);
+    for (const id of ids) t.live.set(id, row(id));
+    const rows = new RecentRows(t.images, new FakeClock());
+    const found = await Promise.all(ids.map((id) => rows.find(id)));
+    expect(found.map((r) => r?.id)).toEqual(ids);
+    expect(t.statements.map((s) => s.length)).toEqual([LOOKUP_BATCH, 3]);
+    // Each answer is remembered: no more statements.
+    await Promise.all(ids.map((id) => rows.find(id)));
+    expect(t.statements).toHaveLength(2);
+  });
+
+  it('a row forgotten while its lookup is out serves the waiting hits but is not remembered', async () => {
+    const t = table();
+    t.live.set('d', row('d'));
+    const rows = new RecentRows(t.images, new FakeClock());
+    const waiting = rows.find('d');
+    // The statement has been read when the delete lands.
+    await new Promise((r) => setImmediate(r));
+    expect(t.statements).toEqual([['d']]);
+    rows.forget('d');
+    t.live.delete('d');
+    // The lookup may have read the row before the change: the hits already waiting take it,
+    // as they would have without the change; the next hit asks again and sees the delete.
+    expect((await waiting)?.id).toBe('d');
+    expect(await rows.find('d')).toBeUndefined();
+    expect(t.lookups).toEqual(['d', 'd']);
+  });
+
+  it('a failed lookup fails every hit waiting for it, and the next hit asks again', async () => {
+    const t = table();
+    t.live.set('e', row('e'));
+    t.live.set('f', row('f'));
+    const rows = new RecentRows(t.images, new FakeClock());
+    t.fail(new Error('database down'));
+    const settled = await Promise.allSettled([rows.find('e'), rows.find('e'), rows.find('f')]);
+    expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(t.statements).toEqual([['e', 'f']]);
+    t.fail(undefined);
+    expect((await rows.find('e'))?.id).toBe('e');
+    expect(t.statements).toEqual([['e', 'f'], ['e']]);
   });
 });

@@ -133,6 +133,38 @@ describe('/proxy/:id credentials', () => {
     expect(await rows.find(id!)).toBeUndefined();
   });
 
+  it('a burst of hits on images not looked up yet looks each image up once', async () => {
+    // 40 images, 5 hits each, all sent at once: before hits shared lookups, every hit that came
+    // while its image's row was being looked up sent a statement of its own.
+    const fresh = await seed(h, 'alice', 40);
+    const links = await Promise.all(fresh.map(async (id) => (await proxyLinks(h, id)).redirect));
+    statements.length = 0;
+    const answers = await Promise.all(links.flatMap((link) => Array.from({ length: 5 }, () => status(link))));
+    expect(answers.every((s) => s === 302)).toBe(true);
+    const lookups = statements.filter((sql) => /from "images" where "id" in \(/.test(sql));
+    const idsLookedUp = lookups.reduce((n, sql) => n + (sql.match(/\$\d+/g) ?? []).length, 0);
+    // One parameter per id (nothing else in the statement is one): each image once. How many
+    // statements carry them depends on how the hits spread over turns (33 here; 95 ids without
+    // shared lookups); that the misses of one turn share a statement is shown below.
+    expect(idsLookedUp).toBe(40);
+    // Remembered now: the same burst again sends no statement.
+    statements.length = 0;
+    await Promise.all(links.map((link) => status(link)));
+    expect(statements.filter((sql) => /from "images" where "id" in/.test(sql))).toEqual([]);
+  });
+
+  it('the misses of one turn are one statement, on the real repository', async () => {
+    const fresh = await seed(h, 'alice', 7);
+    const rows = new RecentRows(h.container.imagesRepo, new FakeClock());
+    statements.length = 0;
+    const found = await Promise.all(
+      [...fresh, '00000000-0000-4000-8000-00000000f00d'].map((id) => rows.find(id)),
+    );
+    expect(found.map((r) => r?.id)).toEqual([...fresh, undefined]);
+    const lookups = statements.filter((sql) => /from "images" where "id" in \(/.test(sql));
+    expect(lookups).toHaveLength(1);
+  });
+
   it('an unknown image is 404', async () => {
     const id = '00000000-0000-4000-8000-000000000000';
     expect(await status(`${h.url}/proxy/${id}?t=${signer().sign(id, 'redirect')}`)).toBe(404);
