@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader';
 import type { Clock } from '../clock.js';
 import { BoundedMap } from '../lib/bounded-map.js';
 import type { MaybePromise } from '../lib/maybe-promise.js';
@@ -9,14 +10,6 @@ export const RECENT_ROW_MS = 5000;
 const MAX_ROWS = 10_000;
 /** Ids in one lookup statement at most (`where id in (…)`, one parameter each). */
 export const LOOKUP_BATCH = 500;
-
-/** The misses of one event-loop turn, looked up together once the turn's I/O has been read. */
-interface Lookup {
-  ids: string[];
-  /** When the statement was asked for: a row is remembered from then, not from its answer. */
-  at: number;
-  found: Promise<Map<string, ImageRow>>;
-}
 
 /**
  * Live image rows remembered for a few seconds, for `/proxy/:id`: a hot link (one image on many
@@ -31,21 +24,33 @@ interface Lookup {
  * Lookups are shared: hits on an id whose row is being looked up wait for that lookup, and the
  * misses of one event-loop turn go out as one statement. Without this, every hit that arrived
  * while a remembered row was being looked up again sent a statement of its own: under a steady
- * load of 100 hot links the proxy sent ~16 times the statements it needed, all in bursts when the
+ * load of 100 hot links the proxy sent 10-19 times the statements it needed, all in bursts when the
  * rows ran out together (docs/benchmarks.md, finding 30).
  */
 export class RecentRows {
   private readonly rows = new BoundedMap<string, { row: ImageRow; at: number }>(MAX_ROWS);
   /** Ids being looked up, with the answer their hits share. */
   private readonly pending = new Map<string, Promise<ImageRow | undefined>>();
-  /** The lookup that this turn's misses join, until it is sent (or full). */
-  private open: Lookup | undefined;
+  /**
+   * The misses of one event-loop turn as one statement: sent on setImmediate, after the poll
+   * phase, so the hits of every request read in the turn join. No DataLoader cache: `pending`
+   * shares a lookup with the hits of later turns too, and `rows` remembers its answer.
+   */
+  private readonly loader: DataLoader<string, ImageRow | undefined>;
 
   constructor(
     private readonly images: Pick<ImagesRepo, 'findLive'>,
     private readonly clock: Clock,
     private readonly ttlMs = RECENT_ROW_MS,
-  ) {}
+  ) {
+    this.loader = new DataLoader(
+      async (ids: readonly string[]) => {
+        const found = new Map((await this.images.findLive(ids)).map((r) => [r.id, r]));
+        return ids.map((id) => found.get(id));
+      },
+      { cache: false, maxBatchSize: LOOKUP_BATCH, batchScheduleFn: (send) => setImmediate(send) },
+    );
+  }
 
   /** The row as looked up within the last few seconds, without I/O; undefined: `find` must ask. */
   recent(id: string): ImageRow | undefined {
@@ -59,18 +64,15 @@ export class RecentRows {
   }
 
   private lookUp(id: string): Promise<ImageRow | undefined> {
-    const lookup = this.open ?? this.openLookup();
-    lookup.ids.push(id);
-    // A full statement is sent as it is; the next miss opens another.
-    if (lookup.ids.length >= LOOKUP_BATCH) this.open = undefined;
-    const answer: Promise<ImageRow | undefined> = lookup.found.then(
-      (found) => {
-        const row = found.get(id);
+    // Remembered from when it was asked for, not from its answer.
+    const at = this.clock.now();
+    const answer: Promise<ImageRow | undefined> = this.loader.load(id).then(
+      (row) => {
         // Forgotten meanwhile (a delete or a visibility change on this node): the answer may
         // predate the change, so it serves the hits that were waiting and is not remembered.
         if (this.pending.get(id) === answer) {
           this.pending.delete(id);
-          if (row) this.rows.set(id, { row, at: lookup.at });
+          if (row) this.rows.set(id, { row, at });
           else this.rows.delete(id);
         }
         return row;
@@ -82,22 +84,6 @@ export class RecentRows {
     );
     this.pending.set(id, answer);
     return answer;
-  }
-
-  private openLookup(): Lookup {
-    const ids: string[] = [];
-    const at = this.clock.now();
-    // setImmediate: after the poll phase, so the hits of every request read in this turn join.
-    const found = new Promise<Map<string, ImageRow>>((resolve, reject) => {
-      setImmediate(() => {
-        if (this.open?.ids === ids) this.open = undefined;
-        Promise.resolve(ids)
-          .then((asked) => this.images.findLive(asked))
-          .then((rows) => resolve(new Map(rows.map((r) => [r.id, r]))), reject);
-      });
-    });
-    this.open = { ids, at, found };
-    return this.open;
   }
 
   forget(id: string): void {
