@@ -1,4 +1,5 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { digest, fixedHmac } from '../lib/fixed-hmac.js';
 import { cosProcessing } from './cos-processing.js';
 import { OBJECT_CACHE_CONTROL, type SignWindow, type UrlSignature } from './storage.js';
 import type { Variant } from './variant.js';
@@ -51,6 +52,9 @@ interface VariantParts {
   urlParam: string;
 }
 
+/** Characters of a SHA-1 in hex. */
+const HEX_SHA1 = 40;
+
 /** Distinct variants are a handful of presets (or a client's transforms): a small memo. */
 const MAX_MEMO = 1024;
 
@@ -59,7 +63,8 @@ const MAX_MEMO = 1024;
  * COS.getAuthorization({ Method: 'get', Key, KeyTime, Headers: { host },
  * Query: { 'response-cache-control': OBJECT_CACHE_CONTROL } }) — with, for a variant, its
  * Cloud Infinite processing (`cos-processing.ts`) as one more Query entry with an empty value —
- * but with the SignKey derived once per batch: per key only one SHA-1 and one HMAC remain.
+ * but with the SignKey derived once per batch: per key only one SHA-1 and one HMAC remain, both
+ * one-shot digests (lib/fixed-hmac.ts).
  *
  * How the processing takes part (Tencent's request-signature document, and the SDK's getAuth):
  * every signed parameter name is lower-cased and URL-encoded (its slashes become `%2f`), the
@@ -100,14 +105,14 @@ export function createCosSigner(opts: CosSignerOptions): CosSigner {
     signMany(keys, window, variants) {
       const keyTime = `${window.start};${window.end}`;
       const signKey = createHmac('sha1', opts.secretKey).update(keyTime).digest('hex');
-      const head = `sha1\n${keyTime}\n`;
-      return keys.map((key, i) => {
+      // StringToSign: `sha1\n<KeyTime>\n<SHA-1 of the HttpString>\n`, its head the same for the batch.
+      const hmac = fixedHmac('sha1', signKey, `sha1\n${keyTime}\n`, HEX_SHA1 + 1);
+      const out = new Array<string>(keys.length);
+      for (let i = 0; i < keys.length; i++) {
         const v = variants?.[i];
-        const digest = createHash('sha1')
-          .update(`get\n/${key}${v ? partsOf(v).tail : tail}`)
-          .digest('hex');
-        return createHmac('sha1', signKey).update(`${head}${digest}\n`).digest('hex');
-      });
+        out[i] = hmac(`${digest('sha1', `get\n/${keys[i]}${v ? partsOf(v).tail : tail}`, 'hex')}\n`);
+      }
+      return out;
     },
 
     query(_key, s, variant) {

@@ -1,6 +1,6 @@
-import * as crypto from 'node:crypto';
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
+import { digest, fixedHmac } from '../lib/fixed-hmac.js';
 import { OBJECT_CACHE_CONTROL, type SignWindow, type UrlSignature } from './storage.js';
 
 /**
@@ -39,6 +39,8 @@ export const MAX_PRESIGN_SECONDS = 604_800;
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 const SERVICE = 's3';
+/** Characters of a SHA-256 in hex: the tail of every string-to-sign. */
+const HEX_SHA256 = 64;
 
 /** RFC 3986 encoding, as SigV4 and the SDK's S3 path builder use it: encodeURIComponent plus !'()*. */
 export function rfc3986(value: string): string {
@@ -54,43 +56,6 @@ export function rfc3986(value: string): string {
  */
 export function s3KeyPath(key: string): string {
   return rfc3986(key).replaceAll('%2F', '/');
-}
-
-/**
- * One-shot SHA-256 (crypto.hash, Node ≥ 20.12), about twice as fast as createHash for the short
- * inputs signing hashes; createHash on older Nodes.
- */
-const sha256: (data: string | Buffer, enc: 'hex' | 'buffer') => string | Buffer =
-  typeof crypto.hash === 'function'
-    ? (data, enc) => crypto.hash('sha256', data, enc as 'hex')
-    : (data, enc) =>
-        enc === 'hex'
-          ? createHash('sha256').update(data).digest('hex')
-          : createHash('sha256').update(data).digest();
-
-const BLOCK = 64;
-const HEX_SHA256 = 64;
-
-/**
- * HMAC-SHA256 over messages of one fixed length that share a fixed head (RFC 2104 done by hand):
- * the padded keys and the head are written once into two buffers, and per message only its tail
- * (a hex digest) is written before two one-shot hashes. No allocation but the digests.
- */
-function fixedHmac(key: Buffer, head: string): (tailHex: string) => string {
-  const headLength = Buffer.byteLength(head);
-  const inner = Buffer.alloc(BLOCK + headLength + HEX_SHA256);
-  const outer = Buffer.alloc(BLOCK + 32);
-  for (let i = 0; i < BLOCK; i++) {
-    const k = key[i] ?? 0; // a 32-byte key is zero-padded to the block
-    inner[i] = k ^ 0x36;
-    outer[i] = k ^ 0x5c;
-  }
-  inner.write(head, BLOCK, 'utf8');
-  return (tailHex) => {
-    inner.write(tailHex, BLOCK + headLength, 'latin1');
-    (sha256(inner, 'buffer') as Buffer).copy(outer, BLOCK);
-    return sha256(outer, 'hex') as string;
-  };
 }
 
 /** `20231114T221320Z` from unix seconds. */
@@ -185,12 +150,17 @@ export function createS3Presigner(opts: S3PresignerOptions): S3Presigner {
 
     signMany(keys, window) {
       const { head, time, scope } = queryHead(window);
-      const hmac = fixedHmac(signingKey(time.slice(0, 8)), `${ALGORITHM}\n${time}\n${scope}\n`);
+      const hmac = fixedHmac(
+        'sha256',
+        signingKey(time.slice(0, 8)),
+        `${ALGORITHM}\n${time}\n${scope}\n`,
+        HEX_SHA256,
+      );
       const canonicalHead = `GET\n${pathPrefix}/`;
       const canonicalRest = `\n${head}${signedTail}${canonicalTail}`;
       const out = new Array<string>(keys.length);
       for (let i = 0; i < keys.length; i++) {
-        out[i] = hmac(sha256(`${canonicalHead}${s3KeyPath(keys[i]!)}${canonicalRest}`, 'hex') as string);
+        out[i] = hmac(digest('sha256', `${canonicalHead}${s3KeyPath(keys[i]!)}${canonicalRest}`, 'hex'));
       }
       return out;
     },
