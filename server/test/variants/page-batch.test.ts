@@ -136,6 +136,8 @@ describe('variants in the page batch (cos driver, PostgreSQL, Redis on the wire)
   });
 
   it('a variant has its own URL and cache entry, apart from the original', async () => {
+    // Cache entries live until the image's step turns: not across a turn.
+    await clearOfStepTurns(h.container.config, ids);
     const res = await h.gql<VariantPageData>(VARIANT_PAGE, { first: 5 });
     for (const e of res.data!.images.edges) expect(e.node.thumb.url).not.toBe(e.node.signedUrl.url);
     await wire.settled();
