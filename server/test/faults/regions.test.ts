@@ -13,6 +13,7 @@ import { authEnv, COS_CREDENTIALS, type CosAccount, cosEnv, cosStorageOptions } 
 import { GatewayProcess } from '../support/gateway-process.js';
 import { signToken } from '../support/jwt.js';
 import { commandStats, OwnedRedis } from '../support/redis-server.js';
+import { clearOfStepTurns } from '../support/step-turns.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';
 
 // Two regions for real: two COS fixtures as the two buckets (the test plays the storage's
@@ -25,6 +26,8 @@ const BOB_KEY = 'u/bob/00000000-0000-4000-8000-00000000b0b1.png';
 const RATE = 10; // B's page queries per second during the Redis kill
 const BUCKET_A: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-a-1250000000', region: 'ap-test' };
 const BUCKET_B: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-b-1250000000', region: 'ap-test' };
+/** The gateways' window grid: URL_TTL_SECONDS and REFRESH_AHEAD_SECONDS are left at their defaults. */
+const GRID = { urlTtlSeconds: 3600, refreshAheadSeconds: 900 };
 
 const PAGE = /* GraphQL */ `
   query { images(first: 50) { edges { node { id key signedUrl { url expiresAt cached } } } } }
@@ -46,6 +49,8 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
   let gatewayB: GatewayProcess;
   let dataDir: string;
   let token: string;
+  /** Alice's seeded images: the page's. */
+  let ids: string[];
 
   async function page(g: GatewayProcess): Promise<Node[]> {
     const res = await fetch(`${g.url}/graphql`, {
@@ -97,7 +102,7 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
     // Images from before the regions (no home region): every bucket has them.
     const db = await openDatabase({ databaseUrl: database.url, dataDir });
     try {
-      await seedImages({
+      ids = await seedImages({
         storage: createCosStorage(cosStorageOptions(fixtureA, BUCKET_A)),
         images: createImagesRepo(db),
         clock: systemClock,
@@ -146,6 +151,8 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
   });
 
   it('each region hands out URLs of its own bucket', async () => {
+    // The first pages sign, the warm ones below must find them cached: not across a step turn.
+    await clearOfStepTurns(GRID, ids, 10_000);
     const [a, b] = await Promise.all([page(gatewayA), page(gatewayB)]);
     expect(a).toHaveLength(SEEDED);
     expect(b.map((n) => n.id)).toEqual(a.map((n) => n.id));
@@ -186,6 +193,8 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
     expect(fixtureB.objects.has(uploaded.key)).toBe(false);
 
     const inB = async () => (await page(gatewayB)).find((n) => n.id === uploaded.id)!;
+    // `again` must be B's cached URL of `early`: not across the upload's step turn.
+    await clearOfStepTurns(GRID, [uploaded.id], 5_000);
     const inA = (await page(gatewayA)).find((n) => n.id === uploaded.id)!;
     await opensAt(inA.signedUrl.url, fixtureA);
     // Not in B's bucket yet: B signs A's. Twice: the second answer comes from B's cache.
@@ -250,6 +259,9 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
   }, 40_000);
 
   it("keeps B's answers when A's Redis is SIGKILLed", async () => {
+    // Every page of the ~11 s load must be cached: not across a step turn (a group of the 20
+    // images turning would make one page sign its next URLs, rightly, and count as uncached).
+    await clearOfStepTurns(GRID, ids, 15_000);
     const baseline = await page(gatewayB);
     const mismatches: string[] = [];
     const load = new SteadyLoad(RATE, {

@@ -3,6 +3,7 @@ import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
 import { subscribeSse } from '../support/sse.js';
+import { clearOfStepTurns } from '../support/step-turns.js';
 
 const SUB = /* GraphQL */ `
   subscription ($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt cached } } }
@@ -92,6 +93,8 @@ describe('freshness API: mutations, subscription, stats (Redis)', () => {
 
   it('preloadSignedUrls warms the cache and counts only what it signed', async () => {
     const fresh = await seed(h, 'alice', 3);
+    // The preload's entries must still be cached for the two requests after it: not across a turn.
+    await clearOfStepTurns(h.container.config, fresh);
     const res = await h.gql<{ preloadSignedUrls: number }>(
       'mutation ($ids: [ID!]!) { preloadSignedUrls(ids: $ids) }',
       { ids: [...fresh, bobIds[0]] },

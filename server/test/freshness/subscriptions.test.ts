@@ -5,6 +5,7 @@ import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
 import { postSubscription, subscribeSse } from '../support/sse.js';
+import { clearOfStepTurns } from '../support/step-turns.js';
 
 const SUB =
   'subscription($ids: [ID!]!) { signedUrlRefreshed(ids: $ids) { imageId signedUrl { url expiresAt } } }';
@@ -134,6 +135,8 @@ describe('signedUrlRefreshed: one subscriber cannot starve another', () => {
     const [row] = await h.container.imagesRepo.findLive([id!]);
     const plan = h.container.variants.srcsetPlan(row!, 'thumb', 0);
     expect(plan.requests).toHaveLength(2);
+    // The query below must answer the same step's URLs as the event: not across a step turn.
+    await clearOfStepTurns(h.container.config, [id!]);
     await h.container.urls.refreshMany([plan.requests[0]!]);
     await s.waitFor((es) => es.length > 0, 5000);
     const e = s.events[0]!.data;

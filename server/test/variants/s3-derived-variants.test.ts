@@ -13,6 +13,7 @@ import { objectKeyFor } from '../../src/images/upload.js';
 import { DERIVED_VARIANT_PREFIX } from '../../src/storage/derived-variants.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { clearOfStepTurns } from '../support/step-turns.js';
 import { uploadFile } from '../support/upload.js';
 
 /** A 1200×900 photo-like JPEG: thumb 320×320 (2× 640×640), medium capped to 1200×900 (no 2×). */
@@ -219,6 +220,8 @@ describe('s3 derived variants of images that have none (backfill)', () => {
   it("a preset's URL is the original's until its object exists (counted), then the derived object's", async () => {
     const a = await existing();
     const b = await existing();
+    // Asked again below, a's URL must be the same step's (byte-identical): not across a turn.
+    await clearOfStepTurns(h.container.config, [a.id]);
     const thumbBefore = await fallbacks(h, 'thumb');
     const before = await urlsOf(h, a.id);
     // The original's object, and counted: thumb (1×) and thumb's srcset (1× and 2×).
