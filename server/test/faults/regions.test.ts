@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
+import { type Config, loadConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
 import { makePng, seedImages } from '../../src/seed.js';
@@ -26,8 +27,6 @@ const BOB_KEY = 'u/bob/00000000-0000-4000-8000-00000000b0b1.png';
 const RATE = 10; // B's page queries per second during the Redis kill
 const BUCKET_A: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-a-1250000000', region: 'ap-test' };
 const BUCKET_B: CosAccount = { ...COS_CREDENTIALS, bucket: 'photos-b-1250000000', region: 'ap-test' };
-/** The gateways' window grid: URL_TTL_SECONDS and REFRESH_AHEAD_SECONDS are left at their defaults. */
-const GRID = { urlTtlSeconds: 3600, refreshAheadSeconds: 900 };
 
 const PAGE = /* GraphQL */ `
   query { images(first: 50) { edges { node { id key signedUrl { url expiresAt cached } } } } }
@@ -51,6 +50,8 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
   let token: string;
   /** Alice's seeded images: the page's. */
   let ids: string[];
+  /** The gateways' own configuration (their window grid), read from the environment they get. */
+  let grid: Config;
 
   async function page(g: GatewayProcess): Promise<Node[]> {
     const res = await fetch(`${g.url}/graphql`, {
@@ -135,6 +136,7 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
       await db.close();
     }
     token = await signToken('alice');
+    grid = loadConfig(regionEnv('a'));
     [gatewayA, gatewayB] = await Promise.all([
       GatewayProcess.start(regionEnv('a')),
       GatewayProcess.start(regionEnv('b')),
@@ -152,7 +154,7 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
 
   it('each region hands out URLs of its own bucket', async () => {
     // The first pages sign, the warm ones below must find them cached: not across a step turn.
-    await clearOfStepTurns(GRID, ids, 10_000);
+    await clearOfStepTurns(grid, ids, 10_000);
     const [a, b] = await Promise.all([page(gatewayA), page(gatewayB)]);
     expect(a).toHaveLength(SEEDED);
     expect(b.map((n) => n.id)).toEqual(a.map((n) => n.id));
@@ -194,7 +196,7 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
 
     const inB = async () => (await page(gatewayB)).find((n) => n.id === uploaded.id)!;
     // `again` must be B's cached URL of `early`: not across the upload's step turn.
-    await clearOfStepTurns(GRID, [uploaded.id], 5_000);
+    await clearOfStepTurns(grid, [uploaded.id], 5_000);
     const inA = (await page(gatewayA)).find((n) => n.id === uploaded.id)!;
     await opensAt(inA.signedUrl.url, fixtureA);
     // Not in B's bucket yet: B signs A's. Twice: the second answer comes from B's cache.
@@ -261,7 +263,7 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
   it("keeps B's answers when A's Redis is SIGKILLed", async () => {
     // Every page of the ~11 s load must be cached: not across a step turn (a group of the 20
     // images turning would make one page sign its next URLs, rightly, and count as uncached).
-    await clearOfStepTurns(GRID, ids, 15_000);
+    await clearOfStepTurns(grid, ids, 15_000);
     const baseline = await page(gatewayB);
     const mismatches: string[] = [];
     const load = new SteadyLoad(RATE, {
