@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
+import { decodeEvents } from '../../src/events/event-bus.js';
 import { seedImages } from '../../src/seed.js';
 import { createCosStorage } from '../../src/storage/cos.js';
 import { RedisUrlStore, urlKeys } from '../../src/urls/redis-store.js';
@@ -51,6 +52,7 @@ describe('refresh across three nodes', () => {
   let alice: string;
   let bob: string;
   let sse: SseSubscription<EventData> | undefined;
+  let wire: ReturnType<OwnedRedis['client']> | undefined;
 
   beforeAll(async () => {
     redis = await OwnedRedis.start();
@@ -96,6 +98,7 @@ describe('refresh across three nodes', () => {
 
   afterAll(async () => {
     sse?.close();
+    wire?.disconnect();
     await Promise.all(nodes.map((n) => n.stop()));
     await db?.close();
     await pg?.drop();
@@ -106,6 +109,18 @@ describe('refresh across three nodes', () => {
 
   it('pushes refreshes made anywhere to SSE clients on another node, once per window, surviving a SIGKILL', async () => {
     const [a, b, c] = nodes as [GatewayProcess, GatewayProcess, GatewayProcess];
+    // Every batch published on the bus, as Redis delivers it: a failure then tells an event that
+    // was never published from one that was published and not delivered by node C.
+    const onWire = new Map<string, { expiresAt: number; at: number }[]>();
+    wire = redis.client();
+    await wire.subscribe('signet:events');
+    wire.on('message', (_channel: string, message: string) => {
+      for (const e of decodeEvents(message)) {
+        const list = onWire.get(e.imageId) ?? [];
+        list.push({ expiresAt: e.signedUrl.expiresAt, at: Date.now() });
+        onWire.set(e.imageId, list);
+      }
+    });
     // Bob listens to alice's ids on node C: he must get nothing.
     const bobSse = subscribeSse<EventData>(c.url, SUB, { ids }, bob);
     sse = subscribeSse<EventData>(c.url, SUB, { ids }, alice);
@@ -154,14 +169,22 @@ describe('refresh across three nodes', () => {
 
     // Every image was refreshed, and each refresh reached the subscriber on node C.
     const byImage = new Map<string, number[]>();
+    const arrivals = new Map<string, number[]>();
     for (const e of sse.events) {
       const ev = e.data.data?.signedUrlRefreshed;
       if (!ev) continue;
       const list = byImage.get(ev.imageId) ?? [];
       list.push(Date.parse(ev.signedUrl.expiresAt));
       byImage.set(ev.imageId, list);
+      arrivals.set(ev.imageId, [...(arrivals.get(ev.imageId) ?? []), e.at]);
     }
     expect(new Set(byImage.keys())).toEqual(new Set(ids));
+    // The nodes' warnings and errors (LOG_LEVEL=warn: nothing else is logged), for a failure.
+    const warnings = nodes
+      .flatMap((n, i) => n.output.flatMap((chunk) => chunk.split('\n')).map((l) => `${'ABC'[i]}: ${l}`))
+      .filter((l) => l.length > 3)
+      .slice(-20)
+      .join('\n');
     const admin = redis.client();
     for (const id of ids) {
       const expiries = byImage.get(id)!;
@@ -172,8 +195,11 @@ describe('refresh across three nodes', () => {
       // sweep racing at the same boundary may both sign it: the very same URL (the grid), its
       // event twice (clients ignore an event not later than theirs). At most once per image here.
       const steps = [...new Set(expiries)].sort((x, y) => x - y);
-      // What a failure needs to be read: this image's steps and when node B died, from the start.
-      const story = `${id}: expiries ${expiries.map((e) => e - started).join(', ')} ms; B killed at ${killedAt - started} ms`;
+      // What a failure needs to be read, from the start: this image's steps as node C delivered
+      // them and as they were published, when node B died, and what the nodes logged.
+      const published = (onWire.get(id) ?? []).map((w) => `${w.expiresAt - started}@${w.at - started}`);
+      const heard = arrivals.get(id)!;
+      const story = `${id}: expiries (expiry@when) ${expiries.map((e, i) => `${e - started}@${heard[i]! - started}`).join(', ')} ms; published (expiry@when) ${published.join(', ')}; B killed at ${killedAt - started} ms; nodes logged:\n${warnings || '(nothing)'}`;
       expect(expiries.length - steps.length, story).toBeLessThanOrEqual(1);
       for (let i = 1; i < steps.length; i++) {
         const gap = steps[i]! - steps[i - 1]!;
