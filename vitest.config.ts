@@ -15,6 +15,9 @@ export default defineConfig({
           name: 'unit',
           include: ['server/src/**/*.test.ts'],
           environment: 'node',
+          // A hang guard, not a speed check: the property tests run thousands of cases on the
+          // CPU the integration files share, and one took over 5 s (vitest's default) under load.
+          testTimeout: 30_000,
         },
       },
       {
