@@ -33,6 +33,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './rate-limit.js';
 import { createRedisClient, quietErrors, type RedisClient } from './redis/connect.js';
+import { sendTogether } from './redis/send-together.js';
 import { SentinelSwitchWatch } from './redis/sentinel-switch.js';
 import type { SchemaServices } from './schema/context.js';
 import { createHeartbeat, type Heartbeat } from './stats/heartbeat.js';
@@ -402,6 +403,9 @@ export async function createContainer(
     liveIds: () => events.subscribedIds(),
     // A quarter of the live window (at most 15 s): a subscribed image never leaves it.
     liveMarkMs: Math.min(15_000, config.liveWindowSeconds * 250),
+    // The store and the bus share the command connection: a write-back and its event leave in
+    // one socket write.
+    ...(redis ? { sendTogether: sendTogether(redis.command) } : {}),
   });
 
   const { readReplica, reads } = await openReads(config, db, redis?.command, logger, metrics);

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { SignedUrlEvent } from '../events/event-bus.js';
 import type { Logger } from '../logger.js';
+import { type SendTogether, sendAsIs } from '../redis/send-together.js';
 import type { SignWindow, UrlSignature } from '../storage/storage.js';
 import type { GuardedCache } from './guarded-cache.js';
 import type { SignTarget, StorageOf, UrlRequest, UrlTiming } from './resolved-url.js';
@@ -25,6 +26,11 @@ export interface UrlSignerDeps {
   logger: Logger;
   timing: UrlTiming;
   grid: WindowGrid;
+  /**
+   * Sends a write-back and its event in one socket write (redis/send-together.ts); as they come
+   * without Redis.
+   */
+  sendTogether?: SendTogether;
 }
 
 /**
@@ -38,7 +44,11 @@ export class UrlSigner {
   /** Ids whose write-back is pending, with a promise that settles when it lands or fails. */
   private readonly landing = new Map<string, Promise<void>>();
 
-  constructor(private readonly d: UrlSignerDeps) {}
+  private readonly together: SendTogether;
+
+  constructor(private readonly d: UrlSignerDeps) {
+    this.together = d.sendTogether ?? sendAsIs;
+  }
 
   /**
    * Signs what a resolve missed, on the grid, sharing in-flight signings of the same id. A request
@@ -117,33 +127,39 @@ export class UrlSigner {
       // holds (the grid makes it deterministic), and a lost write only costs a signing later.
       // The write-back and the event are sent once this tick's answers are written (a cold
       // page's response leaves before the ~16 KB write-back is built and sent); the event
-      // follows the write-back on the same connection. Until the write lands, a concurrent
+      // follows the write-back in the same socket write. Until the write lands, a concurrent
       // resolve that missed the same ids takes this batch's signatures instead of signing them
       // again. See docs/architecture.md, "The hot path".
       const release = this.holdInFlight(items, result);
       setImmediate(() => {
         let writing: Promise<unknown> | undefined;
         try {
-          writing = cache.write(entries, reason);
+          writing = this.together(() => {
+            const w = cache.write(entries, reason);
+            this.publish(events);
+            return w;
+          });
         } finally {
           // A write that threw (or was skipped by the breaker) holds nothing in flight.
           if (writing) void writing.then(release);
           else release();
         }
-        this.publish(events);
       });
       return result;
     }
-    // In flight from now until the write lands, as above.
-    const writing = cache.write(entries, reason);
+    // The event goes out with the write-back (on a single Redis in the same socket write), not
+    // once its reply is back: a node killed between the two would leave a step stored, its
+    // schedule moved to the step's end, and announced by nobody (every other node reads it as
+    // current). A write that fails fails the batch; its retry announces the same URL again (the
+    // grid), which clients take as a no-op. See docs/architecture.md, "Freshness".
+    const writing = this.together(() => {
+      const w = cache.write(entries, reason);
+      if (w) this.publish(events);
+      return w;
+    });
     if (!writing) throw new Error('URL cache unavailable (cooling down after a failure)');
+    // In flight from now until the write lands, as above.
     void writing.then(this.holdInFlight(items, result));
-    // The event goes out in the write-back's tick (on a single Redis right behind it on the same
-    // connection), not once its reply is back: a node killed between the two would leave a step
-    // stored, its schedule moved to the step's end, and announced by nobody (every other node
-    // reads it as current). A write that fails fails the batch; its retry announces the same URL
-    // again (the grid), which clients take as a no-op. See docs/architecture.md, "Freshness".
-    this.publish(events);
     const failure = await writing;
     if (failure) throw failure;
     return result;

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { SendTogether } from '../redis/send-together.js';
 import type { Storage } from '../storage/storage.js';
 import { AccessTracker, type UsageSink } from './access-tracker.js';
 import { GuardedCache } from './guarded-cache.js';
@@ -28,6 +29,8 @@ export interface UrlPathDeps {
   /** Ids that count as looked at (subscribed images), and how often they are marked again. */
   liveIds?: () => Iterable<string>;
   liveMarkMs?: number;
+  /** With Redis: a write-back and its event leave in one socket write (redis/send-together.ts). */
+  sendTogether?: SendTogether;
 }
 
 export interface UrlPath {
