@@ -27,7 +27,8 @@ function classify(turns: Turn[]) {
     else background++;
   }
   // A page's own round trips: the read and the write-back. The refresh event's PUBLISH is sent
-  // right behind the write-back and not awaited; it is counted on its own when it left separately.
+  // with the write-back (ahead of it, in the same socket write) and not awaited; it is counted
+  // on its own when it left separately.
   return { reads, writes, publishes, background, commands, pageTurns };
 }
 

@@ -8,15 +8,16 @@ export type SendTogether = <T>(send: () => T) => T;
 export const sendAsIs: SendTogether = (send) => send();
 
 /**
- * Runs `send` with the connection's socket corked, so every command it sends leaves in one
- * `writev`: one system call. Sent as two writes, a signing's write-back and its refresh event were
- * two system calls, and a node killed between them (descheduled there, then SIGKILLed: the only
- * cause found for a CI failure of the three-node test) left a grid step stored in Redis and
- * announced to nobody: every other node read it as current, so no one signed or published it
- * again, and subscribers kept the old URL until it expired. One system call leaves whole or not
- * at all. On a Cluster the write-back
- * spreads over several nodes' sockets, so there it is sent as before. See docs/architecture.md,
- * "Freshness".
+ * Runs `send` with the connection's socket corked, so the commands it sends are handed to the
+ * socket in one `writev` instead of a write each. The signer sends a step's refresh event and its
+ * write-back this way (urls/signer.ts): one write where there were two, so they share one round
+ * trip on the wire and leave no gap between two writes in which this process could be
+ * descheduled and killed. That gap is the only cause found for a CI failure of the three-node
+ * test: a step stored in Redis and announced to nobody. What guarantees a stored step was
+ * announced is the order, not this: the event goes first on the same connection and Redis runs a
+ * connection's commands in order, even when the kernel sends one write in pieces. On a Cluster
+ * the write-back spreads over several nodes' sockets, so there commands are sent as they come.
+ * See docs/architecture.md, "Freshness".
  */
 export function sendTogether(client: RedisClient): SendTogether {
   if (client instanceof Cluster) return sendAsIs;

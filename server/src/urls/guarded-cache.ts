@@ -36,9 +36,16 @@ export class GuardedCache {
   /**
    * Starts a write-back in this tick (so whatever else is sent in the same tick shares its round
    * trip). Resolves to the error, or null once stored; undefined when the breaker skipped it.
+   * `first` runs right before the write is sent, and only if it is (the signer's event: sent
+   * ahead of the write on the same connection).
    */
-  write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<Error | null> | undefined {
+  write(
+    entries: readonly StoreEntry[],
+    reason: 'miss' | 'refresh',
+    first?: () => void,
+  ): Promise<Error | null> | undefined {
     if (!this.breaker.allow()) return undefined;
+    first?.();
     return this.cache.write(entries, reason).then(
       () => {
         this.breaker.succeeded();

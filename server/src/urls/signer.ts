@@ -125,19 +125,18 @@ export class UrlSigner {
     if (!strict) {
       // The answer does not wait for the write-back: the URL is the step's whatever the cache
       // holds (the grid makes it deterministic), and a lost write only costs a signing later.
-      // The write-back and the event are sent once this tick's answers are written (a cold
-      // page's response leaves before the ~16 KB write-back is built and sent); the event
-      // follows the write-back in the same socket write. Until the write lands, a concurrent
-      // resolve that missed the same ids takes this batch's signatures instead of signing them
-      // again. See docs/architecture.md, "The hot path".
+      // The event and the write-back are sent once this tick's answers are written (a cold
+      // page's response leaves before the ~16 KB write-back is built and sent), the event first
+      // and both in one socket write (below). Until the write lands, a concurrent resolve that
+      // missed the same ids takes this batch's signatures instead of signing them again. See
+      // docs/architecture.md, "The hot path".
       const release = this.holdInFlight(items, result);
       setImmediate(() => {
         let writing: Promise<unknown> | undefined;
         try {
           writing = this.together(() => {
-            const w = cache.write(entries, reason);
             this.publish(events);
-            return w;
+            return cache.write(entries, reason);
           });
         } finally {
           // A write that threw (or was skipped by the breaker) holds nothing in flight.
@@ -147,16 +146,14 @@ export class UrlSigner {
       });
       return result;
     }
-    // The event goes out with the write-back (on a single Redis in the same socket write), not
-    // once its reply is back: a node killed between the two would leave a step stored, its
-    // schedule moved to the step's end, and announced by nobody (every other node reads it as
-    // current). A write that fails fails the batch; its retry announces the same URL again (the
-    // grid), which clients take as a no-op. See docs/architecture.md, "Freshness".
-    const writing = this.together(() => {
-      const w = cache.write(entries, reason);
-      if (w) this.publish(events);
-      return w;
-    });
+    // The event goes out with the write-back, ahead of it on the same connection, not once its
+    // reply is back: a step stored and not announced (a node killed in between) would be read as
+    // current by every other node, so nobody would sign or announce it again. Redis runs one
+    // connection's commands in order, so on a single Redis a step it stores was announced first,
+    // wherever a dying node's bytes were cut off; one socket write makes that cut rare too. A
+    // write that fails fails the batch; its retry announces the same URL again (the grid), which
+    // clients take as a no-op. See docs/architecture.md, "Freshness".
+    const writing = this.together(() => cache.write(entries, reason, () => this.publish(events)));
     if (!writing) throw new Error('URL cache unavailable (cooling down after a failure)');
     // In flight from now until the write lands, as above.
     void writing.then(this.holdInFlight(items, result));

@@ -87,8 +87,8 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
     // newest first, and exactly alice's images
     expect(res.data!.images.edges.map((e) => e.node.id)).toEqual([...ids].reverse());
     // On the wire: the read (one MGET alone), then the write-back (one pipeline). The refresh
-    // event's PUBLISH is not awaited by the page: it rides in the write-back's flight or leaves
-    // right behind it; nothing else is sent.
+    // event's PUBLISH is not awaited by the page: it rides in the write-back's flight, ahead of
+    // the scripts; nothing else is sent.
     // The write-back is one pipeline of two script calls (urls/redis-store.ts): the URLs
     // (`signetWriteUrls`), the schedule and the new-URL set (`signetScheduleUrls`); EVAL the first
     // time, EVALSHA after.

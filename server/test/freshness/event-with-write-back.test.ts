@@ -18,8 +18,9 @@ import { testRedisUrl } from '../support/env.js';
 import { captureLogger } from '../support/logs.js';
 
 /**
- * What a socket handed the kernel, one string per system call: Node's `_write` (one chunk) or
- * `_writev` (everything buffered, e.g. while corked).
+ * What a socket was handed to send, one string per `_write` (one chunk) or `_writev` (everything
+ * buffered, e.g. while corked): each is one write request to libuv, which the kernel may still
+ * send in pieces.
  */
 function recordWrites(socket: Socket): { writes: string[]; stop(): void } {
   const writes: string[] = [];
@@ -53,7 +54,7 @@ const SCRIPT = /\r\neval(sha)?\r\n/gi;
 
 // A signing's write-back and its refresh event, sent to a real Redis through the product's URL
 // path and event bus: the bytes each socket write carried, read at the socket.
-describe('a signing announces its step in the same socket write that stores it', () => {
+describe('a signing announces its step ahead of storing it, in the same socket write', () => {
   let dir: string;
   let command: RedisClient;
   let subscriber: Redis;
@@ -132,11 +133,18 @@ describe('a signing announces its step in the same socket write that stores it',
     }
   }
 
-  /** The one write that carried the event, and how many script calls (the write-back's) rode with it. */
+  /**
+   * The one write that carried the event, and how many script calls (the write-back's) rode with
+   * it. Whichever writes they went in, the event came first on the connection: Redis runs one
+   * connection's commands in order, so the step it stores was announced before.
+   */
   function withTheEvent(writes: string[]): { scripts: number } {
     const carrying = writes.filter((w) => count(w, PUBLISH) > 0);
     expect(carrying).toHaveLength(1);
     expect(count(carrying[0]!, PUBLISH)).toBe(1);
+    const wire = writes.join('');
+    expect(count(wire, SCRIPT)).toBe(2);
+    expect(wire.search(PUBLISH)).toBeLessThan(wire.search(SCRIPT));
     return { scripts: count(carrying[0]!, SCRIPT) };
   }
 
@@ -145,7 +153,7 @@ describe('a signing announces its step in the same socket write that stores it',
   const sweep = (urls: UrlService, targets: { id: string; key: string }[]) => () =>
     urls.refreshMany(targets, { strict: true });
 
-  it('a page that missed: the write-back (URLs and schedule) and the event are one write', async () => {
+  it('a page that missed: the event, then the write-back (URLs and schedule), in one write', async () => {
     const { urls, ids, targets } = setup(sendTogether(command));
     const writes = await writesOf(ids, miss(urls, targets));
     // The URLs' script and the schedule's script, with the PUBLISH.
