@@ -36,8 +36,8 @@ export class GuardedCache {
   /**
    * Starts a write-back in this tick (so whatever else is sent in the same tick shares its round
    * trip). Resolves to the error, or null once stored; undefined when the breaker skipped it.
-   * `first` runs right before the write is sent, and only if it is (the signer's event: sent
-   * ahead of the write on the same connection).
+   * `first` runs right before the write is started, and only if the breaker lets it start (the
+   * signer's event: sent ahead of the write on the same connection).
    */
   write(
     entries: readonly StoreEntry[],
