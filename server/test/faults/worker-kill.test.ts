@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeEvents } from '../../src/events/event-bus.js';
 import { urlKeys } from '../../src/urls/redis-store.js';
 import { decodeSignature } from '../../src/urls/store.js';
+import { listenToBus } from '../support/bus-listener.js';
 import type { GatewayProcess } from '../support/gateway-process.js';
 import { OwnedRedis } from '../support/redis-server.js';
 import { Client } from './helpers/client.js';
@@ -81,14 +81,7 @@ describe('fault: a worker SIGKILLed mid-drain with many URLs due', () => {
     // refresh counter polled above cannot tell: an image signed by a batch right before its step
     // turned is refreshed again at the turn, ~50 ms later, two steps; both seen by one poll, they
     // were given that poll's window: 51 false doubles in one CI run.)
-    const signed = new Map<string, number[]>();
-    const wire = redis.client();
-    await wire.subscribe(`${PREFIX}events`);
-    wire.on('message', (_channel: string, message: string) => {
-      for (const e of decodeEvents(message)) {
-        signed.set(e.imageId, [...(signed.get(e.imageId) ?? []), e.signedUrl.expiresAt]);
-      }
-    });
+    const signed = await listenToBus(redis.client(), `${PREFIX}events`);
     const dueAt = Date.now();
     await admin.zadd(keys.schedule, 'XX', ...stack.ids.flatMap((id) => [dueAt, id]));
 
@@ -127,7 +120,7 @@ describe('fault: a worker SIGKILLed mid-drain with many URLs due', () => {
     await sleep(1000);
     tracker.stop();
     admin.disconnect();
-    wire.disconnect();
+    signed.close();
 
     // For each image: its first refresh against the expiry of the URL it replaced, and the gaps
     // between its refreshes (one per step of the window grid).
@@ -140,10 +133,10 @@ describe('fault: a worker SIGKILLed mid-drain with many URLs due', () => {
     // by the events' windows (above). A batch refreshed late, after its lease, may be followed by
     // the next step's refresh sooner than a step: two steps, two URLs, as the grid wants.
     const twice = stack.ids.filter((id) => {
-      const ends = signed.get(id) ?? [];
+      const ends = (signed.byImage.get(id) ?? []).map((e) => e.expiresAt);
       return new Set(ends).size !== ends.length;
     }).length;
-    const events = [...signed.values()].reduce((n, e) => n + e.length, 0);
+    const events = [...signed.byImage.values()].reduce((n, e) => n + e.length, 0);
     const total = tracker.refreshes.reduce((n, t) => n + t.length, 0);
     const line =
       `[faults] worker SIGKILL mid-drain: ${IMAGES} URLs due at once, ${leased} leased by the dead worker ` +

@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
-import { decodeEvents } from '../../src/events/event-bus.js';
 import { seedImages } from '../../src/seed.js';
 import { createCosStorage } from '../../src/storage/cos.js';
 import { RedisUrlStore, urlKeys } from '../../src/urls/redis-store.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
+import { listenToBus } from '../support/bus-listener.js';
 import { createTestDatabase } from '../support/database.js';
 import { COS_CREDENTIALS, cosStorageOptions, gatewayEnv } from '../support/env.js';
 import { GatewayProcess } from '../support/gateway-process.js';
@@ -53,7 +53,7 @@ describe('refresh across three nodes', () => {
   let alice: string;
   let bob: string;
   let sse: SseSubscription<EventData> | undefined;
-  let wire: ReturnType<OwnedRedis['client']> | undefined;
+  let wire: Awaited<ReturnType<typeof listenToBus>> | undefined;
 
   beforeAll(async () => {
     redis = await OwnedRedis.start();
@@ -99,7 +99,7 @@ describe('refresh across three nodes', () => {
 
   afterAll(async () => {
     sse?.close();
-    wire?.disconnect();
+    wire?.close();
     await Promise.all(nodes.map((n) => n.stop()));
     await db?.close();
     await pg?.drop();
@@ -112,16 +112,7 @@ describe('refresh across three nodes', () => {
     const [a, b, c] = nodes as [GatewayProcess, GatewayProcess, GatewayProcess];
     // Every batch published on the bus, as Redis delivers it: a failure then tells an event that
     // was never published from one that was published and not delivered by node C.
-    const onWire = new Map<string, { expiresAt: number; at: number }[]>();
-    wire = redis.client();
-    await wire.subscribe('signet:events');
-    wire.on('message', (_channel: string, message: string) => {
-      for (const e of decodeEvents(message)) {
-        const list = onWire.get(e.imageId) ?? [];
-        list.push({ expiresAt: e.signedUrl.expiresAt, at: Date.now() });
-        onWire.set(e.imageId, list);
-      }
-    });
+    wire = await listenToBus(redis.client(), 'signet:events');
     // Bob listens to alice's ids on node C: he must get nothing.
     const bobSse = subscribeSse<EventData>(c.url, SUB, { ids }, bob);
     sse = subscribeSse<EventData>(c.url, SUB, { ids }, alice);
@@ -211,7 +202,7 @@ describe('refresh across three nodes', () => {
       const steps = [...new Set(expiries)].sort((x, y) => x - y);
       // What a failure needs to be read, from the start: this image's steps as node C delivered
       // them and as they were published, when node B died, and what the nodes logged.
-      const published = (onWire.get(id) ?? []).map((w) => `${w.expiresAt - started}@${w.at - started}`);
+      const published = (wire.byImage.get(id) ?? []).map((w) => `${w.expiresAt - started}@${w.at - started}`);
       const heard = arrivals.get(id)!;
       const story = `${id}: expiries (expiry@when) ${expiries.map((e, i) => `${e - started}@${heard[i]! - started}`).join(', ')} ms; published (expiry@when) ${published.join(', ')}; B killed at ${killedAt - started} ms; ${errored}; nodes logged:\n${warnings || '(nothing)'}`;
       expect(expiries.length - steps.length, story).toBeLessThanOrEqual(1);
