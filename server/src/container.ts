@@ -252,14 +252,15 @@ function openRedis(config: Config, logger: Logger) {
   if (!config.redisUrl && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0)
     return undefined;
   let lastLogged = 0;
-  const connect = (blocking: boolean) =>
+  const connect = (kind: 'command' | 'blocking' | 'subscriber') =>
     createRedisClient({
       url: config.redisUrl,
       clusterNodes: config.redisClusterNodes,
       sentinels: config.redisSentinels,
       sentinelName: config.redisSentinelName,
       commandTimeoutMs: config.redisCommandTimeoutMs,
-      ...(blocking ? { blocking: true } : {}),
+      blocking: kind !== 'command',
+      resubscribedByOwner: kind === 'subscriber',
     });
   // Sentinel mode: every connection follows a promotion as soon as it is announced
   // (redis/sentinel-switch.ts), not when the old primary is demoted.
@@ -268,12 +269,12 @@ function openRedis(config: Config, logger: Logger) {
       ? new SentinelSwitchWatch({ sentinels: config.redisSentinels, name: config.redisSentinelName, logger })
       : undefined;
   watch?.start();
-  const open = (blocking: boolean) => {
-    const client = connect(blocking);
+  const open = (kind: Parameters<typeof connect>[0]) => {
+    const client = connect(kind);
     if (watch && client instanceof Redis) watch.track(client);
     return client;
   };
-  const command = quietErrors(open(false), (err) => {
+  const command = quietErrors(open('command'), (err) => {
     // Reconnect attempts fail many times a second while Redis is down: log one a minute.
     if (Date.now() - lastLogged > 60_000) {
       lastLogged = Date.now();
@@ -282,7 +283,9 @@ function openRedis(config: Config, logger: Logger) {
   });
   return {
     command,
-    blocking: () => quietErrors(open(true)),
+    blocking: () => quietErrors(open('blocking')),
+    /** For the event bus, which subscribes again itself after a reconnect (events/redis-bus.ts). */
+    subscriber: () => quietErrors(open('subscriber')),
     async close() {
       await watch?.close();
       command.disconnect();
@@ -370,7 +373,7 @@ export async function createContainer(
   const events: EventBus = redis
     ? new RedisEventBus(
         redis.command,
-        redis.blocking(),
+        redis.subscriber(),
         `${config.redisPrefix}events`,
         logger,
         config.role !== 'worker',

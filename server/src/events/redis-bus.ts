@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
 import {
@@ -59,9 +60,28 @@ export class RedisEventBus extends FanoutBus {
         this.logger.warn({ err: (err as Error).message }, 'dropped a malformed event message');
       }
     });
-    // ioredis re-subscribes by itself after a reconnect.
     const channels = receivesUrlEvents ? [this.channel, this.accessChannel] : [this.accessChannel];
-    this.ready = this.subscriber.subscribe(...channels).catch((err: Error) => {
+    this.ready = this.subscribeTo(channels);
+    // A single Redis (or one behind Sentinel): the connection is opened with ioredis'
+    // re-subscription off (redis/connect.ts, `resubscribedByOwner`) and the bus subscribes again
+    // on each reconnect, with a promise it handles. ioredis' own re-subscription left one nobody
+    // could catch, rejected when the node shut down while Redis was answering it (Redis just back).
+    // A Cluster's subscriber connection re-subscribes by itself and handles its promise.
+    if (!(subscriber instanceof Cluster)) {
+      let lost = false;
+      subscriber.on('close', () => {
+        lost = true;
+      });
+      subscriber.on('ready', () => {
+        if (!lost) return;
+        lost = false;
+        void this.subscribeTo(channels);
+      });
+    }
+  }
+
+  private subscribeTo(channels: string[]): Promise<unknown> {
+    return this.subscriber.subscribe(...channels).catch((err: Error) => {
       this.logger.warn({ err: err.message }, 'event subscription failed; retrying on reconnect');
     });
   }

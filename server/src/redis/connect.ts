@@ -12,6 +12,12 @@ export interface RedisConnectOptions {
   commandTimeoutMs: number;
   /** For blocking users such as BullMQ workers and subscribers (no command timeout). */
   blocking?: boolean;
+  /**
+   * A blocking connection in subscribe mode whose owner subscribes again after each reconnect
+   * (ioredis' own re-subscription is off). ioredis re-subscribes with a promise nobody holds: a
+   * shutdown while Redis answers it rejected that promise, unhandled.
+   */
+  resubscribedByOwner?: boolean;
 }
 
 /**
@@ -21,7 +27,12 @@ export interface RedisConnectOptions {
  */
 function baseOptions(o: RedisConnectOptions): RedisOptions {
   return o.blocking
-    ? { maxRetriesPerRequest: null, enableReadyCheck: true, retryStrategy: (n) => Math.min(n * 100, 1000) }
+    ? {
+        maxRetriesPerRequest: null,
+        enableReadyCheck: true,
+        retryStrategy: (n) => Math.min(n * 100, 1000),
+        ...(o.resubscribedByOwner ? { autoResubscribe: false } : {}),
+      }
     : {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,

@@ -27,11 +27,15 @@ export function connectUpstream(
 
 /**
  * A TCP proxy the test controls: `cut()` drops every connection and refuses new ones (the
- * database "stops"), `restore()` lets traffic through again.
+ * database "stops"), `restore()` lets traffic through again, and `withhold(marker)` keeps the
+ * requests of connections accepted from then on from the server once one carries `marker`.
  */
 export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private refusing = false;
+  private marker: string | undefined;
+  /** Client bytes kept from the server by `withhold`, as text. */
+  readonly withheld: string[] = [];
 
   private constructor(
     private readonly server: net.Server,
@@ -55,8 +59,26 @@ export class TcpProxy {
       return;
     }
     const upstream = connectUpstream(client, host, port, this.sockets);
-    client.pipe(upstream);
     upstream.pipe(client);
+    const marker = this.marker;
+    if (marker === undefined) {
+      client.pipe(upstream);
+      return;
+    }
+    let holding = false;
+    client.on('data', (chunk: Buffer) => {
+      holding ||= chunk.includes(marker);
+      if (holding) this.withheld.push(chunk.toString());
+      else upstream.write(chunk);
+    });
+  }
+
+  /**
+   * Connections accepted from now on: the first chunk a client sends that contains `marker`, and
+   * everything after it, never reach the server (a request the server never answers).
+   */
+  withhold(marker: string): void {
+    this.marker = marker;
   }
 
   cut(): void {
