@@ -14,6 +14,8 @@ function classify(turns: Turn[]) {
   let background = 0;
   const commands: Record<string, number> = {};
   let pageTurns = 0;
+  /** The first key of each write-back's URL script (`…url:<id>`): which image it began with. */
+  const writeBackKeys: string[] = [];
   for (const t of turns) {
     for (const [c, n] of Object.entries(t.commands)) commands[c] = (commands[c] ?? 0) + n;
     const read = Boolean(t.commands['mget']);
@@ -21,7 +23,10 @@ function classify(turns: Turn[]) {
     // after the page's answer, so the next page's MGET may share its turn (one round trip).
     const write = isWriteBack(t);
     if (read) reads++;
-    if (write) writes++;
+    if (write) {
+      writes++;
+      writeBackKeys.push(...t.scriptKeys.filter((k) => /\}url:/.test(k)));
+    }
     if (read || write) pageTurns++;
     else if (t.commands['publish']) publishes++;
     else background++;
@@ -29,7 +34,7 @@ function classify(turns: Turn[]) {
   // A page's own round trips: the read and the write-back. The refresh event's PUBLISH is sent
   // with the write-back (ahead of it, in the same socket write) and not awaited; it is counted
   // on its own when it left separately.
-  return { reads, writes, publishes, background, commands, pageTurns };
+  return { reads, writes, publishes, background, commands, pageTurns, writeBackKeys };
 }
 
 /**
@@ -57,7 +62,8 @@ export async function roundTrips(b: Bench): Promise<Section> {
     const n = b.quick ? 50 : 200;
     // Warm: the first page of the 10k set, cached by one request beforehand.
     const cachedAt = Date.now();
-    await fetchPage(gateway.url, b.tokens.main, 100);
+    // The page's own ids, as it answered (not the seeded order: a scenario may have added rows).
+    const pageIds = await fetchPage(gateway.url, b.tokens.main, 100);
     await sleep(1200); // let the access flush of that request pass
     redisProxy.reset();
     pgProxy.reset();
@@ -71,9 +77,8 @@ export async function roundTrips(b: Bench): Promise<Section> {
     // URL to be signed by a measured page (run J: 1 write-back counted against 0 turns).
     const cachedS = Math.floor(cachedAt / 1000);
     const endS = Math.floor(Date.now() / 1000);
-    const stepTurns = b.rows.main.ids
-      .slice(0, 100)
-      .filter((id) => grid.stepStart(id, endS) !== grid.stepStart(id, cachedS)).length;
+    const turned = pageIds.filter((id) => grid.stepStart(id, endS) !== grid.stepStart(id, cachedS));
+    const stepTurns = turned.length;
     const warm = classify(redisProxy.turns);
     const warmSql = pgProxy.executed;
     const warmStatements = Object.fromEntries(pgProxy.statements);
@@ -128,7 +133,25 @@ export async function roundTrips(b: Bench): Promise<Section> {
       ],
       details: {
         pages: n,
-        warm: { ...warm, sql: warmSql, statements: warmStatements, seconds: warmSeconds },
+        warm: {
+          ...warm,
+          sql: warmSql,
+          statements: warmStatements,
+          seconds: warmSeconds,
+          turned,
+          // Each write-back's first image: on the page? its step at the caching request and at
+          // the end (run of 2026-12-03 11:00: one write-back whose first image was not counted
+          // as turned).
+          written: warm.writeBackKeys.map((k) => {
+            const id = k.slice(k.indexOf('}url:') + 5);
+            return {
+              id,
+              onPage: pageIds.includes(id),
+              stepAtCaching: grid.stepStart(id, cachedS),
+              stepAtEnd: grid.stepStart(id, endS),
+            };
+          }),
+        },
         cold: { ...cold, sql: coldSql, statements: coldStatements, seconds: coldSeconds },
       },
       notes: [
