@@ -28,6 +28,8 @@ export class RedisEventBus extends FanoutBus {
   readonly kind = 'redis' as const;
   private readonly ready: Promise<unknown>;
   private readonly accessChannel: string;
+  /** Set by `close`: a subscription that fails then failed because of it, not worth a warning. */
+  private closed = false;
 
   constructor(
     private readonly publisher: RedisClient,
@@ -73,7 +75,7 @@ export class RedisEventBus extends FanoutBus {
         lost = true;
       });
       subscriber.on('ready', () => {
-        if (!lost) return;
+        if (!lost || this.closed) return;
         lost = false;
         void this.subscribeTo(channels);
       });
@@ -82,7 +84,11 @@ export class RedisEventBus extends FanoutBus {
 
   private subscribeTo(channels: string[]): Promise<unknown> {
     return this.subscriber.subscribe(...channels).catch((err: Error) => {
-      this.logger.warn({ err: err.message }, 'event subscription failed; retrying on reconnect');
+      if (this.closed) return;
+      this.logger.warn(
+        { err: err.message },
+        'event subscription failed; subscribing again on the next reconnect',
+      );
     });
   }
 
@@ -108,6 +114,7 @@ export class RedisEventBus extends FanoutBus {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.subscriber.disconnect();
   }
 }

@@ -23,7 +23,7 @@ describe('the event bus across a Redis restart (real redis-server)', () => {
       clusterNodes: [],
       commandTimeoutMs: 250,
       blocking: kind === 'subscriber',
-      resubscribedByOwner: kind === 'subscriber' && !process.env.OLD,
+      resubscribedByOwner: kind === 'subscriber',
     });
     c.on('error', () => {});
     clients.push(c);
@@ -88,8 +88,8 @@ describe('the event bus across a Redis restart (real redis-server)', () => {
       // Rejections are reported after the microtasks of the turn that rejected them.
       await new Promise((r) => setTimeout(r, 100));
       expect(unhandled.map(String)).toEqual([]);
-      // The bus heard its re-subscription fail, and said so.
-      expect(logs.join('')).toMatch(/event subscription failed/);
+      // The bus heard its re-subscription fail, and keeps quiet about it: it was shutting down.
+      expect(logs.join('')).not.toMatch(/event subscription failed/);
     } finally {
       await proxy.close();
     }
