@@ -1,4 +1,9 @@
-import { CountingProxy, isWriteBack, type Turn } from '../../server/test/support/counting-proxy.js';
+import {
+  CountingProxy,
+  isWriteBack,
+  type Turn,
+  writtenImageIds,
+} from '../../server/test/support/counting-proxy.js';
 import { type Bench, fetchPage, type Section } from '../lib/bench.js';
 import { gatewayEnv, GATEWAY_GRID as grid, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { sleep, startNode } from '../lib/processes.js';
@@ -14,8 +19,8 @@ function classify(turns: Turn[]) {
   let background = 0;
   const commands: Record<string, number> = {};
   let pageTurns = 0;
-  /** The first key of each write-back's URL script (`…url:<id>`): which image it began with. */
-  const writeBackKeys: string[] = [];
+  /** The first image of each write-back's URL script call. */
+  const writtenIds: string[] = [];
   for (const t of turns) {
     for (const [c, n] of Object.entries(t.commands)) commands[c] = (commands[c] ?? 0) + n;
     const read = Boolean(t.commands['mget']);
@@ -25,7 +30,7 @@ function classify(turns: Turn[]) {
     if (read) reads++;
     if (write) {
       writes++;
-      writeBackKeys.push(...t.scriptKeys.filter((k) => /\}url:/.test(k)));
+      writtenIds.push(...writtenImageIds(t));
     }
     if (read || write) pageTurns++;
     else if (t.commands['publish']) publishes++;
@@ -34,7 +39,7 @@ function classify(turns: Turn[]) {
   // A page's own round trips: the read and the write-back. The refresh event's PUBLISH is sent
   // with the write-back (ahead of it, in the same socket write) and not awaited; it is counted
   // on its own when it left separately.
-  return { reads, writes, publishes, background, commands, pageTurns, writeBackKeys };
+  return { reads, writes, publishes, background, commands, pageTurns, writtenIds };
 }
 
 /**
@@ -140,17 +145,13 @@ export async function roundTrips(b: Bench): Promise<Section> {
           seconds: warmSeconds,
           turned,
           // Each write-back's first image: on the page? its step at the caching request and at
-          // the end (run of 2026-12-03 11:00: one write-back whose first image was not counted
-          // as turned).
-          written: warm.writeBackKeys.map((k) => {
-            const id = k.slice(k.indexOf('}url:') + 5);
-            return {
-              id,
-              onPage: pageIds.includes(id),
-              stepAtCaching: grid.stepStart(id, cachedS),
-              stepAtEnd: grid.stepStart(id, endS),
-            };
-          }),
+          // the end (run AF of docs/benchmarks.md: one write-back against no step turn).
+          written: warm.writtenIds.map((id) => ({
+            id,
+            onPage: pageIds.includes(id),
+            stepAtCaching: grid.stepStart(id, cachedS),
+            stepAtEnd: grid.stepStart(id, endS),
+          })),
         },
         cold: { ...cold, sql: coldSql, statements: coldStatements, seconds: coldSeconds },
       },

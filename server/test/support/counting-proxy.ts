@@ -192,5 +192,15 @@ export class CountingProxy {
  * scripts start with a `meta:` or the hot set's key; the claim's with the schedule's.
  */
 export function isWriteBack(t: Turn): boolean {
-  return t.scriptKeys.some((k) => /\}url:/.test(k));
+  return writtenImageIds(t).length > 0;
+}
+
+/** The image of each URL script call in the turn (its KEYS[1], `…}url:<id>`). */
+export function writtenImageIds(t: Turn): string[] {
+  const ids: string[] = [];
+  for (const k of t.scriptKeys) {
+    const at = k.indexOf('}url:');
+    if (at >= 0) ids.push(k.slice(at + 5));
+  }
+  return ids;
 }
