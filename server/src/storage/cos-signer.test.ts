@@ -120,6 +120,22 @@ describe('createCosSigner', () => {
     });
   }
 
+  it('signs every window right when its signing key was derived by an earlier batch, and past the bound of windows kept', () => {
+    const host = 'examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com';
+    const signer = createCosSigner({ secretId, secretKey, host });
+    // 70 windows (more than the signer keeps derived), each asked twice, interleaved with others.
+    const windows = Array.from({ length: 70 }, (_, i) => ({
+      start: window.start + i * 60,
+      end: window.end + i * 60,
+    }));
+    for (const w of [...windows, ...windows.slice(0, 20), windows[69]!, windows[3]!]) {
+      const [sig] = signer.signMany(['users/u1/2026/01/photo.png'], w);
+      expect(signer.query('users/u1/2026/01/photo.png', { ...w, sig: sig! })).toBe(
+        `${sdkAuthorization('users/u1/2026/01/photo.png', host, w)}&response-cache-control=${camSafeUrlEncode(OBJECT_CACHE_CONTROL)}`,
+      );
+    }
+  });
+
   it('signs response-cache-control: one a year long, private and immutable, in the URL and the signature', () => {
     expect(OBJECT_CACHE_CONTROL).toBe('private, max-age=31536000, immutable');
     const signer = createCosSigner({ secretId, secretKey, host: 'h.example' });

@@ -57,13 +57,15 @@ const HEX_SHA1 = 40;
 
 /** Distinct variants are a handful of presets (or a client's transforms): a small memo. */
 const MAX_MEMO = 1024;
+/** Signing windows kept derived: a step's offsets (16) for the step ending and the next, and room for off-grid ones. */
+const MAX_WINDOWS = 64;
 
 /**
  * COS "request signature" (q-sign-algorithm=sha1) for presigned GETs, computed like
  * COS.getAuthorization({ Method: 'get', Key, KeyTime, Headers: { host },
  * Query: { 'response-cache-control': OBJECT_CACHE_CONTROL } }) — with, for a variant, its
  * Cloud Infinite processing (`cos-processing.ts`) as one more Query entry with an empty value —
- * but with the SignKey derived once per batch: per key only one SHA-1 and one HMAC remain, both
+ * but with the SignKey derived once per window (and kept): per key only one SHA-1 and one HMAC remain, both
  * one-shot digests (lib/fixed-hmac.ts).
  *
  * How the processing takes part (Tencent's request-signature document, and the SDK's getAuth):
@@ -101,12 +103,27 @@ export function createCosSigner(opts: CosSignerOptions): CosSigner {
     return parts;
   }
 
+  /**
+   * The StringToSign's HMAC per KeyTime: its SignKey and padded buffers, derived once per window.
+   * A page signs in as many windows as the grid has offsets (up to 16, each a batch of a few
+   * keys), and did this derivation for each of them on every cold page (docs/benchmarks.md,
+   * finding 33). A step's windows and a few off-grid ones are all that is live at a time.
+   */
+  const hmacs = new Map<string, (tail: string) => string>();
+  function hmacOf(keyTime: string): (tail: string) => string {
+    let hmac = hmacs.get(keyTime);
+    if (hmac) return hmac;
+    const signKey = createHmac('sha1', opts.secretKey).update(keyTime).digest('hex');
+    // StringToSign: `sha1\n<KeyTime>\n<SHA-1 of the HttpString>\n`, its head the same per window.
+    hmac = fixedHmac('sha1', signKey, `sha1\n${keyTime}\n`, HEX_SHA1 + 1);
+    if (hmacs.size >= MAX_WINDOWS) hmacs.clear();
+    hmacs.set(keyTime, hmac);
+    return hmac;
+  }
+
   return {
     signMany(keys, window, variants) {
-      const keyTime = `${window.start};${window.end}`;
-      const signKey = createHmac('sha1', opts.secretKey).update(keyTime).digest('hex');
-      // StringToSign: `sha1\n<KeyTime>\n<SHA-1 of the HttpString>\n`, its head the same for the batch.
-      const hmac = fixedHmac('sha1', signKey, `sha1\n${keyTime}\n`, HEX_SHA1 + 1);
+      const hmac = hmacOf(`${window.start};${window.end}`);
       const out = new Array<string>(keys.length);
       for (let i = 0; i < keys.length; i++) {
         const v = variants?.[i];

@@ -147,7 +147,23 @@ export const OBJECT_CACHE_CONTROL = `private, max-age=${OBJECT_MAX_AGE_SECONDS},
 /** Most keys one list call returns (COS's own bound). */
 export const MAX_LIST_KEYS = 1000;
 
-/** Encodes an object key for a URL path, keeping the slashes. */
+/** ASCII characters encodeURIComponent leaves as they are (A-Z a-z 0-9 - _ . ~), and `/`. */
+const PATH_SAFE = (() => {
+  const safe = new Uint8Array(128);
+  for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~/')
+    safe[c.charCodeAt(0)] = 1;
+  return safe;
+})();
+
+/**
+ * Encodes an object key for a URL path, keeping the slashes. Keys Signet writes (`u/<owner>/<id>.jpg`)
+ * have nothing to encode: they are returned as they are after one pass over their characters,
+ * instead of split, encoded per segment and joined again (every URL a cold page builds passes
+ * here: docs/benchmarks.md, finding 33).
+ */
 export function encodeKeyPath(key: string): string {
-  return key.split('/').map(encodeURIComponent).join('/');
+  for (let i = 0; i < key.length; i++) {
+    if (!PATH_SAFE[key.charCodeAt(i)]) return key.split('/').map(encodeURIComponent).join('/');
+  }
+  return key;
 }
