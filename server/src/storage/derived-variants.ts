@@ -98,7 +98,14 @@ export function withDerivedVariants(inner: Storage): Storage {
     urlFor(key, signature: UrlSignature, variant) {
       if (!variant) return inner.urlFor(key, signature);
       const o = signedObject(key, signature.sig, variant);
-      return inner.urlFor(o.key, { ...signature, sig: o.sig });
+      // Written out, not spread: a spread followed by more properties is V8's slow path, once per
+      // variant URL here (docs/benchmarks.md, finding 33).
+      return inner.urlFor(o.key, {
+        start: signature.start,
+        end: signature.end,
+        sig: o.sig,
+        region: signature.region,
+      });
     },
   };
 }
