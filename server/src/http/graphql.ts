@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import type { UploadSlots } from '../images/upload-slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { Context, SchemaServices } from '../schema/context.js';
+import { type Context, contextOf, type SchemaServices } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
 import { corsFor } from './cors.js';
 import { createErrorMask } from './error-mask.js';
@@ -137,11 +137,8 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     ],
     // Every body is bounded by useBodyLimit; yoga's cap would pipe each one through a stream.
     maxRequestBodySize: false,
-    context: async ({ request }): Promise<Context> => ({
-      ...d.schema,
-      viewer: await d.authenticate(request.headers.get('authorization')),
-      requestId: requestIdOf(request),
-    }),
+    context: async ({ request }): Promise<Context> =>
+      contextOf(d.schema, await d.authenticate(request.headers.get('authorization')), requestIdOf(request)),
     // isDev off: yoga would otherwise add the parser's originalError (quoting the body) to errors.
     maskedErrors: { maskError: (error, message) => errors.mask(error, message), isDev: false },
   });

@@ -13,7 +13,7 @@ import type { Authenticate } from '../auth/viewer.js';
 import { requestIdOf } from '../lib/request-id.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { Context, SchemaServices } from '../schema/context.js';
+import { type Context, contextOf, type SchemaServices } from '../schema/context.js';
 import type { ErrorMask } from './error-mask.js';
 import { nestingGuard } from './plugins/use-body-limit.js';
 import type { CompiledEvents } from './plugins/use-compiled-execution.js';
@@ -254,7 +254,7 @@ export function createSseSubscriptions(d: SseSubscriptionDeps): SseSubscriptions
       return handOver(req, res, body, key);
     }
     const requestId = requestIdOf(req) ?? 'unknown';
-    const contextValue: Context = { ...d.services, viewer, requestId };
+    const contextValue = contextOf(d.services, viewer, requestId);
     let source: Awaited<ReturnType<typeof createSourceEventStream>>;
     try {
       source = await createSourceEventStream({
