@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { BoundedMap } from '../lib/bounded-map.js';
 import { digest, fixedHmac } from '../lib/fixed-hmac.js';
 import { cosProcessing } from './cos-processing.js';
 import { OBJECT_CACHE_CONTROL, type SignWindow, type UrlSignature } from './storage.js';
@@ -57,7 +58,10 @@ const HEX_SHA1 = 40;
 
 /** Distinct variants are a handful of presets (or a client's transforms): a small memo. */
 const MAX_MEMO = 1024;
-/** Signing windows kept derived: a step's offsets (16) for the step ending and the next, and room for off-grid ones. */
+/**
+ * Signing windows kept derived: a step's offsets (16) for the step ending and the next, and room
+ * for off-grid ones (one a second while requests need them), which push out the oldest first.
+ */
 const MAX_WINDOWS = 64;
 
 /**
@@ -109,14 +113,13 @@ export function createCosSigner(opts: CosSignerOptions): CosSigner {
    * keys), and did this derivation for each of them on every cold page (docs/benchmarks.md,
    * finding 33). A step's windows and a few off-grid ones are all that is live at a time.
    */
-  const hmacs = new Map<string, (tail: string) => string>();
+  const hmacs = new BoundedMap<string, (tail: string) => string>(MAX_WINDOWS);
   function hmacOf(keyTime: string): (tail: string) => string {
     let hmac = hmacs.get(keyTime);
     if (hmac) return hmac;
     const signKey = createHmac('sha1', opts.secretKey).update(keyTime).digest('hex');
     // StringToSign: `sha1\n<KeyTime>\n<SHA-1 of the HttpString>\n`, its head the same per window.
     hmac = fixedHmac('sha1', signKey, `sha1\n${keyTime}\n`, HEX_SHA1 + 1);
-    if (hmacs.size >= MAX_WINDOWS) hmacs.clear();
     hmacs.set(keyTime, hmac);
     return hmac;
   }
