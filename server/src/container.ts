@@ -51,6 +51,7 @@ import { createVariantRenderer } from './storage/render-variant.js';
 import { createS3Storage } from './storage/s3.js';
 import type { Storage } from './storage/storage.js';
 import type { AccessTracker } from './urls/access-tracker.js';
+import { eventUrlOf } from './urls/event-urls.js';
 import { LiveUrls } from './urls/live-urls.js';
 import { MemoryUrlStore } from './urls/memory-store.js';
 import { RedisUrlStore } from './urls/redis-store.js';
@@ -376,6 +377,11 @@ export async function createContainer(
         redis.subscriber(),
         `${config.redisPrefix}events`,
         logger,
+        eventUrlOf({
+          storage,
+          regions: regionStorages,
+          refreshAheadSeconds: config.refreshAheadSeconds,
+        }),
         config.role !== 'worker',
       )
     : new MemoryEventBus((err) => logger.error({ err }, 'a refresh-event listener failed'));

@@ -7,7 +7,20 @@ import type { ResolvedUrl } from '../urls/resolved-url.js';
 export interface SignedUrlEvent {
   imageId: string;
   signedUrl: ResolvedUrl;
+  /**
+   * What the URL was built from, when the publisher has it (the signer always does): the object
+   * key and the signature in the URL store's text form (urls/store.ts). The Redis bus then sends
+   * these instead of the URL, and each node builds the URL only for ids it has listeners for.
+   */
+  objectKey?: string;
+  signature?: string;
 }
+
+/**
+ * Builds, on this node, the URL of an event that came as its url id, object key and signature
+ * (`urls/event-urls.ts`); undefined when it cannot.
+ */
+export type EventUrlOf = (urlId: string, objectKey: string, signature: string) => ResolvedUrl | undefined;
 
 export type SignedUrlListener = (event: SignedUrlEvent) => void;
 
@@ -92,13 +105,41 @@ export class LocalFanout {
     return [...this.byId.keys()];
   }
 
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
   count(): number {
     return this.listeners;
   }
 }
 
-/** Compact wire form: one message per batch, `[[id, url, expiresAt, refreshAt], …]`. */
+/*
+ * The wire forms of a batch of URL events, one message per batch (docs/architecture.md, "Events
+ * and subscriptions"):
+ * - compact, when every event carries what its URL was built from: `{"v":2,"e":[id, objectKey,
+ *   signature, …]}`, three strings an event. A cos URL is ~350 characters, its key and signature
+ *   ~110: a cold page's batch is 15 KB instead of 49. Every node reads every batch, whether or not
+ *   it has listeners for its ids, and Redis copies it to each (docs/benchmarks.md, finding 34). A
+ *   receiver builds the URLs of the ids it has listeners for, and of no other.
+ * - the URL form, `[[id, url, expiresAt, refreshAt], …]`, for events without their origin. Nodes
+ *   of an earlier version read only this form, and drop a compact message whole (not an array).
+ */
+const COMPACT = 2;
+
 export function encodeEvents(events: readonly SignedUrlEvent[]): string {
+  const flat = new Array<string>(events.length * 3);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    if (e.objectKey === undefined || e.signature === undefined) return encodeWithUrls(events);
+    flat[3 * i] = e.imageId;
+    flat[3 * i + 1] = e.objectKey;
+    flat[3 * i + 2] = e.signature;
+  }
+  return `{"v":${COMPACT},"e":${JSON.stringify(flat)}}`;
+}
+
+function encodeWithUrls(events: readonly SignedUrlEvent[]): string {
   return JSON.stringify(
     events.map((e) => [e.imageId, e.signedUrl.url, e.signedUrl.expiresAt, e.signedUrl.refreshAt]),
   );
@@ -122,17 +163,39 @@ export function decodeAccessChanges(message: string): AccessChange[] {
   return out;
 }
 
-export function decodeEvents(message: string): SignedUrlEvent[] {
+/**
+ * The events of a message, in either wire form. A compact one's URLs are built with `urlOf`, and
+ * only for ids `wanted` (all when absent); records `urlOf` cannot build are left out, as are
+ * malformed ones.
+ */
+export function decodeEvents(
+  message: string,
+  urlOf: EventUrlOf,
+  wanted?: (id: string) => boolean,
+): SignedUrlEvent[] {
   const raw = JSON.parse(message) as unknown;
-  if (!Array.isArray(raw)) return [];
   const out: SignedUrlEvent[] = [];
-  for (const r of raw) {
-    if (Array.isArray(r) && typeof r[0] === 'string' && typeof r[1] === 'string') {
-      out.push({
-        imageId: r[0],
-        signedUrl: { url: r[1], expiresAt: Number(r[2]), refreshAt: Number(r[3]), cached: false },
-      });
+  if (Array.isArray(raw)) {
+    for (const r of raw) {
+      if (Array.isArray(r) && typeof r[0] === 'string' && typeof r[1] === 'string') {
+        out.push({
+          imageId: r[0],
+          signedUrl: { url: r[1], expiresAt: Number(r[2]), refreshAt: Number(r[3]), cached: false },
+        });
+      }
     }
+    return out;
+  }
+  const e = (raw as { v?: unknown; e?: unknown } | null)?.e;
+  if ((raw as { v?: unknown } | null)?.v !== COMPACT || !Array.isArray(e)) return out;
+  for (let i = 0; i + 2 < e.length; i += 3) {
+    const id: unknown = e[i];
+    const key: unknown = e[i + 1];
+    const signature: unknown = e[i + 2];
+    if (typeof id !== 'string' || typeof key !== 'string' || typeof signature !== 'string') continue;
+    if (wanted && !wanted(id)) continue;
+    const signedUrl = urlOf(id, key, signature);
+    if (signedUrl) out.push({ imageId: id, signedUrl });
   }
   return out;
 }

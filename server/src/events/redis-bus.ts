@@ -5,6 +5,7 @@ import {
   type AccessChange,
   decodeAccessChanges,
   decodeEvents,
+  type EventUrlOf,
   encodeAccessChanges,
   encodeEvents,
   FanoutBus,
@@ -23,6 +24,9 @@ import {
  * publishes back to it, and the node would read and drop it (scenario 8 of docs/benchmarks.md:
  * ~10% of a refreshing worker's CPU, and one more copy of every batch per worker for Redis to
  * send).
+ *
+ * `urlOf` builds the URLs of events that arrive in the compact wire form (their object key and
+ * signature; `urls/event-urls.ts`), for the ids this node has listeners for.
  */
 export class RedisEventBus extends FanoutBus {
   readonly kind = 'redis' as const;
@@ -36,6 +40,7 @@ export class RedisEventBus extends FanoutBus {
     private readonly subscriber: RedisClient,
     private readonly channel: string,
     private readonly logger: Logger,
+    private readonly urlOf: EventUrlOf,
     private readonly receivesUrlEvents = true,
   ) {
     super();
@@ -52,12 +57,17 @@ export class RedisEventBus extends FanoutBus {
         return;
       }
       // A node without a single subscription (most API nodes between page loads, every worker)
-      // has nobody to hand a batch to: decoding its JSON (a cold page's is ~25 KB) is waste.
+      // has nobody to hand a batch to: decoding its JSON is waste.
       if (ch !== this.channel || this.fanout.count() === 0) return;
       try {
-        this.fanout.deliver(decodeEvents(message), (err) =>
-          this.logger.error({ err }, 'a refresh-event listener failed'),
+        let unbuilt = 0;
+        const events = decodeEvents(
+          message,
+          (id, key, signature) => this.buildUrl(id, key, signature, () => unbuilt++),
+          this.listened,
         );
+        if (unbuilt > 0) this.logger.warn({ records: unbuilt }, 'dropped URL events this node cannot build');
+        this.fanout.deliver(events, (err) => this.logger.error({ err }, 'a refresh-event listener failed'));
       } catch (err) {
         this.logger.warn({ err: (err as Error).message }, 'dropped a malformed event message');
       }
@@ -79,6 +89,21 @@ export class RedisEventBus extends FanoutBus {
         lost = false;
         void this.subscribeTo(channels);
       });
+    }
+  }
+
+  /** Ids with listeners on this node: a compact event's URL is built for these only. */
+  private readonly listened = (id: string): boolean => this.fanout.has(id);
+
+  /** One record's URL, or undefined (counted by `unbuilt`): one bad record must not cost the rest. */
+  private buildUrl(id: string, key: string, signature: string, unbuilt: () => void) {
+    try {
+      const url = this.urlOf(id, key, signature);
+      if (!url) unbuilt();
+      return url;
+    } catch {
+      unbuilt();
+      return undefined;
     }
   }
 

@@ -5,7 +5,7 @@ import { type SendTogether, sendAsIs } from '../redis/send-together.js';
 import type { SignWindow, UrlSignature } from '../storage/storage.js';
 import type { GuardedCache } from './guarded-cache.js';
 import type { SignTarget, StorageOf, UrlRequest, UrlTiming } from './resolved-url.js';
-import type { StoreEntry } from './store.js';
+import { encodeSignature, type StoreEntry } from './store.js';
 import type { UrlTelemetry } from './telemetry.js';
 import type { UrlMemo } from './url-memo.js';
 import type { WindowGrid } from './window-grid.js';
@@ -125,7 +125,8 @@ export class UrlSigner {
     const entries: StoreEntry[] = items.map((it) => {
       const sig = result.get(it.id)!;
       const signedUrl = this.d.memo.presentSigned(it.id, it.key, sig, it.variant);
-      events.push({ imageId: it.id, signedUrl });
+      // With what the URL was built from: the bus sends that, not the URL (events/event-bus.ts).
+      events.push({ imageId: it.id, signedUrl, objectKey: it.key, signature: encodeSignature(sig) });
       const refreshAt = grid.refreshAtOf(sig);
       // The cache holds a step's URL until the step ends: then the next step's URL takes over.
       return { id: it.id, sig, ttlMs: refreshAt - nowMs, refreshAt };

@@ -10,6 +10,9 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 // The bus' subscriber connection after Redis goes away and comes back: the bus subscribes again
 // itself (ioredis' own re-subscription is off), so events flow again, and a node shut down while
 // that subscription is unanswered leaves no promise rejected with nobody listening.
+/** These tests publish visibility changes only: no URL event reaches a node to build. */
+const noUrlEvents = () => undefined;
+
 describe('the event bus across a Redis restart (real redis-server)', () => {
   let redis: OwnedRedis;
   const clients: RedisClient[] = [];
@@ -43,7 +46,7 @@ describe('the event bus across a Redis restart (real redis-server)', () => {
 
   it('hears events again once Redis is back', async () => {
     const { logger } = captureLogger();
-    const bus = new RedisEventBus(open('command'), open('subscriber'), 'ch', logger);
+    const bus = new RedisEventBus(open('command'), open('subscriber'), 'ch', logger, noUrlEvents);
     const heard: AccessChange[] = [];
     bus.onAccessChange((changes) => heard.push(...changes));
     await bus.whenReady();
@@ -76,7 +79,7 @@ describe('the event bus across a Redis restart (real redis-server)', () => {
         resubscribedByOwner: true,
       });
       subscriber.on('error', () => {});
-      const bus = new RedisEventBus(open('command'), subscriber, 'ch', logger);
+      const bus = new RedisEventBus(open('command'), subscriber, 'ch', logger, noUrlEvents);
       await bus.whenReady();
       proxy.cut();
       proxy.withhold('subscribe');

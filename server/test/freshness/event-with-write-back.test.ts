@@ -11,6 +11,7 @@ import { createMetrics } from '../../src/metrics.js';
 import { createRedisClient, type RedisClient } from '../../src/redis/connect.js';
 import { type SendTogether, sendAsIs, sendTogether } from '../../src/redis/send-together.js';
 import { createLocalStorage } from '../../src/storage/local.js';
+import { eventUrlOf } from '../../src/urls/event-urls.js';
 import { RedisUrlStore } from '../../src/urls/redis-store.js';
 import { createUrlPath } from '../../src/urls/url-path.js';
 import type { UrlService } from '../../src/urls/url-service.js';
@@ -59,6 +60,7 @@ describe('a signing announces its step ahead of storing it, in the same socket w
   let command: RedisClient;
   let subscriber: Redis;
   let events: RedisEventBus;
+  let storage: ReturnType<typeof createLocalStorage>;
   const prefix = `signet-test:one-write:${process.pid}:`;
   let n = 0;
 
@@ -78,7 +80,18 @@ describe('a signing announces its step ahead of storing it, in the same socket w
       });
     });
     subscriber = new Redis(testRedisUrl());
-    events = new RedisEventBus(command, subscriber, `${prefix}events`, captureLogger().logger);
+    storage = createLocalStorage({
+      root: path.join(dir, 'bucket'),
+      publicUrl: 'http://gw.test',
+      secret: 'one-write-secret-one-write-secret',
+    });
+    events = new RedisEventBus(
+      command,
+      subscriber,
+      `${prefix}events`,
+      captureLogger().logger,
+      eventUrlOf({ storage, regions: new Map(), refreshAheadSeconds: 900 }),
+    );
     await events.whenReady();
   });
 
@@ -93,11 +106,6 @@ describe('a signing announces its step ahead of storing it, in the same socket w
   /** The product's URL path over this Redis, and the ids of a fresh page of three images. */
   function setup(together: SendTogether) {
     const { logger } = captureLogger();
-    const storage = createLocalStorage({
-      root: path.join(dir, 'bucket'),
-      publicUrl: 'http://gw.test',
-      secret: 'one-write-secret-one-write-secret',
-    });
     const { urls } = createUrlPath({
       storage,
       store: new RedisUrlStore(command, prefix, 4000),

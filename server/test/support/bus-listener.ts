@@ -1,11 +1,18 @@
 import type { Redis } from 'ioredis';
-import { decodeEvents } from '../../src/events/event-bus.js';
+import { decodeEvents, type EventUrlOf } from '../../src/events/event-bus.js';
+import { decodeSignature } from '../../src/urls/store.js';
 
 /** One refresh event as Redis delivered it: the window's end of the URL, and when it arrived. */
 export interface HeardEvent {
   expiresAt: number;
   at: number;
 }
+
+/** What these tests read of an event in the compact form: its window's end (no URL is built). */
+const windowEndOnly: EventUrlOf = (_id, _key, signature) => {
+  const sig = decodeSignature(signature);
+  return sig ? { url: '', expiresAt: sig.end * 1000, refreshAt: 0, cached: false } : undefined;
+};
 
 /**
  * Every refresh event published on a bus channel from now on, per image, heard by a subscriber of
@@ -20,7 +27,7 @@ export async function listenToBus(
   client.on('message', (ch: string, message: string) => {
     if (ch !== channel) return;
     const at = Date.now();
-    for (const e of decodeEvents(message)) {
+    for (const e of decodeEvents(message, windowEndOnly)) {
       const list = byImage.get(e.imageId) ?? [];
       list.push({ expiresAt: e.signedUrl.expiresAt, at });
       byImage.set(e.imageId, list);
