@@ -10,7 +10,9 @@ export interface SignedUrlEvent {
   /**
    * What the URL was built from, when the publisher has it (the signer always does): the object
    * key and the signature in the URL store's text form (urls/store.ts). The Redis bus then sends
-   * these instead of the URL, and each node builds the URL only for ids it has listeners for.
+   * these instead of the URL, and each node builds the URL only for ids it has listeners for:
+   * whoever sets them keeps them the origin of `signedUrl` (the URL the bus delivers is built
+   * from them, not read from `signedUrl`).
    */
   objectKey?: string;
   signature?: string;

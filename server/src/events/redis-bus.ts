@@ -66,7 +66,7 @@ export class RedisEventBus extends FanoutBus {
           (id, key, signature) => this.buildUrl(id, key, signature, () => unbuilt++),
           this.listened,
         );
-        if (unbuilt > 0) this.logger.warn({ records: unbuilt }, 'dropped URL events this node cannot build');
+        if (unbuilt > 0) this.reportUnbuilt(unbuilt);
         this.fanout.deliver(events, (err) => this.logger.error({ err }, 'a refresh-event listener failed'));
       } catch (err) {
         this.logger.warn({ err: (err as Error).message }, 'dropped a malformed event message');
@@ -105,6 +105,24 @@ export class RedisEventBus extends FanoutBus {
       unbuilt();
       return undefined;
     }
+  }
+
+  /** Records dropped since the last warning, and when that was (epoch ms). */
+  private dropped = { count: 0, warnedAt: Number.NEGATIVE_INFINITY };
+
+  /**
+   * At most one warning a minute, counting what was dropped since: a node that lacks a region's
+   * bucket would otherwise log on every batch.
+   */
+  private reportUnbuilt(records: number): void {
+    this.dropped.count += records;
+    const now = Date.now();
+    if (now - this.dropped.warnedAt < 60_000) return;
+    this.logger.warn(
+      { records: this.dropped.count },
+      'dropped URL events this node cannot build (a region whose bucket it does not know?)',
+    );
+    this.dropped = { count: 0, warnedAt: now };
   }
 
   private subscribeTo(channels: string[]): Promise<unknown> {

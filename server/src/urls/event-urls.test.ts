@@ -1,13 +1,23 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureLogger } from '../../test/support/logs.js';
+import { FakeClock } from '../clock.js';
 import { decodeEvents, encodeEvents, type SignedUrlEvent } from '../events/event-bus.js';
+import { createMetrics } from '../metrics.js';
 import { createCosStorage } from '../storage/cos.js';
 import { derivedKeyOf, withDerivedVariants } from '../storage/derived-variants.js';
+import { createLocalStorage } from '../storage/local.js';
 import { createS3Storage } from '../storage/s3.js';
 import type { Storage, UrlSignature } from '../storage/storage.js';
 import { urlIdOf, type Variant, variantOf } from '../storage/variant.js';
 import { eventUrlOf } from './event-urls.js';
-import { refreshAtOf } from './resolved-url.js';
+import { MemoryUrlStore } from './memory-store.js';
+import { RegionChoice } from './region-choice.js';
+import { type ObjectPlacement, refreshAtOf, type UrlRequest } from './resolved-url.js';
 import { encodeSignature } from './store.js';
+import { createUrlPath } from './url-path.js';
 
 // Signing only (CPU, no request is made): the real drivers. What a publisher sends of a signing
 // (its url id, object key and signature) must give every other node the URL the publisher built.
@@ -95,6 +105,8 @@ describe('URL events in the compact wire form', () => {
     const unknown = published(other, 'img-4', 'u/bob/img-4.png', undefined, 'us-virginia');
     const message = encodeEvents([unknown, events[0]!]);
     expect(decodeEvents(message, urlOf)).toEqual([delivered(events[0]!)]);
+    // One bad record costs only itself; a trailing partial record is ignored.
+    const good = events[0]!;
     const bad = JSON.stringify({
       v: 2,
       e: [
@@ -104,10 +116,13 @@ describe('URL events in the compact wire form', () => {
         'img-6',
         7,
         encodeSignature({ ...window, sig: 'x' }),
+        good.imageId,
+        good.objectKey,
+        good.signature,
         'img-7',
       ],
     });
-    expect(decodeEvents(bad, urlOf)).toEqual([]);
+    expect(decodeEvents(bad, urlOf)).toEqual([delivered(good)]);
     expect(decodeEvents(JSON.stringify({ v: 3, e: [] }), urlOf)).toEqual([]);
     expect(decodeEvents('null', urlOf)).toEqual([]);
   });
@@ -145,5 +160,88 @@ describe('eventUrlOf on s3 with derived variants', () => {
       expect(e.signature).toMatch(/\.[do]:/);
       expect(decodeEvents(encodeEvents([e]), s3UrlOf)).toEqual([delivered(e)]);
     }
+  });
+});
+
+describe('what the signer publishes, as another node of the region builds it', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'signet-event-urls-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is the URL each page was given: originals in either bucket, and a variant', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    // Region b's nodes: two real local buckets told apart by their public URL.
+    const bucket = (name: string) =>
+      createLocalStorage({
+        root: path.join(dir, name),
+        publicUrl: `http://${name}.test`,
+        secret: 'event-urls-secret-event-urls-secret',
+      });
+    const storages = new Map([
+      ['a', bucket('a')],
+      ['b', bucket('b')],
+    ]);
+    const own = storages.get('b')!;
+    const published: SignedUrlEvent[] = [];
+    const { urls } = createUrlPath({
+      storage: own,
+      regions: {
+        storages,
+        choice: new RegionChoice({
+          self: 'b',
+          buckets: [
+            { name: 'a', bucket: 'ba', host: undefined },
+            { name: 'b', bucket: 'bb', host: undefined },
+          ],
+          replicationDelaySeconds: undefined,
+        }),
+      },
+      store: new MemoryUrlStore(clock, 1000),
+      events: {
+        publish: async (events) => {
+          published.push(...events);
+        },
+      },
+      clock,
+      metrics: createMetrics(),
+      logger: captureLogger('info').logger,
+      timing: { urlTtlSeconds: 3600, refreshAheadSeconds: REFRESH_AHEAD, defaultMinTtlSeconds: 300 },
+    });
+    const placed = (homeRegion: string | null): ObjectPlacement => ({
+      homeRegion,
+      replicatedRegions: [],
+      createdAt: new Date(clock.now()),
+    });
+    const requests: UrlRequest[] = [
+      { id: 'homed-in-a', key: 'u/x/homed-in-a.png', minTtl: 60, placement: placed('a') },
+      { id: 'homed-here', key: 'u/x/homed-here.png', minTtl: 60, placement: placed('b') },
+      { id: 'no-home', key: 'u/x/no-home.png', minTtl: 60 },
+      {
+        id: urlIdOf('no-home', thumb),
+        key: 'u/x/no-home.png',
+        variant: thumb,
+        minTtl: 60,
+        preset: 'thumb',
+      },
+    ];
+    const given = await urls.resolveMany(requests);
+    // The event leaves after the answer (signer.ts).
+    while (published.length < requests.length) await new Promise((r) => setImmediate(r));
+
+    expect(new URL(given[0]!.url).host).toBe('a.test');
+    expect(new URL(given[1]!.url).host).toBe('b.test');
+    const heard = decodeEvents(
+      encodeEvents(published),
+      eventUrlOf({ storage: own, regions: storages, refreshAheadSeconds: REFRESH_AHEAD }),
+    );
+    const byId = new Map(heard.map((e) => [e.imageId, e.signedUrl]));
+    expect(byId.size).toBe(requests.length);
+    requests.forEach((r, i) => {
+      expect(byId.get(r.id)).toEqual({ ...given[i]!, cached: false });
+    });
   });
 });
