@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
+import { WindowGrid } from '../../src/urls/window-grid.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { counterValue, proxyLinks, waitFor } from '../support/proxy.js';
@@ -74,6 +75,13 @@ describe('/proxy/:id redirect mode', () => {
   });
 
   it("points at the step's URL until the step ends, max-age inside its life; then at the next step's", async () => {
+    // From the middle of the image's step: a first hit in its last seconds would rightly get a
+    // max-age of less than REFRESH_AHEAD (the wall clock decided that, ~1 run in 200).
+    const grid = new WindowGrid(h.config);
+    const nowS = Math.floor(clock.now() / 1000);
+    let middle = grid.stepStart(ids[2]!, nowS) + grid.stepSeconds / 2;
+    if (middle < nowS) middle += grid.stepSeconds; // forward only
+    clock.set(middle * 1000);
     const { redirect } = await proxyLinks(h, ids[2]!);
     const first = await fetch(redirect, { redirect: 'manual' });
     const fullAge = maxAgeOf(first);
