@@ -1,4 +1,5 @@
 import { CompiledQuery, type ExpressionBuilder, type Kysely, sql } from 'kysely';
+import { BoundedMap } from '../lib/bounded-map.js';
 import type { Db } from './connect.js';
 import { primaryReads, type ReadRouting } from './read-routing.js';
 import type { Database, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
@@ -65,13 +66,18 @@ export type ImportedImage = Pick<
   'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
 > & { homeRegion?: string | null };
 
+/**
+ * A row as the server sees it. A page row asked for only some fields (`listPage`'s `fields`) has
+ * the others undefined, not a default: a field read that its declaration left out shows up as a
+ * missing value in tests, never as a plausible one (an empty `variantsReady`, a `byteSize` NaN).
+ */
 export function toImageRow(r: Omit<ImageRowRaw, 'variants_of' | 'deleted_at'>): ImageRow {
   return {
     id: r.id,
     ownerId: r.owner_id,
     objectKey: r.object_key,
     contentType: r.content_type,
-    byteSize: Number(r.byte_size),
+    byteSize: r.byte_size === undefined ? (undefined as never) : Number(r.byte_size),
     width: r.width,
     height: r.height,
     etag: r.etag,
@@ -79,7 +85,7 @@ export function toImageRow(r: Omit<ImageRowRaw, 'variants_of' | 'deleted_at'>): 
     placeholder: r.placeholder,
     homeRegion: r.home_region,
     replicatedRegions: r.replicated_regions,
-    variantsReady: r.variants_ready ?? [],
+    variantsReady: r.variants_ready === undefined ? (undefined as never) : (r.variants_ready ?? []),
     createdAt: r.created_at,
   };
 }
@@ -101,13 +107,39 @@ const columns = [
   'created_at',
 ] as const;
 
+/** The column of each row field (the page statement selects the fields a query reads). */
+const COLUMN_OF: Record<keyof ImageRow, (typeof columns)[number]> = {
+  id: 'id',
+  ownerId: 'owner_id',
+  objectKey: 'object_key',
+  contentType: 'content_type',
+  byteSize: 'byte_size',
+  width: 'width',
+  height: 'height',
+  etag: 'etag',
+  visibility: 'visibility',
+  placeholder: 'placeholder',
+  homeRegion: 'home_region',
+  replicatedRegions: 'replicated_regions',
+  variantsReady: 'variants_ready',
+  createdAt: 'created_at',
+};
+
+/** Row fields a page statement may leave out; `id` and `createdAt` (the cursor) are always read. */
+export type PageFields = ReadonlySet<keyof ImageRow>;
+
 export interface ImagesRepo {
-  /** One statement: a page of the owner's live images, newest first (keyset on created_at, id). */
+  /**
+   * One statement: a page of the owner's live images, newest first (keyset on created_at, id).
+   * With `fields`, only those columns are read (and `id`, `created_at`); the rows' other fields
+   * are undefined. The schema passes what the query's fields read (schema/page-projection.ts).
+   */
   listPage(
     ownerId: string,
     first: number,
     after: Cursor | undefined,
     withTotal: boolean,
+    fields?: PageFields,
   ): Promise<PageResult>;
   /** One statement: the live images among ids that the scope lets through (any order). */
   findReadable(scope: ReadScope, ids: readonly string[]): Promise<ImageRow[]>;
@@ -169,23 +201,45 @@ export interface ImagesRepo {
 
 /**
  * The page statement, written out once per shape (with or without a cursor, with or without the
- * total) instead of built and compiled per request: the query builder's objects and compile were
- * ~0.1 ms of CPU per page (docs/benchmarks.md). $1 owner, $2 limit, $3/$4 the cursor.
+ * total, which columns) instead of built and compiled per request: the query builder's objects
+ * and compile were ~0.1 ms of CPU per page (docs/benchmarks.md). $1 owner, $2 limit, $3/$4 the
+ * cursor. A page that reads few fields selects few columns: decoding 1,400 fields of 100 rows was
+ * most of the statement's cost in this process (finding 35).
  */
-const PAGE_SQL = (() => {
-  const select = `select ${columns.map((c) => `"${c}"`).join(', ')}`;
-  const total =
-    ', (select count(*) from "images" "c" where "c"."owner_id" = $1 and "c"."deleted_at" is null) as "total_count"';
-  const from = ' from "images" where "owner_id" = $1 and "deleted_at" is null';
-  const after = ' and (created_at, id) < ($3, $4::uuid)';
-  const order = ' order by "created_at" desc, "id" desc limit $2';
-  return {
-    first: select + from + order,
-    firstWithTotal: select + total + from + order,
-    after: select + from + after + order,
-    afterWithTotal: select + total + from + after + order,
-  };
-})();
+function pageSql(mask: number, withTotal: boolean, after: boolean): string {
+  const key = mask * 4 + (withTotal ? 2 : 0) + (after ? 1 : 0);
+  let text = pageSqls.get(key);
+  if (text !== undefined) return text;
+  const picked = columns.filter((_, i) => (mask & (1 << i)) !== 0);
+  text =
+    `select ${picked.map((c) => `"${c}"`).join(', ')}` +
+    (withTotal
+      ? ', (select count(*) from "images" "c" where "c"."owner_id" = $1 and "c"."deleted_at" is null) as "total_count"'
+      : '') +
+    ' from "images" where "owner_id" = $1 and "deleted_at" is null' +
+    (after ? ' and (created_at, id) < ($3, $4::uuid)' : '') +
+    ' order by "created_at" desc, "id" desc limit $2';
+  pageSqls.set(key, text);
+  return text;
+}
+
+/** Each shape's text, by key; the selections clients send are few, and a flood of odd ones is bounded. */
+const pageSqls = new BoundedMap<number, string>(256);
+
+const ALL_COLUMNS = (1 << columns.length) - 1;
+const BIT_OF = Object.fromEntries(
+  Object.entries(COLUMN_OF).map(([field, column]) => [field, 1 << columns.indexOf(column)]),
+) as Record<keyof ImageRow, number>;
+/** The cursor's columns: every page reads them. */
+const CURSOR_COLUMNS = BIT_OF.id | BIT_OF.createdAt;
+
+/** The columns of `fields` as a bit set over `columns` (all of them without `fields`). */
+function columnMask(fields: PageFields | undefined): number {
+  if (!fields) return ALL_COLUMNS;
+  let mask = CURSOR_COLUMNS;
+  for (const f of fields) mask |= BIT_OF[f];
+  return mask;
+}
 
 type PageRaw = Omit<ImageRowRaw, 'variants_of' | 'deleted_at'> & { total_count?: string };
 
@@ -196,16 +250,14 @@ async function listPage(
   first: number,
   after: Cursor | undefined,
   withTotal: boolean,
+  fields: PageFields | undefined,
 ): Promise<PageResult> {
   // The total rides in the same statement, and only when the query asked for it.
-  const query = after
-    ? CompiledQuery.raw(withTotal ? PAGE_SQL.afterWithTotal : PAGE_SQL.after, [
-        ownerId,
-        first + 1,
-        after.createdAt,
-        after.id,
-      ])
-    : CompiledQuery.raw(withTotal ? PAGE_SQL.firstWithTotal : PAGE_SQL.first, [ownerId, first + 1]);
+  const text = pageSql(columnMask(fields), withTotal, after !== undefined);
+  const query = CompiledQuery.raw(
+    text,
+    after ? [ownerId, first + 1, after.createdAt, after.id] : [ownerId, first + 1],
+  );
   const { rows } = await k.executeQuery<PageRaw>(query);
   const hasNextPage = rows.length > first;
   const n = hasNextPage ? first : rows.length;
@@ -239,8 +291,8 @@ async function listPage(
 export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.kysely)): ImagesRepo {
   const k = db.kysely;
   return {
-    listPage(ownerId, first, after, withTotal) {
-      return reads.read(ownerId, (r) => listPage(r, ownerId, first, after, withTotal));
+    listPage(ownerId, first, after, withTotal, fields) {
+      return reads.read(ownerId, (r) => listPage(r, ownerId, first, after, withTotal, fields));
     },
 
     async findReadable(scope, ids) {

@@ -1,7 +1,7 @@
 import { requireSignedIn, type Viewer } from '../auth/viewer.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
-import type { Cursor, ImagesRepo, PageResult } from '../db/images-repo.js';
+import type { Cursor, ImagesRepo, PageFields, PageResult } from '../db/images-repo.js';
 import type { ImageRow, ImageVisibility } from '../db/types.js';
 import { forbidden, rateLimited } from '../errors/index.js';
 import type { EventBus } from '../events/event-bus.js';
@@ -60,15 +60,19 @@ export const MAX_PRELOAD_IDS = 10_000;
 export class ImageService {
   constructor(private readonly d: ImageServiceDeps) {}
 
-  /** A page of the viewer's own images, newest first (one SQL statement), whoever else it may read. */
+  /**
+   * A page of the viewer's own images, newest first (one SQL statement), whoever else it may read;
+   * with `fields`, rows carrying only those (ImagesRepo.listPage).
+   */
   async page(
     viewer: Viewer,
     first: number,
     after: Cursor | undefined,
     withTotal: boolean,
+    fields?: PageFields,
   ): Promise<PageResult> {
     requireSignedIn(viewer);
-    return this.d.images.listPage(viewer.id, first, after, withTotal);
+    return this.d.images.listPage(viewer.id, first, after, withTotal, fields);
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { ImageRow } from '../db/types.js';
 import { parseImageId, parseImageIds } from '../images/image-id.js';
 import { builder } from './builder.js';
+import { pageFields, pageReads } from './page-projection.js';
 import { selectsField } from './selection.js';
 import { decodeCursor, encodeCursor, parseFirst } from './validate.js';
 
@@ -39,6 +40,7 @@ ImageRef.implement({
         'ThumbHash of the image (base64; decode with thumbHashToDataURL), to paint while it loads. Null until computed, and for an image that could not be decoded.',
       // '' marks an undecodable object in the database (never retried); clients see null.
       resolve: (row) => row.placeholder || null,
+      extensions: pageReads(['placeholder']),
     }),
   }),
 });
@@ -82,6 +84,7 @@ builder.queryFields((t) => ({
         parseFirst(args.first),
         decodeCursor(args.after),
         selectsField(info, 'totalCount'),
+        pageFields(info),
       );
       const last = page.rows.at(-1);
       return {

@@ -1,6 +1,7 @@
 import { proxyLinkScope } from '../images/visibility.js';
 import { builder } from './builder.js';
 import { ImageRef } from './images.js';
+import { pageReads } from './page-projection.js';
 
 export const ProxyMode = builder.enumType('ProxyMode', {
   description: 'How `/proxy/:id` answers: a 302 to a fresh signed URL, or the bytes themselves.',
@@ -23,6 +24,7 @@ builder.objectFields(ImageRef, (t) => ({
         description: 'A variant (one of imagePresets); the link opens only it',
       }),
     },
+    extensions: pageReads(['id', 'ownerId']),
     // CPU only (one HMAC): no loader needed.
     resolve: (image, args, ctx) =>
       ctx.links.linkFor(

@@ -1,5 +1,6 @@
 import { builder } from './builder.js';
 import { ImageRef } from './images.js';
+import { ORIGINAL_URL_READS, pageReads, VARIANT_URL_READS } from './page-projection.js';
 import { loadAll, urlLoader } from './url-loader.js';
 import { parseMinTtl } from './validate.js';
 import { ImageTransformInput } from './variants.js';
@@ -49,6 +50,10 @@ builder.objectFields(ImageRef, (t) => ({
       preset: t.arg.string({ required: false, description: 'One of imagePresets' }),
       transform: t.arg({ type: ImageTransformInput, required: false }),
     },
+    // The original's URL reads less of the row than a variant's (a page selects only that).
+    extensions: pageReads((args) =>
+      args.has('preset') || args.has('transform') ? VARIANT_URL_READS : ORIGINAL_URL_READS,
+    ),
     resolve: (image, args, ctx) =>
       urlLoader(ctx).load(
         ctx.variants.urlRequest(image, parseMinTtl(args.minTtl, ctx.limits), args.preset, args.transform),
@@ -58,6 +63,7 @@ builder.objectFields(ImageRef, (t) => ({
     description:
       'The preset at 1x and 2x ("URL 320w, URL 640w"), never wider than the original: for <img srcset> with sizes.',
     args: { preset: t.arg.string({ required: true, description: 'One of imagePresets' }) },
+    extensions: pageReads(VARIANT_URL_READS),
     resolve: (image, args, ctx) => {
       const plan = ctx.variants.srcsetPlan(image, args.preset, ctx.limits.defaultMinTtlSeconds);
       return loadAll(ctx, plan.requests).then((urls) => plan.join(urls.map((u) => u.url)));
@@ -67,5 +73,6 @@ builder.objectFields(ImageRef, (t) => ({
     type: 'UrlStatus',
     load: (ids: string[], ctx) => ctx.images.urlStatus(ids),
     resolve: (image) => image.id,
+    extensions: pageReads(['id']),
   }),
 }));
