@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventUrlOf, SignedUrlEvent } from '../../src/events/event-bus.js';
 import { RedisEventBus } from '../../src/events/redis-bus.js';
-import { testRedisUrl } from '../support/env.js';
+import { redisReady, testRedisUrl } from '../support/env.js';
 import { captureLogger } from '../support/logs.js';
 import { waitFor } from '../support/proxy.js';
 
@@ -29,16 +29,7 @@ describe('URL events between nodes (real Redis)', () => {
 
   beforeAll(async () => {
     const probe = connect();
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`Redis at ${testRedisUrl()} is needed for this test: not ready in 5 s`)),
-        5000,
-      );
-      probe.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await redisReady(probe);
     const urlOf: EventUrlOf = (id, key, signature) => {
       built.push(id);
       if (id === 'throws') throw new Error('a record this node cannot build');

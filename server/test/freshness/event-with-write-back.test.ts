@@ -15,7 +15,7 @@ import { eventUrlOf } from '../../src/urls/event-urls.js';
 import { RedisUrlStore } from '../../src/urls/redis-store.js';
 import { createUrlPath } from '../../src/urls/url-path.js';
 import type { UrlService } from '../../src/urls/url-service.js';
-import { testRedisUrl } from '../support/env.js';
+import { redisReady, testRedisUrl } from '../support/env.js';
 import { captureLogger } from '../support/logs.js';
 
 /**
@@ -69,16 +69,7 @@ describe('a signing announces its step ahead of storing it, in the same socket w
     command = createRedisClient({ url: testRedisUrl(), clusterNodes: [], commandTimeoutMs: 2000 });
     command.on('error', () => {});
     // No offline queue (as in the product): commands wait for the connection here.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`Redis at ${testRedisUrl()} is needed for this test: not ready in 5 s`)),
-        5000,
-      );
-      command.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await redisReady(command);
     subscriber = new Redis(testRedisUrl());
     storage = createLocalStorage({
       root: path.join(dir, 'bucket'),

@@ -4,6 +4,27 @@ import type { CosStorageOptions } from '../../src/storage/cos.js';
 // test credentials, and the variables of a production-shaped node.
 
 export const testRedisUrl = () => process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * Resolves when a Redis client is ready; fails within 5 s naming the Redis a test needs (a
+ * missing service is a failing test with a clear message, never a hang or a skip).
+ */
+export function redisReady(
+  client: { status: string; once(event: 'ready', listener: () => void): unknown },
+  where: string = testRedisUrl(),
+): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`Redis at ${where} is needed for this test: not ready in 5 s`)),
+      5000,
+    );
+    client.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 export const testDatabaseUrl = () =>
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 

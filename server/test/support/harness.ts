@@ -14,7 +14,7 @@ import type { UrlStore } from '../../src/urls/store.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { type S3Fixture, startS3Fixture } from '../fixtures/s3-fixture.js';
 import { createTestDatabase } from './database.js';
-import { authEnv, COS_CREDENTIALS, cosEnv, s3Env, TEST_S3 } from './env.js';
+import { authEnv, COS_CREDENTIALS, cosEnv, redisReady, s3Env, TEST_S3 } from './env.js';
 import { signToken } from './jwt.js';
 import { captureLogger } from './logs.js';
 
@@ -115,7 +115,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     ...(opts.onQuery ? { onQuery: (e) => e.level === 'query' && opts.onQuery!(e.query.sql) } : {}),
   });
   const { db, store, storage, redis } = container;
-  if (redis) await waitReady(redis);
+  if (redis) await redisReady(redis, cfg.redisUrl ?? 'the configured Redis');
   const app = createHttpApp(container);
   if (opts.start) await container.start();
   server.on('request', app.handle);
@@ -159,15 +159,4 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-async function waitReady(redis: RedisClient): Promise<void> {
-  if (redis.status === 'ready') return;
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('redis did not become ready in 5 s')), 5000);
-    redis.once('ready', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }
