@@ -38,10 +38,14 @@ const minTtlMs = config.defaultMinTtlSeconds * 1000;
 const catalog = new VariantCatalog(config.images, { derivedObjects: storage.driver === 's3' });
 const PRESET = 'thumb';
 
-const PAGE_SQL =
-  'select id, owner_id, object_key, content_type, byte_size, width, height, etag, visibility, ' +
-  'placeholder, created_at, deleted_at from images where owner_id = $1 and deleted_at is null ' +
+/** The page's statement, with the columns the gateway reads for the same page (its projection). */
+const pageSql = (columns: string) =>
+  `select ${columns} from images where owner_id = $1 and deleted_at is null ` +
   'order by created_at desc, id desc limit $2';
+const PAGE_SQL = pageSql('id, object_key, home_region, replicated_regions, created_at');
+const VARIANT_PAGE_SQL = pageSql(
+  'id, object_key, content_type, width, height, home_region, replicated_regions, variants_ready, created_at',
+);
 
 function body(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -65,14 +69,14 @@ interface Row {
 }
 
 /** The JWT check, the one SQL statement: the page's rows. */
-async function rowsOf(req: IncomingMessage): Promise<Row[]> {
+async function rowsOf(req: IncomingMessage, statement: string): Promise<Row[]> {
   const auth = req.headers.authorization ?? '';
   if (!auth.startsWith('Bearer ')) throw new Error('unauthenticated');
   const { payload } = await jwtVerify(auth.slice(7), secret, { algorithms: ['HS256'] });
   const first = Number(
     (JSON.parse(await body(req)) as { variables?: { first?: number } }).variables?.first ?? 20,
   );
-  const { rows } = await pool.query<Row>(PAGE_SQL, [payload.sub, first + 1]);
+  const { rows } = await pool.query<Row>(statement, [payload.sub, first + 1]);
   return rows.slice(0, first);
 }
 
@@ -120,7 +124,7 @@ async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
 const urlJson = (s: Signed) => ({ url: s.url, expiresAt: new Date(s.expiresAt).toISOString() });
 
 async function page(req: IncomingMessage): Promise<string> {
-  const rows = await rowsOf(req);
+  const rows = await rowsOf(req, PAGE_SQL);
   const urls = await urlsOf(rows.map((r) => ({ id: r.id, key: r.object_key })));
   return JSON.stringify({
     data: {
@@ -131,7 +135,7 @@ async function page(req: IncomingMessage): Promise<string> {
 
 /** Scenario 14's page: original, thumb (the srcset's 1x entry) and the srcset, per image. */
 async function variantPage(req: IncomingMessage): Promise<string> {
-  const rows = await rowsOf(req);
+  const rows = await rowsOf(req, VARIANT_PAGE_SQL);
   const plans = rows.map((r) =>
     catalog.srcsetPlan(
       {

@@ -13,7 +13,7 @@ import type { ObjectPlacement } from '../urls/resolved-url.js';
 
 /**
  * Which columns a page of images reads, from the fields the query asks of its images
- * (docs/architecture.md, "The page statement"). Each field of the Image type says what it reads
+ * (docs/architecture.md, "The hot path", step 1). Each field of the Image type says what it reads
  * of its row: a `t.expose…` field reads the property it shows (Pothos records it on the field),
  * any other field declares it with `extensions: pageReads(…)`. A field that says nothing makes
  * the page read every column, so a field added without a declaration is slower, never wrong.
