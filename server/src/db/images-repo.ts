@@ -68,8 +68,8 @@ export type ImportedImage = Pick<
 
 /**
  * A row as the server sees it. A page row asked for only some fields (`listPage`'s `fields`) has
- * the others undefined, not a default: a field read that its declaration left out shows up as a
- * missing value in tests, never as a plausible one (an empty `variantsReady`, a `byteSize` NaN).
+ * the others undefined, not a default (an empty `variantsReady`, a `byteSize` NaN would look
+ * like real values).
  */
 export function toImageRow(r: Omit<ImageRowRaw, 'variants_of' | 'deleted_at'>): ImageRow {
   return {

@@ -1,13 +1,19 @@
 import {
   buildSchema as buildSdl,
+  type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
+  GraphQLID,
+  GraphQLList,
+  GraphQLObjectType,
   type GraphQLResolveInfo,
-  type GraphQLSchema,
+  GraphQLSchema,
+  GraphQLString,
   isObjectType,
   Kind,
   type OperationDefinitionNode,
   parse,
+  type SelectionSetNode,
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { buildSchema } from './index.js';
@@ -15,17 +21,38 @@ import { pageFields } from './page-projection.js';
 
 const schema = buildSchema();
 
-/** What the `images` resolver's info holds of `query` (the first field of its operation). */
-function infoOf(query: string, on: GraphQLSchema = schema): GraphQLResolveInfo {
-  const doc = parse(query);
-  const op = doc.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!;
+/**
+ * What the `images` resolver's info holds of `query`: its operation `name` (else the first), the
+ * `images` field nodes graphql-js merges for it (through the operation's fragment spreads on
+ * Query, in document order).
+ */
+function infoOf(query: string | DocumentNode, on: GraphQLSchema = schema, name?: string): GraphQLResolveInfo {
+  const doc = typeof query === 'string' ? parse(query) : query;
+  const ops = doc.definitions.filter(
+    (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION,
+  );
+  const op = ops.find((o) => o.name?.value === name) ?? ops[0]!;
   const fragments = Object.fromEntries(
     doc.definitions
       .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
       .map((f) => [f.name.value, f]),
   );
-  const images = op.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD);
-  return { fieldNodes: images, fragments, schema: on } as unknown as GraphQLResolveInfo;
+  const images: FieldNode[] = [];
+  const walk = (set: SelectionSetNode) => {
+    for (const sel of set.selections) {
+      if (sel.kind === Kind.FIELD) images.push(sel);
+      else if (sel.kind === Kind.FRAGMENT_SPREAD) walk(fragments[sel.name.value]!.selectionSet);
+      else walk(sel.selectionSet);
+    }
+  };
+  walk(op.selectionSet);
+  return {
+    fieldNodes: images,
+    fragments,
+    schema: on,
+    operation: op,
+    path: { prev: undefined, key: 'images', typename: 'Query' },
+  } as unknown as GraphQLResolveInfo;
 }
 
 const fieldsOf = (query: string) => {
@@ -89,15 +116,47 @@ describe('pageFields: what a page of images reads, from the query', () => {
       type Image { id: ID }
     `);
     expect(pageFields(infoOf('{ images { edges { node { id } } } }', bare))).toBeUndefined();
-    const nested = Array.from({ length: 12 }, (_, i) => `fragment F${i} on Image { ...F${i + 1} }`).join(
-      '\n',
-    );
-    expect(
-      fieldsOf(`{ images { edges { node { ...F0 } } } } ${nested} fragment F12 on Image { id }`),
-    ).toBeUndefined();
+    const nested = '... on Image { '.repeat(12);
+    expect(fieldsOf(`{ images { edges { node { ${nested} id ${'} '.repeat(12)} } } } }`)).toBeUndefined();
   });
 
-  it('answers a field node once (the same document asks the same)', () => {
+  it('reads everything when the connection or an edge asks for a field it does not know', () => {
+    const image = new GraphQLObjectType({
+      name: 'Image',
+      fields: { id: { type: GraphQLID, extensions: { pothosExposedField: 'id' } } },
+    });
+    const edge = new GraphQLObjectType({
+      name: 'ImageEdge',
+      fields: { node: { type: image }, cursor: { type: GraphQLString }, score: { type: GraphQLString } },
+    });
+    const connection = new GraphQLObjectType({
+      name: 'ImageConnection',
+      fields: { edges: { type: new GraphQLList(edge) }, nodes: { type: new GraphQLList(image) } },
+    });
+    const withMore = new GraphQLSchema({
+      query: new GraphQLObjectType({ name: 'Query', fields: { images: { type: connection } } }),
+    });
+    expect(pageFields(infoOf('{ images { edges { cursor node { id } } } }', withMore))).toEqual(
+      new Set(['id']),
+    );
+    expect(pageFields(infoOf('{ images { nodes { id } edges { node { id } } } }', withMore))).toBeUndefined();
+    expect(pageFields(infoOf('{ images { edges { score node { id } } } }', withMore))).toBeUndefined();
+  });
+
+  it('answers per operation: a fragment merged with more fields in another operation reads those too', () => {
+    const doc = parse(`
+      query A { ...F }
+      query B { ...F images { edges { node { byteSize } } } }
+      fragment F on Query { images { edges { node { id } } } }
+    `);
+    const a = infoOf(doc, schema, 'A');
+    const b = infoOf(doc, schema, 'B');
+    expect(b.fieldNodes[0]).toBe(a.fieldNodes[0]); // the fragment's node comes first in both
+    expect([...pageFields(a)!]).toEqual(['id']);
+    expect([...pageFields(b)!].sort()).toEqual(['byteSize', 'id']);
+  });
+
+  it('answers an operation once', () => {
     const info = infoOf('{ images { edges { node { width } } } }');
     const first = pageFields(info);
     expect(pageFields(info)).toBe(first);

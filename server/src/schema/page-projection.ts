@@ -58,23 +58,35 @@ export const VARIANT_URL_READS = every<UrlSource>()([
   'variantsReady',
 ]);
 
-/** Fragments nest at most this deep before the page simply reads every column. */
+/** Selections nest at most this deep (inline fragments) before the page simply reads every column. */
 const MAX_DEPTH = 8;
 
-/** One answer per field node: a document's AST is parsed once and kept (yoga's parse cache). */
-const known = new WeakMap<FieldNode, PageFields | null>();
+/** What the connection and its edges may ask besides the way to the rows, reading nothing of them. */
+const CONNECTION_FIELDS = new Set(['__typename', 'edges', 'pageInfo', 'totalCount']);
+const EDGE_FIELDS = new Set(['__typename', 'cursor', 'node']);
+
+/**
+ * One answer per operation and response key: a document is parsed once and kept (yoga's parse
+ * cache), and within an operation the page's field nodes are always the same ones. Not per field
+ * node: a fragment's `images` can be merged with other `images` nodes in one operation of a
+ * document and stand alone in another.
+ */
+const known = new WeakMap<object, Map<string | number, PageFields | null>>();
 
 /**
  * The row fields the `images` connection's nodes read (`edges { node { … } }`, through
  * fragments), for the page statement to select; undefined when some field reads everything.
  */
 export function pageFields(info: GraphQLResolveInfo): PageFields | undefined {
-  const key = info.fieldNodes[0];
-  if (key === undefined) return undefined;
-  let fields = known.get(key);
+  let byKey = known.get(info.operation);
+  if (byKey === undefined) {
+    byKey = new Map();
+    known.set(info.operation, byKey);
+  }
+  let fields = byKey.get(info.path.key);
   if (fields === undefined) {
     fields = collect(info) ?? null;
-    known.set(key, fields);
+    byKey.set(info.path.key, fields);
   }
   return fields ?? undefined;
 }
@@ -83,62 +95,51 @@ function collect(info: GraphQLResolveInfo): PageFields | undefined {
   const image = info.schema.getType('Image');
   if (!isObjectType(image)) return undefined;
   const imageFields = image.getFields();
-  const out = new Set<RowField>();
 
-  /** Adds what the Image selection `set` reads; false when something reads everything. */
-  const visit = (set: SelectionSetNode, depth: number): boolean => {
-    if (depth > MAX_DEPTH) return false;
-    for (const sel of set.selections) {
-      if (sel.kind === Kind.FIELD) {
-        if (sel.name.value === '__typename') continue;
-        const field = imageFields[sel.name.value];
-        const reads = field && readsOf(field, sel);
-        if (!reads) return false;
-        for (const r of reads) out.add(r);
-        continue;
-      }
-      const sub =
-        sel.kind === Kind.INLINE_FRAGMENT ? sel.selectionSet : info.fragments[sel.name.value]?.selectionSet;
-      if (!sub || !visit(sub, depth + 1)) return false;
-    }
-    return true;
-  };
-
-  const sets = info.fieldNodes.flatMap((n) => (n.selectionSet ? [n.selectionSet] : []));
-  const edges = fieldsNamed(sets, 'edges', info);
-  if (!edges) return undefined;
-  const nodes = fieldsNamed(
-    edges.flatMap((e) => (e.selectionSet ? [e.selectionSet] : [])),
-    'node',
+  const connection = fieldsOf(
+    info.fieldNodes.flatMap((n) => (n.selectionSet ? [n.selectionSet] : [])),
     info,
   );
+  if (!connection || connection.some((f) => !CONNECTION_FIELDS.has(f.name.value))) return undefined;
+  const edges = fieldsOf(selectionsOf(connection, 'edges'), info);
+  if (!edges || edges.some((f) => !EDGE_FIELDS.has(f.name.value))) return undefined;
+  const nodes = fieldsOf(selectionsOf(edges, 'node'), info);
   if (!nodes) return undefined;
-  for (const node of nodes) {
-    if (node.selectionSet && !visit(node.selectionSet, 0)) return undefined;
+
+  const out = new Set<RowField>();
+  for (const sel of nodes) {
+    if (sel.name.value === '__typename') continue;
+    const field = imageFields[sel.name.value];
+    const reads = field && readsOf(field, sel);
+    if (!reads) return undefined;
+    for (const r of reads) out.add(r);
   }
   return out;
 }
 
+/** The selection sets of the fields called `name`. */
+const selectionsOf = (fields: readonly FieldNode[], name: string): SelectionSetNode[] =>
+  fields.flatMap((f) => (f.name.value === name && f.selectionSet ? [f.selectionSet] : []));
+
 /**
- * The fields called `name` in these selection sets, looking through fragments; undefined when
- * that cannot be told (nested too deep), so that the page reads everything.
+ * The fields these selection sets select, through fragments (each named one walked once: the
+ * answer is a union); undefined when that cannot be told (a missing fragment, nested too deep).
  */
-function fieldsNamed(
-  sets: readonly SelectionSetNode[],
-  name: string,
-  info: GraphQLResolveInfo,
-): FieldNode[] | undefined {
+function fieldsOf(sets: readonly SelectionSetNode[], info: GraphQLResolveInfo): FieldNode[] | undefined {
   const found: FieldNode[] = [];
+  const seen = new Set<string>();
   const walk = (set: SelectionSetNode, depth: number): boolean => {
     if (depth > MAX_DEPTH) return false;
     for (const sel of set.selections) {
       if (sel.kind === Kind.FIELD) {
-        if (sel.name.value === name) found.push(sel);
-        continue;
+        found.push(sel);
+      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+        if (!walk(sel.selectionSet, depth + 1)) return false;
+      } else if (!seen.has(sel.name.value)) {
+        seen.add(sel.name.value);
+        const fragment = info.fragments[sel.name.value];
+        if (!fragment || !walk(fragment.selectionSet, depth + 1)) return false;
       }
-      const sub =
-        sel.kind === Kind.INLINE_FRAGMENT ? sel.selectionSet : info.fragments[sel.name.value]?.selectionSet;
-      if (!sub || !walk(sub, depth + 1)) return false;
     }
     return true;
   };

@@ -125,6 +125,33 @@ describe('a page reads the columns its fields read (PostgreSQL)', () => {
     );
   });
 
+  it('one document, two operations sharing a fragment: each reads what it asks for', async () => {
+    const doc = /* GraphQL */ `
+      query A { ...F }
+      query B { ...F images(first: 6) { edges { node { byteSize thumb: signedUrl(preset: "thumb") { url } } } } }
+      fragment F on Query { images(first: 6) { edges { node { id } } } }
+    `;
+    const token = await h.token('alice');
+    const run = async (operationName: string) => {
+      const res = await fetch(`${h.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: doc, operationName }),
+      });
+      return (await res.json()) as { data?: PageNodes; errors?: unknown };
+    };
+    // A first, so that an answer kept for the fragment's field node would be A's.
+    expect((await run('A')).errors).toBeUndefined();
+    const b = await run('B');
+    expect(b.errors).toBeUndefined();
+    const nodes = b.data!.images.edges.map((e) => e.node);
+    const full = await h.gql<{ imagesByIds: Record<string, unknown>[] }>(
+      'query ($ids: [ID!]!) { imagesByIds(ids: $ids) { id byteSize thumb: signedUrl(preset: "thumb") { url } } }',
+      { ids: nodes.map((n) => n.id) },
+    );
+    expect(nodes).toEqual(full.data!.imagesByIds);
+  });
+
   it('the selections above cover every field of the Image type', async () => {
     const res = await h.gql<{ __type: { fields: { name: string }[] } }>(
       '{ __type(name: "Image") { fields { name } } }',

@@ -1,9 +1,9 @@
-import { mapAsyncIterator, type Plugin } from '@envelop/core';
-import { useGraphQlJit } from '@envelop/graphql-jit';
+import { type ExecutionArgs, makeExecute, mapAsyncIterator, type Plugin } from '@envelop/core';
 import {
   createSourceEventStream,
   type DocumentNode,
   type ExecutionResult,
+  execute,
   type GraphQLSchema,
   getOperationAST,
 } from 'graphql';
@@ -11,8 +11,8 @@ import { type CompiledQuery, compileQuery, isCompiledQuery } from 'graphql-jit';
 import type { Logger } from '../../logger.js';
 
 /**
- * Queries and mutations run compiled by graphql-jit: each parsed document (yoga's parse cache
- * keeps them, so compiled ones are bounded by it) becomes one function that resolves a page's
+ * Queries and mutations run compiled by graphql-jit: each operation of a parsed document (yoga's
+ * parse cache keeps them, so compiled ones are bounded by it) becomes one function that resolves a page's
  * hundreds of fields without graphql-js' per-field interpretation (results are still serialised
  * by JSON.stringify: graphql-jit's generated serialiser is off by default). Resolvers, the Pothos
  * dataloader fields, error masking, cost limits and persisted documents are unchanged: they act
@@ -29,16 +29,29 @@ export function useCompiledExecution(
   logger: Logger,
   events: CompiledEvents = compiledEvents(logger),
 ): Plugin[] {
-  return [
-    useGraphQlJit(
-      {},
-      {
-        enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation !== 'subscription',
-        onError: refused(logger),
-      },
-    ),
-    useCompiledSubscriptionEvents(events),
-  ];
+  return [useCompiledQueries(events), useCompiledSubscriptionEvents(events)];
+}
+
+/**
+ * Queries and mutations, compiled per document and operation name. Not `@envelop/graphql-jit`:
+ * its cache is keyed by the document alone, so of a document holding several operations every
+ * request ran the one compiled first, whichever operation it named (a `List` after a `Delete` of
+ * the same document deleted again). Found by test/graphql/page-projection.test.ts.
+ */
+function useCompiledQueries(compiledFor: CompiledEvents): Plugin {
+  const run = makeExecute((args: ExecutionArgs) => {
+    const query = compiledFor(args.schema, args.document, args.operationName);
+    // A document the compiler refuses runs interpreted (logged once by compiledFor).
+    if (!query) return execute(args);
+    return query.query(args.rootValue, args.contextValue, args.variableValues);
+  });
+  return {
+    onExecute({ args, setExecuteFn }) {
+      if (getOperationAST(args.document, args.operationName)?.operation !== 'subscription') {
+        setExecuteFn(run);
+      }
+    },
+  };
 }
 
 const refused = (logger: Logger) => (r: ExecutionResult) =>
