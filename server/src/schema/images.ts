@@ -1,8 +1,7 @@
 import type { ImageRow } from '../db/types.js';
 import { parseImageId, parseImageIds } from '../images/image-id.js';
 import { builder } from './builder.js';
-import { pageFields, pageReads } from './page-projection.js';
-import { selectsField } from './selection.js';
+import { pagePlan, pageReads } from './page-projection.js';
 import { decodeCursor, encodeCursor, parseFirst } from './validate.js';
 
 export const ImageVisibility = builder.enumType('ImageVisibility', {
@@ -79,12 +78,13 @@ builder.queryFields((t) => ({
       after: t.arg.string({ required: false }),
     },
     resolve: async (_root, args, ctx, info) => {
+      const plan = pagePlan(info);
       const page = await ctx.images.page(
         ctx.viewer,
         parseFirst(args.first),
         decodeCursor(args.after),
-        selectsField(info, 'totalCount'),
-        pageFields(info),
+        plan.withTotal,
+        plan.fields,
       );
       const last = page.rows.at(-1);
       return {

@@ -17,7 +17,9 @@ import {
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { buildSchema } from './index.js';
-import { pageFields } from './page-projection.js';
+import { pagePlan } from './page-projection.js';
+
+const pageFields = (info: GraphQLResolveInfo) => pagePlan(info).fields;
 
 const schema = buildSchema();
 
@@ -161,5 +163,13 @@ describe('pageFields: what a page of images reads, from the query', () => {
     const first = pageFields(info);
     expect(pageFields(info)).toBe(first);
     expect(first && [...first]).toEqual(['width']);
+  });
+
+  it('asks for the total when totalCount is selected, through fragments, or when it cannot tell', () => {
+    expect(pagePlan(infoOf('{ images { edges { cursor } } }')).withTotal).toBe(false);
+    expect(
+      pagePlan(infoOf('{ images { ...T } } fragment T on ImageConnection { ... { totalCount } }')).withTotal,
+    ).toBe(true);
+    expect(pagePlan(infoOf('{ images { ...Missing } }')).withTotal).toBe(true);
   });
 });

@@ -12,7 +12,8 @@ import type { UrlSource } from '../images/variants.js';
 import type { ObjectPlacement } from '../urls/resolved-url.js';
 
 /**
- * Which columns a page of images reads, from the fields the query asks of its images
+ * Which columns a page of images reads (and whether it counts them), from the fields the query
+ * asks of its images
  * (docs/architecture.md, "The hot path", step 1). Each field of the Image type says what it reads
  * of its row: a `t.expose…` field reads the property it shows (Pothos records it on the field),
  * any other field declares it with `extensions: pageReads(…)`. A field that says nothing makes
@@ -65,42 +66,56 @@ const MAX_DEPTH = 8;
 const CONNECTION_FIELDS = new Set(['__typename', 'edges', 'pageInfo', 'totalCount']);
 const EDGE_FIELDS = new Set(['__typename', 'cursor', 'node']);
 
+/** What a page query asks of the statement: which row fields, and the total. */
+export interface PagePlan {
+  /** undefined: every column (some field reads everything, or the selection cannot be told). */
+  fields: PageFields | undefined;
+  /** `totalCount` is selected (also when the selection cannot be told: then it is computed). */
+  withTotal: boolean;
+}
+
 /**
  * One answer per operation and response key: a document is parsed once and kept (yoga's parse
  * cache), and within an operation the page's field nodes are always the same ones. Not per field
  * node: a fragment's `images` can be merged with other `images` nodes in one operation of a
  * document and stand alone in another.
  */
-const known = new WeakMap<object, Map<string | number, PageFields | null>>();
+const known = new WeakMap<object, Map<string | number, PagePlan>>();
 
 /**
- * The row fields the `images` connection's nodes read (`edges { node { … } }`, through
- * fragments), for the page statement to select; undefined when some field reads everything.
+ * What the `images` connection's selection asks of the page statement: the row fields its nodes
+ * read (`edges { node { … } }`, through fragments) and whether it wants the total.
  */
-export function pageFields(info: GraphQLResolveInfo): PageFields | undefined {
+export function pagePlan(info: GraphQLResolveInfo): PagePlan {
   let byKey = known.get(info.operation);
   if (byKey === undefined) {
     byKey = new Map();
     known.set(info.operation, byKey);
   }
-  let fields = byKey.get(info.path.key);
-  if (fields === undefined) {
-    fields = collect(info) ?? null;
-    byKey.set(info.path.key, fields);
+  let plan = byKey.get(info.path.key);
+  if (plan === undefined) {
+    plan = collect(info);
+    byKey.set(info.path.key, plan);
   }
-  return fields ?? undefined;
+  return plan;
 }
 
-function collect(info: GraphQLResolveInfo): PageFields | undefined {
-  const image = info.schema.getType('Image');
-  if (!isObjectType(image)) return undefined;
-  const imageFields = image.getFields();
-
+function collect(info: GraphQLResolveInfo): PagePlan {
   const connection = fieldsOf(
     info.fieldNodes.flatMap((n) => (n.selectionSet ? [n.selectionSet] : [])),
     info,
   );
-  if (!connection || connection.some((f) => !CONNECTION_FIELDS.has(f.name.value))) return undefined;
+  if (!connection) return { fields: undefined, withTotal: true };
+  const withTotal = connection.some((f) => f.name.value === 'totalCount');
+  return { fields: rowFields(connection, info), withTotal };
+}
+
+/** The row fields the nodes under these connection fields read; undefined: every column. */
+function rowFields(connection: readonly FieldNode[], info: GraphQLResolveInfo): PageFields | undefined {
+  const image = info.schema.getType('Image');
+  if (!isObjectType(image)) return undefined;
+  const imageFields = image.getFields();
+  if (connection.some((f) => !CONNECTION_FIELDS.has(f.name.value))) return undefined;
   const edges = fieldsOf(selectionsOf(connection, 'edges'), info);
   if (!edges || edges.some((f) => !EDGE_FIELDS.has(f.name.value))) return undefined;
   const nodes = fieldsOf(selectionsOf(edges, 'node'), info);
