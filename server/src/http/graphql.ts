@@ -11,7 +11,7 @@ import { corsFor } from './cors.js';
 import { createErrorMask } from './error-mask.js';
 import { bundledGraphiql, useGraphiqlHeaders } from './graphiql.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
-import { compiledEvents, useCompiledExecution } from './plugins/use-compiled-execution.js';
+import { compiledOperations, useCompiledExecution } from './plugins/use-compiled-execution.js';
 import { useCostLimit } from './plugins/use-cost-limit.js';
 import { abortWaiters, useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
@@ -62,7 +62,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       })
     : [];
   const schema = buildSchema({ federation: config.federation });
-  const events = config.graphqlJit ? compiledEvents(logger) : undefined;
+  const compiled = config.graphqlJit ? compiledOperations(logger) : undefined;
   const errors = createErrorMask(logger);
   const shutdown = options.shutdown && { signal: options.shutdown, waiters: abortWaiters(options.shutdown) };
   // yoga is made below with the fast path's recorder among its plugins; the fast path hands
@@ -83,7 +83,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     },
     maxBodyBytes: config.graphqlMaxBodyBytes,
     cors: config.corsOrigins.length > 0,
-    compiled: events,
+    compiled,
     errors,
     shutdown,
   });
@@ -131,7 +131,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       useQueryLimits({ hideSuggestions: !config.graphqlIntrospection }),
       useIntrospectionSwitch(config.graphqlIntrospection),
       useCostLimit(),
-      ...(events ? useCompiledExecution(logger, events) : []),
+      ...(compiled ? useCompiledExecution(logger, compiled) : []),
       // Last: it records an opened subscription once every plugin before it let it through.
       sse.plugin,
     ],

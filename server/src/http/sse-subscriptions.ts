@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics.js';
 import { type Context, contextOf, type SchemaServices } from '../schema/context.js';
 import type { ErrorMask } from './error-mask.js';
 import { nestingGuard } from './plugins/use-body-limit.js';
-import type { CompiledEvents } from './plugins/use-compiled-execution.js';
+import type { CompiledOperations } from './plugins/use-compiled-execution.js';
 import { costRefusal } from './plugins/use-cost-limit.js';
 import { type AbortWaiters, endOnAbort } from './plugins/use-end-on-shutdown.js';
 
@@ -34,7 +34,7 @@ import { type AbortWaiters, endOnAbort } from './plugins/use-end-on-shutdown.js'
  * introspection, persisted documents) was yoga's decision for that body; what depends on the
  * request is redone here the same way: the viewer (`authenticate`), the cost with these
  * variables (`costRefusal`), the subscription's resolver (visibility, per-viewer limits), events
- * executed as yoga's pipeline executes them (`CompiledEvents`), errors masked by the same
+ * executed as yoga's pipeline executes them (`CompiledOperations`), errors masked by the same
  * function, the shutdown ending every stream (`endOnAbort`). Headers only (no body read) decide
  * whether a request may come here: a POST of JSON asking for text/event-stream, within the body
  * limit, and no `Origin` when CORS is configured (yoga's CORS headers stay yoga's).
@@ -68,7 +68,7 @@ export interface SseSubscriptionDeps {
   /** CORS is configured: a request with an Origin goes to yoga (which writes the CORS headers). */
   cors: boolean;
   /** Events compiled as yoga's pipeline compiles them (GRAPHQL_JIT), or interpreted. */
-  compiled: CompiledEvents | undefined;
+  compiled: CompiledOperations | undefined;
   /** The errors of an event, as yoga's mask shows them (and reports them: error-mask.ts). */
   errors: ErrorMask;
   shutdown: { signal: AbortSignal; waiters: AbortWaiters } | undefined;

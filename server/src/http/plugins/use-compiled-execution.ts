@@ -27,9 +27,9 @@ import type { Logger } from '../../logger.js';
  */
 export function useCompiledExecution(
   logger: Logger,
-  events: CompiledEvents = compiledEvents(logger),
+  compiled: CompiledOperations = compiledOperations(logger),
 ): Plugin[] {
-  return [useCompiledQueries(events), useCompiledSubscriptionEvents(events)];
+  return [useCompiledQueries(compiled), useCompiledSubscriptionEvents(compiled)];
 }
 
 /**
@@ -38,7 +38,7 @@ export function useCompiledExecution(
  * request ran the one compiled first, whichever operation it named (a `List` after a `Delete` of
  * the same document deleted again). Found by test/graphql/page-projection.test.ts.
  */
-function useCompiledQueries(compiledFor: CompiledEvents): Plugin {
+function useCompiledQueries(compiledFor: CompiledOperations): Plugin {
   const run = makeExecute((args: ExecutionArgs) => {
     const query = compiledFor(args.schema, args.document, args.operationName);
     // A document the compiler refuses runs interpreted (logged once by compiledFor).
@@ -57,8 +57,11 @@ function useCompiledQueries(compiledFor: CompiledEvents): Plugin {
 const refused = (logger: Logger) => (r: ExecutionResult) =>
   logger.warn({ errors: r.errors?.map((e) => e.message) }, 'graphql-jit could not compile an operation');
 
-/** The compiled query that runs each event of a subscription document; null: it runs interpreted. */
-export type CompiledEvents = (
+/**
+ * The compiled function of a document's operation (a query, a mutation, or what runs each event of
+ * a subscription); null: it runs interpreted.
+ */
+export type CompiledOperations = (
   schema: GraphQLSchema,
   document: DocumentNode,
   operationName?: string | null,
@@ -69,7 +72,7 @@ export type CompiledEvents = (
  * operation name, shared by yoga's pipeline and the SSE fast path (sse-subscriptions.ts). A
  * document the compiler refuses runs interpreted, logged once.
  */
-export function compiledEvents(logger: Logger): CompiledEvents {
+export function compiledOperations(logger: Logger): CompiledOperations {
   const onError = refused(logger);
   const compiled = new WeakMap<DocumentNode, Map<string, CompiledQuery | null>>();
   return (schema, document, operationName) => {
@@ -90,7 +93,7 @@ export function compiledEvents(logger: Logger): CompiledEvents {
 }
 
 /** Compiled per-event execution for subscriptions (see above); a refused document stays interpreted. */
-function useCompiledSubscriptionEvents(compiledFor: CompiledEvents): Plugin {
+function useCompiledSubscriptionEvents(compiledFor: CompiledOperations): Plugin {
   return {
     onSubscribe({ args, setSubscribeFn }) {
       const query = compiledFor(args.schema, args.document, args.operationName);
