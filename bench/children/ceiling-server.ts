@@ -6,10 +6,15 @@
 // CEILING_MODE puts one real part back, to show where the gateway's time goes:
 //   static (default) | sql (the real images repository on PostgreSQL) | urls (the real URL
 //   service on Redis: one MGET per page)
+// and, for bench/tools/statement-cost.ts, static answers after part of the page's SQL:
+//   ping (one `select 1` round trip per page) | rows (the page's statement on a bare pg pool,
+//   its rows decoded and dropped)
 import { createServer } from 'node:http';
+import pg from 'pg';
 import type * as ConfigModule from '../../server/src/config.js';
 import type * as ContainerModule from '../../server/src/container.js';
 import type { ImagesRepo } from '../../server/src/db/images-repo.js';
+import type * as PgTypesModule from '../../server/src/db/pg-types.js';
 import type { ImageRow } from '../../server/src/db/types.js';
 import type * as HttpAppModule from '../../server/src/http/app.js';
 import type { ImageService } from '../../server/src/images/image-service.js';
@@ -20,6 +25,7 @@ import { loadBuilt } from '../lib/product.js';
 const { loadConfig } = await loadBuilt<typeof ConfigModule>('config');
 const { createContainer } = await loadBuilt<typeof ContainerModule>('container');
 const { createHttpApp } = await loadBuilt<typeof HttpAppModule>('http/app');
+const { pgTypes } = await loadBuilt<typeof PgTypesModule>('db/pg-types');
 
 const mode = process.env.CEILING_MODE ?? 'static';
 const owner = process.env.CEILING_OWNER ?? 'bench';
@@ -96,6 +102,24 @@ const staticImages: ImagesRepo = {
   pendingReplicas: async () => [],
   markReplicated: () => Promise.reject(new Error('static')),
 };
+/**
+ * What the page waits for before its static answer in the ping and rows modes: a round trip to
+ * PostgreSQL, or also the page's rows (scenario 1's page reads these columns; the same type
+ * parsers as the gateway's pool).
+ */
+const pool =
+  mode === 'ping' || mode === 'rows'
+    ? new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
+    : undefined;
+const PAGE_STATEMENT =
+  'select "id", "object_key", "home_region", "replicated_regions", "created_at" from "images" ' +
+  'where "owner_id" = $1 and "deleted_at" is null order by "created_at" desc, "id" desc limit $2';
+const beforeAnswer = pool
+  ? mode === 'ping'
+    ? () => pool.query('select 1')
+    : () => pool.query({ text: PAGE_STATEMENT, values: [owner, 101], types: pgTypes })
+  : undefined;
+
 const staticUrls = {
   async resolveMany(reqs: readonly UrlRequest[]): Promise<ResolvedUrl[]> {
     return reqs.map((r) => urls.get(r.id)!);
@@ -106,7 +130,12 @@ const staticUrls = {
 const schema: SchemaServices = { ...c.schema };
 if (mode !== 'sql') {
   schema.images = {
-    page: (viewer, first, after, withTotal) => staticImages.listPage(viewer.id, first, after, withTotal),
+    page: beforeAnswer
+      ? async (viewer, first, after, withTotal) => {
+          await beforeAnswer();
+          return staticImages.listPage(viewer.id, first, after, withTotal);
+        }
+      : (viewer, first, after, withTotal) => staticImages.listPage(viewer.id, first, after, withTotal),
     visible: (_viewer, ids) => staticImages.findReadable({ all: true }, ids),
   } as Pick<ImageService, 'page' | 'visible'> as ImageService;
 }

@@ -46,6 +46,22 @@ export async function ensureBuild(log: (m: string) => void): Promise<void> {
   await stat(main);
 }
 
+/** The ceiling's modes (bench/children/ceiling-server.ts): what of the page's I/O it does. */
+export type CeilingMode = 'static' | 'sql' | 'urls' | 'ping' | 'rows';
+
+/** Scenario 1's ceiling, static or with part of the page's I/O put back (`mode`). */
+export function startCeiling(
+  endpoints: Endpoints,
+  mode: CeilingMode,
+  prof: string[] = [],
+): Promise<GatewayProcess> {
+  return startNode(
+    `ceiling-${mode}`,
+    [...prof, ...PRODUCT_NODE_FLAGS, '--import', 'tsx', 'bench/children/ceiling-server.ts'],
+    gatewayEnv(endpoints, { CEILING_MODE: mode, CEILING_OWNER: OWNERS.main.id }),
+  );
+}
+
 /** Everything the gateway runs against, started and seeded; `teardown` undoes it all. */
 export async function startServices(
   settings: Pick<Bench, 'quick' | 'rounds' | 'seconds' | 'log'> & { profile: boolean },
@@ -135,12 +151,7 @@ export async function startServices(
         ? process.env.BENCH_GATEWAY_NODE_FLAGS.split(' ').filter(Boolean)
         : PRODUCT_NODE_FLAGS;
     // The servers under test start side by side; whichever started is stopped if one fails.
-    const ceilingOf = (mode: 'static' | 'sql' | 'urls') =>
-      startNode(
-        `ceiling-${mode}`,
-        [...prof, ...PRODUCT_NODE_FLAGS, '--import', 'tsx', 'bench/children/ceiling-server.ts'],
-        gatewayEnv(endpoints, { CEILING_MODE: mode, CEILING_OWNER: OWNERS.main.id }),
-      );
+    const ceilingOf = (mode: CeilingMode) => startCeiling(endpoints, mode, prof);
     // The interpreted gateway and the ceiling's parts serve scenario 1's decomposition, which a
     // quick run leaves out: starting them took ~9 s of a quick run's 3 minutes on 2 cores.
     const full = !settings.quick;

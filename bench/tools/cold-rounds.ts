@@ -1,5 +1,6 @@
-// `npx tsx bench/tools/cold-rounds.ts [cold|warm] [connections] [rounds] [--profile]`: scenario 4's
-// cold pages (or scenario 1's warm page) in rounds on the bench's services, one contender only, to
+// `npx tsx bench/tools/cold-rounds.ts [cold|again|warm] [connections] [rounds] [--profile]`:
+// scenario 4's cold pages (`again`: the same distinct pages asked a second time, their URLs
+// cached; or scenario 1's warm page) in rounds on the bench's services, one contender only, to
 // look at what a round does to the gateway and Redis: per round the p50, the CPU per page of each
 // process, Redis' slowest commands (SLOWLOG over 5 ms) and the gateway's Redis warnings.
 import { cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
@@ -12,8 +13,8 @@ const [mode = 'cold', connArg = '32', roundsArg = '6'] = process.argv
   .filter((a) => !a.startsWith('--'));
 const connections = Number(connArg);
 const rounds = Number(roundsArg);
-if (mode !== 'cold' && mode !== 'warm')
-  throw new Error('usage: cold-rounds.ts [cold|warm] [connections] [rounds]');
+if (mode !== 'cold' && mode !== 'again' && mode !== 'warm')
+  throw new Error('usage: cold-rounds.ts [cold|again|warm] [connections] [rounds]');
 
 await ensureBuild((m) => process.stdout.write(`${m}\n`));
 const { bench: b, teardown } = await startServices({
@@ -30,11 +31,17 @@ try {
   await b.redisClient.call('config', 'set', 'slowlog-log-slower-than', '5000');
   for (let round = 0; round < rounds; round++) {
     await b.redisClient.flushdb();
+    if (mode === 'again') {
+      // The round's pages asked once first (unmeasured): then every URL is cached, as in a warm
+      // page, but each page is a distinct one (not the node's memo of a page asked again).
+      await coldRun(connections, amount);
+      await sleep(1500);
+    }
     await b.redisClient.call('slowlog', 'reset');
     await sleep(300);
     const unavailable = seen('URL cache unavailable');
     const before = await cpuSnapshot(b, b.gateway.pid);
-    const r = mode === 'cold' ? await coldRun(connections, amount) : await warmRun(connections, 4);
+    const r = mode === 'warm' ? await warmRun(connections, 4) : await coldRun(connections, amount);
     // The write-backs and the access flush after the last answer belong to the round.
     await sleep(1500);
     const cpu = cpuPerRequest(before, await cpuSnapshot(b, b.gateway.pid), r.requests);
