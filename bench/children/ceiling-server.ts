@@ -7,7 +7,7 @@
 //   static (default) | sql (the real images repository on PostgreSQL) | urls (the real URL
 //   service on Redis: one MGET per page)
 // and, for bench/tools/statement-cost.ts, static answers after part of the page's SQL:
-//   ping (one `select 1` round trip per page) | rows (the page's statement on a bare pg pool,
+//   ping (one `select $1` round trip per page) | rows (the page's statement on a bare pg pool,
 //   its rows decoded and dropped)
 import { createServer } from 'node:http';
 import pg from 'pg';
@@ -103,20 +103,24 @@ const staticImages: ImagesRepo = {
   markReplicated: () => Promise.reject(new Error('static')),
 };
 /**
- * What the page waits for before its static answer in the ping and rows modes: a round trip to
- * PostgreSQL, or also the page's rows (scenario 1's page reads these columns; the same type
- * parsers as the gateway's pool).
+ * The ping and rows modes tell the cost of waiting on PostgreSQL from the cost of the page's rows
+ * (bench/tools/statement-cost.ts). Both use the extended protocol, as the gateway's statements
+ * do, so the two differ by the rows alone. PAGE_STATEMENT is written out by hand: it must stay
+ * what `pageSql` in server/src/db/images-repo.ts builds for scenario 1's query (the columns of
+ * `id` and an original's `signedUrl`, no total, no cursor).
  */
 const pool =
   mode === 'ping' || mode === 'rows'
     ? new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
     : undefined;
+// An idle client losing its server emits 'error' on the pool: without a listener it would crash.
+pool?.on('error', () => {});
 const PAGE_STATEMENT =
   'select "id", "object_key", "home_region", "replicated_regions", "created_at" from "images" ' +
   'where "owner_id" = $1 and "deleted_at" is null order by "created_at" desc, "id" desc limit $2';
 const beforeAnswer = pool
   ? mode === 'ping'
-    ? () => pool.query('select 1')
+    ? () => pool.query('select $1::int', [1])
     : () => pool.query({ text: PAGE_STATEMENT, values: [owner, 101], types: pgTypes })
   : undefined;
 

@@ -3,6 +3,7 @@
 // cached; or scenario 1's warm page) in rounds on the bench's services, one contender only, to
 // look at what a round does to the gateway and Redis: per round the p50, the CPU per page of each
 // process, Redis' slowest commands (SLOWLOG over 5 ms) and the gateway's Redis warnings.
+import { metricSum } from '../lib/bench.js';
 import { cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { sleep } from '../lib/processes.js';
 import { ensureBuild, startServices } from '../lib/setup.js';
@@ -40,14 +41,20 @@ try {
     await b.redisClient.call('slowlog', 'reset');
     await sleep(300);
     const unavailable = seen('URL cache unavailable');
+    // What the round signed: all of its URLs when cold, none when again or warm (but the few
+    // whose grid step ended during the round).
+    const signed = () => metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"');
+    const signedBefore = await signed();
     const before = await cpuSnapshot(b, b.gateway.pid);
     const r = mode === 'warm' ? await warmRun(connections, 4) : await coldRun(connections, amount);
     // The write-backs and the access flush after the last answer belong to the round.
     await sleep(1500);
     const cpu = cpuPerRequest(before, await cpuSnapshot(b, b.gateway.pid), r.requests);
+    const misses = (await signed()) - signedBefore;
     const slow = (await b.redisClient.call('slowlog', 'get', '5')) as [number, number, number, string[]][];
     process.stdout.write(
-      `round ${round} ${mode} c=${connections}: p50 ${r.p50.toFixed(2)} ms, ${r.rps.toFixed(0)} req/s; ` +
+      `round ${round} ${mode} c=${connections}: p50 ${r.p50.toFixed(2)} ms, ${r.rps.toFixed(0)} req/s, ` +
+        `${misses} URLs signed for ${r.requests} pages; ` +
         `CPU per page (ms) gateway ${cpu.server.toFixed(2)}, Redis ${cpu.redis.toFixed(2)}, ` +
         `PostgreSQL ${cpu.postgres.toFixed(2)}; "URL cache unavailable" ${seen('URL cache unavailable') - unavailable}; ` +
         `Redis slowest: ${slow.map((e) => `${(e[2] / 1000).toFixed(1)} ms ${e[3][0]}`).join(', ') || 'none over 5 ms'}\n`,

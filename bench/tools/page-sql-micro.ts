@@ -1,13 +1,19 @@
-// Micro-measure: the warm page's one SQL statement (100 rows of 14 columns), CPU per statement in
-// this process and in PostgreSQL's backends, for ways of sending it, alternating, 8 in flight:
+// Micro-measure: the warm page's one SQL statement (100 rows), CPU per statement in this process
+// and in PostgreSQL's backends, for ways of sending it, alternating, 8 in flight:
 //   repo   the images repository (kysely, the gateway's path);
 //   pg     the same text on a bare pg Pool with the repository's type parsers (unnamed statement);
+//   array  the same, each row an array (pg's rowMode 'array': no row objects);
 //   named  the same as a named prepared statement (PostgreSQL parses and plans it once per
 //          connection);
-//   json   the rows aggregated to one json value by PostgreSQL (json_agg), parsed by JSON.parse.
-// `npx tsx bench/tools/page-sql-micro.ts [statements per contender and round]`, against
-// BENCH_DATABASE_URL (default the test database). It adds 150 rows of an owner of its own and
-// removes them at the end. docs/benchmarks.md, finding 31.
+//   json   the rows aggregated to one json value by PostgreSQL (json_agg of the rows), parsed by
+//          JSON.parse;
+//   jarr   the same with each row a json array (json_build_array of the columns);
+//   one    the statement limited to one row (what a statement costs without its rows);
+//   ping   `select $1`, a round trip.
+// `npx tsx bench/tools/page-sql-micro.ts [statements per contender and round] [all|page]`, against
+// BENCH_DATABASE_URL (default the test database): `all` reads the 14 columns, `page` the 5 that
+// scenario 1's page reads. It adds 150 rows of an owner of its own and removes them at the end.
+// docs/benchmarks.md, findings 31 and 36.
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
@@ -15,6 +21,8 @@ import { pgTypes } from '../../server/src/db/pg-types.js';
 import { openMicroContainer } from '../lib/micro-container.js';
 
 const perRound = Number(process.argv[2] ?? 3000);
+const shape = process.argv[3] ?? 'all';
+if (shape !== 'all' && shape !== 'page') throw new Error('usage: page-sql-micro.ts [statements] [all|page]');
 const ROUNDS = 4;
 const IN_FLIGHT = 8;
 const { c, close } = await openMicroContainer();
@@ -25,10 +33,16 @@ const pool = new pg.Pool({
 const owner = randomUUID();
 
 const COLUMNS =
-  'id, owner_id, object_key, content_type, byte_size, width, height, etag, visibility, placeholder, ' +
-  'home_region, replicated_regions, variants_ready, created_at';
+  shape === 'page'
+    ? 'id, object_key, home_region, replicated_regions, created_at'
+    : 'id, owner_id, object_key, content_type, byte_size, width, height, etag, visibility, placeholder, ' +
+      'home_region, replicated_regions, variants_ready, created_at';
+/** The row fields of those columns, for the repository (its projection). */
+const FIELDS =
+  shape === 'page' ? new Set(['id', 'objectKey', 'homeRegion', 'replicatedRegions'] as const) : undefined;
 const PAGE = `select ${COLUMNS} from images where owner_id = $1 and deleted_at is null order by created_at desc, id desc limit $2`;
 const PAGE_JSON = `select coalesce(json_agg(t), '[]') as j from (${PAGE}) t`;
+const PAGE_JARR = `select coalesce(json_agg(json_build_array(${COLUMNS})), '[]') as j from (${PAGE}) t`;
 
 /** CPU time of every PostgreSQL process of this machine, in clock ticks (10 ms). */
 function postgresTicks(): number {
@@ -49,13 +63,22 @@ function postgresTicks(): number {
 }
 
 const contenders: Record<string, () => Promise<unknown>> = {
-  repo: () => c.imagesRepo.listPage(owner, 100, undefined, false),
+  repo: () => c.imagesRepo.listPage(owner, 100, undefined, false, FIELDS),
   pg: () => pool.query({ text: PAGE, values: [owner, 101], types: pgTypes }),
-  named: () => pool.query({ name: 'micro_page', text: PAGE, values: [owner, 101], types: pgTypes }),
+  array: () => pool.query({ text: PAGE, values: [owner, 101], types: pgTypes, rowMode: 'array' }),
+  named: () => pool.query({ name: `micro_page_${shape}`, text: PAGE, values: [owner, 101], types: pgTypes }),
   json: async () => {
     const { rows } = await pool.query<{ j: Record<string, unknown>[] }>(PAGE_JSON, [owner, 101]);
     return rows[0]!.j.map((r) => ({ ...r, created_at: new Date(r.created_at as string) }));
   },
+  jarr: async () => {
+    const { rows } = await pool.query<{ j: unknown[][] }>(PAGE_JARR, [owner, 101]);
+    // created_at is the last column: a Date, as the other contenders give it.
+    for (const r of rows[0]!.j) r[r.length - 1] = new Date(r[r.length - 1] as string);
+    return rows[0]!.j;
+  },
+  one: () => pool.query({ text: PAGE, values: [owner, 1], types: pgTypes }),
+  ping: () => pool.query('select $1::int', [1]),
 };
 
 async function measure(f: () => Promise<unknown>): Promise<{ here: number; postgres: number }> {

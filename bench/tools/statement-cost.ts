@@ -1,9 +1,11 @@
 // `npx tsx bench/tools/statement-cost.ts [rounds] [seconds]`: where the warm page's SQL cost goes.
 // Scenario 1's page at its concurrency, alternating, on the bench's services: the ceiling (no
-// I/O); the ceiling after one `select 1` round trip to PostgreSQL (ping); after the page's
+// I/O); the ceiling after one `select $1` round trip to PostgreSQL (ping); after the page's
 // statement on a bare pg pool, its rows decoded and dropped (rows); with the real images
-// repository (sql); and the gateway. Per contender and round: req/s and the CPU per page of its
-// process and of PostgreSQL; then the medians. docs/benchmarks.md, finding 36.
+// repository (sql); and the gateway. Each round runs them in turn, starting one further along
+// than the round before (no contender always follows the same one). Printed per contender: the
+// median req/s, the median CPU per page of its process (and each round's) and of PostgreSQL.
+// docs/benchmarks.md, finding 36.
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import { authHeaders, fetchPage, http, pageBody } from '../lib/bench.js';
 import { type CpuSnapshot, cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
@@ -47,7 +49,8 @@ try {
   for (const [, p] of contenders) await load(p, 2); // warm-up: JIT, pools, caches
   const seen = new Map<string, { rps: number; cpu: CpuSnapshot }[]>();
   for (let round = 0; round < rounds; round++) {
-    for (const [name, p] of contenders) {
+    const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]!);
+    for (const [name, p] of order) {
       const before = await cpuSnapshot(b, p.pid);
       const r = await load(p, seconds);
       checkStatus([r], 200, name);
