@@ -20,6 +20,7 @@ import type * as HttpAppModule from '../../server/src/http/app.js';
 import type { ImageService } from '../../server/src/images/image-service.js';
 import type { SchemaServices } from '../../server/src/schema/context.js';
 import type { ResolvedUrl, UrlRequest } from '../../server/src/urls/url-service.js';
+import { PAGE_COLUMNS, pageStatement } from '../lib/page-statement.js';
 import { loadBuilt } from '../lib/product.js';
 
 const { loadConfig } = await loadBuilt<typeof ConfigModule>('config');
@@ -105,9 +106,8 @@ const staticImages: ImagesRepo = {
 /**
  * The ping and rows modes tell the cost of waiting on PostgreSQL from the cost of the page's rows
  * (bench/tools/statement-cost.ts). Both use the extended protocol, as the gateway's statements
- * do, so the two differ by the rows alone. PAGE_STATEMENT is written out by hand: it must stay
- * what `pageSql` in server/src/db/images-repo.ts builds for scenario 1's query (the columns of
- * `id` and an original's `signedUrl`, no total, no cursor).
+ * do, so the two differ by the rows alone. The statement is scenario 1's, as the hand-written
+ * reference sends it (bench/lib/page-statement.ts).
  */
 const pool =
   mode === 'ping' || mode === 'rows'
@@ -115,9 +115,7 @@ const pool =
     : undefined;
 // An idle client losing its server emits 'error' on the pool: without a listener it would crash.
 pool?.on('error', () => {});
-const PAGE_STATEMENT =
-  'select "id", "object_key", "home_region", "replicated_regions", "created_at" from "images" ' +
-  'where "owner_id" = $1 and "deleted_at" is null order by "created_at" desc, "id" desc limit $2';
+const PAGE_STATEMENT = pageStatement(PAGE_COLUMNS);
 const beforeAnswer = pool
   ? mode === 'ping'
     ? () => pool.query('select $1::int', [1])

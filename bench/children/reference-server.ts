@@ -18,6 +18,7 @@ import type { Variant } from '../../server/src/storage/variant.js';
 import type * as RedisStoreModule from '../../server/src/urls/redis-store.js';
 import type * as StoreModule from '../../server/src/urls/store.js';
 import type * as GridModule from '../../server/src/urls/window-grid.js';
+import { PAGE_COLUMNS, pageStatement, VARIANT_PAGE_COLUMNS } from '../lib/page-statement.js';
 import { loadBuilt } from '../lib/product.js';
 
 const { loadConfig } = await loadBuilt<typeof ConfigModule>('config');
@@ -39,13 +40,8 @@ const catalog = new VariantCatalog(config.images, { derivedObjects: storage.driv
 const PRESET = 'thumb';
 
 /** The page's statement, with the columns the gateway reads for the same page (its projection). */
-const pageSql = (columns: string) =>
-  `select ${columns} from images where owner_id = $1 and deleted_at is null ` +
-  'order by created_at desc, id desc limit $2';
-const PAGE_SQL = pageSql('id, object_key, home_region, replicated_regions, created_at');
-const VARIANT_PAGE_SQL = pageSql(
-  'id, object_key, content_type, width, height, home_region, replicated_regions, variants_ready, created_at',
-);
+const PAGE_SQL = pageStatement(PAGE_COLUMNS);
+const VARIANT_PAGE_SQL = pageStatement(VARIANT_PAGE_COLUMNS);
 
 function body(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {

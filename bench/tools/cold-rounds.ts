@@ -30,6 +30,9 @@ try {
   const { coldBodies, warmRun, coldRun } = pageRuns(b);
   const amount = Math.min(coldBodies.length, connections === 1 ? 300 : 990);
   await b.redisClient.call('config', 'set', 'slowlog-log-slower-than', '5000');
+  // What a round signed: all of its URLs when cold, none when again or warm (but the few whose
+  // grid step ended during the round).
+  const signed = () => metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"');
   for (let round = 0; round < rounds; round++) {
     await b.redisClient.flushdb();
     if (mode === 'again') {
@@ -41,9 +44,6 @@ try {
     await b.redisClient.call('slowlog', 'reset');
     await sleep(300);
     const unavailable = seen('URL cache unavailable');
-    // What the round signed: all of its URLs when cold, none when again or warm (but the few
-    // whose grid step ended during the round).
-    const signed = () => metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"');
     const signedBefore = await signed();
     const before = await cpuSnapshot(b, b.gateway.pid);
     const r = mode === 'warm' ? await warmRun(connections, 4) : await coldRun(connections, amount);

@@ -19,6 +19,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { pgTypes } from '../../server/src/db/pg-types.js';
 import { openMicroContainer } from '../lib/micro-container.js';
+import { ALL_COLUMNS, PAGE_COLUMNS, pageStatement } from '../lib/page-statement.js';
 
 const perRound = Number(process.argv[2] ?? 3000);
 const shape = process.argv[3] ?? 'all';
@@ -32,15 +33,11 @@ const pool = new pg.Pool({
 });
 const owner = randomUUID();
 
-const COLUMNS =
-  shape === 'page'
-    ? 'id, object_key, home_region, replicated_regions, created_at'
-    : 'id, owner_id, object_key, content_type, byte_size, width, height, etag, visibility, placeholder, ' +
-      'home_region, replicated_regions, variants_ready, created_at';
+const COLUMNS = shape === 'page' ? PAGE_COLUMNS : ALL_COLUMNS;
 /** The row fields of those columns, for the repository (its projection). */
 const FIELDS =
   shape === 'page' ? new Set(['id', 'objectKey', 'homeRegion', 'replicatedRegions'] as const) : undefined;
-const PAGE = `select ${COLUMNS} from images where owner_id = $1 and deleted_at is null order by created_at desc, id desc limit $2`;
+const PAGE = pageStatement(COLUMNS);
 const PAGE_JSON = `select coalesce(json_agg(t), '[]') as j from (${PAGE}) t`;
 const PAGE_JARR = `select coalesce(json_agg(json_build_array(${COLUMNS})), '[]') as j from (${PAGE}) t`;
 
