@@ -19,6 +19,7 @@ import { useIntrospectionSwitch } from './plugins/use-introspection-switch.js';
 import { useMultipartMapCheck } from './plugins/use-multipart-map-check.js';
 import { loadPersistedOperations, usePersistedDocuments } from './plugins/use-persisted-documents.js';
 import { useQueryLimits } from './plugins/use-query-limits.js';
+import { useReadBeforeRefusal } from './plugins/use-read-before-refusal.js';
 import { requestIdOf, useRequestId } from './plugins/use-request-id.js';
 import { useRequestParseErrors } from './plugins/use-request-parse-errors.js';
 import { MULTIPART_OVERHEAD_BYTES, useUploadLimits } from './plugins/use-upload-limits.js';
@@ -125,6 +126,8 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
         slots: d.uploadSlots,
       }),
       useRequestParseErrors(),
+      // a refusal of a body within the limit is sent once that body has arrived, not over it
+      useReadBeforeRefusal(config.graphqlMaxBodyBytes),
       // after useUploadLimits: a chunked upload is counted as it streams, before busboy parses it
       useBodyLimit(config.graphqlMaxBodyBytes, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
       ...persisted,

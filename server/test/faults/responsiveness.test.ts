@@ -1346,8 +1346,6 @@ function judge(c: Case, r: RawResponse): string | null {
     return null;
   if (route.startsWith('/graphql')) {
     if (head) return null;
-    // A content type yoga has no parser for gets its bare 415 (hostile-graphql.test.ts accepts it too).
-    if (r.status === 415 && r.body.length === 0) return null;
     if (json === undefined)
       return `GraphQL answer is not JSON (${r.status} ${type}): ${r.body.toString('utf8', 0, 120)}`;
     const errors = (json as { errors?: { extensions?: { code?: string } }[] }).errors;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_COST } from '../../src/http/plugins/use-cost-limit.js';
 import { QUERY_LIMITS } from '../../src/http/plugins/use-query-limits.js';
@@ -150,6 +151,69 @@ describe('GraphQL limits (the development defaults)', () => {
     });
     expect(f.status).toBe(400);
     expect(f.codes).toEqual(['BAD_USER_INPUT']);
+  });
+
+  it('a POST of a type no parser reads is UNSUPPORTED_MEDIA_TYPE (415), with the JSON of the error table', async () => {
+    const auth = { authorization: `Bearer ${await h.token('alice')}`, 'x-graphql-yoga-csrf': '1' };
+    for (const type of ['text/plain', 'application/xml', 'application/jsonx']) {
+      const r = await postGraphql(h, '{"query":"{ viewer { id } }"}', { 'content-type': type, ...auth });
+      expect(r.status, type).toBe(415);
+      expect(r.codes, type).toEqual(['UNSUPPORTED_MEDIA_TYPE']);
+      expect(r.body!.errors![0]!.message).toContain(`not '${type}'`);
+      expect(r.body!.errors![0]!.message).toContain('application/json');
+    }
+  });
+
+  it('a refusal of a body within the limit comes after the body, so a client still sending gets it, not a reset', async () => {
+    // The client asks for Connection: close, as a client without an agent does: node closes the
+    // socket after the answer, and an answer sent before the body would meet the rest of it.
+    const refusals = [
+      {
+        name: 'a type no parser reads',
+        headers: { 'x-graphql-yoga-csrf': '1' },
+        status: 415,
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+      },
+      { name: 'no CSRF header', headers: {}, status: 403, code: 'FORBIDDEN' },
+    ];
+    const half = Buffer.alloc(256 * 1024, 'a');
+    for (const refusal of refusals) {
+      const u = new URL(h.url);
+      const socket = net.connect(Number(u.port), u.hostname);
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      const received: Buffer[] = [];
+      let receivedBeforeRest = 0;
+      let restWritten = false;
+      const errors: string[] = [];
+      socket.on('data', (b: Buffer) => {
+        received.push(b);
+        if (!restWritten) receivedBeforeRest += b.length;
+      });
+      socket.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const head = [
+        'POST /graphql HTTP/1.1',
+        `host: ${u.host}`,
+        'content-type: text/plain',
+        `content-length: ${half.length * 2}`,
+        'connection: close',
+        ...Object.entries(refusal.headers).map(([k, v]) => `${k}: ${v}`),
+      ];
+      socket.write(`${head.join('\r\n')}\r\n\r\n`);
+      socket.write(half);
+      // Time for an answer that does not wait for the body to be sent before the rest is.
+      await new Promise((r) => setTimeout(r, 200));
+      restWritten = true;
+      socket.end(half);
+      await closed;
+      expect(errors, refusal.name).toEqual([]);
+      expect(receivedBeforeRest, `${refusal.name}: bytes answered before the body was all sent`).toBe(0);
+      const text = Buffer.concat(received).toString('utf8');
+      expect(text.split('\r\n')[0], refusal.name).toBe(
+        `HTTP/1.1 ${refusal.status} ${refusal.status === 415 ? 'Unsupported Media Type' : 'Forbidden'}`,
+      );
+      expect(text, refusal.name).toContain(`"code":"${refusal.code}"`);
+    }
   });
 
   it('multipart uploads keep their own, larger limit', async () => {
