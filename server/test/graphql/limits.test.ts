@@ -171,10 +171,10 @@ describe('GraphQL limits (the development defaults)', () => {
       {
         name: 'a type no parser reads',
         headers: { 'x-graphql-yoga-csrf': '1' },
-        status: 415,
+        statusLine: 'HTTP/1.1 415 Unsupported Media Type',
         code: 'UNSUPPORTED_MEDIA_TYPE',
       },
-      { name: 'no CSRF header', headers: {}, status: 403, code: 'FORBIDDEN' },
+      { name: 'no CSRF header', headers: {}, statusLine: 'HTTP/1.1 403 Forbidden', code: 'FORBIDDEN' },
     ];
     const half = Buffer.alloc(256 * 1024, 'a');
     for (const refusal of refusals) {
@@ -209,9 +209,7 @@ describe('GraphQL limits (the development defaults)', () => {
       expect(errors, refusal.name).toEqual([]);
       expect(receivedBeforeRest, `${refusal.name}: bytes answered before the body was all sent`).toBe(0);
       const text = Buffer.concat(received).toString('utf8');
-      expect(text.split('\r\n')[0], refusal.name).toBe(
-        `HTTP/1.1 ${refusal.status} ${refusal.status === 415 ? 'Unsupported Media Type' : 'Forbidden'}`,
-      );
+      expect(text.split('\r\n')[0], refusal.name).toBe(refusal.statusLine);
       expect(text, refusal.name).toContain(`"code":"${refusal.code}"`);
     }
   });

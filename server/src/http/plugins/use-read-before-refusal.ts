@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { finished } from 'node:stream/promises';
 import type { Plugin } from 'graphql-yoga';
 
 /**
@@ -30,18 +31,6 @@ export function useReadBeforeRefusal(maxBytes: number): Plugin {
 
 /** Resolves once the request's body has ended (read and dropped), failed, or READ_WAIT_MS passed. */
 function restRead(req: IncomingMessage): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      req.off('end', done);
-      req.off('close', done);
-      req.off('error', done);
-      resolve();
-    };
-    const timer = setTimeout(done, READ_WAIT_MS);
-    req.once('end', done);
-    req.once('close', done);
-    req.once('error', done);
-    req.resume();
-  });
+  req.resume();
+  return finished(req, { signal: AbortSignal.timeout(READ_WAIT_MS) }).catch(() => {});
 }
