@@ -1,9 +1,11 @@
 // The hand-written reference of scenario 1: what a user would write instead of GraphQL (the
 // replaced system's `/batch/urls`), doing exactly the page's I/O and no more. A bare `node:http`
 // endpoint: the JWT check (jose, HS256, as the gateway), the page's one SQL statement (the same
-// columns, order and limit), one MGET of the page's cached URLs, the same signing for misses (the
-// product's built cos driver on the product's window grid, written back with one pipeline), and
-// the same JSON shape as the GraphQL answer. No framework, no schema, no metrics, no memo.
+// columns, order, limit and keyset cursor), one MGET of the page's cached URLs, the same signing
+// for misses (the product's built cos driver on the product's window grid, written back with one
+// pipeline sent after the answer, as the gateway does), and the same JSON shape as the GraphQL
+// answer. No framework, no schema, no metrics, no memo, no refresh schedule, no access counts, no
+// events: its cold page (scenario 4) is the least a miss can cost.
 // `POST /variants` answers scenario 14's page instead: each image's original, its `thumb` and the
 // thumb's srcset, worked out by the product's built VariantCatalog (which URL, which variant),
 // read, signed and written back the same way. Benchmark-only.
@@ -14,6 +16,7 @@ import pg from 'pg';
 import type * as ConfigModule from '../../server/src/config.js';
 import type * as ContainerModule from '../../server/src/container.js';
 import type * as VariantsModule from '../../server/src/images/variants.js';
+import type * as ValidateModule from '../../server/src/schema/validate.js';
 import type { Variant } from '../../server/src/storage/variant.js';
 import type * as RedisStoreModule from '../../server/src/urls/redis-store.js';
 import type * as StoreModule from '../../server/src/urls/store.js';
@@ -27,6 +30,7 @@ const { urlKeys } = await loadBuilt<typeof RedisStoreModule>('urls/redis-store')
 const { decodeSignature, encodeSignature } = await loadBuilt<typeof StoreModule>('urls/store');
 const { WindowGrid } = await loadBuilt<typeof GridModule>('urls/window-grid');
 const { VariantCatalog } = await loadBuilt<typeof VariantsModule>('images/variants');
+const { decodeCursor } = await loadBuilt<typeof ValidateModule>('schema/validate');
 
 const config = loadConfig(process.env);
 const storage = createStorage(config);
@@ -40,8 +44,11 @@ const catalog = new VariantCatalog(config.images, { derivedObjects: storage.driv
 const PRESET = 'thumb';
 
 /** The page's statement, with the columns the gateway reads for the same page (its projection). */
-const PAGE_SQL = pageStatement(PAGE_COLUMNS);
-const VARIANT_PAGE_SQL = pageStatement(VARIANT_PAGE_COLUMNS);
+const PAGE_SQL = { first: pageStatement(PAGE_COLUMNS), after: pageStatement(PAGE_COLUMNS, true) };
+const VARIANT_PAGE_SQL = {
+  first: pageStatement(VARIANT_PAGE_COLUMNS),
+  after: pageStatement(VARIANT_PAGE_COLUMNS, true),
+};
 
 function body(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -64,15 +71,18 @@ interface Row {
   created_at: Date;
 }
 
-/** The JWT check, the one SQL statement: the page's rows. */
-async function rowsOf(req: IncomingMessage, statement: string): Promise<Row[]> {
+/** The JWT check, the one SQL statement: the page's rows (after the cursor, when one is sent). */
+async function rowsOf(req: IncomingMessage, statement: { first: string; after: string }): Promise<Row[]> {
   const auth = req.headers.authorization ?? '';
   if (!auth.startsWith('Bearer ')) throw new Error('unauthenticated');
   const { payload } = await jwtVerify(auth.slice(7), secret, { algorithms: ['HS256'] });
-  const first = Number(
-    (JSON.parse(await body(req)) as { variables?: { first?: number } }).variables?.first ?? 20,
-  );
-  const { rows } = await pool.query<Row>(statement, [payload.sub, first + 1]);
+  const vars =
+    (JSON.parse(await body(req)) as { variables?: { first?: number; after?: string } }).variables ?? {};
+  const first = Number(vars.first ?? 20);
+  const after = decodeCursor(vars.after);
+  const { rows } = after
+    ? await pool.query<Row>(statement.after, [payload.sub, first + 1, after.createdAt, after.id])
+    : await pool.query<Row>(statement.first, [payload.sub, first + 1]);
   return rows.slice(0, first);
 }
 
@@ -88,7 +98,11 @@ interface Signed {
   expiresAt: number;
 }
 
-/** One MGET of every wanted URL; the misses signed on the grid and written back in one pipeline. */
+/**
+ * One MGET of every wanted URL; the misses signed on the grid and written back in one pipeline,
+ * not awaited: the URL is the step's whatever the cache holds (the grid), so the answer does not
+ * wait for it (as in the gateway; a lost write costs a signing later).
+ */
 async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
   const cached = wants.length > 0 ? await redis.mget(wants.map((w) => keys.url(w.id))) : [];
   const now = Date.now();
@@ -112,7 +126,7 @@ async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
       out[m.i] = { url: storage.urlFor(w.key, s, w.variant), expiresAt: m.end * 1000 };
       write.set(keys.url(w.id), encodeSignature(s), 'PX', Math.max(1, m.end * 1000 - now));
     }
-    await write.exec();
+    write.exec().catch((err: Error) => process.stderr.write(`reference write-back failed: ${err.message}\n`));
   }
   return out;
 }

@@ -17,10 +17,14 @@ export const ALL_COLUMNS =
   'id, owner_id, object_key, content_type, byte_size, width, height, etag, visibility, placeholder, ' +
   'home_region, replicated_regions, variants_ready, created_at';
 
-/** The owner's live images, newest first: $1 the owner, $2 the limit (a page and one more). */
-export function pageStatement(columns: string): string {
+/**
+ * The owner's live images, newest first: $1 the owner, $2 the limit (a page and one more); with
+ * `after`, the page after a cursor's row ($3 its created_at, $4 its id: the gateway's keyset).
+ */
+export function pageStatement(columns: string, after = false): string {
   return (
     `select ${columns} from images where owner_id = $1 and deleted_at is null ` +
+    (after ? 'and (created_at, id) < ($3, $4::uuid) ' : '') +
     'order by created_at desc, id desc limit $2'
   );
 }
