@@ -126,7 +126,12 @@ async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
       out[m.i] = { url: storage.urlFor(w.key, s, w.variant), expiresAt: m.end * 1000 };
       write.set(keys.url(w.id), encodeSignature(s), 'PX', Math.max(1, m.end * 1000 - now));
     }
-    write.exec().catch((err: Error) => process.stderr.write(`reference write-back failed: ${err.message}\n`));
+    // Sent once this turn's answer is written, as the gateway's (server/src/urls/signer.ts).
+    setImmediate(() => {
+      write
+        .exec()
+        .catch((err: Error) => process.stderr.write(`reference write-back failed: ${err.message}\n`));
+    });
   }
   return out;
 }
