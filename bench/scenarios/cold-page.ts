@@ -60,6 +60,9 @@ async function cachedUrls(b: Bench): Promise<number> {
 
 type Side = 'gateway' | 'reference';
 
+/** The gateway's access flush interval (server/src/urls/access-tracker.ts, `start`). */
+const ACCESS_FLUSH_MS = 1000;
+
 /**
  * Scenario 4: every request a page never seen. FLUSHDB empties the cache before each cold round,
  * which then walks distinct pages of the 100k set, each requested exactly once; the warm rounds
@@ -110,6 +113,9 @@ export async function coldPage(b: Bench): Promise<Section> {
   /** One side's warm run then its cold run, in one round; every URL of the cold pages signed for it. */
   const round = async (side: Side, connections: number, amount: number, seconds: number) => {
     const { warmRun, coldRun } = runs[side];
+    // The gateway writes the access counts of the pages it answered once a second, after they
+    // settled: that write lands before the reference's turn, not in it.
+    if (side === 'reference') await sleep(ACCESS_FLUSH_MS + 200);
     await flush(side);
     await warmUp(side);
     let before = await cpuSnapshot(b, pids[side]);
