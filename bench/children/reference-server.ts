@@ -17,6 +17,7 @@ import type * as ConfigModule from '../../server/src/config.js';
 import type * as ContainerModule from '../../server/src/container.js';
 import type * as VariantsModule from '../../server/src/images/variants.js';
 import type * as ValidateModule from '../../server/src/schema/validate.js';
+import type { UrlSignature } from '../../server/src/storage/storage.js';
 import type { Variant } from '../../server/src/storage/variant.js';
 import type * as RedisStoreModule from '../../server/src/urls/redis-store.js';
 import type * as StoreModule from '../../server/src/urls/store.js';
@@ -118,16 +119,20 @@ async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
     }
   });
   if (misses.length > 0) {
-    const write = redis.pipeline();
+    const signed: { id: string; sig: UrlSignature }[] = [];
     for (const m of misses) {
       const w = wants[m.i]!;
       const [sig] = storage.signMany([w.key], { start: m.start, end: m.end }, [w.variant]);
       const s = { start: m.start, end: m.end, sig: sig! };
       out[m.i] = { url: storage.urlFor(w.key, s, w.variant), expiresAt: m.end * 1000 };
-      write.set(keys.url(w.id), encodeSignature(s), 'PX', Math.max(1, m.end * 1000 - now));
+      signed.push({ id: w.id, sig: s });
     }
-    // Sent once this turn's answer is written, as the gateway's (server/src/urls/signer.ts).
+    // Built and sent once this turn's answer is written, as the gateway's write-back
+    // (server/src/urls/signer.ts).
     setImmediate(() => {
+      const write = redis.pipeline();
+      for (const { id, sig } of signed)
+        write.set(keys.url(id), encodeSignature(sig), 'PX', Math.max(1, sig.end * 1000 - now));
       write
         .exec()
         .catch((err: Error) => process.stderr.write(`reference write-back failed: ${err.message}\n`));

@@ -4,6 +4,7 @@ import { type Container, createContainer } from '../../server/src/container.js';
 import { createLogger } from '../../server/src/logger.js';
 import { cosEnv } from '../../server/test/support/env.js';
 import { COS } from './config.js';
+import { forEachKeyBatch } from './redis.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -34,12 +35,7 @@ export async function openMicroContainer(): Promise<{ c: Container; close: () =>
     async close() {
       await c.close();
       const r = new Redis(REDIS_URL);
-      let cursor = '0';
-      do {
-        const [at, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = at;
-        if (keys.length > 0) await r.unlink(...keys);
-      } while (cursor !== '0');
+      await forEachKeyBatch(r, `${prefix}*`, (keys) => r.unlink(...keys));
       await r.quit();
     },
   };

@@ -83,3 +83,17 @@ export async function infoNumber(client: Redis, section: string, field: string):
   const m = new RegExp(`^${field}:(\\d+)`, 'm').exec(info);
   return m ? Number(m[1]) : Number.NaN;
 }
+
+/** Each batch of the keys matching `pattern`, by SCAN (no KEYS: it blocks Redis on a big keyspace). */
+export async function forEachKeyBatch(
+  client: Redis,
+  pattern: string,
+  each: (keys: string[]) => unknown,
+): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await each(keys);
+  } while (cursor !== '0');
+}

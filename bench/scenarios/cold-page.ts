@@ -1,5 +1,6 @@
-import type { HttpResult } from '../children/loadgen.js';
+import { urlKeys } from '../../server/src/urls/redis-store.js';
 import {
+  alternate,
   authHeaders,
   type Bench,
   fetchPage,
@@ -11,6 +12,7 @@ import {
 } from '../lib/bench.js';
 import { type CpuSnapshot, cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { sleep } from '../lib/processes.js';
+import { forEachKeyBatch } from '../lib/redis.js';
 import { median } from '../lib/stats.js';
 import { CONCURRENCY, checkStatus } from './warm-page.js';
 
@@ -46,22 +48,39 @@ export function pageRuns(b: Bench, server: { url: string } = b.gateway) {
   return { coldBodies, warmRun, coldRun };
 }
 
-/** URL keys in the cache (`…url:<id>`): what the reference's write-backs left, as it keeps no metrics. */
+/** The gateway's keys (its default prefix, as the bench runs it). */
+const PREFIX = 'signet:';
+const k = urlKeys(PREFIX);
+
+/** URL keys in the cache: what the reference's write-backs left, as it keeps no metrics. */
 async function cachedUrls(b: Bench): Promise<number> {
   let n = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await b.redisClient.scan(cursor, 'MATCH', '*url:*', 'COUNT', 5000);
+  // `urlKeys`' url key, of any shard.
+  await forEachKeyBatch(b.redisClient, `${PREFIX}{u*}url:*`, (keys) => {
     n += keys.length;
-    cursor = next;
-  } while (cursor !== '0');
+  });
   return n;
 }
 
-type Side = 'gateway' | 'reference';
+/**
+ * Waits for the gateway's access flush (once a second, after the answers) of a cold round's
+ * `pages`: its images in the hot set and the set no longer growing. Then the flush's Redis work
+ * is in the round's CPU, and out of whatever runs next.
+ */
+async function accessFlushed(b: Bench, pages: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let last = -1;
+  for (;;) {
+    const n = await b.redisClient.zcard(k.hot);
+    if (n >= pages * 100 && n === last) return;
+    if (Date.now() > deadline)
+      throw new Error(`the gateway's access flush left ${n} of ${pages * 100} images counted`);
+    last = n;
+    await sleep(300);
+  }
+}
 
-/** The gateway's access flush interval (server/src/urls/access-tracker.ts, `start`). */
-const ACCESS_FLUSH_MS = 1000;
+type Side = 'gateway' | 'reference';
 
 /**
  * Scenario 4: every request a page never seen. FLUSHDB empties the cache before each cold round,
@@ -76,7 +95,6 @@ const ACCESS_FLUSH_MS = 1000;
 export async function coldPage(b: Bench): Promise<Section> {
   const runs = { gateway: pageRuns(b), reference: pageRuns(b, b.reference) };
   const { coldBodies } = runs.gateway;
-  const pids = { gateway: b.gateway.pid, reference: b.reference.pid };
   // Requests of the previous run still in flight finish first (a load run stops sending, it does
   // not wait for its last answers; one the load generator gave up on may still be signing).
   // Closed requests alone cannot tell: a request the load generator dropped is counted (aborted)
@@ -95,13 +113,10 @@ export async function coldPage(b: Bench): Promise<Section> {
       seen = now;
     }
   };
-  const flush = async (side: Side) => {
-    await settle(side);
+  const flushdb = async () => {
     await b.redisClient.flushdb();
     await sleep(200);
   };
-  // The warm page is cached first (after a flush that request is a cold page: not measured).
-  const warmUp = (side: Side) => fetchPage(b[side].url, b.tokens.main, 100);
   // The reference pages with the gateway's cursors: both must answer the same rows for a cursor.
   const after = b.rows.large.cursors[99];
   const [gatewayIds, referenceIds] = await Promise.all(
@@ -110,75 +125,63 @@ export async function coldPage(b: Bench): Promise<Section> {
   if (gatewayIds!.join() !== referenceIds!.join())
     throw new Error('the reference answered another page than the gateway for the same cursor');
 
-  /** One side's warm run then its cold run, in one round; every URL of the cold pages signed for it. */
+  /** One side's warm run then its cold run; every URL of the cold pages signed for them. */
   const round = async (side: Side, connections: number, amount: number, seconds: number) => {
     const { warmRun, coldRun } = runs[side];
-    // The gateway writes the access counts of the pages it answered once a second, after they
-    // settled: that write lands before the reference's turn, not in it.
-    if (side === 'reference') await sleep(ACCESS_FLUSH_MS + 200);
-    await flush(side);
-    await warmUp(side);
-    let before = await cpuSnapshot(b, pids[side]);
+    const pid = b[side].pid;
+    await flushdb();
+    // The warm page is cached first (after a flush that request is a cold page: not measured).
+    await fetchPage(b[side].url, b.tokens.main, 100);
+    let before = await cpuSnapshot(b, pid);
     const warm = await warmRun(connections, seconds);
     await settle(side);
-    const warmCpu = cpuPerRequest(before, await cpuSnapshot(b, pids[side]), warm.requests);
-    await flush(side);
+    const warmCpu = cpuPerRequest(before, await cpuSnapshot(b, pid), warm.requests);
+    await flushdb();
     const signedCount = () => metricSum(b.gateway.url, 'signet_signatures_total', 'reason="miss"');
     const signedBefore = side === 'gateway' ? await signedCount() : 0;
-    before = await cpuSnapshot(b, pids[side]);
+    before = await cpuSnapshot(b, pid);
     const cold = await coldRun(connections, amount);
-    // Settled: the write-backs and events sent after the answers are in the cold page's CPU.
+    // Settled: the write-backs, events and access counts sent after the answers are in the cold
+    // page's CPU.
     await settle(side);
-    const coldCpu = cpuPerRequest(before, await cpuSnapshot(b, pids[side]), cold.requests);
+    if (side === 'gateway') await accessFlushed(b, amount);
+    const coldCpu = cpuPerRequest(before, await cpuSnapshot(b, pid), cold.requests);
     // Every URL of every cold page was signed for that request: nothing came from the cache.
     const signed = side === 'gateway' ? (await signedCount()) - signedBefore : await cachedUrls(b);
     if (signed !== amount * 100)
       throw new Error(`${side}'s cold round signed ${signed} URLs, expected ${amount * 100}`);
     return { warm, cold, warmCpu, coldCpu };
   };
-
+  type Round = Awaited<ReturnType<typeof round>>;
+  const summary = (side: Side, rounds: Round[], amount: number) => {
+    const warm = rounds.map((r) => r.warm);
+    const cold = rounds.map((r) => r.cold);
+    checkStatus([...warm, ...cold], 200, `${side}'s cold page`);
+    return {
+      warmP50: median(warm.map((r) => r.p50)),
+      coldP50: median(cold.map((r) => r.p50)),
+      warmRps: median(warm.map((r) => r.rps)),
+      coldRps: median(cold.map((r) => r.rps)),
+      warmP99: median(warm.map((r) => r.p99)),
+      coldP99: median(cold.map((r) => r.p99)),
+      ratio: median(cold.map((r, i) => r.p50 / warm[i]!.p50)),
+      pagesPerRound: amount,
+      cpuMsPerPage: {
+        warm: cpuMedian(rounds.map((r) => r.warmCpu)),
+        cold: cpuMedian(rounds.map((r) => r.coldCpu)),
+      },
+    };
+  };
   const measure = async (connections: number, amount: number, seconds: number) => {
-    const out = {
-      gateway: {
-        warm: [] as HttpResult[],
-        cold: [] as HttpResult[],
-        warmCpu: [] as CpuSnapshot[],
-        coldCpu: [] as CpuSnapshot[],
-      },
-      reference: {
-        warm: [] as HttpResult[],
-        cold: [] as HttpResult[],
-        warmCpu: [] as CpuSnapshot[],
-        coldCpu: [] as CpuSnapshot[],
-      },
+    const [gateway, reference] = await alternate(
+      b.rounds,
+      () => round('gateway', connections, amount, seconds),
+      () => round('reference', connections, amount, seconds),
+    );
+    return {
+      gateway: summary('gateway', gateway, amount),
+      reference: summary('reference', reference, amount),
     };
-    for (let r = 0; r < b.rounds; r++) {
-      // Who goes first alternates round by round (the host's speed drifts within a run).
-      const order: Side[] = r % 2 === 0 ? ['gateway', 'reference'] : ['reference', 'gateway'];
-      for (const side of order) {
-        const got = await round(side, connections, amount, seconds);
-        out[side].warm.push(got.warm);
-        out[side].cold.push(got.cold);
-        out[side].warmCpu.push(got.warmCpu);
-        out[side].coldCpu.push(got.coldCpu);
-      }
-    }
-    const summary = (side: Side) => {
-      const { warm, cold, warmCpu, coldCpu } = out[side];
-      checkStatus([...warm, ...cold], 200, `${side}'s cold page`);
-      return {
-        warmP50: median(warm.map((r) => r.p50)),
-        coldP50: median(cold.map((r) => r.p50)),
-        warmRps: median(warm.map((r) => r.rps)),
-        coldRps: median(cold.map((r) => r.rps)),
-        warmP99: median(warm.map((r) => r.p99)),
-        coldP99: median(cold.map((r) => r.p99)),
-        ratio: median(cold.map((r, i) => r.p50 / warm[i]!.p50)),
-        pagesPerRound: amount,
-        cpuMsPerPage: { warm: cpuMedian(warmCpu), cold: cpuMedian(coldCpu) },
-      };
-    };
-    return { gateway: summary('gateway'), reference: summary('reference') };
   };
 
   const loaded = await measure(
