@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../server/src/config.js';
 import { type Container, createContainer } from '../../server/src/container.js';
+import { bullPrefix } from '../../server/src/jobs/bullmq-engine.js';
 import { createLogger } from '../../server/src/logger.js';
 import { cosEnv } from '../../server/test/support/env.js';
 import { COS } from './config.js';
@@ -35,7 +36,9 @@ export async function openMicroContainer(): Promise<{ c: Container; close: () =>
     async close() {
       await c.close();
       const r = new Redis(REDIS_URL);
-      await forEachKeyBatch(r, `${prefix}*`, (keys) => r.unlink(...keys));
+      // The URL store's keys and the job queues' (BullMQ's own prefix).
+      for (const pattern of [`${prefix}*`, `${bullPrefix(prefix)}*`])
+        await forEachKeyBatch(r, pattern, (keys) => r.unlink(...keys));
       await r.quit();
     },
   };
