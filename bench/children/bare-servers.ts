@@ -8,7 +8,7 @@
 import http, { createServer } from 'node:http';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { urlKeys } from '../../server/src/urls/redis-store.js';
+import { GATEWAY_KEYS as k } from '../lib/config.js';
 
 const location = process.env.REDIRECT_LOCATION ?? 'http://127.0.0.1/object';
 const relayOrigin = new URL(process.env.RELAY_ORIGIN ?? 'http://127.0.0.1:9');
@@ -16,7 +16,6 @@ const redis = process.env.REDIS_URL ? new Redis(process.env.REDIS_URL) : undefin
 const pool = process.env.DATABASE_URL
   ? new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
   : undefined;
-const k = urlKeys('signet:');
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 function redirect(res: http.ServerResponse): void {

@@ -5,7 +5,7 @@
 // for misses (the product's built cos driver on the product's window grid, written back with one
 // pipeline sent after the answer, as the gateway does), and the same JSON shape as the GraphQL
 // answer. No framework, no schema, no metrics, no memo, no refresh schedule, no access counts, no
-// events: its cold page (scenario 4) is the least a miss can cost.
+// events: its cold page (scenario 4) is a miss at its plainest.
 // `POST /variants` answers scenario 14's page instead: each image's original, its `thumb` and the
 // thumb's srcset, worked out by the product's built VariantCatalog (which URL, which variant),
 // read, signed and written back the same way. Benchmark-only.
@@ -45,11 +45,12 @@ const catalog = new VariantCatalog(config.images, { derivedObjects: storage.driv
 const PRESET = 'thumb';
 
 /** The page's statement, with the columns the gateway reads for the same page (its projection). */
-const PAGE_SQL = { first: pageStatement(PAGE_COLUMNS), after: pageStatement(PAGE_COLUMNS, true) };
-const VARIANT_PAGE_SQL = {
-  first: pageStatement(VARIANT_PAGE_COLUMNS),
-  after: pageStatement(VARIANT_PAGE_COLUMNS, true),
-};
+const statements = (columns: string) => ({
+  first: pageStatement(columns),
+  after: pageStatement(columns, true),
+});
+const PAGE_SQL = statements(PAGE_COLUMNS);
+const VARIANT_PAGE_SQL = statements(VARIANT_PAGE_COLUMNS);
 
 function body(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -73,7 +74,7 @@ interface Row {
 }
 
 /** The JWT check, the one SQL statement: the page's rows (after the cursor, when one is sent). */
-async function rowsOf(req: IncomingMessage, statement: { first: string; after: string }): Promise<Row[]> {
+async function rowsOf(req: IncomingMessage, statement: ReturnType<typeof statements>): Promise<Row[]> {
   const auth = req.headers.authorization ?? '';
   if (!auth.startsWith('Bearer ')) throw new Error('unauthenticated');
   const { payload } = await jwtVerify(auth.slice(7), secret, { algorithms: ['HS256'] });

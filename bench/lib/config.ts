@@ -1,3 +1,4 @@
+import { urlKeys } from '../../server/src/urls/redis-store.js';
 import { WindowGrid } from '../../server/src/urls/window-grid.js';
 import { type CosAccount, cosEnv } from '../../server/test/support/env.js';
 import { signToken } from '../../server/test/support/jwt.js';
@@ -62,6 +63,13 @@ export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Re
  * URL_TTL_SECONDS and REFRESH_AHEAD_SECONDS at the product's defaults.
  */
 export const GATEWAY_GRID = new WindowGrid({ urlTtlSeconds: 3600, refreshAheadSeconds: 900 });
+
+/**
+ * The Redis keys of every gateway and worker the bench starts: `gatewayEnv` leaves REDIS_PREFIX
+ * at the product's default.
+ */
+export const GATEWAY_REDIS_PREFIX = 'signet:';
+export const GATEWAY_KEYS = urlKeys(GATEWAY_REDIS_PREFIX);
 
 /** A bearer token for an owner, valid for the whole run. */
 export function tokenFor(owner: string): Promise<string> {

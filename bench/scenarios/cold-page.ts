@@ -1,4 +1,3 @@
-import { urlKeys } from '../../server/src/urls/redis-store.js';
 import {
   alternate,
   authHeaders,
@@ -10,6 +9,7 @@ import {
   pageBody,
   type Section,
 } from '../lib/bench.js';
+import { GATEWAY_REDIS_PREFIX, GATEWAY_KEYS as k } from '../lib/config.js';
 import { type CpuSnapshot, cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { sleep } from '../lib/processes.js';
 import { forEachKeyBatch } from '../lib/redis.js';
@@ -48,15 +48,11 @@ export function pageRuns(b: Bench, server: { url: string } = b.gateway) {
   return { coldBodies, warmRun, coldRun };
 }
 
-/** The gateway's keys (its default prefix, as the bench runs it). */
-const PREFIX = 'signet:';
-const k = urlKeys(PREFIX);
-
 /** URL keys in the cache: what the reference's write-backs left, as it keeps no metrics. */
 async function cachedUrls(b: Bench): Promise<number> {
   let n = 0;
   // `urlKeys`' url key, of any shard.
-  await forEachKeyBatch(b.redisClient, `${PREFIX}{u*}url:*`, (keys) => {
+  await forEachKeyBatch(b.redisClient, `${GATEWAY_REDIS_PREFIX}{u*}url:*`, (keys) => {
     n += keys.length;
   });
   return n;

@@ -2,13 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { initPgliteCluster } from '../../server/src/db/pglite-init.js';
-import { urlKeys } from '../../server/src/urls/redis-store.js';
 import { type Bench, fetchPage, PAGE_QUERY, type Section } from '../lib/bench.js';
+import { GATEWAY_KEYS as k } from '../lib/config.js';
 import { memoryOf, sleep, startNode } from '../lib/processes.js';
 import { infoNumber } from '../lib/redis.js';
 import { mean } from '../lib/stats.js';
-
-const PREFIX = 'signet:';
 
 /**
  * Scenario 10a/b: Redis bytes per cached URL (MEMORY USAGE of the URL keys, and everything the
@@ -26,7 +24,6 @@ export async function memory(b: Bench): Promise<Section> {
   }
   await sleep(1500); // the access flush (live/hot sets) lands once a second
   const after = await infoNumber(r, 'memory', 'used_memory');
-  const k = urlKeys(PREFIX);
   const sample = main.ids.filter((_, i) => i % 20 === 0);
   const usage = async (keys: string[]) => {
     const p = r.pipeline();

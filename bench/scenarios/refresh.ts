@@ -1,14 +1,11 @@
-import { urlKeys } from '../../server/src/urls/redis-store.js';
 import type { StoreEntry } from '../../server/src/urls/store.js';
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import { type Bench, fmt, metricSum, type Section } from '../lib/bench.js';
-import { gatewayEnv, GATEWAY_GRID as grid, PRODUCT_NODE_FLAGS } from '../lib/config.js';
+import { gatewayEnv, GATEWAY_GRID as grid, GATEWAY_KEYS as k, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { postgresCpuSeconds } from '../lib/cpu.js';
 import { inProcessWorker } from '../lib/in-process.js';
 import { cpuSecondsOrZero, sleep, startNode } from '../lib/processes.js';
 import { median } from '../lib/stats.js';
-
-const k = urlKeys('signet:');
 
 /** How many of KEYS (meta hashes) have no refresh counter `r` yet, or 0. */
 const COUNT_UNREFRESHED = `local n = 0
