@@ -24,7 +24,7 @@ function classify(turns: Turn[]) {
   for (const t of turns) {
     for (const [c, n] of Object.entries(t.commands)) commands[c] = (commands[c] ?? 0) + n;
     const read = Boolean(t.commands['mget']);
-    // The write-back: two script calls, the URLs and the schedule with the new-URL set. It leaves
+    // The write-back: one script call, the URLs, the schedule and the new-URL set. It leaves
     // after the page's answer, so the next page's MGET may share its turn (one round trip).
     const write = isWriteBack(t);
     if (read) reads++;
@@ -124,7 +124,7 @@ export async function roundTrips(b: Bench): Promise<Section> {
         {
           id: '2',
           what: 'Redis round trips per cold page (the read and the write-back)',
-          figure: `${coldTrips.toFixed(2)} (${cold.reads} MGETs and ${cold.writes} write-back pipelines for ${n} pages; the pages' ${cold.commands['publish'] ?? 0} refresh-event PUBLISHes, not awaited, went out in the write-back's flight except ${cold.publishes}; commands: ${JSON.stringify(cold.commands)})`,
+          figure: `${coldTrips.toFixed(2)} (${cold.reads} MGETs and ${cold.writes} write-backs for ${n} pages; the pages' ${cold.commands['publish'] ?? 0} refresh-event PUBLISHes, not awaited, went out in the write-back's flight except ${cold.publishes}; commands: ${JSON.stringify(cold.commands)})`,
           target: '≤ 2',
           pass: coldTrips <= 2,
         },

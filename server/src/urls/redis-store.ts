@@ -47,42 +47,47 @@ const WRITE_COMMAND = 'signetWriteUrls';
  */
 
 /**
- * The write-back of many signatures (KEYS[1]: a key of the call's shard slot, for routing; ARGV:
- * counted ('1': bump each meta's refresh count), the key prefix, JSON `[shard, id, value, ttlMs,
- * …]`): a SET … PX per URL and, for refreshes, an HINCRBY.
+ * The write-back of many signatures (KEYS[1]: a key of the call's shard slot, for routing; on a
+ * single Redis also KEYS[2], the schedule, and KEYS[3], the never-refreshed set; ARGV: counted
+ * ('1': bump each meta's refresh count), the key prefix, fresh ('1': the images join the
+ * never-refreshed set), JSON `[shard, id, value, ttlMs, refreshAt, …]`): a SET … PX per URL and,
+ * for refreshes, an HINCRBY; given the schedule's keys, it also puts each image in the schedule at
+ * its refresh time (and, when fresh, in the never-refreshed set), so a write-back is one call. As
+ * two calls (the URLs, then the schedule from a second JSON of the same ids), the pipeline, the
+ * second command and the second JSON cost the gateway ~0.1 ms more a cold page
+ * (docs/benchmarks.md, finding 38). On a Cluster the schedule is in another slot than the URLs:
+ * there each shard's call stores its URLs only. ZADD/SADD in chunks of 500 members: Lua's unpack
+ * has a bounded stack.
  */
 const WRITE_SCRIPT = `
 local counted = ARGV[1] == '1'
 local prefix = ARGV[2]
-local e = cjson.decode(ARGV[3])
-for i = 1, #e, 4 do
+local e = cjson.decode(ARGV[4])
+local scheduled = #KEYS == 3
+local due, ids = {}, {}
+for i = 1, #e, 5 do
   local tag = prefix .. '{u' .. e[i] .. '}'
-  redis.call('SET', tag .. 'url:' .. e[i + 1], e[i + 2], 'PX', e[i + 3])
-  if counted then redis.call('HINCRBY', tag .. 'meta:' .. e[i + 1], 'r', 1) end
-end
-return #e / 4
-`;
-
-const SCHEDULE_COMMAND = 'signetScheduleUrls';
-/**
- * Schedules refreshes (KEYS: the schedule, the never-refreshed set; ARGV: '1' to add the ids to
- * the never-refreshed set, JSON `[refreshAt, id, …]`). ZADD/SADD in chunks of 500 members: Lua's
- * unpack has a bounded stack.
- */
-const SCHEDULE_SCRIPT = `
-local e = cjson.decode(ARGV[2])
-for i = 1, #e, 1000 do
-  redis.call('ZADD', KEYS[1], unpack(e, i, math.min(i + 999, #e)))
-end
-if ARGV[1] == '1' then
-  local ids = {}
-  for i = 2, #e, 2 do ids[#ids + 1] = e[i] end
-  for i = 1, #ids, 500 do
-    redis.call('SADD', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
+  local id = e[i + 1]
+  redis.call('SET', tag .. 'url:' .. id, e[i + 2], 'PX', e[i + 3])
+  if counted then redis.call('HINCRBY', tag .. 'meta:' .. id, 'r', 1) end
+  if scheduled then
+    due[#due + 1] = e[i + 4]
+    due[#due + 1] = id
+    ids[#ids + 1] = id
   end
 end
-return #e / 2
+for i = 1, #due, 1000 do
+  redis.call('ZADD', KEYS[2], unpack(due, i, math.min(i + 999, #due)))
+end
+if ARGV[3] == '1' then
+  for i = 1, #ids, 500 do
+    redis.call('SADD', KEYS[3], unpack(ids, i, math.min(i + 499, #ids)))
+  end
+end
+return #e / 5
 `;
+/** The same script, called with the schedule's keys (a single Redis). */
+const WRITE_AND_SCHEDULE_COMMAND = 'signetWriteAndScheduleUrls';
 
 const ACCESS_SETS_COMMAND = 'signetAccessSets';
 /**
@@ -192,6 +197,19 @@ function shardOf(id: string): number {
   return fnv1a32(id) % SHARDS;
 }
 
+/** An entry of WRITE_SCRIPT's JSON: shard, id, value, TTL and refresh time. */
+function pushEntry(to: (string | number)[], e: StoreEntry): void {
+  // Epoch milliseconds and TTLs as strings: Lua would hand numbers on as it formats them (Redis
+  // 7.2.0-7.2.4 wrote some whole numbers in exponent notation, which PX refuses).
+  to.push(
+    shardOf(e.id),
+    e.id,
+    encodeSignature(e.sig),
+    String(Math.max(1, Math.floor(e.ttlMs))),
+    String(e.refreshAt),
+  );
+}
+
 /** Groups ids by their shard tag (one multi-key command per group never crosses slots). */
 function byShard(ids: readonly string[], k: ReturnType<typeof urlKeys>): Map<string, string[]> {
   const groups = new Map<string, string[]>();
@@ -235,7 +253,7 @@ export class RedisUrlStore implements UrlStore {
     };
     define(CLAIM_COMMAND, 4, CLAIM_SCRIPT);
     define(WRITE_COMMAND, 1, WRITE_SCRIPT);
-    define(SCHEDULE_COMMAND, 2, SCHEDULE_SCRIPT);
+    define(WRITE_AND_SCHEDULE_COMMAND, 3, WRITE_SCRIPT);
     define(ACCESS_SETS_COMMAND, 2, ACCESS_SETS_SCRIPT);
   }
 
@@ -262,32 +280,51 @@ export class RedisUrlStore implements UrlStore {
 
   async write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void> {
     if (entries.length === 0) return;
+    const counted = reason === 'refresh' ? '1' : '0';
+    // Misses are new to the schedule: they also join the never-refreshed set (claimed first).
+    const fresh = reason === 'miss' ? '1' : '0';
+    if (!this.cluster) {
+      // One script call stores and schedules them all (WRITE_SCRIPT).
+      const all: (string | number)[] = [];
+      for (const e of entries) pushEntry(all, e);
+      const key = this.k.url(entries[0]!.id);
+      const sent = call(
+        this.redis,
+        WRITE_AND_SCHEDULE_COMMAND,
+        key,
+        this.k.schedule,
+        this.k.fresh,
+        counted,
+        this.prefix,
+        fresh,
+        JSON.stringify(all),
+      ) as Promise<unknown>;
+      await withDeadline(sent, this.deadlineMs, this.late);
+      return;
+    }
+    // A Cluster: one script call per shard slot, and the schedule as plain commands in its own
+    // slot (a cluster's write-back is a pipeline per node whatever it holds).
     const batch = new CommandBatch(this.redis);
-    const schedule: (string | number)[] = [];
-    // One script call per shard slot on a cluster, or one for all on a single Redis.
     const groups = new Map<number, { key: string; entries: (string | number)[] }>();
     for (const e of entries) {
       const shard = shardOf(e.id);
-      const at = this.cluster ? shard : -1;
-      let g = groups.get(at);
+      let g = groups.get(shard);
       if (!g) {
         g = { key: this.k.url(e.id), entries: [] };
-        groups.set(at, g);
+        groups.set(shard, g);
       }
-      // Epoch milliseconds and TTLs as strings: Lua would hand numbers on as it formats them
-      // (Redis 7.2.0-7.2.4 wrote some whole numbers in exponent notation, which PX refuses).
-      g.entries.push(shard, e.id, encodeSignature(e.sig), String(Math.max(1, Math.floor(e.ttlMs))));
-      schedule.push(String(e.refreshAt), e.id);
+      pushEntry(g.entries, e);
     }
-    const counted = reason === 'refresh' ? '1' : '0';
     for (const g of groups.values()) {
-      batch.add(g.key, (p) => call(p, WRITE_COMMAND, g.key, counted, this.prefix, JSON.stringify(g.entries)));
+      batch.add(g.key, (p) =>
+        call(p, WRITE_COMMAND, g.key, counted, this.prefix, fresh, JSON.stringify(g.entries)),
+      );
     }
-    // Misses are new to the schedule: they also join the never-refreshed set (claimed first).
-    const fresh = reason === 'miss' ? '1' : '0';
+    const ids = entries.map((e) => e.id);
     batch.add(this.k.schedule, (p) =>
-      call(p, SCHEDULE_COMMAND, this.k.schedule, this.k.fresh, fresh, JSON.stringify(schedule)),
+      p.zadd(this.k.schedule, ...entries.flatMap((e) => [String(e.refreshAt), e.id])),
     );
+    if (fresh === '1') batch.add(this.k.fresh, (p) => p.sadd(this.k.fresh, ...ids));
     await withDeadline(batch.exec(), this.deadlineMs, this.late);
   }
 

@@ -89,15 +89,14 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
     // On the wire: the read (one MGET alone), then the write-back (one pipeline). The refresh
     // event's PUBLISH is not awaited by the page: it rides in the write-back's flight, ahead of
     // the scripts; nothing else is sent.
-    // The write-back is one pipeline of two script calls (urls/redis-store.ts): the URLs
-    // (`signetWriteUrls`), the schedule and the new-URL set (`signetScheduleUrls`); EVAL the first
-    // time, EVALSHA after.
+    // The write-back is one script call (urls/redis-store.ts): the URLs, the schedule and the
+    // new-URL set (`signetWriteAndScheduleUrls`); EVAL the first time, EVALSHA after.
     const pageTurns = turns.filter((t) => t.commands['mget'] || isWriteBack(t));
     expect(pageTurns.length, show(turns)).toBeLessThanOrEqual(2);
     expect(turns[0]?.commands, show(turns)).toEqual({ mget: 1 });
     const writeBack = turns.filter(isWriteBack);
     expect(writeBack, show(turns)).toHaveLength(1);
-    expect((writeBack[0]!.commands['evalsha'] ?? 0) + (writeBack[0]!.commands['eval'] ?? 0)).toBe(2);
+    expect((writeBack[0]!.commands['evalsha'] ?? 0) + (writeBack[0]!.commands['eval'] ?? 0)).toBe(1);
     // The one script call stored all 100 URLs.
     const admin = redis.client();
     expect(await admin.keys('*url:*')).toHaveLength(100);

@@ -142,7 +142,7 @@ describe('a signing announces its step ahead of storing it, in the same socket w
     expect(carrying).toHaveLength(1);
     expect(count(carrying[0]!, PUBLISH)).toBe(1);
     const wire = writes.join('');
-    expect(count(wire, SCRIPT)).toBe(2);
+    expect(count(wire, SCRIPT)).toBe(1);
     expect(wire.search(PUBLISH)).toBeLessThan(wire.search(SCRIPT));
     return { scripts: count(carrying[0]!, SCRIPT) };
   }
@@ -155,14 +155,14 @@ describe('a signing announces its step ahead of storing it, in the same socket w
   it('a page that missed: the event, then the write-back (URLs and schedule), in one write', async () => {
     const { urls, ids, targets } = setup(sendTogether(command));
     const writes = await writesOf(ids, miss(urls, targets));
-    // The URLs' script and the schedule's script, with the PUBLISH.
-    expect(withTheEvent(writes).scripts).toBe(2);
+    // The write-back's one script call (the URLs and their schedule), with the PUBLISH.
+    expect(withTheEvent(writes).scripts).toBe(1);
   });
 
   it('a refresh sweep (strict): the same', async () => {
     const { urls, ids, targets } = setup(sendTogether(command));
     const writes = await writesOf(ids, sweep(urls, targets));
-    expect(withTheEvent(writes).scripts).toBe(2);
+    expect(withTheEvent(writes).scripts).toBe(1);
   });
 
   it('sent as they come, the event leaves in a write of its own: the recorder tells them apart', async () => {

@@ -240,13 +240,13 @@ describe('graceful shutdown of the real entry point', () => {
         const text = chunk.toString('latin1').toLowerCase();
         const script = text.includes('evalsha') || text.includes('\r\neval\r\n');
         if (!script || !chunk.includes(k.schedule)) return;
-        // The claim script is the one that also names the hot set; the write-back's schedule
-        // script names only the schedule and the never-refreshed set.
+        // The claim script is the one that also names the hot set; the write-back's script names
+        // URL keys, the schedule and the never-refreshed set.
         if (!sigtermAt && chunk.includes(k.hot)) {
           sigtermAt = Date.now();
           gw!.child.kill('SIGTERM');
         } else if (sigtermAt && !refreshWrittenAt && !chunk.includes(k.hot)) {
-          // The refresh's write-back: the URLs and the schedule (two script calls).
+          // The refresh's write-back: the URLs and the schedule (one script call).
           refreshWrittenAt = Date.now();
         }
       };

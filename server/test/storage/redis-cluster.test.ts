@@ -117,6 +117,33 @@ describe('Redis Cluster', () => {
     expect(second.claimed.filter((id) => first.claimed.includes(id))).toEqual([]);
   });
 
+  it('writes a batch back across every shard tag: URLs per shard, the schedule in its own slot', async () => {
+    // On a Cluster the write-back is a script call per shard tag (the URLs) and the schedule's
+    // ZADD and SADD in the {refresh} slot (urls/redis-store.ts); 300 ids fall into all 64 tags.
+    const k = urlKeys(h.config.redisPrefix);
+    const now = Date.now();
+    const wIds = Array.from({ length: 300 }, (_, i) => `cw${i}${i % 7 === 0 ? '"\\é' : ''}`);
+    const entries = wIds.map((id, i) => ({
+      id,
+      sig: { start: 10 + i, end: 20 + i, sig: `s${i}` },
+      ttlMs: 50_000 + i,
+      refreshAt: now + 3_600_000 + i,
+    }));
+    await h.store.write(entries, 'miss');
+    expect(await h.store.read(wIds)).toEqual(entries.map((e) => e.sig));
+    const redis = h.redis!;
+    const ttls = await Promise.all(wIds.map((id) => redis.pttl(k.url(id))));
+    expect(Math.min(...ttls)).toBeGreaterThan(40_000);
+    expect((await redis.zmscore(k.schedule, ...wIds)).map(Number)).toEqual(entries.map((e) => e.refreshAt));
+    expect(await redis.smismember(k.fresh, ...wIds)).toEqual(wIds.map(() => 1));
+    // A refresh counts one each and joins no never-refreshed set.
+    await redis.srem(k.fresh, ...wIds);
+    await h.store.write(entries.slice(0, 3), 'refresh');
+    expect((await h.store.status(wIds.slice(0, 4))).map((r) => r.refreshCount)).toEqual([1, 1, 1, 0]);
+    expect(await redis.smismember(k.fresh, ...wIds.slice(0, 3))).toEqual([0, 0, 0]);
+    await h.store.purge(wIds);
+  });
+
   it('keeps answering through a master restart, then uses the cache again', async () => {
     const victim = cluster.ports[1]!;
     let failures = 0;
