@@ -34,7 +34,7 @@ export interface UrlSignerDeps {
 }
 
 /**
- * Signs in bulk, writes the signatures back to the cache in one pipeline and publishes one event
+ * Signs in bulk, writes the signatures back to the cache in one round trip and publishes one event
  * per batch. Concurrent misses for the same image in this process share one signing
  * (single-flight). See docs/architecture.md, "The hot path".
  */

@@ -27,8 +27,8 @@ export interface AccessDelta {
 
 /**
  * The URL cache of the hot path: signed URLs kept between requests. Each method is at most one
- * round trip. `write` also schedules each entry's refresh (same pipeline: a cold page costs one
- * write-back, not two).
+ * round trip. `write` also schedules each entry's refresh (in the same round trip: a cold page
+ * costs one write-back, not two).
  */
 export interface UrlCache {
   readonly kind: 'redis' | 'memory';

@@ -86,9 +86,9 @@ describe('gateway core: PostgreSQL + Redis + cos driver', () => {
     expect(res.data!.images.edges.every((e) => e.node.signedUrl.cached === false)).toBe(true);
     // newest first, and exactly alice's images
     expect(res.data!.images.edges.map((e) => e.node.id)).toEqual([...ids].reverse());
-    // On the wire: the read (one MGET alone), then the write-back (one pipeline). The refresh
-    // event's PUBLISH is not awaited by the page: it rides in the write-back's flight, ahead of
-    // the scripts; nothing else is sent.
+    // On the wire: the read (one MGET alone), then the write-back. The refresh event's PUBLISH
+    // is not awaited by the page: it rides in the write-back's flight, ahead of the script;
+    // nothing else is sent.
     // The write-back is one script call (urls/redis-store.ts): the URLs, the schedule and the
     // new-URL set (`signetWriteAndScheduleUrls`); EVAL the first time, EVALSHA after.
     const pageTurns = turns.filter((t) => t.commands['mget'] || isWriteBack(t));

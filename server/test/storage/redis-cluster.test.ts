@@ -119,14 +119,16 @@ describe('Redis Cluster', () => {
 
   it('writes a batch back across every shard tag: URLs per shard, the schedule in its own slot', async () => {
     // On a Cluster the write-back is a script call per shard tag (the URLs) and the schedule's
-    // ZADD and SADD in the {refresh} slot (urls/redis-store.ts); 300 ids fall into all 64 tags.
+    // ZADD and SADD in the {refresh} slot (urls/redis-store.ts).
     const k = urlKeys(h.config.redisPrefix);
     const now = Date.now();
+    // Odd characters survive the JSON argument.
     const wIds = Array.from({ length: 300 }, (_, i) => `cw${i}${i % 7 === 0 ? '"\\é' : ''}`);
+    expect(new Set(wIds.map(k.shard)).size, 'the ids cover every shard tag').toBe(64);
     const entries = wIds.map((id, i) => ({
       id,
-      sig: { start: 10 + i, end: 20 + i, sig: `s${i}` },
-      ttlMs: 50_000 + i,
+      sig: { start: 10 + i, end: 20 + i, sig: `s${i}`, ...(i % 5 === 0 ? { region: 'eu-west' } : {}) },
+      ttlMs: 50_000 + i + 0.7,
       refreshAt: now + 3_600_000 + i,
     }));
     await h.store.write(entries, 'miss');
@@ -134,9 +136,11 @@ describe('Redis Cluster', () => {
     const redis = h.redis!;
     const ttls = await Promise.all(wIds.map((id) => redis.pttl(k.url(id))));
     expect(Math.min(...ttls)).toBeGreaterThan(40_000);
+    expect(Math.max(...ttls)).toBeLessThanOrEqual(50_300);
     expect((await redis.zmscore(k.schedule, ...wIds)).map(Number)).toEqual(entries.map((e) => e.refreshAt));
     expect(await redis.smismember(k.fresh, ...wIds)).toEqual(wIds.map(() => 1));
-    // A refresh counts one each and joins no never-refreshed set.
+    // A miss counts no refresh; a refresh counts one each and joins no never-refreshed set.
+    expect((await h.store.status(wIds.slice(0, 3))).map((r) => r.refreshCount)).toEqual([0, 0, 0]);
     await redis.srem(k.fresh, ...wIds);
     await h.store.write(entries.slice(0, 3), 'refresh');
     expect((await h.store.status(wIds.slice(0, 4))).map((r) => r.refreshCount)).toEqual([1, 1, 1, 0]);
