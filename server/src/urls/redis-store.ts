@@ -64,25 +64,23 @@ local counted = ARGV[1] == '1'
 local prefix = ARGV[2]
 local e = cjson.decode(ARGV[4])
 local scheduled = #KEYS == 3
-local due, ids = {}, {}
+local due, ids, n = {}, {}, 0
 for i = 1, #e, 5 do
   local tag = prefix .. '{u' .. e[i] .. '}'
   local id = e[i + 1]
   redis.call('SET', tag .. 'url:' .. id, e[i + 2], 'PX', e[i + 3])
   if counted then redis.call('HINCRBY', tag .. 'meta:' .. id, 'r', 1) end
   if scheduled then
-    due[#due + 1] = e[i + 4]
-    due[#due + 1] = id
-    ids[#ids + 1] = id
+    n = n + 1
+    due[2 * n - 1] = e[i + 4]
+    due[2 * n] = id
+    ids[n] = id
   end
 end
-for i = 1, #due, 1000 do
-  redis.call('ZADD', KEYS[2], unpack(due, i, math.min(i + 999, #due)))
-end
-if ARGV[3] == '1' then
-  for i = 1, #ids, 500 do
-    redis.call('SADD', KEYS[3], unpack(ids, i, math.min(i + 499, #ids)))
-  end
+for i = 1, n, 500 do
+  local j = math.min(i + 499, n)
+  redis.call('ZADD', KEYS[2], unpack(due, 2 * i - 1, 2 * j))
+  if ARGV[3] == '1' then redis.call('SADD', KEYS[3], unpack(ids, i, j)) end
 end
 return #e / 5
 `;
