@@ -318,11 +318,10 @@ export class RedisUrlStore implements UrlStore {
         call(p, WRITE_COMMAND, g.key, counted, this.prefix, fresh, JSON.stringify(g.entries)),
       );
     }
-    const ids = entries.map((e) => e.id);
     batch.add(this.k.schedule, (p) =>
       p.zadd(this.k.schedule, ...entries.flatMap((e) => [String(e.refreshAt), e.id])),
     );
-    if (fresh === '1') batch.add(this.k.fresh, (p) => p.sadd(this.k.fresh, ...ids));
+    if (fresh === '1') batch.add(this.k.fresh, (p) => p.sadd(this.k.fresh, ...entries.map((e) => e.id)));
     await withDeadline(batch.exec(), this.deadlineMs, this.late);
   }
 

@@ -6,6 +6,7 @@ import { LocalRedisCluster } from '../support/redis-cluster.js';
 import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
 import { subscribeSse } from '../support/sse.js';
 import { clearOfStepTurns } from '../support/step-turns.js';
+import { checkWriteBack } from '../support/write-back.js';
 
 /**
  * Turns that carry the gateway's own commands. ioredis refreshes its slot map (CLUSTER SLOTS)
@@ -120,32 +121,14 @@ describe('Redis Cluster', () => {
   it('writes a batch back across every shard tag: URLs per shard, the schedule in its own slot', async () => {
     // On a Cluster the write-back is a script call per shard tag (the URLs) and the schedule's
     // ZADD and SADD in the {refresh} slot (urls/redis-store.ts).
-    const k = urlKeys(h.config.redisPrefix);
-    const now = Date.now();
-    // Odd characters survive the JSON argument.
-    const wIds = Array.from({ length: 300 }, (_, i) => `cw${i}${i % 7 === 0 ? '"\\é' : ''}`);
-    expect(new Set(wIds.map(k.shard)).size, 'the ids cover every shard tag').toBe(64);
-    const entries = wIds.map((id, i) => ({
-      id,
-      sig: { start: 10 + i, end: 20 + i, sig: `s${i}`, ...(i % 5 === 0 ? { region: 'eu-west' } : {}) },
-      ttlMs: 50_000 + i + 0.7,
-      refreshAt: now + 3_600_000 + i,
-    }));
-    await h.store.write(entries, 'miss');
-    expect(await h.store.read(wIds)).toEqual(entries.map((e) => e.sig));
-    const redis = h.redis!;
-    const ttls = await Promise.all(wIds.map((id) => redis.pttl(k.url(id))));
-    expect(Math.min(...ttls)).toBeGreaterThan(40_000);
-    expect(Math.max(...ttls)).toBeLessThanOrEqual(50_300);
-    expect((await redis.zmscore(k.schedule, ...wIds)).map(Number)).toEqual(entries.map((e) => e.refreshAt));
-    expect(await redis.smismember(k.fresh, ...wIds)).toEqual(wIds.map(() => 1));
-    // A miss counts no refresh; a refresh counts one each and joins no never-refreshed set.
-    expect((await h.store.status(wIds.slice(0, 3))).map((r) => r.refreshCount)).toEqual([0, 0, 0]);
-    await redis.srem(k.fresh, ...wIds);
-    await h.store.write(entries.slice(0, 3), 'refresh');
-    expect((await h.store.status(wIds.slice(0, 4))).map((r) => r.refreshCount)).toEqual([1, 1, 1, 0]);
-    expect(await redis.smismember(k.fresh, ...wIds.slice(0, 3))).toEqual([0, 0, 0]);
-    await h.store.purge(wIds);
+    const written = await checkWriteBack(
+      h.store,
+      h.redis!,
+      h.config.redisPrefix,
+      300,
+      Date.now() + 3_600_000,
+    );
+    await h.store.purge(written);
   });
 
   it('keeps answering through a master restart, then uses the cache again', async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisUrlStore, urlKeys } from '../../src/urls/redis-store.js';
 import type { StoreEntry } from '../../src/urls/store.js';
 import { testRedisUrl } from '../support/env.js';
+import { checkWriteBack } from '../support/write-back.js';
 
 const entry = (id: string, refreshAt: number): StoreEntry => ({
   id,
@@ -167,31 +168,10 @@ describe('RedisUrlStore refresh schedule', () => {
   });
 
   it('writes a batch back across every shard tag: values, TTLs, schedule, never-refreshed set, counts', async () => {
-    const now = 3_000_000;
-    // 1,201 ids fall into all 64 shard tags and cross the script's chunks of 500 (Lua's unpack
-    // has a bounded stack); odd characters survive the JSON argument.
-    const ids = Array.from({ length: 1_201 }, (_, i) => `w${i}${i % 7 === 0 ? '"\\é' : ''}`);
-    const entries = ids.map((id, i) => ({
-      id,
-      sig: { start: 10 + i, end: 20 + i, sig: `s${i}`, ...(i % 5 === 0 ? { region: 'eu-west' } : {}) },
-      ttlMs: 50_000 + i + 0.7,
-      refreshAt: now + i,
-    }));
-    await store.write(entries, 'miss');
-    expect(await store.read(ids)).toEqual(entries.map((e) => e.sig));
-    const keys = await redis.keys(`${prefix}{u*}url:w*`);
-    expect(keys.length).toBe(1_201);
-    const ttls = await Promise.all(keys.map((k) => redis.pttl(k)));
-    expect(Math.min(...ttls)).toBeGreaterThan(40_000);
-    expect(Math.max(...ttls)).toBeLessThanOrEqual(51_201);
-    const scores = await redis.zmscore(`${prefix}{refresh}:due`, ...ids);
-    expect(scores.map(Number)).toEqual(entries.map((e) => e.refreshAt));
-    expect(await redis.smismember(`${prefix}{refresh}:new`, ...ids)).toEqual(ids.map(() => 1));
-    // A miss counts no refresh; a refresh counts one each and joins no never-refreshed set.
-    expect((await store.status(ids.slice(0, 3))).map((r) => r.refreshCount)).toEqual([0, 0, 0]);
-    await redis.del(`${prefix}{refresh}:new`);
-    await store.write(entries.slice(0, 3), 'refresh');
-    expect((await store.status(ids.slice(0, 4))).map((r) => r.refreshCount)).toEqual([1, 1, 1, 0]);
+    // 1,201 ids cross the script's chunks of 500 (Lua's unpack has a bounded stack).
+    await checkWriteBack(store, redis, prefix, 1_201, 3_000_000);
+    // Each URL under its own key, and nothing else written as one.
+    expect(await redis.keys(`${prefix}{u*}url:w*`)).toHaveLength(1_201);
     expect(await redis.scard(`${prefix}{refresh}:new`)).toBe(0);
   });
 
