@@ -1,23 +1,13 @@
 // `npm run bench [-- --quick] [--only 1,4] [--profile]`: starts what it measures (private Redis, a fresh
 // PostgreSQL database, the COS fixture, the built gateway, a load generator), runs the
 // scenarios of docs/benchmarks.md and writes bench/results/latest.json and the results table.
-import type { Bench, Section } from './lib/bench.js';
+import type { Section } from './lib/bench.js';
 import { machineInfo, writeResults } from './lib/report.js';
 import { ensureBuild, startServices } from './lib/setup.js';
 import { bulkSigning } from './scenarios/bulk-signing.js';
-import { coldPage } from './scenarios/cold-page.js';
-import { fanOut } from './scenarios/fan-out.js';
-import { embeddedStart, memory } from './scenarios/memory.js';
-import { oneUrlPerStep } from './scenarios/one-url-per-step.js';
-import { perImageVsBatch } from './scenarios/per-image.js';
-import { proxyRedirect } from './scenarios/proxy-redirect.js';
-import { proxyStream } from './scenarios/proxy-stream.js';
-import { refresh } from './scenarios/refresh.js';
-import { roundTrips } from './scenarios/round-trips.js';
-import { scaling } from './scenarios/scaling.js';
+import { embeddedStart } from './scenarios/memory.js';
 import { variantGeneration } from './scenarios/variant-generation.js';
-import { variantPage } from './scenarios/variant-page.js';
-import { warmPage } from './scenarios/warm-page.js';
+import { SCENARIOS_WITH_SERVICES } from './scenarios/with-services.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -31,22 +21,6 @@ const wanted = (id: string) => !only || only.has(id);
 const started = Date.now();
 const log = (m: string) =>
   process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${m}\n`);
-
-/** Scenarios that need the running services, in the order they run (destructive ones last). */
-const withServices: [string, (b: Bench) => Promise<Section>][] = [
-  ['1', warmPage],
-  ['14', variantPage],
-  ['11', scaling],
-  ['4', coldPage],
-  ['2', roundTrips],
-  ['12', oneUrlPerStep],
-  ['3', perImageVsBatch],
-  ['6', proxyRedirect],
-  ['7', proxyStream],
-  ['10', memory],
-  ['9', fanOut],
-  ['8', refresh],
-];
 
 async function main(): Promise<void> {
   const command = `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
@@ -69,7 +43,7 @@ async function main(): Promise<void> {
     sections.push(await variantGeneration(settings));
   }
   // Scenarios that need no services (`--only 5,13`) stop here.
-  if (!withServices.some(([id]) => wanted(id))) {
+  if (!SCENARIOS_WITH_SERVICES.some(([id]) => wanted(id))) {
     const summary = await writeResults({
       command,
       quick,
@@ -93,7 +67,7 @@ async function main(): Promise<void> {
   }
   let failure: unknown;
   try {
-    for (const [id, scenario] of withServices) {
+    for (const [id, scenario] of SCENARIOS_WITH_SERVICES) {
       if (!wanted(id)) continue;
       log(`scenario ${id}`);
       sections.push(await scenario(bench));

@@ -1,0 +1,80 @@
+// `npx tsx bench/tools/proxy-after.ts [scenario ids, e.g. 1,14,3]`: scenario 6's hot redirect on
+// the bench's gateway after it has served the named scenarios (default: every scenario a full run
+// gives it before scenario 6), and on a node with the same settings started just before the
+// measure, which has served nothing; each against the bare 302, turns interleaved (the order of
+// the two gateways swapped every repetition), so both see the same minutes of the machine.
+// docs/benchmarks.md, finding 39.
+import { graphql, http, interleave } from '../lib/bench.js';
+import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
+import { startNode } from '../lib/processes.js';
+import { ensureBuild, startServices } from '../lib/setup.js';
+import { median } from '../lib/stats.js';
+import { CONCURRENCY } from '../scenarios/warm-page.js';
+import { SCENARIOS_WITH_SERVICES } from '../scenarios/with-services.js';
+
+/** What a full run gives the gateway before scenario 6, in its order. */
+const BEFORE_SIX = SCENARIOS_WITH_SERVICES.slice(
+  0,
+  SCENARIOS_WITH_SERVICES.findIndex(([id]) => id === '6'),
+);
+const REPETITIONS = 3;
+const ROUNDS = 3;
+const SECONDS = 6;
+
+const wanted = new Set((process.argv[2] ?? BEFORE_SIX.map(([id]) => id).join(',')).split(','));
+for (const id of wanted) {
+  if (!BEFORE_SIX.some(([known]) => known === id))
+    throw new Error(`usage: proxy-after.ts [ids among 1,14,11,4,2,12,3]`);
+}
+const log = (m: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+await ensureBuild(log);
+// Full: scenario 1 runs every contender of a full run.
+const { bench, teardown } = await startServices({ quick: false, rounds: 3, seconds: 8, log, profile: false });
+try {
+  for (const [id, scenario] of BEFORE_SIX) {
+    if (!wanted.has(id)) continue;
+    log(`scenario ${id} on the gateway`);
+    await scenario(bench);
+  }
+  const fresh = await startNode(
+    'fresh-gateway',
+    [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
+    gatewayEnv(bench.endpoints),
+  );
+  try {
+    const data = await graphql<{ images: { edges: { node: { proxyUrl: string } }[] } }>(
+      bench.gateway.url,
+      bench.tokens.main,
+      'query { images(first: 100) { edges { node { proxyUrl } } } }',
+    );
+    const paths = data.images.edges.map((e) => {
+      const u = new URL(e.node.proxyUrl);
+      return `${u.pathname}${u.search}`;
+    });
+    const job = (url: string, seconds: number) => () =>
+      http(bench, { url, method: 'GET', paths, connections: CONCURRENCY, durationS: seconds });
+    // Unmeasured: the fresh node's first hits (JIT, its memory of recent rows and URLs).
+    for (const url of [bench.gateway.url, fresh.url, bench.bare.url]) await job(url, 1)();
+    const pct = (xs: number[]) =>
+      `${(median(xs) * 100).toFixed(0)}% [${xs.map((x) => (x * 100).toFixed(0)).join(' ')}]`;
+    for (let rep = 0; rep < REPETITIONS; rep++) {
+      const first = rep % 2 === 0 ? bench.gateway : fresh;
+      const second = first === fresh ? bench.gateway : fresh;
+      const [a, b, bare] = await interleave(ROUNDS, [
+        job(first.url, SECONDS),
+        job(second.url, SECONDS),
+        job(bench.bare.url, SECONDS),
+      ]);
+      const ofBare = (runs: typeof a) => runs!.map((r, i) => r.rps / bare![i]!.rps);
+      const [served, unserved] = first === fresh ? [ofBare(b), ofBare(a)] : [ofBare(a), ofBare(b)];
+      log(
+        `after ${[...wanted].join(',')}: ${pct(served)}; fresh node: ${pct(unserved)}; ` +
+          `bare 302 ${median(bare!.map((r) => r.rps)).toFixed(0)} req/s`,
+      );
+    }
+  } finally {
+    await fresh.stop();
+  }
+} finally {
+  await teardown();
+}
