@@ -9,7 +9,7 @@ import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { startNode } from '../lib/processes.js';
 import { ensureBuild, startServices } from '../lib/setup.js';
 import { median } from '../lib/stats.js';
-import { CONCURRENCY } from '../scenarios/warm-page.js';
+import { CONCURRENCY, checkStatus } from '../scenarios/warm-page.js';
 import { SCENARIOS_WITH_SERVICES } from '../scenarios/with-services.js';
 
 /** What a full run gives the gateway before scenario 6, in its order. */
@@ -26,10 +26,23 @@ for (const id of wanted) {
   if (!BEFORE_SIX.some(([known]) => known === id))
     throw new Error(`usage: proxy-after.ts [ids among 1,14,11,4,2,12,3]`);
 }
+// The new node runs the product's flags and no NODE_OPTIONS: the bench's gateway must too.
+if (
+  process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined ||
+  process.env.BENCH_GATEWAY_NODE_OPTIONS !== undefined
+) {
+  throw new Error(
+    'proxy-after.ts compares nodes with the product flags: unset BENCH_GATEWAY_NODE_FLAGS/OPTIONS',
+  );
+}
 const log = (m: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
 await ensureBuild(log);
 // Full: scenario 1 runs every contender of a full run.
 const { bench, teardown } = await startServices({ quick: false, rounds: 3, seconds: 8, log, profile: false });
+// Ctrl-C or a kill still stops every process and drops the database.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void teardown().finally(() => process.exit(130)));
+}
 try {
   for (const [id, scenario] of BEFORE_SIX) {
     if (!wanted.has(id)) continue;
@@ -65,10 +78,18 @@ try {
         job(second.url, SECONDS),
         job(bench.bare.url, SECONDS),
       ]);
+      for (const [runs, what] of [
+        [a, first.url],
+        [b, second.url],
+        [bare, 'bare 302'],
+      ] as const)
+        checkStatus(runs!, 302, what);
       const ofBare = (runs: typeof a) => runs!.map((r, i) => r.rps / bare![i]!.rps);
       const [served, unserved] = first === fresh ? [ofBare(b), ofBare(a)] : [ofBare(a), ofBare(b)];
       log(
-        `after ${[...wanted].join(',')}: ${pct(served)}; fresh node: ${pct(unserved)}; ` +
+        `after ${BEFORE_SIX.filter(([id]) => wanted.has(id))
+          .map(([id]) => id)
+          .join(',')}: ${pct(served)}; fresh node: ${pct(unserved)}; ` +
           `bare 302 ${median(bare!.map((r) => r.rps)).toFixed(0)} req/s`,
       );
     }
