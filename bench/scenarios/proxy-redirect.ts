@@ -17,17 +17,23 @@ const PROXY_URLS = 'query { images(first: 100) { edges { node { id proxyUrl } } 
  * the contender with the list 30–40% of its rate (the bare 302 measured 25–32k req/s on one path,
  * 15–20k on the proxy's paths, same minute). The one-path figure is still reported.
  */
-export async function proxyRedirect(b: Bench): Promise<Section> {
+/** The warm page's 100 images and their proxy links as request paths (`/proxy/<id>?t=…`). */
+export async function proxyPaths(b: Bench): Promise<{ ids: string[]; paths: string[] }> {
   const data = await graphql<{ images: { edges: { node: { id: string; proxyUrl: string } }[] } }>(
     b.gateway.url,
     b.tokens.main,
     PROXY_URLS,
   );
+  const ids = data.images.edges.map((e) => e.node.id);
   const paths = data.images.edges.map((e) => {
     const u = new URL(e.node.proxyUrl);
     return `${u.pathname}${u.search}`;
   });
-  const ids = data.images.edges.map((e) => e.node.id);
+  return { ids, paths };
+}
+
+export async function proxyRedirect(b: Bench): Promise<Section> {
+  const { ids, paths } = await proxyPaths(b);
   const check = await fetch(`${b.gateway.url}${paths[0]}`, { redirect: 'manual' });
   if (check.status !== 302) throw new Error(`proxy answered ${check.status}, expected 302`);
   // The references for scale only in full runs: a quick run measures the target's pair (it has

@@ -4,11 +4,12 @@
 // measure, which has served nothing; each against the bare 302, turns interleaved (the order of
 // the two gateways swapped every repetition), so both see the same minutes of the machine.
 // docs/benchmarks.md, finding 39.
-import { graphql, http, interleave } from '../lib/bench.js';
+import { http, interleave } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { startNode } from '../lib/processes.js';
 import { ensureBuild, startServices } from '../lib/setup.js';
 import { median } from '../lib/stats.js';
+import { proxyPaths } from '../scenarios/proxy-redirect.js';
 import { CONCURRENCY, checkStatus } from '../scenarios/warm-page.js';
 import { SCENARIOS_WITH_SERVICES } from '../scenarios/with-services.js';
 
@@ -21,11 +22,13 @@ const REPETITIONS = 3;
 const ROUNDS = 3;
 const SECONDS = 6;
 
-const wanted = new Set((process.argv[2] ?? BEFORE_SIX.map(([id]) => id).join(',')).split(','));
+const known = BEFORE_SIX.map(([id]) => id);
+const wanted = new Set(process.argv[2]?.split(',') ?? known);
 for (const id of wanted) {
-  if (!BEFORE_SIX.some(([known]) => known === id))
-    throw new Error(`usage: proxy-after.ts [ids among 1,14,11,4,2,12,3]`);
+  if (!known.includes(id)) throw new Error(`usage: proxy-after.ts [ids among ${known.join(',')}]`);
 }
+/** The scenarios run, in their order (the label of every line). */
+const served = known.filter((id) => wanted.has(id)).join(',');
 // The new node runs the product's flags and no NODE_OPTIONS: the bench's gateway must too.
 if (
   process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined ||
@@ -55,15 +58,7 @@ try {
     gatewayEnv(bench.endpoints),
   );
   try {
-    const data = await graphql<{ images: { edges: { node: { proxyUrl: string } }[] } }>(
-      bench.gateway.url,
-      bench.tokens.main,
-      'query { images(first: 100) { edges { node { proxyUrl } } } }',
-    );
-    const paths = data.images.edges.map((e) => {
-      const u = new URL(e.node.proxyUrl);
-      return `${u.pathname}${u.search}`;
-    });
+    const { paths } = await proxyPaths(bench);
     const job = (url: string, seconds: number) => () =>
       http(bench, { url, method: 'GET', paths, connections: CONCURRENCY, durationS: seconds });
     // Unmeasured: the fresh node's first hits (JIT, its memory of recent rows and URLs).
@@ -85,11 +80,9 @@ try {
       ] as const)
         checkStatus(runs!, 302, what);
       const ofBare = (runs: typeof a) => runs!.map((r, i) => r.rps / bare![i]!.rps);
-      const [served, unserved] = first === fresh ? [ofBare(b), ofBare(a)] : [ofBare(a), ofBare(b)];
+      const [old, now] = first === fresh ? [ofBare(b), ofBare(a)] : [ofBare(a), ofBare(b)];
       log(
-        `after ${BEFORE_SIX.filter(([id]) => wanted.has(id))
-          .map(([id]) => id)
-          .join(',')}: ${pct(served)}; fresh node: ${pct(unserved)}; ` +
+        `after ${served}: ${pct(old)}; fresh node: ${pct(now)}; ` +
           `bare 302 ${median(bare!.map((r) => r.rps)).toFixed(0)} req/s`,
       );
     }
