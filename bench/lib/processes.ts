@@ -45,13 +45,14 @@ export function startNode(
   name: string,
   args: string[],
   env: Record<string, string>,
-  options: { readyPath?: string; timeoutMs?: number; port?: number } = {},
+  options: { readyPath?: string; timeoutMs?: number; port?: number; node?: string } = {},
 ): Promise<GatewayProcess> {
   return GatewayProcess.launch({
     name,
     args,
     env,
     ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.node !== undefined ? { node: options.node } : {}),
     readyPath: options.readyPath ?? '/healthz',
     isReady: (status) => status < 500,
     timeoutMs: options.timeoutMs ?? 60_000,

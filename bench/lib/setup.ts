@@ -54,11 +54,13 @@ export function startCeiling(
   endpoints: Endpoints,
   mode: CeilingMode,
   prof: string[] = [],
+  node?: string,
 ): Promise<GatewayProcess> {
   return startNode(
     `ceiling-${mode}`,
     [...prof, ...PRODUCT_NODE_FLAGS, '--import', 'tsx', 'bench/children/ceiling-server.ts'],
     gatewayEnv(endpoints, { CEILING_MODE: mode, CEILING_OWNER: OWNERS.main.id }),
+    node !== undefined ? { node } : {},
   );
 }
 

@@ -15,6 +15,8 @@ export interface Exit {
 export interface LaunchOptions {
   /** What `node` runs, from the repository root (default: the gateway from source through tsx). */
   args?: string[];
+  /** The Node.js executable (default: this process's; the bench compares Node.js versions). */
+  node?: string;
   /** Added to PATH, HOME, PORT and HOST (nothing else of this process's environment is passed on). */
   env?: Record<string, string>;
   /** Default: a free one. */
@@ -103,7 +105,7 @@ export class GatewayProcess {
     const port = o.port ?? (await freePort());
     const name = o.name ?? 'gateway';
     const timeoutMs = o.timeoutMs ?? 30_000;
-    const child = spawn(process.execPath, o.args ?? ['--import', 'tsx', 'server/src/main.ts'], {
+    const child = spawn(o.node ?? process.execPath, o.args ?? ['--import', 'tsx', 'server/src/main.ts'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '',

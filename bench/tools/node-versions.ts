@@ -1,0 +1,173 @@
+// `npx tsx bench/tools/node-versions.ts <other node executable> [rounds]`: the gateway, the ceiling
+// and the hand-written reference of scenario 1, and scenario 6's redirect beside the bare 302, each
+// on this process's Node.js and on the other one, turns interleaved on the same services, so both
+// versions see the same minutes of the machine. Prints, per Node.js version, the warm page's ratios
+// to the ceiling and to the reference (per-round ratios within one version), CPU per page, the
+// proxy's ratio to that version's bare 302, and the other version's gateway over this one's.
+// docs/benchmarks.md, finding 40.
+import { execFileSync } from 'node:child_process';
+import type { HttpResult } from '../children/loadgen.js';
+import { authHeaders, type Bench, fetchPage, http, interleave, pageBody } from '../lib/bench.js';
+import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
+import { cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
+import { startNode } from '../lib/processes.js';
+import { ensureBuild, startCeiling, startServices } from '../lib/setup.js';
+import { median } from '../lib/stats.js';
+import { proxyPaths } from '../scenarios/proxy-redirect.js';
+import { CONCURRENCY, checkStatus } from '../scenarios/warm-page.js';
+
+const [other, roundsArg = '3'] = process.argv.slice(2);
+if (!other) throw new Error('usage: node-versions.ts <other node executable> [rounds]');
+const rounds = Number(roundsArg);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error('rounds must be a positive integer');
+const versionOf = (node: string) =>
+  execFileSync(node, ['-p', 'process.version'], { encoding: 'utf8' }).trim();
+const here = process.version;
+const there = versionOf(other);
+// The other version's gateway runs the product's flags and no NODE_OPTIONS: the bench's must too.
+if (
+  process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined ||
+  process.env.BENCH_GATEWAY_NODE_OPTIONS !== undefined
+) {
+  throw new Error(
+    'node-versions.ts compares gateways with the product flags: unset BENCH_GATEWAY_NODE_FLAGS/OPTIONS',
+  );
+}
+
+/** The median of per-round ratios, and each round's. */
+const pct = (xs: number[]) =>
+  `${(median(xs) * 100).toFixed(0)}% [${xs.map((x) => (x * 100).toFixed(0)).join(' ')}]`;
+const log = (m: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+await ensureBuild(log);
+log(`this Node.js ${here}, the other ${there} (${other})`);
+const { bench: b, teardown } = await startServices({ quick: true, rounds, seconds: 8, log, profile: false });
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void teardown().finally(() => process.exit(130)));
+}
+
+interface Version {
+  label: string;
+  gateway: { url: string; pid: number };
+  ceiling: { url: string; pid: number };
+  reference: { url: string; pid: number };
+  bare: { url: string; pid: number };
+}
+
+try {
+  const started = await Promise.all([
+    startNode('gateway-other', [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'], gatewayEnv(b.endpoints), {
+      node: other,
+    }),
+    startCeiling(b.endpoints, 'static', [], other),
+    startNode(
+      'reference-other',
+      ['--import', 'tsx', 'bench/children/reference-server.ts'],
+      gatewayEnv(b.endpoints),
+      {
+        node: other,
+      },
+    ),
+    // Its bare 302 only (the same location as the bench's): the proxy's own yardstick on that version.
+    startNode(
+      'bare-other',
+      ['--import', 'tsx', 'bench/children/bare-servers.ts'],
+      {
+        REDIRECT_LOCATION: `http://${b.endpoints.cosHost}/b/bench/1.png?q-sign-algorithm=sha1&q-signature=0123456789abcdef0123456789abcdef01234567`,
+        RELAY_ORIGIN: `http://${b.endpoints.cosHost}`,
+        REDIS_URL: b.endpoints.redisUrl,
+        DATABASE_URL: b.endpoints.databaseUrl,
+      },
+      { node: other },
+    ),
+  ]);
+  try {
+    const [gatewayOther, ceilingOther, referenceOther, bareOther] = started;
+    const versions: Version[] = [
+      { label: here, gateway: b.gateway, ceiling: b.ceiling, reference: b.reference, bare: b.bare },
+      {
+        label: there,
+        gateway: gatewayOther,
+        ceiling: ceilingOther,
+        reference: referenceOther,
+        bare: bareOther,
+      },
+    ];
+    await warmPages(b, versions);
+    await proxies(b, versions);
+  } finally {
+    await Promise.all(started.map((p) => p.stop()));
+  }
+} finally {
+  await teardown();
+}
+
+/** Scenario 1's page on the six servers, interleaved; CPU per page of each server. */
+async function warmPages(b: Bench, versions: Version[]) {
+  const token = b.tokens.main;
+  const body = pageBody(100);
+  const job = (url: string, seconds: number) =>
+    http(b, {
+      url: `${url}/graphql`,
+      method: 'POST',
+      headers: authHeaders(token),
+      bodies: [body],
+      connections: CONCURRENCY,
+      durationS: seconds,
+    });
+  const contenders = versions.flatMap((v) => [v.gateway, v.ceiling, v.reference]);
+  // Unmeasured warm-up, as scenario 1 does (V8 reaches its pace after ~10 s of this load).
+  for (const c of contenders) {
+    await fetchPage(c.url, token, 100);
+    await job(c.url, 12);
+  }
+  const cpu = new Map<number, ReturnType<typeof cpuPerRequest>[]>(contenders.map((c) => [c.pid, []]));
+  const measured = (c: { url: string; pid: number }) => async () => {
+    await job(c.url, 2);
+    const before = await cpuSnapshot(b, c.pid);
+    const r = await job(c.url, b.seconds);
+    cpu.get(c.pid)!.push(cpuPerRequest(before, await cpuSnapshot(b, c.pid), r.requests));
+    return r;
+  };
+  const runs = await interleave(rounds, contenders.map(measured));
+  for (const [i, r] of runs.entries()) checkStatus(r, 200, contenders[i]!.url);
+  const rps = (list: HttpResult[]) => list.map((r) => r.rps);
+  const per = versions.map((v, i) => {
+    const [gw, ceil, ref] = [runs[3 * i]!, runs[3 * i + 1]!, runs[3 * i + 2]!];
+    return { v, gw, ceil, ref };
+  });
+  for (const { v, gw, ceil, ref } of per) {
+    const ms = (pid: number) => cpuMedian(cpu.get(pid)!).server.toFixed(2);
+    log(
+      `warm page on ${v.label}: gateway ${median(rps(gw)).toFixed(0)} req/s, ceiling ${median(rps(ceil)).toFixed(0)}, ` +
+        `reference ${median(rps(ref)).toFixed(0)}; of the ceiling ${pct(gw.map((r, k) => r.rps / ceil[k]!.rps))}, ` +
+        `of the reference ${pct(gw.map((r, k) => r.rps / ref[k]!.rps))}; CPU per page (ms): gateway ${ms(v.gateway.pid)}, ` +
+        `ceiling ${ms(v.ceiling.pid)}, reference ${ms(v.reference.pid)}`,
+    );
+  }
+  const [a, z] = per as [(typeof per)[0], (typeof per)[0]];
+  log(
+    `${z.v.label} over ${a.v.label}, req/s of the same round: gateway ${pct(z.gw.map((r, k) => r.rps / a.gw[k]!.rps))}, ` +
+      `ceiling ${pct(z.ceil.map((r, k) => r.rps / a.ceil[k]!.rps))}, reference ${pct(z.ref.map((r, k) => r.rps / a.ref[k]!.rps))}`,
+  );
+}
+
+/** Scenario 6's hot redirect on both gateways, each beside its own version's bare 302. */
+async function proxies(b: Bench, versions: Version[]) {
+  const { paths } = await proxyPaths(b);
+  const job = (url: string, seconds: number) => () =>
+    http(b, { url, method: 'GET', paths, connections: CONCURRENCY, durationS: seconds });
+  const contenders = versions.flatMap((v) => [v.gateway.url, v.bare.url]);
+  for (const url of contenders) await job(url, 2)();
+  const runs = await interleave(
+    rounds,
+    contenders.map((url) => job(url, 6)),
+  );
+  for (const [i, r] of runs.entries()) checkStatus(r, 302, contenders[i]!);
+  for (const [i, v] of versions.entries()) {
+    const [proxy, bare] = [runs[2 * i]!, runs[2 * i + 1]!];
+    log(
+      `proxy on ${v.label}: ${median(proxy.map((r) => r.rps)).toFixed(0)} req/s = ${pct(proxy.map((r, k) => r.rps / bare[k]!.rps))} ` +
+        `of its bare 302 (${median(bare.map((r) => r.rps)).toFixed(0)} req/s)`,
+    );
+  }
+}
