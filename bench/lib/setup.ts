@@ -64,6 +64,16 @@ export function startCeiling(
   );
 }
 
+/** The bare servers' settings: a 302 to a fixture URL, a relay of the fixture, Redis and SQL. */
+export function bareServersEnv(e: Endpoints): Record<string, string> {
+  return {
+    REDIRECT_LOCATION: `http://${e.cosHost}/b/bench/1.png?q-sign-algorithm=sha1&q-signature=0123456789abcdef0123456789abcdef01234567`,
+    RELAY_ORIGIN: `http://${e.cosHost}`,
+    REDIS_URL: e.redisUrl,
+    DATABASE_URL: e.databaseUrl,
+  };
+}
+
 /** Everything the gateway runs against, started and seeded; `teardown` undoes it all. */
 export async function startServices(
   settings: Pick<Bench, 'quick' | 'rounds' | 'seconds' | 'log'> & { profile: boolean },
@@ -160,12 +170,11 @@ export async function startServices(
     const settled = await Promise.allSettled([
       startNode('gateway', [...prof, ...gatewayFlags, 'server/dist/main.js'], gatewayEnv(endpoints, tuning)),
       ceilingOf('static'),
-      startNode('bare-servers', ['--import', 'tsx', 'bench/children/bare-servers.ts'], {
-        REDIRECT_LOCATION: `http://${cosHost}/b/bench/1.png?q-sign-algorithm=sha1&q-signature=0123456789abcdef0123456789abcdef01234567`,
-        RELAY_ORIGIN: `http://${cosHost}`,
-        REDIS_URL: redis.url,
-        DATABASE_URL: db.url,
-      }),
+      startNode(
+        'bare-servers',
+        ['--import', 'tsx', 'bench/children/bare-servers.ts'],
+        bareServersEnv(endpoints),
+      ),
       startNode(
         'reference',
         [...prof, '--import', 'tsx', 'bench/children/reference-server.ts'],

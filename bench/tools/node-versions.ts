@@ -6,12 +6,13 @@
 // proxy's ratio to that version's bare 302, and the other version's gateway over this one's.
 // docs/benchmarks.md, finding 40.
 import { execFileSync } from 'node:child_process';
+import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { HttpResult } from '../children/loadgen.js';
-import { authHeaders, type Bench, fetchPage, http, interleave, pageBody } from '../lib/bench.js';
+import { authHeaders, type Bench, fetchPage, http, interleave, metricSum, pageBody } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { startNode } from '../lib/processes.js';
-import { ensureBuild, startCeiling, startServices } from '../lib/setup.js';
+import { bareServersEnv, ensureBuild, startCeiling, startServices } from '../lib/setup.js';
 import { median } from '../lib/stats.js';
 import { proxyPaths } from '../scenarios/proxy-redirect.js';
 import { CONCURRENCY, checkStatus } from '../scenarios/warm-page.js';
@@ -41,8 +42,14 @@ const log = (m: string) => process.stdout.write(`${new Date().toISOString().slic
 await ensureBuild(log);
 log(`this Node.js ${here}, the other ${there} (${other})`);
 const { bench: b, teardown } = await startServices({ quick: true, rounds, seconds: 8, log, profile: false });
+/** The other version's servers, stopped with the bench's services however the tool ends. */
+const others: GatewayProcess[] = [];
+const stopAll = async () => {
+  await Promise.all(others.splice(0).map((p) => p.stop()));
+  await teardown();
+};
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void teardown().finally(() => process.exit(130)));
+  process.once(signal, () => void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143)));
 }
 
 interface Version {
@@ -54,7 +61,8 @@ interface Version {
 }
 
 try {
-  const started = await Promise.all([
+  // Side by side, as the bench starts its own: whichever started is stopped if one fails.
+  const settled = await Promise.allSettled([
     startNode('gateway-other', [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'], gatewayEnv(b.endpoints), {
       node: other,
     }),
@@ -67,38 +75,39 @@ try {
         node: other,
       },
     ),
-    // Its bare 302 only (the same location as the bench's): the proxy's own yardstick on that version.
+    // Its bare 302 (the bench's settings): the proxy's yardstick on that version.
     startNode(
       'bare-other',
       ['--import', 'tsx', 'bench/children/bare-servers.ts'],
+      bareServersEnv(b.endpoints),
       {
-        REDIRECT_LOCATION: `http://${b.endpoints.cosHost}/b/bench/1.png?q-sign-algorithm=sha1&q-signature=0123456789abcdef0123456789abcdef01234567`,
-        RELAY_ORIGIN: `http://${b.endpoints.cosHost}`,
-        REDIS_URL: b.endpoints.redisUrl,
-        DATABASE_URL: b.endpoints.databaseUrl,
+        node: other,
       },
-      { node: other },
     ),
   ]);
-  try {
-    const [gatewayOther, ceilingOther, referenceOther, bareOther] = started;
-    const versions: Version[] = [
-      { label: here, gateway: b.gateway, ceiling: b.ceiling, reference: b.reference, bare: b.bare },
-      {
-        label: there,
-        gateway: gatewayOther,
-        ceiling: ceilingOther,
-        reference: referenceOther,
-        bare: bareOther,
-      },
-    ];
-    await warmPages(b, versions);
-    await proxies(b, versions);
-  } finally {
-    await Promise.all(started.map((p) => p.stop()));
-  }
+  for (const s of settled) if (s.status === 'fulfilled') others.push(s.value);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [gatewayOther, ceilingOther, referenceOther, bareOther] = others as [
+    GatewayProcess,
+    GatewayProcess,
+    GatewayProcess,
+    GatewayProcess,
+  ];
+  const versions: Version[] = [
+    { label: here, gateway: b.gateway, ceiling: b.ceiling, reference: b.reference, bare: b.bare },
+    {
+      label: there,
+      gateway: gatewayOther,
+      ceiling: ceilingOther,
+      reference: referenceOther,
+      bare: bareOther,
+    },
+  ];
+  await warmPages(b, versions);
+  await proxies(b, versions);
 } finally {
-  await teardown();
+  await stopAll();
 }
 
 /** Scenario 1's page on the six servers, interleaved; CPU per page of each server. */
@@ -128,8 +137,18 @@ async function warmPages(b: Bench, versions: Version[]) {
     cpu.get(c.pid)!.push(cpuPerRequest(before, await cpuSnapshot(b, c.pid), r.requests));
     return r;
   };
+  // A page answered 200 with errors in its body is not a page served: counted on both gateways.
+  const errors = () =>
+    Promise.all(versions.map((v) => metricSum(v.gateway.url, 'signet_graphql_errors_total')));
+  const errorsBefore = await errors();
   const runs = await interleave(rounds, contenders.map(measured));
   for (const [i, r] of runs.entries()) checkStatus(r, 200, contenders[i]!.url);
+  for (const [i, n] of (await errors()).entries()) {
+    if (n > errorsBefore[i]!)
+      throw new Error(
+        `the gateway on ${versions[i]!.label} answered ${n - errorsBefore[i]!} GraphQL errors under load`,
+      );
+  }
   const rps = (list: HttpResult[]) => list.map((r) => r.rps);
   const per = versions.map((v, i) => {
     const [gw, ceil, ref] = [runs[3 * i]!, runs[3 * i + 1]!, runs[3 * i + 2]!];

@@ -4,6 +4,7 @@
 // measure, which has served nothing; each against the bare 302, turns interleaved (the order of
 // the two gateways swapped every repetition), so both see the same minutes of the machine.
 // docs/benchmarks.md, finding 39.
+import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import { http, interleave } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { startNode } from '../lib/processes.js';
@@ -42,9 +43,17 @@ const log = (m: string) => process.stdout.write(`${new Date().toISOString().slic
 await ensureBuild(log);
 // Full: scenario 1 runs every contender of a full run.
 const { bench, teardown } = await startServices({ quick: false, rounds: 3, seconds: 8, log, profile: false });
+/** The node started for the measure, once it is up. */
+let fresh: GatewayProcess | undefined;
 // Ctrl-C or a kill still stops every process and drops the database.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void teardown().finally(() => process.exit(130)));
+  process.once(
+    signal,
+    () =>
+      void Promise.resolve(fresh?.stop())
+        .then(teardown)
+        .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143)),
+  );
 }
 try {
   for (const [id, scenario] of BEFORE_SIX) {
@@ -52,7 +61,7 @@ try {
     log(`scenario ${id} on the gateway`);
     await scenario(bench);
   }
-  const fresh = await startNode(
+  fresh = await startNode(
     'fresh-gateway',
     [...PRODUCT_NODE_FLAGS, 'server/dist/main.js'],
     gatewayEnv(bench.endpoints),
