@@ -2,9 +2,9 @@
 # Signet: one image for the gateway (SIGNET_ROLE=api), the worker (SIGNET_ROLE=worker) or both (all).
 #   docker build -t signet .
 #   docker run -p 4000:4000 -e AUTH_JWT_SECRET=… -e PROXY_TOKEN_SECRET=… -e DATABASE_URL=… signet
-# Node.js 22: 20 reached its end of life in April 2026. Both are tested (.ci/run); 22 answered the
-# warm page ~10% faster in the same rounds (docs/benchmarks.md, finding 40). NODE_IMAGE=node:20-…
-# still builds a working image.
+# Node.js 22: 20 reached its end of life in April 2026. The unit and integration suites run on both
+# (.ci/run); 22 answered the warm page 10-15% faster in the same rounds (docs/benchmarks.md,
+# finding 40). NODE_IMAGE=node:20-bookworm-slim still builds a working image.
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 # 1. Build @signet/vue, the Vue app (and the example app), and the server with every dependency (vite, tsc).
