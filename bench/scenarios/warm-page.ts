@@ -55,6 +55,21 @@ export function checkStatus(runs: HttpResult[], expected: number, what: string):
   }
 }
 
+/** Scenario 1's load: the page of 100 as its owner, 32 connections, for `seconds` at `url`. */
+export function warmPageLoad(b: Bench): (url: string, seconds: number) => Promise<HttpResult> {
+  const headers = authHeaders(b.tokens.main);
+  const body = pageBody(100);
+  return (url, seconds) =>
+    http(b, {
+      url: `${url}/graphql`,
+      method: 'POST',
+      headers,
+      bodies: [body],
+      connections: CONCURRENCY,
+      durationS: seconds,
+    });
+}
+
 type Contender = 'gateway' | 'ceiling' | 'reference' | 'interpreted' | 'sql' | 'urls';
 
 /**
@@ -65,7 +80,6 @@ type Contender = 'gateway' | 'ceiling' | 'reference' | 'interpreted' | 'sql' | '
  */
 export async function warmPage(b: Bench): Promise<Section> {
   const token = b.tokens.main;
-  const body = pageBody(100);
   const processOf: Record<Contender, GatewayProcess | undefined> = {
     gateway: b.gateway,
     ceiling: b.ceiling,
@@ -86,15 +100,7 @@ export async function warmPage(b: Bench): Promise<Section> {
   const order: Contender[] = b.quick
     ? ['gateway', 'ceiling', 'reference']
     : ['gateway', 'ceiling', 'reference', 'interpreted', 'sql', 'urls'];
-  const job = (url: string, seconds: number) =>
-    http(b, {
-      url: `${url}/graphql`,
-      method: 'POST',
-      headers: authHeaders(token),
-      bodies: [body],
-      connections: CONCURRENCY,
-      durationS: seconds,
-    });
+  const job = warmPageLoad(b);
   for (const c of order) {
     await fetchPage(urlOf(c), token, 100);
     // Warm-up, not measured. V8 takes a while to reach steady state under this load on 2 cores

@@ -8,14 +8,14 @@
 import { execFileSync } from 'node:child_process';
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { HttpResult } from '../children/loadgen.js';
-import { authHeaders, type Bench, fetchPage, http, interleave, metricSum, pageBody } from '../lib/bench.js';
+import { type Bench, fetchPage, http, interleave, metricSum } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { startNode } from '../lib/processes.js';
 import { bareServersEnv, ensureBuild, startCeiling, startServices } from '../lib/setup.js';
 import { median } from '../lib/stats.js';
 import { proxyPaths } from '../scenarios/proxy-redirect.js';
-import { CONCURRENCY, checkStatus } from '../scenarios/warm-page.js';
+import { CONCURRENCY, checkStatus, warmPageLoad } from '../scenarios/warm-page.js';
 
 const [other, roundsArg = '3'] = process.argv.slice(2);
 if (!other) throw new Error('usage: node-versions.ts <other node executable> [rounds]');
@@ -113,16 +113,7 @@ try {
 /** Scenario 1's page on the six servers, interleaved; CPU per page of each server. */
 async function warmPages(b: Bench, versions: Version[]) {
   const token = b.tokens.main;
-  const body = pageBody(100);
-  const job = (url: string, seconds: number) =>
-    http(b, {
-      url: `${url}/graphql`,
-      method: 'POST',
-      headers: authHeaders(token),
-      bodies: [body],
-      connections: CONCURRENCY,
-      durationS: seconds,
-    });
+  const job = warmPageLoad(b);
   const contenders = versions.flatMap((v) => [v.gateway, v.ceiling, v.reference]);
   // Unmeasured warm-up, as scenario 1 does (V8 reaches its pace after ~10 s of this load).
   for (const c of contenders) {
