@@ -1,3 +1,4 @@
+import type { HttpResult } from '../children/loadgen.js';
 import { type Bench, fmt, graphql, http, interleave, type Section } from '../lib/bench.js';
 import { median } from '../lib/stats.js';
 import { CONCURRENCY, checkStatus, summarize } from './warm-page.js';
@@ -32,6 +33,12 @@ export async function proxyPaths(b: Bench): Promise<{ ids: string[]; paths: stri
   return { ids, paths };
 }
 
+/** Scenario 6's load: GETs over `paths` at `url`, 32 connections, for `seconds` (302s expected). */
+export function proxyLoad(b: Bench): (url: string, paths: string[], seconds: number) => Promise<HttpResult> {
+  return (url, paths, seconds) =>
+    http(b, { url, method: 'GET', paths, connections: CONCURRENCY, durationS: seconds });
+}
+
 export async function proxyRedirect(b: Bench): Promise<Section> {
   const { ids, paths } = await proxyPaths(b);
   const check = await fetch(`${b.gateway.url}${paths[0]}`, { redirect: 'manual' });
@@ -49,8 +56,7 @@ export async function proxyRedirect(b: Bench): Promise<Section> {
           ['bare: SQL + Redis GET + 302', b.bare.url, ids.map((id) => `/sql-redis/${id}`)],
         ] as [string, string, string[]][])),
   ];
-  const job = (url: string, list: string[], seconds: number) =>
-    http(b, { url, method: 'GET', paths: list, connections: CONCURRENCY, durationS: seconds });
+  const job = proxyLoad(b);
   for (const [, url, list] of contenders) await job(url, list, b.quick ? 0.5 : 1);
   const runs = await interleave(
     b.rounds,

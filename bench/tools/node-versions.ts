@@ -8,14 +8,15 @@
 import { execFileSync } from 'node:child_process';
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
 import type { HttpResult } from '../children/loadgen.js';
-import { type Bench, fetchPage, http, interleave, metricSum } from '../lib/bench.js';
+import { type Bench, fetchPage, interleave, metricSum } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { cpuMedian, cpuPerRequest, cpuSnapshot } from '../lib/cpu.js';
 import { startNode } from '../lib/processes.js';
 import { bareServersEnv, ensureBuild, startCeiling, startServices } from '../lib/setup.js';
 import { median } from '../lib/stats.js';
-import { proxyPaths } from '../scenarios/proxy-redirect.js';
-import { CONCURRENCY, checkStatus, warmPageLoad } from '../scenarios/warm-page.js';
+import { ratios, requireProductFlags, toolLog } from '../lib/tool.js';
+import { proxyLoad, proxyPaths } from '../scenarios/proxy-redirect.js';
+import { checkStatus, warmPageLoad } from '../scenarios/warm-page.js';
 
 const [other, roundsArg = '3'] = process.argv.slice(2);
 if (!other) throw new Error('usage: node-versions.ts <other node executable> [rounds]');
@@ -25,20 +26,9 @@ const versionOf = (node: string) =>
   execFileSync(node, ['-p', 'process.version'], { encoding: 'utf8' }).trim();
 const here = process.version;
 const there = versionOf(other);
-// The other version's gateway runs the product's flags and no NODE_OPTIONS: the bench's must too.
-if (
-  process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined ||
-  process.env.BENCH_GATEWAY_NODE_OPTIONS !== undefined
-) {
-  throw new Error(
-    'node-versions.ts compares gateways with the product flags: unset BENCH_GATEWAY_NODE_FLAGS/OPTIONS',
-  );
-}
+requireProductFlags('node-versions.ts');
 
-/** The median of per-round ratios, and each round's. */
-const pct = (xs: number[]) =>
-  `${(median(xs) * 100).toFixed(0)}% [${xs.map((x) => (x * 100).toFixed(0)).join(' ')}]`;
-const log = (m: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+const log = toolLog;
 await ensureBuild(log);
 log(`this Node.js ${here}, the other ${there} (${other})`);
 const { bench: b, teardown } = await startServices({ quick: true, rounds, seconds: 8, log, profile: false });
@@ -54,10 +44,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 interface Version {
   label: string;
-  gateway: { url: string; pid: number };
-  ceiling: { url: string; pid: number };
-  reference: { url: string; pid: number };
-  bare: { url: string; pid: number };
+  gateway: GatewayProcess;
+  ceiling: GatewayProcess;
+  reference: GatewayProcess;
+  bare: GatewayProcess;
 }
 
 try {
@@ -121,7 +111,7 @@ async function warmPages(b: Bench, versions: Version[]) {
     await job(c.url, 12);
   }
   const cpu = new Map<number, ReturnType<typeof cpuPerRequest>[]>(contenders.map((c) => [c.pid, []]));
-  const measured = (c: { url: string; pid: number }) => async () => {
+  const measured = (c: GatewayProcess) => async () => {
     await job(c.url, 2);
     const before = await cpuSnapshot(b, c.pid);
     const r = await job(c.url, b.seconds);
@@ -149,23 +139,23 @@ async function warmPages(b: Bench, versions: Version[]) {
     const ms = (pid: number) => cpuMedian(cpu.get(pid)!).server.toFixed(2);
     log(
       `warm page on ${v.label}: gateway ${median(rps(gw)).toFixed(0)} req/s, ceiling ${median(rps(ceil)).toFixed(0)}, ` +
-        `reference ${median(rps(ref)).toFixed(0)}; of the ceiling ${pct(gw.map((r, k) => r.rps / ceil[k]!.rps))}, ` +
-        `of the reference ${pct(gw.map((r, k) => r.rps / ref[k]!.rps))}; CPU per page (ms): gateway ${ms(v.gateway.pid)}, ` +
+        `reference ${median(rps(ref)).toFixed(0)}; of the ceiling ${ratios(gw.map((r, k) => r.rps / ceil[k]!.rps))}, ` +
+        `of the reference ${ratios(gw.map((r, k) => r.rps / ref[k]!.rps))}; CPU per page (ms): gateway ${ms(v.gateway.pid)}, ` +
         `ceiling ${ms(v.ceiling.pid)}, reference ${ms(v.reference.pid)}`,
     );
   }
   const [a, z] = per as [(typeof per)[0], (typeof per)[0]];
   log(
-    `${z.v.label} over ${a.v.label}, req/s of the same round: gateway ${pct(z.gw.map((r, k) => r.rps / a.gw[k]!.rps))}, ` +
-      `ceiling ${pct(z.ceil.map((r, k) => r.rps / a.ceil[k]!.rps))}, reference ${pct(z.ref.map((r, k) => r.rps / a.ref[k]!.rps))}`,
+    `${z.v.label} over ${a.v.label}, req/s of the same round: gateway ${ratios(z.gw.map((r, k) => r.rps / a.gw[k]!.rps))}, ` +
+      `ceiling ${ratios(z.ceil.map((r, k) => r.rps / a.ceil[k]!.rps))}, reference ${ratios(z.ref.map((r, k) => r.rps / a.ref[k]!.rps))}`,
   );
 }
 
 /** Scenario 6's hot redirect on both gateways, each beside its own version's bare 302. */
 async function proxies(b: Bench, versions: Version[]) {
   const { paths } = await proxyPaths(b);
-  const job = (url: string, seconds: number) => () =>
-    http(b, { url, method: 'GET', paths, connections: CONCURRENCY, durationS: seconds });
+  const load = proxyLoad(b);
+  const job = (url: string, seconds: number) => () => load(url, paths, seconds);
   const contenders = versions.flatMap((v) => [v.gateway.url, v.bare.url]);
   for (const url of contenders) await job(url, 2)();
   const runs = await interleave(
@@ -176,7 +166,7 @@ async function proxies(b: Bench, versions: Version[]) {
   for (const [i, v] of versions.entries()) {
     const [proxy, bare] = [runs[2 * i]!, runs[2 * i + 1]!];
     log(
-      `proxy on ${v.label}: ${median(proxy.map((r) => r.rps)).toFixed(0)} req/s = ${pct(proxy.map((r, k) => r.rps / bare[k]!.rps))} ` +
+      `proxy on ${v.label}: ${median(proxy.map((r) => r.rps)).toFixed(0)} req/s = ${ratios(proxy.map((r, k) => r.rps / bare[k]!.rps))} ` +
         `of its bare 302 (${median(bare.map((r) => r.rps)).toFixed(0)} req/s)`,
     );
   }

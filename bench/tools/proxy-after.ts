@@ -5,13 +5,14 @@
 // the two gateways swapped every repetition), so both see the same minutes of the machine.
 // docs/benchmarks.md, finding 39.
 import type { GatewayProcess } from '../../server/test/support/gateway-process.js';
-import { http, interleave } from '../lib/bench.js';
+import { interleave } from '../lib/bench.js';
 import { gatewayEnv, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { startNode } from '../lib/processes.js';
 import { ensureBuild, startServices } from '../lib/setup.js';
 import { median } from '../lib/stats.js';
-import { proxyPaths } from '../scenarios/proxy-redirect.js';
-import { CONCURRENCY, checkStatus } from '../scenarios/warm-page.js';
+import { ratios, requireProductFlags, toolLog } from '../lib/tool.js';
+import { proxyLoad, proxyPaths } from '../scenarios/proxy-redirect.js';
+import { checkStatus } from '../scenarios/warm-page.js';
 import { SCENARIOS_WITH_SERVICES } from '../scenarios/with-services.js';
 
 /** What a full run gives the gateway before scenario 6, in its order. */
@@ -30,16 +31,8 @@ for (const id of wanted) {
 }
 /** The scenarios run, in their order (the label of every line). */
 const served = known.filter((id) => wanted.has(id)).join(',');
-// The new node runs the product's flags and no NODE_OPTIONS: the bench's gateway must too.
-if (
-  process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined ||
-  process.env.BENCH_GATEWAY_NODE_OPTIONS !== undefined
-) {
-  throw new Error(
-    'proxy-after.ts compares nodes with the product flags: unset BENCH_GATEWAY_NODE_FLAGS/OPTIONS',
-  );
-}
-const log = (m: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+requireProductFlags('proxy-after.ts');
+const log = toolLog;
 await ensureBuild(log);
 // Full: scenario 1 runs every contender of a full run.
 const { bench, teardown } = await startServices({ quick: false, rounds: 3, seconds: 8, log, profile: false });
@@ -68,12 +61,10 @@ try {
   );
   try {
     const { paths } = await proxyPaths(bench);
-    const job = (url: string, seconds: number) => () =>
-      http(bench, { url, method: 'GET', paths, connections: CONCURRENCY, durationS: seconds });
+    const load = proxyLoad(bench);
+    const job = (url: string, seconds: number) => () => load(url, paths, seconds);
     // Unmeasured: the fresh node's first hits (JIT, its memory of recent rows and URLs).
     for (const url of [bench.gateway.url, fresh.url, bench.bare.url]) await job(url, 1)();
-    const pct = (xs: number[]) =>
-      `${(median(xs) * 100).toFixed(0)}% [${xs.map((x) => (x * 100).toFixed(0)).join(' ')}]`;
     for (let rep = 0; rep < REPETITIONS; rep++) {
       const first = rep % 2 === 0 ? bench.gateway : fresh;
       const second = first === fresh ? bench.gateway : fresh;
@@ -91,7 +82,7 @@ try {
       const ofBare = (runs: typeof a) => runs!.map((r, i) => r.rps / bare![i]!.rps);
       const [old, now] = first === fresh ? [ofBare(b), ofBare(a)] : [ofBare(a), ofBare(b)];
       log(
-        `after ${served}: ${pct(old)}; fresh node: ${pct(now)}; ` +
+        `after ${served}: ${ratios(old)}; fresh node: ${ratios(now)}; ` +
           `bare 302 ${median(bare!.map((r) => r.rps)).toFixed(0)} req/s`,
       );
     }
