@@ -41,6 +41,8 @@ ENV NODE_ENV=production \
     DATA_DIR=/app/data
 WORKDIR /app
 COPY --from=prod-deps /app ./
+# With the embedded database's cluster template: a first start without DATABASE_URL copies it
+# instead of running PGlite's initdb (~650 MiB; docs/architecture.md, "Embedded database").
 COPY --from=build /app/server/dist server/dist
 COPY --from=build /app/web/dist web/dist
 # The web app's operations: set PERSISTED_OPERATIONS_ONLY=true to refuse any other document.

@@ -1,7 +1,11 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { createGunzip, createGzip } from 'node:zlib';
 
 /**
  * PGlite's start parameters: its defaults with `shared_buffers` at 16 MB instead of PostgreSQL's
@@ -13,19 +17,132 @@ export function pgliteStartParams(defaults: readonly string[]): string[] {
   return [...defaults, '-c', 'shared_buffers=16MB'];
 }
 
+const requireHere = createRequire(import.meta.url);
+
 /**
- * The first start of an embedded database: PGlite runs `initdb` with a second PGlite instance
- * and the initdb WebAssembly module beside the one that will serve, whose memory a WebAssembly
- * instance never gives back. Run in a short-lived child process, the cluster is written to `dir`
- * and all of that memory goes back to the system when the child exits; the server then opens an
- * existing cluster (one instance). Returns the child's peak RSS in MiB (for the log and
- * docs/benchmarks.md, scenario 10c), or undefined when `dir` already holds a cluster.
+ * The build's copy of a new, cleanly shut-down cluster (docs/architecture.md, "Embedded
+ * database"): `server/dist/pglite-cluster-<PGlite version>`, one gzip file per cluster file. The
+ * version is in the name because a cluster is only good for the PostgreSQL that wrote it; after
+ * an upgrade without a build the name does not match and a first start runs initdb. The same
+ * path from the sources (tests) and from the build (`src/db` and `dist/db` are both two levels
+ * below the package).
  */
-export async function initPgliteCluster(dir: string): Promise<number | undefined> {
+export function defaultPgliteTemplate(): string {
+  // The package exports no package.json: it is the one above the entry's `dist/`.
+  const manifest = path.resolve(requireHere.resolve('@electric-sql/pglite'), '../../package.json');
+  const { name, version } = requireHere(manifest) as { name: string; version: string };
+  if (name !== '@electric-sql/pglite') throw new Error(`not PGlite's package.json: ${manifest}`);
+  return path.resolve(fileURLToPath(import.meta.url), '../../../dist', `pglite-cluster-${version}`);
+}
+
+export interface ClusterInit {
+  /** `template`: copied from the build's template; `initdb`: written by PGlite's initdb. */
+  source: 'template' | 'initdb';
+  /** The initdb child's peak RSS in MiB (docs/benchmarks.md, scenario 10c). */
+  childPeakMiB?: number;
+}
+
+/**
+ * The first start of an embedded database: `dir` gets a cluster, copied from the build's template
+ * when there is one, else written by initdb. Returns undefined when `dir` already holds a cluster.
+ *
+ * PGlite's initdb drives a second PGlite instance from the initdb WebAssembly module beside the
+ * one that serves, keeps a copy of that instance's whole memory to reset it between the backends
+ * initdb starts, and WebAssembly memory is never given back: ~650 MiB of peak RSS, more than a
+ * small container has. So initdb runs only where it must (at the build, or without one) and then
+ * in a short-lived child process; a first start from a build copies ~40 MB of files instead.
+ * Either way the cluster is made in a sibling directory and renamed into place, so a first start
+ * that dies half-way leaves no half-made cluster to be mistaken for a whole one.
+ */
+export async function initPgliteCluster(
+  dir: string,
+  template: string | null = defaultPgliteTemplate(),
+): Promise<ClusterInit | undefined> {
   if (existsSync(path.join(dir, 'PG_VERSION'))) return undefined;
+  // `dir` may exist already, empty (the caller made it); one with files in it is not ours to replace.
+  const inDir = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  if (inDir.length > 0)
+    throw new Error(
+      `${dir} holds files but no database cluster (no PG_VERSION): move it away and start again`,
+    );
+  // A fixed name: what a start that died half-way left is removed by the next one.
+  const partial = `${dir}.partial`;
+  await rm(partial, { recursive: true, force: true });
+  try {
+    let result: ClusterInit;
+    if (template !== null && existsSync(path.join(template, 'PG_VERSION.gz'))) {
+      await copyTree(template, partial, 'gunzip');
+      result = { source: 'template' };
+    } else {
+      result = { source: 'initdb', childPeakMiB: await initdbInChild(partial) };
+      // PGlite makes it 0755; what it writes later inside is then out of other users' reach.
+      await chmod(partial, 0o700);
+    }
+    await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    await rename(partial, dir);
+    return result;
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * Makes the build's template (`npm run build`, `make-pglite-template.ts`): a new cluster written
+ * by initdb and closed by PGlite (its backend's exit), each file gzipped (the WAL segment is mostly zeros: ~40 MB of
+ * cluster, a few MB of template). Returns false when `out` is there already.
+ */
+export async function buildPgliteTemplate(out: string = defaultPgliteTemplate()): Promise<boolean> {
+  if (existsSync(path.join(out, 'PG_VERSION.gz'))) return false;
+  const work = `${out}.work`;
+  const partial = `${out}.partial`;
+  try {
+    await initPgliteCluster(work, null);
+    await copyTree(work, partial, 'gzip');
+    await rm(out, { recursive: true, force: true });
+    await rename(partial, out);
+    return true;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    await rm(partial, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Copies a directory tree file by file, gzipping or gunzipping each (`.gz` added or removed).
+ * Modes are not copied (PGlite writes 0755 and 0666): a cluster is the server's alone (0700 and
+ * 0600); the template, a blank cluster made by the build, is readable by the user the server runs
+ * as (the Docker image builds as root and runs as `node`).
+ */
+async function copyTree(from: string, to: string, how: 'gzip' | 'gunzip'): Promise<void> {
+  const [dirMode, fileMode] = how === 'gzip' ? [0o755, 0o644] : [0o700, 0o600];
+  await mkdir(to, { mode: dirMode });
+  await chmod(to, dirMode); // whatever the umask
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const src = path.join(from, entry.name);
+    if (entry.isDirectory()) {
+      await copyTree(src, path.join(to, entry.name), how);
+    } else if (entry.isFile()) {
+      const dst = path.join(to, how === 'gzip' ? `${entry.name}.gz` : entry.name.replace(/\.gz$/, ''));
+      const codec = how === 'gzip' ? createGzip() : createGunzip();
+      await pipeline(createReadStream(src), codec, createWriteStream(dst, { mode: fileMode }));
+      await chmod(dst, fileMode);
+    } else {
+      throw new Error(`unexpected entry in a database cluster: ${src}`);
+    }
+  }
+}
+
+/** PGlite's initdb in a child process (see initPgliteCluster); returns the child's peak RSS in MiB. */
+async function initdbInChild(dir: string): Promise<number | undefined> {
   // The CommonJS entry, so the child needs no module loader of ours (the server may run as
   // TypeScript under a test runner).
-  const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  const entry = requireHere.resolve('@electric-sql/pglite');
   const script = `
     const { PGlite } = require(process.argv[1]);
     const startParams = JSON.parse(process.argv[3]);
@@ -46,9 +163,18 @@ export async function initPgliteCluster(dir: string): Promise<number | undefined
       ['--liftoff-only', '--no-wasm-tier-up', '-e', script, entry, dir, JSON.stringify(extra)],
       { maxBuffer: 1 << 20 },
       (err, stdout, stderr) => {
-        if (err)
-          reject(new Error(`could not initialise the embedded database in ${dir}: ${stderr || err.message}`));
-        else resolve(stdout);
+        if (!err) return resolve(stdout);
+        // Killed is what a memory limit below initdb's peak does to it (a small container).
+        const oom =
+          ': out of memory? initdb needs ~650 MiB; a start from a build copies the build\'s cluster template instead (docs/architecture.md, "Embedded database")';
+        const how = err.signal
+          ? `was killed (${err.signal}${err.signal === 'SIGKILL' ? oom : ''})`
+          : `failed: ${stderr.trim() || err.message}`;
+        reject(
+          new Error(
+            `could not initialise the embedded database in ${dir}: PGlite's initdb child process ${how}`,
+          ),
+        );
       },
     );
   });
