@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { initPgliteCluster } from '../../server/src/db/pglite-init.js';
+import { defaultPgliteTemplate, initPgliteCluster } from '../../server/src/db/pglite-init.js';
 import { type Bench, fetchPage, PAGE_QUERY, type Section } from '../lib/bench.js';
 import { GATEWAY_KEYS as k } from '../lib/config.js';
 import { memoryOf, sleep, startNode } from '../lib/processes.js';
@@ -91,6 +92,9 @@ export async function memory(b: Bench): Promise<Section> {
 export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Section> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-bench-embedded-'));
   try {
+    // A build leaves the cluster template that a first start copies (server/src/db/pglite-init.ts);
+    // without one, the first start runs initdb in a child process.
+    const fromTemplate = existsSync(path.join(defaultPgliteTemplate(), 'PG_VERSION.gz'));
     const t = Date.now();
     // As `npm start` runs it: without the server's V8 flags (PRODUCT_NODE_FLAGS), which cost the
     // embedded start ~40 MiB of peak RSS (480-515 against 432-459 MiB, 18:10 UTC).
@@ -110,11 +114,14 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
     await res.text();
     const afterPage = await memoryOf(gw.pid);
     await gw.stop();
-    // A first start runs initdb in a child process that exits before the gateway opens the
-    // database (server/src/db/pglite-init.ts): its own peak, measured the same way on a fresh dir.
-    const initPeakMiB = await initPgliteCluster(path.join(dataDir, 'initdb-alone'));
+    // A first start without the build's template runs initdb in a child process that exits
+    // before the gateway opens the database: its own peak, measured the same way on a fresh dir.
+    const initPeakMiB = (await initPgliteCluster(path.join(dataDir, 'initdb-alone'), null))?.childPeakMiB;
+    const how = fromTemplate
+      ? "the cluster copied from the build's template, no child process"
+      : "no build's template: initdb in a child process first";
     settings.log(
-      `  embedded: ready in ${readyMs} ms, peak RSS ${afterPage.peakMiB.toFixed(0)} MiB (initdb child: ${initPeakMiB?.toFixed(0)} MiB)`,
+      `  embedded: ready in ${readyMs} ms, peak RSS ${afterPage.peakMiB.toFixed(0)} MiB (${how}); initdb child alone: ${initPeakMiB?.toFixed(0)} MiB`,
     );
     return {
       id: '10c',
@@ -123,12 +130,14 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
         {
           id: '10c',
           what: 'Embedded start (PGlite, first start: migrations + demo seed) peak RSS',
-          figure: `${afterPage.peakMiB.toFixed(0)} MiB peak (ready in ${(readyMs / 1000).toFixed(1)} s; RSS ${atReady.rssMiB.toFixed(0)} MiB at ready); the initdb child before it: ${initPeakMiB?.toFixed(0)} MiB peak, exited`,
-          target: '≤ 500 MiB (the gateway process)',
-          pass: afterPage.peakMiB <= 500,
+          figure: `${afterPage.peakMiB.toFixed(0)} MiB peak (ready in ${(readyMs / 1000).toFixed(1)} s; RSS ${atReady.rssMiB.toFixed(0)} MiB at ready; ${how}); a first start without the build's template (initdb in a child process first): the child ${initPeakMiB?.toFixed(0)} MiB peak`,
+          // With the build's template a first start is one process; without it the initdb child
+          // peaks above the target (reported beside it).
+          target: '≤ 500 MiB (every process of a first start from a build)',
+          pass: fromTemplate && afterPage.peakMiB <= 500,
         },
       ],
-      details: { readyMs, atReady, afterPage, initdbChildPeakMiB: initPeakMiB },
+      details: { readyMs, atReady, afterPage, fromTemplate, initdbChildPeakMiB: initPeakMiB },
     };
   } finally {
     await rm(dataDir, { recursive: true, force: true });
