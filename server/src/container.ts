@@ -344,6 +344,15 @@ export async function createContainer(
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     ...(overrides.onQuery ? { onQuery: overrides.onQuery } : {}),
+    onFirstStart: ({ source, childPeakMiB }) => {
+      if (source === 'template') logger.info('embedded database: new cluster copied from the build template');
+      // Without a build's template (PGlite upgraded since the build, or a start from the sources).
+      else
+        logger.warn(
+          { childPeakMiB: childPeakMiB === undefined ? undefined : Math.round(childPeakMiB) },
+          "embedded database: no build template for this PGlite version, the new cluster was made by initdb (530-660 MiB in a child process): run the server's build to make one",
+        );
+    },
   });
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
-import { initPgliteCluster, pgliteStartParams } from './pglite-init.js';
+import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
 import type { Database } from './types.js';
 
 export interface Db {
@@ -22,6 +22,8 @@ export interface DbOptions {
   /** Called for every statement (tests count them; the logger times slow ones). */
   onQuery?: (event: LogEvent) => void;
   poolSize?: number;
+  /** Told how an embedded database's first start made its cluster (the container logs it). */
+  onFirstStart?: (init: ClusterInit) => void;
 }
 
 /** Opens the database and runs the migrations, so a returned Db is ready to serve. */
@@ -51,8 +53,10 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     kind = 'pglite';
     const dir = path.join(opts.dataDir, 'pglite');
     await mkdir(dir, { recursive: true });
-    // A first start writes the cluster in a child process (pglite-init.ts).
-    await initPgliteCluster(dir);
+    // A first start copies the build's cluster template, or runs initdb in a child process
+    // without one (pglite-init.ts).
+    const made = await initPgliteCluster(dir);
+    if (made) opts.onFirstStart?.(made);
     const { PGlite } = await import('@electric-sql/pglite');
     const pglite = new PGlite(dir, { startParams: pgliteStartParams(PGlite.defaultStartParams) });
     kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite), ...(log ? { log } : {}) });

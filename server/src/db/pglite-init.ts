@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, realpath, rename, rm, rmdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -44,22 +45,44 @@ export interface ClusterInit {
 
 /**
  * The first start of an embedded database: `dir` gets a cluster, copied from the build's template
- * when there is one, else written by initdb. Returns undefined when `dir` already holds a cluster.
+ * (`template`, default `defaultPgliteTemplate()`; null: none) when there is one, else written by
+ * initdb. Returns undefined when `dir` already holds a cluster.
  *
  * PGlite's initdb drives a second PGlite instance from the initdb WebAssembly module beside the
  * one that serves, keeps a copy of that instance's whole memory to reset it between the backends
- * initdb starts, and WebAssembly memory is never given back: ~650 MiB of peak RSS, more than a
+ * initdb starts, and WebAssembly memory is never given back: 530-660 MiB of peak RSS, more than a
  * small container has. So initdb runs only where it must (at the build, or without one) and then
  * in a short-lived child process; a first start from a build copies ~40 MB of files instead.
- * Either way the cluster is made in a sibling directory and renamed into place, so a first start
- * that dies half-way leaves no half-made cluster to be mistaken for a whole one.
+ * Either way the cluster is made in a sibling directory and renamed into place, so a start that is
+ * killed half-way leaves no half-made cluster to be mistaken for a whole one.
  */
 export async function initPgliteCluster(
-  dir: string,
-  template: string | null = defaultPgliteTemplate(),
+  dirAsGiven: string,
+  template?: string | null,
 ): Promise<ClusterInit | undefined> {
-  if (existsSync(path.join(dir, 'PG_VERSION'))) return undefined;
-  // `dir` may exist already, empty (the caller made it); one with files in it is not ours to replace.
+  if (existsSync(path.join(dirAsGiven, 'PG_VERSION'))) return undefined;
+  // A symlinked directory gets the cluster where it points (the link stays).
+  const dir = await realpath(dirAsGiven).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return dirAsGiven;
+    throw err;
+  });
+  await refuseForeignFiles(dir);
+  // A fixed name: what a start that was killed half-way left is removed by the next one.
+  const partial = `${dir}.partial`;
+  await rm(partial, { recursive: true, force: true });
+  try {
+    const from = template === undefined ? defaultPgliteTemplate() : template;
+    const result = await makeCluster(partial, from);
+    await moveIntoPlace(partial, dir);
+    return result;
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** `dir` may exist already, empty (openDatabase makes it); one with files is not ours to replace. */
+async function refuseForeignFiles(dir: string): Promise<void> {
   const inDir = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
     throw err;
@@ -68,41 +91,59 @@ export async function initPgliteCluster(
     throw new Error(
       `${dir} holds files but no database cluster (no PG_VERSION): move it away and start again`,
     );
-  // A fixed name: what a start that died half-way left is removed by the next one.
-  const partial = `${dir}.partial`;
-  await rm(partial, { recursive: true, force: true });
-  try {
-    let result: ClusterInit;
-    if (template !== null && existsSync(path.join(template, 'PG_VERSION.gz'))) {
-      await copyTree(template, partial, 'gunzip');
-      result = { source: 'template' };
-    } else {
-      result = { source: 'initdb', childPeakMiB: await initdbInChild(partial) };
-      // PGlite makes it 0755; what it writes later inside is then out of other users' reach.
-      await chmod(partial, 0o700);
-    }
-    await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
+}
+
+/** A whole cluster in `partial`: unzipped from the template, or written by initdb without one. */
+async function makeCluster(partial: string, template: string | null): Promise<ClusterInit> {
+  if (template !== null && existsSync(path.join(template, 'PG_VERSION.gz'))) {
+    await copyTree(template, partial, 'gunzip').catch((err: Error) => {
+      throw new Error(
+        `could not copy the build's database template ${template} (${err.message}): build again, or delete it to start with initdb`,
+      );
     });
-    await rename(partial, dir);
-    return result;
-  } catch (err) {
-    await rm(partial, { recursive: true, force: true });
-    throw err;
+    return { source: 'template' };
   }
+  const childPeakMiB = await initdbInChild(partial);
+  // PGlite makes it 0755; what it writes later inside is then out of other users' reach.
+  await chmod(partial, 0o700);
+  return { source: 'initdb', ...(childPeakMiB === undefined ? {} : { childPeakMiB }) };
+}
+
+/**
+ * `partial` becomes `dir`. rename(2) would replace an empty `dir` on Linux, not on every system:
+ * the empty directory is removed first. A `dir` that is a mount point cannot be replaced: DATA_DIR
+ * is what a deployment mounts (docs/operations.md, "Embedded mode").
+ */
+async function moveIntoPlace(partial: string, dir: string): Promise<void> {
+  await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EBUSY')
+      throw new Error(`${dir} is a mount point: mount DATA_DIR instead, which holds it`);
+    if (err.code !== 'ENOENT') throw err;
+  });
+  await rename(partial, dir);
 }
 
 /**
  * Makes the build's template (`npm run build`, `make-pglite-template.ts`): a new cluster written
- * by initdb and closed by PGlite (its backend's exit), each file gzipped (the WAL segment is mostly zeros: ~40 MB of
- * cluster, a few MB of template). Returns false when `out` is there already.
+ * by initdb and closed by PGlite, checked to be shut down cleanly, each file gzipped (the WAL
+ * segment is mostly zeros: ~40 MB of cluster, ~4 MB of template). Returns false when `out` is
+ * there already.
  */
 export async function buildPgliteTemplate(out: string = defaultPgliteTemplate()): Promise<boolean> {
   if (existsSync(path.join(out, 'PG_VERSION.gz'))) return false;
   const work = `${out}.work`;
   const partial = `${out}.partial`;
+  // What a build that was killed left: a half-removed `work` may still hold PG_VERSION, which
+  // initPgliteCluster would take for a whole cluster.
+  await rm(work, { recursive: true, force: true });
+  await rm(partial, { recursive: true, force: true });
   try {
     await initPgliteCluster(work, null);
+    const state = await clusterState(work);
+    if (state !== DB_SHUTDOWNED)
+      throw new Error(
+        `PGlite left the new cluster in state ${state}, not shut down cleanly: no template made`,
+      );
     await copyTree(work, partial, 'gzip');
     await rm(out, { recursive: true, force: true });
     await rename(partial, out);
@@ -111,6 +152,28 @@ export async function buildPgliteTemplate(out: string = defaultPgliteTemplate())
     await rm(work, { recursive: true, force: true });
     await rm(partial, { recursive: true, force: true });
   }
+}
+
+/** Removes the templates of other PGlite versions beside `out` (left by builds before an upgrade). */
+export async function removeOtherTemplates(out: string = defaultPgliteTemplate()): Promise<string[]> {
+  const dist = path.dirname(out);
+  const others = (await readdir(dist)).filter(
+    (n) => n.startsWith('pglite-cluster-') && n !== path.basename(out),
+  );
+  for (const name of others) await rm(path.join(dist, name), { recursive: true, force: true });
+  return others;
+}
+
+/** PostgreSQL's `DB_SHUTDOWNED`: the `state` of a cluster whose server stopped cleanly. */
+const DB_SHUTDOWNED = 1;
+
+/**
+ * The `state` field of `global/pg_control` (PostgreSQL's ControlFileData: the system identifier,
+ * 8 bytes, two 4-byte version numbers, then the state), in the machine's byte order as written.
+ */
+export async function clusterState(dir: string): Promise<number> {
+  const control = await readFile(path.join(dir, 'global', 'pg_control'));
+  return os.endianness() === 'LE' ? control.readInt32LE(16) : control.readInt32BE(16);
 }
 
 /**
@@ -165,10 +228,10 @@ async function initdbInChild(dir: string): Promise<number | undefined> {
       (err, stdout, stderr) => {
         if (!err) return resolve(stdout);
         // Killed is what a memory limit below initdb's peak does to it (a small container).
-        const oom =
-          ': out of memory? initdb needs ~650 MiB; a start from a build copies the build\'s cluster template instead (docs/architecture.md, "Embedded database")';
+        const memoryHint =
+          ': out of memory? initdb needs 530-660 MiB; a start from a build copies the build\'s cluster template instead (docs/architecture.md, "Embedded database")';
         const how = err.signal
-          ? `was killed (${err.signal}${err.signal === 'SIGKILL' ? oom : ''})`
+          ? `was killed (${err.signal}${err.signal === 'SIGKILL' ? memoryHint : ''})`
           : `failed: ${stderr.trim() || err.message}`;
         reject(
           new Error(
