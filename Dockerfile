@@ -42,7 +42,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=prod-deps /app ./
 # With the embedded database's cluster template: a first start without DATABASE_URL copies it
-# instead of running PGlite's initdb (~650 MiB; docs/architecture.md, "Embedded database").
+# instead of running PGlite's initdb (530-660 MiB; docs/operations.md, "Embedded mode").
 COPY --from=build /app/server/dist server/dist
 COPY --from=build /app/web/dist web/dist
 # The web app's operations: set PERSISTED_OPERATIONS_ONLY=true to refuse any other document.
