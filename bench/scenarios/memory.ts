@@ -1,8 +1,11 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultPgliteTemplate, initPgliteCluster } from '../../server/src/db/pglite-init.js';
+import {
+  defaultPgliteTemplate,
+  initPgliteCluster,
+  isPgliteTemplate,
+} from '../../server/src/db/pglite-init.js';
 import { type Bench, fetchPage, PAGE_QUERY, type Section } from '../lib/bench.js';
 import { GATEWAY_KEYS as k } from '../lib/config.js';
 import { memoryOf, sleep, startNode } from '../lib/processes.js';
@@ -94,7 +97,7 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
   try {
     // A build leaves the cluster template that a first start copies (server/src/db/pglite-init.ts);
     // without one, the first start runs initdb in a child process.
-    const fromTemplate = existsSync(path.join(defaultPgliteTemplate(), 'PG_VERSION.gz'));
+    const fromTemplate = isPgliteTemplate(defaultPgliteTemplate());
     const t = Date.now();
     // As `npm start` runs it: without the server's V8 flags (PRODUCT_NODE_FLAGS), which cost the
     // embedded start ~40 MiB of peak RSS (480-515 against 432-459 MiB, 18:10 UTC).

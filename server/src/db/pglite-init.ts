@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, realpath, rename, rm, rmdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -93,9 +92,14 @@ async function refuseForeignFiles(dir: string): Promise<void> {
     );
 }
 
+/** Whether `template` holds a whole template (its marker is written last: by the rename). */
+export function isPgliteTemplate(template: string): boolean {
+  return existsSync(path.join(template, 'PG_VERSION.gz'));
+}
+
 /** A whole cluster in `partial`: unzipped from the template, or written by initdb without one. */
 async function makeCluster(partial: string, template: string | null): Promise<ClusterInit> {
-  if (template !== null && existsSync(path.join(template, 'PG_VERSION.gz'))) {
+  if (template !== null && isPgliteTemplate(template)) {
     await copyTree(template, partial, 'gunzip').catch((err: Error) => {
       throw new Error(
         `could not copy the build's database template ${template} (${err.message}): build again, or delete it to start with initdb`,
@@ -130,15 +134,14 @@ async function moveIntoPlace(partial: string, dir: string): Promise<void> {
  * there already.
  */
 export async function buildPgliteTemplate(out: string = defaultPgliteTemplate()): Promise<boolean> {
-  if (existsSync(path.join(out, 'PG_VERSION.gz'))) return false;
+  if (isPgliteTemplate(out)) return false;
   const work = `${out}.work`;
   const partial = `${out}.partial`;
-  // What a build that was killed left: a half-removed `work` may still hold PG_VERSION, which
-  // initPgliteCluster would take for a whole cluster.
+  // What a build that was killed left (initdb refuses a directory that is not empty).
   await rm(work, { recursive: true, force: true });
   await rm(partial, { recursive: true, force: true });
   try {
-    await initPgliteCluster(work, null);
+    await initdbInChild(work);
     const state = await clusterState(work);
     if (state !== DB_SHUTDOWNED)
       throw new Error(
@@ -169,11 +172,11 @@ const DB_SHUTDOWNED = 1;
 
 /**
  * The `state` field of `global/pg_control` (PostgreSQL's ControlFileData: the system identifier,
- * 8 bytes, two 4-byte version numbers, then the state), in the machine's byte order as written.
+ * 8 bytes, two 4-byte version numbers, then the state). Little-endian whatever the host: PGlite's
+ * PostgreSQL is WebAssembly, whose memory is little-endian.
  */
 export async function clusterState(dir: string): Promise<number> {
-  const control = await readFile(path.join(dir, 'global', 'pg_control'));
-  return os.endianness() === 'LE' ? control.readInt32LE(16) : control.readInt32BE(16);
+  return (await readFile(path.join(dir, 'global', 'pg_control'))).readInt32LE(16);
 }
 
 /**
