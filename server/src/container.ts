@@ -353,6 +353,12 @@ export async function createContainer(
           "embedded database: no build template for this PGlite version, the new cluster was made by initdb (530-660 MiB in a child process): run the server's build to make one",
         );
     },
+    // Another process took this node's embedded database over (db/dir-lock.ts): its statements
+    // now fail as the database unavailable; the node must be restarted (or the other stopped).
+    lock: {
+      onLost: (err) =>
+        logger.error({ err: err.message }, 'embedded database: lost its DATA_DIR lock, no longer using it'),
+    },
   });
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);

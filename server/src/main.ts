@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import path from 'node:path';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { createContainer } from './container.js';
+import { DirLockedError } from './db/dir-lock.js';
 import { seedDemoPhotos } from './demo-photos.js';
 import { createHttpApp } from './http/app.js';
 import { gracefulShutdown } from './http/graceful-shutdown.js';
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error('signet: failed to start:', err);
+  // Another process holds the embedded database: its message says what to do; a stack would not.
+  if (err instanceof DirLockedError) console.error(`signet: failed to start: ${err.message}`);
+  else console.error('signet: failed to start:', err);
   process.exit(1);
 });

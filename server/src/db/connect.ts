@@ -1,7 +1,8 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { type DirLockOptions, lockDir } from './dir-lock.js';
 import { migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
@@ -24,6 +25,11 @@ export interface DbOptions {
   poolSize?: number;
   /** Told how an embedded database's first start made its cluster (the container logs it). */
   onFirstStart?: (init: ClusterInit) => void;
+  /**
+   * The embedded database's DATA_DIR lock (db/dir-lock.ts): its timings, and `onLost`, told when
+   * another process took it over (every statement then fails as the database unavailable).
+   */
+  lock?: DirLockOptions;
 }
 
 /** Opens the database and runs the migrations, so a returned Db is ready to serve. */
@@ -53,21 +59,42 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     kind = 'pglite';
     const dir = path.join(opts.dataDir, 'pglite');
     await mkdir(dir, { recursive: true });
-    // A first start copies the build's cluster template, or runs initdb in a child process
-    // without one (pglite-init.ts).
-    const made = await initPgliteCluster(dir);
-    if (made) opts.onFirstStart?.(made);
-    const { PGlite } = await import('@electric-sql/pglite');
-    const pglite = new PGlite(dir, { startParams: pgliteStartParams(PGlite.defaultStartParams) });
-    kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite), ...(log ? { log } : {}) });
-    closeExtra = async () => {
-      if (!pglite.closed) await pglite.close();
-    };
+    // Before anything touches the cluster, its first start included: one process at a time.
+    let lost: Error | undefined;
+    const lock = await lockDir(await realpath(dir), {
+      ...opts.lock,
+      onLost: (err) => {
+        // 57P01 (admin_shutdown): the error table answers it as the database unavailable (503).
+        lost = Object.assign(new Error(`${err.message}: this process no longer uses it`), { code: '57P01' });
+        opts.lock?.onLost?.(err);
+      },
+    });
+    try {
+      // A first start copies the build's cluster template, or runs initdb in a child process
+      // without one (pglite-init.ts).
+      const made = await initPgliteCluster(dir);
+      if (made) opts.onFirstStart?.(made);
+      const { PGlite } = await import('@electric-sql/pglite');
+      const pglite = new PGlite(dir, { startParams: pgliteStartParams(PGlite.defaultStartParams) });
+      kysely = new Kysely<Database>({
+        dialect: new PGliteDialect(pglite, () => lost),
+        ...(log ? { log } : {}),
+      });
+      closeExtra = async () => {
+        // Not once the lock is lost (as the dialect's destroy): the cluster is another's now.
+        if (!pglite.closed && !lost) await pglite.close();
+        await lock.release();
+      };
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
   }
   try {
     await migrateToLatest(kysely);
   } catch (err) {
     await kysely.destroy().catch(() => {});
+    await closeExtra().catch(() => {});
     throw err;
   }
   return {

@@ -17,12 +17,19 @@ import {
  * time: a transaction holds it until it commits, and other queries wait their turn.
  */
 export class PGliteDialect implements Dialect {
-  constructor(private readonly pglite: PGlite) {}
+  /**
+   * `stopped`: an error once this process must no longer touch the cluster (its DATA_DIR lock was
+   * lost, db/dir-lock.ts); every statement then fails with it.
+   */
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly stopped: () => Error | undefined = () => undefined,
+  ) {}
   createAdapter() {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PGliteDriver(this.pglite);
+    return new PGliteDriver(this.pglite, this.stopped);
   }
   createIntrospector(db: Kysely<unknown>) {
     return new PostgresIntrospector(db);
@@ -34,7 +41,10 @@ export class PGliteDialect implements Dialect {
 
 class PGliteDriver implements Driver {
   private queue: Promise<void> = Promise.resolve();
-  constructor(private readonly pglite: PGlite) {}
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly stopped: () => Error | undefined,
+  ) {}
 
   async init(): Promise<void> {
     await this.pglite.waitReady;
@@ -47,7 +57,7 @@ class PGliteDriver implements Driver {
       release = r;
     });
     await prev;
-    return new PGliteConnection(this.pglite, release);
+    return new PGliteConnection(this.pglite, release, this.stopped);
   }
 
   async beginTransaction(conn: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
@@ -63,6 +73,8 @@ class PGliteDriver implements Driver {
     (conn as PGliteConnection).release();
   }
   async destroy(): Promise<void> {
+    // Stopped: closing would write a shutdown checkpoint into a cluster another process now owns.
+    if (this.stopped()) return;
     await this.pglite.close();
   }
 }
@@ -71,13 +83,18 @@ class PGliteConnection implements DatabaseConnection {
   constructor(
     private readonly pglite: PGlite,
     readonly release: () => void,
+    private readonly stopped: () => Error | undefined,
   ) {}
 
   async raw(sqlText: string): Promise<void> {
+    const stop = this.stopped();
+    if (stop) throw stop;
     await this.pglite.exec(sqlText);
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const stop = this.stopped();
+    if (stop) throw stop;
     const res = await this.pglite.query<R>(compiled.sql, compiled.parameters as unknown[]);
     return {
       rows: res.rows,

@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/connect.js';
+import { isDatabaseUnavailable } from '../../src/db/unavailable.js';
+import { collect, runCli } from '../support/cli.js';
+import { GatewayProcess } from '../support/gateway-process.js';
+import { freePort } from '../support/ports.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** `npm start`'s entry point from source, not waited on: one that is refused exits. */
+async function spawnGateway(env: Record<string, string>) {
+  return spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      PORT: String(await freePort()),
+      HOST: '127.0.0.1',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+// One process at a time on an embedded database (docs/architecture.md, "Embedded database"):
+// PGlite takes no lock of its own, and two processes writing one cluster lose rows.
+describe('embedded database: one process per DATA_DIR', () => {
+  let dataDir: string;
+  const env = () => ({ DATA_DIR: dataDir, STORAGE_DRIVER: 'local', SEED_DEMO: 'false' });
+  const lockFile = () => path.join(dataDir, 'pglite.lock');
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-embedded-lock-'));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('a second server, and the CLI, are refused while a server runs; the first keeps serving', async () => {
+    const first = await GatewayProcess.start(env(), 60_000);
+    try {
+      const holder = JSON.parse(await readFile(lockFile(), 'utf8'));
+      expect(holder).toMatchObject({ pid: first.pid, host: os.hostname() });
+
+      const second = await collect(await spawnGateway(env()), 60_000);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain(`is in use by process ${first.pid} on this host`);
+      expect(second.stderr).toContain('one server per DATA_DIR');
+
+      const check = await runCli(['check'], env());
+      expect(check.code).toBe(1);
+      const row = check.stdout.split('\n').find((l) => l.startsWith('database'));
+      expect(row).toMatch(/^database\s+down\b/);
+      expect(row).toContain(`in use by process ${first.pid} on this host`);
+
+      // The first one's lock and service are untouched.
+      expect(JSON.parse(await readFile(lockFile(), 'utf8')).pid).toBe(first.pid);
+      expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
+    } finally {
+      await first.stop();
+    }
+    // A graceful stop releases it.
+    await expect(readFile(lockFile())).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a server killed with SIGKILL leaves its lock, and the next start takes it over at once', async () => {
+    const first = await GatewayProcess.start(env(), 60_000);
+    await first.kill('SIGKILL');
+    expect(JSON.parse(await readFile(lockFile(), 'utf8')).pid).toBe(first.pid);
+    const next = await GatewayProcess.start(env(), 60_000);
+    try {
+      expect((await fetch(`${next.url}/readyz`)).status).toBe(200);
+      expect(JSON.parse(await readFile(lockFile(), 'utf8')).pid).toBe(next.pid);
+    } finally {
+      await next.stop();
+    }
+  });
+
+  it('a process whose lock was taken over stops using the cluster: statements fail as unavailable', async () => {
+    const lost: Error[] = [];
+    const db = await openDatabase({
+      databaseUrl: undefined,
+      dataDir,
+      lock: { heartbeatMs: 50, onLost: (e) => lost.push(e) },
+    });
+    await sql`select 1`.execute(db.kysely);
+    // What another process does to a lock it judged stale: moves it aside and makes its own.
+    const other = `${JSON.stringify({ pid: 4242, host: 'another-host', since: new Date().toISOString() })}\n`;
+    await rm(lockFile());
+    await writeFile(lockFile(), other);
+    await expect.poll(() => lost.length, { timeout: 5_000 }).toBe(1);
+    expect(lost[0]!.message).toContain('taken over by another process (pid 4242 on another-host)');
+    const err = await sql`select 1`.execute(db.kysely).catch((e: unknown) => e);
+    expect(isDatabaseUnavailable(err)).toBe(true);
+    expect((err as Error).message).toContain('no longer uses it');
+    await db.close();
+    // The other's lock is left as it is.
+    expect(await readFile(lockFile(), 'utf8')).toBe(other);
+    await rm(lockFile());
+  });
+});
