@@ -1,7 +1,7 @@
 import type { ImageRow } from '../db/types.js';
-import type { ProxyTokens, TokenScope } from './proxy-token.js';
+import type { ProxyMode, ProxyTokens, TokenScope } from './proxy-token.js';
 
-export type ProxyMode = 'redirect' | 'stream';
+export type { ProxyMode } from './proxy-token.js';
 
 /** The path prefix of `/proxy/:id`, shared by the links and the route. */
 export const PROXY_PREFIX = '/proxy/';

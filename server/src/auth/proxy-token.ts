@@ -1,7 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { BoundedMap } from '../lib/bounded-map.js';
-import type { ProxyMode } from './proxy-links.js';
+
+/** What a proxy link opens: a redirect to the signed URL, or the bytes through the gateway. */
+export type ProxyMode = 'redirect' | 'stream';
 
 /**
  * Capability tokens for `/proxy/<id>?t=<token>` (the link `Image.proxyUrl` hands out):
