@@ -70,6 +70,11 @@ export interface ContainerOverrides {
   metrics?: Metrics;
   /** Called for every SQL statement (tests count the hot path's statements). */
   onQuery?: DbOptions['onQuery'];
+  /**
+   * Told when another process took this node's embedded database over (db/dir-lock.ts), after
+   * the error is logged: main stops the process, so an orchestrator restarts it.
+   */
+  onDatabaseLost?: (err: Error) => void;
 }
 
 /**
@@ -354,10 +359,12 @@ export async function createContainer(
         );
     },
     // Another process took this node's embedded database over (db/dir-lock.ts): its statements
-    // now fail as the database unavailable; the node must be restarted (or the other stopped).
+    // now fail as the database unavailable (main then stops the process).
     lock: {
-      onLost: (err) =>
-        logger.error({ err: err.message }, 'embedded database: lost its DATA_DIR lock, no longer using it'),
+      onLost: (err) => {
+        logger.error({ err: err.message }, 'embedded database: lost its DATA_DIR lock, no longer using it');
+        overrides.onDatabaseLost?.(err);
+      },
     },
   });
   const redis = openRedis(config, logger);

@@ -22,7 +22,10 @@ function configOrExit(): Config {
 // config -> container -> http server -> listen; graceful shutdown on SIGTERM/SIGINT.
 async function main(): Promise<void> {
   const config = configOrExit();
-  const c = await createContainer(config);
+  // Set once shutdown is defined, below; a node that lost its embedded database stops (exit 1):
+  // it could only answer 503 from then on, and an orchestrator restarts a process that exits.
+  let stopFor: (why: string) => void = () => {};
+  const c = await createContainer(config, { onDatabaseLost: () => stopFor('embedded database lost') });
   const { logger } = c;
   if (config.auth.disabled) {
     logger.warn(
@@ -56,7 +59,7 @@ async function main(): Promise<void> {
   );
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
@@ -78,8 +81,9 @@ async function main(): Promise<void> {
     });
     clearTimeout(force);
     logger.info({ drained }, 'stopped');
-    process.exit(0);
+    process.exit(exitCode);
   };
+  stopFor = (why) => void shutdown(why, 1);
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
+import { DirLockedError } from '../db/dir-lock.js';
 import { checkDependencies, formatTable } from './check.js';
 import { CliError } from './cli-error.js';
 import { runImport } from './import.js';
@@ -109,6 +110,10 @@ main(process.argv.slice(2)).then(
     } else if (err instanceof ConfigError) {
       process.stderr.write(`signet: invalid configuration: ${err.message}\n`);
       process.exitCode = 78;
+    } else if (err instanceof DirLockedError) {
+      // A server holds the embedded database: the message says what to do; a stack would not.
+      process.stderr.write(`signet: ${err.message}\n`);
+      process.exitCode = 1;
     } else if ((err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`signet: ${(err as Error).message}\n${USAGE}`);
       process.exitCode = 2;

@@ -75,15 +75,20 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
       const made = await initPgliteCluster(dir);
       if (made) opts.onFirstStart?.(made);
       const { PGlite } = await import('@electric-sql/pglite');
+      await lock.check();
       const pglite = new PGlite(dir, { startParams: pgliteStartParams(PGlite.defaultStartParams) });
       kysely = new Kysely<Database>({
         dialect: new PGliteDialect(pglite, () => lost),
         ...(log ? { log } : {}),
       });
       closeExtra = async () => {
-        // Not once the lock is lost (as the dialect's destroy): the cluster is another's now.
-        if (!pglite.closed && !lost) await pglite.close();
-        await lock.release();
+        try {
+          // Not once the lock is lost (as the dialect's destroy): the cluster is another's now.
+          // A PGlite that failed to start rejects here; the lock is released all the same.
+          if (!pglite.closed && !lost) await pglite.close();
+        } finally {
+          await lock.release();
+        }
       };
     } catch (err) {
       await lock.release();
@@ -104,8 +109,11 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
       await sql`select 1`.execute(kysely);
     },
     async close() {
-      await kysely.destroy();
-      await closeExtra();
+      try {
+        await kysely.destroy();
+      } finally {
+        await closeExtra();
+      }
     },
   };
 }

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,24 +9,42 @@ import { DirLockedError, lockDir } from './dir-lock.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** A real second process holding `target`'s lock until killed (prints "held" once it has it). */
-async function holderProcess(target: string): Promise<ChildProcess> {
+/**
+ * A real second process that tries to take `target`'s lock once `go` exists (so several start
+ * together), prints "held" or "refused", then keeps it and prints "lost" if it is taken from it.
+ */
+function contender(target: string, go?: string): ChildProcess {
   const script = `
+    const { existsSync } = await import('node:fs');
     const { lockDir } = await import(${JSON.stringify(path.join(here, 'dir-lock.ts'))});
-    await lockDir(process.argv[1], { heartbeatMs: 100 });
-    process.stdout.write('held\\n');
-    setInterval(() => {}, 1000);
+    const go = process.argv[2];
+    while (go && !existsSync(go)) await new Promise((r) => setTimeout(r, 2));
+    try {
+      await lockDir(process.argv[1], { heartbeatMs: 50, waitMs: 0, onLost: () => process.stdout.write('lost\\n') });
+      process.stdout.write('held\\n');
+      setInterval(() => {}, 1000);
+    } catch (err) {
+      process.stdout.write('refused\\n');
+    }
   `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, target], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('held')) resolve();
+  return spawn(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', script, target, ...(go ? [go] : [])],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+}
+
+/** What a contender said first ("held" or "refused"), and everything it says later. */
+function outcome(child: ChildProcess): { first: Promise<string>; said: string[] } {
+  const said: string[] = [];
+  const first = new Promise<string>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      said.push(...d.split('\n').filter(Boolean));
+      if (said.length > 0) resolve(said[0]!);
     });
-    child.on('exit', (code) => reject(new Error(`the holder exited (${code}) before taking the lock`)));
+    child.on('exit', (code) => reject(new Error(`the contender exited (${code}) without a word`)));
   });
-  return child;
+  return { first, said };
 }
 
 /** The pid of a process that has exited (free again, as far as anything here can tell). */
@@ -35,8 +54,25 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-const holderText = (pid: number, host = os.hostname()) =>
-  `${JSON.stringify({ pid, host, since: '2026-01-01T00:00:00.000Z' })}\n`;
+/** A lock as this host's process `pid` would write it (boot id and pid namespace as ours). */
+function holderText(pid: number, extra: Record<string, unknown> = {}): string {
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const pidns = statSync('/proc/self/ns/pid').ino;
+  return `${JSON.stringify({ pid, host: os.hostname(), boot, pidns, since: '2026-01-01T00:00:00.000Z', ...extra })}\n`;
+}
+const elsewhereText = (pid: number) =>
+  `${JSON.stringify({ pid, host: 'another-host', since: '2026-01-01T00:00:00.000Z' })}\n`;
+
+/** Replaces a file in one step (what a lock taken over looks like to its old holder). */
+async function replace(file: string, text: string): Promise<void> {
+  await writeFile(`${file}.new`, text);
+  await rename(`${file}.new`, file);
+}
+
+const age = async (file: string, ms: number) => {
+  const t = new Date(Date.now() - ms);
+  await utimes(file, t, t);
+};
 
 describe('dir lock: one process at a time on an embedded database', () => {
   let root: string;
@@ -51,133 +87,168 @@ describe('dir lock: one process at a time on an embedded database', () => {
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });
   });
-  /** A new cluster path of this file's temporary directory (nothing is made there). */
+  /** A new cluster path in this file's temporary directory (nothing is made there). */
   const next = () => path.join(root, `c-${++n}`);
+  const holderPid = async (dir: string) => JSON.parse(await readFile(`${dir}.lock`, 'utf8')).pid as number;
+  /** A contender that took the lock (its "held" awaited). */
+  const heldBy = async (dir: string) => {
+    const child = contender(dir);
+    children.push(child);
+    expect(await outcome(child).first).toBe('held');
+    return child;
+  };
 
-  it('makes <dir>.lock naming this process, and release removes it', async () => {
+  it('makes <dir>.lock naming this process whole, and release removes it', async () => {
     const dir = next();
     const lock = await lockDir(dir);
     expect(lock.path).toBe(`${dir}.lock`);
     const holder = JSON.parse(await readFile(lock.path, 'utf8'));
     expect(holder).toMatchObject({ pid: process.pid, host: os.hostname() });
-    expect(new Date(holder.since).getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(holder.start).toMatch(/^\d+$/);
     expect((await stat(lock.path)).mode & 0o777).toBe(0o600);
+    await lock.check();
     await lock.release();
     await expect(stat(lock.path)).rejects.toMatchObject({ code: 'ENOENT' });
-    // Free again.
+    // Nothing else is left beside it (the file it was written to first is gone).
+    expect((await readdir(root)).filter((f) => f.startsWith(path.basename(dir)))).toEqual([]);
     await (await lockDir(dir)).release();
   });
 
-  it('refuses a second open in this process', async () => {
+  it('refuses a second open in this process, also one started at the same time', async () => {
     const dir = next();
-    const lock = await lockDir(dir);
-    await expect(lockDir(dir)).rejects.toThrow(/already open in this process/);
-    await lock.release();
+    const both = await Promise.allSettled([lockDir(dir), lockDir(dir)]);
+    expect(both.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const rejected = both.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(rejected.reason.message).toMatch(/already open in this process/);
+    await (
+      both.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ release(): Promise<void> }>
+    ).value.release();
   });
 
-  it('refuses at once while a live process on this host holds it, naming it', async () => {
+  it('refuses at once while a live process on this host holds it, however old its mtime', async () => {
     const dir = next();
-    const child = await holderProcess(dir);
-    children.push(child);
-    const t0 = Date.now();
-    const err = await lockDir(dir, { waitMs: 10_000 }).catch((e: Error) => e);
-    expect(err).toBeInstanceOf(DirLockedError);
-    expect((err as Error).message).toContain(`in use by process ${child.pid} on this host`);
-    expect((err as Error).message).toContain('one server per DATA_DIR');
-    // Not the 10 s wait a holder elsewhere gets: this host's process table says it is alive.
-    expect(Date.now() - t0).toBeLessThan(5_000);
-    // The holder's file is untouched.
-    expect(JSON.parse(await readFile(`${dir}.lock`, 'utf8')).pid).toBe(child.pid);
+    const child = await heldBy(dir);
+    // A holder busy in a long statement renews nothing: it is alive all the same.
+    await age(`${dir}.lock`, 60_000);
+    for (const opts of [{ waitMs: 10_000 }, { staleMs: 1_000, waitMs: 10_000 }]) {
+      const t0 = Date.now();
+      const err = await lockDir(dir, opts).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(DirLockedError);
+      expect((err as Error).message).toContain(`in use by process ${child.pid} on this host`);
+      expect((err as Error).message).toContain('one server per DATA_DIR');
+      // Not the 10 s wait a holder elsewhere gets: the process table says it is alive.
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    }
+    expect(await holderPid(dir)).toBe(child.pid);
   });
 
-  it('takes over the lock of a holder that was killed (SIGKILL: no release)', async () => {
+  it('takes over at once the lock of a holder that was killed (SIGKILL: no release)', async () => {
     const dir = next();
-    const child = await holderProcess(dir);
+    const child = await heldBy(dir);
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
     const lock = await lockDir(dir, { waitMs: 0 });
-    expect(JSON.parse(await readFile(lock.path, 'utf8')).pid).toBe(process.pid);
+    expect(await holderPid(dir)).toBe(process.pid);
     await lock.release();
   });
 
-  it("takes over a lock naming a pid that is no process, or this process' own pid", async () => {
-    for (const pid of [await deadPid(), process.pid]) {
+  it("takes over a lock naming no process, this process' own pid, or a pid now another process'", async () => {
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    children.push(other);
+    const texts = [
+      holderText(await deadPid()),
+      holderText(process.pid),
+      // A live pid that started at another time than the lock's holder: given again since.
+      holderText(other.pid!, { start: '1' }),
+    ];
+    for (const text of texts) {
       const dir = next();
-      await writeFile(`${dir}.lock`, holderText(pid));
+      await writeFile(`${dir}.lock`, text);
       const lock = await lockDir(dir, { waitMs: 0 });
-      expect(JSON.parse(await readFile(lock.path, 'utf8')).pid).toBe(process.pid);
+      expect(await holderPid(dir)).toBe(process.pid);
       await lock.release();
     }
   });
 
-  it('waits for a holder on another host, then refuses while its heartbeat is fresh', async () => {
+  it('waits for a holder on another host, then refuses while its mtime is fresh', async () => {
     const dir = next();
-    await writeFile(`${dir}.lock`, holderText(4242, 'another-host'));
+    await writeFile(`${dir}.lock`, elsewhereText(4242));
     const t0 = Date.now();
     const err = await lockDir(dir, { waitMs: 600, heartbeatMs: 100 }).catch((e: Error) => e);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(600);
     expect((err as Error).message).toContain('in use by process 4242 on host another-host');
   });
 
-  it('takes over a holder elsewhere whose heartbeat stopped, and one whose file was cut short', async () => {
-    for (const text of [holderText(4242, 'another-host'), '']) {
+  it('takes over a holder elsewhere whose mtime is stale, and a file no lock of ours', async () => {
+    for (const text of [elsewhereText(4242), '', 'not json']) {
       const dir = next();
       await writeFile(`${dir}.lock`, text);
-      const old = new Date(Date.now() - 60_000);
-      await utimes(`${dir}.lock`, old, old);
+      await age(`${dir}.lock`, 60_000);
       const lock = await lockDir(dir, { waitMs: 0, staleMs: 15_000 });
-      expect(JSON.parse(await readFile(lock.path, 'utf8')).pid).toBe(process.pid);
+      expect(await holderPid(dir)).toBe(process.pid);
       await lock.release();
     }
   });
 
-  it('a holder turns stale while waited for, then is taken over', async () => {
+  it('a holder elsewhere turns stale while waited for, then is taken over', async () => {
     const dir = next();
-    await writeFile(`${dir}.lock`, holderText(4242, 'another-host'));
+    await writeFile(`${dir}.lock`, elsewhereText(4242));
     const lock = await lockDir(dir, { staleMs: 500, heartbeatMs: 100, waitMs: 5_000 });
-    expect(JSON.parse(await readFile(lock.path, 'utf8')).pid).toBe(process.pid);
+    expect(await holderPid(dir)).toBe(process.pid);
     await lock.release();
   });
 
   it('renews its mtime while held', async () => {
     const dir = next();
     const lock = await lockDir(dir, { heartbeatMs: 50 });
-    const old = new Date(Date.now() - 60_000);
-    await utimes(lock.path, old, old);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(Date.now() - (await stat(lock.path)).mtimeMs).toBeLessThan(5_000);
+    await age(lock.path, 60_000);
+    await expect
+      .poll(async () => Date.now() - (await stat(lock.path)).mtimeMs, { timeout: 5_000 })
+      .toBeLessThan(5_000);
     await lock.release();
   });
 
-  it("tells the holder once its lock was taken over, and then leaves the other's file alone", async () => {
+  it("tells the holder once its lock was taken over, and leaves the other's file alone", async () => {
     const dir = next();
     const lost: Error[] = [];
     const lock = await lockDir(dir, { heartbeatMs: 50, onLost: (e) => lost.push(e) });
-    // What another process does to a lock it judged stale: moves it aside and makes its own.
-    await rm(lock.path);
-    await writeFile(lock.path, holderText(4242, 'another-host'));
-    await new Promise((r) => setTimeout(r, 400));
-    expect(lost).toHaveLength(1);
+    await replace(lock.path, elsewhereText(4242));
+    await expect.poll(() => lost.length, { timeout: 5_000 }).toBe(1);
     expect(lost[0]!.message).toContain('was taken over by another process (pid 4242 on another-host)');
+    await expect(lock.check()).rejects.toThrow(/taken over/);
     await lock.release();
-    expect(JSON.parse(await readFile(`${dir}.lock`, 'utf8')).pid).toBe(4242);
+    expect(await holderPid(dir)).toBe(4242);
+    expect(lost).toHaveLength(1);
   });
 
-  it('of two processes started together on a stale lock, exactly one gets it', async () => {
-    for (let i = 0; i < 3; i++) {
-      const dir = next();
-      await writeFile(`${dir}.lock`, holderText(await deadPid()));
-      const racers = await Promise.all(
-        [0, 1].map(() =>
-          holderProcess(dir).then(
-            (c) => ({ c }),
-            (e: Error) => ({ e }),
-          ),
-        ),
-      );
-      for (const r of racers) if ('c' in r) children.push(r.c);
-      // A process refused exits with an error before "held": one took it, the other did not.
-      expect(racers.filter((r) => 'c' in r)).toHaveLength(1);
+  it('of four processes started together on a dead lock, exactly one gets it and keeps it', async () => {
+    for (const stale of ['dead pid', 'empty file'] as const) {
+      for (let round = 0; round < 3; round++) {
+        const dir = next();
+        const go = `${dir}.go`;
+        if (stale === 'dead pid') await writeFile(`${dir}.lock`, holderText(await deadPid()));
+        else {
+          await writeFile(`${dir}.lock`, '');
+          await age(`${dir}.lock`, 60_000);
+        }
+        const racers = [0, 1, 2, 3].map(() => contender(dir, go));
+        children.push(...racers);
+        // Let all four load, then start them together.
+        await new Promise((r) => setTimeout(r, 1_500));
+        await writeFile(go, '');
+        const outcomes = racers.map(outcome);
+        const firsts = await Promise.all(outcomes.map((o) => o.first));
+        expect(
+          firsts.filter((f) => f === 'held'),
+          `${stale}, round ${round}: ${firsts}`,
+        ).toHaveLength(1);
+        // The winner's heartbeats (every 50 ms) find its lock its own.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(outcomes.flatMap((o) => o.said).filter((s) => s === 'lost')).toEqual([]);
+        const winner = racers[firsts.indexOf('held')]!;
+        expect(await holderPid(dir)).toBe(winner.pid);
+        for (const c of racers) c.kill('SIGKILL');
+      }
     }
   });
 });

@@ -1,51 +1,59 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { link, open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 
 /**
  * One process at a time on an embedded database (docs/architecture.md, "Embedded database").
  * PGlite takes no lock of its own: two servers (or a server and `signet import`) on one DATA_DIR
  * both open the cluster, and each one's buffers and WAL overwrite the other's writes (rows lost,
- * seen in a probe with two processes inserting). The lock is a file beside the cluster,
- * `<cluster>.lock`, made with O_EXCL, naming its holder (pid, host, since), its mtime renewed every
- * `heartbeatMs` while held.
- *
- * A holder that died leaves the file behind (no OS lock is released for us: Node has no flock),
- * so a lock is stale, and taken over, when
- * - its mtime is older than `staleMs` (a holder on another host, or a container that was
- *   recreated, stopped renewing it), or
- * - its holder is on this host and is no process, or is this process' own pid (a container's
- *   server is pid 1 again after a restart) and this process does not hold it.
- * A live holder on this host is refused at once; one elsewhere is waited for up to `waitMs` (a
- * crashed one turns stale meanwhile), then refused.
+ * seen in a probe with two processes inserting). Node has no flock, so the lock is a file beside
+ * the cluster, `<cluster>.lock`, naming its holder; nothing releases it when the holder dies, so
+ * whether a holder lives is found out:
+ * - on the same machine and in the same pid namespace (the hostname, the kernel's boot id and the
+ *   pid namespace all match), from the process table: the holder's pid is a live process that
+ *   started when the holder did (a pid given again to another process is not the holder). A live
+ *   holder there is refused at once however long it has not renewed the file (a server busy in a
+ *   long statement is alive);
+ * - anywhere else (another host on a shared volume, another container), from the file's mtime,
+ *   which the holder renews every `heartbeatMs`: older than `staleMs` is dead. Such a holder is
+ *   waited for up to `waitMs`, then refused.
  */
 export interface DirLockOptions {
-  /** An mtime older than this is a dead holder's (default 15 s). */
+  /** An mtime older than this is a dead holder's, for a holder elsewhere (default 15 s). */
   staleMs?: number;
   /** How often the holder renews the mtime (default 2 s). */
   heartbeatMs?: number;
-  /** How long to wait for a holder on another host before refusing (default staleMs + 2 s). */
+  /** How long to wait for a holder elsewhere before refusing (default staleMs + 2 s). */
   waitMs?: number;
   /**
-   * Called once if the lock is no longer this process': another process took it over (this
-   * one's heartbeat stalled past `staleMs`) or it cannot be renewed. The caller must stop
-   * writing; the lock is then not released by `release()`.
+   * Called once if the lock is no longer this process': its file was removed or replaced by
+   * another process, or could not be renewed for `staleMs - heartbeatMs`. The caller must stop
+   * using the directory; `release()` then leaves the file alone.
    */
   onLost?: (err: Error) => void;
 }
 
 export interface DirLock {
   readonly path: string;
+  /** Throws unless the file is still this lock's (checked before a cluster is opened). */
+  check(): Promise<void>;
   release(): Promise<void>;
 }
 
+/** Who holds a lock: enough to tell whether that process still lives, and from where. */
 interface Holder {
   pid: number;
   host: string;
+  /** The kernel's boot id and the pid namespace (Linux): the pid means something only there. */
+  boot?: string;
+  pidns?: number;
+  /** The process' start time in clock ticks since boot (/proc/<pid>/stat, field 22). */
+  start?: string;
   since: string;
 }
 
-/** Lock files this process holds: a second open of one in this process is refused, not stale. */
+/** Lock files this process holds or is taking: a second open in this process is refused. */
 const heldHere = new Set<string>();
 
 export class DirLockedError extends Error {}
@@ -56,52 +64,101 @@ export async function lockDir(target: string, opts: DirLockOptions = {}): Promis
   const heartbeatMs = opts.heartbeatMs ?? 2_000;
   const waitMs = opts.waitMs ?? staleMs + 2_000;
   const file = `${target}.lock`;
+  // Taken before the first await: two opens started together in this process see each other.
   if (heldHere.has(file)) throw new DirLockedError(`${target} is already open in this process`);
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const mine = await tryCreate(file);
-    if (mine !== undefined) return hold(file, mine, heartbeatMs, opts.onLost);
-    const seen = await inspect(file);
-    if (seen === undefined) continue; // released meanwhile
-    if (isStale(seen, staleMs)) {
-      await takeOver(file, seen);
-      continue;
+  heldHere.add(file);
+  try {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const mine = await tryCreate(file);
+      if (mine !== undefined) return hold(file, mine, staleMs, heartbeatMs, opts.onLost);
+      const seen = await inspect(file);
+      if (seen === undefined) continue; // released meanwhile
+      const verdict = judge(seen, staleMs);
+      if (verdict === 'dead') {
+        await takeOver(file, seen.text);
+        continue;
+      }
+      if (verdict === 'alive' || Date.now() >= deadline) throw lockedError(target, file, seen.holder);
+      await sleep(Math.min(500, heartbeatMs));
     }
-    const liveHere = seen.holder?.host === hostname();
-    if (liveHere || Date.now() >= deadline) throw lockedError(target, file, seen.holder);
-    await new Promise((r) => setTimeout(r, Math.min(500, heartbeatMs)));
+  } catch (err) {
+    heldHere.delete(file);
+    throw err;
   }
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function lockedError(target: string, file: string, holder: Holder | undefined): DirLockedError {
   const who = holder
-    ? `process ${holder.pid} on ${holder.host === hostname() ? 'this host' : `host ${holder.host}`} (since ${holder.since})`
+    ? `process ${holder.pid} on ${sameMachine(holder) ? 'this host' : `host ${holder.host}`} (since ${holder.since})`
     : 'another process';
   return new DirLockedError(
-    `the embedded database ${target} is in use by ${who}: one server per DATA_DIR (PGlite is one process' database). Stop that process, or give this one another DATA_DIR (the lock ${file} needs no removing by hand: one left by a process that died is taken over)`,
+    `the embedded database is in use by ${who}: one server per DATA_DIR (PGlite is one process' database; this one is ${target}). Stop that process, or give this one another DATA_DIR (the lock ${file} needs no removing by hand: one left by a process that died is taken over)`,
   );
 }
 
+/** This process, as a lock names it; the Linux parts are left out where /proc does not have them. */
+const self: Omit<Holder, 'since'> = (() => {
+  const optional = <T>(read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch {
+      return undefined;
+    }
+  };
+  const boot = optional(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+  const pidns = optional(() => statSync('/proc/self/ns/pid').ino);
+  const start = procStat(process.pid)?.start;
+  return {
+    pid: process.pid,
+    host: hostname(),
+    ...(boot ? { boot } : {}),
+    ...(pidns ? { pidns } : {}),
+    ...(start ? { start } : {}),
+  };
+})();
+
 /**
- * The text of the lock when this call made it (what identifies it later: pid, host and time to
- * the millisecond; not the inode, which a file made after ours was removed may be given again);
- * undefined when there is one already.
+ * A process' state and start time (fields 3 and 22 of /proc/<pid>/stat); undefined where /proc
+ * does not show it (not Linux, or hidden).
+ */
+function procStat(pid: number): { state: string; start: string } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the command name, which is in parentheses and may hold anything.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return fields[19] === undefined ? undefined : { state: fields[0]!, start: fields[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a pid in `h` names a process of this machine's, and this pid namespace's, table. */
+function sameMachine(h: Holder): boolean {
+  return h.host === self.host && h.boot === self.boot && h.pidns === self.pidns;
+}
+
+/**
+ * The lock, made whole in one step: its text is written to a file of this process' own, then
+ * hard-linked to the lock's name, which fails if there is one. So a lock is never seen empty or
+ * half-written. Returns the text (what identifies it later: pid, host and time to the
+ * millisecond; not the inode, which a file made after a removal may be given again), or undefined
+ * when there is a lock already.
  */
 async function tryCreate(file: string): Promise<string | undefined> {
-  const holder: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-  const text = `${JSON.stringify(holder)}\n`;
-  let fh: Awaited<ReturnType<typeof open>>;
+  const text = `${JSON.stringify({ ...self, since: new Date().toISOString() })}\n`;
+  const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
   try {
-    fh = await open(file, 'wx', 0o600);
+    await link(tmp, file);
+    return text;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
     throw err;
-  }
-  try {
-    await fh.writeFile(text);
-    return text;
   } finally {
-    await fh.close();
+    await unlink(tmp).catch(() => {});
   }
 }
 
@@ -111,35 +168,60 @@ interface Seen {
   mtimeMs: number;
 }
 
+/** The lock's text and mtime, read through one handle (the same file for both). */
 async function inspect(file: string): Promise<Seen | undefined> {
+  let fh: Awaited<ReturnType<typeof open>>;
   try {
-    const [s, text] = await Promise.all([stat(file), readFile(file, 'utf8')]);
-    return { text, holder: parseHolder(text), mtimeMs: s.mtimeMs };
+    fh = await open(file, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
+  }
+  try {
+    const [s, text] = await Promise.all([fh.stat(), fh.readFile('utf8')]);
+    return { text, holder: parseHolder(text), mtimeMs: s.mtimeMs };
+  } finally {
+    await fh.close();
   }
 }
 
 function parseHolder(text: string): Holder | undefined {
   try {
     const h = JSON.parse(text) as Partial<Holder>;
-    return typeof h.pid === 'number' && typeof h.host === 'string'
-      ? { pid: h.pid, host: h.host, since: String(h.since ?? '?') }
-      : undefined;
+    if (!Number.isSafeInteger(h.pid) || (h.pid as number) <= 0 || typeof h.host !== 'string')
+      return undefined;
+    return {
+      pid: h.pid as number,
+      host: h.host,
+      ...(typeof h.boot === 'string' ? { boot: h.boot } : {}),
+      ...(typeof h.pidns === 'number' ? { pidns: h.pidns } : {}),
+      ...(typeof h.start === 'string' ? { start: h.start } : {}),
+      since: String(h.since ?? '?'),
+    };
   } catch {
-    // Empty or cut short: its maker died between creating and writing it; the mtime decides.
+    // Not a lock this code wrote (they are written whole): the mtime decides.
     return undefined;
   }
 }
 
-function isStale(seen: Seen, staleMs: number): boolean {
-  if (Date.now() - seen.mtimeMs > staleMs) return true;
+/**
+ * `alive`: refuse now; `dead`: take it over; `unknown`: a holder elsewhere that renewed the file
+ * lately, waited for.
+ */
+function judge(seen: Seen, staleMs: number): 'alive' | 'dead' | 'unknown' {
   const h = seen.holder;
-  if (!h || h.host !== hostname()) return false;
-  // This pid holds nothing of this file (heldHere was checked): a previous life of this pid.
-  if (h.pid === process.pid) return true;
-  return !processExists(h.pid);
+  if (h && sameMachine(h)) {
+    // This pid's lock, not held here (heldHere was checked): a previous life of this pid.
+    if (h.pid === process.pid) return 'dead';
+    if (!processExists(h.pid)) return 'dead';
+    // The pid lives; it is the holder unless it started at another time (the pid was given again
+    // since), or it is a zombie (the holder exited, and its parent has not reaped it yet).
+    const now = procStat(h.pid);
+    if (now?.state === 'Z') return 'dead';
+    if (h.start !== undefined && now !== undefined && now.start !== h.start) return 'dead';
+    return 'alive';
+  }
+  return Date.now() - seen.mtimeMs > staleMs ? 'dead' : 'unknown';
 }
 
 function processExists(pid: number): boolean {
@@ -153,49 +235,75 @@ function processExists(pid: number): boolean {
 }
 
 /**
- * Moves the stale lock aside and, if what was moved is not what was judged stale (another
- * process took it over first and made its own: another text), puts that one back, same inode, by
- * a hard link that fails if a third made one meanwhile. Then the caller tries to create the lock
- * again: one O_EXCL create wins.
+ * Removes a dead holder's lock, one taker at a time: under `<lock>.takeover` (made with O_EXCL,
+ * held for a few milliseconds), the lock is read again and removed only if it is still the one
+ * judged dead. Only a taker removes a lock and only an absent one is made (tryCreate), so a live
+ * lock made meanwhile is never removed. A takeover file older than 10 s is a taker that died in
+ * between, and is removed.
  */
-async function takeOver(file: string, stale: Seen): Promise<void> {
-  const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+async function takeOver(file: string, deadText: string): Promise<void> {
+  const guard = `${file}.takeover`;
   try {
-    await rename(file, aside);
+    await writeFile(guard, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const s = await stat(guard).catch(() => undefined);
+    if (s && Date.now() - s.mtimeMs > 10_000) await unlink(guard).catch(() => {});
+    else await sleep(20);
+    return; // the caller looks again
   }
   try {
-    if ((await readFile(aside, 'utf8')) !== stale.text) await link(aside, file).catch(() => {});
+    const now = await inspect(file);
+    if (now?.text === deadText)
+      await unlink(file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
   } finally {
-    await unlink(aside).catch(() => {});
+    await unlink(guard).catch(() => {});
   }
 }
 
-function hold(file: string, mine: string, heartbeatMs: number, onLost?: (err: Error) => void): DirLock {
-  heldHere.add(file);
-  let lost = false;
+function hold(
+  file: string,
+  mine: string,
+  staleMs: number,
+  heartbeatMs: number,
+  onLost?: (err: Error) => void,
+): DirLock {
+  let lost: Error | undefined;
   let renewing = false;
+  let renewedAt = Date.now();
   const giveUp = (why: string) => {
     if (lost) return;
-    lost = true;
+    lost = new Error(`the embedded database's lock ${file} ${why}`);
     clearInterval(timer);
     heldHere.delete(file);
-    onLost?.(new Error(`the embedded database's lock ${file} ${why}`));
+    onLost?.(lost);
   };
-  // Renews the mtime, after checking the file is still this one (its text): never another's.
+  /** The file's text, undefined when it is gone; other errors are thrown. */
+  const current = () =>
+    readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+  // Renews the mtime, after checking the file is still this one (its text): never another's. A
+  // failed read or renewal (a busy or remote file system) is tried again; only when it has failed
+  // for long enough that others may take the lock for dead is the lock given up.
   const renew = async () => {
     if (renewing || lost) return;
     renewing = true;
     try {
-      const text = await readFile(file, 'utf8').catch(() => undefined);
+      const text = await current();
       if (text === undefined) return giveUp('was removed by another process');
       if (text !== mine) return giveUp(`was taken over by another process (${describe(text)})`);
       const now = new Date();
       await utimes(file, now, now);
+      renewedAt = Date.now();
     } catch (err) {
-      giveUp(`could not be renewed: ${(err as Error).message}`);
+      if (Date.now() - renewedAt > staleMs - heartbeatMs)
+        giveUp(
+          `could not be renewed for ${Math.round((Date.now() - renewedAt) / 1000)} s: ${(err as Error).message}`,
+        );
     } finally {
       renewing = false;
     }
@@ -204,13 +312,17 @@ function hold(file: string, mine: string, heartbeatMs: number, onLost?: (err: Er
   timer.unref();
   return {
     path: file,
+    async check() {
+      if (!lost && (await current()) !== mine)
+        giveUp('was taken over by another process before the database was opened');
+      if (lost) throw lost;
+    },
     async release() {
       if (lost) return;
-      lost = true;
+      lost = new Error(`the embedded database's lock ${file} was released`);
       clearInterval(timer);
       heldHere.delete(file);
-      const text = await readFile(file, 'utf8').catch(() => undefined);
-      if (text === mine) await unlink(file).catch(() => {});
+      if ((await current().catch(() => undefined)) === mine) await unlink(file).catch(() => {});
     },
   };
 }

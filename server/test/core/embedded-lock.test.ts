@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,16 @@ import { GatewayProcess } from '../support/gateway-process.js';
 import { freePort } from '../support/ports.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** A lock as a holder on another host writes it. */
+const elsewhere = () =>
+  `${JSON.stringify({ pid: 4242, host: 'another-host', since: new Date().toISOString() })}\n`;
+
+/** Replaces a file in one step (what a lock taken over looks like to its old holder). */
+async function replace(file: string, text: string): Promise<void> {
+  await writeFile(`${file}.new`, text);
+  await rename(`${file}.new`, file);
+}
 
 /** `npm start`'s entry point from source, not waited on: one that is refused exits. */
 async function spawnGateway(env: Record<string, string>) {
@@ -50,7 +60,8 @@ describe('embedded database: one process per DATA_DIR', () => {
 
       const second = await collect(await spawnGateway(env()), 60_000);
       expect(second.code).toBe(1);
-      expect(second.stderr).toContain(`is in use by process ${first.pid} on this host`);
+      expect(second.stderr).toContain(`in use by process ${first.pid} on this host`);
+      expect(second.stderr).not.toContain('    at ');
       expect(second.stderr).toContain('one server per DATA_DIR');
 
       const check = await runCli(['check'], env());
@@ -73,16 +84,32 @@ describe('embedded database: one process per DATA_DIR', () => {
     const first = await GatewayProcess.start(env(), 60_000);
     await first.kill('SIGKILL');
     expect(JSON.parse(await readFile(lockFile(), 'utf8')).pid).toBe(first.pid);
-    const next = await GatewayProcess.start(env(), 60_000);
+    const t0 = Date.now();
+    const next = await spawnGateway(env());
     try {
-      expect((await fetch(`${next.url}/readyz`)).status).toBe(200);
-      expect(JSON.parse(await readFile(lockFile(), 'utf8')).pid).toBe(next.pid);
+      // Taken as the start begins, not after the 15 s a holder elsewhere is given.
+      await expect
+        .poll(async () => JSON.parse(await readFile(lockFile(), 'utf8')).pid, { timeout: 12_000 })
+        .toBe(next.pid);
+      expect(Date.now() - t0).toBeLessThan(12_000);
     } finally {
-      await next.stop();
+      next.kill('SIGKILL');
+      await new Promise((r) => next.once('exit', r));
     }
   });
 
-  it('a process whose lock was taken over stops using the cluster: statements fail as unavailable', async () => {
+  it('a server whose lock is taken over stops (exit 1), saying why', async () => {
+    const gw = await GatewayProcess.start(env(), 60_000);
+    await replace(lockFile(), elsewhere());
+    const exit = await gw.exited;
+    expect(exit.code).toBe(1);
+    expect(gw.logs.join('\n')).toContain('lost its DATA_DIR lock');
+    // It left the other's lock alone.
+    expect(JSON.parse(await readFile(lockFile(), 'utf8')).pid).toBe(4242);
+    await rm(lockFile());
+  });
+
+  it('a process whose lock was taken over stops using the cluster, and never checkpoints it', async () => {
     const lost: Error[] = [];
     const db = await openDatabase({
       databaseUrl: undefined,
@@ -90,18 +117,35 @@ describe('embedded database: one process per DATA_DIR', () => {
       lock: { heartbeatMs: 50, onLost: (e) => lost.push(e) },
     });
     await sql`select 1`.execute(db.kysely);
-    // What another process does to a lock it judged stale: moves it aside and makes its own.
-    const other = `${JSON.stringify({ pid: 4242, host: 'another-host', since: new Date().toISOString() })}\n`;
-    await rm(lockFile());
-    await writeFile(lockFile(), other);
+    const control = await readFile(path.join(dataDir, 'pglite', 'global', 'pg_control'));
+    const other = elsewhere();
+    await replace(lockFile(), other);
     await expect.poll(() => lost.length, { timeout: 5_000 }).toBe(1);
     expect(lost[0]!.message).toContain('taken over by another process (pid 4242 on another-host)');
     const err = await sql`select 1`.execute(db.kysely).catch((e: unknown) => e);
     expect(isDatabaseUnavailable(err)).toBe(true);
     expect((err as Error).message).toContain('no longer uses it');
     await db.close();
-    // The other's lock is left as it is.
+    // No shutdown checkpoint was written into the cluster the other process now owns.
+    expect(await readFile(path.join(dataDir, 'pglite', 'global', 'pg_control'))).toEqual(control);
     expect(await readFile(lockFile(), 'utf8')).toBe(other);
     await rm(lockFile());
+  });
+
+  it('a cluster PGlite cannot start fails the open and releases the lock', async () => {
+    const broken = await mkdtemp(path.join(os.tmpdir(), 'signet-embedded-broken-'));
+    try {
+      await (await openDatabase({ databaseUrl: undefined, dataDir: broken })).close();
+      await writeFile(path.join(broken, 'pglite', 'global', 'pg_control'), Buffer.alloc(8192));
+      for (let i = 0; i < 2; i++) {
+        const err = await openDatabase({ databaseUrl: undefined, dataDir: broken }).catch((e: Error) => e);
+        expect(err).toBeInstanceOf(Error);
+        // The second attempt fails as the first did, not as "already open in this process".
+        expect((err as Error).message).not.toMatch(/already open|in use/);
+        await expect(readFile(path.join(broken, 'pglite.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
+      }
+    } finally {
+      await rm(broken, { recursive: true, force: true });
+    }
   });
 });
