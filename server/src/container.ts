@@ -361,6 +361,11 @@ export async function createContainer(
     // Another process took this node's embedded database over (db/dir-lock.ts): its statements
     // now fail as the database unavailable (main then stops the process).
     lock: {
+      onWait: (holder) =>
+        logger.warn(
+          { holder },
+          'embedded database: its DATA_DIR lock is held elsewhere; waiting up to 17 s for it to go stale',
+        ),
       onLost: (err) => {
         logger.error({ err: err.message }, 'embedded database: lost its DATA_DIR lock, no longer using it');
         overrides.onDatabaseLost?.(err);

@@ -22,9 +22,13 @@ function configOrExit(): Config {
 // config -> container -> http server -> listen; graceful shutdown on SIGTERM/SIGINT.
 async function main(): Promise<void> {
   const config = configOrExit();
-  // Set once shutdown is defined, below; a node that lost its embedded database stops (exit 1):
-  // it could only answer 503 from then on, and an orchestrator restarts a process that exits.
-  let stopFor: (why: string) => void = () => {};
+  // A node that lost its embedded database stops (exit 1): it could only answer 503 from then on,
+  // and an orchestrator restarts a process that exits. Lost before shutdown is defined (below,
+  // while starting): remembered, and the stop begins as soon as it can.
+  let lostEarly = false;
+  let stopFor: (why: string) => void = () => {
+    lostEarly = true;
+  };
   const c = await createContainer(config, { onDatabaseLost: () => stopFor('embedded database lost') });
   const { logger } = c;
   if (config.auth.disabled) {
@@ -84,6 +88,7 @@ async function main(): Promise<void> {
     process.exit(exitCode);
   };
   stopFor = (why) => void shutdown(why, 1);
+  if (lostEarly) stopFor('embedded database lost');
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -18,6 +18,7 @@ function contender(target: string, go?: string): ChildProcess {
     const { existsSync } = await import('node:fs');
     const { lockDir } = await import(${JSON.stringify(path.join(here, 'dir-lock.ts'))});
     const go = process.argv[2];
+    if (go) process.stdout.write('ready\\n');
     while (go && !existsSync(go)) await new Promise((r) => setTimeout(r, 2));
     try {
       await lockDir(process.argv[1], { heartbeatMs: 50, waitMs: 0, onLost: () => process.stdout.write('lost\\n') });
@@ -34,17 +35,27 @@ function contender(target: string, go?: string): ChildProcess {
   );
 }
 
-/** What a contender said first ("held" or "refused"), and everything it says later. */
-function outcome(child: ChildProcess): { first: Promise<string>; said: string[] } {
+/**
+ * What a contender says: `ready` once loaded (when it waits for a go), its first other word
+ * ("held" or "refused"), and everything it says.
+ */
+function outcome(child: ChildProcess): { ready: Promise<void>; first: Promise<string>; said: string[] } {
   const said: string[] = [];
+  let ready!: () => void;
+  const readyP = new Promise<void>((r) => {
+    ready = r;
+  });
   const first = new Promise<string>((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      said.push(...d.split('\n').filter(Boolean));
+      for (const w of d.split('\n').filter(Boolean)) {
+        if (w === 'ready') ready();
+        else said.push(w);
+      }
       if (said.length > 0) resolve(said[0]!);
     });
     child.on('exit', (code) => reject(new Error(`the contender exited (${code}) without a word`)));
   });
-  return { first, said };
+  return { ready: readyP, first, said };
 }
 
 /** The pid of a process that has exited (free again, as far as anything here can tell). */
@@ -156,7 +167,8 @@ describe('dir lock: one process at a time on an embedded database', () => {
     const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
     children.push(other);
     const texts = [
-      holderText(await deadPid()),
+      // A start time no process has: were the pid given again meanwhile, still not the holder.
+      holderText(await deadPid(), { start: '1' }),
       holderText(process.pid),
       // A live pid that started at another time than the lock's holder: given again since.
       holderText(other.pid!, { start: '1' }),
@@ -221,34 +233,69 @@ describe('dir lock: one process at a time on an embedded database', () => {
     expect(lost).toHaveLength(1);
   });
 
+  it('a dead lock is not taken over while a live taker on this host holds the takeover guard', async () => {
+    const dir = next();
+    await writeFile(`${dir}.lock`, holderText(await deadPid(), { start: '1' }));
+    // A taker stalled inside the guard (its mtime old): alive by the process table.
+    const taker = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    children.push(taker);
+    await writeFile(`${dir}.lock.takeover`, holderText(taker.pid!));
+    await age(`${dir}.lock.takeover`, 60_000);
+    let done = false;
+    const taking = lockDir(dir, { waitMs: 0 }).finally(() => {
+      done = true;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(done).toBe(false);
+    expect(await holderPid(dir)).not.toBe(process.pid);
+    taker.kill('SIGKILL');
+    await new Promise((r) => taker.on('exit', r));
+    const lock = await taking;
+    expect(await holderPid(dir)).toBe(process.pid);
+    await lock.release();
+  });
+
+  it('clears a takeover guard left by a taker elsewhere that has not touched it for 10 s', async () => {
+    const dir = next();
+    await writeFile(`${dir}.lock`, holderText(await deadPid(), { start: '1' }));
+    await writeFile(`${dir}.lock.takeover`, elsewhereText(4242));
+    await age(`${dir}.lock.takeover`, 11_000);
+    const lock = await lockDir(dir, { waitMs: 0 });
+    expect(await holderPid(dir)).toBe(process.pid);
+    // Nothing is left beside the lock: the guard, the files written first, the moved-aside guard.
+    expect((await readdir(root)).filter((f) => f.startsWith(`${path.basename(dir)}.lock.`))).toEqual([]);
+    await lock.release();
+  });
+
   it('of four processes started together on a dead lock, exactly one gets it and keeps it', async () => {
     for (const stale of ['dead pid', 'empty file'] as const) {
       for (let round = 0; round < 3; round++) {
         const dir = next();
         const go = `${dir}.go`;
-        if (stale === 'dead pid') await writeFile(`${dir}.lock`, holderText(await deadPid()));
+        if (stale === 'dead pid') await writeFile(`${dir}.lock`, holderText(await deadPid(), { start: '1' }));
         else {
           await writeFile(`${dir}.lock`, '');
           await age(`${dir}.lock`, 60_000);
         }
         const racers = [0, 1, 2, 3].map(() => contender(dir, go));
         children.push(...racers);
-        // Let all four load, then start them together.
-        await new Promise((r) => setTimeout(r, 1_500));
-        await writeFile(go, '');
         const outcomes = racers.map(outcome);
+        // All four loaded and polling for the go (every 2 ms), then started together.
+        await Promise.all(outcomes.map((o) => o.ready));
+        await writeFile(go, '');
         const firsts = await Promise.all(outcomes.map((o) => o.first));
         expect(
           firsts.filter((f) => f === 'held'),
           `${stale}, round ${round}: ${firsts}`,
         ).toHaveLength(1);
-        // The winner's heartbeats (every 50 ms) find its lock its own.
-        await new Promise((r) => setTimeout(r, 300));
+        // The winner's heartbeats (every 50 ms) find its lock its own: a winner whose lock
+        // another racer removed says "lost" at its next one.
+        await new Promise((r) => setTimeout(r, 1_000));
         expect(outcomes.flatMap((o) => o.said).filter((s) => s === 'lost')).toEqual([]);
         const winner = racers[firsts.indexOf('held')]!;
         expect(await holderPid(dir)).toBe(winner.pid);
         for (const c of racers) c.kill('SIGKILL');
       }
     }
-  });
+  }, 180_000);
 });

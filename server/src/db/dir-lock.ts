@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { link, open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 
 /**
@@ -32,6 +32,8 @@ export interface DirLockOptions {
    * using the directory; `release()` then leaves the file alone.
    */
   onLost?: (err: Error) => void;
+  /** Told once when a holder elsewhere is waited for (its description), so a slow start says why. */
+  onWait?: (holder: string) => void;
 }
 
 export interface DirLock {
@@ -53,8 +55,16 @@ interface Holder {
   since: string;
 }
 
-/** Lock files this process holds or is taking: a second open in this process is refused. */
-const heldHere = new Set<string>();
+/**
+ * Lock files this process holds or is taking: a second open in this process is refused. One set
+ * per process, not per copy of this module (the sources and the build loaded side by side).
+ */
+const heldHere: Set<string> = (() => {
+  const registry = globalThis as Record<symbol, Set<string> | undefined>;
+  const key = Symbol.for('signet.dirLocks');
+  registry[key] ??= new Set<string>();
+  return registry[key];
+})();
 
 export class DirLockedError extends Error {}
 
@@ -69,17 +79,22 @@ export async function lockDir(target: string, opts: DirLockOptions = {}): Promis
   heldHere.add(file);
   try {
     const deadline = Date.now() + waitMs;
+    let told = false;
     for (;;) {
       const mine = await tryCreate(file);
       if (mine !== undefined) return hold(file, mine, staleMs, heartbeatMs, opts.onLost);
       const seen = await inspect(file);
       if (seen === undefined) continue; // released meanwhile
       const verdict = judge(seen, staleMs);
-      if (verdict === 'dead') {
+      // A dead holder's lock is taken over (or another taker is, and this one looks again), but
+      // not past the deadline: a takeover that keeps failing must not spin for ever.
+      if (verdict === 'dead' && Date.now() < deadline + TAKEOVER_STALE_MS) {
         await takeOver(file, seen.text);
         continue;
       }
-      if (verdict === 'alive' || Date.now() >= deadline) throw lockedError(target, file, seen.holder);
+      if (verdict !== 'unknown' || Date.now() >= deadline) throw lockedError(target, file, seen.holder);
+      if (!told) opts.onWait?.(seen.holder ? describeHolder(seen.holder) : 'unknown');
+      told = true;
       await sleep(Math.min(500, heartbeatMs));
     }
   } catch (err) {
@@ -141,24 +156,45 @@ function sameMachine(h: Holder): boolean {
 }
 
 /**
- * The lock, made whole in one step: its text is written to a file of this process' own, then
- * hard-linked to the lock's name, which fails if there is one. So a lock is never seen empty or
- * half-written. Returns the text (what identifies it later: pid, host and time to the
- * millisecond; not the inode, which a file made after a removal may be given again), or undefined
- * when there is a lock already.
+ * The lock (or the takeover guard), made whole in one step: its text is written to a file of
+ * this process' own, then hard-linked to the lock's name, which fails if there is one. So a lock is never seen empty or
+ * half-written. Returns the text (what identifies it later: pid, host, time to the millisecond
+ * and a random token; not the inode, which a file made after a removal may be given again), or
+ * undefined when there is a lock already.
  */
-async function tryCreate(file: string): Promise<string | undefined> {
-  const text = `${JSON.stringify({ ...self, since: new Date().toISOString() })}\n`;
-  const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+function tryCreate(file: string): Promise<string | undefined> {
+  return createWhole(
+    file,
+    `${JSON.stringify({ ...self, since: new Date().toISOString(), token: token() })}\n`,
+  );
+}
+
+const token = () => randomBytes(6).toString('hex');
+
+/**
+ * Makes `file` holding `text` unless it exists (then undefined). On a file system without hard
+ * links (some FUSE, SMB and VM shared folders), an O_EXCL create and a write: such a file can be
+ * seen empty for a moment, which `judge` takes for a holder elsewhere and waits on.
+ */
+async function createWhole(file: string, text: string): Promise<string | undefined> {
+  const tmp = `${file}.${process.pid}-${token()}.tmp`;
   await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
   try {
     await link(tmp, file);
     return text;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return undefined;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
   } finally {
     await unlink(tmp).catch(() => {});
+  }
+  try {
+    await writeFile(file, text, { mode: 0o600, flag: 'wx' });
+    return text;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw err;
   }
 }
 
@@ -234,32 +270,52 @@ function processExists(pid: number): boolean {
   }
 }
 
+/** A takeover guard whose owner is elsewhere and has not touched it for this long is dead. */
+const TAKEOVER_STALE_MS = 10_000;
+
 /**
- * Removes a dead holder's lock, one taker at a time: under `<lock>.takeover` (made with O_EXCL,
- * held for a few milliseconds), the lock is read again and removed only if it is still the one
- * judged dead. Only a taker removes a lock and only an absent one is made (tryCreate), so a live
- * lock made meanwhile is never removed. A takeover file older than 10 s is a taker that died in
- * between, and is removed.
+ * Removes a dead holder's lock, one taker at a time, under `<lock>.takeover`: a guard made and
+ * judged as a lock is (whole, naming its owner; an owner on this machine dead only when the
+ * process table says so, one elsewhere after 10 s without a touch). Under it, the lock is read
+ * again and removed only if it is still the one judged dead, and only if the guard is still this
+ * taker's (a taker elsewhere stalled past 10 s may have lost it). Only a taker removes a lock and
+ * only an absent one is made, so a live lock is not removed. A dead guard is moved aside, and put
+ * back if what was moved is not the one judged dead.
  */
 async function takeOver(file: string, deadText: string): Promise<void> {
   const guard = `${file}.takeover`;
-  try {
-    await writeFile(guard, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const s = await stat(guard).catch(() => undefined);
-    if (s && Date.now() - s.mtimeMs > 10_000) await unlink(guard).catch(() => {});
+  const mine = await tryCreate(guard);
+  if (mine === undefined) {
+    const seen = await inspect(guard);
+    if (seen && judge(seen, TAKEOVER_STALE_MS) === 'dead') await moveAsideIf(guard, seen.text);
     else await sleep(20);
     return; // the caller looks again
   }
   try {
     const now = await inspect(file);
-    if (now?.text === deadText)
-      await unlink(file).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+    if (now?.text !== deadText) return;
+    if ((await readFile(guard, 'utf8').catch(() => undefined)) !== mine) return;
+    await unlink(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
   } finally {
-    await unlink(guard).catch(() => {});
+    if ((await readFile(guard, 'utf8').catch(() => undefined)) === mine) await unlink(guard).catch(() => {});
+  }
+}
+
+/** Moves `file` aside if it holds `text`; what was moved otherwise goes back (not over a newer one). */
+async function moveAsideIf(file: string, text: string): Promise<void> {
+  const aside = `${file}.${process.pid}-${token()}.dead`;
+  try {
+    await rename(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    if ((await readFile(aside, 'utf8')) !== text) await link(aside, file).catch(() => {});
+  } finally {
+    await unlink(aside).catch(() => {});
   }
 }
 
@@ -329,5 +385,9 @@ function hold(
 
 function describe(text: string): string {
   const h = parseHolder(text);
-  return h ? `pid ${h.pid} on ${h.host}` : 'unknown';
+  return h ? describeHolder(h) : 'unknown';
+}
+
+function describeHolder(h: Holder): string {
+  return `pid ${h.pid} on ${h.host}`;
 }
