@@ -358,8 +358,9 @@ export async function createContainer(
           "embedded database: no build template for this PGlite version, the new cluster was made by initdb (530-660 MiB in a child process): run the server's build to make one",
         );
     },
-    // Another process took this node's embedded database over (db/dir-lock.ts): its statements
-    // now fail as the database unavailable (main then stops the process).
+    // The embedded database's DATA_DIR lock (db/dir-lock.ts): a wait for a holder elsewhere is
+    // logged; a lock another process took over makes statements fail as the database unavailable,
+    // and main stops the process.
     lock: {
       onWait: (holder) =>
         logger.warn(

@@ -86,16 +86,19 @@ class PGliteConnection implements DatabaseConnection {
     private readonly stopped: () => Error | undefined,
   ) {}
 
-  async raw(sqlText: string): Promise<void> {
+  /** The cluster, unless this process must no longer touch it (its lock was lost). */
+  private use(): PGlite {
     const stop = this.stopped();
     if (stop) throw stop;
-    await this.pglite.exec(sqlText);
+    return this.pglite;
+  }
+
+  async raw(sqlText: string): Promise<void> {
+    await this.use().exec(sqlText);
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const stop = this.stopped();
-    if (stop) throw stop;
-    const res = await this.pglite.query<R>(compiled.sql, compiled.parameters as unknown[]);
+    const res = await this.use().query<R>(compiled.sql, compiled.parameters as unknown[]);
     return {
       rows: res.rows,
       ...(res.affectedRows !== undefined ? { numAffectedRows: BigInt(res.affectedRows) } : {}),
