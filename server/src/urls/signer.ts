@@ -163,8 +163,9 @@ export class UrlSigner {
     // wherever a dying node's bytes were cut off; one socket write makes that cut rare too. A
     // write that fails fails the batch; its retry announces the same URL again (the grid), which
     // clients take as a no-op. See docs/architecture.md, "Freshness".
-    const writing = this.together(() => cache.write(entries, reason, () => this.publish(events)));
-    if (!writing) throw new Error('URL cache unavailable (cooling down after a failure)');
+    // Past the breaker: a sweep wants the cache's own answer (urls/guarded-cache.ts).
+    const writing = this.together(() => cache.write(entries, reason, () => this.publish(events), true));
+    if (!writing) throw new Error('URL cache write was not started');
     // In flight from now until the write lands, as above.
     void writing.then(this.holdInFlight(items, result));
     const failure = await writing;

@@ -120,7 +120,11 @@ export class UrlService {
     const placed = this.placed(items);
     let todo = placed;
     if (options.onlyStale && placed.length > 0) {
-      const cached = await this.d.cache.read(placed.map((i) => i.id));
+      // A strict caller (a sweep) reads past the breaker as it writes (urls/guarded-cache.ts).
+      const cached = await this.d.cache.read(
+        placed.map((i) => i.id),
+        options.strict ?? false,
+      );
       const now = this.d.clock.now();
       // The placed items: each compared with (and signed for) the bucket chosen now.
       todo = placed.filter((it, i) => {
