@@ -216,6 +216,12 @@ describe('loadConfig', () => {
   it('JWKS in production needs an issuer, an audience and https', () => {
     const base = { NODE_ENV: 'production', PROXY_TOKEN_SECRET: 'p'.repeat(16) };
     const url = 'https://id.example/jwks.json';
+    // One key source: with both, which one decides would be a guess.
+    expectRejected(
+      { ...base, AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: url, AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' },
+      'AUTH_JWKS_URL',
+    );
+    expectRejected({ AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: url }, 'AUTH_JWKS_URL');
     expectRejected({ ...base, AUTH_JWKS_URL: url, AUTH_AUDIENCE: 'signet' }, 'AUTH_ISSUER');
     expectRejected({ ...base, AUTH_JWKS_URL: url, AUTH_ISSUER: 'https://id.example/' }, 'AUTH_AUDIENCE');
     expectRejected(

@@ -541,6 +541,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (jwtSecret !== undefined && jwtSecret.length < 32) {
     throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 32 characters (HS256 needs a 256-bit key)');
   }
+  // Both set used to mean the secret alone, the JWKS silently unused: a deployment that meant its
+  // identity provider's keys would have taken tokens signed with a shared secret instead.
+  if (jwtSecret !== undefined && jwksUrl !== undefined) {
+    throw new ConfigError('AUTH_JWKS_URL', 'cannot be combined with AUTH_JWT_SECRET: set one of them');
+  }
   const authDisabled = jwtSecret === undefined && jwksUrl === undefined;
   if (authDisabled && production) {
     throw new ConfigError('AUTH_JWT_SECRET', 'or AUTH_JWKS_URL is required when NODE_ENV=production');

@@ -2,11 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { PROXY_PREFIX } from '../auth/proxy-links.js';
 import type { Container } from '../container.js';
-import { badInput, notFound } from '../errors/index.js';
+import { badInput, methodNotAllowed, notFound } from '../errors/index.js';
 import { assignRequestId } from '../lib/request-id.js';
 import { observeRequest } from './access-log.js';
 import { createGraphql, type Yoga } from './graphql.js';
 import { createMetricsRoute, createProbes, createReadyz, healthz } from './health.js';
+import { createHostCheck } from './host-header.js';
 import { createLocalBucketRoute } from './local-bucket.js';
 import { createProxyRoute } from './proxy.js';
 import { renderError } from './render-error.js';
@@ -48,23 +49,41 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     ['/readyz', createReadyz(probes)],
     ['/metrics', createMetricsRoute(c, probes)],
   ]);
+  // With an allow-list, a GraphQL answer carries CORS headers for listed origins only: caches must
+  // key it by Origin. yoga sends `Vary: Origin` only when it names one of several origins itself.
+  const vary =
+    config.corsOrigins.length > 0 ? (res: ServerResponse) => res.setHeader('vary', 'Origin') : undefined;
   const prefixed: [string, Route][] = [
-    ['/graphql/', (req, res) => yoga(req, res)],
+    [
+      '/graphql/',
+      (req, res) => {
+        vary?.(res);
+        return yoga(req, res);
+      },
+    ],
     [PROXY_PREFIX, createProxyRoute(c)],
   ];
   if (c.storage.driver === 'local') {
     prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secret: config.localSigningSecret })]);
   }
   const staticApp = createStaticRoute(webRoot);
+  const checkHost = createHostCheck({ authDisabled: config.auth.disabled, publicUrl: config.publicUrl });
 
   const route: Route = (req, res, url) => {
     const path = url.pathname;
     const r = exact.get(path);
-    if (r) return r(req, res, url);
+    if (r) {
+      // Probes and metrics are reads: a DELETE or POST to them is a mistake worth hearing about.
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
+      return r(req, res, url);
+    }
     // A worker does background work only; it answers probes and metrics, nothing else.
     if (config.role === 'worker')
       throw notFound('This node runs SIGNET_ROLE=worker: only /healthz, /readyz and /metrics');
-    if (path === '/graphql') return sse.eligible(req) ? sse.handle(req, res) : yoga(req, res);
+    if (path === '/graphql') {
+      vary?.(res);
+      return sse.eligible(req) ? sse.handle(req, res) : yoga(req, res);
+    }
     for (const [prefix, handler] of prefixed) if (path.startsWith(prefix)) return handler(req, res, url);
     if (req.method === 'GET' || req.method === 'HEAD') return staticApp(req, res, url);
     throw notFound('No such route');
@@ -85,6 +104,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     // Called at once, not from a microtask: a route that answers from memory (a hot proxy
     // redirect) then costs no promise at all. Thrown or rejected, a failure is rendered alike.
     try {
+      checkHost(req.headers.host);
       const answer = route(req, res, url) as PromiseLike<unknown> | undefined;
       // Any thenable (yoga's adapter may hand back one of its own), as a microtask did before.
       if (typeof answer?.then === 'function') {

@@ -15,7 +15,7 @@ import type { LocalVariants } from '../storage/local-variants.js';
 import { type ByteRange, OBJECT_CACHE_CONTROL, type Storage } from '../storage/storage.js';
 import { parseVariantKey } from '../storage/variant.js';
 import { untrustedObjectHeaders } from './object-headers.js';
-import { notModified, parseRange } from './range.js';
+import { ifRangeHolds, notModified, parseRange } from './range.js';
 import type { RequestTarget } from './request-target.js';
 import { pipeBody } from './send.js';
 
@@ -108,7 +108,9 @@ async function serve(req: IncomingMessage, res: ServerResponse, obj: Servable): 
   }
   const r = parseRange(req.headers.range, obj.size);
   if (r.kind === 'unsatisfiable') throw rangeNotSatisfiable(obj.size);
-  const range = r.kind === 'partial' ? r.range : undefined;
+  // A range asked "if still this version": another version is sent whole.
+  const holds = ifRangeHolds(req.headers['if-range'], obj.etag, obj.lastModified?.toUTCString());
+  const range = r.kind === 'partial' && holds ? r.range : undefined;
   headers['content-length'] = range ? range.end - range.start + 1 : obj.size;
   if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${obj.size}`;
   if (req.method === 'HEAD') {

@@ -12,6 +12,15 @@ import type { RedirectDeps } from './proxy-redirect.js';
 import type { StreamDeps } from './proxy-stream.js';
 import { pipeBody } from './send.js';
 
+/** Request headers passed to the store: the range and the conditions on it. */
+const FORWARDED = ['range', 'if-range', 'if-none-match', 'if-modified-since'] as const;
+
+/** The size in a 416's `Content-Range: bytes *\/<size>`, or undefined. */
+function sizeOfUnsatisfied(header: string | null): number | undefined {
+  const m = header === null ? null : /^bytes \*\/(\d{1,15})$/.exec(header.trim());
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Headers of the store's answer that describe the bytes (and may pass to the client). */
 const PASSED = ['content-type', 'content-length', 'content-range', 'etag', 'last-modified'] as const;
 
@@ -44,9 +53,12 @@ export async function streamVariant(
   const onClose = () => upstream.abort();
   res.once('close', onClose);
   const headers: Record<string, string> = {};
-  if (typeof req.headers.range === 'string') headers.range = req.headers.range;
-  if (typeof req.headers['if-none-match'] === 'string')
-    headers['if-none-match'] = req.headers['if-none-match'];
+  // The store answers the conditions itself: If-Range (a stale validator gets the whole object,
+  // not a range of another version) and the two that may give 304.
+  for (const name of FORWARDED) {
+    const v = req.headers[name];
+    if (typeof v === 'string') headers[name] = v;
+  }
   let answer: Response;
   try {
     answer = await fetch(resolved.url, {
@@ -64,7 +76,11 @@ export async function streamVariant(
     throw badGateway();
   }
   if (answer.status === 404) throw notFound('No such object');
-  if (answer.status === 416) throw rangeNotSatisfiable(undefined);
+  if (answer.status === 416) {
+    await answer.body?.cancel();
+    // The store's `bytes */<size>` says how long the variant is: the client should hear it too.
+    throw rangeNotSatisfiable(sizeOfUnsatisfied(answer.headers.get('content-range')));
+  }
   if (answer.status !== 200 && answer.status !== 206 && answer.status !== 304) {
     await answer.body?.cancel();
     s.logger.warn(

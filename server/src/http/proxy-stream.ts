@@ -13,7 +13,7 @@ import {
 } from '../storage/storage.js';
 import type { ObjectPlacement } from '../urls/resolved-url.js';
 import { untrustedObjectHeaders } from './object-headers.js';
-import { notModified, parseRange } from './range.js';
+import { ifRangeHolds, notModified, parseRange } from './range.js';
 import { pipeBody } from './send.js';
 
 export interface StreamDeps {
@@ -31,15 +31,6 @@ type Headers = Record<string, string | number>;
 
 function isAbort(err: unknown): boolean {
   return (err as { name?: string } | undefined)?.name === 'AbortError';
-}
-
-/** `If-Range` holds our ETag (strong match) or our date; anything else drops the range. */
-function ifRangeHolds(header: string | string[] | undefined, etag: string, lastModified: string): boolean {
-  if (header === undefined) return true;
-  if (typeof header !== 'string') return false;
-  const h = header.trim();
-  if (h.startsWith('"') || h.startsWith('W/')) return !h.startsWith('W/') && h === etag;
-  return h === lastModified;
 }
 
 /**

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { etagMatches, MAX_RANGE_HEADER_LENGTH, notModified, parseRange } from './range.js';
+import {
+  etagMatches,
+  ifRangeHolds,
+  MAX_RANGE_HEADER_LENGTH,
+  notModified,
+  parseHttpDate,
+  parseRange,
+} from './range.js';
 
 const SIZE = 1000;
 const partial = (start: number, end: number) => ({ kind: 'partial', range: { start, end } });
@@ -295,5 +302,45 @@ describe('notModified', () => {
     expect(notModified({ 'if-modified-since': `${later}${' '.repeat(100)}` }, etag, modified)).toBe(false);
     expect(notModified({ 'if-modified-since': later }, etag, undefined)).toBe(false);
     expect(notModified({}, etag, modified)).toBe(false);
+  });
+});
+
+describe('parseHttpDate', () => {
+  const t = Date.UTC(1994, 10, 6, 8, 49, 37);
+  it('reads the three forms of an HTTP-date, all GMT', () => {
+    expect(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT')).toBe(t);
+    expect(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT')).toBe(t);
+    expect(parseHttpDate('Sun Nov  6 08:49:37 1994')).toBe(t);
+  });
+  it('refuses what Date.parse would take but is not an HTTP-date', () => {
+    for (const v of [
+      '3000',
+      '2099-01-01',
+      '2099-01-01T00:00:00Z',
+      'tomorrow',
+      'Sun, 6 Nov 1994 08:49:37 GMT',
+      '',
+    ]) {
+      expect(parseHttpDate(v), v).toBeNaN();
+    }
+    // Linear on any input: a long run of what almost matches is refused at once.
+    expect(parseHttpDate(`Sun, 06 Nov 1994 ${'0'.repeat(10_000)}`)).toBeNaN();
+  });
+});
+
+describe('ifRangeHolds', () => {
+  const etag = '"abc"';
+  const date = 'Sun, 06 Nov 1994 08:49:37 GMT';
+  it('holds when absent, on our strong ETag, or on our exact date', () => {
+    expect(ifRangeHolds(undefined, etag, date)).toBe(true);
+    expect(ifRangeHolds(etag, etag, date)).toBe(true);
+    expect(ifRangeHolds(` ${date} `, etag, date)).toBe(true);
+  });
+  it('fails on another validator, a weak one, a date we do not have, or a repeated header', () => {
+    expect(ifRangeHolds('"other"', etag, date)).toBe(false);
+    expect(ifRangeHolds(`W/${etag}`, etag, date)).toBe(false);
+    expect(ifRangeHolds('Mon, 07 Nov 1994 08:49:37 GMT', etag, date)).toBe(false);
+    expect(ifRangeHolds(date, etag, undefined)).toBe(false);
+    expect(ifRangeHolds([etag, etag], etag, date)).toBe(false);
   });
 });

@@ -94,10 +94,45 @@ export function etagMatches(header: string | null | undefined, etag: string | un
 /** An HTTP date is 29 characters; anything much longer is not one and is not parsed. */
 const MAX_DATE_HEADER_LENGTH = 64;
 
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d{2}:\\d{2}:\\d{2}';
+/**
+ * The three forms of an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, RFC 850 and asctime. Fixed
+ * fields and literal alternatives only, anchored: linear on any input. `Date.parse` alone takes
+ * `3000` or `2099-01-01` too, and a date a client sends that is not an HTTP-date must be ignored.
+ */
+const HTTP_DATE = new RegExp(
+  `^(?:${DAY}, \\d{2} ${MONTH} \\d{4} ${TIME} GMT|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, \\d{2}-${MONTH}-\\d{2} ${TIME} GMT|${DAY} ${MONTH} [ \\d]\\d ${TIME} \\d{4})$`,
+);
+
+/** An HTTP-date's time (ms), or NaN for anything that is not one (asctime is GMT too). */
+export function parseHttpDate(value: string): number {
+  if (value.length > MAX_DATE_HEADER_LENGTH || !HTTP_DATE.test(value)) return Number.NaN;
+  return Date.parse(value.endsWith('GMT') ? value : `${value} GMT`);
+}
+
+/**
+ * `If-Range` (RFC 9110 §13.1.5) holds our ETag (a strong match) or our date; anything else drops
+ * the range and the whole object is sent, so a resumed download never stitches bytes of two
+ * versions together. Absent, the range stands.
+ */
+export function ifRangeHolds(
+  header: string | string[] | undefined,
+  etag: string | undefined,
+  lastModified: string | undefined,
+): boolean {
+  if (header === undefined) return true;
+  if (typeof header !== 'string') return false;
+  const h = header.trim();
+  if (h.startsWith('"') || h.startsWith('W/')) return !h.startsWith('W/') && h === etag;
+  return lastModified !== undefined && h === lastModified;
+}
+
 /**
  * Whether a GET or HEAD may be answered 304 (RFC 9110 §13.1.1, §13.1.3): `If-None-Match` against
  * the ETag; `If-Modified-Since` only when no `If-None-Match` was sent (§13.2.2) and the object has
- * a date, compared at the one-second precision of an HTTP date. An unparseable date is ignored.
+ * a date, compared at the one-second precision of an HTTP date. What is not an HTTP-date is ignored.
  */
 export function notModified(
   headers: IncomingHttpHeaders,
@@ -108,6 +143,6 @@ export function notModified(
   if (inm) return etagMatches(inm, etag);
   const ims = headers['if-modified-since'];
   if (!ims || !lastModified || ims.length > MAX_DATE_HEADER_LENGTH) return false;
-  const since = Date.parse(ims);
+  const since = parseHttpDate(ims.trim());
   return Number.isFinite(since) && Math.floor(lastModified.getTime() / 1000) * 1000 <= since;
 }

@@ -1,6 +1,6 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +33,7 @@ describe('createStaticRoute: never serves a file outside the web root', () => {
     await mkdir(path.join(dir, 'dist-evil'));
     await writeFile(path.join(dir, 'dist', 'index.html'), '<!doctype html><title>app</title>');
     await writeFile(path.join(dir, 'dist', 'app.js'), 'console.log(1)');
+    await writeFile(path.join(dir, 'dist', 'big.bin'), Buffer.alloc(64 * 1024 * 1024));
     await writeFile(path.join(dir, 'dist-evil', 'secret.txt'), 'SECRET');
     await writeFile(path.join(dir, 'secret-beside.txt'), 'SECRET');
     const route = createStaticRoute(path.join(dir, 'dist'));
@@ -66,5 +67,50 @@ describe('createStaticRoute: never serves a file outside the web root', () => {
     expect(body).not.toContain('SECRET');
     expect(res.status).toBe(200);
     expect(body).toContain('<title>app</title>');
+  });
+
+  it('answers a missing file with 404, and a client-side route with the app', async () => {
+    for (const target of ['/assets/index-OLDHASH.js', '/favicon.ico', '/nested/old.css']) {
+      const res = await fetch(`${url}${target}`);
+      expect(res.status, target).toBe(404);
+      expect(await res.text()).not.toContain('<title>app</title>');
+    }
+    for (const target of ['/', '/gallery', '/images/some-id']) {
+      const res = await fetch(`${url}${target}`);
+      expect(res.status, target).toBe(200);
+      expect(await res.text()).toContain('<title>app</title>');
+    }
+  });
+
+  it('closes the file when a client goes away mid-download', async () => {
+    const big = path.join(dir, 'dist', 'big.bin');
+    const openOnBig = async () => {
+      let n = 0;
+      for (const fd of await readdir('/proc/self/fd')) {
+        if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === big) n++;
+      }
+      return n;
+    };
+    for (let i = 0; i < 3; i++) {
+      // Reads the headers and the first bytes, then hangs up with most of the file unsent.
+      await new Promise<void>((resolve, reject) => {
+        const { port } = server.address() as AddressInfo;
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write('GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        });
+        socket.once('data', () => {
+          socket.destroy();
+          resolve();
+        });
+        socket.once('error', reject);
+      });
+    }
+    // `.pipe()` left each paused stream with its file open for good.
+    let open = await openOnBig();
+    for (let i = 0; i < 100 && open > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      open = await openOnBig();
+    }
+    expect(open).toBe(0);
   });
 });

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { RequestTarget } from './request-target.js';
-import { sendText } from './send.js';
+import { pipeBody, sendText } from './send.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -26,7 +26,11 @@ export function isInside(base: string, file: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
-/** Serves the built Vue app; unknown paths get index.html so client-side routes work. */
+/**
+ * Serves the built Vue app; unknown paths get index.html so client-side routes work, except a
+ * missing file (a path with an extension, or under /assets/): a page holding an old build's chunk
+ * then hears 404, not HTML where it expected script (which `nosniff` would refuse anyway).
+ */
 export function createStaticRoute(root: string) {
   const base = path.resolve(root);
   return async (req: IncomingMessage, res: ServerResponse, url: RequestTarget): Promise<void> => {
@@ -40,6 +44,10 @@ export function createStaticRoute(root: string) {
     if (!isInside(base, file)) file = path.join(base, 'index.html');
     let st = await stat(file).catch(() => null);
     if (!st?.isFile()) {
+      if (path.extname(rel) !== '' || rel.startsWith('/assets/')) {
+        sendText(res, 404, 'No such file');
+        return;
+      }
       file = path.join(base, 'index.html');
       st = await stat(file).catch(() => null);
     }
@@ -55,6 +63,8 @@ export function createStaticRoute(root: string) {
       'x-content-type-options': 'nosniff',
     });
     if (req.method === 'HEAD') res.end();
-    else createReadStream(file).pipe(res);
+    // Not `.pipe()`: a client that stops reading or goes away would leave the file open for
+    // good (and an open that fails, EMFILE say, would throw an unhandled 'error').
+    else await pipeBody(createReadStream(file), res);
   };
 }

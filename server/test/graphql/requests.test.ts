@@ -62,3 +62,47 @@ describe('GraphQL over HTTP: request errors, CSRF, CORS (the development default
     expect(pre.headers.get('access-control-allow-headers')).toBeNull();
   });
 });
+
+// With an allow-list the same request gets CORS headers for a listed Origin and none for another:
+// a browser or shared cache that keys the answer by URL alone would hand one origin's answer to
+// the other, so every answer says it varies by Origin.
+describe('GraphQL over HTTP: a CORS allow-list', () => {
+  const APP = 'https://app.example';
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'local', redis: 'memory', env: { CORS_ORIGINS: APP } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('answers a listed origin with its CORS headers, another without, and both with Vary: Origin', async () => {
+    const token = await h.token('alice');
+    const ask = (origin: string | undefined, method = 'POST') =>
+      fetch(
+        `${h.url}/graphql${method === 'GET' ? `?query=${encodeURIComponent('{ viewer { id } }')}` : ''}`,
+        {
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            'x-graphql-yoga-csrf': '1',
+            ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+            ...(origin ? { origin } : {}),
+          },
+          ...(method === 'POST' ? { body: JSON.stringify({ query: '{ viewer { id } }' }) } : {}),
+        },
+      );
+    for (const method of ['POST', 'GET']) {
+      const listed = await ask(APP, method);
+      expect(listed.status).toBe(200);
+      expect(listed.headers.get('access-control-allow-origin')).toBe(APP);
+      expect(listed.headers.get('vary')).toMatch(/\bOrigin\b/i);
+      for (const origin of ['https://evil.example', undefined]) {
+        const other = await ask(origin, method);
+        expect(other.status).toBe(200);
+        expect(other.headers.get('access-control-allow-origin')).toBeNull();
+        expect(other.headers.get('vary'), `${method} ${origin}`).toMatch(/\bOrigin\b/i);
+      }
+    }
+  });
+});

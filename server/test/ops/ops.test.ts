@@ -90,6 +90,18 @@ describe('operations: health, readiness, metrics, alert rules, logs', () => {
     expect(r.json()).toEqual({ status: 'ok' });
   });
 
+  it('probes and metrics answer GET and HEAD only: another method is 405 with Allow', async () => {
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      for (const method of ['POST', 'DELETE', 'PUT']) {
+        const r = await fetch(`${h.url}${path}`, { method });
+        expect(r.status, `${method} ${path}`).toBe(405);
+        expect(r.headers.get('allow')).toBe('GET, HEAD');
+        await r.arrayBuffer();
+      }
+      expect((await fetch(`${h.url}${path}`, { method: 'HEAD' })).status).toBe(200);
+    }
+  });
+
   it('/readyz reports each dependency ok', async () => {
     const r = await get(`${h.url}/readyz`);
     expect(r.status).toBe(200);

@@ -50,6 +50,24 @@ describe('operationCost', () => {
     expect(cost(q)).toBe(1 + 2 * (1 + 1 + 1 + 2 + 1));
   });
 
+  it('walks each fragment once, however often it is spread', () => {
+    // F1..Fn each spread the one before k times: k^n visits if each spread were walked again
+    // (150^6: this test would never end), n fragments walked here.
+    const nested = (levels: number, k: number) => {
+      let doc = 'fragment F0 on Query { viewer { id } }\n';
+      for (let i = 1; i <= levels; i++) {
+        const spreads = Array.from({ length: k }, () => `...F${i - 1}`).join(' ');
+        doc += `fragment F${i} on Query { ${spreads} }\n`;
+      }
+      return `query Q { ...F${levels} }\n${doc}`;
+    };
+    // viewer + id = 2, times k at every level.
+    expect(cost(nested(3, 150))).toBe(2 * 150 ** 3);
+    expect(cost(nested(6, 150))).toBe(2 * 150 ** 6);
+    // A fragment spread twice counts twice: the cost is an upper bound, as for repeated fields.
+    expect(cost('query { ...V ...V } fragment V on Query { viewer { id } }')).toBe(4);
+  });
+
   it('picks the named operation, and is 0 for an unknown one', () => {
     const doc = 'query A { viewer { id } } query B { images(first: 3) { totalCount } }';
     expect(cost(doc, {}, 'A')).toBe(2);
