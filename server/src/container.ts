@@ -302,7 +302,8 @@ function openRedis(config: Config, logger: Logger) {
 /**
  * Where page queries and visibility lookups run: the read replica when DATABASE_READ_URL is set
  * (with write pins for read-your-own-writes, shared through Redis when there is one), else the
- * primary. See docs/operations.md, "PostgreSQL read replica".
+ * primary. See docs/operations.md, "PostgreSQL read replica". `catchUpMs`: how long after a
+ * write a replica in use may still lack it (0 without one).
  */
 async function openReads(
   config: Config,
@@ -310,8 +311,9 @@ async function openReads(
   redis: RedisClient | undefined,
   logger: Logger,
   metrics: Metrics,
-): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting }> {
-  if (!config.databaseReadUrl) return { readReplica: undefined, reads: primaryReads(db.kysely) };
+): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting; catchUpMs: number }> {
+  if (!config.databaseReadUrl)
+    return { readReplica: undefined, reads: primaryReads(db.kysely), catchUpMs: 0 };
   const readReplica = new ReadReplica({
     url: config.databaseReadUrl,
     primary: db.kysely,
@@ -323,16 +325,17 @@ async function openReads(
     },
   });
   await readReplica.start();
+  // By then any replica still in use has replayed the write: it is at most the bound behind,
+  // measured at most a poll ago.
+  const catchUpMs = config.databaseReadMaxLagMs + 2 * readReplica.pollMs;
   const pins = new WritePins({
-    // By then any replica still in use has replayed the write: it is at most the bound behind,
-    // measured at most a poll ago.
-    pinMs: config.databaseReadMaxLagMs + 2 * readReplica.pollMs,
+    pinMs: catchUpMs,
     ...(redis
       ? { redis: { client: redis, prefix: config.redisPrefix, timeoutMs: config.redisCommandTimeoutMs * 2 } }
       : {}),
     logger,
   });
-  return { readReplica, reads: replicaReads({ primary: db.kysely, replica: readReplica, pins }) };
+  return { readReplica, reads: replicaReads({ primary: db.kysely, replica: readReplica, pins }), catchUpMs };
 }
 
 /** Builds every service once, in dependency order. Closing it releases them in reverse. */
@@ -445,7 +448,7 @@ export async function createContainer(
     ...(redis ? { sendTogether: sendTogether(redis.command) } : {}),
   });
 
-  const { readReplica, reads } = await openReads(config, db, redis?.command, logger, metrics);
+  const { readReplica, reads, catchUpMs } = await openReads(config, db, redis?.command, logger, metrics);
   const imagesRepo = createImagesRepo(db, reads);
   const variants = new VariantCatalog(config.images, {
     derivedObjects: storage.driver === 's3',
@@ -539,7 +542,9 @@ export async function createContainer(
         replicationCheckMs,
       );
 
-  const recentRows = new RecentRows(imagesRepo, clock);
+  // A row just forgotten (made private, deleted) is looked up on the primary while the replica
+  // may still have it as it was: a revoked public link stops at once.
+  const recentRows = new RecentRows(imagesRepo, clock, { primaryAfterForgetMs: catchUpMs });
   // A visibility change or delete on any node: this node's proxy forgets the row at once.
   events.onAccessChange((changes) => {
     for (const c of changes) recentRows.forget(c.imageId);

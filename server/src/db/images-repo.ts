@@ -150,8 +150,12 @@ export interface ImagesRepo {
   findReadableMany(lookups: readonly ReadLookup[]): Promise<ImageRow[][]>;
   /** One statement: sets a live image's visibility; returns the row, or null when there was none. */
   setVisibility(id: string, visibility: ImageVisibility): Promise<ImageRow | null>;
-  /** Live images by id whatever the owner (proxy and background work). */
-  findLive(ids: readonly string[]): Promise<ImageRow[]>;
+  /**
+   * Live images by id whatever the owner (proxy and background work), any order. On the replica
+   * when one is in use, with the ids it does not have looked up again on the primary (one
+   * statement when it has them all); `primary`: on the primary only.
+   */
+  findLive(ids: readonly string[], opts?: { primary?: boolean }): Promise<ImageRow[]>;
   insert(img: NewImage): Promise<ImageRow>;
   /**
    * One statement: rows for objects already in the bucket (`signet import`). A key that has a row
@@ -359,18 +363,33 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
       return row ? toImageRow(row) : null;
     },
 
-    async findLive(ids) {
+    async findLive(ids, opts) {
       if (ids.length === 0) return [];
-      // No viewer's own writes to see: the proxy's row check and background work take rows up to
-      // the replica's lag bound old (RecentRows already keeps rows for seconds).
-      const rows = await reads.read(undefined, (r) =>
-        r
+      const live = (on: Kysely<Database>, wanted: readonly string[]) =>
+        on
           .selectFrom('images')
           .select(columns)
-          .where('id', 'in', ids as string[])
+          .where('id', 'in', wanted as string[])
           .where('deleted_at', 'is', null)
-          .execute(),
-      );
+          .execute();
+      if (opts?.primary) return (await live(k, ids)).map(toImageRow);
+      // No viewer's own writes to see: the proxy's row check and background work take a row's
+      // changes up to the replica's lag bound late (RecentRows already keeps rows for seconds).
+      let ranOn: Kysely<Database> = k;
+      const rows = await reads.read(undefined, (r) => {
+        ranOn = r;
+        return live(r, ids);
+      });
+      if (ranOn !== k) {
+        // A row the replica does not have may be one it has not replayed yet (an upload of a
+        // moment ago), not a deleted one: the refresh sweep would unschedule it for good, the
+        // after-upload variants job skip it, the proxy answer 404. The primary decides those
+        // (docs/operations.md, "PostgreSQL read replica"). Outside `read`: a failure of the
+        // primary must not mark the replica down.
+        const found = new Set(rows.map((r) => r.id));
+        const missing = [...new Set(ids)].filter((id) => !found.has(id));
+        if (missing.length > 0) rows.push(...(await live(k, missing)));
+      }
       return rows.map(toImageRow);
     },
 

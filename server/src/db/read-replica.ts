@@ -21,7 +21,10 @@ export interface ReadReplicaOptions {
 export interface ReplicaState {
   /** Reachable, replaying, and no further behind than the bound: reads may go to it. */
   usable: boolean;
-  /** How far behind the primary it was at the last poll (ms, at most one poll interval too high). */
+  /**
+   * How far behind the primary it was at the last poll (ms, at most one poll interval too high);
+   * while it has replayed none of the primary's sampled positions, only a lower bound.
+   */
   lagMs: number | undefined;
   /** Why it is not usable. */
   reason: string | undefined;
@@ -118,14 +121,26 @@ export class ReadReplica {
       this.set({ usable: false, lagMs: undefined, reason: `unreachable: ${(err as Error).message}` });
       return;
     }
-    // The newest primary position it has replayed was the primary's this long ago (none: longer
-    // than all the history kept).
+    // The newest primary position it has replayed was the primary's this long ago.
     let newestReplayed: number | undefined;
     for (const s of this.samples) if (s.lsn <= replayed) newestReplayed = s.at;
-    const lagMs =
-      newestReplayed !== undefined
-        ? now - newestReplayed
-        : Math.max(this.pollMs, now - (this.samples[0]?.at ?? now));
+    if (newestReplayed === undefined) {
+      // None of the positions sampled so far: it is at least as far behind as the oldest one,
+      // and how much further is unknown. At start that oldest sample is this poll's own, so a
+      // replica far behind (replay paused, a long catch-up) would look a few ms behind; it is
+      // skipped until it replays a position we sampled. A caught-up replica of an idle primary
+      // has replayed this poll's position already, so it comes into use at the first poll.
+      const oldest = this.samples[0];
+      this.set({
+        usable: false,
+        lagMs: oldest ? now - oldest.at : undefined,
+        reason: oldest
+          ? `lag unknown: has not replayed the primary's position of ${now - oldest.at} ms ago`
+          : "lag unknown: the primary's position could not be read",
+      });
+      return;
+    }
+    const lagMs = now - newestReplayed;
     this.set(
       lagMs <= this.o.maxLagMs
         ? { usable: true, lagMs, reason: undefined }

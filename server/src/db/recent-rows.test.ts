@@ -111,6 +111,39 @@ describe('RecentRows', () => {
     expect(t.lookups).toEqual(['d', 'd']);
   });
 
+  it('looks an id up on the primary for primaryAfterForgetMs after forgetting it, then on the replica again', async () => {
+    const clock = new FakeClock();
+    const t = table();
+    t.live.set('g', row('g'));
+    const onPrimary: string[][] = [];
+    const images = {
+      findLive: (ids: readonly string[], opts?: { primary?: boolean }) => {
+        if (opts?.primary) onPrimary.push([...ids]);
+        return t.images.findLive(ids);
+      },
+    };
+    const rows = new RecentRows(images, clock, { primaryAfterForgetMs: 7000 });
+    await rows.find('g');
+    expect(onPrimary).toEqual([]);
+    rows.forget('g');
+    await rows.find('g');
+    expect(onPrimary).toEqual([['g']]);
+    // Remembered for RECENT_ROW_MS, then asked for again: still within the window.
+    clock.advance(RECENT_ROW_MS);
+    await rows.find('g');
+    expect(onPrimary).toEqual([['g'], ['g']]);
+    // Past the window (and the remembered row's time): the replica has the change by now.
+    clock.advance(RECENT_ROW_MS);
+    await rows.find('g');
+    expect(onPrimary).toHaveLength(2);
+    expect(t.statements).toHaveLength(4);
+    // Without a replica (the default 0) a forget changes nothing but the memory.
+    const plain = new RecentRows(images, clock);
+    plain.forget('g');
+    await plain.find('g');
+    expect(onPrimary).toHaveLength(2);
+  });
+
   it('a failed lookup fails every hit waiting for it, and the next hit asks again', async () => {
     const t = table();
     t.live.set('e', row('e'));

@@ -11,6 +11,17 @@ const MAX_ROWS = 10_000;
 /** Ids in one lookup statement at most (`where id in (…)`, one parameter each). */
 export const LOOKUP_BATCH = 500;
 
+export interface RecentRowsOptions {
+  /** How long a looked-up row answers for itself (default RECENT_ROW_MS). */
+  ttlMs?: number;
+  /**
+   * How long after `forget(id)` the id is looked up on the primary: the longest a read replica
+   * in use may still have the row as it was (its lag bound plus two polls, the write pins' time:
+   * docs/operations.md, "PostgreSQL read replica"). 0 (the default): no replica.
+   */
+  primaryAfterForgetMs?: number;
+}
+
 /**
  * Live image rows remembered for a few seconds, for `/proxy/:id`: a hot link (one image on many
  * pages, a mail opened by thousands) costs one SQL lookup per few seconds, not one per hit. A row
@@ -19,7 +30,11 @@ export const LOOKUP_BATCH = 500;
  * that message is lost (Redis pub/sub is at most once), the change goes unseen here for at most
  * RECENT_ROW_MS; a deleted object is already gone from storage by then (deleteImage removes it
  * before marking the row), so a stale redirect ends in a 404.
- * Unknown ids are not remembered: a new upload is reachable at once.
+ * With a read replica, the lookup after a forget goes to the primary for a while
+ * (`primaryAfterForgetMs`): the replica may not have replayed the change yet, and a row read
+ * from it would keep a revoked public link working for its lag and then for RECENT_ROW_MS more.
+ * Unknown ids are not remembered, and an id the replica does not have is looked up on the
+ * primary (`ImagesRepo.findLive`): a new upload is reachable at once.
  *
  * Lookups are shared: hits on an id whose row is being looked up wait for that lookup, and the
  * misses of one event-loop turn go out as one statement. Without this, every hit that arrived
@@ -37,19 +52,34 @@ export class RecentRows {
    * shares a lookup with the hits of later turns too, and `rows` remembers its answer.
    */
   private readonly loader: DataLoader<string, ImageRow | undefined>;
+  /** The same, on the primary: ids forgotten within `primaryAfterForgetMs`. */
+  private readonly primaryLoader: DataLoader<string, ImageRow | undefined>;
+  /**
+   * When each id was forgotten, oldest first, while that is within `primaryAfterForgetMs`
+   * (bounded like `rows`: past MAX_ROWS changes in that time, the oldest go back to the replica).
+   */
+  private readonly forgotten = new BoundedMap<string, number>(MAX_ROWS);
+  private readonly ttlMs: number;
+  private readonly primaryAfterForgetMs: number;
 
   constructor(
     private readonly images: Pick<ImagesRepo, 'findLive'>,
     private readonly clock: Clock,
-    private readonly ttlMs = RECENT_ROW_MS,
+    o: RecentRowsOptions = {},
   ) {
-    this.loader = new DataLoader(
-      async (ids: readonly string[]) => {
-        const found = new Map((await this.images.findLive(ids)).map((r) => [r.id, r]));
-        return ids.map((id) => found.get(id));
-      },
-      { cache: false, maxBatchSize: LOOKUP_BATCH, batchScheduleFn: (send) => setImmediate(send) },
-    );
+    this.ttlMs = o.ttlMs ?? RECENT_ROW_MS;
+    this.primaryAfterForgetMs = o.primaryAfterForgetMs ?? 0;
+    const loader = (primary: boolean) =>
+      new DataLoader(
+        async (ids: readonly string[]) => {
+          const rows = await (primary ? this.images.findLive(ids, { primary }) : this.images.findLive(ids));
+          const found = new Map(rows.map((r) => [r.id, r]));
+          return ids.map((id) => found.get(id));
+        },
+        { cache: false, maxBatchSize: LOOKUP_BATCH, batchScheduleFn: (send) => setImmediate(send) },
+      );
+    this.loader = loader(false);
+    this.primaryLoader = loader(true);
   }
 
   /** The row as looked up within the last few seconds, without I/O; undefined: `find` must ask. */
@@ -66,7 +96,8 @@ export class RecentRows {
   private lookUp(id: string): Promise<ImageRow | undefined> {
     // Remembered from when it was asked for, not from its answer.
     const at = this.clock.now();
-    const answer: Promise<ImageRow | undefined> = this.loader.load(id).then(
+    const loader = this.loaderFor(id, at);
+    const answer: Promise<ImageRow | undefined> = loader.load(id).then(
       (row) => {
         // Forgotten meanwhile (a delete or a visibility change on this node): the answer may
         // predate the change, so it serves the hits that were waiting and is not remembered.
@@ -86,8 +117,22 @@ export class RecentRows {
     return answer;
   }
 
+  /** The primary's loader for an id forgotten within `primaryAfterForgetMs`, else the usual one. */
+  private loaderFor(id: string, now: number): DataLoader<string, ImageRow | undefined> {
+    const forgottenAt = this.forgotten.get(id);
+    if (forgottenAt === undefined) return this.loader;
+    if (now - forgottenAt < this.primaryAfterForgetMs) return this.primaryLoader;
+    this.forgotten.delete(id);
+    return this.loader;
+  }
+
   forget(id: string): void {
     this.rows.delete(id);
     this.pending.delete(id);
+    if (this.primaryAfterForgetMs > 0) {
+      // Deleted first: the map stays in order of forgetting, so a full one drops the oldest.
+      this.forgotten.delete(id);
+      this.forgotten.set(id, this.clock.now());
+    }
   }
 }
