@@ -94,6 +94,7 @@ const staticImages: ImagesRepo = {
   countLive: async () => rows.length,
   usage: () => Promise.reject(new Error('static')),
   keysWithRows: () => Promise.reject(new Error('static')),
+  keysWithLiveRows: () => Promise.reject(new Error('static')),
   missingPlaceholders: async () => [],
   setPlaceholder: () => Promise.reject(new Error('static')),
   missingVariants: async () => [],

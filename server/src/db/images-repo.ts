@@ -176,6 +176,11 @@ export interface ImagesRepo {
    */
   keysWithRows(keys: readonly string[]): Promise<Set<string>>;
   /**
+   * One statement: which of these object keys a live row names (the orphan sweep deletes objects,
+   * and what is kept of them, that none does; docs/architecture.md, "Deleting an image").
+   */
+  keysWithLiveRows(keys: readonly string[]): Promise<Set<string>>;
+  /**
    * One statement: up to `limit` live rows without a placeholder, oldest first, after `after`
    * (keyset on created_at, id, so one backfill run visits each row once).
    */
@@ -489,6 +494,17 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
         .selectFrom('images')
         .select('object_key')
         .where('object_key', 'in', keys as string[])
+        .execute();
+      return new Set(rows.map((r) => r.object_key));
+    },
+
+    async keysWithLiveRows(keys) {
+      if (keys.length === 0) return new Set();
+      const rows = await k
+        .selectFrom('images')
+        .select('object_key')
+        .where('object_key', 'in', keys as string[])
+        .where('deleted_at', 'is', null)
         .execute();
       return new Set(rows.map((r) => r.object_key));
     },

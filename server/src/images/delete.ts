@@ -4,7 +4,7 @@ import type { ImageRow } from '../db/types.js';
 import { fromStorage } from '../errors/index.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { Logger } from '../logger.js';
-import type { Storage } from '../storage/storage.js';
+import { type Storage, VariantsLeftError } from '../storage/storage.js';
 import type { UrlService } from '../urls/url-service.js';
 import type { VariantCatalog } from './variants.js';
 
@@ -23,23 +23,49 @@ export interface DeleteDeps {
 }
 
 /**
- * Deletes an image whose row the caller has read and may manage (images/visibility.ts decides):
- * the object first (a failure changes nothing and can be retried), then the row is soft-deleted,
- * so the proxy stops honouring its tokens, then the cached URL is purged. If the row update fails
- * after the object went, a retry converges (deleting a missing object succeeds). False when the
- * row was deleted meanwhile.
+ * Deletes an image whose row the caller has read and may manage (images/visibility.ts decides).
+ * The order, and why (docs/architecture.md, "Deleting an image"):
+ *
+ * 1. The object. A failure before it is gone changes nothing (BAD_GATEWAY, retry). Once it is
+ *    gone the delete has happened for the user: what the store kept of it (variants, derived
+ *    objects) that it could not remove (VariantsLeftError) is logged with the key and left to the
+ *    orphan sweep, which removes the variants of keys no live row names.
+ * 2. The row is soft-deleted, so pages and the proxy stop showing it. Object before row, because
+ *    the other order cannot keep step 1's promise: a failed object delete would leave a deleted
+ *    row, already announced, to be put back. The price is the window between the two: a crash (or
+ *    a failed update) there leaves a live row without its object, which a retry of the delete
+ *    completes (deleting a missing object succeeds).
+ * 3. The cached URLs are purged and other nodes told, best effort.
+ *
+ * False when the row was deleted meanwhile.
  */
 export async function deleteImage(deps: DeleteDeps, row: ImageRow): Promise<boolean> {
   const { storage, images, recentRows, events, urls, variants, clock, logger } = deps;
   const id = row.id;
+  let left: VariantsLeftError | undefined;
   try {
     await storage.delete(row.objectKey);
   } catch (err) {
-    throw (
-      fromStorage(err, 'Object storage is unavailable; the image was not deleted. Try again shortly.') ?? err
-    );
+    if (!(err instanceof VariantsLeftError)) {
+      throw (
+        fromStorage(err, 'Object storage is unavailable; the image was not deleted. Try again shortly.') ??
+        err
+      );
+    }
+    left = err;
   }
   const deleted = await images.softDelete(row.ownerId, id, new Date(clock.now()));
+  if (left) {
+    logger.warn(
+      {
+        imageId: id,
+        key: row.objectKey,
+        leftover: left.leftover,
+        err: (left.cause as Error | undefined)?.message,
+      },
+      'deleted an image but not all of its variants; the orphan sweep removes them after ORPHAN_SWEEP_GRACE_SECONDS',
+    );
+  }
   recentRows.forget(id);
   try {
     // A client's own transforms are not tracked: their URLs answer 404 from now on and leave

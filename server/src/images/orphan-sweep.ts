@@ -3,19 +3,22 @@ import type { ImagesRepo } from '../db/images-repo.js';
 import type { OrphanSweepResult } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { Storage } from '../storage/storage.js';
+import { type ListPage, type Storage, VariantsLeftError } from '../storage/storage.js';
 import { UPLOAD_KEY_PREFIX } from './upload.js';
 
 export interface OrphanSweepDeps {
-  storage: Pick<Storage, 'list' | 'delete'>;
-  images: Pick<ImagesRepo, 'keysWithRows'>;
+  storage: Pick<Storage, 'list' | 'delete' | 'variantSets' | 'removeDebris'>;
+  images: Pick<ImagesRepo, 'keysWithLiveRows'>;
   metrics: Pick<Metrics, 'orphansDeleted'>;
   clock: Clock;
   logger: Logger;
 }
 
 export interface OrphanSweepOptions {
-  /** Objects younger than this are never touched (an upload may be between its put and insert). */
+  /**
+   * Objects, variant sets and debris younger than this are never touched (an upload may be
+   * between its put and insert; a put may be writing its temporary file).
+   */
   graceSeconds: number;
   /** Keys per listing page, and so per SQL statement (default 1000). */
   pageSize?: number;
@@ -24,10 +27,19 @@ export interface OrphanSweepOptions {
 }
 
 /**
- * Deletes uploaded objects that no image row names: what an upload leaves when its process dies
- * between the put and the insert, or when a clean-up delete failed. One listing page (up to 1,000
- * keys) costs one SQL statement for the keys old enough to judge. A row that names the key, live
- * or deleted, keeps the object: a delete removes the object before it marks the row.
+ * Deletes what no live image row needs, once it is older than the grace period:
+ *
+ * - uploaded objects no live row names: what an upload leaves when its process dies between the
+ *   put and the insert, a failed clean-up delete, or the object of a deleted row (a delete removes
+ *   the object before it marks the row, so such an object is one a region's bucket got back by
+ *   replication, or kept when another region's delete failed);
+ * - the variant sets (`Storage.variantSets`: local variants, s3 derived objects) of objects no
+ *   live row names: what a delete that removed the object could not remove after it, or a crash
+ *   between the two;
+ * - the files crashed writes left (`Storage.removeDebris`, local), once per pass over the bucket.
+ *
+ * One listing page (up to 1,000 keys) costs one SQL statement for the keys old enough to judge.
+ * docs/architecture.md, "Deleting an image", has the order of a delete's steps this relies on.
  *
  * The bucket's `u/` keys must belong to this deployment's database alone: a key another
  * deployment wrote has no row here and would be deleted.
@@ -35,6 +47,7 @@ export interface OrphanSweepOptions {
 export class OrphanSweeper {
   /** Where the next run goes on (a run walks a bounded number of pages). */
   private marker: string | undefined;
+  private variantsMarker: string | undefined;
 
   constructor(
     private readonly d: OrphanSweepDeps,
@@ -42,35 +55,108 @@ export class OrphanSweeper {
   ) {}
 
   async sweep(): Promise<OrphanSweepResult> {
-    const { storage, images, metrics, clock, logger } = this.d;
+    const { storage, metrics, clock, logger } = this.d;
+    const cutoff = clock.now() - this.o.graceSeconds * 1000;
+    // A pass over the bucket starts here: the debris walk runs once per pass.
+    const debrisRemoved = this.marker === undefined ? await this.removeDebris(cutoff) : 0;
+    let deleted = 0;
+    const objects = await this.walk(
+      (marker, maxKeys) => storage.list(UPLOAD_KEY_PREFIX, { ...marker, maxKeys }),
+      () => this.marker,
+      (m) => {
+        this.marker = m;
+      },
+      cutoff,
+      async (o) => {
+        try {
+          await storage.delete(o.key);
+        } catch (err) {
+          // The object is gone; its variants are judged by the pass below (this run or the next).
+          if (!(err instanceof VariantsLeftError)) throw err;
+          logger.warn(
+            { key: o.key, leftover: err.leftover, err: (err.cause as Error)?.message },
+            'orphan sweep left variants of a deleted object',
+          );
+        }
+        deleted++;
+        metrics.orphansDeleted.inc();
+        logger.warn(
+          { key: o.key, bytes: o.size, lastModified: o.lastModified.toISOString() },
+          'orphan sweep deleted an object no live image row names',
+        );
+      },
+    );
+    let variantSetsDeleted = 0;
+    let variantsComplete = true;
+    const sets = storage.variantSets;
+    if (sets) {
+      const v = await this.walk(
+        (marker, maxKeys) => sets.list({ ...marker, maxKeys }),
+        () => this.variantsMarker,
+        (m) => {
+          this.variantsMarker = m;
+        },
+        cutoff,
+        async (o) => {
+          await sets.delete(o.key);
+          variantSetsDeleted++;
+          logger.warn(
+            { key: o.key, bytes: o.size, lastModified: o.lastModified.toISOString() },
+            'orphan sweep removed the variants of an object no live image row names',
+          );
+        },
+      );
+      variantsComplete = v.complete;
+    }
+    return {
+      listed: objects.listed,
+      deleted,
+      complete: objects.complete && variantsComplete,
+      variantSetsDeleted,
+      debrisRemoved,
+    };
+  }
+
+  /**
+   * Walks at most `maxPages` pages from the saved marker, judging each entry older than the
+   * cutoff: one SQL statement per page for the keys a live row names; `drop` gets the others.
+   */
+  private async walk(
+    page: (marker: { marker?: string }, maxKeys: number) => Promise<ListPage>,
+    getMarker: () => string | undefined,
+    setMarker: (m: string | undefined) => void,
+    cutoff: number,
+    drop: (o: ListPage['objects'][number]) => Promise<void>,
+  ): Promise<{ listed: number; complete: boolean }> {
     const pageSize = this.o.pageSize ?? 1000;
     const maxPages = this.o.maxPages ?? 20;
-    const cutoff = clock.now() - this.o.graceSeconds * 1000;
     let listed = 0;
-    let deleted = 0;
-    for (let page = 0; page < maxPages; page++) {
-      const { objects, nextMarker } = await storage.list(UPLOAD_KEY_PREFIX, {
-        ...(this.marker !== undefined ? { marker: this.marker } : {}),
-        maxKeys: pageSize,
-      });
+    for (let n = 0; n < maxPages; n++) {
+      const marker = getMarker();
+      const { objects, nextMarker } = await page(marker !== undefined ? { marker } : {}, pageSize);
       listed += objects.length;
       const old = objects.filter((o) => o.lastModified.getTime() <= cutoff);
       if (old.length > 0) {
-        const named = await images.keysWithRows(old.map((o) => o.key));
-        for (const o of old) {
-          if (named.has(o.key)) continue;
-          await storage.delete(o.key);
-          deleted++;
-          metrics.orphansDeleted.inc();
-          logger.warn(
-            { key: o.key, bytes: o.size, lastModified: o.lastModified.toISOString() },
-            'orphan sweep deleted an object no image row names',
-          );
-        }
+        const live = await this.d.images.keysWithLiveRows(old.map((o) => o.key));
+        for (const o of old) if (!live.has(o.key)) await drop(o);
       }
-      this.marker = nextMarker;
-      if (nextMarker === undefined) return { listed, deleted, complete: true };
+      setMarker(nextMarker);
+      if (nextMarker === undefined) return { listed, complete: true };
     }
-    return { listed, deleted, complete: false };
+    return { listed, complete: false };
+  }
+
+  /** Crashed writes' files older than the cutoff (local), each logged. */
+  private async removeDebris(cutoff: number): Promise<number> {
+    const { storage, logger } = this.d;
+    if (!storage.removeDebris) return 0;
+    const removed = await storage.removeDebris(new Date(cutoff));
+    for (const r of removed) {
+      logger.warn(
+        { path: r.path, bytes: r.bytes, lastModified: r.lastModified.toISOString() },
+        'orphan sweep removed a file a crashed write left',
+      );
+    }
+    return removed.length;
   }
 }

@@ -9,6 +9,10 @@ export interface OrphanSweepResult {
   deleted: number;
   /** True when the run reached the end of the upload keys (the next one starts over). */
   complete: boolean;
+  /** Objects' variant sets (local variants, s3 derived objects) removed: no live row names them. */
+  variantSetsDeleted?: number;
+  /** Files crashed writes left (local), removed. */
+  debrisRemoved?: number;
 }
 
 /** The background work itself; engines only decide when and where it runs. */
@@ -21,7 +25,10 @@ export interface Processors {
   statsRollup(): Promise<void>;
   /** Signs the URLs of these images that the cache does not hold; returns how many it signed. */
   preload(ids: readonly string[]): Promise<number>;
-  /** Deletes uploaded objects no image row names (older than the grace period). */
+  /**
+   * Deletes uploaded objects no live image row names, the variants kept of them, and crashed
+   * writes' files (all older than the grace period).
+   */
   orphanSweep(): Promise<OrphanSweepResult>;
   /** Computes the placeholders of live rows that have none (bounded run; the next goes on). */
   placeholderBackfill(): Promise<BackfillResult>;

@@ -1,4 +1,4 @@
-import type { Storage, UrlSignature } from './storage.js';
+import { type ListedObject, type Storage, type UrlSignature, VariantsLeftError } from './storage.js';
 import type { Variant } from './variant.js';
 
 /**
@@ -61,6 +61,17 @@ export function withDerivedVariants(inner: Storage): Storage {
     return { key: original, sig: sig.startsWith(ORIGINAL) ? sig.slice(ORIGINAL.length) : sig };
   }
 
+  /** Every derived object of `key` (idempotent). */
+  async function deleteDerived(key: string): Promise<void> {
+    const prefix = derivedPrefixOf(key);
+    let marker: string | undefined;
+    do {
+      const page = await inner.list(prefix, marker !== undefined ? { marker } : {});
+      for (const o of page.objects) await inner.delete(o.key);
+      marker = page.nextMarker;
+    } while (marker !== undefined);
+  }
+
   return {
     driver: inner.driver,
     put: (key, body, contentType, size) => inner.put(key, body, contentType, size),
@@ -70,19 +81,38 @@ export function withDerivedVariants(inner: Storage): Storage {
     ping: () => inner.ping(),
 
     /**
-     * The object first (a failure changes nothing), then its derived objects: a retry after a
-     * failure in between converges, since deleting a missing object succeeds.
+     * The object first (a failure changes nothing), then its derived objects. A failure between
+     * is VariantsLeftError: the object is gone, so the image's delete goes on, and the orphan
+     * sweep removes the derived objects of a key no live row names (`variantSets`;
+     * docs/architecture.md, "Deleting an image").
      */
     async delete(key) {
       await inner.delete(key);
       if (isDerivedKey(key)) return;
-      const prefix = derivedPrefixOf(key);
-      let marker: string | undefined;
-      do {
-        const page = await inner.list(prefix, marker !== undefined ? { marker } : {});
-        for (const o of page.objects) await inner.delete(o.key);
-        marker = page.nextMarker;
-      } while (marker !== undefined);
+      try {
+        await deleteDerived(key);
+      } catch (err) {
+        throw new VariantsLeftError(key, derivedPrefixOf(key), { cause: err });
+      }
+    },
+
+    variantSets: {
+      /** A page of derived objects, one entry per original (its newest object's time). */
+      async list(options = {}) {
+        const page = await inner.list(DERIVED_VARIANT_PREFIX, options);
+        const sets: ListedObject[] = [];
+        for (const o of page.objects) {
+          const key = originalKeyOf(o.key);
+          const last = sets.at(-1);
+          if (last?.key !== key) sets.push({ key, size: o.size, lastModified: o.lastModified });
+          else {
+            last.size += o.size;
+            if (o.lastModified > last.lastModified) last.lastModified = o.lastModified;
+          }
+        }
+        return { objects: sets, nextMarker: page.nextMarker };
+      },
+      delete: (key) => deleteDerived(key),
     },
 
     // The object to sign is the key itself (the domain chose it); only the mark is added here.

@@ -44,8 +44,26 @@ export function variantDirOf(root: string, key: string): string {
   // encodeURIComponent leaves dots alone, and `..` would then be a folder up.
   const encoded = encodeURIComponent(key).replaceAll('.', '%2E');
   const name =
-    encoded.length <= MAX_NAME ? encoded : `%sha256-${createHash('sha256').update(key).digest('hex')}`;
+    encoded.length <= MAX_NAME ? encoded : `${HASHED}${createHash('sha256').update(key).digest('hex')}`;
   return path.join(root, name);
+}
+
+const HASHED = '%sha256-';
+/** In a hashed folder, the object's key (the name no longer says it). */
+const KEY_FILE = '.key';
+
+/**
+ * The object key whose variants a folder holds (the orphan sweep asks whether a live row names
+ * it): decoded from the name, or read from a hashed folder's `.key`; undefined when unknown.
+ */
+export async function keyOfVariantDir(dir: string): Promise<string | undefined> {
+  const name = path.basename(dir);
+  if (name.startsWith(HASHED)) return readFile(path.join(dir, KEY_FILE), 'utf8').catch(() => undefined);
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return undefined;
+  }
 }
 
 export interface LocalVariantsDeps {
@@ -124,6 +142,7 @@ export class LocalVariants {
     // each is renamed into place whole, so no reader sees half a file.
     try {
       await mkdir(dir, { recursive: true });
+      if (path.basename(dir).startsWith(HASHED)) await writeAtomically(path.join(dir, KEY_FILE), key);
       await writeAtomically(file, out.data);
       await writeAtomically(`${file}.json`, JSON.stringify(meta));
     } catch (err) {

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { detectFormat, FORMATS, SNIFF_BYTES } from '../uploads/sniff.js';
-import { variantDirOf } from './local-variants.js';
+import { keyOfVariantDir, variantDirOf } from './local-variants.js';
 import { tapBody } from './put-body.js';
 import {
   encodeKeyPath,
@@ -14,10 +14,13 @@ import {
   MAX_LIST_KEYS,
   type ObjectInfo,
   type ObjectStream,
+  type RemovedDebris,
   type SignWindow,
   type Storage,
   StorageError,
   type UrlSignature,
+  type VariantSets,
+  VariantsLeftError,
 } from './storage.js';
 import type { Variant } from './variant.js';
 
@@ -37,7 +40,10 @@ export interface LocalStorageOptions {
 /** Content types are kept beside the objects, so HEAD and GET can answer like a bucket. */
 const META_SUFFIX = '.signet-meta.json';
 
-/** A put writes here first and renames when complete; a listing never shows these. */
+/**
+ * A put writes here first and renames when complete; a listing never shows these. One a crash
+ * left is removed by the orphan sweep (`removeDebris`).
+ */
 const TMP_SUFFIX = '.tmp';
 
 /** Rejects keys that could escape the bucket folder or collide with metadata files. */
@@ -105,6 +111,8 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
   const removeVariants = async (key: string) => {
     if (variantsRoot) await rm(variantDirOf(variantsRoot, key), { recursive: true, force: true });
   };
+  /** The puts of this process still writing: object file → its temporary file. */
+  const writing = new Map<string, string>();
 
   async function info(key: string): Promise<ObjectInfo | null> {
     const file = safeLocalPath(root, key);
@@ -135,6 +143,8 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       const tap = tapBody(body, size);
       // Write to a temporary name first, so a reader never sees half an object.
       const tmp = `${file}.${process.pid}.${Date.now()}${TMP_SUFFIX}`;
+      // Registered before the first await: the sweep never removes a file a put here is writing.
+      writing.set(file, tmp);
       try {
         await mkdir(path.dirname(file), { recursive: true });
         await pipeline(tap, createWriteStream(tmp));
@@ -147,6 +157,8 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
         if (err instanceof StorageError) throw err; // the body was not what it claimed to be
         // A full or read-only disk is this store being unavailable, like an origin that fails.
         throw new StorageError('unavailable', 'local bucket write failed', { cause: err });
+      } finally {
+        if (writing.get(file) === tmp) writing.delete(file);
       }
       return { etag: tap.etag! };
     },
@@ -180,14 +192,32 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       }
     },
 
+    // The object first: until it is gone a failure changes nothing. After it, its metadata file
+    // and variants are leftovers (VariantsLeftError), which the orphan sweep removes:
+    // docs/architecture.md, "Deleting an image".
     async delete(key) {
       const file = safeLocalPath(root, key);
       try {
         await rm(file, { force: true });
+      } catch (err) {
+        throw new StorageError('unavailable', 'local bucket delete failed', { cause: err });
+      }
+      try {
         await rm(file + META_SUFFIX, { force: true });
         await removeVariants(key);
       } catch (err) {
-        throw new StorageError('unavailable', 'local bucket delete failed', { cause: err });
+        const left = variantsRoot ? variantDirOf(variantsRoot, key) : file + META_SUFFIX;
+        throw new VariantsLeftError(key, left, { cause: err });
+      }
+    },
+
+    ...(variantsRoot ? { variantSets: localVariantSets(variantsRoot) } : {}),
+
+    async removeDebris(before) {
+      try {
+        return await removeLocalDebris(root, before, writing);
+      } catch (err) {
+        throw new StorageError('unavailable', 'local bucket unreadable', { cause: err });
       }
     },
 
@@ -263,4 +293,91 @@ async function listLocal(
 
   await walk(root, '');
   return { objects, nextMarker: more ? objects.at(-1)?.key : undefined };
+}
+
+/**
+ * The variant folders under `variantsRoot`, one set per object, in folder-name order: the folder
+ * name is the object's key encoded (local-variants.ts, `variantDirOf`), or, when hashed, the key
+ * is in its `.key` file. A hashed folder without one (made before it was written) is not listed.
+ */
+function localVariantSets(variantsRoot: string): VariantSets {
+  return {
+    async list(options = {}) {
+      const maxKeys = Math.min(MAX_LIST_KEYS, Math.max(1, options.maxKeys ?? MAX_LIST_KEYS));
+      let entries: Dirent[];
+      try {
+        entries = await readdir(variantsRoot, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { objects: [], nextMarker: undefined };
+        throw new StorageError('unavailable', 'local variants unreadable', { cause: err });
+      }
+      const names = entries
+        .filter((e) => e.isDirectory() && (options.marker === undefined || e.name > options.marker))
+        .map((e) => e.name)
+        .sort();
+      const objects: ListedObject[] = [];
+      for (const name of names.slice(0, maxKeys)) {
+        const dir = path.join(variantsRoot, name);
+        const [key, st] = await Promise.all([keyOfVariantDir(dir), stat(dir).catch(() => null)]);
+        if (key !== undefined && st) objects.push({ key, size: 0, lastModified: st.mtime });
+      }
+      return { objects, nextMarker: names.length > maxKeys ? names[maxKeys - 1] : undefined };
+    },
+    async delete(key) {
+      try {
+        await rm(variantDirOf(variantsRoot, key), { recursive: true, force: true });
+      } catch (err) {
+        throw new StorageError('unavailable', 'local variants delete failed', { cause: err });
+      }
+    },
+  };
+}
+
+/**
+ * Removes what a crashed write left in the bucket: a put's temporary file (the process died while
+ * writing it) and a metadata file without its object (written before the rename, or left by a
+ * delete that removed the object only), each last changed before `before`. A temporary file a put
+ * of this process is writing, or the metadata of an object being put (`writing`: object file →
+ * temporary file), stays whatever its age: a stalled upload is still a live one.
+ */
+async function removeLocalDebris(
+  root: string,
+  before: Date,
+  writing: ReadonlyMap<string, string>,
+): Promise<RemovedDebris[]> {
+  const removed: RemovedDebris[] = [];
+  const isLive = (full: string) =>
+    full.endsWith(TMP_SUFFIX)
+      ? [...writing.values()].includes(full)
+      : writing.has(full.slice(0, -META_SUFFIX.length));
+  async function walk(dir: string): Promise<void> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const files = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
+    for (const e of entries) {
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        await walk(full);
+        continue;
+      }
+      if (!e.isFile()) continue;
+      const tmp = e.name.endsWith(TMP_SUFFIX);
+      const meta = e.name.endsWith(META_SUFFIX);
+      if (!tmp && !(meta && !files.has(e.name.slice(0, -META_SUFFIX.length)))) continue;
+      if (isLive(full)) continue;
+      const st = await stat(full).catch(() => null);
+      if (!st || st.mtime >= before) continue;
+      // Judged again right before removing: a put may have started while this one was stat'ed.
+      if (isLive(full)) continue;
+      await rm(full, { force: true });
+      removed.push({ path: path.relative(root, full), bytes: st.size, lastModified: st.mtime });
+    }
+  }
+  await walk(root);
+  return removed;
 }

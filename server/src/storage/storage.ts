@@ -94,6 +94,47 @@ export class StorageError extends Error {
   }
 }
 
+/**
+ * A `delete` that removed the object but not everything kept of it (its variants or derived
+ * objects): the object is gone, so for its caller the delete happened. `leftover` names what
+ * remains (a folder or a key prefix) for the log; the orphan sweep removes it once no live row
+ * names the object (docs/architecture.md, "Deleting an image").
+ */
+export class VariantsLeftError extends StorageError {
+  constructor(
+    readonly key: string,
+    readonly leftover: string,
+    options?: { cause?: unknown },
+  ) {
+    super('unavailable', `the object ${key} was deleted but not its variants`, options);
+    this.name = 'VariantsLeftError';
+  }
+}
+
+/**
+ * What a store keeps of an object besides the object (the `local` driver's rendered variants, the
+ * derived objects on `s3`), seen by the object it was made from: the orphan sweep removes the
+ * sets of objects no live row names (docs/architecture.md, "Deleting an image").
+ */
+export interface VariantSets {
+  /**
+   * One page of sets: `key` is the object's key, `lastModified` the set's newest change, `size`
+   * its bytes where known. `nextMarker` is opaque (pass it back as `marker`). A set may appear
+   * on two pages.
+   */
+  list(options?: ListOptions): Promise<ListPage>;
+  /** Removes the set of `key` (idempotent; the object itself is not touched). */
+  delete(key: string): Promise<void>;
+}
+
+/** A file a crashed write left in the bucket beside the objects (`local`), removed by the sweep. */
+export interface RemovedDebris {
+  /** Its path below the bucket's root. */
+  path: string;
+  bytes: number;
+  lastModified: Date;
+}
+
 export interface Storage {
   readonly driver: 'local' | 'cos' | 's3';
   /**
@@ -108,8 +149,21 @@ export interface Storage {
   get(key: string, options?: GetOptions): Promise<ObjectStream>;
   /** One page of the keys that start with prefix (the orphan sweep walks them). */
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
-  /** Idempotent: deleting a missing object succeeds. */
+  /**
+   * Idempotent: deleting a missing object succeeds. Deletes the object first, then what the store
+   * keeps of it (`variantSets`). A failure before the object is gone throws a `StorageError` and
+   * changes nothing a reader sees; once the object is gone, a failure to remove the rest throws
+   * `VariantsLeftError` (the object is deleted; the orphan sweep removes the rest).
+   */
   delete(key: string): Promise<void>;
+  /** What the store keeps of objects besides them, for the orphan sweep; absent: nothing. */
+  variantSets?: VariantSets;
+  /**
+   * Removes the files crashed writes left (`local`: a put's temporary file, a metadata file
+   * without its object) last changed before `before`, never one a put of this process is
+   * writing. Absent: the store leaves none (a bucket keeps no incomplete simple upload).
+   */
+  removeDebris?(before: Date): Promise<RemovedDebris[]>;
   /**
    * Signs many GET URLs with one shared window; CPU only, no I/O. Same order as keys.
    * `variants[i]`, when present, is the variant of `keys[i]` to sign (undefined: the original);

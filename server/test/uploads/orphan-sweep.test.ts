@@ -142,12 +142,13 @@ describe('OrphanSweeper', () => {
     statements.length = 0;
   });
 
-  it('deletes only old objects under u/ that no row names, one SQL statement per page', async () => {
+  it('deletes only old objects under u/ that no live row names, one SQL statement per page', async () => {
     const live = (await uploadFile(h, PNG)).data!.uploadImage.key;
     const deleted = (await uploadFile(h, PNG)).data!.uploadImage;
     await h.gql('mutation($id: ID!) { deleteImage(id: $id) }', { id: deleted.id });
-    // A deleted image's row stays (soft delete) while its object is gone; put one back as if
-    // the delete's object removal had been undone: a row names it, so it is not the sweep's.
+    // A deleted image's row stays (soft delete) while its object is gone; put one back as
+    // replication into this region's bucket would after the delete: only a deleted row names
+    // it, so it is the sweep's.
     await h.storage.put(deleted.key, PNG, 'image/png');
     const orphans = [0, 1, 2].map(() => `u/alice/${randomUUID()}.png`);
     for (const key of orphans) await h.storage.put(key, PNG, 'image/png');
@@ -163,20 +164,25 @@ describe('OrphanSweeper', () => {
     );
     // Everything is younger than the grace: nothing is judged, no SQL at all.
     statements.length = 0;
-    expect(await sweeper.sweep()).toEqual({ listed: 5, deleted: 0, complete: true });
+    expect(await sweeper.sweep()).toEqual({
+      listed: 5,
+      deleted: 0,
+      complete: true,
+      variantSetsDeleted: 0,
+      debrisRemoved: 0,
+    });
     expect(statements).toEqual([]);
 
     clock.advance(2 * 3600 * 1000);
     statements.length = 0;
-    expect(await sweeper.sweep()).toEqual({ listed: 5, deleted: 3, complete: true });
+    expect(await sweeper.sweep()).toMatchObject({ listed: 5, deleted: 4, complete: true });
     const probes = statements.filter((s) => /select "object_key" from "images"/.test(s));
     expect(probes).toHaveLength(3); // 5 keys, 2 per page
     expect(statements).toEqual(probes);
-    for (const key of orphans) expect(h.fixture!.objects.has(key)).toBe(false);
-    for (const key of [live, deleted.key, 'x/not-an-upload.png'])
-      expect(h.fixture!.objects.has(key)).toBe(true);
-    expect(await counterValue(metrics.orphansDeleted)).toBe(3);
-    expect(logs.filter((l) => l.includes('orphan sweep deleted'))).toHaveLength(3);
+    for (const key of [...orphans, deleted.key]) expect(h.fixture!.objects.has(key)).toBe(false);
+    for (const key of [live, 'x/not-an-upload.png']) expect(h.fixture!.objects.has(key)).toBe(true);
+    expect(await counterValue(metrics.orphansDeleted)).toBe(4);
+    expect(logs.filter((l) => l.includes('orphan sweep deleted'))).toHaveLength(4);
   });
 
   it('walks a bounded number of pages per run and goes on from there next time', async () => {

@@ -19,6 +19,8 @@ export function withCdn(inner: Storage, cdn: CdnSigner): Storage {
     get: (key, options) => inner.get(key, options),
     list: (prefix, options) => inner.list(prefix, options),
     delete: (key) => inner.delete(key),
+    ...(inner.variantSets ? { variantSets: inner.variantSets } : {}),
+    ...(inner.removeDebris ? { removeDebris: inner.removeDebris.bind(inner) } : {}),
     ping: () => inner.ping(),
 
     signMany(keys, window, variants) {
