@@ -89,23 +89,37 @@ const WRITE_AND_SCHEDULE_COMMAND = 'signetWriteAndScheduleUrls';
 
 const ACCESS_SETS_COMMAND = 'signetAccessSets';
 /**
- * Access counts of many images (KEYS: hot, live; ARGV: JSON `[count, id, lastAt, …]`): ZINCRBY
- * hot by count when above zero, ZADD live GT lastAt (a node flushing late never moves an image's
- * last access backwards). The two sets are all there is of an image's accesses: its access count
- * is its hot score and its last access its live score (`status`). A per-image hash repeating
- * both cost Redis two more writes and a key for every image a page showed for the first time,
- * ~40% of the flush (docs/benchmarks.md, finding 26).
+ * Access counts of many images (KEYS: hot, live, schedule; ARGV: JSON `[count, id, lastAt, …]`):
+ * ZINCRBY hot by count when above zero, ZADD live GT lastAt (a node flushing late never moves an
+ * image's last access backwards). The two sets are all there is of an image's accesses: its
+ * access count is its hot score and its last access its live score (`status`). A per-image hash
+ * repeating both cost Redis two more writes and a key for every image a page showed for the
+ * first time, ~40% of the flush (docs/benchmarks.md, finding 26).
+ *
+ * A count of 0 is a subscribed image's periodic mark (urls/access-tracker.ts): it also goes into
+ * the schedule, due at once, unless it is there already (NX). A Redis that lost its data (a
+ * restart without persistence, a failover that dropped the last writes) loses the schedule too,
+ * and an image that is only subscribed to, never asked for again, would never be refreshed: its
+ * subscribers' URLs would run out. The sweep that claims it finds the URL current or signs it.
  */
 const ACCESS_SETS_SCRIPT = `
 local e = cjson.decode(ARGV[1])
-local live = {}
+local live, marked = {}, {}
 for i = 1, #e, 3 do
-  if e[i] > 0 then redis.call('ZINCRBY', KEYS[1], e[i], e[i + 1]) end
+  if e[i] > 0 then
+    redis.call('ZINCRBY', KEYS[1], e[i], e[i + 1])
+  else
+    marked[#marked + 1] = e[i + 2]
+    marked[#marked + 1] = e[i + 1]
+  end
   live[#live + 1] = e[i + 2]
   live[#live + 1] = e[i + 1]
 end
 for i = 1, #live, 1000 do
   redis.call('ZADD', KEYS[2], 'GT', unpack(live, i, math.min(i + 999, #live)))
+end
+for i = 1, #marked, 1000 do
+  redis.call('ZADD', KEYS[3], 'NX', unpack(marked, i, math.min(i + 999, #marked)))
 end
 return #e / 3
 `;
@@ -252,7 +266,7 @@ export class RedisUrlStore implements UrlStore {
     define(CLAIM_COMMAND, 4, CLAIM_SCRIPT);
     define(WRITE_COMMAND, 1, WRITE_SCRIPT);
     define(WRITE_AND_SCHEDULE_COMMAND, 3, WRITE_SCRIPT);
-    define(ACCESS_SETS_COMMAND, 2, ACCESS_SETS_SCRIPT);
+    define(ACCESS_SETS_COMMAND, 3, ACCESS_SETS_SCRIPT);
   }
 
   async read(ids: readonly string[]): Promise<(UrlSignature | null)[]> {
@@ -343,7 +357,14 @@ export class RedisUrlStore implements UrlStore {
     const sets: (string | number)[] = [];
     for (const [id, d] of deltas) sets.push(d.count, id, String(d.lastAt));
     try {
-      await call(this.redis, ACCESS_SETS_COMMAND, this.k.hot, this.k.live, JSON.stringify(sets));
+      await call(
+        this.redis,
+        ACCESS_SETS_COMMAND,
+        this.k.hot,
+        this.k.live,
+        this.k.schedule,
+        JSON.stringify(sets),
+      );
     } catch (err) {
       // Sent, then no reply in time: Redis may have added the counts (a busy Redis, not a gone one).
       throw err instanceof CommandTimeoutError ? new UnknownOutcomeError(err) : err;
