@@ -44,7 +44,9 @@ export type SkipReason =
   | 'not-an-image'
   | 'bad-header'
   | 'too-many-pixels'
-  | 'gone';
+  | 'gone'
+  /** Shorter when read than when listed (rewritten meanwhile): the next run judges it anew. */
+  | 'changed';
 
 export interface ImportProgress {
   /** Objects listed so far. */
@@ -182,14 +184,27 @@ async function judge(
       return { reason: err.failure === 'UNSUPPORTED_MEDIA_TYPE' ? 'not-an-image' : 'bad-header' };
     }
     if (err instanceof StorageError && err.kind === 'not_found') return { reason: 'gone' };
+    // An object rewritten shorter since it was listed: the ranged GET is out of its range now
+    // (the store refuses it), or the body ends early. Skipped like a gone one, not the import's end.
+    if (err instanceof ObjectChangedError) return { reason: 'changed' };
+    if (err instanceof StorageError && err.kind === 'rejected') return { reason: 'changed' };
     throw err;
+  }
+}
+
+/** The object is shorter than when it was listed. */
+export class ObjectChangedError extends Error {
+  constructor(key: string, size: number, got: number) {
+    super(`object "${key}" ended after ${got} bytes; it was listed with ${size}`);
+    this.name = 'ObjectChangedError';
   }
 }
 
 /**
  * The head of an object as the upload inspector reads it: the first n bytes, fetched with a
  * ranged GET when first asked for and extended by another one when a reader needs more (JPEG's
- * frame header may sit behind a large EXIF block). The object is never read whole.
+ * frame header may sit behind a large EXIF block). Only a GIF is read whole, a window per GET
+ * (its frames may lie anywhere: docs/architecture.md, "The upload pipeline").
  */
 export class RangedHead {
   private bytes = Buffer.alloc(0);
@@ -204,21 +219,32 @@ export class RangedHead {
   async head(n: number): Promise<Buffer> {
     const want = Math.min(n, this.size);
     if (want > this.bytes.length) {
-      const got = await this.storage.get(this.key, { range: { start: this.bytes.length, end: want - 1 } });
-      this.etag ??= got.etag;
-      // A store that ignored the range sends the whole object, from its first byte.
-      const kept = got.range ? this.bytes : Buffer.alloc(0);
-      const chunks: Buffer[] = [kept];
-      let total = kept.length;
-      for await (const chunk of got.body) {
-        chunks.push(chunk as Buffer);
-        total += (chunk as Buffer).length;
-        if (total >= want) break;
-      }
-      got.body.destroy();
-      this.bytes = Buffer.concat(chunks).subarray(0, want);
+      const got = await this.fetch(this.bytes.length, want);
+      this.bytes = Buffer.concat([this.bytes, got]);
     }
     return this.bytes.subarray(0, want);
+  }
+
+  async range(start: number, end: number): Promise<Buffer> {
+    return this.fetch(start, Math.min(end, this.size));
+  }
+
+  /** Bytes start..end; an object that ends before `end` has changed since it was listed. */
+  private async fetch(start: number, end: number): Promise<Buffer> {
+    const got = await this.storage.get(this.key, { range: { start, end: end - 1 } });
+    this.etag ??= got.etag;
+    // A store that ignored the range sends the whole object, from its first byte.
+    const from = got.range ? start : 0;
+    const chunks: Buffer[] = [];
+    let total = from;
+    for await (const chunk of got.body) {
+      chunks.push(chunk as Buffer);
+      total += (chunk as Buffer).length;
+      if (total >= end) break;
+    }
+    got.body.destroy();
+    if (total < end) throw new ObjectChangedError(this.key, this.size, total);
+    return Buffer.concat(chunks).subarray(start - from, end - from);
   }
 }
 

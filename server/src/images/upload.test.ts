@@ -1,5 +1,8 @@
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
+  gifWithLateFrame,
+  gifWithScreen,
   JPEG_5x3,
   makeAvif,
   makePng,
@@ -160,6 +163,63 @@ describe('inspectUpload: type and size from a bounded head', () => {
     const cut = new UploadBody(chunked(webpOf(3 * MB, 4 * MB)), 20 * MB);
     await expect(inspectUpload(cut, limits)).rejects.toMatchObject({
       message: 'The WebP header is truncated (RIFF size)',
+    });
+  });
+});
+
+describe('inspectUpload: a GIF is as large as its frames, wherever they are', () => {
+  it('a frame larger than the logical screen grows it, as sharp decodes it', async () => {
+    const made = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#0a0' } })
+      .gif()
+      .toBuffer();
+    const gif = gifWithScreen(made, 1, 1);
+    const seen = await sharp(gif).metadata();
+    expect({ width: seen.width, height: seen.height }).toEqual({ width: 300, height: 200 });
+    expect(await inspectUpload(new UploadBody(chunked(gif), MB), limits)).toMatchObject({
+      format: 'gif',
+      width: 300,
+      height: 200,
+    });
+    await expect(
+      inspectUpload(new UploadBody(chunked(gif), MB), { ...limits, uploadMaxPixels: 50_000 }),
+    ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringContaining('300×200') });
+  });
+
+  it('a 20,000 × 20,000 frame behind 3 MB of comment, past every head, is refused', async () => {
+    const gif = gifWithLateFrame(1, 3 * MB, 20_000, 20_000);
+    const body = new UploadBody(chunked(gif), 20 * MB);
+    await expect(inspectUpload(body, limits)).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      message: expect.stringContaining('20000×20000'),
+    });
+    // The windows are copies of parts of the file: the body itself was read no further than its head.
+    expect(body.bytesRead).toBeLessThanOrEqual(SNIFF_FIRST_BYTES + 16 * KB);
+    const small = gifWithLateFrame(1, 3 * MB, 30, 20);
+    expect(await inspectUpload(new UploadBody(chunked(small), 20 * MB), limits)).toMatchObject({
+      width: 30,
+      height: 20,
+    });
+  });
+
+  it('sub-blocks of one byte are walked only so far; a GIF cut short is judged by what it has', async () => {
+    // A comment of 1.1 million one-byte sub-blocks (2.2 MB).
+    const comment = Buffer.alloc(2 + 2 * 1_100_000 + 1, 0x20);
+    comment[0] = 0x21;
+    comment[1] = 0xfe;
+    for (let at = 2; at < comment.length - 1; at += 2) comment[at] = 1;
+    comment[comment.length - 1] = 0;
+    const first = gifWithLateFrame(1, 0, 1, 1);
+    const hostile = Buffer.concat([first.subarray(0, 13 + 12), comment, first.subarray(13 + 12)]);
+    const started = performance.now();
+    await expect(inspectUpload(new UploadBody(chunked(hostile), 20 * MB), limits)).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      message: expect.stringContaining('blocks'),
+    });
+    expect(performance.now() - started).toBeLessThan(2000);
+    const cut = gifWithLateFrame(4, 2 * MB, 60, 40).subarray(0, 100 * KB);
+    expect(await inspectUpload(new UploadBody(chunked(cut), 20 * MB), limits)).toMatchObject({
+      width: 4,
+      height: 4,
     });
   });
 });

@@ -15,7 +15,7 @@ import {
 import type { JobEngine } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
-import { type Dimensions, ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
+import { type Dimensions, GifWalk, ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
 import type { Placeholders } from './placeholders.js';
 import type { VariantCatalog } from './variants.js';
@@ -68,6 +68,7 @@ const STREAM_SLICE_BYTES = 64 * 1024;
  */
 export class UploadBody {
   readonly size: number;
+  private readonly file: Blob;
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   /** Chunks read for the head and not handed to the stream yet. */
   private readonly pending: Buffer[] = [];
@@ -83,6 +84,7 @@ export class UploadBody {
     private readonly maxBytes: number,
   ) {
     this.size = file.size;
+    this.file = file;
     this.reader = file.stream().getReader();
   }
 
@@ -96,6 +98,14 @@ export class UploadBody {
     while (this.pendingBytes < n && !this.ended) await this.pull();
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
     return all.subarray(0, n);
+  }
+
+  /**
+   * Bytes start..end of the file, copied out of it (a slice of a Blob copies nothing until read):
+   * what a reader that must see the whole file (GIF's frames) reads, a window at a time.
+   */
+  async range(start: number, end: number): Promise<Buffer> {
+    return Buffer.from(await this.file.slice(start, end).arrayBuffer());
   }
 
   /** Every byte of the file, the head included, read on demand; fails on a size that lied. */
@@ -159,10 +169,11 @@ export class UploadBody {
 }
 
 /**
- * What the inspector reads: a size and the first n bytes on demand. An upload body is one; an
- * object already in the bucket is another (ranged GETs of its head, images/bucket-import.ts).
+ * What the inspector reads: a size, the first n bytes on demand, and a window anywhere in the
+ * file (for GIF's frames). An upload body is one; an object already in the bucket is another
+ * (ranged GETs, images/bucket-import.ts).
  */
-export type HeadSource = Pick<UploadBody, 'size' | 'head'>;
+export type HeadSource = Pick<UploadBody, 'size' | 'head' | 'range'>;
 
 export interface InspectedImage {
   format: ImageFormat;
@@ -275,6 +286,23 @@ export async function inspectUpload(body: HeadSource, config: InspectConfig): Pr
           if (at.need > max) throw notWithin();
           head = await body.head(Math.max(at.need, Math.min(max, head.length * 2)));
         }
+      }
+      case 'gif': {
+        // libvips grows a GIF's canvas to fit its frames, which may lie anywhere in the file: the
+        // walk goes through all of it, one window (at most SNIFF_MAX_BYTES) at a time.
+        const walk = new GifWalk();
+        let need = walk.walk(head, 0, size);
+        while (need !== null) {
+          const window = await body.range(need, Math.min(size, need + SNIFF_MAX_BYTES));
+          const next = walk.walk(window, need, size);
+          // A window that moved the walk on not at all is shorter than the size said.
+          if (next === need) throw new ImageHeaderError('gif', 'truncated');
+          need = next;
+        }
+        const dims = walk.dimensions();
+        if (!(dims.width >= 1) || !(dims.height >= 1))
+          throw new ImageHeaderError('gif', 'malformed (zero size)');
+        return described(format, dims, config);
       }
       case 'jpeg': {
         for (;;) {

@@ -38,10 +38,103 @@ function pngSize(b: Buffer): Dimensions {
   return { width, height };
 }
 
-/** The logical screen descriptor right after the signature. */
+/** A whole GIF's size: see GifWalk. */
 function gifSize(b: Buffer): Dimensions {
-  if (b.length < 13) throw new ImageHeaderError('gif', 'truncated');
-  return { width: b.readUInt16LE(6), height: b.readUInt16LE(8) };
+  const walk = new GifWalk();
+  walk.walk(b, 0, b.length); // the whole file is at hand: the walk ends
+  return walk.dimensions();
+}
+
+/**
+ * Blocks walked in one GIF at most (extensions, frames, and the sub-blocks of their data). An
+ * encoder writes data in sub-blocks of 255 bytes, so this covers some 260 MB of them; sub-blocks
+ * of one byte (a hostile file) are refused after 2 MB rather than walked a byte pair at a time.
+ */
+export const GIF_MAX_BLOCKS = 1 << 20;
+
+/**
+ * A GIF's size as libvips decodes it: the logical screen grown to hold its frames. The screen
+ * alone is no bound: libvips grows the canvas to fit a frame, so a 1×1 screen with a 20,000 ×
+ * 20,000 frame decodes to 400 MP (libvips 8.18 grows it for the first frame; every frame counts
+ * here, to be safe whatever the decoder). Frames may sit anywhere in the file, so the walk goes
+ * through every block, skipping data by its sub-block lengths: linear, bounded by GIF_MAX_BLOCKS.
+ * It is fed the file in windows (docs/architecture.md, "The upload pipeline") and says which
+ * offset it needs next; the file ending before the trailer ends it (a cut GIF shows the frames
+ * it has).
+ */
+export class GifWalk {
+  private width = 0;
+  private height = 0;
+  private at = 0;
+  private state: 'header' | 'block' | 'data' | 'done' = 'header';
+  private blocks = 0;
+
+  /**
+   * Walks the blocks of b, the file's bytes from offset `start`, as far as they go. Returns the
+   * offset of the next byte the walk needs, or null once it has seen every frame.
+   */
+  walk(b: Buffer, start: number, fileSize: number): number | null {
+    const end = start + b.length;
+    const u16 = (at: number) => b.readUInt16LE(at - start);
+    for (;;) {
+      if (this.state === 'done') return null;
+      if (this.state === 'header') {
+        if (fileSize < 13) throw new ImageHeaderError('gif', 'truncated');
+        if (this.at + 13 > end || this.at < start) return this.at;
+        this.width = u16(6);
+        this.height = u16(8);
+        const packed = b[10 - start]!;
+        // The global colour table, when there is one: 3 × 2^(n+1) bytes.
+        this.at = 13 + (packed & 0x80 ? 3 << ((packed & 7) + 1) : 0);
+        this.state = 'block';
+        continue;
+      }
+      if (this.at >= fileSize) {
+        this.state = 'done';
+        continue;
+      }
+      if (this.at >= end || this.at < start) return this.at;
+      if (++this.blocks > GIF_MAX_BLOCKS) {
+        throw new ImageHeaderError('gif', `malformed (more than ${GIF_MAX_BLOCKS} blocks)`);
+      }
+      const byte = b[this.at - start]!;
+      if (this.state === 'data') {
+        // A sub-block: its length, then that many bytes; length 0 ends the chain.
+        this.at += 1 + byte;
+        if (byte === 0) this.state = 'block';
+      } else if (byte === 0x3b) {
+        this.state = 'done'; // the trailer
+      } else if (byte === 0x21) {
+        // An extension: introducer and label, then sub-blocks.
+        if (this.at + 2 > fileSize) this.state = 'done';
+        else if (this.at + 2 > end) return this.at;
+        else {
+          this.at += 2;
+          this.state = 'data';
+        }
+      } else if (byte === 0x2c) {
+        // An image descriptor: left, top, width, height, packed (a local colour table), then the
+        // LZW minimum code size and the data's sub-blocks. A cut descriptor is no frame.
+        if (this.at + 10 > fileSize) this.state = 'done';
+        else if (this.at + 10 > end) return this.at;
+        else {
+          this.width = Math.max(this.width, u16(this.at + 1) + u16(this.at + 5));
+          this.height = Math.max(this.height, u16(this.at + 3) + u16(this.at + 7));
+          const packed = b[this.at + 9 - start]!;
+          this.at += 10 + (packed & 0x80 ? 3 << ((packed & 7) + 1) : 0) + 1;
+          this.state = 'data';
+        }
+      } else {
+        throw new ImageHeaderError('gif', `malformed (unknown block 0x${byte.toString(16)})`);
+      }
+    }
+  }
+
+  /** The screen grown to hold every frame seen. */
+  dimensions(): Dimensions {
+    if (this.state !== 'done') throw new ImageHeaderError('gif', 'truncated');
+    return { width: this.width, height: this.height };
+  }
 }
 
 // Start-of-frame markers (C4, C8 and CC are other tables sharing the range).

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NewImage } from '../../src/db/images-repo.js';
 import { urlKeys } from '../../src/urls/redis-store.js';
 import {
+  gifWithLateFrame,
   JPEG_5x3,
   makeAvif,
   makeGif,
@@ -16,6 +17,7 @@ import {
 } from '../fixtures/images.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { postGraphql, type RawGql } from '../support/raw-graphql.js';
 import { type MultipartResult, UPLOAD_MUTATION, uploadFile } from '../support/upload.js';
 
 const MAX_BYTES = 4096;
@@ -240,6 +242,106 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     it('an anonymous upload is UNAUTHENTICATED', async () => {
       const res = await leavesNothing(() => uploadFile(h, PNG, { token: null }));
       expect(codeOf(res)).toBe('UNAUTHENTICATED');
+    });
+
+    it('a GIF whose frame outgrows its 1×1 screen is sized by the frame and refused (UPLOAD_MAX_PIXELS)', async () => {
+      const res = await leavesNothing(() => uploadFile(h, gifWithLateFrame(1, 100, 2000, 2000)));
+      expect(codeOf(res)).toBe('BAD_USER_INPUT');
+      expect(res.errors![0]!.message).toContain('2000×2000');
+    });
+
+    /** A multipart request with these fields (strings) and one PNG file part named "0". */
+    async function multipart(
+      fields: Record<string, string>,
+      token: string | null | undefined,
+    ): Promise<RawGql> {
+      const form = new FormData();
+      for (const [name, value] of Object.entries(fields)) form.append(name, value);
+      form.append('0', new Blob([new Uint8Array(PNG)], { type: 'image/png' }), 'a.png');
+      const bearer = token === undefined ? await h.token('alice') : token;
+      return postGraphql(h, form, {
+        'x-graphql-yoga-csrf': '1',
+        ...(bearer !== null ? { authorization: `Bearer ${bearer}` } : {}),
+      });
+    }
+    const operations = (query: string, variables: Record<string, null> = { file: null }) =>
+      JSON.stringify({ query, variables });
+    /** Runs a raw request and checks it stored nothing. */
+    async function storesNothing(act: () => Promise<RawGql>): Promise<RawGql> {
+      const objects = h.fixture!.objects.size;
+      const rows = (await allRows()).length;
+      const res = await act();
+      expect(h.fixture!.objects.size).toBe(objects);
+      expect((await allRows()).length).toBe(rows);
+      return res;
+    }
+
+    it('one file is one image: two uploadImage fields, or the map naming it twice, are 400', async () => {
+      const aliases = await storesNothing(() =>
+        multipart(
+          {
+            operations: operations(
+              'mutation($file: File!) { a: uploadImage(file: $file) { id } b: uploadImage(file: $file) { id } }',
+            ),
+            map: '{"0":["variables.file"]}',
+          },
+          undefined,
+        ),
+      );
+      expect(aliases.status).toBe(400);
+      expect(aliases.codes).toEqual(['BAD_USER_INPUT']);
+      expect(aliases.body!.errors![0]!.message).toContain('2 uploadImage fields');
+      // Through a fragment too.
+      const fragment = await storesNothing(() =>
+        multipart(
+          {
+            operations: operations(
+              'mutation($file: File!) { a: uploadImage(file: $file) { id } ...F } fragment F on Mutation { b: uploadImage(file: $file) { id } }',
+            ),
+            map: '{"0":["variables.file"]}',
+          },
+          undefined,
+        ),
+      );
+      expect([fragment.status, ...fragment.codes]).toEqual([400, 'BAD_USER_INPUT']);
+      const twoPaths = await storesNothing(() =>
+        multipart(
+          {
+            operations: operations(
+              'mutation($f: File!, $g: File!) { a: uploadImage(file: $f) { id } b: uploadImage(file: $g) { id } }',
+              { f: null, g: null },
+            ),
+            map: '{"0":["variables.f","variables.g"]}',
+          },
+          undefined,
+        ),
+      );
+      expect(twoPaths.status).toBe(400);
+      expect(twoPaths.codes).toEqual(['BAD_USER_INPUT']);
+      expect(twoPaths.body!.errors![0]!.message).toContain('at 2 paths');
+    });
+
+    it('an anonymous upload, or one with a refused token, is 401 with www-authenticate: Bearer', async () => {
+      const fields = { operations: operations(UPLOAD_MUTATION), map: '{"0":["variables.file"]}' };
+      for (const token of [null, 'not-a-jwt']) {
+        const res = await storesNothing(() => multipart(fields, token));
+        expect(res.status, String(token)).toBe(401);
+        expect(res.headers.get('www-authenticate')).toBe('Bearer');
+        expect(res.codes).toEqual(['UNAUTHENTICATED']);
+      }
+    });
+
+    it('operations or map that are not JSON are 400 BAD_USER_INPUT', async () => {
+      const good = { operations: operations(UPLOAD_MUTATION), map: '{"0":["variables.file"]}' };
+      for (const fields of [
+        { ...good, operations: '{x' },
+        { ...good, map: '{x' },
+      ]) {
+        const res = await storesNothing(() => multipart(fields, undefined));
+        expect(res.status, JSON.stringify(fields).slice(0, 80)).toBe(400);
+        expect(res.codes).toEqual(['BAD_USER_INPUT']);
+        expect(res.body!.errors![0]!.message).toContain('not valid JSON');
+      }
     });
 
     it('a multipart request without a CSRF header is refused', async () => {

@@ -5,20 +5,24 @@ function refuse(message: string): AppError {
   return badInput(`Malformed multipart request: ${message}`, undefined, { requestLevel: true });
 }
 
-/** JSON that parses, or undefined (yoga answers a field that is not JSON with its own 400). */
-function json(raw: unknown): unknown {
-  if (typeof raw !== 'string') return undefined;
+/**
+ * A field that must be JSON, parsed. yoga answers a field that is missing or not JSON with a
+ * codeless error that would go out as 200: refused here as BAD_USER_INPUT, 400, like a malformed
+ * JSON body (docs/architecture.md, "Errors").
+ */
+function json(raw: unknown, name: string): unknown {
+  if (typeof raw !== 'string') throw refuse(`the field "${name}" is missing or not a text field`);
   try {
     return JSON.parse(raw);
-  } catch {
-    return undefined;
+  } catch (err) {
+    throw refuse(`"${name}" is not valid JSON (${String((err as Error).message).slice(0, 80)})`);
   }
 }
 
 /** `operations` must be one request object: yoga writes the files into it (`0` is a TypeError). */
 export function checkUploadOperations(raw: unknown): void {
-  const ops = json(raw);
-  if (ops !== undefined && (typeof ops !== 'object' || ops === null || Array.isArray(ops))) {
+  const ops = json(raw, 'operations');
+  if (typeof ops !== 'object' || ops === null || Array.isArray(ops)) {
     throw refuse('"operations" must be a JSON object (one GraphQL request)');
   }
 }
@@ -26,12 +30,13 @@ export function checkUploadOperations(raw: unknown): void {
 /**
  * The `map` field of a GraphQL multipart request must be an object from file field names (parts
  * that were sent) to arrays of paths. yoga walks it without checking (`{"0": [42]}` is a
- * TypeError, an unexpected error), so it is checked first. Nothing else is read here: a map that
- * is missing or not JSON gets yoga's own 400.
+ * TypeError, an unexpected error), so it is checked first. A map that is missing is yoga's (no
+ * file is attached then). One file is named at one path only: yoga would set it at each, and each
+ * `uploadImage` given it would store it again (docs/architecture.md, "The upload pipeline").
  */
 export function checkUploadMap(raw: unknown, partIsFile: (name: string) => boolean): void {
-  const map = json(raw);
-  if (map === undefined) return;
+  if (raw === null) return;
+  const map = json(raw, 'map');
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
     throw refuse('"map" must be an object of file field → array of paths');
   }
@@ -41,6 +46,11 @@ export function checkUploadMap(raw: unknown, partIsFile: (name: string) => boole
     }
     if (!partIsFile(field))
       throw refuse(`"map" names the file field "${field.slice(0, 40)}", which was not sent`);
+    if (paths.length > 1) {
+      throw refuse(
+        `"map" names the file "${field.slice(0, 40)}" at ${paths.length} paths; a file may be used once`,
+      );
+    }
   }
 }
 

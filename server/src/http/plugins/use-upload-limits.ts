@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http';
+import { type DocumentNode, Kind, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { type Authenticate, requireSignedIn } from '../../auth/viewer.js';
-import { badInput, findAppError, payloadTooLarge } from '../../errors/index.js';
+import { type Authenticate, requireSignedIn, type Viewer } from '../../auth/viewer.js';
+import { badInput, findAppError, payloadTooLarge, unauthenticated } from '../../errors/index.js';
 import type { UploadLease, UploadSlots } from '../../images/upload-slots.js';
 
 /** Room for the `operations` and `map` fields and the part headers around the file. */
@@ -44,8 +45,7 @@ export function useUploadLimits(opts: {
       const parse = requestParser;
       const res = (serverContext as { res?: ServerResponse }).res;
       setRequestParser(async (req) => {
-        const viewer = await authenticate(req.headers.get('authorization'));
-        requireSignedIn(viewer, { requestLevel: true });
+        const viewer = await signedIn(authenticate, req.headers.get('authorization'));
         const lease = slots.acquire(viewer.id, { requestLevel: true });
         let ended = false;
         const endExchange = () => {
@@ -65,9 +65,24 @@ export function useUploadLimits(opts: {
         return parse(req);
       });
     },
-    onExecute({ args }) {
+    onExecute({ args, setResultAndStopExecution }) {
       const held = leases.get((args.contextValue as { request?: Request }).request as Request);
       if (!held) return;
+      // One file part is one image: aliases would store it once per field (the map check refuses
+      // one file at several paths). docs/architecture.md, "The upload pipeline".
+      const uploads = uploadFieldKeys(args.document, args.operationName);
+      if (uploads.size > 1) {
+        setResultAndStopExecution({
+          errors: [
+            badInput(
+              `A request may upload one image: the operation has ${uploads.size} uploadImage fields (${[...uploads].slice(0, 5).join(', ')})`,
+              undefined,
+              { requestLevel: true },
+            ),
+          ],
+        });
+        return;
+      }
       held.lease.retain();
       return {
         onExecuteDone() {
@@ -79,6 +94,61 @@ export function useUploadLimits(opts: {
       leases.get(request)?.endExchange();
     },
   };
+}
+
+/**
+ * The viewer of an upload, refused at the request level (401 with `www-authenticate`, as a JSON
+ * request's) when anonymous or when its token is refused: `authenticate` throws its own
+ * UNAUTHENTICATED, which knows nothing of the request level.
+ */
+async function signedIn(authenticate: Authenticate, authorization: string | null): Promise<Viewer> {
+  let viewer: Viewer;
+  try {
+    viewer = await authenticate(authorization);
+  } catch (err) {
+    const known = findAppError(err);
+    if (known?.failure === 'UNAUTHENTICATED') throw unauthenticated(known.message, { requestLevel: true });
+    throw err;
+  }
+  requireSignedIn(viewer, { requestLevel: true });
+  return viewer;
+}
+
+/**
+ * The response keys of the `uploadImage` fields the operation executes, through its fragments
+ * (each fragment once: a fragment spread twice merges into the same fields).
+ */
+export function uploadFieldKeys(document: DocumentNode, operationName?: string | null): Set<string> {
+  const keys = new Set<string>();
+  const fragments = new Map<string, SelectionSetNode>();
+  const operations: SelectionSetNode[] = [];
+  for (const def of document.definitions) {
+    if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def.selectionSet);
+    else if (
+      def.kind === Kind.OPERATION_DEFINITION &&
+      (!operationName || def.name?.value === operationName)
+    ) {
+      if (def.operation === 'mutation') operations.push(def.selectionSet);
+    }
+  }
+  const seen = new Set<string>();
+  // Only the root: uploadImage is a field of Mutation, so nothing below it is looked at.
+  const walk = (set: SelectionSetNode) => {
+    for (const sel of set.selections) {
+      if (sel.kind === Kind.FIELD) {
+        if (sel.name.value === 'uploadImage') keys.add(sel.alias?.value ?? sel.name.value);
+      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+        walk(sel.selectionSet);
+      } else if (!seen.has(sel.name.value)) {
+        seen.add(sel.name.value);
+        const frag = fragments.get(sel.name.value);
+        if (frag) walk(frag);
+      }
+    }
+  };
+  // Validation has passed: a named operation is unique, an unnamed one the only one.
+  for (const op of operations.slice(0, 1)) walk(op);
+  return keys;
 }
 
 function multipartError(err: unknown, maxFileBytes: number): unknown {
