@@ -299,6 +299,19 @@ async function listPage(
  */
 export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.kysely)): ImagesRepo {
   const k = db.kysely;
+
+  /** Which of these object keys a row names (live rows only, or deleted ones too). */
+  async function keysNamed(keys: readonly string[], liveOnly: boolean): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    // object_key is unique, so each key is one index probe.
+    let q = k
+      .selectFrom('images')
+      .select('object_key')
+      .where('object_key', 'in', keys as string[]);
+    if (liveOnly) q = q.where('deleted_at', 'is', null);
+    return new Set((await q.execute()).map((r) => r.object_key));
+  }
+
   return {
     listPage(ownerId, first, after, withTotal, fields) {
       return reads.read(ownerId, (r) => listPage(r, ownerId, first, after, withTotal, fields));
@@ -487,27 +500,8 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
       return { files: Number(r?.files ?? 0), bytes: Number(r?.bytes ?? 0) };
     },
 
-    async keysWithRows(keys) {
-      if (keys.length === 0) return new Set();
-      // object_key is unique, so each key is one index probe.
-      const rows = await k
-        .selectFrom('images')
-        .select('object_key')
-        .where('object_key', 'in', keys as string[])
-        .execute();
-      return new Set(rows.map((r) => r.object_key));
-    },
-
-    async keysWithLiveRows(keys) {
-      if (keys.length === 0) return new Set();
-      const rows = await k
-        .selectFrom('images')
-        .select('object_key')
-        .where('object_key', 'in', keys as string[])
-        .where('deleted_at', 'is', null)
-        .execute();
-      return new Set(rows.map((r) => r.object_key));
-    },
+    keysWithRows: (keys) => keysNamed(keys, false),
+    keysWithLiveRows: (keys) => keysNamed(keys, true),
 
     async missingPlaceholders(after, limit) {
       // Rides on the partial index images_placeholder_missing.

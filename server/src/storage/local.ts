@@ -263,13 +263,8 @@ async function listLocal(
   const relevant = (key: string) => key.startsWith(prefix) || prefix.startsWith(key);
 
   async function walk(dir: string, base: string): Promise<void> {
-    let entries: Dirent[];
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const entries = await entriesOf(dir);
+    if (!entries) return;
     const sorted = entries
       .map((e) => ({ e, sortKey: base + e.name + (e.isDirectory() ? '/' : '') }))
       .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
@@ -351,13 +346,8 @@ async function removeLocalDebris(
       ? [...writing.values()].includes(full)
       : writing.has(full.slice(0, -META_SUFFIX.length));
   async function walk(dir: string): Promise<void> {
-    let entries: Dirent[];
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const entries = await entriesOf(dir);
+    if (!entries) return;
     const files = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
     for (const e of entries) {
       const full = path.join(dir, e.name);
@@ -380,4 +370,14 @@ async function removeLocalDebris(
   }
   await walk(root);
   return removed;
+}
+
+/** A folder's entries, or undefined when it does not exist (yet, or any more). */
+async function entriesOf(dir: string): Promise<Dirent[] | undefined> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }

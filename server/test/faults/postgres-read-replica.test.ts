@@ -1,10 +1,9 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePng } from '../../src/seed.js';
 import { OwnedRedis } from '../support/redis-server.js';
 import { Client } from './helpers/client.js';
 import { report, SteadyLoad, sleep, until } from './helpers/load.js';
-import { OwnedPostgres } from './helpers/owned-postgres.js';
+import { OwnedPostgres, sqlOn } from './helpers/owned-postgres.js';
 import { Stack } from './helpers/stack.js';
 
 const RATE = 15; // per second, each of: page query, /readyz
@@ -14,16 +13,6 @@ const MAX_LAG_MS = 5000;
 const PAGE_SELECT =
   /(?:statement|execute [^:]*): select .* from "images" where "owner_id" = \$1 and "deleted_at" is null (?:and \(created_at, id\) < |order by)/g;
 const count = (log: string) => log.match(PAGE_SELECT)?.length ?? 0;
-
-async function sqlOn(url: string, text: string, values: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text, values)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 async function readyz(url: string): Promise<{ status: number; database: string; overall: string }> {
   const res = await fetch(`${url}/readyz`);

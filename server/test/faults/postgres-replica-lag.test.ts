@@ -1,22 +1,11 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReadReplica } from '../../src/db/read-replica.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
 import { sleep, until } from './helpers/load.js';
-import { OwnedPostgres } from './helpers/owned-postgres.js';
+import { OwnedPostgres, sqlOn } from './helpers/owned-postgres.js';
 
 const MAX_LAG_MS = 5000;
-
-async function sqlOn(url: string, text: string, values: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text, values)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 const status = async (url: string, init: RequestInit = {}) => {
   const res = await fetch(url, { redirect: 'manual', ...init });

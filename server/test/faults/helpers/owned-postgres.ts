@@ -4,9 +4,21 @@ import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { freePort } from '../../support/ports.js';
 
 const run = promisify(execFile);
+
+/** One statement on its own connection (a replica's replay paused or resumed, a probe row). */
+export async function sqlOn(url: string, text: string, values: unknown[] = []) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
 
 /** The newest PostgreSQL server binaries on the machine (Debian layout), or PG_BIN. */
 function binDir(): string {
