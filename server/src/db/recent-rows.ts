@@ -33,8 +33,12 @@ export interface RecentRowsOptions {
  * With a read replica, the lookup after a forget goes to the primary for a while
  * (`primaryAfterForgetMs`): the replica may not have replayed the change yet, and a row read
  * from it would keep a revoked public link working for its lag and then for RECENT_ROW_MS more.
- * Unknown ids are not remembered, and an id the replica does not have is looked up on the
- * primary (`ImagesRepo.findLive`): a new upload is reachable at once.
+ * An id the replica does not have is looked up on the primary (`ImagesRepo.findLive`): a new
+ * upload is reachable at once. An id the lookup did not find (deleted, or never an image) is
+ * remembered as absent for as long as a row is: a hot link to a deleted image, or a stream of
+ * made-up ids, would otherwise cost a statement on the replica and one on the primary at every
+ * turn. That is safe because an id is random (images/upload.ts) and reaches a client only once
+ * its row is committed: an id absent on the primary never becomes a row later.
  *
  * Lookups are shared: hits on an id whose row is being looked up wait for that lookup, and the
  * misses of one event-loop turn go out as one statement. Without this, every hit that arrived
@@ -43,7 +47,8 @@ export interface RecentRowsOptions {
  * rows ran out together (docs/benchmarks.md, finding 30).
  */
 export class RecentRows {
-  private readonly rows = new BoundedMap<string, { row: ImageRow; at: number }>(MAX_ROWS);
+  /** Each looked-up id's answer (undefined: no live row), with when it was asked for. */
+  private readonly rows = new BoundedMap<string, { row: ImageRow | undefined; at: number }>(MAX_ROWS);
   /** Ids being looked up, with the answer their hits share. */
   private readonly pending = new Map<string, Promise<ImageRow | undefined>>();
   /**
@@ -82,15 +87,21 @@ export class RecentRows {
     this.primaryLoader = loader(true);
   }
 
-  /** The row as looked up within the last few seconds, without I/O; undefined: `find` must ask. */
+  /** The row remembered from a lookup of the last few seconds, without I/O (undefined: none). */
   recent(id: string): ImageRow | undefined {
-    const known = this.rows.get(id);
-    return known && this.clock.now() - known.at < this.ttlMs ? known.row : undefined;
+    return this.known(id)?.row;
   }
 
-  /** The live row: remembered, being looked up, or looked up now (and remembered). */
+  /** The live row (undefined: none): remembered, being looked up, or looked up now (and remembered). */
   find(id: string): MaybePromise<ImageRow | undefined> {
-    return this.recent(id) ?? this.pending.get(id) ?? this.lookUp(id);
+    const known = this.known(id);
+    if (known) return known.row;
+    return this.pending.get(id) ?? this.lookUp(id);
+  }
+
+  private known(id: string): { row: ImageRow | undefined } | undefined {
+    const k = this.rows.get(id);
+    return k && this.clock.now() - k.at < this.ttlMs ? k : undefined;
   }
 
   private lookUp(id: string): Promise<ImageRow | undefined> {
@@ -103,8 +114,7 @@ export class RecentRows {
         // predate the change, so it serves the hits that were waiting and is not remembered.
         if (this.pending.get(id) === answer) {
           this.pending.delete(id);
-          if (row) this.rows.set(id, { row, at });
-          else this.rows.delete(id);
+          this.rows.set(id, { row, at });
         }
         return row;
       },

@@ -30,7 +30,8 @@ export function createHostCheck(o: { authDisabled: boolean; publicUrl: string })
     if (hostname === undefined) {
       throw badInput(`Malformed Host header: ${JSON.stringify(host.slice(0, 64))}`);
     }
-    if (allowed && !allowed.has(hostname)) {
+    // `localhost.` is `localhost` (a fully qualified name); the URL parser keeps the dot.
+    if (allowed && !allowed.has(hostname.endsWith('.') ? hostname.slice(0, -1) : hostname)) {
       throw forbidden(
         `Auth is off (every caller is the admin): only requests for localhost or PUBLIC_URL's host are served, not ${JSON.stringify(hostname.slice(0, 64))}`,
       );

@@ -108,6 +108,7 @@ describe('auth off: only this machine’s names are served', () => {
     for (const host of [
       `localhost:${port}`,
       'LOCALHOST',
+      `localhost.:${port}`,
       `127.0.0.1:${port}`,
       `[::1]:${port}`,
       '127.0.0.1:5173',
