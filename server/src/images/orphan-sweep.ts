@@ -41,8 +41,9 @@ export interface OrphanSweepOptions {
  * One listing page (up to 1,000 keys) costs one SQL statement for the keys old enough to judge.
  * docs/architecture.md, "Deleting an image", has the order of a delete's steps this relies on.
  *
- * The bucket's `u/` keys must belong to this deployment's database alone: a key another
- * deployment wrote has no row here and would be deleted.
+ * The bucket's `u/` keys, and the variants Signet stores (`_signet/variants/` on s3, the local
+ * variants folder), must belong to this deployment's database alone: what another deployment
+ * wrote there has no live row here and would be deleted.
  */
 export class OrphanSweeper {
   /** Where the next run goes on (a run walks a bounded number of pages). */
