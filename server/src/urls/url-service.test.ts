@@ -231,10 +231,13 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     expect(await counter(metrics.offGridSignatures)).toBe(1);
     const [stillGrid] = await urls.resolveMany([req(1)]);
     expect(stillGrid!.url).toBe(signed!.url);
-    // Two requests for one id in one batch: the stricter one decides, both get its URL.
+    // Two requests for one id in one batch: each gets what it asked for. The one wanting more
+    // life has a URL of its own; the other keeps the step's, byte for byte (it was answered from
+    // the cache: a one-off URL there would cost every browser and CDN a download).
     const both = await urls.resolveMany([req(1, 0), req(1, 1200)]);
-    expect(both[0]!.url).toBe(both[1]!.url);
-    for (const u of both) expect(u.expiresAt - clock.now()).toBeGreaterThanOrEqual(1200_000);
+    expect(both[0]!.url).toBe(signed!.url);
+    expect(both[1]!.url).not.toBe(signed!.url);
+    expect(both[1]!.expiresAt - clock.now()).toBeGreaterThanOrEqual(1200_000);
     // The step ends: the next step's URL, once, for everyone.
     const calls = storage.calls.length;
     clock.advance(1_000);
@@ -328,6 +331,25 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     await urls.resolveRecent(req(1), 5000);
     expect(reads).toBe(5);
     expectWorks(seen, req(1).key, clock.now());
+  });
+
+  it('a request wanting more life gets a URL of its own, and the image’s other requests keep the step’s', async () => {
+    const { urls, clock } = setup();
+    // Where the step's URL has less than TTL - 1 s left (it always does once the step began).
+    clock.advance(61_000);
+    const step = async (n: number) => (await urls.resolveMany([req(n)]))[0]!;
+    for (const warm of [true, false]) {
+      const n = warm ? 1 : 2;
+      const alone = warm ? await step(n) : undefined;
+      const [plain, long, plainAgain] = await urls.resolveMany([req(n), req(n, TTL - 1), req(n, 60)]);
+      expect(long!.expiresAt - clock.now()).toBeGreaterThanOrEqual((TTL - 1) * 1000);
+      expect(long!.url).not.toBe(plain!.url);
+      // The step's URL, byte for byte, for both requests that did not ask for more.
+      expect(plainAgain!.url).toBe(plain!.url);
+      expect(plain!.url).toBe((alone ?? (await step(n))).url);
+      expectWorks(plain!, req(n).key, clock.now());
+      expectWorks(long!, req(n).key, clock.now());
+    }
   });
 
   it('never hands out an expired or too-short URL as time passes', async () => {

@@ -53,6 +53,7 @@ export class UrlService {
     // against the grid here.
     const out = new Array<ResolvedUrl>(reqs.length);
     let needs: Map<string, UrlRequest> | undefined;
+    let offGrid: Map<string, UrlRequest> | undefined;
     for (let i = 0; i < reqs.length; i++) {
       const r = reqs[i]!;
       const sig = cached[slots ? slots[i]! : i] ?? null;
@@ -67,24 +68,48 @@ export class UrlService {
           continue;
         }
       }
-      needs ??= new Map();
-      const prev = needs.get(r.id);
-      if (!prev || prev.minTtl < r.minTtl) needs.set(r.id, r);
+      // A request wanting more life than its step's URL has left gets a URL of its own, and
+      // only it: the image's other requests of this batch keep the step's URL (DESIGN: every
+      // request within a step gets the byte-identical URL). Kept apart, per id, from those.
+      const own = this.wantsOwn(r, now);
+      const into = own ? (offGrid ??= new Map()) : (needs ??= new Map());
+      const prev = into.get(r.id);
+      if (!prev || prev.minTtl < r.minTtl) into.set(r.id, r);
     }
 
     let fresh: Map<string, UrlSignature> = NOTHING_SIGNED;
-    if (needs) {
-      fresh = await this.d.signer.signMissing([...needs.values()]);
-      // Every request of a signed id takes the new URL (one URL per image in a response).
+    let fresher: Map<string, UrlSignature> = NOTHING_SIGNED;
+    if (needs || offGrid) {
+      [fresh, fresher] = await Promise.all([
+        needs ? this.d.signer.signMissing([...needs.values()]) : NOTHING_SIGNED,
+        offGrid ? this.d.signer.signMissing([...offGrid.values()]) : NOTHING_SIGNED,
+      ]);
+      // Every request not answered by a hit takes the batch's new URL of its kind.
       for (let i = 0; i < reqs.length; i++) {
+        if (out[i]) continue;
         const r = reqs[i]!;
-        const f = fresh.get(r.id);
+        const own = offGrid?.has(r.id) && this.wantsOwn(r, now);
+        const f = own ? fresher.get(r.id) : fresh.get(r.id);
         if (f) out[i] = memo.present(r.id, r.key, f, false, r.variant, remember);
       }
+      if (fresher.size > 0) fresh = new Map([...fresher, ...fresh]);
     }
-    this.d.telemetry.resolved(ids, now, needs?.size ?? 0, started, out);
+    // Ids signed (an id may be in both maps: counted once).
+    let misses = needs?.size ?? 0;
+    if (offGrid) for (const id of offGrid.keys()) if (!needs?.has(id)) misses++;
+    this.d.telemetry.resolved(ids, now, misses, started, out);
     this.d.telemetry.variants(reqs, fresh);
     return out;
+  }
+
+  /**
+   * Does the request want more life than its step's URL has left? Never when it asks no more
+   * than any step's URL has (most requests: the default minTtl is under REFRESH_AHEAD), so the
+   * step is worked out only for the others.
+   */
+  private wantsOwn(r: UrlRequest, now: number): boolean {
+    const want = r.minTtl * 1000;
+    return want > this.d.grid.minLifeMs && this.d.grid.windowAt(r.id, now).end * 1000 - now < want;
   }
 
   /**

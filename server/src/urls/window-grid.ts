@@ -30,6 +30,8 @@ export interface GridTiming {
 export class WindowGrid {
   /** Seconds from one step to the next. */
   readonly stepSeconds: number;
+  /** A step's URL has more than this left while it is handed out (ms): TTL minus the step. */
+  readonly minLifeMs: number;
   private readonly ttl: number;
   private readonly offsets: number;
   private readonly spacing: number;
@@ -37,6 +39,7 @@ export class WindowGrid {
   constructor(t: GridTiming) {
     this.ttl = t.urlTtlSeconds;
     this.stepSeconds = Math.max(1, t.urlTtlSeconds - t.refreshAheadSeconds);
+    this.minLifeMs = (this.ttl - this.stepSeconds) * 1000;
     // Few distinct offsets keep one signing key per offset and step (the signer caches them).
     this.offsets = Math.min(OFFSETS_PER_STEP, this.stepSeconds);
     this.spacing = Math.floor(this.stepSeconds / this.offsets);
