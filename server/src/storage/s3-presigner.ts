@@ -132,11 +132,16 @@ export function createS3Presigner(opts: S3PresignerOptions): S3Presigner {
   }
 
   function buildQueryHead(window: SignWindow): { head: string; time: string; scope: string } {
-    const expires = window.end - window.start;
-    if (!Number.isSafeInteger(expires) || expires < 1 || expires > MAX_PRESIGN_SECONDS) {
+    // A window is back-dated by the grid's clock-skew allowance (a minute) before the step
+    // starts, so with URL_TTL_SECONDS near the week SigV4 allows it would span more than a week.
+    // The URL still ends when the window does: it is back-dated less (DESIGN: any TTL up to
+    // 604800 works). Every node starts it alike, so the URL stays one per image per step.
+    const start = Math.max(window.start, window.end - MAX_PRESIGN_SECONDS);
+    const expires = window.end - start;
+    if (!Number.isSafeInteger(expires) || expires < 1) {
       throw new RangeError(`an S3 URL is valid for 1 s to 7 days, not ${expires} s`);
     }
-    const time = amzDate(window.start);
+    const time = amzDate(start);
     const scope = `${time.slice(0, 8)}${scopeTail}`;
     const head =
       `X-Amz-Algorithm=${ALGORITHM}&X-Amz-Content-Sha256=UNSIGNED-PAYLOAD` +
