@@ -240,9 +240,11 @@ describe('graceful shutdown of the real entry point', () => {
         const text = chunk.toString('latin1').toLowerCase();
         const script = text.includes('evalsha') || text.includes('\r\neval\r\n');
         if (!script || !chunk.includes(k.schedule)) return;
-        // The claim script is the one that also names the hot set; the write-back's script names
-        // URL keys, the schedule and the never-refreshed set.
-        if (!sigtermAt && chunk.includes(k.hot)) {
+        // The claim script names the schedule, the hot set and the never-refreshed set; the
+        // access flush's names the hot set and the schedule (a subscribed image's mark) but not
+        // the never-refreshed set; the write-back's names URL keys, the schedule and the
+        // never-refreshed set, not the hot set.
+        if (!sigtermAt && chunk.includes(k.hot) && chunk.includes(k.fresh)) {
           sigtermAt = Date.now();
           gw!.child.kill('SIGTERM');
         } else if (sigtermAt && !refreshWrittenAt && !chunk.includes(k.hot)) {
