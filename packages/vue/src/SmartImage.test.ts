@@ -345,6 +345,35 @@ describe('SmartImage', () => {
     expect(t.state()).toBe('loaded');
   });
 
+  it('given another image, starts over with it: its picture, its URL, its subscription', async () => {
+    const t = setup();
+    t.visible(true);
+    await flushPromises();
+    await t.img().trigger('load');
+    expect(t.tracked()).toEqual(['img-1']);
+    const next = image({ id: 'img-2', width: 320, height: 480, signedUrl: url('second', 3000) });
+    await t.wrapper.setProps({ image: next, alt: 'PNG image, 320 × 480' });
+    await flushPromises();
+    // A URL that expires sooner than the first image's is still the one to show: another image.
+    expect(t.img().attributes('src')).toBe('https://bucket.test/second.png');
+    expect(t.img().attributes('alt')).toBe('PNG image, 320 × 480');
+    expect(t.state()).toBe('loading');
+    expect(t.tracked()).toEqual(['img-2']);
+    await t.img().trigger('load');
+    expect(t.state()).toBe('loaded');
+    // Off screen when it changes: the next image waits for the observer, as a new mount does.
+    t.visible(false);
+    await t.wrapper.setProps({ image: image({ id: 'img-3', signedUrl: url('third') }) });
+    await flushPromises();
+    expect(t.state()).toBe('placeholder');
+    expect(t.img().exists()).toBe(false);
+    expect(t.tracked()).toEqual([]);
+    t.visible(true);
+    await flushPromises();
+    expect(t.img().attributes('src')).toBe('https://bucket.test/third.png');
+    expect(t.tracked()).toEqual(['img-3']);
+  });
+
   it('stops its timers and subscription when unmounted mid-retry', async () => {
     const t = setup();
     t.visible(true);
