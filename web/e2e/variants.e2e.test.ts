@@ -118,8 +118,8 @@ describe('variants in the gallery: thumbnails, placeholders, the detail view', (
   });
 
   it('with the bucket and the proxy blocked, every tile still paints its placeholder', async () => {
-    // Tall enough for all 24 tiles at once: each one is on screen and tries to load.
-    const page = await browser.newPage({ viewport: { width: 1280, height: 2000 } });
+    // Tall enough for all 24 (square) tiles at once: each one is on screen and tries to load.
+    const page = await browser.newPage({ viewport: { width: 1280, height: 2800 } });
     await page.route('**/local-bucket/**', (route) => route.abort());
     await page.route('**/proxy/**', (route) => route.abort());
     await page.goto(`${gateway.url}/#/gallery`);
