@@ -41,6 +41,36 @@ function run(link: ApolloLink) {
 }
 
 describe('SseLink', () => {
+  it('tells the caller when the server has the subscription (its stream began), and not for a refusal', async () => {
+    let answer: (r: Response) => void = () => {};
+    const fetch = vi.fn(
+      (_url: RequestInfo | URL, _init?: RequestInit) => new Promise<Response>((r) => (answer = r)),
+    );
+    const link = new SseLink({ uri: '/graphql', fetch });
+    const opened: string[] = [];
+    const sub = execute(link, {
+      query: SUBSCRIPTION,
+      variables: { ids: ['a'] },
+      context: { onStreamOpen: () => opened.push('open') },
+    }).subscribe({});
+    await vi.waitFor(() => expect(fetch).toHaveBeenCalledTimes(1));
+    expect(opened).toEqual([]); // sent, not answered: the server may not have it yet
+    answer(streamResponse([':\n\n']));
+    await vi.waitFor(() => expect(opened).toEqual(['open']));
+    sub.unsubscribe();
+
+    const refused = vi.fn(async () => Response.json({ errors: [{ message: 'no' }] }, { status: 400 }));
+    const refusedOpened: string[] = [];
+    execute(new SseLink({ uri: '/graphql', fetch: refused }), {
+      query: SUBSCRIPTION,
+      variables: { ids: ['a'] },
+      context: { onStreamOpen: () => refusedOpened.push('open') },
+    }).subscribe({});
+    await vi.waitFor(() => expect(refused).toHaveBeenCalledTimes(1));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(refusedOpened).toEqual([]);
+  });
+
   it('POSTs the operation asking for an event stream and parses events split across chunks', async () => {
     const fetch = vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) =>
       streamResponse([

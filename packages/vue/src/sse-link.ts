@@ -67,6 +67,9 @@ export class SseLink extends ApolloLink {
           return;
         }
         if (!res.body) throw new Error('Subscription response has no body');
+        // The server has the subscription: a caller replacing another stream closes that one now
+        // (useUrlRefresh: make before break). Passed in the operation's context by the caller.
+        (operation.getContext() as { onStreamOpen?: () => void }).onStreamOpen?.();
         const reader = res.body.getReader();
         const decoder = new TextDecoder();
         let buffer = '';

@@ -82,7 +82,11 @@ export function urlTransport(client: Client, stream: ApolloLink, preset?: string
     subscribe(ids, handlers) {
       const variables = preset === undefined ? { ids } : { ids, preset };
       const query = client.cache.transformDocument(SignedUrlRefreshedDocument);
-      const sub = execute(stream, { query, variables }).subscribe({
+      const sub = execute(stream, {
+        query,
+        variables,
+        context: { onStreamOpen: () => handlers.open?.() },
+      }).subscribe({
         next: (result) => {
           const event = (result.data as SignedUrlRefreshedSubscription | null | undefined)
             ?.signedUrlRefreshed;

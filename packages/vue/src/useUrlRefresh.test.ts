@@ -72,6 +72,13 @@ describe('createUrlRefresh', () => {
     stopA();
     urls.track('c', () => {});
     await vi.advanceTimersByTimeAsync(400);
+    // Until the new stream is open on the server, the old one still delivers (b's events).
+    const seen: string[] = [];
+    urls.track('b', (u) => seen.push(u.url));
+    expect(first.closed).toBe(false);
+    first.handlers.next({ imageId: 'b', signedUrl: fresh('b-during-handover') });
+    expect(seen).toEqual(['https://bucket.test/b-during-handover']);
+    t.streams[1]!.handlers.open?.();
     expect(first.closed).toBe(true);
     expect(t.open().map((s) => s.ids)).toEqual([['b', 'c']]);
 
@@ -80,6 +87,37 @@ describe('createUrlRefresh', () => {
     expect(urls.state.value).toBe('live');
     await vi.advanceTimersByTimeAsync(60_000);
     expect(t.transport.subscribe).toHaveBeenCalledTimes(2);
+  });
+
+  it('closes a replaced stream after 10 s if its successor never says it is open, and every replaced one at once when it does', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport);
+    urls.track('a', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    urls.track('b', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    expect(t.open()).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(t.open().map((s) => s.ids)).toEqual([['a', 'b']]);
+
+    // Two changes in a row, neither successor open yet: both older streams wait for the newest.
+    urls.track('c', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    urls.track('d', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    expect(t.open()).toHaveLength(3);
+    // The middle one saying it is open changes nothing: it is no longer the current one.
+    t.streams[2]!.handlers.open?.();
+    expect(t.open()).toHaveLength(3);
+    t.streams[3]!.handlers.open?.();
+    expect(t.open().map((s) => s.ids)).toEqual([['a', 'b', 'c', 'd']]);
+
+    // Disposing closes what is waiting to be replaced too.
+    urls.track('e', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    expect(t.open()).toHaveLength(2);
+    urls.dispose();
+    expect(t.open()).toHaveLength(0);
   });
 
   it('closes the subscription when nothing is visible', async () => {

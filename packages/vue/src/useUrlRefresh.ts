@@ -16,6 +16,8 @@ export interface UrlEvent {
 }
 
 export interface StreamHandlers {
+  /** The server has the subscription (its response has begun): events from now on reach us. */
+  open?(): void;
   next(event: UrlEvent): void;
   error(err: unknown): void;
   complete(): void;
@@ -63,12 +65,17 @@ export interface UrlRefresh {
 }
 
 const MAX_IDS = 500;
+/** A replaced stream is closed once its successor is open, or after this long at most. */
+const HANDOVER_MS = 10_000;
 const defaultDelay = (attempt: number) => Math.min(30_000, 1000 * 2 ** (attempt - 1));
 
 /**
  * One shared `signedUrlRefreshed` subscription for every visible image. Images register while
- * visible; the id set is resubscribed (new stream first, then the old one closed, so no event
- * falls in between) when it settles. A stream that ends or fails is reopened with backoff, and
+ * visible; the id set is resubscribed when it settles: the new stream first, and the old one
+ * closed once the new one is open on the server (its response has begun; at most HANDOVER_MS),
+ * so no event falls in between. Closing the old one as soon as the new request was sent left a
+ * round trip and the server's subscribe in which no visible image was subscribed, on every
+ * scroll, and an event in it was lost. A stream that ends or fails is reopened with backoff, and
  * the URLs of the visible images are refetched, since events sent meanwhile were lost.
  */
 export function createUrlRefresh(
@@ -87,6 +94,17 @@ export function createUrlRefresh(
   let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   let attempts = 0;
   let disposed = false;
+  /** Streams `current` replaced, kept open until it is (then closed together). */
+  let retiring: Array<() => void> = [];
+  let handOverTimer: ReturnType<typeof setTimeout> | null = null;
+
+  const retire = () => {
+    if (handOverTimer) clearTimeout(handOverTimer);
+    handOverTimer = null;
+    const old = retiring;
+    retiring = [];
+    for (const close of old) close();
+  };
 
   const deliver = (id: string, url: FreshUrl) => {
     for (const listener of listeners.get(id) ?? []) listener(url);
@@ -110,6 +128,7 @@ export function createUrlRefresh(
     if (ids.length === 0) {
       current = null;
       previous?.close();
+      retire();
       state.value = 'idle';
       return;
     }
@@ -123,6 +142,7 @@ export function createUrlRefresh(
       if (current !== mine || disposed) return; // a replaced stream closing is expected
       current = null;
       mine.close(); // release whatever is left of it (an error may leave the request open)
+      retire(); // what it replaced goes too: the reconnect refetches
       state.value = 'reconnecting';
       // A stream that lived a while was healthy: start the backoff again from the bottom.
       if (now() - mine.openedAt > 10_000) attempts = 0;
@@ -133,9 +153,13 @@ export function createUrlRefresh(
         open(true);
       }, delay(attempts));
     };
+    if (previous) retiring.push(previous.close);
     current = mine;
     state.value = 'live';
     mine.close = transport.subscribe(ids, {
+      open: () => {
+        if (current === mine) retire();
+      },
       next: (event) => {
         if (current === mine) attempts = 0;
         deliver(event.imageId, event.signedUrl);
@@ -143,7 +167,14 @@ export function createUrlRefresh(
       error: dropped,
       complete: dropped,
     });
-    previous?.close();
+    if (previous && current === mine) {
+      // A transport that never says it is open: the old stream goes after HANDOVER_MS anyway.
+      if (handOverTimer) clearTimeout(handOverTimer);
+      handOverTimer = setTimeout(() => {
+        handOverTimer = null;
+        if (current === mine) retire();
+      }, HANDOVER_MS);
+    }
     if (afterDrop) refetch(ids);
   };
 
@@ -189,6 +220,7 @@ export function createUrlRefresh(
       currentBatch.dispose();
       current?.close();
       current = null;
+      retire();
       state.value = 'idle';
     },
   };
