@@ -71,8 +71,14 @@ export class UrlService {
       // A request wanting more life than its step's URL has left gets a URL of its own, and
       // only it: the image's other requests of this batch keep the step's URL (DESIGN: every
       // request within a step gets the byte-identical URL). Kept apart, per id, from those.
-      const own = this.wantsOwn(r, now);
-      const into = own ? (offGrid ??= new Map()) : (needs ??= new Map());
+      let into: Map<string, UrlRequest>;
+      if (this.wantsOwn(r, now)) {
+        offGrid ??= new Map();
+        into = offGrid;
+      } else {
+        needs ??= new Map();
+        into = needs;
+      }
       const prev = into.get(r.id);
       if (!prev || prev.minTtl < r.minTtl) into.set(r.id, r);
     }
