@@ -32,16 +32,17 @@ export class UrlTelemetry {
   }
 
   /**
-   * Variants of a resolve, by preset: served from the cache, or signed for it (`fresh` holds what
-   * was signed). Originals cost nothing here.
+   * Variants of a resolve, by preset: served from the cache, or signed for it (`out`, in the
+   * order of `reqs`, says which). Originals cost nothing here.
    */
-  variants(reqs: readonly UrlRequest[], fresh: ReadonlyMap<string, unknown>): void {
+  variants(reqs: readonly UrlRequest[], out: readonly ResolvedUrl[]): void {
     // Counted per run of one preset, not per request: a labelled inc hashes its labels each
     // time, and a page of thumbs and srcsets is 200 of them in one preset.
     let preset: string | undefined;
     let hits = 0;
     let signed = 0;
-    for (const r of reqs) {
+    for (let i = 0; i < reqs.length; i++) {
+      const r = reqs[i]!;
       if (!r.variant) continue;
       const p = r.preset ?? 'transform';
       if (p !== preset) {
@@ -50,8 +51,10 @@ export class UrlTelemetry {
         hits = 0;
         signed = 0;
       }
-      if (fresh.has(r.id)) signed++;
-      else hits++;
+      // Per request: an image's request answered from the cache is a hit even when another
+      // request of it in the batch got a URL of its own.
+      if (out[i]!.cached) hits++;
+      else signed++;
     }
     this.countVariants(preset, hits, signed);
   }

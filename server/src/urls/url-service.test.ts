@@ -9,6 +9,7 @@ import { MemoryEventBus } from '../events/memory-bus.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { createLocalStorage, verifyLocalSignature } from '../storage/local.js';
 import type { SignWindow, Storage } from '../storage/storage.js';
+import { variantOf } from '../storage/variant.js';
 import { MemoryUrlStore } from './memory-store.js';
 import type { ResolvedUrl, UrlRequest } from './resolved-url.js';
 import type { UrlStore } from './store.js';
@@ -350,6 +351,34 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
       expectWorks(plain!, req(n).key, clock.now());
       expectWorks(long!, req(n).key, clock.now());
     }
+  });
+
+  it('counts a variant request served from the cache as a hit, beside one of the same image that got its own URL', async () => {
+    const { urls, clock, metrics } = setup();
+    const variant = variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp', quality: 75 });
+    const thumb = (minTtl: number): UrlRequest => ({
+      id: `id-1~${variant.key}`,
+      key: 'u/alice/1.png',
+      variant,
+      preset: 'thumb',
+      minTtl,
+    });
+    clock.advance(61_000);
+    await urls.resolveMany([thumb(300)]); // signed
+    await urls.resolveMany([thumb(300)]); // read back: a hit
+    const count = async () => ({
+      signed: await counter(metrics.variantSignatures),
+      hits: await counter(metrics.variantCacheHits),
+    });
+    const before = await count();
+    const [plain, long] = await urls.resolveMany([thumb(300), thumb(TTL - 1)]);
+    expect(plain!.cached).toBe(true);
+    expect(long!.cached).toBe(false);
+    const after = await count();
+    expect({ signed: after.signed - before.signed, hits: after.hits - before.hits }).toEqual({
+      signed: 1,
+      hits: 1,
+    });
   });
 
   it('never hands out an expired or too-short URL as time passes', async () => {

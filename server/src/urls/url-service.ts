@@ -98,13 +98,12 @@ export class UrlService {
         const f = own ? fresher.get(r.id) : fresh.get(r.id);
         if (f) out[i] = memo.present(r.id, r.key, f, false, r.variant, remember);
       }
-      if (fresher.size > 0) fresh = new Map([...fresher, ...fresh]);
     }
     // Ids signed (an id may be in both maps: counted once).
     let misses = needs?.size ?? 0;
     if (offGrid) for (const id of offGrid.keys()) if (!needs?.has(id)) misses++;
     this.d.telemetry.resolved(ids, now, misses, started, out);
-    this.d.telemetry.variants(reqs, fresh);
+    this.d.telemetry.variants(reqs, out);
     return out;
   }
 
