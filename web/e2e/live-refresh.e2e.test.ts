@@ -21,7 +21,6 @@ interface PageNode {
   id: string;
   key: string;
   byteSize: number;
-  signedUrl: { url: string; expiresAt: string };
   /** What a tile shows: the thumb preset's URL (the bucket serves the variant under the same key). */
   thumb: { url: string; expiresAt: string };
 }

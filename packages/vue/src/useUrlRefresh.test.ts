@@ -60,6 +60,7 @@ describe('createUrlRefresh', () => {
     urls.track('b', () => {});
     await vi.advanceTimersByTimeAsync(400);
     const first = t.streams[0]!;
+    first.handlers.open?.(); // the server has it
 
     vi.mocked(t.transport.subscribe).mockImplementationOnce((ids, handlers) => {
       expect(first.closed).toBe(false); // make before break: no event can fall in a gap
@@ -89,31 +90,36 @@ describe('createUrlRefresh', () => {
     expect(t.transport.subscribe).toHaveBeenCalledTimes(2);
   });
 
-  it('closes a replaced stream after 10 s if its successor never says it is open, and every replaced one at once when it does', async () => {
+  it('keeps a replaced stream only if it was open, and at most 10 s for a successor that does not open', async () => {
     const t = fakeTransport();
     const urls = createUrlRefresh(t.transport);
     urls.track('a', () => {});
     await vi.advanceTimersByTimeAsync(400);
+    t.streams[0]!.handlers.open?.();
     urls.track('b', () => {});
     await vi.advanceTimersByTimeAsync(400);
-    expect(t.open()).toHaveLength(2);
+    expect(t.open()).toHaveLength(2); // the open one waits for its successor
     await vi.advanceTimersByTimeAsync(10_000);
-    expect(t.open().map((s) => s.ids)).toEqual([['a', 'b']]);
+    expect(t.open().map((s) => s.ids)).toEqual([['a', 'b']]); // which never opened: gone anyway
 
-    // Two changes in a row, neither successor open yet: both older streams wait for the newest.
+    // Changes while the newest has not opened: the ones that never opened are closed at once, so
+    // a scroll does not pile up requests; the last open one stays until the newest opens.
+    t.streams[1]!.handlers.open?.();
     urls.track('c', () => {});
     await vi.advanceTimersByTimeAsync(400);
     urls.track('d', () => {});
     await vi.advanceTimersByTimeAsync(400);
-    expect(t.open()).toHaveLength(3);
-    // The middle one saying it is open changes nothing: it is no longer the current one.
-    t.streams[2]!.handlers.open?.();
-    expect(t.open()).toHaveLength(3);
-    t.streams[3]!.handlers.open?.();
-    expect(t.open().map((s) => s.ids)).toEqual([['a', 'b', 'c', 'd']]);
+    urls.track('e', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    expect(t.open().map((s) => s.ids)).toEqual([
+      ['a', 'b'],
+      ['a', 'b', 'c', 'd', 'e'],
+    ]);
+    t.streams.at(-1)!.handlers.open?.();
+    expect(t.open().map((s) => s.ids)).toEqual([['a', 'b', 'c', 'd', 'e']]);
 
     // Disposing closes what is waiting to be replaced too.
-    urls.track('e', () => {});
+    urls.track('f', () => {});
     await vi.advanceTimersByTimeAsync(400);
     expect(t.open()).toHaveLength(2);
     urls.dispose();

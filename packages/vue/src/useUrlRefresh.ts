@@ -89,12 +89,17 @@ export function createUrlRefresh(
   const state = ref<LinkState>('idle');
   const listeners = new Map<string, Set<(url: FreshUrl) => void>>();
 
-  let current: { key: string; ids: string[]; close: () => void; openedAt: number } | null = null;
+  type Stream = { key: string; ids: string[]; close: () => void; openedAt: number; open: boolean };
+  let current: Stream | null = null;
   let settleTimer: ReturnType<typeof setTimeout> | null = null;
   let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   let attempts = 0;
   let disposed = false;
-  /** Streams `current` replaced, kept open until it is (then closed together). */
+  /**
+   * Streams `current` replaced that were open on the server, kept until it is (then closed
+   * together). One replaced before it opened is closed at once: it delivers nothing, and a
+   * browser's few connections per host must not fill with requests while one scrolls.
+   */
   let retiring: Array<() => void> = [];
   let handOverTimer: ReturnType<typeof setTimeout> | null = null;
 
@@ -132,12 +137,7 @@ export function createUrlRefresh(
       state.value = 'idle';
       return;
     }
-    const mine: { key: string; ids: string[]; close: () => void; openedAt: number } = {
-      key,
-      ids,
-      close: () => {},
-      openedAt: now(),
-    };
+    const mine: Stream = { key, ids, close: () => {}, openedAt: now(), open: false };
     const dropped = () => {
       if (current !== mine || disposed) return; // a replaced stream closing is expected
       current = null;
@@ -153,11 +153,13 @@ export function createUrlRefresh(
         open(true);
       }, delay(attempts));
     };
-    if (previous) retiring.push(previous.close);
+    if (previous?.open) retiring.push(previous.close);
+    else previous?.close();
     current = mine;
     state.value = 'live';
     mine.close = transport.subscribe(ids, {
       open: () => {
+        mine.open = true;
         if (current === mine) retire();
       },
       next: (event) => {
@@ -167,8 +169,8 @@ export function createUrlRefresh(
       error: dropped,
       complete: dropped,
     });
-    if (previous && current === mine) {
-      // A transport that never says it is open: the old stream goes after HANDOVER_MS anyway.
+    if (retiring.length > 0 && current === mine && !mine.open) {
+      // A new stream slow to open: the old one goes after HANDOVER_MS anyway.
       if (handOverTimer) clearTimeout(handOverTimer);
       handOverTimer = setTimeout(() => {
         handOverTimer = null;

@@ -7,7 +7,8 @@ import { OBJECT_CACHE_CONTROL, type SignWindow, type UrlSignature } from './stor
  * Bulk SigV4 query presigning for S3 GETs (docs/architecture.md, "Storage drivers"). Its URLs are
  * byte for byte those of `@aws-sdk/s3-request-presigner`'s getSignedUrl(GetObjectCommand) with
  * `ResponseCacheControl: OBJECT_CACHE_CONTROL`, `signingDate: window.start` and
- * `expiresIn: end - start`, for a client configured like the driver's (checksums only when
+ * `expiresIn: end - start` (for a window longer than SigV4's week, the week that ends with it:
+ * `buildQueryHead`), for a client configured like the driver's (checksums only when
  * required, so no `x-amz-checksum-mode`): s3-presigner.test.ts compares them over random keys.
  * The SDK needs a middleware stack, a promise and several hashes per URL; this needs, per key,
  * one SHA-256 of the canonical request and one HMAC with a signing key derived once per day.
@@ -135,7 +136,8 @@ export function createS3Presigner(opts: S3PresignerOptions): S3Presigner {
     // A window is back-dated by the grid's clock-skew allowance (a minute) before the step
     // starts, so with URL_TTL_SECONDS near the week SigV4 allows it would span more than a week.
     // The URL still ends when the window does: it is back-dated less (DESIGN: any TTL up to
-    // 604800 works). Every node starts it alike, so the URL stays one per image per step.
+    // 604800 works), so with a TTL over 604740 a storage clock behind ours has less than the
+    // minute's allowance (none at 604800). Every node starts it alike: one URL per image per step.
     const start = Math.max(window.start, window.end - MAX_PRESIGN_SECONDS);
     const expires = window.end - start;
     if (!Number.isSafeInteger(expires) || expires < 1) {
