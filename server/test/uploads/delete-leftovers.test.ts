@@ -164,13 +164,16 @@ describe('deletes and the orphan sweep on the local driver', () => {
          const s = createLocalStorage({ root: ${JSON.stringify(bucket())}, publicUrl: 'http://x', secret: 's' });
          const body = new PassThrough();
          s.put(${JSON.stringify(key)}, body, 'image/jpeg', 1 << 20);
-         body.write(Buffer.alloc(64 * 1024, 7));`,
+         body.write(Buffer.alloc(64 * 1024, 7));
+         setInterval(() => {}, 1000); // alive until killed: a put in flight, not a clean exit`,
       ],
       { stdio: 'ignore' },
     );
+    // Listened for from the start: an exit before the kill must not be missed (the test hung).
+    const exited = new Promise((resolve) => child.once('exit', resolve));
     await waitFor(async () => (await readdir(dir)).some((n) => n.endsWith('.tmp')), 20_000);
     child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
+    await exited;
     const tmp = (await readdir(dir)).find((n) => n.endsWith('.tmp'))!;
     expect((await stat(path.join(dir, tmp))).size).toBeGreaterThan(0);
 
