@@ -63,12 +63,12 @@ const STREAM_SLICE_BYTES = 64 * 1024;
 /**
  * An upload read once, front to back: a bounded head for sniffing, then every byte (the head
  * included) as one stream for the store. The file is already in memory (the multipart parser
- * holds it in chunks); nothing here copies more than the head, so an upload is never held twice.
+ * holds it in chunks); chunks read ahead are kept by reference and nothing here copies more than
+ * the head or one window (`range`), so an upload is never held twice.
  * The declared size is checked against the count as the bytes go by (a declared size can lie).
  */
 export class UploadBody {
   readonly size: number;
-  private readonly file: Blob;
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   /** Chunks read for the head and not handed to the stream yet. */
   private readonly pending: Buffer[] = [];
@@ -84,7 +84,6 @@ export class UploadBody {
     private readonly maxBytes: number,
   ) {
     this.size = file.size;
-    this.file = file;
     this.reader = file.stream().getReader();
   }
 
@@ -101,11 +100,28 @@ export class UploadBody {
   }
 
   /**
-   * Bytes start..end of the file, copied out of it (a slice of a Blob copies nothing until read):
-   * what a reader that must see the whole file (GIF's frames) reads, a window at a time.
+   * Bytes start..end of the file (fewer when it is shorter), copied into one buffer: what a
+   * reader that must see the whole file (GIF's frames) reads, a window at a time. Read on from
+   * the stream, as the head is: the chunks are kept by reference until the store streams them
+   * (the parser holds the file anyway), and only the window is copied. Not `Blob.slice`: the
+   * multipart parser's File (@whatwg-node) does not implement it, and every GIF whose frames lay
+   * past the head failed as an unexpected error (found by the responsiveness guard).
    */
   async range(start: number, end: number): Promise<Buffer> {
-    return Buffer.from(await this.file.slice(start, end).arrayBuffer());
+    while (this.pendingBytes < end && !this.ended) await this.pull();
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(end, this.pendingBytes) - start));
+    let filled = 0;
+    let at = 0;
+    for (const chunk of this.pending) {
+      const from = Math.max(start, at) - at;
+      const to = Math.min(end, at + chunk.length) - at;
+      at += chunk.length;
+      if (to <= from) continue;
+      chunk.copy(out, filled, from, to);
+      filled += to - from;
+      if (at >= end) break;
+    }
+    return out.subarray(0, filled);
   }
 
   /** Every byte of the file, the head included, read on demand; fails on a size that lied. */

@@ -731,3 +731,33 @@ describe('uploadImage with the local driver and UPLOAD_ALLOW_SVG=true', () => {
     expect((await fetch(img.signedUrl.url)).status).toBe(404);
   });
 });
+
+// Past the first read of 64 KB, the GIF walk reads the upload on in windows of up to 1 MB,
+// through the real multipart parser, whose File has no working slice: every GIF whose frames lay
+// past the head was a 500 (found by the responsiveness guard).
+describe('uploadImage: a GIF whose frames lie past the head', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'local',
+      redis: 'memory',
+      env: { UPLOAD_MAX_BYTES: String(4 * 1024 * 1024), UPLOAD_MAX_PIXELS: '1000000' },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a bomb 2.5 MB in is refused with nothing stored; a fine one is stored at its frames’ size', async () => {
+    const objects = async () => (await h.storage.list('u/', {})).objects.length;
+    const before = await objects();
+    const bomb = await uploadFile(h, gifWithLateFrame(1, 2_500_000, 2000, 2000), { type: 'image/gif' });
+    expect(bomb.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
+    expect(bomb.errors![0]!.message).toContain('2000×2000');
+    expect(await objects()).toBe(before);
+    const fine = await uploadFile(h, gifWithLateFrame(8, 200_000, 40, 30), { type: 'image/gif' });
+    expect(fine.errors).toBeUndefined();
+    expect(fine.data!.uploadImage).toMatchObject({ width: 40, height: 30, contentType: 'image/gif' });
+    expect(await objects()).toBe(before + 1);
+  });
+});
