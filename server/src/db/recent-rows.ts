@@ -77,7 +77,7 @@ export class RecentRows {
     const loader = (primary: boolean) =>
       new DataLoader(
         async (ids: readonly string[]) => {
-          const rows = await (primary ? this.images.findLive(ids, { primary }) : this.images.findLive(ids));
+          const rows = await this.images.findLive(ids, { primary });
           const found = new Map(rows.map((r) => [r.id, r]));
           return ids.map((id) => found.get(id));
         },

@@ -184,10 +184,9 @@ async function judge(
       return { reason: err.failure === 'UNSUPPORTED_MEDIA_TYPE' ? 'not-an-image' : 'bad-header' };
     }
     if (err instanceof StorageError && err.kind === 'not_found') return { reason: 'gone' };
-    // An object rewritten shorter since it was listed: the ranged GET is out of its range now
-    // (the store refuses it), or the body ends early. Skipped like a gone one, not the import's end.
+    // An object rewritten shorter since it was listed (RangedHead): skipped like a gone one, not
+    // the import's end.
     if (err instanceof ObjectChangedError) return { reason: 'changed' };
-    if (err instanceof StorageError && err.kind === 'rejected') return { reason: 'changed' };
     throw err;
   }
 }
@@ -231,7 +230,16 @@ export class RangedHead {
 
   /** Bytes start..end; an object that ends before `end` has changed since it was listed. */
   private async fetch(start: number, end: number): Promise<Buffer> {
-    const got = await this.storage.get(this.key, { range: { start, end: end - 1 } });
+    let got: Awaited<ReturnType<Storage['get']>>;
+    try {
+      got = await this.storage.get(this.key, { range: { start, end: end - 1 } });
+    } catch (err) {
+      // A range inside the listed size refused as out of range: the object is shorter now.
+      if (err instanceof StorageError && err.kind === 'rejected') {
+        throw new ObjectChangedError(this.key, this.size, start);
+      }
+      throw err;
+    }
     this.etag ??= got.etag;
     // A store that ignored the range sends the whole object, from its first byte.
     const from = got.range ? start : 0;

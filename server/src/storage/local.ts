@@ -301,9 +301,8 @@ function localVariantSets(variantsRoot: string): VariantSets {
       const maxKeys = Math.min(MAX_LIST_KEYS, Math.max(1, options.maxKeys ?? MAX_LIST_KEYS));
       let entries: Dirent[];
       try {
-        entries = await readdir(variantsRoot, { withFileTypes: true });
+        entries = (await entriesOf(variantsRoot)) ?? [];
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { objects: [], nextMarker: undefined };
         throw new StorageError('unavailable', 'local variants unreadable', { cause: err });
       }
       const names = entries

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { type DocumentNode, Kind, type SelectionSetNode } from 'graphql';
+import { type DocumentNode, getOperationAST, Kind, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { type Authenticate, requireSignedIn, type Viewer } from '../../auth/viewer.js';
 import { badInput, findAppError, payloadTooLarge, unauthenticated } from '../../errors/index.js';
@@ -120,17 +120,11 @@ async function signedIn(authenticate: Authenticate, authorization: string | null
  */
 export function uploadFieldKeys(document: DocumentNode, operationName?: string | null): Set<string> {
   const keys = new Set<string>();
+  const op = getOperationAST(document, operationName);
+  if (op?.operation !== 'mutation') return keys;
   const fragments = new Map<string, SelectionSetNode>();
-  const operations: SelectionSetNode[] = [];
-  for (const def of document.definitions) {
+  for (const def of document.definitions)
     if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def.selectionSet);
-    else if (
-      def.kind === Kind.OPERATION_DEFINITION &&
-      (!operationName || def.name?.value === operationName)
-    ) {
-      if (def.operation === 'mutation') operations.push(def.selectionSet);
-    }
-  }
   const seen = new Set<string>();
   // Only the root: uploadImage is a field of Mutation, so nothing below it is looked at.
   const walk = (set: SelectionSetNode) => {
@@ -146,8 +140,7 @@ export function uploadFieldKeys(document: DocumentNode, operationName?: string |
       }
     }
   };
-  // Validation has passed: a named operation is unique, an unnamed one the only one.
-  for (const op of operations.slice(0, 1)) walk(op);
+  walk(op.selectionSet);
   return keys;
 }
 
