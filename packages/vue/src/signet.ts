@@ -23,6 +23,8 @@ export interface SignetOptions {
   backoffMs?: (attempt: number) => number;
   /** Options of each live-URL stream (settle and batch windows, reconnect delays). */
   stream?: UrlRefreshOptions;
+  /** A stream silent this long is dropped and reconnected (SseLink's `idleMs`, default 45 s). */
+  streamIdleMs?: number;
 }
 
 export interface Signet {
@@ -53,6 +55,7 @@ export function createSignet(options: SignetOptions): Signet {
     uri: options.uri ?? '/graphql',
     ...(options.headers ? { headers: options.headers } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.streamIdleMs !== undefined ? { idleMs: options.streamIdleMs } : {}),
   });
   const live = new Map<string, UrlRefresh>();
   /** '' stands for the originals. */

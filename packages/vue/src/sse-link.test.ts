@@ -100,6 +100,24 @@ describe('SseLink', () => {
     expect(body.query).toContain('signedUrlRefreshed(ids: $ids)');
   });
 
+  it('reads a CRLF split across two chunks as one line end', async () => {
+    // `event: complete\r` | `\n…`: were the halves normalized apart, the event would be
+    // `complete\r` and the stream would run on into the event after it.
+    const r = run(
+      new SseLink({
+        uri: '/graphql',
+        fetch: async () =>
+          streamResponse([
+            'event: complete\r',
+            '\ndata:\r\n\r\n',
+            'event: next\ndata: {"data":{"signedUrlRefreshed":{"imageId":"late"}}}\n\n',
+          ]),
+      }),
+    );
+    await vi.waitFor(() => expect(r.done()).toBe(true));
+    expect(r.results).toEqual([]);
+  });
+
   it('reports a stream that ends without `complete` as completed, and a failed request as an error', async () => {
     const ended = run(
       new SseLink({ uri: '/graphql', fetch: async () => streamResponse(['data: {"data":null}\n\n']) }),
@@ -135,5 +153,61 @@ describe('SseLink', () => {
     expect(signal?.aborted).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(r.error()).toBeUndefined();
+  });
+
+  it('drops a stream that goes silent (no ping for idleMs) as an error, aborting its request', async () => {
+    let signal: AbortSignal | undefined;
+    const encoder = new TextEncoder();
+    const fetch = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
+      signal = init?.signal ?? undefined;
+      // One ping, then nothing and no end: a connection dropped without a FIN.
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(encoder.encode(':\n\n'));
+          signal?.addEventListener('abort', () =>
+            controller.error(new DOMException('aborted', 'AbortError')),
+          );
+        },
+      });
+      return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+    });
+    const r = run(new SseLink({ uri: '/graphql', fetch, idleMs: 150 }));
+    await vi.waitFor(() => expect(r.error()).toBeInstanceOf(Error), { timeout: 2000 });
+    expect(String(r.error())).toContain('silent for 150 ms');
+    expect(signal?.aborted).toBe(true);
+    expect(r.done()).toBe(false);
+  });
+
+  it('keeps a stream whose pings keep coming, and fails a request whose answer never comes', async () => {
+    const encoder = new TextEncoder();
+    let pings = 0;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const pinging = async (_url: RequestInfo | URL, init?: RequestInit) => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          timer = setInterval(() => {
+            pings++;
+            controller.enqueue(encoder.encode(':\n\n'));
+          }, 40);
+          init?.signal?.addEventListener('abort', () => clearInterval(timer));
+        },
+      });
+      return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+    };
+    const kept = run(new SseLink({ uri: '/graphql', fetch: pinging, idleMs: 150 }));
+    await new Promise((resolve) => setTimeout(resolve, 600)); // four idle limits
+    expect(pings).toBeGreaterThanOrEqual(8);
+    expect(kept.error()).toBeUndefined();
+    kept.sub.unsubscribe();
+    clearInterval(timer);
+
+    let signal: AbortSignal | undefined;
+    const hanging = (_url: RequestInfo | URL, init?: RequestInit) => {
+      signal = init?.signal ?? undefined;
+      return new Promise<Response>(() => {}); // headers never arrive
+    };
+    const waited = run(new SseLink({ uri: '/graphql', fetch: hanging, idleMs: 150 }));
+    await vi.waitFor(() => expect(waited.error()).toBeInstanceOf(Error), { timeout: 2000 });
+    expect(signal?.aborted).toBe(true);
   });
 });

@@ -6,7 +6,15 @@ export interface SseLinkOptions {
   /** Headers for each request (auth); read per request so a new token is picked up. */
   headers?: () => Record<string, string>;
   fetch?: typeof fetch;
+  /**
+   * A stream that brings no byte for this long has gone silent (a proxy or NAT dropped it
+   * without closing, a laptop slept): it is aborted and reported as an error, so the caller
+   * reconnects. The gateway pings every 12 s; default 45 s (three pings and a margin).
+   */
+  idleMs?: number;
 }
+
+const DEFAULT_IDLE_MS = 45_000;
 
 interface SseMessage {
   event: string;
@@ -43,7 +51,23 @@ export class SseLink extends ApolloLink {
     return new Observable<FetchResult>((observer) => {
       const abort = new AbortController();
       const doFetch = this.options.fetch ?? globalThis.fetch.bind(globalThis);
+      // Without a watchdog a half-open connection would wait for bytes for good, and the page's
+      // URLs would run out with nobody told (the gateway's pings are what keeps it re-armed).
+      const idleMs = this.options.idleMs ?? DEFAULT_IDLE_MS;
+      let watchdog: ReturnType<typeof setTimeout> | undefined;
+      const rearm = () => {
+        if (watchdog !== undefined) clearTimeout(watchdog);
+        watchdog = setTimeout(() => {
+          abort.abort();
+          observer.error(new Error(`Subscription stream silent for ${idleMs} ms`));
+        }, idleMs);
+      };
+      const disarm = () => {
+        if (watchdog !== undefined) clearTimeout(watchdog);
+        watchdog = undefined;
+      };
       const run = async () => {
+        rearm(); // the answer's headers are awaited under the same limit
         const res = await doFetch(this.options.uri, {
           method: 'POST',
           signal: abort.signal,
@@ -74,9 +98,11 @@ export class SseLink extends ApolloLink {
         const decoder = new TextDecoder();
         let buffer = '';
         for (;;) {
+          rearm();
           const { value, done } = await reader.read();
           if (done) break;
-          buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, '\n');
+          // CRLF normalized over the whole buffer: a pair split across two chunks is caught too.
+          buffer = (buffer + decoder.decode(value, { stream: true })).replace(/\r\n/g, '\n');
           for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
             const message = parseBlock(buffer.slice(0, end));
             buffer = buffer.slice(end + 2);
@@ -89,10 +115,15 @@ export class SseLink extends ApolloLink {
         }
         observer.complete();
       };
-      run().catch((err: unknown) => {
-        if (!abort.signal.aborted) observer.error(err);
-      });
-      return () => abort.abort();
+      run()
+        .catch((err: unknown) => {
+          if (!abort.signal.aborted) observer.error(err);
+        })
+        .finally(disarm);
+      return () => {
+        disarm();
+        abort.abort();
+      };
     });
   }
 }
