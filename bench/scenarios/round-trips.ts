@@ -2,9 +2,9 @@ import {
   CountingProxy,
   isWriteBack,
   type Turn,
-  writtenImageIds,
+  type UrlWrite,
 } from '../../server/test/support/counting-proxy.js';
-import { type Bench, fetchPage, type Section } from '../lib/bench.js';
+import { type Bench, fetchPage, metricSum, type Section } from '../lib/bench.js';
 import { gatewayEnv, GATEWAY_GRID as grid, PRODUCT_NODE_FLAGS } from '../lib/config.js';
 import { sleep, startNode } from '../lib/processes.js';
 
@@ -17,10 +17,12 @@ function classify(turns: Turn[]) {
   let writes = 0;
   let publishes = 0;
   let background = 0;
+  /** Turns of this gateway's refresh sweeps storing a step's URLs (not a page's). */
+  let sweeps = 0;
   const commands: Record<string, number> = {};
   let pageTurns = 0;
-  /** The first image of each write-back's URL script call. */
-  const writtenIds: string[] = [];
+  /** Each URL script call (a page's write-back or a sweep's): its first image, size and kind. */
+  const urlWrites: UrlWrite[] = [];
   for (const t of turns) {
     for (const [c, n] of Object.entries(t.commands)) commands[c] = (commands[c] ?? 0) + n;
     const read = Boolean(t.commands['mget']);
@@ -28,18 +30,17 @@ function classify(turns: Turn[]) {
     // after the page's answer, so the next page's MGET may share its turn (one round trip).
     const write = isWriteBack(t);
     if (read) reads++;
-    if (write) {
-      writes++;
-      writtenIds.push(...writtenImageIds(t));
-    }
+    if (write) writes++;
+    urlWrites.push(...t.urlWrites);
     if (read || write) pageTurns++;
+    else if (t.urlWrites.length > 0) sweeps++;
     else if (t.commands['publish']) publishes++;
     else background++;
   }
   // A page's own round trips: the read and the write-back. The refresh event's PUBLISH is sent
   // with the write-back (ahead of it, in the same socket write) and not awaited; it is counted
   // on its own when it left separately.
-  return { reads, writes, publishes, background, commands, pageTurns, writtenIds };
+  return { reads, writes, publishes, background, sweeps, commands, pageTurns, urlWrites };
 }
 
 /**
@@ -70,11 +71,19 @@ export async function roundTrips(b: Bench): Promise<Section> {
     // The page's own ids, as it answered (not the seeded order: a scenario may have added rows).
     const pageIds = await fetchPage(gateway.url, b.tokens.main, 100);
     await sleep(1200); // let the access flush of that request pass
+    // What the gateway itself says of the warm pages: a write-back of hits would show as misses,
+    // and a read that failed or was skipped by the breaker as a fallback (urls/guarded-cache.ts).
+    const said = async () => ({
+      misses: await metricSum(gateway.url, 'signet_url_cache_misses_total'),
+      fallbacks: await metricSum(gateway.url, 'signet_redis_fallbacks_total'),
+    });
+    const saidBefore = await said();
     redisProxy.reset();
     pgProxy.reset();
     const t0 = Date.now();
     for (let i = 0; i < n; i++) await fetchPage(gateway.url, b.tokens.main, 100);
     const warmSeconds = (Date.now() - t0) / 1000;
+    const saidAfter = await said();
     // Each image's URL changes once per grid step, at its own moment: a page asked while one of
     // its images' steps turns signs that image's next URL (one write-back). Those are the page's
     // rightful extra round trips, not misses of the cache. Counted from the caching request, not
@@ -109,7 +118,7 @@ export async function roundTrips(b: Bench): Promise<Section> {
     const sqlPerPage = Math.max(warmSql, coldSql) / n;
     b.log(`  warm ${warmTrips} trips/page, cold ${coldTrips} trips/page, ${sqlPerPage} SQL/page`);
     const bg = (c: ReturnType<typeof classify>, s: number) =>
-      `${c.background} background turns in ${s.toFixed(1)} s (access/stats flush, once a second, not per page)`;
+      `${c.background} background turns in ${s.toFixed(1)} s (access/stats flush, once a second, not per page)${c.sweeps ? ` and ${c.sweeps} refresh sweep store(s)` : ''}`;
     return {
       id: '2',
       title: 'Round trips per page',
@@ -145,13 +154,17 @@ export async function roundTrips(b: Bench): Promise<Section> {
           seconds: warmSeconds,
           turned,
           // Each write-back's first image: on the page? its step at the caching request and at
-          // the end (run AF of docs/benchmarks.md: one write-back against no step turn).
-          written: warm.writtenIds.map((id) => ({
-            id,
-            onPage: pageIds.includes(id),
-            stepAtCaching: grid.stepStart(id, cachedS),
-            stepAtEnd: grid.stepStart(id, endS),
+          // the end; how many URLs it stored, and whether a refresh sweep wrote it (run AF and the
+          // partial run of 2026-12-05 05:20 in docs/benchmarks.md: one write-back against no step
+          // turn). The gateway's own counts tell a page that missed from a failed cache read.
+          written: warm.urlWrites.map((w) => ({
+            ...w,
+            onPage: pageIds.includes(w.id),
+            stepAtCaching: grid.stepStart(w.id, cachedS),
+            stepAtEnd: grid.stepStart(w.id, endS),
           })),
+          gatewayMisses: saidAfter.misses - saidBefore.misses,
+          gatewayFallbacks: saidAfter.fallbacks - saidBefore.fallbacks,
         },
         cold: { ...cold, sql: coldSql, statements: coldStatements, seconds: coldSeconds },
       },

@@ -15,8 +15,19 @@ export interface Turn {
   commands: Record<string, number>;
   /** The first key of each EVAL/EVALSHA in the turn: which script it was (its KEYS[1]). */
   scriptKeys: string[];
+  /**
+   * Each URL script call of the turn (a write-back): its first image, how many URLs it stores,
+   * and whether it counts refreshes (ARGV[1] '1': a refresh sweep's write, not a miss's).
+   */
+  urlWrites: UrlWrite[];
   /** Which client connection of this proxy it was sent on (0 for the first accepted). */
   connection: number;
+}
+
+export interface UrlWrite {
+  id: string;
+  entries: number;
+  refresh: boolean;
 }
 
 interface Conn {
@@ -84,7 +95,7 @@ export class CountingProxy {
     client.on('data', (chunk: Buffer) => {
       this.lastSentAt = performance.now();
       if (conn.newTurn) {
-        conn.turn = { commands: {}, scriptKeys: [], connection };
+        conn.turn = { commands: {}, scriptKeys: [], urlWrites: [], connection };
         this.turns.push(conn.turn);
         conn.newTurn = false;
       }
@@ -120,6 +131,10 @@ export class CountingProxy {
       let pos = nl + 2;
       let name = '';
       let firstKey = '';
+      // EVALSHA sha numkeys key… arg…: the URL script's ARGV[1] (counted) and ARGV[4] (its JSON).
+      let keyCount = 0;
+      let counted = '';
+      let json = '';
       let complete = true;
       for (let i = 0; i < n; i++) {
         const nl2 = buf.indexOf('\r\n', pos);
@@ -135,12 +150,25 @@ export class CountingProxy {
         }
         if (i === 0) name = buf.toString('latin1', start, start + len).toLowerCase();
         // EVALSHA sha numkeys key1 …
+        if (i === 2) keyCount = Number(buf.toString('latin1', start, start + len));
         if (i === 3) firstKey = buf.toString('latin1', start, start + len);
+        if (firstKey.includes('}url:')) {
+          if (i === 3 + keyCount) counted = buf.toString('latin1', start, start + len);
+          if (i === 6 + keyCount) json = buf.toString('utf8', start, start + len);
+        }
         pos = start + len + 2;
       }
       if (!complete) break;
       count(name);
-      if ((name === 'evalsha' || name === 'eval') && n > 3) conn.turn!.scriptKeys.push(firstKey);
+      if ((name === 'evalsha' || name === 'eval') && n > 3) {
+        conn.turn!.scriptKeys.push(firstKey);
+        const at = firstKey.indexOf('}url:');
+        if (at >= 0) {
+          // [shard, id, value, ttlMs, refreshAt, …] (server/src/urls/redis-store.ts)
+          const entries = json ? (JSON.parse(json) as unknown[]).length / 5 : 0;
+          conn.turn!.urlWrites.push({ id: firstKey.slice(at + 5), entries, refresh: counted === '1' });
+        }
+      }
       at = pos;
     }
     conn.buf = buf.subarray(at);
@@ -188,19 +216,10 @@ export class CountingProxy {
 }
 
 /**
- * A cold batch's write-back: its URL script call (KEYS[1] a `…url:<id>` key). The access flush's
- * scripts start with a `meta:` or the hot set's key; the claim's with the schedule's.
+ * A batch's write-back of misses: its URL script call (KEYS[1] a `…url:<id>` key) not counting
+ * refreshes. A refresh sweep's store has ARGV[1] '1'; the access flush's scripts start with a
+ * `meta:` or the hot set's key; the claim's with the schedule's.
  */
 export function isWriteBack(t: Turn): boolean {
-  return writtenImageIds(t).length > 0;
-}
-
-/** The image of each URL script call in the turn (its KEYS[1], `…}url:<id>`). */
-export function writtenImageIds(t: Turn): string[] {
-  const ids: string[] = [];
-  for (const k of t.scriptKeys) {
-    const at = k.indexOf('}url:');
-    if (at >= 0) ids.push(k.slice(at + 5));
-  }
-  return ids;
+  return t.urlWrites.some((w) => !w.refresh);
 }
