@@ -1,5 +1,5 @@
 /**
- * Which header reader the upload path keeps (docs/architecture.md, "Upload pipeline"): the
+ * Which header reader the upload path keeps (docs/architecture.md, "The upload pipeline"): the
  * hand-written readers (server/src/uploads), sharp's metadata() over the same bounded head, and
  * the image-size package, timed per call and measured for memory on real files made by sharp,
  * on heads cut where an upload's first read cuts them, and on a truncated file.

@@ -36,7 +36,8 @@ async function main(): Promise<void> {
       'AUTH IS OFF: no AUTH_JWT_SECRET or AUTH_JWKS_URL, every request acts as the admin user "demo"',
     );
   }
-  // Only while the demo user has no image: a restart seeds nothing (docs/architecture.md, "Demo data").
+  // Only while the demo user has no image: a restart seeds nothing (docs/architecture.md,
+  // "The upload pipeline", Demo data).
   if (config.seedDemo && (await c.imagesRepo.countLive('demo')) === 0) {
     await seedDemoPhotos({
       storage: c.storage,

@@ -22,7 +22,7 @@ import { type AbortWaiters, endOnAbort } from './plugins/use-end-on-shutdown.js'
 
 /**
  * Subscriptions over SSE without yoga's per-request machinery, for the requests yoga has already
- * accepted once (docs/architecture.md, "Subscriptions"). Opening one through yoga cost ~1 ms of
+ * accepted once (docs/architecture.md, "HTTP and GraphQL"). Opening one through yoga cost ~1 ms of
  * CPU and ~26 KiB held per subscription (a web Request and Response, a ReadableStream, envelop's
  * wrappers; docs/benchmarks.md, scenario 9); a client reconnect storm is thousands of them.
  *

@@ -437,7 +437,7 @@ export async function uploadImage(
     });
     logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');
     // Not awaited: decoding never holds up (or fails) the upload, and it reads the stored object
-    // once this request has let go of the multipart body. docs/architecture.md, "Upload pipeline".
+    // once this request has let go of the multipart body. docs/architecture.md, "The upload pipeline".
     deps.placeholders.enqueue(row);
     // Likewise not awaited (it never throws): the job renders every preset on a worker; until it
     // has, a preset's URL is the original's. docs/architecture.md, "Variants on s3".

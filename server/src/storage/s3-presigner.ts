@@ -4,7 +4,7 @@ import { digest, fixedHmac } from '../lib/fixed-hmac.js';
 import { OBJECT_CACHE_CONTROL, type SignWindow, type UrlSignature } from './storage.js';
 
 /**
- * Bulk SigV4 query presigning for S3 GETs (docs/architecture.md, "Storage drivers"). Its URLs are
+ * Bulk SigV4 query presigning for S3 GETs (docs/architecture.md, "Storage drivers and signing"). Its URLs are
  * byte for byte those of `@aws-sdk/s3-request-presigner`'s getSignedUrl(GetObjectCommand) with
  * `ResponseCacheControl: OBJECT_CACHE_CONTROL`, `signingDate: window.start` and
  * `expiresIn: end - start` (for a window longer than SigV4's week, the week that ends with it:

@@ -83,7 +83,7 @@ function toStorageError(err: unknown, what: string): StorageError {
 }
 
 /**
- * The `s3` driver (docs/architecture.md, "Storage drivers"): AWS S3 and the S3-compatible stores
+ * The `s3` driver (docs/architecture.md, "Storage drivers and signing"): AWS S3 and the S3-compatible stores
  * (MinIO, Cloudflare R2, COS's S3 API) through @aws-sdk/client-s3, URLs from the bulk presigner.
  */
 export function createS3Storage(opts: S3StorageOptions): Storage {

@@ -18,7 +18,7 @@ export interface EventUrlDeps {
  * in the store's text form, the bucket it names (none: this node's own; a bus is per region, as
  * the cache is), the variant the url id names. Undefined for a record this node cannot build — a
  * malformed one, or a region whose bucket it does not know: a URL for another bucket is never
- * built. See docs/architecture.md, "Events and subscriptions".
+ * built. See docs/architecture.md, "Freshness", Events and subscriptions.
  */
 export function eventUrlOf(d: EventUrlDeps): EventUrlOf {
   return (urlId, objectKey, signature) => {

@@ -19,8 +19,9 @@ import { badInput } from '../../errors/index.js';
 
 /**
  * Upper bound on the fields one operation may resolve. The web app's gallery page of 100 costs
- * 1,801, its 500-id URL refetch 2,500, a page of 100 with every Image field 2,701; ten aliased
- * pages do not fit. A preloadSignedUrls of the most ids it takes (10,000) costs exactly this.
+ * 2,201, its 500-id URL refetch 2,500 (3,000 with a preset), its subscription to 500 ids 3,000, a
+ * page of 100 with every Image field once (`edges { node { … } }`) 2,501; ten aliased pages do not
+ * fit. A preloadSignedUrls of the most ids it takes (10,000) costs exactly this.
  */
 export const MAX_COST = 10_000;
 
