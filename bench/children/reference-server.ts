@@ -105,6 +105,8 @@ interface Signed {
  * not awaited: the URL is the step's whatever the cache holds (the grid), so the answer does not
  * wait for it (as in the gateway; a lost write costs a signing later).
  */
+const by = storage.signedBy;
+
 async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
   const cached = wants.length > 0 ? await redis.mget(wants.map((w) => keys.url(w.id))) : [];
   const now = Date.now();
@@ -112,7 +114,8 @@ async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
   const misses: { i: number; start: number; end: number }[] = [];
   wants.forEach((w, i) => {
     const sig = decodeSignature(cached[i]);
-    if (sig && sig.end * 1000 - now >= minTtlMs && grid.isCurrent(w.id, sig, now)) {
+    // As the gateway: a signature is good only from these credentials (storage.ts, `signedBy`).
+    if (sig && sig.by === by && sig.end * 1000 - now >= minTtlMs && grid.isCurrent(w.id, sig, now)) {
       out[i] = { url: storage.urlFor(w.key, sig, w.variant), expiresAt: sig.end * 1000 };
     } else {
       const win = grid.windowAt(w.id, now);
@@ -124,7 +127,7 @@ async function urlsOf(wants: readonly Want[]): Promise<Signed[]> {
     for (const m of misses) {
       const w = wants[m.i]!;
       const [sig] = storage.signMany([w.key], { start: m.start, end: m.end }, [w.variant]);
-      const s = { start: m.start, end: m.end, sig: sig! };
+      const s = { start: m.start, end: m.end, sig: sig!, by };
       out[m.i] = { url: storage.urlFor(w.key, s, w.variant), expiresAt: m.end * 1000 };
       signed.push({ id: w.id, sig: s });
     }

@@ -22,7 +22,12 @@ const window = { start: 1_800_000_000, end: 1_800_003_660 };
 const page: SignedUrlEvent[] = Array.from({ length: 100 }, () => {
   const id = crypto.randomUUID();
   const key = `u/bench/${id}.jpg`;
-  const sig = { start: window.start, end: window.end, sig: storage.signMany([key], window)[0]! };
+  const sig = {
+    start: window.start,
+    end: window.end,
+    sig: storage.signMany([key], window)[0]!,
+    by: storage.signedBy,
+  };
   const expiresAt = window.end * 1000;
   return {
     imageId: id,

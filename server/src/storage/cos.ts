@@ -18,6 +18,7 @@ import {
   type PutBody,
   type Storage,
   StorageError,
+  signerFingerprint,
 } from './storage.js';
 import {
   CONTROL_SOCKETS,
@@ -368,6 +369,15 @@ export function createCosStorage(opts: CosStorageOptions): Storage {
 
   return {
     driver: 'cos',
+    // The URL carries q-ak, the security token and the host; the signature is the key's.
+    signedBy: signerFingerprint(
+      'cos',
+      opts.secretId,
+      opts.secretKey,
+      opts.securityToken,
+      host,
+      opts.protocol,
+    ),
 
     put: (key, body, contentType, size) => put(key, body, contentType, size),
 

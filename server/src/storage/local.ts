@@ -18,6 +18,7 @@ import {
   type SignWindow,
   type Storage,
   StorageError,
+  signerFingerprint,
   type UrlSignature,
   type VariantSets,
   VariantsLeftError,
@@ -137,6 +138,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
 
   return {
     driver: 'local',
+    signedBy: signerFingerprint('local', opts.secret, base),
 
     async put(key, body, contentType, size) {
       const file = safeLocalPath(root, key);

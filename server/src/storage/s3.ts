@@ -25,6 +25,7 @@ import {
   type PutBody,
   type Storage,
   StorageError,
+  signerFingerprint,
 } from './storage.js';
 import {
   CONTROL_SOCKETS,
@@ -327,6 +328,17 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
 
   return {
     driver: 's3',
+    // The URL carries the credential and the session token; host and path style are signed.
+    signedBy: signerFingerprint(
+      's3',
+      opts.accessKeyId,
+      opts.secretAccessKey,
+      opts.sessionToken,
+      opts.publicEndpoint ?? opts.endpoint,
+      String(opts.forcePathStyle),
+      opts.bucket,
+      opts.region,
+    ),
 
     put: (key, body, contentType, size) => put(key, body, contentType, size),
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Variant } from './variant.js';
 
@@ -14,6 +15,11 @@ export interface SignWindow {
  */
 export interface UrlSignature extends SignWindow {
   sig: string;
+  /**
+   * Who made it: the signing store's `signedBy` (undefined for a store without one). A cached
+   * signature another signer made is a miss: see `Storage.signedBy`.
+   */
+  by?: string | undefined;
   /**
    * The region whose bucket it was signed for, when not this node's own (several regions: see
    * docs/operations.md). A cached signature for another bucket than the one now chosen is a miss.
@@ -138,6 +144,16 @@ export interface RemovedDebris {
 export interface Storage {
   readonly driver: 'local' | 'cos' | 's3';
   /**
+   * Who signs this store's URLs: a short fingerprint of what a signature depends on besides the
+   * key, the window and the variant (the credentials and the host or domain they sign for; a
+   * CDN's key). A URL is rebuilt from a cached signature with the credentials of the node that
+   * reads it, so after a key rotation a node would wrap a signature made with the old key in a
+   * URL naming the new one (refused by the store) until the step ended; a cached signature whose
+   * `by` is not this is read as a miss instead. See docs/architecture.md, "Storage drivers and
+   * signing".
+   */
+  readonly signedBy?: string;
+  /**
    * Stores an object (`size` is required for a stream). A put that fails leaves nothing behind:
    * the driver cuts off a body it has not finished sending, or waits for the request to settle,
    * and then deletes what may have landed, in the background (the caller is answered at once).
@@ -220,4 +236,16 @@ export function encodeKeyPath(key: string): string {
     if (!PATH_SAFE[key.charCodeAt(i)]) return key.split('/').map(encodeURIComponent).join('/');
   }
   return key;
+}
+
+/**
+ * A `signedBy` fingerprint of the given parts (secrets among them): 8 characters of their SHA-256
+ * in base64url, which names the signer without revealing any part, and has no `.` (the cache's
+ * separator, urls/store.ts).
+ */
+export function signerFingerprint(...parts: readonly (string | undefined)[]): string {
+  return createHash('sha256')
+    .update(parts.map((p) => p ?? '').join('\0'))
+    .digest('base64url')
+    .slice(0, 8);
 }

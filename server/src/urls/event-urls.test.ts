@@ -49,7 +49,9 @@ function published(
   region?: string,
 ): SignedUrlEvent {
   const [s] = storage.signMany([key], window, variant ? [variant] : undefined);
-  const sig: UrlSignature = region === undefined ? { ...window, sig: s! } : { ...window, sig: s!, region };
+  const by = storage.signedBy;
+  const sig: UrlSignature =
+    region === undefined ? { ...window, sig: s!, by } : { ...window, sig: s!, by, region };
   const expiresAt = window.end * 1000;
   return {
     imageId: urlIdOf(imageId, variant),
@@ -125,6 +127,28 @@ describe('URL events in the compact wire form', () => {
     expect(decodeEvents(bad, urlOf)).toEqual([delivered(good)]);
     expect(decodeEvents(JSON.stringify({ v: 3, e: [] }), urlOf)).toEqual([]);
     expect(decodeEvents('null', urlOf)).toEqual([]);
+  });
+
+  it('leave out a signature made with other credentials (a node before or after a key rotation)', () => {
+    // The same bucket signed with a new key pair: a node still on the old one would wrap the
+    // new signature in a URL naming its old key id, which the store refuses.
+    const rotated = createCosStorage({
+      secretId: 'AKIDROTATED',
+      secretKey: 'the-rotated-secret-key',
+      bucket: 'photos-1250000000',
+      region: 'ap-guangzhou',
+      protocol: 'https:',
+    });
+    expect(rotated.signedBy).not.toBe(home.signedBy);
+    const fromRotated = published(rotated, 'img-9', 'u/alice/img-9.jpg');
+    const message = encodeEvents([fromRotated, events[0]!]);
+    expect(decodeEvents(message, urlOf)).toEqual([delivered(events[0]!)]);
+    const rotatedUrlOf = eventUrlOf({
+      storage: rotated,
+      regions: new Map(),
+      refreshAheadSeconds: REFRESH_AHEAD,
+    });
+    expect(decodeEvents(message, rotatedUrlOf)).toEqual([delivered(fromRotated)]);
   });
 
   it('an event without its origin sends the batch in the URL form, which every version reads', () => {

@@ -6,9 +6,9 @@ import { decodeSignature } from './store.js';
 
 export interface EventUrlDeps {
   /** This node's own bucket (a signature without a region). */
-  storage: Pick<Storage, 'urlFor'>;
+  storage: Pick<Storage, 'urlFor' | 'signedBy'>;
   /** Every region's bucket by name (several regions; empty with one). */
-  regions: ReadonlyMap<string, Pick<Storage, 'urlFor'>>;
+  regions: ReadonlyMap<string, Pick<Storage, 'urlFor' | 'signedBy'>>;
   refreshAheadSeconds: number;
 }
 
@@ -26,7 +26,9 @@ export function eventUrlOf(d: EventUrlDeps): EventUrlOf {
     const target = sig ? splitUrlId(urlId) : null;
     if (!sig || !target) return undefined;
     const storage = sig.region === undefined ? d.storage : d.regions.get(sig.region);
-    if (!storage) return undefined;
+    // Nor a signature another signer made (a node with rotated credentials): its URL would name
+    // this node's key around the other's signature (storage.ts, `signedBy`).
+    if (!storage || sig.by !== storage.signedBy) return undefined;
     const expiresAt = sig.end * 1000;
     return {
       url: storage.urlFor(objectKey, sig, target.variant),

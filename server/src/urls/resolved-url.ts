@@ -2,7 +2,7 @@ import type { Storage } from '../storage/storage.js';
 import type { Variant } from '../storage/variant.js';
 
 /** The storage that signs for a region's bucket (undefined: this node's own). */
-export type StorageOf = (region: string | undefined) => Pick<Storage, 'signMany' | 'urlFor'>;
+export type StorageOf = (region: string | undefined) => Pick<Storage, 'signMany' | 'urlFor' | 'signedBy'>;
 
 /**
  * Which regions' buckets hold an object (the image row's columns; see urls/region-choice.ts).

@@ -93,24 +93,35 @@ export interface ClaimResult {
   dropped: number;
 }
 
-/** Compact cache value: base-36 window and the signature, e.g. `t5x1c0.t5x4k0.<sig>`. */
 /**
- * `start.end.sig` in base 36; a signature for another region's bucket is prefixed `~region.`
- * (region names are `[a-z0-9-]`, and a base-36 start never begins with `~`).
+ * The cache's text form of a signature: `start.end.sig`, the window in base 36 (e.g.
+ * `t5x1c0.t5x4k0.<sig>`); a signature for another region's bucket is prefixed `~region.` (region
+ * names are `[a-z0-9-]`, and a base-36 start never begins with `~`), and the whole is prefixed
+ * `!by.` with its signer's fingerprint (`Storage.signedBy`: base64url, no `.`). A node of a
+ * version without the signer's mark reads a marked value as no value (its start is not base 36):
+ * during a rolling upgrade each version reads the other's entries as misses, never as a URL.
  */
 export function encodeSignature(s: UrlSignature): string {
   const body = `${s.start.toString(36)}.${s.end.toString(36)}.${s.sig}`;
-  return s.region === undefined ? body : `~${s.region}.${body}`;
+  const placed = s.region === undefined ? body : `~${s.region}.${body}`;
+  return s.by === undefined ? placed : `!${s.by}.${placed}`;
 }
 
 export function decodeSignature(v: string | null | undefined): UrlSignature | null {
   if (!v) return null;
+  let by: string | undefined;
   let region: string | undefined;
   let from = 0;
-  if (v[0] === '~') {
-    const r = v.indexOf('.');
-    if (r <= 1) return null;
-    region = v.slice(1, r);
+  if (v[0] === '!') {
+    const b = v.indexOf('.');
+    if (b <= 1) return null;
+    by = v.slice(1, b);
+    from = b + 1;
+  }
+  if (v[from] === '~') {
+    const r = v.indexOf('.', from);
+    if (r <= from + 1) return null;
+    region = v.slice(from + 1, r);
     from = r + 1;
   }
   const a = v.indexOf('.', from);
@@ -120,5 +131,6 @@ export function decodeSignature(v: string | null | undefined): UrlSignature | nu
   const end = Number.parseInt(v.slice(a + 1, b), 36);
   const sig = v.slice(b + 1);
   if (!Number.isFinite(start) || !Number.isFinite(end) || sig === '') return null;
-  return region === undefined ? { start, end, sig } : { start, end, sig, region };
+  // One shape for every signature read (the signer builds the same: urls/signer.ts).
+  return { start, end, sig, by, region };
 }

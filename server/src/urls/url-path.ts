@@ -15,9 +15,12 @@ import { UrlService } from './url-service.js';
 import { WindowGrid } from './window-grid.js';
 
 export interface UrlPathDeps {
-  storage: Pick<Storage, 'signMany' | 'urlFor'>;
+  storage: Pick<Storage, 'signMany' | 'urlFor' | 'signedBy'>;
   /** Several regions: every region's bucket (by name) and whose bucket each URL is signed for. */
-  regions?: { storages: ReadonlyMap<string, Pick<Storage, 'signMany' | 'urlFor'>>; choice: RegionChoice };
+  regions?: {
+    storages: ReadonlyMap<string, Pick<Storage, 'signMany' | 'urlFor' | 'signedBy'>>;
+    choice: RegionChoice;
+  };
   store: UrlStore;
   events: SignedUrlPublisher;
   metrics: Metrics;

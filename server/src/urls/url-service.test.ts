@@ -55,7 +55,7 @@ class RecordingStore extends MemoryUrlStore {
 class CopyingStore extends MemoryUrlStore {
   override async read(ids: readonly string[]) {
     return (await super.read(ids)).map((s) =>
-      s ? { start: s.start, end: s.end, sig: s.sig, ...(s.region ? { region: s.region } : {}) } : null,
+      s ? { start: s.start, end: s.end, sig: s.sig, by: s.by, region: s.region } : null,
     );
   }
 }
@@ -98,12 +98,18 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
       store?: UrlStore | ((clock: FakeClock) => UrlStore);
       maxEntries?: number;
       events?: MemoryEventBus;
+      /** The local bucket's signing secret (default SECRET). */
+      secret?: string;
     } = {},
   ) {
     const clock = new FakeClock(T0);
     const { logger, logs } = captureLogger('info');
     const storage = counting(
-      createLocalStorage({ root: path.join(dir, 'bucket'), publicUrl: 'http://gw.test', secret: SECRET }),
+      createLocalStorage({
+        root: path.join(dir, 'bucket'),
+        publicUrl: 'http://gw.test',
+        secret: opts.secret ?? SECRET,
+      }),
     );
     const store =
       typeof opts.store === 'function'
@@ -125,11 +131,11 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
   }
 
   /** The URL really is a valid local-bucket URL for key, alive at the clock's now. */
-  function expectWorks(u: ResolvedUrl, key: string, now: number) {
+  function expectWorks(u: ResolvedUrl, key: string, now: number, secret = SECRET) {
     const url = new URL(u.url);
     expect(decodeURIComponent(url.pathname)).toBe(`/local-bucket/${key}`);
     const window = { start: Number(url.searchParams.get('s')), end: Number(url.searchParams.get('e')) };
-    expect(verifyLocalSignature(SECRET, key, window, url.searchParams.get('sig')!)).toBe(true);
+    expect(verifyLocalSignature(secret, key, window, url.searchParams.get('sig')!)).toBe(true);
     expect(window.start * 1000).toBeLessThanOrEqual(now);
     expect(window.end * 1000).toBe(u.expiresAt);
     expect(u.expiresAt).toBeGreaterThan(now);
@@ -156,6 +162,28 @@ describe('UrlService over the real MemoryUrlStore and local driver', () => {
     expect(storage.calls).toHaveLength(signCalls);
     expect(second.map((u) => u.url)).toEqual(first.map((u) => u.url));
     expect(second.every((u) => u.cached)).toBe(true);
+  });
+
+  it('reads a signature made with other credentials as a miss: after a key rotation each node signs its own', async () => {
+    const ROTATED = 'the-rotated-local-signing-secret';
+    const before = setup();
+    const reqs = [1, 2].map((n) => req(n));
+    const old = await before.urls.resolveMany(reqs);
+    // A node with the new secret over the same cache: the old node's entries are not its URLs
+    // (built around them, they would fail the bucket's check), so it signs its own.
+    const after = setup({ store: before.store, secret: ROTATED });
+    const got = await after.urls.resolveMany(reqs);
+    got.forEach((u, i) => {
+      expect(u.cached).toBe(false);
+      expect(u.url).not.toBe(old[i]!.url);
+      expectWorks(u, reqs[i]!.key, after.clock.now(), ROTATED);
+    });
+    expect((await after.urls.resolveMany(reqs)).every((u) => u.cached)).toBe(true);
+    // A sweep of the old node finds the new node's entry stale for it and signs again.
+    const swept = await before.urls.refreshMany([{ id: 'id-1', key: req(1).key }], { onlyStale: true });
+    expectWorks(swept.get('id-1')!, req(1).key, before.clock.now());
+    // And a page of the old node never hands out a URL built around the other's signature.
+    expect((await before.urls.resolveMany(reqs)).map((u) => u.url)).toEqual(old.map((u) => u.url));
   });
 
   it('keeps a URL built once it is read back, not when a miss signs it: pages seen once do not crowd the memo', async () => {

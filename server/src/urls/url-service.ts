@@ -45,9 +45,12 @@ export class UrlService {
     const { ids, slots } = uniqueIds(reqs);
     const cached = await this.d.cache.read(ids);
     const now = this.d.clock.now();
-    const { memo, grid } = this.d;
+    const { memo, grid, signer } = this.d;
+    // A signature is good only from this bucket's signer as it signs now (urls/signer.ts).
+    const ownBy = signer.signedBy(undefined);
 
-    // A hit is good only if it is this step's URL for the bucket chosen now, and lives long
+    // A hit is good only if it is this step's URL for the bucket chosen now, signed with the
+    // credentials this node signs with (a key rotation: storage.ts, `signedBy`), and lives long
     // enough for every request of it. Most hits are URLs this node built before: the memo
     // answers those in a few comparisons (the same object each time); the rest are checked
     // against the grid here.
@@ -57,7 +60,11 @@ export class UrlService {
     for (let i = 0; i < reqs.length; i++) {
       const r = reqs[i]!;
       const sig = cached[slots ? slots[i]! : i] ?? null;
-      if (sig && sig.region === r.region) {
+      if (
+        sig &&
+        sig.region === r.region &&
+        sig.by === (r.region === undefined ? ownBy : signer.signedBy(r.region))
+      ) {
         const hit = memo.hit(r.id, r.key, sig, now, r.minTtl);
         if (hit) {
           out[i] = hit;
@@ -159,7 +166,11 @@ export class UrlService {
       // The placed items: each compared with (and signed for) the bucket chosen now.
       todo = placed.filter((it, i) => {
         const sig = cached[i];
-        const stale = !sig || sig.region !== it.region || !this.d.grid.isCurrent(it.id, sig, now);
+        const stale =
+          !sig ||
+          sig.region !== it.region ||
+          sig.by !== this.d.signer.signedBy(it.region) ||
+          !this.d.grid.isCurrent(it.id, sig, now);
         if (!stale) options.onCurrent?.(it.id, this.d.grid.refreshAtOf(sig!));
         return stale;
       });

@@ -12,6 +12,8 @@ export type CdnAuthType = (typeof CDN_AUTH_TYPES)[number];
  */
 export interface CdnSigner {
   readonly type: CdnAuthType;
+  /** The store's `signedBy` with this CDN in front (storage.ts): the key, its id, the domain. */
+  readonly signedBy: string;
   /** One signature per target, all for the same window; CPU only. */
   signMany(targets: readonly OriginTarget[], window: SignWindow): string[];
   /** The CDN URL of a target signed for `signature`'s window. */

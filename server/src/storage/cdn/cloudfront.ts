@@ -1,5 +1,5 @@
-import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
-import type { OriginTarget } from '../storage.js';
+import { createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
+import { type OriginTarget, signerFingerprint } from '../storage.js';
 import type { CdnSigner } from './cdn-signer.js';
 
 export interface CloudFrontOptions {
@@ -28,6 +28,12 @@ export function createCloudFrontSigner(opts: CloudFrontOptions): CdnSigner {
 
   return {
     type: 'cloudfront',
+    signedBy: signerFingerprint(
+      'cloudfront',
+      opts.domain,
+      opts.keyPairId,
+      createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('base64'),
+    ),
     signMany(targets, w) {
       return targets.map((t) => {
         const policy = JSON.stringify({

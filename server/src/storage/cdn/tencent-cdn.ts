@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { OriginTarget, SignWindow, UrlSignature } from '../storage.js';
+import { type OriginTarget, type SignWindow, signerFingerprint, type UrlSignature } from '../storage.js';
 import type { CdnSigner } from './cdn-signer.js';
 
 export type TencentAuthType = 'tencent-a' | 'tencent-b' | 'tencent-c' | 'tencent-d';
@@ -36,6 +36,8 @@ export interface TencentCdnOptions {
  */
 export function createTencentCdnSigner(opts: TencentCdnOptions): CdnSigner {
   const { domain, key, signParam, timeParam } = opts;
+  // The parameter names are part of the URL a signature is put in.
+  const signedBy = signerFingerprint(opts.type, domain, key, signParam, timeParam);
   const md5 = (s: string) => createHash('md5').update(s).digest('hex');
   const withQuery = (t: OriginTarget) => (t.query ? `${t.path}?${t.query}` : t.path);
   const amp = (t: OriginTarget) => (t.query ? `${t.path}?${t.query}&` : `${t.path}?`);
@@ -64,6 +66,7 @@ export function createTencentCdnSigner(opts: TencentCdnOptions): CdnSigner {
     case 'tencent-a':
       return {
         type: opts.type,
+        signedBy,
         signMany(targets, w) {
           const tail = `-${w.start}-${randOf(w)}-0-${key}`;
           return targets.map((t) => md5(`${t.path}${tail}`));
@@ -75,6 +78,7 @@ export function createTencentCdnSigner(opts: TencentCdnOptions): CdnSigner {
     case 'tencent-b':
       return {
         type: opts.type,
+        signedBy,
         signMany(targets, w) {
           const head = `${key}${beijingMinute(w.start)}`;
           return targets.map((t) => md5(`${head}${t.path}`));
@@ -86,6 +90,7 @@ export function createTencentCdnSigner(opts: TencentCdnOptions): CdnSigner {
     case 'tencent-c':
       return {
         type: opts.type,
+        signedBy,
         signMany(targets, w) {
           const ts = w.start.toString(16);
           return targets.map((t) => md5(`${key}${t.path}${ts}`));
@@ -97,6 +102,7 @@ export function createTencentCdnSigner(opts: TencentCdnOptions): CdnSigner {
     case 'tencent-d':
       return {
         type: opts.type,
+        signedBy,
         signMany(targets, w) {
           const ts = String(w.start);
           return targets.map((t) => md5(`${key}${t.path}${ts}`));

@@ -14,6 +14,8 @@ export function withCdn(inner: Storage, cdn: CdnSigner): Storage {
 
   return {
     driver: inner.driver,
+    // The URLs are the CDN's: its key signs them (the inner store's credentials sign nothing).
+    signedBy: cdn.signedBy,
     put: (key, body, contentType, size) => inner.put(key, body, contentType, size),
     head: (key) => inner.head(key),
     get: (key, options) => inner.get(key, options),
