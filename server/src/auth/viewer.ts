@@ -36,7 +36,9 @@ export function requireSignedIn(viewer: Viewer, opts: { requestLevel?: boolean }
 export type Authenticate = (authorization: string | null | undefined) => Promise<Viewer>;
 
 /** Viewer ids become part of object keys and Redis keys: keep them printable and bounded. */
-const VIEWER_ID = /^[A-Za-z0-9._@:|-]{1,128}$/;
+export const VIEWER_ID = /^[A-Za-z0-9._@:|-]{1,128}$/;
+/** VIEWER_ID in words, for messages that refuse an id (`signet token --sub`, `signet import --owner`). */
+export const VIEWER_ID_RULE = '1-128 of [A-Za-z0-9._@:|-]';
 
 /** Verified tokens remembered per node: enough for every client a node serves at once. */
 const VERIFIED_TOKENS = 10_000;

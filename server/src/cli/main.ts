@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { VIEWER_ID, VIEWER_ID_RULE } from '../auth/viewer.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { DirLockedError } from '../db/dir-lock.js';
 import { checkDependencies, formatTable } from './check.js';
@@ -81,6 +82,14 @@ async function main(argv: string[]): Promise<number> {
       });
       if (!values.owner)
         throw new CliError('signet import needs --owner <user id> (who the images belong to)', 2);
+      // The owner is a viewer id (a JWT `sub`): one the gateway would refuse could never see
+      // or delete the imported rows, and it becomes part of Redis keys.
+      if (!VIEWER_ID.test(values.owner)) {
+        throw new CliError(
+          `--owner must be a user id the gateway accepts as a JWT sub (${VIEWER_ID_RULE}), got "${values.owner}"`,
+          2,
+        );
+      }
       const batch = values.batch === undefined ? undefined : Number(values.batch);
       if (batch !== undefined && !(Number.isInteger(batch) && batch >= 1 && batch <= 1000)) {
         throw new CliError(`--batch must be a whole number from 1 to 1000, got "${values.batch}"`, 2);

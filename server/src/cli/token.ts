@@ -1,4 +1,5 @@
 import { SignJWT } from 'jose';
+import { VIEWER_ID, VIEWER_ID_RULE } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { CliError } from './cli-error.js';
 
@@ -9,9 +10,6 @@ export interface TokenOptions {
   /** Seconds until it expires (default one hour). */
   ttlSeconds?: number;
 }
-
-/** The same subject rule the gateway applies (auth/viewer.ts): refused here rather than at use. */
-const SUBJECT = /^[A-Za-z0-9._@:|-]{1,128}$/;
 
 /**
  * `signet token`: an HS256 JWT the gateway accepts, for trying things with auth on. Signed with
@@ -27,7 +25,8 @@ export async function issueToken(auth: Config['auth'], o: TokenOptions, now = Da
       78,
     );
   }
-  if (!SUBJECT.test(o.sub)) throw new CliError(`--sub must be 1-128 of [A-Za-z0-9._@:|-], got "${o.sub}"`, 2);
+  // The gateway's own subject rule (auth/viewer.ts): refused here rather than at use.
+  if (!VIEWER_ID.test(o.sub)) throw new CliError(`--sub must be ${VIEWER_ID_RULE}, got "${o.sub}"`, 2);
   if (o.admin && o.service) throw new CliError('--admin and --service are two different roles: pick one', 2);
   const ttl = o.ttlSeconds ?? 3600;
   if (!Number.isInteger(ttl) || ttl < 1)

@@ -4,6 +4,7 @@ import type { ImagesRepo, ImportedImage } from '../db/images-repo.js';
 import { AppError } from '../errors/index.js';
 import { DERIVED_VARIANT_PREFIX } from '../storage/derived-variants.js';
 import { type ListedObject, MAX_LIST_KEYS, type Storage, StorageError } from '../storage/storage.js';
+import { hasDotSegment } from './dot-segments.js';
 import { inspectUpload, UPLOAD_KEY_PREFIX } from './upload.js';
 
 /**
@@ -39,6 +40,11 @@ export interface BucketImportOptions {
 export type SkipReason =
   | 'already-imported'
   | 'signet-object'
+  /**
+   * A `.` or `..` path segment in the key (hasDotSegment): URL parsers remove it, so no signed
+   * URL of the object could ever be loaded.
+   */
+  | 'unaddressable'
   | 'empty'
   | 'too-large'
   | 'not-an-image'
@@ -109,6 +115,7 @@ export async function importBucket(
     const candidates: ListedObject[] = [];
     for (const o of page.objects) {
       if (isSignetObject(o.key)) skip('signet-object');
+      else if (hasDotSegment(o.key)) skip('unaddressable');
       else if (o.size === 0) skip('empty');
       else if (o.size > config.uploadMaxBytes) skip('too-large');
       else candidates.push(o);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -161,6 +162,16 @@ describe('signet import: a COS bucket (the fixture)', () => {
     expect(await rowCount(h, 'bob')).toBe(0);
   });
 
+  it('refuses an --owner the gateway would not accept as a subject (exit 2), importing nothing', async () => {
+    for (const owner of ['has space', 'x'.repeat(129)]) {
+      const run = await runCli(['import', '--owner', owner, '--prefix', 'legacy/'], env);
+      expect(run.code, owner).toBe(2);
+      expect(run.stderr, owner).toContain('--owner must be');
+      expect(run.stderr, owner).toContain('[A-Za-z0-9._@:|-]');
+      expect(await rowCount(h, owner), owner).toBe(0);
+    }
+  });
+
   it('an unreachable bucket fails fast, naming the variables', async () => {
     const started = Date.now();
     const run = await runCli(['import', '--owner', 'shop'], {
@@ -187,6 +198,64 @@ describe('signet import: a COS bucket (the fixture)', () => {
     const rows = await sql<{ home_region: string | null; replicated_regions: string[] }>`
       select home_region, replicated_regions from images where owner_id = 'regional'`.execute(h.db.kysely);
     expect(rows.rows).toEqual([{ home_region: 'here', replicated_regions: [] }]);
+  });
+});
+
+describe('signet import: keys with a dot segment (the COS fixture)', () => {
+  let h: Harness;
+  let env: Record<string, string>;
+  /** URL parsers remove these segments, so no signed URL of such an object could be loaded. */
+  const DOT_KEYS = [
+    'photos/./dot.png',
+    'photos/../up.png',
+    'photos/.',
+    'photos/..',
+    './lead.png',
+    '.',
+    '..',
+    '../..',
+  ];
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory' });
+    env = { ...cosEnv(h.fixture!), DATABASE_URL: h.config.databaseUrl!, DATA_DIR: h.config.dataDir };
+    await h.storage.put('photos/ok.png', makePng(6, 4, [0, 0, 0], [9, 9, 9]), 'image/png');
+    // A `%2e` segment is no dot segment once the key is encoded for a URL (`%252e`): imported.
+    await h.storage.put('photos/%2e/pct.png', makePng(5, 3, [0, 0, 0], [9, 9, 9]), 'image/png');
+    // Written by another tool that sends its paths as they are: the driver cannot name these keys
+    // in a URL (that is the point), so they go into the fixture's bucket directly.
+    for (const key of DOT_KEYS) {
+      const body = makePng(4, 4, [0, 0, 0], [1, 2, 3]);
+      h.fixture!.objects.set(key, {
+        body,
+        contentType: 'image/png',
+        etag: `"${createHash('md5').update(body).digest('hex')}"`,
+        lastModified: new Date(),
+      });
+    }
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('skips them as unaddressable and imports the keys beside them, whose signed URLs load', async () => {
+    const run = await runCli(['import', '--owner', 'dots'], env);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(summary(run.stdout)).toEqual({
+      imported: 2,
+      seen: 2 + DOT_KEYS.length,
+      skipped: `unaddressable ${DOT_KEYS.length}`,
+    });
+    const rows = await sql<{ object_key: string }>`
+      select object_key from images where owner_id = 'dots' order by object_key`.execute(h.db.kysely);
+    expect(rows.rows.map((r) => r.object_key)).toEqual(['photos/%2e/pct.png', 'photos/ok.png']);
+
+    const listed = await h.gql<Listed>(LIST, {}, { token: await h.token('dots') });
+    expect(listed.errors).toBeUndefined();
+    for (const { node } of listed.data!.images.edges) {
+      expect((await fetch(node.signedUrl.url)).status, node.key).toBe(200);
+    }
   });
 });
 
