@@ -1,12 +1,25 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.js';
+import { sha256Hex } from './lib/canonical-document.js';
 
 const PROD = {
   NODE_ENV: 'production',
   AUTH_JWT_SECRET: 'a-production-secret-of-32-characters-or-more',
   PROXY_TOKEN_SECRET: 'a-proxy-secret-0123456789',
 };
+
+const DOC = 'query { viewer { id } }';
+const dir = mkdtempSync(path.join(os.tmpdir(), 'signet-config-graphql-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function manifestFile(name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
 
 function failure(env: Record<string, string>): ConfigError {
   try {
@@ -52,16 +65,31 @@ describe('GraphQL hardening settings', () => {
     const c = loadConfig({});
     expect(c.persistedOperationsFile).toBeUndefined();
     expect(c.persistedOperationsOnly).toBe(false);
-    expect(
-      loadConfig({ PERSISTED_OPERATIONS_FILE: 'ops.json', PERSISTED_OPERATIONS_ONLY: 'true' }),
-    ).toMatchObject({
-      persistedOperationsFile: path.resolve('ops.json'),
+    const file = manifestFile('ops.json', JSON.stringify({ [sha256Hex(DOC)]: DOC }));
+    expect(loadConfig({ PERSISTED_OPERATIONS_FILE: file, PERSISTED_OPERATIONS_ONLY: 'true' })).toMatchObject({
+      persistedOperationsFile: path.resolve(file),
       persistedOperationsOnly: true,
     });
     expect(failure({ PERSISTED_OPERATIONS_ONLY: 'true' }).variable).toBe('PERSISTED_OPERATIONS_ONLY');
     expect(failure({ PERSISTED_OPERATIONS_FILE: 'x', PERSISTED_OPERATIONS_ONLY: '1' }).variable).toBe(
       'PERSISTED_OPERATIONS_ONLY',
     );
+  });
+
+  it('PERSISTED_OPERATIONS_FILE missing, unreadable or not a JSON object stops start-up (78), not the first request', () => {
+    const missing = failure({ PERSISTED_OPERATIONS_FILE: path.join(dir, 'nope.json') });
+    expect(missing.variable).toBe('PERSISTED_OPERATIONS_FILE');
+    expect(missing.message).toContain('ENOENT');
+    const notJson = failure({ PERSISTED_OPERATIONS_FILE: manifestFile('broken.json', '{ "abc": ') });
+    expect(notJson.variable).toBe('PERSISTED_OPERATIONS_FILE');
+    expect(notJson.message).toContain('not JSON');
+    for (const text of ['[]', '{}', '"x"', 'null']) {
+      expect(failure({ PERSISTED_OPERATIONS_FILE: manifestFile('odd.json', text) }).variable, text).toBe(
+        'PERSISTED_OPERATIONS_FILE',
+      );
+    }
+    // A directory: readable as a path, not as a file.
+    expect(failure({ PERSISTED_OPERATIONS_FILE: dir }).message).toContain('EISDIR');
   });
 
   it('CORS_ORIGINS: exact origins only; none means same origin only', () => {

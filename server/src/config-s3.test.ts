@@ -101,4 +101,12 @@ describe('STORAGE_DRIVER=s3', () => {
       'ORPHAN_SWEEP_GRACE_SECONDS',
     );
   });
+
+  it("names the s3 driver's fixed put deadline, not the COS_* settings that do nothing on s3", () => {
+    const err = rejectedVariable({ ...S3, ORPHAN_SWEEP_GRACE_SECONDS: '60' });
+    expect(err.message).not.toMatch(/COS_/);
+    expect(err.message).toMatch(/fixed 10 s/);
+    expect(err.message).toMatch(/256 KiB\/s/);
+    expect(err.message).toMatch(/UPLOAD_MAX_BYTES/);
+  });
 });

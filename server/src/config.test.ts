@@ -118,6 +118,22 @@ describe('loadConfig', () => {
     expectRejected({ PORT: v }, 'PORT');
   });
 
+  it.each(['0.0.0.0:8080', 'http://0.0.0.0', '[::1]', 'my host', 'a..b', '-lead.example', 'x'.repeat(64)])(
+    'HOST=%s stops start-up (a hostname or an IP address, no port)',
+    (v) => {
+      const err = configError({ HOST: v });
+      expect(err.variable).toBe('HOST');
+      expect(err.message).toMatch(/hostname or an IP address/);
+    },
+  );
+
+  it.each(['0.0.0.0', '::', '::1', '127.0.0.1', 'localhost', 'signet-api.internal', 'app_1'])(
+    'HOST=%s is accepted as given',
+    (v) => {
+      expect(loadConfig({ HOST: v }).host).toBe(v);
+    },
+  );
+
   it.each(['abc', '4', '0', '-3600', '604801', '3600s', '1.5'])('URL_TTL_SECONDS=%s stops start-up', (v) => {
     const err = configError({ URL_TTL_SECONDS: v });
     expect(err.variable).toBe('URL_TTL_SECONDS');
@@ -139,6 +155,25 @@ describe('loadConfig', () => {
     expectRejected({ REFRESH_AHEAD_SECONDS: '3600' }, 'REFRESH_AHEAD_SECONDS');
     expectRejected({ REFRESH_AHEAD_SECONDS: '0' }, 'REFRESH_AHEAD_SECONDS');
     expect(loadConfig({ URL_TTL_SECONDS: '60', REFRESH_AHEAD_SECONDS: '59' }).refreshAheadSeconds).toBe(59);
+  });
+
+  it('REFRESH_AHEAD_SECONDS must not be below the default minTtl (one URL per window)', () => {
+    // TTL 3600: default minTtl 300. At 60 s ahead, default requests in a step's last 240 s would
+    // each get an off-grid URL.
+    const err = configError({ URL_TTL_SECONDS: '3600', REFRESH_AHEAD_SECONDS: '60' });
+    expect(err.variable).toBe('REFRESH_AHEAD_SECONDS');
+    expect(err.message).toMatch(/at least 300/);
+    expect(err.message).toMatch(/minTtl/);
+    expectRejected({ REFRESH_AHEAD_SECONDS: '299' }, 'REFRESH_AHEAD_SECONDS');
+    expect(loadConfig({ REFRESH_AHEAD_SECONDS: '300' }).refreshAheadSeconds).toBe(300);
+    // A short TTL: the default minTtl is a quarter of it (20 s of 80).
+    expectRejected({ URL_TTL_SECONDS: '80', REFRESH_AHEAD_SECONDS: '19' }, 'REFRESH_AHEAD_SECONDS');
+    expect(loadConfig({ URL_TTL_SECONDS: '80', REFRESH_AHEAD_SECONDS: '20' }).defaultMinTtlSeconds).toBe(20);
+    // The defaults always satisfy it, at both ends of the TTL range.
+    for (const ttl of ['5', '7', '60', '1199', '1200', '3600', '604800']) {
+      const c = loadConfig({ URL_TTL_SECONDS: ttl });
+      expect(c.refreshAheadSeconds).toBeGreaterThanOrEqual(c.defaultMinTtlSeconds);
+    }
   });
 
   it('STORAGE_DRIVER=cos names the first missing COS_* variable', () => {
@@ -420,6 +455,7 @@ describe('loadConfig', () => {
     const err = configError({ ...COS, ORPHAN_SWEEP_GRACE_SECONDS: '90' });
     expect(err.variable).toBe('ORPHAN_SWEEP_GRACE_SECONDS');
     expect(err.message).toMatch(/above 90 s/);
+    expect(err.message).toMatch(/COS_TIMEOUT_MS/);
     expect(loadConfig({ ...COS, ORPHAN_SWEEP_GRACE_SECONDS: '91' }).orphanSweepGraceSeconds).toBe(91);
     // The local driver stores at once: any grace of a second or more will do.
     expect(loadConfig({ ORPHAN_SWEEP_GRACE_SECONDS: '1' }).orphanSweepGraceSeconds).toBe(1);
@@ -428,6 +464,73 @@ describe('loadConfig', () => {
     for (const v of ['-1', '604801', 'often']) {
       expectRejected({ ORPHAN_SWEEP_INTERVAL_SECONDS: v }, 'ORPHAN_SWEEP_INTERVAL_SECONDS');
     }
+  });
+
+  it('PORT=0 (a port chosen at listen) needs PUBLIC_URL: http://localhost:0 links go nowhere', () => {
+    const err = configError({ PORT: '0' });
+    expect(err.variable).toBe('PUBLIC_URL');
+    expect(err.message).toMatch(/PORT=0/);
+    expect(loadConfig({ PORT: '0', PUBLIC_URL: 'https://img.example' })).toMatchObject({
+      port: 0,
+      publicUrl: 'https://img.example',
+    });
+  });
+
+  it('PUBLIC_URL is an origin with an optional path: no query, fragment or credentials', () => {
+    for (const bad of [
+      'https://img.example/?x=1',
+      'https://img.example/#top',
+      'https://img.example/base?',
+      'https://img.example#',
+      'https://user:pw@img.example',
+    ]) {
+      const err = configError({ PUBLIC_URL: bad });
+      expect(err.variable, bad).toBe('PUBLIC_URL');
+      expect(err.message, bad).toMatch(/without a query, fragment/);
+    }
+    expect(loadConfig({ PUBLIC_URL: 'https://img.example:8443/signet/' }).publicUrl).toBe(
+      'https://img.example:8443/signet',
+    );
+    expect(loadConfig({ PUBLIC_URL: 'http://localhost:4000' }).publicUrl).toBe('http://localhost:4000');
+  });
+
+  it('LOCAL_SIGNING_SECRET, when set, has at least 16 characters (as PROXY_TOKEN_SECRET)', () => {
+    const err = configError({ LOCAL_SIGNING_SECRET: 'short-secret' });
+    expect(err.variable).toBe('LOCAL_SIGNING_SECRET');
+    expect(err.message).toMatch(/at least 16/);
+    expect(loadConfig({ LOCAL_SIGNING_SECRET: 'x'.repeat(16) }).localSigningSecret).toBe('x'.repeat(16));
+  });
+
+  it('SEED_DEMO is true or false like every boolean; 1 or yes no longer mean false silently', () => {
+    for (const v of ['1', 'yes', 'TRUE', 'on', '0']) expectRejected({ SEED_DEMO: v }, 'SEED_DEMO');
+    expect(loadConfig({ SEED_DEMO: 'true', DATABASE_URL: 'postgres://db/x' }).seedDemo).toBe(true);
+    expect(loadConfig({ SEED_DEMO: 'false' }).seedDemo).toBe(false);
+    // Unset: seed the embedded database only.
+    expect(loadConfig({}).seedDemo).toBe(true);
+    expect(loadConfig({ DATABASE_URL: 'postgres://db/x' }).seedDemo).toBe(false);
+  });
+
+  it('COS_BUCKET is <name>-<APPID> and COS_REGION is [a-z0-9-]+ (COS rules), checked at start', () => {
+    for (const bucket of [
+      'photos',
+      'Photos-1250000000',
+      '-photos-1250000000',
+      'photos--1250000000',
+      'photos_x-1',
+      'photos-125a',
+      'a.b-1250000000',
+    ]) {
+      expectRejected({ ...COS, COS_BUCKET: bucket }, 'COS_BUCKET');
+    }
+    for (const bucket of ['examplebucket-1-1250000000', '1-newproject-1250000000', 'b-1']) {
+      expect(loadConfig({ ...COS, COS_BUCKET: bucket }).cos.bucket, bucket).toBe(bucket);
+    }
+    for (const region of ['AP-Guangzhou', 'ap_guangzhou', 'ap-guangzhou.myqcloud.com', 'cos.ap-guangzhou/']) {
+      expectRejected({ ...COS, COS_REGION: region }, 'COS_REGION');
+    }
+    expect(loadConfig({ ...COS, COS_REGION: 'na-siliconvalley' }).cos.region).toBe('na-siliconvalley');
+    // With another driver, COS_* are unused and not judged.
+    expect(loadConfig({ COS_BUCKET: 'whatever' }).storageDriver).toBe('local');
   });
 
   it('other enumerations and URLs name their variable', () => {

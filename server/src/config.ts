@@ -1,4 +1,6 @@
 import { createPrivateKey, hkdfSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type ImageConfig, parseImageConfig } from './config-images.js';
@@ -344,6 +346,101 @@ function deriveKey(secret: string, label: string): string {
   return Buffer.from(hkdfSync('sha256', secret, 'signet', label, 32)).toString('base64url');
 }
 
+/**
+ * `HOST`: what the server listens on, a hostname or an IP address (IPv6 without brackets). A port
+ * here (`0.0.0.0:8080`) or a URL would otherwise surface only as a failed listen after the
+ * database had opened.
+ */
+function parseHost(env: Env, fallback: string): string {
+  const host = str(env, 'HOST');
+  if (host === undefined) return fallback;
+  // Dot-separated labels of letters, digits, `-` (and `_`, which container names use).
+  const hostname =
+    /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+  if (isIP(host) === 0 && !(host.length <= 253 && hostname.test(host))) {
+    throw new ConfigError(
+      'HOST',
+      `must be a hostname or an IP address to listen on, without a port, scheme or brackets (e.g. 0.0.0.0, ::, 127.0.0.1; the port is PORT), got "${host}"`,
+    );
+  }
+  return host;
+}
+
+/**
+ * `PERSISTED_OPERATIONS_FILE` can be read and is a JSON object. Found only when the HTTP app is
+ * built, a missing or broken file stopped start-up after the database had opened, with a stack,
+ * and `signet check` said the configuration was fine. Its entries (each key the sha256 of its
+ * document) are checked when it is loaded (http/plugins/use-persisted-documents.ts).
+ */
+function checkPersistedFile(file: string): void {
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code ? `cannot read it (${e.code})` : `not JSON (${e.message})`;
+    throw new ConfigError(
+      'PERSISTED_OPERATIONS_FILE',
+      `${file}: ${why}; point it at the file \`npm run persisted\` writes, or unset it`,
+    );
+  }
+  if (typeof manifest !== 'object' || manifest === null || Object.keys(manifest).length === 0) {
+    throw new ConfigError(
+      'PERSISTED_OPERATIONS_FILE',
+      `${file}: expected a non-empty JSON object of sha256 → document (\`npm run persisted\` writes one)`,
+    );
+  }
+}
+
+/**
+ * `PUBLIC_URL`: an http(s) origin with an optional path prefix, without its trailing slash. Links
+ * are made by appending paths to it, so a query or fragment would swallow them (`…#x/proxy/…`).
+ */
+function parsePublicUrl(env: Env, port: number): string {
+  const raw = parseUrl(env, 'PUBLIC_URL', ['http:', 'https:']);
+  if (raw === undefined) {
+    // Port 0 is chosen by the system at listen: http://localhost:0 would be a dead link.
+    if (port === 0) {
+      throw new ConfigError(
+        'PUBLIC_URL',
+        'is required when PORT=0 (the port is only known after listen; set the URL clients reach this gateway at)',
+      );
+    }
+    return `http://localhost:${port}`;
+  }
+  const u = new URL(raw);
+  if (u.search || u.hash || raw.includes('?') || raw.includes('#') || u.username || u.password) {
+    throw new ConfigError(
+      'PUBLIC_URL',
+      `must be an http(s)://host[:port][/path] URL without a query, fragment or credentials (links are appended to it), got "${raw}"`,
+    );
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+/**
+ * COS_BUCKET and COS_REGION go into every URL's host (`<bucket>.cos.<region>.myqcloud.com`) and
+ * signature: a typo (an upper-case letter, the APPID left off) otherwise shows up only as failed
+ * requests. COS's rule: `<BucketName>-<APPID>`, BucketName of a-z, 0-9 and `-`, not starting or
+ * ending with `-` (its length limit depends on the region's, so it is left to COS).
+ */
+function checkCosBucketAndRegion(env: Env): void {
+  const bucket = str(env, 'COS_BUCKET');
+  if (bucket !== undefined && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?-\d+$/.test(bucket)) {
+    throw new ConfigError(
+      'COS_BUCKET',
+      `must be <name>-<APPID> (e.g. photos-1250000000: name of a-z, 0-9 and -, not starting or ending with -, then your account's APPID), got "${bucket}"`,
+    );
+  }
+  const region = str(env, 'COS_REGION');
+  if (region !== undefined && !/^[a-z0-9-]+$/.test(region)) {
+    throw new ConfigError(
+      'COS_REGION',
+      `must be a COS region of a-z, 0-9 and - (e.g. ap-guangzhou), got "${region}"`,
+    );
+  }
+}
+
 /** `METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token. */
 function parseMetricsToken(env: Env): string | undefined {
   const token = str(env, 'METRICS_TOKEN');
@@ -501,6 +598,16 @@ export function loadConfig(env: Env = process.env): Config {
   if (refreshAheadSeconds >= urlTtlSeconds) {
     throw new ConfigError('REFRESH_AHEAD_SECONDS', `must be below URL_TTL_SECONDS (${urlTtlSeconds})`);
   }
+  // A step's URL has just over REFRESH_AHEAD_SECONDS left at the step's end. Below the default
+  // minTtl, every default request late in a step would get an off-grid URL of its own, defeating
+  // "one URL per window" (DESIGN, "Edge semantics").
+  const defaultMinTtlSeconds = Math.min(300, Math.floor(urlTtlSeconds / 4));
+  if (refreshAheadSeconds < defaultMinTtlSeconds) {
+    throw new ConfigError(
+      'REFRESH_AHEAD_SECONDS',
+      `must be at least ${defaultMinTtlSeconds}, the default minTtl (300 s, or a quarter of URL_TTL_SECONDS when shorter): a step's URL has only REFRESH_AHEAD_SECONDS left at its end, so a lower value gives default requests near a step's end URLs of their own; got ${refreshAheadSeconds}`,
+    );
+  }
 
   const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'cos', 's3'] as const, 'local');
   const s3 = parseS3Config(
@@ -510,6 +617,7 @@ export function loadConfig(env: Env = process.env): Config {
   );
   const cosRequired = (name: string) =>
     storageDriver === 'cos' ? required(env, name, 'when STORAGE_DRIVER=cos') : (str(env, name) ?? '');
+  if (storageDriver === 'cos') checkCosBucketAndRegion(env);
   const cosProtocolRaw = str(env, 'COS_PROTOCOL') ?? 'https';
   const cosProtocol = cosProtocolRaw.replace(/:$/, '');
   if (cosProtocol !== 'http' && cosProtocol !== 'https') {
@@ -572,13 +680,17 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
   const proxyTokenSecrets = parseProxySecrets(env, DEV_SECRET);
-  const localSecret =
-    str(env, 'LOCAL_SIGNING_SECRET') ?? deriveKey(proxyTokenSecrets[0]!.secret, 'signet local-bucket v1');
+  const ownLocalSecret = str(env, 'LOCAL_SIGNING_SECRET');
+  // The same floor as PROXY_TOKEN_SECRET: an HMAC key a few characters long can be guessed.
+  if (ownLocalSecret !== undefined && ownLocalSecret.length < 16) {
+    throw new ConfigError(
+      'LOCAL_SIGNING_SECRET',
+      'must be at least 16 characters (or unset it to derive one)',
+    );
+  }
+  const localSecret = ownLocalSecret ?? deriveKey(proxyTokenSecrets[0]!.secret, 'signet local-bucket v1');
 
-  const publicUrl = (parseUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(
-    /\/+$/,
-    '',
-  );
+  const publicUrl = parsePublicUrl(env, port);
 
   const redis = parseRedisTopology(env);
   const databaseUrl = parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
@@ -608,9 +720,14 @@ export function loadConfig(env: Env = process.env): Config {
     30 * 86400,
   );
   if (orphanSweepGraceSeconds <= longestPutSeconds) {
+    // Name only what sets the deadline on this driver: the COS_* settings do nothing on s3.
+    const deadline =
+      storageDriver === 'cos'
+        ? 'COS_TIMEOUT_MS plus UPLOAD_MAX_BYTES at COS_PUT_MIN_BYTES_PER_SECOND'
+        : `the s3 driver's fixed ${s3!.timeoutMs / 1000} s plus UPLOAD_MAX_BYTES at ${s3!.putMinBytesPerSecond / 1024} KiB/s`;
     throw new ConfigError(
       'ORPHAN_SWEEP_GRACE_SECONDS',
-      `must be above ${longestPutSeconds} s, the deadline of the largest upload's put (COS_TIMEOUT_MS plus UPLOAD_MAX_BYTES at COS_PUT_MIN_BYTES_PER_SECOND)`,
+      `must be above ${longestPutSeconds} s, the deadline of the largest upload's put (${deadline}): raise it or lower UPLOAD_MAX_BYTES`,
     );
   }
 
@@ -630,12 +747,14 @@ export function loadConfig(env: Env = process.env): Config {
       'cannot be combined with PERSISTED_OPERATIONS_ONLY=true (a gateway sends documents its query planner writes); enforce persisted operations on the gateway instead',
     );
   }
+  const persistedOperationsFile = persistedFile === undefined ? undefined : path.resolve(persistedFile);
+  if (persistedOperationsFile !== undefined) checkPersistedFile(persistedOperationsFile);
 
   return {
     nodeEnv,
     port,
     // Auth off makes every caller the admin: then only this machine may call, unless HOST says.
-    host: str(env, 'HOST') ?? (authDisabled ? '127.0.0.1' : '0.0.0.0'),
+    host: parseHost(env, authDisabled ? '127.0.0.1' : '0.0.0.0'),
     publicUrl,
     dataDir,
     databaseUrl,
@@ -664,7 +783,7 @@ export function loadConfig(env: Env = process.env): Config {
     regions,
     urlTtlSeconds,
     refreshAheadSeconds,
-    defaultMinTtlSeconds: Math.min(300, Math.floor(urlTtlSeconds / 4)),
+    defaultMinTtlSeconds,
     liveWindowSeconds: int(env, 'LIVE_WINDOW_SECONDS', Math.max(urlTtlSeconds, 60), 1, 30 * 86400),
     auth: {
       jwtSecret,
@@ -705,7 +824,8 @@ export function loadConfig(env: Env = process.env): Config {
       ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const,
       'info',
     ),
-    seedDemo: (str(env, 'SEED_DEMO') ?? (env.DATABASE_URL ? 'false' : 'true')) === 'true',
+    // Like every boolean here, only true or false: `1` or `yes` used to mean false, silently.
+    seedDemo: oneOf(env, 'SEED_DEMO', ['true', 'false'] as const, databaseUrl ? 'false' : 'true') === 'true',
     seedDemoCount: int(env, 'SEED_DEMO_COUNT', 8, 1, 1000),
     memoryCacheMaxEntries: int(env, 'MEMORY_CACHE_MAX_ENTRIES', 100_000, 100, 10_000_000),
     graphqlIntrospection:
@@ -713,7 +833,7 @@ export function loadConfig(env: Env = process.env): Config {
     graphqlJit: oneOf(env, 'GRAPHQL_JIT', ['true', 'false'] as const, 'true') === 'true',
     federation,
     graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
-    persistedOperationsFile: persistedFile === undefined ? undefined : path.resolve(persistedFile),
+    persistedOperationsFile,
     persistedOperationsOnly,
     corsOrigins: parseCorsOrigins(env),
     metricsToken: parseMetricsToken(env),

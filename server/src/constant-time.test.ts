@@ -1,8 +1,10 @@
 import crypto from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
 import { createProxyTokens } from './auth/proxy-token.js';
 import { FakeClock } from './clock.js';
+import { createMetricsRoute } from './http/health.js';
 import { localSignature, verifyLocalSignature } from './storage/local.js';
 
 const IMG = '6f1c1b1e-8a0e-4c4a-9a57-0d7a1f6a2b3c';
@@ -96,6 +98,32 @@ describe('constant-time verification of MACs', () => {
       }
       // A length is no secret; timingSafeEqual would throw on unequal lengths anyway.
       expect(safeEqual).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('the /metrics bearer token', () => {
+    const token = 'metrics-token-0123456789';
+    const route = createMetricsRoute(
+      {
+        metrics: { registry: { metrics: async () => '', contentType: 'text/plain' } as never },
+        config: { metricsToken: token },
+      },
+      { check: async () => ({}) } as never,
+    );
+    const res = { writeHead: () => {}, end: () => {} } as unknown as ServerResponse;
+    const call = (authorization: string) =>
+      route({ headers: { authorization } } as IncomingMessage, res).then(
+        () => true,
+        () => false,
+      );
+
+    it('takes the scheme in any case, and decides the token with timingSafeEqual', async () => {
+      expect(await call(`bearer ${token}`)).toBe(true);
+      expect(await call(`BEARER ${token}`)).toBe(true);
+      const forged = `${token.slice(0, -1)}x`;
+      expect(await call(`bearer ${forged}`)).toBe(false);
+      expect(await call(`Bearer ${forged}`)).toBe(false);
+      expect(comparisons(token.length)).toBe(4);
     });
   });
 

@@ -19,6 +19,41 @@ function configOrExit(): Config {
   }
 }
 
+/**
+ * A failed listen as one line naming PORT or HOST, with 78 when the configuration must change
+ * (an address this machine does not have, a host that does not resolve, a privileged port) and
+ * 1 when a retry may succeed (the port is taken, perhaps by a node still stopping).
+ */
+function listenFailure(err: NodeJS.ErrnoException, config: Pick<Config, 'port' | 'host'>) {
+  const at = `PORT=${config.port} on HOST=${config.host}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return {
+        exitCode: 1,
+        message: `cannot listen on ${at}: the port is in use (stop the other process or set PORT)`,
+      };
+    case 'EACCES':
+      return {
+        exitCode: 78,
+        message: `cannot listen on ${at}: permission denied (ports below 1024 need privileges; set PORT)`,
+      };
+    case 'EADDRNOTAVAIL':
+      return {
+        exitCode: 78,
+        message: `cannot listen on ${at}: HOST is not an address of this machine (set HOST, e.g. 0.0.0.0)`,
+      };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return {
+        exitCode: 78,
+        message: `cannot listen on ${at}: HOST does not resolve (${err.code}; set HOST to an address or a resolvable name)`,
+      };
+    default:
+      return { exitCode: 1, message: `cannot listen on ${at}: ${err.message}` };
+  }
+}
+
 // config -> container -> http server -> listen; graceful shutdown on SIGTERM/SIGINT.
 async function main(): Promise<void> {
   const config = configOrExit();
@@ -55,7 +90,22 @@ async function main(): Promise<void> {
   const server = createServer(app.handle);
   server.keepAliveTimeout = 65_000;
   await c.start();
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    const failed = listenFailure(err as NodeJS.ErrnoException, config);
+    console.error(`signet: failed to start: ${failed.message}`);
+    // Workers were started and the database is open: release them as a stop does.
+    app.close();
+    await c.close().catch(() => {});
+    process.exit(failed.exitCode);
+  }
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   logger.info(

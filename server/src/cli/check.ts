@@ -48,14 +48,20 @@ function oneLine(err: unknown): string {
 /**
  * `signet check`: the dependencies a node of this configuration needs, each reached once with a
  * bounded wait, through the same constructors the gateway uses (container.ts, db/connect.ts,
- * redis/connect.ts). The database is opened as the gateway opens it, migrations included.
+ * redis/connect.ts). The database is opened as the gateway opens it but not migrated: a check
+ * changes nothing (it may be run against production before a new version is rolled out).
  */
 export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOUT_MS): Promise<CheckRow[]> {
   // Embedded PGlite is no network hop: starting it (a WebAssembly Postgres) takes seconds on a
   // busy machine, and a first start creates its files. It gets longer than a server would.
   const databaseTimeout = config.databaseUrl ? timeoutMs : Math.max(timeoutMs, 60_000);
   const database = timed('database', databaseTimeout, async () => {
-    const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
+    const db = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: 1,
+      migrate: false,
+    });
     try {
       await db.ping();
       return db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : redactUrl(config.databaseUrl!);
@@ -64,12 +70,41 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
     }
   });
 
-  const redisConfigured = config.redisUrl !== undefined || config.redisClusterNodes.length > 0;
+  // Page queries and visibility lookups go to the replica when it is set (container.ts, openReads).
+  const readUrl = config.databaseReadUrl;
+  const databaseRead: Promise<CheckRow> = readUrl
+    ? timed('database-read', timeoutMs, async () => {
+        const db = await openDatabase({
+          databaseUrl: readUrl,
+          dataDir: config.dataDir,
+          poolSize: 1,
+          migrate: false,
+        });
+        try {
+          await db.ping();
+          return redactUrl(readUrl);
+        } finally {
+          await db.close();
+        }
+      })
+    : Promise.resolve<CheckRow>({
+        name: 'database-read',
+        status: 'skipped',
+        latencyMs: undefined,
+        detail: 'DATABASE_READ_URL not set: reads go to the primary',
+      });
+
+  const sentinels = config.redisSentinels;
+  const redisConfigured =
+    config.redisUrl !== undefined || config.redisClusterNodes.length > 0 || sentinels.length > 0;
   const redis: Promise<CheckRow> = redisConfigured
     ? timed('redis', timeoutMs, async (signal) => {
+        // The same topology the gateway connects to (container.ts, openRedis).
         const client = createRedisClient({
           url: config.redisUrl,
           clusterNodes: config.redisClusterNodes,
+          sentinels,
+          sentinelName: config.redisSentinelName,
           commandTimeoutMs: timeoutMs,
         });
         let lastError: Error | undefined;
@@ -84,6 +119,9 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
             client.once('error', (err: Error) => setTimeout(() => reject(err), 250));
           });
           await client.ping();
+          if (sentinels.length > 0) {
+            return `sentinel ${config.redisSentinelName} via ${sentinels.map((n) => `${n.host}:${n.port}`).join(',')}`;
+          }
           return config.redisUrl
             ? redactUrl(config.redisUrl)
             : `cluster ${config.redisClusterNodes.length} nodes`;
@@ -95,7 +133,7 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
         name: 'redis',
         status: 'skipped',
         latencyMs: undefined,
-        detail: 'REDIS_URL not set: in-process cache',
+        detail: 'REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS not set: in-process cache',
       });
 
   const storage = timed('storage', timeoutMs, async () => {
@@ -108,7 +146,7 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
     return `local ${config.dataDir}/bucket`;
   });
 
-  return Promise.all([database, redis, storage]);
+  return Promise.all([database, databaseRead, redis, storage]);
 }
 
 /** A connection URL without its password. */

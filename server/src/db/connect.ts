@@ -30,9 +30,14 @@ export interface DbOptions {
    * another process took it over (every statement then fails as the database unavailable).
    */
   lock?: DirLockOptions;
+  /**
+   * Run the migrations (default true). `signet check` passes false: a check reaches the database
+   * and must not change its schema (an operator may check a new version before rolling it out).
+   */
+  migrate?: boolean;
 }
 
-/** Opens the database and runs the migrations, so a returned Db is ready to serve. */
+/** Opens the database and runs the migrations (unless told not to), so a returned Db is ready to serve. */
 export async function openDatabase(opts: DbOptions): Promise<Db> {
   const log = opts.onQuery;
   let kysely: Kysely<Database>;
@@ -96,7 +101,7 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     }
   }
   try {
-    await migrateToLatest(kysely);
+    if (opts.migrate !== false) await migrateToLatest(kysely);
   } catch (err) {
     await kysely.destroy().catch(() => {});
     await closeExtra().catch(() => {});

@@ -125,10 +125,9 @@ export function createMetricsRoute(
   s: { metrics: Pick<Metrics, 'registry'>; config: Pick<Config, 'metricsToken'> },
   probes: Probes,
 ) {
-  const expected =
-    s.config.metricsToken === undefined ? undefined : Buffer.from(`Bearer ${s.config.metricsToken}`);
+  const expected = s.config.metricsToken === undefined ? undefined : Buffer.from(s.config.metricsToken);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (expected && !sameBytes(req.headers.authorization, expected)) {
+    if (expected && !bearerMatches(req.headers.authorization, expected)) {
       throw unauthenticated('/metrics wants the METRICS_TOKEN as a bearer token');
     }
     await probes.check();
@@ -138,9 +137,16 @@ export function createMetricsRoute(
   };
 }
 
-/** Constant-time comparison of a header with the expected bytes. */
-function sameBytes(header: string | undefined, expected: Buffer): boolean {
+/**
+ * Whether an Authorization header is `Bearer <expected>`. The scheme is case-insensitive (RFC 9110
+ * §11.1; `bearer x` is what some scrapers send, and what the JWT path takes); only the
+ * credential, never the scheme, is compared, and in constant time. Split by hand, not by regex:
+ * the header is the client's, up to the header size limit.
+ */
+function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   if (header === undefined) return false;
-  const given = Buffer.from(header);
+  const space = header.indexOf(' ');
+  if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') return false;
+  const given = Buffer.from(header.slice(space + 1).trimStart());
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

@@ -1,11 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase } from '../support/database.js';
 import { testRedisUrl } from '../support/env.js';
 import { freePort } from '../support/ports.js';
+import { RedisSentinelGroup } from '../support/redis-sentinel.js';
 
 /** The table's rows by name: [status, latency, detail]. */
 function table(stdout: string): Map<string, { status: string; line: string }> {
@@ -39,8 +41,9 @@ describe('signet check', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const rows = table(run.stdout);
-    expect([...rows.keys()]).toEqual(['config', 'database', 'redis', 'storage']);
-    for (const [name, row] of rows) expect(row.status, name).toBe('ok');
+    expect([...rows.keys()]).toEqual(['config', 'database', 'database-read', 'redis', 'storage']);
+    for (const [name, row] of rows)
+      expect(row.status, name).toBe(name === 'database-read' ? 'skipped' : 'ok');
     expect(rows.get('database')!.line).toMatch(/\d+ ms/);
     expect(rows.get('storage')!.line).toContain(`local ${dataDir}/bucket`);
   });
@@ -73,6 +76,63 @@ describe('signet check', () => {
     expect(run.code).toBe(0);
     expect(table(run.stdout).get('redis')!.status).toBe('skipped');
   });
+
+  it('does not migrate the database (a check changes nothing)', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const run = await runCli(['check'], { ...base, DATABASE_URL: fresh.url });
+      expect(run.code).toBe(0);
+      expect(table(run.stdout).get('database')!.status).toBe('ok');
+      const c = new pg.Client({ connectionString: fresh.url });
+      await c.connect();
+      try {
+        const { rows } = await c.query(
+          `select table_name from information_schema.tables where table_schema = 'public'`,
+        );
+        expect(rows).toEqual([]);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('pings DATABASE_READ_URL as its own row, down when the replica is (exit 1)', async () => {
+    const up = await runCli(['check'], { ...base, DATABASE_READ_URL: db.url });
+    expect(up.code).toBe(0);
+    expect(table(up.stdout).get('database-read')!.status).toBe('ok');
+    const dead = await freePort();
+    const down = await runCli(['check'], {
+      ...base,
+      DATABASE_READ_URL: `postgres://postgres@127.0.0.1:${dead}/test`,
+    });
+    expect(down.code).toBe(1);
+    const rows = table(down.stdout);
+    expect(rows.get('database')!.status).toBe('ok');
+    expect(rows.get('database-read')!.status).toBe('down');
+    expect(rows.get('database-read')!.line).toMatch(/ECONNREFUSED|no answer/);
+  });
+
+  it('with REDIS_SENTINELS, reaches the primary through the sentinels (not skipped)', async () => {
+    const group = await RedisSentinelGroup.start();
+    try {
+      const { REDIS_URL: _, ...noUrl } = base;
+      const run = await runCli(['check'], { ...noUrl, REDIS_SENTINELS: group.sentinels });
+      expect(run.code).toBe(0);
+      const redis = table(run.stdout).get('redis')!;
+      expect(redis.status).toBe('ok');
+      expect(redis.line).toContain('sentinel mymaster');
+    } finally {
+      await group.stop();
+    }
+    // Sentinels that do not answer: the gateway could not reach Redis, so the check is down.
+    const dead = await freePort();
+    const { REDIS_URL: _, ...noUrl } = base;
+    const run = await runCli(['check'], { ...noUrl, REDIS_SENTINELS: `127.0.0.1:${dead}` });
+    expect(run.code).toBe(1);
+    expect(table(run.stdout).get('redis')!.status).toBe('down');
+  }, 120_000);
 
   it('a bad configuration is one row naming the variable (exit 78)', async () => {
     const run = await runCli(['check'], { ...base, URL_TTL_SECONDS: 'an hour' });

@@ -32,6 +32,24 @@ describe('/metrics and /readyz cost the dependencies little and /metrics can be 
     expect(await ok.text()).toContain('signet_dependency_up');
   });
 
+  it('/metrics takes the Bearer scheme in any case (RFC 9110), the token itself exactly', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+      const r = await fetch(`${h.url}/metrics`, { headers: { authorization: `${scheme} ${METRICS_TOKEN}` } });
+      expect(r.status, scheme).toBe(200);
+      await r.arrayBuffer();
+    }
+    for (const authorization of [
+      `bearer ${METRICS_TOKEN.toUpperCase()}`,
+      `Basic ${METRICS_TOKEN}`,
+      `Bearer${METRICS_TOKEN}`,
+      METRICS_TOKEN,
+    ]) {
+      const r = await fetch(`${h.url}/metrics`, { headers: { authorization } });
+      expect(r.status, authorization).toBe(401);
+      await r.arrayBuffer();
+    }
+  });
+
   it('a flood of /readyz probes the database about once a second, not once a call', async () => {
     await fetch(`${h.url}/readyz`).then((r) => r.arrayBuffer());
     statements.length = 0;

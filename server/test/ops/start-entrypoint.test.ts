@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -216,6 +217,37 @@ describe('the npm start entry point (node server/dist/main.js)', () => {
     );
     await stop(again);
   }, 240_000);
+
+  it('a busy PORT or a HOST not of this machine is one clear line naming it, not a stack', async () => {
+    // Taken by someone else: exit 1 (a retry may find it free), the container closed.
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const busy = launch({
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATA_DIR: await newDataDir(),
+        SEED_DEMO: 'false',
+        LOG_LEVEL: 'warn',
+      });
+      running.push(busy);
+      expect((await busy.exited).code, busy.output()).toBe(1);
+      expect(busy.output()).toContain(`cannot listen on PORT=${port} on HOST=127.0.0.1: the port is in use`);
+      expect(busy.output()).not.toMatch(/\n\s+at /);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+    // An address this machine does not have (TEST-NET-1): the configuration must change (78).
+    const away = await start(await newDataDir(), {
+      HOST: '192.0.2.1',
+      SEED_DEMO: 'false',
+      LOG_LEVEL: 'warn',
+    });
+    expect((await away.exited).code, away.output()).toBe(78);
+    expect(away.output()).toMatch(/cannot listen on PORT=\d+ on HOST=192\.0\.2\.1: HOST is not an address/);
+    expect(away.output()).not.toMatch(/\n\s+at /);
+  }, 120_000);
 
   it('refuses a bad configuration with a message naming the variable', async () => {
     const s = await start(await newDataDir(), { URL_TTL_SECONDS: 'abc' });

@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+
+describe('what operators read and run beside the code', () => {
+  it('docs/operations.md lists every metric server/src/metrics.ts registers', () => {
+    const registered = [...read('server/src/metrics.ts').matchAll(/name: '(signet_[a-z0-9_]+)'/g)].map(
+      (m) => m[1]!,
+    );
+    expect(registered.length).toBeGreaterThan(20);
+    const doc = read('docs/operations.md');
+    // A table cell starts the name with a backtick; labels may follow it (`name{label}`).
+    const missing = registered.filter((name) => !new RegExp(`\`${name}[\`{]`).test(doc));
+    expect(missing).toEqual([]);
+  });
+
+  it('docker-compose.yml publishes Redis and PostgreSQL (no password, trust auth) on loopback only', () => {
+    const compose = read('docker-compose.yml');
+    for (const service of ['redis', 'postgres']) {
+      // The service's block: from `  <name>:` to the next service at the same indentation.
+      const block = new RegExp(`^  ${service}:\\n((?:    .*\\n|\\s*\\n)*)`, 'm').exec(compose)?.[1];
+      expect(block, service).toBeDefined();
+      const ports = /^ {4}ports: \[(.*)\]$/m.exec(block!)?.[1];
+      expect(ports, service).toBeDefined();
+      for (const mapping of ports!.split(',')) {
+        expect(mapping.trim().replace(/"/g, ''), service).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+      }
+    }
+  });
+});
