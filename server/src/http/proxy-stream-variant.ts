@@ -2,7 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { ImagePreset } from '../config-images.js';
 import { RECENT_ROW_MS } from '../db/recent-rows.js';
-import { badGateway, notFound, rangeNotSatisfiable } from '../errors/index.js';
+import {
+  type AppError,
+  badGateway,
+  notFound,
+  rangeNotSatisfiable,
+  unavailable,
+  variantFailed,
+} from '../errors/index.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import { requestIdOf } from '../lib/request-id.js';
 import { OBJECT_MAX_AGE_SECONDS } from '../storage/storage.js';
@@ -23,6 +30,63 @@ function sizeOfUnsatisfied(header: string | null): number | undefined {
 
 /** Headers of the store's answer that describe the bytes (and may pass to the client). */
 const PASSED = ['content-type', 'content-length', 'content-range', 'etag', 'last-modified'] as const;
+
+/** Bytes of an upstream error body read at most (the gateway's own JSON error is ~200 bytes). */
+const ERROR_BODY_MAX_BYTES = 4096;
+
+/**
+ * The failures of a variant's render that the route rendering it (the local bucket, the s3
+ * driver's variants: Signet itself, behind the signed URL) answers with, by their table entry:
+ * VARIANT_FAILED (422, for good) and SERVICE_UNAVAILABLE (503, the node's load, with its
+ * Retry-After). Recognised by status and the JSON body's code together, so a store's own 503
+ * (S3's SlowDown, a CDN's) stays the store's fault: 502. Undefined for anything else. The body
+ * is read up to ERROR_BODY_MAX_BYTES and is always consumed or cancelled.
+ */
+async function renderFailure(answer: Response): Promise<AppError | undefined> {
+  const expected =
+    answer.status === 422 ? 'VARIANT_FAILED' : answer.status === 503 ? 'SERVICE_UNAVAILABLE' : undefined;
+  const json = (answer.headers.get('content-type') ?? '').startsWith('application/json');
+  if (!expected || !json || !answer.body) {
+    await answer.body?.cancel();
+    return undefined;
+  }
+  const text = await boundedText(answer.body, ERROR_BODY_MAX_BYTES);
+  let error: { code?: unknown; message?: unknown } | undefined;
+  try {
+    error = text === undefined ? undefined : (JSON.parse(text) as { error?: typeof error }).error;
+  } catch {
+    return undefined;
+  }
+  if (error?.code !== expected) return undefined;
+  const message = typeof error.message === 'string' ? error.message : undefined;
+  if (expected === 'VARIANT_FAILED') return variantFailed(message);
+  // Retry-After in seconds, as the renderer's route sends it; else the table's.
+  const retry = answer.headers.get('retry-after');
+  const seconds = retry !== null && /^\d{1,6}$/.test(retry.trim()) ? Number(retry.trim()) : undefined;
+  return unavailable(message, seconds !== undefined ? { retryAfterSeconds: seconds } : undefined);
+}
+
+/** The body as text, or undefined (and the rest cancelled) when it is longer than `max` bytes. */
+async function boundedText(body: ReadableStream<Uint8Array>, max: number): Promise<string | undefined> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return Buffer.concat(chunks, size).toString('utf8');
+      size += value.byteLength;
+      if (size > max) {
+        await reader.cancel();
+        return undefined;
+      }
+      chunks.push(value);
+    }
+  } catch {
+    await reader.cancel().catch(() => {});
+    return undefined;
+  }
+}
 
 /**
  * Stream mode for a variant: the gateway fetches the variant through its own signed URL (the
@@ -75,14 +139,20 @@ export async function streamVariant(
     );
     throw badGateway();
   }
-  if (answer.status === 404) throw notFound('No such object');
+  if (answer.status === 404) {
+    await answer.body?.cancel();
+    throw notFound('No such object');
+  }
   if (answer.status === 416) {
     await answer.body?.cancel();
     // The store's `bytes */<size>` says how long the variant is: the client should hear it too.
     throw rangeNotSatisfiable(sizeOfUnsatisfied(answer.headers.get('content-range')));
   }
   if (answer.status !== 200 && answer.status !== 206 && answer.status !== 304) {
-    await answer.body?.cancel();
+    // The variant's own failure, told by the route that renders it, is the client's answer too:
+    // a redirect would have shown it, so stream mode must not turn it into the store's fault.
+    const passed = await renderFailure(answer);
+    if (passed) throw passed;
     s.logger.warn(
       { status: answer.status, imageId: g.row.id, requestId: requestIdOf(req) },
       'proxy: the store refused a variant',

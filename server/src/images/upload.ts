@@ -15,7 +15,16 @@ import {
 import type { JobEngine } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
-import { type Dimensions, GifWalk, ImageHeaderError, readDimensions } from '../uploads/dimensions.js';
+import {
+  type Dimensions,
+  type ExifChunkFormat,
+  ExifChunkWalk,
+  GifWalk,
+  ImageHeaderError,
+  readDimensions,
+  readStoredDimensions,
+  turned,
+} from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
 import type { Placeholders } from './placeholders.js';
 import type { VariantCatalog } from './variants.js';
@@ -265,6 +274,25 @@ function avifMetaEnd(b: Buffer, fileSize: number): { end: number } | { need: num
 }
 
 /**
+ * The EXIF orientation of a PNG or WebP larger than its head: its EXIF chunk may lie past the head
+ * (a WebP's comes after the image data, so near the end), so the chunks are walked (ExifChunkWalk)
+ * reading on in windows of at most SNIFF_MAX_BYTES, as GIF's frames are; only the chunk headers
+ * and the EXIF chunk are looked at.
+ */
+async function exifOrientation(format: ExifChunkFormat, head: Buffer, body: HeadSource): Promise<number> {
+  const walk = new ExifChunkWalk(format, head, body.size);
+  let need = walk.walk(head, 0);
+  while (need) {
+    const to = Math.min(body.size, Math.max(need.to, need.from + SNIFF_MAX_BYTES));
+    const window = await body.range(need.from, to);
+    // A window shorter than asked for: the file is shorter than its size said.
+    if (window.length < need.to - need.from) throw new ImageHeaderError(format, 'truncated');
+    need = walk.walk(window, need.from);
+  }
+  return walk.orientation;
+}
+
+/**
  * Type and size from a bounded head of the upload. A file that fits in the first read is judged
  * exactly as a whole; for a larger one, each header reader gets what it needs, which ends where
  * the file does not: the WebP reader checks the RIFF size against its buffer (so it is checked
@@ -291,7 +319,12 @@ export async function inspectUpload(body: HeadSource, config: InspectConfig): Pr
         const view = Buffer.from(head.subarray(0, Math.min(head.length, 4096)));
         // RIFF size covers the whole file: a cut-off upload still shows, against the real size.
         if (view.length >= 8 && view.readUInt32LE(4) + 8 <= size) view.writeUInt32LE(view.length - 8, 4);
-        return described(format, readDimensions(format, view), config);
+        const stored = readStoredDimensions(format, view);
+        return described(format, turned(stored, await exifOrientation(format, head, body)), config);
+      }
+      case 'png': {
+        const stored = readStoredDimensions(format, head);
+        return described(format, turned(stored, await exifOrientation(format, head, body)), config);
       }
       case 'avif': {
         for (;;) {

@@ -109,6 +109,55 @@ describe('renderVariant (real sharp)', () => {
     expect(low.data.length).toBeLessThan(high.data.length);
   });
 
+  it('quality is ignored for PNG, as COS ignores it: a smooth gradient keeps its colours, not a palette', async () => {
+    // sharp's png({ quality }) quantises to a palette of at most 256 colours.
+    const w = 320;
+    const raw = Buffer.alloc(w * w * 3);
+    for (let y = 0; y < w; y++) {
+      for (let x = 0; x < w; x++)
+        raw.set([Math.round((x * 255) / w), Math.round((y * 255) / w), 128], (y * w + x) * 3);
+    }
+    const gradient = await sharp(raw, { raw: { width: w, height: w, channels: 3 } })
+      .png()
+      .toBuffer();
+    for (const format of ['png', undefined] as const) {
+      const out = await renderer.render(
+        async () => gradient,
+        spec({ width: w, height: w, fit: 'cover', format, quality: 80 }),
+      );
+      expect(out.format).toBe('png');
+      expect((await sharp(out.data).metadata()).isPalette).toBe(false);
+      const px = await sharp(out.data).removeAlpha().raw().toBuffer();
+      const colours = new Set<number>();
+      for (let i = 0; i < px.length; i += 3) colours.add((px[i]! << 16) | (px[i + 1]! << 8) | px[i + 2]!);
+      expect(colours.size).toBeGreaterThan(256);
+    }
+  });
+
+  it('an animated WebP is its own variant (a render would keep its first frame only)', async () => {
+    const frames = await Promise.all(
+      ['#ff0000', '#00ff00', '#0000ff'].map((background) =>
+        sharp({ create: { width: 400, height: 300, channels: 3, background } })
+          .png()
+          .toBuffer(),
+      ),
+    );
+    const animated = await sharp(frames, { join: { animated: true } })
+      .webp({ loop: 0, delay: [200, 200, 200] })
+      .toBuffer();
+    expect((await sharp(animated).metadata()).pages).toBe(3);
+    for (const s of [THUMB, MEDIUM, spec({ width: 100, format: 'jpeg', quality: 60 })]) {
+      const out = await renderer.render(async () => animated, s);
+      expect(out.data.equals(animated)).toBe(true);
+      expect(out).toMatchObject({ format: 'webp', contentType: 'image/webp', width: 400, height: 300 });
+    }
+    // A still WebP is rendered as before (cover, never enlarged: 320×300).
+    const stillWebp = await sharp(frames[0]!).webp().toBuffer();
+    const still = await renderer.render(async () => stillWebp, THUMB);
+    expect([still.width, still.height]).toEqual([320, 300]);
+    expect(still.data.equals(stillWebp)).toBe(false);
+  });
+
   it('reads the original from a stream', async () => {
     const out = await renderer.render(
       async () => Readable.from([photo.subarray(0, 1000), photo.subarray(1000)]),

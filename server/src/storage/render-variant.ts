@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Metadata, SharpOptions } from 'sharp';
 import { loadSharp } from '../lib/load-sharp.js';
 import { Slots } from '../lib/slots.js';
+import { isAnimated } from '../uploads/dimensions.js';
 import type { ImageFormat, VariantSpec } from './variant.js';
 
 /**
@@ -77,6 +78,13 @@ const CONTENT_TYPES: Record<ImageFormat, string> = {
   avif: 'image/avif',
 };
 
+/** sharp's name of an input format that may be animated, as the output format it is served as. */
+const ANIMATABLE: Partial<Record<string, ImageFormat & ('webp' | 'png' | 'avif')>> = {
+  webp: 'webp',
+  png: 'png',
+  heif: 'avif',
+};
+
 /** Input formats a variant is made of: the raster images uploads accept (never SVG or PDF). */
 const RASTER_INPUTS = new Set(['jpeg', 'png', 'webp', 'gif', 'heif', 'avif', 'tiff']);
 
@@ -131,6 +139,21 @@ async function renderBuffer(
     );
   }
 
+  // An animated original: a variant would keep its first frame only, so its variants are the
+  // original itself, byte for byte, as a GIF's are (images/variants.ts hands out a GIF's own URL,
+  // by its content type; an image row cannot tell an animated WebP, APNG or AVIF sequence from a
+  // still one yet, so the renderer, which has the bytes, decides).
+  const animated = meta.format === 'heif' && meta.compression !== 'av1' ? undefined : ANIMATABLE[meta.format];
+  if (animated && (isAnimated(animated, input) || (animated === 'webp' && (meta.pages ?? 1) > 1))) {
+    return {
+      data: input,
+      format: animated,
+      contentType: CONTENT_TYPES[animated],
+      width: meta.width,
+      height: meta.pageHeight ?? meta.height,
+    };
+  }
+
   const format = outputFormat(spec, meta);
   const opaque = format === 'jpeg';
   // rotate() without an angle applies the EXIF orientation; sharp writes no metadata (EXIF, XMP,
@@ -148,7 +171,10 @@ async function renderBuffer(
   }
   // A JPEG has no alpha: a transparent original lies on white, like the padding.
   if (opaque) pipeline = pipeline.flatten({ background: WHITE });
-  const quality = spec.quality !== undefined ? { quality: spec.quality } : {};
+  // Quality is for the lossy encoders only. sharp's png({ quality }) turns on palette
+  // quantisation (at most 256 colours), while COS ignores quality for PNG
+  // (storage/cos-processing.ts): one variant key must give the same kind of pixels on every driver.
+  const quality = spec.quality !== undefined && format !== 'png' ? { quality: spec.quality } : {};
   pipeline = pipeline.toFormat(format, quality).timeout({ seconds: o.timeoutSeconds });
   try {
     const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });

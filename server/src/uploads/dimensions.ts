@@ -10,16 +10,40 @@ export { type Dimensions, ImageHeaderError };
  * SVG may have none (null). Throws ImageHeaderError when the header is truncated or malformed.
  */
 export function readDimensions(format: ImageFormat, b: Buffer): Dimensions | null {
-  const d = READERS[format](b);
+  return nonZero(format, READERS[format](b));
+}
+
+/**
+ * A PNG's or WebP's size as stored, before its EXIF orientation, from a head of the file (the
+ * orientation lies in a chunk that may be past it: see ExifChunkWalk, and `turned`).
+ */
+export function readStoredDimensions(format: ExifChunkFormat, b: Buffer): Dimensions {
+  return nonZero(format, format === 'png' ? pngSize(b) : webpSize(b));
+}
+
+function nonZero<D extends Dimensions | null>(format: ImageFormat, d: D): D {
   if (d && (!(d.width >= 1) || !(d.height >= 1))) throw new ImageHeaderError(format, 'malformed (zero size)');
   return d;
 }
 
+/** An EXIF orientation of 5 to 8 turns the image a quarter: it is shown with its sides swapped. */
+export function turned(d: Dimensions, orientation: number): Dimensions {
+  return orientation >= 5 ? { width: d.height, height: d.width } : d;
+}
+
+/** The whole file is at hand: its EXIF chunk, if any, is in it. */
+function wholeFileTurned(format: ExifChunkFormat, b: Buffer): Dimensions {
+  const d = format === 'png' ? pngSize(b) : webpSize(b);
+  const walk = new ExifChunkWalk(format, b, b.length);
+  walk.walk(b, 0); // never asks for more: the walk stops where the file does
+  return turned(d, walk.orientation);
+}
+
 const READERS: Record<ImageFormat, (b: Buffer) => Dimensions | null> = {
-  png: pngSize,
+  png: (b) => wholeFileTurned('png', b),
   gif: gifSize,
   jpeg: jpegSize,
-  webp: webpSize,
+  webp: (b) => wholeFileTurned('webp', b),
   avif: avifSize,
   svg: svgSize,
 };
@@ -182,7 +206,7 @@ function jpegSize(b: Buffer): Dimensions {
       if (len < 8) throw new ImageHeaderError('jpeg', 'malformed (frame header)');
       const height = b.readUInt16BE(at + 3);
       const width = b.readUInt16BE(at + 5);
-      return orientation >= 5 ? { width: height, height: width } : { width, height };
+      return turned({ width, height }, orientation);
     }
     if (marker === 0xe1) orientation = exifOrientation(b.subarray(at + 2, at + len)) ?? orientation;
     at += len;
@@ -193,7 +217,15 @@ function jpegSize(b: Buffer): Dimensions {
 /** Tag 0x0112 of IFD0 in an APP1 `Exif` segment; undefined when absent or unreadable. */
 function exifOrientation(seg: Buffer): number | undefined {
   if (seg.length < 14 || seg.toString('latin1', 0, 6) !== 'Exif\0\0') return undefined;
-  const t = seg.subarray(6);
+  return tiffOrientation(seg.subarray(6));
+}
+
+/**
+ * Tag 0x0112 of IFD0 in EXIF data starting at its TIFF header (`II`/`MM`, 42, IFD0's offset);
+ * undefined when absent, out of range (libvips then takes 1) or not within `t`.
+ */
+function tiffOrientation(t: Buffer): number | undefined {
+  if (t.length < 8) return undefined;
   const order = t.toString('latin1', 0, 2);
   if (order !== 'II' && order !== 'MM') return undefined;
   const le = order === 'II';
@@ -212,6 +244,96 @@ function exifOrientation(seg: Buffer): number | undefined {
     }
   }
   return undefined;
+}
+
+/** The formats whose EXIF orientation is in a chunk of its own, anywhere among the others. */
+export type ExifChunkFormat = 'png' | 'webp';
+
+/**
+ * Chunks looked at per file at most. A still PNG or WebP has a handful; an animated WebP has one
+ * per frame. Every chunk is at least 8 bytes, so 20 MB of empty ones would be millions of steps.
+ */
+export const EXIF_WALK_MAX_CHUNKS = 1 << 16;
+/**
+ * Bytes of an EXIF chunk read at most: what a JPEG APP1 segment can hold. IFD0 (the orientation)
+ * comes right after the TIFF header in real files; one placed further in is taken as absent.
+ */
+export const EXIF_MAX_BYTES = 64 * 1024;
+
+/**
+ * Finds the EXIF orientation of a PNG or WebP as libvips (so sharp's `autoOrient`, the renderer
+ * and the ThumbHash) finds it, measured against sharp 0.35 / libvips 8.18:
+ * - PNG: the first `eXIf` chunk before `IDAT` (libvips reads the chunks before the image data
+ *   only), its data a bare TIFF header (libpng drops one starting `Exif\0\0`). Its CRC is not
+ *   checked: libpng is told to use ancillary chunks with a bad CRC, and does.
+ * - WebP: only an extended file (`VP8X`) with its EXIF flag (0x08) set, then the first `EXIF`
+ *   chunk wherever it is (the container spec puts it after the image data, so usually at the end
+ *   of the file), its data a TIFF header with or without `Exif\0\0` (libvips accepts both).
+ * Like GifWalk it is fed the file in windows and says which bytes it needs next, skipping every
+ * other chunk by its length: linear, bounded by EXIF_WALK_MAX_CHUNKS. A chunk cut by the end of
+ * the file (or of the RIFF) ends the walk with what it has found: the decoder fails on that file.
+ */
+export class ExifChunkWalk {
+  private at: number;
+  private readonly end: number;
+  private chunks = 0;
+  private done = false;
+  /** 1 (as stored) until an EXIF chunk says otherwise. */
+  orientation = 1;
+
+  /** `head`: the file's first bytes, at least as many as its size reader needed. */
+  constructor(
+    private readonly format: ExifChunkFormat,
+    head: Buffer,
+    fileSize: number,
+  ) {
+    if (format === 'png') {
+      this.at = 33; // after the signature and IHDR
+      this.end = fileSize;
+      return;
+    }
+    const extended = head.length >= 30 && head.toString('latin1', 12, 16) === 'VP8X';
+    // libwebp's demuxer, as libvips uses it, yields the EXIF chunk only when the flag says so.
+    this.done = !extended || (head[20]! & 0x08) === 0;
+    const vp8x = extended ? head.readUInt32LE(16) : 0;
+    this.at = 20 + vp8x + (vp8x & 1);
+    // Chunks past the RIFF size are not the file's, as the demuxer sees it.
+    this.end = Math.min(fileSize, head.length >= 8 ? head.readUInt32LE(4) + 8 : 0);
+  }
+
+  /**
+   * Walks the chunks of b, the file's bytes from offset `start`, as far as they go. Returns the
+   * bytes the walk needs next (from..to, to within the file), or null once it is done.
+   */
+  walk(b: Buffer, start: number): { from: number; to: number } | null {
+    const end = start + b.length;
+    const png = this.format === 'png';
+    while (!this.done) {
+      if (this.at + 8 > this.end) break; // no further chunk
+      if (this.at < start || this.at + 8 > end) return { from: this.at, to: this.at + 8 };
+      if (++this.chunks > EXIF_WALK_MAX_CHUNKS) {
+        throw new ImageHeaderError(this.format, `malformed (more than ${EXIF_WALK_MAX_CHUNKS} chunks)`);
+      }
+      const o = this.at - start;
+      const type = b.toString('latin1', png ? o + 4 : o, png ? o + 8 : o + 4);
+      const length = png ? b.readUInt32BE(o) : b.readUInt32LE(o + 4);
+      const data = this.at + 8;
+      if (png && (type === 'IDAT' || type === 'IEND')) break;
+      if (type === (png ? 'eXIf' : 'EXIF')) {
+        if (data + length > this.end) break; // cut short
+        const to = data + Math.min(length, EXIF_MAX_BYTES);
+        if (to > end) return { from: this.at, to };
+        const exif = b.subarray(data - start, to - start);
+        const prefixed = !png && exif.length >= 6 && exif.toString('latin1', 0, 6) === 'Exif\0\0';
+        this.orientation = tiffOrientation(prefixed ? exif.subarray(6) : exif) ?? 1;
+        break; // the first one counts
+      }
+      // PNG: data, then a 4-byte CRC; RIFF: data padded to an even length.
+      this.at = data + length + (png ? 4 : length & 1);
+    }
+    this.done = true;
+    return null;
+  }
 }
 
 /** RIFF header, then the first chunk: lossy VP8, lossless VP8L or extended VP8X. */
@@ -237,6 +359,44 @@ function webpSize(b: Buffer): Dimensions {
     return { width: b.readUIntLE(24, 3) + 1, height: b.readUIntLE(27, 3) + 1 };
   }
   throw new ImageHeaderError('webp', 'malformed (unknown first chunk)');
+}
+
+/**
+ * Whether a WebP, PNG or AVIF is animated, from the head of the file alone: a WebP's VP8X
+ * animation flag (0x02; its frames are ANMF chunks), a PNG's `acTL` chunk before IDAT naming more
+ * than one frame (APNG: a decoder without APNG support, libvips's included, shows the default
+ * image only), an AVIF whose `ftyp` brands include `avis` (an image sequence). A renderer that
+ * takes the first frame would turn these into stills, as it would a GIF. False when the head does
+ * not say (a cut or malformed header is the size reader's to refuse).
+ */
+export function isAnimated(format: ImageFormat, b: Buffer): boolean {
+  switch (format) {
+    case 'webp':
+      return b.length >= 21 && b.toString('latin1', 12, 16) === 'VP8X' && (b[20]! & 0x02) !== 0;
+    case 'png': {
+      let chunks = 0;
+      for (let at = 8; at + 8 <= b.length && ++chunks <= EXIF_WALK_MAX_CHUNKS; ) {
+        const length = b.readUInt32BE(at);
+        const type = b.toString('latin1', at + 4, at + 8);
+        if (type === 'IDAT' || type === 'IEND') return false;
+        if (type === 'acTL') return length >= 8 && at + 12 <= b.length && b.readUInt32BE(at + 8) > 1;
+        at += 12 + length;
+      }
+      return false;
+    }
+    case 'avif': {
+      // ftyp: size, 'ftyp', major brand, minor version, then compatible brands to its end.
+      if (b.length < 16 || b.toString('latin1', 4, 8) !== 'ftyp') return false;
+      // A real ftyp lists a handful of brands; the walk looks at no more than 64 of them.
+      const end = Math.min(b.length, b.readUInt32BE(0), 16 + 4 * 64);
+      for (let at = 8; at + 4 <= end; at += at === 8 ? 8 : 4) {
+        if (b.toString('latin1', at, at + 4) === 'avis') return true;
+      }
+      return false;
+    }
+    default:
+      return false;
+  }
 }
 
 /** How much of an SVG is read for its root element: the prolog and the `<svg …>` start tag. */

@@ -1,20 +1,25 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  exifTiff,
   JPEG_5x3,
   makeAvif,
   makeGif,
   makePng,
   makeWebpExtended,
+  pngChunk,
   pngDeclaring,
+  pngWithChunks,
   SVG,
   WEBP_LOSSLESS_5x3,
   WEBP_LOSSY_5x3,
+  webpChunk,
+  webpExtendedWith,
   withExifOrientation,
 } from '../../test/fixtures/images.js';
 import { AppError } from '../errors/index.js';
 import { inspectImage, objectKeyFor } from '../images/upload.js';
-import { ImageHeaderError, readDimensions } from './dimensions.js';
+import { EXIF_WALK_MAX_CHUNKS, ImageHeaderError, isAnimated, readDimensions } from './dimensions.js';
 import { detectFormat, SNIFF_BYTES } from './sniff.js';
 
 const png = makePng(4, 3, [0, 0, 0], [255, 255, 255]);
@@ -127,6 +132,54 @@ describe('readDimensions: from the header', () => {
     expect(readDimensions('jpeg', withExifOrientation(JPEG_5x3, 6))).toEqual({ width: 3, height: 5 });
     expect(readDimensions('jpeg', withExifOrientation(JPEG_5x3, 3))).toEqual({ width: 5, height: 3 });
     expect(readDimensions('avif', makeAvif({ rotate: true }))).toEqual({ width: 6, height: 8 });
+    // PNG's eXIf chunk, WebP's EXIF chunk (bare TIFF header or `Exif\0\0` first).
+    expect(readDimensions('png', pngWithChunks(png, pngChunk('eXIf', exifTiff(6))))).toEqual({
+      width: 3,
+      height: 4,
+    });
+    const prefixed = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), exifTiff(8)]);
+    for (const exif of [exifTiff(6), prefixed]) {
+      expect(readDimensions('webp', webpExtendedWith(webpChunk('EXIF', exif)))).toEqual({
+        width: 3,
+        height: 5,
+      });
+    }
+    expect(readDimensions('webp', webpExtendedWith(webpChunk('EXIF', exifTiff(3))))).toEqual({
+      width: 5,
+      height: 3,
+    });
+  });
+
+  it('an EXIF chunk whose lengths or offsets lie is read as no orientation, never past the buffer', () => {
+    const eXIf = pngChunk('eXIf', exifTiff(6));
+    // Its length past the end of the file (0xffffffff), or cut short by it.
+    const huge = Buffer.from(eXIf);
+    huge.writeUInt32BE(0xffffffff, 0);
+    expect(readDimensions('png', pngWithChunks(png, huge))).toEqual({ width: 4, height: 3 });
+    expect(readDimensions('png', Buffer.concat([png.subarray(0, 33), eXIf.subarray(0, 20)]))).toEqual({
+      width: 4,
+      height: 3,
+    });
+    // IFD0's offset, or its entry count, beyond the EXIF data.
+    const farIfd = exifTiff(6);
+    farIfd.writeUInt32BE(0xfffffff0, 4);
+    const manyEntries = exifTiff(6);
+    manyEntries.writeUInt16BE(0xffff, 8);
+    manyEntries.writeUInt16BE(0x0100, 10); // not the orientation tag: the walk goes on to the end
+    for (const exif of [farIfd, manyEntries, Buffer.from('MM\0*'), Buffer.alloc(0)]) {
+      expect(readDimensions('png', pngWithChunks(png, pngChunk('eXIf', exif)))).toEqual({
+        width: 4,
+        height: 3,
+      });
+      expect(readDimensions('webp', webpExtendedWith(webpChunk('EXIF', exif)))).toEqual({
+        width: 5,
+        height: 3,
+      });
+    }
+    // A WebP EXIF chunk running past the RIFF size (and the file).
+    const cut = webpExtendedWith(webpChunk('EXIF', exifTiff(6)));
+    cut.writeUInt32LE(1000, cut.length - 30);
+    expect(readDimensions('webp', cut)).toEqual({ width: 5, height: 3 });
   });
 
   it('SVG sizes come from the viewBox when width/height are relative, else are unknown', () => {
@@ -173,6 +226,37 @@ describe('readDimensions: from the header', () => {
     const at = avif.indexOf('pitm');
     avif.writeUInt16BE(7, at + 8); // primary item 7 has no properties
     expect(() => readDimensions('avif', avif)).toThrow(/primary item/);
+  });
+});
+
+describe('isAnimated: from the head', () => {
+  const actl = (frames: number) => {
+    const data = Buffer.alloc(8);
+    data.writeUInt32BE(frames, 0);
+    return pngChunk('acTL', data);
+  };
+  it('WebP by its VP8X animation flag, PNG by an acTL of more than one frame before IDAT, AVIF by its avis brand', () => {
+    const webp = makeWebpExtended();
+    expect(isAnimated('webp', webp)).toBe(false);
+    webp[20] = webp[20]! | 0x02;
+    expect(isAnimated('webp', webp)).toBe(true);
+    expect(isAnimated('webp', WEBP_LOSSY_5x3)).toBe(false);
+
+    expect(isAnimated('png', png)).toBe(false);
+    expect(isAnimated('png', pngWithChunks(png, actl(3)))).toBe(true);
+    expect(isAnimated('png', pngWithChunks(png, actl(1)))).toBe(false);
+    // After IDAT it is no APNG (and a cut acTL says nothing).
+    expect(
+      isAnimated('png', Buffer.concat([png.subarray(0, png.length - 12), actl(3), png.subarray(-12)])),
+    ).toBe(false);
+    expect(isAnimated('png', pngWithChunks(png, actl(3)).subarray(0, 40))).toBe(false);
+
+    const avif = makeAvif();
+    expect(isAnimated('avif', avif)).toBe(false);
+    const sequence = Buffer.from(avif);
+    sequence.write('avis', 8, 'latin1');
+    expect(isAnimated('avif', sequence)).toBe(true);
+    expect(isAnimated('jpeg', JPEG_5x3)).toBe(false);
   });
 });
 
@@ -346,10 +430,30 @@ describe('hostile binary uploads: malformed headers are ImageHeaderError, never 
     }
   });
 
+  it('20 MB of empty PNG or WebP chunks before an EXIF chunk is refused in well under 100 ms', () => {
+    const empty = (format: 'png' | 'webp') => {
+      const chunk = format === 'png' ? pngChunk('tEXt', Buffer.alloc(0)) : webpChunk('JUNK', Buffer.alloc(0));
+      const n = Math.floor(TWENTY_MB / chunk.length);
+      const chunks = Buffer.alloc(n * chunk.length);
+      for (let i = 0; i < n; i++) chunk.copy(chunks, i * chunk.length);
+      return format === 'png' ? pngWithChunks(png, chunks) : webpExtendedWith(chunks);
+    };
+    for (const format of ['png', 'webp'] as const) {
+      const bytes = empty(format);
+      const r = timed(() => readDimensions(format, bytes));
+      console.info(`${format}: 20 MB of empty chunks: ${r.ms.toFixed(3)} ms`);
+      expect(r.error).toBeInstanceOf(ImageHeaderError);
+      expect((r.error as Error).message).toMatch(`more than ${EXIF_WALK_MAX_CHUNKS} chunks`);
+      expect(r.ms).toBeLessThan(ATTACK_MS);
+    }
+  });
+
   it('property: a cut or corrupted header of any format is read or refused with ImageHeaderError', () => {
     const valid = [
       ['jpeg', withExifOrientation(JPEG_5x3, 6)],
       ['png', png],
+      ['png', pngWithChunks(png, pngChunk('eXIf', exifTiff(6)))],
+      ['webp', webpExtendedWith(webpChunk('EXIF', exifTiff(6)))],
       ['gif', makeGif(2, 2)],
       ['webp', WEBP_LOSSY_5x3],
       ['webp', WEBP_LOSSLESS_5x3],

@@ -2,14 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { thumbHashToApproximateAspectRatio, thumbHashToRGBA } from 'thumbhash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { crc32 } from '../../src/crc32.js';
 import type { ImageRow } from '../../src/db/types.js';
 import { seedDemoPhotos } from '../../src/demo-photos.js';
 import { UNDECODABLE_PLACEHOLDER } from '../../src/images/placeholders.js';
 import { thumbHashOf, UndecodableImage } from '../../src/images/thumbhash.js';
-import { inspectUpload, UploadBody } from '../../src/images/upload.js';
+import { inspectImage, inspectUpload, SNIFF_FIRST_BYTES, UploadBody } from '../../src/images/upload.js';
 import { pngDeclaring, SVG } from '../fixtures/images.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
@@ -152,14 +153,154 @@ describe('the upload header reader agrees with sharp on the displayed size', () 
       },
     ]);
 
-  it.each([1, 2, 3, 4, 5, 6, 7, 8])('JPEG with EXIF orientation %i', async (orientation) => {
-    const bytes = await scene().jpeg().withMetadata({ orientation }).toBuffer();
+  // Every format sharp writes an orientation into (AVIF gets it as irot/imir, not EXIF), both as a
+  // whole file and past the first read (noise makes the file larger than SNIFF_FIRST_BYTES, so a
+  // WebP's EXIF chunk, after the image data, lies beyond the head and is read on for).
+  const ORIENTED = [
+    ['JPEG', (s: Sharp) => s.jpeg()],
+    ['PNG', (s: Sharp) => s.png()],
+    ['WebP (lossy)', (s: Sharp) => s.webp()],
+    ['WebP (lossless)', (s: Sharp) => s.webp({ lossless: true })],
+    ['AVIF', (s: Sharp) => s.avif({ effort: 0 })],
+  ] as const;
+  const noisy = () =>
+    sharp({
+      create: {
+        width: 600,
+        height: 400,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 60 },
+      },
+    });
+  it.each(
+    ORIENTED.flatMap(([name, encode]) =>
+      [1, 2, 3, 4, 5, 6, 7, 8].flatMap((orientation) => [
+        [name, orientation, 'small', encode, scene] as const,
+        [name, orientation, 'past the head', encode, noisy] as const,
+      ]),
+    ),
+  )('%s with EXIF orientation %i (%s)', async (name, orientation, size, encode, source) => {
+    const bytes = await encode(await source())
+      .withMetadata({ orientation })
+      .toBuffer();
+    if (size === 'past the head') expect(bytes.length).toBeGreaterThan(SNIFF_FIRST_BYTES);
     const meta = await sharp(bytes).metadata();
-    expect(meta.orientation).toBe(orientation);
+    if (name !== 'AVIF') expect(meta.orientation).toBe(orientation);
     expect(await read(bytes)).toEqual(meta.autoOrient);
-    expect(await read(bytes)).toEqual(
-      orientation >= 5 ? { width: 200, height: 300 } : { width: 300, height: 200 },
-    );
+    const [w, h] = size === 'small' ? [300, 200] : [600, 400];
+    expect(await read(bytes)).toEqual(orientation >= 5 ? { width: h, height: w } : { width: w, height: h });
+  });
+
+  // Files sharp does not write but libvips reads: where and how the EXIF chunk counts for it.
+  const tiff = (orientation: number, order: 'II' | 'MM' = 'II') => {
+    const t = Buffer.alloc(26);
+    const le = order === 'II';
+    t.write(order, 0, 'latin1');
+    const u16 = (v: number, at: number) => (le ? t.writeUInt16LE(v, at) : t.writeUInt16BE(v, at));
+    const u32 = (v: number, at: number) => (le ? t.writeUInt32LE(v, at) : t.writeUInt32BE(v, at));
+    u16(42, 2);
+    u32(8, 4); // IFD0
+    u16(1, 8); // one entry: orientation, SHORT, count 1
+    u16(0x0112, 10);
+    u16(3, 12);
+    u32(1, 14);
+    u16(orientation, 18);
+    return t;
+  };
+  const EXIF_PREFIX = Buffer.from('Exif\0\0', 'latin1');
+  const pngChunk = (type: string, data: Buffer) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  /** The PNG's chunks after IHDR, with `insert` placed before IDAT or before IEND. */
+  const pngWith = async (insert: Buffer[], where: 'IDAT' | 'IEND') => {
+    const png = await noisy().png().toBuffer();
+    const parts: Buffer[] = [png.subarray(0, 33)];
+    for (let at = 33; at < png.length; ) {
+      const end = at + 12 + png.readUInt32BE(at);
+      if (png.toString('latin1', at + 4, at + 8) === where && insert.length) parts.push(...insert.splice(0));
+      parts.push(png.subarray(at, end));
+      at = end;
+    }
+    return Buffer.concat(parts);
+  };
+  const webpChunk = (type: string, data: Buffer) => {
+    const head = Buffer.alloc(8);
+    head.write(type, 0, 'latin1');
+    head.writeUInt32LE(data.length, 4);
+    return Buffer.concat([head, data, Buffer.alloc(data.length & 1)]);
+  };
+  /** A WebP sharp made with EXIF (VP8X, ICCP, VP8, EXIF), its EXIF chunks replaced by `exif`. */
+  const webpWith = async (exif: Buffer[], opts: { flag?: boolean; first?: boolean } = {}) => {
+    const webp = await noisy().webp().withMetadata({ orientation: 1 }).toBuffer();
+    const chunks: Buffer[] = [];
+    for (let at = 12; at < webp.length; ) {
+      const n = webp.readUInt32LE(at + 4);
+      chunks.push(Buffer.from(webp.subarray(at, at + 8 + n + (n & 1))));
+      at += 8 + n + (n & 1);
+    }
+    const [vp8x, ...rest] = chunks.filter((c) => c.toString('latin1', 0, 4) !== 'EXIF');
+    if (opts.flag === false) vp8x![8]! &= ~0x08;
+    const body = opts.first ? [vp8x!, ...exif, ...rest] : [vp8x!, ...rest, ...exif];
+    const riff = Buffer.alloc(12);
+    riff.write('RIFF', 0, 'latin1');
+    riff.writeUInt32LE(4 + body.reduce((n, c) => n + c.length, 0), 4);
+    riff.write('WEBP', 8, 'latin1');
+    return Buffer.concat([riff, ...body]);
+  };
+  const padding = pngChunk('tEXt', Buffer.concat([Buffer.from('Comment\0'), Buffer.alloc(100_000, 0x61)]));
+  it.each([
+    ['PNG: eXIf before IDAT, big-endian', () => pngWith([pngChunk('eXIf', tiff(6, 'MM'))], 'IDAT'), 6],
+    [
+      'PNG: eXIf past the head (100 kB tEXt first)',
+      () => pngWith([padding, pngChunk('eXIf', tiff(6))], 'IDAT'),
+      6,
+    ],
+    [
+      'PNG: eXIf after IDAT (libvips reads no further)',
+      () => pngWith([pngChunk('eXIf', tiff(6))], 'IEND'),
+      1,
+    ],
+    [
+      'PNG: eXIf starting Exif\\0\\0 (libpng drops it)',
+      () => pngWith([pngChunk('eXIf', Buffer.concat([EXIF_PREFIX, tiff(6)]))], 'IDAT'),
+      1,
+    ],
+    [
+      'PNG: two eXIf, the first counts',
+      () => pngWith([pngChunk('eXIf', tiff(6)), pngChunk('eXIf', tiff(3))], 'IDAT'),
+      6,
+    ],
+    ['PNG: orientation 9 (out of range)', () => pngWith([pngChunk('eXIf', tiff(9))], 'IDAT'), 1],
+    ['WebP: bare TIFF header', () => webpWith([webpChunk('EXIF', tiff(6))]), 6],
+    ['WebP: EXIF before the image data', () => webpWith([webpChunk('EXIF', tiff(6))], { first: true }), 6],
+    ['WebP: EXIF flag not set', () => webpWith([webpChunk('EXIF', tiff(6))], { flag: false }), 1],
+    [
+      'WebP: two EXIF, the first counts',
+      () => webpWith([webpChunk('EXIF', tiff(3)), webpChunk('EXIF', tiff(6))]),
+      3,
+    ],
+    [
+      'WebP: odd length, then XMP',
+      () =>
+        webpWith([
+          webpChunk('EXIF', Buffer.concat([EXIF_PREFIX, tiff(6), Buffer.alloc(1)])),
+          webpChunk('XMP ', Buffer.from('x')),
+        ]),
+      6,
+    ],
+  ] as const)('%s', async (_name, make, orientation) => {
+    const bytes = await make();
+    const meta = await sharp(bytes).metadata();
+    expect(meta.orientation ?? 1).toBe(orientation);
+    expect(await read(bytes)).toEqual(meta.autoOrient);
+    // As a whole file too (the inspector's path for one that fits in its first read).
+    expect(inspectImage(bytes, limits)).toMatchObject(meta.autoOrient);
   });
 
   it.each([
