@@ -30,4 +30,17 @@ describe('what operators read and run beside the code', () => {
       }
     }
   });
+
+  it("docker-compose.yml gives the gateway and the worker one DATA_DIR volume (the local driver's bucket)", () => {
+    const compose = read('docker-compose.yml');
+    const dataDir = /^ENV [\s\S]*?DATA_DIR=(\S+)/m.exec(read('Dockerfile'))?.[1];
+    expect(dataDir).toBe('/app/data');
+    const volumes = (service: string) => {
+      const block = new RegExp(`^  ${service}:\\n((?:    .*\\n|\\s*\\n)*)`, 'm').exec(compose)?.[1];
+      return /^ {4}volumes: \[(.*)\]$/m.exec(block ?? '')?.[1]?.replace(/"/g, '');
+    };
+    expect(volumes('gateway')).toBe(`signetdata:${dataDir}`);
+    expect(volumes('worker')).toBe(`signetdata:${dataDir}`);
+    expect(compose).toMatch(/^volumes:\n(?: {2}\w+:\n)*? {2}signetdata:$/m);
+  });
 });
