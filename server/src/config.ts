@@ -129,6 +129,13 @@ export interface Config {
    * queue behind renders).
    */
   variantConcurrency: number;
+  /**
+   * sharp work (variant renders and placeholder decodes together) at once on this node: libuv's
+   * thread pool (UV_THREADPOOL_SIZE, 4 by default) less one. Each kind has its own bound too,
+   * but sharp runs on that pool, and renders plus placeholders at their own bounds filled it:
+   * every file read then waited behind the longest decode (~0.9 s in a review's measurement).
+   */
+  decodeBudget: number;
   /** VARIANT_QUEUE_MAX: renders that may wait for a slot; more are refused with 503. */
   variantQueueMax: number;
   /** VARIANT_TIMEOUT_SECONDS: the longest one render may take, reading its original included. */
@@ -231,10 +238,14 @@ function str(env: Env, name: string): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
+/** libuv's thread pool less one: sharp works on that pool, and file reads must keep a thread. */
+function decodeBudget(env: Env): number {
+  return Math.max(1, (Number(env.UV_THREADPOOL_SIZE) || 4) - 1);
+}
+
 /** See `Config.variantConcurrency`. */
 function defaultVariantConcurrency(env: Env): number {
-  const pool = Number(env.UV_THREADPOOL_SIZE) || 4;
-  return Math.max(1, Math.min(os.availableParallelism(), pool - 1));
+  return Math.max(1, Math.min(os.availableParallelism(), decodeBudget(env)));
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -810,6 +821,7 @@ export function loadConfig(env: Env = process.env): Config {
     uploadQuotaBytes: optionalInt(env, 'UPLOAD_QUOTA_BYTES', 1, Number.MAX_SAFE_INTEGER),
     uploadQuotaFiles: optionalInt(env, 'UPLOAD_QUOTA_FILES', 1, 1_000_000_000),
     variantConcurrency: int(env, 'VARIANT_CONCURRENCY', defaultVariantConcurrency(env), 1, 256),
+    decodeBudget: decodeBudget(env),
     variantQueueMax: int(env, 'VARIANT_QUEUE_MAX', 64, 0, 100_000),
     variantTimeoutSeconds: int(env, 'VARIANT_TIMEOUT_SECONDS', 20, 1, 600),
     variantBackfillIntervalSeconds: int(env, 'VARIANT_BACKFILL_INTERVAL_SECONDS', 300, 0, 7 * 86400),

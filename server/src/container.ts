@@ -29,6 +29,7 @@ import { BullmqJobEngine } from './jobs/bullmq-engine.js';
 import { type JobEngine, tickInterval } from './jobs/job-engine.js';
 import { createProcessors } from './jobs/processors.js';
 import { TimerJobEngine } from './jobs/timer-engine.js';
+import { Slots } from './lib/slots.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './rate-limit.js';
@@ -115,6 +116,8 @@ export interface Container {
   images: ImageService;
   /** ThumbHash placeholders: after each upload, and the backfill job. */
   placeholders: Placeholders;
+  /** The node's budget of sharp work, renders and placeholder decodes together (Config.decodeBudget). */
+  decodes: Slots;
   /** Derived variant objects (s3 only): the after-upload job and the backfill. */
   derivedVariants: DerivedVariants | undefined;
   /** Uploads in flight on this node, per viewer and in all. */
@@ -233,17 +236,24 @@ function localVariantsRoot(config: Config): string {
  * The local driver's variant maker: bounded like an upload (no original over UPLOAD_MAX_PIXELS or
  * UPLOAD_MAX_BYTES is decoded) and by the VARIANT_* knobs.
  */
-function createLocalVariants(config: Config, storage: Storage, metrics: Metrics, logger: Logger) {
+function createLocalVariants(
+  config: Config,
+  storage: Storage,
+  metrics: Metrics,
+  logger: Logger,
+  decodes: Slots,
+) {
   if (storage.driver !== 'local') return undefined;
   return new LocalVariants(
-    { storage, renderer: createRenderer(config), metrics, logger },
+    { storage, renderer: createRenderer(config, decodes), metrics, logger },
     localVariantsRoot(config),
   );
 }
 
 /** The bounded variant renderer of the drivers whose variants Signet makes (local, s3). */
-function createRenderer(config: Config) {
+function createRenderer(config: Config, decodes: Slots) {
   return createVariantRenderer({
+    decodes,
     maxInputPixels: config.uploadMaxPixels,
     maxInputBytes: config.uploadMaxBytes,
     maxOutputDimension: config.images.maxDimension,
@@ -395,7 +405,10 @@ export async function createContainer(
           },
         }
       : storage;
-  const localVariants = createLocalVariants(config, storage, metrics, logger);
+  // One budget of sharp work for the node: renders and placeholder decodes share libuv's pool
+  // with every file read (Config.decodeBudget).
+  const decodes = new Slots(config.decodeBudget);
+  const localVariants = createLocalVariants(config, storage, metrics, logger, decodes);
   const limit = { limit: config.refreshRateLimitPerMinute, windowMs: 60_000 };
   const preloadLimit = { limit: config.preloadRateLimitPerMinute, windowMs: 60_000, name: 'rl-preload' };
 
@@ -477,6 +490,7 @@ export async function createContainer(
       maxBytes: config.uploadMaxBytes,
       maxPixels: config.uploadMaxPixels,
       timeoutSeconds: config.placeholderTimeoutSeconds,
+      decodes,
     },
   );
   const derivedVariants = variants.derivedObjects
@@ -485,7 +499,7 @@ export async function createContainer(
           storage,
           images: imagesRepo,
           catalog: variants,
-          renderer: createRenderer(config),
+          renderer: createRenderer(config, decodes),
           urls,
           metrics,
           logger,
@@ -616,6 +630,7 @@ export async function createContainer(
     imagesRepo,
     images,
     placeholders,
+    decodes,
     derivedVariants,
     uploadSlots,
     recentRows,

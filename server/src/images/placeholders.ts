@@ -42,6 +42,11 @@ export interface PlaceholderOptions {
   batchSize?: number;
   /** A backfill run stops after this long and the next one goes on (default 60 s). */
   runBudgetMs?: number;
+  /**
+   * The node's budget of sharp work, shared with the variant renderer (Config.decodeBudget): a
+   * decode holds one of it, the object's read does not.
+   */
+  decodes?: Slots;
   /** Images waiting for their after-upload turn at most; more are left to the backfill (default 256). */
   maxQueued?: number;
 }
@@ -119,10 +124,10 @@ export class Placeholders {
       // Client SVG is not rasterised on the server: librsvg would parse markup an attacker wrote,
       // for a vector image that loads fast anyway.
       if (row.contentType === 'image/svg+xml') throw new UndecodableImage('SVG gets no placeholder');
-      value = await thumbHashOf(await this.read(row), {
-        maxPixels: this.o.maxPixels,
-        timeoutSeconds: this.o.timeoutSeconds,
-      });
+      const bytes = await this.read(row);
+      const decode = () =>
+        thumbHashOf(bytes, { maxPixels: this.o.maxPixels, timeoutSeconds: this.o.timeoutSeconds });
+      value = await (this.o.decodes ? this.o.decodes.run(decode) : decode());
       result = 'computed';
     } catch (err) {
       if (!(err instanceof UndecodableImage)) {

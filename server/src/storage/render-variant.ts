@@ -60,6 +60,11 @@ export interface VariantRendererOptions {
   concurrency: number;
   /** Renders that may wait for a slot; one more is refused as `busy` (VARIANT_QUEUE_MAX). */
   maxQueue: number;
+  /**
+   * The node's budget of sharp work, shared with the placeholders (Config.decodeBudget): a render
+   * holds one of it while sharp decodes and encodes, not while the original is read.
+   */
+  decodes?: Slots;
 }
 
 /** Where a render's original comes from; called once a slot is free, so waiting costs no bytes. */
@@ -270,7 +275,7 @@ export function createVariantRenderer(o: VariantRendererOptions): VariantRendere
         throw err;
       }
     }
-    return renderBuffer(input, spec, o);
+    return o.decodes ? o.decodes.run(() => renderBuffer(input, spec, o)) : renderBuffer(input, spec, o);
   }
 
   return {
