@@ -74,6 +74,8 @@ export function withDerivedVariants(inner: Storage): Storage {
 
   return {
     driver: inner.driver,
+    // The URLs are the inner store's, signed with its credentials.
+    signedBy: inner.signedBy,
     put: (key, body, contentType, size) => inner.put(key, body, contentType, size),
     head: (key) => inner.head(key),
     get: (key, options) => inner.get(key, options),

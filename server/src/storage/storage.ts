@@ -152,7 +152,7 @@ export interface Storage {
    * `by` is not this is read as a miss instead. See docs/architecture.md, "Storage drivers and
    * signing".
    */
-  readonly signedBy?: string;
+  readonly signedBy: string;
   /**
    * Stores an object (`size` is required for a stream). A put that fails leaves nothing behind:
    * the driver cuts off a body it has not finished sending, or waits for the request to settle,

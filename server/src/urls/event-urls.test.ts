@@ -176,6 +176,21 @@ describe('eventUrlOf on s3 with derived variants', () => {
   );
   const s3UrlOf = eventUrlOf({ storage, regions: new Map(), refreshAheadSeconds: REFRESH_AHEAD });
 
+  it('names the signer of the store it wraps (a rotation of its keys is a miss there too)', () => {
+    expect(storage.signedBy).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    const rotated = withDerivedVariants(
+      createS3Storage({
+        accessKeyId: 'AKIDROTATED',
+        secretAccessKey: 'secret',
+        bucket: 'photos',
+        region: 'us-east-1',
+        endpoint: 'http://127.0.0.1:9',
+        forcePathStyle: true,
+      }),
+    );
+    expect(rotated.signedBy).not.toBe(storage.signedBy);
+  });
+
   it('builds the URL of the object the signature was made for: the derived one, or the original', () => {
     const original = 'u/alice/0b7c5a4e.jpg';
     // The domain names the derived object once it is made, the original (processed) before.
