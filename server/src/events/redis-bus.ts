@@ -120,7 +120,7 @@ export class RedisEventBus extends FanoutBus {
     if (now - this.dropped.warnedAt < 60_000) return;
     this.logger.warn(
       { records: this.dropped.count },
-      'dropped URL events this node cannot build (a region whose bucket it does not know?)',
+      'dropped URL events this node cannot build (a region whose bucket it does not know, or signed with other credentials during a key rotation?)',
     );
     this.dropped = { count: 0, warnedAt: now };
   }

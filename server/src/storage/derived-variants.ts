@@ -136,6 +136,7 @@ export function withDerivedVariants(inner: Storage): Storage {
         start: signature.start,
         end: signature.end,
         sig: o.sig,
+        by: signature.by,
         region: signature.region,
       });
     },

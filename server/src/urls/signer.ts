@@ -220,17 +220,17 @@ export class UrlSigner {
   }
 
   /**
-   * One signMany per distinct window and bucket (the grid has few windows per step: one signing
-   * key each; a region's bucket has its own signer).
-   */
-  /**
    * Who signs for a bucket now (`Storage.signedBy`): a cached signature anyone else made is a
    * miss (a key rotation: urls/url-service.ts).
    */
-  signedBy(region: string | undefined): string | undefined {
+  signedBy(region: string | undefined): string {
     return this.d.storageOf(region).signedBy;
   }
 
+  /**
+   * One signMany per distinct window and bucket (the grid has few windows per step: one signing
+   * key each; a region's bucket has its own signer).
+   */
   private signWindows(
     items: readonly (SignTarget & { window: SignWindow })[],
     reason: 'miss' | 'refresh',
