@@ -40,6 +40,25 @@ export const VIEWER_ID = /^[A-Za-z0-9._@:|-]{1,128}$/;
 /** VIEWER_ID in words, for messages that refuse an id (`signet token --sub`, `signet import --owner`). */
 export const VIEWER_ID_RULE = '1-128 of [A-Za-z0-9._@:|-]';
 
+/** The characters of a JWT (base64url segments and dots; a few more that some issuers pad with). */
+const JWT_CHARS = /^[A-Za-z0-9._~+/=-]+$/;
+
+/**
+ * The credential of an `Authorization: Bearer <credential>` header, or undefined for another
+ * scheme or none. The scheme is case-insensitive (RFC 9110 §11.1): `bearer x` is what some
+ * clients and scrapers send. Split by hand, not by a regular expression: the header is the
+ * client's, up to the header size limit. Viewer tokens and `/metrics` (http/health.ts) both use it.
+ */
+export function bearerCredential(header: string | null | undefined): string | undefined {
+  if (!header) return undefined;
+  const h = header.trim();
+  let end = 0;
+  while (end < h.length && h.charCodeAt(end) !== 32 && h.charCodeAt(end) !== 9) end++;
+  if (end !== 6 || h.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
+  const credential = h.slice(end).trimStart();
+  return credential === '' ? undefined : credential;
+}
+
 /** Verified tokens remembered per node: enough for every client a node serves at once. */
 const VERIFIED_TOKENS = 10_000;
 /**
@@ -73,9 +92,8 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     // Only a request with no Authorization header at all is anonymous: a bad token is refused,
     // never quietly downgraded to anonymous reads.
     if (anonymous && (authorization === null || authorization === undefined)) return ANONYMOUS_VIEWER;
-    const m = authorization ? /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(authorization) : null;
-    if (!m) throw unauthenticated(BEARER_REQUIRED);
-    const token = m[1]!;
+    const token = bearerCredential(authorization);
+    if (token === undefined || !JWT_CHARS.test(token)) throw unauthenticated(BEARER_REQUIRED);
     const known = verified.get(token);
     if (known) {
       if (Date.now() < known.until) return known.viewer;

@@ -55,37 +55,26 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
   // Embedded PGlite is no network hop: starting it (a WebAssembly Postgres) takes seconds on a
   // busy machine, and a first start creates its files. It gets longer than a server would.
   const databaseTimeout = config.databaseUrl ? timeoutMs : Math.max(timeoutMs, 60_000);
-  const database = timed('database', databaseTimeout, async () => {
-    const db = await openDatabase({
-      databaseUrl: config.databaseUrl,
-      dataDir: config.dataDir,
-      poolSize: 1,
-      migrate: false,
-    });
+  /** Opens a database as the gateway does, without migrating it, and pings it once. */
+  const ping = async (databaseUrl: string | undefined): Promise<void> => {
+    const db = await openDatabase({ databaseUrl, dataDir: config.dataDir, poolSize: 1, migrate: false });
     try {
       await db.ping();
-      return db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : redactUrl(config.databaseUrl!);
     } finally {
       await db.close();
     }
+  };
+  const database = timed('database', databaseTimeout, async () => {
+    await ping(config.databaseUrl);
+    return config.databaseUrl ? redactUrl(config.databaseUrl) : `embedded PGlite in ${config.dataDir}`;
   });
 
   // Page queries and visibility lookups go to the replica when it is set (container.ts, openReads).
   const readUrl = config.databaseReadUrl;
   const databaseRead: Promise<CheckRow> = readUrl
     ? timed('database-read', timeoutMs, async () => {
-        const db = await openDatabase({
-          databaseUrl: readUrl,
-          dataDir: config.dataDir,
-          poolSize: 1,
-          migrate: false,
-        });
-        try {
-          await db.ping();
-          return redactUrl(readUrl);
-        } finally {
-          await db.close();
-        }
+        await ping(readUrl);
+        return redactUrl(readUrl);
       })
     : Promise.resolve<CheckRow>({
         name: 'database-read',

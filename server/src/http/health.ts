@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bearerCredential } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { unauthenticated } from '../errors/index.js';
@@ -137,16 +138,10 @@ export function createMetricsRoute(
   };
 }
 
-/**
- * Whether an Authorization header is `Bearer <expected>`. The scheme is case-insensitive (RFC 9110
- * §11.1; `bearer x` is what some scrapers send, and what the JWT path takes); only the
- * credential, never the scheme, is compared, and in constant time. Split by hand, not by regex:
- * the header is the client's, up to the header size limit.
- */
+/** Whether an Authorization header is `Bearer <expected>`, the credential compared in constant time. */
 function bearerMatches(header: string | undefined, expected: Buffer): boolean {
-  if (header === undefined) return false;
-  const space = header.indexOf(' ');
-  if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') return false;
-  const given = Buffer.from(header.slice(space + 1).trimStart());
+  const credential = bearerCredential(header);
+  if (credential === undefined) return false;
+  const given = Buffer.from(credential);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

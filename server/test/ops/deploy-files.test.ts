@@ -5,6 +5,15 @@ import { describe, expect, it } from 'vitest';
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 
+/**
+ * A one-line list setting (`    ports: [...]`) of a docker-compose service, inside the brackets:
+ * the service's block runs from `  <name>:` to the next service at the same indentation.
+ */
+function composeList(compose: string, service: string, setting: string): string | undefined {
+  const block = new RegExp(`^  ${service}:\\n((?:    .*\\n|\\s*\\n)*)`, 'm').exec(compose)?.[1];
+  return new RegExp(`^ {4}${setting}: \\[(.*)\\]$`, 'm').exec(block ?? '')?.[1];
+}
+
 describe('what operators read and run beside the code', () => {
   it('docs/operations.md lists every metric server/src/metrics.ts registers', () => {
     const registered = [...read('server/src/metrics.ts').matchAll(/name: '(signet_[a-z0-9_]+)'/g)].map(
@@ -20,10 +29,7 @@ describe('what operators read and run beside the code', () => {
   it('docker-compose.yml publishes Redis and PostgreSQL (no password, trust auth) on loopback only', () => {
     const compose = read('docker-compose.yml');
     for (const service of ['redis', 'postgres']) {
-      // The service's block: from `  <name>:` to the next service at the same indentation.
-      const block = new RegExp(`^  ${service}:\\n((?:    .*\\n|\\s*\\n)*)`, 'm').exec(compose)?.[1];
-      expect(block, service).toBeDefined();
-      const ports = /^ {4}ports: \[(.*)\]$/m.exec(block!)?.[1];
+      const ports = composeList(compose, service, 'ports');
       expect(ports, service).toBeDefined();
       for (const mapping of ports!.split(',')) {
         expect(mapping.trim().replace(/"/g, ''), service).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
@@ -35,10 +41,7 @@ describe('what operators read and run beside the code', () => {
     const compose = read('docker-compose.yml');
     const dataDir = /^ENV [\s\S]*?DATA_DIR=(\S+)/m.exec(read('Dockerfile'))?.[1];
     expect(dataDir).toBe('/app/data');
-    const volumes = (service: string) => {
-      const block = new RegExp(`^  ${service}:\\n((?:    .*\\n|\\s*\\n)*)`, 'm').exec(compose)?.[1];
-      return /^ {4}volumes: \[(.*)\]$/m.exec(block ?? '')?.[1]?.replace(/"/g, '');
-    };
+    const volumes = (service: string) => composeList(compose, service, 'volumes')?.replace(/"/g, '');
     expect(volumes('gateway')).toBe(`signetdata:${dataDir}`);
     expect(volumes('worker')).toBe(`signetdata:${dataDir}`);
     expect(compose).toMatch(/^volumes:\n(?: {2}\w+:\n)*? {2}signetdata:$/m);
