@@ -42,57 +42,81 @@ export function endOnAbort<T>(
   signal: AbortSignal,
   waiters: AbortWaiters = abortWaiters(signal),
 ): AsyncIterableIterator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let finished = false;
-  let forget = () => {};
+  return new EndOnAbort(source[Symbol.asyncIterator](), signal, waiters);
+}
+
+/**
+ * A class, not an object literal of closures: it is held for as long as its subscription is
+ * open, and as closures each one cost six functions, their contexts and a name string built for
+ * its computed `[Symbol.asyncIterator]` key (a heap snapshot of 5,000 open subscriptions;
+ * docs/benchmarks.md, finding 42).
+ */
+class EndOnAbort<T> implements AsyncIterableIterator<T> {
+  private finished = false;
+  private forget: (() => void) | undefined;
   /** Settles the `next()` in flight (at most one: yoga asks for the next event once it has sent one). */
-  let wake: ((r: IteratorResult<T>) => void) | undefined;
-  const done = (): IteratorResult<T> => ({ done: true, value: undefined });
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    forget();
-    const w = wake;
-    wake = undefined;
-    w?.(done());
-    void Promise.resolve(it.return?.()).catch(() => {});
-  };
-  // Already aborted: the source is stopped at once (a subscription holds a place on the bus).
-  if (signal.aborted) finish();
-  else forget = waiters.add(finish);
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    next() {
-      if (finished) return Promise.resolve(done());
-      return new Promise<IteratorResult<T>>((resolve, reject) => {
-        wake = resolve;
-        it.next().then(
-          (r) => {
-            // Already settled as done by an abort or return().
-            if (wake !== resolve) return;
-            wake = undefined;
-            if (r.done) finish();
-            resolve(r);
-          },
-          (err: unknown) => {
-            if (wake !== resolve) return;
-            wake = undefined;
-            reject(err);
-          },
-        );
-      });
-    },
-    async return() {
-      finish();
-      return done();
-    },
-    async throw(err) {
-      finish();
-      throw err;
-    },
-  };
+  private wake: ((r: IteratorResult<T>) => void) | undefined;
+  /** Bound once: the waiter set holds it. */
+  private readonly finishNow = () => this.finish();
+
+  constructor(
+    private readonly it: AsyncIterator<T>,
+    signal: AbortSignal,
+    waiters: AbortWaiters,
+  ) {
+    // Already aborted: the source is stopped at once (a subscription holds a place on the bus).
+    if (signal.aborted) this.finish();
+    else this.forget = waiters.add(this.finishNow);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.finished) return Promise.resolve(done<T>());
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.wake = resolve;
+      this.it.next().then(
+        (r) => {
+          // Already settled as done by an abort or return().
+          if (this.wake !== resolve) return;
+          this.wake = undefined;
+          if (r.done) this.finish();
+          resolve(r);
+        },
+        (err: unknown) => {
+          if (this.wake !== resolve) return;
+          this.wake = undefined;
+          reject(err);
+        },
+      );
+    });
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.finish();
+    return done<T>();
+  }
+
+  async throw(err: unknown): Promise<IteratorResult<T>> {
+    this.finish();
+    throw err;
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.forget?.();
+    const w = this.wake;
+    this.wake = undefined;
+    w?.(done<T>());
+    void Promise.resolve(this.it.return?.()).catch(() => {});
+  }
+}
+
+function done<T>(): IteratorResult<T> {
+  return { done: true, value: undefined };
 }
 
 /** Ends every open subscription when the process shuts down (graceful SIGTERM). */
