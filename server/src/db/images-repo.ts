@@ -18,13 +18,20 @@ export interface PageResult {
 /** A row to insert: every column of a row, chosen by the server (private unless said). */
 export type NewImage = Omit<
   ImageRow,
-  'visibility' | 'placeholder' | 'variantsReady' | 'homeRegion' | 'replicatedRegions'
+  'visibility' | 'placeholder' | 'variantsReady' | 'homeRegion' | 'replicatedRegions' | 'animated'
 > & {
   /** SIGNET_REGION of the node that stored the object (undefined: one region). */
   homeRegion?: string | null;
   visibility?: ImageVisibility;
   /** The placeholder may come later (computed after upload). */
   placeholder?: string | null;
+  /**
+   * Whether the original is animated, from its head (`isAnimated`: uploads). Undefined: false, the
+   * column's default (an insert that does not say is one of Signet's own generated stills: the
+   * seed, the demo photos); null: not looked at, and the backfill will (docs/architecture.md,
+   * "Variants").
+   */
+  animated?: boolean | null;
 };
 
 /**
@@ -64,7 +71,11 @@ function inScope(scope: ReadScope, row: ImageRow): boolean {
 export type ImportedImage = Pick<
   ImageRow,
   'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
-> & { homeRegion?: string | null };
+> & {
+  homeRegion?: string | null;
+  /** From the head the import read (`isAnimated`), as an upload's. */
+  animated: boolean;
+};
 
 /**
  * A row as the server sees it. A page row asked for only some fields (`listPage`'s `fields`) has
@@ -86,6 +97,7 @@ export function toImageRow(r: Omit<ImageRowRaw, 'variants_of' | 'deleted_at'>): 
     homeRegion: r.home_region,
     replicatedRegions: r.replicated_regions,
     variantsReady: r.variants_ready === undefined ? (undefined as never) : (r.variants_ready ?? []),
+    animated: r.animated,
     createdAt: r.created_at,
   };
 }
@@ -104,6 +116,7 @@ const columns = [
   'home_region',
   'replicated_regions',
   'variants_ready',
+  'animated',
   'created_at',
 ] as const;
 
@@ -122,6 +135,7 @@ const COLUMN_OF: Record<keyof ImageRow, (typeof columns)[number]> = {
   homeRegion: 'home_region',
   replicatedRegions: 'replicated_regions',
   variantsReady: 'variants_ready',
+  animated: 'animated',
   createdAt: 'created_at',
 };
 
@@ -206,6 +220,25 @@ export interface ImagesRepo {
   setVariantsOf(id: string, tag: string): Promise<void>;
   /** Rows whose variants were made for another preset set are made again; returns how many. */
   resetVariantsOf(tag: string): Promise<number>;
+}
+
+/**
+ * The animation backfill's statements (docs/architecture.md, "Variants"). Apart from
+ * `ImagesRepo`, which read-only stand-ins of the repository implement whole (the bench's static
+ * pages), and which have nothing to record.
+ */
+export interface AnimationRecords {
+  /**
+   * One statement: up to `limit` live WebP, PNG and AVIF rows whose animation is not known yet
+   * (null), oldest first, after `after` (keyset on created_at, id, so one run visits each row once).
+   */
+  animationUnknown(after: Cursor | undefined, limit: number): Promise<ImageRow[]>;
+  /**
+   * One statement: records what a look at the original found on a live row that has not said
+   * (null). `true` is also written over `false`: a renderer that decoded the whole original saw
+   * frames the head did not show. Returns whether the row changed.
+   */
+  recordAnimation(id: string, animated: boolean): Promise<boolean>;
 }
 
 /**
@@ -297,7 +330,10 @@ async function listPage(
  * @param reads where page queries and visibility lookups run (a read replica when configured);
  * writes, and the reads that must be exact (quota, the orphan sweep's keys), use the primary.
  */
-export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.kysely)): ImagesRepo {
+export function createImagesRepo(
+  db: Db,
+  reads: ReadRouting = primaryReads(db.kysely),
+): ImagesRepo & AnimationRecords {
   const k = db.kysely;
 
   /** Which of these object keys a row names (live rows only, or deleted ones too). */
@@ -426,6 +462,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
           visibility: img.visibility ?? 'private',
           placeholder: img.placeholder ?? null,
           home_region: img.homeRegion ?? null,
+          animated: img.animated === undefined ? false : img.animated,
           created_at: img.createdAt,
         })
         .returning(columns)
@@ -450,6 +487,7 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
             height: img.height,
             etag: img.etag,
             home_region: img.homeRegion ?? null,
+            animated: img.animated,
             created_at: img.createdAt,
           })),
         )
@@ -594,6 +632,39 @@ export function createImagesRepo(db: Db, reads: ReadRouting = primaryReads(db.ky
         .where('id', '=', id)
         .where('deleted_at', 'is', null)
         .execute();
+    },
+
+    async animationUnknown(after, limit) {
+      // Rides on the partial index images_animation_unknown: its predicate, word for word (a
+      // literal list, not parameters, so the planner can match it to the index's).
+      let q = k
+        .selectFrom('images')
+        .select(columns)
+        .where('animated', 'is', null)
+        .where('deleted_at', 'is', null)
+        .where(sql<boolean>`content_type in ('image/webp', 'image/png', 'image/avif')`)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit);
+      if (after) {
+        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
+      }
+      return (await q.execute()).map(toImageRow);
+    },
+
+    async recordAnimation(id, animated) {
+      const r = await k
+        .updateTable('images')
+        .set({ animated })
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .where((eb) =>
+          animated
+            ? eb.or([eb('animated', 'is', null), eb('animated', '=', false)])
+            : eb('animated', 'is', null),
+        )
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
     },
 
     async resetVariantsOf(tag) {

@@ -1,4 +1,11 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import {
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  type MigrationResultSet,
+  Migrator,
+  sql,
+} from 'kysely';
 import type { Database } from './types.js';
 
 // Migrations live in code (not files on disk), so the built server and the tests run the same
@@ -93,22 +100,65 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('images').dropColumn('variants_ready').execute();
     },
   },
+  // Whether the original is animated: an animated WebP, an APNG or an AVIF sequence, whose
+  // variants are the original itself as a GIF's are (docs/architecture.md, "Variants"). Null
+  // means "not looked at": the rows this migration finds. `false` would claim each of them is a
+  // still, which nothing has checked (the catalog would keep asking for stills of an animated
+  // one), and would leave the backfill nothing to tell its work from rows it has done; null keeps
+  // its work list exact (`images_animation_unknown`, which only shrinks). Rows made from now on are
+  // known when they are inserted: uploads and `signet import` write what the head they read shows,
+  // and an insert that does not name the column gets `false` (Signet's own generated stills: the
+  // seed and demo photos; bulk inserts of stills).
+  '006_images_animated': {
+    async up(db: Kysely<unknown>) {
+      // The column first, without a default, so the rows already there stay null (a default
+      // given with `add column` would be written into every one of them); then the default for
+      // rows to come. Neither rewrites the table.
+      await sql`alter table images add column if not exists animated boolean`.execute(db);
+      await sql`alter table images alter column animated set default false`.execute(db);
+      // The backfill's work list: live rows of a type that can be animated, not looked at yet,
+      // oldest first.
+      await sql`create index if not exists images_animation_unknown
+        on images (created_at, id)
+        where animated is null and deleted_at is null
+          and content_type in ('image/webp', 'image/png', 'image/avif')`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`drop index if exists images_animation_unknown`.execute(db);
+      await db.schema.alterTable('images').dropColumn('animated').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
-  const migrator = new Migrator({
+function migrator(db: Kysely<Database>): Migrator {
+  return new Migrator({
     db,
     provider,
     migrationTableName: 'signet_migrations',
     migrationLockTableName: 'signet_migrations_lock',
   });
-  const { error, results } = await migrator.migrateToLatest();
+}
+
+function checked({ error, results }: MigrationResultSet): void {
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}`, {
       cause: error,
     });
   }
+}
+
+export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
+  checked(await migrator(db).migrateToLatest());
+}
+
+/**
+ * Migrates up or down to the migration named `target` (a test of a migration over rows made
+ * before it: server/test/db/migrations.test.ts).
+ */
+export async function migrateTo(db: Kysely<Database>, target: string): Promise<void> {
+  if (!(target in migrations)) throw new Error(`no migration ${target}`);
+  checked(await migrator(db).migrateTo(target));
 }

@@ -24,6 +24,11 @@ export interface ImagesTable {
   variants_ready: ColumnType<string[], string[] | undefined, string[]>;
   /** The preset set the derived objects were made for (`presetsTag`); null: not yet. */
   variants_of: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * An animated WebP, APNG or AVIF sequence (true), or not (false; the default); null: not looked
+   * at yet (rows from before migration 006, until the backfill reads their head).
+   */
+  animated: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
   created_at: ColumnType<Date, Date | undefined, never>;
   deleted_at: ColumnType<Date | null, never, Date | null>;
 }
@@ -53,5 +58,11 @@ export interface ImageRow {
   replicatedRegions: string[];
   /** Variant keys whose derived objects exist (only on `s3`; empty elsewhere). */
   variantsReady: string[];
+  /**
+   * The original is an animated WebP, APNG or AVIF sequence: its variants are the original, as a
+   * GIF's are (docs/architecture.md, "Variants"). False for a still, and for every other type (a
+   * GIF or SVG is handed out whole by its type, whatever this says); null: not looked at yet.
+   */
+  animated: boolean | null;
   createdAt: Date;
 }

@@ -13,7 +13,8 @@ import { inspectUpload, UPLOAD_KEY_PREFIX } from './upload.js';
  * its first bytes, read with ranged GETs, never by its name or stored type — and gets a row of
  * the given owner. Rows are inserted per listing page with ON CONFLICT DO NOTHING on the unique
  * object key, so a second run adds nothing and a killed run picks up where it stopped.
- * Placeholders are not made here: the backfill job makes them for rows that have none.
+ * Placeholders are not made here: the backfill job makes them for rows that have none. Whether
+ * the image is animated is recorded from the same head.
  */
 export interface BucketImportDeps {
   config: Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels' | 'uploadMaxBytes' | 'regions'>;
@@ -178,6 +179,9 @@ async function judge(
         byteSize: o.size,
         width: image.width,
         height: image.height,
+        // From the head read for the type (an animated WebP, APNG or AVIF sequence): its variants
+        // are the original's URL (docs/architecture.md, "Variants").
+        animated: image.animated,
         etag: head.etag ?? null,
         // The gallery lists newest first: an imported image takes its place by when it was stored.
         createdAt: o.lastModified,

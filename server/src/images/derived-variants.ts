@@ -1,4 +1,4 @@
-import type { Cursor, ImagesRepo } from '../db/images-repo.js';
+import type { AnimationRecords, Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
@@ -23,7 +23,8 @@ export interface DerivedVariantsDeps {
   images: Pick<
     ImagesRepo,
     'findLive' | 'missingVariants' | 'addVariantReady' | 'setVariantsOf' | 'resetVariantsOf'
-  >;
+  > &
+    Pick<AnimationRecords, 'recordAnimation'>;
   catalog: Pick<VariantCatalog, 'presetVariants' | 'presetsTag'>;
   /** The shared bounded renderer (storage/render-variant.ts). */
   renderer: VariantRenderer;
@@ -135,6 +136,8 @@ export class DerivedVariants {
       }
       for (const v of todo) {
         const r = await this.makeOne(row, v, original);
+        // Recorded as animated: its variants are the original's URL, so none is left to make.
+        if (r === 'animated') break;
         if (r !== 'made') {
           result = r;
           if (r !== 'unrenderable') break;
@@ -166,12 +169,26 @@ export class DerivedVariants {
     return result;
   }
 
-  /** Renders, stores and notes one variant. */
-  private async makeOne(row: ImageRow, v: Variant, original: Buffer): Promise<DerivedVariantsResult> {
+  /**
+   * Renders, stores and notes one variant; 'animated' when the renderer found the original
+   * animated (a row that did not say so: from before the column, not backfilled yet): nothing is
+   * stored (it would be a copy of the original) and the row records it, so from its next read the
+   * catalog hands out the original's URL for every variant (docs/architecture.md, "Variants").
+   */
+  private async makeOne(
+    row: ImageRow,
+    v: Variant,
+    original: Buffer,
+  ): Promise<DerivedVariantsResult | 'animated'> {
     const { storage, images, renderer, urls, logger } = this.d;
     const key = derivedKeyOf(row.objectKey, v);
     try {
       const out = await renderer.render(async () => original, v);
+      if (out.animated) {
+        await images.recordAnimation(row.id, true);
+        logger.info({ imageId: row.id, key: row.objectKey }, 'animated original recorded on its row');
+        return 'animated';
+      }
       await storage.put(key, out.data, out.contentType);
       // A delete of the image lists its derived objects after deleting the original: an object
       // put before that listing is found by it, one put after it finds the original gone here.

@@ -1,9 +1,10 @@
-import type { Cursor, ImagesRepo } from '../db/images-repo.js';
+import type { AnimationRecords, Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type Storage, StorageError } from '../storage/storage.js';
+import { AnimationBackfill } from './animation-backfill.js';
 import { thumbHashOf, UndecodableImage } from './thumbhash.js';
 
 /**
@@ -24,7 +25,8 @@ export interface PlaceholderDeps {
    * missing. Absent: `storage`.
    */
   storageFor?: (row: ImageRow) => Pick<Storage, 'get'>;
-  images: Pick<ImagesRepo, 'missingPlaceholders' | 'setPlaceholder'>;
+  images: Pick<ImagesRepo, 'missingPlaceholders' | 'setPlaceholder'> &
+    Pick<AnimationRecords, 'animationUnknown' | 'recordAnimation'>;
   metrics: Pick<Metrics, 'placeholdersComputed'>;
   logger: Logger;
 }
@@ -71,12 +73,24 @@ export class Placeholders {
   private readonly queued = new Set<string>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
+  /**
+   * Animation on the rows from before the column (images/animation-backfill.ts): run by this
+   * job's backfill, first, since it reads only heads, on every driver. Public for tests and tools.
+   */
+  readonly animation: AnimationBackfill;
 
   constructor(
     private readonly d: PlaceholderDeps,
     private readonly o: PlaceholderOptions,
   ) {
     this.slots = new Slots(o.concurrency);
+    this.animation = new AnimationBackfill(
+      { storage: d.storage, storageFor: d.storageFor, images: d.images, logger: d.logger },
+      {
+        timeoutSeconds: o.timeoutSeconds,
+        ...(o.runBudgetMs !== undefined ? { runBudgetMs: o.runBudgetMs } : {}),
+      },
+    );
   }
 
   /**
@@ -112,6 +126,7 @@ export class Placeholders {
    */
   async close(): Promise<void> {
     this.closed = true;
+    this.animation.close();
     await this.idle();
   }
 
@@ -153,13 +168,18 @@ export class Placeholders {
   }
 
   /**
-   * One backfill run: the live rows without a placeholder, oldest first, each visited once, a
+   * One backfill run: first the animation of rows that do not record it (`animation`, its own
+   * result logged; a failure of it never stops the placeholders), then the live rows without a
+   * placeholder, oldest first, each visited once, a
    * bounded number decoded at once; progress logged per batch. It stops early when its time
    * budget is spent or when a whole batch failed (storage or the database is down: the next run
    * tries again rather than walking every row into the same failure).
    */
   async backfill(): Promise<BackfillResult> {
     const { images, logger } = this.d;
+    await this.animation
+      .run()
+      .catch((err: Error) => logger.warn({ err: err.message }, 'animation backfill failed; retried later'));
     const batchSize = this.o.batchSize ?? 50;
     const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     const total: BackfillResult = { visited: 0, computed: 0, undecodable: 0, failed: 0, complete: false };

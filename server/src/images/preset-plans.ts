@@ -30,6 +30,8 @@ interface PlannedImage {
   contentType: string;
   width: number | null;
   height: number | null;
+  /** The row records animation (every entry is then the original: images/variants.ts). */
+  animated: boolean;
   byPreset: Map<string, PresetPlan>;
 }
 
@@ -37,29 +39,39 @@ interface PlannedImage {
  * The preset plans of recently seen images. A warm page asks for the same images' presets
  * request after request; capping each box, naming each variant and its url id, and joining each
  * srcset gave the same objects and strings every time (per URL, garbage that lives across the
- * request's round trips). A plan is used only while the row's type and size are what it was made
- * for; the presets cannot change in a running process.
+ * request's round trips). A plan is used only while the row's type, size and animation are what
+ * it was made for (the animation backfill changes a row's); the presets cannot change in a
+ * running process.
  */
 export class PresetPlans {
   private readonly images = new BoundedMap<string, PlannedImage>(PLANNED_IMAGES);
 
   /** The plan of `preset` for this image, made by `make` when not known (or the row changed). */
   get(
-    image: { id: string; contentType: string; width: number | null; height: number | null },
+    image: {
+      id: string;
+      contentType: string;
+      width: number | null;
+      height: number | null;
+      animated?: boolean | null;
+    },
     preset: string,
     make: () => PresetPlan,
   ): PresetPlan {
     let known = this.images.get(image.id);
+    const animated = image.animated === true;
     if (
       !known ||
       known.contentType !== image.contentType ||
       known.width !== image.width ||
-      known.height !== image.height
+      known.height !== image.height ||
+      known.animated !== animated
     ) {
       known = {
         contentType: image.contentType,
         width: image.width,
         height: image.height,
+        animated,
         byPreset: new Map(),
       };
       this.images.set(image.id, known);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger } from '../../test/support/logs.js';
 import { FakeClock } from '../clock.js';
 import { type Db, openDatabase } from '../db/connect.js';
-import { createImagesRepo, type ImagesRepo } from '../db/images-repo.js';
+import { createImagesRepo } from '../db/images-repo.js';
 import { createMetrics } from '../metrics.js';
 import { createLocalStorage } from '../storage/local.js';
 import { createVariantRenderer } from '../storage/render-variant.js';
@@ -17,7 +17,7 @@ import { REPLICATION_CHECK_WINDOW_MS, ReplicationCheck } from './replication-che
 describe('replication check', () => {
   let dir: string;
   let db: Db;
-  let repo: ImagesRepo;
+  let repo: ReturnType<typeof createImagesRepo>;
   let bucketB: Storage;
   const clock = new FakeClock(Date.UTC(2026, 0, 2));
 

@@ -1,9 +1,11 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
+  AVIF_SEQUENCE_400x300,
   gifWithLateFrame,
   gifWithScreen,
   JPEG_5x3,
+  makeApng,
   makeAvif,
   makePng,
   WEBP_LOSSY_5x3,
@@ -164,6 +166,56 @@ describe('inspectUpload: type and size from a bounded head', () => {
     await expect(inspectUpload(cut, limits)).rejects.toMatchObject({
       message: 'The WebP header is truncated (RIFF size)',
     });
+  });
+});
+
+describe('inspectUpload: animation from the first read', () => {
+  const frames = () =>
+    Promise.all(
+      ['#ff0000', '#00ff00', '#0000ff'].map((background) =>
+        sharp({
+          create: {
+            width: 400,
+            height: 300,
+            channels: 3,
+            background,
+            noise: { type: 'gaussian', mean: 128, sigma: 20 },
+          },
+        })
+          .png()
+          .toBuffer(),
+      ),
+    );
+
+  it('an animated WebP, an APNG and an AVIF sequence say so, larger than the first read or not; stills do not', async () => {
+    const f = await frames();
+    const webp = await sharp(f, { join: { animated: true } })
+      .webp()
+      .toBuffer();
+    const apng = makeApng(f);
+    const cases: [string, Buffer, boolean][] = [
+      ['animated WebP', webp, true],
+      ['APNG', apng, true],
+      ['AVIF sequence', AVIF_SEQUENCE_400x300, true],
+      ['still WebP', await sharp(f[0]!).webp().toBuffer(), false],
+      ['still PNG', f[0]!, false],
+      ['still AVIF', await sharp(f[0]!).avif().toBuffer(), false],
+      [
+        'GIF of three frames',
+        await sharp(f, { join: { animated: true } })
+          .gif()
+          .toBuffer(),
+        false,
+      ],
+      ['JPEG', await sharp(f[0]!).jpeg().toBuffer(), false],
+    ];
+    expect(webp.length).toBeGreaterThan(SNIFF_FIRST_BYTES);
+    expect(apng.length).toBeGreaterThan(SNIFF_FIRST_BYTES);
+    for (const [name, bytes, animated] of cases) {
+      const got = await inspectUpload(new UploadBody(chunked(bytes), 20 * MB), limits);
+      expect(got.animated, name).toBe(animated);
+      expect({ width: got.width, height: got.height }, name).toEqual({ width: 400, height: 300 });
+    }
   });
 });
 

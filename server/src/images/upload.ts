@@ -21,6 +21,7 @@ import {
   ExifChunkWalk,
   GifWalk,
   ImageHeaderError,
+  isAnimated,
   readDimensions,
   readStoredDimensions,
   turned,
@@ -206,6 +207,12 @@ export interface InspectedImage {
   ext: string;
   width: number | null;
   height: number | null;
+  /**
+   * An animated WebP, APNG or AVIF sequence, told from the first read (`isAnimated`): recorded on
+   * the row, so the catalog hands out its variants as the original (docs/architecture.md,
+   * "Variants"). False for every other format.
+   */
+  animated: boolean;
 }
 
 type InspectConfig = Pick<Config, 'uploadAllowSvg' | 'uploadMaxPixels'>;
@@ -224,14 +231,19 @@ function identify(bytes: Buffer, config: InspectConfig): ImageFormat {
   return format;
 }
 
-function described(format: ImageFormat, dims: Dimensions | null, config: InspectConfig): InspectedImage {
+function described(
+  format: ImageFormat,
+  dims: Dimensions | null,
+  config: InspectConfig,
+  animated: boolean,
+): InspectedImage {
   if (dims && dims.width * dims.height > config.uploadMaxPixels) {
     throw badInput(
       `The image is ${dims.width}×${dims.height} pixels; at most ${config.uploadMaxPixels} pixels are accepted`,
     );
   }
   const { contentType, ext } = FORMATS[format];
-  return { format, contentType, ext, width: dims?.width ?? null, height: dims?.height ?? null };
+  return { format, contentType, ext, width: dims?.width ?? null, height: dims?.height ?? null, animated };
 }
 
 function headerError(err: unknown): unknown {
@@ -242,7 +254,7 @@ function headerError(err: unknown): unknown {
 export function inspectImage(bytes: Buffer, config: InspectConfig): InspectedImage {
   const format = identify(bytes, config);
   try {
-    return described(format, readDimensions(format, bytes), config);
+    return described(format, readDimensions(format, bytes), config, isAnimated(format, bytes));
   } catch (err) {
     throw headerError(err);
   }
@@ -306,6 +318,11 @@ export async function inspectUpload(body: HeadSource, config: InspectConfig): Pr
   let head = await body.head(Math.min(size, SNIFF_FIRST_BYTES));
   if (head.length >= size) return inspectImage(head, config);
   const format = identify(head, config);
+  // From the first read, as the whole-file path above: a WebP's VP8X flags and an AVIF's ftyp
+  // open the file, and an APNG's acTL comes before its image data (so within the first 64 KB
+  // unless other chunks fill them; the renderer's own check is the safety net for such a file:
+  // docs/architecture.md, "Variants").
+  const animated = isAnimated(format, head);
   const notWithin = (err?: ImageHeaderError) =>
     badInput(
       err
@@ -320,17 +337,18 @@ export async function inspectUpload(body: HeadSource, config: InspectConfig): Pr
         // RIFF size covers the whole file: a cut-off upload still shows, against the real size.
         if (view.length >= 8 && view.readUInt32LE(4) + 8 <= size) view.writeUInt32LE(view.length - 8, 4);
         const stored = readStoredDimensions(format, view);
-        return described(format, turned(stored, await exifOrientation(format, head, body)), config);
+        return described(format, turned(stored, await exifOrientation(format, head, body)), config, animated);
       }
       case 'png': {
         const stored = readStoredDimensions(format, head);
-        return described(format, turned(stored, await exifOrientation(format, head, body)), config);
+        return described(format, turned(stored, await exifOrientation(format, head, body)), config, animated);
       }
       case 'avif': {
         for (;;) {
           const at = avifMetaEnd(head, size);
-          if (!at) return described(format, readDimensions(format, head), config);
-          if ('end' in at) return described(format, readDimensions(format, head.subarray(0, at.end)), config);
+          if (!at) return described(format, readDimensions(format, head), config, animated);
+          if ('end' in at)
+            return described(format, readDimensions(format, head.subarray(0, at.end)), config, animated);
           if (at.need > size) throw new ImageHeaderError('avif', 'truncated');
           if (at.need > max) throw notWithin();
           head = await body.head(Math.max(at.need, Math.min(max, head.length * 2)));
@@ -351,12 +369,12 @@ export async function inspectUpload(body: HeadSource, config: InspectConfig): Pr
         const dims = walk.dimensions();
         if (!(dims.width >= 1) || !(dims.height >= 1))
           throw new ImageHeaderError('gif', 'malformed (zero size)');
-        return described(format, dims, config);
+        return described(format, dims, config, animated);
       }
       case 'jpeg': {
         for (;;) {
           try {
-            return described(format, readDimensions(format, head), config);
+            return described(format, readDimensions(format, head), config, animated);
           } catch (err) {
             // The frame header may simply lie beyond this head: read on, up to the bound.
             if (!(err instanceof ImageHeaderError)) throw err;
@@ -366,7 +384,7 @@ export async function inspectUpload(body: HeadSource, config: InspectConfig): Pr
         }
       }
       default:
-        return described(format, readDimensions(format, head), config);
+        return described(format, readDimensions(format, head), config, animated);
     }
   } catch (err) {
     throw headerError(err);
@@ -462,6 +480,7 @@ export async function uploadImage(
       byteSize: body.size,
       width: image.width,
       height: image.height,
+      animated: image.animated,
       etag,
       visibility,
       // The bucket the object went to; other regions sign this one's URLs until theirs has it.

@@ -177,6 +177,47 @@ describe('VariantCatalog', () => {
     ]);
   });
 
+  it('hands out the original for an animated WebP, APNG or AVIF sequence, exactly as for a GIF', () => {
+    const c = catalog({ IMAGE_TRANSFORMS: 'any' });
+    for (const contentType of ['image/webp', 'image/png', 'image/avif']) {
+      const animated = { ...photo, id: `an-${contentType}`, contentType, animated: true };
+      const gif = { ...animated, contentType: 'image/gif', animated: false };
+      expect(c.forImage(c.preset('thumb'), animated)).toBeUndefined();
+      expect(c.presetVariants(animated)).toEqual([]);
+      expect(c.presetUrlIds(animated)).toEqual([]);
+      // A preset, a transform and the srcset: the original's url id, as a GIF's (one URL per window).
+      for (const img of [animated, gif]) {
+        expect(c.urlRequest(img, 300, 'thumb', undefined)).toMatchObject({
+          id: img.id,
+          key: img.objectKey,
+          variant: undefined,
+          preset: undefined,
+        });
+        expect(c.urlRequest(img, 300, undefined, { width: 200, format: 'jpeg' })).toMatchObject({
+          id: img.id,
+          variant: undefined,
+        });
+        const plan = c.srcsetPlan(img, 'medium', 300);
+        expect(plan.requests).toEqual([expect.objectContaining({ id: img.id, variant: undefined })]);
+        expect(plan.join(['U'])).toBe('U 2400w');
+      }
+      // A still of the type, or one not looked at yet (null), has its variants.
+      for (const animatedOrNot of [false, null, undefined]) {
+        const stillRow = { ...photo, contentType, animated: animatedOrNot };
+        expect(c.forImage(c.preset('thumb'), stillRow)!.key).toBe('320x320-cover-webp-75');
+      }
+    }
+  });
+
+  it('plans a preset anew when the backfill records a row as animated', () => {
+    const c = catalog();
+    const row = { ...photo, contentType: 'image/webp', animated: null };
+    expect(c.srcsetPlan(row, 'thumb', 300).requests).toHaveLength(2);
+    const recorded = c.srcsetPlan({ ...row, animated: true }, 'thumb', 300);
+    expect(recorded.requests).toEqual([expect.objectContaining({ id: 'a1', variant: undefined })]);
+    expect(c.urlRequest({ ...row, animated: true }, 300, 'thumb', undefined).id).toBe('a1');
+  });
+
   it('checks arguments, naming the one at fault', () => {
     const presetsOnly = catalog();
     expect(argumentOf(() => presetsOnly.specFor('nope', undefined))).toBe('preset');

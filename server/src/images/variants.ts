@@ -30,6 +30,12 @@ export interface VariantSource {
   contentType: string;
   width: number | null;
   height: number | null;
+  /**
+   * The row's `animated`: true for an animated WebP, APNG or AVIF sequence, whose variants are
+   * then the original's URL; false, null (not looked at yet) or absent: a still as far as the
+   * catalog knows (the renderer of `local` and `s3` still serves an animated original whole).
+   */
+  animated?: boolean | null;
 }
 
 /**
@@ -62,6 +68,15 @@ export interface SrcsetPlan {
  * are handed out as they are: a variant of them is the original's URL.
  */
 const RASTER_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/avif']);
+
+/**
+ * Whether every variant of this original is the original's URL: a type no variant is made of, or
+ * an original its row records as animated (a variant would keep its first frame only). Then a
+ * preset, a transform and each srcset entry are the original's URL, exactly as for a GIF.
+ */
+function handedOutWhole(image: VariantSource): boolean {
+  return !RASTER_TYPES.has(image.contentType) || image.animated === true;
+}
 
 /**
  * The variants domain: which variant a `preset` or a `transform` argument asks for (checked,
@@ -110,7 +125,8 @@ export class VariantCatalog {
 
   /**
    * Every variant the presets ask of one image (each preset at 1× and 2×, capped, deduplicated):
-   * what is made after upload where variants are derived objects. None for a non-raster image.
+   * what is made after upload where variants are derived objects. None for a non-raster image,
+   * nor for an animated one.
    */
   presetVariants(image: VariantSource): Variant[] {
     const out = new Map<string, Variant>();
@@ -182,13 +198,13 @@ export class VariantCatalog {
 
   /**
    * The concrete variant of `spec` for one image, or undefined when the image is handed out as
-   * its original (not a raster image). The box is capped to the original (as displayed): a
+   * its original (not a raster image, or animated: `handedOutWhole`). The box is capped to the original (as displayed): a
    * `cover`/`contain` box larger than the original shrinks, keeping its aspect ratio; an `inside`
    * box never exceeds the original's sides. Unknown original sizes leave the box as asked (the
    * renderer never enlarges).
    */
   forImage(spec: VariantSpec, image: VariantSource, scale = 1): Variant | undefined {
-    if (!RASTER_TYPES.has(image.contentType)) return undefined;
+    if (handedOutWhole(image)) return undefined;
     let width = spec.width === undefined ? undefined : spec.width * scale;
     let height = spec.height === undefined ? undefined : spec.height * scale;
     // A 2x entry stays within IMAGE_MAX_DIMENSION too (keeping the box's aspect ratio).

@@ -85,6 +85,7 @@ describe('pageFields: what a page of images reads, from the query', () => {
       ),
     ).toEqual(
       [
+        'animated',
         'contentType',
         'createdAt',
         'height',

@@ -50,12 +50,16 @@ export const ORIGINAL_URL_READS = every<ObjectPlacement & Pick<UrlSource, 'id' |
   'createdAt',
 ]);
 
-/** A variant's URL: also the original's type and size, and which derived objects exist. */
+/**
+ * A variant's URL: also the original's type, size and animation (an animated original's variants
+ * are its own URL), and which derived objects exist.
+ */
 export const VARIANT_URL_READS = every<UrlSource>()([
   ...ORIGINAL_URL_READS,
   'contentType',
   'width',
   'height',
+  'animated',
   'variantsReady',
 ]);
 

@@ -1,7 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { makeGif, pngDeclaring, SVG } from '../../test/fixtures/images.js';
+import { AVIF_SEQUENCE_400x300, makeApng, makeGif, pngDeclaring, SVG } from '../../test/fixtures/images.js';
 import { makePhoto } from '../../test/fixtures/photos.js';
 import { createVariantRenderer, VariantRenderError, type VariantRendererOptions } from './render-variant.js';
 import { type VariantSpec, variantOf } from './variant.js';
@@ -149,13 +149,54 @@ describe('renderVariant (real sharp)', () => {
     for (const s of [THUMB, MEDIUM, spec({ width: 100, format: 'jpeg', quality: 60 })]) {
       const out = await renderer.render(async () => animated, s);
       expect(out.data.equals(animated)).toBe(true);
-      expect(out).toMatchObject({ format: 'webp', contentType: 'image/webp', width: 400, height: 300 });
+      expect(out).toMatchObject({
+        format: 'webp',
+        contentType: 'image/webp',
+        width: 400,
+        height: 300,
+        // Said, so a caller that knows the row records it (images/derived-variants.ts).
+        animated: true,
+      });
     }
     // A still WebP is rendered as before (cover, never enlarged: 320×300).
     const stillWebp = await sharp(frames[0]!).webp().toBuffer();
     const still = await renderer.render(async () => stillWebp, THUMB);
     expect([still.width, still.height]).toEqual([320, 300]);
     expect(still.data.equals(stillWebp)).toBe(false);
+    expect(still.animated).toBeUndefined();
+  });
+
+  it('an APNG and an AVIF sequence are their own variants too (libvips cannot even load the sequence)', async () => {
+    const frames = await Promise.all(
+      ['#ff0000', '#00ff00', '#0000ff'].map((background) =>
+        sharp({ create: { width: 400, height: 300, channels: 3, background } })
+          .png()
+          .toBuffer(),
+      ),
+    );
+    const apng = makeApng(frames);
+    // libvips shows an APNG's default image: a render of it would be the red still.
+    expect((await sharp(apng).metadata()).pages ?? 1).toBe(1);
+    await expect(sharp(AVIF_SEQUENCE_400x300).metadata()).rejects.toThrow(/unsupported image format/);
+    for (const [original, format] of [
+      [apng, 'png'],
+      [AVIF_SEQUENCE_400x300, 'avif'],
+    ] as const) {
+      for (const s of [THUMB, spec({ width: 100, format: 'jpeg', quality: 60 })]) {
+        const out = await renderer.render(async () => original, s);
+        expect(out.data.equals(original), format).toBe(true);
+        expect(out, format).toMatchObject({
+          format,
+          contentType: `image/${format}`,
+          width: 400,
+          height: 300,
+          animated: true,
+        });
+      }
+    }
+    // Served whole, but not beyond the pixel limit, as any original.
+    const small = createVariantRenderer({ ...LIMITS, maxInputPixels: 100_000 });
+    expect(await failure(small.render(async () => AVIF_SEQUENCE_400x300, THUMB))).toBe('too_large');
   });
 
   it('reads the original from a stream', async () => {

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Metadata, SharpOptions } from 'sharp';
 import { loadSharp } from '../lib/load-sharp.js';
 import { Slots } from '../lib/slots.js';
-import { isAnimated } from '../uploads/dimensions.js';
+import { isAnimated, readDimensions } from '../uploads/dimensions.js';
 import type { ImageFormat, VariantSpec } from './variant.js';
 
 /**
@@ -19,6 +19,12 @@ export interface RenderedVariant {
   contentType: string;
   width: number;
   height: number;
+  /**
+   * The original is animated and `data` is the original itself, whole: a caller that knows the
+   * image's row records it there (images/derived-variants.ts), so the catalog stops asking for
+   * variants of it.
+   */
+  animated?: true;
 }
 
 /**
@@ -127,6 +133,11 @@ async function renderBuffer(
     sequentialRead: true,
     failOn: 'warning',
   };
+  // An AVIF sequence is served whole before sharp sees it: libvips 8.18's HEIF loader refuses a
+  // file whose major brand is `avis` (every sequence libavif writes) as an unknown format, so the
+  // check below would never be reached and its variants would fail. Its size comes from the
+  // upload's own header reader (the primary item's, as displayed).
+  if (isAnimated('avif', input)) return wholeAvifSequence(input, o);
   const sharp = await loadSharp();
   let meta: Metadata;
   try {
@@ -145,9 +156,11 @@ async function renderBuffer(
   }
 
   // An animated original: a variant would keep its first frame only, so its variants are the
-  // original itself, byte for byte, as a GIF's are (images/variants.ts hands out a GIF's own URL,
-  // by its content type; an image row cannot tell an animated WebP, APNG or AVIF sequence from a
-  // still one yet, so the renderer, which has the bytes, decides).
+  // original itself, byte for byte, as a GIF's are. The catalog hands out an animated row's own
+  // URL for every variant (images/variants.ts), so this runs only for a row that does not say so:
+  // one from before the column, not backfilled yet, or an APNG whose acTL lay past the head the
+  // upload read. The safety net: such a row is never served as a still (docs/architecture.md,
+  // "Variants"). The result says what was found, for a caller that can record it.
   const animated = meta.format === 'heif' && meta.compression !== 'av1' ? undefined : ANIMATABLE[meta.format];
   if (animated && (isAnimated(animated, input) || (animated === 'webp' && (meta.pages ?? 1) > 1))) {
     return {
@@ -156,6 +169,7 @@ async function renderBuffer(
       contentType: CONTENT_TYPES[animated],
       width: meta.width,
       height: meta.pageHeight ?? meta.height,
+      animated: true,
     };
   }
 
@@ -187,6 +201,23 @@ async function renderBuffer(
   } catch (err) {
     throw classifyFailure(err, o);
   }
+}
+
+/** An AVIF sequence as its own variant (see renderBuffer), within the same pixel limit. */
+function wholeAvifSequence(input: Buffer, o: VariantRendererOptions): RenderedVariant {
+  let size: { width: number; height: number } | null;
+  try {
+    size = readDimensions('avif', input);
+  } catch (err) {
+    throw new VariantRenderError('unreadable', 'The original is not a readable image', { cause: err });
+  }
+  if (!size || size.width * size.height > o.maxInputPixels) {
+    throw new VariantRenderError(
+      'too_large',
+      `The original declares ${size?.width}×${size?.height} pixels; at most ${o.maxInputPixels} are decoded`,
+    );
+  }
+  return { data: input, format: 'avif', contentType: CONTENT_TYPES.avif, ...size, animated: true };
 }
 
 /** sharp reports every failure as a plain Error; its message tells them apart. */

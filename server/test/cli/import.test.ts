@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'kysely';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePng } from '../../src/seed.js';
+import { AVIF_SEQUENCE_400x300, makeApng } from '../fixtures/images.js';
 import { collect, runCli, spawnCli } from '../support/cli.js';
 import { cosEnv, s3Env, TEST_COS } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
@@ -255,6 +257,83 @@ describe('signet import: keys with a dot segment (the COS fixture)', () => {
     expect(listed.errors).toBeUndefined();
     for (const { node } of listed.data!.images.edges) {
       expect((await fetch(node.signedUrl.url)).status, node.key).toBe(200);
+    }
+  });
+});
+
+// An animated WebP, an APNG and an AVIF sequence in a bucket: the import records animation from
+// the head it reads with ranged GETs (as an upload does), so their variants are the original.
+describe('signet import: animated originals (the COS fixture)', () => {
+  let h: Harness;
+  let env: Record<string, string>;
+  const expected: Record<string, boolean> = {};
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory' });
+    env = { ...cosEnv(h.fixture!), DATABASE_URL: h.config.databaseUrl!, DATA_DIR: h.config.dataDir };
+    // Noisy frames: the WebP and the APNG are larger than the first ranged read (64 KB).
+    const frames = await Promise.all(
+      ['#ff0000', '#00ff00', '#0000ff'].map((background) =>
+        sharp({
+          create: {
+            width: 400,
+            height: 300,
+            channels: 3,
+            background,
+            noise: { type: 'gaussian', mean: 128, sigma: 20 },
+          },
+        })
+          .png()
+          .toBuffer(),
+      ),
+    );
+    const objects: [string, Buffer, boolean][] = [
+      [
+        'anim/moving.webp',
+        await sharp(frames, { join: { animated: true } })
+          .webp()
+          .toBuffer(),
+        true,
+      ],
+      ['anim/moving.png', makeApng(frames), true],
+      ['anim/moving.avif', AVIF_SEQUENCE_400x300, true],
+      ['anim/still.webp', await sharp(frames[0]!).webp().toBuffer(), false],
+      ['anim/still.png', frames[0]!, false],
+      ['anim/still.avif', await sharp(frames[0]!).avif().toBuffer(), false],
+    ];
+    for (const [key, body, animated] of objects) {
+      await h.storage.put(key, body, 'binary/octet-stream');
+      expected[key] = animated;
+    }
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("records which are animated, and an animated one's preset and srcset are its original's URL", async () => {
+    const run = await runCli(['import', '--owner', 'anim', '--prefix', 'anim/'], env);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(summary(run.stdout)).toEqual({ imported: 6, seen: 6, skipped: 'none' });
+    const rows = await sql<{ object_key: string; animated: boolean | null }>`
+      select object_key, animated from images where owner_id = 'anim'`.execute(h.db.kysely);
+    expect(Object.fromEntries(rows.rows.map((r) => [r.object_key, r.animated]))).toEqual(expected);
+
+    const res = await h.gql<{
+      images: { edges: { node: { key: string; o: { url: string }; t: { url: string }; s: string } }[] };
+    }>(
+      '{ images(first: 10) { edges { node { key o: signedUrl { url } t: signedUrl(preset: "thumb") { url } s: srcset(preset: "thumb") } } } }',
+      {},
+      { token: await h.token('anim') },
+    );
+    expect(res.errors).toBeUndefined();
+    for (const { node } of res.data!.images.edges) {
+      if (expected[node.key]) {
+        expect(node.t.url, node.key).toBe(node.o.url);
+        expect(node.s, node.key).toBe(`${node.o.url} 400w`);
+      } else {
+        expect(node.t.url, node.key).not.toBe(node.o.url);
+      }
     }
   });
 });

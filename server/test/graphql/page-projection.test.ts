@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createImagesRepo } from '../../src/db/images-repo.js';
 import { seedImages } from '../../src/seed.js';
 import { type Harness, startHarness } from '../support/harness.js';
 
@@ -52,6 +53,8 @@ describe('a page reads the columns its fields read (PostgreSQL)', () => {
     const repo = h.container.imagesRepo;
     await repo.setPlaceholder(ids[1]!, 'k/cFBYBn+HiIiYiIeHiIiIiIeHiIiIiI');
     await repo.setVisibility(ids[2]!, 'public');
+    // Recorded as animated: its variants are its original's URL, read from the row on a page too.
+    expect(await createImagesRepo(h.db).recordAnimation(ids[3]!, true)).toBe(true);
   });
   afterAll(async () => {
     await h?.close();
@@ -87,6 +90,7 @@ describe('a page reads the columns its fields read (PostgreSQL)', () => {
         'content_type',
         'width',
         'height',
+        'animated',
         'home_region',
         'replicated_regions',
         'variants_ready',
@@ -150,6 +154,47 @@ describe('a page reads the columns its fields read (PostgreSQL)', () => {
       { ids: nodes.map((n) => n.id) },
     );
     expect(nodes).toEqual(full.data!.imagesByIds);
+  });
+
+  it("an animated row on a page: its preset, transform and srcset are the original's URL, as from a full row", async () => {
+    const query = /* GraphQL */ `
+      query {
+        images(first: 6) {
+          edges {
+            node {
+              id
+              original: signedUrl { url }
+              thumb: signedUrl(preset: "thumb") { url }
+              sized: signedUrl(transform: { width: 200, format: WEBP }) { url }
+              srcset(preset: "thumb")
+            }
+          }
+        }
+      }
+    `;
+    const page = await h.gql<{
+      images: {
+        edges: {
+          node: {
+            id: string;
+            original: { url: string };
+            thumb: { url: string };
+            sized: { url: string };
+            srcset: string;
+          };
+        }[];
+      };
+    }>(query);
+    expect(page.errors).toBeUndefined();
+    const nodes = new Map(page.data!.images.edges.map((e) => [e.node.id, e.node]));
+    const animated = nodes.get(ids[3]!)!;
+    expect(animated.thumb.url).toBe(animated.original.url);
+    expect(animated.sized.url).toBe(animated.original.url);
+    // One entry, the original at its own width: as a GIF's srcset.
+    expect(animated.srcset).toBe(`${animated.original.url} 900w`);
+    const still = nodes.get(ids[4]!)!;
+    expect(still.thumb.url).not.toBe(still.original.url);
+    expect(still.sized.url).not.toBe(still.original.url);
   });
 
   it('the selections above cover every field of the Image type', async () => {

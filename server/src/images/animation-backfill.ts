@@ -1,0 +1,170 @@
+import type { AnimationRecords, Cursor } from '../db/images-repo.js';
+import type { ImageRow } from '../db/types.js';
+import { Slots } from '../lib/slots.js';
+import type { Logger } from '../logger.js';
+import { type Storage, StorageError } from '../storage/storage.js';
+import { isAnimated } from '../uploads/dimensions.js';
+import { SNIFF_FIRST_BYTES } from './upload.js';
+
+/**
+ * What became of one row: `animated` or `still` (recorded; never looked at again), or `failed`
+ * (storage or the database failed, or the read ran out of time: the row stays null and the next
+ * run looks again).
+ */
+export type AnimationCheckResult = 'animated' | 'still' | 'failed';
+
+export interface AnimationBackfillResult {
+  visited: number;
+  animated: number;
+  still: number;
+  failed: number;
+  /** True when the run saw every row whose animation was not known. */
+  complete: boolean;
+}
+
+export interface AnimationBackfillDeps {
+  storage: Pick<Storage, 'get'>;
+  /** Several regions: the bucket known to hold a row's object (as the placeholders read it). */
+  storageFor?: ((row: ImageRow) => Pick<Storage, 'get'>) | undefined;
+  images: Pick<AnimationRecords, 'animationUnknown' | 'recordAnimation'>;
+  logger: Logger;
+}
+
+export interface AnimationBackfillOptions {
+  /** Bound of reading one head. */
+  timeoutSeconds: number;
+  /** Heads read at once (default 8: a few KB each, no decoding). */
+  concurrency?: number;
+  /** Rows one statement reads (default 100). */
+  batchSize?: number;
+  /** A run stops after this long and the next one goes on (default 60 s). */
+  runBudgetMs?: number;
+}
+
+/** The formats a row of this type may be an animation of (the index's list). */
+const FORMAT_OF: Readonly<Record<string, 'webp' | 'png' | 'avif'>> = {
+  'image/webp': 'webp',
+  'image/png': 'png',
+  'image/avif': 'avif',
+};
+
+/**
+ * Bytes read of an object: what `isAnimated` needs to answer as it answers an upload. A WebP says
+ * it at byte 20 (VP8X flags) and an AVIF in its `ftyp` box (at most a few hundred bytes); a PNG's
+ * `acTL` comes before its image data but may follow other chunks, so a PNG gets the upload's whole
+ * first read.
+ */
+const HEAD_BYTES = { webp: 4096, avif: 4096, png: SNIFF_FIRST_BYTES } as const;
+
+/**
+ * Records animation on rows from before the column (migration 006 left them null): reads the head
+ * of each live WebP, PNG and AVIF row that does not say, with one ranged GET, and records what
+ * `isAnimated` finds there, as an upload would have. Run by the placeholder backfill job
+ * (`Placeholders.backfill`: on a worker at its start and every PLACEHOLDER_BACKFILL_INTERVAL_SECONDS);
+ * once every row is done its statement finds nothing on a partial index that is empty. Until a row
+ * is done the catalog takes it for a still, and the renderer (`local`, `s3`) still serves an
+ * animated original whole. See docs/architecture.md, "Variants".
+ */
+export class AnimationBackfill {
+  private readonly slots: Slots;
+  private closed = false;
+
+  constructor(
+    private readonly d: AnimationBackfillDeps,
+    private readonly o: AnimationBackfillOptions,
+  ) {
+    this.slots = new Slots(o.concurrency ?? 8);
+  }
+
+  /** A run in progress stops after its current batch. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * One run: the rows not known yet, oldest first, each visited once, a bounded number at once;
+   * progress logged per batch. It stops early when its budget is spent or a whole batch failed
+   * (storage or the database is down: the next run tries again).
+   */
+  async run(): Promise<AnimationBackfillResult> {
+    const { images, logger } = this.d;
+    const batchSize = this.o.batchSize ?? 100;
+    const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
+    const total: AnimationBackfillResult = { visited: 0, animated: 0, still: 0, failed: 0, complete: false };
+    let after: Cursor | undefined;
+    for (;;) {
+      const rows = await images.animationUnknown(after, batchSize);
+      if (rows.length === 0) {
+        total.complete = true;
+        break;
+      }
+      const last = rows.at(-1)!;
+      after = { createdAt: last.createdAt, id: last.id };
+      const results = await Promise.all(rows.map((row) => this.slots.run(() => this.check(row))));
+      for (const r of results) {
+        total.visited++;
+        total[r]++;
+      }
+      logger.info({ ...total }, 'animation backfill progress');
+      if (rows.length < batchSize) {
+        total.complete = true;
+        break;
+      }
+      if (results.every((r) => r === 'failed') || Date.now() > deadline || this.closed) break;
+    }
+    if (total.visited > 0) logger.info({ ...total }, 'animation backfill run ended');
+    return total;
+  }
+
+  /** Reads one row's head and records what it shows. Never throws. */
+  async check(row: ImageRow): Promise<AnimationCheckResult> {
+    const { images, logger } = this.d;
+    const format = FORMAT_OF[row.contentType];
+    let animated = false;
+    try {
+      if (format && row.byteSize > 0) animated = isAnimated(format, await this.head(row, HEAD_BYTES[format]));
+    } catch (err) {
+      if (!(err instanceof StorageError && err.kind === 'not_found')) {
+        logger.warn({ imageId: row.id, err: (err as Error).message }, 'animation not checked; retried later');
+        return 'failed';
+      }
+      // A missing object has no variant to make: recorded as a still, so it is not read again
+      // (the placeholder backfill marks it undecodable the same way).
+      logger.warn({ imageId: row.id, key: row.objectKey }, 'animation check: the object is missing');
+    }
+    try {
+      await images.recordAnimation(row.id, animated);
+    } catch (err) {
+      logger.warn({ imageId: row.id, err: (err as Error).message }, 'animation not recorded; retried later');
+      return 'failed';
+    }
+    return animated ? 'animated' : 'still';
+  }
+
+  /**
+   * The object's first `n` bytes (fewer when it is shorter), one ranged GET bounded by the
+   * timeout, its body included. A store that ignores the range sends the object from its first
+   * byte: the read stops after `n`.
+   */
+  private async head(row: ImageRow, n: number): Promise<Buffer> {
+    const want = Math.min(n, row.byteSize);
+    const signal = AbortSignal.timeout(this.o.timeoutSeconds * 1000);
+    const storage = this.d.storageFor ? this.d.storageFor(row) : this.d.storage;
+    const obj = await storage.get(row.objectKey, { range: { start: 0, end: want - 1 }, signal });
+    const stalled = () => obj.body.destroy(new Error(`no head within ${this.o.timeoutSeconds} s`));
+    signal.addEventListener('abort', stalled, { once: true });
+    const chunks: Buffer[] = [];
+    let got = 0;
+    try {
+      for await (const chunk of obj.body as AsyncIterable<Buffer>) {
+        chunks.push(chunk);
+        got += chunk.length;
+        if (got >= want) break;
+      }
+    } finally {
+      signal.removeEventListener('abort', stalled);
+      obj.body.destroy();
+    }
+    return Buffer.concat(chunks, got).subarray(0, want);
+  }
+}

@@ -1,0 +1,141 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Db, openDatabase } from '../../src/db/connect.js';
+import { createImagesRepo } from '../../src/db/images-repo.js';
+import { migrateTo, migrateToLatest } from '../../src/db/migrations.js';
+import { createTestDatabase } from '../support/database.js';
+
+const id = (n: number) => `00000000-0000-4000-8000-0000000000${String(n).padStart(2, '0')}`;
+
+// Migration 006 (`animated`, docs/architecture.md, "Data") over rows an older version wrote, on
+// both databases Signet runs on: a fresh PostgreSQL database, and an embedded PGlite cluster.
+describe.each(['postgres', 'pglite'] as const)('migration 006_images_animated (%s)', (kind) => {
+  let dir: string;
+  let pg: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  let db: Db;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'signet-migrations-'));
+    if (kind === 'postgres') pg = await createTestDatabase();
+    db = await openDatabase({ databaseUrl: pg?.url, dataDir: dir, migrate: false });
+  }, 60_000); // PGlite's first start takes seconds on a busy machine
+  afterAll(async () => {
+    await db?.close();
+    await pg?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const animatedOf = async () =>
+    Object.fromEntries(
+      (
+        await sql<{
+          id: string;
+          animated: boolean | null;
+        }>`select id, animated from images order by id`.execute(db.kysely)
+      ).rows.map((r) => [r.id, r.animated]),
+    );
+
+  it('leaves the rows it finds unknown (null), gives later rows false, and lists the unknown WebP, PNG and AVIF', async () => {
+    await migrateTo(db.kysely, '005_images_variants');
+    // Rows as version 005 wrote them, one a second apart.
+    const rows: [number, string, boolean][] = [
+      [1, 'image/webp', false],
+      [2, 'image/png', false],
+      [3, 'image/jpeg', false],
+      [4, 'image/avif', false],
+      [5, 'image/gif', false],
+      [6, 'image/webp', true], // deleted
+      [7, 'image/png', false],
+    ];
+    for (const [n, type, deleted] of rows) {
+      await sql`insert into images (id, owner_id, object_key, content_type, byte_size, width, height, created_at, deleted_at)
+        values (${id(n)}, 'alice', ${`k/${n}`}, ${type}, 100, 4, 3,
+          timestamptz '2026-01-01T00:00:00Z' + ${n} * interval '1 second',
+          ${deleted ? new Date('2026-02-01T00:00:00Z') : null})`.execute(db.kysely);
+    }
+    await migrateToLatest(db.kysely);
+    expect(Object.values(await animatedOf())).toEqual(rows.map(() => null));
+
+    const repo = createImagesRepo(db);
+    // The backfill's work list: live rows of a type that can be animated, oldest first, paged.
+    const unknown = await repo.animationUnknown(undefined, 10);
+    expect(unknown.map((r) => r.id)).toEqual([id(1), id(2), id(4), id(7)]);
+    expect(unknown.every((r) => r.animated === null)).toBe(true);
+    const first = await repo.animationUnknown(undefined, 2);
+    const last = first.at(-1)!;
+    const next = await repo.animationUnknown({ createdAt: last.createdAt, id: last.id }, 2);
+    expect([...first, ...next].map((r) => r.id)).toEqual([id(1), id(2), id(4), id(7)]);
+    const index = await sql<{ indexdef: string }>`
+      select indexdef from pg_indexes where indexname = 'images_animation_unknown'`.execute(db.kysely);
+    expect(index.rows[0]?.indexdef).toMatch(/animated IS NULL/);
+
+    // Recording: once for an unknown row; `true` over `false` (a renderer saw frames); never
+    // `false` over `true`; never on a deleted row.
+    expect(await repo.recordAnimation(id(1), true)).toBe(true);
+    expect(await repo.recordAnimation(id(1), false)).toBe(false);
+    expect(await repo.recordAnimation(id(2), false)).toBe(true);
+    expect(await repo.recordAnimation(id(2), true)).toBe(true);
+    expect(await repo.recordAnimation(id(6), true)).toBe(false);
+    expect(await repo.animationUnknown(undefined, 10)).toMatchObject([{ id: id(4) }, { id: id(7) }]);
+
+    // Rows made from now on: what the inserter says; false when it says nothing.
+    await repo.insert({
+      id: id(10),
+      ownerId: 'alice',
+      objectKey: 'k/10',
+      contentType: 'image/png',
+      byteSize: 100,
+      width: 4,
+      height: 3,
+      etag: null,
+      createdAt: new Date(),
+    });
+    await repo.insert({
+      id: id(11),
+      ownerId: 'alice',
+      objectKey: 'k/11',
+      contentType: 'image/webp',
+      byteSize: 100,
+      width: 4,
+      height: 3,
+      etag: null,
+      animated: true,
+      createdAt: new Date(),
+    });
+    await sql`insert into images (id, owner_id, object_key, content_type, byte_size)
+      values (${id(12)}, 'alice', 'k/12', 'image/png', 100)`.execute(db.kysely);
+    expect(
+      await repo.insertImported([
+        {
+          id: id(13),
+          ownerId: 'alice',
+          objectKey: 'k/13',
+          contentType: 'image/avif',
+          byteSize: 100,
+          width: 4,
+          height: 3,
+          etag: null,
+          animated: true,
+          createdAt: new Date(),
+        },
+      ]),
+    ).toEqual(['k/13']);
+    const now = await animatedOf();
+    expect([now[id(1)], now[id(2)], now[id(3)], now[id(4)]]).toEqual([true, true, null, null]);
+    expect([now[id(10)], now[id(11)], now[id(12)], now[id(13)]]).toEqual([false, true, false, true]);
+    // A page row carries it.
+    const page = await repo.listPage('alice', 20, undefined, false);
+    expect(page.rows.find((r) => r.id === id(11))?.animated).toBe(true);
+
+    // Down and up again: the column and its index go, and come back unknown for every row.
+    await migrateTo(db.kysely, '005_images_variants');
+    const columns = await sql<{ column_name: string }>`
+      select column_name from information_schema.columns where table_name = 'images'`.execute(db.kysely);
+    expect(columns.rows.map((c) => c.column_name)).not.toContain('animated');
+    await migrateToLatest(db.kysely);
+    expect(new Set(Object.values(await animatedOf()))).toEqual(new Set([null]));
+  });
+});
