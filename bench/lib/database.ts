@@ -62,8 +62,9 @@ export async function serverVersion(url: string): Promise<string> {
 /**
  * Inserts `count` rows for `owner` in one statement. Keys are `b/<owner>/<n>.png`, so the object
  * store can be filled without a list of ids; created_at is whole milliseconds apart (newest = n).
- * Rows carry their placeholder, as in a deployment whose backfill has run: otherwise every worker
- * a scenario starts spends its first minutes computing 111,000 ThumbHashes beside what is measured.
+ * Rows carry their placeholder and say they are stills, as in a deployment whose backfills have
+ * run: otherwise every worker a scenario starts spends its first minutes computing 111,000
+ * ThumbHashes (and reading as many heads for animation) beside what is measured.
  */
 export async function seedRows(
   url: string,
@@ -73,8 +74,8 @@ export async function seedRows(
 ): Promise<void> {
   await withClient(url, async (c) => {
     await c.query(
-      `insert into images (owner_id, object_key, content_type, byte_size, width, height, etag, placeholder, created_at)
-       select $1::text, 'b/' || $1::text || '/' || g || $6::text, $2, $3, 24, 16, $4, $7,
+      `insert into images (owner_id, object_key, content_type, byte_size, width, height, etag, placeholder, animated, created_at)
+       select $1::text, 'b/' || $1::text || '/' || g || $6::text, $2, $3, 24, 16, $4, $7, false,
               date_trunc('second', now()) - interval '1 day' + g * interval '1 millisecond'
        from generate_series(1, $5::int) g`,
       [owner, object.contentType, object.byteSize, object.etag, count, object.suffix, object.placeholder],

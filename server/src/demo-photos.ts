@@ -197,6 +197,8 @@ export async function seedDemoPhotos(opts: {
       height: spec.height,
       etag,
       placeholder,
+      // Generated JPEG stills.
+      animated: false,
       createdAt: new Date(base + i),
     });
     ids.push(id);

@@ -86,6 +86,8 @@ export async function seedImages(opts: {
       width,
       height,
       etag,
+      // Generated PNG stills.
+      animated: false,
       createdAt: new Date(base + i),
     });
     ids.push(id);

@@ -26,12 +26,11 @@ export type NewImage = Omit<
   /** The placeholder may come later (computed after upload). */
   placeholder?: string | null;
   /**
-   * Whether the original is animated, from its head (`isAnimated`: uploads). Undefined: false, the
-   * column's default (an insert that does not say is one of Signet's own generated stills: the
-   * seed, the demo photos); null: not looked at, and the backfill will (docs/architecture.md,
-   * "Variants").
+   * Whether the original is animated, from its head (`isAnimated`: uploads); false for Signet's
+   * own generated stills (the seed, the demo photos); null: not looked at, and the backfill will
+   * (docs/architecture.md, "Variants"). Required: the column has no default (migration 006).
    */
-  animated?: boolean | null;
+  animated: boolean | null;
 };
 
 /**
@@ -462,7 +461,7 @@ export function createImagesRepo(
           visibility: img.visibility ?? 'private',
           placeholder: img.placeholder ?? null,
           home_region: img.homeRegion ?? null,
-          animated: img.animated === undefined ? false : img.animated,
+          animated: img.animated,
           created_at: img.createdAt,
         })
         .returning(columns)

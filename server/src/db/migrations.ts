@@ -105,17 +105,15 @@ const migrations: Record<string, Migration> = {
   // means "not looked at": the rows this migration finds. `false` would claim each of them is a
   // still, which nothing has checked (the catalog would keep asking for stills of an animated
   // one), and would leave the backfill nothing to tell its work from rows it has done; null keeps
-  // its work list exact (`images_animation_unknown`, which only shrinks). Rows made from now on are
-  // known when they are inserted: uploads and `signet import` write what the head they read shows,
-  // and an insert that does not name the column gets `false` (Signet's own generated stills: the
-  // seed and demo photos; bulk inserts of stills).
+  // its work list exact (`images_animation_unknown`, which only shrinks). Every writer of this
+  // version says what it knows (uploads and `signet import` what the head they read shows,
+  // Signet's own generated stills false). The column has no default: a writer that does not name
+  // it (a node of the version before, still serving during a rolling upgrade) leaves null, and
+  // the backfill looks at that row too; a default of false would have made its animated upload a
+  // still for good. Adding a nullable column without a default does not rewrite the table.
   '006_images_animated': {
     async up(db: Kysely<unknown>) {
-      // The column first, without a default, so the rows already there stay null (a default
-      // given with `add column` would be written into every one of them); then the default for
-      // rows to come. Neither rewrites the table.
       await sql`alter table images add column if not exists animated boolean`.execute(db);
-      await sql`alter table images alter column animated set default false`.execute(db);
       // The backfill's work list: live rows of a type that can be animated, not looked at yet,
       // oldest first.
       await sql`create index if not exists images_animation_unknown

@@ -25,8 +25,11 @@ export interface RecentRowsOptions {
 /**
  * Live image rows remembered for a few seconds, for `/proxy/:id`: a hot link (one image on many
  * pages, a mail opened by thousands) costs one SQL lookup per few seconds, not one per hit. A row
- * changes only by its deletion or a visibility change; the node making either forgets it at once,
- * and every other node forgets it when the change reaches it on the event bus (container.ts). If
+ * changes by its deletion or a visibility change, which the node making either forgets at once,
+ * and once by the animation backfill recording a row from before migration 006 (a proxy link's
+ * preset then goes to the original: the variant for up to RECENT_ROW_MS more, once per such row).
+ * For deletion and visibility, every other node forgets the row when the change reaches it on
+ * the event bus (container.ts). If
  * that message is lost (Redis pub/sub is at most once), the change goes unseen here for at most
  * RECENT_ROW_MS; a deleted object is already gone from storage by then (deleteImage removes it
  * before marking the row), so a stale redirect ends in a 404.

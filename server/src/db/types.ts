@@ -25,8 +25,9 @@ export interface ImagesTable {
   /** The preset set the derived objects were made for (`presetsTag`); null: not yet. */
   variants_of: ColumnType<string | null, string | null | undefined, string | null>;
   /**
-   * An animated WebP, APNG or AVIF sequence (true), or not (false; the default); null: not looked
-   * at yet (rows from before migration 006, until the backfill reads their head).
+   * An animated WebP, APNG or AVIF sequence (true), or not (false); null: not looked at yet (rows
+   * from before migration 006, or written by a node of an earlier version, until the backfill
+   * reads their head). No default: every insert of this version names it.
    */
   animated: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
   created_at: ColumnType<Date, Date | undefined, never>;

@@ -68,6 +68,14 @@ const HEAD_BYTES = { webp: 4096, avif: 4096, png: SNIFF_FIRST_BYTES } as const;
 export class AnimationBackfill {
   private readonly slots: Slots;
   private closed = false;
+  /**
+   * Where the last run stopped early (its budget spent, a whole batch failed, closed): the next
+   * run goes on from there and starts over from the oldest row only once a run reached the end.
+   * Rows that fail every time (archived objects answering 403, say: the oldest rows are the ones
+   * a lifecycle rule archives) would otherwise fill the first batch of every run, and the rows
+   * after them would never be looked at.
+   */
+  private resumeAfter: Cursor | undefined;
 
   constructor(
     private readonly d: AnimationBackfillDeps,
@@ -82,20 +90,24 @@ export class AnimationBackfill {
   }
 
   /**
-   * One run: the rows not known yet, oldest first, each visited once, a bounded number at once;
-   * progress logged per batch. It stops early when its budget is spent or a whole batch failed
-   * (storage or the database is down: the next run tries again).
+   * One run: the rows not known yet, oldest first from where the last run stopped early (or from
+   * the oldest), each visited once, a bounded number at once; progress logged per batch. It stops
+   * early when its budget is spent or a whole batch failed (storage or the database is down: the
+   * next run tries again, from there). `complete` says the run started at the oldest row and
+   * reached the end: every row not known was looked at.
    */
   async run(): Promise<AnimationBackfillResult> {
     const { images, logger } = this.d;
     const batchSize = this.o.batchSize ?? 100;
     const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     const total: AnimationBackfillResult = { visited: 0, animated: 0, still: 0, failed: 0, complete: false };
-    let after: Cursor | undefined;
+    const fromOldest = this.resumeAfter === undefined;
+    let after = this.resumeAfter;
+    let reachedEnd = false;
     for (;;) {
       const rows = await images.animationUnknown(after, batchSize);
       if (rows.length === 0) {
-        total.complete = true;
+        reachedEnd = true;
         break;
       }
       const last = rows.at(-1)!;
@@ -107,11 +119,13 @@ export class AnimationBackfill {
       }
       logger.info({ ...total }, 'animation backfill progress');
       if (rows.length < batchSize) {
-        total.complete = true;
+        reachedEnd = true;
         break;
       }
       if (results.every((r) => r === 'failed') || Date.now() > deadline || this.closed) break;
     }
+    this.resumeAfter = reachedEnd ? undefined : after;
+    total.complete = reachedEnd && fromOldest;
     if (total.visited > 0) logger.info({ ...total }, 'animation backfill run ended');
     return total;
   }

@@ -46,6 +46,7 @@ describe('replication check', () => {
     height: 1,
     etag: null,
     homeRegion,
+    animated: false,
     createdAt: new Date(clock.now() - ageMs),
   });
 

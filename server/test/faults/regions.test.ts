@@ -130,6 +130,7 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
         height: 32,
         etag: null,
         homeRegion: 'a',
+        animated: false,
         createdAt: new Date(),
       });
     } finally {

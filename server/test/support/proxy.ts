@@ -73,6 +73,7 @@ export async function addImageRow(
     width: null,
     height: null,
     etag,
+    animated: false,
     createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
   });
   return id;

@@ -171,7 +171,13 @@ describe('deletes and the orphan sweep on the local driver', () => {
     );
     // Listened for from the start: an exit before the kill must not be missed (the test hung).
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    await waitFor(async () => (await readdir(dir)).some((n) => n.endsWith('.tmp')), 20_000);
+    // Until the written bytes are in the file, not only the file made: killed between the two
+    // (a loaded machine), the test's temporary file was empty (seen once in CI).
+    const written = async () => {
+      const name = (await readdir(dir)).find((n) => n.endsWith('.tmp'));
+      return name !== undefined && (await stat(path.join(dir, name))).size > 0;
+    };
+    await waitFor(written, 20_000);
     child.kill('SIGKILL');
     await exited;
     const tmp = (await readdir(dir)).find((n) => n.endsWith('.tmp'))!;

@@ -126,6 +126,7 @@ async function oldRow(
     width: 10,
     height: 10,
     etag,
+    animated: false,
     createdAt: new Date(),
   });
 }

@@ -12,6 +12,7 @@ import { sql } from 'kysely';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImagesRepo } from '../../src/db/images-repo.js';
+import { AnimationBackfill } from '../../src/images/animation-backfill.js';
 import { objectKeyFor } from '../../src/images/upload.js';
 import { DERIVED_VARIANT_PREFIX } from '../../src/storage/derived-variants.js';
 import { AVIF_SEQUENCE_400x300, makeApng } from '../fixtures/images.js';
@@ -377,6 +378,63 @@ describe('the animation backfill when the bucket fails (cos)', () => {
     });
     for (const id of ids) expect(await animatedOf(h, id)).toBe(true);
     for (const id of ids) expectOriginalEverywhere((await page(h, token)).get(id)!);
+  });
+});
+
+describe('the animation backfill past rows that fail every time (local)', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'local', redis: 'memory', env: { PLACEHOLDER_TIMEOUT_SECONDS: '1' } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a run goes on from where the last one stopped, so the oldest rows failing for good do not hold back the rest', async () => {
+    const token = await h.token('stuck');
+    const good: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const up = await uploadFile(h, makeApng(await frames()), { type: 'image/png', token });
+      expect(up.errors).toBeUndefined();
+      good.push(up.data!.uploadImage.id);
+    }
+    await h.container.placeholders.idle();
+    await sql`update images set animated = null where owner_id = 'stuck'`.execute(h.db.kysely);
+    // The two oldest rows' objects cannot be read, ever: their key's parent is a file, so the
+    // local bucket answers ENOTDIR (unavailable), as an archived object answers a store's 403.
+    await h.storage.put('u/stuck/blocker', Buffer.from('x'), 'application/octet-stream');
+    const repo = createImagesRepo(h.db);
+    const stuck: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const id = randomUUID();
+      await repo.insert({
+        id,
+        ownerId: 'stuck',
+        objectKey: `u/stuck/blocker/${i}.png`,
+        contentType: 'image/png',
+        byteSize: 5000,
+        width: 400,
+        height: 300,
+        etag: null,
+        animated: null,
+        createdAt: new Date(Date.now() - 3_600_000 + i),
+      });
+      stuck.push(id);
+    }
+    // Batches of two: the first batch is the two stuck rows.
+    const backfill = new AnimationBackfill(
+      { storage: h.storage, images: repo, logger: h.container.logger },
+      { timeoutSeconds: 1, batchSize: 2 },
+    );
+    expect(await backfill.run()).toMatchObject({ visited: 2, failed: 2, complete: false });
+    // The next run starts after them and records the rest; it did not start at the oldest row.
+    expect(await backfill.run()).toMatchObject({ visited: 2, animated: 2, failed: 0, complete: false });
+    for (const id of good) expect(await animatedOf(h, id)).toBe(true);
+    for (const id of stuck) expect(await animatedOf(h, id)).toBeNull();
+    // Then from the oldest again: the stuck rows are retried, each full pass.
+    expect(await backfill.run()).toMatchObject({ visited: 2, failed: 2, complete: false });
+    expect(h.logs.join('')).toMatch(/animation not checked; retried later/);
   });
 });
 

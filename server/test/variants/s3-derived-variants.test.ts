@@ -212,6 +212,7 @@ describe('s3 derived variants of images that have none (backfill)', () => {
       width: 1200,
       height: 900,
       etag,
+      animated: false,
       createdAt: new Date(),
     });
     return { id, key };
@@ -278,6 +279,7 @@ describe('s3 derived variants of images that have none (backfill)', () => {
       width: 1200,
       height: 900,
       etag,
+      animated: false,
       createdAt: new Date(),
     });
     expect(await h.container.derivedVariants!.backfill()).toMatchObject({ unrenderable: 1, made: 0 });
@@ -342,6 +344,7 @@ describe('s3 derived variants and the refresh sweep (fake clock)', () => {
       width: 1200,
       height: 900,
       etag,
+      animated: false,
       createdAt: new Date(clock.now()),
     });
     const before = await urlsOf(h, id);
