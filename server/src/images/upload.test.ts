@@ -8,6 +8,7 @@ import {
   makeApng,
   makeAvif,
   makePng,
+  noisyFrames,
   WEBP_LOSSY_5x3,
   withExifOrientation,
 } from '../../test/fixtures/images.js';
@@ -170,22 +171,7 @@ describe('inspectUpload: type and size from a bounded head', () => {
 });
 
 describe('inspectUpload: animation from the first read', () => {
-  const frames = () =>
-    Promise.all(
-      ['#ff0000', '#00ff00', '#0000ff'].map((background) =>
-        sharp({
-          create: {
-            width: 400,
-            height: 300,
-            channels: 3,
-            background,
-            noise: { type: 'gaussian', mean: 128, sigma: 20 },
-          },
-        })
-          .png()
-          .toBuffer(),
-      ),
-    );
+  const frames = noisyFrames;
 
   it('an animated WebP, an APNG and an AVIF sequence say so, larger than the first read or not; stills do not', async () => {
     const f = await frames();

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePng } from '../../src/seed.js';
-import { AVIF_SEQUENCE_400x300, makeApng } from '../fixtures/images.js';
+import { AVIF_SEQUENCE_400x300, makeApng, noisyFrames } from '../fixtures/images.js';
 import { collect, runCli, spawnCli } from '../support/cli.js';
 import { cosEnv, s3Env, TEST_COS } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
@@ -272,21 +272,7 @@ describe('signet import: animated originals (the COS fixture)', () => {
     h = await startHarness({ driver: 'cos', redis: 'memory' });
     env = { ...cosEnv(h.fixture!), DATABASE_URL: h.config.databaseUrl!, DATA_DIR: h.config.dataDir };
     // Noisy frames: the WebP and the APNG are larger than the first ranged read (64 KB).
-    const frames = await Promise.all(
-      ['#ff0000', '#00ff00', '#0000ff'].map((background) =>
-        sharp({
-          create: {
-            width: 400,
-            height: 300,
-            channels: 3,
-            background,
-            noise: { type: 'gaussian', mean: 128, sigma: 20 },
-          },
-        })
-          .png()
-          .toBuffer(),
-      ),
-    );
+    const frames = await noisyFrames();
     const objects: [string, Buffer, boolean][] = [
       [
         'anim/moving.webp',

@@ -15,29 +15,10 @@ import { createImagesRepo } from '../../src/db/images-repo.js';
 import { AnimationBackfill } from '../../src/images/animation-backfill.js';
 import { objectKeyFor } from '../../src/images/upload.js';
 import { DERIVED_VARIANT_PREFIX } from '../../src/storage/derived-variants.js';
-import { AVIF_SEQUENCE_400x300, makeApng } from '../fixtures/images.js';
+import { AVIF_SEQUENCE_400x300, noisyFrames as frames, makeApng } from '../fixtures/images.js';
 import { testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { uploadFile } from '../support/upload.js';
-
-/** Three 400×300 frames (red, green, blue), noisy so the files are larger than the first read. */
-function frames(): Promise<Buffer[]> {
-  return Promise.all(
-    ['#ff0000', '#00ff00', '#0000ff'].map((background) =>
-      sharp({
-        create: {
-          width: 400,
-          height: 300,
-          channels: 3,
-          background,
-          noise: { type: 'gaussian', mean: 128, sigma: 20 },
-        },
-      })
-        .png()
-        .toBuffer(),
-    ),
-  );
-}
 
 /** A 400×300 still, noisy. */
 function still(): Sharp {
