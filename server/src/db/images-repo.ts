@@ -334,6 +334,17 @@ export function createImagesRepo(
   reads: ReadRouting = primaryReads(db.kysely),
 ): ImagesRepo & AnimationRecords {
   const k = db.kysely;
+  /** Live rows, every column: what the backfills' walks select from. */
+  const liveRows = () => k.selectFrom('images').select(columns).where('deleted_at', 'is', null);
+  /**
+   * The backfills' walk (placeholders, variants, animation): `limit` rows of `q` oldest first,
+   * after a (created_at, id) cursor, on the partial index each one's predicate matches.
+   */
+  const oldestAfter = async (q: ReturnType<typeof liveRows>, after: Cursor | undefined, limit: number) => {
+    let page = q.orderBy('created_at', 'asc').orderBy('id', 'asc').limit(limit);
+    if (after) page = page.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
+    return (await page.execute()).map(toImageRow);
+  };
 
   /** Which of these object keys a row names (live rows only, or deleted ones too). */
   async function keysNamed(keys: readonly string[], liveOnly: boolean): Promise<Set<string>> {
@@ -540,20 +551,9 @@ export function createImagesRepo(
     keysWithRows: (keys) => keysNamed(keys, false),
     keysWithLiveRows: (keys) => keysNamed(keys, true),
 
-    async missingPlaceholders(after, limit) {
+    missingPlaceholders(after, limit) {
       // Rides on the partial index images_placeholder_missing.
-      let q = k
-        .selectFrom('images')
-        .select(columns)
-        .where('placeholder', 'is', null)
-        .where('deleted_at', 'is', null)
-        .orderBy('created_at', 'asc')
-        .orderBy('id', 'asc')
-        .limit(limit);
-      if (after) {
-        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
-      }
-      return (await q.execute()).map(toImageRow);
+      return oldestAfter(liveRows().where('placeholder', 'is', null), after, limit);
     },
 
     async setPlaceholder(id, placeholder) {
@@ -594,21 +594,11 @@ export function createImagesRepo(
       return Number(r.numUpdatedRows);
     },
 
-    async missingVariants(after, limit, homeRegion) {
+    missingVariants(after, limit, homeRegion) {
       // Rides on the partial index images_variants_missing.
-      let q = k
-        .selectFrom('images')
-        .select(columns)
-        .where('variants_of', 'is', null)
-        .where('deleted_at', 'is', null)
-        .orderBy('created_at', 'asc')
-        .orderBy('id', 'asc')
-        .limit(limit);
+      let q = liveRows().where('variants_of', 'is', null);
       if (homeRegion !== undefined) q = q.where('home_region', '=', homeRegion);
-      if (after) {
-        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
-      }
-      return (await q.execute()).map(toImageRow);
+      return oldestAfter(q, after, limit);
     },
 
     async addVariantReady(id, variantKey) {
@@ -633,22 +623,13 @@ export function createImagesRepo(
         .execute();
     },
 
-    async animationUnknown(after, limit) {
+    animationUnknown(after, limit) {
       // Rides on the partial index images_animation_unknown: its predicate, word for word (a
       // literal list, not parameters, so the planner can match it to the index's).
-      let q = k
-        .selectFrom('images')
-        .select(columns)
+      const q = liveRows()
         .where('animated', 'is', null)
-        .where('deleted_at', 'is', null)
-        .where(sql<boolean>`content_type in ('image/webp', 'image/png', 'image/avif')`)
-        .orderBy('created_at', 'asc')
-        .orderBy('id', 'asc')
-        .limit(limit);
-      if (after) {
-        q = q.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id}::uuid)`);
-      }
-      return (await q.execute()).map(toImageRow);
+        .where(sql<boolean>`content_type in ('image/webp', 'image/png', 'image/avif')`);
+      return oldestAfter(q, after, limit);
     },
 
     async recordAnimation(id, animated) {
