@@ -3,6 +3,12 @@ import { BoundedMap } from '../lib/bounded-map.js';
 import type { Db } from './connect.js';
 import { primaryReads, type ReadRouting } from './read-routing.js';
 import type { Database, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
+import {
+  ANIMATION_UNKNOWN_INDEX,
+  type EnsureOptions,
+  ensureWorkListIndex,
+  type IndexReadiness,
+} from './work-list-indexes.js';
 
 export interface Cursor {
   createdAt: Date;
@@ -227,6 +233,12 @@ export interface ImagesRepo {
  * pages), and which have nothing to record.
  */
 export interface AnimationRecords {
+  /**
+   * Makes sure the work list's partial index is there, building it (concurrently) if not: a
+   * backfill run waits for this before its first statement, which would scan the whole table
+   * without the index (db/work-list-indexes.ts).
+   */
+  prepareAnimationWorkList(o?: EnsureOptions): Promise<IndexReadiness>;
   /**
    * One statement: up to `limit` live WebP, PNG and AVIF rows whose animation is not known yet
    * (null), oldest first, after `after` (keyset on created_at, id, so one run visits each row once).
@@ -623,9 +635,13 @@ export function createImagesRepo(
         .execute();
     },
 
+    prepareAnimationWorkList(o) {
+      return ensureWorkListIndex(db, ANIMATION_UNKNOWN_INDEX, o);
+    },
+
     animationUnknown(after, limit) {
-      // Rides on the partial index images_animation_unknown: its predicate, word for word (a
-      // literal list, not parameters, so the planner can match it to the index's).
+      // Rides on the partial index images_animation_unknown (ANIMATION_UNKNOWN_INDEX): its
+      // predicate, word for word (a literal list, not parameters, so the planner can match it).
       const q = liveRows()
         .where('animated', 'is', null)
         .where(sql<boolean>`content_type in ('image/webp', 'image/png', 'image/avif')`);

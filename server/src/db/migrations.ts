@@ -114,12 +114,9 @@ const migrations: Record<string, Migration> = {
   '006_images_animated': {
     async up(db: Kysely<unknown>) {
       await sql`alter table images add column if not exists animated boolean`.execute(db);
-      // The backfill's work list: live rows of a type that can be animated, not looked at yet,
-      // oldest first.
-      await sql`create index if not exists images_animation_unknown
-        on images (created_at, id)
-        where animated is null and deleted_at is null
-          and content_type in ('image/webp', 'image/png', 'image/avif')`.execute(db);
+      // The backfill's work list, images_animation_unknown, is not built here but by the backfill
+      // when it first runs, concurrently (db/work-list-indexes.ts says why): here it would hold
+      // this transaction's lock on images while it scanned every row.
     },
     async down(db: Kysely<unknown>) {
       await sql`drop index if exists images_animation_unknown`.execute(db);

@@ -26,7 +26,7 @@ export interface AnimationBackfillDeps {
   storage: Pick<Storage, 'get'>;
   /** Several regions: the bucket known to hold a row's object (as the placeholders read it). */
   storageFor?: ((row: ImageRow) => Pick<Storage, 'get'>) | undefined;
-  images: Pick<AnimationRecords, 'animationUnknown' | 'recordAnimation'>;
+  images: Pick<AnimationRecords, 'prepareAnimationWorkList' | 'animationUnknown' | 'recordAnimation'>;
   logger: Logger;
 }
 
@@ -68,6 +68,8 @@ const HEAD_BYTES = { webp: 4096, avif: 4096, png: SNIFF_FIRST_BYTES } as const;
 export class AnimationBackfill {
   private readonly slots: Slots;
   private closed = false;
+  /** Stops a build of the work list's index in progress (shutdown). */
+  private readonly stop = new AbortController();
   /**
    * Where the last run stopped early (its budget spent, a whole batch failed, closed): the next
    * run goes on from there and starts over from the oldest row only once a run reached the end.
@@ -87,6 +89,7 @@ export class AnimationBackfill {
   /** A run in progress stops after its current batch. */
   close(): void {
     this.closed = true;
+    this.stop.abort();
   }
 
   /**
@@ -101,6 +104,15 @@ export class AnimationBackfill {
     const batchSize = this.o.batchSize ?? 100;
     const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     const total: AnimationBackfillResult = { visited: 0, animated: 0, still: 0, failed: 0, complete: false };
+    // Its index first (built by the first run, concurrently: db/work-list-indexes.ts). Without
+    // it, each statement below would scan the whole table.
+    const index = await images.prepareAnimationWorkList({ signal: this.stop.signal, logger });
+    if (index !== 'ready') {
+      if (index === 'building elsewhere') {
+        logger.info('animation backfill waits: its work-list index is being built elsewhere');
+      }
+      return total;
+    }
     const fromOldest = this.resumeAfter === undefined;
     let after = this.resumeAfter;
     let reachedEnd = false;

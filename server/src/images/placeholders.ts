@@ -26,7 +26,7 @@ export interface PlaceholderDeps {
    */
   storageFor?: (row: ImageRow) => Pick<Storage, 'get'>;
   images: Pick<ImagesRepo, 'missingPlaceholders' | 'setPlaceholder'> &
-    Pick<AnimationRecords, 'animationUnknown' | 'recordAnimation'>;
+    Pick<AnimationRecords, 'prepareAnimationWorkList' | 'animationUnknown' | 'recordAnimation'>;
   metrics: Pick<Metrics, 'placeholdersComputed'>;
   logger: Logger;
 }

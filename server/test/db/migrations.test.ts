@@ -68,9 +68,16 @@ describe.each(['postgres', 'pglite'] as const)('migration 006_images_animated (%
     const last = first.at(-1)!;
     const next = await repo.animationUnknown({ createdAt: last.createdAt, id: last.id }, 2);
     expect([...first, ...next].map((r) => r.id)).toEqual([id(1), id(2), id(4), id(7)]);
-    const index = await sql<{ indexdef: string }>`
-      select indexdef from pg_indexes where indexname = 'images_animation_unknown'`.execute(db.kysely);
-    expect(index.rows[0]?.indexdef).toMatch(/animated IS NULL/);
+    // The work list's index is the backfill's to build (db/work-list-indexes.ts), not the
+    // migration's: a build in the migration's transaction held its lock on images while it ran.
+    const indexdef = async () =>
+      (
+        await sql<{ indexdef: string }>`
+          select indexdef from pg_indexes where indexname = 'images_animation_unknown'`.execute(db.kysely)
+      ).rows[0]?.indexdef;
+    expect(await indexdef()).toBeUndefined();
+    expect(await repo.prepareAnimationWorkList()).toBe('ready');
+    expect(await indexdef()).toMatch(/animated IS NULL/);
 
     // Recording: once for an unknown row; `true` over `false` (a renderer saw frames); never
     // `false` over `true`; never on a deleted row.
