@@ -484,7 +484,7 @@ export async function createContainer(
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
   const placeholders = new Placeholders(
-    { storage, ...(regionChoice ? { storageFor } : {}), images: imagesRepo, metrics, logger },
+    { storage, ...(regionChoice ? { storageFor } : {}), images: imagesRepo, events, metrics, logger },
     {
       concurrency: config.placeholderConcurrency,
       maxBytes: config.uploadMaxBytes,
@@ -501,6 +501,7 @@ export async function createContainer(
           catalog: variants,
           renderer: createRenderer(config, decodes),
           urls,
+          events,
           metrics,
           logger,
         },

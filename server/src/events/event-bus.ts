@@ -40,6 +40,14 @@ export interface AccessChange {
 export type AccessChangeListener = (changes: readonly AccessChange[]) => void;
 
 /**
+ * Images whose rows now record them as animated (a change from null or false to true: the
+ * animation backfill, or on `s3` the derived variants' job). Their variants are the original
+ * from now on, so a `preset` subscription holding one re-plans it (urls/live-urls.ts). Recording
+ * a still changes no URL and is not announced. See docs/architecture.md, "Variants".
+ */
+export type AnimatedListener = (imageIds: readonly string[]) => void;
+
+/**
  * Refresh events across nodes. Each node holds ONE subscription to the shared channel and fans
  * events out to its own listeners by image id. Delivery is at-most-once (Redis pub/sub): a
  * client that reconnects must refetch its URLs.
@@ -53,6 +61,13 @@ export interface EventBus {
   publishAccessChanges(changes: readonly AccessChange[]): Promise<void>;
   /** Listens to visibility changes on this node; returns the unsubscribe function. */
   onAccessChange(listener: AccessChangeListener): () => void;
+  /**
+   * Tells every node that serves subscriptions (this one included) that these images' rows now
+   * record animation: one call per batch of rows.
+   */
+  publishAnimated(imageIds: readonly string[]): Promise<void>;
+  /** Listens to animation being recorded on rows; returns the unsubscribe function. */
+  onAnimated(listener: AnimatedListener): () => void;
   /** Ids someone on this node listens to (they count as looked at: refresh keeps them fresh). */
   subscribedIds(): string[];
   listenerCount(): number;
@@ -165,6 +180,18 @@ export function decodeAccessChanges(message: string): AccessChange[] {
   return out;
 }
 
+/** Wire form of rows recorded as animated: `["<image id>", …]`. */
+export function encodeAnimated(imageIds: readonly string[]): string {
+  return JSON.stringify(imageIds);
+}
+
+/** The image ids of such a message; anything but a string is left out. */
+export function decodeAnimated(message: string): string[] {
+  const raw = JSON.parse(message) as unknown;
+  if (!Array.isArray(raw)) return [];
+  return raw.filter((id): id is string => typeof id === 'string');
+}
+
 /**
  * The events of a message, in either wire form. A compact one's URLs are built with `urlOf`, and
  * only for ids `wanted` (all when absent); records `urlOf` cannot build are left out, as are
@@ -210,9 +237,11 @@ export abstract class FanoutBus implements EventBus {
   abstract readonly kind: EventBus['kind'];
   protected readonly fanout = new LocalFanout();
   private readonly accessListeners = new Set<AccessChangeListener>();
+  private readonly animatedListeners = new Set<AnimatedListener>();
 
   abstract publish(events: readonly SignedUrlEvent[]): Promise<void>;
   abstract publishAccessChanges(changes: readonly AccessChange[]): Promise<void>;
+  abstract publishAnimated(imageIds: readonly string[]): Promise<void>;
   abstract close(): Promise<void>;
 
   onAccessChange(listener: AccessChangeListener): () => void {
@@ -226,6 +255,23 @@ export abstract class FanoutBus implements EventBus {
     for (const l of this.accessListeners) {
       try {
         l(changes);
+      } catch (err) {
+        onError(err);
+      }
+    }
+  }
+
+  onAnimated(listener: AnimatedListener): () => void {
+    this.animatedListeners.add(listener);
+    return () => this.animatedListeners.delete(listener);
+  }
+
+  /** Each listener is isolated, as with URL events. */
+  protected deliverAnimated(imageIds: readonly string[], onError: (err: unknown) => void): void {
+    if (imageIds.length === 0) return;
+    for (const l of this.animatedListeners) {
+      try {
+        l(imageIds);
       } catch (err) {
         onError(err);
       }

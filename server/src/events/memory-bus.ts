@@ -16,5 +16,9 @@ export class MemoryEventBus extends FanoutBus {
     this.deliverAccess(changes, this.onListenerError);
   }
 
+  async publishAnimated(imageIds: readonly string[]): Promise<void> {
+    this.deliverAnimated(imageIds, this.onListenerError);
+  }
+
   async close(): Promise<void> {}
 }

@@ -4,9 +4,11 @@ import type { RedisClient } from '../redis/connect.js';
 import {
   type AccessChange,
   decodeAccessChanges,
+  decodeAnimated,
   decodeEvents,
   type EventUrlOf,
   encodeAccessChanges,
+  encodeAnimated,
   encodeEvents,
   FanoutBus,
   type SignedUrlEvent,
@@ -14,16 +16,17 @@ import {
 } from './event-bus.js';
 
 /**
- * Cross-node events on one Redis channel, and visibility changes on a second one (`<channel>:access`,
- * rare, on the same subscribed connection). `publisher` is the shared command connection;
- * `subscriber` is a dedicated connection in subscribe mode (one per node, whatever the number
- * of SSE clients).
+ * Cross-node events on one Redis channel, visibility changes on a second one (`<channel>:access`,
+ * rare, on the same subscribed connection), and rows recorded as animated on a third
+ * (`<channel>:animated`, rarer still: the `preset` subscriptions holding them re-plan).
+ * `publisher` is the shared command connection; `subscriber` is a dedicated connection in
+ * subscribe mode (one per node, whatever the number of SSE clients).
  *
  * `receivesUrlEvents: false` (a `SIGNET_ROLE=worker` node, which serves no subscription) publishes
  * URL events without subscribing to them: Redis would otherwise send every batch the node
  * publishes back to it, and the node would read and drop it (scenario 8 of docs/benchmarks.md:
  * ~10% of a refreshing worker's CPU, and one more copy of every batch per worker for Redis to
- * send).
+ * send). Nor does it subscribe to `<channel>:animated`: only subscriptions act on it.
  *
  * `urlOf` builds the URLs of events that arrive in the compact wire form (their object key and
  * signature; `urls/event-urls.ts`), for the ids this node has listeners for.
@@ -32,6 +35,7 @@ export class RedisEventBus extends FanoutBus {
   readonly kind = 'redis' as const;
   private readonly ready: Promise<unknown>;
   private readonly accessChannel: string;
+  private readonly animatedChannel: string;
   /** Set by `close`: a subscription that fails then failed because of it, not worth a warning. */
   private closed = false;
 
@@ -45,7 +49,18 @@ export class RedisEventBus extends FanoutBus {
   ) {
     super();
     this.accessChannel = `${channel}:access`;
+    this.animatedChannel = `${channel}:animated`;
     this.subscriber.on('message', (ch: string, message: string) => {
+      if (ch === this.animatedChannel) {
+        try {
+          this.deliverAnimated(decodeAnimated(message), (err) =>
+            this.logger.error({ err }, 'an animation listener failed'),
+          );
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, 'dropped a malformed animation message');
+        }
+        return;
+      }
       if (ch === this.accessChannel) {
         try {
           this.deliverAccess(decodeAccessChanges(message), (err) =>
@@ -72,7 +87,9 @@ export class RedisEventBus extends FanoutBus {
         this.logger.warn({ err: (err as Error).message }, 'dropped a malformed event message');
       }
     });
-    const channels = receivesUrlEvents ? [this.channel, this.accessChannel] : [this.accessChannel];
+    const channels = receivesUrlEvents
+      ? [this.channel, this.accessChannel, this.animatedChannel]
+      : [this.accessChannel];
     this.ready = this.subscribeTo(channels);
     // A single Redis (or one behind Sentinel): the connection is opened with ioredis'
     // re-subscription off (redis/connect.ts, `resubscribedByOwner`) and the bus subscribes again
@@ -154,6 +171,11 @@ export class RedisEventBus extends FanoutBus {
   async publishAccessChanges(changes: readonly AccessChange[]): Promise<void> {
     if (changes.length === 0) return;
     await this.publisher.publish(this.accessChannel, encodeAccessChanges(changes));
+  }
+
+  async publishAnimated(imageIds: readonly string[]): Promise<void> {
+    if (imageIds.length === 0) return;
+    await this.publisher.publish(this.animatedChannel, encodeAnimated(imageIds));
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { AnimationRecords, Cursor } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
+import type { EventBus } from '../events/event-bus.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import { type Storage, StorageError } from '../storage/storage.js';
@@ -27,6 +28,11 @@ export interface AnimationBackfillDeps {
   /** Several regions: the bucket known to hold a row's object (as the placeholders read it). */
   storageFor?: ((row: ImageRow) => Pick<Storage, 'get'>) | undefined;
   images: Pick<AnimationRecords, 'prepareAnimationWorkList' | 'animationUnknown' | 'recordAnimation'>;
+  /**
+   * Where the rows recorded as animated are announced, one message per batch: the `preset`
+   * subscriptions holding them move to the original's URL (urls/live-urls.ts).
+   */
+  events: Pick<EventBus, 'publishAnimated'>;
   logger: Logger;
 }
 
@@ -124,11 +130,13 @@ export class AnimationBackfill {
       }
       const last = rows.at(-1)!;
       after = { createdAt: last.createdAt, id: last.id };
-      const results = await Promise.all(rows.map((row) => this.slots.run(() => this.check(row))));
+      const recorded = new Set<string>();
+      const results = await Promise.all(rows.map((row) => this.slots.run(() => this.check(row, recorded))));
       for (const r of results) {
         total.visited++;
         total[r]++;
       }
+      await this.announce(rows.filter((r) => recorded.has(r.id)).map((r) => r.id));
       logger.info({ ...total }, 'animation backfill progress');
       if (rows.length < batchSize) {
         reachedEnd = true;
@@ -142,8 +150,11 @@ export class AnimationBackfill {
     return total;
   }
 
-  /** Reads one row's head and records what it shows. Never throws. */
-  async check(row: ImageRow): Promise<AnimationCheckResult> {
+  /**
+   * Reads one row's head and records what it shows. Never throws. The id of a row this changed
+   * to animated is added to `recorded` (for the caller to announce).
+   */
+  async check(row: ImageRow, recorded?: Set<string>): Promise<AnimationCheckResult> {
     const { images, logger } = this.d;
     const format = FORMAT_OF[row.contentType];
     let animated = false;
@@ -159,12 +170,32 @@ export class AnimationBackfill {
       logger.warn({ imageId: row.id, key: row.objectKey }, 'animation check: the object is missing');
     }
     try {
-      await images.recordAnimation(row.id, animated);
+      // False when the row changed meanwhile (deleted, or recorded by another node): then it is
+      // not this run's to announce.
+      if ((await images.recordAnimation(row.id, animated)) && animated) recorded?.add(row.id);
     } catch (err) {
       logger.warn({ imageId: row.id, err: (err as Error).message }, 'animation not recorded; retried later');
       return 'failed';
     }
     return animated ? 'animated' : 'still';
+  }
+
+  /**
+   * One message for a batch's rows recorded as animated. Best effort: the rows are recorded
+   * whatever happens here, a `preset` subscription that misses it keeps the variant's URL until
+   * its client reconnects (as after any lost event: delivery is at most once), and the publish
+   * goes on the command connection, whose commands fail within its timeout when Redis is away.
+   */
+  private async announce(imageIds: readonly string[]): Promise<void> {
+    if (imageIds.length === 0) return;
+    try {
+      await this.d.events.publishAnimated(imageIds);
+    } catch (err) {
+      this.d.logger.warn(
+        { images: imageIds.length, err: (err as Error).message },
+        'could not announce rows recorded as animated; their preset subscriptions catch up on reconnect',
+      );
+    }
   }
 
   /**

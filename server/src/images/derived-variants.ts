@@ -1,5 +1,6 @@
 import type { AnimationRecords, Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
+import type { EventBus } from '../events/event-bus.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -30,6 +31,11 @@ export interface DerivedVariantsDeps {
   renderer: VariantRenderer;
   /** Drops a variant's cached URL once its object exists, so the next page signs that object. */
   urls: Pick<UrlService, 'purge'>;
+  /**
+   * Where a row this job records as animated is announced: the `preset` subscriptions holding it
+   * move to the original's URL (urls/live-urls.ts).
+   */
+  events: Pick<EventBus, 'publishAnimated'>;
   metrics: Pick<Metrics, 'derivedVariantsMade'>;
   logger: Logger;
 }
@@ -185,8 +191,10 @@ export class DerivedVariants {
     try {
       const out = await renderer.render(async () => original, v);
       if (out.animated) {
-        await images.recordAnimation(row.id, true);
-        logger.info({ imageId: row.id, key: row.objectKey }, 'animated original recorded on its row');
+        if (await images.recordAnimation(row.id, true)) {
+          logger.info({ imageId: row.id, key: row.objectKey }, 'animated original recorded on its row');
+          await this.announceAnimated(row.id);
+        }
         return 'animated';
       }
       await storage.put(key, out.data, out.contentType);
@@ -208,6 +216,23 @@ export class DerivedVariants {
         logger.warn({ imageId: row.id, err: err.message }, 'could not drop a variant URL'),
       );
     return 'made';
+  }
+
+  /**
+   * One message per image: this job works on one image at a time, and a row reaches it unrecorded
+   * only when the animation backfill has not looked at it yet (rare, and once per image). Best
+   * effort, as the backfill's (images/animation-backfill.ts): the row is recorded whatever
+   * happens here, and a subscription that misses it catches up when its client reconnects.
+   */
+  private async announceAnimated(imageId: string): Promise<void> {
+    try {
+      await this.d.events.publishAnimated([imageId]);
+    } catch (err) {
+      this.d.logger.warn(
+        { imageId, err: (err as Error).message },
+        'could not announce a row recorded as animated; its preset subscriptions catch up on reconnect',
+      );
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { AnimationRecords, Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
+import type { EventBus } from '../events/event-bus.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -27,6 +28,8 @@ export interface PlaceholderDeps {
   storageFor?: (row: ImageRow) => Pick<Storage, 'get'>;
   images: Pick<ImagesRepo, 'missingPlaceholders' | 'setPlaceholder'> &
     Pick<AnimationRecords, 'prepareAnimationWorkList' | 'animationUnknown' | 'recordAnimation'>;
+  /** Where the animation backfill announces the rows it records as animated. */
+  events: Pick<EventBus, 'publishAnimated'>;
   metrics: Pick<Metrics, 'placeholdersComputed'>;
   logger: Logger;
 }
@@ -85,7 +88,7 @@ export class Placeholders {
   ) {
     this.slots = new Slots(o.concurrency);
     this.animation = new AnimationBackfill(
-      { storage: d.storage, storageFor: d.storageFor, images: d.images, logger: d.logger },
+      { storage: d.storage, storageFor: d.storageFor, images: d.images, events: d.events, logger: d.logger },
       {
         timeoutSeconds: o.timeoutSeconds,
         ...(o.runBudgetMs !== undefined ? { runBudgetMs: o.runBudgetMs } : {}),

@@ -6,6 +6,7 @@ import { captureLogger } from '../../test/support/logs.js';
 import { FakeClock } from '../clock.js';
 import { type Db, openDatabase } from '../db/connect.js';
 import { createImagesRepo } from '../db/images-repo.js';
+import { MemoryEventBus } from '../events/memory-bus.js';
 import { createMetrics } from '../metrics.js';
 import { createLocalStorage } from '../storage/local.js';
 import { createVariantRenderer } from '../storage/render-variant.js';
@@ -101,6 +102,7 @@ describe('replication check', () => {
           maxQueue: 1,
         }),
         urls: { purge: async () => {} },
+        events: new MemoryEventBus(),
         metrics: createMetrics(),
         logger: captureLogger('info').logger,
       },

@@ -4,7 +4,7 @@ import { AppError } from '../errors/index.js';
 import type { SignedUrlEvent } from '../events/event-bus.js';
 import { MemoryEventBus } from '../events/memory-bus.js';
 import { createMetrics } from '../metrics.js';
-import { LiveUrls } from './live-urls.js';
+import { type LiveUrlEvent, LiveUrls, type LiveVariant } from './live-urls.js';
 
 const alice: Viewer = { id: 'alice', isAdmin: false };
 const bob: Viewer = { id: 'bob', isAdmin: false };
@@ -169,5 +169,102 @@ describe('LiveUrls and visibility changes', () => {
     expect(((await other.next()).value as SignedUrlEvent).signedUrl.expiresAt).toBe(3);
     expect(events.subscribedIds()).toEqual(['y']);
     for (const s of [owner, other, admin, service]) await s.return?.();
+  });
+});
+
+describe('LiveUrls and rows recorded as animated', () => {
+  interface Row {
+    id: string;
+    animated: boolean | null;
+  }
+  type Event = LiveUrlEvent<Row>;
+  // As the catalog plans a preset: the variant's url id, the original's for an animated row.
+  const thumb: LiveVariant<Row> = {
+    preset: 'thumb',
+    urlIdOf: (r) => (r.animated ? r.id : `${r.id}~thumb`),
+  };
+
+  function setupRows(visible: (ids: readonly string[]) => Promise<Row[]>) {
+    const events = new MemoryEventBus();
+    const live = new LiveUrls<Row>({
+      images: { visible: (_v: Viewer, ids: readonly string[]) => visible(ids) },
+      events,
+      metrics: createMetrics(),
+      limits: { perViewer: 4, stalledMs: 1000 },
+    });
+    return { events, live };
+  }
+  /** Rows not looked at yet (as migration 006 left them). */
+  const unknown = async (ids: readonly string[]): Promise<Row[]> => ids.map((id) => ({ id, animated: null }));
+
+  it("a preset stream moves to the original's url id; a stream without a preset is unaffected", async () => {
+    const { events, live } = setupRows(unknown);
+    const preset = await live.listen(alice, ['a', 'b'], thumb);
+    const plain = await live.listen(alice, ['a']);
+    expect(events.subscribedIds().sort()).toEqual(['a', 'a~thumb', 'b~thumb']);
+
+    await events.publishAnimated(['a']);
+    // The variant's url id is no longer listened to (nor kept signed for us by the refresh).
+    expect(events.subscribedIds().sort()).toEqual(['a', 'b~thumb']);
+    // A later URL of the old variant first: had it been delivered, the original's (older) one
+    // would have been dropped as stale.
+    await events.publish([event('a~thumb', 5), event('b~thumb', 5)]);
+    await events.publish([event('a', 3)]);
+    const got: Event[] = [];
+    for (let i = 0; i < 2; i++) got.push((await preset.next()).value as Event);
+    expect(got.map((e) => [e.imageId, e.signedUrl.url])).toEqual([
+      ['b', event('b~thumb', 5).signedUrl.url],
+      ['a', event('a', 3).signedUrl.url],
+    ]);
+    // The event's row is the re-planned one: its srcset is the original's.
+    expect(got[1]!.variantOf).toEqual({ row: { id: 'a', animated: true }, preset: 'thumb' });
+    expect(got[0]!.variantOf).toEqual({ row: { id: 'b', animated: null }, preset: 'thumb' });
+    // The plain stream heard the original's URL, as it always did, and only that.
+    const plainGot = (await plain.next()).value as Event;
+    expect([plainGot.imageId, plainGot.signedUrl.expiresAt, plainGot.variantOf]).toEqual(['a', 3, undefined]);
+    await events.publish([event('a~thumb', 6), event('a', 7)]);
+    expect(((await plain.next()).value as Event).signedUrl.expiresAt).toBe(7);
+    expect(((await preset.next()).value as Event).signedUrl.url).toBe(event('a', 7).signedUrl.url);
+    for (const s of [preset, plain]) await s.return?.();
+    expect(events.subscribedIds()).toEqual([]);
+  });
+
+  it('a change that lands while the subscribe-time check runs is not lost', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    // The check read the rows before the backfill recorded one; the change arrives before it returns.
+    const { events, live } = setupRows(async (ids) => {
+      const rows = await unknown(ids);
+      await gate;
+      return rows;
+    });
+    const opening = live.listen(alice, ['a', 'b'], thumb);
+    await sleep(5);
+    await events.publishAnimated(['a']);
+    release();
+    const stream = await opening;
+    expect(events.subscribedIds().sort()).toEqual(['a', 'b~thumb']);
+    await events.publish([event('a~thumb', 5)]);
+    await events.publish([event('a', 3)]);
+    const e = (await stream.next()).value as Event;
+    expect([e.imageId, e.signedUrl.url]).toEqual(['a', event('a', 3).signedUrl.url]);
+    expect(e.variantOf?.row).toEqual({ id: 'a', animated: true });
+    await stream.return?.();
+  });
+
+  it('changes for images a stream does not hold, or revoked from it, leave it as it is', async () => {
+    const { events, live } = setupRows(unknown);
+    const stream = await live.listen(bob, ['a', 'b'], thumb);
+    await events.publishAccessChanges([{ imageId: 'a', ownerId: 'alice', visibility: 'private' }]);
+    await events.publishAnimated(['a', 'elsewhere']);
+    expect(events.subscribedIds()).toEqual(['b~thumb']);
+    await events.publish([event('a', 4), event('b~thumb', 4)]);
+    expect(((await stream.next()).value as Event).imageId).toBe('b');
+    await stream.return?.();
+    // An ended stream is not subscribed again by a later change.
+    await events.publishAnimated(['b']);
+    expect(events.subscribedIds()).toEqual([]);
   });
 });

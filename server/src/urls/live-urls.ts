@@ -4,6 +4,12 @@ import type { AccessChange, EventBus, SignedUrlEvent } from '../events/event-bus
 import { canRead } from '../images/visibility.js';
 import type { Metrics } from '../metrics.js';
 
+/** What a subscription needs of a row: its id, and whether it records the image as animated. */
+export interface LiveRow {
+  id: string;
+  animated?: boolean | null;
+}
+
 /**
  * A subscription to one variant of each image (`signedUrlRefreshed(ids, preset)`): which url id
  * carries an image's events (its preset variant's), and the preset, for the event's srcset.
@@ -33,16 +39,18 @@ export interface LiveUrlLimits {
  * the fan-out to anyone else, and is ended after `stalledMs`. A subscription also ends when the
  * viewer's token does.
  */
-export class LiveUrls<Row extends { id: string } = { id: string }> {
+export class LiveUrls<Row extends LiveRow = LiveRow> {
   private readonly open = new Map<string, number>();
   /** Every open (or opening) subscription of this node, to apply visibility changes to. */
   private readonly streams = new Set<LatestPerImage<SignedUrlEvent>>();
+  /** The open (or opening) `preset` subscriptions, with what carries each image's events. */
+  private readonly presetStreams = new Map<LatestPerImage<SignedUrlEvent>, VariantRoutes<Row>>();
 
   constructor(
     private readonly d: {
       /** The images of ids the viewer may see (the images domain decides). */
       images: { visible(viewer: Viewer, ids: readonly string[]): Promise<Row[]> };
-      events: Pick<EventBus, 'subscribe' | 'onAccessChange'>;
+      events: Pick<EventBus, 'subscribe' | 'onAccessChange' | 'onAnimated'>;
       metrics: Pick<Metrics, 'sseSubscribers'>;
       limits: LiveUrlLimits;
       now?: () => number;
@@ -52,6 +60,14 @@ export class LiveUrls<Row extends { id: string } = { id: string }> {
     // keeps the image only if the rule still lets it read it (no SQL: the change carries the owner).
     this.d.events.onAccessChange((changes) => {
       for (const stream of this.streams) stream.revoke(changes);
+    });
+    // One listener per node: a row recorded as animated has the original for every variant from
+    // now on, so a `preset` subscription holding it moves to the original's url id (no SQL: the
+    // stream keeps its rows). Subscriptions without a preset listen to the original already.
+    this.d.events.onAnimated((imageIds) => {
+      for (const [stream, routes] of this.presetStreams) {
+        if (routes.animated(imageIds)) stream.resubscribe();
+      }
     });
   }
 
@@ -73,14 +89,18 @@ export class LiveUrls<Row extends { id: string } = { id: string }> {
     );
     // Registered before the check reads the rows: a change that lands while it runs is not lost.
     this.streams.add(stream);
+    const routes = variant && new VariantRoutes(variant);
+    if (routes) this.presetStreams.set(stream, routes);
     try {
       // One SQL statement for every id of the subscription, visibility included.
       const rows = await this.d.images.visible(viewer, ids);
-      if (variant) {
-        // The bus carries url ids: the preset variant's of each image. The client hears of the
-        // image, with its variant's URL (and the row, for the event's srcset).
-        const urlIdOf = new Map(rows.map((r) => [r.id, variant.urlIdOf(r)]));
-        const rowOf = new Map(rows.map((r) => [urlIdOf.get(r.id)!, r]));
+      if (routes) {
+        // The bus carries url ids: the preset variant's of each image (the original's for an
+        // animated one). The client hears of the image, with that URL (and the row, for the
+        // event's srcset). Both are read at each event: an animation change re-plans them.
+        routes.plan(rows);
+        const { urlIdOf, rowOf } = routes;
+        const preset = routes.preset;
         stream.start(
           rows.map((r) => r.id),
           (allowed) =>
@@ -93,7 +113,7 @@ export class LiveUrls<Row extends { id: string } = { id: string }> {
                 stream.offer({
                   imageId: row.id,
                   signedUrl: e.signedUrl,
-                  variantOf: { row, preset: variant.preset },
+                  variantOf: { row, preset },
                 });
               },
             ),
@@ -115,11 +135,72 @@ export class LiveUrls<Row extends { id: string } = { id: string }> {
 
   private closed(stream: LatestPerImage<SignedUrlEvent>, viewerId: string): void {
     if (!this.streams.delete(stream)) return;
+    this.presetStreams.delete(stream);
     if (stream.counted) this.d.metrics.sseSubscribers.dec();
     const n = (this.open.get(viewerId) ?? 1) - 1;
     if (n <= 0) this.open.delete(viewerId);
     else this.open.set(viewerId, n);
   }
+}
+
+/**
+ * Which url id carries each image's events in a `preset` subscription, and the row each event's
+ * srcset is planned from. A row recorded as animated after the subscription read it (the backfill
+ * of rows from before migration 006, or the s3 variants job) moves to the original's url id,
+ * exactly as the subscription would have planned it when opened afterwards
+ * (docs/architecture.md, "Variants").
+ */
+class VariantRoutes<Row extends LiveRow> {
+  readonly preset: string;
+  /** Image id -> the url id its events come on. */
+  readonly urlIdOf = new Map<string, string>();
+  /** That url id -> the image's row. */
+  readonly rowOf = new Map<string, Row>();
+  /**
+   * Ids recorded as animated while the subscribe-time check ran: the rows it returns may have
+   * been read before the change. Undefined once planned.
+   */
+  private early: Set<string> | undefined = new Set();
+
+  constructor(private readonly variant: LiveVariant<Row>) {
+    this.preset = variant.preset;
+  }
+
+  plan(rows: readonly Row[]): void {
+    const early = this.early!;
+    this.early = undefined;
+    for (const row of rows) this.route(early.has(row.id) ? asAnimated(row) : row);
+  }
+
+  /** Re-plans the images among `imageIds` held here; true when some url id changed. */
+  animated(imageIds: readonly string[]): boolean {
+    if (this.early) {
+      for (const id of imageIds) this.early.add(id);
+      return false;
+    }
+    let moved = false;
+    for (const id of imageIds) {
+      const urlId = this.urlIdOf.get(id);
+      if (urlId === undefined) continue;
+      const row = this.rowOf.get(urlId)!;
+      if (row.animated === true) continue;
+      this.rowOf.delete(urlId);
+      if (this.route(asAnimated(row)) !== urlId) moved = true;
+    }
+    return moved;
+  }
+
+  private route(row: Row): string {
+    const urlId = this.variant.urlIdOf(row);
+    this.urlIdOf.set(row.id, urlId);
+    this.rowOf.set(urlId, row);
+    return urlId;
+  }
+}
+
+/** The row as it is once its animation is recorded (the catalog reads only `animated` of it). */
+function asAnimated<Row extends LiveRow>(row: Row): Row {
+  return row.animated === true ? row : { ...row, animated: true };
 }
 
 /** The newest event per image, in arrival order of images; ends on return(), a stall or a deadline. */
@@ -170,10 +251,19 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
       if (this.allowed.delete(c.imageId)) dropped = true;
       this.pending.delete(c.imageId);
     }
-    if (!dropped) return;
     // Re-subscribe with what is left, so the node stops counting the image as looked at by us.
+    if (dropped) this.resubscribe();
+  }
+
+  /**
+   * Subscribes again to the ids still allowed, through the url ids `subscribe` maps them to now
+   * (a `preset` stream's, after an animation change). Events already waiting stay: each is a
+   * newer URL that still works.
+   */
+  resubscribe(): void {
+    if (this.done || !this.subscribe) return;
     this.unsubscribe?.();
-    this.unsubscribe = this.subscribe!([...this.allowed]);
+    this.unsubscribe = this.subscribe([...this.allowed]);
   }
 
   endAt(inMs: number): void {

@@ -8,6 +8,7 @@ import { type Db, openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
 import type { Database } from '../../src/db/types.js';
 import { ANIMATION_UNKNOWN_INDEX, ensureWorkListIndex } from '../../src/db/work-list-indexes.js';
+import { MemoryEventBus } from '../../src/events/memory-bus.js';
 import { AnimationBackfill } from '../../src/images/animation-backfill.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import { createTestDatabase } from '../support/database.js';
@@ -222,6 +223,7 @@ describe('the animation backfill and its index', () => {
           secret: 'work-list-secret-work-list-secret',
         }),
         images: createImagesRepo(db),
+        events: new MemoryEventBus(),
         logger,
       },
       { timeoutSeconds: 5 },

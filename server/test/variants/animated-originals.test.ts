@@ -8,16 +8,24 @@
  * PostgreSQL, the COS fixture / the local bucket / s3rver behind the verifying front, sharp.
  */
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImagesRepo } from '../../src/db/images-repo.js';
+import { MemoryEventBus } from '../../src/events/memory-bus.js';
+import { RedisEventBus } from '../../src/events/redis-bus.js';
 import { AnimationBackfill } from '../../src/images/animation-backfill.js';
 import { objectKeyFor } from '../../src/images/upload.js';
+import { createRedisClient } from '../../src/redis/connect.js';
 import { DERIVED_VARIANT_PREFIX } from '../../src/storage/derived-variants.js';
 import { AVIF_SEQUENCE_400x300, noisyFrames as frames, makeApng } from '../fixtures/images.js';
-import { testRedisUrl } from '../support/env.js';
+import { redisReady, testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { waitFor } from '../support/proxy.js';
+import { subscribeSse } from '../support/sse.js';
+import { clearOfStepTurns } from '../support/step-turns.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { uploadFile } from '../support/upload.js';
 
 /** A 400×300 still, noisy. */
@@ -405,7 +413,7 @@ describe('the animation backfill past rows that fail every time (local)', () => 
     }
     // Batches of two: the first batch is the two stuck rows.
     const backfill = new AnimationBackfill(
-      { storage: h.storage, images: repo, logger: h.container.logger },
+      { storage: h.storage, images: repo, events: h.container.events, logger: h.container.logger },
       { timeoutSeconds: 1, batchSize: 2 },
     );
     expect(await backfill.run()).toMatchObject({ visited: 2, failed: 2, complete: false });
@@ -518,5 +526,201 @@ describe('animated originals on s3: no derived objects, and the variants job rec
     expect(await derivedKeys()).toEqual([]);
     const nodes = await page(h, await h.token('old'));
     for (const id of ids) expectOriginalEverywhere(nodes.get(id)!);
+  });
+});
+
+/**
+ * A `preset` subscription opened while its row did not record animation yet listens to the
+ * variant's url id. When the row is recorded as animated — by the backfill (every driver), or on
+ * `s3` by the variants job that finds it so — the recording node announces it on the bus, and the
+ * node serving the subscription moves it to the original's url id: the next refresh event carries
+ * the original's URL and a srcset of the original. Two nodes of one deployment on a real Redis:
+ * the recording runs on a worker, the subscription is held by an API node.
+ */
+describe.each([
+  { driver: 'cos', recordedBy: 'the animation backfill' },
+  { driver: 's3', recordedBy: 'the variants job' },
+] as const)(
+  'a preset subscription opened before its row is recorded ($driver, $recordedBy)',
+  ({ driver }) => {
+    const SUB =
+      'subscription($ids: [ID!]!, $preset: String) { signedUrlRefreshed(ids: $ids, preset: $preset) { imageId signedUrl { url } srcset } }';
+    interface Refreshed {
+      data?: { signedUrlRefreshed: { imageId: string; signedUrl: { url: string }; srcset: string | null } };
+      errors?: unknown[];
+    }
+    let api: Harness;
+    let worker: Harness;
+
+    beforeAll(async () => {
+      api = await startHarness({ driver, redis: testRedisUrl() });
+      worker = await startHarness({
+        driver,
+        redis: testRedisUrl(),
+        nodeOf: api,
+        env: { SIGNET_ROLE: 'worker' },
+      });
+    }, 60_000);
+    afterAll(async () => {
+      await worker?.close();
+      await api?.close();
+    });
+
+    it("moves to the original's URL: the next refresh event carries it, with the original's srcset", async () => {
+      const token = await api.token('subs');
+      // An animated WebP whose row an earlier version inserted: `animated` null.
+      const bytes = await sharp(await frames(), { join: { animated: true } })
+        .webp({ loop: 0, delay: [300, 300, 300] })
+        .toBuffer();
+      const id = randomUUID();
+      const key = objectKeyFor('subs', id, 'webp');
+      const { etag } = await api.storage.put(key, bytes, 'image/webp');
+      await createImagesRepo(api.db).insert({
+        id,
+        ownerId: 'subs',
+        objectKey: key,
+        contentType: 'image/webp',
+        byteSize: bytes.length,
+        width: 400,
+        height: 300,
+        etag,
+        animated: null,
+        createdAt: new Date(),
+      });
+      // Taken for a still until recorded (on s3 a variant not made yet is signed for the original's
+      // object, but under the variant's url id all the same).
+      if (driver === 'cos') expectVariants((await page(api, token)).get(id)!);
+
+      const s = subscribeSse<Refreshed>(api.url, SUB, { ids: [id], preset: 'thumb' }, token);
+      try {
+        await s.opened;
+        // The subscription listens to the thumb variant's url id, not the original's.
+        await waitFor(() => api.container.events.subscribedIds().some((u) => u.startsWith(`${id}~`)), 5000);
+        expect(api.container.events.subscribedIds()).not.toContain(id);
+
+        if (driver === 'cos') {
+          expect(await worker.container.placeholders.animation.run()).toMatchObject({
+            animated: 1,
+            failed: 0,
+          });
+        } else {
+          expect(await worker.container.derivedVariants!.backfill()).toMatchObject({ made: 1, failed: 0 });
+        }
+        expect(await animatedOf(api, id)).toBe(true);
+
+        // The event and the page below must be of one step.
+        await clearOfStepTurns(api.config, [id]);
+        // What a client does on a load error; a refresh sweep re-signs the same url id.
+        const refreshed = await api.gql<{ refreshSignedUrls: { url: string }[] }>(
+          'mutation($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url } }',
+          { ids: [id] },
+          { token },
+        );
+        expect(refreshed.errors).toBeUndefined();
+        await s.waitFor((es) => es.length > 0, 5000);
+        const e = s.events[0]!.data;
+        expect(e.errors).toBeUndefined();
+        const got = e.data!.signedUrlRefreshed;
+        const n = (await page(api, token)).get(id)!;
+        expectOriginalEverywhere(n);
+        expect(got.imageId).toBe(id);
+        expect(got.signedUrl.url).toBe(refreshed.data!.refreshSignedUrls[0]!.url);
+        expect(got.signedUrl.url).toBe(n.original.url);
+        // The original once, at its own width: the srcset a page now gets for the preset.
+        expect(got.srcset).toBe(`${n.original.url} 400w`);
+        expect(got.srcset).toBe(n.thumbSet);
+        // The variant's url id is no longer listened to (nor kept signed for this subscription).
+        expect(api.container.events.subscribedIds()).toEqual([id]);
+      } finally {
+        s.close();
+      }
+    });
+  },
+);
+
+/**
+ * What the backfill announces: one message per batch, naming the rows it recorded as animated
+ * (never a still), and a bus that does not answer costs the run its command timeout, not the run.
+ */
+describe('the animation backfill announces the rows it records as animated (local)', () => {
+  let h: Harness;
+  const token = () => h.token('told');
+  /** Oldest first: animated, still, animated, animated. */
+  const ids: { id: string; animated: boolean }[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'local', redis: 'memory' });
+    const apng = makeApng(await frames());
+    const png = await still().png().toBuffer();
+    for (const animated of [true, false, true, true]) {
+      const up = await uploadFile(h, animated ? apng : png, { type: 'image/png', token: await token() });
+      expect(up.errors).toBeUndefined();
+      ids.push({ id: up.data!.uploadImage.id, animated });
+    }
+    await h.container.placeholders.idle();
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const unknownAgain = () =>
+    sql`update images set animated = null where owner_id = 'told'`.execute(h.db.kysely);
+
+  it('one message per batch, with the animated rows of that batch only', async () => {
+    await unknownAgain();
+    const bus = new MemoryEventBus();
+    const heard: string[][] = [];
+    bus.onAnimated((imageIds) => heard.push([...imageIds]));
+    const backfill = new AnimationBackfill(
+      { storage: h.storage, images: createImagesRepo(h.db), events: bus, logger: h.container.logger },
+      { timeoutSeconds: 5, batchSize: 2 },
+    );
+    expect(await backfill.run()).toMatchObject({ visited: 4, animated: 3, still: 1, failed: 0 });
+    const [a1, , a2, a3] = ids.map((r) => r.id);
+    expect(heard).toEqual([[a1], [a2, a3]]);
+    // Rows already known are not announced again.
+    expect(await backfill.run()).toMatchObject({ visited: 0 });
+    expect(heard).toHaveLength(2);
+  });
+
+  it('a publish Redis never answers fails within the command timeout, and the run goes on', async () => {
+    await unknownAgain();
+    // The command connection as the container opens it, through a proxy that keeps every
+    // PUBLISH from Redis.
+    const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(testRedisUrl()).port || 6379));
+    proxy.withhold('publish');
+    const command = createRedisClient({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      clusterNodes: [],
+      commandTimeoutMs: 250,
+    });
+    command.on('error', () => {});
+    const subscriber = new Redis(testRedisUrl());
+    const bus = new RedisEventBus(
+      command,
+      subscriber,
+      `signet-test:${process.pid}:told`,
+      h.container.logger,
+      () => undefined,
+    );
+    try {
+      await bus.whenReady();
+      await redisReady(command);
+      const backfill = new AnimationBackfill(
+        { storage: h.storage, images: createImagesRepo(h.db), events: bus, logger: h.container.logger },
+        { timeoutSeconds: 5, batchSize: 2 },
+      );
+      const started = performance.now();
+      expect(await backfill.run()).toMatchObject({ visited: 4, animated: 3, still: 1, failed: 0 });
+      // Two batches, each announcement bounded by the command timeout (250 ms).
+      expect(performance.now() - started).toBeLessThan(3_000);
+      for (const r of ids) expect(await animatedOf(h, r.id)).toBe(r.animated);
+      expect(h.logs.join('')).toMatch(/could not announce rows recorded as animated/);
+      expect(proxy.withheld.length).toBeGreaterThan(0);
+    } finally {
+      await bus.close();
+      command.disconnect();
+      await proxy.close();
+    }
   });
 });
