@@ -230,14 +230,39 @@ export function decodeEvents(
 }
 
 /**
+ * The listeners of a side channel (visibility changes, rows recorded as animated): every one
+ * hears every non-empty batch, each isolated from the others' failures.
+ */
+class SideListeners<T extends readonly unknown[]> {
+  private readonly listeners = new Set<(batch: T) => void>();
+
+  /** Returns the function that removes it. */
+  add(listener: (batch: T) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  deliver(batch: T, onError: (err: unknown) => void): void {
+    if (batch.length === 0) return;
+    for (const l of this.listeners) {
+      try {
+        l(batch);
+      } catch (err) {
+        onError(err);
+      }
+    }
+  }
+}
+
+/**
  * What both buses share: listeners on this node, fanned out by image id. A bus adds how events
  * travel between nodes (or not, in one process).
  */
 export abstract class FanoutBus implements EventBus {
   abstract readonly kind: EventBus['kind'];
   protected readonly fanout = new LocalFanout();
-  private readonly accessListeners = new Set<AccessChangeListener>();
-  private readonly animatedListeners = new Set<AnimatedListener>();
+  private readonly accessListeners = new SideListeners<readonly AccessChange[]>();
+  private readonly animatedListeners = new SideListeners<readonly string[]>();
 
   abstract publish(events: readonly SignedUrlEvent[]): Promise<void>;
   abstract publishAccessChanges(changes: readonly AccessChange[]): Promise<void>;
@@ -245,37 +270,21 @@ export abstract class FanoutBus implements EventBus {
   abstract close(): Promise<void>;
 
   onAccessChange(listener: AccessChangeListener): () => void {
-    this.accessListeners.add(listener);
-    return () => this.accessListeners.delete(listener);
+    return this.accessListeners.add(listener);
   }
 
   /** Each listener is isolated, as with URL events. */
   protected deliverAccess(changes: readonly AccessChange[], onError: (err: unknown) => void): void {
-    if (changes.length === 0) return;
-    for (const l of this.accessListeners) {
-      try {
-        l(changes);
-      } catch (err) {
-        onError(err);
-      }
-    }
+    this.accessListeners.deliver(changes, onError);
   }
 
   onAnimated(listener: AnimatedListener): () => void {
-    this.animatedListeners.add(listener);
-    return () => this.animatedListeners.delete(listener);
+    return this.animatedListeners.add(listener);
   }
 
   /** Each listener is isolated, as with URL events. */
   protected deliverAnimated(imageIds: readonly string[], onError: (err: unknown) => void): void {
-    if (imageIds.length === 0) return;
-    for (const l of this.animatedListeners) {
-      try {
-        l(imageIds);
-      } catch (err) {
-        onError(err);
-      }
-    }
+    this.animatedListeners.deliver(imageIds, onError);
   }
 
   subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {

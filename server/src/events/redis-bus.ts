@@ -15,6 +15,15 @@ import {
   type SignedUrlListener,
 } from './event-bus.js';
 
+const VISIBILITY_LOGS = {
+  malformed: 'dropped a malformed visibility message',
+  listenerFailed: 'a visibility-change listener failed',
+};
+const ANIMATION_LOGS = {
+  malformed: 'dropped a malformed animation message',
+  listenerFailed: 'an animation listener failed',
+};
+
 /**
  * Cross-node events on one Redis channel, visibility changes on a second one (`<channel>:access`,
  * rare, on the same subscribed connection), and rows recorded as animated on a third
@@ -52,23 +61,19 @@ export class RedisEventBus extends FanoutBus {
     this.animatedChannel = `${channel}:animated`;
     this.subscriber.on('message', (ch: string, message: string) => {
       if (ch === this.animatedChannel) {
-        try {
-          this.deliverAnimated(decodeAnimated(message), (err) =>
-            this.logger.error({ err }, 'an animation listener failed'),
-          );
-        } catch (err) {
-          this.logger.warn({ err: (err as Error).message }, 'dropped a malformed animation message');
-        }
+        this.onSideMessage(
+          ANIMATION_LOGS,
+          () => decodeAnimated(message),
+          (ids, onError) => this.deliverAnimated(ids, onError),
+        );
         return;
       }
       if (ch === this.accessChannel) {
-        try {
-          this.deliverAccess(decodeAccessChanges(message), (err) =>
-            this.logger.error({ err }, 'a visibility-change listener failed'),
-          );
-        } catch (err) {
-          this.logger.warn({ err: (err as Error).message }, 'dropped a malformed visibility message');
-        }
+        this.onSideMessage(
+          VISIBILITY_LOGS,
+          () => decodeAccessChanges(message),
+          (changes, onError) => this.deliverAccess(changes, onError),
+        );
         return;
       }
       // A node without a single subscription (most API nodes between page loads, every worker)
@@ -113,6 +118,25 @@ export class RedisEventBus extends FanoutBus {
   private readonly listened = (id: string): boolean => this.fanout.has(id);
 
   /** One record's URL, or undefined (counted by `unbuilt`): one bad record must not cost the rest. */
+  /**
+   * A side channel's message: decoded and handed to its listeners. A malformed one is dropped
+   * with a warning and a failing listener logged, neither stopping the others.
+   */
+  private onSideMessage<T>(
+    what: { malformed: string; listenerFailed: string },
+    decode: () => T,
+    deliver: (batch: T, onError: (err: unknown) => void) => void,
+  ): void {
+    let batch: T;
+    try {
+      batch = decode();
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, what.malformed);
+      return;
+    }
+    deliver(batch, (err) => this.logger.error({ err }, what.listenerFailed));
+  }
+
   private buildUrl(id: string, key: string, signature: string, unbuilt: () => void) {
     try {
       const url = this.urlOf(id, key, signature);
