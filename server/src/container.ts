@@ -564,6 +564,11 @@ export async function createContainer(
   events.onAccessChange((changes) => {
     for (const c of changes) recentRows.forget(c.imageId);
   });
+  // A row recorded as animated (the animation backfill, the s3 variants job): a proxy link's
+  // preset goes to the original from the next hit, not up to RECENT_ROW_MS later.
+  events.onAnimated((ids) => {
+    for (const id of ids) recentRows.forget(id);
+  });
   const images = new ImageService({
     variants,
     config,

@@ -26,13 +26,12 @@ export interface RecentRowsOptions {
  * Live image rows remembered for a few seconds, for `/proxy/:id`: a hot link (one image on many
  * pages, a mail opened by thousands) costs one SQL lookup per few seconds, not one per hit. A row
  * changes by its deletion or a visibility change, which the node making either forgets at once,
- * and once by the animation backfill recording a row from before migration 006 (a proxy link's
- * preset then goes to the original: the variant for up to RECENT_ROW_MS more, once per such row).
- * For deletion and visibility, every other node forgets the row when the change reaches it on
- * the event bus (container.ts). If
- * that message is lost (Redis pub/sub is at most once), the change goes unseen here for at most
- * RECENT_ROW_MS; a deleted object is already gone from storage by then (deleteImage removes it
- * before marking the row), so a stale redirect ends in a 404.
+ * and once by a worker recording a row from before migration 006 as animated (a proxy link's
+ * preset then goes to the original). Every other node forgets the row when the change reaches
+ * it on the event bus (container.ts). If that message is lost (Redis pub/sub is at most once),
+ * the change goes unseen here for at most RECENT_ROW_MS; a deleted object is already gone from
+ * storage by then (deleteImage removes it before marking the row), so a stale redirect ends in a
+ * 404, and a preset link goes to the variant that long.
  * With a read replica, the lookup after a forget goes to the primary for a while
  * (`primaryAfterForgetMs`): the replica may not have replayed the change yet, and a row read
  * from it would keep a revoked public link working for its lag and then for RECENT_ROW_MS more.

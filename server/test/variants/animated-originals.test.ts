@@ -589,7 +589,12 @@ describe.each([
       });
       // Taken for a still until recorded (on s3 a variant not made yet is signed for the original's
       // object, but under the variant's url id all the same).
-      if (driver === 'cos') expectVariants((await page(api, token)).get(id)!);
+      const before = (await page(api, token)).get(id)!;
+      if (driver === 'cos') expectVariants(before);
+      // The proxy link of the thumb: the API node remembers the row (RecentRows) from this hit.
+      const proxied = await fetched(before.proxy, { redirect: 'manual' });
+      expect(proxied.status).toBe(302);
+      if (driver === 'cos') expect(proxied.location).toBe(before.thumb.url);
 
       const s = subscribeSse<Refreshed>(api.url, SUB, { ids: [id], preset: 'thumb' }, token);
       try {
@@ -631,6 +636,9 @@ describe.each([
         expect(got.srcset).toBe(n.thumbSet);
         // The variant's url id is no longer listened to (nor kept signed for this subscription).
         expect(api.container.events.subscribedIds()).toEqual([id]);
+        // The same announcement made the API node forget the row it remembered for the proxy: the
+        // link goes to the original now, not up to RECENT_ROW_MS later.
+        expect((await fetched(before.proxy, { redirect: 'manual' })).location).toBe(n.original.url);
       } finally {
         s.close();
       }
