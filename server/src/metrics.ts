@@ -145,6 +145,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['result'] as const,
       registers: r,
     }),
+    animationChecked: new Counter({
+      name: 'signet_animation_checked_total',
+      help: 'Rows from before the animated column looked at by the animation backfill, by result: animated, still (recorded, never read again), failed (retried later)',
+      labelNames: ['result'] as const,
+      registers: r,
+    }),
     derivedVariantsMade: new Counter({
       name: 'signet_derived_variants_made_total',
       help: 'Images whose preset variants were made as derived objects (s3), by result: made, unrenderable (never retried), failed (retried later), gone (deleted meanwhile)',

@@ -3,6 +3,7 @@ import type { ImageRow } from '../db/types.js';
 import type { EventBus } from '../events/event-bus.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import { type Storage, StorageError } from '../storage/storage.js';
 import { isAnimated } from '../uploads/dimensions.js';
 import { SNIFF_FIRST_BYTES } from './upload.js';
@@ -33,6 +34,7 @@ export interface AnimationBackfillDeps {
    * subscriptions holding them move to the original's URL (urls/live-urls.ts).
    */
   events: Pick<EventBus, 'publishAnimated'>;
+  metrics: Pick<Metrics, 'animationChecked'>;
   logger: Logger;
 }
 
@@ -135,6 +137,7 @@ export class AnimationBackfill {
       for (const r of results) {
         total.visited++;
         total[r]++;
+        this.d.metrics.animationChecked.inc({ result: r });
       }
       await this.announce(rows.filter((r) => recorded.has(r.id)).map((r) => r.id));
       logger.info({ ...total }, 'animation backfill progress');

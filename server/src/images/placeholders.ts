@@ -30,7 +30,7 @@ export interface PlaceholderDeps {
     Pick<AnimationRecords, 'prepareAnimationWorkList' | 'animationUnknown' | 'recordAnimation'>;
   /** Where the animation backfill announces the rows it records as animated. */
   events: Pick<EventBus, 'publishAnimated'>;
-  metrics: Pick<Metrics, 'placeholdersComputed'>;
+  metrics: Pick<Metrics, 'placeholdersComputed' | 'animationChecked'>;
   logger: Logger;
 }
 
@@ -88,7 +88,14 @@ export class Placeholders {
   ) {
     this.slots = new Slots(o.concurrency);
     this.animation = new AnimationBackfill(
-      { storage: d.storage, storageFor: d.storageFor, images: d.images, events: d.events, logger: d.logger },
+      {
+        storage: d.storage,
+        storageFor: d.storageFor,
+        images: d.images,
+        events: d.events,
+        metrics: d.metrics,
+        logger: d.logger,
+      },
       {
         timeoutSeconds: o.timeoutSeconds,
         ...(o.runBudgetMs !== undefined ? { runBudgetMs: o.runBudgetMs } : {}),

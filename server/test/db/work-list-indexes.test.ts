@@ -10,6 +10,7 @@ import type { Database } from '../../src/db/types.js';
 import { ANIMATION_UNKNOWN_INDEX, ensureWorkListIndex } from '../../src/db/work-list-indexes.js';
 import { MemoryEventBus } from '../../src/events/memory-bus.js';
 import { AnimationBackfill } from '../../src/images/animation-backfill.js';
+import { createMetrics } from '../../src/metrics.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import { createTestDatabase } from '../support/database.js';
 import { captureLogger } from '../support/logs.js';
@@ -215,6 +216,7 @@ describe('the animation backfill and its index', () => {
 
   it('waits while another process builds the index, then builds it if needed and walks the rows', async () => {
     const { logger, logs } = captureLogger();
+    const metrics = createMetrics();
     const backfill = new AnimationBackfill(
       {
         storage: createLocalStorage({
@@ -224,6 +226,7 @@ describe('the animation backfill and its index', () => {
         }),
         images: createImagesRepo(db),
         events: new MemoryEventBus(),
+        metrics,
         logger,
       },
       { timeoutSeconds: 5 },
@@ -241,6 +244,8 @@ describe('the animation backfill and its index', () => {
       await other.end();
     }
     expect(await backfill.run()).toMatchObject({ visited: 5, still: 5, complete: true });
+    const checked = await metrics.animationChecked.get();
+    expect(checked.values.map((v) => [v.labels.result, v.value])).toEqual([['still', 5]]);
     expect(logs.join('')).toContain('work-list index built');
     const valid = await sql<{ valid: boolean }>`
       select indisvalid as valid from pg_index where indexrelid = to_regclass('images_animation_unknown')`.execute(

@@ -413,7 +413,13 @@ describe('the animation backfill past rows that fail every time (local)', () => 
     }
     // Batches of two: the first batch is the two stuck rows.
     const backfill = new AnimationBackfill(
-      { storage: h.storage, images: repo, events: h.container.events, logger: h.container.logger },
+      {
+        storage: h.storage,
+        images: repo,
+        events: h.container.events,
+        metrics: h.container.metrics,
+        logger: h.container.logger,
+      },
       { timeoutSeconds: 1, batchSize: 2 },
     );
     expect(await backfill.run()).toMatchObject({ visited: 2, failed: 2, complete: false });
@@ -680,7 +686,13 @@ describe('the animation backfill announces the rows it records as animated (loca
     const heard: string[][] = [];
     bus.onAnimated((imageIds) => heard.push([...imageIds]));
     const backfill = new AnimationBackfill(
-      { storage: h.storage, images: createImagesRepo(h.db), events: bus, logger: h.container.logger },
+      {
+        storage: h.storage,
+        images: createImagesRepo(h.db),
+        events: bus,
+        metrics: h.container.metrics,
+        logger: h.container.logger,
+      },
       { timeoutSeconds: 5, batchSize: 2 },
     );
     expect(await backfill.run()).toMatchObject({ visited: 4, animated: 3, still: 1, failed: 0 });
@@ -715,7 +727,13 @@ describe('the animation backfill announces the rows it records as animated (loca
       await bus.whenReady();
       await redisReady(command);
       const backfill = new AnimationBackfill(
-        { storage: h.storage, images: createImagesRepo(h.db), events: bus, logger: h.container.logger },
+        {
+          storage: h.storage,
+          images: createImagesRepo(h.db),
+          events: bus,
+          metrics: h.container.metrics,
+          logger: h.container.logger,
+        },
         { timeoutSeconds: 5, batchSize: 2 },
       );
       const started = performance.now();
