@@ -8,10 +8,16 @@ import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
 import type { Database } from './types.js';
+import { createWorkListIndexesInPlace } from './work-list-indexes.js';
 
 export interface Db {
   readonly kind: 'postgres' | 'pglite';
   readonly kysely: Kysely<Database>;
+  /**
+   * PostgreSQL: where to open a connection of one's own, outside the pool (what needs a session
+   * of its own and no statement timeout: db/work-list-indexes.ts).
+   */
+  readonly connectionString?: string;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -101,7 +107,11 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     }
   }
   try {
-    if (opts.migrate !== false) await migrateToLatest(kysely);
+    if (opts.migrate !== false) {
+      await migrateToLatest(kysely);
+      // Embedded: the work lists' indexes now, before anything is served (db/work-list-indexes.ts).
+      if (kind === 'pglite') await createWorkListIndexesInPlace(kysely);
+    }
   } catch (err) {
     await kysely.destroy().catch(() => {});
     await closeExtra().catch(() => {});
@@ -110,6 +120,7 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
   return {
     kind,
     kysely,
+    ...(opts.databaseUrl ? { connectionString: opts.databaseUrl } : {}),
     async ping() {
       await sql`select 1`.execute(kysely);
     },

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import pg from 'pg';
 import type { Logger } from '../logger.js';
 import type { Db } from './connect.js';
 import type { Database } from './types.js';
@@ -26,6 +27,8 @@ export const ANIMATION_UNKNOWN_INDEX: WorkListIndex = {
     "images (created_at, id) where animated is null and deleted_at is null and content_type in ('image/webp', 'image/png', 'image/avif')",
 };
 
+const WORK_LIST_INDEXES: readonly WorkListIndex[] = [ANIMATION_UNKNOWN_INDEX];
+
 /**
  * `ready`: the index is there and valid. `building elsewhere`: another process is building it
  * now (its backfill runs once it is done). `stopped`: the signal stopped the build (shutdown); a
@@ -37,67 +40,98 @@ export interface EnsureOptions {
   /** Stops a build in progress (shutdown): the call then resolves `stopped`. */
   signal?: AbortSignal | undefined;
   /** Told when a build begins and ends (a build of millions of rows takes minutes). */
-  logger?: Pick<Logger, 'info'> | undefined;
+  logger?: Pick<Logger, 'info' | 'warn'> | undefined;
+}
+
+/**
+ * Embedded (PGlite: one process, a small table): every work list's index, plainly, at start
+ * before anything is served (db/connect.ts). Then `ensureWorkListIndex` finds each ready.
+ */
+export async function createWorkListIndexesInPlace(db: Kysely<Database>): Promise<void> {
+  for (const index of WORK_LIST_INDEXES) {
+    await sql.raw(`create index if not exists ${index.name} on ${index.definition}`).execute(db);
+  }
 }
 
 /**
  * Makes sure `index` is there and valid, building it if not. On PostgreSQL the build is
- * `create index concurrently`, so uploads, deletes and pages go on while it scans; one process of
- * a deployment builds at a time (a session advisory lock), free of the pool's statement timeout
- * (a build of millions of rows takes minutes). A build that failed or was stopped leaves an
- * invalid index, which the next call drops and builds again. Embedded (PGlite, one process, a
- * small table): a plain `create index`.
+ * `create index concurrently`, so uploads, deletes and pages go on while it scans. It runs on a
+ * connection of its own, outside the pool: the build needs one session for its statements (an
+ * advisory lock so that one process of a deployment builds at a time, its pid for a cancel)
+ * and no statement timeout (a build of millions of rows takes minutes), and neither may leak
+ * into a pooled connection that then serves requests; closing the connection ends both. A
+ * build that failed or was stopped leaves an invalid index, which the next call drops and
+ * builds again.
  */
 export async function ensureWorkListIndex(
   db: Db,
   index: WorkListIndex,
   o: EnsureOptions = {},
 ): Promise<IndexReadiness> {
-  if (db.kind === 'pglite') {
+  // Valid already (every run once it is built): one lookup on the pool, no lock.
+  if ((await validity(db.kysely, index)) === true) return 'ready';
+  if (db.kind === 'pglite' || db.connectionString === undefined) {
     await sql.raw(`create index if not exists ${index.name} on ${index.definition}`).execute(db.kysely);
     return 'ready';
   }
-  const lock = `signet.work-list-index.${index.name}`;
-  return db.kysely.connection().execute(async (c) => {
-    const got = await sql<{ got: boolean }>`select pg_try_advisory_lock(hashtext(${lock})) as got`.execute(c);
+  if (o.signal?.aborted) return 'stopped';
+  const session = new pg.Client({ connectionString: db.connectionString });
+  // A connection lost mid-build is an error of the build's query; without a listener the
+  // client's 'error' event would crash the process.
+  session.on('error', () => {});
+  await session.connect();
+  try {
+    const got = await session.query<{ got: boolean }>('select pg_try_advisory_lock(hashtext($1)) as got', [
+      `signet.work-list-index.${index.name}`,
+    ]);
     if (!got.rows[0]?.got) return 'building elsewhere';
-    try {
-      return await build(db.kysely, c, index, o);
-    } finally {
-      // A cancel meant for the build can land on this statement instead: once more, then. A lock
-      // left held would keep every other process from building, until this connection closes.
-      const unlock = () => sql`select pg_advisory_unlock(hashtext(${lock}))`.execute(c);
-      await unlock().catch(unlock);
-    }
-  });
+    // Built by another process between the lookup above and the lock.
+    const valid = await validity(db.kysely, index);
+    if (valid === true) return 'ready';
+    return await build(db.connectionString, session, index, valid === false, o);
+  } finally {
+    // Ends the session: its lock and its settings go with it.
+    await session.end().catch(() => {});
+  }
 }
 
-/** The build itself, on the connection `c` that holds the lock. */
+/** true: valid; false: there, invalid (a failed or stopped build); undefined: not there. */
+async function validity(db: Kysely<Database>, index: WorkListIndex): Promise<boolean | undefined> {
+  const r = await sql<{ valid: boolean }>`
+    select indisvalid as valid from pg_index where indexrelid = to_regclass(${index.name})`.execute(db);
+  return r.rows[0]?.valid;
+}
+
+/** The build, on `session`, which holds the lock. */
 async function build(
-  db: Kysely<Database>,
-  c: Kysely<Database>,
+  connectionString: string,
+  session: pg.Client,
   index: WorkListIndex,
+  invalid: boolean,
   { signal, logger }: EnsureOptions,
 ): Promise<IndexReadiness> {
-  const state = await sql<{ valid: boolean }>`
-    select indisvalid as valid from pg_index where indexrelid = to_regclass(${index.name})`.execute(c);
-  if (state.rows[0]?.valid) return 'ready';
-  if (signal?.aborted) return 'stopped';
-  const pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(c)).rows[0]!.pid;
-  // From another connection of the pool: this one is busy building.
+  const pid = (await session.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+  // From a connection of its own too, so a cancel cannot reach a pooled connection's request.
   const cancel = () => {
-    sql`select pg_cancel_backend(${pid})`.execute(db).catch(() => {});
+    const c = new pg.Client({ connectionString });
+    c.on('error', () => {});
+    c.connect()
+      .then(() => c.query('select pg_cancel_backend($1)', [pid]))
+      .catch((err: Error) =>
+        logger?.warn({ index: index.name, err: err.message }, 'could not stop the index build'),
+      )
+      .finally(() => void c.end().catch(() => {}));
   };
   signal?.addEventListener('abort', cancel, { once: true });
-  // The pool's statement timeout (10 s) is for requests; the session's own setting goes back to it below.
-  await sql`set statement_timeout = 0`.execute(c);
   try {
-    // Left invalid by a build that failed or was stopped (no one else builds: this holds the lock).
-    if (state.rows.length > 0) await sql.raw(`drop index concurrently if exists ${index.name}`).execute(c);
+    // Whatever the role's or database's default: this session builds, then closes.
+    await session.query('set statement_timeout = 0');
+    // Left by a build that failed or was stopped (no one else builds: this session holds the lock).
+    if (invalid) await session.query(`drop index concurrently if exists ${index.name}`);
     if (signal?.aborted) return 'stopped';
     const started = Date.now();
     logger?.info({ index: index.name }, 'work-list index being built');
-    await sql.raw(`create index concurrently if not exists ${index.name} on ${index.definition}`).execute(c);
+    await session.query(`create index concurrently if not exists ${index.name} on ${index.definition}`);
     logger?.info({ index: index.name, ms: Date.now() - started }, 'work-list index built');
     return 'ready';
   } catch (err) {
@@ -106,7 +140,5 @@ async function build(
     throw err;
   } finally {
     signal?.removeEventListener('abort', cancel);
-    const reset = () => sql`reset statement_timeout`.execute(c);
-    await reset().catch(reset);
   }
 }

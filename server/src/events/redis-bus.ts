@@ -117,7 +117,6 @@ export class RedisEventBus extends FanoutBus {
   /** Ids with listeners on this node: a compact event's URL is built for these only. */
   private readonly listened = (id: string): boolean => this.fanout.has(id);
 
-  /** One record's URL, or undefined (counted by `unbuilt`): one bad record must not cost the rest. */
   /**
    * A side channel's message: decoded and handed to its listeners. A malformed one is dropped
    * with a warning and a failing listener logged, neither stopping the others.
@@ -137,6 +136,7 @@ export class RedisEventBus extends FanoutBus {
     deliver(batch, (err) => this.logger.error({ err }, what.listenerFailed));
   }
 
+  /** One record's URL, or undefined (counted by `unbuilt`): one bad record must not cost the rest. */
   private buildUrl(id: string, key: string, signature: string, unbuilt: () => void) {
     try {
       const url = this.urlOf(id, key, signature);

@@ -110,17 +110,18 @@ export class AnimationBackfill {
   async run(): Promise<AnimationBackfillResult> {
     const { images, logger } = this.d;
     const batchSize = this.o.batchSize ?? 100;
-    const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     const total: AnimationBackfillResult = { visited: 0, animated: 0, still: 0, failed: 0, complete: false };
     // Its index first (built by the first run, concurrently: db/work-list-indexes.ts). Without
     // it, each statement below would scan the whole table.
     const index = await images.prepareAnimationWorkList({ signal: this.stop.signal, logger });
     if (index !== 'ready') {
       if (index === 'building elsewhere') {
-        logger.info('animation backfill waits: its work-list index is being built elsewhere');
+        logger.info('animation backfill skipped this run: its work-list index is being built elsewhere');
       }
       return total;
     }
+    // The budget is the walk's: a first run may have spent minutes building the index.
+    const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     const fromOldest = this.resumeAfter === undefined;
     let after = this.resumeAfter;
     let reachedEnd = false;

@@ -229,6 +229,25 @@ describe('LiveUrls and rows recorded as animated', () => {
     expect(events.subscribedIds()).toEqual([]);
   });
 
+  it("drops a variant event still waiting for a slow client when its image moves, so the original's next one is delivered", async () => {
+    const { events, live } = setupRows(unknown);
+    const stream = await live.listen(alice, ['a', 'b'], thumb);
+    // Waiting, unread: the variant's URL of both images, with their rows as they were.
+    await events.publish([event('a~thumb', 5), event('b~thumb', 5)]);
+    await events.publishAnimated(['a']);
+    // The original's URL, with an expiry earlier than the waiting variant's: kept beside it, the
+    // variant's would have won (the newest per image) and the stream stayed on the variant.
+    await events.publish([event('a', 4)]);
+    const got: Event[] = [];
+    for (let i = 0; i < 2; i++) got.push((await stream.next()).value as Event);
+    expect(got.map((e) => [e.imageId, e.signedUrl.url])).toEqual([
+      ['b', event('b~thumb', 5).signedUrl.url],
+      ['a', event('a', 4).signedUrl.url],
+    ]);
+    expect(got[1]!.variantOf?.row).toEqual({ id: 'a', animated: true });
+    await stream.return?.();
+  });
+
   it('a change that lands while the subscribe-time check runs is not lost', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => {

@@ -66,7 +66,8 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
     // stream keeps its rows). Subscriptions without a preset listen to the original already.
     this.d.events.onAnimated((imageIds) => {
       for (const [stream, routes] of this.presetStreams) {
-        if (routes.animated(imageIds)) stream.resubscribe();
+        const moved = routes.animated(imageIds);
+        if (moved.length > 0) stream.resubscribe(moved);
       }
     });
   }
@@ -172,20 +173,20 @@ class VariantRoutes<Row extends LiveRow> {
     for (const row of rows) this.route(early.has(row.id) ? asAnimated(row) : row);
   }
 
-  /** Re-plans the images among `imageIds` held here; true when some url id changed. */
-  animated(imageIds: readonly string[]): boolean {
+  /** Re-plans the images among `imageIds` held here; returns those whose url id changed. */
+  animated(imageIds: readonly string[]): string[] {
+    const moved: string[] = [];
     if (this.early) {
       for (const id of imageIds) this.early.add(id);
-      return false;
+      return moved;
     }
-    let moved = false;
     for (const id of imageIds) {
       const urlId = this.urlIdOf.get(id);
       if (urlId === undefined) continue;
       const row = this.rowOf.get(urlId)!;
       if (row.animated === true) continue;
       this.rowOf.delete(urlId);
-      if (this.route(asAnimated(row)) !== urlId) moved = true;
+      if (this.route(asAnimated(row)) !== urlId) moved.push(id);
     }
     return moved;
   }
@@ -257,11 +258,13 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
 
   /**
    * Subscribes again to the ids still allowed, through the url ids `subscribe` maps them to now
-   * (a `preset` stream's, after an animation change). Events already waiting stay: each is a
-   * newer URL that still works.
+   * (a `preset` stream's, after an animation change). An event still waiting for one of `moved`
+   * is dropped: it carries the variant's URL and the srcset of the row as it was, and, its
+   * expiry being later, would win over the original's next event.
    */
-  resubscribe(): void {
+  resubscribe(moved: readonly string[] = []): void {
     if (this.done || !this.subscribe) return;
+    for (const id of moved) this.pending.delete(id);
     this.unsubscribe?.();
     this.unsubscribe = this.subscribe([...this.allowed]);
   }

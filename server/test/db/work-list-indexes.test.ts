@@ -17,18 +17,23 @@ import { captureLogger } from '../support/logs.js';
 
 // The backfills' work-list indexes are built concurrently by the backfill, not inside a
 // migration (src/db/work-list-indexes.ts), on a real PostgreSQL: writes and reads go on while one
-// builds, a build outlasts the pool's statement timeout, one process builds at a time, a stopped
-// build is built again. And on PGlite, a plain build.
+// builds, a build outlasts the pool's statement timeout and leaves nothing on the pool's
+// connections, one process builds at a time, a stopped build is built again. And on PGlite, a
+// plain build at start. A build is held open by a transaction that keeps an older snapshot (a
+// concurrent build waits for every such transaction), so how long it takes is the test's choice,
+// not the table's size or the machine's speed.
 
-const ROWS = 300_000;
+const ROWS = 2_000;
+const LOCK = 'signet.work-list-index.images_animation_unknown';
 
-/** A Db over a pool of its own, with the statement timeout a node's pool has, only shorter. */
+/** A Db over a pool of its own, with a statement timeout as a node's pool has, only shorter. */
 function dbWithTimeout(url: string, statementTimeoutMs: number, max = 2): Db {
   const pool = new pg.Pool({ connectionString: url, max, statement_timeout: statementTimeoutMs });
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kind: 'postgres',
     kysely,
+    connectionString: url,
     ping: async () => {
       await sql`select 1`.execute(kysely);
     },
@@ -48,26 +53,36 @@ describe('work-list indexes on PostgreSQL', () => {
     clients.push(c);
     return c;
   };
+  /** A transaction holding a snapshot: a concurrent build started now waits until it ends. */
+  const holdingSnapshot = async () => {
+    const reader = await client();
+    await reader.query('begin isolation level repeatable read');
+    await reader.query('select count(*) from images');
+    return { end: () => reader.query('commit') };
+  };
   const indexState = async () =>
     (
       await sql<{ valid: boolean; def: string }>`
         select i.indisvalid as valid, pg_get_indexdef(i.indexrelid) as def
         from pg_index i where i.indexrelid = to_regclass('images_animation_unknown')`.execute(db.kysely)
     ).rows[0];
-  const advisoryLocks = async () =>
-    Number(
-      (
-        await sql<{ n: string }>`select count(*) as n from pg_locks where locktype = 'advisory'`.execute(
-          db.kysely,
-        )
-      ).rows[0]!.n,
-    );
-  /** Resolves once the build is waiting (for an older transaction to end) in PostgreSQL. */
+  /** Whether the build's lock is free (asked from a session of its own, in this database). */
+  const lockFree = async () => {
+    const c = await client();
+    const got = (await c.query<{ got: boolean }>('select pg_try_advisory_lock(hashtext($1)) as got', [LOCK]))
+      .rows[0]!.got;
+    if (got) await c.query('select pg_advisory_unlock(hashtext($1))', [LOCK]);
+    return got;
+  };
+  /** Resolves once this database's build is running (waiting for the held snapshot). */
   const buildWaiting = async () => {
-    for (let i = 0; i < 200; i++) {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
       const r = await sql<{ n: string }>`
         select count(*) as n from pg_stat_activity
-        where query ilike 'create index concurrently%' and wait_event_type = 'Lock'`.execute(db.kysely);
+        where datname = current_database()
+          and query ilike 'create index concurrently if not exists images_animation_unknown%'
+          and wait_event_type = 'Lock'`.execute(db.kysely);
       if (Number(r.rows[0]!.n) > 0) return;
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -79,12 +94,12 @@ describe('work-list indexes on PostgreSQL', () => {
     db = await openDatabase({ databaseUrl: pgdb.url, dataDir: os.tmpdir() });
     // Rows of every kind the predicate tells apart, as a table a migration finds.
     await sql`insert into images (owner_id, object_key, content_type, byte_size, created_at)
-      select 'o' || (n % 50), 'k/' || n,
+      select 'o' || (n % 5), 'k/' || n,
         (array['image/webp', 'image/png', 'image/jpeg', 'image/avif'])[n % 4 + 1], 100,
         timestamptz '2026-01-01' + n * interval '1 second'
       from generate_series(1, ${ROWS}) n`.execute(db.kysely);
     await sql`analyze images`.execute(db.kysely);
-  }, 120_000);
+  }, 60_000);
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.end().catch(() => {})));
     await Promise.all(opened.splice(0).map((d) => d.close()));
@@ -95,32 +110,40 @@ describe('work-list indexes on PostgreSQL', () => {
     await pgdb?.drop();
   });
 
-  it('builds an index that outlasts the pool statement timeout, then gives the session its timeout back', async () => {
-    // One connection, so the build's connection is the one asked afterwards.
-    const short = dbWithTimeout(pgdb.url, 50, 1);
+  it("outlasts the pool's statement timeout on a connection of its own, and leaves nothing on the pool's", async () => {
+    // One pooled connection with a 1 s statement timeout: what a request may take.
+    const short = dbWithTimeout(pgdb.url, 1000, 1);
     opened.push(short);
-    // The table is big enough that a build under the pool's timeout fails: what a migration's
-    // build met on a large table.
+    // On the pool, a build that takes longer is cancelled: what a migration's build met.
+    let held = await holdingSnapshot();
     await expect(
       sql`create index concurrently probe_index on images (created_at, id) where animated is null`.execute(
         short.kysely,
       ),
     ).rejects.toMatchObject({ code: '57014' });
+    await held.end();
     await sql`drop index if exists probe_index`.execute(db.kysely);
 
     const { logger, logs } = captureLogger();
     const logged = () => logs.map((l) => (JSON.parse(l) as { msg: string }).msg);
-    expect(await ensureWorkListIndex(short, ANIMATION_UNKNOWN_INDEX, { logger })).toBe('ready');
+    held = await holdingSnapshot();
+    const building = ensureWorkListIndex(short, ANIMATION_UNKNOWN_INDEX, { logger });
+    await buildWaiting();
+    // Twice the pool's statement timeout.
+    await new Promise((r) => setTimeout(r, 2000));
+    await held.end();
+    expect(await building).toBe('ready');
     expect(logged()).toEqual(['work-list index being built', 'work-list index built']);
     const state = await indexState();
     expect(state?.valid).toBe(true);
     expect(state?.def).toContain('WHERE ((animated IS NULL) AND (deleted_at IS NULL)');
+    // The pool's connection kept its timeout, and no lock is left anywhere.
     expect(
       (await sql<{ t: string }>`select current_setting('statement_timeout') as t`.execute(short.kysely))
         .rows[0]!.t,
-    ).toBe('50ms');
-    expect(await advisoryLocks()).toBe(0);
-    // Already there: nothing to do.
+    ).toBe('1s');
+    expect(await lockFree()).toBe(true);
+    // Already there: nothing to do, nothing logged.
     expect(await ensureWorkListIndex(short, ANIMATION_UNKNOWN_INDEX, { logger })).toBe('ready');
     expect(logged()).toHaveLength(2);
   }, 60_000);
@@ -128,6 +151,7 @@ describe('work-list indexes on PostgreSQL', () => {
   it("is the work list's plan: the backfill's statement rides on it", async () => {
     await createImagesRepo(db).prepareAnimationWorkList();
     const c = await client();
+    await c.query('set enable_seqscan = off');
     const plan = await c.query(`explain select * from images
       where deleted_at is null and animated is null and content_type in ('image/webp', 'image/png', 'image/avif')
       order by created_at, id limit 100`);
@@ -135,10 +159,7 @@ describe('work-list indexes on PostgreSQL', () => {
   });
 
   it('lets uploads, deletes and pages go on while it builds, and one process builds at a time', async () => {
-    // An open transaction: a concurrent build waits for it to end before it finishes.
-    const reader = await client();
-    await reader.query('begin isolation level repeatable read');
-    await reader.query('select count(*) from images');
+    const held = await holdingSnapshot();
     const other = dbWithTimeout(pgdb.url, 10_000);
     opened.push(other);
 
@@ -162,28 +183,26 @@ describe('work-list indexes on PostgreSQL', () => {
     expect(page.rowCount).toBe(100);
     expect(settled).toBe(false);
 
-    await reader.query('commit');
+    await held.end();
     expect(await building).toBe('ready');
     expect((await indexState())?.valid).toBe(true);
-    const listed = await createImagesRepo(db).animationUnknown(undefined, ROWS);
+    const listed = await createImagesRepo(db).animationUnknown(undefined, ROWS * 2);
     expect(listed.some((r) => r.objectKey === 'k/during')).toBe(true);
     expect(listed.some((r) => r.objectKey === 'k/1')).toBe(false);
-    expect(await advisoryLocks()).toBe(0);
+    expect(await lockFree()).toBe(true);
   }, 60_000);
 
   it('stops a build when told (shutdown), and the next call builds the invalid leftover again', async () => {
-    const reader = await client();
-    await reader.query('begin isolation level repeatable read');
-    await reader.query('select count(*) from images');
+    const held = await holdingSnapshot();
     const stop = new AbortController();
     const building = ensureWorkListIndex(db, ANIMATION_UNKNOWN_INDEX, { signal: stop.signal });
     await buildWaiting();
     stop.abort();
     expect(await building).toBe('stopped');
-    await reader.query('commit');
+    await held.end();
     // What a stopped concurrent build leaves: an invalid index, still kept up by every write.
     expect((await indexState())?.valid).toBe(false);
-    expect(await advisoryLocks()).toBe(0);
+    expect(await lockFree()).toBe(true);
 
     expect(await ensureWorkListIndex(db, ANIMATION_UNKNOWN_INDEX)).toBe('ready');
     expect((await indexState())?.valid).toBe(true);
@@ -275,8 +294,7 @@ describe('work-list indexes on PGlite', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('builds it in place (one process, a small table)', async () => {
-    expect(await createImagesRepo(db).prepareAnimationWorkList()).toBe('ready');
+  it('builds it at start, in place, before anything is served (one process, a small table)', async () => {
     const r = await sql<{ indexdef: string }>`
       select indexdef from pg_indexes where indexname = 'images_animation_unknown'`.execute(db.kysely);
     expect(r.rows[0]?.indexdef).toMatch(/animated IS NULL/);

@@ -64,8 +64,11 @@ describe('rows recorded as animated between nodes (real Redis)', () => {
       await waitFor(() => heardA.length === 2 && heardB.length === 2, 5000);
       expect(heardA[1]).toEqual(['i4']);
       expect(heardB[1]).toEqual(['i4']);
-      // Nothing to say, nothing sent.
+      // Nothing to say, nothing sent: the next message heard is the one after it.
       await apiA.publishAnimated([]);
+      await apiA.publishAnimated(['i5']);
+      await waitFor(() => heardA.length === 3 && heardB.length === 3, 5000);
+      expect([heardA[2], heardB[2]]).toEqual([['i5'], ['i5']]);
       // The two API nodes subscribe; the worker does not (Redis would send its own messages back).
       const [, subscribers] = (await command.pubsub('NUMSUB', `${channel}:animated`)) as [string, number];
       expect(Number(subscribers)).toBe(2);
