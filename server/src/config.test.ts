@@ -341,6 +341,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it('DATABASE_DIRECT_URL is a postgres URL that needs DATABASE_URL (the pooler in front of it)', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://u@pgbouncer:6432/signet',
+      DATABASE_DIRECT_URL: 'postgres://u@primary:5432/signet',
+    });
+    expect(c.databaseDirectUrl).toBe('postgres://u@primary:5432/signet');
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@p/s' }).databaseDirectUrl).toBeUndefined();
+    expectRejected({ DATABASE_DIRECT_URL: 'postgres://u@primary/signet' }, 'DATABASE_DIRECT_URL');
+    expectRejected(
+      { DATABASE_URL: 'postgres://u@p/s', DATABASE_DIRECT_URL: 'redis://primary' },
+      'DATABASE_DIRECT_URL',
+    );
+  });
+
   it('REDIS_SENTINELS is a host:port list with a master name (default mymaster)', () => {
     const c = loadConfig({ REDIS_SENTINELS: 's1:26379,s2:26380, 10.0.0.3:26381' });
     expect(c.redisSentinels).toEqual([

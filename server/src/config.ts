@@ -24,6 +24,13 @@ export interface Config {
   databaseReadUrl: string | undefined;
   /** DATABASE_READ_MAX_LAG_MS: a replica further behind than this is skipped (reads go to the primary). */
   databaseReadMaxLagMs: number;
+  /**
+   * DATABASE_DIRECT_URL: PostgreSQL itself (or a session-mode pool), when DATABASE_URL is a
+   * transaction-mode pool such as PgBouncer: the migrations and the work-list index builds, which
+   * need a session, run on it; and the pools of DATABASE_URL and DATABASE_READ_URL then send no
+   * startup parameter a pooler refuses (docs/operations.md, "PgBouncer").
+   */
+  databaseDirectUrl: string | undefined;
   redisUrl: string | undefined;
   redisClusterNodes: { host: string; port: number }[];
   /**
@@ -712,6 +719,13 @@ export function loadConfig(env: Env = process.env): Config {
       'needs DATABASE_URL (the primary it replicates; embedded PGlite has no replicas)',
     );
   }
+  const databaseDirectUrl = parseUrl(env, 'DATABASE_DIRECT_URL', ['postgres:', 'postgresql:']);
+  if (databaseDirectUrl !== undefined && databaseUrl === undefined) {
+    throw new ConfigError(
+      'DATABASE_DIRECT_URL',
+      'needs DATABASE_URL (the pool in front of the same PostgreSQL; embedded PGlite has no pooler)',
+    );
+  }
   const role = oneOf(env, 'SIGNET_ROLE', ['all', 'api', 'worker'] as const, 'all');
 
   const cosTimeouts = {
@@ -771,6 +785,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     databaseReadUrl,
     databaseReadMaxLagMs: int(env, 'DATABASE_READ_MAX_LAG_MS', 5000, 100, 600_000),
+    databaseDirectUrl,
     ...redis,
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'signet:',
     // 150 ms spuriously failed refresh batches on a busy worker (a reply that came in while the

@@ -328,6 +328,7 @@ async function openReads(
     url: config.databaseReadUrl,
     primary: db.kysely,
     maxLagMs: config.databaseReadMaxLagMs,
+    pooled: config.databaseDirectUrl !== undefined,
     logger,
     onState: (s) => {
       metrics.dbReplicaLagSeconds.set(s.lagMs === undefined ? Number.NaN : s.lagMs / 1000);
@@ -360,6 +361,7 @@ export async function createContainer(
 
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
+    directUrl: config.databaseDirectUrl,
     dataDir: config.dataDir,
     ...(overrides.onQuery ? { onQuery: overrides.onQuery } : {}),
     onFirstStart: ({ source, childPeakMiB }) => {

@@ -55,9 +55,19 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
   // Embedded PGlite is no network hop: starting it (a WebAssembly Postgres) takes seconds on a
   // busy machine, and a first start creates its files. It gets longer than a server would.
   const databaseTimeout = config.databaseUrl ? timeoutMs : Math.max(timeoutMs, 60_000);
-  /** Opens a database as the gateway does, without migrating it, and pings it once. */
+  /**
+   * Opens a database as the gateway does, without migrating it, and pings it once. With
+   * DATABASE_DIRECT_URL set the URLs may be a pooler's: the pool then sends no startup parameter
+   * it would refuse (db/statement-timeout.ts).
+   */
   const ping = async (databaseUrl: string | undefined): Promise<void> => {
-    const db = await openDatabase({ databaseUrl, dataDir: config.dataDir, poolSize: 1, migrate: false });
+    const db = await openDatabase({
+      databaseUrl,
+      directUrl: config.databaseDirectUrl,
+      dataDir: config.dataDir,
+      poolSize: 1,
+      migrate: false,
+    });
     try {
       await db.ping();
     } finally {
@@ -81,6 +91,20 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
         status: 'skipped',
         latencyMs: undefined,
         detail: 'DATABASE_READ_URL not set: reads go to the primary',
+      });
+
+  // The migrations and the work-list index builds run there (db/connect.ts, work-list-indexes.ts).
+  const directUrl = config.databaseDirectUrl;
+  const databaseDirect: Promise<CheckRow> = directUrl
+    ? timed('database-direct', timeoutMs, async () => {
+        await ping(directUrl);
+        return redactUrl(directUrl);
+      })
+    : Promise.resolve<CheckRow>({
+        name: 'database-direct',
+        status: 'skipped',
+        latencyMs: undefined,
+        detail: 'DATABASE_DIRECT_URL not set: migrations run on DATABASE_URL',
       });
 
   const sentinels = config.redisSentinels;
@@ -135,7 +159,7 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
     return `local ${config.dataDir}/bucket`;
   });
 
-  return Promise.all([database, databaseRead, redis, storage]);
+  return Promise.all([database, databaseRead, databaseDirect, redis, storage]);
 }
 
 /** A connection URL without its password. */

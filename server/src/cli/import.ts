@@ -65,7 +65,12 @@ export async function runImport(config: Config, o: ImportCommandOptions): Promis
       throw unreachable(config, err);
     });
   }
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    directUrl: config.databaseDirectUrl,
+    dataDir: config.dataDir,
+    poolSize: 2,
+  });
   try {
     const result = await importBucket(
       { config, storage, images: createImagesRepo(db) },

@@ -7,6 +7,7 @@ import { migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
+import { requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
 
@@ -37,6 +38,13 @@ export interface DbOptions {
    */
   lock?: DirLockOptions;
   /**
+   * DATABASE_DIRECT_URL: PostgreSQL itself (or a session-mode pool) when `databaseUrl` is a
+   * transaction-mode pool (PgBouncer). The migrations and the work-list index builds, which need
+   * a session (their advisory locks), run on it; the pool on `databaseUrl` then sends no startup
+   * statement timeout, which PgBouncer refuses (db/statement-timeout.ts).
+   */
+  directUrl?: string | undefined;
+  /**
    * Run the migrations (default true). `signet check` passes false: a check reaches the database
    * and must not change its schema (an operator may check a new version before rolling it out).
    */
@@ -57,7 +65,7 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
       // A stopped database must fail a request quickly (503), not hang it.
       connectionTimeoutMillis: 2000,
       idleTimeoutMillis: 30_000,
-      statement_timeout: 10_000,
+      ...requestStatementTimeout(opts.directUrl !== undefined),
       types: pgTypes,
     });
     // An idle client losing its server emits 'error' on the pool; without a listener it would crash.
@@ -108,19 +116,19 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
   }
   try {
     if (opts.migrate !== false) {
-      await migrateToLatest(kysely);
+      await migrate(kysely, opts.directUrl);
       // Embedded: the work lists' indexes now, before anything is served (db/work-list-indexes.ts).
       if (kind === 'pglite') await createWorkListIndexesInPlace(kysely);
     }
   } catch (err) {
     await kysely.destroy().catch(() => {});
     await closeExtra().catch(() => {});
-    throw err;
+    throw refusedStartupParameter(err) ?? err;
   }
   return {
     kind,
     kysely,
-    ...(opts.databaseUrl ? { connectionString: opts.databaseUrl } : {}),
+    ...(opts.databaseUrl ? { connectionString: opts.directUrl ?? opts.databaseUrl } : {}),
     async ping() {
       await sql`select 1`.execute(kysely);
     },
@@ -132,6 +140,47 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
       }
     },
   };
+}
+
+/**
+ * PgBouncer's answer to the pool's statement timeout, as a start-up error that says what to do;
+ * undefined for any other error.
+ */
+function refusedStartupParameter(err: unknown): Error | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (/^unsupported startup parameter/.test(e.message)) {
+      return new Error(
+        `DATABASE_URL refused a startup parameter (${e.message}): a pooler such as PgBouncer? Set DATABASE_DIRECT_URL to PostgreSQL itself (docs/operations.md, "PgBouncer")`,
+        { cause: err },
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The migrations, on the pool, or behind a transaction-mode pooler on a connection of their own
+ * to `directUrl`: their lock is a session's (Kysely's advisory lock), which a pooler would take on
+ * one server connection and release on another, leaving it held there.
+ */
+async function migrate(pooled: Kysely<Database>, directUrl: string | undefined): Promise<void> {
+  if (directUrl === undefined) return migrateToLatest(pooled);
+  const direct = new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: new pg.Pool({
+        connectionString: directUrl,
+        max: 1,
+        connectionTimeoutMillis: 2000,
+        ...requestStatementTimeout(false),
+        types: pgTypes,
+      }),
+    }),
+  });
+  try {
+    await migrateToLatest(direct);
+  } finally {
+    await direct.destroy();
+  }
 }
 
 export { isDatabaseUnavailable } from './unavailable.js';

@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
 import { pgTypes } from './pg-types.js';
+import { requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
 
 export interface ReadReplicaOptions {
@@ -13,6 +14,11 @@ export interface ReadReplicaOptions {
   maxLagMs: number;
   logger: Pick<Logger, 'warn' | 'info'>;
   poolSize?: number;
+  /**
+   * The URL may be a pooler (DATABASE_DIRECT_URL is set): no startup statement timeout, which
+   * PgBouncer refuses (db/statement-timeout.ts).
+   */
+  pooled?: boolean;
   /** Told every state the poller sets (the container feeds the replica gauges with it). */
   onState?: (state: ReplicaState) => void;
 }
@@ -56,7 +62,7 @@ export class ReadReplica {
       // A replica that hangs mid-read fails the read, which is then run on the primary.
       query_timeout: 2000,
       idleTimeoutMillis: 30_000,
-      statement_timeout: 10_000,
+      ...requestStatementTimeout(o.pooled === true),
       types: pgTypes,
     });
     pool.on('error', () => {});

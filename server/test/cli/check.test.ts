@@ -41,9 +41,18 @@ describe('signet check', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const rows = table(run.stdout);
-    expect([...rows.keys()]).toEqual(['config', 'database', 'database-read', 'redis', 'storage']);
+    expect([...rows.keys()]).toEqual([
+      'config',
+      'database',
+      'database-read',
+      'database-direct',
+      'redis',
+      'storage',
+    ]);
     for (const [name, row] of rows)
-      expect(row.status, name).toBe(name === 'database-read' ? 'skipped' : 'ok');
+      expect(row.status, name).toBe(
+        name === 'database-read' || name === 'database-direct' ? 'skipped' : 'ok',
+      );
     expect(rows.get('database')!.line).toMatch(/\d+ ms/);
     expect(rows.get('storage')!.line).toContain(`local ${dataDir}/bucket`);
   });

@@ -1,0 +1,112 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { freePort } from './ports.js';
+
+const run = promisify(execFile);
+const BIN = process.env.PGBOUNCER_BIN ?? '/usr/sbin/pgbouncer';
+
+/**
+ * A real PgBouncer the test owns, in front of the test PostgreSQL (127.0.0.1:5432 unless told),
+ * on a free port: every database name passes through to the same name, trust auth, in the pool
+ * mode asked for. Started as a child process and stopped by its PID. As root, it switches to
+ * the `postgres` user (PgBouncer refuses to run as root).
+ */
+export class PgBouncer {
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly child: ChildProcess,
+  ) {}
+
+  /** The URL of `database` through the pooler. */
+  url(database: string): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
+  }
+
+  static async start(
+    opts: {
+      poolMode?: 'transaction' | 'session';
+      poolSize?: number;
+      target?: { host: string; port: number };
+    } = {},
+  ): Promise<PgBouncer> {
+    if (!existsSync(BIN)) {
+      throw new Error(
+        `PgBouncer is needed for this test: no ${BIN} (apt-get install pgbouncer, or set PGBOUNCER_BIN)`,
+      );
+    }
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-pgbouncer-'));
+    const port = await freePort();
+    const target = opts.target ?? { host: '127.0.0.1', port: 5432 };
+    await writeFile(path.join(dir, 'users.txt'), '"postgres" ""\n');
+    await writeFile(
+      path.join(dir, 'pgbouncer.ini'),
+      [
+        '[databases]',
+        `* = host=${target.host} port=${target.port}`,
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        `listen_port = ${port}`,
+        'unix_socket_dir =',
+        'auth_type = trust',
+        `auth_file = ${path.join(dir, 'users.txt')}`,
+        `pool_mode = ${opts.poolMode ?? 'transaction'}`,
+        `default_pool_size = ${opts.poolSize ?? 2}`,
+        `logfile = ${path.join(dir, 'pgbouncer.log')}`,
+        '',
+      ].join('\n'),
+    );
+    const root = process.getuid?.() === 0;
+    if (root) {
+      const { stdout } = await run('id', ['-u', 'postgres']);
+      await chown(dir, Number(stdout.trim()), -1);
+      for (const f of ['users.txt', 'pgbouncer.ini'])
+        await chown(path.join(dir, f), Number(stdout.trim()), -1);
+    }
+    const child = spawn(BIN, [...(root ? ['-u', 'postgres'] : []), path.join(dir, 'pgbouncer.ini')], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const bouncer = new PgBouncer(port, dir, child);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const c = new pg.Client({ connectionString: bouncer.url('postgres') });
+      c.on('error', () => {});
+      try {
+        await c.connect();
+        await c.query('select 1');
+        await c.end();
+        return bouncer;
+      } catch (err) {
+        await c.end().catch(() => {});
+        if (child.exitCode !== null || Date.now() > deadline) {
+          const log = await readFile(path.join(dir, 'pgbouncer.log'), 'utf8').catch(() => '');
+          await bouncer.stop();
+          throw new Error(`PgBouncer did not start: ${(err as Error).message}\n${stderr}\n${log}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  /** Stops it (SIGTERM to its PID; SIGKILL after 5 s) and removes its folder. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((r) => this.child.once('exit', r));
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
