@@ -7,7 +7,7 @@ import { migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
-import { requestStatementTimeout } from './statement-timeout.js';
+import { REQUEST_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
 
@@ -165,17 +165,20 @@ function refusedStartupParameter(err: unknown): Error | undefined {
  */
 async function migrate(pooled: Kysely<Database>, directUrl: string | undefined): Promise<void> {
   if (directUrl === undefined) return migrateToLatest(pooled);
-  const direct = new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool: new pg.Pool({
-        connectionString: directUrl,
-        max: 1,
-        connectionTimeoutMillis: 2000,
-        ...requestStatementTimeout(false),
-        types: pgTypes,
-      }),
-    }),
+  const pool = new pg.Pool({
+    connectionString: directUrl,
+    max: 1,
+    connectionTimeoutMillis: 2000,
+    types: pgTypes,
   });
+  pool.on('error', () => {});
+  // The statement timeout as a statement, not a startup parameter: the direct URL may be a
+  // session-mode PgBouncer pool, which refuses that too. Sent first on the connection.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    client.query(`set statement_timeout = ${REQUEST_STATEMENT_TIMEOUT_MS}`).catch(() => {});
+  });
+  const direct = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     await migrateToLatest(direct);
   } finally {

@@ -108,6 +108,40 @@ describe('behind PgBouncer in transaction mode', () => {
   }, 60_000);
 });
 
+describe('DATABASE_DIRECT_URL on a PgBouncer pool in session mode', () => {
+  let pooler: PgBouncer;
+  let session: PgBouncer;
+  let pgdb: Awaited<ReturnType<typeof createTestDatabase>>;
+
+  beforeAll(async () => {
+    [pooler, session] = await Promise.all([
+      PgBouncer.start({ poolMode: 'transaction' }),
+      PgBouncer.start({ poolMode: 'session' }),
+    ]);
+    pgdb = await createTestDatabase();
+  }, 30_000);
+  afterAll(async () => {
+    await Promise.all([pooler?.stop(), session?.stop()]);
+    await pgdb?.drop();
+  });
+
+  it('migrates and builds the work-list index through it (no startup parameter it would refuse)', async () => {
+    const name = new URL(pgdb.url).pathname.slice(1);
+    const db = await openDatabase({
+      databaseUrl: pooler.url(name),
+      directUrl: session.url(name),
+      dataDir: os.tmpdir(),
+    });
+    try {
+      const done = await sql<{ n: string }>`select count(*) as n from signet_migrations`.execute(db.kysely);
+      expect(Number(done.rows[0]!.n)).toBe(6);
+      expect(await ensureWorkListIndex(db, ANIMATION_UNKNOWN_INDEX)).toBe('ready');
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 describe('a gateway behind PgBouncer in transaction mode', () => {
   let bouncer: PgBouncer;
   let pgdb: Awaited<ReturnType<typeof createTestDatabase>>;
