@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { sql } from 'kysely';
 import { createProxyLinks, type ProxyLinks } from './auth/proxy-links.js';
 import { createProxyTokens, type ProxyTokens } from './auth/proxy-token.js';
 import { type Authenticate, createAuthenticator } from './auth/viewer.js';
@@ -349,6 +350,20 @@ async function openReads(
   return { readReplica, reads: replicaReads({ primary: db.kysely, replica: readReplica, pins }), catchUpMs };
 }
 
+/**
+ * Behind a pooler (DATABASE_DIRECT_URL set) the pools send no statement timeout of their own
+ * (db/statement-timeout.ts): the role's is the one requests get. Without one, a runaway
+ * statement holds a server connection of the pooler until it ends: said once, at start.
+ */
+async function warnWithoutStatementTimeout(db: Db, logger: Logger): Promise<void> {
+  const r = await sql<{ t: string }>`select current_setting('statement_timeout') as t`.execute(db.kysely);
+  if (r.rows[0]?.t === '0') {
+    logger.warn(
+      "DATABASE_URL's sessions have no statement timeout: set one on the role the pooler logs in as, e.g. alter role signet set statement_timeout = '10s' (docs/operations.md, \"PgBouncer\")",
+    );
+  }
+}
+
 /** Builds every service once, in dependency order. Closing it releases them in reverse. */
 export async function createContainer(
   config: Config,
@@ -388,6 +403,7 @@ export async function createContainer(
       },
     },
   });
+  if (config.databaseDirectUrl !== undefined) await warnWithoutStatementTimeout(db, logger);
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);
   const regionStorages = createRegionStorages(config, storage, logger);

@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import { createStorage } from '../container.js';
-import { openDatabase } from '../db/connect.js';
+import { openDatabase, refusedStartupParameter } from '../db/connect.js';
 import { createRedisClient } from '../redis/connect.js';
 
 export interface CheckRow {
@@ -70,6 +70,9 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
     });
     try {
       await db.ping();
+    } catch (err) {
+      // PgBouncer refusing the pool's statement timeout: say what to set, as a start does.
+      throw refusedStartupParameter(err, config.databaseDirectUrl !== undefined) ?? err;
     } finally {
       await db.close();
     }

@@ -1,13 +1,13 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
+import { CompiledQuery, Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { type DirLockOptions, lockDir } from './dir-lock.js';
-import { migrateToLatest } from './migrations.js';
+import { LATEST_MIGRATION, migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
-import { REQUEST_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
+import { MIGRATION_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
 
@@ -114,16 +114,21 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
       throw err;
     }
   }
+  const directUrl = kind === 'postgres' ? opts.directUrl : undefined;
   try {
     if (opts.migrate !== false) {
-      await migrate(kysely, opts.directUrl);
+      await migrate(kysely, directUrl, log);
       // Embedded: the work lists' indexes now, before anything is served (db/work-list-indexes.ts).
       if (kind === 'pglite') await createWorkListIndexesInPlace(kysely);
+      // Migrated on the direct URL: the pooled one is asked once too, so a pooler that is down,
+      // or a DATABASE_URL naming another database than DATABASE_DIRECT_URL, stops the start
+      // instead of leaving a node that answers 503 (or serves a database nobody migrated).
+      if (directUrl !== undefined) await sameDatabase(kysely);
     }
   } catch (err) {
     await kysely.destroy().catch(() => {});
     await closeExtra().catch(() => {});
-    throw refusedStartupParameter(err) ?? err;
+    throw refusedStartupParameter(err, directUrl !== undefined) ?? err;
   }
   return {
     kind,
@@ -146,11 +151,15 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
  * PgBouncer's answer to the pool's statement timeout, as a start-up error that says what to do;
  * undefined for any other error.
  */
-function refusedStartupParameter(err: unknown): Error | undefined {
+export function refusedStartupParameter(err: unknown, directUrlSet: boolean): Error | undefined {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     if (/^unsupported startup parameter/.test(e.message)) {
+      // With DATABASE_DIRECT_URL set no pool sends one of its own: the URL itself asks for it.
+      const what = directUrlSet
+        ? 'take the parameter out of the URL (`options=`, say)'
+        : 'set DATABASE_DIRECT_URL to PostgreSQL itself';
       return new Error(
-        `DATABASE_URL refused a startup parameter (${e.message}): a pooler such as PgBouncer? Set DATABASE_DIRECT_URL to PostgreSQL itself (docs/operations.md, "PgBouncer")`,
+        `the database refused a startup parameter (${e.message}): a pooler such as PgBouncer? ${what} (docs/operations.md, "PgBouncer")`,
         { cause: err },
       );
     }
@@ -158,12 +167,31 @@ function refusedStartupParameter(err: unknown): Error | undefined {
   return undefined;
 }
 
+/** One statement on the pooled URL: it answers, and its database is the one just migrated. */
+async function sameDatabase(pooled: Kysely<Database>): Promise<void> {
+  try {
+    await sql`select 1 from signet_migrations where name = ${LATEST_MIGRATION}`.execute(pooled).then((r) => {
+      if (r.rows.length === 0)
+        throw new Error('its database has no signet_migrations row of the latest migration');
+    });
+  } catch (err) {
+    throw new Error(
+      `DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
 /**
  * The migrations, on the pool, or behind a transaction-mode pooler on a connection of their own
  * to `directUrl`: their lock is a session's (Kysely's advisory lock), which a pooler would take on
  * one server connection and release on another, leaving it held there.
  */
-async function migrate(pooled: Kysely<Database>, directUrl: string | undefined): Promise<void> {
+async function migrate(
+  pooled: Kysely<Database>,
+  directUrl: string | undefined,
+  log: ((event: LogEvent) => void) | undefined,
+): Promise<void> {
   if (directUrl === undefined) return migrateToLatest(pooled);
   const pool = new pg.Pool({
     connectionString: directUrl,
@@ -172,15 +200,25 @@ async function migrate(pooled: Kysely<Database>, directUrl: string | undefined):
     types: pgTypes,
   });
   pool.on('error', () => {});
-  // The statement timeout as a statement, not a startup parameter: the direct URL may be a
-  // session-mode PgBouncer pool, which refuses that too. Sent first on the connection.
-  pool.on('connect', (client) => {
-    client.on('error', () => {});
-    client.query(`set statement_timeout = ${REQUEST_STATEMENT_TIMEOUT_MS}`).catch(() => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const direct = new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool,
+      // The statement timeout as a statement, not a startup parameter: the direct URL may be a
+      // session-mode PgBouncer pool, which refuses that too. Awaited before the connection is used.
+      onCreateConnection: async (c) => {
+        await c.executeQuery(CompiledQuery.raw(`set statement_timeout = ${MIGRATION_STATEMENT_TIMEOUT_MS}`));
+      },
+    }),
+    ...(log ? { log } : {}),
   });
-  const direct = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     await migrateToLatest(direct);
+  } catch (err) {
+    // Name the variable: "database migration failed: connect ECONNREFUSED" says neither which.
+    throw new Error(`database migration on DATABASE_DIRECT_URL failed: ${(err as Error).message}`, {
+      cause: err,
+    });
   } finally {
     await direct.destroy();
   }

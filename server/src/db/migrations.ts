@@ -127,6 +127,9 @@ const migrations: Record<string, Migration> = {
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
+/** The name of the newest migration (a node checks a database it did not migrate itself has it). */
+export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1)!;
+
 function migrator(db: Kysely<Database>): Migrator {
   return new Migrator({
     db,

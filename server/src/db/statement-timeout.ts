@@ -1,5 +1,5 @@
 /**
- * The statement timeout of the pools that serve requests: a query that runs longer fails (503)
+ * The statement timeout of the pools that serve requests: a query that runs longer fails
  * instead of holding a request and a connection. It is sent as a startup parameter, which costs
  * no statement. PgBouncer refuses every startup parameter it does not track ("unsupported startup
  * parameter: statement_timeout"), so behind a pooler (DATABASE_DIRECT_URL set) none is sent and
@@ -12,3 +12,6 @@ export const REQUEST_STATEMENT_TIMEOUT_MS = 10_000;
 export function requestStatementTimeout(pooled: boolean): { statement_timeout?: number } {
   return pooled ? {} : { statement_timeout: REQUEST_STATEMENT_TIMEOUT_MS };
 }
+
+/** The migrations' own, on DATABASE_DIRECT_URL (db/connect.ts): as a request's, set by a statement. */
+export const MIGRATION_STATEMENT_TIMEOUT_MS = REQUEST_STATEMENT_TIMEOUT_MS;

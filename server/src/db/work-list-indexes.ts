@@ -75,7 +75,7 @@ export async function ensureWorkListIndex(
     return 'ready';
   }
   if (o.signal?.aborted) return 'stopped';
-  const session = new pg.Client({ connectionString: db.connectionString });
+  const session = new pg.Client({ connectionString: db.connectionString, connectionTimeoutMillis: 2000 });
   // A connection lost mid-build is an error of the build's query; without a listener the
   // client's 'error' event would crash the process.
   session.on('error', () => {});
@@ -113,7 +113,7 @@ async function build(
   const pid = (await session.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
   // From a connection of its own too, so a cancel cannot reach a pooled connection's request.
   const cancel = () => {
-    const c = new pg.Client({ connectionString });
+    const c = new pg.Client({ connectionString, connectionTimeoutMillis: 2000 });
     c.on('error', () => {});
     c.connect()
       .then(() => c.query('select pg_cancel_backend($1)', [pid]))

@@ -52,8 +52,23 @@ describe('behind PgBouncer in transaction mode', () => {
 
   it('without DATABASE_DIRECT_URL a node does not start, and says what to set', async () => {
     await expect(openDatabase({ databaseUrl: bouncer.url(name), dataDir: os.tmpdir() })).rejects.toThrow(
-      /unsupported startup parameter: statement_timeout.*Set DATABASE_DIRECT_URL/,
+      /unsupported startup parameter: statement_timeout.*set DATABASE_DIRECT_URL to PostgreSQL itself/,
     );
+  });
+
+  it('a DATABASE_URL that does not reach the database DATABASE_DIRECT_URL names stops the start', async () => {
+    const other = await createTestDatabase();
+    try {
+      await expect(
+        openDatabase({
+          databaseUrl: bouncer.url(new URL(other.url).pathname.slice(1)),
+          directUrl: pgdb.url,
+          dataDir: os.tmpdir(),
+        }),
+      ).rejects.toThrow(/DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated/);
+    } finally {
+      await other.drop();
+    }
   });
 
   it('with it, nodes starting together migrate once, serve through the pooler and leave no session lock on its connections', async () => {
@@ -181,5 +196,7 @@ describe('a gateway behind PgBouncer in transaction mode', () => {
     expect(node.id).toBe(id);
     const proxied = await fetch(node.proxyUrl, { redirect: 'manual' });
     expect(proxied.status).toBe(302);
+    // The test role has no statement timeout of its own: the start said so.
+    expect(h.logs.join('')).toContain("DATABASE_URL's sessions have no statement timeout");
   });
 });

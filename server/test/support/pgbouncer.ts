@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { testDatabaseUrl } from './env.js';
 import { freePort } from './ports.js';
 
 const run = promisify(execFile);
@@ -23,9 +24,12 @@ export class PgBouncer {
     private readonly child: ChildProcess,
   ) {}
 
-  /** The URL of `database` through the pooler. */
+  /** The URL of `database` through the pooler, as the test PostgreSQL's user. */
   url(database: string): string {
-    return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
+    const u = new URL(testDatabaseUrl());
+    u.host = `127.0.0.1:${this.port}`;
+    u.pathname = `/${database}`;
+    return u.toString();
   }
 
   static async start(
@@ -42,8 +46,11 @@ export class PgBouncer {
     }
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-pgbouncer-'));
     const port = await freePort();
-    const target = opts.target ?? { host: '127.0.0.1', port: 5432 };
-    await writeFile(path.join(dir, 'users.txt'), '"postgres" ""\n');
+    // The PostgreSQL the tests use (TEST_DATABASE_URL), whose databases createTestDatabase makes.
+    const base = new URL(testDatabaseUrl());
+    const target = opts.target ?? { host: base.hostname, port: Number(base.port || 5432) };
+    const user = decodeURIComponent(base.username || 'postgres');
+    await writeFile(path.join(dir, 'users.txt'), `"${user}" ""\n`);
     await writeFile(
       path.join(dir, 'pgbouncer.ini'),
       [
@@ -79,7 +86,7 @@ export class PgBouncer {
     const bouncer = new PgBouncer(port, dir, child);
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const c = new pg.Client({ connectionString: bouncer.url('postgres') });
+      const c = new pg.Client({ connectionString: bouncer.url('postgres'), connectionTimeoutMillis: 1000 });
       c.on('error', () => {});
       try {
         await c.connect();
