@@ -82,33 +82,26 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
     return config.databaseUrl ? redactUrl(config.databaseUrl) : `embedded PGlite in ${config.dataDir}`;
   });
 
+  /** A database URL that may be unset: pinged when set, else skipped saying what happens instead. */
+  const optional = (name: string, url: string | undefined, unset: string): Promise<CheckRow> =>
+    url
+      ? timed(name, timeoutMs, async () => {
+          await ping(url);
+          return redactUrl(url);
+        })
+      : Promise.resolve<CheckRow>({ name, status: 'skipped', latencyMs: undefined, detail: unset });
   // Page queries and visibility lookups go to the replica when it is set (container.ts, openReads).
-  const readUrl = config.databaseReadUrl;
-  const databaseRead: Promise<CheckRow> = readUrl
-    ? timed('database-read', timeoutMs, async () => {
-        await ping(readUrl);
-        return redactUrl(readUrl);
-      })
-    : Promise.resolve<CheckRow>({
-        name: 'database-read',
-        status: 'skipped',
-        latencyMs: undefined,
-        detail: 'DATABASE_READ_URL not set: reads go to the primary',
-      });
-
+  const databaseRead = optional(
+    'database-read',
+    config.databaseReadUrl,
+    'DATABASE_READ_URL not set: reads go to the primary',
+  );
   // The migrations and the work-list index builds run there (db/connect.ts, work-list-indexes.ts).
-  const directUrl = config.databaseDirectUrl;
-  const databaseDirect: Promise<CheckRow> = directUrl
-    ? timed('database-direct', timeoutMs, async () => {
-        await ping(directUrl);
-        return redactUrl(directUrl);
-      })
-    : Promise.resolve<CheckRow>({
-        name: 'database-direct',
-        status: 'skipped',
-        latencyMs: undefined,
-        detail: 'DATABASE_DIRECT_URL not set: migrations run on DATABASE_URL',
-      });
+  const databaseDirect = optional(
+    'database-direct',
+    config.databaseDirectUrl,
+    'DATABASE_DIRECT_URL not set: migrations run on DATABASE_URL',
+  );
 
   const sentinels = config.redisSentinels;
   const redisConfigured =

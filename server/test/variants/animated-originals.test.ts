@@ -13,6 +13,7 @@ import { sql } from 'kysely';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImagesRepo } from '../../src/db/images-repo.js';
+import type { EventBus } from '../../src/events/event-bus.js';
 import { MemoryEventBus } from '../../src/events/memory-bus.js';
 import { RedisEventBus } from '../../src/events/redis-bus.js';
 import { AnimationBackfill } from '../../src/images/animation-backfill.js';
@@ -679,13 +680,9 @@ describe('the animation backfill announces the rows it records as animated (loca
 
   const unknownAgain = () =>
     sql`update images set animated = null where owner_id = 'told'`.execute(h.db.kysely);
-
-  it('one message per batch, with the animated rows of that batch only', async () => {
-    await unknownAgain();
-    const bus = new MemoryEventBus();
-    const heard: string[][] = [];
-    bus.onAnimated((imageIds) => heard.push([...imageIds]));
-    const backfill = new AnimationBackfill(
+  /** The backfill, in batches of two, announcing on `bus`. */
+  const backfillTelling = (bus: Pick<EventBus, 'publishAnimated'>) =>
+    new AnimationBackfill(
       {
         storage: h.storage,
         images: createImagesRepo(h.db),
@@ -695,6 +692,13 @@ describe('the animation backfill announces the rows it records as animated (loca
       },
       { timeoutSeconds: 5, batchSize: 2 },
     );
+
+  it('one message per batch, with the animated rows of that batch only', async () => {
+    await unknownAgain();
+    const bus = new MemoryEventBus();
+    const heard: string[][] = [];
+    bus.onAnimated((imageIds) => heard.push([...imageIds]));
+    const backfill = backfillTelling(bus);
     expect(await backfill.run()).toMatchObject({ visited: 4, animated: 3, still: 1, failed: 0 });
     const [a1, , a2, a3] = ids.map((r) => r.id);
     expect(heard).toEqual([[a1], [a2, a3]]);
@@ -726,16 +730,7 @@ describe('the animation backfill announces the rows it records as animated (loca
     try {
       await bus.whenReady();
       await redisReady(command);
-      const backfill = new AnimationBackfill(
-        {
-          storage: h.storage,
-          images: createImagesRepo(h.db),
-          events: bus,
-          metrics: h.container.metrics,
-          logger: h.container.logger,
-        },
-        { timeoutSeconds: 5, batchSize: 2 },
-      );
+      const backfill = backfillTelling(bus);
       const started = performance.now();
       expect(await backfill.run()).toMatchObject({ visited: 4, animated: 3, still: 1, failed: 0 });
       // Two batches, each announcement bounded by the command timeout (250 ms).
