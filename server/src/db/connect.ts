@@ -7,7 +7,7 @@ import { LATEST_MIGRATION, migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
-import { MIGRATION_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
+import { REQUEST_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
 
@@ -169,15 +169,21 @@ export function refusedStartupParameter(err: unknown, directUrlSet: boolean): Er
 
 /** One statement on the pooled URL: it answers, and its database is the one just migrated. */
 async function sameDatabase(pooled: Kysely<Database>): Promise<void> {
+  let found: boolean;
   try {
-    await sql`select 1 from signet_migrations where name = ${LATEST_MIGRATION}`.execute(pooled).then((r) => {
-      if (r.rows.length === 0)
-        throw new Error('its database has no signet_migrations row of the latest migration');
-    });
+    const r = await sql`select 1 from signet_migrations where name = ${LATEST_MIGRATION}`.execute(pooled);
+    found = r.rows.length > 0;
   } catch (err) {
     throw new Error(
       `DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: ${(err as Error).message}`,
-      { cause: err },
+      {
+        cause: err,
+      },
+    );
+  }
+  if (!found) {
+    throw new Error(
+      'DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: its database has no row of the latest migration',
     );
   }
 }
@@ -204,10 +210,10 @@ async function migrate(
   const direct = new Kysely<Database>({
     dialect: new PostgresDialect({
       pool,
-      // The statement timeout as a statement, not a startup parameter: the direct URL may be a
-      // session-mode PgBouncer pool, which refuses that too. Awaited before the connection is used.
+      // A request's statement timeout, as a statement, not a startup parameter: the direct URL may
+      // be a session-mode PgBouncer pool, which refuses that too. Awaited before the connection is used.
       onCreateConnection: async (c) => {
-        await c.executeQuery(CompiledQuery.raw(`set statement_timeout = ${MIGRATION_STATEMENT_TIMEOUT_MS}`));
+        await c.executeQuery(CompiledQuery.raw(`set statement_timeout = ${REQUEST_STATEMENT_TIMEOUT_MS}`));
       },
     }),
     ...(log ? { log } : {}),

@@ -12,6 +12,3 @@ export const REQUEST_STATEMENT_TIMEOUT_MS = 10_000;
 export function requestStatementTimeout(pooled: boolean): { statement_timeout?: number } {
   return pooled ? {} : { statement_timeout: REQUEST_STATEMENT_TIMEOUT_MS };
 }
-
-/** The migrations' own, on DATABASE_DIRECT_URL (db/connect.ts): as a request's, set by a statement. */
-export const MIGRATION_STATEMENT_TIMEOUT_MS = REQUEST_STATEMENT_TIMEOUT_MS;

@@ -48,9 +48,12 @@ export interface EnsureOptions {
  * before anything is served (db/connect.ts). Then `ensureWorkListIndex` finds each ready.
  */
 export async function createWorkListIndexesInPlace(db: Kysely<Database>): Promise<void> {
-  for (const index of WORK_LIST_INDEXES) {
-    await sql.raw(`create index if not exists ${index.name} on ${index.definition}`).execute(db);
-  }
+  for (const index of WORK_LIST_INDEXES) await createInPlace(db, index);
+}
+
+/** A plain build: it blocks writes to the table while it scans (embedded, or no own connection). */
+async function createInPlace(db: Kysely<Database>, index: WorkListIndex): Promise<void> {
+  await sql.raw(`create index if not exists ${index.name} on ${index.definition}`).execute(db);
 }
 
 /**
@@ -71,7 +74,7 @@ export async function ensureWorkListIndex(
   // Valid already (every run once it is built): one lookup on the pool, no lock.
   if ((await validity(db.kysely, index)) === true) return 'ready';
   if (db.kind === 'pglite' || db.connectionString === undefined) {
-    await sql.raw(`create index if not exists ${index.name} on ${index.definition}`).execute(db.kysely);
+    await createInPlace(db.kysely, index);
     return 'ready';
   }
   if (o.signal?.aborted) return 'stopped';

@@ -140,7 +140,10 @@ export class AnimationBackfill {
         total[r]++;
         this.d.metrics.animationChecked.inc({ result: r });
       }
-      await this.announce(rows.filter((r) => recorded.has(r.id)).map((r) => r.id));
+      await announceAnimated(
+        this.d,
+        rows.filter((r) => recorded.has(r.id)).map((r) => r.id),
+      );
       logger.info({ ...total }, 'animation backfill progress');
       if (rows.length < batchSize) {
         reachedEnd = true;
@@ -185,24 +188,6 @@ export class AnimationBackfill {
   }
 
   /**
-   * One message for a batch's rows recorded as animated. Best effort: the rows are recorded
-   * whatever happens here, a `preset` subscription that misses it keeps the variant's URL until
-   * its client reconnects (as after any lost event: delivery is at most once), and the publish
-   * goes on the command connection, whose commands fail within its timeout when Redis is away.
-   */
-  private async announce(imageIds: readonly string[]): Promise<void> {
-    if (imageIds.length === 0) return;
-    try {
-      await this.d.events.publishAnimated(imageIds);
-    } catch (err) {
-      this.d.logger.warn(
-        { images: imageIds.length, err: (err as Error).message },
-        'could not announce rows recorded as animated; their preset subscriptions catch up on reconnect',
-      );
-    }
-  }
-
-  /**
    * The object's first `n` bytes (fewer when it is shorter), one ranged GET bounded by the
    * timeout, its body included. A store that ignores the range sends the object from its first
    * byte: the read stops after `n`.
@@ -227,5 +212,28 @@ export class AnimationBackfill {
       obj.body.destroy();
     }
     return Buffer.concat(chunks, got).subarray(0, want);
+  }
+}
+
+/**
+ * Announces rows just recorded as animated (one message for what a caller recorded together):
+ * the `preset` subscriptions holding them move to the original's URL (urls/live-urls.ts). Best
+ * effort: the rows are recorded whatever happens here, a subscription that misses it keeps the
+ * variant's URL until its client reconnects (as after any lost event: delivery is at most once),
+ * and the publish goes on the command connection, whose commands fail within its timeout when
+ * Redis is away. Used by this backfill and by the s3 variants job.
+ */
+export async function announceAnimated(
+  d: { events: Pick<EventBus, 'publishAnimated'>; logger: Pick<Logger, 'warn'> },
+  imageIds: readonly string[],
+): Promise<void> {
+  if (imageIds.length === 0) return;
+  try {
+    await d.events.publishAnimated(imageIds);
+  } catch (err) {
+    d.logger.warn(
+      { images: imageIds.length, err: (err as Error).message },
+      'could not announce rows recorded as animated; their preset subscriptions catch up on reconnect',
+    );
   }
 }

@@ -9,6 +9,7 @@ import { VariantRenderError, type VariantRenderer } from '../storage/render-vari
 import { type Storage, StorageError } from '../storage/storage.js';
 import { urlIdOf, type Variant } from '../storage/variant.js';
 import type { UrlService } from '../urls/url-service.js';
+import { announceAnimated } from './animation-backfill.js';
 import type { VariantCatalog } from './variants.js';
 
 /**
@@ -193,7 +194,9 @@ export class DerivedVariants {
       if (out.animated) {
         if (await images.recordAnimation(row.id, true)) {
           logger.info({ imageId: row.id, key: row.objectKey }, 'animated original recorded on its row');
-          await this.announceAnimated(row.id);
+          // One image at a time here: a row reaches this job unrecorded only when the animation
+          // backfill has not looked at it yet (rare, and once per image).
+          await announceAnimated(this.d, [row.id]);
         }
         return 'animated';
       }
@@ -216,23 +219,6 @@ export class DerivedVariants {
         logger.warn({ imageId: row.id, err: err.message }, 'could not drop a variant URL'),
       );
     return 'made';
-  }
-
-  /**
-   * One message per image: this job works on one image at a time, and a row reaches it unrecorded
-   * only when the animation backfill has not looked at it yet (rare, and once per image). Best
-   * effort, as the backfill's (images/animation-backfill.ts): the row is recorded whatever
-   * happens here, and a subscription that misses it catches up when its client reconnects.
-   */
-  private async announceAnimated(imageId: string): Promise<void> {
-    try {
-      await this.d.events.publishAnimated([imageId]);
-    } catch (err) {
-      this.d.logger.warn(
-        { imageId, err: (err as Error).message },
-        'could not announce a row recorded as animated; its preset subscriptions catch up on reconnect',
-      );
-    }
   }
 
   /**
