@@ -7,9 +7,23 @@
 export function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (!e) return false;
-  if (e.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|57P0[1-3]|08\w\w|53300)$/.test(e.code))
+  if (e.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|57P0[1-3]|08\w{3}|53300)$/.test(e.code))
     return true;
   return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|the database system is (starting|shutting) up|Client has encountered a connection error/i.test(
     e.message ?? '',
   );
+}
+
+/**
+ * True for errors that mean "the database is there but could not do this now", which the same
+ * request may well get through a moment later: the statement timeout (57014, also a cancel by an
+ * operator's pg_cancel_backend), a lock not granted (55P03), a serialization failure or deadlock
+ * (40001, 40P01), and the server out of a resource (class 53: memory, disk, connections). Not a
+ * bad statement, so not the client's fault nor an unexpected error: SERVICE_UNAVAILABLE.
+ * PostgreSQL logs the statement itself (log_min_error_statement), which is where an operator
+ * finds which one it was (docs/operations.md, "When the database is slow").
+ */
+export function isDatabaseBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^(57014|55P03|40001|40P01|53\w\w\w)$/.test(code);
 }

@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { isDatabaseBusy, isDatabaseUnavailable } from '../db/unavailable.js';
 import { VariantRenderError } from '../storage/render-variant.js';
 import { StorageError } from '../storage/storage.js';
 import {
@@ -17,9 +17,14 @@ import {
  * INTERNAL_SERVER_ERROR). See docs/architecture.md, "Errors".
  */
 
-/** The database is not there (as opposed to a bad statement): 503, retry shortly. */
+/**
+ * The database is not there, or is there but could not do this now (a statement timeout, a lock
+ * or resource it did not get), as opposed to a bad statement: 503, retry shortly.
+ */
 export function fromDatabase(err: unknown): AppError | undefined {
-  return isDatabaseUnavailable(err) ? unavailable('The database is unavailable; retry shortly') : undefined;
+  if (isDatabaseUnavailable(err)) return unavailable('The database is unavailable; retry shortly');
+  if (isDatabaseBusy(err)) return unavailable('The database is busy; retry shortly');
+  return undefined;
 }
 
 /**

@@ -36,6 +36,8 @@ export class PgBouncer {
     opts: {
       poolMode?: 'transaction' | 'session';
       poolSize?: number;
+      /** Seconds a query may wait for a server connection before PgBouncer fails it (08P01). */
+      queryWaitTimeout?: number;
       target?: { host: string; port: number };
     } = {},
   ): Promise<PgBouncer> {
@@ -44,6 +46,17 @@ export class PgBouncer {
         `PgBouncer is needed for this test: no ${BIN} (apt-get install pgbouncer, or set PGBOUNCER_BIN)`,
       );
     }
+    // The free port is only free when asked: another process may bind it before PgBouncer does.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await PgBouncer.startOnce(opts);
+      } catch (err) {
+        if (attempt === 3 || !(err instanceof PortTaken)) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(opts: Parameters<typeof PgBouncer.start>[0] = {}): Promise<PgBouncer> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-pgbouncer-'));
     const port = await freePort();
     // The PostgreSQL the tests use (TEST_DATABASE_URL), whose databases createTestDatabase makes.
@@ -64,6 +77,7 @@ export class PgBouncer {
         `auth_file = ${path.join(dir, 'users.txt')}`,
         `pool_mode = ${opts.poolMode ?? 'transaction'}`,
         `default_pool_size = ${opts.poolSize ?? 2}`,
+        ...(opts.queryWaitTimeout !== undefined ? [`query_wait_timeout = ${opts.queryWaitTimeout}`] : []),
         `logfile = ${path.join(dir, 'pgbouncer.log')}`,
         '',
       ].join('\n'),
@@ -98,6 +112,7 @@ export class PgBouncer {
         if (child.exitCode !== null || Date.now() > deadline) {
           const log = await readFile(path.join(dir, 'pgbouncer.log'), 'utf8').catch(() => '');
           await bouncer.stop();
+          if (/Address already in use/.test(stderr + log)) throw new PortTaken(port);
           throw new Error(`PgBouncer did not start: ${(err as Error).message}\n${stderr}\n${log}`);
         }
         await new Promise((r) => setTimeout(r, 50));
@@ -115,5 +130,12 @@ export class PgBouncer {
       clearTimeout(timer);
     }
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** PgBouncer could not bind the port it was given: start again on another. */
+class PortTaken extends Error {
+  constructor(port: number) {
+    super(`port ${port} was taken before PgBouncer bound it`);
   }
 }
