@@ -127,8 +127,11 @@ async function build(
   };
   signal?.addEventListener('abort', cancel, { once: true });
   try {
-    // Whatever the role's or database's default: this session builds, then closes.
+    // Whatever the role's or database's defaults: this session builds, then closes. No lock
+    // timeout either: a concurrent build waits for every transaction older than it (a report of
+    // minutes, say) and for autovacuum to yield, and its waits hold back no write or read.
     await session.query('set statement_timeout = 0');
+    await session.query('set lock_timeout = 0');
     // Left by a build that failed or was stopped (no one else builds: this session holds the lock).
     if (invalid) await session.query(`drop index concurrently if exists ${index.name}`);
     if (signal?.aborted) return 'stopped';

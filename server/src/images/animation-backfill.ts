@@ -1,5 +1,6 @@
 import type { AnimationRecords, Cursor } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import type { EventBus } from '../events/event-bus.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
@@ -47,7 +48,15 @@ export interface AnimationBackfillOptions {
   batchSize?: number;
   /** A run stops after this long and the next one goes on (default 60 s). */
   runBudgetMs?: number;
+  /**
+   * After a failed build of the work list's index, the runs of the next this-many ms skip it;
+   * doubled at each failure in a row, up to BUILD_RETRY_MAX_MS (default 5 min).
+   */
+  buildRetryMs?: number;
 }
+
+/** The longest wait between two failed builds of the work list's index. */
+export const BUILD_RETRY_MAX_MS = 6 * 3600_000;
 
 /** The formats a row of this type may be an animation of (the index's list). */
 const FORMAT_OF: Readonly<Record<string, 'webp' | 'png' | 'avif'>> = {
@@ -86,6 +95,13 @@ export class AnimationBackfill {
    * after them would never be looked at.
    */
   private resumeAfter: Cursor | undefined;
+  /**
+   * Failed builds of the work list's index in a row, and when a run may try again. A build that
+   * fails for good (a temp_file_limit, a full disk) would otherwise scan the table twice at every
+   * run, on every worker, for as long as the cause lasts.
+   */
+  private buildFailures = 0;
+  private buildAgainAt = 0;
 
   constructor(
     private readonly d: AnimationBackfillDeps,
@@ -113,7 +129,26 @@ export class AnimationBackfill {
     const total: AnimationBackfillResult = { visited: 0, animated: 0, still: 0, failed: 0, complete: false };
     // Its index first (built by the first run, concurrently: db/work-list-indexes.ts). Without
     // it, each statement below would scan the whole table.
-    const index = await images.prepareAnimationWorkList({ signal: this.stop.signal, logger });
+    if (Date.now() < this.buildAgainAt) return total;
+    let index: Awaited<ReturnType<typeof images.prepareAnimationWorkList>>;
+    try {
+      index = await images.prepareAnimationWorkList({ signal: this.stop.signal, logger });
+    } catch (err) {
+      // The database away is no reason to wait longer than the job's interval.
+      if (isDatabaseUnavailable(err)) throw err;
+      this.buildFailures++;
+      const retryInMs = Math.min(
+        (this.o.buildRetryMs ?? 300_000) * 2 ** (this.buildFailures - 1),
+        BUILD_RETRY_MAX_MS,
+      );
+      this.buildAgainAt = Date.now() + retryInMs;
+      logger.warn(
+        { err: (err as Error).message, failures: this.buildFailures, retryInMs },
+        "animation backfill: its work-list index could not be built (PostgreSQL's log says why); runs skip it until the retry",
+      );
+      return total;
+    }
+    this.buildFailures = 0;
     if (index !== 'ready') {
       if (index === 'building elsewhere') {
         logger.info('animation backfill skipped this run: its work-list index is being built elsewhere');

@@ -213,6 +213,98 @@ describe('work-list indexes on PostgreSQL', () => {
     );
     expect(await indexState()).toBeUndefined();
   }, 60_000);
+
+  it("waits for older transactions however short the database's lock_timeout", async () => {
+    const name = new URL(pgdb.url).pathname.slice(1);
+    // What an operator may set for the application's sessions; the build's session is one of them.
+    await sql.raw(`alter database ${name} set lock_timeout = '50ms'`).execute(db.kysely);
+    try {
+      const held = await holdingSnapshot();
+      const building = ensureWorkListIndex(db, ANIMATION_UNKNOWN_INDEX);
+      await buildWaiting();
+      // Six times the lock timeout, waiting for the older transaction's end.
+      await new Promise((r) => setTimeout(r, 300));
+      await held.end();
+      expect(await building).toBe('ready');
+      expect((await indexState())?.valid).toBe(true);
+    } finally {
+      await sql.raw(`alter database ${name} reset lock_timeout`).execute(db.kysely);
+    }
+  }, 60_000);
+});
+
+describe('a work-list index build that fails', () => {
+  let pgdb: Awaited<ReturnType<typeof createTestDatabase>>;
+  let db: Db;
+  let name: string;
+  beforeAll(async () => {
+    pgdb = await createTestDatabase();
+    name = new URL(pgdb.url).pathname.slice(1);
+    db = await openDatabase({ databaseUrl: pgdb.url, dataDir: os.tmpdir() });
+    // Enough rows in the work list that the build's sort spills past 1 MB to a temporary file,
+    // which the database's temp_file_limit then refuses: a real failure, as a full disk is.
+    await sql`insert into images (owner_id, object_key, content_type, byte_size, created_at)
+      select 'o', 'k/' || n, 'image/png', 100, timestamptz '2026-01-01' + n * interval '1 second'
+      from generate_series(1, 60000) n`.execute(db.kysely);
+    await sql.raw(`alter database ${name} set maintenance_work_mem = '1MB'`).execute(db.kysely);
+    await sql.raw(`alter database ${name} set temp_file_limit = '64kB'`).execute(db.kysely);
+  }, 60_000);
+  afterAll(async () => {
+    await db?.close();
+    await pgdb?.drop();
+  });
+
+  it('is not tried again by every run: the runs skip it for a wait that doubles, until a build succeeds', async () => {
+    const { logger, logs } = captureLogger();
+    const entries = () => logs.map((l) => JSON.parse(l) as { msg: string; retryInMs?: number; err?: string });
+    const builds = () => entries().filter((e) => e.msg === 'work-list index being built').length;
+    const failures = () => entries().filter((e) => e.msg.includes('could not be built'));
+    const backfill = new AnimationBackfill(
+      {
+        storage: createLocalStorage({
+          root: os.tmpdir(),
+          publicUrl: 'http://gw.test',
+          secret: 'x'.repeat(32),
+        }),
+        images: createImagesRepo(db),
+        events: new MemoryEventBus(),
+        metrics: createMetrics(),
+        logger,
+      },
+      { timeoutSeconds: 5, buildRetryMs: 400 },
+    );
+    expect(await backfill.run()).toMatchObject({ visited: 0, complete: false });
+    expect(builds()).toBe(1);
+    expect(failures()).toHaveLength(1);
+    expect(failures()[0]).toMatchObject({ retryInMs: 400 });
+    expect(failures()[0]!.err).toContain('temp_file_limit');
+
+    // The next runs within the wait do not build (nor scan the table).
+    expect(await backfill.run()).toMatchObject({ visited: 0 });
+    expect(builds()).toBe(1);
+
+    // After it: tried again, failed again, and the wait doubles.
+    await new Promise((r) => setTimeout(r, 450));
+    await backfill.run();
+    expect(builds()).toBe(2);
+    expect(failures().map((f) => f.retryInMs)).toEqual([400, 800]);
+    await backfill.run();
+    expect(builds()).toBe(2);
+
+    // The cause gone (and the rows done, so the walk is short): the next try builds, and a
+    // later failure would wait 400 ms again.
+    await sql.raw(`alter database ${name} reset temp_file_limit`).execute(db.kysely);
+    await sql`update images set animated = false`.execute(db.kysely);
+    await new Promise((r) => setTimeout(r, 850));
+    expect(await backfill.run()).toMatchObject({ visited: 0, complete: true });
+    expect(builds()).toBe(3);
+    const valid = await sql<{ valid: boolean }>`
+      select indisvalid as valid from pg_index where indexrelid = to_regclass('images_animation_unknown')`.execute(
+      db.kysely,
+    );
+    expect(valid.rows[0]?.valid).toBe(true);
+    expect(entries().at(-1)?.msg).not.toContain('could not be built');
+  }, 60_000);
 });
 
 describe('the animation backfill and its index', () => {
