@@ -4,7 +4,7 @@ import { AppError } from '../errors/index.js';
 import type { SignedUrlEvent } from '../events/event-bus.js';
 import { MemoryEventBus } from '../events/memory-bus.js';
 import { createMetrics } from '../metrics.js';
-import { type LiveUrlEvent, LiveUrls, type LiveVariant } from './live-urls.js';
+import { ANIMATED_LOOKUPS_PER_SLICE, type LiveUrlEvent, LiveUrls, type LiveVariant } from './live-urls.js';
 
 const alice: Viewer = { id: 'alice', isAdmin: false };
 const bob: Viewer = { id: 'bob', isAdmin: false };
@@ -271,6 +271,41 @@ describe('LiveUrls and rows recorded as animated', () => {
     expect([e.imageId, e.signedUrl.url]).toEqual(['a', event('a', 3).signedUrl.url]);
     expect(e.variantOf?.row).toEqual({ id: 'a', animated: true });
     await stream.return?.();
+  });
+
+  it('many streams are re-planned in slices, the event loop let go between them; each holding an id moves, an ended one stays ended', async () => {
+    const { events, live } = setupRows(unknown);
+    const ids = 100;
+    const perSlice = ANIMATED_LOOKUPS_PER_SLICE / ids;
+    const streams = [];
+    for (let i = 0; i < perSlice * 3; i++) {
+      const held = Array.from({ length: ids }, (_, k) => `${i}:${k}`);
+      streams.push(await live.listen({ id: `viewer-${i}`, isAdmin: false }, held, thumb));
+    }
+    // One stream of each slice holds an id of the message; the rest of it is ids no one holds.
+    const first = 0;
+    const second = perSlice + 7;
+    const third = 2 * perSlice + 3;
+    const message = [`${first}:5`, `${second}:5`, `${third}:5`];
+    while (message.length < ids) message.push(`elsewhere-${message.length}`);
+    const subscribed = (id: string) => events.subscribedIds().includes(id);
+
+    await events.publishAnimated(message);
+    // The first slice at once.
+    expect(subscribed(`${first}:5`) && !subscribed(`${first}:5~thumb`)).toBe(true);
+    expect(subscribed(`${second}:5~thumb`)).toBe(true);
+    // The third stream ends before its slice comes.
+    await streams[third]!.return?.();
+    // Something queued now runs after the second slice and before the third.
+    await new Promise((r) => setImmediate(r));
+    expect(subscribed(`${second}:5`) && !subscribed(`${second}:5~thumb`)).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(subscribed(`${third}:5`) || subscribed(`${third}:5~thumb`)).toBe(false);
+    // Only the held ids moved: a neighbour of each is still on the variant.
+    expect(subscribed(`${first}:6~thumb`) && subscribed(`${second}:6~thumb`)).toBe(true);
+    for (const s of streams) await s.return?.();
+    expect(events.subscribedIds()).toEqual([]);
   });
 
   it('changes for images a stream does not hold, or revoked from it, leave it as it is', async () => {

@@ -31,6 +31,9 @@ export interface LiveUrlLimits {
   stalledMs: number;
 }
 
+/** Stream × id lookups of an animation message done in one turn of the event loop (~3 ms). */
+export const ANIMATED_LOOKUPS_PER_SLICE = 50_000;
+
 /**
  * `signedUrlRefreshed`: a viewer listens to the re-signed URLs of the images it may see (ids it
  * cannot see deliver nothing, exactly like ids that do not exist). Each subscription is an
@@ -64,12 +67,33 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
     // One listener per node: a row recorded as animated has the original for every variant from
     // now on, so a `preset` subscription holding it moves to the original's url id (no SQL: the
     // stream keeps its rows). Subscriptions without a preset listen to the original already.
-    this.d.events.onAnimated((imageIds) => {
-      for (const [stream, routes] of this.presetStreams) {
-        const moved = routes.animated(imageIds);
-        if (moved.length > 0) stream.resubscribe(moved);
-      }
-    });
+    this.d.events.onAnimated((imageIds) => this.moveAnimated(imageIds, [...this.presetStreams], 0));
+  }
+
+  /**
+   * Re-plans the preset streams of `entries` from `from` on, in slices of about
+   * ANIMATED_LOOKUPS_PER_SLICE lookups with the event loop let go between them: every stream is
+   * asked about every id (no node-wide index by image is kept: it would cost each held id of
+   * each subscription a map entry, for messages that come only while rows from before migration
+   * 006 are recorded), and 10,000 streams × 100 ids held the loop 70-100 ms in one go. The
+   * streams are those open when the message came; one opened since read its rows after the
+   * change.
+   */
+  private moveAnimated(
+    imageIds: readonly string[],
+    entries: [LatestPerImage<SignedUrlEvent>, VariantRoutes<Row>][],
+    from: number,
+  ): void {
+    const perSlice = Math.max(1, Math.floor(ANIMATED_LOOKUPS_PER_SLICE / Math.max(1, imageIds.length)));
+    const end = Math.min(from + perSlice, entries.length);
+    for (let i = from; i < end; i++) {
+      const [stream, routes] = entries[i]!;
+      // Ended since the message came.
+      if (!this.presetStreams.has(stream)) continue;
+      const moved = routes.animated(imageIds);
+      if (moved.length > 0) stream.resubscribe(moved);
+    }
+    if (end < entries.length) setImmediate(() => this.moveAnimated(imageIds, entries, end));
   }
 
   async listen(
