@@ -31,8 +31,11 @@ export interface LiveUrlLimits {
   stalledMs: number;
 }
 
-/** Stream × id lookups of an animation message done in one turn of the event loop (~3 ms). */
-export const ANIMATED_LOOKUPS_PER_SLICE = 50_000;
+/**
+ * Stream × id lookups of an animation message done in one turn of the event loop: 2-8 ms here
+ * (`bench/tools/animated-replan.ts`; 50,000 held it 8-18 ms).
+ */
+export const ANIMATED_LOOKUPS_PER_SLICE = 10_000;
 
 /**
  * `signedUrlRefreshed`: a viewer listens to the re-signed URLs of the images it may see (ids it
@@ -75,7 +78,7 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
    * ANIMATED_LOOKUPS_PER_SLICE lookups with the event loop let go between them: every stream is
    * asked about every id (no node-wide index by image is kept: it would cost each held id of
    * each subscription a map entry, for messages that come only while rows from before migration
-   * 006 are recorded), and 10,000 streams × 100 ids held the loop 70-100 ms in one go. The
+   * 006 are recorded), and 10,000 streams × 100 ids held the loop 57-77 ms in one go. The
    * streams are those open when the message came; one opened since read its rows after the
    * change.
    */
