@@ -68,10 +68,37 @@ describe('replicaReads', () => {
     expect(await reads.read('bob', where)).toBe('primary');
   });
 
+  it('runs a read the standby cancelled for a conflict with recovery (40001) again on the primary, and keeps the replica', async () => {
+    const { reads, replica } = setup();
+    // As PostgreSQL words it on a hot standby.
+    const conflict = Object.assign(new Error('canceling statement due to conflict with recovery'), {
+      code: '40001',
+      routine: 'ProcessInterrupts',
+    });
+    const ran: string[] = [];
+    const result = await reads.read('alice', async (k) => {
+      const name = await where(k);
+      ran.push(name);
+      if (name === 'replica') throw conflict;
+      return name;
+    });
+    expect(result).toBe('primary');
+    expect(ran).toEqual(['replica', 'primary']);
+    expect(replica.downs).toEqual([]);
+    expect(await reads.read('bob', where)).toBe('replica');
+  });
+
   it('fails a bad statement as the primary would, without skipping the replica', async () => {
     const { reads, replica } = setup();
     const bad = Object.assign(new Error('column "nope" does not exist'), { code: '42703' });
     await expect(reads.read('alice', () => Promise.reject(bad))).rejects.toBe(bad);
+    expect(replica.state.usable).toBe(true);
+    // PostgreSQL's own protocol violation (too many bind parameters) is the client's bug too.
+    const protocol = Object.assign(new Error('bind message supplies 4464 parameters'), {
+      code: '08P01',
+      routine: 'exec_bind_message',
+    });
+    await expect(reads.read('alice', () => Promise.reject(protocol))).rejects.toBe(protocol);
     expect(replica.state.usable).toBe(true);
   });
 });

@@ -40,6 +40,9 @@ export function replicaReads(d: {
       try {
         return await run(d.replica.kysely);
       } catch (err) {
+        // A standby cancelling this one query for a conflict with recovery (40001: replay needed
+        // rows or a lock it held): the primary answers it at once; the replica stays in use.
+        if ((err as { code?: unknown }).code === '40001') return run(d.primary);
         // A replica that went away between two polls: this read, and the next ones until a
         // poll finds it again, run on the primary. A bad statement fails as it would there.
         if (!isDatabaseUnavailable(err) && !/Query read timeout/i.test((err as Error).message)) throw err;

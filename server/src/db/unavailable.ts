@@ -5,8 +5,12 @@
  * error table can use it without loading a database driver.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | undefined;
+  const e = err as { code?: string; message?: string; routine?: string } | undefined;
   if (!e) return false;
+  // A protocol violation PostgreSQL itself reports (it names the routine; PgBouncer's errors,
+  // 08P01 too, name none) is a bug of the client, e.g. more than 65,535 bind parameters, not an
+  // outage: it stays unexpected, and does not mark a replica down.
+  if (e.code === '08P01' && e.routine !== undefined) return false;
   if (e.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|57P0[1-3]|08\w{3}|53300)$/.test(e.code))
     return true;
   return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|the database system is (starting|shutting) up|Client has encountered a connection error/i.test(
@@ -21,7 +25,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * (40001, 40P01), and the server out of a resource (class 53: memory, disk, connections). Not a
  * bad statement, so not the client's fault nor an unexpected error: SERVICE_UNAVAILABLE.
  * PostgreSQL logs the statement itself (log_min_error_statement), which is where an operator
- * finds which one it was (docs/operations.md, "When the database is slow").
+ * finds which one it was (docs/operations.md, "The database is slow").
  */
 export function isDatabaseBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;

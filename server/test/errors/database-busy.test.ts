@@ -134,7 +134,7 @@ describe('a statement timeout on PostgreSQL', () => {
     expect(unexpectedLogged(h)).toEqual([]);
   });
 
-  it('the other "could not do it now" errors PostgreSQL raises are classified the same way', async () => {
+  it("a lock not granted is classified the same way; a bad statement or PostgreSQL's own protocol violation is not", async () => {
     const lock = await lockImages(pgdb.url, 'access exclusive');
     const other = new pg.Client({ connectionString: pgdb.url });
     await other.connect();
@@ -163,6 +163,25 @@ describe('a statement timeout on PostgreSQL', () => {
       );
     expect((bad as { code?: string }).code).toBe('42883');
     expect(classify(bad)).toBeUndefined();
+    // So is a protocol violation PostgreSQL itself reports (08P01, as PgBouncer's errors are, but
+    // naming its routine): here a Bind whose 16-bit parameter count wrapped around.
+    const c = new pg.Client({ connectionString: pgdb.url });
+    await c.connect();
+    try {
+      const wrapped = await c
+        .query(
+          'select $1::int as x',
+          Array.from({ length: 70_000 }, () => 1),
+        )
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(wrapped).toMatchObject({ code: '08P01', routine: expect.any(String) });
+      expect(classify(wrapped)).toBeUndefined();
+    } finally {
+      await c.end().catch(() => {});
+    }
   });
 });
 
