@@ -502,7 +502,7 @@ export async function createContainer(
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
   const placeholders = new Placeholders(
-    { storage, ...(regionChoice ? { storageFor } : {}), images: imagesRepo, events, metrics, logger },
+    { storage, ...(regionChoice ? { storageFor } : {}), images: imagesRepo, events, metrics, logger, clock },
     {
       concurrency: config.placeholderConcurrency,
       maxBytes: config.uploadMaxBytes,

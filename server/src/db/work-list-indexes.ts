@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Logger } from '../logger.js';
 import type { Db } from './connect.js';
 import type { Database } from './types.js';
+import { isDatabaseUnavailable } from './unavailable.js';
 
 /**
  * A partial index that is a backfill's work list over rows a migration found. It is built by its
@@ -42,6 +43,29 @@ export interface EnsureOptions {
   /** Told when a build begins and ends (a build of millions of rows takes minutes). */
   logger?: Pick<Logger, 'info' | 'warn'> | undefined;
 }
+
+/**
+ * The build itself failed (PostgreSQL's log says why: a full disk, a temp_file_limit, a wait for
+ * an older transaction past BUILD_LOCK_TIMEOUT), as opposed to the database being away or the
+ * lookups around it failing: what a caller backs off from (images/animation-backfill.ts).
+ */
+export class WorkListIndexBuildError extends Error {
+  constructor(
+    readonly index: string,
+    cause: unknown,
+  ) {
+    super(`the work-list index ${index} could not be built: ${(cause as Error).message}`, { cause });
+    this.name = 'WorkListIndexBuildError';
+  }
+}
+
+/**
+ * How long a build waits for one lock: a concurrent build waits for every transaction older than
+ * it, holding a lock that keeps (auto)vacuum and DDL off the table meanwhile, so a session left
+ * idle in a transaction must not hold it for ever. Long, since the wait itself holds back no
+ * read or write.
+ */
+const BUILD_LOCK_TIMEOUT = '30min';
 
 /**
  * Embedded (PGlite: one process, a small table): every work list's index, plainly, at start
@@ -127,11 +151,12 @@ async function build(
   };
   signal?.addEventListener('abort', cancel, { once: true });
   try {
-    // Whatever the role's or database's defaults: this session builds, then closes. No lock
-    // timeout either: a concurrent build waits for every transaction older than it (a report of
-    // minutes, say) and for autovacuum to yield, and its waits hold back no write or read.
+    // Whatever the role's or database's defaults: this session builds, then closes. Its lock
+    // timeout is its own too: a concurrent build waits for every transaction older than it (a
+    // report of minutes, say) and for autovacuum to yield, and its waits hold back no write or
+    // read, so a role's short one (set for requests) would fail it for nothing.
     await session.query('set statement_timeout = 0');
-    await session.query('set lock_timeout = 0');
+    await session.query(`set lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
     // Left by a build that failed or was stopped (no one else builds: this session holds the lock).
     if (invalid) await session.query(`drop index concurrently if exists ${index.name}`);
     if (signal?.aborted) return 'stopped';
@@ -143,7 +168,7 @@ async function build(
   } catch (err) {
     // 57014: query_canceled, by the cancel above.
     if (signal?.aborted && (err as { code?: string }).code === '57014') return 'stopped';
-    throw err;
+    throw isDatabaseUnavailable(err) ? err : new WorkListIndexBuildError(index.name, err);
   } finally {
     signal?.removeEventListener('abort', cancel);
   }

@@ -1,6 +1,7 @@
+import type { Clock } from '../clock.js';
 import type { AnimationRecords, Cursor } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
-import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { WorkListIndexBuildError } from '../db/work-list-indexes.js';
 import type { EventBus } from '../events/event-bus.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
@@ -37,6 +38,8 @@ export interface AnimationBackfillDeps {
   events: Pick<EventBus, 'publishAnimated'>;
   metrics: Pick<Metrics, 'animationChecked'>;
   logger: Logger;
+  /** When a failed build of the work list's index may be tried again. */
+  clock: Clock;
 }
 
 export interface AnimationBackfillOptions {
@@ -129,26 +132,29 @@ export class AnimationBackfill {
     const total: AnimationBackfillResult = { visited: 0, animated: 0, still: 0, failed: 0, complete: false };
     // Its index first (built by the first run, concurrently: db/work-list-indexes.ts). Without
     // it, each statement below would scan the whole table.
-    if (Date.now() < this.buildAgainAt) return total;
+    if (this.d.clock.now() < this.buildAgainAt) return total;
     let index: Awaited<ReturnType<typeof images.prepareAnimationWorkList>>;
     try {
       index = await images.prepareAnimationWorkList({ signal: this.stop.signal, logger });
     } catch (err) {
-      // The database away is no reason to wait longer than the job's interval.
-      if (isDatabaseUnavailable(err)) throw err;
+      // Only the build's own failure: the database away, or a lookup around the build failing,
+      // is no reason to wait longer than the job's interval.
+      if (!(err instanceof WorkListIndexBuildError)) throw err;
       this.buildFailures++;
       const retryInMs = Math.min(
         (this.o.buildRetryMs ?? 300_000) * 2 ** (this.buildFailures - 1),
         BUILD_RETRY_MAX_MS,
       );
-      this.buildAgainAt = Date.now() + retryInMs;
+      this.buildAgainAt = this.d.clock.now() + retryInMs;
       logger.warn(
-        { err: (err as Error).message, failures: this.buildFailures, retryInMs },
+        { err: (err.cause as Error).message, failures: this.buildFailures, retryInMs },
         "animation backfill: its work-list index could not be built (PostgreSQL's log says why); runs skip it until the retry",
       );
       return total;
     }
-    this.buildFailures = 0;
+    // Only a build that succeeded (or was not needed) ends the series: a run that found another
+    // worker building, or was stopped, says nothing of whether a build would fail again.
+    if (index === 'ready') this.buildFailures = 0;
     if (index !== 'ready') {
       if (index === 'building elsewhere') {
         logger.info('animation backfill skipped this run: its work-list index is being built elsewhere');

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.js';
 import type { AnimationRecords, Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import type { EventBus } from '../events/event-bus.js';
@@ -32,6 +33,7 @@ export interface PlaceholderDeps {
   events: Pick<EventBus, 'publishAnimated'>;
   metrics: Pick<Metrics, 'placeholdersComputed' | 'animationChecked'>;
   logger: Logger;
+  clock: Clock;
 }
 
 export interface PlaceholderOptions {
@@ -95,6 +97,7 @@ export class Placeholders {
         events: d.events,
         metrics: d.metrics,
         logger: d.logger,
+        clock: d.clock,
       },
       {
         timeoutSeconds: o.timeoutSeconds,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock, systemClock } from '../../src/clock.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
 import type { Database } from '../../src/db/types.js';
@@ -259,6 +260,8 @@ describe('a work-list index build that fails', () => {
     const entries = () => logs.map((l) => JSON.parse(l) as { msg: string; retryInMs?: number; err?: string });
     const builds = () => entries().filter((e) => e.msg === 'work-list index being built').length;
     const failures = () => entries().filter((e) => e.msg.includes('could not be built'));
+    const clock = new FakeClock();
+    const minute = 60_000;
     const backfill = new AnimationBackfill(
       {
         storage: createLocalStorage({
@@ -270,40 +273,57 @@ describe('a work-list index build that fails', () => {
         events: new MemoryEventBus(),
         metrics: createMetrics(),
         logger,
+        clock,
       },
-      { timeoutSeconds: 5, buildRetryMs: 400 },
+      { timeoutSeconds: 5 },
     );
     expect(await backfill.run()).toMatchObject({ visited: 0, complete: false });
     expect(builds()).toBe(1);
     expect(failures()).toHaveLength(1);
-    expect(failures()[0]).toMatchObject({ retryInMs: 400 });
+    expect(failures()[0]).toMatchObject({ retryInMs: 5 * minute });
     expect(failures()[0]!.err).toContain('temp_file_limit');
 
-    // The next runs within the wait do not build (nor scan the table).
+    // The runs within the wait do not build (nor scan the table).
+    clock.advance(5 * minute - 1);
     expect(await backfill.run()).toMatchObject({ visited: 0 });
     expect(builds()).toBe(1);
 
     // After it: tried again, failed again, and the wait doubles.
-    await new Promise((r) => setTimeout(r, 450));
+    clock.advance(1);
     await backfill.run();
     expect(builds()).toBe(2);
-    expect(failures().map((f) => f.retryInMs)).toEqual([400, 800]);
-    await backfill.run();
-    expect(builds()).toBe(2);
+    expect(failures().map((f) => f.retryInMs)).toEqual([5 * minute, 10 * minute]);
 
-    // The cause gone (and the rows done, so the walk is short): the next try builds, and a
-    // later failure would wait 400 ms again.
+    // A run that finds another worker building says nothing of this one's failures: the next
+    // failure still doubles the wait.
+    clock.advance(10 * minute);
+    const other = new pg.Client({ connectionString: pgdb.url });
+    await other.connect();
+    try {
+      await other.query(
+        `select pg_advisory_lock(hashtext('signet.work-list-index.images_animation_unknown'))`,
+      );
+      await backfill.run();
+    } finally {
+      await other.end();
+    }
+    expect(builds()).toBe(2);
+    await backfill.run();
+    expect(builds()).toBe(3);
+    expect(failures().map((f) => f.retryInMs)).toEqual([5 * minute, 10 * minute, 20 * minute]);
+
+    // The cause gone (and the rows done, so the walk is short): the next try builds.
     await sql.raw(`alter database ${name} reset temp_file_limit`).execute(db.kysely);
     await sql`update images set animated = false`.execute(db.kysely);
-    await new Promise((r) => setTimeout(r, 850));
+    clock.advance(20 * minute);
     expect(await backfill.run()).toMatchObject({ visited: 0, complete: true });
-    expect(builds()).toBe(3);
+    expect(builds()).toBe(4);
     const valid = await sql<{ valid: boolean }>`
       select indisvalid as valid from pg_index where indexrelid = to_regclass('images_animation_unknown')`.execute(
       db.kysely,
     );
     expect(valid.rows[0]?.valid).toBe(true);
-    expect(entries().at(-1)?.msg).not.toContain('could not be built');
+    expect(failures()).toHaveLength(3);
   }, 60_000);
 });
 
@@ -339,6 +359,7 @@ describe('the animation backfill and its index', () => {
         events: new MemoryEventBus(),
         metrics,
         logger,
+        clock: systemClock,
       },
       { timeoutSeconds: 5 },
     );

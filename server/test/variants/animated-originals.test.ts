@@ -420,6 +420,7 @@ describe('the animation backfill past rows that fail every time (local)', () => 
         events: h.container.events,
         metrics: h.container.metrics,
         logger: h.container.logger,
+        clock: h.container.clock,
       },
       { timeoutSeconds: 1, batchSize: 2 },
     );
@@ -689,6 +690,7 @@ describe('the animation backfill announces the rows it records as animated (loca
         events: bus,
         metrics: h.container.metrics,
         logger: h.container.logger,
+        clock: h.container.clock,
       },
       { timeoutSeconds: 5, batchSize: 2 },
     );
