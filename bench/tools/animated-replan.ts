@@ -22,6 +22,7 @@ const live = new LiveUrls<Row>({
   events,
   metrics: createMetrics(),
   limits: { perViewer: Number.MAX_SAFE_INTEGER, stalledMs: 3_600_000 },
+  logger: { error: (o: unknown, msg?: string) => console.error(msg, o) },
 });
 const thumb = { preset: 'thumb', urlIdOf: (r: Row) => (r.animated ? r.id : `${r.id}~thumb`) };
 const held: string[][] = [];

@@ -623,6 +623,7 @@ export async function createContainer(
       events,
       metrics,
       limits: { perViewer: config.subscriptionsPerViewer, stalledMs: config.stalledClientSeconds * 1000 },
+      logger,
     }),
     links,
     variants,

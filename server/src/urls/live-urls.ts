@@ -2,6 +2,7 @@ import { requireSignedIn, type Viewer } from '../auth/viewer.js';
 import { rateLimited } from '../errors/index.js';
 import type { AccessChange, EventBus, SignedUrlEvent } from '../events/event-bus.js';
 import { canRead } from '../images/visibility.js';
+import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 
 /** What a subscription needs of a row: its id, and whether it records the image as animated. */
@@ -51,6 +52,14 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
   private readonly streams = new Set<LatestPerImage<SignedUrlEvent>>();
   /** The open (or opening) `preset` subscriptions, with what carries each image's events. */
   private readonly presetStreams = new Map<LatestPerImage<SignedUrlEvent>, VariantRoutes<Row>>();
+  /** Messages of rows recorded as animated whose streams are not all re-planned yet. */
+  private readonly animatedWalks: {
+    imageIds: readonly string[];
+    entries: [LatestPerImage<SignedUrlEvent>, VariantRoutes<Row>][];
+    next: number;
+  }[] = [];
+  /** A turn of `walkAnimated` is queued. */
+  private walkQueued = false;
 
   constructor(
     private readonly d: {
@@ -59,6 +68,7 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
       events: Pick<EventBus, 'subscribe' | 'onAccessChange' | 'onAnimated'>;
       metrics: Pick<Metrics, 'sseSubscribers'>;
       limits: LiveUrlLimits;
+      logger: Pick<Logger, 'error'>;
       now?: () => number;
     },
   ) {
@@ -70,33 +80,51 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
     // One listener per node: a row recorded as animated has the original for every variant from
     // now on, so a `preset` subscription holding it moves to the original's url id (no SQL: the
     // stream keeps its rows). Subscriptions without a preset listen to the original already.
-    this.d.events.onAnimated((imageIds) => this.moveAnimated(imageIds, [...this.presetStreams], 0));
+    this.d.events.onAnimated((imageIds) => {
+      // The streams open now; one opened since reads its rows after the change (or, from a
+      // replica that has not replayed it yet, keeps the variant until reopened).
+      this.animatedWalks.push({ imageIds, entries: [...this.presetStreams], next: 0 });
+      if (!this.walkQueued) this.walkAnimated();
+    });
   }
 
   /**
-   * Re-plans the preset streams of `entries` from `from` on, in slices of about
-   * ANIMATED_LOOKUPS_PER_SLICE lookups with the event loop let go between them: every stream is
-   * asked about every id (no node-wide index by image is kept: it would cost each held id of
-   * each subscription a map entry, for messages that come only while rows from before migration
-   * 006 are recorded), and 10,000 streams × 100 ids held the loop 57-77 ms in one go. The
-   * streams are those open when the message came; one opened since read its rows after the
-   * change.
+   * Re-plans the preset streams of the pending walks, oldest message first, up to
+   * ANIMATED_LOOKUPS_PER_SLICE stream × id lookups a turn of the event loop, and queues the next
+   * turn while any is left. Every stream is asked about every id of a message: no node-wide index
+   * by image is kept, which would cost each held id of each subscription a map entry, for
+   * messages that come only while rows from before migration 006 are recorded. 10,000 streams ×
+   * 100 ids held the loop 57-77 ms in one go. Messages arriving while a walk waits join the queue,
+   * so they share the turns rather than each taking its own slice of the same one.
    */
-  private moveAnimated(
-    imageIds: readonly string[],
-    entries: [LatestPerImage<SignedUrlEvent>, VariantRoutes<Row>][],
-    from: number,
-  ): void {
-    const perSlice = Math.max(1, Math.floor(ANIMATED_LOOKUPS_PER_SLICE / Math.max(1, imageIds.length)));
-    const end = Math.min(from + perSlice, entries.length);
-    for (let i = from; i < end; i++) {
-      const [stream, routes] = entries[i]!;
-      // Ended since the message came.
-      if (!this.presetStreams.has(stream)) continue;
-      const moved = routes.animated(imageIds);
-      if (moved.length > 0) stream.resubscribe(moved);
+  private walkAnimated(): void {
+    let budget = ANIMATED_LOOKUPS_PER_SLICE;
+    while (budget > 0 && this.animatedWalks.length > 0) {
+      const walk = this.animatedWalks[0]!;
+      const cost = Math.max(1, walk.imageIds.length);
+      while (budget > 0 && walk.next < walk.entries.length) {
+        const [stream, routes] = walk.entries[walk.next++]!;
+        budget -= cost;
+        // Ended since the message came.
+        if (!this.presetStreams.has(stream)) continue;
+        try {
+          const moved = routes.animated(walk.imageIds);
+          if (moved.length > 0) stream.resubscribe(moved);
+        } catch (err) {
+          // One stream's failure is not the others': they are still walked (and off the bus's
+          // own try, in a later turn, it would end the process).
+          this.d.logger.error({ err }, 'an animation listener failed');
+        }
+      }
+      if (walk.next >= walk.entries.length) this.animatedWalks.shift();
     }
-    if (end < entries.length) setImmediate(() => this.moveAnimated(imageIds, entries, end));
+    if (this.animatedWalks.length > 0) {
+      this.walkQueued = true;
+      setImmediate(() => {
+        this.walkQueued = false;
+        this.walkAnimated();
+      });
+    }
   }
 
   async listen(
