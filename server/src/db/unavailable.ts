@@ -25,7 +25,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * (40001, 40P01), and the server out of a resource (class 53: memory, disk, connections). Not a
  * bad statement, so not the client's fault nor an unexpected error: SERVICE_UNAVAILABLE.
  * PostgreSQL logs the statement itself (log_min_error_statement), which is where an operator
- * finds which one it was (docs/operations.md, "The database is slow").
+ * finds which one it was (docs/operations.md, "Runbook": the database is slow).
  */
 export function isDatabaseBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
