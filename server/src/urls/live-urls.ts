@@ -33,8 +33,8 @@ export interface LiveUrlLimits {
 }
 
 /**
- * Stream × id lookups of an animation message done in one turn of the event loop: 2-8 ms here
- * (`bench/tools/animated-replan.ts`; 50,000 held it 8-18 ms).
+ * Stream × id lookups of animation messages done in one turn of the event loop: mostly 2-8 ms
+ * here (`bench/tools/animated-replan.ts`; 50,000 held it 8-18 ms).
  */
 export const ANIMATED_LOOKUPS_PER_SLICE = 10_000;
 
