@@ -169,23 +169,16 @@ export function refusedStartupParameter(err: unknown, directUrlSet: boolean): Er
 
 /** One statement on the pooled URL: it answers, and its database is the one just migrated. */
 async function sameDatabase(pooled: Kysely<Database>): Promise<void> {
-  let found: boolean;
+  const notReached = (why: string, cause?: unknown) =>
+    new Error(`DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: ${why}`, { cause });
+  let rows: number;
   try {
-    const r = await sql`select 1 from signet_migrations where name = ${LATEST_MIGRATION}`.execute(pooled);
-    found = r.rows.length > 0;
+    rows = (await sql`select 1 from signet_migrations where name = ${LATEST_MIGRATION}`.execute(pooled)).rows
+      .length;
   } catch (err) {
-    throw new Error(
-      `DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    throw notReached((err as Error).message, err);
   }
-  if (!found) {
-    throw new Error(
-      'DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: its database has no row of the latest migration',
-    );
-  }
+  if (rows === 0) throw notReached('its database has no row of the latest migration');
 }
 
 /**

@@ -152,15 +152,15 @@ export class AnimationBackfill {
       );
       return total;
     }
-    // Only a build that succeeded (or was not needed) ends the series: a run that found another
-    // worker building, or was stopped, says nothing of whether a build would fail again.
-    if (index === 'ready') this.buildFailures = 0;
     if (index !== 'ready') {
       if (index === 'building elsewhere') {
         logger.info('animation backfill skipped this run: its work-list index is being built elsewhere');
       }
+      // A run that found another worker building, or was stopped, says nothing of whether a
+      // build would fail again: the series goes on.
       return total;
     }
+    this.buildFailures = 0;
     // The budget is the walk's: a first run may have spent minutes building the index.
     const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     const fromOldest = this.resumeAfter === undefined;

@@ -58,8 +58,6 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
     entries: [LatestPerImage<SignedUrlEvent>, VariantRoutes<Row>][];
     next: number;
   }[] = [];
-  /** A turn of `walkAnimated` is queued. */
-  private walkQueued = false;
 
   constructor(
     private readonly d: {
@@ -83,8 +81,10 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
     this.d.events.onAnimated((imageIds) => {
       // The streams open now; one opened since reads its rows after the change (or, from a
       // replica that has not replayed it yet, keeps the variant until reopened).
+      // Walks left over mean a turn is queued for them, which takes this one too.
+      const idle = this.animatedWalks.length === 0;
       this.animatedWalks.push({ imageIds, entries: [...this.presetStreams], next: 0 });
-      if (!this.walkQueued) this.walkAnimated();
+      if (idle) this.walkAnimated();
     });
   }
 
@@ -118,13 +118,7 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
       }
       if (walk.next >= walk.entries.length) this.animatedWalks.shift();
     }
-    if (this.animatedWalks.length > 0) {
-      this.walkQueued = true;
-      setImmediate(() => {
-        this.walkQueued = false;
-        this.walkAnimated();
-      });
-    }
+    if (this.animatedWalks.length > 0) setImmediate(() => this.walkAnimated());
   }
 
   async listen(
