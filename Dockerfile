@@ -35,7 +35,10 @@ RUN npm ci --omit=dev --workspace server --no-audit --no-fund && npm cache clean
 
 # 3. Runtime: compiled server, built app, production node_modules; runs as the unprivileged `node` user.
 FROM ${NODE_IMAGE} AS runtime
+# MALLOC_ARENA_MAX: two glibc malloc arenas instead of 8 per core; the threads' freed memory is
+# reused instead of held per thread (docs/operations.md, "Memory and V8 flags").
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     PORT=4000 \
     HOST=0.0.0.0 \
     DATA_DIR=/app/data

@@ -41,6 +41,7 @@ export interface Endpoints {
 /** The environment of a production-like gateway (or worker) process against the bench's services. */
 export function gatewayEnv(e: Endpoints, extra: Record<string, string> = {}): Record<string, string> {
   return {
+    ...productEnv(),
     NODE_ENV: 'production',
     DATABASE_URL: e.databaseUrl,
     REDIS_URL: e.redisUrl,
@@ -82,3 +83,19 @@ export function tokenFor(owner: string): Promise<string> {
  * which is `npm start` (docs/operations.md, "Memory and V8 flags").
  */
 export const PRODUCT_NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=100'];
+
+/**
+ * The environment the server's processes get beyond their settings: the Dockerfile's ENV and
+ * `npm start`'s, which a test keeps equal to this (docs/operations.md, "Memory and V8 flags").
+ */
+export const PRODUCT_ENV = { MALLOC_ARENA_MAX: '2' } as const;
+
+/**
+ * PRODUCT_ENV, or glibc's own number of arenas with BENCH_MALLOC_ARENA_MAX=default (another
+ * number replaces 2): for measuring the setting side by side.
+ */
+export function productEnv(): Record<string, string> {
+  const arenas = process.env.BENCH_MALLOC_ARENA_MAX;
+  if (arenas === 'default') return {};
+  return { ...PRODUCT_ENV, ...(arenas ? { MALLOC_ARENA_MAX: arenas } : {}) };
+}

@@ -7,7 +7,7 @@ import {
   isPgliteTemplate,
 } from '../../server/src/db/pglite-init.js';
 import { type Bench, fetchPage, PAGE_QUERY, type Section } from '../lib/bench.js';
-import { GATEWAY_KEYS as k } from '../lib/config.js';
+import { GATEWAY_KEYS as k, productEnv } from '../lib/config.js';
 import { memoryOf, sleep, startNode } from '../lib/processes.js';
 import { infoNumber } from '../lib/redis.js';
 import { mean } from '../lib/stats.js';
@@ -100,8 +100,10 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
     const fromTemplate = isPgliteTemplate(defaultPgliteTemplate());
     const t = Date.now();
     // As `npm start` runs it: without the server's V8 flags (PRODUCT_NODE_FLAGS), which cost the
-    // embedded start ~40 MiB of peak RSS (480-515 against 432-459 MiB, 18:10 UTC).
+    // embedded start ~40 MiB of peak RSS (480-515 against 432-459 MiB, 18:10 UTC), and with its
+    // environment (PRODUCT_ENV).
     const gw = await startNode('embedded', ['server/dist/main.js'], {
+      ...productEnv(),
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
     });

@@ -1,4 +1,5 @@
 import type { Bench, Section } from '../lib/bench.js';
+import { productEnv } from '../lib/config.js';
 import { run } from '../lib/processes.js';
 import { RpcChild } from '../lib/rpc.js';
 import { median } from '../lib/stats.js';
@@ -20,7 +21,8 @@ interface ChildResult {
  * (served from disk) for comparison.
  */
 export async function variantGeneration(settings: Pick<Bench, 'quick' | 'log'>): Promise<Section> {
-  const child = RpcChild.start('variant-generation.ts');
+  // With the server's environment (PRODUCT_ENV): the arenas its libvips threads allocate from.
+  const child = RpcChild.start('variant-generation.ts', { env: productEnv() });
   try {
     // All threads of the helper on CPU 0: libvips' worker threads and libuv's pool too.
     await run('taskset', ['-a', '-cp', '0', String(child.pid)]);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PRODUCT_NODE_FLAGS } from '../../../bench/lib/config.js';
+import { PRODUCT_ENV, PRODUCT_NODE_FLAGS } from '../../../bench/lib/config.js';
 
 const root = path.resolve(import.meta.dirname, '../../..');
 
@@ -16,5 +16,26 @@ describe('Node.js flags of the gateway', () => {
     const dockerfile = await readFile(path.join(root, 'Dockerfile'), 'utf8');
     const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
     expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...PRODUCT_NODE_FLAGS, 'server/dist/main.js']);
+  });
+
+  it('the environment is the same for the Dockerfile, npm start and the benchmark', async () => {
+    const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    const dockerfile = await readFile(path.join(root, 'Dockerfile'), 'utf8');
+    // The runtime stage's ENV lines, continuations joined: `NAME=value` pairs.
+    const runtime = dockerfile.slice(dockerfile.indexOf(' AS runtime'));
+    const envPairs = new Map<string, string>();
+    for (const m of runtime.replace(/\\\n\s*/g, ' ').matchAll(/^ENV (.*)$/gm)) {
+      for (const pair of m[1]!.trim().split(/\s+/)) {
+        const eq = pair.indexOf('=');
+        envPairs.set(pair.slice(0, eq), pair.slice(eq + 1));
+      }
+    }
+    for (const [name, value] of Object.entries(PRODUCT_ENV)) {
+      expect(envPairs.get(name), `Dockerfile ENV ${name}`).toBe(value);
+      // A value the user set wins over npm start's.
+      expect(pkg.scripts['start']).toContain(`${name}=\${${name}:-${value}} node server/dist/main.js`);
+    }
   });
 });
