@@ -99,3 +99,12 @@ export function productEnv(): Record<string, string> {
   if (arenas === 'default') return {};
   return { ...PRODUCT_ENV, ...(arenas ? { MALLOC_ARENA_MAX: arenas } : {}) };
 }
+
+/**
+ * productEnv() for a process that inherits the bench's environment (a fork, an execFile): a
+ * MALLOC_ARENA_MAX of the shell that started the bench is dropped (undefined: node passes no
+ * such variable), so `default` means glibc's own there too.
+ */
+export function productEnvOverInherited(): Record<string, string | undefined> {
+  return { MALLOC_ARENA_MAX: undefined, ...productEnv() };
+}

@@ -72,7 +72,8 @@ export class RpcChild {
   /** Forks a TypeScript helper under bench/children through tsx. */
   static start(
     script: string,
-    options: { env?: Record<string, string>; execArgv?: string[] } = {},
+    // An undefined value removes the variable from what the child inherits.
+    options: { env?: Record<string, string | undefined>; execArgv?: string[] } = {},
   ): RpcChild {
     const path = fileURLToPath(new URL(`../children/${script}`, import.meta.url));
     const child = fork(path, [], {

@@ -10,6 +10,7 @@ import {
   gatewayEnv,
   OWNERS,
   PRODUCT_NODE_FLAGS,
+  productEnv,
   STREAM_OBJECT_BYTES,
   tokenFor,
 } from './config.js';
@@ -67,6 +68,8 @@ export function startCeiling(
 /** The bare servers' settings: a 302 to a fixture URL, a relay of the fixture, Redis and SQL. */
 export function bareServersEnv(e: Endpoints): Record<string, string> {
   return {
+    // The same environment as the servers they are compared with.
+    ...productEnv(),
     REDIRECT_LOCATION: `http://${e.cosHost}/b/bench/1.png?q-sign-algorithm=sha1&q-signature=0123456789abcdef0123456789abcdef01234567`,
     RELAY_ORIGIN: `http://${e.cosHost}`,
     REDIS_URL: e.redisUrl,

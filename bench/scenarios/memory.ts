@@ -7,7 +7,7 @@ import {
   isPgliteTemplate,
 } from '../../server/src/db/pglite-init.js';
 import { type Bench, fetchPage, PAGE_QUERY, type Section } from '../lib/bench.js';
-import { GATEWAY_KEYS as k, productEnv } from '../lib/config.js';
+import { GATEWAY_KEYS as k, productEnv, productEnvOverInherited } from '../lib/config.js';
 import { memoryOf, sleep, startNode } from '../lib/processes.js';
 import { infoNumber } from '../lib/redis.js';
 import { mean } from '../lib/stats.js';
@@ -99,9 +99,9 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
     // without one, the first start runs initdb in a child process.
     const fromTemplate = isPgliteTemplate(defaultPgliteTemplate());
     const t = Date.now();
-    // As `npm start` runs it: without the server's V8 flags (PRODUCT_NODE_FLAGS), which cost the
-    // embedded start ~40 MiB of peak RSS (480-515 against 432-459 MiB, 18:10 UTC), and with its
-    // environment (PRODUCT_ENV).
+    // As `npm start` runs it: with the server's environment (PRODUCT_ENV) but without its V8 flags
+    // (PRODUCT_NODE_FLAGS), which cost the embedded start ~40 MiB of peak RSS when it was measured
+    // with glibc's default arenas (480-515 against 432-459 MiB, 2026-12-01 18:10 UTC).
     const gw = await startNode('embedded', ['server/dist/main.js'], {
       ...productEnv(),
       DATA_DIR: dataDir,
@@ -121,7 +121,12 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
     await gw.stop();
     // A first start without the build's template runs initdb in a child process that exits
     // before the gateway opens the database: its own peak, measured the same way on a fresh dir.
-    const initPeakMiB = (await initPgliteCluster(path.join(dataDir, 'initdb-alone'), null))?.childPeakMiB;
+    // The child inherits its server's environment, here the bench's: given PRODUCT_ENV for it.
+    const initPeakMiB = (
+      await withEnv(productEnvOverInherited(), () =>
+        initPgliteCluster(path.join(dataDir, 'initdb-alone'), null),
+      )
+    )?.childPeakMiB;
     const how = fromTemplate
       ? "the cluster copied from the build's template, no child process"
       : "no build's template: initdb in a child process first";
@@ -146,5 +151,22 @@ export async function embeddedStart(settings: Pick<Bench, 'log'>): Promise<Secti
     };
   } finally {
     await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `fn` with `vars` in this process's environment (undefined: unset), then puts it back. */
+async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  const apply = (v: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(v)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(vars);
+  try {
+    return await fn();
+  } finally {
+    apply(saved);
   }
 }

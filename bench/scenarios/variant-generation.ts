@@ -1,5 +1,5 @@
 import type { Bench, Section } from '../lib/bench.js';
-import { productEnv } from '../lib/config.js';
+import { productEnvOverInherited } from '../lib/config.js';
 import { run } from '../lib/processes.js';
 import { RpcChild } from '../lib/rpc.js';
 import { median } from '../lib/stats.js';
@@ -22,7 +22,7 @@ interface ChildResult {
  */
 export async function variantGeneration(settings: Pick<Bench, 'quick' | 'log'>): Promise<Section> {
   // With the server's environment (PRODUCT_ENV): the arenas its libvips threads allocate from.
-  const child = RpcChild.start('variant-generation.ts', { env: productEnv() });
+  const child = RpcChild.start('variant-generation.ts', { env: productEnvOverInherited() });
   try {
     // All threads of the helper on CPU 0: libvips' worker threads and libuv's pool too.
     await run('taskset', ['-a', '-cp', '0', String(child.pid)]);
