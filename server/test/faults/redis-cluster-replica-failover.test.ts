@@ -33,7 +33,18 @@ describe('fault: a Redis Cluster master SIGKILLed, its replica promoted, under l
   });
 
   it('answers every query through the failover, then reads the cache from the promoted replica', async () => {
-    const { masters, replicaOf } = await cluster.topology();
+    // With a 1 s cluster-node-timeout, a node busy while the stack started can be marked `fail?`
+    // for a moment (CI on fb4a404 read 2 masters here): wait until all six are seen as healthy.
+    let topology = await cluster.topology();
+    await until(
+      'three healthy masters, each with a replica',
+      async () => {
+        topology = await cluster.topology();
+        return topology.masters.length === 3 && topology.replicaOf.size === 3;
+      },
+      15_000,
+    );
+    const { masters, replicaOf } = topology;
     expect(masters).toHaveLength(3);
     expect(replicaOf.size).toBe(3);
     const victim = masters[1]!;

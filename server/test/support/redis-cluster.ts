@@ -52,27 +52,34 @@ export class LocalRedisCluster {
     const ports: number[] = [];
     for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
     const c = new LocalRedisCluster(ports, dir, opts.nodeTimeoutMs ?? 2000);
-    for (const p of ports) await c.startNode(p);
-    // Created on the real ports (redis-cli derives the bus port from the address it is given).
-    await run('redis-cli', [
-      '--cluster',
-      'create',
-      ...ports.map((p) => `127.0.0.1:${p}`),
-      '--cluster-replicas',
-      String(replicas),
-      '--cluster-yes',
-    ]);
-    await c.waitHealthy();
-    if (replicas > 0) await c.waitReplicasSynced(masters * replicas);
-    if (opts.countOnTheWire) {
-      for (const p of ports) c.proxies.set(p, await CountingProxy.start('redis', '127.0.0.1', p));
-      for (const p of ports) {
-        const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
-        r.on('error', () => {});
-        await r.config('SET', 'cluster-announce-port', String(c.proxies.get(p)!.port));
-        r.disconnect();
+    // A start that fails half-way (a node that cannot bind, a cluster that never turns healthy)
+    // stops the nodes it started instead of leaving them running.
+    try {
+      for (const p of ports) await c.startNode(p);
+      // Created on the real ports (redis-cli derives the bus port from the address it is given).
+      await run('redis-cli', [
+        '--cluster',
+        'create',
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ]);
+      await c.waitHealthy();
+      if (replicas > 0) await c.waitReplicasSynced(masters * replicas);
+      if (opts.countOnTheWire) {
+        for (const p of ports) c.proxies.set(p, await CountingProxy.start('redis', '127.0.0.1', p));
+        for (const p of ports) {
+          const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
+          r.on('error', () => {});
+          await r.config('SET', 'cluster-announce-port', String(c.proxies.get(p)!.port));
+          r.disconnect();
+        }
+        await c.waitAnnounced();
       }
-      await c.waitAnnounced();
+    } catch (err) {
+      await c.stop();
+      throw err;
     }
     return c;
   }
