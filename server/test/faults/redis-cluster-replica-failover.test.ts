@@ -35,7 +35,7 @@ describe('fault: a Redis Cluster master SIGKILLed, its replica promoted, under l
   it('answers every query through the failover, then reads the cache from the promoted replica', async () => {
     // With a 1 s cluster-node-timeout, a node busy while the stack started can be marked `fail?`
     // for a moment (CI on fb4a404 read 2 masters here): wait until all six are seen as healthy.
-    let topology = await cluster.topology();
+    let topology!: Awaited<ReturnType<LocalRedisCluster['topology']>>;
     await until(
       'three healthy masters, each with a replica',
       async () => {
