@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../server/src/config.js';
 import { type Container, createContainer } from '../../server/src/container.js';
@@ -42,4 +43,12 @@ export async function openMicroContainer(): Promise<{ c: Container; close: () =>
       await r.quit();
     },
   };
+}
+
+/** A page of `size` never-seen images as the URL service is asked for them. */
+export function newPage(size = 100): { id: string; key: string; minTtl: number }[] {
+  return Array.from({ length: size }, () => {
+    const id = randomUUID();
+    return { id, key: `u/bench/${id}.jpg`, minTtl: 60 };
+  });
 }

@@ -1,15 +1,11 @@
 // Micro-measure: CPU per warm URL of UrlService.resolveMany (one MGET of 100 cached URLs), in
 // process against the local Redis (and PostgreSQL: BENCH_DATABASE_URL, default the test database).
 // `npx tsx bench/tools/warm-url-micro.ts [iterations]`.
-import { randomUUID } from 'node:crypto';
-import { openMicroContainer } from '../lib/micro-container.js';
+import { newPage, openMicroContainer } from '../lib/micro-container.js';
 
 const iterations = Number(process.argv[2] ?? 3000);
 const { c, close } = await openMicroContainer();
-const reqs = Array.from({ length: 100 }, () => {
-  const id = randomUUID();
-  return { id, key: `u/bench/${id}.jpg`, minTtl: 60 };
-});
+const reqs = newPage();
 await c.urls.resolveMany(reqs); // sign + write back
 await new Promise((r) => setTimeout(r, 200));
 for (let i = 0; i < 300; i++) await c.urls.resolveMany(reqs);
