@@ -5,12 +5,19 @@ import { digest, fixedHmac } from './fixed-hmac.js';
 const hex = (n: number) => randomBytes(n).toString('hex').slice(0, n);
 
 describe('digest', () => {
-  it.each(['sha1', 'sha256'] as const)('is %s as createHash computes it, as hex and as bytes', (name) => {
-    for (const data of ['', 'get\n/u/a b/ü.jpg\n', Buffer.from([0, 255, 128])]) {
-      expect(digest(name, data, 'hex')).toBe(createHash(name).update(data).digest('hex'));
-      expect(digest(name, data, 'buffer').equals(createHash(name).update(data).digest())).toBe(true);
-    }
-  });
+  it.each(['sha1', 'sha256'] as const)(
+    'is %s as createHash computes it, as hex, latin1 and bytes',
+    (name) => {
+      for (const data of ['', 'get\n/u/a b/ü.jpg\n', Buffer.from([0, 255, 128])]) {
+        expect(digest(name, data, 'hex')).toBe(createHash(name).update(data).digest('hex'));
+        // A byte a character: the HMAC writes it back into its buffer as bytes.
+        expect(
+          Buffer.from(digest(name, data, 'latin1'), 'latin1').equals(createHash(name).update(data).digest()),
+        ).toBe(true);
+        expect(digest(name, data, 'buffer').equals(createHash(name).update(data).digest())).toBe(true);
+      }
+    },
+  );
 });
 
 describe('fixedHmac', () => {
