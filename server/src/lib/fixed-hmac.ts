@@ -7,23 +7,32 @@ export type HashName = 'sha1' | 'sha256';
 const DIGEST_BYTES: Record<HashName, number> = { sha1: 20, sha256: 32 };
 const BLOCK = 64;
 
+type Digest = {
+  (name: HashName, data: string | Buffer, encoding: 'hex' | 'latin1'): string;
+  (name: HashName, data: string | Buffer, encoding: 'buffer'): Buffer;
+};
+
+/** `digest` on a Node without crypto.hash (before 20.12): a Hash object per digest. */
+export const digestByCreateHash: Digest = (
+  name: HashName,
+  data: string | Buffer,
+  encoding: 'hex' | 'latin1' | 'buffer',
+) => {
+  const hash = createHash(name).update(data);
+  return (encoding === 'buffer' ? hash.digest() : hash.digest(encoding as 'hex')) as string & Buffer;
+};
+
 /**
  * One-shot digest (crypto.hash, Node ≥ 20.12); createHash on older Nodes. For the short inputs of
  * URL signing it is about twice as fast as createHash, and it leaves no Hash object behind: a
  * Hash is a stream with a native handle, which the collector must treat as a weak handle, and a
  * page of 100 cold URLs made 200 of them (docs/benchmarks.md, finding 31).
  */
-export const digest: {
-  (name: HashName, data: string | Buffer, encoding: 'hex' | 'latin1'): string;
-  (name: HashName, data: string | Buffer, encoding: 'buffer'): Buffer;
-} =
+export const digest: Digest =
   typeof crypto.hash === 'function'
     ? (name: HashName, data: string | Buffer, encoding: 'hex' | 'latin1' | 'buffer') =>
         crypto.hash(name, data, encoding as 'hex') as string & Buffer
-    : (name: HashName, data: string | Buffer, encoding: 'hex' | 'latin1' | 'buffer') => {
-        const hash = createHash(name).update(data);
-        return (encoding === 'buffer' ? hash.digest() : hash.digest(encoding as 'hex')) as string & Buffer;
-      };
+    : digestByCreateHash;
 
 /**
  * HMAC over messages that share a fixed head and end in a tail of one fixed length (a hex digest,
