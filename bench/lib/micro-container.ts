@@ -45,10 +45,23 @@ export async function openMicroContainer(): Promise<{ c: Container; close: () =>
   };
 }
 
+type Page = { id: string; key: string; minTtl: number }[];
+
 /** A page of `size` never-seen images as the URL service is asked for them. */
-export function newPage(size = 100): { id: string; key: string; minTtl: number }[] {
+export function newPage(size = 100): Page {
   return Array.from({ length: size }, () => {
     const id = randomUUID();
     return { id, key: `u/bench/${id}.jpg`, minTtl: 60 };
   });
+}
+
+/**
+ * The pages a micro-measure asks for, `count` requests of them: `warm` (asked first, to cache it)
+ * and `at(i)`, the i-th request's page: a page never seen before each time when cold, `warm`
+ * again and again when warm.
+ */
+export function pageSequence(mode: 'cold' | 'warm', count: number): { warm: Page; at: (i: number) => Page } {
+  const pages = Array.from({ length: count + 1 }, () => newPage());
+  const warm = pages[0]!;
+  return { warm, at: (i) => (mode === 'cold' ? pages[i + 1]! : warm) };
 }

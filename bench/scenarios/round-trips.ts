@@ -158,7 +158,8 @@ export async function roundTrips(b: Bench): Promise<Section> {
           // Each write-back's first image: on the page? its step at the caching request and at
           // the end; how many URLs it stored, and whether a refresh sweep wrote it (run AF and the
           // partial run of 2026-12-05 05:20 in docs/benchmarks-history.md: one write-back against
-          // no step turn). The gateway's own counts tell a page that missed from a failed cache read.
+          // no step turn). The gateway's own counts tell a page that missed from a failed cache
+          // read.
           written: warm.urlWrites.map((w) => ({
             ...w,
             onPage: pageIds.includes(w.id),

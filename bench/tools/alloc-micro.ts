@@ -8,7 +8,7 @@
 // `npx tsx bench/tools/alloc-micro.ts [pages] [cold|warm] [top]`. The figures are samples (one
 // per 512 bytes on average): a function below ~1 KiB a page is noise.
 import { Session } from 'node:inspector/promises';
-import { newPage, openMicroContainer } from '../lib/micro-container.js';
+import { openMicroContainer, pageSequence } from '../lib/micro-container.js';
 
 const pages = Number(process.argv[2] ?? 300);
 const mode = process.argv[3] ?? 'cold';
@@ -22,9 +22,7 @@ interface SampleNode {
 }
 
 const { c, close } = await openMicroContainer();
-const cold = Array.from({ length: pages + 201 }, () => newPage());
-const warm = cold[0]!;
-const pageAt = (i: number) => (mode === 'cold' ? cold[i + 1]! : warm);
+const { warm, at: pageAt } = pageSequence(mode, pages + 200);
 // As the server does it: the write-back goes out after the page's answer (signer.ts).
 const run = async (i: number) => {
   await c.urls.resolveMany(pageAt(i));

@@ -4,7 +4,7 @@
 // `npx tsx bench/tools/cold-url-micro.ts [pages] [cold|warm]`. OFF=write,publish,access,telemetry,signed
 // replaces those parts with no-ops, to see what each costs (an experiment: it reaches into the
 // service's private dependencies). Its keys are removed at the end.
-import { newPage, openMicroContainer } from '../lib/micro-container.js';
+import { openMicroContainer, pageSequence } from '../lib/micro-container.js';
 
 const pages = Number(process.argv[2] ?? 1000);
 const mode = process.argv[3] ?? 'cold';
@@ -23,9 +23,7 @@ if (off.has('access'))
 if (off.has('telemetry')) Object.assign(d.telemetry!, { resolved: () => {}, variants: () => {} });
 if (off.has('signed')) Object.assign(signerDeps.telemetry!, { signed: () => {} });
 
-const cold = Array.from({ length: pages + 200 }, () => newPage());
-const warm = cold[0]!;
-const next = (i: number) => (mode === 'cold' ? cold[i + 1]! : warm);
+const { warm, at: next } = pageSequence(mode, pages + 199);
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 await c.urls.resolveMany(warm);
 await settle(200);
