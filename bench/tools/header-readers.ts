@@ -9,12 +9,8 @@
  * image-size is loaded only if it is installed (it is no longer a dependency of the server).
  */
 import sharp, { type Sharp } from 'sharp';
-import {
-  inspectImage,
-  inspectUpload,
-  SNIFF_FIRST_BYTES,
-  UploadBody,
-} from '../../server/src/images/upload.js';
+import { inspectImage, inspectUpload, UploadBody } from '../../server/src/images/upload.js';
+import { SNIFF_FIRST_BYTES } from '../../server/src/uploads/sniff.js';
 
 type Reader = (head: Buffer, file: Blob) => Promise<{ width: number; height: number } | string>;
 

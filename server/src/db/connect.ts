@@ -8,20 +8,8 @@ import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
 import { REQUEST_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
-import type { Database } from './types.js';
+import type { Database, Db } from './types.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
-
-export interface Db {
-  readonly kind: 'postgres' | 'pglite';
-  readonly kysely: Kysely<Database>;
-  /**
-   * PostgreSQL: where to open a connection of one's own, outside the pool (what needs a session
-   * of its own and no statement timeout: db/work-list-indexes.ts).
-   */
-  readonly connectionString?: string;
-  ping(): Promise<void>;
-  close(): Promise<void>;
-}
 
 export interface DbOptions {
   /** Unset: embedded PGlite under `${dataDir}/pglite`. */

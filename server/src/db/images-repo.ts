@@ -1,8 +1,7 @@
 import { CompiledQuery, type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import { BoundedMap } from '../lib/bounded-map.js';
-import type { Db } from './connect.js';
 import { primaryReads, type ReadRouting } from './read-routing.js';
-import type { Database, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
+import type { Database, Db, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
 import {
   ANIMATION_UNKNOWN_INDEX,
   type EnsureOptions,

@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Selectable } from 'kysely';
+import type { ColumnType, Generated, Kysely, Selectable } from 'kysely';
 
 /** Who may read an image by id: its owner and admins (private), or every viewer (public). */
 export type ImageVisibility = 'private' | 'public';
@@ -66,4 +66,17 @@ export interface ImageRow {
    */
   animated: boolean | null;
   createdAt: Date;
+}
+
+/** An open database (db/connect.ts opens one): PostgreSQL through a pool, or embedded PGlite. */
+export interface Db {
+  readonly kind: 'postgres' | 'pglite';
+  readonly kysely: Kysely<Database>;
+  /**
+   * PostgreSQL: where to open a connection of one's own, outside the pool (what needs a session
+   * of its own and no statement timeout: db/work-list-indexes.ts).
+   */
+  readonly connectionString?: string;
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }

@@ -1,8 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
-import type { Db } from './connect.js';
-import type { Database } from './types.js';
+import type { Database, Db } from './types.js';
 import { isDatabaseUnavailable } from './unavailable.js';
 
 /**

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerCredential } from '../auth/viewer.js';
 import type { Config } from '../config.js';
-import type { Db } from '../db/connect.js';
+import type { Db } from '../db/types.js';
 import { unauthenticated } from '../errors/index.js';
 import { withDeadline } from '../lib/late-timer.js';
 import type { Metrics } from '../metrics.js';

@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type Storage, StorageError } from '../storage/storage.js';
 import { isAnimated } from '../uploads/dimensions.js';
-import { SNIFF_FIRST_BYTES } from './upload.js';
+import { SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
 
 /**
  * What became of one row: `animated` or `still` (recorded; never looked at again), or `failed`

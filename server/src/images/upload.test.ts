@@ -13,7 +13,8 @@ import {
   withExifOrientation,
 } from '../../test/fixtures/images.js';
 import { AppError } from '../errors/index.js';
-import { inspectUpload, SNIFF_FIRST_BYTES, SNIFF_MAX_BYTES, UploadBody } from './upload.js';
+import { SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
+import { inspectUpload, SNIFF_MAX_BYTES, UploadBody } from './upload.js';
 
 const KB = 1024;
 const MB = 1024 * KB;

@@ -26,7 +26,7 @@ import {
   readStoredDimensions,
   turned,
 } from '../uploads/dimensions.js';
-import { detectFormat, FORMATS, type ImageFormat } from '../uploads/sniff.js';
+import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
 import type { Placeholders } from './placeholders.js';
 import type { VariantCatalog } from './variants.js';
 
@@ -54,11 +54,6 @@ export interface UploadDeps {
 /** Every uploaded object's key starts with this (the orphan sweep lists exactly these). */
 export const UPLOAD_KEY_PREFIX = 'u/';
 
-/**
- * The first read of an upload for sniffing. Enough for every header reader but JPEG's and AVIF's:
- * PNG needs 33 bytes, GIF 13, WebP 30, the type sniff 4 KB and the SVG size reader its first 64 KB.
- */
-export const SNIFF_FIRST_BYTES = 64 * 1024;
 /**
  * How far into a file the header is looked for. JPEG's frame header comes after every APPn
  * segment (EXIF with its thumbnail, ICC profiles, XMP; phone cameras put depth maps there), and

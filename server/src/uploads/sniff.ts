@@ -23,6 +23,13 @@ export const FORMATS: Record<ImageFormat, { contentType: string; ext: string; la
  */
 export const SNIFF_BYTES = 4096;
 
+/**
+ * The first read of an upload (images/upload.ts) and of a stored PNG's head (the animation
+ * backfill). Enough for every header reader but JPEG's and AVIF's: PNG needs 33 bytes, GIF 13,
+ * WebP 30, the type sniff SNIFF_BYTES and the SVG size reader its first 64 KB.
+ */
+export const SNIFF_FIRST_BYTES = 64 * 1024;
+
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const AVIF_BRANDS = new Set(['avif', 'avis']);
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Clock } from '../../src/clock.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Container, createContainer } from '../../src/container.js';
-import type { Db } from '../../src/db/connect.js';
+import type { Db } from '../../src/db/types.js';
 import { createHttpApp, type HttpApp } from '../../src/http/app.js';
 import type { RedisClient } from '../../src/redis/connect.js';
 import type { Storage } from '../../src/storage/storage.js';
