@@ -4,6 +4,7 @@ import { type Config, ConfigError, loadConfig } from './config.js';
 import { createContainer } from './container.js';
 import { DirLockedError } from './db/dir-lock.js';
 import { seedDemoPhotos } from './demo-photos.js';
+import { logAcceptErrors } from './http/accept-errors.js';
 import { createHttpApp } from './http/app.js';
 import { gracefulShutdown } from './http/graceful-shutdown.js';
 
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
     await c.close().catch(() => {});
     process.exit(failed.exitCode);
   }
+  logAcceptErrors(server, logger);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   logger.info(
