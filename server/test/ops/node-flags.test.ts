@@ -13,7 +13,7 @@ describe('Node.js flags and environment of the gateway', () => {
     const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
-    expect(pkg.scripts['start']).toContain('node server/dist/main.js');
+    expect(pkg.scripts['start']).toContain('exec node server/dist/main.js');
     const dockerfile = await readFile(path.join(root, 'Dockerfile'), 'utf8');
     const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
     expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...PRODUCT_NODE_FLAGS, 'server/dist/main.js']);
@@ -40,7 +40,7 @@ describe('Node.js flags and environment of the gateway', () => {
     for (const [name, value] of Object.entries(PRODUCT_ENV)) {
       expect(envPairs.get(name), `Dockerfile ENV ${name}`).toBe(value);
       // A value the user set wins over npm start's.
-      expect(pkg.scripts['start']).toContain(`${name}=\${${name}:-${value}} node server/dist/main.js`);
+      expect(pkg.scripts['start']).toContain(`${name}=\${${name}:-${value}} exec node server/dist/main.js`);
     }
   });
 });

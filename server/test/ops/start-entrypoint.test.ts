@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { freePort } from '../support/ports.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -247,6 +247,60 @@ describe('the npm start entry point (node server/dist/main.js)', () => {
     expect((await away.exited).code, away.output()).toBe(78);
     expect(away.output()).toMatch(/cannot listen on PORT=\d+ on HOST=192\.0\.2\.1: HOST is not an address/);
     expect(away.output()).not.toMatch(/\n\s+at /);
+  }, 120_000);
+
+  it('npm start: a SIGTERM to the script stops the server, which shuts down cleanly', async () => {
+    // npm runs a script as `sh -c <script>` and forwards SIGTERM and SIGINT to that shell only.
+    // A shell waiting for node dies of the signal and leaves node running on its own, holding
+    // the port and DATA_DIR's lock; the script execs node, so the signal reaches it. The build
+    // that runs first is left out here (it would rewrite server/dist under the other tests).
+    const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    const build = 'npm run build && ';
+    expect(pkg.scripts['start']!.startsWith(build)).toBe(true);
+    const port = String(await freePort());
+    const child = spawn('sh', ['-c', pkg.scripts['start']!.slice(build.length)], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: os.tmpdir(),
+        PORT: port,
+        DATA_DIR: await newDataDir(),
+        SEED_DEMO: 'false',
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // A group of its own: should node outlive the shell (the defect this checks), the test
+      // still stops it, by the group, whatever the assertions said.
+      detached: true,
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    child.stderr!.on('data', (d) => {
+      out += d;
+    });
+    onTestFinished(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone: every process of it exited
+      }
+    });
+    const s: Started = {
+      child,
+      url: `http://127.0.0.1:${port}`,
+      output: () => out,
+      exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))),
+    };
+    running.push(s);
+    await waitListening(s, 60_000);
+    await stop(s);
+    expect(s.output()).toContain('"msg":"stopped"');
+    // Nothing answers on the port any more: no server was left behind.
+    await expect(fetch(`${s.url}/healthz`)).rejects.toThrow();
   }, 120_000);
 
   it('refuses a bad configuration with a message naming the variable', async () => {
