@@ -119,6 +119,12 @@ export function urlIdOf(imageId: string, variant: Variant | undefined): string {
   return variant ? `${imageId}~${variant.key}` : imageId;
 }
 
+/** The image a url-cache id is of (its variant, if any, left out unparsed). */
+export function imageIdOf(urlId: string): string {
+  const t = urlId.indexOf('~');
+  return t < 0 ? urlId : urlId.slice(0, t);
+}
+
 /** Splits a url-cache id back into the image id and the variant (undefined for the original). */
 export function splitUrlId(urlId: string): { imageId: string; variant: Variant | undefined } | null {
   const t = urlId.indexOf('~');

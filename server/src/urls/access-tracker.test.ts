@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../clock.js';
 import { createLogger } from '../logger.js';
+import { urlIdOf, variantOf } from '../storage/variant.js';
 import { AccessTracker } from './access-tracker.js';
 import { MemoryUrlStore } from './memory-store.js';
 import { type AccessDelta, UnknownOutcomeError } from './store.js';
@@ -95,5 +96,37 @@ describe('AccessTracker subscribed ids', () => {
     // Marked with the flush's time: inside any live window longer than the period.
     const at = (await store.status(['id-0', 'new'])).map((s) => s.lastAccessAt);
     expect(at).toEqual([clock.now(), clock.now()]);
+  });
+});
+
+describe('AccessTracker usage', () => {
+  it('counts an image once among the unique images, however many of its variants were asked for', async () => {
+    const clock = new FakeClock();
+    const store = new RecordingStore(clock, 10_000);
+    const flushed: Set<string>[] = [];
+    const tracker = new AccessTracker({
+      counters: store,
+      logger: quiet,
+      clock,
+      usage: async (c) => {
+        flushed.push(c.imageIds);
+      },
+    });
+    const thumb = variantOf({ width: 320, height: 320, fit: 'cover', format: 'webp', quality: 75 });
+    const medium = variantOf({
+      width: 1280,
+      height: undefined,
+      fit: 'inside',
+      format: undefined,
+      quality: undefined,
+    });
+    // A page of two images with a thumb and a srcset each, and a third asked for as a thumb only.
+    const page = ['a', 'b'].flatMap((id) => [id, urlIdOf(id, thumb), urlIdOf(id, medium)]);
+    tracker.record([...page, urlIdOf('c', thumb)], clock.now(), 0, 7);
+    await tracker.flush();
+    expect(flushed).toHaveLength(1);
+    expect([...flushed[0]!].sort()).toEqual(['a', 'b', 'c']);
+    // Access counts stay per URL: each variant's URL is refreshed on its own.
+    expect((await store.status([urlIdOf('a', thumb), 'a'])).map((s) => s.accessCount)).toEqual([1, 1]);
   });
 });

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
+import { imageIdOf } from '../storage/variant.js';
 import { type AccessCounters, type AccessDelta, UnknownOutcomeError } from './store.js';
 
 /** Counters gathered in process between two flushes (URL stats are built from these). */
@@ -114,8 +115,12 @@ export class AccessTracker {
   private async doFlush(): Promise<void> {
     const now = this.d.clock.now();
     // The distinct images asked for since the last flush are the pending ones (before the
-    // subscribed ones join them below): taken here once, not kept in a set per URL served.
-    this.usage.imageIds = new Set(this.pending.keys());
+    // subscribed ones join them below): taken here once, not kept in a set per URL served. A
+    // pending id may be a variant's (`<image id>~<variant>`): it counts as its image, or a page
+    // of thumbs and srcsets would count each image three times.
+    const imageIds = new Set<string>();
+    for (const id of this.pending.keys()) imageIds.add(imageIdOf(id));
+    this.usage.imageIds = imageIds;
     // Every subscribed id every second was 10,000 meta writes and ZADD members a second for 10,000
     // subscriptions (Redis and this node share the cores with the fan-out): once a period is
     // enough to stay inside the live window. A failed write is kept in `pending` below.
