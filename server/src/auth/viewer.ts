@@ -42,6 +42,15 @@ export const VIEWER_ID_RULE = '1-128 of [A-Za-z0-9._@:|-]';
 
 /** The characters of a JWT (base64url segments and dots; a few more that some issuers pad with). */
 const JWT_CHARS = /^[A-Za-z0-9._~+/=-]+$/;
+const NOT_A_JWT = 'The bearer token is not a JWT (three base64url parts separated by dots)';
+
+/** A signed JWT's shape: its characters, and three parts (header, payload, signature). */
+function isJwtShaped(token: string): boolean {
+  if (!JWT_CHARS.test(token)) return false;
+  let dots = 0;
+  for (let i = 0; i < token.length; i++) if (token.charCodeAt(i) === 46) dots++;
+  return dots === 2;
+}
 
 /**
  * The credential of an `Authorization: Bearer <credential>` header, or undefined for another
@@ -93,7 +102,10 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     // never quietly downgraded to anonymous reads.
     if (anonymous && (authorization === null || authorization === undefined)) return ANONYMOUS_VIEWER;
     const token = bearerCredential(authorization);
-    if (token === undefined || !JWT_CHARS.test(token)) throw unauthenticated(BEARER_REQUIRED);
+    if (token === undefined) throw unauthenticated(BEARER_REQUIRED);
+    // Said apart from a missing token: a client that sent something (a pasted session id, a
+    // token cut short, two tokens) learns what is wrong with it, and nothing about our keys.
+    if (!isJwtShaped(token)) throw unauthenticated(NOT_A_JWT);
     const known = verified.get(token);
     if (known) {
       if (Date.now() < known.until) return known.viewer;

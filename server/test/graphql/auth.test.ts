@@ -24,20 +24,30 @@ describe('authentication: a bearer JWT signed with AUTH_JWT_SECRET', () => {
 
   const VIEWER = '{ viewer { id isAdmin } }';
 
-  async function expectUnauthenticated(authorization: string | undefined, label: string) {
+  async function expectUnauthenticated(authorization: string | undefined, label: string, message?: string) {
     const res = await gqlAuthorized(h, VIEWER, {}, authorization);
     expect(res.body!.data ?? null, label).toBeNull();
     expect(res.codes, label).toEqual(['UNAUTHENTICATED']);
     expect(res.status, label).toBeLessThan(500);
+    if (message !== undefined) expect(res.body!.errors![0]!.message, label).toBe(message);
   }
 
-  it('missing or malformed credentials', async () => {
-    await expectUnauthenticated(undefined, 'missing');
-    await expectUnauthenticated('Bearer', 'empty bearer');
-    await expectUnauthenticated('Bearer not-a-jwt', 'not a jwt');
-    await expectUnauthenticated('Bearer a.b.c', 'three garbage parts');
-    await expectUnauthenticated(`Basic ${Buffer.from('alice:pw').toString('base64')}`, 'basic auth');
-    await expectUnauthenticated(`Bearer ${'x'.repeat(8_000)}`, 'long garbage');
+  it('missing or malformed credentials, each told what is wrong', async () => {
+    const required = 'A bearer token is required (Authorization: Bearer <jwt>)';
+    const notJwt = 'The bearer token is not a JWT (three base64url parts separated by dots)';
+    const invalid = 'The bearer token is invalid or expired';
+    await expectUnauthenticated(undefined, 'missing', required);
+    await expectUnauthenticated('Bearer', 'empty bearer', required);
+    await expectUnauthenticated(
+      `Basic ${Buffer.from('alice:pw').toString('base64')}`,
+      'basic auth',
+      required,
+    );
+    await expectUnauthenticated('Bearer not a jwt', 'words pasted', notJwt);
+    await expectUnauthenticated('Bearer not-a-jwt', 'one part', notJwt);
+    await expectUnauthenticated('Bearer a.b', 'two parts', notJwt);
+    await expectUnauthenticated(`Bearer ${'x'.repeat(8_000)}`, 'long garbage', notJwt);
+    await expectUnauthenticated('Bearer a.b.c', 'three garbage parts', invalid);
   });
 
   it('wrong signature, expired, alg none, RS256, missing claims, bad subject', async () => {
