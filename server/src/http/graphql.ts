@@ -24,6 +24,7 @@ import { requestIdOf, useRequestId } from './plugins/use-request-id.js';
 import { useRequestParseErrors } from './plugins/use-request-parse-errors.js';
 import { MULTIPART_OVERHEAD_BYTES, useUploadLimits } from './plugins/use-upload-limits.js';
 import { createSseSubscriptions, type SseSubscriptions } from './sse-subscriptions.js';
+import { CSRF_HEADERS } from './yoga-error-codes.js';
 
 export type Yoga = YogaServerInstance<Record<string, never>, Context>;
 
@@ -114,7 +115,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       useGraphiqlHeaders(),
       useCSRFPrevention({
         // Not 'content-type': every simple cross-site form post carries one.
-        requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight'],
+        requestHeaders: [...CSRF_HEADERS],
       }),
       useErrorMetrics(d.metrics),
       useEndOnShutdown(shutdown?.signal, shutdown?.waiters),

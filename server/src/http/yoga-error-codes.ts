@@ -18,6 +18,17 @@ const BY_STATUS: Record<number, Failure> = {
 };
 
 /**
+ * The headers of which a GET or a form, multipart or text POST to /graphql must carry one (any
+ * value): a browser sends such a request cross-site without asking the server first (no CORS
+ * preflight), and a custom header is what it cannot add there.
+ */
+export const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight'] as const;
+
+/** yoga's CSRF refusal names no header; a curl user is told which one to send. */
+const YOGA_CSRF_MESSAGE = 'Required CSRF header(s) not present';
+const CSRF_MESSAGE = `A GET or a form, multipart or text POST to /graphql must carry the header ${CSRF_HEADERS[0]}: 1 (or ${CSRF_HEADERS[1]}: true), so that another site cannot make a browser send it`;
+
+/**
  * graphql-js' and yoga's own errors with a code of the error table. graphql-js reports parse,
  * validation and variable-coercion errors with no code at all: every one of them describes the
  * client's document or variables, so they are BAD_USER_INPUT (and keep the status yoga chose).
@@ -49,7 +60,9 @@ export function withTableCode(error: GraphQLError): GraphQLError {
   if (original && typeof original === 'object' && typeof original.message === 'string') {
     extensions['originalError'] = { name: original.name, message: `${original.message.slice(0, 120)}…` };
   }
-  return new GraphQLError(error.message, {
+  const message =
+    failure === 'FORBIDDEN' && error.message === YOGA_CSRF_MESSAGE ? CSRF_MESSAGE : error.message;
+  return new GraphQLError(message, {
     nodes: error.nodes,
     path: error.path,
     extensions: { http: { status: spec.status }, ...extensions, code: spec.graphqlCode ?? spec.code },

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, startHarness } from '../support/harness.js';
+import { signToken } from '../support/jwt.js';
 import { answer, postGraphql } from '../support/raw-graphql.js';
 
 describe('GraphQL over HTTP: request errors, CSRF, CORS (the development defaults)', () => {
@@ -19,9 +20,20 @@ describe('GraphQL over HTTP: request errors, CSRF, CORS (the development default
     const form = await postGraphql(h, 'query=%7Bviewer%7Bid%7D%7D', {
       'content-type': 'application/x-www-form-urlencoded',
     });
-    // CSRF prevention: a simple cross-site form post without the header is refused.
+    // CSRF prevention: a simple cross-site form post without the header is refused, and the
+    // refusal names the header a non-browser client (curl) should send.
     expect(form.status).toBe(403);
     expect(form.codes).toEqual(['FORBIDDEN']);
+    expect(form.body!.errors![0]!.message).toContain('x-graphql-yoga-csrf: 1');
+    const get = `${h.url}/graphql?query=${encodeURIComponent('{ viewer { id } }')}`;
+    const bare = await answer(await fetch(get));
+    expect(bare.status).toBe(403);
+    expect(bare.codes).toEqual(['FORBIDDEN']);
+    expect(bare.body!.errors![0]!.message).toContain('x-graphql-yoga-csrf: 1');
+    const authorization = `Bearer ${await signToken('alice')}`;
+    const told = await answer(await fetch(get, { headers: { 'x-graphql-yoga-csrf': '1', authorization } }));
+    expect(told.status).toBe(200);
+    expect(told.body!.data).toEqual({ viewer: { id: 'alice' } });
     const put = await answer(
       await fetch(`${h.url}/graphql`, {
         method: 'PUT',
