@@ -1,15 +1,10 @@
 import type { YogaServerOptions } from 'graphql-yoga';
+import { CSRF_HEADERS } from './yoga-error-codes.js';
 
 type CorsOption = YogaServerOptions<Record<string, never>, Record<string, never>>['cors'];
 
-/** Headers a browser client may send: auth and the two CSRF-prevention headers yoga accepts. */
-const ALLOWED_HEADERS = [
-  'authorization',
-  'content-type',
-  'accept',
-  'x-graphql-yoga-csrf',
-  'apollo-require-preflight',
-];
+/** Headers a browser client may send: auth and the CSRF-prevention headers yoga accepts. */
+const ALLOWED_HEADERS = ['authorization', 'content-type', 'accept', ...CSRF_HEADERS];
 
 /**
  * yoga's default CORS answers every origin (and allows credentials). Here: with no allow-list,
