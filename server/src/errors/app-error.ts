@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { bytesInWords } from '../lib/byte-size.js';
 import { ERROR_TABLE, type Failure, type FailureSpec } from './table.js';
 
 export interface AppErrorOptions {
@@ -88,7 +89,7 @@ export const internal = factory('INTERNAL_SERVER_ERROR', 'Unexpected error');
 
 export function payloadTooLarge(
   maxBytes: number,
-  message = `The file is larger than the upload limit of ${maxBytes} bytes`,
+  message = `The file is larger than the upload limit of ${bytesInWords(maxBytes)}`,
   options?: AppErrorOptions,
 ): AppError {
   return new AppError('PAYLOAD_TOO_LARGE', message, { ...options, details: { maxBytes } });

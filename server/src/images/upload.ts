@@ -13,6 +13,7 @@ import {
   payloadTooLarge,
 } from '../errors/index.js';
 import type { JobEngine } from '../jobs/job-engine.js';
+import { bytesInWords } from '../lib/byte-size.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
 import {
@@ -423,7 +424,7 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
     const left = Math.max(0, quotaBytes - used.bytes);
     throw payloadTooLarge(
       left,
-      `The file (${bytes} bytes) does not fit in what is left of the upload quota (${left} of ${quotaBytes} bytes)`,
+      `The file (${bytesInWords(bytes)}) does not fit in what is left of the upload quota (${bytesInWords(left)} of ${bytesInWords(quotaBytes)})`,
     );
   }
 }

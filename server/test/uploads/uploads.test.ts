@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NewImage } from '../../src/db/images-repo.js';
+import { bytesInWords } from '../../src/lib/byte-size.js';
 import { urlKeys } from '../../src/urls/redis-store.js';
 import {
   gifWithLateFrame,
@@ -122,6 +123,7 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
       const res = await leavesNothing(() => uploadFile(h, bytes, { name: 'big.png' }));
       expect(res.status).toBe(413);
       expect(res.errors![0]!.extensions).toEqual({ code: 'PAYLOAD_TOO_LARGE', maxBytes: MAX_BYTES });
+      expect(res.errors![0]!.message).toBe('The file is larger than the upload limit of 4 KiB (4,096 bytes)');
       // Exactly at the limit is fine (trailing bytes after IEND are tolerated).
       const ok = await uploadFile(h, Buffer.concat([PNG, Buffer.alloc(MAX_BYTES - PNG.length)]));
       expect(ok.errors).toBeUndefined();
@@ -681,6 +683,9 @@ describe('upload quota: UPLOAD_QUOTA_FILES and UPLOAD_QUOTA_BYTES', () => {
     const over = await uploadFile(h, tooBig);
     expect(codeOf(over)).toBe('PAYLOAD_TOO_LARGE');
     expect(over.errors![0]!.extensions!['maxBytes']).toBe(left);
+    expect(over.errors![0]!.message).toBe(
+      `The file (${bytesInWords(left + 1)}) does not fit in what is left of the upload quota (${bytesInWords(left)} of ${bytesInWords(QUOTA_BYTES)})`,
+    );
     expect(h.fixture!.objects.size).toBe(objects); // bob's in, a's out
 
     const fits = await uploadFile(h, Buffer.concat([PNG, Buffer.alloc(left - PNG.length)]));

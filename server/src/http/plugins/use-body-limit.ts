@@ -1,12 +1,13 @@
 import type { Plugin } from 'graphql-yoga';
 import { type AppError, badInput, payloadTooLarge } from '../../errors/index.js';
+import { bytesInWords } from '../../lib/byte-size.js';
 
 /**
  * The rest of a refused body is never read: the connection closes with the answer, so node does not
  * drain what is left (a declared gigabyte) and the client does not reuse a half-read socket.
  */
 export function bodyTooLarge(maxBytes: number): AppError {
-  return payloadTooLarge(maxBytes, `The request body is larger than ${maxBytes} bytes`, {
+  return payloadTooLarge(maxBytes, `The request body is larger than ${bytesInWords(maxBytes)}`, {
     requestLevel: true,
     headers: { connection: 'close' },
   });
