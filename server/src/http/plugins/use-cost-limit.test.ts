@@ -14,6 +14,9 @@ describe('operationCost', () => {
     expect(cost('{ images(first: 10) { edges { node { id } } } }')).toBe(1 + 10 * 3);
     // the schema default (24) when first is left out
     expect(cost('{ images { edges { node { id } } } }')).toBe(1 + 24 * 3);
+    // a page larger than any page may be costs like the largest: the resolver refuses it, saying
+    // the bound, rather than the cost limit saying 'too costly'
+    expect(cost('{ images(first: 100000) { edges { node { id } } } }')).toBe(1 + 100 * 3);
   });
 
   it('reads page sizes and id lists from variables, which a validation rule cannot see', () => {

@@ -16,6 +16,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { badInput } from '../../errors/index.js';
+import { MAX_PAGE_SIZE } from '../../schema/validate.js';
 
 /**
  * Upper bound on the fields one operation may resolve. The web app's gallery page of 100 costs
@@ -50,9 +51,11 @@ function listSize(
         : given.kind === Kind.VARIABLE
           ? variables?.[given.name.value]
           : valueFromAST(given, arg.type, variables ?? undefined);
-    // A wrong-typed value fails coercion later; it costs like one item here.
+    // A wrong-typed value fails coercion later; it costs like one item here. A page larger than
+    // any page may be costs like the largest: the resolver refuses it with a message naming the
+    // bound ('first must be between 1 and 100'), which says more than 'too costly'.
     if (page && typeof value === 'number' && Number.isFinite(value))
-      return { items: Math.max(1, value), perId: false };
+      return { items: Math.min(MAX_PAGE_SIZE, Math.max(1, value)), perId: false };
     if (ids && Array.isArray(value)) return { items: Math.max(1, value.length), perId: true };
   }
   return { items: 1, perId: false };
