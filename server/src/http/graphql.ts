@@ -9,7 +9,7 @@ import { type Context, contextOf, type SchemaServices } from '../schema/context.
 import { buildSchema } from '../schema/index.js';
 import { corsFor } from './cors.js';
 import { createErrorMask } from './error-mask.js';
-import { bundledGraphiql, useGraphiqlHeaders } from './graphiql.js';
+import { bundledGraphiql, useGraphiqlPage } from './graphiql.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { compiledOperations, useCompiledExecution } from './plugins/use-compiled-execution.js';
 import { useCostLimit } from './plugins/use-cost-limit.js';
@@ -67,6 +67,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
   const compiled = config.graphqlJit ? compiledOperations(logger) : undefined;
   const errors = createErrorMask(logger);
   const shutdown = options.shutdown && { signal: options.shutdown, waiters: abortWaiters(options.shutdown) };
+  const graphiql = bundledGraphiql();
   // yoga is made below with the fast path's recorder among its plugins; the fast path hands
   // requests to yoga. Each needs the other, so the fast path reaches yoga through this binding.
   let yoga: Yoga | undefined;
@@ -95,8 +96,9 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     landingPage: false,
     // GraphiQL is of no use without introspection, so GRAPHQL_INTROSPECTION switches both (off
     // in production unless set). The page is the bundled one: it loads nothing from the internet.
+    // useGraphiqlPage answers it compressed, with an ETag (graphiql.ts).
     graphiql: config.graphqlIntrospection ? { title: 'Signet' } : false,
-    renderGraphiQL: bundledGraphiql(),
+    renderGraphiQL: graphiql.render,
     cors: corsFor(config.corsOrigins),
     logging: {
       debug: (...a: unknown[]) => logger.debug(a.map(String).join(' ')),
@@ -112,7 +114,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     },
     plugins: [
       useRequestId(errors),
-      useGraphiqlHeaders(),
+      useGraphiqlPage(graphiql),
       useCSRFPrevention({
         // Not 'content-type': every simple cross-site form post carries one.
         requestHeaders: [...CSRF_HEADERS],

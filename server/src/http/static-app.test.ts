@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type CompressionCache, compress, createCompressionCache } from './compression.js';
 import { createStaticRoute, isInside } from './static-app.js';
 
 describe('isInside', () => {
@@ -112,5 +115,252 @@ describe('createStaticRoute: never serves a file outside the web root', () => {
       open = await openOnBig();
     }
     expect(open).toBe(0);
+  });
+});
+
+interface Raw {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One request with the headers exactly as given, the body as sent (node:http decodes nothing; fetch would). */
+function raw(
+  base: string,
+  target: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${target}`, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function decode(r: Raw): Buffer {
+  const coding = r.headers['content-encoding'];
+  if (coding === 'br') return brotliDecompressSync(r.body);
+  if (coding === 'gzip') return gunzipSync(r.body);
+  expect(coding).toBeUndefined();
+  return r.body;
+}
+
+/** Script-like text that compresses as a real bundle does (repetitive, not one byte repeated). */
+function script(lines: number): Buffer {
+  const out: string[] = [];
+  for (let i = 0; i < lines; i++) {
+    out.push(
+      `export function f${i}(a,b){return a*${i % 97}+b.map((x)=>x+"${(i * 7919) % 10007}").join(",")}`,
+    );
+  }
+  return Buffer.from(out.join('\n'));
+}
+
+describe('createStaticRoute: compressed answers', () => {
+  let dir: string;
+  let dist: string;
+  let server: Server;
+  let url: string;
+  const files = {
+    js: script(4000), // ~330 KB, as the app's main script
+    css: Buffer.from('.a{color:red}\n'.repeat(400)),
+    html: Buffer.from(`<!doctype html><title>app</title>${'<div class="row">cell</div>\n'.repeat(100)}`),
+    png: Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(8192, 0)]), // compressible bytes, but an image
+    woff2: Buffer.alloc(4096, 1),
+    tiny: Buffer.from('console.log("tiny")'),
+    noise: randomBytes(16 * 1024), // a text type whose bytes do not compress
+  };
+
+  const serve = async (options: Parameters<typeof createStaticRoute>[1] = {}) => {
+    const route = createStaticRoute(dist, options);
+    const s = createServer((req, res) => {
+      void route(req, res, new URL(req.url ?? '/', 'http://gateway.invalid'));
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return { server: s, url: `http://127.0.0.1:${(s.address() as AddressInfo).port}` };
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'signet-static-z-'));
+    dist = path.join(dir, 'dist');
+    await mkdir(path.join(dist, 'assets'), { recursive: true });
+    await writeFile(path.join(dist, 'index.html'), files.html);
+    await writeFile(path.join(dist, 'assets', 'index-abc.js'), files.js);
+    await writeFile(path.join(dist, 'assets', 'index-abc.css'), files.css);
+    await writeFile(path.join(dist, 'assets', 'logo.png'), files.png);
+    await writeFile(path.join(dist, 'assets', 'font.woff2'), files.woff2);
+    await writeFile(path.join(dist, 'assets', 'tiny.js'), files.tiny);
+    await writeFile(path.join(dist, 'assets', 'noise.js'), files.noise);
+    ({ server, url } = await serve());
+  });
+  afterAll(async () => {
+    await new Promise<void>((r) => server?.close(() => r()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    [undefined, 'identity'],
+    ['', 'identity'],
+    ['gzip, deflate, br', 'br'],
+    ['gzip, deflate', 'gzip'],
+    ['br', 'br'],
+    ['GZIP', 'gzip'],
+    ['x-gzip', 'gzip'],
+    ['deflate', 'identity'],
+    ['gzip;q=0', 'identity'],
+    ['gzip;q=0, deflate', 'identity'],
+    ['br;q=0, gzip;q=0', 'identity'],
+    ['*', 'br'],
+    ['*;q=0', 'identity'],
+    ['br;q=0, *', 'gzip'],
+    ['gzip, *;q=0', 'gzip'],
+    ['br;q=0.5, gzip', 'gzip'],
+    ['br;q=0.5, gzip;q=0.8', 'gzip'],
+    ['gzip;q=0.5, br;q=0.9', 'br'],
+    ['gzip ; q=1.000 , br ; Q=0.999', 'gzip'],
+    ['gzip;q=0.001', 'gzip'],
+    ['gzip;q=abc', 'identity'], // a malformed weight drops its entry
+    ['gzip;q=1.5', 'identity'],
+    ['br, br;q=0', 'identity'], // named twice: the refusal holds
+    ['identity', 'identity'],
+    ['identity, gzip;q=0.5', 'identity'],
+    ['identity;q=0.5, gzip', 'gzip'],
+    ['identity;q=0', 'identity'], // nothing else acceptable: sent as it is anyway, not a 406
+    ['identity;q=0, *;q=0', 'identity'],
+  ])('Accept-Encoding %j → %s, the file byte for byte, its length right', async (accept, want) => {
+    const r = await raw(
+      url,
+      '/assets/index-abc.js',
+      accept === undefined ? {} : { 'accept-encoding': accept },
+    );
+    expect(r.status).toBe(200);
+    expect(r.headers['content-encoding']).toBe(want === 'identity' ? undefined : want);
+    expect(r.headers.vary).toBe('Accept-Encoding');
+    expect(Number(r.headers['content-length'])).toBe(r.body.length);
+    expect(r.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(r.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(decode(r).equals(files.js)).toBe(true);
+    if (want !== 'identity') expect(r.body.length).toBeLessThan(files.js.length / 3);
+  });
+
+  it('index.html (a client-side route too) is compressed and keeps no-cache; the CSS is compressed', async () => {
+    for (const target of ['/', '/index.html', '/gallery']) {
+      const r = await raw(url, target, { 'accept-encoding': 'gzip, br' });
+      expect(r.headers['content-encoding'], target).toBe('br');
+      expect(r.headers['cache-control'], target).toBe('no-cache');
+      expect(decode(r).equals(files.html), target).toBe(true);
+    }
+    const css = await raw(url, '/assets/index-abc.css', { 'accept-encoding': 'gzip' });
+    expect(css.headers['content-encoding']).toBe('gzip');
+    expect(Number(css.headers['content-length'])).toBe(css.body.length);
+    expect(decode(css).equals(files.css)).toBe(true);
+  });
+
+  it('HEAD answers as GET does, without the body', async () => {
+    for (const accept of ['br', 'gzip', 'identity']) {
+      const get = await raw(url, '/assets/index-abc.js', { 'accept-encoding': accept });
+      const head = await raw(url, '/assets/index-abc.js', { 'accept-encoding': accept }, 'HEAD');
+      expect(head.status, accept).toBe(200);
+      expect(head.body.length, accept).toBe(0);
+      for (const h of ['content-encoding', 'content-length', 'content-type', 'vary', 'cache-control']) {
+        expect(head.headers[h], `${accept} ${h}`).toBe(get.headers[h]);
+      }
+    }
+  });
+
+  it('images, fonts, files under a kilobyte and bytes that do not compress go out as they are', async () => {
+    for (const [target, file, vary] of [
+      ['/assets/logo.png', files.png, undefined],
+      ['/assets/font.woff2', files.woff2, undefined],
+      ['/assets/tiny.js', files.tiny, undefined],
+      // worth trying by type and size, so the answer varies; br and gzip gain nothing on noise
+      ['/assets/noise.js', files.noise, 'Accept-Encoding'],
+    ] as const) {
+      for (const accept of ['gzip, br', '*']) {
+        const r = await raw(url, target, { 'accept-encoding': accept });
+        expect(r.status, target).toBe(200);
+        expect(r.headers['content-encoding'], target).toBeUndefined();
+        expect(r.headers.vary, target).toBe(vary);
+        expect(Number(r.headers['content-length']), target).toBe(file.length);
+        expect(r.body.equals(file), target).toBe(true);
+      }
+    }
+  });
+
+  it('no conditional answers: If-None-Match and If-Modified-Since still get the whole file', async () => {
+    const r = await raw(url, '/assets/index-abc.js', {
+      'accept-encoding': 'br',
+      'if-none-match': '*',
+      'if-modified-since': new Date(Date.now() + 86_400_000).toUTCString(),
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.etag).toBeUndefined();
+    expect(decode(r).equals(files.js)).toBe(true);
+  });
+
+  it('a file rewritten in place is compressed again, never served from its old version', async () => {
+    const file = path.join(dist, 'assets', 'rewritten.js');
+    await writeFile(file, script(100));
+    const first = await raw(url, '/assets/rewritten.js', { 'accept-encoding': 'gzip' });
+    expect(decode(first).equals(script(100))).toBe(true);
+    await writeFile(file, script(120));
+    // A different size is enough to tell the versions apart, whatever the file system's mtime precision.
+    const second = await raw(url, '/assets/rewritten.js', { 'accept-encoding': 'gzip' });
+    expect(second.headers['content-encoding']).toBe('gzip');
+    expect(decode(second).equals(script(120))).toBe(true);
+  });
+
+  it('concurrent first requests for a file share one compression per coding, and later ones none', async () => {
+    const cache = createCompressionCache({
+      compress: async (body, coding) => {
+        compressions.push(coding);
+        await gate;
+        return compress(body, coding);
+      },
+    });
+    const compressions: string[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let lookups = 0;
+    const counted: CompressionCache = {
+      get(...args) {
+        lookups++;
+        return cache.get(...args);
+      },
+    };
+    const s = await serve({ compression: counted });
+    try {
+      const n = 16;
+      const answers = Array.from({ length: n }, (_, i) =>
+        raw(s.url, '/assets/index-abc.js', { 'accept-encoding': 'br' }, i % 4 === 0 ? 'HEAD' : 'GET'),
+      );
+      // Every request has asked the cache while the one compression is held at the gate.
+      await vi.waitFor(() => expect(lookups).toBe(n), { timeout: 10_000 });
+      open();
+      for (const r of await Promise.all(answers)) {
+        expect(r.headers['content-encoding']).toBe('br');
+        if (r.body.length > 0) expect(decode(r).equals(files.js)).toBe(true);
+      }
+      expect(compressions).toEqual(['br']);
+      const gz = await Promise.all(
+        [1, 2, 3].map(() => raw(s.url, '/assets/index-abc.js', { 'accept-encoding': 'gzip' })),
+      );
+      for (const r of gz) expect(decode(r).equals(files.js)).toBe(true);
+      await raw(s.url, '/assets/index-abc.js', { 'accept-encoding': 'br' });
+      expect(compressions).toEqual(['br', 'gzip']);
+    } finally {
+      await new Promise<void>((r) => s.server.close(() => r()));
+    }
   });
 });

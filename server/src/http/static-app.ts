@@ -1,7 +1,14 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
+import {
+  type ChosenCoding,
+  type CompressionCache,
+  createCompressionCache,
+  negotiateEncoding,
+  worthCompressing,
+} from './compression.js';
 import type { RequestTarget } from './request-target.js';
 import { pipeBody, sendText } from './send.js';
 
@@ -26,13 +33,27 @@ export function isInside(base: string, file: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
+/** A file's bytes, refused if it no longer has the size it was served under (replaced meanwhile). */
+async function readExactly(file: string, size: number): Promise<Buffer> {
+  const body = await readFile(file);
+  if (body.length !== size) throw new Error(`${file} changed while it was read`);
+  return body;
+}
+
 /**
  * Serves the built Vue app; unknown paths get index.html so client-side routes work, except a
  * missing file (a path with an extension, or under /assets/): a page holding an old build's chunk
  * then hears 404, not HTML where it expected script (which `nosniff` would refuse anyway).
+ *
+ * Text files of a kilobyte or more (`worthCompressing`) go out in br or gzip when the request's
+ * Accept-Encoding allows it, each compressed once per file version off the event loop and kept
+ * (`compression.ts`); their answers carry `Vary: Accept-Encoding` whichever coding was chosen.
+ * The rest (images, fonts, small files, identity) are streamed from disk as before. `compression`
+ * is injectable for tests.
  */
-export function createStaticRoute(root: string) {
+export function createStaticRoute(root: string, options: { compression?: CompressionCache } = {}) {
   const base = path.resolve(root);
+  const compression = options.compression ?? createCompressionCache();
   return async (req: IncomingMessage, res: ServerResponse, url: RequestTarget): Promise<void> => {
     let rel: string;
     try {
@@ -56,13 +77,33 @@ export function createStaticRoute(root: string) {
       return;
     }
     const immutable = file.includes(`${path.sep}assets${path.sep}`);
-    res.writeHead(200, {
-      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+    const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
+    const headers: OutgoingHttpHeaders = {
+      'content-type': type,
       'content-length': st.size,
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',
-    });
+    };
+    let encoded: Buffer | undefined;
+    if (worthCompressing(type, st.size)) {
+      headers.vary = 'Accept-Encoding';
+      const coding: ChosenCoding = negotiateEncoding(req.headers['accept-encoding']);
+      if (coding !== 'identity') {
+        // A HEAD compresses too: its content-length is the one a GET would get. A file that
+        // changed or vanished while read is served as it is, as before.
+        const { size } = st;
+        encoded = await compression
+          .get(file, `${size}:${st.mtimeMs}`, coding, () => readExactly(file, size))
+          .catch(() => undefined);
+        if (encoded) {
+          headers['content-encoding'] = coding;
+          headers['content-length'] = encoded.length;
+        }
+      }
+    }
+    res.writeHead(200, headers);
     if (req.method === 'HEAD') res.end();
+    else if (encoded) res.end(encoded);
     // Not `.pipe()`: a client that stops reading or goes away would leave the file open for
     // good (and an open that fails, EMFILE say, would throw an unhandled 'error').
     else await pipeBody(createReadStream(file), res);
