@@ -57,6 +57,40 @@ export function bundledGraphiql(options: { cache?: CompressionCache } = {}): Gra
 }
 
 /**
+ * The query GraphiQL opens with: one that runs as it is and shows what Signet is for (a page of
+ * images with their signed URLs and a variant's). Without it the page opened on yoga's welcome
+ * text, all comments, and its run button answered "Syntax Error: Unexpected <EOF>".
+ * `graphiql.test.ts` checks it against the schema.
+ */
+export const GRAPHIQL_DEFAULT_QUERY = `# Signet: images behind expiring signed URLs. Run this with the button above (Ctrl-Enter).
+# With auth on, put {"Authorization": "Bearer <token>"} in the Headers tab below
+# (a token for local testing: npm run signet -- token --sub <id>).
+query Gallery {
+  viewer {
+    id
+    isAdmin
+  }
+  images(first: 5) {
+    totalCount
+    edges {
+      node {
+        id
+        width
+        height
+        signedUrl {
+          url
+          expiresAt
+        }
+        thumb: signedUrl(preset: "thumb") {
+          url
+        }
+      }
+    }
+  }
+}
+`;
+
+/**
  * What the GraphiQL page may load: itself and this origin, nothing else. Its script and styles
  * are inline, its editor workers are blob: URLs made from inline text, and its icons are data:
  * URLs. Connecting to this origin only keeps a page served here from being turned against

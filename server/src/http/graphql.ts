@@ -9,7 +9,7 @@ import { type Context, contextOf, type SchemaServices } from '../schema/context.
 import { buildSchema } from '../schema/index.js';
 import { corsFor } from './cors.js';
 import { createErrorMask } from './error-mask.js';
-import { bundledGraphiql, useGraphiqlPage } from './graphiql.js';
+import { bundledGraphiql, GRAPHIQL_DEFAULT_QUERY, useGraphiqlPage } from './graphiql.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { compiledOperations, useCompiledExecution } from './plugins/use-compiled-execution.js';
 import { useCostLimit } from './plugins/use-cost-limit.js';
@@ -97,7 +97,7 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
     // GraphiQL is of no use without introspection, so GRAPHQL_INTROSPECTION switches both (off
     // in production unless set). The page is the bundled one: it loads nothing from the internet.
     // useGraphiqlPage answers it compressed, with an ETag (graphiql.ts).
-    graphiql: config.graphqlIntrospection ? { title: 'Signet' } : false,
+    graphiql: config.graphqlIntrospection ? { title: 'Signet', defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
     renderGraphiQL: graphiql.render,
     cors: corsFor(config.corsOrigins),
     logging: {

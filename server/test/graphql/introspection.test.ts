@@ -1,6 +1,21 @@
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GRAPHIQL_DEFAULT_QUERY } from '../../src/http/graphiql.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { type RawResponse, rawRequest } from '../support/hostile.js';
 import { gqlRaw } from '../support/raw-graphql.js';
+
+/** The GraphiQL page's headers, whichever coding carries it (and on its 304). */
+function expectPageHeaders(r: RawResponse, label: string): void {
+  const csp = String(r.headers['content-security-policy'] ?? '');
+  expect(csp, label).toContain("default-src 'none'");
+  expect(csp, label).toContain("connect-src 'self'");
+  expect(r.headers['x-content-type-options'], label).toBe('nosniff');
+  expect(r.headers['referrer-policy'], label).toBe('no-referrer');
+  expect(r.headers['cache-control'], label).toBe('no-cache');
+  expect(r.headers.vary, label).toBe('Accept-Encoding');
+  expect(r.headers.etag, label).toMatch(/^W\/"[A-Za-z0-9_-]{43}"$/);
+}
 
 describe('introspection (the development defaults)', () => {
   let h: Harness;
@@ -18,6 +33,17 @@ describe('introspection (the development defaults)', () => {
     const page = await fetch(`${h.url}/graphql`, { headers: { accept: 'text/html' } });
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/graphiql/i);
+  });
+
+  it('GraphiQL opens on a query that runs as it is', async () => {
+    const html = await (await fetch(`${h.url}/graphql`, { headers: { accept: 'text/html' } })).text();
+    // The renderer writes its options into the page as JSON.
+    expect(html).toContain(JSON.stringify(GRAPHIQL_DEFAULT_QUERY).slice(1, -1));
+    const res = await h.gql<{ viewer: { id: string }; images: { totalCount: number } }>(
+      GRAPHIQL_DEFAULT_QUERY,
+    );
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.images.totalCount).toBeGreaterThanOrEqual(0);
   });
 
   it('GraphiQL is the bundled page: nothing to load from another host, and a CSP that says so', async () => {
@@ -45,6 +71,82 @@ describe('introspection (the development defaults)', () => {
     });
     expect(json.status).toBe(200);
     expect(json.headers.get('content-security-policy')).toBeNull();
+  });
+
+  it('GraphiQL goes out in br or gzip as asked, the same page byte for byte, and revalidates with a 304', async () => {
+    const get = (headers: Record<string, string>) =>
+      rawRequest(h.url, { path: '/graphql', headers: { accept: 'text/html', ...headers } });
+    const plain = await get({});
+    expect(plain.status).toBe(200);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(Number(plain.headers['content-length'])).toBe(plain.body.length);
+    expect(plain.body.toString()).toContain('YogaGraphiQL.renderYogaGraphiQL');
+    expectPageHeaders(plain, 'identity');
+    const etag = String(plain.headers.etag);
+    for (const [accept, coding, decode] of [
+      ['gzip, deflate, br', 'br', brotliDecompressSync],
+      ['gzip, deflate', 'gzip', gunzipSync],
+      ['br;q=0.5, gzip', 'gzip', gunzipSync],
+      ['*', 'br', brotliDecompressSync],
+    ] as const) {
+      const r = await get({ 'accept-encoding': accept, 'x-request-id': 'graphiql-z' });
+      expect(r.status, accept).toBe(200);
+      expect(r.headers['content-encoding'], accept).toBe(coding);
+      expect(Number(r.headers['content-length']), accept).toBe(r.body.length);
+      // The 9 MB page in about a fifth of that.
+      expect(r.body.length, accept).toBeLessThan(plain.body.length / 3);
+      expect(decode(r.body).equals(plain.body), accept).toBe(true);
+      expect(r.headers.etag, accept).toBe(etag);
+      expect(r.headers['x-request-id'], accept).toBe('graphiql-z');
+      expectPageHeaders(r, accept);
+    }
+    for (const accept of ['gzip;q=0', 'identity', 'deflate']) {
+      const r = await get({ 'accept-encoding': accept });
+      expect(r.headers['content-encoding'], accept).toBeUndefined();
+      expect(r.body.equals(plain.body), accept).toBe(true);
+    }
+    // The browser's revalidation: its ETag back, whatever the coding it got the page in.
+    for (const inm of [etag, etag.slice(2), `"other", ${etag}`, '*']) {
+      const r = await get({ 'accept-encoding': 'gzip, br', 'if-none-match': inm });
+      expect(r.status, inm).toBe(304);
+      expect(r.body.length, inm).toBe(0);
+      expect(r.headers['content-encoding'], inm).toBeUndefined();
+      expectPageHeaders(r, `304 ${inm}`);
+    }
+    const stale = await get({ 'accept-encoding': 'gzip', 'if-none-match': 'W/"an-older-page"' });
+    expect(stale.status).toBe(200);
+    expect(gunzipSync(stale.body).equals(plain.body)).toBe(true);
+  });
+
+  it('GraphQL answers are not compressed, and carry no ETag (only the page is)', async () => {
+    const authorization = `Bearer ${await h.token('alice')}`;
+    const json = await rawRequest(h.url, {
+      path: '/graphql?query=%7B__typename%7D',
+      headers: {
+        accept: 'application/json',
+        'accept-encoding': 'gzip, br',
+        'x-graphql-yoga-csrf': '1',
+        authorization,
+      },
+    });
+    expect(json.status).toBe(200);
+    expect(JSON.parse(json.body.toString())).toEqual({ data: { __typename: 'Query' } });
+    // Kilobytes of JSON, still as it is: compressing answers would cost the hot path its CPU.
+    const post = await rawRequest(h.url, {
+      method: 'POST',
+      path: '/graphql',
+      headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip, br', authorization },
+      body: JSON.stringify({ query: '{ __schema { types { name description } } }' }),
+    });
+    expect(post.status).toBe(200);
+    expect(post.body.length).toBeGreaterThan(2048);
+    expect(JSON.parse(post.body.toString()).data.__schema.types.length).toBeGreaterThan(10);
+    for (const r of [json, post]) {
+      expect(r.headers['content-encoding']).toBeUndefined();
+      expect(r.headers.etag).toBeUndefined();
+      expect(r.headers.vary ?? '').not.toMatch(/accept-encoding/i);
+    }
   });
 });
 
