@@ -64,7 +64,10 @@ const image = (over: Partial<SmartImageSource> = {}): SmartImageSource => ({
   ...over,
 });
 
-function setup(source = image(), extra: { preset?: string; sizes?: string } = {}) {
+function setup(
+  source = image(),
+  extra: { preset?: string; sizes?: string; fill?: boolean; fit?: 'cover' | 'contain' } = {},
+) {
   const fake = fakeDeps();
   const wrapper = mount(SmartImage, {
     props: { image: source, alt: 'PNG image, 480 × 320', ...extra },
@@ -475,6 +478,36 @@ describe('SmartImage', () => {
         'https://bucket.test/pushed-320.webp 320w, https://bucket.test/pushed-640.webp 640w',
       );
       expect(t.deps.urls.refresh).not.toHaveBeenCalled();
+    });
+
+    it('crops to its box by default (a tile); fit="contain" letterboxes the picture and its placeholder', async () => {
+      const tile = setup(variant(), { preset: 'thumb', fill: true });
+      expect(tile.root().classes()).toContain('is-fill');
+      expect(tile.root().classes()).not.toContain('is-contain');
+
+      const whole = setup(variant(), { preset: 'medium', fill: true, fit: 'contain' });
+      expect(whole.root().classes()).toEqual(expect.arrayContaining(['is-fill', 'is-contain']));
+      expect(whole.root().attributes('style') ?? '').not.toContain('aspect-ratio'); // the host sizes it
+      // Contained, the placeholder has the picture's exact ratio (480 × 320), not the ThumbHash's
+      // rough one: an SVG of the image's size with the decoded ThumbHash stretched inside.
+      const paint = decodeURIComponent(whole.root().attributes('style') ?? '');
+      expect(paint).toContain('background-image: url("data:image/svg+xml,');
+      expect(paint).toContain('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 480 320">');
+      expect(paint).toMatch(
+        /<image href="data:image\/png;base64,[A-Za-z0-9+/=]+" width="480" height="320" preserveAspectRatio="none"\/>/,
+      );
+      // Cropped (a tile), the ThumbHash is painted as it is.
+      expect(tile.root().attributes('style')).toMatch(/background-image: url\("?data:image\/png;base64,/);
+      whole.visible(true);
+      await flushPromises();
+      await whole.img().trigger('load');
+      expect(whole.state()).toBe('loaded');
+      expect(whole.root().classes()).toContain('is-contain'); // kept through the load
+
+      // Without `fill` the box keeps the image's ratio, so `contain` and `cover` look the same there.
+      const reserved = setup(variant(), { fit: 'contain' });
+      expect(reserved.root().attributes('style')).toContain('aspect-ratio: 480 / 320');
+      expect(reserved.root().classes()).toContain('is-contain');
     });
 
     it('a broken placeholder paints nothing rather than breaking the tile', () => {

@@ -47,3 +47,10 @@ export function altText(image: {
   const size = image.width && image.height ? `, ${image.width} × ${image.height}` : '';
   return `${typeLabel(image.contentType)} image${size}, added ${formatDate(image.createdAt)}`;
 }
+
+/**
+ * `image 3 of 8`: where an image sits in the gallery. It is what tells look-alike images apart to
+ * a screen reader (same type, size and minute), since the gateway keeps no title or file name.
+ */
+export const positionText = (position: number, total: number) =>
+  `image ${formatNumber(position)} of ${formatNumber(total)}`;
