@@ -145,4 +145,92 @@ describe('gallery', () => {
     expect(focused).toBe('Gallery');
     await page.close();
   });
+
+  it('at 375 px: the logo is named, every card and button has a name of its own, captions read whole', async () => {
+    const page = await browser.newPage({ viewport: { width: 375, height: 812 } });
+    // A clock the test moves: a caption reading "16 minutes ago" is longer than "just now".
+    await page.clock.install();
+    await page.goto(`${gateway.url}/#/gallery`);
+    await page.waitForFunction(() => document.querySelectorAll('.card .smart-image').length >= 24);
+    await waitForVisibleLoaded(page);
+    // No page in flight (the next one may already have come): the cards stay as they are.
+    await page.getByRole('button', { name: 'Load more' }).waitFor();
+    const count = await page.locator('.card').count();
+
+    // The names Chromium gives assistive technology (its accessibility tree, not our attributes).
+    const cdp = await page.context().newCDPSession(page);
+    const axNames = async (role: string) => {
+      const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
+        nodes: { ignored: boolean; role?: { value: string }; name?: { value: string } }[];
+      };
+      return nodes.filter((n) => !n.ignored && n.role?.value === role).map((n) => n.name?.value ?? '');
+    };
+    // The logo link's text is not shown at this width; it is still the link's name.
+    const links = await axNames('link');
+    expect(links).toContain('Signet');
+    const logo = page.getByRole('link', { name: 'Signet', exact: true });
+    expect(await logo.count()).toBe(1);
+    const text = await logo.locator('.brand__name').boundingBox();
+    expect(text!.width * text!.height).toBeLessThanOrEqual(1); // the visually-hidden 1 px box
+
+    // Cards of 100 look-alike demo photos: each link, button and picture says which one it is.
+    const openers = links.filter((n) => n.startsWith('Open '));
+    expect(openers).toHaveLength(count);
+    expect(openers[2]).toMatch(/^Open image 3 of 100: JPEG image, \d+ × \d+, added /);
+    const buttons = await axNames('button');
+    expect(buttons.filter((n) => n.startsWith('Delete '))).toHaveLength(count);
+    expect(buttons.filter((n) => n.startsWith('Make public: '))).toHaveLength(count);
+    expect(buttons).toContain('Delete image 3 of 100');
+    expect(buttons).toContain('Make public: image 3 of 100');
+    for (const names of [links, buttons, await axNames('image')]) {
+      const repeated = names.filter((n, i) => n !== '' && names.indexOf(n) !== i);
+      expect(repeated).toEqual([]);
+    }
+    expect(await page.locator('.card').first().getAttribute('aria-setsize')).toBe('100');
+
+    // Captions: no fact cut short ("JPEG · 2400×…", "6 minutes ago · …"), "Make public" on one line.
+    const caption = () =>
+      page.$$eval('.card__caption', (els) =>
+        els.map((el) => ({
+          // Cut: ellipsed, or its text (not the hidden "·" before it) outside the caption's padding.
+          cut: [...el.querySelectorAll<HTMLElement>('.facts > *')]
+            .filter((f) => {
+              const text = document.createRange();
+              text.selectNodeContents(f);
+              const r = text.getBoundingClientRect();
+              const box = el.getBoundingClientRect();
+              const pad = Number.parseFloat(getComputedStyle(el).paddingLeft);
+              return (
+                f.scrollWidth > f.clientWidth + 0.5 ||
+                r.left < box.left + pad - 0.5 ||
+                r.right > box.right - pad + 0.5
+              );
+            })
+            .map((f) => f.textContent),
+          title: el.querySelector('.card__title')?.textContent?.replace(/\s+/g, ' ').trim(),
+          meta: el.querySelector('.card__meta')?.textContent?.replace(/\s+/g, ' ').trim(),
+          toggleLines: el.querySelector('.card__toggle')?.getClientRects().length,
+          toggleHeight: el.querySelector('.card__toggle')?.getBoundingClientRect().height ?? 0,
+        })),
+      );
+    for (const age of ['just now', '16 minutes ago']) {
+      if (age !== 'just now') await page.clock.fastForward('16:00');
+      await page.waitForFunction(
+        (want) => document.querySelector('.card__meta time')?.textContent === want,
+        age,
+      );
+      const cards = await caption();
+      expect(cards).toHaveLength(count);
+      for (const card of cards) {
+        expect(card.cut, `${card.title} / ${card.meta}`).toEqual([]);
+        expect(card.title).toMatch(/^JPEG\d+×\d+$/); // the separator is drawn, not text
+        expect(card.toggleLines).toBe(1);
+        expect(card.toggleHeight).toBeLessThan(24); // one line of 0.75rem text
+      }
+      await screenshot(page, `gallery-375-${age.replace(/ /g, '-')}`);
+    }
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    expect(overflow).toBe(false);
+    await page.close();
+  });
 });
