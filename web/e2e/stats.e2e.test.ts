@@ -54,10 +54,33 @@ describe('stats view', () => {
     await page.waitForTimeout(300); // let the last poll paint
     await screenshot(page, 'stats-desktop');
 
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(300);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
-    expect(overflow).toBe(false);
+    // The day labels, as drawn: none runs into the next one ("30 Mon1 Tue 2 Wed" at 375 px).
+    const labelBoxes = () =>
+      page.$$eval('.chart__label', (els) =>
+        els.map((el) => {
+          const r = el.getBoundingClientRect();
+          return { left: r.left, right: r.right, text: el.textContent?.replace(/\s+/g, ' ').trim() };
+        }),
+      );
+    const assertApart = (boxes: { left: number; right: number; text?: string }[]) => {
+      expect(boxes).toHaveLength(7);
+      for (let i = 1; i < boxes.length; i++) {
+        expect(boxes[i]!.left, `${boxes[i - 1]!.text} | ${boxes[i]!.text}`).toBeGreaterThan(
+          boxes[i - 1]!.right + 2,
+        );
+      }
+    };
+    assertApart(await labelBoxes());
+
+    for (const width of [390, 375]) {
+      await page.setViewportSize({ width, height: 844 });
+      await page.waitForTimeout(300);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+      expect(overflow).toBe(false);
+      assertApart(await labelBoxes());
+    }
+    // Narrow, each label is the day's name over its date: two lines.
+    expect(await page.locator('.chart__label').first().locator('tspan').count()).toBe(2);
     await screenshot(page, 'stats-narrow');
     await page.close();
   });
