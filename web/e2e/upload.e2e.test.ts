@@ -9,7 +9,12 @@ describe('upload', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    gateway = await Gateway.start({ SEED_DEMO: 'true', SEED_DEMO_COUNT: '3' });
+    // An 8 MiB limit: the 5 MB PNG below passes, a 9 MiB file does not (no 20 MiB file to make).
+    gateway = await Gateway.start({
+      SEED_DEMO: 'true',
+      SEED_DEMO_COUNT: '3',
+      UPLOAD_MAX_BYTES: String(8 << 20),
+    });
     browser = await launchChromium();
   });
 
@@ -101,7 +106,8 @@ describe('upload', () => {
     // And it can be deleted again from its card (after a confirmation).
     page.once('dialog', (dialog) => void dialog.accept());
     await page.locator('.card').first().hover();
-    await page.getByRole('button', { name: /^Delete PNG image, 1600 × 1200/ }).click();
+    // Named by its place: the new image is the first of four.
+    await page.getByRole('button', { name: 'Delete image 1 of 4', exact: true }).click();
     await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 3);
     expect(await page.locator('#gallery-title + .view__subtitle').textContent()).toContain('3 images');
     const left = await gateway.graphql<{ images: { totalCount: number } }>('{ images { totalCount } }');
@@ -109,7 +115,7 @@ describe('upload', () => {
     await page.close();
   });
 
-  it('takes files dropped on the drop zone and says which one was refused and why', async () => {
+  it('takes files dropped on the drop zone, says which were refused and why, and offers no Retry for them', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${gateway.url}/#/upload`);
     const dropzone = page.locator('[data-testid=dropzone]');
@@ -120,6 +126,8 @@ describe('upload', () => {
       dt.items.add(new File([bytes], 'tiny.png', { type: 'image/png' }));
       // A text file named like an image: the gateway judges by content, not by name.
       dt.items.add(new File(['just some notes'], 'notes.png', { type: 'image/png' }));
+      // Over the gateway's UPLOAD_MAX_BYTES (8 MiB).
+      dt.items.add(new File([new Uint8Array(9 << 20)], 'huge.png', { type: 'image/png' }));
       return dt;
     }, good);
     await dropzone.dispatchEvent('dragenter', { dataTransfer: transfer });
@@ -128,12 +136,26 @@ describe('upload', () => {
     await dropzone.dispatchEvent('drop', { dataTransfer: transfer });
 
     await page.waitForSelector('.upload[data-status=done]');
-    await page.waitForSelector('.upload[data-status=failed]');
-    const failed = page.locator('.upload[data-status=failed]');
-    expect(await failed.locator('.upload__name').textContent()).toBe('notes.png');
-    expect(await failed.locator('.upload__error').textContent()).toMatch(
+    await page.waitForFunction(() => document.querySelectorAll('.upload[data-status=failed]').length === 2);
+    const failed = (name: string) =>
+      page.locator('.upload[data-status=failed]').filter({ has: page.getByText(name, { exact: true }) });
+    expect(await failed('notes.png').locator('.upload__error').textContent()).toMatch(
       /not a JPEG, PNG, GIF, WebP or AVIF/,
     );
+    expect(await failed('huge.png').locator('.upload__error').textContent()).toMatch(/upload limit/);
+    // Trying the same file again cannot succeed: no Retry, a Dismiss naming the file instead.
+    for (const name of ['notes.png', 'huge.png']) {
+      expect(await failed(name).getByRole('button', { name: /Retry/ }).count()).toBe(0);
+      expect(
+        await failed(name)
+          .getByRole('button', { name: `Dismiss ${name}`, exact: true })
+          .count(),
+      ).toBe(1);
+    }
+    await screenshot(page, 'upload-refused');
+    await failed('huge.png').getByRole('button', { name: 'Dismiss huge.png' }).click();
+    expect(await page.locator('.upload[data-status=failed]').count()).toBe(1);
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('data-testid'))).toBe('file-input');
     expect(await page.locator('.upload[data-status=done] .upload__name').textContent()).toBe('tiny.png');
     expect(await dropzone.getAttribute('class')).not.toContain('is-dragging');
 
@@ -141,6 +163,37 @@ describe('upload', () => {
     await page.locator('[data-testid=file-input]').focus();
     const ring = await dropzone.evaluate((el) => getComputedStyle(el).outlineStyle);
     expect(ring).toBe('solid');
+    await page.close();
+  });
+
+  it('offers Retry after a network failure, and the retry uploads the file', async () => {
+    const page = await browser.newPage({ viewport: { width: 375, height: 812 } });
+    await page.goto(`${gateway.url}/#/upload`);
+    // The first upload's request dies on the way (the connection drops); the rest go through.
+    let dropped = 0;
+    await page.route('**/graphql', (route) => {
+      const multipart = (route.request().headers()['content-type'] ?? '').startsWith('multipart/');
+      if (multipart && dropped === 0) {
+        dropped++;
+        return route.abort('connectionreset');
+      }
+      return route.continue();
+    });
+    await page.setInputFiles('[data-testid=file-input]', {
+      name: 'flaky.png',
+      mimeType: 'image/png',
+      buffer: noisyPng(64, 48),
+    });
+    const item = page.locator('.upload').filter({ has: page.getByText('flaky.png', { exact: true }) });
+    await page.waitForSelector('.upload[data-status=failed]');
+    expect(await item.locator('.upload__error').textContent()).toBe('Network error while uploading');
+    expect(await item.getByRole('button', { name: /^Dismiss/ }).count()).toBe(0);
+    await screenshot(page, 'upload-network-error');
+
+    await item.getByRole('button', { name: 'Retry flaky.png', exact: true }).click();
+    await page.waitForSelector('.upload[data-status=done]');
+    expect(dropped).toBe(1);
+    expect(await item.locator('.upload__status').textContent()).toContain('Uploaded');
     await page.close();
   });
 });

@@ -3,14 +3,38 @@ import { print } from 'graphql';
 import { type GalleryImageFragment, UploadImageDocument } from '../gql/graphql';
 import { authHeaders } from './auth';
 
+/**
+ * Failures the same upload may get past when tried again: the network, a gateway (or something in
+ * front of it) that is overloaded, away or failing. Everything else is about the file or the
+ * viewer (PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT, FORBIDDEN, UNAUTHENTICATED):
+ * it fails the same way every time, so no Retry is offered for it.
+ */
+const RETRYABLE = new Set(['NETWORK_ERROR', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
+
 export class UploadError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** The HTTP status of the answer; 0 when there was none (a network error). */
+    readonly status = 0,
   ) {
     super(message);
     this.name = 'UploadError';
   }
+
+  /** Whether trying the same file again can succeed (see RETRYABLE). */
+  get retryable(): boolean {
+    return RETRYABLE.has(this.code) || this.status >= 500;
+  }
+}
+
+/** The code of an answer that carries none (not JSON: a proxy's error page), from its status. */
+function codeOfStatus(status: number): string {
+  if (status === 413) return 'PAYLOAD_TOO_LARGE';
+  if (status === 429) return 'RATE_LIMITED';
+  if (status === 401) return 'UNAUTHENTICATED';
+  if (status === 502 || status === 503 || status === 504) return 'SERVICE_UNAVAILABLE';
+  return status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST';
 }
 
 // With __typename, as Apollo would ask, so the result can be written into its cache.
@@ -57,7 +81,8 @@ export function uploadImage(
       reject(
         new UploadError(
           first?.message ?? `Upload failed (HTTP ${xhr.status})`,
-          first?.extensions?.code ?? (xhr.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'INTERNAL_SERVER_ERROR'),
+          first?.extensions?.code ?? codeOfStatus(xhr.status),
+          xhr.status,
         ),
       );
     };

@@ -1,0 +1,136 @@
+import { SMART_IMAGE_DEPS, type SmartImageDeps } from '@signet/vue';
+import { DefaultApolloClient } from '@vue/apollo-composable';
+import { flushPromises, mount } from '@vue/test-utils';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { GalleryImageFragment } from '../gql/graphql';
+import { createApolloClient } from '../lib/apollo';
+import { UploadError, uploadImage } from '../lib/upload';
+import UploadView from './UploadView.vue';
+
+// The request itself is lib/upload.ts's (upload.test.ts); here each file's outcome is scripted.
+vi.mock('../lib/upload', async (real) => ({
+  ...(await real<typeof import('../lib/upload')>()),
+  uploadImage: vi.fn(),
+}));
+const upload = vi.mocked(uploadImage);
+
+const uploaded: GalleryImageFragment = {
+  id: 'img-1',
+  key: 'u/demo/img-1.png',
+  contentType: 'image/png',
+  byteSize: 3,
+  width: 640,
+  height: 480,
+  createdAt: '2030-01-01T12:00:00.000Z',
+  placeholder: null,
+  visibility: 'PRIVATE',
+  proxyUrl: 'http://gateway.test/proxy/img-1',
+  thumb: { url: 'http://bucket.test/img-1.webp', expiresAt: '2030-01-01T13:00:00.000Z' },
+  thumbSrcset: 'http://bucket.test/img-1.webp 320w',
+  thumbProxyUrl: 'http://gateway.test/proxy/img-1?p=thumb',
+};
+
+/** SmartImage (the thumbnail of a done upload) with nothing on screen and nothing to ask. */
+const quietImages: SmartImageDeps = {
+  observe: () => () => {},
+  urls: { track: () => () => {}, refresh: async () => null, current: async () => null },
+  variantUrls: () => quietImages.urls,
+  now: () => Date.now(),
+  backoffMs: () => 0,
+};
+
+function mountView() {
+  const client = createApolloClient('/graphql', (async () => new Response('{}')) as typeof fetch);
+  return mount(UploadView, {
+    attachTo: document.body,
+    global: { provide: { [DefaultApolloClient]: client, [SMART_IMAGE_DEPS as symbol]: quietImages } },
+  });
+}
+
+async function pick(w: ReturnType<typeof mountView>, ...names: string[]) {
+  const input = w.get<HTMLInputElement>('[data-testid=file-input]');
+  const files = names.map((name) => new File([new Uint8Array([1, 2, 3])], name, { type: 'image/png' }));
+  Object.defineProperty(input.element, 'files', { value: files, configurable: true });
+  await input.trigger('change');
+  await flushPromises();
+}
+
+const row = (w: ReturnType<typeof mountView>, name: string) => {
+  const found = w.findAll('.upload').find((r) => r.get('.upload__name').text() === name);
+  if (!found) throw new Error(`no row for ${name}`);
+  return found;
+};
+const buttons = (w: ReturnType<typeof mountView>, name: string) =>
+  row(w, name)
+    .findAll('button')
+    .map((b) => b.attributes('aria-label'));
+
+afterEach(() => {
+  upload.mockReset();
+  document.body.innerHTML = '';
+});
+
+describe('UploadView', () => {
+  it('offers Retry only where a retry can help, and Dismiss where it cannot', async () => {
+    const outcomes: Record<string, UploadError> = {
+      'huge.png': new UploadError(
+        'The file is larger than the upload limit of 20 MiB',
+        'PAYLOAD_TOO_LARGE',
+        413,
+      ),
+      'notes.png': new UploadError(
+        'The file is not a JPEG, PNG, GIF, WebP or AVIF image',
+        'UNSUPPORTED_MEDIA_TYPE',
+        415,
+      ),
+      'broken.png': new UploadError('The image header cannot be read', 'BAD_USER_INPUT', 400),
+      'flaky.png': new UploadError('Network error while uploading', 'NETWORK_ERROR'),
+      'busy.png': new UploadError('Too many uploads in flight', 'RATE_LIMITED', 429),
+      'away.png': new UploadError('The database is away', 'SERVICE_UNAVAILABLE', 503),
+    };
+    upload.mockImplementation(async (file) => {
+      throw outcomes[file.name];
+    });
+    const w = mountView();
+    await pick(w, ...Object.keys(outcomes));
+
+    expect(w.findAll('.upload[data-status=failed]')).toHaveLength(6);
+    // Each button names its file: six rows of "Retry" were six identical buttons to a screen reader.
+    for (const name of ['huge.png', 'notes.png', 'broken.png']) {
+      expect(buttons(w, name)).toEqual([`Dismiss ${name}`]);
+    }
+    for (const name of ['flaky.png', 'busy.png', 'away.png']) {
+      expect(buttons(w, name)).toEqual([`Retry ${name}`]);
+    }
+    expect(row(w, 'huge.png').get('.upload__error').text()).toBe(
+      'The file is larger than the upload limit of 20 MiB',
+    );
+    w.unmount();
+  });
+
+  it('a retry after a network failure uploads the file again, and can succeed', async () => {
+    upload.mockRejectedValueOnce(new UploadError('Network error while uploading', 'NETWORK_ERROR'));
+    const w = mountView();
+    await pick(w, 'photo.png');
+    expect(row(w, 'photo.png').attributes('data-status')).toBe('failed');
+
+    upload.mockResolvedValueOnce(uploaded);
+    await row(w, 'photo.png').get('button').trigger('click');
+    await flushPromises();
+    expect(upload).toHaveBeenCalledTimes(2);
+    expect(upload.mock.calls[1]![0].name).toBe('photo.png');
+    expect(row(w, 'photo.png').attributes('data-status')).toBe('done');
+    expect(row(w, 'photo.png').find('button').exists()).toBe(false);
+    w.unmount();
+  });
+
+  it('Dismiss takes a refused file off the list and puts focus back on picking files', async () => {
+    upload.mockRejectedValue(new UploadError('The file is not an image', 'UNSUPPORTED_MEDIA_TYPE', 415));
+    const w = mountView();
+    await pick(w, 'a.png', 'b.png');
+    await row(w, 'a.png').get('button').trigger('click');
+    expect(w.findAll('.upload').map((r) => r.get('.upload__name').text())).toEqual(['b.png']);
+    expect(document.activeElement).toBe(w.get('[data-testid=file-input]').element);
+    w.unmount();
+  });
+});
