@@ -5,6 +5,7 @@ import { launchChromium, screenshot, waitForVisibleLoaded } from './helpers/brow
 import { Gateway } from './helpers/gateway';
 
 const SECRET = 'e2e-sign-in-secret-e2e-sign-in-secret-0123';
+const AUTH = { AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'e2e-sign-in-proxy-secret-0123' };
 
 // The demo app with auth on: a sign-in view instead of a gallery of errors; a token from
 // `signet token` signs in, and sign-out forgets it.
@@ -14,10 +15,9 @@ describe('sign-in (auth on)', () => {
   let token: string;
 
   beforeAll(async () => {
-    const auth = { AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'e2e-sign-in-proxy-secret-0123' };
-    gateway = await Gateway.start({ ...auth, SEED_DEMO: 'true', SEED_DEMO_COUNT: '6' }, 150_000);
+    gateway = await Gateway.start({ ...AUTH, SEED_DEMO: 'true', SEED_DEMO_COUNT: '6' }, 150_000);
     browser = await launchChromium();
-    const run = await runCli(['token', '--sub', 'demo'], auth);
+    const run = await runCli(['token', '--sub', 'demo'], AUTH);
     expect(run.code, run.stderr).toBe(0);
     token = run.stdout.trim();
   }, 240_000);
@@ -57,6 +57,28 @@ describe('sign-in (auth on)', () => {
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     expect(await page.evaluate(() => localStorage.getItem('signet.token'))).toBeNull();
     expect(await page.locator('.smart-image').count()).toBe(0);
+    await page.close();
+  });
+
+  it('the hint’s command, run as written, gives a token for the demo photos and the Stats view', async () => {
+    const page = await browser.newPage({ viewport: { width: 375, height: 812 } });
+    await page.goto(`${gateway.url}/#/gallery`);
+    const command =
+      (await page.getByTestId('dev-token-hint').locator('.sign-in__command').textContent()) ?? '';
+    expect(command).toMatch(/^npm run signet -- token /);
+    // The command wraps between words on a phone; it does not run off the screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)).toBe(false);
+    const run = await runCli(command.split(' -- ')[1]!.split(' '), AUTH);
+    expect(run.code, run.stderr).toBe(0);
+
+    await page.getByLabel('Token').fill(run.stdout.trim());
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForSelector('.smart-image');
+    expect(await page.locator('.smart-image').count()).toBe(6); // the demo photos, not an empty gallery
+    await page.getByRole('link', { name: 'Stats' }).click();
+    await page.waitForSelector('[data-testid=kpis]'); // an admin's view
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     await page.close();
   });
 });

@@ -90,6 +90,14 @@ describe('SignInView', () => {
     expect(w.get('[role=alert]').text()).toBe('Paste a token first.');
   });
 
+  it('tells a developer how to get a token that shows the demo photos and the Stats view', () => {
+    const hint = mountView(gateway().client).get('[data-testid=dev-token-hint]');
+    // The flags `signet token` has (server/src/cli/main.ts): the demo photos are `demo`'s, Stats is for admins.
+    expect(hint.get('.sign-in__command').text()).toBe('npm run signet -- token --sub demo --admin');
+    expect(hint.text()).toContain('for the user demo, who owns the demo photos');
+    expect(hint.text()).toContain('--admin also opens the Stats view');
+  });
+
   it('says so when the stored token stopped being accepted', () => {
     const w = mountView(gateway().client, { reason: 'expired' });
     expect(w.text()).toContain('Your token is no longer accepted');
