@@ -1,31 +1,15 @@
-import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { rawRequest } from '../../test/support/hostile.js';
 import { type CompressionCache, compress, createCompressionCache } from './compression.js';
 import { bundledGraphiql, GRAPHIQL_CSP, useGraphiqlPage } from './graphiql.js';
 
-interface Raw {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-function raw(base: string, headers: Record<string, string>): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}/graphql`, { headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** GET /graphql with the headers exactly as given, the body as sent (node:http decodes nothing). */
+const raw = (base: string, headers: Record<string, string>) =>
+  rawRequest(base, { path: '/graphql', headers });
 
 /**
  * The page's plugin on a yoga of its own, with the cache's compression held at a gate: every
@@ -99,7 +83,7 @@ describe('the GraphiQL page: compressed once, whatever the views in flight', () 
     const again = await raw(url, {
       accept: 'text/html',
       'accept-encoding': 'gzip',
-      'if-none-match': first.headers.etag!,
+      'if-none-match': String(first.headers.etag),
     });
     expect(again.status).toBe(304);
     expect(again.body.length).toBe(0);

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type RawResponse, rawRequest } from '../../test/support/hostile.js';
 import { type CompressionCache, compress, createCompressionCache } from './compression.js';
 import { createStaticRoute, isInside } from './static-app.js';
 
@@ -118,32 +119,11 @@ describe('createStaticRoute: never serves a file outside the web root', () => {
   });
 });
 
-interface Raw {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
+type Raw = RawResponse;
 
 /** One request with the headers exactly as given, the body as sent (node:http decodes nothing; fetch would). */
-function raw(
-  base: string,
-  target: string,
-  headers: Record<string, string> = {},
-  method = 'GET',
-): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}${target}`, { method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const raw = (base: string, target: string, headers: Record<string, string> = {}, method = 'GET') =>
+  rawRequest(base, { path: target, headers, method });
 
 function decode(r: Raw): Buffer {
   const coding = r.headers['content-encoding'];
