@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import os from 'node:os';
@@ -215,6 +215,8 @@ describe('createStaticRoute: compressed answers', () => {
     ['identity;q=0.5, gzip', 'gzip'],
     ['identity;q=0', 'identity'], // nothing else acceptable: sent as it is anyway, not a 406
     ['identity;q=0, *;q=0', 'identity'],
+    ['br;q=0.1, gzip;q=0.1, *', 'identity'], // `*` stands for identity too, weighing more here
+    ['gzip;q=0.5, *;q=0.2', 'gzip'],
   ])('Accept-Encoding %j → %s, the file byte for byte, its length right', async (accept, want) => {
     const r = await raw(
       url,
@@ -297,6 +299,35 @@ describe('createStaticRoute: compressed answers', () => {
     const second = await raw(url, '/assets/rewritten.js', { 'accept-encoding': 'gzip' });
     expect(second.headers['content-encoding']).toBe('gzip');
     expect(decode(second).equals(script(120))).toBe(true);
+  });
+
+  it('a rebuilt file of the same size and the same mtime (a copy that keeps times) is not served from the old one', async () => {
+    const file = path.join(dist, 'assets', 'same-size.js');
+    const before = script(100);
+    const after = Buffer.from(before.toString('latin1').replace(/return/g, 'RETURN'), 'latin1');
+    expect(after.length).toBe(before.length);
+    expect(after.equals(before)).toBe(false);
+    await writeFile(file, before);
+    const { atime, mtime } = await stat(file);
+    expect(decode(await raw(url, '/assets/same-size.js', { 'accept-encoding': 'br' })).equals(before)).toBe(
+      true,
+    );
+    // In place (same inode), then the old times put back, as `cp -p` or `rsync -a` would: only
+    // the change time tells.
+    await writeFile(file, after);
+    await utimes(file, atime, mtime);
+    expect((await stat(file)).mtimeMs).toBe(mtime.getTime());
+    expect(decode(await raw(url, '/assets/same-size.js', { 'accept-encoding': 'br' })).equals(after)).toBe(
+      true,
+    );
+    // Replaced by a rename, as a deploy does: another inode.
+    const staged = path.join(dist, 'assets', 'same-size.js.new');
+    await writeFile(staged, before);
+    await utimes(staged, atime, mtime);
+    await rename(staged, file);
+    expect(decode(await raw(url, '/assets/same-size.js', { 'accept-encoding': 'br' })).equals(before)).toBe(
+      true,
+    );
   });
 
   it('concurrent first requests for a file share one compression per coding, and later ones none', async () => {

@@ -1,7 +1,8 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import {
   type ChosenCoding,
   type CompressionCache,
@@ -31,6 +32,21 @@ const TYPES: Record<string, string> = {
 export function isInside(base: string, file: string): boolean {
   const rel = path.relative(base, file);
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}
+
+/**
+ * What identifies a file's content for the compression cache: its inode (a file replaced by a
+ * rename, as deploys do, is another), size, and modification and change times (a rebuild may
+ * keep the size, `index.html`'s hashed names being of fixed length, and a copy that keeps times,
+ * `rsync -a` or `cp -p`, the mtime; nothing sets the ctime back).
+ */
+function fileVersion(st: Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** A body in 64 KiB slices (views, not copies), for `pipeBody`. */
+function* slices(body: Buffer): Generator<Buffer> {
+  for (let at = 0; at < body.length; at += 64 * 1024) yield body.subarray(at, at + 64 * 1024);
 }
 
 /** A file's bytes, refused if it no longer has the size it was served under (replaced meanwhile). */
@@ -93,7 +109,7 @@ export function createStaticRoute(root: string, options: { compression?: Compres
         // changed or vanished while read is served as it is, as before.
         const { size } = st;
         encoded = await compression
-          .get(file, `${size}:${st.mtimeMs}`, coding, () => readExactly(file, size))
+          .get(file, fileVersion(st), coding, () => readExactly(file, size))
           .catch(() => undefined);
         if (encoded) {
           headers['content-encoding'] = coding;
@@ -103,9 +119,14 @@ export function createStaticRoute(root: string, options: { compression?: Compres
     }
     res.writeHead(200, headers);
     if (req.method === 'HEAD') res.end();
-    else if (encoded) res.end(encoded);
+    // In slices, with backpressure, as a file is: a body handed over whole in `end()` leaves the
+    // stall guard nothing to watch (an ended response is not `writableNeedDrain`), and a client
+    // that never reads would hold its socket and the body for good.
+    else if (encoded) await pipeBody(Readable.from(slices(encoded)), res);
     // Not `.pipe()`: a client that stops reading or goes away would leave the file open for
-    // good (and an open that fails, EMFILE say, would throw an unhandled 'error').
-    else await pipeBody(createReadStream(file), res);
+    // good (and an open that fails, EMFILE say, would throw an unhandled 'error'). No byte past
+    // the length the headers said, should the file have grown since its stat.
+    else if (st.size === 0) res.end();
+    else await pipeBody(createReadStream(file, { end: st.size - 1 }), res);
   };
 }
