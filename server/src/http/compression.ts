@@ -59,7 +59,8 @@ export function negotiateEncoding(header: string | null | undefined): ChosenCodi
       bestWeight = w;
     }
   }
-  const identity = weights.get('identity');
+  // `*` stands for identity too when the header does not name it (`br;q=0.1, *`: identity).
+  const identity = weights.get('identity') ?? star;
   return identity !== undefined && identity > bestWeight ? 'identity' : best;
 }
 
