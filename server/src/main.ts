@@ -107,7 +107,6 @@ async function main(): Promise<void> {
     await c.close().catch(() => {});
     process.exit(failed.exitCode);
   }
-  logAcceptErrors(server, logger);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   logger.info(
@@ -141,6 +140,7 @@ async function main(): Promise<void> {
     process.exit(exitCode);
   };
   stopFor = (why) => void shutdown(why, 1);
+  logAcceptErrors(server, logger, stopFor);
   if (lostEarly) stopFor('embedded database lost');
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
