@@ -14,6 +14,11 @@ export function bytesInWords(n: number): string {
     value /= 1024;
     unit++;
   }
-  const rounded = Math.round(value * 10) / 10;
+  let rounded = Math.round(value * 10) / 10;
+  // 1,048,575 bytes round to 1024 KiB: that is 1 MiB.
+  if (rounded >= 1024 && unit < UNITS.length - 1) {
+    rounded = Math.round((value / 1024) * 10) / 10;
+    unit++;
+  }
   return `${rounded.toFixed(Number.isInteger(rounded) ? 0 : 1)} ${UNITS[unit]} (${exact})`;
 }
