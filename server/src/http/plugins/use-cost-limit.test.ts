@@ -17,6 +17,9 @@ describe('operationCost', () => {
     // a page larger than any page may be costs like the largest: the resolver refuses it, saying
     // the bound, rather than the cost limit saying 'too costly'
     expect(cost('{ images(first: 100000) { edges { node { id } } } }')).toBe(1 + 100 * 3);
+    // null, and a variable not given, serve the default page: they cost it too
+    expect(cost('{ images(first: null) { edges { node { id } } } }')).toBe(1 + 24 * 3);
+    expect(cost('query($n: Int) { images(first: $n) { edges { node { id } } } }', {})).toBe(1 + 24 * 3);
   });
 
   it('reads page sizes and id lists from variables, which a validation rule cannot see', () => {

@@ -45,12 +45,14 @@ function listSize(
     const ids = arg.name === 'ids' || arg.name === 'representations';
     if (!page && !ids) continue;
     const given = node.arguments?.find((a) => a.name.value === arg.name)?.value;
+    // An argument left out, a variable not given and an explicit null all get the default
+    // (`images(first: null)` serves 24, as `images` does).
     const value =
-      given === undefined
-        ? arg.defaultValue
+      (given === undefined
+        ? undefined
         : given.kind === Kind.VARIABLE
           ? variables?.[given.name.value]
-          : valueFromAST(given, arg.type, variables ?? undefined);
+          : valueFromAST(given, arg.type, variables ?? undefined)) ?? arg.defaultValue;
     // A wrong-typed value fails coercion later; it costs like one item here. A page larger than
     // any page may be costs like the largest: the resolver refuses it with a message naming the
     // bound ('first must be between 1 and 100'), which says more than 'too costly'.
