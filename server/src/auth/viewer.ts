@@ -42,7 +42,7 @@ export const VIEWER_ID_RULE = '1-128 of [A-Za-z0-9._@:|-]';
 
 /** The characters of a JWT (base64url segments and dots; a few more that some issuers pad with). */
 const JWT_CHARS = /^[A-Za-z0-9._~+/=-]+$/;
-const NOT_A_JWT = 'The bearer token is not a JWT (three base64url parts separated by dots)';
+const NOT_A_JWT = 'The bearer token is not a signed JWT (three base64url parts separated by dots)';
 
 /** A signed JWT's shape: its characters, and three parts (header, payload, signature). */
 function isJwtShaped(token: string): boolean {
@@ -103,14 +103,15 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     if (anonymous && (authorization === null || authorization === undefined)) return ANONYMOUS_VIEWER;
     const token = bearerCredential(authorization);
     if (token === undefined) throw unauthenticated(BEARER_REQUIRED);
-    // Said apart from a missing token: a client that sent something (a pasted session id, a
-    // token cut short, two tokens) learns what is wrong with it, and nothing about our keys.
-    if (!isJwtShaped(token)) throw unauthenticated(NOT_A_JWT);
     const known = verified.get(token);
     if (known) {
       if (Date.now() < known.until) return known.viewer;
       verified.delete(token);
     }
+    // Only a token that was verified is remembered, so the shape is checked on a miss only. Said
+    // apart from a missing token: a client that sent something (a pasted session id, a token cut
+    // short, two tokens) learns what is wrong with it, and nothing about our keys.
+    if (!isJwtShaped(token)) throw unauthenticated(NOT_A_JWT);
     const viewer = await verify(token);
     verified.set(token, { viewer, until: Math.min(viewer.expiresAt!, Date.now() + VERIFIED_FOR_MS) });
     return viewer;

@@ -34,7 +34,7 @@ describe('authentication: a bearer JWT signed with AUTH_JWT_SECRET', () => {
 
   it('missing or malformed credentials, each told what is wrong', async () => {
     const required = 'A bearer token is required (Authorization: Bearer <jwt>)';
-    const notJwt = 'The bearer token is not a JWT (three base64url parts separated by dots)';
+    const notJwt = 'The bearer token is not a signed JWT (three base64url parts separated by dots)';
     const invalid = 'The bearer token is invalid or expired';
     await expectUnauthenticated(undefined, 'missing', required);
     await expectUnauthenticated('Bearer', 'empty bearer', required);
@@ -46,6 +46,7 @@ describe('authentication: a bearer JWT signed with AUTH_JWT_SECRET', () => {
     await expectUnauthenticated('Bearer not a jwt', 'words pasted', notJwt);
     await expectUnauthenticated('Bearer not-a-jwt', 'one part', notJwt);
     await expectUnauthenticated('Bearer a.b', 'two parts', notJwt);
+    await expectUnauthenticated('Bearer a.b.c.d.e', 'five parts (an encrypted JWT)', notJwt);
     await expectUnauthenticated(`Bearer ${'x'.repeat(8_000)}`, 'long garbage', notJwt);
     await expectUnauthenticated('Bearer a.b.c', 'three garbage parts', invalid);
   });
