@@ -28,7 +28,15 @@ async function detailLoaded(page: Page, id: string): Promise<void> {
     [DETAIL_IMAGE, id] as const,
     { timeout: 30_000 },
   );
-  await page.waitForTimeout(300); // the fade-in
+  // The fade-in over: the picture fully opaque, as the pixel checks below want it.
+  await page.waitForFunction(
+    (sel) => {
+      const img = document.querySelector(`${sel} img`);
+      return img !== null && getComputedStyle(img).opacity === '1';
+    },
+    DETAIL_IMAGE,
+    { timeout: 10_000 },
+  );
 }
 
 /**
@@ -201,16 +209,25 @@ describe('the detail view: the whole photo at any width, a modal for the keyboar
     await page.close();
   });
 
-  it('opened by its link (no card had focus), it gives focus to that image’s card on close', async () => {
+  it('opened by its link, it keeps focus inside when → turns disabled, and on close gives it to the card of the image shown last', async () => {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const image = images[3]!;
     await page.goto(`${gateway.url}/#/gallery/${image.id}`);
     await detailLoaded(page, image.id);
     // Named by its place in the gallery, which tells it from the demo photos like it.
     expect(await page.getByRole('dialog').getAttribute('aria-label')).toMatch(/^Image 4 of 8: JPEG image, /);
+    // → pressed (Enter on the focused button) through to the last image: the button turns
+    // disabled under focus, and the dialog takes focus instead of the page's body.
+    await page.getByRole('button', { name: 'Next image' }).focus();
+    for (let i = 4; i < 8; i++) {
+      await page.keyboard.press('Enter');
+      await detailLoaded(page, images[i]!.id);
+    }
+    expect(await page.getByRole('button', { name: 'Next image' }).isDisabled()).toBe(true);
+    expect((await focused(page)).isDialog).toBe(true);
     await page.getByRole('button', { name: 'Close' }).click();
     await page.waitForSelector('[data-testid=image-detail]', { state: 'detached' });
-    expect((await focused(page)).href).toBe(`#/gallery/${image.id}`);
+    expect((await focused(page)).href).toBe(`#/gallery/${images[7]!.id}`);
     await page.close();
   });
 });

@@ -74,7 +74,10 @@ describe('stats view', () => {
 
     for (const width of [390, 375]) {
       await page.setViewportSize({ width, height: 844 });
-      await page.waitForTimeout(300);
+      // Two frames: the chart's resize observer has run, and what it changed has been laid out.
+      await page.evaluate(
+        () => new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))),
+      );
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
       expect(overflow).toBe(false);
       assertApart(await labelBoxes());

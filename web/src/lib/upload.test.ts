@@ -125,6 +125,7 @@ describe('uploadImage', () => {
     [504, 'SERVICE_UNAVAILABLE', true],
     [500, 'INTERNAL_SERVER_ERROR', true],
     [429, 'RATE_LIMITED', true],
+    [408, 'REQUEST_TIMEOUT', true],
     [413, 'PAYLOAD_TOO_LARGE', false],
     [404, 'BAD_REQUEST', false],
   ])('an HTML answer with HTTP %i is %s (retryable: %s)', async (status, code, retryable) => {

@@ -5,11 +5,17 @@ import { authHeaders } from './auth';
 
 /**
  * Failures the same upload may get past when tried again: the network, a gateway (or something in
- * front of it) that is overloaded, away or failing. Everything else is about the file or the
+ * front of it) that is overloaded, away, failing or out of patience with a slow body. Everything else is about the file or the
  * viewer (PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT, FORBIDDEN, UNAUTHENTICATED):
  * it fails the same way every time, so no Retry is offered for it.
  */
-const RETRYABLE = new Set(['NETWORK_ERROR', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
+const RETRYABLE = new Set([
+  'NETWORK_ERROR',
+  'REQUEST_TIMEOUT',
+  'RATE_LIMITED',
+  'SERVICE_UNAVAILABLE',
+  'INTERNAL_SERVER_ERROR',
+]);
 
 export class UploadError extends Error {
   constructor(
@@ -31,6 +37,8 @@ export class UploadError extends Error {
 /** The code of an answer that carries none (not JSON: a proxy's error page), from its status. */
 function codeOfStatus(status: number): string {
   if (status === 413) return 'PAYLOAD_TOO_LARGE';
+  // A proxy in front that gave up waiting for a slow upload's body: another try may get through.
+  if (status === 408) return 'REQUEST_TIMEOUT';
   if (status === 429) return 'RATE_LIMITED';
   if (status === 401) return 'UNAUTHENTICATED';
   if (status === 502 || status === 503 || status === 504) return 'SERVICE_UNAVAILABLE';
