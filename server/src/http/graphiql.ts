@@ -64,7 +64,7 @@ export function bundledGraphiql(options: { cache?: CompressionCache } = {}): Gra
  */
 export const GRAPHIQL_DEFAULT_QUERY = `# Signet: images behind expiring signed URLs. Run this with the button above (Ctrl-Enter).
 # With auth on, put {"Authorization": "Bearer <token>"} in the Headers tab below
-# (a token for local testing: npm run signet -- token --sub <id>).
+# (for local testing: npm run signet -- token --sub demo --admin, the demo photos' owner).
 query Gallery {
   viewer {
     id
