@@ -47,11 +47,28 @@ describe('GraphiQL (bundled, offline)', () => {
 
     const editor = page.locator('.graphiql-query-editor .monaco-editor').first();
     await editor.waitFor({ timeout: 30_000 });
-    await editor.click();
-    await page.keyboard.press('ControlOrMeta+A');
-    await page.keyboard.press('Delete');
-    // insertText, not type: typing `{` would have the editor close the brace itself.
-    await page.keyboard.insertText('{ viewer { id } }');
+    // The editor shows spaces as no-break spaces, a line per element.
+    const text = async () =>
+      (await page.locator('.graphiql-query-editor .view-lines').first().innerText())
+        .replace(/\u00a0/g, ' ')
+        .trim();
+    // It opens on a query that runs (the gateway's default: graphql/introspection.test.ts runs it).
+    await expect.poll(text, { timeout: 15_000 }).toContain('signedUrl');
+    // Replaced by typing, until it holds exactly the new query: a select-all pressed before the
+    // editor has taken focus selects nothing, and the new text would land inside the old query.
+    await expect
+      .poll(
+        async () => {
+          await editor.click();
+          await page.keyboard.press('ControlOrMeta+A');
+          await page.keyboard.press('Delete');
+          // insertText, not type: typing `{` would have the editor close the brace itself.
+          await page.keyboard.insertText('{ viewer { id } }');
+          return text();
+        },
+        { timeout: 15_000 },
+      )
+      .toBe('{ viewer { id } }');
     const answered = page.waitForResponse(
       (r) =>
         r.url() === `${gateway.url}/graphql` &&

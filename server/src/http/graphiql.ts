@@ -59,13 +59,17 @@ export function bundledGraphiql(options: { cache?: CompressionCache } = {}): Gra
 /**
  * The query GraphiQL opens with: one that runs as it is and shows what Signet is for (a page of
  * images with their signed URLs and a variant's). Without it the page opened on yoga's welcome
- * text, all comments, and its run button answered "Syntax Error: Unexpected <EOF>".
+ * text, all comments, and its run button answered "Syntax Error: Unexpected <EOF>". Anonymous:
+ * GraphiQL keeps an operation's name for a moment after the text is replaced, and a query pasted
+ * over a named one at once failed with "Cannot infer operation <name>".
  * `graphiql.test.ts` checks it against the schema.
  */
-export const GRAPHIQL_DEFAULT_QUERY = `# Signet: images behind expiring signed URLs. Run this with the button above (Ctrl-Enter).
-# With auth on, put {"Authorization": "Bearer <token>"} in the Headers tab below
-# (for local testing: npm run signet -- token --sub demo --admin, the demo photos' owner).
-query Gallery {
+export const GRAPHIQL_DEFAULT_QUERY = `# Signet: images behind expiring signed URLs.
+# Run this with the button on the right (Ctrl-Enter).
+# With auth on, put {"Authorization": "Bearer <token>"}
+# in the Headers tab below. For local testing:
+#   npm run signet -- token --sub demo --admin
+{
   viewer {
     id
     isAdmin
