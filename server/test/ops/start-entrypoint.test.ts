@@ -52,11 +52,16 @@ interface Started {
 }
 
 /** `node server/dist/main.js` with a clean environment: nothing but what the test sets. */
-function launch(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, [MAIN], {
+function launch(
+  env: Record<string, string>,
+  command: [string, string[]] = [process.execPath, [MAIN]],
+  detached = false,
+): Started {
+  const child = spawn(command[0], command[1], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: os.tmpdir(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
   });
   let out = '';
   child.stdout!.on('data', (d) => {
@@ -262,45 +267,23 @@ describe('the npm start entry point (node server/dist/main.js)', () => {
     };
     const build = 'npm run build && ';
     expect(pkg.scripts['start']!.startsWith(build)).toBe(true);
-    const port = String(await freePort());
-    const child = spawn('sh', ['-c', pkg.scripts['start']!.slice(build.length)], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: os.tmpdir(),
-        PORT: port,
-        DATA_DIR: await newDataDir(),
-        SEED_DEMO: 'false',
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // A group of its own: should node outlive the shell (the defect this checks), the test
-      // still stops it, by the group, whatever the assertions said.
-      detached: true,
-    });
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-    });
-    child.stderr!.on('data', (d) => {
-      out += d;
-    });
+    // A group of its own: should node outlive the shell (the defect this checks), the test
+    // still stops it, by the group, whatever the assertions said.
+    const s = launch(
+      { PORT: String(await freePort()), DATA_DIR: await newDataDir(), SEED_DEMO: 'false', LOG_LEVEL: 'info' },
+      ['sh', ['-c', pkg.scripts['start']!.slice(build.length)]],
+      true,
+    );
     onTestFinished(() => {
       // A clean exit is node's own (the shell was node): nothing of the group is left, and its id
       // may be another's by now.
-      if (child.exitCode === 0) return;
+      if (s.child.exitCode === 0) return;
       try {
-        process.kill(-child.pid!, 'SIGKILL');
+        process.kill(-s.child.pid!, 'SIGKILL');
       } catch {
         // the group is gone: every process of it exited
       }
     });
-    const s: Started = {
-      child,
-      url: `http://127.0.0.1:${port}`,
-      output: () => out,
-      exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))),
-    };
     running.push(s);
     await waitListening(s, 60_000);
     await stop(s);
