@@ -10,10 +10,12 @@ describe('upload', () => {
 
   beforeAll(async () => {
     // An 8 MiB limit: the 5 MB PNG below passes, a 9 MiB file does not (no 20 MiB file to make).
+    // A quota of 20 images, of which the 3 demo photos use 3.
     gateway = await Gateway.start({
       SEED_DEMO: 'true',
       SEED_DEMO_COUNT: '3',
       UPLOAD_MAX_BYTES: String(8 << 20),
+      UPLOAD_QUOTA_FILES: '20',
     });
     browser = await launchChromium();
   });
@@ -29,6 +31,13 @@ describe('upload', () => {
     await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 3);
     await page.getByRole('link', { name: 'Upload images' }).click();
     await page.waitForSelector('[data-testid=dropzone]');
+    // What the gateway takes, before anything is sent: its formats, its limit, the quota's use.
+    const quotaText = () => page.locator('[data-testid=upload-quota] .quota__text').textContent();
+    await page.waitForSelector('[data-testid=upload-quota]');
+    expect(await page.locator('[data-testid=upload-limits]').textContent()).toMatch(
+      /JPEG, PNG, GIF, WebP or AVIF, up to 8 MiB a file\./,
+    );
+    expect(await quotaText()).toBe('3 of 20 images used');
 
     // Every value the progress bar shows, from outside the app.
     await page.evaluate(() => {
@@ -81,6 +90,12 @@ describe('upload', () => {
       `progress seen: ${progress.join(',')}`,
     ).toBe(true);
     expect(progress.at(-1)).toBe(100);
+    // Asked again after the upload: the gateway's own count now holds it.
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid=upload-quota] .quota__text')?.textContent ===
+        '4 of 20 images used',
+    );
     expect(await page.locator('.upload[data-status=done] .upload__status').textContent()).toContain(
       'Uploaded',
     );
@@ -118,6 +133,11 @@ describe('upload', () => {
   it('takes files dropped on the drop zone, says which were refused and why, and offers no Retry for them', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${gateway.url}/#/upload`);
+    await page.waitForSelector('[data-testid=upload-quota]');
+    const sent: string[] = [];
+    page.on('request', (r) => {
+      if ((r.headers()['content-type'] ?? '').startsWith('multipart/')) sent.push(r.url());
+    });
     const dropzone = page.locator('[data-testid=dropzone]');
     const good = noisyPng(64, 48).toString('base64');
     const transfer = await page.evaluateHandle((b64) => {
@@ -142,7 +162,11 @@ describe('upload', () => {
     expect(await failed('notes.png').locator('.upload__error').textContent()).toMatch(
       /not a JPEG, PNG, GIF, WebP or AVIF/,
     );
-    expect(await failed('huge.png').locator('.upload__error').textContent()).toMatch(/upload limit/);
+    // Refused here, before a byte of it was sent: the app knew the gateway's limit.
+    expect(await failed('huge.png').locator('.upload__error').textContent()).toBe(
+      'The file (9 MiB) is larger than the upload limit of 8 MiB',
+    );
+    expect(sent).toHaveLength(2);
     // Trying the same file again cannot succeed: no Retry, a Dismiss naming the file instead.
     for (const name of ['notes.png', 'huge.png']) {
       expect(await failed(name).getByRole('button', { name: /Retry/ }).count()).toBe(0);

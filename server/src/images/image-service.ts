@@ -16,6 +16,7 @@ import { MAX_IDS } from './image-id.js';
 import type { Placeholders } from './placeholders.js';
 import { preloadRows } from './preload.js';
 import { uploadImage } from './upload.js';
+import { quotaUsage, type UploadLimits, type UploadQuotaView, uploadLimitsOf } from './upload-limits.js';
 import { type UrlStatusView, urlStatuses } from './url-status.js';
 import type { VariantCatalog } from './variants.js';
 import { canManage, readScope } from './visibility.js';
@@ -28,6 +29,7 @@ export interface ImageServiceDeps {
     | 'uploadMaxPixels'
     | 'uploadQuotaBytes'
     | 'uploadQuotaFiles'
+    | 'uploadConcurrencyPerViewer'
     | 'defaultMinTtlSeconds'
     | 'regions'
   >;
@@ -58,7 +60,11 @@ export const MAX_PRELOAD_IDS = 10_000;
  * routes are thin adapters over this). Ids arrive parsed; visibility is decided here.
  */
 export class ImageService {
-  constructor(private readonly d: ImageServiceDeps) {}
+  private readonly limits: UploadLimits;
+
+  constructor(private readonly d: ImageServiceDeps) {
+    this.limits = uploadLimitsOf(d.config);
+  }
 
   /**
    * A page of the viewer's own images, newest first (one SQL statement), whoever else it may read;
@@ -86,6 +92,24 @@ export class ImageService {
   async upload(viewer: Viewer, file: Blob, visibility: ImageVisibility = 'private'): Promise<ImageRow> {
     requireSignedIn(viewer);
     return uploadImage(this.d, viewer.id, file, visibility);
+  }
+
+  /** What an upload must fit, so a client can say so before it sends a byte (the same for all). */
+  uploadLimits(viewer: Viewer): UploadLimits {
+    requireSignedIn(viewer);
+    return this.limits;
+  }
+
+  /**
+   * The viewer's quota and what its live images use of it now; null when no quota is set (and
+   * then no SQL). The figure an upload is checked against: the primary's, not a replica's.
+   */
+  async uploadQuota(viewer: Viewer): Promise<UploadQuotaView | null> {
+    requireSignedIn(viewer);
+    const { quota } = this.limits;
+    if (!quota) return null;
+    const used = await quotaUsage(this.d.images, viewer.id);
+    return { ...quota, usedBytes: used.bytes, usedFiles: used.files };
   }
 
   /**

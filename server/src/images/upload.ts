@@ -29,6 +29,7 @@ import {
 } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
 import type { Placeholders } from './placeholders.js';
+import { acceptedInWords, quotaUsage } from './upload-limits.js';
 import type { VariantCatalog } from './variants.js';
 
 export interface UploadDeps {
@@ -63,7 +64,6 @@ export const UPLOAD_KEY_PREFIX = 'u/';
  */
 export const SNIFF_MAX_BYTES = 1024 * 1024;
 
-const ACCEPTED = 'JPEG, PNG, GIF, WebP or AVIF';
 const STREAM_SLICE_BYTES = 64 * 1024;
 
 /**
@@ -221,7 +221,7 @@ function identify(bytes: Buffer, config: InspectConfig): ImageFormat {
   if (!format) {
     throw new AppError(
       'UNSUPPORTED_MEDIA_TYPE',
-      `The file is not a ${ACCEPTED} image (judged by its content, not its name)`,
+      `The file is not a ${acceptedInWords(config)} image (judged by its content, not its name)`,
     );
   }
   return format;
@@ -404,12 +404,7 @@ export function objectKeyFor(ownerId: string, id: string, ext: string): string {
 async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Promise<void> {
   const { uploadQuotaBytes: quotaBytes, uploadQuotaFiles: quotaFiles } = deps.config;
   if (quotaBytes === undefined && quotaFiles === undefined) return;
-  let used: { files: number; bytes: number };
-  try {
-    used = await deps.images.usage(ownerId);
-  } catch (err) {
-    throw fromDatabase(err) ?? err;
-  }
+  const used = await quotaUsage(deps.images, ownerId);
   if (quotaFiles !== undefined && used.files >= quotaFiles) {
     // FORBIDDEN rather than RATE_LIMITED: waiting frees nothing (only deleting an image does),
     // and a client honouring Retry-After would retry for ever.

@@ -2,6 +2,7 @@ import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import type { Viewer } from '../auth/viewer.js';
 import type { ImageRow } from '../db/types.js';
+import type { UploadLimits, UploadQuotaView } from '../images/upload-limits.js';
 import type { UrlStatusView } from '../images/url-status.js';
 import type { DailyStats, WorkerBeat } from '../stats/stats-store.js';
 import type { UrlStatsView } from '../stats/url-stats-report.js';
@@ -38,6 +39,8 @@ export const builder = new SchemaBuilder<{
     UrlStats: UrlStatsView;
     DailyUrlStats: DailyStats & { hitRate: number };
     WorkerStatus: WorkerBeat & { alive: boolean };
+    UploadLimits: UploadLimits;
+    UploadQuota: UploadQuotaView;
   };
 }>({
   plugins: [DataloaderPlugin],

@@ -29,6 +29,7 @@ async function runWebOperations(
   out.DeleteImage = await send('DeleteImage', { id: randomUUID() }, alice);
   out.SetImageVisibility = await send('SetImageVisibility', { id: ids[1], visibility: 'PUBLIC' }, alice);
   out.Viewer = await send('Viewer', {}, alice);
+  out.UploadLimits = await send('UploadLimits', {}, alice);
   out.UrlStats = await send('UrlStats', { days: 7 }, admin);
   return out;
 }
@@ -82,7 +83,7 @@ describe('persisted operations: the web app’s documents (development)', () => 
     await h?.close();
   });
 
-  it('the web app has its 11 operations, and each one passes every limit and runs', async () => {
+  it('the web app has its 12 operations, and each one passes every limit and runs', async () => {
     expect([...webOperations.keys()].sort()).toEqual([
       'DeleteImage',
       'GalleryPage',
@@ -93,6 +94,7 @@ describe('persisted operations: the web app’s documents (development)', () => 
       'SetImageVisibility',
       'SignedUrlRefreshed',
       'UploadImage',
+      'UploadLimits',
       'UrlStats',
       'Viewer',
     ]);

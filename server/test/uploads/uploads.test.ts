@@ -109,6 +109,26 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     });
   });
 
+  const LIMITS = `{ viewer { uploadLimits {
+    maxFileBytes maxPixels contentTypes formatNames maxConcurrent quota { maxBytes maxFiles usedBytes usedFiles }
+  } } }`;
+
+  it('viewer.uploadLimits tells a client what an upload must fit before it sends one; no quota is null', async () => {
+    const res = await h.gql<{ viewer: { uploadLimits: Record<string, unknown> } }>(LIMITS);
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.viewer.uploadLimits).toEqual({
+      maxFileBytes: MAX_BYTES,
+      maxPixels: 1_000_000,
+      contentTypes: ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif'],
+      formatNames: ['JPEG', 'PNG', 'GIF', 'WebP', 'AVIF'],
+      maxConcurrent: 4,
+      quota: null,
+    });
+    // Like viewer itself: a signed-in question.
+    const anonymous = await h.gql(LIMITS, {}, { token: null });
+    expect(anonymous.errors![0]!.extensions!['code']).toBe('UNAUTHENTICATED');
+  });
+
   it('the type comes from the bytes: a PNG named .jpg and sent as image/jpeg is a PNG', async () => {
     const res = await uploadFile(h, PNG, { name: 'holiday.jpg', type: 'image/jpeg' });
     const img = res.data!.uploadImage;
@@ -692,6 +712,42 @@ describe('upload quota: UPLOAD_QUOTA_FILES and UPLOAD_QUOTA_BYTES', () => {
     expect(fits.errors).toBeUndefined();
     expect(fits.data!.uploadImage.byteSize).toBe(left);
   });
+
+  it("viewer.uploadLimits.quota is the viewer's own use, as the next upload is checked against it", async () => {
+    const quota = async (token?: string) => {
+      const res = await h.gql<{ viewer: { uploadLimits: { quota: unknown } } }>(
+        '{ viewer { uploadLimits { quota { maxBytes maxFiles usedBytes usedFiles } } } }',
+        {},
+        token ? { token } : {},
+      );
+      expect(res.errors).toBeUndefined();
+      return res.data!.viewer.uploadLimits.quota;
+    };
+    const carol = await h.token('carol');
+    expect(await quota(carol)).toEqual({ maxBytes: QUOTA_BYTES, maxFiles: 2, usedBytes: 0, usedFiles: 0 });
+    const up = await uploadFile(h, PNG, { token: carol });
+    expect(up.errors).toBeUndefined();
+    expect(await quota(carol)).toEqual({
+      maxBytes: QUOTA_BYTES,
+      maxFiles: 2,
+      usedBytes: PNG.length,
+      usedFiles: 1,
+    });
+    // The figure is the one an upload is refused by: what the quota leaves is what fits.
+    const left = QUOTA_BYTES - PNG.length;
+    const over = await uploadFile(h, Buffer.concat([PNG, Buffer.alloc(left + 1 - PNG.length)]), {
+      token: carol,
+    });
+    expect(over.errors![0]!.extensions!['maxBytes']).toBe(left);
+    await h.gql(
+      'mutation($id: ID!) { deleteImage(id: $id) }',
+      { id: up.data!.uploadImage.id },
+      { token: carol },
+    );
+    expect(await quota(carol)).toMatchObject({ usedBytes: 0, usedFiles: 0 });
+    // alice's images (the test above) are hers alone.
+    expect(await quota()).toMatchObject({ usedFiles: 2 });
+  });
 });
 
 // The embedded mode: local driver, PGlite, in-process cache; SVG explicitly enabled.
@@ -708,6 +764,16 @@ describe('uploadImage with the local driver and UPLOAD_ALLOW_SVG=true', () => {
   });
   afterAll(async () => {
     await h?.close();
+  });
+
+  it('names SVG among the accepted formats, in uploadLimits and in a refusal', async () => {
+    const res = await h.gql<{ viewer: { uploadLimits: { contentTypes: string[]; formatNames: string[] } } }>(
+      '{ viewer { uploadLimits { contentTypes formatNames } } }',
+    );
+    expect(res.data!.viewer.uploadLimits.contentTypes.at(-1)).toBe('image/svg+xml');
+    expect(res.data!.viewer.uploadLimits.formatNames).toEqual(['JPEG', 'PNG', 'GIF', 'WebP', 'AVIF', 'SVG']);
+    const refused = await uploadFile(h, Buffer.from('just some notes'), { name: 'notes.svg' });
+    expect(refused.errors![0]!.message).toMatch(/not a JPEG, PNG, GIF, WebP, AVIF or SVG image/);
   });
 
   it('stores an SVG with the size from its root element', async () => {

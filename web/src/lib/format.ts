@@ -4,16 +4,31 @@ const relativeFormat = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' 
 
 export const formatNumber = (n: number) => numberFormat.format(n);
 
+/**
+ * A size as the gateway's messages give it: binary units named as such (KiB, MiB, GiB), so a
+ * limit the app shows reads the same as the refusal it would get.
+ */
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB'];
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;
   let i = 0;
   while (v >= 1024 && i < units.length - 1) {
     v /= 1024;
     i++;
   }
-  return `${v >= 10 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+  const round = (x: number) => (x >= 10 ? Math.round(x) : Math.round(x * 10) / 10);
+  // 1,048,575 bytes would round to "1024 KiB": that is 1 MiB.
+  if (round(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${round(v)} ${units[i]}`;
+}
+
+/** "JPEG, PNG or GIF": a list as a sentence names it. */
+export function inWords(names: readonly string[]): string {
+  return names.length < 2 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
 }
 
 export const formatDate = (iso: string) => dateFormat.format(new Date(iso));

@@ -39,17 +39,28 @@ const quietImages: SmartImageDeps = {
   backoffMs: () => 0,
 };
 
-function mountView() {
-  const client = createApolloClient('/graphql', (async () => new Response('{}')) as typeof fetch);
+/** The gateway's answer to viewer.uploadLimits, or none at all (`{}`) when not given. */
+function mountView(limits?: object, asked?: { count: number }) {
+  const transport = async () => {
+    if (asked) asked.count++;
+    const body = limits
+      ? { data: { viewer: { __typename: 'Viewer', id: 'demo', uploadLimits: limits } } }
+      : {};
+    return new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json' } });
+  };
+  const client = createApolloClient('/graphql', transport as typeof fetch);
   return mount(UploadView, {
     attachTo: document.body,
     global: { provide: { [DefaultApolloClient]: client, [SMART_IMAGE_DEPS as symbol]: quietImages } },
   });
 }
 
-async function pick(w: ReturnType<typeof mountView>, ...names: string[]) {
+async function pick(w: ReturnType<typeof mountView>, ...names: (string | [string, number])[]) {
   const input = w.get<HTMLInputElement>('[data-testid=file-input]');
-  const files = names.map((name) => new File([new Uint8Array([1, 2, 3])], name, { type: 'image/png' }));
+  const files = names.map((n) => {
+    const [name, size] = typeof n === 'string' ? [n, 3] : n;
+    return new File([new Uint8Array(size)], name, { type: 'image/png' });
+  });
   Object.defineProperty(input.element, 'files', { value: files, configurable: true });
   await input.trigger('change');
   await flushPromises();
@@ -96,7 +107,7 @@ describe('UploadView', () => {
 
     expect(w.findAll('.upload[data-status=failed]')).toHaveLength(6);
     // Each button names its file: six rows of "Retry" were six identical buttons to a screen reader.
-    for (const name of ['huge.png', 'notes.png', 'broken.png']) {
+    for (const name of ['huge.png', 'notes.png', 'broken.png'] as const) {
       expect(buttons(w, name)).toEqual([`Dismiss ${name}`]);
     }
     for (const name of ['flaky.png', 'busy.png', 'away.png']) {
@@ -131,6 +142,90 @@ describe('UploadView', () => {
     await row(w, 'a.png').get('button').trigger('click');
     expect(w.findAll('.upload').map((r) => r.get('.upload__name').text())).toEqual(['b.png']);
     expect(document.activeElement).toBe(w.get('[data-testid=file-input]').element);
+    w.unmount();
+  });
+});
+
+const MiB = 1024 * 1024;
+const limitsOf = (quota: object | null, maxConcurrent = 4, maxFileBytes = 2 * MiB) => ({
+  __typename: 'UploadLimits',
+  maxFileBytes,
+  contentTypes: ['image/jpeg', 'image/png', 'image/svg+xml'],
+  formatNames: ['JPEG', 'PNG', 'SVG'],
+  maxConcurrent,
+  quota: quota && { __typename: 'UploadQuota', ...quota },
+});
+
+describe('UploadView with the limits the gateway gave', () => {
+  it('says what it takes before a file is picked, and the picker offers those types', async () => {
+    const w = mountView(limitsOf(null));
+    await flushPromises();
+    expect(w.get('[data-testid=upload-limits]').text()).toMatch(/^JPEG, PNG or SVG, up to 2 MiB a file\./);
+    expect(w.get('[data-testid=file-input]').attributes('accept')).toBe('image/jpeg,image/png,image/svg+xml');
+    expect(w.find('[data-testid=upload-quota]').exists()).toBe(false);
+    w.unmount();
+  });
+
+  it('refuses a file over the limit without sending it, in the words the gateway would use', async () => {
+    upload.mockResolvedValue(uploaded);
+    const w = mountView(limitsOf(null));
+    await flushPromises();
+    await pick(w, ['big.png', 2 * MiB + 1], ['fine.png', 2 * MiB]);
+    expect(upload).toHaveBeenCalledTimes(1);
+    expect(upload.mock.calls[0]![0].name).toBe('fine.png');
+    expect(row(w, 'big.png').attributes('data-status')).toBe('failed');
+    expect(row(w, 'big.png').get('.upload__error').text()).toBe(
+      'The file (2 MiB) is larger than the upload limit of 2 MiB',
+    );
+    expect(buttons(w, 'big.png')).toEqual(['Dismiss big.png']);
+    w.unmount();
+  });
+
+  it('shows the quota, counts files on their way, and refuses what would not fit', async () => {
+    // Two uploads never settle: they stay on their way, counted against the quota.
+    upload.mockImplementation(() => new Promise(() => {}));
+    const w = mountView(
+      limitsOf({ maxBytes: 10 * MiB, maxFiles: 3, usedBytes: 6 * MiB, usedFiles: 1 }, 4, 8 * MiB),
+    );
+    await flushPromises();
+    const meter = w.get<HTMLMeterElement>('[data-testid=upload-quota] meter');
+    expect(meter.element.value).toBeCloseTo(0.6);
+    expect(meter.attributes('aria-valuetext')).toBe('1 of 3 images and 6 MiB of 10 MiB used');
+
+    await pick(w, ['a.png', MiB], ['b.png', 3 * MiB + 1], ['c.png', MiB]);
+    // a fits (7 MiB), b does not (3 MiB and a byte left of 10), c does (8 MiB, the third image).
+    expect(upload.mock.calls.map((c) => c[0].name).sort()).toEqual(['a.png', 'c.png']);
+    expect(row(w, 'b.png').get('.upload__error').text()).toBe(
+      'The file (3 MiB) does not fit in what is left of the upload quota (3 MiB of 10 MiB)',
+    );
+    expect(w.get('[data-testid=upload-quota] .quota__text').text()).toBe(
+      '3 of 3 images and 8 MiB of 10 MiB used',
+    );
+    await pick(w, 'd.png');
+    expect(row(w, 'd.png').get('.upload__error').text()).toBe(
+      'The upload quota of 3 images is used up; delete an image to upload another',
+    );
+    w.unmount();
+  });
+
+  it('asks for the quota again after an upload, and sends no more at once than one viewer may', async () => {
+    let release = () => {};
+    upload.mockImplementation(
+      () =>
+        new Promise((resolve) => {
+          release = () => resolve(uploaded);
+        }),
+    );
+    const asked = { count: 0 };
+    const w = mountView(limitsOf({ maxBytes: null, maxFiles: 50, usedBytes: 0, usedFiles: 0 }, 1), asked);
+    await flushPromises();
+    const before = asked.count;
+    await pick(w, 'a.png', 'b.png');
+    expect(upload).toHaveBeenCalledTimes(1); // maxConcurrent 1
+    release();
+    await flushPromises();
+    expect(upload).toHaveBeenCalledTimes(2);
+    expect(asked.count).toBeGreaterThan(before);
     w.unmount();
   });
 });
