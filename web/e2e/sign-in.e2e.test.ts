@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../server/test/support/cli.js';
 import { launchChromium, screenshot, waitForVisibleLoaded } from './helpers/browser';
 import { Gateway } from './helpers/gateway';
+import { noisyPng } from './helpers/png';
 
 const SECRET = 'e2e-sign-in-secret-e2e-sign-in-secret-0123';
 const AUTH = { AUTH_JWT_SECRET: SECRET, PROXY_TOKEN_SECRET: 'e2e-sign-in-proxy-secret-0123' };
@@ -79,6 +80,60 @@ describe('sign-in (auth on)', () => {
     await page.waitForSelector('[data-testid=kpis]'); // an admin's view
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.close();
+  });
+
+  it('a token that runs out mid-use: sign in again over the page, which keeps its upload list, and Retry uploads', async () => {
+    // A token that lives 6 s, for the same viewer as the one that renews it.
+    const short = await runCli(['token', '--sub', 'demo', '--ttl', '6'], AUTH);
+    expect(short.code, short.stderr).toBe(0);
+    const issuedAt = Date.now();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${gateway.url}/#/upload`);
+    await page.getByLabel('Token').fill(short.stdout.trim());
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForSelector('[data-testid=dropzone]');
+    await page.setInputFiles('[data-testid=file-input]', {
+      name: 'early.png',
+      mimeType: 'image/png',
+      buffer: noisyPng(64, 48),
+    });
+    await page.waitForSelector('.upload[data-status=done]');
+
+    await page.waitForTimeout(Math.max(0, issuedAt + 7_000 - Date.now()));
+    await page.setInputFiles('[data-testid=file-input]', {
+      name: 'late.png',
+      mimeType: 'image/png',
+      buffer: noisyPng(64, 48),
+    });
+    // The refusal ends the session: the sign-in form, saying why, where the page was.
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    expect(await page.getByRole('status').textContent()).toContain('no longer accepted');
+    expect(await page.locator('[data-testid=dropzone]').isVisible()).toBe(false);
+    await screenshot(page, 'session-ended');
+
+    await page.getByLabel('Token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForSelector('[data-testid=dropzone]');
+    // The same page, as it was: the done upload and the refused one, which may be tried again.
+    const late = page.locator('.upload').filter({ has: page.getByText('late.png', { exact: true }) });
+    expect(await late.getAttribute('data-status')).toBe('failed');
+    expect(await page.locator('.upload[data-status=done] .upload__name').textContent()).toBe('early.png');
+    await late.getByRole('button', { name: 'Retry late.png', exact: true }).click();
+    await expect.poll(() => late.getAttribute('data-status')).toBe('done');
+    expect(await page.getByTestId('session').textContent()).toContain('demo');
+
+    // Both are the viewer's: the gallery lists them above the demo photos.
+    await page.getByRole('link', { name: 'View gallery' }).click();
+    await expect.poll(() => page.locator('.smart-image').count()).toBe(8);
+    const left = await gateway.graphql<{ images: { edges: { node: { id: string } }[] } }>(
+      '{ images(first: 2) { edges { node { id } } } }',
+      {},
+      token,
+    );
+    for (const { node } of left.images.edges) {
+      await gateway.graphql('mutation($id: ID!) { deleteImage(id: $id) }', { id: node.id }, token);
+    }
     await page.close();
   });
 });

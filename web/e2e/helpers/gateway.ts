@@ -75,10 +75,10 @@ export class Gateway {
   }
 
   /** A GraphQL request from outside the browser (as a test's own client). */
-  async graphql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  async graphql<T>(query: string, variables: Record<string, unknown> = {}, token?: string): Promise<T> {
     const res = await fetch(`${this.url}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify({ query, variables }),
     });
     const body = (await res.json()) as { data?: T; errors?: unknown[] };

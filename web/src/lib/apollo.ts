@@ -1,6 +1,7 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client/core';
+import { onError } from '@apollo/client/link/error';
 import type { GalleryPageQuery } from '../gql/graphql';
-import { authHeaders } from './auth';
+import { authHeaders, isUnauthenticated } from './auth';
 
 type Connection = GalleryPageQuery['images'];
 
@@ -8,16 +9,31 @@ type Connection = GalleryPageQuery['images'];
  * The app's Apollo Client: HTTP with the stored token. The live-URL stream is @signet/vue's (its
  * own SSE link, wired in main.ts), which also tells this cache how a newer SignedUrl replaces
  * an older one. `fetchImpl` replaces the network for tests; the app uses the browser's fetch.
+ * `onUnauthenticated` hears every answer that refused the stored token (lib/session.ts).
  */
-export function createApolloClient(uri = '/graphql', fetchImpl?: typeof fetch) {
+export function createApolloClient(
+  uri = '/graphql',
+  fetchImpl?: typeof fetch,
+  onUnauthenticated: () => void = () => {},
+) {
   const auth = new ApolloLink((operation, forward) => {
     // An operation's own authorization (the sign-in view trying a token) wins over the stored one.
     operation.setContext(({ headers = {} }: { headers?: Record<string, string> }) => ({
+      ownToken: headers['authorization'] !== undefined,
       headers: { ...authHeaders(), ...headers },
     }));
     return forward(operation);
   });
-  const link = ApolloLink.from([auth, new HttpLink({ uri, ...(fetchImpl ? { fetch: fetchImpl } : {}) })]);
+  const refused = onError((error) => {
+    // Only the stored token ends a session; a token an operation brings (one being tried) does not.
+    const { ownToken } = error.operation.getContext() as { ownToken?: boolean };
+    if (!ownToken && isUnauthenticated(error)) onUnauthenticated();
+  });
+  const link = ApolloLink.from([
+    auth,
+    refused,
+    new HttpLink({ uri, ...(fetchImpl ? { fetch: fetchImpl } : {}) }),
+  ]);
 
   const cache = new InMemoryCache({
     typePolicies: {

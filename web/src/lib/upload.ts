@@ -5,9 +5,10 @@ import { authHeaders } from './auth';
 
 /**
  * Failures the same upload may get past when tried again: the network, a gateway (or something in
- * front of it) that is overloaded, away, failing or out of patience with a slow body. Everything else is about the file or the
- * viewer (PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT, FORBIDDEN, UNAUTHENTICATED):
- * it fails the same way every time, so no Retry is offered for it.
+ * front of it) that is overloaded, away, failing or out of patience with a slow body, and a token
+ * that is no longer accepted (the app asks for a new one: lib/session.ts). Everything else is
+ * about the file or the viewer (PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, BAD_USER_INPUT,
+ * FORBIDDEN): it fails the same way every time, so no Retry is offered for it.
  */
 const RETRYABLE = new Set([
   'NETWORK_ERROR',
@@ -15,6 +16,7 @@ const RETRYABLE = new Set([
   'RATE_LIMITED',
   'SERVICE_UNAVAILABLE',
   'INTERNAL_SERVER_ERROR',
+  'UNAUTHENTICATED',
 ]);
 
 export class UploadError extends Error {
