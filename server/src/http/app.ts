@@ -66,7 +66,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   if (c.storage.driver === 'local') {
     prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secret: config.localSigningSecret })]);
   }
-  const staticApp = createStaticRoute(webRoot);
+  const staticApp = createStaticRoute(webRoot, { logger });
   const checkHost = createHostCheck({ authDisabled: config.auth.disabled, publicUrl: config.publicUrl });
 
   const route: Route = (req, res, url) => {
@@ -113,7 +113,10 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     } catch (err) {
       renderError(res, err, logger);
     }
-    // An ended response has nothing left to stall on (see stall-guard.ts).
+    // A response its route ended at once is a small one (a redirect, a probe, an error), whose
+    // bytes fit the socket's buffers; tracking it would cost every hot redirect a Map entry and a
+    // listener. Every route that may end with a large body answers later, so is tracked (see
+    // stall-guard.ts).
     if (!res.writableEnded) stalls.track(res);
   };
 

@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  stat,
+  truncate,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import os from 'node:os';
@@ -116,6 +127,67 @@ describe('createStaticRoute: never serves a file outside the web root', () => {
       open = await openOnBig();
     }
     expect(open).toBe(0);
+  });
+});
+
+describe('createStaticRoute: a file that shrinks while it is sent', () => {
+  let dir: string;
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('cuts the connection at once, and says so, instead of leaving the client waiting for the rest', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'signet-static-shrink-'));
+    const file = path.join(dir, 'rebuilt.bin');
+    // Far more than the socket buffers and the read-ahead hold while the client reads nothing:
+    // most of the file is still unread when it is cut short.
+    const size = 64 * 1024 * 1024;
+    await writeFile(file, Buffer.alloc(size, 'x'));
+    const warn = vi.fn();
+    const route = createStaticRoute(dir, { logger: { warn } });
+    const s = createServer((req, res) => {
+      void route(req, res, new URL(req.url ?? '/', 'http://gateway.invalid'));
+    });
+    // As main.ts has it: a response that ends short would hold its connection this long.
+    s.keepAliveTimeout = 65_000;
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      const socket = connect((s.address() as AddressInfo).port, '127.0.0.1');
+      socket.write('GET /rebuilt.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      const chunks: Buffer[] = [];
+      const closed = new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.once('error', () => {});
+      });
+      // The headers (with the file's size) and the first bytes are out; the client then waits
+      // while the file is rewritten shorter in place, as a rebuild does.
+      await new Promise<void>((resolve) => {
+        socket.once('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          socket.pause();
+          resolve();
+        });
+      });
+      await truncate(file, 1024);
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.resume();
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<'hung'>((r) => {
+        timer = setTimeout(() => r('hung'), 5_000);
+      });
+      expect(await Promise.race([closed.then(() => 'closed' as const), hung])).toBe('closed');
+      clearTimeout(timer);
+      const all = Buffer.concat(chunks);
+      const head = all.subarray(0, all.indexOf('\r\n\r\n')).toString('latin1');
+      expect(head).toMatch(/^HTTP\/1\.1 200 /);
+      expect(head).toContain(`content-length: ${size}`);
+      expect(all.length - head.length - 4).toBeLessThan(size);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0]?.[0]).toMatchObject({ file: 'rebuilt.bin', length: size });
+    } finally {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
   });
 });
 

@@ -2,7 +2,8 @@ import { createReadStream, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { requestIdOf } from '../lib/request-id.js';
+import type { Logger } from '../logger.js';
 import {
   type ChosenCoding,
   type CompressionCache,
@@ -44,11 +45,6 @@ function fileVersion(st: Stats): string {
   return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
-/** A body in 64 KiB slices (views, not copies), for `pipeBody`. */
-function* slices(body: Buffer): Generator<Buffer> {
-  for (let at = 0; at < body.length; at += 64 * 1024) yield body.subarray(at, at + 64 * 1024);
-}
-
 /** A file's bytes, refused if it no longer has the size it was served under (replaced meanwhile). */
 async function readExactly(file: string, size: number): Promise<Buffer> {
   const body = await readFile(file);
@@ -65,9 +61,12 @@ async function readExactly(file: string, size: number): Promise<Buffer> {
  * Accept-Encoding allows it, each compressed once per file version off the event loop and kept
  * (`compression.ts`); their answers carry `Vary: Accept-Encoding` whichever coding was chosen.
  * The rest (images, fonts, small files, identity) are streamed from disk as before. `compression`
- * is injectable for tests.
+ * is injectable for tests; `logger` hears of a file that shrank while it was sent.
  */
-export function createStaticRoute(root: string, options: { compression?: CompressionCache } = {}) {
+export function createStaticRoute(
+  root: string,
+  options: { compression?: CompressionCache; logger?: Pick<Logger, 'warn'> } = {},
+) {
   const base = path.resolve(root);
   const compression = options.compression ?? createCompressionCache();
   return async (req: IncomingMessage, res: ServerResponse, url: RequestTarget): Promise<void> => {
@@ -119,14 +118,43 @@ export function createStaticRoute(root: string, options: { compression?: Compres
     }
     res.writeHead(200, headers);
     if (req.method === 'HEAD') res.end();
-    // In slices, with backpressure, as a file is: a body handed over whole in `end()` leaves the
-    // stall guard nothing to watch (an ended response is not `writableNeedDrain`), and a client
-    // that never reads would hold its socket and the body for good.
-    else if (encoded) await pipeBody(Readable.from(slices(encoded)), res);
-    // Not `.pipe()`: a client that stops reading or goes away would leave the file open for
-    // good (and an open that fails, EMFILE say, would throw an unhandled 'error'). No byte past
-    // the length the headers said, should the file have grown since its stat.
+    // Whole, from the cache: the stall guard watches an ended body too, until its last byte is out.
+    else if (encoded) res.end(encoded);
     else if (st.size === 0) res.end();
-    else await pipeBody(createReadStream(file, { end: st.size - 1 }), res);
+    else await sendFile(res, file, st.size, { base, logger: options.logger });
   };
+}
+
+/**
+ * Streams `size` bytes of `file`, as its headers promised. Not `.pipe()`: a client that stops
+ * reading or goes away would leave the file open for good (and an open that fails, EMFILE say,
+ * would throw an unhandled 'error'). No byte past `size`, should the file have grown since its
+ * stat. A file rewritten shorter in place meanwhile (a rebuild) ends the stream early: the
+ * response would end "normally" short of its content-length, and the client would wait for the
+ * rest until its own timeout, or keep-alive's (65 s). The connection is cut instead, so the client
+ * sees a truncated answer at once.
+ */
+async function sendFile(
+  res: ServerResponse,
+  file: string,
+  size: number,
+  { base, logger }: { base: string; logger: Pick<Logger, 'warn'> | undefined },
+): Promise<void> {
+  const body = createReadStream(file, { end: size - 1 });
+  // Heard before the pipe's own 'end', which ends the response; the socket is the response's
+  // until that has finished, so destroying it here cuts this answer, whichever runs first.
+  body.once('end', () => {
+    if (body.bytesRead >= size) return;
+    logger?.warn(
+      {
+        file: path.relative(base, file),
+        length: size,
+        sent: body.bytesRead,
+        requestId: requestIdOf(res.req),
+      },
+      'static: file shrank while it was sent; connection cut',
+    );
+    res.destroy();
+  });
+  await pipeBody(body, res);
 }
