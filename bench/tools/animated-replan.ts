@@ -18,6 +18,7 @@ const events = new MemoryEventBus();
 const live = new LiveUrls<Row>({
   images: {
     visible: async (_v: Viewer, ids: readonly string[]) => ids.map((id) => ({ id, animated: null })),
+    canRead: () => true,
   },
   events,
   metrics: createMetrics(),

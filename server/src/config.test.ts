@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, putDeadlineMs } from './config.js';
+import { ConfigError, loadConfig } from './config.js';
+import { putDeadlineMs } from './storage/put-body.js';
 
 type Env = Record<string, string>;
 

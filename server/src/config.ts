@@ -7,6 +7,7 @@ import { type ImageConfig, parseImageConfig } from './config-images.js';
 import { checkOwnRegion, parseRegionsConfig, type RegionsConfig } from './config-regions.js';
 import { parseS3Config, type S3Config } from './config-s3.js';
 import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
+import { putDeadlineMs } from './storage/put-body.js';
 
 /** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
 export interface Config {
@@ -214,18 +215,6 @@ export interface CdnConfig {
   timeParam: string;
   /** CLOUDFRONT_KEY_PAIR_ID and CLOUDFRONT_PRIVATE_KEY (PEM), for `cloudfront`. */
   cloudfront: { keyPairId: string; privateKey: string } | undefined;
-}
-
-/**
- * How long a put of `bytes` may take before the driver gives up on it: the per-call deadline plus
- * the time the bytes need at the slowest rate allowed. A fixed deadline would fail every large
- * upload on a slow link, and a put left running past it may land after its clean-up.
- */
-export function putDeadlineMs(
-  cos: Pick<Config['cos'], 'timeoutMs' | 'putMinBytesPerSecond'>,
-  bytes: number,
-): number {
-  return cos.timeoutMs + Math.ceil((bytes * 1000) / cos.putMinBytesPerSecond);
 }
 
 export class ConfigError extends Error {

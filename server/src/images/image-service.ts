@@ -5,7 +5,6 @@ import type { Cursor, ImagesRepo, PageFields, PageResult } from '../db/images-re
 import type { ImageRow, ImageVisibility } from '../db/types.js';
 import { forbidden, rateLimited } from '../errors/index.js';
 import type { EventBus } from '../events/event-bus.js';
-import { type JobEngine, PRELOAD_QUEUE_RETRY_SECONDS, PreloadQueueFull } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { Storage } from '../storage/storage.js';
@@ -13,6 +12,7 @@ import type { AccessCounters } from '../urls/store.js';
 import type { ResolvedUrl, UrlService } from '../urls/url-service.js';
 import { deleteImage } from './delete.js';
 import { MAX_IDS } from './image-id.js';
+import { type ImageJobs, PRELOAD_QUEUE_RETRY_SECONDS, PreloadQueueFull } from './image-jobs.js';
 import type { Placeholders } from './placeholders.js';
 import { preloadRows } from './preload.js';
 import { uploadImage } from './upload.js';
@@ -45,7 +45,7 @@ export interface ImageServiceDeps {
   refreshLimiter: RateLimiter;
   /** preloadSignedUrls calls per viewer. */
   preloadLimiter: RateLimiter;
-  jobs: Pick<JobEngine, 'preload' | 'enqueueVariants'>;
+  jobs: ImageJobs;
   /** Presets and transforms: which variant an argument asks for (purged with the image). */
   variants: VariantCatalog;
   clock: Clock;

@@ -1,10 +1,21 @@
 import type { Clock } from '../clock.js';
 import type { ImagesRepo } from '../db/images-repo.js';
-import type { OrphanSweepResult } from '../jobs/job-engine.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type ListPage, type Storage, VariantsLeftError } from '../storage/storage.js';
 import { UPLOAD_KEY_PREFIX } from './upload.js';
+
+/** What one orphan sweep did. */
+export interface OrphanSweepResult {
+  listed: number;
+  deleted: number;
+  /** True when the run reached the end of the upload keys (the next one starts over). */
+  complete: boolean;
+  /** Objects' variant sets (local variants, s3 derived objects) removed: no live row names them. */
+  variantSetsDeleted?: number;
+  /** Files crashed writes left (local), removed. */
+  debrisRemoved?: number;
+}
 
 export interface OrphanSweepDeps {
   storage: Pick<Storage, 'list' | 'delete' | 'variantSets' | 'removeDebris'>;

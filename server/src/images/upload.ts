@@ -12,7 +12,6 @@ import {
   fromStorage,
   payloadTooLarge,
 } from '../errors/index.js';
-import type { JobEngine } from '../jobs/job-engine.js';
 import { bytesInWords } from '../lib/byte-size.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
@@ -28,6 +27,7 @@ import {
   turned,
 } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
+import type { ImageJobs } from './image-jobs.js';
 import type { Placeholders } from './placeholders.js';
 import { acceptedInWords, quotaUsage } from './upload-limits.js';
 import type { VariantCatalog } from './variants.js';
@@ -47,7 +47,7 @@ export interface UploadDeps {
   /** Computes the ThumbHash from the stored object after the upload has answered. */
   placeholders: Pick<Placeholders, 'enqueue'>;
   /** Queues the derived variants' job where variants are derived objects (s3). */
-  jobs: Pick<JobEngine, 'enqueueVariants'>;
+  jobs: Pick<ImageJobs, 'enqueueVariants'>;
   variants: Pick<VariantCatalog, 'derivedObjects'>;
   clock: Clock;
   logger: Logger;

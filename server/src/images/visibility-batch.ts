@@ -2,7 +2,7 @@ import type { Viewer } from '../auth/viewer.js';
 import type { ImagesRepo, ReadLookup } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import { MAX_IDS } from './image-id.js';
-import { readScope } from './visibility.js';
+import { canRead, readScope } from './visibility.js';
 
 export interface VisibilityBatchOptions {
   /** How long the first lookup of a batch waits for others to join it. */
@@ -49,6 +49,11 @@ export class VisibilityBatch {
     private readonly images: Pick<ImagesRepo, 'findReadableMany'>,
     private readonly o: VisibilityBatchOptions = DEFAULTS,
   ) {}
+
+  /** The same rule on an image already known (a visibility change reaching a subscription). */
+  canRead(viewer: Viewer, image: Pick<ImageRow, 'ownerId' | 'visibility'>): boolean {
+    return canRead(viewer, image);
+  }
 
   visible(viewer: Viewer, ids: readonly string[]): Promise<ImageRow[]> {
     if (ids.length === 0) return Promise.resolve([]);

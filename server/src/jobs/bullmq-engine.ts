@@ -1,7 +1,8 @@
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
+import { PreloadQueueFull } from '../images/image-jobs.js';
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
-import { type JobEngine, PreloadQueueFull, type Processors, preloadJobs } from './job-engine.js';
+import { type JobEngine, type Processors, preloadJobs } from './job-engine.js';
 
 /** Refresh ticks and drains, and the stats roll-up: the work that keeps URLs fresh. */
 export const QUEUE = 'signet-jobs';

@@ -1,19 +1,9 @@
 import type { DerivedVariantsResult, VariantsBackfillResult } from '../images/derived-variants.js';
+import type { ImageJobs } from '../images/image-jobs.js';
+import type { OrphanSweepResult } from '../images/orphan-sweep.js';
 import type { BackfillResult } from '../images/placeholders.js';
 import type { ReplicationCheckResult } from '../images/replication-check.js';
 import type { SweepResult } from '../urls/refresher.js';
-
-/** What one orphan sweep did. */
-export interface OrphanSweepResult {
-  listed: number;
-  deleted: number;
-  /** True when the run reached the end of the upload keys (the next one starts over). */
-  complete: boolean;
-  /** Objects' variant sets (local variants, s3 derived objects) removed: no live row names them. */
-  variantSetsDeleted?: number;
-  /** Files crashed writes left (local), removed. */
-  debrisRemoved?: number;
-}
 
 /** The background work itself; engines only decide when and where it runs. */
 export interface Processors {
@@ -46,7 +36,7 @@ export interface Processors {
   replicationCheck(): Promise<ReplicationCheckResult>;
 }
 
-export interface JobEngine {
+export interface JobEngine extends ImageJobs {
   readonly kind: 'bullmq' | 'timer';
   /** Starts running the scheduled jobs on this node (workers only). */
   startWorkers(): Promise<void>;
@@ -56,11 +46,6 @@ export interface JobEngine {
    * in the preload wait list. Preloads never hold up refresh sweeps.
    */
   preload(ids: readonly string[]): Promise<number>;
-  /**
-   * Queues the making of a freshly uploaded image's derived variants (s3), on any worker, and
-   * returns once queued. Never throws: what could not be queued is left to the backfill.
-   */
-  enqueueVariants(imageId: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -69,22 +54,6 @@ export interface JobEngine {
  * SQL statement and one cache round trip when it runs.
  */
 export const PRELOAD_JOB_IDS = 500;
-
-/** How long a client refused by a full preload wait list is asked to wait before retrying. */
-export const PRELOAD_QUEUE_RETRY_SECONDS = 10;
-
-/** A preload refused because its jobs do not fit in the wait list; none of them was queued. */
-export class PreloadQueueFull extends Error {
-  constructor(
-    /** Preload jobs waiting when the preload was refused. */
-    readonly waiting: number,
-    /** The bound (PRELOAD_QUEUE_MAX_JOBS). */
-    readonly max: number,
-  ) {
-    super(`preload wait list full: ${waiting} of ${max} jobs waiting`);
-    this.name = 'PreloadQueueFull';
-  }
-}
 
 /** The jobs a preload of these ids becomes. */
 export function preloadJobs(ids: readonly string[]): string[][] {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { PreloadQueueFull } from '../images/image-jobs.js';
 import { createLogger } from '../logger.js';
 import type { SweepResult } from '../urls/refresher.js';
-import { PRELOAD_JOB_IDS, PreloadQueueFull, type Processors } from './job-engine.js';
+import { PRELOAD_JOB_IDS, type Processors } from './job-engine.js';
 import { TimerJobEngine } from './timer-engine.js';
 
 const ids = (n: number, tag = 'i') => Array.from({ length: n }, (_, i) => `${tag}${i}`);

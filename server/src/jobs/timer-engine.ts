@@ -1,5 +1,6 @@
+import { PreloadQueueFull } from '../images/image-jobs.js';
 import type { Logger } from '../logger.js';
-import { type JobEngine, PreloadQueueFull, type Processors, preloadJobs } from './job-engine.js';
+import { type JobEngine, type Processors, preloadJobs } from './job-engine.js';
 
 const HOUR = 3_600_000;
 

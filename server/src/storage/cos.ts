@@ -2,10 +2,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { PassThrough } from 'node:stream';
 import COS from 'cos-nodejs-sdk-v5';
-import { putDeadlineMs } from '../config.js';
 import { cosProcessing } from './cos-processing.js';
 import { camSafeUrlEncode, createCosSigner } from './cos-signer.js';
-import { tapBody } from './put-body.js';
+import { putDeadlineMs, tapBody } from './put-body.js';
 import {
   type ByteRange,
   encodeKeyPath,

@@ -2,6 +2,22 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { type PutBody, StorageError } from './storage.js';
 
+/** A driver's put timing: its per-call deadline and the slowest upload rate it allows. */
+export interface PutTiming {
+  timeoutMs: number;
+  putMinBytesPerSecond: number;
+}
+
+/**
+ * How long a put of `bytes` may take before the driver gives up on it: the per-call deadline plus
+ * the time the bytes need at the slowest rate allowed. A fixed deadline would fail every large
+ * upload on a slow link, and a put left running past it may land after its clean-up. Config
+ * checks with it that the API's request timeout outlasts the largest upload's put.
+ */
+export function putDeadlineMs(timing: PutTiming, bytes: number): number {
+  return timing.timeoutMs + Math.ceil((bytes * 1000) / timing.putMinBytesPerSecond);
+}
+
 /**
  * A put's body on its way to the store: counted (a body that is not exactly its declared size
  * fails the put, so a store never keeps a cut-off object under a full object's name) and hashed

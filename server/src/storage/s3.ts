@@ -12,8 +12,7 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { putDeadlineMs } from '../config.js';
-import { tapBody } from './put-body.js';
+import { putDeadlineMs, tapBody } from './put-body.js';
 import { createS3Presigner } from './s3-presigner.js';
 import {
   type ByteRange,

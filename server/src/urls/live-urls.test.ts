@@ -3,6 +3,7 @@ import type { Viewer } from '../auth/viewer.js';
 import { AppError } from '../errors/index.js';
 import type { SignedUrlEvent } from '../events/event-bus.js';
 import { MemoryEventBus } from '../events/memory-bus.js';
+import { canRead } from '../images/visibility.js';
 import { createMetrics } from '../metrics.js';
 import { ANIMATED_LOOKUPS_PER_SLICE, type LiveUrlEvent, LiveUrls, type LiveVariant } from './live-urls.js';
 
@@ -29,7 +30,10 @@ function setup(limits = { perViewer: 4, stalledMs: 200 }) {
   const events = new MemoryEventBus();
   const metrics = createMetrics();
   // Every id is visible: these tests are about the stream, not about who sees what.
-  const images = { visible: async (_v: Viewer, ids: readonly string[]) => ids.map((id) => ({ id })) };
+  const images = {
+    visible: async (_v: Viewer, ids: readonly string[]) => ids.map((id) => ({ id })),
+    canRead,
+  };
   const live = new LiveUrls({ images, events, metrics, limits, logger: failOnLog });
   const open = async () => (await metrics.sseSubscribers.get()).values[0]?.value ?? 0;
   return { events, live, open };
@@ -137,6 +141,8 @@ describe('LiveUrls and visibility changes', () => {
         await gate;
         return ids.map((id) => ({ id }));
       },
+      // The domain's own rule: the test is that a change during the check still applies it.
+      canRead,
     };
     const live = new LiveUrls({
       images,
@@ -197,7 +203,7 @@ describe('LiveUrls and rows recorded as animated', () => {
   ) {
     const events = new MemoryEventBus();
     const live = new LiveUrls<Row>({
-      images: { visible: (_v: Viewer, ids: readonly string[]) => visible(ids) },
+      images: { visible: (_v: Viewer, ids: readonly string[]) => visible(ids), canRead },
       events,
       metrics: createMetrics(),
       limits: { perViewer: 4, stalledMs: 1000 },

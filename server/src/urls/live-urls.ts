@@ -1,9 +1,15 @@
 import { requireSignedIn, type Viewer } from '../auth/viewer.js';
+import type { ImageVisibility } from '../db/types.js';
 import { rateLimited } from '../errors/index.js';
 import type { AccessChange, EventBus, SignedUrlEvent } from '../events/event-bus.js';
-import { canRead } from '../images/visibility.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+
+/** What decides whether a viewer may read an image: its owner and its visibility. */
+export interface ImageAccess {
+  ownerId: string;
+  visibility: ImageVisibility;
+}
 
 /** What a subscription needs of a row: its id, and whether it records the image as animated. */
 export interface LiveRow {
@@ -61,8 +67,14 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
 
   constructor(
     private readonly d: {
-      /** The images of ids the viewer may see (the images domain decides). */
-      images: { visible(viewer: Viewer, ids: readonly string[]): Promise<Row[]> };
+      /**
+       * The images domain decides who sees what: the images of ids the viewer may see, and
+       * whether a viewer may still read an image after a change of its owner or visibility.
+       */
+      images: {
+        visible(viewer: Viewer, ids: readonly string[]): Promise<Row[]>;
+        canRead(viewer: Viewer, image: ImageAccess): boolean;
+      };
       events: Pick<EventBus, 'subscribe' | 'onAccessChange' | 'onAnimated'>;
       metrics: Pick<Metrics, 'sseSubscribers'>;
       limits: LiveUrlLimits;
@@ -133,7 +145,7 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
     }
     this.open.set(viewer.id, held + 1);
     const stream: LatestPerImage<LiveUrlEvent<Row>> = new LatestPerImage(
-      viewer,
+      (image) => this.d.images.canRead(viewer, image),
       this.d.limits.stalledMs,
       () => this.closed(stream, viewer.id),
     );
@@ -270,7 +282,8 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
   counted = false;
 
   constructor(
-    private readonly viewer: Viewer,
+    /** Whether this stream's viewer may read an image with this owner and visibility. */
+    private readonly mayRead: (image: ImageAccess) => boolean,
     private readonly stalledMs: number,
     private readonly onClose: () => void,
   ) {}
@@ -291,8 +304,7 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
     if (this.done) return;
     let dropped = false;
     for (const c of changes) {
-      const still =
-        c.visibility !== null && canRead(this.viewer, { ownerId: c.ownerId, visibility: c.visibility });
+      const still = c.visibility !== null && this.mayRead({ ownerId: c.ownerId, visibility: c.visibility });
       if (still) continue;
       if (!this.subscribe) {
         this.revokedEarly.add(c.imageId);
