@@ -258,14 +258,15 @@ describe('the npm start entry point (node server/dist/main.js)', () => {
     // npm runs a script as `sh -c <script>` and forwards SIGTERM and SIGINT to that shell only.
     // A shell waiting for node dies of the signal and leaves node running on its own, holding
     // the port and DATA_DIR's lock; the script execs node, so the signal reaches it. The build
-    // that runs first is left out here (it would rewrite server/dist under the other tests).
+    // check that runs first (scripts/build-if-stale.mjs, build-if-stale.test.ts) is left out
+    // here (a stale build would rewrite server/dist under the other tests).
     // Where /bin/sh is bash, bash execs a script's last command by itself and this passes
     // without `exec`; on dash (Debian's sh, CI's) it does not. node-flags.test.ts checks the
     // script says `exec` whatever the shell.
     const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
-    const build = 'npm run build && ';
+    const build = 'node scripts/build-if-stale.mjs && ';
     expect(pkg.scripts['start']!.startsWith(build)).toBe(true);
     // A group of its own: should node outlive the shell (the defect this checks), the test
     // still stops it, by the group, whatever the assertions said.
