@@ -136,4 +136,36 @@ describe('sign-in (auth on)', () => {
     }
     await page.close();
   });
+
+  it('a token that runs out with the detail view open: the keyboard signs in, and another viewer sees nothing of the last', async () => {
+    const short = await runCli(['token', '--sub', 'demo', '--ttl', '6'], AUTH);
+    const other = await runCli(['token', '--sub', 'someone-else'], AUTH);
+    expect([short.code, other.code], short.stderr + other.stderr).toEqual([0, 0]);
+    const issuedAt = Date.now();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${gateway.url}/#/gallery`);
+    await page.getByLabel('Token').fill(short.stdout.trim());
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.locator('.card').count()).toBe(6);
+    await page.getByRole('link', { name: /^Open image 1 of 6/ }).click();
+    await page.getByRole('dialog').waitFor();
+
+    await page.waitForTimeout(Math.max(0, issuedAt + 7_000 - Date.now()));
+    // The next image's details are asked with the expired token.
+    await page.keyboard.press('ArrowRight');
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    // Focus is in the token field, and the hidden dialog no longer takes the keys.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('sign-in-token');
+    await page.keyboard.insertText(other.stdout.trim());
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Sign in');
+    await page.keyboard.press('Enter');
+
+    // Another viewer: the page starts afresh, with nothing of demo's (no cached page, no dialog).
+    await expect.poll(() => page.getByTestId('session').textContent()).toContain('someone-else');
+    await page.locator('.empty').waitFor();
+    expect(await page.locator('.card').count()).toBe(0);
+    expect(await page.locator('.smart-image').count()).toBe(0);
+    await page.close();
+  });
 });

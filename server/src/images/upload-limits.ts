@@ -31,8 +31,9 @@ export interface UploadQuotaView {
   usedFiles: number;
 }
 
-const RASTER: readonly ImageFormat[] = ['jpeg', 'png', 'gif', 'webp', 'avif'];
-const WITH_SVG: readonly ImageFormat[] = [...RASTER, 'svg'];
+/** Every format the sniffer knows, in FORMATS' order; SVG only where UPLOAD_ALLOW_SVG lets it in. */
+const WITH_SVG = Object.keys(FORMATS) as readonly ImageFormat[];
+const RASTER = WITH_SVG.filter((f) => f !== 'svg');
 
 export function acceptedFormats(config: Pick<Config, 'uploadAllowSvg'>): readonly ImageFormat[] {
   return config.uploadAllowSvg ? WITH_SVG : RASTER;

@@ -409,7 +409,7 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
     // FORBIDDEN rather than RATE_LIMITED: waiting frees nothing (only deleting an image does),
     // and a client honouring Retry-After would retry for ever.
     throw forbidden(
-      `The upload quota of ${quotaFiles} images is used up; delete an image to upload another`,
+      `The upload quota of ${quotaFiles} ${quotaFiles === 1 ? 'image' : 'images'} is used up; delete an image to upload another`,
       { details: { quotaFiles } },
     );
   }

@@ -1,7 +1,7 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client/core';
 import { onError } from '@apollo/client/link/error';
 import type { GalleryPageQuery } from '../gql/graphql';
-import { authHeaders, isUnauthenticated } from './auth';
+import { getToken, isUnauthenticated } from './auth';
 
 type Connection = GalleryPageQuery['images'];
 
@@ -14,20 +14,27 @@ type Connection = GalleryPageQuery['images'];
 export function createApolloClient(
   uri = '/graphql',
   fetchImpl?: typeof fetch,
-  onUnauthenticated: () => void = () => {},
+  onUnauthenticated: (sentToken: string | null) => void = () => {},
 ) {
   const auth = new ApolloLink((operation, forward) => {
     // An operation's own authorization (the sign-in view trying a token) wins over the stored one.
-    operation.setContext(({ headers = {} }: { headers?: Record<string, string> }) => ({
-      ownToken: headers['authorization'] !== undefined,
-      headers: { ...authHeaders(), ...headers },
-    }));
+    operation.setContext(({ headers = {} }: { headers?: Record<string, string> }) => {
+      const sentToken = getToken();
+      return {
+        ownToken: headers['authorization'] !== undefined,
+        sentToken,
+        headers: { ...(sentToken ? { authorization: `Bearer ${sentToken}` } : {}), ...headers },
+      };
+    });
     return forward(operation);
   });
   const refused = onError((error) => {
     // Only the stored token ends a session; a token an operation brings (one being tried) does not.
-    const { ownToken } = error.operation.getContext() as { ownToken?: boolean };
-    if (!ownToken && isUnauthenticated(error)) onUnauthenticated();
+    const { ownToken, sentToken } = error.operation.getContext() as {
+      ownToken?: boolean;
+      sentToken?: string | null;
+    };
+    if (!ownToken && isUnauthenticated(error)) onUnauthenticated(sentToken ?? null);
   });
   const link = ApolloLink.from([
     auth,

@@ -26,6 +26,16 @@ export function formatBytes(n: number): string {
   return `${round(v)} ${units[i]}`;
 }
 
+/**
+ * A byte count as the gateway's messages give it (server/src/lib/byte-size.ts): `2 MiB (2,097,153
+ * bytes)`. The exact count stays beside the rounded one, so a refusal of a file a byte over its
+ * limit does not read "2 MiB is larger than 2 MiB".
+ */
+export function bytesInWords(n: number): string {
+  const exact = `${n.toLocaleString('en-US')} bytes`;
+  return n < 1024 ? exact : `${formatBytes(n)} (${exact})`;
+}
+
 /** "JPEG, PNG or GIF": a list as a sentence names it. */
 export function inWords(names: readonly string[]): string {
   return names.length < 2 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;

@@ -9,20 +9,25 @@ import { getToken } from './auth';
  */
 export interface Session {
   readonly ended: Ref<boolean>;
-  /** A request was answered UNAUTHENTICATED. Without a stored token there was no session to end. */
-  tokenRefused(): void;
+  /**
+   * A request sent with token `sent` was answered UNAUTHENTICATED. It ends the session only when
+   * `sent` is the token stored now: without one there was no session, and a late answer to a
+   * request sent with a token since replaced (the page's polls while the sign-in view shows) must
+   * not end the session that replaced it.
+   */
+  tokenRefused(sent: string | null): void;
   /** A token was accepted again (or the viewer signed out): the session is no longer ended. */
   resumed(): void;
 }
 
 export const SESSION: InjectionKey<Session> = Symbol('signet.session');
 
-export function createSession(hasToken: () => boolean = () => getToken() !== null): Session {
+export function createSession(stored: () => string | null = getToken): Session {
   const ended = ref(false);
   return {
     ended,
-    tokenRefused() {
-      if (hasToken()) ended.value = true;
+    tokenRefused(sent) {
+      if (sent !== null && sent === stored()) ended.value = true;
     },
     resumed() {
       ended.value = false;

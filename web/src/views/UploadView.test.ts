@@ -39,13 +39,12 @@ const quietImages: SmartImageDeps = {
   backoffMs: () => 0,
 };
 
-/** The gateway's answer to viewer.uploadLimits, or none at all (`{}`) when not given. */
-function mountView(limits?: object, asked?: { count: number }) {
+/** The gateway's answer to viewer.uploadLimits (each time asked), or none at all (`{}`). */
+function mountView(limits?: object | (() => object), asked?: { count: number }) {
   const transport = async () => {
     if (asked) asked.count++;
-    const body = limits
-      ? { data: { viewer: { __typename: 'Viewer', id: 'demo', uploadLimits: limits } } }
-      : {};
+    const now = typeof limits === 'function' ? limits() : limits;
+    const body = now ? { data: { viewer: { __typename: 'Viewer', id: 'demo', uploadLimits: now } } } : {};
     return new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json' } });
   };
   const client = createApolloClient('/graphql', transport as typeof fetch);
@@ -174,8 +173,9 @@ describe('UploadView with the limits the gateway gave', () => {
     expect(upload).toHaveBeenCalledTimes(1);
     expect(upload.mock.calls[0]![0].name).toBe('fine.png');
     expect(row(w, 'big.png').attributes('data-status')).toBe('failed');
+    // The exact counts beside the rounded ones: a byte over reads as more than the limit.
     expect(row(w, 'big.png').get('.upload__error').text()).toBe(
-      'The file (2 MiB) is larger than the upload limit of 2 MiB',
+      'The file (2 MiB (2,097,153 bytes)) is larger than the upload limit of 2 MiB (2,097,152 bytes)',
     );
     expect(buttons(w, 'big.png')).toEqual(['Dismiss big.png']);
     w.unmount();
@@ -196,7 +196,7 @@ describe('UploadView with the limits the gateway gave', () => {
     // a fits (7 MiB), b does not (3 MiB and a byte left of 10), c does (8 MiB, the third image).
     expect(upload.mock.calls.map((c) => c[0].name).sort()).toEqual(['a.png', 'c.png']);
     expect(row(w, 'b.png').get('.upload__error').text()).toBe(
-      'The file (3 MiB) does not fit in what is left of the upload quota (3 MiB of 10 MiB)',
+      'The file (3 MiB (3,145,729 bytes)) does not fit in what is left of the upload quota (3 MiB (3,145,728 bytes) of 10 MiB (10,485,760 bytes))',
     );
     expect(w.get('[data-testid=upload-quota] .quota__text').text()).toBe(
       '3 of 3 images and 8 MiB of 10 MiB used',
@@ -226,6 +226,54 @@ describe('UploadView with the limits the gateway gave', () => {
     await flushPromises();
     expect(upload).toHaveBeenCalledTimes(2);
     expect(asked.count).toBeGreaterThan(before);
+    w.unmount();
+  });
+
+  it("counts a done upload until the gateway's figure has it, and never twice", async () => {
+    // The gateway's own count: one more once an upload is in.
+    let stored = 1;
+    const finish: (() => void)[] = [];
+    upload.mockImplementation(
+      () =>
+        new Promise((resolve) => {
+          finish.push(() => {
+            stored++;
+            resolve(uploaded);
+          });
+        }),
+    );
+    const w = mountView(() => limitsOf({ maxBytes: null, maxFiles: 4, usedBytes: 0, usedFiles: stored }));
+    await flushPromises();
+    const text = () => w.get('[data-testid=upload-quota] .quota__text').text();
+    expect(text()).toBe('1 of 4 images used');
+    await pick(w, 'a.png', 'b.png');
+    expect(text()).toBe('3 of 4 images used'); // two on their way
+    finish[0]!();
+    await flushPromises();
+    // The gateway was asked after a was in: its 2, and b still on its way.
+    expect(text()).toBe('3 of 4 images used');
+    finish[1]!();
+    await flushPromises();
+    expect(text()).toBe('3 of 4 images used');
+    await pick(w, 'c.png', 'd.png');
+    expect(row(w, 'd.png').get('.upload__error').text()).toBe(
+      'The upload quota of 4 images is used up; delete an image to upload another',
+    );
+    w.unmount();
+  });
+
+  it('a retry is refused here when the quota has filled up since the first try', async () => {
+    upload.mockRejectedValueOnce(new UploadError('Network error while uploading', 'NETWORK_ERROR'));
+    upload.mockImplementation(() => new Promise(() => {}));
+    const w = mountView(limitsOf({ maxBytes: null, maxFiles: 1, usedBytes: 0, usedFiles: 0 }));
+    await flushPromises();
+    await pick(w, 'flaky.png');
+    await pick(w, 'other.png'); // on its way: the one image the quota allows
+    await row(w, 'flaky.png').get('button').trigger('click');
+    await flushPromises();
+    expect(upload).toHaveBeenCalledTimes(2);
+    expect(row(w, 'flaky.png').get('.upload__error').text()).toMatch(/quota of 1 image is used up/);
+    expect(buttons(w, 'flaky.png')).toEqual(['Dismiss flaky.png']);
     w.unmount();
   });
 });
