@@ -4,6 +4,8 @@ import { flushPromises, mount } from '@vue/test-utils';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { GalleryImageFragment } from '../gql/graphql';
 import { createApolloClient } from '../lib/apollo';
+import { clearToken, setToken } from '../lib/auth';
+import { createSession, SESSION, type Session } from '../lib/session';
 import { UploadError, uploadImage } from '../lib/upload';
 import UploadView from './UploadView.vue';
 
@@ -40,7 +42,7 @@ const quietImages: SmartImageDeps = {
 };
 
 /** The gateway's answer to viewer.uploadLimits (each time asked), or none at all (`{}`). */
-function mountView(limits?: object | (() => object), asked?: { count: number }) {
+function mountView(limits?: object | (() => object), asked?: { count: number }, session?: Session) {
   const transport = async () => {
     if (asked) asked.count++;
     const now = typeof limits === 'function' ? limits() : limits;
@@ -50,7 +52,13 @@ function mountView(limits?: object | (() => object), asked?: { count: number }) 
   const client = createApolloClient('/graphql', transport as typeof fetch);
   return mount(UploadView, {
     attachTo: document.body,
-    global: { provide: { [DefaultApolloClient]: client, [SMART_IMAGE_DEPS as symbol]: quietImages } },
+    global: {
+      provide: {
+        [DefaultApolloClient]: client,
+        [SMART_IMAGE_DEPS as symbol]: quietImages,
+        ...(session ? { [SESSION as symbol]: session } : {}),
+      },
+    },
   });
 }
 
@@ -77,6 +85,7 @@ const buttons = (w: ReturnType<typeof mountView>, name: string) =>
 
 afterEach(() => {
   upload.mockReset();
+  clearToken();
   document.body.innerHTML = '';
 });
 
@@ -274,6 +283,35 @@ describe('UploadView with the limits the gateway gave', () => {
     expect(upload).toHaveBeenCalledTimes(2);
     expect(row(w, 'flaky.png').get('.upload__error').text()).toMatch(/quota of 1 image is used up/);
     expect(buttons(w, 'flaky.png')).toEqual(['Dismiss flaky.png']);
+    w.unmount();
+  });
+});
+
+describe('UploadView when the token runs out', () => {
+  it('an upload refused UNAUTHENTICATED ends the session and offers Retry; queued files wait for the next token', async () => {
+    setToken('expired-soon');
+    const session = createSession();
+    upload.mockRejectedValueOnce(
+      new UploadError('The bearer token is invalid or expired', 'UNAUTHENTICATED', 401),
+    );
+    upload.mockResolvedValue(uploaded);
+    const w = mountView(undefined, undefined, session);
+    await pick(w, 'a.png');
+    expect(session.ended.value).toBe(true);
+    expect(buttons(w, 'a.png')).toEqual(['Retry a.png']);
+
+    await pick(w, 'b.png'); // picked while the sign-in form shows: it waits
+    expect(upload).toHaveBeenCalledTimes(1);
+    expect(row(w, 'b.png').attributes('data-status')).toBe('queued');
+
+    setToken('renewed');
+    session.resumed();
+    await flushPromises();
+    expect(upload).toHaveBeenCalledTimes(2);
+    expect(row(w, 'b.png').attributes('data-status')).toBe('done');
+    await row(w, 'a.png').get('button').trigger('click');
+    await flushPromises();
+    expect(row(w, 'a.png').attributes('data-status')).toBe('done');
     w.unmount();
   });
 });
