@@ -134,6 +134,15 @@ describe('createStallGuard', () => {
     expect(got.length).toBeLessThan(body.length);
   });
 
+  /** A steady reader got every byte, though the body waited on it, yet moved, for several bounds. */
+  async function expectWholeBody(answered: Promise<Outcome>, received: Promise<Buffer>, body: Buffer) {
+    const { answeredAt, closed } = await answered;
+    expect((await closed) - answeredAt).toBeGreaterThan(2 * stallMs);
+    const got = await received;
+    expect(got.length).toBe(body.length);
+    expect(got.equals(body)).toBe(true);
+  }
+
   it('does not cut a client that reads a large ended body slowly but steadily', async () => {
     const body = randomBytes(64 * MB);
     const { answered, client } = await serve(stallMs, (res) => {
@@ -142,12 +151,7 @@ describe('createStallGuard', () => {
     });
     // 4 MB every 200 ms: ~3 s for the body, which stays ended and unsent for most of them.
     const received = readSteadily(client(), 4 * MB, 200);
-    const { answeredAt, closed } = await answered;
-    // The body waited on the client, yet moved, for several bounds: what is judged here happened.
-    expect((await closed) - answeredAt).toBeGreaterThan(2 * stallMs);
-    const got = await received;
-    expect(got.length).toBe(body.length);
-    expect(got.equals(body)).toBe(true);
+    await expectWholeBody(answered, received, body);
   });
 
   it('does not cut a client that reads a piped body slowly but steadily', async () => {
@@ -162,11 +166,7 @@ describe('createStallGuard', () => {
     // Each drain is refilled at once, so `writableNeedDrain` holds at nearly every tick: sampling
     // it alone cut this client after one bound.
     const received = readSteadily(client(), 4 * MB, 200);
-    const { answeredAt, closed } = await answered;
-    expect((await closed) - answeredAt).toBeGreaterThan(2 * stallMs);
-    const got = await received;
-    expect(got.length).toBe(body.length);
-    expect(got.equals(body)).toBe(true);
+    await expectWholeBody(answered, received, body);
   });
 
   it('destroys a piped response whose client stopped reading', async () => {
