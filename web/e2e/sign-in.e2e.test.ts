@@ -167,4 +167,28 @@ describe('sign-in (auth on)', () => {
     expect(await page.locator('.smart-image').count()).toBe(0);
     await page.close();
   });
+
+  it('tabs follow each other: a sign-out in one leaves no tab showing the pages, a sign-in comes back to all', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const first = await context.newPage();
+    await first.goto(`${gateway.url}/#/gallery`);
+    await first.getByLabel('Token').fill(token);
+    await first.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => first.locator('.card').count()).toBe(6);
+    // The second tab shares the stored token: signed in from the start.
+    const second = await context.newPage();
+    await second.goto(`${gateway.url}/#/gallery`);
+    await expect.poll(() => second.locator('.card').count()).toBe(6);
+
+    await first.getByRole('button', { name: 'Sign out' }).click();
+    await second.getByRole('heading', { name: 'Sign in' }).waitFor();
+    expect(await second.locator('.card').count()).toBe(0);
+    expect(await second.getByTestId('session').count()).toBe(0);
+
+    await first.getByLabel('Token').fill(token);
+    await first.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => second.locator('.card').count()).toBe(6);
+    expect(await second.getByTestId('session').textContent()).toContain('demo');
+    await context.close();
+  });
 });

@@ -25,6 +25,19 @@ export function clearToken(): void {
   }
 }
 
+/**
+ * Calls `listener` with the token stored now whenever another tab of this origin stores or removes
+ * it (the browser tells other tabs only, never the one that wrote). Returns the unsubscribe.
+ */
+export function onTokenChangedElsewhere(listener: (token: string | null) => void): () => void {
+  const handler = (event: StorageEvent) => {
+    // key null: the other tab cleared all of its storage.
+    if (event.key === TOKEN_KEY || event.key === null) listener(getToken());
+  };
+  globalThis.addEventListener?.('storage', handler);
+  return () => globalThis.removeEventListener?.('storage', handler);
+}
+
 export function authHeaders(): Record<string, string> {
   const token = getToken();
   return token ? { authorization: `Bearer ${token}` } : {};

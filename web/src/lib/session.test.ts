@@ -1,7 +1,7 @@
 import { gql } from '@apollo/client/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApolloClient } from './apollo';
-import { clearToken, setToken } from './auth';
+import { clearToken, onTokenChangedElsewhere, setToken } from './auth';
 import { createSession } from './session';
 
 const VIEWER = gql`
@@ -75,5 +75,20 @@ describe('session', () => {
     const client = createApolloClient('/graphql', forbidden, session.tokenRefused);
     await expect(client.query({ query: VIEWER, fetchPolicy: 'no-cache' })).rejects.toThrow();
     expect(session.ended.value).toBe(false);
+  });
+});
+
+describe('onTokenChangedElsewhere', () => {
+  it('hears another tab store or remove the token (a storage event), and nothing else', () => {
+    const heard: (string | null)[] = [];
+    const stop = onTokenChangedElsewhere((token) => heard.push(token));
+    setToken('from-the-other-tab');
+    window.dispatchEvent(new StorageEvent('storage', { key: 'signet.token' }));
+    window.dispatchEvent(new StorageEvent('storage', { key: 'something.else' }));
+    clearToken();
+    window.dispatchEvent(new StorageEvent('storage', { key: null })); // the other tab cleared all
+    stop();
+    window.dispatchEvent(new StorageEvent('storage', { key: 'signet.token' }));
+    expect(heard).toEqual(['from-the-other-tab', null]);
   });
 });
