@@ -1,15 +1,12 @@
 import { requireSignedIn, type Viewer } from '../auth/viewer.js';
-import type { ImageVisibility } from '../db/types.js';
+import type { ImageRow } from '../db/types.js';
 import { rateLimited } from '../errors/index.js';
 import type { AccessChange, EventBus, SignedUrlEvent } from '../events/event-bus.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 
 /** What decides whether a viewer may read an image: its owner and its visibility. */
-export interface ImageAccess {
-  ownerId: string;
-  visibility: ImageVisibility;
-}
+type ImageAccess = Pick<ImageRow, 'ownerId' | 'visibility'>;
 
 /** What a subscription needs of a row: its id, and whether it records the image as animated. */
 export interface LiveRow {

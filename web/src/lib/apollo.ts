@@ -1,7 +1,7 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client/core';
 import { onError } from '@apollo/client/link/error';
 import type { GalleryPageQuery } from '../gql/graphql';
-import { getToken, isUnauthenticated } from './auth';
+import { authHeaders, getToken, isUnauthenticated } from './auth';
 
 type Connection = GalleryPageQuery['images'];
 
@@ -23,7 +23,7 @@ export function createApolloClient(
       return {
         ownToken: headers['authorization'] !== undefined,
         sentToken,
-        headers: { ...(sentToken ? { authorization: `Bearer ${sentToken}` } : {}), ...headers },
+        headers: { ...authHeaders(sentToken), ...headers },
       };
     });
     return forward(operation);

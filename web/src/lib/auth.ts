@@ -38,8 +38,8 @@ export function onTokenChangedElsewhere(listener: (token: string | null) => void
   return () => globalThis.removeEventListener?.('storage', handler);
 }
 
-export function authHeaders(): Record<string, string> {
-  const token = getToken();
+/** The authorization header for `token` (the stored one unless given), or none without one. */
+export function authHeaders(token: string | null = getToken()): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 

@@ -58,7 +58,7 @@ const QUERY = print(addTypenameToDocument(UploadImageDocument));
 export function uploadImage(
   file: File,
   onProgress: (fraction: number) => void,
-  options: { uri?: string; signal?: AbortSignal } = {},
+  options: { uri?: string; signal?: AbortSignal; token?: string | null } = {},
 ): Promise<GalleryImageFragment> {
   return new Promise((resolve, reject) => {
     const body = new FormData();
@@ -70,7 +70,8 @@ export function uploadImage(
     xhr.open('POST', options.uri ?? '/graphql');
     xhr.setRequestHeader('apollo-require-preflight', 'true');
     xhr.setRequestHeader('accept', 'application/graphql-response+json, application/json');
-    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    // The stored token unless the caller names the one to send (undefined takes the default).
+    for (const [name, value] of Object.entries(authHeaders(options.token))) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
     };
