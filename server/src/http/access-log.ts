@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
+import { wasCut } from './stall-guard.js';
 
 /** A bounded label for a path (metrics must not get one series per image id). */
 export function routeLabel(path: string): string {
@@ -12,6 +13,15 @@ export function routeLabel(path: string): string {
 }
 
 type Counted = { inc(): void };
+
+/**
+ * What a closed response is counted and logged as: its status once its last byte reached the
+ * kernel, otherwise `aborted` (the client left first, or stopped reading and the stall guard cut
+ * it, whether or not its body had ended).
+ */
+export function closedStatus(res: ServerResponse): string {
+  return res.writableFinished && !wasCut(res) ? String(res.statusCode) : 'aborted';
+}
 
 /**
  * One access-log line and one `signet_http_requests_total` count per response, when it closes.
@@ -29,7 +39,7 @@ export function observeRequest(
   const started = performance.now();
   res.once('close', () => {
     const route = routeLabel(path);
-    const status = res.writableFinished ? String(res.statusCode) : 'aborted';
+    const status = closedStatus(res);
     d.requests.labels(route, status).inc();
     // Probes and scrapes every few seconds would drown the rest.
     const level = route === 'health' || route === 'metrics' ? 'debug' : 'info';

@@ -8,6 +8,7 @@ import type { ProxyAccess, ProxyCredential } from '../images/proxy-access.js';
 import type { VariantCatalog } from '../images/variants.js';
 import { andThen, type MaybePromise } from '../lib/maybe-promise.js';
 import type { Metrics } from '../metrics.js';
+import { closedStatus } from './access-log.js';
 import { type RedirectDeps, redirectToSignedUrl } from './proxy-redirect.js';
 import { type StreamDeps, streamObject } from './proxy-stream.js';
 import { streamVariant } from './proxy-stream-variant.js';
@@ -54,7 +55,7 @@ export function createProxyRoute(d: ProxyDeps) {
   return (req: IncomingMessage, res: ServerResponse, url: RequestTarget): MaybePromise<void> => {
     const mode = modeOf(url);
     res.once('close', () => {
-      responses.labels(mode ?? 'invalid', res.writableFinished ? String(res.statusCode) : 'aborted').inc();
+      responses.labels(mode ?? 'invalid', closedStatus(res)).inc();
     });
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed();
     const rawId = url.pathname.slice(PROXY_PREFIX.length);

@@ -3,6 +3,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { closedStatus } from './access-log.js';
 import { pipeBody } from './send.js';
 import { createStallGuard } from './stall-guard.js';
 
@@ -14,6 +15,8 @@ interface Outcome {
   answeredAt: number;
   /** Settles on the response's 'close', with when (Node reports even a destroyed one finished). */
   closed: Promise<number>;
+  /** What the access log and the request counters call it once closed: a status, or `aborted`. */
+  counted: Promise<string>;
 }
 
 const servers: { server: Server; stop(): void }[] = [];
@@ -38,9 +41,10 @@ async function serve(stallMs: number, answer: (res: ServerResponse) => void) {
   const server = createServer((_req, res) => {
     guard.track(res);
     const closed = new Promise<number>((r) => res.once('close', () => r(performance.now())));
+    const counted = new Promise<string>((r) => res.once('close', () => r(closedStatus(res))));
     setImmediate(() => {
       answer(res);
-      outcome({ answeredAt: performance.now(), closed });
+      outcome({ answeredAt: performance.now(), closed, counted });
     });
   });
   servers.push({ server, stop: guard.stop });
@@ -123,12 +127,15 @@ describe('createStallGuard', () => {
       res.end(body);
     });
     const socket = client();
-    const { answeredAt, closed } = await answered;
+    const { answeredAt, closed, counted } = await answered;
     // An ended response reports `writableNeedDrain` false: the guard used to let it be for good.
     const at = await within(closed, 4 * stallMs, 'the stalled response closed');
     // Not before the bound; after it, within the guard's ticks (a quarter of it) and some slack.
     expect(at - answeredAt).toBeGreaterThanOrEqual(stallMs);
     expect(at - answeredAt).toBeLessThan(2.5 * stallMs);
+    // Node reports it finished at 'close' (its socket's buffer went with it); it was not: the
+    // access log and the request counters must say so.
+    expect(await counted).toBe('aborted');
     // Cut: the client gets what the kernel held, then the end of the connection.
     const got = await within(readRest(socket), 10_000, 'the client saw the connection end');
     expect(got.length).toBeLessThan(body.length);
@@ -136,8 +143,9 @@ describe('createStallGuard', () => {
 
   /** A steady reader got every byte, though the body waited on it, yet moved, for several bounds. */
   async function expectWholeBody(answered: Promise<Outcome>, received: Promise<Buffer>, body: Buffer) {
-    const { answeredAt, closed } = await answered;
+    const { answeredAt, closed, counted } = await answered;
     expect((await closed) - answeredAt).toBeGreaterThan(2 * stallMs);
+    expect(await counted).toBe('200');
     const got = await received;
     expect(got.length).toBe(body.length);
     expect(got.equals(body)).toBe(true);
@@ -180,10 +188,11 @@ describe('createStallGuard', () => {
       void pipeBody(endless, res);
     });
     const socket = client();
-    const { answeredAt, closed } = await answered;
+    const { answeredAt, closed, counted } = await answered;
     const at = await within(closed, 4 * stallMs, 'the stalled response closed');
     expect(at - answeredAt).toBeGreaterThanOrEqual(stallMs);
     expect(at - answeredAt).toBeLessThan(2.5 * stallMs);
+    expect(await counted).toBe('aborted');
     await within(readRest(socket), 10_000, 'the client saw the connection end');
   });
 

@@ -9,6 +9,18 @@ interface Waiting {
   sent: number;
 }
 
+/**
+ * Responses the guard cut. A response cut after `end()` reports `writableFinished` at 'close'
+ * (its socket's buffer is gone), so the access log and the request counters ask here to count it
+ * as `aborted`, not as its status. Weak: an entry lives no longer than its response.
+ */
+const cut = new WeakSet<ServerResponse>();
+
+/** Whether the stall guard destroyed `res` because its client stopped reading. */
+export function wasCut(res: ServerResponse): boolean {
+  return cut.has(res);
+}
+
 /** libuv's side of a TCP socket: undocumented, hence each field checked before use. */
 type Handle = { bytesWritten?: unknown; writeQueueSize?: unknown };
 
@@ -70,6 +82,7 @@ export function createStallGuard(stallMs: number) {
         waiting.sent = sent;
       } else if (now - waiting.since >= stallMs) {
         open.delete(res);
+        cut.add(res);
         res.destroy(new Error('the client stopped reading'));
       }
     }
