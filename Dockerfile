@@ -21,7 +21,7 @@ COPY packages packages
 COPY examples examples
 COPY server server
 COPY web web
-RUN npm run build && npm run persisted -- /app/persisted-operations.json
+RUN npm run build:workspaces && npm run persisted -- /app/persisted-operations.json
 
 # 2. Production dependencies of the server workspace only (no vite, vue or test tooling).
 FROM ${NODE_IMAGE} AS prod-deps

@@ -1,11 +1,13 @@
-// `npm start`'s build step: runs `npm run build` only when the last build is missing or stale, so
-// a restart with nothing changed skips the 15 s build. `npm run build` itself always builds.
+// `npm start`'s build step: runs the workspaces' builds (`npm run build:workspaces`) only when the
+// last build is missing or stale, so a restart with nothing changed skips the 15 s build.
+// `npm run build` runs this script with --always: it builds whatever the check says, and leaves
+// the stamp a later `npm start` compares with.
 //
-//   node scripts/build-if-stale.mjs [root] [build command...]
+//   node scripts/build-if-stale.mjs [--always] [root] [build command...]
 //
 // root defaults to the repository (this file's parent directory); the build command defaults to
-// `npm run build`, run in root (the tests give a fixture directory and a fake build). Set
-// SIGNET_FORCE_BUILD=1 to build whatever the check says.
+// `npm run build:workspaces`, run in root (the tests give a fixture directory and a fake build).
+// Set SIGNET_FORCE_BUILD=1 to build whatever the check says.
 //
 // The build is stale when:
 // - `.build-stamp` is missing: no build went through here yet, or the last one failed or was
@@ -40,8 +42,11 @@ const OUTPUTS = [
   'server/dist/cli/main.js',
 ];
 
-const root = path.resolve(process.argv[2] ?? fileURLToPath(new URL('..', import.meta.url)));
-const command = process.argv.length > 3 ? process.argv.slice(3) : ['npm', 'run', 'build'];
+const args = process.argv.slice(2);
+const always = args[0] === '--always';
+if (always) args.shift();
+const root = path.resolve(args[0] ?? fileURLToPath(new URL('..', import.meta.url)));
+const command = args.length > 1 ? args.slice(1) : ['npm', 'run', 'build:workspaces'];
 const at = (rel) => path.join(root, rel);
 
 /** The workspaces' directories, from the root package.json. */
@@ -99,6 +104,7 @@ function newer(rel, since) {
 
 /** Why a build is needed, or undefined when the last one is up to date. */
 function staleness() {
+  if (always) return 'asked to build (npm run build)';
   const force = process.env.SIGNET_FORCE_BUILD;
   if (force && force !== '0' && force !== 'false') return `SIGNET_FORCE_BUILD=${force}`;
   let stamp;

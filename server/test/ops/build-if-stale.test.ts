@@ -101,8 +101,8 @@ async function fixture(): Promise<string> {
 }
 
 /** The script on `dir` with the fake build: its exit status, its output, and the builds so far. */
-function start(dir: string, env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [SCRIPT, dir, process.execPath, 'fake-build.mjs'], {
+function start(dir: string, env: Record<string, string> = {}, flags: string[] = []) {
+  const r = spawnSync(process.execPath, [SCRIPT, ...flags, dir, process.execPath, 'fake-build.mjs'], {
     cwd: dir,
     env: { ...process.env, SIGNET_FORCE_BUILD: '', ...env },
     encoding: 'utf8',
@@ -229,6 +229,16 @@ describe('npm start builds only when the build is missing or stale (scripts/buil
     const next = start(dir);
     expect(next).toMatchObject({ status: 0, builds: 2 });
     expect(next.output).toMatch(/^no finished build recorded/);
+  });
+
+  it('npm run build (--always) builds with nothing changed and leaves the stamp the next start honours', async () => {
+    const dir = await built();
+    const asked = start(dir, {}, ['--always']);
+    expect(asked).toMatchObject({ status: 0, builds: 2 });
+    expect(asked.output).toMatch(/^asked to build \(npm run build\); building/);
+    const next = start(dir);
+    expect(next).toMatchObject({ status: 0, builds: 2 });
+    expect(next.output).toMatch(SKIPPED);
   });
 
   it('SIGNET_FORCE_BUILD=1 builds with nothing changed', async () => {

@@ -46,4 +46,23 @@ describe('what operators read and run beside the code', () => {
     expect(volumes('worker')).toBe(`signetdata:${dataDir}`);
     expect(compose).toMatch(/^volumes:\n(?: {2}\w+:\n)*? {2}signetdata:$/m);
   });
+  it("the image's build step runs an npm script whose files the Dockerfile copies", () => {
+    const dockerfile = read('Dockerfile');
+    const scripts = JSON.parse(read('package.json')).scripts as Record<string, string>;
+    // What the build stage copies, and the npm scripts it runs.
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '));
+    const run = [...dockerfile.matchAll(/npm run ([\w:-]+)/g)].map((m) => m[1]!);
+    expect(run.length).toBeGreaterThan(0);
+    for (const name of run) {
+      const script = scripts[name];
+      expect(script, name).toBeDefined();
+      // A file of the repository a script runs (`node scripts/x.mjs`, `tsx server/...`) must be copied.
+      for (const [, file] of script!.matchAll(/(?:node|tsx) ((?:[\w.-]+\/)+[\w.-]+)/g)) {
+        expect(
+          copied.some((c) => file === c || file!.startsWith(`${c.replace(/\/$/, '')}/`)),
+          `${name} runs ${file}`,
+        ).toBe(true);
+      }
+    }
+  });
 });
