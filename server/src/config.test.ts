@@ -384,6 +384,12 @@ describe('loadConfig', () => {
     expect(withUrl.message).toContain('REDIS_URL');
   });
 
+  it('REDIS_CLUSTER_NODES excludes REDIS_URL, naming both (the Cluster used to win in silence)', () => {
+    const both = configError({ REDIS_CLUSTER_NODES: 'r1:7000,r2:7001', REDIS_URL: 'redis://cache:6379' });
+    expect(both.variable).toBe('REDIS_CLUSTER_NODES');
+    expect(both.message).toContain('REDIS_URL');
+  });
+
   it('PROXY_TOKEN_SECRET: one secret, or kid:secret pairs (first signs, all verify)', () => {
     expect(loadConfig({ PROXY_TOKEN_SECRET: 's'.repeat(16) }).proxyTokenSecrets).toEqual([
       { kid: 'k0', secret: 's'.repeat(16) },
@@ -399,6 +405,17 @@ describe('loadConfig', () => {
     expectRejected({ PROXY_TOKEN_SECRET: 'k1:new-secret-new-secret,k0:short' }, 'PROXY_TOKEN_SECRET');
     expectRejected({ PROXY_TOKEN_SECRET: 'bad kid!:new-secret-new-secret' }, 'PROXY_TOKEN_SECRET');
     expectRejected({ PROXY_TOKEN_SECRET: `${'k'.repeat(17)}:new-secret-new-secret` }, 'PROXY_TOKEN_SECRET');
+  });
+
+  it('PROXY_TOKEN_SECRET: a key id given twice is refused (new links would verify against the other key)', () => {
+    // Two bare secrets are both k0: the natural first step of a rotation done without ids.
+    const bare = configError({ PROXY_TOKEN_SECRET: 'new-secret-new-secret,old-secret-old-secret' });
+    expect(bare.variable).toBe('PROXY_TOKEN_SECRET');
+    expect(bare.message).toContain('"k0" is given twice');
+    expectRejected(
+      { PROXY_TOKEN_SECRET: 'k1:new-secret-new-secret,k1:old-secret-old-secret' },
+      'PROXY_TOKEN_SECRET',
+    );
   });
 
   it('PRELOAD_RATE_LIMIT_PER_MINUTE and PRELOAD_QUEUE_MAX_JOBS: defaults, values and bounds', () => {

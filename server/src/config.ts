@@ -320,6 +320,12 @@ function parseRedisTopology(env: Env) {
       'and REDIS_URL are mutually exclusive (the sentinels name the primary): set one',
     );
   }
+  if (redisClusterNodes.length > 0 && redisUrl !== undefined) {
+    throw new ConfigError(
+      'REDIS_CLUSTER_NODES',
+      'and REDIS_URL are mutually exclusive (the nodes name the Cluster): set one',
+    );
+  }
   const name = str(env, 'REDIS_SENTINEL_NAME') ?? 'mymaster';
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
     throw new ConfigError('REDIS_SENTINEL_NAME', `expected 1-64 of [A-Za-z0-9._-], got "${name}"`);
@@ -332,7 +338,7 @@ function parseProxySecrets(env: Env, fallback: string): { kid: string; secret: s
   const raw = str(env, 'PROXY_TOKEN_SECRET');
   if (raw === undefined) return [{ kid: 'k0', secret: fallback }];
   const parts = raw.split(',').map((p) => p.trim());
-  return parts.map((p) => {
+  const secrets = parts.map((p) => {
     const i = p.indexOf(':');
     const kid = i > 0 ? p.slice(0, i) : 'k0';
     const secret = i > 0 ? p.slice(i + 1) : p;
@@ -343,6 +349,19 @@ function parseProxySecrets(env: Env, fallback: string): { kid: string; secret: s
       throw new ConfigError('PROXY_TOKEN_SECRET', 'each secret needs at least 16 characters');
     return { kid, secret };
   });
+  // Links name the key that signed them by its id: two secrets under one id would verify a new
+  // link against the wrong one (a bare secret is `k0`, so two bare secrets are two `k0`s).
+  const seen = new Set<string>();
+  for (const { kid } of secrets) {
+    if (seen.has(kid)) {
+      throw new ConfigError(
+        'PROXY_TOKEN_SECRET',
+        `key id "${kid}" is given twice (a secret without "id:" is "k0"): name each key, e.g. k1:new-secret,k0:old-secret`,
+      );
+    }
+    seen.add(kid);
+  }
+  return secrets;
 }
 
 /** The key signing proxy links and local URLs while auth is off. Public: development only. */
