@@ -2,11 +2,11 @@ import { createServer } from 'node:http';
 import path from 'node:path';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { createContainer } from './container.js';
-import { DirLockedError } from './db/dir-lock.js';
 import { seedDemoPhotos } from './demo-photos.js';
 import { logAcceptErrors } from './http/accept-errors.js';
 import { createHttpApp } from './http/app.js';
 import { gracefulShutdown } from './http/graceful-shutdown.js';
+import { StartFailure } from './lib/start-failure.js';
 
 function configOrExit(): Config {
   try {
@@ -147,8 +147,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  // Another process holds the embedded database: its message says what to do; a stack would not.
-  if (err instanceof DirLockedError) console.error(`signet: failed to start: ${err.message}`);
+  // Another process holds the embedded database, PostgreSQL cannot be reached, …: the message
+  // says what to do; a stack would bury it.
+  if (err instanceof StartFailure) console.error(`signet: failed to start: ${err.message}`);
   else console.error('signet: failed to start:', err);
   process.exit(1);
 });

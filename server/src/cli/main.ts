@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { VIEWER_ID, VIEWER_ID_RULE } from '../auth/viewer.js';
 import { ConfigError, loadConfig } from '../config.js';
-import { DirLockedError } from '../db/dir-lock.js';
+import { StartFailure } from '../lib/start-failure.js';
 import { checkDependencies, formatTable } from './check.js';
 import { CliError } from './cli-error.js';
 import { runImport } from './import.js';
@@ -37,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
       });
       if (!values.sub) throw new CliError('signet token needs --sub <user id>', 2);
       const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+      // Checked here to show what was typed: Number("abc") would be reported as NaN.
+      if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 1)) {
+        throw new CliError(`--ttl must be a whole number of seconds, got "${values.ttl}"`, 2);
+      }
       const token = await issueToken(loadConfig().auth, {
         sub: values.sub,
         admin: values.admin,
@@ -119,8 +123,9 @@ main(process.argv.slice(2)).then(
     } else if (err instanceof ConfigError) {
       process.stderr.write(`signet: invalid configuration: ${err.message}\n`);
       process.exitCode = 78;
-    } else if (err instanceof DirLockedError) {
-      // A server holds the embedded database: the message says what to do; a stack would not.
+    } else if (err instanceof StartFailure) {
+      // A server holds the embedded database, PostgreSQL cannot be reached, …: the message says
+      // what to do; a stack would not.
       process.stderr.write(`signet: ${err.message}\n`);
       process.exitCode = 1;
     } else if ((err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {

@@ -2,6 +2,7 @@ import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { CompiledQuery, Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { StartFailure } from '../lib/start-failure.js';
 import { type DirLockOptions, lockDir } from './dir-lock.js';
 import { LATEST_MIGRATION, migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
@@ -9,6 +10,7 @@ import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
 import { REQUEST_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
 import type { Database, Db } from './types.js';
+import { isDatabaseUnavailable } from './unavailable.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
 
 export interface DbOptions {
@@ -103,20 +105,28 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     }
   }
   const directUrl = kind === 'postgres' ? opts.directUrl : undefined;
+  // Which URL the start is on, for a message when it cannot be reached.
+  let reaching = directUrl !== undefined ? 'DATABASE_DIRECT_URL' : 'DATABASE_URL';
   try {
     if (opts.migrate !== false) {
-      await migrate(kysely, directUrl, log);
+      const migrated = await migrate(kysely, directUrl, log);
+      reaching = 'DATABASE_URL';
       // Embedded: the work lists' indexes now, before anything is served (db/work-list-indexes.ts).
       if (kind === 'pglite') await createWorkListIndexesInPlace(kysely);
       // Migrated on the direct URL: the pooled one is asked once too, so a pooler that is down,
       // or a DATABASE_URL naming another database than DATABASE_DIRECT_URL, stops the start
       // instead of leaving a node that answers 503 (or serves a database nobody migrated).
-      if (directUrl !== undefined) await sameDatabase(kysely);
+      if (migrated !== undefined) await sameDatabase(kysely, migrated);
     }
   } catch (err) {
     await kysely.destroy().catch(() => {});
     await closeExtra().catch(() => {});
-    throw refusedStartupParameter(err, directUrl !== undefined) ?? err;
+    const url = reaching === 'DATABASE_DIRECT_URL' ? directUrl : opts.databaseUrl;
+    throw (
+      refusedStartupParameter(err, directUrl !== undefined) ??
+      (url !== undefined ? unreachableAtStart(err, reaching, url) : undefined) ??
+      err
+    );
   }
   return {
     kind,
@@ -155,18 +165,65 @@ export function refusedStartupParameter(err: unknown, directUrlSet: boolean): Er
   return undefined;
 }
 
+/**
+ * Which database a connection is in, as anyone may ask: its name and oid, and when its server
+ * started (to the microsecond), which two servers do not share. Asked through a pooler, it names
+ * the database behind it. A table's content would not do: a database restored from another's
+ * dump has the same rows, migrations included.
+ */
+async function identityOf(db: Kysely<Database>): Promise<string> {
+  const r = await sql<{ db: string; oid: string; started: string }>`select current_database() as db,
+    (select oid::text from pg_database where datname = current_database()) as oid,
+    pg_postmaster_start_time()::text as started`.execute(db);
+  const row = r.rows[0]!;
+  return `${row.db} (oid ${row.oid}, server started ${row.started})`;
+}
+
+/**
+ * A start that could not reach PostgreSQL, as one line naming the variable, where it points (no
+ * credentials) and why; undefined when `err` is something else (a migration's own failure keeps
+ * its stack). pg reports a refused connection to a name with several addresses as an
+ * AggregateError with no message, hence the code.
+ */
+export function unreachableAtStart(err: unknown, variable: string, url: string): StartFailure | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    const refused = typeof code === 'string' && /^(28P01|28000|3D000)$/.test(code);
+    if (refused || isDatabaseUnavailable(e)) {
+      let where = '';
+      try {
+        const u = new URL(url);
+        where = ` (${u.hostname}:${u.port || '5432'}/${decodeURIComponent(u.pathname.slice(1))})`;
+      } catch {
+        // the config checked it is a URL; nothing to add if not
+      }
+      const why = e.message || (typeof code === 'string' ? code : 'no reason given');
+      return new StartFailure(
+        `cannot reach the database at ${variable}${where}: ${why} (is PostgreSQL up, and ${variable} right?)`,
+        { cause: err },
+      );
+    }
+  }
+  return undefined;
+}
+
 /** One statement on the pooled URL: it answers, and its database is the one just migrated. */
-async function sameDatabase(pooled: Kysely<Database>): Promise<void> {
+async function sameDatabase(pooled: Kysely<Database>, migrated: string): Promise<void> {
   const notReached = (why: string, cause?: unknown) =>
     new Error(`DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: ${why}`, { cause });
   let rows: number;
+  let reached: string;
   try {
     rows = (await sql`select 1 from signet_migrations where name = ${LATEST_MIGRATION}`.execute(pooled)).rows
       .length;
+    reached = await identityOf(pooled);
   } catch (err) {
     throw notReached((err as Error).message, err);
   }
   if (rows === 0) throw notReached('its database has no row of the latest migration');
+  if (reached !== migrated) {
+    throw notReached(`DATABASE_URL reaches ${reached}, DATABASE_DIRECT_URL ${migrated}`);
+  }
 }
 
 /**
@@ -178,8 +235,11 @@ async function migrate(
   pooled: Kysely<Database>,
   directUrl: string | undefined,
   log: ((event: LogEvent) => void) | undefined,
-): Promise<void> {
-  if (directUrl === undefined) return migrateToLatest(pooled);
+): Promise<string | undefined> {
+  if (directUrl === undefined) {
+    await migrateToLatest(pooled);
+    return undefined;
+  }
   const pool = new pg.Pool({
     connectionString: directUrl,
     max: 1,
@@ -201,6 +261,7 @@ async function migrate(
   });
   try {
     await migrateToLatest(direct);
+    return await identityOf(direct);
   } catch (err) {
     // Name the variable: "database migration failed: connect ECONNREFUSED" says neither which.
     throw new Error(`database migration on DATABASE_DIRECT_URL failed: ${(err as Error).message}`, {

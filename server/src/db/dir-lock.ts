@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { link, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { StartFailure } from '../lib/start-failure.js';
 
 /**
  * One process at a time on an embedded database (docs/architecture.md, "Embedded database").
@@ -66,7 +67,7 @@ const heldHere: Set<string> = (() => {
   return registry[key];
 })();
 
-export class DirLockedError extends Error {}
+export class DirLockedError extends StartFailure {}
 
 /** Takes `<target>.lock` (`target`: the cluster directory, symlinks resolved by the caller). */
 export async function lockDir(target: string, opts: DirLockOptions = {}): Promise<DirLock> {

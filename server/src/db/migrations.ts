@@ -142,7 +142,9 @@ function migrator(db: Kysely<Database>): Migrator {
 function checked({ error, results }: MigrationResultSet): void {
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
-    throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}`, {
+    // The cause's words too: "database migration failed" alone says neither what nor where.
+    const why = error instanceof Error ? `: ${error.message || (error as { code?: string }).code}` : '';
+    throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}${why}`, {
       cause: error,
     });
   }

@@ -92,6 +92,7 @@ describe('signet token', () => {
 
     const badTtl = await runCli(['token', '--sub', 'x', '--ttl', 'soon'], env);
     expect(badTtl.code).toBe(2);
-    expect(badTtl.stderr).toContain('--ttl');
+    // What was typed, not NaN.
+    expect(badTtl.stderr).toContain('--ttl must be a whole number of seconds, got "soon"');
   }, 180_000); // six processes, each starting through tsx
 });

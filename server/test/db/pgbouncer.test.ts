@@ -71,6 +71,25 @@ describe('behind PgBouncer in transaction mode', () => {
     }
   });
 
+  it('a DATABASE_URL that reaches another Signet database, migrated as far, stops the start too', async () => {
+    const other = await createTestDatabase();
+    try {
+      // Another deployment's database (or a copy): its migrations are the same, its rows are not.
+      const migrated = await openDatabase({ databaseUrl: other.url, dataDir: os.tmpdir() });
+      await migrated.close();
+      const otherName = new URL(other.url).pathname.slice(1);
+      await expect(
+        openDatabase({ databaseUrl: bouncer.url(otherName), directUrl: pgdb.url, dataDir: os.tmpdir() }),
+      ).rejects.toThrow(
+        new RegExp(
+          `DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: DATABASE_URL reaches ${otherName} \\(oid \\d+, server started .+\\), DATABASE_DIRECT_URL ${name} \\(oid`,
+        ),
+      );
+    } finally {
+      await other.drop();
+    }
+  });
+
   it('with it, nodes starting together migrate once, serve through the pooler and leave no session lock on its connections', async () => {
     const open = () =>
       openDatabase({ databaseUrl: bouncer.url(name), directUrl: pgdb.url, dataDir: os.tmpdir() });
