@@ -126,6 +126,11 @@ export interface Config {
   uploadConcurrencyPerViewer: number;
   /** UPLOAD_CONCURRENCY: uploads in flight on this node, all viewers together. */
   uploadConcurrency: number;
+  /**
+   * UPLOAD_MIN_BYTES_PER_SECOND: an upload's body may take 10 s plus a second per this many bytes
+   * received; slower, its connection is cut (http/slow-body.ts), so a trickle cannot hold a slot.
+   */
+  uploadMinBytesPerSecond: number;
   /** UPLOAD_QUOTA_BYTES: bytes of live images a viewer may keep; undefined = no quota. */
   uploadQuotaBytes: number | undefined;
   /** UPLOAD_QUOTA_FILES: live images a viewer may keep; undefined = no quota. */
@@ -841,6 +846,7 @@ export function loadConfig(env: Env = process.env): Config {
     uploadMaxPixels: int(env, 'UPLOAD_MAX_PIXELS', 100_000_000, 1, Number.MAX_SAFE_INTEGER),
     uploadConcurrencyPerViewer: int(env, 'UPLOAD_CONCURRENCY_PER_VIEWER', 4, 1, 10_000),
     uploadConcurrency: int(env, 'UPLOAD_CONCURRENCY', 32, 1, 100_000),
+    uploadMinBytesPerSecond: int(env, 'UPLOAD_MIN_BYTES_PER_SECOND', 1024, 1, 1_000_000_000),
     uploadQuotaBytes: optionalInt(env, 'UPLOAD_QUOTA_BYTES', 1, Number.MAX_SAFE_INTEGER),
     uploadQuotaFiles: optionalInt(env, 'UPLOAD_QUOTA_FILES', 1, 1_000_000_000),
     variantConcurrency: int(env, 'VARIANT_CONCURRENCY', defaultVariantConcurrency(env), 1, 256),

@@ -43,6 +43,7 @@ export interface GraphqlDeps {
     | 'graphqlJit'
     | 'corsOrigins'
     | 'uploadMaxBytes'
+    | 'uploadMinBytesPerSecond'
     | 'graphqlMaxBodyBytes'
     | 'federation'
   >;
@@ -127,6 +128,8 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
         maxFileBytes: config.uploadMaxBytes,
         authenticate: d.authenticate,
         slots: d.uploadSlots,
+        minBytesPerSecond: config.uploadMinBytesPerSecond,
+        logger,
       }),
       useRequestParseErrors(),
       // a refusal of a body within the limit is sent once that body has arrived, not over it

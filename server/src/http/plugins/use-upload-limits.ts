@@ -1,9 +1,11 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type DocumentNode, getOperationAST, Kind, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { type Authenticate, requireSignedIn, type Viewer } from '../../auth/viewer.js';
 import { badInput, findAppError, payloadTooLarge, unauthenticated } from '../../errors/index.js';
 import type { UploadLease, UploadSlots } from '../../images/upload-slots.js';
+import type { Logger } from '../../logger.js';
+import { guardSlowBody } from '../slow-body.js';
 
 /** Room for the `operations` and `map` fields and the part headers around the file. */
 export const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
@@ -19,14 +21,19 @@ type FormDataWithLimits = (opts: { formDataLimits: Record<string, number> }) => 
  *
  * The slot is held for as long as the upload's bytes may be alive: by the HTTP exchange until its
  * response is out (or its connection closed), and by the execution until the resolver has
- * stored them, since a client that hangs up does not stop a put under way.
+ * stored them, since a client that hangs up does not stop a put under way. A body that arrives
+ * slower than `minBytesPerSecond` has its connection cut (slow-body.ts), so a trickle cannot
+ * hold a slot.
  */
 export function useUploadLimits(opts: {
   maxFileBytes: number;
   authenticate: Authenticate;
   slots: Pick<UploadSlots, 'acquire'>;
+  /** UPLOAD_MIN_BYTES_PER_SECOND. */
+  minBytesPerSecond: number;
+  logger: Logger;
 }): Plugin {
-  const { maxFileBytes, authenticate, slots } = opts;
+  const { maxFileBytes, authenticate, slots, minBytesPerSecond, logger } = opts;
   const leases = new WeakMap<Request, { lease: UploadLease; endExchange: () => void }>();
   const formDataLimits = {
     fileSize: maxFileBytes,
@@ -43,7 +50,7 @@ export function useUploadLimits(opts: {
       if (declared > maxFileBytes + MULTIPART_OVERHEAD_BYTES)
         throw payloadTooLarge(maxFileBytes, undefined, { requestLevel: true });
       const parse = requestParser;
-      const res = (serverContext as { res?: ServerResponse }).res;
+      const { req: nodeReq, res } = serverContext as { req?: IncomingMessage; res?: ServerResponse };
       setRequestParser(async (req) => {
         const viewer = await signedIn(authenticate, req.headers.get('authorization'));
         const lease = slots.acquire(viewer.id, { requestLevel: true });
@@ -56,11 +63,21 @@ export function useUploadLimits(opts: {
         leases.set(request, { lease, endExchange });
         // Always fires, whatever became of the request: the slot cannot leak.
         res?.once('close', endExchange);
+        const stopGuard = nodeReq
+          ? guardSlowBody(nodeReq, minBytesPerSecond, (received, elapsedMs) =>
+              logger.info(
+                { viewer: viewer.id, received, seconds: Math.round(elapsedMs / 100) / 10, minBytesPerSecond },
+                'upload cut: its body arrived slower than UPLOAD_MIN_BYTES_PER_SECOND',
+              ),
+            )
+          : () => {};
         try {
           // Parses once with limits; yoga's own parser then gets the cached form data.
           await (req.formData as unknown as FormDataWithLimits).call(req, { formDataLimits });
         } catch (err) {
           throw multipartError(err, maxFileBytes);
+        } finally {
+          stopGuard();
         }
         return parse(req);
       });
@@ -146,7 +163,13 @@ export function uploadFieldKeys(document: DocumentNode, operationName?: string |
 
 function multipartError(err: unknown, maxFileBytes: number): unknown {
   const e = err as { name?: string; message?: string; extensions?: { code?: unknown } };
-  if (e?.name === 'AbortError') return err;
+  // The client left (or was cut) mid-body: its input, not our failure. No one reads the answer;
+  // what matters is that it is not logged as an unexpected error, one line per dropped upload.
+  if (e?.name === 'AbortError') {
+    return badInput('The upload ended before its body was complete (the connection closed)', undefined, {
+      requestLevel: true,
+    });
+  }
   // Already one of ours: the body bound of a chunked upload (use-body-limit.ts).
   const known = findAppError(err);
   if (known) return known;
