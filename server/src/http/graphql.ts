@@ -15,6 +15,7 @@ import { compiledOperations, useCompiledExecution } from './plugins/use-compiled
 import { useCostLimit } from './plugins/use-cost-limit.js';
 import { abortWaiters, useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
+import { useHiddenSuggestions } from './plugins/use-hidden-suggestions.js';
 import { useIntrospectionSwitch } from './plugins/use-introspection-switch.js';
 import { useMultipartMapCheck } from './plugins/use-multipart-map-check.js';
 import { loadPersistedOperations, usePersistedDocuments } from './plugins/use-persisted-documents.js';
@@ -137,7 +138,9 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       // after useUploadLimits: a chunked upload is counted as it streams, before busboy parses it
       useBodyLimit(config.graphqlMaxBodyBytes, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
       ...persisted,
-      useQueryLimits({ hideSuggestions: !config.graphqlIntrospection }),
+      useQueryLimits(),
+      // With introspection off, no "Did you mean …?" names the schema (fields, enum values, inputs).
+      ...(config.graphqlIntrospection ? [] : [useHiddenSuggestions()]),
       useIntrospectionSwitch(config.graphqlIntrospection),
       useCostLimit(),
       ...(compiled ? useCompiledExecution(logger, compiled) : []),

@@ -193,6 +193,26 @@ describe('introspection: production accepting any document', () => {
     expect(r.text).not.toContain('isAdmin');
     expect(r.text).not.toContain('"images"');
   });
+
+  it('enum values and input types are not suggested either, in the document or in variables', async () => {
+    const literal = await gqlRaw(h, {
+      query: 'mutation { setImageVisibility(id: "x", visibility: PUBLI) { id } }',
+    });
+    expect(literal.codes.length).toBeGreaterThan(0);
+    expect(literal.text).toContain('[Suggestion hidden]');
+    expect(literal.text).not.toMatch(/Did you mean/);
+    expect(literal.text).not.toContain('PUBLIC');
+
+    // Coerced before anything runs, so an execution error, not a validation one.
+    const variable = await gqlRaw(h, {
+      query: 'mutation ($v: ImageVisibility!) { setImageVisibility(id: "x", visibility: $v) { id } }',
+      variables: { v: 'PRIVAT' },
+    });
+    expect(variable.codes.length).toBeGreaterThan(0);
+    expect(variable.text).toContain('PRIVAT');
+    expect(variable.text).not.toMatch(/Did you mean/);
+    expect(variable.text).not.toContain('"PRIVATE"');
+  });
 });
 
 describe('GraphiQL in production, switched on with GRAPHQL_INTROSPECTION=true', () => {

@@ -26,13 +26,13 @@ function refuse(ctx: ValidationContext | null, err: GraphQLError): void {
 /**
  * Depth, aliases, directives and tokens via GraphQL Armor, refused as BAD_USER_INPUT. Armor's
  * cost limit stays off: it only multiplies by a literal `first` and never sees variables, so the
- * variable-aware useCostLimit does that job. Field suggestions ("Did you mean …?") are hidden
- * when introspection is off, since they would spell out the schema one guess at a time.
+ * variable-aware useCostLimit does that job. Armor's suggestion blocker stays off too:
+ * useHiddenSuggestions does that job, for enum values and variables as well.
  */
-export function useQueryLimits(opts: { hideSuggestions: boolean }): Plugin {
+export function useQueryLimits(): Plugin {
   const common = { onReject: [refuse], propagateOnRejection: false, exposeLimits: true };
   return EnvelopArmorPlugin({
-    blockFieldSuggestion: { enabled: opts.hideSuggestions },
+    blockFieldSuggestion: { enabled: false },
     costLimit: { enabled: false },
     maxDepth: { ...common, n: QUERY_LIMITS.depth },
     maxAliases: { ...common, n: QUERY_LIMITS.aliases },
