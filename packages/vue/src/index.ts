@@ -10,6 +10,7 @@ export {
   SignetImageFragmentDoc,
 } from './gql/graphql';
 export { default as SmartImage } from './SmartImage.vue';
+export { mergeSignedUrl, signetTypePolicies } from './signed-url';
 export { createSignet, provideSignet, type Signet, type SignetOptions } from './signet';
 export {
   defaultBackoffMs,

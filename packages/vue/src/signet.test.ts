@@ -11,10 +11,14 @@ import { useUrlRefresh } from './useUrlRefresh';
 const URI = 'http://gw.test/graphql';
 const later = (minutes: number) => new Date(Date.now() + minutes * 60_000).toISOString();
 const signed = (url: string, expiresAt: string) => ({ __typename: 'SignedUrl', url, expiresAt });
-/** As the app's own query asks for it: one field more than the package's documents. */
-const signedFull = (url: string, expiresAt: string) => ({ ...signed(url, expiresAt), refreshAt: expiresAt });
+/** Every field of a SignedUrl, as the gateway answers the package's documents (re-signed 5 min early). */
+const signedFull = (url: string, expiresAt: string) => ({
+  ...signed(url, expiresAt),
+  refreshAt: new Date(Date.parse(expiresAt) - 5 * 60_000).toISOString(),
+  cached: false,
+});
 
-/** A host app's own query: its fields, and the package's fragment spread in. */
+/** A host app's own query: its fields (refreshAt too), and the package's fragment spread in. */
 const PHOTOS = gql`
   query Photos {
     images(first: 1) {
@@ -32,7 +36,7 @@ const PHOTOS = gql`
   ${signetImageFragment}
 `;
 
-/** What the package's ImageUrls refetch asks for. */
+/** Another query asking fewer SignedUrl fields than the app's own (the fragment's two). */
 const IMAGE_URLS = gql`
   query ImageUrls {
     imagesByIds(ids: ["a"]) {
@@ -74,7 +78,8 @@ function gateway(pushed: { url: string; expiresAt: string }) {
     const body = JSON.parse(String(init?.body));
     bodies.push(body);
     if (body.operationName === 'SignedUrlRefreshed') {
-      const event = { imageId: 'a', signedUrl: signed(pushed.url, pushed.expiresAt), srcset: null };
+      // What the package's subscription asks: every field of the SignedUrl.
+      const event = { imageId: 'a', signedUrl: signedFull(pushed.url, pushed.expiresAt), srcset: null };
       return new Response(
         `event: next\ndata: ${JSON.stringify({ data: { signedUrlRefreshed: event } })}\n\nevent: complete\ndata:\n\n`,
         { headers: { 'content-type': 'text/event-stream' } },
@@ -121,11 +126,17 @@ describe('createSignet and provideSignet', () => {
       link: new HttpLink({ uri: URI, fetch: g.fetch }),
       cache: new InMemoryCache(),
     });
-    const { data } = await client.query({ query: PHOTOS });
     const signet = createSignet(options(g.fetch, client));
-    // The package's refetch of current URLs (ImageUrls) writes a SignedUrl with fewer fields than
-    // the app's own query asked for (refreshAt): it replaces the cached one without a "cache data
-    // may be lost" warning, since the plugin told the cache how a SignedUrl merges.
+    // The app's page, watched as useQuery watches it (cache-first: a cache miss goes to the gateway).
+    const pages: { url: string; refreshAt: string }[] = [];
+    const watched = client.watchQuery({ query: PHOTOS }).subscribe(({ data: page }) => {
+      const url = page?.images.edges[0].node.signedUrl;
+      if (url) pages.push({ url: url.url, refreshAt: url.refreshAt });
+    });
+    await vi.waitFor(() => expect(pages).toHaveLength(1));
+    const { data } = await client.query({ query: PHOTOS });
+    // A query asking fewer fields (url, expiresAt) writes the same URL: it merges into the cached
+    // SignedUrl without a "cache data may be lost" warning, and the app's refreshAt stays.
     const first = data.images.edges[0].node.signedUrl;
     client.writeQuery({
       query: IMAGE_URLS,
@@ -134,6 +145,7 @@ describe('createSignet and provideSignet', () => {
       },
     });
     expect(warn).not.toHaveBeenCalled();
+    expect(client.readQuery({ query: PHOTOS })?.images.edges[0].node.signedUrl).toEqual(first);
     const wrapper = mount(Gallery, {
       props: { image: data.images.edges[0].node },
       global: { plugins: [signet] },
@@ -153,13 +165,54 @@ describe('createSignet and provideSignet', () => {
         pushed.url,
       ),
     );
-    // Only the two fields the URL carries: the app's query, which also wants refreshAt, now misses
-    // the cache and asks the gateway, rather than read the old URL's refreshAt beside the new URL.
-    expect(client.readQuery({ query: PHOTOS })).toBeNull();
+    // The event carried every field of the new URL, refreshAt too: the app's query, which asks
+    // for it, is answered from the cache with the new URL's values — no page refetch per push.
+    const { refreshAt } = signedFull(pushed.url, pushed.expiresAt);
+    const now = { ...signed(pushed.url, pushed.expiresAt), refreshAt };
+    expect(client.readQuery({ query: PHOTOS })?.images.edges[0].node.signedUrl).toEqual(now);
+    await vi.waitFor(() => expect(pages.at(-1)).toEqual({ url: now.url, refreshAt: now.refreshAt }));
+    await flushPromises();
+    expect(g.bodies.filter((b) => b.operationName === 'Photos')).toHaveLength(1);
+    watched.unsubscribe();
     // The picture on screen keeps its src (the pushed URL is for its next load).
     await flushPromises();
     expect(wrapper.get('img').attributes('src')).toBe('https://bucket.test/a-1');
     signet.dispose();
+  });
+
+  it('teaches the merge to an InMemoryCache of another copy of Apollo Client (told by its shape)', async () => {
+    // An InMemoryCache whose class is not the one this package imports (a second copy of
+    // @apollo/client): `instanceof` is false, its policies work all the same.
+    const cache = new InMemoryCache();
+    const otherCopy = Object.create(Object.getPrototypeOf(InMemoryCache.prototype));
+    Object.defineProperties(otherCopy, Object.getOwnPropertyDescriptors(InMemoryCache.prototype));
+    Object.setPrototypeOf(cache, otherCopy);
+    expect(cache instanceof InMemoryCache).toBe(false);
+    const g = gateway({ url: 'https://bucket.test/a-2', expiresAt: later(20) });
+    const client = new ApolloClient({ link: new HttpLink({ uri: URI, fetch: g.fetch }), cache });
+    createSignet(options(g.fetch, client));
+    await client.query({ query: PHOTOS });
+    client.writeQuery({
+      query: IMAGE_URLS,
+      data: {
+        imagesByIds: [
+          { __typename: 'Image', id: 'a', signedUrl: signed('https://bucket.test/a-3', later(30)) },
+        ],
+      },
+    });
+    // No "cache data may be lost" warning: the policy is installed, and took the newer URL whole.
+    expect(warn).not.toHaveBeenCalled();
+    expect(client.readFragment({ id: 'Image:a', fragment: SignetImageFragmentDoc })?.signedUrl.url).toBe(
+      'https://bucket.test/a-3',
+    );
+  });
+
+  it('says so when the client’s cache cannot take the merge policy', () => {
+    const client = new ApolloClient({ link: new HttpLink({ uri: URI }), cache: new InMemoryCache() });
+    Object.defineProperty(client, 'cache', { value: { ...client.cache, policies: undefined } });
+    warn.mockImplementationOnce(() => {});
+    createSignet({ client, uri: URI });
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/@signet\/vue.*signetTypePolicies/));
   });
 
   it('provideSignet wires a subtree from its root component’s setup', async () => {

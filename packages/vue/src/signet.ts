@@ -1,5 +1,5 @@
-import { InMemoryCache } from '@apollo/client/core';
 import { type App, provide } from 'vue';
+import { signetTypePolicies } from './signed-url';
 import { defaultBackoffMs, SMART_IMAGE_DEPS, type SmartImageDeps } from './smart-image-deps';
 import { SseLink } from './sse-link';
 import { type Client, urlTransport } from './transport';
@@ -38,18 +38,38 @@ export interface Signet {
   install(app: App): void;
 }
 
+/** A cache that takes type policies after it was made: an InMemoryCache, of whichever copy. */
+interface PolicyCache {
+  policies: { addTypePolicies(policies: typeof signetTypePolicies): void };
+}
+
+/**
+ * By its shape, not `instanceof InMemoryCache`: the host's cache may come from another copy of
+ * @apollo/client than the one this package would import (a linked checkout, a bundler's dedupe
+ * gone wrong), and `instanceof` is then false for a perfectly good InMemoryCache.
+ */
+function takesPolicies(cache: unknown): cache is PolicyCache {
+  const policies = (cache as { policies?: { addTypePolicies?: unknown } } | null | undefined)?.policies;
+  return typeof policies?.addTypePolicies === 'function';
+}
+
 /**
  * Builds everything SmartImage needs from the host app's Apollo Client: one shared
  * `signedUrlRefreshed` stream per preset, made on first use, and the visibility observer. A
  * newer SignedUrl replacing an older one in the cache is what the gateway means (it has no id),
- * so the client's cache is told to take it without a warning.
+ * so the client's cache is told how one replaces another (`mergeSignedUrl`), without a warning
+ * and without dropping fields a query asked for.
  */
 export function createSignet(options: SignetOptions): Signet {
   const { client } = options;
-  if (client.cache instanceof InMemoryCache) {
-    client.cache.policies.addTypePolicies({
-      Image: { fields: { signedUrl: { merge: (_existing: unknown, incoming: unknown) => incoming } } },
-    });
+  if (takesPolicies(client.cache)) client.cache.policies.addTypePolicies(signetTypePolicies);
+  else {
+    console.warn(
+      '@signet/vue: the Apollo Client cache has no policies.addTypePolicies (not an InMemoryCache?), ' +
+        'so createSignet could not tell it how Image.signedUrl merges. Give your cache ' +
+        '`signetTypePolicies` (exported by @signet/vue) yourself; without it each new URL replaces the ' +
+        'cached one whole, with a "Cache data may be lost" warning, and queries asking more of it refetch.',
+    );
   }
   const link = new SseLink({
     uri: options.uri ?? '/graphql',

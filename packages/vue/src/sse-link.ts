@@ -1,4 +1,4 @@
-import { ApolloLink, type FetchResult, Observable, type Operation } from '@apollo/client/core';
+import { ApolloLink, type FetchResult, Observable, type Operation } from '@apollo/client/core/index.js';
 import { print } from 'graphql';
 
 export interface SseLinkOptions {

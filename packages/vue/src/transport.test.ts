@@ -2,7 +2,7 @@ import { ApolloClient, gql, HttpLink, InMemoryCache, type TypedDocumentNode } fr
 import { describe, expect, it, vi } from 'vitest';
 import { createSignet } from './signet';
 import { SseLink } from './sse-link';
-import { urlTransport } from './transport';
+import { rememberUrl, urlTransport } from './transport';
 import type { FreshUrl, UrlEvent } from './useUrlRefresh';
 
 interface PageNode {
@@ -50,7 +50,14 @@ function hostClient(fetch: typeof globalThis.fetch) {
 type Client = ReturnType<typeof hostClient>['client'];
 
 const T = (minutes: number) => new Date(Date.UTC(2030, 0, 1, 12, minutes)).toISOString();
-const signed = (url: string, expiresAt: string) => ({ __typename: 'SignedUrl', url, expiresAt });
+/** A SignedUrl as the gateway answers the package's documents: every field (re-signed 5 min early). */
+const signed = (url: string, expiresAt: string) => ({
+  __typename: 'SignedUrl',
+  url,
+  expiresAt,
+  refreshAt: new Date(Date.parse(expiresAt) - 5 * 60_000).toISOString(),
+  cached: false,
+});
 
 const node = (id: string, url: string, expiresAt: string) => ({
   __typename: 'Image',
@@ -217,6 +224,8 @@ describe("urlTransport and the host app's Apollo cache", () => {
         __typename: 'SignedUrl',
         url: 'https://bucket.test/a-thumb-2',
         expiresAt: T(30),
+        refreshAt: T(25),
+        cached: false,
         srcset: 'https://bucket.test/a-thumb-2 320w, https://bucket.test/a-thumb2x-2 640w',
       },
     });
@@ -262,5 +271,27 @@ describe("urlTransport and the host app's Apollo cache", () => {
       'https://bucket.test/a-thumb-resigned',
       'https://bucket.test/a-thumb-resigned 320w, https://bucket.test/a-thumb-resigned-2x 640w',
     ]);
+  });
+  it('rememberUrl: the same URL keeps the fields it had; another URL keeps none of the old one’s', async () => {
+    const g = gateway([], []);
+    const { client } = hostClient(g.fetch);
+    await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
+    const urlOf = () => client.cache.extract()['Image:a']?.['signedUrl'];
+    client.cache.modify({
+      id: 'Image:a',
+      fields: { signedUrl: () => signed('https://bucket.test/a-1', T(20)) },
+    });
+
+    // The same URL without refreshAt and cached (a caller's own FreshUrl): what was held stays.
+    rememberUrl(client, 'a', { url: 'https://bucket.test/a-1', expiresAt: T(20) }, true);
+    expect(urlOf()).toEqual(signed('https://bucket.test/a-1', T(20)));
+
+    // A newer URL with every field: all of them are the new URL's.
+    rememberUrl(client, 'a', signed('https://bucket.test/a-2', T(30)), true);
+    expect(urlOf()).toEqual(signed('https://bucket.test/a-2', T(30)));
+
+    // A newer URL without refreshAt: the old URL's refreshAt is not kept beside it (nor cached).
+    rememberUrl(client, 'a', { url: 'https://bucket.test/a-3', expiresAt: T(40) }, true);
+    expect(urlOf()).toEqual({ __typename: 'SignedUrl', url: 'https://bucket.test/a-3', expiresAt: T(40) });
   });
 });

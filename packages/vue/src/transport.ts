@@ -1,4 +1,4 @@
-import { type ApolloClient, type ApolloLink, execute } from '@apollo/client/core';
+import { type ApolloClient, type ApolloLink, execute } from '@apollo/client/core/index.js';
 import {
   ImageUrlsDocument,
   ImageVariantUrlsDocument,
@@ -6,6 +6,7 @@ import {
   SignedUrlRefreshedDocument,
   type SignedUrlRefreshedSubscription,
 } from './gql/graphql';
+import { mergeSignedUrl } from './signed-url';
 import type { FreshUrl, UrlRefreshTransport } from './useUrlRefresh';
 
 /** Any Apollo Client: the package only reads and writes `Image` entries of its cache. */
@@ -16,13 +17,28 @@ export type Client = ApolloClient<any>;
 const storeName = (field: string, preset: string | undefined) =>
   preset === undefined ? field : `${field}(${JSON.stringify({ preset })})`;
 
+/** The SignedUrl fields a FreshUrl carries, as the cache stores them (srcset is a field of its own). */
+const storedUrl = (url: FreshUrl) => ({
+  __typename: 'SignedUrl',
+  url: url.url,
+  expiresAt: url.expiresAt,
+  ...(url.refreshAt !== undefined ? { refreshAt: url.refreshAt } : {}),
+  ...(url.cached !== undefined ? { cached: url.cached } : {}),
+});
+
 /**
  * Stores a URL as the image's `signedUrl` in the cache — the plain field, or with `preset` the
  * field the gallery asks as `signedUrl(preset: ...)` and, when the URL carries one, that
  * preset's `srcset` — so whatever renders the image next (a re-mounted view, a refetched page
  * read from the cache) starts from the newest URL. Not another minTtl's. With `onlyIfLater`, a
- * URL that expires no later than the cached one is dropped (an event arriving late). Images the
- * cache does not hold are left alone.
+ * URL that expires no later than the cached one is dropped (an event arriving late), unless it is
+ * the cached URL itself (its fields are then merged in). Images the cache does not hold are left
+ * alone.
+ *
+ * Every SignedUrl field the URL carries is written (the package's documents ask all four: `url
+ * expiresAt refreshAt cached`), so a host query asking any of them is still answered from the
+ * cache. Merged as the cache's type policy merges (`mergeSignedUrl`): the same URL keeps the
+ * fields it had, another URL keeps none of the old one's.
  */
 export function rememberUrl(
   client: Client,
@@ -40,12 +56,13 @@ export function rememberUrl(
     fields: {
       signedUrl(existing, { storeFieldName, readField }) {
         if (storeFieldName !== urlField) return existing;
+        const incoming = storedUrl(url);
+        // cache.modify does not run merge functions: the same merge, by hand.
+        const sameUrl = existing !== undefined && readField<string>('url', existing) === url.url;
         const held = existing ? readField<string>('expiresAt', existing) : undefined;
-        if (onlyIfLater && held && Date.parse(held) >= Date.parse(url.expiresAt)) return existing;
+        if (!sameUrl && onlyIfLater && held && Date.parse(held) >= Date.parse(url.expiresAt)) return existing;
         written = true;
-        // Only the two fields this URL carries: a query wanting more (refreshAt, cached) then
-        // misses the cache and asks the gateway, instead of reading the old URL's values.
-        return { __typename: 'SignedUrl', url: url.url, expiresAt: url.expiresAt };
+        return mergeSignedUrl(existing, incoming);
       },
     },
   });

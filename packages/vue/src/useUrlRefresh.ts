@@ -1,12 +1,16 @@
 import { type InjectionKey, inject, type Ref, ref } from 'vue';
 
 /**
- * The part of a SignedUrl the app uses: where it is and how long it lives. A preset's URL comes
- * with the preset's srcset (its 1x entry is `url`), so the two travel and age together.
+ * A SignedUrl: where it is and how long it lives, and — from the gateway's pushes, refetches and
+ * re-signs, which ask for them — when the gateway re-signs it and whether it came from its cache.
+ * A preset's URL comes with the preset's srcset (its 1x entry is `url`), so the two travel and
+ * age together.
  */
 export interface FreshUrl {
   url: string;
   expiresAt: string;
+  refreshAt?: string;
+  cached?: boolean;
   srcset?: string | null;
 }
 

@@ -20,8 +20,8 @@ import { MAX_PAGE_SIZE } from '../../schema/validate.js';
 
 /**
  * Upper bound on the fields one operation may resolve. The web app's gallery page of 100 costs
- * 2,201, its 500-id URL refetch 2,500 (3,000 with a preset), its subscription to 500 ids 3,000, a
- * page of 100 with every Image field once (`edges { node { … } }`) 2,501; ten aliased pages do not
+ * 2,201, @signet/vue's 500-id URL refetches and its subscription to 500 ids 3,500-4,000 (every
+ * SignedUrl field, and a preset's srcset), a page of 100 with every Image field once (`edges { node { … } }`) 2,501; ten aliased pages do not
  * fit. A preloadSignedUrls of the most ids it takes (10,000) costs exactly this.
  */
 export const MAX_COST = 10_000;
