@@ -54,11 +54,12 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   const vary =
     config.corsOrigins.length > 0 ? (res: ServerResponse) => res.setHeader('vary', 'Origin') : undefined;
   const prefixed: [string, Route][] = [
+    // yoga answers only its endpoint: below it, an empty 404 of its own. Not the web app's
+    // fallback either (a GET would get index.html for what is a mistyped endpoint).
     [
       '/graphql/',
-      (req, res) => {
-        vary?.(res);
-        return yoga(req, res);
+      () => {
+        throw notFound('No such route: GraphQL answers at /graphql');
       },
     ],
     [PROXY_PREFIX, createProxyRoute(c)],

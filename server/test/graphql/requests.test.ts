@@ -45,6 +45,20 @@ describe('GraphQL over HTTP: request errors, CSRF, CORS (the development default
     expect(put.codes).toEqual(['BAD_USER_INPUT']);
   });
 
+  it('a path under /graphql/ is the table NOT_FOUND, not an empty 404 of yoga', async () => {
+    for (const method of ['GET', 'POST']) {
+      const res = await fetch(`${h.url}/graphql/x`, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-graphql-yoga-csrf': '1' },
+        ...(method === 'POST' ? { body: '{"query":"{ viewer { id } }"}' } : {}),
+      });
+      expect(res.status, method).toBe(404);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code, method).toBe('NOT_FOUND');
+      expect(body.error.message, method).toContain('/graphql');
+    }
+  });
+
   it('a refused body is never echoed back (a short excerpt at most)', async () => {
     const secretish = `{"query": "{ viewer { id } }", "variables": {"x": "${'s'.repeat(200_000)}"`;
     const r = await postGraphql(h, secretish, {});
