@@ -1,7 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, screenshot, waitForVisibleLoaded } from './helpers/browser';
+import { launchChromium, recordCspViolations, screenshot, waitForVisibleLoaded } from './helpers/browser';
 import { Gateway } from './helpers/gateway';
 
 interface Seeded {
@@ -121,6 +121,7 @@ describe('the detail view: the whole photo at any width, a modal for the keyboar
       { width: 1440, height: 900 },
     ]) {
       const page = await browser.newPage({ viewport });
+      const refused = recordCspViolations(page);
       await page.goto(`${gateway.url}/#/gallery`);
       await page.waitForFunction(() => document.querySelectorAll('.card .smart-image').length === 8);
       await waitForVisibleLoaded(page);
@@ -161,6 +162,8 @@ describe('the detail view: the whole photo at any width, a modal for the keyboar
         await page.keyboard.press('Escape');
         await page.waitForSelector('[data-testid=image-detail]', { state: 'detached' });
       }
+      // The detail view (full-size images, srcset, placeholders) runs under the page's CSP.
+      expect(refused).toEqual([]);
       await page.close();
     }
   });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   imageStates,
   launchChromium,
+  recordCspViolations,
   recordGraphql,
   recordImageRequests,
   screenshot,
@@ -33,7 +34,10 @@ describe('gallery', () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const graphql = recordGraphql(page);
     const fetched = recordImageRequests(page);
-    await page.goto(`${gateway.url}/?first=100#/gallery`);
+    const refused = recordCspViolations(page);
+    const res = await page.goto(`${gateway.url}/?first=100#/gallery`);
+    // The app runs whole under the policy its page is sent with (static-app.ts, APP_CSP).
+    expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
     await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 100);
     await waitForVisibleLoaded(page);
 
@@ -76,6 +80,7 @@ describe('gallery', () => {
     const streams = graphql.filter((c) => c.stream);
     expect(streams.length).toBeGreaterThan(0);
     expect(streams.length).toBeLessThan(40);
+    expect(refused).toEqual([]);
     await page.close();
   });
 

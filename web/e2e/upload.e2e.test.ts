@@ -1,6 +1,12 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageStates, launchChromium, screenshot, waitForVisibleLoaded } from './helpers/browser';
+import {
+  imageStates,
+  launchChromium,
+  recordCspViolations,
+  screenshot,
+  waitForVisibleLoaded,
+} from './helpers/browser';
 import { Gateway } from './helpers/gateway';
 import { noisyPng } from './helpers/png';
 
@@ -27,6 +33,8 @@ describe('upload', () => {
 
   it('uploads a picked PNG with a moving progress bar, and the gallery shows it first', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // Uploading (XHR with progress) and the gallery run under the page's CSP.
+    const refused = recordCspViolations(page);
     await page.goto(`${gateway.url}/#/gallery`);
     await page.waitForFunction(() => document.querySelectorAll('.smart-image').length === 3);
     await page.getByRole('link', { name: 'Upload images' }).click();
@@ -127,6 +135,7 @@ describe('upload', () => {
     expect(await page.locator('#gallery-title + .view__subtitle').textContent()).toContain('3 images');
     const left = await gateway.graphql<{ images: { totalCount: number } }>('{ images { totalCount } }');
     expect(left.images.totalCount).toBe(3);
+    expect(refused).toEqual([]);
     await page.close();
   });
 

@@ -319,6 +319,20 @@ describe('createStaticRoute: compressed answers', () => {
     expect(decode(css).equals(files.css)).toBe(true);
   });
 
+  it('the page carries a CSP (scripts and requests from this origin, no framing); assets do not need one', async () => {
+    for (const target of ['/', '/gallery']) {
+      const r = await raw(url, target, {});
+      const csp = r.headers['content-security-policy'] as string;
+      expect(csp, target).toContain("script-src 'self'");
+      expect(csp, target).toContain("connect-src 'self'");
+      expect(csp, target).toContain("frame-ancestors 'none'");
+      expect(csp, target).toContain("object-src 'none'");
+      expect(r.headers['x-frame-options'], target).toBe('DENY');
+    }
+    const js = await raw(url, '/assets/index-abc.js', {});
+    expect(js.headers['content-security-policy']).toBeUndefined();
+  });
+
   it('HEAD answers as GET does, without the body', async () => {
     for (const accept of ['br', 'gzip', 'identity']) {
       const get = await raw(url, '/assets/index-abc.js', { 'accept-encoding': accept });

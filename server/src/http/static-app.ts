@@ -53,6 +53,25 @@ async function readExactly(file: string, size: number): Promise<Buffer> {
 }
 
 /**
+ * The web app's page: its scripts and styles from this origin only (the build inlines no script),
+ * its requests to this gateway only, images from anywhere (buckets, CDNs, regions; ThumbHash
+ * placeholders are data: URLs), and no framing (a one-click visibility toggle must not be
+ * clickjacked). The viewer's token sits in localStorage: an injected script would be a stolen
+ * session, which `script-src 'self'` refuses. Inline styles stay allowed: Vue binds `style`.
+ */
+export const APP_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  'img-src * data: blob:',
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
  * Serves the built Vue app; unknown paths get index.html so client-side routes work, except a
  * missing file (a path with an extension, or under /assets/): a page holding an old build's chunk
  * then hears 404, not HTML where it expected script (which `nosniff` would refuse anyway).
@@ -99,6 +118,11 @@ export function createStaticRoute(
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',
     };
+    if (type.startsWith('text/html')) {
+      headers['content-security-policy'] = APP_CSP;
+      // For browsers without CSP's frame-ancestors.
+      headers['x-frame-options'] = 'DENY';
+    }
     let encoded: Buffer | undefined;
     if (worthCompressing(type, st.size)) {
       headers.vary = 'Accept-Encoding';

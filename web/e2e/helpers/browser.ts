@@ -61,6 +61,18 @@ export function recordGraphql(page: Page): GraphqlCall[] {
   return calls;
 }
 
+/**
+ * What the page's Content-Security-Policy refused (Chromium reports each refusal on the console),
+ * so a test can show the app works whole under the policy the gateway sends it.
+ */
+export function recordCspViolations(page: Page): string[] {
+  const refused: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && m.text().includes('Content Security Policy')) refused.push(m.text());
+  });
+  return refused;
+}
+
 /** Requests for image bytes (signed bucket URLs and proxy links). */
 export function recordImageRequests(page: Page): string[] {
   const urls: string[] = [];
