@@ -31,6 +31,7 @@ import { BullmqJobEngine } from './jobs/bullmq-engine.js';
 import { type JobEngine, tickInterval } from './jobs/job-engine.js';
 import { createProcessors } from './jobs/processors.js';
 import { TimerJobEngine } from './jobs/timer-engine.js';
+import { LogThrottle, suppressedField } from './lib/log-throttle.js';
 import { Slots } from './lib/slots.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -48,7 +49,7 @@ import { createCdnSigner } from './storage/cdn/create-cdn-signer.js';
 import { withCdn } from './storage/cdn/with-cdn.js';
 import { createCosStorage } from './storage/cos.js';
 import { withDerivedVariants } from './storage/derived-variants.js';
-import { createLocalStorage } from './storage/local.js';
+import { createLocalStorage, ensureLocalBucket } from './storage/local.js';
 import { LocalVariants } from './storage/local-variants.js';
 import { createVariantRenderer } from './storage/render-variant.js';
 import { createS3Storage } from './storage/s3.js';
@@ -269,7 +270,6 @@ function createRenderer(config: Config, decodes: Slots) {
 function openRedis(config: Config, logger: Logger) {
   if (!config.redisUrl && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0)
     return undefined;
-  let lastLogged = 0;
   const connect = (kind: 'command' | 'blocking' | 'subscriber') =>
     createRedisClient({
       url: config.redisUrl,
@@ -292,13 +292,16 @@ function openRedis(config: Config, logger: Logger) {
     if (watch && client instanceof Redis) watch.track(client);
     return client;
   };
-  const command = quietErrors(open('command'), (err) => {
-    // Reconnect attempts fail many times a second while Redis is down: log one a minute.
-    if (Date.now() - lastLogged > 60_000) {
-      lastLogged = Date.now();
-      logger.warn({ err: err.message }, 'redis connection error (requests fall back to direct signing)');
-    }
-  });
+  // Reconnect attempts fail many times a second while Redis is down: log one a minute.
+  const errors = new LogThrottle();
+  const command = quietErrors(open('command'), (err) =>
+    errors.run('command', (suppressed) =>
+      logger.warn(
+        { err: err.message, ...suppressedField(suppressed) },
+        'redis connection error (requests fall back to direct signing)',
+      ),
+    ),
+  );
   return {
     command,
     blocking: () => quietErrors(open('blocking')),
@@ -333,7 +336,7 @@ async function openReads(
     pooled: config.databaseDirectUrl !== undefined,
     logger,
     onState: (s) => {
-      metrics.dbReplicaLagSeconds.set(s.lagMs === undefined ? Number.NaN : s.lagMs / 1000);
+      metrics.dbReplicaLagSeconds.set(s.lagMs / 1000);
       metrics.dbReplicaInUse.set(s.usable ? 1 : 0);
     },
   });
@@ -407,6 +410,8 @@ export async function createContainer(
   if (config.databaseDirectUrl !== undefined) await warnWithoutStatementTimeout(db, logger);
   const redis = openRedis(config, logger);
   const storage = createStorage(config, logger);
+  // The local driver's folder is made here, by a node, never by a probe (storage/local.ts, ping).
+  if (config.storageDriver === 'local') await ensureLocalBucket(localBucketRoot(config));
   const regionStorages = createRegionStorages(config, storage, logger);
   const regionChoice = config.regions ? new RegionChoice(config.regions) : undefined;
   const storageFor = (row: ObjectPlacement): Storage => {

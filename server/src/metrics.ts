@@ -69,7 +69,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     dbReplicaLagSeconds: new Gauge({
       name: 'signet_db_replica_lag_seconds',
-      help: 'How far the read replica (DATABASE_READ_URL) was behind the primary at its last poll; NaN when it could not be measured',
+      help: 'How far the read replica (DATABASE_READ_URL) was behind the primary at its last poll; +Inf when it could not be measured (replica unreachable, not a replica, a read failed)',
       registers: r,
     }),
     dbReplicaInUse: new Gauge({

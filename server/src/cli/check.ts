@@ -1,6 +1,8 @@
+import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import { createStorage } from '../container.js';
 import { openDatabase, refusedStartupParameter } from '../db/connect.js';
+import type { Db } from '../db/types.js';
 import { createRedisClient } from '../redis/connect.js';
 
 export interface CheckRow {
@@ -56,11 +58,14 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
   // busy machine, and a first start creates its files. It gets longer than a server would.
   const databaseTimeout = config.databaseUrl ? timeoutMs : Math.max(timeoutMs, 60_000);
   /**
-   * Opens a database as the gateway does, without migrating it, and pings it once. With
-   * DATABASE_DIRECT_URL set the URLs may be a pooler's: the pool then sends no startup parameter
-   * it would refuse (db/statement-timeout.ts).
+   * Opens a database as the gateway does, without migrating it, and pings it once (then runs
+   * `then` on it, if given, for its answer). With DATABASE_DIRECT_URL set the URLs may be a
+   * pooler's: the pool then sends no startup parameter it would refuse (db/statement-timeout.ts).
    */
-  const ping = async (databaseUrl: string | undefined): Promise<void> => {
+  const ping = async <T = void>(
+    databaseUrl: string | undefined,
+    then?: (db: Db) => Promise<T>,
+  ): Promise<T | undefined> => {
     const db = await openDatabase({
       databaseUrl,
       directUrl: config.databaseDirectUrl,
@@ -69,10 +74,13 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
       migrate: false,
     });
     try {
-      await db.ping();
-    } catch (err) {
-      // PgBouncer refusing the pool's statement timeout: say what to set, as a start does.
-      throw refusedStartupParameter(err, config.databaseDirectUrl !== undefined) ?? err;
+      try {
+        await db.ping();
+      } catch (err) {
+        // PgBouncer refusing the pool's statement timeout: say what to set, as a start does.
+        throw refusedStartupParameter(err, config.databaseDirectUrl !== undefined) ?? err;
+      }
+      return await then?.(db);
     } finally {
       await db.close();
     }
@@ -91,11 +99,30 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
         })
       : Promise.resolve<CheckRow>({ name, status: 'skipped', latencyMs: undefined, detail: unset });
   // Page queries and visibility lookups go to the replica when it is set (container.ts, openReads).
-  const databaseRead = optional(
-    'database-read',
-    config.databaseReadUrl,
-    'DATABASE_READ_URL not set: reads go to the primary',
-  );
+  // The gateway uses only a server in recovery (db/read-replica.ts): a URL naming the primary
+  // itself (or a promoted former replica) answers a ping but would leave every read on
+  // DATABASE_URL, so that row is down too.
+  const readUrl = config.databaseReadUrl;
+  const databaseRead = readUrl
+    ? timed('database-read', timeoutMs, async () => {
+        const inRecovery = await ping(readUrl, async (db) => {
+          const { rows } = await sql<{ recovery: boolean }>`select pg_is_in_recovery() as recovery`.execute(
+            db.kysely,
+          );
+          return rows[0]?.recovery === true;
+        });
+        if (!inRecovery)
+          throw new Error(
+            'not a replica: pg_is_in_recovery() is false there (a primary); the gateway would skip it and read everything from DATABASE_URL',
+          );
+        return `${redactUrl(readUrl)} (streaming replica, in recovery)`;
+      })
+    : Promise.resolve<CheckRow>({
+        name: 'database-read',
+        status: 'skipped',
+        latencyMs: undefined,
+        detail: 'DATABASE_READ_URL not set: reads go to the primary',
+      });
   // The migrations and the work-list index builds run there (db/connect.ts, work-list-indexes.ts).
   const databaseDirect = optional(
     'database-direct',

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import { pgTypes } from './pg-types.js';
 import { requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
+import { isDatabaseUnavailable } from './unavailable.js';
 
 export interface ReadReplicaOptions {
   /** DATABASE_READ_URL. */
@@ -29,9 +30,12 @@ export interface ReplicaState {
   usable: boolean;
   /**
    * How far behind the primary it was at the last poll (ms, at most one poll interval too high);
-   * while it has replayed none of the primary's sampled positions, only a lower bound.
+   * while it has replayed none of the primary's sampled positions, only a lower bound. With the
+   * primary out of reach, measured against the last position it gave, as for an idle primary
+   * (0: the replica has replayed all of it). `Infinity` when it could not be measured at all
+   * (the replica unreachable or not a replica, or the primary never reached): it serves no reads.
    */
-  lagMs: number | undefined;
+  lagMs: number;
   /** Why it is not usable. */
   reason: string | undefined;
 }
@@ -43,12 +47,27 @@ export interface ReplicaState {
  * age of the newest primary position it has replayed. An idle primary writes nothing, so a
  * replica that has replayed everything is 0 behind however old its last transaction is (which
  * `now() - pg_last_xact_replay_timestamp()` would count as lag).
+ *
+ * A primary out of reach (stopped, crashed) takes no writes: the poller counts it as an idle
+ * primary still at the last position it gave, so a replica that has replayed that position is as
+ * current as any database can be and stays in use (0 behind, not aged by the time since the
+ * primary last answered), and says once that the primary is unreachable and whether the replica
+ * serves reads. The first poll's verdict is logged when the replica is not usable (later ones
+ * only when usability changes), so a DATABASE_READ_URL unusable from the start names its reason.
  */
 export class ReadReplica {
   readonly kysely: Kysely<Database>;
   readonly pollMs: number;
   private readonly samples: { at: number; lsn: bigint }[] = [];
-  private current: ReplicaState = { usable: false, lagMs: undefined, reason: 'not polled yet' };
+  private current: ReplicaState = {
+    usable: false,
+    lagMs: Number.POSITIVE_INFINITY,
+    reason: 'not polled yet',
+  };
+  /** Whether a verdict was given yet (the first one is logged even when it is "not usable"). */
+  private judged = false;
+  /** Why the primary's position could not be read at the last poll; undefined while it answers. */
+  private primaryDown: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private closed = false;
@@ -91,7 +110,7 @@ export class ReadReplica {
 
   /** A read on the replica failed for want of a server: skip it until a poll finds it again. */
   markDown(err: Error): void {
-    this.set({ usable: false, lagMs: undefined, reason: `read failed: ${err.message}` });
+    this.set({ usable: false, lagMs: Number.POSITIVE_INFINITY, reason: `read failed: ${err.message}` });
   }
 
   poll(): Promise<void> {
@@ -103,30 +122,57 @@ export class ReadReplica {
 
   private async pollOnce(): Promise<void> {
     const now = Date.now();
+    let primaryDown: string | undefined;
     try {
       const p = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(this.o.primary);
       this.samples.push({ at: now, lsn: parseLsn(p.rows[0]!.lsn) });
-    } catch {
-      // Without the primary's position the lag is measured against the last one known.
+    } catch (err) {
+      // A primary out of reach (stopped, crashed, refusing connections) takes no writes: its
+      // position now is still the last it gave, as an idle primary's would be. So a replica
+      // that has replayed it is 0 behind (not aged by the time since the primary last
+      // answered), one that has not is as far behind as with an idle primary, and once the
+      // primary is back the outage does not count as lag. A primary that answers but fails
+      // the poll (busy: a statement timeout), or a pool with no connection free for the poll
+      // (a busy node), may be taking writes: its last position then ages as before.
+      if (
+        isDatabaseUnavailable(err) &&
+        !/timeout exceeded when trying to connect/i.test((err as Error).message)
+      ) {
+        primaryDown = (err as Error).message || String((err as { code?: unknown }).code);
+        const last = this.samples.at(-1);
+        if (last) this.samples.push({ at: now, lsn: last.lsn });
+      }
     }
     // Enough history to tell "behind by the bound" from "behind by more".
     while (this.samples.length > 2 && this.samples[0]!.at < now - 2 * this.o.maxLagMs - this.pollMs)
       this.samples.shift();
+    this.set(await this.replicaVerdict(now, primaryDown !== undefined));
+    this.notePrimary(primaryDown);
+  }
+
+  /** The replica's state from its replay position and the primary positions sampled so far. */
+  private async replicaVerdict(now: number, primaryDown: boolean): Promise<ReplicaState> {
+    const unmeasured = Number.POSITIVE_INFINITY;
     let replayed: bigint;
     try {
       const r = await sql<{
         lsn: string | null;
       }>`select pg_last_wal_replay_lsn()::text as lsn`.execute(this.kysely);
       const lsn = r.rows[0]?.lsn;
-      if (!lsn) {
-        this.set({ usable: false, lagMs: undefined, reason: 'not a streaming replica (not in recovery)' });
-        return;
-      }
+      if (!lsn)
+        return { usable: false, lagMs: unmeasured, reason: 'not a streaming replica (not in recovery)' };
       replayed = parseLsn(lsn);
     } catch (err) {
-      this.set({ usable: false, lagMs: undefined, reason: `unreachable: ${(err as Error).message}` });
-      return;
+      return { usable: false, lagMs: unmeasured, reason: `unreachable: ${(err as Error).message}` };
     }
+    const oldest = this.samples[0];
+    if (!oldest)
+      return {
+        usable: false,
+        lagMs: unmeasured,
+        reason: "lag unknown: the primary's position could not be read",
+      };
+    const primary = primaryDown ? ' (the primary unreachable)' : '';
     // The newest primary position it has replayed was the primary's this long ago.
     let newestReplayed: number | undefined;
     for (const s of this.samples) if (s.lsn <= replayed) newestReplayed = s.at;
@@ -136,26 +182,44 @@ export class ReadReplica {
       // replica far behind (replay paused, a long catch-up) would look a few ms behind; it is
       // skipped until it replays a position we sampled. A caught-up replica of an idle primary
       // has replayed this poll's position already, so it comes into use at the first poll.
-      const oldest = this.samples[0];
-      this.set({
+      return {
         usable: false,
-        lagMs: oldest ? now - oldest.at : undefined,
-        reason: oldest
-          ? `lag unknown: has not replayed the primary's position of ${now - oldest.at} ms ago`
-          : "lag unknown: the primary's position could not be read",
-      });
-      return;
+        lagMs: now - oldest.at,
+        reason: `lag unknown: has not replayed the primary's position of ${now - oldest.at} ms ago${primary}`,
+      };
     }
     const lagMs = now - newestReplayed;
-    this.set(
-      lagMs <= this.o.maxLagMs
-        ? { usable: true, lagMs, reason: undefined }
-        : { usable: false, lagMs, reason: `${lagMs} ms behind (bound ${this.o.maxLagMs} ms)` },
-    );
+    return lagMs <= this.o.maxLagMs
+      ? { usable: true, lagMs, reason: undefined }
+      : { usable: false, lagMs, reason: `${lagMs} ms behind (bound ${this.o.maxLagMs} ms)${primary}` };
+  }
+
+  /** Logs once when the primary stops answering the poll (saying whether reads go on), and when it is back. */
+  private notePrimary(down: string | undefined): void {
+    const was = this.primaryDown;
+    this.primaryDown = down;
+    if (down !== undefined && was === undefined) {
+      if (this.current.usable)
+        this.o.logger.warn(
+          { err: down, lagMs: this.current.lagMs },
+          'primary unreachable: the read replica serves reads',
+        );
+      else
+        this.o.logger.warn(
+          { err: down, reason: this.current.reason },
+          'primary unreachable, and the read replica cannot serve reads either',
+        );
+    } else if (down === undefined && was !== undefined) {
+      this.o.logger.info({ replicaUsable: this.current.usable }, 'primary reachable again');
+    }
   }
 
   private set(next: ReplicaState): void {
-    if (next.usable !== this.current.usable) {
+    // The first verdict is logged even when it is "not usable" (the state before it says so
+    // too): a DATABASE_READ_URL unusable from the start names its reason once.
+    const first = !this.judged;
+    this.judged = true;
+    if (next.usable !== this.current.usable || (first && !next.usable)) {
       if (next.usable) this.o.logger.info({ lagMs: next.lagMs }, 'read replica in use');
       else this.o.logger.warn({ reason: next.reason }, 'read replica skipped: reads go to the primary');
     }

@@ -17,7 +17,7 @@ function setup(state: Partial<ReplicaState> = {}) {
     downs: [] as string[],
     markDown(err: Error) {
       this.downs.push(err.message);
-      this.state = { usable: false, lagMs: undefined, reason: err.message };
+      this.state = { usable: false, lagMs: Number.POSITIVE_INFINITY, reason: err.message };
     },
   };
   const pins = new WritePins({ pinMs: 200, logger: { warn: () => {} } });

@@ -35,15 +35,21 @@ async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolea
 
 /**
  * Probes database, cache and storage. Only a database that does not answer makes the node
- * unable to serve (every request needs rows). Redis down is `degraded`: the hot path signs
- * directly. Storage down is `down` for that check but the node stays ready: signing is CPU-only
- * and another node could not reach the bucket either, so taking nodes out of the load balancer
- * would only turn a partial outage into a full one.
+ * unable to serve (every request needs rows), and with a read replica in use it still serves
+ * reads: the primary down with the replica usable is `degraded` (pages, lookups and `/proxy`
+ * are read from the replica; writes fail), as is the replica skipped with the primary up.
+ * Redis down is `degraded`: the hot path signs directly. Storage down is `down` for that check
+ * but the node stays ready: signing is CPU-only and another node could not reach the bucket
+ * either, so taking nodes out of the load balancer would only turn a partial outage into a full
+ * one (the same holds for the one primary every node shares).
  */
 export interface ProbeDeps {
   config: Pick<Config, 'redisCommandTimeoutMs' | 'metricsToken'>;
   db: Pick<Db, 'ping'>;
-  /** DATABASE_READ_URL's replica: skipped (down or too far behind) makes the database `degraded`. */
+  /**
+   * DATABASE_READ_URL's replica: skipped (down or too far behind) makes the database `degraded`;
+   * usable while the primary does not answer, it keeps the node ready (database `degraded`).
+   */
   readReplica?: { state: { usable: boolean } } | undefined;
   store: Pick<UrlCache, 'ping' | 'kind'>;
   storage: Pick<Storage, 'ping' | 'driver'>;
@@ -70,17 +76,23 @@ export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => fal
     s.metrics.dependencyUp.set({ dependency: 'database' }, dbOk ? 1 : 0);
     s.metrics.dependencyUp.set({ dependency: 'cache' }, cacheOk ? 1 : 0);
     s.metrics.dependencyUp.set({ dependency: 'storage' }, storageOk ? 1 : 0);
+    // signet_dependency_up{database} is the primary's: 0 while it is down, replica or not.
+    const replicaServes = s.readReplica?.state.usable === true;
+    // Rows can be read: from the primary, or from a replica the poller keeps in use (with the
+    // primary down, one that has replayed the last position it gave; db/read-replica.ts).
+    const readable = dbOk || replicaServes;
     const checks: Readiness['checks'] = {
-      // A skipped replica costs the primary its reads, not this node its service.
-      database: !dbOk ? 'down' : s.readReplica && !s.readReplica.state.usable ? 'degraded' : 'ok',
+      // A skipped replica costs the primary its reads, not this node its service; a primary
+      // down with a usable replica costs the writes, not the reads.
+      database: !readable ? 'down' : !dbOk || (s.readReplica && !replicaServes) ? 'degraded' : 'ok',
       cache: { state: cacheOk ? 'ok' : 'degraded', kind: s.store.kind },
       storage: { state: storageOk ? 'ok' : 'down', driver: s.storage.driver },
     };
     const draining = isDraining();
-    const ready = dbOk && !draining;
+    const ready = readable && !draining;
     const status = draining
       ? 'draining'
-      : !dbOk
+      : !readable
         ? 'down'
         : cacheOk && storageOk && checks.database === 'ok'
           ? 'ok'

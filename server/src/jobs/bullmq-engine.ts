@@ -1,5 +1,6 @@
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { PreloadQueueFull } from '../images/image-jobs.js';
+import { isRedisUnreachable, LogThrottle, suppressedField } from '../lib/log-throttle.js';
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
 import { type JobEngine, type Processors, preloadJobs } from './job-engine.js';
@@ -24,6 +25,26 @@ const PRELOAD_CONCURRENCY = 1;
 const PRELOAD_WAIT_MS = 60_000;
 /** How many ticks a drain job id stands for its slot (see `tick`). */
 const DRAIN_SLOT_TICKS = 3;
+/**
+ * How often a worker node checks that the job schedulers are still in Redis (see
+ * `ensureSchedulers`): one round trip per scheduler, a few a minute per node.
+ */
+const SCHEDULER_CHECK_MS = 60_000;
+/** The stats roll-up's interval. */
+const STATS_ROLLUP_MS = 3_600_000;
+/**
+ * The schedulers this version may set, and one an earlier version set: the refresh tick, which now
+ * runs on each node's timer (see the class comment; its jobs would only do what the timers do).
+ */
+const SCHEDULER_IDS = [
+  'stats-rollup',
+  'orphan-sweep',
+  'placeholder-backfill',
+  'variants-backfill',
+  'replication-check',
+  'refresh-tick',
+] as const;
+type SchedulerId = (typeof SCHEDULER_IDS)[number];
 
 export interface BullmqEngineOptions {
   /** Makes a new blocking connection (BullMQ wants its own, without command timeouts). */
@@ -44,6 +65,11 @@ export interface BullmqEngineOptions {
   variantConcurrency?: number;
   /** Interval of the replication check (several regions); 0 (or absent) never runs it. */
   replicationCheckMs?: number;
+  /**
+   * How often a worker node checks that its job schedulers are still in Redis and re-creates the
+   * missing ones (default 60 s; tests use less).
+   */
+  schedulerCheckMs?: number;
   logger: Logger;
 }
 
@@ -63,6 +89,14 @@ export function bullPrefix(redisPrefix: string): string {
  * no next run; the scheduler stops until BullMQ's stalled check hands the dead worker's job to
  * another (its 30 s lock, then a check every 15 s): every due URL waits that long. A local timer
  * per node has no such gap (docs/architecture.md, "Freshness").
+ *
+ * The periodic jobs (stats roll-up, orphan sweep, the backfills, the replication check) are BullMQ
+ * job schedulers, which live in Redis. `startWorkers` never waits for Redis: it starts the workers
+ * (they connect by themselves) and sets the schedulers as soon as the queue's connection is
+ * ready, so a node started while Redis is down listens and serves. Redis can lose them afterwards
+ * (a restart without persistence, a FLUSHDB): on every reconnect and every `schedulerCheckMs` a
+ * worker node looks each one up and re-creates only the missing ones, so the check never moves a
+ * scheduler's next run (see `setSchedulers`).
  */
 export class BullmqJobEngine implements JobEngine {
   readonly kind = 'bullmq' as const;
@@ -79,6 +113,22 @@ export class BullmqJobEngine implements JobEngine {
   private ticker: NodeJS.Timeout | undefined;
   private ticking = false;
   private tickFailing = false;
+  /** The queues' shared connection: its 'ready' (each reconnect) re-checks the schedulers. */
+  private readonly queueClient: RedisClient;
+  /** BullMQ's 'error' events, one line a minute per source (many a second while Redis is down). */
+  private readonly errors = new LogThrottle();
+  private schedulerTimer: NodeJS.Timeout | undefined;
+  /** Set once on this node as configured (its first successful `setSchedulers`). */
+  private schedulersSet = false;
+  private warnedSchedulersUnset = false;
+  /** The scheduler check in flight (one at a time), and whether another was asked for meanwhile. */
+  private ensuring: Promise<void> | undefined;
+  private ensureAgain = false;
+  private stopping = false;
+  private readonly onQueueReady = () => this.ensureSchedulers();
+  private readonly onQueueError = (err: Error) => {
+    if (this.worker && !this.schedulersSet) this.warnSchedulersUnset(err);
+  };
   /** This node's preload admissions, one at a time (count, then add). */
   private admitting: Promise<unknown> = Promise.resolve();
 
@@ -89,11 +139,12 @@ export class BullmqJobEngine implements JobEngine {
     this.prefix = bullPrefix(o.prefix);
     // Queues send ordinary commands only, so the two share a connection.
     const connection = this.conn();
+    this.queueClient = connection;
     this.queue = new Queue(QUEUE, { connection, prefix: this.prefix });
     this.preloads = new Queue(PRELOAD_QUEUE, { connection, prefix: this.prefix });
     this.variants = new Queue(VARIANTS_QUEUE, { connection, prefix: this.prefix });
     for (const q of [this.queue, this.preloads, this.variants])
-      q.on('error', (err) => o.logger.warn({ err: err.message, queue: q.name }, 'job queue error'));
+      q.on('error', (err) => this.logError('queue', q.name, err));
     // A caller waiting for a preload job listens for the queue's closing: one listener per job
     // this node waits for, as many as the wait list holds.
     this.preloads.setMaxListeners(0);
@@ -106,56 +157,12 @@ export class BullmqJobEngine implements JobEngine {
     return c as any;
   }
 
+  /**
+   * Starts this node's workers, its tick timer and its scheduler check. Never waits for Redis: the
+   * workers connect by themselves, and the schedulers are set once the queue's connection is ready.
+   */
   async startWorkers(): Promise<void> {
     if (this.worker) return;
-    const jobOpts = { removeOnComplete: true, removeOnFail: 100 };
-    // Ticks run on each node's timer (see the class comment); a scheduler left by an earlier
-    // version would only add ticks that do what the timers do.
-    await this.queue.removeJobScheduler('refresh-tick');
-    await this.queue.upsertJobScheduler(
-      'stats-rollup',
-      { every: 3_600_000 },
-      { name: 'stats-rollup', opts: jobOpts },
-    );
-    // One scheduler for the whole queue: one sweep per interval, on whichever worker takes it.
-    if (this.o.orphanSweepMs > 0) {
-      await this.queue.upsertJobScheduler(
-        'orphan-sweep',
-        { every: this.o.orphanSweepMs },
-        { name: 'orphan-sweep', opts: jobOpts },
-      );
-    } else {
-      await this.queue.removeJobScheduler('orphan-sweep');
-    }
-    // Likewise one backfill per interval across all workers; a scheduler's first job runs at once.
-    if (this.o.placeholderBackfillMs > 0) {
-      await this.queue.upsertJobScheduler(
-        'placeholder-backfill',
-        { every: this.o.placeholderBackfillMs },
-        { name: 'placeholder-backfill', opts: jobOpts },
-      );
-    } else {
-      await this.queue.removeJobScheduler('placeholder-backfill');
-    }
-    if ((this.o.variantsBackfillMs ?? 0) > 0) {
-      await this.queue.upsertJobScheduler(
-        'variants-backfill',
-        { every: this.o.variantsBackfillMs! },
-        { name: 'variants-backfill', opts: jobOpts },
-      );
-    } else {
-      await this.queue.removeJobScheduler('variants-backfill');
-    }
-    // One check per interval for the region (its Redis, so its queue, is the region's own).
-    if ((this.o.replicationCheckMs ?? 0) > 0) {
-      await this.queue.upsertJobScheduler(
-        'replication-check',
-        { every: this.o.replicationCheckMs! },
-        { name: 'replication-check', opts: jobOpts },
-      );
-    } else {
-      await this.queue.removeJobScheduler('replication-check');
-    }
     this.worker = new Worker(QUEUE, (job) => this.process(job), {
       connection: this.conn(),
       prefix: this.prefix,
@@ -194,10 +201,134 @@ export class BullmqJobEngine implements JobEngine {
       workers.push(this.variantsWorker);
     }
     for (const w of workers) {
-      w.on('error', (err) => this.o.logger.warn({ err: err.message, queue: w.name }, 'job worker error'));
+      w.on('error', (err) => this.logError('worker', w.name, err));
       w.on('failed', (job, err) => this.o.logger.warn({ job: job?.name, err: err.message }, 'job failed'));
     }
     this.ticker = setInterval(() => void this.runTick(), this.o.tickMs);
+    // The schedulers: now if the queue's connection is ready, else on its 'ready'; again on every
+    // reconnect (Redis restarted, perhaps without its data) and every schedulerCheckMs (a FLUSHDB
+    // needs no reconnect).
+    this.queueClient.on('ready', this.onQueueReady);
+    this.queueClient.on('error', this.onQueueError);
+    this.schedulerTimer = setInterval(
+      () => this.ensureSchedulers(),
+      this.o.schedulerCheckMs ?? SCHEDULER_CHECK_MS,
+    );
+    this.schedulerTimer.unref();
+    this.ensureSchedulers();
+  }
+
+  /** The schedulers this configuration runs, with their intervals. */
+  private wantedSchedulers(): Map<SchedulerId, number> {
+    const wanted = new Map<SchedulerId, number>([['stats-rollup', STATS_ROLLUP_MS]]);
+    // One scheduler for the whole queue: one sweep per interval, on whichever worker takes it.
+    if (this.o.orphanSweepMs > 0) wanted.set('orphan-sweep', this.o.orphanSweepMs);
+    // Likewise one backfill per interval across all workers; a scheduler's first job runs at once.
+    if (this.o.placeholderBackfillMs > 0) wanted.set('placeholder-backfill', this.o.placeholderBackfillMs);
+    if ((this.o.variantsBackfillMs ?? 0) > 0) wanted.set('variants-backfill', this.o.variantsBackfillMs!);
+    // One check per interval for the region (its Redis, so its queue, is the region's own).
+    if ((this.o.replicationCheckMs ?? 0) > 0) wanted.set('replication-check', this.o.replicationCheckMs!);
+    return wanted;
+  }
+
+  private upsertScheduler(id: SchedulerId, every: number) {
+    return this.queue.upsertJobScheduler(
+      id,
+      { every },
+      { name: id, opts: { removeOnComplete: true, removeOnFail: 100 } },
+    );
+  }
+
+  /**
+   * Sets or checks the schedulers, one run at a time, and only while the queue's connection is
+   * ready: commands sent while it is not would wait in its offline queue, one more batch per
+   * check for as long as Redis is away. A run asked for during another runs after it.
+   */
+  private ensureSchedulers(): void {
+    if (this.stopping || !this.worker) return;
+    if (this.ensuring) {
+      this.ensureAgain = true;
+      return;
+    }
+    if (this.queueClient.status !== 'ready') return;
+    this.ensuring = this.setSchedulers()
+      .catch((err: Error) => {
+        if (this.stopping) return;
+        if (!this.schedulersSet) this.warnSchedulersUnset(err);
+        else
+          this.errors.run('scheduler-check', (suppressed) =>
+            this.o.logger.warn(
+              { err: err.message, ...suppressedField(suppressed) },
+              'job scheduler check failed; retried on the next check',
+            ),
+          );
+      })
+      .finally(() => {
+        this.ensuring = undefined;
+        if (this.ensureAgain) {
+          this.ensureAgain = false;
+          this.ensureSchedulers();
+        }
+      });
+  }
+
+  /**
+   * The first time on this node: every scheduler as configured (an interval changed since the
+   * last start takes effect) and the others removed. An unchanged scheduler keeps its next run:
+   * BullMQ's upsert with the same `every` replaces the waiting job at the same time
+   * (addJobScheduler-11.lua), and a changed `every` starts again from now.
+   *
+   * Afterwards (reconnects, the periodic check): each scheduler is looked up and only the missing
+   * ones are created. Those present are left alone, so a check never moves a next run, whatever
+   * BullMQ does on an upsert; a re-created one runs at once, as on a first start.
+   */
+  private async setSchedulers(): Promise<void> {
+    const wanted = this.wantedSchedulers();
+    if (!this.schedulersSet) {
+      for (const id of SCHEDULER_IDS) if (!wanted.has(id)) await this.queue.removeJobScheduler(id);
+      for (const [id, every] of wanted) await this.upsertScheduler(id, every);
+      this.schedulersSet = true;
+      const schedulers = [...wanted.keys()];
+      if (this.warnedSchedulersUnset)
+        this.o.logger.info({ schedulers }, 'Redis reachable: job schedulers set');
+      else this.o.logger.info({ schedulers }, 'job schedulers set');
+      return;
+    }
+    const missing: SchedulerId[] = [];
+    for (const id of wanted.keys()) if (!(await this.queue.getJobScheduler(id))) missing.push(id);
+    if (this.stopping) return;
+    for (const id of missing) await this.upsertScheduler(id, wanted.get(id)!);
+    if (missing.length > 0)
+      this.o.logger.warn(
+        { schedulers: missing },
+        'job schedulers were missing from Redis (it lost its data: a restart without persistence, a FLUSHDB); re-created',
+      );
+  }
+
+  /** Once per node: the schedulers could not be set yet (Redis away at start). */
+  private warnSchedulersUnset(err: Error): void {
+    if (this.warnedSchedulersUnset) return;
+    this.warnedSchedulersUnset = true;
+    this.o.logger.warn(
+      { err: err.message },
+      isRedisUnreachable(err)
+        ? 'job schedulers not set yet: Redis is unreachable; this node sets them once it answers'
+        : 'job schedulers not set yet; this node tries again on reconnect and every check',
+    );
+  }
+
+  /**
+   * BullMQ's 'error' events: one line a minute for Redis being unreachable (every queue shares one
+   * connection; every worker says the same), one a minute per queue for any other error.
+   */
+  private logError(kind: 'queue' | 'worker', queue: string, err: Error): void {
+    const unreachable = isRedisUnreachable(err);
+    this.errors.run(unreachable ? `${kind}:unreachable` : `${kind}:${queue}`, (suppressed) =>
+      this.o.logger.warn(
+        { err: err.message, queue, ...suppressedField(suppressed) },
+        unreachable ? `job ${kind} error: Redis is unreachable` : `job ${kind} error`,
+      ),
+    );
   }
 
   /** One tick of this node's timer; a tick still running (Redis slow or away) is not doubled. */
@@ -336,7 +467,13 @@ export class BullmqJobEngine implements JobEngine {
   }
 
   async stop(): Promise<void> {
+    // A scheduler check in flight is not waited for: its commands fail when the connections
+    // close below, quietly.
+    this.stopping = true;
     clearInterval(this.ticker);
+    clearInterval(this.schedulerTimer);
+    this.queueClient.off('ready', this.onQueueReady);
+    this.queueClient.off('error', this.onQueueError);
     await this.worker?.close();
     await this.preloadWorker?.close();
     await this.variantsWorker?.close();

@@ -38,7 +38,10 @@ export interface Processors {
 
 export interface JobEngine extends ImageJobs {
   readonly kind: 'bullmq' | 'timer';
-  /** Starts running the scheduled jobs on this node (workers only). */
+  /**
+   * Starts running the scheduled jobs on this node (workers only). Resolves without waiting for
+   * Redis: a node started while it is down serves, and its workers come up once it answers.
+   */
   startWorkers(): Promise<void>;
   /**
    * Runs a preload of a long id list as jobs of at most PRELOAD_JOB_IDS ids each and waits for

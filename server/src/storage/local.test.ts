@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalStorage } from './local.js';
+import { createLocalStorage, ensureLocalBucket } from './local.js';
 import type { Storage } from './storage.js';
 
 let dir: string;
@@ -86,5 +86,22 @@ describe('local driver: list', () => {
     expect(page.objects[0]!.lastModified).toBeInstanceOf(Date);
     expect(page.nextMarker).toBeUndefined();
     expect((await storage.list('none/')).objects).toEqual([]);
+  });
+});
+
+describe('local driver: ping', () => {
+  it('reports a bucket folder that is gone as down, and does not make it again (ensureLocalBucket does)', async () => {
+    const root = path.join(dir, 'mounted-bucket');
+    const gone = createLocalStorage({ root, publicUrl: 'http://gw.test', secret: 's'.repeat(32) });
+    await expect(gone.ping()).rejects.toThrow(`the local bucket ${root} does not exist`);
+    // A probe that made it would hide an unmounted volume behind an empty bucket.
+    await expect(readdir(root)).rejects.toMatchObject({ code: 'ENOENT' });
+
+    await writeFile(root, 'not a folder');
+    await expect(gone.ping()).rejects.toThrow('is not a directory');
+    await rm(root);
+
+    await ensureLocalBucket(root);
+    await expect(gone.ping()).resolves.toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { detectFormat, FORMATS, SNIFF_BYTES } from '../uploads/sniff.js';
@@ -103,6 +103,14 @@ export function verifyLocalSignature(
   const expected = Buffer.from(localSignature(secret, key, window, variantKey));
   const given = Buffer.from(sig);
   return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/**
+ * Makes the bucket folder when it is not there yet: a node's start does (the first start of an
+ * install has none), `signet check` and `/readyz` never do (`ping` reports it missing).
+ */
+export async function ensureLocalBucket(root: string): Promise<void> {
+  await mkdir(root, { recursive: true });
 }
 
 export function createLocalStorage(opts: LocalStorageOptions): Storage {
@@ -238,8 +246,19 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       return { path: `/${encodeKeyPath(key)}`, query: variant ? `v=${variant.key}` : '' };
     },
 
+    // Looks, never makes: a bucket folder gone (a volume not mounted, a wrong DATA_DIR) must show
+    // as down, not come back empty. A node makes it at its start (ensureLocalBucket).
     async ping() {
-      await mkdir(root, { recursive: true });
+      const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return null;
+        throw err;
+      });
+      if (!st?.isDirectory()) {
+        throw new Error(
+          `the local bucket ${root} ${st ? 'is not a directory' : 'does not exist'} (a node makes it at its first start: is DATA_DIR right?)`,
+        );
+      }
+      await access(root, constants.W_OK);
     },
   };
 }

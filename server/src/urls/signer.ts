@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { SignedUrlEvent } from '../events/event-bus.js';
+import { LogThrottle, suppressedField } from '../lib/log-throttle.js';
 import type { Logger } from '../logger.js';
 import { type SendTogether, sendAsIs } from '../redis/send-together.js';
 import type { SignWindow, UrlSignature } from '../storage/storage.js';
@@ -45,6 +46,8 @@ export class UrlSigner {
   private readonly landing = new Map<string, Promise<void>>();
 
   private readonly together: SendTogether;
+
+  private readonly publishErrors = new LogThrottle();
 
   constructor(private readonly d: UrlSignerDeps) {
     this.together = d.sendTogether ?? sendAsIs;
@@ -267,12 +270,22 @@ export class UrlSigner {
     return result;
   }
 
-  /** Publishing never fails a signing: subscribers are told at most once, and refetch on reconnect. */
+  /**
+   * Publishing never fails a signing: subscribers are told at most once, and refetch on reconnect.
+   * A failure is logged once a minute: while Redis is down every signing request fails to publish.
+   */
   private publish(events: readonly SignedUrlEvent[]): void {
     try {
       this.d.events
         .publish(events)
-        .catch((err: Error) => this.d.logger.warn({ err: err.message }, 'event publish failed'));
+        .catch((err: Error) =>
+          this.publishErrors.run('publish', (suppressed) =>
+            this.d.logger.warn(
+              { err: err.message, ...suppressedField(suppressed) },
+              'event publish failed (live URL updates are not sent while it fails)',
+            ),
+          ),
+        );
     } catch (err) {
       this.d.logger.error({ err }, 'event publish threw');
     }

@@ -1,8 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OwnedPostgres } from '../faults/helpers/owned-postgres.js';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase } from '../support/database.js';
 import { testRedisUrl } from '../support/env.js';
@@ -29,6 +30,8 @@ describe('signet check', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'signet-check-'));
+    // As a node's first start leaves it: a check never makes the bucket folder.
+    await mkdir(path.join(dataDir, 'bucket'));
     base = { DATA_DIR: dataDir, DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), STORAGE_DRIVER: 'local' };
   });
   afterAll(async () => {
@@ -55,6 +58,17 @@ describe('signet check', () => {
       );
     expect(rows.get('database')!.line).toMatch(/\d+ ms/);
     expect(rows.get('storage')!.line).toContain(`local ${dataDir}/bucket`);
+  });
+
+  it('a local bucket folder that is not there is storage down, and the check does not make it', async () => {
+    // A mistyped DATA_DIR, or a volume not mounted: the check used to make an empty bucket and say ok.
+    const typo = path.join(dataDir, 'typo');
+    const run = await runCli(['check'], { ...base, DATA_DIR: typo });
+    expect(run.code).toBe(1);
+    const storage = table(run.stdout).get('storage')!;
+    expect(storage.status).toBe('down');
+    expect(storage.line).toContain(`the local bucket ${typo}/bucket does not exist`);
+    await expect(stat(typo)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('reports a down Redis and a down database, each within its bound (exit 1)', async () => {
@@ -108,9 +122,6 @@ describe('signet check', () => {
   });
 
   it('pings DATABASE_READ_URL as its own row, down when the replica is (exit 1)', async () => {
-    const up = await runCli(['check'], { ...base, DATABASE_READ_URL: db.url });
-    expect(up.code).toBe(0);
-    expect(table(up.stdout).get('database-read')!.status).toBe('ok');
     const dead = await freePort();
     const down = await runCli(['check'], {
       ...base,
@@ -122,6 +133,42 @@ describe('signet check', () => {
     expect(rows.get('database-read')!.status).toBe('down');
     expect(rows.get('database-read')!.line).toMatch(/ECONNREFUSED|no answer/);
   });
+
+  it('DATABASE_READ_URL on a primary (the primary itself) is down: not a replica (exit 1); on a streaming replica ok', async () => {
+    // A DATA_DIR whose local bucket a first start has made: only the database rows decide.
+    const started = await mkdtemp(path.join(os.tmpdir(), 'signet-check-'));
+    try {
+      await mkdir(path.join(started, 'bucket'));
+      const env = { ...base, DATA_DIR: started };
+      // The URL of the primary itself answers a ping, but the gateway would never read from it.
+      const self = await runCli(['check'], { ...env, DATABASE_READ_URL: db.url });
+      const rows = table(self.stdout);
+      expect(rows.get('database')!.status).toBe('ok');
+      expect(rows.get('storage')!.status).toBe('ok');
+      expect(rows.get('database-read')!.status).toBe('down');
+      expect(rows.get('database-read')!.line).toContain('not a replica: pg_is_in_recovery() is false');
+      expect(self.code).toBe(1);
+
+      // A private primary and its streaming replica (pg_basebackup -R): in recovery.
+      const primary = await OwnedPostgres.start();
+      try {
+        const replica = await primary.replica();
+        try {
+          const up = await runCli(['check'], { ...env, DATABASE_READ_URL: replica.url });
+          const row = table(up.stdout).get('database-read')!;
+          expect(row.status).toBe('ok');
+          expect(row.line).toContain('streaming replica, in recovery');
+          expect(up.code).toBe(0);
+        } finally {
+          await replica.destroy();
+        }
+      } finally {
+        await primary.destroy();
+      }
+    } finally {
+      await rm(started, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('with REDIS_SENTINELS, reaches the primary through the sentinels (not skipped)', async () => {
     const group = await RedisSentinelGroup.start();
