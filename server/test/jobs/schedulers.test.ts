@@ -199,6 +199,21 @@ describe('BullMQ job schedulers and Redis going away (real redis-server)', () =>
     expect(e.counted.errors).toBeGreaterThan(10);
   });
 
+  it('stops within a few seconds when Redis went away after it connected (a SIGTERM during an outage)', async () => {
+    redis = await OwnedRedis.start();
+    const e = makeEngine(redis);
+    await e.engine.startWorkers();
+    const client = assertionClient(redis);
+    await waitFor(async () => (await schedulers(client, e.prefix)).size === SCHEDULERS.length);
+    await redis.kill();
+    // Old code: Worker.close() waited for a fetch retried every 15 s: the node's 10 s stop bound
+    // (main.ts) ran out and it exited 1.
+    const started = performance.now();
+    await within(e.engine.stop(), 8000, 'engine.stop with Redis gone');
+    expect(performance.now() - started).toBeLessThan(8000);
+    engine = undefined;
+  });
+
   it('a gateway of role all started while Redis is down listens at once, and runs its jobs once Redis answers', async () => {
     redis = new OwnedRedis(await freePort());
     const db = await createTestDatabase();
