@@ -1,17 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/connect.js';
 import { isDatabaseUnavailable } from '../../src/db/unavailable.js';
-import { collect, runCli } from '../support/cli.js';
+import { collect, runCli, spawnServer } from '../support/cli.js';
 import { GatewayProcess } from '../support/gateway-process.js';
-import { freePort } from '../support/ports.js';
-
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 /** A lock as a holder on another host writes it. */
 const elsewhere = () =>
@@ -21,21 +16,6 @@ const elsewhere = () =>
 async function replace(file: string, text: string): Promise<void> {
   await writeFile(`${file}.new`, text);
   await rename(`${file}.new`, file);
-}
-
-/** `npm start`'s entry point from source, not waited on: one that is refused exits. */
-async function spawnGateway(env: Record<string, string>) {
-  return spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      PORT: String(await freePort()),
-      HOST: '127.0.0.1',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
 }
 
 // One process at a time on an embedded database (docs/architecture.md, "Embedded database"):
@@ -58,7 +38,7 @@ describe('embedded database: one process per DATA_DIR', () => {
       const holder = JSON.parse(await readFile(lockFile(), 'utf8'));
       expect(holder).toMatchObject({ pid: first.pid, host: os.hostname() });
 
-      const second = await collect(await spawnGateway(env()), 60_000);
+      const second = await collect(await spawnServer(env()), 60_000);
       expect(second.code).toBe(1);
       expect(second.stderr).toContain(`in use by process ${first.pid} on this host`);
       expect(second.stderr).not.toContain('    at ');
@@ -88,7 +68,7 @@ describe('embedded database: one process per DATA_DIR', () => {
     // turn stale. Taken over all the same: the process table says its holder is gone.
     const ahead = new Date(Date.now() + 3_600_000);
     await utimes(lockFile(), ahead, ahead);
-    const next = await spawnGateway(env());
+    const next = await spawnServer(env());
     try {
       await expect
         .poll(async () => JSON.parse(await readFile(lockFile(), 'utf8')).pid, { timeout: 30_000 })

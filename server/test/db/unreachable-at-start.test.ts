@@ -1,17 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/connect.js';
 import { StartFailure } from '../../src/lib/start-failure.js';
-import { collect } from '../support/cli.js';
+import { collect, spawnServer } from '../support/cli.js';
 import { createTestDatabase } from '../support/database.js';
 import { testDatabaseUrl } from '../support/env.js';
 import { freePort } from '../support/ports.js';
-
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 // A PostgreSQL that is not there at start: one line that names the variable and where it points,
 // not "database migration failed" and a stack (docs/operations.md, "Runbook").
@@ -26,18 +22,10 @@ describe('a start that cannot reach PostgreSQL', () => {
 
   it('the server exits 1 with one line naming DATABASE_URL, its host, port and database, and why', async () => {
     const dead = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '/tmp',
-        PORT: String(await freePort()),
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        STORAGE_DRIVER: 'local',
-        DATABASE_URL: `postgres://signet:hunter2-secret@127.0.0.1:${dead}/signet`,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const child = await spawnServer({
+      DATA_DIR: dataDir,
+      STORAGE_DRIVER: 'local',
+      DATABASE_URL: `postgres://signet:hunter2-secret@127.0.0.1:${dead}/signet`,
     });
     const run = await collect(child, 60_000);
     expect(run.code).toBe(1);

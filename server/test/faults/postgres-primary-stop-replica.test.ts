@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, startHarness } from '../support/harness.js';
+import type { Harness } from '../support/harness.js';
 import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
 import { sleep, until } from './helpers/load.js';
-import { OwnedPostgres, sqlOn } from './helpers/owned-postgres.js';
+import type { OwnedPostgres } from './helpers/owned-postgres.js';
+import { startReplicaPair } from './helpers/replica-pair.js';
 
 // A short bound, so that "past the bound" is a few seconds: a poll every 500 ms.
 const MAX_LAG_MS = 2000;
@@ -34,39 +35,22 @@ const linesWith = (h: Harness, text: string) => h.logs.filter((l) => l.includes(
 // /readyz says degraded with 200, the lag stays what it is (not the time since the primary's last
 // answer), and the log says once that the primary is unreachable.
 describe('fault: the primary stopped under a caught-up read replica', () => {
+  let pair: Awaited<ReturnType<typeof startReplicaPair>>;
   let primary: OwnedPostgres;
-  let replica: OwnedPostgres;
   let h: Harness;
 
   beforeAll(async () => {
-    primary = await OwnedPostgres.start();
-    replica = await primary.replica();
-    h = await startHarness({
-      driver: 'cos',
-      redis: 'memory',
-      env: {
-        DATABASE_URL: primary.url,
-        DATABASE_READ_URL: replica.url,
-        DATABASE_READ_MAX_LAG_MS: String(MAX_LAG_MS),
-      },
-    });
+    pair = await startReplicaPair(MAX_LAG_MS);
+    ({ primary, h } = pair);
     await seed(h, 'alice', IMAGES);
-    const [{ lsn }] = await sqlOn(primary.url, 'select pg_current_wal_lsn()::text as lsn');
-    await until(
-      'the replica caught up',
-      async () =>
-        (await sqlOn(replica.url, 'select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok', [lsn]))[0].ok,
-      10_000,
-    );
-    await until('the replica in use', () => h.container.readReplica!.state.usable, 10_000);
+    await pair.caughtUp();
+    await pair.inUse();
     // The seeding pinned alice to the primary (read-your-own-writes): past that pin, her pages
     // are the replica's.
     await sleep(MAX_LAG_MS + 2 * h.container.readReplica!.pollMs + 200);
   }, 90_000);
   afterAll(async () => {
-    await h?.close();
-    await replica?.destroy();
-    await primary?.destroy();
+    await pair?.stop();
   });
 
   it('serves pages from the replica past the lag bound, /readyz 200 degraded, and logs the primary once', async () => {

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReadReplica } from '../../src/db/read-replica.js';
-import { type Harness, startHarness } from '../support/harness.js';
+import type { Harness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
 import { sleep, until } from './helpers/load.js';
-import { OwnedPostgres, sqlOn } from './helpers/owned-postgres.js';
+import { type OwnedPostgres, sqlOn } from './helpers/owned-postgres.js';
+import { startReplicaPair } from './helpers/replica-pair.js';
 
 const MAX_LAG_MS = 5000;
 
@@ -21,6 +22,7 @@ const quiet = { info: () => {}, warn: () => {} };
 // test pauses; the gateway runs in process (the container, as main.ts builds it) with
 // DATABASE_URL on the primary and DATABASE_READ_URL on the replica.
 describe('fault: a read replica behind the primary (replay paused)', () => {
+  let pair: Awaited<ReturnType<typeof startReplicaPair>>;
   let primary: OwnedPostgres;
   let replica: OwnedPostgres;
   let h: Harness;
@@ -35,19 +37,8 @@ describe('fault: a read replica behind the primary (replay paused)', () => {
     }
   }
 
-  /** Until the replica has replayed everything the primary has written so far. */
-  async function caughtUp(): Promise<void> {
-    const [{ lsn }] = await sqlOn(primary.url, 'select pg_current_wal_lsn()::text as lsn');
-    await until(
-      'the replica caught up',
-      async () =>
-        (await sqlOn(replica.url, 'select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok', [lsn]))[0].ok,
-      10_000,
-    );
-  }
-
-  const replicaInUse = () =>
-    until('the container to use the replica', () => h.container.readReplica!.state.usable, 10_000);
+  const caughtUp = () => pair.caughtUp();
+  const replicaInUse = () => pair.inUse();
 
   const onReplica = async (id: string) =>
     (await sqlOn(replica.url, 'select visibility from images where id = $1', [id]))[0]?.visibility as
@@ -55,24 +46,13 @@ describe('fault: a read replica behind the primary (replay paused)', () => {
       | undefined;
 
   beforeAll(async () => {
-    primary = await OwnedPostgres.start();
-    replica = await primary.replica();
-    h = await startHarness({
-      driver: 'cos',
-      redis: 'memory',
-      env: {
-        DATABASE_URL: primary.url,
-        DATABASE_READ_URL: replica.url,
-        DATABASE_READ_MAX_LAG_MS: String(MAX_LAG_MS),
-      },
-    });
+    pair = await startReplicaPair(MAX_LAG_MS);
+    ({ primary, replica, h } = pair);
     await caughtUp();
     await replicaInUse();
   }, 90_000);
   afterAll(async () => {
-    await h?.close();
-    await replica?.destroy();
-    await primary?.destroy();
+    await pair?.stop();
   });
 
   it('does not use a replica far behind at its first poll, and uses it once it has caught up', async () => {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -18,6 +19,24 @@ export function spawnCli(args: string[], env: Record<string, string>): ChildProc
   return spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/**
+ * `npm start`'s entry point from source (server/src/main.ts through tsx) on a free port of
+ * 127.0.0.1, not waited on: for a start that is refused and exits. `env` plus PATH and HOME.
+ */
+export async function spawnServer(env: Record<string, string>): Promise<ChildProcess> {
+  return spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      PORT: String(await freePort()),
+      HOST: '127.0.0.1',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JPEG_5x3 } from '../fixtures/images.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { waitFor } from '../support/proxy.js';
 import { UPLOAD_MUTATION, uploadFile } from '../support/upload.js';
 
 const BOUNDARY = 'signetslowbody';
@@ -39,14 +40,6 @@ function open(url: string): { socket: Socket; closed: Promise<number> } {
   return { socket, closed };
 }
 
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 // Finding (a hostile-client review): 32 uploads whose bodies trickled a byte every 10 s held
 // every upload slot of a node for Node's 300 s request timeout, again at each reconnect, and a
 // client that dropped mid-upload was logged at error as an unexpected error, with a stack.
@@ -78,7 +71,7 @@ describe('upload bodies: a trickle cannot hold a slot, a dropped one is no error
       if (!socket.destroyed) socket.write('x');
     }, 200);
     try {
-      await until(() => h.container.uploadSlots.inFlight === 1, 'the slow upload to take its slot');
+      await waitFor(() => h.container.uploadSlots.inFlight === 1, 10_000);
       // Held: alice's next upload waits its turn.
       const refused = await uploadFile(h, JPEG_5x3, { token });
       expect(refused.status).toBe(429);
@@ -93,7 +86,7 @@ describe('upload bodies: a trickle cannot hold a slot, a dropped one is no error
       clearInterval(trickle);
       socket.destroy();
     }
-    await until(() => h.container.uploadSlots.inFlight === 0, 'the slot to be released');
+    await waitFor(() => h.container.uploadSlots.inFlight === 0, 10_000);
     expect(
       h.logs.some((l) => l.includes('upload cut: its body arrived slower than UPLOAD_MIN_BYTES_PER_SECOND')),
     ).toBe(true);
@@ -108,14 +101,11 @@ describe('upload bodies: a trickle cannot hold a slot, a dropped one is no error
     const { socket, closed } = open(h.url);
     socket.write(uploadHead(h.url, token, 200_000));
     socket.write(Buffer.alloc(1000, 1));
-    await until(() => h.container.uploadSlots.inFlight === 1, "bob's upload to take its slot");
+    await waitFor(() => h.container.uploadSlots.inFlight === 1, 10_000);
     socket.destroy();
     await closed;
-    await until(() => h.container.uploadSlots.inFlight === 0, 'the slot to be released');
-    await until(
-      () => h.logs.slice(before).some((l) => l.includes('"status":"aborted"')),
-      'the access line of the dropped upload',
-    );
+    await waitFor(() => h.container.uploadSlots.inFlight === 0, 10_000);
+    await waitFor(() => h.logs.slice(before).some((l) => l.includes('"status":"aborted"')), 10_000);
     const lines = h.logs.slice(before);
     expect(lines.filter((l) => l.includes('"level":50'))).toEqual([]);
     expect(lines.some((l) => l.includes('unexpected error'))).toBe(false);
