@@ -21,6 +21,22 @@ function masked(errors: readonly unknown[]): unknown[] {
   });
 }
 
+type AfterValidate = Exclude<ReturnType<NonNullable<Plugin['onValidate']>>, void>;
+
+/** Masks the suggestions of a result that is not a stream (a stream's errors come as results). */
+function maskResult({ result, setResult }: { result: unknown; setResult: (r: never) => void }): void {
+  if (Symbol.asyncIterator in (result as object)) return;
+  const r = result as { errors?: readonly unknown[] };
+  if (r.errors?.length) setResult({ ...r, errors: masked(r.errors) } as never);
+}
+
+const afterValidate: AfterValidate = ({ valid, result, setResult }) => {
+  if (!valid) setResult(masked(result) as GraphQLError[]);
+};
+// Made once: every request of a production node passes through these.
+const executeHooks = { onExecuteDone: maskResult };
+const subscribeHooks = { onSubscribeResult: maskResult };
+
 /**
  * With introspection off, the schema's names must not be spelled out one guess at a time: every
  * "Did you mean …?" is cut from validation errors (fields, arguments, types, enum values in the
@@ -30,29 +46,8 @@ function masked(errors: readonly unknown[]): unknown[] {
  */
 export function useHiddenSuggestions(): Plugin {
   return {
-    onValidate() {
-      return ({ valid, result, setResult }) => {
-        if (!valid) setResult(masked(result) as GraphQLError[]);
-      };
-    },
-    onExecute() {
-      return {
-        onExecuteDone({ result, setResult }) {
-          // A stream (subscription, @defer) reports such errors before it starts, as a result.
-          if (Symbol.asyncIterator in (result as object)) return;
-          const r = result as { errors?: readonly unknown[] };
-          if (r.errors?.length) setResult({ ...r, errors: masked(r.errors) } as never);
-        },
-      };
-    },
-    onSubscribe() {
-      return {
-        onSubscribeResult({ result, setResult }) {
-          if (Symbol.asyncIterator in (result as object)) return;
-          const r = result as { errors?: readonly unknown[] };
-          if (r.errors?.length) setResult({ ...r, errors: masked(r.errors) } as never);
-        },
-      };
-    },
+    onValidate: () => afterValidate,
+    onExecute: () => executeHooks,
+    onSubscribe: () => subscribeHooks,
   };
 }
