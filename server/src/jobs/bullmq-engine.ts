@@ -33,30 +33,27 @@ const SCHEDULER_CHECK_MS = 60_000;
 /** The stats roll-up's interval. */
 const STATS_ROLLUP_MS = 3_600_000;
 /**
- * How long a stop waits for a worker's running jobs before it stops waiting. A worker whose
- * Redis went away never closes by itself (its failed fetch is retried every 15 s, and close
- * waits for it), and a node's whole stop is bounded at 10 s (main.ts): past this, the jobs still
- * running are left to BullMQ's stalled check on another worker (their locks run out).
+ * How long a stop waits for a worker to close. With Redis there, a close lets the running jobs
+ * finish and records them (BullMQ moves them out of `active`); a node's whole stop is bounded at
+ * 10 s (main.ts), so past this the stop goes on and a job still running is left to the stalled
+ * check of another worker (its lock runs out). With Redis away, the close is forced: unforced,
+ * BullMQ waits for a fetch it retries every 15 s, and a close asked once cannot be forced later
+ * (it returns the first call's promise).
  */
-const WORKER_CLOSE_MS = 2_000;
+const WORKER_CLOSE_MS = 4_000;
 
-/** Closes `worker`, waiting for its running jobs at most `ms`, then without waiting. */
-async function closeWorker(worker: Worker | undefined, ms: number): Promise<void> {
-  if (!worker) return;
+/** Settles when `p` does or after `ms`, whichever is first; never rejects. */
+async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((r) => {
-    timer = setTimeout(() => r('late'), ms);
-  });
-  const closed = worker.close().then(() => 'closed' as const);
-  closed.catch(() => {});
-  const outcome = await Promise.race([closed, late]).finally(() => clearTimeout(timer));
-  if (outcome === 'late') {
-    // Force: no wait for running jobs or for a fetch to Redis. Bounded too: the connections are
-    // cut below whatever it does.
-    const forced = worker.close(true).catch(() => {});
-    await Promise.race([forced, new Promise((r) => setTimeout(r, ms).unref())]);
-  }
+  await Promise.race([
+    p.catch(() => {}),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
+
 /**
  * The schedulers this version may set, and one an earlier version set: the refresh tick, which now
  * runs on each node's timer (see the class comment; its jobs would only do what the timers do).
@@ -499,8 +496,11 @@ export class BullmqJobEngine implements JobEngine {
     clearInterval(this.schedulerTimer);
     this.queueClient.off('ready', this.onQueueReady);
     this.queueClient.off('error', this.onQueueError);
+    const redisAway = this.queueClient.status !== 'ready';
     await Promise.all(
-      [this.worker, this.preloadWorker, this.variantsWorker].map((w) => closeWorker(w, WORKER_CLOSE_MS)),
+      [this.worker, this.preloadWorker, this.variantsWorker].map((w) =>
+        w ? atMost(w.close(redisAway), WORKER_CLOSE_MS) : undefined,
+      ),
     );
     await this.events?.close();
     await this.queue.close();
