@@ -107,7 +107,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     httpRequests: new PlainCounter({
       name: 'signet_http_requests_total',
-      help: 'HTTP responses by route and status (status "aborted": the client left first, or stopped reading and was cut)',
+      help: 'HTTP responses by route and status (status "aborted": not all handed to the kernel: the client left, or stopped reading and was cut)',
       labelNames: ['route', 'status'] as const,
       registers: r,
     }),

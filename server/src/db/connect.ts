@@ -172,11 +172,13 @@ export function refusedStartupParameter(err: unknown, directUrlSet: boolean): Er
  * dump has the same rows, migrations included.
  */
 async function identityOf(db: Kysely<Database>): Promise<string> {
+  // The start time as epoch seconds: as text, a timestamptz follows the session's TimeZone and
+  // DateStyle, which two roles (the direct URL's and the pool's) may set apart.
   const r = await sql<{ db: string; oid: string; started: string }>`select current_database() as db,
     (select oid::text from pg_database where datname = current_database()) as oid,
-    pg_postmaster_start_time()::text as started`.execute(db);
+    extract(epoch from pg_postmaster_start_time())::text as started`.execute(db);
   const row = r.rows[0]!;
-  return `${row.db} (oid ${row.oid}, server started ${row.started})`;
+  return `${row.db} (oid ${row.oid}, server started at ${row.started} s)`;
 }
 
 /**
@@ -222,7 +224,10 @@ async function sameDatabase(pooled: Kysely<Database>, migrated: string): Promise
   }
   if (rows === 0) throw notReached('its database has no row of the latest migration');
   if (reached !== migrated) {
-    throw notReached(`DATABASE_URL reaches ${reached}, DATABASE_DIRECT_URL ${migrated}`);
+    // The operator's to fix, said in one line (main.ts prints a StartFailure without its stack).
+    throw new StartFailure(
+      `DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: DATABASE_URL reaches ${reached}, DATABASE_DIRECT_URL ${migrated}`,
+    );
   }
 }
 

@@ -4,7 +4,6 @@ import type { Logger } from '../logger.js';
 import { pgTypes } from './pg-types.js';
 import { requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
-import { isDatabaseUnavailable } from './unavailable.js';
 
 export interface ReadReplicaOptions {
   /** DATABASE_READ_URL. */
@@ -38,6 +37,31 @@ export interface ReplicaState {
   lagMs: number;
   /** Why it is not usable. */
   reason: string | undefined;
+}
+
+/**
+ * Whether a failed poll says the primary is not there at all (refused, no such host, shut down
+ * or starting, its connection cut), as opposed to there but busy (too many connections, a
+ * statement timeout, no free connection in this node's pool) or a protocol error: only then can
+ * it be taking no writes. pg reports a refused connection to a name with several addresses as an
+ * AggregateError with a code and no message.
+ */
+export function primaryGone(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (
+      typeof code === 'string' &&
+      /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|57P0[1-3])$/.test(code)
+    )
+      return true;
+    if (
+      /connect ECONNREFUSED|Connection terminated|the database system is (starting|shutting) up/i.test(
+        e.message,
+      )
+    )
+      return true;
+  }
+  return false;
 }
 
 /**
@@ -127,17 +151,15 @@ export class ReadReplica {
       const p = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(this.o.primary);
       this.samples.push({ at: now, lsn: parseLsn(p.rows[0]!.lsn) });
     } catch (err) {
-      // A primary out of reach (stopped, crashed, refusing connections) takes no writes: its
+      // A primary that is not there (stopped, crashed, no such host) takes no writes: its
       // position now is still the last it gave, as an idle primary's would be. So a replica
       // that has replayed it is 0 behind (not aged by the time since the primary last
       // answered), one that has not is as far behind as with an idle primary, and once the
       // primary is back the outage does not count as lag. A primary that answers but fails
-      // the poll (busy: a statement timeout), or a pool with no connection free for the poll
-      // (a busy node), may be taking writes: its last position then ages as before.
-      if (
-        isDatabaseUnavailable(err) &&
-        !/timeout exceeded when trying to connect/i.test((err as Error).message)
-      ) {
+      // the poll (busy: a statement timeout, too many connections), or a pool with no connection
+      // free for the poll (a busy node), may be taking writes: its last position then ages as
+      // before (primaryGone says which is which).
+      if (primaryGone(err)) {
         primaryDown = (err as Error).message || String((err as { code?: unknown }).code);
         const last = this.samples.at(-1);
         if (last) this.samples.push({ at: now, lsn: last.lsn });
@@ -163,7 +185,8 @@ export class ReadReplica {
         return { usable: false, lagMs: unmeasured, reason: 'not a streaming replica (not in recovery)' };
       replayed = parseLsn(lsn);
     } catch (err) {
-      return { usable: false, lagMs: unmeasured, reason: `unreachable: ${(err as Error).message}` };
+      const why = (err as Error).message || String((err as { code?: unknown }).code ?? err);
+      return { usable: false, lagMs: unmeasured, reason: `unreachable: ${why}` };
     }
     const oldest = this.samples[0];
     if (!oldest)

@@ -15,9 +15,10 @@ export function routeLabel(path: string): string {
 type Counted = { inc(): void };
 
 /**
- * What a closed response is counted and logged as: its status once its last byte reached the
- * kernel, otherwise `aborted` (the client left first, or stopped reading and the stall guard cut
- * it, whether or not its body had ended).
+ * What a closed response is counted and logged as: its status once its last byte was handed to
+ * the kernel, otherwise `aborted` (the client left before that, or stopped reading and the stall
+ * guard cut it, whether or not its body had ended). A client that leaves while its last bytes are
+ * in the kernel's buffers is not seen leaving: that response counts as its status.
  */
 export function closedStatus(res: ServerResponse): string {
   return res.writableFinished && !wasCut(res) ? String(res.statusCode) : 'aborted';

@@ -13,7 +13,7 @@ import { createProxyRoute } from './proxy.js';
 import { renderError } from './render-error.js';
 import { parseTarget, type RequestTarget } from './request-target.js';
 import { createStallGuard } from './stall-guard.js';
-import { createStaticRoute } from './static-app.js';
+import { APP_CSP, createStaticRoute } from './static-app.js';
 
 export interface HttpApp {
   yoga: Yoga;
@@ -54,8 +54,8 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   const vary =
     config.corsOrigins.length > 0 ? (res: ServerResponse) => res.setHeader('vary', 'Origin') : undefined;
   const prefixed: [string, Route][] = [
-    // yoga answers only its endpoint: below it, an empty 404 of its own. Not the web app's
-    // fallback either (a GET would get index.html for what is a mistyped endpoint).
+    // yoga answers only its endpoint: below it (past `/graphql/`, routed above), an empty 404 of
+    // its own. Not the web app's fallback either (a GET would get index.html for a mistyped path).
     [
       '/graphql/',
       () => {
@@ -67,7 +67,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   if (c.storage.driver === 'local') {
     prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secret: config.localSigningSecret })]);
   }
-  const staticApp = createStaticRoute(webRoot, { logger });
+  const staticApp = createStaticRoute(webRoot, { logger, csp: APP_CSP });
   const checkHost = createHostCheck({ authDisabled: config.auth.disabled, publicUrl: config.publicUrl });
 
   const route: Route = (req, res, url) => {
@@ -81,7 +81,8 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     // A worker does background work only; it answers probes and metrics, nothing else.
     if (config.role === 'worker')
       throw notFound('This node runs SIGNET_ROLE=worker: only /healthz, /readyz and /metrics');
-    if (path === '/graphql') {
+    // With a trailing slash too, as yoga reads its endpoint (a client configured with `/graphql/`).
+    if (path === '/graphql' || path === '/graphql/') {
       vary?.(res);
       return sse.eligible(req) ? sse.handle(req, res) : yoga(req, res);
     }

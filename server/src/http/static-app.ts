@@ -53,7 +53,8 @@ async function readExactly(file: string, size: number): Promise<Buffer> {
 }
 
 /**
- * The web app's page: its scripts and styles from this origin only (the build inlines no script),
+ * The web app's page, as the gateway serves it (app.ts; another static site built on this route,
+ * such as the e2e tests' example app talking to a gateway elsewhere, sets its own): its scripts and styles from this origin only (the build inlines no script),
  * its requests to this gateway only, images from anywhere (buckets, CDNs, regions; ThumbHash
  * placeholders are data: URLs), and no framing (a one-click visibility toggle must not be
  * clickjacked). The viewer's token sits in localStorage: an injected script would be a stolen
@@ -84,7 +85,12 @@ export const APP_CSP = [
  */
 export function createStaticRoute(
   root: string,
-  options: { compression?: CompressionCache; logger?: Pick<Logger, 'warn'> } = {},
+  options: {
+    compression?: CompressionCache;
+    logger?: Pick<Logger, 'warn'>;
+    /** The Content-Security-Policy of an HTML page (the gateway's web app: APP_CSP); none unset. */
+    csp?: string;
+  } = {},
 ) {
   const base = path.resolve(root);
   const compression = options.compression ?? createCompressionCache();
@@ -118,8 +124,8 @@ export function createStaticRoute(
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',
     };
-    if (type.startsWith('text/html')) {
-      headers['content-security-policy'] = APP_CSP;
+    if (options.csp && type.startsWith('text/html')) {
+      headers['content-security-policy'] = options.csp;
       // For browsers without CSP's frame-ancestors.
       headers['x-frame-options'] = 'DENY';
     }

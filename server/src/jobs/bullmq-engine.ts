@@ -429,6 +429,8 @@ export class BullmqJobEngine implements JobEngine {
   private preloadEvents(): Promise<QueueEvents> {
     this.eventsReady ??= (async () => {
       const events = new QueueEvents(PRELOAD_QUEUE, { connection: this.conn(), prefix: this.prefix });
+      // Without a listener BullMQ writes each of its errors to the console, every reconnect.
+      events.on('error', (err) => this.logError('queue', `${PRELOAD_QUEUE} events`, err));
       this.events = events;
       await events.waitUntilReady();
       return events;

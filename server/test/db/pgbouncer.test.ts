@@ -82,12 +82,24 @@ describe('behind PgBouncer in transaction mode', () => {
         openDatabase({ databaseUrl: bouncer.url(otherName), directUrl: pgdb.url, dataDir: os.tmpdir() }),
       ).rejects.toThrow(
         new RegExp(
-          `DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: DATABASE_URL reaches ${otherName} \\(oid \\d+, server started .+\\), DATABASE_DIRECT_URL ${name} \\(oid`,
+          `DATABASE_URL does not reach the database DATABASE_DIRECT_URL migrated: DATABASE_URL reaches ${otherName} \\(oid \\d+, server started at [\\d.]+ s\\), DATABASE_DIRECT_URL ${name} \\(oid`,
         ),
       );
     } finally {
       await other.drop();
     }
+  });
+
+  it("the same database is recognised whatever time zone the two URLs' sessions use", async () => {
+    // The direct URL's role may set its own TimeZone (a timestamp's text would then differ).
+    const direct = new URL(pgdb.url);
+    direct.searchParams.set('options', '-c TimeZone=Pacific/Auckland');
+    const db = await openDatabase({
+      databaseUrl: bouncer.url(name),
+      directUrl: direct.toString(),
+      dataDir: os.tmpdir(),
+    });
+    await db.close();
   });
 
   it('with it, nodes starting together migrate once, serve through the pooler and leave no session lock on its connections', async () => {

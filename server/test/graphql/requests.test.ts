@@ -57,6 +57,17 @@ describe('GraphQL over HTTP: request errors, CSRF, CORS (the development default
       expect(body.error.code, method).toBe('NOT_FOUND');
       expect(body.error.message, method).toContain('/graphql');
     }
+    // The endpoint with a trailing slash is the endpoint, as yoga reads it.
+    const slash = await fetch(`${h.url}/graphql/`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${await signToken('alice')}`,
+      },
+      body: '{"query":"{ viewer { id } }"}',
+    });
+    expect(slash.status).toBe(200);
+    expect(await slash.json()).toEqual({ data: { viewer: { id: 'alice' } } });
   });
 
   it('a refused body is never echoed back (a short excerpt at most)', async () => {
