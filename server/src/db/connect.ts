@@ -10,7 +10,7 @@ import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
 import { REQUEST_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
 import type { Database, Db } from './types.js';
-import { isDatabaseUnavailable } from './unavailable.js';
+import { describeError, isDatabaseUnavailable } from './unavailable.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
 
 export interface DbOptions {
@@ -184,8 +184,7 @@ async function identityOf(db: Kysely<Database>): Promise<string> {
 /**
  * A start that could not reach PostgreSQL, as one line naming the variable, where it points (no
  * credentials) and why; undefined when `err` is something else (a migration's own failure keeps
- * its stack). pg reports a refused connection to a name with several addresses as an
- * AggregateError with no message, hence the code.
+ * its stack).
  */
 export function unreachableAtStart(err: unknown, variable: string, url: string): StartFailure | undefined {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
@@ -199,9 +198,8 @@ export function unreachableAtStart(err: unknown, variable: string, url: string):
       } catch {
         // the config checked it is a URL; nothing to add if not
       }
-      const why = e.message || (typeof code === 'string' ? code : 'no reason given');
       return new StartFailure(
-        `cannot reach the database at ${variable}${where}: ${why} (is PostgreSQL up, and ${variable} right?)`,
+        `cannot reach the database at ${variable}${where}: ${describeError(e)} (is PostgreSQL up, and ${variable} right?)`,
         { cause: err },
       );
     }

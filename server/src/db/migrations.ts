@@ -7,6 +7,7 @@ import {
   sql,
 } from 'kysely';
 import type { Database } from './types.js';
+import { describeError } from './unavailable.js';
 
 // Migrations live in code (not files on disk), so the built server and the tests run the same
 // ones without a path to resolve.
@@ -143,7 +144,7 @@ function checked({ error, results }: MigrationResultSet): void {
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     // The cause's words too: "database migration failed" alone says neither what nor where.
-    const why = error instanceof Error ? `: ${error.message || (error as { code?: string }).code}` : '';
+    const why = error instanceof Error ? `: ${describeError(error)}` : '';
     throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}${why}`, {
       cause: error,
     });

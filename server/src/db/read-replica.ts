@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import { pgTypes } from './pg-types.js';
 import { requestStatementTimeout } from './statement-timeout.js';
 import type { Database } from './types.js';
+import { describeError, isDatabaseGone } from './unavailable.js';
 
 export interface ReadReplicaOptions {
   /** DATABASE_READ_URL. */
@@ -37,31 +38,6 @@ export interface ReplicaState {
   lagMs: number;
   /** Why it is not usable. */
   reason: string | undefined;
-}
-
-/**
- * Whether a failed poll says the primary is not there at all (refused, no such host, shut down
- * or starting, its connection cut), as opposed to there but busy (too many connections, a
- * statement timeout, no free connection in this node's pool) or a protocol error: only then can
- * it be taking no writes. pg reports a refused connection to a name with several addresses as an
- * AggregateError with a code and no message.
- */
-export function primaryGone(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (
-      typeof code === 'string' &&
-      /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|57P0[1-3])$/.test(code)
-    )
-      return true;
-    if (
-      /connect ECONNREFUSED|Connection terminated|the database system is (starting|shutting) up/i.test(
-        e.message,
-      )
-    )
-      return true;
-  }
-  return false;
 }
 
 /**
@@ -158,9 +134,9 @@ export class ReadReplica {
       // primary is back the outage does not count as lag. A primary that answers but fails
       // the poll (busy: a statement timeout, too many connections), or a pool with no connection
       // free for the poll (a busy node), may be taking writes: its last position then ages as
-      // before (primaryGone says which is which).
-      if (primaryGone(err)) {
-        primaryDown = (err as Error).message || String((err as { code?: unknown }).code);
+      // before (isDatabaseGone says which is which).
+      if (isDatabaseGone(err)) {
+        primaryDown = describeError(err);
         const last = this.samples.at(-1);
         if (last) this.samples.push({ at: now, lsn: last.lsn });
       }
@@ -185,8 +161,7 @@ export class ReadReplica {
         return { usable: false, lagMs: unmeasured, reason: 'not a streaming replica (not in recovery)' };
       replayed = parseLsn(lsn);
     } catch (err) {
-      const why = (err as Error).message || String((err as { code?: unknown }).code ?? err);
-      return { usable: false, lagMs: unmeasured, reason: `unreachable: ${why}` };
+      return { usable: false, lagMs: unmeasured, reason: `unreachable: ${describeError(err)}` };
     }
     const oldest = this.samples[0];
     if (!oldest)

@@ -31,3 +31,39 @@ export function isDatabaseBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && /^(57014|55P03|40001|40P01|53\w\w\w)$/.test(code);
 }
+
+/**
+ * Whether an error says the database server is not there at all (refused, no such host, shut down
+ * or starting, its connection cut), as opposed to there but busy (too many connections, a
+ * statement timeout, no free connection in this node's pool) or a protocol error: only then can
+ * it be taking no writes (db/read-replica.ts keeps a replica of a primary gone in use). pg reports a refused connection to a name with several addresses as an
+ * AggregateError with a code and no message.
+ */
+export function isDatabaseGone(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (
+      typeof code === 'string' &&
+      /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|57P0[1-3])$/.test(code)
+    )
+      return true;
+    if (
+      /connect ECONNREFUSED|Connection terminated|the database system is (starting|shutting) up/i.test(
+        e.message,
+      )
+    )
+      return true;
+  }
+  return false;
+}
+
+/**
+ * An error's words: its message, or its code when it has none (pg reports a refused connection
+ * to a name with several addresses as an AggregateError with a code and an empty message).
+ */
+export function describeError(err: unknown): string {
+  const e = err as { message?: unknown; code?: unknown } | null | undefined;
+  if (typeof e?.message === 'string' && e.message) return e.message;
+  if (typeof e?.code === 'string') return e.code;
+  return String(err);
+}

@@ -1,4 +1,5 @@
 import { Cluster } from 'ioredis';
+import { LogThrottle } from '../lib/log-throttle.js';
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
 import {
@@ -148,22 +149,22 @@ export class RedisEventBus extends FanoutBus {
     }
   }
 
-  /** Records dropped since the last warning, and when that was (epoch ms). */
-  private dropped = { count: 0, warnedAt: Number.NEGATIVE_INFINITY };
+  private readonly unbuiltWarnings = new LogThrottle();
 
   /**
-   * At most one warning a minute, counting what was dropped since: a node that lacks a region's
-   * bucket would otherwise log on every batch.
+   * At most one warning a minute, counting what was dropped since the last one: a node that lacks
+   * a region's bucket would otherwise log on every batch.
    */
   private reportUnbuilt(records: number): void {
-    this.dropped.count += records;
-    const now = Date.now();
-    if (now - this.dropped.warnedAt < 60_000) return;
-    this.logger.warn(
-      { records: this.dropped.count },
-      'dropped URL events this node cannot build (a region whose bucket it does not know, or signed with other credentials during a key rotation?)',
+    this.unbuiltWarnings.run(
+      'unbuilt',
+      (suppressed) =>
+        this.logger.warn(
+          { records: records + suppressed },
+          'dropped URL events this node cannot build (a region whose bucket it does not know, or signed with other credentials during a key rotation?)',
+        ),
+      records,
     );
-    this.dropped = { count: 0, warnedAt: now };
   }
 
   private subscribeTo(channels: string[]): Promise<unknown> {

@@ -53,12 +53,13 @@ async function readExactly(file: string, size: number): Promise<Buffer> {
 }
 
 /**
- * The web app's page, as the gateway serves it (app.ts; another static site built on this route,
- * such as the e2e tests' example app talking to a gateway elsewhere, sets its own): its scripts and styles from this origin only (the build inlines no script),
- * its requests to this gateway only, images from anywhere (buckets, CDNs, regions; ThumbHash
- * placeholders are data: URLs), and no framing (a one-click visibility toggle must not be
- * clickjacked). The viewer's token sits in localStorage: an injected script would be a stolen
- * session, which `script-src 'self'` refuses. Inline styles stay allowed: Vue binds `style`.
+ * The policy of the web app's page as the gateway serves it (app.ts; another site on this route,
+ * such as the e2e tests' example app talking to a gateway elsewhere, sets its own): scripts and
+ * styles from this origin only (the build inlines no script), requests to this gateway only,
+ * images from anywhere (buckets, CDNs, regions; ThumbHash placeholders are data: URLs), and no
+ * framing (a one-click visibility toggle must not be clickjacked). The viewer's token sits in
+ * localStorage: an injected script would be a stolen session, which `script-src 'self'` refuses.
+ * Inline styles stay allowed: Vue binds `style`.
  */
 export const APP_CSP = [
   "default-src 'self'",

@@ -1,8 +1,9 @@
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { PreloadQueueFull } from '../images/image-jobs.js';
-import { isRedisUnreachable, LogThrottle, suppressedField } from '../lib/log-throttle.js';
+import { LogThrottle, suppressedField } from '../lib/log-throttle.js';
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
+import { isRedisUnreachable } from '../redis/unreachable.js';
 import { type JobEngine, type Processors, preloadJobs } from './job-engine.js';
 
 /** Refresh ticks and drains, and the stats roll-up: the work that keeps URLs fresh. */

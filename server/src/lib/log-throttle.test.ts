@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRedisUnreachable, LogThrottle } from './log-throttle.js';
+import { LogThrottle } from './log-throttle.js';
 
 describe('LogThrottle', () => {
   it('logs one line per interval and source, the next one counting those left out', () => {
@@ -21,14 +21,5 @@ describe('LogThrottle', () => {
     expect(logged.at(-1)).toEqual(['queue', 99]);
     event('queue');
     expect(logged).toHaveLength(3);
-  });
-});
-
-describe('isRedisUnreachable', () => {
-  it('tells a connection failure from a command failure', () => {
-    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
-    expect(isRedisUnreachable(refused)).toBe(true);
-    expect(isRedisUnreachable(new Error('Connection is closed.'))).toBe(true);
-    expect(isRedisUnreachable(new Error('ERR Error running script'))).toBe(false);
   });
 });

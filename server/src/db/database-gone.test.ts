@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { primaryGone } from './read-replica.js';
+import { isDatabaseGone } from './unavailable.js';
 
 const coded = (code: string, message = '') => Object.assign(new Error(message), { code });
 
 // Only a primary that is not there takes no writes; a busy one may, so the read replica's lag
 // must keep ageing then (docs/operations.md, "PostgreSQL read replica", the primary stopped).
-describe('primaryGone: not there, as opposed to there but busy', () => {
+describe('isDatabaseGone: not there, as opposed to there but busy', () => {
   it.each([
     ['refused', coded('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432')],
     ['refused at every address (AggregateError, no message)', coded('ECONNREFUSED')],
@@ -15,7 +15,7 @@ describe('primaryGone: not there, as opposed to there but busy', () => {
     ['its connection cut', new Error('Connection terminated unexpectedly')],
     ['wrapped', new Error('poll failed', { cause: coded('ECONNREFUSED') })],
   ])('%s: gone', (_what, err) => {
-    expect(primaryGone(err)).toBe(true);
+    expect(isDatabaseGone(err)).toBe(true);
   });
 
   it.each([
@@ -25,6 +25,6 @@ describe('primaryGone: not there, as opposed to there but busy', () => {
     ['a protocol error', coded('08P01', 'insufficient data left in message')],
     ['not an error', 'ECONNREFUSED'],
   ])('%s: not gone (it may be taking writes)', (_what, err) => {
-    expect(primaryGone(err)).toBe(false);
+    expect(isDatabaseGone(err)).toBe(false);
   });
 });
