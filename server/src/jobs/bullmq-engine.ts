@@ -42,6 +42,8 @@ const STATS_ROLLUP_MS = 3_600_000;
  * (it returns the first call's promise).
  */
 const WORKER_CLOSE_MS = 4_000;
+/** How long a stop waits for each queue (and the preload events) to close: they hold no jobs. */
+const QUEUE_CLOSE_MS = 1_000;
 
 /** Settles when `p` does or after `ms`, whichever is first; never rejects. */
 async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
@@ -505,10 +507,13 @@ export class BullmqJobEngine implements JobEngine {
         w ? atMost(w.close(redisAway), WORKER_CLOSE_MS) : undefined,
       ),
     );
-    await this.events?.close();
-    await this.queue.close();
-    await this.preloads.close();
-    await this.variants.close();
+    // Bounded too: with Redis gone a close may wait on a command that never returns, and the
+    // connections are cut below whatever it does.
+    await Promise.all(
+      [this.events, this.queue, this.preloads, this.variants].map((q) =>
+        q ? atMost(q.close(), QUEUE_CLOSE_MS) : undefined,
+      ),
+    );
     for (const c of this.connections) c.disconnect();
   }
 }

@@ -209,6 +209,9 @@ describe('BullMQ job schedulers and Redis going away (real redis-server)', () =>
     const client = assertionClient(redis);
     await waitFor(async () => (await schedulers(client, e.prefix)).size === SCHEDULERS.length);
     await redis.kill();
+    // The engine has seen Redis go (a SIGTERM during an outage), not a stop racing the kill.
+    const seen = e.counted.errors;
+    await waitFor(() => e.counted.errors > seen, 5000);
     // Old code: Worker.close() waited for a fetch retried every 15 s: the node's 10 s stop bound
     // (main.ts) ran out and it exited 1.
     const started = performance.now();
