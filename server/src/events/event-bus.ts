@@ -1,4 +1,15 @@
-import type { ResolvedUrl } from '../urls/resolved-url.js';
+/**
+ * The URL an event carries: the schema's `SignedUrl`, as the URL service hands it out
+ * (`ResolvedUrl` in urls/resolved-url.ts has the same shape). The bus names the shape itself
+ * so that this port imports nothing from the domain above it (docs/architecture.md, "Layers").
+ */
+export interface EventSignedUrl {
+  url: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  refreshAt: number;
+  cached: boolean;
+}
 
 /**
  * A re-signed URL: the one shape from the signer through the bus to the `signedUrlRefreshed`
@@ -6,7 +17,7 @@ import type { ResolvedUrl } from '../urls/resolved-url.js';
  */
 export interface SignedUrlEvent {
   imageId: string;
-  signedUrl: ResolvedUrl;
+  signedUrl: EventSignedUrl;
   /**
    * What the URL was built from, when the publisher has it (the signer always does): the object
    * key and the signature in the URL store's text form (urls/store.ts). The Redis bus then sends
@@ -22,7 +33,7 @@ export interface SignedUrlEvent {
  * Builds, on this node, the URL of an event that came as its url id, object key and signature
  * (`urls/event-urls.ts`); undefined when it cannot.
  */
-export type EventUrlOf = (urlId: string, objectKey: string, signature: string) => ResolvedUrl | undefined;
+export type EventUrlOf = (urlId: string, objectKey: string, signature: string) => EventSignedUrl | undefined;
 
 export type SignedUrlListener = (event: SignedUrlEvent) => void;
 
