@@ -153,7 +153,10 @@ export class ImageService {
 
   /**
    * A URL that works now for each id (the client saw a load error), null where not visible.
-   * Rate-limited per viewer: every call signs.
+   * An image whose cached URL is already this step's (by this node's signer, for the bucket
+   * chosen now) gets that URL back: signing it again would give the same bytes, and publishing
+   * them would let any viewer of a public image push its subscribers an event a call. The
+   * others are signed, stored and published. Rate-limited per viewer.
    */
   async refresh(viewer: Viewer, ids: readonly string[]): Promise<(ResolvedUrl | null)[]> {
     requireSignedIn(viewer);
@@ -164,7 +167,10 @@ export class ImageService {
     const rows = await this.visible(viewer, ids);
     const fresh =
       rows.length > 0
-        ? await this.d.urls.refreshMany(rows.map((r) => ({ id: r.id, key: r.objectKey, placement: r })))
+        ? await this.d.urls.refreshMany(
+            rows.map((r) => ({ id: r.id, key: r.objectKey, placement: r })),
+            { onlyStale: true, keepCurrent: true },
+          )
         : new Map<string, ResolvedUrl>();
     return ids.map((id) => fresh.get(id) ?? null);
   }

@@ -32,7 +32,7 @@ builder.mutationFields((t) => ({
     type: ['SignedUrl'],
     nullable: { list: false, items: true },
     description:
-      'Forces a re-sign (the client saw a load error). Same order as ids, null where not visible. Rate-limited per viewer.',
+      "A URL that works now (the client saw a load error): signed again unless the cached URL is already the current window's, which is returned as it is. Same order as ids, null where not visible. Rate-limited per viewer.",
     args: { ids: t.arg.idList({ required: true }) },
     resolve: (_root, args, ctx) => ctx.images.refresh(ctx.viewer, parseImageIds(args.ids.map(String))),
   }),

@@ -144,16 +144,21 @@ export class UrlService {
    * stores it. With `strict`, a failed cache write throws, so a sweep leaves the work to its
    * lease. With `onlyStale` (sweeps), images whose cached URL is already this step's — a request
    * signed it since the boundary — are left alone: each URL is signed once per step; `onCurrent`
-   * hears each of them with the moment its URL's step ends (when it is due again).
+   * hears each of them with the moment its URL's step ends (when it is due again). With
+   * `keepCurrent` as well, the map also holds those images' cached URLs (a client's refresh:
+   * signing again would give the same bytes, and publishing them would push every subscriber an
+   * event that changes nothing).
    */
   async refreshMany(
     items: readonly SignTarget[],
     options: {
       strict?: boolean;
       onlyStale?: boolean;
+      keepCurrent?: boolean;
       onCurrent?: (id: string, refreshAt: number) => void;
     } = {},
   ): Promise<Map<string, ResolvedUrl>> {
+    const out = new Map<string, ResolvedUrl>();
     const placed = this.placed(items);
     let todo = placed;
     if (options.onlyStale && placed.length > 0) {
@@ -171,13 +176,15 @@ export class UrlService {
           sig.region !== it.region ||
           sig.by !== this.d.signer.signedBy(it.region) ||
           !this.d.grid.isCurrent(it.id, sig, now);
-        if (!stale) options.onCurrent?.(it.id, this.d.grid.refreshAtOf(sig!));
+        if (!stale) {
+          options.onCurrent?.(it.id, this.d.grid.refreshAtOf(sig!));
+          if (options.keepCurrent) out.set(it.id, this.d.memo.present(it.id, it.key, sig!, true, it.variant));
+        }
         return stale;
       });
     }
     const sigs =
       todo.length > 0 ? await this.d.signer.sign(todo, 'refresh', options.strict ?? false) : new Map();
-    const out = new Map<string, ResolvedUrl>();
     for (const it of todo)
       out.set(it.id, this.d.memo.present(it.id, it.key, sigs.get(it.id)!, false, it.variant));
     return out;

@@ -45,7 +45,7 @@ describe('freshness API: mutations, subscription, stats (Redis)', () => {
     await h?.close();
   });
 
-  it('refreshSignedUrls re-signs, keeps order, nulls what the viewer cannot see, and pushes events', async () => {
+  it('refreshSignedUrls signs what is not cached, keeps order, nulls what the viewer cannot see, and pushes events', async () => {
     const sse = subscribeSse<SubEvent>(h.url, SUB, { ids: alice }, await h.token('alice'));
     await sse.opened;
     const started = Date.now();
@@ -75,6 +75,42 @@ describe('freshness API: mutations, subscription, stats (Redis)', () => {
     await sse.waitFor((ev) => ev.some((e) => e.data.data?.signedUrlRefreshed.imageId === alice[2]));
     const got = sse.events.map((e) => e.data.data?.signedUrlRefreshed.imageId);
     expect(got.filter((id) => id && bobIds.includes(id))).toEqual([]);
+    sse.close();
+  });
+
+  it("refreshSignedUrls hands back a URL that is already this step's and pushes no event for it", async () => {
+    const bob = await h.token('bob');
+    const [marker] = await seed(h, 'bob', 1);
+    await clearOfStepTurns(h.container.config, [bobIds[0]!, marker!]);
+    // The page's write-back lands after its answer: ask until the URL comes from the cache.
+    let url: string | undefined;
+    for (let i = 0; i < 50 && url === undefined; i++) {
+      const page = await h.gql<{ image: { signedUrl: { url: string; cached: boolean } } }>(
+        'query ($id: ID!) { image(id: $id) { signedUrl { url cached } } }',
+        { id: bobIds[0] },
+        { token: bob },
+      );
+      if (page.data!.image.signedUrl.cached) url = page.data!.image.signedUrl.url;
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(url).toBeDefined();
+    const sse = subscribeSse<SubEvent>(h.url, SUB, { ids: [bobIds[0], marker] }, bob);
+    await sse.opened;
+    const again = await h.gql<{ refreshSignedUrls: { url: string; cached: boolean }[] }>(
+      REFRESH,
+      { ids: [bobIds[0]] },
+      { token: bob },
+    );
+    expect(again.data!.refreshSignedUrls[0]).toMatchObject({ url, cached: true });
+    // An image never asked for is signed and published: its event comes after any for the first.
+    const signed = await h.gql<{ refreshSignedUrls: { cached: boolean }[] }>(
+      REFRESH,
+      { ids: [marker] },
+      { token: bob },
+    );
+    expect(signed.data!.refreshSignedUrls[0]!.cached).toBe(false);
+    await sse.waitFor((ev) => ev.some((e) => e.data.data?.signedUrlRefreshed.imageId === marker));
+    expect(sse.events.map((e) => e.data.data?.signedUrlRefreshed.imageId).filter(Boolean)).toEqual([marker]);
     sse.close();
   });
 
