@@ -58,7 +58,9 @@ async function firstEvent(h: Harness, body: Record<string, unknown>, id: string)
   });
   expect(res.headers.get('content-type')).toContain('text/event-stream');
   const reader = res.body!.getReader();
-  // The web app's own re-sign (a persisted-only server runs nothing else).
+  // The web app's own re-sign (a persisted-only server runs nothing else). It publishes only what
+  // it signs, and the operations before cached this image's URL for the step: drop it first.
+  await h.container.urls.purge([id]);
   await gqlRaw(h, { query: webOperations.get('RefreshSignedUrls')!.doc, variables: { ids: [id] } });
   let text = '';
   const deadline = Date.now() + 5000;

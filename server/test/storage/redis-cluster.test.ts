@@ -99,6 +99,8 @@ describe('Redis Cluster', () => {
       token,
     );
     await sse.opened;
+    // A refresh publishes what it signs: drop what earlier tests cached, so all five are signed.
+    await h.container.urls.purge(ids.slice(0, 5));
     const res = await h.gql('mutation ($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url } }', {
       ids: ids.slice(0, 5),
     });

@@ -623,7 +623,9 @@ describe.each([
 
         // The event and the page below must be of one step.
         await clearOfStepTurns(api.config, [id]);
-        // What a client does on a load error; a refresh sweep re-signs the same url id.
+        // What a client does on a load error; a refresh sweep re-signs the same url id. A refresh
+        // publishes only what it signs, and the page above cached this step's URL: drop it first.
+        await api.container.urls.purge([id]);
         const refreshed = await api.gql<{ refreshSignedUrls: { url: string }[] }>(
           'mutation($ids: [ID!]!) { refreshSignedUrls(ids: $ids) { url } }',
           { ids: [id] },
