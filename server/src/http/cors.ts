@@ -3,8 +3,26 @@ import { CSRF_HEADERS } from './yoga-error-codes.js';
 
 type CorsOption = YogaServerOptions<Record<string, never>, Record<string, never>>['cors'];
 
-/** Headers a browser client may send: auth and the CSRF-prevention headers yoga accepts. */
-const ALLOWED_HEADERS = ['authorization', 'content-type', 'accept', ...CSRF_HEADERS];
+/**
+ * Headers a browser client may send: auth, the CSRF-prevention headers yoga accepts, and what
+ * common clients add on their own. Apollo Client sends `apollographql-client-name`/`-version`
+ * whenever it is given a name or version, OpenTelemetry's fetch instrumentation the W3C trace
+ * context (`traceparent`, `tracestate`, `baggage`), and a caller may pass its own `x-request-id`
+ * (lib/request-id.ts keeps a sane one). A header missing here fails the preflight, and so every
+ * request of such a client. None of them carries a credential.
+ */
+export const ALLOWED_HEADERS = [
+  'authorization',
+  'content-type',
+  'accept',
+  ...CSRF_HEADERS,
+  'apollographql-client-name',
+  'apollographql-client-version',
+  'traceparent',
+  'tracestate',
+  'baggage',
+  'x-request-id',
+];
 
 /**
  * yoga's default CORS answers every origin (and allows credentials). Here: with no allow-list,

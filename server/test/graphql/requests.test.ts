@@ -113,6 +113,32 @@ describe('GraphQL over HTTP: a CORS allow-list', () => {
     await h?.close();
   });
 
+  it("a listed origin's preflight allows the headers common clients add (Apollo's client name, trace context)", async () => {
+    const asked = [
+      'authorization',
+      'content-type',
+      'x-graphql-yoga-csrf',
+      'apollographql-client-name',
+      'apollographql-client-version',
+      'traceparent',
+      'tracestate',
+      'baggage',
+      'x-request-id',
+    ];
+    const pre = await fetch(`${h.url}/graphql`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: APP,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': asked.join(', '),
+      },
+    });
+    expect(pre.headers.get('access-control-allow-origin')).toBe(APP);
+    const allowed = (pre.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/);
+    for (const header of asked) expect(allowed, header).toContain(header);
+    expect(pre.headers.get('access-control-allow-credentials')).not.toBe('true');
+  });
+
   it('answers a listed origin with its CORS headers, another without, and both with Vary: Origin', async () => {
     const token = await h.token('alice');
     const ask = (origin: string | undefined, method = 'POST') =>
