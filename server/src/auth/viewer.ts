@@ -26,6 +26,13 @@ export const ANONYMOUS_VIEWER: Viewer = { id: '', isAdmin: false, role: 'anonymo
 const BEARER_REQUIRED = 'A bearer token is required (Authorization: Bearer <jwt>)';
 
 /**
+ * A credential is judged before anything runs: a refused one refuses the whole request, so a
+ * GraphQL response carries the table's 401 and `www-authenticate` (there is no `data`, and the
+ * GraphQL-over-HTTP spec wants a 4xx then), as a REST route's does.
+ */
+const REQUEST_LEVEL = { requestLevel: true } as const;
+
+/**
  * Everything but reading public images by id needs a signed-in viewer: the anonymous one is
  * refused as if it had sent no token (which it did not).
  */
@@ -102,7 +109,7 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     // never quietly downgraded to anonymous reads.
     if (anonymous && (authorization === null || authorization === undefined)) return ANONYMOUS_VIEWER;
     const token = bearerCredential(authorization);
-    if (token === undefined) throw unauthenticated(BEARER_REQUIRED);
+    if (token === undefined) throw unauthenticated(BEARER_REQUIRED, REQUEST_LEVEL);
     const known = verified.get(token);
     if (known) {
       if (Date.now() < known.until) return known.viewer;
@@ -111,7 +118,7 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
     // Only a token that was verified is remembered, so the shape is checked on a miss only. Said
     // apart from a missing token: a client that sent something (a pasted session id, a token cut
     // short, two tokens) learns what is wrong with it, and nothing about our keys.
-    if (!isJwtShaped(token)) throw unauthenticated(NOT_A_JWT);
+    if (!isJwtShaped(token)) throw unauthenticated(NOT_A_JWT, REQUEST_LEVEL);
     const viewer = await verify(token);
     verified.set(token, { viewer, until: Math.min(viewer.expiresAt!, Date.now() + VERIFIED_FOR_MS) });
     return viewer;
@@ -128,11 +135,11 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
       }));
     } catch {
       // One message for every reason: a client learns nothing about which check failed.
-      throw unauthenticated('The bearer token is invalid or expired');
+      throw unauthenticated('The bearer token is invalid or expired', REQUEST_LEVEL);
     }
     const sub = payload.sub;
     if (typeof sub !== 'string' || !VIEWER_ID.test(sub))
-      throw unauthenticated('The token subject is not a valid user id');
+      throw unauthenticated('The token subject is not a valid user id', REQUEST_LEVEL);
     const role = payload['role'];
     return {
       id: sub,

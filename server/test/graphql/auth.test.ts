@@ -26,9 +26,12 @@ describe('authentication: a bearer JWT signed with AUTH_JWT_SECRET', () => {
 
   async function expectUnauthenticated(authorization: string | undefined, label: string, message?: string) {
     const res = await gqlAuthorized(h, VIEWER, {}, authorization);
-    expect(res.body!.data ?? null, label).toBeNull();
+    // Refused before anything runs: no data, and the table's 401 with its challenge, as a REST
+    // route's (the GraphQL-over-HTTP spec wants a 4xx for a response without data).
+    expect(res.body!, label).not.toHaveProperty('data');
     expect(res.codes, label).toEqual(['UNAUTHENTICATED']);
-    expect(res.status, label).toBeLessThan(500);
+    expect(res.status, label).toBe(401);
+    expect(res.headers.get('www-authenticate'), label).toBe('Bearer');
     if (message !== undefined) expect(res.body!.errors![0]!.message, label).toBe(message);
   }
 

@@ -67,7 +67,11 @@ describe('introspection (the development defaults)', () => {
     const r = await gqlRaw(h, { query: '{ __typename }' });
     expect(r.body?.data).toEqual({ __typename: 'Query' });
     const json = await fetch(`${h.url}/graphql?query=%7B__typename%7D`, {
-      headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' },
+      headers: {
+        accept: 'application/json',
+        'x-graphql-yoga-csrf': '1',
+        authorization: `Bearer ${await h.token('alice')}`,
+      },
     });
     expect(json.status).toBe(200);
     expect(json.headers.get('content-security-policy')).toBeNull();

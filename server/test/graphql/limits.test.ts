@@ -141,7 +141,10 @@ describe('GraphQL limits (the development defaults)', () => {
       query: 'query($after: String) { images(first: 1, after: $after) { totalCount } }',
       variables: { after: null, pad: `${'['.repeat(5000)}`, nested: [[[[[{ a: [1] }]]]]] },
     });
-    const ok = await postGraphql(h, fine, { 'x-graphql-yoga-csrf': '1' });
+    const ok = await postGraphql(h, fine, {
+      'x-graphql-yoga-csrf': '1',
+      authorization: `Bearer ${await h.token('alice')}`,
+    });
     expect(ok.status).toBe(200);
     // Form bodies carry their JSON percent-encoded: openers are counted there, encoded or not.
     const form = `query=${encodeURIComponent(query)}&variables=${'%5B'.repeat(300_000)}`;
