@@ -3,7 +3,14 @@ import type { Config } from '../config.js';
 import { createStorage, localBucketRoot } from '../container.js';
 import { openDatabase } from '../db/connect.js';
 import { createImagesRepo } from '../db/images-repo.js';
-import { BucketUnreachableError, type ImportProgress, importBucket } from '../images/bucket-import.js';
+import type { ImageVisibility } from '../db/types.js';
+import {
+  BucketUnreachableError,
+  IMPORT_VISIBILITIES,
+  type ImportProgress,
+  importBucket,
+  SIGNET_PREFIXES,
+} from '../images/bucket-import.js';
 import { MAX_LIST_KEYS, type Storage } from '../storage/storage.js';
 import { CliError } from './cli-error.js';
 import { type ProgressOut, progressReporter, skippedText } from './progress.js';
@@ -13,7 +20,36 @@ export interface ImportCommandOptions {
   prefix: string;
   dryRun: boolean;
   batchSize?: number;
+  /** The rows' visibility (`--visibility`, parsed by parseVisibilityOption); default private. */
+  visibility?: ImageVisibility;
   out: ProgressOut;
+}
+
+/**
+ * `--visibility public|private` (the GraphQL `ImageVisibility`, any case); absent: private, as an
+ * upload. Anything else is refused (exit 2) before the bucket or the database is touched.
+ */
+export function parseVisibilityOption(value: string | undefined): ImageVisibility {
+  if (value === undefined) return 'private';
+  const v = value.toLowerCase();
+  const known = IMPORT_VISIBILITIES.find((x) => x === v);
+  if (!known) {
+    throw new CliError(`--visibility must be ${IMPORT_VISIBILITIES.join(' or ')}, got "${value}"`, 2);
+  }
+  return known;
+}
+
+/**
+ * The warning for objects under Signet's prefixes that Signet did not write: one line, after the
+ * summary; empty when there are none.
+ */
+export function reservedPrefixWarning(p: Pick<ImportProgress, 'skipped' | 'reservedExamples'>): string {
+  const n = p.skipped['reserved-prefix'] ?? 0;
+  if (n === 0) return '';
+  const examples = p.reservedExamples.map((k) => JSON.stringify(k)).join(', ');
+  const one = n === 1;
+  const them = one ? 'it' : 'them';
+  return `warning: ${n} ${one ? 'object sits' : 'objects sit'} under Signet's reserved prefixes (${SIGNET_PREFIXES.join(', ')}) but ${one ? 'is not a key' : 'are not keys'} Signet wrote (e.g. ${examples}): not imported, and left alone; to import ${them}, copy or move ${them} under another prefix and run the import again\n`;
 }
 
 /** The variables that say where the bucket is, for an error that names them. */
@@ -76,6 +112,7 @@ export async function runImport(config: Config, o: ImportCommandOptions): Promis
       { config, storage, images: createImagesRepo(db) },
       {
         ownerId: o.ownerId,
+        ...(o.visibility !== undefined ? { visibility: o.visibility } : {}),
         prefix: o.prefix,
         dryRun: o.dryRun,
         ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
@@ -87,6 +124,8 @@ export async function runImport(config: Config, o: ImportCommandOptions): Promis
     o.out.write(
       `${o.dryRun ? 'dry run: would import' : 'imported'} ${result.imported} of ${result.seen} objects for owner "${o.ownerId}"; skipped: ${skippedText(result)}\n`,
     );
+    const warning = reservedPrefixWarning(result);
+    if (warning) o.out.write(warning);
     return result;
   } finally {
     await db.close();

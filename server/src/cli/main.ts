@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { StartFailure } from '../lib/start-failure.js';
 import { checkDependencies, formatTable } from './check.js';
 import { CliError } from './cli-error.js';
-import { runImport } from './import.js';
+import { parseVisibilityOption, runImport } from './import.js';
 import { issueToken } from './token.js';
 
 const USAGE = `usage: signet <command> [options]   (configuration: the gateway's environment variables)
@@ -14,6 +14,7 @@ const USAGE = `usage: signet <command> [options]   (configuration: the gateway's
          print an HS256 JWT signed with AUTH_JWT_SECRET (for trying things with auth on)
   check  validate the configuration and reach the database, Redis and the bucket
   import --owner <id> [--prefix <p>] [--dry-run] [--batch <rows per insert, default 100>]
+         [--visibility private|public (default private)]
          add a row for every image already in the bucket (idempotent; a killed run resumes)
 `;
 
@@ -82,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
           prefix: { type: 'string', default: '' },
           'dry-run': { type: 'boolean', default: false },
           batch: { type: 'string' },
+          visibility: { type: 'string' },
         },
       });
       if (!values.owner)
@@ -98,8 +100,10 @@ async function main(argv: string[]): Promise<number> {
       if (batch !== undefined && !(Number.isInteger(batch) && batch >= 1 && batch <= 1000)) {
         throw new CliError(`--batch must be a whole number from 1 to 1000, got "${values.batch}"`, 2);
       }
+      const visibility = parseVisibilityOption(values.visibility);
       await runImport(loadConfig(), {
         ownerId: values.owner,
+        visibility,
         ...(batch !== undefined ? { batchSize: batch } : {}),
         prefix: values.prefix,
         dryRun: values['dry-run'],

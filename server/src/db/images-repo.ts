@@ -72,6 +72,9 @@ function inScope(scope: ReadScope, row: ImageRow): boolean {
 }
 
 /** What an import knows of an object it adopts (images/bucket-import.ts). */
+/** Whether the row naming an object key is live or soft-deleted (`keysWithRows`). */
+export type KeyRowState = 'live' | 'deleted';
+
 export type ImportedImage = Pick<
   ImageRow,
   'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'
@@ -79,6 +82,8 @@ export type ImportedImage = Pick<
   homeRegion?: string | null;
   /** From the head the import read (`isAnimated`), as an upload's. */
   animated: boolean;
+  /** `signet import --visibility` (default private, as an upload's). */
+  visibility?: ImageVisibility;
 };
 
 /**
@@ -189,10 +194,12 @@ export interface ImagesRepo {
   /** One statement: how many live images the owner has and their bytes (for the upload quota). */
   usage(ownerId: string): Promise<{ files: number; bytes: number }>;
   /**
-   * One statement: which of these object keys have a row, live or deleted (the orphan sweep
-   * deletes only objects no row names; a deleted row's object was deleted before its row was).
+   * One statement: which of these object keys a row names, each `live` or `deleted`
+   * (soft-deleted); a key no row names is absent. `signet import` tells a deleted row's key from
+   * an imported one (and revives no row); the orphan sweep removes the variant sets of keys a
+   * deleted row names (a deleted row's object was deleted before its row was).
    */
-  keysWithRows(keys: readonly string[]): Promise<Set<string>>;
+  keysWithRows(keys: readonly string[]): Promise<Map<string, KeyRowState>>;
   /**
    * One statement: which of these object keys a live row names (the orphan sweep deletes objects,
    * and what is kept of them, that none does; docs/architecture.md, "Deleting an image").
@@ -509,6 +516,7 @@ export function createImagesRepo(
             etag: img.etag,
             home_region: img.homeRegion ?? null,
             animated: img.animated,
+            visibility: img.visibility ?? 'private',
             created_at: img.createdAt,
           })),
         )
@@ -559,8 +567,20 @@ export function createImagesRepo(
       return { files: Number(r?.files ?? 0), bytes: Number(r?.bytes ?? 0) };
     },
 
-    keysWithRows: (keys) => keysNamed(keys, false),
     keysWithLiveRows: (keys) => keysNamed(keys, true),
+
+    async keysWithRows(keys) {
+      const states = new Map<string, KeyRowState>();
+      if (keys.length === 0) return states;
+      // object_key is unique: one row (one index probe) per key.
+      const rows = await k
+        .selectFrom('images')
+        .select(['object_key', 'deleted_at'])
+        .where('object_key', 'in', keys as string[])
+        .execute();
+      for (const r of rows) states.set(r.object_key, r.deleted_at === null ? 'live' : 'deleted');
+      return states;
+    },
 
     missingPlaceholders(after, limit) {
       // Rides on the partial index images_placeholder_missing.

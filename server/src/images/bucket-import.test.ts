@@ -21,7 +21,7 @@ describe('importBucket against the local driver', () => {
   let storage: Storage;
   const rows: ImportedImage[] = [];
   const images: BucketImportDeps['images'] = {
-    keysWithRows: async () => new Set(),
+    keysWithRows: async () => new Map(),
     insertImported: async (r) => {
       rows.push(...r);
       return r.map((x) => x.objectKey);

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { ImagesRepo, ImportedImage } from '../db/images-repo.js';
+import type { ImageVisibility } from '../db/types.js';
 import { AppError } from '../errors/index.js';
 import { DERIVED_VARIANT_PREFIX } from '../storage/derived-variants.js';
 import { type ListedObject, MAX_LIST_KEYS, type Storage, StorageError } from '../storage/storage.js';
+import { parseVariantKey } from '../storage/variant.js';
 import { hasDotSegment } from './dot-segments.js';
-import { inspectUpload, UPLOAD_KEY_PREFIX } from './upload.js';
+import { inspectUpload, isUploadKey, UPLOAD_KEY_PREFIX } from './upload.js';
 
 /**
  * `signet import`: rows for the images already in a bucket, written before Signet existed
@@ -22,8 +24,13 @@ export interface BucketImportDeps {
   images: Pick<ImagesRepo, 'keysWithRows' | 'insertImported'>;
 }
 
+/** What `--visibility` takes: the rows' `visibility` (GraphQL `ImageVisibility`, lower-case). */
+export const IMPORT_VISIBILITIES: readonly ImageVisibility[] = ['private', 'public'];
+
 export interface BucketImportOptions {
   ownerId: string;
+  /** The imported rows' visibility (default private, as an upload's). */
+  visibility?: ImageVisibility;
   prefix?: string;
   /** Read and judge every object, insert nothing. */
   dryRun?: boolean;
@@ -40,7 +47,20 @@ export interface BucketImportOptions {
 /** Why an object did not get a row. */
 export type SkipReason =
   | 'already-imported'
+  /**
+   * A row names the key, but it was deleted: the image's delete removed the object before it
+   * marked the row, so what is there now was put back later (or is a leftover the orphan sweep
+   * removes under `u/`). Not imported again, and the deleted row is not revived.
+   */
+  | 'deleted-row'
+  /** A key Signet writes itself: an upload (`isUploadKey`) or a derived variant. */
   | 'signet-object'
+  /**
+   * Under a prefix Signet reserves (`u/`, `_signet/variants/`) but not of the shape Signet
+   * writes there (`u/legacy/avatar.png`): not Signet's, so not imported (and under `u/` the
+   * orphan sweep never deletes it); to import it, copy or move it under another prefix.
+   */
+  | 'reserved-prefix'
   /**
    * A `.` or `..` path segment in the key (hasDotSegment): URL parsers remove it, so no signed
    * URL of the object could ever be loaded.
@@ -63,17 +83,34 @@ export interface ImportProgress {
   skipped: Partial<Record<SkipReason, number>>;
   /** Bytes of the objects listed so far. */
   bytesSeen: number;
+  /** The first few `reserved-prefix` keys (at most RESERVED_EXAMPLES), to name in the warning. */
+  reservedExamples: string[];
   done: boolean;
 }
 
-/**
- * Keys Signet writes itself: uploads already have their rows (or are the orphan sweep's), and
- * derived variants (s3) belong to their original's row.
- */
-const SIGNET_PREFIXES = [UPLOAD_KEY_PREFIX, DERIVED_VARIANT_PREFIX];
+const RESERVED_EXAMPLES = 3;
 
-export function isSignetObject(key: string): boolean {
+/**
+ * The prefixes Signet writes under: uploads (`u/`) and derived variants (s3). Nothing under them
+ * is imported; what has Signet's shape there is Signet's (`isSignetObject`), the rest is an
+ * operator's object that only sits under the same prefix (`reserved-prefix`).
+ */
+export const SIGNET_PREFIXES: readonly string[] = [UPLOAD_KEY_PREFIX, DERIVED_VARIANT_PREFIX];
+
+export function isUnderSignetPrefix(key: string): boolean {
   return SIGNET_PREFIXES.some((p) => key.startsWith(p));
+}
+
+/**
+ * Keys Signet writes itself: an upload's key exactly as `objectKeyFor` writes it (it has its row
+ * or is the orphan sweep's), and a derived variant (s3), `_signet/variants/<object key>/<variant
+ * key>` with a canonical variant key, which belongs to its original's row.
+ */
+export function isSignetObject(key: string): boolean {
+  if (key.startsWith(UPLOAD_KEY_PREFIX)) return isUploadKey(key);
+  if (!key.startsWith(DERIVED_VARIANT_PREFIX)) return false;
+  const last = key.lastIndexOf('/');
+  return last > DERIVED_VARIANT_PREFIX.length && parseVariantKey(key.slice(last + 1)) !== null;
 }
 
 export class BucketUnreachableError extends Error {
@@ -91,9 +128,25 @@ export async function importBucket(
   const prefix = opts.prefix ?? '';
   const concurrency = Math.max(1, opts.concurrency ?? 8);
   const pageSize = Math.min(MAX_LIST_KEYS, Math.max(1, opts.pageSize ?? MAX_LIST_KEYS));
-  const progress: ImportProgress = { seen: 0, imported: 0, skipped: {}, bytesSeen: 0, done: false };
+  const visibility = opts.visibility ?? 'private';
+  if (!IMPORT_VISIBILITIES.includes(visibility)) {
+    throw new TypeError(`visibility must be one of ${IMPORT_VISIBILITIES.join(', ')}, got "${visibility}"`);
+  }
+  const progress: ImportProgress = {
+    seen: 0,
+    imported: 0,
+    skipped: {},
+    bytesSeen: 0,
+    reservedExamples: [],
+    done: false,
+  };
   const batchSize = Math.max(1, opts.batchSize ?? 100);
-  const report = () => opts.onProgress?.({ ...progress, skipped: { ...progress.skipped } });
+  const report = () =>
+    opts.onProgress?.({
+      ...progress,
+      skipped: { ...progress.skipped },
+      reservedExamples: [...progress.reservedExamples],
+    });
   const skip = (reason: SkipReason, n = 1) => {
     progress.skipped[reason] = (progress.skipped[reason] ?? 0) + n;
   };
@@ -116,21 +169,30 @@ export async function importBucket(
     const candidates: ListedObject[] = [];
     for (const o of page.objects) {
       if (isSignetObject(o.key)) skip('signet-object');
-      else if (hasDotSegment(o.key)) skip('unaddressable');
+      else if (isUnderSignetPrefix(o.key)) {
+        skip('reserved-prefix');
+        if (progress.reservedExamples.length < RESERVED_EXAMPLES) progress.reservedExamples.push(o.key);
+      } else if (hasDotSegment(o.key)) skip('unaddressable');
       else if (o.size === 0) skip('empty');
       else if (o.size > config.uploadMaxBytes) skip('too-large');
       else candidates.push(o);
     }
-    // A resumed run does not read again what an earlier one imported.
+    // A resumed run does not read again what an earlier one imported; a key whose row was deleted
+    // is not imported again (nor its row revived). One statement per page.
     const known = await images.keysWithRows(candidates.map((o) => o.key));
-    const fresh = candidates.filter((o) => !known.has(o.key));
-    skip('already-imported', candidates.length - fresh.length);
+    const fresh: ListedObject[] = [];
+    for (const o of candidates) {
+      const state = known.get(o.key);
+      if (state === 'live') skip('already-imported');
+      else if (state === 'deleted') skip('deleted-row');
+      else fresh.push(o);
+    }
 
     // In batches: what a killed run had inserted stays, and the progress line moves.
     for (let at = 0; at < fresh.length; at += batchSize) {
       const rows: ImportedImage[] = [];
       await eachLimited(fresh.slice(at, at + batchSize), concurrency, async (o) => {
-        const judged = await judge(deps, o, opts.ownerId);
+        const judged = await judge(deps, o, opts.ownerId, visibility);
         if ('reason' in judged) skip(judged.reason);
         else rows.push(judged.row);
       });
@@ -159,6 +221,7 @@ async function judge(
   deps: BucketImportDeps,
   o: ListedObject,
   ownerId: string,
+  visibility: ImageVisibility,
 ): Promise<{ row: ImportedImage } | { reason: SkipReason }> {
   const head = new RangedHead(deps.storage, o.key, o.size);
   try {
@@ -174,6 +237,7 @@ async function judge(
       row: {
         id: randomUUID(),
         ownerId,
+        visibility,
         objectKey: o.key,
         contentType: image.contentType,
         byteSize: o.size,

@@ -2,8 +2,8 @@ import type { Clock } from '../clock.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { type ListPage, type Storage, VariantsLeftError } from '../storage/storage.js';
-import { UPLOAD_KEY_PREFIX } from './upload.js';
+import { type ListedObject, type ListPage, type Storage, VariantsLeftError } from '../storage/storage.js';
+import { isUploadKey, UPLOAD_KEY_PREFIX } from './upload.js';
 
 /** What one orphan sweep did. */
 export interface OrphanSweepResult {
@@ -15,11 +15,17 @@ export interface OrphanSweepResult {
   variantSetsDeleted?: number;
   /** Files crashed writes left (local), removed. */
   debrisRemoved?: number;
+  /**
+   * Keys under `u/` this run listed that are not of an upload's shape (`isUploadKey`): an
+   * operator's objects that were there before Signet, never Signet's, never deleted. Present when
+   * there were any.
+   */
+  leftAlone?: number;
 }
 
 export interface OrphanSweepDeps {
   storage: Pick<Storage, 'list' | 'delete' | 'variantSets' | 'removeDebris'>;
-  images: Pick<ImagesRepo, 'keysWithLiveRows'>;
+  images: Pick<ImagesRepo, 'keysWithLiveRows' | 'keysWithRows'>;
   metrics: Pick<Metrics, 'orphansDeleted'>;
   clock: Clock;
   logger: Logger;
@@ -52,14 +58,24 @@ export interface OrphanSweepOptions {
  * One listing page (up to 1,000 keys) costs one SQL statement for the keys old enough to judge.
  * docs/architecture.md, "Deleting an image", has the order of a delete's steps this relies on.
  *
- * The bucket's `u/` keys, and the variants Signet stores (`_signet/variants/` on s3, the local
- * variants folder), must belong to this deployment's database alone: what another deployment
- * wrote there has no live row here and would be deleted.
+ * Only what is provably Signet's is deleted. Under `u/` that is a key of exactly the shape uploads
+ * write (`isUploadKey`: `u/<escaped owner>/<uuid>.<ext>`); any other key there (an operator's
+ * `u/legacy/avatar.png`, in the bucket before Signet) is left alone, counted (`leftAlone`) and
+ * named in one info line per pass over the bucket. A variant set is removed only when its
+ * object's key is of the upload shape or a deleted row names it (so Signet made those variants);
+ * a set of some other key without any row is left alone.
+ *
+ * The bucket's upload-shaped `u/` keys, and the variants Signet stores (`_signet/variants/` on
+ * s3, the local variants folder), must belong to this deployment's database alone: what another
+ * deployment wrote there has no live row here and would be deleted.
  */
 export class OrphanSweeper {
   /** Where the next run goes on (a run walks a bounded number of pages). */
   private marker: string | undefined;
   private variantsMarker: string | undefined;
+  /** Keys under `u/` not of the upload shape seen in this pass over the bucket, and the first one. */
+  private leftAloneInPass = 0;
+  private leftAloneExample: string | undefined;
 
   constructor(
     private readonly d: OrphanSweepDeps,
@@ -72,6 +88,7 @@ export class OrphanSweeper {
     // A pass over the bucket starts here: the debris walk runs once per pass.
     const debrisRemoved = this.marker === undefined ? await this.removeDebris(cutoff) : 0;
     let deleted = 0;
+    let leftAlone = 0;
     const objects = await this.walk(
       (marker, maxKeys) => storage.list(UPLOAD_KEY_PREFIX, { ...marker, maxKeys }),
       () => this.marker,
@@ -79,6 +96,18 @@ export class OrphanSweeper {
         this.marker = m;
       },
       cutoff,
+      async (old, all) => {
+        // Only what an upload writes is judged; anything else under u/ is not Signet's.
+        for (const o of all) {
+          if (isUploadKey(o.key)) continue;
+          leftAlone++;
+          this.leftAloneExample ??= o.key;
+        }
+        const ours = old.filter((o) => isUploadKey(o.key));
+        if (ours.length === 0) return [];
+        const live = await this.d.images.keysWithLiveRows(ours.map((o) => o.key));
+        return ours.filter((o) => !live.has(o.key));
+      },
       async (o) => {
         try {
           await storage.delete(o.key);
@@ -109,6 +138,16 @@ export class OrphanSweeper {
           this.variantsMarker = m;
         },
         cutoff,
+        async (old) => {
+          // A set of an upload-shaped key no live row names, or of a key a deleted row names:
+          // Signet made those variants. A set of any other key (no row ever named it here) is
+          // left alone.
+          const rows = await this.d.images.keysWithRows(old.map((o) => o.key));
+          return old.filter((o) => {
+            const state = rows.get(o.key);
+            return state !== 'live' && (state === 'deleted' || isUploadKey(o.key));
+          });
+        },
         async (o) => {
           await sets.delete(o.key);
           variantSetsDeleted++;
@@ -120,25 +159,40 @@ export class OrphanSweeper {
       );
       variantsComplete = v.complete;
     }
+    this.leftAloneInPass += leftAlone;
+    if (objects.complete) {
+      // The end of a pass over u/: one line for what it left alone, however many runs it took.
+      if (this.leftAloneInPass > 0) {
+        logger.info(
+          { keys: this.leftAloneInPass, example: this.leftAloneExample, prefix: UPLOAD_KEY_PREFIX },
+          "orphan sweep left alone keys under u/ that are not of Signet's upload shape (not Signet's objects)",
+        );
+      }
+      this.leftAloneInPass = 0;
+      this.leftAloneExample = undefined;
+    }
     return {
       listed: objects.listed,
       deleted,
       complete: objects.complete && variantsComplete,
       variantSetsDeleted,
       debrisRemoved,
+      ...(leftAlone > 0 ? { leftAlone } : {}),
     };
   }
 
   /**
-   * Walks at most `maxPages` pages from the saved marker, judging each entry older than the
-   * cutoff: one SQL statement per page for the keys a live row names; `drop` gets the others.
+   * Walks at most `maxPages` pages from the saved marker: `judge` gets each page's entries older
+   * than the cutoff (and the whole page) and returns those to remove, with at most one SQL
+   * statement per page; `drop` gets each of them.
    */
   private async walk(
     page: (marker: { marker?: string }, maxKeys: number) => Promise<ListPage>,
     getMarker: () => string | undefined,
     setMarker: (m: string | undefined) => void,
     cutoff: number,
-    drop: (o: ListPage['objects'][number]) => Promise<void>,
+    judge: (old: ListedObject[], all: readonly ListedObject[]) => Promise<ListedObject[]>,
+    drop: (o: ListedObject) => Promise<void>,
   ): Promise<{ listed: number; complete: boolean }> {
     const pageSize = this.o.pageSize ?? 1000;
     const maxPages = this.o.maxPages ?? 20;
@@ -148,10 +202,8 @@ export class OrphanSweeper {
       const { objects, nextMarker } = await page(marker !== undefined ? { marker } : {}, pageSize);
       listed += objects.length;
       const old = objects.filter((o) => o.lastModified.getTime() <= cutoff);
-      if (old.length > 0) {
-        const live = await this.d.images.keysWithLiveRows(old.map((o) => o.key));
-        for (const o of old) if (!live.has(o.key)) await drop(o);
-      }
+      const gone = objects.length > 0 ? await judge(old, objects) : [];
+      for (const o of gone) await drop(o);
       setMarker(nextMarker);
       if (nextMarker === undefined) return { listed, complete: true };
     }

@@ -396,6 +396,61 @@ export function objectKeyFor(ownerId: string, id: string, ext: string): string {
   return `${UPLOAD_KEY_PREFIX}${owner}/${id}.${ext}`;
 }
 
+/** The extensions uploads write (`FORMATS`' `ext`: jpg, png, gif, webp, avif, svg). */
+const UPLOAD_EXTS: ReadonlySet<string> = new Set(Object.values(FORMATS).map((f) => f.ext));
+
+/** An image id as `randomUUID` makes it: 36 characters, lower-case hex, version 4. */
+const UPLOAD_ID_LENGTH = 36;
+
+/**
+ * Whether `key` is exactly what `objectKeyFor` writes for an upload: `u/<escaped owner>/<id>.<ext>`
+ * with `<id>` a UUID as `randomUUID` makes it (lower-case, version 4, RFC 4122 variant), `<ext>`
+ * one of `FORMATS`' extensions and the owner segment in the one form `objectKeyFor` escapes it
+ * to (decoded and escaped again, it must give the same key). Any other key under `u/` (one an
+ * operator's bucket held before Signet, `u/legacy/avatar.png`) is not Signet's: the orphan
+ * sweep never deletes it and `signet import` reports it as `reserved-prefix`.
+ *
+ * A plain scan (indexOf, char codes, one decode): linear on any input, no regular expression
+ * beyond `objectKeyFor`'s own.
+ */
+export function isUploadKey(key: string): boolean {
+  if (!key.startsWith(UPLOAD_KEY_PREFIX)) return false;
+  const ownerStart = UPLOAD_KEY_PREFIX.length;
+  const slash = key.indexOf('/', ownerStart);
+  if (slash <= ownerStart) return false; // no owner segment, or an empty one
+  const idStart = slash + 1;
+  const dot = idStart + UPLOAD_ID_LENGTH;
+  if (key.length <= dot + 1 || key.charCodeAt(dot) !== 0x2e) return false;
+  const id = key.slice(idStart, dot);
+  const ext = key.slice(dot + 1); // a listed extension holds no `/`, so nothing follows the file
+  if (!isUploadId(id) || !UPLOAD_EXTS.has(ext)) return false;
+  try {
+    const owner = decodeURIComponent(key.slice(ownerStart, slash));
+    return owner.length > 0 && objectKeyFor(owner, id, ext) === key;
+  } catch {
+    // A malformed escape (`%zz`, `%C0`) or a lone surrogate: objectKeyFor never writes those.
+    return false;
+  }
+}
+
+/** `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, lower-case hex: `randomUUID`'s form. */
+function isUploadId(id: string): boolean {
+  if (id.length !== UPLOAD_ID_LENGTH) return false;
+  for (let i = 0; i < UPLOAD_ID_LENGTH; i++) {
+    const c = id.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 0x2d) return false;
+    } else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) {
+      return false;
+    }
+  }
+  const variant = id.charCodeAt(19);
+  return (
+    id.charCodeAt(14) === 0x34 &&
+    (variant === 0x38 || variant === 0x39 || variant === 0x61 || variant === 0x62)
+  );
+}
+
 /**
  * The optional per-viewer quota over live images (deleted ones free their share). Checked before
  * the put, not atomically with the insert: uploads of one viewer running at the same time may

@@ -1,14 +1,19 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'kysely';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/clock.js';
+import { OrphanSweeper } from '../../src/images/orphan-sweep.js';
+import { objectKeyFor } from '../../src/images/upload.js';
+import { createMetrics } from '../../src/metrics.js';
 import { makePng } from '../../src/seed.js';
 import { AVIF_SEQUENCE_400x300, makeApng, noisyFrames } from '../fixtures/images.js';
 import { collect, runCli, spawnCli } from '../support/cli.js';
 import { cosEnv, s3Env, TEST_COS } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
+import { captureLogger } from '../support/logs.js';
 import { freePort } from '../support/ports.js';
 
 const LIST = /* GraphQL */ `
@@ -491,5 +496,166 @@ describe('signet import: an S3 bucket of 1,000 objects (s3rver behind the verify
         .subarray(1, 4)
         .toString(),
     ).toBe('PNG');
+  });
+});
+
+// Finding (data loss): a bucket imported with objects of its own under `u/` (`u/legacy/…`, put
+// there long before Signet) had them skipped as Signet's, and the orphan sweep then deleted every
+// one of them: no live row named them. Now only keys of an upload's exact shape are Signet's.
+describe("signet import and the orphan sweep: an operator's objects under u/ (the COS fixture)", () => {
+  let h: Harness;
+  let env: Record<string, string>;
+  const LONG_AGO = new Date('2024-03-01T10:00:00Z');
+  const LEGACY = ['u/legacy/avatar.png', 'u/2023/banner.png', 'u/alice/photo.png'];
+  /** A real Signet orphan: an upload's key (put, never inserted), no row. */
+  const ORPHAN = objectKeyFor('alice', randomUUID(), 'png');
+
+  async function putOld(key: string, body: Buffer): Promise<void> {
+    await h.storage.put(key, body, 'binary/octet-stream');
+    h.fixture!.objects.get(key)!.lastModified = LONG_AGO;
+  }
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory' });
+    env = { ...cosEnv(h.fixture!), DATABASE_URL: h.config.databaseUrl!, DATA_DIR: h.config.dataDir };
+    for (const [i, key] of LEGACY.entries()) await putOld(key, makePng(8 + i, 8, [0, 0, 0], [9, 9, 9]));
+    await putOld(ORPHAN, makePng(3, 3, [0, 0, 0], [1, 1, 1]));
+    for (let i = 0; i < 3; i++) {
+      await putOld(`products/p${i}.png`, makePng(5 + i, 5, [0, 0, 0], [200, 0, 0]));
+    }
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('the import reports them as reserved-prefix with one warning; the sweep keeps them and deletes only the orphan', async () => {
+    const run = await runCli(['import', '--owner', 'shop'], env);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(summary(run.stdout)).toEqual({
+      imported: 3,
+      seen: 3 + LEGACY.length + 1,
+      skipped: `reserved-prefix ${LEGACY.length}, signet-object 1`,
+    });
+    const warnings = run.stdout.split('\n').filter((l) => l.startsWith('warning:'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(
+      `${LEGACY.length} objects sit under Signet's reserved prefixes (u/, _signet/variants/)`,
+    );
+    expect(warnings[0]).toContain('"u/2023/banner.png"');
+    expect(warnings[0]).toContain('not imported, and left alone');
+    expect(warnings[0]).toContain('copy or move them under another prefix');
+    // The dry run says the same.
+    const dry = await runCli(['import', '--owner', 'shop', '--dry-run'], env);
+    expect(dry.stdout).toContain('warning: 3 objects sit under');
+
+    // The sweep, past the grace of every object here (all last modified in 2024).
+    const { logger, logs } = captureLogger('info');
+    const metrics = createMetrics();
+    const sweeper = new OrphanSweeper(
+      {
+        storage: h.storage,
+        images: h.container.imagesRepo,
+        metrics,
+        clock: new FakeClock(Date.now()),
+        logger,
+      },
+      { graceSeconds: 3600, pageSize: 2, maxPages: 1 },
+    );
+    const runs = [];
+    for (let n = 0; n < 10; n++) {
+      const r = await sweeper.sweep();
+      runs.push(r);
+      if (r.complete) break;
+    }
+    expect(runs.at(-1)!.complete).toBe(true);
+    expect(runs.reduce((n, r) => n + r.deleted, 0)).toBe(1);
+    expect(runs.reduce((n, r) => n + (r.leftAlone ?? 0), 0)).toBe(LEGACY.length);
+    expect(h.fixture!.objects.has(ORPHAN)).toBe(false);
+    for (const key of LEGACY) {
+      expect(h.fixture!.objects.has(key), key).toBe(true);
+      expect(await h.storage.head(key), key).not.toBeNull();
+    }
+    for (let i = 0; i < 3; i++) expect(h.fixture!.objects.has(`products/p${i}.png`)).toBe(true);
+    // One info line for the pass (over two runs), no warning per key.
+    const leftAloneLines = logs.filter((l) => l.includes('orphan sweep left alone'));
+    expect(leftAloneLines).toHaveLength(1);
+    expect(JSON.parse(leftAloneLines[0]!)).toMatchObject({ level: 30, keys: LEGACY.length }); // 30: pino's info
+    expect(logs.filter((l) => l.includes('orphan sweep deleted'))).toHaveLength(1);
+
+    // A second pass: the same, one line again.
+    for (let n = 0; n < 10; n++) if ((await sweeper.sweep()).complete) break;
+    for (const key of LEGACY) expect(h.fixture!.objects.has(key), key).toBe(true);
+    expect(logs.filter((l) => l.includes('orphan sweep left alone'))).toHaveLength(2);
+  });
+
+  it('--visibility public makes the rows public; a bad value is refused before anything is read', async () => {
+    for (let i = 0; i < 2; i++) {
+      await h.storage.put(`catalog/c${i}.png`, makePng(4 + i, 4, [0, 0, 0], [0, 200, 0]), 'image/png');
+    }
+    for (const bad of ['secret', 'publik', '']) {
+      const refused = await runCli(['import', '--owner', 'catalog', '--visibility', bad], env);
+      expect(refused.code, bad).toBe(2);
+      expect(refused.stderr, bad).toContain(`--visibility must be private or public, got "${bad}"`);
+      expect(await rowCount(h, 'catalog'), bad).toBe(0);
+    }
+
+    const run = await runCli(
+      ['import', '--owner', 'catalog', '--prefix', 'catalog/', '--visibility', 'public'],
+      env,
+    );
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(summary(run.stdout)).toEqual({ imported: 2, seen: 2, skipped: 'none' });
+    const rows = await sql<{ visibility: string }>`
+      select visibility from images where owner_id = 'catalog'`.execute(h.db.kysely);
+    expect(rows.rows).toEqual([{ visibility: 'public' }, { visibility: 'public' }]);
+    // As the API sees it: another viewer reads them, as any public image.
+    const res = await h.gql<{ imagesByIds: ({ key: string; visibility: string } | null)[] }>(
+      'query($ids: [ID!]!) { imagesByIds(ids: $ids) { key visibility } }',
+      {
+        ids: (
+          await sql<{ id: string }>`select id from images where owner_id = 'catalog'`.execute(h.db.kysely)
+        ).rows.map((r) => r.id),
+      },
+      { token: await h.token('someone-else') },
+    );
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.imagesByIds.map((n) => n?.visibility)).toEqual(['PUBLIC', 'PUBLIC']);
+
+    // The default stays private.
+    await h.storage.put('private/x.png', makePng(4, 4, [0, 0, 0], [0, 0, 200]), 'image/png');
+    expect((await runCli(['import', '--owner', 'quiet', '--prefix', 'private/'], env)).code).toBe(0);
+    const quiet = await sql<{ visibility: string }>`
+      select visibility from images where owner_id = 'quiet'`.execute(h.db.kysely);
+    expect(quiet.rows).toEqual([{ visibility: 'private' }]);
+  });
+
+  it('a key whose row was deleted is reported as deleted-row and its row stays deleted', async () => {
+    await h.storage.put('gone/a.png', makePng(6, 6, [0, 0, 0], [1, 1, 1]), 'image/png');
+    await h.storage.put('gone/b.png', makePng(7, 6, [0, 0, 0], [1, 1, 1]), 'image/png');
+    expect(
+      summary((await runCli(['import', '--owner', 'gone', '--prefix', 'gone/'], env)).stdout),
+    ).toMatchObject({
+      imported: 2,
+    });
+    // Deleted (the object is put back afterwards, as a replication or a copy could).
+    await sql`update images set deleted_at = now() where object_key = 'gone/a.png'`.execute(h.db.kysely);
+
+    const again = await runCli(['import', '--owner', 'gone', '--prefix', 'gone/'], env);
+    expect(again.code).toBe(0);
+    expect(summary(again.stdout)).toEqual({
+      imported: 0,
+      seen: 2,
+      skipped: 'already-imported 1, deleted-row 1',
+    });
+    const rows = await sql<{ object_key: string; deleted: boolean }>`
+      select object_key, deleted_at is not null as deleted from images where owner_id = 'gone' order by object_key`.execute(
+      h.db.kysely,
+    );
+    expect(rows.rows).toEqual([
+      { object_key: 'gone/a.png', deleted: true },
+      { object_key: 'gone/b.png', deleted: false },
+    ]);
   });
 });
