@@ -316,14 +316,14 @@ function openRedis(config: Config, logger: Logger) {
 
 /**
  * Where page queries and visibility lookups run: the read replica when DATABASE_READ_URL is set
- * (with write pins for read-your-own-writes, shared through Redis when there is one), else the
+ * (with write pins for read-your-own-writes, shared over the event bus), else the
  * primary. See docs/operations.md, "PostgreSQL read replica". `catchUpMs`: how long after a
  * write a replica in use may still lack it (0 without one).
  */
 async function openReads(
   config: Config,
   db: Db,
-  redis: RedisClient | undefined,
+  events: EventBus,
   logger: Logger,
   metrics: Metrics,
 ): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting; catchUpMs: number }> {
@@ -344,11 +344,11 @@ async function openReads(
   // By then any replica still in use has replayed the write: it is at most the bound behind,
   // measured at most a poll ago.
   const catchUpMs = config.databaseReadMaxLagMs + 2 * readReplica.pollMs;
+  // Every role publishes the pins of its writes; the bus delivers them to the nodes that serve
+  // pages (api, all), a worker's does not subscribe to them (events/redis-bus.ts).
   const pins = new WritePins({
     pinMs: catchUpMs,
-    ...(redis
-      ? { redis: { client: redis, prefix: config.redisPrefix, timeoutMs: config.redisCommandTimeoutMs * 2 } }
-      : {}),
+    bus: { events, timeoutMs: config.redisCommandTimeoutMs * 2 },
     logger,
   });
   return { readReplica, reads: replicaReads({ primary: db.kysely, replica: readReplica, pins }), catchUpMs };
@@ -485,7 +485,7 @@ export async function createContainer(
     ...(redis ? { sendTogether: sendTogether(redis.command) } : {}),
   });
 
-  const { readReplica, reads, catchUpMs } = await openReads(config, db, redis?.command, logger, metrics);
+  const { readReplica, reads, catchUpMs } = await openReads(config, db, events, logger, metrics);
   const imagesRepo = createImagesRepo(db, reads);
   const variants = new VariantCatalog(config.images, {
     derivedObjects: storage.driver === 's3',

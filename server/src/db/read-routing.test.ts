@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { MemoryEventBus } from '../events/memory-bus.js';
 import type { ReplicaState } from './read-replica.js';
 import { replicaReads } from './read-routing.js';
 import type { Database } from './types.js';
@@ -10,7 +11,7 @@ const primary = { name: 'primary' } as unknown as Kysely<Database>;
 const replicaDb = { name: 'replica' } as unknown as Kysely<Database>;
 const where = (k: Kysely<Database>) => Promise.resolve((k as unknown as { name: string }).name);
 
-function setup(state: Partial<ReplicaState> = {}) {
+function setup(state: Partial<ReplicaState> = {}, events?: MemoryEventBus) {
   const replica = {
     kysely: replicaDb,
     state: { usable: true, lagMs: 0, reason: undefined, ...state } as ReplicaState,
@@ -20,7 +21,11 @@ function setup(state: Partial<ReplicaState> = {}) {
       this.state = { usable: false, lagMs: Number.POSITIVE_INFINITY, reason: err.message };
     },
   };
-  const pins = new WritePins({ pinMs: 200, logger: { warn: () => {} } });
+  const pins = new WritePins({
+    pinMs: 200,
+    ...(events ? { bus: { events, timeoutMs: 100 } } : {}),
+    logger: { warn: () => {} },
+  });
   return { replica, pins, reads: replicaReads({ primary, replica, pins }) };
 }
 
@@ -41,6 +46,40 @@ describe('replicaReads', () => {
     expect(await reads.read(undefined, where)).toBe('replica');
     await new Promise((r) => setTimeout(r, 250));
     expect(await reads.read('alice', where)).toBe('replica');
+  });
+
+  it('chooses without I/O: the read starts in the same turn, pinned or not', async () => {
+    const { reads } = setup();
+    await reads.wrote('alice');
+    for (const viewer of ['alice', 'bob', undefined]) {
+      let started: string | undefined;
+      const done = reads.read(viewer, (k) => {
+        started = (k as unknown as { name: string }).name;
+        return where(k);
+      });
+      // Nothing awaited before `run`: no round trip to look a pin up (one Redis command a page).
+      expect(started).toBe(viewer === 'alice' ? 'primary' : 'replica');
+      await done;
+    }
+    let started = false;
+    const many = reads.readFor(['bob', 'alice'], (k) => {
+      started = true;
+      return where(k);
+    });
+    expect(started).toBe(true);
+    expect(await many).toBe('primary');
+  });
+
+  it("sends a writer's reads to the primary on every node that heard the pin (the event bus)", async () => {
+    const events = new MemoryEventBus();
+    const nodeA = setup({}, events);
+    const nodeB = setup({}, events);
+    await nodeA.reads.wrote('alice');
+    expect(await nodeB.reads.read('alice', where)).toBe('primary');
+    expect(await nodeB.reads.readFor(['carol', 'alice'], where)).toBe('primary');
+    expect(await nodeB.reads.read('bob', where)).toBe('replica');
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await nodeB.reads.read('alice', where)).toBe('replica');
   });
 
   it('reads for several viewers at once on the primary when any of them has just written', async () => {

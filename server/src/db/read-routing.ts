@@ -7,7 +7,9 @@ import type { WritePins } from './write-pins.js';
 /**
  * Where a read runs. Page queries and visibility lookups go to the read replica when there is one
  * that is usable and the viewer has not just written; everything else, and every write, to the
- * primary. See docs/operations.md, "PostgreSQL read replica".
+ * primary. Choosing costs no I/O: the replica's state comes from its poller, the pins are held in
+ * memory (db/write-pins.ts), so a warm page stays one Redis round trip. See docs/operations.md,
+ * "PostgreSQL read replica".
  */
 export interface ReadRouting {
   /** Runs `run` on the replica or the primary; `viewer` is whose own writes it must see. */
@@ -32,11 +34,8 @@ export function replicaReads(d: {
   replica: Pick<ReadReplica, 'kysely' | 'state' | 'markDown'>;
   pins: Pick<WritePins, 'pin' | 'pinned'>;
 }): ReadRouting {
-  async function readOn<T>(
-    pinned: () => Promise<boolean>,
-    run: (k: Kysely<Database>) => Promise<T>,
-  ): Promise<T> {
-    if (d.replica.state.usable && !(await pinned())) {
+  async function readOn<T>(pinned: () => boolean, run: (k: Kysely<Database>) => Promise<T>): Promise<T> {
+    if (d.replica.state.usable && !pinned()) {
       try {
         return await run(d.replica.kysely);
       } catch (err) {
@@ -52,9 +51,8 @@ export function replicaReads(d: {
     return run(d.primary);
   }
   return {
-    read: (viewer, run) => readOn(async () => viewer !== undefined && (await d.pins.pinned(viewer)), run),
-    readFor: (viewers, run) =>
-      readOn(async () => (await Promise.all(viewers.map((v) => d.pins.pinned(v)))).some(Boolean), run),
+    read: (viewer, run) => readOn(() => viewer !== undefined && d.pins.pinned(viewer), run),
+    readFor: (viewers, run) => readOn(() => viewers.some((v) => d.pins.pinned(v)), run),
     wrote: (viewer) => d.pins.pin(viewer),
   };
 }

@@ -51,6 +51,19 @@ export interface AccessChange {
 export type AccessChangeListener = (changes: readonly AccessChange[]) => void;
 
 /**
+ * A viewer has just written (an upload, a delete, a visibility change): every node that serves
+ * pages reads that viewer's rows from the primary for `forMs` from when it hears this
+ * (db/write-pins.ts). A duration, not a time of day: the nodes' clocks may differ, and the time
+ * the message spent in flight only makes the pin last a little longer on the receiver.
+ */
+export interface WritePin {
+  viewer: string;
+  forMs: number;
+}
+
+export type WritePinListener = (pins: readonly WritePin[]) => void;
+
+/**
  * Images whose rows now record them as animated (a change from null or false to true: the
  * animation backfill, or on `s3` the derived variants' job). Their variants are the original
  * from now on, so a `preset` subscription holding one re-plans it (urls/live-urls.ts). Recording
@@ -79,6 +92,13 @@ export interface EventBus {
   publishAnimated(imageIds: readonly string[]): Promise<void>;
   /** Listens to animation being recorded on rows; returns the unsubscribe function. */
   onAnimated(listener: AnimatedListener): () => void;
+  /**
+   * Tells every node that serves pages (this one included) that these viewers have just written
+   * (read-your-own-writes with a read replica: docs/operations.md, "PostgreSQL read replica").
+   */
+  publishWritePins(pins: readonly WritePin[]): Promise<void>;
+  /** Listens to write pins on this node; returns the unsubscribe function. */
+  onWritePins(listener: WritePinListener): () => void;
   /** Ids someone on this node listens to (they count as looked at: refresh keeps them fresh). */
   subscribedIds(): string[];
   listenerCount(): number;
@@ -203,6 +223,25 @@ export function decodeAnimated(message: string): string[] {
   return raw.filter((id): id is string => typeof id === 'string');
 }
 
+/** Wire form of write pins: `[["<viewer>", <ms>], …]` (one pin is ~20 bytes). */
+export function encodeWritePins(pins: readonly WritePin[]): string {
+  return JSON.stringify(pins.map((p) => [p.viewer, p.forMs]));
+}
+
+/** The pins of such a message; a record without a viewer or a positive finite duration is left out. */
+export function decodeWritePins(message: string): WritePin[] {
+  const raw = JSON.parse(message) as unknown;
+  if (!Array.isArray(raw)) return [];
+  const out: WritePin[] = [];
+  for (const r of raw) {
+    if (!Array.isArray(r) || typeof r[0] !== 'string') continue;
+    const forMs: unknown = r[1];
+    if (typeof forMs !== 'number' || !Number.isFinite(forMs) || forMs <= 0) continue;
+    out.push({ viewer: r[0], forMs });
+  }
+  return out;
+}
+
 /**
  * The events of a message, in either wire form. A compact one's URLs are built with `urlOf`, and
  * only for ids `wanted` (all when absent); records `urlOf` cannot build are left out, as are
@@ -241,8 +280,8 @@ export function decodeEvents(
 }
 
 /**
- * The listeners of a side channel (visibility changes, rows recorded as animated): every one
- * hears every non-empty batch, each isolated from the others' failures.
+ * The listeners of a side channel (visibility changes, rows recorded as animated, write pins):
+ * every one hears every non-empty batch, each isolated from the others' failures.
  */
 class SideListeners<T extends readonly unknown[]> {
   private readonly listeners = new Set<(batch: T) => void>();
@@ -274,10 +313,12 @@ export abstract class FanoutBus implements EventBus {
   protected readonly fanout = new LocalFanout();
   private readonly accessListeners = new SideListeners<readonly AccessChange[]>();
   private readonly animatedListeners = new SideListeners<readonly string[]>();
+  private readonly pinListeners = new SideListeners<readonly WritePin[]>();
 
   abstract publish(events: readonly SignedUrlEvent[]): Promise<void>;
   abstract publishAccessChanges(changes: readonly AccessChange[]): Promise<void>;
   abstract publishAnimated(imageIds: readonly string[]): Promise<void>;
+  abstract publishWritePins(pins: readonly WritePin[]): Promise<void>;
   abstract close(): Promise<void>;
 
   onAccessChange(listener: AccessChangeListener): () => void {
@@ -296,6 +337,15 @@ export abstract class FanoutBus implements EventBus {
   /** Each listener is isolated, as with URL events. */
   protected deliverAnimated(imageIds: readonly string[], onError: (err: unknown) => void): void {
     this.animatedListeners.deliver(imageIds, onError);
+  }
+
+  onWritePins(listener: WritePinListener): () => void {
+    return this.pinListeners.add(listener);
+  }
+
+  /** Each listener is isolated, as with URL events. */
+  protected deliverWritePins(pins: readonly WritePin[], onError: (err: unknown) => void): void {
+    this.pinListeners.deliver(pins, onError);
   }
 
   subscribe(ids: readonly string[], listener: SignedUrlListener): () => void {

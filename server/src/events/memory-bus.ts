@@ -1,4 +1,4 @@
-import { type AccessChange, FanoutBus, type SignedUrlEvent } from './event-bus.js';
+import { type AccessChange, FanoutBus, type SignedUrlEvent, type WritePin } from './event-bus.js';
 
 /** Embedded mode: one process, so publishing is delivering. */
 export class MemoryEventBus extends FanoutBus {
@@ -18,6 +18,10 @@ export class MemoryEventBus extends FanoutBus {
 
   async publishAnimated(imageIds: readonly string[]): Promise<void> {
     this.deliverAnimated(imageIds, this.onListenerError);
+  }
+
+  async publishWritePins(pins: readonly WritePin[]): Promise<void> {
+    this.deliverWritePins(pins, this.onListenerError);
   }
 
   async close(): Promise<void> {}

@@ -7,13 +7,16 @@ import {
   decodeAccessChanges,
   decodeAnimated,
   decodeEvents,
+  decodeWritePins,
   type EventUrlOf,
   encodeAccessChanges,
   encodeAnimated,
   encodeEvents,
+  encodeWritePins,
   FanoutBus,
   type SignedUrlEvent,
   type SignedUrlListener,
+  type WritePin,
 } from './event-bus.js';
 
 const VISIBILITY_LOGS = {
@@ -24,11 +27,20 @@ const ANIMATION_LOGS = {
   malformed: 'dropped a malformed animation message',
   listenerFailed: 'an animation listener failed',
 };
+const PIN_LOGS = {
+  malformed: 'dropped a malformed write-pin message',
+  listenerFailed: 'a write-pin listener failed',
+};
 
 /**
  * Cross-node events on one Redis channel, visibility changes on a second one (`<channel>:access`,
- * rare, on the same subscribed connection), and rows recorded as animated on a third
- * (`<channel>:animated`, rarer still: the `preset` subscriptions holding them re-plan).
+ * rare, on the same subscribed connection), rows recorded as animated on a third
+ * (`<channel>:animated`, rarer still: the `preset` subscriptions holding them re-plan), and write
+ * pins on a fourth (`<channel>:pins`: a viewer who has just written reads from the primary on
+ * every node, db/write-pins.ts). Pins have a channel of their own rather than riding on
+ * `:access`: a worker hears visibility changes but serves no page, so it need not receive a
+ * message per upload; and the message stays `[["<viewer>", <ms>]]`, which nodes of an earlier
+ * version (not subscribed to it) never see.
  * `publisher` is the shared command connection; `subscriber` is a dedicated connection in
  * subscribe mode (one per node, whatever the number of SSE clients).
  *
@@ -36,7 +48,8 @@ const ANIMATION_LOGS = {
  * URL events without subscribing to them: Redis would otherwise send every batch the node
  * publishes back to it, and the node would read and drop it (scenario 8 of docs/benchmarks.md:
  * ~10% of a refreshing worker's CPU, and one more copy of every batch per worker for Redis to
- * send). Nor does it subscribe to `<channel>:animated`: only subscriptions act on it.
+ * send). Nor does it subscribe to `<channel>:animated` (only subscriptions act on it) or
+ * `<channel>:pins` (only page reads do); it still publishes pins for the writes it makes.
  *
  * `urlOf` builds the URLs of events that arrive in the compact wire form (their object key and
  * signature; `urls/event-urls.ts`), for the ids this node has listeners for.
@@ -46,6 +59,7 @@ export class RedisEventBus extends FanoutBus {
   private readonly ready: Promise<unknown>;
   private readonly accessChannel: string;
   private readonly animatedChannel: string;
+  private readonly pinsChannel: string;
   /** Set by `close`: a subscription that fails then failed because of it, not worth a warning. */
   private closed = false;
 
@@ -60,7 +74,16 @@ export class RedisEventBus extends FanoutBus {
     super();
     this.accessChannel = `${channel}:access`;
     this.animatedChannel = `${channel}:animated`;
+    this.pinsChannel = `${channel}:pins`;
     this.subscriber.on('message', (ch: string, message: string) => {
+      if (ch === this.pinsChannel) {
+        this.onSideMessage(
+          PIN_LOGS,
+          () => decodeWritePins(message),
+          (pins, onError) => this.deliverWritePins(pins, onError),
+        );
+        return;
+      }
       if (ch === this.animatedChannel) {
         this.onSideMessage(
           ANIMATION_LOGS,
@@ -94,7 +117,7 @@ export class RedisEventBus extends FanoutBus {
       }
     });
     const channels = receivesUrlEvents
-      ? [this.channel, this.accessChannel, this.animatedChannel]
+      ? [this.channel, this.accessChannel, this.animatedChannel, this.pinsChannel]
       : [this.accessChannel];
     this.ready = this.subscribeTo(channels);
     // A single Redis (or one behind Sentinel): the connection is opened with ioredis'
@@ -201,6 +224,11 @@ export class RedisEventBus extends FanoutBus {
   async publishAnimated(imageIds: readonly string[]): Promise<void> {
     if (imageIds.length === 0) return;
     await this.publisher.publish(this.animatedChannel, encodeAnimated(imageIds));
+  }
+
+  async publishWritePins(pins: readonly WritePin[]): Promise<void> {
+    if (pins.length === 0) return;
+    await this.publisher.publish(this.pinsChannel, encodeWritePins(pins));
   }
 
   async close(): Promise<void> {
