@@ -23,11 +23,19 @@ export const ImageTransformInput = builder.inputType('ImageTransform', {
   description:
     'A variant of your own (only when the gateway sets IMAGE_TRANSFORMS=any): a box of up to IMAGE_MAX_DIMENSION, a fit, a format, a quality 1..100.',
   fields: (t) => ({
-    width: t.int({ required: false }),
-    height: t.int({ required: false }),
-    fit: t.field({ type: ImageFitEnum, required: false, defaultValue: 'inside' }),
-    format: t.field({ type: ImageFormatEnum, required: false }),
-    quality: t.int({ required: false }),
+    width: t.int({
+      required: false,
+      description: 'Pixels, 1..IMAGE_MAX_DIMENSION. A transform needs a width, a height or both.',
+    }),
+    height: t.int({ required: false, description: 'Pixels, 1..IMAGE_MAX_DIMENSION.' }),
+    fit: t.field({
+      type: ImageFitEnum,
+      required: false,
+      defaultValue: 'inside',
+      description: 'INSIDE works with one side or both; every other fit needs both width and height.',
+    }),
+    format: t.field({ type: ImageFormatEnum, required: false, description: "Unset: the original's format." }),
+    quality: t.int({ required: false, description: '1..100; not applied to PNG.' }),
   }),
 });
 

@@ -1,0 +1,52 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const run = promisify(execFile);
+
+// `npm run persisted`: the allow-list a client of its own can join (`--from <dir>`), so a
+// gateway with PERSISTED_OPERATIONS_ONLY=true runs that client's operations too.
+describe('npm run persisted', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'signet-manifest-'));
+    await writeFile(
+      path.join(dir, 'mine.graphql'),
+      'query MyOwnPage { images(first: 3) { edges { node { id } } } }\n',
+    );
+    await writeFile(
+      path.join(dir, 'page.ts'),
+      'export const Q = gql`query MyTaggedViewer { viewer { id } }`;\n',
+    );
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const manifest = async (...args: string[]) => {
+    const file = path.join(dir, `out-${args.length}.json`);
+    await run(
+      process.execPath,
+      ['--import', 'tsx', 'server/src/schema/persisted-manifest.ts', file, ...args],
+      {
+        cwd: ROOT,
+      },
+    );
+    return Object.values(JSON.parse(await readFile(file, 'utf8')) as Record<string, string>);
+  };
+
+  it('holds the web app and the package by default, and the documents of every --from directory', async () => {
+    const plain = await manifest();
+    expect(plain.some((d) => d.includes('query GalleryPage'))).toBe(true);
+    expect(plain.some((d) => d.includes('MyOwnPage'))).toBe(false);
+    const joined = await manifest('--from', dir);
+    expect(joined.length).toBe(plain.length + 2);
+    expect(joined.some((d) => d.includes('query MyOwnPage'))).toBe(true);
+    expect(joined.some((d) => d.includes('query MyTaggedViewer'))).toBe(true);
+  });
+});
