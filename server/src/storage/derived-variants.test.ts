@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DERIVED_VARIANT_PREFIX,
   derivedKeyOf,
+  derivedOriginalOf,
   derivedPrefixOf,
   isDerivedKey,
   originalKeyOf,
@@ -38,6 +39,25 @@ describe('derived variant keys', () => {
     expect(isDerivedKey(derived)).toBe(true);
     expect(isDerivedKey(original)).toBe(false);
     expect(originalKeyOf(derived)).toBe(original);
+  });
+});
+
+describe('derivedOriginalOf', () => {
+  it('names the original of exactly a derived key, and of nothing else under the prefix', () => {
+    expect(derivedOriginalOf(derived)).toBe(original);
+    expect(derivedOriginalOf(derivedKeyOf('photos/cat', thumb))).toBe('photos/cat');
+    expect(derivedOriginalOf(derivedKeyOf('photos/cat/1.png', thumb))).toBe('photos/cat/1.png');
+    for (const key of [
+      original,
+      `${DERIVED_VARIANT_PREFIX}${thumb.key}`, // no original
+      `${DERIVED_VARIANT_PREFIX}/${thumb.key}`, // an empty one
+      `${DERIVED_VARIANT_PREFIX}photos/cat/notes.txt`,
+      `${DERIVED_VARIANT_PREFIX}photos/cat/1.png/`,
+      `${DERIVED_VARIANT_PREFIX}photos/cat/320x320-cover-webp-075`,
+      `${DERIVED_VARIANT_PREFIX}photos/cat/${'9'.repeat(100_000)}`,
+    ]) {
+      expect(derivedOriginalOf(key), key.slice(0, 80)).toBeUndefined();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { type ListedObject, type Storage, type UrlSignature, VariantsLeftError } from './storage.js';
-import type { Variant } from './variant.js';
+import { parseVariantKey, type Variant } from './variant.js';
 
 /**
  * Variants as derived objects (the `s3` driver; docs/architecture.md, "Variants on s3"): Signet
@@ -18,9 +18,27 @@ export function derivedKeyOf(objectKey: string, variant: Variant): string {
   return `${DERIVED_VARIANT_PREFIX}${objectKey}/${variant.key}`;
 }
 
-/** Every derived object of `objectKey` is under this prefix (and nothing else is). */
+/**
+ * Every derived object of `objectKey` is directly under this prefix. Not everything under it is
+ * one: the derived objects of `photos/cat/1.png` are under `photos/cat`'s prefix too, one level
+ * deeper (`derivedOriginalOf` tells them apart).
+ */
 export function derivedPrefixOf(objectKey: string): string {
   return `${DERIVED_VARIANT_PREFIX}${objectKey}/`;
+}
+
+/**
+ * The original's key of a key that is exactly a derived object's (`derivedKeyOf`): the reserved
+ * prefix, a non-empty original key, `/`, and a last segment that parses as a variant key
+ * (`parseVariantKey`). Anything else under the prefix is not a derived object Signet wrote:
+ * undefined. Linear, no regular expression.
+ */
+export function derivedOriginalOf(key: string): string | undefined {
+  if (!key.startsWith(DERIVED_VARIANT_PREFIX)) return undefined;
+  const slash = key.lastIndexOf('/');
+  if (slash <= DERIVED_VARIANT_PREFIX.length) return undefined;
+  if (parseVariantKey(key.slice(slash + 1)) === null) return undefined;
+  return key.slice(DERIVED_VARIANT_PREFIX.length, slash);
 }
 
 export function isDerivedKey(key: string): boolean {
@@ -61,13 +79,19 @@ export function withDerivedVariants(inner: Storage): Storage {
     return { key: original, sig: sig.startsWith(ORIGINAL) ? sig.slice(ORIGINAL.length) : sig };
   }
 
-  /** Every derived object of `key` (idempotent). */
+  /**
+   * Every derived object of `key` (idempotent): the objects directly under its prefix whose last
+   * segment is a variant key. Deeper ones are other originals' (`photos/cat/1.png`'s, under
+   * `photos/cat`'s prefix), whose rows may be live; they are listed past, never deleted.
+   */
   async function deleteDerived(key: string): Promise<void> {
     const prefix = derivedPrefixOf(key);
     let marker: string | undefined;
     do {
       const page = await inner.list(prefix, marker !== undefined ? { marker } : {});
-      for (const o of page.objects) await inner.delete(o.key);
+      for (const o of page.objects) {
+        if (derivedOriginalOf(o.key) === key) await inner.delete(o.key);
+      }
       marker = page.nextMarker;
     } while (marker !== undefined);
   }
@@ -99,20 +123,28 @@ export function withDerivedVariants(inner: Storage): Storage {
     },
 
     variantSets: {
-      /** A page of derived objects, one entry per original (its newest object's time). */
+      /**
+       * A page of derived objects, one entry per original (its bytes, its newest object's time),
+       * in the order of each original's first object. An original's objects need not be
+       * consecutive: `photos/cat/1280x_-inside-_-_`, then `photos/cat/2.png`'s, then
+       * `photos/cat/320x320-cover-webp-75` (byte order), so they are gathered by original, not
+       * by run. Objects that are not exactly a derived key (`derivedOriginalOf`) are not
+       * Signet's and belong to no set.
+       */
       async list(options = {}) {
         const page = await inner.list(DERIVED_VARIANT_PREFIX, options);
-        const sets: ListedObject[] = [];
+        const sets = new Map<string, ListedObject>();
         for (const o of page.objects) {
-          const key = originalKeyOf(o.key);
-          const last = sets.at(-1);
-          if (last?.key !== key) sets.push({ key, size: o.size, lastModified: o.lastModified });
+          const key = derivedOriginalOf(o.key);
+          if (key === undefined) continue;
+          const set = sets.get(key);
+          if (!set) sets.set(key, { key, size: o.size, lastModified: o.lastModified });
           else {
-            last.size += o.size;
-            if (o.lastModified > last.lastModified) last.lastModified = o.lastModified;
+            set.size += o.size;
+            if (o.lastModified > set.lastModified) set.lastModified = o.lastModified;
           }
         }
-        return { objects: sets, nextMarker: page.nextMarker };
+        return { objects: [...sets.values()], nextMarker: page.nextMarker };
       },
       delete: (key) => deleteDerived(key),
     },

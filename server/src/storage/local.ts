@@ -43,9 +43,71 @@ const META_SUFFIX = '.signet-meta.json';
 
 /**
  * A put writes here first and renames when complete; a listing never shows these. One a crash
- * left is removed by the orphan sweep (`removeDebris`).
+ * left is removed by the orphan sweep (`removeDebris`), only when its name is exactly what a put
+ * writes (`isPutTempName`).
  */
 const TMP_SUFFIX = '.tmp';
+
+/** The temporary file a put of the object file `file` writes first (`isPutTempName` reads it). */
+function putTempPath(file: string): string {
+  return `${file}.${process.pid}.${Date.now()}${TMP_SUFFIX}`;
+}
+
+/** A folder entry's name that could be the last segment of an object key (`safeLocalPath`). */
+function isObjectName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.endsWith(META_SUFFIX);
+}
+
+/** A canonical decimal (no sign, no leading zero) of 1 to `maxDigits` digits; min 0 or 1. */
+function isDecimal(s: string, maxDigits: number, allowZero: boolean): boolean {
+  if (s.length === 0 || s.length > maxDigits) return false;
+  if (s[0] === '0') return allowZero && s.length === 1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether a file name is exactly what a put writes before its rename (`putTempPath`):
+ * `<object name>.<pid>.<ms>.tmp`, the pid and the time canonical decimals. An operator's
+ * `report.tmp` or `x.tmp` is not. Linear: two `lastIndexOf`, no regular expression.
+ */
+export function isPutTempName(name: string): boolean {
+  if (!name.endsWith(TMP_SUFFIX)) return false;
+  const rest = name.slice(0, -TMP_SUFFIX.length);
+  const ms = rest.lastIndexOf('.');
+  if (ms < 0 || !isDecimal(rest.slice(ms + 1), 16, true)) return false;
+  const pid = rest.lastIndexOf('.', ms - 1);
+  if (pid < 0 || !isDecimal(rest.slice(pid + 1, ms), 10, false)) return false;
+  return isObjectName(rest.slice(0, pid));
+}
+
+/** The object name whose side file a name is (`<object name>.signet-meta.json`), or undefined. */
+export function sideFileObjectName(name: string): string | undefined {
+  if (!name.endsWith(META_SUFFIX)) return undefined;
+  const object = name.slice(0, -META_SUFFIX.length);
+  return isObjectName(object) ? object : undefined;
+}
+
+/** Largest side file a put writes, with room to spare (a content type and an ETag). */
+const META_MAX_BYTES = 4096;
+
+/**
+ * Whether a side file's content is what a put writes: a JSON object of at most `contentType` and
+ * `etag`, both strings. Anything else named like one is not Signet's and is left alone.
+ */
+function isPutSideFile(text: string): boolean {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  return Object.entries(v).every(([k, x]) => (k === 'contentType' || k === 'etag') && typeof x === 'string');
+}
 
 /** Rejects keys that could escape the bucket folder or collide with metadata files. */
 export function safeLocalPath(root: string, key: string): string {
@@ -152,7 +214,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       const file = safeLocalPath(root, key);
       const tap = tapBody(body, size);
       // Write to a temporary name first, so a reader never sees half an object.
-      const tmp = `${file}.${process.pid}.${Date.now()}${TMP_SUFFIX}`;
+      const tmp = putTempPath(file);
       // Registered before the first await: the sweep never removes a file a put here is writing.
       writing.set(file, tmp);
       try {
@@ -296,7 +358,7 @@ async function listLocal(
         continue;
       }
       const key = sortKey;
-      if (!e.isFile() || key.endsWith(META_SUFFIX) || key.endsWith(TMP_SUFFIX)) continue;
+      if (!e.isFile() || key.endsWith(META_SUFFIX) || isPutTempName(e.name)) continue;
       if (!key.startsWith(prefix) || !after(key)) continue;
       if (objects.length === maxKeys) {
         more = true;
@@ -351,9 +413,12 @@ function localVariantSets(variantsRoot: string): VariantSets {
 /**
  * Removes what a crashed write left in the bucket: a put's temporary file (the process died while
  * writing it) and a metadata file without its object (written before the rename, or left by a
- * delete that removed the object only), each last changed before `before`. A temporary file a put
- * of this process is writing, or the metadata of an object being put (`writing`: object file →
- * temporary file), stays whatever its age: a stalled upload is still a live one.
+ * delete that removed the object only), each last changed before `before`. Only files of exactly
+ * the names a put writes are judged (`isPutTempName`: `<object>.<pid>.<ms>.tmp`;
+ * `sideFileObjectName`: `<object>.signet-meta.json`, whose content is a put's too): an operator's
+ * `report.tmp` copied into the folder is not Signet's and stays. A temporary file a put of this
+ * process is writing, or the metadata of an object being put (`writing`: object file → temporary
+ * file), stays whatever its age: a stalled upload is still a live one.
  */
 async function removeLocalDebris(
   root: string,
@@ -361,10 +426,8 @@ async function removeLocalDebris(
   writing: ReadonlyMap<string, string>,
 ): Promise<RemovedDebris[]> {
   const removed: RemovedDebris[] = [];
-  const isLive = (full: string) =>
-    full.endsWith(TMP_SUFFIX)
-      ? [...writing.values()].includes(full)
-      : writing.has(full.slice(0, -META_SUFFIX.length));
+  const isLive = (full: string, tmp: boolean) =>
+    tmp ? [...writing.values()].includes(full) : writing.has(full.slice(0, -META_SUFFIX.length));
   async function walk(dir: string): Promise<void> {
     const entries = await entriesOf(dir);
     if (!entries) return;
@@ -376,14 +439,19 @@ async function removeLocalDebris(
         continue;
       }
       if (!e.isFile()) continue;
-      const tmp = e.name.endsWith(TMP_SUFFIX);
-      const meta = e.name.endsWith(META_SUFFIX);
-      if (!tmp && !(meta && !files.has(e.name.slice(0, -META_SUFFIX.length)))) continue;
-      if (isLive(full)) continue;
+      const tmp = isPutTempName(e.name);
+      const object = tmp ? undefined : sideFileObjectName(e.name);
+      if (!tmp && (object === undefined || files.has(object))) continue;
+      if (isLive(full, tmp)) continue;
       const st = await stat(full).catch(() => null);
       if (!st || st.mtime >= before) continue;
+      if (!tmp) {
+        if (st.size > META_MAX_BYTES) continue;
+        const text = await readFile(full, 'utf8').catch(() => null);
+        if (text === null || !isPutSideFile(text)) continue;
+      }
       // Judged again right before removing: a put may have started while this one was stat'ed.
-      if (isLive(full)) continue;
+      if (isLive(full, tmp)) continue;
       await rm(full, { force: true });
       removed.push({ path: path.relative(root, full), bytes: st.size, lastModified: st.mtime });
     }
