@@ -390,6 +390,91 @@ describe('loadConfig', () => {
     expect(both.message).toContain('REDIS_URL');
   });
 
+  it('REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_* and REDIS_TLS: Sentinel and Cluster auth', () => {
+    expect(loadConfig({ REDIS_SENTINELS: 's1:26379' }).redisAuth).toEqual({
+      username: undefined,
+      password: undefined,
+      sentinelUsername: undefined,
+      sentinelPassword: undefined,
+      tls: false,
+    });
+    expect(
+      loadConfig({
+        REDIS_SENTINELS: 's1:26379',
+        REDIS_USERNAME: 'signet',
+        REDIS_PASSWORD: 'data-pw',
+        REDIS_SENTINEL_USERNAME: 'watcher',
+        REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
+        REDIS_TLS: 'true',
+      }).redisAuth,
+    ).toEqual({
+      username: 'signet',
+      password: 'data-pw',
+      sentinelUsername: 'watcher',
+      sentinelPassword: 'sentinel-pw',
+      tls: true,
+    });
+    expect(
+      loadConfig({ REDIS_CLUSTER_NODES: 'r1:7000', REDIS_PASSWORD: 'data-pw', REDIS_TLS: 'false' }).redisAuth,
+    ).toMatchObject({ username: undefined, password: 'data-pw', tls: false });
+    // A URL says it all itself: rediss:// with its user and password, so nothing is set beside it.
+    expect(loadConfig({ REDIS_URL: 'rediss://u:p@cache:6380' }).redisAuth.tls).toBe(false);
+  });
+
+  it('refuses the Redis auth variables where they would be ignored, never quoting a password', () => {
+    const secret = 'hunter2-Secret';
+    const cases: [Env, string, string][] = [
+      // With REDIS_URL they belong in the URL.
+      [{ REDIS_URL: 'redis://cache:6379', REDIS_PASSWORD: secret }, 'REDIS_PASSWORD', 'REDIS_URL'],
+      [
+        { REDIS_URL: 'redis://cache:6379', REDIS_USERNAME: 'u', REDIS_PASSWORD: secret },
+        'REDIS_USERNAME',
+        'REDIS_URL',
+      ],
+      [{ REDIS_URL: 'redis://cache:6379', REDIS_TLS: 'true' }, 'REDIS_TLS', 'rediss://'],
+      // The sentinels' own: only with REDIS_SENTINELS.
+      [
+        { REDIS_CLUSTER_NODES: 'r1:7000', REDIS_SENTINEL_PASSWORD: secret },
+        'REDIS_SENTINEL_PASSWORD',
+        'REDIS_SENTINELS',
+      ],
+      [
+        { REDIS_URL: 'redis://cache:6379', REDIS_SENTINEL_PASSWORD: secret },
+        'REDIS_SENTINEL_PASSWORD',
+        'REDIS_SENTINELS',
+      ],
+      [
+        { REDIS_CLUSTER_NODES: 'r1:7000', REDIS_SENTINEL_USERNAME: 'w', REDIS_SENTINEL_PASSWORD: secret },
+        'REDIS_SENTINEL_USERNAME',
+        'REDIS_SENTINELS',
+      ],
+      // No Redis at all (embedded): a topology variable was forgotten.
+      [{ REDIS_PASSWORD: secret }, 'REDIS_PASSWORD', 'REDIS_SENTINELS or REDIS_CLUSTER_NODES'],
+      [
+        { REDIS_USERNAME: 'u', REDIS_PASSWORD: secret },
+        'REDIS_USERNAME',
+        'REDIS_SENTINELS or REDIS_CLUSTER_NODES',
+      ],
+      [{ REDIS_TLS: 'true' }, 'REDIS_TLS', 'REDIS_SENTINELS or REDIS_CLUSTER_NODES'],
+      // A user without its password.
+      [{ REDIS_SENTINELS: 's1:26379', REDIS_USERNAME: 'u' }, 'REDIS_USERNAME', 'REDIS_PASSWORD'],
+      [
+        { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_USERNAME: 'w' },
+        'REDIS_SENTINEL_USERNAME',
+        'REDIS_SENTINEL_PASSWORD',
+      ],
+      // Only true or false, like every boolean here.
+      [{ REDIS_SENTINELS: 's1:26379', REDIS_TLS: 'yes' }, 'REDIS_TLS', 'true, false'],
+    ];
+    for (const [env, variable, names] of cases) {
+      expectRejected(env, variable);
+      const err = configError(env);
+      expect(err.message, variable).toContain(names);
+      expect(err.message.includes('\n'), variable).toBe(false);
+      expect(err.message.includes(secret), variable).toBe(false);
+    }
+  });
+
   it('PROXY_TOKEN_SECRET: one secret, or kid:secret pairs (first signs, all verify)', () => {
     expect(loadConfig({ PROXY_TOKEN_SECRET: 's'.repeat(16) }).proxyTokenSecrets).toEqual([
       { kid: 'k0', secret: 's'.repeat(16) },

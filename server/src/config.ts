@@ -41,6 +41,11 @@ export interface Config {
   redisSentinels: { host: string; port: number }[];
   /** REDIS_SENTINEL_NAME: the master name the sentinels monitor (default `mymaster`). */
   redisSentinelName: string;
+  /**
+   * REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD, REDIS_TLS:
+   * auth and TLS for Sentinel and Cluster (REDIS_URL carries its own: `rediss://user:pass@…`).
+   */
+  redisAuth: RedisAuth;
   redisPrefix: string;
   /**
    * Per-command timeout: a dead or slow Redis costs at most this much on the hot path. Workers,
@@ -202,6 +207,26 @@ export interface Config {
   corsOrigins: string[];
 }
 
+/**
+ * How Signet authenticates to Redis behind Sentinel or in a Cluster (with REDIS_URL all of it is
+ * in the URL, and this is empty). Passwords are never printed: not in logs, errors or `signet check`.
+ */
+export interface RedisAuth {
+  /** REDIS_USERNAME: the data nodes' ACL user (unset: `default`). */
+  username: string | undefined;
+  /** REDIS_PASSWORD: the data nodes' password (requirepass, or the ACL user's). */
+  password: string | undefined;
+  /** REDIS_SENTINEL_USERNAME: the sentinels' own ACL user (Sentinel only). */
+  sentinelUsername: string | undefined;
+  /** REDIS_SENTINEL_PASSWORD: the sentinels' own password (their requirepass; Sentinel only). */
+  sentinelPassword: string | undefined;
+  /**
+   * REDIS_TLS: TLS to the data nodes and, behind Sentinel, to the sentinels too. The server's
+   * certificate is checked against Node's CAs (a private CA: NODE_EXTRA_CA_CERTS).
+   */
+  tls: boolean;
+}
+
 /** `CDN_*` and `CLOUDFRONT_*` (README, "A CDN in front of the bucket"). */
 export interface CdnConfig {
   /** CDN_DOMAIN as `scheme://host[:port]` (https when no scheme is given). */
@@ -335,7 +360,72 @@ function parseRedisTopology(env: Env) {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
     throw new ConfigError('REDIS_SENTINEL_NAME', `expected 1-64 of [A-Za-z0-9._-], got "${name}"`);
   }
-  return { redisUrl, redisClusterNodes, redisSentinels, redisSentinelName: name };
+  const topology =
+    redisUrl !== undefined
+      ? 'url'
+      : redisSentinels.length > 0
+        ? 'sentinel'
+        : redisClusterNodes.length > 0
+          ? 'cluster'
+          : 'none';
+  const redisAuth = parseRedisAuth(env, topology);
+  return { redisUrl, redisClusterNodes, redisSentinels, redisSentinelName: name, redisAuth };
+}
+
+/**
+ * REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_* and REDIS_TLS: for Sentinel and Cluster, whose
+ * addresses are bare host:port. With REDIS_URL they belong in the URL; set beside it, one of the
+ * two would be ignored. No message here quotes a value: they are secrets.
+ */
+function parseRedisAuth(env: Env, topology: 'url' | 'sentinel' | 'cluster' | 'none'): RedisAuth {
+  const username = str(env, 'REDIS_USERNAME');
+  const password = str(env, 'REDIS_PASSWORD');
+  const sentinelUsername = str(env, 'REDIS_SENTINEL_USERNAME');
+  const sentinelPassword = str(env, 'REDIS_SENTINEL_PASSWORD');
+  const tls = oneOf(env, 'REDIS_TLS', ['true', 'false'] as const, 'false') === 'true';
+  if (topology === 'url') {
+    if (username !== undefined)
+      throw new ConfigError(
+        'REDIS_USERNAME',
+        'cannot be set with REDIS_URL: put the user in the URL (redis://user:password@host:port)',
+      );
+    if (password !== undefined)
+      throw new ConfigError(
+        'REDIS_PASSWORD',
+        'cannot be set with REDIS_URL: put the password in the URL (redis://:password@host:port)',
+      );
+    if (tls) throw new ConfigError('REDIS_TLS', 'cannot be set with REDIS_URL: use a rediss:// URL for TLS');
+  }
+  if (topology === 'none') {
+    // Embedded mode: set without a Redis, they would be ignored (a topology variable forgotten?).
+    const what = 'needs REDIS_SENTINELS or REDIS_CLUSTER_NODES (there is no Redis to use it with)';
+    if (username !== undefined) throw new ConfigError('REDIS_USERNAME', what);
+    if (password !== undefined) throw new ConfigError('REDIS_PASSWORD', what);
+    if (tls) throw new ConfigError('REDIS_TLS', what);
+  }
+  if (topology !== 'sentinel') {
+    if (sentinelUsername !== undefined)
+      throw new ConfigError(
+        'REDIS_SENTINEL_USERNAME',
+        "needs REDIS_SENTINELS (it is the sentinels' own user)",
+      );
+    if (sentinelPassword !== undefined)
+      throw new ConfigError(
+        'REDIS_SENTINEL_PASSWORD',
+        "needs REDIS_SENTINELS (it is the sentinels' own password)",
+      );
+  }
+  if (username !== undefined && password === undefined)
+    throw new ConfigError(
+      'REDIS_USERNAME',
+      "needs REDIS_PASSWORD (Redis' AUTH takes a user with its password)",
+    );
+  if (sentinelUsername !== undefined && sentinelPassword === undefined)
+    throw new ConfigError(
+      'REDIS_SENTINEL_USERNAME',
+      "needs REDIS_SENTINEL_PASSWORD (Redis' AUTH takes a user with its password)",
+    );
+  return { username, password, sentinelUsername, sentinelPassword, tls };
 }
 
 /** `PROXY_TOKEN_SECRET` is `secret` or `kid1:secret1,kid0:secret0` (first signs, all verify). */

@@ -276,6 +276,7 @@ function openRedis(config: Config, logger: Logger) {
       clusterNodes: config.redisClusterNodes,
       sentinels: config.redisSentinels,
       sentinelName: config.redisSentinelName,
+      auth: config.redisAuth,
       commandTimeoutMs: config.redisCommandTimeoutMs,
       blocking: kind !== 'command',
       resubscribedByOwner: kind === 'subscriber',
@@ -284,7 +285,12 @@ function openRedis(config: Config, logger: Logger) {
   // (redis/sentinel-switch.ts), not when the old primary is demoted.
   const watch =
     config.redisSentinels.length > 0
-      ? new SentinelSwitchWatch({ sentinels: config.redisSentinels, name: config.redisSentinelName, logger })
+      ? new SentinelSwitchWatch({
+          sentinels: config.redisSentinels,
+          name: config.redisSentinelName,
+          auth: config.redisAuth,
+          logger,
+        })
       : undefined;
   watch?.start();
   const open = (kind: Parameters<typeof connect>[0]) => {

@@ -141,6 +141,7 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
           clusterNodes: config.redisClusterNodes,
           sentinels,
           sentinelName: config.redisSentinelName,
+          auth: config.redisAuth,
           commandTimeoutMs: timeoutMs,
         });
         let lastError: Error | undefined;

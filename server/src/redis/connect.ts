@@ -1,4 +1,5 @@
 import { Cluster, type Command, Redis, type RedisOptions } from 'ioredis';
+import type { RedisAuth } from '../config.js';
 import { armCommandTimeout } from './command-timeout.js';
 
 export type RedisClient = Redis | Cluster;
@@ -9,6 +10,11 @@ export interface RedisConnectOptions {
   /** Sentinels to ask for the primary of `sentinelName` (empty: not in Sentinel mode). */
   sentinels?: { host: string; port: number }[];
   sentinelName?: string;
+  /**
+   * Sentinel and Cluster: the data nodes' user, password and TLS, and the sentinels' own
+   * (REDIS_USERNAME…, config.ts). Unused with `url`, which carries its own.
+   */
+  auth?: RedisAuth;
   commandTimeoutMs: number;
   /** For blocking users such as BullMQ workers and subscribers (no command timeout). */
   blocking?: boolean;
@@ -62,6 +68,10 @@ function baseOptions(o: RedisConnectOptions): RedisOptions {
 function sentinelOptions(o: RedisConnectOptions): RedisOptions {
   return {
     ...baseOptions(o),
+    ...nodeAuth(o.auth),
+    ...sentinelAuth(o.auth),
+    // TLS to the primary needs both: ioredis ignores `tls` in Sentinel mode without the flag.
+    ...(o.auth?.tls ? { enableTLSForSentinelMode: true } : {}),
     sentinels: o.sentinels,
     name: o.sentinelName ?? 'mymaster',
     role: 'master',
@@ -72,6 +82,34 @@ function sentinelOptions(o: RedisConnectOptions): RedisOptions {
     // A demoted primary refuses writes with READONLY before its connection drops: reconnect
     // (through the sentinels) rather than keep failing.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
+  };
+}
+
+/**
+ * The data nodes' user, password and TLS (REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS): nothing
+ * when unset, so a connection without them gets the very options it had before they existed.
+ * TLS checks the server's certificate against Node's CAs (NODE_EXTRA_CA_CERTS adds a private one).
+ */
+function nodeAuth(a: RedisAuth | undefined): RedisOptions {
+  return {
+    ...(a?.username !== undefined ? { username: a.username } : {}),
+    ...(a?.password !== undefined ? { password: a.password } : {}),
+    ...(a?.tls ? { tls: {} } : {}),
+  };
+}
+
+/**
+ * The sentinels' own user, password and TLS (REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD,
+ * REDIS_TLS), for ioredis' questions to them (the SentinelSwitchWatch connects with the same:
+ * sentinel-switch.ts).
+ */
+function sentinelAuth(
+  a: RedisAuth | undefined,
+): Pick<RedisOptions, 'sentinelUsername' | 'sentinelPassword' | 'sentinelTLS'> {
+  return {
+    ...(a?.sentinelUsername !== undefined ? { sentinelUsername: a.sentinelUsername } : {}),
+    ...(a?.sentinelPassword !== undefined ? { sentinelPassword: a.sentinelPassword } : {}),
+    ...(a?.tls ? { sentinelTLS: {} } : {}),
   };
 }
 
@@ -104,7 +142,8 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
   if (o.sentinels && o.sentinels.length > 0) return new RedisClass(sentinelOptions(o));
   if (o.clusterNodes.length > 0) {
     const ClusterClass = o.blocking ? Cluster : timedCluster(o.commandTimeoutMs);
-    const redisOptions = baseOptions(o);
+    // Every node the Cluster names (CLUSTER SLOTS, MOVED) is connected to with these.
+    const redisOptions = { ...baseOptions(o), ...nodeAuth(o.auth) };
     return new ClusterClass(o.clusterNodes, {
       redisOptions,
       enableOfflineQueue: !!o.blocking,

@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisAuth } from '../config.js';
 import type { Logger } from '../logger.js';
 
 /**
@@ -49,6 +50,8 @@ export class SentinelSwitchWatch {
       sentinels: readonly { host: string; port: number }[];
       name: string;
       logger: Logger;
+      /** The sentinels' own user, password and TLS (REDIS_SENTINEL_*, REDIS_TLS): as connect.ts. */
+      auth?: RedisAuth;
       /** When to look again after a switch (ms after the announcement). */
       recheckMs?: readonly number[];
       /** Before trying the next sentinel when one is away. */
@@ -95,7 +98,7 @@ export class SentinelSwitchWatch {
     this.next++;
     // A sentinel gone without closing the connection (its host lost) is noticed in seconds,
     // not after the system's two-hour keepalive: the next one is asked.
-    const s = sentinelConnection(at, { keepAlive: 10_000 });
+    const s = sentinelConnection(at, this.o.auth, { keepAlive: 10_000 });
     this.sentinel = s;
     s.on('message', (channel: string, message: string) => {
       if (channel !== '+switch-master') return;
@@ -190,7 +193,7 @@ export class SentinelSwitchWatch {
    */
   private async primaryOf(at: { host: string; port: number }): Promise<Primary | undefined> {
     if (this.closed) return undefined;
-    const q = sentinelConnection(at, { commandTimeout: 2000 });
+    const q = sentinelConnection(at, this.o.auth, { commandTimeout: 2000 });
     this.asking.add(q);
     try {
       const reply = (await q.call('SENTINEL', 'MASTER', this.o.name)) as string[];
@@ -231,12 +234,19 @@ interface Primary {
  * A connection to one sentinel, without a reconnect loop of its own: when a sentinel goes away
  * the watch asks the next one. Errors are the watch's to handle (by the connection's end).
  */
-function sentinelConnection(at: { host: string; port: number }, extra: RedisOptions): Redis {
+function sentinelConnection(
+  at: { host: string; port: number },
+  auth: RedisAuth | undefined,
+  extra: RedisOptions,
+): Redis {
   const c = new Redis(at.port, at.host, {
     retryStrategy: () => null,
     maxRetriesPerRequest: 0,
     enableReadyCheck: false,
     connectTimeout: 2000,
+    ...(auth?.sentinelUsername !== undefined ? { username: auth.sentinelUsername } : {}),
+    ...(auth?.sentinelPassword !== undefined ? { password: auth.sentinelPassword } : {}),
+    ...(auth?.tls ? { tls: {} } : {}),
     ...extra,
   });
   c.on('error', () => {});

@@ -3,9 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { CountingProxy } from './counting-proxy.js';
 import { freePort } from './ports.js';
+import { securityArgs, securityOptions } from './redis-server.js';
+import type { TlsFiles } from './tls-files.js';
 
 const run = promisify(execFile);
 
@@ -30,7 +32,19 @@ export class LocalRedisCluster {
     readonly ports: number[],
     private readonly dir: string,
     private readonly nodeTimeoutMs: number,
+    /** Every node's requirepass and masterauth (the test's own clients authenticate with it). */
+    readonly password?: string,
+    /** TLS only on every node's port, the cluster bus too (`tls-cluster`). */
+    readonly tls?: TlsFiles,
   ) {}
+
+  /** The test's own clients' password and TLS options (none without them). */
+  private auth(): RedisOptions {
+    return securityOptions({
+      ...(this.password ? { password: this.password } : {}),
+      ...(this.tls ? { tls: this.tls } : {}),
+    });
+  }
 
   /** The addresses clients should be given: the proxies' when counting, else the nodes'. */
   get nodes(): string {
@@ -45,13 +59,17 @@ export class LocalRedisCluster {
       replicas?: number;
       /** cluster-node-timeout: how long a node may not answer before it is failing (default 2 s). */
       nodeTimeoutMs?: number;
+      /** requirepass and masterauth on every node (REDIS_PASSWORD for a gateway). */
+      password?: string;
+      /** TLS only (REDIS_TLS for a gateway, with the CA in NODE_EXTRA_CA_CERTS). */
+      tls?: TlsFiles;
     } = {},
   ): Promise<LocalRedisCluster> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-cluster-'));
     const replicas = opts.replicas ?? 0;
     const ports: number[] = [];
     for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
-    const c = new LocalRedisCluster(ports, dir, opts.nodeTimeoutMs ?? 2000);
+    const c = new LocalRedisCluster(ports, dir, opts.nodeTimeoutMs ?? 2000, opts.password, opts.tls);
     // A start that fails half-way (a node that cannot bind, a cluster that never turns healthy)
     // stops the nodes it started instead of leaving them running.
     try {
@@ -64,13 +82,15 @@ export class LocalRedisCluster {
         '--cluster-replicas',
         String(replicas),
         '--cluster-yes',
+        ...(opts.password ? ['-a', opts.password, '--no-auth-warning'] : []),
+        ...(opts.tls ? ['--tls', '--cacert', opts.tls.ca] : []),
       ]);
       await c.waitHealthy();
       if (replicas > 0) await c.waitReplicasSynced(masters * replicas);
       if (opts.countOnTheWire) {
         for (const p of ports) c.proxies.set(p, await CountingProxy.start('redis', '127.0.0.1', p));
         for (const p of ports) {
-          const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
+          const r = new Redis(p, '127.0.0.1', { ...c.auth(), maxRetriesPerRequest: 0 });
           r.on('error', () => {});
           await r.config('SET', 'cluster-announce-port', String(c.proxies.get(p)!.port));
           r.disconnect();
@@ -91,7 +111,7 @@ export class LocalRedisCluster {
     for (;;) {
       let ok = true;
       for (const p of this.ports) {
-        const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0, lazyConnect: true });
+        const r = new Redis(p, '127.0.0.1', { ...this.auth(), maxRetriesPerRequest: 0, lazyConnect: true });
         r.on('error', () => {});
         try {
           await r.connect();
@@ -132,6 +152,11 @@ export class LocalRedisCluster {
         '0',
         '--dir',
         this.dir,
+        ...securityArgs(port, {
+          ...(this.password ? { password: this.password } : {}),
+          ...(this.tls ? { tls: this.tls } : {}),
+        }),
+        ...(this.tls ? ['--tls-cluster', 'yes'] : []),
         // A restarted node announces its proxy again (CONFIG SET does not survive a restart).
         ...(this.proxies.has(port) ? ['--cluster-announce-port', String(this.proxies.get(port)!.port)] : []),
       ],
@@ -142,6 +167,7 @@ export class LocalRedisCluster {
     const deadline = Date.now() + 5000;
     for (;;) {
       const r = new Redis(port, '127.0.0.1', {
+        ...this.auth(),
         lazyConnect: true,
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
@@ -170,6 +196,7 @@ export class LocalRedisCluster {
       let synced = 0;
       for (const p of this.ports) {
         const r = new Redis(p, '127.0.0.1', {
+          ...this.auth(),
           maxRetriesPerRequest: 0,
           retryStrategy: () => null,
           lazyConnect: true,
@@ -198,6 +225,7 @@ export class LocalRedisCluster {
       let ok = true;
       for (const p of this.ports.filter((x) => !this.down.has(x))) {
         const r = new Redis(p, '127.0.0.1', {
+          ...this.auth(),
           maxRetriesPerRequest: 0,
           retryStrategy: () => null,
           lazyConnect: true,
@@ -235,6 +263,7 @@ export class LocalRedisCluster {
   async topology(): Promise<{ masters: number[]; replicaOf: Map<number, number> }> {
     for (const p of this.ports.filter((x) => !this.down.has(x))) {
       const r = new Redis(p, '127.0.0.1', {
+        ...this.auth(),
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
         lazyConnect: true,
@@ -283,7 +312,7 @@ export class LocalRedisCluster {
   async commandStats(): Promise<Record<string, number>> {
     const total: Record<string, number> = {};
     for (const p of this.ports.filter((x) => !this.down.has(x))) {
-      const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
+      const r = new Redis(p, '127.0.0.1', { ...this.auth(), maxRetriesPerRequest: 0 });
       r.on('error', () => {});
       const info = await r.info('commandstats');
       r.disconnect();
@@ -297,7 +326,7 @@ export class LocalRedisCluster {
 
   async resetStats(): Promise<void> {
     for (const p of this.ports) {
-      const r = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
+      const r = new Redis(p, '127.0.0.1', { ...this.auth(), maxRetriesPerRequest: 0 });
       r.on('error', () => {});
       await r.config('RESETSTAT');
       r.disconnect();

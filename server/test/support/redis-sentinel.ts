@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { OwnedRedis } from './redis-server.js';
+import { OwnedRedis, type RedisSecurity, securityOptions } from './redis-server.js';
 
 export interface SentinelGroupOptions {
   /** The master name the sentinels monitor (REDIS_SENTINEL_NAME). */
@@ -12,6 +12,13 @@ export interface SentinelGroupOptions {
   /** How long a primary may not answer before a sentinel thinks it down (sentinel default: 30 s). */
   downAfterMs?: number;
   failoverTimeoutMs?: number;
+  /**
+   * The primary's and replica's password and TLS (the sentinels get `auth-pass` for it, and speak
+   * TLS too when the nodes do).
+   */
+  security?: RedisSecurity;
+  /** The sentinels' own password (their `requirepass`; `sentinel-pass` between them). */
+  sentinelPassword?: string;
 }
 
 /**
@@ -27,6 +34,7 @@ export class RedisSentinelGroup {
     readonly sentinelPorts: number[],
     readonly name: string,
     private readonly dir: string,
+    private readonly o: SentinelGroupOptions = {},
   ) {}
 
   /** `host:port,…` of the sentinels: the value of REDIS_SENTINELS. */
@@ -38,11 +46,11 @@ export class RedisSentinelGroup {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-sentinel-'));
     // Each in the group's folder: a replica writes the RDB of its sync to its working directory,
     // and a primary demoted by a switchover becomes one.
-    const primary = new OwnedRedis(await freePort());
+    const primary = new OwnedRedis(await freePort(), o.security);
     await primary.start(['--dir', dir]);
-    const replica = new OwnedRedis(await freePort());
+    const replica = new OwnedRedis(await freePort(), o.security);
     const ports = [await freePort(), await freePort(), await freePort()];
-    const g = new RedisSentinelGroup(primary, replica, ports, o.name ?? 'mymaster', dir);
+    const g = new RedisSentinelGroup(primary, replica, ports, o.name ?? 'mymaster', dir, o);
     try {
       await replica.start(['--replicaof', '127.0.0.1', String(primary.port), '--dir', dir]);
       await g.waitReplicaLinked();
@@ -58,16 +66,32 @@ export class RedisSentinelGroup {
   private async startSentinel(port: number, o: SentinelGroupOptions): Promise<void> {
     // Sentinel rewrites its config file (what it learns), so each has its own, writable.
     const file = path.join(this.dir, `sentinel-${port}.conf`);
+    const { password, tls } = o.security ?? {};
     await writeFile(
       file,
       [
-        `port ${port}`,
+        ...(tls
+          ? [
+              'port 0',
+              `tls-port ${port}`,
+              `tls-cert-file ${tls.cert}`,
+              `tls-key-file ${tls.key}`,
+              `tls-ca-cert-file ${tls.ca}`,
+              'tls-auth-clients no',
+              // To the primary, the replica and the other sentinels.
+              'tls-replication yes',
+            ]
+          : [`port ${port}`]),
+        ...(o.sentinelPassword
+          ? [`requirepass ${o.sentinelPassword}`, `sentinel sentinel-pass ${o.sentinelPassword}`]
+          : []),
         'bind 127.0.0.1',
         `dir ${this.dir}`,
         `sentinel monitor ${this.name} 127.0.0.1 ${this.primary.port} 2`,
         `sentinel down-after-milliseconds ${this.name} ${o.downAfterMs ?? 1000}`,
         `sentinel failover-timeout ${this.name} ${o.failoverTimeoutMs ?? 5000}`,
         `sentinel parallel-syncs ${this.name} 1`,
+        ...(password ? [`sentinel auth-pass ${this.name} ${password}`] : []),
         '',
       ].join('\n'),
     );
@@ -78,7 +102,7 @@ export class RedisSentinelGroup {
     for (;;) {
       const failed = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(r, 50))]);
       if (failed) throw new Error(`could not start redis-sentinel (is it installed?): ${failed.message}`);
-      const c = sentinelClient(port);
+      const c = this.clientOf(port);
       try {
         await c.connect();
         await c.ping();
@@ -106,7 +130,7 @@ export class RedisSentinelGroup {
   private async waitMonitoring(timeoutMs = 20_000): Promise<void> {
     await waitFor('the sentinels to find the replica and each other', timeoutMs, async () => {
       for (const port of this.sentinelPorts) {
-        const c = sentinelClient(port);
+        const c = this.clientOf(port);
         try {
           await c.connect();
           const replicas = (await c.call('SENTINEL', 'REPLICAS', this.name)) as unknown[];
@@ -123,7 +147,7 @@ export class RedisSentinelGroup {
   /** The port the sentinels name as primary now (asks the first one that answers). */
   async primaryPort(): Promise<number | undefined> {
     for (const port of this.sentinelPorts) {
-      const c = sentinelClient(port);
+      const c = this.clientOf(port);
       try {
         await c.connect();
         const addr = (await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.name)) as string[] | null;
@@ -154,7 +178,7 @@ export class RedisSentinelGroup {
    * have not yet judged the replica fit (`NOGOODSLAVE` in the first seconds after it linked).
    */
   async switchover(timeoutMs = 15_000, via = 0): Promise<void> {
-    const c = sentinelClient(this.sentinelPorts[via]!);
+    const c = this.clientOf(this.sentinelPorts[via]!);
     try {
       await c.connect();
       let refused = '';
@@ -179,7 +203,14 @@ export class RedisSentinelGroup {
 
   /** A client of the i-th sentinel (connects on its first command; disconnect it when done). */
   sentinelClient(i: number): Redis {
-    return sentinelClient(this.sentinelPorts[i]!);
+    return this.clientOf(this.sentinelPorts[i]!);
+  }
+
+  private clientOf(port: number): Redis {
+    return sentinelClient(port, {
+      password: this.o.sentinelPassword,
+      ...(this.o.security?.tls ? { tls: this.o.security.tls } : {}),
+    });
   }
 
   /** SIGKILLs the i-th sentinel (in the order of `sentinels`). */
@@ -224,12 +255,13 @@ export class RedisSentinelGroup {
   }
 }
 
-function sentinelClient(port: number): Redis {
+function sentinelClient(port: number, security: RedisSecurity): Redis {
   const c = new Redis(port, '127.0.0.1', {
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     enableReadyCheck: false,
+    ...securityOptions(security),
   });
   c.on('error', () => {});
   return c;

@@ -1,11 +1,58 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
 import { freePort } from './ports.js';
+import type { TlsFiles } from './tls-files.js';
+
+/** How the test's own clients reach a Redis that has a password or speaks only TLS. */
+export interface RedisSecurity {
+  /** requirepass (and masterauth: a replica, or a primary demoted to one, needs it too). */
+  password?: string;
+  /** TLS only, on `port` (the plain port is closed; replication over TLS too). */
+  tls?: TlsFiles;
+}
+
+/** The server arguments for `security`: a password, and TLS on `port` instead of plain TCP. */
+export function securityArgs(port: number, security: RedisSecurity): string[] {
+  const { password, tls } = security;
+  return [
+    ...(password ? ['--requirepass', password, '--masterauth', password] : []),
+    ...(tls
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          tls.cert,
+          '--tls-key-file',
+          tls.key,
+          '--tls-ca-cert-file',
+          tls.ca,
+          '--tls-auth-clients',
+          'no',
+          '--tls-replication',
+          'yes',
+        ]
+      : []),
+  ];
+}
+
+/** A test client's options for `security` (its CA given directly: this process has no extra CAs). */
+export function securityOptions(security: { password?: string; tls?: TlsFiles }): RedisOptions {
+  return {
+    ...(security.password ? { password: security.password } : {}),
+    ...(security.tls ? { tls: { ca: readFileSync(security.tls.ca) } } : {}),
+  };
+}
 
 /** A private redis-server the test owns: it can be killed and restarted on the same port. */
 export class OwnedRedis {
   private child: ChildProcess | undefined;
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    readonly security: RedisSecurity = {},
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -20,7 +67,18 @@ export class OwnedRedis {
   async start(extraArgs: string[] = []): Promise<void> {
     this.child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        ...securityArgs(this.port, this.security),
+        ...extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     this.child.on('error', (err) => {
@@ -32,6 +90,7 @@ export class OwnedRedis {
         lazyConnect: true,
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
+        ...securityOptions(this.security),
       });
       c.on('error', () => {});
       try {
@@ -60,7 +119,10 @@ export class OwnedRedis {
 
   /** A client for assertions (INFO commandstats, MEMORY USAGE…). */
   client(): Redis {
-    const c = new Redis(this.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+    const c = new Redis(this.port, '127.0.0.1', {
+      maxRetriesPerRequest: 1,
+      ...securityOptions(this.security),
+    });
     c.on('error', () => {});
     return c;
   }
