@@ -128,34 +128,41 @@ describe('LiveUrls subscriptions', () => {
   });
 });
 
+/**
+ * Bob subscribes to 'pub' and 'other'; the check reads the rows while 'pub' is still public, and
+ * alice makes it private before the check returns.
+ */
+async function revokedDuringCheck() {
+  const events = new MemoryEventBus();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const images = {
+    visible: async (_v: Viewer, ids: readonly string[]) => {
+      await gate;
+      return ids.map((id) => ({ id }));
+    },
+    // The domain's own rule: the tests are that a change during the check still applies it.
+    canRead,
+  };
+  const live = new LiveUrls({
+    images,
+    events,
+    metrics: createMetrics(),
+    limits: { perViewer: 4, stalledMs: 1000 },
+    logger: failOnLog,
+  });
+  const opening = live.listen(bob, ['pub', 'other']);
+  await sleep(5);
+  await events.publishAccessChanges([{ imageId: 'pub', ownerId: 'alice', visibility: 'private' }]);
+  release();
+  return { events, stream: await opening };
+}
+
 describe('LiveUrls and visibility changes', () => {
   it('a change that lands while the subscribe-time check runs is not lost', async () => {
-    const events = new MemoryEventBus();
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    // The check read the row while it was still public; the change arrives before it returns.
-    const images = {
-      visible: async (_v: Viewer, ids: readonly string[]) => {
-        await gate;
-        return ids.map((id) => ({ id }));
-      },
-      // The domain's own rule: the test is that a change during the check still applies it.
-      canRead,
-    };
-    const live = new LiveUrls({
-      images,
-      events,
-      metrics: createMetrics(),
-      limits: { perViewer: 4, stalledMs: 1000 },
-      logger: failOnLog,
-    });
-    const opening = live.listen(bob, ['pub', 'other']);
-    await sleep(5);
-    await events.publishAccessChanges([{ imageId: 'pub', ownerId: 'alice', visibility: 'private' }]);
-    release();
-    const stream = await opening;
+    const { events, stream } = await revokedDuringCheck();
     await events.publish([event('pub', 1), event('other', 1)]);
     expect(((await stream.next()).value as SignedUrlEvent).imageId).toBe('other');
     expect(events.subscribedIds()).toEqual(['other']);
@@ -210,30 +217,7 @@ describe('LiveUrls: an image given back', () => {
   });
 
   it('an image made private and public again while the subscribe-time check runs is listened to', async () => {
-    const events = new MemoryEventBus();
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const images = {
-      visible: async (_v: Viewer, ids: readonly string[]) => {
-        await gate;
-        return ids.map((id) => ({ id }));
-      },
-      canRead,
-    };
-    const live = new LiveUrls({
-      images,
-      events,
-      metrics: createMetrics(),
-      limits: { perViewer: 4, stalledMs: 1000 },
-      logger: failOnLog,
-    });
-    const opening = live.listen(bob, ['pub', 'other']);
-    await sleep(5);
-    await events.publishAccessChanges([{ imageId: 'pub', ownerId: 'alice', visibility: 'private' }]);
-    release();
-    const stream = await opening;
+    const { events, stream } = await revokedDuringCheck();
     expect(events.subscribedIds()).toEqual(['other']);
     await events.publishAccessChanges([{ imageId: 'pub', ownerId: 'alice', visibility: 'public' }]);
     await events.publish([event('pub', 1)]);

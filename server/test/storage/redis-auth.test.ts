@@ -39,6 +39,24 @@ function redisRow(stdout: string): { status: string; line: string } {
   return { status: line!.split(/\s+/)[1]!, line: line! };
 }
 
+/** Asks the gateway's first page until every URL on it comes from the cache (the write-back landed). */
+async function pageUntilCached(g: { url: string; logs: string[] }, first: number): Promise<void> {
+  let cached = false;
+  for (let i = 0; i < 20 && !cached; i++) {
+    const res = await fetch(`${g.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: PAGE_QUERY, variables: { first } }),
+    });
+    const body = (await res.json()) as { data?: PageData; errors?: unknown };
+    expect(body.errors).toBeUndefined();
+    cached =
+      body.data!.images.edges.length > 0 && body.data!.images.edges.every((e) => e.node.signedUrl.cached);
+    if (!cached) await new Promise((r) => setTimeout(r, 300));
+  }
+  expect(cached, g.logs.join('\n')).toBe(true);
+}
+
 describe('Redis behind Sentinel, with a password on the nodes and another on the sentinels', () => {
   let group: RedisSentinelGroup;
   let h: Harness;
@@ -412,20 +430,7 @@ describe('Redis behind Sentinel over TLS (REDIS_TLS, a private CA in NODE_EXTRA_
       SEED_DEMO_COUNT: '4',
     });
     try {
-      let cached = false;
-      for (let i = 0; i < 20 && !cached; i++) {
-        const res = await fetch(`${g.url}/graphql`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: PAGE_QUERY, variables: { first: 4 } }),
-        });
-        const body = (await res.json()) as { data?: PageData; errors?: unknown };
-        expect(body.errors).toBeUndefined();
-        cached =
-          body.data!.images.edges.length > 0 && body.data!.images.edges.every((e) => e.node.signedUrl.cached);
-        if (!cached) await new Promise((r) => setTimeout(r, 300));
-      }
-      expect(cached, g.logs.join('\n')).toBe(true);
+      await pageUntilCached(g, 4);
       // From Redis, over TLS: the URLs are on the primary (a test client that trusts the CA).
       const primary = group.primary.client();
       try {
@@ -485,20 +490,7 @@ describe('a Redis Cluster over TLS with requirepass (REDIS_TLS, redisOptions of 
     });
     try {
       await cluster.resetStats();
-      let cached = false;
-      for (let i = 0; i < 20 && !cached; i++) {
-        const res = await fetch(`${g.url}/graphql`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: PAGE_QUERY, variables: { first: 8 } }),
-        });
-        const body = (await res.json()) as { data?: PageData; errors?: unknown };
-        expect(body.errors).toBeUndefined();
-        cached =
-          body.data!.images.edges.length > 0 && body.data!.images.edges.every((e) => e.node.signedUrl.cached);
-        if (!cached) await new Promise((r) => setTimeout(r, 300));
-      }
-      expect(cached, g.logs.join('\n')).toBe(true);
+      await pageUntilCached(g, 8);
       expect((await cluster.commandStats())['mget'] ?? 0).toBeGreaterThan(0);
       noPassword(g.logs.join('\n'));
     } finally {
