@@ -41,10 +41,15 @@ describe('sign-in (auth on)', () => {
     await expect
       .poll(() => page.getByRole('alert').textContent())
       .toContain('The gateway refused this token');
+    // Focus is back in the field the error describes (the button, disabled meanwhile, lost it).
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('sign-in-token');
 
     await page.getByLabel('Token').fill(token);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForSelector('.smart-image');
+    // Signed in: focus is on the gallery's heading, not dropped on the page's body.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe('Gallery');
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
     await waitForVisibleLoaded(page);
     expect(await page.locator('.smart-image').count()).toBe(6);
     expect(await page.getByTestId('session').textContent()).toContain('demo');
@@ -56,6 +61,8 @@ describe('sign-in (auth on)', () => {
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe('Sign in');
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
     expect(await page.evaluate(() => localStorage.getItem('signet.token'))).toBeNull();
     expect(await page.locator('.smart-image').count()).toBe(0);
     await page.close();

@@ -173,7 +173,7 @@ describe('upload', () => {
     );
     // Refused here, before a byte of it was sent: the app knew the gateway's limit.
     expect(await failed('huge.png').locator('.upload__error').textContent()).toBe(
-      'The file (9 MiB (9,437,184 bytes)) is larger than the upload limit of 8 MiB (8,388,608 bytes)',
+      'The file is 9 MiB (9,437,184 bytes), larger than the upload limit of 8 MiB (8,388,608 bytes)',
     );
     expect(sent).toHaveLength(2);
     // Trying the same file again cannot succeed: no Retry, a Dismiss naming the file instead.

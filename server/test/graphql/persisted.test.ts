@@ -25,6 +25,7 @@ async function runWebOperations(
   out.ImageUrls = await send('ImageUrls', { ids }, alice);
   out.ImageVariantUrls = await send('ImageVariantUrls', { ids, preset: 'thumb' }, alice);
   out.ImageDetail = await send('ImageDetail', { id: ids[0] }, alice);
+  out.ImageById = await send('ImageById', { id: ids[0] }, alice);
   out.RefreshSignedUrls = await send('RefreshSignedUrls', { ids: ids.slice(0, 1) }, alice);
   out.DeleteImage = await send('DeleteImage', { id: randomUUID() }, alice);
   out.SetImageVisibility = await send('SetImageVisibility', { id: ids[1], visibility: 'PUBLIC' }, alice);
@@ -85,10 +86,11 @@ describe('persisted operations: the web app’s documents (development)', () => 
     await h?.close();
   });
 
-  it('the web app has its 12 operations, and each one passes every limit and runs', async () => {
+  it('the web app has its 13 operations, and each one passes every limit and runs', async () => {
     expect([...webOperations.keys()].sort()).toEqual([
       'DeleteImage',
       'GalleryPage',
+      'ImageById',
       'ImageDetail',
       'ImageUrls',
       'ImageVariantUrls',

@@ -90,7 +90,8 @@ export function useUploadLimits(items: readonly CountedUpload[]) {
     if (!l) return undefined;
     if (file.size === 0) return 'The file is empty';
     if (file.size > l.maxFileBytes) {
-      return `The file (${bytesInWords(file.size)}) is larger than the upload limit of ${bytesInWords(l.maxFileBytes)}`;
+      // No parentheses around the size: it carries its own ("2 MiB (2,097,153 bytes)").
+      return `The file is ${bytesInWords(file.size)}, larger than the upload limit of ${bytesInWords(l.maxFileBytes)}`;
     }
     const q = quota.value;
     if (q?.maxFiles != null && q.usedFiles >= q.maxFiles) {
@@ -98,7 +99,7 @@ export function useUploadLimits(items: readonly CountedUpload[]) {
     }
     if (q?.maxBytes != null && q.usedBytes + file.size > q.maxBytes) {
       const left = Math.max(0, q.maxBytes - q.usedBytes);
-      return `The file (${bytesInWords(file.size)}) does not fit in what is left of the upload quota (${bytesInWords(left)} of ${bytesInWords(q.maxBytes)})`;
+      return `The file is ${bytesInWords(file.size)}, more than is left of the upload quota: ${bytesInWords(left)} of ${bytesInWords(q.maxBytes)}`;
     }
     return undefined;
   }

@@ -81,6 +81,27 @@ describe('SignInView', () => {
     expect(w.emitted('signedIn')).toBeUndefined();
   });
 
+  it('a refused token puts focus back in the field, which the error describes', async () => {
+    const gw = gateway();
+    const w = mount(SignInView, {
+      attachTo: document.body,
+      global: { provide: { [DefaultApolloClient]: gw.client } },
+    });
+    const button = w.get<HTMLButtonElement>('button[type=submit]');
+    button.element.focus();
+    await w.get('[data-testid=token-input]').setValue('not.a.token');
+    await w.get('form').trigger('submit');
+    await flushPromises();
+    // The button was disabled while the token was checked: focus had fallen to the page's body.
+    expect(document.activeElement).toBe(w.get('textarea').element);
+    expect(w.get('textarea').attributes('aria-describedby')).toBe('sign-in-error');
+    await w.get('[data-testid=token-input]').setValue('');
+    await w.get('form').trigger('submit');
+    await flushPromises();
+    expect(document.activeElement).toBe(w.get('textarea').element);
+    w.unmount();
+  });
+
   it('an empty field asks for a token without calling the gateway', async () => {
     const gw = gateway();
     const w = mountView(gw.client);

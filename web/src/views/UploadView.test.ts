@@ -143,6 +143,43 @@ describe('UploadView', () => {
     w.unmount();
   });
 
+  it('tells screen readers what failed: the summary counts it, a live region says why', async () => {
+    upload.mockImplementation(async (file) => {
+      if (file.name === 'notes.png')
+        throw new UploadError('The file is not an image', 'UNSUPPORTED_MEDIA_TYPE', 415);
+      return uploaded;
+    });
+    const w = mountView();
+    await pick(w, 'photo.png', 'notes.png');
+    await flushPromises();
+    expect(w.get('[data-testid=upload-summary]').text()).toBe('1 uploaded, 1 failed');
+    expect(w.get('[data-testid=upload-summary]').attributes('aria-live')).toBe('polite');
+    const news = w.get('[data-testid=upload-news]');
+    expect(news.attributes('role')).toBe('status');
+    expect(news.text()).toBe('notes.png failed: The file is not an image.');
+    // The refused file's bar is no progress bar at 100 % "Uploading notes.png": its status says why.
+    const bar = row(w, 'notes.png').get('[data-testid=upload-progress]');
+    expect(bar.attributes('role')).toBeUndefined();
+    expect(bar.attributes('aria-hidden')).toBe('true');
+    expect(row(w, 'photo.png').get('[role=progressbar]').attributes('aria-label')).toBe('Uploaded photo.png');
+    w.unmount();
+  });
+
+  it('Retry puts focus on the file’s row (its button goes with the failure)', async () => {
+    upload.mockRejectedValueOnce(new UploadError('Network error while uploading', 'NETWORK_ERROR'));
+    upload.mockImplementation(() => new Promise(() => {}));
+    const w = mountView();
+    await pick(w, 'photo.png');
+    const button = row(w, 'photo.png').get<HTMLButtonElement>('button');
+    button.element.focus();
+    await button.trigger('click');
+    await flushPromises();
+    expect(row(w, 'photo.png').attributes('data-status')).toBe('uploading');
+    expect(document.activeElement).toBe(row(w, 'photo.png').element);
+    expect(w.get('[data-testid=upload-summary]').text()).toBe('Uploading 1 of 1');
+    w.unmount();
+  });
+
   it('Dismiss takes a refused file off the list and puts focus back on picking files', async () => {
     upload.mockRejectedValue(new UploadError('The file is not an image', 'UNSUPPORTED_MEDIA_TYPE', 415));
     const w = mountView();
@@ -184,7 +221,7 @@ describe('UploadView with the limits the gateway gave', () => {
     expect(row(w, 'big.png').attributes('data-status')).toBe('failed');
     // The exact counts beside the rounded ones: a byte over reads as more than the limit.
     expect(row(w, 'big.png').get('.upload__error').text()).toBe(
-      'The file (2 MiB (2,097,153 bytes)) is larger than the upload limit of 2 MiB (2,097,152 bytes)',
+      'The file is 2 MiB (2,097,153 bytes), larger than the upload limit of 2 MiB (2,097,152 bytes)',
     );
     expect(buttons(w, 'big.png')).toEqual(['Dismiss big.png']);
     w.unmount();
@@ -205,7 +242,7 @@ describe('UploadView with the limits the gateway gave', () => {
     // a fits (7 MiB), b does not (3 MiB and a byte left of 10), c does (8 MiB, the third image).
     expect(upload.mock.calls.map((c) => c[0].name)).toEqual(['a.png', 'c.png']); // in the order picked
     expect(row(w, 'b.png').get('.upload__error').text()).toBe(
-      'The file (3 MiB (3,145,729 bytes)) does not fit in what is left of the upload quota (3 MiB (3,145,728 bytes) of 10 MiB (10,485,760 bytes))',
+      'The file is 3 MiB (3,145,729 bytes), more than is left of the upload quota: 3 MiB (3,145,728 bytes) of 10 MiB (10,485,760 bytes)',
     );
     expect(w.get('[data-testid=upload-quota] .quota__text').text()).toBe(
       '3 of 3 images and 8 MiB of 10 MiB used',

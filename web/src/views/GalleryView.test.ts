@@ -1,0 +1,238 @@
+import { SMART_IMAGE_DEPS, type SmartImageDeps } from '@signet/vue';
+import { DefaultApolloClient } from '@vue/apollo-composable';
+import { flushPromises, mount } from '@vue/test-utils';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { GalleryImageFragment } from '../gql/graphql';
+import { createApolloClient } from '../lib/apollo';
+import GalleryView from './GalleryView.vue';
+
+const image = (n: number): GalleryImageFragment & { __typename: 'Image' } => ({
+  __typename: 'Image',
+  id: `img-${n}`,
+  key: `u/demo/img-${n}.png`,
+  contentType: 'image/png',
+  byteSize: 3,
+  width: 640,
+  height: 480,
+  createdAt: '2030-01-01T12:00:00.000Z',
+  placeholder: null,
+  visibility: 'PRIVATE',
+  proxyUrl: `http://gateway.test/proxy/img-${n}`,
+  thumb: { url: `http://bucket.test/img-${n}.webp`, expiresAt: '2030-01-01T13:00:00.000Z' },
+  thumbSrcset: `http://bucket.test/img-${n}.webp 320w`,
+  thumbProxyUrl: `http://gateway.test/proxy/img-${n}?p=thumb`,
+});
+
+/** SmartImage with nothing on screen and nothing to ask. */
+const quietImages: SmartImageDeps = {
+  observe: () => () => {},
+  urls: { track: () => () => {}, refresh: async () => null, current: async () => null },
+  variantUrls: () => quietImages.urls,
+  now: () => Date.now(),
+  backoffMs: () => 0,
+};
+
+type Answer = { data?: unknown; errors?: unknown[] } | 'network';
+
+/**
+ * A gateway of `count` images, 3 a page (only the first page is ever asked here), answering each
+ * operation by name; `override` replaces an answer (a failure). Records the operations asked.
+ */
+function gateway(
+  count: number,
+  override: Partial<Record<string, (vars: Record<string, unknown>) => Answer | undefined>> = {},
+) {
+  let images = Array.from({ length: count }, (_, i) => image(i + 1));
+  const asked: string[] = [];
+  const answer = (op: string, vars: Record<string, unknown>): Answer => {
+    const own = override[op]?.(vars);
+    if (own) return own;
+    if (op === 'GalleryPage') {
+      const edges = images.slice(0, 3).map((node) => ({ __typename: 'ImageEdge', cursor: node.id, node }));
+      return {
+        data: {
+          images: {
+            __typename: 'ImageConnection',
+            totalCount: images.length,
+            pageInfo: { __typename: 'PageInfo', hasNextPage: images.length > 3, endCursor: 'c' },
+            edges,
+          },
+        },
+      };
+    }
+    if (op === 'ImageById') return { data: { image: images.find((i) => i.id === vars['id']) ?? null } };
+    if (op === 'ImageDetail') {
+      const found = images.find((i) => i.id === vars['id']);
+      return {
+        data: {
+          imagesByIds: [
+            found && {
+              __typename: 'Image',
+              id: found.id,
+              medium: {
+                __typename: 'SignedUrl',
+                url: 'http://bucket.test/m.webp',
+                expiresAt: '2030-01-01T13:00:00Z',
+              },
+              mediumSrcset: 'http://bucket.test/m.webp 800w',
+              mediumProxyUrl: 'http://gateway.test/proxy/m',
+            },
+          ],
+        },
+      };
+    }
+    if (op === 'DeleteImage') {
+      images = images.filter((i) => i.id !== vars['id']);
+      return { data: { deleteImage: true } };
+    }
+    throw new Error(`unexpected ${op}`);
+  };
+  const fetchImpl = async (_url: RequestInfo | URL, init?: RequestInit) => {
+    const body = JSON.parse(String(init?.body)) as {
+      operationName: string;
+      variables: Record<string, unknown>;
+    };
+    asked.push(body.operationName);
+    const a = answer(body.operationName, body.variables ?? {});
+    if (a === 'network') throw new TypeError('Failed to fetch');
+    return new Response(JSON.stringify(a), { headers: { 'content-type': 'application/json' } });
+  };
+  return { client: createApolloClient('/graphql', fetchImpl as typeof fetch), asked };
+}
+
+/**
+ * The page's address before the view mounts (happy-dom, unlike a browser, fires hashchange for
+ * replaceState: it is let go by first, so the view does not take it for a link followed).
+ */
+async function at(hash: string) {
+  history.replaceState(null, '', hash);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function mountGallery(gw: ReturnType<typeof gateway>) {
+  return mount(GalleryView, {
+    attachTo: document.body,
+    global: { provide: { [DefaultApolloClient]: gw.client, [SMART_IMAGE_DEPS as symbol]: quietImages } },
+  });
+}
+
+beforeEach(() => {
+  vi.stubGlobal('confirm', () => true);
+});
+afterEach(() => {
+  vi.unstubAllGlobals();
+  history.replaceState(null, '', '#/gallery');
+  document.body.innerHTML = '';
+});
+
+describe('GalleryView: a link to an image (#/gallery/<id>)', () => {
+  it('opens an image that is not among the pages loaded, asked for by its id', async () => {
+    await at('#/gallery/img-5');
+    const gw = gateway(6);
+    const w = mountGallery(gw);
+    await flushPromises();
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(3);
+    expect(gw.asked).toContain('ImageById');
+    const dialog = w.get('[role=dialog]');
+    // Not "image 0 of 6": its place in the list is not known yet.
+    expect(dialog.attributes('aria-label')).toMatch(/^PNG image, 640 × 480, added /);
+    expect(w.find('[data-testid=image-not-found]').exists()).toBe(false);
+    w.unmount();
+  });
+
+  it('asks nothing more for an image of the first page', async () => {
+    await at('#/gallery/img-2');
+    const gw = gateway(6);
+    const w = mountGallery(gw);
+    await flushPromises();
+    await flushPromises();
+    expect(w.get('[role=dialog]').attributes('aria-label')).toMatch(/^Image 2 of 6: /);
+    expect(gw.asked).not.toContain('ImageById');
+    w.unmount();
+  });
+
+  it('says "Image not found" for a missing id, with a way back that takes focus', async () => {
+    await at('#/gallery/gone');
+    const gw = gateway(6);
+    const w = mountGallery(gw);
+    await flushPromises();
+    await flushPromises();
+    expect(w.find('[role=dialog]').exists()).toBe(false);
+    const banner = w.get('[data-testid=image-not-found]');
+    expect(banner.attributes('role')).toBe('alert');
+    expect(banner.text()).toContain('Image not found');
+    const back = banner.get('button');
+    expect(document.activeElement).toBe(back.element);
+    await back.trigger('click');
+    await flushPromises();
+    expect(location.hash).toBe('#/gallery');
+    expect(w.find('[data-testid=image-not-found]').exists()).toBe(false);
+    expect(document.activeElement).toBe(w.get('h1').element);
+    w.unmount();
+  });
+});
+
+describe('GalleryView: where focus goes', () => {
+  it('deleting from a card moves focus to the card that takes its place', async () => {
+    const gw = gateway(3);
+    const w = mountGallery(gw);
+    await flushPromises();
+    const del = w.findAll<HTMLButtonElement>('.card__delete')[1]!;
+    del.element.focus();
+    await del.trigger('click');
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(2);
+    expect(document.activeElement?.getAttribute('href')).toBe('#/gallery/img-3');
+    // The last card: focus goes to the one before it.
+    const last = w.findAll<HTMLButtonElement>('.card__delete')[1]!;
+    last.element.focus();
+    await last.trigger('click');
+    await flushPromises();
+    expect(document.activeElement?.getAttribute('href')).toBe('#/gallery/img-1');
+    w.unmount();
+  });
+
+  it('"Try again" for the next page keeps focus in the list, then on the button if it fails again', async () => {
+    const gw = gateway(6, {
+      GalleryPage: (vars) => (vars['after'] ? 'network' : undefined),
+    });
+    const w = mountGallery(gw);
+    await flushPromises();
+    await w.get('.gallery__more button').trigger('click');
+    await flushPromises();
+    const again = w.get<HTMLButtonElement>('.gallery__more .banner--error button');
+    again.element.focus();
+    await again.trigger('click');
+    await flushPromises();
+    await flushPromises();
+    expect(w.find('.gallery__more .banner--error').exists()).toBe(true);
+    expect(document.activeElement).toBe(w.get('.gallery__more .banner--error button').element);
+    w.unmount();
+  });
+
+  it('"Try again" after the gallery failed keeps focus in the page (heading, or the button again)', async () => {
+    let fail = true;
+    const gw = gateway(3, {
+      GalleryPage: () => (fail ? 'network' : undefined),
+    });
+    const w = mountGallery(gw);
+    await flushPromises();
+    const again = w.get<HTMLButtonElement>('.banner--error button');
+    expect(again.text()).toBe('Try again');
+    again.element.focus();
+    await again.trigger('click');
+    await flushPromises();
+    await flushPromises();
+    // Failed again: focus is back on the button of the banner shown again.
+    expect(document.activeElement?.textContent?.trim()).toBe('Try again');
+    // Then it loads: focus is on the view's heading, not on the page's body.
+    fail = false;
+    await w.get('.banner--error button').trigger('click');
+    await flushPromises();
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(3);
+    expect(document.activeElement).toBe(w.get('h1').element);
+    w.unmount();
+  });
+});
