@@ -474,7 +474,7 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
     const left = Math.max(0, quotaBytes - used.bytes);
     throw payloadTooLarge(
       left,
-      `The file (${bytesInWords(bytes)}) does not fit in what is left of the upload quota (${bytesInWords(left)} of ${bytesInWords(quotaBytes)})`,
+      `The file is ${bytesInWords(bytes)}, more than what is left of the upload quota: ${bytesInWords(left)} of ${bytesInWords(quotaBytes)}`,
     );
   }
 }

@@ -704,7 +704,7 @@ describe('upload quota: UPLOAD_QUOTA_FILES and UPLOAD_QUOTA_BYTES', () => {
     expect(codeOf(over)).toBe('PAYLOAD_TOO_LARGE');
     expect(over.errors![0]!.extensions!['maxBytes']).toBe(left);
     expect(over.errors![0]!.message).toBe(
-      `The file (${bytesInWords(left + 1)}) does not fit in what is left of the upload quota (${bytesInWords(left)} of ${bytesInWords(QUOTA_BYTES)})`,
+      `The file is ${bytesInWords(left + 1)}, more than what is left of the upload quota: ${bytesInWords(left)} of ${bytesInWords(QUOTA_BYTES)}`,
     );
     expect(h.fixture!.objects.size).toBe(objects); // bob's in, a's out
 
