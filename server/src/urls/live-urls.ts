@@ -268,15 +268,10 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
   private waiting: ((r: IteratorResult<E>) => void) | undefined;
   private unsubscribe: (() => void) | undefined;
   private subscribe: ((ids: readonly string[]) => () => void) | undefined;
-  /** The ids this viewer may see and listens to. */
+  /** The ids this viewer may see and listens to; a visibility change can only shrink it. */
   private allowed = new Set<string>();
-  /**
-   * Ids this stream listened to until a visibility change took them from its viewer: a change
-   * that gives one back (made public again) listens to it again. A delete ends it for good.
-   */
-  private readonly revoked = new Set<string>();
-  /** Ids whose access was revoked before the subscribe-time check returned (true: deleted). */
-  private readonly revokedEarly = new Map<string, boolean>();
+  /** Ids whose access was revoked before the subscribe-time check returned. */
+  private readonly revokedEarly = new Set<string>();
   private stallTimer: NodeJS.Timeout | undefined;
   private endTimer: NodeJS.Timeout | undefined;
   private done = false;
@@ -293,7 +288,6 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
   start(ids: readonly string[], subscribe: (ids: readonly string[]) => () => void): void {
     this.subscribe = subscribe;
     this.allowed = new Set(ids.filter((id) => !this.revokedEarly.has(id)));
-    for (const id of ids) if (this.revokedEarly.get(id) === false) this.revoked.add(id);
     this.revokedEarly.clear();
     this.unsubscribe = subscribe([...this.allowed]);
     this.counted = true;
@@ -302,35 +296,22 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
   /**
    * Drops the images this viewer may no longer read: no event of theirs is delivered from now on,
    * and none still waiting in the buffer either. The stream itself carries on for its other ids.
-   * An image it dropped that the viewer may read again (made public again) is listened to again:
-   * its next window's URL arrives as any other's.
    */
   revoke(changes: readonly AccessChange[]): void {
     if (this.done) return;
-    let changed = false;
+    let dropped = false;
     for (const c of changes) {
       const still = c.visibility !== null && this.mayRead({ ownerId: c.ownerId, visibility: c.visibility });
+      if (still) continue;
       if (!this.subscribe) {
-        if (still) this.revokedEarly.delete(c.imageId);
-        else this.revokedEarly.set(c.imageId, c.visibility === null);
+        this.revokedEarly.add(c.imageId);
         continue;
       }
-      if (still) {
-        if (this.revoked.delete(c.imageId)) {
-          this.allowed.add(c.imageId);
-          changed = true;
-        }
-        continue;
-      }
-      if (this.allowed.delete(c.imageId)) {
-        changed = true;
-        if (c.visibility !== null) this.revoked.add(c.imageId);
-      }
-      if (c.visibility === null) this.revoked.delete(c.imageId);
+      if (this.allowed.delete(c.imageId)) dropped = true;
       this.pending.delete(c.imageId);
     }
-    // Re-subscribe with what is allowed now, so the node counts the images looked at by us.
-    if (changed) this.resubscribe();
+    // Re-subscribe with what is left, so the node stops counting the image as looked at by us.
+    if (dropped) this.resubscribe();
   }
 
   /**
