@@ -18,7 +18,9 @@ export function buildManifest(sources: readonly string[]): OperationManifest {
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of defs) {
     if (d.kind !== Kind.FRAGMENT_DEFINITION) continue;
-    if (fragments.has(d.name.value)) throw new Error(`fragment ${d.name.value} is defined twice`);
+    const seen = fragments.get(d.name.value);
+    // The same fragment read twice (a client that copied the package's) is one fragment.
+    if (seen && print(seen) !== print(d)) throw new Error(`fragment ${d.name.value} is defined twice`);
     fragments.set(d.name.value, d);
   }
   const ops = defs.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
@@ -49,21 +51,47 @@ const EMBEDDED = /\b(?:graphql\(\s*|gql\s*)`([^`]*)`/g;
 
 /**
  * The web app's documents: every `.graphql` file under `dir`, and documents embedded in `.ts` and
- * `.vue` files, leaving out generated code (`gql/`) and tests.
+ * `.vue` files, leaving out generated code (`gql/`), tests and anything under `node_modules`.
+ * A template with interpolations (`${signetImageFragment}`, the way @signet/vue's README adds its
+ * fragment) is left out, or with `interpolations: 'strip'` (a client's own code, `npm run
+ * persisted -- --from`) read without them: what they put in is fragments, and fragments are
+ * found by name among all the sources.
  */
-export function readWebDocuments(dir: string): string[] {
+export function readWebDocuments(dir: string, options: { interpolations?: 'skip' | 'strip' } = {}): string[] {
   const files = (readdirSync(dir, { recursive: true }) as string[])
     .map((f) => f.split(path.sep).join('/'))
-    .filter((f) => !f.startsWith('gql/') && !/\.(test|spec)\.ts$/.test(f) && !f.endsWith('.d.ts'))
+    .filter(
+      (f) =>
+        !f.startsWith('gql/') &&
+        !f.split('/').includes('node_modules') &&
+        !/\.(test|spec)\.ts$/.test(f) &&
+        !f.endsWith('.d.ts'),
+    )
     .sort();
   const sources: string[] = [];
   for (const f of files) {
     if (f.endsWith('.graphql')) sources.push(readFileSync(path.join(dir, f), 'utf8'));
     else if (/\.(ts|vue)$/.test(f)) {
       for (const m of readFileSync(path.join(dir, f), 'utf8').matchAll(EMBEDDED)) {
-        if (!m[1]!.includes('${')) sources.push(m[1]!);
+        const text = m[1]!;
+        if (!text.includes('${')) sources.push(text);
+        else if (options.interpolations === 'strip') sources.push(withoutInterpolations(text));
       }
     }
   }
   return sources;
+}
+
+/** A template's text with each `${…}` taken out (no nesting: a placeholder ends at its first `}`). */
+function withoutInterpolations(text: string): string {
+  let out = '';
+  let at = 0;
+  for (;;) {
+    const open = text.indexOf('${', at);
+    if (open < 0) return out + text.slice(at);
+    const close = text.indexOf('}', open + 2);
+    if (close < 0) return out + text.slice(at);
+    out += text.slice(at, open);
+    at = close + 1;
+  }
 }

@@ -23,7 +23,7 @@ const target = path.resolve(file ?? path.join(root, 'persisted-operations.json')
 const manifest = buildManifest([
   ...readWebDocuments(path.join(root, 'web/src')),
   ...readWebDocuments(path.join(root, 'packages/vue/src')),
-  ...from.flatMap((dir) => readWebDocuments(dir)),
+  ...from.flatMap((dir) => readWebDocuments(dir, { interpolations: 'strip' })),
 ]);
 writeFileSync(target, `${JSON.stringify(manifest, null, 2)}\n`);
 console.log(`wrote ${Object.keys(manifest).length} operations to ${target}`);

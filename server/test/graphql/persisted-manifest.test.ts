@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,25 @@ describe('npm run persisted', () => {
       path.join(dir, 'page.ts'),
       'export const Q = gql`query MyTaggedViewer { viewer { id } }`;\n',
     );
+    // @signet/vue's README: the package's fragment put in by interpolation.
+    await writeFile(
+      path.join(dir, 'photos.ts'),
+      [
+        "import { signetImageFragment } from '@signet/vue';",
+        'export const PHOTOS = gql`',
+        '  query Photos { images(first: 12) { edges { node { ...SignetImage } } } }',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the client's source text, written out
+        '  ${signetImageFragment}',
+        '`;',
+        '',
+      ].join('\n'),
+    );
+    // An installed package's documents are not the client's (and would define its fragment twice).
+    await mkdir(path.join(dir, 'node_modules/@signet/vue/src/graphql'), { recursive: true });
+    await writeFile(
+      path.join(dir, 'node_modules/@signet/vue/src/graphql/other.graphql'),
+      'fragment SignetImage on Image { id }\nquery FromAPackage { viewer { id } }\n',
+    );
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -45,8 +64,12 @@ describe('npm run persisted', () => {
     expect(plain.some((d) => d.includes('query GalleryPage'))).toBe(true);
     expect(plain.some((d) => d.includes('MyOwnPage'))).toBe(false);
     const joined = await manifest('--from', dir);
-    expect(joined.length).toBe(plain.length + 2);
+    expect(joined.length).toBe(plain.length + 3);
     expect(joined.some((d) => d.includes('query MyOwnPage'))).toBe(true);
     expect(joined.some((d) => d.includes('query MyTaggedViewer'))).toBe(true);
+    // The interpolated fragment is found by name among the package's documents.
+    const photos = joined.find((d) => d.includes('query Photos'));
+    expect(photos).toContain('fragment SignetImage on Image');
+    expect(joined.some((d) => d.includes('FromAPackage'))).toBe(false);
   });
 });
