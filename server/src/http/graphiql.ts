@@ -135,29 +135,9 @@ function varyWith(values: readonly (string | number | string[] | null | undefine
  * yoga's own Response is replaced, its other headers (CORS) kept; a `Vary` the HTTP layer set on
  * the node response (`Origin`, with CORS_ORIGINS) is kept in ours, which would replace it.
  */
-const GRAPHIQL_OFF =
-  'This is a GraphQL endpoint: send queries as JSON (POST, content-type: application/json) or ask for ' +
-  'subscriptions with accept: text/event-stream. GraphiQL, the in-browser explorer, is off on this ' +
-  'gateway (GRAPHQL_INTROSPECTION=false, the production default).\n';
-
 export function useGraphiqlPage(page: GraphiqlPage): Plugin {
   return {
     async onResponse({ request, response, setResponse, fetchAPI, serverContext }) {
-      if (response.status === 406 && request.headers.get('accept')?.includes('text/html')) {
-        // A browser opening /graphql with GraphiQL off: yoga's 406 has no body, and a blank page
-        // tells nobody why.
-        setResponse(
-          new fetchAPI.Response(GRAPHIQL_OFF, {
-            status: 406,
-            headers: {
-              'content-type': 'text/plain; charset=utf-8',
-              'cache-control': 'no-store',
-              'x-content-type-options': 'nosniff',
-            },
-          }),
-        );
-        return;
-      }
       if (!response.headers.get('content-type')?.startsWith('text/html')) return;
       response.headers.set('content-security-policy', GRAPHIQL_CSP);
       response.headers.set('x-content-type-options', 'nosniff');

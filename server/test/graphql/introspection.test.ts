@@ -184,13 +184,10 @@ describe('introspection: production accepting any document', () => {
     });
   });
 
-  it('no GraphiQL page (it needs introspection): a browser is told why, in plain text', async () => {
+  it('no GraphiQL page (it needs introspection)', async () => {
     const page = await fetch(`${h.url}/graphql`, { headers: { accept: 'text/html' } });
-    expect(page.status).toBe(406);
-    expect(page.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-    const text = await page.text();
-    expect(text).not.toContain('renderYogaGraphiQL');
-    expect(text).toContain('GRAPHQL_INTROSPECTION=false');
+    expect(page.headers.get('content-type') ?? '').not.toContain('text/html');
+    expect(await page.text()).not.toMatch(/graphiql/i);
   });
 
   it('field suggestions are hidden', async () => {
