@@ -128,7 +128,12 @@ describe('local driver: removeDebris removes only what a put writes', () => {
 
 describe('isPutTempName', () => {
   it('accepts exactly `<object name>.<pid>.<ms>.tmp`', () => {
-    for (const name of ['a.jpg.1.0.tmp', 'a.1.1765000000000.tmp', 'x.tmp.12.34.tmp', 'a b.9.9.tmp']) {
+    for (const name of [
+      'a.jpg.1.1765000000000.tmp',
+      'a.4194304.1765000000000.tmp',
+      'x.tmp.12.1765000000000.tmp',
+      'a b.9.9999999999999.tmp',
+    ]) {
       expect(isPutTempName(name), name).toBe(true);
     }
     for (const name of [
@@ -147,6 +152,13 @@ describe('isPutTempName', () => {
       'a.signet-meta.json.1.2.tmp',
       `a.${'9'.repeat(11)}.2.tmp`,
       `a.1.${'9'.repeat(17)}.tmp`,
+      // Dotted dates and versions of an operator's own, not a put's pid and 13-digit time.
+      'report.2024.12.tmp',
+      'sales.1.0.tmp',
+      'a.jpg.1.0.tmp',
+      'a.12345678.1765000000000.tmp',
+      'a.1.176500000000.tmp',
+      'a.1.17650000000000.tmp',
     ]) {
       expect(isPutTempName(name), name).toBe(false);
     }

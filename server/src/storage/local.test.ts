@@ -63,7 +63,7 @@ describe('local driver: list', () => {
     for (const key of keys) await storage.put(key, Buffer.from(key), 'image/png');
     await storage.put('v/7.png', Buffer.from('v'), 'image/png');
     // A put cut short by a dying process leaves its temporary file: not an object.
-    await writeFile(path.join(dir, 'u', 'a', '9.png.123.456.tmp'), 'partial');
+    await writeFile(path.join(dir, 'u', 'a', '9.png.123.1765000000456.tmp'), 'partial');
 
     const expected = [...keys].sort();
     // '%' < '.' < '/' < '0' < 'b': u/%2E%2E/…, u/a.b/…, u/a/…, u/a0/…, u/b/…

@@ -71,16 +71,19 @@ function isDecimal(s: string, maxDigits: number, allowZero: boolean): boolean {
 
 /**
  * Whether a file name is exactly what a put writes before its rename (`putTempPath`):
- * `<object name>.<pid>.<ms>.tmp`, the pid and the time canonical decimals. An operator's
- * `report.tmp` or `x.tmp` is not. Linear: two `lastIndexOf`, no regular expression.
+ * `<object name>.<pid>.<ms>.tmp`, the pid (up to 7 digits) and the time (13) canonical decimals.
+ * An operator's `report.tmp`, `x.tmp` or `report.2024.12.tmp` is not. Linear: two `lastIndexOf`, no regular expression.
  */
 export function isPutTempName(name: string): boolean {
   if (!name.endsWith(TMP_SUFFIX)) return false;
   const rest = name.slice(0, -TMP_SUFFIX.length);
   const ms = rest.lastIndexOf('.');
-  if (ms < 0 || !isDecimal(rest.slice(ms + 1), 16, true)) return false;
+  // `Date.now()` has 13 digits from 2001 to 2286, and a pid at most 7 (Linux' pid_max is at
+  // most 4,194,304): `report.2024.12.tmp` or `sales.1.0.tmp` are not a put's.
+  const stamp = rest.slice(ms + 1);
+  if (ms < 0 || stamp.length !== 13 || !isDecimal(stamp, 13, false)) return false;
   const pid = rest.lastIndexOf('.', ms - 1);
-  if (pid < 0 || !isDecimal(rest.slice(pid + 1, ms), 10, false)) return false;
+  if (pid < 0 || !isDecimal(rest.slice(pid + 1, ms), 7, false)) return false;
   return isObjectName(rest.slice(0, pid));
 }
 
