@@ -71,10 +71,10 @@ function inScope(scope: ReadScope, row: ImageRow): boolean {
   );
 }
 
-/** What an import knows of an object it adopts (images/bucket-import.ts). */
 /** Whether the row naming an object key is live or soft-deleted (`keysWithRows`). */
 export type KeyRowState = 'live' | 'deleted';
 
+/** What an import knows of an object it adopts (images/bucket-import.ts). */
 export type ImportedImage = Pick<
   ImageRow,
   'id' | 'ownerId' | 'objectKey' | 'contentType' | 'byteSize' | 'width' | 'height' | 'etag' | 'createdAt'

@@ -27,13 +27,27 @@ describe('WritePins', () => {
 
   it('a pin heard for longer than the one held extends it; a shorter one does not shorten it', async () => {
     const events = new MemoryEventBus();
-    const { pins } = node(events, 100);
+    const { pins } = node(events, 400);
     await events.publishWritePins([{ viewer: 'carol', forMs: 400 }]);
-    await pins.pin('carol'); // 100 ms: the 400 ms pin stays
+    await events.publishWritePins([{ viewer: 'carol', forMs: 50 }]); // the 400 ms pin stays
     await new Promise((r) => setTimeout(r, 200));
     expect(pins.pinned('carol')).toBe(true);
     await new Promise((r) => setTimeout(r, 250));
     expect(pins.pinned('carol')).toBe(false);
+  });
+
+  it("no pin heard outlasts the node's own bound, and a malformed viewer is not held", async () => {
+    const events = new MemoryEventBus();
+    const { pins } = node(events, 100);
+    // From anyone who can publish on Redis: a pin for ever, an overlong viewer id.
+    await events.publishWritePins([
+      { viewer: 'dave', forMs: 1e12 },
+      { viewer: 'x'.repeat(129), forMs: 100 },
+    ]);
+    expect(pins.pinned('dave')).toBe(true);
+    expect(pins.pinned('x'.repeat(129))).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pins.pinned('dave')).toBe(false);
   });
 
   it('holds a bounded number of pins: past it the oldest goes first, logged', async () => {

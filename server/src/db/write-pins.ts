@@ -44,7 +44,14 @@ export class WritePins {
 
   constructor(private readonly o: WritePinsOptions) {
     o.bus?.events.onWritePins((pins) => {
-      for (const p of pins) this.hold(p.viewer, p.forMs);
+      // No pin heard lasts longer than this node's own: a message from a node with another
+      // bound, or from anyone else who can publish on Redis, cannot keep a viewer off the
+      // replica for good.
+      for (const p of pins) {
+        // A viewer id is 1-128 characters (auth/viewer.ts); anything else is no viewer's pin.
+        if (p.viewer.length === 0 || p.viewer.length > 128) continue;
+        this.hold(p.viewer, Math.min(p.forMs, this.o.pinMs));
+      }
     });
   }
 

@@ -115,8 +115,9 @@ export function useUploadLimits(opts: {
 
 /**
  * The viewer of an upload, refused at the request level (401 with `www-authenticate`, as a JSON
- * request's) when anonymous or when its token is refused: `authenticate` throws its own
- * UNAUTHENTICATED, which knows nothing of the request level.
+ * request's) when anonymous or when its token is refused. `authenticate`'s own UNAUTHENTICATED is
+ * request-level already; it is made again here so that the refusal of an upload stays one, what
+ * ever `authenticate` throws.
  */
 async function signedIn(authenticate: Authenticate, authorization: string | null): Promise<Viewer> {
   let viewer: Viewer;
