@@ -1,34 +1,12 @@
-import { SMART_IMAGE_DEPS, type SmartImageDeps } from '@signet/vue';
+import { SMART_IMAGE_DEPS } from '@signet/vue';
 import { DefaultApolloClient } from '@vue/apollo-composable';
 import { flushPromises, mount } from '@vue/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GalleryImageFragment } from '../gql/graphql';
 import { createApolloClient } from '../lib/apollo';
+import { galleryImage, quietImages } from '../test-support/gallery-fixtures';
 import ImageDetail from './ImageDetail.vue';
 
-const image: GalleryImageFragment = {
-  id: 'img-1',
-  key: 'u/demo/img-1.png',
-  contentType: 'image/png',
-  byteSize: 3,
-  width: 640,
-  height: 480,
-  createdAt: '2030-01-01T12:00:00.000Z',
-  placeholder: null,
-  visibility: 'PRIVATE',
-  proxyUrl: 'http://gateway.test/proxy/img-1',
-  thumb: { url: 'http://bucket.test/img-1.webp', expiresAt: '2030-01-01T13:00:00.000Z' },
-  thumbSrcset: 'http://bucket.test/img-1.webp 320w',
-  thumbProxyUrl: 'http://gateway.test/proxy/img-1?p=thumb',
-};
-
-const quietImages: SmartImageDeps = {
-  observe: () => () => {},
-  urls: { track: () => () => {}, refresh: async () => null, current: async () => null },
-  variantUrls: () => quietImages.urls,
-  now: () => Date.now(),
-  backoffMs: () => 0,
-};
+const image = galleryImage(1);
 
 /** The gateway away (a network error) while `down.value` is true, else the detail's answer. */
 function mountDetail(down: { value: boolean }) {

@@ -1,36 +1,10 @@
-import { SMART_IMAGE_DEPS, type SmartImageDeps } from '@signet/vue';
+import { SMART_IMAGE_DEPS } from '@signet/vue';
 import { DefaultApolloClient } from '@vue/apollo-composable';
 import { flushPromises, mount } from '@vue/test-utils';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { GalleryImageFragment } from '../gql/graphql';
 import { createApolloClient } from '../lib/apollo';
+import { galleryImage as image, quietImages } from '../test-support/gallery-fixtures';
 import GalleryView from './GalleryView.vue';
-
-const image = (n: number): GalleryImageFragment & { __typename: 'Image' } => ({
-  __typename: 'Image',
-  id: `img-${n}`,
-  key: `u/demo/img-${n}.png`,
-  contentType: 'image/png',
-  byteSize: 3,
-  width: 640,
-  height: 480,
-  createdAt: '2030-01-01T12:00:00.000Z',
-  placeholder: null,
-  visibility: 'PRIVATE',
-  proxyUrl: `http://gateway.test/proxy/img-${n}`,
-  thumb: { url: `http://bucket.test/img-${n}.webp`, expiresAt: '2030-01-01T13:00:00.000Z' },
-  thumbSrcset: `http://bucket.test/img-${n}.webp 320w`,
-  thumbProxyUrl: `http://gateway.test/proxy/img-${n}?p=thumb`,
-});
-
-/** SmartImage with nothing on screen and nothing to ask. */
-const quietImages: SmartImageDeps = {
-  observe: () => () => {},
-  urls: { track: () => () => {}, refresh: async () => null, current: async () => null },
-  variantUrls: () => quietImages.urls,
-  now: () => Date.now(),
-  backoffMs: () => 0,
-};
 
 type Answer = { data?: unknown; errors?: unknown[] } | 'network';
 

@@ -1,12 +1,12 @@
-import { SMART_IMAGE_DEPS, type SmartImageDeps } from '@signet/vue';
+import { SMART_IMAGE_DEPS } from '@signet/vue';
 import { DefaultApolloClient } from '@vue/apollo-composable';
 import { flushPromises, mount } from '@vue/test-utils';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { GalleryImageFragment } from '../gql/graphql';
 import { createApolloClient } from '../lib/apollo';
 import { clearToken, setToken } from '../lib/auth';
 import { createSession, SESSION, type Session } from '../lib/session';
 import { UploadError, uploadImage } from '../lib/upload';
+import { galleryImage, quietImages } from '../test-support/gallery-fixtures';
 import UploadView from './UploadView.vue';
 
 // The request itself is lib/upload.ts's (upload.test.ts); here each file's outcome is scripted.
@@ -15,31 +15,7 @@ vi.mock('../lib/upload', async (real) => ({
   uploadImage: vi.fn(),
 }));
 const upload = vi.mocked(uploadImage);
-
-const uploaded: GalleryImageFragment = {
-  id: 'img-1',
-  key: 'u/demo/img-1.png',
-  contentType: 'image/png',
-  byteSize: 3,
-  width: 640,
-  height: 480,
-  createdAt: '2030-01-01T12:00:00.000Z',
-  placeholder: null,
-  visibility: 'PRIVATE',
-  proxyUrl: 'http://gateway.test/proxy/img-1',
-  thumb: { url: 'http://bucket.test/img-1.webp', expiresAt: '2030-01-01T13:00:00.000Z' },
-  thumbSrcset: 'http://bucket.test/img-1.webp 320w',
-  thumbProxyUrl: 'http://gateway.test/proxy/img-1?p=thumb',
-};
-
-/** SmartImage (the thumbnail of a done upload) with nothing on screen and nothing to ask. */
-const quietImages: SmartImageDeps = {
-  observe: () => () => {},
-  urls: { track: () => () => {}, refresh: async () => null, current: async () => null },
-  variantUrls: () => quietImages.urls,
-  now: () => Date.now(),
-  backoffMs: () => 0,
-};
+const uploaded = galleryImage(1);
 
 /** The gateway's answer to viewer.uploadLimits (each time asked), or none at all (`{}`). */
 function mountView(limits?: object | (() => object), asked?: { count: number }, session?: Session) {
