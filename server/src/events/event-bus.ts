@@ -234,8 +234,8 @@ export function decodeWritePins(message: string): WritePin[] {
   if (!Array.isArray(raw)) return [];
   const out: WritePin[] = [];
   for (const r of raw) {
-    // A viewer id is 1-128 characters (auth/viewer.ts): anything longer is not a pin of ours.
-    if (!Array.isArray(r) || typeof r[0] !== 'string' || r[0].length === 0 || r[0].length > 128) continue;
+    // What a viewer id may be is WritePins' to judge: it hears the in-process bus too.
+    if (!Array.isArray(r) || typeof r[0] !== 'string') continue;
     const forMs: unknown = r[1];
     if (typeof forMs !== 'number' || !Number.isFinite(forMs) || forMs <= 0) continue;
     out.push({ viewer: r[0], forMs });

@@ -3,9 +3,8 @@ import type { Config } from '../config.js';
 import type { ImagesRepo, ImportedImage } from '../db/images-repo.js';
 import type { ImageVisibility } from '../db/types.js';
 import { AppError } from '../errors/index.js';
-import { DERIVED_VARIANT_PREFIX } from '../storage/derived-variants.js';
+import { DERIVED_VARIANT_PREFIX, derivedOriginalOf } from '../storage/derived-variants.js';
 import { type ListedObject, MAX_LIST_KEYS, type Storage, StorageError } from '../storage/storage.js';
-import { parseVariantKey } from '../storage/variant.js';
 import { hasDotSegment } from './dot-segments.js';
 import { inspectUpload, isUploadKey, UPLOAD_KEY_PREFIX } from './upload.js';
 
@@ -107,10 +106,7 @@ export function isUnderSignetPrefix(key: string): boolean {
  * key>` with a canonical variant key, which belongs to its original's row.
  */
 export function isSignetObject(key: string): boolean {
-  if (key.startsWith(UPLOAD_KEY_PREFIX)) return isUploadKey(key);
-  if (!key.startsWith(DERIVED_VARIANT_PREFIX)) return false;
-  const last = key.lastIndexOf('/');
-  return last > DERIVED_VARIANT_PREFIX.length && parseVariantKey(key.slice(last + 1)) !== null;
+  return isUploadKey(key) || derivedOriginalOf(key) !== undefined;
 }
 
 export class BucketUnreachableError extends Error {

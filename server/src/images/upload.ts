@@ -27,6 +27,7 @@ import {
   turned,
 } from '../uploads/dimensions.js';
 import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
+import { isImageId } from './image-id.js';
 import type { ImageJobs } from './image-jobs.js';
 import type { Placeholders } from './placeholders.js';
 import { acceptedInWords, quotaUsage } from './upload-limits.js';
@@ -399,7 +400,7 @@ export function objectKeyFor(ownerId: string, id: string, ext: string): string {
 /** The extensions uploads write (`FORMATS`' `ext`: jpg, png, gif, webp, avif, svg). */
 const UPLOAD_EXTS: ReadonlySet<string> = new Set(Object.values(FORMATS).map((f) => f.ext));
 
-/** An image id as `randomUUID` makes it: 36 characters, lower-case hex, version 4. */
+/** An image id's length (a UUID: 36 characters). */
 const UPLOAD_ID_LENGTH = 36;
 
 /**
@@ -433,22 +434,12 @@ export function isUploadKey(key: string): boolean {
   }
 }
 
-/** `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, lower-case hex: `randomUUID`'s form. */
+/**
+ * `randomUUID`'s form: an image id (`isImageId`) in lower case, version 4, RFC 4122 variant
+ * (`xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`).
+ */
 function isUploadId(id: string): boolean {
-  if (id.length !== UPLOAD_ID_LENGTH) return false;
-  for (let i = 0; i < UPLOAD_ID_LENGTH; i++) {
-    const c = id.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 0x2d) return false;
-    } else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) {
-      return false;
-    }
-  }
-  const variant = id.charCodeAt(19);
-  return (
-    id.charCodeAt(14) === 0x34 &&
-    (variant === 0x38 || variant === 0x39 || variant === 0x61 || variant === 0x62)
-  );
+  return isImageId(id) && id === id.toLowerCase() && id[14] === '4' && '89ab'.includes(id[19]!);
 }
 
 /**

@@ -58,10 +58,9 @@ function isObjectName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.endsWith(META_SUFFIX);
 }
 
-/** A canonical decimal (no sign, no leading zero) of 1 to `maxDigits` digits; min 0 or 1. */
-function isDecimal(s: string, maxDigits: number, allowZero: boolean): boolean {
-  if (s.length === 0 || s.length > maxDigits) return false;
-  if (s[0] === '0') return allowZero && s.length === 1;
+/** A canonical positive decimal (no sign, no leading zero) of 1 to `maxDigits` digits. */
+function isDecimal(s: string, maxDigits: number): boolean {
+  if (s.length === 0 || s.length > maxDigits || s[0] === '0') return false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 48 || c > 57) return false;
@@ -81,9 +80,9 @@ export function isPutTempName(name: string): boolean {
   // `Date.now()` has 13 digits from 2001 to 2286, and a pid at most 7 (Linux' pid_max is at
   // most 4,194,304): `report.2024.12.tmp` or `sales.1.0.tmp` are not a put's.
   const stamp = rest.slice(ms + 1);
-  if (ms < 0 || stamp.length !== 13 || !isDecimal(stamp, 13, false)) return false;
+  if (ms < 0 || stamp.length !== 13 || !isDecimal(stamp, 13)) return false;
   const pid = rest.lastIndexOf('.', ms - 1);
-  if (pid < 0 || !isDecimal(rest.slice(pid + 1, ms), 7, false)) return false;
+  if (pid < 0 || !isDecimal(rest.slice(pid + 1, ms), 7)) return false;
   return isObjectName(rest.slice(0, pid));
 }
 
