@@ -411,8 +411,8 @@ const UPLOAD_ID_LENGTH = 36;
  * operator's bucket held before Signet, `u/legacy/avatar.png`) is not Signet's: the orphan
  * sweep never deletes it and `signet import` reports it as `reserved-prefix`.
  *
- * A plain scan (indexOf, char codes, one decode): linear on any input, no regular expression
- * beyond `objectKeyFor`'s own.
+ * Linear on any input: indexOf, one decode, and fixed-length patterns only (`isImageId`'s on
+ * the 36 characters of the id, `objectKeyFor`'s own).
  */
 export function isUploadKey(key: string): boolean {
   if (!key.startsWith(UPLOAD_KEY_PREFIX)) return false;
