@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type DocumentNode, getOperationAST, Kind, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { type Authenticate, requireSignedIn, type Viewer } from '../../auth/viewer.js';
-import { badInput, findAppError, payloadTooLarge, unauthenticated } from '../../errors/index.js';
+import { badInput, findAppError, payloadTooLarge } from '../../errors/index.js';
 import type { UploadLease, UploadSlots } from '../../images/upload-slots.js';
 import type { Logger } from '../../logger.js';
 import { guardSlowBody } from '../slow-body.js';
@@ -115,19 +115,11 @@ export function useUploadLimits(opts: {
 
 /**
  * The viewer of an upload, refused at the request level (401 with `www-authenticate`, as a JSON
- * request's) when anonymous or when its token is refused. `authenticate`'s own UNAUTHENTICATED is
- * request-level already; it is made again here so that the refusal of an upload stays one, what
- * ever `authenticate` throws.
+ * request's) when anonymous or when its token is refused (`authenticate`'s refusals are
+ * request-level themselves).
  */
 async function signedIn(authenticate: Authenticate, authorization: string | null): Promise<Viewer> {
-  let viewer: Viewer;
-  try {
-    viewer = await authenticate(authorization);
-  } catch (err) {
-    const known = findAppError(err);
-    if (known?.failure === 'UNAUTHENTICATED') throw unauthenticated(known.message, { requestLevel: true });
-    throw err;
-  }
+  const viewer = await authenticate(authorization);
   requireSignedIn(viewer, { requestLevel: true });
   return viewer;
 }
