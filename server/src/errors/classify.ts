@@ -44,6 +44,17 @@ export function fromStorage(err: unknown, action = 'The object store did not ans
 }
 
 /**
+ * A storage failure of a request Signet built itself (an upload's put, a delete, the proxy's
+ * stream): the store refusing it is the store's failure (throttling, a wrong region, a request
+ * timeout), not the caller's input, so it is a bad gateway (retry) rather than BAD_USER_INPUT.
+ * The caller's own faults (a body that ended early, a range) are told apart before this.
+ */
+export function fromStorageRequest(err: unknown, action?: string): AppError | undefined {
+  if (err instanceof StorageError && err.kind === 'rejected') return badGateway(action);
+  return fromStorage(err, action);
+}
+
+/**
  * A variant that could not be rendered: the object's fault (corrupt, unsupported, too many
  * pixels) is VARIANT_FAILED, for good; the node's load (time limit, full queue) is 503, retry.
  */

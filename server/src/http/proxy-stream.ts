@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.js';
-import { badGateway, fromStorage, notFound, rangeNotSatisfiable } from '../errors/index.js';
+import { fromStorageRequest, notFound, rangeNotSatisfiable } from '../errors/index.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import { requestIdOf } from '../lib/request-id.js';
 import type { Logger } from '../logger.js';
@@ -113,7 +113,7 @@ export async function streamObject(
       );
     }
     // A refusal of a request we built is the origin's failure, not the client's input.
-    throw err.kind === 'rejected' ? badGateway() : fromStorage(err);
+    throw fromStorageRequest(err);
   }
 }
 

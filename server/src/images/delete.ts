@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
-import { fromStorage } from '../errors/index.js';
+import { fromStorageRequest } from '../errors/index.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { Logger } from '../logger.js';
 import { type Storage, VariantsLeftError } from '../storage/storage.js';
@@ -48,7 +48,7 @@ export async function deleteImage(deps: DeleteDeps, row: ImageRow): Promise<bool
   } catch (err) {
     if (!(err instanceof VariantsLeftError)) {
       throw (
-        fromStorage(err, 'Object storage is unavailable; the image was not deleted. Try again shortly.') ??
+        fromStorageRequest(err, 'Object storage is unavailable; the image was not deleted. Try again shortly.') ??
         err
       );
     }

@@ -9,7 +9,7 @@ import {
   badInput,
   forbidden,
   fromDatabase,
-  fromStorage,
+  fromStorageRequest,
   payloadTooLarge,
 } from '../errors/index.js';
 import { bytesInWords } from '../lib/byte-size.js';
@@ -504,7 +504,7 @@ export async function uploadImage(
     // deletes once its request has settled.
     if (body.failure) throw body.failure;
     throw (
-      fromStorage(err, 'Object storage is unavailable; the image was not stored. Try again shortly.') ?? err
+      fromStorageRequest(err, 'Object storage is unavailable; the image was not stored. Try again shortly.') ?? err
     );
   }
 

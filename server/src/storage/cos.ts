@@ -73,12 +73,17 @@ function toStorageError(err: unknown, what: string): StorageError {
   const e = (err ?? {}) as SdkError;
   const detail = `${what}: ${e.code ?? 'error'} ${e.message ?? ''}`.trim();
   const status = e.statusCode;
+  // A missing bucket is the configuration's fault, not a missing object's (a 404 for every image).
+  if (status === 404 && e.code === 'NoSuchBucket') {
+    return new StorageError('unavailable', `${what}: no such bucket`, { cause: err });
+  }
   if (status === 404) return new StorageError('not_found', `${what}: no such object`, { cause: err });
   if (status === 416) return new StorageError('rejected', `${what}: range not satisfiable`, { cause: err });
-  // Denied requests are a credentials or clock problem on our side, not the caller's fault.
-  if (status === 401 || status === 403) return new StorageError('unavailable', detail, { cause: err });
+  // Any other refusal of a request Signet built is never the caller's input: denied (credentials,
+  // clock), throttled (429), a wrong region or a stalled body (400). Retried later, and the
+  // operator reads the detail (docs/architecture.md, "Storage drivers and signing").
   if (status !== undefined && status >= 400 && status < 500) {
-    return new StorageError('rejected', detail, { cause: err });
+    return new StorageError('unavailable', detail, { cause: err });
   }
   const timedOut = e.code === 'ETIMEDOUT' || e.code === 'ESOCKETTIMEDOUT';
   return new StorageError(timedOut ? 'timeout' : 'unavailable', detail, { cause: err });

@@ -10,7 +10,6 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
-  S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { putDeadlineMs, tapBody } from './put-body.js';
 import { createS3Presigner } from './s3-presigner.js';
@@ -71,15 +70,44 @@ function toStorageError(err: unknown, what: string): StorageError {
   };
   const status = e.$metadata?.httpStatusCode;
   const detail = `${what}: ${e.name ?? e.code ?? 'error'} ${e.message ?? ''}`.trim();
+  // A missing bucket is the configuration's fault, not a missing object's (a 404 for every image).
+  if (status === 404 && (e.name ?? e.code) === 'NoSuchBucket') {
+    return new StorageError('unavailable', `${what}: no such bucket`, { cause: err });
+  }
   if (status === 404) return new StorageError('not_found', `${what}: no such object`, { cause: err });
   if (status === 416) return new StorageError('rejected', `${what}: range not satisfiable`, { cause: err });
-  // Denied requests are a credentials or clock problem on our side, not the caller's fault.
-  if (status === 401 || status === 403) return new StorageError('unavailable', detail, { cause: err });
-  if (err instanceof S3ServiceException && status !== undefined && status >= 400 && status < 500) {
-    return new StorageError('rejected', detail, { cause: err });
+  // Any other refusal of a request Signet built is never the caller's input: denied (credentials,
+  // clock), throttled (429), a wrong region or a stalled body (400). Retried later, and the
+  // operator reads the detail (docs/architecture.md, "Storage drivers and signing").
+  if (status !== undefined && status >= 400 && status < 500) {
+    return new StorageError('unavailable', detail, { cause: err });
   }
   const timedOut = e.name === 'TimeoutError' || e.code === 'ETIMEDOUT';
   return new StorageError(timedOut ? 'timeout' : 'unavailable', detail, { cause: err });
+}
+
+/**
+ * A failed HeadBucket, said in the operator's terms: its answer has no body, so the SDK's own
+ * error is only `Unknown`/`UnknownError` whatever went wrong, and its 404 is no missing object.
+ * What `signet check` and the readiness log print.
+ */
+function pingFailure(err: unknown, bucket: string, region: string): unknown {
+  if (!(err instanceof StorageError) || err.kind === 'timeout') return err;
+  const sdk = err.cause as
+    | { $metadata?: { httpStatusCode?: number }; $response?: { headers?: Record<string, string> } }
+    | undefined;
+  const status = sdk?.$metadata?.httpStatusCode;
+  if (status === undefined) return err;
+  const actual = sdk?.$response?.headers?.['x-amz-bucket-region'];
+  let why: string;
+  if (status === 404) why = `no bucket named ${JSON.stringify(bucket)} (S3_BUCKET)`;
+  else if (actual && actual !== region) why = `the bucket is in region ${actual}, not ${region} (S3_REGION)`;
+  else if (status === 401 || status === 403)
+    why = 'access denied: check S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_REGION and the clock';
+  else why = `the store answered HTTP ${status}`;
+  return new StorageError(err.kind === 'not_found' ? 'unavailable' : err.kind, `ping: ${why}`, {
+    cause: err,
+  });
 }
 
 /**
@@ -377,7 +405,11 @@ export function createS3Storage(opts: S3StorageOptions): Storage {
     urlFor: (key, signature) => presigner.urlFor(key, signature),
 
     async ping() {
-      await call('ping', (abortSignal) => control.send(new HeadBucketCommand({ Bucket }), { abortSignal }));
+      try {
+        await call('ping', (abortSignal) => control.send(new HeadBucketCommand({ Bucket }), { abortSignal }));
+      } catch (err) {
+        throw pingFailure(err, Bucket, opts.region);
+      }
     },
   };
 }

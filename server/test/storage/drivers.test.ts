@@ -251,6 +251,25 @@ describeStorageDrivers('storage driver', ({ backend, skew }) => {
     expect((await readAll((await storage.get('f.jpg')).body)).toString()).toBe('x');
   });
 
+  it('maps the store refusing a request the driver built (throttled, a 400, a conflict) to unavailable, never rejected', async () => {
+    const b = backend();
+    const storage = b.storage();
+    await storage.put('f.jpg', Buffer.from('x'), 'image/jpeg');
+    for (const status of [429, 400, 409, 403]) {
+      b.failNext(10, status);
+      expect((await storageError(storage.get('f.jpg'))).kind, `get, ${status}`).toBe('unavailable');
+      b.failNext(10, status);
+      expect(
+        (await storageError(storage.put('g.jpg', Buffer.from('y'), 'image/jpeg'))).kind,
+        `put, ${status}`,
+      ).toBe('unavailable');
+      b.failNext(10, status);
+      expect((await storageError(storage.delete('f.jpg'))).kind, `delete, ${status}`).toBe('unavailable');
+    }
+    b.failNext(0);
+    expect((await readAll((await storage.get('f.jpg')).body)).toString()).toBe('x');
+  });
+
   it('fails in bounded time when the origin hangs', async () => {
     const b = backend();
     await b.storage().put('h.jpg', Buffer.from('x'), 'image/jpeg');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePng } from '../fixtures/images.js';
-import { testRedisUrl } from '../support/env.js';
+import { createS3Storage } from '../../src/storage/s3.js';
+import { TEST_S3, testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { proxyLinks } from '../support/proxy.js';
 import { PAGE_QUERY, type PageData, seed } from '../support/seed.js';
@@ -28,6 +29,45 @@ describe('gateway with the s3 driver', () => {
     expect(
       h.s3Fixture!.requests.log.some((r) => r.method === 'HEAD' && r.key === '' && r.status === 200),
     ).toBe(true);
+  });
+
+  it("a failed probe says why in the operator's terms (HeadBucket answers carry no body)", async () => {
+    const probe = (o: Partial<typeof TEST_S3>) =>
+      createS3Storage({
+        ...TEST_S3,
+        ...o,
+        endpoint: h.s3Fixture!.url,
+        forcePathStyle: true,
+        timeoutMs: 3_000,
+      })
+        .ping()
+        .then(
+          () => 'ok',
+          (err: Error) => err.message,
+        );
+    expect(await probe({})).toBe('ok');
+    expect(await probe({ secretAccessKey: 'not-the-secret' })).toBe(
+      'ping: access denied: check S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_REGION and the clock',
+    );
+    expect(await probe({ bucket: 'no-such-bucket' })).toBe(
+      'ping: no bucket named "no-such-bucket" (S3_BUCKET)',
+    );
+  });
+
+  it('a missing bucket is the store being unavailable, not every object missing', async () => {
+    const storage = createS3Storage({
+      ...TEST_S3,
+      bucket: 'no-such-bucket',
+      endpoint: h.s3Fixture!.url,
+      forcePathStyle: true,
+      timeoutMs: 3_000,
+    });
+    for (const op of [() => storage.get('a.png', {}), () => storage.list('p/', {})]) {
+      await expect(op()).rejects.toMatchObject({
+        kind: 'unavailable',
+        message: expect.stringMatching(/no such bucket$/),
+      });
+    }
   });
 
   it('uploads into the bucket and hands out a URL that fetches the bytes through the front', async () => {

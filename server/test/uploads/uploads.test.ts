@@ -373,14 +373,21 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
   });
 
   describe('faults mid-upload leave nothing behind', () => {
-    it('storage refusing the put: SERVICE_UNAVAILABLE, no row, no object', async () => {
-      const before = h.fixture!.requests.byMethod['PUT'] ?? 0;
-      h.fixture!.failNext(1000, 503);
-      const res = await leavesNothing(() => uploadFile(h, PNG));
-      h.fixture!.failNext(0);
-      expect(codeOf(res)).toBe('SERVICE_UNAVAILABLE');
-      expect(h.fixture!.requests.byMethod['PUT'] ?? 0).toBeGreaterThan(before);
-    });
+    // 429 (throttled) and 400 (S3's and COS's RequestTimeout, a wrong region) are the store's
+    // refusals of a request Signet built, never the caller's input: retryable, not BAD_USER_INPUT.
+    it.each([503, 429, 400, 409])(
+      'storage refusing the put with %i: SERVICE_UNAVAILABLE with retryAfter, no row, no object',
+      async (status) => {
+        const before = h.fixture!.requests.byMethod['PUT'] ?? 0;
+        h.fixture!.failNext(1000, status);
+        const res = await leavesNothing(() => uploadFile(h, PNG));
+        h.fixture!.failNext(0);
+        expect(codeOf(res)).toBe('SERVICE_UNAVAILABLE');
+        expect(res.errors![0]!.extensions!['retryAfter']).toBe(5);
+        expect(res.errors![0]!.message).toMatch(/not stored/);
+        expect(h.fixture!.requests.byMethod['PUT'] ?? 0).toBeGreaterThan(before);
+      },
+    );
 
     it('the database refusing the insert (a real trigger): the object written is deleted again', async () => {
       await sql`create or replace function signet_test_fail() returns trigger language plpgsql as $$
@@ -525,24 +532,28 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
       expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     });
 
-    it('storage failing the delete changes nothing (SERVICE_UNAVAILABLE) and a retry succeeds', async () => {
-      const img = await uploaded();
-      h.fixture!.failNext(1000, 503);
-      const res = await h.gql<{ deleteImage: boolean }>(DELETE, { id: img.id });
-      h.fixture!.failNext(0);
-      expect(res.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
-      expect(h.fixture!.objects.has(img.key)).toBe(true);
-      const row = await h.db.kysely
-        .selectFrom('images')
-        .select('deleted_at')
-        .where('id', '=', img.id)
-        .executeTakeFirstOrThrow();
-      expect(row.deleted_at).toBeNull();
+    it.each([503, 429, 400])(
+      'storage failing the delete with %i changes nothing (SERVICE_UNAVAILABLE) and a retry succeeds',
+      async (status) => {
+        const img = await uploaded();
+        h.fixture!.failNext(1000, status);
+        const res = await h.gql<{ deleteImage: boolean }>(DELETE, { id: img.id });
+        h.fixture!.failNext(0);
+        expect(res.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+        expect(res.errors?.[0]?.extensions?.['retryAfter']).toBe(5);
+        expect(h.fixture!.objects.has(img.key)).toBe(true);
+        const row = await h.db.kysely
+          .selectFrom('images')
+          .select('deleted_at')
+          .where('id', '=', img.id)
+          .executeTakeFirstOrThrow();
+        expect(row.deleted_at).toBeNull();
 
-      const retry = await h.gql<{ deleteImage: boolean }>(DELETE, { id: img.id });
-      expect(retry.data!.deleteImage).toBe(true);
-      expect(h.fixture!.objects.has(img.key)).toBe(false);
-    });
+        const retry = await h.gql<{ deleteImage: boolean }>(DELETE, { id: img.id });
+        expect(retry.data!.deleteImage).toBe(true);
+        expect(h.fixture!.objects.has(img.key)).toBe(false);
+      },
+    );
   });
 });
 
