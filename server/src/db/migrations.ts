@@ -124,6 +124,21 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('images').dropColumn('animated').execute();
     },
   },
+  // created_at at the precision the API and the page cursor carry, milliseconds (a JavaScript
+  // Date). At microseconds (PostgreSQL's default, and what `now()` gives a row inserted in SQL, by
+  // a restore or a migration script) the cursor held a truncated time, and the keyset
+  // `(created_at, id) < cursor` skipped every row between it and the real one: a page of rows
+  // inserted in one transaction ended the walk after its first page. The column's type now rounds
+  // every value, whoever writes it. This rewrites the table and its indexes once, under an
+  // exclusive lock (docs/operations.md, "Upgrading").
+  '007_images_created_at_ms': {
+    async up(db: Kysely<unknown>) {
+      await sql`alter table images alter column created_at type timestamptz(3)`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`alter table images alter column created_at type timestamptz`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

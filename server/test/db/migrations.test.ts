@@ -152,3 +152,70 @@ describe.each(['postgres', 'pglite'] as const)('migration 006_images_animated (%
     expect(new Set(Object.values(await animatedOf()))).toEqual(new Set([null]));
   });
 });
+
+// Migration 007 (created_at at milliseconds): rows written in SQL, with `now()` or any time of
+// microseconds, are paged exactly once. Before it the cursor carried a time truncated to the
+// millisecond, and the keyset skipped every row between it and the real one.
+describe.each(['postgres', 'pglite'] as const)('migration 007_images_created_at_ms (%s)', (kind) => {
+  let dir: string;
+  let pg: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  let db: Db;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'signet-migrations-'));
+    if (kind === 'postgres') pg = await createTestDatabase();
+    db = await openDatabase({ databaseUrl: pg?.url, dataDir: dir, migrate: false });
+  }, 60_000);
+  afterAll(async () => {
+    await db?.close();
+    await pg?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Rows of `owner` inserted in SQL: all at one transaction's `now()`, or µs apart. */
+  const insertInSql = (owner: string, n: number, at: 'now' | 'microseconds') =>
+    sql`insert into images (owner_id, object_key, content_type, byte_size, created_at)
+      select ${owner}, ${owner} || '/' || g, 'image/png', 10,
+        ${at === 'now' ? sql`now()` : sql`timestamptz '2026-01-01T00:00:00.000001Z' + g * interval '7 microseconds'`}
+      from generate_series(1, ${n}) g`.execute(db.kysely);
+
+  /** Every page of `owner`'s images, 7 at a time, as ids in the order seen. */
+  const walk = async (owner: string) => {
+    const repo = createImagesRepo(db);
+    const seen: string[] = [];
+    let after: { createdAt: Date; id: string } | undefined;
+    for (let pages = 0; pages < 100; pages++) {
+      const page = await repo.listPage(owner, 7, after, false);
+      seen.push(...page.rows.map((r) => r.id));
+      if (!page.hasNextPage) break;
+      const last = page.rows.at(-1)!;
+      after = { createdAt: last.createdAt, id: last.id };
+    }
+    return seen;
+  };
+
+  it('rounds the times already there, and every later one, to the millisecond: each row is paged once', async () => {
+    await migrateTo(db.kysely, '006_images_animated');
+    await insertInSql('before-now', 30, 'now');
+    await insertInSql('before-us', 40, 'microseconds');
+    await migrateToLatest(db.kysely);
+    await insertInSql('after-now', 30, 'now');
+    await insertInSql('after-us', 40, 'microseconds');
+
+    const off = await sql<{ n: number }>`
+      select count(*)::int as n from images where created_at <> date_trunc('milliseconds', created_at)`.execute(
+      db.kysely,
+    );
+    expect(off.rows[0]!.n).toBe(0);
+    for (const [owner, n] of [
+      ['before-now', 30],
+      ['before-us', 40],
+      ['after-now', 30],
+      ['after-us', 40],
+    ] as const) {
+      const seen = await walk(owner);
+      expect(seen.length, owner).toBe(n);
+      expect(new Set(seen).size, owner).toBe(n);
+    }
+  });
+});

@@ -118,6 +118,7 @@ describe('behind PgBouncer in transaction mode', () => {
         '004_images_region',
         '005_images_variants',
         '006_images_animated',
+        '007_images_created_at_ms',
       ]);
       // Writes and pages through the pooler, from every node.
       for (const [i, db] of dbs.entries()) {
