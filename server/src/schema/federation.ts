@@ -15,7 +15,7 @@ import {
 } from 'graphql';
 import type { ImageRow } from '../db/types.js';
 import { badInput } from '../errors/index.js';
-import { MAX_IDS, parseImageId } from '../images/image-id.js';
+import { isImageId, MAX_IDS } from '../images/image-id.js';
 import type { Context } from './context.js';
 import { ImageRef } from './images.js';
 
@@ -29,6 +29,14 @@ import { ImageRef } from './images.js';
  * not load here. What it would add is exactly this: a key directive in the printed SDL and an
  * `_entities` field whose references load through the `Image` loader.
  */
+
+/**
+ * Most references one `_entities` call may carry. A gateway sends every reference of a step of its
+ * query plan in one call (Hive Gateway does), so a products page of 50 products × 12 images is 600
+ * of them: four times `imagesByIds`' bound, the visibility batch's. The cost limit then bounds
+ * what is asked of each (docs/federation.md, "Limits that still apply").
+ */
+export const MAX_ENTITIES = 4 * MAX_IDS;
 
 /** The federation spec version the SDL links (composition supports it, Hive Gateway too). */
 const FEDERATION_LINK = 'https://specs.apollo.dev/federation/v2.6';
@@ -83,15 +91,18 @@ export function subgraphSdl(schema: GraphQLSchema): string {
  * `imagesByIds`: one SQL statement for all of them (`ctx.images.visible`, so the visibility rules
  * of a viewer apply unchanged), null where the viewer may not see the image or it does not exist.
  */
-export function resolveImageReferences(
+export async function resolveImageReferences(
   representations: readonly unknown[],
   ctx: Context,
 ): Promise<(ImageRow | null)[]> {
-  if (representations.length > MAX_IDS) {
-    throw badInput(`representations takes at most ${MAX_IDS} entities, got ${representations.length}`, {
+  if (representations.length > MAX_ENTITIES) {
+    throw badInput(`representations takes at most ${MAX_ENTITIES} entities, got ${representations.length}`, {
       argument: 'representations',
     });
   }
+  // An id that is no image id is null, as a missing image is: the references come from another
+  // subgraph's data (a legacy id, a typo in a catalogue), and one of them must not blank every
+  // image of the gateway's answer. Only a reference that is no Image reference at all is refused.
   const ids = representations.map((r) => {
     const rep = r as { __typename?: unknown; id?: unknown } | null;
     const typename = rep && typeof rep === 'object' ? rep.__typename : undefined;
@@ -100,16 +111,18 @@ export function resolveImageReferences(
         argument: 'representations',
       });
     }
-    return parseImageId(String((rep as { id?: unknown }).id), 'representations');
+    const id = (rep as { id?: unknown }).id;
+    return typeof id === 'string' && isImageId(id) ? id.toLowerCase() : undefined;
   });
-  return ImageRef.getDataloader(ctx)
-    .loadMany(ids)
-    .then((rows) =>
-      rows.map((row) => {
-        if (row instanceof Error) throw row;
-        return row;
-      }),
-    );
+  const wanted = ids.filter((id): id is string => id !== undefined);
+  const rows = await ImageRef.getDataloader(ctx).loadMany(wanted);
+  let next = 0;
+  return ids.map((id) => {
+    if (id === undefined) return null;
+    const row = rows[next++];
+    if (row instanceof Error) throw row;
+    return row ?? null;
+  });
 }
 
 /** The executable subgraph schema: `schema` with `_entities` and `_service` on Query. */
