@@ -49,10 +49,17 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     ['/readyz', createReadyz(probes)],
     ['/metrics', createMetricsRoute(c, probes)],
   ]);
-  // With an allow-list, a GraphQL answer carries CORS headers for listed origins only: caches must
-  // key it by Origin. yoga sends `Vary: Origin` only when it names one of several origins itself.
-  const vary =
-    config.corsOrigins.length > 0 ? (res: ServerResponse) => res.setHeader('vary', 'Origin') : undefined;
+  // A GraphQL answer depends on its caller's token and holds capabilities (signed URLs, proxy
+  // links): no shared cache may store it, nor hand it to another caller, even one set to keep
+  // answers that say nothing (a GET with persisted operations is what a CDN is put in front of;
+  // an error answer cached there signs the next caller out). With an allow-list it carries CORS
+  // headers for listed origins only, so it varies by Origin too: yoga sends `Vary: Origin` only
+  // when it names one of several origins itself. SSE and GraphiQL set their own Cache-Control.
+  const graphqlVary = config.corsOrigins.length > 0 ? 'Authorization, Origin' : 'Authorization';
+  const uncacheable = (res: ServerResponse) => {
+    res.setHeader('cache-control', 'private, no-store');
+    res.setHeader('vary', graphqlVary);
+  };
   const prefixed: [string, Route][] = [
     // yoga answers only its endpoint: below it (past `/graphql/`, routed above), an empty 404 of
     // its own. Not the web app's fallback either (a GET would get index.html for a mistyped path).
@@ -83,7 +90,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
       throw notFound('This node runs SIGNET_ROLE=worker: only /healthz, /readyz and /metrics');
     // With a trailing slash too, as yoga reads its endpoint (a client configured with `/graphql/`).
     if (path === '/graphql' || path === '/graphql/') {
-      vary?.(res);
+      uncacheable(res);
       return sse.eligible(req) ? sse.handle(req, res) : yoga(req, res);
     }
     for (const [prefix, handler] of prefixed) if (path.startsWith(prefix)) return handler(req, res, url);

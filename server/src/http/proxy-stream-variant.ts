@@ -10,13 +10,12 @@ import {
   unavailable,
   variantFailed,
 } from '../errors/index.js';
-import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
+import type { ProxyGrant } from '../images/proxy-grant.js';
 import { requestIdOf } from '../lib/request-id.js';
-import { OBJECT_MAX_AGE_SECONDS } from '../storage/storage.js';
 import { urlIdOf } from '../storage/variant.js';
 import { untrustedObjectHeaders } from './object-headers.js';
 import type { RedirectDeps } from './proxy-redirect.js';
-import type { StreamDeps } from './proxy-stream.js';
+import { type StreamDeps, streamCacheControl } from './proxy-stream.js';
 import { pipeBody } from './send.js';
 
 /** Request headers passed to the store: the range and the conditions on it. */
@@ -95,7 +94,7 @@ async function boundedText(body: ReadableStream<Uint8Array>, max: number): Promi
  * If-None-Match through. See docs/architecture.md, "Variants".
  */
 export async function streamVariant(
-  s: RedirectDeps & Pick<StreamDeps, 'clock' | 'logger'>,
+  s: RedirectDeps & Pick<StreamDeps, 'config' | 'clock' | 'logger'>,
   req: IncomingMessage,
   res: ServerResponse,
   g: ProxyGrant,
@@ -159,10 +158,8 @@ export async function streamVariant(
     );
     throw badGateway();
   }
-  let maxAge = OBJECT_MAX_AGE_SECONDS;
-  if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, s.clock.now()));
   const out: Record<string, string> = {
-    'cache-control': `private, max-age=${maxAge}, immutable`,
+    'cache-control': streamCacheControl(s, g),
     'accept-ranges': 'bytes',
     ...(g.byBearer ? { vary: 'Authorization' } : {}),
   };

@@ -1,16 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
 import { fromStorageRequest, notFound, rangeNotSatisfiable } from '../errors/index.js';
 import { type ProxyGrant, secondsUntil } from '../images/proxy-grant.js';
 import { requestIdOf } from '../lib/request-id.js';
 import type { Logger } from '../logger.js';
-import {
-  type ByteRange,
-  OBJECT_MAX_AGE_SECONDS,
-  type ObjectInfo,
-  type Storage,
-  StorageError,
-} from '../storage/storage.js';
+import { type ByteRange, type ObjectInfo, type Storage, StorageError } from '../storage/storage.js';
 import type { ObjectPlacement } from '../urls/resolved-url.js';
 import { untrustedObjectHeaders } from './object-headers.js';
 import { ifRangeHolds, notModified, parseRange } from './range.js';
@@ -23,8 +18,22 @@ export interface StreamDeps {
    * region's has it: urls/region-choice.ts). Absent: `storage`.
    */
   storageFor?: (row: ObjectPlacement) => Pick<Storage, 'head' | 'get'>;
+  config: Pick<Config, 'urlTtlSeconds'>;
   clock: Clock;
   logger: Logger;
+}
+
+/**
+ * The Cache-Control of streamed bytes. A stream answers for an image, not for an immutable key:
+ * the image can be made private or deleted, and its link then stops working (README, "Who sees
+ * what"). A browser may keep the bytes as long as a signed URL handed out now lives
+ * (`URL_TTL_SECONDS`), the bound every other way of showing the image gives, and never longer
+ * than the link; then it asks again, and a 304 from the row costs no origin request.
+ */
+export function streamCacheControl(s: Pick<StreamDeps, 'config' | 'clock'>, g: ProxyGrant): string {
+  let maxAge = s.config.urlTtlSeconds;
+  if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, s.clock.now()));
+  return `private, max-age=${maxAge}`;
 }
 
 type Headers = Record<string, string | number>;
@@ -59,12 +68,10 @@ export async function streamObject(
       size = info.size;
     }
     const lastModified = row.createdAt.toUTCString();
-    let maxAge = OBJECT_MAX_AGE_SECONDS;
-    if (g.tokenExpiresAt !== null) maxAge = Math.min(maxAge, secondsUntil(g.tokenExpiresAt, s.clock.now()));
     const base: Headers = {
       etag,
       'last-modified': lastModified,
-      'cache-control': `private, max-age=${maxAge}, immutable`,
+      'cache-control': streamCacheControl(s, g),
       'accept-ranges': 'bytes',
       ...untrustedObjectHeaders(row.contentType),
       ...(g.byBearer ? { vary: 'Authorization' } : {}),

@@ -13,6 +13,47 @@ describe('GraphQL over HTTP: request errors, CSRF, CORS (the development default
     await h?.close();
   });
 
+  it('no GraphQL answer may be stored by a shared cache or given to another caller: data, errors, 401s, GET and SSE', async () => {
+    const authorization = `Bearer ${await signToken('alice')}`;
+    const query = encodeURIComponent('{ viewer { id } }');
+    const csrf = { 'x-graphql-yoga-csrf': '1' };
+    const answers = {
+      'GET with a token': await fetch(`${h.url}/graphql?query=${query}`, {
+        headers: { ...csrf, authorization },
+      }),
+      'GET without a token (401)': await fetch(`${h.url}/graphql?query=${query}`, { headers: csrf }),
+      'GET of a broken document (400)': await fetch(`${h.url}/graphql?query=%7B`, {
+        headers: { ...csrf, authorization },
+      }),
+      'POST with a token': await fetch(`${h.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization },
+        body: JSON.stringify({ query: '{ viewer { id } }' }),
+      }),
+      'GET without the CSRF header (403)': await fetch(`${h.url}/graphql?query=${query}`),
+    };
+    for (const [what, res] of Object.entries(answers)) {
+      expect(res.headers.get('cache-control'), what).toBe('private, no-store');
+      expect(res.headers.get('vary'), what).toMatch(/\bAuthorization\b/i);
+      await res.arrayBuffer();
+    }
+    expect(answers['GET with a token'].status).toBe(200);
+    expect(answers['GET without a token (401)'].status).toBe(401);
+    // A stream is no-cache (yoga's and the SSE fast path's header) and varies by the token too.
+    const ac = new AbortController();
+    const sse = await fetch(
+      `${h.url}/graphql?query=${encodeURIComponent('subscription { signedUrlRefreshed(ids: []) { imageId } }')}`,
+      {
+        headers: { ...csrf, authorization, accept: 'text/event-stream' },
+        signal: ac.signal,
+      },
+    );
+    expect(sse.headers.get('content-type')).toMatch(/text\/event-stream/);
+    expect(sse.headers.get('cache-control')).toMatch(/no-cache|no-store/);
+    expect(sse.headers.get('vary')).toMatch(/\bAuthorization\b/i);
+    ac.abort();
+  });
+
   it('yoga’s own request errors carry codes of the error table', async () => {
     const invalid = await postGraphql(h, '{"query": ', {});
     expect(invalid.status).toBe(400);

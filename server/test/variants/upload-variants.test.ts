@@ -60,7 +60,12 @@ interface VariantsData {
 async function fetched(url: string) {
   const res = await fetch(url);
   const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, type: res.headers.get('content-type'), body };
+  return {
+    status: res.status,
+    type: res.headers.get('content-type'),
+    cacheControl: res.headers.get('cache-control'),
+    body,
+  };
 }
 
 // The whole path of a variant, per driver: an upload with EXIF orientation and GPS, then its
@@ -124,6 +129,8 @@ describe.each(['cos', 'local'] as const)('an uploaded photo and its variants (%s
   it('a proxy stream link of a preset streams that variant', async () => {
     const r = await fetched(data.streamThumb);
     expect(r.status).toBe(200);
+    // Kept by a browser as long as a signed URL lives, not a year: the image can turn private.
+    expect(r.cacheControl).toBe('private, max-age=3600');
     const m = await sharp(r.body).metadata();
     expect({ format: m.format, width: m.width, height: m.height }).toEqual({
       format: 'webp',
