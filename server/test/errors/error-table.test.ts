@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,6 +119,41 @@ describe('the error table', () => {
       expect(res.status).toBe(spec.status);
       for (const [name, value] of Object.entries(spec.headers ?? {}))
         expect(res.headers.get(name)).toBe(value);
+    });
+
+    it('docs/architecture.md prints the table entry by entry, and the README names every GraphQL code', () => {
+      const root = new URL('../../../', import.meta.url);
+      const doc = readFileSync(new URL('docs/architecture.md', root), 'utf8');
+      const start = doc.indexOf('| failure | REST status |');
+      const rows = doc
+        .slice(start, doc.indexOf('\n\n', start))
+        .split('\n')
+        .slice(2)
+        .map((line) => line.split(' | ').map((cell) => cell.replace(/^\| /, '').trim()));
+      const unquote = (cell: string | undefined) => /^`([A-Z_]+)`$/.exec(cell ?? '')?.[1] ?? null;
+      expect(
+        rows.map(([failure, status, code, graphql, , retry]) => ({
+          failure: unquote(failure),
+          status: Number(status),
+          code: unquote(code),
+          graphql: unquote(graphql),
+          retry: retry === '—' ? null : Number(retry),
+        })),
+      ).toEqual(
+        failures.map((f) => {
+          const spec: FailureSpec = ERROR_TABLE[f];
+          return {
+            failure: f,
+            status: spec.status,
+            code: spec.code,
+            graphql: spec.graphqlCode,
+            retry: spec.retryAfterSeconds ?? null,
+          };
+        }),
+      );
+      const readme = readFileSync(new URL('README.md', root), 'utf8');
+      const errors = readme.slice(readme.indexOf('\n## Errors\n'));
+      for (const code of GRAPHQL_CODES) expect(errors, code).toContain(`\`${code}\``);
     });
 
     it('only table codes are GraphQL codes, and every one belongs to a failure', () => {
