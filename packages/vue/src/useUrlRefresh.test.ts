@@ -53,6 +53,24 @@ describe('createUrlRefresh', () => {
     expect(t.transport.fetchUrls).not.toHaveBeenCalled();
   });
 
+  it('covers at most 500 ids (the gateway refuses more) and says once that the others get no pushes', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const t = fakeTransport();
+      const urls = createUrlRefresh(t.transport);
+      const ids = Array.from({ length: 502 }, (_, i) => `id-${String(i).padStart(3, '0')}`);
+      for (const id of ids.slice(0, 501)) urls.track(id, () => {});
+      await vi.advanceTimersByTimeAsync(400);
+      expect(t.open()[0]!.ids).toEqual(ids.slice(0, 500));
+      urls.track(ids[501]!, () => {});
+      await vi.advanceTimersByTimeAsync(400);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/501 images are tracked.*at most 500 ids/));
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   it('resubscribes when the visible set changes, opening the new stream before closing the old', async () => {
     const t = fakeTransport();
     const urls = createUrlRefresh(t.transport);

@@ -99,6 +99,7 @@ export function createUrlRefresh(
   let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   let attempts = 0;
   let disposed = false;
+  let warnedOverLimit = false;
   /**
    * Streams `current` replaced that were open on the server, kept until it is (then closed
    * together). One replaced before it opened is closed at once: it delivers nothing, and a
@@ -130,7 +131,16 @@ export function createUrlRefresh(
 
   const open = (afterDrop: boolean) => {
     if (disposed) return;
-    const ids = [...listeners.keys()].sort().slice(0, MAX_IDS);
+    const tracked = [...listeners.keys()].sort();
+    if (tracked.length > MAX_IDS && !warnedOverLimit) {
+      // The gateway refuses a stream of more ids (BAD_USER_INPUT): say once what is left out.
+      warnedOverLimit = true;
+      console.warn(
+        `@signet/vue: ${tracked.length} images are tracked at once, but one signedUrlRefreshed stream covers ` +
+          `at most ${MAX_IDS} ids; the others get no pushed URLs. Track only the images on screen.`,
+      );
+    }
+    const ids = tracked.slice(0, MAX_IDS);
     const key = ids.join(',');
     if (current && current.key === key && !afterDrop) return;
     const previous = current;

@@ -65,7 +65,11 @@ builder.objectType('ImageConnection', {
       type: 'PageInfo',
       resolve: (c) => ({ hasNextPage: c.hasNextPage, endCursor: c.endCursor }),
     }),
-    totalCount: t.int({ resolve: (c) => c.totalCount ?? 0 }),
+    totalCount: t.int({
+      description:
+        "The owner's live images, counted afresh by each request that asks for it: a scan of them all, so ask it on the first page, not on every page.",
+      resolve: (c) => c.totalCount ?? 0,
+    }),
   }),
 });
 

@@ -1,4 +1,4 @@
-import { parseImageIds } from '../images/image-id.js';
+import { MAX_IDS, parseImageIds } from '../images/image-id.js';
 import { MAX_PRELOAD_IDS } from '../images/image-service.js';
 import { builder } from './builder.js';
 
@@ -47,8 +47,7 @@ builder.mutationFields((t) => ({
 builder.subscriptionField('signedUrlRefreshed', (t) =>
   t.field({
     type: 'SignedUrlEvent',
-    description:
-      'Every re-signed URL of these images (ids the viewer cannot see deliver nothing). At-most-once: after a reconnect, refetch your URLs.',
+    description: `Every re-signed URL of these images (ids the viewer cannot see deliver nothing). At-most-once: after a reconnect, refetch your URLs. At most ${MAX_IDS} ids a stream (more: BAD_USER_INPUT), and SUBSCRIPTIONS_PER_VIEWER streams (64 by default) per viewer on a node (more: RATE_LIMITED).`,
     args: {
       ids: t.arg.idList({ required: true }),
       preset: t.arg.string({
