@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makePng } from '../fixtures/images.js';
 import { createS3Storage } from '../../src/storage/s3.js';
+import { makePng } from '../fixtures/images.js';
 import { TEST_S3, testRedisUrl } from '../support/env.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { proxyLinks } from '../support/proxy.js';
@@ -32,7 +32,7 @@ describe('gateway with the s3 driver', () => {
   });
 
   it("a failed probe says why in the operator's terms (HeadBucket answers carry no body)", async () => {
-    const probe = (o: Partial<typeof TEST_S3>) =>
+    const probe = (o: { secretAccessKey?: string; bucket?: string }) =>
       createS3Storage({
         ...TEST_S3,
         ...o,

@@ -540,7 +540,7 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
         const res = await h.gql<{ deleteImage: boolean }>(DELETE, { id: img.id });
         h.fixture!.failNext(0);
         expect(res.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
-        expect(res.errors?.[0]?.extensions?.['retryAfter']).toBe(5);
+        expect((res.errors?.[0]?.extensions as Record<string, unknown> | undefined)?.['retryAfter']).toBe(5);
         expect(h.fixture!.objects.has(img.key)).toBe(true);
         const row = await h.db.kysely
           .selectFrom('images')
