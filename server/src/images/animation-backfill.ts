@@ -3,6 +3,7 @@ import type { AnimationRecords, Cursor } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import { WorkListIndexBuildError } from '../db/work-list-indexes.js';
 import type { EventBus } from '../events/event-bus.js';
+import { LogThrottle } from '../lib/log-throttle.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -87,6 +88,8 @@ const HEAD_BYTES = { webp: 4096, avif: 4096, png: SNIFF_FIRST_BYTES } as const;
  */
 export class AnimationBackfill {
   private readonly slots: Slots;
+  /** A progress line at most every 10 s: a batch is 50 rows, a backfill of 100,000 rows 2,000 of them. */
+  private readonly progress = new LogThrottle(10_000);
   private closed = false;
   /** Stops a build of the work list's index in progress (shutdown). */
   private readonly stop = new AbortController();
@@ -185,7 +188,7 @@ export class AnimationBackfill {
         this.d,
         rows.filter((r) => recorded.has(r.id)).map((r) => r.id),
       );
-      logger.info({ ...total }, 'animation backfill progress');
+      this.progress.run('progress', () => logger.info({ ...total }, 'animation backfill progress'));
       if (rows.length < batchSize) {
         reachedEnd = true;
         break;

@@ -1,6 +1,7 @@
 import type { AnimationRecords, Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import type { EventBus } from '../events/event-bus.js';
+import { LogThrottle } from '../lib/log-throttle.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -85,6 +86,8 @@ const PERMANENT = new Set(['unreadable', 'unsupported', 'too_large']);
  */
 export class DerivedVariants {
   private readonly slots: Slots;
+  /** A progress line at most every 10 s: a batch is 50 rows, a backfill of 100,000 rows 2,000 of them. */
+  private readonly progress = new LogThrottle(10_000);
   /** Images being made on this node (an after-upload job and the backfill never both make one). */
   private readonly busy = new Set<string>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -262,7 +265,7 @@ export class DerivedVariants {
         total.visited++;
         total[r]++;
       }
-      logger.info({ ...total }, 'variants backfill progress');
+      this.progress.run('progress', () => logger.info({ ...total }, 'variants backfill progress'));
       if (rows.length < batchSize) {
         total.complete = true;
         break;

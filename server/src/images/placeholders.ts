@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { AnimationRecords, Cursor, ImagesRepo } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
 import type { EventBus } from '../events/event-bus.js';
+import { LogThrottle } from '../lib/log-throttle.js';
 import { Slots } from '../lib/slots.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -75,6 +76,8 @@ export interface BackfillResult {
  */
 export class Placeholders {
   private readonly slots: Slots;
+  /** A progress line at most every 10 s: a batch is 50 rows, a backfill of 100,000 rows 2,000 of them. */
+  private readonly progress = new LogThrottle(10_000);
   private readonly queued = new Set<string>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
@@ -217,7 +220,7 @@ export class Placeholders {
         total.visited++;
         total[r]++;
       }
-      logger.info({ ...total }, 'placeholder backfill progress');
+      this.progress.run('progress', () => logger.info({ ...total }, 'placeholder backfill progress'));
       if (rows.length < batchSize) {
         total.complete = true;
         break;
