@@ -34,7 +34,7 @@ import { ImageRef } from './images.js';
  * Most references one `_entities` call may carry. A gateway sends every reference of a step of its
  * query plan in one call (Hive Gateway does), so a products page of 50 products × 12 images is 600
  * of them: four times `imagesByIds`' bound, the visibility batch's. The cost limit then bounds
- * what is asked of each (docs/federation.md, "Limits that still apply").
+ * what is asked of each (docs/federation.md, "Limits that still apply, and one that cannot").
  */
 export const MAX_ENTITIES = 4 * MAX_IDS;
 
