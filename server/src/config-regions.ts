@@ -1,3 +1,5 @@
+import type { Storage } from './storage/storage.js';
+
 /**
  * Several regions (docs/operations.md, "Several regions"): each region has its own gateways,
  * Redis and bucket; the object keys are the same in every bucket (the storage's cross-region
@@ -103,26 +105,47 @@ export function parseRegionsConfig(env: Env, fail: Fail): RegionsConfig | undefi
 }
 
 /**
+ * The variables that name a driver's bucket and its endpoint host, for a driver with a bucket per
+ * region; undefined for one without (`local`: a folder on this node's disk). Decided per driver:
+ * a name added to `Storage['driver']` does not compile until it is here.
+ */
+function regionVariablesOf(kind: Storage['driver']): { bucket: string; host: string } | undefined {
+  switch (kind) {
+    case 'cos':
+      return { bucket: 'COS_BUCKET', host: 'COS_DOMAIN' };
+    case 's3':
+      return { bucket: 'S3_BUCKET', host: 'S3_ENDPOINT' };
+    case 'local':
+      return undefined;
+    default: {
+      const unknown: never = kind;
+      throw new Error(`no region support decided for storage driver ${String(unknown)}`);
+    }
+  }
+}
+
+/**
  * This node's region must sign and store in the bucket the driver is configured for: its entry
  * names COS_BUCKET (S3_BUCKET), and its `@host`, when given, the driver's endpoint host.
  */
 export function checkOwnRegion(
   regions: RegionsConfig,
-  driver: { kind: 'local' | 'cos' | 's3'; bucket: string; host: string | undefined },
+  driver: { kind: Storage['driver']; bucket: string; host: string | undefined },
   fail: Fail,
 ): void {
-  if (driver.kind === 'local') {
+  const vars = regionVariablesOf(driver.kind);
+  if (!vars) {
     throw fail('STORAGE_REGIONS', 'needs STORAGE_DRIVER=cos or s3 (a bucket per region)');
   }
   const own = regions.buckets.find((b) => b.name === regions.self)!;
-  const bucketVar = driver.kind === 'cos' ? 'COS_BUCKET' : 'S3_BUCKET';
+  const bucketVar = vars.bucket;
   if (own.bucket !== driver.bucket) {
     throw fail(
       'STORAGE_REGIONS',
       `names bucket "${own.bucket}" for this node's region "${regions.self}", but ${bucketVar} is "${driver.bucket}"`,
     );
   }
-  const hostVar = driver.kind === 'cos' ? 'COS_DOMAIN' : 'S3_ENDPOINT';
+  const hostVar = vars.host;
   if (own.host !== undefined && own.host !== driver.host) {
     throw fail(
       'STORAGE_REGIONS',

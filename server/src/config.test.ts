@@ -650,6 +650,29 @@ describe('loadConfig', () => {
     expect(loadConfig({ COS_BUCKET: 'whatever' }).storageDriver).toBe('local');
   });
 
+  it('STORAGE_DRIVER is local, cos or s3; only a bucket store can be a CDN origin', () => {
+    const err = configError({ STORAGE_DRIVER: 'memory' });
+    expect(err.variable).toBe('STORAGE_DRIVER');
+    expect(err.message).toBe('STORAGE_DRIVER: must be one of local, cos, s3, got "memory"');
+    const cdn = {
+      CDN_DOMAIN: 'cdn.example.com',
+      CDN_AUTH_TYPE: 'tencent-a',
+      CDN_AUTH_KEY: 'a1B2c3D4e5F6g7H8',
+    };
+    const s3 = {
+      STORAGE_DRIVER: 's3',
+      S3_BUCKET: 'signet-images',
+      S3_REGION: 'eu-west-1',
+      S3_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+      S3_SECRET_ACCESS_KEY: 'example/secret+key',
+    };
+    expect(loadConfig({ ...COS, ...cdn }).cdn?.domain).toBe('https://cdn.example.com');
+    expect(loadConfig({ ...s3, ...cdn }).cdn?.domain).toBe('https://cdn.example.com');
+    const local = configError(cdn);
+    expect(local.variable).toBe('CDN_DOMAIN');
+    expect(local.message).toContain('needs STORAGE_DRIVER=cos or s3');
+  });
+
   it('other enumerations and URLs name their variable', () => {
     expectRejected({ DATABASE_URL: 'mysql://db/signet' }, 'DATABASE_URL');
     expectRejected({ DATABASE_URL: 'db:5432' }, 'DATABASE_URL');

@@ -7,7 +7,8 @@ import { type ImageConfig, parseImageConfig } from './config-images.js';
 import { checkOwnRegion, parseRegionsConfig, type RegionsConfig } from './config-regions.js';
 import { parseS3Config, type S3Config } from './config-s3.js';
 import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
-import { putDeadlineMs } from './storage/put-body.js';
+import { type PutTiming, putDeadlineMs } from './storage/put-body.js';
+import type { Storage } from './storage/storage.js';
 
 /** The one typed configuration, parsed once at start from the environment (docs/architecture.md, "Configuration"). */
 export interface Config {
@@ -52,7 +53,7 @@ export interface Config {
    * which have no hot path and send refresh batches of thousands of commands, wait longer.
    */
   redisCommandTimeoutMs: number;
-  storageDriver: 'local' | 'cos' | 's3';
+  storageDriver: Storage['driver'];
   cos: {
     secretId: string;
     secretKey: string;
@@ -650,7 +651,7 @@ function rsaPrivateKey(env: Env, name: string): string {
   return pem;
 }
 
-function parseCdn(env: Env, storageDriver: string): CdnConfig | undefined {
+function parseCdn(env: Env, storageDriver: Storage['driver']): CdnConfig | undefined {
   const rawDomain = str(env, 'CDN_DOMAIN');
   const rawType = str(env, 'CDN_AUTH_TYPE');
   if (rawDomain === undefined) {
@@ -665,12 +666,21 @@ function parseCdn(env: Env, storageDriver: string): CdnConfig | undefined {
   }
   const authType = oneOf(env, 'CDN_AUTH_TYPE', CDN_AUTH_TYPES, 'tencent-a');
   const domain = cdnDomain(rawDomain);
-  if (storageDriver === 'local') {
-    // The local bucket route wants its own signature on every request, which no CDN can add.
-    throw new ConfigError(
-      'CDN_DOMAIN',
-      'needs STORAGE_DRIVER=cos or s3 (the local bucket cannot be a CDN origin)',
-    );
+  // Whether the driver's store can be a CDN's origin (an allowlist: a new driver must decide).
+  switch (storageDriver) {
+    case 'cos':
+    case 's3':
+      break;
+    case 'local':
+      // The local bucket route wants its own signature on every request, which no CDN can add.
+      throw new ConfigError(
+        'CDN_DOMAIN',
+        'needs STORAGE_DRIVER=cos or s3 (the local bucket cannot be a CDN origin)',
+      );
+    default: {
+      const unknown: never = storageDriver;
+      throw new Error(`no CDN support decided for storage driver ${String(unknown)}`);
+    }
   }
   const authParam = paramName(env, 'CDN_AUTH_PARAM', 'sign');
   const timeParam = paramName(env, 'CDN_AUTH_TIME_PARAM', 't');
@@ -702,6 +712,63 @@ function parseCdn(env: Env, storageDriver: string): CdnConfig | undefined {
   return { domain, authType, authKey, backupKey, authParam, timeParam, cloudfront: undefined };
 }
 
+/**
+ * The values of STORAGE_DRIVER: every `Storage['driver']`, so a name added there does not compile
+ * until it is here too (docs/architecture.md, "A storage driver").
+ */
+const STORAGE_DRIVER_NAMES: { [D in Storage['driver']]: D } = { local: 'local', cos: 'cos', s3: 's3' };
+
+/**
+ * The bucket (and endpoint host) the driver is configured for, which this node's STORAGE_REGIONS
+ * entry must name (checkOwnRegion refuses a driver without a bucket per region).
+ */
+function configuredBucket(
+  env: Env,
+  driver: Storage['driver'],
+  s3: S3Config | undefined,
+  cosDomain: string | undefined,
+): { kind: Storage['driver']; bucket: string; host: string | undefined } {
+  switch (driver) {
+    case 's3':
+      return { kind: 's3', bucket: s3!.bucket, host: new URL(s3!.endpoint).host };
+    case 'cos':
+      return { kind: 'cos', bucket: str(env, 'COS_BUCKET') ?? '', host: cosDomain };
+    case 'local':
+      return { kind: 'local', bucket: '', host: undefined };
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no bucket variables decided for storage driver ${String(unknown)}`);
+    }
+  }
+}
+
+/**
+ * What bounds a put on this driver (the orphan sweep's grace must outlast the longest), and the
+ * settings that do, for a message; undefined for a driver whose put has no deadline (`local`
+ * writes a file).
+ */
+function putDeadlineOf(
+  driver: Storage['driver'],
+  cos: PutTiming,
+  s3: S3Config | undefined,
+): { timing: PutTiming; setBy: string } | undefined {
+  switch (driver) {
+    case 'cos':
+      return { timing: cos, setBy: 'COS_TIMEOUT_MS plus UPLOAD_MAX_BYTES at COS_PUT_MIN_BYTES_PER_SECOND' };
+    case 's3':
+      return {
+        timing: s3!,
+        setBy: `the s3 driver's fixed ${s3!.timeoutMs / 1000} s plus UPLOAD_MAX_BYTES at ${s3!.putMinBytesPerSecond / 1024} KiB/s`,
+      };
+    case 'local':
+      return undefined;
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no put deadline decided for storage driver ${String(unknown)}`);
+    }
+  }
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
   const production = nodeEnv === 'production';
@@ -730,7 +797,7 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
-  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'cos', 's3'] as const, 'local');
+  const storageDriver = oneOf(env, 'STORAGE_DRIVER', Object.values(STORAGE_DRIVER_NAMES), 'local');
   const s3 = parseS3Config(
     env,
     storageDriver === 's3',
@@ -757,9 +824,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (regions) {
     checkOwnRegion(
       regions,
-      storageDriver === 's3'
-        ? { kind: 's3', bucket: s3!.bucket, host: new URL(s3!.endpoint).host }
-        : { kind: storageDriver, bucket: str(env, 'COS_BUCKET') ?? '', host: cosDomain },
+      configuredBucket(env, storageDriver, s3, cosDomain),
       (variable, message) => new ConfigError(variable, message),
     );
   }
@@ -838,8 +903,10 @@ export function loadConfig(env: Env = process.env): Config {
   const uploadMaxBytes = int(env, 'UPLOAD_MAX_BYTES', 20 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024);
   // An object lands when its put completes and gets its row right after. A put may run until its
   // deadline, so the grace must outlast the longest one, or the sweep could take a live upload.
-  const putTimeouts = storageDriver === 'cos' ? cosTimeouts : s3;
-  const longestPutSeconds = putTimeouts ? Math.ceil(putDeadlineMs(putTimeouts, uploadMaxBytes) / 1000) : 0;
+  const putDeadline = putDeadlineOf(storageDriver, cosTimeouts, s3);
+  const longestPutSeconds = putDeadline
+    ? Math.ceil(putDeadlineMs(putDeadline.timing, uploadMaxBytes) / 1000)
+    : 0;
   const orphanSweepGraceSeconds = int(
     env,
     'ORPHAN_SWEEP_GRACE_SECONDS',
@@ -849,13 +916,9 @@ export function loadConfig(env: Env = process.env): Config {
   );
   if (orphanSweepGraceSeconds <= longestPutSeconds) {
     // Name only what sets the deadline on this driver: the COS_* settings do nothing on s3.
-    const deadline =
-      storageDriver === 'cos'
-        ? 'COS_TIMEOUT_MS plus UPLOAD_MAX_BYTES at COS_PUT_MIN_BYTES_PER_SECOND'
-        : `the s3 driver's fixed ${s3!.timeoutMs / 1000} s plus UPLOAD_MAX_BYTES at ${s3!.putMinBytesPerSecond / 1024} KiB/s`;
     throw new ConfigError(
       'ORPHAN_SWEEP_GRACE_SECONDS',
-      `must be above ${longestPutSeconds} s, the deadline of the largest upload's put (${deadline}): raise it or lower UPLOAD_MAX_BYTES`,
+      `must be above ${longestPutSeconds} s, the deadline of the largest upload's put (${putDeadline?.setBy}): raise it or lower UPLOAD_MAX_BYTES`,
     );
   }
 

@@ -8,6 +8,7 @@ import { createProxyTokens, type ProxyTokens } from './auth/proxy-token.js';
 import { type Authenticate, createAuthenticator } from './auth/viewer.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
+import type { RegionBucket } from './config-regions.js';
 import { type DbOptions, openDatabase } from './db/connect.js';
 import { createImagesRepo, type ImagesRepo } from './db/images-repo.js';
 import { ReadReplica } from './db/read-replica.js';
@@ -149,12 +150,38 @@ export function localBucketRoot(config: Pick<Config, 'dataDir'>): string {
   return path.join(config.dataDir, 'bucket');
 }
 
+/**
+ * Who makes a driver's variants and how their URLs are signed (docs/architecture.md, "Variants"),
+ * decided once per driver: a name added to `Storage['driver']` does not compile until it is here.
+ * - `gateway` (`local`): the driver signs the variant key into its URL, and the gateway's own
+ *   route renders the variant on its first request (`LocalVariants`) and keeps it.
+ * - `derived-objects` (`s3`): a job renders every preset into the bucket after upload
+ *   (`DerivedVariants`); `withDerivedVariants` signs that object once the row says it is made.
+ * - `store` (`cos`): the store renders on request; the driver signs the processing into the URL.
+ */
+export type VariantMaker = 'gateway' | 'derived-objects' | 'store';
+
+export function variantMakerOf(driver: Storage['driver']): VariantMaker {
+  switch (driver) {
+    case 'local':
+      return 'gateway';
+    case 's3':
+      return 'derived-objects';
+    case 'cos':
+      return 'store';
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no variant maker decided for storage driver ${String(unknown)}`);
+    }
+  }
+}
+
 /** The configured driver, its URLs signed for the CDN when `CDN_DOMAIN` is set. */
 export function createStorage(config: Config, logger?: Logger): Storage {
   const driver = createDriver(config, logger);
   const signed = config.cdn ? withCdn(driver, createCdnSigner(config.cdn)) : driver;
   // On s3 a variant is a derived object in the same bucket (docs/architecture.md, "Variants on s3").
-  return driver.driver === 's3' ? withDerivedVariants(signed) : signed;
+  return variantMakerOf(driver.driver) === 'derived-objects' ? withDerivedVariants(signed) : signed;
 }
 
 /**
@@ -171,29 +198,53 @@ export function createRegionStorages(config: Config, own: Storage, logger?: Logg
       out.set(b.name, own);
       continue;
     }
-    const cos = {
-      ...config.cos,
-      bucket: b.bucket,
-      ...(b.host !== undefined ? { domain: b.host } : { region: b.name }),
-    };
-    const s3 = config.s3 && {
-      ...config.s3,
-      bucket: b.bucket,
-      ...(b.host !== undefined
-        ? {
-            endpoint: withHost(config.s3.endpoint, b.host),
-            publicEndpoint: withHost(config.s3.publicEndpoint, b.host),
-          }
-        : awsEndpoint(config.s3.region) === config.s3.endpoint
-          ? { region: b.name, endpoint: awsEndpoint(b.name), publicEndpoint: awsEndpoint(b.name) }
-          : {}), // one S3-compatible endpoint for every bucket
-    };
-    const driver = createDriver({ ...config, cos, s3 }, logger);
+    const driver = createDriver(regionConfig(config, b), logger);
     // Its variants are derived objects too: their marked signatures build its URLs, and a delete
     // there removes them (docs/architecture.md, "Several regions and derived variants").
-    out.set(b.name, driver.driver === 's3' ? withDerivedVariants(driver) : driver);
+    out.set(
+      b.name,
+      variantMakerOf(driver.driver) === 'derived-objects' ? withDerivedVariants(driver) : driver,
+    );
   }
   return out;
+}
+
+/** The configuration of another region's bucket: this node's driver, with that bucket and endpoint. */
+function regionConfig(config: Config, b: RegionBucket): Config {
+  const driver = config.storageDriver;
+  switch (driver) {
+    case 'cos':
+      return {
+        ...config,
+        cos: {
+          ...config.cos,
+          bucket: b.bucket,
+          ...(b.host !== undefined ? { domain: b.host } : { region: b.name }),
+        },
+      };
+    case 's3': {
+      const s3 = config.s3!; // loadConfig parses the S3_* settings whenever STORAGE_DRIVER=s3
+      return {
+        ...config,
+        s3: {
+          ...s3,
+          bucket: b.bucket,
+          ...(b.host !== undefined
+            ? { endpoint: withHost(s3.endpoint, b.host), publicEndpoint: withHost(s3.publicEndpoint, b.host) }
+            : awsEndpoint(s3.region) === s3.endpoint
+              ? { region: b.name, endpoint: awsEndpoint(b.name), publicEndpoint: awsEndpoint(b.name) }
+              : {}), // one S3-compatible endpoint for every bucket
+        },
+      };
+    }
+    case 'local':
+      // loadConfig refuses STORAGE_REGIONS without a bucket per region (checkOwnRegion).
+      throw new Error('several regions need STORAGE_DRIVER=cos or s3');
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no regional bucket decided for storage driver ${String(unknown)}`);
+    }
+  }
 }
 
 const awsEndpoint = (region: string) => `https://s3.${region}.amazonaws.com`;
@@ -205,29 +256,37 @@ function withHost(origin: string, host: string): string {
 }
 
 function createDriver(config: Config, logger?: Logger): Storage {
-  if (config.storageDriver === 'cos') {
-    return createCosStorage({
-      secretId: config.cos.secretId,
-      secretKey: config.cos.secretKey,
-      securityToken: config.cos.securityToken,
-      bucket: config.cos.bucket,
-      region: config.cos.region,
-      domain: config.cos.domain,
-      protocol: config.cos.protocol,
-      timeoutMs: config.cos.timeoutMs,
-      putMinBytesPerSecond: config.cos.putMinBytesPerSecond,
-      ...(logger ? { logger } : {}),
-    });
+  const driver = config.storageDriver;
+  switch (driver) {
+    case 'cos':
+      return createCosStorage({
+        secretId: config.cos.secretId,
+        secretKey: config.cos.secretKey,
+        securityToken: config.cos.securityToken,
+        bucket: config.cos.bucket,
+        region: config.cos.region,
+        domain: config.cos.domain,
+        protocol: config.cos.protocol,
+        timeoutMs: config.cos.timeoutMs,
+        putMinBytesPerSecond: config.cos.putMinBytesPerSecond,
+        ...(logger ? { logger } : {}),
+      });
+    case 's3':
+      // loadConfig parses the S3_* settings whenever STORAGE_DRIVER=s3.
+      if (!config.s3) throw new Error('STORAGE_DRIVER=s3 without its S3_* settings');
+      return createS3Storage({ ...config.s3, ...(logger ? { logger } : {}) });
+    case 'local':
+      return createLocalStorage({
+        root: localBucketRoot(config),
+        publicUrl: config.publicUrl,
+        secret: config.localSigningSecret,
+        variantsRoot: localVariantsRoot(config),
+      });
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no constructor for storage driver ${String(unknown)}`);
+    }
   }
-  if (config.storageDriver === 's3' && config.s3) {
-    return createS3Storage({ ...config.s3, ...(logger ? { logger } : {}) });
-  }
-  return createLocalStorage({
-    root: localBucketRoot(config),
-    publicUrl: config.publicUrl,
-    secret: config.localSigningSecret,
-    variantsRoot: localVariantsRoot(config),
-  });
 }
 
 /** Beside the bucket folder, not in it: see storage/local-variants.ts. */
@@ -236,8 +295,9 @@ function localVariantsRoot(config: Config): string {
 }
 
 /**
- * The local driver's variant maker: bounded like an upload (no original over UPLOAD_MAX_PIXELS or
- * UPLOAD_MAX_BYTES is decoded) and by the VARIANT_* knobs.
+ * The variant maker of a driver whose variants the gateway renders on request (`local`): bounded
+ * like an upload (no original over UPLOAD_MAX_PIXELS or UPLOAD_MAX_BYTES is decoded) and by the
+ * VARIANT_* knobs.
  */
 function createLocalVariants(
   config: Config,
@@ -246,7 +306,7 @@ function createLocalVariants(
   logger: Logger,
   decodes: Slots,
 ) {
-  if (storage.driver !== 'local') return undefined;
+  if (variantMakerOf(storage.driver) !== 'gateway') return undefined;
   return new LocalVariants(
     { storage, renderer: createRenderer(config, decodes), metrics, logger },
     localVariantsRoot(config),
@@ -494,7 +554,7 @@ export async function createContainer(
   const { readReplica, reads, catchUpMs } = await openReads(config, db, events, logger, metrics);
   const imagesRepo = createImagesRepo(db, reads);
   const variants = new VariantCatalog(config.images, {
-    derivedObjects: storage.driver === 's3',
+    derivedObjects: variantMakerOf(storage.driver) === 'derived-objects',
     onFallback: (preset) => metrics.variantFallbacks.inc({ preset }),
   });
   const refresher = new Refresher(

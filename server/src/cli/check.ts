@@ -176,14 +176,29 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
   const storage = timed('storage', timeoutMs, async () => {
     const s = createStorage(config);
     await s.ping();
-    if (config.storageDriver === 'cos') return `cos ${config.cos.bucket} (${config.cos.region})`;
-    if (config.storageDriver === 's3' && config.s3) {
-      return `s3 ${config.s3.bucket} (${config.s3.region}, ${config.s3.endpoint})`;
-    }
-    return `local ${config.dataDir}/bucket`;
+    return describeBucket(config);
   });
 
   return Promise.all([database, databaseRead, databaseDirect, redis, storage]);
+}
+
+/** The storage row's detail: the driver and where its bucket is. */
+function describeBucket(config: Config): string {
+  const driver = config.storageDriver;
+  switch (driver) {
+    case 'cos':
+      return `cos ${config.cos.bucket} (${config.cos.region})`;
+    case 's3': {
+      const s3 = config.s3!; // createStorage has refused s3 without it
+      return `s3 ${s3.bucket} (${s3.region}, ${s3.endpoint})`;
+    }
+    case 'local':
+      return `local ${config.dataDir}/bucket`;
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no description of storage driver ${String(unknown)}`);
+    }
+  }
 }
 
 /** A connection URL without its password. */

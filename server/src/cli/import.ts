@@ -54,13 +54,21 @@ export function reservedPrefixWarning(p: Pick<ImportProgress, 'skipped' | 'reser
 
 /** The variables that say where the bucket is, for an error that names them. */
 function bucketVariables(config: Config): string {
-  if (config.storageDriver === 'cos') {
-    return `COS_BUCKET=${config.cos.bucket} COS_REGION=${config.cos.region}${config.cos.domain ? ` COS_DOMAIN=${config.cos.domain}` : ''}`;
+  const driver = config.storageDriver;
+  switch (driver) {
+    case 'cos':
+      return `COS_BUCKET=${config.cos.bucket} COS_REGION=${config.cos.region}${config.cos.domain ? ` COS_DOMAIN=${config.cos.domain}` : ''}`;
+    case 's3': {
+      const s3 = config.s3!; // loadConfig parses the S3_* settings whenever STORAGE_DRIVER=s3
+      return `S3_BUCKET=${s3.bucket} S3_REGION=${s3.region} S3_ENDPOINT=${s3.endpoint}`;
+    }
+    case 'local':
+      return `DATA_DIR=${config.dataDir}`;
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no bucket variables named for storage driver ${String(unknown)}`);
+    }
   }
-  if (config.storageDriver === 's3' && config.s3) {
-    return `S3_BUCKET=${config.s3.bucket} S3_REGION=${config.s3.region} S3_ENDPOINT=${config.s3.endpoint}`;
-  }
-  return `DATA_DIR=${config.dataDir}`;
 }
 
 /** Objects under prefix, counted with listing calls only (for the ETA on a terminal). */

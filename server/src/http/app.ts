@@ -71,8 +71,19 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     ],
     [PROXY_PREFIX, createProxyRoute(c)],
   ];
-  if (c.storage.driver === 'local') {
-    prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secret: config.localSigningSecret })]);
+  // Whether the gateway serves the driver's URLs itself (a bucket serves its own).
+  const driver = c.storage.driver;
+  switch (driver) {
+    case 'local':
+      prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secret: config.localSigningSecret })]);
+      break;
+    case 'cos':
+    case 's3':
+      break;
+    default: {
+      const unknown: never = driver;
+      throw new Error(`no route decided for storage driver ${String(unknown)}`);
+    }
   }
   const staticApp = createStaticRoute(webRoot, { logger, csp: APP_CSP });
   const checkHost = createHostCheck({ authDisabled: config.auth.disabled, publicUrl: config.publicUrl });

@@ -48,8 +48,10 @@ export async function deleteImage(deps: DeleteDeps, row: ImageRow): Promise<bool
   } catch (err) {
     if (!(err instanceof VariantsLeftError)) {
       throw (
-        fromStorageRequest(err, 'Object storage is unavailable; the image was not deleted. Try again shortly.') ??
-        err
+        fromStorageRequest(
+          err,
+          'Object storage is unavailable; the image was not deleted. Try again shortly.',
+        ) ?? err
       );
     }
     left = err;

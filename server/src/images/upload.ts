@@ -504,7 +504,10 @@ export async function uploadImage(
     // deletes once its request has settled.
     if (body.failure) throw body.failure;
     throw (
-      fromStorageRequest(err, 'Object storage is unavailable; the image was not stored. Try again shortly.') ?? err
+      fromStorageRequest(
+        err,
+        'Object storage is unavailable; the image was not stored. Try again shortly.',
+      ) ?? err
     );
   }
 
