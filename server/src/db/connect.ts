@@ -47,6 +47,9 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
   let kysely: Kysely<Database>;
   let kind: Db['kind'];
   let closeExtra = async () => {};
+  let ping = async () => {
+    await sql`select 1`.execute(kysely);
+  };
   if (opts.databaseUrl) {
     kind = 'postgres';
     const pool = new pg.Pool({
@@ -64,6 +67,23 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     // unhandled 'error' and crash the process. The query itself still fails (-> 503).
     pool.on('connect', (client) => client.on('error', () => {}));
     kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
+    // Readiness asks on a connection of its own. Through the requests' pool, a node too busy to
+    // hand out a connection within the probe's time answered "database down", so every node of a
+    // fleet under one traffic spike went unready at once: an overload made a full outage, and the
+    // alert blamed PostgreSQL (docs/operations.md, "Overload").
+    const probePool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: 1,
+      connectionTimeoutMillis: 1000,
+      idleTimeoutMillis: 30_000,
+      types: pgTypes,
+    });
+    probePool.on('error', () => {});
+    probePool.on('connect', (client) => client.on('error', () => {}));
+    ping = async () => {
+      await probePool.query('select 1');
+    };
+    closeExtra = () => probePool.end();
   } else {
     kind = 'pglite';
     const dir = path.join(opts.dataDir, 'pglite');
@@ -132,9 +152,7 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     kind,
     kysely,
     ...(opts.databaseUrl ? { connectionString: opts.directUrl ?? opts.databaseUrl } : {}),
-    async ping() {
-      await sql`select 1`.execute(kysely);
-    },
+    ping: () => ping(),
     async close() {
       try {
         await kysely.destroy();
