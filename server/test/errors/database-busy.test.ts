@@ -73,6 +73,13 @@ describe('a statement timeout on PostgreSQL', () => {
   });
 
   it('a page that waits out the timeout on a lock is SERVICE_UNAVAILABLE with retryAfter, and answers once the lock is gone', async () => {
+    const errorsOf = async (code: string) =>
+      (await h.container.metrics.requestErrors.get()).values.find((v) => v.labels['code'] === code)?.value ??
+      0;
+    const [unavailableBefore, internalBefore] = [
+      await errorsOf('SERVICE_UNAVAILABLE'),
+      await errorsOf('INTERNAL_SERVER_ERROR'),
+    ];
     const lock = await lockImages(pgdb.url, 'access exclusive');
     let res: Awaited<ReturnType<typeof h.gql<Page>>>;
     try {
@@ -87,6 +94,10 @@ describe('a statement timeout on PostgreSQL', () => {
       extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5 },
     });
     expect(unexpectedLogged(h)).toEqual([]);
+    // Counted by the code the client got (the runbook's signet_graphql_errors_total{code=
+    // "SERVICE_UNAVAILABLE"}), not as INTERNAL_SERVER_ERROR, which is for unexpected errors.
+    expect(await errorsOf('SERVICE_UNAVAILABLE')).toBe(unavailableBefore + 1);
+    expect(await errorsOf('INTERNAL_SERVER_ERROR')).toBe(internalBefore);
 
     const again = await h.gql<Page>(PAGE);
     expect(again.errors).toBeUndefined();
