@@ -104,4 +104,19 @@ describe('local driver: ping', () => {
     await ensureLocalBucket(root);
     await expect(gone.ping()).resolves.toBeUndefined();
   });
+
+  it('refuses a put into a bucket folder that is gone (unavailable) instead of making it again, empty', async () => {
+    const root = path.join(dir, 'unmounted-bucket');
+    const bucket = createLocalStorage({ root, publicUrl: 'http://gw.test', secret: 's'.repeat(32) });
+    await ensureLocalBucket(root);
+    await bucket.put('u/alice/a.png', Buffer.from('a'), 'image/png');
+    await rm(root, { recursive: true });
+
+    await expect(bucket.put('u/alice/b.png', Buffer.from('b'), 'image/png')).rejects.toMatchObject({
+      kind: 'unavailable',
+      message: expect.stringContaining('does not exist'),
+    });
+    await expect(readdir(root)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(bucket.ping()).rejects.toThrow('does not exist');
+  });
 });

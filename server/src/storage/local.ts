@@ -173,6 +173,20 @@ export function verifyLocalSignature(
  * Makes the bucket folder when it is not there yet: a node's start does (the first start of an
  * install has none), `signet check` and `/readyz` never do (`ping` reports it missing).
  */
+/** Throws unless the bucket folder is there (a directory). */
+async function checkBucketRoot(root: string): Promise<void> {
+  const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (!st?.isDirectory()) {
+    throw new StorageError(
+      'unavailable',
+      `the local bucket ${root} ${st ? 'is not a directory' : 'does not exist'} (a node makes it at its first start: is DATA_DIR right?)`,
+    );
+  }
+}
+
 export async function ensureLocalBucket(root: string): Promise<void> {
   await mkdir(root, { recursive: true });
 }
@@ -220,6 +234,10 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
       // Registered before the first await: the sweep never removes a file a put here is writing.
       writing.set(file, tmp);
       try {
+        // The folders below the bucket's, never the bucket's own: a put into a bucket folder gone
+        // (a volume unmounted) made it again, empty, and the probe then called it healthy while
+        // every other image answered 404.
+        await checkBucketRoot(root);
         await mkdir(path.dirname(file), { recursive: true });
         await pipeline(tap, createWriteStream(tmp));
         await writeFile(file + META_SUFFIX, JSON.stringify({ contentType, etag: tap.etag }));
@@ -313,15 +331,7 @@ export function createLocalStorage(opts: LocalStorageOptions): Storage {
     // Looks, never makes: a bucket folder gone (a volume not mounted, a wrong DATA_DIR) must show
     // as down, not come back empty. A node makes it at its start (ensureLocalBucket).
     async ping() {
-      const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return null;
-        throw err;
-      });
-      if (!st?.isDirectory()) {
-        throw new Error(
-          `the local bucket ${root} ${st ? 'is not a directory' : 'does not exist'} (a node makes it at its first start: is DATA_DIR right?)`,
-        );
-      }
+      await checkBucketRoot(root);
       await access(root, constants.W_OK);
     },
   };
