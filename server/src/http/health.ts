@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/types.js';
 import { unauthenticated } from '../errors/index.js';
 import { withDeadline } from '../lib/late-timer.js';
+import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage/storage.js';
 import type { UrlCache } from '../urls/store.js';
@@ -23,15 +24,19 @@ export interface Readiness {
   };
 }
 
-async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<boolean> {
+/** Undefined when the dependency answered in time, else why not (for the transition's log line). */
+async function probe(fn: () => Promise<void>, timeoutMs: number): Promise<string | undefined> {
   try {
     // A node busy serving must not read its own lag as a dependency down (lib/late-timer.ts).
     await withDeadline(fn(), timeoutMs, 'timeout');
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (err) {
+    // Only the message: a driver's error can carry request details in its causes.
+    return err instanceof Error ? err.message : String(err);
   }
 }
+
+type Dependency = 'database' | 'cache' | 'storage';
 
 /**
  * Probes database, cache and storage. Only a database that does not answer makes the node
@@ -54,6 +59,7 @@ export interface ProbeDeps {
   store: Pick<UrlCache, 'ping' | 'kind'>;
   storage: Pick<Storage, 'ping' | 'driver'>;
   metrics: Pick<Metrics, 'dependencyUp'>;
+  logger: Pick<Logger, 'info' | 'warn'>;
 }
 
 /** How long one round of probes answers for every caller (probes and scrapes are unauthenticated). */
@@ -65,14 +71,29 @@ export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => fal
   let inflight: Promise<Readiness> | undefined;
   let last: { at: number; result: Readiness } | undefined;
 
+  // What the last round saw, to log each dependency going down and coming back once: without it
+  // a node whose PostgreSQL was away wrote no line at all (operators start from `level >= 40`).
+  const wasUp: Partial<Record<Dependency, boolean>> = {};
+  const noteTransition = (dependency: Dependency, failure: string | undefined) => {
+    const up = failure === undefined;
+    const was = wasUp[dependency];
+    wasUp[dependency] = up;
+    // The first round says only a dependency down; later ones, every change.
+    if (was === up || (was === undefined && up)) return;
+    if (up) s.logger.info({ dependency }, 'dependency answers again');
+    else s.logger.warn({ dependency, err: failure }, 'dependency does not answer');
+  };
+
   async function run(): Promise<Readiness> {
-    const [dbOk, cacheOk, storageOk] = await Promise.all([
+    const failures = await Promise.all([
       probe(() => s.db.ping(), 1500),
       probe(() => s.store.ping(), Math.max(250, s.config.redisCommandTimeoutMs * 2)),
       // Storage never decides readiness, so a hanging origin must not make /readyz slower than
       // an orchestrator's probe timeout (Kubernetes: 1 s), which would unready every node.
       probe(() => s.storage.ping(), 750),
     ]);
+    (['database', 'cache', 'storage'] as const).forEach((d, i) => noteTransition(d, failures[i]));
+    const [dbOk, cacheOk, storageOk] = failures.map((f) => f === undefined) as [boolean, boolean, boolean];
     s.metrics.dependencyUp.set({ dependency: 'database' }, dbOk ? 1 : 0);
     s.metrics.dependencyUp.set({ dependency: 'cache' }, cacheOk ? 1 : 0);
     s.metrics.dependencyUp.set({ dependency: 'storage' }, storageOk ? 1 : 0);
