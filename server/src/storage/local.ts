@@ -169,10 +169,6 @@ export function verifyLocalSignature(
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-/**
- * Makes the bucket folder when it is not there yet: a node's start does (the first start of an
- * install has none), `signet check` and `/readyz` never do (`ping` reports it missing).
- */
 /** Throws unless the bucket folder is there (a directory). */
 async function checkBucketRoot(root: string): Promise<void> {
   const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
@@ -187,6 +183,10 @@ async function checkBucketRoot(root: string): Promise<void> {
   }
 }
 
+/**
+ * Makes the bucket folder when it is not there yet: a node's start does (the first start of an
+ * install has none), `signet check` and `/readyz` never do (`ping` reports it missing).
+ */
 export async function ensureLocalBucket(root: string): Promise<void> {
   await mkdir(root, { recursive: true });
 }
