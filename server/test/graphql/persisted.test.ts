@@ -21,7 +21,10 @@ async function runWebOperations(
   const alice = await h.token('alice');
   const admin = await h.token('alice', { role: 'admin' });
   const out: Record<string, RawGql> = {};
+  out.ImagePresets = await send('ImagePresets', {}, alice);
   out.GalleryPage = await send('GalleryPage', { first: 100 }, alice);
+  // A gateway without the thumb preset: the same document asks for the originals instead.
+  out.GalleryPageOfOriginals = await send('GalleryPage', { first: 100, thumb: false }, alice);
   out.ImageUrls = await send('ImageUrls', { ids }, alice);
   out.ImageVariantUrls = await send('ImageVariantUrls', { ids, preset: 'thumb' }, alice);
   out.ImageDetail = await send('ImageDetail', { id: ids[0] }, alice);
@@ -86,12 +89,13 @@ describe('persisted operations: the web app’s documents (development)', () => 
     await h?.close();
   });
 
-  it('the web app has its 13 operations, and each one passes every limit and runs', async () => {
+  it('the web app has its 14 operations, and each one passes every limit and runs', async () => {
     expect([...webOperations.keys()].sort()).toEqual([
       'DeleteImage',
       'GalleryPage',
       'ImageById',
       'ImageDetail',
+      'ImagePresets',
       'ImageUrls',
       'ImageVariantUrls',
       'RefreshSignedUrls',

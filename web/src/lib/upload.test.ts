@@ -85,6 +85,25 @@ describe('uploadImage', () => {
     expect(progress).toEqual([0.5, 1]);
   });
 
+  // The answer is a gallery tile: the `thumb` preset's URLs, or the original's on a gateway
+  // without that preset (lib/presets.ts; asking for a preset it lacks would fail the upload).
+  it.each([
+    [undefined, true],
+    [true, true],
+    [false, false],
+  ])('the thumb option %s sends $thumb: %s', async (thumb, sent) => {
+    const pending = uploadImage(file(), () => {}, thumb === undefined ? {} : { thumb });
+    const xhr = FakeXhr.last!;
+    const operations = JSON.parse(String((xhr.body as FormData).get('operations'))) as {
+      query: string;
+      variables: Record<string, unknown>;
+    };
+    expect(operations.variables).toEqual({ file: null, thumb: sent });
+    expect(operations.query).toContain('mutation UploadImage($file: File!, $thumb: Boolean = true)');
+    xhr.answer(200, { data: { uploadImage: { id: 'img-1' } } });
+    await pending;
+  });
+
   // Files the gateway refuses fail the same way every time: no Retry for them.
   it.each([
     ['PAYLOAD_TOO_LARGE', 413],

@@ -58,11 +58,13 @@ const QUERY = print(addTypenameToDocument(UploadImageDocument));
 export function uploadImage(
   file: File,
   onProgress: (fraction: number) => void,
-  options: { uri?: string; signal?: AbortSignal; token?: string | null } = {},
+  options: { uri?: string; signal?: AbortSignal; token?: string | null; thumb?: boolean } = {},
 ): Promise<GalleryImageFragment> {
   return new Promise((resolve, reject) => {
     const body = new FormData();
-    body.append('operations', JSON.stringify({ query: QUERY, variables: { file: null } }));
+    // `thumb`: whether the gateway has the `thumb` preset (lib/presets.ts); else the original's URL.
+    const variables = { file: null, thumb: options.thumb ?? true };
+    body.append('operations', JSON.stringify({ query: QUERY, variables }));
     body.append('map', JSON.stringify({ 0: ['variables.file'] }));
     body.append('0', file, file.name);
 

@@ -1,26 +1,32 @@
-import { SMART_IMAGE_DEPS } from '@signet/vue';
+import { SMART_IMAGE_DEPS, SmartImage, type SmartImageSource } from '@signet/vue';
 import { DefaultApolloClient } from '@vue/apollo-composable';
 import { flushPromises, mount } from '@vue/test-utils';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createApolloClient } from '../lib/apollo';
-import { galleryImage as image, quietImages } from '../test-support/gallery-fixtures';
+import { galleryImage as image, presetsAnswer, quietImages } from '../test-support/gallery-fixtures';
 import GalleryView from './GalleryView.vue';
 
 type Answer = { data?: unknown; errors?: unknown[] } | 'network';
 
 /**
- * A gateway of `count` images, 3 a page (only the first page is ever asked here), answering each
- * operation by name; `override` replaces an answer (a failure). Records the operations asked.
+ * A gateway of `count` images, 3 a page (only the first page is ever asked here), with the
+ * `presets` of its IMAGE_PRESETS (the defaults unless said), answering each operation by name as
+ * its variables ask (`$thumb`, `$medium`); `override` replaces an answer (a failure). Records the
+ * operations asked, and their variables.
  */
 function gateway(
   count: number,
   override: Partial<Record<string, (vars: Record<string, unknown>) => Answer | undefined>> = {},
+  presets?: readonly string[],
 ) {
-  let images = Array.from({ length: count }, (_, i) => image(i + 1));
+  let ids = Array.from({ length: count }, (_, i) => i + 1);
   const asked: string[] = [];
+  const calls: { op: string; vars: Record<string, unknown> }[] = [];
   const answer = (op: string, vars: Record<string, unknown>): Answer => {
     const own = override[op]?.(vars);
     if (own) return own;
+    const images = ids.map((n) => image(n, vars['thumb'] !== false));
+    if (op === 'ImagePresets') return presetsAnswer(presets);
     if (op === 'GalleryPage') {
       const edges = images.slice(0, 3).map((node) => ({ __typename: 'ImageEdge', cursor: node.id, node }));
       return {
@@ -37,26 +43,30 @@ function gateway(
     if (op === 'ImageById') return { data: { image: images.find((i) => i.id === vars['id']) ?? null } };
     if (op === 'ImageDetail') {
       const found = images.find((i) => i.id === vars['id']);
+      const url = (u: string) => ({ __typename: 'SignedUrl', url: u, expiresAt: '2030-01-01T13:00:00Z' });
       return {
         data: {
           imagesByIds: [
             found && {
               __typename: 'Image',
               id: found.id,
-              medium: {
-                __typename: 'SignedUrl',
-                url: 'http://bucket.test/m.webp',
-                expiresAt: '2030-01-01T13:00:00Z',
-              },
-              mediumSrcset: 'http://bucket.test/m.webp 800w',
-              mediumProxyUrl: 'http://gateway.test/proxy/m',
+              ...(vars['medium'] === false
+                ? {
+                    original: url(`http://bucket.test/${found.id}.png`),
+                    originalProxyUrl: `http://gateway.test/proxy/${found.id}?m=stream`,
+                  }
+                : {
+                    medium: url('http://bucket.test/m.webp'),
+                    mediumSrcset: 'http://bucket.test/m.webp 800w',
+                    mediumProxyUrl: 'http://gateway.test/proxy/m',
+                  }),
             },
           ],
         },
       };
     }
     if (op === 'DeleteImage') {
-      images = images.filter((i) => i.id !== vars['id']);
+      ids = ids.filter((n) => `img-${n}` !== vars['id']);
       return { data: { deleteImage: true } };
     }
     throw new Error(`unexpected ${op}`);
@@ -67,11 +77,17 @@ function gateway(
       variables: Record<string, unknown>;
     };
     asked.push(body.operationName);
+    calls.push({ op: body.operationName, vars: body.variables ?? {} });
     const a = answer(body.operationName, body.variables ?? {});
     if (a === 'network') throw new TypeError('Failed to fetch');
     return new Response(JSON.stringify(a), { headers: { 'content-type': 'application/json' } });
   };
-  return { client: createApolloClient('/graphql', fetchImpl as typeof fetch), asked };
+  return {
+    client: createApolloClient('/graphql', fetchImpl as typeof fetch),
+    fetchImpl: fetchImpl as typeof fetch,
+    asked,
+    calls,
+  };
 }
 
 /**
@@ -207,6 +223,157 @@ describe('GalleryView: where focus goes', () => {
     await flushPromises();
     expect(w.findAll('.card')).toHaveLength(3);
     expect(document.activeElement).toBe(w.get('h1').element);
+    w.unmount();
+  });
+});
+
+/** What each SmartImage inside `selector` was given: its URL, srcset, stream link and preset. */
+function pictures(w: ReturnType<typeof mountGallery>, selector: string) {
+  return w
+    .findAllComponents(SmartImage)
+    .filter((c) => c.element.closest(selector) !== null)
+    .map((c) => {
+      const image = c.props('image') as SmartImageSource;
+      return {
+        url: image.signedUrl.url,
+        srcset: image.signedUrl.srcset,
+        proxyUrl: image.proxyUrl,
+        preset: c.props('preset') as string | undefined,
+      };
+    });
+}
+
+describe('GalleryView: the presets the gateway has (IMAGE_PRESETS, IMAGE_TRANSFORMS)', () => {
+  it('asks for them once, before the first page, and shows `thumb` and `medium` when it has them', async () => {
+    await at('#/gallery/img-2');
+    const gw = gateway(3);
+    const w = mountGallery(gw);
+    await flushPromises();
+    await flushPromises();
+    expect(gw.asked.filter((op) => op === 'ImagePresets')).toHaveLength(1);
+    expect(gw.asked.indexOf('ImagePresets')).toBeLessThan(gw.asked.indexOf('GalleryPage'));
+    expect(gw.calls.find((c) => c.op === 'GalleryPage')!.vars).toMatchObject({ thumb: true });
+    expect(pictures(w, '[data-testid=gallery-grid]')[0]).toEqual({
+      url: 'http://bucket.test/img-1.webp',
+      srcset: 'http://bucket.test/img-1.webp 320w',
+      proxyUrl: 'http://gateway.test/proxy/img-1?p=thumb',
+      preset: 'thumb',
+    });
+    expect(gw.calls.find((c) => c.op === 'ImageDetail')!.vars).toMatchObject({ medium: true });
+    expect(pictures(w, '[role=dialog]')).toEqual([
+      {
+        url: 'http://bucket.test/m.webp',
+        srcset: 'http://bucket.test/m.webp 800w',
+        proxyUrl: 'http://gateway.test/proxy/m',
+        preset: 'medium',
+      },
+    ]);
+    w.unmount();
+  });
+
+  // IMAGE_PRESETS of other names, and IMAGE_TRANSFORMS=off (none at all): asking for `thumb` or
+  // `medium` there failed the whole page ("Couldn't load the gallery: Unknown preset").
+  it.each([
+    ['of other names', ['hero']],
+    ['(IMAGE_TRANSFORMS=off)', []],
+  ])('without thumb or medium %s: the originals everywhere, no srcset, no preset asked', async (_, names) => {
+    // An image beyond the first page: ImageById brings it, with the same choice.
+    await at('#/gallery/img-5');
+    const gw = gateway(6, {}, names);
+    const w = mountGallery(gw);
+    await flushPromises();
+    await flushPromises();
+    expect(w.find('.banner--error').exists()).toBe(false);
+    expect(w.findAll('.card')).toHaveLength(3);
+    for (const op of ['GalleryPage', 'ImageById']) {
+      expect(gw.calls.find((c) => c.op === op)!.vars, op).toMatchObject({ thumb: false });
+    }
+    expect(gw.calls.find((c) => c.op === 'ImageDetail')!.vars).toMatchObject({ medium: false });
+    expect(pictures(w, '[data-testid=gallery-grid]')).toEqual(
+      [1, 2, 3].map((n) => ({
+        url: `http://bucket.test/img-${n}.png`,
+        srcset: null,
+        proxyUrl: `http://gateway.test/proxy/img-${n}?m=stream`,
+        preset: undefined,
+      })),
+    );
+    expect(pictures(w, '[role=dialog]')).toEqual([
+      {
+        url: 'http://bucket.test/img-5.png',
+        srcset: null,
+        proxyUrl: 'http://gateway.test/proxy/img-5?m=stream',
+        preset: undefined,
+      },
+    ]);
+    w.unmount();
+  });
+
+  it('with thumb but no medium: thumbnails in the grid, the original in the detail view', async () => {
+    await at('#/gallery/img-1');
+    const gw = gateway(3, {}, ['thumb', 'hero']);
+    const w = mountGallery(gw);
+    await flushPromises();
+    await flushPromises();
+    expect(pictures(w, '[data-testid=gallery-grid]').map((p) => p.preset)).toEqual([
+      'thumb',
+      'thumb',
+      'thumb',
+    ]);
+    expect(pictures(w, '[role=dialog]')).toEqual([
+      {
+        url: 'http://bucket.test/img-1.png',
+        srcset: null,
+        proxyUrl: 'http://gateway.test/proxy/img-1?m=stream',
+        preset: undefined,
+      },
+    ]);
+    w.unmount();
+  });
+
+  it('when the presets cannot be asked, says so; "Try again" asks again and the page follows', async () => {
+    let down = true;
+    const gw = gateway(3, { ImagePresets: () => (down ? 'network' : undefined) });
+    const w = mountGallery(gw);
+    await flushPromises();
+    expect(w.get('.banner--error').text()).toContain('Couldn’t load the gallery: Failed to fetch');
+    expect(gw.asked).not.toContain('GalleryPage');
+    down = false;
+    await w.get('.banner--error button').trigger('click');
+    await flushPromises();
+    await flushPromises();
+    expect(gw.asked.filter((op) => op === 'ImagePresets')).toHaveLength(2);
+    expect(w.findAll('.card')).toHaveLength(3);
+    expect(w.find('.banner--error').exists()).toBe(false);
+    w.unmount();
+  });
+
+  it('shows the skeleton while the presets are on their way (not an empty grid)', async () => {
+    let answer = () => {};
+    const gw = gateway(3);
+    const slow: typeof fetch = async (url, init) => {
+      await new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+      return gw.fetchImpl(url, init);
+    };
+    const w = mount(GalleryView, {
+      attachTo: document.body,
+      global: {
+        provide: {
+          [DefaultApolloClient]: createApolloClient('/graphql', slow),
+          [SMART_IMAGE_DEPS as symbol]: quietImages,
+        },
+      },
+    });
+    await flushPromises();
+    expect(w.find('.card--skeleton').exists()).toBe(true);
+    expect(w.find('.empty').exists()).toBe(false);
+    answer();
+    await flushPromises();
+    answer();
+    await flushPromises();
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(3);
     w.unmount();
   });
 });

@@ -1,4 +1,4 @@
-import { SMART_IMAGE_DEPS } from '@signet/vue';
+import { SMART_IMAGE_DEPS, SmartImage, type SmartImageSource } from '@signet/vue';
 import { DefaultApolloClient } from '@vue/apollo-composable';
 import { flushPromises, mount } from '@vue/test-utils';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -6,7 +6,7 @@ import { createApolloClient } from '../lib/apollo';
 import { clearToken, setToken } from '../lib/auth';
 import { createSession, SESSION, type Session } from '../lib/session';
 import { UploadError, uploadImage } from '../lib/upload';
-import { galleryImage, quietImages } from '../test-support/gallery-fixtures';
+import { galleryImage, presetsAnswer, quietImages } from '../test-support/gallery-fixtures';
 import UploadView from './UploadView.vue';
 
 // The request itself is lib/upload.ts's (upload.test.ts); here each file's outcome is scripted.
@@ -17,9 +17,25 @@ vi.mock('../lib/upload', async (real) => ({
 const upload = vi.mocked(uploadImage);
 const uploaded = galleryImage(1);
 
-/** The gateway's answer to viewer.uploadLimits (each time asked), or none at all (`{}`). */
-function mountView(limits?: object | (() => object), asked?: { count: number }, session?: Session) {
-  const transport = async () => {
+/**
+ * The gateway's answer to viewer.uploadLimits (each time asked), or none at all (`{}`); to
+ * ImagePresets, `presets` (the default IMAGE_PRESETS' names unless said; 'network': it fails).
+ */
+function mountView(
+  limits?: object | (() => object),
+  asked?: { count: number },
+  session?: Session,
+  presets?: readonly string[] | (() => readonly string[] | 'network'),
+) {
+  const transport = async (_url: RequestInfo | URL, init?: RequestInit) => {
+    const { operationName } = JSON.parse(String(init?.body)) as { operationName: string };
+    if (operationName === 'ImagePresets') {
+      const names = typeof presets === 'function' ? presets() : presets;
+      if (names === 'network') throw new TypeError('Failed to fetch');
+      return new Response(JSON.stringify(presetsAnswer(names)), {
+        headers: { 'content-type': 'application/json' },
+      });
+    }
     if (asked) asked.count++;
     const now = typeof limits === 'function' ? limits() : limits;
     const body = now ? { data: { viewer: { __typename: 'Viewer', id: 'demo', uploadLimits: now } } } : {};
@@ -325,6 +341,71 @@ describe('UploadView when the token runs out', () => {
     await row(w, 'a.png').get('button').trigger('click');
     await flushPromises();
     expect(row(w, 'a.png').attributes('data-status')).toBe('done');
+    w.unmount();
+  });
+});
+
+describe('UploadView and the presets the gateway has', () => {
+  const shown = (w: ReturnType<typeof mountView>, name: string) => {
+    const c = row(w, name).getComponent(SmartImage);
+    const { signedUrl, proxyUrl } = c.props('image') as SmartImageSource;
+    return { url: signedUrl.url, srcset: signedUrl.srcset, proxyUrl, preset: c.props('preset') };
+  };
+
+  it('asks for the new tile in the `thumb` preset when the gateway has it (the presets asked once)', async () => {
+    let presetsAsked = 0;
+    upload.mockResolvedValue(uploaded);
+    const w = mountView(undefined, undefined, undefined, () => {
+      presetsAsked++;
+      return ['thumb', 'medium'];
+    });
+    await pick(w, 'a.png', 'b.png');
+    await flushPromises();
+    expect(upload.mock.calls.map((c) => c[2]?.thumb)).toEqual([true, true]);
+    expect(presetsAsked).toBe(1);
+    expect(shown(w, 'a.png')).toEqual({
+      url: uploaded.thumb!.url,
+      srcset: uploaded.thumbSrcset,
+      proxyUrl: uploaded.thumbProxyUrl,
+      preset: 'thumb',
+    });
+    w.unmount();
+  });
+
+  it.each([
+    ['of other names', ['hero']],
+    ['(IMAGE_TRANSFORMS=off)', []],
+  ])('without `thumb` %s: asks for the original’s URL, and the row shows it', async (_, names) => {
+    const original = galleryImage(1, false);
+    upload.mockResolvedValue(original);
+    const w = mountView(undefined, undefined, undefined, names);
+    await pick(w, 'photo.png');
+    await flushPromises();
+    expect(upload.mock.calls[0]![2]).toMatchObject({ thumb: false });
+    expect(row(w, 'photo.png').attributes('data-status')).toBe('done');
+    expect(shown(w, 'photo.png')).toEqual({
+      url: original.original!.url,
+      srcset: null,
+      proxyUrl: original.originalProxyUrl,
+      preset: undefined,
+    });
+    w.unmount();
+  });
+
+  it('when the presets cannot be asked, the file fails with Retry (not its fault), and a retry uploads it', async () => {
+    let answer: readonly string[] | 'network' = 'network';
+    upload.mockResolvedValue(uploaded);
+    const w = mountView(undefined, undefined, undefined, () => answer);
+    await pick(w, 'photo.png');
+    await flushPromises();
+    expect(upload).not.toHaveBeenCalled();
+    expect(row(w, 'photo.png').attributes('data-status')).toBe('failed');
+    expect(buttons(w, 'photo.png')).toEqual(['Retry photo.png']);
+    answer = ['thumb'];
+    await row(w, 'photo.png').get('button').trigger('click');
+    await flushPromises();
+    expect(upload).toHaveBeenCalledTimes(1);
+    expect(row(w, 'photo.png').attributes('data-status')).toBe('done');
     w.unmount();
   });
 });
