@@ -14,7 +14,7 @@ import { makePhoto } from '../../server/test/fixtures/photos.js';
 import { loadBuilt } from '../lib/product.js';
 import { serve } from '../lib/rpc.js';
 
-const { createLocalStorage } = await loadBuilt<typeof LocalModule>('storage/local');
+const { createLocalStorage, ensureLocalBucket } = await loadBuilt<typeof LocalModule>('storage/local');
 const { LocalVariants } = await loadBuilt<typeof VariantsModule>('storage/local-variants');
 const { createVariantRenderer } = await loadBuilt<typeof RenderModule>('storage/render-variant');
 const { createMetrics } = await loadBuilt<typeof MetricsModule>('metrics');
@@ -24,6 +24,8 @@ serve({
   async run(p: { images: number; width: number; height: number }) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'signet-bench-variants-'));
     try {
+      // As a node's start does: the driver never makes its bucket folder itself.
+      await ensureLocalBucket(path.join(dir, 'bucket'));
       const storage = createLocalStorage({
         root: path.join(dir, 'bucket'),
         publicUrl: 'http://127.0.0.1:9',

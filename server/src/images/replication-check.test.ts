@@ -9,7 +9,7 @@ import { createImagesRepo } from '../db/images-repo.js';
 import type { Db } from '../db/types.js';
 import { MemoryEventBus } from '../events/memory-bus.js';
 import { createMetrics } from '../metrics.js';
-import { createLocalStorage } from '../storage/local.js';
+import { createLocalStorage, ensureLocalBucket } from '../storage/local.js';
 import { createVariantRenderer } from '../storage/render-variant.js';
 import type { Storage } from '../storage/storage.js';
 import { DerivedVariants } from './derived-variants.js';
@@ -27,6 +27,7 @@ describe('replication check', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'signet-replication-'));
     db = await openDatabase({ databaseUrl: undefined, dataDir: dir });
     repo = createImagesRepo(db);
+    await ensureLocalBucket(path.join(dir, 'b'));
     bucketB = createLocalStorage({
       root: path.join(dir, 'b'),
       publicUrl: 'http://b.test',

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalStorage } from './local.js';
+import { createLocalStorage, ensureLocalBucket } from './local.js';
 import { variantDirOf } from './local-variants.js';
 
 describe('variantDirOf', () => {
@@ -38,6 +38,7 @@ describe('the local driver removes an object’s variants', () => {
 
   it('on delete and on a put over the key, and lists none of them', async () => {
     const variantsRoot = path.join(dir, 'variants');
+    await ensureLocalBucket(path.join(dir, 'bucket'));
     const storage = createLocalStorage({
       root: path.join(dir, 'bucket'),
       publicUrl: 'http://gw.test',

@@ -13,7 +13,8 @@ function expectPageHeaders(r: RawResponse, label: string): void {
   expect(r.headers['x-content-type-options'], label).toBe('nosniff');
   expect(r.headers['referrer-policy'], label).toBe('no-referrer');
   expect(r.headers['cache-control'], label).toBe('no-cache');
-  expect(r.headers.vary, label).toBe('Accept-Encoding');
+  // Authorization: every /graphql answer varies by the caller's token (http/app.ts).
+  expect(r.headers.vary, label).toBe('Authorization, Accept-Encoding');
   expect(r.headers.etag, label).toMatch(/^W\/"[A-Za-z0-9_-]{43}"$/);
 }
 

@@ -154,8 +154,9 @@ describe('request ids of the answers yoga gives before its plugins run', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(page.headers.get('x-request-id')).toBe('graphiql-0001');
-    // The page's coding joins the HTTP layer's `Vary: Origin` (CORS_ORIGINS), not replaces it.
-    expect(page.headers.get('vary')).toBe('Origin, Accept-Encoding');
+    // The page's coding joins the HTTP layer's `Vary: Authorization, Origin` (every /graphql
+    // answer, and CORS_ORIGINS), not replaces it.
+    expect(page.headers.get('vary')).toBe('Authorization, Origin, Accept-Encoding');
     const revalidated = await fetch(`${h.url}/graphql`, {
       headers: {
         accept: 'text/html',

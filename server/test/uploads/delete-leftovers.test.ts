@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
 import { OrphanSweeper } from '../../src/images/orphan-sweep.js';
 import { createMetrics } from '../../src/metrics.js';
-import { createLocalStorage } from '../../src/storage/local.js';
+import { createLocalStorage, ensureLocalBucket } from '../../src/storage/local.js';
 import { variantDirOf } from '../../src/storage/local-variants.js';
 import { variantOf } from '../../src/storage/variant.js';
 import { makePhoto } from '../fixtures/photos.js';
@@ -205,6 +205,7 @@ describe('deletes and the orphan sweep on the local driver', () => {
 
   it('never removes the temporary file of a put still writing, however old', async () => {
     const root = path.join(h.config.dataDir, 'live-put');
+    await ensureLocalBucket(root);
     const storage = createLocalStorage({ root, publicUrl: 'http://x', secret: 's' });
     const body = new PassThrough();
     const size = 128 * 1024;
