@@ -503,6 +503,15 @@ describe('loadConfig', () => {
     );
   });
 
+  it('SHUTDOWN_DELAY_SECONDS: 0 by default (stop accepting at once), whole seconds up to 300', () => {
+    expect(loadConfig({}).shutdownDelaySeconds).toBe(0);
+    expect(loadConfig({ SHUTDOWN_DELAY_SECONDS: ' 15 ' }).shutdownDelaySeconds).toBe(15);
+    expect(loadConfig({ SHUTDOWN_DELAY_SECONDS: '300' }).shutdownDelaySeconds).toBe(300);
+    expect(loadConfig({ SHUTDOWN_DELAY_SECONDS: '' }).shutdownDelaySeconds).toBe(0);
+    for (const v of ['-1', '1.5', '5s', 'soon', '301'])
+      expectRejected({ SHUTDOWN_DELAY_SECONDS: v }, 'SHUTDOWN_DELAY_SECONDS');
+  });
+
   it('PRELOAD_RATE_LIMIT_PER_MINUTE and PRELOAD_QUEUE_MAX_JOBS: defaults, values and bounds', () => {
     expect(loadConfig({})).toMatchObject({ preloadRateLimitPerMinute: 30, preloadQueueMaxJobs: 200 });
     expect(loadConfig({ PRELOAD_RATE_LIMIT_PER_MINUTE: ' 5 ', PRELOAD_QUEUE_MAX_JOBS: '20' })).toMatchObject({

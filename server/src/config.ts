@@ -110,6 +110,13 @@ export interface Config {
    * while output waits for this long is ended.
    */
   stalledClientSeconds: number;
+  /**
+   * SHUTDOWN_DELAY_SECONDS: after SIGTERM or SIGINT, how long the node goes on listening and
+   * serving while it drains (`/readyz` 503 `draining`, every response `Connection: close`) before
+   * it stops accepting connections; 0 (the default) stops accepting at once. For a load balancer
+   * that health-checks `/readyz` (docs/operations.md, "Health, readiness, shutdown").
+   */
+  shutdownDelaySeconds: number;
   /** METRICS_TOKEN: the bearer token `/metrics` asks for (unset: open, for a private network). */
   metricsToken: string | undefined;
   proxyTokenTtlSeconds: number;
@@ -1033,5 +1040,6 @@ export function loadConfig(env: Env = process.env): Config {
     metricsToken: parseMetricsToken(env),
     subscriptionsPerViewer: int(env, 'SUBSCRIPTIONS_PER_VIEWER', 64, 1, 1_000_000),
     stalledClientSeconds: int(env, 'STALLED_CLIENT_SECONDS', 30, 1, 3600),
+    shutdownDelaySeconds: int(env, 'SHUTDOWN_DELAY_SECONDS', 0, 0, 300),
   };
 }

@@ -1,12 +1,14 @@
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { type Config, ConfigError, loadConfig } from './config.js';
-import { createContainer } from './container.js';
-import { seedDemoPhotos } from './demo-photos.js';
+// Types only: the modules themselves are loaded once the signal handlers are set (main).
+import type { Container } from './container.js';
 import { logAcceptErrors } from './http/accept-errors.js';
-import { createHttpApp } from './http/app.js';
-import { gracefulShutdown } from './http/graceful-shutdown.js';
+import type { HttpApp } from './http/app.js';
+import { gracefulShutdown, trackConnections } from './http/graceful-shutdown.js';
 import { StartFailure } from './lib/start-failure.js';
+import { createLogger } from './logger.js';
 
 function configOrExit(): Config {
   try {
@@ -55,9 +57,66 @@ function listenFailure(err: NodeJS.ErrnoException, config: Pick<Config, 'port' |
   }
 }
 
-// config -> container -> http server -> listen; graceful shutdown on SIGTERM/SIGINT.
+/**
+ * The bound on a stop once it is under way (after SHUTDOWN_DELAY_SECONDS), or on a start a signal
+ * stopped: orchestrators SIGKILL after 10 s (Docker; Kubernetes' default is 30 s).
+ */
+const STOP_BOUND_MS = 10_000;
+
+type StopSignal = 'SIGTERM' | 'SIGINT';
+
+// config -> signal handlers -> container -> http server -> listen; graceful shutdown on
+// SIGTERM/SIGINT, a second one exits at once (docs/operations.md, "Health, readiness, shutdown").
 async function main(): Promise<void> {
   const config = configOrExit();
+  const logger = createLogger(config.logLevel);
+
+  // Signals first, before the modules that take most of the start to load: a SIGTERM during
+  // start-up (a rollout stopped, a node scaled away) is logged and ends the start after the step
+  // under way, instead of killing the process unheard (exit 143).
+  /** Why the process is stopping (a signal, a lost database), once it is. */
+  let stopping: string | undefined;
+  /** The stop of a node that is listening; until then a signal stops the start. */
+  let stopServing: ((signal: StopSignal) => void) | undefined;
+  let force: NodeJS.Timeout | undefined;
+  const bound = (ms: number, what: string) => {
+    force = setTimeout(() => {
+      logger.error(`${what} took too long; exiting`);
+      process.exit(1);
+    }, ms);
+    force.unref();
+  };
+  const onSignal = (signal: StopSignal) => {
+    if (stopping !== undefined) {
+      // The operator's way out of a drain (a delay, a download) or a start that hangs: 128 + the
+      // signal's number, as a shell reports a process that signal ended (130, 143).
+      logger.warn({ signal, stopping }, 'second signal: exiting now, without finishing the stop');
+      process.exit(128 + constants.signals[signal]);
+    }
+    if (stopServing) return stopServing(signal);
+    stopping = signal;
+    logger.info({ signal }, 'signal during start-up: the start stops once the step under way ends');
+    bound(STOP_BOUND_MS, 'stopping the start');
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  /** After each step of the start: a signal that came during it ends the start there, exit 0. */
+  const stopStartIfAsked = async (opened: { c?: Container; app?: HttpApp; server?: Server }) => {
+    if (stopping === undefined) return;
+    opened.server?.close();
+    opened.server?.closeAllConnections();
+    opened.app?.close();
+    await opened.c?.close().catch(() => {});
+    logger.info({ signal: stopping }, 'stopped before serving');
+    process.exit(0);
+  };
+
+  const [{ createContainer }, { createHttpApp }, { seedDemoPhotos }] = await Promise.all([
+    import('./container.js'),
+    import('./http/app.js'),
+    import('./demo-photos.js'),
+  ]);
+  await stopStartIfAsked({});
   // A node that lost its embedded database stops (exit 1): it could only answer 503 from then on,
   // and an orchestrator restarts a process that exits. Lost before shutdown is defined (below,
   // while starting): remembered, and the stop begins as soon as it can.
@@ -65,8 +124,11 @@ async function main(): Promise<void> {
   let stopFor: (why: string) => void = () => {
     lostEarly = true;
   };
-  const c = await createContainer(config, { onDatabaseLost: () => stopFor('embedded database lost') });
-  const { logger } = c;
+  const c = await createContainer(config, {
+    logger,
+    onDatabaseLost: () => stopFor('embedded database lost'),
+  });
+  await stopStartIfAsked({ c });
   if (config.auth.disabled) {
     logger.warn(
       'AUTH IS OFF: no AUTH_JWT_SECRET or AUTH_JWKS_URL, every request acts as the admin user "demo"',
@@ -85,12 +147,15 @@ async function main(): Promise<void> {
       cacheDir: path.join(config.dataDir, 'demo-photos'),
       limits: { maxPixels: config.uploadMaxPixels, timeoutSeconds: config.placeholderTimeoutSeconds },
     });
+    await stopStartIfAsked({ c });
   }
 
   const app = createHttpApp(c);
   const server = createServer(app.handle);
   server.keepAliveTimeout = 65_000;
+  const connections = trackConnections(server);
   await c.start();
+  await stopStartIfAsked({ c, app });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -107,6 +172,7 @@ async function main(): Promise<void> {
     await c.close().catch(() => {});
     process.exit(failed.exitCode);
   }
+  await stopStartIfAsked({ c, app, server });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   logger.info(
@@ -114,36 +180,34 @@ async function main(): Promise<void> {
     `signet listening on http://localhost:${port}`,
   );
 
-  let stopping = false;
-  const shutdown = async (signal: string, exitCode = 0) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    // The bound: orchestrators SIGKILL after 10 s (Docker, Kubernetes' default is 30 s).
-    const force = setTimeout(() => {
-      logger.error('shutdown took too long; exiting');
-      process.exit(1);
-    }, 10_000);
-    force.unref();
+  const shutdown = async (why: string, exitCode: number, delayMs: number) => {
+    // A failure's stop during a stop changes nothing (a second signal exits: onSignal).
+    if (stopping !== undefined) return;
+    stopping = why;
+    logger.info({ signal: why }, 'shutting down');
+    bound(delayMs + STOP_BOUND_MS, 'shutdown');
     const drained = await gracefulShutdown({
       server,
+      connections,
       drain: () => app.drain(),
       close: async () => {
         app.close();
         await c.close();
       },
       logger,
+      delayMs,
       graceMs: 7_000,
     });
     clearTimeout(force);
     logger.info({ drained }, 'stopped');
     process.exit(exitCode);
   };
-  stopFor = (why) => void shutdown(why, 1);
+  stopServing = (signal) => void shutdown(signal, 0, config.shutdownDelaySeconds * 1000);
+  // A node that cannot serve (its database lost, accepts failing) stops without the delay: there
+  // is nothing to keep serving while a balancer notices.
+  stopFor = (why) => void shutdown(why, 1, 0);
   logAcceptErrors(server, logger, stopFor);
   if (lostEarly) stopFor('embedded database lost');
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
 main().catch((err) => {
