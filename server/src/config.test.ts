@@ -249,6 +249,23 @@ describe('loadConfig', () => {
     );
   });
 
+  it('LOCAL_SIGNING_SECRET may list secrets (the first signs, all verify), and a derived one follows every proxy key', () => {
+    const own = loadConfig({ LOCAL_SIGNING_SECRET: 'new-local-secret-01, old-local-secret-01' });
+    expect(own.localSigningSecret).toBe('new-local-secret-01');
+    expect(own.localVerifySecrets).toEqual(['new-local-secret-01', 'old-local-secret-01']);
+    expect(configError({ LOCAL_SIGNING_SECRET: 'new-local-secret-01,short' }).variable).toBe(
+      'LOCAL_SIGNING_SECRET',
+    );
+    // A proxy key rotation (add, promote, retire) keeps the local URLs signed before it working.
+    const env = { AUTH_JWT_SECRET: SECRET };
+    const before = loadConfig({ ...env, PROXY_TOKEN_SECRET: `k0:${'o'.repeat(16)}` });
+    const added = loadConfig({ ...env, PROXY_TOKEN_SECRET: `k0:${'o'.repeat(16)},k1:${'n'.repeat(16)}` });
+    const promoted = loadConfig({ ...env, PROXY_TOKEN_SECRET: `k1:${'n'.repeat(16)},k0:${'o'.repeat(16)}` });
+    expect(added.localSigningSecret).toBe(before.localSigningSecret);
+    expect(added.localVerifySecrets).toContain(promoted.localSigningSecret);
+    expect(promoted.localVerifySecrets).toContain(before.localSigningSecret);
+  });
+
   it('JWKS in production needs an issuer, an audience and https', () => {
     const base = { NODE_ENV: 'production', PROXY_TOKEN_SECRET: 'p'.repeat(16) };
     const url = 'https://id.example/jwks.json';

@@ -71,8 +71,14 @@ export interface Config {
   images: ImageConfig;
   /** The `s3` driver's settings (config-s3.ts); undefined with another driver. */
   s3: S3Config | undefined;
-  /** Secret for the local driver's URL signatures. */
+  /** Secret the local driver signs its URLs with (the first of `localVerifySecrets`). */
   localSigningSecret: string;
+  /**
+   * Every secret a local bucket URL may be signed with: LOCAL_SIGNING_SECRET's list (the first
+   * signs, every one verifies), or one derived from each PROXY_TOKEN_SECRET key. A rotation adds
+   * the new secret everywhere before any node signs with it (docs/operations.md, "Key rotation").
+   */
+  localVerifySecrets: readonly string[];
   /** A CDN in front of the bucket whose URLs Signet signs instead of the bucket's (CDN_*). */
   cdn: CdnConfig | undefined;
   /**
@@ -873,15 +879,20 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
   const proxyTokenSecrets = parseProxySecrets(env, DEV_SECRET);
-  const ownLocalSecret = str(env, 'LOCAL_SIGNING_SECRET');
+  // A secret, or a list `new,old,…`: the first signs, every one verifies (as PROXY_TOKEN_SECRET's
+  // keys). Unset: one derived from each proxy key, so that key's rotation rotates these too.
+  const ownLocalSecrets = str(env, 'LOCAL_SIGNING_SECRET')
+    ?.split(',')
+    .map((p) => p.trim());
   // The same floor as PROXY_TOKEN_SECRET: an HMAC key a few characters long can be guessed.
-  if (ownLocalSecret !== undefined && ownLocalSecret.length < 16) {
+  if (ownLocalSecrets?.some((p) => p.length < 16)) {
     throw new ConfigError(
       'LOCAL_SIGNING_SECRET',
-      'must be at least 16 characters (or unset it to derive one)',
+      'must be a secret of at least 16 characters, or a comma-separated list of them, the signing one first (or unset it to derive them)',
     );
   }
-  const localSecret = ownLocalSecret ?? deriveKey(proxyTokenSecrets[0]!.secret, 'signet local-bucket v1');
+  const localSecrets =
+    ownLocalSecrets ?? proxyTokenSecrets.map((k) => deriveKey(k.secret, 'signet local-bucket v1'));
 
   const publicUrl = parsePublicUrl(env, port);
 
@@ -977,7 +988,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     images: parseImageConfig(env, (variable, message) => new ConfigError(variable, message)),
     s3,
-    localSigningSecret: localSecret,
+    localSigningSecret: localSecrets[0]!,
+    localVerifySecrets: localSecrets,
     cdn,
     regions,
     urlTtlSeconds,

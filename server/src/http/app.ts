@@ -75,7 +75,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   const driver = c.storage.driver;
   switch (driver) {
     case 'local':
-      prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secret: config.localSigningSecret })]);
+      prefixed.push(['/local-bucket/', createLocalBucketRoute({ ...c, secrets: config.localVerifySecrets })]);
       break;
     case 'cos':
     case 's3':

@@ -44,7 +44,8 @@ interface Servable {
  */
 export function createLocalBucketRoute(deps: {
   storage: Storage;
-  secret: string;
+  /** Every secret a URL may be signed with (LOCAL_SIGNING_SECRET's list: a rotation's old and new). */
+  secrets: readonly string[];
   clock: Clock;
   localVariants: Pick<LocalVariants, 'get'> | undefined;
 }) {
@@ -63,7 +64,7 @@ export function createLocalBucketRoute(deps: {
     const variantKey = url.searchParams.get('v') ?? undefined;
     const now = deps.clock.now() / 1000;
     if (!Number.isInteger(start) || !Number.isInteger(end) || !sig) throw forbidden('Missing signature');
-    if (!verifyLocalSignature(deps.secret, key, { start, end }, sig, variantKey))
+    if (!deps.secrets.some((secret) => verifyLocalSignature(secret, key, { start, end }, sig, variantKey)))
       throw forbidden('Signature does not match');
     if (now < start || now > end) throw forbidden('Request has expired');
     try {

@@ -96,7 +96,7 @@ beforeAll(async () => {
   local = createLocalStorage({ root: dir, publicUrl: originUrl, secret: SECRET });
   const route = createLocalBucketRoute({
     storage: local,
-    secret: SECRET,
+    secrets: [SECRET],
     clock: { now: () => Date.now() },
     localVariants: undefined,
   });

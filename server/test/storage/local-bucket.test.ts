@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localSignature } from '../../src/storage/local.js';
 import { makePng } from '../fixtures/images.js';
 import { type Harness, startHarness } from '../support/harness.js';
 import { uploadFile } from '../support/upload.js';
@@ -118,5 +119,50 @@ describe('/local-bucket/* cache headers and conditional requests', () => {
     }
     // The untouched URL still works.
     expect((await fetch(url, { headers: { 'if-none-match': etag } })).status).toBe(304);
+  });
+});
+
+/**
+ * LOCAL_SIGNING_SECRET as a list (docs/operations.md, "Key rotation"): the first signs, every one
+ * verifies, so nodes mid-rotation accept each other's URLs and URLs already handed out keep
+ * working. With one secret, a node restarted with a new one refused every URL of the others (403).
+ */
+describe('/local-bucket/* during a LOCAL_SIGNING_SECRET rotation', () => {
+  const NEW = 'new-local-secret-0123456789';
+  const OLD = 'old-local-secret-0123456789';
+  let h: Harness;
+  let url: URL;
+  let key: string;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'local',
+      redis: 'memory',
+      env: { LOCAL_SIGNING_SECRET: `${NEW},${OLD}` },
+    });
+    const up = await uploadFile(h, PNG, { name: 'r.png', type: 'image/png' });
+    expect(up.errors).toBeUndefined();
+    url = new URL(up.data!.uploadImage.signedUrl.url);
+    key = up.data!.uploadImage.key;
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  /** The node's URL, signed with `secret` instead (what a node on that secret hands out). */
+  const signedWith = (secret: string) => {
+    const u = new URL(url);
+    const window = { start: Number(u.searchParams.get('s')), end: Number(u.searchParams.get('e')) };
+    u.searchParams.set('sig', localSignature(secret, key, window));
+    return u.toString();
+  };
+
+  it('signs with the first secret and accepts a URL signed with any of them, no other', async () => {
+    expect(url.toString()).toBe(signedWith(NEW));
+    expect((await fetch(signedWith(NEW))).status).toBe(200);
+    expect((await fetch(signedWith(OLD))).status).toBe(200);
+    const other = await fetch(signedWith('another-secret-0123456789'));
+    expect(other.status).toBe(403);
+    expect(((await other.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
   });
 });
