@@ -123,6 +123,11 @@ export interface Config {
    * that health-checks `/readyz` (docs/operations.md, "Health, readiness, shutdown").
    */
   shutdownDelaySeconds: number;
+  /**
+   * MAX_REQUESTS_IN_FLIGHT: GraphQL requests (not event streams) one node serves at once; past
+   * it a request is refused at once, 503 with Retry-After (http/in-flight-bound.ts). 0: no bound.
+   */
+  maxRequestsInFlight: number;
   /** METRICS_TOKEN: the bearer token `/metrics` asks for (unset: open, for a private network). */
   metricsToken: string | undefined;
   proxyTokenTtlSeconds: number;
@@ -1053,5 +1058,6 @@ export function loadConfig(env: Env = process.env): Config {
     subscriptionsPerViewer: int(env, 'SUBSCRIPTIONS_PER_VIEWER', 64, 1, 1_000_000),
     stalledClientSeconds: int(env, 'STALLED_CLIENT_SECONDS', 30, 1, 3600),
     shutdownDelaySeconds: int(env, 'SHUTDOWN_DELAY_SECONDS', 0, 0, 300),
+    maxRequestsInFlight: int(env, 'MAX_REQUESTS_IN_FLIGHT', 512, 0, 1_000_000),
   };
 }

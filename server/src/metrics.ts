@@ -117,6 +117,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['dependency'] as const,
       registers: r,
     }),
+    requestsShed: new Counter({
+      name: 'signet_requests_shed_total',
+      help: 'GraphQL requests refused at once (503) because MAX_REQUESTS_IN_FLIGHT were being served',
+      registers: r,
+    }),
     uploadsInFlight: new Gauge({
       name: 'signet_uploads_in_flight',
       help: 'Uploads on this node between reading their body and storing them (UPLOAD_CONCURRENCY bounds it)',
