@@ -175,6 +175,40 @@ describe("urlTransport and the host app's Apollo cache", () => {
     expect(g.ops).toEqual(['GalleryPage', 'SignedUrlRefreshed']); // no refetch was needed
   });
 
+  it('writes the events of one stream chunk in one batch: a watcher of the page is told once', async () => {
+    // A refresh wave: the gateway re-signs many images at once and sends their events together.
+    const g = gateway(
+      [event('a', 'https://bucket.test/a-2', T(30)), event('b', 'https://bucket.test/b-2', T(30))],
+      [],
+    );
+    const { client, transport } = hostClient(g.fetch);
+    await client.query({ query: GalleryPageDocument, variables: { first: 24 } });
+    // What the cache tells each watching query (a gallery of thousands re-reads its whole list).
+    const told: Record<string, string>[] = [];
+    client.cache.watch({
+      query: GalleryPageDocument,
+      variables: { first: 24 },
+      optimistic: true,
+      callback: (diff) => {
+        const data = diff.result as { images: { edges: { node: PageNode }[] } };
+        told.push(Object.fromEntries(data.images.edges.map((e) => [e.node.id, e.node.signedUrl.url])));
+      },
+    });
+    const seen: string[] = [];
+    await new Promise<void>((resolve) => {
+      transport().subscribe(['a', 'b'], {
+        next: (e) => {
+          // Handed on after the cache holds the URL (as before): a re-render reads the new one.
+          seen.push(`${e.imageId} ${cachedUrls(client)[e.imageId]?.[0]}`);
+        },
+        error: resolve,
+        complete: resolve,
+      });
+    });
+    expect(told).toEqual([{ a: 'https://bucket.test/a-2', b: 'https://bucket.test/b-2' }]);
+    expect(seen).toEqual(['a https://bucket.test/a-2', 'b https://bucket.test/b-2']);
+  });
+
   it('writes a re-signed URL (after a load error) into the cache whatever its expiry', async () => {
     const g = gateway([], [signed('https://bucket.test/b-resigned', T(15)), null]);
     const { client, transport } = hostClient(g.fetch);

@@ -99,6 +99,22 @@ export function urlTransport(client: Client, stream: ApolloLink, preset?: string
     subscribe(ids, handlers) {
       const variables = preset === undefined ? { ids } : { ids, preset };
       const query = client.cache.transformDocument(SignedUrlRefreshedDocument);
+      // Events that arrive together (one SSE chunk: a refresh wave re-signs many images at once)
+      // are written to the cache in one batch, so each query watching those images (a gallery's
+      // list of thousands) is told once, not once per image; then handed on, in order. Whatever
+      // comes next (an error, the end, an unsubscribe) hands the waiting events on first.
+      let pending: { imageId: string; signedUrl: FreshUrl }[] = [];
+      const flush = () => {
+        const events = pending;
+        if (events.length === 0) return;
+        pending = [];
+        client.cache.batch({
+          update: () => {
+            for (const e of events) rememberUrl(client, e.imageId, e.signedUrl, true, preset);
+          },
+        });
+        for (const e of events) handlers.next(e);
+      };
       const sub = execute(stream, {
         query,
         variables,
@@ -109,14 +125,26 @@ export function urlTransport(client: Client, stream: ApolloLink, preset?: string
             ?.signedUrlRefreshed;
           if (event) {
             const url: FreshUrl = { ...event.signedUrl, srcset: event.srcset ?? null };
-            rememberUrl(client, event.imageId, url, true, preset);
-            handlers.next({ imageId: event.imageId, signedUrl: url });
-          } else if (result.errors?.length) handlers.error(result.errors[0]);
+            if (pending.length === 0) queueMicrotask(flush);
+            pending.push({ imageId: event.imageId, signedUrl: url });
+          } else if (result.errors?.length) {
+            flush();
+            handlers.error(result.errors[0]);
+          }
         },
-        error: handlers.error,
-        complete: handlers.complete,
+        error: (err) => {
+          flush();
+          handlers.error(err);
+        },
+        complete: () => {
+          flush();
+          handlers.complete();
+        },
       });
-      return () => sub.unsubscribe();
+      return () => {
+        flush();
+        sub.unsubscribe();
+      };
     },
     async fetchUrls(ids) {
       if (preset !== undefined) return variantUrls(ids, 'network-only');

@@ -46,12 +46,19 @@ export function createApolloClient(
     typePolicies: {
       Query: {
         fields: {
-          // One list for the gallery: a page with `after` appends, a first page replaces.
+          // One list for the gallery: a page with `after` appends, a first page replaces. Only
+          // the first page asks `totalCount` (a count of all the viewer's images): a later page
+          // comes without it and the list keeps the first page's (which upload and delete adjust).
           images: {
             keyArgs: false,
             merge(existing: Connection | undefined, incoming: Connection, { args }) {
               if (!existing || !args?.['after']) return incoming;
-              return { ...incoming, edges: [...existing.edges, ...incoming.edges] };
+              const totalCount = incoming.totalCount ?? existing.totalCount;
+              return {
+                ...incoming,
+                edges: [...existing.edges, ...incoming.edges],
+                ...(totalCount !== undefined ? { totalCount } : {}),
+              };
             },
           },
         },

@@ -377,3 +377,68 @@ describe('GalleryView: the presets the gateway has (IMAGE_PRESETS, IMAGE_TRANSFO
     w.unmount();
   });
 });
+
+describe('GalleryView: the total count (a count of all the viewer’s images)', () => {
+  /** A gateway that pages for real (3 a page, by `after`), answering `totalCount` only when asked. */
+  function paging(count: number) {
+    let ids = Array.from({ length: count }, (_, i) => i + 1);
+    return gateway(count, {
+      GalleryPage: (vars) => {
+        const from = vars['after'] ? Number(String(vars['after']).slice('img-'.length)) : 0;
+        const rest = ids.filter((n) => n > from);
+        const edges = rest.slice(0, 3).map((n) => ({
+          __typename: 'ImageEdge',
+          cursor: `img-${n}`,
+          node: image(n, vars['thumb'] !== false),
+        }));
+        return {
+          data: {
+            images: {
+              __typename: 'ImageConnection',
+              ...(vars['withTotal'] === true ? { totalCount: ids.length } : {}),
+              pageInfo: {
+                __typename: 'PageInfo',
+                hasNextPage: rest.length > 3,
+                endCursor: edges.at(-1)?.cursor ?? null,
+              },
+              edges,
+            },
+          },
+        };
+      },
+      DeleteImage: (vars) => {
+        ids = ids.filter((n) => `img-${n}` !== vars['id']);
+        return { data: { deleteImage: true } };
+      },
+    });
+  }
+
+  it('is asked with the first page only; later pages keep it, and a delete counts down from it', async () => {
+    const gw = paging(7);
+    const w = mountGallery(gw);
+    await flushPromises();
+    const subtitle = () => w.get('.view__subtitle').text();
+    expect(subtitle()).toMatch(/^7 images/);
+    await w.get('.gallery__more button').trigger('click');
+    await flushPromises();
+    await w.get('.gallery__more button').trigger('click');
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(7);
+    const pages = gw.calls.filter((c) => c.op === 'GalleryPage');
+    expect(pages.map((c) => [c.vars['after'] ?? null, c.vars['withTotal']])).toEqual([
+      [null, true],
+      ['img-3', false],
+      ['img-6', false],
+    ]);
+    // The first page's count survives the pages that came without one.
+    expect(subtitle()).toMatch(/^7 images/);
+    expect(w.get('.gallery__end').text()).toBe('That’s all 7.');
+    expect(w.findAll('.card')[6]!.attributes('aria-setsize')).toBe('7');
+    await w.findAll('.card__delete')[4]!.trigger('click');
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(6);
+    expect(subtitle()).toMatch(/^6 images/);
+    expect(w.get('.gallery__end').text()).toBe('That’s all 6.');
+    w.unmount();
+  });
+});
