@@ -92,7 +92,8 @@ export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => fal
       // an orchestrator's probe timeout (Kubernetes: 1 s), which would unready every node.
       probe(() => s.storage.ping(), 750),
     ]);
-    for (const [i, d] of (['database', 'cache', 'storage'] as const).entries()) noteTransition(d, failures[i]);
+    for (const [i, d] of (['database', 'cache', 'storage'] as const).entries())
+      noteTransition(d, failures[i]);
     const [dbOk, cacheOk, storageOk] = failures.map((f) => f === undefined) as [boolean, boolean, boolean];
     s.metrics.dependencyUp.set({ dependency: 'database' }, dbOk ? 1 : 0);
     s.metrics.dependencyUp.set({ dependency: 'cache' }, cacheOk ? 1 : 0);

@@ -11,22 +11,33 @@ import { createTestDatabase } from '../support/database.js';
 
 const id = (n: number) => `00000000-0000-4000-8000-0000000000${String(n).padStart(2, '0')}`;
 
-// Migration 006 (`animated`, docs/architecture.md, "Data") over rows an older version wrote, on
-// both databases Signet runs on: a fresh PostgreSQL database, and an embedded PGlite cluster.
-describe.each(['postgres', 'pglite'] as const)('migration 006_images_animated (%s)', (kind) => {
+/**
+ * A database of `kind` opened without migrating (a test migrates it to where it starts), for the
+ * describe block it is called in: a fresh PostgreSQL database, or an embedded PGlite cluster.
+ */
+function unmigratedDatabase(kind: 'postgres' | 'pglite', opened: (db: Db) => void): void {
   let dir: string;
   let pg: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
-  let db: Db;
-
+  let db: Db | undefined;
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'signet-migrations-'));
     if (kind === 'postgres') pg = await createTestDatabase();
     db = await openDatabase({ databaseUrl: pg?.url, dataDir: dir, migrate: false });
+    opened(db);
   }, 60_000); // PGlite's first start takes seconds on a busy machine
   afterAll(async () => {
     await db?.close();
     await pg?.drop();
     await rm(dir, { recursive: true, force: true });
+  });
+}
+
+// Migration 006 (`animated`, docs/architecture.md, "Data") over rows an older version wrote, on
+// both databases Signet runs on: a fresh PostgreSQL database, and an embedded PGlite cluster.
+describe.each(['postgres', 'pglite'] as const)('migration 006_images_animated (%s)', (kind) => {
+  let db: Db;
+  unmigratedDatabase(kind, (opened) => {
+    db = opened;
   });
 
   const animatedOf = async () =>
@@ -157,19 +168,9 @@ describe.each(['postgres', 'pglite'] as const)('migration 006_images_animated (%
 // microseconds, are paged exactly once. Before it the cursor carried a time truncated to the
 // millisecond, and the keyset skipped every row between it and the real one.
 describe.each(['postgres', 'pglite'] as const)('migration 007_images_created_at_ms (%s)', (kind) => {
-  let dir: string;
-  let pg: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
   let db: Db;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'signet-migrations-'));
-    if (kind === 'postgres') pg = await createTestDatabase();
-    db = await openDatabase({ databaseUrl: pg?.url, dataDir: dir, migrate: false });
-  }, 60_000);
-  afterAll(async () => {
-    await db?.close();
-    await pg?.drop();
-    await rm(dir, { recursive: true, force: true });
+  unmigratedDatabase(kind, (opened) => {
+    db = opened;
   });
 
   /** Rows of `owner` inserted in SQL: all at one transaction's `now()`, or µs apart. */
