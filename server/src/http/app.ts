@@ -105,7 +105,10 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     if (path === '/graphql' || path === '/graphql/') {
       uncacheable(res);
       if (sse.eligible(req)) return sse.handle(req, res);
-      const refused = inFlight.admit(res);
+      // An event stream yoga serves itself (a GET, a CORS request, chunked) lives as long as its
+      // subscriber: counted, 512 open streams would refuse every other request of the node.
+      const stream = req.headers.accept?.includes('text/event-stream') === true;
+      const refused = stream ? undefined : inFlight.admit(res);
       return refused ? renderGraphqlRefusal(res, refused) : yoga(req, res);
     }
     for (const [prefix, handler] of prefixed) if (path.startsWith(prefix)) return handler(req, res, url);

@@ -60,6 +60,31 @@ describe('the in-flight bound', () => {
     return { answered, finish: () => req.end(PAGE.slice(10)) };
   }
 
+  it('does not count event streams, even those yoga serves itself (a GET): three open, pages still served', async () => {
+    const subscription = encodeURIComponent('subscription { signedUrlRefreshed(ids: []) { imageId } }');
+    const ac = new AbortController();
+    try {
+      const streams = await Promise.all(
+        [1, 2, 3].map(() =>
+          fetch(`${h.url}/graphql?query=${subscription}`, {
+            headers: {
+              accept: 'text/event-stream',
+              'x-graphql-yoga-csrf': '1',
+              authorization: `Bearer ${token}`,
+            },
+            signal: ac.signal,
+          }),
+        ),
+      );
+      for (const s of streams) expect(s.headers.get('content-type')).toMatch(/text\/event-stream/);
+      const r = await page();
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    } finally {
+      ac.abort();
+    }
+  });
+
   it('refuses a third page at once while two are in flight, and serves again once they are done', async () => {
     const shedBefore = await shed();
     const held = [slowPage(), slowPage()];
