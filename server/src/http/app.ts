@@ -8,10 +8,9 @@ import { observeRequest } from './access-log.js';
 import { createGraphql, type Yoga } from './graphql.js';
 import { createMetricsRoute, createProbes, createReadyz, healthz } from './health.js';
 import { createHostCheck } from './host-header.js';
-import { createInFlightBound } from './in-flight-bound.js';
 import { createLocalBucketRoute } from './local-bucket.js';
 import { createProxyRoute } from './proxy.js';
-import { renderError, renderGraphqlRefusal } from './render-error.js';
+import { renderError } from './render-error.js';
 import { parseTarget, type RequestTarget } from './request-target.js';
 import { createStallGuard } from './stall-guard.js';
 import { APP_CSP, createStaticRoute } from './static-app.js';
@@ -86,7 +85,6 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
       throw new Error(`no route decided for storage driver ${String(unknown)}`);
     }
   }
-  const inFlight = createInFlightBound(config.maxRequestsInFlight, metrics.requestsShed);
   const staticApp = createStaticRoute(webRoot, { logger, csp: APP_CSP });
   const checkHost = createHostCheck({ authDisabled: config.auth.disabled, publicUrl: config.publicUrl });
 
@@ -104,12 +102,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     // With a trailing slash too, as yoga reads its endpoint (a client configured with `/graphql/`).
     if (path === '/graphql' || path === '/graphql/') {
       uncacheable(res);
-      if (sse.eligible(req)) return sse.handle(req, res);
-      // An event stream yoga serves itself (a GET, a CORS request, chunked) lives as long as its
-      // subscriber: counted, 512 open streams would refuse every other request of the node.
-      const stream = req.headers.accept?.includes('text/event-stream') === true;
-      const refused = stream ? undefined : inFlight.admit(res);
-      return refused ? renderGraphqlRefusal(res, refused) : yoga(req, res);
+      return sse.eligible(req) ? sse.handle(req, res) : yoga(req, res);
     }
     for (const [prefix, handler] of prefixed) if (path.startsWith(prefix)) return handler(req, res, url);
     if (req.method === 'GET' || req.method === 'HEAD') return staticApp(req, res, url);

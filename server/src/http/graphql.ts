@@ -16,6 +16,7 @@ import { useCostLimit } from './plugins/use-cost-limit.js';
 import { abortWaiters, useEndOnShutdown } from './plugins/use-end-on-shutdown.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
 import { useHiddenSuggestions } from './plugins/use-hidden-suggestions.js';
+import { useInFlightBound } from './plugins/use-in-flight-bound.js';
 import { useIntrospectionSwitch } from './plugins/use-introspection-switch.js';
 import { useMultipartMapCheck } from './plugins/use-multipart-map-check.js';
 import { loadPersistedOperations, usePersistedDocuments } from './plugins/use-persisted-documents.js';
@@ -43,6 +44,7 @@ export interface GraphqlDeps {
     | 'graphqlIntrospection'
     | 'graphqlJit'
     | 'corsOrigins'
+    | 'maxRequestsInFlight'
     | 'uploadMaxBytes'
     | 'uploadMinBytesPerSecond'
     | 'graphqlMaxBodyBytes'
@@ -138,6 +140,8 @@ export function createGraphql(d: GraphqlDeps, options: { shutdown?: AbortSignal 
       // after useUploadLimits: a chunked upload is counted as it streams, before busboy parses it
       useBodyLimit(config.graphqlMaxBodyBytes, config.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES),
       ...persisted,
+      // Once the body is read and before any work: an operation past the node's bound costs nothing.
+      useInFlightBound(config.maxRequestsInFlight, d.metrics.requestsShed),
       useQueryLimits(),
       // With introspection off, no "Did you mean …?" names the schema (fields, enum values, inputs).
       ...(config.graphqlIntrospection ? [] : [useHiddenSuggestions()]),

@@ -31,21 +31,3 @@ export function renderError(res: ServerResponse, err: unknown, logger: Logger): 
   });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
-
-/**
- * A GraphQL request refused before yoga sees it (the in-flight bound), in GraphQL's shape so a
- * client reads it as it reads any request-level error: the table's status and headers, the code
- * in `extensions`, and the request id.
- */
-export function renderGraphqlRefusal(res: ServerResponse, app: AppError): void {
-  const requestId = requestIdOf(res.req);
-  const body = JSON.stringify({
-    errors: [{ message: app.message, extensions: { ...app.extensions, requestId } }],
-  });
-  res.writeHead(app.status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    ...app.headers(),
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
-}

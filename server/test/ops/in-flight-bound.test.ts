@@ -1,19 +1,25 @@
 import { type ClientRequest, request } from 'node:http';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, startHarness } from '../support/harness.js';
 
 const PAGE = JSON.stringify({ query: '{ images(first: 5) { edges { node { id } } } }' });
 
-// MAX_REQUESTS_IN_FLIGHT (docs/operations.md, "Overload"): past the bound a GraphQL request is
+// MAX_REQUESTS_IN_FLIGHT (docs/operations.md, "Overload"): past the bound a GraphQL operation is
 // refused at once, 503 with Retry-After in GraphQL's shape, instead of queueing behind the work
-// the node already has; probes are not counted, and the node serves again as soon as the requests
-// it admitted are done.
+// the node already has. Counted from a read body until yoga has the response: a body trickled in,
+// an event stream and a probe hold no slot, and the node serves again once its operations are done.
 describe('the in-flight bound', () => {
   let h: Harness;
   let token: string;
 
   beforeAll(async () => {
-    h = await startHarness({ driver: 'local', redis: 'memory', env: { MAX_REQUESTS_IN_FLIGHT: '2' } });
+    // An api node runs no background jobs: none of them takes a lock on images beside the test's.
+    h = await startHarness({
+      driver: 'local',
+      redis: 'memory',
+      env: { MAX_REQUESTS_IN_FLIGHT: '2', SIGNET_ROLE: 'api' },
+    });
     token = await h.token('alice');
   }, 60_000);
   afterAll(async () => {
@@ -25,6 +31,13 @@ describe('the in-flight bound', () => {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: PAGE,
+    });
+  /** An operation that needs no database: answered at once when admitted. */
+  const viewer = () =>
+    fetch(`${h.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: '{ viewer { id } }' }),
     });
   const shed = async () => (await h.container.metrics.requestsShed.get()).values[0]?.value ?? 0;
 
@@ -85,38 +98,54 @@ describe('the in-flight bound', () => {
     }
   });
 
-  it('refuses a third page at once while two are in flight, and serves again once they are done', async () => {
-    const shedBefore = await shed();
-    const held = [slowPage(), slowPage()];
-    // Until both are admitted: a page sent now is refused (the node reads the two first).
-    let third: Response | undefined;
-    for (let i = 0; i < 100 && third?.status !== 503; i++) {
-      if (third) await third.arrayBuffer();
-      await new Promise((r) => setTimeout(r, 20));
-      third = await page();
-    }
-    expect(third!.status).toBe(503);
-    expect(third!.headers.get('retry-after')).toBe('5');
-    expect(third!.headers.get('cache-control')).toBe('private, no-store');
-    const body = (await third!.json()) as {
-      errors: { message: string; extensions: { code: string; retryAfter: number; requestId: string } }[];
-    };
-    expect(body.errors).toHaveLength(1);
-    expect(body.errors[0]).toMatchObject({
-      message: 'This node is busy; retry shortly',
-      extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5 },
-    });
-    expect(body.errors[0]!.extensions.requestId).toBe(third!.headers.get('x-request-id'));
-    expect(await shed()).toBeGreaterThan(shedBefore);
-    // Readiness is not a GraphQL request: the busy node stays ready.
-    expect((await fetch(`${h.url}/readyz`)).status).toBe(200);
+  it('holds no slot for a body still on its way: two trickling in, a page is served', async () => {
+    const slow = [slowPage(), slowPage()];
+    const r = await page();
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    for (const p of slow) p.finish();
+    for (const a of await Promise.all(slow.map((p) => p.answered))) expect(a.status).toBe(200);
+  });
 
-    for (const p of held) p.finish();
-    for (const r of await Promise.all(held.map((p) => p.answered))) {
-      expect(r.status).toBe(200);
-      expect((JSON.parse(r.body) as { errors?: unknown }).errors).toBeUndefined();
+  it('refuses a third operation at once while two wait on the database, and serves again once they are done', async () => {
+    const shedBefore = await shed();
+    const lock = new pg.Client({ connectionString: h.config.databaseUrl });
+    await lock.connect();
+    await lock.query('begin');
+    await lock.query('lock table images in access exclusive mode');
+    let held: Promise<Response>[] = [];
+    try {
+      held = [page(), page()];
+      // Until both are admitted: an operation sent now is refused.
+      let third: Response | undefined;
+      for (let i = 0; i < 100 && third?.status !== 503; i++) {
+        if (third) await third.arrayBuffer();
+        await new Promise((r) => setTimeout(r, 20));
+        third = await viewer();
+      }
+      expect(third!.status).toBe(503);
+      expect(third!.headers.get('retry-after')).toBe('5');
+      expect(third!.headers.get('cache-control')).toBe('private, no-store');
+      const body = (await third!.json()) as {
+        errors: { message: string; extensions: { code: string; retryAfter: number } }[];
+      };
+      expect(body.errors).toHaveLength(1);
+      expect(body.errors[0]).toMatchObject({
+        message: 'This node is busy; retry shortly',
+        extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5 },
+      });
+      expect(await shed()).toBeGreaterThan(shedBefore);
+      // Readiness is not a GraphQL operation: the busy node stays ready.
+      expect((await fetch(`${h.url}/readyz`)).status).toBe(200);
+    } finally {
+      await lock.query('rollback');
+      await lock.end();
     }
-    const after = await page();
+    for (const r of await Promise.all(held)) {
+      expect(r.status).toBe(200);
+      expect(((await r.json()) as { errors?: unknown }).errors).toBeUndefined();
+    }
+    const after = await viewer();
     expect(after.status).toBe(200);
     await after.arrayBuffer();
   });
