@@ -75,6 +75,9 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
       connectionString: opts.databaseUrl,
       max: 1,
       connectionTimeoutMillis: 1000,
+      // A query stuck on a half-open connection must not hold the probe's only client: every
+      // later ping would wait behind it.
+      query_timeout: 1000,
       idleTimeoutMillis: 30_000,
       types: pgTypes,
     });
