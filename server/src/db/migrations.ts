@@ -130,9 +130,14 @@ const migrations: Record<string, Migration> = {
   // `(created_at, id) < cursor` skipped every row between it and the real one: a page of rows
   // inserted in one transaction ended the walk after its first page. The column's type now rounds
   // every value, whoever writes it. This rewrites the table and its indexes once, under an
-  // exclusive lock (docs/operations.md, "Upgrading").
+  // exclusive lock (docs/operations.md, "Upgrading"): no statement timeout for it (the pools' 10 s
+  // would cancel it from ~1.7 million rows, at every start), but a lock timeout, so that waiting
+  // for a lock someone else holds never queues every page behind it for long.
   '007_images_created_at_ms': {
     async up(db: Kysely<unknown>) {
+      // `local`: this migration's transaction only (PGlite, which runs it outside one, ignores it).
+      await sql`set local statement_timeout = 0`.execute(db);
+      await sql`set local lock_timeout = '10s'`.execute(db);
       await sql`alter table images alter column created_at type timestamptz(3)`.execute(db);
     },
     async down(db: Kysely<unknown>) {
