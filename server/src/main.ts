@@ -62,6 +62,8 @@ function listenFailure(err: NodeJS.ErrnoException, config: Pick<Config, 'port' |
  * stopped: orchestrators SIGKILL after 10 s (Docker; Kubernetes' default is 30 s).
  */
 const STOP_BOUND_MS = 10_000;
+/** A second signal this soon after the first, of the same name, is the first one delivered twice. */
+const REPEAT_MS = 1000;
 
 type StopSignal = 'SIGTERM' | 'SIGINT';
 
@@ -86,7 +88,14 @@ async function main(): Promise<void> {
     }, ms);
     force.unref();
   };
+  let firstSignalAt = 0;
   const onSignal = (signal: StopSignal) => {
+    if (stopping !== undefined && signal === stopping && performance.now() - firstSignalAt < REPEAT_MS) {
+      // The same signal twice at once is one Ctrl-C: the terminal sends SIGINT to the whole
+      // process group and `npm start` forwards it to node again. Not the operator's way out.
+      logger.info({ signal }, 'the same signal again at once: taken as the first');
+      return;
+    }
     if (stopping !== undefined) {
       // The operator's way out of a drain (a delay, a download) or a start that hangs: 128 + the
       // signal's number, as a shell reports a process that signal ended (130, 143).
@@ -95,6 +104,7 @@ async function main(): Promise<void> {
     }
     if (stopServing) return stopServing(signal);
     stopping = signal;
+    firstSignalAt = performance.now();
     logger.info({ signal }, 'signal during start-up: the start stops once the step under way ends');
     bound(STOP_BOUND_MS, 'stopping the start');
   };
@@ -184,6 +194,7 @@ async function main(): Promise<void> {
     // A failure's stop during a stop changes nothing (a second signal exits: onSignal).
     if (stopping !== undefined) return;
     stopping = why;
+    firstSignalAt = performance.now();
     logger.info({ signal: why }, 'shutting down');
     bound(delayMs + STOP_BOUND_MS, 'shutdown');
     const drained = await gracefulShutdown({

@@ -296,6 +296,27 @@ describe('shutdown behind a load balancer', () => {
     return socket;
   }
 
+  it('the same signal twice at once (a Ctrl-C that npm start forwards again) is one: the stop finishes, exit 0', async () => {
+    gw = await GatewayProcess.start({ ...env, SHUTDOWN_DELAY_SECONDS: '0' });
+    // A request in flight keeps the stop going while the second one arrives.
+    const held = await holdARequest(gw.url);
+    await sleep(200);
+    gw.child.kill('SIGINT');
+    // Apart enough to be delivered twice (one pending signal absorbs a second), well inside a second.
+    await until('the stop to begin', () => logLines(gw!).some((l) => l.msg === 'shutting down'));
+    gw.child.kill('SIGINT');
+    await until('the repeat to be heard', () =>
+      logLines(gw!).some((l) => l.msg === 'the same signal again at once: taken as the first'),
+    );
+    held.destroy();
+    const exit = await gw.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(logLines(gw).some((l) => l.msg === 'the same signal again at once: taken as the first')).toBe(
+      true,
+    );
+    expect(logLines(gw).some((l) => /second signal/.test(String(l.msg)))).toBe(false);
+  });
+
   it.each([
     ['SIGTERM', 'SIGTERM', 143],
     ['SIGTERM', 'SIGINT', 130],
@@ -307,7 +328,8 @@ describe('shutdown behind a load balancer', () => {
       await sleep(200);
       gw.child.kill(first);
       await until('the node to start draining', () => logLines(gw!).some((l) => l.msg === 'shutting down'));
-      await sleep(200);
+      // Past a second: the same signal sooner is the first delivered twice (next test).
+      await sleep(1100);
       const sent = Date.now();
       gw.child.kill(second);
       const exit = await gw.exited;
