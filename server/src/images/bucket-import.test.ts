@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { gifWithLateFrame, gifWithScreen } from '../../test/fixtures/images.js';
 import type { ImportedImage } from '../db/images-repo.js';
 import { createLocalStorage } from '../storage/local.js';
-import type { Storage } from '../storage/storage.js';
+import { type Storage, StorageError } from '../storage/storage.js';
 import { type BucketImportDeps, importBucket } from './bucket-import.js';
 
 const config = {
@@ -70,6 +70,37 @@ describe('importBucket against the local driver', () => {
     expect(res.skipped).toMatchObject({ changed: 2 });
     expect(res.imported).toBe(3);
     expect(rows.map((r) => r.objectKey).sort()).toEqual(['photos/p2.jpg', 'photos/p3.jpg', 'photos/p4.jpg']);
+  });
+
+  it('an object the store refuses to read for good (a 400) is skipped as unreadable; throttling or a denial ends the run', async () => {
+    const png = await sharp({ create: { width: 4, height: 3, channels: 3, background: '#00a' } })
+      .png()
+      .toBuffer();
+    for (let i = 0; i < 3; i++) await writeFile(path.join(root, 'photos', `p${i}.png`), png);
+    // As the s3 and cos drivers report a store's 4xx (server/test/storage/drivers.test.ts): an
+    // object encrypted with a customer key answers a plain GET 400.
+    const refusing = (status: number): BucketImportDeps['storage'] => ({
+      list: (...args) => storage.list(...args),
+      get: async (key, options) => {
+        if (key === 'photos/p1.png') {
+          throw new StorageError('unavailable', `get ${key}: InvalidRequest`, { status });
+        }
+        return storage.get(key, options);
+      },
+    });
+    const res = await importBucket(
+      { config, storage: refusing(400), images },
+      { ownerId: 'shop', concurrency: 1 },
+    );
+    expect(res.skipped).toMatchObject({ unreadable: 1 });
+    expect(rows.map((r) => r.objectKey).sort()).toEqual(['photos/p0.png', 'photos/p2.png']);
+    for (const status of [429, 403, 503]) {
+      rows.length = 0;
+      await expect(
+        importBucket({ config, storage: refusing(status), images }, { ownerId: 'shop', concurrency: 1 }),
+        String(status),
+      ).rejects.toBeInstanceOf(StorageError);
+    }
   });
 
   it('a GIF is judged by its frames, also one 2 MB into the object', async () => {

@@ -72,7 +72,12 @@ export type SkipReason =
   | 'too-many-pixels'
   | 'gone'
   /** Shorter when read than when listed (rewritten meanwhile): the next run judges it anew. */
-  | 'changed';
+  | 'changed'
+  /**
+   * The store refused to read this one object for good (a 4xx other than throttling: encrypted
+   * with a customer key, an object-level deny): skipped, not the import's end.
+   */
+  | 'unreadable';
 
 export interface ImportProgress {
   /** Objects listed so far. */
@@ -258,8 +263,18 @@ async function judge(
     // An object rewritten shorter since it was listed (RangedHead): skipped like a gone one, not
     // the import's end.
     if (err instanceof ObjectChangedError) return { reason: 'changed' };
+    if (err instanceof StorageError && refusedForGood(err.status)) return { reason: 'unreadable' };
     throw err;
   }
+}
+
+/**
+ * A store's refusal of one object's read that another try will not change: a 4xx, but not a
+ * timeout (408) or throttling (429), which are the store's load, nor a denial of every request
+ * (401, 403: the credentials), which stops the run on its first object rather than skip them all.
+ */
+function refusedForGood(status: number | undefined): boolean {
+  return status !== undefined && status >= 400 && status < 500 && ![401, 403, 408, 429].includes(status);
 }
 
 /** The object is shorter than when it was listed. */

@@ -83,7 +83,7 @@ function toStorageError(err: unknown, what: string): StorageError {
   // clock), throttled (429), a wrong region or a stalled body (400). Retried later, and the
   // operator reads the detail (docs/architecture.md, "Storage drivers and signing").
   if (status !== undefined && status >= 400 && status < 500) {
-    return new StorageError('unavailable', detail, { cause: err });
+    return new StorageError('unavailable', detail, { cause: err, status });
   }
   const timedOut = e.code === 'ETIMEDOUT' || e.code === 'ESOCKETTIMEDOUT';
   return new StorageError(timedOut ? 'timeout' : 'unavailable', detail, { cause: err });

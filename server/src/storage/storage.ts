@@ -90,13 +90,17 @@ export type StorageErrorKind = 'not_found' | 'unavailable' | 'timeout' | 'reject
 
 /** Every driver failure is one of these kinds, so routes can map it to a status. */
 export class StorageError extends Error {
+  /** The store's HTTP status, when it answered one (a store's refusal, a 404). */
+  readonly status: number | undefined;
+
   constructor(
     readonly kind: StorageErrorKind,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(message, options);
     this.name = 'StorageError';
+    this.status = options?.status;
   }
 }
 
