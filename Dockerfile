@@ -58,7 +58,8 @@ EXPOSE 4000
 # Liveness only; orchestrators that route traffic should also probe /readyz.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# SIGTERM drains: in-flight requests finish, subscriptions complete, exit within 10 s.
+# SIGTERM drains: in-flight requests finish, subscriptions complete, exit within
+# SHUTDOWN_DELAY_SECONDS (default 0) + 10 s.
 STOPSIGNAL SIGTERM
 # A 16 MB young generation (V8's default, said out loud) and an old generation that grows to twice
 # what the last full collection kept: see docs/operations.md, "Memory and V8 flags".
