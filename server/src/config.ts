@@ -125,7 +125,8 @@ export interface Config {
   shutdownDelaySeconds: number;
   /**
    * MAX_REQUESTS_IN_FLIGHT: GraphQL requests (not event streams) one node serves at once; past
-   * it a request is refused at once, 503 with Retry-After (http/in-flight-bound.ts). 0: no bound.
+   * it an operation is refused at once, 503 with Retry-After (http/plugins/use-in-flight-bound.ts).
+   * 0: no bound.
    */
   maxRequestsInFlight: number;
   /** METRICS_TOKEN: the bearer token `/metrics` asks for (unset: open, for a private network). */
