@@ -1,13 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
 import { migrateTo, migrateToLatest } from '../../src/db/migrations.js';
-import type { Db } from '../../src/db/types.js';
+import type { Database, Db } from '../../src/db/types.js';
 import { createTestDatabase } from '../support/database.js';
+import { testDatabaseUrl } from '../support/env.js';
 
 const id = (n: number) => `00000000-0000-4000-8000-0000000000${String(n).padStart(2, '0')}`;
 
@@ -219,4 +221,85 @@ describe.each(['postgres', 'pglite'] as const)('migration 007_images_created_at_
       expect(new Set(seen).size, owner).toBe(n);
     }
   });
+});
+
+// Migration 007 rewrites the table under an exclusive lock (docs/operations.md, "Upgrading"). On
+// a large table that takes longer than the pools' statement timeout, which would cancel it at
+// every start; and waiting for a lock must end, not queue every page behind the migration.
+describe('migration 007_images_created_at_ms under the pools’ timeouts (postgres)', () => {
+  let db: Db;
+  let dbName: string;
+  unmigratedDatabase('postgres', (opened) => {
+    db = opened;
+  });
+  beforeAll(async () => {
+    dbName = (await sql<{ n: string }>`select current_database() as n`.execute(db.kysely)).rows[0]!.n;
+    await migrateTo(db.kysely, '006_images_animated');
+    // Enough rows that the rewrite outlasts the short statement timeout below (~0.3-1 s here).
+    await sql`insert into images (owner_id, object_key, content_type, byte_size, created_at)
+      select 'big', 'big/' || g, 'image/png', 10,
+        timestamptz '2026-01-01T00:00:00.000001Z' + g * interval '1 microsecond'
+      from generate_series(1, 150000) g`.execute(db.kysely);
+  }, 60_000);
+
+  const dbUrl = () => {
+    const u = new URL(testDatabaseUrl());
+    u.pathname = `/${dbName}`;
+    return u.toString();
+  };
+  /** A Kysely on this database whose connections cancel any statement after `ms` (as the pools do). */
+  const withStatementTimeout = (ms: number) => {
+    const pool = new pg.Pool({ connectionString: dbUrl(), max: 2, statement_timeout: ms });
+    return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  };
+  const createdAtType = async () =>
+    (
+      await sql<{ t: string }>`select format_type(atttypid, atttypmod) as t from pg_attribute
+        where attrelid = 'images'::regclass and attname = 'created_at'`.execute(db.kysely)
+    ).rows[0]!.t;
+
+  it('gives up waiting for a lock after 10 s and changes nothing', async () => {
+    const holder = new pg.Client({ connectionString: dbUrl() });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table images in access share mode');
+      const started = Date.now();
+      const migrating = withStatementTimeout(25_000);
+      try {
+        await expect(migrateToLatest(migrating)).rejects.toThrow(
+          /database migration failed at 007_images_created_at_ms: .*lock timeout/,
+        );
+      } finally {
+        await migrating.destroy();
+      }
+      // Its own lock timeout, not the statement timeout of 25 s.
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(await createdAtType()).toBe('timestamp with time zone');
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+    }
+  }, 60_000);
+
+  it('is not cancelled by the pools’ statement timeout, however long the rewrite takes', async () => {
+    const migrating = withStatementTimeout(50);
+    try {
+      // The timeout holds on this pool: the rewrite alone outlasts it.
+      await expect(
+        sql`select count(*) from images a, generate_series(1, 20) g where a.owner_id = 'big'`.execute(
+          migrating,
+        ),
+      ).rejects.toThrow(/statement timeout/);
+      await migrateToLatest(migrating);
+    } finally {
+      await migrating.destroy();
+    }
+    expect(await createdAtType()).toBe('timestamp(3) with time zone');
+    const off = await sql<{ n: number }>`
+      select count(*)::int as n from images where created_at <> date_trunc('milliseconds', created_at)`.execute(
+      db.kysely,
+    );
+    expect(off.rows[0]!.n).toBe(0);
+  }, 60_000);
 });
