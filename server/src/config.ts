@@ -6,7 +6,8 @@ import path from 'node:path';
 import { type ImageConfig, parseImageConfig } from './config-images.js';
 import { checkOwnRegion, parseRegionsConfig, type RegionsConfig } from './config-regions.js';
 import { parseS3Config, type S3Config } from './config-s3.js';
-import { CDN_AUTH_TYPES, type CdnAuthType } from './storage/cdn/cdn-signer.js';
+import { CDN_AUTH_TYPES } from './storage/cdn/cdn-signer.js';
+import type { CdnSettings } from './storage/cdn/create-cdn-signer.js';
 import { type PutTiming, putDeadlineMs } from './storage/put-body.js';
 import type { Storage } from './storage/storage.js';
 
@@ -248,24 +249,11 @@ export interface RedisAuth {
 }
 
 /** `CDN_*` and `CLOUDFRONT_*` (README, "A CDN in front of the bucket"). */
-export interface CdnConfig {
-  /** CDN_DOMAIN as `scheme://host[:port]` (https when no scheme is given). */
-  domain: string;
-  authType: CdnAuthType;
-  /** CDN_AUTH_KEY: Tencent types only; Signet signs with it. */
-  authKey: string;
-  /**
-   * CDN_AUTH_BACKUP_KEY: the key the CDN also accepts during a rotation. Signet never signs with
-   * it; it is checked here so a rotation's configuration is validated in one place.
-   */
-  backupKey: string | undefined;
-  /** CDN_AUTH_PARAM (types A and D): the signature parameter, default `sign`. */
-  authParam: string;
-  /** CDN_AUTH_TIME_PARAM (type D): the timestamp parameter, default `t`. */
-  timeParam: string;
-  /** CLOUDFRONT_KEY_PAIR_ID and CLOUDFRONT_PRIVATE_KEY (PEM), for `cloudfront`. */
-  cloudfront: { keyPairId: string; privateKey: string } | undefined;
-}
+/**
+ * CDN_DOMAIN, CDN_AUTH_* and CLOUDFRONT_*: one shape per kind of signer, declared beside the
+ * signers that take it (storage/cdn/create-cdn-signer.ts).
+ */
+export type CdnConfig = CdnSettings;
 
 export class ConfigError extends Error {
   constructor(
@@ -701,34 +689,37 @@ function parseCdn(env: Env, storageDriver: Storage['driver']): CdnConfig | undef
       throw new Error(`no CDN support decided for storage driver ${String(unknown)}`);
     }
   }
-  const authParam = paramName(env, 'CDN_AUTH_PARAM', 'sign');
-  const timeParam = paramName(env, 'CDN_AUTH_TIME_PARAM', 't');
-  if (timeParam === authParam)
-    throw new ConfigError('CDN_AUTH_TIME_PARAM', 'must differ from CDN_AUTH_PARAM');
-  if (authType === 'cloudfront') {
-    const keyPairId = required(env, 'CLOUDFRONT_KEY_PAIR_ID', 'when CDN_AUTH_TYPE=cloudfront');
-    if (!/^[A-Za-z0-9]{1,128}$/.test(keyPairId)) {
-      throw new ConfigError(
-        'CLOUDFRONT_KEY_PAIR_ID',
-        `must be letters and digits (a CloudFront public key ID), got "${keyPairId}"`,
-      );
+  switch (authType) {
+    case 'cloudfront': {
+      const keyPairId = required(env, 'CLOUDFRONT_KEY_PAIR_ID', 'when CDN_AUTH_TYPE=cloudfront');
+      if (!/^[A-Za-z0-9]{1,128}$/.test(keyPairId)) {
+        throw new ConfigError(
+          'CLOUDFRONT_KEY_PAIR_ID',
+          `must be letters and digits (a CloudFront public key ID), got "${keyPairId}"`,
+        );
+      }
+      const privateKey = rsaPrivateKey(env, 'CLOUDFRONT_PRIVATE_KEY');
+      return { domain, authType, cloudfront: { keyPairId, privateKey } };
     }
-    const privateKey = rsaPrivateKey(env, 'CLOUDFRONT_PRIVATE_KEY');
-    return {
-      domain,
-      authType,
-      authKey: '',
-      backupKey: undefined,
-      authParam,
-      timeParam,
-      cloudfront: { keyPairId, privateKey },
-    };
+    case 'tencent-a':
+    case 'tencent-b':
+    case 'tencent-c':
+    case 'tencent-d': {
+      const authKey = tencentKey(env, 'CDN_AUTH_KEY');
+      if (authKey === undefined)
+        throw new ConfigError('CDN_AUTH_KEY', `is required when CDN_AUTH_TYPE=${authType}`);
+      const backupKey = tencentKey(env, 'CDN_AUTH_BACKUP_KEY');
+      const authParam = paramName(env, 'CDN_AUTH_PARAM', 'sign');
+      const timeParam = paramName(env, 'CDN_AUTH_TIME_PARAM', 't');
+      if (timeParam === authParam)
+        throw new ConfigError('CDN_AUTH_TIME_PARAM', 'must differ from CDN_AUTH_PARAM');
+      return { domain, authType, authKey, backupKey, authParam, timeParam };
+    }
+    default: {
+      const unknown: never = authType;
+      throw new Error(`no CDN settings decided for CDN_AUTH_TYPE ${String(unknown)}`);
+    }
   }
-  const authKey = tencentKey(env, 'CDN_AUTH_KEY');
-  if (authKey === undefined)
-    throw new ConfigError('CDN_AUTH_KEY', `is required when CDN_AUTH_TYPE=${authType}`);
-  const backupKey = tencentKey(env, 'CDN_AUTH_BACKUP_KEY');
-  return { domain, authType, authKey, backupKey, authParam, timeParam, cloudfront: undefined };
 }
 
 /**

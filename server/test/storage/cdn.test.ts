@@ -432,7 +432,7 @@ describe('CDN configuration', () => {
       CLOUDFRONT_PRIVATE_KEY: rsa.pem.replace(/\n/g, '\\n'),
     });
     expect(cf.cdn?.domain).toBe('https://d111.cloudfront.net');
-    expect(cf.cdn?.cloudfront?.privateKey).toBe(rsa.pem);
+    expect(cf.cdn).toMatchObject({ authType: 'cloudfront', cloudfront: { privateKey: rsa.pem } });
     expect(loadConfig(base).cdn).toBeUndefined();
   });
 
