@@ -35,7 +35,7 @@ import { TimerJobEngine } from './jobs/timer-engine.js';
 import { LogThrottle, suppressedField } from './lib/log-throttle.js';
 import { Slots } from './lib/slots.js';
 import { createLogger, type Logger } from './logger.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, exportReplicaState, type Metrics } from './metrics.js';
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from './rate-limit.js';
 import { createRedisClient, quietErrors, type RedisClient } from './redis/connect.js';
 import { sendTogether } from './redis/send-together.js';
@@ -395,6 +395,7 @@ async function openReads(
 ): Promise<{ readReplica: ReadReplica | undefined; reads: ReadRouting; catchUpMs: number }> {
   if (!config.databaseReadUrl)
     return { readReplica: undefined, reads: primaryReads(db.kysely), catchUpMs: 0 };
+  exportReplicaState(metrics);
   const readReplica = new ReadReplica({
     url: config.databaseReadUrl,
     primary: db.kysely,

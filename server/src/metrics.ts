@@ -67,15 +67,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'How late the oldest due refresh is',
       registers: r,
     }),
+    // Exported only by a node with a read replica (`exportReplicaState`): without one, a gauge at
+    // 0 would read as "replica not in use" and "0 s behind" to a dashboard or an alert.
     dbReplicaLagSeconds: new Gauge({
       name: 'signet_db_replica_lag_seconds',
       help: 'How far the read replica (DATABASE_READ_URL) was behind the primary at its last poll; +Inf when it could not be measured (replica unreachable, not a replica, a read failed)',
-      registers: r,
+      registers: [],
     }),
     dbReplicaInUse: new Gauge({
       name: 'signet_db_replica_in_use',
       help: 'Whether reads go to the read replica (1) or to the primary (0: unreachable, not replaying, or behind the bound)',
-      registers: r,
+      registers: [],
     }),
     refreshBacklog: new Gauge({
       name: 'signet_refresh_backlog',
@@ -178,3 +180,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Puts the read replica's gauges on `/metrics`: a node with DATABASE_READ_URL calls it once. */
+export function exportReplicaState(metrics: Metrics): void {
+  const gauges = [
+    ['signet_db_replica_lag_seconds', metrics.dbReplicaLagSeconds],
+    ['signet_db_replica_in_use', metrics.dbReplicaInUse],
+  ] as const;
+  for (const [name, gauge] of gauges) {
+    if (!metrics.registry.getSingleMetric(name)) metrics.registry.registerMetric(gauge);
+  }
+}

@@ -143,6 +143,9 @@ describe('operations: health, readiness, metrics, alert rules, logs', () => {
 
     const names = exposedNames(text);
     for (const series of REQUIRED_SERIES) expect(names.has(series), series).toBe(true);
+    // No read replica here: its gauges are absent, not a 0 that reads as "not in use, 0 s behind".
+    expect(names.has('signet_db_replica_in_use')).toBe(false);
+    expect(names.has('signet_db_replica_lag_seconds')).toBe(false);
     expect(sample(text, 'signet_url_cache_hits_total')).toBeGreaterThan(0);
     expect(sample(text, 'signet_url_cache_misses_total')).toBeGreaterThan(0);
     expect(sample(text, 'signet_url_resolve_seconds_count')).toBeGreaterThan(0);
