@@ -209,9 +209,8 @@ async function identityOf(db: Kysely<Database>): Promise<string> {
  */
 export function unreachableAtStart(err: unknown, variable: string, url: string): StartFailure | undefined {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    const refused = typeof code === 'string' && /^(28P01|28000|3D000)$/.test(code);
-    if (refused || isDatabaseUnavailable(e)) {
+    // A bad password or database name is "unavailable" too (db/unavailable.ts).
+    if (isDatabaseUnavailable(e)) {
       let where = '';
       try {
         const u = new URL(url);

@@ -13,6 +13,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (e.code === '08P01' && e.routine !== undefined) return false;
   if (e.code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|57P0[1-3]|08\w{3}|53300)$/.test(e.code))
     return true;
+  // Refused at connection time by the server itself: the database switched off for maintenance
+  // (`allow_connections false`: 55000, a code PostgreSQL also uses for statements, so only with
+  // its connection message), dropped or renamed (3D000), or this node's credentials no longer
+  // accepted (28000, 28P01: a password rotated before the node's). No request can get through.
+  if (e.code === '3D000' || e.code === '28000' || e.code === '28P01') return true;
+  if (e.code === '55000' && /is not currently accepting connections/.test(e.message ?? '')) return true;
   return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|the database system is (starting|shutting) up|Client has encountered a connection error/i.test(
     e.message ?? '',
   );
