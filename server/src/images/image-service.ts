@@ -17,7 +17,7 @@ import type { Placeholders } from './placeholders.js';
 import { preloadRows } from './preload.js';
 import { uploadImage } from './upload.js';
 import { quotaUsage, type UploadLimits, type UploadQuotaView, uploadLimitsOf } from './upload-limits.js';
-import { type UrlStatusView, urlStatuses } from './url-status.js';
+import { type UrlStatusRequest, type UrlStatusView, urlStatuses } from './url-status.js';
 import type { VariantCatalog } from './variants.js';
 import { canManage, readScope } from './visibility.js';
 
@@ -205,7 +205,7 @@ export class ImageService {
     return preloadRows({ ...this.d, minTtlSeconds: this.d.config.defaultMinTtlSeconds }, rows);
   }
 
-  urlStatus(ids: readonly string[]): Promise<UrlStatusView[]> {
-    return urlStatuses(this.d, ids);
+  urlStatus(requests: readonly UrlStatusRequest[]): Promise<UrlStatusView[]> {
+    return urlStatuses(this.d, requests);
   }
 }

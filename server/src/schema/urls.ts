@@ -1,3 +1,4 @@
+import { seesActivity, type UrlStatusRequest } from '../images/url-status.js';
 import { builder } from './builder.js';
 import { ImageRef } from './images.js';
 import { ORIGINAL_URL_READS, pageReads, VARIANT_URL_READS } from './page-projection.js';
@@ -71,8 +72,11 @@ builder.objectFields(ImageRef, (t) => ({
   }),
   urlStatus: t.loadable({
     type: 'UrlStatus',
-    load: (ids: string[], ctx) => ctx.images.urlStatus(ids),
-    resolve: (image) => image.id,
-    extensions: pageReads(['id']),
+    description:
+      "What the cache knows about the original's URL. accessCount, refreshCount and lastAccessAt are 0 and null unless the viewer owns the image, is an admin or a service: they tell when others looked at it.",
+    load: (requests: UrlStatusRequest[], ctx) => ctx.images.urlStatus(requests),
+    loaderOptions: { cacheKeyFn: (r: UrlStatusRequest) => (r.activity ? r.id : `~${r.id}`) },
+    resolve: (image, _args, ctx) => ({ id: image.id, activity: seesActivity(ctx.viewer, image) }),
+    extensions: pageReads(['id', 'ownerId']),
   }),
 }));

@@ -276,6 +276,36 @@ describe('who sees what: role × visibility × entry point', () => {
     });
   });
 
+  it("an image's activity (urlStatus counts, last access) is shown to its managers and services only", async () => {
+    const STATUS =
+      'query($id: ID!) { image(id: $id) { urlStatus { cached accessCount refreshCount lastAccessAt } } }';
+    type Status = { cached: boolean; accessCount: number; refreshCount: number; lastAccessAt: string | null };
+    const statusOf = async (role: Role) => {
+      const r = await gql<{ image: { urlStatus: Status } | null }>(role, STATUS, { id: img.public });
+      expect(r.errors, role).toBeUndefined();
+      return r.data!.image!.urlStatus;
+    };
+    // Looked at by its owner; the access counts land with the node's flush (once a second when
+    // its background work runs, which this harness leaves to the test).
+    expect((await gql('owner', IMAGE, { id: img.public })).errors).toBeUndefined();
+    await a.container.access.flush();
+    const owners = await statusOf('owner');
+    expect(owners).toMatchObject({ cached: true, lastAccessAt: expect.any(String) });
+    expect(owners.accessCount).toBeGreaterThan(0);
+    for (const role of ['admin', 'service'] as const) {
+      expect(await statusOf(role), role).toMatchObject({ cached: true, lastAccessAt: expect.any(String) });
+      expect((await statusOf(role)).accessCount, role).toBeGreaterThan(0);
+    }
+    for (const role of ['other', 'anonymous (PUBLIC_READ_ANONYMOUS)'] as const) {
+      expect(await statusOf(role), role).toEqual({
+        cached: true,
+        accessCount: 0,
+        refreshCount: 0,
+        lastAccessAt: null,
+      });
+    }
+  });
+
   it('a viewer who loses access stops receiving URLs, on another node, and its links stop working', async () => {
     const id = await freshImage('public');
     const bobs = await gql<{ image: ImageData | null }>('other', IMAGE, { id });
