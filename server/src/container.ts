@@ -450,6 +450,17 @@ export async function createContainer(
     directUrl: config.databaseDirectUrl,
     dataDir: config.dataDir,
     ...(overrides.onQuery ? { onQuery: overrides.onQuery } : {}),
+    onMigration: (event) => {
+      // A long one (a table rewrite) holds the start, and locks what it changes: say so.
+      if (event.kind === 'running') logger.info({ pending: event.pending }, 'database: running migrations');
+      else if (event.kind === 'done')
+        logger.info({ ran: event.ran, ms: event.ms }, 'database: migrations done');
+      else
+        logger.warn(
+          { unknown: event.unknown },
+          'database: migrated by a newer version of Signet; this one runs on it without those migrations',
+        );
+    },
     onFirstStart: ({ source, childPeakMiB }) => {
       if (source === 'template') logger.info('embedded database: new cluster copied from the build template');
       // Without a build's template (PGlite upgraded since the build, or a start from the sources).

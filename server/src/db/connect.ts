@@ -1,14 +1,14 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { CompiledQuery, Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { StartFailure } from '../lib/start-failure.js';
 import { type DirLockOptions, lockDir } from './dir-lock.js';
-import { LATEST_MIGRATION, migrateToLatest } from './migrations.js';
+import { LATEST_MIGRATION, type MigrationEvent, migrateToLatest } from './migrations.js';
 import { pgTypes } from './pg-types.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import { type ClusterInit, initPgliteCluster, pgliteStartParams } from './pglite-init.js';
-import { REQUEST_STATEMENT_TIMEOUT_MS, requestStatementTimeout } from './statement-timeout.js';
+import { requestStatementTimeout } from './statement-timeout.js';
 import type { Database, Db } from './types.js';
 import { describeError, isDatabaseUnavailable } from './unavailable.js';
 import { createWorkListIndexesInPlace } from './work-list-indexes.js';
@@ -34,6 +34,8 @@ export interface DbOptions {
    * statement timeout, which PgBouncer refuses (db/statement-timeout.ts).
    */
   directUrl?: string | undefined;
+  /** Told what the start's migrations do: running, done, or a database a newer version migrated. */
+  onMigration?: (event: MigrationEvent) => void;
   /**
    * Run the migrations (default true). `signet check` passes false: a check reaches the database
    * and must not change its schema (an operator may check a new version before rolling it out).
@@ -132,7 +134,7 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
   let reaching = directUrl !== undefined ? 'DATABASE_DIRECT_URL' : 'DATABASE_URL';
   try {
     if (opts.migrate !== false) {
-      const migrated = await migrate(kysely, directUrl, log);
+      const migrated = await migrate(kysely, opts.databaseUrl, directUrl, log, opts.onMigration);
       reaching = 'DATABASE_URL';
       // Embedded: the work lists' indexes now, before anything is served (db/work-list-indexes.ts).
       if (kind === 'pglite') await createWorkListIndexesInPlace(kysely);
@@ -250,48 +252,66 @@ async function sameDatabase(pooled: Kysely<Database>, migrated: string): Promise
 }
 
 /**
- * The migrations, on the pool, or behind a transaction-mode pooler on a connection of their own
- * to `directUrl`: their lock is a session's (Kysely's advisory lock), which a pooler would take on
- * one server connection and release on another, leaving it held there.
+ * The migrations, on a connection of their own: to `directUrl` behind a transaction-mode pooler
+ * (their lock is a session's, Kysely's advisory lock, which a pooler would take on one server
+ * connection and release on another, leaving it held there), else to `databaseUrl`. Without a
+ * statement timeout: a node starting while another runs a long migration (a table rewrite) waits
+ * for its lock instead of failing its start after the requests' 10 s, and a long migration is not
+ * cancelled midway. The embedded database (no URL) has no timeout and migrates on its one client.
  */
 async function migrate(
   pooled: Kysely<Database>,
+  databaseUrl: string | undefined,
   directUrl: string | undefined,
   log: ((event: LogEvent) => void) | undefined,
+  onEvent: ((event: MigrationEvent) => void) | undefined,
 ): Promise<string | undefined> {
-  if (directUrl === undefined) {
-    await migrateToLatest(pooled);
+  const url = directUrl ?? databaseUrl;
+  if (url === undefined) {
+    await migrateToLatest(pooled, onEvent);
     return undefined;
   }
+  // The requests' pool is asked first, so that one PostgreSQL or a pooler refuses (PgBouncer's
+  // "unsupported startup parameter" without DATABASE_DIRECT_URL) stops the start as it did when
+  // the migrations ran on it, before a session lock is taken through a transaction-mode pooler.
+  if (directUrl === undefined) await sql`select 1`.execute(pooled);
   const pool = new pg.Pool({
-    connectionString: directUrl,
+    connectionString: url,
     max: 1,
     connectionTimeoutMillis: 2000,
     types: pgTypes,
   });
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
-  const direct = new Kysely<Database>({
+  const own = new Kysely<Database>({
     dialect: new PostgresDialect({
       pool,
-      // A request's statement timeout, as a statement, not a startup parameter: the direct URL may
-      // be a session-mode PgBouncer pool, which refuses that too. Awaited before the connection is used.
-      onCreateConnection: async (c) => {
-        await c.executeQuery(CompiledQuery.raw(`set statement_timeout = ${REQUEST_STATEMENT_TIMEOUT_MS}`));
-      },
+      // On `databaseUrl` the pool sends no timeout and the server's default (none) holds. On the
+      // direct URL, where a PgBouncer deployment sets the role's (docs/operations.md,
+      // "PgBouncer"), it is lifted as a statement, not a startup parameter: that URL may be a
+      // session-mode PgBouncer pool, which refuses one. Never on `databaseUrl`, which may be a
+      // transaction-mode pool: a session's SET would stay on a server connection others share.
+      ...(directUrl !== undefined
+        ? {
+            onCreateConnection: async (c: DatabaseConnection) => {
+              await c.executeQuery(CompiledQuery.raw('set statement_timeout = 0'));
+            },
+          }
+        : {}),
     }),
     ...(log ? { log } : {}),
   });
   try {
-    await migrateToLatest(direct);
-    return await identityOf(direct);
+    await migrateToLatest(own, onEvent);
+    return directUrl === undefined ? undefined : await identityOf(own);
   } catch (err) {
+    if (directUrl === undefined) throw err;
     // Name the variable: "database migration failed: connect ECONNREFUSED" says neither which.
     throw new Error(`database migration on DATABASE_DIRECT_URL failed: ${(err as Error).message}`, {
       cause: err,
     });
   } finally {
-    await direct.destroy();
+    await own.destroy();
   }
 }
 

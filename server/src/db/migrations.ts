@@ -171,8 +171,59 @@ function checked({ error, results }: MigrationResultSet): void {
   }
 }
 
-export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
-  checked(await migrator(db).migrateToLatest());
+/** What a start's migrations did, for its log (container.ts). */
+export type MigrationEvent =
+  | { kind: 'running'; pending: string[] }
+  | { kind: 'done'; ran: string[]; ms: number }
+  /** The database has migrations this version does not know: a newer version ran them. */
+  | { kind: 'newer'; unknown: string[] };
+
+/**
+ * Runs the migrations this version has and the database has not. A database a newer version has
+ * migrated further is left as it is, and this version runs on it: every migration adds to the
+ * schema what the versions before it ignore (docs/operations.md, "Upgrading": a rolling upgrade
+ * keeps older nodes starting, and a rollback is a redeploy of the older version). Kysely's own
+ * check would refuse it ("previously executed migration … is missing"), and every older node,
+ * restarted or added during a rollout, would fail to start.
+ */
+export async function migrateToLatest(
+  db: Kysely<Database>,
+  onEvent?: (event: MigrationEvent) => void,
+): Promise<void> {
+  const executed = await executedMigrations(db);
+  const known = Object.keys(migrations).sort();
+  const pending = known.filter((name) => !executed.includes(name));
+  const unknown = executed.filter((name) => !(name in migrations));
+  if (unknown.length > 0) {
+    if (pending.length > 0) {
+      // Not a newer version's: a database migrated by another line of code, or edited by hand.
+      throw new Error(
+        `database migration failed: the database has migrations this version does not know (${unknown.join(', ')}) and lacks some it knows (${pending.join(', ')})`,
+      );
+    }
+    onEvent?.({ kind: 'newer', unknown });
+    return;
+  }
+  if (pending.length === 0) return;
+  onEvent?.({ kind: 'running', pending });
+  const started = performance.now();
+  const result = await migrator(db).migrateToLatest();
+  checked(result);
+  onEvent?.({
+    kind: 'done',
+    ran: (result.results ?? []).map((r) => r.migrationName),
+    ms: Math.round(performance.now() - started),
+  });
+}
+
+/** The names in the migrations table, oldest first; none before the first start. */
+async function executedMigrations(db: Kysely<Database>): Promise<string[]> {
+  const exists = await sql<{ t: string | null }>`select to_regclass('signet_migrations')::text as t`.execute(
+    db,
+  );
+  if (exists.rows[0]?.t == null) return [];
+  const rows = await sql<{ name: string }>`select name from signet_migrations order by name`.execute(db);
+  return rows.rows.map((r) => r.name);
 }
 
 /**

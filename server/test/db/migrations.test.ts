@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/connect.js';
 import { createImagesRepo } from '../../src/db/images-repo.js';
-import { migrateTo, migrateToLatest } from '../../src/db/migrations.js';
+import { type MigrationEvent, migrateTo, migrateToLatest } from '../../src/db/migrations.js';
 import type { Database, Db } from '../../src/db/types.js';
 import { createTestDatabase } from '../support/database.js';
 import { testDatabaseUrl } from '../support/env.js';
@@ -302,4 +302,71 @@ describe('migration 007_images_created_at_ms under the pools’ timeouts (postgr
     );
     expect(off.rows[0]!.n).toBe(0);
   }, 60_000);
+});
+
+// A rolling upgrade keeps nodes of the version before running, restarting and being added while
+// the new version's migrations are in (docs/operations.md, "Upgrading"), and a rollback is a
+// redeploy of the version before: a database a newer version migrated must not stop it.
+describe.each(['postgres', 'pglite'] as const)('a database migrated by a newer version (%s)', (kind) => {
+  let db: Db;
+  unmigratedDatabase(kind, (opened) => {
+    db = opened;
+  });
+
+  it('runs on it, says so, and changes nothing; one that also lacks a migration it knows is refused', async () => {
+    await migrateToLatest(db.kysely);
+    await sql`insert into signet_migrations (name, timestamp) values ('999_from_a_newer_version', now()::text)`.execute(
+      db.kysely,
+    );
+    const events: MigrationEvent[] = [];
+    await migrateToLatest(db.kysely, (e) => events.push(e));
+    expect(events).toEqual([{ kind: 'newer', unknown: ['999_from_a_newer_version'] }]);
+
+    await sql`delete from signet_migrations where name = '007_images_created_at_ms'`.execute(db.kysely);
+    await expect(migrateToLatest(db.kysely)).rejects.toThrow(
+      /does not know \(999_from_a_newer_version\) and lacks some it knows \(007_images_created_at_ms\)/,
+    );
+  });
+});
+
+// Nodes started together: one runs the migrations, the others wait for its lock (Kysely's
+// advisory lock) however long the migrations take, instead of failing their start when the wait
+// passes the requests' 10 s statement timeout.
+describe('a node starting while another runs the migrations (postgres)', () => {
+  let pgdb: Awaited<ReturnType<typeof createTestDatabase>>;
+  beforeAll(async () => {
+    pgdb = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await pgdb?.drop();
+  });
+
+  it('waits for the migration lock past the 10 s statement timeout, then starts', async () => {
+    const holder = new pg.Client({ connectionString: pgdb.url });
+    await holder.connect();
+    // Kysely's migration lock on PostgreSQL (its PostgresAdapter), held as a long migration would.
+    await holder.query('select pg_advisory_lock(3853314791062309107)');
+    const events: MigrationEvent[] = [];
+    const started = Date.now();
+    const opening = openDatabase({
+      databaseUrl: pgdb.url,
+      dataDir: '/nonexistent',
+      onMigration: (e) => events.push(e),
+    });
+    const held = new Promise((resolve) => setTimeout(resolve, 11_000)).then(async () => {
+      await holder.query('select pg_advisory_unlock(3853314791062309107)');
+      await holder.end();
+    });
+    const opened = await opening;
+    await held;
+    try {
+      expect(Date.now() - started).toBeGreaterThanOrEqual(11_000);
+      expect(events.map((e) => e.kind)).toEqual(['running', 'done']);
+      expect(
+        (await sql<{ n: number }>`select count(*)::int as n from images`.execute(opened.kysely)).rows[0]!.n,
+      ).toBe(0);
+    } finally {
+      await opened.close();
+    }
+  }, 40_000);
 });
