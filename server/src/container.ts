@@ -50,6 +50,7 @@ import { createCdnSigner } from './storage/cdn/create-cdn-signer.js';
 import { withCdn } from './storage/cdn/with-cdn.js';
 import { createCosStorage } from './storage/cos.js';
 import { withDerivedVariants } from './storage/derived-variants.js';
+import { deleteEverywhere } from './storage/delete-everywhere.js';
 import { createLocalStorage, ensureLocalBucket } from './storage/local.js';
 import { LocalVariants } from './storage/local-variants.js';
 import { createVariantRenderer } from './storage/render-variant.js';
@@ -502,9 +503,7 @@ export async function createContainer(
     regionStorages.size > 1
       ? {
           put: (...args) => storage.put(...args),
-          delete: async (key) => {
-            await Promise.all([...regionStorages.values()].map((s) => s.delete(key)));
-          },
+          delete: (key) => deleteEverywhere(regionStorages, key),
         }
       : storage;
   // One budget of sharp work for the node: renders and placeholder decodes share libuv's pool

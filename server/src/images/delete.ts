@@ -65,7 +65,7 @@ export async function deleteImage(deps: DeleteDeps, row: ImageRow): Promise<bool
         leftover: left.leftover,
         err: (left.cause as Error | undefined)?.message,
       },
-      'deleted an image but not all of its variants; the orphan sweep removes them after ORPHAN_SWEEP_GRACE_SECONDS',
+      'deleted an image but not all it left in storage (its variants, or its copy in a region whose bucket did not answer); the orphan sweep removes them after ORPHAN_SWEEP_GRACE_SECONDS',
     );
   }
   recentRows.forget(id);

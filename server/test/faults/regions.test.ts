@@ -261,6 +261,55 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
     }
   }, 40_000);
 
+  it("a delete while b's bucket refuses removes a's copy and the row, and leaves b's to b's sweep", async () => {
+    const id = '00000000-0000-4000-8000-00000000de1e';
+    const key = `u/alice/${id}.png`;
+    const db = await openDatabase({ databaseUrl: database.url, dataDir });
+    try {
+      await createCosStorage(cosStorageOptions(fixtureA, BUCKET_A)).put(
+        key,
+        makePng(8, 8, [1, 2, 3], [4, 5, 6]),
+        'image/png',
+      );
+      fixtureB.objects.set(key, { ...fixtureA.objects.get(key)! });
+      await createImagesRepo(db).insert({
+        id,
+        ownerId: 'alice',
+        objectKey: key,
+        contentType: 'image/png',
+        byteSize: fixtureA.objects.get(key)!.body.length,
+        width: 8,
+        height: 8,
+        etag: null,
+        homeRegion: null,
+        animated: false,
+        createdAt: new Date(),
+      });
+      // b's bucket refuses every request for now (the SDK tries a delete more than once).
+      fixtureB.failNext(1000, 403);
+      const res = await fetch(`${gatewayA.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: 'mutation($id: ID!) { deleteImage(id: $id) }', variables: { id } }),
+      });
+      // Deleted for the user: a's bytes are gone, so the row goes too (kept, it would list an
+      // image that answers 404 in a, or nowhere for an upload not yet replicated).
+      expect(await res.json()).toEqual({ data: { deleteImage: true } });
+      expect(fixtureA.objects.has(key)).toBe(false);
+      expect((await createImagesRepo(db).findLive([id])).length).toBe(0);
+      expect((await page(gatewayB)).some((n) => n.id === id)).toBe(false);
+      // b's copy waits for b's orphan sweep (its row is deleted), and the node says so.
+      expect(fixtureB.objects.has(key)).toBe(true);
+      expect(
+        gatewayA.logs.some((l) => l.includes('not all it left in storage') && l.includes('region b')),
+      ).toBe(true);
+    } finally {
+      fixtureB.failNext(0);
+      fixtureB.objects.delete(key);
+      await db.close();
+    }
+  }, 30_000);
+
   it("keeps B's answers when A's Redis is SIGKILLed", async () => {
     // Every page of the ~11 s load must be cached: not across a step turn (a group of the 20
     // images turning would make one page sign its next URLs, rightly, and count as uncached).
