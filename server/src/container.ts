@@ -498,7 +498,8 @@ export async function createContainer(
     return region === undefined ? storage : (regionStorages.get(region) ?? storage);
   };
   // A delete removes the object from every region's bucket: cross-region replication may or may
-  // not carry deletes (docs/operations.md, "Several regions"); deleting a missing one succeeds.
+  // not carry deletes (docs/operations.md, "Several regions"); deleting a missing one succeeds,
+  // and a bucket that cannot be reached is left to its region's orphan sweep (delete-everywhere.ts).
   const deleteStorage: Pick<Storage, 'put' | 'delete'> =
     regionStorages.size > 1
       ? {
