@@ -1,6 +1,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { type FragmentDefinitionNode, Kind, type OperationDefinitionNode, parse, print } from 'graphql';
+import {
+  buildSchema,
+  type FragmentDefinitionNode,
+  Kind,
+  type OperationDefinitionNode,
+  parse,
+  print,
+  validate,
+} from 'graphql';
 
 import { canonicalDocument, ordered, sha256Hex, spreads } from '../lib/canonical-document.js';
 
@@ -44,6 +52,39 @@ export function buildManifest(sources: readonly string[]): OperationManifest {
     manifest[sha256Hex(text)] = text;
   }
   return manifest;
+}
+
+/**
+ * The operations of an earlier allow-list (the release being replaced) that this schema still
+ * runs, under their own hashes: during a rolling upgrade, browser tabs opened on the earlier web
+ * app send them to nodes of this release (docs/operations.md, "Upgrading"). One that no longer
+ * validates (a field removed since) is left out and named.
+ */
+export function keptOperations(
+  previous: OperationManifest,
+  schemaSdl: string,
+): { kept: OperationManifest; dropped: string[] } {
+  const schema = buildSchema(schemaSdl);
+  const kept: OperationManifest = {};
+  const dropped: string[] = [];
+  for (const [hash, text] of Object.entries(previous)) {
+    let ok = false;
+    let name = hash.slice(0, 12);
+    try {
+      const doc = parse(text);
+      const op = doc.definitions.find(
+        (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION,
+      );
+      name = op?.name?.value ?? name;
+      // The hash is what a client sends: it must still be the text's own.
+      ok = sha256Hex(text) === hash && validate(schema, doc).length === 0;
+    } catch {
+      ok = false;
+    }
+    if (ok) kept[hash] = text;
+    else dropped.push(name);
+  }
+  return { kept, dropped };
 }
 
 /** `graphql(`…`)` (codegen's client preset) and gql`…` documents without interpolation. */

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,5 +72,31 @@ describe('npm run persisted', () => {
     const photos = joined.find((d) => d.includes('query Photos'));
     expect(photos).toContain('fragment SignetImage on Image');
     expect(joined.some((d) => d.includes('FromAPackage'))).toBe(false);
+  });
+
+  it("--keep: an earlier release's operations this schema still runs stay, under their own hashes", async () => {
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    const stillValid =
+      'query OldGalleryPage {\n  images(first: 5) {\n    edges {\n      node {\n        id\n      }\n    }\n  }\n}';
+    const gone = 'query UsesARemovedField {\n  viewer {\n    removedLongAgo\n  }\n}';
+    const earlier = path.join(dir, 'earlier.json');
+    await writeFile(
+      earlier,
+      JSON.stringify({ [sha(stillValid)]: stillValid, [sha(gone)]: gone, ['0'.repeat(64)]: stillValid }),
+    );
+    const file = path.join(dir, 'out-keep.json');
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', 'server/src/schema/persisted-manifest.ts', file, '--keep', earlier],
+      { cwd: ROOT },
+    );
+    const list = JSON.parse(await readFile(file, 'utf8')) as Record<string, string>;
+    expect(list[sha(stillValid)]).toBe(stillValid);
+    expect(Object.values(list).some((d) => d.includes('removedLongAgo'))).toBe(false);
+    // A hash that is not its text's own is no operation a client could send.
+    expect(list['0'.repeat(64)]).toBeUndefined();
+    expect(Object.values(list).some((d) => d.includes('query GalleryPage'))).toBe(true);
+    expect(stdout).toMatch(/left out of .*earlier\.json \(no longer valid\): UsesARemovedField/);
+    expect(stdout).toMatch(/\(1 kept from earlier lists\)/);
   });
 });
