@@ -104,6 +104,12 @@ describe('loadConfig', () => {
     expectRejected({ PUBLIC_READ_ANONYMOUS: 'yes' }, 'PUBLIC_READ_ANONYMOUS');
   });
 
+  it('REDIS_PREFIX holds no hash tag of its own (every key would land in one Cluster slot)', () => {
+    expect(loadConfig({ REDIS_PREFIX: 'shop:images:' }).redisPrefix).toBe('shop:images:');
+    expectRejected({ REDIS_PREFIX: '{signet}:' }, 'REDIS_PREFIX');
+    expectRejected({ REDIS_PREFIX: 'signet}' }, 'REDIS_PREFIX');
+  });
+
   it('works at both ends of the TTL range', () => {
     const short = loadConfig({ URL_TTL_SECONDS: '5' });
     expect(short.refreshAheadSeconds).toBeLessThan(5);

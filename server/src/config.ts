@@ -612,6 +612,22 @@ function tencentKey(env: Env, name: string): string | undefined {
 }
 
 /** Tencent's rule for parameter names: 1–100 of letters, digits and `_`, not starting with a digit. */
+/**
+ * REDIS_PREFIX, without braces: Redis Cluster places a key by the first `{…}` in it, and the keys
+ * carry their own hash tags after the prefix (`{u<n>}`, `{refresh}`, BullMQ's `{<prefix>-bull}`):
+ * a tag in the prefix would put every key in one slot, the whole cache on one shard.
+ */
+function redisPrefix(env: Env): string {
+  const prefix = str(env, 'REDIS_PREFIX') ?? 'signet:';
+  if (/[{}]/.test(prefix)) {
+    throw new ConfigError(
+      'REDIS_PREFIX',
+      `must not contain { or } (Signet puts its own hash tags after it; one in the prefix would put every key in one Redis Cluster slot), got "${prefix}"`,
+    );
+  }
+  return prefix;
+}
+
 function paramName(env: Env, name: string, fallback: string): string {
   const v = str(env, name) ?? fallback;
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,99}$/.test(v)) {
@@ -968,7 +984,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseReadMaxLagMs: int(env, 'DATABASE_READ_MAX_LAG_MS', 5000, 100, 600_000),
     databaseDirectUrl,
     ...redis,
-    redisPrefix: str(env, 'REDIS_PREFIX') ?? 'signet:',
+    redisPrefix: redisPrefix(env),
     // 150 ms spuriously failed refresh batches on a busy worker (a reply that came in while the
     // event loop was busy still times out), and a timed-out claim strands its batch for a lease.
     redisCommandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', role === 'worker' ? 2000 : 150, 10, 10000),
