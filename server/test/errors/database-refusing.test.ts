@@ -56,15 +56,17 @@ describe('a database that refuses connections', () => {
 
   it('the codes PostgreSQL refuses a connection with are "unavailable"; 55000 only with its connection message', async () => {
     const coded = (code: string, message: string) => Object.assign(new Error(message), { code });
-    expect(isDatabaseUnavailable(coded('55000', `database "${name}" is not currently accepting connections`))).toBe(
+    expect(
+      isDatabaseUnavailable(coded('55000', `database "${name}" is not currently accepting connections`)),
+    ).toBe(true);
+    expect(isDatabaseUnavailable(coded('3D000', 'database "gone" does not exist'))).toBe(true);
+    expect(isDatabaseUnavailable(coded('28P01', 'password authentication failed for user "signet"'))).toBe(
       true,
     );
-    expect(isDatabaseUnavailable(coded('3D000', 'database "gone" does not exist'))).toBe(true);
-    expect(isDatabaseUnavailable(coded('28P01', 'password authentication failed for user "signet"'))).toBe(true);
     expect(isDatabaseUnavailable(coded('28000', 'no pg_hba.conf entry for host'))).toBe(true);
     // The same code for a statement's own state is a bug to hear about, not an outage.
-    expect(isDatabaseUnavailable(coded('55000', 'currval of sequence "s" is not yet defined in this session'))).toBe(
-      false,
-    );
+    expect(
+      isDatabaseUnavailable(coded('55000', 'currval of sequence "s" is not yet defined in this session')),
+    ).toBe(false);
   });
 });
