@@ -1,9 +1,12 @@
+import { Cluster } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import { createStorage } from '../container.js';
 import { openDatabase, refusedStartupParameter } from '../db/connect.js';
 import type { Db } from '../db/types.js';
+import { ClusterDownError, clusterState, probeCluster } from '../redis/cluster-probe.js';
 import { createRedisClient } from '../redis/connect.js';
+import { clusterProbeKeys } from '../urls/redis-store.js';
 
 export interface CheckRow {
   name: string;
@@ -148,14 +151,31 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
         client.on('error', (err: Error) => {
           lastError = err;
         });
+        let stateTimer: NodeJS.Timeout | undefined;
         try {
           await new Promise<void>((resolve, reject) => {
             client.once('ready', () => resolve());
             signal.addEventListener('abort', () => reject(lastError ?? new Error('not ready')));
             // Reconnection keeps failing: report the first reason rather than the timeout.
             client.once('error', (err: Error) => setTimeout(() => reject(err), 250));
+            // ioredis holds a Cluster client short of ready, silently, while cluster_state is
+            // fail: ask the nodes, and name CLUSTERDOWN rather than time out.
+            if (client instanceof Cluster) {
+              const look = () => {
+                stateTimer = setTimeout(async () => {
+                  if (signal.aborted) return;
+                  const seen = await clusterState(config.redisClusterNodes, config.redisAuth, 1000);
+                  if (seen && seen.state !== 'ok') {
+                    reject(new ClusterDownError(undefined, `cluster_state:${seen.state} on ${seen.node}`));
+                  } else if (!signal.aborted) look();
+                }, 500);
+              };
+              look();
+            }
           });
-          await client.ping();
+          // A Cluster node answers PING whatever the cluster's state: ask the slots instead.
+          if (client instanceof Cluster) await probeCluster(client, clusterProbeKeys(config.redisPrefix));
+          else await client.ping();
           if (sentinels.length > 0) {
             return `sentinel ${config.redisSentinelName} via ${sentinels.map((n) => `${n.host}:${n.port}`).join(',')}`;
           }
@@ -163,6 +183,7 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
             ? redactUrl(config.redisUrl)
             : `cluster ${config.redisClusterNodes.length} nodes`;
         } finally {
+          clearTimeout(stateTimer);
           client.disconnect();
         }
       })

@@ -1,4 +1,5 @@
 import { isDatabaseBusy, isDatabaseUnavailable } from '../db/unavailable.js';
+import { isRedisUnavailable } from '../redis/unreachable.js';
 import { VariantRenderError } from '../storage/render-variant.js';
 import { StorageError } from '../storage/storage.js';
 import {
@@ -24,6 +25,18 @@ import {
 export function fromDatabase(err: unknown): AppError | undefined {
   if (isDatabaseUnavailable(err)) return unavailable('The database is unavailable; retry shortly');
   if (isDatabaseBusy(err)) return unavailable('The database is busy; retry shortly');
+  return undefined;
+}
+
+/**
+ * Redis could not answer now: no reply in time (a stalled or busy Redis, the URL store's deadline),
+ * a closed or refused connection, a Cluster answering CLUSTERDOWN or still redirecting
+ * (redis/unreachable.ts). The hot path never gets here (it signs directly, urls/guarded-cache.ts);
+ * what only Redis knows (`Image.urlStatus`, `urlStats`) is SERVICE_UNAVAILABLE with a retry, not
+ * an unexpected error with a stack per image.
+ */
+export function fromRedis(err: unknown): AppError | undefined {
+  if (isRedisUnavailable(err)) return unavailable('The cache is unavailable; retry shortly');
   return undefined;
 }
 
@@ -79,7 +92,7 @@ export function classify(err: unknown): AppError | undefined {
   if (app) return app;
   let cur: unknown = err;
   for (let i = 0; i < 5 && cur; i++) {
-    const known = fromDatabase(cur) ?? fromStorage(cur) ?? fromVariantRender(cur);
+    const known = fromDatabase(cur) ?? fromStorage(cur) ?? fromVariantRender(cur) ?? fromRedis(cur);
     if (known) return known;
     cur =
       (cur as { originalError?: unknown; cause?: unknown }).originalError ??

@@ -1,6 +1,9 @@
 import type { Viewer } from '../auth/viewer.js';
 import type { Clock } from '../clock.js';
 import type { ImageRow } from '../db/types.js';
+import { fromRedis } from '../errors/index.js';
+import { LogThrottle, suppressedField } from '../lib/log-throttle.js';
+import type { Logger } from '../logger.js';
 import type { AccessCounters } from '../urls/store.js';
 import { canManage } from './visibility.js';
 
@@ -30,12 +33,39 @@ export function seesActivity(viewer: Viewer, row: Pick<ImageRow, 'ownerId'>): bo
   return viewer.role === 'service' || canManage(viewer, row);
 }
 
+/** One line a minute per logger while Redis cannot answer status reads (see `urlStatuses`). */
+const throttles = new WeakMap<object, LogThrottle>();
+
 export async function urlStatuses(
-  deps: { counters: Pick<AccessCounters, 'status'>; clock: Clock },
+  deps: { counters: Pick<AccessCounters, 'status'>; clock: Clock; logger?: Pick<Logger, 'warn'> },
   requests: readonly UrlStatusRequest[],
 ): Promise<UrlStatusView[]> {
   const now = deps.clock.now();
-  const records = await deps.counters.status(requests.map((r) => r.id));
+  let records: Awaited<ReturnType<AccessCounters['status']>>;
+  try {
+    records = await deps.counters.status(requests.map((r) => r.id));
+  } catch (err) {
+    // Redis stalled, away or CLUSTERDOWN: what only Redis knows cannot be told now. That is
+    // SERVICE_UNAVAILABLE with a retry (errors/classify.ts), not an unexpected error: a page's
+    // images share this one batch, and each of them logged a stack of it. One line a minute.
+    const known = fromRedis(err);
+    if (!known) throw err;
+    const logger = deps.logger;
+    if (logger) {
+      let throttle = throttles.get(logger);
+      if (!throttle) {
+        throttle = new LogThrottle();
+        throttles.set(logger, throttle);
+      }
+      throttle.run('url-status', (suppressed) =>
+        logger.warn(
+          { err: (err as Error).message, ...suppressedField(suppressed) },
+          'URL status unavailable: Redis did not answer',
+        ),
+      );
+    }
+    throw known;
+  }
   return records.map((r, i) => {
     const activity = requests[i]!.activity;
     return {

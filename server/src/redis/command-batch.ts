@@ -2,15 +2,31 @@ import type { ChainableCommander } from 'ioredis';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from './connect.js';
 import { keySlot } from './key-slot.js';
+import { isClusterDown, isClusterRedirection } from './unreachable.js';
 
 interface Queued {
   key: string;
   add: (p: ChainableCommander) => void;
 }
 
+/** One command's outcome: its error, or null and its value (ioredis' pipeline form). */
+export type Settled = [Error | null, unknown];
+
 /**
  * Commands sent as one round trip: one pipeline on a single Redis; on a cluster, one pipeline per
  * node involved, all in flight at once (each command's keys share one slot: callers use hash tags).
+ *
+ * On a cluster the commands are grouped as ioredis groups them (`_groupsBySlot`, the node list of
+ * each slot), not by the slot's master alone: `Pipeline.exec` refuses a pipeline whose keys its
+ * own map puts in different groups. The two views part during a reshard: a MOVED makes ioredis
+ * rewrite that one slot's entry (its master, or its whole node list), whose group then matches
+ * no other until the next full slot refresh, and a pipeline grouped by master alone was refused
+ * with "All keys in the pipeline should belong to the same slots allocation group" for as long
+ * as slots kept moving. Commands a redirection still failed (MOVED, ASK, TRYAGAIN, that refusal)
+ * or CLUSTERDOWN are sent once more after a slot refresh, one pipeline per slot: ioredis follows
+ * a redirection only for a pipeline whose commands all got the same one, which a pipeline of one
+ * slot's commands always does. Only those commands: the others ran. See docs/architecture.md,
+ * "Data" (resharding).
  */
 export class CommandBatch {
   private readonly queued: Queued[] = [];
@@ -27,40 +43,45 @@ export class CommandBatch {
     return this.queued.length;
   }
 
+  /** Every command's value, in order; rejects with the first command's error there is. */
   async exec(): Promise<unknown[]> {
-    if (this.queued.length === 0) return [];
-    if (!(this.redis instanceof Cluster)) return runPipeline(this.redis, this.queued);
-    try {
-      return await this.execOnCluster(this.redis);
-    } catch (err) {
-      // ioredis retries a pipeline only when every reply carries the same redirection, which a
-      // pipeline of several slots never does. Refresh the slot map ourselves and retry once, so
-      // a failover or a restarted master does not leave us routing to the wrong node forever.
-      if (!/^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)\b/.test((err as Error).message)) throw err;
-      await refreshSlots(this.redis);
-      return this.execOnCluster(this.redis);
-    }
+    return (await this.settle()).map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    });
   }
 
-  private async execOnCluster(cluster: Cluster): Promise<unknown[]> {
-    const byNode = new Map<string, { items: Queued[]; at: number[] }>();
-    const slots = cluster.slots;
-    this.queued.forEach((q, i) => {
-      const node = slots[keySlot(q.key)]?.[0] ?? 'unknown';
-      let g = byNode.get(node);
-      if (!g) {
-        g = { items: [], at: [] };
-        byNode.set(node, g);
-      }
-      g.items.push(q);
-      g.at.push(i);
+  /** Every command's outcome, in order (a caller can use the commands that succeeded). */
+  async settle(): Promise<Settled[]> {
+    if (this.queued.length === 0) return [];
+    if (!(this.redis instanceof Cluster)) return runPipeline(this.redis, this.queued);
+    const cluster = this.redis;
+    const all = this.queued.map((_, i) => i);
+    const out = await this.runGroups(cluster, groupAsIoredis(cluster, this.queued, all));
+    const again = all.filter((i) => {
+      const err = out[i]![0];
+      return err !== null && (isClusterRedirection(err) || isClusterDown(err));
     });
-    const out: unknown[] = new Array(this.queued.length);
+    if (again.length === 0) return out;
+    // The slot map is stale (or half-updated by ioredis after a MOVED): refresh it, then send
+    // the failed commands again, one pipeline per slot.
+    await refreshSlots(cluster);
+    const retried = await this.runGroups(cluster, groupBySlot(this.queued, again));
+    for (const i of again) out[i] = retried[i]!;
+    return out;
+  }
+
+  /** Runs each group as one pipeline, all at once; the outcome of each index it ran. */
+  private async runGroups(cluster: Cluster, groups: number[][]): Promise<Settled[]> {
+    const out: Settled[] = [];
     await Promise.all(
-      [...byNode.values()].map(async (g) => {
-        const values = await runPipeline(cluster, g.items);
-        values.forEach((v, j) => {
-          out[g.at[j]!] = v;
+      groups.map(async (at) => {
+        const results = await runPipeline(
+          cluster,
+          at.map((i) => this.queued[i]!),
+        );
+        results.forEach((r, j) => {
+          out[at[j]!] = r;
         });
       }),
     );
@@ -68,10 +89,47 @@ export class CommandBatch {
   }
 }
 
-async function runPipeline(redis: RedisClient, items: Queued[]): Promise<unknown[]> {
+/**
+ * Indices grouped the way `Pipeline.exec` checks them: by ioredis' node group of the slot, and by
+ * the slot's master (a slot whose group ioredis no longer knows after a MOVED has none; such slots
+ * go together only when their master is the same).
+ */
+function groupAsIoredis(cluster: Cluster, queued: readonly Queued[], at: readonly number[]): number[][] {
+  const groups = new Map<number | string, number[]>();
+  for (const i of at) {
+    const slot = keySlot(queued[i]!.key);
+    // A group id stands for one node list, so for one master.
+    const id = cluster._groupsBySlot[slot] ?? `- ${cluster.slots[slot]?.[0] ?? '?'}`;
+    const g = groups.get(id);
+    if (g) g.push(i);
+    else groups.set(id, [i]);
+  }
+  return [...groups.values()];
+}
+
+function groupBySlot(queued: readonly Queued[], at: readonly number[]): number[][] {
+  const groups = new Map<number, number[]>();
+  for (const i of at) {
+    const slot = keySlot(queued[i]!.key);
+    const g = groups.get(slot);
+    if (g) g.push(i);
+    else groups.set(slot, [i]);
+  }
+  return [...groups.values()];
+}
+
+/** A pipeline's outcomes; a pipeline refused as a whole is that error for each of its commands. */
+async function runPipeline(redis: RedisClient, items: readonly Queued[]): Promise<Settled[]> {
   const p = redis.pipeline();
   for (const q of items) q.add(p);
-  return pipelineValues(await p.exec());
+  try {
+    const results = await p.exec();
+    if (!results) throw new Error('redis pipeline returned nothing');
+    return results as Settled[];
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    return items.map(() => [e, undefined]);
+  }
 }
 
 /** Throws unless every reply of a pipeline succeeded; returns the values. */

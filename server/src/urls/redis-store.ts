@@ -1,9 +1,11 @@
 import { Cluster } from 'ioredis';
 import { fnv1a32 } from '../lib/hash.js';
 import { withDeadline } from '../lib/late-timer.js';
+import { probeCluster } from '../redis/cluster-probe.js';
 import { CommandBatch } from '../redis/command-batch.js';
 import { CommandTimeoutError } from '../redis/command-timeout.js';
 import type { RedisClient } from '../redis/connect.js';
+import { isClusterRedirection } from '../redis/unreachable.js';
 import type { UrlSignature } from '../storage/storage.js';
 import {
   type AccessDelta,
@@ -205,6 +207,17 @@ return { #idle, claimed }
 
 const SHARDS = 64;
 
+/**
+ * A key in each slot the store uses (each shard tag's, the schedule's): the cluster probe asks
+ * one of them per master (`ping`, and `signet check`).
+ */
+export function clusterProbeKeys(prefix: string): string[] {
+  const k = urlKeys(prefix);
+  const keys = [k.schedule];
+  for (let n = 0; n < SHARDS; n++) keys.push(`${prefix}{u${n}}`);
+  return keys;
+}
+
 function shardOf(id: string): number {
   return fnv1a32(id) % SHARDS;
 }
@@ -280,11 +293,19 @@ export class RedisUrlStore implements UrlStore {
     const batch = new CommandBatch(this.redis);
     const groups = [...byShard(ids, this.k)];
     for (const [tag, group] of groups) batch.add(tag, (p) => p.mget(group.map(this.k.url)));
-    const results = (await batch.exec()) as (string | null)[][];
+    const results = await batch.settle();
+    // A slot still moving after CommandBatch's retry (a reshard's slot caught mid-migration)
+    // leaves its ids unread: they count as misses and are signed directly (the same URLs), the
+    // rest are hits. Not a cache that is away, so this read does not fail and the breaker stays
+    // closed: a failed read would have every page signed directly for a second, for each slot
+    // moved. Any other failure fails the read (docs/architecture.md, "Data": resharding).
+    for (const [err] of results) if (err && !isClusterRedirection(err)) throw err;
     const found = new Map<string, UrlSignature | null>();
     groups.forEach(([, group], i) => {
+      const [err, values] = results[i]!;
+      if (err) return;
       group.forEach((id, j) => {
-        found.set(id, decodeSignature(results[i]![j]));
+        found.set(id, decodeSignature((values as (string | null)[])[j]));
       });
     });
     return ids.map((id) => found.get(id) ?? null);
@@ -435,6 +456,11 @@ export class RedisUrlStore implements UrlStore {
   }
 
   async ping(): Promise<void> {
+    if (this.redis instanceof Cluster) {
+      // A node answers PING whatever the cluster's state: ask the slots (redis/cluster-probe.ts).
+      await probeCluster(this.redis, clusterProbeKeys(this.prefix));
+      return;
+    }
     await this.redis.ping();
   }
 
