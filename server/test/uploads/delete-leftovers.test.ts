@@ -100,7 +100,7 @@ describe('deletes and the orphan sweep on the local driver', () => {
     expect(del.data?.deleteImage).toBe(true);
     expect(await h.storage.head(gone.key)).toBeNull();
     expect(await liveRow(gone.id)).toBe(false);
-    const line = h.logs.find((l) => l.includes('not all of its variants'));
+    const line = h.logs.find((l) => l.includes('not all it left in storage'));
     expect(JSON.parse(line!)).toMatchObject({
       imageId: gone.id,
       key: gone.key,
