@@ -192,6 +192,11 @@ export interface Config {
    */
   orphanSweepGraceSeconds: number;
   /**
+   * DELETED_ROW_RETENTION_DAYS: a deleted image's row (its key, owner and time of deletion) is
+   * removed by the purge once deleted this long ago (0 = at the purge's next run).
+   */
+  deletedRowRetentionDays: number;
+  /**
    * PLACEHOLDER_BACKFILL_INTERVAL_SECONDS: how often workers compute the ThumbHash of images that
    * have none (0 = never; uploads still get theirs right after they are stored).
    */
@@ -1041,6 +1046,7 @@ export function loadConfig(env: Env = process.env): Config {
     variantBackfillIntervalSeconds: int(env, 'VARIANT_BACKFILL_INTERVAL_SECONDS', 300, 0, 7 * 86400),
     orphanSweepIntervalSeconds: int(env, 'ORPHAN_SWEEP_INTERVAL_SECONDS', 600, 0, 7 * 86400),
     orphanSweepGraceSeconds,
+    deletedRowRetentionDays: int(env, 'DELETED_ROW_RETENTION_DAYS', 30, 0, 36_500),
     placeholderBackfillIntervalSeconds: int(env, 'PLACEHOLDER_BACKFILL_INTERVAL_SECONDS', 300, 0, 7 * 86400),
     placeholderConcurrency: int(env, 'PLACEHOLDER_CONCURRENCY', 2, 1, 64),
     placeholderTimeoutSeconds: int(env, 'PLACEHOLDER_TIMEOUT_SECONDS', 10, 1, 600),

@@ -19,6 +19,7 @@ import { WritePins } from './db/write-pins.js';
 import type { EventBus } from './events/event-bus.js';
 import { MemoryEventBus } from './events/memory-bus.js';
 import { RedisEventBus } from './events/redis-bus.js';
+import { DELETED_ROW_PURGE_INTERVAL_MS, DeletedRowPurge } from './images/deleted-row-purge.js';
 import { DerivedVariants } from './images/derived-variants.js';
 import { ImageService } from './images/image-service.js';
 import { OrphanSweeper } from './images/orphan-sweep.js';
@@ -621,8 +622,15 @@ export async function createContainer(
       ? new ReplicationCheck({ storage, images: imagesRepo, region: config.regions.self, clock, logger })
       : undefined;
   const replicationCheckMs = replication ? REPLICATION_CHECK_INTERVAL_MS : 0;
+  // Rows of deleted images, once past DELETED_ROW_RETENTION_DAYS (docs/architecture.md,
+  // "Deleting an image").
+  const deletedRows = new DeletedRowPurge(
+    { images: imagesRepo, metrics, clock, logger },
+    { retentionDays: config.deletedRowRetentionDays },
+  );
   const processors = createProcessors({
     replication,
+    deletedRows,
     refresher,
     preload: { images: imagesRepo, urls, minTtlSeconds: config.defaultMinTtlSeconds },
     stats,
@@ -646,6 +654,7 @@ export async function createContainer(
         variantsBackfillMs,
         variantConcurrency: derivedVariants ? config.variantConcurrency : 0,
         replicationCheckMs,
+        deletedRowPurgeMs: DELETED_ROW_PURGE_INTERVAL_MS,
         logger,
       })
     : new TimerJobEngine(
@@ -657,6 +666,7 @@ export async function createContainer(
         placeholderBackfillMs,
         variantsBackfillMs,
         replicationCheckMs,
+        DELETED_ROW_PURGE_INTERVAL_MS,
       );
 
   // A row just forgotten (made private, deleted) is looked up on the primary while the replica
@@ -766,6 +776,7 @@ export async function createContainer(
       // budget. Placeholders being decoded finish (each bounded by its timeouts); waiting ones
       // are left to the next backfill.
       const placeholdersClosed = placeholders.close();
+      deletedRows.close();
       const variantsClosed = derivedVariants?.close();
       await jobs.stop();
       await placeholdersClosed;

@@ -134,6 +134,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Uploaded objects the orphan sweep deleted because no image row names them',
       registers: r,
     }),
+    deletedRowsPurged: new Counter({
+      name: 'signet_deleted_rows_purged_total',
+      help: 'Soft-deleted image rows the purge removed once older than DELETED_ROW_RETENTION_DAYS',
+      registers: r,
+    }),
     localVariantsMade: new Counter({
       name: 'signet_local_variants_made_total',
       help: 'Variants the local driver tried to make on a first request, by result (ok, or why not: unreadable, unsupported, too_large, timeout, busy, error)',

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { StartFailure } from '../lib/start-failure.js';
 import { checkDependencies, formatTable } from './check.js';
 import { CliError } from './cli-error.js';
+import { runEraseOwner } from './erase-owner.js';
 import { parseVisibilityOption, runImport } from './import.js';
 import { issueToken } from './token.js';
 
@@ -16,6 +17,10 @@ const USAGE = `usage: signet <command> [options]   (configuration: the gateway's
   import --owner <id> [--prefix <p>] [--dry-run] [--batch <rows per insert, default 100>]
          [--visibility private|public (default private)]
          add a row for every image already in the bucket (idempotent; a killed run resumes)
+  erase-owner <owner id> [--dry-run]
+         delete every image of one owner (objects, variants, cached URLs) and remove all of the
+         owner's rows, live or deleted (GDPR erasure); --dry-run prints the counts only; run it
+         again to finish a run that failed midway
 `;
 
 /** The CLI's one entry: `npm run signet -- …` in the repository (from source), `npx signet …` where the package is installed. */
@@ -109,6 +114,25 @@ async function main(argv: string[]): Promise<number> {
         dryRun: values['dry-run'],
         out: process.stderr.isTTY ? process.stderr : process.stdout,
       });
+      return 0;
+    }
+    case 'erase-owner': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { 'dry-run': { type: 'boolean', default: false } },
+      });
+      const [owner, ...extra] = positionals;
+      if (!owner || extra.length > 0)
+        throw new CliError('signet erase-owner needs exactly one owner id (a JWT sub)', 2);
+      // A viewer id is what the gateway stores as owner_id; it is part of Redis keys too.
+      if (!VIEWER_ID.test(owner)) {
+        throw new CliError(
+          `the owner id must be a user id the gateway accepts as a JWT sub (${VIEWER_ID_RULE}), got "${owner}"`,
+          2,
+        );
+      }
+      await runEraseOwner(loadConfig(), { ownerId: owner, dryRun: values['dry-run'], out: process.stdout });
       return 0;
     }
     default:

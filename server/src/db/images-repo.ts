@@ -4,6 +4,7 @@ import { primaryReads, type ReadRouting } from './read-routing.js';
 import type { Database, Db, ImageRow, ImageRowRaw, ImageVisibility } from './types.js';
 import {
   ANIMATION_UNKNOWN_INDEX,
+  DELETED_ROWS_INDEX,
   type EnsureOptions,
   ensureWorkListIndex,
   type IndexReadiness,
@@ -186,7 +187,11 @@ export interface ImagesRepo {
    * the keys it inserted. Columns not given keep their defaults.
    */
   insertImported(rows: readonly ImportedImage[]): Promise<string[]>;
-  /** Marks the image deleted; returns the row it deleted, or null when there was none. */
+  /**
+   * Marks the image deleted and clears what describes the photo (placeholder, width, height,
+   * etag: nothing reads them on a deleted row); returns the row as it is now, or null when there
+   * was none. The row stays until the purge (`DeletedRowRecords.purgeDeleted`).
+   */
   softDelete(ownerId: string, id: string, at: Date): Promise<ImageRow | null>;
   /** Removes a row outright (undoing an insert whose object could not be kept). */
   hardDelete(id: string): Promise<void>;
@@ -256,6 +261,39 @@ export interface AnimationRecords {
    * frames the head did not show. Returns whether the row changed.
    */
   recordAnimation(id: string, animated: boolean): Promise<boolean>;
+}
+
+/** A soft-deleted row as erasure walks it: what names its object and its cached URLs. */
+export interface DeletedRow {
+  id: string;
+  objectKey: string;
+  deletedAt: Date;
+}
+
+/**
+ * The statements over deleted rows and over one owner's rows: the purge of rows deleted longer
+ * ago than DELETED_ROW_RETENTION_DAYS (images/deleted-row-purge.ts) and `signet erase-owner`
+ * (images/erase-owner.ts). Apart from `ImagesRepo` for the reason `AnimationRecords` is.
+ */
+export interface DeletedRowRecords {
+  /**
+   * Makes sure the deleted rows' partial index is there, building it (concurrently) if not: a
+   * purge run waits for this before its first statement (db/work-list-indexes.ts).
+   */
+  prepareDeletedWorkList(o?: EnsureOptions): Promise<IndexReadiness>;
+  /**
+   * One statement: removes up to `limit` rows soft-deleted before `before`, the longest deleted
+   * first; returns how many it removed.
+   */
+  purgeDeleted(before: Date, limit: number): Promise<number>;
+  /** One statement: up to `limit` of the owner's live rows, newest first. */
+  ownerLiveRows(ownerId: string, limit: number): Promise<ImageRow[]>;
+  /** One statement: up to `limit` of the owner's soft-deleted rows, the longest deleted first. */
+  ownerDeletedRows(ownerId: string, limit: number): Promise<DeletedRow[]>;
+  /** One statement: how many live and soft-deleted rows the owner has. */
+  ownerCounts(ownerId: string): Promise<{ live: number; deleted: number }>;
+  /** One statement: removes these rows of the owner if they are soft-deleted; returns how many. */
+  removeDeleted(ownerId: string, ids: readonly string[]): Promise<number>;
 }
 
 /**
@@ -350,7 +388,7 @@ async function listPage(
 export function createImagesRepo(
   db: Db,
   reads: ReadRouting = primaryReads(db.kysely),
-): ImagesRepo & AnimationRecords {
+): ImagesRepo & AnimationRecords & DeletedRowRecords {
   const k = db.kysely;
   /** Live rows, every column: what the backfills' walks select from. */
   const liveRows = () => k.selectFrom('images').select(columns).where('deleted_at', 'is', null);
@@ -529,7 +567,10 @@ export function createImagesRepo(
     async softDelete(ownerId, id, at) {
       const row = await k
         .updateTable('images')
-        .set({ deleted_at: at })
+        // What describes the photo goes with it: the placeholder is a tiny preview of the image
+        // itself. The key, the owner and the time stay for the orphan sweep and `signet import`
+        // (keysWithRows) until the purge removes the row (docs/architecture.md, "Deleting an image").
+        .set({ deleted_at: at, placeholder: null, width: null, height: null, etag: null })
         .where('id', '=', id)
         .where('owner_id', '=', ownerId)
         .where('deleted_at', 'is', null)
@@ -593,6 +634,8 @@ export function createImagesRepo(
         .set({ placeholder })
         .where('id', '=', id)
         .where('placeholder', 'is', null)
+        // A placeholder computed while the image was being deleted must not come back on its row.
+        .where('deleted_at', 'is', null)
         .executeTakeFirst();
       return Number(r.numUpdatedRows) > 0;
     },
@@ -680,6 +723,66 @@ export function createImagesRepo(
         )
         .executeTakeFirst();
       return Number(r.numUpdatedRows) > 0;
+    },
+
+    prepareDeletedWorkList(o) {
+      return ensureWorkListIndex(db, DELETED_ROWS_INDEX, o);
+    },
+
+    async purgeDeleted(before, limit) {
+      // Rides on the partial index images_deleted (DELETED_ROWS_INDEX): its predicate, word for word.
+      const r = await sql`
+        delete from images where id in (
+          select id from images where deleted_at is not null and deleted_at < ${before}
+          order by deleted_at, id limit ${limit})`.execute(k);
+      return Number(r.numAffectedRows ?? 0);
+    },
+
+    async ownerLiveRows(ownerId, limit) {
+      // The page index (owner_id, created_at desc, id desc) of live rows.
+      const rows = await liveRows()
+        .where('owner_id', '=', ownerId)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute();
+      return rows.map(toImageRow);
+    },
+
+    async ownerDeletedRows(ownerId, limit) {
+      const rows = await k
+        .selectFrom('images')
+        .select(['id', 'object_key', 'deleted_at'])
+        .where('deleted_at', 'is not', null)
+        .where('owner_id', '=', ownerId)
+        .orderBy('deleted_at', 'asc')
+        .orderBy('id', 'asc')
+        .limit(limit)
+        .execute();
+      return rows.map((r) => ({ id: r.id, objectKey: r.object_key, deletedAt: r.deleted_at! }));
+    },
+
+    async ownerCounts(ownerId) {
+      const r = await k
+        .selectFrom('images')
+        .select([
+          sql<string>`count(*) filter (where deleted_at is null)`.as('live'),
+          sql<string>`count(*) filter (where deleted_at is not null)`.as('deleted'),
+        ])
+        .where('owner_id', '=', ownerId)
+        .executeTakeFirst();
+      return { live: Number(r?.live ?? 0), deleted: Number(r?.deleted ?? 0) };
+    },
+
+    async removeDeleted(ownerId, ids) {
+      if (ids.length === 0) return 0;
+      const r = await k
+        .deleteFrom('images')
+        .where('id', 'in', ids as string[])
+        .where('owner_id', '=', ownerId)
+        .where('deleted_at', 'is not', null)
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
     },
 
     async resetVariantsOf(tag) {

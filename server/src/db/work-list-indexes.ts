@@ -27,7 +27,19 @@ export const ANIMATION_UNKNOWN_INDEX: WorkListIndex = {
     "images (created_at, id) where animated is null and deleted_at is null and content_type in ('image/webp', 'image/png', 'image/avif')",
 };
 
-const WORK_LIST_INDEXES: readonly WorkListIndex[] = [ANIMATION_UNKNOWN_INDEX];
+/**
+ * The purge's work list: soft-deleted rows, by when (images/deleted-row-purge.ts, and `signet
+ * erase-owner`'s walk of an owner's deleted rows). It holds only the rows deleted within
+ * DELETED_ROW_RETENTION_DAYS (and a backlog the purge has not reached yet), so it stays small;
+ * without it every purge run would scan the whole table. Its predicate is the one
+ * `DeletedRowRecords.purgeDeleted` writes.
+ */
+export const DELETED_ROWS_INDEX: WorkListIndex = {
+  name: 'images_deleted',
+  definition: 'images (deleted_at, id) where deleted_at is not null',
+};
+
+const WORK_LIST_INDEXES: readonly WorkListIndex[] = [ANIMATION_UNKNOWN_INDEX, DELETED_ROWS_INDEX];
 
 /**
  * `ready`: the index is there and valid. `building elsewhere`: another process is building it
@@ -100,21 +112,54 @@ export async function ensureWorkListIndex(
     await createInPlace(db.kysely, index);
     return 'ready';
   }
+  // One build at a time per database handle (the purge and the animation backfill of one node
+  // both start at once): two concurrent builds on one table each wait for the other's
+  // transaction, a deadlock PostgreSQL ends by failing one of them. Across processes, the lock
+  // of every build (BUILD_LOCK below) does the same.
+  const connectionString = db.connectionString;
+  const run = (builds.get(db) ?? Promise.resolve()).then(() => buildLocked(db, connectionString, index, o));
+  builds.set(
+    db,
+    run.catch(() => {}),
+  );
+  return run;
+}
+
+/** The build of each database handle in progress, in line (see `ensureWorkListIndex`). */
+const builds = new WeakMap<Db, Promise<unknown>>();
+
+/**
+ * The advisory lock every build holds besides its index's own: any two builds of work-list
+ * indexes, of the same index or not, in one process or several, never run at once.
+ */
+const BUILD_LOCK = 'signet.work-list-index';
+
+/** The build under the locks, on a session of its own (`ensureWorkListIndex`). */
+async function buildLocked(
+  db: Db,
+  connectionString: string,
+  index: WorkListIndex,
+  o: EnsureOptions,
+): Promise<IndexReadiness> {
   if (o.signal?.aborted) return 'stopped';
-  const session = new pg.Client({ connectionString: db.connectionString, connectionTimeoutMillis: 2000 });
+  // Built meanwhile by the build this one waited for (the same index asked for twice).
+  if ((await validity(db.kysely, index)) === true) return 'ready';
+  const session = new pg.Client({ connectionString, connectionTimeoutMillis: 2000 });
   // A connection lost mid-build is an error of the build's query; without a listener the
   // client's 'error' event would crash the process.
   session.on('error', () => {});
   await session.connect();
   try {
-    const got = await session.query<{ got: boolean }>('select pg_try_advisory_lock(hashtext($1)) as got', [
-      `signet.work-list-index.${index.name}`,
-    ]);
-    if (!got.rows[0]?.got) return 'building elsewhere';
+    for (const lock of [BUILD_LOCK, `${BUILD_LOCK}.${index.name}`]) {
+      const got = await session.query<{ got: boolean }>('select pg_try_advisory_lock(hashtext($1)) as got', [
+        lock,
+      ]);
+      if (!got.rows[0]?.got) return 'building elsewhere';
+    }
     // Built by another process between the lookup above and the lock.
     const valid = await validity(db.kysely, index);
     if (valid === true) return 'ready';
-    return await build(db.connectionString, session, index, valid === false, o);
+    return await build(connectionString, session, index, valid === false, o);
   } finally {
     // Ends the session: its lock and its settings go with it.
     await session.end().catch(() => {});

@@ -30,7 +30,9 @@ export interface DeleteDeps {
  *    gone the delete has happened for the user: what the store kept of it (variants, derived
  *    objects) that it could not remove (VariantsLeftError) is logged with the key and left to the
  *    orphan sweep, which removes the variants of keys no live row names.
- * 2. The row is soft-deleted, so pages and the proxy stop showing it. Object before row, because
+ * 2. The row is soft-deleted, so pages and the proxy stop showing it, and what describes the
+ *    photo (placeholder, dimensions, ETag) is cleared; the purge removes the row itself after
+ *    DELETED_ROW_RETENTION_DAYS (images/deleted-row-purge.ts). Object before row, because
  *    the other order cannot keep step 1's promise: a failed object delete would leave a deleted
  *    row, already announced, to be put back. The price is the window between the two: a crash (or
  *    a failed update) there leaves a live row without its object, which a retry of the delete

@@ -67,6 +67,7 @@ const SCHEDULER_IDS = [
   'placeholder-backfill',
   'variants-backfill',
   'replication-check',
+  'deleted-row-purge',
   'refresh-tick',
 ] as const;
 type SchedulerId = (typeof SCHEDULER_IDS)[number];
@@ -90,6 +91,8 @@ export interface BullmqEngineOptions {
   variantConcurrency?: number;
   /** Interval of the replication check (several regions); 0 (or absent) never runs it. */
   replicationCheckMs?: number;
+  /** Interval of the deleted-row purge; 0 (or absent) never runs it. */
+  deletedRowPurgeMs?: number;
   /**
    * How often a worker node checks that its job schedulers are still in Redis and re-creates the
    * missing ones (default 60 s; tests use less).
@@ -115,10 +118,11 @@ export function bullPrefix(redisPrefix: string): string {
  * another (its 30 s lock, then a check every 15 s): every due URL waits that long. A local timer
  * per node has no such gap (docs/architecture.md, "Freshness").
  *
- * The periodic jobs (stats roll-up, orphan sweep, the backfills, the replication check) are BullMQ
- * job schedulers, which live in Redis. `startWorkers` never waits for Redis: it starts the workers
- * (they connect by themselves) and sets the schedulers as soon as the queue's connection is
- * ready, so a node started while Redis is down listens and serves. Redis can lose them afterwards
+ * The periodic jobs (stats roll-up, orphan sweep, the backfills, the replication check, the
+ * deleted-row purge) are BullMQ job schedulers, which live in Redis. `startWorkers` never waits
+ * for Redis: it starts the workers (they connect by themselves) and sets the schedulers as soon
+ * as the queue's connection is ready, so a node started while Redis is down listens and serves.
+ * Redis can lose them afterwards
  * (a restart without persistence, a FLUSHDB): on every reconnect and every `schedulerCheckMs` a
  * worker node looks each one up and re-creates only the missing ones, so the check never moves a
  * scheduler's next run (see `setSchedulers`).
@@ -192,9 +196,9 @@ export class BullmqJobEngine implements JobEngine {
       connection: this.conn(),
       prefix: this.prefix,
       // The drains, plus one slot each for a tick queued by an earlier version, the orphan sweep,
-      // the two backfills and the replication check, so a long periodic job never keeps a drain
-      // waiting.
-      concurrency: MAX_DRAINS + 5,
+      // the two backfills, the replication check and the deleted-row purge, so a long periodic
+      // job never keeps a drain waiting.
+      concurrency: MAX_DRAINS + 6,
       lockDuration: 30_000,
       stalledInterval: 15_000,
     });
@@ -253,6 +257,8 @@ export class BullmqJobEngine implements JobEngine {
     if ((this.o.variantsBackfillMs ?? 0) > 0) wanted.set('variants-backfill', this.o.variantsBackfillMs!);
     // One check per interval for the region (its Redis, so its queue, is the region's own).
     if ((this.o.replicationCheckMs ?? 0) > 0) wanted.set('replication-check', this.o.replicationCheckMs!);
+    // One purge per interval across all workers (its statements are bounded; the next goes on).
+    if ((this.o.deletedRowPurgeMs ?? 0) > 0) wanted.set('deleted-row-purge', this.o.deletedRowPurgeMs!);
     return wanted;
   }
 
@@ -410,6 +416,8 @@ export class BullmqJobEngine implements JobEngine {
         return this.processors.variantsBackfill();
       case 'replication-check':
         return this.processors.replicationCheck();
+      case 'deleted-row-purge':
+        return this.processors.deletedRowPurge();
       case 'preload':
         // Queued here by a node of an earlier version, during a rolling upgrade.
         return this.processors.preload((job.data as { ids: string[] }).ids);
@@ -502,6 +510,15 @@ export class BullmqJobEngine implements JobEngine {
     this.queueClient.off('ready', this.onQueueReady);
     this.queueClient.off('error', this.onQueueError);
     const redisAway = this.queueClient.status !== 'ready';
+    if (!redisAway) {
+      // A queue still setting up its shared connection (a process that stops right after it
+      // started: `signet erase-owner --dry-run`) drops its listeners on close, and its setup then
+      // fails on the disconnect below with an 'error' nobody hears, which kills the process.
+      await atMost(
+        Promise.all([this.queue, this.preloads, this.variants].map((q) => q.waitUntilReady())),
+        QUEUE_CLOSE_MS,
+      );
+    }
     await Promise.all(
       [this.worker, this.preloadWorker, this.variantsWorker].map((w) =>
         w ? atMost(w.close(redisAway), WORKER_CLOSE_MS) : undefined,

@@ -1,3 +1,4 @@
+import type { DeletedRowPurgeResult } from '../images/deleted-row-purge.js';
 import type { DerivedVariantsResult, VariantsBackfillResult } from '../images/derived-variants.js';
 import type { ImageJobs } from '../images/image-jobs.js';
 import type { OrphanSweepResult } from '../images/orphan-sweep.js';
@@ -34,6 +35,11 @@ export interface Processors {
    * now (images/replication-check.ts). Scheduled only when there is something to check.
    */
   replicationCheck(): Promise<ReplicationCheckResult>;
+  /**
+   * Removes the rows of images deleted more than DELETED_ROW_RETENTION_DAYS ago, in bounded
+   * batches (images/deleted-row-purge.ts; the next run goes on).
+   */
+  deletedRowPurge(): Promise<DeletedRowPurgeResult>;
 }
 
 export interface JobEngine extends ImageJobs {

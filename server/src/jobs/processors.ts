@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { DeletedRowPurge } from '../images/deleted-row-purge.js';
 import type { DerivedVariants } from '../images/derived-variants.js';
 import type { OrphanSweeper } from '../images/orphan-sweep.js';
 import type { Placeholders } from '../images/placeholders.js';
@@ -20,6 +21,7 @@ export function createProcessors(d: {
   derivedVariants: Pick<DerivedVariants, 'makeById' | 'backfill'> | undefined;
   /** Several regions without REPLICATION_DELAY_SECONDS; undefined otherwise. */
   replication?: Pick<ReplicationCheck, 'run'> | undefined;
+  deletedRows: Pick<DeletedRowPurge, 'run'>;
   clock: Clock;
 }): Processors {
   return {
@@ -33,5 +35,6 @@ export function createProcessors(d: {
     variantsBackfill: async () => d.derivedVariants?.backfill(),
     replicationCheck: () =>
       d.replication ? d.replication.run() : Promise.resolve({ checked: 0, replicated: 0 }),
+    deletedRowPurge: () => d.deletedRows.run(),
   };
 }

@@ -28,6 +28,9 @@ function gatedProcessors() {
       return { backlog: 0, lagSeconds: 0 };
     },
     async statsRollup() {},
+    async deletedRowPurge() {
+      return { purged: 0, complete: true };
+    },
     async orphanSweep() {
       return { listed: 0, deleted: 0, complete: true };
     },

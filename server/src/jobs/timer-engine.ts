@@ -13,7 +13,7 @@ export class TimerJobEngine implements JobEngine {
   private pendingPreloads = 0;
   /** The last preload job in line: they run one at a time, like the BullMQ preload worker. */
   private preloadTail: Promise<unknown> = Promise.resolve();
-  /** Runs of the periodic jobs in progress (orphan sweep, placeholder backfill), by name. */
+  /** Runs of the periodic jobs in progress (orphan sweep, backfills, purge), by name. */
   private readonly periodic = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -30,6 +30,8 @@ export class TimerJobEngine implements JobEngine {
     private readonly variantsBackfillMs = 0,
     /** Interval of the replication check (several regions); 0 never runs it. */
     private readonly replicationCheckMs = 0,
+    /** Interval of the deleted-row purge (its first run starts at once); 0 never runs it. */
+    private readonly deletedRowPurgeMs = 0,
   ) {}
 
   /** After-upload variant jobs running in process (each bounded by DerivedVariants' own limit). */
@@ -63,6 +65,7 @@ export class TimerJobEngine implements JobEngine {
     );
     this.every('variants backfill', this.variantsBackfillMs, () => this.processors.variantsBackfill(), true);
     this.every('replication check', this.replicationCheckMs, () => this.processors.replicationCheck());
+    this.every('deleted-row purge', this.deletedRowPurgeMs, () => this.processors.deletedRowPurge(), true);
     for (const t of this.timers) t.unref();
   }
 

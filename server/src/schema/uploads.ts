@@ -54,8 +54,10 @@ builder.mutationFields((t) => ({
   }),
   deleteImage: t.boolean({
     description:
-      'Deletes an image (owner or admin): the object, the row (its proxy links stop working) and ' +
-      'the cached URL. False when there is no such image, it was already deleted, or the viewer ' +
+      'Deletes an image (owner or admin): at once the object and its variants, and the cached URLs; ' +
+      'the image disappears from every query and its proxy links stop working. Its row is kept, ' +
+      'without the placeholder, dimensions or ETag, for DELETED_ROW_RETENTION_DAYS (30 by default), ' +
+      'then removed. False when there is no such image, it was already deleted, or the viewer ' +
       'cannot see it: the three are indistinguishable. FORBIDDEN when the viewer sees it (PUBLIC) ' +
       'but it is not theirs.',
     args: { id: t.arg.id({ required: true }) },

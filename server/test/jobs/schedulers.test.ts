@@ -16,7 +16,7 @@ import { OwnedRedis } from '../support/redis-server.js';
 // lost, and must not log BullMQ's reconnect errors many times a second.
 
 /** The recurring jobs a worker node of this configuration schedules. */
-const SCHEDULERS = ['orphan-sweep', 'placeholder-backfill', 'stats-rollup'];
+const SCHEDULERS = ['deleted-row-purge', 'orphan-sweep', 'placeholder-backfill', 'stats-rollup'];
 
 /** Processors that only count their runs. */
 function countingProcessors() {
@@ -102,6 +102,7 @@ describe('BullMQ job schedulers and Redis going away (real redis-server)', () =>
       batchSize: 500,
       maxWaitingPreloads: 10,
       orphanSweepMs: 600_000,
+      deletedRowPurgeMs: 3_600_000,
       placeholderBackfillMs: 600_000,
       logger,
       ...o,
