@@ -142,8 +142,15 @@ return #e / 3
 const CLAIM_SCRIPT = `
 local limit = tonumber(ARGV[2])
 if limit <= 0 then return { 0, {} } end
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit * 4)
 local liveSince = tonumber(ARGV[4])
+-- Ids that left the live window without coming due leave the live and hot sets too, 500 a claim:
+-- a deleted image's access count flushed after its purge put it back in both, for good.
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4], 'LIMIT', 0, 500)
+if #stale > 0 then
+  redis.call('ZREM', KEYS[2], unpack(stale))
+  redis.call('ZREM', KEYS[3], unpack(stale))
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit * 4)
 local leaseUntil = tonumber(ARGV[1]) + tonumber(ARGV[3])
 local ids, scores, idle = {}, {}, {}
 for i = 1, #due, 500 do

@@ -167,6 +167,23 @@ describe('RedisUrlStore refresh schedule', () => {
     expect(claimed).not.toContain('r1');
   });
 
+  it('a purged id put back in the live and hot sets by a late access flush leaves them once out of the live window', async () => {
+    const now = 2_600_000;
+    await store.write([entry('late', now - 1)], 'refresh');
+    await store.purge(['late']);
+    // Another node's flush of an access from just before the delete lands after the purge.
+    await store.recordAccess(new Map([['late', { count: 3, lastAt: now }]]));
+    expect(await redis.zscore(`${prefix}{refresh}:live`, 'late')).toBe(String(now));
+    expect(await redis.zscore(`${prefix}{refresh}:due`, 'late')).toBeNull();
+    // Still in the window: kept.
+    await store.claimDue(now, 10, 30_000, now - 1000);
+    expect(await redis.zscore(`${prefix}{refresh}:hot`, 'late')).toBe('3');
+    // Out of it: gone from both, though it never came due again.
+    await store.claimDue(now + 5000, 10, 30_000, now + 1);
+    expect(await redis.zscore(`${prefix}{refresh}:live`, 'late')).toBeNull();
+    expect(await redis.zscore(`${prefix}{refresh}:hot`, 'late')).toBeNull();
+  });
+
   it('writes a batch back across every shard tag: values, TTLs, schedule, never-refreshed set, counts', async () => {
     // 1,201 ids cross the script's chunks of 500 (Lua's unpack has a bounded stack).
     await checkWriteBack(store, redis, prefix, 1_201, 3_000_000);
