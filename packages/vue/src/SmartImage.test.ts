@@ -8,7 +8,7 @@ import {
   type SmartImageDeps,
   type SmartImageSource,
 } from './smart-image-deps';
-import type { FreshUrl } from './useUrlRefresh';
+import { type FreshUrl, UNREACHABLE, type Unreachable } from './useUrlRefresh';
 
 const NOW = Date.parse('2030-01-01T12:00:00Z');
 const at = (secondsFromNow: number) => new Date(NOW + secondsFromNow * 1000).toISOString();
@@ -24,7 +24,7 @@ const url = (name: string, secondsFromNow = 3600): FreshUrl => ({
 function fakeDeps() {
   let setVisible: (visible: boolean) => void = () => {};
   const listeners = new Map<string, (u: FreshUrl) => void>();
-  const refreshAnswers: Array<FreshUrl | null> = [];
+  const refreshAnswers: Array<FreshUrl | null | Unreachable> = [];
   const currentAnswers: Array<FreshUrl | null> = [];
   const urls: SmartImageDeps['urls'] = {
     track: vi.fn((id: string, listener: (u: FreshUrl) => void) => {
@@ -386,6 +386,143 @@ describe('SmartImage', () => {
     await vi.advanceTimersByTimeAsync(5000);
     expect(t.deps.urls.refresh).not.toHaveBeenCalled();
     expect(t.tracked()).toEqual([]);
+  });
+
+  describe('when the network goes away', () => {
+    let onLine = true;
+    beforeEach(() => {
+      onLine = true;
+      vi.spyOn(navigator, 'onLine', 'get').mockImplementation(() => onLine);
+    });
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+    const backOnline = () => {
+      onLine = true;
+      window.dispatchEvent(new Event('online'));
+    };
+
+    it('a load failing offline spends no try and no proxy: it waits, and loads again when the browser is back online', async () => {
+      const t = setup();
+      t.visible(true);
+      await flushPromises();
+      onLine = false;
+      await t.img().trigger('error');
+      await flushPromises();
+      // The error state (its Retry works), but nothing asked and nothing spent, however long it waits.
+      expect(t.state()).toBe('error');
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(t.deps.urls.refresh).not.toHaveBeenCalled();
+      expect(t.root().attributes('data-source')).toBe('signed');
+
+      backOnline();
+      await flushPromises();
+      expect(t.state()).toBe('loading');
+      expect(t.img().attributes('src')).toBe('https://bucket.test/first.png'); // still good: no re-sign
+      await t.img().trigger('load');
+      expect(t.state()).toBe('loaded');
+
+      // Its tries were all kept: a later failure gets the whole sequence, re-signs before the proxy.
+      await t.img().trigger('error');
+      await vi.advanceTimersByTimeAsync(400 + 800 + 1600);
+      await flushPromises();
+      expect(t.deps.urls.refresh).toHaveBeenCalledTimes(3);
+      expect(t.root().attributes('data-source')).toBe('proxy');
+    });
+
+    it('back online, a tile in error off screen loads again when it comes on screen, not before', async () => {
+      const t = setup(image({ signedUrl: url('old', 1) }));
+      t.currentAnswers.push(url('current', 7200));
+      t.visible(true);
+      await flushPromises();
+      onLine = false;
+      await t.img().trigger('error');
+      t.visible(false);
+      backOnline();
+      await flushPromises();
+      expect(t.state()).toBe('error');
+      expect(t.img().exists()).toBe(false);
+      t.visible(true);
+      await flushPromises();
+      expect(t.state()).toBe('loading');
+      expect(t.img().attributes('src')).toBe('https://bucket.test/current.png');
+    });
+
+    it('a re-sign that did not reach the gateway spends no try: the tile waits, and the gateway’s next URL starts it again', async () => {
+      const t = setup();
+      t.refreshAnswers.push(UNREACHABLE);
+      t.visible(true);
+      await flushPromises();
+      await t.img().trigger('error');
+      await vi.advanceTimersByTimeAsync(400);
+      await flushPromises();
+      expect(t.deps.urls.refresh).toHaveBeenCalledTimes(1);
+      expect(t.state()).toBe('error');
+      // Not the proxy: the same gateway, away. And no more asking meanwhile.
+      expect(t.root().attributes('data-source')).toBe('signed');
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(t.deps.urls.refresh).toHaveBeenCalledTimes(1);
+
+      // The stream is back and refetches: its URL (newer or not) shows the gateway answers again.
+      t.push('img-1', url('first'));
+      await flushPromises();
+      expect(t.state()).toBe('loading');
+      expect(t.img().attributes('src')).toBe('https://bucket.test/first.png');
+      // The try was not spent: the next failure re-signs (a real answer now) rather than the proxy.
+      t.refreshAnswers.push(url('resigned', 7200));
+      await t.img().trigger('error');
+      await vi.advanceTimersByTimeAsync(800);
+      await flushPromises();
+      expect(t.img().attributes('src')).toBe('https://bucket.test/resigned.png');
+      expect(t.root().attributes('data-source')).toBe('signed');
+    });
+
+    it('in the error state for good, a newer URL offered loads once more, and only once', async () => {
+      const t = await failForGood();
+      t.push('img-1', url('pushed', 7200));
+      await flushPromises();
+      expect(t.state()).toBe('loading');
+      expect(t.img().attributes('src')).toBe('https://bucket.test/pushed.png');
+      await t.img().trigger('error'); // its tries are spent: the proxy, then the error state
+      await flushPromises();
+      expect(t.root().attributes('data-source')).toBe('proxy');
+      await t.img().trigger('error');
+      expect(t.state()).toBe('error');
+
+      // A broken image is not fetched again at every step.
+      t.push('img-1', url('pushed-again', 7300));
+      await t.wrapper.setProps({ image: image({ signedUrl: url('from-cache', 7400) }) });
+      await flushPromises();
+      expect(t.state()).toBe('error');
+      expect(t.img().exists()).toBe(false);
+    });
+
+    it('the browser back online retries a tile that failed for good once', async () => {
+      const t = await failForGood();
+      backOnline();
+      await flushPromises();
+      expect(t.state()).toBe('loading');
+      expect(t.root().attributes('data-source')).toBe('signed');
+      await t.img().trigger('load');
+      expect(t.state()).toBe('loaded');
+    });
+  });
+
+  it('URLs pushed at every step while each load fails still end at the proxy (a newer URL skips the backoff once per load)', async () => {
+    const t = setup();
+    t.visible(true);
+    await flushPromises();
+    let step = 0;
+    for (; step < 12 && t.root().attributes('data-source') !== 'proxy'; step++) {
+      t.push('img-1', url(`step-${step}`, 3700 + step * 100)); // a new step's URL, pushed
+      await flushPromises();
+      await t.img().trigger('error'); // and the load fails again
+      await vi.advanceTimersByTimeAsync(2000);
+      await flushPromises();
+    }
+    expect(t.root().attributes('data-source')).toBe('proxy');
+    expect(step).toBeLessThanOrEqual(5); // the newer URL once, then the three counted tries
+    expect(t.deps.urls.refresh).not.toHaveBeenCalled(); // each counted try had a pushed URL
   });
 
   describe('with a preset, its srcset and a placeholder', () => {

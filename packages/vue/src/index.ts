@@ -25,9 +25,12 @@ export { placeholderDataUrl } from './thumbhash';
 export { type Client, rememberUrl, urlTransport } from './transport';
 export {
   createUrlRefresh,
+  defaultReconnectDelayMs,
   type FreshUrl,
   type LinkState,
   type StreamHandlers,
+  UNREACHABLE,
+  type Unreachable,
   URL_REFRESH,
   type UrlEvent,
   type UrlRefresh,

@@ -3,6 +3,7 @@ import {
   createUrlRefresh,
   type FreshUrl,
   type StreamHandlers,
+  UNREACHABLE,
   type UrlRefreshTransport,
 } from './useUrlRefresh';
 
@@ -157,7 +158,8 @@ describe('createUrlRefresh', () => {
 
   it('after a dropped stream resubscribes with growing backoff and refetches the visible URLs', async () => {
     const t = fakeTransport();
-    const urls = createUrlRefresh(t.transport);
+    // The waits fixed here (the default draws them at random: below).
+    const urls = createUrlRefresh(t.transport, { reconnectDelayMs: (n) => 1000 * 2 ** (n - 1) });
     const got: string[] = [];
     urls.track('a', (u) => got.push(u.url));
     urls.track('b', () => {});
@@ -170,6 +172,8 @@ describe('createUrlRefresh', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(t.transport.subscribe).toHaveBeenCalledTimes(2);
     expect(urls.state.value).toBe('live');
+    expect(t.transport.fetchUrls).not.toHaveBeenCalled(); // once the new stream is open
+    t.streams[1]!.handlers.open?.();
     expect(t.transport.fetchUrls).toHaveBeenCalledWith(['a', 'b']);
     await vi.advanceTimersByTimeAsync(0);
     expect(got).toEqual(['https://bucket.test/refetched-a']);
@@ -190,6 +194,110 @@ describe('createUrlRefresh', () => {
     expect(t.open()).toEqual([]);
   });
 
+  it('reconnects after a random wait (full jitter), so pages that lost the stream together do not come back together', async () => {
+    // 50 pages of one gateway that restarted: each loses its stream at the same instant.
+    const pages = Array.from({ length: 50 }, () => {
+      const t = fakeTransport();
+      const urls = createUrlRefresh(t.transport);
+      urls.track('a', () => {});
+      return { t, urls };
+    });
+    await vi.advanceTimersByTimeAsync(400);
+    for (const { t } of pages) t.streams[0]!.handlers.error(new Error('gateway restarting'));
+    const start = Date.now();
+    const reconnectedAt = new Map<number, number>();
+    for (let ms = 0; ms <= 1000; ms += 10) {
+      pages.forEach(({ t }, i) => {
+        if (t.streams.length > 1 && !reconnectedAt.has(i)) reconnectedAt.set(i, Date.now() - start);
+      });
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    // Every page is back within the first step's 1 s, not one of them before 250 ms …
+    expect(reconnectedAt.size).toBe(50);
+    const waits = [...reconnectedAt.values()];
+    expect(Math.min(...waits)).toBeGreaterThanOrEqual(250);
+    // … and spread over it: a fixed 1 s brought all 50 in the same instant.
+    expect(new Set(waits.map((w) => Math.floor(w / 100))).size).toBeGreaterThanOrEqual(5);
+
+    // Later attempts: the wait is drawn up to the doubled cap (Math.random = 0.5: half of it).
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    try {
+      const { t } = pages[0]!;
+      t.streams[1]!.handlers.error(new Error('still down')); // attempt 2: up to 2 s
+      await vi.advanceTimersByTimeAsync(999);
+      expect(t.streams).toHaveLength(2);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(t.streams).toHaveLength(3);
+      random.mockReturnValue(0); // never less than the floor
+      t.streams[2]!.handlers.error(new Error('still down'));
+      await vi.advanceTimersByTimeAsync(249);
+      expect(t.streams).toHaveLength(3);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(t.streams).toHaveLength(4);
+    } finally {
+      random.mockRestore();
+      for (const { urls } of pages) urls.dispose();
+    }
+  });
+
+  it('refetches after a drop once a stream is open again, not at every attempt while the gateway is down', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport, { reconnectDelayMs: () => 1000 });
+    const got: string[] = [];
+    urls.track('a', (u) => got.push(u.url));
+    await vi.advanceTimersByTimeAsync(400);
+    t.streams[0]!.handlers.open?.();
+    t.streams[0]!.handlers.error(new Error('gateway gone'));
+    // Five attempts fail before the gateway answers: nothing is refetched meanwhile.
+    for (let i = 1; i <= 5; i++) {
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(t.streams).toHaveLength(i + 1);
+      t.streams[i]!.handlers.error(new TypeError('Failed to fetch'));
+    }
+    expect(t.transport.fetchUrls).not.toHaveBeenCalled();
+    // The set changes while reconnecting: the stream that opens (whichever) brings the refetch.
+    await vi.advanceTimersByTimeAsync(1000);
+    urls.track('b', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    const last = t.streams.at(-1)!;
+    expect(last.ids).toEqual(['a', 'b']);
+    expect(t.transport.fetchUrls).not.toHaveBeenCalled();
+    last.handlers.open?.();
+    expect(t.transport.fetchUrls).toHaveBeenCalledTimes(1);
+    expect(t.transport.fetchUrls).toHaveBeenCalledWith(['a', 'b']);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(got).toEqual(['https://bucket.test/refetched-a']);
+    // Open and healthy: a resubscribe for a scroll refetches nothing.
+    urls.track('c', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    t.streams.at(-1)!.handlers.open?.();
+    expect(t.transport.fetchUrls).toHaveBeenCalledTimes(1);
+    urls.dispose();
+  });
+
+  it('reconnects at once when the browser is back online, rather than waiting out its backoff', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport, { reconnectDelayMs: () => 30_000 });
+    urls.track('a', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    t.streams[0]!.handlers.error(new TypeError('Failed to fetch'));
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(t.streams).toHaveLength(1);
+    window.dispatchEvent(new Event('online'));
+    expect(t.streams).toHaveLength(2);
+    t.streams[1]!.handlers.open?.();
+    expect(t.transport.fetchUrls).toHaveBeenCalledWith(['a']);
+    // Only a reconnect that was waiting: a live stream is left as it is, and the timer is gone.
+    window.dispatchEvent(new Event('online'));
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(t.streams).toHaveLength(2);
+    // Once disposed, it no longer listens.
+    t.streams[1]!.handlers.error(new TypeError('Failed to fetch'));
+    urls.dispose();
+    window.dispatchEvent(new Event('online'));
+    expect(t.streams).toHaveLength(2);
+  });
+
   it('batches refreshes that arrive together into one refreshSignedUrls call', async () => {
     const t = fakeTransport();
     const urls = createUrlRefresh(t.transport);
@@ -197,16 +305,30 @@ describe('createUrlRefresh', () => {
     await vi.advanceTimersByTimeAsync(20);
     expect(t.transport.refreshUrls).toHaveBeenCalledTimes(1);
     expect(t.transport.refreshUrls).toHaveBeenCalledWith(['a', 'b']);
-    expect((await results).map((u) => u?.url)).toEqual([
+    expect((await results).map((u) => (typeof u === 'object' ? u?.url : u))).toEqual([
       'https://bucket.test/refreshed-a',
       'https://bucket.test/refreshed-b',
       'https://bucket.test/refreshed-a',
     ]);
 
-    vi.mocked(t.transport.refreshUrls).mockRejectedValueOnce(new Error('gateway down'));
+    // A call the gateway answered with an error: null, a spent try for SmartImage.
+    vi.mocked(t.transport.refreshUrls).mockRejectedValueOnce(new Error('gateway refused'));
     const failed = urls.refresh('c');
     await vi.advanceTimersByTimeAsync(20);
     expect(await failed).toBeNull();
+
+    // A call that never reached the gateway (fetch failed; a proxy's 502 for a gateway away):
+    // UNREACHABLE to each of its waiters, which says nothing of the images.
+    for (const err of [
+      new TypeError('Failed to fetch'),
+      Object.assign(new Error('Network error'), { networkError: new TypeError('Failed to fetch') }),
+      Object.assign(new Error('Response not successful'), { networkError: { statusCode: 502 } }),
+    ]) {
+      vi.mocked(t.transport.refreshUrls).mockRejectedValueOnce(err);
+      const unreached = Promise.all([urls.refresh('d'), urls.refresh('e')]);
+      await vi.advanceTimersByTimeAsync(20);
+      expect(await unreached).toEqual([UNREACHABLE, UNREACHABLE]);
+    }
   });
 
   it('answers null to refreshes still waiting for their batch when disposed, and to any asked after', async () => {

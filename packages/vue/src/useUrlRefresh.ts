@@ -52,11 +52,35 @@ export interface UrlRefreshOptions {
 
 export type LinkState = 'idle' | 'live' | 'reconnecting';
 
+/**
+ * What `refresh` answers when its call did not reach the gateway (the browser offline, the
+ * gateway or the proxy before it away): unlike null (the gateway has no URL for the image), it
+ * says nothing about the image, so SmartImage spends no try on it and waits for the network.
+ */
+export const UNREACHABLE = 'unreachable';
+export type Unreachable = typeof UNREACHABLE;
+
+/**
+ * Whether a failed call never reached the gateway: a fetch that failed (offline, refused, reset;
+ * Apollo's `networkError`), or a proxy answering for a gateway that is away (502, 503, 504). A
+ * GraphQL error is an answer, not this.
+ */
+export function isUnreachable(err: unknown): boolean {
+  if (typeof navigator !== 'undefined' && navigator.onLine === false) return true;
+  const network = (err as { networkError?: unknown } | null | undefined)?.networkError ?? err;
+  if (network instanceof TypeError) return true;
+  const status = (network as { statusCode?: unknown } | null | undefined)?.statusCode;
+  return status === 502 || status === 503 || status === 504;
+}
+
 export interface UrlRefresh {
   /** Follows the URL of a visible image; the returned function stops following it. */
   track(id: string, listener: (url: FreshUrl) => void): () => void;
-  /** A new URL for an image that failed to load (batched with other failures nearby in time). */
-  refresh(id: string): Promise<FreshUrl | null>;
+  /**
+   * A new URL for an image that failed to load (batched with other failures nearby in time): null
+   * when the gateway has none for it, UNREACHABLE when the call did not reach the gateway.
+   */
+  refresh(id: string): Promise<FreshUrl | null | Unreachable>;
   /**
    * The image's current URL, for one whose URL ran out before it was ever shown (batched like
    * refresh). A read, not a forced re-sign: the gateway answers the URL of the image's current step.
@@ -71,7 +95,15 @@ export interface UrlRefresh {
 const MAX_IDS = 500;
 /** A replaced stream is closed once its successor is open, or after this long at most. */
 const HANDOVER_MS = 10_000;
-const defaultDelay = (attempt: number) => Math.min(30_000, 1000 * 2 ** (attempt - 1));
+/** The shortest wait before a reconnect: a gateway that just closed every stream is given a moment. */
+const MIN_RECONNECT_MS = 250;
+/**
+ * Full jitter: a random wait up to `min(30 s, 1 s · 2^(n−1))`. Every page of a gateway that
+ * restarted (hundreds) sees its stream drop at the same instant; with the same fixed waits they all
+ * came back at the same instants, in waves, each one a burst of streams and refetches.
+ */
+export const defaultReconnectDelayMs = (attempt: number) =>
+  Math.max(MIN_RECONNECT_MS, Math.random() * Math.min(30_000, 1000 * 2 ** (attempt - 1)));
 
 /**
  * One shared `signedUrlRefreshed` subscription for every visible image. Images register while
@@ -88,7 +120,7 @@ export function createUrlRefresh(
 ): UrlRefresh {
   const settleMs = options.settleMs ?? 400;
   const batchMs = options.batchMs ?? 20;
-  const delay = options.reconnectDelayMs ?? defaultDelay;
+  const delay = options.reconnectDelayMs ?? defaultReconnectDelayMs;
   const now = options.now ?? (() => Date.now());
   const state = ref<LinkState>('idle');
   const listeners = new Map<string, Set<(url: FreshUrl) => void>>();
@@ -98,6 +130,12 @@ export function createUrlRefresh(
   let settleTimer: ReturnType<typeof setTimeout> | null = null;
   let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   let attempts = 0;
+  /**
+   * A stream dropped: events were lost, so the visible images' URLs are fetched again, once the
+   * next stream is open. Not before: a gateway that is down would only fail the refetch (at every
+   * attempt), and events sent between the refetch and the stream's opening would be lost again.
+   */
+  let refetchDue = false;
   let disposed = false;
   let warnedOverLimit = false;
   /**
@@ -158,6 +196,7 @@ export function createUrlRefresh(
       mine.close(); // release whatever is left of it (an error may leave the request open)
       retire(); // what it replaced goes too: the reconnect refetches
       state.value = 'reconnecting';
+      refetchDue = true;
       // A stream that lived a while was healthy: start the backoff again from the bottom.
       if (now() - mine.openedAt > 10_000) attempts = 0;
       attempts++;
@@ -174,7 +213,12 @@ export function createUrlRefresh(
     mine.close = transport.subscribe(ids, {
       open: () => {
         mine.open = true;
-        if (current === mine) retire();
+        if (current !== mine) return;
+        retire();
+        if (refetchDue) {
+          refetchDue = false;
+          refetch(mine.ids);
+        }
       },
       next: (event) => {
         if (current === mine) attempts = 0;
@@ -191,8 +235,20 @@ export function createUrlRefresh(
         if (current === mine) retire();
       }, HANDOVER_MS);
     }
-    if (afterDrop) refetch(ids);
   };
+
+  /**
+   * The browser is back online: a reconnect waiting out its backoff goes now, from the bottom of
+   * the backoff (it waited for the network, not for a gateway in trouble).
+   */
+  const onOnline = () => {
+    if (disposed || !reconnectTimer) return;
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    attempts = 0;
+    open(true);
+  };
+  if (typeof window !== 'undefined') window.addEventListener('online', onOnline);
 
   const scheduleResubscribe = () => {
     if (disposed || reconnectTimer) return; // a pending reconnect picks up the new set
@@ -203,11 +259,19 @@ export function createUrlRefresh(
     }, settleMs);
   };
 
-  const refreshBatch = batcher(batchMs, (ids) => transport.refreshUrls(ids));
-  const currentBatch = batcher(batchMs, async (ids) => {
-    const rows = await transport.fetchUrls(ids);
-    return rows.map((row) => row?.signedUrl ?? null);
-  });
+  const refreshBatch = batcher(
+    batchMs,
+    (ids) => transport.refreshUrls(ids),
+    (err): Unreachable | null => (isUnreachable(err) ? UNREACHABLE : null),
+  );
+  const currentBatch = batcher(
+    batchMs,
+    async (ids) => {
+      const rows = await transport.fetchUrls(ids);
+      return rows.map((row) => row?.signedUrl ?? null);
+    },
+    () => null,
+  );
 
   return {
     state,
@@ -231,6 +295,7 @@ export function createUrlRefresh(
     subscribedIds: () => current?.ids ?? [],
     dispose() {
       disposed = true;
+      if (typeof window !== 'undefined') window.removeEventListener('online', onOnline);
       for (const t of [settleTimer, reconnectTimer]) if (t) clearTimeout(t);
       refreshBatch.dispose();
       currentBatch.dispose();
@@ -244,11 +309,16 @@ export function createUrlRefresh(
 
 /**
  * Requests for single ids collected for `ms` into calls of at most MAX_IDS ids; results come back
- * in the order of ids. A failed call answers null to each of its waiters (SmartImage counts that
- * as a spent try and backs off).
+ * in the order of ids. A failed call answers `failed(err)` to each of its waiters: null (SmartImage
+ * counts that as a spent try and backs off), or for a call that did not reach the gateway
+ * UNREACHABLE (SmartImage waits for the network).
  */
-function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | null>>) {
-  let pending = new Map<string, Array<(url: FreshUrl | null) => void>>();
+function batcher<F>(
+  ms: number,
+  call: (ids: string[]) => Promise<Array<FreshUrl | null>>,
+  failed: (err: unknown) => F | null,
+) {
+  let pending = new Map<string, Array<(url: FreshUrl | F | null) => void>>();
   let timer: ReturnType<typeof setTimeout> | null = null;
   let disposed = false;
   const flush = async () => {
@@ -263,11 +333,12 @@ function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | n
         return;
       }
       const chunk = ids.slice(i, i + MAX_IDS);
-      let results: Array<FreshUrl | null> = [];
+      let results: Array<FreshUrl | F | null> = [];
       try {
         results = await call(chunk);
-      } catch {
-        // every waiter of this chunk gets null
+      } catch (err) {
+        // every waiter of this chunk gets the same answer
+        results = chunk.map(() => failed(err));
       }
       chunk.forEach((id, j) => {
         for (const resolve of batch.get(id) ?? []) resolve(results[j] ?? null);
@@ -275,7 +346,7 @@ function batcher(ms: number, call: (ids: string[]) => Promise<Array<FreshUrl | n
     }
   };
   return {
-    ask(id: string): Promise<FreshUrl | null> {
+    ask(id: string): Promise<FreshUrl | F | null> {
       // Nothing will ever send it: answered at once, as a failed call would be.
       if (disposed) return Promise.resolve(null);
       return new Promise((resolve) => {

@@ -442,3 +442,101 @@ describe('GalleryView: the total count (a count of all the viewer’s images)', 
     w.unmount();
   });
 });
+
+describe('GalleryView: back online', () => {
+  /** IntersectionObserver as the test says: `near(true)` brings the end of the list into range. */
+  function stubObserver() {
+    const callbacks: IntersectionObserverCallback[] = [];
+    vi.stubGlobal(
+      'IntersectionObserver',
+      class {
+        constructor(callback: IntersectionObserverCallback) {
+          callbacks.push(callback);
+        }
+        observe() {}
+        unobserve() {}
+        disconnect() {}
+      },
+    );
+    return (isIntersecting: boolean) => {
+      for (const cb of callbacks)
+        cb([{ isIntersecting } as IntersectionObserverEntry], {} as IntersectionObserver);
+    };
+  }
+  const secondPage = () => ({
+    data: {
+      images: {
+        __typename: 'ImageConnection',
+        pageInfo: { __typename: 'PageInfo', hasNextPage: false, endCursor: 'img-6' },
+        edges: [4, 5, 6].map((n) => ({ __typename: 'ImageEdge', cursor: `img-${n}`, node: image(n) })),
+      },
+    },
+  });
+
+  it('a next page that failed (offline) is asked again when the connection comes back', async () => {
+    const near = stubObserver();
+    let offline = true;
+    const gw = gateway(6, {
+      GalleryPage: (vars) => (vars['after'] ? (offline ? 'network' : secondPage()) : undefined),
+    });
+    const w = mountGallery(gw);
+    await flushPromises();
+    near(true); // scrolled to the end, offline: the page fails
+    await flushPromises();
+    await flushPromises();
+    expect(w.find('.gallery__more .banner--error').exists()).toBe(true);
+    const asked = () => gw.calls.filter((c) => c.op === 'GalleryPage' && c.vars['after']).length;
+    expect(asked()).toBe(1);
+
+    offline = false;
+    window.dispatchEvent(new Event('online'));
+    await flushPromises();
+    await flushPromises();
+    expect(asked()).toBe(2);
+    expect(w.find('.gallery__more .banner--error').exists()).toBe(false);
+    expect(w.findAll('.card')).toHaveLength(6);
+    w.unmount();
+  });
+
+  it('away from the end of the list, the error goes and scrolling there asks again', async () => {
+    const near = stubObserver();
+    let offline = true;
+    const gw = gateway(6, {
+      GalleryPage: (vars) => (vars['after'] ? (offline ? 'network' : secondPage()) : undefined),
+    });
+    const w = mountGallery(gw);
+    await flushPromises();
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    near(false);
+    offline = false;
+    window.dispatchEvent(new Event('online'));
+    await flushPromises();
+    const asked = () => gw.calls.filter((c) => c.op === 'GalleryPage' && c.vars['after']).length;
+    expect(asked()).toBe(1);
+    expect(w.find('.gallery__more .banner--error').exists()).toBe(false);
+    expect(w.get('.gallery__more button').text()).toBe('Load more');
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    expect(asked()).toBe(2);
+    expect(w.findAll('.card')).toHaveLength(6);
+    w.unmount();
+  });
+
+  it('a first page that failed is asked again when the connection comes back', async () => {
+    let offline = true;
+    const gw = gateway(3, { GalleryPage: () => (offline ? 'network' : undefined) });
+    const w = mountGallery(gw);
+    await flushPromises();
+    expect(w.find('.banner--error').text()).toContain('Couldn’t load the gallery');
+    offline = false;
+    window.dispatchEvent(new Event('online'));
+    await flushPromises();
+    await flushPromises();
+    expect(w.find('.banner--error').exists()).toBe(false);
+    expect(w.findAll('.card')).toHaveLength(3);
+    w.unmount();
+  });
+});
