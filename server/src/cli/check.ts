@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
-import { createStorage } from '../container.js';
+import { createRegionStorages, createStorage } from '../container.js';
 import { openDatabase, refusedStartupParameter } from '../db/connect.js';
 import type { Db } from '../db/types.js';
 import { ClusterDownError, clusterState, probeCluster } from '../redis/cluster-probe.js';
@@ -194,13 +194,28 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
         detail: 'REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS not set: in-process cache',
       });
 
+  const own = createStorage(config);
   const storage = timed('storage', timeoutMs, async () => {
-    const s = createStorage(config);
-    await s.ping();
+    await own.ping();
     return describeBucket(config);
   });
+  // With several regions every region's bucket is this node's too: a delete removes the object
+  // from each (docs/operations.md, "Several regions"), and an image not yet replicated is read
+  // from its home region's. One row each, `storage-<region>`.
+  const regions = config.regions;
+  const regionRows = regions
+    ? [...createRegionStorages(config, own)]
+        .filter(([name]) => name !== regions.self)
+        .map(([name, s]) =>
+          timed(`storage-${name}`, timeoutMs, async () => {
+            await s.ping();
+            const b = regions.buckets.find((x) => x.name === name)!;
+            return `${config.storageDriver} ${b.bucket} (${b.host ?? `region ${name}`})`;
+          }),
+        )
+    : [];
 
-  return Promise.all([database, databaseRead, databaseDirect, redis, storage]);
+  return Promise.all([database, databaseRead, databaseDirect, redis, storage, ...regionRows]);
 }
 
 /** The storage row's detail: the driver and where its bucket is. */

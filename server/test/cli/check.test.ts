@@ -4,9 +4,10 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OwnedPostgres } from '../faults/helpers/owned-postgres.js';
+import { startCosFixture } from '../fixtures/cos-fixture.js';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase } from '../support/database.js';
-import { testRedisUrl } from '../support/env.js';
+import { COS_CREDENTIALS, cosEnv, testRedisUrl } from '../support/env.js';
 import { freePort } from '../support/ports.js';
 import { RedisSentinelGroup } from '../support/redis-sentinel.js';
 
@@ -189,6 +190,33 @@ describe('signet check', () => {
     expect(run.code).toBe(1);
     expect(table(run.stdout).get('redis')!.status).toBe('down');
   }, 120_000);
+
+  it("with several regions, every region's bucket is a row of its own, down when it does not answer (exit 1)", async () => {
+    const [a, b] = await Promise.all([startCosFixture(COS_CREDENTIALS), startCosFixture(COS_CREDENTIALS)]);
+    const nothing = await freePort();
+    const env = (bHost: string) => ({
+      ...base,
+      ...cosEnv(a, { ...COS_CREDENTIALS, bucket: 'photos-a-1250000000', region: 'ap-test' }),
+      SIGNET_REGION: 'a',
+      STORAGE_REGIONS: `a=photos-a-1250000000@${a.host},b=photos-b-1250000000@${bHost}`,
+    });
+    try {
+      const up = await runCli(['check'], env(b.host));
+      expect(up.code, up.stdout).toBe(0);
+      const rows = table(up.stdout);
+      expect(rows.get('storage')!.status).toBe('ok');
+      expect(rows.get('storage-b')!.status).toBe('ok');
+      expect(rows.get('storage-b')!.line).toContain(`cos photos-b-1250000000 (${b.host})`);
+      expect(rows.has('storage-a')).toBe(false);
+
+      const down = await runCli(['check'], env(`127.0.0.1:${nothing}`));
+      expect(down.code).toBe(1);
+      expect(table(down.stdout).get('storage-b')!.status).toBe('down');
+      expect(table(down.stdout).get('storage')!.status).toBe('ok');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  }, 60_000);
 
   it('a bad configuration is one row naming the variable (exit 78)', async () => {
     const run = await runCli(['check'], { ...base, URL_TTL_SECONDS: 'an hour' });
