@@ -217,3 +217,59 @@ async function build(
     signal?.removeEventListener('abort', cancel);
   }
 }
+
+/** The longest wait between two failed builds of a work list's index. */
+export const BUILD_RETRY_MAX_MS = 6 * 3600_000;
+
+/**
+ * A recurring job's way past its work-list index (the animation backfill's, the deleted-row
+ * purge's): before each run the index is made sure of, and after a build that failed the runs of
+ * the next `retryMs` (5 min by default, doubled at each failure in a row, up to 6 h) skip it, so
+ * a build PostgreSQL refuses (a full disk, a temp_file_limit) is not tried again at every run.
+ */
+export class WorkListGate {
+  private failures = 0;
+  private againAt = 0;
+
+  constructor(
+    private readonly o: {
+      /** The job, as its log lines name it. */
+      job: string;
+      now: () => number;
+      logger: Pick<Logger, 'info' | 'warn'>;
+      retryMs?: number | undefined;
+    },
+  ) {}
+
+  /** Whether this run may walk its work list: the index is there, and valid. */
+  async open(prepare: (o: EnsureOptions) => Promise<IndexReadiness>, signal: AbortSignal): Promise<boolean> {
+    const { job, logger } = this.o;
+    if (this.o.now() < this.againAt) return false;
+    let index: IndexReadiness;
+    try {
+      index = await prepare({ signal, logger });
+    } catch (err) {
+      // Only the build's own failure: the database away, or a lookup around the build failing,
+      // is no reason to wait longer than the job's interval.
+      if (!(err instanceof WorkListIndexBuildError)) throw err;
+      this.failures++;
+      const retryInMs = Math.min((this.o.retryMs ?? 300_000) * 2 ** (this.failures - 1), BUILD_RETRY_MAX_MS);
+      this.againAt = this.o.now() + retryInMs;
+      logger.warn(
+        { err: (err.cause as Error).message, failures: this.failures, retryInMs },
+        `${job}: its work-list index could not be built (PostgreSQL's log says why); runs skip it until the retry`,
+      );
+      return false;
+    }
+    if (index !== 'ready') {
+      if (index === 'building elsewhere') {
+        logger.info(`${job} skipped this run: its work-list index is being built elsewhere`);
+      }
+      // A run that found another worker building, or was stopped, says nothing of whether a
+      // build would fail again: the series goes on.
+      return false;
+    }
+    this.failures = 0;
+    return true;
+  }
+}

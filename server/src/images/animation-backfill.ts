@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { AnimationRecords, Cursor } from '../db/images-repo.js';
 import type { ImageRow } from '../db/types.js';
-import { WorkListIndexBuildError } from '../db/work-list-indexes.js';
+import { WorkListGate } from '../db/work-list-indexes.js';
 import type { EventBus } from '../events/event-bus.js';
 import { LogThrottle } from '../lib/log-throttle.js';
 import { Slots } from '../lib/slots.js';
@@ -59,9 +59,6 @@ export interface AnimationBackfillOptions {
   buildRetryMs?: number;
 }
 
-/** The longest wait between two failed builds of the work list's index. */
-export const BUILD_RETRY_MAX_MS = 6 * 3600_000;
-
 /** The formats a row of this type may be an animation of (the index's list). */
 const FORMAT_OF: Readonly<Record<string, 'webp' | 'png' | 'avif'>> = {
   'image/webp': 'webp',
@@ -88,6 +85,7 @@ const HEAD_BYTES = { webp: 4096, avif: 4096, png: SNIFF_FIRST_BYTES } as const;
  */
 export class AnimationBackfill {
   private readonly slots: Slots;
+  private readonly gate: WorkListGate;
   /** A progress line at most every 10 s: a batch is 50 rows, a backfill of 100,000 rows 2,000 of them. */
   private readonly progress = new LogThrottle(10_000);
   private closed = false;
@@ -106,14 +104,18 @@ export class AnimationBackfill {
    * fails for good (a temp_file_limit, a full disk) would otherwise scan the table twice at every
    * run, on every worker, for as long as the cause lasts.
    */
-  private buildFailures = 0;
-  private buildAgainAt = 0;
 
   constructor(
     private readonly d: AnimationBackfillDeps,
     private readonly o: AnimationBackfillOptions,
   ) {
     this.slots = new Slots(o.concurrency ?? 8);
+    this.gate = new WorkListGate({
+      job: 'animation backfill',
+      now: () => d.clock.now(),
+      logger: d.logger,
+      retryMs: o.buildRetryMs,
+    });
   }
 
   /** A run in progress stops after its current batch. */
@@ -135,35 +137,7 @@ export class AnimationBackfill {
     const total: AnimationBackfillResult = { visited: 0, animated: 0, still: 0, failed: 0, complete: false };
     // Its index first (built by the first run, concurrently: db/work-list-indexes.ts). Without
     // it, each statement below would scan the whole table.
-    if (this.d.clock.now() < this.buildAgainAt) return total;
-    let index: Awaited<ReturnType<typeof images.prepareAnimationWorkList>>;
-    try {
-      index = await images.prepareAnimationWorkList({ signal: this.stop.signal, logger });
-    } catch (err) {
-      // Only the build's own failure: the database away, or a lookup around the build failing,
-      // is no reason to wait longer than the job's interval.
-      if (!(err instanceof WorkListIndexBuildError)) throw err;
-      this.buildFailures++;
-      const retryInMs = Math.min(
-        (this.o.buildRetryMs ?? 300_000) * 2 ** (this.buildFailures - 1),
-        BUILD_RETRY_MAX_MS,
-      );
-      this.buildAgainAt = this.d.clock.now() + retryInMs;
-      logger.warn(
-        { err: (err.cause as Error).message, failures: this.buildFailures, retryInMs },
-        "animation backfill: its work-list index could not be built (PostgreSQL's log says why); runs skip it until the retry",
-      );
-      return total;
-    }
-    if (index !== 'ready') {
-      if (index === 'building elsewhere') {
-        logger.info('animation backfill skipped this run: its work-list index is being built elsewhere');
-      }
-      // A run that found another worker building, or was stopped, says nothing of whether a
-      // build would fail again: the series goes on.
-      return total;
-    }
-    this.buildFailures = 0;
+    if (!(await this.gate.open((o) => images.prepareAnimationWorkList(o), this.stop.signal))) return total;
     // The budget is the walk's: a first run may have spent minutes building the index.
     const deadline = Date.now() + (this.o.runBudgetMs ?? 60_000);
     const fromOldest = this.resumeAfter === undefined;

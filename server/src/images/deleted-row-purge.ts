@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { DeletedRowRecords } from '../db/images-repo.js';
-import { WorkListIndexBuildError } from '../db/work-list-indexes.js';
+import { WorkListGate } from '../db/work-list-indexes.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 
@@ -32,9 +32,6 @@ export interface DeletedRowPurgeOptions {
   buildRetryMs?: number;
 }
 
-/** The longest wait between two failed builds of the work list's index. */
-const BUILD_RETRY_MAX_MS = 6 * 3600_000;
-
 /**
  * Removes the rows of deleted images once they were deleted more than DELETED_ROW_RETENTION_DAYS
  * ago (docs/architecture.md, "Deleting an image"). A soft-deleted row keeps its object key, owner
@@ -47,13 +44,20 @@ const BUILD_RETRY_MAX_MS = 6 * 3600_000;
 export class DeletedRowPurge {
   private closed = false;
   private readonly stop = new AbortController();
-  private buildFailures = 0;
-  private buildAgainAt = 0;
+
+  private readonly gate: WorkListGate;
 
   constructor(
     private readonly d: DeletedRowPurgeDeps,
     private readonly o: DeletedRowPurgeOptions,
-  ) {}
+  ) {
+    this.gate = new WorkListGate({
+      job: 'deleted-row purge',
+      now: () => d.clock.now(),
+      logger: d.logger,
+      retryMs: o.buildRetryMs,
+    });
+  }
 
   /** A run in progress stops after its current statement. */
   close(): void {
@@ -64,30 +68,7 @@ export class DeletedRowPurge {
   async run(): Promise<DeletedRowPurgeResult> {
     const { images, logger, clock } = this.d;
     const total: DeletedRowPurgeResult = { purged: 0, complete: false };
-    if (clock.now() < this.buildAgainAt) return total;
-    let index: Awaited<ReturnType<typeof images.prepareDeletedWorkList>>;
-    try {
-      index = await images.prepareDeletedWorkList({ signal: this.stop.signal, logger });
-    } catch (err) {
-      if (!(err instanceof WorkListIndexBuildError)) throw err;
-      this.buildFailures++;
-      const retryInMs = Math.min(
-        (this.o.buildRetryMs ?? 300_000) * 2 ** (this.buildFailures - 1),
-        BUILD_RETRY_MAX_MS,
-      );
-      this.buildAgainAt = clock.now() + retryInMs;
-      logger.warn(
-        { err: (err.cause as Error).message, failures: this.buildFailures, retryInMs },
-        "deleted-row purge: its work-list index could not be built (PostgreSQL's log says why); runs skip it until the retry",
-      );
-      return total;
-    }
-    if (index !== 'ready') {
-      if (index === 'building elsewhere')
-        logger.info('deleted-row purge skipped this run: its work-list index is being built elsewhere');
-      return total;
-    }
-    this.buildFailures = 0;
+    if (!(await this.gate.open((o) => images.prepareDeletedWorkList(o), this.stop.signal))) return total;
     const batchSize = this.o.batchSize ?? 500;
     const maxBatches = this.o.maxBatches ?? 40;
     const before = new Date(clock.now() - this.o.retentionDays * 86_400_000);
