@@ -26,6 +26,7 @@ import { OrphanSweeper } from './images/orphan-sweep.js';
 import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { REPLICATION_CHECK_INTERVAL_MS, ReplicationCheck } from './images/replication-check.js';
+import { isUploadKey } from './images/upload.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { VariantCatalog } from './images/variants.js';
 import { VisibilityBatch } from './images/visibility-batch.js';
@@ -209,6 +210,24 @@ export function createRegionStorages(config: Config, own: Storage, logger?: Logg
     );
   }
   return out;
+}
+
+/**
+ * The storage images are put to and deleted from: a delete removes the object from every region's
+ * bucket (cross-region replication may or may not carry deletes: docs/operations.md, "Several
+ * regions"; deleting a missing one succeeds), and an upload's copy in a bucket that cannot be
+ * reached for the moment is left to its region's orphan sweep (storage/delete-everywhere.ts).
+ * The gateway's deletes and `signet erase-owner`'s.
+ */
+export function deletingEverywhere(
+  own: Storage,
+  regions: ReadonlyMap<string, Storage>,
+): Pick<Storage, 'put' | 'delete'> {
+  if (regions.size <= 1) return own;
+  return {
+    put: (...args) => own.put(...args),
+    delete: (key) => deleteEverywhere(regions, key, { swept: isUploadKey }),
+  };
 }
 
 /** The configuration of another region's bucket: this node's driver, with that bucket and endpoint. */
@@ -498,16 +517,7 @@ export async function createContainer(
     const region = regionChoice?.regionOf(row, clock.now());
     return region === undefined ? storage : (regionStorages.get(region) ?? storage);
   };
-  // A delete removes the object from every region's bucket: cross-region replication may or may
-  // not carry deletes (docs/operations.md, "Several regions"); deleting a missing one succeeds,
-  // and a bucket that cannot be reached is left to its region's orphan sweep (delete-everywhere.ts).
-  const deleteStorage: Pick<Storage, 'put' | 'delete'> =
-    regionStorages.size > 1
-      ? {
-          put: (...args) => storage.put(...args),
-          delete: (key) => deleteEverywhere(regionStorages, key),
-        }
-      : storage;
+  const deleteStorage = deletingEverywhere(storage, regionStorages);
   // One budget of sharp work for the node: renders and placeholder decodes share libuv's pool
   // with every file read (Config.decodeBudget).
   const decodes = new Slots(config.decodeBudget);

@@ -1,11 +1,9 @@
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { createContainer, localBucketRoot } from '../container.js';
+import { createContainer, deletingEverywhere, localBucketRoot } from '../container.js';
 import { createImagesRepo } from '../db/images-repo.js';
 import { type EraseOwnerResult, eraseOwner, uploadFolderOf } from '../images/erase-owner.js';
-import { deleteEverywhere } from '../storage/delete-everywhere.js';
-import type { Storage } from '../storage/storage.js';
 import { CliError } from './cli-error.js';
 import type { ProgressOut } from './progress.js';
 
@@ -25,9 +23,8 @@ export interface EraseOwnerCommandOptions {
 export async function runEraseOwner(config: Config, o: EraseOwnerCommandOptions): Promise<EraseOwnerResult> {
   const c = await createContainer(config);
   try {
-    // Every region's bucket, as the gateway's deletes do (container.ts, deleteStorage).
-    const storage: Pick<Storage, 'delete'> =
-      c.regionStorages.size > 1 ? { delete: (key) => deleteEverywhere(c.regionStorages, key) } : c.storage;
+    // Every region's bucket, as the gateway's deletes do.
+    const storage = deletingEverywhere(c.storage, c.regionStorages);
     const erasing = eraseOwner(
       {
         deletion: {

@@ -261,44 +261,54 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
     }
   }, 40_000);
 
-  it("a delete while b's bucket refuses removes a's copy and the row, and leaves b's to b's sweep", async () => {
+  /** An image of alice's under `key`, in both buckets, with its row (no home region: everywhere). */
+  async function imageInBoth(db: Awaited<ReturnType<typeof openDatabase>>, id: string, key: string) {
+    await createCosStorage(cosStorageOptions(fixtureA, BUCKET_A)).put(
+      key,
+      makePng(8, 8, [1, 2, 3], [4, 5, 6]),
+      'image/png',
+    );
+    fixtureB.objects.set(key, { ...fixtureA.objects.get(key)! });
+    await createImagesRepo(db).insert({
+      id,
+      ownerId: 'alice',
+      objectKey: key,
+      contentType: 'image/png',
+      byteSize: fixtureA.objects.get(key)!.body.length,
+      width: 8,
+      height: 8,
+      etag: null,
+      homeRegion: null,
+      animated: false,
+      createdAt: new Date(),
+    });
+  }
+
+  async function deleteThroughA(id: string): Promise<unknown> {
+    const res = await fetch(`${gatewayA.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: 'mutation($id: ID!) { deleteImage(id: $id) }', variables: { id } }),
+    });
+    return res.json();
+  }
+
+  it("an upload's delete while b's bucket is unavailable removes a's copy and the row, and leaves b's to b's sweep", async () => {
     const id = '00000000-0000-4000-8000-00000000de1e';
     const key = `u/alice/${id}.png`;
     const db = await openDatabase({ databaseUrl: database.url, dataDir });
     try {
-      await createCosStorage(cosStorageOptions(fixtureA, BUCKET_A)).put(
-        key,
-        makePng(8, 8, [1, 2, 3], [4, 5, 6]),
-        'image/png',
-      );
-      fixtureB.objects.set(key, { ...fixtureA.objects.get(key)! });
-      await createImagesRepo(db).insert({
-        id,
-        ownerId: 'alice',
-        objectKey: key,
-        contentType: 'image/png',
-        byteSize: fixtureA.objects.get(key)!.body.length,
-        width: 8,
-        height: 8,
-        etag: null,
-        homeRegion: null,
-        animated: false,
-        createdAt: new Date(),
-      });
-      // b's bucket refuses every request for now (the SDK tries a delete more than once).
-      fixtureB.failNext(1000, 403);
-      const res = await fetch(`${gatewayA.url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ query: 'mutation($id: ID!) { deleteImage(id: $id) }', variables: { id } }),
-      });
+      await imageInBoth(db, id, key);
+      // b's bucket answers 503 for now (the SDK tries a delete more than once).
+      fixtureB.failNext(1000, 503);
       // Deleted for the user: a's bytes are gone, so the row goes too (kept, it would list an
       // image that answers 404 in a, or nowhere for an upload not yet replicated).
-      expect(await res.json()).toEqual({ data: { deleteImage: true } });
+      expect(await deleteThroughA(id)).toEqual({ data: { deleteImage: true } });
       expect(fixtureA.objects.has(key)).toBe(false);
       expect((await createImagesRepo(db).findLive([id])).length).toBe(0);
       expect((await page(gatewayB)).some((n) => n.id === id)).toBe(false);
-      // b's copy waits for b's orphan sweep (its row is deleted), and the node says so.
+      // b's copy waits for b's orphan sweep (an upload-shaped key no live row names), and the
+      // node says so.
       expect(fixtureB.objects.has(key)).toBe(true);
       expect(
         gatewayA.logs.some((l) => l.includes('not all it left in storage') && l.includes('region b')),
@@ -309,6 +319,41 @@ describe('fault: two regions, each with its own bucket and Redis, one PostgreSQL
       await db.close();
     }
   }, 30_000);
+
+  it("an imported object's delete, or one b refuses for good, fails and keeps the row, to be retried", async () => {
+    // No orphan sweep would ever remove b's copy of an imported key, nor of any key while b's
+    // bucket refuses (a wrong key, a missing bucket): the delete fails as a whole, retryable.
+    const cases = [
+      { id: '00000000-0000-4000-8000-00000000de2e', key: 'photos/2020/beach.png', status: 503 },
+      {
+        id: '00000000-0000-4000-8000-00000000de3e',
+        key: 'u/alice/00000000-0000-4000-8000-00000000de3e.png',
+        status: 403,
+      },
+    ];
+    const db = await openDatabase({ databaseUrl: database.url, dataDir });
+    try {
+      for (const c of cases) {
+        await imageInBoth(db, c.id, c.key);
+        fixtureB.failNext(1000, c.status);
+        const answer = (await deleteThroughA(c.id)) as { errors?: { extensions: { code: string } }[] };
+        expect(answer.errors?.[0]?.extensions.code, c.key).toBe('SERVICE_UNAVAILABLE');
+        expect((await createImagesRepo(db).findLive([c.id])).length, c.key).toBe(1);
+        expect(fixtureB.objects.has(c.key), c.key).toBe(true);
+        // Once b answers, the same delete completes everywhere.
+        fixtureB.failNext(0);
+        expect(await deleteThroughA(c.id)).toEqual({ data: { deleteImage: true } });
+        expect(fixtureB.objects.has(c.key) || fixtureA.objects.has(c.key), c.key).toBe(false);
+      }
+    } finally {
+      fixtureB.failNext(0);
+      for (const c of cases) {
+        fixtureA.objects.delete(c.key);
+        fixtureB.objects.delete(c.key);
+      }
+      await db.close();
+    }
+  }, 60_000);
 
   it("keeps B's answers when A's Redis is SIGKILLed", async () => {
     // Every page of the ~11 s load must be cached: not across a step turn (a group of the 20
