@@ -458,9 +458,10 @@ describe('SmartImage', () => {
       await flushPromises();
       expect(t.deps.urls.refresh).toHaveBeenCalledTimes(1);
       expect(t.state()).toBe('error');
-      // Not the proxy: the same gateway, away. And no more asking meanwhile.
+      // Not the proxy: the same gateway, away. And no more asking meanwhile (its first look
+      // again is 5 s away).
       expect(t.root().attributes('data-source')).toBe('signed');
-      await vi.advanceTimersByTimeAsync(60_000);
+      await vi.advanceTimersByTimeAsync(4000);
       expect(t.deps.urls.refresh).toHaveBeenCalledTimes(1);
 
       // The stream is back and refetches: its URL (newer or not) shows the gateway answers again.
@@ -475,6 +476,36 @@ describe('SmartImage', () => {
       await flushPromises();
       expect(t.img().attributes('src')).toBe('https://bucket.test/resigned.png');
       expect(t.root().attributes('data-source')).toBe('signed');
+    });
+
+    it('stalled while online (a 503 of a moment), the tile looks again after 5 s, then 10 s, on screen, without a push', async () => {
+      const t = setup();
+      t.refreshAnswers.push(UNREACHABLE);
+      t.visible(true);
+      await flushPromises();
+      await t.img().trigger('error');
+      await vi.advanceTimersByTimeAsync(400);
+      await flushPromises();
+      expect(t.state()).toBe('error');
+      await vi.advanceTimersByTimeAsync(5000);
+      await flushPromises();
+      // Loads its URL again: no try spent, nothing asked of the gateway.
+      expect(t.state()).toBe('loading');
+      expect(t.deps.urls.refresh).toHaveBeenCalledTimes(1);
+      // It fails again, and the gateway is still away: the next look is 10 s later.
+      t.refreshAnswers.push(UNREACHABLE);
+      await t.img().trigger('error');
+      await vi.advanceTimersByTimeAsync(400);
+      await flushPromises();
+      expect(t.state()).toBe('error');
+      await vi.advanceTimersByTimeAsync(9000);
+      await flushPromises();
+      expect(t.state()).toBe('error');
+      await vi.advanceTimersByTimeAsync(1100);
+      await flushPromises();
+      expect(t.state()).toBe('loading');
+      await t.img().trigger('load');
+      expect(t.state()).toBe('loaded');
     });
 
     it('in the error state for good, a newer URL offered loads once more, and only once', async () => {

@@ -275,6 +275,32 @@ describe('createUrlRefresh', () => {
     urls.dispose();
   });
 
+  it('refetches after a drop with a transport that never reports open: at its first event, or once it has not failed for 3 s', async () => {
+    const t = fakeTransport();
+    const urls = createUrlRefresh(t.transport, { reconnectDelayMs: () => 1000 });
+    const got: string[] = [];
+    urls.track('a', (u) => got.push(u.url));
+    urls.track('b', () => {});
+    await vi.advanceTimersByTimeAsync(400);
+    t.streams[0]!.handlers.error(new Error('dropped'));
+    await vi.advanceTimersByTimeAsync(1000);
+    // No open, no event: the stream is taken as open after the grace.
+    await vi.advanceTimersByTimeAsync(2900);
+    expect(t.transport.fetchUrls).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.transport.fetchUrls).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(got).toEqual(['https://bucket.test/refetched-a']);
+    // Dropped again: this time an event comes first, and brings the refetch at once.
+    t.streams[1]!.handlers.error(new Error('dropped'));
+    await vi.advanceTimersByTimeAsync(1000);
+    t.streams[2]!.handlers.next({ imageId: 'b', signedUrl: fresh('pushed-b') });
+    expect(t.transport.fetchUrls).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(t.transport.fetchUrls).toHaveBeenCalledTimes(2);
+    urls.dispose();
+  });
+
   it('reconnects at once when the browser is back online, rather than waiting out its backoff', async () => {
     const t = fakeTransport();
     const urls = createUrlRefresh(t.transport, { reconnectDelayMs: () => 30_000 });

@@ -95,6 +95,8 @@ export interface UrlRefresh {
 const MAX_IDS = 500;
 /** A replaced stream is closed once its successor is open, or after this long at most. */
 const HANDOVER_MS = 10_000;
+/** How long a stream that has not failed may go without `open` before it is taken as open. */
+const OPEN_GRACE_MS = 3000;
 /** The shortest wait before a reconnect: a gateway that just closed every stream is given a moment. */
 const MIN_RECONNECT_MS = 250;
 /**
@@ -210,23 +212,34 @@ export function createUrlRefresh(
     else previous?.close();
     current = mine;
     state.value = 'live';
+    const opened = () => {
+      if (mine.open) return;
+      mine.open = true;
+      if (current !== mine) return;
+      retire();
+      if (refetchDue) {
+        refetchDue = false;
+        refetch(mine.ids);
+      }
+    };
     mine.close = transport.subscribe(ids, {
-      open: () => {
-        mine.open = true;
-        if (current !== mine) return;
-        retire();
-        if (refetchDue) {
-          refetchDue = false;
-          refetch(mine.ids);
-        }
-      },
+      open: opened,
       next: (event) => {
+        // An event proves the stream open, whether or not the transport said so.
+        opened();
         if (current === mine) attempts = 0;
         deliver(event.imageId, event.signedUrl);
       },
       error: dropped,
       complete: dropped,
     });
+    // `open` is optional (a host's own Apollo link may never call it): a stream that has not
+    // failed after OPEN_GRACE_MS is taken as open, so the refetch a drop owes is never lost.
+    if (refetchDue) {
+      setTimeout(() => {
+        if (current === mine && !disposed) opened();
+      }, OPEN_GRACE_MS);
+    }
     if (retiring.length > 0 && current === mine && !mine.open) {
       // A new stream slow to open: the old one goes after HANDOVER_MS anyway.
       if (handOverTimer) clearTimeout(handOverTimer);
