@@ -104,10 +104,15 @@ describe('loadConfig', () => {
     expectRejected({ PUBLIC_READ_ANONYMOUS: 'yes' }, 'PUBLIC_READ_ANONYMOUS');
   });
 
-  it('REDIS_PREFIX holds no hash tag of its own (every key would land in one Cluster slot)', () => {
-    expect(loadConfig({ REDIS_PREFIX: 'shop:images:' }).redisPrefix).toBe('shop:images:');
-    expectRejected({ REDIS_PREFIX: '{signet}:' }, 'REDIS_PREFIX');
-    expectRejected({ REDIS_PREFIX: 'signet}' }, 'REDIS_PREFIX');
+  it('REDIS_PREFIX holds no hash tag of its own on a Cluster (every key would land in one slot)', () => {
+    const cluster = { REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1:7001' };
+    expect(loadConfig({ ...cluster, REDIS_PREFIX: 'shop:images:' }).redisPrefix).toBe('shop:images:');
+    expectRejected({ ...cluster, REDIS_PREFIX: '{signet}:' }, 'REDIS_PREFIX');
+    expectRejected({ ...cluster, REDIS_PREFIX: 'signet}' }, 'REDIS_PREFIX');
+    // A single Redis has no slots: kept as it is.
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PREFIX: '{app}:' }).redisPrefix).toBe(
+      '{app}:',
+    );
   });
 
   it('works at both ends of the TTL range', () => {

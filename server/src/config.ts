@@ -618,16 +618,18 @@ function tencentKey(env: Env, name: string): string | undefined {
 
 /** Tencent's rule for parameter names: 1–100 of letters, digits and `_`, not starting with a digit. */
 /**
- * REDIS_PREFIX, without braces: Redis Cluster places a key by the first `{…}` in it, and the keys
- * carry their own hash tags after the prefix (`{u<n>}`, `{refresh}`, BullMQ's `{<prefix>-bull}`):
- * a tag in the prefix would put every key in one slot, the whole cache on one shard.
+ * REDIS_PREFIX, without braces on a Cluster: Redis Cluster places a key by the first `{…}` in it,
+ * and the keys carry their own hash tags after the prefix (`{u<n>}`, `{refresh}`, BullMQ's
+ * `{<prefix>-bull}`): a tag in the prefix would put every key in one slot, the whole cache on one
+ * shard. A single Redis or Sentinel has no slots: braces there are harmless, and kept (changing a
+ * prefix splits the nodes of a rolling upgrade across two sets of keys).
  */
 function redisPrefix(env: Env): string {
   const prefix = str(env, 'REDIS_PREFIX') ?? 'signet:';
-  if (/[{}]/.test(prefix)) {
+  if (str(env, 'REDIS_CLUSTER_NODES') !== undefined && /[{}]/.test(prefix)) {
     throw new ConfigError(
       'REDIS_PREFIX',
-      `must not contain { or } (Signet puts its own hash tags after it; one in the prefix would put every key in one Redis Cluster slot), got "${prefix}"`,
+      `must not contain { or } with REDIS_CLUSTER_NODES (Signet puts its own hash tags after it; one in the prefix would put every key in one Cluster slot), got "${prefix}"`,
     );
   }
   return prefix;
