@@ -64,8 +64,10 @@ export class CommandBatch {
     });
     if (again.length === 0) return out;
     // The slot map is stale (or half-updated by ioredis after a MOVED): refresh it, then send
-    // the failed commands again, one pipeline per slot.
-    await refreshSlots(cluster);
+    // the failed commands again, one pipeline per slot. ASK and TRYAGAIN alone say a slot is
+    // migrating, not that the map is wrong: no refresh for them (every page that met a moving
+    // slot would pay a CLUSTER SLOTS).
+    if (again.some((i) => !/^(ASK|TRYAGAIN)\b/.test(out[i]![0]!.message))) await refreshSlots(cluster);
     const retried = await this.runGroups(cluster, groupBySlot(this.queued, again));
     for (const i of again) out[i] = retried[i]!;
     return out;
