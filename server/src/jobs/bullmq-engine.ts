@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { PreloadQueueFull } from '../images/image-jobs.js';
 import { LogThrottle, suppressedField } from '../lib/log-throttle.js';
@@ -531,6 +532,20 @@ export class BullmqJobEngine implements JobEngine {
         q ? atMost(q.close(), QUEUE_CLOSE_MS) : undefined,
       ),
     );
+    // A queue or worker closed while its connection was still being set up (a process stopping
+    // right after it started, on a busy machine, or with Redis not answering) has its setup
+    // rejected when the connections are cut below, as an 'error' on BullMQ's connection object,
+    // whose listeners its close removed: unheard, Node would crash the process. Heard, dropped.
+    for (const part of [
+      this.queue,
+      this.preloads,
+      this.variants,
+      this.events,
+      this.worker,
+      this.preloadWorker,
+      this.variantsWorker,
+    ])
+      (part as unknown as { connection?: EventEmitter } | undefined)?.connection?.on('error', () => {});
     for (const c of this.connections) c.disconnect();
   }
 }
