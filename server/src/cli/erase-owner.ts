@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { createContainer, deletingEverywhere, localBucketRoot } from '../container.js';
 import { createImagesRepo } from '../db/images-repo.js';
 import { type EraseOwnerResult, eraseOwner, uploadFolderOf } from '../images/erase-owner.js';
+import type { RedisClient } from '../redis/connect.js';
 import { CliError } from './cli-error.js';
 import type { ProgressOut } from './progress.js';
 
@@ -61,6 +62,9 @@ export async function runEraseOwner(config: Config, o: EraseOwnerCommandOptions)
       return result;
     }
     if (c.redis) {
+      // A run with nothing to erase has sent Redis nothing yet: its client may still be
+      // connecting, and it queues no command meanwhile (enableOfflineQueue off).
+      await connected(c.redis);
       // The owner's rate-limit windows (rate-limit.ts: `<prefix><name>:<viewer>`); one DEL each,
       // since on a Cluster they may sit in different slots.
       for (const name of ['rl', 'rl-preload']) await c.redis.del(`${config.redisPrefix}${name}:${o.ownerId}`);
@@ -80,4 +84,20 @@ export async function runEraseOwner(config: Config, o: EraseOwnerCommandOptions)
   } finally {
     await c.close();
   }
+}
+
+/** Resolves once the client can take commands, or fails after `ms`. */
+function connected(redis: RedisClient, ms = 5000): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const ready = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      redis.off('ready', ready);
+      reject(new Error(`Redis was not ready within ${ms} ms`));
+    }, ms);
+    redis.once('ready', ready);
+  });
 }

@@ -177,7 +177,7 @@ describe('signet erase-owner (local driver, PostgreSQL, Redis)', () => {
 
   it('running it again finds nothing left and changes nothing', async () => {
     const run = await runCli(['erase-owner', 'erin'], env);
-    expect(run.code).toBe(0);
+    expect(run.code, run.stderr + run.stdout).toBe(0);
     expect(run.stdout).toContain(
       'erased owner "erin": 0 images deleted, 0 rows removed (0 of them deleted before), 0 objects without a row removed',
     );
