@@ -23,7 +23,8 @@ function token(sub: string, expSeconds: number, secret = SECRET): Promise<string
 describe('authenticator: verified tokens remembered until they expire', () => {
   it('answers the same viewer for the same token, and refuses it once it has expired', async () => {
     const authenticate = createAuthenticator(auth);
-    const t = await token('alice', 1);
+    // Two seconds: exp is in whole seconds, so one could be a millisecond away once signed.
+    const t = await token('alice', 2);
     const first = await authenticate(`Bearer ${t}`);
     expect(first).toMatchObject({ id: 'alice', isAdmin: false });
     expect(await authenticate(`Bearer ${t}`)).toBe(first); // remembered: the same object
