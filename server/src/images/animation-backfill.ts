@@ -99,11 +99,6 @@ export class AnimationBackfill {
    * after them would never be looked at.
    */
   private resumeAfter: Cursor | undefined;
-  /**
-   * Failed builds of the work list's index in a row, and when a run may try again. A build that
-   * fails for good (a temp_file_limit, a full disk) would otherwise scan the table twice at every
-   * run, on every worker, for as long as the cause lasts.
-   */
 
   constructor(
     private readonly d: AnimationBackfillDeps,

@@ -42,9 +42,7 @@ export interface DeletedRowPurgeOptions {
  * db/work-list-indexes.ts), at most `maxBatches` a run.
  */
 export class DeletedRowPurge {
-  private closed = false;
   private readonly stop = new AbortController();
-
   private readonly gate: WorkListGate;
 
   constructor(
@@ -61,7 +59,6 @@ export class DeletedRowPurge {
 
   /** A run in progress stops after its current statement. */
   close(): void {
-    this.closed = true;
     this.stop.abort();
   }
 
@@ -72,7 +69,7 @@ export class DeletedRowPurge {
     const batchSize = this.o.batchSize ?? 500;
     const maxBatches = this.o.maxBatches ?? 40;
     const before = new Date(clock.now() - this.o.retentionDays * 86_400_000);
-    for (let batch = 0; batch < maxBatches && !this.closed; batch++) {
+    for (let batch = 0; batch < maxBatches && !this.stop.signal.aborted; batch++) {
       const n = await images.purgeDeleted(before, batchSize);
       total.purged += n;
       if (n > 0) this.d.metrics.deletedRowsPurged.inc(n);
