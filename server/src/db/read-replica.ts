@@ -144,7 +144,15 @@ export class ReadReplica {
     // Enough history to tell "behind by the bound" from "behind by more".
     while (this.samples.length > 2 && this.samples[0]!.at < now - 2 * this.o.maxLagMs - this.pollMs)
       this.samples.shift();
-    this.set(await this.replicaVerdict(now, primaryDown !== undefined));
+    const verdict = await this.replicaVerdict(now, primaryDown !== undefined);
+    // A replica that has not yet replayed the positions sampled since start, but could still be
+    // within the bound, is not judged yet: a primary that wrote just before the first poll (this
+    // node's own migrations, another node's writes) leaves a caught-up replica a few ms behind
+    // it, and logging that as "skipped" would warn at every start. It is judged (and logged) at
+    // the first poll that finds it in use, or behind by more than the bound.
+    const undecided =
+      !this.judged && verdict.lagMs <= this.o.maxLagMs && verdict.reason?.startsWith(LAG_UNKNOWN) === true;
+    this.set(verdict, undecided);
     this.notePrimary(primaryDown);
   }
 
@@ -183,7 +191,7 @@ export class ReadReplica {
       return {
         usable: false,
         lagMs: now - oldest.at,
-        reason: `lag unknown: has not replayed the primary's position of ${now - oldest.at} ms ago${primary}`,
+        reason: `${LAG_UNKNOWN}${now - oldest.at} ms ago${primary}`,
       };
     }
     const lagMs = now - newestReplayed;
@@ -212,11 +220,12 @@ export class ReadReplica {
     }
   }
 
-  private set(next: ReplicaState): void {
+  /** `undecided`: the first verdict is not given yet (pollOnce says when); the state is still set. */
+  private set(next: ReplicaState, undecided = false): void {
     // The first verdict is logged even when it is "not usable" (the state before it says so
     // too): a DATABASE_READ_URL unusable from the start names its reason once.
-    const first = !this.judged;
-    this.judged = true;
+    const first = !this.judged && !undecided;
+    if (!undecided) this.judged = true;
     if (next.usable !== this.current.usable || (first && !next.usable)) {
       if (next.usable) this.o.logger.info({ lagMs: next.lagMs }, 'read replica in use');
       else this.o.logger.warn({ reason: next.reason }, 'read replica skipped: reads go to the primary');
@@ -232,6 +241,9 @@ export class ReadReplica {
     await this.kysely.destroy();
   }
 }
+
+/** The reason's start while the replica has replayed none of the primary's sampled positions. */
+const LAG_UNKNOWN = "lag unknown: has not replayed the primary's position of ";
 
 /** A pg_lsn (`16/B374D848`: two hex halves of a 64-bit WAL position) as a number. */
 export function parseLsn(text: string): bigint {
