@@ -146,6 +146,11 @@ export interface Config {
   uploadMaxBytes: number;
   /** SVG can carry scripts; refused unless UPLOAD_ALLOW_SVG=true. */
   uploadAllowSvg: boolean;
+  /**
+   * UPLOAD_STRIP_METADATA (default true): a JPEG upload is stored without its EXIF, XMP, IPTC,
+   * comments and appended data, its orientation kept (uploads/jpeg-metadata.ts).
+   */
+  uploadStripMetadata: boolean;
   /** Bound on width × height declared by an uploaded image's header. */
   uploadMaxPixels: number;
   /** UPLOAD_CONCURRENCY_PER_VIEWER: uploads one viewer may have in flight on this node. */
@@ -1035,6 +1040,7 @@ export function loadConfig(env: Env = process.env): Config {
     preloadQueueMaxJobs: int(env, 'PRELOAD_QUEUE_MAX_JOBS', 200, 20, 100_000),
     uploadMaxBytes,
     uploadAllowSvg: oneOf(env, 'UPLOAD_ALLOW_SVG', ['true', 'false'] as const, 'false') === 'true',
+    uploadStripMetadata: oneOf(env, 'UPLOAD_STRIP_METADATA', ['true', 'false'] as const, 'true') === 'true',
     uploadMaxPixels: int(env, 'UPLOAD_MAX_PIXELS', 100_000_000, 1, Number.MAX_SAFE_INTEGER),
     uploadConcurrencyPerViewer: int(env, 'UPLOAD_CONCURRENCY_PER_VIEWER', 4, 1, 10_000),
     uploadConcurrency: int(env, 'UPLOAD_CONCURRENCY', 32, 1, 100_000),

@@ -26,6 +26,7 @@ export interface ImageServiceDeps {
     Config,
     | 'uploadMaxBytes'
     | 'uploadAllowSvg'
+    | 'uploadStripMetadata'
     | 'uploadMaxPixels'
     | 'uploadQuotaBytes'
     | 'uploadQuotaFiles'

@@ -26,6 +26,7 @@ import {
   readStoredDimensions,
   turned,
 } from '../uploads/dimensions.js';
+import { type StoredBytes, strippedJpeg } from '../uploads/jpeg-metadata.js';
 import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
 import { isImageId } from './image-id.js';
 import type { ImageJobs } from './image-jobs.js';
@@ -38,6 +39,7 @@ export interface UploadDeps {
     Config,
     | 'uploadMaxBytes'
     | 'uploadAllowSvg'
+    | 'uploadStripMetadata'
     | 'uploadMaxPixels'
     | 'uploadQuotaBytes'
     | 'uploadQuotaFiles'
@@ -131,13 +133,21 @@ export class UploadBody {
     return out.subarray(0, filled);
   }
 
-  /** Every byte of the file, the head included, read on demand; fails on a size that lied. */
-  stream(): Readable {
+  /**
+   * Every byte of the file, the head included, read on demand; fails on a size that lied. With
+   * `stored`, the bytes to store instead: its prefix, then the file's bytes from..to (the rest is
+   * still read, so a size that lied still fails).
+   */
+  stream(stored?: StoredBytes): Readable {
     if (this.streaming) throw new Error('an upload body streams once');
     this.streaming = true;
     const self = this;
+    const from = stored?.from ?? 0;
+    const to = stored?.to ?? Number.POSITIVE_INFINITY;
     async function* bytes(): AsyncGenerator<Buffer> {
       try {
+        if (stored && stored.prefix.length > 0) yield stored.prefix;
+        let pos = 0; // the file's offset of the next chunk's first byte
         for (;;) {
           if (self.pending.length === 0) {
             if (self.ended) break;
@@ -146,9 +156,12 @@ export class UploadBody {
           }
           const chunk = self.pending.shift()!;
           self.pendingBytes -= chunk.length;
+          const start = Math.max(0, from - pos);
+          const end = Math.min(chunk.length, to - pos);
+          pos += chunk.length;
           // In slices (views), so the store's backpressure holds however large a part is.
-          for (let at = 0; at < chunk.length; at += STREAM_SLICE_BYTES) {
-            yield chunk.subarray(at, at + STREAM_SLICE_BYTES);
+          for (let at = start; at < end; at += STREAM_SLICE_BYTES) {
+            yield chunk.subarray(at, Math.min(end, at + STREAM_SLICE_BYTES));
           }
         }
         if (self.count !== self.size) {
@@ -486,9 +499,18 @@ export async function uploadImage(
   if (file.size === 0) throw badInput('The file is empty');
   const body = new UploadBody(file, config.uploadMaxBytes);
   let image: InspectedImage;
+  // What is stored: the file as it came, or a JPEG without its metadata (losslessly).
+  let stored: StoredBytes | undefined;
+  let size = body.size;
   try {
     image = await inspectUpload(body, config);
-    await checkQuota(deps, ownerId, body.size);
+    if (config.uploadStripMetadata && image.format === 'jpeg') {
+      stored = await strippedJpeg(body).catch((err) => {
+        throw headerError(err);
+      });
+      size = stored.prefix.length + stored.to - stored.from;
+    }
+    await checkQuota(deps, ownerId, size);
   } catch (err) {
     await body.close();
     throw err;
@@ -498,7 +520,7 @@ export async function uploadImage(
 
   let etag: string;
   try {
-    ({ etag } = await storage.put(key, body.stream(), image.contentType, body.size));
+    ({ etag } = await storage.put(key, body.stream(stored), image.contentType, size));
   } catch (err) {
     // No clean-up here: a delete sent now could overtake a put still in flight. The driver
     // deletes once its request has settled.
@@ -517,7 +539,7 @@ export async function uploadImage(
       ownerId,
       objectKey: key,
       contentType: image.contentType,
-      byteSize: body.size,
+      byteSize: size,
       width: image.width,
       height: image.height,
       animated: image.animated,
@@ -527,7 +549,16 @@ export async function uploadImage(
       homeRegion: config.regions?.self ?? null,
       createdAt: new Date(clock.now()),
     });
-    logger.info({ imageId: id, key, bytes: body.size, contentType: image.contentType }, 'image uploaded');
+    logger.info(
+      {
+        imageId: id,
+        key,
+        bytes: size,
+        contentType: image.contentType,
+        ...(stored && { uploadedBytes: body.size }),
+      },
+      'image uploaded',
+    );
     // Not awaited: decoding never holds up (or fails) the upload, and it reads the stored object
     // once this request has let go of the multipart body. docs/architecture.md, "The upload pipeline".
     deps.placeholders.enqueue(row);

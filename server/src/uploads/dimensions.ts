@@ -162,7 +162,7 @@ export class GifWalk {
 }
 
 // Start-of-frame markers (C4, C8 and CC are other tables sharing the range).
-const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
+export const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
 
 /**
  * Segments walked, and fill bytes skipped, before the frame header at most. Real files have a
@@ -215,7 +215,7 @@ function jpegSize(b: Buffer): Dimensions {
 }
 
 /** Tag 0x0112 of IFD0 in an APP1 `Exif` segment; undefined when absent or unreadable. */
-function exifOrientation(seg: Buffer): number | undefined {
+export function exifOrientation(seg: Buffer): number | undefined {
   if (seg.length < 14 || seg.toString('latin1', 0, 6) !== 'Exif\0\0') return undefined;
   return tiffOrientation(seg.subarray(6));
 }

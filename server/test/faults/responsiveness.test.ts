@@ -569,6 +569,16 @@ const repeated: fc.Arbitrary<FileCase> = fc.oneof(
     what: `jpeg: ${n} fill bytes`,
     bytes: Buffer.concat([JPEG_5x3.subarray(0, 2), Buffer.alloc(n, 0xff), JPEG_5x3.subarray(2)]),
   })),
+  fc.integer({ min: 1, max: 9_000_000 }).map((n) => ({
+    // The metadata strip walks the scan to the image's end: stuffed bytes all the way.
+    what: `jpeg: a scan of ${n} stuffed 0xff bytes, then an appended trailer`,
+    bytes: Buffer.concat([
+      JPEG_5x3.subarray(0, -2),
+      Buffer.alloc(2 * n).fill(Buffer.from([0xff, 0x00])),
+      Buffer.from([0xff, 0xd9]),
+      Buffer.from('trailer'),
+    ]),
+  })),
   fc.integer({ min: 1, max: 4000 }).map((n) => {
     // An APP1 Exif segment whose IFD claims 65535 entries.
     const tiff = Buffer.concat([

@@ -340,8 +340,10 @@ describe('upload pipeline: displayed size and ThumbHash placeholders (PostgreSQL
     expect(res.errors).toBeUndefined();
     const img = res.data!.uploadImage;
     expect(img).toMatchObject({ contentType: 'image/jpeg', width: 3000, height: 4000 });
-    // The original is kept as sent, metadata and all (variants are what strip it).
-    expect(h.fixture!.objects.get(img.key)!.body.equals(bytes)).toBe(true);
+    // Stored without its GPS (UPLOAD_STRIP_METADATA, the default), still upright.
+    const stored = await sharp(h.fixture!.objects.get(img.key)!.body).metadata();
+    expect(stored).toMatchObject({ width: 4000, height: 3000, orientation: 6 });
+    expect(gpsEntryCount(stored.exif!)).toBe(0);
 
     await h.container.placeholders.idle();
     const took = performance.now() - started;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NewImage } from '../../src/db/images-repo.js';
 import { bytesInWords } from '../../src/lib/byte-size.js';
@@ -11,6 +12,7 @@ import {
   makeGif,
   makePng,
   makeWebpExtended,
+  phonePhoto,
   pngDeclaring,
   SVG,
   WEBP_LOSSLESS_5x3,
@@ -107,6 +109,30 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
       );
       expect(page.data!.images.edges[0]!.node.id).toBe(img.id);
     });
+  });
+
+  it("a phone's JPEG is stored without its GPS, camera and XMP (UPLOAD_STRIP_METADATA, the default), upright and lossless", async () => {
+    const photo = await phonePhoto({ orientation: 6 });
+    const res = await uploadFile(h, photo, { name: 'IMG_0001.jpg' });
+    expect(res.errors).toBeUndefined();
+    const img = res.data!.uploadImage;
+    const stored = h.fixture!.objects.get(img.key)!.body;
+    for (const text of ['SignetCam', 'GPS']) expect(stored.includes(text), text).toBe(false);
+    // As displayed: orientation 6 turns the 64×48 photo a quarter, and the stored file still says so.
+    expect(img).toMatchObject({ byteSize: stored.length, width: 48, height: 64 });
+    const meta = await sharp(stored).metadata();
+    expect(meta.orientation).toBe(6);
+    expect(meta.xmp).toBeUndefined();
+    expect((await sharp(stored).raw().toBuffer()).equals(await sharp(photo).raw().toBuffer())).toBe(true);
+    const row = await h.db.kysely
+      .selectFrom('images')
+      .select(['byte_size', 'etag'])
+      .where('id', '=', img.id)
+      .executeTakeFirstOrThrow();
+    expect(Number(row.byte_size)).toBe(stored.length);
+    expect(row.etag).toBe(h.fixture!.objects.get(img.key)!.etag);
+    const got = Buffer.from(await (await fetch(img.signedUrl.url)).arrayBuffer());
+    expect(got.equals(stored)).toBe(true);
   });
 
   const LIMITS = `{ viewer { uploadLimits {
@@ -811,6 +837,30 @@ describe('uploadImage with the local driver and UPLOAD_ALLOW_SVG=true', () => {
     expect(await h.storage.head(img.key)).toBeNull();
     expect((await h.store.status([img.id]))[0]!.sig).toBeNull();
     expect((await fetch(img.signedUrl.url)).status).toBe(404);
+  });
+});
+
+describe('uploadImage with UPLOAD_STRIP_METADATA=false (local driver, PGlite)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      driver: 'local',
+      redis: 'memory',
+      database: 'pglite',
+      env: { UPLOAD_STRIP_METADATA: 'false' },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('stores a JPEG byte for byte, metadata and all', async () => {
+    const photo = await phonePhoto();
+    const res = await uploadFile(h, photo, { name: 'IMG_0002.jpg' });
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.uploadImage.byteSize).toBe(photo.length);
+    const got = Buffer.from(await (await fetch(res.data!.uploadImage.signedUrl.url)).arrayBuffer());
+    expect(got.equals(photo)).toBe(true);
   });
 });
 
