@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReadReplica } from '../../src/db/read-replica.js';
+import { ReadReplica, type ReadReplicaOptions } from '../../src/db/read-replica.js';
 import type { Harness } from '../support/harness.js';
 import { seed } from '../support/seed.js';
 import { sleep, until } from './helpers/load.js';
@@ -19,7 +19,7 @@ const quiet = { info: () => {}, warn: () => {} };
 /** A logger that keeps the messages it is given, in order. */
 function recording() {
   const lines: string[] = [];
-  const keep = (_fields: unknown, msg: string) => void lines.push(msg);
+  const keep = (_fields?: unknown, msg?: unknown) => void lines.push(String(msg));
   return { lines, logger: { info: keep, warn: keep } };
 }
 
@@ -44,6 +44,10 @@ describe('fault: a read replica behind the primary (replay paused)', () => {
     }
   }
 
+  /** A poller of its own on the replica (the container's keeps running beside it). */
+  const pollerOn = (logger: ReadReplicaOptions['logger']) =>
+    new ReadReplica({ url: replica.url, primary: h.db.kysely, maxLagMs: MAX_LAG_MS, logger });
+
   const caughtUp = () => pair.caughtUp();
   const replicaInUse = () => pair.inUse();
 
@@ -65,12 +69,7 @@ describe('fault: a read replica behind the primary (replay paused)', () => {
   it('does not use a replica far behind at its first poll, and uses it once it has caught up', async () => {
     // Caught up with an idle primary: in use at the first poll, as before.
     await caughtUp();
-    const fresh = new ReadReplica({
-      url: replica.url,
-      primary: h.db.kysely,
-      maxLagMs: MAX_LAG_MS,
-      logger: quiet,
-    });
+    const fresh = pollerOn(quiet);
     try {
       await fresh.start();
       expect(fresh.state.usable).toBe(true);
@@ -80,12 +79,7 @@ describe('fault: a read replica behind the primary (replay paused)', () => {
     }
 
     const log = recording();
-    const behind = new ReadReplica({
-      url: replica.url,
-      primary: h.db.kysely,
-      maxLagMs: MAX_LAG_MS,
-      logger: log.logger,
-    });
+    const behind = pollerOn(log.logger);
     const states: { usable: boolean; lagMs: number | undefined }[] = [];
     try {
       await replayPaused(async () => {
@@ -119,12 +113,7 @@ describe('fault: a read replica behind the primary (replay paused)', () => {
   it('a replica a moment behind at its first poll (the primary wrote just before) is not logged as skipped', async () => {
     await caughtUp();
     const log = recording();
-    const poller = new ReadReplica({
-      url: replica.url,
-      primary: h.db.kysely,
-      maxLagMs: MAX_LAG_MS,
-      logger: log.logger,
-    });
+    const poller = pollerOn(log.logger);
     try {
       await replayPaused(async () => {
         await sqlOn(primary.url, 'create table if not exists lag_probe (at timestamptz)');
