@@ -14,6 +14,7 @@ import { createImagesRepo, type ImagesRepo } from './db/images-repo.js';
 import { ReadReplica } from './db/read-replica.js';
 import { primaryReads, type ReadRouting, replicaReads } from './db/read-routing.js';
 import { RecentRows } from './db/recent-rows.js';
+import { createStateRepo } from './db/state-repo.js';
 import type { Db } from './db/types.js';
 import { WritePins } from './db/write-pins.js';
 import type { EventBus } from './events/event-bus.js';
@@ -26,6 +27,7 @@ import { OrphanSweeper } from './images/orphan-sweep.js';
 import { Placeholders } from './images/placeholders.js';
 import { ProxyAccess } from './images/proxy-access.js';
 import { REPLICATION_CHECK_INTERVAL_MS, ReplicationCheck } from './images/replication-check.js';
+import { SweepGuard } from './images/sweep-guard.js';
 import { isUploadKey } from './images/upload.js';
 import { UploadSlots } from './images/upload-slots.js';
 import { VariantCatalog } from './images/variants.js';
@@ -123,6 +125,8 @@ export interface Container {
   images: ImageService;
   /** ThumbHash placeholders: after each upload, and the backfill job. */
   placeholders: Placeholders;
+  /** Whether this database may sweep this bucket (`signet orphan-sweep`). */
+  sweepGuard: SweepGuard;
   /** The node's budget of sharp work, renders and placeholder decodes together (Config.decodeBudget). */
   decodes: Slots;
   /** Derived variant objects (s3 only): the after-upload job and the backfill. */
@@ -592,8 +596,12 @@ export async function createContainer(
     },
     { refreshAheadSeconds: config.refreshAheadSeconds, liveWindowSeconds: config.liveWindowSeconds },
   );
+  const sweepGuard = new SweepGuard(
+    { storage, state: createStateRepo(db) },
+    `orphan-sweep:${config.regions?.self ?? 'bucket'}`,
+  );
   const orphans = new OrphanSweeper(
-    { storage, images: imagesRepo, metrics, clock, logger },
+    { storage, images: imagesRepo, guard: sweepGuard, metrics, clock, logger },
     { graceSeconds: config.orphanSweepGraceSeconds },
   );
   const placeholders = new Placeholders(
@@ -759,6 +767,7 @@ export async function createContainer(
     imagesRepo,
     images,
     placeholders,
+    sweepGuard,
     decodes,
     derivedVariants,
     uploadSlots,

@@ -134,6 +134,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Uploaded objects the orphan sweep deleted because no image row names them',
       registers: r,
     }),
+    orphanSweepHeld: new Gauge({
+      name: 'signet_orphan_sweep_held',
+      help: '1 while the orphan sweep is held: this database is not the one that last swept the bucket (a restore, or another database); `signet orphan-sweep --adopt` releases it',
+      registers: r,
+    }),
     deletedRowsPurged: new Counter({
       name: 'signet_deleted_rows_purged_total',
       help: 'Soft-deleted image rows the purge removed once older than DELETED_ROW_RETENTION_DAYS',

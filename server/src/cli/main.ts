@@ -7,6 +7,7 @@ import { checkDependencies, formatTable } from './check.js';
 import { CliError } from './cli-error.js';
 import { runEraseOwner } from './erase-owner.js';
 import { parseVisibilityOption, runImport } from './import.js';
+import { runOrphanSweepCommand } from './orphan-sweep.js';
 import { issueToken } from './token.js';
 
 const USAGE = `usage: signet <command> [options]   (configuration: the gateway's environment variables)
@@ -17,6 +18,10 @@ const USAGE = `usage: signet <command> [options]   (configuration: the gateway's
   import --owner <id> [--prefix <p>] [--dry-run] [--batch <rows per insert, default 100>]
          [--visibility private|public (default private)]
          add a row for every image already in the bucket (idempotent; a killed run resumes)
+  orphan-sweep [--adopt]
+         say whether the orphan sweep may run on this database and bucket, or is held (the
+         database was restored from a backup, or is another one); --adopt lets this database
+         sweep the bucket again, once what the restore lost has been recovered
   erase-owner <owner id> [--dry-run]
          delete every image of one owner (objects, variants, cached URLs) and remove all of the
          owner's rows, live or deleted (GDPR erasure); --dry-run prints the counts only; run it
@@ -115,6 +120,12 @@ async function main(argv: string[]): Promise<number> {
         out: process.stderr.isTTY ? process.stderr : process.stdout,
       });
       return 0;
+    }
+    case 'orphan-sweep': {
+      const { values } = parseArgs({ args: rest, options: { adopt: { type: 'boolean', default: false } } });
+      const said = await runOrphanSweepCommand(loadConfig(), { adopt: values.adopt });
+      process.stdout.write(`${said.line}\n`);
+      return said.code;
     }
     case 'erase-owner': {
       const { values, positionals } = parseArgs({

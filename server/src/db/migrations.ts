@@ -144,6 +144,22 @@ const migrations: Record<string, Migration> = {
       await sql`alter table images alter column created_at type timestamptz`.execute(db);
     },
   },
+  '008_signet_state': {
+    async up(db: Kysely<unknown>) {
+      // Small named values the server keeps beside its rows: the orphan sweep's token, which a
+      // restored database brings back old (images/sweep-guard.ts).
+      await db.schema
+        .createTable('signet_state')
+        .ifNotExists()
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('signet_state').ifExists().execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

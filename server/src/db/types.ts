@@ -34,8 +34,16 @@ export interface ImagesTable {
   deleted_at: ColumnType<Date | null, never, Date | null>;
 }
 
+/** Small named values kept beside the rows (`db/state-repo.ts`). */
+export interface SignetStateTable {
+  key: string;
+  value: string;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
 export interface Database {
   images: ImagesTable;
+  signet_state: SignetStateTable;
 }
 
 export type ImageRowRaw = Selectable<ImagesTable>;

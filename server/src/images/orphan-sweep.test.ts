@@ -8,6 +8,9 @@ import type { ListedObject, ListPage } from '../storage/storage.js';
 import { type OrphanSweepDeps, OrphanSweeper } from './orphan-sweep.js';
 import { objectKeyFor } from './upload.js';
 
+/** The guard's verdict on a database that swept this bucket last (images/sweep-guard.ts, tested on its own). */
+const ALLOWED = { enter: async () => ({ ok: true as const }) };
+
 const NOW = Date.UTC(2026, 5, 1);
 const OLD = new Date(NOW - 30 * 86_400_000);
 
@@ -94,7 +97,7 @@ describe('OrphanSweeper: only what is provably Signet’s', () => {
     const { logger, logs } = captured();
     const sweeper = (o: { pageSize?: number; maxPages?: number } = {}) =>
       new OrphanSweeper(
-        { storage, images, metrics: createMetrics(), clock: new FakeClock(NOW), logger },
+        { storage, images, guard: ALLOWED, metrics: createMetrics(), clock: new FakeClock(NOW), logger },
         { graceSeconds: 3600, ...o },
       );
     return { bucket, sets, deletedObjects, deletedSets, logs, sweeper };

@@ -3,6 +3,7 @@ import type { ImagesRepo } from '../db/images-repo.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type ListedObject, type ListPage, type Storage, VariantsLeftError } from '../storage/storage.js';
+import type { SweepGuard } from './sweep-guard.js';
 import { isUploadKey, UPLOAD_KEY_PREFIX } from './upload.js';
 
 /** What one orphan sweep did. */
@@ -15,6 +16,8 @@ export interface OrphanSweepResult {
   variantSetsDeleted?: number;
   /** Files crashed writes left (local), removed. */
   debrisRemoved?: number;
+  /** Why nothing was swept: the database is not the one that last swept this bucket (SweepGuard). */
+  held?: string;
   /**
    * Keys under `u/` this run listed that are not of an upload's shape (`isUploadKey`): an
    * operator's objects that were there before Signet, never Signet's, never deleted. Present when
@@ -26,7 +29,9 @@ export interface OrphanSweepResult {
 export interface OrphanSweepDeps {
   storage: Pick<Storage, 'list' | 'delete' | 'variantSets' | 'removeDebris'>;
   images: Pick<ImagesRepo, 'keysWithLiveRows' | 'keysWithRows'>;
-  metrics: Pick<Metrics, 'orphansDeleted'>;
+  /** Refuses a database restored from a backup, or another one (images/sweep-guard.ts). */
+  guard: Pick<SweepGuard, 'enter'>;
+  metrics: Pick<Metrics, 'orphansDeleted' | 'orphanSweepHeld'>;
   clock: Clock;
   logger: Logger;
 }
@@ -84,6 +89,17 @@ export class OrphanSweeper {
 
   async sweep(): Promise<OrphanSweepResult> {
     const { storage, metrics, clock, logger } = this.d;
+    // First, whether this database may judge this bucket at all: after a restore, every upload
+    // since the backup is an object without a row.
+    const verdict = await this.d.guard.enter();
+    metrics.orphanSweepHeld.set(verdict.ok ? 0 : 1);
+    if (!verdict.ok) {
+      logger.error(
+        { reason: verdict.reason },
+        'orphan sweep held: nothing is deleted until an operator runs `signet orphan-sweep --adopt` (docs/operations.md, "Backups and restores")',
+      );
+      return { listed: 0, deleted: 0, complete: false, held: verdict.reason };
+    }
     const cutoff = clock.now() - this.o.graceSeconds * 1000;
     // A pass over the bucket starts here: the debris walk runs once per pass.
     const debrisRemoved = this.marker === undefined ? await this.removeDebris(cutoff) : 0;

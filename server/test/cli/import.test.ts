@@ -556,6 +556,7 @@ describe("signet import and the orphan sweep: an operator's objects under u/ (th
       {
         storage: h.storage,
         images: h.container.imagesRepo,
+        guard: h.container.sweepGuard,
         metrics,
         clock: new FakeClock(Date.now()),
         logger,

@@ -120,6 +120,7 @@ describe('behind PgBouncer in transaction mode', () => {
         '005_images_variants',
         '006_images_animated',
         '007_images_created_at_ms',
+        '008_signet_state',
       ]);
       // Writes and pages through the pooler, from every node.
       for (const [i, db] of dbs.entries()) {

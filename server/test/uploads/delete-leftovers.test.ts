@@ -43,7 +43,14 @@ describe('deletes and the orphan sweep on the local driver', () => {
 
   function sweeper(clock: FakeClock) {
     return new OrphanSweeper(
-      { storage: h.storage, images: h.container.imagesRepo, metrics: createMetrics(), clock, logger },
+      {
+        storage: h.storage,
+        images: h.container.imagesRepo,
+        guard: h.container.sweepGuard,
+        metrics: createMetrics(),
+        clock,
+        logger,
+      },
       { graceSeconds: 3600 },
     );
   }

@@ -159,10 +159,19 @@ describe('OrphanSweeper', () => {
     const metrics = createMetrics();
     const clock = new FakeClock(Date.now());
     const sweeper = new OrphanSweeper(
-      { storage: h.storage, images: h.container.imagesRepo, metrics, clock, logger },
+      {
+        storage: h.storage,
+        images: h.container.imagesRepo,
+        guard: h.container.sweepGuard,
+        metrics,
+        clock,
+        logger,
+      },
       { graceSeconds: 3600, pageSize: 2 },
     );
-    // Everything is younger than the grace: nothing is judged, no SQL at all.
+    // Everything is younger than the grace: nothing is judged, no SQL on images at all (the
+    // guard reads and rotates its token: two statements a run, whatever the bucket holds).
+    const onImages = () => statements.filter((s) => !/"signet_state"/.test(s));
     statements.length = 0;
     expect(await sweeper.sweep()).toEqual({
       listed: 5,
@@ -171,14 +180,15 @@ describe('OrphanSweeper', () => {
       variantSetsDeleted: 0,
       debrisRemoved: 0,
     });
-    expect(statements).toEqual([]);
+    expect(onImages()).toEqual([]);
+    expect(statements).toHaveLength(2);
 
     clock.advance(2 * 3600 * 1000);
     statements.length = 0;
     expect(await sweeper.sweep()).toMatchObject({ listed: 5, deleted: 4, complete: true });
     const probes = statements.filter((s) => /select "object_key" from "images"/.test(s));
     expect(probes).toHaveLength(3); // 5 keys, 2 per page
-    expect(statements).toEqual(probes);
+    expect(onImages()).toEqual(probes);
     for (const key of [...orphans, deleted.key]) expect(h.fixture!.objects.has(key)).toBe(false);
     for (const key of [live, 'x/not-an-upload.png']) expect(h.fixture!.objects.has(key)).toBe(true);
     expect(await counterValue(metrics.orphansDeleted)).toBe(4);
@@ -190,7 +200,14 @@ describe('OrphanSweeper', () => {
     for (let i = 0; i < 5; i++) await h.storage.put(`u/zed/${randomUUID()}.png`, PNG, 'image/png');
     const clock = new FakeClock(Date.now() + 2 * 3600 * 1000);
     const sweeper = new OrphanSweeper(
-      { storage: h.storage, images: h.container.imagesRepo, metrics: createMetrics(), clock, logger },
+      {
+        storage: h.storage,
+        images: h.container.imagesRepo,
+        guard: h.container.sweepGuard,
+        metrics: createMetrics(),
+        clock,
+        logger,
+      },
       { graceSeconds: 3600, pageSize: 2, maxPages: 2 },
     );
     const total = before + 5;
@@ -206,6 +223,118 @@ describe('OrphanSweeper', () => {
     expect(listed).toBeGreaterThanOrEqual(total - deleted);
     expect(deleted).toBe(5);
     expect([...h.fixture!.objects.keys()].filter((k) => k.startsWith('u/zed/'))).toEqual([]);
+  });
+});
+
+// Finding (round nine, a restore drill): a database restored from a backup has no rows for the
+// uploads made since, and the first sweep of a worker started on it deleted their objects, the
+// only copies; so did a node started on an empty database, for the whole bucket. The guard holds
+// the sweep when the database is not the one that last swept the bucket (images/sweep-guard.ts).
+describe('orphan sweep after a database restore (PostgreSQL, cos)', () => {
+  let h: Harness;
+  const { logger, logs } = captureLogger('info');
+
+  beforeAll(async () => {
+    h = await startHarness({ driver: 'cos', redis: 'memory' });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const STATE_KEY = 'orphan-sweep:bucket';
+  const stateToken = async () =>
+    (
+      await h.db.kysely
+        .selectFrom('signet_state')
+        .select('value')
+        .where('key', '=', STATE_KEY)
+        .executeTakeFirst()
+    )?.value;
+  const sweeper = (metrics = createMetrics()) =>
+    new OrphanSweeper(
+      {
+        storage: h.storage,
+        images: h.container.imagesRepo,
+        guard: h.container.sweepGuard,
+        metrics,
+        // Two hours on: every object is past the grace.
+        clock: new FakeClock(Date.now() + 2 * 3600 * 1000),
+        logger,
+      },
+      { graceSeconds: 3600 },
+    );
+
+  it('holds the sweep on a database restored from before the last sweep: the uploads since stay; adopting releases it', async () => {
+    const before = (await uploadFile(h, PNG)).data!.uploadImage;
+    expect((await sweeper().sweep()).held).toBeUndefined();
+    // The backup: the rows as they are, and the sweep's token with them.
+    const backedUp = await stateToken();
+    expect(backedUp).toMatch(/^[0-9a-f-]{36}$/);
+    const since = [
+      (await uploadFile(h, PNG)).data!.uploadImage,
+      (await uploadFile(h, PNG)).data!.uploadImage,
+    ];
+    await h.container.placeholders.idle();
+    // A sweep after the backup (every ORPHAN_SWEEP_INTERVAL_SECONDS), which the restore undoes.
+    expect((await sweeper().sweep()).held).toBeUndefined();
+    expect(await stateToken()).not.toBe(backedUp);
+
+    // The restore: the rows of the uploads since are gone, the token is the backup's.
+    await h.db.kysely
+      .deleteFrom('images')
+      .where(
+        'id',
+        'in',
+        since.map((i) => i.id),
+      )
+      .execute();
+    await h.db.kysely
+      .updateTable('signet_state')
+      .set({ value: backedUp! })
+      .where('key', '=', STATE_KEY)
+      .execute();
+
+    const metrics = createMetrics();
+    const held = await sweeper(metrics).sweep();
+    expect(held).toMatchObject({ listed: 0, deleted: 0, complete: false });
+    expect(held.held).toMatch(/not the one that last swept this bucket/);
+    for (const img of [before, ...since]) expect(await h.storage.head(img.key)).not.toBeNull();
+    expect((await metrics.registry.getSingleMetricAsString('signet_orphan_sweep_held')).trim()).toMatch(
+      / 1$/,
+    );
+    expect(logs.filter((l) => l.includes('orphan sweep held'))).toHaveLength(1);
+    expect(await h.container.sweepGuard.status()).toMatchObject({ ok: false });
+    // Held until adopted, however often it runs.
+    expect((await sweeper().sweep()).held).toBeDefined();
+
+    // The operator has recovered what the restore lost (docs/operations.md), and adopts.
+    await h.container.sweepGuard.adopt();
+    const after = await sweeper(metrics).sweep();
+    expect(after.held).toBeUndefined();
+    expect(after.deleted).toBe(2);
+    expect((await metrics.registry.getSingleMetricAsString('signet_orphan_sweep_held')).trim()).toMatch(
+      / 0$/,
+    );
+    expect(await h.storage.head(before.key)).not.toBeNull();
+  });
+
+  it('holds it on a database that never swept this bucket (an empty or another one); a rotation cut short is no restore', async () => {
+    expect((await sweeper().sweep()).held).toBeUndefined();
+    const token = (await stateToken())!;
+    // A crash between the bucket's write and the database's: either half is accepted.
+    const next = randomUUID();
+    const mark = (body: object) => Buffer.from(JSON.stringify(body));
+    const pendingMark = mark({ token, pending: next, at: new Date().toISOString() });
+    await h.storage.put('_signet/orphan-sweep.json', pendingMark, 'application/json', pendingMark.length);
+    expect(await h.container.sweepGuard.status()).toEqual({ ok: true });
+    await h.db.kysely.updateTable('signet_state').set({ value: next }).where('key', '=', STATE_KEY).execute();
+    expect(await h.container.sweepGuard.status()).toEqual({ ok: true });
+
+    await h.db.kysely.deleteFrom('signet_state').where('key', '=', STATE_KEY).execute();
+    const held = await sweeper().sweep();
+    expect(held.held).toMatch(/never swept this bucket/);
+    await h.container.sweepGuard.adopt();
+    expect(await h.container.sweepGuard.status()).toEqual({ ok: true });
   });
 });
 

@@ -125,6 +125,7 @@ describe('s3 derived variants of nested originals', () => {
     const sweeper = new OrphanSweeper(
       {
         storage,
+        guard: { enter: async () => ({ ok: true as const }) },
         images: {
           keysWithLiveRows: async (keys) => new Set(keys.filter((k) => rows.get(k) === 'live')),
           keysWithRows: async (keys) => new Map([...rows].filter(([k]) => keys.includes(k))),
