@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import { createRegionStorages, createStorage } from '../container.js';
 import { openDatabase, refusedStartupParameter } from '../db/connect.js';
+import { DIVERGED, ReadReplica } from '../db/read-replica.js';
 import type { Db } from '../db/types.js';
 import { ClusterDownError, clusterState, probeCluster } from '../redis/cluster-probe.js';
 import { createRedisClient } from '../redis/connect.js';
@@ -101,10 +102,41 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
           return redactUrl(url);
         })
       : Promise.resolve<CheckRow>({ name, status: 'skipped', latencyMs: undefined, detail: unset });
+  /**
+   * Why the replica has split off from the primary, if it has: the verdict of one poll of the
+   * gateway's own poller (db/read-replica.ts), so the check and the gateway agree. Undefined too
+   * when the primary does not answer: that cannot be told then, and the `database` row says why.
+   */
+  const divergence = async (readUrl: string): Promise<string | undefined> => {
+    if (!config.databaseUrl) return undefined;
+    try {
+      return await ping(config.databaseUrl, async (db) => {
+        const replica = new ReadReplica({
+          url: readUrl,
+          primary: db.kysely,
+          maxLagMs: config.databaseReadMaxLagMs,
+          pooled: config.databaseDirectUrl !== undefined,
+          poolSize: 1,
+          logger: { info: () => {}, warn: () => {} },
+        });
+        try {
+          await replica.poll();
+        } finally {
+          await replica.close();
+        }
+        const reason = replica.state.reason;
+        return reason?.startsWith(DIVERGED) ? reason : undefined;
+      });
+    } catch {
+      return undefined;
+    }
+  };
   // Page queries and visibility lookups go to the replica when it is set (container.ts, openReads).
   // The gateway uses only a server in recovery (db/read-replica.ts): a URL naming the primary
   // itself (or a promoted former replica) answers a ping but would leave every read on
-  // DATABASE_URL, so that row is down too.
+  // DATABASE_URL, so that row is down too. So is a replica that has replayed past the primary's
+  // position (split off from it: the primary restored from a backup, a failover to a server that
+  // had received less), which the gateway skips as diverged.
   const readUrl = config.databaseReadUrl;
   const databaseRead = readUrl
     ? timed('database-read', timeoutMs, async () => {
@@ -118,6 +150,8 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
           throw new Error(
             'not a replica: pg_is_in_recovery() is false there (a primary); the gateway would skip it and read everything from DATABASE_URL',
           );
+        const diverged = await divergence(readUrl);
+        if (diverged) throw new Error(`${diverged}; the gateway skips it`);
         return `${redactUrl(readUrl)} (streaming replica, in recovery)`;
       })
     : Promise.resolve<CheckRow>({

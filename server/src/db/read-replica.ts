@@ -26,14 +26,18 @@ export interface ReadReplicaOptions {
 
 /** The replica as the poller last saw it. */
 export interface ReplicaState {
-  /** Reachable, replaying, and no further behind than the bound: reads may go to it. */
+  /**
+   * Reachable, replaying, no further behind than the bound, and not past the primary (diverged):
+   * reads may go to it.
+   */
   usable: boolean;
   /**
    * How far behind the primary it was at the last poll (ms, at most one poll interval too high);
    * while it has replayed none of the primary's sampled positions, only a lower bound. With the
    * primary out of reach, measured against the last position it gave, as for an idle primary
    * (0: the replica has replayed all of it). `Infinity` when it could not be measured at all
-   * (the replica unreachable or not a replica, or the primary never reached): it serves no reads.
+   * (the replica unreachable, not a replica, or diverged, or the primary never reached): it serves
+   * no reads.
    */
   lagMs: number;
   /** Why it is not usable. */
@@ -54,6 +58,11 @@ export interface ReplicaState {
  * primary last answered), and says once that the primary is unreachable and whether the replica
  * serves reads. The first poll's verdict is logged when the replica is not usable (later ones
  * only when usability changes), so a DATABASE_READ_URL unusable from the start names its reason.
+ *
+ * A replica that has replayed past the primary's current position holds WAL the primary never
+ * wrote: it has split off from it (the primary restored from a backup, or a failover to a server
+ * that had received less than this one), and its rows are not the primary's, so it is skipped as
+ * diverged until it is rebuilt. Comparing positions alone would call it 0 behind.
  */
 export class ReadReplica {
   readonly kysely: Kysely<Database>;
@@ -68,6 +77,8 @@ export class ReadReplica {
   private judged = false;
   /** Why the primary's position could not be read at the last poll; undefined while it answers. */
   private primaryDown: string | undefined;
+  /** The replay position at which the replica was found diverged, and why (replicaVerdict). */
+  private diverged: { at: bigint; reason: string } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private closed = false;
@@ -123,9 +134,11 @@ export class ReadReplica {
   private async pollOnce(): Promise<void> {
     const now = Date.now();
     let primaryDown: string | undefined;
+    /** The primary's position read by this poll (undefined when it could not be read). */
+    let sampled: bigint | undefined;
     try {
-      const p = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(this.o.primary);
-      this.samples.push({ at: now, lsn: parseLsn(p.rows[0]!.lsn) });
+      sampled = await this.primaryLsn();
+      this.samples.push({ at: now, lsn: sampled });
     } catch (err) {
       // A primary that is not there (stopped, crashed, no such host) takes no writes: its
       // position now is still the last it gave, as an idle primary's would be. So a replica
@@ -144,7 +157,7 @@ export class ReadReplica {
     // Enough history to tell "behind by the bound" from "behind by more".
     while (this.samples.length > 2 && this.samples[0]!.at < now - 2 * this.o.maxLagMs - this.pollMs)
       this.samples.shift();
-    const verdict = await this.replicaVerdict(now, primaryDown !== undefined);
+    const verdict = await this.replicaVerdict(now, primaryDown !== undefined, sampled);
     // A replica that has not yet replayed the positions sampled since start, but could still be
     // within the bound, is not judged yet: a primary that wrote just before the first poll (this
     // node's own migrations, another node's writes) leaves a caught-up replica a few ms behind
@@ -156,10 +169,24 @@ export class ReadReplica {
     this.notePrimary(primaryDown);
   }
 
-  /** The replica's state from its replay position and the primary positions sampled so far. */
-  private async replicaVerdict(now: number, primaryDown: boolean): Promise<ReplicaState> {
+  /** The primary's current WAL position. */
+  private async primaryLsn(): Promise<bigint> {
+    const p = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(this.o.primary);
+    return parseLsn(p.rows[0]!.lsn);
+  }
+
+  /**
+   * The replica's state from its replay position and the primary positions sampled so far.
+   * `sampled`: the primary's position read by this poll, before the replica was asked.
+   */
+  private async replicaVerdict(
+    now: number,
+    primaryDown: boolean,
+    sampled: bigint | undefined,
+  ): Promise<ReplicaState> {
     const unmeasured = Number.POSITIVE_INFINITY;
     let replayed: bigint;
+    let replayedText: string;
     try {
       const r = await sql<{
         lsn: string | null;
@@ -168,8 +195,34 @@ export class ReadReplica {
       if (!lsn)
         return { usable: false, lagMs: unmeasured, reason: 'not a streaming replica (not in recovery)' };
       replayed = parseLsn(lsn);
+      replayedText = lsn;
     } catch (err) {
       return { usable: false, lagMs: unmeasured, reason: `unreachable: ${describeError(err)}` };
+    }
+    // Still where it was found diverged: it still holds what the primary never wrote, even once
+    // the primary has written past that position (it can then look current, or only behind). A
+    // replica split off by a promotion cannot follow the new timeline and stays there; one that
+    // was rebuilt, or replays anything more, is judged afresh.
+    if (this.diverged?.at === replayed)
+      return { usable: false, lagMs: unmeasured, reason: this.diverged.reason };
+    this.diverged = undefined;
+    // A follower replays only WAL the primary has written, so it is never past the primary's
+    // position read after its own. It may well be past this poll's sample, read before it was
+    // asked (it replays writes made in between within milliseconds): only then is the primary
+    // asked again, and the replica is diverged only if it is past that reading too. With the
+    // primary out of reach (or failing the poll) this cannot be told, and it is judged as before.
+    if (sampled !== undefined && replayed > sampled) {
+      let current: bigint | undefined;
+      try {
+        current = await this.primaryLsn();
+      } catch {
+        current = undefined;
+      }
+      if (current !== undefined && replayed > current) {
+        const reason = `${DIVERGED}has replayed past the primary's current position (${replayedText} > ${formatLsn(current)}); rebuild it from the primary (pg_basebackup)`;
+        this.diverged = { at: replayed, reason };
+        return { usable: false, lagMs: unmeasured, reason };
+      }
     }
     const oldest = this.samples[0];
     if (!oldest)
@@ -245,9 +298,17 @@ export class ReadReplica {
 /** The reason's start while the replica has replayed none of the primary's sampled positions. */
 const LAG_UNKNOWN = "lag unknown: has not replayed the primary's position of ";
 
+/** The start of the reason for a replica that has split off from the primary (replicaVerdict). */
+export const DIVERGED = 'diverged: ';
+
 /** A pg_lsn (`16/B374D848`: two hex halves of a 64-bit WAL position) as a number. */
 export function parseLsn(text: string): bigint {
   const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
   if (!m) throw new Error(`not a pg_lsn: ${text}`);
   return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}
+
+/** A WAL position as PostgreSQL writes a pg_lsn (`16/B374D848`). */
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }

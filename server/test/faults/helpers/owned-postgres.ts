@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -101,6 +101,64 @@ export class OwnedPostgres {
       throw err;
     }
     return r;
+  }
+
+  /**
+   * A base backup of this server as it is now (pg_basebackup, with the WAL it needs, no -R),
+   * kept in its folder for `restore`.
+   */
+  async backup(): Promise<string> {
+    const to = path.join(this.dir, `backup-${Date.now()}`);
+    await this.tool('pg_basebackup', [
+      '-D',
+      to,
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(this.port),
+      '-U',
+      'postgres',
+      '--no-sync',
+    ]);
+    return to;
+  }
+
+  /**
+   * Stops this server and starts `backup` (from `backup()`) in place of its data, on the same
+   * port, as a primary restored from a base backup is: recovered up to the end of the backup
+   * (recovery_target='immediate'; restore_command finds nothing, the backup's own WAL is enough)
+   * and promoted onto a new timeline. What it wrote after the backup is gone. Resolves once it
+   * is out of recovery.
+   */
+  async restore(backup: string): Promise<void> {
+    await this.stop('fast');
+    await rm(this.data, { recursive: true, force: true });
+    await rename(backup, this.data);
+    const conf = path.join(this.data, 'postgresql.auto.conf');
+    await appendFile(
+      conf,
+      "restore_command = 'false'\nrecovery_target = 'immediate'\nrecovery_target_action = 'promote'\n",
+    );
+    const signal = path.join(this.data, 'recovery.signal');
+    await writeFile(signal, '');
+    // Made by this process: as root, the server's own user must own them too.
+    await ownDir(conf);
+    await ownDir(signal);
+    await this.start();
+    const deadline = Date.now() + 30_000;
+    const inRecovery = () =>
+      sqlOn(this.url, 'select pg_is_in_recovery() as r').then(
+        (rows) => rows[0].r === true,
+        () => true,
+      );
+    while (await inRecovery()) {
+      if (Date.now() > deadline) throw new Error('the restored server did not leave recovery within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** The server's log (with log_statement=all, every statement it ran). */
