@@ -508,6 +508,8 @@ export async function createContainer(
         logger.error({ err: err.message }, 'embedded database: lost its DATA_DIR lock, no longer using it');
         overrides.onDatabaseLost?.(err);
       },
+      // A lock that came with a copy of another DATA_DIR (a backup started elsewhere): taken over.
+      onCopied: (message) => logger.warn(message),
     },
   });
   if (config.databaseDirectUrl !== undefined) await warnWithoutStatementTimeout(db, logger);

@@ -1,6 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -265,6 +277,94 @@ describe('dir lock: one process at a time on an embedded database', () => {
     // Nothing is left beside the lock: the guard, the files written first, the moved-aside guard.
     expect((await readdir(root)).filter((f) => f.startsWith(`${path.basename(dir)}.lock.`))).toEqual([]);
     await lock.release();
+  });
+
+  it("takes over, and says so, a live holder's lock that came with a copy of its directory; the original stays refused", async () => {
+    // A running node's whole DATA_DIR copied (a backup), a second server started on the copy.
+    const a = next();
+    const b = next();
+    await mkdir(a);
+    await mkdir(b);
+    // What the locks name: the real paths (the temporary directory may be under a symlink).
+    const [realA, realB] = [await realpath(a), await realpath(b)];
+    const child = contender(a);
+    children.push(child);
+    const { first, said } = outcome(child);
+    expect(await first).toBe('held');
+    const original = await readFile(`${a}.lock`, 'utf8');
+    expect(JSON.parse(original)).toMatchObject({
+      dir: realA,
+      dev: expect.any(String),
+      ino: expect.any(String),
+    });
+    await copyFile(`${a}.lock`, `${b}.lock`);
+    const copied: string[] = [];
+    const t0 = Date.now();
+    const lock = await lockDir(b, { waitMs: 10_000, onCopied: (m) => copied.push(m) });
+    // At once: the holder is alive, of another directory.
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(await holderPid(b)).toBe(process.pid);
+    expect(JSON.parse(await readFile(`${b}.lock`, 'utf8'))).toMatchObject({ dir: realB });
+    expect(copied).toHaveLength(1);
+    expect(copied[0]).toContain(
+      `names process ${child.pid} of this host, which holds ${realA}, not this directory (${realB})`,
+    );
+    // The original is still the child's, refused as before, and the child kept it.
+    const err = await lockDir(a, { waitMs: 0 }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(DirLockedError);
+    expect((err as Error).message).toContain(`in use by process ${child.pid} on this host`);
+    expect(await readFile(`${a}.lock`, 'utf8')).toBe(original);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(said).toEqual(['held']);
+    await lock.release();
+  });
+
+  it('tells this directory from another by path and by device and inode', async () => {
+    const live = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    children.push(live);
+    const made = next();
+    await mkdir(made);
+    const dir = await realpath(made);
+    const s = await stat(dir, { bigint: true });
+    const same = { dev: String(s.dev), ino: String(s.ino) };
+    const cases: [string, Record<string, unknown>, 'refused' | 'taken over'][] = [
+      // The same directory under another path (moved while held, a bind mount): still held.
+      ['another path, this inode', { dir: `${root}/elsewhere`, ...same }, 'refused'],
+      ['this path and inode', { dir, ...same }, 'refused'],
+      // This path, another inode: the path decides for this directory (never a false takeover).
+      ['this path, another inode', { dir, dev: same.dev, ino: '1' }, 'refused'],
+      // A lock of an earlier version, naming no directory.
+      ['no directory', {}, 'refused'],
+      ['another path and inode', { dir: `${root}/elsewhere`, dev: same.dev, ino: '1' }, 'taken over'],
+      ['another path, no inode', { dir: `${root}/elsewhere` }, 'taken over'],
+    ];
+    for (const [name, place, expected] of cases) {
+      await writeFile(`${dir}.lock`, holderText(live.pid!, place));
+      const copied: string[] = [];
+      const got = await lockDir(dir, { waitMs: 0, onCopied: (m) => copied.push(m) }).catch((e: Error) => e);
+      if (expected === 'refused') {
+        expect(got, name).toBeInstanceOf(DirLockedError);
+        expect(copied, name).toEqual([]);
+      } else {
+        expect(got, name).not.toBeInstanceOf(Error);
+        expect(copied, name).toHaveLength(1);
+        await (got as { release(): Promise<void> }).release();
+      }
+    }
+  });
+
+  it('a copied lock of a holder on another host is not judged by its directory: its mtime decides', async () => {
+    const dir = next();
+    await mkdir(dir);
+    // Another host may mount the same volume at another path.
+    await writeFile(
+      `${dir}.lock`,
+      `${JSON.stringify({ pid: 4242, host: 'another-host', dir: '/mnt/elsewhere', dev: '1', ino: '1', since: '2026-01-01T00:00:00.000Z' })}\n`,
+    );
+    const err = await lockDir(dir, { waitMs: 300, heartbeatMs: 100, onCopied: () => {} }).catch(
+      (e: Error) => e,
+    );
+    expect((err as Error).message).toContain('in use by process 4242 on host another-host');
   });
 
   it('of four processes started together on a dead lock, exactly one gets it and keeps it', async () => {

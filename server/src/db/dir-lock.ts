@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { link, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, open, readFile, realpath, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { StartFailure } from '../lib/start-failure.js';
 
 /**
@@ -19,6 +20,11 @@ import { StartFailure } from '../lib/start-failure.js';
  * - anywhere else (another host on a shared volume, another container), from the file's mtime,
  *   which the holder renews every `heartbeatMs`: older than `staleMs` is dead. Such a holder is
  *   waited for up to `waitMs`, then refused.
+ * The lock also names the directory it is of (its real path, device and inode): a copy of a
+ * running node's whole DATA_DIR (a backup) carries the lock along, naming a live process of this
+ * host that holds the original, not the copy. A live holder on this host whose directory is
+ * another one (both its path and its device and inode differ from this one's) holds nothing
+ * here: its lock is taken over, and `onCopied` told.
  */
 export interface DirLockOptions {
   /** An mtime older than this is a dead holder's, for a holder elsewhere (default 15 s). */
@@ -35,6 +41,12 @@ export interface DirLockOptions {
   onLost?: (err: Error) => void;
   /** Told once when a holder elsewhere is waited for (its description), so a slow start says why. */
   onWait?: (holder: string) => void;
+  /**
+   * Told when the lock found names a live process of this host holding another directory (it
+   * came with a copy of that one), before it is taken over: what it says, for a log line.
+   * Without it, a process warning (`process.emitWarning`) says so.
+   */
+  onCopied?: (message: string) => void;
 }
 
 export interface DirLock {
@@ -53,7 +65,52 @@ interface Holder {
   pidns?: number;
   /** The process' start time in clock ticks since boot (/proc/<pid>/stat, field 22). */
   start?: string;
+  /** The directory it locks (absent in a lock of an earlier version). */
+  dir?: string;
+  dev?: string;
+  ino?: string;
   since: string;
+}
+
+/**
+ * A locked directory: its real path, and (where it exists) its device and inode, which say it is
+ * the same directory under another path (moved, a bind mount, another mount namespace).
+ */
+interface Place {
+  dir: string;
+  dev?: string;
+  ino?: string;
+}
+
+async function placeOf(target: string): Promise<Place> {
+  let dir: string;
+  try {
+    dir = await realpath(target);
+  } catch {
+    // Not made yet: where it will be.
+    dir = await realpath(path.dirname(target)).then(
+      (parent) => path.join(parent, path.basename(target)),
+      () => path.resolve(target),
+    );
+  }
+  try {
+    const s = await stat(dir, { bigint: true });
+    return { dir, dev: String(s.dev), ino: String(s.ino) };
+  } catch {
+    return { dir };
+  }
+}
+
+/**
+ * Whether a lock's holder holds another directory than `here`: its path differs, and its device
+ * and inode are not known to be this one's. An earlier version's lock, naming no directory, is
+ * taken for this one's.
+ */
+function ofAnotherDir(h: Holder, here: Place): boolean {
+  if (h.dir === undefined || h.dir === here.dir) return false;
+  const known =
+    h.dev !== undefined && h.ino !== undefined && here.dev !== undefined && here.ino !== undefined;
+  return !(known && h.dev === here.dev && h.ino === here.ino);
 }
 
 /**
@@ -79,18 +136,27 @@ export async function lockDir(target: string, opts: DirLockOptions = {}): Promis
   if (heldHere.has(file)) throw new DirLockedError(`${target} is already open in this process`);
   heldHere.add(file);
   try {
+    const here = await placeOf(target);
     const deadline = Date.now() + waitMs;
     let told = false;
+    let toldCopied = false;
     for (;;) {
-      const mine = await tryCreate(file);
+      const mine = await tryCreate(file, here);
       if (mine !== undefined) return hold(file, mine, staleMs, heartbeatMs, opts.onLost);
       const seen = await inspect(file);
       if (seen === undefined) continue; // released meanwhile
-      const verdict = judge(seen, staleMs);
-      // A dead holder's lock is taken over (or another taker is, and this one looks again), but
-      // not past the deadline: a takeover that keeps failing must not spin for ever.
-      if (verdict === 'dead' && Date.now() < deadline + TAKEOVER_STALE_MS) {
-        await takeOver(file, seen.text);
+      const verdict = judge(seen, staleMs, here);
+      if (verdict === 'copied' && !toldCopied) {
+        toldCopied = true;
+        const message = copiedMessage(file, seen.holder!, here);
+        if (opts.onCopied) opts.onCopied(message);
+        else process.emitWarning(message, { code: 'SIGNET_DIR_LOCK_COPIED' });
+      }
+      // A dead holder's lock, or a copied one, is taken over (or another taker is, and this one
+      // looks again), but not past the deadline: a takeover that keeps failing must not spin for
+      // ever.
+      if ((verdict === 'dead' || verdict === 'copied') && Date.now() < deadline + TAKEOVER_STALE_MS) {
+        await takeOver(file, seen.text, here);
         continue;
       }
       if (verdict !== 'unknown' || Date.now() >= deadline) throw lockedError(target, file, seen.holder);
@@ -105,6 +171,10 @@ export async function lockDir(target: string, opts: DirLockOptions = {}): Promis
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function copiedMessage(file: string, holder: Holder, here: Place): string {
+  return `embedded database: the lock ${file} names process ${holder.pid} of this host, which holds ${holder.dir}, not this directory (${here.dir}): it came with a copy of that DATA_DIR, and is taken over`;
+}
 
 function lockedError(target: string, file: string, holder: Holder | undefined): DirLockedError {
   const who = holder
@@ -163,10 +233,10 @@ function sameMachine(h: Holder): boolean {
  * and a random token; not the inode, which a file made after a removal may be given again), or
  * undefined when there is a lock already.
  */
-function tryCreate(file: string): Promise<string | undefined> {
+function tryCreate(file: string, here: Place): Promise<string | undefined> {
   return createWhole(
     file,
-    `${JSON.stringify({ ...self, since: new Date().toISOString(), token: token() })}\n`,
+    `${JSON.stringify({ ...self, ...here, since: new Date().toISOString(), token: token() })}\n`,
   );
 }
 
@@ -233,6 +303,9 @@ function parseHolder(text: string): Holder | undefined {
       ...(typeof h.boot === 'string' ? { boot: h.boot } : {}),
       ...(typeof h.pidns === 'number' ? { pidns: h.pidns } : {}),
       ...(typeof h.start === 'string' ? { start: h.start } : {}),
+      ...(typeof h.dir === 'string' ? { dir: h.dir } : {}),
+      ...(typeof h.dev === 'string' ? { dev: h.dev } : {}),
+      ...(typeof h.ino === 'string' ? { ino: h.ino } : {}),
       since: String(h.since ?? '?'),
     };
   } catch {
@@ -242,10 +315,13 @@ function parseHolder(text: string): Holder | undefined {
 }
 
 /**
- * `alive`: refuse now; `dead`: take it over; `unknown`: a holder elsewhere that renewed the file
- * lately, waited for.
+ * `alive`: refuse now; `dead`: take it over; `copied`: a live holder on this host of another
+ * directory (`here` is this one), so none of this one: take it over; `unknown`: a holder
+ * elsewhere that renewed the file lately, waited for. Only on this host is a directory told from
+ * another by its path: another host may mount the same volume elsewhere, and a copy there is
+ * taken over once its mtime, which nobody renews, is stale.
  */
-function judge(seen: Seen, staleMs: number): 'alive' | 'dead' | 'unknown' {
+function judge(seen: Seen, staleMs: number, here: Place): 'alive' | 'dead' | 'copied' | 'unknown' {
   const h = seen.holder;
   if (h && sameMachine(h)) {
     // This pid's lock, not held here (heldHere was checked): a previous life of this pid.
@@ -256,7 +332,7 @@ function judge(seen: Seen, staleMs: number): 'alive' | 'dead' | 'unknown' {
     const now = procStat(h.pid);
     if (now?.state === 'Z') return 'dead';
     if (h.start !== undefined && now !== undefined && now.start !== h.start) return 'dead';
-    return 'alive';
+    return ofAnotherDir(h, here) ? 'copied' : 'alive';
   }
   return Date.now() - seen.mtimeMs > staleMs ? 'dead' : 'unknown';
 }
@@ -280,15 +356,16 @@ const TAKEOVER_STALE_MS = 10_000;
  * process table says so, one elsewhere after 10 s without a touch). Under it, the lock is read
  * again and removed only if it is still the one judged dead, and only if the guard is still this
  * taker's (a taker elsewhere stalled past 10 s may have lost it). Only a taker removes a lock and
- * only an absent one is made, so a live lock is not removed. A dead guard is moved aside, and put
- * back if what was moved is not the one judged dead.
+ * only an absent one is made, so a live lock is not removed. A dead guard (or one that came with
+ * a copy) is moved aside, and put back if what was moved is not the one judged so.
  */
-async function takeOver(file: string, deadText: string): Promise<void> {
+async function takeOver(file: string, deadText: string, here: Place): Promise<void> {
   const guard = `${file}.takeover`;
-  const mine = await tryCreate(guard);
+  const mine = await tryCreate(guard, here);
   if (mine === undefined) {
     const seen = await inspect(guard);
-    if (seen && judge(seen, TAKEOVER_STALE_MS) === 'dead') await moveAsideIf(guard, seen.text);
+    const verdict = seen && judge(seen, TAKEOVER_STALE_MS, here);
+    if (seen && (verdict === 'dead' || verdict === 'copied')) await moveAsideIf(guard, seen.text);
     else await sleep(20);
     return; // the caller looks again
   }

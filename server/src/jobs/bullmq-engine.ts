@@ -82,7 +82,10 @@ export interface BullmqEngineOptions {
   batchSize: number;
   /** Preload jobs that may wait (all nodes together); a preload that does not fit is refused. */
   maxWaitingPreloads: number;
-  /** Interval of the orphan sweep; 0 never runs it. */
+  /**
+   * Interval of the orphan sweep; 0: this node never runs it, not even a sweep job another node's
+   * scheduler queued.
+   */
   orphanSweepMs: number;
   /** Interval of the placeholder backfill; 0 never runs it. */
   placeholderBackfillMs: number;
@@ -251,7 +254,9 @@ export class BullmqJobEngine implements JobEngine {
   /** The schedulers this configuration runs, with their intervals. */
   private wantedSchedulers(): Map<SchedulerId, number> {
     const wanted = new Map<SchedulerId, number>([['stats-rollup', STATS_ROLLUP_MS]]);
-    // One scheduler for the whole queue: one sweep per interval, on whichever worker takes it.
+    // One scheduler for the whole queue: one sweep per interval, on whichever worker takes it
+    // (a worker set to 0 completes it without sweeping, see `process`). Set to 0, this node's
+    // first `setSchedulers` removes the scheduler an earlier configuration left in Redis.
     if (this.o.orphanSweepMs > 0) wanted.set('orphan-sweep', this.o.orphanSweepMs);
     // Likewise one backfill per interval across all workers; a scheduler's first job runs at once.
     if (this.o.placeholderBackfillMs > 0) wanted.set('placeholder-backfill', this.o.placeholderBackfillMs);
@@ -410,6 +415,17 @@ export class BullmqJobEngine implements JobEngine {
       case 'stats-rollup':
         return this.processors.statsRollup();
       case 'orphan-sweep':
+        // Queued by another node's scheduler (its interval not 0), or left by an earlier
+        // configuration: a node set to 0 never sweeps, so an operator who turns the sweep off on
+        // some nodes gets no sweeps from them. The job completes unrun (a failed one would only be
+        // retried or kept); the scheduler queues the next one for whichever worker takes it.
+        if (this.o.orphanSweepMs <= 0) {
+          this.o.logger.info(
+            { job: job.id },
+            'orphan sweep job skipped: this node has the sweep off (ORPHAN_SWEEP_INTERVAL_SECONDS=0)',
+          );
+          return { skipped: 'orphan sweep off on this node' };
+        }
         return this.processors.orphanSweep();
       case 'placeholder-backfill':
         return this.processors.placeholderBackfill();
