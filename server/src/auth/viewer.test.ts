@@ -45,3 +45,28 @@ describe('authenticator: verified tokens remembered until they expire', () => {
     }
   });
 });
+
+describe('authenticator: a token issued by a server whose clock runs ahead', () => {
+  const withNbf = (nbfInSeconds: number, expInSeconds: number, secret = SECRET) => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('carol')
+      .setNotBefore(now + nbfInSeconds)
+      .setExpirationTime(now + expInSeconds)
+      .sign(new TextEncoder().encode(secret));
+  };
+
+  it('takes an nbf up to a minute ahead of this clock; refuses one further ahead, a forged one, and an expired one', async () => {
+    const authenticate = createAuthenticator(auth);
+    // nbf = iat on an issuer 2 s and 50 s ahead: refused for those seconds before.
+    expect(await authenticate(`Bearer ${await withNbf(2, 600)}`)).toMatchObject({ id: 'carol' });
+    expect(await authenticate(`Bearer ${await withNbf(50, 600)}`)).toMatchObject({ id: 'carol' });
+    const refused = { code: 'UNAUTHENTICATED' };
+    await expect(authenticate(`Bearer ${await withNbf(90, 600)}`)).rejects.toMatchObject(refused);
+    const forged = await withNbf(2, 600, 'another-secret-another-secret-0000');
+    await expect(authenticate(`Bearer ${forged}`)).rejects.toMatchObject(refused);
+    // Expiry keeps no leeway: a token whose nbf is ahead and whose exp has passed is refused.
+    await expect(authenticate(`Bearer ${await withNbf(2, -1)}`)).rejects.toMatchObject(refused);
+  });
+});

@@ -1,7 +1,14 @@
-import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type { Config } from '../config.js';
 import { unauthenticated } from '../errors/index.js';
 import { BoundedMap } from '../lib/bounded-map.js';
+
+/**
+ * How far ahead of this node's clock a token's `nbf` may be (docs/operations.md, "Clocks"): a
+ * token issued by a server a few seconds ahead is otherwise refused for those seconds. Expiry
+ * keeps no leeway.
+ */
+const NBF_LEEWAY_MS = 60_000;
 
 export interface Viewer {
   id: string;
@@ -126,13 +133,26 @@ export function createAuthenticator(auth: Config['auth']): Authenticate {
 
   async function verify(token: string): Promise<Viewer> {
     let payload: JWTPayload;
+    const options = {
+      algorithms,
+      ...(auth.issuer ? { issuer: auth.issuer } : {}),
+      ...(auth.audience ? { audience: auth.audience } : {}),
+      requiredClaims: ['sub', 'exp'],
+    };
     try {
-      ({ payload } = await jwtVerify(token, key as Uint8Array, {
-        algorithms,
-        ...(auth.issuer ? { issuer: auth.issuer } : {}),
-        ...(auth.audience ? { audience: auth.audience } : {}),
-        requiredClaims: ['sub', 'exp'],
-      }));
+      try {
+        ({ payload } = await jwtVerify(token, key as Uint8Array, options));
+      } catch (err) {
+        // A token whose `nbf` is a moment ahead of this node's clock (issued by a server whose
+        // clock runs ahead: `nbf = iat` is common) is taken: checked again as of NBF_LEEWAY_MS
+        // later, then its expiry against this node's own time, strictly as before.
+        if (!(err instanceof errors.JWTClaimValidationFailed && err.claim === 'nbf')) throw err;
+        ({ payload } = await jwtVerify(token, key as Uint8Array, {
+          ...options,
+          currentDate: new Date(Date.now() + NBF_LEEWAY_MS),
+        }));
+        if (typeof payload.exp !== 'number' || payload.exp * 1000 <= Date.now()) throw err;
+      }
     } catch {
       // One message for every reason: a client learns nothing about which check failed.
       throw unauthenticated('The bearer token is invalid or expired', REQUEST_LEVEL);
