@@ -52,31 +52,67 @@ const WRITE_COMMAND = 'signetWriteUrls';
  * The write-back of many signatures (KEYS[1]: a key of the call's shard slot, for routing; on a
  * single Redis also KEYS[2], the schedule, and KEYS[3], the never-refreshed set; ARGV: counted
  * ('1': bump each meta's refresh count), the key prefix, fresh ('1': the images join the
- * never-refreshed set), JSON `[shard, id, value, ttlMs, refreshAt, …]`): a SET … PX per URL and,
- * for refreshes, an HINCRBY; given the schedule's keys, it also puts each image in the schedule at
- * its refresh time (and, when fresh, in the never-refreshed set), so a write-back is one call. As
- * two calls (the URLs, then the schedule from a second JSON of the same ids), the pipeline, the
- * second command and the second JSON cost the gateway ~0.1 ms more a cold page
+ * never-refreshed set), JSON `[shard, id, value, ttlMs, refreshAt, windowEnd, …]`): a SET … PX
+ * per URL and, for refreshes, an HINCRBY; given the schedule's keys, it also puts each image in
+ * the schedule at its refresh time (and, when fresh, in the never-refreshed set), so a write-back
+ * is one call. As two calls (the URLs, then the schedule from a second JSON of the same ids), the
+ * pipeline, the second command and the second JSON cost the gateway ~0.1 ms more a cold page
  * (docs/benchmarks.md, finding 38). On a Cluster the schedule is in another slot than the URLs:
  * there each shard's call stores its URLs only. ZADD/SADD in chunks of 500 members: Lua's unpack
  * has a bounded stack.
+ *
+ * A stored URL whose window ends later than the one written is kept (each entry carries its
+ * window's end, in seconds, and the stored value's end is read from its text form: urls/store.ts,
+ * `encodeSignature`), and the entry is then left out altogether: no refresh count, no schedule
+ * (the later window's write-back set its due time, which must not move back), no never-refreshed
+ * set. Nodes whose clocks differ step at different moments: for the seconds of skew after every
+ * boundary the node behind is still in the older step, and an unconditional SET had the two
+ * nodes overwrite each other's URL, each signing and announcing it again (two nodes 30 s apart:
+ * 120 events per image and boundary instead of 1). The same window (a re-sign, a key rotation, a
+ * region chosen anew) is written as before. Returns how many entries were stored.
  */
 const WRITE_SCRIPT = `
 local counted = ARGV[1] == '1'
 local prefix = ARGV[2]
 local e = cjson.decode(ARGV[4])
 local scheduled = #KEYS == 3
-local due, ids, n = {}, {}, 0
-for i = 1, #e, 5 do
+local find, sub, byte = string.find, string.sub, string.byte
+-- The window end of a stored value ([!by.][~region.]start.end.sig, base 36), or nil.
+local function endOf(v)
+  local from = 1
+  if byte(v, 1) == 33 then
+    local b = find(v, '.', 1, true)
+    if not b then return nil end
+    from = b + 1
+  end
+  if byte(v, from) == 126 then
+    local r = find(v, '.', from, true)
+    if not r then return nil end
+    from = r + 1
+  end
+  local a = find(v, '.', from, true)
+  if not a then return nil end
+  local b = find(v, '.', a + 1, true)
+  if not b then return nil end
+  return tonumber(sub(v, a + 1, b - 1), 36)
+end
+local due, ids, n, stored = {}, {}, 0, 0
+for i = 1, #e, 6 do
   local tag = prefix .. '{u' .. e[i] .. '}'
   local id = e[i + 1]
-  redis.call('SET', tag .. 'url:' .. id, e[i + 2], 'PX', e[i + 3])
-  if counted then redis.call('HINCRBY', tag .. 'meta:' .. id, 'r', 1) end
-  if scheduled then
-    n = n + 1
-    due[2 * n - 1] = e[i + 4]
-    due[2 * n] = id
-    ids[n] = id
+  local key = tag .. 'url:' .. id
+  local old = redis.call('GET', key)
+  local later = old and endOf(old)
+  if not (later and later > e[i + 5]) then
+    stored = stored + 1
+    redis.call('SET', key, e[i + 2], 'PX', e[i + 3])
+    if counted then redis.call('HINCRBY', tag .. 'meta:' .. id, 'r', 1) end
+    if scheduled then
+      n = n + 1
+      due[2 * n - 1] = e[i + 4]
+      due[2 * n] = id
+      ids[n] = id
+    end
   end
 end
 for i = 1, n, 500 do
@@ -84,7 +120,7 @@ for i = 1, n, 500 do
   redis.call('ZADD', KEYS[2], unpack(due, 2 * i - 1, 2 * j))
   if ARGV[3] == '1' then redis.call('SADD', KEYS[3], unpack(ids, i, j)) end
 end
-return #e / 5
+return stored
 `;
 /** The same script, called with the schedule's keys (a single Redis). */
 const WRITE_AND_SCHEDULE_COMMAND = 'signetWriteAndScheduleUrls';
@@ -132,6 +168,15 @@ return #e / 3
  * (recent uploads) first, then the most accessed, and among equals the longest due — and leases
  * them.
  *
+ * What is due is what is due by the claimer's clock (`now`): due times are grid boundaries, and
+ * the claimer signs by its own clock, so an id it took before its clock reached the boundary
+ * would read as current still and be put back at that boundary, due again at once. The lease
+ * ends `leaseMs` after the later of `now` and Redis' `TIME` (scripts replicate by their effects,
+ * Redis 7): until 2026-12-07 it ended `leaseMs` after `now`, so a claimer whose clock was 60 s
+ * behind leased ids until 30 s in the past, and a claimer with the right clock took them again
+ * at once (both signed and announced them). A claimer whose clock is ahead keeps its own lease
+ * (it holds longer for everyone else).
+ *
  * Built for a backlog of 100,000 (scenario 8 of docs/benchmarks.md), where it was most of Redis'
  * time: every lookup and change is one command per chunk of ids (ZMSCORE, SMISMEMBER, variadic
  * ZREM, ZADD, SREM; Redis 6.2, as the access scripts' ZADD GT) instead of three per id looked
@@ -151,7 +196,11 @@ if #stale > 0 then
   redis.call('ZREM', KEYS[3], unpack(stale))
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit * 4)
-local leaseUntil = tonumber(ARGV[1]) + tonumber(ARGV[3])
+-- The lease runs from the later of the claimer's clock and Redis' own: from a claimer whose clock
+-- is behind it would already be over for the others, who would claim the ids again at once.
+local t = redis.call('TIME')
+local leaseUntil = math.max(tonumber(ARGV[1]), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  + tonumber(ARGV[3])
 local ids, scores, idle = {}, {}, {}
 for i = 1, #due, 500 do
   local j = math.min(i + 499, #due)
@@ -229,16 +278,18 @@ function shardOf(id: string): number {
   return fnv1a32(id) % SHARDS;
 }
 
-/** An entry of WRITE_SCRIPT's JSON: shard, id, value, TTL and refresh time. */
+/** An entry of WRITE_SCRIPT's JSON: shard, id, value, TTL, refresh time and window end. */
 function pushEntry(to: (string | number)[], e: StoreEntry): void {
   // Epoch milliseconds and TTLs as strings: Lua would hand numbers on as it formats them (Redis
-  // 7.2.0-7.2.4 wrote some whole numbers in exponent notation, which PX refuses).
+  // 7.2.0-7.2.4 wrote some whole numbers in exponent notation, which PX refuses). The window end
+  // is only compared, so a number.
   to.push(
     shardOf(e.id),
     e.id,
     encodeSignature(e.sig),
     String(Math.max(1, Math.floor(e.ttlMs))),
     String(e.refreshAt),
+    e.sig.end,
   );
 }
 
@@ -360,8 +411,11 @@ export class RedisUrlStore implements UrlStore {
         call(p, WRITE_COMMAND, g.key, counted, this.prefix, fresh, JSON.stringify(g.entries)),
       );
     }
+    // GT: this pipeline does not know which URLs their shard's script kept, and an entry it did
+    // not keep (a later window is stored) must not move back the due time that window set. A new
+    // id is added as before; a step's due time only ever moves forward.
     batch.add(this.k.schedule, (p) =>
-      p.zadd(this.k.schedule, ...entries.flatMap((e) => [String(e.refreshAt), e.id])),
+      p.zadd(this.k.schedule, 'GT', ...entries.flatMap((e) => [String(e.refreshAt), e.id])),
     );
     if (fresh === '1') batch.add(this.k.fresh, (p) => p.sadd(this.k.fresh, ...entries.map((e) => e.id)));
     await withDeadline(batch.exec(), this.deadlineMs, this.late);

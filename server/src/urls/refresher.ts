@@ -59,6 +59,9 @@ export class Refresher {
     const started = Date.now();
     const result: SweepResult = { refreshed: 0, dropped: 0, batches: 0, failedBatches: 0 };
     for (;;) {
+      // What is due is due by this node's clock (it signs by it); on Redis the lease runs from
+      // the later of this clock and Redis' own, so it holds for nodes whose clock is right when
+      // this one's is behind (redis-store.ts, CLAIM_SCRIPT).
       const now = this.d.clock.now();
       const { claimed, dropped } = await this.d.schedule.claimDue(
         now,

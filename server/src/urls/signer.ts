@@ -212,6 +212,26 @@ export class UrlSigner {
     if (pending.length > 0) await Promise.all(pending);
   }
 
+  /**
+   * This step's URLs for requests whose cache holds a later step not valid yet by this node's
+   * clock (a node more than the back-dating ahead stored it): signed for the answer only, neither
+   * written back (the store would keep the later one: redis-store.ts, WRITE_SCRIPT) nor announced
+   * (subscribers hold the later URL already). See docs/architecture.md, "The window grid".
+   */
+  signUnstored(reqs: readonly UrlRequest[]): Map<string, UrlSignature> {
+    const now = this.d.clock.now();
+    return this.signWindows(
+      reqs.map((r) => ({
+        id: r.id,
+        key: r.key,
+        variant: r.variant,
+        region: r.region,
+        window: this.d.grid.windowAt(r.id, now),
+      })),
+      'miss',
+    );
+  }
+
   /** URLs of their own for requests the step's URL cannot serve: signed, not cached, not published. */
   private signOffGrid(reqs: readonly UrlRequest[]): Map<string, UrlSignature> {
     const window = this.d.grid.offGridAt(this.d.clock.now());

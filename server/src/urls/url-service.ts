@@ -28,8 +28,9 @@ export interface UrlServiceDeps {
 /**
  * The hot path: resolve many (image, minTtl) requests with one cache round trip, sign the misses
  * in bulk on the window grid, never fail because the cache did. A cache entry is a memo of the
- * grid: it is used only while it is the image's current step (never an older or a newer step).
- * See docs/architecture.md, "The hot path" and "The window grid".
+ * grid: it is used only while it is the image's current step, or the next step's once that URL is
+ * valid (a node whose clock runs ahead stepped first: `WindowGrid.isCurrent`), never an older
+ * step. See docs/architecture.md, "The hot path" and "The window grid".
  */
 export class UrlService {
   constructor(private readonly d: UrlServiceDeps) {}
@@ -49,14 +50,15 @@ export class UrlService {
     // A signature is good only from this bucket's signer as it signs now (urls/signer.ts).
     const ownBy = signer.signedBy(undefined);
 
-    // A hit is good only if it is this step's URL for the bucket chosen now, signed with the
-    // credentials this node signs with (a key rotation: storage.ts, `signedBy`), and lives long
-    // enough for every request of it. Most hits are URLs this node built before: the memo
-    // answers those in a few comparisons (the same object each time); the rest are checked
-    // against the grid here.
+    // A hit is good only if it is this step's URL (or the next step's, stored by a node whose
+    // clock is ahead, once it is valid) for the bucket chosen now, signed with the credentials
+    // this node signs with (a key rotation: storage.ts, `signedBy`), and lives long enough for
+    // every request of it. Most hits are URLs this node built before: the memo answers those in a
+    // few comparisons (the same object each time); the rest are checked against the grid here.
     const out = new Array<ResolvedUrl>(reqs.length);
     let needs: Map<string, UrlRequest> | undefined;
     let offGrid: Map<string, UrlRequest> | undefined;
+    let behind: Map<string, UrlRequest> | undefined;
     for (let i = 0; i < reqs.length; i++) {
       const r = reqs[i]!;
       const sig = cached[slots ? slots[i]! : i] ?? null;
@@ -82,6 +84,12 @@ export class UrlService {
       if (this.wantsOwn(r, now)) {
         offGrid ??= new Map();
         into = offGrid;
+      } else if (sig && sig.end > grid.windowAt(r.id, now).end) {
+        // The cache holds a later step that is not valid yet by this node's clock (a node more
+        // than the back-dating ahead stored it): the store keeps that one (WRITE_SCRIPT), so
+        // this node's URL is signed for the answer only, neither written back nor announced.
+        behind ??= new Map();
+        into = behind;
       } else {
         needs ??= new Map();
         into = needs;
@@ -92,11 +100,17 @@ export class UrlService {
 
     let fresh: Map<string, UrlSignature> = NOTHING_SIGNED;
     let fresher: Map<string, UrlSignature> = NOTHING_SIGNED;
-    if (needs || offGrid) {
+    if (needs || offGrid || behind) {
       [fresh, fresher] = await Promise.all([
         needs ? this.d.signer.signMissing([...needs.values()]) : NOTHING_SIGNED,
         offGrid ? this.d.signer.signMissing([...offGrid.values()]) : NOTHING_SIGNED,
       ]);
+      // An id is in `behind` or in `needs`, never both (the cached entry decides, once per id).
+      if (behind) {
+        const unstored = this.d.signer.signUnstored([...behind.values()]);
+        if (fresh === NOTHING_SIGNED) fresh = unstored;
+        else for (const [id, sig] of unstored) fresh.set(id, sig);
+      }
       // Every request not answered by a hit takes the batch's new URL of its kind.
       for (let i = 0; i < reqs.length; i++) {
         if (out[i]) continue;
@@ -106,9 +120,9 @@ export class UrlService {
         if (f) out[i] = memo.present(r.id, r.key, f, false, r.variant, remember);
       }
     }
-    // Ids signed (an id may be in both maps: counted once).
-    let misses = needs?.size ?? 0;
-    if (offGrid) for (const id of offGrid.keys()) if (!needs?.has(id)) misses++;
+    // Ids signed (an id may be in two maps: counted once).
+    let misses = (needs?.size ?? 0) + (behind?.size ?? 0);
+    if (offGrid) for (const id of offGrid.keys()) if (!needs?.has(id) && !behind?.has(id)) misses++;
     this.d.telemetry.resolved(ids, now, misses, started, out);
     this.d.telemetry.variants(reqs, out);
     return out;

@@ -78,9 +78,21 @@ export class WindowGrid {
     return { start: now - CLOCK_SKEW_SECONDS, end: now + this.ttl };
   }
 
-  /** Is this window the grid's for this image at `atMs`? */
+  /**
+   * Is this window the grid's for this image at `atMs`: its current step's, or the next step's
+   * once that URL is valid (`atMs` at or past its start, which is back-dated by
+   * CLOCK_SKEW_SECONDS)? The next step's window comes from a node whose clock runs ahead: it
+   * stepped first and stored the next URL; a node up to CLOCK_SKEW_SECONDS behind serves that
+   * URL instead of signing its older one, which the store would not keep anyway
+   * (redis-store.ts, WRITE_SCRIPT). Without that, for the seconds of skew after every boundary
+   * each node read the other's URL as a miss and signed, stored and announced its own.
+   * Comparisons only: no string or allocation beyond the window of `atMs`. Never an older step.
+   * See docs/architecture.md, "The window grid".
+   */
   isCurrent(id: string, window: SignWindow, atMs: number): boolean {
     const w = this.windowAt(id, atMs);
-    return w.start === window.start && w.end === window.end;
+    if (w.start === window.start && w.end === window.end) return true;
+    const step = this.stepSeconds;
+    return window.start === w.start + step && window.end === w.end + step && atMs >= window.start * 1000;
   }
 }

@@ -29,7 +29,9 @@ describe('RedisUrlStore refresh schedule', () => {
   });
 
   it('claims due ids once under a lease, new ones first, then the hottest; drops idle ones', async () => {
-    const now = 1_000_000;
+    // A claimer whose clock is ahead of Redis' (as a fake clock moved forward): its own clock
+    // rules its leases. One behind Redis' leases from Redis' clock (the test below).
+    const now = Date.now() + 3_600_000;
     // a, b: signed on demand (never refreshed); c, d, e: refreshed before, d is the hottest.
     await store.write([entry('a', now - 10), entry('b', now - 10)], 'miss');
     await store.write(
@@ -90,7 +92,8 @@ describe('RedisUrlStore refresh schedule', () => {
     // Its own prefix: a schedule holding exactly this test's ids.
     const own = `${prefix}best:`;
     const s = new RedisUrlStore(redis, own);
-    const now = 5_000_000;
+    // Ahead of Redis' clock: leased until this now + the lease (see the first test).
+    const now = Date.now() + 3_600_000;
     const limit = 300;
     // 1,300 due, one ms apart: the claim looks at the 1,200 longest due (4 × limit), across
     // chunk boundaries. Few distinct access counts, so many ties at the threshold.
@@ -143,6 +146,118 @@ describe('RedisUrlStore refresh schedule', () => {
       // A claim of nothing looks at nothing and drops nothing.
       expect(await s.claimDue(now, 0, 30_000, now - 50_000)).toEqual({ claimed: [], dropped: 0 });
       expect((await redis.zmscore(due, ...later.map((x) => x.id))).every((v) => v !== null)).toBe(true);
+    } finally {
+      const keys = await redis.keys(`${own}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  });
+
+  it('leases from Redis’ clock when the claimer’s is behind: a claimer with the right clock does not take the ids again', async () => {
+    const own = `${prefix}lease:`;
+    const s = new RedisUrlStore(redis, own);
+    const k = urlKeys(own);
+    // Redis runs on this machine: its clock is this process's.
+    const real = Date.now();
+    const ids = Array.from({ length: 10 }, (_, i) => `lease${i}`);
+    const dueAt = async (at: number) => {
+      await redis.zadd(k.schedule, ...ids.flatMap((id) => [String(at), id]));
+    };
+    try {
+      // Ten URLs due 90 s ago, looked at a second ago, as a backlog leaves them.
+      await dueAt(real - 90_000);
+      await redis.zadd(k.live, ...ids.flatMap((id) => [String(real - 1000), id]));
+      const liveSince = real - 3_600_000;
+      // A claimer whose clock is 60 s behind: until 2026-12-07 its lease ended 30 s in the past.
+      const slow = real - 60_000;
+      expect((await s.claimDue(slow, 500, 30_000, liveSince)).claimed).toHaveLength(10);
+      const claimedBy = Date.now();
+      for (const score of await redis.zmscore(k.schedule, ...ids)) {
+        expect(Number(score)).toBeGreaterThanOrEqual(real + 30_000);
+        expect(Number(score)).toBeLessThanOrEqual(claimedBy + 30_000);
+      }
+      // Neither a claimer with the right clock nor the slow one takes them again while it holds…
+      expect((await s.claimDue(Date.now(), 500, 30_000, liveSince)).claimed).toEqual([]);
+      expect((await s.claimDue(slow + 29_000, 500, 30_000, liveSince)).claimed).toEqual([]);
+      // …and once it is over by the right clock, the work comes due again.
+      const again = await s.claimDue(Date.now() + 31_000, 500, 30_000, liveSince);
+      expect(new Set(again.claimed)).toEqual(new Set(ids));
+
+      // A claimer whose clock is ahead keeps its own lease (longer for everyone else).
+      await dueAt(real - 90_000);
+      const fast = real + 60_000;
+      expect((await s.claimDue(fast, 500, 30_000, liveSince)).claimed).toHaveLength(10);
+      expect(new Set(await redis.zmscore(k.schedule, ...ids))).toEqual(new Set([String(fast + 30_000)]));
+
+      // What is due is due by the claimer's clock, which it signs by: a claimer 60 s behind takes
+      // nothing that fell due 10 s ago by Redis' clock (it would find its step's URL current).
+      await dueAt(real - 10_000);
+      expect((await s.claimDue(slow, 500, 30_000, liveSince)).claimed).toEqual([]);
+      expect((await s.claimDue(real, 500, 30_000, liveSince)).claimed).toHaveLength(10);
+    } finally {
+      const keys = await redis.keys(`${own}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  });
+
+  it('never replaces a stored URL whose window ends later, nor its due time, refresh count or never-refreshed mark', async () => {
+    const own = `${prefix}later:`;
+    const s = new RedisUrlStore(redis, own);
+    const k = urlKeys(own);
+    // Every text form of a stored value: plain, a signer's mark, a region, both.
+    const marks = [{}, { by: 'kF_9-x' }, { region: 'eu-west' }, { by: 'kF_9-x', region: 'eu-west' }];
+    const ids = marks.map((_, i) => `later${i}`);
+    const sig = (i: number, start: number, end: number, sig = `s${start}`) => ({
+      start,
+      end,
+      sig,
+      ...marks[i],
+    });
+    const at = (i: number, start: number, end: number, refreshAt: number, s2?: string): StoreEntry => ({
+      id: ids[i]!,
+      sig: sig(i, start, end, s2),
+      ttlMs: 60_000,
+      refreshAt,
+    });
+    try {
+      // The next step's URLs, written first by a node whose clock is ahead, due at its end.
+      await s.write(
+        ids.map((_, i) => at(i, 1_000, 5_000, 9_000)),
+        'refresh',
+      );
+      // The step before, from a node behind, in a batch with an image of its own: only that one
+      // is stored, scheduled and marked never-refreshed.
+      await s.write(
+        [
+          ...ids.map((_, i) => at(i, 500, 4_500, 8_000)),
+          { id: 'later-own', sig: { start: 500, end: 4_500, sig: 'own' }, ttlMs: 60_000, refreshAt: 8_000 },
+        ],
+        'miss',
+      );
+      expect(await s.read(ids)).toEqual(ids.map((_, i) => sig(i, 1_000, 5_000)));
+      expect(await s.read(['later-own'])).toEqual([{ start: 500, end: 4_500, sig: 'own' }]);
+      expect(await redis.zmscore(k.schedule, ...ids, 'later-own')).toEqual([
+        ...ids.map(() => '9000'),
+        '8000',
+      ]);
+      expect(await redis.smismember(k.fresh, ...ids, 'later-own')).toEqual([...ids.map(() => 0), 1]);
+      // An older refresh counts nothing either.
+      await s.write(
+        ids.map((_, i) => at(i, 500, 4_500, 8_000)),
+        'refresh',
+      );
+      expect((await s.status(ids)).map((r) => r.refreshCount)).toEqual(ids.map(() => 1));
+      // The same window is written as before (a re-sign, a key rotation), and a later one too.
+      await s.write([at(0, 1_000, 5_000, 9_000, 'rotated'), at(1, 2_000, 6_000, 10_000)], 'refresh');
+      expect(await s.read(ids.slice(0, 2))).toEqual([sig(0, 1_000, 5_000, 'rotated'), sig(1, 2_000, 6_000)]);
+      expect(await redis.zmscore(k.schedule, ids[0]!, ids[1]!)).toEqual(['9000', '10000']);
+      expect((await s.status(ids.slice(0, 2))).map((r) => r.refreshCount)).toEqual([2, 2]);
+      // A value it cannot read (not a signature) is replaced.
+      await redis.set(k.url('later-odd'), 'not-a-signature');
+      await s.write(
+        [{ id: 'later-odd', sig: { start: 1, end: 2, sig: 'x' }, ttlMs: 60_000, refreshAt: 1 }],
+        'miss',
+      );
+      expect(await s.read(['later-odd'])).toEqual([{ start: 1, end: 2, sig: 'x' }]);
     } finally {
       const keys = await redis.keys(`${own}*`);
       if (keys.length > 0) await redis.del(...keys);
