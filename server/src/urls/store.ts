@@ -45,8 +45,10 @@ export interface UrlCache {
 /** The refresh-ahead schedule: which images fall due when, claimed in bulk under a lease. */
 export interface RefreshSchedule {
   /**
-   * Claims up to `limit` due refreshes (score <= now) atomically: each claimed id is pushed
-   * `leaseMs` into the future, so it comes due again if the claimer dies before re-signing it
+   * Claims up to `limit` due refreshes (score <= now, the claimer's clock) atomically: each
+   * claimed id is pushed `leaseMs` past the later of `now` and the store's own clock (Redis
+   * TIME: a claimer whose clock is behind still leases for real), so it comes due again if the
+   * claimer dies before re-signing it
    * (a successful refresh reschedules it properly). Ids not accessed since `liveSince` drop out
    * of the schedule instead. Hot ids (most accessed, or never refreshed yet) go first.
    */
