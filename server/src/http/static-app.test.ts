@@ -384,6 +384,35 @@ describe('createStaticRoute: compressed answers', () => {
     expect(decode(r).equals(files.js)).toBe(true);
   });
 
+  it('index.html has a validator: a revisit with If-None-Match is a 304 without the page; a rebuilt page is sent again', async () => {
+    const first = await raw(url, '/', { 'accept-encoding': 'br' });
+    const etag = first.headers.etag as string;
+    expect(etag).toMatch(/^W\/"[A-Za-z0-9_-]{16}"$/);
+    // Every coding and every client-side route of the page has the same validator.
+    expect((await raw(url, '/gallery', {})).headers.etag).toBe(etag);
+    for (const inm of [etag, `"other", ${etag}`, etag.slice(2), '*']) {
+      const again = await raw(url, '/gallery', { 'accept-encoding': 'br', 'if-none-match': inm });
+      expect(again.status, inm).toBe(304);
+      expect(again.body.length, inm).toBe(0);
+      expect(again.headers.etag, inm).toBe(etag);
+      expect(again.headers['cache-control'], inm).toBe('no-cache');
+    }
+    expect((await raw(url, '/', { 'if-none-match': 'W/"not-this-one"' })).status).toBe(200);
+    // Rebuilt: another validator, and the new page to a client holding the old one.
+    const page = path.join(dist, 'index.html');
+    const before = await stat(page);
+    await writeFile(page, `${files.html.toString()}<!-- rebuilt -->`);
+    try {
+      const rebuilt = await raw(url, '/', { 'if-none-match': etag });
+      expect(rebuilt.status).toBe(200);
+      expect(rebuilt.headers.etag).not.toBe(etag);
+      expect(rebuilt.body.toString()).toContain('rebuilt');
+    } finally {
+      await writeFile(page, files.html);
+      await utimes(page, before.atime, before.mtime);
+    }
+  });
+
   it('a file rewritten in place is compressed again, never served from its old version', async () => {
     const file = path.join(dist, 'assets', 'rewritten.js');
     await writeFile(file, script(100));

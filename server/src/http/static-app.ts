@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
@@ -41,6 +42,20 @@ export function isInside(base: string, file: string): boolean {
  * keep the size, `index.html`'s hashed names being of fixed length, and a copy that keeps times,
  * `rsync -a` or `cp -p`, the mtime; nothing sets the ctime back).
  */
+/**
+ * Whether an If-None-Match header names `etag` (weak comparison, RFC 9110 §13.1.2): a list split
+ * on commas, `*` matching any. Linear, no pattern: the header is the client's.
+ */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header || header.length > 8192) return false;
+  const opaque = etag.startsWith('W/') ? etag.slice(2) : etag;
+  for (const part of header.split(',')) {
+    const tag = part.trim();
+    if (tag === '*' || (tag.startsWith('W/') ? tag.slice(2) : tag) === opaque) return true;
+  }
+  return false;
+}
+
 function fileVersion(st: Stats): string {
   return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
@@ -130,9 +145,22 @@ export function createStaticRoute(
       // For browsers without CSP's frame-ancestors.
       headers['x-frame-options'] = 'DENY';
     }
+    if (worthCompressing(type, st.size)) headers.vary = 'Accept-Encoding';
+    if (!immutable) {
+      // `no-cache` files (index.html) are revalidated on every visit: a validator turns that
+      // into a 304 of a few hundred bytes instead of the whole file. Weak: the same for every
+      // coding of the file, which are equivalent.
+      const etag = `W/"${createHash('sha1').update(fileVersion(st)).digest('base64url').slice(0, 16)}"`;
+      headers.etag = etag;
+      if (matchesEtag(req.headers['if-none-match'], etag)) {
+        const { 'content-length': _length, 'content-type': _type, ...kept } = headers;
+        res.writeHead(304, kept);
+        res.end();
+        return;
+      }
+    }
     let encoded: Buffer | undefined;
-    if (worthCompressing(type, st.size)) {
-      headers.vary = 'Accept-Encoding';
+    if (headers.vary) {
       const coding: ChosenCoding = negotiateEncoding(req.headers['accept-encoding']);
       if (coding !== 'identity') {
         // A HEAD compresses too: its content-length is the one a GET would get. A file that
