@@ -67,8 +67,8 @@ const image = (over: Partial<SmartImageSource> = {}): SmartImageSource => ({
 function setup(
   source = image(),
   extra: { preset?: string; sizes?: string; fill?: boolean; fit?: 'cover' | 'contain' } = {},
+  fake = fakeDeps(),
 ) {
-  const fake = fakeDeps();
   const wrapper = mount(SmartImage, {
     props: { image: source, alt: 'PNG image, 480 × 320', ...extra },
     global: { provide: { [SMART_IMAGE_DEPS as symbol]: fake.deps } },
@@ -235,6 +235,44 @@ describe('SmartImage', () => {
     again.visible(true);
     await flushPromises();
     expect(again.img().attributes('src')).toBe('https://bucket.test/newest.png');
+  });
+
+  it('mounted again in the same app, starts from the URL it loaded before while that has life: no second download', async () => {
+    const shared = fakeDeps();
+    const first = setup(image({ signedUrl: url('loaded', 3600) }), {}, shared);
+    first.visible(true);
+    await flushPromises();
+    await first.img().trigger('load');
+    first.wrapper.unmount();
+
+    // A push made the cache's URL newer meanwhile (a detail view closed, then reopened).
+    const again = setup(image({ signedUrl: url('newest', 7200) }), {}, shared);
+    again.visible(true);
+    await flushPromises();
+    expect(again.img().attributes('src')).toBe('https://bucket.test/loaded.png');
+    // If it fails after all, the newest at once: no backoff, no re-sign.
+    await again.img().trigger('error');
+    await flushPromises();
+    expect(again.img().attributes('src')).toBe('https://bucket.test/newest.png');
+    expect(shared.deps.urls.refresh).not.toHaveBeenCalled();
+    await again.img().trigger('load');
+    again.wrapper.unmount();
+
+    // Another preset of the image is another picture; one with little life left is not reused.
+    const thumb = setup(image({ signedUrl: url('thumb', 3600) }), { preset: 'thumb' }, shared);
+    thumb.visible(true);
+    await flushPromises();
+    expect(thumb.img().attributes('src')).toBe('https://bucket.test/thumb.png');
+    const shortLived = fakeDeps();
+    const a = setup(image({ signedUrl: url('short', 20) }), {}, shortLived);
+    a.visible(true);
+    await flushPromises();
+    await a.img().trigger('load');
+    a.wrapper.unmount();
+    const b = setup(image({ signedUrl: url('longer', 3600) }), {}, shortLived);
+    b.visible(true);
+    await flushPromises();
+    expect(b.img().attributes('src')).toBe('https://bucket.test/longer.png');
   });
 
   it('a URL pushed during the backoff serves the retry instead of a re-sign', async () => {
