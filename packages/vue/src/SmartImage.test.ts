@@ -275,6 +275,29 @@ describe('SmartImage', () => {
     expect(b.img().attributes('src')).toBe('https://bucket.test/longer.png');
   });
 
+  it('leaves the srcset out when the reader saves data or is on 2G: the 1x URL only', async () => {
+    const srcset = 'https://bucket.test/t320.webp 320w, https://bucket.test/t640.webp 640w';
+    const withSet = () => image({ signedUrl: { ...url('t320'), srcset } });
+    const normal = setup(withSet(), { sizes: '50vw' });
+    normal.visible(true);
+    await flushPromises();
+    expect(normal.img().attributes('srcset')).toBe(srcset);
+    for (const connection of [{ saveData: true }, { effectiveType: '2g' }, { effectiveType: 'slow-2g' }]) {
+      Object.defineProperty(navigator, 'connection', { value: connection, configurable: true });
+      try {
+        const saving = setup(withSet(), { sizes: '50vw' });
+        saving.visible(true);
+        await flushPromises();
+        expect(saving.img().attributes('src'), JSON.stringify(connection)).toBe(
+          'https://bucket.test/t320.png',
+        );
+        expect(saving.img().attributes('srcset'), JSON.stringify(connection)).toBeUndefined();
+      } finally {
+        Reflect.deleteProperty(navigator, 'connection');
+      }
+    }
+  });
+
   it('a URL pushed during the backoff serves the retry instead of a re-sign', async () => {
     const t = setup();
     t.visible(true);
