@@ -224,6 +224,12 @@ export interface Config {
    */
   graphqlJit: boolean;
   /**
+   * GRAPHQL_COMPRESSION: GraphQL's JSON answers of a kilobyte or more go out in br or gzip when
+   * the request accepts it (default true; http/graphql-compression.ts); `false` leaves that to a
+   * reverse proxy or CDN.
+   */
+  graphqlCompression: boolean;
+  /**
    * FEDERATION=true: the schema is also an Apollo Federation v2 subgraph (`Image @key(fields:
    * "id")`, `_entities`, `_service { sdl }`); docs/federation.md.
    */
@@ -1071,6 +1077,7 @@ export function loadConfig(env: Env = process.env): Config {
     graphqlIntrospection:
       oneOf(env, 'GRAPHQL_INTROSPECTION', ['true', 'false'] as const, introspection) === 'true',
     graphqlJit: oneOf(env, 'GRAPHQL_JIT', ['true', 'false'] as const, 'true') === 'true',
+    graphqlCompression: oneOf(env, 'GRAPHQL_COMPRESSION', ['true', 'false'] as const, 'true') === 'true',
     federation,
     graphqlMaxBodyBytes: int(env, 'GRAPHQL_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     persistedOperationsFile,

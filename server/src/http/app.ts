@@ -6,6 +6,7 @@ import { badInput, methodNotAllowed, notFound } from '../errors/index.js';
 import { assignRequestId } from '../lib/request-id.js';
 import { observeRequest } from './access-log.js';
 import { createGraphql, type Yoga } from './graphql.js';
+import { withGraphqlCompression } from './graphql-compression.js';
 import { createMetricsRoute, createProbes, createReadyz, healthz } from './health.js';
 import { createHostCheck } from './host-header.js';
 import { createLocalBucketRoute } from './local-bucket.js';
@@ -55,7 +56,15 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
   // an error answer cached there signs the next caller out). With an allow-list it carries CORS
   // headers for listed origins only, so it varies by Origin too: yoga sends `Vary: Origin` only
   // when it names one of several origins itself. SSE and GraphiQL set their own Cache-Control.
-  const graphqlVary = config.corsOrigins.length > 0 ? 'Authorization, Origin' : 'Authorization';
+  // With GRAPHQL_COMPRESSION every answer varies by Accept-Encoding too (a constant: nothing
+  // per request), whichever coding it went out in.
+  const graphqlVary = [
+    'Authorization',
+    ...(config.corsOrigins.length > 0 ? ['Origin'] : []),
+    ...(config.graphqlCompression ? ['Accept-Encoding'] : []),
+  ].join(', ');
+  // JSON answers in br or gzip where the request accepts it (graphql-compression.ts), else yoga.
+  const graphql = config.graphqlCompression ? withGraphqlCompression(yoga) : yoga;
   const uncacheable = (res: ServerResponse) => {
     res.setHeader('cache-control', 'private, no-store');
     res.setHeader('vary', graphqlVary);
@@ -102,7 +111,7 @@ export function createHttpApp(c: Container, options: { webRoot?: string } = {}):
     // With a trailing slash too, as yoga reads its endpoint (a client configured with `/graphql/`).
     if (path === '/graphql' || path === '/graphql/') {
       uncacheable(res);
-      return sse.eligible(req) ? sse.handle(req, res) : yoga(req, res);
+      return sse.eligible(req) ? sse.handle(req, res) : graphql(req, res);
     }
     for (const [prefix, handler] of prefixed) if (path.startsWith(prefix)) return handler(req, res, url);
     if (req.method === 'GET' || req.method === 'HEAD') return staticApp(req, res, url);

@@ -3,8 +3,8 @@ import { brotliCompress, constants, gzip } from 'node:zlib';
 
 /**
  * Compressed answers for what the gateway serves from files or memory: the built web app
- * (`static-app.ts`) and the GraphiQL page (`graphiql.ts`). Not GraphQL's JSON answers: those are
- * the hot path, and their compression (if any) is a reverse proxy's or CDN's job.
+ * (`static-app.ts`) and the GraphiQL page (`graphiql.ts`). GraphQL's JSON answers are compressed
+ * per answer by `graphql-compression.ts`, which takes its coding from `negotiateEncoding` here.
  *
  * Each body is compressed once per version and coding, on first demand, with node:zlib's
  * asynchronous calls: the work runs on libuv's threadpool, so no request ever holds the event
