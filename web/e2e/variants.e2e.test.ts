@@ -179,11 +179,18 @@ describe('variants in the gallery: thumbnails, placeholders, the detail view', (
     const shown = await page.$eval(`${detailImage} img`, (img) => ({
       srcset: img.getAttribute('srcset'),
       currentSrc: (img as HTMLImageElement).currentSrc,
-      naturalWidth: (img as HTMLImageElement).naturalWidth,
     }));
     expect(shown.srcset).toMatch(/ 1280w/);
     expect(shown.currentSrc).toMatch(MEDIUM);
-    expect(shown.naturalWidth).toBe(1280); // medium keeps 3:2 inside 1280×1280
+    // medium keeps 3:2 inside 1280×1280. The file's own width: an <img> with a srcset scales its
+    // naturalWidth by the density its `sizes` gives the chosen entry.
+    const fileWidth = await page.evaluate(async (src) => {
+      const probe = new Image();
+      probe.src = src;
+      await probe.decode();
+      return probe.naturalWidth;
+    }, shown.currentSrc);
+    expect(fileWidth).toBe(1280);
     const medium = (await responses.done()).find((r) => r.url === shown.currentSrc);
     expect(medium?.status).toBe(200);
     expect(medium?.type).toBe('image/webp');

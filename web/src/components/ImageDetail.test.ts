@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Ref, ref } from 'vue';
 import { LIVE_URLS } from '../composables/useImagePresets';
 import { createApolloClient } from '../lib/apollo';
-import type { Presets } from '../lib/presets';
+import { DETAIL_BAR_PX, detailSizes, type Presets } from '../lib/presets';
 import { galleryImage, quietImages } from '../test-support/gallery-fixtures';
 import ImageDetail from './ImageDetail.vue';
 
@@ -139,6 +139,8 @@ describe('ImageDetail and the presets the gateway has', () => {
       proxyUrl: 'http://gateway.test/proxy/m',
       preset: 'medium',
     });
+    // The width it is shown at, from its 640×480 (happy-dom measures no bar: the CSS's 4.5rem).
+    expect(w.getComponent(SmartImage).props('sizes')).toBe(detailSizes(640 / 480, DETAIL_BAR_PX));
     w.unmount();
   });
 

@@ -3,10 +3,13 @@ import { galleryImage, presetsAnswer } from '../test-support/gallery-fixtures';
 import { createApolloClient } from './apollo';
 import {
   choosePresets,
+  DETAIL_BAR_PX,
   type DetailRow,
   detailPreset,
+  detailSizes,
   detailSource,
   loadPresets,
+  TILE_SIZES,
   tile,
   tilePreset,
 } from './presets';
@@ -109,5 +112,50 @@ describe('detailSource', () => {
       proxyUrl: 'http://gateway.test/proxy/o',
     });
     expect(detailPreset(row)).toBeUndefined();
+  });
+});
+
+describe('TILE_SIZES', () => {
+  /** A tile's picture, px, in a window `vw` wide (no scrollbar), as styles.css lays out `.page` and `.grid`. */
+  function laidOut(vw: number): number {
+    if (vw <= 640) return (vw - 2 * 16 - 12) / 2 - 2; // 1rem padding, two columns, 0.75rem gap, 1 px borders
+    const content = Math.min(vw, 1240) - 2 * 24; // --page-max, 1.5rem padding
+    const columns = Math.max(1, Math.floor((content + 20) / (232 + 20))); // auto-fill, 232 px min, 1.25rem gap
+    return (content - 20 * (columns - 1)) / columns - 2;
+  }
+  /** What TILE_SIZES says at `vw` (its entries are `(max-width: Npx) calc((100vw - Apx) / D)` and a last length). */
+  function said(vw: number): number {
+    for (const entry of TILE_SIZES.split(', ')) {
+      const m = /^\(max-width: (\d+)px\) calc\(\(100vw - (\d+)px\) \/ (\d+)\)$/.exec(entry);
+      if (m) {
+        if (vw <= Number(m[1])) return (vw - Number(m[2])) / Number(m[3]);
+        continue;
+      }
+      const last = /^(\d+)px$/.exec(entry);
+      if (!last) throw new Error(`an entry this test does not read: ${entry}`);
+      return Number(last[1]);
+    }
+    throw new Error('no entry matched');
+  }
+
+  it('says the tile’s laid-out width at every window width from 320 to 2000 px', () => {
+    for (let vw = 320; vw <= 2000; vw++) expect(said(vw), `at ${vw} px`).toBeCloseTo(laidOut(vw), 5);
+  });
+});
+
+describe('detailSizes', () => {
+  it('is the picture’s width from its ratio and the bar: the screen’s width or its height, whichever binds', () => {
+    expect(detailSizes(1600 / 2400, 69)).toBe(
+      '(max-width: 640px) min(100vw, (100vh - 69px) * 0.6667), min(100vw - 48px, 1240px, (100vh - 117px) * 0.6667)',
+    );
+    expect(detailSizes(1.5, 68.6)).toBe(
+      '(max-width: 640px) min(100vw, (100vh - 69px) * 1.5), min(100vw - 48px, 1240px, (100vh - 117px) * 1.5)',
+    );
+  });
+
+  it('without a usable ratio, the 4:3 the view lays out; without a measured bar, the CSS’s 4.5rem', () => {
+    expect(detailSizes(Number.NaN)).toBe(detailSizes(4 / 3, DETAIL_BAR_PX));
+    expect(detailSizes(0)).toContain('* 1.3333');
+    expect(detailSizes(2)).toContain('(100vh - 120px) * 2)');
   });
 });

@@ -39,14 +39,48 @@ export async function loadPresets(client: Pick<ApolloClient<unknown>, 'query'>):
 }
 
 /**
- * How wide a gallery tile is laid out, for `<img sizes>` (mirrors `.grid` in styles.css): two
- * columns on narrow screens, else auto-fill columns of at least 232 px, at most ~370 px when two
- * fit and ~320 px from three on.
+ * How wide a gallery tile's picture is laid out, for `<img sizes>`, at every width of the window
+ * (mirrors `.page` and `.grid` in styles.css; the picture is the card less its 1 px borders):
+ * - up to 640 px: two columns, 1rem of padding each side, a 0.75rem gap: (100vw - 48px) / 2;
+ * - above, the page's content is 100vw - 3rem (at most 1192 px: --page-max 1240 less its padding),
+ *   in auto-fill columns of at least 232 px with 1.25rem gaps: n columns from a content of
+ *   252n - 20 px, so two up to a 783 px window, three up to 1035 px, four from there on (five
+ *   would need 1240 px of content); at 1240 px and wider, four of 281 px.
+ * The widths are a window without a scrollbar (phones, macOS): where the page's always-shown
+ * scrollbar takes its 15 px, a tile is up to 8 px narrower than said, but in the 15 px above
+ * each step, where it still has a column fewer (wider than said): the srcset's 1× and 2× entries
+ * (320w, 640w) are far enough apart for either to matter little.
+ * At 700 px the old value (370 px from 641 to 800) took the 640w thumbnails for 314 px tiles.
  */
-export const TILE_SIZES = '(max-width: 640px) calc(50vw - 1.5rem), (max-width: 800px) 370px, 320px';
+export const TILE_SIZES = [
+  '(max-width: 640px) calc((100vw - 48px) / 2)',
+  '(max-width: 783px) calc((100vw - 72px) / 2)',
+  '(max-width: 1035px) calc((100vw - 94px) / 3)',
+  '(max-width: 1239px) calc((100vw - 116px) / 4)',
+  '281px',
+].join(', ');
 
-/** The detail view: the picture spans the dialog, up to the page's width. */
-export const DETAIL_SIZES = '(max-width: 1280px) 100vw, 1240px';
+/** The detail view's bar (its info and buttons) until measured: one line of it, as its CSS allows (4.5rem). */
+export const DETAIL_BAR_PX = 72;
+
+/**
+ * How wide the detail view shows a picture of `ratio` (width / height), for `<img sizes>`, the bar
+ * below it `barPx` tall (components/ImageDetail.vue's CSS): the picture fits the screen's height
+ * less the bar, and its width, whichever is smaller.
+ * - up to 640 px wide, the dialog is the whole screen: the picture, contained, is at most 100vw
+ *   wide and as wide as the height above the bar allows;
+ * - above, the dialog sits in 1.5rem of padding (3rem each way) and is at most 1240 px wide.
+ * A portrait photo at 1280×800 is 455 px wide: `100vw` made a browser at DPR 1 take its 1600w
+ * variant (about ten times the bytes) rather than the 853w one.
+ */
+export function detailSizes(ratio: number, barPx: number = DETAIL_BAR_PX): string {
+  const r = Number((Number.isFinite(ratio) && ratio > 0 ? ratio : 4 / 3).toFixed(4));
+  const bar = Math.max(0, Math.round(barPx));
+  return [
+    `(max-width: 640px) min(100vw, (100vh - ${bar}px) * ${r})`,
+    `min(100vw - 48px, 1240px, (100vh - ${bar + 48}px) * ${r})`,
+  ].join(', ');
+}
 
 interface Url {
   url: string;

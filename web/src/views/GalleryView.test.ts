@@ -106,11 +106,32 @@ function mountGallery(gw: ReturnType<typeof gateway>) {
   });
 }
 
+/** IntersectionObserver as the test says: `near(true)` brings the end of the list into range. */
+function stubObserver() {
+  const callbacks: IntersectionObserverCallback[] = [];
+  vi.stubGlobal(
+    'IntersectionObserver',
+    class {
+      constructor(callback: IntersectionObserverCallback) {
+        callbacks.push(callback);
+      }
+      observe() {}
+      unobserve() {}
+      disconnect() {}
+    },
+  );
+  return (isIntersecting: boolean) => {
+    for (const cb of callbacks)
+      cb([{ isIntersecting } as IntersectionObserverEntry], {} as IntersectionObserver);
+  };
+}
+
 beforeEach(() => {
   vi.stubGlobal('confirm', () => true);
 });
 afterEach(() => {
   vi.unstubAllGlobals();
+  vi.restoreAllMocks();
   history.replaceState(null, '', '#/gallery');
   document.body.innerHTML = '';
 });
@@ -444,25 +465,6 @@ describe('GalleryView: the total count (a count of all the viewer’s images)', 
 });
 
 describe('GalleryView: back online', () => {
-  /** IntersectionObserver as the test says: `near(true)` brings the end of the list into range. */
-  function stubObserver() {
-    const callbacks: IntersectionObserverCallback[] = [];
-    vi.stubGlobal(
-      'IntersectionObserver',
-      class {
-        constructor(callback: IntersectionObserverCallback) {
-          callbacks.push(callback);
-        }
-        observe() {}
-        unobserve() {}
-        disconnect() {}
-      },
-    );
-    return (isIntersecting: boolean) => {
-      for (const cb of callbacks)
-        cb([{ isIntersecting } as IntersectionObserverEntry], {} as IntersectionObserver);
-    };
-  }
   const secondPage = () => ({
     data: {
       images: {
@@ -537,6 +539,101 @@ describe('GalleryView: back online', () => {
     await flushPromises();
     expect(w.find('.banner--error').exists()).toBe(false);
     expect(w.findAll('.card')).toHaveLength(3);
+    w.unmount();
+  });
+});
+
+describe('GalleryView: the next page as the end of the list comes near', () => {
+  /**
+   * Each card pushes the end of the list `cardPx` down (happy-dom lays nothing out), `scroll.y`
+   * moves it up; the screen is happy-dom's 768 px, and "near" 400 px below it.
+   */
+  function layOut(cardPx = 1000) {
+    const scroll = { y: 0 };
+    vi.spyOn(HTMLElement.prototype, 'getBoundingClientRect').mockImplementation(function (this: HTMLElement) {
+      if (!this.classList.contains('gallery__more')) return new DOMRect();
+      const top = document.querySelectorAll('li.card').length * cardPx - scroll.y;
+      return new DOMRect(0, top, 300, 40);
+    });
+    return scroll;
+  }
+  /** Three pages of 3 (img-1 … img-9). */
+  const pages = (vars: Record<string, unknown>): Answer | undefined => {
+    const after = vars['after'];
+    if (!after) return undefined; // the first page: the fixture's (3, and there are more)
+    const from = after === 'c' ? 4 : 7;
+    return {
+      data: {
+        images: {
+          __typename: 'ImageConnection',
+          pageInfo: { __typename: 'PageInfo', hasNextPage: from === 4, endCursor: `img-${from + 2}` },
+          edges: [from, from + 1, from + 2].map((n) => ({
+            __typename: 'ImageEdge',
+            cursor: `img-${n}`,
+            node: image(n),
+          })),
+        },
+      },
+    };
+  };
+  const later = (gw: ReturnType<typeof gateway>) =>
+    gw.calls.filter((c) => c.op === 'GalleryPage' && c.vars['after']).map((c) => c.vars['after']);
+
+  it('on open, the empty list’s "near" asks no second page once the first has pushed the end away', async () => {
+    const near = stubObserver();
+    layOut();
+    const gw = gateway(9, { GalleryPage: pages });
+    const w = mountGallery(gw);
+    near(true); // the observer's first word: the empty list, its end on screen
+    await flushPromises();
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(3); // the end is now 3,000 px down
+    expect(later(gw)).toEqual([]);
+    near(false); // what the observer says once it has seen the new layout
+    await flushPromises();
+    expect(later(gw)).toEqual([]);
+    w.unmount();
+  });
+
+  it('scrolling near the end asks the next page, once; a page that pushes the end away asks no more', async () => {
+    const near = stubObserver();
+    const scroll = layOut();
+    const gw = gateway(9, { GalleryPage: pages });
+    const w = mountGallery(gw);
+    await flushPromises();
+    near(false);
+    await flushPromises();
+    scroll.y = 2500; // the end 500 px below the top of the screen
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(6);
+    // The observer has not spoken since (the end is 3,500 px down now): its "near" is stale.
+    expect(later(gw)).toEqual(['c']);
+    near(false);
+    await flushPromises();
+    scroll.y = 5500;
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    expect(later(gw)).toEqual(['c', 'img-6']);
+    expect(w.findAll('.card')).toHaveLength(9);
+    expect(w.find('.gallery__end').exists()).toBe(true);
+    w.unmount();
+  });
+
+  it('a short page that leaves the end near asks for the next one at once', async () => {
+    const near = stubObserver();
+    layOut(10); // small cards on a tall screen: the end stays in range whatever comes
+    const gw = gateway(9, { GalleryPage: pages });
+    const w = mountGallery(gw);
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    await flushPromises();
+    await flushPromises();
+    expect(later(gw)).toEqual(['c', 'img-6']);
+    expect(w.findAll('.card')).toHaveLength(9);
     w.unmount();
   });
 });
