@@ -8,6 +8,7 @@ import {
   negotiateEncoding,
 } from './compression.js';
 import { etagMatches } from './range.js';
+import { mergeVary } from './vary.js';
 
 /** The GraphiQL page once rendered: its UTF-8 bytes and their validator. */
 export interface RenderedGraphiql {
@@ -113,19 +114,6 @@ export const GRAPHIQL_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-/** The names a Vary header lists, with `add`, each once (any case). */
-function varyWith(values: readonly (string | number | string[] | null | undefined)[], add: string): string {
-  const names = new Map<string, string>();
-  for (const v of [...values.flat(), add]) {
-    if (v === null || v === undefined) continue;
-    for (const name of String(v).split(',')) {
-      const n = name.trim();
-      if (n !== '' && !names.has(n.toLowerCase())) names.set(n.toLowerCase(), n);
-    }
-  }
-  return [...names.values()].join(', ');
-}
-
 /**
  * The HTML page yoga answers a browser's GET /graphql with (and nothing else: with the landing
  * page off, it is yoga's only HTML), once yoga's GraphiQL plugin rendered it: its security
@@ -158,7 +146,7 @@ export function useGraphiqlPage(page: GraphiqlPage): Plugin {
       delete headers['content-length'];
       delete headers['content-encoding'];
       const nodeVary = (serverContext as { res?: ServerResponse }).res?.getHeader('vary');
-      headers.vary = varyWith([nodeVary, headers.vary], 'Accept-Encoding');
+      headers.vary = mergeVary([nodeVary, headers.vary], 'Accept-Encoding');
       headers['cache-control'] = 'no-cache';
       headers.etag = p.etag;
       if (etagMatches(request.headers.get('if-none-match'), p.etag)) {

@@ -3,6 +3,7 @@ import { brotliCompress, constants, gzip } from 'node:zlib';
 import { sendNodeResponse } from '@whatwg-node/server';
 import { type Coding, MIN_COMPRESSIBLE_BYTES, negotiateEncoding } from './compression.js';
 import type { Yoga } from './graphql.js';
+import { mergeVary } from './vary.js';
 
 /**
  * GraphQL's JSON answers in br or gzip when the request accepts it (GRAPHQL_COMPRESSION, on by
@@ -48,22 +49,6 @@ function encode(body: Buffer, coding: Coding): Promise<Buffer> {
       done,
     );
   });
-}
-
-/** The names of Vary headers, each once (any case), with `add` last. */
-export function mergeVary(
-  values: readonly (string | number | string[] | null | undefined)[],
-  add: string,
-): string {
-  const names = new Map<string, string>();
-  for (const v of [...values.flat(), add]) {
-    if (v === null || v === undefined) continue;
-    for (const name of String(v).split(',')) {
-      const n = name.trim();
-      if (n !== '' && !names.has(n.toLowerCase())) names.set(n.toLowerCase(), n);
-    }
-  }
-  return [...names.values()].join(', ');
 }
 
 export type GraphqlHandler = (req: IncomingMessage, res: ServerResponse) => unknown;

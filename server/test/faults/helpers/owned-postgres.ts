@@ -79,22 +79,7 @@ export class OwnedPostgres {
     const r = new OwnedPostgres(await freePort(), dir, this.bin, settings);
     try {
       await ownDir(dir);
-      await r.tool('pg_basebackup', [
-        '-D',
-        r.data,
-        '-R',
-        '-X',
-        'stream',
-        '-c',
-        'fast',
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(this.port),
-        '-U',
-        'postgres',
-        '--no-sync',
-      ]);
+      await r.tool('pg_basebackup', [...this.baseBackupArgs(r.data), '-R']);
       await r.start();
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
@@ -103,13 +88,9 @@ export class OwnedPostgres {
     return r;
   }
 
-  /**
-   * A base backup of this server as it is now (pg_basebackup, with the WAL it needs, no -R),
-   * kept in its folder for `restore`.
-   */
-  async backup(): Promise<string> {
-    const to = path.join(this.dir, `backup-${Date.now()}`);
-    await this.tool('pg_basebackup', [
+  /** pg_basebackup's arguments for a copy of this server into `to`, with the WAL it needs. */
+  private baseBackupArgs(to: string): string[] {
+    return [
       '-D',
       to,
       '-X',
@@ -123,7 +104,16 @@ export class OwnedPostgres {
       '-U',
       'postgres',
       '--no-sync',
-    ]);
+    ];
+  }
+
+  /**
+   * A base backup of this server as it is now (pg_basebackup, with the WAL it needs, no -R),
+   * kept in its folder for `restore`.
+   */
+  async backup(): Promise<string> {
+    const to = path.join(this.dir, `backup-${Date.now()}`);
+    await this.tool('pg_basebackup', this.baseBackupArgs(to));
     return to;
   }
 

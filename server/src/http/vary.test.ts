@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergeVary } from './graphql-compression.js';
+import { mergeVary } from './vary.js';
 
 describe('mergeVary', () => {
   it('keeps the HTTP layer’s names and yoga’s, each once in any case, the coding last', () => {
