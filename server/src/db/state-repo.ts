@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
-import { fromDatabase } from '../errors/index.js';
 import type { Db } from './types.js';
 
 /**
  * Small named values the server keeps in its database beside the rows (table `signet_state`,
- * migration 008). Always the primary: a value read here decides what a worker may delete.
+ * migration 008). Always the primary: a value read here decides what a worker may delete. A
+ * failure is the driver's error, as the images repository's are (callers map them: errors/).
  */
 export interface StateRepo {
   get(key: string): Promise<string | undefined>;
@@ -15,27 +15,19 @@ export function createStateRepo(db: Pick<Db, 'kysely'>): StateRepo {
   const k = db.kysely;
   return {
     async get(key) {
-      try {
-        const row = await k
-          .selectFrom('signet_state')
-          .select('value')
-          .where('key', '=', key)
-          .executeTakeFirst();
-        return row?.value;
-      } catch (err) {
-        throw fromDatabase(err) ?? err;
-      }
+      const row = await k
+        .selectFrom('signet_state')
+        .select('value')
+        .where('key', '=', key)
+        .executeTakeFirst();
+      return row?.value;
     },
     async set(key, value) {
-      try {
-        await k
-          .insertInto('signet_state')
-          .values({ key, value, updated_at: sql<Date>`now()` })
-          .onConflict((oc) => oc.column('key').doUpdateSet({ value, updated_at: sql<Date>`now()` }))
-          .execute();
-      } catch (err) {
-        throw fromDatabase(err) ?? err;
-      }
+      await k
+        .insertInto('signet_state')
+        .values({ key, value, updated_at: sql<Date>`now()` })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value, updated_at: sql<Date>`now()` }))
+        .execute();
     },
   };
 }
