@@ -6,6 +6,7 @@ import { AppError } from '../errors/index.js';
 import { DERIVED_VARIANT_PREFIX, derivedOriginalOf } from '../storage/derived-variants.js';
 import { type ListedObject, MAX_LIST_KEYS, type Storage, StorageError } from '../storage/storage.js';
 import { hasDotSegment } from './dot-segments.js';
+import { SWEEP_MARK_KEY } from './sweep-guard.js';
 import { inspectUpload, isUploadKey, UPLOAD_KEY_PREFIX } from './upload.js';
 
 /**
@@ -107,11 +108,12 @@ export function isUnderSignetPrefix(key: string): boolean {
 
 /**
  * Keys Signet writes itself: an upload's key exactly as `objectKeyFor` writes it (it has its row
- * or is the orphan sweep's), and a derived variant (s3), `_signet/variants/<object key>/<variant
- * key>` with a canonical variant key, which belongs to its original's row.
+ * or is the orphan sweep's), a derived variant (s3), `_signet/variants/<object key>/<variant
+ * key>` with a canonical variant key, which belongs to its original's row, and the orphan sweep's
+ * mark (images/sweep-guard.ts).
  */
 export function isSignetObject(key: string): boolean {
-  return isUploadKey(key) || derivedOriginalOf(key) !== undefined;
+  return isUploadKey(key) || derivedOriginalOf(key) !== undefined || key === SWEEP_MARK_KEY;
 }
 
 export class BucketUnreachableError extends Error {

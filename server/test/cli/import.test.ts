@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
 import { OrphanSweeper } from '../../src/images/orphan-sweep.js';
+import { SWEEP_MARK_KEY } from '../../src/images/sweep-guard.js';
 import { objectKeyFor } from '../../src/images/upload.js';
 import { createMetrics } from '../../src/metrics.js';
 import { makePng } from '../../src/seed.js';
@@ -154,17 +155,20 @@ describe('signet import: a COS bucket (the fixture)', () => {
     expect(await rowCount(h, 'shop')).toBe(6);
   });
 
-  it("the whole bucket: only what is new; Signet's own upload keys are left alone", async () => {
+  it("the whole bucket: only what is new; Signet's own upload keys and the sweep's mark are left alone", async () => {
+    // The orphan sweep's mark, as a worker writes it (images/sweep-guard.ts).
+    const mark = Buffer.from('{"token":"t","at":"2026-12-07T00:00:00Z"}');
+    await h.storage.put(SWEEP_MARK_KEY, mark, 'application/json', mark.length);
     const dry = await runCli(['import', '--owner', 'shop', '--dry-run'], env);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toContain('dry run: would import 1 of 10 objects');
+    expect(dry.stdout).toContain('dry run: would import 1 of 11 objects');
     expect(await rowCount(h, 'shop')).toBe(6);
 
     const run = await runCli(['import', '--owner', 'shop'], env);
     expect(run.code).toBe(0);
     const s = summary(run.stdout);
     expect(s.imported).toBe(1);
-    expect(s.skipped).toContain('signet-object 1');
+    expect(s.skipped).toContain('signet-object 2');
     expect(await rowCount(h, 'shop')).toBe(7);
     expect(await rowCount(h, 'bob')).toBe(0);
   });
