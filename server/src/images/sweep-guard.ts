@@ -28,7 +28,10 @@ export type SweepVerdict = { ok: true } | { ok: false; reason: string };
  *
  * What it cannot see: a restore to a point after the last sweep (at most one sweep interval of
  * uploads, ORPHAN_SWEEP_INTERVAL_SECONDS): the database then holds the bucket's token. Turning
- * the sweep off before a restore is still the operator's first step.
+ * the sweep off before a restore is still the operator's first step. What it can get wrong, on
+ * the safe side: two sweeps rotating at the same moment (two workers each running a queued sweep
+ * job) can leave the bucket one's token and the database the other's, a hold with nothing
+ * restored, which `--adopt` releases.
  */
 export class SweepGuard {
   constructor(
