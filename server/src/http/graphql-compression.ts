@@ -14,10 +14,11 @@ import { mergeVary } from './vary.js';
  *
  * Why it stays off the event loop: node:zlib's callback API runs the coding on libuv's
  * threadpool, so the loop only hands the buffer over and takes the result back. Each coding at
- * its fastest setting (measured on the web app's page of 24 images, docs/architecture.md,
- * "Compressed answers"): brotli quality 1 takes no more CPU than gzip level 1 (~0.05-0.1 ms for
- * 25-48 KB) and is never larger (0.2-5 % smaller); higher settings cost two to four times the
- * CPU for 2-10 % fewer bytes, as signed URLs are mostly random characters no setting shrinks.
+ * its fastest setting (measured on the web app's page of 24 images: docs/architecture.md,
+ * "HTTP and GraphQL", under Compressed answers): brotli quality 1 takes no more CPU than gzip
+ * level 1 (~0.05-0.1 ms for 25-48 KB) and is never larger (0.2-5 % smaller); higher settings
+ * cost two to four times the CPU for 2-10 % fewer bytes, as signed URLs are mostly random
+ * characters no setting shrinks.
  *
  * What it leaves alone: a request that accepts neither coding (no Accept-Encoding at all, as
  * from the benchmark's load generator, costs one header read and goes to yoga's own node adapter
