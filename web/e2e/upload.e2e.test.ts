@@ -123,7 +123,18 @@ describe('upload', () => {
     const [first] = await imageStates(page);
     const alt = await page.locator('.card img').first().getAttribute('alt');
     expect(alt).toMatch(/^PNG image, 1600 × 1200, added /);
-    expect(first!.naturalWidth).toBe(320); // the tile's thumbnail (320×320 cover at 1x)
+    // The tile's thumbnail (320×320 cover at 1x): the chosen file's own width, not naturalWidth,
+    // which an <img> with a srcset scales by the density its `sizes` gives the entry.
+    const chosen = await page.$eval('.card img', (img) => (img as HTMLImageElement).currentSrc);
+    expect(chosen).toMatch(/[?&]v=320x320-cover-webp-75(&|$)/);
+    const fileWidth = await page.evaluate(async (src) => {
+      const probe = new Image();
+      probe.src = src;
+      await probe.decode();
+      return probe.naturalWidth;
+    }, chosen);
+    expect(fileWidth).toBe(320);
+    expect(first!.state).toBe('loaded');
     expect(await page.locator('#gallery-title + .view__subtitle').textContent()).toContain('4 images');
 
     // And it can be deleted again from its card (after a confirmation).
