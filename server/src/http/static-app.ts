@@ -12,6 +12,7 @@ import {
   negotiateEncoding,
   worthCompressing,
 } from './compression.js';
+import { etagMatches } from './range.js';
 import type { RequestTarget } from './request-target.js';
 import { pipeBody, sendText } from './send.js';
 
@@ -42,20 +43,6 @@ export function isInside(base: string, file: string): boolean {
  * keep the size, `index.html`'s hashed names being of fixed length, and a copy that keeps times,
  * `rsync -a` or `cp -p`, the mtime; nothing sets the ctime back).
  */
-/**
- * Whether an If-None-Match header names `etag` (weak comparison, RFC 9110 §13.1.2): a list split
- * on commas, `*` matching any. Linear, no pattern: the header is the client's.
- */
-function matchesEtag(header: string | undefined, etag: string): boolean {
-  if (!header || header.length > 8192) return false;
-  const opaque = etag.startsWith('W/') ? etag.slice(2) : etag;
-  for (const part of header.split(',')) {
-    const tag = part.trim();
-    if (tag === '*' || (tag.startsWith('W/') ? tag.slice(2) : tag) === opaque) return true;
-  }
-  return false;
-}
-
 function fileVersion(st: Stats): string {
   return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
@@ -152,7 +139,7 @@ export function createStaticRoute(
       // coding of the file, which are equivalent.
       const etag = `W/"${createHash('sha1').update(fileVersion(st)).digest('base64url').slice(0, 16)}"`;
       headers.etag = etag;
-      if (matchesEtag(req.headers['if-none-match'], etag)) {
+      if (etagMatches(req.headers['if-none-match'], etag)) {
         const { 'content-length': _length, 'content-type': _type, ...kept } = headers;
         res.writeHead(304, kept);
         res.end();

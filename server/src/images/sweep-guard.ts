@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { text as streamText } from 'node:stream/consumers';
 import type { StateRepo } from '../db/state-repo.js';
 import { type Storage, StorageError } from '../storage/storage.js';
 
 /** The bucket's half of the token: beside the uploads, never under `u/` (which the sweep walks). */
 export const SWEEP_MARK_KEY = '_signet/orphan-sweep.json';
+
+/** Bytes a mark is read up to. */
+const MAX_MARK_BYTES = 4096;
 
 /** What the bucket's mark holds. */
 interface SweepMark {
@@ -87,19 +91,19 @@ export class SweepGuard {
   }
 
   private async readMark(): Promise<SweepMark | undefined> {
-    let text: string;
+    let text: string | undefined;
     try {
       const obj = await this.d.storage.get(SWEEP_MARK_KEY);
-      const chunks: Buffer[] = [];
-      for await (const chunk of obj.body) chunks.push(chunk as Buffer);
-      text = Buffer.concat(chunks).toString('utf8');
+      // A mark is ~100 bytes; anything much larger at its key is not one (and is not read).
+      if (obj.size > MAX_MARK_BYTES) obj.body.destroy();
+      else text = await streamText(obj.body);
     } catch (err) {
       if (err instanceof StorageError && err.kind === 'not_found') return undefined;
       throw err;
     }
     try {
-      const mark = JSON.parse(text) as SweepMark;
-      if (typeof mark.token === 'string') return mark;
+      const mark = text === undefined ? undefined : (JSON.parse(text) as SweepMark);
+      if (typeof mark?.token === 'string') return mark;
     } catch {}
     // Not a mark Signet wrote: held until adopted, rather than read as "no mark" (which lets a sweep run).
     return { token: 'unreadable', at: 'unknown' };

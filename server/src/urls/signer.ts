@@ -111,19 +111,7 @@ export class UrlSigner {
   ): Promise<Map<string, UrlSignature>> {
     const { cache, clock, grid } = this.d;
     const nowMs = clock.now();
-    // Object literals written out, not spread (`{ ...it, window }`): V8 builds a spread followed
-    // by more properties on a slow path, ~0.7-0.9 µs an object here against ~0.01 µs, twice per
-    // cold URL (docs/benchmarks.md, finding 33).
-    const result = this.signWindows(
-      items.map((it) => ({
-        id: it.id,
-        key: it.key,
-        variant: it.variant,
-        region: it.region,
-        window: grid.windowAt(it.id, nowMs),
-      })),
-      reason,
-    );
+    const result = this.signOnGrid(items, reason, nowMs);
     const events: SignedUrlEvent[] = [];
     const entries: StoreEntry[] = items.map((it) => {
       const sig = result.get(it.id)!;
@@ -219,16 +207,28 @@ export class UrlSigner {
    * (subscribers hold the later URL already). See docs/architecture.md, "The window grid".
    */
   signUnstored(reqs: readonly UrlRequest[]): Map<string, UrlSignature> {
-    const now = this.d.clock.now();
+    return this.signOnGrid(reqs, 'miss', this.d.clock.now());
+  }
+
+  /** Each item's URL on its grid window at `nowMs`: signing only (no write-back, no event). */
+  private signOnGrid(
+    items: readonly SignTarget[],
+    reason: 'miss' | 'refresh',
+    nowMs: number,
+  ): Map<string, UrlSignature> {
+    const { grid } = this.d;
+    // Object literals written out, not spread (`{ ...it, window }`): V8 builds a spread followed
+    // by more properties on a slow path, ~0.7-0.9 µs an object here against ~0.01 µs, twice per
+    // cold URL (docs/benchmarks.md, finding 33).
     return this.signWindows(
-      reqs.map((r) => ({
-        id: r.id,
-        key: r.key,
-        variant: r.variant,
-        region: r.region,
-        window: this.d.grid.windowAt(r.id, now),
+      items.map((it) => ({
+        id: it.id,
+        key: it.key,
+        variant: it.variant,
+        region: it.region,
+        window: grid.windowAt(it.id, nowMs),
       })),
-      'miss',
+      reason,
     );
   }
 
