@@ -79,6 +79,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Whether reads go to the read replica (1) or to the primary (0: unreachable, not replaying, or behind the bound)',
       registers: [],
     }),
+    // Exported once measured (`exportClockOffset`): PGlite shares this process' clock, and a
+    // gauge at 0 would read as "in step".
+    clockOffsetSeconds: new Gauge({
+      name: 'signet_clock_offset_seconds',
+      help: "This node's clock minus PostgreSQL's (the primary's clock_timestamp(), read by the readiness probe at the midpoint of its round trip): positive when this node is ahead",
+      registers: [],
+    }),
     refreshBacklog: new Gauge({
       name: 'signet_refresh_backlog',
       help: 'Refreshes due and not yet done',
@@ -190,6 +197,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Puts the clock offset's gauge on `/metrics` (idempotent): a node on PostgreSQL, once measured. */
+export function exportClockOffset(metrics: Pick<Metrics, 'clockOffsetSeconds' | 'registry'>): void {
+  if (!metrics.registry.getSingleMetric('signet_clock_offset_seconds'))
+    metrics.registry.registerMetric(metrics.clockOffsetSeconds);
+}
 
 /** Puts the read replica's gauges on `/metrics`: a node with DATABASE_READ_URL calls it once. */
 export function exportReplicaState(metrics: Metrics): void {

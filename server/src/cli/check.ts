@@ -1,10 +1,12 @@
 import { Cluster } from 'ioredis';
 import { sql } from 'kysely';
+import { type Clock, systemClock } from '../clock.js';
 import type { Config } from '../config.js';
 import { createRegionStorages, createStorage } from '../container.js';
 import { openDatabase, refusedStartupParameter } from '../db/connect.js';
 import { DIVERGED, ReadReplica } from '../db/read-replica.js';
 import type { Db } from '../db/types.js';
+import { describeOffset, MAX_ROUND_TRIP_MS, readClockOffset } from '../lib/clock-offset.js';
 import { ClusterDownError, clusterState, probeCluster } from '../redis/cluster-probe.js';
 import { createRedisClient } from '../redis/connect.js';
 import { clusterProbeKeys } from '../urls/redis-store.js';
@@ -18,6 +20,13 @@ export interface CheckRow {
 
 /** How long one dependency may take to answer before it counts as down. */
 export const CHECK_TIMEOUT_MS = 5000;
+
+/**
+ * How far this host's clock may be from PostgreSQL's before the `clock` row is down. Under a
+ * second the grid, leases and tokens notice nothing (docs/operations.md, "Clocks"); NTP keeps
+ * hosts within milliseconds, so more means a host without it.
+ */
+export const CLOCK_TOLERANCE_MS = 1000;
 
 async function timed(
   name: string,
@@ -57,7 +66,11 @@ function oneLine(err: unknown): string {
  * redis/connect.ts). The database is opened as the gateway opens it but not migrated: a check
  * changes nothing (it may be run against production before a new version is rolled out).
  */
-export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOUT_MS): Promise<CheckRow[]> {
+export async function checkDependencies(
+  config: Config,
+  timeoutMs = CHECK_TIMEOUT_MS,
+  clock: Clock = systemClock,
+): Promise<CheckRow[]> {
   // Embedded PGlite is no network hop: starting it (a WebAssembly Postgres) takes seconds on a
   // busy machine, and a first start creates its files. It gets longer than a server would.
   const databaseTimeout = config.databaseUrl ? timeoutMs : Math.max(timeoutMs, 60_000);
@@ -93,6 +106,44 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
     await ping(config.databaseUrl);
     return config.databaseUrl ? redactUrl(config.databaseUrl) : `embedded PGlite in ${config.dataDir}`;
   });
+  // Every node signs on the window grid and leases work by its own clock: this host's against
+  // the primary's, which every node shares (the gateway exports the same reading as
+  // signet_clock_offset_seconds).
+  const clockRow: Promise<CheckRow> = config.databaseUrl
+    ? database.then((reached) =>
+        reached.status !== 'ok'
+          ? { name: 'clock', status: 'skipped', latencyMs: undefined, detail: 'the database did not answer' }
+          : timed('clock', timeoutMs, async () => {
+              // The best of three round trips: the first may include a connection's start.
+              let best: Awaited<ReturnType<typeof readClockOffset>>;
+              await ping(config.databaseUrl, async (db) => {
+                for (let i = 0; i < 3; i++) {
+                  const r = await readClockOffset(
+                    () => db.ping(),
+                    undefined,
+                    () => clock.now(),
+                  );
+                  if (r && (!best || r.roundTripMs < best.roundTripMs)) best = r;
+                }
+              });
+              if (!best)
+                throw new Error(
+                  `no round trip to PostgreSQL under ${MAX_ROUND_TRIP_MS} ms to read its clock by`,
+                );
+              const said = `this host's clock is ${describeOffset(best.offsetMs)} PostgreSQL's (±${Math.ceil(best.roundTripMs / 2)} ms)`;
+              if (Math.abs(best.offsetMs) > CLOCK_TOLERANCE_MS)
+                throw new Error(
+                  `${said}: more than ${CLOCK_TOLERANCE_MS / 1000} s; keep every host on NTP (docs/operations.md, "Clocks")`,
+                );
+              return said;
+            }),
+      )
+    : Promise.resolve<CheckRow>({
+        name: 'clock',
+        status: 'skipped',
+        latencyMs: undefined,
+        detail: "embedded PGlite runs on this host's clock",
+      });
 
   /** A database URL that may be unset: pinged when set, else skipped saying what happens instead. */
   const optional = (name: string, url: string | undefined, unset: string): Promise<CheckRow> =>
@@ -249,7 +300,7 @@ export async function checkDependencies(config: Config, timeoutMs = CHECK_TIMEOU
         )
     : [];
 
-  return Promise.all([database, databaseRead, databaseDirect, redis, storage, ...regionRows]);
+  return Promise.all([database, clockRow, databaseRead, databaseDirect, redis, storage, ...regionRows]);
 }
 
 /** The storage row's detail: the driver and where its bucket is. */

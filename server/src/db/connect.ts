@@ -49,8 +49,9 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
   let kysely: Kysely<Database>;
   let kind: Db['kind'];
   let closeExtra = async () => {};
-  let ping = async () => {
+  let ping = async (): Promise<number | undefined> => {
     await sql`select 1`.execute(kysely);
+    return undefined;
   };
   if (opts.databaseUrl) {
     kind = 'postgres';
@@ -86,7 +87,10 @@ export async function openDatabase(opts: DbOptions): Promise<Db> {
     probePool.on('error', () => {});
     probePool.on('connect', (client) => client.on('error', () => {}));
     ping = async () => {
-      await probePool.query('select 1');
+      const { rows } = await probePool.query<{ ms: number }>(
+        'select extract(epoch from clock_timestamp())::float8 * 1000 as ms',
+      );
+      return rows[0]?.ms;
     };
     closeExtra = () => probePool.end();
   } else {

@@ -85,6 +85,12 @@ export interface Db {
    * of its own and no statement timeout: db/work-list-indexes.ts).
    */
   readonly connectionString?: string;
-  ping(): Promise<void>;
+  /**
+   * One statement on a connection of its own. PostgreSQL answers with its clock
+   * (`clock_timestamp()`, epoch ms) in the same statement, so every probe round also measures
+   * this node's clock against the one every node shares (lib/clock-offset.ts); PGlite runs in
+   * this process, on this clock: undefined.
+   */
+  ping(): Promise<number | undefined>;
   close(): Promise<void>;
 }

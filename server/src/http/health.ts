@@ -1,12 +1,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerCredential } from '../auth/viewer.js';
+import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/types.js';
 import { unauthenticated } from '../errors/index.js';
+import { readClockOffset } from '../lib/clock-offset.js';
 import { withDeadline } from '../lib/late-timer.js';
 import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { exportClockOffset, type Metrics } from '../metrics.js';
 import type { Storage } from '../storage/storage.js';
 import type { UrlCache } from '../urls/store.js';
 import { sendJson } from './send.js';
@@ -58,7 +60,9 @@ export interface ProbeDeps {
   readReplica?: { state: { usable: boolean } } | undefined;
   store: Pick<UrlCache, 'ping' | 'kind'>;
   storage: Pick<Storage, 'ping' | 'driver'>;
-  metrics: Pick<Metrics, 'dependencyUp'>;
+  metrics: Pick<Metrics, 'dependencyUp' | 'clockOffsetSeconds' | 'registry'>;
+  /** The clock this node signs and leases by, measured against PostgreSQL's. */
+  clock: Clock;
   logger: Pick<Logger, 'info' | 'warn'>;
 }
 
@@ -86,7 +90,18 @@ export function createProbes(s: ProbeDeps, isDraining: () => boolean = () => fal
 
   async function run(): Promise<Readiness> {
     const failures = await Promise.all([
-      probe(() => s.db.ping(), 1500),
+      probe(async () => {
+        // The primary answers with its clock: signet_clock_offset_seconds, on PostgreSQL only.
+        const read = await readClockOffset(
+          () => s.db.ping(),
+          undefined,
+          () => s.clock.now(),
+        );
+        if (read) {
+          exportClockOffset(s.metrics);
+          s.metrics.clockOffsetSeconds.set(read.offsetMs / 1000);
+        }
+      }, 1500),
       probe(() => s.store.ping(), Math.max(250, s.config.redisCommandTimeoutMs * 2)),
       // Storage never decides readiness, so a hanging origin must not make /readyz slower than
       // an orchestrator's probe timeout (Kubernetes: 1 s), which would unready every node.

@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDependencies } from '../../src/cli/check.js';
+import { loadConfig } from '../../src/config.js';
 import { OwnedPostgres } from '../faults/helpers/owned-postgres.js';
 import { startCosFixture } from '../fixtures/cos-fixture.js';
 import { runCli } from '../support/cli.js';
@@ -48,6 +50,7 @@ describe('signet check', () => {
     expect([...rows.keys()]).toEqual([
       'config',
       'database',
+      'clock',
       'database-read',
       'database-direct',
       'redis',
@@ -59,6 +62,42 @@ describe('signet check', () => {
       );
     expect(rows.get('database')!.line).toMatch(/\d+ ms/);
     expect(rows.get('storage')!.line).toContain(`local ${dataDir}/bucket`);
+    // This host and the test PostgreSQL share a clock.
+    expect(rows.get('clock')!.line).toMatch(
+      /this host's clock is (in step with|0\.\d{3} s (ahead of|behind)) PostgreSQL's \(±\d+ ms\)/,
+    );
+  });
+
+  it("a clock more than a second from PostgreSQL's is down, saying by how much and which way", async () => {
+    const config = loadConfig({ ...base });
+    const ahead = await checkDependencies(config, 5000, { now: () => Date.now() + 90_000 });
+    const row = ahead.find((r) => r.name === 'clock')!;
+    expect(row.status).toBe('down');
+    expect(row.detail).toMatch(
+      /this host's clock is (89\.9|90\.0|90\.1) s ahead of PostgreSQL's .*more than 1 s; keep every host on NTP/,
+    );
+    const behind = await checkDependencies(config, 5000, { now: () => Date.now() - 2_500 });
+    expect(behind.find((r) => r.name === 'clock')).toMatchObject({
+      status: 'down',
+      detail: expect.stringMatching(/this host's clock is 2\.(49\d|5\d\d) s behind PostgreSQL's/),
+    });
+    // Within the tolerance: ok, with the figure.
+    const near = await checkDependencies(config, 5000, { now: () => Date.now() + 300 });
+    expect(near.find((r) => r.name === 'clock')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/0\.(29\d|30\d|31\d) s ahead of PostgreSQL's/),
+    });
+  });
+
+  it('a database that does not answer skips the clock row (the database row says why)', async () => {
+    const dead = await freePort();
+    const rows = await checkDependencies(
+      loadConfig({ ...base, DATABASE_URL: `postgres://postgres@127.0.0.1:${dead}/test` }),
+    );
+    expect(rows.find((r) => r.name === 'clock')).toMatchObject({
+      status: 'skipped',
+      detail: 'the database did not answer',
+    });
   });
 
   it('a local bucket folder that is not there is storage down, and the check does not make it', async () => {

@@ -37,6 +37,7 @@ function dbWithTimeout(url: string, statementTimeoutMs: number, max = 2): Db {
     connectionString: url,
     ping: async () => {
       await sql`select 1`.execute(kysely);
+      return undefined;
     },
     close: () => kysely.destroy(),
   };

@@ -106,3 +106,40 @@ describe('/metrics and /readyz cost the dependencies little and /metrics can be 
     expect(statements).toEqual([]);
   });
 });
+
+describe('signet_clock_offset_seconds: this node against PostgreSQL', () => {
+  const scrape = async (h: Harness) => {
+    const r = await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(r.status).toBe(200);
+    const line = (await r.text()).split('\n').find((l) => l.startsWith('signet_clock_offset_seconds '));
+    return line === undefined ? undefined : Number(line.split(' ')[1]);
+  };
+
+  it('is measured at each round of probes, by the clock the node signs with', async () => {
+    // A node 90 s ahead of the primary (the harness' clock is what it signs and leases by).
+    const ahead = await startHarness({
+      driver: 'local',
+      env: { METRICS_TOKEN },
+      clock: { now: () => Date.now() + 90_000 },
+    });
+    const same = await startHarness({ driver: 'local', env: { METRICS_TOKEN } });
+    try {
+      const offset = await scrape(ahead);
+      expect(offset).toBeGreaterThan(89.5);
+      expect(offset).toBeLessThan(90.5);
+      expect(Math.abs((await scrape(same))!)).toBeLessThan(0.5);
+    } finally {
+      await ahead.close();
+      await same.close();
+    }
+  });
+
+  it("is not exported on embedded PGlite, which runs on the node's own clock", async () => {
+    const embedded = await startHarness({ driver: 'local', database: 'pglite', env: { METRICS_TOKEN } });
+    try {
+      expect(await scrape(embedded)).toBeUndefined();
+    } finally {
+      await embedded.close();
+    }
+  });
+});
