@@ -26,8 +26,12 @@ import {
   readStoredDimensions,
   turned,
 } from '../uploads/dimensions.js';
-import { type StoredBytes, strippedJpeg } from '../uploads/jpeg-metadata.js';
+import { strippedJpeg } from '../uploads/jpeg-metadata.js';
+import { strippedPng } from '../uploads/png-metadata.js';
 import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
+import { type StoredPlan, storedSize } from '../uploads/stored-bytes.js';
+import { strippedWebp } from '../uploads/webp-metadata.js';
+import type { ByteSource } from '../uploads/windowed-source.js';
 import { isImageId } from './image-id.js';
 import type { ImageJobs } from './image-jobs.js';
 import type { Placeholders } from './placeholders.js';
@@ -135,18 +139,18 @@ export class UploadBody {
 
   /**
    * Every byte of the file, the head included, read on demand; fails on a size that lied. With
-   * `stored`, the bytes to store instead: its prefix, then the file's bytes from..to (the rest is
-   * still read, so a size that lied still fails).
+   * `stored`, the bytes to store instead: its pieces in order, each bytes of its own or a range
+   * of the file cut from the chunks as they go by (the rest is still read, so a size that lied
+   * still fails).
    */
-  stream(stored?: StoredBytes): Readable {
+  stream(stored?: StoredPlan): Readable {
     if (this.streaming) throw new Error('an upload body streams once');
     this.streaming = true;
     const self = this;
-    const from = stored?.from ?? 0;
-    const to = stored?.to ?? Number.POSITIVE_INFINITY;
+    const pieces = stored?.pieces ?? [{ from: 0, to: Number.POSITIVE_INFINITY }];
     async function* bytes(): AsyncGenerator<Buffer> {
       try {
-        if (stored && stored.prefix.length > 0) yield stored.prefix;
+        let p = 0; // the next piece (or the one a chunk is in the middle of)
         let pos = 0; // the file's offset of the next chunk's first byte
         for (;;) {
           if (self.pending.length === 0) {
@@ -156,16 +160,33 @@ export class UploadBody {
           }
           const chunk = self.pending.shift()!;
           self.pendingBytes -= chunk.length;
-          const start = Math.max(0, from - pos);
-          const end = Math.min(chunk.length, to - pos);
-          pos += chunk.length;
-          // In slices (views), so the store's backpressure holds however large a part is.
-          for (let at = start; at < end; at += STREAM_SLICE_BYTES) {
-            yield chunk.subarray(at, Math.min(end, at + STREAM_SLICE_BYTES));
+          const chunkEnd = pos + chunk.length;
+          while (p < pieces.length) {
+            const piece = pieces[p]!;
+            if (Buffer.isBuffer(piece)) {
+              if (piece.length > 0) yield piece;
+              p++;
+              continue;
+            }
+            if (piece.from >= chunkEnd) break; // starts in a later chunk
+            const start = Math.max(piece.from, pos) - pos;
+            const end = Math.min(piece.to, chunkEnd) - pos;
+            // In slices (views), so the store's backpressure holds however large a part is.
+            for (let at = start; at < end; at += STREAM_SLICE_BYTES) {
+              yield chunk.subarray(at, Math.min(end, at + STREAM_SLICE_BYTES));
+            }
+            if (piece.to > chunkEnd) break; // goes on in the next chunk
+            p++;
           }
+          pos = chunkEnd;
         }
         if (self.count !== self.size) {
           throw self.fail(badInput(`The file ended after ${self.count} of its ${self.size} bytes`));
+        }
+        // Bytes made after the last range (a plan ending with its own bytes).
+        for (; p < pieces.length; p++) {
+          const piece = pieces[p]!;
+          if (Buffer.isBuffer(piece) && piece.length > 0) yield piece;
         }
       } finally {
         await self.close();
@@ -484,6 +505,17 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
 }
 
 /**
+ * What of an upload is stored when UPLOAD_STRIP_METADATA is on, per format (docs/architecture.md,
+ * "The upload pipeline"). AVIF (its EXIF and XMP are items of the `meta` box, pointed into by
+ * offsets), GIF and SVG are stored as they came.
+ */
+const STRIPPED: Partial<Record<ImageFormat, (src: ByteSource) => Promise<StoredPlan>>> = {
+  jpeg: strippedJpeg,
+  png: strippedPng,
+  webp: strippedWebp,
+};
+
+/**
  * Stores an upload with no partial state: the object first, then the row. A failed put leaves
  * no row (and the driver removes whatever the put may still have stored); a failed insert
  * deletes the object it just wrote (and says loudly when it cannot).
@@ -499,16 +531,17 @@ export async function uploadImage(
   if (file.size === 0) throw badInput('The file is empty');
   const body = new UploadBody(file, config.uploadMaxBytes);
   let image: InspectedImage;
-  // What is stored: the file as it came, or a JPEG without its metadata (losslessly).
-  let stored: StoredBytes | undefined;
+  // What is stored: the file as it came, or a JPEG, PNG or WebP without its metadata (losslessly).
+  let stored: StoredPlan | undefined;
   let size = body.size;
   try {
     image = await inspectUpload(body, config);
-    if (config.uploadStripMetadata && image.format === 'jpeg') {
-      stored = await strippedJpeg(body).catch((err) => {
+    const strip = config.uploadStripMetadata ? STRIPPED[image.format] : undefined;
+    if (strip) {
+      stored = await strip(body).catch((err) => {
         throw headerError(err);
       });
-      size = stored.prefix.length + stored.to - stored.from;
+      size = storedSize(stored);
     }
     await checkQuota(deps, ownerId, size);
   } catch (err) {

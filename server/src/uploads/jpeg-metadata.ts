@@ -1,5 +1,7 @@
 import { exifOrientation, isSof } from './dimensions.js';
 import { ImageHeaderError } from './header-error.js';
+import type { StoredPlan } from './stored-bytes.js';
+import { type ByteSource, nextTurn, Windowed } from './windowed-source.js';
 
 /**
  * What of a JPEG upload is stored when UPLOAD_STRIP_METADATA is on (docs/architecture.md, "The
@@ -17,17 +19,14 @@ import { ImageHeaderError } from './header-error.js';
  * an EXIF segment of its own that holds nothing else, so the photo is still shown upright.
  */
 
-/** Where the stored bytes come from: `prefix`, then the upload's bytes `from`..`to`. */
-export interface StoredBytes {
+/**
+ * Where the stored bytes come from: `prefix`, then the upload's bytes `from`..`to`; `pieces` says
+ * the same as a plan (stored-bytes.ts), which is what `UploadBody.stream` takes.
+ */
+export interface StoredBytes extends StoredPlan {
   prefix: Buffer;
   from: number;
   to: number;
-}
-
-/** The upload as the planner reads it: its size and any window of it (copied). */
-export interface JpegSource {
-  readonly size: number;
-  range(start: number, end: number): Promise<Buffer>;
 }
 
 /** Marker bytes. */
@@ -44,44 +43,13 @@ const COM = 0xfe;
 const MAX_SEGMENTS = 4096;
 /** Fill bytes (0xff runs before markers) walked at most before the first scan, all runs together. */
 const MAX_FILL_BYTES = 64 * 1024;
-/** Bytes read per window: at most this much is copied at a time. */
-const WINDOW_BYTES = 1024 * 1024;
-
-/**
- * A window of the file, read again only when a position falls outside it: the walks below ask
- * for a few bytes at a time and copy one window at a time.
- */
-class Windowed {
-  private base = 0;
-  private bytes: Buffer = Buffer.alloc(0);
-
-  constructor(private readonly src: JpegSource) {}
-
-  /** The window holding at..at+need, and `at`'s index in it; undefined past the file's end. */
-  async at(at: number, need: number): Promise<{ b: Buffer; i: number } | undefined> {
-    if (at < this.base || at + need > this.base + this.bytes.length) {
-      if (at + need > this.src.size) return undefined;
-      this.base = at;
-      this.bytes = await this.src.range(at, Math.min(this.src.size, at + Math.max(WINDOW_BYTES, need)));
-      if (this.bytes.length < need) return undefined; // shorter than its size said
-    }
-    return { b: this.bytes, i: at - this.base };
-  }
-
-  /** The byte at `at`; undefined past the file's end. */
-  async byte(at: number): Promise<number | undefined> {
-    const w = await this.at(at, 1);
-    return w?.b[w.i];
-  }
-}
-
 /**
  * The bytes to store for a JPEG upload: its kept segments, then its scans through the primary
  * image's EOI. The header reader (uploads/dimensions.ts) has checked the file up to its frame
  * header; what is malformed past it throws, and the upload is refused rather than stored with
  * its metadata.
  */
-export async function strippedJpeg(src: JpegSource): Promise<StoredBytes> {
+export async function strippedJpeg(src: ByteSource): Promise<StoredBytes> {
   const file = new Windowed(src);
   if ((await file.byte(0)) !== 0xff || (await file.byte(1)) !== SOI)
     throw new ImageHeaderError('jpeg', 'malformed (no start of image)');
@@ -121,7 +89,9 @@ export async function strippedJpeg(src: JpegSource): Promise<StoredBytes> {
       if (exifAt === -1) exifAt = kept.length;
       if (orientation !== 1) kept.splice(exifAt, 0, orientationOnlyExif(orientation));
       const eoi = await findEoi(file, m);
-      return { prefix: Buffer.concat(kept), from: m, to: eoi ?? src.size };
+      const prefix = Buffer.concat(kept);
+      const to = eoi ?? src.size;
+      return { prefix, from: m, to, pieces: [prefix, { from: m, to }] };
     }
     if (marker === EOI) throw new ImageHeaderError('jpeg', 'malformed (no scan)');
     const header = await file.at(m, 4);
@@ -182,21 +152,33 @@ function startsWith(b: Buffer, text: string): boolean {
 
 /** An APP1 EXIF segment whose IFD0 holds the orientation tag only (big-endian TIFF). */
 export function orientationOnlyExif(orientation: number): Buffer {
-  const seg = Buffer.alloc(2 + 2 + 6 + 8 + 2 + 12 + 4);
+  const tiff = orientationOnlyTiff(orientation);
+  const seg = Buffer.alloc(4 + 6 + tiff.length);
   seg[0] = 0xff;
   seg[1] = APP1;
   seg.writeUInt16BE(seg.length - 2, 2);
   seg.write('Exif\0\0', 4, 'latin1');
-  seg.write('MM', 10, 'latin1'); // TIFF header: big-endian, 42, IFD0 at offset 8
-  seg.writeUInt16BE(42, 12);
-  seg.writeUInt32BE(8, 14);
-  seg.writeUInt16BE(1, 18); // one entry: Orientation, SHORT, count 1, its value left-justified
-  seg.writeUInt16BE(0x0112, 20);
-  seg.writeUInt16BE(3, 22);
-  seg.writeUInt32BE(1, 24);
-  seg.writeUInt16BE(orientation, 28);
-  seg.writeUInt32BE(0, 32); // no next IFD
+  tiff.copy(seg, 10);
   return seg;
+}
+
+/**
+ * EXIF data from its TIFF header on, whose IFD0 holds the orientation tag only (big-endian): a
+ * JPEG's APP1 after `Exif\0\0`, a PNG's `eXIf` and a WebP's `EXIF` chunk (png-metadata.ts,
+ * webp-metadata.ts). 26 bytes: an even length, so a RIFF chunk of it needs no padding.
+ */
+export function orientationOnlyTiff(orientation: number): Buffer {
+  const tiff = Buffer.alloc(8 + 2 + 12 + 4);
+  tiff.write('MM', 0, 'latin1'); // TIFF header: big-endian, 42, IFD0 at offset 8
+  tiff.writeUInt16BE(42, 2);
+  tiff.writeUInt32BE(8, 4);
+  tiff.writeUInt16BE(1, 8); // one entry: Orientation, SHORT, count 1, its value left-justified
+  tiff.writeUInt16BE(0x0112, 10);
+  tiff.writeUInt16BE(3, 12);
+  tiff.writeUInt32BE(1, 14);
+  tiff.writeUInt16BE(orientation, 18);
+  tiff.writeUInt32BE(0, 22); // no next IFD
+  return tiff;
 }
 
 /**
@@ -229,7 +211,7 @@ async function findEoi(file: Windowed, sosAt: number): Promise<number | undefine
       }
       // None before the window's last byte: read on from it (it may be a marker's 0xff).
       at += w.b.length - 1 - w.i;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
   }
 }

@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { crc32 } from '../../src/crc32.js';
 import { type CosFixture, startCosFixture } from '../fixtures/cos-fixture.js';
 import { makePng } from '../fixtures/images.js';
 import { createTestDatabase } from '../support/database.js';
@@ -11,12 +12,22 @@ const MB = 1024 * 1024;
 /** Just under the default UPLOAD_MAX_BYTES (20 MiB), room left for nothing else. */
 const BIG = 20 * MB - 4096;
 
-/** A PNG padded to `size` bytes (bytes after IEND are tolerated, and fill no decoder's memory). */
+/**
+ * A PNG of `size` bytes: a small image whose bulk is one more IDAT chunk of filler before IEND.
+ * Image data is what the upload's metadata stripping keeps (UPLOAD_STRIP_METADATA, on by
+ * default), so the whole file is stored and the path measured is the default one; nothing on an
+ * API node decodes it.
+ */
 function pngOf(size: number, seed: number): Buffer {
   const png = makePng(64, 48, [seed % 256, 90, 30], [10, 20, seed % 256]);
-  const out = Buffer.alloc(size, seed % 251);
-  png.copy(out);
-  return out;
+  const iend = png.length - 12;
+  const data = Buffer.alloc(size - png.length - 12, seed % 251);
+  const chunk = Buffer.alloc(12 + data.length);
+  chunk.writeUInt32BE(data.length, 0);
+  chunk.write('IDAT', 4, 'latin1');
+  data.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
+  return Buffer.concat([png.subarray(0, iend), chunk, png.subarray(iend)]);
 }
 
 // The gateway runs as a child process, so its RSS measures the upload path alone: the client

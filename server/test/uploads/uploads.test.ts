@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NewImage } from '../../src/db/images-repo.js';
 import { bytesInWords } from '../../src/lib/byte-size.js';
@@ -25,6 +25,38 @@ import { type MultipartResult, UPLOAD_MUTATION, uploadFile } from '../support/up
 
 const MAX_BYTES = 4096;
 const PNG = makePng(6, 4, [255, 94, 58], [0, 122, 255]);
+
+/**
+ * A 16×12 image encoded by `encode` with what a phone's photo carries: EXIF with the camera and
+ * GPS (orientation 6: shown 12×16), and XMP with GPS again. Small enough for MAX_BYTES.
+ */
+async function gpsImage(encode: (img: Sharp) => Sharp): Promise<Buffer> {
+  const raw = Buffer.alloc(16 * 12 * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) % 251;
+  const img = sharp(raw, { raw: { width: 16, height: 12, channels: 3 } })
+    .withMetadata({ orientation: 6 })
+    .withExif({
+      IFD0: { Make: 'SignetCam', Model: 'X1' },
+      IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '48/1 51/1 2400/100' },
+    })
+    .withXmp(
+      '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' +
+        '<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="48,51.4N"/></rdf:RDF></x:xmpmeta>',
+    );
+  const bytes = await encode(img).toBuffer();
+  const meta = await sharp(bytes).metadata();
+  expect(meta.orientation).toBe(6);
+  // The camera in the EXIF as text; the XMP's GPS (a PNG's is a compressed zTXt) read back.
+  expect(bytes.includes('SignetCam')).toBe(true);
+  expect(meta.xmp?.toString()).toContain('GPSLatitude');
+  expect(bytes.length).toBeLessThan(MAX_BYTES);
+  return bytes;
+}
+
+const GPS_FORMATS = [
+  ['PNG', 'png', (img: Sharp) => img.png()],
+  ['WebP', 'webp', (img: Sharp) => img.webp()],
+] as const;
 
 // Uploads against the real things: PostgreSQL, Redis, and the COS SDK talking to the fixture.
 describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => {
@@ -135,6 +167,44 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     expect(got.equals(stored)).toBe(true);
   });
 
+  it.each(GPS_FORMATS)(
+    'a %s with GPS, camera and XMP is stored without them (UPLOAD_STRIP_METADATA, the default), upright and lossless',
+    async (_name, ext, encode) => {
+      const bytes = await gpsImage(encode);
+      const res = await uploadFile(h, bytes, { name: `IMG_0001.${ext}` });
+      expect(res.errors).toBeUndefined();
+      const img = res.data!.uploadImage;
+      const stored = h.fixture!.objects.get(img.key)!.body;
+      for (const text of ['SignetCam', 'GPS', 'xmpmeta']) expect(stored.includes(text), text).toBe(false);
+      expect(stored.length).toBeLessThan(bytes.length);
+      // As displayed: orientation 6 turns the 16×12 image a quarter, and the stored file still says so.
+      expect(img).toMatchObject({ byteSize: stored.length, width: 12, height: 16 });
+      const meta = await sharp(stored).metadata();
+      expect(meta.orientation).toBe(6);
+      expect(meta.xmp).toBeUndefined();
+      // The EXIF left is the orientation alone (a TIFF header and one entry): no camera, no GPS IFD.
+      expect(meta.exif!.length).toBeLessThanOrEqual(32);
+      expect((await sharp(stored).raw().toBuffer()).equals(await sharp(bytes).raw().toBuffer())).toBe(true);
+      const row = await h.db.kysely
+        .selectFrom('images')
+        .select(['byte_size', 'etag'])
+        .where('id', '=', img.id)
+        .executeTakeFirstOrThrow();
+      expect(Number(row.byte_size)).toBe(stored.length);
+      const got = Buffer.from(await (await fetch(img.signedUrl.url)).arrayBuffer());
+      expect(got.equals(stored)).toBe(true);
+    },
+  );
+
+  it('a PNG cut before its IEND is refused (it could not be stripped), with nothing stored', async () => {
+    const bytes = await gpsImage((img) => img.png());
+    const res = await leavesNothing(() =>
+      uploadFile(h, bytes.subarray(0, bytes.length - 12), { name: 'cut.png' }),
+    );
+    expect(codeOf(res)).toBe('BAD_USER_INPUT');
+    expect(res.errors![0]!.message).toMatch(/The PNG header is truncated/);
+  });
+
   const LIMITS = `{ viewer { uploadLimits {
     maxFileBytes maxPixels contentTypes formatNames maxConcurrent quota { maxBytes maxFiles usedBytes usedFiles }
   } } }`;
@@ -170,10 +240,12 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
       expect(res.status).toBe(413);
       expect(res.errors![0]!.extensions).toEqual({ code: 'PAYLOAD_TOO_LARGE', maxBytes: MAX_BYTES });
       expect(res.errors![0]!.message).toBe('The file is larger than the upload limit of 4 KiB (4,096 bytes)');
-      // Exactly at the limit is fine (trailing bytes after IEND are tolerated).
+      // Exactly at the limit is fine: trailing bytes after IEND are tolerated, and not stored
+      // (UPLOAD_STRIP_METADATA, the default: what follows IEND is not the image's).
       const ok = await uploadFile(h, Buffer.concat([PNG, Buffer.alloc(MAX_BYTES - PNG.length)]));
       expect(ok.errors).toBeUndefined();
-      expect(ok.data!.uploadImage.byteSize).toBe(MAX_BYTES);
+      expect(ok.data!.uploadImage.byteSize).toBe(PNG.length);
+      expect(h.fixture!.objects.get(ok.data!.uploadImage.key)!.body.equals(PNG)).toBe(true);
     });
 
     it('a declared Content-Length far over the limit is refused before the body is read', async () => {
@@ -706,7 +778,13 @@ describe('upload quota: UPLOAD_QUOTA_FILES and UPLOAD_QUOTA_BYTES', () => {
     h = await startHarness({
       driver: 'cos',
       redis: 'memory',
-      env: { UPLOAD_QUOTA_FILES: '2', UPLOAD_QUOTA_BYTES: String(QUOTA_BYTES) },
+      // Files are padded to a size with bytes after IEND, which a PNG is stored without when
+      // metadata is stripped: here every file is stored as it came, so its size is the padded one.
+      env: {
+        UPLOAD_QUOTA_FILES: '2',
+        UPLOAD_QUOTA_BYTES: String(QUOTA_BYTES),
+        UPLOAD_STRIP_METADATA: 'false',
+      },
     });
   });
   afterAll(async () => {
@@ -861,6 +939,15 @@ describe('uploadImage with UPLOAD_STRIP_METADATA=false (local driver, PGlite)', 
     expect(res.data!.uploadImage.byteSize).toBe(photo.length);
     const got = Buffer.from(await (await fetch(res.data!.uploadImage.signedUrl.url)).arrayBuffer());
     expect(got.equals(photo)).toBe(true);
+  });
+
+  it.each(GPS_FORMATS)('stores a %s byte for byte, metadata and all', async (_name, ext, encode) => {
+    const bytes = await gpsImage(encode);
+    const res = await uploadFile(h, bytes, { name: `IMG_0002.${ext}` });
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.uploadImage.byteSize).toBe(bytes.length);
+    const got = Buffer.from(await (await fetch(res.data!.uploadImage.signedUrl.url)).arrayBuffer());
+    expect(got.equals(bytes)).toBe(true);
   });
 });
 
