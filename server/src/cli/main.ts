@@ -7,6 +7,7 @@ import { checkDependencies, formatTable } from './check.js';
 import { CliError } from './cli-error.js';
 import { runEraseOwner } from './erase-owner.js';
 import { parseVisibilityOption, runImport } from './import.js';
+import { runMissingObjects } from './missing-objects.js';
 import { runOrphanSweepCommand } from './orphan-sweep.js';
 import { issueToken } from './token.js';
 
@@ -26,6 +27,10 @@ const USAGE = `usage: signet <command> [options]   (configuration: the gateway's
          delete every image of one owner (objects, variants, cached URLs) and remove all of the
          owner's rows, live or deleted (GDPR erasure); --dry-run prints the counts only; run it
          again to finish a run that failed midway
+  missing-objects [--owner <id>] [--json] [--limit <n>]
+         list the live images whose object is not in this region's bucket (deleted by hand, a
+         bucket restored without it); exit 0 when none is, 1 when some are; changes nothing
+         (--json: one object per line; --limit: stop after n)
 `;
 
 /** The CLI's one entry: `npm run signet -- …` in the repository (from source), `npx signet …` where the package is installed. */
@@ -145,6 +150,34 @@ async function main(argv: string[]): Promise<number> {
       }
       await runEraseOwner(loadConfig(), { ownerId: owner, dryRun: values['dry-run'], out: process.stdout });
       return 0;
+    }
+    case 'missing-objects': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          owner: { type: 'string' },
+          json: { type: 'boolean', default: false },
+          limit: { type: 'string' },
+        },
+      });
+      // An owner the gateway would refuse as a JWT sub owns no row: a typo, not an empty report.
+      if (values.owner !== undefined && !VIEWER_ID.test(values.owner)) {
+        throw new CliError(
+          `--owner must be a user id the gateway accepts as a JWT sub (${VIEWER_ID_RULE}), got "${values.owner}"`,
+          2,
+        );
+      }
+      const limit = values.limit === undefined ? undefined : Number(values.limit);
+      if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+        throw new CliError(`--limit must be a whole number of at least 1, got "${values.limit}"`, 2);
+      }
+      return runMissingObjects(loadConfig(), {
+        ownerId: values.owner,
+        limit,
+        json: values.json,
+        out: process.stdout,
+        progress: process.stderr,
+      });
     }
     default:
       throw new CliError(`unknown command "${command}"\n${USAGE}`, 2);

@@ -296,6 +296,30 @@ export interface DeletedRowRecords {
   removeDeleted(ownerId: string, ids: readonly string[]): Promise<number>;
 }
 
+/** A live row as `signet missing-objects` compares it with the bucket (images/missing-objects.ts). */
+export interface LiveKeyRow {
+  id: string;
+  ownerId: string;
+  objectKey: string;
+  createdAt: Date;
+}
+
+/**
+ * The walk of live rows by object key (`signet missing-objects`). Apart from `ImagesRepo` for the
+ * reason `AnimationRecords` is.
+ */
+export interface ObjectKeyWalk {
+  /**
+   * One statement: up to `limit` live rows whose object key sorts after `after`, in the order of
+   * the column's own collation, with `ownerId` only that owner's. That is the order of the unique
+   * index on object_key, so every page is a range scan of it. Not in byte order (`COLLATE "C"`):
+   * the index is in the database's collation (en_US on many servers), so a keyset in byte order
+   * could use no index and every page would scan and sort all live rows, a walk quadratic in the
+   * table. The caller puts each page in byte order itself (images/missing-objects.ts).
+   */
+  liveRowsByKey(after: string | undefined, limit: number, ownerId?: string): Promise<LiveKeyRow[]>;
+}
+
 /**
  * The page statement, written out once per shape (with or without a cursor, with or without the
  * total, which columns) instead of built and compiled per request: the query builder's objects
@@ -388,7 +412,7 @@ async function listPage(
 export function createImagesRepo(
   db: Db,
   reads: ReadRouting = primaryReads(db.kysely),
-): ImagesRepo & AnimationRecords & DeletedRowRecords {
+): ImagesRepo & AnimationRecords & DeletedRowRecords & ObjectKeyWalk {
   const k = db.kysely;
   /** Live rows, every column: what the backfills' walks select from. */
   const liveRows = () => k.selectFrom('images').select(columns).where('deleted_at', 'is', null);
@@ -783,6 +807,23 @@ export function createImagesRepo(
         .where('deleted_at', 'is not', null)
         .executeTakeFirst();
       return Number(r.numDeletedRows);
+    },
+
+    async liveRowsByKey(after, limit, ownerId) {
+      // The unique index on object_key, in its own order (the interface says why not byte order).
+      let q = k
+        .selectFrom('images')
+        .select(['id', 'owner_id', 'object_key', 'created_at'])
+        .where('deleted_at', 'is', null);
+      if (ownerId !== undefined) q = q.where('owner_id', '=', ownerId);
+      if (after !== undefined) q = q.where('object_key', '>', after);
+      const rows = await q.orderBy('object_key').limit(limit).execute();
+      return rows.map((r) => ({
+        id: r.id,
+        ownerId: r.owner_id,
+        objectKey: r.object_key,
+        createdAt: r.created_at,
+      }));
     },
 
     async resetVariantsOf(tag) {

@@ -58,6 +58,18 @@ describe('local driver: put', () => {
 });
 
 describe('local driver: list', () => {
+  it('lists in the UTF-8 byte order S3 and COS use, where it differs from JavaScript string order', async () => {
+    // U+E000 is EE 80 80 in UTF-8 and 😀 (U+1F600) F0 9F 98 80: byte order puts U+E000 first,
+    // while JavaScript's `<` (UTF-16 units: 0xE000 against the surrogate 0xD83D) puts 😀 first.
+    const keys = ['o/\u{E000}.png', 'o/\u{1F600}.png', 'o/\u{FFFD}.png', 'o/z.png'];
+    for (const key of keys) await storage.put(key, Buffer.from(key), 'image/png');
+    const bytes = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect(bytes).not.toEqual([...keys].sort());
+    expect((await allKeys('o/', 1000)).keys).toEqual(bytes);
+    // A page at a time, each marker a key: the same order, nothing twice or left out.
+    expect((await allKeys('o/', 1)).keys).toEqual(bytes);
+  });
+
   it('walks the keys under a prefix in key order, a page at a time, without metadata or temporary files', async () => {
     const keys = ['u/a/1.png', 'u/a/2.png', 'u/a.b/3.png', 'u/a0/4.png', 'u/b/5.png', 'u/%2E%2E/6.png'];
     for (const key of keys) await storage.put(key, Buffer.from(key), 'image/png');

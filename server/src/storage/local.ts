@@ -3,6 +3,7 @@ import { constants, createReadStream, createWriteStream, type Dirent } from 'nod
 import { access, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { compareKeys } from '../lib/key-order.js';
 import { detectFormat, FORMATS, SNIFF_BYTES } from '../uploads/sniff.js';
 import { keyOfVariantDir, variantDirOf } from './local-variants.js';
 import { tapBody } from './put-body.js';
@@ -351,10 +352,12 @@ async function listLocal(
 ): Promise<ListPage> {
   const objects: ListedObject[] = [];
   let more = false;
-  const after = (key: string) => marker === undefined || key > marker;
+  // Byte order of the UTF-8 keys, as S3 and COS list (ListPage): `<` on strings compares UTF-16
+  // units, which puts a character beyond U+FFFF before U+E000-U+FFFF.
+  const after = (key: string) => marker === undefined || compareKeys(key, marker) > 0;
   /** Whether some key under `dir/` could still come after the marker. */
   const worthReading = (dirKey: string) =>
-    marker === undefined || marker.startsWith(dirKey) || dirKey > marker;
+    marker === undefined || marker.startsWith(dirKey) || compareKeys(dirKey, marker) > 0;
   const relevant = (key: string) => key.startsWith(prefix) || prefix.startsWith(key);
 
   async function walk(dir: string, base: string): Promise<void> {
@@ -362,7 +365,7 @@ async function listLocal(
     if (!entries) return;
     const sorted = entries
       .map((e) => ({ e, sortKey: base + e.name + (e.isDirectory() ? '/' : '') }))
-      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+      .sort((a, b) => compareKeys(a.sortKey, b.sortKey));
     for (const { e, sortKey } of sorted) {
       if (more) return;
       if (e.isDirectory()) {
