@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Viewer } from '../auth/viewer.js';
 import { AppError } from '../errors/index.js';
 import type { SignedUrlEvent } from '../events/event-bus.js';
@@ -125,6 +125,50 @@ describe('LiveUrls subscriptions', () => {
     // An already expired token gets a stream that is over at once.
     const gone = await live.listen({ ...alice, expiresAt: Date.now() - 1 }, ['a1']);
     expect((await gone.next()).done).toBe(true);
+  });
+
+  it('the subscriptions of one token expiry share one timer; one closed first leaves the others to it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const { live, open } = setup({ perViewer: 10, stalledMs: 1000 });
+      const at = Date.now() + 60_000;
+      const streams = [];
+      for (let i = 0; i < 3; i++) streams.push(await live.listen({ ...alice, expiresAt: at }, ['a1']));
+      const later = await live.listen({ ...bob, expiresAt: at + 1000 }, ['b1']);
+      // With a timer each, there were four.
+      expect(vi.getTimerCount()).toBe(2);
+      await streams[0]!.return?.();
+      expect(vi.getTimerCount()).toBe(2);
+      const next = streams[1]!.next();
+      vi.advanceTimersByTime(59_999);
+      expect(await open()).toBe(3);
+      vi.advanceTimersByTime(1);
+      expect((await next).done).toBe(true);
+      expect((await streams[2]!.next()).done).toBe(true);
+      expect(await open()).toBe(1);
+      // The last subscription of an expiry to close takes its timer away.
+      await later.return?.();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a token valid for longer than node's longest timer ends at its expiry, not at that timer's", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const { live, open } = setup();
+      const longest = 2 ** 31 - 1;
+      const s = await live.listen({ ...alice, expiresAt: Date.now() + longest + 5000 }, ['a1']);
+      vi.advanceTimersByTime(longest);
+      // A timer of its own, clamped to the longest, ended it ~25 days early.
+      expect(await open()).toBe(1);
+      vi.advanceTimersByTime(5000);
+      expect((await s.next()).done).toBe(true);
+      expect(await open()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
