@@ -2,24 +2,16 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { exifTiff, makeApng, makePng, noisyFrames, pngChunk } from '../../test/fixtures/images.js';
+import { applyPlan, planSource } from '../../test/fixtures/stored-plan.js';
 import { UploadBody } from '../images/upload.js';
 import { isAnimated } from './dimensions.js';
 import { orientationOnlyTiff } from './jpeg-metadata.js';
 import { PNG_MAX_CHUNKS, strippedPng } from './png-metadata.js';
-import { type StoredPlan, storedSize } from './stored-bytes.js';
-
-const source = (bytes: Buffer) => ({
-  size: bytes.length,
-  range: async (start: number, end: number) => Buffer.from(bytes.subarray(start, end)),
-});
-
-/** The bytes a plan stores, made from the whole file. */
-const apply = (bytes: Buffer, plan: StoredPlan) =>
-  Buffer.concat(plan.pieces.map((p) => (Buffer.isBuffer(p) ? p : bytes.subarray(p.from, p.to))));
+import { storedSize } from './stored-bytes.js';
 
 async function stripped(bytes: Buffer): Promise<Buffer> {
-  const plan = await strippedPng(source(bytes));
-  const out = apply(bytes, plan);
+  const plan = await strippedPng(planSource(bytes));
+  const out = applyPlan(bytes, plan);
   expect(storedSize(plan)).toBe(out.length);
   return out;
 }
@@ -146,7 +138,7 @@ describe('strippedPng: a PNG without its metadata, losslessly', () => {
       .png()
       .toBuffer();
     for (const png of [still, makePng(6, 4, [255, 94, 58], [0, 122, 255])]) {
-      const plan = await strippedPng(source(png));
+      const plan = await strippedPng(planSource(png));
       expect(plan.pieces).toEqual([{ from: 0, to: png.length }]);
     }
   });
@@ -223,7 +215,7 @@ describe('strippedPng: a PNG without its metadata, losslessly', () => {
       ['no IDAT', Buffer.concat([base.subarray(0, 33), pngChunk('IEND', Buffer.alloc(0))]), /no IDAT/],
     ];
     for (const [name, bytes, message] of cases) {
-      const err = await strippedPng(source(bytes)).catch((e: unknown) => e);
+      const err = await strippedPng(planSource(bytes)).catch((e: unknown) => e);
       expect((err as Error).name, name).toBe('ImageHeaderError');
       expect((err as Error).message, name).toMatch(/^The PNG header is /);
       expect((err as Error).message, name).toMatch(message);
@@ -246,7 +238,7 @@ describe('strippedPng: a PNG without its metadata, losslessly', () => {
       if (walking) setImmediate(tick);
     };
     setImmediate(tick);
-    const err = await strippedPng(source(many)).catch((e: unknown) => e);
+    const err = await strippedPng(planSource(many)).catch((e: unknown) => e);
     walking = false;
     expect((err as Error).message).toMatch(`malformed (no IEND in ${PNG_MAX_CHUNKS} chunks)`);
     // The walk gave the event loop back between stretches of chunks, many times over.
@@ -279,7 +271,7 @@ describe('strippedPng: a PNG without its metadata, losslessly', () => {
     const streamed: Buffer[] = [];
     for await (const chunk of body.stream(plan)) streamed.push(chunk as Buffer);
     const out = Buffer.concat(streamed);
-    expect(out.equals(apply(png, plan))).toBe(true);
+    expect(out.equals(applyPlan(png, plan))).toBe(true);
     expect(out.length).toBe(storedSize(plan));
     expect(body.bytesRead).toBe(png.length);
     expect((await pixels(out)).equals(await pixels(png))).toBe(true);

@@ -8,25 +8,17 @@ import {
   WEBP_LOSSY_5x3,
   webpChunk,
 } from '../../test/fixtures/images.js';
+import { applyPlan, planSource } from '../../test/fixtures/stored-plan.js';
 import { UploadBody } from '../images/upload.js';
 import { isAnimated } from './dimensions.js';
 import { orientationOnlyTiff } from './jpeg-metadata.js';
-import { type StoredPlan, storedSize } from './stored-bytes.js';
+import { storedSize } from './stored-bytes.js';
 import { strippedWebp, WEBP_MAX_CHUNKS } from './webp-metadata.js';
-
-const source = (bytes: Buffer) => ({
-  size: bytes.length,
-  range: async (start: number, end: number) => Buffer.from(bytes.subarray(start, end)),
-});
-
-/** The bytes a plan stores, made from the whole file. */
-const apply = (bytes: Buffer, plan: StoredPlan) =>
-  Buffer.concat(plan.pieces.map((p) => (Buffer.isBuffer(p) ? p : bytes.subarray(p.from, p.to))));
 
 /** The stored bytes, checked to be a well-formed RIFF whose size is the file's. */
 async function stripped(bytes: Buffer): Promise<Buffer> {
-  const plan = await strippedWebp(source(bytes));
-  const out = apply(bytes, plan);
+  const plan = await strippedWebp(planSource(bytes));
+  const out = applyPlan(bytes, plan);
   expect(storedSize(plan)).toBe(out.length);
   expect(out.readUInt32LE(4)).toBe(out.length - 8);
   return out;
@@ -166,7 +158,7 @@ describe('strippedWebp: a WebP without its metadata, losslessly', () => {
       expect((await stripped(webp)).equals(webp)).toBe(true);
     }
     // The simple format (no VP8X) has no place for metadata: one range, the whole file.
-    expect((await strippedWebp(source(WEBP_LOSSY_5x3))).pieces).toEqual([
+    expect((await strippedWebp(planSource(WEBP_LOSSY_5x3))).pieces).toEqual([
       { from: 0, to: WEBP_LOSSY_5x3.length },
     ]);
   });
@@ -227,7 +219,7 @@ describe('strippedWebp: a WebP without its metadata, losslessly', () => {
       ['no image data', noImage, /malformed \(no image data\)/],
     ];
     for (const [name, bytes, message] of cases) {
-      const err = await strippedWebp(source(bytes)).catch((e: unknown) => e);
+      const err = await strippedWebp(planSource(bytes)).catch((e: unknown) => e);
       expect((err as Error).name, name).toBe('ImageHeaderError');
       expect((err as Error).message, name).toMatch(/^The WebP header is /);
       expect((err as Error).message, name).toMatch(message);
@@ -247,7 +239,7 @@ describe('strippedWebp: a WebP without its metadata, losslessly', () => {
       if (walking) setImmediate(tick);
     };
     setImmediate(tick);
-    const err = await strippedWebp(source(many)).catch((e: unknown) => e);
+    const err = await strippedWebp(planSource(many)).catch((e: unknown) => e);
     walking = false;
     expect((err as Error).message).toMatch(`malformed (more than ${WEBP_MAX_CHUNKS} chunks)`);
     // The walk gave the event loop back between stretches of chunks, many times over.
@@ -269,7 +261,7 @@ describe('strippedWebp: a WebP without its metadata, losslessly', () => {
     const streamed: Buffer[] = [];
     for await (const chunk of body.stream(plan)) streamed.push(chunk as Buffer);
     const out = Buffer.concat(streamed);
-    expect(out.equals(apply(webp, plan))).toBe(true);
+    expect(out.equals(applyPlan(webp, plan))).toBe(true);
     expect(out.length).toBe(storedSize(plan));
     expect(body.bytesRead).toBe(webp.length);
     expect((await pixels(out)).equals(await pixels(webp))).toBe(true);

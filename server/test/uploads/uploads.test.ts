@@ -76,6 +76,22 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     h.fixture!.failNext(0);
   });
 
+  /** The row says the stored size and the bucket's ETag, and the image's URL serves those bytes. */
+  async function expectStoredAs(
+    img: { id: string; key: string; signedUrl: { url: string } },
+    stored: Buffer,
+  ) {
+    const row = await h.db.kysely
+      .selectFrom('images')
+      .select(['byte_size', 'etag'])
+      .where('id', '=', img.id)
+      .executeTakeFirstOrThrow();
+    expect(Number(row.byte_size)).toBe(stored.length);
+    expect(row.etag).toBe(h.fixture!.objects.get(img.key)!.etag);
+    const got = Buffer.from(await (await fetch(img.signedUrl.url)).arrayBuffer());
+    expect(got.equals(stored)).toBe(true);
+  }
+
   async function allRows() {
     return h.db.kysely.selectFrom('images').selectAll().orderBy('created_at').execute();
   }
@@ -156,15 +172,7 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     expect(meta.orientation).toBe(6);
     expect(meta.xmp).toBeUndefined();
     expect((await sharp(stored).raw().toBuffer()).equals(await sharp(photo).raw().toBuffer())).toBe(true);
-    const row = await h.db.kysely
-      .selectFrom('images')
-      .select(['byte_size', 'etag'])
-      .where('id', '=', img.id)
-      .executeTakeFirstOrThrow();
-    expect(Number(row.byte_size)).toBe(stored.length);
-    expect(row.etag).toBe(h.fixture!.objects.get(img.key)!.etag);
-    const got = Buffer.from(await (await fetch(img.signedUrl.url)).arrayBuffer());
-    expect(got.equals(stored)).toBe(true);
+    await expectStoredAs(img, stored);
   });
 
   it.each(GPS_FORMATS)(
@@ -185,14 +193,7 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
       // The EXIF left is the orientation alone (a TIFF header and one entry): no camera, no GPS IFD.
       expect(meta.exif!.length).toBeLessThanOrEqual(32);
       expect((await sharp(stored).raw().toBuffer()).equals(await sharp(bytes).raw().toBuffer())).toBe(true);
-      const row = await h.db.kysely
-        .selectFrom('images')
-        .select(['byte_size', 'etag'])
-        .where('id', '=', img.id)
-        .executeTakeFirstOrThrow();
-      expect(Number(row.byte_size)).toBe(stored.length);
-      const got = Buffer.from(await (await fetch(img.signedUrl.url)).arrayBuffer());
-      expect(got.equals(stored)).toBe(true);
+      await expectStoredAs(img, stored);
     },
   );
 
