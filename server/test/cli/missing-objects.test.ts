@@ -403,19 +403,45 @@ describe('signet missing-objects: the local driver', () => {
     );
   });
 
-  it('the driver lists in UTF-16 order: a key the listing puts elsewhere is found by its HEAD, not reported', async () => {
-    // U+FF21 sorts before U+1F600 in bytes and after it in UTF-16 units: a page of two keys from
-    // `utf16/` holds `q` and the emoji, and seems to answer for U+FF21 without showing it.
+  it('a key beyond U+FFFF is walked in byte order, as the bucket lists it', async () => {
+    // U+FF21 sorts before U+1F600 in bytes and after it in UTF-16 units: the local driver lists
+    // in byte order as S3 and COS do (lib/key-order.ts), so pages of two keys meet them in turn.
     const keys = ['utf16/q', 'utf16/\uFF21.png', 'utf16/\u{1F600}.png'];
     for (const key of keys) await addImage(repo, h.storage, 'utf16', key);
     const page = await h.storage.list('utf16/', { maxKeys: 2 });
-    expect(page.objects.map((o) => o.key)).toEqual(['utf16/q', 'utf16/\u{1F600}.png']);
+    expect(page.objects.map((o) => o.key)).toEqual(['utf16/q', 'utf16/\uFF21.png']);
     const found: string[] = [];
     const result = await findMissingObjects(
       { storage: h.storage, images: repo },
       { ownerId: 'utf16', listPageSize: 2, onMissing: (r) => void found.push(r.objectKey) },
     );
     expect(found).toEqual([]);
+    expect(result).toMatchObject({ rowsChecked: 3, missing: 0 });
+  });
+
+  it('a key the listing leaves out is found by its HEAD, not reported', async () => {
+    // A listing that lags the store's writes (or a driver that lists out of order) must not
+    // report an object that is there: every absence is confirmed by a HEAD first.
+    const keys = ['lag/a.png', 'lag/b.png', 'lag/c.png'];
+    for (const key of keys) await addImage(repo, h.storage, 'lag', key);
+    const heads: string[] = [];
+    const lagging = {
+      list: async (prefix: string, o?: { marker?: string; maxKeys?: number }) => {
+        const page = await h.storage.list(prefix, o);
+        return { ...page, objects: page.objects.filter((x) => x.key !== 'lag/b.png') };
+      },
+      head: (key: string) => {
+        heads.push(key);
+        return h.storage.head(key);
+      },
+    };
+    const found: string[] = [];
+    const result = await findMissingObjects(
+      { storage: lagging, images: repo },
+      { ownerId: 'lag', onMissing: (r) => void found.push(r.objectKey) },
+    );
+    expect(found).toEqual([]);
+    expect(heads).toEqual(['lag/b.png']);
     expect(result).toMatchObject({ rowsChecked: 3, missing: 0 });
   });
 
