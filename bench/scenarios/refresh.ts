@@ -100,15 +100,21 @@ export async function refresh(b: Bench): Promise<Section> {
     // starting at the seed's second IS the current URL of the images whose step starts in that
     // second (one image in sixteen, every ~168 s), and a sweep rightly leaves a current URL alone
     // (it is signed once per step) — those ~6,250 then stayed "unrefreshed" for the whole round
-    // (run C of 2026-12-01: 6,122 left for 114 s).
-    const window = { start: nowS - 60, end: nowS + 3599 };
+    // (run C of 2026-12-01: 6,122 left for 114 s). And it must end before any current grid
+    // window does (those end 900-3,600 s from now at the defaults): the write-back keeps a URL of
+    // a later window than the one it signed (skewed clocks; docs/architecture.md, "The window
+    // grid"), so a seed ending later than the refresh's URL was kept, the refresh not counted,
+    // and the ids leased and re-signed every 30 s (run BQ of 2026-12-07: 0 of 100,000 in 120 s).
+    // Ending in 840 s, it is stale (under the grid's 900 s of minimum life) and still cached.
+    const end = nowS + 840;
+    const window = { start: end - 3659, end };
     for (let i = 0; i < ids.length; i += 5000) {
       const chunk = ids.slice(i, i + 5000);
       const sigs = worker.storage.signMany(keys.slice(i, i + 5000), window);
       const entries: StoreEntry[] = chunk.map((id, j) => ({
         id,
         sig: { ...window, sig: sigs[j]! },
-        ttlMs: 3_300_000,
+        ttlMs: 780_000,
         // Far ahead: nothing is due until the whole schedule is moved to "now" in one command.
         refreshAt: now + 3_600_000,
       }));
