@@ -127,33 +127,6 @@ describe('LiveUrls subscriptions', () => {
     expect((await gone.next()).done).toBe(true);
   });
 
-  it('the subscriptions of one token expiry share one timer; one closed first leaves the others to it', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    try {
-      const { live, open } = setup({ perViewer: 10, stalledMs: 1000 });
-      const at = Date.now() + 60_000;
-      const streams = [];
-      for (let i = 0; i < 3; i++) streams.push(await live.listen({ ...alice, expiresAt: at }, ['a1']));
-      const later = await live.listen({ ...bob, expiresAt: at + 1000 }, ['b1']);
-      // With a timer each, there were four.
-      expect(vi.getTimerCount()).toBe(2);
-      await streams[0]!.return?.();
-      expect(vi.getTimerCount()).toBe(2);
-      const next = streams[1]!.next();
-      vi.advanceTimersByTime(59_999);
-      expect(await open()).toBe(3);
-      vi.advanceTimersByTime(1);
-      expect((await next).done).toBe(true);
-      expect((await streams[2]!.next()).done).toBe(true);
-      expect(await open()).toBe(1);
-      // The last subscription of an expiry to close takes its timer away.
-      await later.return?.();
-      expect(vi.getTimerCount()).toBe(0);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
-
   it("a token valid for longer than node's longest timer ends at its expiry, not at that timer's", async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     try {

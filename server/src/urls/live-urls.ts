@@ -55,14 +55,6 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
   private readonly streams = new Set<LatestPerImage<SignedUrlEvent>>();
   /** The open (or opening) `preset` subscriptions, with what carries each image's events. */
   private readonly presetStreams = new Map<LatestPerImage<SignedUrlEvent>, VariantRoutes<Row>>();
-  /**
-   * The streams that end at each token expiry (epoch ms), with one timer for them all. A JWT's
-   * `exp` is in whole seconds, so every subscription of a token, and of every token expiring in
-   * the same second, shares one. A timer each, with a duration of its own, put a list of node's
-   * timers in their queue per millisecond of opening: 6-8 µs more a subscription than a shared
-   * one (docs/benchmarks.md, finding 48).
-   */
-  private readonly expiries = new Map<number, Expiry>();
   /** Messages of rows recorded as animated whose streams are not all re-planned yet. */
   private readonly animatedWalks: {
     imageIds: readonly string[];
@@ -196,54 +188,12 @@ export class LiveUrls<Row extends LiveRow = LiveRow> {
       throw err;
     }
     this.d.metrics.sseSubscribers.inc();
-    if (viewer.expiresAt !== undefined) this.endAt(stream, viewer.expiresAt);
+    if (viewer.expiresAt !== undefined) stream.endAt(viewer.expiresAt - (this.d.now ?? Date.now)());
     return stream;
-  }
-
-  /** Ends `stream` when its viewer's token expires (at once when it has). */
-  private endAt(stream: LatestPerImage<SignedUrlEvent>, expiresAt: number): void {
-    const now = this.d.now ?? Date.now;
-    if (expiresAt <= now()) {
-      stream.end();
-      return;
-    }
-    let expiry = this.expiries.get(expiresAt);
-    if (!expiry) {
-      expiry = { streams: new Set(), timer: undefined };
-      this.expiries.set(expiresAt, expiry);
-      this.armExpiry(expiresAt, expiry, now);
-    }
-    expiry.streams.add(stream);
-    stream.expiresAt = expiresAt;
-  }
-
-  private armExpiry(expiresAt: number, expiry: Expiry, now: () => number): void {
-    const inMs = expiresAt - now();
-    // Past node's longest timer (~24.8 days) it is armed again for the rest when that one fires.
-    const clamped = inMs > MAX_TIMER_MS;
-    expiry.timer = setTimeout(
-      () => {
-        if (clamped) {
-          this.armExpiry(expiresAt, expiry, now);
-          return;
-        }
-        this.expiries.delete(expiresAt);
-        for (const stream of expiry.streams) stream.end();
-      },
-      clamped ? MAX_TIMER_MS : inMs,
-    );
-    expiry.timer.unref();
   }
 
   private closed(stream: LatestPerImage<SignedUrlEvent>, viewerId: string): void {
     if (!this.streams.delete(stream)) return;
-    if (stream.expiresAt !== undefined) {
-      const expiry = this.expiries.get(stream.expiresAt);
-      if (expiry?.streams.delete(stream) && expiry.streams.size === 0) {
-        clearTimeout(expiry.timer);
-        this.expiries.delete(stream.expiresAt);
-      }
-    }
     this.presetStreams.delete(stream);
     if (stream.counted) this.d.metrics.sseSubscribers.dec();
     const n = (this.open.get(viewerId) ?? 1) - 1;
@@ -315,13 +265,7 @@ function asAnimated<Row extends LiveRow>(row: Row): Row {
 /** node's longest timer: a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** The streams ending at one token expiry, and the timer that ends them. */
-interface Expiry {
-  streams: Set<LatestPerImage<SignedUrlEvent>>;
-  timer: NodeJS.Timeout | undefined;
-}
-
-/** The newest event per image, in arrival order of images; ends on return(), a stall or its expiry. */
+/** The newest event per image, in arrival order of images; ends on return(), a stall or a deadline. */
 class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<E> {
   private readonly pending = new Map<string, E>();
   private waiting: ((r: IteratorResult<E>) => void) | undefined;
@@ -332,9 +276,8 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
   /** Ids whose access was revoked before the subscribe-time check returned. */
   private readonly revokedEarly = new Set<string>();
   private stallTimer: NodeJS.Timeout | undefined;
+  private endTimer: NodeJS.Timeout | undefined;
   private done = false;
-  /** When its viewer's token expires (LiveUrls ends it then). */
-  expiresAt: number | undefined;
   /** Counted in signet_sse_subscribers (once started). */
   counted = false;
 
@@ -387,6 +330,18 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
     this.unsubscribe = this.subscribe([...this.allowed]);
   }
 
+  endAt(inMs: number): void {
+    if (inMs <= 0) {
+      this.end();
+      return;
+    }
+    // Past node's longest timer (~24.8 days) a timer fires at that: it is armed again for the
+    // rest then, so a token valid for longer does not end its stream early.
+    const step = Math.min(inMs, MAX_TIMER_MS);
+    this.endTimer = setTimeout(() => (step < inMs ? this.endAt(inMs - step) : this.end()), step);
+    this.endTimer.unref();
+  }
+
   offer(e: E): void {
     if (this.done || !this.allowed.has(e.imageId)) return;
     if (this.waiting) {
@@ -432,11 +387,11 @@ class LatestPerImage<E extends SignedUrlEvent> implements AsyncIterableIterator<
     return this;
   }
 
-  /** Ends the stream: off the bus, its slot freed, a pending `next()` settled as done. */
-  end(): void {
+  private end(): void {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.stallTimer);
+    clearTimeout(this.endTimer);
     this.unsubscribe?.();
     this.onClose();
     const w = this.waiting;
