@@ -221,6 +221,16 @@ export function exifOrientation(seg: Buffer): number | undefined {
 }
 
 /**
+ * The orientation in a PNG `eXIf` or a WebP `EXIF` chunk's data, as libvips takes it: a bare TIFF
+ * header (PNG: libpng drops one starting `Exif\0\0`), or for WebP also one after `Exif\0\0`;
+ * 1 when absent or out of range. `exif` is at most the chunk's first EXIF_MAX_BYTES.
+ */
+export function chunkExifOrientation(exif: Buffer, format: 'png' | 'webp'): number {
+  const prefixed = format === 'webp' && exif.length >= 6 && exif.toString('latin1', 0, 6) === 'Exif\0\0';
+  return tiffOrientation(prefixed ? exif.subarray(6) : exif) ?? 1;
+}
+
+/**
  * Tag 0x0112 of IFD0 in EXIF data starting at its TIFF header (`II`/`MM`, 42, IFD0's offset);
  * undefined when absent, out of range (libvips then takes 1) or not within `t`.
  */
@@ -323,9 +333,7 @@ export class ExifChunkWalk {
         if (data + length > this.end) break; // cut short
         const to = data + Math.min(length, EXIF_MAX_BYTES);
         if (to > end) return { from: this.at, to };
-        const exif = b.subarray(data - start, to - start);
-        const prefixed = !png && exif.length >= 6 && exif.toString('latin1', 0, 6) === 'Exif\0\0';
-        this.orientation = tiffOrientation(prefixed ? exif.subarray(6) : exif) ?? 1;
+        this.orientation = chunkExifOrientation(b.subarray(data - start, to - start), png ? 'png' : 'webp');
         break; // the first one counts
       }
       // PNG: data, then a 4-byte CRC; RIFF: data padded to an even length.

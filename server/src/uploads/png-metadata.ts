@@ -1,5 +1,5 @@
 import { crc32 } from '../crc32.js';
-import { EXIF_MAX_BYTES, exifOrientation } from './dimensions.js';
+import { chunkExifOrientation, EXIF_MAX_BYTES } from './dimensions.js';
 import { ImageHeaderError } from './header-error.js';
 import { orientationOnlyTiff } from './jpeg-metadata.js';
 import { PlanBuilder, type StoredPlan } from './stored-bytes.js';
@@ -60,7 +60,6 @@ const KEPT_ANCILLARY: ReadonlySet<string> = new Set([
 export const PNG_MAX_CHUNKS = 1 << 18;
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const EXIF_PREFIX = Buffer.from('Exif\0\0', 'latin1');
 
 const isLetter = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 
@@ -112,16 +111,11 @@ export async function strippedPng(src: ByteSource): Promise<StoredPlan> {
   throw new ImageHeaderError('png', `malformed (no IEND in ${PNG_MAX_CHUNKS} chunks)`);
 }
 
-/**
- * The orientation in an eXIf chunk's data (a bare TIFF header: libpng drops one starting
- * `Exif\0\0`, and so does the TIFF reader here), as ExifChunkWalk takes it: its first
- * EXIF_MAX_BYTES, 1 when absent or out of range.
- */
+/** The orientation in the eXIf chunk whose data is at `data`, as ExifChunkWalk reads it. */
 async function orientationOf(file: Windowed, data: number, length: number): Promise<number> {
   const n = Math.min(length, EXIF_MAX_BYTES);
   const w = await file.at(data, n);
-  if (!w) return 1; // not reached: the chunk is within the file
-  return exifOrientation(Buffer.concat([EXIF_PREFIX, w.b.subarray(w.i, w.i + n)])) ?? 1;
+  return w ? chunkExifOrientation(w.b.subarray(w.i, w.i + n), 'png') : 1; // w: the chunk is in the file
 }
 
 /** A PNG chunk of `type` and `data`, with its CRC. */

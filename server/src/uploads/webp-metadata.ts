@@ -1,4 +1,4 @@
-import { EXIF_MAX_BYTES, exifOrientation } from './dimensions.js';
+import { chunkExifOrientation, EXIF_MAX_BYTES } from './dimensions.js';
 import { ImageHeaderError } from './header-error.js';
 import { orientationOnlyTiff } from './jpeg-metadata.js';
 import { PlanBuilder, type StoredPlan, storedSize } from './stored-bytes.js';
@@ -99,18 +99,11 @@ export async function strippedWebp(src: ByteSource): Promise<StoredPlan> {
   return out;
 }
 
-/**
- * The orientation in an EXIF chunk's data (a TIFF header, with or without `Exif\0\0` before it:
- * libvips takes both), as ExifChunkWalk takes it: its first EXIF_MAX_BYTES, 1 when absent or out
- * of range.
- */
+/** The orientation in the EXIF chunk whose data is at `data`, as ExifChunkWalk reads it. */
 async function orientationOf(file: Windowed, data: number, length: number): Promise<number> {
   const n = Math.min(length, EXIF_MAX_BYTES);
   const w = await file.at(data, n);
-  if (!w) return 1; // not reached: the chunk is within the file
-  const exif = w.b.subarray(w.i, w.i + n);
-  const prefixed = exif.length >= 6 && exif.toString('latin1', 0, 6) === 'Exif\0\0';
-  return exifOrientation(prefixed ? exif : Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), exif])) ?? 1;
+  return w ? chunkExifOrientation(w.b.subarray(w.i, w.i + n), 'webp') : 1; // w: the chunk is in the file
 }
 
 /** A RIFF chunk of `type` and `data` (of an even length: no padding). */

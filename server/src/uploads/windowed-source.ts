@@ -18,10 +18,6 @@ export class Windowed {
 
   constructor(private readonly src: ByteSource) {}
 
-  get size(): number {
-    return this.src.size;
-  }
-
   /** The window holding at..at+need, and `at`'s index in it; undefined past the file's end. */
   async at(at: number, need: number): Promise<{ b: Buffer; i: number } | undefined> {
     if (at < this.base || at + need > this.base + this.bytes.length) {
