@@ -133,9 +133,9 @@ class ListingWindow {
     }
     this.from = marker;
     this.to = page.nextMarker;
-    // In byte order whatever order the driver lists in (`local` sorts UTF-16 units): the search
-    // above needs it; a key a driver's order puts elsewhere than byte order is caught by the HEAD.
-    this.keys = page.objects.map((o) => o.key).sort(compareKeys);
+    // In byte order, as every driver lists (ListPage; `local` too: lib/key-order.ts): the search
+    // above relies on it.
+    this.keys = page.objects.map((o) => o.key);
     this.loaded = true;
   }
 }
@@ -187,8 +187,8 @@ async function headAbsent(
  * under `u/`, `signet import` skips both), so they are passed over like any key without a row.
  *
  * A listing proves an object is there; its absence is only a candidate, confirmed by a HEAD: a
- * listing page read before an upload put its object (the row read after it), and the `local`
- * driver, which lists in UTF-16 order, would otherwise report objects that are there. A row
+ * listing page read before an upload put its object (the row read after it), or a listing that
+ * lags the store's writes, would otherwise report objects that are there. A row
  * still reported is then read again: one deleted through the API meanwhile (its object goes
  * first, its row after) is not reported.
  */
