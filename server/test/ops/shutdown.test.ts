@@ -202,7 +202,8 @@ describe('graceful shutdown of the real entry point', () => {
     const prefix = 'lease:';
     const k = urlKeys(prefix);
     // The worker's Redis is 150 ms away each way once the URLs fall due, so SIGTERM can be sent
-    // the moment its claim reaches Redis: the batch is then claimed, and the answer not yet back.
+    // the moment a claim's answer leaves Redis: the batch is then claimed, and the answer not yet
+    // back.
     const far = await LatencyProxy.start(redis.port);
     const admin = redis.client();
     try {
@@ -236,21 +237,39 @@ describe('graceful shutdown of the real entry point', () => {
 
       let sigtermAt = 0;
       let refreshWrittenAt = 0;
+      let claimSent = false;
+      // The claim script names the schedule, the hot set and the never-refreshed set; the access
+      // flush's names the hot set and the schedule (a subscribed image's mark) but not the
+      // never-refreshed set; the write-back's names URL keys, the schedule and the never-refreshed
+      // set, not the hot set.
+      const isClaim = (text: string, chunk: Buffer) =>
+        (text.includes('evalsha') || text.includes('\r\neval\r\n')) &&
+        chunk.includes(k.schedule) &&
+        chunk.includes(k.hot) &&
+        chunk.includes(k.fresh);
       far.onForward = (direction, chunk) => {
         if (direction !== 'up') return;
         const text = chunk.toString('latin1').toLowerCase();
+        if (!sigtermAt) {
+          if (isClaim(text, chunk)) claimSent = true;
+          return;
+        }
         const script = text.includes('evalsha') || text.includes('\r\neval\r\n');
-        if (!script || !chunk.includes(k.schedule)) return;
-        // The claim script names the schedule, the hot set and the never-refreshed set; the
-        // access flush's names the hot set and the schedule (a subscribed image's mark) but not
-        // the never-refreshed set; the write-back's names URL keys, the schedule and the
-        // never-refreshed set, not the hot set.
-        if (!sigtermAt && chunk.includes(k.hot) && chunk.includes(k.fresh)) {
-          sigtermAt = Date.now();
-          gw!.child.kill('SIGTERM');
-        } else if (sigtermAt && !refreshWrittenAt && !chunk.includes(k.hot)) {
+        if (script && !refreshWrittenAt && chunk.includes(k.schedule) && !chunk.includes(k.hot)) {
           // The refresh's write-back: the URLs and the schedule (one script call).
           refreshWrittenAt = Date.now();
+        }
+      };
+      // SIGTERM the moment a claim's answer that holds ids leaves Redis (`*2 :idle *n` with n > 0,
+      // before its 150 ms back): the batch is claimed and the worker does not know it yet. A claim
+      // that found nothing is let pass: a drain queued for what an earlier drain already took
+      // claims nothing (CI once sent SIGTERM on such a claim, and no refresh could follow).
+      far.onArrive = (direction, chunk) => {
+        if (direction !== 'down' || sigtermAt || !claimSent) return;
+        const text = chunk.toString('latin1');
+        if (/\*2\r\n:\d+\r\n\*[1-9]/.test(text) && ids.some((id) => text.includes(id))) {
+          sigtermAt = Date.now();
+          gw!.child.kill('SIGTERM');
         }
       };
       far.latencyMs = 150;

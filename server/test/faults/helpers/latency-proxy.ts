@@ -10,9 +10,11 @@ class DelayedPipe {
     private readonly to: net.Socket,
     private readonly latency: () => number,
     private readonly onForward: (chunk: Buffer) => void,
+    private readonly onArrive: (chunk: Buffer) => void,
   ) {}
 
   push(chunk: Buffer): void {
+    this.onArrive(chunk);
     const last = this.queue[this.queue.length - 1]?.dueAt ?? 0;
     // Never before an earlier chunk: lowering the latency must not reorder the byte stream.
     this.queue.push({ chunk, dueAt: Math.max(Date.now() + this.latency(), last) });
@@ -52,6 +54,11 @@ export class LatencyProxy {
   latencyMs = 0;
   /** Sees every chunk as it is passed on ('up': towards the server), after its delay. */
   onForward: ((direction: 'up' | 'down', chunk: Buffer) => void) | undefined;
+  /**
+   * Sees every chunk as it reaches the proxy, before its delay: a reply seen here has left Redis
+   * and not yet reached the client.
+   */
+  onArrive: ((direction: 'up' | 'down', chunk: Buffer) => void) | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -79,8 +86,18 @@ export class LatencyProxy {
       down.stop();
     });
     const latency = () => this.latencyMs;
-    const up = new DelayedPipe(upstream, latency, (c) => this.onForward?.('up', c));
-    const down = new DelayedPipe(client, latency, (c) => this.onForward?.('down', c));
+    const up = new DelayedPipe(
+      upstream,
+      latency,
+      (c) => this.onForward?.('up', c),
+      (c) => this.onArrive?.('up', c),
+    );
+    const down = new DelayedPipe(
+      client,
+      latency,
+      (c) => this.onForward?.('down', c),
+      (c) => this.onArrive?.('down', c),
+    );
     client.on('data', (c: Buffer) => up.push(c));
     upstream.on('data', (c: Buffer) => down.push(c));
   }
