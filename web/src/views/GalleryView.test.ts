@@ -106,24 +106,31 @@ function mountGallery(gw: ReturnType<typeof gateway>) {
   });
 }
 
-/** IntersectionObserver as the test says: `near(true)` brings the end of the list into range. */
+/**
+ * IntersectionObserver as the test says: `near(true)` brings the end of the list into range;
+ * `near.observed()` is how many times the sentinel was given to `observe`.
+ */
 function stubObserver() {
   const callbacks: IntersectionObserverCallback[] = [];
+  let observed = 0;
   vi.stubGlobal(
     'IntersectionObserver',
     class {
       constructor(callback: IntersectionObserverCallback) {
         callbacks.push(callback);
       }
-      observe() {}
+      observe() {
+        observed++;
+      }
       unobserve() {}
       disconnect() {}
     },
   );
-  return (isIntersecting: boolean) => {
+  const near = (isIntersecting: boolean) => {
     for (const cb of callbacks)
       cb([{ isIntersecting } as IntersectionObserverEntry], {} as IntersectionObserver);
   };
+  return Object.assign(near, { observed: () => observed });
 }
 
 beforeEach(() => {
@@ -619,6 +626,35 @@ describe('GalleryView: the next page as the end of the list comes near', () => {
     expect(later(gw)).toEqual(['c', 'img-6']);
     expect(w.findAll('.card')).toHaveLength(9);
     expect(w.find('.gallery__end').exists()).toBe(true);
+    w.unmount();
+  });
+
+  it('the end brought near again before the observer saw it far: its fresh word after the page asks the next one', async () => {
+    const near = stubObserver();
+    const scroll = layOut();
+    const gw = gateway(9, { GalleryPage: pages });
+    const w = mountGallery(gw);
+    await flushPromises();
+    near(false);
+    await flushPromises();
+    scroll.y = 2500;
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    expect(later(gw)).toEqual(['c']);
+    expect(w.findAll('.card')).toHaveLength(6);
+    // The page came and the user scrolled on at once: the end is near again, and the observer,
+    // which last said "near", saw no change of side. The sentinel was observed afresh after the
+    // page, so its next word (an observer's first report of a target) comes, repeating "near".
+    const observed = near.observed();
+    expect(observed).toBeGreaterThan(1);
+    scroll.y = 5500;
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    expect(later(gw)).toEqual(['c', 'img-6']);
+    expect(w.findAll('.card')).toHaveLength(9);
+    expect(near.observed()).toBeGreaterThan(observed);
     w.unmount();
   });
 
