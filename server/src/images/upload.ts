@@ -27,6 +27,7 @@ import {
   turned,
 } from '../uploads/dimensions.js';
 import { strippedJpeg } from '../uploads/jpeg-metadata.js';
+import { strippedGif } from '../uploads/gif-metadata.js';
 import { strippedPng } from '../uploads/png-metadata.js';
 import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
 import { type StoredPlan, storedSize } from '../uploads/stored-bytes.js';
@@ -507,11 +508,12 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
 /**
  * What of an upload is stored when UPLOAD_STRIP_METADATA is on, per format (docs/architecture.md,
  * "The upload pipeline"). AVIF (its EXIF and XMP are items of the `meta` box, pointed into by
- * offsets), GIF and SVG are stored as they came.
+ * offsets) and SVG are stored as they came.
  */
 const STRIPPED: Partial<Record<ImageFormat, (src: ByteSource) => Promise<StoredPlan>>> = {
   jpeg: strippedJpeg,
   png: strippedPng,
+  gif: strippedGif,
   webp: strippedWebp,
 };
 
@@ -531,7 +533,7 @@ export async function uploadImage(
   if (file.size === 0) throw badInput('The file is empty');
   const body = new UploadBody(file, config.uploadMaxBytes);
   let image: InspectedImage;
-  // What is stored: the file as it came, or a JPEG, PNG or WebP without its metadata (losslessly).
+  // What is stored: the file as it came, or a JPEG, PNG, WebP or GIF without its metadata (losslessly).
   let stored: StoredPlan | undefined;
   let size = body.size;
   try {

@@ -6,6 +6,9 @@ import type { NewImage } from '../../src/db/images-repo.js';
 import { bytesInWords } from '../../src/lib/byte-size.js';
 import { urlKeys } from '../../src/urls/redis-store.js';
 import {
+  gifApplication,
+  gifExtension,
+  gifWithBlocks,
   gifWithLateFrame,
   JPEG_5x3,
   makeAvif,
@@ -196,6 +199,22 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
       await expectStoredAs(img, stored);
     },
   );
+
+  it('a GIF is stored without its comments and XMP (UPLOAD_STRIP_METADATA, the default), its frames byte for byte', async () => {
+    const plain = makeGif(7, 5);
+    const bytes = gifWithBlocks(
+      plain,
+      gifExtension(0xfe, Buffer.from('made at home by Signet Smith', 'latin1')),
+      gifApplication('XMP DataXMP', Buffer.from('<x:xmpmeta exif:GPSLatitude="48,51.4N"/>', 'latin1')),
+    );
+    const res = await uploadFile(h, bytes, { name: 'loop.gif' });
+    expect(res.errors).toBeUndefined();
+    const img = res.data!.uploadImage;
+    const stored = h.fixture!.objects.get(img.key)!.body;
+    expect(stored.equals(plain)).toBe(true);
+    expect(img).toMatchObject({ byteSize: plain.length, width: 7, height: 5 });
+    await expectStoredAs(img, stored);
+  });
 
   it('a PNG cut before its IEND is refused (it could not be stripped), with nothing stored', async () => {
     const bytes = await gpsImage((img) => img.png());
