@@ -147,10 +147,10 @@ export interface Config {
   /** SVG can carry scripts; refused unless UPLOAD_ALLOW_SVG=true. */
   uploadAllowSvg: boolean;
   /**
-   * UPLOAD_STRIP_METADATA (default true): a JPEG, PNG, WebP or GIF upload is stored without its
-   * EXIF, XMP, IPTC, comments, text chunks and appended data, losslessly, its orientation kept
-   * (uploads/jpeg-metadata.ts, png-metadata.ts, webp-metadata.ts, gif-metadata.ts). AVIF and SVG
-   * are stored as they came.
+   * UPLOAD_STRIP_METADATA (default true): a JPEG, PNG, WebP, GIF or AVIF upload is stored without
+   * its EXIF, XMP, IPTC, comments, text chunks and appended data, losslessly, its orientation kept
+   * (uploads/jpeg-metadata.ts, png-metadata.ts, webp-metadata.ts, gif-metadata.ts,
+   * avif-metadata.ts). SVG is stored as it came.
    */
   uploadStripMetadata: boolean;
   /** Bound on width × height declared by an uploaded image's header. */

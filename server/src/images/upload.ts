@@ -15,6 +15,7 @@ import {
 import { bytesInWords } from '../lib/byte-size.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/storage.js';
+import { strippedAvif } from '../uploads/avif-metadata.js';
 import {
   type Dimensions,
   type ExifChunkFormat,
@@ -26,8 +27,8 @@ import {
   readStoredDimensions,
   turned,
 } from '../uploads/dimensions.js';
-import { strippedJpeg } from '../uploads/jpeg-metadata.js';
 import { strippedGif } from '../uploads/gif-metadata.js';
+import { strippedJpeg } from '../uploads/jpeg-metadata.js';
 import { strippedPng } from '../uploads/png-metadata.js';
 import { detectFormat, FORMATS, type ImageFormat, SNIFF_FIRST_BYTES } from '../uploads/sniff.js';
 import { type StoredPlan, storedSize } from '../uploads/stored-bytes.js';
@@ -507,13 +508,14 @@ async function checkQuota(deps: UploadDeps, ownerId: string, bytes: number): Pro
 
 /**
  * What of an upload is stored when UPLOAD_STRIP_METADATA is on, per format (docs/architecture.md,
- * "The upload pipeline"). AVIF (its EXIF and XMP are items of the `meta` box, pointed into by
- * offsets) and SVG are stored as they came.
+ * "The upload pipeline"). An AVIF's EXIF and XMP items are blanked in place (their offsets stay);
+ * SVG is stored as it came.
  */
 const STRIPPED: Partial<Record<ImageFormat, (src: ByteSource) => Promise<StoredPlan>>> = {
   jpeg: strippedJpeg,
   png: strippedPng,
   gif: strippedGif,
+  avif: strippedAvif,
   webp: strippedWebp,
 };
 
@@ -533,7 +535,7 @@ export async function uploadImage(
   if (file.size === 0) throw badInput('The file is empty');
   const body = new UploadBody(file, config.uploadMaxBytes);
   let image: InspectedImage;
-  // What is stored: the file as it came, or a JPEG, PNG, WebP or GIF without its metadata (losslessly).
+  // What is stored: the file as it came (SVG), or the image without its metadata (losslessly).
   let stored: StoredPlan | undefined;
   let size = body.size;
   try {

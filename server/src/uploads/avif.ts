@@ -1,6 +1,6 @@
 import { type Dimensions, ImageHeaderError } from './header-error.js';
 
-interface Box {
+export interface Box {
   type: string;
   /** Payload start and end (after the size/type header). */
   start: number;
@@ -13,24 +13,28 @@ const bad = (detail: string) => new ImageHeaderError('avif', detail);
  * Boxes looked at per file at most. A real AVIF has a few dozen (a grid image some hundreds of
  * properties); without a bound, 20 MB of empty 8-byte boxes is millions of objects per upload.
  */
-const MAX_BOXES = 4096;
+export const MAX_BOXES = 4096;
 /** `ipma` entries walked looking for the primary item at most (item ids are mostly 16-bit). */
 const MAX_IPMA_ENTRIES = 65536;
 
 /**
  * Reads ISO BMFF boxes with every offset checked against the box it belongs to, so malformed
- * input is an ImageHeaderError and never a RangeError from reading past the buffer.
+ * input is an ImageHeaderError and never a RangeError from reading past the buffer. Shared with
+ * the metadata strip (avif-metadata.ts), which walks a list of items with a bound of its own.
  */
-class BoxReader {
+export class BoxReader {
   private walked = 0;
-  constructor(private readonly b: Buffer) {}
+  constructor(
+    private readonly b: Buffer,
+    private readonly maxBoxes = MAX_BOXES,
+  ) {}
 
   /** The boxes between start and end, in order, read only as far as the caller iterates. */
   *boxes(start: number, end: number): Generator<Box> {
     const b = this.b;
     let at = start;
     while (at < end) {
-      if (++this.walked > MAX_BOXES) throw bad(`malformed (more than ${MAX_BOXES} boxes)`);
+      if (++this.walked > this.maxBoxes) throw bad(`malformed (more than ${this.maxBoxes} boxes)`);
       if (at + 8 > end) throw bad('truncated');
       let size = b.readUInt32BE(at);
       let header = 8;

@@ -216,6 +216,34 @@ describe('uploadImage and deleteImage (PostgreSQL + Redis + cos driver)', () => 
     await expectStoredAs(img, stored);
   });
 
+  it('an AVIF with GPS, camera and XMP is stored with those items blanked in place (UPLOAD_STRIP_METADATA), its image data byte for byte', async () => {
+    const raw = Buffer.alloc(16 * 12 * 3);
+    for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) % 251;
+    const bytes = await sharp(raw, { raw: { width: 16, height: 12, channels: 3 } })
+      .withExif({
+        IFD0: { Make: 'SignetCam', Model: 'X1' },
+        IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '48/1 51/1 2400/100' },
+      })
+      .withXmp(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description exif:GPSLatitude="48,51.4N"/></x:xmpmeta>',
+      )
+      .avif()
+      .toBuffer();
+    for (const text of ['SignetCam', 'GPSLatitude']) expect(bytes.includes(text), text).toBe(true);
+    const res = await uploadFile(h, bytes, { name: 'IMG_0001.avif' });
+    expect(res.errors).toBeUndefined();
+    const img = res.data!.uploadImage;
+    const stored = h.fixture!.objects.get(img.key)!.body;
+    for (const text of ['SignetCam', 'GPS']) expect(stored.includes(text), text).toBe(false);
+    // Blanked in place: the same length (no offset in the file moved).
+    expect(stored.length).toBe(bytes.length);
+    expect(img).toMatchObject({ byteSize: stored.length, width: 16, height: 12 });
+    const meta = await sharp(stored).metadata();
+    expect(meta.xmp?.toString() ?? '').not.toContain('GPS');
+    expect((await sharp(stored).raw().toBuffer()).equals(await sharp(bytes).raw().toBuffer())).toBe(true);
+    await expectStoredAs(img, stored);
+  });
+
   it('a PNG cut before its IEND is refused (it could not be stripped), with nothing stored', async () => {
     const bytes = await gpsImage((img) => img.png());
     const res = await leavesNothing(() =>
