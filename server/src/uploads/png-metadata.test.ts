@@ -2,7 +2,7 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { exifTiff, makeApng, makePng, noisyFrames, pngChunk } from '../../test/fixtures/images.js';
-import { applyPlan, planSource } from '../../test/fixtures/stored-plan.js';
+import { applyPlan, countingTurns, planSource } from '../../test/fixtures/stored-plan.js';
 import { UploadBody } from '../images/upload.js';
 import { isAnimated } from './dimensions.js';
 import { orientationOnlyTiff } from './jpeg-metadata.js';
@@ -231,15 +231,7 @@ describe('strippedPng: a PNG without its metadata, losslessly', () => {
       base.subarray(33),
     ]);
     for (let i = 0; i < PNG_MAX_CHUNKS; i++) tiny.copy(many, 33 + i * tiny.length);
-    let turns = 0;
-    let walking = true;
-    const tick = () => {
-      turns++;
-      if (walking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const err = await strippedPng(planSource(many)).catch((e: unknown) => e);
-    walking = false;
+    const { result: err, turns } = await countingTurns(() => strippedPng(planSource(many)));
     expect((err as Error).message).toMatch(`malformed (no IEND in ${PNG_MAX_CHUNKS} chunks)`);
     // The walk gave the event loop back between stretches of chunks, many times over.
     expect(turns).toBeGreaterThan(20);

@@ -586,6 +586,23 @@ describe('GalleryView: the next page as the end of the list comes near', () => {
   const later = (gw: ReturnType<typeof gateway>) =>
     gw.calls.filter((c) => c.op === 'GalleryPage' && c.vars['after']).map((c) => c.vars['after']);
 
+  /** Opened, then scrolled near the end: the second page came (6 cards; the end 3,500 px down). */
+  async function scrolledToSecondPage() {
+    const near = stubObserver();
+    const scroll = layOut();
+    const gw = gateway(9, { GalleryPage: pages });
+    const w = mountGallery(gw);
+    await flushPromises();
+    near(false);
+    await flushPromises();
+    scroll.y = 2500; // the end 500 px below the top of the screen
+    near(true);
+    await flushPromises();
+    await flushPromises();
+    expect(w.findAll('.card')).toHaveLength(6);
+    return { near, scroll, gw, w };
+  }
+
   it('on open, the empty list’s "near" asks no second page once the first has pushed the end away', async () => {
     const near = stubObserver();
     layOut();
@@ -603,18 +620,7 @@ describe('GalleryView: the next page as the end of the list comes near', () => {
   });
 
   it('scrolling near the end asks the next page, once; a page that pushes the end away asks no more', async () => {
-    const near = stubObserver();
-    const scroll = layOut();
-    const gw = gateway(9, { GalleryPage: pages });
-    const w = mountGallery(gw);
-    await flushPromises();
-    near(false);
-    await flushPromises();
-    scroll.y = 2500; // the end 500 px below the top of the screen
-    near(true);
-    await flushPromises();
-    await flushPromises();
-    expect(w.findAll('.card')).toHaveLength(6);
+    const { near, scroll, gw, w } = await scrolledToSecondPage();
     // The observer has not spoken since (the end is 3,500 px down now): its "near" is stale.
     expect(later(gw)).toEqual(['c']);
     near(false);
@@ -630,19 +636,8 @@ describe('GalleryView: the next page as the end of the list comes near', () => {
   });
 
   it('the end brought near again before the observer saw it far: its fresh word after the page asks the next one', async () => {
-    const near = stubObserver();
-    const scroll = layOut();
-    const gw = gateway(9, { GalleryPage: pages });
-    const w = mountGallery(gw);
-    await flushPromises();
-    near(false);
-    await flushPromises();
-    scroll.y = 2500;
-    near(true);
-    await flushPromises();
-    await flushPromises();
+    const { near, scroll, gw, w } = await scrolledToSecondPage();
     expect(later(gw)).toEqual(['c']);
-    expect(w.findAll('.card')).toHaveLength(6);
     // The page came and the user scrolled on at once: the end is near again, and the observer,
     // which last said "near", saw no change of side. The sentinel was observed afresh after the
     // page, so its next word (an observer's first report of a target) comes, repeating "near".
