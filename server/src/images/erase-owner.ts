@@ -8,6 +8,13 @@ import { isUploadKey, objectKeyFor } from './upload.js';
 /** Rows one statement of the erasure reads or removes. */
 const ERASE_BATCH = 100;
 
+/**
+ * How long after its last delete the erasure waits before its last step: a view counted on a
+ * gateway node just before a delete reaches Redis with the node's next access flush (once a
+ * second, urls/access-tracker.ts), after the delete's purge, and puts its url id back.
+ */
+export const ACCESS_SETTLE_MS = 2000;
+
 export interface EraseOwnerDeps {
   /** The normal delete path's (images/delete.ts): every region's bucket, the cache, the other nodes. */
   deletion: DeleteDeps;
@@ -15,7 +22,7 @@ export interface EraseOwnerDeps {
     Pick<DeletedRowRecords, 'ownerLiveRows' | 'ownerDeletedRows' | 'ownerCounts' | 'removeDeleted'>;
   /** The home bucket, listed for what is left under the owner's upload folder. */
   listing: Pick<Storage, 'list'>;
-  urls: Pick<UrlService, 'purge'>;
+  urls: Pick<UrlService, 'purge' | 'forgetImages'>;
   logger: Logger;
 }
 
@@ -49,6 +56,9 @@ export function uploadFolderOf(ownerId: string): string {
  *    purged again, then the row is removed.
  * 3. What is left under the owner's upload folder (an upload killed between its put and its row):
  *    upload-shaped keys only, as the orphan sweep judges them.
+ * 4. Every url id of the erased images left in the refresh schedule and the access counters (the
+ *    variants' too, which no row can name any more), once the views counted before the deletes
+ *    have been flushed (ACCESS_SETTLE_MS after the last delete).
  *
  * Every step is idempotent and works on what is there when it runs, so a run that failed midway
  * (the bucket or the database away) is finished by running it again.
@@ -56,7 +66,7 @@ export function uploadFolderOf(ownerId: string): string {
 export async function eraseOwner(
   d: EraseOwnerDeps,
   ownerId: string,
-  o: { dryRun: boolean },
+  o: { dryRun: boolean; settleMs?: number },
 ): Promise<EraseOwnerResult> {
   const result: EraseOwnerResult = { liveImages: 0, rowsRemoved: 0, deletedRows: 0, leftoverObjects: 0 };
   if (o.dryRun) {
@@ -73,6 +83,7 @@ export async function eraseOwner(
   // 1. Live images, through the normal delete path. A row this run tried already and still finds
   // live means the delete did not take (it never should: a failure throws); stop rather than loop.
   const tried = new Set<string>();
+  let lastDeleteAt = 0;
   for (;;) {
     const rows = await d.images.ownerLiveRows(ownerId, ERASE_BATCH);
     if (rows.length === 0) break;
@@ -80,6 +91,7 @@ export async function eraseOwner(
       if (tried.has(row.id)) throw new Error(`image ${row.id} is still live after its delete`);
       tried.add(row.id);
       await deleteImage(d.deletion, row);
+      lastDeleteAt = Date.now();
       result.liveImages++;
     }
   }
@@ -127,8 +139,18 @@ export async function eraseOwner(
     }
     result.leftoverObjects++;
   }
+
+  // 4. What the access flushes put back after the purges above.
+  const erased = [...new Set([...tried, ...removing])];
+  if (erased.length > 0) {
+    const wait = lastDeleteAt + (o.settleMs ?? ACCESS_SETTLE_MS) - Date.now();
+    if (lastDeleteAt > 0 && wait > 0) await sleep(wait);
+    await d.urls.forgetImages(erased);
+  }
   return result;
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Every upload-shaped key under the owner's upload folder that no row names, a listing page (and

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import { BoundedMap } from '../lib/bounded-map.js';
 import type { UrlSignature } from '../storage/storage.js';
+import { imageIdOf } from '../storage/variant.js';
 import type { AccessDelta, ClaimResult, StoreEntry, UrlStatusRecord, UrlStore } from './store.js';
 
 interface Slot {
@@ -62,6 +63,15 @@ export class MemoryUrlStore implements UrlStore {
       this.counters.delete(id);
       this.schedule.delete(id);
     }
+  }
+
+  async forgetImages(imageIds: readonly string[]): Promise<number> {
+    const images = new Set(imageIds);
+    const gone = new Set<string>();
+    for (const map of [this.slots, this.counters, this.schedule])
+      for (const id of map.keys()) if (images.has(imageIdOf(id))) gone.add(id);
+    await this.purge([...gone]);
+    return gone.size;
   }
 
   async claimDue(now: number, limit: number, leaseMs: number, liveSince: number): Promise<ClaimResult> {

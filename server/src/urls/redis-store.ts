@@ -7,6 +7,7 @@ import { CommandTimeoutError } from '../redis/command-timeout.js';
 import type { RedisClient } from '../redis/connect.js';
 import { isClusterRedirection } from '../redis/unreachable.js';
 import type { UrlSignature } from '../storage/storage.js';
+import { imageIdOf } from '../storage/variant.js';
 import {
   type AccessDelta,
   type ClaimResult,
@@ -432,6 +433,35 @@ export class RedisUrlStore implements UrlStore {
     batch.add(this.k.schedule, (p) => p.zrem(this.k.hot, ...ids));
     batch.add(this.k.schedule, (p) => p.srem(this.k.fresh, ...ids));
     await batch.exec();
+  }
+
+  async forgetImages(imageIds: readonly string[]): Promise<number> {
+    if (imageIds.length === 0) return 0;
+    const images = new Set(imageIds);
+    let removed = 0;
+    // One walk of each set (in the {refresh} slot on a Cluster), whatever the number of images.
+    for (const [key, sorted] of [
+      [this.k.schedule, true],
+      [this.k.live, true],
+      [this.k.hot, true],
+      [this.k.fresh, false],
+    ] as const) {
+      let cursor = '0';
+      do {
+        const [next, page] = sorted
+          ? await this.redis.zscan(key, cursor, 'COUNT', 1000)
+          : await this.redis.sscan(key, cursor, 'COUNT', 1000);
+        cursor = next;
+        const gone: string[] = [];
+        // ZSCAN pages alternate member and score.
+        for (let i = 0; i < page.length; i += sorted ? 2 : 1) {
+          if (images.has(imageIdOf(page[i]!))) gone.push(page[i]!);
+        }
+        if (gone.length > 0)
+          removed += sorted ? await this.redis.zrem(key, ...gone) : await this.redis.srem(key, ...gone);
+      } while (cursor !== '0');
+    }
+    return removed;
   }
 
   async recordAccess(deltas: ReadonlyMap<string, AccessDelta>): Promise<void> {

@@ -38,6 +38,15 @@ export interface UrlCache {
   write(entries: readonly StoreEntry[], reason: 'miss' | 'refresh'): Promise<void>;
   /** Forgets ids entirely: cache, schedule and counters (deleted images). */
   purge(ids: readonly string[]): Promise<void>;
+  /**
+   * Forgets every url id of these images (`<id>` and each `<id>~<variant>`, whichever variants were
+   * asked for) from the schedule and the counters, walking all of them: for an erasure
+   * (`signet erase-owner`), after `purge` has taken what the rows could name. A view counted just
+   * before a delete is flushed after the delete's purge and puts its url id back in the counters;
+   * the variants' ids cannot be named once the row's size is gone. Returns how many it removed.
+   * Many round trips: not for the hot path.
+   */
+  forgetImages(imageIds: readonly string[]): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -71,6 +71,7 @@ class FailingStore implements UrlStore {
   read = this.fail;
   write = this.fail;
   purge = this.fail;
+  forgetImages = this.fail;
   recordAccess = this.fail;
   status = this.fail;
   claimDue = this.fail;

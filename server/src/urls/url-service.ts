@@ -15,7 +15,7 @@ export type { ResolvedUrl, SignTarget, UrlRequest, UrlTiming } from './resolved-
 export interface UrlServiceDeps {
   cache: GuardedCache;
   /** The raw cache, for purges (a deleted image must not keep a working URL). */
-  store: Pick<UrlCache, 'purge'>;
+  store: Pick<UrlCache, 'purge' | 'forgetImages'>;
   signer: UrlSigner;
   memo: UrlMemo;
   telemetry: UrlTelemetry;
@@ -224,6 +224,11 @@ export class UrlService {
     // A write-back of these ids still on its way would put the URL back after the purge.
     await this.d.signer.writesLanded(ids);
     await this.d.store.purge(ids);
+  }
+
+  /** Forgets every url id of these images from the schedule and counters (UrlCache.forgetImages). */
+  forgetImages(imageIds: readonly string[]): Promise<number> {
+    return this.d.store.forgetImages(imageIds);
   }
 }
 
