@@ -1,11 +1,14 @@
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
+import pino from 'pino';
 import type { Config } from '../config.js';
 import { createContainer, deletingEverywhere, localBucketRoot } from '../container.js';
 import { createImagesRepo } from '../db/images-repo.js';
 import { type EraseOwnerResult, eraseOwner, uploadFolderOf } from '../images/erase-owner.js';
+import { createLogger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
 import { CliError } from './cli-error.js';
+import { requireExistingData } from './existing-data.js';
 import type { ProgressOut } from './progress.js';
 
 export interface EraseOwnerCommandOptions {
@@ -22,8 +25,15 @@ export interface EraseOwnerCommandOptions {
  * user's data").
  */
 export async function runEraseOwner(config: Config, o: EraseOwnerCommandOptions): Promise<EraseOwnerResult> {
-  const c = await createContainer(config);
+  // A wrong DATA_DIR would erase nothing and say so as a success.
+  await requireExistingData(config);
+  // The log on stderr: stdout is the summary line.
+  const logger = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
+  const c = await createContainer(config, { logger });
   try {
+    // Redis ready before anything runs: the client queues no command while it connects
+    // (enableOfflineQueue off), and one closed while still connecting logs a connection error.
+    if (c.redis) await connected(c.redis);
     // Every region's bucket, as the gateway's deletes do.
     const storage = deletingEverywhere(c.storage, c.regionStorages);
     const erasing = eraseOwner(
@@ -62,9 +72,6 @@ export async function runEraseOwner(config: Config, o: EraseOwnerCommandOptions)
       return result;
     }
     if (c.redis) {
-      // A run with nothing to erase has sent Redis nothing yet: its client may still be
-      // connecting, and it queues no command meanwhile (enableOfflineQueue off).
-      await connected(c.redis);
       // The owner's rate-limit windows (rate-limit.ts: `<prefix><name>:<viewer>`); one DEL each,
       // since on a Cluster they may sit in different slots.
       for (const name of ['rl', 'rl-preload']) await c.redis.del(`${config.redisPrefix}${name}:${o.ownerId}`);

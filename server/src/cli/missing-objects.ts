@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import pino from 'pino';
 import type { Config } from '../config.js';
 import { createContainer, localBucketRoot } from '../container.js';
@@ -7,6 +6,7 @@ import { findMissingObjects, type MissingObjectsProgress } from '../images/missi
 import { createLogger } from '../logger.js';
 import { StorageError } from '../storage/storage.js';
 import { CliError } from './cli-error.js';
+import { requireExistingData } from './existing-data.js';
 import type { ProgressOut } from './progress.js';
 
 export interface MissingObjectsCommandOptions {
@@ -87,14 +87,8 @@ export function missingProgressReporter(
  * live row whose object is gone, then what to do. Exit 0 when none is missing, 1 when one is.
  */
 export async function runMissingObjects(config: Config, o: MissingObjectsCommandOptions): Promise<number> {
-  if (config.storageDriver === 'local') {
-    // The container makes a missing folder: every row would then be reported, for a wrong DATA_DIR.
-    const root = localBucketRoot(config);
-    const st = await stat(root).catch(() => null);
-    if (!st?.isDirectory()) {
-      throw new CliError(`the local bucket ${root} does not exist (DATA_DIR=${config.dataDir})`);
-    }
-  }
+  // A wrong DATA_DIR: every row reported missing (an empty bucket), or none (an empty database).
+  await requireExistingData(config);
   // The log on stderr: stdout is the report, and with --json nothing but its lines.
   const logger = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
   const c = await createContainer(config, { logger });
