@@ -1,14 +1,12 @@
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import pino from 'pino';
 import type { Config } from '../config.js';
-import { createContainer, deletingEverywhere, localBucketRoot } from '../container.js';
+import { deletingEverywhere, localBucketRoot } from '../container.js';
 import { createImagesRepo } from '../db/images-repo.js';
 import { type EraseOwnerResult, eraseOwner, uploadFolderOf } from '../images/erase-owner.js';
-import { createLogger } from '../logger.js';
 import type { RedisClient } from '../redis/connect.js';
 import { CliError } from './cli-error.js';
-import { requireExistingData } from './existing-data.js';
+import { maintenanceContainer } from './existing-data.js';
 import type { ProgressOut } from './progress.js';
 
 export interface EraseOwnerCommandOptions {
@@ -25,11 +23,8 @@ export interface EraseOwnerCommandOptions {
  * user's data").
  */
 export async function runEraseOwner(config: Config, o: EraseOwnerCommandOptions): Promise<EraseOwnerResult> {
-  // A wrong DATA_DIR would erase nothing and say so as a success.
-  await requireExistingData(config);
-  // The log on stderr: stdout is the summary line.
-  const logger = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
-  const c = await createContainer(config, { logger });
+  // A wrong DATA_DIR would erase nothing and say so as a success; the log goes to stderr.
+  const c = await maintenanceContainer(config);
   try {
     // Redis ready before anything runs: the client queues no command while it connects
     // (enableOfflineQueue off), and one closed while still connecting logs a connection error.

@@ -1,7 +1,9 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import pino from 'pino';
 import type { Config } from '../config.js';
-import { localBucketRoot } from '../container.js';
+import { type Container, createContainer, localBucketRoot } from '../container.js';
+import { createLogger } from '../logger.js';
 import { CliError } from './cli-error.js';
 
 const isDirectory = async (dir: string) => (await stat(dir).catch(() => null))?.isDirectory() === true;
@@ -13,7 +15,7 @@ const isDirectory = async (dir: string) => (await stat(dir).catch(() => null))?.
  * default `./data` from another directory) the command would find nothing and report success: an
  * erasure of nothing, no missing objects.
  */
-export async function requireExistingData(config: Config): Promise<void> {
+async function requireExistingData(config: Config): Promise<void> {
   if (!config.databaseUrl) {
     const dir = path.join(config.dataDir, 'pglite');
     if (!(await isDirectory(dir))) {
@@ -28,4 +30,15 @@ export async function requireExistingData(config: Config): Promise<void> {
       throw new CliError(`the local bucket ${root} does not exist (DATA_DIR=${config.dataDir})`);
     }
   }
+}
+
+/**
+ * The gateway's own services (the one composition root, no server, no workers) for a maintenance
+ * command, over data that must be there (requireExistingData), logging on stderr: stdout is the
+ * command's report.
+ */
+export async function maintenanceContainer(config: Config): Promise<Container> {
+  await requireExistingData(config);
+  const logger = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
+  return createContainer(config, { logger });
 }

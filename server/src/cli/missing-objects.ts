@@ -1,12 +1,10 @@
-import pino from 'pino';
 import type { Config } from '../config.js';
-import { createContainer, localBucketRoot } from '../container.js';
+import { localBucketRoot } from '../container.js';
 import { createImagesRepo, type LiveKeyRow } from '../db/images-repo.js';
 import { findMissingObjects, type MissingObjectsProgress } from '../images/missing-objects.js';
-import { createLogger } from '../logger.js';
 import { StorageError } from '../storage/storage.js';
 import { CliError } from './cli-error.js';
-import { requireExistingData } from './existing-data.js';
+import { maintenanceContainer } from './existing-data.js';
 import type { ProgressOut } from './progress.js';
 
 export interface MissingObjectsCommandOptions {
@@ -87,11 +85,9 @@ export function missingProgressReporter(
  * live row whose object is gone, then what to do. Exit 0 when none is missing, 1 when one is.
  */
 export async function runMissingObjects(config: Config, o: MissingObjectsCommandOptions): Promise<number> {
-  // A wrong DATA_DIR: every row reported missing (an empty bucket), or none (an empty database).
-  await requireExistingData(config);
-  // The log on stderr: stdout is the report, and with --json nothing but its lines.
-  const logger = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
-  const c = await createContainer(config, { logger });
+  // A wrong DATA_DIR would report every row missing (an empty bucket) or none (an empty
+  // database); the log goes to stderr (stdout is the report, with --json nothing but its lines).
+  const c = await maintenanceContainer(config);
   try {
     const write = async (text: string) => {
       const out = o.out;

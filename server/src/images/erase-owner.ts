@@ -66,7 +66,7 @@ export function uploadFolderOf(ownerId: string): string {
 export async function eraseOwner(
   d: EraseOwnerDeps,
   ownerId: string,
-  o: { dryRun: boolean; settleMs?: number },
+  o: { dryRun: boolean },
 ): Promise<EraseOwnerResult> {
   const result: EraseOwnerResult = { liveImages: 0, rowsRemoved: 0, deletedRows: 0, leftoverObjects: 0 };
   if (o.dryRun) {
@@ -143,7 +143,7 @@ export async function eraseOwner(
   // 4. What the access flushes put back after the purges above.
   const erased = [...new Set([...tried, ...removing])];
   if (erased.length > 0) {
-    const wait = lastDeleteAt + (o.settleMs ?? ACCESS_SETTLE_MS) - Date.now();
+    const wait = lastDeleteAt + ACCESS_SETTLE_MS - Date.now();
     if (lastDeleteAt > 0 && wait > 0) await sleep(wait);
     await d.urls.forgetImages(erased);
   }

@@ -135,6 +135,15 @@ interface Store {
   close(): Promise<void>;
 }
 
+/** The gateway's database, Redis and address, as the operator passes them to the command. */
+const serverEnv = (h: Harness) => ({
+  DATABASE_URL: h.config.databaseUrl!,
+  DATA_DIR: h.config.dataDir,
+  REDIS_URL: testRedisUrl(),
+  REDIS_PREFIX: h.config.redisPrefix,
+  PUBLIC_URL: h.config.publicUrl,
+});
+
 function cosStore(): Store {
   return {
     name: 'the cos driver (the real SDK against the COS fixture), PostgreSQL, Redis',
@@ -142,11 +151,7 @@ function cosStore(): Store {
     cliEnv: (h) => ({
       ...authEnv(),
       ...cosEnv(h.fixture!),
-      DATABASE_URL: h.config.databaseUrl!,
-      DATA_DIR: h.config.dataDir,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: h.config.redisPrefix,
-      PUBLIC_URL: h.config.publicUrl,
+      ...serverEnv(h),
     }),
     exclusive: false,
     keepsVariants: false,
@@ -172,11 +177,7 @@ function s3Store(): Store {
       ...s3Env(h.s3Fixture!),
       // On Node 20 the AWS SDK warns on stderr that its 2027 releases need Node 22 (as import.test.ts).
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      DATABASE_URL: h.config.databaseUrl!,
-      DATA_DIR: h.config.dataDir,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: h.config.redisPrefix,
-      PUBLIC_URL: h.config.publicUrl,
+      ...serverEnv(h),
     }),
     exclusive: false,
     keepsVariants: true,
