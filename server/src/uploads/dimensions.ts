@@ -69,6 +69,9 @@ function gifSize(b: Buffer): Dimensions {
   return walk.dimensions();
 }
 
+/** The bytes of the colour table a GIF's screen or frame descriptor flags (`packed`), 0 for none. */
+export const gifColourTableBytes = (packed: number) => (packed & 0x80 ? 3 << ((packed & 7) + 1) : 0);
+
 /**
  * Blocks walked in one GIF at most (extensions, frames, and the sub-blocks of their data). An
  * encoder writes data in sub-blocks of 255 bytes, so this covers some 260 MB of them; sub-blocks
@@ -109,7 +112,7 @@ export class GifWalk {
         this.height = u16(8);
         const packed = b[10 - start]!;
         // The global colour table, when there is one: 3 × 2^(n+1) bytes.
-        this.at = 13 + (packed & 0x80 ? 3 << ((packed & 7) + 1) : 0);
+        this.at = 13 + gifColourTableBytes(packed);
         this.state = 'block';
         continue;
       }
@@ -145,7 +148,7 @@ export class GifWalk {
           this.width = Math.max(this.width, u16(this.at + 1) + u16(this.at + 5));
           this.height = Math.max(this.height, u16(this.at + 3) + u16(this.at + 7));
           const packed = b[this.at + 9 - start]!;
-          this.at += 10 + (packed & 0x80 ? 3 << ((packed & 7) + 1) : 0) + 1;
+          this.at += 10 + gifColourTableBytes(packed) + 1;
           this.state = 'data';
         }
       } else {

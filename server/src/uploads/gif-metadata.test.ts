@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { gifApplication, gifExtension, gifSubBlocks, makeGif } from '../../test/fixtures/images.js';
 import { applyPlan, countingTurns, planSource } from '../../test/fixtures/stored-plan.js';
 import { UploadBody } from '../images/upload.js';
-import { GIF_MAX_BLOCKS, readDimensions } from './dimensions.js';
+import { GIF_MAX_BLOCKS, gifColourTableBytes, readDimensions } from './dimensions.js';
 import { strippedGif } from './gif-metadata.js';
 import { storedSize } from './stored-bytes.js';
 
@@ -23,7 +23,7 @@ const XMP =
 /** The blocks of a GIF after its header and global colour table, each with its whole bytes. */
 function blocksOf(gif: Buffer): { kind: string; bytes: Buffer }[] {
   const packed = gif[10]!;
-  let at = 13 + (packed & 0x80 ? 3 << ((packed & 7) + 1) : 0);
+  let at = 13 + gifColourTableBytes(packed);
   const out: { kind: string; bytes: Buffer }[] = [];
   const chain = (p: number) => {
     while (gif[p]! !== 0) p += 1 + gif[p]!;
@@ -38,7 +38,7 @@ function blocksOf(gif: Buffer): { kind: string; bytes: Buffer }[] {
     let kind: string;
     if (gif[at] === 0x2c) {
       const local = gif[at + 9]!;
-      at = chain(at + 10 + (local & 0x80 ? 3 << ((local & 7) + 1) : 0) + 1);
+      at = chain(at + 10 + gifColourTableBytes(local) + 1);
       kind = 'image';
     } else {
       const label = gif[at + 1]!;

@@ -1,4 +1,4 @@
-import { GIF_MAX_BLOCKS } from './dimensions.js';
+import { GIF_MAX_BLOCKS, gifColourTableBytes } from './dimensions.js';
 import { ImageHeaderError } from './header-error.js';
 import { PlanBuilder, type StoredPlan } from './stored-bytes.js';
 import { type ByteSource, nextTurn, Pacer, Windowed } from './windowed-source.js';
@@ -45,7 +45,7 @@ export async function strippedGif(src: ByteSource): Promise<StoredPlan> {
   const head = await file.at(0, 13);
   if (!head) throw new ImageHeaderError('gif', 'truncated');
   const packed = head.b[head.i + 10]!;
-  let at = 13 + (packed & 0x80 ? 3 << ((packed & 7) + 1) : 0);
+  let at = 13 + gifColourTableBytes(packed);
   const plan = new PlanBuilder();
   plan.keep(0, Math.min(at, src.size));
   const pacer = new Pacer();
@@ -81,7 +81,7 @@ export async function strippedGif(src: ByteSource): Promise<StoredPlan> {
       const d = file.peek(at, 10) ?? (await file.at(at, 10));
       if (!d) break; // a cut descriptor: no frame, as the header reader counts it
       const local = d.b[d.i + 9]!;
-      const data = at + 10 + (local & 0x80 ? 3 << ((local & 7) + 1) : 0) + 1;
+      const data = at + 10 + gifColourTableBytes(local) + 1;
       const end = await chainEnd(data);
       plan.keep(at, end);
       at = end;
